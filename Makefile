@@ -1,0 +1,37 @@
+# berth: the two commands a newcomer needs are `make run` and `make test`.
+BUILD      ?= build
+TEST_BUILD ?= build-test
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+DATA       ?= $(CURDIR)/demo-data
+LISTEN     ?= 127.0.0.1:8080
+
+.PHONY: all deps build run test bench fuzz format clean
+
+all: build
+
+deps:
+	@sh scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(if $(CI),-DBERTH_WERROR=ON) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# Starts a host in the foreground with demo ships; Ctrl-C stops it.
+run: build
+	@sh scripts/run-demo.sh $(BUILD) $(DATA) $(LISTEN)
+
+# The whole suite: warnings are errors, ASan and UBSan are on.
+test: deps
+	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DBERTH_WERROR=ON -DBERTH_SANITIZE=ON >/dev/null
+	@cmake --build $(TEST_BUILD) -j $(JOBS)
+	@cd $(TEST_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	@sh bench/run.sh $(BUILD)
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(TEST_BUILD)

@@ -1,0 +1,221 @@
+/* The frame protocol between a host and a program.
+ *
+ * A program is any executable. The host starts it with its stdin and stdout
+ * connected to pipes and speaks frames on them; the program's stderr is its
+ * log. Every frame is
+ *
+ *     u32 len | u8 type | body[len - 1]
+ *
+ * with len counting the type byte and the body, little-endian like every
+ * integer in berth. A frame longer than the reader's limit is an error, and a
+ * program that sends a malformed or oversized frame is killed.
+ *
+ * Host to program:
+ *   BOOT      u16 id_len | id | u64 snapshot_event | snapshot bytes (rest)
+ *             snapshot_event 0 means "no snapshot: start empty".
+ *   EVENT     u64 number | u64 time_ns | u8 entropy[32] | u8 kind | payload
+ *   SNAP_REQ  u64 number   (the number of the last event the program saw)
+ *   STOP      (empty)      the program exits with status 0.
+ *
+ * Program to host:
+ *   READY     u8 accepted  1: booted from the snapshot, 0: refused it (the
+ *                          host then replays the log from its start).
+ *   DONE      u64 number | u8 flags | u32 n_effects | effect*
+ *             flags bit 0 (FRAME_DONE_CHANGED): the state changed, so the
+ *             host must log the event before any effect leaves.
+ *             effect = u8 kind | u32 len | bytes[len]
+ *   REJECT    u64 number | reason (rest, UTF-8). The state did not change.
+ *   SNAPSHOT  u64 number | bytes (rest)
+ *
+ * Event kinds and their payloads:
+ *   HTTP      u16 method_len | method | u32 target_len | target |
+ *             u16 n_headers | (u16 name_len | name | u32 value_len | value)* |
+ *             body (rest). target is the path and query after /s/<ship>.
+ *   POKE      opaque bytes from an operator (`berth ship send`).
+ *
+ * Effect kinds and their bytes:
+ *   HTTP_REPLY  u16 status | u16 ctype_len | content type | body (rest)
+ *   LOG         one line of UTF-8 text
+ *
+ * Decoders never allocate: decoded structs point into the frame's bytes, which
+ * the caller keeps alive while it uses them. */
+#ifndef BERTH_PROTO_FRAME_H
+#define BERTH_PROTO_FRAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+
+/* Bytes before the body: the length and the type. */
+#define FRAME_HEADER_SIZE 5
+
+/* The default upper bound on len, for both directions. */
+#define FRAME_MAX_DEFAULT (64u * 1024 * 1024)
+
+/* Bytes of fresh entropy in every event. */
+#define FRAME_ENTROPY_SIZE 32
+
+enum frame_type {
+    FRAME_BOOT = 0x01,
+    FRAME_EVENT = 0x02,
+    FRAME_SNAP_REQ = 0x03,
+    FRAME_STOP = 0x04,
+    FRAME_READY = 0x81,
+    FRAME_DONE = 0x82,
+    FRAME_REJECT = 0x83,
+    FRAME_SNAPSHOT = 0x84,
+};
+
+enum frame_event_kind {
+    FRAME_EVENT_HTTP = 1,
+    FRAME_EVENT_POKE = 2,
+};
+
+enum frame_effect_kind {
+    FRAME_EFFECT_HTTP_REPLY = 1,
+    FRAME_EFFECT_LOG = 2,
+};
+
+#define FRAME_DONE_CHANGED 0x01
+
+/* One frame split from a byte stream; body points into the stream. */
+struct frame {
+    uint8_t type;
+    const uint8_t *body;
+    size_t body_len;
+};
+
+/* Split the first frame off p[0..len). Returns 0 and sets *consumed to the
+ * frame's full size, BERTH_EPARTIAL when more bytes are needed, or
+ * BERTH_ETOOBIG when the declared length exceeds max (or is zero:
+ * BERTH_EMALFORMED). */
+int frame_split(const uint8_t *p, size_t len, size_t max, struct frame *f,
+                size_t *consumed);
+
+struct frame_boot {
+    const char *id;
+    size_t id_len;
+    uint64_t snapshot_event;
+    const uint8_t *snapshot;
+    size_t snapshot_len;
+};
+
+struct frame_event {
+    uint64_t number;
+    uint64_t time_ns;
+    uint8_t entropy[FRAME_ENTROPY_SIZE];
+    uint8_t kind;
+    const uint8_t *payload;
+    size_t payload_len;
+};
+
+/* The fixed part of a DONE frame; effects are walked with frame_effects_next.
+ */
+struct frame_done {
+    uint64_t number;
+    uint8_t flags;
+    uint32_t n_effects;
+    const uint8_t *effects; /* n_effects encoded effects */
+    size_t effects_len;
+};
+
+struct frame_effect {
+    uint8_t kind;
+    const uint8_t *data;
+    size_t len;
+};
+
+struct frame_reject {
+    uint64_t number;
+    const char *reason;
+    size_t reason_len;
+};
+
+struct frame_snapshot {
+    uint64_t number;
+    const uint8_t *data;
+    size_t len;
+};
+
+struct frame_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+
+/* A decoded HTTP event payload; headers are walked with
+ * frame_http_next_header. */
+struct frame_http_request {
+    const char *method;
+    size_t method_len;
+    const char *target;
+    size_t target_len;
+    uint16_t n_headers;
+    const uint8_t *headers; /* n_headers encoded headers */
+    size_t headers_len;
+    const uint8_t *body;
+    size_t body_len;
+};
+
+struct frame_http_reply {
+    uint16_t status;
+    const char *content_type;
+    size_t content_type_len;
+    const uint8_t *body;
+    size_t body_len;
+};
+
+/* Encoders append one whole frame (header included) to out and return 0 or
+ * BERTH_ENOMEM. */
+int frame_encode_boot(struct buf *out, const struct frame_boot *b);
+int frame_encode_event(struct buf *out, const struct frame_event *e);
+int frame_encode_snap_req(struct buf *out, uint64_t number);
+int frame_encode_stop(struct buf *out);
+int frame_encode_ready(struct buf *out, bool accepted);
+int frame_encode_reject(struct buf *out, uint64_t number, const char *reason,
+                        size_t reason_len);
+int frame_encode_snapshot(struct buf *out, uint64_t number, const void *data,
+                          size_t len);
+
+/* Begin a DONE frame; add effects with frame_done_add_effect, then finish it
+ * with frame_done_end. The three together append one frame to out. */
+int frame_done_begin(struct buf *out, uint64_t number, uint8_t flags,
+                     size_t *mark);
+int frame_done_add_effect(struct buf *out, size_t mark, uint8_t kind,
+                          const void *data, size_t len);
+void frame_done_end(struct buf *out, size_t mark);
+
+/* Append an encoded HTTP payload or HTTP_REPLY effect body (not a frame). */
+int frame_encode_http_request(struct buf *out,
+                              const struct frame_http_request *r,
+                              const struct frame_header *headers);
+int frame_encode_http_reply(struct buf *out, const struct frame_http_reply *r);
+
+/* Decoders check the frame type and every length; they return 0 or
+ * BERTH_EMALFORMED and leave pointers into the frame's bytes. */
+int frame_decode_boot(const struct frame *f, struct frame_boot *b);
+int frame_decode_event(const struct frame *f, struct frame_event *e);
+int frame_decode_snap_req(const struct frame *f, uint64_t *number);
+int frame_decode_ready(const struct frame *f, bool *accepted);
+int frame_decode_done(const struct frame *f, struct frame_done *d);
+int frame_decode_reject(const struct frame *f, struct frame_reject *r);
+int frame_decode_snapshot(const struct frame *f, struct frame_snapshot *s);
+
+/* Walk the effects of a decoded DONE frame. *off starts at 0. Returns 0 and
+ * fills e, 1 when there are no more, or BERTH_EMALFORMED. */
+int frame_effects_next(const struct frame_done *d, size_t *off,
+                       struct frame_effect *e);
+
+int frame_decode_http_request(const uint8_t *p, size_t len,
+                              struct frame_http_request *r);
+/* Walk headers of a decoded request: 0 and h filled, 1 at the end, or
+ * BERTH_EMALFORMED. *off starts at 0. */
+int frame_http_next_header(const struct frame_http_request *r, size_t *off,
+                           struct frame_header *h);
+int frame_decode_http_reply(const uint8_t *p, size_t len,
+                            struct frame_http_reply *r);
+
+#endif

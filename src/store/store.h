@@ -1,0 +1,127 @@
+/* The store: the replicated state machine's tables on local disk.
+ *
+ * The store holds what the log's entries build: one record per ship, each
+ * ship's events by number, each ship's latest snapshot, and a few host-wide
+ * counters (the last applied log index among them). It is SQLite in WAL mode
+ * with synchronous=NORMAL: a commit does not fsync, because durability comes
+ * from the raft log, which is replayed into the store on start; the store
+ * only has to stay consistent after a crash, which WAL gives, and to be synced
+ * (store_sync) before the log behind it is dropped. docs/design.md explains
+ * the choice against LMDB with the figures from bench/store_bench.
+ *
+ * Event and snapshot bytes are opaque here: core/record.h encodes them.
+ * Every function runs on the caller's thread and may block on disk. All
+ * functions return 0 or a negative BERTH_E* code; on error the store's
+ * message (store_errmsg) says what failed. Writes outside an explicit
+ * transaction commit one by one; apply wraps each log entry in
+ * store_begin()/store_commit(). */
+#ifndef BERTH_STORE_STORE_H
+#define BERTH_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+
+struct store;
+
+#define STORE_ID_MAX 32
+#define STORE_NAME_MAX 63
+#define STORE_HASH_SIZE 32
+
+/* The record of one ship. Fixed-size fields keep it cheap to copy; program
+ * is owned by the struct and freed by store_ship_clear(). */
+struct store_ship {
+    uint64_t sid;                  /* host-internal number, never reused */
+    char id[STORE_ID_MAX + 1];     /* public id, derived from the key */
+    char name[STORE_NAME_MAX + 1]; /* unique; empty when unnamed */
+    char *program;                 /* path of the executable */
+    uint64_t created_ns;
+    uint64_t idle_timeout_ms; /* 0: the host's default */
+    uint64_t last_event;      /* number of the last committed event */
+    uint64_t first_event;     /* lowest event number still in the log */
+    uint64_t snapshot_event;  /* event number of the snapshot; 0: none */
+    uint8_t last_hash[STORE_HASH_SIZE]; /* hash of the last event record */
+    uint8_t public_key[32];
+    uint8_t secret_key[64];
+};
+
+/* Free the owned fields of ship and zero it. */
+void store_ship_clear(struct store_ship *ship);
+
+/* Open or create the store at path (":memory:" for tests). On success *out
+ * is set and must be closed with store_close(). On failure returns a
+ * negative code and writes a message to errmsg (ERRMSG_SIZE bytes). */
+int store_open(struct store **out, const char *path, char *errmsg);
+
+/* Close the store and free it. */
+void store_close(struct store *s);
+
+/* Return the message of the last failure. */
+const char *store_errmsg(const struct store *s);
+
+/* Start, commit or roll back a transaction. Transactions do not nest. */
+int store_begin(struct store *s);
+int store_commit(struct store *s);
+int store_rollback(struct store *s);
+
+/* Make every committed transaction durable on disk (checkpoint + fsync). */
+int store_sync(struct store *s);
+
+/* Read or write a host-wide counter by name; a missing one reads as 0. */
+int store_meta_get(struct store *s, const char *key, uint64_t *value);
+int store_meta_put(struct store *s, const char *key, uint64_t value);
+
+/* Insert or replace the record of ship->sid. Returns BERTH_EEXIST if another
+ * ship has the same id or a non-empty name. The caller keeps ship. */
+int store_ship_put(struct store *s, const struct store_ship *ship);
+
+/* Find a ship by id, or else by name. Returns 0 and fills out (the caller
+ * frees it with store_ship_clear), or BERTH_ENOTFOUND. */
+int store_ship_get(struct store *s, const char *id_or_name,
+                   struct store_ship *out);
+
+/* Find a ship by sid; as store_ship_get. */
+int store_ship_get_sid(struct store *s, uint64_t sid, struct store_ship *out);
+
+/* Delete a ship with its events and snapshot. BERTH_ENOTFOUND if absent. */
+int store_ship_delete(struct store *s, uint64_t sid);
+
+/* Called for each ship; ship is valid only during the call. Returning
+ * non-zero stops the walk and is returned by store_ship_foreach. */
+typedef int (*store_ship_cb)(const struct store_ship *ship, void *arg);
+
+/* Walk all ships in sid order. */
+int store_ship_foreach(struct store *s, store_ship_cb cb, void *arg);
+
+/* Return the number of ships. */
+int store_ship_count(struct store *s, uint64_t *count);
+
+/* Store the encoded event record number of ship sid. Putting the same
+ * (sid, number) again replaces it, which keeps re-applying idempotent. */
+int store_event_put(struct store *s, uint64_t sid, uint64_t number,
+                    const void *rec, size_t len);
+
+/* Called for each event; rec is valid only during the call. Non-zero stops
+ * the walk and is returned. */
+typedef int (*store_event_cb)(uint64_t number, const void *rec, size_t len,
+                              void *arg);
+
+/* Walk ship sid's events with number >= from, in order. */
+int store_event_foreach(struct store *s, uint64_t sid, uint64_t from,
+                        store_event_cb cb, void *arg);
+
+/* Delete ship sid's events with number <= upto. */
+int store_event_truncate(struct store *s, uint64_t sid, uint64_t upto);
+
+/* Replace ship sid's snapshot. epoch is the STORE_HASH_SIZE-byte identity of
+ * the program that made it. */
+int store_snapshot_put(struct store *s, uint64_t sid, uint64_t number,
+                       const uint8_t *epoch, const void *data, size_t len);
+
+/* Read ship sid's snapshot: fills *number and epoch, appends the bytes to
+ * data. BERTH_ENOTFOUND when the ship has none. */
+int store_snapshot_get(struct store *s, uint64_t sid, uint64_t *number,
+                       uint8_t *epoch, struct buf *data);
+
+#endif
