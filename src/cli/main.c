@@ -1,0 +1,428 @@
+/* The berth command: `berth serve` runs a host; every other command is a
+ * client of a host's admin API. Data goes to stdout, messages to stderr, and
+ * the exit status is 0 on success, 1 on an error from the host, 2 on bad
+ * usage. */
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/host.h"
+#include "http/http.h"
+#include "lib/err.h"
+
+#define BERTH_VERSION "0.1.0"
+
+static const char usage[] =
+    "usage: berth <command> [options]\n"
+    "\n"
+    "Host:\n"
+    "  serve                      run a host in the foreground\n"
+    "      --data DIR             data directory (default $BERTH_DATA or ./berth-data)\n"
+    "      --listen HOST:PORT     front door (default 127.0.0.1:8080)\n"
+    "      --admin HOST:PORT      admin API on TCP (default: DIR/admin.sock)\n"
+    "      --idle-timeout MS      sleep ships idle this long (default 60000)\n"
+    "      --event-timeout MS     per-event time limit (default 10000)\n"
+    "      --snapshot-every N     snapshot a ship every N events (default 1000)\n"
+    "      --max-body BYTES       request body limit (default 8388608)\n"
+    "\n"
+    "Ships (find the host with --data DIR, $BERTH_DATA or --admin ADDR):\n"
+    "  ship new --program PATH [--name NAME] [--idle-timeout MS]\n"
+    "  ship ls                    list ships\n"
+    "  ship show SHIP             one ship, by id or name\n"
+    "  ship send SHIP DATA        deliver DATA to the ship as an event\n"
+    "  ship sleep SHIP            snapshot the ship and stop its program\n"
+    "  ship wake SHIP             start the ship's program\n"
+    "  ship rm SHIP               remove the ship and its data\n"
+    "  stats                      host counters\n"
+    "\n"
+    "Every client command takes --json to print the API's JSON.\n"
+    "  version                    print the version\n";
+
+struct cli {
+    const char *data;
+    const char *admin;
+    bool json;
+    char endpoint[4200];
+};
+
+static int cli__usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "berth: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nRun 'berth --help' for usage.\n");
+    return 2;
+}
+
+static int cli__parse_uint(const char *s, unsigned long long max,
+                           unsigned long long *out)
+{
+    char *end;
+    if (s == NULL || *s == '\0' || *s == '-') {
+        return -1;
+    }
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end != '\0' || v > max) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void cli__endpoint(struct cli *c)
+{
+    if (c->admin != NULL) {
+        snprintf(c->endpoint, sizeof c->endpoint, "%s", c->admin);
+        return;
+    }
+    const char *data = c->data;
+    if (data == NULL) {
+        data = getenv("BERTH_DATA");
+    }
+    if (data == NULL || *data == '\0') {
+        data = "berth-data";
+    }
+    snprintf(c->endpoint, sizeof c->endpoint, "unix:%s/admin.sock", data);
+}
+
+/* Perform one API call. On success returns 0 and *out holds the decoded
+ * JSON (the caller frees it); on an API error prints it and returns 1. */
+static int cli__call(struct cli *c, const char *method, const char *target,
+                     const void *body, size_t len, json_t **out)
+{
+    struct buf resp;
+    char errmsg[ERRMSG_SIZE];
+    int status = 0;
+    buf_init(&resp);
+    int rv = http_client_request(c->endpoint, method, target, body, len, 0,
+                                 &status, &resp, errmsg);
+    if (rv != 0) {
+        fprintf(stderr, "berth: %s\n", errmsg);
+        fprintf(stderr, "berth: is a host running? Start one with 'berth "
+                        "serve' or point --data/--admin at it.\n");
+        buf_free(&resp);
+        return 1;
+    }
+    json_error_t jerr;
+    json_t *v = json_loadb((const char *)resp.data, resp.len, 0, &jerr);
+    buf_free(&resp);
+    if (v == NULL) {
+        fprintf(stderr, "berth: host answered %d with a body that is not "
+                        "JSON\n",
+                status);
+        return 1;
+    }
+    if (status >= 300) {
+        json_t *e = json_object_get(v, "error");
+        if (c->json) {
+            json_dumpf(v, stdout, JSON_COMPACT);
+            putchar('\n');
+        }
+        fprintf(stderr, "berth: %s (%s)\n",
+                json_string_value(json_object_get(e, "message"))
+                    ? json_string_value(json_object_get(e, "message"))
+                    : "request failed",
+                json_string_value(json_object_get(e, "code"))
+                    ? json_string_value(json_object_get(e, "code"))
+                    : "error");
+        json_decref(v);
+        return 1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void cli__print_json(json_t *v)
+{
+    json_dumpf(v, stdout, JSON_INDENT(2));
+    putchar('\n');
+}
+
+static const char *cli__str(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "-";
+}
+
+static long long cli__int(json_t *o, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(o, key));
+}
+
+static void cli__print_ship(json_t *s)
+{
+    printf("id:              %s\n", cli__str(s, "id"));
+    printf("name:            %s\n", cli__str(s, "name"));
+    printf("state:           %s\n", cli__str(s, "state"));
+    printf("program:         %s\n", cli__str(s, "program"));
+    printf("last event:      %lld\n", cli__int(s, "last_event"));
+    printf("snapshot event:  %lld\n", cli__int(s, "snapshot_event"));
+    printf("idle timeout:    %lld ms\n", cli__int(s, "idle_timeout_ms"));
+    printf("wakes:           %lld\n", cli__int(s, "wake_count"));
+}
+
+static int cli__ship(struct cli *c, int argc, char **argv)
+{
+    if (argc < 1) {
+        return cli__usage_error("'ship' needs a subcommand: %s",
+                                "new, ls, show, send, sleep, wake or rm");
+    }
+    const char *sub = argv[0];
+    json_t *v = NULL;
+    char target[512];
+    int rv;
+
+    if (strcmp(sub, "new") == 0) {
+        const char *program = NULL, *name = NULL, *idle = NULL;
+        for (int i = 1; i < argc; i++) {
+            if (strcmp(argv[i], "--program") == 0 && i + 1 < argc) {
+                program = argv[++i];
+            } else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc) {
+                name = argv[++i];
+            } else if (strcmp(argv[i], "--idle-timeout") == 0 && i + 1 < argc) {
+                idle = argv[++i];
+            } else {
+                return cli__usage_error("unexpected argument to 'ship new': %s",
+                                        argv[i]);
+            }
+        }
+        if (program == NULL) {
+            return cli__usage_error("%s", "'ship new' needs --program PATH");
+        }
+        json_t *spec = json_object();
+        json_object_set_new(spec, "program", json_string(program));
+        if (name != NULL) {
+            json_object_set_new(spec, "name", json_string(name));
+        }
+        if (idle != NULL) {
+            unsigned long long ms;
+            if (cli__parse_uint(idle, 1ULL << 40, &ms) != 0) {
+                json_decref(spec);
+                return cli__usage_error("--idle-timeout wants milliseconds, "
+                                        "not %s",
+                                        idle);
+            }
+            json_object_set_new(spec, "idle_timeout_ms",
+                                json_integer((json_int_t)ms));
+        }
+        char *body = json_dumps(spec, JSON_COMPACT);
+        json_decref(spec);
+        rv = cli__call(c, "POST", "/v1/ships", body, strlen(body), &v);
+        free(body);
+        if (rv != 0) {
+            return rv;
+        }
+        if (c->json) {
+            cli__print_json(v);
+        } else {
+            printf("%s\n", cli__str(v, "id"));
+        }
+        json_decref(v);
+        return 0;
+    }
+
+    if (strcmp(sub, "ls") == 0) {
+        if (argc > 1) {
+            return cli__usage_error("unexpected argument to 'ship ls': %s",
+                                    argv[1]);
+        }
+        rv = cli__call(c, "GET", "/v1/ships", NULL, 0, &v);
+        if (rv != 0) {
+            return rv;
+        }
+        if (c->json) {
+            cli__print_json(v);
+        } else {
+            json_t *ships = json_object_get(v, "ships");
+            size_t i;
+            json_t *s;
+            printf("%-18s %-20s %-9s %10s %6s\n", "ID", "NAME", "STATE",
+                   "EVENTS", "WAKES");
+            json_array_foreach(ships, i, s)
+            {
+                printf("%-18s %-20s %-9s %10lld %6lld\n", cli__str(s, "id"),
+                       cli__str(s, "name"), cli__str(s, "state"),
+                       cli__int(s, "last_event"), cli__int(s, "wake_count"));
+            }
+        }
+        json_decref(v);
+        return 0;
+    }
+
+    if (strcmp(sub, "stats") == 0) {
+        return cli__usage_error("%s", "use 'berth stats'");
+    }
+
+    /* The rest take a ship. */
+    static const struct {
+        const char *name;
+        const char *method;
+        const char *suffix;
+        int extra; /* positional arguments after the ship */
+    } ops[] = {
+        {"show", "GET", "", 0},        {"send", "POST", "/send", 1},
+        {"sleep", "POST", "/sleep", 0}, {"wake", "POST", "/wake", 0},
+        {"rm", "DELETE", "", 0},
+    };
+    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
+        if (strcmp(sub, ops[k].name) != 0) {
+            continue;
+        }
+        if (argc != 2 + ops[k].extra) {
+            fprintf(stderr, "berth: usage: berth ship %s SHIP%s\n", sub,
+                    ops[k].extra ? " DATA" : "");
+            return 2;
+        }
+        const char *ship = argv[1];
+        if (strlen(ship) > 100 || strpbrk(ship, "/?#% ") != NULL) {
+            return cli__usage_error("not a ship id or name: %s", ship);
+        }
+        snprintf(target, sizeof target, "/v1/ships/%s%s", ship, ops[k].suffix);
+        const char *data = ops[k].extra ? argv[2] : NULL;
+        rv = cli__call(c, ops[k].method, target, data, data ? strlen(data) : 0,
+                       &v);
+        if (rv != 0) {
+            return rv;
+        }
+        if (c->json) {
+            cli__print_json(v);
+        } else if (strcmp(sub, "send") == 0) {
+            json_t *reply = json_object_get(v, "reply");
+            if (json_is_object(reply)) {
+                const char *body = json_string_value(json_object_get(reply, "body"));
+                printf("%s", body ? body : "");
+                if (body && *body && body[strlen(body) - 1] != '\n') {
+                    putchar('\n');
+                }
+            } else {
+                printf("event %lld\n", cli__int(v, "event"));
+            }
+        } else if (strcmp(sub, "rm") == 0) {
+            printf("removed %s\n", cli__str(v, "removed"));
+        } else if (strcmp(sub, "show") == 0) {
+            cli__print_ship(v);
+        } else {
+            printf("%s %s\n", cli__str(v, "id"), cli__str(v, "state"));
+        }
+        json_decref(v);
+        return 0;
+    }
+    return cli__usage_error("unknown ship command: %s", sub);
+}
+
+static int cli__stats(struct cli *c, int argc, char **argv)
+{
+    json_t *v = NULL;
+    if (argc > 0) {
+        return cli__usage_error("unexpected argument to 'stats': %s", argv[0]);
+    }
+    int rv = cli__call(c, "GET", "/v1/stats", NULL, 0, &v);
+    if (rv != 0) {
+        return rv;
+    }
+    if (c->json) {
+        cli__print_json(v);
+    } else {
+        json_t *st = json_object_get(v, "states");
+        printf("ships:            %lld\n", cli__int(v, "ships"));
+        printf("  awake:          %lld\n", cli__int(st, "awake"));
+        printf("  asleep:         %lld\n", cli__int(st, "asleep"));
+        printf("events committed: %lld\n", cli__int(v, "events_committed"));
+        printf("wakes:            %lld\n", cli__int(v, "wakes"));
+    }
+    json_decref(v);
+    return 0;
+}
+
+static int cli__serve(int argc, char **argv)
+{
+    struct host_config cfg;
+    host_config_defaults(&cfg);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        unsigned long long n;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (v == NULL) {
+            return cli__usage_error("serve: %s needs a value", a);
+        }
+        i++;
+        if (strcmp(a, "--data") == 0) {
+            cfg.data_dir = v;
+        } else if (strcmp(a, "--listen") == 0) {
+            cfg.listen = v;
+        } else if (strcmp(a, "--admin") == 0) {
+            cfg.admin = v;
+        } else if (strcmp(a, "--idle-timeout") == 0 &&
+                   cli__parse_uint(v, 1ULL << 31, &n) == 0) {
+            cfg.idle_timeout_ms = (unsigned)n;
+        } else if (strcmp(a, "--event-timeout") == 0 &&
+                   cli__parse_uint(v, 1ULL << 31, &n) == 0 && n > 0) {
+            cfg.event_timeout_ms = (unsigned)n;
+        } else if (strcmp(a, "--snapshot-every") == 0 &&
+                   cli__parse_uint(v, 1ULL << 31, &n) == 0 && n > 0) {
+            cfg.snapshot_every = (unsigned)n;
+        } else if (strcmp(a, "--max-body") == 0 &&
+                   cli__parse_uint(v, 1ULL << 30, &n) == 0) {
+            cfg.max_body = (size_t)n;
+        } else {
+            fprintf(stderr, "berth: serve: bad option or value: %s %s\n", a, v);
+            fprintf(stderr, "Run 'berth --help' for usage.\n");
+            return 2;
+        }
+    }
+    return host_run(&cfg);
+}
+
+int main(int argc, char **argv)
+{
+    struct cli c = {0};
+    char *rest[256];
+    int n = 0;
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
+        strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("berth %s\n", BERTH_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "serve") == 0) {
+        return cli__serve(argc - 2, argv + 2);
+    }
+    /* Client options may stand anywhere after the command. */
+    for (int i = 2; i < argc && n < 255; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            c.json = true;
+        } else if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
+            c.data = argv[++i];
+        } else if (strcmp(argv[i], "--admin") == 0 && i + 1 < argc) {
+            c.admin = argv[++i];
+        } else if (strcmp(argv[i], "--help") == 0 ||
+                   strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        } else {
+            rest[n++] = argv[i];
+        }
+    }
+    rest[n] = NULL;
+    cli__endpoint(&c);
+    if (strcmp(cmd, "ship") == 0) {
+        return cli__ship(&c, n, rest);
+    }
+    if (strcmp(cmd, "stats") == 0) {
+        return cli__stats(&c, n, rest);
+    }
+    return cli__usage_error("unknown command: %s", cmd);
+}

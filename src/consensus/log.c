@@ -1,0 +1,362 @@
+#include "consensus/log.h"
+
+#include <errno.h>
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lib/err.h"
+#include "lib/mem.h"
+
+/* One host's identity in its raft configuration. A one-voter cluster never
+ * dials anyone, so the address is a name, not an endpoint; joining a cluster
+ * replaces the transport and the address. */
+#define LOG__ID 1
+#define LOG__ADDRESS "local"
+
+/* A marker is all a raft snapshot holds: the store itself is the state, and
+ * it is synced to disk before raft drops the entries behind the snapshot. */
+#define LOG__SNAPSHOT_MAGIC 0x70616e7368747262ULL
+
+struct log {
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    struct raft_fsm fsm;
+    struct raft_barrier barrier;
+    struct log_config cfg;
+    char *dir;
+    uv_loop_t *loop;
+    unsigned pending;
+    bool fatal;
+    bool closing;
+    log_close_cb close_cb;
+    void *close_arg;
+};
+
+struct log__req {
+    struct raft_apply req;
+    struct log *log;
+    log_done_cb cb;
+    void *arg;
+};
+
+static void log__fatal(struct log *l, const char *what, int rv)
+{
+    char msg[ERRMSG_SIZE];
+    if (l->fatal) {
+        return;
+    }
+    l->fatal = true;
+    snprintf(msg, sizeof msg, "%s: %s (%s)", what, raft_strerror(rv),
+             raft_errmsg(&l->raft));
+    l->cfg.fatal(l->cfg.arg, msg);
+}
+
+/* The local transport: a single voter has no peers to dial or accept. */
+static int log__transport_init(struct raft_uv_transport *t, raft_id id,
+                               const char *address)
+{
+    return 0;
+}
+
+static int log__transport_listen(struct raft_uv_transport *t,
+                                 raft_uv_accept_cb cb)
+{
+    return 0;
+}
+
+static int log__transport_connect(struct raft_uv_transport *t,
+                                  struct raft_uv_connect *req, raft_id id,
+                                  const char *address, raft_uv_connect_cb cb)
+{
+    return RAFT_NOCONNECTION;
+}
+
+static void log__transport_close(struct raft_uv_transport *t,
+                                 raft_uv_transport_close_cb cb)
+{
+    cb(t);
+}
+
+static int log__fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
+                          void **result)
+{
+    struct log *l = fsm->data;
+    int res = 0;
+    int rv = l->cfg.apply(l->cfg.arg, buf->base, buf->len, &res);
+    if (rv != 0) {
+        char msg[ERRMSG_SIZE];
+        snprintf(msg, sizeof msg, "applying log entry: %s", err_str(rv));
+        l->fatal = true;
+        l->cfg.fatal(l->cfg.arg, msg);
+        return RAFT_IOERR;
+    }
+    *result = (void *)(intptr_t)res;
+    return 0;
+}
+
+static int log__fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+                             unsigned *n_bufs)
+{
+    struct log *l = fsm->data;
+    int rv = l->cfg.sync(l->cfg.arg);
+    if (rv != 0) {
+        /* Without a synced store the log must keep its entries. */
+        return RAFT_IOERR;
+    }
+    /* raft frees these with raft_free() (fsm version 1). */
+    struct raft_buffer *b = raft_malloc(sizeof *b);
+    if (b == NULL) {
+        return RAFT_NOMEM;
+    }
+    b->len = 16;
+    b->base = raft_malloc(b->len);
+    if (b->base == NULL) {
+        raft_free(b);
+        return RAFT_NOMEM;
+    }
+    put_le64(b->base, LOG__SNAPSHOT_MAGIC);
+    put_le64((uint8_t *)b->base + 8, raft_last_applied(&l->raft));
+    *bufs = b;
+    *n_bufs = 1;
+    return 0;
+}
+
+static int log__fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    /* The store already holds everything up to the marker: it was synced
+     * before the marker was written. */
+    int rv = 0;
+    if (buf->len != 16 || get_le64(buf->base) != LOG__SNAPSHOT_MAGIC) {
+        rv = RAFT_CORRUPT;
+    }
+    raft_free(buf->base);
+    return rv;
+}
+
+static void log__barrier_cb(struct raft_barrier *req, int status)
+{
+    struct log *l = req->data;
+    if (status != 0) {
+        if (status != RAFT_SHUTDOWN && status != RAFT_CANCELED) {
+            log__fatal(l, "log barrier failed", status);
+        }
+        return;
+    }
+    l->cfg.ready(l->cfg.arg);
+}
+
+static int log__mkdir(const char *dir, char *errmsg)
+{
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        err_printf(errmsg, "cannot create %s: %s", dir, strerror(errno));
+        return BERTH_EIO;
+    }
+    return 0;
+}
+
+int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
+             char *errmsg)
+{
+    struct raft_configuration conf;
+    int rv;
+
+    struct log *l = mem_calloc(1, sizeof *l);
+    if (l == NULL) {
+        err_printf(errmsg, "out of memory");
+        return BERTH_ENOMEM;
+    }
+    l->cfg = *cfg;
+    l->loop = loop;
+    l->dir = mem_strdup(cfg->dir);
+    if (l->dir == NULL) {
+        err_printf(errmsg, "out of memory");
+        rv = BERTH_ENOMEM;
+        goto err_after_alloc;
+    }
+    rv = log__mkdir(l->dir, errmsg);
+    if (rv != 0) {
+        goto err_after_dir;
+    }
+
+    l->transport.data = l;
+    l->transport.init = log__transport_init;
+    l->transport.listen = log__transport_listen;
+    l->transport.connect = log__transport_connect;
+    l->transport.close = log__transport_close;
+
+    rv = raft_uv_init(&l->io, loop, l->dir, &l->transport);
+    if (rv != 0) {
+        err_printf(errmsg, "raft log in %s: %s", l->dir, l->io.errmsg);
+        rv = BERTH_EIO;
+        goto err_after_dir;
+    }
+
+    l->fsm.version = 1;
+    l->fsm.data = l;
+    l->fsm.apply = log__fsm_apply;
+    l->fsm.snapshot = log__fsm_snapshot;
+    l->fsm.restore = log__fsm_restore;
+
+    rv = raft_init(&l->raft, &l->io, &l->fsm, LOG__ID, LOG__ADDRESS);
+    if (rv != 0) {
+        err_printf(errmsg, "raft init: %s", raft_errmsg(&l->raft));
+        rv = BERTH_EIO;
+        goto err_after_io;
+    }
+    l->raft.data = l;
+    unsigned every = cfg->snapshot_every ? cfg->snapshot_every : 1024;
+    raft_set_snapshot_threshold(&l->raft, every);
+    raft_set_snapshot_trailing(&l->raft, every / 8 + 1);
+
+    raft_configuration_init(&conf);
+    rv = raft_configuration_add(&conf, LOG__ID, LOG__ADDRESS, RAFT_VOTER);
+    if (rv != 0) {
+        raft_configuration_close(&conf);
+        err_printf(errmsg, "raft configuration: %s", raft_strerror(rv));
+        rv = BERTH_ENOMEM;
+        goto err_after_raft;
+    }
+    /* Only a brand new directory can be bootstrapped; an existing one
+     * answers CANTBOOTSTRAP, which is the normal restart path. */
+    rv = raft_bootstrap(&l->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
+        err_printf(errmsg, "raft bootstrap in %s: %s", l->dir,
+                   raft_errmsg(&l->raft));
+        rv = BERTH_EIO;
+        goto err_after_raft;
+    }
+
+    rv = raft_start(&l->raft);
+    if (rv != 0) {
+        err_printf(errmsg, "raft start in %s: %s", l->dir,
+                   raft_errmsg(&l->raft));
+        rv = BERTH_EIO;
+        goto err_after_raft;
+    }
+
+    /* A barrier commits only after every earlier entry is applied, so its
+     * callback is the moment the store reflects the whole log. */
+    l->barrier.data = l;
+    rv = raft_barrier(&l->raft, &l->barrier, log__barrier_cb);
+    if (rv != 0) {
+        err_printf(errmsg, "raft barrier: %s", raft_errmsg(&l->raft));
+        rv = BERTH_EIO;
+        goto err_after_raft;
+    }
+    *out = l;
+    return 0;
+
+err_after_raft:
+    /* raft now owns io and closes it asynchronously, referencing l until it
+     * is done; a failed open is followed by process exit, so l is left to
+     * the OS rather than freed under raft's feet. */
+    l->closing = true;
+    raft_close(&l->raft, NULL);
+    return rv;
+err_after_io:
+    raft_uv_close(&l->io);
+err_after_dir:
+    mem_free(l->dir);
+err_after_alloc:
+    mem_free(l);
+    return rv;
+}
+
+static void log__apply_cb(struct raft_apply *req, int status, void *result)
+{
+    struct log__req *r = req->data;
+    struct log *l = r->log;
+    l->pending--;
+    int rv = 0;
+    if (status != 0) {
+        if (status == RAFT_SHUTDOWN || status == RAFT_CANCELED) {
+            rv = BERTH_ESHUTDOWN;
+        } else if (status == RAFT_NOTLEADER ||
+                   status == RAFT_LEADERSHIPLOST) {
+            rv = BERTH_ENOTLEADER;
+        } else {
+            log__fatal(l, "log write failed", status);
+            rv = BERTH_EIO;
+        }
+    }
+    log_done_cb cb = r->cb;
+    void *arg = r->arg;
+    mem_free(r);
+    cb(arg, rv, rv == 0 ? (int)(intptr_t)result : 0);
+}
+
+int log_propose(struct log *l, struct buf *entry, log_done_cb cb, void *arg)
+{
+    if (l->fatal || l->closing) {
+        return BERTH_ESHUTDOWN;
+    }
+    struct log__req *r = mem_alloc(sizeof *r);
+    if (r == NULL) {
+        return BERTH_ENOMEM;
+    }
+    /* raft wants memory from raft_malloc; copying once keeps buf's
+     * allocator private to berth. */
+    struct raft_buffer b;
+    b.len = entry->len;
+    b.base = raft_malloc(b.len ? b.len : 1);
+    if (b.base == NULL) {
+        mem_free(r);
+        return BERTH_ENOMEM;
+    }
+    memcpy(b.base, entry->data, b.len);
+    r->log = l;
+    r->cb = cb;
+    r->arg = arg;
+    r->req.data = r;
+    int rv = raft_apply(&l->raft, &r->req, &b, 1, log__apply_cb);
+    if (rv != 0) {
+        raft_free(b.base);
+        mem_free(r);
+        if (rv == RAFT_NOTLEADER && raft_state(&l->raft) == RAFT_UNAVAILABLE) {
+            log__fatal(l, "log unavailable", rv);
+            return BERTH_EIO;
+        }
+        return rv == RAFT_NOTLEADER ? BERTH_ENOTLEADER
+               : rv == RAFT_NOMEM   ? BERTH_ENOMEM
+                                    : BERTH_EIO;
+    }
+    buf_free(entry);
+    l->pending++;
+    return 0;
+}
+
+unsigned log_pending(const struct log *l)
+{
+    return l->pending;
+}
+
+uint64_t log_applied_index(const struct log *l)
+{
+    return raft_last_applied((struct raft *)&l->raft);
+}
+
+static void log__close_cb(struct raft *raft)
+{
+    struct log *l = raft->data;
+    raft_uv_close(&l->io);
+    log_close_cb cb = l->close_cb;
+    void *arg = l->close_arg;
+    mem_free(l->dir);
+    mem_free(l);
+    if (cb != NULL) {
+        cb(arg);
+    }
+}
+
+void log_close(struct log *l, log_close_cb cb, void *arg)
+{
+    l->closing = true;
+    l->close_cb = cb;
+    l->close_arg = arg;
+    raft_close(&l->raft, log__close_cb);
+}

@@ -1,0 +1,82 @@
+/* The log: berth's one path to durability, and the only module that sees
+ * raft.h.
+ *
+ * Everything that changes a host's replicated state (a new ship, a batch of
+ * events, a snapshot, a removal) is one entry proposed here. libraft with its
+ * libuv backend stores entries in segment files and replicates them; once an
+ * entry is committed it is applied, on every host, through the apply callback,
+ * and then the proposer's callback runs on the leader. On one host the
+ * cluster has one voter, so committed means written and fsynced locally;
+ * replication later is a change of membership, not of this interface.
+ *
+ * Crash-only: raft 0.15 stops serving after any I/O error, so the log treats
+ * such an error as fatal and calls the fatal callback, which ends the process.
+ * A restart replays committed entries into the store, which is why apply must
+ * be idempotent (core/record.h). */
+#ifndef BERTH_CONSENSUS_LOG_H
+#define BERTH_CONSENSUS_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "lib/buf.h"
+
+struct log;
+
+/* Apply one committed entry; returns 0, or a negative code that is fatal to
+ * the host. *result is passed on to the proposer's callback. */
+typedef int (*log_apply_fn)(void *arg, const uint8_t *entry, size_t len,
+                            int *result);
+
+/* Make every applied entry durable in the state machine's own storage; raft
+ * calls it before dropping log entries behind a snapshot. */
+typedef int (*log_sync_fn)(void *arg);
+
+/* Called once when the log cannot continue; the host must exit. */
+typedef void (*log_fatal_fn)(void *arg, const char *message);
+
+/* Called when the log is ready: this host leads and every entry committed
+ * before it started has been applied. */
+typedef void (*log_ready_fn)(void *arg);
+
+struct log_config {
+    const char *dir;         /* raft's own directory; created if missing */
+    unsigned snapshot_every; /* entries between raft snapshots; 0: 1024 */
+    log_apply_fn apply;
+    log_sync_fn sync;
+    log_fatal_fn fatal;
+    log_ready_fn ready;
+    void *arg; /* passed to every callback */
+};
+
+/* Called on the leader when a proposed entry has been applied (status 0,
+ * result from apply) or has failed (status < 0, e.g. BERTH_ESHUTDOWN). */
+typedef void (*log_done_cb)(void *arg, int status, int result);
+
+/* Open the log in cfg->dir on loop, bootstrapping a one-voter cluster the
+ * first time, and start it. The ready callback fires later. On failure
+ * returns a negative code with a message in errmsg. *out is freed by
+ * log_close(). */
+int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
+             char *errmsg);
+
+/* Propose one entry. On success the log takes ownership of entry's bytes
+ * (entry is left empty) and cb runs exactly once later. On failure returns
+ * a negative code, cb will not run, and entry is untouched. */
+int log_propose(struct log *l, struct buf *entry, log_done_cb cb, void *arg);
+
+/* Return the number of proposals whose callback has not run yet. */
+unsigned log_pending(const struct log *l);
+
+/* Return the index of the last entry applied on this host. */
+uint64_t log_applied_index(const struct log *l);
+
+/* Called when the log has closed. */
+typedef void (*log_close_cb)(void *arg);
+
+/* Stop raft, fail pending proposals with BERTH_ESHUTDOWN, free l, then call
+ * cb. */
+void log_close(struct log *l, log_close_cb cb, void *arg);
+
+#endif

@@ -1,0 +1,231 @@
+#include "core/record.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#include "lib/err.h"
+
+#define RECORD__ENTRY_VERSION 1
+
+int record_encode_event(struct buf *out, const struct record_event *rec)
+{
+    int rv = buf_reserve(out, RECORD_HEADER_SIZE + rec->payload_len);
+    if (rv != 0) {
+        return rv;
+    }
+    /* Reserved above, so the appends below cannot fail. */
+    buf_put_u8(out, RECORD_VERSION);
+    buf_put_u64(out, rec->sid);
+    buf_put_u64(out, rec->number);
+    buf_put_u64(out, rec->time_ns);
+    buf_append(out, rec->entropy, sizeof rec->entropy);
+    buf_put_u8(out, rec->kind);
+    buf_append(out, rec->prev_hash, sizeof rec->prev_hash);
+    buf_put_u32(out, (uint32_t)rec->payload_len);
+    buf_append(out, rec->payload, rec->payload_len);
+    return 0;
+}
+
+int record_decode_event(const uint8_t *p, size_t len, struct record_event *rec)
+{
+    struct cursor c;
+    cursor_init(&c, p, len);
+    if (cursor_u8(&c) != RECORD_VERSION) {
+        return BERTH_EMALFORMED;
+    }
+    rec->sid = cursor_u64(&c);
+    rec->number = cursor_u64(&c);
+    rec->time_ns = cursor_u64(&c);
+    const uint8_t *entropy = cursor_bytes(&c, sizeof rec->entropy);
+    rec->kind = cursor_u8(&c);
+    const uint8_t *prev = cursor_bytes(&c, sizeof rec->prev_hash);
+    uint32_t n = cursor_u32(&c);
+    rec->payload = cursor_bytes(&c, n);
+    rec->payload_len = n;
+    if (c.err != 0 || cursor_left(&c) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    memcpy(rec->entropy, entropy, sizeof rec->entropy);
+    memcpy(rec->prev_hash, prev, sizeof rec->prev_hash);
+    return 0;
+}
+
+void record_hash(const uint8_t *p, size_t len, uint8_t *out)
+{
+    crypto_generichash(out, RECORD_HASH_SIZE, p, len, NULL, 0);
+}
+
+static int record__begin(struct buf *out, uint8_t type)
+{
+    int rv = buf_put_u8(out, RECORD__ENTRY_VERSION);
+    return rv != 0 ? rv : buf_put_u8(out, type);
+}
+
+static int record__put_str(struct buf *out, const char *s)
+{
+    size_t n = strlen(s);
+    int rv = buf_put_u16(out, (uint16_t)n);
+    return rv != 0 ? rv : buf_append(out, s, n);
+}
+
+int record_encode_ship_new(struct buf *out, const struct record_ship_new *s)
+{
+    int rv;
+    if ((rv = record__begin(out, RECORD_ENTRY_SHIP_NEW)) != 0 ||
+        (rv = record__put_str(out, s->id)) != 0 ||
+        (rv = record__put_str(out, s->name)) != 0 ||
+        (rv = record__put_str(out, s->program)) != 0 ||
+        (rv = buf_put_u64(out, s->created_ns)) != 0 ||
+        (rv = buf_put_u64(out, s->idle_timeout_ms)) != 0 ||
+        (rv = buf_append(out, s->public_key, sizeof s->public_key)) != 0 ||
+        (rv = buf_append(out, s->secret_key, sizeof s->secret_key)) != 0) {
+        return rv;
+    }
+    return 0;
+}
+
+int record_encode_snapshot(struct buf *out, const struct record_snapshot *s)
+{
+    int rv;
+    if ((rv = record__begin(out, RECORD_ENTRY_SNAPSHOT)) != 0 ||
+        (rv = buf_put_u64(out, s->sid)) != 0 ||
+        (rv = buf_put_u64(out, s->number)) != 0 ||
+        (rv = buf_append(out, s->epoch, sizeof s->epoch)) != 0 ||
+        (rv = buf_append(out, s->data, s->len)) != 0) {
+        return rv;
+    }
+    return 0;
+}
+
+int record_encode_ship_remove(struct buf *out, uint64_t sid)
+{
+    int rv = record__begin(out, RECORD_ENTRY_SHIP_REMOVE);
+    return rv != 0 ? rv : buf_put_u64(out, sid);
+}
+
+int record_events_begin(struct buf *out)
+{
+    int rv = record__begin(out, RECORD_ENTRY_EVENTS);
+    return rv != 0 ? rv : buf_put_u32(out, 0);
+}
+
+uint32_t record_events_count(const struct buf *out)
+{
+    return out->len >= 6 ? get_le32(out->data + 2) : 0;
+}
+
+int record_events_add(struct buf *out, const uint8_t *rec, size_t len)
+{
+    int rv = buf_reserve(out, 4 + len);
+    if (rv != 0) {
+        return rv;
+    }
+    buf_put_u32(out, (uint32_t)len);
+    buf_append(out, rec, len);
+    put_le32(out->data + 2, record_events_count(out) + 1);
+    return 0;
+}
+
+int record_entry_type(const uint8_t *p, size_t len, uint8_t *type)
+{
+    if (len < 2 || p[0] != RECORD__ENTRY_VERSION) {
+        return BERTH_EMALFORMED;
+    }
+    *type = p[1];
+    return 0;
+}
+
+static const char *record__get_str(struct cursor *c, size_t *len)
+{
+    *len = cursor_u16(c);
+    return (const char *)cursor_bytes(c, *len);
+}
+
+static int record__open(const uint8_t *p, size_t len, uint8_t type,
+                        struct cursor *c)
+{
+    uint8_t t;
+    if (record_entry_type(p, len, &t) != 0 || t != type) {
+        return BERTH_EMALFORMED;
+    }
+    cursor_init(c, p + 2, len - 2);
+    return 0;
+}
+
+int record_decode_ship_new(const uint8_t *p, size_t len,
+                           struct record_ship_new *s)
+{
+    struct cursor c;
+    if (record__open(p, len, RECORD_ENTRY_SHIP_NEW, &c) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    s->id = record__get_str(&c, &s->id_len);
+    s->name = record__get_str(&c, &s->name_len);
+    s->program = record__get_str(&c, &s->program_len);
+    s->created_ns = cursor_u64(&c);
+    s->idle_timeout_ms = cursor_u64(&c);
+    const uint8_t *pk = cursor_bytes(&c, sizeof s->public_key);
+    const uint8_t *sk = cursor_bytes(&c, sizeof s->secret_key);
+    if (c.err != 0 || cursor_left(&c) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    memcpy(s->public_key, pk, sizeof s->public_key);
+    memcpy(s->secret_key, sk, sizeof s->secret_key);
+    return 0;
+}
+
+int record_decode_snapshot(const uint8_t *p, size_t len,
+                           struct record_snapshot *s)
+{
+    struct cursor c;
+    if (record__open(p, len, RECORD_ENTRY_SNAPSHOT, &c) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    s->sid = cursor_u64(&c);
+    s->number = cursor_u64(&c);
+    const uint8_t *epoch = cursor_bytes(&c, sizeof s->epoch);
+    if (c.err != 0) {
+        return BERTH_EMALFORMED;
+    }
+    memcpy(s->epoch, epoch, sizeof s->epoch);
+    s->len = cursor_left(&c);
+    s->data = cursor_bytes(&c, s->len);
+    return 0;
+}
+
+int record_decode_ship_remove(const uint8_t *p, size_t len, uint64_t *sid)
+{
+    struct cursor c;
+    if (record__open(p, len, RECORD_ENTRY_SHIP_REMOVE, &c) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    *sid = cursor_u64(&c);
+    return c.err != 0 || cursor_left(&c) != 0 ? BERTH_EMALFORMED : 0;
+}
+
+int record_events_next(const uint8_t *p, size_t len, size_t *off,
+                       const uint8_t **rec, size_t *rec_len)
+{
+    struct cursor c;
+    if (record__open(p, len, RECORD_ENTRY_EVENTS, &c) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    if (*off == 0) {
+        *off = 4; /* skip the count */
+    }
+    if (*off > c.len) {
+        return BERTH_EMALFORMED;
+    }
+    c.off = *off;
+    if (cursor_left(&c) == 0) {
+        return 1;
+    }
+    uint32_t n = cursor_u32(&c);
+    *rec = cursor_bytes(&c, n);
+    *rec_len = n;
+    if (c.err != 0) {
+        return BERTH_EMALFORMED;
+    }
+    *off = c.off;
+    return 0;
+}

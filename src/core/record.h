@@ -1,0 +1,118 @@
+/* Event records and log entries: the bytes that the replicated log carries.
+ *
+ * An event record is what a ship's log keeps for one state-changing event:
+ *
+ *     u8 version | u64 sid | u64 number | u64 time_ns | u8 entropy[32] |
+ *     u8 kind | u8 prev_hash[32] | u32 payload_len | payload
+ *
+ * prev_hash is the BLAKE2b-256 hash of the ship's previous record (zeros for
+ * its first), so each ship's log is a hash chain that `fsck` can check and
+ * that a later version seals with a per-ship key. Replaying a record gives the
+ * program exactly the event it saw the first time: same number, time, entropy
+ * and payload.
+ *
+ * A log entry is one raft command. It starts with u8 version | u8 type and
+ * holds one of:
+ *   SHIP_NEW     the record of a new ship (its sid is assigned on apply)
+ *   EVENTS       u32 n | (u32 len | event record)*, from any number of ships:
+ *                one entry per batch is berth's group commit
+ *   SNAPSHOT     u64 sid | u64 number | u8 epoch[32] | bytes
+ *   SHIP_REMOVE  u64 sid
+ * Applying an entry is idempotent: an event at or below its ship's last
+ * number, a snapshot not newer than the stored one, a second SHIP_NEW with
+ * the same id and a SHIP_REMOVE of an absent ship change nothing. That makes
+ * replay after a crash and a retried proposal safe. */
+#ifndef BERTH_CORE_RECORD_H
+#define BERTH_CORE_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "proto/frame.h"
+
+#define RECORD_VERSION 1
+#define RECORD_HASH_SIZE 32
+#define RECORD_HEADER_SIZE (1 + 8 + 8 + 8 + FRAME_ENTROPY_SIZE + 1 + 32 + 4)
+
+/* One event record; payload points into memory the caller keeps. */
+struct record_event {
+    uint64_t sid;
+    uint64_t number;
+    uint64_t time_ns;
+    uint8_t entropy[FRAME_ENTROPY_SIZE];
+    uint8_t kind;
+    uint8_t prev_hash[RECORD_HASH_SIZE];
+    const uint8_t *payload;
+    size_t payload_len;
+};
+
+/* Append the encoding of rec to out; 0 or BERTH_ENOMEM. */
+int record_encode_event(struct buf *out, const struct record_event *rec);
+
+/* Decode an event record; payload points into p. 0 or BERTH_EMALFORMED. */
+int record_decode_event(const uint8_t *p, size_t len, struct record_event *rec);
+
+/* Hash encoded record bytes into out (RECORD_HASH_SIZE bytes). */
+void record_hash(const uint8_t *p, size_t len, uint8_t *out);
+
+enum record_entry_type {
+    RECORD_ENTRY_SHIP_NEW = 1,
+    RECORD_ENTRY_EVENTS = 2,
+    RECORD_ENTRY_SNAPSHOT = 3,
+    RECORD_ENTRY_SHIP_REMOVE = 4,
+};
+
+/* The fields of a SHIP_NEW entry. The encoder reads the strings as
+ * NUL-terminated; the decoder points them into the entry, unterminated, and
+ * sets the lengths. */
+struct record_ship_new {
+    const char *id;
+    size_t id_len;
+    const char *name; /* "" when unnamed */
+    size_t name_len;
+    const char *program;
+    size_t program_len;
+    uint64_t created_ns;
+    uint64_t idle_timeout_ms;
+    uint8_t public_key[32];
+    uint8_t secret_key[64];
+};
+
+struct record_snapshot {
+    uint64_t sid;
+    uint64_t number;
+    uint8_t epoch[RECORD_HASH_SIZE];
+    const uint8_t *data;
+    size_t len;
+};
+
+/* Append a whole entry to out; 0 or BERTH_ENOMEM. */
+int record_encode_ship_new(struct buf *out, const struct record_ship_new *s);
+int record_encode_snapshot(struct buf *out, const struct record_snapshot *s);
+int record_encode_ship_remove(struct buf *out, uint64_t sid);
+
+/* Start an EVENTS entry in an empty out; add records with
+ * record_events_add, which keeps the count in the header up to date. */
+int record_events_begin(struct buf *out);
+int record_events_add(struct buf *out, const uint8_t *rec, size_t len);
+
+/* Return the number of records in an EVENTS entry built in out. */
+uint32_t record_events_count(const struct buf *out);
+
+/* Read the type of an entry: 0 and *type set, or BERTH_EMALFORMED. */
+int record_entry_type(const uint8_t *p, size_t len, uint8_t *type);
+
+/* Decode entries; pointers point into p. 0 or BERTH_EMALFORMED. */
+int record_decode_ship_new(const uint8_t *p, size_t len,
+                           struct record_ship_new *s);
+int record_decode_snapshot(const uint8_t *p, size_t len,
+                           struct record_snapshot *s);
+int record_decode_ship_remove(const uint8_t *p, size_t len, uint64_t *sid);
+
+/* Walk the records of an EVENTS entry: *off starts at 0; returns 0 with
+ * rec/rec_len set, 1 at the end, or BERTH_EMALFORMED. */
+int record_events_next(const uint8_t *p, size_t len, size_t *off,
+                       const uint8_t **rec, size_t *rec_len);
+
+#endif

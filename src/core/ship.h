@@ -1,0 +1,42 @@
+/* The lifecycle of a ship on a host, as an explicit state machine.
+ *
+ *   ASLEEP --wake--> WAKING --booted--> AWAKE --idle--> SLEEPING --> ASLEEP
+ *                       |                 ^  |              |
+ *                       +--failed-->ASLEEP|  +--crash-->ASLEEP
+ *                                         +--new event------+
+ *
+ * ASLEEP: no process; the ship is its store records. WAKING: the program is
+ * being spawned, booted from the snapshot and fed the log's tail. AWAKE: the
+ * program serves events. SLEEPING: a snapshot was requested before the
+ * process stops; a new event interrupts it and the ship is AWAKE again.
+ * REMOVED is final. Every transition goes through ship_state_set, which
+ * refuses the ones not drawn above so that a bug shows up at once. */
+#ifndef BERTH_CORE_SHIP_H
+#define BERTH_CORE_SHIP_H
+
+#include <stdbool.h>
+
+enum ship_state {
+    SHIP_ASLEEP = 0,
+    SHIP_WAKING,
+    SHIP_AWAKE,
+    SHIP_SLEEPING,
+    SHIP_REMOVED,
+    SHIP__STATE_COUNT
+};
+
+/* Return the lower-case name of a state, as the API and CLI print it. */
+const char *ship_state_name(enum ship_state s);
+
+/* Return whether the machine allows going from one state to another. */
+bool ship_state_allowed(enum ship_state from, enum ship_state to);
+
+/* Move *state to next if allowed and return 0, else return BERTH_EINVAL and
+ * leave *state unchanged. */
+int ship_state_set(enum ship_state *state, enum ship_state next);
+
+/* Return whether a ship id or name is acceptable: 1 to 63 bytes of
+ * [a-z0-9-], not starting with '-'. */
+bool ship_name_valid(const char *name);
+
+#endif

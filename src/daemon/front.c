@@ -1,0 +1,138 @@
+/* The front door: /s/<ship id or name>/<rest> becomes an HTTP event for that
+ * ship, and the ship's reply effect becomes the response. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/host.h"
+#include "lib/err.h"
+#include "lib/mem.h"
+#include "proto/frame.h"
+
+void host_reply_json(struct http_request *req, int status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (text == NULL) {
+        static const char oom[] =
+            "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}\n";
+        http_reply(req, 500, "application/json", oom, sizeof oom - 1, NULL);
+        return;
+    }
+    /* A trailing newline keeps terminal output and line-based tools happy. */
+    struct buf b;
+    buf_init(&b);
+    if (buf_append(&b, text, strlen(text)) == 0 && buf_put_u8(&b, '\n') == 0) {
+        http_reply(req, status, "application/json", b.data, b.len, NULL);
+    } else {
+        http_reply(req, status, "application/json", text, strlen(text), NULL);
+    }
+    buf_free(&b);
+    free(text);
+}
+
+void host_reply_error(struct http_request *req, int status, const char *code,
+                      const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *o = json_object();
+    json_t *e = json_object();
+    json_object_set_new(e, "code", json_string(code));
+    json_t *m = json_string(msg);
+    json_object_set_new(e, "message", m ? m : json_string("(not UTF-8)"));
+    json_object_set_new(o, "error", e);
+    host_reply_json(req, status, o);
+}
+
+/* Split "/s/<ship>/<rest>" into the ship's name and the target that the
+ * program sees ("/" when rest is empty). Returns 0 or BERTH_ENOTFOUND. */
+static int front__route(const char *target, char *ship, size_t ship_size,
+                        const char **rest)
+{
+    if (strncmp(target, "/s/", 3) != 0) {
+        return BERTH_ENOTFOUND;
+    }
+    const char *name = target + 3;
+    size_t n = strcspn(name, "/?");
+    if (n == 0 || n >= ship_size) {
+        return BERTH_ENOTFOUND;
+    }
+    memcpy(ship, name, n);
+    ship[n] = '\0';
+    *rest = name + n;
+    return 0;
+}
+
+static int front__payload(struct buf *out, const struct http_request *req,
+                          const char *rest)
+{
+    struct frame_header headers[HTTP_MAX_HEADERS];
+    char root[512];
+    const char *target = rest;
+    if (*rest != '/') {
+        /* "/s/ann?x=1" reaches the program as "/?x=1". */
+        snprintf(root, sizeof root, "/%s", rest);
+        target = root;
+    }
+    for (unsigned i = 0; i < req->n_headers; i++) {
+        headers[i].name = req->headers[i].name;
+        headers[i].name_len = strlen(req->headers[i].name);
+        headers[i].value = req->headers[i].value;
+        headers[i].value_len = strlen(req->headers[i].value);
+    }
+    struct frame_http_request r = {
+        .method = req->method,
+        .method_len = strlen(req->method),
+        .target = target,
+        .target_len = strlen(target),
+        .n_headers = (uint16_t)req->n_headers,
+        .body = req->body.data,
+        .body_len = req->body.len,
+    };
+    return frame_encode_http_request(out, &r, headers);
+}
+
+void host_front_handle(struct http_request *req, void *arg)
+{
+    struct host *h = arg;
+    char name[STORE_ID_MAX + STORE_NAME_MAX + 2];
+    const char *rest;
+
+    if (strcmp(req->target, "/healthz") == 0) {
+        if (h->ready) {
+            http_reply(req, 200, "text/plain", "ok\n", 3, NULL);
+        } else {
+            host_reply_error(req, 503, "starting", "host is starting");
+        }
+        return;
+    }
+    if (front__route(req->target, name, sizeof name, &rest) != 0) {
+        host_reply_error(req, 404, "not_found",
+                         "no such path; ships are under /s/<ship>/");
+        return;
+    }
+    if (!h->ready) {
+        host_reply_error(req, 503, "starting", "host is starting");
+        return;
+    }
+    struct host_ship *s = host_ship_find(h, name);
+    if (s == NULL) {
+        host_reply_error(req, 404, "not_found", "no ship named %s", name);
+        return;
+    }
+    struct host_job *j = host_job_new(s, HOST_JOB_FRONT, req, FRAME_EVENT_HTTP);
+    if (j == NULL || front__payload(&j->payload, req, rest) != 0) {
+        if (j != NULL) {
+            buf_free(&j->payload);
+            mem_free(j);
+        }
+        host_reply_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    host_ship_submit(s, j);
+}

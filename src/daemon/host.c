@@ -1,0 +1,387 @@
+#include "daemon/host.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "consensus/log.h"
+#include "core/record.h"
+#include "lib/err.h"
+#include "lib/mem.h"
+#include "store/apply.h"
+
+void host_config_defaults(struct host_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    const char *env = getenv("BERTH_DATA");
+    cfg->data_dir = env && *env ? env : "berth-data";
+    cfg->listen = "127.0.0.1:8080";
+    cfg->admin = NULL;
+    cfg->max_body = 8u * 1024 * 1024;
+    cfg->idle_timeout_ms = 60000;
+    cfg->event_timeout_ms = 10000;
+    cfg->snapshot_every = 1000;
+    cfg->max_queue = 1024;
+    cfg->max_frame = FRAME_MAX_DEFAULT;
+}
+
+void host_log(const char *level, const char *msg, ...)
+{
+    struct timespec ts;
+    struct tm tm;
+    char when[32];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    flockfile(stderr);
+    fprintf(stderr, "time=%s.%03ldZ level=%s msg=\"%s\"", when,
+            ts.tv_nsec / 1000000, level, msg);
+    va_list ap;
+    va_start(ap, msg);
+    for (;;) {
+        const char *k = va_arg(ap, const char *);
+        if (k == NULL) {
+            break;
+        }
+        const char *v = va_arg(ap, const char *);
+        bool quote = v == NULL || strpbrk(v, " \"=") != NULL || *v == '\0';
+        fprintf(stderr, quote ? " %s=\"%s\"" : " %s=%s", k, v ? v : "");
+    }
+    va_end(ap);
+    fputc('\n', stderr);
+    funlockfile(stderr);
+}
+
+uint64_t host_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Fatal log errors end the process at once: crash-only. The store and the
+ * log on disk are what a restart recovers from. */
+static void host__fatal(void *arg, const char *message)
+{
+    host_log("fatal", "log failed; exiting so that a restart recovers",
+             "error", message, NULL);
+    _exit(70);
+}
+
+static int host__apply(void *arg, const uint8_t *entry, size_t len,
+                       int *result)
+{
+    struct host *h = arg;
+    int rv = store_apply_entry(h->store, entry, len, result);
+    if (rv != 0) {
+        host_log("fatal", "cannot apply log entry", "error",
+                 store_errmsg(h->store), NULL);
+    }
+    return rv;
+}
+
+static int host__sync(void *arg)
+{
+    struct host *h = arg;
+    int rv = store_sync(h->store);
+    if (rv != 0) {
+        host_log("error", "store sync failed", "error", store_errmsg(h->store),
+                 NULL);
+    }
+    return rv;
+}
+
+static int host__load_ship(const struct store_ship *rec, void *arg)
+{
+    struct host *h = arg;
+    return host_ship_add(h, rec) == NULL ? BERTH_ENOMEM : 0;
+}
+
+static void host__ready(void *arg)
+{
+    struct host *h = arg;
+    int rv = store_ship_foreach(h->store, host__load_ship, h);
+    if (rv != 0) {
+        host_log("fatal", "cannot load ships", "error", store_errmsg(h->store),
+                 NULL);
+        _exit(70);
+    }
+    h->ready = true;
+    char n[32];
+    snprintf(n, sizeof n, "%u", h->n_ships);
+    host_log("info", "host ready", "ships", n, NULL);
+}
+
+/* --- Group commit. --- */
+
+struct host__ref {
+    struct host_ship *ship;
+    uint64_t number;
+};
+
+struct host__batch {
+    struct host *host;
+    struct host__ref *refs;
+    unsigned n_refs;
+};
+
+static void host__batch_done(void *arg, int status, int result)
+{
+    struct host__batch *b = arg;
+    struct host *h = b->host;
+    for (unsigned i = 0; i < b->n_refs; i++) {
+        host_ship_durable(b->refs[i].ship, b->refs[i].number, status);
+    }
+    if (status == 0) {
+        h->events_committed += b->n_refs;
+    }
+    mem_free(b->refs);
+    mem_free(b);
+}
+
+static void host__flush(struct host *h)
+{
+    if (h->n_refs == 0) {
+        return;
+    }
+    struct host__batch *b = mem_alloc(sizeof *b);
+    if (b == NULL) {
+        host_log("fatal", "out of memory proposing a batch", NULL);
+        _exit(70);
+    }
+    b->host = h;
+    b->refs = h->refs;
+    b->n_refs = h->n_refs;
+    h->refs = NULL;
+    h->n_refs = h->cap_refs = 0;
+    int rv = log_propose(h->log, &h->batch, host__batch_done, b);
+    buf_free(&h->batch);
+    if (rv != 0) {
+        /* Only a closing or failed log refuses; fail the events like it. */
+        host__batch_done(b, rv, 0);
+    }
+}
+
+static void host__check_cb(uv_check_t *c)
+{
+    struct host *h = c->data;
+    uv_check_stop(c);
+    host__flush(h);
+}
+
+/* Most entries stay far below this; a bigger batch is flushed early so that
+ * one entry never holds an unbounded amount of data. */
+#define HOST__BATCH_MAX (4u * 1024 * 1024)
+
+int host_propose_event(struct host *h, struct host_ship *s, uint64_t number,
+                       const uint8_t *rec, size_t len)
+{
+    int rv;
+    if (h->n_refs == h->cap_refs) {
+        unsigned cap = h->cap_refs ? h->cap_refs * 2 : 64;
+        struct host__ref *refs = mem_realloc(h->refs, cap * sizeof *refs);
+        if (refs == NULL) {
+            return BERTH_ENOMEM;
+        }
+        h->refs = refs;
+        h->cap_refs = cap;
+    }
+    if (h->batch.len == 0 && (rv = record_events_begin(&h->batch)) != 0) {
+        return rv;
+    }
+    rv = record_events_add(&h->batch, rec, len);
+    if (rv != 0) {
+        return rv;
+    }
+    h->refs[h->n_refs].ship = s;
+    h->refs[h->n_refs].number = number;
+    h->n_refs++;
+    s->inflight++;
+    if (h->batch.len >= HOST__BATCH_MAX) {
+        host__flush(h);
+    } else if (!uv_is_active((uv_handle_t *)&h->flush)) {
+        uv_check_start(&h->flush, host__check_cb);
+    }
+    return 0;
+}
+
+int host_propose_entry(struct host *h, struct buf *entry,
+                       void (*cb)(void *, int, int), void *arg)
+{
+    host__flush(h);
+    return log_propose(h->log, entry, cb, arg);
+}
+
+/* --- Start and stop. --- */
+
+static int host__mkdir(const char *dir)
+{
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "berth: cannot create data directory %s: %s\n", dir,
+                strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void host__kill_ship(const char *key, void *value, void *arg)
+{
+    struct host_ship *s = value;
+    host_ship_shutdown(s);
+}
+
+static void host__signal_cb(uv_signal_t *sig, int signum)
+{
+    struct host *h = sig->data;
+    if (h->stopping) {
+        return;
+    }
+    h->stopping = true;
+    host_log("info", "stopping", "signal", signum == SIGINT ? "INT" : "TERM",
+             NULL);
+    host__flush(h);
+    uv_stop(&h->loop);
+}
+
+static void host__walk_close(uv_handle_t *handle, void *arg)
+{
+    if (!uv_is_closing(handle)) {
+        uv_close(handle, NULL);
+    }
+}
+
+static void host__log_closed(void *arg)
+{
+    struct host *h = arg;
+    h->log = NULL;
+}
+
+int host_run(const struct host_config *cfg)
+{
+    struct host *h = mem_calloc(1, sizeof *h);
+    char errmsg[ERRMSG_SIZE];
+    char path[4096];
+    int rv;
+    if (h == NULL) {
+        fprintf(stderr, "berth: out of memory\n");
+        return 1;
+    }
+    h->cfg = *cfg;
+    table_init(&h->ships);
+    buf_init(&h->batch);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (host__mkdir(cfg->data_dir) != 0) {
+        goto err_after_alloc;
+    }
+    rv = uv_loop_init(&h->loop);
+    if (rv != 0) {
+        fprintf(stderr, "berth: event loop: %s\n", uv_strerror(rv));
+        goto err_after_alloc;
+    }
+    snprintf(path, sizeof path, "%s/store.db", cfg->data_dir);
+    rv = store_open(&h->store, path, errmsg);
+    if (rv != 0) {
+        fprintf(stderr, "berth: store %s: %s\n", path, errmsg);
+        goto err_after_loop;
+    }
+
+    snprintf(path, sizeof path, "%s/raft", cfg->data_dir);
+    struct log_config lc = {
+        .dir = path,
+        .apply = host__apply,
+        .sync = host__sync,
+        .fatal = host__fatal,
+        .ready = host__ready,
+        .arg = h,
+    };
+    rv = log_open(&h->log, &h->loop, &lc, errmsg);
+    if (rv != 0) {
+        fprintf(stderr, "berth: %s\n", errmsg);
+        goto err_after_store;
+    }
+
+    uv_check_init(&h->loop, &h->flush);
+    h->flush.data = h;
+
+    struct http_server_config hc = {.max_body = cfg->max_body};
+    rv = http_server_new(&h->front, &h->loop, &hc, host_front_handle, h);
+    if (rv == 0) {
+        rv = http_server_listen_tcp(h->front, cfg->listen, errmsg);
+    }
+    if (rv != 0) {
+        fprintf(stderr, "berth: front door on %s: %s\n", cfg->listen, errmsg);
+        goto err_after_log;
+    }
+    struct http_server_config ac = {.max_body = 1024 * 1024};
+    rv = http_server_new(&h->admin, &h->loop, &ac, host_admin_handle, h);
+    if (rv == 0) {
+        if (cfg->admin != NULL) {
+            rv = http_server_listen_tcp(h->admin, cfg->admin, errmsg);
+        } else {
+            snprintf(h->admin_path, sizeof h->admin_path, "%s/admin.sock",
+                     cfg->data_dir);
+            rv = http_server_listen_unix(h->admin, h->admin_path, errmsg);
+        }
+    }
+    if (rv != 0) {
+        fprintf(stderr, "berth: admin API: %s\n", errmsg);
+        goto err_after_log;
+    }
+
+    uv_signal_init(&h->loop, &h->sigint);
+    uv_signal_init(&h->loop, &h->sigterm);
+    h->sigint.data = h->sigterm.data = h;
+    uv_signal_start(&h->sigint, host__signal_cb, SIGINT);
+    uv_signal_start(&h->sigterm, host__signal_cb, SIGTERM);
+
+    char port[16];
+    snprintf(port, sizeof port, "%d", http_server_port(h->front));
+    host_log("info", "listening", "front", cfg->listen, "port", port, "admin",
+             cfg->admin ? cfg->admin : h->admin_path, "data", cfg->data_dir,
+             NULL);
+
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+
+    /* Orderly stop: programs are killed (their ships replay from the log on
+     * the next start), the log closes, then every handle. */
+    table_foreach(&h->ships, host__kill_ship, h);
+    http_server_close(h->front, NULL, NULL);
+    http_server_close(h->admin, NULL, NULL);
+    uv_close((uv_handle_t *)&h->sigint, NULL);
+    uv_close((uv_handle_t *)&h->sigterm, NULL);
+    uv_close((uv_handle_t *)&h->flush, NULL);
+    log_close(h->log, host__log_closed, h);
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+    host_ships_free(h);
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+    uv_walk(&h->loop, host__walk_close, NULL);
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+    rv = uv_loop_close(&h->loop);
+    if (rv != 0) {
+        host_log("warn", "event loop did not close cleanly", NULL);
+    }
+    store_close(h->store);
+    buf_free(&h->batch);
+    mem_free(h->refs);
+    mem_free(h);
+    host_log("info", "stopped", NULL);
+    return 0;
+
+err_after_log:
+    /* A host that failed to start exits; the OS reclaims what is left. */
+    return 1;
+err_after_store:
+    store_close(h->store);
+err_after_loop:
+    uv_loop_close(&h->loop);
+err_after_alloc:
+    mem_free(h);
+    return 1;
+}

@@ -1,0 +1,22 @@
+/* Applying committed log entries to the store: the replicated state machine.
+ *
+ * Every host applies the same entries in the same order, so this code must be
+ * deterministic and must not look at the clock, the environment or anything
+ * but the entry and the store. It is idempotent (core/record.h says how), so
+ * the log can replay entries that the store already holds. */
+#ifndef BERTH_STORE_APPLY_H
+#define BERTH_STORE_APPLY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* Apply one entry inside one transaction. Returns 0 with *result set to 0, or
+ * to BERTH_EEXIST when a SHIP_NEW lost a race for its name; or a negative code
+ * when the store failed or the entry is corrupt, which is fatal to the host
+ * (the transaction is rolled back). */
+int store_apply_entry(struct store *s, const uint8_t *entry, size_t len,
+                      int *result);
+
+#endif

@@ -1,0 +1,131 @@
+"""Real hosts for integration tests: each Host is a `berth serve` process on
+loopback with its own data directory, driven through the CLI and HTTP."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import http.client
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BERTH = os.environ.get("BERTH_BIN", os.path.join(ROOT, "build", "berth"))
+PROGRAMS = os.environ.get("BERTH_PROGRAMS", os.path.join(ROOT, "build", "programs"))
+KV = os.path.join(PROGRAMS, "kv")
+MISBEHAVE = os.path.join(os.path.dirname(PROGRAMS), "test", "programs", "misbehave")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Host:
+    def __init__(self, data, extra=()):
+        self.data = data
+        self.extra = list(extra)
+        self.port = None
+        self.proc = None
+        self.log_path = os.path.join(data, "..", os.path.basename(data) + ".log")
+
+    def start(self, timeout=20):
+        self.port = self.port or free_port()
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [BERTH, "serve", "--data", self.data, "--listen",
+             "127.0.0.1:%d" % self.port] + self.extra,
+            stdout=self.log, stderr=self.log)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("host exited with %s:\n%s" % (self.proc.returncode, self.logs()))
+            try:
+                status, _, _ = self.http("GET", "/healthz", timeout=1)
+                if status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError("host not ready:\n" + self.logs())
+
+    def logs(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("host did not stop on SIGTERM")
+        rc = self.proc.returncode if self.proc else 0
+        self.proc = None
+        self.log.close()
+        return rc
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+        self.log.close()
+
+    def http(self, method, path, body=None, timeout=30, headers=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            return r.status, r.getheader("Content-Type"), r.read()
+        finally:
+            c.close()
+
+    def cli(self, *args, check=True):
+        r = subprocess.run([BERTH] + list(args) + ["--data", self.data],
+                           capture_output=True, text=True, timeout=60)
+        if check and r.returncode != 0:
+            raise AssertionError("berth %s failed (%d): %s" % (" ".join(args), r.returncode, r.stderr))
+        return r
+
+    def cli_json(self, *args):
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    def new_ship(self, program=None, name=None, *extra):
+        args = ["ship", "new", "--program", program or KV]
+        if name:
+            args += ["--name", name]
+        return self.cli_json(*args, *extra)["id"]
+
+
+@pytest.fixture
+def tmpdir_path():
+    with tempfile.TemporaryDirectory(prefix="berth-it-", dir=os.environ.get("BERTH_TEST_TMP")) as d:
+        yield d
+
+
+@pytest.fixture
+def host_factory(tmpdir_path):
+    hosts = []
+
+    def make(extra=(), name="host"):
+        h = Host(os.path.join(tmpdir_path, name), extra)
+        hosts.append(h)
+        return h
+
+    yield make
+    for h in hosts:
+        if h.proc is not None:
+            h.stop()
+
+
+@pytest.fixture
+def host(host_factory):
+    return host_factory().start()

@@ -1,0 +1,141 @@
+"""Ships end to end: CLI, admin API, front door, sleep and wake, removal."""
+import json
+import time
+
+from conftest import KV
+
+
+def test_kv_through_front_door(host):
+    sid = host.new_ship(KV, "ann")
+    show = host.cli_json("ship", "show", "ann")
+    assert show["id"] == sid
+    assert show["name"] == "ann"
+    assert show["state"] == "asleep"
+    assert show["last_event"] == 0
+
+    status, _, _ = host.http("PUT", "/s/ann/k/colour", b"blue")
+    assert status in (200, 201)
+    status, ctype, body = host.http("GET", "/s/%s/k/colour" % sid)
+    assert (status, body) == (200, b"blue")
+    status, _, _ = host.http("GET", "/s/ann/k/missing")
+    assert status == 404
+    host.http("PUT", "/s/ann/k/size", b"7")
+    status, _, body = host.http("GET", "/s/ann/k")
+    assert status == 200
+    assert sorted(json.loads(body)) == ["colour", "size"]
+    status, _, _ = host.http("DELETE", "/s/ann/k/size")
+    assert status == 200
+
+    show = host.cli_json("ship", "show", sid)
+    assert show["state"] == "awake"
+    # Three writes were logged; reads were not.
+    assert show["last_event"] == 3
+
+
+def test_unknown_ship_and_path(host):
+    assert host.http("GET", "/s/nobody/k/x")[0] == 404
+    assert host.http("GET", "/elsewhere")[0] == 404
+    r = host.cli("ship", "show", "nobody", check=False)
+    assert r.returncode == 1
+    assert "no ship named nobody" in r.stderr
+
+
+def test_sleep_wake_keeps_state(host):
+    host.new_ship(KV, "bob")
+    for i in range(20):
+        assert host.http("PUT", "/s/bob/k/n%d" % i, b"v%d" % i)[0] in (200, 201)
+    slept = host.cli_json("ship", "sleep", "bob")
+    assert slept["state"] == "asleep"
+    assert slept["snapshot_event"] == 20
+    # The next request wakes it from the snapshot.
+    assert host.http("GET", "/s/bob/k/n7")[2] == b"v7"
+    show = host.cli_json("ship", "show", "bob")
+    assert show["state"] == "awake"
+    assert show["wake_count"] == 2
+    host.cli("ship", "sleep", "bob")
+    woke = host.cli_json("ship", "wake", "bob")
+    assert woke["state"] == "awake"
+    assert host.http("GET", "/s/bob/k/n19")[2] == b"v19"
+
+
+def test_state_survives_restart(host):
+    host.new_ship(KV, "cat")
+    host.http("PUT", "/s/cat/k/a", b"1")
+    host.cli("ship", "sleep", "cat")
+    host.http("PUT", "/s/cat/k/b", b"2")  # after the snapshot: replayed
+    assert host.stop() == 0
+    host.start()
+    show = host.cli_json("ship", "show", "cat")
+    assert show["state"] == "asleep"
+    assert show["last_event"] == 2
+    assert host.http("GET", "/s/cat/k/a")[2] == b"1"
+    assert host.http("GET", "/s/cat/k/b")[2] == b"2"
+
+
+def test_idle_ship_sleeps(host_factory):
+    h = host_factory(["--idle-timeout", "200"]).start()
+    h.new_ship(KV, "dot")
+    h.http("PUT", "/s/dot/k/a", b"1")
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if h.cli_json("ship", "show", "dot")["state"] == "asleep":
+            break
+        time.sleep(0.05)
+    assert h.cli_json("ship", "show", "dot")["state"] == "asleep"
+    assert h.http("GET", "/s/dot/k/a")[2] == b"1"
+
+
+def test_per_ship_idle_timeout(host):
+    host.cli("ship", "new", "--program", KV, "--name", "eve", "--idle-timeout", "150")
+    host.http("PUT", "/s/eve/k/a", b"1")
+    deadline = time.time() + 10
+    while time.time() < deadline and host.cli_json("ship", "show", "eve")["state"] != "asleep":
+        time.sleep(0.05)
+    assert host.cli_json("ship", "show", "eve")["state"] == "asleep"
+
+
+def test_send_poke(host):
+    host.new_ship(KV, "fay")
+    out = host.cli_json("ship", "send", "fay", "put greeting hello")
+    assert out["changed"] is True
+    assert out["event"] == 1
+    assert host.http("GET", "/s/fay/k/greeting")[2] == b"hello"
+    r = host.cli("ship", "send", "fay", "nonsense", check=False)
+    assert r.returncode == 1
+    assert "rejected" in r.stderr
+
+
+def test_remove(host):
+    sid = host.new_ship(KV, "gus")
+    host.http("PUT", "/s/gus/k/a", b"1")
+    out = host.cli_json("ship", "rm", "gus")
+    assert out["removed"] == sid
+    assert host.http("GET", "/s/gus/k/a")[0] == 404
+    ls = host.cli_json("ship", "ls")
+    assert all(s["id"] != sid for s in ls["ships"])
+    # The name is free again.
+    host.new_ship(KV, "gus")
+
+
+def test_ls_and_stats(host):
+    a = host.new_ship(KV)
+    b = host.new_ship(KV, "hal")
+    ids = {s["id"] for s in host.cli_json("ship", "ls")["ships"]}
+    assert {a, b} <= ids
+    text = host.cli("ship", "ls").stdout
+    assert "hal" in text and a in text
+    host.http("PUT", "/s/hal/k/x", b"1")
+    stats = host.cli_json("stats")
+    assert stats["ships"] == 2
+    assert stats["states"]["awake"] == 1
+    assert stats["events_committed"] >= 1
+
+
+def test_duplicate_name_and_bad_program(host):
+    host.new_ship(KV, "ivy")
+    r = host.cli("ship", "new", "--program", KV, "--name", "ivy", check=False)
+    assert r.returncode == 1 and "exists" in r.stderr
+    r = host.cli("ship", "new", "--program", "/nonexistent/prog", check=False)
+    assert r.returncode == 1 and "not an executable" in r.stderr
+    r = host.cli("ship", "new", "--program", KV, "--name", "Bad/Name", check=False)
+    assert r.returncode == 1 and "not valid" in r.stderr

@@ -1,0 +1,178 @@
+/* Event records and log entries round-trip, and bad bytes are refused. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/record.h"
+#include "core/ship.h"
+#include "lib/err.h"
+#include "lib/mem.h"
+
+static void test_event_round_trip(void **state)
+{
+    struct record_event in = {.sid = 7, .number = 42, .time_ns = 123, .kind = 1};
+    memset(in.entropy, 0xab, sizeof in.entropy);
+    memset(in.prev_hash, 0xcd, sizeof in.prev_hash);
+    in.payload = (const uint8_t *)"hello";
+    in.payload_len = 5;
+    struct buf b;
+    buf_init(&b);
+    assert_int_equal(record_encode_event(&b, &in), 0);
+    struct record_event out;
+    assert_int_equal(record_decode_event(b.data, b.len, &out), 0);
+    assert_int_equal(out.sid, 7);
+    assert_int_equal(out.number, 42);
+    assert_int_equal(out.time_ns, 123);
+    assert_memory_equal(out.entropy, in.entropy, sizeof in.entropy);
+    assert_memory_equal(out.prev_hash, in.prev_hash, sizeof in.prev_hash);
+    assert_int_equal(out.payload_len, 5);
+    assert_memory_equal(out.payload, "hello", 5);
+    /* Every truncation is refused, and so is a trailing byte. */
+    for (size_t n = 0; n < b.len; n++) {
+        assert_int_equal(record_decode_event(b.data, n, &out),
+                         BERTH_EMALFORMED);
+    }
+    buf_put_u8(&b, 0);
+    assert_int_equal(record_decode_event(b.data, b.len, &out),
+                     BERTH_EMALFORMED);
+    buf_free(&b);
+}
+
+static void test_hash_chains(void **state)
+{
+    uint8_t h1[RECORD_HASH_SIZE], h2[RECORD_HASH_SIZE];
+    record_hash((const uint8_t *)"a", 1, h1);
+    record_hash((const uint8_t *)"b", 1, h2);
+    assert_memory_not_equal(h1, h2, RECORD_HASH_SIZE);
+    record_hash((const uint8_t *)"a", 1, h2);
+    assert_memory_equal(h1, h2, RECORD_HASH_SIZE);
+}
+
+static void test_events_entry(void **state)
+{
+    struct buf e;
+    buf_init(&e);
+    assert_int_equal(record_events_begin(&e), 0);
+    assert_int_equal(record_events_add(&e, (const uint8_t *)"one", 3), 0);
+    assert_int_equal(record_events_add(&e, (const uint8_t *)"three", 5), 0);
+    assert_int_equal(record_events_count(&e), 2);
+    uint8_t type;
+    assert_int_equal(record_entry_type(e.data, e.len, &type), 0);
+    assert_int_equal(type, RECORD_ENTRY_EVENTS);
+    size_t off = 0;
+    const uint8_t *rec;
+    size_t len;
+    assert_int_equal(record_events_next(e.data, e.len, &off, &rec, &len), 0);
+    assert_int_equal(len, 3);
+    assert_int_equal(record_events_next(e.data, e.len, &off, &rec, &len), 0);
+    assert_memory_equal(rec, "three", 5);
+    assert_int_equal(record_events_next(e.data, e.len, &off, &rec, &len), 1);
+    /* A length that runs past the end is malformed. */
+    off = 0;
+    assert_int_equal(record_events_next(e.data, e.len - 1, &off, &rec, &len),
+                     0);
+    assert_int_equal(record_events_next(e.data, e.len - 1, &off, &rec, &len),
+                     BERTH_EMALFORMED);
+    buf_free(&e);
+}
+
+static void test_ship_new_round_trip(void **state)
+{
+    struct record_ship_new in = {
+        .id = "abc", .name = "ann", .program = "/bin/kv",
+        .created_ns = 9, .idle_timeout_ms = 1000,
+    };
+    memset(in.public_key, 1, sizeof in.public_key);
+    memset(in.secret_key, 2, sizeof in.secret_key);
+    struct buf e;
+    buf_init(&e);
+    assert_int_equal(record_encode_ship_new(&e, &in), 0);
+    struct record_ship_new out;
+    assert_int_equal(record_decode_ship_new(e.data, e.len, &out), 0);
+    assert_int_equal(out.id_len, 3);
+    assert_memory_equal(out.name, "ann", 3);
+    assert_int_equal(out.program_len, 7);
+    assert_int_equal(out.idle_timeout_ms, 1000);
+    assert_memory_equal(out.secret_key, in.secret_key, 64);
+    for (size_t n = 0; n < e.len; n++) {
+        assert_int_equal(record_decode_ship_new(e.data, n, &out),
+                         BERTH_EMALFORMED);
+    }
+    /* Wrong type is refused. */
+    uint64_t sid;
+    assert_int_equal(record_decode_ship_remove(e.data, e.len, &sid),
+                     BERTH_EMALFORMED);
+    buf_free(&e);
+}
+
+static void test_snapshot_and_remove(void **state)
+{
+    struct record_snapshot in = {.sid = 3, .number = 10, .data = (const uint8_t *)"st", .len = 2};
+    memset(in.epoch, 5, sizeof in.epoch);
+    struct buf e;
+    buf_init(&e);
+    assert_int_equal(record_encode_snapshot(&e, &in), 0);
+    struct record_snapshot out;
+    assert_int_equal(record_decode_snapshot(e.data, e.len, &out), 0);
+    assert_int_equal(out.sid, 3);
+    assert_int_equal(out.number, 10);
+    assert_int_equal(out.len, 2);
+    assert_int_equal(record_decode_snapshot(e.data, 10, &out),
+                     BERTH_EMALFORMED);
+    buf_free(&e);
+    buf_init(&e);
+    assert_int_equal(record_encode_ship_remove(&e, 77), 0);
+    uint64_t sid;
+    assert_int_equal(record_decode_ship_remove(e.data, e.len, &sid), 0);
+    assert_int_equal(sid, 77);
+    buf_free(&e);
+}
+
+static void test_encode_out_of_memory(void **state)
+{
+    struct record_event in = {.sid = 1, .number = 1};
+    struct buf b;
+    buf_init(&b);
+    mem_fault_countdown(0);
+    assert_int_equal(record_encode_event(&b, &in), BERTH_ENOMEM);
+    assert_int_equal(record_events_begin(&b), BERTH_ENOMEM);
+    mem_fault_countdown(-1);
+    buf_free(&b);
+}
+
+static void test_ship_states(void **state)
+{
+    enum ship_state s = SHIP_ASLEEP;
+    assert_int_equal(ship_state_set(&s, SHIP_AWAKE), BERTH_EINVAL);
+    assert_int_equal(s, SHIP_ASLEEP);
+    assert_int_equal(ship_state_set(&s, SHIP_WAKING), 0);
+    assert_int_equal(ship_state_set(&s, SHIP_AWAKE), 0);
+    assert_int_equal(ship_state_set(&s, SHIP_SLEEPING), 0);
+    assert_int_equal(ship_state_set(&s, SHIP_AWAKE), 0);
+    assert_int_equal(ship_state_set(&s, SHIP_ASLEEP), 0);
+    assert_int_equal(ship_state_set(&s, SHIP_REMOVED), 0);
+    assert_int_equal(ship_state_set(&s, SHIP_ASLEEP), BERTH_EINVAL);
+    assert_string_equal(ship_state_name(SHIP_SLEEPING), "sleeping");
+    assert_true(ship_name_valid("ann-2"));
+    assert_false(ship_name_valid("-ann"));
+    assert_false(ship_name_valid("Ann"));
+    assert_false(ship_name_valid(""));
+    assert_false(ship_name_valid("a/b"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_event_round_trip),
+        cmocka_unit_test(test_hash_chains),
+        cmocka_unit_test(test_events_entry),
+        cmocka_unit_test(test_ship_new_round_trip),
+        cmocka_unit_test(test_snapshot_and_remove),
+        cmocka_unit_test(test_encode_out_of_memory),
+        cmocka_unit_test(test_ship_states),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
