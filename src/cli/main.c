@@ -26,6 +26,7 @@ static const char usage[] =
     "      --event-timeout MS     per-event time limit (default 10000)\n"
     "      --snapshot-every N     snapshot a ship every N events (default 1000)\n"
     "      --max-body BYTES       request body limit (default 8388608)\n"
+    "      --max-queue N          requests waiting per ship before 503 (default 1024)\n"
     "\n"
     "Ships (find the host with --data DIR, $BERTH_DATA or --admin ADDR):\n"
     "  ship new --program PATH [--name NAME] [--idle-timeout MS]\n"
@@ -366,6 +367,9 @@ static int cli__serve(int argc, char **argv)
         } else if (strcmp(a, "--snapshot-every") == 0 &&
                    cli__parse_uint(v, 1ULL << 31, &n) == 0 && n > 0) {
             cfg.snapshot_every = (unsigned)n;
+        } else if (strcmp(a, "--max-queue") == 0 &&
+                   cli__parse_uint(v, 1ULL << 24, &n) == 0 && n > 0) {
+            cfg.max_queue = (unsigned)n;
         } else if (strcmp(a, "--max-body") == 0 &&
                    cli__parse_uint(v, 1ULL << 30, &n) == 0) {
             cfg.max_body = (size_t)n;

@@ -81,12 +81,28 @@ static void log__transport_close(struct raft_uv_transport *t,
     cb(t);
 }
 
+/* raft's segment format requires every entry's length to be a multiple of
+ * 8 (its writer asserts it only in debug builds and writes a corrupt segment
+ * otherwise), so each entry is framed as u64 length | bytes | zero padding. */
+#define LOG__FRAME 8
+
+static size_t log__padded(size_t n)
+{
+    return LOG__FRAME + ((n + 7) & ~(size_t)7);
+}
+
 static int log__fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
                           void **result)
 {
     struct log *l = fsm->data;
     int res = 0;
-    int rv = l->cfg.apply(l->cfg.arg, buf->base, buf->len, &res);
+    uint64_t n = buf->len >= LOG__FRAME ? get_le64(buf->base) : UINT64_MAX;
+    if (n > buf->len - LOG__FRAME || log__padded(n) != buf->len) {
+        log__fatal(l, "log entry with a bad length", RAFT_CORRUPT);
+        return RAFT_CORRUPT;
+    }
+    int rv = l->cfg.apply(l->cfg.arg, (const uint8_t *)buf->base + LOG__FRAME,
+                          (size_t)n, &res);
     if (rv != 0) {
         char msg[ERRMSG_SIZE];
         snprintf(msg, sizeof msg, "applying log entry: %s", err_str(rv));
@@ -195,6 +211,10 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
         goto err_after_dir;
     }
 
+    /* A damaged segment must stop the host with a clear error, never be set
+     * aside silently with the entries in it. */
+    raft_uv_set_auto_recovery(&l->io, false);
+
     l->fsm.version = 1;
     l->fsm.data = l;
     l->fsm.apply = log__fsm_apply;
@@ -302,13 +322,14 @@ int log_propose(struct log *l, struct buf *entry, log_done_cb cb, void *arg)
     /* raft wants memory from raft_malloc; copying once keeps buf's
      * allocator private to berth. */
     struct raft_buffer b;
-    b.len = entry->len;
-    b.base = raft_malloc(b.len ? b.len : 1);
+    b.len = log__padded(entry->len);
+    b.base = raft_calloc(1, b.len);
     if (b.base == NULL) {
         mem_free(r);
         return BERTH_ENOMEM;
     }
-    memcpy(b.base, entry->data, b.len);
+    put_le64(b.base, entry->len);
+    memcpy((uint8_t *)b.base + LOG__FRAME, entry->data, entry->len);
     r->log = l;
     r->cb = cb;
     r->arg = arg;

@@ -1,0 +1,11 @@
+#!/bin/sh
+# make bench: every figure beside a floor measured in the same run.
+set -e
+BUILD=${1:-build}
+DIR=$(mktemp -d "$PWD/bench-data.XXXXXX")
+trap 'rm -rf "$DIR"' EXIT INT TERM
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); data on $(df -h "$DIR" | awk 'NR==2{print $1}')"
+echo
+"$BUILD/bench/store_bench" "$DIR/store" 2>/dev/null || true
+echo
+"$BUILD/bench/berth_bench" "$BUILD/berth" "$(cd "$BUILD/programs" && pwd)/kv" "$DIR/host"
