@@ -115,7 +115,10 @@ void proc_kill(struct proc *p, const char *why)
     p->killed = true;
     snprintf(p->why, sizeof p->why, "killed: %s", why);
     if (!p->exited) {
-        uv_process_kill(&p->process, SIGKILL);
+        /* The child leads its own process group; take its children too. */
+        if (kill(-p->process.pid, SIGKILL) != 0) {
+            uv_process_kill(&p->process, SIGKILL);
+        }
     }
     proc__die(p);
 }
@@ -128,6 +131,9 @@ static void proc__exit_cb(uv_process_t *h, int64_t status, int term_signal)
     p->term_signal = term_signal;
     proc__die(p);
     proc__close(p, (uv_handle_t *)&p->process);
+    /* A grandchild may hold stderr open forever; the log is not worth
+     * waiting for once the program itself is gone. */
+    proc__close(p, (uv_handle_t *)&p->err);
 }
 
 static void proc__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
@@ -267,6 +273,7 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
     opts.exit_cb = proc__exit_cb;
     opts.stdio = stdio;
     opts.stdio_count = 3;
+    opts.flags = UV_PROCESS_DETACHED;
 
     rv = uv_spawn(loop, &p->process, &opts);
     p->open_handles = 4;

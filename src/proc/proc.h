@@ -35,7 +35,7 @@ typedef void (*proc_exit_cb)(struct proc *p, const char *why, int clean,
                              void *arg);
 
 struct proc_config {
-    const char *path;    /* the executable */
+    const char *path;    /* the executable; without a slash, PATH is searched */
     const char *name;    /* prefix for its stderr lines in the host log */
     const char *ship_id; /* exported to the child as BERTH_SHIP */
     size_t max_frame;    /* 0: FRAME_MAX_DEFAULT */

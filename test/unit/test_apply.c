@@ -1,0 +1,243 @@
+/* Applying log entries to the store is deterministic and idempotent: the
+ * same entry twice, or a replay after a snapshot, changes nothing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/record.h"
+#include "lib/err.h"
+#include "lib/mem.h"
+#include "store/apply.h"
+
+static int setup(void **state)
+{
+    struct store *s;
+    char errmsg[ERRMSG_SIZE];
+    assert_int_equal(store_open(&s, ":memory:", errmsg), 0);
+    *state = s;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    store_close(*state);
+    return 0;
+}
+
+static void apply(struct store *s, struct buf *e, int want_rv, int want_res)
+{
+    int res = -1;
+    assert_int_equal(store_apply_entry(s, e->data, e->len, &res), want_rv);
+    if (want_rv == 0) {
+        assert_int_equal(res, want_res);
+    }
+}
+
+static uint64_t new_ship(struct store *s, const char *id, const char *name)
+{
+    struct record_ship_new r = {.id = id, .name = name, .program = "/bin/true"};
+    struct buf e;
+    struct store_ship ship;
+    buf_init(&e);
+    assert_int_equal(record_encode_ship_new(&e, &r), 0);
+    apply(s, &e, 0, 0);
+    /* Applying it again is a no-op. */
+    apply(s, &e, 0, 0);
+    buf_free(&e);
+    assert_int_equal(store_ship_get(s, id, &ship), 0);
+    uint64_t sid = ship.sid;
+    assert_int_equal(ship.first_event, 1);
+    store_ship_clear(&ship);
+    return sid;
+}
+
+/* Append events from..to of ship sid to an EVENTS entry, chaining hashes
+ * from *head. */
+static void add_events(struct buf *e, uint64_t sid, uint64_t from, uint64_t to,
+                       uint8_t *head)
+{
+    if (e->len == 0) {
+        assert_int_equal(record_events_begin(e), 0);
+    }
+    for (uint64_t n = from; n <= to; n++) {
+        struct record_event ev = {.sid = sid, .number = n, .kind = 2};
+        ev.payload = (const uint8_t *)"x";
+        ev.payload_len = 1;
+        memcpy(ev.prev_hash, head, RECORD_HASH_SIZE);
+        struct buf r;
+        buf_init(&r);
+        assert_int_equal(record_encode_event(&r, &ev), 0);
+        record_hash(r.data, r.len, head);
+        assert_int_equal(record_events_add(e, r.data, r.len), 0);
+        buf_free(&r);
+    }
+}
+
+static int count_cb(uint64_t number, const void *rec, size_t len, void *arg)
+{
+    (*(uint64_t *)arg)++;
+    return 0;
+}
+
+static uint64_t count_events(struct store *s, uint64_t sid)
+{
+    uint64_t n = 0;
+    assert_int_equal(store_event_foreach(s, sid, 0, count_cb, &n), 0);
+    return n;
+}
+
+static void test_ship_new_and_name_race(void **state)
+{
+    struct store *s = *state;
+    uint64_t a = new_ship(s, "aaaa", "ann");
+    uint64_t b = new_ship(s, "bbbb", "");
+    assert_int_not_equal(a, b);
+    /* A second ship with a taken name loses, deterministically. */
+    struct record_ship_new r = {.id = "cccc", .name = "ann", .program = "/x"};
+    struct buf e;
+    buf_init(&e);
+    assert_int_equal(record_encode_ship_new(&e, &r), 0);
+    apply(s, &e, 0, BERTH_EEXIST);
+    buf_free(&e);
+    struct store_ship ship;
+    assert_int_equal(store_ship_get(s, "cccc", &ship), BERTH_ENOTFOUND);
+}
+
+static void test_events_idempotent_and_chained(void **state)
+{
+    struct store *s = *state;
+    uint64_t a = new_ship(s, "aaaa", "ann");
+    uint64_t b = new_ship(s, "bbbb", "bob");
+    uint8_t ha[RECORD_HASH_SIZE] = {0}, hb[RECORD_HASH_SIZE] = {0};
+    struct buf e;
+    buf_init(&e);
+    /* One entry with events of two ships: a group commit. */
+    add_events(&e, a, 1, 3, ha);
+    add_events(&e, b, 1, 2, hb);
+    add_events(&e, a, 4, 4, ha);
+    apply(s, &e, 0, 0);
+    apply(s, &e, 0, 0); /* replayed */
+    buf_free(&e);
+    struct store_ship ship;
+    assert_int_equal(store_ship_get_sid(s, a, &ship), 0);
+    assert_int_equal(ship.last_event, 4);
+    assert_memory_equal(ship.last_hash, ha, RECORD_HASH_SIZE);
+    store_ship_clear(&ship);
+    assert_int_equal(count_events(s, a), 4);
+    assert_int_equal(count_events(s, b), 2);
+
+    /* A gap or a broken chain is corruption, and changes nothing. */
+    buf_init(&e);
+    uint8_t h2[RECORD_HASH_SIZE];
+    memcpy(h2, ha, sizeof h2);
+    add_events(&e, a, 6, 6, h2);
+    apply(s, &e, BERTH_ECORRUPT, 0);
+    buf_free(&e);
+    buf_init(&e);
+    uint8_t wrong[RECORD_HASH_SIZE] = {1};
+    add_events(&e, a, 5, 5, wrong);
+    apply(s, &e, BERTH_ECORRUPT, 0);
+    buf_free(&e);
+    assert_int_equal(count_events(s, a), 4);
+}
+
+static void test_snapshot_truncates_and_replay_is_noop(void **state)
+{
+    struct store *s = *state;
+    uint64_t a = new_ship(s, "aaaa", "ann");
+    uint8_t h[RECORD_HASH_SIZE] = {0};
+    struct buf ev;
+    buf_init(&ev);
+    add_events(&ev, a, 1, 10, h);
+    apply(s, &ev, 0, 0);
+
+    struct record_snapshot rs = {.sid = a, .number = 6,
+                                 .data = (const uint8_t *)"state", .len = 5};
+    struct buf e;
+    buf_init(&e);
+    assert_int_equal(record_encode_snapshot(&e, &rs), 0);
+    apply(s, &e, 0, 0);
+    assert_int_equal(count_events(s, a), 4);
+    /* The log replays events 1..10 after a restart: nothing comes back. */
+    apply(s, &ev, 0, 0);
+    assert_int_equal(count_events(s, a), 4);
+    apply(s, &e, 0, 0);
+    struct store_ship ship;
+    assert_int_equal(store_ship_get_sid(s, a, &ship), 0);
+    assert_int_equal(ship.snapshot_event, 6);
+    assert_int_equal(ship.first_event, 7);
+    store_ship_clear(&ship);
+    uint64_t number;
+    uint8_t epoch[32];
+    struct buf data;
+    buf_init(&data);
+    assert_int_equal(store_snapshot_get(s, a, &number, epoch, &data), 0);
+    assert_int_equal(number, 6);
+    assert_memory_equal(data.data, "state", 5);
+    buf_free(&data);
+    buf_free(&e);
+
+    /* A snapshot beyond the last event is corruption. */
+    rs.number = 11;
+    buf_init(&e);
+    assert_int_equal(record_encode_snapshot(&e, &rs), 0);
+    apply(s, &e, BERTH_ECORRUPT, 0);
+    buf_free(&e);
+    buf_free(&ev);
+}
+
+static void test_remove_then_late_events(void **state)
+{
+    struct store *s = *state;
+    uint64_t a = new_ship(s, "aaaa", "ann");
+    struct buf e;
+    buf_init(&e);
+    assert_int_equal(record_encode_ship_remove(&e, a), 0);
+    apply(s, &e, 0, 0);
+    apply(s, &e, 0, 0); /* absent: nothing to do */
+    buf_free(&e);
+    struct store_ship ship;
+    assert_int_equal(store_ship_get(s, "ann", &ship), BERTH_ENOTFOUND);
+    /* Events of a removed ship, replayed from the log, are dropped. */
+    uint8_t h[RECORD_HASH_SIZE] = {0};
+    buf_init(&e);
+    add_events(&e, a, 1, 2, h);
+    apply(s, &e, 0, 0);
+    buf_free(&e);
+    assert_int_equal(count_events(s, a), 0);
+    /* The name is free again. */
+    new_ship(s, "dddd", "ann");
+}
+
+static void test_garbage_entries(void **state)
+{
+    struct store *s = *state;
+    int res;
+    uint8_t junk[] = {1, 99, 0, 0};
+    assert_int_equal(store_apply_entry(s, junk, sizeof junk, &res),
+                     BERTH_ECORRUPT);
+    assert_int_equal(store_apply_entry(s, junk, 1, &res), BERTH_ECORRUPT);
+    uint8_t events[] = {1, RECORD_ENTRY_EVENTS, 1, 0, 0, 0, 200, 0, 0, 0};
+    assert_int_equal(store_apply_entry(s, events, sizeof events, &res),
+                     BERTH_ECORRUPT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_ship_new_and_name_race, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_events_idempotent_and_chained,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_snapshot_truncates_and_replay_is_noop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_then_late_events, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_entries, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
