@@ -1,0 +1,550 @@
+/* The store on SQLite: one connection, used from the loop thread only, with
+ * every statement prepared once at open. */
+#include "store/store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/err.h"
+#include "lib/mem.h"
+
+#define STORE__SCHEMA_VERSION 1
+
+enum {
+    ST_META_GET,
+    ST_META_PUT,
+    ST_SHIP_PUT,
+    ST_SHIP_BY_ID,
+    ST_SHIP_BY_NAME,
+    ST_SHIP_BY_SID,
+    ST_SHIP_DELETE,
+    ST_SHIP_EVENTS_DELETE,
+    ST_SHIP_SNAPSHOT_DELETE,
+    ST_SHIP_ALL,
+    ST_SHIP_COUNT,
+    ST_EVENT_PUT,
+    ST_EVENT_FROM,
+    ST_EVENT_TRUNCATE,
+    ST_SNAPSHOT_PUT,
+    ST_SNAPSHOT_GET,
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST__COUNT
+};
+
+#define STORE__SHIP_COLUMNS                                                  \
+    "sid, id, name, program, created_ns, idle_timeout_ms, last_event, "      \
+    "first_event, snapshot_event, last_hash, public_key, secret_key"
+
+static const char *store__sql[ST__COUNT] = {
+    [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [ST_META_PUT] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+    /* An upsert on sid, not INSERT OR REPLACE: a clash on id or name must
+     * fail, never delete the other ship. */
+    [ST_SHIP_PUT] =
+        "INSERT INTO ships (" STORE__SHIP_COLUMNS
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
+        "ON CONFLICT (sid) DO UPDATE SET id = ?2, name = ?3, program = ?4, "
+        "created_ns = ?5, idle_timeout_ms = ?6, last_event = ?7, "
+        "first_event = ?8, snapshot_event = ?9, last_hash = ?10, "
+        "public_key = ?11, secret_key = ?12",
+    [ST_SHIP_BY_ID] = "SELECT " STORE__SHIP_COLUMNS " FROM ships WHERE id = ?1",
+    [ST_SHIP_BY_NAME] =
+        "SELECT " STORE__SHIP_COLUMNS " FROM ships WHERE name = ?1",
+    [ST_SHIP_BY_SID] =
+        "SELECT " STORE__SHIP_COLUMNS " FROM ships WHERE sid = ?1",
+    [ST_SHIP_DELETE] = "DELETE FROM ships WHERE sid = ?1",
+    [ST_SHIP_EVENTS_DELETE] = "DELETE FROM events WHERE sid = ?1",
+    [ST_SHIP_SNAPSHOT_DELETE] = "DELETE FROM snapshots WHERE sid = ?1",
+    [ST_SHIP_ALL] = "SELECT " STORE__SHIP_COLUMNS " FROM ships ORDER BY sid",
+    [ST_SHIP_COUNT] = "SELECT count(*) FROM ships",
+    [ST_EVENT_PUT] =
+        "INSERT OR REPLACE INTO events (sid, n, rec) VALUES (?1, ?2, ?3)",
+    [ST_EVENT_FROM] =
+        "SELECT n, rec FROM events WHERE sid = ?1 AND n >= ?2 ORDER BY n",
+    [ST_EVENT_TRUNCATE] = "DELETE FROM events WHERE sid = ?1 AND n <= ?2",
+    [ST_SNAPSHOT_PUT] = "INSERT OR REPLACE INTO snapshots (sid, n, epoch, "
+                        "data) VALUES (?1, ?2, ?3, ?4)",
+    [ST_SNAPSHOT_GET] =
+        "SELECT n, epoch, data FROM snapshots WHERE sid = ?1",
+    [ST_BEGIN] = "BEGIN",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+};
+
+/* Ships, events and snapshots keyed by integers; the events table has no
+ * rowid, so an event costs its key and record only. */
+static const char store__schema[] =
+    "CREATE TABLE IF NOT EXISTS meta ("
+    "  key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS ships ("
+    "  sid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT UNIQUE,"
+    "  program TEXT NOT NULL, created_ns INTEGER NOT NULL,"
+    "  idle_timeout_ms INTEGER NOT NULL, last_event INTEGER NOT NULL,"
+    "  first_event INTEGER NOT NULL, snapshot_event INTEGER NOT NULL,"
+    "  last_hash BLOB NOT NULL, public_key BLOB NOT NULL,"
+    "  secret_key BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS events ("
+    "  sid INTEGER NOT NULL, n INTEGER NOT NULL, rec BLOB NOT NULL,"
+    "  PRIMARY KEY (sid, n)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS snapshots ("
+    "  sid INTEGER PRIMARY KEY, n INTEGER NOT NULL, epoch BLOB NOT NULL,"
+    "  data BLOB NOT NULL);";
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST__COUNT];
+    char errmsg[ERRMSG_SIZE];
+};
+
+/* Map an SQLite result to a berth code, keeping SQLite's message. */
+static int store__fail(struct store *s, int rc, const char *what)
+{
+    int primary = rc & 0xff;
+    int rv;
+    switch (primary) {
+    case SQLITE_FULL:
+        err_printf(s->errmsg, "%s: disk full", what);
+        return BERTH_EIO;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        rv = BERTH_ECORRUPT;
+        break;
+    case SQLITE_CONSTRAINT:
+        rv = BERTH_EEXIST;
+        break;
+    case SQLITE_NOMEM:
+        rv = BERTH_ENOMEM;
+        break;
+    default:
+        rv = BERTH_EIO;
+        break;
+    }
+    err_printf(s->errmsg, "%s: %s", what,
+               s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+    return rv;
+}
+
+static sqlite3_stmt *store__stmt(struct store *s, int which)
+{
+    sqlite3_stmt *st = s->st[which];
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return st;
+}
+
+/* Run a statement that returns no rows. */
+static int store__exec(struct store *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        return store__fail(s, rc, what);
+    }
+    return 0;
+}
+
+void store_ship_clear(struct store_ship *ship)
+{
+    mem_free(ship->program);
+    memset(ship, 0, sizeof *ship);
+}
+
+static int store__pragma(struct store *s, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        int rv = store__fail(s, rc, "opening the store");
+        if (msg != NULL) {
+            err_printf(s->errmsg, "opening the store: %s", msg);
+            sqlite3_free(msg);
+        }
+        return rv;
+    }
+    return 0;
+}
+
+int store_open(struct store **out, const char *path, char *errmsg)
+{
+    int rv;
+    struct store *s = mem_calloc(1, sizeof *s);
+    if (s == NULL) {
+        err_printf(errmsg, "out of memory");
+        return BERTH_ENOMEM;
+    }
+    int rc = sqlite3_open_v2(path, &s->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                 SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        rv = store__fail(s, rc, "opening the store");
+        goto err_after_db;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    /* WAL + NORMAL: commits do not fsync, and a crash leaves the database
+     * consistent; the raft log replays what the last commits held. */
+    rv = store__pragma(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                          "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;");
+    if (rv != 0) {
+        goto err_after_db;
+    }
+    sqlite3_stmt *v;
+    rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &v, NULL);
+    if (rc != SQLITE_OK) {
+        rv = store__fail(s, rc, "reading the schema version");
+        goto err_after_db;
+    }
+    int version = sqlite3_step(v) == SQLITE_ROW ? sqlite3_column_int(v, 0) : 0;
+    sqlite3_finalize(v);
+    if (version > STORE__SCHEMA_VERSION) {
+        err_printf(s->errmsg,
+                   "the store has schema version %d; this berth knows up to "
+                   "%d (upgrade berth)",
+                   version, STORE__SCHEMA_VERSION);
+        rv = BERTH_ECORRUPT;
+        goto err_after_db;
+    }
+    if (version == 0) {
+        rv = store__pragma(s, store__schema);
+        if (rv == 0) {
+            rv = store__pragma(s, "PRAGMA user_version=1");
+        }
+        if (rv != 0) {
+            goto err_after_db;
+        }
+    }
+    for (int i = 0; i < ST__COUNT; i++) {
+        rc = sqlite3_prepare_v3(s->db, store__sql[i], -1,
+                                SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
+        if (rc != SQLITE_OK) {
+            rv = store__fail(s, rc, "preparing statements");
+            goto err_after_db;
+        }
+    }
+    *out = s;
+    return 0;
+
+err_after_db:
+    err_printf(errmsg, "%s", s->errmsg);
+    store_close(s);
+    return rv;
+}
+
+void store_close(struct store *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    for (int i = 0; i < ST__COUNT; i++) {
+        sqlite3_finalize(s->st[i]);
+    }
+    sqlite3_close(s->db);
+    mem_free(s);
+}
+
+const char *store_errmsg(const struct store *s)
+{
+    return s->errmsg;
+}
+
+int store_begin(struct store *s)
+{
+    return store__exec(s, store__stmt(s, ST_BEGIN), "begin");
+}
+
+int store_commit(struct store *s)
+{
+    return store__exec(s, store__stmt(s, ST_COMMIT), "commit");
+}
+
+int store_rollback(struct store *s)
+{
+    return store__exec(s, store__stmt(s, ST_ROLLBACK), "rollback");
+}
+
+int store_sync(struct store *s)
+{
+    /* With synchronous=NORMAL, SQLite syncs the WAL before a checkpoint and
+     * the database file after a completed one; TRUNCATE then empties the
+     * WAL. A checkpoint blocked by a reader reports busy = 1. */
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", -1,
+                                &st, NULL);
+    if (rc != SQLITE_OK) {
+        return store__fail(s, rc, "checkpoint");
+    }
+    rc = sqlite3_step(st);
+    int busy = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 1;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) {
+        return store__fail(s, rc, "checkpoint");
+    }
+    if (busy) {
+        err_printf(s->errmsg, "checkpoint: the database is busy");
+        return BERTH_EBUSY;
+    }
+    return 0;
+}
+
+int store_meta_get(struct store *s, const char *key, uint64_t *value)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_META_GET);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *value = (uint64_t)sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        return 0;
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE) {
+        *value = 0;
+        return 0;
+    }
+    return store__fail(s, rc, "reading a counter");
+}
+
+int store_meta_put(struct store *s, const char *key, uint64_t value)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_META_PUT);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)value);
+    return store__exec(s, st, "writing a counter");
+}
+
+int store_ship_put(struct store *s, const struct store_ship *ship)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_SHIP_PUT);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ship->sid);
+    sqlite3_bind_text(st, 2, ship->id, -1, SQLITE_STATIC);
+    if (ship->name[0] != '\0') {
+        sqlite3_bind_text(st, 3, ship->name, -1, SQLITE_STATIC);
+    } /* else NULL: unnamed ships do not collide */
+    sqlite3_bind_text(st, 4, ship->program ? ship->program : "", -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)ship->created_ns);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)ship->idle_timeout_ms);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)ship->last_event);
+    sqlite3_bind_int64(st, 8, (sqlite3_int64)ship->first_event);
+    sqlite3_bind_int64(st, 9, (sqlite3_int64)ship->snapshot_event);
+    sqlite3_bind_blob(st, 10, ship->last_hash, sizeof ship->last_hash,
+                      SQLITE_STATIC);
+    sqlite3_bind_blob(st, 11, ship->public_key, sizeof ship->public_key,
+                      SQLITE_STATIC);
+    sqlite3_bind_blob(st, 12, ship->secret_key, sizeof ship->secret_key,
+                      SQLITE_STATIC);
+    return store__exec(s, st, "writing a ship");
+}
+
+static void store__copy_blob(sqlite3_stmt *st, int col, uint8_t *out,
+                             size_t size)
+{
+    const void *p = sqlite3_column_blob(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    memset(out, 0, size);
+    if (p != NULL) {
+        memcpy(out, p, n < size ? n : size);
+    }
+}
+
+static void store__copy_text(sqlite3_stmt *st, int col, char *out,
+                             size_t size)
+{
+    const unsigned char *p = sqlite3_column_text(st, col);
+    snprintf(out, size, "%s", p ? (const char *)p : "");
+}
+
+/* Fill ship from the current row of a SELECT of STORE__SHIP_COLUMNS. */
+static int store__row_ship(sqlite3_stmt *st, struct store_ship *ship)
+{
+    memset(ship, 0, sizeof *ship);
+    ship->sid = (uint64_t)sqlite3_column_int64(st, 0);
+    store__copy_text(st, 1, ship->id, sizeof ship->id);
+    store__copy_text(st, 2, ship->name, sizeof ship->name);
+    const unsigned char *program = sqlite3_column_text(st, 3);
+    ship->program = mem_strdup(program ? (const char *)program : "");
+    if (ship->program == NULL) {
+        return BERTH_ENOMEM;
+    }
+    ship->created_ns = (uint64_t)sqlite3_column_int64(st, 4);
+    ship->idle_timeout_ms = (uint64_t)sqlite3_column_int64(st, 5);
+    ship->last_event = (uint64_t)sqlite3_column_int64(st, 6);
+    ship->first_event = (uint64_t)sqlite3_column_int64(st, 7);
+    ship->snapshot_event = (uint64_t)sqlite3_column_int64(st, 8);
+    store__copy_blob(st, 9, ship->last_hash, sizeof ship->last_hash);
+    store__copy_blob(st, 10, ship->public_key, sizeof ship->public_key);
+    store__copy_blob(st, 11, ship->secret_key, sizeof ship->secret_key);
+    return 0;
+}
+
+/* Step a one-row ship query; 0, BERTH_ENOTFOUND or an error. */
+static int store__one_ship(struct store *s, sqlite3_stmt *st,
+                           struct store_ship *out)
+{
+    int rc = sqlite3_step(st);
+    int rv;
+    if (rc == SQLITE_ROW) {
+        rv = store__row_ship(st, out);
+        if (rv != 0) {
+            err_printf(s->errmsg, "reading a ship: out of memory");
+        }
+    } else if (rc == SQLITE_DONE) {
+        rv = BERTH_ENOTFOUND;
+    } else {
+        rv = store__fail(s, rc, "reading a ship");
+    }
+    sqlite3_reset(st);
+    return rv;
+}
+
+int store_ship_get(struct store *s, const char *id_or_name,
+                   struct store_ship *out)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_SHIP_BY_ID);
+    sqlite3_bind_text(st, 1, id_or_name, -1, SQLITE_STATIC);
+    int rv = store__one_ship(s, st, out);
+    if (rv != BERTH_ENOTFOUND) {
+        return rv;
+    }
+    st = store__stmt(s, ST_SHIP_BY_NAME);
+    sqlite3_bind_text(st, 1, id_or_name, -1, SQLITE_STATIC);
+    return store__one_ship(s, st, out);
+}
+
+int store_ship_get_sid(struct store *s, uint64_t sid, struct store_ship *out)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_SHIP_BY_SID);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+    return store__one_ship(s, st, out);
+}
+
+int store_ship_delete(struct store *s, uint64_t sid)
+{
+    static const int order[] = {ST_SHIP_EVENTS_DELETE, ST_SHIP_SNAPSHOT_DELETE,
+                                ST_SHIP_DELETE};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        sqlite3_stmt *st = store__stmt(s, order[i]);
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+        int rv = store__exec(s, st, "deleting a ship");
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    return sqlite3_changes(s->db) > 0 ? 0 : BERTH_ENOTFOUND;
+}
+
+int store_ship_foreach(struct store *s, store_ship_cb cb, void *arg)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_SHIP_ALL);
+    int rv = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct store_ship ship;
+        rv = store__row_ship(st, &ship);
+        if (rv == 0) {
+            rv = cb(&ship, arg);
+        }
+        store_ship_clear(&ship);
+        if (rv != 0) {
+            break;
+        }
+    }
+    if (rv == 0 && rc != SQLITE_DONE) {
+        rv = store__fail(s, rc, "listing ships");
+    }
+    sqlite3_reset(st);
+    return rv;
+}
+
+int store_ship_count(struct store *s, uint64_t *count)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_SHIP_COUNT);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return store__fail(s, rc, "counting ships");
+    }
+    *count = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return 0;
+}
+
+int store_event_put(struct store *s, uint64_t sid, uint64_t number,
+                    const void *rec, size_t len)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_EVENT_PUT);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)number);
+    sqlite3_bind_blob64(st, 3, rec, len, SQLITE_STATIC);
+    return store__exec(s, st, "writing an event");
+}
+
+int store_event_foreach(struct store *s, uint64_t sid, uint64_t from,
+                        store_event_cb cb, void *arg)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_EVENT_FROM);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)from);
+    int rv = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rv = cb((uint64_t)sqlite3_column_int64(st, 0),
+                sqlite3_column_blob(st, 1),
+                (size_t)sqlite3_column_bytes(st, 1), arg);
+        if (rv != 0) {
+            break;
+        }
+    }
+    if (rv == 0 && rc != SQLITE_DONE) {
+        rv = store__fail(s, rc, "reading events");
+    }
+    sqlite3_reset(st);
+    return rv;
+}
+
+int store_event_truncate(struct store *s, uint64_t sid, uint64_t upto)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_EVENT_TRUNCATE);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)upto);
+    return store__exec(s, st, "truncating events");
+}
+
+int store_snapshot_put(struct store *s, uint64_t sid, uint64_t number,
+                       const uint8_t *epoch, const void *data, size_t len)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_SNAPSHOT_PUT);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)number);
+    sqlite3_bind_blob(st, 3, epoch, STORE_HASH_SIZE, SQLITE_STATIC);
+    /* A zero-length blob must still be a blob, not NULL. */
+    sqlite3_bind_blob64(st, 4, len ? data : "", len, SQLITE_STATIC);
+    return store__exec(s, st, "writing a snapshot");
+}
+
+int store_snapshot_get(struct store *s, uint64_t sid, uint64_t *number,
+                       uint8_t *epoch, struct buf *data)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_SNAPSHOT_GET);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+    int rc = sqlite3_step(st);
+    int rv = 0;
+    if (rc == SQLITE_ROW) {
+        *number = (uint64_t)sqlite3_column_int64(st, 0);
+        store__copy_blob(st, 1, epoch, STORE_HASH_SIZE);
+        rv = buf_append(data, sqlite3_column_blob(st, 2),
+                        (size_t)sqlite3_column_bytes(st, 2));
+        if (rv != 0) {
+            err_printf(s->errmsg, "reading a snapshot: out of memory");
+        }
+    } else if (rc == SQLITE_DONE) {
+        rv = BERTH_ENOTFOUND;
+    } else {
+        rv = store__fail(s, rc, "reading a snapshot");
+    }
+    sqlite3_reset(st);
+    return rv;
+}
