@@ -709,9 +709,10 @@ static void ship__on_done(struct host_ship *s, const struct frame *f)
         s->next_number++;
         s->since_snapshot++;
     }
+    bool changed = j->changed;
     gate_push(&s->gate, &j->gate);
-    ship__release(s);
-    if (j->changed && s->since_snapshot >= s->host->cfg.snapshot_every &&
+    ship__release(s); /* j may be answered and freed here */
+    if (changed && s->since_snapshot >= s->host->cfg.snapshot_every &&
         !s->snapshot_pending) {
         ship__request_snapshot(s);
     }

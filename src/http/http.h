@@ -70,8 +70,9 @@ int http_server_listen_unix(struct http_server *s, const char *path,
 /* Return the TCP port of the first TCP listener, or 0 if none. */
 int http_server_port(struct http_server *s);
 
-/* Stop listening, close every connection and free s; cb runs when done.
- * Requests not yet answered are freed without a reply. */
+/* Stop listening, close every connection and free s; cb (may be NULL) runs
+ * when every handle is closed. Requests not yet answered stay valid: each
+ * must still be passed to http_reply(), which frees it. */
 void http_server_close(struct http_server *s, http_close_cb cb, void *arg);
 
 /* Return the value of a request header (name in lower case) or NULL. */

@@ -30,7 +30,7 @@ class Host:
         self.extra = list(extra)
         self.port = None
         self.proc = None
-        self.log_path = os.path.join(data, "..", os.path.basename(data) + ".log")
+        self.log_path = data + ".log"
 
     def start(self, timeout=20):
         self.port = self.port or free_port()

@@ -1,0 +1,50 @@
+/* The request parser of the HTTP server, apart from any socket so that it
+ * can be fuzzed and tested on bytes alone. */
+#ifndef BERTH_HTTP_INTERNAL_H
+#define BERTH_HTTP_INTERNAL_H
+
+#include <llhttp.h>
+#include <stdbool.h>
+
+#include "http/http.h"
+
+struct http_parser {
+    llhttp_t llhttp;
+    llhttp_settings_t settings;
+    struct buf in; /* bytes received and not yet parsed */
+    size_t max_body;
+    size_t max_header;
+    struct http_request *req; /* the request being parsed */
+    size_t header_bytes;
+    struct buf target, field, value;
+    bool in_value;
+    int error_status;
+    const char *error_why;
+    bool keep_alive;
+    bool paused_for_continue;
+};
+
+enum {
+    HTTP_PARSE_MORE = 0,     /* everything buffered is consumed */
+    HTTP_PARSE_REQUEST,      /* *req is complete; the caller owns it */
+    HTTP_PARSE_CONTINUE_100, /* the client waits for "100 Continue" */
+    HTTP_PARSE_ERROR,        /* *status and *why say what to answer */
+};
+
+/* Initialize a parser for one connection; 0 or BERTH_ENOMEM. */
+int http_parser_init(struct http_parser *p, size_t max_body,
+                     size_t max_header);
+
+/* Free the parser and any request half parsed. */
+void http_parser_free(struct http_parser *p);
+
+/* Parse the bytes in p->in. Returns one of the HTTP_PARSE_* values; on
+ * HTTP_PARSE_REQUEST sets *req (freed with http_request_free), and on
+ * HTTP_PARSE_ERROR sets *status and *why (a static string). */
+int http_parser_feed(struct http_parser *p, struct http_request **req,
+                     int *status, const char **why);
+
+/* Free a request and everything it owns. */
+void http_request_free(struct http_request *req);
+
+#endif
