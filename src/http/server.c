@@ -56,6 +56,7 @@ struct http_conn {
     bool reading;
     bool closing;
     bool close_after_reply;
+    bool in_drive; /* http__drive is on the stack */
     struct http_conn *prev, *next;
 };
 
@@ -232,8 +233,22 @@ static void http__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
     b->len = in->cap - in->len;
 }
 
+static void http__drive_loop(struct http_conn *c);
+
 /* Parse what is buffered; dispatch complete requests one at a time. */
 static void http__drive(struct http_conn *c)
+{
+    /* A handler that replies at once re-enters through http_reply; the loop
+     * below then simply goes on, so pipelined requests cost no stack. */
+    if (c->in_drive) {
+        return;
+    }
+    c->in_drive = true;
+    http__drive_loop(c);
+    c->in_drive = false;
+}
+
+static void http__drive_loop(struct http_conn *c)
 {
     while (!c->closing && c->pending == NULL) {
         struct http_request *req = NULL;
@@ -511,9 +526,9 @@ int http_reply(struct http_request *req, int status, const char *content_type,
                const void *body, size_t len, const char *extra_headers)
 {
     struct http_conn *c = req->conn_;
-    http_request_free(req);
     c->pending = NULL;
     if (c->closing) {
+        http_request_free(req);
         if (c->open_handles == 0) {
             http__conn_free(c);
         }
@@ -522,8 +537,10 @@ int http_reply(struct http_request *req, int status, const char *content_type,
     struct buf b;
     buf_init(&b);
     bool close = c->close_after_reply;
+    /* Format before freeing req: body may point into it. */
     int rv = http__format(&b, status, content_type, body, len, extra_headers,
                           close);
+    http_request_free(req);
     if (rv != 0) {
         buf_free(&b);
         http__conn_close(c);

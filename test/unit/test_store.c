@@ -1,0 +1,198 @@
+/* The SQLite store: records survive a reopen, unique ids and names hold,
+ * and damaged files are refused with a message. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "lib/err.h"
+#include "lib/mem.h"
+#include "store/store.h"
+
+struct fx {
+    char dir[64];
+    char path[128];
+};
+
+static int setup(void **state)
+{
+    struct fx *x = calloc(1, sizeof *x);
+    snprintf(x->dir, sizeof x->dir, "store-test.XXXXXX");
+    assert_non_null(mkdtemp(x->dir));
+    snprintf(x->path, sizeof x->path, "%s/store.db", x->dir);
+    *state = x;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *x = *state;
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", x->dir);
+    assert_int_equal(system(cmd), 0);
+    free(x);
+    return 0;
+}
+
+static struct store *open_ok(const char *path)
+{
+    struct store *s;
+    char errmsg[ERRMSG_SIZE];
+    int rv = store_open(&s, path, errmsg);
+    if (rv != 0) {
+        fail_msg("store_open: %s", errmsg);
+    }
+    return s;
+}
+
+static void ship(struct store_ship *sh, uint64_t sid, const char *id,
+                 const char *name)
+{
+    memset(sh, 0, sizeof *sh);
+    sh->sid = sid;
+    snprintf(sh->id, sizeof sh->id, "%s", id);
+    snprintf(sh->name, sizeof sh->name, "%s", name);
+    sh->program = "/bin/prog";
+    sh->first_event = 1;
+}
+
+static int stop_at_two(const struct store_ship *s, void *arg)
+{
+    int *n = arg;
+    return ++*n == 2 ? 42 : 0;
+}
+
+static void test_ships_persist_and_stay_unique(void **state)
+{
+    struct fx *x = *state;
+    struct store *s = open_ok(x->path);
+    struct store_ship a, b, got;
+    ship(&a, 1, "aaaa", "ann");
+    ship(&b, 2, "bbbb", "");
+    assert_int_equal(store_ship_put(s, &a), 0);
+    assert_int_equal(store_ship_put(s, &b), 0);
+    /* Unnamed ships do not collide; named ones and ids do. */
+    struct store_ship c;
+    ship(&c, 3, "cccc", "");
+    assert_int_equal(store_ship_put(s, &c), 0);
+    ship(&c, 4, "dddd", "ann");
+    assert_int_equal(store_ship_put(s, &c), BERTH_EEXIST);
+    assert_non_null(strstr(store_errmsg(s), "UNIQUE"));
+    ship(&c, 5, "aaaa", "");
+    assert_int_equal(store_ship_put(s, &c), BERTH_EEXIST);
+    /* The clash changed nothing. */
+    assert_int_equal(store_ship_get(s, "ann", &got), 0);
+    assert_int_equal(got.sid, 1);
+    store_ship_clear(&got);
+    uint64_t count;
+    assert_int_equal(store_ship_count(s, &count), 0);
+    assert_int_equal(count, 3);
+    int n = 0;
+    assert_int_equal(store_ship_foreach(s, stop_at_two, &n), 42);
+    assert_int_equal(store_meta_put(s, "next_sid", 3), 0);
+    assert_int_equal(store_event_put(s, 1, 1, "r1", 2), 0);
+    assert_int_equal(store_snapshot_put(s, 1, 1, (const uint8_t *)
+                                        "0123456789abcdef0123456789abcdef",
+                                        "", 0),
+                     0);
+    assert_int_equal(store_sync(s), 0);
+    store_close(s);
+
+    s = open_ok(x->path);
+    assert_int_equal(store_ship_get(s, "aaaa", &got), 0);
+    assert_string_equal(got.name, "ann");
+    assert_string_equal(got.program, "/bin/prog");
+    store_ship_clear(&got);
+    assert_int_equal(store_ship_get_sid(s, 2, &got), 0);
+    assert_string_equal(got.name, "");
+    store_ship_clear(&got);
+    uint64_t v;
+    assert_int_equal(store_meta_get(s, "next_sid", &v), 0);
+    assert_int_equal(v, 3);
+    assert_int_equal(store_meta_get(s, "missing", &v), 0);
+    assert_int_equal(v, 0);
+    uint64_t number;
+    uint8_t epoch[STORE_HASH_SIZE];
+    struct buf data;
+    buf_init(&data);
+    assert_int_equal(store_snapshot_get(s, 1, &number, epoch, &data), 0);
+    assert_int_equal(data.len, 0); /* an empty snapshot is still one */
+    assert_int_equal(store_snapshot_get(s, 2, &number, epoch, &data),
+                     BERTH_ENOTFOUND);
+    buf_free(&data);
+    /* Delete takes events and snapshot with it. */
+    assert_int_equal(store_ship_delete(s, 1), 0);
+    assert_int_equal(store_ship_delete(s, 1), BERTH_ENOTFOUND);
+    assert_int_equal(store_ship_get(s, "ann", &got), BERTH_ENOTFOUND);
+    store_close(s);
+}
+
+static int collect(uint64_t number, const void *rec, size_t len, void *arg)
+{
+    uint64_t *sum = arg;
+    *sum = *sum * 10 + number;
+    return 0;
+}
+
+static void test_events_and_transactions(void **state)
+{
+    struct store *s = open_ok(":memory:");
+    for (uint64_t n = 1; n <= 5; n++) {
+        assert_int_equal(store_event_put(s, 7, n, "x", 1), 0);
+    }
+    uint64_t sum = 0;
+    assert_int_equal(store_event_foreach(s, 7, 3, collect, &sum), 0);
+    assert_int_equal(sum, 345);
+    assert_int_equal(store_event_truncate(s, 7, 2), 0);
+    sum = 0;
+    assert_int_equal(store_event_foreach(s, 7, 0, collect, &sum), 0);
+    assert_int_equal(sum, 345);
+    assert_int_equal(store_begin(s), 0);
+    assert_int_equal(store_event_put(s, 7, 6, "x", 1), 0);
+    assert_int_equal(store_rollback(s), 0);
+    sum = 0;
+    assert_int_equal(store_event_foreach(s, 7, 0, collect, &sum), 0);
+    assert_int_equal(sum, 345);
+    store_close(s);
+}
+
+static void test_not_a_database(void **state)
+{
+    struct fx *x = *state;
+    FILE *f = fopen(x->path, "w");
+    for (int i = 0; i < 512; i++) {
+        fputs("this is not a database ", f);
+    }
+    fclose(f);
+    struct store *s;
+    char errmsg[ERRMSG_SIZE];
+    assert_int_equal(store_open(&s, x->path, errmsg), BERTH_ECORRUPT);
+    assert_true(strlen(errmsg) > 0);
+}
+
+static void test_open_out_of_memory(void **state)
+{
+    struct store *s;
+    char errmsg[ERRMSG_SIZE];
+    mem_fault_countdown(0);
+    assert_int_equal(store_open(&s, ":memory:", errmsg), BERTH_ENOMEM);
+    mem_fault_countdown(-1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_ships_persist_and_stay_unique,
+                                        setup, teardown),
+        cmocka_unit_test(test_events_and_transactions),
+        cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
+        cmocka_unit_test(test_open_out_of_memory),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
