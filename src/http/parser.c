@@ -5,6 +5,17 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 
+const char *http_request_header(const struct http_request *req,
+                                const char *name)
+{
+    for (unsigned i = 0; i < req->n_headers; i++) {
+        if (strcmp(req->headers[i].name, name) == 0) {
+            return req->headers[i].value;
+        }
+    }
+    return NULL;
+}
+
 static struct http_parser *http__p(llhttp_t *l)
 {
     return l->data;

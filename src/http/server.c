@@ -511,17 +511,6 @@ void http_server_close(struct http_server *s, http_close_cb cb, void *arg)
     }
 }
 
-const char *http_request_header(const struct http_request *req,
-                                const char *name)
-{
-    for (unsigned i = 0; i < req->n_headers; i++) {
-        if (strcmp(req->headers[i].name, name) == 0) {
-            return req->headers[i].value;
-        }
-    }
-    return NULL;
-}
-
 int http_reply(struct http_request *req, int status, const char *content_type,
                const void *body, size_t len, const char *extra_headers)
 {
