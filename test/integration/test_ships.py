@@ -139,3 +139,43 @@ def test_duplicate_name_and_bad_program(host):
     assert r.returncode == 1 and "not an executable" in r.stderr
     r = host.cli("ship", "new", "--program", KV, "--name", "Bad/Name", check=False)
     assert r.returncode == 1 and "not valid" in r.stderr
+
+
+def test_python_program(host):
+    """The protocol needs no helper library: a plain Python program works,
+    across a sleep (snapshot) and a restart (replay)."""
+    import os
+    from conftest import ROOT
+    prog = os.path.join(ROOT, "programs", "python", "counter.py")
+    host.new_ship(prog, "py")
+    for i in range(3):
+        assert host.http("POST", "/s/py/inc")[2] == b"%d\n" % (i + 1)
+    host.cli("ship", "sleep", "py")
+    assert host.http("GET", "/s/py/")[2] == b"3\n"
+    host.http("POST", "/s/py/inc")
+    assert host.stop() == 0
+    host.start()
+    assert host.http("GET", "/s/py/")[2] == b"4\n"
+    assert host.cli_json("ship", "show", "py")["last_event"] == 4
+
+
+def test_program_change_starts_new_epoch(host, tmp_path):
+    """A changed executable boots from the old snapshot when it accepts it;
+    one that refuses it cannot wake once the log behind it is gone."""
+    import shutil
+    prog = tmp_path / "kv"
+    shutil.copy(KV, prog)
+    host.new_ship(str(prog), "epo")
+    host.http("PUT", "/s/epo/k/a", b"1")
+    host.cli("ship", "sleep", "epo")
+    # A new build of the same program: different bytes, same format.
+    with open(prog, "ab") as f:
+        f.write(b"\0new build")
+    assert host.http("GET", "/s/epo/k/a")[2] == b"1"
+    host.cli("ship", "sleep", "epo")
+    # A program that cannot read the snapshot, with event 1 truncated.
+    from conftest import MISBEHAVE
+    shutil.copy(MISBEHAVE, prog)
+    code, _, body = host.http("GET", "/s/epo/k/a")
+    assert code == 502
+    assert b"refused the snapshot" in body
