@@ -63,6 +63,8 @@ static pid_t host_pid;
 static int host_port;
 static char admin_ep[4200];
 
+static void host_stop(void);
+
 static void host_start(const char *berth, const char *data)
 {
     char listen[64];
@@ -85,6 +87,7 @@ static void host_start(const char *berth, const char *data)
         perror("spawn berth");
         exit(1);
     }
+    atexit(host_stop);
     char ep[64];
     snprintf(ep, sizeof ep, "127.0.0.1:%d", host_port);
     for (int i = 0; i < 500; i++) {
@@ -107,8 +110,11 @@ static void host_start(const char *berth, const char *data)
 
 static void host_stop(void)
 {
-    kill(host_pid, SIGTERM);
-    waitpid(host_pid, NULL, 0);
+    if (host_pid > 0) {
+        kill(host_pid, SIGTERM);
+        waitpid(host_pid, NULL, 0);
+        host_pid = 0;
+    }
 }
 
 static json_t *admin(const char *method, const char *target, const char *body)
@@ -428,6 +434,5 @@ int main(int argc, char **argv)
            w99 * 1e3, f50 * 1e3, f99 * 1e3, w50 / f50);
     free(wl);
     free(fl);
-    host_stop();
     return 0;
 }

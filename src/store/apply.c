@@ -1,5 +1,6 @@
 #include "store/apply.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "core/record.h"
@@ -64,11 +65,11 @@ static int apply__ship_new(struct store *s, const uint8_t *p, size_t len,
 
 static int apply__events(struct store *s, const uint8_t *p, size_t len)
 {
-    struct store_ship ship;
-    bool have = false;
+    uint64_t sid = 0, last = 0;
+    uint8_t hash[RECORD_HASH_SIZE];
+    bool have = false, dirty = false;
     size_t off = 0;
     int rv;
-    memset(&ship, 0, sizeof ship);
     for (;;) {
         const uint8_t *rec;
         size_t rec_len;
@@ -83,30 +84,30 @@ static int apply__events(struct store *s, const uint8_t *p, size_t len)
             break;
         }
         /* Consecutive records of one ship share one read and one write of
-         * its record. */
-        if (!have || ship.sid != ev.sid) {
-            if (have) {
-                rv = store_ship_put(s, &ship);
-                store_ship_clear(&ship);
-                have = false;
-                if (rv != 0) {
-                    break;
-                }
+         * its head. */
+        if (!have || sid != ev.sid) {
+            if (dirty && (rv = store_ship_head_put(s, sid, last, hash)) != 0) {
+                break;
             }
-            rv = store_ship_get_sid(s, ev.sid, &ship);
+            dirty = false;
+            sid = ev.sid;
+            rv = store_ship_head_get(s, sid, &last, hash);
+            have = rv == 0;
             if (rv == BERTH_ENOTFOUND) {
+                rv = 0;
                 continue; /* removed since: nothing to keep */
             }
             if (rv != 0) {
                 break;
             }
-            have = true;
+        } else if (!have) {
+            continue;
         }
-        if (ev.number <= ship.last_event) {
+        if (ev.number <= last) {
             continue; /* replayed */
         }
-        if (ev.number != ship.last_event + 1 ||
-            memcmp(ev.prev_hash, ship.last_hash, RECORD_HASH_SIZE) != 0) {
+        if (ev.number != last + 1 ||
+            memcmp(ev.prev_hash, hash, RECORD_HASH_SIZE) != 0) {
             rv = BERTH_ECORRUPT;
             break;
         }
@@ -114,14 +115,12 @@ static int apply__events(struct store *s, const uint8_t *p, size_t len)
         if (rv != 0) {
             break;
         }
-        ship.last_event = ev.number;
-        record_hash(rec, rec_len, ship.last_hash);
+        last = ev.number;
+        record_hash(rec, rec_len, hash);
+        dirty = true;
     }
-    if (have) {
-        if (rv == 0) {
-            rv = store_ship_put(s, &ship);
-        }
-        store_ship_clear(&ship);
+    if (rv == 0 && dirty) {
+        rv = store_ship_head_put(s, sid, last, hash);
     }
     return rv;
 }

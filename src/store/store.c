@@ -19,6 +19,8 @@ enum {
     ST_SHIP_BY_NAME,
     ST_SHIP_BY_SID,
     ST_SHIP_DELETE,
+    ST_HEAD_GET,
+    ST_HEAD_PUT,
     ST_SHIP_EVENTS_DELETE,
     ST_SHIP_SNAPSHOT_DELETE,
     ST_SHIP_ALL,
@@ -56,6 +58,10 @@ static const char *store__sql[ST__COUNT] = {
     [ST_SHIP_BY_SID] =
         "SELECT " STORE__SHIP_COLUMNS " FROM ships WHERE sid = ?1",
     [ST_SHIP_DELETE] = "DELETE FROM ships WHERE sid = ?1",
+    /* The hot path of apply touches two columns and no index. */
+    [ST_HEAD_GET] = "SELECT last_event, last_hash FROM ships WHERE sid = ?1",
+    [ST_HEAD_PUT] =
+        "UPDATE ships SET last_event = ?2, last_hash = ?3 WHERE sid = ?1",
     [ST_SHIP_EVENTS_DELETE] = "DELETE FROM events WHERE sid = ?1",
     [ST_SHIP_SNAPSHOT_DELETE] = "DELETE FROM snapshots WHERE sid = ?1",
     [ST_SHIP_ALL] = "SELECT " STORE__SHIP_COLUMNS " FROM ships ORDER BY sid",
@@ -419,6 +425,35 @@ int store_ship_get_sid(struct store *s, uint64_t sid, struct store_ship *out)
     sqlite3_stmt *st = store__stmt(s, ST_SHIP_BY_SID);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
     return store__one_ship(s, st, out);
+}
+
+int store_ship_head_get(struct store *s, uint64_t sid, uint64_t *last_event,
+                        uint8_t *last_hash)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_HEAD_GET);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+    int rc = sqlite3_step(st);
+    int rv = 0;
+    if (rc == SQLITE_ROW) {
+        *last_event = (uint64_t)sqlite3_column_int64(st, 0);
+        store__copy_blob(st, 1, last_hash, STORE_HASH_SIZE);
+    } else if (rc == SQLITE_DONE) {
+        rv = BERTH_ENOTFOUND;
+    } else {
+        rv = store__fail(s, rc, "reading a ship");
+    }
+    sqlite3_reset(st);
+    return rv;
+}
+
+int store_ship_head_put(struct store *s, uint64_t sid, uint64_t last_event,
+                        const uint8_t *last_hash)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_HEAD_PUT);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)last_event);
+    sqlite3_bind_blob(st, 3, last_hash, STORE_HASH_SIZE, SQLITE_STATIC);
+    return store__exec(s, st, "writing a ship");
 }
 
 int store_ship_delete(struct store *s, uint64_t sid)

@@ -84,6 +84,15 @@ int store_ship_get(struct store *s, const char *id_or_name,
 /* Find a ship by sid; as store_ship_get. */
 int store_ship_get_sid(struct store *s, uint64_t sid, struct store_ship *out);
 
+/* Read only what applying an event needs: the ship's last event number and
+ * the hash of its last record. BERTH_ENOTFOUND if absent. */
+int store_ship_head_get(struct store *s, uint64_t sid, uint64_t *last_event,
+                        uint8_t *last_hash);
+
+/* Write the ship's last event number and record hash, nothing else. */
+int store_ship_head_put(struct store *s, uint64_t sid, uint64_t last_event,
+                        const uint8_t *last_hash);
+
 /* Delete a ship with its events and snapshot. BERTH_ENOTFOUND if absent. */
 int store_ship_delete(struct store *s, uint64_t sid);
 
