@@ -387,15 +387,27 @@ int main(int argc, char **argv)
     }
     printf("commit: 100-byte PUTs to kv over HTTP, closed loop, %.0f s each\n",
            seconds);
-    printf("%-7s %12s %10s %10s | %12s %10s | %8s\n", "ships", "events/s",
-           "p50 ms", "p99 ms", "floor ev/s", "floor ms", "ratio");
+    printf("%-7s %12s %10s %10s %9s | %12s %10s | %8s\n", "ships",
+           "events/s", "p50 ms", "p99 ms", "ev/batch", "floor ev/s",
+           "floor ms", "floor/berth");
     for (size_t k = 0; k < 3; k++) {
         double eps, p50, p99, feps, flat;
         int errors;
+        json_t *before = admin("GET", "/v1/stats", NULL);
         run_commit(sizes[k], seconds, &eps, &p50, &p99, &errors);
+        json_t *after = admin("GET", "/v1/stats", NULL);
+        double events =
+            (double)(json_integer_value(json_object_get(after, "events_committed")) -
+                     json_integer_value(json_object_get(before, "events_committed")));
+        double batches =
+            (double)(json_integer_value(json_object_get(after, "batches_committed")) -
+                     json_integer_value(json_object_get(before, "batches_committed")));
+        json_decref(before);
+        json_decref(after);
         floor_commit(data, sizes[k], seconds, &feps, &flat);
-        printf("%-7d %12.0f %10.3f %10.3f | %12.0f %10.3f | %7.2fx%s\n",
-               sizes[k], eps, p50 * 1e3, p99 * 1e3, feps, flat * 1e3,
+        printf("%-7d %12.0f %10.3f %10.3f %9.1f | %12.0f %10.3f | %7.2fx%s\n",
+               sizes[k], eps, p50 * 1e3, p99 * 1e3,
+               batches > 0 ? events / batches : 0, feps, flat * 1e3,
                feps / eps, errors ? "  (errors!)" : "");
         fflush(stdout);
     }

@@ -196,6 +196,8 @@ static void admin__stats(struct host *h, struct http_request *req)
     json_object_set_new(o, "states", st);
     json_object_set_new(o, "events_committed",
                         json_integer((json_int_t)h->events_committed));
+    json_object_set_new(o, "batches_committed",
+                        json_integer((json_int_t)h->batches_committed));
     json_object_set_new(o, "wakes", json_integer((json_int_t)h->wakes));
     json_object_set_new(o, "log_applied_index",
                         json_integer((json_int_t)log_applied_index(h->log)));

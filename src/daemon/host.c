@@ -140,6 +140,7 @@ static void host__batch_done(void *arg, int status, int result)
     }
     if (status == 0) {
         h->events_committed += b->n_refs;
+        h->batches_committed++;
     }
     mem_free(b->refs);
     mem_free(b);

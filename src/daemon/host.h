@@ -132,7 +132,7 @@ struct host {
     uv_check_t flush;
     uv_signal_t sigint, sigterm;
     char admin_path[4096];
-    uint64_t events_committed, wakes;
+    uint64_t events_committed, batches_committed, wakes;
 };
 
 /* Find a ship by id or name, or NULL. */
