@@ -27,6 +27,7 @@ static const char usage[] =
     "      --snapshot-every N     snapshot a ship every N events (default 1000)\n"
     "      --max-body BYTES       request body limit (default 8388608)\n"
     "      --max-queue N          requests waiting per ship before 503 (default 1024)\n"
+    "      --reserve-disk MB      refuse writes (507) below this much free disk (default 64)\n"
     "\n"
     "Ships (find the host with --data DIR, $BERTH_DATA or --admin ADDR):\n"
     "  ship new --program PATH [--name NAME] [--idle-timeout MS]\n"
@@ -370,6 +371,9 @@ static int cli__serve(int argc, char **argv)
         } else if (strcmp(a, "--max-queue") == 0 &&
                    cli__parse_uint(v, 1ULL << 24, &n) == 0 && n > 0) {
             cfg.max_queue = (unsigned)n;
+        } else if (strcmp(a, "--reserve-disk") == 0 &&
+                   cli__parse_uint(v, 1ULL << 40, &n) == 0) {
+            cfg.reserve_bytes = n * 1024 * 1024;
         } else if (strcmp(a, "--max-body") == 0 &&
                    cli__parse_uint(v, 1ULL << 30, &n) == 0) {
             cfg.max_body = (size_t)n;

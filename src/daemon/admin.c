@@ -116,6 +116,11 @@ void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
         host_reply_error(req, 400, "invalid", "idle_timeout_ms out of range");
         return;
     }
+    if (!host_disk_ok(h)) {
+        host_reply_error(req, 507, "insufficient_storage",
+                         "the host's disk is nearly full");
+        return;
+    }
     char path[PATH_MAX];
     if (realpath(program, path) == NULL || access(path, X_OK) != 0) {
         host_reply_error(req, 400, "invalid",

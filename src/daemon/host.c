@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,6 +30,31 @@ void host_config_defaults(struct host_config *cfg)
     cfg->snapshot_every = 1000;
     cfg->max_queue = 1024;
     cfg->max_frame = FRAME_MAX_DEFAULT;
+    /* Room for raft's next segments (8 MiB each) and the store's WAL. */
+    cfg->reserve_bytes = 64u * 1024 * 1024;
+}
+
+bool host_disk_ok(struct host *h)
+{
+    uint64_t now = uv_now(&h->loop);
+    if (h->disk_checked_ms != 0 && now - h->disk_checked_ms < 100) {
+        return h->disk_ok;
+    }
+    struct statvfs st;
+    h->disk_checked_ms = now ? now : 1;
+    if (statvfs(h->cfg.data_dir, &st) != 0) {
+        h->disk_ok = true; /* cannot tell: let the log decide */
+        return true;
+    }
+    bool ok = (uint64_t)st.f_bavail * st.f_frsize > h->cfg.reserve_bytes;
+    if (ok != h->disk_ok) {
+        host_log(ok ? "info" : "warn",
+                 ok ? "disk has room again; accepting writes"
+                    : "disk nearly full; refusing writes",
+                 "data", h->cfg.data_dir, NULL);
+    }
+    h->disk_ok = ok;
+    return ok;
 }
 
 void host_log(const char *level, const char *msg, ...)
@@ -274,6 +300,7 @@ int host_run(const struct host_config *cfg)
         return 1;
     }
     h->cfg = *cfg;
+    h->disk_ok = true;
     table_init(&h->ships);
     buf_init(&h->batch);
     signal(SIGPIPE, SIG_IGN);

@@ -33,6 +33,7 @@ struct host_config {
     unsigned snapshot_every; /* events between a ship's snapshots */
     unsigned max_queue;      /* jobs waiting per ship before 503 */
     size_t max_frame;
+    uint64_t reserve_bytes; /* refuse writes when less is free on disk */
 };
 
 /* Fill cfg with the defaults of `berth serve`. */
@@ -133,6 +134,8 @@ struct host {
     uv_signal_t sigint, sigterm;
     char admin_path[4096];
     uint64_t events_committed, batches_committed, wakes;
+    uint64_t disk_checked_ms;
+    bool disk_ok;
 };
 
 /* Find a ship by id or name, or NULL. */
@@ -194,6 +197,11 @@ int host_propose_event(struct host *h, struct host_ship *s, uint64_t number,
  * success. */
 int host_propose_entry(struct host *h, struct buf *entry, void (*cb)(void *,
                        int, int), void *arg);
+
+/* Return whether the data directory's disk has more than the reserve free;
+ * the answer is cached for 100 ms. When it is false, state changes are
+ * refused (507) so that the log never meets a full disk. */
+bool host_disk_ok(struct host *h);
 
 /* Return the wall-clock time in nanoseconds. */
 uint64_t host_now_ns(void);

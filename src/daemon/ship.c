@@ -573,6 +573,9 @@ static void ship__pump(struct host_ship *s)
     if (h->stopping) {
         return;
     }
+    if (s->proc != NULL && !proc_running(s->proc)) {
+        return; /* being killed: its exit callback pumps again */
+    }
     switch (s->state) {
     case SHIP_ASLEEP:
         /* Events still being committed must land before the log is read
@@ -675,6 +678,18 @@ static void ship__on_done(struct host_ship *s, const struct frame *f)
     j->changed = (d.flags & FRAME_DONE_CHANGED) != 0;
     j->gate.needs_log = j->changed;
     j->gate.number = j->number;
+    if (j->changed && !host_disk_ok(s->host)) {
+        ship__job_fail(j, 507, "insufficient_storage",
+                       "the host's disk is nearly full; writes are refused "
+                       "until space is freed");
+        j->changed = false;
+        j->gate.needs_log = false;
+        gate_push(&s->gate, &j->gate);
+        /* The program's state moved past what the log holds. */
+        proc_kill(s->proc, "event refused: disk nearly full");
+        ship__release(s);
+        return;
+    }
     if (j->changed) {
         struct record_event rec = {
             .sid = s->sid,
@@ -752,6 +767,13 @@ static void ship__on_snapshot(struct host_ship *s, const struct frame *f)
         return;
     }
     s->snapshot_pending = false;
+    if (!host_disk_ok(s->host)) {
+        /* A snapshot only saves replay time; skip it on a full disk. */
+        if (s->state == SHIP_SLEEPING) {
+            ship__stop(s);
+        }
+        return;
+    }
     struct record_snapshot rs = {
         .sid = s->sid,
         .number = fs.number,

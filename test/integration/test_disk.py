@@ -1,0 +1,53 @@
+"""A full disk: writes are refused with 507 before the log meets ENOSPC, the
+host stays up, reads still work, and nothing acknowledged is lost."""
+import os
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import Host, KV
+
+
+@pytest.fixture
+def small_disk():
+    d = tempfile.mkdtemp(prefix="berth-disk-")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=112m", "tmpfs", d],
+                       capture_output=True)
+    if r.returncode != 0:
+        os.rmdir(d)
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield d
+    subprocess.run(["umount", "-l", d])
+    os.rmdir(d)
+
+
+def test_full_disk_refuses_writes_and_stays_up(small_disk):
+    h = Host(os.path.join(small_disk, "data"))
+    h.start()
+    try:
+        h.new_ship(KV, "fat")
+        value = b"x" * (1 << 20)
+        acked, refused = [], 0
+        for i in range(200):
+            status, _, body = h.http("PUT", "/s/fat/k/v%d" % i, value)
+            if status in (200, 201):
+                acked.append(i)
+            else:
+                assert status == 507, body
+                refused += 1
+                if refused >= 3:
+                    break
+        assert refused >= 3, "the disk never filled"
+        assert len(acked) > 0
+        # Up, readable, and the refused writes left no trace.
+        assert h.http("GET", "/healthz")[0] == 200
+        assert h.http("GET", "/s/fat/k/v%d" % acked[-1])[0] == 200
+        assert h.cli_json("ship", "show", "fat")["last_event"] == len(acked)
+        assert h.stop() == 0
+        h.start()
+        for i in acked:
+            assert h.http("GET", "/s/fat/k/v%d" % i)[0] == 200
+    finally:
+        if h.proc is not None:
+            h.stop()
