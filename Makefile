@@ -2,6 +2,7 @@
 BUILD      ?= build
 TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+MAKEFLAGS  += --no-print-directory
 DATA       ?= $(CURDIR)/demo-data
 LISTEN     ?= 127.0.0.1:8080
 

@@ -875,7 +875,8 @@ static void ship__on_exit(struct proc *p, const char *why, int clean,
     s->proc = NULL;
     ship__disarm(s);
     if (!expected) {
-        host_log("warn", "program ended", "ship", s->id, "why", why, NULL);
+        host_log(s->host->stopping ? "info" : "warn", "program ended", "ship",
+                 s->id, "why", why, NULL);
     }
     if (s->current != NULL) {
         struct host_job *j = s->current;
