@@ -255,6 +255,13 @@ int host_propose_entry(struct host *h, struct buf *entry,
 
 /* --- Start and stop. --- */
 
+static bool host__loopback(const char *hostport)
+{
+    return strncmp(hostport, "127.", 4) == 0 ||
+           strncmp(hostport, "[::1]:", 6) == 0 ||
+           strncmp(hostport, "localhost:", 10) == 0;
+}
+
 static int host__mkdir(const char *dir)
 {
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
@@ -358,7 +365,14 @@ int host_run(const struct host_config *cfg)
     struct http_server_config ac = {.max_body = 1024 * 1024};
     rv = http_server_new(&h->admin, &h->loop, &ac, host_admin_handle, h);
     if (rv == 0) {
-        if (cfg->admin != NULL) {
+        if (cfg->admin != NULL && !host__loopback(cfg->admin)) {
+            /* The admin API has no authentication yet: never off the
+             * machine. */
+            err_printf(errmsg, "--admin must be a loopback address "
+                               "(127.0.0.1:PORT or [::1]:PORT), not %s",
+                       cfg->admin);
+            rv = BERTH_EINVAL;
+        } else if (cfg->admin != NULL) {
             rv = http_server_listen_tcp(h->admin, cfg->admin, errmsg);
         } else {
             snprintf(h->admin_path, sizeof h->admin_path, "%s/admin.sock",

@@ -641,6 +641,19 @@ static int ship__copy_reply(struct host_job *j, const struct frame_effect *e)
     return buf_append(&j->body, r.body, r.body_len);
 }
 
+/* A changed event that will not be logged: its job leaves with the failure
+ * already recorded in it, and the program, whose state has moved past the
+ * log, is restarted from the log. */
+static void ship__unlogged(struct host_ship *s, struct host_job *j,
+                           const char *why)
+{
+    j->changed = false;
+    j->gate.needs_log = false;
+    gate_push(&s->gate, &j->gate);
+    proc_kill(s->proc, why);
+    ship__release(s);
+}
+
 static void ship__on_done(struct host_ship *s, const struct frame *f)
 {
     struct frame_done d;
@@ -682,12 +695,7 @@ static void ship__on_done(struct host_ship *s, const struct frame *f)
         ship__job_fail(j, 507, "insufficient_storage",
                        "the host's disk is nearly full; writes are refused "
                        "until space is freed");
-        j->changed = false;
-        j->gate.needs_log = false;
-        gate_push(&s->gate, &j->gate);
-        /* The program's state moved past what the log holds. */
-        proc_kill(s->proc, "event refused: disk nearly full");
-        ship__release(s);
+        ship__unlogged(s, j, "event refused: disk nearly full");
         return;
     }
     if (j->changed) {
@@ -711,12 +719,7 @@ static void ship__on_done(struct host_ship *s, const struct frame *f)
             buf_free(&b);
             ship__job_fail(j, 503, "unavailable", "cannot log the event: %s",
                            err_str(rv));
-            j->changed = false;
-            j->gate.needs_log = false;
-            gate_push(&s->gate, &j->gate);
-            /* The program's state moved past what the log holds. */
-            proc_kill(s->proc, "event could not be logged");
-            ship__release(s);
+            ship__unlogged(s, j, "event could not be logged");
             return;
         }
         record_hash(b.data, b.len, s->head_hash);

@@ -179,3 +179,23 @@ def test_program_change_starts_new_epoch(host, tmp_path):
     code, _, body = host.http("GET", "/s/epo/k/a")
     assert code == 502
     assert b"refused the snapshot" in body
+
+
+def test_admin_on_tcp_loopback_only(host_factory):
+    import subprocess
+    from conftest import BERTH, free_port
+    port = free_port()
+    h = host_factory(["--admin", "127.0.0.1:%d" % port]).start()
+    out = subprocess.run([BERTH, "ship", "new", "--program", KV, "--name", "tcp",
+                          "--json", "--admin", "127.0.0.1:%d" % port],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "id" in out.stdout
+    bad = host_factory(["--admin", "0.0.0.0:%d" % free_port()], name="bad")
+    try:
+        bad.start(timeout=5)
+        assert False, "a non-loopback admin address was accepted"
+    except RuntimeError as e:
+        assert "loopback" in str(e)
+    bad.proc = None
+    bad.log.close()
