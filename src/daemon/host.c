@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -321,6 +323,19 @@ int host_run(const struct host_config *cfg)
     signal(SIGPIPE, SIG_IGN);
 
     if (host__mkdir(cfg->data_dir) != 0) {
+        goto err_after_alloc;
+    }
+    /* One host per data directory: a second one would write the same log
+     * and store. The lock is released by the kernel when the process ends,
+     * however it ends. */
+    snprintf(path, sizeof path, "%s/lock", cfg->data_dir);
+    int lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "berth: %s is in use by another berth host (%s)\n",
+                cfg->data_dir, strerror(errno));
+        if (lock >= 0) {
+            close(lock);
+        }
         goto err_after_alloc;
     }
     rv = uv_loop_init(&h->loop);

@@ -123,3 +123,11 @@ def test_bad_admin_requests(host):
     code, _ = admin("GET", "/v1/nothing")
     assert code == 404
     assert host.http("GET", "/healthz")[0] == 200
+
+
+def test_one_host_per_data_dir(host):
+    r = subprocess.run([BERTH, "serve", "--data", host.data, "--listen", "127.0.0.1:0"],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 1
+    assert "in use by another berth host" in r.stderr
+    assert host.http("GET", "/healthz")[0] == 200
