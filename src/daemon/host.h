@@ -110,6 +110,7 @@ struct host_ship {
     uint64_t replay_last; /* while waking: the last event to replay */
     uint64_t replay_next; /* while waking: the next DONE expected */
     struct http_request **waiters; /* admin requests awaiting a settled state */
+    char last_failure[300];        /* why the program last ended badly */
     unsigned n_waiters;
     struct http_request *remove_req;
 };

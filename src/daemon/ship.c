@@ -233,10 +233,20 @@ static void ship__fail_waiting(struct host_ship *s, int status,
     s->n_waiting = 0;
 }
 
+/* Marks a waiter that asked for a wake (in http_request.data). */
+static char ship__wake_waiter;
+
 static void ship__answer_waiters(struct host_ship *s)
 {
     for (unsigned i = 0; i < s->n_waiters; i++) {
-        host_reply_json(s->waiters[i], 200, host_ship_json(s));
+        struct http_request *req = s->waiters[i];
+        if (req->data == &ship__wake_waiter && s->state != SHIP_AWAKE) {
+            host_reply_error(req, 502, "wake_failed", "ship %s did not wake: %s",
+                             s->id, s->last_failure[0] ? s->last_failure
+                                                       : "unknown reason");
+        } else {
+            host_reply_json(req, 200, host_ship_json(s));
+        }
     }
     mem_free(s->waiters);
     s->waiters = NULL;
@@ -410,6 +420,7 @@ static void ship__wake(struct host_ship *s)
 err:
     host_log("warn", "ship failed to wake", "ship", s->id, "error", errmsg,
              NULL);
+    snprintf(s->last_failure, sizeof s->last_failure, "%s", errmsg);
     ship__set_state(s, SHIP_ASLEEP);
     ship__fail_waiting(s, 502, "wake_failed", "ship %s failed to wake: %s",
                        s->id, errmsg);
@@ -880,6 +891,7 @@ static void ship__on_exit(struct proc *p, const char *why, int clean,
     if (!expected) {
         host_log(s->host->stopping ? "info" : "warn", "program ended", "ship",
                  s->id, "why", why, NULL);
+        snprintf(s->last_failure, sizeof s->last_failure, "program %s", why);
     }
     if (s->current != NULL) {
         struct host_job *j = s->current;
@@ -1005,6 +1017,7 @@ void host_ship_wake(struct host_ship *s, struct http_request *req)
         host_reply_json(req, 200, host_ship_json(s));
         return;
     }
+    req->data = &ship__wake_waiter;
     ship__add_waiter(s, req);
     s->wake_wanted = true;
     ship__pump(s);

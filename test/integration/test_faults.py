@@ -131,3 +131,13 @@ def test_one_host_per_data_dir(host):
     assert r.returncode == 1
     assert "in use by another berth host" in r.stderr
     assert host.http("GET", "/healthz")[0] == 200
+
+
+def test_wake_of_a_broken_program_is_an_error(host, tmp_path):
+    prog = tmp_path / "prog"
+    prog.write_text("#!/bin/sh\necho broken >&2\nexit 3\n")
+    prog.chmod(0o755)
+    host.new_ship(str(prog), "dud")
+    r = host.cli("ship", "wake", "dud", check=False)
+    assert r.returncode == 1
+    assert "did not wake" in r.stderr and "status 3" in r.stderr
