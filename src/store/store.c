@@ -192,7 +192,11 @@ int store_open(struct store **out, const char *path, char *errmsg)
     sqlite3_extended_result_codes(s->db, 1);
     /* WAL + NORMAL: commits do not fsync, and a crash leaves the database
      * consistent; the raft log replays what the last commits held. */
-    rv = store__pragma(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    /* One host per data directory (the host holds a lock file), so the
+     * store is opened exclusive: no file locks per transaction, and, set
+     * before WAL is first used, no shared memory for the WAL index. */
+    rv = store__pragma(s, "PRAGMA locking_mode=EXCLUSIVE;"
+                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                           "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;");
     if (rv != 0) {
         goto err_after_db;
