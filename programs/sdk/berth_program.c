@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 enum {
@@ -186,18 +187,27 @@ static int bp__read_full(uint8_t *p, size_t n)
     return 0;
 }
 
-static int bp__write_full(const uint8_t *p, size_t n)
+/* Write the pieces of one frame with as few system calls as the pipe
+ * allows, so that the host reads whole frames. */
+static int bp__writev_full(struct iovec *iov, int n)
 {
     while (n > 0) {
-        ssize_t w = write(1, p, n);
+        ssize_t w = writev(1, iov, n);
         if (w < 0 && errno == EINTR) {
             continue;
         }
         if (w <= 0) {
             return -1;
         }
-        p += w;
-        n -= (size_t)w;
+        while (n > 0 && (size_t)w >= iov->iov_len) {
+            w -= (ssize_t)iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + w;
+            iov->iov_len -= (size_t)w;
+        }
     }
     return 0;
 }
@@ -211,12 +221,12 @@ static int bp__send(uint8_t type, const void *a, size_t alen, const void *b,
     }
     bp__put32(h, (uint32_t)(1 + alen + blen));
     h[4] = type;
-    if (bp__write_full(h, sizeof h) != 0 ||
-        (alen && bp__write_full(a, alen) != 0) ||
-        (blen && bp__write_full(b, blen) != 0)) {
-        return -1;
-    }
-    return 0;
+    struct iovec iov[3] = {
+        {h, sizeof h},
+        {(void *)a, alen},
+        {(void *)b, blen},
+    };
+    return bp__writev_full(iov, 3);
 }
 
 /* A bounds-checked reader over one frame body. */
