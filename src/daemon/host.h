@@ -95,6 +95,7 @@ struct host_ship {
     uint64_t last_active_ns;
     struct proc *proc;
     uint8_t epoch[STORE_HASH_SIZE];
+    uint64_t program_id[4]; /* identity of the file epoch was hashed from */
     struct host_job *current; /* sent to the program, not answered */
     struct host_job *wait_head, *wait_tail;
     unsigned n_waiting;

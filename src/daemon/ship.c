@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/record.h"
 #include "daemon/host.h"
@@ -324,24 +325,41 @@ static void ship__on_exit(struct proc *p, const char *why, int clean,
                           void *arg);
 
 /* The epoch of a program is the hash of its executable, so a changed binary
- * starts a new epoch of the ship's log. */
-static int ship__hash_program(const char *path, uint8_t *out)
+ * starts a new epoch of the ship's log. The hash is kept with the file's
+ * identity (device, inode, size, change time) and computed again only when
+ * that changes, so a wake costs a stat, not a read of the binary. */
+static int ship__hash_program(struct host_ship *s)
 {
-    FILE *f = fopen(path, "rb");
+    struct stat st;
+    if (stat(s->program, &st) != 0) {
+        return BERTH_ENOTFOUND;
+    }
+    uint64_t id[4] = {(uint64_t)st.st_dev, (uint64_t)st.st_ino,
+                      (uint64_t)st.st_size,
+                      (uint64_t)st.st_ctim.tv_sec * 1000000000ULL +
+                          (uint64_t)st.st_ctim.tv_nsec};
+    if (memcmp(id, s->program_id, sizeof id) == 0) {
+        return 0;
+    }
+    FILE *f = fopen(s->program, "rb");
     if (f == NULL) {
         return BERTH_ENOTFOUND;
     }
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, STORE_HASH_SIZE);
+    crypto_generichash_state hs;
+    crypto_generichash_init(&hs, NULL, 0, STORE_HASH_SIZE);
     uint8_t chunk[65536];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        crypto_generichash_update(&st, chunk, n);
+        crypto_generichash_update(&hs, chunk, n);
     }
     int bad = ferror(f);
     fclose(f);
-    crypto_generichash_final(&st, out, STORE_HASH_SIZE);
-    return bad ? BERTH_EIO : 0;
+    if (bad) {
+        return BERTH_EIO;
+    }
+    crypto_generichash_final(&hs, s->epoch, STORE_HASH_SIZE);
+    memcpy(s->program_id, id, sizeof id);
+    return 0;
 }
 
 static void ship__wake(struct host_ship *s)
@@ -369,7 +387,7 @@ static void ship__wake(struct host_ship *s)
     memcpy(s->head_hash, rec.last_hash, sizeof s->head_hash);
     store_ship_clear(&rec);
 
-    if (ship__hash_program(s->program, s->epoch) != 0) {
+    if (ship__hash_program(s) != 0) {
         snprintf(errmsg, sizeof errmsg, "cannot read program %s", s->program);
         goto err;
     }
