@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev \
 libraft-dev liblz4-dev libuv1-dev libsqlite3-dev liblmdb-dev libsodium-dev \
-libjansson-dev libzstd-dev libcmocka-dev node-llhttp python3 python3-pytest curl"
+libjansson-dev libcmocka-dev node-llhttp python3 python3-pytest curl"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
