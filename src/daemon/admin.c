@@ -211,16 +211,10 @@ static void admin__stats(struct host *h, struct http_request *req)
 
 static void admin__send(struct host_ship *s, struct http_request *req)
 {
-    struct host_job *j = host_job_new(s, HOST_JOB_ADMIN, req, FRAME_EVENT_POKE);
-    if (j == NULL || buf_append(&j->payload, req->body.data, req->body.len)) {
-        if (j != NULL) {
-            buf_free(&j->payload);
-            mem_free(j);
-        }
-        host_reply_error(req, 503, "unavailable", "out of memory");
-        return;
-    }
-    host_ship_submit(s, j);
+    /* The request's body is the event's payload: move it, do not copy. */
+    struct buf payload = req->body;
+    buf_init(&req->body);
+    host_ship_deliver(s, HOST_JOB_ADMIN, req, FRAME_EVENT_POKE, &payload);
 }
 
 void host_admin_handle(struct http_request *req, void *arg)

@@ -125,14 +125,12 @@ void host_front_handle(struct http_request *req, void *arg)
         host_reply_error(req, 404, "not_found", "no ship named %s", name);
         return;
     }
-    struct host_job *j = host_job_new(s, HOST_JOB_FRONT, req, FRAME_EVENT_HTTP);
-    if (j == NULL || front__payload(&j->payload, req, rest) != 0) {
-        if (j != NULL) {
-            buf_free(&j->payload);
-            mem_free(j);
-        }
+    struct buf payload;
+    buf_init(&payload);
+    if (front__payload(&payload, req, rest) != 0) {
+        buf_free(&payload);
         host_reply_error(req, 503, "unavailable", "out of memory");
         return;
     }
-    host_ship_submit(s, j);
+    host_ship_deliver(s, HOST_JOB_FRONT, req, FRAME_EVENT_HTTP, &payload);
 }

@@ -143,13 +143,12 @@ struct host {
 /* Find a ship by id or name, or NULL. */
 struct host_ship *host_ship_find(struct host *h, const char *id_or_name);
 
-/* Queue a job for its ship and start the ship if needed. The ship takes the
- * job; it answers the job's request in every case. */
-void host_ship_submit(struct host_ship *s, struct host_job *job);
-
-/* Allocate a job for req; NULL when out of memory. */
-struct host_job *host_job_new(struct host_ship *s, enum host_job_origin origin,
-                              struct http_request *req, uint8_t kind);
+/* Deliver an event of the given kind to a ship on behalf of req, starting
+ * the ship if needed. The ship takes payload's bytes (payload is left empty)
+ * and answers req in every case, out of memory included. */
+void host_ship_deliver(struct host_ship *s, enum host_job_origin origin,
+                       struct http_request *req, uint8_t kind,
+                       struct buf *payload);
 
 /* Create a ship from a JSON object (program, name, idle_timeout_ms) and
  * answer req when it is durable. */

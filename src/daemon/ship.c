@@ -113,6 +113,8 @@ json_t *host_ship_json(const struct host_ship *s)
     json_object_set_new(o, "last_event", json_integer((json_int_t)s->last_event));
     json_object_set_new(o, "snapshot_event",
                         json_integer((json_int_t)s->snapshot_event));
+    json_object_set_new(o, "first_event",
+                        json_integer((json_int_t)s->first_event));
     json_object_set_new(o, "idle_timeout_ms",
                         json_integer((json_int_t)(s->idle_timeout_ms
                                                       ? s->idle_timeout_ms
@@ -128,8 +130,9 @@ json_t *host_ship_json(const struct host_ship *s)
 
 /* --- Jobs. --- */
 
-struct host_job *host_job_new(struct host_ship *s, enum host_job_origin origin,
-                              struct http_request *req, uint8_t kind)
+static struct host_job *ship__job_new(struct host_ship *s,
+                                      enum host_job_origin origin,
+                                      struct http_request *req, uint8_t kind)
 {
     struct host_job *j = mem_calloc(1, sizeof *j);
     if (j == NULL) {
@@ -266,7 +269,7 @@ static void ship__add_waiter(struct host_ship *s, struct http_request *req)
     s->waiters[s->n_waiters++] = req;
 }
 
-void host_ship_submit(struct host_ship *s, struct host_job *job)
+static void ship__submit(struct host_ship *s, struct host_job *job)
 {
     struct host *h = s->host;
     s->last_active_ns = host_now_ns();
@@ -297,6 +300,21 @@ void host_ship_submit(struct host_ship *s, struct host_job *job)
     s->wait_tail = job;
     s->n_waiting++;
     ship__pump(s);
+}
+
+void host_ship_deliver(struct host_ship *s, enum host_job_origin origin,
+                       struct http_request *req, uint8_t kind,
+                       struct buf *payload)
+{
+    struct host_job *j = ship__job_new(s, origin, req, kind);
+    if (j == NULL) {
+        buf_free(payload);
+        host_reply_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    j->payload = *payload;
+    buf_init(payload);
+    ship__submit(s, j);
 }
 
 /* --- Talking to the program. --- */

@@ -199,3 +199,25 @@ def test_admin_on_tcp_loopback_only(host_factory):
         assert "loopback" in str(e)
     bad.proc = None
     bad.log.close()
+
+
+def test_snapshot_every_n_events_truncates_the_log(host_factory):
+    h = host_factory(["--snapshot-every", "5"]).start()
+    h.new_ship(KV, "tru")
+    for i in range(12):
+        assert h.http("PUT", "/s/tru/k/n%d" % i, b"v")[0] in (200, 201)
+    deadline = time.time() + 10
+    show = None
+    while time.time() < deadline:
+        show = h.cli_json("ship", "show", "tru")
+        if show["snapshot_event"] == 10:
+            break
+        time.sleep(0.05)
+    assert show["snapshot_event"] == 10
+    assert show["first_event"] == 11
+    assert show["last_event"] == 12
+    # Waking from that snapshot plus two logged events gives all twelve keys.
+    assert h.stop() == 0
+    h.start()
+    status, _, body = h.http("GET", "/s/tru/k")
+    assert len(json.loads(body)) == 12
