@@ -26,6 +26,8 @@ struct log {
     struct raft_uv_transport transport;
     struct raft_fsm fsm;
     struct raft_barrier barrier;
+    uv_timer_t transport_handle; /* closed to close the transport */
+    raft_uv_transport_close_cb transport_close_cb;
     struct log_config cfg;
     char *dir;
     uv_loop_t *loop;
@@ -75,10 +77,20 @@ static int log__transport_connect(struct raft_uv_transport *t,
     return RAFT_NOCONNECTION;
 }
 
+static void log__transport_closed(uv_handle_t *h)
+{
+    struct log *l = h->data;
+    l->transport_close_cb(&l->transport);
+}
+
+/* Closing completes on a later loop iteration, as libraft's TCP transport
+ * does: its backend expects the callback after close returns. */
 static void log__transport_close(struct raft_uv_transport *t,
                                  raft_uv_transport_close_cb cb)
 {
-    cb(t);
+    struct log *l = t->impl;
+    l->transport_close_cb = cb;
+    uv_close((uv_handle_t *)&l->transport_handle, log__transport_closed);
 }
 
 /* raft's segment format requires every entry's length to be a multiple of
@@ -165,6 +177,11 @@ static void log__barrier_cb(struct raft_barrier *req, int status)
     l->cfg.ready(l->cfg.arg);
 }
 
+static void log__free_closed(uv_handle_t *h)
+{
+    mem_free(h->data);
+}
+
 static int log__mkdir(const char *dir, char *errmsg)
 {
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
@@ -198,7 +215,8 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
         goto err_after_dir;
     }
 
-    l->transport.data = l;
+    /* libraft's backend owns transport.data; ours is impl. */
+    l->transport.impl = l;
     l->transport.init = log__transport_init;
     l->transport.listen = log__transport_listen;
     l->transport.connect = log__transport_connect;
@@ -221,6 +239,8 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
     l->fsm.snapshot = log__fsm_snapshot;
     l->fsm.restore = log__fsm_restore;
 
+    uv_timer_init(loop, &l->transport_handle);
+    l->transport_handle.data = l;
     rv = raft_init(&l->raft, &l->io, &l->fsm, LOG__ID, LOG__ADDRESS);
     if (rv != 0) {
         err_printf(errmsg, "raft init: %s", raft_errmsg(&l->raft));
@@ -280,6 +300,10 @@ err_after_raft:
     return rv;
 err_after_io:
     raft_uv_close(&l->io);
+    /* l holds the handle: it is freed once the handle is closed. */
+    mem_free(l->dir);
+    uv_close((uv_handle_t *)&l->transport_handle, log__free_closed);
+    return rv;
 err_after_dir:
     mem_free(l->dir);
 err_after_alloc:

@@ -44,7 +44,8 @@ def test_full_disk_refuses_writes_and_stays_up(small_disk):
         assert h.http("GET", "/healthz")[0] == 200
         assert h.http("GET", "/s/fat/k/v%d" % acked[-1])[0] == 200
         assert h.cli_json("ship", "show", "fat")["last_event"] == len(acked)
-        assert h.stop() == 0
+        rc = h.stop()
+        assert rc == 0, h.logs()
         h.start()
         for i in acked:
             assert h.http("GET", "/s/fat/k/v%d" % i)[0] == 200
