@@ -27,6 +27,7 @@ struct log {
     struct raft_fsm fsm;
     struct raft_barrier barrier;
     uv_timer_t transport_handle; /* closed to close the transport */
+    uv_timer_t watchdog;         /* runs only while proposals are pending */
     raft_uv_transport_close_cb transport_close_cb;
     struct log_config cfg;
     char *dir;
@@ -165,6 +166,33 @@ static int log__fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     return rv;
 }
 
+/* libraft 0.15 can stop for good after an I/O error without failing the
+ * requests in flight (seen with a full disk: a segment could not be
+ * prepared). While proposals are pending, check once a second that raft is
+ * still a leader; an idle host runs no timer. */
+#define LOG__WATCHDOG_MS 1000
+
+static void log__watchdog_cb(uv_timer_t *t)
+{
+    struct log *l = t->data;
+    if (l->pending == 0 || l->closing) {
+        uv_timer_stop(t);
+        return;
+    }
+    if (raft_state(&l->raft) == RAFT_UNAVAILABLE) {
+        log__fatal(l, "log unavailable with proposals pending",
+                   RAFT_IOERR);
+    }
+}
+
+static void log__watch(struct log *l)
+{
+    if (!uv_is_active((uv_handle_t *)&l->watchdog)) {
+        uv_timer_start(&l->watchdog, log__watchdog_cb, LOG__WATCHDOG_MS,
+                       LOG__WATCHDOG_MS);
+    }
+}
+
 static void log__barrier_cb(struct raft_barrier *req, int status)
 {
     struct log *l = req->data;
@@ -241,6 +269,8 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
 
     uv_timer_init(loop, &l->transport_handle);
     l->transport_handle.data = l;
+    uv_timer_init(loop, &l->watchdog);
+    l->watchdog.data = l;
     rv = raft_init(&l->raft, &l->io, &l->fsm, LOG__ID, LOG__ADDRESS);
     if (rv != 0) {
         err_printf(errmsg, "raft init: %s", raft_errmsg(&l->raft));
@@ -300,8 +330,9 @@ err_after_raft:
     return rv;
 err_after_io:
     raft_uv_close(&l->io);
-    /* l holds the handle: it is freed once the handle is closed. */
+    /* l holds the handles: it is freed once both are closed. */
     mem_free(l->dir);
+    uv_close((uv_handle_t *)&l->watchdog, NULL);
     uv_close((uv_handle_t *)&l->transport_handle, log__free_closed);
     return rv;
 err_after_dir:
@@ -372,6 +403,7 @@ int log_propose(struct log *l, struct buf *entry, log_done_cb cb, void *arg)
     }
     buf_free(entry);
     l->pending++;
+    log__watch(l);
     return 0;
 }
 
@@ -385,10 +417,9 @@ uint64_t log_applied_index(const struct log *l)
     return raft_last_applied((struct raft *)&l->raft);
 }
 
-static void log__close_cb(struct raft *raft)
+static void log__closed(uv_handle_t *h)
 {
-    struct log *l = raft->data;
-    raft_uv_close(&l->io);
+    struct log *l = h->data;
     log_close_cb cb = l->close_cb;
     void *arg = l->close_arg;
     mem_free(l->dir);
@@ -398,10 +429,20 @@ static void log__close_cb(struct raft *raft)
     }
 }
 
+static void log__close_cb(struct raft *raft)
+{
+    struct log *l = raft->data;
+    raft_uv_close(&l->io);
+    /* The watchdog closes last: l, which holds it, is freed in its close
+     * callback, after libuv is done with every handle inside l. */
+    uv_close((uv_handle_t *)&l->watchdog, log__closed);
+}
+
 void log_close(struct log *l, log_close_cb cb, void *arg)
 {
     l->closing = true;
     l->close_cb = cb;
     l->close_arg = arg;
+    uv_timer_stop(&l->watchdog);
     raft_close(&l->raft, log__close_cb);
 }
