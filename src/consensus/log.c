@@ -28,6 +28,7 @@ struct log {
     struct raft_barrier barrier;
     uv_timer_t transport_handle; /* closed to close the transport */
     uv_timer_t watchdog;         /* runs only while proposals are pending */
+    uint64_t progress_ms;        /* loop time of the last applied entry */
     raft_uv_transport_close_cb transport_close_cb;
     struct log_config cfg;
     char *dir;
@@ -124,6 +125,7 @@ static int log__fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
         return RAFT_IOERR;
     }
     *result = (void *)(intptr_t)res;
+    l->progress_ms = uv_now(l->loop);
     return 0;
 }
 
@@ -168,9 +170,12 @@ static int log__fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
 /* libraft 0.15 can stop for good after an I/O error without failing the
  * requests in flight (seen with a full disk: a segment could not be
- * prepared). While proposals are pending, check once a second that raft is
- * still a leader; an idle host runs no timer. */
+ * prepared, and appends waited for it forever). While proposals are
+ * pending, a watchdog checks once a second that raft still leads and that
+ * some entry was applied in the last LOG__STALL_MS; an idle host runs no
+ * timer. */
 #define LOG__WATCHDOG_MS 1000
+#define LOG__STALL_MS 10000
 
 static void log__watchdog_cb(uv_timer_t *t)
 {
@@ -179,8 +184,11 @@ static void log__watchdog_cb(uv_timer_t *t)
         uv_timer_stop(t);
         return;
     }
-    if (raft_state(&l->raft) == RAFT_UNAVAILABLE) {
-        log__fatal(l, "log unavailable with proposals pending",
+    if (raft_state(&l->raft) != RAFT_LEADER) {
+        log__fatal(l, "log stopped leading with proposals pending",
+                   RAFT_IOERR);
+    } else if (uv_now(l->loop) - l->progress_ms > LOG__STALL_MS) {
+        log__fatal(l, "log made no progress for 10 s with proposals pending",
                    RAFT_IOERR);
     }
 }
@@ -188,6 +196,7 @@ static void log__watchdog_cb(uv_timer_t *t)
 static void log__watch(struct log *l)
 {
     if (!uv_is_active((uv_handle_t *)&l->watchdog)) {
+        l->progress_ms = uv_now(l->loop);
         uv_timer_start(&l->watchdog, log__watchdog_cb, LOG__WATCHDOG_MS,
                        LOG__WATCHDOG_MS);
     }
@@ -351,10 +360,10 @@ static void log__apply_cb(struct raft_apply *req, int status, void *result)
     if (status != 0) {
         if (status == RAFT_SHUTDOWN || status == RAFT_CANCELED) {
             rv = BERTH_ESHUTDOWN;
-        } else if (status == RAFT_NOTLEADER ||
-                   status == RAFT_LEADERSHIPLOST) {
-            rv = BERTH_ENOTLEADER;
         } else {
+            /* With one voter, losing leadership can only follow an I/O
+             * error (libraft steps down after a failed write), so it is as
+             * fatal as the error itself. */
             log__fatal(l, "log write failed", status);
             rv = BERTH_EIO;
         }
@@ -393,8 +402,9 @@ int log_propose(struct log *l, struct buf *entry, log_done_cb cb, void *arg)
     if (rv != 0) {
         raft_free(b.base);
         mem_free(r);
-        if (rv == RAFT_NOTLEADER && raft_state(&l->raft) == RAFT_UNAVAILABLE) {
-            log__fatal(l, "log unavailable", rv);
+        if (rv == RAFT_NOTLEADER) {
+            /* A one-voter cluster that does not lead has failed. */
+            log__fatal(l, "log no longer leads", rv);
             return BERTH_EIO;
         }
         return rv == RAFT_NOTLEADER ? BERTH_ENOTLEADER

@@ -38,7 +38,7 @@ def test_log_write_error_is_fatal_and_recoverable(tiny_disk):
             acked.append(i)
         if h.proc.poll() is not None:
             break
-    h.proc.wait(20)
+    h.proc.wait(40)
     assert h.proc.returncode == 70, h.logs()
     assert "exiting so that a restart recovers" in h.logs()
     h.proc = None
