@@ -27,7 +27,7 @@ static const char usage[] =
     "      --snapshot-every N     snapshot a ship every N events (default 1000)\n"
     "      --max-body BYTES       request body limit (default 8388608)\n"
     "      --max-queue N          requests waiting per ship before 503 (default 1024)\n"
-    "      --reserve-disk MB      refuse writes (507) below this much free disk (default 64)\n"
+    "      --reserve-disk MB      refuse writes (507) below this much free disk (default 64; 0: off)\n"
     "\n"
     "Ships (find the host with --data DIR, $BERTH_DATA or --admin ADDR):\n"
     "  ship new --program PATH [--name NAME] [--idle-timeout MS]\n"

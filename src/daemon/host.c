@@ -48,7 +48,10 @@ bool host_disk_ok(struct host *h)
         h->disk_ok = true; /* cannot tell: let the log decide */
         return true;
     }
-    bool ok = (uint64_t)st.f_bavail * st.f_frsize > h->cfg.reserve_bytes;
+    /* A reserve of 0 turns the guard off: the log meets the full disk and
+     * the host stops (crash-only). */
+    bool ok = h->cfg.reserve_bytes == 0 ||
+              (uint64_t)st.f_bavail * st.f_frsize > h->cfg.reserve_bytes;
     if (ok != h->disk_ok) {
         host_log(ok ? "info" : "warn",
                  ok ? "disk has room again; accepting writes"

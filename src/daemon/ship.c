@@ -240,8 +240,17 @@ static void ship__fail_waiting(struct host_ship *s, int status,
 /* Marks a waiter that asked for a wake (in http_request.data). */
 static char ship__wake_waiter;
 
+/* Answer the admin requests waiting for the ship to settle: awake, or
+ * asleep with nothing of it still being committed (so that a ship reported
+ * asleep has its snapshot recorded). */
 static void ship__answer_waiters(struct host_ship *s)
 {
+    bool settled = s->state == SHIP_AWAKE ||
+                   (s->state == SHIP_ASLEEP && s->inflight == 0) ||
+                   s->state == SHIP_REMOVED;
+    if (!settled) {
+        return;
+    }
     for (unsigned i = 0; i < s->n_waiters; i++) {
         struct http_request *req = s->waiters[i];
         if (req->data == &ship__wake_waiter && s->state != SHIP_AWAKE) {
@@ -864,6 +873,7 @@ static void ship__snapshot_done(void *arg, int status, int result)
         s->first_event = ctx->number + 1;
     }
     mem_free(ctx);
+    ship__answer_waiters(s);
     if (s->removing) {
         ship__remove_step(s);
     } else {
@@ -1023,6 +1033,7 @@ void host_ship_durable(struct host_ship *s, uint64_t number, int status)
         }
     }
     ship__release(s);
+    ship__answer_waiters(s);
     if (s->removing) {
         ship__remove_step(s);
     } else {
@@ -1034,7 +1045,7 @@ void host_ship_durable(struct host_ship *s, uint64_t number, int status)
 
 void host_ship_sleep(struct host_ship *s, struct http_request *req)
 {
-    if (s->state == SHIP_ASLEEP) {
+    if (s->state == SHIP_ASLEEP && s->inflight == 0) {
         host_reply_json(req, 200, host_ship_json(s));
         return;
     }

@@ -4,6 +4,18 @@
 
 #include "lib/err.h"
 
+/* Offset of n_effects from the start of a DONE frame: len, type, number,
+ * flags. */
+#define FRAME__DONE_COUNT_AT (4 + 1 + 8 + 1)
+
+/* Return whether fixed + a + b fits in the u32 len field, without letting the
+ * sum wrap first. */
+static bool frame__fits(size_t fixed, size_t a, size_t b)
+{
+    return fixed <= UINT32_MAX && a <= UINT32_MAX - fixed &&
+           b <= UINT32_MAX - fixed - a;
+}
+
 int frame_split(const uint8_t *p, size_t len, size_t max, struct frame *f,
                 size_t *consumed)
 {
@@ -41,6 +53,8 @@ static int frame__begin(struct buf *out, uint8_t type, size_t *mark)
     return 0;
 }
 
+/* Fill in the length of the frame that starts at mark; callers checked that
+ * it fits. */
 static void frame__end(struct buf *out, size_t mark)
 {
     put_le32(out->data + mark, (uint32_t)(out->len - mark - 4));
@@ -55,6 +69,10 @@ static int frame__abort(struct buf *out, size_t mark, int rv)
 
 int frame_encode_boot(struct buf *out, const struct frame_boot *b)
 {
+    if (b->id_len > UINT16_MAX ||
+        !frame__fits(1 + 2 + 8, b->id_len, b->snapshot_len)) {
+        return BERTH_ETOOBIG;
+    }
     size_t mark;
     int rv = frame__begin(out, FRAME_BOOT, &mark);
     if (rv != 0) {
@@ -72,6 +90,9 @@ int frame_encode_boot(struct buf *out, const struct frame_boot *b)
 
 int frame_encode_event(struct buf *out, const struct frame_event *e)
 {
+    if (!frame__fits(1 + 8 + 8 + FRAME_ENTROPY_SIZE + 1, e->payload_len, 0)) {
+        return BERTH_ETOOBIG;
+    }
     size_t mark;
     int rv = frame__begin(out, FRAME_EVENT, &mark);
     if (rv != 0) {
@@ -88,9 +109,13 @@ int frame_encode_event(struct buf *out, const struct frame_event *e)
     return 0;
 }
 
+/* Encode a frame whose body is a u64 and then opaque bytes. */
 static int frame__u64(struct buf *out, uint8_t type, uint64_t v,
                       const void *rest, size_t rest_len)
 {
+    if (!frame__fits(1 + 8, rest_len, 0)) {
+        return BERTH_ETOOBIG;
+    }
     size_t mark;
     int rv = frame__begin(out, type, &mark);
     if (rv != 0) {
@@ -164,6 +189,13 @@ int frame_done_add_effect(struct buf *out, size_t mark, uint8_t kind,
                           const void *data, size_t len)
 {
     size_t before = out->len;
+    uint8_t *count = out->data + mark + FRAME__DONE_COUNT_AT;
+    /* The frame so far (type byte included) plus this effect must still fit
+     * the len field, and the count its u32. */
+    if (!frame__fits(before - mark - 4, 1 + 4, len) ||
+        get_le32(count) == UINT32_MAX) {
+        return BERTH_ETOOBIG;
+    }
     int rv;
     if ((rv = buf_put_u8(out, kind)) != 0 ||
         (rv = buf_put_u32(out, (uint32_t)len)) != 0 ||
@@ -171,8 +203,8 @@ int frame_done_add_effect(struct buf *out, size_t mark, uint8_t kind,
         out->len = before;
         return rv;
     }
-    /* n_effects sits after len(4) type(1) number(8) flags(1). */
-    uint8_t *count = out->data + mark + 14;
+    /* The append may have moved the buffer. */
+    count = out->data + mark + FRAME__DONE_COUNT_AT;
     put_le32(count, get_le32(count) + 1);
     return 0;
 }
@@ -187,7 +219,10 @@ int frame_encode_http_request(struct buf *out,
                               const struct frame_header *headers)
 {
     size_t start = out->len;
-    int rv;
+    int rv = BERTH_ETOOBIG;
+    if (r->method_len > UINT16_MAX || r->target_len > UINT32_MAX) {
+        return rv;
+    }
     if ((rv = buf_put_u16(out, (uint16_t)r->method_len)) != 0 ||
         (rv = buf_append(out, r->method, r->method_len)) != 0 ||
         (rv = buf_put_u32(out, (uint32_t)r->target_len)) != 0 ||
@@ -197,6 +232,10 @@ int frame_encode_http_request(struct buf *out,
     }
     for (unsigned i = 0; i < r->n_headers; i++) {
         const struct frame_header *h = &headers[i];
+        if (h->name_len > UINT16_MAX || h->value_len > UINT32_MAX) {
+            rv = BERTH_ETOOBIG;
+            goto err;
+        }
         if ((rv = buf_put_u16(out, (uint16_t)h->name_len)) != 0 ||
             (rv = buf_append(out, h->name, h->name_len)) != 0 ||
             (rv = buf_put_u32(out, (uint32_t)h->value_len)) != 0 ||
@@ -217,6 +256,9 @@ int frame_encode_http_reply(struct buf *out, const struct frame_http_reply *r)
 {
     size_t start = out->len;
     int rv;
+    if (r->content_type_len > UINT16_MAX) {
+        return BERTH_ETOOBIG;
+    }
     if ((rv = buf_put_u16(out, r->status)) != 0 ||
         (rv = buf_put_u16(out, (uint16_t)r->content_type_len)) != 0 ||
         (rv = buf_append(out, r->content_type, r->content_type_len)) != 0 ||
@@ -227,6 +269,7 @@ int frame_encode_http_reply(struct buf *out, const struct frame_http_reply *r)
     return 0;
 }
 
+/* Check the frame's type and start a cursor over its body. */
 static int frame__open(const struct frame *f, uint8_t type, struct cursor *c)
 {
     if (f->type != type) {

@@ -168,8 +168,9 @@ struct frame_http_reply {
     size_t body_len;
 };
 
-/* Encoders append one whole frame (header included) to out and return 0 or
- * BERTH_ENOMEM. */
+/* Encoders append one whole frame (header included) to out and return 0,
+ * BERTH_ENOMEM, or BERTH_ETOOBIG when a length does not fit its field; on
+ * failure out is left as it was. */
 int frame_encode_boot(struct buf *out, const struct frame_boot *b);
 int frame_encode_event(struct buf *out, const struct frame_event *e);
 int frame_encode_snap_req(struct buf *out, uint64_t number);
@@ -188,7 +189,8 @@ int frame_done_add_effect(struct buf *out, size_t mark, uint8_t kind,
                           const void *data, size_t len);
 void frame_done_end(struct buf *out, size_t mark);
 
-/* Append an encoded HTTP payload or HTTP_REPLY effect body (not a frame). */
+/* Append an encoded HTTP payload or HTTP_REPLY effect body (not a frame);
+ * return 0, BERTH_ENOMEM or BERTH_ETOOBIG, leaving out as it was on failure. */
 int frame_encode_http_request(struct buf *out,
                               const struct frame_http_request *r,
                               const struct frame_header *headers);
@@ -209,12 +211,15 @@ int frame_decode_snapshot(const struct frame *f, struct frame_snapshot *s);
 int frame_effects_next(const struct frame_done *d, size_t *off,
                        struct frame_effect *e);
 
+/* Decode an HTTP event payload p[0..len), checking every header's lengths;
+ * returns 0 or BERTH_EMALFORMED. */
 int frame_decode_http_request(const uint8_t *p, size_t len,
                               struct frame_http_request *r);
 /* Walk headers of a decoded request: 0 and h filled, 1 at the end, or
  * BERTH_EMALFORMED. *off starts at 0. */
 int frame_http_next_header(const struct frame_http_request *r, size_t *off,
                            struct frame_header *h);
+/* Decode the bytes of an HTTP_REPLY effect; returns 0 or BERTH_EMALFORMED. */
 int frame_decode_http_reply(const uint8_t *p, size_t len,
                             struct frame_http_reply *r);
 

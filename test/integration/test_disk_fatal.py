@@ -28,17 +28,23 @@ def test_log_write_error_is_fatal_and_recoverable(tiny_disk):
     h.start()
     h.new_ship(KV, "big")
     value = b"y" * (1 << 20)
-    acked = []
+    acked, seen = [], []
     for i in range(200):
         try:
-            status, _, _ = h.http("PUT", "/s/big/k/v%d" % i, value, timeout=10)
+            status, _, body = h.http("PUT", "/s/big/k/v%d" % i, value, timeout=10)
         except OSError:
             break
+        seen.append((status, body[:120]))
         if status in (200, 201):
             acked.append(i)
         if h.proc.poll() is not None:
             break
-    h.proc.wait(40)
+    try:
+        h.proc.wait(40)
+    except subprocess.TimeoutExpired:
+        h.proc.kill()
+        h.proc.wait()
+        raise AssertionError("host did not exit; answers %s\n%s" % (seen[-5:], h.logs()))
     assert h.proc.returncode == 70, h.logs()
     assert "exiting so that a restart recovers" in h.logs()
     h.proc = None

@@ -1,8 +1,19 @@
-/* misbehave: a program that fails on request, to test that the host
- * survives it. POST /crash aborts, /exit exits 3, /hang never answers,
- * /garbage writes a malformed frame, /huge declares a 100 MiB frame,
- * /slow/<ms> sleeps then answers, /reject rejects, /count adds one to a
- * counter (a write); GET / reads the counter. */
+/* misbehave: a program that fails on request, so that the host's fault tests
+ * can check that it survives. Targets, with any method:
+ *
+ *   /crash       abort()
+ *   /exit        exit(3)
+ *   /hang        never answer
+ *   /garbage     write a malformed frame (len 1, type 0x99), then answer as
+ *                if nothing happened
+ *   /huge        write a frame header declaring 100 MiB, some garbage, then
+ *                wait forever
+ *   /slow/<ms>   sleep ms milliseconds, then answer 200 (unchanged)
+ *   /reject      reject with reason "asked to reject"
+ *   /count       add one to the counter (changed) and answer its value
+ *
+ * GET / answers the counter's value (unchanged); anything else is 404. The
+ * snapshot is the counter as a u64, little-endian. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,85 +22,135 @@
 
 #include "berth_program.h"
 
+/* Write n bytes to stdout behind the helper's back, or die trying. */
+static void write_raw(const void *p, size_t n)
+{
+    const char *b = p;
+    while (n > 0) {
+        ssize_t w = write(1, b, n);
+        if (w <= 0) {
+            exit(1);
+        }
+        b += w;
+        n -= (size_t)w;
+    }
+}
+
+static void wait_forever(void)
+{
+    for (;;) {
+        pause();
+    }
+}
+
+/* Sleep for the milliseconds in the decimal digits of p[0..n). */
+static void sleep_ms(const char *p, size_t n)
+{
+    unsigned long ms = 0;
+    for (size_t i = 0; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+        ms = ms * 10 + (unsigned long)(p[i] - '0');
+        if (ms > 86400000ul) {
+            break;
+        }
+    }
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+static int reply_count(struct bp_out *out, uint64_t count)
+{
+    char body[32];
+    int n = snprintf(body, sizeof body, "%llu\n", (unsigned long long)count);
+    bp_reply(out, 200, "text/plain", body, (size_t)n);
+    return 0;
+}
+
 static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
 {
-    unsigned long *count = ctx;
+    uint64_t *count = ctx;
     const struct bp_http *h = ev->http;
-    char body[32];
     if (h == NULL) {
-        return bp_reject(out, "only HTTP");
+        return bp_reject(out, "misbehave takes only HTTP events");
     }
-    if (bp_http_match(h, "POST", "/crash")) {
+    if (bp_http_match(h, NULL, "/crash")) {
         abort();
     }
-    if (bp_http_match(h, "POST", "/exit")) {
+    if (bp_http_match(h, NULL, "/exit")) {
         exit(3);
     }
-    if (bp_http_match(h, "POST", "/hang")) {
-        for (;;) {
-            pause();
-        }
+    if (bp_http_match(h, NULL, "/hang")) {
+        wait_forever();
     }
-    if (bp_http_match(h, "POST", "/garbage")) {
+    if (bp_http_match(h, NULL, "/garbage")) {
         static const unsigned char junk[] = {1, 0, 0, 0, 0x99};
-        if (write(1, junk, sizeof junk) < 0) {
-            exit(1);
-        }
-        for (;;) {
-            pause();
-        }
+        write_raw(junk, sizeof junk);
+        bp_reply(out, 200, "text/plain", "garbage sent\n", 13);
+        return BP_UNCHANGED;
     }
-    if (bp_http_match(h, "POST", "/huge")) {
+    if (bp_http_match(h, NULL, "/huge")) {
+        /* 0x06400000 is 100 MiB, over any host's 64 MiB limit. */
         static const unsigned char big[] = {0, 0, 0x40, 6, 0x82};
-        if (write(1, big, sizeof big) < 0) {
-            exit(1);
-        }
-        for (;;) {
-            pause();
-        }
+        unsigned char junk[256];
+        memset(junk, 0xab, sizeof junk);
+        write_raw(big, sizeof big);
+        write_raw(junk, sizeof junk);
+        wait_forever();
     }
-    if (bp_http_match(h, "POST", "/slow/")) {
-        long ms = atol(h->target + 6);
-        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-        nanosleep(&ts, NULL);
+    if (bp_http_match(h, NULL, "/slow/")) {
+        size_t n = h->target_len - 6;
+        sleep_ms(h->target + 6, n);
         bp_reply(out, 200, "text/plain", "slow\n", 5);
         return BP_UNCHANGED;
     }
-    if (bp_http_match(h, "POST", "/reject")) {
+    if (bp_http_match(h, NULL, "/reject")) {
         return bp_reject(out, "asked to reject");
     }
-    if (bp_http_match(h, "POST", "/count")) {
+    if (bp_http_match(h, NULL, "/count")) {
         (*count)++;
-        int n = snprintf(body, sizeof body, "%lu\n", *count);
-        bp_reply(out, 200, "text/plain", body, (size_t)n);
+        reply_count(out, *count);
         return BP_CHANGED;
     }
-    int n = snprintf(body, sizeof body, "%lu\n", *count);
-    bp_reply(out, 200, "text/plain", body, (size_t)n);
+    if (bp_http_match(h, "GET", "/")) {
+        reply_count(out, *count);
+        return BP_UNCHANGED;
+    }
+    bp_reply(out, 404, "application/json",
+             "{\"error\":{\"code\":\"not_found\",\"message\":\"no such "
+             "target\"}}\n",
+             58);
     return BP_UNCHANGED;
 }
 
 static int on_boot(void *ctx, const uint8_t *snap, size_t len)
 {
-    unsigned long *count = ctx;
+    uint64_t *count = ctx;
     if (snap == NULL) {
         return 0;
     }
-    if (len != sizeof *count) {
+    if (len != 8) {
         return -1;
     }
-    memcpy(count, snap, len);
+    *count = 0;
+    for (int i = 7; i >= 0; i--) {
+        *count = (*count << 8) | snap[i];
+    }
     return 0;
 }
 
 static int on_snapshot(void *ctx, struct bp_bytes *out)
 {
-    return bp_bytes_append(out, ctx, sizeof(unsigned long));
+    uint64_t count = *(uint64_t *)ctx;
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++) {
+        b[i] = (uint8_t)(count >> (8 * i));
+    }
+    return bp_bytes_append(out, b, sizeof b);
 }
 
 int main(void)
 {
-    unsigned long count = 0;
+    uint64_t count = 0;
     struct bp_program p = {on_boot, on_event, on_snapshot, &count};
     return bp_run(&p);
 }
