@@ -28,6 +28,17 @@ enum {
 /* How long a program may take to exit after STOP before it is killed. */
 #define SHIP__STOP_MS 5000
 
+/* Waking must make progress (READY, or the next replayed DONE) within the
+ * per-event limit, but never less than this: starting a process depends on
+ * the host's load, not on the program. */
+#define SHIP__WAKE_MIN_MS 5000
+
+static uint64_t ship__wake_ms(const struct host *h)
+{
+    return h->cfg.event_timeout_ms > SHIP__WAKE_MIN_MS ? h->cfg.event_timeout_ms
+                                                       : SHIP__WAKE_MIN_MS;
+}
+
 static void ship__pump(struct host_ship *s);
 static void ship__release(struct host_ship *s);
 static void ship__remove_step(struct host_ship *s);
@@ -459,7 +470,7 @@ static void ship__wake(struct host_ship *s)
         return;
     }
     s->replay_next = 0;
-    ship__arm(s, SHIP__TIMER_WAKE, h->cfg.event_timeout_ms);
+    ship__arm(s, SHIP__TIMER_WAKE, ship__wake_ms(h));
     return;
 
 err:
@@ -548,7 +559,7 @@ static void ship__on_ready(struct host_ship *s, bool accepted)
                                : "cannot replay the log");
         return;
     }
-    ship__arm(s, SHIP__TIMER_WAKE, s->host->cfg.event_timeout_ms);
+    ship__arm(s, SHIP__TIMER_WAKE, ship__wake_ms(s->host));
 }
 
 static void ship__dispatch(struct host_ship *s)
@@ -907,7 +918,7 @@ static void ship__on_frame(struct proc *p, const struct frame *f, void *arg)
         if (s->replay_next++ == s->replay_last) {
             ship__awake(s);
         } else {
-            ship__arm(s, SHIP__TIMER_WAKE, s->host->cfg.event_timeout_ms);
+            ship__arm(s, SHIP__TIMER_WAKE, ship__wake_ms(s->host));
         }
         return;
     }
