@@ -1,15 +1,21 @@
 /* kv: the sample berth program, a key/value store.
  *
  *   PUT    /k/<key>   body = value; 201 when new, 200 when replaced
- *   GET    /k/<key>   the value, or 404
+ *   GET    /k/<key>   200 with the value, or 404
  *   DELETE /k/<key>   200, or 404
- *   GET    /k         the keys, as a JSON array, sorted
+ *   GET    /k         200 with the keys as a JSON array of strings, sorted
  *
- * POKE events take "put KEY VALUE" and "del KEY". Keys are percent-decoded
- * path segments of 1 to 256 bytes. The state is a sorted array of pairs;
- * its snapshot is "KV1\n" followed by (u32 key length, key, u32 value
- * length, value) for each pair in key order, so equal states give equal
- * snapshots. */
+ * A query string is ignored; other paths are 404 and other methods 405, with
+ * a JSON body {"error":{"code":...,"message":...}}. Keys are percent-decoded
+ * path segments of 1 to 256 bytes. POKE events take "put KEY VALUE" and
+ * "del KEY"; anything else is rejected. Every write adds one LOG line.
+ *
+ * The state is an array of pointers to pairs sorted by key: lookups are a
+ * binary search, and a write moves at most n pointers, which stays in the
+ * tens of microseconds at 1e5 keys. The snapshot is "KV1\n" followed by
+ * (u32 key length, key, u32 value length, value) for each pair in key order,
+ * so equal states give equal snapshots. It must fit in one frame, so writes
+ * that would make it too large are refused with 507. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,18 +23,23 @@
 #include "berth_program.h"
 
 #define KV_KEY_MAX 256
+
 static const char kv_magic[4] = {'K', 'V', '1', '\n'};
 
+/* The snapshot's bytes must fit in a SNAPSHOT frame: len, type, number. */
+#define KV_SNAPSHOT_MAX (BP_MAX_FRAME - 1 - 8)
+
 struct pair {
-    char *key;
-    size_t key_len;
     uint8_t *value;
     size_t value_len;
+    size_t key_len;
+    char key[]; /* key_len bytes, not NUL-terminated */
 };
 
 struct kv {
-    struct pair *pairs;
+    struct pair **pairs; /* sorted by key, bytewise */
     size_t n, cap;
+    size_t snapshot_size; /* bytes the snapshot of this state takes */
 };
 
 static int cmp_key(const char *a, size_t al, const char *b, size_t bl)
@@ -37,14 +48,15 @@ static int cmp_key(const char *a, size_t al, const char *b, size_t bl)
     return c != 0 ? c : (al > bl) - (al < bl);
 }
 
-/* Index of key, or of where it would go; *found says which. */
+/* Return the index of key, or of where it would go; *found says which. */
 static size_t kv_find(const struct kv *kv, const char *key, size_t len,
                       int *found)
 {
     size_t lo = 0, hi = kv->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = cmp_key(kv->pairs[mid].key, kv->pairs[mid].key_len, key, len);
+        const struct pair *p = kv->pairs[mid];
+        int c = cmp_key(p->key, p->key_len, key, len);
         if (c == 0) {
             *found = 1;
             return mid;
@@ -59,7 +71,30 @@ static size_t kv_find(const struct kv *kv, const char *key, size_t len,
     return lo;
 }
 
-/* Set key to value; 1 if it was new, 0 if replaced, -1 out of memory. */
+/* Bytes one pair adds to the snapshot. */
+static size_t pair_size(size_t klen, size_t vlen)
+{
+    return 4 + klen + 4 + vlen;
+}
+
+/* Return whether setting key to vlen bytes keeps the snapshot within one
+ * frame. */
+static int kv_fits(const struct kv *kv, const char *key, size_t klen,
+                   size_t vlen)
+{
+    int found;
+    size_t i = kv_find(kv, key, klen, &found);
+    size_t now = kv->snapshot_size;
+    if (found) {
+        now -= kv->pairs[i]->value_len;
+        return vlen <= KV_SNAPSHOT_MAX - now;
+    }
+    return vlen <= KV_SNAPSHOT_MAX &&
+           pair_size(klen, vlen) <= KV_SNAPSHOT_MAX - now;
+}
+
+/* Set key to value; returns 1 if it was new, 0 if replaced, -1 when out of
+ * memory (the state is then unchanged). */
 static int kv_put(struct kv *kv, const char *key, size_t klen,
                   const uint8_t *value, size_t vlen)
 {
@@ -71,34 +106,41 @@ static int kv_put(struct kv *kv, const char *key, size_t klen,
     }
     memcpy(v, value, vlen);
     if (found) {
-        free(kv->pairs[i].value);
-        kv->pairs[i].value = v;
-        kv->pairs[i].value_len = vlen;
+        struct pair *p = kv->pairs[i];
+        kv->snapshot_size += vlen;
+        kv->snapshot_size -= p->value_len;
+        free(p->value);
+        p->value = v;
+        p->value_len = vlen;
         return 0;
     }
-    char *k = malloc(klen);
-    if (k == NULL) {
-        free(v);
-        return -1;
-    }
-    memcpy(k, key, klen);
     if (kv->n == kv->cap) {
-        size_t cap = kv->cap ? kv->cap * 2 : 16;
-        struct pair *p = realloc(kv->pairs, cap * sizeof *p);
-        if (p == NULL) {
-            free(k);
+        size_t cap = kv->cap ? kv->cap * 2 : 64;
+        struct pair **pairs = realloc(kv->pairs, cap * sizeof *pairs);
+        if (pairs == NULL) {
             free(v);
             return -1;
         }
-        kv->pairs = p;
+        kv->pairs = pairs;
         kv->cap = cap;
     }
+    struct pair *p = malloc(sizeof *p + klen);
+    if (p == NULL) {
+        free(v);
+        return -1;
+    }
+    memcpy(p->key, key, klen);
+    p->key_len = klen;
+    p->value = v;
+    p->value_len = vlen;
     memmove(&kv->pairs[i + 1], &kv->pairs[i], (kv->n - i) * sizeof *kv->pairs);
-    kv->pairs[i] = (struct pair){k, klen, v, vlen};
+    kv->pairs[i] = p;
     kv->n++;
+    kv->snapshot_size += pair_size(klen, vlen);
     return 1;
 }
 
+/* Remove key; returns 1 if it was there, 0 if not. */
 static int kv_del(struct kv *kv, const char *key, size_t klen)
 {
     int found;
@@ -106,8 +148,10 @@ static int kv_del(struct kv *kv, const char *key, size_t klen)
     if (!found) {
         return 0;
     }
-    free(kv->pairs[i].key);
-    free(kv->pairs[i].value);
+    struct pair *p = kv->pairs[i];
+    kv->snapshot_size -= pair_size(p->key_len, p->value_len);
+    free(p->value);
+    free(p);
     memmove(&kv->pairs[i], &kv->pairs[i + 1],
             (kv->n - i - 1) * sizeof *kv->pairs);
     kv->n--;
@@ -117,10 +161,11 @@ static int kv_del(struct kv *kv, const char *key, size_t klen)
 static void kv_clear(struct kv *kv)
 {
     for (size_t i = 0; i < kv->n; i++) {
-        free(kv->pairs[i].key);
-        free(kv->pairs[i].value);
+        free(kv->pairs[i]->value);
+        free(kv->pairs[i]);
     }
     kv->n = 0;
+    kv->snapshot_size = sizeof kv_magic;
 }
 
 static int hexval(char c)
@@ -137,71 +182,112 @@ static int hexval(char c)
     return -1;
 }
 
-/* Percent-decode the key segment after "/k/"; returns its length or -1. */
-static long decode_key(const struct bp_http *h, char *out)
+/* Percent-decode the path segment p[0..n) into out (KV_KEY_MAX bytes).
+ * Returns the key's length, 0 when the segment is empty, or -1 when its
+ * escapes are bad or the key is too long. */
+static long decode_key(const char *p, size_t n, char *out)
 {
-    const char *p = h->target + 3;
-    const char *end = h->target + h->target_len;
-    const char *q = memchr(p, '?', (size_t)(end - p));
-    if (q != NULL) {
-        end = q;
-    }
-    size_t n = 0;
-    while (p < end) {
-        char c = *p++;
-        if (c == '/') {
-            return -1;
-        }
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
         if (c == '%') {
-            if (end - p < 2 || hexval(p[0]) < 0 || hexval(p[1]) < 0) {
+            if (n - i < 3 || hexval(p[i + 1]) < 0 || hexval(p[i + 2]) < 0) {
                 return -1;
             }
-            c = (char)(hexval(p[0]) * 16 + hexval(p[1]));
-            p += 2;
+            c = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
+            i += 2;
         }
-        if (n == KV_KEY_MAX) {
+        if (len == KV_KEY_MAX) {
             return -1;
         }
-        out[n++] = c;
+        out[len++] = c;
     }
-    return n == 0 ? -1 : (long)n;
+    return (long)len;
 }
 
 static void reply_error(struct bp_out *out, int status, const char *code,
                         const char *message)
 {
     char body[256];
+    /* code and message are constants of this file, with nothing to escape. */
     int n = snprintf(body, sizeof body,
                      "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n", code,
                      message);
     bp_reply(out, status, "application/json", body, (size_t)n);
 }
 
-/* The keys as a JSON array of strings. */
-static int list_keys(const struct kv *kv, struct bp_out *out)
+/* Return the length of the valid UTF-8 sequence at p[0..n), or 0 if the
+ * bytes there are not one (overlong forms and surrogates included). */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80) {
+        return 1;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+        len = 2, min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3, min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < len) {
+        return 0;
+    }
+    unsigned cp = c & (0x7f >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0;
+    }
+    return len;
+}
+
+/* Append s[0..n) to b as a JSON string. Valid UTF-8 passes through; a byte
+ * that is not part of any is written as the code point of the same value,
+ * so the output is always valid JSON even for binary keys. */
+static int json_string(struct bp_bytes *b, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    int rv = bp_bytes_append(b, "\"", 1);
+    for (size_t i = 0; i < n && rv == 0;) {
+        char esc[8];
+        size_t u = utf8_len(p + i, n - i);
+        if (p[i] == '"' || p[i] == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)p[i];
+            rv = bp_bytes_append(b, esc, 2);
+            i++;
+        } else if (u == 0 || p[i] < 0x20 || p[i] == 0x7f) {
+            snprintf(esc, sizeof esc, "\\u%04x", p[i]);
+            rv = bp_bytes_append(b, esc, 6);
+            i++;
+        } else {
+            rv = bp_bytes_append(b, p + i, u);
+            i += u;
+        }
+    }
+    return rv == 0 ? bp_bytes_append(b, "\"", 1) : rv;
+}
+
+/* Reply with the keys as a JSON array of strings. */
+static void list_keys(const struct kv *kv, struct bp_out *out)
 {
     struct bp_bytes b = {0};
     int rv = bp_bytes_append(&b, "[", 1);
     for (size_t i = 0; i < kv->n && rv == 0; i++) {
-        rv = bp_bytes_append(&b, i ? ",\"" : "\"", i ? 2 : 1);
-        for (size_t j = 0; j < kv->pairs[i].key_len && rv == 0; j++) {
-            unsigned char c = (unsigned char)kv->pairs[i].key[j];
-            char esc[8];
-            if (c == '"' || c == '\\') {
-                esc[0] = '\\';
-                esc[1] = (char)c;
-                rv = bp_bytes_append(&b, esc, 2);
-            } else if (c < 0x20 || c >= 0x7f) {
-                /* Bytes outside ASCII are escaped one by one so the output
-                 * is valid JSON whatever the key holds. */
-                snprintf(esc, sizeof esc, "\\u%04x", c);
-                rv = bp_bytes_append(&b, esc, 6);
-            } else {
-                rv = bp_bytes_append(&b, &c, 1);
-            }
+        if (i > 0) {
+            rv = bp_bytes_append(&b, ",", 1);
         }
         if (rv == 0) {
-            rv = bp_bytes_append(&b, "\"", 1);
+            rv = json_string(&b, kv->pairs[i]->key, kv->pairs[i]->key_len);
         }
     }
     if (rv == 0) {
@@ -210,64 +296,113 @@ static int list_keys(const struct kv *kv, struct bp_out *out)
     if (rv == 0) {
         rv = bp_reply(out, 200, "application/json", b.data, b.len);
     }
+    if (rv != 0) {
+        reply_error(out, 500, "too_large", "the key list does not fit");
+    }
     bp_bytes_free(&b);
-    return rv;
+}
+
+/* Write key for a log line: printable ASCII as is, other bytes as \xNN, so
+ * the line stays one line of valid UTF-8 whatever the key holds. */
+static const char *printable(const char *key, size_t len,
+                             char out[4 * KV_KEY_MAX + 1])
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)key[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            out[n++] = (char)c;
+        } else {
+            n += (size_t)snprintf(out + n, 5, "\\x%02x", c);
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* Set a key from an HTTP PUT or a POKE; returns the event's result. */
+static int do_put(struct kv *kv, const char *key, size_t klen,
+                  const uint8_t *value, size_t vlen, struct bp_out *out)
+{
+    char shown[4 * KV_KEY_MAX + 1];
+    if (!kv_fits(kv, key, klen, vlen)) {
+        reply_error(out, 507, "too_large",
+                    "the store would not fit in one snapshot");
+        return BP_UNCHANGED;
+    }
+    int r = kv_put(kv, key, klen, value, vlen);
+    if (r < 0) {
+        return bp_reject(out, "out of memory");
+    }
+    bp_reply(out, r ? 201 : 200, "text/plain", r ? "created\n" : "ok\n",
+             r ? 8 : 3);
+    bp_log(out, "put %s (%zu bytes)", printable(key, klen, shown), vlen);
+    return BP_CHANGED;
+}
+
+/* Remove a key from an HTTP DELETE or a POKE; returns the event's result,
+ * with a 404 reply when the key is absent. */
+static int do_del(struct kv *kv, const char *key, size_t klen,
+                  struct bp_out *out)
+{
+    char shown[4 * KV_KEY_MAX + 1];
+    if (!kv_del(kv, key, klen)) {
+        reply_error(out, 404, "not_found", "no such key");
+        return BP_UNCHANGED;
+    }
+    bp_reply(out, 200, "text/plain", "deleted\n", 8);
+    bp_log(out, "del %s", printable(key, klen, shown));
+    return BP_CHANGED;
 }
 
 static int on_http(struct kv *kv, const struct bp_http *h, struct bp_out *out)
 {
-    char key[KV_KEY_MAX];
     const char *q = memchr(h->target, '?', h->target_len);
     size_t path_len = q ? (size_t)(q - h->target) : h->target_len;
-    if (bp_http_match(h, "GET", "/k") ||
-        (bp_http_match(h, "GET", "/k/") && path_len == 3)) {
+    if (bp_http_match(h, NULL, "/k") || bp_http_match(h, NULL, "/k/")) {
+        if (!bp_http_match(h, "GET", "/k") && !bp_http_match(h, "GET", "/k/")) {
+            reply_error(out, 405, "method_not_allowed", "/k takes GET");
+            return BP_UNCHANGED;
+        }
         list_keys(kv, out);
         return BP_UNCHANGED;
     }
-    if (h->target_len < 3 || memcmp(h->target, "/k/", 3) != 0) {
+    if (!bp_http_match(h, NULL, "/k/*") ||
+        memchr(h->target + 3, '/', path_len - 3) != NULL) {
         reply_error(out, 404, "not_found", "kv serves /k and /k/<key>");
         return BP_UNCHANGED;
     }
-    long klen = decode_key(h, key);
-    if (klen < 0) {
-        reply_error(out, 400, "invalid", "a key is 1 to 256 bytes, no '/'");
+    char key[KV_KEY_MAX];
+    long klen = decode_key(h->target + 3, path_len - 3, key);
+    if (klen <= 0) {
+        reply_error(out, 400, "invalid",
+                    "a key is 1 to 256 bytes, percent-encoded");
         return BP_UNCHANGED;
     }
-    int found;
-    if (bp_http_match(h, "GET", "/k/")) {
+    if (bp_http_match(h, "GET", "/k/*")) {
+        int found;
         size_t i = kv_find(kv, key, (size_t)klen, &found);
         if (!found) {
             reply_error(out, 404, "not_found", "no such key");
-        } else {
-            bp_reply(out, 200, "application/octet-stream",
-                     kv->pairs[i].value, kv->pairs[i].value_len);
+        } else if (bp_reply(out, 200, "application/octet-stream",
+                            kv->pairs[i]->value,
+                            kv->pairs[i]->value_len) != 0) {
+            reply_error(out, 500, "too_large", "the value does not fit");
         }
         return BP_UNCHANGED;
     }
-    if (bp_http_match(h, "PUT", "/k/")) {
-        int r = kv_put(kv, key, (size_t)klen, h->body, h->body_len);
-        if (r < 0) {
-            return bp_reject(out, "out of memory");
-        }
-        bp_reply(out, r ? 201 : 200, "text/plain", r ? "created\n" : "ok\n",
-                 r ? 8 : 3);
-        bp_log(out, "put %.*s (%zu bytes)", (int)klen, key, h->body_len);
-        return BP_CHANGED;
+    if (bp_http_match(h, "PUT", "/k/*")) {
+        return do_put(kv, key, (size_t)klen, h->body, h->body_len, out);
     }
-    if (bp_http_match(h, "DELETE", "/k/")) {
-        if (!kv_del(kv, key, (size_t)klen)) {
-            reply_error(out, 404, "not_found", "no such key");
-            return BP_UNCHANGED;
-        }
-        bp_reply(out, 200, "text/plain", "deleted\n", 8);
-        bp_log(out, "del %.*s", (int)klen, key);
-        return BP_CHANGED;
+    if (bp_http_match(h, "DELETE", "/k/*")) {
+        return do_del(kv, key, (size_t)klen, out);
     }
     reply_error(out, 405, "method_not_allowed", "use GET, PUT or DELETE");
     return BP_UNCHANGED;
 }
 
-/* POKE: "put KEY VALUE" or "del KEY". */
+/* POKE: "put KEY VALUE" (VALUE is the rest, possibly empty) or "del KEY";
+ * keys are taken as they are, without percent-decoding. */
 static int on_poke(struct kv *kv, const struct bp_event *ev,
                    struct bp_out *out)
 {
@@ -277,21 +412,18 @@ static int on_poke(struct kv *kv, const struct bp_event *ev,
         const char *k = p + 4;
         const char *sp = memchr(k, ' ', n - 4);
         if (sp == NULL || sp == k || (size_t)(sp - k) > KV_KEY_MAX) {
-            return bp_reject(out, "usage: put KEY VALUE");
+            return bp_reject(out, "usage: put KEY VALUE (KEY of 1 to %d bytes)",
+                             KV_KEY_MAX);
         }
         const char *v = sp + 1;
-        if (kv_put(kv, k, (size_t)(sp - k), (const uint8_t *)v,
-                   n - (size_t)(v - p)) < 0) {
-            return bp_reject(out, "out of memory");
-        }
-        bp_reply(out, 200, "text/plain", "ok\n", 3);
-        return BP_CHANGED;
+        int r = do_put(kv, k, (size_t)(sp - k), (const uint8_t *)v,
+                       n - (size_t)(v - p), out);
+        return r == BP_UNCHANGED ? bp_reject(out, "the store is full") : r;
     }
     if (n > 4 && memcmp(p, "del ", 4) == 0 && n - 4 <= KV_KEY_MAX) {
-        if (!kv_del(kv, p + 4, n - 4)) {
+        if (do_del(kv, p + 4, n - 4, out) != BP_CHANGED) {
             return bp_reject(out, "no such key");
         }
-        bp_reply(out, 200, "text/plain", "deleted\n", 8);
         return BP_CHANGED;
     }
     return bp_reject(out, "unknown command; use 'put KEY VALUE' or 'del KEY'");
@@ -322,36 +454,51 @@ static void put32(uint8_t *p, uint32_t v)
     }
 }
 
+/* Load a snapshot; refuse (and stay empty) unless it is exactly what
+ * on_snapshot makes: our magic, keys of 1 to 256 bytes in strictly
+ * increasing order, lengths that add up to the end. */
 static int on_boot(void *ctx, const uint8_t *snap, size_t len)
 {
     struct kv *kv = ctx;
     if (snap == NULL) {
         return 0;
     }
-    if (len < sizeof kv_magic || memcmp(snap, kv_magic, sizeof kv_magic)) {
-        return -1; /* not ours: the host replays the log instead */
+    if (len < sizeof kv_magic || memcmp(snap, kv_magic, sizeof kv_magic) != 0) {
+        fprintf(stderr, "kv: refusing a snapshot that is not KV1\n");
+        return -1;
     }
     size_t off = sizeof kv_magic;
     while (off < len) {
         if (len - off < 4) {
-            goto bad;
+            goto err;
         }
         uint32_t kl = get32(snap + off);
         off += 4;
-        if (kl == 0 || kl > KV_KEY_MAX || len - off < kl + 4) {
-            goto bad;
+        if (kl == 0 || kl > KV_KEY_MAX || len - off < (size_t)kl + 4) {
+            goto err;
         }
         const char *k = (const char *)snap + off;
         off += kl;
         uint32_t vl = get32(snap + off);
         off += 4;
-        if (len - off < vl || kv_put(kv, k, kl, snap + off, vl) < 0) {
-            goto bad;
+        if (len - off < vl) {
+            goto err;
+        }
+        /* Sorted input makes every insert an append. */
+        if (kv->n > 0) {
+            const struct pair *last = kv->pairs[kv->n - 1];
+            if (cmp_key(last->key, last->key_len, k, kl) >= 0) {
+                goto err;
+            }
+        }
+        if (kv_put(kv, k, kl, snap + off, vl) < 0) {
+            goto err;
         }
         off += vl;
     }
     return 0;
-bad:
+err:
+    fprintf(stderr, "kv: refusing a damaged or unsorted snapshot\n");
     kv_clear(kv);
     return -1;
 }
@@ -363,16 +510,16 @@ static int on_snapshot(void *ctx, struct bp_bytes *out)
         return -1;
     }
     for (size_t i = 0; i < kv->n; i++) {
+        const struct pair *p = kv->pairs[i];
         uint8_t n[4];
-        put32(n, (uint32_t)kv->pairs[i].key_len);
-        if (bp_bytes_append(out, n, 4) ||
-            bp_bytes_append(out, kv->pairs[i].key, kv->pairs[i].key_len)) {
+        put32(n, (uint32_t)p->key_len);
+        if (bp_bytes_append(out, n, 4) != 0 ||
+            bp_bytes_append(out, p->key, p->key_len) != 0) {
             return -1;
         }
-        put32(n, (uint32_t)kv->pairs[i].value_len);
-        if (bp_bytes_append(out, n, 4) ||
-            bp_bytes_append(out, kv->pairs[i].value,
-                            kv->pairs[i].value_len)) {
+        put32(n, (uint32_t)p->value_len);
+        if (bp_bytes_append(out, n, 4) != 0 ||
+            bp_bytes_append(out, p->value, p->value_len) != 0) {
             return -1;
         }
     }
@@ -381,7 +528,7 @@ static int on_snapshot(void *ctx, struct bp_bytes *out)
 
 int main(void)
 {
-    struct kv kv = {0};
+    struct kv kv = {.snapshot_size = sizeof kv_magic};
     struct bp_program p = {
         .boot = on_boot,
         .event = on_event,

@@ -1,3 +1,11 @@
+/* berth_program: the frame protocol for programs, with libc only. The wire
+ * format is in docs/protocol.md; this file must not depend on berth's own
+ * sources because program authors copy it. */
+#if !defined(_POSIX_C_SOURCE) && !defined(_GNU_SOURCE)
+/* read, writev and ssize_t are POSIX, not C11. */
+#define _POSIX_C_SOURCE 200809L
+#endif
+
 #include "berth_program.h"
 
 #include <errno.h>
@@ -21,13 +29,17 @@ enum {
     BP__EFFECT_LOG = 2,
 };
 
-#define BP__MAX_HEADERS 64
+/* Bytes of a DONE body before its effects: number, flags, n_effects. */
+#define BP__DONE_FIXED 13
+
+/* Headers decoded on the stack; requests with more use the heap. */
+#define BP__STACK_HEADERS 64
 
 struct bp_out {
     struct bp_bytes effects;
     uint32_t n_effects;
-    char reason[512];
     int rejected;
+    char reason[1024];
 };
 
 int bp_bytes_append(struct bp_bytes *b, const void *p, size_t n)
@@ -36,11 +48,11 @@ int bp_bytes_append(struct bp_bytes *b, const void *p, size_t n)
         return 0;
     }
     if (b->cap - b->len < n) {
+        if (n > SIZE_MAX / 2 - b->len) {
+            return -1;
+        }
         size_t cap = b->cap ? b->cap : 256;
         while (cap - b->len < n) {
-            if (cap > SIZE_MAX / 2) {
-                return -1;
-            }
             cap *= 2;
         }
         uint8_t *d = realloc(b->data, cap);
@@ -82,6 +94,7 @@ static void bp__put64(uint8_t *p, uint64_t v)
     }
 }
 
+/* Load an n-byte little-endian integer. */
 static uint64_t bp__get(const uint8_t *p, int n)
 {
     uint64_t v = 0;
@@ -91,15 +104,28 @@ static uint64_t bp__get(const uint8_t *p, int n)
     return v;
 }
 
+/* Append one effect made of up to three pieces, or nothing at all: a failed
+ * append must not leave half an effect behind, or the DONE frame would not
+ * decode. */
 static int bp__add_effect(struct bp_out *out, uint8_t kind, const void *a,
-                          size_t alen, const void *b, size_t blen)
+                          size_t alen, const void *b, size_t blen,
+                          const void *c, size_t clen)
 {
+    size_t room = BP_MAX_FRAME - 1 - BP__DONE_FIXED;
+    size_t used = out->effects.len;
+    if (out->n_effects == UINT32_MAX || used > room || room - used < 5 ||
+        alen > room - used - 5 || blen > room - used - 5 - alen ||
+        clen > room - used - 5 - alen - blen) {
+        return -1;
+    }
     uint8_t h[5];
     h[0] = kind;
-    bp__put32(h + 1, (uint32_t)(alen + blen));
+    bp__put32(h + 1, (uint32_t)(alen + blen + clen));
     if (bp_bytes_append(&out->effects, h, sizeof h) != 0 ||
         bp_bytes_append(&out->effects, a, alen) != 0 ||
-        bp_bytes_append(&out->effects, b, blen) != 0) {
+        bp_bytes_append(&out->effects, b, blen) != 0 ||
+        bp_bytes_append(&out->effects, c, clen) != 0) {
+        out->effects.len = used;
         return -1;
     }
     out->n_effects++;
@@ -110,36 +136,58 @@ int bp_reply(struct bp_out *out, int status, const char *content_type,
              const void *body, size_t len)
 {
     size_t ct = content_type ? strlen(content_type) : 0;
-    uint8_t head[4 + 256];
-    if (ct > 256 || status < 100 || status > 599) {
+    if (ct > UINT16_MAX || status < 100 || status > 599) {
         return -1;
     }
+    uint8_t head[4];
     bp__put16(head, (uint16_t)status);
     bp__put16(head + 2, (uint16_t)ct);
-    memcpy(head + 4, content_type ? content_type : "", ct);
-    return bp__add_effect(out, BP__EFFECT_HTTP_REPLY, head, 4 + ct, body, len);
+    return bp__add_effect(out, BP__EFFECT_HTTP_REPLY, head, sizeof head,
+                          content_type, ct, body, len);
 }
 
 int bp_log(struct bp_out *out, const char *fmt, ...)
 {
-    char line[1024];
+    char small[512];
+    char *line = small;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
     va_end(ap);
     if (n < 0) {
         return -1;
     }
-    size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-    return bp__add_effect(out, BP__EFFECT_LOG, line, len, NULL, 0);
+    if ((size_t)n >= sizeof small) {
+        line = malloc((size_t)n + 1);
+        if (line == NULL) {
+            return -1;
+        }
+        va_start(ap, fmt);
+        vsnprintf(line, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    for (int i = 0; i < n; i++) {
+        if (line[i] == '\n' || line[i] == '\r') {
+            line[i] = ' ';
+        }
+    }
+    int rv = bp__add_effect(out, BP__EFFECT_LOG, line, (size_t)n, NULL, 0,
+                            NULL, 0);
+    if (line != small) {
+        free(line);
+    }
+    return rv;
 }
 
 int bp_reject(struct bp_out *out, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(out->reason, sizeof out->reason, fmt, ap);
+    int n = vsnprintf(out->reason, sizeof out->reason, fmt, ap);
     va_end(ap);
+    if (n < 0) {
+        out->reason[0] = '\0';
+    }
     out->rejected = 1;
     return BP_REJECT;
 }
@@ -147,30 +195,59 @@ int bp_reject(struct bp_out *out, const char *fmt, ...)
 int bp_http_match(const struct bp_http *h, const char *method,
                   const char *path)
 {
-    size_t ml = strlen(method);
-    if (h->method_len != ml || memcmp(h->method, method, ml) != 0) {
+    if (h == NULL) {
         return 0;
+    }
+    if (method != NULL) {
+        size_t ml = strlen(method);
+        if (h->method_len != ml || memcmp(h->method, method, ml) != 0) {
+            return 0;
+        }
     }
     size_t tl = 0;
     while (tl < h->target_len && h->target[tl] != '?') {
         tl++;
     }
     size_t pl = strlen(path);
-    if (pl > 0 && path[pl - 1] == '/') {
+    if (pl > 0 && path[pl - 1] == '*') {
+        pl--;
         return tl >= pl && memcmp(h->target, path, pl) == 0;
     }
     return tl == pl && memcmp(h->target, path, pl) == 0;
 }
 
+const char *bp_http_header(const struct bp_http *h, const char *name,
+                           size_t *len)
+{
+    size_t nl = strlen(name);
+    for (unsigned i = 0; h != NULL && i < h->n_headers; i++) {
+        const struct bp_header *x = &h->headers[i];
+        if (x->name_len == nl && memcmp(x->name, name, nl) == 0) {
+            *len = x->value_len;
+            return x->value;
+        }
+    }
+    return NULL;
+}
+
 /* --- Frame I/O on fds 0 and 1. --- */
 
-static int bp__fail(const char *what)
+/* Report a fatal problem on stderr and return the exit status for it. */
+static int bp__fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int bp__fail(const char *fmt, ...)
 {
-    fprintf(stderr, "berth_program: %s\n", what);
+    va_list ap;
+    fputs("berth_program: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
     return 1;
 }
 
-/* Read exactly n bytes; 0, 1 at a clean EOF before any byte, -1 on error. */
+/* Read exactly n bytes from stdin; 0, 1 at end of input before the first
+ * byte, -1 on an error or an end of input after it (errno 0 then). */
 static int bp__read_full(uint8_t *p, size_t n)
 {
     size_t got = 0;
@@ -179,16 +256,19 @@ static int bp__read_full(uint8_t *p, size_t n)
         if (r < 0 && errno == EINTR) {
             continue;
         }
-        if (r <= 0) {
-            return got == 0 && r == 0 ? 1 : -1;
+        if (r == 0) {
+            errno = 0;
+            return got == 0 ? 1 : -1;
+        }
+        if (r < 0) {
+            return -1;
         }
         got += (size_t)r;
     }
     return 0;
 }
 
-/* Write the pieces of one frame with as few system calls as the pipe
- * allows, so that the host reads whole frames. */
+/* Write all of iov to stdout, resuming after short writes and signals. */
 static int bp__writev_full(struct iovec *iov, int n)
 {
     while (n > 0) {
@@ -196,7 +276,7 @@ static int bp__writev_full(struct iovec *iov, int n)
         if (w < 0 && errno == EINTR) {
             continue;
         }
-        if (w <= 0) {
+        if (w < 0) {
             return -1;
         }
         while (n > 0 && (size_t)w >= iov->iov_len) {
@@ -212,13 +292,16 @@ static int bp__writev_full(struct iovec *iov, int n)
     return 0;
 }
 
+/* Send one frame whose body is a then b, in as few system calls as the pipe
+ * allows. */
 static int bp__send(uint8_t type, const void *a, size_t alen, const void *b,
                     size_t blen)
 {
-    uint8_t h[5];
-    if (1 + alen + blen > BP_MAX_FRAME) {
-        return -1;
+    if (alen > BP_MAX_FRAME - 1 || blen > BP_MAX_FRAME - 1 - alen) {
+        return bp__fail("a frame of %zu bytes is over the %u byte limit",
+                        1 + alen + blen, BP_MAX_FRAME);
     }
+    uint8_t h[5];
     bp__put32(h, (uint32_t)(1 + alen + blen));
     h[4] = type;
     struct iovec iov[3] = {
@@ -226,49 +309,67 @@ static int bp__send(uint8_t type, const void *a, size_t alen, const void *b,
         {(void *)a, alen},
         {(void *)b, blen},
     };
-    return bp__writev_full(iov, 3);
+    if (bp__writev_full(iov, 3) != 0) {
+        return bp__fail("cannot write to the host: %s", strerror(errno));
+    }
+    return 0;
 }
 
-/* A bounds-checked reader over one frame body. */
+/* A bounds-checked reader over one frame body; bad sticks after the first
+ * read past the end, so a decoder checks once. */
 struct bp__cur {
     const uint8_t *p;
     size_t len, off;
     int bad;
 };
 
-static const uint8_t *bp__take(struct bp__cur *c, size_t n)
+static const uint8_t *bp__take(struct bp__cur *c, uint64_t n)
 {
     if (c->bad || c->len - c->off < n) {
         c->bad = 1;
         return NULL;
     }
     const uint8_t *p = c->p + c->off;
-    c->off += n;
+    c->off += (size_t)n;
     return p;
 }
 
 static uint64_t bp__int(struct bp__cur *c, int n)
 {
-    const uint8_t *p = bp__take(c, (size_t)n);
+    const uint8_t *p = bp__take(c, (uint64_t)n);
     return p ? bp__get(p, n) : 0;
 }
 
+/* Decode an HTTP payload into h, its headers into *headers: the caller's
+ * stack array when they fit, else an array that *heap then owns. */
 static int bp__decode_http(const uint8_t *p, size_t len, struct bp_http *h,
-                           struct bp_header *headers)
+                           struct bp_header *stack, struct bp_header **heap)
 {
     struct bp__cur c = {.p = p, .len = len};
-    h->method_len = bp__int(&c, 2);
+    h->method_len = (size_t)bp__int(&c, 2);
     h->method = (const char *)bp__take(&c, h->method_len);
-    h->target_len = bp__int(&c, 4);
+    h->target_len = (size_t)bp__int(&c, 4);
     h->target = (const char *)bp__take(&c, h->target_len);
     h->n_headers = (unsigned)bp__int(&c, 2);
-    if (c.bad || h->n_headers > BP__MAX_HEADERS) {
+    if (c.bad) {
         return -1;
     }
+    struct bp_header *headers = stack;
+    if (h->n_headers > BP__STACK_HEADERS) {
+        /* Each header takes at least six bytes, so a count the payload
+         * cannot hold is refused before allocating for it. */
+        if (h->n_headers > (c.len - c.off) / 6) {
+            return -1;
+        }
+        headers = *heap = calloc(h->n_headers, sizeof *headers);
+        if (headers == NULL) {
+            return -1;
+        }
+    }
     for (unsigned i = 0; i < h->n_headers; i++) {
-        headers[i].name_len = bp__int(&c, 2);
+        headers[i].name_len = (size_t)bp__int(&c, 2);
         headers[i].name = (const char *)bp__take(&c, headers[i].name_len);
-        headers[i].value_len = bp__int(&c, 4);
+        headers[i].value_len = (size_t)bp__int(&c, 4);
         headers[i].value = (const char *)bp__take(&c, headers[i].value_len);
     }
     if (c.bad) {
@@ -280,124 +381,168 @@ static int bp__decode_http(const uint8_t *p, size_t len, struct bp_http *h,
     return 0;
 }
 
+/* Run the event callback on one EVENT body and answer DONE or REJECT. out
+ * is reused from event to event to save allocations. */
 static int bp__on_event(const struct bp_program *prog, const uint8_t *body,
-                        size_t len)
+                        size_t len, struct bp_out *out)
 {
     struct bp__cur c = {.p = body, .len = len};
     struct bp_event ev;
     struct bp_http http;
-    struct bp_header headers[BP__MAX_HEADERS];
+    struct bp_header stack[BP__STACK_HEADERS];
+    struct bp_header *heap = NULL;
     ev.number = bp__int(&c, 8);
     ev.time_ns = bp__int(&c, 8);
-    const uint8_t *entropy = bp__take(&c, 32);
+    const uint8_t *entropy = bp__take(&c, sizeof ev.entropy);
     ev.kind = (uint8_t)bp__int(&c, 1);
     if (c.bad) {
-        return bp__fail("malformed EVENT frame");
+        return bp__fail("malformed EVENT frame (%zu bytes)", len);
     }
     memcpy(ev.entropy, entropy, sizeof ev.entropy);
     ev.payload = c.p + c.off;
     ev.payload_len = c.len - c.off;
     ev.http = NULL;
     if (ev.kind == BP_EVENT_HTTP) {
-        if (bp__decode_http(ev.payload, ev.payload_len, &http, headers) != 0) {
-            return bp__fail("malformed HTTP event payload");
+        if (bp__decode_http(ev.payload, ev.payload_len, &http, stack, &heap) !=
+            0) {
+            free(heap);
+            return bp__fail("malformed HTTP payload in event %llu",
+                            (unsigned long long)ev.number);
         }
         ev.http = &http;
     }
-    struct bp_out out;
-    memset(&out, 0, sizeof out);
-    int r = prog->event(prog->ctx, &ev, &out);
-    uint8_t n8[8];
-    bp__put64(n8, ev.number);
-    int rv;
-    if (r == BP_REJECT || out.rejected) {
-        rv = bp__send(BP__REJECT, n8, 8, out.reason, strlen(out.reason));
-    } else {
-        uint8_t head[13];
-        memcpy(head, n8, 8);
-        head[8] = r == BP_CHANGED ? 1 : 0;
-        bp__put32(head + 9, out.n_effects);
-        rv = bp__send(BP__DONE, head, sizeof head, out.effects.data,
-                      out.effects.len);
+    out->effects.len = 0;
+    out->n_effects = 0;
+    out->rejected = 0;
+    out->reason[0] = '\0';
+    int r = prog->event(prog->ctx, &ev, out);
+    free(heap);
+    uint8_t head[BP__DONE_FIXED];
+    bp__put64(head, ev.number);
+    if (r == BP_REJECT || out->rejected) {
+        return bp__send(BP__REJECT, head, 8, out->reason, strlen(out->reason));
     }
-    bp_bytes_free(&out.effects);
-    return rv != 0 ? bp__fail("cannot write to the host") : 0;
+    if (r != BP_CHANGED && r != BP_UNCHANGED) {
+        return bp__fail("the event callback returned %d for event %llu", r,
+                        (unsigned long long)ev.number);
+    }
+    head[8] = r == BP_CHANGED ? 1 : 0;
+    bp__put32(head + 9, out->n_effects);
+    return bp__send(BP__DONE, head, sizeof head, out->effects.data,
+                    out->effects.len);
+}
+
+/* Run the boot callback on a BOOT body and answer READY. */
+static int bp__on_boot(const struct bp_program *prog, const uint8_t *body,
+                       size_t len)
+{
+    struct bp__cur c = {.p = body, .len = len};
+    bp__take(&c, bp__int(&c, 2)); /* the ship's id; BERTH_SHIP has it too */
+    uint64_t snap_event = bp__int(&c, 8);
+    if (c.bad) {
+        return bp__fail("malformed BOOT frame (%zu bytes)", len);
+    }
+    const uint8_t *snap = snap_event ? c.p + c.off : NULL;
+    size_t snap_len = snap_event ? c.len - c.off : 0;
+    uint8_t accept = 1;
+    if (prog->boot != NULL) {
+        accept = prog->boot(prog->ctx, snap, snap_len) == 0;
+    } else if (snap != NULL) {
+        accept = 0;
+    }
+    return bp__send(BP__READY, &accept, 1, NULL, 0);
+}
+
+/* Run the snapshot callback and answer SNAPSHOT for the SNAP_REQ body. */
+static int bp__on_snap_req(const struct bp_program *prog, const uint8_t *body,
+                           size_t len)
+{
+    if (len != 8) {
+        return bp__fail("malformed SNAP_REQ frame (%zu bytes)", len);
+    }
+    struct bp_bytes snap = {0};
+    int rv;
+    if (prog->snapshot != NULL && prog->snapshot(prog->ctx, &snap) != 0) {
+        rv = bp__fail("the snapshot callback failed");
+    } else {
+        rv = bp__send(BP__SNAPSHOT, body, 8, snap.data, snap.len);
+    }
+    bp_bytes_free(&snap);
+    return rv;
 }
 
 int bp_run(const struct bp_program *prog)
 {
-    uint8_t *body = NULL;
+    if (prog == NULL || prog->event == NULL) {
+        return bp__fail("bp_run needs an event callback");
+    }
+    struct bp_bytes frame = {0};
+    struct bp_out *out = calloc(1, sizeof *out);
     int booted = 0;
     int status = 1;
+    if (out == NULL) {
+        return bp__fail("out of memory");
+    }
     for (;;) {
-        uint8_t h[5];
-        int r = bp__read_full(h, 4);
+        uint8_t h[4];
+        int r = bp__read_full(h, sizeof h);
         if (r == 1) {
-            status = 0; /* the host went away: nothing more to do */
+            status = 0; /* the host closed stdin: nothing more to do */
+            break;
+        }
+        if (r != 0) {
+            status = bp__fail("cannot read a frame header: %s",
+                              errno ? strerror(errno) : "end of input");
             break;
         }
         uint32_t len = (uint32_t)bp__get(h, 4);
-        if (r != 0 || len == 0 || len > BP_MAX_FRAME) {
-            status = bp__fail(r != 0 ? "cannot read from the host"
-                                     : "bad frame length from the host");
+        if (len == 0 || len > BP_MAX_FRAME) {
+            status = bp__fail("bad frame length %lu from the host",
+                              (unsigned long)len);
             break;
         }
-        free(body);
-        body = malloc(len);
-        if (body == NULL || bp__read_full(body, len) != 0) {
-            status = bp__fail("cannot read a frame");
+        /* One buffer serves every frame; it only grows. */
+        if (frame.cap < len) {
+            bp_bytes_free(&frame);
+            frame.data = malloc(len);
+            if (frame.data == NULL) {
+                status = bp__fail("out of memory for a %lu byte frame",
+                                  (unsigned long)len);
+                break;
+            }
+            frame.cap = len;
+        }
+        if (bp__read_full(frame.data, len) != 0) {
+            status = bp__fail("cannot read a %lu byte frame: %s",
+                              (unsigned long)len,
+                              errno ? strerror(errno) : "end of input");
             break;
         }
-        uint8_t type = body[0];
-        const uint8_t *b = body + 1;
+        uint8_t type = frame.data[0];
+        const uint8_t *body = frame.data + 1;
         size_t blen = len - 1;
+        int rv;
         if (type == BP__BOOT && !booted) {
-            struct bp__cur c = {.p = b, .len = blen};
-            bp__take(&c, bp__int(&c, 2));
-            uint64_t snap_event = bp__int(&c, 8);
-            if (c.bad) {
-                status = bp__fail("malformed BOOT frame");
-                break;
-            }
-            int accept = 1;
-            const uint8_t *snap = snap_event ? c.p + c.off : NULL;
-            size_t snap_len = snap_event ? c.len - c.off : 0;
-            if (prog->boot != NULL) {
-                accept = prog->boot(prog->ctx, snap, snap_len) == 0;
-            } else if (snap != NULL) {
-                accept = 0;
-            }
-            uint8_t a = (uint8_t)accept;
             booted = 1;
-            if (bp__send(BP__READY, &a, 1, NULL, 0) != 0) {
-                status = bp__fail("cannot write to the host");
-                break;
-            }
+            rv = bp__on_boot(prog, body, blen);
         } else if (type == BP__EVENT && booted) {
-            if (bp__on_event(prog, b, blen) != 0) {
-                break;
-            }
-        } else if (type == BP__SNAP_REQ && booted && blen == 8) {
-            struct bp_bytes snap = {0};
-            if (prog->snapshot != NULL && prog->snapshot(prog->ctx, &snap)) {
-                bp_bytes_free(&snap);
-                status = bp__fail("the snapshot callback failed");
-                break;
-            }
-            int w = bp__send(BP__SNAPSHOT, b, 8, snap.data, snap.len);
-            bp_bytes_free(&snap);
-            if (w != 0) {
-                status = bp__fail("cannot write to the host");
-                break;
-            }
-        } else if (type == BP__STOP) {
+            rv = bp__on_event(prog, body, blen, out);
+        } else if (type == BP__SNAP_REQ && booted) {
+            rv = bp__on_snap_req(prog, body, blen);
+        } else if (type == BP__STOP && blen == 0) {
             status = 0;
             break;
         } else {
-            status = bp__fail("unexpected frame from the host");
+            rv = bp__fail("unexpected frame type 0x%02x (%lu bytes)%s", type,
+                          (unsigned long)len,
+                          booted ? "" : " before BOOT");
+        }
+        if (rv != 0) {
             break;
         }
     }
-    free(body);
+    bp_bytes_free(&frame);
+    bp_bytes_free(&out->effects);
+    free(out);
     return status;
 }

@@ -4,8 +4,9 @@
  * frames to stdout (docs/protocol.md). This helper speaks that protocol so a
  * program only supplies three callbacks: boot (from a snapshot or empty),
  * event (compute, add effects, say whether the state changed) and snapshot
- * (serialize the state). It needs nothing but libc: copy berth_program.h and
- * berth_program.c into any project.
+ * (serialize the state). It needs nothing but a C11 libc with POSIX read,
+ * writev and errno: copy berth_program.h and berth_program.c into any
+ * project.
  *
  *     static int on_event(void *ctx, const struct bp_event *ev,
  *                         struct bp_out *out)
@@ -22,49 +23,58 @@
  * A program must be deterministic: its state may depend only on the events
  * it is given (their number, time_ns and entropy included), never on the
  * clock, the environment or randomness of its own, because the host rebuilds
- * it by replaying logged events. */
+ * it by replaying logged events.
+ *
+ * The helper checks every frame from the host as carefully as the host checks
+ * the program's: a frame that is too long, truncated, of an unexpected type or
+ * whose lengths do not add up ends bp_run with status 1 and a line on stderr.
+ * Everything here is single-threaded. */
 #ifndef BERTH_PROGRAM_H
 #define BERTH_PROGRAM_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* The largest frame either side may send (the host enforces the same). */
+/* The largest frame len either side may send; the host enforces the same. */
 #define BP_MAX_FRAME (64u * 1024 * 1024)
 
-/* What the event callback returns. */
+/* The values an event callback returns. */
 enum bp_result {
     BP_UNCHANGED = 0, /* a read: the host does not log the event */
     BP_CHANGED = 1,   /* the host logs the event before any effect leaves */
     BP_REJECT = 2,    /* refused (see bp_reject); the state must be as before */
 };
 
+/* The kinds of event; other values may come from newer hosts. */
 enum bp_event_kind {
     BP_EVENT_HTTP = 1, /* a request to /s/<ship>/...; ev->http is set */
     BP_EVENT_POKE = 2, /* bytes from an operator (`berth ship send`) */
 };
 
-/* A growable byte array, owned by whoever initialized it. */
+/* A growable byte array; zero-initialize it, and free it with
+ * bp_bytes_free unless bp_run owns it (the snapshot callback's out). */
 struct bp_bytes {
     uint8_t *data;
     size_t len;
     size_t cap;
 };
 
-/* Append n bytes; returns 0, or -1 when out of memory. */
+/* Append n bytes of p to b; returns 0, or -1 when out of memory. */
 int bp_bytes_append(struct bp_bytes *b, const void *p, size_t n);
 
-/* Free the array's memory and empty it. */
+/* Free the array's memory and leave it empty and reusable. */
 void bp_bytes_free(struct bp_bytes *b);
 
+/* One request header; the strings point into the event and are not
+ * NUL-terminated. */
 struct bp_header {
-    const char *name; /* lower case, not NUL-terminated */
+    const char *name; /* lower case, as the host sends it */
     size_t name_len;
     const char *value;
     size_t value_len;
 };
 
-/* An HTTP request; strings point into the event and are not
+/* A decoded HTTP request; strings point into the event and are not
  * NUL-terminated. */
 struct bp_http {
     const char *method;
@@ -77,7 +87,8 @@ struct bp_http {
     size_t body_len;
 };
 
-/* One event, valid only during the callback. */
+/* One event; it and everything it points to are valid only during the
+ * event callback. */
 struct bp_event {
     uint64_t number;     /* the event's number in the ship's log */
     uint64_t time_ns;    /* the host's wall clock when the event arrived */
@@ -85,48 +96,64 @@ struct bp_event {
     uint8_t kind;        /* enum bp_event_kind */
     const uint8_t *payload;
     size_t payload_len;
-    const struct bp_http *http; /* decoded payload when kind is HTTP */
+    const struct bp_http *http; /* decoded payload when kind is HTTP, or NULL */
 };
 
-/* Where an event's effects are collected. */
+/* Where an event's effects are collected; only bp_run makes one, and it is
+ * valid only during the event callback. */
 struct bp_out;
 
-/* Add an HTTP reply effect; content_type may be NULL. Returns 0 or -1. */
+/* Add an HTTP reply effect with a status from 100 to 599; content_type may
+ * be NULL. Returns 0, or -1 when the status is out of range, memory runs out
+ * or the answer would not fit in one frame (the effect is then not added). */
 int bp_reply(struct bp_out *out, int status, const char *content_type,
              const void *body, size_t len);
 
-/* Add a log line effect, printf-style. Returns 0 or -1. */
+/* Add a log line effect, printf-style; line breaks become spaces so that it
+ * stays one line. Returns 0 or -1 as bp_reply does. */
 int bp_log(struct bp_out *out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Set the reason of a rejection and return BP_REJECT, so that an event
- * callback can `return bp_reject(out, "...")`. Effects added before are
- * dropped. */
+/* Set the reason of a rejection (cut at 1023 bytes) and return BP_REJECT, so
+ * that an event callback can `return bp_reject(out, "...")`; the event is
+ * rejected whatever the callback returns, and effects added are dropped. */
 int bp_reject(struct bp_out *out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Return whether the request has this method and its path (without query)
- * equals path, or starts with it when path ends in '/'. */
+/* Return 1 when the request has this method (NULL matches any) and its path
+ * (the target without its query) equals path, or, when path ends in '*',
+ * starts with what comes before the '*' (so "/k/" followed by '*' matches
+ * "/k/" and "/k/a"); return 0 otherwise, also when h is NULL. */
 int bp_http_match(const struct bp_http *h, const char *method,
                   const char *path);
 
+/* Return the value of the first header named name (lower case) and set
+ * *len, or return NULL when the request has none. */
+const char *bp_http_header(const struct bp_http *h, const char *name,
+                           size_t *len);
+
+/* A program: its callbacks and the pointer they are given. */
 struct bp_program {
-    /* Called once, first. snapshot is NULL with len 0 when the ship has none.
-     * Return 0 to accept it, non-zero to refuse (then the host replays the
-     * whole log instead, and the state must be left empty). May be NULL:
-     * snapshots are then refused. */
+    /* Called once, first. snapshot is NULL (and len 0) when the ship has no
+     * snapshot; otherwise it holds the len bytes a snapshot callback made,
+     * possibly in an older version of the program. Return 0 to accept it,
+     * non-zero to refuse it: the state must then be empty, and the host
+     * replays the whole log instead. May be NULL: snapshots are then
+     * refused. */
     int (*boot)(void *ctx, const uint8_t *snapshot, size_t len);
-    /* Called for each event; returns an enum bp_result. Required. */
+    /* Called for each event; returns an enum bp_result. Any other value ends
+     * bp_run with status 1. Required. */
     int (*event)(void *ctx, const struct bp_event *ev, struct bp_out *out);
-    /* Serialize the state into out (empty on entry); 0, or non-zero on
-     * failure, which ends the program. May be NULL: snapshots are empty. */
+    /* Serialize the state by appending to out, which is empty on entry and
+     * owned by bp_run. Return 0, or non-zero on failure, which ends bp_run
+     * with status 1. May be NULL: snapshots are then empty. */
     int (*snapshot)(void *ctx, struct bp_bytes *out);
     void *ctx;
 };
 
-/* Serve the host on stdin and stdout until STOP or end of input. Returns the
- * process exit status: 0 after STOP or EOF, 1 on a protocol or I/O error
- * (reported on stderr). */
+/* Serve the host on stdin and stdout until STOP or the end of stdin. Returns
+ * the process exit status: 0 after STOP or a clean end of input, 1 on a
+ * protocol, callback or I/O error (reported on stderr). */
 int bp_run(const struct bp_program *p);
 
 #endif

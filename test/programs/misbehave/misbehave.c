@@ -97,7 +97,7 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
         write_raw(junk, sizeof junk);
         wait_forever();
     }
-    if (bp_http_match(h, NULL, "/slow/")) {
+    if (bp_http_match(h, NULL, "/slow/*")) {
         size_t n = h->target_len - 6;
         sleep_ms(h->target + 6, n);
         bp_reply(out, 200, "text/plain", "slow\n", 5);

@@ -1,0 +1,1103 @@
+/* Programs on real pipes: the kv sample and the C helper it is built on
+ * (routing, percent-decoding, JSON, POKE commands, deterministic snapshots,
+ * boot from a snapshot or refusal, STOP and EOF, and exit 1 on every kind of
+ * malformed frame), the misbehave test program, and the two examples in
+ * docs/protocol.md. The binaries are found through BERTH_PROGRAMS, by default
+ * ../programs next to this test's binary; tests skip when one is missing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+#include "proto/frame.h"
+
+/* How long a test waits for any one frame before it calls the program
+ * stuck; generous because sanitizers are slow. */
+#define WAIT_MS 20000
+
+struct child {
+    pid_t pid;
+    int to;   /* the program's stdin */
+    int from; /* the program's stdout */
+    char errpath[64]; /* the program's stderr, in a file */
+    struct buf rx;
+};
+
+/* What a program answered to one event. */
+struct answer {
+    uint8_t type; /* FRAME_DONE or FRAME_REJECT */
+    bool changed;
+    int status; /* of the last HTTP reply, 0 without one */
+    char ctype[64];
+    struct buf body;
+    unsigned n_logs;
+    char log[512]; /* the last log line */
+    char reason[512];
+};
+
+static char programs_dir[PATH_MAX];
+
+static void find_programs(void)
+{
+    const char *env = getenv("BERTH_PROGRAMS");
+    if (env != NULL && env[0] != '\0') {
+        snprintf(programs_dir, sizeof programs_dir, "%s", env);
+        return;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        snprintf(programs_dir, sizeof programs_dir, "../programs");
+        return;
+    }
+    self[n] = '\0';
+    snprintf(programs_dir, sizeof programs_dir, "%s/../programs",
+             dirname(self));
+}
+
+/* Put the path of a built program in out, or skip the test without it. */
+static void program_path(char *out, size_t size, const char *rel)
+{
+    snprintf(out, size, "%s/%s", programs_dir, rel);
+    if (access(out, X_OK) != 0) {
+        print_message("skipping: %s is not built\n", out);
+        skip();
+    }
+}
+
+static void spawn(struct child *c, char *const argv[])
+{
+    int in[2], out[2];
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(out), 0);
+    snprintf(c->errpath, sizeof c->errpath, "/tmp/berth-prog-err.XXXXXX");
+    int errfd = mkstemp(c->errpath);
+    assert_true(errfd >= 0);
+    c->pid = fork();
+    assert_true(c->pid >= 0);
+    if (c->pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(errfd, 2);
+        close(in[0]);
+        close(in[1]);
+        close(out[0]);
+        close(out[1]);
+        close(errfd);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    close(errfd);
+    c->to = in[1];
+    c->from = out[0];
+    buf_init(&c->rx);
+}
+
+static void spawn_path(struct child *c, const char *path)
+{
+    char *argv[] = {(char *)path, NULL};
+    spawn(c, argv);
+}
+
+static void send_bytes(struct child *c, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n > 0) {
+        ssize_t w = write(c->to, b, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        assert_true(w > 0);
+        b += w;
+        n -= (size_t)w;
+    }
+}
+
+static void send_buf(struct child *c, struct buf *b)
+{
+    send_bytes(c, b->data, b->len);
+    b->len = 0;
+}
+
+/* Read one whole frame into c->rx and f; returns 0, or -1 at the end of the
+ * program's output. */
+static int recv_frame(struct child *c, struct frame *f)
+{
+    c->rx.len = 0;
+    for (;;) {
+        size_t used;
+        int rv = frame_split(c->rx.data, c->rx.len, FRAME_MAX_DEFAULT, f,
+                             &used);
+        if (rv == 0) {
+            assert_int_equal(used, c->rx.len); /* one frame at a time */
+            return 0;
+        }
+        assert_int_equal(rv, BERTH_EPARTIAL);
+        struct pollfd pfd = {.fd = c->from, .events = POLLIN};
+        int pr = poll(&pfd, 1, WAIT_MS);
+        assert_true(pr == 1); /* else the program is stuck */
+        /* Read exactly what the frame still needs, so that no byte of the
+         * next frame lands in this one. */
+        size_t want = c->rx.len < 4 ? 4 - c->rx.len
+                                    : 4 + get_le32(c->rx.data) - c->rx.len;
+        assert_int_equal(buf_reserve(&c->rx, want), 0);
+        ssize_t r = read(c->from, c->rx.data + c->rx.len, want);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        assert_true(r >= 0);
+        if (r == 0) {
+            assert_int_equal(c->rx.len, 0); /* no half frame at the end */
+            return -1;
+        }
+        c->rx.len += (size_t)r;
+    }
+}
+
+/* Close the program's stdin if still open and return its exit status, or
+ * 128 + the signal that ended it. */
+static int finish(struct child *c)
+{
+    if (c->to >= 0) {
+        close(c->to);
+        c->to = -1;
+    }
+    int st;
+    pid_t w;
+    int waited = 0;
+    while ((w = waitpid(c->pid, &st, WNOHANG)) == 0 && waited < WAIT_MS) {
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+        waited += 10;
+    }
+    if (w == 0) {
+        kill(c->pid, SIGKILL);
+        waitpid(c->pid, &st, 0);
+        fail_msg("program %d did not exit", (int)c->pid);
+    }
+    close(c->from);
+    buf_free(&c->rx);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Return the program's stderr so far, NUL-terminated, in a static buffer,
+ * and remove its file. */
+static const char *stderr_of(struct child *c)
+{
+    static char text[4096];
+    FILE *f = fopen(c->errpath, "r");
+    size_t n = 0;
+    if (f != NULL) {
+        n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+    }
+    text[n] = '\0';
+    unlink(c->errpath);
+    return text;
+}
+
+/* Boot with a snapshot (snapshot_event 0: none) and return READY's flag. */
+static bool boot(struct child *c, uint64_t snapshot_event, const void *snap,
+                 size_t len)
+{
+    struct buf b;
+    buf_init(&b);
+    struct frame_boot fb = {.id = "ship", .id_len = 4,
+                            .snapshot_event = snapshot_event,
+                            .snapshot = snap, .snapshot_len = len};
+    assert_int_equal(frame_encode_boot(&b, &fb), 0);
+    send_buf(c, &b);
+    buf_free(&b);
+    struct frame f;
+    assert_int_equal(recv_frame(c, &f), 0);
+    bool accepted;
+    assert_int_equal(frame_decode_ready(&f, &accepted), 0);
+    return accepted;
+}
+
+static void answer_free(struct answer *a)
+{
+    buf_free(&a->body);
+}
+
+/* Decode a DONE or REJECT for event number into a. */
+static void read_answer(struct child *c, uint64_t number, struct answer *a)
+{
+    struct frame f;
+    memset(a, 0, sizeof *a);
+    buf_init(&a->body);
+    assert_int_equal(recv_frame(c, &f), 0);
+    a->type = f.type;
+    if (f.type == FRAME_REJECT) {
+        struct frame_reject r;
+        assert_int_equal(frame_decode_reject(&f, &r), 0);
+        assert_int_equal(r.number, number);
+        snprintf(a->reason, sizeof a->reason, "%.*s", (int)r.reason_len,
+                 r.reason);
+        return;
+    }
+    struct frame_done d;
+    assert_int_equal(f.type, FRAME_DONE);
+    assert_int_equal(frame_decode_done(&f, &d), 0);
+    assert_int_equal(d.number, number);
+    a->changed = (d.flags & FRAME_DONE_CHANGED) != 0;
+    size_t off = 0;
+    struct frame_effect e;
+    while (frame_effects_next(&d, &off, &e) == 0) {
+        if (e.kind == FRAME_EFFECT_HTTP_REPLY) {
+            struct frame_http_reply r;
+            assert_int_equal(frame_decode_http_reply(e.data, e.len, &r), 0);
+            a->status = r.status;
+            snprintf(a->ctype, sizeof a->ctype, "%.*s",
+                     (int)r.content_type_len, r.content_type);
+            a->body.len = 0;
+            assert_int_equal(buf_append(&a->body, r.body, r.body_len), 0);
+            assert_int_equal(buf_put_u8(&a->body, 0), 0);
+            a->body.len--; /* NUL-terminated for string compares */
+        } else if (e.kind == FRAME_EFFECT_LOG) {
+            a->n_logs++;
+            snprintf(a->log, sizeof a->log, "%.*s", (int)e.len,
+                     (const char *)e.data);
+            assert_null(memchr(e.data, '\n', e.len));
+        }
+    }
+}
+
+/* Encode an event of kind with payload into b. */
+static void encode_event(struct buf *b, uint64_t number, uint8_t kind,
+                         const void *payload, size_t len)
+{
+    struct frame_event ev = {.number = number, .time_ns = 1000 + number,
+                             .kind = kind, .payload = payload,
+                             .payload_len = len};
+    memset(ev.entropy, (int)number, sizeof ev.entropy);
+    assert_int_equal(frame_encode_event(b, &ev), 0);
+}
+
+/* Encode an HTTP event into b. */
+static void encode_http(struct buf *b, uint64_t number, const char *method,
+                        const char *target, const void *body, size_t len)
+{
+    struct buf p;
+    buf_init(&p);
+    struct frame_header hs[1] = {
+        {.name = "host", .name_len = 4, .value = "x", .value_len = 1}};
+    struct frame_http_request r = {
+        .method = method, .method_len = strlen(method), .target = target,
+        .target_len = strlen(target), .n_headers = 1, .body = body,
+        .body_len = len};
+    assert_int_equal(frame_encode_http_request(&p, &r, hs), 0);
+    encode_event(b, number, FRAME_EVENT_HTTP, p.data, p.len);
+    buf_free(&p);
+}
+
+/* Send one HTTP event and read its answer. */
+static void http(struct child *c, uint64_t number, const char *method,
+                 const char *target, const char *body, struct answer *a)
+{
+    struct buf b;
+    buf_init(&b);
+    encode_http(&b, number, method, target, body, body ? strlen(body) : 0);
+    send_buf(c, &b);
+    buf_free(&b);
+    read_answer(c, number, a);
+}
+
+static void poke(struct child *c, uint64_t number, const char *text,
+                 struct answer *a)
+{
+    struct buf b;
+    buf_init(&b);
+    encode_event(&b, number, FRAME_EVENT_POKE, text, strlen(text));
+    send_buf(c, &b);
+    buf_free(&b);
+    read_answer(c, number, a);
+}
+
+/* Ask for a snapshot as of number and return its bytes in out. */
+static void snapshot(struct child *c, uint64_t number, struct buf *out)
+{
+    struct buf b;
+    buf_init(&b);
+    assert_int_equal(frame_encode_snap_req(&b, number), 0);
+    send_buf(c, &b);
+    buf_free(&b);
+    struct frame f;
+    assert_int_equal(recv_frame(c, &f), 0);
+    struct frame_snapshot s;
+    assert_int_equal(frame_decode_snapshot(&f, &s), 0);
+    assert_int_equal(s.number, number);
+    buf_init(out);
+    assert_int_equal(buf_append(out, s.data, s.len), 0);
+}
+
+static void stop(struct child *c)
+{
+    struct buf b;
+    buf_init(&b);
+    assert_int_equal(frame_encode_stop(&b), 0);
+    send_buf(c, &b);
+    buf_free(&b);
+    struct frame f;
+    assert_int_equal(recv_frame(c, &f), -1);
+    assert_int_equal(finish(c), 0);
+    unlink(c->errpath);
+}
+
+/* Check an answer: type, changed, status and, when not NULL, the body. */
+static void expect(const struct answer *a, uint8_t type, bool changed,
+                   int status, const char *body)
+{
+    assert_int_equal(a->type, type);
+    assert_int_equal(a->changed, changed);
+    assert_int_equal(a->status, status);
+    if (body != NULL) {
+        assert_string_equal((const char *)a->body.data, body);
+    }
+}
+
+/* Check a JSON error reply with this status and code. */
+static void expect_error(const struct answer *a, int status, const char *code)
+{
+    char want[64];
+    expect(a, FRAME_DONE, false, status, NULL);
+    assert_string_equal(a->ctype, "application/json");
+    snprintf(want, sizeof want, "{\"error\":{\"code\":\"%s\"", code);
+    assert_memory_equal(a->body.data, want, strlen(want));
+}
+
+static void spawn_kv(struct child *c)
+{
+    char path[PATH_MAX + 8];
+    program_path(path, sizeof path, "kv");
+    spawn_path(c, path);
+}
+
+static void test_kv_http(void **state)
+{
+    struct child c;
+    struct answer a;
+    spawn_kv(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+
+    http(&c, 1, "PUT", "/k/a", "1", &a);
+    expect(&a, FRAME_DONE, true, 201, NULL);
+    assert_int_equal(a.n_logs, 1);
+    assert_string_equal(a.log, "put a (1 bytes)");
+    answer_free(&a);
+    http(&c, 2, "PUT", "/k/a?ignored=1", "two", &a);
+    expect(&a, FRAME_DONE, true, 200, NULL);
+    assert_int_equal(a.n_logs, 1);
+    answer_free(&a);
+    http(&c, 3, "GET", "/k/a", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "two");
+    assert_string_equal(a.ctype, "application/octet-stream");
+    assert_int_equal(a.n_logs, 0);
+    answer_free(&a);
+    http(&c, 3, "GET", "/k/a?x=%zz", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "two");
+    answer_free(&a);
+    http(&c, 3, "GET", "/k/b", NULL, &a);
+    expect_error(&a, 404, "not_found");
+    answer_free(&a);
+    http(&c, 3, "DELETE", "/k/b", NULL, &a);
+    expect_error(&a, 404, "not_found");
+    answer_free(&a);
+
+    /* Percent-decoding, and JSON that survives any key. */
+    http(&c, 3, "PUT", "/k/h%C3%A9llo%20w", "", &a);
+    expect(&a, FRAME_DONE, true, 201, NULL);
+    answer_free(&a);
+    http(&c, 4, "PUT", "/k/%22%5c%01%ff%2F", "x", &a);
+    expect(&a, FRAME_DONE, true, 201, NULL);
+    assert_string_equal(a.log, "put \"\\x5c\\x01\\xff/ (1 bytes)");
+    answer_free(&a);
+    http(&c, 5, "GET", "/k/h%c3%a9llo%20w", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "");
+    answer_free(&a);
+    http(&c, 5, "GET", "/k", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200,
+           "[\"\\\"\\\\\\u0001\\u00ff/\",\"a\",\"h\xc3\xa9llo w\"]\n");
+    assert_string_equal(a.ctype, "application/json");
+    answer_free(&a);
+    http(&c, 5, "GET", "/k/?x", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, NULL);
+    assert_int_equal(a.body.data[0], '[');
+    answer_free(&a);
+
+    /* Key lengths: 256 bytes are fine, 257 are not, and neither is none. */
+    char target[3 + 3 * 257 + 1] = "/k/";
+    memset(target + 3, 'k', 256);
+    target[3 + 256] = '\0';
+    http(&c, 5, "PUT", target, "v", &a);
+    expect(&a, FRAME_DONE, true, 201, NULL);
+    answer_free(&a);
+    strcat(target, "k");
+    http(&c, 6, "PUT", target, "v", &a);
+    expect_error(&a, 400, "invalid");
+    answer_free(&a);
+    for (int i = 0; i < 256; i++) {
+        memcpy(target + 3 + 3 * i, "%41", 3);
+    }
+    target[3 + 3 * 256] = '\0';
+    http(&c, 6, "GET", target, NULL, &a);
+    expect_error(&a, 404, "not_found"); /* valid, just absent */
+    answer_free(&a);
+    http(&c, 6, "PUT", "/k/", "v", &a);
+    expect_error(&a, 405, "method_not_allowed"); /* that is the list */
+    answer_free(&a);
+    http(&c, 6, "PUT", "/k/%4", "v", &a);
+    expect_error(&a, 400, "invalid");
+    answer_free(&a);
+    http(&c, 6, "PUT", "/k/%g0", "v", &a);
+    expect_error(&a, 400, "invalid");
+    answer_free(&a);
+
+    /* Other paths and methods. */
+    http(&c, 6, "GET", "/", NULL, &a);
+    expect_error(&a, 404, "not_found");
+    answer_free(&a);
+    http(&c, 6, "GET", "/kk", NULL, &a);
+    expect_error(&a, 404, "not_found");
+    answer_free(&a);
+    http(&c, 6, "PUT", "/k/a/b", "v", &a);
+    expect_error(&a, 404, "not_found");
+    answer_free(&a);
+    http(&c, 6, "POST", "/k/a", "v", &a);
+    expect_error(&a, 405, "method_not_allowed");
+    answer_free(&a);
+    http(&c, 6, "POST", "/k", "v", &a);
+    expect_error(&a, 405, "method_not_allowed");
+    answer_free(&a);
+
+    http(&c, 6, "DELETE", "/k/a", NULL, &a);
+    expect(&a, FRAME_DONE, true, 200, NULL);
+    assert_string_equal(a.log, "del a");
+    answer_free(&a);
+    http(&c, 7, "GET", "/k/a", NULL, &a);
+    expect_error(&a, 404, "not_found");
+    answer_free(&a);
+    stop(&c);
+}
+
+static void test_kv_poke(void **state)
+{
+    struct child c;
+    struct answer a;
+    spawn_kv(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+    poke(&c, 1, "put color dark blue", &a);
+    expect(&a, FRAME_DONE, true, 201, NULL);
+    assert_int_equal(a.n_logs, 1);
+    assert_string_equal(a.log, "put color (9 bytes)");
+    answer_free(&a);
+    http(&c, 2, "GET", "/k/color", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "dark blue");
+    answer_free(&a);
+    poke(&c, 2, "put empty ", &a);
+    expect(&a, FRAME_DONE, true, 201, NULL);
+    answer_free(&a);
+    poke(&c, 3, "put empty again", &a);
+    expect(&a, FRAME_DONE, true, 200, NULL);
+    answer_free(&a);
+    static const char *bad[] = {"put", "put ", "put novalue", "put  x y",
+                                "del", "del ", "drop x", "", "PUT a b"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        poke(&c, 3, bad[i], &a);
+        assert_int_equal(a.type, FRAME_REJECT);
+        assert_true(strlen(a.reason) > 0);
+        answer_free(&a);
+    }
+    poke(&c, 3, "del color", &a);
+    expect(&a, FRAME_DONE, true, 200, NULL);
+    assert_string_equal(a.log, "del color");
+    answer_free(&a);
+    poke(&c, 4, "del color", &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    assert_string_equal(a.reason, "no such key");
+    answer_free(&a);
+    /* An event kind kv does not know. */
+    struct buf b;
+    buf_init(&b);
+    encode_event(&b, 4, 77, "?", 1);
+    send_buf(&c, &b);
+    buf_free(&b);
+    read_answer(&c, 4, &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    answer_free(&a);
+    stop(&c);
+}
+
+/* Put keys in the given order, numbering events from 1. */
+static void put_keys(struct child *c, const char *const *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct answer a;
+        char target[64];
+        snprintf(target, sizeof target, "/k/%s", keys[i]);
+        http(c, i + 1, "PUT", target, keys[i], &a);
+        assert_true(a.changed);
+        answer_free(&a);
+    }
+}
+
+static void test_kv_snapshots(void **state)
+{
+    static const char *const order1[] = {"m", "b", "zz", "a", "q%00x", "z"};
+    static const char *const order2[] = {"z", "q%00x", "zz", "m", "a", "b"};
+    struct child c;
+    struct answer a;
+    struct buf s1, s2, s3;
+
+    spawn_kv(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+    put_keys(&c, order1, 6);
+    snapshot(&c, 6, &s1);
+    stop(&c);
+    assert_memory_equal(s1.data, "KV1\n", 4);
+    /* The first pair is the smallest key. */
+    assert_int_equal(get_le32(s1.data + 4), 1);
+    assert_int_equal(s1.data[8], 'a');
+
+    /* The same state reached in another order snapshots to the same
+     * bytes. */
+    spawn_kv(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+    put_keys(&c, order2, 6);
+    snapshot(&c, 6, &s2);
+    stop(&c);
+    assert_int_equal(s1.len, s2.len);
+    assert_memory_equal(s1.data, s2.data, s1.len);
+
+    /* Booting from it gives the state back, and the same snapshot. */
+    spawn_kv(&c);
+    assert_true(boot(&c, 6, s1.data, s1.len));
+    http(&c, 7, "GET", "/k/q%00x", NULL, &a);
+    assert_int_equal(a.body.len, 5);
+    assert_memory_equal(a.body.data, "q%00x", 5); /* the value as put */
+    answer_free(&a);
+    http(&c, 7, "GET", "/k", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200,
+           "[\"a\",\"b\",\"m\",\"q\\u0000x\",\"z\",\"zz\"]\n");
+    answer_free(&a);
+    snapshot(&c, 6, &s3);
+    assert_int_equal(s3.len, s1.len);
+    assert_memory_equal(s3.data, s1.data, s1.len);
+    buf_free(&s3);
+    stop(&c);
+
+    /* Snapshots it cannot parse are refused, and the state stays empty:
+     * another magic or version, truncations, and an unsorted one. */
+    struct buf bad;
+    buf_init(&bad);
+    assert_int_equal(buf_append(&bad, s1.data, s1.len), 0);
+    size_t next_pair = 4;
+    for (size_t n = 0; n < s1.len; n++) {
+        if (n == next_pair) {
+            /* Cutting between pairs leaves a valid, smaller store. */
+            size_t kl = get_le32(s1.data + n);
+            next_pair = n + 4 + kl + 4 + get_le32(s1.data + n + 4 + kl);
+            continue;
+        }
+        spawn_kv(&c);
+        assert_false(boot(&c, 6, s1.data, n));
+        http(&c, 7, "GET", "/k", NULL, &a);
+        expect(&a, FRAME_DONE, false, 200, "[]\n");
+        answer_free(&a);
+        stop(&c);
+    }
+    bad.data[2] = '2';
+    spawn_kv(&c);
+    assert_false(boot(&c, 6, bad.data, bad.len));
+    stop(&c);
+    /* Swap the first two one-byte keys "a" and "b" (values "a" and "b"). */
+    memcpy(bad.data, "KV1\n", 4);
+    bad.data[8] = 'b';
+    bad.data[13] = 'b';
+    bad.data[18] = 'a';
+    bad.data[23] = 'a';
+    spawn_kv(&c);
+    assert_false(boot(&c, 6, bad.data, bad.len));
+    stop(&c);
+    /* An empty snapshot (snapshot_event set, no bytes) is not KV1 either. */
+    spawn_kv(&c);
+    assert_false(boot(&c, 6, NULL, 0));
+    stop(&c);
+    buf_free(&bad);
+    buf_free(&s1);
+    buf_free(&s2);
+}
+
+/* STOP and the end of input both end the program with status 0, also before
+ * BOOT. */
+static void test_kv_lifecycle(void **state)
+{
+    struct child c;
+    spawn_kv(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+    assert_int_equal(finish(&c), 0);
+    assert_string_equal(stderr_of(&c), "");
+    spawn_kv(&c);
+    assert_int_equal(finish(&c), 0);
+    unlink(c.errpath);
+    spawn_kv(&c);
+    stop(&c);
+}
+
+/* Send raw bytes after an optional BOOT and check the program exits 1 with
+ * a message, without answering anything. */
+static void expect_exit_1(bool booted, const void *p, size_t n)
+{
+    struct child c;
+    spawn_kv(&c);
+    if (booted) {
+        assert_true(boot(&c, 0, NULL, 0));
+    }
+    send_bytes(&c, p, n);
+    close(c.to);
+    c.to = -1;
+    struct frame f;
+    assert_int_equal(recv_frame(&c, &f), -1);
+    assert_int_equal(finish(&c), 1);
+    assert_non_null(strstr(stderr_of(&c), "berth_program: "));
+}
+
+static void test_sdk_rejects_malformed_frames(void **state)
+{
+    struct buf b;
+    buf_init(&b);
+    static const uint8_t zero_len[] = {0, 0, 0, 0, 2};
+    expect_exit_1(true, zero_len, sizeof zero_len);
+    uint8_t big[5] = {0, 0, 0, 0, FRAME_EVENT};
+    put_le32(big, FRAME_MAX_DEFAULT + 1);
+    expect_exit_1(true, big, sizeof big);
+    put_le32(big, UINT32_MAX);
+    expect_exit_1(true, big, sizeof big);
+    static const uint8_t half_header[] = {9, 0};
+    expect_exit_1(true, half_header, sizeof half_header);
+    static const uint8_t half_body[] = {9, 0, 0, 0, FRAME_SNAP_REQ, 1, 2};
+    expect_exit_1(true, half_body, sizeof half_body);
+    static const uint8_t unknown[] = {1, 0, 0, 0, 0x99};
+    expect_exit_1(true, unknown, sizeof unknown);
+    static const uint8_t program_type[] = {2, 0, 0, 0, FRAME_READY, 1};
+    expect_exit_1(true, program_type, sizeof program_type);
+    static const uint8_t stop_with_body[] = {2, 0, 0, 0, FRAME_STOP, 0};
+    expect_exit_1(true, stop_with_body, sizeof stop_with_body);
+
+    /* Frames out of order: an event or a snapshot request before BOOT, and
+     * a second BOOT. */
+    encode_http(&b, 1, "GET", "/k", NULL, 0);
+    expect_exit_1(false, b.data, b.len);
+    b.len = 0;
+    assert_int_equal(frame_encode_snap_req(&b, 1), 0);
+    expect_exit_1(false, b.data, b.len);
+    b.len = 0;
+    struct frame_boot fb = {.id = "x", .id_len = 1};
+    assert_int_equal(frame_encode_boot(&b, &fb), 0);
+    expect_exit_1(true, b.data, b.len);
+
+    /* Every truncation of a BOOT and of an EVENT's fixed part, and a
+     * SNAP_REQ of the wrong size. */
+    b.len = 0;
+    assert_int_equal(frame_encode_boot(&b, &fb), 0);
+    for (size_t n = 0; n < 2 + 1 + 8; n++) {
+        uint8_t f[32];
+        put_le32(f, (uint32_t)(1 + n));
+        f[4] = FRAME_BOOT;
+        memcpy(f + 5, b.data + 5, n);
+        expect_exit_1(false, f, 5 + n);
+    }
+    for (size_t n = 0; n < 8 + 8 + 32 + 1; n += 7) {
+        uint8_t f[64] = {0};
+        put_le32(f, (uint32_t)(1 + n));
+        f[4] = FRAME_EVENT;
+        expect_exit_1(true, f, 5 + n);
+    }
+    static const uint8_t snap_req_short[] = {5, 0, 0, 0, FRAME_SNAP_REQ,
+                                             1, 2, 3, 4};
+    expect_exit_1(true, snap_req_short, sizeof snap_req_short);
+    uint8_t snap_req_long[14] = {10, 0, 0, 0, FRAME_SNAP_REQ};
+    expect_exit_1(true, snap_req_long, sizeof snap_req_long);
+
+    /* HTTP payloads whose lengths do not add up: every cut before the body
+     * of a well-formed one, and a header count far too large. */
+    struct buf p;
+    buf_init(&p);
+    struct frame_header h = {.name = "a", .name_len = 1, .value = "b",
+                             .value_len = 1};
+    struct frame_http_request r = {.method = "GET", .method_len = 3,
+                                   .target = "/k", .target_len = 2,
+                                   .n_headers = 1};
+    assert_int_equal(frame_encode_http_request(&p, &r, &h), 0);
+    for (size_t n = 0; n < p.len; n++) {
+        b.len = 0;
+        encode_event(&b, 1, FRAME_EVENT_HTTP, p.data, n);
+        expect_exit_1(true, b.data, b.len);
+    }
+    put_le16(p.data + 2 + 3 + 4 + 2, 5000);
+    b.len = 0;
+    encode_event(&b, 1, FRAME_EVENT_HTTP, p.data, p.len);
+    expect_exit_1(true, b.data, b.len);
+    buf_free(&p);
+    buf_free(&b);
+}
+
+/* A request with more headers than the helper keeps on its stack, a value
+ * larger than a pipe's buffer both ways, and many events in flight at once,
+ * as the host sends them during a replay. */
+static void test_sdk_large_and_pipelined(void **state)
+{
+    struct child c;
+    struct answer a;
+    spawn_kv(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+
+    enum { N_HEADERS = 300 };
+    struct frame_header hs[N_HEADERS];
+    char names[N_HEADERS][8];
+    for (int i = 0; i < N_HEADERS; i++) {
+        snprintf(names[i], sizeof names[i], "h%d", i);
+        hs[i] = (struct frame_header){.name = names[i],
+                                      .name_len = strlen(names[i]),
+                                      .value = "v", .value_len = 1};
+    }
+    size_t big_len = 3 * 1024 * 1024 + 17;
+    uint8_t *big = malloc(big_len);
+    assert_non_null(big);
+    for (size_t i = 0; i < big_len; i++) {
+        big[i] = (uint8_t)(i * 31 + (i >> 11));
+    }
+    struct frame_http_request r = {.method = "PUT", .method_len = 3,
+                                   .target = "/k/big", .target_len = 6,
+                                   .n_headers = N_HEADERS, .body = big,
+                                   .body_len = big_len};
+    struct buf p, b;
+    buf_init(&p);
+    buf_init(&b);
+    assert_int_equal(frame_encode_http_request(&p, &r, hs), 0);
+    encode_event(&b, 1, FRAME_EVENT_HTTP, p.data, p.len);
+    send_buf(&c, &b);
+    read_answer(&c, 1, &a);
+    expect(&a, FRAME_DONE, true, 201, NULL);
+    answer_free(&a);
+    http(&c, 2, "GET", "/k/big", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, NULL);
+    assert_int_equal(a.body.len, big_len);
+    assert_memory_equal(a.body.data, big, big_len);
+    answer_free(&a);
+
+    /* Batches small enough that the answers fit in the pipe while we are
+     * still writing. */
+    uint64_t number = 2;
+    for (int batch = 0; batch < 20; batch++) {
+        for (int i = 0; i < 50; i++) {
+            char target[32];
+            snprintf(target, sizeof target, "/k/p%d", batch * 50 + i);
+            encode_http(&b, number + 1 + (uint64_t)i, "PUT", target, "v", 1);
+        }
+        send_buf(&c, &b);
+        for (int i = 0; i < 50; i++) {
+            read_answer(&c, number + 1 + (uint64_t)i, &a);
+            expect(&a, FRAME_DONE, true, 201, NULL);
+            answer_free(&a);
+        }
+        number += 50;
+    }
+    http(&c, number + 1, "GET", "/k/p999", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "v");
+    answer_free(&a);
+    free(big);
+    buf_free(&p);
+    buf_free(&b);
+    stop(&c);
+}
+
+/* Many keys, put in a scrambled order, then a snapshot and a reboot from it.
+ * 3e4 keep the test quick under sanitizers, where each insert's memmove is
+ * checked byte by byte; 1e5 take about a second in a plain build. */
+static void test_kv_many_keys(void **state)
+{
+    enum { N = 30000, BATCH = 200 };
+    struct child c;
+    struct answer a;
+    struct buf b, snap;
+    buf_init(&b);
+    spawn_kv(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+    uint64_t number = 0;
+    for (int start = 0; start < N; start += BATCH) {
+        for (int i = start; i < start + BATCH; i++) {
+            char target[32];
+            /* 7919 is prime to N, so this visits every key once, out of
+             * order. */
+            snprintf(target, sizeof target, "/k/key%06d",
+                     (int)(((long)i * 7919) % N));
+            encode_http(&b, ++number, "PUT", target, "v", 1);
+        }
+        send_buf(&c, &b);
+        for (int i = 0; i < BATCH; i++) {
+            read_answer(&c, number - BATCH + 1 + (uint64_t)i, &a);
+            assert_int_equal(a.status, 201);
+            answer_free(&a);
+        }
+    }
+    snapshot(&c, number, &snap);
+    stop(&c);
+    assert_int_equal(snap.len, 4 + (size_t)N * (4 + 9 + 4 + 1));
+    spawn_kv(&c);
+    assert_true(boot(&c, number, snap.data, snap.len));
+    http(&c, number + 1, "GET", "/k/key012345", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "v");
+    answer_free(&a);
+    http(&c, number + 1, "GET", "/k", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, NULL);
+    assert_int_equal(a.body.len, 2 + (size_t)N * 12 - 1 + 1);
+    assert_memory_equal(a.body.data, "[\"key000000\",\"key000001\"", 24);
+    answer_free(&a);
+    stop(&c);
+    buf_free(&snap);
+    buf_free(&b);
+}
+
+static void test_misbehave(void **state)
+{
+    char path[PATH_MAX + 32];
+    program_path(path, sizeof path, "../test/programs/misbehave");
+    struct child c;
+    struct answer a;
+    spawn_path(&c, path);
+    assert_true(boot(&c, 0, NULL, 0));
+    http(&c, 1, "POST", "/count", NULL, &a);
+    expect(&a, FRAME_DONE, true, 200, "1\n");
+    answer_free(&a);
+    http(&c, 2, "GET", "/", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "1\n");
+    answer_free(&a);
+    http(&c, 2, "POST", "/reject", NULL, &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    assert_string_equal(a.reason, "asked to reject");
+    answer_free(&a);
+    http(&c, 2, "POST", "/slow/30", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "slow\n");
+    answer_free(&a);
+    http(&c, 2, "GET", "/nowhere", NULL, &a);
+    expect_error(&a, 404, "not_found");
+    answer_free(&a);
+    struct buf s;
+    snapshot(&c, 1, &s);
+    assert_int_equal(s.len, 8);
+    assert_int_equal(get_le64(s.data), 1);
+    /* /garbage writes a frame no host accepts, then answers anyway. */
+    struct buf b;
+    buf_init(&b);
+    encode_http(&b, 2, "POST", "/garbage", NULL, 0);
+    send_buf(&c, &b);
+    struct frame f;
+    assert_int_equal(recv_frame(&c, &f), 0);
+    assert_int_equal(f.type, 0x99);
+    assert_int_equal(f.body_len, 0);
+    read_answer(&c, 2, &a);
+    expect(&a, FRAME_DONE, false, 200, NULL);
+    answer_free(&a);
+    stop(&c);
+
+    /* Boot from the snapshot; then /huge declares 100 MiB; then /exit. */
+    spawn_path(&c, path);
+    assert_true(boot(&c, 1, s.data, s.len));
+    http(&c, 2, "GET", "/", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "1\n");
+    answer_free(&a);
+    encode_http(&b, 2, "POST", "/huge", NULL, 0);
+    send_buf(&c, &b);
+    uint8_t head[5];
+    struct pollfd pfd = {.fd = c.from, .events = POLLIN};
+    assert_int_equal(poll(&pfd, 1, WAIT_MS), 1);
+    assert_int_equal(read(c.from, head, 5), 5);
+    assert_int_equal(get_le32(head), 100u * 1024 * 1024);
+    kill(c.pid, SIGKILL);
+    assert_int_equal(finish(&c), 128 + SIGKILL);
+    unlink(c.errpath);
+    spawn_path(&c, path);
+    assert_true(boot(&c, 0, NULL, 0));
+    encode_http(&b, 1, "POST", "/exit", NULL, 0);
+    send_buf(&c, &b);
+    assert_int_equal(recv_frame(&c, &f), -1);
+    assert_int_equal(finish(&c), 3);
+    unlink(c.errpath);
+    buf_free(&b);
+    buf_free(&s);
+}
+
+/* Return the first fenced block of language lang in docs/protocol.md, or
+ * NULL when the file is not beside the sources. The caller frees it. */
+static char *docs_block(const char *lang)
+{
+    char here[PATH_MAX], path[PATH_MAX + 32];
+    /* __FILE__ is .../test/unit/test_kv_program.c, absolute under CMake. */
+    snprintf(here, sizeof here, "%s", __FILE__);
+    snprintf(path, sizeof path, "%s/../../docs/protocol.md", dirname(here));
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return NULL;
+    }
+    static char text[65536];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char fence[32];
+    snprintf(fence, sizeof fence, "\n```%s\n", lang);
+    char *start = strstr(text, fence);
+    assert_non_null(start);
+    start += strlen(fence);
+    char *end = strstr(start, "\n```\n");
+    assert_non_null(end);
+    return strndup(start, (size_t)(end - start + 1));
+}
+
+/* Write text to a fresh temp file with this suffix; path gets its name. */
+static void write_temp(char *path, size_t size, const char *suffix,
+                       const char *text)
+{
+    snprintf(path, size, "/tmp/berth-doc-XXXXXX%s", suffix);
+    int fd = mkstemps(path, (int)strlen(suffix));
+    assert_true(fd >= 0);
+    size_t n = strlen(text);
+    assert_int_equal(write(fd, text, n), (ssize_t)n);
+    close(fd);
+}
+
+/* Drive a counter like the ones in the docs: hit adds one (a change), read
+ * reads it, anything else is rejected; the snapshot holds the count. */
+static void drive_counter(char *const argv[], const char *method_hit,
+                          const char *hit, const char *read_path,
+                          bool can_read)
+{
+    struct child c;
+    struct answer a;
+    struct buf s;
+    spawn(&c, argv);
+    assert_true(boot(&c, 0, NULL, 0));
+    for (uint64_t i = 1; i <= 3; i++) {
+        http(&c, i, method_hit, hit, NULL, &a);
+        assert_int_equal(a.type, FRAME_DONE);
+        assert_true(a.changed);
+        assert_int_equal(a.status, 200);
+        answer_free(&a);
+    }
+    http(&c, 4, "DELETE", "/nothing", NULL, &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    answer_free(&a);
+    snapshot(&c, 3, &s);
+    stop(&c);
+    spawn(&c, argv);
+    assert_true(boot(&c, 3, s.data, s.len));
+    if (can_read) {
+        http(&c, 4, "GET", read_path, NULL, &a);
+        expect(&a, FRAME_DONE, false, 200, "3\n");
+        answer_free(&a);
+    }
+    http(&c, 4, method_hit, hit, NULL, &a);
+    assert_true(a.changed);
+    answer_free(&a);
+    struct buf s2;
+    snapshot(&c, 4, &s2);
+    assert_int_equal(s2.len, s.len);
+    assert_memory_not_equal(s2.data, s.data, s.len);
+    stop(&c);
+    /* A snapshot of the wrong size is refused. */
+    spawn(&c, argv);
+    assert_false(boot(&c, 3, "abc", 3));
+    stop(&c);
+    buf_free(&s);
+    buf_free(&s2);
+}
+
+static void test_docs_python_example(void **state)
+{
+    if (system("python3 -c '' 2>/dev/null") != 0) {
+        skip();
+    }
+    char *code = docs_block("python");
+    if (code == NULL) {
+        skip();
+    }
+    char path[64];
+    write_temp(path, sizeof path, ".py", code);
+    free(code);
+    char *argv[] = {"/usr/bin/env", "python3", path, NULL};
+    drive_counter(argv, "POST", "/inc", "/", true);
+    /* It is strict too: a bad length ends it with a non-zero status. */
+    struct child c;
+    spawn(&c, argv);
+    static const uint8_t zero_len[] = {0, 0, 0, 0};
+    send_bytes(&c, zero_len, sizeof zero_len);
+    close(c.to);
+    c.to = -1;
+    assert_int_not_equal(finish(&c), 0);
+    unlink(c.errpath);
+    unlink(path);
+}
+
+static void test_docs_c_example(void **state)
+{
+    char *code = docs_block("c");
+    if (code == NULL || access("/usr/bin/cc", X_OK) != 0) {
+        free(code);
+        skip();
+    }
+    char src[64], exe[72], here[PATH_MAX], sdk[PATH_MAX + 32];
+    char cmd[3 * PATH_MAX];
+    write_temp(src, sizeof src, ".c", code);
+    free(code);
+    snprintf(exe, sizeof exe, "%s.bin", src);
+    snprintf(here, sizeof here, "%s", __FILE__);
+    snprintf(sdk, sizeof sdk, "%s/../../programs/sdk", dirname(here));
+    snprintf(cmd, sizeof cmd,
+             "cc -std=c11 -Wall -Wextra -Werror -I%s %s %s/berth_program.c "
+             "-o %s",
+             sdk, src, sdk, exe);
+    assert_int_equal(system(cmd), 0);
+    char *argv[] = {exe, NULL};
+    drive_counter(argv, "POST", "/hit", NULL, false);
+    unlink(src);
+    unlink(exe);
+}
+
+int main(void)
+{
+    /* A program that dies must fail a test, not kill it with SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+    find_programs();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kv_http),
+        cmocka_unit_test(test_kv_poke),
+        cmocka_unit_test(test_kv_snapshots),
+        cmocka_unit_test(test_kv_lifecycle),
+        cmocka_unit_test(test_sdk_rejects_malformed_frames),
+        cmocka_unit_test(test_sdk_large_and_pipelined),
+        cmocka_unit_test(test_kv_many_keys),
+        cmocka_unit_test(test_misbehave),
+        cmocka_unit_test(test_docs_python_example),
+        cmocka_unit_test(test_docs_c_example),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
