@@ -129,3 +129,25 @@ def host_factory(tmpdir_path):
 @pytest.fixture
 def host(host_factory):
     return host_factory().start()
+
+
+@pytest.fixture
+def tmpfs():
+    """Mount small tmpfs file systems (a full disk on demand); skips the test
+    where mounting needs privileges it does not have."""
+    mounts = []
+
+    def mount(size_mb):
+        d = tempfile.mkdtemp(prefix="berth-tmpfs-")
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm" % size_mb, "tmpfs", d],
+                           capture_output=True)
+        if r.returncode != 0:
+            os.rmdir(d)
+            pytest.skip("cannot mount a small tmpfs here (needs root)")
+        mounts.append(d)
+        return d
+
+    yield mount
+    for d in mounts:
+        subprocess.run(["umount", "-l", d])
+        os.rmdir(d)

@@ -2,29 +2,14 @@
 once there is room again, recovers every acknowledged write."""
 import os
 import subprocess
-import tempfile
-
-import pytest
 
 from conftest import Host, KV
 
 
-@pytest.fixture
-def tiny_disk():
-    d = tempfile.mkdtemp(prefix="berth-fatal-")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", d],
-                       capture_output=True)
-    if r.returncode != 0:
-        os.rmdir(d)
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    yield d
-    subprocess.run(["umount", "-l", d])
-    os.rmdir(d)
-
-
-def test_log_write_error_is_fatal_and_recoverable(tiny_disk):
+def test_log_write_error_is_fatal_and_recoverable(tmpfs):
     # No reserve: the log itself meets the full disk.
-    h = Host(os.path.join(tiny_disk, "data"), ["--reserve-disk", "0"])
+    disk = tmpfs(64)
+    h = Host(os.path.join(disk, "data"), ["--reserve-disk", "0"])
     h.start()
     h.new_ship(KV, "big")
     value = b"y" * (1 << 20)
@@ -51,7 +36,7 @@ def test_log_write_error_is_fatal_and_recoverable(tiny_disk):
     h.log.close()
     assert len(acked) > 0
     # Make room, start again: nothing acknowledged is missing.
-    subprocess.run(["mount", "-o", "remount,size=512m", tiny_disk], check=True)
+    subprocess.run(["mount", "-o", "remount,size=512m", disk], check=True)
     h.start()
     for i in acked:
         assert h.http("GET", "/s/big/k/v%d" % i)[0] == 200, i
