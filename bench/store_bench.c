@@ -102,7 +102,7 @@ static void sq_ships(struct store *s, int n)
         record_encode_ship_new(&e, &r);
         /* Apply opens its own transaction; commit ours around batches. */
         store_commit(s);
-        if (store_apply_entry(s, e.data, e.len, &res) != 0) {
+        if (store_apply_entry(s, 0, e.data, e.len, &res) != 0) {
             die("ship", store_errmsg(s));
         }
         store_begin(s);
@@ -133,7 +133,7 @@ static void sq_batch(struct store *s, struct chain *c, int k, unsigned *rng)
         buf_free(&r);
     }
     int res;
-    if (store_apply_entry(s, e.data, e.len, &res) != 0) {
+    if (store_apply_entry(s, 0, e.data, e.len, &res) != 0) {
         die("apply", store_errmsg(s));
     }
     buf_free(&e);

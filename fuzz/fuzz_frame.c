@@ -1,8 +1,9 @@
 /* libFuzzer target for the frame codec: split frames from arbitrary bytes
  * and run every decoder and walker on each, as the host does on a program's
- * output and a program does on the host's. Whatever decodes must point
- * inside the input (every byte is read, so AddressSanitizer sees a stray
- * pointer) and must encode back to the very same bytes. */
+ * output and a program does on the host's, down to the HTTP payloads and
+ * replies, ALARM effects and TIMER payloads inside them. Whatever decodes
+ * must point inside the input (every byte is read, so AddressSanitizer sees
+ * a stray pointer) and must encode back to the very same bytes. */
 #include <stdlib.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -82,6 +83,28 @@ static void fuzz_http_reply(const uint8_t *p, size_t n)
     buf_free(&out);
 }
 
+/* Decode an ALARM effect or a TIMER payload: it must decode exactly when it
+ * is FRAME_ALARM_SIZE bytes, and encode back to the same bytes. */
+static void fuzz_time(int (*decode)(const uint8_t *, size_t, uint64_t *),
+                      int (*encode)(struct buf *, uint64_t), const uint8_t *p,
+                      size_t n)
+{
+    uint64_t t;
+    int rv = decode(p, n, &t);
+    if ((rv == 0) != (n == FRAME_ALARM_SIZE)) {
+        abort();
+    }
+    if (rv != 0) {
+        return;
+    }
+    struct buf out;
+    buf_init(&out);
+    if (encode(&out, t) == 0) {
+        same(&out, p, n);
+    }
+    buf_free(&out);
+}
+
 /* Decode one frame with every decoder; at most one may accept it, and what
  * it accepts must encode back to raw[0..raw_len). */
 static void fuzz_one(const struct frame *f, const uint8_t *raw, size_t raw_len)
@@ -104,6 +127,10 @@ static void fuzz_one(const struct frame *f, const uint8_t *raw, size_t raw_len)
         accepted_by++;
         touch(ev.payload, ev.payload_len);
         fuzz_http_request(ev.payload, ev.payload_len);
+        if (ev.kind == FRAME_EVENT_TIMER) {
+            fuzz_time(frame_decode_timer, frame_encode_timer, ev.payload,
+                      ev.payload_len);
+        }
         out.len = 0;
         if (frame_encode_event(&out, &ev) == 0) {
             same(&out, raw, raw_len);
@@ -139,6 +166,10 @@ static void fuzz_one(const struct frame *f, const uint8_t *raw, size_t raw_len)
             count++;
             touch(e.data, e.len);
             fuzz_http_reply(e.data, e.len);
+            if (e.kind == FRAME_EFFECT_ALARM) {
+                fuzz_time(frame_decode_alarm, frame_encode_alarm, e.data,
+                          e.len);
+            }
             if (enc == 0) {
                 enc = frame_done_add_effect(&out, mark, e.kind, e.data, e.len);
             }
@@ -205,5 +236,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * of the length fields are. */
     fuzz_http_request(data, size);
     fuzz_http_reply(data, size);
+    fuzz_time(frame_decode_alarm, frame_encode_alarm, data, size);
+    fuzz_time(frame_decode_timer, frame_encode_timer, data, size);
     return 0;
 }

@@ -44,18 +44,26 @@ SEEDS = {
                                            [(b"host", b"localhost"), (b"content-length", b"1")],
                                            b"1")),
     "event_poke": event(2, 2, b"put a 1"),
+    "event_timer": event(3, 3, struct.pack("<Q", 1700000005000000000)),
     "snap_req": frame(0x03, struct.pack("<Q", 7)),
     "stop": frame(0x04, b""),
     "ready": frame(0x81, b"\x01"),
     "done": frame(0x82, struct.pack("<QBI", 1, 1, 2)
                   + effect(1, http_reply(201, b"text/plain", b"created\n"))
                   + effect(2, b"put a (1 bytes)")),
+    # A cancel and then an alarm (the last one counts), with no CHANGED
+    # flag: the host logs the event for its alarm all the same.
+    "done_alarm": frame(0x82, struct.pack("<QBI", 2, 0, 3)
+                        + effect(1, http_reply(200, b"text/plain", b"1700000005000000000\n"))
+                        + effect(3, struct.pack("<Q", 0))
+                        + effect(3, struct.pack("<Q", 1700000005000000000))),
     "reject": frame(0x83, struct.pack("<Q", 3) + b"asked to reject"),
     "snapshot": frame(0x84, struct.pack("<Q", 7) + b"KV1\n"),
     "stream": frame(0x81, b"\x00") + frame(0x82, struct.pack("<QBI", 1, 0, 0))
               + frame(0x84, struct.pack("<Q", 1) + b"x"),
     "bad_type": struct.pack("<IB", 1, 0x99),
     "bad_huge": struct.pack("<IB", 100 * 1024 * 1024, 0x82) + b"\xab" * 16,
+    "bad_alarm_len": frame(0x82, struct.pack("<QBI", 1, 0, 1) + effect(3, b"\x01" * 7)),
     "bad_effect_len": frame(0x82, struct.pack("<QBI", 1, 0, 1) + struct.pack("<BI", 2, 99) + b"x"),
 }
 

@@ -1,21 +1,36 @@
-/* kv: the sample berth program, a key/value store.
+/* kv: the sample berth program, a key/value store with an alarm.
  *
  *   PUT    /k/<key>   body = value; 201 when new, 200 when replaced
  *   GET    /k/<key>   200 with the value, or 404
  *   DELETE /k/<key>   200, or 404
  *   GET    /k         200 with the keys as a JSON array of strings, sorted
+ *   PUT    /alarm     body = milliseconds, in decimal digits only; sets the
+ *                     ship's alarm that long after the event's time_ns,
+ *                     replacing any, and replies 200 with the alarm's time
+ *                     in nanoseconds since the Unix epoch, as text
+ *   GET    /alarm     200 with {"alarm_ns":N,"fired":K}: the pending alarm's
+ *                     time, 0 when none, and how many alarms have fired
+ *   DELETE /alarm     200 after cancelling the alarm, or 404 when none is set
  *
  * A query string is ignored; other paths are 404 and other methods 405, with
- * a JSON body {"error":{"code":...,"message":...}}. Keys are percent-decoded
- * path segments of 1 to 256 bytes. POKE events take "put KEY VALUE" and
- * "del KEY"; anything else is rejected. Every write adds one LOG line.
+ * a JSON body {"error":{"code":...,"message":...}}; a bad key or alarm body
+ * is 400. Keys are percent-decoded path segments of 1 to 256 bytes. POKE
+ * events take "put KEY VALUE" and "del KEY"; anything else is rejected. A
+ * TIMER event, the alarm coming due, counts one more fired alarm and clears
+ * the pending one, as its delivery cleared the host's (unless the TIMER is
+ * for an older alarm that a later PUT /alarm replaced: that one stays).
+ * Every write, a TIMER included, adds one LOG line. Alarm times come from
+ * the event's time_ns, never from the clock, so that a replay computes the
+ * same ones.
  *
- * The state is an array of pointers to pairs sorted by key: lookups are a
- * binary search, and a write moves at most n pointers, which stays in the
- * tens of microseconds at 1e5 keys. The snapshot is "KV1\n" followed by
- * (u32 key length, key, u32 value length, value) for each pair in key order,
- * so equal states give equal snapshots. It must fit in one frame, so writes
- * that would make it too large are refused with 507. */
+ * The state is the alarm, the fired count and an array of pointers to pairs
+ * sorted by key: lookups are a binary search, and a write moves at most n
+ * pointers, which stays in the tens of microseconds at 1e5 keys. The
+ * snapshot is "KV2\n", u64 alarm_ns, u64 fired, then (u32 key length, key,
+ * u32 value length, value) for each pair in key order, so equal states give
+ * equal snapshots. Snapshots of the version before alarms, "KV1\n" and the
+ * pairs, still load, with no alarm and none fired. A snapshot must fit in
+ * one frame, so writes that would make it too large are refused with 507. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +39,13 @@
 
 #define KV_KEY_MAX 256
 
-static const char kv_magic[4] = {'K', 'V', '1', '\n'};
+static const char kv_magic[4] = {'K', 'V', '2', '\n'};
+
+/* The magic of the format before alarms, which boot still accepts. */
+static const char kv_magic_v1[4] = {'K', 'V', '1', '\n'};
+
+/* Bytes of a snapshot before its pairs: the magic, alarm_ns and fired. */
+#define KV_HEAD_SIZE (sizeof kv_magic + 8 + 8)
 
 /* The snapshot's bytes must fit in a SNAPSHOT frame: len, type, number. */
 #define KV_SNAPSHOT_MAX (BP_MAX_FRAME - 1 - 8)
@@ -40,6 +61,8 @@ struct kv {
     struct pair **pairs; /* sorted by key, bytewise */
     size_t n, cap;
     size_t snapshot_size; /* bytes the snapshot of this state takes */
+    uint64_t alarm_ns;    /* the pending alarm's time, 0 when none */
+    uint64_t fired;       /* how many alarms have fired (TIMER events) */
 };
 
 static int cmp_key(const char *a, size_t al, const char *b, size_t bl)
@@ -87,6 +110,13 @@ static int kv_fits(const struct kv *kv, const char *key, size_t klen,
     size_t now = kv->snapshot_size;
     if (found) {
         now -= kv->pairs[i]->value_len;
+    }
+    /* A KV1 snapshot at the very limit loads 16 bytes over it as KV2: then
+     * nothing grows, and the subtractions below must not wrap. */
+    if (now > KV_SNAPSHOT_MAX) {
+        return 0;
+    }
+    if (found) {
         return vlen <= KV_SNAPSHOT_MAX - now;
     }
     return vlen <= KV_SNAPSHOT_MAX &&
@@ -165,7 +195,9 @@ static void kv_clear(struct kv *kv)
         free(kv->pairs[i]);
     }
     kv->n = 0;
-    kv->snapshot_size = sizeof kv_magic;
+    kv->snapshot_size = KV_HEAD_SIZE;
+    kv->alarm_ns = 0;
+    kv->fired = 0;
 }
 
 static int hexval(char c)
@@ -355,8 +387,96 @@ static int do_del(struct kv *kv, const char *key, size_t klen,
     return BP_CHANGED;
 }
 
-static int on_http(struct kv *kv, const struct bp_http *h, struct bp_out *out)
+/* Parse an alarm body, milliseconds in decimal digits, into the time that
+ * long after now_ns. Returns 0 and sets *at, -1 when the body is not digits,
+ * or -2 when the time would not fit in a u64 (past the year 2554). */
+static int parse_alarm(const uint8_t *body, size_t len, uint64_t now_ns,
+                       uint64_t *at)
 {
+    uint64_t ms = 0;
+    if (len == 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (body[i] < '0' || body[i] > '9') {
+            return -1;
+        }
+        unsigned d = (unsigned)(body[i] - '0');
+        if (ms > (UINT64_MAX - d) / 10) {
+            return -2;
+        }
+        ms = ms * 10 + d;
+    }
+    if (ms > (UINT64_MAX - now_ns) / 1000000) {
+        return -2;
+    }
+    *at = now_ns + ms * 1000000;
+    if (*at == 0) {
+        /* 0 would cancel; 1 is just as far in the past and fires at once. */
+        *at = 1;
+    }
+    return 0;
+}
+
+/* The /alarm routes. now_ns is the event's time_ns: the only clock a
+ * deterministic program may read. The ALARM effect is added before the state
+ * changes, so that when it cannot be, the event is rejected with the state
+ * as it was and kv never believes in an alarm the host does not have. */
+static int on_alarm(struct kv *kv, const struct bp_http *h, uint64_t now_ns,
+                    struct bp_out *out)
+{
+    char text[64];
+    int n;
+    if (bp_http_match(h, "GET", "/alarm")) {
+        n = snprintf(text, sizeof text, "{\"alarm_ns\":%llu,\"fired\":%llu}\n",
+                     (unsigned long long)kv->alarm_ns,
+                     (unsigned long long)kv->fired);
+        bp_reply(out, 200, "application/json", text, (size_t)n);
+        return BP_UNCHANGED;
+    }
+    if (bp_http_match(h, "PUT", "/alarm")) {
+        uint64_t at;
+        int rv = parse_alarm(h->body, h->body_len, now_ns, &at);
+        if (rv != 0) {
+            reply_error(out, 400, "invalid",
+                        rv == -1 ? "the body is a number of milliseconds, "
+                                   "in decimal digits"
+                                 : "the alarm would be past the year 2554");
+            return BP_UNCHANGED;
+        }
+        if (bp_alarm(out, at) != 0) {
+            return bp_reject(out, "out of memory");
+        }
+        kv->alarm_ns = at;
+        n = snprintf(text, sizeof text, "%llu\n", (unsigned long long)at);
+        bp_reply(out, 200, "text/plain", text, (size_t)n);
+        bp_log(out, "alarm at %llu", (unsigned long long)at);
+        return BP_CHANGED;
+    }
+    if (bp_http_match(h, "DELETE", "/alarm")) {
+        if (kv->alarm_ns == 0) {
+            reply_error(out, 404, "not_found", "no alarm is set");
+            return BP_UNCHANGED;
+        }
+        if (bp_alarm(out, 0) != 0) {
+            return bp_reject(out, "out of memory");
+        }
+        kv->alarm_ns = 0;
+        bp_reply(out, 200, "text/plain", "deleted\n", 8);
+        bp_log(out, "alarm cancelled");
+        return BP_CHANGED;
+    }
+    reply_error(out, 405, "method_not_allowed", "use GET, PUT or DELETE");
+    return BP_UNCHANGED;
+}
+
+static int on_http(struct kv *kv, const struct bp_event *ev,
+                   struct bp_out *out)
+{
+    const struct bp_http *h = ev->http;
+    if (bp_http_match(h, NULL, "/alarm")) {
+        return on_alarm(kv, h, ev->time_ns, out);
+    }
     const char *q = memchr(h->target, '?', h->target_len);
     size_t path_len = q ? (size_t)(q - h->target) : h->target_len;
     if (bp_http_match(h, NULL, "/k") || bp_http_match(h, NULL, "/k/")) {
@@ -369,7 +489,8 @@ static int on_http(struct kv *kv, const struct bp_http *h, struct bp_out *out)
     }
     if (!bp_http_match(h, NULL, "/k/*") ||
         memchr(h->target + 3, '/', path_len - 3) != NULL) {
-        reply_error(out, 404, "not_found", "kv serves /k and /k/<key>");
+        reply_error(out, 404, "not_found",
+                    "kv serves /k, /k/<key> and /alarm");
         return BP_UNCHANGED;
     }
     char key[KV_KEY_MAX];
@@ -429,14 +550,32 @@ static int on_poke(struct kv *kv, const struct bp_event *ev,
     return bp_reject(out, "unknown command; use 'put KEY VALUE' or 'del KEY'");
 }
 
+/* TIMER: an alarm came due, and its delivery cleared the host's copy, so kv
+ * clears its own. A TIMER for another time is one that was already on its
+ * way when a later PUT /alarm replaced its alarm: the host keeps the later
+ * one, and so does kv. The count changes either way. */
+static int on_timer(struct kv *kv, const struct bp_event *ev,
+                    struct bp_out *out)
+{
+    if (ev->alarm_ns == kv->alarm_ns) {
+        kv->alarm_ns = 0;
+    }
+    kv->fired++;
+    bp_log(out, "alarm fired");
+    return BP_CHANGED;
+}
+
 static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
 {
     struct kv *kv = ctx;
     if (ev->kind == BP_EVENT_HTTP) {
-        return on_http(kv, ev->http, out);
+        return on_http(kv, ev, out);
     }
     if (ev->kind == BP_EVENT_POKE) {
         return on_poke(kv, ev, out);
+    }
+    if (ev->kind == BP_EVENT_TIMER) {
+        return on_timer(kv, ev, out);
     }
     return bp_reject(out, "kv does not know event kind %u", ev->kind);
 }
@@ -454,8 +593,20 @@ static void put32(uint8_t *p, uint32_t v)
     }
 }
 
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    put32(p, (uint32_t)v);
+    put32(p + 4, (uint32_t)(v >> 32));
+}
+
 /* Load a snapshot; refuse (and stay empty) unless it is exactly what
- * on_snapshot makes: our magic, keys of 1 to 256 bytes in strictly
+ * on_snapshot makes, or what it made before alarms: a magic we know, the
+ * alarm fields whole after KV2's, keys of 1 to 256 bytes in strictly
  * increasing order, lengths that add up to the end. */
 static int on_boot(void *ctx, const uint8_t *snap, size_t len)
 {
@@ -463,11 +614,23 @@ static int on_boot(void *ctx, const uint8_t *snap, size_t len)
     if (snap == NULL) {
         return 0;
     }
-    if (len < sizeof kv_magic || memcmp(snap, kv_magic, sizeof kv_magic) != 0) {
-        fprintf(stderr, "kv: refusing a snapshot that is not KV1\n");
+    size_t off;
+    if (len >= sizeof kv_magic &&
+        memcmp(snap, kv_magic, sizeof kv_magic) == 0) {
+        if (len < KV_HEAD_SIZE) {
+            goto err;
+        }
+        kv->alarm_ns = get64(snap + sizeof kv_magic);
+        kv->fired = get64(snap + sizeof kv_magic + 8);
+        off = KV_HEAD_SIZE;
+    } else if (len >= sizeof kv_magic_v1 &&
+               memcmp(snap, kv_magic_v1, sizeof kv_magic_v1) == 0) {
+        /* Written before kv had alarms, so it never set one. */
+        off = sizeof kv_magic_v1;
+    } else {
+        fprintf(stderr, "kv: refusing a snapshot that is not KV1 or KV2\n");
         return -1;
     }
-    size_t off = sizeof kv_magic;
     while (off < len) {
         if (len - off < 4) {
             goto err;
@@ -506,7 +669,11 @@ err:
 static int on_snapshot(void *ctx, struct bp_bytes *out)
 {
     struct kv *kv = ctx;
-    if (bp_bytes_append(out, kv_magic, sizeof kv_magic) != 0) {
+    uint8_t alarm[16];
+    put64(alarm, kv->alarm_ns);
+    put64(alarm + 8, kv->fired);
+    if (bp_bytes_append(out, kv_magic, sizeof kv_magic) != 0 ||
+        bp_bytes_append(out, alarm, sizeof alarm) != 0) {
         return -1;
     }
     for (size_t i = 0; i < kv->n; i++) {
@@ -528,7 +695,7 @@ static int on_snapshot(void *ctx, struct bp_bytes *out)
 
 int main(void)
 {
-    struct kv kv = {.snapshot_size = sizeof kv_magic};
+    struct kv kv = {.snapshot_size = KV_HEAD_SIZE};
     struct bp_program p = {
         .boot = on_boot,
         .event = on_event,

@@ -2,7 +2,10 @@
 """A berth program in Python with no helper library: a counter.
 
 POST /inc adds one (a write); GET / reads the value. The snapshot is the
-counter as 8 little-endian bytes. docs/protocol.md describes the frames."""
+counter as 8 little-endian bytes. Every event gets a DONE: an HTTP request or
+a POKE is answered with the count, and any other kind (TIMER, which this
+program never asks for, or a kind newer than it) with no effect at all.
+docs/protocol.md describes the frames."""
 import struct
 import sys
 
@@ -46,7 +49,7 @@ while True:
     elif ftype == 0x02:  # EVENT: u64 number | u64 time | 32 entropy | u8 kind | payload
         number, _time = struct.unpack_from("<QQ", body)
         kind, payload = body[48], body[49:]
-        changed = 0
+        changed, effects, n_effects = 0, b"", 0
         if kind == 1:
             (mlen,) = struct.unpack_from("<H", payload)
             method = payload[2:2 + mlen]
@@ -55,8 +58,9 @@ while True:
             if method == b"POST" and target == b"/inc":
                 count += 1
                 changed = 1
-        effects = http_reply(200, "%d\n" % count)
-        send(0x82, struct.pack("<QBI", number, changed, 1) + effects)
+        if kind in (1, 2):  # HTTP or POKE: someone waits for a reply
+            effects, n_effects = http_reply(200, "%d\n" % count), 1
+        send(0x82, struct.pack("<QBI", number, changed, n_effects) + effects)
     elif ftype == 0x03:  # SNAP_REQ: u64 number
         send(0x84, body[:8] + struct.pack("<Q", count))
     elif ftype == 0x04:  # STOP

@@ -27,7 +27,11 @@ enum {
     BP__SNAPSHOT = 0x84,
     BP__EFFECT_HTTP_REPLY = 1,
     BP__EFFECT_LOG = 2,
+    BP__EFFECT_ALARM = 3,
 };
+
+/* Bytes of an ALARM effect and of a TIMER payload: one u64 time. */
+#define BP__TIME_SIZE 8
 
 /* Bytes of a DONE body before its effects: number, flags, n_effects. */
 #define BP__DONE_FIXED 13
@@ -177,6 +181,13 @@ int bp_log(struct bp_out *out, const char *fmt, ...)
         free(line);
     }
     return rv;
+}
+
+int bp_alarm(struct bp_out *out, uint64_t time_ns)
+{
+    uint8_t t[BP__TIME_SIZE];
+    bp__put64(t, time_ns);
+    return bp__add_effect(out, BP__EFFECT_ALARM, t, sizeof t, NULL, 0, NULL, 0);
 }
 
 int bp_reject(struct bp_out *out, const char *fmt, ...)
@@ -402,6 +413,16 @@ static int bp__on_event(const struct bp_program *prog, const uint8_t *body,
     ev.payload = c.p + c.off;
     ev.payload_len = c.len - c.off;
     ev.http = NULL;
+    ev.alarm_ns = 0;
+    if (ev.kind == BP_EVENT_TIMER) {
+        if (ev.payload_len != BP__TIME_SIZE) {
+            return bp__fail("malformed TIMER payload in event %llu (%zu "
+                            "bytes, not %d)",
+                            (unsigned long long)ev.number, ev.payload_len,
+                            BP__TIME_SIZE);
+        }
+        ev.alarm_ns = bp__get(ev.payload, BP__TIME_SIZE);
+    }
     if (ev.kind == BP_EVENT_HTTP) {
         if (bp__decode_http(ev.payload, ev.payload_len, &http, stack, &heap) !=
             0) {

@@ -20,6 +20,12 @@
  *         return bp_run(&p);
  *     }
  *
+ * A program can also ask to be woken later: bp_alarm sets the ship's one
+ * alarm (a later call replaces it, 0 cancels it), and when its time comes the
+ * host delivers a TIMER event with ev->alarm_ns set, waking the ship if it
+ * sleeps. The delivery clears the alarm; to be woken again, call bp_alarm
+ * while handling the TIMER.
+ *
  * A program must be deterministic: its state may depend only on the events
  * it is given (their number, time_ns and entropy included), never on the
  * clock, the environment or randomness of its own, because the host rebuilds
@@ -47,8 +53,9 @@ enum bp_result {
 
 /* The kinds of event; other values may come from newer hosts. */
 enum bp_event_kind {
-    BP_EVENT_HTTP = 1, /* a request to /s/<ship>/...; ev->http is set */
-    BP_EVENT_POKE = 2, /* bytes from an operator (`berth ship send`) */
+    BP_EVENT_HTTP = 1,  /* a request to /s/<ship>/...; ev->http is set */
+    BP_EVENT_POKE = 2,  /* bytes from an operator (`berth ship send`) */
+    BP_EVENT_TIMER = 3, /* the alarm (bp_alarm) came due; ev->alarm_ns is set */
 };
 
 /* A growable byte array; zero-initialize it, and free it with
@@ -97,6 +104,7 @@ struct bp_event {
     const uint8_t *payload;
     size_t payload_len;
     const struct bp_http *http; /* decoded payload when kind is HTTP, or NULL */
+    uint64_t alarm_ns; /* when kind is TIMER, the time of the alarm; else 0 */
 };
 
 /* Where an event's effects are collected; only bp_run makes one, and it is
@@ -113,6 +121,14 @@ int bp_reply(struct bp_out *out, int status, const char *content_type,
  * stays one line. Returns 0 or -1 as bp_reply does. */
 int bp_log(struct bp_out *out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Add an alarm effect: the host delivers a TIMER event at time_ns (wall
+ * clock nanoseconds since the Unix epoch, like ev->time_ns; a time already
+ * past fires at once), or cancels the alarm when time_ns is 0. A ship has one
+ * alarm, so the last call wins; it takes hold once the event is logged, which
+ * the host does for any event with an alarm, even one that returns
+ * BP_UNCHANGED. Returns 0 or -1 as bp_reply does. */
+int bp_alarm(struct bp_out *out, uint64_t time_ns);
 
 /* Set the reason of a rejection (cut at 1023 bytes) and return BP_REJECT, so
  * that an event callback can `return bp_reject(out, "...")`; the event is

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon/host.h"
 #include "http/http.h"
@@ -22,7 +23,12 @@ static const char usage[] =
     "      --data DIR             data directory (default $BERTH_DATA or ./berth-data)\n"
     "      --listen HOST:PORT     front door (default 127.0.0.1:8080)\n"
     "      --admin HOST:PORT      admin API on TCP (default: DIR/admin.sock)\n"
+    "      --freeze-timeout MS    freeze ships idle this long (default 10000; 0: never)\n"
     "      --idle-timeout MS      sleep ships idle this long (default 60000)\n"
+    "      --max-awake-mb MB      memory budget of running programs; past it the\n"
+    "                             least recently used idle ships sleep (default: none)\n"
+    "      --max-awake N          running programs at most (default: what the\n"
+    "                             descriptor limit allows)\n"
     "      --event-timeout MS     per-event time limit (default 10000)\n"
     "      --snapshot-every N     snapshot a ship every N events (default 1000)\n"
     "      --max-body BYTES       request body limit (default 8388608)\n"
@@ -30,8 +36,10 @@ static const char usage[] =
     "      --reserve-disk MB      refuse writes (507) below this much free disk (default 64; 0: off)\n"
     "\n"
     "Ships (find the host with --data DIR, $BERTH_DATA or --admin ADDR):\n"
-    "  ship new --program PATH [--name NAME] [--idle-timeout MS]\n"
-    "  ship ls                    list ships\n"
+    "  ship new --program PATH [--name NAME] [--count N] [--idle-timeout MS]\n"
+    "           [--freeze-timeout MS]\n"
+    "                             with --count, N ships named NAME-1 ... NAME-N\n"
+    "  ship ls [--limit N]        list ships (all, or the first N)\n"
     "  ship show SHIP             one ship, by id or name\n"
     "  ship send SHIP DATA        deliver DATA to the ship as an event\n"
     "  ship sleep SHIP            snapshot the ship and stop its program\n"
@@ -69,6 +77,22 @@ static int cli__parse_uint(const char *s, unsigned long long max,
         return -1;
     }
     *out = v;
+    return 0;
+}
+
+/* Parse a number of megabytes, decimals allowed ("512", "0.5"), into
+ * bytes. */
+static int cli__parse_mb(const char *s, uint64_t *out)
+{
+    char *end;
+    if (s == NULL || *s < '0' || *s > '9') {
+        return -1;
+    }
+    double mb = strtod(s, &end);
+    if (*end != '\0' || mb < 0 || mb > 1e9) {
+        return -1;
+    }
+    *out = (uint64_t)(mb * 1048576.0);
     return 0;
 }
 
@@ -152,16 +176,118 @@ static long long cli__int(json_t *o, const char *key)
     return (long long)json_integer_value(json_object_get(o, key));
 }
 
+/* Format how long ago a wall-clock time in ns was, as "12s", "5m", "3h",
+ * "2d", or "-" for never. */
+static void cli__ago(long long ns, char *out, size_t size)
+{
+    if (ns <= 0) {
+        snprintf(out, size, "-");
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long now = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    long long s = (now - ns) / 1000000000LL;
+    if (s < 0) {
+        s = 0;
+    }
+    if (s < 120) {
+        snprintf(out, size, "%llds ago", s);
+    } else if (s < 7200) {
+        snprintf(out, size, "%lldm ago", s / 60);
+    } else if (s < 172800) {
+        snprintf(out, size, "%lldh ago", s / 3600);
+    } else {
+        snprintf(out, size, "%lldd ago", s / 86400);
+    }
+}
+
 static void cli__print_ship(json_t *s)
 {
     printf("id:              %s\n", cli__str(s, "id"));
     printf("name:            %s\n", cli__str(s, "name"));
     printf("state:           %s\n", cli__str(s, "state"));
     printf("program:         %s\n", cli__str(s, "program"));
+    char ago[32];
+    cli__ago(cli__int(s, "last_active_ns"), ago, sizeof ago);
     printf("last event:      %lld\n", cli__int(s, "last_event"));
     printf("snapshot event:  %lld\n", cli__int(s, "snapshot_event"));
-    printf("idle timeout:    %lld ms\n", cli__int(s, "idle_timeout_ms"));
+    printf("last active:     %s\n", ago);
     printf("wakes:           %lld\n", cli__int(s, "wake_count"));
+    printf("freeze timeout:  %lld ms\n", cli__int(s, "freeze_timeout_ms"));
+    printf("idle timeout:    %lld ms\n", cli__int(s, "idle_timeout_ms"));
+    if (cli__int(s, "memory_bytes") > 0) {
+        printf("memory:          %.1f KiB\n",
+               (double)cli__int(s, "memory_bytes") / 1024.0);
+    }
+    if (cli__int(s, "alarm_ns") > 0) {
+        time_t t = (time_t)(cli__int(s, "alarm_ns") / 1000000000LL);
+        struct tm tm;
+        char when[64];
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+        printf("alarm:           %s\n", when);
+    }
+}
+
+/* List ships a page at a time, following the API's cursor, so that a host
+ * with a million ships never builds one huge answer. */
+static int cli__list(struct cli *c, unsigned long long limit)
+{
+    char target[128];
+    char next[32] = "";
+    unsigned long long shown = 0;
+    json_t *all = c->json ? json_array() : NULL;
+    if (!c->json) {
+        printf("%-18s %-20s %-9s %10s %6s  %s\n", "ID", "NAME", "STATE",
+               "EVENTS", "WAKES", "LAST ACTIVE");
+    }
+    for (;;) {
+        unsigned long long page = 1000;
+        if (limit != 0 && limit - shown < page) {
+            page = limit - shown;
+        }
+        snprintf(target, sizeof target, "/v1/ships?limit=%llu%s%s", page,
+                 next[0] ? "&after=" : "", next);
+        json_t *v = NULL;
+        int rv = cli__call(c, "GET", target, NULL, 0, &v);
+        if (rv != 0) {
+            json_decref(all);
+            return rv;
+        }
+        size_t i;
+        json_t *s;
+        json_array_foreach(json_object_get(v, "ships"), i, s)
+        {
+            if (c->json) {
+                json_array_append(all, s);
+            } else {
+                char ago[32];
+                cli__ago(cli__int(s, "last_active_ns"), ago, sizeof ago);
+                printf("%-18s %-20s %-9s %10lld %6lld  %s\n",
+                       cli__str(s, "id"), cli__str(s, "name"),
+                       cli__str(s, "state"), cli__int(s, "last_event"),
+                       cli__int(s, "wake_count"), ago);
+            }
+            shown++;
+        }
+        const char *n = json_string_value(json_object_get(v, "next"));
+        bool more = n != NULL && (limit == 0 || shown < limit);
+        if (more) {
+            snprintf(next, sizeof next, "%s", n);
+        }
+        json_decref(v);
+        if (!more) {
+            break;
+        }
+    }
+    if (c->json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "ships", all);
+        cli__print_json(o);
+        json_decref(o);
+    }
+    return 0;
 }
 
 static int cli__ship(struct cli *c, int argc, char **argv)
@@ -177,6 +303,7 @@ static int cli__ship(struct cli *c, int argc, char **argv)
 
     if (strcmp(sub, "new") == 0) {
         const char *program = NULL, *name = NULL, *idle = NULL;
+        const char *freeze = NULL, *count = NULL;
         for (int i = 1; i < argc; i++) {
             if (strcmp(argv[i], "--program") == 0 && i + 1 < argc) {
                 program = argv[++i];
@@ -184,6 +311,11 @@ static int cli__ship(struct cli *c, int argc, char **argv)
                 name = argv[++i];
             } else if (strcmp(argv[i], "--idle-timeout") == 0 && i + 1 < argc) {
                 idle = argv[++i];
+            } else if (strcmp(argv[i], "--freeze-timeout") == 0 &&
+                       i + 1 < argc) {
+                freeze = argv[++i];
+            } else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
+                count = argv[++i];
             } else {
                 return cli__usage_error("unexpected argument to 'ship new': %s",
                                         argv[i]);
@@ -208,6 +340,27 @@ static int cli__ship(struct cli *c, int argc, char **argv)
             json_object_set_new(spec, "idle_timeout_ms",
                                 json_integer((json_int_t)ms));
         }
+        if (freeze != NULL) {
+            unsigned long long ms;
+            if (cli__parse_uint(freeze, 1ULL << 40, &ms) != 0) {
+                json_decref(spec);
+                return cli__usage_error("--freeze-timeout wants milliseconds, "
+                                        "not %s",
+                                        freeze);
+            }
+            json_object_set_new(spec, "freeze_timeout_ms",
+                                json_integer((json_int_t)ms));
+        }
+        if (count != NULL) {
+            unsigned long long n;
+            if (cli__parse_uint(count, 1000000, &n) != 0 || n == 0) {
+                json_decref(spec);
+                return cli__usage_error("--count wants a number from 1 to "
+                                        "1000000, not %s",
+                                        count);
+            }
+            json_object_set_new(spec, "count", json_integer((json_int_t)n));
+        }
         char *body = json_dumps(spec, JSON_COMPACT);
         json_decref(spec);
         rv = cli__call(c, "POST", "/v1/ships", body, strlen(body), &v);
@@ -217,6 +370,14 @@ static int cli__ship(struct cli *c, int argc, char **argv)
         }
         if (c->json) {
             cli__print_json(v);
+        } else if (count != NULL) {
+            /* One id a line, as for a single ship. */
+            size_t i;
+            json_t *id;
+            json_array_foreach(json_object_get(v, "ids"), i, id)
+            {
+                printf("%s\n", json_string_value(id));
+            }
         } else {
             printf("%s\n", cli__str(v, "id"));
         }
@@ -225,31 +386,18 @@ static int cli__ship(struct cli *c, int argc, char **argv)
     }
 
     if (strcmp(sub, "ls") == 0) {
-        if (argc > 1) {
-            return cli__usage_error("unexpected argument to 'ship ls': %s",
-                                    argv[1]);
-        }
-        rv = cli__call(c, "GET", "/v1/ships", NULL, 0, &v);
-        if (rv != 0) {
-            return rv;
-        }
-        if (c->json) {
-            cli__print_json(v);
-        } else {
-            json_t *ships = json_object_get(v, "ships");
-            size_t i;
-            json_t *s;
-            printf("%-18s %-20s %-9s %10s %6s\n", "ID", "NAME", "STATE",
-                   "EVENTS", "WAKES");
-            json_array_foreach(ships, i, s)
-            {
-                printf("%-18s %-20s %-9s %10lld %6lld\n", cli__str(s, "id"),
-                       cli__str(s, "name"), cli__str(s, "state"),
-                       cli__int(s, "last_event"), cli__int(s, "wake_count"));
+        unsigned long long limit = 0; /* 0: all */
+        for (int i = 1; i < argc; i++) {
+            if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc &&
+                cli__parse_uint(argv[i + 1], 1ULL << 32, &limit) == 0 &&
+                limit > 0) {
+                i++;
+            } else {
+                return cli__usage_error("unexpected argument to 'ship ls': %s",
+                                        argv[i]);
             }
         }
-        json_decref(v);
-        return 0;
+        return cli__list(c, limit);
     }
 
     if (strcmp(sub, "stats") == 0) {
@@ -327,11 +475,31 @@ static int cli__stats(struct cli *c, int argc, char **argv)
         cli__print_json(v);
     } else {
         json_t *st = json_object_get(v, "states");
+        json_t *wl = json_object_get(v, "wake_latency_ms");
+        json_t *tl = json_object_get(v, "thaw_latency_ms");
         printf("ships:            %lld\n", cli__int(v, "ships"));
         printf("  awake:          %lld\n", cli__int(st, "awake"));
+        printf("  frozen:         %lld\n", cli__int(st, "frozen"));
         printf("  asleep:         %lld\n", cli__int(st, "asleep"));
+        printf("  waking:         %lld\n", cli__int(st, "waking"));
+        printf("  sleeping:       %lld\n", cli__int(st, "sleeping"));
+        printf("  queued to wake: %lld\n", cli__int(v, "wake_queue"));
+        printf("programs memory:  %.1f MiB\n",
+               (double)cli__int(v, "awake_memory_bytes") / 1048576.0);
+        printf("host memory:      %.1f MiB\n",
+               (double)cli__int(v, "rss_bytes") / 1048576.0);
         printf("events committed: %lld\n", cli__int(v, "events_committed"));
-        printf("wakes:            %lld\n", cli__int(v, "wakes"));
+        printf("wakes:            %lld (p50 %.3f ms, p99 %.3f ms)\n",
+               cli__int(v, "wakes"),
+               json_real_value(json_object_get(wl, "p50")),
+               json_real_value(json_object_get(wl, "p99")));
+        printf("thaws:            %lld (p50 %.3f ms, p99 %.3f ms)\n",
+               cli__int(v, "thaws"),
+               json_real_value(json_object_get(tl, "p50")),
+               json_real_value(json_object_get(tl, "p99")));
+        printf("evictions:        %lld\n", cli__int(v, "evictions"));
+        printf("alarms:           %lld set, %lld fired\n",
+               cli__int(v, "alarms"), cli__int(v, "alarms_fired"));
     }
     json_decref(v);
     return 0;
@@ -362,6 +530,14 @@ static int cli__serve(int argc, char **argv)
         } else if (strcmp(a, "--idle-timeout") == 0 &&
                    cli__parse_uint(v, 1ULL << 31, &n) == 0) {
             cfg.idle_timeout_ms = (unsigned)n;
+        } else if (strcmp(a, "--freeze-timeout") == 0 &&
+                   cli__parse_uint(v, 1ULL << 31, &n) == 0) {
+            cfg.freeze_timeout_ms = (unsigned)n;
+        } else if (strcmp(a, "--max-awake") == 0 &&
+                   cli__parse_uint(v, 1ULL << 24, &n) == 0) {
+            cfg.max_awake = (unsigned)n;
+        } else if (strcmp(a, "--max-awake-mb") == 0 &&
+                   cli__parse_mb(v, &cfg.max_awake_bytes) == 0) {
         } else if (strcmp(a, "--event-timeout") == 0 &&
                    cli__parse_uint(v, 1ULL << 31, &n) == 0 && n > 0) {
             cfg.event_timeout_ms = (unsigned)n;

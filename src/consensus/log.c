@@ -115,8 +115,12 @@ static int log__fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
         log__fatal(l, "log entry with a bad length", RAFT_CORRUPT);
         return RAFT_CORRUPT;
     }
-    int rv = l->cfg.apply(l->cfg.arg, (const uint8_t *)buf->base + LOG__FRAME,
-                          (size_t)n, &res);
+    /* Entries are applied one by one in order, and raft counts an entry as
+     * applied once this returns: this one is the next. */
+    uint64_t index = raft_last_applied(&l->raft) + 1;
+    int rv = l->cfg.apply(l->cfg.arg, index,
+                          (const uint8_t *)buf->base + LOG__FRAME, (size_t)n,
+                          &res);
     if (rv != 0) {
         char msg[ERRMSG_SIZE];
         snprintf(msg, sizeof msg, "applying log entry: %s", err_str(rv));

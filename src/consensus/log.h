@@ -24,10 +24,11 @@
 
 struct log;
 
-/* Apply one committed entry; returns 0, or a negative code that is fatal to
- * the host. *result is passed on to the proposer's callback. */
-typedef int (*log_apply_fn)(void *arg, const uint8_t *entry, size_t len,
-                            int *result);
+/* Apply the committed entry at log position index; returns 0, or a negative
+ * code that is fatal to the host. *result is passed on to the proposer's
+ * callback. */
+typedef int (*log_apply_fn)(void *arg, uint64_t index, const uint8_t *entry,
+                            size_t len, int *result);
 
 /* Make every applied entry durable in the state machine's own storage; raft
  * calls it before dropping log entries behind a snapshot. */

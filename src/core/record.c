@@ -1,6 +1,7 @@
 #include "core/record.h"
 
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lib/err.h"
@@ -21,6 +22,7 @@ int record_encode_event(struct buf *out, const struct record_event *rec)
     buf_append(out, rec->entropy, sizeof rec->entropy);
     buf_put_u8(out, rec->kind);
     buf_append(out, rec->prev_hash, sizeof rec->prev_hash);
+    buf_put_u64(out, rec->alarm_ns);
     buf_put_u32(out, (uint32_t)rec->payload_len);
     buf_append(out, rec->payload, rec->payload_len);
     return 0;
@@ -30,7 +32,8 @@ int record_decode_event(const uint8_t *p, size_t len, struct record_event *rec)
 {
     struct cursor c;
     cursor_init(&c, p, len);
-    if (cursor_u8(&c) != RECORD_VERSION) {
+    uint8_t version = cursor_u8(&c);
+    if (version != 1 && version != RECORD_VERSION) {
         return BERTH_EMALFORMED;
     }
     rec->sid = cursor_u64(&c);
@@ -39,6 +42,8 @@ int record_decode_event(const uint8_t *p, size_t len, struct record_event *rec)
     const uint8_t *entropy = cursor_bytes(&c, sizeof rec->entropy);
     rec->kind = cursor_u8(&c);
     const uint8_t *prev = cursor_bytes(&c, sizeof rec->prev_hash);
+    /* Version 1 records predate alarms: no ship had one. */
+    rec->alarm_ns = version == 1 ? 0 : cursor_u64(&c);
     uint32_t n = cursor_u32(&c);
     rec->payload = cursor_bytes(&c, n);
     rec->payload_len = n;
@@ -150,6 +155,77 @@ static int record__open(const uint8_t *p, size_t len, uint8_t type,
     }
     cursor_init(c, p + 2, len - 2);
     return 0;
+}
+
+int record_encode_ship_batch(struct buf *out,
+                             const struct record_ship_batch *b)
+{
+    int rv;
+    if (b->program_len > UINT16_MAX || b->name_len > UINT16_MAX) {
+        return BERTH_ETOOBIG;
+    }
+    if ((rv = record__begin(out, RECORD_ENTRY_SHIP_BATCH)) != 0 ||
+        (rv = buf_put_u16(out, (uint16_t)b->program_len)) != 0 ||
+        (rv = buf_append(out, b->program, b->program_len)) != 0 ||
+        (rv = buf_put_u16(out, (uint16_t)b->name_len)) != 0 ||
+        (rv = buf_append(out, b->name, b->name_len)) != 0 ||
+        (rv = buf_put_u8(out, b->flags)) != 0 ||
+        (rv = buf_put_u64(out, b->created_ns)) != 0 ||
+        (rv = buf_put_u64(out, b->idle_timeout_ms)) != 0 ||
+        (rv = buf_put_u64(out, b->freeze_timeout_ms)) != 0 ||
+        (rv = buf_put_u32(out, b->first)) != 0 ||
+        (rv = buf_put_u32(out, b->count)) != 0 ||
+        (rv = buf_append(out, b->key, sizeof b->key)) != 0 ||
+        (rv = buf_append(out, b->public_keys, (size_t)b->count * 32)) != 0) {
+        return rv;
+    }
+    return 0;
+}
+
+int record_decode_ship_batch(const uint8_t *p, size_t len,
+                             struct record_ship_batch *b)
+{
+    struct cursor c;
+    if (record__open(p, len, RECORD_ENTRY_SHIP_BATCH, &c) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    b->program = record__get_str(&c, &b->program_len);
+    b->name = record__get_str(&c, &b->name_len);
+    b->flags = cursor_u8(&c);
+    b->created_ns = cursor_u64(&c);
+    b->idle_timeout_ms = cursor_u64(&c);
+    b->freeze_timeout_ms = cursor_u64(&c);
+    b->first = cursor_u32(&c);
+    b->count = cursor_u32(&c);
+    const uint8_t *key = cursor_bytes(&c, sizeof b->key);
+    if (c.err != 0 || cursor_left(&c) != (size_t)b->count * 32) {
+        return BERTH_EMALFORMED;
+    }
+    memcpy(b->key, key, sizeof b->key);
+    b->public_keys = cursor_bytes(&c, (size_t)b->count * 32);
+    return 0;
+}
+
+void record_ship_seed(const uint8_t *key, uint32_t index, uint8_t *seed)
+{
+    /* BLAKE2b keyed with the batch key: one seed per index, none of which
+     * reveals the key or another seed. */
+    crypto_kdf_derive_from_key(seed, 32, index, "berthshp", key);
+}
+
+int record_ship_batch_name(const struct record_ship_batch *b, uint32_t i,
+                           char *out, size_t size)
+{
+    int n;
+    if (b->name_len == 0) {
+        n = snprintf(out, size, "%s", "");
+    } else if (b->flags & RECORD_BATCH_PREFIX) {
+        n = snprintf(out, size, "%.*s-%u", (int)b->name_len, b->name,
+                     (unsigned)(b->first + i));
+    } else {
+        n = snprintf(out, size, "%.*s", (int)b->name_len, b->name);
+    }
+    return n < 0 || (size_t)n >= size ? BERTH_ETOOBIG : 0;
 }
 
 int record_decode_ship_new(const uint8_t *p, size_t len,

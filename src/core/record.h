@@ -3,7 +3,11 @@
  * An event record is what a ship's log keeps for one state-changing event:
  *
  *     u8 version | u64 sid | u64 number | u64 time_ns | u8 entropy[32] |
- *     u8 kind | u8 prev_hash[32] | u32 payload_len | payload
+ *     u8 kind | u8 prev_hash[32] | u64 alarm_ns | u32 payload_len | payload
+ *
+ * alarm_ns is the ship's alarm as it stands after the event (0: none), so
+ * the log alone says when every ship wants to be woken. Version 1 records,
+ * written before alarms existed, have no alarm_ns and decode with 0.
  *
  * prev_hash is the BLAKE2b-256 hash of the ship's previous record (zeros for
  * its first), so each ship's log is a hash chain that `fsck` can check and
@@ -13,7 +17,19 @@
  *
  * A log entry is one raft command. It starts with u8 version | u8 type and
  * holds one of:
- *   SHIP_NEW     the record of a new ship (its sid is assigned on apply)
+ *   SHIP_NEW     the record of a new ship (its sid is assigned on apply);
+ *                written by older versions, still applied
+ *   SHIP_BATCH   one or many new ships of one program: u16 program_len |
+ *                program | u16 name_len | name | u8 flags | u64 created_ns |
+ *                u64 idle_timeout_ms | u64 freeze_timeout_ms | u32 first |
+ *                u32 count | u8 key[32] | u8 public_key[32] * count.
+ *                Ship i's secret seed is derived from key and first + i
+ *                (record_ship_seed), so an entry costs 32 bytes a ship;
+ *                the public keys are there so that no host has to derive
+ *                a key pair to learn a ship's id. With RECORD_BATCH_PREFIX
+ *                ship i is named "<name>-<first + i>", else name is the one
+ *                ship's name ("" for none). An entry creates all its ships
+ *                or, if any id or name is taken, none.
  *   EVENTS       u32 n | (u32 len | event record)*, from any number of ships:
  *                one entry per batch is berth's group commit
  *   SNAPSHOT     u64 sid | u64 number | u8 epoch[32] | bytes
@@ -31,9 +47,9 @@
 #include "lib/buf.h"
 #include "proto/frame.h"
 
-#define RECORD_VERSION 1
+#define RECORD_VERSION 2
 #define RECORD_HASH_SIZE 32
-#define RECORD_HEADER_SIZE (1 + 8 + 8 + 8 + FRAME_ENTROPY_SIZE + 1 + 32 + 4)
+#define RECORD_HEADER_SIZE (1 + 8 + 8 + 8 + FRAME_ENTROPY_SIZE + 1 + 32 + 8 + 4)
 
 /* One event record; payload points into memory the caller keeps. */
 struct record_event {
@@ -43,6 +59,7 @@ struct record_event {
     uint8_t entropy[FRAME_ENTROPY_SIZE];
     uint8_t kind;
     uint8_t prev_hash[RECORD_HASH_SIZE];
+    uint64_t alarm_ns;
     const uint8_t *payload;
     size_t payload_len;
 };
@@ -61,7 +78,45 @@ enum record_entry_type {
     RECORD_ENTRY_EVENTS = 2,
     RECORD_ENTRY_SNAPSHOT = 3,
     RECORD_ENTRY_SHIP_REMOVE = 4,
+    RECORD_ENTRY_SHIP_BATCH = 5,
 };
+
+/* Flags of a SHIP_BATCH entry. */
+#define RECORD_BATCH_PREFIX 0x01
+
+/* The fields of a SHIP_BATCH entry; the decoder points the strings and the
+ * public keys into the entry. */
+struct record_ship_batch {
+    const char *program;
+    size_t program_len;
+    const char *name;
+    size_t name_len;
+    uint8_t flags;
+    uint64_t created_ns;
+    uint64_t idle_timeout_ms;
+    uint64_t freeze_timeout_ms;
+    uint32_t first;
+    uint32_t count;
+    uint8_t key[32];
+    const uint8_t *public_keys; /* count * 32 bytes */
+};
+
+/* Append a SHIP_BATCH entry to out; 0, BERTH_ENOMEM or BERTH_ETOOBIG. */
+int record_encode_ship_batch(struct buf *out,
+                             const struct record_ship_batch *b);
+
+/* Decode a SHIP_BATCH entry; 0 or BERTH_EMALFORMED. */
+int record_decode_ship_batch(const uint8_t *p, size_t len,
+                             struct record_ship_batch *b);
+
+/* Derive the 32-byte key pair seed of ship `index` of a batch from the
+ * batch's 32-byte key. */
+void record_ship_seed(const uint8_t *key, uint32_t index, uint8_t *seed);
+
+/* Write the name of ship i (0-based) of batch b to out; 0, or BERTH_ETOOBIG
+ * when it does not fit in size bytes. */
+int record_ship_batch_name(const struct record_ship_batch *b, uint32_t i,
+                           char *out, size_t size);
 
 /* The fields of a SHIP_NEW entry. The encoder reads the strings as
  * NUL-terminated; the decoder points them into the entry, unterminated, and

@@ -5,7 +5,7 @@
 #include "lib/err.h"
 
 static const char *ship__names[SHIP__STATE_COUNT] = {
-    "asleep", "waking", "awake", "sleeping", "removed",
+    "asleep", "waking", "awake", "sleeping", "frozen", "removed",
 };
 
 /* allowed[from] is a bit set of the states reachable from `from`. */
@@ -13,8 +13,10 @@ static const char *ship__names[SHIP__STATE_COUNT] = {
 static const unsigned ship__allowed[SHIP__STATE_COUNT] = {
     [SHIP_ASLEEP] = BIT(SHIP_WAKING) | BIT(SHIP_REMOVED),
     [SHIP_WAKING] = BIT(SHIP_AWAKE) | BIT(SHIP_ASLEEP) | BIT(SHIP_REMOVED),
-    [SHIP_AWAKE] = BIT(SHIP_SLEEPING) | BIT(SHIP_ASLEEP) | BIT(SHIP_REMOVED),
+    [SHIP_AWAKE] = BIT(SHIP_SLEEPING) | BIT(SHIP_FROZEN) | BIT(SHIP_ASLEEP) |
+                   BIT(SHIP_REMOVED),
     [SHIP_SLEEPING] = BIT(SHIP_AWAKE) | BIT(SHIP_ASLEEP) | BIT(SHIP_REMOVED),
+    [SHIP_FROZEN] = BIT(SHIP_AWAKE) | BIT(SHIP_ASLEEP) | BIT(SHIP_REMOVED),
     [SHIP_REMOVED] = 0,
 };
 

@@ -1,16 +1,21 @@
 /* The lifecycle of a ship on a host, as an explicit state machine.
  *
  *   ASLEEP --wake--> WAKING --booted--> AWAKE --idle--> SLEEPING --> ASLEEP
- *                       |                 ^  |              |
- *                       +--failed-->ASLEEP|  +--crash-->ASLEEP
- *                                         +--new event------+
+ *                       |                ^ | ^  |           |
+ *                       +--failed-->ASLEEP | |  +--crash-->ASLEEP
+ *                                          | +--new event---+
+ *                          idle (freeze) v | new event, or sleep (thaw)
+ *                                       FROZEN --crash/kill--> ASLEEP
  *
- * ASLEEP: no process; the ship is its store records. WAKING: the program is
- * being spawned, booted from the snapshot and fed the log's tail. AWAKE: the
- * program serves events. SLEEPING: a snapshot was requested before the
- * process stops; a new event interrupts it and the ship is AWAKE again.
- * REMOVED is final. Every transition goes through ship_state_set, which
- * refuses the ones not drawn above so that a bug shows up at once. */
+ * ASLEEP: no process; the ship is its store records (and a registry entry).
+ * WAKING: the program is being spawned, booted from the snapshot and fed the
+ * log's tail. AWAKE: the program serves events. FROZEN: the process is kept
+ * but stopped (cgroup freezer, or SIGSTOP), so it uses memory but no CPU,
+ * and thawing it is much cheaper than waking. SLEEPING: a snapshot was
+ * requested before the process stops; a new event interrupts it and the ship
+ * is AWAKE again. REMOVED is final. Every transition goes through
+ * ship_state_set, which refuses the ones not drawn above so that a bug shows
+ * up at once. */
 #ifndef BERTH_CORE_SHIP_H
 #define BERTH_CORE_SHIP_H
 
@@ -21,6 +26,7 @@ enum ship_state {
     SHIP_WAKING,
     SHIP_AWAKE,
     SHIP_SLEEPING,
+    SHIP_FROZEN,
     SHIP_REMOVED,
     SHIP__STATE_COUNT
 };

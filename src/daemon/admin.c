@@ -1,7 +1,9 @@
 /* The admin API: versioned JSON under /v1/, on a Unix socket by default.
  *
- *   GET    /v1/ships              list ships
- *   POST   /v1/ships              create: {"program", "name"?, "idle_timeout_ms"?}
+ *   GET    /v1/ships              list ships, a page at a time:
+ *                                  ?limit=N (default 1000) &after=NEXT
+ *   POST   /v1/ships              create: {"program", "name"?, "count"?,
+ *                                  "idle_timeout_ms"?, "freeze_timeout_ms"?}
  *   GET    /v1/ships/ID           show one ship
  *   DELETE /v1/ships/ID           remove a ship and its data
  *   POST   /v1/ships/ID/send      deliver the body as a POKE event
@@ -11,6 +13,7 @@
  *
  * Errors are {"error": {"code", "message"}} with a fitting status; docs/api.md
  * is the reference. */
+#include <errno.h>
 #include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -24,96 +27,208 @@
 #include "daemon/host.h"
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "proc/proc.h"
 
-/* RFC 4648 base32 in lower case, without padding: URL- and DNS-safe ids. */
-static void admin__base32(const uint8_t *in, size_t n, char *out)
-{
-    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        acc = (acc << 8) | in[i];
-        bits += 8;
-        while (bits >= 5) {
-            out[o++] = alphabet[(acc >> (bits - 5)) & 31];
-            bits -= 5;
-        }
-    }
-    if (bits > 0) {
-        out[o++] = alphabet[(acc << (5 - bits)) & 31];
-    }
-    out[o] = '\0';
-}
+/* Ships a creation proposes per log entry. Each costs a key pair here
+ * (about 25 us) and 32 bytes of entry; a chunk keeps the loop responsive and
+ * the entry small. */
+#define ADMIN__CHUNK 1024
+
+/* Ships one `ship new --count` may create. */
+#define ADMIN__COUNT_MAX 1000000
 
 struct admin__create {
     struct host *host;
     struct http_request *req;
-    char id[STORE_ID_MAX + 1];
+    char *program;
+    char name[STORE_NAME_MAX + 1]; /* the name, or the prefix with count */
+    bool single;                   /* no count: answer with the ship */
+    uint64_t created_ns, idle_ms, freeze_ms;
+    uint32_t count, done, chunk;
+    char (*ids)[REGISTRY_ID_LEN + 1];
 };
+
+static void admin__create_free(struct admin__create *c)
+{
+    mem_free(c->program);
+    mem_free(c->ids);
+    mem_free(c);
+}
+
+static void admin__create_next(struct admin__create *c);
 
 static void admin__created(void *arg, int status, int result)
 {
     struct admin__create *c = arg;
     struct host *h = c->host;
-    struct store_ship rec;
-    if (status != 0) {
-        host_reply_error(c->req, 503, "unavailable",
-                         "ship creation was not committed: %s",
-                         err_str(status));
-        goto out;
+    if (status != 0 || result != 0) {
+        if (status != 0) {
+            host_reply_error(c->req, 503, "unavailable",
+                             "ship creation was not committed after %u of %u "
+                             "ships: %s",
+                             c->done, c->count, err_str(status));
+        } else {
+            host_reply_error(c->req, 409, "conflict",
+                             "a ship with that name or id exists (created %u "
+                             "of %u)",
+                             c->done, c->count);
+        }
+        admin__create_free(c);
+        return;
     }
-    if (result == BERTH_EEXIST) {
-        host_reply_error(c->req, 409, "conflict",
-                         "a ship with that name exists");
-        goto out;
+    c->done += c->chunk;
+    if (c->done < c->count) {
+        admin__create_next(c);
+        return;
     }
-    if (store_ship_get(h->store, c->id, &rec) != 0) {
-        host_reply_error(c->req, 500, "internal", "created ship not found: %s",
-                         store_errmsg(h->store));
-        goto out;
+    if (c->single) {
+        uint32_t slot = registry_find(&h->reg, c->ids[0]);
+        if (slot == REGISTRY_NONE) {
+            host_reply_error(c->req, 500, "internal", "created ship not found");
+        } else {
+            host_log("info", "ship created", "ship", c->ids[0], "name",
+                     c->name, "program", c->program, NULL);
+            host_reply_json(c->req, 201, host_ship_json(h, slot));
+        }
+    } else {
+        char n[16];
+        snprintf(n, sizeof n, "%u", c->count);
+        host_log("info", "ships created", "count", n, "program", c->program,
+                 NULL);
+        json_t *ids = json_array();
+        for (uint32_t i = 0; i < c->count; i++) {
+            json_array_append_new(ids, json_string(c->ids[i]));
+        }
+        json_t *o = json_object();
+        json_object_set_new(o, "created", json_integer(c->count));
+        json_object_set_new(o, "ids", ids);
+        host_reply_json(c->req, 201, o);
     }
-    struct host_ship *s = host_ship_add(h, &rec);
-    store_ship_clear(&rec);
-    if (s == NULL) {
+    admin__create_free(c);
+}
+
+/* Propose the next chunk of ships. Their key pairs are made here, from one
+ * random batch key (record_ship_seed), so that the entry carries 32 bytes a
+ * ship and every host derives the same secret keys. */
+static void admin__create_next(struct admin__create *c)
+{
+    struct host *h = c->host;
+    uint32_t n = c->count - c->done;
+    if (n > ADMIN__CHUNK) {
+        n = ADMIN__CHUNK;
+    }
+    c->chunk = n;
+    struct record_ship_batch b = {
+        .program = c->program,
+        .program_len = strlen(c->program),
+        .name = c->name,
+        .name_len = strlen(c->name),
+        .flags = c->single ? 0 : RECORD_BATCH_PREFIX,
+        .created_ns = c->created_ns,
+        .idle_timeout_ms = c->idle_ms,
+        .freeze_timeout_ms = c->freeze_ms,
+        .first = c->done + 1,
+        .count = n,
+    };
+    uint8_t *pks = mem_alloc((size_t)n * 32);
+    if (pks == NULL) {
         host_reply_error(c->req, 503, "unavailable", "out of memory");
-        goto out;
+        admin__create_free(c);
+        return;
     }
-    host_log("info", "ship created", "ship", s->id, "name", s->name,
-             "program", s->program, NULL);
-    host_reply_json(c->req, 201, host_ship_json(s));
-out:
-    mem_free(c);
+    /* A clash of 80-bit ids is all but impossible; should one happen, the
+     * whole chunk draws a new key. */
+    for (int attempt = 0;; attempt++) {
+        bool clash = false;
+        randombytes_buf(b.key, sizeof b.key);
+        for (uint32_t i = 0; i < n && !clash; i++) {
+            uint8_t seed[32], sk[64];
+            record_ship_seed(b.key, b.first + i, seed);
+            crypto_sign_seed_keypair(pks + (size_t)i * 32, sk, seed);
+            sodium_memzero(sk, sizeof sk);
+            sodium_memzero(seed, sizeof seed);
+            registry_id_encode(pks + (size_t)i * 32, REGISTRY_KEY_SIZE,
+                               c->ids[c->done + i]);
+            clash = registry_find(&h->reg, c->ids[c->done + i]) !=
+                    REGISTRY_NONE;
+        }
+        if (!clash || attempt == 3) {
+            break;
+        }
+    }
+    b.public_keys = pks;
+    struct buf e;
+    buf_init(&e);
+    int rv = record_encode_ship_batch(&e, &b);
+    sodium_memzero(b.key, sizeof b.key);
+    mem_free(pks);
+    if (rv == 0) {
+        rv = host_propose_entry(h, &e, admin__created, c);
+    }
+    if (rv != 0) {
+        buf_free(&e);
+        host_reply_error(c->req, 503, "unavailable",
+                         "cannot log the new ships: %s", err_str(rv));
+        admin__create_free(c);
+    }
 }
 
 void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
 {
     const char *program = NULL;
     const char *name = "";
-    json_int_t idle = 0;
+    json_int_t idle = 0, freeze = 0, count = 0;
     json_error_t jerr;
-    if (json_unpack_ex(spec, &jerr, JSON_STRICT, "{s:s, s?:s, s?:I}",
+    if (json_unpack_ex(spec, &jerr, JSON_STRICT, "{s:s, s?:s, s?:I, s?:I, s?:I}",
                        "program", &program, "name", &name, "idle_timeout_ms",
-                       &idle) != 0) {
+                       &idle, "freeze_timeout_ms", &freeze, "count",
+                       &count) != 0) {
         host_reply_error(req, 400, "invalid",
                          "expected {\"program\": PATH, \"name\"?: NAME, "
-                         "\"idle_timeout_ms\"?: N}: %s",
+                         "\"count\"?: N, \"idle_timeout_ms\"?: MS, "
+                         "\"freeze_timeout_ms\"?: MS}: %s",
                          jerr.text);
         return;
     }
-    if (name[0] != '\0' && !ship_name_valid(name)) {
+    bool single = json_object_get(spec, "count") == NULL;
+    if (single) {
+        count = 1;
+    }
+    if (count < 1 || count > ADMIN__COUNT_MAX) {
+        host_reply_error(req, 400, "invalid",
+                         "count must be from 1 to %d, not %lld",
+                         ADMIN__COUNT_MAX, (long long)count);
+        return;
+    }
+    /* With a count, NAME is a prefix: the ships are NAME-1 ... NAME-N. */
+    char longest[STORE_NAME_MAX + 16];
+    snprintf(longest, sizeof longest, single ? "%s" : "%s-%lld", name,
+             (long long)count);
+    if (name[0] != '\0' &&
+        (strlen(longest) > STORE_NAME_MAX || !ship_name_valid(longest))) {
         host_reply_error(req, 400, "invalid",
                          "ship name \"%s\" is not valid: use 1 to 63 of a-z, "
                          "0-9 and '-', not starting with '-'",
-                         name);
+                         longest);
         return;
     }
-    if (name[0] != '\0' && host_ship_find(h, name) != NULL) {
-        host_reply_error(req, 409, "conflict", "a ship named %s exists", name);
-        return;
+    if (name[0] != '\0') {
+        for (json_int_t i = 1; i <= count; i++) {
+            char n[STORE_NAME_MAX + 16];
+            snprintf(n, sizeof n, single ? "%s" : "%s-%lld", name,
+                     (long long)i);
+            if (registry_find(&h->reg, n) != REGISTRY_NONE) {
+                host_reply_error(req, 409, "conflict", "a ship named %s exists",
+                                 n);
+                return;
+            }
+        }
     }
-    if (idle < 0 || idle > 365LL * 24 * 3600 * 1000) {
-        host_reply_error(req, 400, "invalid", "idle_timeout_ms out of range");
+    if (idle < 0 || idle > 365LL * 24 * 3600 * 1000 || freeze < 0 ||
+        freeze > 365LL * 24 * 3600 * 1000) {
+        host_reply_error(req, 400, "invalid",
+                         "idle_timeout_ms and freeze_timeout_ms must be from "
+                         "0 to a year");
         return;
     }
     if (!host_disk_ok(h)) {
@@ -133,77 +248,183 @@ void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
         host_reply_error(req, 503, "unavailable", "out of memory");
         return;
     }
-    struct record_ship_new rec = {
-        .name = name,
-        .program = path,
-        .created_ns = host_now_ns(),
-        .idle_timeout_ms = (uint64_t)idle,
-    };
-    /* The id is the start of the public key; draw again on the rare clash
-     * with an existing id or name. */
-    do {
-        crypto_sign_keypair(rec.public_key, rec.secret_key);
-        admin__base32(rec.public_key, 10, c->id);
-    } while (host_ship_find(h, c->id) != NULL);
-    rec.id = c->id;
+    c->program = mem_strdup(path);
+    c->ids = mem_calloc((size_t)count, sizeof *c->ids);
+    if (c->program == NULL || c->ids == NULL) {
+        admin__create_free(c);
+        host_reply_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
     c->host = h;
     c->req = req;
-
-    struct buf e;
-    buf_init(&e);
-    int rv = record_encode_ship_new(&e, &rec);
-    sodium_memzero(rec.secret_key, sizeof rec.secret_key);
-    if (rv == 0) {
-        rv = host_propose_entry(h, &e, admin__created, c);
-    }
-    if (rv != 0) {
-        buf_free(&e);
-        mem_free(c);
-        host_reply_error(req, 503, "unavailable", "cannot log the new ship: %s",
-                         err_str(rv));
-    }
+    c->single = single;
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->created_ns = host_now_ns();
+    c->idle_ms = (uint64_t)idle;
+    c->freeze_ms = (uint64_t)freeze;
+    c->count = (uint32_t)count;
+    admin__create_next(c);
 }
+
+/* Return the value of query parameter key in target, copied to out, or
+ * NULL when absent. */
+static const char *admin__query(const char *target, const char *key,
+                                char *out, size_t size)
+{
+    const char *q = strchr(target, '?');
+    size_t klen = strlen(key);
+    while (q != NULL) {
+        q++;
+        if (strncmp(q, key, klen) == 0 && q[klen] == '=') {
+            const char *v = q + klen + 1;
+            size_t n = strcspn(v, "&");
+            if (n >= size) {
+                n = size - 1;
+            }
+            memcpy(out, v, n);
+            out[n] = '\0';
+            return out;
+        }
+        q = strchr(q, '&');
+    }
+    return NULL;
+}
+
+static bool admin__number(const char *s, unsigned long long max,
+                          unsigned long long *out)
+{
+    char *end;
+    if (s == NULL || *s < '0' || *s > '9') {
+        return false;
+    }
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end != '\0' || errno != 0 || v > max) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Ships listed per page by default, and at most. */
+#define ADMIN__PAGE 1000
+#define ADMIN__PAGE_MAX 10000
 
 static void admin__list(struct host *h, struct http_request *req)
 {
+    char v[32];
+    unsigned long long limit = ADMIN__PAGE, after = 0;
+    const char *p = admin__query(req->target, "limit", v, sizeof v);
+    if (p != NULL && (!admin__number(p, ADMIN__PAGE_MAX, &limit) || limit == 0)) {
+        host_reply_error(req, 400, "invalid", "limit must be from 1 to %d",
+                         ADMIN__PAGE_MAX);
+        return;
+    }
+    p = admin__query(req->target, "after", v, sizeof v);
+    if (p != NULL && !admin__number(p, UINT64_MAX, &after)) {
+        host_reply_error(req, 400, "invalid",
+                         "after must be the \"next\" of an earlier page");
+        return;
+    }
     json_t *arr = json_array();
-    /* The table maps ids and names alike; list each ship once, by id. */
-    struct table *t = &h->ships;
-    for (size_t i = 0; i < t->cap; i++) {
-        struct host_ship *s = t->slots[i].value;
-        if (s != NULL && t->slots[i].key == s->id) {
-            json_array_append_new(arr, host_ship_json(s));
+    uint32_t slot = registry_seek(&h->reg, after);
+    uint64_t last = 0;
+    unsigned long long n = 0;
+    for (; slot < h->reg.n_slots && n < limit; slot++) {
+        const struct registry_ship *e = registry_get(&h->reg, slot);
+        if (e->flags & REGISTRY_REMOVED) {
+            continue;
         }
+        json_array_append_new(arr, host_ship_json(h, slot));
+        last = e->sid;
+        n++;
+    }
+    /* Skip trailing holes, so that a full last page says "no more". */
+    while (slot < h->reg.n_slots &&
+           (registry_get(&h->reg, slot)->flags & REGISTRY_REMOVED)) {
+        slot++;
     }
     json_t *o = json_object();
     json_object_set_new(o, "ships", arr);
+    json_object_set_new(o, "total", json_integer(registry_count(&h->reg)));
+    if (slot < h->reg.n_slots) {
+        char next[32];
+        snprintf(next, sizeof next, "%llu", (unsigned long long)last);
+        json_object_set_new(o, "next", json_string(next));
+    } else {
+        json_object_set_new(o, "next", json_null());
+    }
     host_reply_json(req, 200, o);
+}
+
+static json_t *admin__latency(const struct hist *hs)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "count", json_integer((json_int_t)hs->count));
+    json_object_set_new(o, "p50", json_real(hist_quantile(hs, 0.50) / 1e6));
+    json_object_set_new(o, "p90", json_real(hist_quantile(hs, 0.90) / 1e6));
+    json_object_set_new(o, "p99", json_real(hist_quantile(hs, 0.99) / 1e6));
+    json_object_set_new(o, "max", json_real(hs->max / 1e6));
+    return o;
+}
+
+static uint64_t admin__rss(void)
+{
+    unsigned long long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL) {
+        return 0;
+    }
+    if (fscanf(f, "%llu %llu", &size, &resident) != 2) {
+        resident = 0;
+    }
+    fclose(f);
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
 static void admin__stats(struct host *h, struct http_request *req)
 {
-    unsigned counts[SHIP__STATE_COUNT] = {0};
-    struct table *t = &h->ships;
-    for (size_t i = 0; i < t->cap; i++) {
-        struct host_ship *s = t->slots[i].value;
-        if (s != NULL && t->slots[i].key == s->id) {
-            counts[s->state]++;
-        }
-    }
-    json_t *o = json_object();
-    json_object_set_new(o, "ships", json_integer(h->n_ships));
+    unsigned live_not_asleep = 0;
     json_t *st = json_object();
     for (int i = 0; i < SHIP__STATE_COUNT; i++) {
-        if (i != SHIP_REMOVED) {
-            json_object_set_new(st, ship_state_name(i), json_integer(counts[i]));
+        if (i != SHIP_REMOVED && i != SHIP_ASLEEP) {
+            json_object_set_new(st, ship_state_name(i),
+                                json_integer(h->tiers[i]));
+            live_not_asleep += h->tiers[i];
         }
     }
+    uint32_t total = registry_count(&h->reg);
+    json_object_set_new(st, "asleep",
+                        json_integer(total > live_not_asleep
+                                         ? total - live_not_asleep
+                                         : 0));
+    json_t *o = json_object();
+    json_object_set_new(o, "ships", json_integer(total));
     json_object_set_new(o, "states", st);
+    json_object_set_new(o, "wake_queue", json_integer(h->n_wake_queue));
+    json_object_set_new(o, "programs_running", json_integer(h->n_procs));
+    json_object_set_new(o, "max_awake", json_integer(h->max_awake));
+    json_object_set_new(o, "awake_memory_bytes",
+                        json_integer((json_int_t)h->awake_memory));
+    json_object_set_new(o, "max_awake_bytes",
+                        json_integer((json_int_t)h->cfg.max_awake_bytes));
+    json_object_set_new(o, "freezer", json_string(proc_freezer_name()));
     json_object_set_new(o, "events_committed",
                         json_integer((json_int_t)h->events_committed));
     json_object_set_new(o, "batches_committed",
                         json_integer((json_int_t)h->batches_committed));
     json_object_set_new(o, "wakes", json_integer((json_int_t)h->wakes));
+    json_object_set_new(o, "thaws", json_integer((json_int_t)h->thaws));
+    json_object_set_new(o, "evictions", json_integer((json_int_t)h->evictions));
+    json_object_set_new(o, "alarms", json_integer(alarms_count(&h->alarms)));
+    json_object_set_new(o, "alarms_fired",
+                        json_integer((json_int_t)h->alarms_fired));
+    json_object_set_new(o, "wake_latency_ms", admin__latency(&h->wake_latency));
+    json_object_set_new(o, "thaw_latency_ms", admin__latency(&h->thaw_latency));
+    json_object_set_new(o, "rss_bytes", json_integer((json_int_t)admin__rss()));
+    json_object_set_new(o, "registry_bytes",
+                        json_integer((json_int_t)registry_memory(&h->reg)));
+    json_object_set_new(o, "start_ms", json_real(h->ready_ns / 1e6));
     json_object_set_new(o, "log_applied_index",
                         json_integer((json_int_t)log_applied_index(h->log)));
     host_reply_json(req, 200, o);
@@ -270,32 +491,38 @@ void host_admin_handle(struct http_request *req, void *arg)
         memcpy(name, p, n);
         name[n] = '\0';
         const char *action = p + n;
-        struct host_ship *s = host_ship_find(h, name);
-        if (s == NULL) {
+        uint32_t slot = host_ship_lookup(h, name);
+        if (slot == REGISTRY_NONE) {
             host_reply_error(req, 404, "not_found", "no ship named %s", name);
             return;
         }
-        if (*action == '\0') {
-            if (strcmp(m, "GET") == 0) {
-                host_reply_json(req, 200, host_ship_json(s));
-            } else if (strcmp(m, "DELETE") == 0) {
-                host_ship_remove(s, req);
-            } else {
-                goto method;
-            }
+        if (*action == '\0' && strcmp(m, "GET") == 0) {
+            host_reply_json(req, 200, host_ship_json(h, slot));
             return;
         }
-        if (strcmp(m, "POST") != 0) {
+        if (*action == '\0' ? strcmp(m, "DELETE") != 0
+                            : strcmp(m, "POST") != 0) {
             goto method;
+        }
+        if (*action != '\0' && strcmp(action, "/send") != 0 &&
+            strcmp(action, "/sleep") != 0 && strcmp(action, "/wake") != 0) {
+            goto notfound;
+        }
+        struct host_ship *s = host_ship_live(h, slot);
+        if (s == NULL) {
+            host_reply_error(req, 503, "unavailable", "out of memory");
+            return;
+        }
+        if (*action == '\0') {
+            host_ship_remove(s, req);
+            return;
         }
         if (strcmp(action, "/send") == 0) {
             admin__send(s, req);
         } else if (strcmp(action, "/sleep") == 0) {
             host_ship_sleep(s, req);
-        } else if (strcmp(action, "/wake") == 0) {
-            host_ship_wake(s, req);
         } else {
-            goto notfound;
+            host_ship_wake(s, req);
         }
         return;
     }

@@ -120,14 +120,20 @@ void host_front_handle(struct http_request *req, void *arg)
         host_reply_error(req, 503, "starting", "host is starting");
         return;
     }
-    struct host_ship *s = host_ship_find(h, name);
-    if (s == NULL) {
+    uint32_t slot = host_ship_lookup(h, name);
+    if (slot == REGISTRY_NONE) {
         host_reply_error(req, 404, "not_found", "no ship named %s", name);
         return;
     }
     struct buf payload;
     buf_init(&payload);
     if (front__payload(&payload, req, rest) != 0) {
+        buf_free(&payload);
+        host_reply_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    struct host_ship *s = host_ship_live(h, slot);
+    if (s == NULL) {
         buf_free(&payload);
         host_reply_error(req, 503, "unavailable", "out of memory");
         return;

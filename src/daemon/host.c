@@ -10,6 +10,8 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +19,7 @@
 #include "core/record.h"
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "proc/proc.h"
 #include "store/apply.h"
 
 void host_config_defaults(struct host_config *cfg)
@@ -28,6 +31,7 @@ void host_config_defaults(struct host_config *cfg)
     cfg->admin = NULL;
     cfg->max_body = 8u * 1024 * 1024;
     cfg->idle_timeout_ms = 60000;
+    cfg->freeze_timeout_ms = 10000;
     cfg->event_timeout_ms = 10000;
     cfg->snapshot_every = 1000;
     cfg->max_queue = 1024;
@@ -113,14 +117,47 @@ static void host__fatal(void *arg, const char *message)
     _exit(70);
 }
 
-static int host__apply(void *arg, const uint8_t *entry, size_t len,
-                       int *result)
+/* Keep the registry in step with the store for what a host learns only by
+ * applying: new ships, and removals. Before the host is ready there is no
+ * registry yet; it is loaded whole once the log has caught up. */
+static int host__apply_registry(struct host *h, const uint8_t *entry,
+                                size_t len)
+{
+    uint8_t type;
+    uint64_t sid;
+    if (!h->ready || record_entry_type(entry, len, &type) != 0) {
+        return 0;
+    }
+    if (type == RECORD_ENTRY_SHIP_BATCH || type == RECORD_ENTRY_SHIP_NEW) {
+        return host_registry_sync(h);
+    }
+    if (type == RECORD_ENTRY_SHIP_REMOVE &&
+        record_decode_ship_remove(entry, len, &sid) == 0) {
+        uint32_t slot = registry_seek(&h->reg, sid - 1);
+        if (slot < h->reg.n_slots && registry_get(&h->reg, slot)->sid == sid &&
+            registry_get(&h->reg, slot)->live == NULL) {
+            /* No live object on this host to tear down (one that has
+             * finishes the removal itself). */
+            registry_remove(&h->reg, slot);
+            alarms_set(&h->alarms, slot, 0);
+        }
+    }
+    return 0;
+}
+
+static int host__apply(void *arg, uint64_t index, const uint8_t *entry,
+                       size_t len, int *result)
 {
     struct host *h = arg;
-    int rv = store_apply_entry(h->store, entry, len, result);
+    int rv = store_apply_entry(h->store, index, entry, len, result);
     if (rv != 0) {
         host_log("fatal", "cannot apply log entry", "error",
                  store_errmsg(h->store), NULL);
+        return rv;
+    }
+    rv = host__apply_registry(h, entry, len);
+    if (rv != 0) {
+        host_log("fatal", "cannot load new ships", "error", err_str(rv), NULL);
     }
     return rv;
 }
@@ -136,25 +173,81 @@ static int host__sync(void *arg)
     return rv;
 }
 
-static int host__load_ship(const struct store_ship *rec, void *arg)
+static int host__load_ship(const struct store_ship_brief *b, void *arg)
 {
     struct host *h = arg;
-    return host_ship_add(h, rec) == NULL ? BERTH_ENOMEM : 0;
+    uint32_t slot;
+    int rv = registry_add(&h->reg, b->sid, b->id, b->name, b->program, &slot);
+    if (rv == 0 && b->alarm_ns != 0) {
+        rv = alarms_set(&h->alarms, slot, b->alarm_ns);
+    }
+    return rv;
+}
+
+int host_registry_sync(struct host *h)
+{
+    return store_ship_brief_foreach(h->store, registry_max_sid(&h->reg),
+                                    host__load_ship, h);
+}
+
+/* Count the descriptors open now: the base that programs and connections
+ * come on top of. */
+static unsigned host__count_fds(void)
+{
+    unsigned n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL) {
+        return 64;
+    }
+    while (readdir(d) != NULL) {
+        n++;
+    }
+    closedir(d);
+    return n > 3 ? n - 3 : n; /* ".", ".." and the directory itself */
+}
+
+static void host__limits(struct host *h)
+{
+    /* Each running program holds descriptors: take what the system
+     * allows. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+            getrlimit(RLIMIT_NOFILE, &rl);
+        }
+        h->fd_limit = rl.rlim_cur > 1u << 30 ? 1u << 30 : (unsigned)rl.rlim_cur;
+    }
+    h->fd_base = host__count_fds();
+    unsigned by_fds = 1;
+    if (h->fd_limit > h->fd_base + 1024 + 256) {
+        /* Leave room for a thousand connections. */
+        by_fds = (h->fd_limit - h->fd_base - 1024 - 256) / proc_fds_per_proc();
+    }
+    h->max_awake = h->cfg.max_awake ? h->cfg.max_awake : by_fds;
 }
 
 static void host__ready(void *arg)
 {
     struct host *h = arg;
-    int rv = store_ship_foreach(h->store, host__load_ship, h);
+    int rv = host_registry_sync(h);
     if (rv != 0) {
-        host_log("fatal", "cannot load ships", "error", store_errmsg(h->store),
+        host_log("fatal", "cannot load ships", "error",
+                 rv == BERTH_ENOMEM ? "out of memory" : store_errmsg(h->store),
                  NULL);
         _exit(70);
     }
+    host__limits(h);
     h->ready = true;
-    char n[32];
-    snprintf(n, sizeof n, "%u", h->n_ships);
-    host_log("info", "host ready", "ships", n, NULL);
+    h->ready_ns = uv_hrtime() - h->started_ns;
+    host_alarms_start(h);
+    char n[32], ms[32], awake[32];
+    snprintf(n, sizeof n, "%u", registry_count(&h->reg));
+    snprintf(ms, sizeof ms, "%.1f", (double)h->ready_ns / 1e6);
+    snprintf(awake, sizeof awake, "%u", h->max_awake);
+    host_log("info", "host ready", "ships", n, "start_ms", ms, "max_awake",
+             awake, "freezer", proc_freezer_name(), NULL);
 }
 
 /* --- Group commit. --- */
@@ -277,12 +370,6 @@ static int host__mkdir(const char *dir)
     return 0;
 }
 
-static void host__kill_ship(const char *key, void *value, void *arg)
-{
-    struct host_ship *s = value;
-    host_ship_shutdown(s);
-}
-
 static void host__signal_cb(uv_signal_t *sig, int signum)
 {
     struct host *h = sig->data;
@@ -299,21 +386,6 @@ static void host__signal_cb(uv_signal_t *sig, int signum)
 /* The stopped host, kept reachable until the process exits. */
 static struct host *host__instance;
 
-static void host__count_program(const char *key, void *value, void *arg)
-{
-    struct host_ship *s = value;
-    if (key == s->id && s->proc != NULL) {
-        (*(unsigned *)arg)++;
-    }
-}
-
-static unsigned host__programs(struct host *h)
-{
-    unsigned n = 0;
-    table_foreach(&h->ships, host__count_program, &n);
-    return n;
-}
-
 int host_run(const struct host_config *cfg)
 {
     struct host *h = mem_calloc(1, sizeof *h);
@@ -326,7 +398,11 @@ int host_run(const struct host_config *cfg)
     }
     h->cfg = *cfg;
     h->disk_ok = true;
-    table_init(&h->ships);
+    h->started_ns = uv_hrtime();
+    registry_init(&h->reg);
+    alarms_init(&h->alarms);
+    hist_init(&h->wake_latency);
+    hist_init(&h->thaw_latency);
     buf_init(&h->batch);
     signal(SIGPIPE, SIG_IGN);
 
@@ -375,6 +451,8 @@ int host_run(const struct host_config *cfg)
 
     uv_check_init(&h->loop, &h->flush);
     h->flush.data = h;
+    uv_timer_init(&h->loop, &h->alarm_timer);
+    h->alarm_timer.data = h;
 
     struct http_server_config hc = {.max_body = cfg->max_body};
     rv = http_server_new(&h->front, &h->loop, &hc, host_front_handle, h);
@@ -426,13 +504,14 @@ int host_run(const struct host_config *cfg)
      * and the process exits without closing libraft, whose close path
      * crashed now and then in testing. The next start recovers from disk,
      * exactly as after kill -9. */
-    table_foreach(&h->ships, host__kill_ship, h);
+    host_ships_shutdown(h);
+    uv_timer_stop(&h->alarm_timer);
     http_server_close(h->front, NULL, NULL);
     http_server_close(h->admin, NULL, NULL);
     uv_signal_stop(&h->sigint);
     uv_signal_stop(&h->sigterm);
     uint64_t deadline = uv_now(&h->loop) + 10000;
-    while ((log_pending(h->log) > 0 || host__programs(h) > 0) &&
+    while ((log_pending(h->log) > 0 || proc_count() > 0) &&
            uv_now(&h->loop) < deadline) {
         uv_run(&h->loop, UV_RUN_ONCE);
     }
@@ -440,6 +519,7 @@ int host_run(const struct host_config *cfg)
     uv_run(&h->loop, UV_RUN_NOWAIT);
     store_close(h->store);
     h->store = NULL;
+    proc_cleanup();
     /* h stays reachable, so leak checkers see libraft's memory as live. */
     host__instance = h;
     host_log("info", "stopped", NULL);

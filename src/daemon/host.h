@@ -17,7 +17,9 @@
 
 #include "core/gate.h"
 #include "core/ship.h"
-#include "daemon/table.h"
+#include "core/alarms.h"
+#include "core/registry.h"
+#include "lib/hist.h"
 #include "http/http.h"
 #include "lib/buf.h"
 #include "proto/frame.h"
@@ -28,12 +30,15 @@ struct host_config {
     const char *listen; /* front door HOST:PORT */
     const char *admin;  /* admin HOST:PORT, or NULL for DATA/admin.sock */
     size_t max_body;
-    unsigned idle_timeout_ms;
+    unsigned idle_timeout_ms;   /* idle this long: sleep */
+    unsigned freeze_timeout_ms; /* idle this long: freeze; 0: never */
     unsigned event_timeout_ms;
     unsigned snapshot_every; /* events between a ship's snapshots */
     unsigned max_queue;      /* jobs waiting per ship before 503 */
     size_t max_frame;
-    uint64_t reserve_bytes; /* refuse writes when less is free on disk */
+    uint64_t reserve_bytes;    /* refuse writes when less is free on disk */
+    uint64_t max_awake_bytes;  /* memory budget of running programs; 0: none */
+    unsigned max_awake;        /* running programs at most; 0: what fds allow */
 };
 
 /* Fill cfg with the defaults of `berth serve`. */
@@ -51,6 +56,14 @@ struct host_ship;
 enum host_job_origin {
     HOST_JOB_FRONT, /* a front-door request: the reply effect is the reply */
     HOST_JOB_ADMIN, /* `berth ship send`: answered with a JSON summary */
+    HOST_JOB_ALARM, /* a TIMER event: nobody waits for it */
+};
+
+/* What the first event after a wake or a thaw measures. */
+enum host_measure {
+    HOST_MEASURE_NONE,
+    HOST_MEASURE_WAKE, /* asleep to answered */
+    HOST_MEASURE_THAW, /* frozen to answered */
 };
 
 /* One event for one ship, from arrival to the release of its effects. The
@@ -60,8 +73,10 @@ struct host_job {
     struct host_job *next; /* in the ship's wait queue */
     struct host_ship *ship;
     enum host_job_origin origin;
-    struct http_request *req; /* NULL once answered */
+    struct http_request *req; /* NULL once answered, and for alarms */
     uint8_t kind;
+    uint8_t measure; /* enum host_measure */
+    uint64_t arrived_ns; /* monotonic */
     struct buf payload;
     /* The outcome, filled when the program answers or fails. */
     int status;
@@ -71,31 +86,37 @@ struct host_job {
     bool timed_out;
     uint64_t number;
     uint64_t time_ns;
+    uint64_t alarm_ns; /* the ship's alarm after this event */
+    bool alarm_changed; /* the event set the alarm, or consumed it */
     uint8_t entropy[FRAME_ENTROPY_SIZE];
     char error_code[32];
     char *error_message;
 };
 
+/* A ship with a process or with work in flight: the part of a ship that
+ * lives in memory only while it is needed. An asleep ship with nothing in
+ * flight has none, only its registry entry (core/registry.h). */
 struct host_ship {
     struct host *host;
+    uint32_t slot; /* in the registry */
     uint64_t sid;
     char id[STORE_ID_MAX + 1];
     char name[STORE_NAME_MAX + 1];
-    char *program;
-    uint64_t idle_timeout_ms;
+    const char *program; /* owned by the registry */
+    uint32_t program_index;
+    uint64_t idle_timeout_ms;   /* 0: the host's default */
+    uint64_t freeze_timeout_ms; /* 0: the host's default */
     uint64_t created_ns;
     enum ship_state state;
     uint64_t last_event;     /* last durable event */
     uint64_t next_number;    /* number for the next state-changing event */
     uint64_t snapshot_event; /* last durable snapshot */
     uint64_t first_event;
+    uint64_t alarm_ns; /* the alarm after the last computed event */
     uint8_t head_hash[STORE_HASH_SIZE]; /* hash of the last computed record */
     uint64_t since_snapshot;
-    uint64_t wake_count;
-    uint64_t last_active_ns;
     struct proc *proc;
     uint8_t epoch[STORE_HASH_SIZE];
-    uint64_t program_id[4]; /* identity of the file epoch was hashed from */
     struct host_job *current; /* sent to the program, not answered */
     struct host_job *wait_head, *wait_tail;
     unsigned n_waiting;
@@ -108,12 +129,27 @@ struct host_ship {
     bool stop_sent;
     bool removing;
     bool wake_wanted;
+    bool queued_to_wake;   /* in the host's wake queue */
+    bool closing;          /* being freed: no longer in the registry */
+    uint8_t measure_next;  /* enum host_measure for the next dispatch */
+    char sleep_reason[24]; /* why the current sleep began */
+    uint64_t memory;       /* the program's memory when last measured */
+    uint64_t memory_ms;    /* loop time of that measure; 0: never */
+    struct host_ship *lru_prev, *lru_next; /* ships with a process */
+    struct host_ship *wake_next;           /* in the host's wake queue */
     uint64_t replay_last; /* while waking: the last event to replay */
     uint64_t replay_next; /* while waking: the next DONE expected */
     struct http_request **waiters; /* admin requests awaiting a settled state */
     char last_failure[300];        /* why the program last ended badly */
     unsigned n_waiters;
     struct http_request *remove_req;
+};
+
+/* The epoch of each program, by registry program index: the hash of its
+ * executable, recomputed only when the file changes. */
+struct host_program {
+    uint64_t file_id[4]; /* device, inode, size, change time */
+    uint8_t epoch[STORE_HASH_SIZE];
 };
 
 struct host {
@@ -126,8 +162,20 @@ struct host {
     bool ready;
     bool stopping;
     int exit_code;
-    struct table ships; /* id and name -> struct host_ship */
-    unsigned n_ships;
+    struct registry reg;   /* every ship, compact */
+    struct alarms alarms;  /* durable alarms by slot */
+    uv_timer_t alarm_timer;
+    struct host_program *programs;
+    uint32_t n_programs;
+    unsigned n_live;                      /* live ship objects */
+    unsigned n_procs;                     /* running programs */
+    unsigned tiers[SHIP__STATE_COUNT];    /* live ships per state */
+    struct host_ship *lru_head, *lru_tail; /* oldest first */
+    struct host_ship *wake_head, *wake_tail;
+    unsigned n_wake_queue;
+    uint64_t awake_memory; /* sum of the programs' last measured memory */
+    unsigned max_awake;    /* the cap in force */
+    unsigned fd_limit, fd_base;
     /* The entry being built for the next group commit. */
     struct buf batch;
     struct host__ref *refs;
@@ -135,27 +183,42 @@ struct host {
     uv_check_t flush;
     uv_signal_t sigint, sigterm;
     char admin_path[4096];
-    uint64_t events_committed, batches_committed, wakes;
+    uint64_t events_committed, batches_committed, wakes, thaws, evictions;
+    uint64_t alarms_fired;
+    struct hist wake_latency, thaw_latency; /* ns, since start */
+    uint64_t ready_ns;      /* monotonic time from start to ready */
+    uint64_t started_ns;
     uint64_t disk_checked_ms;
     bool disk_ok;
 };
 
-/* Find a ship by id or name, or NULL. */
+/* Return the registry slot of the ship with this id or name, or
+ * REGISTRY_NONE. */
+uint32_t host_ship_lookup(struct host *h, const char *id_or_name);
+
+/* Return the live object of the ship in slot, making it if the ship has
+ * none; NULL when out of memory. A live object that ends up with nothing to
+ * do frees itself, so call one of the operations below on it at once. */
+struct host_ship *host_ship_live(struct host *h, uint32_t slot);
+
+/* Find a ship by id or name and return its live object, or NULL. */
 struct host_ship *host_ship_find(struct host *h, const char *id_or_name);
 
-/* Deliver an event of the given kind to a ship on behalf of req, starting
- * the ship if needed. The ship takes payload's bytes (payload is left empty)
- * and answers req in every case, out of memory included. */
+/* Deliver an event of the given kind to a ship on behalf of req (NULL for
+ * an alarm), starting the ship if needed. The ship takes payload's bytes
+ * (payload is left empty) and answers req in every case, out of memory
+ * included. */
 void host_ship_deliver(struct host_ship *s, enum host_job_origin origin,
                        struct http_request *req, uint8_t kind,
                        struct buf *payload);
 
-/* Create a ship from a JSON object (program, name, idle_timeout_ms) and
- * answer req when it is durable. */
+/* Create one ship, or spec.count ships, from a JSON object (program, name,
+ * count, idle_timeout_ms, freeze_timeout_ms) and answer req when they are
+ * durable. */
 void host_ship_create(struct host *h, json_t *spec, struct http_request *req);
 
-/* Describe a ship as a new JSON object; the caller frees it. */
-json_t *host_ship_json(const struct host_ship *s);
+/* Describe the ship in slot as a new JSON object; the caller frees it. */
+json_t *host_ship_json(struct host *h, uint32_t slot);
 
 /* Ask a ship to sleep (or wake) and answer req once its state settles. */
 void host_ship_sleep(struct host_ship *s, struct http_request *req);
@@ -175,9 +238,12 @@ void host_reply_error(struct http_request *req, int status, const char *code,
 void host_front_handle(struct http_request *req, void *arg);
 void host_admin_handle(struct http_request *req, void *arg);
 
-/* Build the in-memory ship for a store record and add it to the tables;
- * NULL when out of memory. */
-struct host_ship *host_ship_add(struct host *h, const struct store_ship *rec);
+/* Add the store's ships with a sid above the registry's largest to the
+ * registry, with their alarms; 0 or a negative code. */
+int host_registry_sync(struct host *h);
+
+/* Arm the alarm timer for the earliest alarm, once the host is ready. */
+void host_alarms_start(struct host *h);
 
 /* Tell a ship that its proposal up to number was applied (status 0) or
  * failed. */
@@ -186,7 +252,10 @@ void host_ship_durable(struct host_ship *s, uint64_t number, int status);
 /* Kill a ship's program and fail its queued jobs: the host is stopping. */
 void host_ship_shutdown(struct host_ship *s);
 
-/* Free every ship once the loop has stopped; closes their timers. */
+/* Shut every live ship down. */
+void host_ships_shutdown(struct host *h);
+
+/* Free every live ship once the loop has stopped; closes their timers. */
 void host_ships_free(struct host *h);
 
 /* Add one encoded event record of ship s to the next group commit. */

@@ -1,10 +1,23 @@
-/* Ships on the host: wake, serve, commit, release, sleep, remove.
+/* Ships on the host: wake, serve, commit, release, freeze, sleep, remove.
  *
  * A ship runs at most one job in its program at a time; the next job is
  * sent as soon as the program answers, while the log commits the previous
  * one. Every answered job enters the ship's gate and leaves it (its HTTP
  * reply is written) only once every state-changing event before it is
- * durable. A single timer per ship holds whichever deadline applies. */
+ * durable. A single timer per live ship holds whichever deadline applies.
+ *
+ * Tiers. A ship that is idle (see ship__busy) past its freeze timeout is
+ * frozen; past its idle timeout it sleeps: snapshot, STOP, no process. A
+ * live object (struct host_ship) exists only while a ship has a process or
+ * work in flight; an asleep, quiet ship is only its registry entry.
+ *
+ * Admission. Waking takes a process, three descriptors and memory, so wakes
+ * are admitted one by one (see host__can_wake): at most HOST__MAX_WAKING at
+ * once, within the cap on running programs (--max-awake, or what the
+ * descriptor limit allows) and the memory budget (--max-awake-mb). A ship
+ * that cannot wake yet waits in a FIFO wake queue with its requests held,
+ * and the least recently used idle ships are put to sleep to make room: a
+ * storm of wakes queues, it does not fail. */
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,10 +32,11 @@
 
 enum {
     SHIP__TIMER_NONE,
-    SHIP__TIMER_EVENT, /* the current job's time limit */
-    SHIP__TIMER_WAKE,  /* waking must make progress */
-    SHIP__TIMER_IDLE,  /* idle past this: sleep */
-    SHIP__TIMER_STOP,  /* STOP sent: must exit */
+    SHIP__TIMER_EVENT,  /* the current job's time limit */
+    SHIP__TIMER_WAKE,   /* waking must make progress */
+    SHIP__TIMER_FREEZE, /* idle past this: freeze */
+    SHIP__TIMER_IDLE,   /* idle past this: sleep */
+    SHIP__TIMER_STOP,   /* STOP sent: must exit */
 };
 
 /* How long a program may take to exit after STOP before it is killed. */
@@ -33,6 +47,19 @@ enum {
  * the host's load, not on the program. */
 #define SHIP__WAKE_MIN_MS 5000
 
+/* Wakes in progress at once. Waking is mostly CPU (spawn, boot, replay), so
+ * more than a few per core only adds memory and latency. */
+#define HOST__MAX_WAKING 8
+
+/* Descriptors kept free for connections, the store and the log. */
+#define HOST__FD_RESERVE 256
+
+/* A program's memory is measured at most this often, when it goes idle. */
+#define SHIP__MEMORY_EVERY_MS 1000
+
+/* An alarm whose TIMER event failed is tried again this much later. */
+#define SHIP__ALARM_RETRY_NS (5ULL * 1000 * 1000 * 1000)
+
 static uint64_t ship__wake_ms(const struct host *h)
 {
     return h->cfg.event_timeout_ms > SHIP__WAKE_MIN_MS ? h->cfg.event_timeout_ms
@@ -42,16 +69,22 @@ static uint64_t ship__wake_ms(const struct host *h)
 static void ship__pump(struct host_ship *s);
 static void ship__release(struct host_ship *s);
 static void ship__remove_step(struct host_ship *s);
+static void host__pump_wakes(struct host *h);
+static void host__evict(struct host *h);
+static void ship__begin_sleep(struct host_ship *s, const char *why);
 
 static void ship__set_state(struct host_ship *s, enum ship_state next)
 {
+    enum ship_state prev = s->state;
     int rv = ship_state_set(&s->state, next);
     if (rv != 0) {
         host_log("error", "ship state machine refused a transition", "ship",
-                 s->id, "from", ship_state_name(s->state), "to",
+                 s->id, "from", ship_state_name(prev), "to",
                  ship_state_name(next), NULL);
         abort();
     }
+    s->host->tiers[prev]--;
+    s->host->tiers[next]++;
 }
 
 static void ship__timer_cb(uv_timer_t *t);
@@ -68,75 +101,266 @@ static void ship__disarm(struct host_ship *s)
     uv_timer_stop(&s->timer);
 }
 
-struct host_ship *host_ship_add(struct host *h, const struct store_ship *rec)
+static struct registry_ship *ship__entry(const struct host_ship *s)
 {
+    return registry_get(&s->host->reg, s->slot);
+}
+
+/* --- Live objects: made when a ship is touched, freed when it is quiet. --- */
+
+uint32_t host_ship_lookup(struct host *h, const char *id_or_name)
+{
+    uint32_t slot = registry_find(&h->reg, id_or_name);
+    return slot;
+}
+
+struct host_ship *host_ship_live(struct host *h, uint32_t slot)
+{
+    struct registry_ship *e = registry_get(&h->reg, slot);
+    if (e->live != NULL) {
+        return e->live;
+    }
     struct host_ship *s = mem_calloc(1, sizeof *s);
     if (s == NULL) {
         return NULL;
     }
-    s->program = mem_strdup(rec->program);
-    if (s->program == NULL) {
-        goto err_after_alloc;
-    }
     s->host = h;
-    s->sid = rec->sid;
-    memcpy(s->id, rec->id, sizeof s->id);
-    memcpy(s->name, rec->name, sizeof s->name);
-    s->idle_timeout_ms = rec->idle_timeout_ms;
-    s->created_ns = rec->created_ns;
-    s->last_event = rec->last_event;
-    s->snapshot_event = rec->snapshot_event;
-    s->first_event = rec->first_event;
+    s->slot = slot;
+    s->sid = e->sid;
+    registry_id(&h->reg, slot, s->id);
+    snprintf(s->name, sizeof s->name, "%s", registry_name(&h->reg, slot));
+    s->program = registry_program(&h->reg, slot);
+    s->program_index = e->program;
     s->state = SHIP_ASLEEP;
     gate_init(&s->gate);
-    if (table_put(&h->ships, s->id, s) != 0) {
-        goto err_after_program;
-    }
-    if (s->name[0] != '\0' && table_put(&h->ships, s->name, s) != 0) {
-        table_del(&h->ships, s->id);
-        goto err_after_program;
-    }
     uv_timer_init(&h->loop, &s->timer);
     s->timer.data = s;
-    h->n_ships++;
+    e->live = s;
+    h->n_live++;
+    h->tiers[SHIP_ASLEEP]++;
     return s;
-
-err_after_program:
-    mem_free(s->program);
-err_after_alloc:
-    mem_free(s);
-    return NULL;
 }
 
 struct host_ship *host_ship_find(struct host *h, const char *id_or_name)
 {
-    return table_get(&h->ships, id_or_name);
+    uint32_t slot = registry_find(&h->reg, id_or_name);
+    return slot == REGISTRY_NONE ? NULL : host_ship_live(h, slot);
 }
 
-json_t *host_ship_json(const struct host_ship *s)
+static void ship__timer_closed(uv_handle_t *handle)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(s->id));
-    json_object_set_new(o, "name", s->name[0] ? json_string(s->name)
-                                              : json_null());
-    json_object_set_new(o, "state", json_string(ship_state_name(s->state)));
-    json_object_set_new(o, "program", json_string(s->program));
-    json_object_set_new(o, "last_event", json_integer((json_int_t)s->last_event));
-    json_object_set_new(o, "snapshot_event",
-                        json_integer((json_int_t)s->snapshot_event));
-    json_object_set_new(o, "first_event",
-                        json_integer((json_int_t)s->first_event));
-    json_object_set_new(o, "idle_timeout_ms",
-                        json_integer((json_int_t)(s->idle_timeout_ms
-                                                      ? s->idle_timeout_ms
-                                                      : s->host->cfg
-                                                            .idle_timeout_ms)));
-    json_object_set_new(o, "wake_count", json_integer((json_int_t)s->wake_count));
-    json_object_set_new(o, "queued", json_integer(s->n_waiting));
-    json_object_set_new(o, "created_ns", json_integer((json_int_t)s->created_ns));
-    json_object_set_new(o, "last_active_ns",
-                        json_integer((json_int_t)s->last_active_ns));
-    return o;
+    mem_free(handle->data);
+}
+
+static bool ship__quiet(const struct host_ship *s)
+{
+    return (s->state == SHIP_ASLEEP || s->state == SHIP_REMOVED) &&
+           s->proc == NULL && s->current == NULL && s->n_waiting == 0 &&
+           s->gate.head == NULL && s->inflight == 0 && s->n_waiters == 0 &&
+           s->remove_req == NULL && !s->wake_wanted && !s->queued_to_wake &&
+           (!s->removing || s->state == SHIP_REMOVED);
+}
+
+/* Free the live object of a quiet ship; its registry entry stays (unless the
+ * ship was removed). The memory goes once the timer has closed, so a caller
+ * up the stack may still read s. */
+static void ship__maybe_free(struct host_ship *s)
+{
+    struct host *h = s->host;
+    if (s->closing || h->stopping || !ship__quiet(s)) {
+        return;
+    }
+    s->closing = true;
+    struct registry_ship *e = ship__entry(s);
+    if (e->live == s) {
+        e->live = NULL;
+    }
+    h->tiers[s->state]--;
+    h->n_live--;
+    ship__disarm(s);
+    uv_close((uv_handle_t *)&s->timer, ship__timer_closed);
+}
+
+/* --- The LRU of ships with a process, and their memory. --- */
+
+static void host__lru_remove(struct host *h, struct host_ship *s)
+{
+    if (s->lru_prev != NULL) {
+        s->lru_prev->lru_next = s->lru_next;
+    } else if (h->lru_head == s) {
+        h->lru_head = s->lru_next;
+    } else {
+        return; /* not in the list */
+    }
+    if (s->lru_next != NULL) {
+        s->lru_next->lru_prev = s->lru_prev;
+    } else {
+        h->lru_tail = s->lru_prev;
+    }
+    s->lru_prev = s->lru_next = NULL;
+}
+
+/* Make s the most recently used. */
+static void host__lru_touch(struct host *h, struct host_ship *s)
+{
+    if (h->lru_tail == s) {
+        return;
+    }
+    host__lru_remove(h, s);
+    s->lru_prev = h->lru_tail;
+    if (h->lru_tail != NULL) {
+        h->lru_tail->lru_next = s;
+    } else {
+        h->lru_head = s;
+    }
+    h->lru_tail = s;
+}
+
+static void ship__measure(struct host_ship *s, bool force)
+{
+    struct host *h = s->host;
+    uint64_t now = uv_now(&h->loop);
+    uint64_t bytes;
+    if (s->proc == NULL ||
+        (!force && s->memory_ms != 0 &&
+         now - s->memory_ms < SHIP__MEMORY_EVERY_MS)) {
+        return;
+    }
+    if (proc_memory(s->proc, &bytes) != 0) {
+        return;
+    }
+    h->awake_memory = h->awake_memory - s->memory + bytes;
+    s->memory = bytes;
+    s->memory_ms = now ? now : 1;
+}
+
+static void ship__forget_memory(struct host_ship *s)
+{
+    s->host->awake_memory -= s->memory;
+    s->memory = 0;
+    s->memory_ms = 0;
+}
+
+/* --- Admission of wakes. --- */
+
+static unsigned host__fds_in_use(const struct host *h)
+{
+    return h->fd_base + h->n_procs * proc_fds_per_proc() +
+           http_server_connections(h->front) +
+           http_server_connections(h->admin);
+}
+
+/* Return whether one more program may start now. */
+static bool host__room(const struct host *h, unsigned procs)
+{
+    if (procs == 0) {
+        return true; /* always room for one, whatever the budget */
+    }
+    if (procs >= h->max_awake) {
+        return false;
+    }
+    if (h->fd_limit != 0 &&
+        host__fds_in_use(h) + proc_fds_per_proc() + HOST__FD_RESERVE >
+            h->fd_limit) {
+        return false;
+    }
+    return h->cfg.max_awake_bytes == 0 ||
+           h->awake_memory < h->cfg.max_awake_bytes;
+}
+
+static bool host__can_wake(const struct host *h)
+{
+    return h->tiers[SHIP_WAKING] < HOST__MAX_WAKING &&
+           host__room(h, h->n_procs);
+}
+
+static void host__enqueue_wake(struct host *h, struct host_ship *s)
+{
+    s->queued_to_wake = true;
+    s->wake_next = NULL;
+    if (h->wake_tail != NULL) {
+        h->wake_tail->wake_next = s;
+    } else {
+        h->wake_head = s;
+    }
+    h->wake_tail = s;
+    h->n_wake_queue++;
+}
+
+static void ship__wake(struct host_ship *s);
+
+static bool ship__wants_wake(const struct host_ship *s)
+{
+    return s->state == SHIP_ASLEEP && (s->n_waiting > 0 || s->wake_wanted) &&
+           s->inflight == 0 && s->proc == NULL && !s->removing &&
+           !s->host->stopping;
+}
+
+/* Start queued wakes while there is room. */
+static void host__pump_wakes(struct host *h)
+{
+    while (h->wake_head != NULL && host__can_wake(h)) {
+        struct host_ship *s = h->wake_head;
+        h->wake_head = s->wake_next;
+        if (h->wake_head == NULL) {
+            h->wake_tail = NULL;
+        }
+        h->n_wake_queue--;
+        s->queued_to_wake = false;
+        s->wake_next = NULL;
+        if (ship__wants_wake(s)) {
+            s->wake_wanted = false;
+            ship__wake(s);
+        } else {
+            ship__pump(s);
+        }
+    }
+}
+
+/* Whether s is doing or owes anything: an event in the program, events
+ * waiting, replies held by the gate, proposals not yet applied, or a
+ * snapshot on its way. Such a ship is never frozen, put to sleep by its
+ * timeouts or evicted. */
+static bool ship__busy(const struct host_ship *s)
+{
+    return s->current != NULL || s->n_waiting > 0 || s->gate.head != NULL ||
+           s->inflight > 0 || s->snapshot_pending || s->wake_wanted;
+}
+
+/* Whether the programs that are not already stopping exceed what is
+ * allowed: the memory budget, or the room a queued wake needs. */
+static bool host__crowded(const struct host *h)
+{
+    unsigned procs = h->n_procs;
+    unsigned leaving = h->tiers[SHIP_SLEEPING];
+    unsigned staying = procs > leaving ? procs - leaving : 0;
+    if (h->cfg.max_awake_bytes != 0 &&
+        h->awake_memory > h->cfg.max_awake_bytes && staying > 0) {
+        return true;
+    }
+    return h->wake_head != NULL && !host__room(h, staying);
+}
+
+/* Put the least recently used idle ships to sleep while the host is
+ * crowded. A ship leaving frees its room only when its process exits, so
+ * ships already SLEEPING count as gone. */
+static void host__evict(struct host *h)
+{
+    struct host_ship *s = h->lru_head;
+    while (s != NULL && host__crowded(h)) {
+        struct host_ship *next = s->lru_next;
+        if ((s->state == SHIP_AWAKE || s->state == SHIP_FROZEN) &&
+            !ship__busy(s) && !s->sleep_wanted) {
+            uint64_t freed = s->memory;
+            h->evictions++;
+            ship__begin_sleep(s, h->wake_head != NULL ? "room for a wake"
+                                                      : "memory budget");
+            /* Its memory is as good as freed for the budget's sake. */
+            h->awake_memory -= freed;
+            s->memory = 0;
+        }
+        s = next;
+    }
 }
 
 /* --- Jobs. --- */
@@ -153,6 +377,7 @@ static struct host_job *ship__job_new(struct host_ship *s,
     j->origin = origin;
     j->req = req;
     j->kind = kind;
+    j->arrived_ns = uv_hrtime();
     buf_init(&j->payload);
     buf_init(&j->body);
     return j;
@@ -188,9 +413,37 @@ static json_t *ship__body_json(const struct buf *b)
     return v ? v : json_null();
 }
 
+static void host__alarm_rearm(struct host *h);
+
+/* A job leaves the host: its logged alarm takes effect, a failed TIMER
+ * event is tried again later, and its client gets the outcome. */
+static void ship__job_done(struct host_job *j)
+{
+    struct host_ship *s = j->ship;
+    struct host *h = s->host;
+    bool removed = registry_get(&h->reg, s->slot)->flags & REGISTRY_REMOVED;
+    if (!removed && j->error_code[0] == '\0' && j->gate.needs_log &&
+        j->alarm_changed) {
+        /* Effects leave only once durable, the alarm among them. Events
+         * that did not touch the alarm leave the heap alone: the one due
+         * may be firing right now. */
+        if (alarms_get(&h->alarms, s->slot) != j->alarm_ns) {
+            alarms_set(&h->alarms, s->slot, j->alarm_ns);
+            host__alarm_rearm(h);
+        }
+    } else if (!removed && j->origin == HOST_JOB_ALARM &&
+               alarms_get(&h->alarms, s->slot) == 0) {
+        /* The alarm was not consumed: try again, not at once, so that a
+         * broken program does not spin. */
+        alarms_set(&h->alarms, s->slot, host_now_ns() + SHIP__ALARM_RETRY_NS);
+        host__alarm_rearm(h);
+    }
+}
+
 /* Write the job's outcome to its client and free it. */
 static void ship__answer(struct host_job *j)
 {
+    ship__job_done(j);
     struct http_request *req = j->req;
     if (req == NULL) {
         ship__job_free(j);
@@ -257,24 +510,27 @@ static char ship__wake_waiter;
 static void ship__answer_waiters(struct host_ship *s)
 {
     bool settled = s->state == SHIP_AWAKE ||
-                   (s->state == SHIP_ASLEEP && s->inflight == 0) ||
+                   (s->state == SHIP_ASLEEP && s->inflight == 0 &&
+                    !s->queued_to_wake && !s->wake_wanted) ||
                    s->state == SHIP_REMOVED;
-    if (!settled) {
+    if (!settled || s->n_waiters == 0) {
         return;
     }
-    for (unsigned i = 0; i < s->n_waiters; i++) {
-        struct http_request *req = s->waiters[i];
+    struct http_request **waiters = s->waiters;
+    unsigned n = s->n_waiters;
+    s->waiters = NULL;
+    s->n_waiters = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct http_request *req = waiters[i];
         if (req->data == &ship__wake_waiter && s->state != SHIP_AWAKE) {
             host_reply_error(req, 502, "wake_failed", "ship %s did not wake: %s",
                              s->id, s->last_failure[0] ? s->last_failure
                                                        : "unknown reason");
         } else {
-            host_reply_json(req, 200, host_ship_json(s));
+            host_reply_json(req, 200, host_ship_json(s->host, s->slot));
         }
     }
-    mem_free(s->waiters);
-    s->waiters = NULL;
-    s->n_waiters = 0;
+    mem_free(waiters);
 }
 
 static void ship__add_waiter(struct host_ship *s, struct http_request *req)
@@ -292,11 +548,12 @@ static void ship__add_waiter(struct host_ship *s, struct http_request *req)
 static void ship__submit(struct host_ship *s, struct host_job *job)
 {
     struct host *h = s->host;
-    s->last_active_ns = host_now_ns();
+    ship__entry(s)->last_active_ns = host_now_ns();
     if (s->removing || s->state == SHIP_REMOVED) {
         ship__job_fail(job, 404, "not_found", "ship %s is being removed",
                        s->id);
         ship__answer(job);
+        ship__maybe_free(s);
         return;
     }
     if (h->stopping) {
@@ -329,7 +586,10 @@ void host_ship_deliver(struct host_ship *s, enum host_job_origin origin,
     struct host_job *j = ship__job_new(s, origin, req, kind);
     if (j == NULL) {
         buf_free(payload);
-        host_reply_error(req, 503, "unavailable", "out of memory");
+        if (req != NULL) {
+            host_reply_error(req, 503, "unavailable", "out of memory");
+        }
+        ship__maybe_free(s);
         return;
     }
     j->payload = *payload;
@@ -363,12 +623,24 @@ static void ship__on_exit(struct proc *p, const char *why, int clean,
                           void *arg);
 
 /* The epoch of a program is the hash of its executable, so a changed binary
- * starts a new epoch of the ship's log. The hash is kept with the file's
- * identity (device, inode, size, change time) and computed again only when
- * that changes, so a wake costs a stat, not a read of the binary. */
+ * starts a new epoch of the ship's log. The hash is kept per program with the
+ * file's identity (device, inode, size, change time) and computed again only
+ * when that changes, so a wake costs a stat, not a read of the binary. */
 static int ship__hash_program(struct host_ship *s)
 {
+    struct host *h = s->host;
     struct stat st;
+    if (s->program_index >= h->n_programs) {
+        uint32_t n = h->reg.n_programs;
+        struct host_program *p = mem_realloc(h->programs, n * sizeof *p);
+        if (p == NULL) {
+            return BERTH_ENOMEM;
+        }
+        memset(p + h->n_programs, 0, (n - h->n_programs) * sizeof *p);
+        h->programs = p;
+        h->n_programs = n;
+    }
+    struct host_program *prog = &h->programs[s->program_index];
     if (stat(s->program, &st) != 0) {
         return BERTH_ENOTFOUND;
     }
@@ -376,27 +648,27 @@ static int ship__hash_program(struct host_ship *s)
                       (uint64_t)st.st_size,
                       (uint64_t)st.st_ctim.tv_sec * 1000000000ULL +
                           (uint64_t)st.st_ctim.tv_nsec};
-    if (memcmp(id, s->program_id, sizeof id) == 0) {
-        return 0;
+    if (memcmp(id, prog->file_id, sizeof id) != 0) {
+        FILE *f = fopen(s->program, "rb");
+        if (f == NULL) {
+            return BERTH_ENOTFOUND;
+        }
+        crypto_generichash_state hs;
+        crypto_generichash_init(&hs, NULL, 0, STORE_HASH_SIZE);
+        uint8_t chunk[65536];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+            crypto_generichash_update(&hs, chunk, n);
+        }
+        int bad = ferror(f);
+        fclose(f);
+        if (bad) {
+            return BERTH_EIO;
+        }
+        crypto_generichash_final(&hs, prog->epoch, STORE_HASH_SIZE);
+        memcpy(prog->file_id, id, sizeof id);
     }
-    FILE *f = fopen(s->program, "rb");
-    if (f == NULL) {
-        return BERTH_ENOTFOUND;
-    }
-    crypto_generichash_state hs;
-    crypto_generichash_init(&hs, NULL, 0, STORE_HASH_SIZE);
-    uint8_t chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        crypto_generichash_update(&hs, chunk, n);
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        return BERTH_EIO;
-    }
-    crypto_generichash_final(&hs, s->epoch, STORE_HASH_SIZE);
-    memcpy(s->program_id, id, sizeof id);
+    memcpy(s->epoch, prog->epoch, sizeof s->epoch);
     return 0;
 }
 
@@ -411,8 +683,9 @@ static void ship__wake(struct host_ship *s)
     int rv;
 
     ship__set_state(s, SHIP_WAKING);
-    s->wake_count++;
+    ship__entry(s)->wake_count++;
     h->wakes++;
+    s->measure_next = HOST_MEASURE_WAKE;
     rv = store_ship_get_sid(h->store, s->sid, &rec);
     if (rv != 0) {
         snprintf(errmsg, sizeof errmsg, "cannot read ship record: %s",
@@ -422,6 +695,10 @@ static void ship__wake(struct host_ship *s)
     s->last_event = rec.last_event;
     s->snapshot_event = rec.snapshot_event;
     s->first_event = rec.first_event;
+    s->idle_timeout_ms = rec.idle_timeout_ms;
+    s->freeze_timeout_ms = rec.freeze_timeout_ms;
+    s->created_ns = rec.created_ns;
+    s->alarm_ns = rec.alarm_ns;
     memcpy(s->head_hash, rec.last_hash, sizeof s->head_hash);
     store_ship_clear(&rec);
 
@@ -453,6 +730,8 @@ static void ship__wake(struct host_ship *s)
         buf_free(&snap);
         goto err;
     }
+    h->n_procs++;
+    host__lru_touch(h, s);
     struct frame_boot boot = {
         .id = s->id,
         .id_len = strlen(s->id),
@@ -478,9 +757,12 @@ err:
              NULL);
     snprintf(s->last_failure, sizeof s->last_failure, "%s", errmsg);
     ship__set_state(s, SHIP_ASLEEP);
+    s->measure_next = HOST_MEASURE_NONE;
     ship__fail_waiting(s, 502, "wake_failed", "ship %s failed to wake: %s",
                        s->id, errmsg);
     ship__answer_waiters(s);
+    host__pump_wakes(h);
+    ship__maybe_free(s);
 }
 
 static void ship__awake(struct host_ship *s)
@@ -490,6 +772,7 @@ static void ship__awake(struct host_ship *s)
     s->since_snapshot = s->last_event - s->snapshot_event;
     ship__disarm(s);
     ship__answer_waiters(s);
+    host__pump_wakes(s->host);
     ship__pump(s);
 }
 
@@ -572,6 +855,9 @@ static void ship__dispatch(struct host_ship *s)
     s->n_waiting--;
     j->next = NULL;
     j->number = s->next_number;
+    j->measure = s->measure_next;
+    s->measure_next = HOST_MEASURE_NONE;
+    host__lru_touch(s->host, s);
 
     struct frame_event ev = {
         .number = j->number,
@@ -619,9 +905,26 @@ static void ship__stop(struct host_ship *s)
     ship__arm(s, SHIP__TIMER_STOP, SHIP__STOP_MS);
 }
 
-static void ship__begin_sleep(struct host_ship *s)
+/* Thaw a frozen ship; it is AWAKE again. A program that cannot be thawed
+ * is killed: it would never answer. */
+static void ship__thaw(struct host_ship *s)
 {
+    ship__set_state(s, SHIP_AWAKE);
+    if (proc_thaw(s->proc) != 0) {
+        proc_kill(s->proc, "cannot thaw the program");
+    }
+}
+
+static void ship__begin_sleep(struct host_ship *s, const char *why)
+{
+    if (s->state == SHIP_FROZEN) {
+        ship__thaw(s);
+        if (!proc_running(s->proc)) {
+            return;
+        }
+    }
     ship__set_state(s, SHIP_SLEEPING);
+    snprintf(s->sleep_reason, sizeof s->sleep_reason, "%s", why);
     s->sleep_wanted = false;
     ship__disarm(s);
     if (s->snapshot_pending) {
@@ -634,10 +937,41 @@ static void ship__begin_sleep(struct host_ship *s)
     }
 }
 
+static uint64_t ship__timeout(const struct host_ship *s, bool freeze)
+{
+    const struct host_config *cfg = &s->host->cfg;
+    if (freeze) {
+        return s->freeze_timeout_ms ? s->freeze_timeout_ms
+                                    : cfg->freeze_timeout_ms;
+    }
+    return s->idle_timeout_ms ? s->idle_timeout_ms : cfg->idle_timeout_ms;
+}
+
+/* The ship has nothing to do: measure it, make room if the host is crowded,
+ * and arm the first idle deadline. */
+static void ship__idle(struct host_ship *s)
+{
+    struct host *h = s->host;
+    ship__measure(s, false);
+    if (host__crowded(h)) {
+        host__evict(h);
+        if (s->state != SHIP_AWAKE) {
+            return;
+        }
+    }
+    uint64_t idle = ship__timeout(s, false);
+    uint64_t freeze = ship__timeout(s, true);
+    if (freeze != 0 && freeze < idle) {
+        ship__arm(s, SHIP__TIMER_FREEZE, freeze);
+    } else {
+        ship__arm(s, SHIP__TIMER_IDLE, idle);
+    }
+}
+
 static void ship__pump(struct host_ship *s)
 {
     struct host *h = s->host;
-    if (h->stopping) {
+    if (h->stopping || s->closing) {
         return;
     }
     if (s->proc != NULL && !proc_running(s->proc)) {
@@ -647,10 +981,26 @@ static void ship__pump(struct host_ship *s)
     case SHIP_ASLEEP:
         /* Events still being committed must land before the log is read
          * back into a new process. */
-        if ((s->n_waiting > 0 || s->wake_wanted) && s->inflight == 0 &&
-            s->proc == NULL && !s->removing) {
-            s->wake_wanted = false;
-            ship__wake(s);
+        if (ship__wants_wake(s) && !s->queued_to_wake) {
+            if (h->wake_head == NULL && host__can_wake(h)) {
+                s->wake_wanted = false;
+                ship__wake(s);
+            } else {
+                host__enqueue_wake(h, s);
+                host__evict(h);
+            }
+            return;
+        }
+        ship__maybe_free(s);
+        break;
+    case SHIP_FROZEN:
+        if (s->n_waiting > 0) {
+            h->thaws++;
+            s->measure_next = HOST_MEASURE_THAW;
+            ship__thaw(s);
+            ship__pump(s);
+        } else if (s->sleep_wanted) {
+            ship__begin_sleep(s, "asked");
         }
         break;
     case SHIP_SLEEPING:
@@ -667,11 +1017,13 @@ static void ship__pump(struct host_ship *s)
         if (s->n_waiting > 0) {
             ship__dispatch(s);
         } else if (s->sleep_wanted) {
-            ship__begin_sleep(s);
+            ship__begin_sleep(s, "asked");
+        } else if (!ship__busy(s)) {
+            ship__idle(s);
         } else {
-            uint64_t idle = s->idle_timeout_ms ? s->idle_timeout_ms
-                                               : h->cfg.idle_timeout_ms;
-            ship__arm(s, SHIP__TIMER_IDLE, idle);
+            /* Replies are waiting for the log: not idle yet, and the log's
+             * callback pumps again. */
+            ship__disarm(s);
         }
         break;
     default:
@@ -721,6 +1073,17 @@ static void ship__unlogged(struct host_ship *s, struct host_job *j,
     ship__release(s);
 }
 
+static void ship__measure_job(struct host_ship *s, const struct host_job *j)
+{
+    struct host *h = s->host;
+    uint64_t dt = uv_hrtime() - j->arrived_ns;
+    if (j->measure == HOST_MEASURE_WAKE) {
+        hist_record(&h->wake_latency, dt);
+    } else if (j->measure == HOST_MEASURE_THAW) {
+        hist_record(&h->thaw_latency, dt);
+    }
+}
+
 static void ship__on_done(struct host_ship *s, const struct frame *f)
 {
     struct frame_done d;
@@ -732,12 +1095,20 @@ static void ship__on_done(struct host_ship *s, const struct frame *f)
     struct frame_effect e;
     size_t off = 0;
     int rv;
+    bool alarm_set = false;
+    uint64_t alarm = 0;
     while ((rv = frame_effects_next(&d, &off, &e)) == 0) {
         if (e.kind == FRAME_EFFECT_HTTP_REPLY) {
             if (ship__copy_reply(j, &e) != 0) {
                 proc_kill(s->proc, "malformed HTTP reply effect");
                 return;
             }
+        } else if (e.kind == FRAME_EFFECT_ALARM) {
+            if (frame_decode_alarm(e.data, e.len, &alarm) != 0) {
+                proc_kill(s->proc, "malformed ALARM effect");
+                return;
+            }
+            alarm_set = true;
         } else if (e.kind == FRAME_EFFECT_LOG) {
             char n[24];
             snprintf(n, sizeof n, "%llu", (unsigned long long)j->number);
@@ -754,8 +1125,22 @@ static void ship__on_done(struct host_ship *s, const struct frame *f)
         return;
     }
     ship__disarm(s);
+    ship__measure_job(s, j);
     s->current = NULL;
-    j->changed = (d.flags & FRAME_DONE_CHANGED) != 0;
+    /* The alarm is part of the ship's durable state: setting one is a
+     * change, and a TIMER event always is (it consumes the alarm), so that a
+     * fired alarm never fires again after a restart. */
+    bool timer = j->kind == FRAME_EVENT_TIMER;
+    j->changed = (d.flags & FRAME_DONE_CHANGED) != 0 || alarm_set || timer;
+    j->alarm_changed = alarm_set || timer;
+    if (alarm_set) {
+        j->alarm_ns = alarm;
+    } else if (timer && j->payload.len == 8 &&
+               get_le64(j->payload.data) == s->alarm_ns) {
+        j->alarm_ns = 0; /* the alarm it was for is consumed */
+    } else {
+        j->alarm_ns = s->alarm_ns; /* a later alarm was set since */
+    }
     j->gate.needs_log = j->changed;
     j->gate.number = j->number;
     if (j->changed && !host_disk_ok(s->host)) {
@@ -771,6 +1156,7 @@ static void ship__on_done(struct host_ship *s, const struct frame *f)
             .number = j->number,
             .time_ns = j->time_ns,
             .kind = j->kind,
+            .alarm_ns = j->alarm_ns,
             .payload = j->payload.data,
             .payload_len = j->payload.len,
         };
@@ -793,6 +1179,7 @@ static void ship__on_done(struct host_ship *s, const struct frame *f)
         buf_free(&b);
         s->next_number++;
         s->since_snapshot++;
+        s->alarm_ns = j->alarm_ns;
     }
     bool changed = j->changed;
     gate_push(&s->gate, &j->gate);
@@ -813,6 +1200,7 @@ static void ship__on_reject(struct host_ship *s, const struct frame *f)
         return;
     }
     ship__disarm(s);
+    ship__measure_job(s, j);
     s->current = NULL;
     ship__job_fail(j, 422, "rejected", "%.*s", (int)r.reason_len, r.reason);
     j->gate.needs_log = false;
@@ -841,6 +1229,8 @@ static void ship__on_snapshot(struct host_ship *s, const struct frame *f)
         /* A snapshot only saves replay time; skip it on a full disk. */
         if (s->state == SHIP_SLEEPING) {
             ship__stop(s);
+        } else {
+            ship__pump(s);
         }
         return;
     }
@@ -871,6 +1261,8 @@ static void ship__on_snapshot(struct host_ship *s, const struct frame *f)
     }
     if (s->state == SHIP_SLEEPING) {
         ship__stop(s);
+    } else {
+        ship__pump(s);
     }
 }
 
@@ -942,12 +1334,16 @@ static void ship__on_exit(struct proc *p, const char *why, int clean,
                           void *arg)
 {
     struct host_ship *s = arg;
+    struct host *h = s->host;
     bool expected = s->stop_sent && clean;
     s->proc = NULL;
+    h->n_procs--;
     ship__disarm(s);
+    ship__forget_memory(s);
+    host__lru_remove(h, s);
     if (!expected) {
-        host_log(s->host->stopping ? "info" : "warn", "program ended", "ship",
-                 s->id, "why", why, NULL);
+        host_log(h->stopping ? "info" : "warn", "program ended", "ship", s->id,
+                 "why", why, NULL);
         snprintf(s->last_failure, sizeof s->last_failure, "program %s", why);
     }
     if (s->current != NULL) {
@@ -969,6 +1365,7 @@ static void ship__on_exit(struct proc *p, const char *why, int clean,
     s->snapshot_pending = false;
     s->stop_sent = false;
     s->sleep_wanted = false;
+    s->measure_next = HOST_MEASURE_NONE;
     if (s->state != SHIP_ASLEEP && s->state != SHIP_REMOVED) {
         ship__set_state(s, SHIP_ASLEEP);
     }
@@ -979,12 +1376,14 @@ static void ship__on_exit(struct proc *p, const char *why, int clean,
     } else {
         ship__pump(s);
     }
+    /* A process fewer: a queued wake may start. */
+    host__pump_wakes(h);
 }
 
 static void ship__timer_cb(uv_timer_t *t)
 {
     struct host_ship *s = t->data;
-    if (s->proc == NULL && s->timer_kind != SHIP__TIMER_IDLE) {
+    if (s->proc == NULL) {
         return;
     }
     char why[128];
@@ -1001,14 +1400,27 @@ static void ship__timer_cb(uv_timer_t *t)
         proc_kill(s->proc, why);
         break;
     case SHIP__TIMER_WAKE:
-        snprintf(why, sizeof why, "no progress while waking for %u ms",
-                 s->host->cfg.event_timeout_ms);
+        snprintf(why, sizeof why, "no progress while waking for %llu ms",
+                 (unsigned long long)ship__wake_ms(s->host));
         proc_kill(s->proc, why);
         break;
+    case SHIP__TIMER_FREEZE:
+        if (s->state == SHIP_AWAKE && !ship__busy(s)) {
+            ship__measure(s, true);
+            if (proc_freeze(s->proc) == 0) {
+                ship__set_state(s, SHIP_FROZEN);
+            } else {
+                host_log("warn", "cannot freeze program", "ship", s->id, NULL);
+            }
+            uint64_t idle = ship__timeout(s, false);
+            uint64_t freeze = ship__timeout(s, true);
+            ship__arm(s, SHIP__TIMER_IDLE, idle > freeze ? idle - freeze : 0);
+        }
+        break;
     case SHIP__TIMER_IDLE:
-        if (s->state == SHIP_AWAKE && s->current == NULL &&
-            s->n_waiting == 0) {
-            ship__begin_sleep(s);
+        if ((s->state == SHIP_AWAKE || s->state == SHIP_FROZEN) &&
+            !ship__busy(s)) {
+            ship__begin_sleep(s, "idle");
         }
         break;
     case SHIP__TIMER_STOP:
@@ -1052,16 +1464,64 @@ void host_ship_durable(struct host_ship *s, uint64_t number, int status)
     }
 }
 
+/* --- Alarms. --- */
+
+static void host__alarm_cb(uv_timer_t *t)
+{
+    struct host *h = t->data;
+    uint64_t now = host_now_ns();
+    uint32_t slot;
+    uint64_t when;
+    while ((when = alarms_next(&h->alarms, &slot)) != 0 && when <= now &&
+           !h->stopping) {
+        alarms_set(&h->alarms, slot, 0);
+        struct host_ship *s = host_ship_live(h, slot);
+        struct buf payload;
+        buf_init(&payload);
+        if (s == NULL || buf_put_u64(&payload, when) != 0) {
+            buf_free(&payload);
+            alarms_set(&h->alarms, slot, now + SHIP__ALARM_RETRY_NS);
+            continue;
+        }
+        h->alarms_fired++;
+        host_ship_deliver(s, HOST_JOB_ALARM, NULL, FRAME_EVENT_TIMER,
+                          &payload);
+    }
+    host__alarm_rearm(h);
+}
+
+static void host__alarm_rearm(struct host *h)
+{
+    uint32_t slot;
+    uint64_t when = alarms_next(&h->alarms, &slot);
+    if (when == 0 || h->stopping) {
+        uv_timer_stop(&h->alarm_timer);
+        return;
+    }
+    uint64_t now = host_now_ns();
+    /* Round up: a timer that fires early finds nothing due. */
+    uint64_t ms = when > now ? (when - now + 999999) / 1000000 : 0;
+    uv_timer_start(&h->alarm_timer, host__alarm_cb, ms, 0);
+}
+
+void host_alarms_start(struct host *h)
+{
+    h->alarm_timer.data = h;
+    host__alarm_rearm(h);
+}
+
 /* --- Admin operations. --- */
 
 void host_ship_sleep(struct host_ship *s, struct http_request *req)
 {
-    if (s->state == SHIP_ASLEEP && s->inflight == 0) {
-        host_reply_json(req, 200, host_ship_json(s));
+    if (s->state == SHIP_ASLEEP && s->inflight == 0 && !s->queued_to_wake &&
+        !s->wake_wanted) {
+        host_reply_json(req, 200, host_ship_json(s->host, s->slot));
+        ship__maybe_free(s);
         return;
     }
     ship__add_waiter(s, req);
-    if (s->state == SHIP_AWAKE) {
+    if (s->state == SHIP_AWAKE || s->state == SHIP_FROZEN) {
         s->sleep_wanted = true;
         ship__pump(s);
     } else if (s->state == SHIP_WAKING) {
@@ -1072,20 +1532,19 @@ void host_ship_sleep(struct host_ship *s, struct http_request *req)
 void host_ship_wake(struct host_ship *s, struct http_request *req)
 {
     if (s->state == SHIP_AWAKE) {
-        host_reply_json(req, 200, host_ship_json(s));
+        host_reply_json(req, 200, host_ship_json(s->host, s->slot));
         return;
     }
     req->data = &ship__wake_waiter;
     ship__add_waiter(s, req);
+    if (s->state == SHIP_FROZEN) {
+        ship__thaw(s);
+        ship__answer_waiters(s);
+        ship__pump(s);
+        return;
+    }
     s->wake_wanted = true;
     ship__pump(s);
-}
-
-static void ship__timer_closed(uv_handle_t *h)
-{
-    struct host_ship *s = h->data;
-    mem_free(s->program);
-    mem_free(s);
 }
 
 static void ship__removed(void *arg, int status, int result)
@@ -1100,13 +1559,12 @@ static void ship__removed(void *arg, int status, int result)
                              "removal was not committed: %s", err_str(status));
             s->remove_req = NULL;
         }
+        ship__pump(s);
         return;
     }
-    table_del(&h->ships, s->id);
-    if (s->name[0] != '\0') {
-        table_del(&h->ships, s->name);
-    }
-    h->n_ships--;
+    registry_remove(&h->reg, s->slot);
+    alarms_set(&h->alarms, s->slot, 0);
+    host__alarm_rearm(h);
     ship__set_state(s, SHIP_REMOVED);
     if (s->remove_req) {
         json_t *o = json_object();
@@ -1115,7 +1573,7 @@ static void ship__removed(void *arg, int status, int result)
         s->remove_req = NULL;
     }
     ship__answer_waiters(s);
-    uv_close((uv_handle_t *)&s->timer, ship__timer_closed);
+    ship__maybe_free(s);
 }
 
 static void ship__remove_step(struct host_ship *s)
@@ -1137,6 +1595,7 @@ static void ship__remove_step(struct host_ship *s)
         host_reply_error(s->remove_req, 503, "unavailable",
                          "cannot log the removal: %s", err_str(rv));
         s->remove_req = NULL;
+        ship__pump(s);
         return;
     }
     s->inflight++;
@@ -1144,6 +1603,7 @@ static void ship__remove_step(struct host_ship *s)
 
 void host_ship_remove(struct host_ship *s, struct http_request *req)
 {
+    struct host *h = s->host;
     if (s->removing) {
         host_reply_error(req, 409, "conflict", "ship %s is being removed",
                          s->id);
@@ -1152,7 +1612,28 @@ void host_ship_remove(struct host_ship *s, struct http_request *req)
     s->removing = true;
     s->remove_req = req;
     ship__fail_waiting(s, 404, "not_found", "ship %s was removed", s->id);
+    if (s->queued_to_wake) {
+        /* Leave the wake queue at once rather than when its turn comes. */
+        struct host_ship **pp = &h->wake_head, *prev = NULL;
+        while (*pp != NULL && *pp != s) {
+            prev = *pp;
+            pp = &(*pp)->wake_next;
+        }
+        if (*pp == s) {
+            *pp = s->wake_next;
+            if (h->wake_tail == s) {
+                h->wake_tail = prev;
+            }
+            h->n_wake_queue--;
+        }
+        s->queued_to_wake = false;
+        s->wake_next = NULL;
+    }
+    s->wake_wanted = false;
     if (s->proc != NULL) {
+        if (s->state == SHIP_FROZEN) {
+            ship__thaw(s);
+        }
         proc_kill(s->proc, "ship removed");
         return;
     }
@@ -1164,17 +1645,25 @@ void host_ship_shutdown(struct host_ship *s)
     ship__disarm(s);
     ship__fail_waiting(s, 503, "unavailable", "host is stopping");
     if (s->proc != NULL) {
+        if (s->state == SHIP_FROZEN) {
+            proc_thaw(s->proc);
+        }
         proc_kill(s->proc, "host stopping");
     }
 }
 
-static void ship__free_one(const char *key, void *value, void *arg)
+void host_ships_shutdown(struct host *h)
 {
-    struct host_ship *s = value;
-    /* Both the id and the name point at s; free it once, by its id. */
-    if (key != s->id) {
-        return;
+    for (uint32_t i = 0; i < h->reg.n_slots; i++) {
+        struct host_ship *s = registry_get(&h->reg, i)->live;
+        if (s != NULL) {
+            host_ship_shutdown(s);
+        }
     }
+}
+
+static void ship__free_one(struct host_ship *s)
+{
     struct gate_item *i;
     while ((i = gate_pop_any(&s->gate)) != NULL) {
         struct host_job *j = (struct host_job *)i;
@@ -1198,7 +1687,70 @@ static void ship__free_one(const char *key, void *value, void *arg)
 
 void host_ships_free(struct host *h)
 {
-    /* Collect first: the walk must not see the table change under it. */
-    table_foreach(&h->ships, ship__free_one, h);
-    table_free(&h->ships);
+    for (uint32_t i = 0; i < h->reg.n_slots; i++) {
+        struct registry_ship *e = registry_get(&h->reg, i);
+        if (e->live != NULL) {
+            ship__free_one(e->live);
+            e->live = NULL;
+        }
+    }
+}
+
+/* --- Describing ships. --- */
+
+json_t *host_ship_json(struct host *h, uint32_t slot)
+{
+    const struct registry_ship *e = registry_get(&h->reg, slot);
+    const struct host_ship *s = e->live;
+    struct store_ship rec;
+    char id[REGISTRY_ID_LEN + 1];
+    bool have = store_ship_get_sid(h->store, e->sid, &rec) == 0;
+    if (!have) {
+        memset(&rec, 0, sizeof rec);
+    }
+    registry_id(&h->reg, slot, id);
+    const char *name = registry_name(&h->reg, slot);
+    enum ship_state state = s ? s->state : SHIP_ASLEEP;
+    if (e->flags & REGISTRY_REMOVED) {
+        state = SHIP_REMOVED;
+    }
+    uint64_t last_event = rec.last_event;
+    if (s != NULL && s->last_event > last_event) {
+        last_event = s->last_event;
+    }
+    uint64_t idle = rec.idle_timeout_ms ? rec.idle_timeout_ms
+                                        : h->cfg.idle_timeout_ms;
+    uint64_t freeze = rec.freeze_timeout_ms ? rec.freeze_timeout_ms
+                                            : h->cfg.freeze_timeout_ms;
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "name", name[0] ? json_string(name) : json_null());
+    json_object_set_new(o, "state", json_string(ship_state_name(state)));
+    json_object_set_new(o, "program",
+                        json_string(registry_program(&h->reg, slot)));
+    json_object_set_new(o, "last_event", json_integer((json_int_t)last_event));
+    json_object_set_new(o, "snapshot_event",
+                        json_integer((json_int_t)rec.snapshot_event));
+    json_object_set_new(o, "first_event",
+                        json_integer((json_int_t)rec.first_event));
+    json_object_set_new(o, "idle_timeout_ms", json_integer((json_int_t)idle));
+    json_object_set_new(o, "freeze_timeout_ms",
+                        json_integer((json_int_t)freeze));
+    json_object_set_new(o, "wake_count", json_integer(e->wake_count));
+    json_object_set_new(o, "queued", json_integer(s ? s->n_waiting : 0));
+    json_object_set_new(o, "created_ns",
+                        json_integer((json_int_t)rec.created_ns));
+    json_object_set_new(o, "last_active_ns",
+                        json_integer((json_int_t)e->last_active_ns));
+    json_object_set_new(o, "alarm_ns",
+                        json_integer((json_int_t)alarms_get(&h->alarms, slot)));
+    json_object_set_new(o, "memory_bytes",
+                        json_integer((json_int_t)(s ? s->memory : 0)));
+    json_object_set_new(o, "pid",
+                        s && s->proc ? json_integer(proc_pid(s->proc))
+                                     : json_null());
+    if (have) {
+        store_ship_clear(&rec);
+    }
+    return o;
 }

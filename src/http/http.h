@@ -70,6 +70,9 @@ int http_server_listen_unix(struct http_server *s, const char *path,
 /* Return the TCP port of the first TCP listener, or 0 if none. */
 int http_server_port(struct http_server *s);
 
+/* Return the number of open connections (each holds one descriptor). */
+unsigned http_server_connections(const struct http_server *s);
+
 /* Stop listening, close every connection and free s; cb (may be NULL) runs
  * when every handle is closed. Requests not yet answered stay valid: each
  * must still be passed to http_reply(), which frees it. */

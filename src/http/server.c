@@ -38,6 +38,7 @@ struct http_server {
     bool closing;
     unsigned open_handles; /* listener + connections' handles */
     struct http_conn *conns;
+    unsigned n_conns;
     http_close_cb close_cb;
     void *close_arg;
 };
@@ -70,6 +71,9 @@ struct http__write {
 static void http__conn_unlink(struct http_conn *c)
 {
     struct http_server *s = c->server;
+    if (c->prev || s->conns == c) {
+        s->n_conns--;
+    }
     if (c->prev) {
         c->prev->next = c->next;
     } else if (s->conns == c) {
@@ -340,6 +344,7 @@ static void http__connection_cb(uv_stream_t *listener, int status)
         s->conns->prev = c;
     }
     s->conns = c;
+    s->n_conns++;
     if (http_parser_init(&c->p, s->cfg.max_body, s->cfg.max_header) != 0 ||
         uv_accept(listener, &c->h.stream) != 0) {
         http__conn_close(c);
@@ -437,7 +442,7 @@ int http_server_listen_tcp(struct http_server *s, const char *hostport,
     s->open_handles++;
     int rv = uv_tcp_bind(&s->listener.tcp, (struct sockaddr *)&sa, 0);
     if (rv == 0) {
-        rv = uv_listen((uv_stream_t *)&s->listener.tcp, 1024,
+        rv = uv_listen((uv_stream_t *)&s->listener.tcp, 4096,
                        http__connection_cb);
     }
     if (rv != 0) {
@@ -468,7 +473,7 @@ int http_server_listen_unix(struct http_server *s, const char *path,
     int rv = uv_pipe_bind(&s->listener.pipe, path);
     if (rv == 0) {
         chmod(path, 0600);
-        rv = uv_listen((uv_stream_t *)&s->listener.pipe, 1024,
+        rv = uv_listen((uv_stream_t *)&s->listener.pipe, 4096,
                        http__connection_cb);
     }
     if (rv != 0) {
@@ -476,6 +481,11 @@ int http_server_listen_unix(struct http_server *s, const char *path,
         return BERTH_EIO;
     }
     return 0;
+}
+
+unsigned http_server_connections(const struct http_server *s)
+{
+    return s->n_conns;
 }
 
 int http_server_port(struct http_server *s)

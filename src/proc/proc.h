@@ -1,15 +1,32 @@
-/* A program process: spawn, frame I/O over its pipes, and supervision.
+/* A program process: spawn, frame I/O over a socket, and supervision.
  *
- * A proc owns one child process and its three pipes. Frames written with
- * proc_send go to the child's stdin; frames it writes to stdout come back one
- * by one through the frame callback; lines it writes to stderr go to the
- * host's log with the proc's name in front. A child that writes a malformed
- * or oversized frame is killed at once: the host never trusts a program.
+ * A proc owns one child process and three file descriptors in the host: one
+ * end of a socket pair that is the child's stdin and stdout at once, the
+ * read end of the child's stderr pipe, and a pidfd that tells when the child
+ * has exited. Frames written with proc_send go to the child's stdin; frames
+ * it writes to stdout come back one by one through the frame callback; lines
+ * it writes to stderr go to the host's log with the proc's name in front. A
+ * child that writes a malformed or oversized frame is killed at once: the
+ * host never trusts a program.
+ *
+ * The child starts with posix_spawn (vfork-like: its cost does not grow with
+ * the host's memory), in a session and process group of its own, with an
+ * empty signal mask and every signal at its default action. It gets no file
+ * descriptor of the host but its three stdio: each spawn marks every
+ * descriptor of the host above 2 close-on-exec (Linux 5.11), including any
+ * the host inherited or a library opened without O_CLOEXEC. Where the host
+ * has a cgroup freezer the child also gets a cgroup of its own at once (see
+ * proc_freeze).
  *
  * The state machine is RUNNING -> DYING -> GONE. DYING starts when the child
  * exits, breaks the protocol or is killed; GONE is reached once the child
  * has been reaped and every handle closed, and is announced by the exit
- * callback, after which the proc frees itself. */
+ * callback, after which the proc frees itself. An idle proc holds no buffer:
+ * reads go through one scratch buffer per thread, and only a frame or line
+ * cut by a read boundary is kept, until it is complete.
+ *
+ * Procs are driven from one thread, the host's loop: the freezer detection
+ * is process-wide and takes no lock. */
 #ifndef BERTH_PROC_PROC_H
 #define BERTH_PROC_PROC_H
 
@@ -35,14 +52,18 @@ typedef void (*proc_exit_cb)(struct proc *p, const char *why, int clean,
                              void *arg);
 
 struct proc_config {
-    const char *path;    /* the executable; without a slash, PATH is searched */
+    const char *path;    /* the executable; without a slash, the child's PATH
+                            (/usr/local/bin:/usr/bin:/bin) is searched. It
+                            must be a binary or start with #!: unlike
+                            execvp, nothing falls back to /bin/sh. */
     const char *name;    /* prefix for its stderr lines in the host log */
     const char *ship_id; /* exported to the child as BERTH_SHIP */
     size_t max_frame;    /* 0: FRAME_MAX_DEFAULT */
 };
 
-/* Start cfg->path with pipes on loop. The proc keeps no pointer into cfg.
- * On failure returns a negative code with errmsg set and no callback runs.
+/* Start cfg->path on loop. The proc keeps no pointer into cfg. On failure,
+ * a failed exec included ("cannot start program X: No such file or
+ * directory"), returns a negative code with errmsg set and no callback runs.
  * On success *out stays valid until the exit callback returns. */
 int proc_spawn(struct proc **out, uv_loop_t *loop,
                const struct proc_config *cfg, proc_frame_cb on_frame,
@@ -62,5 +83,47 @@ pid_t proc_pid(const struct proc *p);
 
 /* Return whether the child is still running (not dying or gone). */
 int proc_running(const struct proc *p);
+
+/* Stop the child and every process in its cgroup (or, without a cgroup
+ * freezer, its process group) so that it uses no CPU; its memory and file
+ * descriptors stay. Frames sent meanwhile wait in the socket. Freezing may
+ * complete shortly after the call returns. Returns 0 (also when already
+ * frozen), BERTH_ESHUTDOWN if the child is dying, or BERTH_EIO. A failed
+ * cgroup write falls back to SIGSTOP for this proc from then on. A kill
+ * works on a frozen proc. */
+int proc_freeze(struct proc *p);
+
+/* Let a frozen child run again; 0 (also when not frozen), BERTH_ESHUTDOWN
+ * if the child is dying, or BERTH_EIO. */
+int proc_thaw(struct proc *p);
+
+/* Return what freezes programs on this host: "cgroup2", "cgroup1" or
+ * "sigstop". Detected once per process, on the first spawn or call: a
+ * cgroup2 mount where the host can create <its cgroup>/berth-<pid>/ holding
+ * cgroup.freeze, else a cgroup1 freezer hierarchy where it can do the same,
+ * else SIGSTOP/SIGCONT to the child's process group. The environment
+ * variable BERTH_FREEZER, read at detection, narrows the choice: "sigstop"
+ * forces signals, "cgroup2" or "cgroup1" allow only that version. */
+const char *proc_freezer_name(void);
+
+/* Set *bytes to the child's anonymous resident memory (RssAnon: resident
+ * minus shared pages of /proc/<pid>/statm), which is what a frozen program
+ * costs the host; processes it started are not counted. Returns 0,
+ * BERTH_ESHUTDOWN if the child is dying, or BERTH_EIO. */
+int proc_memory(const struct proc *p, uint64_t *bytes);
+
+/* Return how many procs of this process are alive: spawned and not yet
+ * gone (their exit callback has not returned). */
+unsigned proc_count(void);
+
+/* Return how many file descriptors of the host one running proc holds. */
+unsigned proc_fds_per_proc(void);
+
+/* Remove the cgroups this host made for programs that are gone, and when
+ * no proc is alive also the host's own cgroup directory; best effort, for
+ * the host to call before it exits. With no proc alive it also forgets the
+ * freezer detection, so that the next use detects (and reads
+ * BERTH_FREEZER) again. */
+void proc_cleanup(void);
 
 #endif

@@ -486,3 +486,34 @@ int frame_decode_http_reply(const uint8_t *p, size_t len,
     r->body = cursor_bytes(&c, r->body_len);
     return 0;
 }
+
+/* ALARM effects and TIMER payloads are both one u64 and nothing else; they
+ * are kept apart in the API so that each can grow on its own. */
+static int frame__decode_time(const uint8_t *p, size_t len, uint64_t *time_ns)
+{
+    if (len != FRAME_ALARM_SIZE) {
+        return BERTH_EMALFORMED;
+    }
+    *time_ns = get_le64(p);
+    return 0;
+}
+
+int frame_encode_alarm(struct buf *out, uint64_t time_ns)
+{
+    return buf_put_u64(out, time_ns);
+}
+
+int frame_decode_alarm(const uint8_t *p, size_t len, uint64_t *time_ns)
+{
+    return frame__decode_time(p, len, time_ns);
+}
+
+int frame_encode_timer(struct buf *out, uint64_t time_ns)
+{
+    return buf_put_u64(out, time_ns);
+}
+
+int frame_decode_timer(const uint8_t *p, size_t len, uint64_t *time_ns)
+{
+    return frame__decode_time(p, len, time_ns);
+}

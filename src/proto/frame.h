@@ -32,10 +32,25 @@
  *             u16 n_headers | (u16 name_len | name | u32 value_len | value)* |
  *             body (rest). target is the path and query after /s/<ship>.
  *   POKE      opaque bytes from an operator (`berth ship send`).
+ *   TIMER     u64 time_ns, exactly 8 bytes: the ALARM that came due. The
+ *             delivery clears the alarm, and the host logs every TIMER,
+ *             changed or not, so that an alarm never fires twice, even
+ *             across a restart.
  *
  * Effect kinds and their bytes:
  *   HTTP_REPLY  u16 status | u16 ctype_len | content type | body (rest)
  *   LOG         one line of UTF-8 text
+ *   ALARM       u64 time_ns, exactly 8 bytes: deliver a TIMER at that wall
+ *               clock time (nanoseconds since the Unix epoch, the clock of
+ *               an event's time_ns); 0 cancels. A ship has at most one
+ *               alarm, so the last ALARM wins, within an event and across
+ *               events. Like every effect it takes hold only once its event
+ *               is durable, and an event with an ALARM is logged even
+ *               without FRAME_DONE_CHANGED, because the alarm is part of the
+ *               ship's durable state. A REJECT drops it with the rest. A
+ *               sleeping ship is woken for its alarm, one that is already
+ *               past fires at once, and one that came due while the host was
+ *               down fires once when the host starts.
  *
  * Decoders never allocate: decoded structs point into the frame's bytes, which
  * the caller keeps alive while it uses them. */
@@ -71,12 +86,17 @@ enum frame_type {
 enum frame_event_kind {
     FRAME_EVENT_HTTP = 1,
     FRAME_EVENT_POKE = 2,
+    FRAME_EVENT_TIMER = 3,
 };
 
 enum frame_effect_kind {
     FRAME_EFFECT_HTTP_REPLY = 1,
     FRAME_EFFECT_LOG = 2,
+    FRAME_EFFECT_ALARM = 3,
 };
+
+/* Bytes of an ALARM effect and of a TIMER payload: one u64 time. */
+#define FRAME_ALARM_SIZE 8
 
 #define FRAME_DONE_CHANGED 0x01
 
@@ -222,5 +242,18 @@ int frame_http_next_header(const struct frame_http_request *r, size_t *off,
 /* Decode the bytes of an HTTP_REPLY effect; returns 0 or BERTH_EMALFORMED. */
 int frame_decode_http_reply(const uint8_t *p, size_t len,
                             struct frame_http_reply *r);
+
+/* Append the bytes of an ALARM effect for time_ns (0 cancels the alarm);
+ * returns 0 or BERTH_ENOMEM, leaving out as it was on failure. */
+int frame_encode_alarm(struct buf *out, uint64_t time_ns);
+/* Decode the bytes of an ALARM effect, which must be exactly
+ * FRAME_ALARM_SIZE long; returns 0 or BERTH_EMALFORMED. */
+int frame_decode_alarm(const uint8_t *p, size_t len, uint64_t *time_ns);
+/* Append the payload of a TIMER event for the alarm at time_ns; returns 0 or
+ * BERTH_ENOMEM, leaving out as it was on failure. */
+int frame_encode_timer(struct buf *out, uint64_t time_ns);
+/* Decode a TIMER event payload, which must be exactly FRAME_ALARM_SIZE long;
+ * returns 0 or BERTH_EMALFORMED. */
+int frame_decode_timer(const uint8_t *p, size_t len, uint64_t *time_ns);
 
 #endif

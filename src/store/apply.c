@@ -3,7 +3,10 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "core/record.h"
+#include "core/registry.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 
@@ -63,9 +66,64 @@ static int apply__ship_new(struct store *s, const uint8_t *p, size_t len,
     return store_meta_put(s, "next_sid", next + 1);
 }
 
+/* Returned by an apply step whose entry changes nothing after all: the
+ * transaction is rolled back, and the entry still counts as applied. */
+#define APPLY__UNDO 1
+
+static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
+                             int *result)
+{
+    struct record_ship_batch b;
+    if (record_decode_ship_batch(p, len, &b) != 0 ||
+        b.name_len > STORE_NAME_MAX || b.program_len == 0) {
+        return BERTH_ECORRUPT;
+    }
+    uint64_t next;
+    int rv = store_meta_get(s, "next_sid", &next);
+    if (rv != 0) {
+        return rv;
+    }
+    struct store_ship ship;
+    memset(&ship, 0, sizeof ship);
+    ship.program = mem_strndup(b.program, b.program_len);
+    if (ship.program == NULL) {
+        return BERTH_ENOMEM;
+    }
+    ship.created_ns = b.created_ns;
+    ship.idle_timeout_ms = b.idle_timeout_ms;
+    ship.freeze_timeout_ms = b.freeze_timeout_ms;
+    ship.first_event = 1;
+    for (uint32_t i = 0; i < b.count && rv == 0; i++) {
+        const uint8_t *pk = b.public_keys + (size_t)i * 32;
+        ship.sid = next + 1 + i;
+        registry_id_encode(pk, REGISTRY_KEY_SIZE, ship.id);
+        if (record_ship_batch_name(&b, i, ship.name, sizeof ship.name) != 0) {
+            rv = BERTH_ECORRUPT;
+            break;
+        }
+        /* libsodium's secret key is the seed followed by the public key. */
+        record_ship_seed(b.key, b.first + i, ship.secret_key);
+        memcpy(ship.secret_key + 32, pk, 32);
+        memcpy(ship.public_key, pk, 32);
+        rv = store_ship_put(s, &ship);
+    }
+    sodium_memzero(ship.secret_key, sizeof ship.secret_key);
+    store_ship_clear(&ship);
+    if (rv == BERTH_EEXIST) {
+        /* A name or id was taken after the proposer checked: the entry
+         * creates nothing, on every host alike. */
+        *result = BERTH_EEXIST;
+        return APPLY__UNDO;
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    return store_meta_put(s, "next_sid", next + b.count);
+}
+
 static int apply__events(struct store *s, const uint8_t *p, size_t len)
 {
-    uint64_t sid = 0, last = 0;
+    uint64_t sid = 0, last = 0, alarm = 0;
     uint8_t hash[RECORD_HASH_SIZE];
     bool have = false, dirty = false;
     size_t off = 0;
@@ -86,12 +144,13 @@ static int apply__events(struct store *s, const uint8_t *p, size_t len)
         /* Consecutive records of one ship share one read and one write of
          * its head. */
         if (!have || sid != ev.sid) {
-            if (dirty && (rv = store_ship_head_put(s, sid, last, hash)) != 0) {
+            if (dirty &&
+                (rv = store_ship_head_put(s, sid, last, hash, alarm)) != 0) {
                 break;
             }
             dirty = false;
             sid = ev.sid;
-            rv = store_ship_head_get(s, sid, &last, hash);
+            rv = store_ship_head_get(s, sid, &last, hash, &alarm);
             have = rv == 0;
             if (rv == BERTH_ENOTFOUND) {
                 rv = 0;
@@ -116,11 +175,12 @@ static int apply__events(struct store *s, const uint8_t *p, size_t len)
             break;
         }
         last = ev.number;
+        alarm = ev.alarm_ns;
         record_hash(rec, rec_len, hash);
         dirty = true;
     }
     if (rv == 0 && dirty) {
-        rv = store_ship_head_put(s, sid, last, hash);
+        rv = store_ship_head_put(s, sid, last, hash, alarm);
     }
     return rv;
 }
@@ -173,10 +233,11 @@ static int apply__ship_remove(struct store *s, const uint8_t *p, size_t len)
     return rv == BERTH_ENOTFOUND ? 0 : rv;
 }
 
-int store_apply_entry(struct store *s, const uint8_t *entry, size_t len,
-                      int *result)
+int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
+                      size_t len, int *result)
 {
     uint8_t type;
+    uint64_t applied = 0;
     *result = 0;
     if (record_entry_type(entry, len, &type) != 0) {
         return BERTH_ECORRUPT;
@@ -184,6 +245,17 @@ int store_apply_entry(struct store *s, const uint8_t *entry, size_t len,
     int rv = store_begin(s);
     if (rv != 0) {
         return rv;
+    }
+    if (index != 0) {
+        rv = store_meta_get(s, "applied_index", &applied);
+        if (rv != 0) {
+            store_rollback(s);
+            return rv;
+        }
+        if (index <= applied) {
+            /* Replayed after a restart: the store has it already. */
+            return store_commit(s);
+        }
     }
     switch (type) {
     case RECORD_ENTRY_SHIP_NEW:
@@ -198,9 +270,21 @@ int store_apply_entry(struct store *s, const uint8_t *entry, size_t len,
     case RECORD_ENTRY_SHIP_REMOVE:
         rv = apply__ship_remove(s, entry, len);
         break;
+    case RECORD_ENTRY_SHIP_BATCH:
+        rv = apply__ship_batch(s, entry, len, result);
+        break;
     default:
         rv = BERTH_ECORRUPT;
         break;
+    }
+    if (rv == APPLY__UNDO) {
+        rv = store_rollback(s);
+        if (rv == 0) {
+            rv = store_begin(s);
+        }
+    }
+    if (rv == 0 && index != 0) {
+        rv = store_meta_put(s, "applied_index", index);
     }
     if (rv != 0) {
         store_rollback(s);

@@ -12,11 +12,15 @@
 
 #include "store/store.h"
 
-/* Apply one entry inside one transaction. Returns 0 with *result set to 0, or
- * to BERTH_EEXIST when a SHIP_NEW lost a race for its name; or a negative code
- * when the store failed or the entry is corrupt, which is fatal to the host
- * (the transaction is rolled back). */
-int store_apply_entry(struct store *s, const uint8_t *entry, size_t len,
-                      int *result);
+/* Apply the entry at log position index inside one transaction, which also
+ * records index as the last applied: an entry at or below it is skipped, so
+ * a restart that replays the log's tail costs nothing for what the store has.
+ * index 0 means "unknown": the entry is applied (idempotently) and nothing is
+ * recorded. Returns 0 with *result set to 0, or to BERTH_EEXIST when a
+ * SHIP_NEW or SHIP_BATCH lost a race for a name or id (the batch then created
+ * nothing); or a negative code when the store failed or the entry is corrupt,
+ * which is fatal to the host (the transaction is rolled back). */
+int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
+                      size_t len, int *result);
 
 #endif

@@ -9,7 +9,7 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 
-#define STORE__SCHEMA_VERSION 1
+#define STORE__SCHEMA_VERSION 2
 
 enum {
     ST_META_GET,
@@ -25,6 +25,7 @@ enum {
     ST_SHIP_SNAPSHOT_DELETE,
     ST_SHIP_ALL,
     ST_SHIP_COUNT,
+    ST_SHIP_BRIEF,
     ST_EVENT_PUT,
     ST_EVENT_FROM,
     ST_EVENT_TRUNCATE,
@@ -38,7 +39,8 @@ enum {
 
 #define STORE__SHIP_COLUMNS                                                  \
     "sid, id, name, program, created_ns, idle_timeout_ms, last_event, "      \
-    "first_event, snapshot_event, last_hash, public_key, secret_key"
+    "first_event, snapshot_event, last_hash, public_key, secret_key, "       \
+    "alarm_ns, freeze_timeout_ms"
 
 static const char *store__sql[ST__COUNT] = {
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
@@ -47,11 +49,12 @@ static const char *store__sql[ST__COUNT] = {
      * fail, never delete the other ship. */
     [ST_SHIP_PUT] =
         "INSERT INTO ships (" STORE__SHIP_COLUMNS
-        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
-        "ON CONFLICT (sid) DO UPDATE SET id = ?2, name = ?3, program = ?4, "
-        "created_ns = ?5, idle_timeout_ms = ?6, last_event = ?7, "
-        "first_event = ?8, snapshot_event = ?9, last_hash = ?10, "
-        "public_key = ?11, secret_key = ?12",
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+        "?14) ON CONFLICT (sid) DO UPDATE SET id = ?2, name = ?3, "
+        "program = ?4, created_ns = ?5, idle_timeout_ms = ?6, "
+        "last_event = ?7, first_event = ?8, snapshot_event = ?9, "
+        "last_hash = ?10, public_key = ?11, secret_key = ?12, alarm_ns = ?13, "
+        "freeze_timeout_ms = ?14",
     [ST_SHIP_BY_ID] = "SELECT " STORE__SHIP_COLUMNS " FROM ships WHERE id = ?1",
     [ST_SHIP_BY_NAME] =
         "SELECT " STORE__SHIP_COLUMNS " FROM ships WHERE name = ?1",
@@ -59,13 +62,17 @@ static const char *store__sql[ST__COUNT] = {
         "SELECT " STORE__SHIP_COLUMNS " FROM ships WHERE sid = ?1",
     [ST_SHIP_DELETE] = "DELETE FROM ships WHERE sid = ?1",
     /* The hot path of apply touches two columns and no index. */
-    [ST_HEAD_GET] = "SELECT last_event, last_hash FROM ships WHERE sid = ?1",
-    [ST_HEAD_PUT] =
-        "UPDATE ships SET last_event = ?2, last_hash = ?3 WHERE sid = ?1",
+    [ST_HEAD_GET] =
+        "SELECT last_event, last_hash, alarm_ns FROM ships WHERE sid = ?1",
+    [ST_HEAD_PUT] = "UPDATE ships SET last_event = ?2, last_hash = ?3, "
+                    "alarm_ns = ?4 WHERE sid = ?1",
     [ST_SHIP_EVENTS_DELETE] = "DELETE FROM events WHERE sid = ?1",
     [ST_SHIP_SNAPSHOT_DELETE] = "DELETE FROM snapshots WHERE sid = ?1",
     [ST_SHIP_ALL] = "SELECT " STORE__SHIP_COLUMNS " FROM ships ORDER BY sid",
     [ST_SHIP_COUNT] = "SELECT count(*) FROM ships",
+    /* What the host keeps in memory per ship: a narrow walk at start. */
+    [ST_SHIP_BRIEF] = "SELECT sid, id, name, program, alarm_ns FROM ships "
+                      "WHERE sid > ?1 ORDER BY sid",
     [ST_EVENT_PUT] =
         "INSERT OR REPLACE INTO events (sid, n, rec) VALUES (?1, ?2, ?3)",
     [ST_EVENT_FROM] =
@@ -91,7 +98,8 @@ static const char store__schema[] =
     "  idle_timeout_ms INTEGER NOT NULL, last_event INTEGER NOT NULL,"
     "  first_event INTEGER NOT NULL, snapshot_event INTEGER NOT NULL,"
     "  last_hash BLOB NOT NULL, public_key BLOB NOT NULL,"
-    "  secret_key BLOB NOT NULL);"
+    "  secret_key BLOB NOT NULL, alarm_ns INTEGER NOT NULL DEFAULT 0,"
+    "  freeze_timeout_ms INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS events ("
     "  sid INTEGER NOT NULL, n INTEGER NOT NULL, rec BLOB NOT NULL,"
     "  PRIMARY KEY (sid, n)) WITHOUT ROWID;"
@@ -220,8 +228,20 @@ int store_open(struct store **out, const char *path, char *errmsg)
     if (version == 0) {
         rv = store__pragma(s, store__schema);
         if (rv == 0) {
-            rv = store__pragma(s, "PRAGMA user_version=1");
+            rv = store__pragma(s, "PRAGMA user_version=2");
         }
+        if (rv != 0) {
+            goto err_after_db;
+        }
+    } else if (version == 1) {
+        /* Version 2 added alarms and the freeze timeout. */
+        rv = store__pragma(
+            s, "BEGIN;"
+               "ALTER TABLE ships ADD COLUMN alarm_ns INTEGER NOT NULL "
+               "DEFAULT 0;"
+               "ALTER TABLE ships ADD COLUMN freeze_timeout_ms INTEGER NOT "
+               "NULL DEFAULT 0;"
+               "PRAGMA user_version=2; COMMIT;");
         if (rv != 0) {
             goto err_after_db;
         }
@@ -346,6 +366,8 @@ int store_ship_put(struct store *s, const struct store_ship *ship)
                       SQLITE_STATIC);
     sqlite3_bind_blob(st, 12, ship->secret_key, sizeof ship->secret_key,
                       SQLITE_STATIC);
+    sqlite3_bind_int64(st, 13, (sqlite3_int64)ship->alarm_ns);
+    sqlite3_bind_int64(st, 14, (sqlite3_int64)ship->freeze_timeout_ms);
     return store__exec(s, st, "writing a ship");
 }
 
@@ -387,6 +409,8 @@ static int store__row_ship(sqlite3_stmt *st, struct store_ship *ship)
     store__copy_blob(st, 9, ship->last_hash, sizeof ship->last_hash);
     store__copy_blob(st, 10, ship->public_key, sizeof ship->public_key);
     store__copy_blob(st, 11, ship->secret_key, sizeof ship->secret_key);
+    ship->alarm_ns = (uint64_t)sqlite3_column_int64(st, 12);
+    ship->freeze_timeout_ms = (uint64_t)sqlite3_column_int64(st, 13);
     return 0;
 }
 
@@ -432,7 +456,7 @@ int store_ship_get_sid(struct store *s, uint64_t sid, struct store_ship *out)
 }
 
 int store_ship_head_get(struct store *s, uint64_t sid, uint64_t *last_event,
-                        uint8_t *last_hash)
+                        uint8_t *last_hash, uint64_t *alarm_ns)
 {
     sqlite3_stmt *st = store__stmt(s, ST_HEAD_GET);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
@@ -441,6 +465,7 @@ int store_ship_head_get(struct store *s, uint64_t sid, uint64_t *last_event,
     if (rc == SQLITE_ROW) {
         *last_event = (uint64_t)sqlite3_column_int64(st, 0);
         store__copy_blob(st, 1, last_hash, STORE_HASH_SIZE);
+        *alarm_ns = (uint64_t)sqlite3_column_int64(st, 2);
     } else if (rc == SQLITE_DONE) {
         rv = BERTH_ENOTFOUND;
     } else {
@@ -451,12 +476,13 @@ int store_ship_head_get(struct store *s, uint64_t sid, uint64_t *last_event,
 }
 
 int store_ship_head_put(struct store *s, uint64_t sid, uint64_t last_event,
-                        const uint8_t *last_hash)
+                        const uint8_t *last_hash, uint64_t alarm_ns)
 {
     sqlite3_stmt *st = store__stmt(s, ST_HEAD_PUT);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)last_event);
     sqlite3_bind_blob(st, 3, last_hash, STORE_HASH_SIZE, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)alarm_ns);
     return store__exec(s, st, "writing a ship");
 }
 
@@ -487,6 +513,35 @@ int store_ship_foreach(struct store *s, store_ship_cb cb, void *arg)
             rv = cb(&ship, arg);
         }
         store_ship_clear(&ship);
+        if (rv != 0) {
+            break;
+        }
+    }
+    if (rv == 0 && rc != SQLITE_DONE) {
+        rv = store__fail(s, rc, "listing ships");
+    }
+    sqlite3_reset(st);
+    return rv;
+}
+
+int store_ship_brief_foreach(struct store *s, uint64_t after_sid,
+                             store_ship_brief_cb cb, void *arg)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_SHIP_BRIEF);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)after_sid);
+    int rv = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct store_ship_brief b;
+        const unsigned char *id = sqlite3_column_text(st, 1);
+        const unsigned char *name = sqlite3_column_text(st, 2);
+        const unsigned char *program = sqlite3_column_text(st, 3);
+        b.sid = (uint64_t)sqlite3_column_int64(st, 0);
+        b.id = id ? (const char *)id : "";
+        b.name = name ? (const char *)name : "";
+        b.program = program ? (const char *)program : "";
+        b.alarm_ns = (uint64_t)sqlite3_column_int64(st, 4);
+        rv = cb(&b, arg);
         if (rv != 0) {
             break;
         }

@@ -44,6 +44,8 @@ struct store_ship {
     uint8_t last_hash[STORE_HASH_SIZE]; /* hash of the last event record */
     uint8_t public_key[32];
     uint8_t secret_key[64];
+    uint64_t alarm_ns;          /* when the ship wants a TIMER event; 0: never */
+    uint64_t freeze_timeout_ms; /* 0: the host's default */
 };
 
 /* Free the owned fields of ship and zero it. */
@@ -84,14 +86,14 @@ int store_ship_get(struct store *s, const char *id_or_name,
 /* Find a ship by sid; as store_ship_get. */
 int store_ship_get_sid(struct store *s, uint64_t sid, struct store_ship *out);
 
-/* Read only what applying an event needs: the ship's last event number and
- * the hash of its last record. BERTH_ENOTFOUND if absent. */
+/* Read only what applying an event needs: the ship's last event number,
+ * the hash of its last record and its alarm. BERTH_ENOTFOUND if absent. */
 int store_ship_head_get(struct store *s, uint64_t sid, uint64_t *last_event,
-                        uint8_t *last_hash);
+                        uint8_t *last_hash, uint64_t *alarm_ns);
 
-/* Write the ship's last event number and record hash, nothing else. */
+/* Write the ship's last event number, record hash and alarm, nothing else. */
 int store_ship_head_put(struct store *s, uint64_t sid, uint64_t last_event,
-                        const uint8_t *last_hash);
+                        const uint8_t *last_hash, uint64_t alarm_ns);
 
 /* Delete a ship with its events and snapshot. BERTH_ENOTFOUND if absent. */
 int store_ship_delete(struct store *s, uint64_t sid);
@@ -102,6 +104,26 @@ typedef int (*store_ship_cb)(const struct store_ship *ship, void *arg);
 
 /* Walk all ships in sid order. */
 int store_ship_foreach(struct store *s, store_ship_cb cb, void *arg);
+
+/* The few fields of a ship that a host keeps in memory; the strings are
+ * valid only during the callback. */
+struct store_ship_brief {
+    uint64_t sid;
+    const char *id;
+    const char *name; /* "" when unnamed */
+    const char *program;
+    uint64_t alarm_ns;
+};
+
+/* Called for each ship of store_ship_brief_foreach; non-zero stops the walk
+ * and is returned. */
+typedef int (*store_ship_brief_cb)(const struct store_ship_brief *ship,
+                                   void *arg);
+
+/* Walk the ships with sid > after_sid in sid order, reading only the brief
+ * fields: what a host loads at start and after ships are created. */
+int store_ship_brief_foreach(struct store *s, uint64_t after_sid,
+                             store_ship_brief_cb cb, void *arg);
 
 /* Return the number of ships. */
 int store_ship_count(struct store *s, uint64_t *count);

@@ -5,10 +5,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "core/record.h"
+#include "core/registry.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "store/apply.h"
@@ -31,7 +34,7 @@ static int teardown(void **state)
 static void apply(struct store *s, struct buf *e, int want_rv, int want_res)
 {
     int res = -1;
-    assert_int_equal(store_apply_entry(s, e->data, e->len, &res), want_rv);
+    assert_int_equal(store_apply_entry(s, 0, e->data, e->len, &res), want_rv);
     if (want_rv == 0) {
         assert_int_equal(res, want_res);
     }
@@ -218,12 +221,158 @@ static void test_garbage_entries(void **state)
     struct store *s = *state;
     int res;
     uint8_t junk[] = {1, 99, 0, 0};
-    assert_int_equal(store_apply_entry(s, junk, sizeof junk, &res),
+    assert_int_equal(store_apply_entry(s, 0, junk, sizeof junk, &res),
                      BERTH_ECORRUPT);
-    assert_int_equal(store_apply_entry(s, junk, 1, &res), BERTH_ECORRUPT);
+    assert_int_equal(store_apply_entry(s, 0, junk, 1, &res), BERTH_ECORRUPT);
     uint8_t events[] = {1, RECORD_ENTRY_EVENTS, 1, 0, 0, 0, 200, 0, 0, 0};
-    assert_int_equal(store_apply_entry(s, events, sizeof events, &res),
+    assert_int_equal(store_apply_entry(s, 0, events, sizeof events, &res),
                      BERTH_ECORRUPT);
+    /* A batch whose public keys do not add up. */
+    uint8_t pk[32] = {0};
+    struct record_ship_batch b = {.program = "/bin/true", .program_len = 9,
+                                  .count = 1, .public_keys = pk};
+    struct buf e;
+    buf_init(&e);
+    assert_int_equal(record_encode_ship_batch(&e, &b), 0);
+    e.len -= 1;
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, &res),
+                     BERTH_ECORRUPT);
+    buf_free(&e);
+}
+
+/* Encode a batch of n ships named prefix-first... (or one ship named
+ * exactly prefix when exact), with key pairs derived as the host does. */
+static void make_batch(struct buf *e, const char *prefix, bool exact,
+                       uint32_t first, uint32_t n, uint8_t *key, uint8_t *pks)
+{
+    randombytes_buf(key, 32);
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t seed[32], sk[64];
+        record_ship_seed(key, first + i, seed);
+        crypto_sign_seed_keypair(pks + 32 * i, sk, seed);
+    }
+    struct record_ship_batch b = {
+        .program = "/bin/true",
+        .program_len = 9,
+        .name = prefix,
+        .name_len = strlen(prefix),
+        .flags = exact ? 0 : RECORD_BATCH_PREFIX,
+        .created_ns = 77,
+        .idle_timeout_ms = 5,
+        .freeze_timeout_ms = 6,
+        .first = first,
+        .count = n,
+        .public_keys = pks,
+    };
+    memcpy(b.key, key, 32);
+    buf_init(e);
+    assert_int_equal(record_encode_ship_batch(e, &b), 0);
+}
+
+static void test_batch_creates_ships(void **state)
+{
+    struct store *s = *state;
+    uint8_t key[32], pks[3 * 32];
+    struct buf e;
+    int res = -1;
+    make_batch(&e, "p", false, 1, 3, key, pks);
+    assert_int_equal(store_apply_entry(s, 5, e.data, e.len, &res), 0);
+    assert_int_equal(res, 0);
+    uint64_t count;
+    assert_int_equal(store_ship_count(s, &count), 0);
+    assert_int_equal(count, 3);
+    for (uint32_t i = 0; i < 3; i++) {
+        char id[REGISTRY_ID_LEN + 1], name[16];
+        struct store_ship ship;
+        registry_id_encode(pks + 32 * i, REGISTRY_KEY_SIZE, id);
+        snprintf(name, sizeof name, "p-%u", i + 1);
+        assert_int_equal(store_ship_get(s, name, &ship), 0);
+        assert_string_equal(ship.id, id);
+        assert_int_equal(ship.sid, i + 1);
+        assert_int_equal(ship.created_ns, 77);
+        assert_int_equal(ship.idle_timeout_ms, 5);
+        assert_int_equal(ship.freeze_timeout_ms, 6);
+        assert_memory_equal(ship.public_key, pks + 32 * i, 32);
+        /* The secret key signs for the public key: the seed was derived
+         * from the batch key on apply, not carried in the entry. */
+        uint8_t sig[64];
+        crypto_sign_detached(sig, NULL, (const uint8_t *)"m", 1,
+                             ship.secret_key);
+        assert_int_equal(crypto_sign_verify_detached(sig, (const uint8_t *)"m",
+                                                     1, ship.public_key),
+                         0);
+        store_ship_clear(&ship);
+    }
+    /* The same position again is skipped: the store has it. */
+    res = -1;
+    assert_int_equal(store_apply_entry(s, 5, e.data, e.len, &res), 0);
+    assert_int_equal(res, 0);
+    assert_int_equal(store_ship_count(s, &count), 0);
+    assert_int_equal(count, 3);
+    uint64_t applied;
+    assert_int_equal(store_meta_get(s, "applied_index", &applied), 0);
+    assert_int_equal(applied, 5);
+    /* At a new position the ids clash: nothing is created, the position
+     * still counts as applied. */
+    assert_int_equal(store_apply_entry(s, 6, e.data, e.len, &res), 0);
+    assert_int_equal(res, BERTH_EEXIST);
+    assert_int_equal(store_ship_count(s, &count), 0);
+    assert_int_equal(count, 3);
+    assert_int_equal(store_meta_get(s, "applied_index", &applied), 0);
+    assert_int_equal(applied, 6);
+    buf_free(&e);
+}
+
+static void test_batch_is_all_or_nothing(void **state)
+{
+    struct store *s = *state;
+    uint8_t key[32], pks[3 * 32];
+    struct buf e;
+    int res = -1;
+    new_ship(s, "aaaa", "q-2");
+    make_batch(&e, "q", false, 1, 3, key, pks);
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, &res), 0);
+    assert_int_equal(res, BERTH_EEXIST);
+    struct store_ship ship;
+    assert_int_equal(store_ship_get(s, "q-1", &ship), BERTH_ENOTFOUND);
+    assert_int_equal(store_ship_get(s, "q-3", &ship), BERTH_ENOTFOUND);
+    buf_free(&e);
+    /* One exact name, and the next sid follows the ships that exist. */
+    make_batch(&e, "solo", true, 1, 1, key, pks);
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, &res), 0);
+    assert_int_equal(res, 0);
+    assert_int_equal(store_ship_get(s, "solo", &ship), 0);
+    assert_int_equal(ship.sid, 2);
+    store_ship_clear(&ship);
+    buf_free(&e);
+}
+
+static void test_events_carry_the_alarm(void **state)
+{
+    struct store *s = *state;
+    uint64_t a = new_ship(s, "aaaa", "ann");
+    struct buf e;
+    buf_init(&e);
+    assert_int_equal(record_events_begin(&e), 0);
+    uint8_t head[RECORD_HASH_SIZE] = {0};
+    for (uint64_t n = 1; n <= 2; n++) {
+        struct record_event ev = {.sid = a, .number = n, .kind = 3};
+        ev.alarm_ns = n == 1 ? 1234 : 5678;
+        memcpy(ev.prev_hash, head, RECORD_HASH_SIZE);
+        struct buf r;
+        buf_init(&r);
+        assert_int_equal(record_encode_event(&r, &ev), 0);
+        record_hash(r.data, r.len, head);
+        assert_int_equal(record_events_add(&e, r.data, r.len), 0);
+        buf_free(&r);
+    }
+    apply(s, &e, 0, 0);
+    buf_free(&e);
+    struct store_ship ship;
+    assert_int_equal(store_ship_get(s, "ann", &ship), 0);
+    assert_int_equal(ship.last_event, 2);
+    assert_int_equal(ship.alarm_ns, 5678); /* the last event's */
+    store_ship_clear(&ship);
 }
 
 int main(void)
@@ -238,6 +387,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_remove_then_late_events, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_garbage_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_creates_ships, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_batch_is_all_or_nothing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_events_carry_the_alarm, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -528,6 +528,120 @@ static void test_http_reply_payload(void **state)
     buf_free(&b);
 }
 
+/* The ALARM effect and the TIMER payload are one little-endian u64, exactly
+ * eight bytes: a shorter or longer one never decodes, and a failed decode
+ * leaves the output alone. */
+static void test_alarm_and_timer(void **state)
+{
+    /* The wire values are fixed by docs/protocol.md. */
+    assert_int_equal(FRAME_EVENT_TIMER, 3);
+    assert_int_equal(FRAME_EFFECT_ALARM, 3);
+    assert_int_equal(FRAME_ALARM_SIZE, 8);
+    static const uint64_t times[] = {0, 1, 1700000005000000000ull, UINT64_MAX};
+    static const uint8_t le[] = {0x00, 0xf2, 0x2f, 0x60,
+                                 0xff, 0x9c, 0x97, 0x17};
+    int (*encode[2])(struct buf *, uint64_t) = {frame_encode_alarm,
+                                                frame_encode_timer};
+    int (*decode[2])(const uint8_t *, size_t, uint64_t *) = {
+        frame_decode_alarm, frame_decode_timer};
+    struct buf b;
+    buf_init(&b);
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+            b.len = 0;
+            assert_int_equal(buf_append(&b, "xyz", 3), 0);
+            assert_int_equal(encode[k](&b, times[i]), 0);
+            /* Appended after what was there, and nothing else. */
+            assert_int_equal(b.len, 3 + 8);
+            assert_memory_equal(b.data, "xyz", 3);
+            assert_true(get_le64(b.data + 3) == times[i]);
+            uint64_t t = 42;
+            assert_int_equal(decode[k](b.data + 3, 8, &t), 0);
+            assert_true(t == times[i]);
+        }
+        b.len = 0;
+        assert_int_equal(encode[k](&b, 1700000005000000000ull), 0);
+        assert_memory_equal(b.data, le, sizeof le);
+        /* Every other length, shorter and longer, is malformed. */
+        uint8_t wide[17] = {0};
+        for (size_t n = 0; n <= sizeof wide; n++) {
+            uint64_t t = 42;
+            int rv = decode[k](wide, n, &t);
+            if (n == 8) {
+                assert_int_equal(rv, 0);
+                assert_true(t == 0);
+            } else {
+                assert_int_equal(rv, BERTH_EMALFORMED);
+                assert_true(t == 42);
+            }
+        }
+        uint64_t t = 42;
+        assert_int_equal(decode[k](NULL, 0, &t), BERTH_EMALFORMED);
+        assert_true(t == 42);
+    }
+
+    /* A DONE that sets an alarm without saying CHANGED (the host logs it
+     * all the same), byte for byte as in docs/protocol.md. */
+    static const uint8_t want[] = {
+        0x1b, 0x00, 0x00, 0x00, 0x82,                   /* len 27, DONE */
+        0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* number 9 */
+        0x00,                                           /* flags */
+        0x01, 0x00, 0x00, 0x00,                         /* 1 effect */
+        0x03, 0x08, 0x00, 0x00, 0x00,                   /* ALARM, 8 bytes */
+        0x00, 0xf2, 0x2f, 0x60, 0xff, 0x9c, 0x97, 0x17, /* the time */
+    };
+    struct buf alarm;
+    buf_init(&alarm);
+    assert_int_equal(frame_encode_alarm(&alarm, 1700000005000000000ull), 0);
+    b.len = 0;
+    size_t mark;
+    assert_int_equal(frame_done_begin(&b, 9, 0, &mark), 0);
+    assert_int_equal(frame_done_add_effect(&b, mark, FRAME_EFFECT_ALARM,
+                                           alarm.data, alarm.len),
+                     0);
+    frame_done_end(&b, mark);
+    assert_int_equal(b.len, sizeof want);
+    assert_memory_equal(b.data, want, sizeof want);
+    struct frame f = split_one(&b);
+    struct frame_done d;
+    assert_int_equal(frame_decode_done(&f, &d), 0);
+    assert_int_equal(d.flags, 0);
+    size_t off = 0;
+    struct frame_effect e;
+    assert_int_equal(frame_effects_next(&d, &off, &e), 0);
+    assert_int_equal(e.kind, FRAME_EFFECT_ALARM);
+    uint64_t t;
+    assert_int_equal(frame_decode_alarm(e.data, e.len, &t), 0);
+    assert_true(t == 1700000005000000000ull);
+    assert_int_equal(frame_effects_next(&d, &off, &e), 1);
+    buf_free(&alarm);
+
+    /* A TIMER event carries the alarm's time as its whole payload. */
+    struct buf payload;
+    buf_init(&payload);
+    assert_int_equal(frame_encode_timer(&payload, 1700000005000000000ull), 0);
+    struct frame_event in = {.number = 10, .time_ns = 1700000005000000123ull,
+                             .kind = FRAME_EVENT_TIMER,
+                             .payload = payload.data,
+                             .payload_len = payload.len};
+    b.len = 0;
+    assert_int_equal(frame_encode_event(&b, &in), 0);
+    f = split_one(&b);
+    struct frame_event ev;
+    assert_int_equal(frame_decode_event(&f, &ev), 0);
+    assert_int_equal(ev.kind, FRAME_EVENT_TIMER);
+    assert_int_equal(frame_decode_timer(ev.payload, ev.payload_len, &t), 0);
+    assert_true(t == 1700000005000000000ull);
+    /* The event still decodes with a payload cut short (the frame does not
+     * know payload formats), but the payload does not. */
+    f.body_len--;
+    assert_int_equal(frame_decode_event(&f, &ev), 0);
+    assert_int_equal(frame_decode_timer(ev.payload, ev.payload_len, &t),
+                     BERTH_EMALFORMED);
+    buf_free(&payload);
+    buf_free(&b);
+}
+
 /* Lengths that do not fit their fields are refused rather than truncated,
  * and nothing is written. The huge lengths are never read: the check comes
  * first. */
@@ -632,6 +746,10 @@ static int encode_nth(int which, struct buf *b)
         }
         frame_done_end(b, mark);
         return 0;
+    case 10:
+        return frame_encode_alarm(b, 1700000005000000000ull);
+    case 11:
+        return frame_encode_timer(b, UINT64_MAX);
     }
     return BERTH_EINVAL;
 }
@@ -642,7 +760,7 @@ static int encode_nth(int which, struct buf *b)
 static void test_encoders_out_of_memory(void **state)
 {
     static const size_t prefill[] = {0, 3, 60, 64, 200};
-    for (int which = 0; which <= 9; which++) {
+    for (int which = 0; which <= 11; which++) {
         for (size_t p = 0; p < sizeof prefill / sizeof prefill[0]; p++) {
             for (int k = 0;; k++) {
                 struct buf b;
@@ -717,6 +835,7 @@ int main(void)
         cmocka_unit_test(test_effects_walk_malformed),
         cmocka_unit_test(test_http_request_payload),
         cmocka_unit_test(test_http_reply_payload),
+        cmocka_unit_test(test_alarm_and_timer),
         cmocka_unit_test(test_encoders_too_big),
         cmocka_unit_test(test_encoders_out_of_memory),
         cmocka_unit_test(test_done_effect_out_of_memory),

@@ -1,9 +1,11 @@
 /* Programs on real pipes: the kv sample and the C helper it is built on
- * (routing, percent-decoding, JSON, POKE commands, deterministic snapshots,
+ * (routing, percent-decoding, JSON, POKE commands, the alarm and TIMER
+ * events, deterministic snapshots in the current and the previous format,
  * boot from a snapshot or refusal, STOP and EOF, and exit 1 on every kind of
- * malformed frame), the misbehave test program, and the two examples in
- * docs/protocol.md. The binaries are found through BERTH_PROGRAMS, by default
- * ../programs next to this test's binary; tests skip when one is missing. */
+ * malformed frame), the misbehave test program, the Python counter, and the
+ * two examples in docs/protocol.md. The binaries are found through
+ * BERTH_PROGRAMS, by default ../programs next to this test's binary; tests
+ * skip when one is missing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -49,6 +51,9 @@ struct answer {
     struct buf body;
     unsigned n_logs;
     char log[512]; /* the last log line */
+    unsigned n_alarms;
+    uint64_t alarm_ns; /* of the last ALARM effect */
+    unsigned n_effects;
     char reason[512];
 };
 
@@ -263,6 +268,12 @@ static void read_answer(struct child *c, uint64_t number, struct answer *a)
     size_t off = 0;
     struct frame_effect e;
     while (frame_effects_next(&d, &off, &e) == 0) {
+        a->n_effects++;
+        if (e.kind == FRAME_EFFECT_ALARM) {
+            a->n_alarms++;
+            assert_int_equal(frame_decode_alarm(e.data, e.len, &a->alarm_ns),
+                             0);
+        }
         if (e.kind == FRAME_EFFECT_HTTP_REPLY) {
             struct frame_http_reply r;
             assert_int_equal(frame_decode_http_reply(e.data, e.len, &r), 0);
@@ -330,6 +341,21 @@ static void poke(struct child *c, uint64_t number, const char *text,
     encode_event(&b, number, FRAME_EVENT_POKE, text, strlen(text));
     send_buf(c, &b);
     buf_free(&b);
+    read_answer(c, number, a);
+}
+
+/* Send a TIMER event for the alarm at alarm_ns and read its answer. */
+static void timer(struct child *c, uint64_t number, uint64_t alarm_ns,
+                  struct answer *a)
+{
+    struct buf p, b;
+    buf_init(&p);
+    buf_init(&b);
+    assert_int_equal(frame_encode_timer(&p, alarm_ns), 0);
+    encode_event(&b, number, FRAME_EVENT_TIMER, p.data, p.len);
+    send_buf(c, &b);
+    buf_free(&b);
+    buf_free(&p);
     read_answer(c, number, a);
 }
 
@@ -573,10 +599,12 @@ static void test_kv_snapshots(void **state)
     put_keys(&c, order1, 6);
     snapshot(&c, 6, &s1);
     stop(&c);
-    assert_memory_equal(s1.data, "KV1\n", 4);
-    /* The first pair is the smallest key. */
-    assert_int_equal(get_le32(s1.data + 4), 1);
-    assert_int_equal(s1.data[8], 'a');
+    assert_memory_equal(s1.data, "KV2\n", 4);
+    /* No alarm and none fired, then the first pair, the smallest key. */
+    assert_true(get_le64(s1.data + 4) == 0);
+    assert_true(get_le64(s1.data + 12) == 0);
+    assert_int_equal(get_le32(s1.data + 20), 1);
+    assert_int_equal(s1.data[24], 'a');
 
     /* The same state reached in another order snapshots to the same
      * bytes. */
@@ -610,7 +638,7 @@ static void test_kv_snapshots(void **state)
     struct buf bad;
     buf_init(&bad);
     assert_int_equal(buf_append(&bad, s1.data, s1.len), 0);
-    size_t next_pair = 4;
+    size_t next_pair = 20; /* cuts inside the alarm fields are refused */
     for (size_t n = 0; n < s1.len; n++) {
         if (n == next_pair) {
             /* Cutting between pairs leaves a valid, smaller store. */
@@ -625,26 +653,280 @@ static void test_kv_snapshots(void **state)
         answer_free(&a);
         stop(&c);
     }
-    bad.data[2] = '2';
+    bad.data[2] = '3';
     spawn_kv(&c);
     assert_false(boot(&c, 6, bad.data, bad.len));
     stop(&c);
     /* Swap the first two one-byte keys "a" and "b" (values "a" and "b"). */
-    memcpy(bad.data, "KV1\n", 4);
-    bad.data[8] = 'b';
-    bad.data[13] = 'b';
-    bad.data[18] = 'a';
-    bad.data[23] = 'a';
+    memcpy(bad.data, "KV2\n", 4);
+    bad.data[24] = 'b';
+    bad.data[29] = 'b';
+    bad.data[34] = 'a';
+    bad.data[39] = 'a';
     spawn_kv(&c);
     assert_false(boot(&c, 6, bad.data, bad.len));
     stop(&c);
-    /* An empty snapshot (snapshot_event set, no bytes) is not KV1 either. */
+    /* An empty snapshot (snapshot_event set, no bytes) is not kv's either. */
     spawn_kv(&c);
     assert_false(boot(&c, 6, NULL, 0));
     stop(&c);
     buf_free(&bad);
     buf_free(&s1);
     buf_free(&s2);
+}
+
+/* The /alarm routes: set, read, replace, cancel, and every kind of bad body,
+ * which changes nothing and sets no alarm. encode_event gives event n the
+ * time_ns 1000 + n, so the times here are exact. */
+static void test_kv_alarm_routes(void **state)
+{
+    struct child c;
+    struct answer a;
+    spawn_kv(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+
+    http(&c, 1, "GET", "/alarm", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":0,\"fired\":0}\n");
+    assert_string_equal(a.ctype, "application/json");
+    assert_int_equal(a.n_alarms, 0);
+    answer_free(&a);
+    http(&c, 1, "DELETE", "/alarm", NULL, &a);
+    expect_error(&a, 404, "not_found");
+    assert_int_equal(a.n_alarms, 0);
+    assert_int_equal(a.n_logs, 0);
+    answer_free(&a);
+
+    /* 5000 ms after event 1's 1001 ns. */
+    http(&c, 1, "PUT", "/alarm", "5000", &a);
+    expect(&a, FRAME_DONE, true, 200, "5000001001\n");
+    assert_string_equal(a.ctype, "text/plain");
+    assert_int_equal(a.n_alarms, 1);
+    assert_true(a.alarm_ns == 5000001001ull);
+    assert_int_equal(a.n_logs, 1);
+    assert_string_equal(a.log, "alarm at 5000001001");
+    answer_free(&a);
+    http(&c, 2, "GET", "/alarm?x=1", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200,
+           "{\"alarm_ns\":5000001001,\"fired\":0}\n");
+    assert_int_equal(a.n_alarms, 0);
+    answer_free(&a);
+
+    /* A later one replaces it; 0 ms is the event's own time, due at once. */
+    http(&c, 2, "PUT", "/alarm", "0", &a);
+    expect(&a, FRAME_DONE, true, 200, "1002\n");
+    assert_true(a.alarm_ns == 1002);
+    answer_free(&a);
+    http(&c, 3, "GET", "/alarm", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":1002,\"fired\":0}\n");
+    answer_free(&a);
+    /* The largest alarm that fits in a u64 at event 3, leading zeros and
+     * all. */
+    http(&c, 3, "PUT", "/alarm", "0018446744073709", &a);
+    expect(&a, FRAME_DONE, true, 200, "18446744073709001003\n");
+    assert_true(a.alarm_ns == 18446744073709001003ull);
+    answer_free(&a);
+
+    static const char *const bad[] = {
+        "",    "abc", "-5",  "+5",  "1.5", " 5",  "5 ",
+        "5\n", "5:",  "/5",  "0x10", "5ms", "1e3", "18446744073710",
+        "99999999999999999999999",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        http(&c, 4, "PUT", "/alarm", bad[i], &a);
+        expect_error(&a, 400, "invalid");
+        assert_int_equal(a.n_alarms, 0);
+        assert_int_equal(a.n_logs, 0);
+        answer_free(&a);
+    }
+    http(&c, 4, "PUT", "/alarm", NULL, &a); /* no body at all */
+    expect_error(&a, 400, "invalid");
+    answer_free(&a);
+    http(&c, 4, "GET", "/alarm", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200,
+           "{\"alarm_ns\":18446744073709001003,\"fired\":0}\n");
+    answer_free(&a);
+
+    /* Other methods and paths. */
+    http(&c, 4, "POST", "/alarm", "5", &a);
+    expect_error(&a, 405, "method_not_allowed");
+    answer_free(&a);
+    http(&c, 4, "PUT", "/alarm/", "5", &a);
+    expect_error(&a, 404, "not_found");
+    answer_free(&a);
+    http(&c, 4, "GET", "/alarms", NULL, &a);
+    expect_error(&a, 404, "not_found");
+    answer_free(&a);
+
+    /* Cancelling sends an ALARM of 0; after it there is nothing to cancel. */
+    http(&c, 4, "DELETE", "/alarm", NULL, &a);
+    expect(&a, FRAME_DONE, true, 200, "deleted\n");
+    assert_int_equal(a.n_alarms, 1);
+    assert_true(a.alarm_ns == 0);
+    assert_string_equal(a.log, "alarm cancelled");
+    answer_free(&a);
+    http(&c, 5, "DELETE", "/alarm", NULL, &a);
+    expect_error(&a, 404, "not_found");
+    assert_int_equal(a.n_alarms, 0);
+    answer_free(&a);
+    http(&c, 5, "GET", "/alarm", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":0,\"fired\":0}\n");
+    answer_free(&a);
+    /* The keys are untouched by all of it. */
+    http(&c, 5, "GET", "/k", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "[]\n");
+    answer_free(&a);
+    stop(&c);
+}
+
+/* A TIMER counts a fired alarm and clears the pending one, with one log
+ * line, no reply and no new alarm. A TIMER for another time, one the host
+ * had on its way when a later alarm replaced it, counts the same but leaves
+ * the later alarm pending, as the host does. */
+static void test_kv_timer(void **state)
+{
+    struct child c;
+    struct answer a;
+    spawn_kv(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+    http(&c, 1, "PUT", "/alarm", "5000", &a);
+    assert_true(a.alarm_ns == 5000001001ull);
+    answer_free(&a);
+
+    timer(&c, 2, 5000001001ull, &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    assert_int_equal(a.n_effects, 1);
+    assert_int_equal(a.n_logs, 1);
+    assert_string_equal(a.log, "alarm fired");
+    assert_int_equal(a.n_alarms, 0);
+    answer_free(&a);
+    http(&c, 3, "GET", "/alarm", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":0,\"fired\":1}\n");
+    answer_free(&a);
+    /* Nothing is left to cancel. */
+    http(&c, 3, "DELETE", "/alarm", NULL, &a);
+    expect_error(&a, 404, "not_found");
+    answer_free(&a);
+
+    http(&c, 3, "PUT", "/alarm", "1", &a);
+    assert_true(a.alarm_ns == 1001003);
+    answer_free(&a);
+    timer(&c, 4, 999, &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    assert_string_equal(a.log, "alarm fired");
+    assert_int_equal(a.n_alarms, 0);
+    answer_free(&a);
+    http(&c, 5, "GET", "/alarm", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200,
+           "{\"alarm_ns\":1001003,\"fired\":2}\n");
+    answer_free(&a);
+    timer(&c, 5, 1001003, &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    answer_free(&a);
+    /* And with none pending, it only counts. */
+    timer(&c, 6, 7, &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    answer_free(&a);
+    http(&c, 7, "GET", "/alarm", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":0,\"fired\":4}\n");
+    answer_free(&a);
+    stop(&c);
+}
+
+/* The alarm and the fired count are in the snapshot and come back from it;
+ * a snapshot of kv before alarms (KV1) still boots, with neither. */
+static void test_kv_alarm_snapshots(void **state)
+{
+    struct child c;
+    struct answer a;
+    struct buf s, s2;
+    spawn_kv(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+    http(&c, 1, "PUT", "/k/a", "1", &a);
+    answer_free(&a);
+    http(&c, 2, "PUT", "/alarm", "5000", &a);
+    answer_free(&a);
+    timer(&c, 3, 5000001002ull, &a);
+    answer_free(&a);
+    http(&c, 4, "PUT", "/alarm", "7", &a);
+    assert_true(a.alarm_ns == 7001004);
+    answer_free(&a);
+    snapshot(&c, 4, &s);
+    stop(&c);
+    assert_int_equal(s.len, 20 + 4 + 1 + 4 + 1);
+    assert_memory_equal(s.data, "KV2\n", 4);
+    assert_true(get_le64(s.data + 4) == 7001004);
+    assert_true(get_le64(s.data + 12) == 1);
+    assert_int_equal(get_le32(s.data + 20), 1);
+    assert_int_equal(s.data[24], 'a');
+
+    spawn_kv(&c);
+    assert_true(boot(&c, 4, s.data, s.len));
+    http(&c, 5, "GET", "/alarm", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200,
+           "{\"alarm_ns\":7001004,\"fired\":1}\n");
+    answer_free(&a);
+    http(&c, 5, "GET", "/k/a", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "1");
+    answer_free(&a);
+    snapshot(&c, 4, &s2);
+    assert_int_equal(s2.len, s.len);
+    assert_memory_equal(s2.data, s.data, s.len);
+    buf_free(&s2);
+    /* The booted state goes on: the alarm fires and the snapshot says so. */
+    timer(&c, 5, 7001004, &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    answer_free(&a);
+    snapshot(&c, 5, &s2);
+    assert_int_equal(s2.len, s.len);
+    assert_true(get_le64(s2.data + 4) == 0);
+    assert_true(get_le64(s2.data + 12) == 2);
+    assert_memory_equal(s2.data + 20, s.data + 20, s.len - 20);
+    buf_free(&s2);
+    stop(&c);
+
+    /* A KV1 snapshot, as the kv before alarms wrote it: the magic, then the
+     * pairs. */
+    static const uint8_t old[] = {
+        'K', 'V', '1', '\n',
+        1, 0, 0, 0, 'a', 1, 0, 0, 0, '1',
+        1, 0, 0, 0, 'b', 2, 0, 0, 0, '2', '2',
+    };
+    spawn_kv(&c);
+    assert_true(boot(&c, 2, old, sizeof old));
+    http(&c, 3, "GET", "/k/b", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "22");
+    answer_free(&a);
+    http(&c, 3, "GET", "/alarm", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":0,\"fired\":0}\n");
+    answer_free(&a);
+    /* It snapshots as KV2, with the same pairs after empty alarm fields. */
+    snapshot(&c, 2, &s2);
+    assert_int_equal(s2.len, sizeof old + 16);
+    assert_memory_equal(s2.data, "KV2\n", 4);
+    assert_true(get_le64(s2.data + 4) == 0);
+    assert_true(get_le64(s2.data + 12) == 0);
+    assert_memory_equal(s2.data + 20, old + 4, sizeof old - 4);
+    buf_free(&s2);
+    http(&c, 3, "PUT", "/alarm", "1", &a);
+    expect(&a, FRAME_DONE, true, 200, "1001003\n");
+    answer_free(&a);
+    stop(&c);
+    /* A KV1 snapshot is checked as before: one cut short is refused. */
+    spawn_kv(&c);
+    assert_false(boot(&c, 2, old, sizeof old - 1));
+    http(&c, 3, "GET", "/k", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "[]\n");
+    answer_free(&a);
+    stop(&c);
+    /* A refused KV2 snapshot leaves no alarm behind either: its pairs are
+     * cut short after whole alarm fields. */
+    spawn_kv(&c);
+    assert_false(boot(&c, 4, s.data, s.len - 1));
+    http(&c, 5, "GET", "/alarm", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":0,\"fired\":0}\n");
+    answer_free(&a);
+    stop(&c);
+    buf_free(&s);
 }
 
 /* STOP and the end of input both end the program with status 0, also before
@@ -664,8 +946,8 @@ static void test_kv_lifecycle(void **state)
 }
 
 /* Send raw bytes after an optional BOOT and check the program exits 1 with
- * a message, without answering anything. */
-static void expect_exit_1(bool booted, const void *p, size_t n)
+ * a message, without answering anything; return the program's stderr. */
+static const char *expect_exit_1(bool booted, const void *p, size_t n)
 {
     struct child c;
     spawn_kv(&c);
@@ -678,7 +960,9 @@ static void expect_exit_1(bool booted, const void *p, size_t n)
     struct frame f;
     assert_int_equal(recv_frame(&c, &f), -1);
     assert_int_equal(finish(&c), 1);
-    assert_non_null(strstr(stderr_of(&c), "berth_program: "));
+    const char *err = stderr_of(&c);
+    assert_non_null(strstr(err, "berth_program: "));
+    return err;
 }
 
 static void test_sdk_rejects_malformed_frames(void **state)
@@ -757,6 +1041,33 @@ static void test_sdk_rejects_malformed_frames(void **state)
     b.len = 0;
     encode_event(&b, 1, FRAME_EVENT_HTTP, p.data, p.len);
     expect_exit_1(true, b.data, b.len);
+
+    /* A TIMER payload that is not exactly one u64, also after an event
+     * that set an alarm, and with the message naming the problem. */
+    static const uint8_t zeros[17];
+    static const size_t timer_lens[] = {0, 1, 7, 9, 16, 17};
+    for (size_t i = 0; i < sizeof timer_lens / sizeof timer_lens[0]; i++) {
+        b.len = 0;
+        encode_event(&b, 1, FRAME_EVENT_TIMER, zeros, timer_lens[i]);
+        const char *err = expect_exit_1(true, b.data, b.len);
+        assert_non_null(strstr(err, "malformed TIMER payload in event 1"));
+    }
+    struct child c;
+    struct answer a;
+    spawn_kv(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+    http(&c, 1, "PUT", "/alarm", "10", &a);
+    expect(&a, FRAME_DONE, true, 200, NULL);
+    answer_free(&a);
+    b.len = 0;
+    encode_event(&b, 2, FRAME_EVENT_TIMER, zeros, 7);
+    send_buf(&c, &b);
+    close(c.to);
+    c.to = -1;
+    struct frame f;
+    assert_int_equal(recv_frame(&c, &f), -1);
+    assert_int_equal(finish(&c), 1);
+    assert_non_null(strstr(stderr_of(&c), "malformed TIMER payload"));
     buf_free(&p);
     buf_free(&b);
 }
@@ -862,7 +1173,7 @@ static void test_kv_many_keys(void **state)
     }
     snapshot(&c, number, &snap);
     stop(&c);
-    assert_int_equal(snap.len, 4 + (size_t)N * (4 + 9 + 4 + 1));
+    assert_int_equal(snap.len, 20 + (size_t)N * (4 + 9 + 4 + 1));
     spawn_kv(&c);
     assert_true(boot(&c, number, snap.data, snap.len));
     http(&c, number + 1, "GET", "/k/key012345", NULL, &a);
@@ -1031,6 +1342,51 @@ static void drive_counter(char *const argv[], const char *method_hit,
     buf_free(&s2);
 }
 
+/* programs/python/counter.py answers DONE to every kind of event: HTTP and
+ * POKE with the count, a TIMER and a kind it does not know with no effect,
+ * and none of them changes the count but POST /inc. */
+static void test_python_counter_kinds(void **state)
+{
+    if (system("python3 -c '' 2>/dev/null") != 0) {
+        skip();
+    }
+    char here[PATH_MAX], path[PATH_MAX + 32];
+    snprintf(here, sizeof here, "%s", __FILE__);
+    snprintf(path, sizeof path, "%s/../../programs/python/counter.py",
+             dirname(here));
+    if (access(path, R_OK) != 0) {
+        skip();
+    }
+    char *argv[] = {"/usr/bin/env", "python3", path, NULL};
+    struct child c;
+    struct answer a;
+    struct buf b;
+    buf_init(&b);
+    spawn(&c, argv);
+    assert_true(boot(&c, 0, NULL, 0));
+    http(&c, 1, "POST", "/inc", NULL, &a);
+    expect(&a, FRAME_DONE, true, 200, "1\n");
+    answer_free(&a);
+    timer(&c, 2, 1700000005000000000ull, &a);
+    expect(&a, FRAME_DONE, false, 0, NULL);
+    assert_int_equal(a.n_effects, 0);
+    answer_free(&a);
+    encode_event(&b, 2, 77, "?", 1);
+    send_buf(&c, &b);
+    read_answer(&c, 2, &a);
+    expect(&a, FRAME_DONE, false, 0, NULL);
+    assert_int_equal(a.n_effects, 0);
+    answer_free(&a);
+    poke(&c, 2, "anything", &a);
+    expect(&a, FRAME_DONE, false, 200, "1\n");
+    answer_free(&a);
+    http(&c, 2, "GET", "/", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "1\n");
+    answer_free(&a);
+    stop(&c);
+    buf_free(&b);
+}
+
 static void test_docs_python_example(void **state)
 {
     if (system("python3 -c '' 2>/dev/null") != 0) {
@@ -1091,11 +1447,15 @@ int main(void)
         cmocka_unit_test(test_kv_http),
         cmocka_unit_test(test_kv_poke),
         cmocka_unit_test(test_kv_snapshots),
+        cmocka_unit_test(test_kv_alarm_routes),
+        cmocka_unit_test(test_kv_timer),
+        cmocka_unit_test(test_kv_alarm_snapshots),
         cmocka_unit_test(test_kv_lifecycle),
         cmocka_unit_test(test_sdk_rejects_malformed_frames),
         cmocka_unit_test(test_sdk_large_and_pipelined),
         cmocka_unit_test(test_kv_many_keys),
         cmocka_unit_test(test_misbehave),
+        cmocka_unit_test(test_python_counter_kinds),
         cmocka_unit_test(test_docs_python_example),
         cmocka_unit_test(test_docs_c_example),
     };

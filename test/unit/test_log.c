@@ -21,15 +21,22 @@ struct fixture {
     bool ready;
     unsigned applied;   /* apply calls */
     uint32_t last_seen; /* payload of the last applied entry */
+    uint64_t last_index; /* log position of the last applied entry */
     unsigned done;      /* proposer callbacks */
     unsigned syncs;
     bool closed;
 };
 
-static int fx_apply(void *arg, const uint8_t *entry, size_t len, int *result)
+static int fx_apply(void *arg, uint64_t index, const uint8_t *entry,
+                    size_t len, int *result)
 {
     struct fixture *f = arg;
     assert_int_equal(len, 4);
+    /* Positions grow by one from entry to entry (the bootstrap's
+     * configuration entry comes first, so they start above 1). */
+    assert_true(index > 1);
+    assert_true(f->last_index == 0 || index == f->last_index + 1);
+    f->last_index = index;
     uint32_t v = get_le32(entry);
     /* Entries arrive in proposal order; after a restart the first one is
      * whatever follows the last raft snapshot. */
@@ -86,6 +93,7 @@ static void fx_open(struct fixture *f, unsigned every)
     };
     f->ready = false;
     f->last_seen = 0;
+    f->last_index = 0;
     assert_int_equal(uv_loop_init(&f->loop), 0);
     int rv = log_open(&f->log, &f->loop, &cfg, errmsg);
     if (rv != 0) {
@@ -146,13 +154,18 @@ static void test_propose_apply_restart(void **state)
     }
     assert_int_equal(f->applied, 100);
     assert_int_equal(log_pending(f->log), 0);
+    assert_int_equal(f->last_index, log_applied_index(f->log));
     fx_close(f);
 
-    /* Committed entries are applied again on start, before ready. */
+    /* Committed entries are applied again on start, before ready, at the
+     * same positions. */
+    uint64_t last_index = f->last_index;
+    f->last_index = 0;
     f->applied = 0;
     fx_open(f, 0);
     assert_int_equal(f->applied, 100);
     assert_int_equal(f->last_seen, 100);
+    assert_int_equal(f->last_index, last_index);
     fx_close(f);
 }
 

@@ -1,5 +1,10 @@
 /* The supervisor on real processes: frames round-trip through a child, bad
- * frames and kills end it with a reason, and the loop closes cleanly. */
+ * frames and kills end it with a reason, the child starts clean (its own
+ * session, default signals, three descriptors), freezing stops it, and the
+ * loop closes cleanly. No test asserts on time: waits are bounded polls and
+ * a stuck test ends by SIGALRM. */
+#include <dirent.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -7,12 +12,14 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "lib/err.h"
+#include "lib/mem.h"
 #include "proc/proc.h"
 
 struct fx {
@@ -24,13 +31,35 @@ struct fx {
     int clean;
     char why[200];
     char script[64];
+    /* For frames checked byte by byte: frame k has body byte i equal to
+     * (k + i) & 0xff and a length taken from sizes[k]. */
+    const size_t *sizes;
+    unsigned bad;
+    uint8_t last_body[16];
+    size_t last_len;
 };
 
 static void on_frame(struct proc *p, const struct frame *f, void *arg)
 {
     struct fx *x = arg;
+    if (x->sizes != NULL) {
+        unsigned k = x->frames;
+        if (f->body_len != x->sizes[k]) {
+            x->bad++;
+        }
+        for (size_t i = 0; i < f->body_len; i++) {
+            if (f->body[i] != (uint8_t)(k + i)) {
+                x->bad++;
+                break;
+            }
+        }
+    }
     x->frames++;
     x->last_type = f->type;
+    x->last_len = f->body_len;
+    memcpy(x->last_body, f->body,
+           f->body_len < sizeof x->last_body ? f->body_len
+                                              : sizeof x->last_body);
 }
 
 static void on_exit_cb(struct proc *p, const char *why, int clean, void *arg)
@@ -52,6 +81,8 @@ static void run_until_gone(struct fx *x)
 
 static void spawn(struct fx *x, const char *path)
 {
+    /* A child that cannot be stopped or killed would hang the test. */
+    alarm(60);
     char errmsg[ERRMSG_SIZE];
     struct proc_config cfg = {.path = path, .name = "t", .ship_id = "t"};
     assert_int_equal(uv_loop_init(&x->loop), 0);
@@ -149,14 +180,503 @@ static void test_missing_program(void **state)
     assert_int_equal(proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_cb, &x,
                                 errmsg),
                      BERTH_ENOTFOUND);
-    assert_non_null(strstr(errmsg, "/nonexistent/prog"));
+    assert_string_equal(errmsg, "cannot start program /nonexistent/prog: "
+                                "No such file or directory");
     uv_run(&x.loop, UV_RUN_DEFAULT);
     assert_false(x.gone);
     assert_int_equal(uv_loop_close(&x.loop), 0);
 }
 
+/* Return how many descriptors this process has open. */
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    while (readdir(d) != NULL) {
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Make a temp file name in the working directory for a child to write. */
+static void temp_name(char *name, size_t size)
+{
+    snprintf(name, size, "./proc-out.XXXXXX");
+    int fd = mkstemp(name);
+    assert_true(fd >= 0);
+    close(fd);
+}
+
+/* Read a whole small file into buf as a string. */
+static void slurp(const char *name, char *buf, size_t size)
+{
+    FILE *f = fopen(name, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, size - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+static off_t file_size(const char *name)
+{
+    struct stat st;
+    return stat(name, &st) == 0 ? st.st_size : 0;
+}
+
+/* Run the loop until n frames have come or the child is gone. */
+static void run_until_frames(struct fx *x, unsigned n)
+{
+    while (x->frames < n && !x->gone) {
+        uv_run(&x->loop, UV_RUN_ONCE);
+    }
+}
+
+/* Encode a raw frame of type 0x84 whose body follows the on_frame check
+ * pattern for frame number k. */
+static void pattern_frame(struct buf *f, unsigned k, size_t len)
+{
+    buf_init(f);
+    assert_int_equal(buf_put_u32(f, (uint32_t)(len + 1)), 0);
+    assert_int_equal(buf_put_u8(f, FRAME_SNAPSHOT), 0);
+    for (size_t i = 0; i < len; i++) {
+        assert_int_equal(buf_put_u8(f, (uint8_t)(k + i)), 0);
+    }
+}
+
+/* Forget the detected freezer and detect again with BERTH_FREEZER set to
+ * mode (NULL: unset); returns the name now in use. */
+static const char *use_freezer(const char *mode)
+{
+    assert_int_equal(proc_count(), 0);
+    proc_cleanup();
+    if (mode != NULL) {
+        setenv("BERTH_FREEZER", mode, 1);
+    } else {
+        unsetenv("BERTH_FREEZER");
+    }
+    return proc_freezer_name();
+}
+
+static void test_exec_failures(void **state)
+{
+    int fds = count_fds();
+    struct fx x = {0};
+    char errmsg[ERRMSG_SIZE];
+    assert_int_equal(uv_loop_init(&x.loop), 0);
+
+    /* Not executable. */
+    script(&x, "exit 0");
+    chmod(x.script, 0600);
+    struct proc_config cfg = {.path = x.script, .name = "t", .ship_id = "t"};
+    assert_int_equal(proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_cb, &x,
+                                errmsg),
+                     BERTH_ENOTFOUND);
+    char want[ERRMSG_SIZE];
+    snprintf(want, sizeof want, "cannot start program %s: Permission denied",
+             x.script);
+    assert_string_equal(errmsg, want);
+    unlink(x.script);
+
+    /* Not found in the child's PATH. */
+    cfg.path = "berth-no-such-program";
+    assert_int_equal(proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_cb, &x,
+                                errmsg),
+                     BERTH_ENOTFOUND);
+    assert_string_equal(errmsg, "cannot start program berth-no-such-program: "
+                                "No such file or directory");
+
+    uv_run(&x.loop, UV_RUN_DEFAULT);
+    assert_false(x.gone);
+    assert_int_equal(proc_count(), 0);
+    assert_int_equal(uv_loop_close(&x.loop), 0);
+    assert_int_equal(count_fds(), fds);
+}
+
+static void test_path_search_finds_cat(void **state)
+{
+    struct fx x = {0};
+    spawn(&x, "cat");
+    struct buf f;
+    pattern_frame(&f, 0, 10);
+    assert_int_equal(proc_send(x.p, &f), 0);
+    run_until_frames(&x, 1);
+    assert_int_equal(x.frames, 1);
+    proc_kill(x.p, "test over");
+    run_until_gone(&x);
+}
+
+static void test_three_fds_and_count(void **state)
+{
+    struct fx x = {0};
+    char errmsg[ERRMSG_SIZE];
+    struct proc_config cfg = {.path = "/bin/cat", .name = "t", .ship_id = "t"};
+    assert_int_equal(uv_loop_init(&x.loop), 0);
+    /* libuv opens one reserve descriptor per loop at its first stream;
+     * open it now so that only the proc's own are counted. */
+    uv_pipe_t first;
+    assert_int_equal(uv_pipe_init(&x.loop, &first, 0), 0);
+    uv_close((uv_handle_t *)&first, NULL);
+    int fds = count_fds();
+    assert_int_equal(proc_count(), 0);
+    assert_int_equal(proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_cb,
+                                &x, errmsg),
+                     0);
+    assert_int_equal(proc_count(), 1);
+    assert_int_equal(count_fds(), fds + (int)proc_fds_per_proc());
+    assert_int_equal(proc_fds_per_proc(), 3);
+    proc_kill(x.p, "test over");
+    /* Dying is not gone: the child is not reaped yet. */
+    assert_int_equal(proc_count(), 1);
+    while (!x.gone) {
+        uv_run(&x.loop, UV_RUN_ONCE);
+    }
+    uv_run(&x.loop, UV_RUN_DEFAULT);
+    assert_int_equal(proc_count(), 0);
+    assert_int_equal(count_fds(), fds);
+    assert_int_equal(uv_loop_close(&x.loop), 0);
+}
+
+/* The child gets a session of its own, default signal actions and an empty
+ * mask, one socket as stdin and stdout, a pipe as stderr, and nothing else
+ * of the host: not even the descriptors of another running proc. cat is
+ * looked at from outside, through /proc, because a shell would show its
+ * own work (saved descriptors, signals blocked around fork). */
+static void test_child_starts_clean(void **state)
+{
+    struct fx other = {0};
+    spawn(&other, "/bin/cat");
+
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, NULL);
+    struct fx x = {0};
+    spawn(&x, "/bin/cat");
+    sigprocmask(SIG_UNBLOCK, &usr1, NULL);
+    int pid = (int)proc_pid(x.p);
+    /* posix_spawn returns in the middle of exec; once a frame came back,
+     * cat is running for sure. */
+    struct buf f0;
+    pattern_frame(&f0, 0, 1);
+    assert_int_equal(proc_send(x.p, &f0), 0);
+    run_until_frames(&x, 1);
+    assert_int_equal(x.frames, 1);
+
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", pid);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    int n = 0;
+    char target[3][64] = {{0}};
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        int fd = atoi(e->d_name);
+        assert_in_range(fd, 0, 2);
+        char link[384];
+        snprintf(link, sizeof link, "%s/%s", dir, e->d_name);
+        ssize_t len = readlink(link, target[fd], sizeof target[fd] - 1);
+        assert_true(len > 0);
+        n++;
+    }
+    closedir(d);
+    assert_int_equal(n, 3);
+    assert_memory_equal(target[0], "socket:[", 8);
+    assert_string_equal(target[0], target[1]);
+    assert_memory_equal(target[2], "pipe:[", 6);
+
+    char path[64];
+    char text[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    slurp(path, text, sizeof text);
+    char *ign = strstr(text, "SigIgn:");
+    char *blk = strstr(text, "SigBlk:");
+    assert_non_null(ign);
+    assert_non_null(blk);
+    assert_int_equal(strtoull(ign + 7, NULL, 16), 0);
+    assert_int_equal(strtoull(blk + 7, NULL, 16), 0);
+
+    /* pid (comm) state ppid pgrp session ... */
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    slurp(path, text, sizeof text);
+    char st;
+    int ppid, pgrp, session;
+    assert_int_equal(sscanf(strrchr(text, ')') + 1, " %c %d %d %d", &st,
+                            &ppid, &pgrp, &session),
+                     4);
+    assert_int_equal(pgrp, pid);
+    assert_int_equal(session, pid);
+
+    /* Only PATH and BERTH_SHIP; environ is NUL-separated. */
+    snprintf(path, sizeof path, "/proc/%d/environ", pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t len = fread(text, 1, sizeof text, f);
+    fclose(f);
+    const char want[] = "PATH=/usr/local/bin:/usr/bin:/bin\0BERTH_SHIP=t";
+    assert_int_equal(len, sizeof want);
+    assert_memory_equal(text, want, sizeof want);
+
+    proc_kill(x.p, "test over");
+    run_until_gone(&x);
+    proc_kill(other.p, "test over");
+    run_until_gone(&other);
+}
+
+/* Small frames pipelined past the 64 KiB read size are cut at arbitrary
+ * points, and a 300 KiB frame spans several reads; all come back whole. */
+static void test_frames_cut_by_reads(void **state)
+{
+    enum { N = 3000 };
+    static size_t sizes[N];
+    struct fx x = {0};
+    x.sizes = sizes;
+    spawn(&x, "/bin/cat");
+    for (unsigned k = 0; k < N; k++) {
+        sizes[k] = k == N / 2 ? 300 * 1024 : (k * 37) % 301;
+        struct buf f;
+        pattern_frame(&f, k, sizes[k]);
+        assert_int_equal(proc_send(x.p, &f), 0);
+    }
+    run_until_frames(&x, N);
+    assert_int_equal(x.frames, N);
+    assert_int_equal(x.bad, 0);
+    assert_true(proc_running(x.p));
+    proc_kill(x.p, "test over");
+    run_until_gone(&x);
+}
+
+static void test_frame_header_cut(void **state)
+{
+    struct fx x = {0};
+    script(&x, "printf '\\005\\000'; sleep 0.2; printf '\\000\\000\\201ab';"
+               " sleep 0.2; printf 'cd'; sleep 30");
+    spawn(&x, x.script);
+    run_until_frames(&x, 1);
+    unlink(x.script);
+    assert_int_equal(x.frames, 1);
+    assert_int_equal(x.last_type, FRAME_READY);
+    assert_int_equal(x.last_len, 4);
+    assert_memory_equal(x.last_body, "abcd", 4);
+    proc_kill(x.p, "test over");
+    run_until_gone(&x);
+    assert_string_equal(x.why, "killed: test over");
+}
+
+static void test_oversized_header_cut_kills(void **state)
+{
+    struct fx x = {0};
+    script(&x, "printf '\\377\\377'; sleep 0.2; printf '\\377\\177'; sleep 30");
+    spawn(&x, x.script);
+    run_until_gone(&x);
+    unlink(x.script);
+    assert_int_equal(x.frames, 0);
+    assert_string_equal(x.why, "killed: frame over the size limit");
+}
+
+static void test_out_of_memory_for_cut_frame_kills(void **state)
+{
+    struct fx x = {0};
+    script(&x, "printf '\\010\\000\\000\\000\\201ab'; sleep 30");
+    spawn(&x, x.script);
+    mem_fault_countdown(0);
+    while (!x.gone) {
+        uv_run(&x.loop, UV_RUN_ONCE);
+    }
+    mem_fault_countdown(-1);
+    run_until_gone(&x);
+    unlink(x.script);
+    assert_int_equal(x.frames, 0);
+    assert_string_equal(x.why, "killed: host out of memory reading its output");
+}
+
+static void test_stderr_reaches_log(void **state)
+{
+    char log[32];
+    temp_name(log, sizeof log);
+    fflush(stderr);
+    int saved = dup(2);
+    int fd = open(log, O_WRONLY | O_TRUNC);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+
+    struct fx x = {0};
+    script(&x, "echo first line >&2\n"
+               "printf 'cut ' >&2; sleep 0.2; printf 'line\\nsecond' >&2\n"
+               "sleep 0.2; printf ' half\\n' >&2\n"
+               "printf 'no newline before exit' >&2\n"
+               "exit 0");
+    spawn(&x, x.script);
+    run_until_gone(&x);
+    unlink(x.script);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+
+    char text[4096];
+    slurp(log, text, sizeof text);
+    unlink(log);
+    assert_string_equal(text, "[t] first line\n"
+                              "[t] cut line\n"
+                              "[t] second half\n"
+                              "[t] no newline before exit\n");
+    assert_int_equal(x.clean, 1);
+}
+
+static void test_memory_is_plausible(void **state)
+{
+    struct fx x = {0};
+    /* The shell holds an 8 MB string, then says so with a READY frame. */
+    script(&x, "x=$(head -c 8000000 /dev/zero | tr '\\0' a)\n"
+               "printf '\\002\\000\\000\\000\\201\\001'\n"
+               "sleep 30");
+    spawn(&x, x.script);
+    uint64_t bytes = 0;
+    assert_int_equal(proc_memory(x.p, &bytes), 0);
+    assert_true(bytes > 0);
+    run_until_frames(&x, 1);
+    assert_int_equal(x.frames, 1);
+    assert_int_equal(proc_memory(x.p, &bytes), 0);
+    assert_true(bytes >= 8000000);
+    assert_true(bytes < 256u * 1024 * 1024);
+    proc_kill(x.p, "test over");
+    assert_int_equal(proc_memory(x.p, &bytes), BERTH_ESHUTDOWN);
+    run_until_gone(&x);
+    unlink(x.script);
+}
+
+/* Wait (at most about 10 s) until the file stops growing; returns whether
+ * it did. */
+static bool wait_until_still(const char *name)
+{
+    for (int i = 0; i < 100; i++) {
+        off_t a = file_size(name);
+        usleep(100 * 1000);
+        if (file_size(name) == a) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Wait (at most about 10 s) until the file is larger than size. */
+static bool wait_until_grows(const char *name, off_t size)
+{
+    for (int i = 0; i < 200 && file_size(name) <= size; i++) {
+        usleep(50 * 1000);
+    }
+    return file_size(name) > size;
+}
+
+/* Spawn a shell that appends to a file in a loop, forking sleep each time,
+ * and wait until it has written something. */
+static void spawn_writer(struct fx *x, char *out, size_t size)
+{
+    temp_name(out, size);
+    char body[256];
+    snprintf(body, sizeof body, "while :; do echo x >> %s; sleep 0.02; done",
+             out);
+    script(x, body);
+    spawn(x, x->script);
+    assert_true(wait_until_grows(out, 0));
+}
+
+static void check_freeze_stops_progress(void)
+{
+    struct fx x = {0};
+    char out[32];
+    spawn_writer(&x, out, sizeof out);
+    assert_int_equal(proc_freeze(x.p), 0);
+    assert_int_equal(proc_freeze(x.p), 0);
+    assert_true(wait_until_still(out));
+    off_t frozen = file_size(out);
+    usleep(500 * 1000);
+    assert_int_equal(file_size(out), frozen);
+    assert_true(proc_running(x.p));
+    assert_int_equal(proc_thaw(x.p), 0);
+    assert_int_equal(proc_thaw(x.p), 0);
+    assert_true(wait_until_grows(out, frozen));
+    proc_kill(x.p, "test over");
+    assert_int_equal(proc_freeze(x.p), BERTH_ESHUTDOWN);
+    run_until_gone(&x);
+    unlink(x.script);
+    unlink(out);
+    assert_string_equal(x.why, "killed: test over");
+}
+
+static void check_kill_while_frozen(void)
+{
+    struct fx x = {0};
+    char out[32];
+    spawn_writer(&x, out, sizeof out);
+    assert_int_equal(proc_freeze(x.p), 0);
+    assert_true(wait_until_still(out));
+    proc_kill(x.p, "frozen");
+    run_until_gone(&x);
+    unlink(x.script);
+    unlink(out);
+    assert_int_equal(x.clean, 0);
+    assert_string_equal(x.why, "killed: frozen");
+}
+
+/* Frames sent to a frozen program wait, and come back once it thaws. */
+static void check_frozen_keeps_its_input(void)
+{
+    struct fx x = {0};
+    spawn(&x, "/bin/cat");
+    assert_int_equal(proc_freeze(x.p), 0);
+    struct buf f;
+    pattern_frame(&f, 0, 100);
+    assert_int_equal(proc_send(x.p, &f), 0);
+    assert_int_equal(proc_thaw(x.p), 0);
+    run_until_frames(&x, 1);
+    assert_int_equal(x.frames, 1);
+    proc_kill(x.p, "test over");
+    run_until_gone(&x);
+}
+
+static void test_freezer_detected(void **state)
+{
+    const char *name = use_freezer(NULL);
+    assert_true(strcmp(name, "cgroup2") == 0 ||
+                strcmp(name, "cgroup1") == 0 ||
+                strcmp(name, "sigstop") == 0);
+    print_message("freezer on this host: %s\n", name);
+    check_freeze_stops_progress();
+    check_kill_while_frozen();
+    check_frozen_keeps_its_input();
+}
+
+static void test_freezer_cgroup1(void **state)
+{
+    if (strcmp(use_freezer("cgroup1"), "cgroup1") != 0) {
+        use_freezer(NULL);
+        skip();
+    }
+    check_freeze_stops_progress();
+    check_kill_while_frozen();
+    check_frozen_keeps_its_input();
+    use_freezer(NULL);
+}
+
+static void test_freezer_sigstop(void **state)
+{
+    assert_string_equal(use_freezer("sigstop"), "sigstop");
+    check_freeze_stops_progress();
+    check_kill_while_frozen();
+    check_frozen_keeps_its_input();
+    use_freezer(NULL);
+}
+
 int main(void)
 {
+    /* As the host does: the child must not inherit it. */
+    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frames_round_trip_through_cat),
         cmocka_unit_test(test_clean_exit),
@@ -164,6 +684,21 @@ int main(void)
         cmocka_unit_test(test_oversized_frame_kills),
         cmocka_unit_test(test_zero_length_frame_kills),
         cmocka_unit_test(test_missing_program),
+        cmocka_unit_test(test_exec_failures),
+        cmocka_unit_test(test_path_search_finds_cat),
+        cmocka_unit_test(test_three_fds_and_count),
+        cmocka_unit_test(test_child_starts_clean),
+        cmocka_unit_test(test_frames_cut_by_reads),
+        cmocka_unit_test(test_frame_header_cut),
+        cmocka_unit_test(test_oversized_header_cut_kills),
+        cmocka_unit_test(test_out_of_memory_for_cut_frame_kills),
+        cmocka_unit_test(test_stderr_reaches_log),
+        cmocka_unit_test(test_memory_is_plausible),
+        cmocka_unit_test(test_freezer_detected),
+        cmocka_unit_test(test_freezer_cgroup1),
+        cmocka_unit_test(test_freezer_sigstop),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    proc_cleanup();
+    return failed;
 }

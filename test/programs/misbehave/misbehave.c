@@ -11,6 +11,8 @@
  *   /slow/<ms>   sleep ms milliseconds, then answer 200 (unchanged)
  *   /reject      reject with reason "asked to reject"
  *   /count       add one to the counter (changed) and answer its value
+ *   /slowsnap/<ms>  make the next snapshot take ms milliseconds (unchanged:
+ *                a setting of this process, not state)
  *
  * GET / answers the counter's value (unchanged); anything else is 404. The
  * snapshot is the counter as a u64, little-endian. */
@@ -58,6 +60,9 @@ static void sleep_ms(const char *p, size_t n)
     }
 }
 
+/* The delay of the next snapshot, in the digits of a /slowsnap target. */
+static char snap_delay[16];
+
 static int reply_count(struct bp_out *out, uint64_t count)
 {
     char body[32];
@@ -103,6 +108,16 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
         bp_reply(out, 200, "text/plain", "slow\n", 5);
         return BP_UNCHANGED;
     }
+    if (bp_http_match(h, NULL, "/slowsnap/*")) {
+        size_t n = h->target_len - 10;
+        if (n >= sizeof snap_delay) {
+            n = sizeof snap_delay - 1;
+        }
+        memcpy(snap_delay, h->target + 10, n);
+        snap_delay[n] = '\0';
+        bp_reply(out, 200, "text/plain", "ok\n", 3);
+        return BP_UNCHANGED;
+    }
     if (bp_http_match(h, NULL, "/reject")) {
         return bp_reject(out, "asked to reject");
     }
@@ -142,6 +157,10 @@ static int on_snapshot(void *ctx, struct bp_bytes *out)
 {
     uint64_t count = *(uint64_t *)ctx;
     uint8_t b[8];
+    if (snap_delay[0] != '\0') {
+        sleep_ms(snap_delay, strlen(snap_delay));
+        snap_delay[0] = '\0';
+    }
     for (int i = 0; i < 8; i++) {
         b[i] = (uint8_t)(count >> (8 * i));
     }
