@@ -5,8 +5,8 @@
  *           loop client each) through a real host, over HTTP. Floor: the same
  *           number of writers sharing write()+fdatasync() on the same disk,
  *           one sync per batch of everything pending (ideal group commit).
- *   wake    asleep ship to first reply over HTTP, p50/p99. Floor: posix_spawn
- *           of the same kv binary plus one BOOT/READY round trip on pipes.
+ *
+ * Waking, thawing and idling at scale are bench/idle_bench.c's.
  *
  * usage: berth_bench BERTH KV DATA_DIR */
 #include <errno.h>
@@ -30,7 +30,6 @@
 
 #include "http/http.h"
 #include "lib/buf.h"
-#include "proto/frame.h"
 
 extern char **environ;
 
@@ -302,68 +301,6 @@ static void floor_commit(const char *dir, int n, double seconds, double *eps,
     free(batch);
 }
 
-/* --- Wake. --- */
-
-static double wake_once(const char *ship)
-{
-    char req[256];
-    int s = conn_open();
-    int len = snprintf(req, sizeof req,
-                       "GET /s/%s/k/key0 HTTP/1.1\r\nHost: b\r\n\r\n", ship);
-    double t0 = now_s();
-    int status = conn_call(s, req, (size_t)len);
-    double dt = now_s() - t0;
-    close(s);
-    if (status != 200) {
-        fprintf(stderr, "bench: wake of %s answered %d\n", ship, status);
-    }
-    return dt;
-}
-
-/* The floor for a wake: spawn kv, send BOOT, read READY. */
-static double floor_spawn(const char *kv)
-{
-    int in[2], out[2];
-    pid_t pid;
-    double t0 = now_s();
-    if (pipe(in) != 0 || pipe(out) != 0) {
-        perror("pipe");
-        exit(1);
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_addclose(&fa, in[1]);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    char *argv[] = {(char *)kv, NULL};
-    if (posix_spawn(&pid, kv, &fa, NULL, argv, environ) != 0) {
-        perror("spawn kv");
-        exit(1);
-    }
-    posix_spawn_file_actions_destroy(&fa);
-    close(in[0]);
-    close(out[1]);
-    struct buf f;
-    buf_init(&f);
-    struct frame_boot boot = {.id = "floor", .id_len = 5};
-    frame_encode_boot(&f, &boot);
-    if (write(in[1], f.data, f.len) != (ssize_t)f.len) {
-        perror("write");
-    }
-    buf_free(&f);
-    uint8_t r[64];
-    ssize_t n = read(out[0], r, sizeof r);
-    double dt = now_s() - t0;
-    if (n < FRAME_HEADER_SIZE || r[4] != FRAME_READY) {
-        fprintf(stderr, "bench: kv did not answer READY\n");
-    }
-    close(in[1]);
-    close(out[0]);
-    waitpid(pid, NULL, 0);
-    return dt;
-}
-
 int main(int argc, char **argv)
 {
     if (argc != 4) {
@@ -372,7 +309,6 @@ int main(int argc, char **argv)
     }
     const char *berth = argv[1], *kv = argv[2], *data = argv[3];
     double seconds = getenv("BENCH_SECONDS") ? atof(getenv("BENCH_SECONDS")) : 3;
-    int wakes = 200;
     signal(SIGPIPE, SIG_IGN);
     mkdir(data, 0700);
 
@@ -411,40 +347,5 @@ int main(int argc, char **argv)
                feps / eps, errors ? "  (errors!)" : "");
         fflush(stdout);
     }
-
-    /* Wake: ships with one key each, put to sleep, then woken one by one. */
-    for (int i = 0; i < wakes; i++) {
-        char name[32], target[128];
-        snprintf(name, sizeof name, "w%d", i);
-        new_ship(kv, name);
-        int s = conn_open();
-        char req[256];
-        int len = snprintf(req, sizeof req,
-                           "PUT /s/%s/k/key0 HTTP/1.1\r\nHost: b\r\n"
-                           "Content-Length: 1\r\n\r\nx",
-                           name);
-        conn_call(s, req, (size_t)len);
-        close(s);
-        snprintf(target, sizeof target, "/v1/ships/%s/sleep", name);
-        json_decref(admin("POST", target, NULL));
-    }
-    double *wl = malloc(wakes * sizeof *wl), *fl = malloc(wakes * sizeof *fl);
-    for (int i = 0; i < wakes; i++) {
-        char name[32];
-        snprintf(name, sizeof name, "w%d", i);
-        wl[i] = wake_once(name);
-        fl[i] = floor_spawn(kv);
-    }
-    double w50 = pct(wl, wakes, 0.5), w99 = pct(wl, wakes, 0.99);
-    double f50 = pct(fl, wakes, 0.5), f99 = pct(fl, wakes, 0.99);
-    printf("\nwake: asleep kv ship (snapshot + 0 events) to first HTTP reply, "
-           "%d ships\n",
-           wakes);
-    printf("%-7s %10s %10s | %10s %10s | %8s\n", "", "p50 ms", "p99 ms",
-           "floor p50", "floor p99", "ratio");
-    printf("%-7s %10.3f %10.3f | %10.3f %10.3f | %7.2fx\n", "wake", w50 * 1e3,
-           w99 * 1e3, f50 * 1e3, f99 * 1e3, w50 / f50);
-    free(wl);
-    free(fl);
     return 0;
 }

@@ -9,3 +9,5 @@ echo
 "$BUILD/bench/store_bench" "$DIR/store" 2>/dev/null || true
 echo
 "$BUILD/bench/berth_bench" "$BUILD/berth" "$(cd "$BUILD/programs" && pwd)/kv" "$DIR/host"
+echo
+"$BUILD/bench/idle_bench" "$BUILD/berth" "$(cd "$BUILD/programs" && pwd)/kv" "$DIR/idle"

@@ -219,6 +219,17 @@ static void host__limits(struct host *h)
         }
         h->fd_limit = rl.rlim_cur > 1u << 30 ? 1u << 30 : (unsigned)rl.rlim_cur;
     }
+    /* Grow the descriptor table to its full size now. The kernel doubles it
+     * as descriptors are opened, and in a process with threads (libuv's
+     * pool) each growth waits for an RCU grace period: 10 to 40 ms seen here,
+     * in the middle of whichever wake opened the 257th or 513th descriptor.
+     * The table never shrinks, and costs about 9 bytes a slot. */
+    unsigned top = h->fd_limit > 0 && h->fd_limit <= 1u << 20
+                       ? h->fd_limit - 1
+                       : 0;
+    if (top > 0 && dup2(2, (int)top) == (int)top) {
+        close((int)top);
+    }
     h->fd_base = host__count_fds();
     unsigned by_fds = 1;
     if (h->fd_limit > h->fd_base + 1024 + 256) {

@@ -328,7 +328,10 @@ static bool ship__busy(const struct host_ship *s)
 }
 
 /* Whether the programs that are not already stopping exceed what is
- * allowed: the memory budget, or the room a queued wake needs. */
+ * allowed: the memory budget, or the room that queued wakes need. Room is
+ * made for as many wakes as may run at once, not one at a time: an eviction
+ * takes a snapshot and a process exit, and a storm of wakes would otherwise
+ * wait for them one by one. */
 static bool host__crowded(const struct host *h)
 {
     unsigned procs = h->n_procs;
@@ -338,7 +341,9 @@ static bool host__crowded(const struct host *h)
         h->awake_memory > h->cfg.max_awake_bytes && staying > 0) {
         return true;
     }
-    return h->wake_head != NULL && !host__room(h, staying);
+    unsigned want = h->n_wake_queue < HOST__MAX_WAKING ? h->n_wake_queue
+                                                       : HOST__MAX_WAKING;
+    return want > 0 && !host__room(h, staying + want - 1);
 }
 
 /* Put the least recently used idle ships to sleep while the host is

@@ -13,6 +13,9 @@
 
 #include "lib/err.h"
 
+/* How deep freezer_adopt follows children of children. */
+#define FREEZER__ADOPT_DEPTH 8
+
 /* 0 until detected. For a cgroup kind, freezer__dir is this host's
  * directory, <cgroup>/berth-<hostpid>. */
 static enum freezer_kind freezer__kind;
@@ -323,18 +326,17 @@ static int freezer__write(pid_t pid, const char *file, const char *text)
     return w == (ssize_t)len ? 0 : BERTH_EIO;
 }
 
-/* Attaching runs on the wake path, right after the program started, so
- * that processes it forks later are frozen with it. Measured here (kernel
- * 6.18, 2 CPUs, hybrid hierarchy; p50 of 200 attaches right after a
- * posix_spawn of cat): cgroup2 mkdir + write of cgroup.procs 84 us (p90
- * 109 us), cgroup1 42 us; the rmdir after exit 22 and 14 us. Part of it
- * overlaps the child's own exec: a whole spawn plus one frame round trip
- * through cat went from 540-670 us to 640-730 us p50 (1,000 runs each) with
- * cgroup2 attaching. About the 100 us budget, so correctness wins over
- * attaching lazily at the first freeze, which would leave out every process
- * the program had started by then. A process forked in the microseconds
- * between exec and the write stays outside the cgroup; it is still in the
- * program's process group, which a kill reaches. */
+/* What attaching costs, measured here (kernel 6.18, 2 CPUs, hybrid
+ * hierarchy, p50 of 200): mkdir 30-60 us; the write of cgroup.procs 40-90 us
+ * when attaches follow one another within a few milliseconds, but 9-11 ms
+ * (p90 19 ms), in cgroup1 as in cgroup2, when they are 20 ms apart, as
+ * wakes on a real host are. Moving a task takes the kernel's
+ * cgroup_threadgroup_rwsem for writing, which waits for an RCU grace period
+ * unless the hierarchy is mounted with favordynmods (Linux 6.0). That is far
+ * over the 100 us a wake may spend, so the caller runs this off the event
+ * loop, and freezer_adopt then catches what the program forked meanwhile.
+ * Attaching lazily at the first freeze instead would put the same wait on
+ * the freeze and miss more. The rmdir after exit costs 14-22 us. */
 enum freezer_kind freezer_attach(pid_t pid)
 {
     enum freezer_kind kind = freezer_detect();
@@ -361,6 +363,57 @@ enum freezer_kind freezer_attach(pid_t pid)
         return FREEZER_SIGSTOP;
     }
     return kind;
+}
+
+/* Move the children of every thread of pid into top's cgroup, then theirs.
+ * A child is moved before its own children are listed, so one it forks
+ * meanwhile is born inside. */
+static void freezer__adopt(pid_t pid, pid_t top, int depth)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!freezer__is_number(e->d_name)) {
+            continue;
+        }
+        char list[64 + 256];
+        snprintf(list, sizeof list, "/proc/%d/task/%s/children", (int)pid,
+                 e->d_name);
+        int fd = open(list, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            continue;
+        }
+        /* A program with more children than fit is not worth a loop. */
+        char text[1024];
+        ssize_t n = read(fd, text, sizeof text - 1);
+        close(fd);
+        if (n <= 0) {
+            continue;
+        }
+        text[n] = '\0';
+        char *save;
+        for (char *t = strtok_r(text, " \n", &save); t != NULL;
+             t = strtok_r(NULL, " \n", &save)) {
+            if (!freezer__is_number(t) ||
+                freezer__write(top, "cgroup.procs", t) != 0) {
+                continue;
+            }
+            if (depth < FREEZER__ADOPT_DEPTH) {
+                freezer__adopt((pid_t)strtol(t, NULL, 10), top, depth + 1);
+            }
+        }
+    }
+    closedir(d);
+}
+
+void freezer_adopt(pid_t pid)
+{
+    freezer__adopt(pid, pid, 0);
 }
 
 /* A freeze and a thaw together cost about 24 us with cgroup2, 165 us with

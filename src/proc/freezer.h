@@ -11,7 +11,9 @@
  * variable BERTH_FREEZER, read at detection, narrows the choice: "sigstop"
  * forces signals, "cgroup2" or "cgroup1" allow only that cgroup version (and
  * signals where it is missing); any other value is ignored. Internal to
- * src/proc; the state is per process and used from one thread. */
+ * src/proc; the state is per process and kept by the loop's thread, except
+ * that freezer_attach and freezer_adopt may run on a worker thread once
+ * freezer_detect has returned. */
 #ifndef BERTH_PROC_FREEZER_H
 #define BERTH_PROC_FREEZER_H
 
@@ -31,11 +33,18 @@ enum freezer_kind freezer_detect(void);
 /* Return the name of a mechanism: "sigstop", "cgroup1" or "cgroup2". */
 const char *freezer_name(enum freezer_kind kind);
 
-/* Give pid a cgroup of its own and move it there. Returns the mechanism
- * that freezes pid from now on: the host's, or FREEZER_SIGSTOP when the
- * host has no cgroup freezer or the cgroup could not be set up (then no
- * directory is left behind). */
+/* Give pid a cgroup of its own and move it there; this may block for
+ * milliseconds (see freezer.c), so it belongs on a worker thread. Returns
+ * the mechanism that freezes pid from now on: the host's, or
+ * FREEZER_SIGSTOP when the host has no cgroup freezer or the cgroup could
+ * not be set up (then no directory is left behind). pid must stay unreaped
+ * until it returns. */
 enum freezer_kind freezer_attach(pid_t pid);
+
+/* Move what pid has started so far (its children, theirs, and so on) into
+ * pid's cgroup, after freezer_attach succeeded. A process that left the
+ * tree (its parent exited) is not found. */
+void freezer_adopt(pid_t pid);
 
 /* Stop (frozen true) or resume pid and the processes that belong with it,
  * by kind; returns 0 or BERTH_EIO. */

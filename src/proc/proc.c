@@ -56,10 +56,15 @@ struct proc {
     char *line; /* a stderr line cut by a read, PROC__LINE_MAX bytes */
     uint32_t max_frame;
     uint16_t line_len;
-    uint8_t state;        /* enum proc_state */
-    uint8_t open_handles; /* initialized handles not yet closed */
-    uint8_t fz;           /* enum freezer_kind that freezes this child */
-    bool attached : 1;    /* the child has a cgroup of its own */
+    uint8_t state; /* enum proc_state */
+    /* Initialized handles not yet closed, and the attach while it runs:
+     * the proc is gone once none is left. */
+    uint8_t open_handles;
+    uint8_t fz;        /* enum freezer_kind for the next freeze */
+    uint8_t frozen_fz; /* enum freezer_kind of the freeze in force */
+    bool attached : 1; /* the child has a cgroup of its own */
+    bool attach_pending : 1;
+    bool exit_ready : 1; /* the pidfd said exited; reaping awaits the attach */
     bool frozen : 1;
     bool exited : 1;
     bool status_lost : 1; /* someone else reaped the child */
@@ -179,7 +184,7 @@ static void proc__signal_kill(struct proc *p)
      * stopped one dies at once, and thawing it is harmless: the pending
      * SIGKILL is taken before it runs another instruction. */
     if (p->frozen) {
-        freezer_set(p->fz, p->pid, false);
+        freezer_set(p->frozen_fz, p->pid, false);
         p->frozen = false;
     }
 }
@@ -443,9 +448,11 @@ static void proc__reaped(struct proc *p, pid_t r, int ws)
     }
 }
 
-static void proc__exit_cb(uv_poll_t *h, int status, int events)
+/* Reap the child once its pidfd said it exited. With status < 0 (the
+ * pidfd failed, or its news was set aside) a child that cannot be reaped
+ * yet is killed and waited for, rather than left unwatched. */
+static void proc__reap(struct proc *p, int status)
 {
-    struct proc *p = h->data;
     int ws = 0;
     pid_t r;
     do {
@@ -455,14 +462,90 @@ static void proc__exit_cb(uv_poll_t *h, int status, int events)
         if (status >= 0) {
             return;
         }
-        /* The kernel never fails a pidfd of a live child, but if it did,
-         * the child would go unwatched: end it and wait here. */
+        /* Not seen: the kernel never fails a pidfd of a live child, and
+         * one that said "exited" leaves a zombie to reap. */
         proc__signal_kill(p);
         do {
             r = waitpid(p->pid, &ws, 0);
         } while (r < 0 && errno == EINTR);
     }
     proc__reaped(p, r, ws);
+}
+
+static void proc__exit_cb(uv_poll_t *h, int status, int events)
+{
+    struct proc *p = h->data;
+    if (p->attach_pending) {
+        /* The attach writes the pid to cgroup.procs; until it is done the
+         * zombie must keep that pid from going to another process. */
+        uv_poll_stop(h);
+        p->exit_ready = true;
+        return;
+    }
+    proc__reap(p, status);
+}
+
+/* --- the cgroup, attached off the loop --- */
+
+/* One attach on libuv's thread pool; see freezer_attach for why. */
+struct proc__attach {
+    uv_work_t req;
+    struct proc *p;
+    pid_t pid;
+    enum freezer_kind kind;
+};
+
+static void proc__attach_work(uv_work_t *req)
+{
+    struct proc__attach *a = req->data;
+    a->kind = freezer_attach(a->pid);
+    if (a->kind != FREEZER_SIGSTOP) {
+        freezer_adopt(a->pid);
+    }
+}
+
+static void proc__attach_done(uv_work_t *req, int status)
+{
+    struct proc__attach *a = req->data;
+    struct proc *p = a->p;
+    enum freezer_kind kind = status == 0 ? a->kind : FREEZER_SIGSTOP;
+    mem_free(a);
+    p->attach_pending = false;
+    p->open_handles--;
+    if (kind != FREEZER_SIGSTOP) {
+        p->attached = true;
+        p->fz = (uint8_t)kind;
+    }
+    if (p->exit_ready) {
+        /* The pidfd said exited: a wait cannot block. */
+        proc__reap(p, -1);
+    }
+    proc__maybe_gone(p);
+}
+
+/* Give the child a cgroup of its own, where the host has a cgroup freezer.
+ * Until that is done (milliseconds) a freeze uses signals. */
+static void proc__attach_start(struct proc *p, uv_loop_t *loop)
+{
+    p->fz = FREEZER_SIGSTOP;
+    /* Detection runs here, on the loop's thread, before any worker. */
+    if (freezer_detect() == FREEZER_SIGSTOP) {
+        return;
+    }
+    struct proc__attach *a = mem_alloc(sizeof *a);
+    if (a == NULL) {
+        return;
+    }
+    a->req.data = a;
+    a->p = p;
+    a->pid = p->pid;
+    if (uv_queue_work(loop, &a->req, proc__attach_work, proc__attach_done) !=
+        0) {
+        mem_free(a);
+        return;
+    }
+    p->attach_pending = true;
+    p->open_handles++;
 }
 
 /* --- spawn --- */
@@ -566,16 +649,12 @@ err_after_fa:
     return e;
 }
 
-/* Kill and reap a child that cannot be watched, and remove its cgroup. It
- * is a few microseconds old and blocks nothing, so waiting is short. */
+/* Kill and reap a child that cannot be watched. It is a few microseconds
+ * old and has no cgroup yet, so waiting is short. */
 static void proc__end_now(struct proc *p)
 {
     proc__signal_kill(p);
     while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR) {
-    }
-    if (p->attached) {
-        freezer_remove(p->pid);
-        p->attached = false;
     }
 }
 
@@ -645,9 +724,6 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
         rv = BERTH_EIO;
         goto err_after_pipe;
     }
-    p->fz = (uint8_t)freezer_attach(p->pid);
-    p->attached = p->fz != FREEZER_SIGSTOP;
-
     /* From here each initialized handle is counted in open_handles and
      * owns its descriptor, so that a failure can close it. */
     uv_pipe_init(loop, &p->io, 0);
@@ -678,6 +754,7 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
         (rv = uv_poll_start(&p->exit, UV_READABLE, proc__exit_cb)) != 0) {
         goto err_after_handles;
     }
+    proc__attach_start(p, loop);
     atomic_fetch_add(&proc__alive, 1);
     *out = p;
     return 0;
@@ -749,15 +826,18 @@ int proc_freeze(struct proc *p)
     if (p->frozen) {
         return 0;
     }
-    int rv = freezer_set(p->fz, p->pid, true);
-    if (rv != 0 && p->fz != FREEZER_SIGSTOP) {
+    enum freezer_kind kind = p->fz;
+    int rv = freezer_set(kind, p->pid, true);
+    if (rv != 0 && kind != FREEZER_SIGSTOP) {
         /* The cgroup went away or became read-only under us; signals
          * still work, and this proc uses them from now on. */
-        p->fz = FREEZER_SIGSTOP;
-        rv = freezer_set(p->fz, p->pid, true);
+        kind = FREEZER_SIGSTOP;
+        p->fz = (uint8_t)kind;
+        rv = freezer_set(kind, p->pid, true);
     }
     if (rv == 0) {
         p->frozen = true;
+        p->frozen_fz = (uint8_t)kind;
     }
     return rv;
 }
@@ -770,7 +850,7 @@ int proc_thaw(struct proc *p)
     if (!p->frozen) {
         return 0;
     }
-    int rv = freezer_set(p->fz, p->pid, false);
+    int rv = freezer_set(p->frozen_fz, p->pid, false);
     if (rv == 0) {
         p->frozen = false;
     }

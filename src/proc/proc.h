@@ -15,8 +15,9 @@
  * descriptor of the host but its three stdio: each spawn marks every
  * descriptor of the host above 2 close-on-exec (Linux 5.11), including any
  * the host inherited or a library opened without O_CLOEXEC. Where the host
- * has a cgroup freezer the child also gets a cgroup of its own at once (see
- * proc_freeze).
+ * has a cgroup freezer the child also gets a cgroup of its own, made on
+ * libuv's thread pool a few milliseconds later, and what it has started by
+ * then is moved there with it (see proc_freeze).
  *
  * The state machine is RUNNING -> DYING -> GONE. DYING starts when the child
  * exits, breaks the protocol or is killed; GONE is reached once the child
@@ -42,8 +43,7 @@ struct proc;
 
 /* Called for each frame from the child. f and its body are valid only during
  * the call. The callback may call proc_kill; no frame follows a kill. */
-typedef void (*proc_frame_cb)(struct proc *p, const struct frame *f,
-                              void *arg);
+typedef void (*proc_frame_cb)(struct proc *p, const struct frame *f, void *arg);
 
 /* Called once when the child is gone and the proc is about to be freed. why
  * says how it ended ("exited with status 0", "killed: timed out", ...); clean
@@ -87,10 +87,11 @@ int proc_running(const struct proc *p);
 /* Stop the child and every process in its cgroup (or, without a cgroup
  * freezer, its process group) so that it uses no CPU; its memory and file
  * descriptors stay. Frames sent meanwhile wait in the socket. Freezing may
- * complete shortly after the call returns. Returns 0 (also when already
- * frozen), BERTH_ESHUTDOWN if the child is dying, or BERTH_EIO. A failed
- * cgroup write falls back to SIGSTOP for this proc from then on. A kill
- * works on a frozen proc. */
+ * complete shortly after the call returns. Until the child's cgroup is
+ * made, a few milliseconds after the spawn, and from a failed cgroup write
+ * on, this proc is frozen with SIGSTOP. Returns 0 (also when already
+ * frozen), BERTH_ESHUTDOWN if the child is dying, or BERTH_EIO. A kill works
+ * on a frozen proc. */
 int proc_freeze(struct proc *p);
 
 /* Let a frozen child run again; 0 (also when not frozen), BERTH_ESHUTDOWN

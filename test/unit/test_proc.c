@@ -225,6 +225,42 @@ static off_t file_size(const char *name)
     return stat(name, &st) == 0 ? st.st_size : 0;
 }
 
+/* Copy the line of /proc/<pid>/cgroup for the hierarchy that freezes
+ * (cgroup2: "0::", else the freezer's) into line; false if there is none. */
+static bool cgroup_line(int pid, char *line, size_t size)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/cgroup", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return false;
+    }
+    bool v2 = strcmp(proc_freezer_name(), "cgroup1") != 0;
+    bool found = false;
+    while (!found && fgets(line, (int)size, f) != NULL) {
+        found = v2 ? strncmp(line, "0::", 3) == 0
+                   : strstr(line, ":freezer:") != NULL;
+    }
+    fclose(f);
+    return found;
+}
+
+/* Wait (at most about 10 s) until pid sits in a cgroup of this host's
+ * making; returns whether it did. */
+static bool wait_attached(int pid)
+{
+    char want[32];
+    snprintf(want, sizeof want, "/berth-%d/%d\n", (int)getpid(), pid);
+    for (int i = 0; i < 1000; i++) {
+        char line[512];
+        if (cgroup_line(pid, line, sizeof line) && strstr(line, want)) {
+            return true;
+        }
+        usleep(10 * 1000);
+    }
+    return false;
+}
+
 /* Run the loop until n frames have come or the child is gone. */
 static void run_until_frames(struct fx *x, unsigned n)
 {
@@ -324,7 +360,14 @@ static void test_three_fds_and_count(void **state)
                                 &x, errmsg),
                      0);
     assert_int_equal(proc_count(), 1);
-    assert_int_equal(count_fds(), fds + (int)proc_fds_per_proc());
+    /* The cgroup is made on a worker thread, which holds a descriptor of
+     * its own for a moment: count again until it is done. */
+    int now = count_fds();
+    for (int i = 0; i < 1000 && now != fds + (int)proc_fds_per_proc(); i++) {
+        usleep(10 * 1000);
+        now = count_fds();
+    }
+    assert_int_equal(now, fds + (int)proc_fds_per_proc());
     assert_int_equal(proc_fds_per_proc(), 3);
     proc_kill(x.p, "test over");
     /* Dying is not gone: the child is not reaped yet. */
@@ -584,6 +627,11 @@ static void spawn_writer(struct fx *x, char *out, size_t size)
     script(x, body);
     spawn(x, x->script);
     assert_true(wait_until_grows(out, 0));
+    /* The cgroup comes a few milliseconds after the spawn; a freeze before
+     * it would use signals and not test the cgroup. */
+    if (strcmp(proc_freezer_name(), "sigstop") != 0) {
+        assert_true(wait_attached((int)proc_pid(x->p)));
+    }
 }
 
 static void check_freeze_stops_progress(void)
@@ -624,6 +672,71 @@ static void check_kill_while_frozen(void)
     assert_string_equal(x.why, "killed: frozen");
 }
 
+/* A child the program forked right away, before its cgroup existed, ends
+ * up in the program's cgroup too; with signals nobody gets one. */
+static void check_children_adopted(void)
+{
+    struct fx x = {0};
+    script(&x, "sleep 30 & exec sleep 31");
+    spawn(&x, x.script);
+    int pid = (int)proc_pid(x.p);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, pid);
+    int child = 0;
+    for (int i = 0; i < 1000 && child == 0; i++) {
+        FILE *f = fopen(path, "r");
+        if (f != NULL) {
+            if (fscanf(f, "%d", &child) != 1) {
+                child = 0;
+            }
+            fclose(f);
+        }
+        if (child == 0) {
+            usleep(10 * 1000);
+        }
+    }
+    assert_true(child > 0);
+    char mine[512];
+    char its[512];
+    if (strcmp(proc_freezer_name(), "sigstop") == 0) {
+        assert_true(cgroup_line(pid, mine, sizeof mine));
+        assert_null(strstr(mine, "/berth-"));
+    } else {
+        assert_true(wait_attached(pid));
+        assert_true(cgroup_line(pid, mine, sizeof mine));
+        bool same = false;
+        for (int i = 0; i < 1000 && !same; i++) {
+            same = cgroup_line(child, its, sizeof its) &&
+                   strcmp(mine, its) == 0;
+            if (!same) {
+                usleep(10 * 1000);
+            }
+        }
+        assert_true(same);
+    }
+    proc_kill(x.p, "test over");
+    run_until_gone(&x);
+    unlink(x.script);
+}
+
+/* A kill or an exit while the cgroup is still being made waits for it,
+ * and the proc still ends cleanly. */
+static void check_end_during_attach(void)
+{
+    struct fx x = {0};
+    spawn(&x, "/bin/cat");
+    proc_kill(x.p, "at once");
+    run_until_gone(&x);
+    assert_string_equal(x.why, "killed: at once");
+
+    struct fx y = {0};
+    script(&y, "exit 0");
+    spawn(&y, y.script);
+    run_until_gone(&y);
+    unlink(y.script);
+    assert_int_equal(y.clean, 1);
+}
+
 /* Frames sent to a frozen program wait, and come back once it thaws. */
 static void check_frozen_keeps_its_input(void)
 {
@@ -650,6 +763,8 @@ static void test_freezer_detected(void **state)
     check_freeze_stops_progress();
     check_kill_while_frozen();
     check_frozen_keeps_its_input();
+    check_children_adopted();
+    check_end_during_attach();
 }
 
 static void test_freezer_cgroup1(void **state)
@@ -661,6 +776,8 @@ static void test_freezer_cgroup1(void **state)
     check_freeze_stops_progress();
     check_kill_while_frozen();
     check_frozen_keeps_its_input();
+    check_children_adopted();
+    check_end_during_attach();
     use_freezer(NULL);
 }
 
@@ -670,6 +787,8 @@ static void test_freezer_sigstop(void **state)
     check_freeze_stops_progress();
     check_kill_while_frozen();
     check_frozen_keeps_its_input();
+    check_children_adopted();
+    check_end_during_attach();
     use_freezer(NULL);
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "lib/err.h"
 #include "lib/mem.h"
@@ -185,6 +186,56 @@ static void test_open_out_of_memory(void **state)
     mem_fault_countdown(-1);
 }
 
+/* A store written by the first version (no alarms, no freeze timeout) opens
+ * and is brought up to date in place, its ships intact. */
+static void test_upgrade_from_version_1(void **state)
+{
+    struct fx *x = *state;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(
+            db,
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) "
+            "WITHOUT ROWID;"
+            "CREATE TABLE ships (sid INTEGER PRIMARY KEY, id TEXT NOT NULL "
+            "UNIQUE, name TEXT UNIQUE, program TEXT NOT NULL, created_ns "
+            "INTEGER NOT NULL, idle_timeout_ms INTEGER NOT NULL, last_event "
+            "INTEGER NOT NULL, first_event INTEGER NOT NULL, snapshot_event "
+            "INTEGER NOT NULL, last_hash BLOB NOT NULL, public_key BLOB NOT "
+            "NULL, secret_key BLOB NOT NULL);"
+            "CREATE TABLE events (sid INTEGER NOT NULL, n INTEGER NOT NULL, "
+            "rec BLOB NOT NULL, PRIMARY KEY (sid, n)) WITHOUT ROWID;"
+            "CREATE TABLE snapshots (sid INTEGER PRIMARY KEY, n INTEGER NOT "
+            "NULL, epoch BLOB NOT NULL, data BLOB NOT NULL);"
+            "INSERT INTO ships VALUES (1, 'aaaa', 'old', '/bin/true', 5, 7, "
+            "3, 1, 0, x'00', x'00', x'00');"
+            "PRAGMA user_version=1;",
+            NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    struct store *s;
+    struct store_ship ship;
+    char errmsg[ERRMSG_SIZE];
+    assert_int_equal(store_open(&s, x->path, errmsg), 0);
+    assert_int_equal(store_ship_get(s, "old", &ship), 0);
+    assert_int_equal(ship.last_event, 3);
+    assert_int_equal(ship.idle_timeout_ms, 7);
+    assert_int_equal(ship.alarm_ns, 0);
+    assert_int_equal(ship.freeze_timeout_ms, 0);
+    ship.alarm_ns = 99;
+    assert_int_equal(store_ship_put(s, &ship), 0);
+    store_ship_clear(&ship);
+    store_close(s);
+    /* Opened again: already current. */
+    assert_int_equal(store_open(&s, x->path, errmsg), 0);
+    assert_int_equal(store_ship_get(s, "aaaa", &ship), 0);
+    assert_int_equal(ship.alarm_ns, 99);
+    store_ship_clear(&ship);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -193,6 +244,8 @@ int main(void)
         cmocka_unit_test(test_events_and_transactions),
         cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
         cmocka_unit_test(test_open_out_of_memory),
+        cmocka_unit_test_setup_teardown(test_upgrade_from_version_1, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
