@@ -1,8 +1,8 @@
 /* The frame protocol between a host and a program.
  *
  * A program is any executable. The host starts it with its stdin and stdout
- * connected to pipes and speaks frames on them; the program's stderr is its
- * log. Every frame is
+ * connected to one end of a Unix stream socket pair and speaks frames on
+ * them; the program's stderr is its log. Every frame is
  *
  *     u32 len | u8 type | body[len - 1]
  *
