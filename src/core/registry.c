@@ -136,16 +136,18 @@ size_t registry_memory(const struct registry *r)
     return n;
 }
 
-/* Find the index position holding slot for key, or the first free position
- * when absent; *found says which. */
-static uint32_t registry__probe_key(const struct registry *r,
-                                    const uint8_t *key, bool *found)
+/* Find the position of an index holding the slot that matches, or the
+ * first free position when none does; *found says which. Both indexes
+ * share this probe: by key (name NULL) or by name. */
+static uint32_t registry__probe(const struct registry *r, const uint32_t *index,
+                                const uint8_t *key, const char *name,
+                                bool *found)
 {
     uint32_t mask = r->index_cap - 1;
     uint32_t free_at = UINT32_MAX;
-    for (uint32_t i = (uint32_t)registry__hash_key(key) & mask;;
-         i = (i + 1) & mask) {
-        uint32_t v = r->by_key[i];
+    uint64_t h = name ? registry__hash_name(name) : registry__hash_key(key);
+    for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+        uint32_t v = index[i];
         if (v == REGISTRY__EMPTY) {
             *found = false;
             return free_at != UINT32_MAX ? free_at : i;
@@ -156,36 +158,24 @@ static uint32_t registry__probe_key(const struct registry *r,
             }
             continue;
         }
-        if (memcmp(r->ships[v - 1].key, key, REGISTRY_KEY_SIZE) == 0) {
+        if (name ? strcmp(registry_name(r, v - 1), name) == 0
+                 : memcmp(r->ships[v - 1].key, key, REGISTRY_KEY_SIZE) == 0) {
             *found = true;
             return i;
         }
     }
 }
 
+static uint32_t registry__probe_key(const struct registry *r,
+                                    const uint8_t *key, bool *found)
+{
+    return registry__probe(r, r->by_key, key, NULL, found);
+}
+
 static uint32_t registry__probe_name(const struct registry *r,
                                      const char *name, bool *found)
 {
-    uint32_t mask = r->index_cap - 1;
-    uint32_t free_at = UINT32_MAX;
-    for (uint32_t i = (uint32_t)registry__hash_name(name) & mask;;
-         i = (i + 1) & mask) {
-        uint32_t v = r->by_name[i];
-        if (v == REGISTRY__EMPTY) {
-            *found = false;
-            return free_at != UINT32_MAX ? free_at : i;
-        }
-        if (v == REGISTRY__TOMB) {
-            if (free_at == UINT32_MAX) {
-                free_at = i;
-            }
-            continue;
-        }
-        if (strcmp(registry_name(r, v - 1), name) == 0) {
-            *found = true;
-            return i;
-        }
-    }
+    return registry__probe(r, r->by_name, NULL, name, found);
 }
 
 /* Rebuild both indexes with room for at least `need` entries at a load of at

@@ -402,6 +402,7 @@ static void admin__stats(struct host *h, struct http_request *req)
     json_object_set_new(o, "ships", json_integer(total));
     json_object_set_new(o, "states", st);
     json_object_set_new(o, "wake_queue", json_integer(h->n_wake_queue));
+    json_object_set_new(o, "live", json_integer(h->n_live));
     json_object_set_new(o, "programs_running", json_integer(h->n_procs));
     json_object_set_new(o, "max_awake", json_integer(h->max_awake));
     json_object_set_new(o, "awake_memory_bytes",

@@ -105,8 +105,11 @@ def test_awake_frozen_asleep(host_factory):
     wait_for(lambda: state(h, "ann") == "asleep")
     assert h.cli_json("ship", "show", "ann")["pid"] is None
     wait_for(lambda: proc_state(pid) in (None, "Z"))
+    # Asleep and quiet, the ship is its registry entry alone.
+    wait_for(lambda: h.cli_json("stats")["live"] == 0)
     assert h.http("GET", "/s/ann/k/a")[2] == b"1"
     assert h.cli_json("ship", "show", "ann")["wake_count"] == 2
+    assert h.cli_json("stats")["live"] == 1
     assert h.cli_json("stats")["states"]["awake"] + \
         h.cli_json("stats")["states"]["frozen"] == 1
 
@@ -271,6 +274,8 @@ def test_wake_storm_queues(host_factory):
         t.join(180)
     assert results == [200] * n
     stats = h.cli_json("stats")
+    # Every evicted ship let go of its live object.
+    assert stats["live"] == stats["programs_running"]
     assert stats["wakes"] == n
     assert stats["programs_running"] <= 16
     assert stats["evictions"] >= n - 16
