@@ -328,3 +328,30 @@ def test_bad_idle_options(host_factory, tmpdir_path):
     assert r.returncode == 2
     status, _, body = h.http("GET", "/s/nobody/k")
     assert status == 404
+
+
+def test_alarm_is_logged_even_when_unchanged(host):
+    host.new_ship(MISBEHAVE, "mal")
+    assert host.http("POST", "/s/mal/alarm/600000")[0] == 200
+    show = host.cli_json("ship", "show", "mal")
+    # The program said "unchanged", but the alarm is durable state.
+    assert show["last_event"] == 1
+    assert show["alarm_ns"] > 0
+    assert host.stop() == 0
+    host.start()
+    assert host.cli_json("ship", "show", "mal")["alarm_ns"] == show["alarm_ns"]
+    # Reads stay unlogged.
+    assert host.http("GET", "/s/mal/")[2] == b"0\n"
+    assert host.cli_json("ship", "show", "mal")["last_event"] == 1
+
+
+def test_malformed_alarm_kills_the_program_not_the_host(host):
+    host.new_ship(MISBEHAVE, "bad")
+    assert host.http("POST", "/s/bad/count")[0] == 200
+    status, _, body = host.http("POST", "/s/bad/badalarm")
+    assert status == 502
+    assert b"ALARM" in body
+    # The ship wakes again from its log; the host never set an alarm.
+    assert host.http("GET", "/s/bad/")[2] == b"1\n"
+    show = host.cli_json("ship", "show", "bad")
+    assert show["alarm_ns"] == 0 and show["last_event"] == 1

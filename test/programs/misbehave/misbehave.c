@@ -13,6 +13,11 @@
  *   /count       add one to the counter (changed) and answer its value
  *   /slowsnap/<ms>  make the next snapshot take ms milliseconds (unchanged:
  *                a setting of this process, not state)
+ *   /alarm/<ms>  set an alarm ms after the event's time, and say the state
+ *                did not change (the host must log it all the same)
+ *   /badalarm    answer with an ALARM effect of 7 bytes, then wait
+ *
+ * A TIMER event adds one to the counter (changed).
  *
  * GET / answers the counter's value (unchanged); anything else is 404. The
  * snapshot is the counter as a u64, little-endian. */
@@ -75,8 +80,35 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
 {
     uint64_t *count = ctx;
     const struct bp_http *h = ev->http;
+    if (ev->kind == BP_EVENT_TIMER) {
+        (*count)++;
+        return BP_CHANGED;
+    }
     if (h == NULL) {
         return bp_reject(out, "misbehave takes only HTTP events");
+    }
+    if (bp_http_match(h, NULL, "/alarm/*")) {
+        uint64_t ms = strtoull(h->target + 7, NULL, 10);
+        bp_alarm(out, ev->time_ns + ms * 1000000ULL);
+        bp_reply(out, 200, "text/plain", "ok\n", 3);
+        return BP_UNCHANGED;
+    }
+    if (bp_http_match(h, NULL, "/badalarm")) {
+        /* DONE n, flags 0, one effect: ALARM with 7 bytes instead of 8. */
+        unsigned char f[4 + 1 + 8 + 1 + 4 + 1 + 4 + 7] = {0};
+        uint32_t len = sizeof f - 4;
+        for (int i = 0; i < 4; i++) {
+            f[i] = (unsigned char)(len >> (8 * i));
+        }
+        f[4] = 0x82;
+        for (int i = 0; i < 8; i++) {
+            f[5 + i] = (unsigned char)(ev->number >> (8 * i));
+        }
+        f[14] = 1;  /* n_effects */
+        f[18] = 3;  /* ALARM */
+        f[19] = 7;  /* its length */
+        write_raw(f, sizeof f);
+        wait_forever();
     }
     if (bp_http_match(h, NULL, "/crash")) {
         abort();
