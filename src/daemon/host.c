@@ -206,6 +206,10 @@ static unsigned host__count_fds(void)
     return n > 3 ? n - 3 : n; /* ".", ".." and the directory itself */
 }
 
+/* The descriptor table is grown up to this many slots at start (8 bytes
+ * each and a few bits); beyond it, it grows on demand. */
+#define HOST__FD_TABLE (1u << 17)
+
 static void host__limits(struct host *h)
 {
     /* Each running program holds descriptors: take what the system
@@ -224,9 +228,8 @@ static void host__limits(struct host *h)
      * pool) each growth waits for an RCU grace period: 10 to 40 ms seen here,
      * in the middle of whichever wake opened the 257th or 513th descriptor.
      * The table never shrinks, and costs about 9 bytes a slot. */
-    unsigned top = h->fd_limit > 0 && h->fd_limit <= 1u << 20
-                       ? h->fd_limit - 1
-                       : 0;
+    unsigned top = h->fd_limit < HOST__FD_TABLE ? h->fd_limit : HOST__FD_TABLE;
+    top = top > 0 ? top - 1 : 0;
     if (top > 0 && dup2(2, (int)top) == (int)top) {
         close((int)top);
     }
@@ -235,6 +238,19 @@ static void host__limits(struct host *h)
     if (h->fd_limit > h->fd_base + 1024 + 256) {
         /* Leave room for a thousand connections. */
         by_fds = (h->fd_limit - h->fd_base - 1024 - 256) / proc_fds_per_proc();
+    }
+    /* Processes are the other bound: leave half of the pids to the rest
+     * of the system. */
+    unsigned long pid_max = 0;
+    FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%lu", &pid_max) != 1) {
+            pid_max = 0;
+        }
+        fclose(f);
+    }
+    if (pid_max >= 4 && by_fds > pid_max / 2) {
+        by_fds = (unsigned)(pid_max / 2);
     }
     h->max_awake = h->cfg.max_awake ? h->cfg.max_awake : by_fds;
 }

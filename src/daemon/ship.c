@@ -773,6 +773,7 @@ err:
 static void ship__awake(struct host_ship *s)
 {
     ship__set_state(s, SHIP_AWAKE);
+    s->wake_wanted = false;
     s->next_number = s->last_event + 1;
     s->since_snapshot = s->last_event - s->snapshot_event;
     ship__disarm(s);
@@ -1548,7 +1549,10 @@ void host_ship_wake(struct host_ship *s, struct http_request *req)
         ship__pump(s);
         return;
     }
-    s->wake_wanted = true;
+    if (s->state != SHIP_WAKING) {
+        /* Asleep, or on its way there: wake once it is. */
+        s->wake_wanted = true;
+    }
     ship__pump(s);
 }
 
