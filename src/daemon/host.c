@@ -19,6 +19,7 @@
 #include "core/record.h"
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "proc/launcher.h"
 #include "proc/proc.h"
 #include "store/apply.h"
 
@@ -274,7 +275,8 @@ static void host__ready(void *arg)
     snprintf(ms, sizeof ms, "%.1f", (double)h->ready_ns / 1e6);
     snprintf(awake, sizeof awake, "%u", h->max_awake);
     host_log("info", "host ready", "ships", n, "start_ms", ms, "max_awake",
-             awake, "freezer", proc_freezer_name(), NULL);
+             awake, "freezer", proc_freezer_name(), "launcher",
+             launcher_running() ? "yes" : "no", NULL);
 }
 
 /* --- Group commit. --- */
@@ -432,6 +434,12 @@ int host_run(const struct host_config *cfg)
     hist_init(&h->thaw_latency);
     buf_init(&h->batch);
     signal(SIGPIPE, SIG_IGN);
+    /* First, while this process holds a handful of descriptors and no
+     * threads: the launcher starts every program from here on. */
+    if (launcher_start(errmsg) != 0) {
+        host_log("warn", "no program launcher; starting programs directly",
+                 "error", errmsg, NULL);
+    }
 
     if (host__mkdir(cfg->data_dir) != 0) {
         goto err_after_alloc;

@@ -17,6 +17,7 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "proc/freezer.h"
+#include "proc/launcher.h"
 
 enum proc_state { PROC_RUNNING, PROC_DYING, PROC_GONE };
 
@@ -600,6 +601,12 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int sock,
         file = found;
     }
 
+    /* From the launcher, the start does not copy the host's descriptor
+     * table (see launcher.h); without one, from here. */
+    int e = launcher_spawn(file, cfg->path, cfg->ship_id, sock, errw, &p->pid);
+    if (e != ESRCH) {
+        return e;
+    }
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     sigset_t none;
@@ -609,7 +616,7 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int sock,
      * (32 and 33), which posix_spawn then sets to SIG_IGN in the child,
      * and an ignored signal stays ignored across exec. */
     memset(&all, 0xff, sizeof all);
-    int e = posix_spawn_file_actions_init(&fa);
+    e = posix_spawn_file_actions_init(&fa);
     if (e != 0) {
         return e;
     }

@@ -20,6 +20,7 @@
 
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "proc/launcher.h"
 #include "proc/proc.h"
 
 struct fx {
@@ -453,6 +454,9 @@ static void test_child_starts_clean(void **state)
                      4);
     assert_int_equal(pgrp, pid);
     assert_int_equal(session, pid);
+    /* Started by the launcher or not, the program is this process's
+     * child: it is reaped here. */
+    assert_int_equal(ppid, getpid());
 
     /* Only PATH and BERTH_SHIP; environ is NUL-separated. */
     snprintf(path, sizeof path, "/proc/%d/environ", pid);
@@ -792,6 +796,36 @@ static void test_freezer_sigstop(void **state)
     use_freezer(NULL);
 }
 
+/* The launcher dies: programs start from this process again, and those it
+ * started go on as before. */
+static void test_launcher_gone(void **state)
+{
+    char errmsg[ERRMSG_SIZE];
+    assert_int_equal(launcher_start(errmsg), 0);
+    struct fx before = {0};
+    spawn(&before, "/bin/cat");
+    pid_t launcher = launcher_pid();
+    assert_true(launcher > 0);
+    assert_int_equal(kill(launcher, SIGKILL), 0);
+    struct fx after = {0};
+    spawn(&after, "/bin/cat");
+    assert_false(launcher_running());
+    struct fx *both[] = {&before, &after};
+    for (int i = 0; i < 2; i++) {
+        struct buf f;
+        pattern_frame(&f, 0, 10);
+        assert_int_equal(proc_send(both[i]->p, &f), 0);
+        run_until_frames(both[i], 1);
+        assert_int_equal(both[i]->frames, 1);
+        proc_kill(both[i]->p, "test over");
+        run_until_gone(both[i]);
+    }
+    /* The launcher was reaped: no zombie of it is left. */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)launcher);
+    assert_int_equal(access(path, F_OK), -1);
+}
+
 int main(void)
 {
     /* As the host does: the child must not inherit it. */
@@ -817,7 +851,17 @@ int main(void)
         cmocka_unit_test(test_freezer_cgroup1),
         cmocka_unit_test(test_freezer_sigstop),
     };
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    /* Every test twice: programs started from this process, then by a
+     * launcher, as the host starts them. */
+    int failed = cmocka_run_group_tests_name("direct", tests, NULL, NULL);
+    char errmsg[ERRMSG_SIZE];
+    assert_int_equal(launcher_start(errmsg), 0);
+    failed += cmocka_run_group_tests_name("launcher", tests, NULL, NULL);
+    launcher_stop();
+    const struct CMUnitTest gone[] = {
+        cmocka_unit_test(test_launcher_gone),
+    };
+    failed += cmocka_run_group_tests_name("launcher gone", gone, NULL, NULL);
     proc_cleanup();
     return failed;
 }

@@ -1,0 +1,49 @@
+/* The launcher: a small process that starts programs for the host.
+ *
+ * Starting a process copies the starter's descriptor table, and exec then
+ * closes every descriptor marked close-on-exec, one by one: with the 15,000
+ * descriptors of a host running 5,000 programs, that made each start about
+ * 1.5 ms slower. So the host forks a launcher at start, while it holds a
+ * handful of descriptors, and asks it over a socket to start each program.
+ * The launcher receives the program's stdio descriptors with the request
+ * (SCM_RIGHTS) and starts it with clone(CLONE_VM | CLONE_VFORK |
+ * CLONE_PARENT): the program is the host's child, not the launcher's, so the
+ * host waits for it, gets its exit status and opens a pidfd for it as it
+ * would for a process it had spawned itself.
+ *
+ * The launcher is optional: without one (unit tests, or after it died),
+ * proc_spawn starts programs with posix_spawn from the host. It dies with
+ * the host (PR_SET_PDEATHSIG) and exits when the host closes the socket.
+ * The request is a blocking round trip on the loop thread, as posix_spawn's
+ * own wait for the child's exec is. */
+#ifndef BERTH_PROC_LAUNCHER_H
+#define BERTH_PROC_LAUNCHER_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Fork the launcher. Call it early, from a single-threaded process holding
+ * few descriptors. Returns 0, or a negative code with errmsg set (the host
+ * then starts programs itself). */
+int launcher_start(char *errmsg);
+
+/* Return whether a launcher is running for this process. */
+bool launcher_running(void);
+
+/* Ask the launcher to start the executable at path file (no PATH search)
+ * with argv[0] = argv0, the environment PATH and BERTH_SHIP=ship_id, sock as
+ * stdin and stdout and errw as stderr, in a new session with default signal
+ * dispositions and an empty mask. Returns 0 with *pid set (the child is the
+ * caller's), the errno of a failed exec, or ESRCH when there is no launcher
+ * any more (it is then forgotten and the caller starts the program itself).
+ * sock and errw stay the caller's. */
+int launcher_spawn(const char *file, const char *argv0, const char *ship_id,
+                   int sock, int errw, pid_t *pid);
+
+/* Return the launcher's process id, or 0 when there is none. */
+pid_t launcher_pid(void);
+
+/* Close the launcher's socket, so that it exits, and reap it. */
+void launcher_stop(void);
+
+#endif
