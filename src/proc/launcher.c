@@ -213,7 +213,10 @@ static int launcher__lost(void)
             (int)launcher__pid);
     close(launcher__ctl);
     launcher__ctl = -1;
-    waitpid(launcher__pid, NULL, WNOHANG);
+    /* Its socket broke, so it is dead or dying: make sure, and reap it. */
+    kill(launcher__pid, SIGKILL);
+    while (waitpid(launcher__pid, NULL, 0) < 0 && errno == EINTR) {
+    }
     return ESRCH;
 }
 
