@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,15 +40,15 @@ struct launcher__job {
 static int launcher__child(void *arg)
 {
     struct launcher__job *j = arg;
-    struct sigaction dfl;
     sigset_t none;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
     /* Handlers go at exec by themselves; an ignored signal (the host
-     * ignores SIGPIPE) would stay ignored. glibc refuses its own two
-     * signals, which the host never ignores. */
+     * ignores SIGPIPE, and whoever started the host may have ignored
+     * others) would stay ignored. The raw call reaches the two signals glibc
+     * keeps for itself as well; an all-zero kernel sigaction is SIG_DFL,
+     * no flags and an empty mask whatever the architecture's layout. */
+    static const uint64_t dfl[8];
     for (int s = 1; s < NSIG; s++) {
-        sigaction(s, &dfl, NULL);
+        syscall(SYS_rt_sigaction, s, dfl, NULL, sizeof(uint64_t));
     }
     sigemptyset(&none);
     if (setsid() < 0 || dup2(j->sock, 0) < 0 || dup2(j->sock, 1) < 0 ||
