@@ -44,35 +44,12 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "bench.h"
 #include "http/http.h"
 #include "lib/buf.h"
 #include "proto/frame.h"
 
 extern char **environ;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* The p quantile of v[0..n); sorts v. */
-static double pct(double *v, size_t n, double p)
-{
-    if (n == 0) {
-        return 0;
-    }
-    qsort(v, n, sizeof *v, cmp_double);
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return v[i];
-}
 
 static long env_long(const char *name, long def)
 {
