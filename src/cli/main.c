@@ -290,6 +290,25 @@ static int cli__list(struct cli *c, unsigned long long limit)
     return 0;
 }
 
+/* Put the milliseconds given to option (value, NULL when absent) into spec
+ * under key; returns 0, or 2 after a usage message for a bad value. */
+static int cli__set_ms(json_t *spec, const char *key, const char *option,
+                       const char *value)
+{
+    unsigned long long ms;
+    if (value == NULL) {
+        return 0;
+    }
+    if (cli__parse_uint(value, 1ULL << 40, &ms) != 0) {
+        fprintf(stderr, "berth: %s wants milliseconds, not %s\n", option,
+                value);
+        fprintf(stderr, "Run 'berth --help' for usage.\n");
+        return 2;
+    }
+    json_object_set_new(spec, key, json_integer((json_int_t)ms));
+    return 0;
+}
+
 static int cli__ship(struct cli *c, int argc, char **argv)
 {
     if (argc < 1) {
@@ -329,27 +348,11 @@ static int cli__ship(struct cli *c, int argc, char **argv)
         if (name != NULL) {
             json_object_set_new(spec, "name", json_string(name));
         }
-        if (idle != NULL) {
-            unsigned long long ms;
-            if (cli__parse_uint(idle, 1ULL << 40, &ms) != 0) {
-                json_decref(spec);
-                return cli__usage_error("--idle-timeout wants milliseconds, "
-                                        "not %s",
-                                        idle);
-            }
-            json_object_set_new(spec, "idle_timeout_ms",
-                                json_integer((json_int_t)ms));
-        }
-        if (freeze != NULL) {
-            unsigned long long ms;
-            if (cli__parse_uint(freeze, 1ULL << 40, &ms) != 0) {
-                json_decref(spec);
-                return cli__usage_error("--freeze-timeout wants milliseconds, "
-                                        "not %s",
-                                        freeze);
-            }
-            json_object_set_new(spec, "freeze_timeout_ms",
-                                json_integer((json_int_t)ms));
+        if (cli__set_ms(spec, "idle_timeout_ms", "--idle-timeout", idle) != 0 ||
+            cli__set_ms(spec, "freeze_timeout_ms", "--freeze-timeout",
+                        freeze) != 0) {
+            json_decref(spec);
+            return 2;
         }
         if (count != NULL) {
             unsigned long long n;

@@ -201,9 +201,6 @@ uint32_t host_ship_lookup(struct host *h, const char *id_or_name);
  * do frees itself, so call one of the operations below on it at once. */
 struct host_ship *host_ship_live(struct host *h, uint32_t slot);
 
-/* Find a ship by id or name and return its live object, or NULL. */
-struct host_ship *host_ship_find(struct host *h, const char *id_or_name);
-
 /* Deliver an event of the given kind to a ship on behalf of req (NULL for
  * an alarm), starting the ship if needed. The ship takes payload's bytes
  * (payload is left empty) and answers req in every case, out of memory

@@ -141,12 +141,6 @@ struct host_ship *host_ship_live(struct host *h, uint32_t slot)
     return s;
 }
 
-struct host_ship *host_ship_find(struct host *h, const char *id_or_name)
-{
-    uint32_t slot = registry_find(&h->reg, id_or_name);
-    return slot == REGISTRY_NONE ? NULL : host_ship_live(h, slot);
-}
-
 static void ship__timer_closed(uv_handle_t *handle)
 {
     mem_free(handle->data);
