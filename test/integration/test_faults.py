@@ -42,8 +42,7 @@ def test_body_over_limit_is_413(host_factory):
 
 @pytest.fixture
 def bad(host_factory):
-    if not os.path.exists(MISBEHAVE):
-        pytest.skip("misbehave test program not built")
+    assert os.path.exists(MISBEHAVE), "misbehave test program not built: " + MISBEHAVE
     h = host_factory(["--event-timeout", "500"]).start()
     h.new_ship(MISBEHAVE, "bad")
     h.new_ship(KV, "good")

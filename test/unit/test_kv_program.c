@@ -4,8 +4,8 @@
  * boot from a snapshot or refusal, STOP and EOF, and exit 1 on every kind of
  * malformed frame), the misbehave test program, the Python counter, and the
  * two examples in docs/protocol.md. The binaries are found through
- * BERTH_PROGRAMS, by default ../programs next to this test's binary; tests
- * skip when one is missing. */
+ * BERTH_PROGRAMS, by default ../programs next to this test's binary; a
+ * missing one fails the test. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -77,13 +77,13 @@ static void find_programs(void)
              dirname(self));
 }
 
-/* Put the path of a built program in out, or skip the test without it. */
+/* Put the path of a built program in out; a program that is not built
+ * fails the test. */
 static void program_path(char *out, size_t size, const char *rel)
 {
     snprintf(out, size, "%s/%s", programs_dir, rel);
     if (access(out, X_OK) != 0) {
-        print_message("skipping: %s is not built\n", out);
-        skip();
+        fail_msg("%s is not built", out);
     }
 }
 
@@ -1348,14 +1348,14 @@ static void drive_counter(char *const argv[], const char *method_hit,
 static void test_python_counter_kinds(void **state)
 {
     if (system("python3 -c '' 2>/dev/null") != 0) {
-        skip();
+        fail_msg("python3 is required");
     }
     char here[PATH_MAX], path[PATH_MAX + 32];
     snprintf(here, sizeof here, "%s", __FILE__);
     snprintf(path, sizeof path, "%s/../../programs/python/counter.py",
              dirname(here));
     if (access(path, R_OK) != 0) {
-        skip();
+        fail_msg("%s is missing", path);
     }
     char *argv[] = {"/usr/bin/env", "python3", path, NULL};
     struct child c;
@@ -1390,11 +1390,11 @@ static void test_python_counter_kinds(void **state)
 static void test_docs_python_example(void **state)
 {
     if (system("python3 -c '' 2>/dev/null") != 0) {
-        skip();
+        fail_msg("python3 is required");
     }
     char *code = docs_block("python");
     if (code == NULL) {
-        skip();
+        fail_msg("no python block in docs/protocol.md");
     }
     char path[64];
     write_temp(path, sizeof path, ".py", code);
@@ -1418,7 +1418,7 @@ static void test_docs_c_example(void **state)
     char *code = docs_block("c");
     if (code == NULL || access("/usr/bin/cc", X_OK) != 0) {
         free(code);
-        skip();
+        fail_msg("needs a c block in docs/protocol.md and /usr/bin/cc");
     }
     char src[64], exe[72], here[PATH_MAX], sdk[PATH_MAX + 32];
     char cmd[3 * PATH_MAX];
