@@ -257,6 +257,7 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
     }
 
     /* libraft's backend owns transport.data; ours is impl. */
+    l->transport.version = 1;
     l->transport.impl = l;
     l->transport.init = log__transport_init;
     l->transport.listen = log__transport_listen;
