@@ -55,8 +55,10 @@ static void host_start(const char *berth, const char *data)
     close(s);
     snprintf(listen, sizeof listen, "127.0.0.1:%d", host_port);
     snprintf(admin_ep, sizeof admin_ep, "unix:%s/admin.sock", data);
+    /* Every client comes from one address and keeps its connection. */
     char *argv[] = {(char *)berth, "serve", "--data", (char *)data,
-                    "--listen", listen, NULL};
+                    "--listen", listen, "--max-conns-per-addr", "0",
+                    "--max-idle-conns", "0", NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);

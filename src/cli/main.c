@@ -34,6 +34,12 @@ static const char usage[] =
     "      --max-body BYTES       request body limit (default 8388608)\n"
     "      --max-queue N          requests waiting per ship before 503 (default 1024)\n"
     "      --reserve-disk MB      refuse writes (507) below this much free disk (default 64; 0: off)\n"
+    "      --max-buffer-mb MB     bytes held for requests, replies and slow clients; past it\n"
+    "                             programs and clients are held back (default 256; 0: no cap)\n"
+    "      --header-timeout MS    a request's headers must arrive within this (default 10000)\n"
+    "      --max-conns-per-addr N front-door connections per client address (default 256; 0: no cap)\n"
+    "      --max-idle-conns N     idle front-door connections; the oldest close first\n"
+    "                             (default 1024; 0: no cap)\n"
     "\n"
     "Ships (find the host with --data DIR, $BERTH_DATA or --admin ADDR):\n"
     "  ship new --program PATH [--name NAME] [--count N] [--idle-timeout MS]\n"
@@ -556,6 +562,17 @@ static int cli__serve(int argc, char **argv)
         } else if (strcmp(a, "--max-body") == 0 &&
                    cli__parse_uint(v, 1ULL << 30, &n) == 0) {
             cfg.max_body = (size_t)n;
+        } else if (strcmp(a, "--max-buffer-mb") == 0 &&
+                   cli__parse_mb(v, &cfg.max_buffer_bytes) == 0) {
+        } else if (strcmp(a, "--header-timeout") == 0 &&
+                   cli__parse_uint(v, 1ULL << 31, &n) == 0 && n > 0) {
+            cfg.header_timeout_ms = (unsigned)n;
+        } else if (strcmp(a, "--max-conns-per-addr") == 0 &&
+                   cli__parse_uint(v, 1ULL << 24, &n) == 0) {
+            cfg.max_conns_per_addr = (unsigned)n;
+        } else if (strcmp(a, "--max-idle-conns") == 0 &&
+                   cli__parse_uint(v, 1ULL << 24, &n) == 0) {
+            cfg.max_idle_conns = (unsigned)n;
         } else {
             fprintf(stderr, "berth: serve: bad option or value: %s %s\n", a, v);
             fprintf(stderr, "Run 'berth --help' for usage.\n");

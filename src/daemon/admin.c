@@ -423,6 +423,19 @@ static void admin__stats(struct host *h, struct http_request *req)
     json_object_set_new(o, "wake_latency_ms", admin__latency(&h->wake_latency));
     json_object_set_new(o, "thaw_latency_ms", admin__latency(&h->thaw_latency));
     json_object_set_new(o, "rss_bytes", json_integer((json_int_t)admin__rss()));
+    json_object_set_new(o, "buffer_bytes",
+                        json_integer((json_int_t)h->budget.held));
+    json_object_set_new(o, "buffer_peak_bytes",
+                        json_integer((json_int_t)h->budget.peak));
+    json_object_set_new(o, "max_buffer_bytes",
+                        json_integer((json_int_t)h->budget.cap));
+    json_object_set_new(o, "programs_held", json_integer(h->n_held));
+    json_object_set_new(o, "connections",
+                        json_integer(http_server_connections(h->front)));
+    json_object_set_new(o, "idle_connections",
+                        json_integer(http_server_idle_connections(h->front)));
+    json_object_set_new(o, "max_connections",
+                        json_integer(host_front_max_conns(h)));
     json_object_set_new(o, "registry_bytes",
                         json_integer((json_int_t)registry_memory(&h->reg)));
     json_object_set_new(o, "start_ms", json_real(h->ready_ns / 1e6));
@@ -436,6 +449,7 @@ static void admin__send(struct host_ship *s, struct http_request *req)
     /* The request's body is the event's payload: move it, do not copy. */
     struct buf payload = req->body;
     buf_init(&req->body);
+    http_request_drop_body(req);
     host_ship_deliver(s, HOST_JOB_ADMIN, req, FRAME_EVENT_POKE, &payload);
 }
 

@@ -132,6 +132,8 @@ void host_front_handle(struct http_request *req, void *arg)
         host_reply_error(req, 503, "unavailable", "out of memory");
         return;
     }
+    /* The payload has the body; holding both would count it twice. */
+    http_request_drop_body(req);
     struct host_ship *s = host_ship_live(h, slot);
     if (s == NULL) {
         buf_free(&payload);

@@ -39,6 +39,10 @@ void host_config_defaults(struct host_config *cfg)
     cfg->max_frame = FRAME_MAX_DEFAULT;
     /* Room for raft's next segments (8 MiB each) and the store's WAL. */
     cfg->reserve_bytes = 64u * 1024 * 1024;
+    cfg->max_buffer_bytes = 256u * 1024 * 1024;
+    cfg->header_timeout_ms = 10000;
+    cfg->max_conns_per_addr = 256;
+    cfg->max_idle_conns = 1024;
 }
 
 bool host_disk_ok(struct host *h)
@@ -113,8 +117,8 @@ uint64_t host_now_ns(void)
  * log on disk are what a restart recovers from. */
 static void host__fatal(void *arg, const char *message)
 {
-    host_log("fatal", "log failed; exiting so that a restart recovers",
-             "error", message, NULL);
+    host_log("fatal", "log failed; exiting so that a restart recovers", "error",
+             message, NULL);
     _exit(70);
 }
 
@@ -235,10 +239,20 @@ static void host__limits(struct host *h)
         close((int)top);
     }
     h->fd_base = host__count_fds();
-    unsigned by_fds = 1;
-    if (h->fd_limit > h->fd_base + 1024 + 256) {
-        /* Leave room for a thousand connections. */
-        by_fds = (h->fd_limit - h->fd_base - 1024 - 256) / proc_fds_per_proc();
+    /* Programs and connections share what is left. Each side has a floor
+     * the other never takes: room for 256 programs, and for a thousand
+     * connections (less on a small limit). */
+    unsigned pool = h->fd_limit > h->fd_base + HOST_FD_RESERVE
+                        ? h->fd_limit - h->fd_base - HOST_FD_RESERVE
+                        : 0;
+    h->fd_programs_floor = 256 * proc_fds_per_proc();
+    if (h->fd_programs_floor > pool / 2) {
+        h->fd_programs_floor = pool / 2;
+    }
+    h->fd_conns_floor = pool / 4 < 1024 ? pool / 4 : 1024;
+    unsigned by_fds = (pool - h->fd_conns_floor) / proc_fds_per_proc();
+    if (by_fds == 0) {
+        by_fds = 1;
     }
     /* Processes are the other bound: leave half of the pids to the rest
      * of the system. */
@@ -412,6 +426,16 @@ static void host__signal_cb(uv_signal_t *sig, int signum)
     uv_stop(&h->loop);
 }
 
+/* Admin connections at most, and idle ones at most: the CLI opens one
+ * per command. */
+#define HOST__ADMIN_CONNS 256
+#define HOST__ADMIN_IDLE 64
+
+static unsigned host__admin_max_conns(void *arg)
+{
+    return HOST__ADMIN_CONNS;
+}
+
 /* The stopped host, kept reachable until the process exits. */
 static struct host *host__instance;
 
@@ -427,6 +451,7 @@ int host_run(const struct host_config *cfg)
     }
     h->cfg = *cfg;
     h->disk_ok = true;
+    budget_init(&h->budget, cfg->max_buffer_bytes, host_budget_changed, h);
     h->started_ns = uv_hrtime();
     registry_init(&h->reg);
     alarms_init(&h->alarms);
@@ -441,6 +466,15 @@ int host_run(const struct host_config *cfg)
                  "error", errmsg, NULL);
     }
 
+    /* A request becomes one frame to its program: body, headers and
+     * target must fit in the frame limit. */
+    if (cfg->max_body + 64 * 1024 + 1024 > cfg->max_frame) {
+        fprintf(stderr,
+                "berth: --max-body %zu is too big: a request must fit in "
+                "one frame of %zu bytes with its headers (64 KiB)\n",
+                cfg->max_body, cfg->max_frame);
+        goto err_after_alloc;
+    }
     if (host__mkdir(cfg->data_dir) != 0) {
         goto err_after_alloc;
     }
@@ -488,8 +522,17 @@ int host_run(const struct host_config *cfg)
     h->flush.data = h;
     uv_timer_init(&h->loop, &h->alarm_timer);
     h->alarm_timer.data = h;
+    host_budget_start(h);
 
-    struct http_server_config hc = {.max_body = cfg->max_body};
+    struct http_server_config hc = {
+        .max_body = cfg->max_body,
+        .header_timeout_ms = cfg->header_timeout_ms,
+        .max_idle = cfg->max_idle_conns,
+        .max_per_addr = cfg->max_conns_per_addr,
+        .max_conns = host_front_max_conns,
+        .max_conns_arg = h,
+        .budget = &h->budget,
+    };
     rv = http_server_new(&h->front, &h->loop, &hc, host_front_handle, h);
     if (rv == 0) {
         rv = http_server_listen_tcp(h->front, cfg->listen, errmsg);
@@ -498,14 +541,23 @@ int host_run(const struct host_config *cfg)
         fprintf(stderr, "berth: front door on %s: %s\n", cfg->listen, errmsg);
         goto err_after_log;
     }
-    struct http_server_config ac = {.max_body = 1024 * 1024};
+    /* The admin API is local and never held back, but its bytes count, and
+     * it gets the same deadlines and a cap of its own. */
+    struct http_server_config ac = {
+        .max_body = 1024 * 1024,
+        .header_timeout_ms = cfg->header_timeout_ms,
+        .max_idle = HOST__ADMIN_IDLE,
+        .max_conns = host__admin_max_conns,
+        .budget = &h->budget,
+    };
     rv = http_server_new(&h->admin, &h->loop, &ac, host_admin_handle, h);
     if (rv == 0) {
         if (cfg->admin != NULL && !host__loopback(cfg->admin)) {
             /* The admin API has no authentication yet: never off the
              * machine. */
-            err_printf(errmsg, "--admin must be a loopback address "
-                               "(127.0.0.1:PORT or [::1]:PORT), not %s",
+            err_printf(errmsg,
+                       "--admin must be a loopback address "
+                       "(127.0.0.1:PORT or [::1]:PORT), not %s",
                        cfg->admin);
             rv = BERTH_EINVAL;
         } else if (cfg->admin != NULL) {
@@ -541,6 +593,7 @@ int host_run(const struct host_config *cfg)
      * exactly as after kill -9. */
     host_ships_shutdown(h);
     uv_timer_stop(&h->alarm_timer);
+    host_budget_stop(h);
     http_server_close(h->front, NULL, NULL);
     http_server_close(h->admin, NULL, NULL);
     uv_signal_stop(&h->sigint);

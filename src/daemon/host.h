@@ -21,9 +21,14 @@
 #include "core/registry.h"
 #include "lib/hist.h"
 #include "http/http.h"
+#include "lib/budget.h"
 #include "lib/buf.h"
 #include "proto/frame.h"
 #include "store/store.h"
+
+/* Descriptors kept free for the store, the log and accepting: neither
+ * programs nor connections take them. */
+#define HOST_FD_RESERVE 256
 
 struct host_config {
     const char *data_dir;
@@ -36,9 +41,16 @@ struct host_config {
     unsigned snapshot_every; /* events between a ship's snapshots */
     unsigned max_queue;      /* jobs waiting per ship before 503 */
     size_t max_frame;
-    uint64_t reserve_bytes;    /* refuse writes when less is free on disk */
-    uint64_t max_awake_bytes;  /* memory budget of running programs; 0: none */
-    unsigned max_awake;        /* running programs at most; 0: what fds allow */
+    uint64_t reserve_bytes;   /* refuse writes when less is free on disk */
+    uint64_t max_awake_bytes; /* memory budget of running programs; 0: none */
+    unsigned max_awake;       /* running programs at most; 0: what fds allow */
+    /* Bytes held for requests, replies and slow clients before programs
+     * and clients are held back; 0: no cap. */
+    uint64_t max_buffer_bytes;
+    unsigned header_timeout_ms;  /* a request's headers must arrive in this */
+    unsigned max_conns_per_addr; /* front-door connections per client
+                                    address; 0: no cap */
+    unsigned max_idle_conns;     /* idle front-door connections; 0: no cap */
 };
 
 /* Fill cfg with the defaults of `berth serve`. */
@@ -75,18 +87,27 @@ struct host_job {
     enum host_job_origin origin;
     struct http_request *req; /* NULL once answered, and for alarms */
     uint8_t kind;
-    uint8_t measure; /* enum host_measure */
+    uint8_t measure;     /* enum host_measure */
     uint64_t arrived_ns; /* monotonic */
     struct buf payload;
     /* The outcome, filled when the program answers or fails. */
     int status;
     char *content_type;
-    struct buf body;
+    /* The reply's body: body_len bytes at body, inside reply_mem (owned:
+     * the DONE frame's own buffer when it could be taken, else a copy). */
+    void *reply_mem;
+    const uint8_t *body;
+    size_t body_len;
+    uint64_t reply_counted; /* bytes of reply_mem counted in the budget */
+    /* Bytes of this job (payload and reply) counted in the host's budget;
+     * they drain once the job has left its program. */
+    uint64_t counted;
+    bool counted_draining;
     bool changed;
     bool timed_out;
     uint64_t number;
     uint64_t time_ns;
-    uint64_t alarm_ns; /* the ship's alarm after this event */
+    uint64_t alarm_ns;  /* the ship's alarm after this event */
     bool alarm_changed; /* the event set the alarm, or consumed it */
     uint8_t entropy[FRAME_ENTROPY_SIZE];
     char error_code[32];
@@ -137,12 +158,17 @@ struct host_ship {
     uint64_t memory_ms;    /* loop time of that measure; 0: never */
     struct host_ship *lru_prev, *lru_next; /* ships with a process */
     struct host_ship *wake_next;           /* in the host's wake queue */
-    uint64_t replay_last; /* while waking: the last event to replay */
-    uint64_t replay_next; /* while waking: the next DONE expected */
+    uint64_t replay_last;          /* while waking: the last event to replay */
+    uint64_t replay_next;          /* while waking: the next DONE expected */
     struct http_request **waiters; /* admin requests awaiting a settled state */
     char last_failure[300];        /* why the program last ended badly */
     unsigned n_waiters;
     struct http_request *remove_req;
+    /* Held back by the host's buffer budget: its program's output is not
+     * read, no event is sent, and its event, wake and stop deadlines wait
+     * (the program is not the one that is slow). */
+    bool held;
+    struct host_ship *held_prev, *held_next; /* the host's held ships */
 };
 
 /* The epoch of each program, by registry program index: the hash of its
@@ -162,20 +188,31 @@ struct host {
     bool ready;
     bool stopping;
     int exit_code;
-    struct registry reg;   /* every ship, compact */
-    struct alarms alarms;  /* durable alarms by slot */
+    struct registry reg;  /* every ship, compact */
+    struct alarms alarms; /* durable alarms by slot */
     uv_timer_t alarm_timer;
     struct host_program *programs;
     uint32_t n_programs;
-    unsigned n_live;                      /* live ship objects */
-    unsigned n_procs;                     /* running programs */
-    unsigned tiers[SHIP__STATE_COUNT];    /* live ships per state */
+    unsigned n_live;                       /* live ship objects */
+    unsigned n_procs;                      /* running programs */
+    unsigned tiers[SHIP__STATE_COUNT];     /* live ships per state */
     struct host_ship *lru_head, *lru_tail; /* oldest first */
     struct host_ship *wake_head, *wake_tail;
     unsigned n_wake_queue;
     uint64_t awake_memory; /* sum of the programs' last measured memory */
     unsigned max_awake;    /* the cap in force */
     unsigned fd_limit, fd_base;
+    /* Descriptors guaranteed to programs and to connections: neither side
+     * may take the other's floor (see host__room, host_front_max_conns). */
+    unsigned fd_programs_floor, fd_conns_floor;
+    /* Bytes held for requests and replies, against --max-buffer-mb, and
+     * what holds back programs and clients while it is over. */
+    struct budget budget;
+    uv_idle_t budget_idle;       /* re-plan once, after the budget changed */
+    uv_timer_t budget_timer;     /* re-plan now and then while over */
+    struct host_ship *holder;    /* the one ship let on while nothing drains */
+    struct host_ship *held_head; /* ships held back */
+    unsigned n_held;
     /* The entry being built for the next group commit. */
     struct buf batch;
     struct host__ref *refs;
@@ -186,7 +223,7 @@ struct host {
     uint64_t events_committed, batches_committed, wakes, thaws, evictions;
     uint64_t alarms_fired;
     struct hist wake_latency, thaw_latency; /* ns, since start */
-    uint64_t ready_ns;      /* monotonic time from start to ready */
+    uint64_t ready_ns; /* monotonic time from start to ready */
     uint64_t started_ns;
     uint64_t disk_checked_ms;
     bool disk_ok;
@@ -229,7 +266,8 @@ void host_reply_json(struct http_request *req, int status, json_t *body);
 
 /* Answer with {"error": {"code": code, "message": message}}. */
 void host_reply_error(struct http_request *req, int status, const char *code,
-                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                      const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* HTTP handlers of the front door and of the admin API. */
 void host_front_handle(struct http_request *req, void *arg);
@@ -245,6 +283,27 @@ void host_alarms_start(struct host *h);
 /* Tell a ship that its proposal up to number was applied (status 0) or
  * failed. */
 void host_ship_durable(struct host_ship *s, uint64_t number, int status);
+
+/* Hold back or let on programs and clients after the host's buffer
+ * budget changed: over the cap, no program's output and no new request is
+ * read, except one ship's (or, failing that, one client's) when nothing
+ * else would free memory. Called from the loop, never from inside a
+ * budget update. */
+void host_budget_plan(struct host *h);
+
+/* The budget's change callback (arg is the host): plans anew once the
+ * loop comes back. */
+void host_budget_changed(void *arg);
+
+/* Make the loop handles that budget planning uses; stop them when the
+ * host stops. */
+void host_budget_start(struct host *h);
+void host_budget_stop(struct host *h);
+
+/* Return how many front-door connections the host allows now: the
+ * descriptors not used by programs or kept for them and for the admin
+ * API (an http_server_config max_conns callback; arg is the host). */
+unsigned host_front_max_conns(void *arg);
 
 /* Kill a ship's program and fail its queued jobs: the host is stopping. */
 void host_ship_shutdown(struct host_ship *s);
@@ -262,8 +321,8 @@ int host_propose_event(struct host *h, struct host_ship *s, uint64_t number,
 /* Propose an entry of its own after flushing the pending group commit, so
  * that it lands after every event computed before it. Takes entry's bytes on
  * success. */
-int host_propose_entry(struct host *h, struct buf *entry, void (*cb)(void *,
-                       int, int), void *arg);
+int host_propose_entry(struct host *h, struct buf *entry,
+                       void (*cb)(void *, int, int), void *arg);
 
 /* Return whether the data directory's disk has more than the reserve free;
  * the answer is cached for 100 ms. When it is false, state changes are

@@ -51,11 +51,12 @@ enum {
  * more than a few per core only adds memory and latency. */
 #define HOST__MAX_WAKING 8
 
-/* Descriptors kept free for connections, the store and the log. */
-#define HOST__FD_RESERVE 256
-
 /* A program's memory is measured at most this often, when it goes idle. */
 #define SHIP__MEMORY_EVERY_MS 1000
+
+/* While the buffer budget is over, plans are made again this often even
+ * if nothing reports a change. */
+#define HOST__BUDGET_REPLAN_MS 100
 
 /* An alarm whose TIMER event failed is tried again this much later. */
 #define SHIP__ALARM_RETRY_NS (5ULL * 1000 * 1000 * 1000)
@@ -89,9 +90,21 @@ static void ship__set_state(struct host_ship *s, enum ship_state next)
 
 static void ship__timer_cb(uv_timer_t *t);
 
+/* Whether a deadline of this kind waits for the program to make progress,
+ * and so must wait while the host holds the program back. */
+static bool ship__progress_timer(int kind)
+{
+    return kind == SHIP__TIMER_EVENT || kind == SHIP__TIMER_WAKE ||
+           kind == SHIP__TIMER_STOP;
+}
+
 static void ship__arm(struct host_ship *s, int kind, uint64_t ms)
 {
     s->timer_kind = kind;
+    if (s->held && ship__progress_timer(kind)) {
+        uv_timer_stop(&s->timer); /* armed anew when let on */
+        return;
+    }
     uv_timer_start(&s->timer, ship__timer_cb, ms, 0);
 }
 
@@ -237,11 +250,49 @@ static void ship__forget_memory(struct host_ship *s)
 
 /* --- Admission of wakes. --- */
 
+/* Descriptors in use, counting the front door's at no less than the
+ * connections' floor, which programs may never take. */
 static unsigned host__fds_in_use(const struct host *h)
 {
+    unsigned front = http_server_connections(h->front);
     return h->fd_base + h->n_procs * proc_fds_per_proc() +
-           http_server_connections(h->front) +
+           (front > h->fd_conns_floor ? front : h->fd_conns_floor) +
            http_server_connections(h->admin);
+}
+
+unsigned host_front_max_conns(void *arg)
+{
+    struct host *h = arg;
+    if (h->fd_limit == 0) {
+        return 0; /* not known yet: the host is starting */
+    }
+    unsigned pool = h->fd_limit > h->fd_base + HOST_FD_RESERVE
+                        ? h->fd_limit - h->fd_base - HOST_FD_RESERVE
+                        : 0;
+    unsigned programs = h->n_procs * proc_fds_per_proc();
+    if (programs < h->fd_programs_floor) {
+        programs = h->fd_programs_floor;
+    }
+    unsigned others = programs + http_server_connections(h->admin);
+    return pool > others ? pool - others : 1;
+}
+
+/* Close idle front-door connections above the connections' floor when a
+ * program would find no descriptors: a wake does not wait for clients
+ * that are doing nothing. */
+static void host__fds_for_wake(struct host *h)
+{
+    if (h->fd_limit == 0 || h->n_procs == 0 || h->n_procs >= h->max_awake) {
+        return;
+    }
+    unsigned need = host__fds_in_use(h) + proc_fds_per_proc() + HOST_FD_RESERVE;
+    unsigned front = http_server_connections(h->front);
+    if (need <= h->fd_limit || front <= h->fd_conns_floor) {
+        return;
+    }
+    unsigned over = need - h->fd_limit;
+    unsigned above = front - h->fd_conns_floor;
+    http_server_close_idle(h->front, over < above ? over : above);
 }
 
 /* Return whether one more program may start now. */
@@ -254,7 +305,7 @@ static bool host__room(const struct host *h, unsigned procs)
         return false;
     }
     if (h->fd_limit != 0 &&
-        host__fds_in_use(h) + proc_fds_per_proc() + HOST__FD_RESERVE >
+        host__fds_in_use(h) + proc_fds_per_proc() + HOST_FD_RESERVE >
             h->fd_limit) {
         return false;
     }
@@ -262,10 +313,13 @@ static bool host__room(const struct host *h, unsigned procs)
            h->awake_memory < h->cfg.max_awake_bytes;
 }
 
-static bool host__can_wake(const struct host *h)
+static bool host__can_wake(struct host *h)
 {
-    return h->tiers[SHIP_WAKING] < HOST__MAX_WAKING &&
-           host__room(h, h->n_procs);
+    if (h->tiers[SHIP_WAKING] >= HOST__MAX_WAKING) {
+        return false;
+    }
+    host__fds_for_wake(h);
+    return host__room(h, h->n_procs);
 }
 
 static void host__enqueue_wake(struct host *h, struct host_ship *s)
@@ -362,6 +416,189 @@ static void host__evict(struct host *h)
     }
 }
 
+/* --- Holding back programs and clients: the buffer budget. --- */
+
+/* Whether s can make progress if let on: its program owes a frame, or it
+ * has events to send. */
+static bool ship__has_work(const struct host_ship *s)
+{
+    return s->proc != NULL && proc_running(s->proc) &&
+           (s->current != NULL || s->state == SHIP_WAKING ||
+            s->snapshot_pending || s->stop_sent || s->n_waiting > 0);
+}
+
+static void ship__held_unlink(struct host_ship *s)
+{
+    struct host *h = s->host;
+    if (!s->held) {
+        return;
+    }
+    if (s->held_prev != NULL) {
+        s->held_prev->held_next = s->held_next;
+    } else {
+        h->held_head = s->held_next;
+    }
+    if (s->held_next != NULL) {
+        s->held_next->held_prev = s->held_prev;
+    }
+    s->held_prev = s->held_next = NULL;
+    s->held = false;
+    h->n_held--;
+}
+
+/* Stop reading s's program, sending it events and running its progress
+ * deadlines. */
+static void ship__hold(struct host_ship *s)
+{
+    struct host *h = s->host;
+    if (s->held || s->proc == NULL) {
+        return;
+    }
+    s->held = true;
+    s->held_prev = NULL;
+    s->held_next = h->held_head;
+    if (h->held_head != NULL) {
+        h->held_head->held_prev = s;
+    }
+    h->held_head = s;
+    h->n_held++;
+    proc_pause(s->proc);
+    if (ship__progress_timer(s->timer_kind)) {
+        uv_timer_stop(&s->timer);
+    }
+}
+
+/* Let s on again: its deadline starts over, since the wait was the
+ * host's doing, not the program's. */
+static void ship__unhold(struct host_ship *s)
+{
+    if (!s->held) {
+        return;
+    }
+    ship__held_unlink(s);
+    if (s->proc != NULL) {
+        proc_resume(s->proc);
+    }
+    uint64_t ms = 0;
+    if (s->timer_kind == SHIP__TIMER_EVENT) {
+        ms = s->host->cfg.event_timeout_ms;
+    } else if (s->timer_kind == SHIP__TIMER_WAKE) {
+        ms = ship__wake_ms(s->host);
+    } else if (s->timer_kind == SHIP__TIMER_STOP) {
+        ms = SHIP__STOP_MS;
+    }
+    if (ms != 0) {
+        uv_timer_start(&s->timer, ship__timer_cb, ms, 0);
+    }
+    ship__pump(s);
+}
+
+/* A program just started: while the budget is over it is held back like
+ * every other, unless nothing drains and no ship is let on yet. */
+static void ship__hold_new(struct host_ship *s)
+{
+    struct host *h = s->host;
+    if (!budget_over(&h->budget) || h->holder == s) {
+        return;
+    }
+    if (h->holder == NULL && h->budget.draining == 0) {
+        h->holder = s;
+        return;
+    }
+    ship__hold(s);
+}
+
+static void host__budget_idle_cb(uv_idle_t *i)
+{
+    uv_idle_stop(i);
+    host_budget_plan(i->data);
+}
+
+static void host__budget_timer_cb(uv_timer_t *t)
+{
+    host_budget_plan(t->data);
+}
+
+void host_budget_changed(void *arg)
+{
+    struct host *h = arg;
+    /* Budget updates happen deep inside reads and replies: plan once the
+     * stack has unwound, and before the loop next waits. */
+    if (!uv_is_active((uv_handle_t *)&h->budget_idle)) {
+        uv_idle_start(&h->budget_idle, host__budget_idle_cb);
+    }
+}
+
+void host_budget_start(struct host *h)
+{
+    uv_idle_init(&h->loop, &h->budget_idle);
+    h->budget_idle.data = h;
+    uv_timer_init(&h->loop, &h->budget_timer);
+    h->budget_timer.data = h;
+}
+
+void host_budget_stop(struct host *h)
+{
+    uv_idle_stop(&h->budget_idle);
+    uv_timer_stop(&h->budget_timer);
+}
+
+void host_budget_plan(struct host *h)
+{
+    if (h->stopping) {
+        return;
+    }
+    if (!budget_over(&h->budget)) {
+        uv_timer_stop(&h->budget_timer);
+        h->holder = NULL;
+        http_server_throttle(h->front, HTTP_THROTTLE_OFF);
+        while (h->held_head != NULL) {
+            ship__unhold(h->held_head);
+        }
+        return;
+    }
+    /* Plans follow the budget's changes; this timer only makes sure that
+     * a change nobody reported (a ship let on that ran out of work) never
+     * leaves the host stuck. */
+    if (!uv_is_active((uv_handle_t *)&h->budget_timer)) {
+        uv_timer_start(&h->budget_timer, host__budget_timer_cb,
+                       HOST__BUDGET_REPLAN_MS, HOST__BUDGET_REPLAN_MS);
+    }
+    /* While some bytes drain by themselves (replies waiting for the log or
+     * for their clients), waiting is enough. When none do, what is held
+     * leaves only if someone goes on: one ship, the one with most of a
+     * frame read, so that a reply bigger than the whole budget still gets
+     * through; and failing any ship with work, one client's request. */
+    struct host_ship *keep = NULL;
+    if (h->budget.draining == 0) {
+        if (h->holder != NULL && ship__has_work(h->holder)) {
+            keep = h->holder;
+        } else {
+            for (struct host_ship *s = h->lru_head; s != NULL;
+                 s = s->lru_next) {
+                if (ship__has_work(s) &&
+                    (keep == NULL || proc_partial_bytes(s->proc) >
+                                         proc_partial_bytes(keep->proc))) {
+                    keep = s;
+                }
+            }
+        }
+    }
+    h->holder = keep;
+    for (struct host_ship *s = h->lru_head; s != NULL; s = s->lru_next) {
+        if (s != keep) {
+            ship__hold(s);
+        }
+    }
+    bool one_client =
+        keep == NULL && h->budget.draining == 0 && h->wake_head == NULL;
+    http_server_throttle(h->front,
+                         one_client ? HTTP_THROTTLE_ONE : HTTP_THROTTLE_ALL);
+    if (keep != NULL) {
+        ship__unhold(keep);
+    }
+}
+
 /* --- Jobs. --- */
 
 static struct host_job *ship__job_new(struct host_ship *s,
@@ -378,14 +615,14 @@ static struct host_job *ship__job_new(struct host_ship *s,
     j->kind = kind;
     j->arrived_ns = uv_hrtime();
     buf_init(&j->payload);
-    buf_init(&j->body);
     return j;
 }
 
 static void ship__job_free(struct host_job *j)
 {
+    budget_sub(&j->ship->host->budget, j->counted, j->counted_draining);
     buf_free(&j->payload);
-    buf_free(&j->body);
+    mem_free(j->reply_mem);
     mem_free(j->content_type);
     mem_free(j->error_message);
     mem_free(j);
@@ -406,9 +643,9 @@ static void ship__job_fail(struct host_job *j, int status, const char *code,
     j->error_message = mem_strdup(msg);
 }
 
-static json_t *ship__body_json(const struct buf *b)
+static json_t *ship__body_json(const struct host_job *j)
 {
-    json_t *v = json_stringn((const char *)b->data, b->len);
+    json_t *v = json_stringn((const char *)j->body, j->body_len);
     return v ? v : json_null();
 }
 
@@ -454,9 +691,21 @@ static void ship__answer(struct host_job *j)
     } else if (j->origin == HOST_JOB_FRONT) {
         if (j->status == 0) {
             http_reply(req, 204, NULL, NULL, 0, NULL);
+        } else if (j->reply_mem == NULL) {
+            http_reply(req, j->status, j->content_type, NULL, 0, NULL);
         } else {
-            http_reply(req, j->status, j->content_type, j->body.data,
-                       j->body.len, NULL);
+            /* The body goes out from where the program's frame put it; the
+             * server takes the memory, and its count, over. */
+            void *mem = j->reply_mem;
+            uint64_t counted = j->reply_counted;
+            if (!j->counted_draining) {
+                budget_drain(&j->ship->host->budget, counted);
+            }
+            j->reply_mem = NULL;
+            j->reply_counted = 0;
+            j->counted -= counted;
+            http_reply_take(req, j->status, j->content_type, mem, counted,
+                            j->body, j->body_len, NULL);
         }
     } else {
         json_t *o = json_object();
@@ -470,7 +719,7 @@ static void ship__answer(struct host_job *j)
             json_object_set_new(r, "content_type",
                                 j->content_type ? json_string(j->content_type)
                                                 : json_null());
-            json_object_set_new(r, "body", ship__body_json(&j->body));
+            json_object_set_new(r, "body", ship__body_json(j));
             json_object_set_new(o, "reply", r);
         } else {
             json_object_set_new(o, "reply", json_null());
@@ -593,6 +842,8 @@ void host_ship_deliver(struct host_ship *s, enum host_job_origin origin,
     }
     j->payload = *payload;
     buf_init(payload);
+    j->counted = j->payload.cap;
+    budget_add(&s->host->budget, j->counted, false);
     ship__submit(s, j);
 }
 
@@ -722,6 +973,7 @@ static void ship__wake(struct host_ship *s)
         .name = s->name[0] ? s->name : s->id,
         .ship_id = s->id,
         .max_frame = h->cfg.max_frame,
+        .budget = &h->budget,
     };
     rv = proc_spawn(&s->proc, &h->loop, &pc, ship__on_frame, ship__on_exit, s,
                     errmsg);
@@ -731,6 +983,7 @@ static void ship__wake(struct host_ship *s)
     }
     h->n_procs++;
     host__lru_touch(h, s);
+    ship__hold_new(s);
     struct frame_boot boot = {
         .id = s->id,
         .id_len = strlen(s->id),
@@ -1015,7 +1268,9 @@ static void ship__pump(struct host_ship *s)
             break;
         }
         if (s->n_waiting > 0) {
-            ship__dispatch(s);
+            if (!s->held) {
+                ship__dispatch(s);
+            }
         } else if (s->sleep_wanted) {
             ship__begin_sleep(s, "asked");
         } else if (!ship__busy(s)) {
@@ -1040,7 +1295,29 @@ static void ship__release(struct host_ship *s)
     }
 }
 
-static int ship__copy_reply(struct host_job *j, const struct frame_effect *e)
+/* Free the job's reply body, if any, and stop counting it. */
+static void ship__drop_reply(struct host_job *j)
+{
+    if (j->reply_mem == NULL) {
+        return;
+    }
+    budget_sub(&j->ship->host->budget, j->reply_counted, j->counted_draining);
+    j->counted -= j->reply_counted;
+    mem_free(j->reply_mem);
+    j->reply_mem = NULL;
+    j->reply_counted = 0;
+    j->body = NULL;
+    j->body_len = 0;
+}
+
+/* Make e, an HTTP reply effect of the DONE frame being delivered, the
+ * job's reply. A frame that came in several reads has a buffer of its
+ * own: the job takes it and the body stays where it is (*frame_taken says
+ * so to a later effect of the same frame). A frame read in one go sits in
+ * the proc's shared buffer, and its body (at most a read's worth) is
+ * copied. */
+static int ship__set_reply(struct host_ship *s, struct host_job *j,
+                           const struct frame_effect *e, bool *frame_taken)
 {
     struct frame_http_reply r;
     if (frame_decode_http_reply(e->data, e->len, &r) != 0 || r.status < 100 ||
@@ -1056,8 +1333,51 @@ static int ship__copy_reply(struct host_job *j, const struct frame_effect *e)
             return BERTH_ENOMEM;
         }
     }
-    j->body.len = 0;
-    return buf_append(&j->body, r.body, r.body_len);
+    if (!*frame_taken) {
+        uint64_t counted;
+        void *frame = proc_take_frame(s->proc, &counted);
+        if (frame != NULL) {
+            ship__drop_reply(j);
+            j->reply_mem = frame;
+            j->reply_counted = counted; /* the proc counted it already */
+            j->counted += counted;
+            *frame_taken = true;
+        }
+    }
+    if (*frame_taken) {
+        j->body = r.body;
+        j->body_len = r.body_len;
+        return 0;
+    }
+    ship__drop_reply(j);
+    uint8_t *copy = mem_alloc(r.body_len ? r.body_len : 1);
+    if (copy == NULL) {
+        return BERTH_ENOMEM;
+    }
+    memcpy(copy, r.body, r.body_len);
+    j->reply_mem = copy;
+    j->reply_counted = r.body_len;
+    j->counted += r.body_len;
+    budget_add(&s->host->budget, r.body_len, j->counted_draining);
+    j->body = copy;
+    j->body_len = r.body_len;
+    return 0;
+}
+
+/* Put a job that has left its program into the gate. Its bytes drain from
+ * now on (the log or the client takes them), and its payload, encoded
+ * into the log already or never to be, goes at once. */
+static void ship__gate_push(struct host_ship *s, struct host_job *j)
+{
+    struct budget *b = &s->host->budget;
+    if (!j->counted_draining) {
+        budget_sub(b, j->payload.cap, false);
+        j->counted -= j->payload.cap;
+        buf_free(&j->payload);
+        budget_drain(b, j->counted);
+        j->counted_draining = true;
+    }
+    gate_push(&s->gate, &j->gate);
 }
 
 /* A changed event that will not be logged: its job leaves with the failure
@@ -1068,7 +1388,7 @@ static void ship__unlogged(struct host_ship *s, struct host_job *j,
 {
     j->changed = false;
     j->gate.needs_log = false;
-    gate_push(&s->gate, &j->gate);
+    ship__gate_push(s, j);
     proc_kill(s->proc, why);
     ship__release(s);
 }
@@ -1096,10 +1416,11 @@ static void ship__on_done(struct host_ship *s, const struct frame *f)
     size_t off = 0;
     int rv;
     bool alarm_set = false;
+    bool frame_taken = false;
     uint64_t alarm = 0;
     while ((rv = frame_effects_next(&d, &off, &e)) == 0) {
         if (e.kind == FRAME_EFFECT_HTTP_REPLY) {
-            if (ship__copy_reply(j, &e) != 0) {
+            if (ship__set_reply(s, j, &e, &frame_taken) != 0) {
                 proc_kill(s->proc, "malformed HTTP reply effect");
                 return;
             }
@@ -1182,7 +1503,7 @@ static void ship__on_done(struct host_ship *s, const struct frame *f)
         s->alarm_ns = j->alarm_ns;
     }
     bool changed = j->changed;
-    gate_push(&s->gate, &j->gate);
+    ship__gate_push(s, j);
     ship__release(s); /* j may be answered and freed here */
     if (changed && s->since_snapshot >= s->host->cfg.snapshot_every &&
         !s->snapshot_pending) {
@@ -1204,7 +1525,7 @@ static void ship__on_reject(struct host_ship *s, const struct frame *f)
     s->current = NULL;
     ship__job_fail(j, 422, "rejected", "%.*s", (int)r.reason_len, r.reason);
     j->gate.needs_log = false;
-    gate_push(&s->gate, &j->gate);
+    ship__gate_push(s, j);
     ship__release(s);
     ship__pump(s);
 }
@@ -1336,6 +1657,11 @@ static void ship__on_exit(struct proc *p, const char *why, int clean,
     struct host_ship *s = arg;
     struct host *h = s->host;
     bool expected = s->stop_sent && clean;
+    ship__held_unlink(s);
+    if (h->holder == s) {
+        h->holder = NULL;
+        host_budget_changed(h);
+    }
     s->proc = NULL;
     h->n_procs--;
     ship__disarm(s);
@@ -1356,7 +1682,7 @@ static void ship__on_exit(struct proc *p, const char *why, int clean,
                            s->id, why);
         }
         j->gate.needs_log = false;
-        gate_push(&s->gate, &j->gate);
+        ship__gate_push(s, j);
     }
     if (s->state == SHIP_WAKING) {
         ship__fail_waiting(s, 502, "wake_failed",

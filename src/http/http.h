@@ -3,11 +3,24 @@
  * The server parses with llhttp and hands each complete request to one
  * handler. The handler answers at any later time with http_reply(); until
  * then the connection reads no further request, so replies leave in request
- * order. Limits are enforced here: a malformed request is answered 400 and
- * the connection closed; a body over max_body is answered 413 and the
- * connection closed; a header block over max_header is answered 431. The
+ * order. Limits are enforced here: a malformed request (an obs-folded
+ * header line included) is answered 400 and the connection closed; a body
+ * over max_body is answered 413 and the connection closed; a header block
+ * over max_header is answered 431; headers that take longer than
+ * header_timeout_ms from the request's first byte are answered 408. The
  * server serves both the front door (TCP) and the admin API (TCP or a Unix
- * socket). */
+ * socket).
+ *
+ * Connections are capped three ways: per client address (max_per_addr,
+ * refused with 429), idle ones (max_idle: the oldest idle connection is
+ * closed), and all of them (max_conns: the oldest idle connection is
+ * closed to make room, else the new one is refused with 503). A connection
+ * is idle when no request is being read, served or answered on it. A
+ * refused connection is answered and closed without reading its request.
+ *
+ * Every byte the server holds (requests being read or served, replies
+ * being written) is counted in an optional budget (lib/budget.h); its
+ * owner may throttle the server while the budget is over. */
 #ifndef BERTH_HTTP_HTTP_H
 #define BERTH_HTTP_HTTP_H
 
@@ -15,6 +28,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lib/budget.h"
 #include "lib/buf.h"
 #include "lib/err.h"
 
@@ -49,7 +63,32 @@ typedef void (*http_close_cb)(struct http_server *s, void *arg);
 struct http_server_config {
     size_t max_body;   /* bytes; larger bodies get 413. 0 means 8 MiB. */
     size_t max_header; /* bytes of request line plus headers; 0 means 64 KiB */
-    unsigned idle_timeout_ms; /* close an idle keep-alive connection; 0: 60 s */
+    /* Close a connection idle this long, one whose request body stalls
+     * this long between reads, and one whose reply makes no progress for
+     * this long (a client that does not read); 0: 60 s. */
+    unsigned idle_timeout_ms;
+    /* A request's whole header block must arrive within this from its
+     * first byte, or it is answered 408; 0: 10 s. */
+    unsigned header_timeout_ms;
+    unsigned max_idle;     /* idle connections at most; 0: no cap */
+    unsigned max_per_addr; /* connections per client address; 0: no cap */
+    /* Return the most connections the server may hold now, or 0 for no
+     * cap; called with max_conns_arg for each new connection. NULL: no
+     * cap. */
+    unsigned (*max_conns)(void *arg);
+    void *max_conns_arg;
+    /* Bytes held are counted here; NULL: not counted. Not owned; it must
+     * outlive the server. */
+    struct budget *budget;
+};
+
+/* What a throttled server reads. */
+enum http_throttle {
+    HTTP_THROTTLE_OFF, /* every connection */
+    HTTP_THROTTLE_ALL, /* none: no new request is read, none goes on */
+    /* Only the connection whose unfinished request began first, so that
+     * one request can complete when nothing else would free memory. */
+    HTTP_THROTTLE_ONE,
 };
 
 /* Create a server on loop. It owns nothing of cfg after return. Returns 0 or
@@ -73,6 +112,19 @@ int http_server_port(struct http_server *s);
 /* Return the number of open connections (each holds one descriptor). */
 unsigned http_server_connections(const struct http_server *s);
 
+/* Return the number of idle connections (no request being read, served or
+ * answered). */
+unsigned http_server_idle_connections(const struct http_server *s);
+
+/* Close up to n idle connections, the longest idle first, to give their
+ * descriptors to something else; returns how many were closed. */
+unsigned http_server_close_idle(struct http_server *s, unsigned n);
+
+/* Set what the server reads (see enum http_throttle); the owner of its
+ * budget calls this while the budget is over, and with HTTP_THROTTLE_OFF
+ * once it is not. Timeouts go on meanwhile. */
+void http_server_throttle(struct http_server *s, enum http_throttle t);
+
 /* Stop listening, close every connection and free s; cb (may be NULL) runs
  * when every handle is closed. Requests not yet answered stay valid: each
  * must still be passed to http_reply(), which frees it. */
@@ -88,6 +140,22 @@ const char *http_request_header(const struct http_request *req,
  * gone (req is freed all the same). */
 int http_reply(struct http_request *req, int status, const char *content_type,
                const void *body, size_t len, const char *extra_headers);
+
+/* Answer req like http_reply, but write the body where it is: the server
+ * takes mem (allocated with mem_alloc; body points inside it) and frees it
+ * once written, or at once if the client has gone. counted is how many
+ * bytes the caller counted for mem in the server's budget as draining; the
+ * server takes them over (the caller stops counting them) and subtracts
+ * them when it frees mem. */
+int http_reply_take(struct http_request *req, int status,
+                    const char *content_type, void *mem, uint64_t counted,
+                    const void *body, size_t len, const char *extra_headers);
+
+/* Free what is left of the body of a request being served, once the
+ * handler has made what it needs of it (it may have moved the bytes out
+ * first, leaving the buf empty): the body no longer counts as the
+ * server's in the budget. */
+void http_request_drop_body(struct http_request *req);
 
 /* Return the standard reason phrase of a status code ("Not Found"). */
 const char *http_status_text(int status);

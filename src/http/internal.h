@@ -8,6 +8,18 @@
 
 #include "http/http.h"
 
+/* Where a scan of the raw bytes of a request's header block stands. llhttp
+ * 8 folds obs-fold lines (a header line that begins with a space or a tab,
+ * RFC 9112 5.2) into the value before it, with no flag to refuse them, so
+ * the parser looks at the bytes itself before llhttp does. */
+enum http_scan {
+    HTTP_SCAN_START,  /* no byte of the request yet, or only empty lines */
+    HTTP_SCAN_LINE,   /* inside the request line or a header line */
+    HTTP_SCAN_BOL,    /* at the start of a header line */
+    HTTP_SCAN_END_CR, /* a CR at the start of a line: the blank line */
+    HTTP_SCAN_DONE,   /* the header block has ended */
+};
+
 struct http_parser {
     llhttp_t llhttp;
     llhttp_settings_t settings;
@@ -22,6 +34,8 @@ struct http_parser {
     const char *error_why;
     bool keep_alive;
     bool paused_for_continue;
+    uint8_t scan; /* enum http_scan */
+    bool started; /* a byte of the current request has been parsed */
 };
 
 enum {
@@ -32,8 +46,7 @@ enum {
 };
 
 /* Initialize a parser for one connection; 0 or BERTH_ENOMEM. */
-int http_parser_init(struct http_parser *p, size_t max_body,
-                     size_t max_header);
+int http_parser_init(struct http_parser *p, size_t max_body, size_t max_header);
 
 /* Free the parser and any request half parsed. */
 void http_parser_free(struct http_parser *p);
@@ -43,6 +56,14 @@ void http_parser_free(struct http_parser *p);
  * HTTP_PARSE_ERROR sets *status and *why (a static string). */
 int http_parser_feed(struct http_parser *p, struct http_request **req,
                      int *status, const char **why);
+
+/* Return whether some bytes of a request were parsed and the request is
+ * not complete yet. */
+bool http_parser_started(const struct http_parser *p);
+
+/* Return whether the current request's header block is complete (its body
+ * may still be arriving). */
+bool http_parser_headers_done(const struct http_parser *p);
 
 /* Free a request and everything it owns. */
 void http_request_free(struct http_request *req);

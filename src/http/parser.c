@@ -149,10 +149,22 @@ static int http__on_body(llhttp_t *l, const char *at, size_t n)
                : 0;
 }
 
+/* Keep a connection's scratch buffers only while they are small: a large
+ * header once must not cost memory for the rest of the connection. */
+static void http__shrink(struct buf *b)
+{
+    if (b->cap > 4096) {
+        buf_free(b);
+    }
+}
+
 static int http__on_message_complete(llhttp_t *l)
 {
     struct http_parser *p = http__p(l);
     p->keep_alive = llhttp_should_keep_alive(l);
+    http__shrink(&p->target);
+    http__shrink(&p->field);
+    http__shrink(&p->value);
     /* Stop here: the request is served before the next one is parsed. */
     return HPE_PAUSED;
 }
@@ -206,11 +218,70 @@ void http_parser_free(struct http_parser *p)
     buf_free(&p->value);
 }
 
+bool http_parser_started(const struct http_parser *p)
+{
+    return p->started;
+}
+
+bool http_parser_headers_done(const struct http_parser *p)
+{
+    return p->scan == HTTP_SCAN_DONE;
+}
+
+/* Scan the header block in the n bytes at in, up to its end, for a line
+ * that begins with a space or a tab. Returns 0, or -1 on an obs-fold. Bytes
+ * after the header block (the body, the next request) are left to llhttp,
+ * which stops at the end of each request: the scan starts over with the
+ * next one. */
+static int http__scan(struct http_parser *p, const uint8_t *in, size_t n)
+{
+    for (size_t i = 0; i < n && p->scan != HTTP_SCAN_DONE; i++) {
+        uint8_t c = in[i];
+        p->started = true;
+        switch (p->scan) {
+        case HTTP_SCAN_START:
+            /* Empty lines before the request line are ignored (RFC 9112
+             * 2.2); llhttp does the same. */
+            if (c != '\r' && c != '\n') {
+                p->scan = HTTP_SCAN_LINE;
+            }
+            break;
+        case HTTP_SCAN_LINE:
+            if (c == '\n') {
+                p->scan = HTTP_SCAN_BOL;
+            }
+            break;
+        case HTTP_SCAN_BOL:
+            if (c == ' ' || c == '\t') {
+                return -1;
+            }
+            p->scan = c == '\r'   ? HTTP_SCAN_END_CR
+                      : c == '\n' ? HTTP_SCAN_DONE
+                                  : HTTP_SCAN_LINE;
+            break;
+        case HTTP_SCAN_END_CR:
+            /* A CR not followed by LF is llhttp's to refuse. */
+            p->scan = c == '\n' ? HTTP_SCAN_DONE : HTTP_SCAN_LINE;
+            break;
+        default:
+            break;
+        }
+    }
+    return 0;
+}
+
 int http_parser_feed(struct http_parser *p, struct http_request **req,
                      int *status, const char **why)
 {
     if (p->in.len == 0) {
         return HTTP_PARSE_MORE;
+    }
+    if (http__scan(p, p->in.data, p->in.len) != 0) {
+        *status = 400;
+        *why = "obs-folded header line (a line that begins with a space or "
+               "a tab)";
+        p->in.len = 0;
+        return HTTP_PARSE_ERROR;
     }
     const char *data = (const char *)p->in.data;
     llhttp_errno_t e = llhttp_execute(&p->llhttp, data, p->in.len);
@@ -231,6 +302,9 @@ int http_parser_feed(struct http_parser *p, struct http_request **req,
         }
         *req = p->req;
         p->req = NULL;
+        /* What is left in p->in is the next request's, and unscanned. */
+        p->scan = HTTP_SCAN_START;
+        p->started = false;
         return HTTP_PARSE_REQUEST;
     }
     *status = p->error_status ? p->error_status : 400;

@@ -5,7 +5,21 @@
  * called outside of llhttp, and the bytes after the request wait in the
  * connection's input buffer until http_reply() resumes parsing. A
  * connection whose socket closes while its request awaits a reply becomes a
- * "dead" connection: its memory stays until that reply, which is dropped. */
+ * "dead" connection: its memory stays until that reply, which is dropped.
+ *
+ * Memory. Reads go through one scratch buffer per thread; a connection
+ * keeps an input buffer only while it holds bytes not yet parsed, so an
+ * idle connection costs its struct and no buffer. A reply is written from
+ * one buffer (head and body), or, with http_reply_take, from a small head
+ * and the caller's own body, not copied.
+ *
+ * Deadlines. One timer per connection serves the earliest of: the header
+ * deadline (set at a request's first byte, not moved by later bytes, so a
+ * client that trickles its headers is cut off), the body's idle limit
+ * (moved by every read), the write stall limit (moved when the reply makes
+ * progress), and the idle limit of a keep-alive connection. http__settle
+ * recomputes all of them, the idle list, reading and the bytes counted,
+ * after every change of a connection's state. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -22,7 +36,24 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 
+/* Reads land here first: the loop reads on one thread, each alloc callback
+ * followed at once by its read callback, so one buffer serves every
+ * connection, and only bytes left unparsed are copied out. */
+#define HTTP__SCRATCH_SIZE (64 * 1024)
+static _Thread_local uint8_t http__scratch[HTTP__SCRATCH_SIZE];
+
+/* A connection that was refused or failed gets this long to take its
+ * error answer before it is closed regardless. */
+#define HTTP__LINGER_MS 1000
+
 struct http_conn;
+
+/* Connections from one client address, for the per-address cap. */
+struct http__peer {
+    uint8_t addr[16]; /* IPv6, or IPv4 mapped into IPv6 */
+    unsigned n;
+    struct http__peer *next;
+};
 
 struct http_server {
     uv_loop_t *loop;
@@ -39,6 +70,13 @@ struct http_server {
     unsigned open_handles; /* listener + connections' handles */
     struct http_conn *conns;
     unsigned n_conns;
+    /* Idle connections, longest idle first. */
+    struct http_conn *idle_head, *idle_tail;
+    unsigned n_idle;
+    enum http_throttle throttle;
+    struct http_conn *let_on;  /* read under HTTP_THROTTLE_ONE */
+    struct http__peer **peers; /* hash buckets */
+    unsigned n_buckets, n_peers;
     http_close_cb close_cb;
     void *close_arg;
 };
@@ -54,19 +92,143 @@ struct http_conn {
     int open_handles;
     struct http_parser p;
     struct http_request *pending; /* handed to the handler, not answered */
+    struct budget *budget;
+    struct http__peer *peer; /* NULL: not counted per address */
     bool reading;
     bool closing;
     bool close_after_reply;
-    bool in_drive; /* http__drive is on the stack */
+    bool finishing;    /* the last reply is on its way: nothing more is read */
+    bool failed;       /* an error answer is on its way; nothing more is read */
+    bool idle;         /* in the server's idle list */
+    bool in_drive;     /* http__drive is on the stack */
+    unsigned n_writes; /* writes not yet completed */
+    uint64_t writes_done; /* writes completed, ever */
+    /* The write stall check: progress since these were taken. */
+    uint64_t check_done;
+    size_t check_queued;
+    /* Deadlines in loop milliseconds; 0: none. */
+    uint64_t header_deadline, body_deadline, write_deadline, idle_deadline;
+    uint64_t started_ms; /* when the unfinished request began */
+    uint64_t counted;    /* bytes counted in the budget, not draining */
+    uint64_t pending_size;
+    uint64_t pending_body; /* of pending_size: the body's, at handoff */
     struct http_conn *prev, *next;
+    struct http_conn *idle_prev, *idle_next;
 };
 
 struct http__write {
     uv_write_t req;
     struct http_conn *conn;
-    uint8_t *data;
+    uint8_t *data;    /* the head, or head and body */
+    void *mem;        /* the body's memory, taken from the caller, or NULL */
+    uint64_t counted; /* bytes counted as draining */
     bool close;
 };
+
+/* --- Client addresses, for the per-address cap. --- */
+
+static uint32_t http__hash(const uint8_t *addr)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (int i = 0; i < 16; i++) {
+        h = (h ^ addr[i]) * 16777619u;
+    }
+    return h;
+}
+
+/* Grow the table of addresses to twice its size (64 buckets at first);
+ * on failure the old table stays. */
+static void http__peers_grow(struct http_server *s)
+{
+    unsigned n = s->n_buckets ? s->n_buckets * 2 : 64;
+    struct http__peer **t = mem_calloc(n, sizeof *t);
+    if (t == NULL) {
+        return;
+    }
+    for (unsigned i = 0; i < s->n_buckets; i++) {
+        struct http__peer *p = s->peers[i];
+        while (p != NULL) {
+            struct http__peer *next = p->next;
+            uint32_t k = http__hash(p->addr) & (n - 1);
+            p->next = t[k];
+            t[k] = p;
+            p = next;
+        }
+    }
+    mem_free(s->peers);
+    s->peers = t;
+    s->n_buckets = n;
+}
+
+/* Return the entry of addr, adding one with no connection if there is
+ * none; NULL when out of memory. */
+static struct http__peer *http__peer_get(struct http_server *s,
+                                         const uint8_t *addr)
+{
+    if (s->n_buckets > 0) {
+        uint32_t k = http__hash(addr) & (s->n_buckets - 1);
+        for (struct http__peer *p = s->peers[k]; p != NULL; p = p->next) {
+            if (memcmp(p->addr, addr, sizeof p->addr) == 0) {
+                return p;
+            }
+        }
+    }
+    if (s->n_peers >= s->n_buckets) {
+        http__peers_grow(s);
+        if (s->n_buckets == 0) {
+            return NULL;
+        }
+    }
+    struct http__peer *p = mem_calloc(1, sizeof *p);
+    if (p == NULL) {
+        return NULL;
+    }
+    memcpy(p->addr, addr, sizeof p->addr);
+    uint32_t k = http__hash(addr) & (s->n_buckets - 1);
+    p->next = s->peers[k];
+    s->peers[k] = p;
+    s->n_peers++;
+    return p;
+}
+
+/* One connection fewer from p's address; the entry goes with the last. */
+static void http__peer_put(struct http_server *s, struct http__peer *p)
+{
+    if (--p->n > 0) {
+        return;
+    }
+    struct http__peer **at =
+        &s->peers[http__hash(p->addr) & (s->n_buckets - 1)];
+    while (*at != p) {
+        at = &(*at)->next;
+    }
+    *at = p->next;
+    s->n_peers--;
+    mem_free(p);
+}
+
+/* Set addr to the client's address, IPv4 mapped into IPv6; 0 or -1. */
+static int http__peer_addr(struct http_conn *c, uint8_t *addr)
+{
+    struct sockaddr_storage sa;
+    int len = sizeof sa;
+    if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&sa, &len) != 0) {
+        return -1;
+    }
+    memset(addr, 0, 16);
+    if (sa.ss_family == AF_INET) {
+        addr[10] = addr[11] = 0xff;
+        memcpy(addr + 12, &((struct sockaddr_in *)&sa)->sin_addr, 4);
+        return 0;
+    }
+    if (sa.ss_family == AF_INET6) {
+        memcpy(addr, &((struct sockaddr_in6 *)&sa)->sin6_addr, 16);
+        return 0;
+    }
+    return -1;
+}
+
+/* --- Connections. --- */
 
 static void http__conn_unlink(struct http_conn *c)
 {
@@ -85,11 +247,50 @@ static void http__conn_unlink(struct http_conn *c)
     c->prev = c->next = NULL;
 }
 
+static void http__idle_remove(struct http_conn *c)
+{
+    struct http_server *s = c->server;
+    if (!c->idle) {
+        return;
+    }
+    if (c->idle_prev) {
+        c->idle_prev->idle_next = c->idle_next;
+    } else {
+        s->idle_head = c->idle_next;
+    }
+    if (c->idle_next) {
+        c->idle_next->idle_prev = c->idle_prev;
+    } else {
+        s->idle_tail = c->idle_prev;
+    }
+    c->idle_prev = c->idle_next = NULL;
+    c->idle = false;
+    c->idle_deadline = 0;
+    s->n_idle--;
+}
+
+static void http__idle_add(struct http_conn *c, uint64_t now)
+{
+    struct http_server *s = c->server;
+    c->idle_prev = s->idle_tail;
+    c->idle_next = NULL;
+    if (s->idle_tail) {
+        s->idle_tail->idle_next = c;
+    } else {
+        s->idle_head = c;
+    }
+    s->idle_tail = c;
+    c->idle = true;
+    c->idle_deadline = now + s->cfg.idle_timeout_ms;
+    s->n_idle++;
+}
+
 static void http__server_maybe_closed(struct http_server *s)
 {
     if (s->closing && s->open_handles == 0) {
         http_close_cb cb = s->close_cb;
         void *arg = s->close_arg;
+        mem_free(s->peers);
         mem_free(s);
         if (cb) {
             cb(NULL, arg);
@@ -99,6 +300,7 @@ static void http__server_maybe_closed(struct http_server *s)
 
 static void http__conn_free(struct http_conn *c)
 {
+    budget_sub(c->budget, c->counted, false);
     http_parser_free(&c->p);
     mem_free(c);
 }
@@ -125,86 +327,261 @@ static void http__conn_close(struct http_conn *c)
     if (c->closing) {
         return;
     }
+    struct http_server *s = c->server;
+    http__idle_remove(c);
     c->closing = true;
+    c->reading = false;
+    if (s->let_on == c) {
+        s->let_on = NULL;
+    }
+    if (c->peer != NULL) {
+        http__peer_put(s, c->peer);
+        c->peer = NULL;
+    }
     http__conn_unlink(c);
     uv_close((uv_handle_t *)&c->h.stream, http__conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, http__conn_handle_closed);
 }
 
-static void http__timer_cb(uv_timer_t *t)
+/* --- Bytes held, reading, deadlines. --- */
+
+static uint64_t http__request_size(const struct http_request *r,
+                                   size_t header_bytes)
 {
-    struct http_conn *c = t->data;
-    if (c->pending == NULL) {
-        http__conn_close(c);
+    return sizeof *r + r->body.cap + header_bytes;
+}
+
+/* Bring the bytes this connection counts in the budget up to date. */
+static void http__account(struct http_conn *c)
+{
+    const struct http_parser *p = &c->p;
+    uint64_t n = p->in.cap + p->target.cap + p->field.cap + p->value.cap +
+                 c->pending_size;
+    if (p->req != NULL) {
+        n += http__request_size(p->req, p->header_bytes);
+    }
+    if (n > c->counted) {
+        budget_add(c->budget, n - c->counted, false);
+    } else {
+        budget_sub(c->budget, c->counted - n, false);
+    }
+    c->counted = n;
+}
+
+static bool http__wants_read(const struct http_conn *c)
+{
+    const struct http_server *s = c->server;
+    if (c->closing || c->failed || c->finishing) {
+        return false;
+    }
+    if (s->throttle == HTTP_THROTTLE_ALL ||
+        (s->throttle == HTTP_THROTTLE_ONE && s->let_on != c)) {
+        return false;
+    }
+    if (c->pending != NULL) {
+        /* Pipelined bytes wait; limit them so a client cannot make us
+         * buffer without bound while a request is served. */
+        return s->throttle == HTTP_THROTTLE_OFF &&
+               c->p.in.len <= s->cfg.max_body + s->cfg.max_header;
+    }
+    return true;
+}
+
+static void http__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b);
+static void http__read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
+
+static void http__update_reading(struct http_conn *c)
+{
+    bool want = http__wants_read(c);
+    if (want && !c->reading) {
+        c->reading =
+            uv_read_start(&c->h.stream, http__alloc_cb, http__read_cb) == 0;
+    } else if (!want && c->reading) {
+        uv_read_stop(&c->h.stream);
+        c->reading = false;
     }
 }
 
-static void http__touch(struct http_conn *c)
+static void http__timer_cb(uv_timer_t *t);
+
+/* Run the timer until the earliest deadline. */
+static void http__arm(struct http_conn *c)
 {
-    unsigned ms = c->server->cfg.idle_timeout_ms;
-    uv_timer_start(&c->timer, http__timer_cb, ms, 0);
+    if (c->closing) {
+        return;
+    }
+    const uint64_t d[] = {c->header_deadline, c->body_deadline,
+                          c->write_deadline, c->idle_deadline};
+    uint64_t next = 0;
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) {
+        if (d[i] != 0 && (next == 0 || d[i] < next)) {
+            next = d[i];
+        }
+    }
+    if (next == 0) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uint64_t now = uv_now(c->timer.loop);
+    uv_timer_start(&c->timer, http__timer_cb, next > now ? next - now : 0, 0);
 }
+
+/* Recompute everything that follows from the connection's state: its
+ * deadlines, its place among the idle, whether it reads, and the bytes it
+ * counts. got_bytes: a read just brought bytes. */
+static void http__settle(struct http_conn *c, bool got_bytes)
+{
+    if (c->closing) {
+        return;
+    }
+    struct http_server *s = c->server;
+    uint64_t now = uv_now(s->loop);
+    unsigned idle_ms = s->cfg.idle_timeout_ms;
+    if (!c->failed) {
+        bool started = c->pending == NULL && http_parser_started(&c->p);
+        bool body = started && http_parser_headers_done(&c->p);
+        c->header_deadline = !started || body ? 0
+                             : c->header_deadline
+                                 ? c->header_deadline
+                                 : now + s->cfg.header_timeout_ms;
+        c->body_deadline = !body ? 0
+                           : got_bytes || c->body_deadline == 0
+                               ? now + idle_ms
+                               : c->body_deadline;
+        if (!started) {
+            c->started_ms = 0;
+        } else if (c->started_ms == 0) {
+            c->started_ms = now + 1;
+        }
+        if (c->n_writes == 0) {
+            c->write_deadline = 0;
+        } else if (c->write_deadline == 0) {
+            c->write_deadline = now + idle_ms;
+            c->check_done = c->writes_done;
+            c->check_queued = uv_stream_get_write_queue_size(&c->h.stream);
+        }
+        bool idle = !started && c->pending == NULL && c->n_writes == 0 &&
+                    c->p.in.len == 0 && !c->finishing;
+        if (!idle) {
+            http__idle_remove(c);
+        } else if (!c->idle) {
+            http__idle_add(c, now);
+            if (s->cfg.max_idle != 0 && s->n_idle > s->cfg.max_idle) {
+                http__conn_close(s->idle_head);
+            }
+        }
+    }
+    if (c->closing) {
+        return;
+    }
+    http__update_reading(c);
+    http__account(c);
+    http__arm(c);
+}
+
+/* --- Writing. --- */
 
 static void http__write_cb(uv_write_t *req, int status)
 {
     struct http__write *w = req->data;
     struct http_conn *c = w->conn;
     mem_free(w->data);
+    mem_free(w->mem);
+    budget_sub(c->budget, w->counted, true);
     bool close = w->close || status != 0;
     mem_free(w);
-    if (close && !c->closing) {
+    c->n_writes--;
+    c->writes_done++;
+    if (close) {
         http__conn_close(c);
+        return;
     }
+    http__settle(c, false);
 }
 
-static int http__write(struct http_conn *c, struct buf *b, bool close)
+/* Write the bytes of b (taken), then, if mem is not NULL, the len bytes at
+ * body inside mem (taken; counted of its bytes are counted already as
+ * draining). */
+static int http__write(struct http_conn *c, struct buf *b, void *mem,
+                       uint64_t counted, const void *body, size_t len,
+                       bool close)
 {
     struct http__write *w = mem_alloc(sizeof *w);
     if (w == NULL) {
         buf_free(b);
+        mem_free(mem);
+        budget_sub(c->budget, counted, true);
         http__conn_close(c);
         return BERTH_ENOMEM;
     }
     w->conn = c;
     w->data = b->data;
+    w->mem = mem;
+    w->counted = counted + b->cap;
     w->close = close;
     w->req.data = w;
-    uv_buf_t ub = uv_buf_init((char *)b->data, (unsigned)b->len);
+    budget_add(c->budget, b->cap, true);
+    uv_buf_t ub[2] = {uv_buf_init((char *)b->data, (unsigned)b->len),
+                      uv_buf_init((char *)body, (unsigned)len)};
     buf_init(b);
-    int rv = uv_write(&w->req, &c->h.stream, &ub, 1, http__write_cb);
+    int rv = uv_write(&w->req, &c->h.stream, ub, mem != NULL ? 2 : 1,
+                      http__write_cb);
     if (rv != 0) {
+        budget_sub(c->budget, w->counted, true);
         mem_free(w->data);
+        mem_free(w->mem);
         mem_free(w);
         http__conn_close(c);
         return BERTH_EIO;
     }
+    c->n_writes++;
     return 0;
 }
 
+/* Format a response head into b, followed by the copy_len bytes at copy
+ * (NULL: none); length is the body's full length. */
 static int http__format(struct buf *b, int status, const char *ctype,
-                        const void *body, size_t len, const char *extra,
-                        bool close)
+                        const void *copy, size_t copy_len, size_t length,
+                        const char *extra, bool close)
 {
     char head[512];
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n%s%s%s%s%s\r\n",
-                     status, http_status_text(status), len,
+                     status, http_status_text(status), length,
                      ctype ? "Content-Type: " : "", ctype ? ctype : "",
                      ctype ? "\r\n" : "", close ? "Connection: close\r\n" : "",
                      extra ? extra : "");
     if (n < 0 || (size_t)n >= sizeof head) {
         return BERTH_EINVAL;
     }
-    int rv = buf_reserve(b, (size_t)n + len);
+    int rv = buf_reserve(b, (size_t)n + copy_len);
     if (rv != 0) {
         return rv;
     }
     buf_append(b, head, (size_t)n);
-    buf_append(b, body, len);
+    buf_append(b, copy, copy_len);
     return 0;
 }
 
-/* Answer a request that failed to parse, and close. */
+/* The error code of an answer the server gives by itself. */
+static const char *http__code(int status)
+{
+    switch (status) {
+    case 400:
+        return "invalid";
+    case 408:
+        return "timeout";
+    case 429:
+        return "too_many_connections";
+    case 503:
+        return "busy";
+    default:
+        return "too_big";
+    }
+}
+
+/* Answer a request that failed (or a connection that is refused) and
+ * close: nothing more is read, and the answer gets a moment to leave. */
 static void http__fail(struct http_conn *c, int status, const char *message)
 {
     struct buf b;
@@ -212,22 +589,75 @@ static void http__fail(struct http_conn *c, int status, const char *message)
     char body[256];
     int n = snprintf(body, sizeof body,
                      "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n",
-                     status == 400 ? "invalid" : "too_big", message);
-    if (http__format(&b, status, "application/json", body, (size_t)n, NULL,
-                     true) != 0) {
+                     http__code(status), message);
+    c->failed = true;
+    http__idle_remove(c);
+    c->header_deadline = c->body_deadline = 0;
+    c->write_deadline = uv_now(c->timer.loop) + HTTP__LINGER_MS;
+    http__update_reading(c);
+    if (http__format(&b, status, "application/json", body, (size_t)n, (size_t)n,
+                     NULL, true) != 0) {
         buf_free(&b);
         http__conn_close(c);
         return;
     }
-    uv_read_stop(&c->h.stream);
-    c->reading = false;
-    http__write(c, &b, true);
+    http__write(c, &b, NULL, 0, NULL, 0, true);
+    if (!c->closing) {
+        http__account(c);
+        http__arm(c);
+    }
 }
+
+static void http__timer_cb(uv_timer_t *t)
+{
+    struct http_conn *c = t->data;
+    uint64_t now = uv_now(t->loop);
+    if (c->closing) {
+        return;
+    }
+    if (c->failed) {
+        if (now >= c->write_deadline) {
+            http__conn_close(c);
+        } else {
+            http__arm(c);
+        }
+        return;
+    }
+    if (c->header_deadline != 0 && now >= c->header_deadline) {
+        http__fail(c, 408, "the request headers took too long");
+        return;
+    }
+    if ((c->body_deadline != 0 && now >= c->body_deadline) ||
+        (c->idle_deadline != 0 && now >= c->idle_deadline)) {
+        http__conn_close(c);
+        return;
+    }
+    if (c->write_deadline != 0 && now >= c->write_deadline) {
+        /* A client that reads nothing of its reply for this long is gone,
+         * or is holding the host's memory on purpose. */
+        size_t queued = uv_stream_get_write_queue_size(&c->h.stream);
+        if (c->writes_done == c->check_done && queued >= c->check_queued) {
+            http__conn_close(c);
+            return;
+        }
+        c->check_done = c->writes_done;
+        c->check_queued = queued;
+        c->write_deadline = now + c->server->cfg.idle_timeout_ms;
+    }
+    http__arm(c);
+}
+
+/* --- Reading and parsing. --- */
 
 static void http__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
     struct http_conn *c = h->data;
     struct buf *in = &c->p.in;
+    if (in->len == 0) {
+        b->base = (char *)http__scratch;
+        b->len = sizeof http__scratch;
+        return;
+    }
     if (buf_reserve(in, 64 * 1024) != 0) {
         b->base = NULL;
         b->len = 0;
@@ -254,7 +684,7 @@ static void http__drive(struct http_conn *c)
 
 static void http__drive_loop(struct http_conn *c)
 {
-    while (!c->closing && c->pending == NULL) {
+    while (!c->closing && !c->failed && c->pending == NULL && !c->finishing) {
         struct http_request *req = NULL;
         int status = 0;
         const char *why = NULL;
@@ -267,7 +697,7 @@ static void http__drive_loop(struct http_conn *c)
             struct buf b;
             buf_init(&b);
             if (buf_append(&b, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0) {
-                http__write(c, &b, false);
+                http__write(c, &b, NULL, 0, NULL, 0, false);
             }
             continue;
         }
@@ -276,9 +706,11 @@ static void http__drive_loop(struct http_conn *c)
         }
         /* A complete request: stop reading until it is answered. */
         c->pending = req;
+        c->pending_size = http__request_size(req, c->p.header_bytes);
+        c->pending_body = req->body.cap;
         c->close_after_reply = !c->p.keep_alive;
         req->conn_ = c;
-        uv_timer_stop(&c->timer);
+        http__settle(c, false);
         c->server->cb(req, c->server->arg);
     }
 }
@@ -286,36 +718,34 @@ static void http__drive_loop(struct http_conn *c)
 static void http__read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 {
     struct http_conn *c = st->data;
-    if (n == UV_ENOBUFS) {
-        http__conn_close(c);
-        return;
-    }
     if (n < 0) {
-        /* EOF or error. A request in progress cannot complete; one awaiting
-         * its reply keeps its memory until then. */
-        uv_read_stop(st);
-        c->reading = false;
+        /* EOF, an error, or no memory for the bytes. A request in progress
+         * cannot complete; one awaiting its reply keeps its memory until
+         * then. */
         http__conn_close(c);
         return;
     }
-    c->p.in.len += (size_t)n;
-    http__touch(c);
-    if (c->pending != NULL) {
-        /* Pipelined bytes wait; limit them so a client cannot make us
-         * buffer without bound while a request is served. */
-        if (c->p.in.len > c->server->cfg.max_body + c->server->cfg.max_header) {
-            uv_read_stop(st);
-            c->reading = false;
-        }
+    if (n == 0) {
         return;
     }
-    http__drive(c);
-}
-
-static void http__start_read(struct http_conn *c)
-{
-    c->reading = true;
-    uv_read_start(&c->h.stream, http__alloc_cb, http__read_cb);
+    if (b->base == (char *)http__scratch) {
+        if (buf_append(&c->p.in, http__scratch, (size_t)n) != 0) {
+            http__conn_close(c);
+            return;
+        }
+    } else {
+        c->p.in.len += (size_t)n;
+    }
+    if (c->pending == NULL) {
+        http__drive(c);
+    }
+    if (c->closing) {
+        return;
+    }
+    if (c->p.in.len == 0) {
+        buf_free(&c->p.in);
+    }
+    http__settle(c, true);
 }
 
 static void http__connection_cb(uv_stream_t *listener, int status)
@@ -329,6 +759,7 @@ static void http__connection_cb(uv_stream_t *listener, int status)
         return;
     }
     c->server = s;
+    c->budget = s->cfg.budget;
     if (s->is_tcp) {
         uv_tcp_init(s->loop, &c->h.tcp);
     } else {
@@ -350,12 +781,28 @@ static void http__connection_cb(uv_stream_t *listener, int status)
         http__conn_close(c);
         return;
     }
+    uint8_t addr[16];
     if (s->is_tcp) {
         uv_tcp_nodelay(&c->h.tcp, 1);
+        if (s->cfg.max_per_addr != 0 && http__peer_addr(c, addr) == 0) {
+            struct http__peer *p = http__peer_get(s, addr);
+            if (p != NULL && p->n >= s->cfg.max_per_addr) {
+                http__fail(c, 429, "too many connections from this address");
+                return;
+            }
+            if (p != NULL) {
+                p->n++;
+                c->peer = p;
+            }
+        }
     }
-    http__touch(c);
-    /* http__read_cb is installed by http__start_read; drive uses it too. */
-    http__start_read(c);
+    unsigned max =
+        s->cfg.max_conns ? s->cfg.max_conns(s->cfg.max_conns_arg) : 0;
+    if (max != 0 && s->n_conns > max && http_server_close_idle(s, 1) == 0) {
+        http__fail(c, 503, "no room for another connection; try again");
+        return;
+    }
+    http__settle(c, false);
 }
 
 int http_server_new(struct http_server **out, uv_loop_t *loop,
@@ -377,6 +824,9 @@ int http_server_new(struct http_server **out, uv_loop_t *loop,
     if (s->cfg.idle_timeout_ms == 0) {
         s->cfg.idle_timeout_ms = 60000;
     }
+    if (s->cfg.header_timeout_ms == 0) {
+        s->cfg.header_timeout_ms = 10000;
+    }
     s->cb = cb;
     s->arg = arg;
     *out = s;
@@ -390,7 +840,8 @@ static void http__listener_closed(uv_handle_t *h)
     http__server_maybe_closed(s);
 }
 
-static int http__parse_hostport(const char *hostport, struct sockaddr_storage *sa)
+static int http__parse_hostport(const char *hostport,
+                                struct sockaddr_storage *sa)
 {
     char host[256];
     const char *colon = strrchr(hostport, ':');
@@ -488,6 +939,55 @@ unsigned http_server_connections(const struct http_server *s)
     return s->n_conns;
 }
 
+unsigned http_server_idle_connections(const struct http_server *s)
+{
+    return s->n_idle;
+}
+
+unsigned http_server_close_idle(struct http_server *s, unsigned n)
+{
+    unsigned closed = 0;
+    while (closed < n && s->idle_head != NULL) {
+        http__conn_close(s->idle_head);
+        closed++;
+    }
+    return closed;
+}
+
+/* Return the connection to read under HTTP_THROTTLE_ONE: the one whose
+ * unfinished request began first or, with none, the longest idle, whose
+ * next request may be what the host waits for. */
+static struct http_conn *http__let_on(struct http_server *s)
+{
+    struct http_conn *l = s->let_on;
+    if (l != NULL && !l->failed && !l->finishing && l->pending == NULL &&
+        http_parser_started(&l->p)) {
+        return l;
+    }
+    l = NULL;
+    for (struct http_conn *c = s->conns; c != NULL; c = c->next) {
+        if (!c->failed && !c->finishing && c->pending == NULL &&
+            c->started_ms != 0 &&
+            (l == NULL || c->started_ms < l->started_ms)) {
+            l = c;
+        }
+    }
+    return l != NULL ? l : s->idle_head;
+}
+
+void http_server_throttle(struct http_server *s, enum http_throttle t)
+{
+    struct http_conn *was = s->let_on;
+    s->let_on = t == HTTP_THROTTLE_ONE ? http__let_on(s) : NULL;
+    if (t == s->throttle && was == s->let_on) {
+        return;
+    }
+    s->throttle = t;
+    for (struct http_conn *c = s->conns; c != NULL; c = c->next) {
+        http__update_reading(c);
+    }
+}
+
 int http_server_port(struct http_server *s)
 {
     struct sockaddr_storage sa;
@@ -521,15 +1021,24 @@ void http_server_close(struct http_server *s, http_close_cb cb, void *arg)
     }
 }
 
-int http_reply(struct http_request *req, int status, const char *content_type,
-               const void *body, size_t len, const char *extra_headers)
+/* Answer req: the head, then the body, copied (mem NULL) or written from
+ * mem (taken, with counted of its bytes counted as draining). */
+static int http__answer(struct http_request *req, int status,
+                        const char *content_type, void *mem, uint64_t counted,
+                        const void *body, size_t len, const char *extra)
 {
     struct http_conn *c = req->conn_;
     c->pending = NULL;
+    c->pending_size = 0;
+    c->pending_body = 0;
     if (c->closing) {
         http_request_free(req);
+        mem_free(mem);
+        budget_sub(c->budget, counted, true);
         if (c->open_handles == 0) {
             http__conn_free(c);
+        } else {
+            http__account(c);
         }
         return BERTH_ESHUTDOWN;
     }
@@ -537,53 +1046,103 @@ int http_reply(struct http_request *req, int status, const char *content_type,
     buf_init(&b);
     bool close = c->close_after_reply;
     /* Format before freeing req: body may point into it. */
-    int rv = http__format(&b, status, content_type, body, len, extra_headers,
-                          close);
+    int rv = http__format(&b, status, content_type, mem ? NULL : body,
+                          mem ? 0 : len, len, extra, close);
     http_request_free(req);
     if (rv != 0) {
         buf_free(&b);
+        mem_free(mem);
+        budget_sub(c->budget, counted, true);
         http__conn_close(c);
         return rv;
     }
-    rv = http__write(c, &b, close);
-    if (rv != 0 || close) {
+    c->finishing = close;
+    rv = http__write(c, &b, mem, counted, body, mem ? len : 0, close);
+    if (rv != 0) {
         return rv;
     }
-    http__touch(c);
     /* Serve what the client pipelined meanwhile. */
     http__drive(c);
-    if (!c->closing && !c->reading) {
-        http__start_read(c);
-    }
+    http__settle(c, false);
     return 0;
+}
+
+int http_reply(struct http_request *req, int status, const char *content_type,
+               const void *body, size_t len, const char *extra_headers)
+{
+    return http__answer(req, status, content_type, NULL, 0, body, len,
+                        extra_headers);
+}
+
+int http_reply_take(struct http_request *req, int status,
+                    const char *content_type, void *mem, uint64_t counted,
+                    const void *body, size_t len, const char *extra_headers)
+{
+    return http__answer(req, status, content_type, mem, counted, body, len,
+                        extra_headers);
+}
+
+void http_request_drop_body(struct http_request *req)
+{
+    struct http_conn *c = req->conn_;
+    buf_free(&req->body);
+    c->pending_size -= c->pending_body;
+    c->pending_body = 0;
+    http__account(c);
 }
 
 const char *http_status_text(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 507: return "Insufficient Storage";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 507:
+        return "Insufficient Storage";
+    default:
+        return "Unknown";
     }
 }

@@ -53,7 +53,8 @@ struct proc {
     char *name;
     const char *why; /* set by a kill; owned if why_owned */
     uint8_t *rx;     /* a frame cut by a read boundary, sized for all of it */
-    size_t rx_len;
+    size_t rx_len;   /* bytes in rx, all counted in budget */
+    struct budget *budget;
     char *line; /* a stderr line cut by a read, PROC__LINE_MAX bytes */
     uint32_t max_frame;
     uint16_t line_len;
@@ -72,6 +73,9 @@ struct proc {
     bool killed : 1;
     bool why_owned : 1;
     bool spawn_failed : 1;
+    bool paused : 1;     /* stdout is not read: proc_pause */
+    bool delivering : 1; /* in the frame callback: proc_take_frame works */
+    bool rx_taken : 1;   /* the frame callback took rx */
     pid_t pid;
     int exit_status;
     int term_signal;
@@ -97,6 +101,7 @@ static void proc__free(struct proc *p)
     if (p->why_owned) {
         mem_free((char *)p->why);
     }
+    budget_sub(p->budget, p->rx_len, false);
     mem_free(p->rx);
     mem_free(p->line);
     mem_free(p->name);
@@ -245,7 +250,57 @@ static int proc__rx_keep(struct proc *p, const uint8_t *in, size_t n)
     }
     memcpy(p->rx, in, n);
     p->rx_len = n;
+    budget_add(p->budget, n, false);
     return 0;
+}
+
+/* Hand one frame to the frame callback; in_rx: it sits in p->rx, which
+ * the callback may take. */
+static void proc__deliver(struct proc *p, const struct frame *f, bool in_rx)
+{
+    p->delivering = in_rx;
+    p->on_frame(p, f, p->arg);
+    p->delivering = false;
+}
+
+void *proc_take_frame(struct proc *p, uint64_t *counted)
+{
+    if (!p->delivering || p->rx_taken) {
+        *counted = 0;
+        return NULL;
+    }
+    p->rx_taken = true;
+    *counted = p->rx_len;
+    return p->rx;
+}
+
+void proc_pause(struct proc *p)
+{
+    if (p->paused) {
+        return;
+    }
+    p->paused = true;
+    if (p->state == PROC_RUNNING) {
+        uv_read_stop((uv_stream_t *)&p->io);
+    }
+}
+
+static void proc__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
+
+void proc_resume(struct proc *p)
+{
+    if (!p->paused) {
+        return;
+    }
+    p->paused = false;
+    if (p->state == PROC_RUNNING) {
+        uv_read_start((uv_stream_t *)&p->io, proc__alloc_cb, proc__read_cb);
+    }
+}
+
+uint64_t proc_partial_bytes(const struct proc *p)
+{
+    return p->rx_len;
 }
 
 /* Kill for a frame_split error. */
@@ -265,6 +320,7 @@ static size_t proc__rx_continue(struct proc *p, const uint8_t *in, size_t n)
     size_t take = want - p->rx_len < n ? want - p->rx_len : n;
     memcpy(p->rx + p->rx_len, in, take);
     p->rx_len += take;
+    budget_add(p->budget, take, false);
     if (p->rx_len < want) {
         return take;
     }
@@ -287,9 +343,13 @@ static size_t proc__rx_continue(struct proc *p, const uint8_t *in, size_t n)
         proc__kill_frame(p, rv);
         return take;
     }
-    p->on_frame(p, &f, p->arg);
+    proc__deliver(p, &f, true);
     /* Drained: an idle proc keeps no buffer. */
-    mem_free(p->rx);
+    if (!p->rx_taken) {
+        budget_sub(p->budget, p->rx_len, false);
+        mem_free(p->rx);
+    }
+    p->rx_taken = false;
     p->rx = NULL;
     p->rx_len = 0;
     return take;
@@ -330,7 +390,7 @@ static void proc__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         }
         in += used;
         left -= used;
-        p->on_frame(p, &f, p->arg);
+        proc__deliver(p, &f, false);
     }
 }
 
@@ -686,6 +746,7 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
     p->on_frame = on_frame;
     p->on_exit = on_exit;
     p->arg = arg;
+    p->budget = cfg->budget;
     p->io.data = p->err.data = p->exit.data = p;
 
     int sv[2];

@@ -36,6 +36,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "lib/budget.h"
 #include "lib/buf.h"
 #include "proto/frame.h"
 
@@ -59,6 +60,10 @@ struct proc_config {
     const char *name;    /* prefix for its stderr lines in the host log */
     const char *ship_id; /* exported to the child as BERTH_SHIP */
     size_t max_frame;    /* 0: FRAME_MAX_DEFAULT */
+    /* The bytes of a frame cut by a read boundary are counted here while
+     * the proc holds them (not draining); NULL: not counted. Not owned; it
+     * must outlive the proc. */
+    struct budget *budget;
 };
 
 /* Start cfg->path on loop. The proc keeps no pointer into cfg. On failure,
@@ -73,6 +78,25 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
  * (frame is left empty) on success; on failure (the child is dying) returns
  * BERTH_ESHUTDOWN and frame is untouched. */
 int proc_send(struct proc *p, struct buf *frame);
+
+/* Take the memory of the frame being delivered; only during the frame
+ * callback. A frame that took more than one read sits in a buffer of its
+ * own: it is returned (f->body points inside it), the caller frees it with
+ * mem_free, and *counted is set to the bytes of it counted in the proc's
+ * budget, which the caller now counts instead. A frame read whole in one
+ * go sits in the proc's shared read buffer: NULL is returned and the
+ * caller copies what it keeps. */
+void *proc_take_frame(struct proc *p, uint64_t *counted);
+
+/* Stop reading the child's frames, to hold back a program whose output
+ * the host has no memory for; the child blocks once the socket is full.
+ * proc_resume reads again. Both are idempotent. */
+void proc_pause(struct proc *p);
+void proc_resume(struct proc *p);
+
+/* Return how many bytes of a frame cut by a read boundary the proc holds
+ * (0: none). */
+uint64_t proc_partial_bytes(const struct proc *p);
 
 /* Kill the child with SIGKILL, stating why; the exit callback follows. Does
  * nothing if the child is already dying. why is copied. */

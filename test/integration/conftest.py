@@ -31,6 +31,8 @@ class Host:
         self.port = None
         self.proc = None
         self.log_path = data + ".log"
+        self.preexec_fn = None  # run in the host's process before exec
+        self.env = None  # the host's environment; None: the test's
 
     def start(self, timeout=20):
         self.port = self.port or free_port()
@@ -38,7 +40,8 @@ class Host:
         self.proc = subprocess.Popen(
             [BERTH, "serve", "--data", self.data, "--listen",
              "127.0.0.1:%d" % self.port] + self.extra,
-            stdout=self.log, stderr=self.log)
+            stdout=self.log, stderr=self.log, preexec_fn=self.preexec_fn,
+            env=self.env)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

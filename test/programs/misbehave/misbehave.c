@@ -16,6 +16,7 @@
  *   /alarm/<ms>  set an alarm ms after the event's time, and say the state
  *                did not change (the host must log it all the same)
  *   /badalarm    answer with an ALARM effect of 7 bytes, then wait
+ *   /big/<n>     answer 200 with a body of n bytes (unchanged)
  *
  * A TIMER event adds one to the counter (changed).
  *
@@ -148,6 +149,17 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
         memcpy(snap_delay, h->target + 10, n);
         snap_delay[n] = '\0';
         bp_reply(out, 200, "text/plain", "ok\n", 3);
+        return BP_UNCHANGED;
+    }
+    if (bp_http_match(h, NULL, "/big/*")) {
+        size_t n = (size_t)strtoull(h->target + 5, NULL, 10);
+        char *body = malloc(n ? n : 1);
+        if (body == NULL) {
+            return bp_reject(out, "out of memory");
+        }
+        memset(body, 'b', n);
+        bp_reply(out, 200, "application/octet-stream", body, n);
+        free(body);
         return BP_UNCHANGED;
     }
     if (bp_http_match(h, NULL, "/reject")) {
