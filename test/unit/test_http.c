@@ -1,7 +1,8 @@
 /* The HTTP server on a real loop and real sockets, driven from a second
  * thread: replies, keep-alive, pipelining, limits, bad input, replies that
- * come later or after the client left. Each test ends with the loop closed
- * cleanly. */
+ * come later or after the client left, deadlines, connection caps,
+ * throttling and the bytes counted in a budget. Each test ends with the
+ * loop closed cleanly. */
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -12,11 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "http/http.h"
+#include "lib/budget.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 
@@ -32,8 +36,23 @@ struct fx {
     struct http_request *held[8];
     unsigned n_held;
     uv_timer_t timer;
+    uv_timer_t unthrottle;
     bool closed;
+    struct budget budget;
+    unsigned max_conns; /* what the max_conns callback answers */
 };
+
+static unsigned max_conns_cb(void *arg)
+{
+    struct fx *x = arg;
+    return x->max_conns;
+}
+
+static void unthrottle_cb(uv_timer_t *t)
+{
+    struct fx *x = t->data;
+    http_server_throttle(x->server, HTTP_THROTTLE_OFF);
+}
 
 static void reply_later_cb(uv_timer_t *t)
 {
@@ -45,11 +64,28 @@ static void reply_later_cb(uv_timer_t *t)
 }
 
 /* GET /echo answers the body; /later answers after 50 ms; /never is held
- * until the test ends. */
+ * until the test ends; /take answers 100000 bytes from memory it hands
+ * over; /throttle reads no connection for 300 ms after answering. */
 static void handler(struct http_request *req, void *arg)
 {
     struct fx *x = arg;
-    if (strcmp(req->target, "/later") == 0 || strcmp(req->target, "/never") == 0) {
+    if (strcmp(req->target, "/take") == 0) {
+        size_t n = 100000;
+        char *mem = mem_alloc(n + 16);
+        assert_non_null(mem);
+        memset(mem, 'z', n + 16);
+        budget_add(&x->budget, n + 16, true);
+        http_reply_take(req, 200, "text/plain", mem, n + 16, mem + 16, n, NULL);
+        return;
+    }
+    if (strcmp(req->target, "/throttle") == 0) {
+        http_reply(req, 200, NULL, NULL, 0, NULL);
+        http_server_throttle(x->server, HTTP_THROTTLE_ALL);
+        uv_timer_start(&x->unthrottle, unthrottle_cb, 300, 0);
+        return;
+    }
+    if (strcmp(req->target, "/later") == 0 ||
+        strcmp(req->target, "/never") == 0) {
         x->held[x->n_held++] = req;
         if (strcmp(req->target, "/later") == 0) {
             uv_timer_start(&x->timer, reply_later_cb, 50, 0);
@@ -82,17 +118,26 @@ static void done_cb(uv_async_t *a)
     http_server_close(x->server, NULL, NULL);
     uv_close((uv_handle_t *)&x->done, NULL);
     uv_close((uv_handle_t *)&x->timer, NULL);
+    uv_close((uv_handle_t *)&x->unthrottle, NULL);
 }
 
-static void run(void (*client)(struct fx *), size_t max_body)
+/* Run client against a server with cfg (budget and max_conns are the
+ * fixture's); every byte counted must be gone once the loop has closed. */
+static void run_cfg(void (*client)(struct fx *), struct http_server_config cfg,
+                    unsigned max_conns)
 {
     struct fx x;
     char errmsg[ERRMSG_SIZE];
     memset(&x, 0, sizeof x);
     assert_int_equal(uv_loop_init(&x.loop), 0);
-    struct http_server_config cfg = {.max_body = max_body, .max_header = 2048};
+    budget_init(&x.budget, 0, NULL, NULL);
+    cfg.budget = &x.budget;
+    x.max_conns = max_conns;
+    cfg.max_conns = max_conns_cb;
+    cfg.max_conns_arg = &x;
     assert_int_equal(http_server_new(&x.server, &x.loop, &cfg, handler, &x), 0);
-    assert_int_equal(http_server_listen_tcp(x.server, "127.0.0.1:0", errmsg), 0);
+    assert_int_equal(http_server_listen_tcp(x.server, "127.0.0.1:0", errmsg),
+                     0);
     x.port = http_server_port(x.server);
     assert_true(x.port > 0);
     snprintf(x.endpoint, sizeof x.endpoint, "127.0.0.1:%d", x.port);
@@ -100,20 +145,41 @@ static void run(void (*client)(struct fx *), size_t max_body)
     x.done.data = &x;
     uv_timer_init(&x.loop, &x.timer);
     x.timer.data = &x;
+    uv_timer_init(&x.loop, &x.unthrottle);
+    x.unthrottle.data = &x;
     x.client = client;
     pthread_create(&x.thread, NULL, client_main, &x);
     uv_run(&x.loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&x.loop), 0);
+    assert_int_equal(x.budget.held, 0);
+    assert_int_equal(x.budget.draining, 0);
 }
 
-static int raw_connect(struct fx *x)
+static void run(void (*client)(struct fx *), size_t max_body)
+{
+    struct http_server_config cfg = {.max_body = max_body, .max_header = 2048};
+    run_cfg(client, cfg, 0);
+}
+
+/* Connect from the loopback address 127.0.0.src (all of 127/8 is
+ * loopback: each is a client address of its own). */
+static int raw_connect_from(struct fx *x, int src)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in from = {.sin_family = AF_INET,
+                               .sin_addr.s_addr =
+                                   htonl(0x7f000000u | (uint32_t)src)};
+    assert_int_equal(bind(s, (struct sockaddr *)&from, sizeof from), 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)x->port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(connect(s, (struct sockaddr *)&a, sizeof a), 0);
     return s;
+}
+
+static int raw_connect(struct fx *x)
+{
+    return raw_connect_from(x, 1);
 }
 
 /* Send bytes and read until the server closes or n responses arrived. */
@@ -230,7 +296,8 @@ static void client_leaves_early(struct fx *x)
 {
     int s = raw_connect(x);
     const char req[] = "GET /never HTTP/1.1\r\n\r\n";
-    assert_int_equal(send(s, req, sizeof req - 1, 0), (ssize_t)(sizeof req - 1));
+    assert_int_equal(send(s, req, sizeof req - 1, 0),
+                     (ssize_t)(sizeof req - 1));
     usleep(50000);
     close(s);
     usleep(50000);
@@ -259,6 +326,230 @@ static void test_client_errors(void **state)
     run(client_refused, 0);
 }
 
+/* Read what the server sends on s until it closes or timeout_ms pass;
+ * returns the bytes read (NUL-terminated in out), or -1 if s is still open
+ * at the end. */
+static ssize_t read_until_closed(int s, char *out, size_t cap, int timeout_ms)
+{
+    size_t have = 0;
+    struct pollfd p = {.fd = s, .events = POLLIN};
+    out[0] = '\0';
+    while (poll(&p, 1, timeout_ms) == 1) {
+        ssize_t n = recv(s, out + have, cap - 1 - have, 0);
+        if (n <= 0) {
+            return (ssize_t)have;
+        }
+        have += (size_t)n;
+        out[have] = '\0';
+    }
+    return -1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Send a GET on s and check that it is answered 200. */
+static void get_ok(int s, const char *target)
+{
+    char req[128], out[4096];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\n\r\n", target);
+    assert_int_equal(send(s, req, (size_t)n, MSG_NOSIGNAL), n);
+    ssize_t got = recv(s, out, sizeof out - 1, 0);
+    assert_true(got > 0);
+    out[got] = '\0';
+    assert_non_null(strstr(out, "HTTP/1.1 200"));
+}
+
+static void client_obs_fold(struct fx *x)
+{
+    char out[4096];
+    const char folded[] = "GET /echo HTTP/1.1\r\nX-A: one\r\n two\r\n\r\n";
+    raw(x, folded, sizeof folded - 1, out, sizeof out, 1);
+    assert_non_null(strstr(out, "HTTP/1.1 400"));
+    assert_non_null(strstr(out, "obs-fold"));
+    const char tab[] = "GET /echo HTTP/1.1\r\n\tX-A: one\r\n\r\n";
+    raw(x, tab, sizeof tab - 1, out, sizeof out, 1);
+    assert_non_null(strstr(out, "HTTP/1.1 400"));
+    /* A space inside a value, and empty lines before a request, are fine;
+     * so is the same bytes arriving a few at a time. */
+    const char ok[] = "\r\nGET /echo HTTP/1.1\r\nX-A: one two\r\n\r\n";
+    raw(x, ok, sizeof ok - 1, out, sizeof out, 1);
+    assert_non_null(strstr(out, "HTTP/1.1 200"));
+    int s = raw_connect(x);
+    for (size_t i = 0; i < sizeof folded - 1; i += 3) {
+        size_t left = sizeof folded - 1 - i;
+        send(s, folded + i, left < 3 ? left : 3, MSG_NOSIGNAL);
+        usleep(2000);
+    }
+    assert_true(read_until_closed(s, out, sizeof out, 5000) > 0);
+    assert_non_null(strstr(out, "HTTP/1.1 400"));
+    close(s);
+}
+
+static void test_obs_fold_is_400(void **state)
+{
+    run(client_obs_fold, 0);
+}
+
+static void client_trickles(struct fx *x)
+{
+    char out[4096];
+    int s = raw_connect(x);
+    double t0 = now_s();
+    const char *lines[] = {"GET /echo HTTP/1.1\r\n",
+                           "X-A: 1\r\n",
+                           "X-B: 2\r\n",
+                           "X-C: 3\r\n",
+                           "X-D: 4\r\n",
+                           "X-E: 5\r\n"};
+    ssize_t got = -1;
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0] && got < 0; i++) {
+        send(s, lines[i], strlen(lines[i]), MSG_NOSIGNAL);
+        got = read_until_closed(s, out, sizeof out, 100);
+    }
+    if (got < 0) {
+        got = read_until_closed(s, out, sizeof out, 2000);
+    }
+    double took = now_s() - t0;
+    assert_true(got > 0);
+    assert_non_null(strstr(out, "HTTP/1.1 408"));
+    assert_true(took >= 0.25 && took < 1.5);
+    close(s);
+    /* Headers in time: served, and the deadline does not carry over to
+     * the next request on the connection. */
+    s = raw_connect(x);
+    get_ok(s, "/echo");
+    usleep(400000);
+    get_ok(s, "/echo");
+    close(s);
+}
+
+static void test_header_deadline_is_408(void **state)
+{
+    struct http_server_config cfg = {.header_timeout_ms = 300};
+    run_cfg(client_trickles, cfg, 0);
+}
+
+static void client_per_address(struct fx *x)
+{
+    char out[4096];
+    int a = raw_connect_from(x, 1);
+    int b = raw_connect_from(x, 1);
+    usleep(100000);
+    int c = raw_connect_from(x, 1);
+    assert_true(read_until_closed(c, out, sizeof out, 2000) > 0);
+    assert_non_null(strstr(out, "HTTP/1.1 429"));
+    close(c);
+    int d = raw_connect_from(x, 2);
+    get_ok(d, "/echo");
+    get_ok(a, "/echo");
+    close(b);
+    usleep(100000);
+    int e = raw_connect_from(x, 1);
+    get_ok(e, "/echo");
+    close(a);
+    close(d);
+    close(e);
+}
+
+static void test_per_address_cap_is_429(void **state)
+{
+    struct http_server_config cfg = {.max_per_addr = 2};
+    run_cfg(client_per_address, cfg, 0);
+}
+
+static void client_idle_cap(struct fx *x)
+{
+    char out[256];
+    int s[4];
+    for (int i = 0; i < 4; i++) {
+        s[i] = raw_connect(x);
+        usleep(30000);
+    }
+    /* Two idle at most: the two oldest went. */
+    assert_true(read_until_closed(s[0], out, sizeof out, 2000) >= 0);
+    assert_true(read_until_closed(s[1], out, sizeof out, 2000) >= 0);
+    assert_int_equal(read_until_closed(s[2], out, sizeof out, 100), -1);
+    get_ok(s[3], "/echo");
+    for (int i = 0; i < 4; i++) {
+        close(s[i]);
+    }
+}
+
+static void test_idle_cap_closes_the_oldest(void **state)
+{
+    struct http_server_config cfg = {.max_idle = 2};
+    run_cfg(client_idle_cap, cfg, 0);
+}
+
+static void client_max_conns(struct fx *x)
+{
+    char out[4096];
+    int a = raw_connect(x);
+    usleep(30000);
+    int b = raw_connect(x);
+    usleep(30000);
+    /* Full: the longest idle gives way to the newcomer. */
+    int c = raw_connect(x);
+    assert_true(read_until_closed(a, out, sizeof out, 2000) >= 0);
+    get_ok(c, "/echo");
+    /* Both busy (a request each, unanswered): no room, the newcomer is
+     * refused. */
+    const char never[] = "GET /never HTTP/1.1\r\n\r\n";
+    send(b, never, sizeof never - 1, MSG_NOSIGNAL);
+    send(c, never, sizeof never - 1, MSG_NOSIGNAL);
+    usleep(100000);
+    int d = raw_connect(x);
+    assert_true(read_until_closed(d, out, sizeof out, 2000) > 0);
+    assert_non_null(strstr(out, "HTTP/1.1 503"));
+    close(a);
+    close(b);
+    close(c);
+    close(d);
+}
+
+static void test_connection_cap(void **state)
+{
+    struct http_server_config cfg = {0};
+    run_cfg(client_max_conns, cfg, 2);
+}
+
+static void client_take_and_throttle(struct fx *x)
+{
+    struct buf b;
+    char err[ERRMSG_SIZE];
+    int status = 0;
+    buf_init(&b);
+    assert_int_equal(http_client_request(x->endpoint, "GET", "/take", NULL, 0,
+                                         5000, &status, &b, err),
+                     0);
+    assert_int_equal(status, 200);
+    assert_int_equal(b.len, 100000);
+    assert_int_equal(b.data[0], 'z');
+    b.len = 0;
+    /* While throttled no request is read; it is served afterwards. */
+    assert_int_equal(http_client_request(x->endpoint, "GET", "/throttle", NULL,
+                                         0, 5000, &status, &b, err),
+                     0);
+    double t0 = now_s();
+    assert_int_equal(http_client_request(x->endpoint, "POST", "/echo", "hi", 2,
+                                         5000, &status, &b, err),
+                     0);
+    assert_int_equal(status, 200);
+    assert_true(now_s() - t0 > 0.2);
+    buf_free(&b);
+}
+
+static void test_reply_take_and_throttle(void **state)
+{
+    struct http_server_config cfg = {0};
+    run_cfg(client_take_and_throttle, cfg, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +558,12 @@ int main(void)
         cmocka_unit_test(test_limits_and_garbage),
         cmocka_unit_test(test_client_leaves_before_reply),
         cmocka_unit_test(test_client_errors),
+        cmocka_unit_test(test_obs_fold_is_400),
+        cmocka_unit_test(test_header_deadline_is_408),
+        cmocka_unit_test(test_per_address_cap_is_429),
+        cmocka_unit_test(test_idle_cap_closes_the_oldest),
+        cmocka_unit_test(test_connection_cap),
+        cmocka_unit_test(test_reply_take_and_throttle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,6 +39,12 @@ struct fx {
     unsigned bad;
     uint8_t last_body[16];
     size_t last_len;
+    /* With take set, each frame's memory is taken where it can be. */
+    bool take;
+    struct budget *budget; /* given to the proc */
+    void *taken;
+    uint64_t taken_counted;
+    unsigned n_taken;
 };
 
 static void on_frame(struct proc *p, const struct frame *f, void *arg)
@@ -54,6 +60,21 @@ static void on_frame(struct proc *p, const struct frame *f, void *arg)
                 x->bad++;
                 break;
             }
+        }
+    }
+    if (x->take) {
+        uint64_t counted;
+        void *mem = proc_take_frame(p, &counted);
+        if (mem != NULL) {
+            /* Whole and counted: the body lies inside the memory. */
+            assert_ptr_equal((const uint8_t *)mem + FRAME_HEADER_SIZE, f->body);
+            assert_int_equal(counted, FRAME_HEADER_SIZE + f->body_len);
+            assert_int_equal(x->budget->held, counted + x->taken_counted);
+            mem_free(x->taken);
+            budget_sub(x->budget, x->taken_counted, false);
+            x->taken = mem;
+            x->taken_counted = counted;
+            x->n_taken++;
         }
     }
     x->frames++;
@@ -86,7 +107,8 @@ static void spawn(struct fx *x, const char *path)
     /* A child that cannot be stopped or killed would hang the test. */
     alarm(60);
     char errmsg[ERRMSG_SIZE];
-    struct proc_config cfg = {.path = path, .name = "t", .ship_id = "t"};
+    struct proc_config cfg = {
+        .path = path, .name = "t", .ship_id = "t", .budget = x->budget};
     assert_int_equal(uv_loop_init(&x->loop), 0);
     assert_int_equal(proc_spawn(&x->p, &x->loop, &cfg, on_frame, on_exit_cb,
                                 x, errmsg),
@@ -475,6 +497,49 @@ static void test_child_starts_clean(void **state)
     run_until_gone(&other);
 }
 
+/* A frame that spans reads is counted while it is read and can be taken
+ * whole; one read in one go cannot (it sits in the shared buffer). A
+ * paused proc reads nothing until resumed. */
+static void test_frames_taken_counted_and_paused(void **state)
+{
+    static const size_t sizes[] = {300 * 1024, 10, 200 * 1024};
+    struct budget b;
+    budget_init(&b, 0, NULL, NULL);
+    struct fx x = {.sizes = sizes, .take = true, .budget = &b};
+    spawn(&x, "/bin/cat");
+    for (unsigned k = 0; k < 2; k++) {
+        struct buf f;
+        pattern_frame(&f, k, sizes[k]);
+        assert_int_equal(proc_send(x.p, &f), 0);
+    }
+    run_until_frames(&x, 2);
+    assert_int_equal(x.frames, 2);
+    assert_int_equal(x.bad, 0);
+    assert_int_equal(x.n_taken, 1);
+    assert_int_equal(x.taken_counted, FRAME_HEADER_SIZE + sizes[0]);
+    assert_int_equal(b.held, x.taken_counted); /* the taker's count now */
+    assert_int_equal(proc_partial_bytes(x.p), 0);
+    proc_pause(x.p);
+    struct buf f;
+    pattern_frame(&f, 2, sizes[2]);
+    assert_int_equal(proc_send(x.p, &f), 0);
+    for (int i = 0; i < 50; i++) {
+        uv_run(&x.loop, UV_RUN_NOWAIT);
+        usleep(2000);
+    }
+    assert_int_equal(x.frames, 2);
+    proc_resume(x.p);
+    run_until_frames(&x, 3);
+    assert_int_equal(x.frames, 3);
+    assert_int_equal(x.bad, 0);
+    assert_int_equal(x.n_taken, 2);
+    mem_free(x.taken);
+    budget_sub(&b, x.taken_counted, false);
+    assert_int_equal(b.held, 0);
+    proc_kill(x.p, "test over");
+    run_until_gone(&x);
+}
+
 /* Small frames pipelined past the 64 KiB read size are cut at arbitrary
  * points, and a 300 KiB frame spans several reads; all come back whole. */
 static void test_frames_cut_by_reads(void **state)
@@ -851,6 +916,7 @@ int main(void)
         cmocka_unit_test(test_three_fds_and_count),
         cmocka_unit_test(test_child_starts_clean),
         cmocka_unit_test(test_frames_cut_by_reads),
+        cmocka_unit_test(test_frames_taken_counted_and_paused),
         cmocka_unit_test(test_frame_header_cut),
         cmocka_unit_test(test_oversized_header_cut_kills),
         cmocka_unit_test(test_out_of_memory_for_cut_frame_kills),
