@@ -79,11 +79,18 @@ static int front__payload(struct buf *out, const struct http_request *req,
         snprintf(root, sizeof root, "/%s", rest);
         target = root;
     }
+    /* Sized once: a large body is not copied into a buffer twice its
+     * size. */
+    size_t size = 8 + strlen(req->method) + strlen(target) + req->body.len;
     for (unsigned i = 0; i < req->n_headers; i++) {
         headers[i].name = req->headers[i].name;
         headers[i].name_len = strlen(req->headers[i].name);
         headers[i].value = req->headers[i].value;
         headers[i].value_len = strlen(req->headers[i].value);
+        size += 6 + headers[i].name_len + headers[i].value_len;
+    }
+    if (buf_reserve_exact(out, size) != 0) {
+        return BERTH_ENOMEM;
     }
     struct frame_http_request r = {
         .method = req->method,

@@ -168,6 +168,7 @@ struct host_ship {
      * read, no event is sent, and its event, wake and stop deadlines wait
      * (the program is not the one that is slow). */
     bool held;
+    uint64_t timer_left_ms; /* while held: what its deadline had left */
     struct host_ship *held_prev, *held_next; /* the host's held ships */
 };
 

@@ -102,7 +102,8 @@ static void ship__arm(struct host_ship *s, int kind, uint64_t ms)
 {
     s->timer_kind = kind;
     if (s->held && ship__progress_timer(kind)) {
-        uv_timer_stop(&s->timer); /* armed anew when let on */
+        uv_timer_stop(&s->timer); /* runs once the ship is let on */
+        s->timer_left_ms = ms;
         return;
     }
     uv_timer_start(&s->timer, ship__timer_cb, ms, 0);
@@ -464,12 +465,13 @@ static void ship__hold(struct host_ship *s)
     h->n_held++;
     proc_pause(s->proc);
     if (ship__progress_timer(s->timer_kind)) {
+        s->timer_left_ms = uv_timer_get_due_in(&s->timer);
         uv_timer_stop(&s->timer);
     }
 }
 
-/* Let s on again: its deadline starts over, since the wait was the
- * host's doing, not the program's. */
+/* Let s on again. Its deadline goes on with the time it had left: the
+ * wait was the host's doing, not the program's. */
 static void ship__unhold(struct host_ship *s)
 {
     if (!s->held) {
@@ -479,16 +481,8 @@ static void ship__unhold(struct host_ship *s)
     if (s->proc != NULL) {
         proc_resume(s->proc);
     }
-    uint64_t ms = 0;
-    if (s->timer_kind == SHIP__TIMER_EVENT) {
-        ms = s->host->cfg.event_timeout_ms;
-    } else if (s->timer_kind == SHIP__TIMER_WAKE) {
-        ms = ship__wake_ms(s->host);
-    } else if (s->timer_kind == SHIP__TIMER_STOP) {
-        ms = SHIP__STOP_MS;
-    }
-    if (ms != 0) {
-        uv_timer_start(&s->timer, ship__timer_cb, ms, 0);
+    if (ship__progress_timer(s->timer_kind)) {
+        uv_timer_start(&s->timer, ship__timer_cb, s->timer_left_ms, 0);
     }
     ship__pump(s);
 }
@@ -860,7 +854,11 @@ static int ship__send_event(struct host_ship *s, const struct frame_event *ev)
 {
     struct buf f;
     buf_init(&f);
-    int rv = frame_encode_event(&f, ev);
+    /* Sized once: the frame may be as big as the request it carries. */
+    int rv = buf_reserve_exact(&f, FRAME_HEADER_SIZE + 64 + ev->payload_len);
+    if (rv == 0) {
+        rv = frame_encode_event(&f, ev);
+    }
     if (rv != 0) {
         buf_free(&f);
         return rv;

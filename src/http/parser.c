@@ -130,6 +130,11 @@ static int http__on_headers_complete(llhttp_t *l)
     if ((l->flags & F_CONTENT_LENGTH) && l->content_length > p->max_body) {
         return http__error(p, 413, "request body too large");
     }
+    /* A body of known length gets a buffer of its size, not twice it. */
+    if ((l->flags & F_CONTENT_LENGTH) && l->content_length > 0 &&
+        buf_reserve_exact(&r->body, (size_t)l->content_length) != 0) {
+        return http__error(p, 503, "out of memory");
+    }
     const char *expect = http_request_header(r, "expect");
     if (expect != NULL && strcasecmp(expect, "100-continue") == 0) {
         p->paused_for_continue = true;

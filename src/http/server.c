@@ -358,7 +358,11 @@ static void http__account(struct http_conn *c)
     uint64_t n = p->in.cap + p->target.cap + p->field.cap + p->value.cap +
                  c->pending_size;
     if (p->req != NULL) {
-        n += http__request_size(p->req, p->header_bytes);
+        /* A body of known length has its whole buffer already, but only
+         * the part received is touched (and costs memory); counting the
+         * rest would let a client that declares a length and sends
+         * nothing hold the host back. */
+        n += sizeof *p->req + p->header_bytes + p->req->body.len;
     }
     if (n > c->counted) {
         budget_add(c->budget, n - c->counted, false);

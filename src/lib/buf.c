@@ -39,6 +39,23 @@ int buf_reserve(struct buf *b, size_t n)
     return 0;
 }
 
+int buf_reserve_exact(struct buf *b, size_t n)
+{
+    if (b->cap - b->len >= n) {
+        return 0;
+    }
+    if (n > SIZE_MAX / 2 - b->len) {
+        return BERTH_ENOMEM;
+    }
+    uint8_t *data = mem_realloc(b->data, b->len + n);
+    if (data == NULL) {
+        return BERTH_ENOMEM;
+    }
+    b->data = data;
+    b->cap = b->len + n;
+    return 0;
+}
+
 int buf_append(struct buf *b, const void *p, size_t n)
 {
     if (n == 0) {

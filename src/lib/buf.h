@@ -26,6 +26,10 @@ void buf_free(struct buf *b);
 /* Make room for n more bytes; returns 0 or BERTH_ENOMEM. */
 int buf_reserve(struct buf *b, size_t n);
 
+/* Make room for n more bytes, growing to exactly that much rather than by
+ * doubling: for a size known in advance. Returns 0 or BERTH_ENOMEM. */
+int buf_reserve_exact(struct buf *b, size_t n);
+
 /* Append n bytes; returns 0 or BERTH_ENOMEM. */
 int buf_append(struct buf *b, const void *p, size_t n);
 

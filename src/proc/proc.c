@@ -84,6 +84,8 @@ struct proc {
 struct proc__write {
     uv_write_t req;
     uint8_t *data;
+    struct budget *budget; /* where its bytes are counted, or NULL */
+    uint64_t counted;
 };
 
 static void proc__write_cb(uv_write_t *req, int status)
@@ -91,6 +93,7 @@ static void proc__write_cb(uv_write_t *req, int status)
     /* A failed write means the child closed stdin or died; its exit, or a
      * kill for not answering, ends the proc, so nothing is done here. */
     struct proc__write *w = req->data;
+    budget_sub(w->budget, w->counted, false);
     mem_free(w->data);
     mem_free(w);
 }
@@ -867,11 +870,16 @@ int proc_send(struct proc *p, struct buf *frame)
     uv_buf_t b = uv_buf_init((char *)frame->data, (unsigned)frame->len);
     w->req.data = w;
     w->data = frame->data;
+    /* Queued until the child reads it, which it may not do while the host
+     * holds its output back: counted like any byte held. */
+    w->budget = p->budget;
+    w->counted = frame->cap;
     int rv = uv_write(&w->req, (uv_stream_t *)&p->io, &b, 1, proc__write_cb);
     if (rv != 0) {
         mem_free(w);
         return BERTH_ESHUTDOWN;
     }
+    budget_add(w->budget, w->counted, false);
     buf_init(frame);
     return 0;
 }

@@ -60,9 +60,10 @@ struct proc_config {
     const char *name;    /* prefix for its stderr lines in the host log */
     const char *ship_id; /* exported to the child as BERTH_SHIP */
     size_t max_frame;    /* 0: FRAME_MAX_DEFAULT */
-    /* The bytes of a frame cut by a read boundary are counted here while
-     * the proc holds them (not draining); NULL: not counted. Not owned; it
-     * must outlive the proc. */
+    /* The bytes of a frame cut by a read boundary, and of frames queued
+     * for the child, are counted here while the proc holds them (not
+     * draining); NULL: not counted. Not owned; it must outlive the proc and
+     * its writes. */
     struct budget *budget;
 };
 

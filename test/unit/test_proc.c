@@ -69,7 +69,8 @@ static void on_frame(struct proc *p, const struct frame *f, void *arg)
             /* Whole and counted: the body lies inside the memory. */
             assert_ptr_equal((const uint8_t *)mem + FRAME_HEADER_SIZE, f->body);
             assert_int_equal(counted, FRAME_HEADER_SIZE + f->body_len);
-            assert_int_equal(x->budget->held, counted + x->taken_counted);
+            /* Frames still queued for the child count too. */
+            assert_true(x->budget->held >= counted + x->taken_counted);
             mem_free(x->taken);
             budget_sub(x->budget, x->taken_counted, false);
             x->taken = mem;
@@ -517,7 +518,6 @@ static void test_frames_taken_counted_and_paused(void **state)
     assert_int_equal(x.bad, 0);
     assert_int_equal(x.n_taken, 1);
     assert_int_equal(x.taken_counted, FRAME_HEADER_SIZE + sizes[0]);
-    assert_int_equal(b.held, x.taken_counted); /* the taker's count now */
     assert_int_equal(proc_partial_bytes(x.p), 0);
     proc_pause(x.p);
     struct buf f;
@@ -533,11 +533,11 @@ static void test_frames_taken_counted_and_paused(void **state)
     assert_int_equal(x.frames, 3);
     assert_int_equal(x.bad, 0);
     assert_int_equal(x.n_taken, 2);
-    mem_free(x.taken);
-    budget_sub(&b, x.taken_counted, false);
-    assert_int_equal(b.held, 0);
     proc_kill(x.p, "test over");
     run_until_gone(&x);
+    /* What is left is the taker's to free. */
+    assert_int_equal(b.held, x.taken_counted);
+    mem_free(x.taken);
 }
 
 /* Small frames pipelined past the 64 KiB read size are cut at arbitrary
