@@ -255,7 +255,9 @@ def test_alarm_survives_restart_and_fires_once(host):
 
 def test_wake_storm_queues(host_factory):
     n = 300
-    h = host_factory(["--max-awake", "16", "--freeze-timeout", "0"]).start()
+    # Three hundred clients, all from one address here.
+    h = host_factory(["--max-awake", "16", "--freeze-timeout", "0",
+                      "--max-conns-per-addr", "0"]).start()
     h.cli("ship", "new", "--program", KV, "--name", "st", "--count", str(n))
     results = [None] * n
     barrier = threading.Barrier(n)
