@@ -5,6 +5,7 @@
  * loop closed cleanly. */
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -69,8 +70,9 @@ static void reply_later_cb(uv_timer_t *t)
 static void handler(struct http_request *req, void *arg)
 {
     struct fx *x = arg;
-    if (strcmp(req->target, "/take") == 0) {
-        size_t n = 100000;
+    if (strcmp(req->target, "/take") == 0 ||
+        strcmp(req->target, "/takebig") == 0) {
+        size_t n = req->target[5] == 'b' ? 16u << 20 : 100000;
         char *mem = mem_alloc(n + 16);
         assert_non_null(mem);
         memset(mem, 'z', n + 16);
@@ -544,6 +546,65 @@ static void client_take_and_throttle(struct fx *x)
     buf_free(&b);
 }
 
+/* Ask for 16 MiB on a connection with a small receive buffer and read
+ * chunk bytes every pause_ms (0: never); return what arrived before the
+ * server closed the connection or the whole reply was in. */
+static size_t slow_read(struct fx *x, size_t chunk, int pause_ms)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 64 * 1024;
+    setsockopt(s, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)x->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(s, (struct sockaddr *)&a, sizeof a), 0);
+    const char req[] = "GET /takebig HTTP/1.1\r\n\r\n";
+    assert_int_equal(send(s, req, sizeof req - 1, 0),
+                     (ssize_t)(sizeof req - 1));
+    if (pause_ms == 0) {
+        usleep(1000000); /* well past the server's 300 ms */
+    }
+    static char buf[1 << 20];
+    size_t total = 0;
+    for (;;) {
+        size_t want = chunk < sizeof buf ? chunk : sizeof buf;
+        size_t got = 0;
+        while (got < want) {
+            ssize_t n = recv(s, buf, want - got, 0);
+            if (n <= 0) {
+                close(s);
+                return total + got;
+            }
+            got += (size_t)n;
+        }
+        total += got;
+        if (total >= (16u << 20)) {
+            close(s);
+            return total;
+        }
+        if (pause_ms > 0) {
+            usleep((useconds_t)pause_ms * 1000);
+        }
+    }
+}
+
+static void client_slow_readers(struct fx *x)
+{
+    /* Slow but steady: never cut off, though the whole reply takes far
+     * longer than the idle limit. */
+    size_t slow = slow_read(x, 1 << 20, 120);
+    assert_true(slow >= (16u << 20));
+    /* Reads nothing: cut off once its reply stops making progress. */
+    size_t none = slow_read(x, 1 << 20, 0);
+    assert_true(none < (16u << 20));
+}
+
+static void test_reply_to_a_slow_client(void **state)
+{
+    struct http_server_config cfg = {.idle_timeout_ms = 300};
+    run_cfg(client_slow_readers, cfg, 0);
+}
+
 static void test_reply_take_and_throttle(void **state)
 {
     struct http_server_config cfg = {0};
@@ -552,6 +613,9 @@ static void test_reply_take_and_throttle(void **state)
 
 int main(void)
 {
+    /* As in the host: a client that leaves is an error return, not a
+     * signal. */
+    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_and_late_reply),
         cmocka_unit_test(test_keepalive_pipelined_chunked),
@@ -564,6 +628,7 @@ int main(void)
         cmocka_unit_test(test_idle_cap_closes_the_oldest),
         cmocka_unit_test(test_connection_cap),
         cmocka_unit_test(test_reply_take_and_throttle),
+        cmocka_unit_test(test_reply_to_a_slow_client),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
