@@ -410,6 +410,8 @@ static void admin__stats(struct host *h, struct http_request *req)
     json_object_set_new(o, "max_awake_bytes",
                         json_integer((json_int_t)h->cfg.max_awake_bytes));
     json_object_set_new(o, "freezer", json_string(proc_freezer_name()));
+    json_object_set_new(o, "stderr_dropped_bytes",
+                        json_integer((json_int_t)proc_stderr_dropped_total()));
     json_object_set_new(o, "events_committed",
                         json_integer((json_int_t)h->events_committed));
     json_object_set_new(o, "batches_committed",

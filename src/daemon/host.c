@@ -412,6 +412,34 @@ static void host__signal_cb(uv_signal_t *sig, int signum)
     uv_stop(&h->loop);
 }
 
+/* Name this host's programs and cgroups after its data directory, whose
+ * device and inode no other directory has while it exists, and kill what
+ * an earlier run of it left: a host killed with -9 cannot clean up, and
+ * the lock taken just before says that run is over. */
+static void host__claim_programs(const char *dir)
+{
+    struct stat st;
+    char tag[64];
+    char n[16];
+    unsigned killed = 0;
+    if (stat(dir, &st) != 0) {
+        return; /* the lock file is in it: not expected */
+    }
+    snprintf(tag, sizeof tag, "%llx-%llx", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    int rv = proc_setup(tag, &killed);
+    if (rv != 0) {
+        host_log("warn", "cannot name this host's programs", "error",
+                 err_str(rv), NULL);
+        return;
+    }
+    if (killed > 0) {
+        snprintf(n, sizeof n, "%u", killed);
+        host_log("info", "killed processes an earlier run left", "processes", n,
+                 NULL);
+    }
+}
+
 /* The stopped host, kept reachable until the process exits. */
 static struct host *host__instance;
 
@@ -434,12 +462,6 @@ int host_run(const struct host_config *cfg)
     hist_init(&h->thaw_latency);
     buf_init(&h->batch);
     signal(SIGPIPE, SIG_IGN);
-    /* First, while this process holds a handful of descriptors and no
-     * threads: the launcher starts every program from here on. */
-    if (launcher_start(errmsg) != 0) {
-        host_log("warn", "no program launcher; starting programs directly",
-                 "error", errmsg, NULL);
-    }
 
     if (host__mkdir(cfg->data_dir) != 0) {
         goto err_after_alloc;
@@ -456,6 +478,14 @@ int host_run(const struct host_config *cfg)
             close(lock);
         }
         goto err_after_alloc;
+    }
+    host__claim_programs(cfg->data_dir);
+    /* While this process holds a handful of descriptors and no threads,
+     * and knows its run: the launcher starts every program from here on,
+     * and kills what is left of them when the host is gone. */
+    if (launcher_start(errmsg) != 0) {
+        host_log("warn", "no program launcher; starting programs directly",
+                 "error", errmsg, NULL);
     }
     rv = uv_loop_init(&h->loop);
     if (rv != 0) {
@@ -488,6 +518,8 @@ int host_run(const struct host_config *cfg)
     h->flush.data = h;
     uv_timer_init(&h->loop, &h->alarm_timer);
     h->alarm_timer.data = h;
+    uv_timer_init(&h->loop, &h->measure_timer);
+    h->measure_timer.data = h;
 
     struct http_server_config hc = {.max_body = cfg->max_body};
     rv = http_server_new(&h->front, &h->loop, &hc, host_front_handle, h);
@@ -541,6 +573,7 @@ int host_run(const struct host_config *cfg)
      * exactly as after kill -9. */
     host_ships_shutdown(h);
     uv_timer_stop(&h->alarm_timer);
+    uv_timer_stop(&h->measure_timer);
     http_server_close(h->front, NULL, NULL);
     http_server_close(h->admin, NULL, NULL);
     uv_signal_stop(&h->sigint);

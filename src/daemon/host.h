@@ -165,6 +165,7 @@ struct host {
     struct registry reg;   /* every ship, compact */
     struct alarms alarms;  /* durable alarms by slot */
     uv_timer_t alarm_timer;
+    uv_timer_t measure_timer; /* the memory sweep, while programs run */
     struct host_program *programs;
     uint32_t n_programs;
     unsigned n_live;                      /* live ship objects */
@@ -173,7 +174,8 @@ struct host {
     struct host_ship *lru_head, *lru_tail; /* oldest first */
     struct host_ship *wake_head, *wake_tail;
     unsigned n_wake_queue;
-    uint64_t awake_memory; /* sum of the programs' last measured memory */
+    uint64_t awake_memory; /* sum of the programs' last measured memory,
+                              each with what it started */
     unsigned max_awake;    /* the cap in force */
     unsigned fd_limit, fd_base;
     /* The entry being built for the next group commit. */

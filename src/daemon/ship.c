@@ -54,8 +54,14 @@ enum {
 /* Descriptors kept free for connections, the store and the log. */
 #define HOST__FD_RESERVE 256
 
-/* A program's memory is measured at most this often, when it goes idle. */
-#define SHIP__MEMORY_EVERY_MS 1000
+/* The memory of running programs is measured by one host-wide timer that
+ * ticks this often while a program that is not frozen runs, measuring at
+ * most HOST__MEASURE_MAX programs a tick, each at most every
+ * SHIP__MEMORY_EVERY_MS. A measure reads a few /proc or cgroup files
+ * (5-6 us each), so a tick costs at most about 2 ms of the loop. */
+#define HOST__MEASURE_TICK_MS 250
+#define HOST__MEASURE_MAX 100
+#define SHIP__MEMORY_EVERY_MS 750
 
 /* An alarm whose TIMER event failed is tried again this much later. */
 #define SHIP__ALARM_RETRY_NS (5ULL * 1000 * 1000 * 1000)
@@ -210,22 +216,63 @@ static void host__lru_touch(struct host *h, struct host_ship *s)
     h->lru_tail = s;
 }
 
-static void ship__measure(struct host_ship *s, bool force)
+/* Measure the program and what it started (proc_memory). */
+static void ship__measure(struct host_ship *s)
 {
     struct host *h = s->host;
     uint64_t now = uv_now(&h->loop);
     uint64_t bytes;
-    if (s->proc == NULL ||
-        (!force && s->memory_ms != 0 &&
-         now - s->memory_ms < SHIP__MEMORY_EVERY_MS)) {
-        return;
-    }
-    if (proc_memory(s->proc, &bytes) != 0) {
+    if (s->proc == NULL || proc_memory(s->proc, &bytes) != 0) {
         return;
     }
     h->awake_memory = h->awake_memory - s->memory + bytes;
     s->memory = bytes;
     s->memory_ms = now ? now : 1;
+}
+
+static bool host__crowded(const struct host *h);
+
+/* One tick of the memory sweep: measure the running programs that are due,
+ * least recently used first, then put idle ships to sleep if the budget is
+ * exceeded, and start queued wakes if measures came out lower. A frozen
+ * program was measured as it froze and cannot grow; one that is leaving
+ * (SLEEPING) keeps its last measure. The timer stops when nothing is left
+ * to measure, and a wake or a thaw starts it again. */
+static void host__measure_cb(uv_timer_t *t)
+{
+    struct host *h = t->data;
+    uint64_t now = uv_now(&h->loop);
+    unsigned measured = 0;
+    bool running = false;
+    for (struct host_ship *s = h->lru_head; s != NULL; s = s->lru_next) {
+        if (s->proc == NULL || s->state == SHIP_FROZEN ||
+            s->state == SHIP_SLEEPING) {
+            continue;
+        }
+        running = true;
+        if (measured < HOST__MEASURE_MAX &&
+            (s->memory_ms == 0 ||
+             now - s->memory_ms >= SHIP__MEMORY_EVERY_MS)) {
+            ship__measure(s);
+            measured++;
+        }
+    }
+    if (!running || h->stopping) {
+        uv_timer_stop(t);
+    }
+    if (host__crowded(h)) {
+        host__evict(h);
+    }
+    host__pump_wakes(h);
+}
+
+/* A program runs (again): make sure the sweep measures it. */
+static void host__measure_start(struct host *h)
+{
+    if (!uv_is_active((uv_handle_t *)&h->measure_timer)) {
+        uv_timer_start(&h->measure_timer, host__measure_cb,
+                       HOST__MEASURE_TICK_MS, HOST__MEASURE_TICK_MS);
+    }
 }
 
 static void ship__forget_memory(struct host_ship *s)
@@ -731,6 +778,7 @@ static void ship__wake(struct host_ship *s)
     }
     h->n_procs++;
     host__lru_touch(h, s);
+    host__measure_start(h);
     struct frame_boot boot = {
         .id = s->id,
         .id_len = strlen(s->id),
@@ -910,6 +958,7 @@ static void ship__stop(struct host_ship *s)
 static void ship__thaw(struct host_ship *s)
 {
     ship__set_state(s, SHIP_AWAKE);
+    host__measure_start(s->host);
     if (proc_thaw(s->proc) != 0) {
         proc_kill(s->proc, "cannot thaw the program");
     }
@@ -947,12 +996,11 @@ static uint64_t ship__timeout(const struct host_ship *s, bool freeze)
     return s->idle_timeout_ms ? s->idle_timeout_ms : cfg->idle_timeout_ms;
 }
 
-/* The ship has nothing to do: measure it, make room if the host is crowded,
- * and arm the first idle deadline. */
+/* The ship has nothing to do: make room if the host is crowded, and arm
+ * the first idle deadline. */
 static void ship__idle(struct host_ship *s)
 {
     struct host *h = s->host;
-    ship__measure(s, false);
     if (host__crowded(h)) {
         host__evict(h);
         if (s->state != SHIP_AWAKE) {
@@ -1406,7 +1454,8 @@ static void ship__timer_cb(uv_timer_t *t)
         break;
     case SHIP__TIMER_FREEZE:
         if (s->state == SHIP_AWAKE && !ship__busy(s)) {
-            ship__measure(s, true);
+            /* Frozen, it cannot grow: this measure holds until it thaws. */
+            ship__measure(s);
             if (proc_freeze(s->proc) == 0) {
                 ship__set_state(s, SHIP_FROZEN);
             } else {
@@ -1749,6 +1798,10 @@ json_t *host_ship_json(struct host *h, uint32_t slot)
                         json_integer((json_int_t)alarms_get(&h->alarms, slot)));
     json_object_set_new(o, "memory_bytes",
                         json_integer((json_int_t)(s ? s->memory : 0)));
+    json_object_set_new(
+        o, "stderr_dropped_bytes",
+        json_integer(s && s->proc ? (json_int_t)proc_stderr_dropped(s->proc)
+                                  : 0));
     json_object_set_new(o, "pid",
                         s && s->proc ? json_integer(proc_pid(s->proc))
                                      : json_null());

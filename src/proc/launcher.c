@@ -6,61 +6,27 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/err.h"
+#include "proc/freezer.h"
+#include "proc/spawn.h"
 
-/* The environment every program gets besides BERTH_SHIP (proc.c's too). */
+/* The environment every program gets besides BERTH_SHIP and BERTH_HOST
+ * (proc.c's too). */
 #define LAUNCHER__PATH "PATH=/usr/local/bin:/usr/bin:/bin"
 
-/* A request: u16 file_len | file | u16 argv0_len | argv0 | u16 id_len | id,
- * with the two descriptors attached; the reply: i32 errno | i32 pid. */
-#define LAUNCHER__MSG_MAX (3 * (2 + 4096))
+/* A request: u16 file_len | file | u16 argv0_len | argv0 | u16 id_len | id
+ * | u16 host_len | host, with the two descriptors attached; the reply:
+ * i32 errno | i32 pid. */
+#define LAUNCHER__MSG_MAX (4 * (2 + 4096))
 
 static int launcher__ctl = -1;
 static pid_t launcher__pid;
 
 /* --- In the launcher process. --- */
-
-struct launcher__job {
-    const char *file;
-    char *argv[2];
-    char *env[3];
-    int sock;
-    int errw;
-    int err; /* written by the child, read once it has exec'd or exited */
-};
-
-/* The child, on the launcher's memory and its own small stack, while the
- * launcher waits (CLONE_VFORK): system calls only. */
-static int launcher__child(void *arg)
-{
-    struct launcher__job *j = arg;
-    sigset_t none;
-    /* Handlers go at exec by themselves; an ignored signal (the host
-     * ignores SIGPIPE, and whoever started the host may have ignored
-     * others) would stay ignored. The raw call reaches the two signals glibc
-     * keeps for itself as well; an all-zero kernel sigaction is SIG_DFL,
-     * no flags and an empty mask whatever the architecture's layout. */
-    static const uint64_t dfl[8];
-    for (int s = 1; s < NSIG; s++) {
-        syscall(SYS_rt_sigaction, s, dfl, NULL, sizeof(uint64_t));
-    }
-    sigemptyset(&none);
-    if (setsid() < 0 || dup2(j->sock, 0) < 0 || dup2(j->sock, 1) < 0 ||
-        dup2(j->errw, 2) < 0) {
-        j->err = errno;
-        _exit(127);
-    }
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    execve(j->file, j->argv, j->env);
-    j->err = errno;
-    _exit(127);
-}
 
 static const char *launcher__str(const uint8_t *p, size_t n, size_t *off,
                                  char *out, size_t size)
@@ -86,12 +52,22 @@ static void launcher__reply(int ctl, int err, pid_t pid)
     }
 }
 
+/* The host is gone, killed or stopped: so is everything of its run. A
+ * program itself dies with the host (PR_SET_PDEATHSIG), but not what it
+ * started, nor one that a cgroup v1 freezer holds. */
+static _Noreturn void launcher__reap(void)
+{
+    freezer_kill_run();
+    _exit(0);
+}
+
 static _Noreturn void launcher__main(int ctl, pid_t host)
 {
-    static uint8_t stack[64 * 1024] __attribute__((aligned(16)));
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* No PR_SET_PDEATHSIG here: the launcher must outlive the host long
+     * enough to reap its run, and learns of its death from the socket,
+     * which only the host holds the other end of. */
     if (getppid() != host) {
-        _exit(0); /* the host is gone already */
+        launcher__reap(); /* the host is gone already */
     }
     /* Keep stdio (for messages) and the socket; drop what the host had
      * open, its data directory's lock among them. */
@@ -115,7 +91,7 @@ static _Noreturn void launcher__main(int ctl, pid_t host)
             continue;
         }
         if (n <= 0) {
-            _exit(0); /* the host closed its end, or died */
+            launcher__reap(); /* the host closed its end, or died */
         }
         int fds[2] = {-1, -1};
         struct cmsghdr *h = CMSG_FIRSTHDR(&m);
@@ -124,28 +100,34 @@ static _Noreturn void launcher__main(int ctl, pid_t host)
             h->cmsg_len == CMSG_LEN(2 * sizeof(int))) {
             memcpy(fds, CMSG_DATA(h), sizeof fds);
         }
-        char file[4097], argv0[4097], id[4097], ship[4200];
+        char file[4097], argv0[4097], id[4097], host_id[4097];
+        char ship[4200], host_env[4200];
         size_t off = 0;
         bool ok = fds[0] >= 0 && fds[1] >= 0 &&
                   launcher__str(buf, (size_t)n, &off, file, sizeof file) &&
                   launcher__str(buf, (size_t)n, &off, argv0, sizeof argv0) &&
-                  launcher__str(buf, (size_t)n, &off, id, sizeof id);
+                  launcher__str(buf, (size_t)n, &off, id, sizeof id) &&
+                  launcher__str(buf, (size_t)n, &off, host_id, sizeof host_id);
         if (!ok) {
             launcher__reply(ctl, EINVAL, 0);
         } else {
             snprintf(ship, sizeof ship, "BERTH_SHIP=%s", id);
-            struct launcher__job j = {
+            snprintf(host_env, sizeof host_env, "BERTH_HOST=%s", host_id);
+            char *argv[] = {argv0, NULL};
+            char *env[] = {LAUNCHER__PATH, ship, host_env, NULL};
+            /* CLONE_PARENT: the program is the host's child, and dies with
+             * the host. */
+            struct spawn_job j = {
                 .file = file,
-                .argv = {argv0, NULL},
-                .env = {LAUNCHER__PATH, ship, NULL},
+                .argv = argv,
+                .envp = env,
                 .sock = fds[0],
                 .errw = fds[1],
+                .parent = host,
             };
-            /* CLONE_PARENT: the program is the host's child. */
-            pid_t pid = clone(launcher__child, stack + sizeof stack,
-                              CLONE_VM | CLONE_VFORK | CLONE_PARENT | SIGCHLD,
-                              &j);
-            launcher__reply(ctl, pid < 0 ? errno : j.err, pid < 0 ? 0 : pid);
+            pid_t pid;
+            int e = spawn_program(&j, CLONE_PARENT, &pid);
+            launcher__reply(ctl, e, pid);
         }
         for (int i = 0; i < 2; i++) {
             if (fds[i] >= 0) {
@@ -235,7 +217,7 @@ static int launcher__put_str(uint8_t *buf, size_t *off, const char *s)
 }
 
 int launcher_spawn(const char *file, const char *argv0, const char *ship_id,
-                   int sock, int errw, pid_t *pid)
+                   const char *host_id, int sock, int errw, pid_t *pid)
 {
     uint8_t buf[LAUNCHER__MSG_MAX];
     size_t off = 0;
@@ -245,7 +227,8 @@ int launcher_spawn(const char *file, const char *argv0, const char *ship_id,
     }
     if ((e = launcher__put_str(buf, &off, file)) != 0 ||
         (e = launcher__put_str(buf, &off, argv0)) != 0 ||
-        (e = launcher__put_str(buf, &off, ship_id)) != 0) {
+        (e = launcher__put_str(buf, &off, ship_id)) != 0 ||
+        (e = launcher__put_str(buf, &off, host_id)) != 0) {
         return e;
     }
     union {

@@ -251,8 +251,8 @@ static bool cgroup_line(int pid, char *line, size_t size)
  * making; returns whether it did. */
 static bool wait_attached(int pid)
 {
-    char want[32];
-    snprintf(want, sizeof want, "/berth-%d/%d\n", (int)getpid(), pid);
+    char want[256];
+    snprintf(want, sizeof want, "/berth-%s/%d\n", proc_host_id(), pid);
     for (int i = 0; i < 1000; i++) {
         char line[512];
         if (cgroup_line(pid, line, sizeof line) && strstr(line, want)) {
@@ -459,15 +459,19 @@ static void test_child_starts_clean(void **state)
      * child: it is reaped here. */
     assert_int_equal(ppid, getpid());
 
-    /* Only PATH and BERTH_SHIP; environ is NUL-separated. */
+    /* Only PATH, BERTH_SHIP and BERTH_HOST; environ is NUL-separated. */
     snprintf(path, sizeof path, "/proc/%d/environ", pid);
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     size_t len = fread(text, 1, sizeof text, f);
     fclose(f);
-    const char want[] = "PATH=/usr/local/bin:/usr/bin:/bin\0BERTH_SHIP=t";
-    assert_int_equal(len, sizeof want);
-    assert_memory_equal(text, want, sizeof want);
+    char want[256];
+    int wlen = snprintf(want, sizeof want,
+                        "PATH=/usr/local/bin:/usr/bin:/bin%cBERTH_SHIP=t%c"
+                        "BERTH_HOST=%s",
+                        0, 0, proc_host_id());
+    assert_int_equal(len, (size_t)wlen + 1);
+    assert_memory_equal(text, want, (size_t)wlen + 1);
 
     proc_kill(x.p, "test over");
     run_until_gone(&x);

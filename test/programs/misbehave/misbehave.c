@@ -16,14 +16,26 @@
  *   /alarm/<ms>  set an alarm ms after the event's time, and say the state
  *                did not change (the host must log it all the same)
  *   /badalarm    answer with an ALARM effect of 7 bytes, then wait
+ *   /fork/<n>    fork n children that sleep for ever (they keep stdin,
+ *                stdout and stderr), and answer 200
+ *   /daemon/<n>  start n processes that leave the program's process group
+ *                and tree (setsid, then a fork whose parent exits) and sleep
+ *                for ever with stdio closed, and answer 200 once they run
+ *   /alloc/<mb>  fork a child that touches mb MiB of memory and sleeps for
+ *                ever, and answer 200 once the memory is touched
+ *   /closeout    close stdin and stdout (one socket) and sleep for ever
+ *   /stderr/<mb> write mb MiB to stderr in 100-byte lines, then answer 200
  *
  * A TIMER event adds one to the counter (changed).
  *
  * GET / answers the counter's value (unchanged); anything else is 404. The
  * snapshot is the counter as a u64, little-endian. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +74,111 @@ static void sleep_ms(const char *p, size_t n)
     }
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
     while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* The decimal number in the target after its first skip bytes (the
+ * target is not NUL-terminated). */
+static unsigned long target_number(const struct bp_http *h, size_t skip)
+{
+    unsigned long v = 0;
+    for (size_t i = skip; i < h->target_len && h->target[i] >= '0' &&
+                          h->target[i] <= '9' && v < 1000000ul;
+         i++) {
+        v = v * 10 + (unsigned long)(h->target[i] - '0');
+    }
+    return v;
+}
+
+/* Fork n children that sleep for ever; with leave, each leaves the
+ * process group and, through a second fork, the process tree, with stdio
+ * closed. Returns once they all run. */
+static void fork_sleepers(unsigned long n, bool leave)
+{
+    for (unsigned long i = 0; i < n; i++) {
+        int ready[2];
+        if (pipe(ready) != 0) {
+            exit(1);
+        }
+        pid_t pid = fork();
+        if (pid < 0) {
+            exit(1);
+        }
+        if (pid == 0) {
+            close(ready[0]);
+            if (leave) {
+                setsid();
+                if (fork() != 0) {
+                    _exit(0);
+                }
+                close(0);
+                close(1);
+                close(2);
+            }
+            close(ready[1]); /* running */
+            wait_forever();
+        }
+        close(ready[1]);
+        char c;
+        /* EOF once the sleeper (the grandchild, with leave) runs. */
+        while (read(ready[0], &c, 1) > 0) {
+        }
+        close(ready[0]);
+        if (leave) {
+            waitpid(pid, NULL, 0);
+        }
+    }
+}
+
+/* Fork a child that touches mb MiB and sleeps for ever; return once the
+ * memory is touched. */
+static void fork_allocator(unsigned long mb)
+{
+    int ready[2];
+    if (pipe(ready) != 0) {
+        exit(1);
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        exit(1);
+    }
+    if (pid == 0) {
+        close(ready[0]);
+        size_t len = mb * 1024 * 1024;
+        char *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) {
+            _exit(1);
+        }
+        memset(m, 0x5a, len);
+        close(ready[1]);
+        wait_forever();
+    }
+    close(ready[1]);
+    char c;
+    while (read(ready[0], &c, 1) > 0) {
+    }
+    close(ready[0]);
+}
+
+/* Write mb MiB to stderr in 100-byte lines. */
+static void flood_stderr(unsigned long mb)
+{
+    char line[100];
+    memset(line, 'e', sizeof line - 1);
+    line[sizeof line - 1] = '\n';
+    char block[100 * 100];
+    for (size_t i = 0; i < sizeof block; i += sizeof line) {
+        memcpy(block + i, line, sizeof line);
+    }
+    unsigned long long left = (unsigned long long)mb * 1024 * 1024;
+    while (left > 0) {
+        size_t n = left < sizeof block ? (size_t)left : sizeof block;
+        ssize_t w = write(2, block, n);
+        if (w <= 0) {
+            exit(1);
+        }
+        left -= (unsigned long long)w;
     }
 }
 
@@ -148,6 +265,28 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
         memcpy(snap_delay, h->target + 10, n);
         snap_delay[n] = '\0';
         bp_reply(out, 200, "text/plain", "ok\n", 3);
+        return BP_UNCHANGED;
+    }
+    if (bp_http_match(h, NULL, "/fork/*") ||
+        bp_http_match(h, NULL, "/daemon/*")) {
+        bool leave = h->target[1] == 'd';
+        fork_sleepers(target_number(h, leave ? 8 : 6), leave);
+        bp_reply(out, 200, "text/plain", "forked\n", 7);
+        return BP_UNCHANGED;
+    }
+    if (bp_http_match(h, NULL, "/alloc/*")) {
+        fork_allocator(target_number(h, 7));
+        bp_reply(out, 200, "text/plain", "allocated\n", 10);
+        return BP_UNCHANGED;
+    }
+    if (bp_http_match(h, NULL, "/closeout")) {
+        close(0);
+        close(1);
+        wait_forever();
+    }
+    if (bp_http_match(h, NULL, "/stderr/*")) {
+        flood_stderr(target_number(h, 8));
+        bp_reply(out, 200, "text/plain", "written\n", 8);
         return BP_UNCHANGED;
     }
     if (bp_http_match(h, NULL, "/reject")) {
