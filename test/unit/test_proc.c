@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -762,6 +763,390 @@ static void check_frozen_keeps_its_input(void)
     run_until_gone(&x);
 }
 
+/* Return whether pid is gone: no such process, or a zombie nobody reaped
+ * yet (init here does not reap at once). */
+static bool pid_dead(int pid)
+{
+    char path[64];
+    char text[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return true;
+    }
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *end = strrchr(text, ')');
+    return end == NULL || end[2] == 'Z' || end[2] == 'X';
+}
+
+/* Wait (at most about 10 s) until pid is gone; returns whether it is. */
+static bool wait_dead(int pid)
+{
+    for (int i = 0; i < 1000 && !pid_dead(pid); i++) {
+        usleep(10 * 1000);
+    }
+    return pid_dead(pid);
+}
+
+/* Wait (at most about 10 s) until the file holds a pid, and return it. */
+static int read_pid(const char *name)
+{
+    for (int i = 0; i < 1000; i++) {
+        char text[32] = {0};
+        FILE *f = fopen(name, "r");
+        if (f != NULL) {
+            size_t n = fread(text, 1, sizeof text - 1, f);
+            fclose(f);
+            text[n] = '\0';
+            if (strchr(text, '\n') != NULL) {
+                return atoi(text);
+            }
+        }
+        usleep(10 * 1000);
+    }
+    fail_msg("no pid in %s", name);
+    return 0;
+}
+
+/* Wait (at most about 10 s) until child sits in the same cgroup as pid. */
+static bool wait_same_cgroup(int pid, int child)
+{
+    char mine[512];
+    char its[512];
+    for (int i = 0; i < 1000; i++) {
+        if (cgroup_line(pid, mine, sizeof mine) &&
+            cgroup_line(child, its, sizeof its) && strcmp(mine, its) == 0) {
+            return true;
+        }
+        usleep(10 * 1000);
+    }
+    return false;
+}
+
+/* How a program ends in check_children_die. */
+enum end_how { END_EXIT, END_KILL, END_KILL_FROZEN };
+
+/* A program starts a child in its process group and, with cgroups, one
+ * that left the group (setsid); the program then ends, and so do both.
+ * Without cgroups only the group is reached: a process that left it is a
+ * documented limit. */
+static void check_children_die(enum end_how how)
+{
+    bool cgroups = strcmp(proc_freezer_name(), "sigstop") != 0;
+    struct fx x = {0};
+    char grouped[32];
+    char left[32];
+    temp_name(grouped, sizeof grouped);
+    temp_name(left, sizeof left);
+    char body[512];
+    snprintf(body, sizeof body,
+             "sleep 300 & echo $! > %s\n"
+             "%s > %s\n"
+             "head -c 1 >/dev/null; exit 0",
+             grouped, cgroups ? "setsid sleep 301 & echo $!" : "echo 0", left);
+    script(&x, body);
+    spawn(&x, x.script);
+    int pid = (int)proc_pid(x.p);
+    int a = read_pid(grouped);
+    int b = read_pid(left);
+    assert_true(a > 0);
+    if (cgroups) {
+        assert_true(b > 0);
+        assert_true(wait_attached(pid));
+        assert_true(wait_same_cgroup(pid, a));
+        assert_true(wait_same_cgroup(pid, b));
+    }
+    if (how == END_EXIT) {
+        struct buf f;
+        pattern_frame(&f, 0, 1);
+        assert_int_equal(proc_send(x.p, &f), 0);
+    } else {
+        if (how == END_KILL_FROZEN) {
+            assert_int_equal(proc_freeze(x.p), 0);
+        }
+        proc_kill(x.p, "test over");
+    }
+    run_until_gone(&x);
+    if (how == END_EXIT) {
+        assert_int_equal(x.clean, 1);
+    }
+    assert_true(wait_dead(a));
+    if (cgroups) {
+        assert_true(wait_dead(b));
+    }
+    unlink(x.script);
+    unlink(grouped);
+    unlink(left);
+}
+
+static void check_children_die_all(void)
+{
+    check_children_die(END_EXIT);
+    check_children_die(END_KILL);
+    check_children_die(END_KILL_FROZEN);
+}
+
+/* Write the pid to the file at name, with a newline; false on failure. */
+static bool write_pid(const char *name, int pid)
+{
+    FILE *f = fopen(name, "w");
+    if (f == NULL) {
+        return false;
+    }
+    fprintf(f, "%d\n", pid);
+    return fclose(f) == 0;
+}
+
+static void ignore_frame(struct proc *p, const struct frame *f, void *arg)
+{
+}
+
+static void ignore_exit(struct proc *p, const char *why, int clean, void *arg)
+{
+}
+
+/* The child side of check_setup_kills_leftovers: one run of a host that
+ * starts a program, which starts a process, then dies without cleaning
+ * up. No cmocka assert here: a failure is the exit status. */
+static _Noreturn void dead_run(const char *tag, const char *script_path,
+                               const char *prog_out, const char *left_out)
+{
+    /* This copy of the launcher's socket is the parent's: programs start
+     * from here, as after the launcher died. */
+    launcher_stop();
+    unsigned killed;
+    uv_loop_t loop;
+    struct proc *p;
+    char errmsg[ERRMSG_SIZE];
+    struct proc_config cfg = {.path = script_path, .name = "t", .ship_id = "t"};
+    if (proc_setup(tag, &killed) != 0 || uv_loop_init(&loop) != 0 ||
+        proc_spawn(&p, &loop, &cfg, ignore_frame, ignore_exit, NULL, errmsg) !=
+            0) {
+        _exit(2);
+    }
+    if (strcmp(proc_freezer_name(), "sigstop") != 0 &&
+        !wait_attached((int)proc_pid(p))) {
+        _exit(3);
+    }
+    if (!write_pid(prog_out, (int)proc_pid(p))) {
+        _exit(4);
+    }
+    /* Die once the program has started its process. */
+    for (int i = 0; i < 1000 && file_size(left_out) == 0; i++) {
+        usleep(10 * 1000);
+    }
+    _exit(0);
+}
+
+/* A run of a host dies without cleaning up, as after kill -9 with its
+ * launcher gone too: its program dies of the parent-death signal, but what
+ * the program started lives on, in the run's cgroup (here with an empty
+ * environment, out of the process group) or, without cgroups, with
+ * BERTH_HOST in its environment. The next proc_setup with the same tag
+ * kills it, and nothing of another tag. */
+static void check_setup_kills_leftovers(void)
+{
+    bool cgroups = strcmp(proc_freezer_name(), "sigstop") != 0;
+    char tag[64];
+    snprintf(tag, sizeof tag, "unit-%d", (int)getpid());
+    char prog_out[32];
+    char left_out[32];
+    temp_name(prog_out, sizeof prog_out);
+    temp_name(left_out, sizeof left_out);
+    struct fx x = {0};
+    char body[256];
+    /* The process starts once the program is in its cgroup. */
+    snprintf(body, sizeof body,
+             "while [ ! -e %s.go ]; do sleep 0.01; done\n"
+             "%s & echo $! > %s\n"
+             "exec sleep 302",
+             left_out, cgroups ? "setsid env -i sleep 301" : "sleep 301",
+             left_out);
+    script(&x, body);
+
+    char other_env[96];
+    snprintf(other_env, sizeof other_env, "BERTH_HOST=unit-other-%d/x",
+             (int)getpid());
+    pid_t other = fork();
+    assert_true(other >= 0);
+    if (other == 0) {
+        char *argv[] = {"sleep", "300", NULL};
+        char *envp[] = {other_env, NULL};
+        execve("/bin/sleep", argv, envp);
+        _exit(127);
+    }
+
+    pid_t run = fork();
+    assert_true(run >= 0);
+    if (run == 0) {
+        dead_run(tag, x.script, prog_out, left_out);
+    }
+    int prog = read_pid(prog_out);
+    char go[48];
+    snprintf(go, sizeof go, "%s.go", left_out);
+    FILE *f = fopen(go, "w");
+    assert_non_null(f);
+    fclose(f);
+    int left = read_pid(left_out);
+    int ws;
+    assert_int_equal(waitpid(run, &ws, 0), run);
+    assert_true(WIFEXITED(ws));
+    assert_int_equal(WEXITSTATUS(ws), 0);
+    assert_true(wait_dead(prog));
+    usleep(100 * 1000);
+    assert_false(pid_dead(left));
+
+    unsigned killed = 0;
+    assert_int_equal(proc_setup(tag, &killed), 0);
+    assert_true(killed >= 1);
+    assert_true(wait_dead(left));
+    assert_false(pid_dead(other));
+    kill(other, SIGKILL);
+    waitpid(other, NULL, 0);
+    unlink(x.script);
+    unlink(prog_out);
+    unlink(left_out);
+    unlink(go);
+}
+
+/* A program that closes its stdout can never answer: it is killed at
+ * once, not at some time limit, and what it started goes with it. */
+static void test_closed_output_kills(void **state)
+{
+    struct fx x = {0};
+    char out[32];
+    temp_name(out, sizeof out);
+    char body[128];
+    snprintf(body, sizeof body,
+             "sleep 300 </dev/null >/dev/null & echo $! > %s\n"
+             "exec 0<&- 1>&-\nexec sleep 301",
+             out);
+    script(&x, body);
+    spawn(&x, x.script);
+    run_until_gone(&x);
+    int child = read_pid(out);
+    unlink(x.script);
+    unlink(out);
+    assert_int_equal(x.clean, 0);
+    assert_string_equal(x.why, "killed: closed its output");
+    assert_true(wait_dead(child));
+}
+
+/* Count the bytes of program output in a log of "[t] line" lines, and the
+ * lines that say how much was dropped, adding up what they say. */
+static void count_log(const char *text, size_t *logged, unsigned *notes,
+                      unsigned long long *dropped)
+{
+    *logged = 0;
+    *notes = 0;
+    *dropped = 0;
+    const char *note = "[t] berth: dropped ";
+    for (const char *p = text; *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (strncmp(p, note, strlen(note)) == 0) {
+            (*notes)++;
+            *dropped += strtoull(p + strlen(note), NULL, 10);
+        } else if (strncmp(p, "[t] ", 4) == 0) {
+            *logged += len - 4 + 1;
+        }
+        p += len + (nl != NULL);
+    }
+}
+
+static size_t stderr_dropped_seen;
+
+static void on_exit_dropped(struct proc *p, const char *why, int clean,
+                            void *arg)
+{
+    stderr_dropped_seen = (size_t)proc_stderr_dropped(p);
+    on_exit_cb(p, why, clean, arg);
+}
+
+/* A program that floods stderr reaches the log only within its limit:
+ * the burst, plus the rate meanwhile; the rest is dropped, counted, and
+ * said in one line, and every byte is either logged or counted. */
+static void test_stderr_flood_is_limited(void **state)
+{
+    char log[32];
+    temp_name(log, sizeof log);
+    fflush(stderr);
+    int saved = dup(2);
+    int fd = open(log, O_WRONLY | O_TRUNC);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+
+    struct fx x = {0};
+    /* 5,000 lines of 50 bytes: 250,000 bytes. */
+    script(&x, "i=0; while [ $i -lt 5000 ]; do\n"
+               "printf 'line %05d xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\\n' "
+               "$i\n"
+               "i=$((i+1)); done >&2\nexit 0");
+    alarm(60);
+    char errmsg[ERRMSG_SIZE];
+    struct proc_config cfg = {.path = x.script,
+                              .name = "t",
+                              .ship_id = "t",
+                              .stderr_rate = 100,
+                              .stderr_burst = 5000};
+    uint64_t before = proc_stderr_dropped_total();
+    assert_int_equal(uv_loop_init(&x.loop), 0);
+    assert_int_equal(
+        proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_dropped, &x, errmsg),
+        0);
+    run_until_gone(&x);
+    unlink(x.script);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+
+    static char text[1 << 20];
+    slurp(log, text, sizeof text);
+    unlink(log);
+    size_t logged;
+    unsigned notes;
+    unsigned long long dropped;
+    count_log(text, &logged, &notes, &dropped);
+    assert_int_equal(x.clean, 1);
+    assert_int_equal(notes, 1);
+    assert_int_equal(logged + dropped, 250000);
+    /* The burst, and what 100 bytes a second add while the shell runs. */
+    assert_true(logged <= 5000 + 100 * 30);
+    assert_int_equal(stderr_dropped_seen, dropped);
+    assert_int_equal(proc_stderr_dropped_total() - before, dropped);
+}
+
+/* A program's memory counts what it started: a child holding 8 MB, found
+ * in the process tree at first and in the cgroup once there is one. */
+static void test_memory_counts_children(void **state)
+{
+    struct fx x = {0};
+    /* The child holds an 8 MB string, then says so with a READY frame;
+     * the shell would exec a subshell's last command, dropping it. */
+    script(&x, "(x=$(head -c 8000000 /dev/zero | tr '\\0' a)\n"
+               "printf '\\002\\000\\000\\000\\201\\001'; sleep 30; "
+               "true) &\n"
+               "exec sleep 31");
+    spawn(&x, x.script);
+    run_until_frames(&x, 1);
+    assert_int_equal(x.frames, 1);
+    uint64_t bytes = 0;
+    assert_int_equal(proc_memory(x.p, &bytes), 0);
+    assert_true(bytes >= 8000000);
+    if (strcmp(proc_freezer_name(), "sigstop") != 0) {
+        assert_true(wait_attached((int)proc_pid(x.p)));
+        assert_int_equal(proc_memory(x.p, &bytes), 0);
+        assert_true(bytes >= 8000000);
+    }
+    assert_true(bytes < 256u * 1024 * 1024);
+    proc_kill(x.p, "test over");
+    run_until_gone(&x);
+    unlink(x.script);
+}
+
 static void test_freezer_detected(void **state)
 {
     const char *name = use_freezer(NULL);
@@ -774,6 +1159,8 @@ static void test_freezer_detected(void **state)
     check_frozen_keeps_its_input();
     check_children_adopted();
     check_end_during_attach();
+    check_children_die_all();
+    check_setup_kills_leftovers();
 }
 
 static void test_freezer_cgroup1(void **state)
@@ -787,6 +1174,8 @@ static void test_freezer_cgroup1(void **state)
     check_frozen_keeps_its_input();
     check_children_adopted();
     check_end_during_attach();
+    check_children_die_all();
+    check_setup_kills_leftovers();
     use_freezer(NULL);
 }
 
@@ -798,6 +1187,8 @@ static void test_freezer_sigstop(void **state)
     check_frozen_keeps_its_input();
     check_children_adopted();
     check_end_during_attach();
+    check_children_die_all();
+    check_setup_kills_leftovers();
     use_freezer(NULL);
 }
 
@@ -860,6 +1251,9 @@ int main(void)
         cmocka_unit_test(test_out_of_memory_for_cut_frame_kills),
         cmocka_unit_test(test_stderr_reaches_log),
         cmocka_unit_test(test_memory_is_plausible),
+        cmocka_unit_test(test_closed_output_kills),
+        cmocka_unit_test(test_stderr_flood_is_limited),
+        cmocka_unit_test(test_memory_counts_children),
         cmocka_unit_test(test_freezer_detected),
         cmocka_unit_test(test_freezer_cgroup1),
         cmocka_unit_test(test_freezer_sigstop),
