@@ -59,6 +59,21 @@ def children_of(pid):
     return out
 
 
+def hang(h, ship):
+    """Leave the program busy with an event it never answers, so that it
+    does not read its input: a host's death then reaches it only through
+    the parent-death signal, not as the end of its input."""
+    def go():
+        try:
+            h.http("POST", "/s/%s/hang" % ship, timeout=60)
+        except OSError:
+            pass
+    threading.Thread(target=go, daemon=True).start()
+    wait_for(lambda: h.cli_json("ship", "show", ship)["queued"] == 0 and
+             h.cli_json("stats")["states"]["awake"] >= 1)
+    time.sleep(0.2)
+
+
 def launcher_of(h):
     """The host's launcher: its child that is not a program."""
     progs = {p for p, _ in tagged_processes(h.tag)}
@@ -163,10 +178,12 @@ def test_children_die_when_host_is_killed(host_factory, monkeypatch, freezer,
 
 @pytest.mark.parametrize("freezer", FREEZERS)
 def test_restart_kills_what_a_killed_run_left(host_factory, monkeypatch, freezer):
-    h = use_freezer(host_factory(["--freeze-timeout", "0"]), monkeypatch, freezer)
+    h = use_freezer(host_factory(["--freeze-timeout", "0", "--event-timeout", "60000"]),
+                    monkeypatch, freezer)
     h.new_ship(MISBEHAVE, "mo")
     procs = fork_children(h, "mo", 20, daemons=1 if freezer != "sigstop" else 0)
     prog = ship_pid(h, "mo")
+    hang(h, "mo")
     # The host and its launcher are killed together: nothing is left to
     # clean up. The program dies of the parent-death signal; what it
     # started cannot.
@@ -187,13 +204,14 @@ def test_restart_kills_what_a_killed_run_left(host_factory, monkeypatch, freezer
 def test_program_dies_with_host_when_started_without_launcher(host_factory):
     # The launcher is gone, so the host starts programs itself: those die
     # with it too.
-    h = host_factory(["--freeze-timeout", "0"]).start()
-    h.new_ship(KV, "kv")
+    h = host_factory(["--freeze-timeout", "0", "--event-timeout", "60000"]).start()
+    h.new_ship(MISBEHAVE, "mo")
     os.kill(launcher_of(h), signal.SIGKILL)
-    assert h.http("GET", "/s/kv/k")[0] == 200
+    assert h.http("GET", "/s/mo/")[0] == 200
     wait_for(lambda: "launcher" in h.logs() and "is gone" in h.logs())
-    prog = ship_pid(h, "kv")
+    prog = ship_pid(h, "mo")
     assert prog in children_of(h.proc.pid)
+    hang(h, "mo")
     h.kill9()
     wait_for(lambda: dead(prog), timeout=5)
 
@@ -223,14 +241,17 @@ def test_memory_budget_counts_what_programs_start(host_factory):
     assert h.cli_json("stats")["awake_memory_bytes"] >= 300 << 20
     h.stop()
     # Under a budget of 64 MiB it is put to sleep as soon as it is measured,
-    # idle, and the other ship, busy, is not.
+    # idle, and the other ship, busy, is not. The child grows after the
+    # event, while the program is idle: only a measure of the running
+    # programs sees it.
     h.extra = ["--freeze-timeout", "0", "--max-awake-mb", "64"]
     h.start()
     h.new_ship(MISBEHAVE, "busy")
     t = threading.Thread(target=lambda: h.http("POST", "/s/busy/slow/3000"))
     t.start()
     wait_for(lambda: state(h, "busy") == "awake")
-    assert h.http("POST", "/s/big/alloc/300")[0] == 200
+    assert h.http("POST", "/s/big/alloclater/300")[0] == 200
+    assert state(h, "big") == "awake"
     wait_for(lambda: state(h, "big") == "asleep")
     assert state(h, "busy") == "awake"
     t.join()

@@ -23,6 +23,8 @@
  *                for ever with stdio closed, and answer 200 once they run
  *   /alloc/<mb>  fork a child that touches mb MiB of memory and sleeps for
  *                ever, and answer 200 once the memory is touched
+ *   /alloclater/<mb>  the same, but answer at once: the child touches the
+ *                memory half a second later, while the program is idle
  *   /closeout    close stdin and stdout (one socket) and sleep for ever
  *   /stderr/<mb> write mb MiB to stderr in 100-byte lines, then answer 200
  *
@@ -131,8 +133,9 @@ static void fork_sleepers(unsigned long n, bool leave)
 }
 
 /* Fork a child that touches mb MiB and sleeps for ever; return once the
- * memory is touched. */
-static void fork_allocator(unsigned long mb)
+ * memory is touched, or at once with later, the child then waiting half a
+ * second before it starts. */
+static void fork_allocator(unsigned long mb, bool later)
 {
     int ready[2];
     if (pipe(ready) != 0) {
@@ -144,6 +147,10 @@ static void fork_allocator(unsigned long mb)
     }
     if (pid == 0) {
         close(ready[0]);
+        if (later) {
+            close(ready[1]);
+            sleep_ms("500", 3);
+        }
         size_t len = mb * 1024 * 1024;
         char *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -221,9 +228,9 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
         for (int i = 0; i < 8; i++) {
             f[5 + i] = (unsigned char)(ev->number >> (8 * i));
         }
-        f[14] = 1;  /* n_effects */
-        f[18] = 3;  /* ALARM */
-        f[19] = 7;  /* its length */
+        f[14] = 1; /* n_effects */
+        f[18] = 3; /* ALARM */
+        f[19] = 7; /* its length */
         write_raw(f, sizeof f);
         wait_forever();
     }
@@ -274,8 +281,10 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
         bp_reply(out, 200, "text/plain", "forked\n", 7);
         return BP_UNCHANGED;
     }
-    if (bp_http_match(h, NULL, "/alloc/*")) {
-        fork_allocator(target_number(h, 7));
+    if (bp_http_match(h, NULL, "/alloc/*") ||
+        bp_http_match(h, NULL, "/alloclater/*")) {
+        bool later = h->target[6] == 'l';
+        fork_allocator(target_number(h, later ? 12 : 7), later);
         bp_reply(out, 200, "text/plain", "allocated\n", 10);
         return BP_UNCHANGED;
     }
