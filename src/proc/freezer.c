@@ -189,20 +189,6 @@ static int freezer__own_dir(int version, char *out)
     return n > 0 && n < PATH_MAX ? 0 : BERTH_ENOTFOUND;
 }
 
-/* Return whether name is a non-empty string of digits. */
-static bool freezer__is_number(const char *name)
-{
-    if (*name == '\0') {
-        return false;
-    }
-    for (const char *c = name; *c != '\0'; c++) {
-        if (*c < '0' || *c > '9') {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* Make the names once. The tag defaults to this process's pid; the run is
  * the pid and a random number, so that no two runs of one host share a
  * directory, not even in pid namespaces that hand out the same pids. */
@@ -368,7 +354,7 @@ static void freezer__sweep_dead(const char *base)
                 (int)sizeof path) {
             continue;
         }
-        if (!freezer__is_number(e->d_name + 6)) {
+        if (!tree_is_number(e->d_name + 6)) {
             rmdir(path);
             continue;
         }
@@ -510,7 +496,7 @@ int freezer_claim(const char *tag, unsigned *killed)
     if (len == 0 || len >= sizeof freezer__tag ||
         strspn(tag, "0123456789abcdefghijklmnopqrstuvwxyz"
                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ-_.") != len ||
-        freezer__is_number(tag)) {
+        tree_is_number(tag)) {
         return BERTH_EINVAL;
     }
     freezer_cleanup(true);
@@ -663,20 +649,10 @@ void freezer_kill_all(enum freezer_kind kind, pid_t pid)
 /* Read one decimal number from the file at path. */
 static int freezer__read_u64(const char *path, uint64_t *v)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return BERTH_EIO;
-    }
     char text[32];
-    ssize_t n;
-    do {
-        n = read(fd, text, sizeof text - 1);
-    } while (n < 0 && errno == EINTR);
-    close(fd);
-    if (n <= 0) {
+    if (tree_read_small(path, text, sizeof text) < 0) {
         return BERTH_EIO;
     }
-    text[n] = '\0';
     char *end;
     unsigned long long x = strtoull(text, &end, 10);
     if (end == text) {
@@ -769,7 +745,7 @@ void freezer_cleanup(bool all)
             struct dirent *e;
             while ((e = readdir(d)) != NULL) {
                 char path[PATH_MAX];
-                if (freezer__is_number(e->d_name) &&
+                if (tree_is_number(e->d_name) &&
                     snprintf(path, sizeof path, "%s/%s", freezer__dir,
                              e->d_name) < (int)sizeof path) {
                     rmdir(path);

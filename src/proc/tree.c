@@ -21,8 +21,7 @@
  * before the tag is not found by it. */
 #define TREE__ENVIRON_MAX (64 * 1024)
 
-/* Return whether name is a non-empty string of digits. */
-static bool tree__is_number(const char *name)
+bool tree_is_number(const char *name)
 {
     if (*name == '\0') {
         return false;
@@ -107,7 +106,7 @@ void tree_walk(pid_t pid, int depth, tree_visit_fn visit, void *arg)
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         char list[64 + 256];
-        if (!tree__is_number(e->d_name) ||
+        if (!tree_is_number(e->d_name) ||
             snprintf(list, sizeof list, "/proc/%d/task/%s/children", (int)pid,
                      e->d_name) >= (int)sizeof list) {
             continue;
@@ -117,26 +116,34 @@ void tree_walk(pid_t pid, int depth, tree_visit_fn visit, void *arg)
     closedir(d);
 }
 
+ssize_t tree_read_small(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    ssize_t n;
+    do {
+        n = read(fd, buf, size - 1);
+    } while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n <= 0) {
+        return -1;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
 /* One call costs 5-6 us here (p50 of 10,000 calls on a running cat: open,
  * read and close of a 30-byte /proc file; p99 7.6 us). */
 int tree_anon_bytes(pid_t pid, uint64_t *bytes)
 {
     char path[40];
-    snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return BERTH_EIO;
-    }
     char text[128];
-    ssize_t n;
-    do {
-        n = read(fd, text, sizeof text - 1);
-    } while (n < 0 && errno == EINTR);
-    close(fd);
-    if (n <= 0) {
+    snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
+    if (tree_read_small(path, text, sizeof text) < 0) {
         return BERTH_EIO;
     }
-    text[n] = '\0';
     unsigned long long size, resident, shared;
     if (sscanf(text, "%llu %llu %llu", &size, &resident, &shared) != 3 ||
         shared > resident) {
@@ -206,7 +213,7 @@ unsigned tree_kill_tagged(const char *entry, bool exact)
     pid_t self = getpid();
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (!tree__is_number(e->d_name)) {
+        if (!tree_is_number(e->d_name)) {
             continue;
         }
         pid_t pid = (pid_t)strtol(e->d_name, NULL, 10);

@@ -17,6 +17,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Return whether name is a non-empty string of digits (a pid in /proc). */
+bool tree_is_number(const char *name);
+
+/* Read the small file at path (a /proc or cgroup file) into buf, NUL-
+ * terminated, at most size - 1 bytes. Returns its length, or -1 when it
+ * cannot be read or is empty. */
+ssize_t tree_read_small(const char *path, char *buf, size_t size);
+
 /* Called for each process found, with the caller's arg; returns whether to
  * look below it (tree_walk) or to go on (tree_list). */
 typedef bool (*tree_visit_fn)(pid_t pid, void *arg);

@@ -547,16 +547,32 @@ static void test_out_of_memory_for_cut_frame_kills(void **state)
     assert_string_equal(x.why, "killed: host out of memory reading its output");
 }
 
-static void test_stderr_reaches_log(void **state)
+/* Send this process's stderr (where procs log) to a new temp file named
+ * into log; returns the saved descriptor for stderr_restore. */
+static int stderr_capture(char *log, size_t size)
 {
-    char log[32];
-    temp_name(log, sizeof log);
+    temp_name(log, size);
     fflush(stderr);
     int saved = dup(2);
     int fd = open(log, O_WRONLY | O_TRUNC);
     assert_true(saved >= 0 && fd >= 0);
     dup2(fd, 2);
     close(fd);
+    return saved;
+}
+
+/* Put stderr back after stderr_capture. */
+static void stderr_restore(int saved)
+{
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+}
+
+static void test_stderr_reaches_log(void **state)
+{
+    char log[32];
+    int saved = stderr_capture(log, sizeof log);
 
     struct fx x = {0};
     script(&x, "echo first line >&2\n"
@@ -567,9 +583,7 @@ static void test_stderr_reaches_log(void **state)
     spawn(&x, x.script);
     run_until_gone(&x);
     unlink(x.script);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
+    stderr_restore(saved);
 
     char text[4096];
     slurp(log, text, sizeof text);
@@ -1071,13 +1085,7 @@ static void on_exit_dropped(struct proc *p, const char *why, int clean,
 static void test_stderr_flood_is_limited(void **state)
 {
     char log[32];
-    temp_name(log, sizeof log);
-    fflush(stderr);
-    int saved = dup(2);
-    int fd = open(log, O_WRONLY | O_TRUNC);
-    assert_true(saved >= 0 && fd >= 0);
-    dup2(fd, 2);
-    close(fd);
+    int saved = stderr_capture(log, sizeof log);
 
     struct fx x = {0};
     /* 5,000 lines of 50 bytes: 250,000 bytes. */
@@ -1099,9 +1107,7 @@ static void test_stderr_flood_is_limited(void **state)
         0);
     run_until_gone(&x);
     unlink(x.script);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
+    stderr_restore(saved);
 
     static char text[1 << 20];
     slurp(log, text, sizeof text);

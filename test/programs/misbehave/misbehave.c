@@ -92,22 +92,42 @@ static unsigned long target_number(const struct bp_http *h, size_t skip)
     return v;
 }
 
+/* Fork. In the child, return 0 with *ready set to a descriptor to close
+ * once the child is ready; in the parent, wait until the child (and any
+ * process that inherited the descriptor) has closed it, and return the
+ * child's pid. */
+static pid_t fork_ready(int *ready)
+{
+    int p[2];
+    if (pipe(p) != 0) {
+        exit(1);
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        exit(1);
+    }
+    if (pid == 0) {
+        close(p[0]);
+        *ready = p[1];
+        return 0;
+    }
+    close(p[1]);
+    char c;
+    while (read(p[0], &c, 1) > 0) {
+    }
+    close(p[0]);
+    return pid;
+}
+
 /* Fork n children that sleep for ever; with leave, each leaves the
  * process group and, through a second fork, the process tree, with stdio
  * closed. Returns once they all run. */
 static void fork_sleepers(unsigned long n, bool leave)
 {
     for (unsigned long i = 0; i < n; i++) {
-        int ready[2];
-        if (pipe(ready) != 0) {
-            exit(1);
-        }
-        pid_t pid = fork();
-        if (pid < 0) {
-            exit(1);
-        }
+        int ready;
+        pid_t pid = fork_ready(&ready);
         if (pid == 0) {
-            close(ready[0]);
             if (leave) {
                 setsid();
                 if (fork() != 0) {
@@ -117,15 +137,9 @@ static void fork_sleepers(unsigned long n, bool leave)
                 close(1);
                 close(2);
             }
-            close(ready[1]); /* running */
+            close(ready); /* running */
             wait_forever();
         }
-        close(ready[1]);
-        char c;
-        /* EOF once the sleeper (the grandchild, with leave) runs. */
-        while (read(ready[0], &c, 1) > 0) {
-        }
-        close(ready[0]);
         if (leave) {
             waitpid(pid, NULL, 0);
         }
@@ -137,35 +151,26 @@ static void fork_sleepers(unsigned long n, bool leave)
  * second before it starts. */
 static void fork_allocator(unsigned long mb, bool later)
 {
-    int ready[2];
-    if (pipe(ready) != 0) {
-        exit(1);
+    int ready;
+    if (fork_ready(&ready) != 0) {
+        return;
     }
-    pid_t pid = fork();
-    if (pid < 0) {
-        exit(1);
+    if (later) {
+        close(ready);
+        ready = -1;
+        sleep_ms("500", 3);
     }
-    if (pid == 0) {
-        close(ready[0]);
-        if (later) {
-            close(ready[1]);
-            sleep_ms("500", 3);
-        }
-        size_t len = mb * 1024 * 1024;
-        char *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED) {
-            _exit(1);
-        }
-        memset(m, 0x5a, len);
-        close(ready[1]);
-        wait_forever();
+    size_t len = mb * 1024 * 1024;
+    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        _exit(1);
     }
-    close(ready[1]);
-    char c;
-    while (read(ready[0], &c, 1) > 0) {
+    memset(m, 0x5a, len);
+    if (ready >= 0) {
+        close(ready);
     }
-    close(ready[0]);
+    wait_forever();
 }
 
 /* Write mb MiB to stderr in 100-byte lines. */
