@@ -259,6 +259,7 @@ static void host__measure_cb(uv_timer_t *t)
     }
     if (!running || h->stopping) {
         uv_timer_stop(t);
+        return;
     }
     if (host__crowded(h)) {
         host__evict(h);
