@@ -259,6 +259,8 @@ static void host__measure_cb(uv_timer_t *t)
     }
     if (!running || h->stopping) {
         uv_timer_stop(t);
+    }
+    if (h->stopping) {
         return;
     }
     if (host__crowded(h)) {
@@ -1465,6 +1467,12 @@ static void ship__timer_cb(uv_timer_t *t)
             uint64_t idle = ship__timeout(s, false);
             uint64_t freeze = ship__timeout(s, true);
             ship__arm(s, SHIP__TIMER_IDLE, idle > freeze ? idle - freeze : 0);
+            /* The measure may have put the host over its budget, and no
+             * sweep runs while every program is frozen. Last: it may put
+             * this very ship to sleep. */
+            if (host__crowded(s->host)) {
+                host__evict(s->host);
+            }
         }
         break;
     case SHIP__TIMER_IDLE:

@@ -69,9 +69,7 @@ def hang(h, ship):
         except OSError:
             pass
     threading.Thread(target=go, daemon=True).start()
-    wait_for(lambda: h.cli_json("ship", "show", ship)["queued"] == 0 and
-             h.cli_json("stats")["states"]["awake"] >= 1)
-    time.sleep(0.2)
+    wait_for(lambda: "[%s] hanging" % ship in h.logs())
 
 
 def launcher_of(h):
@@ -258,6 +256,17 @@ def test_memory_budget_counts_what_programs_start(host_factory):
     stats = h.cli_json("stats")
     assert stats["evictions"] >= 1
     wait_for(lambda: len(tagged_processes(h.tag)) == 1)
+
+
+def test_memory_budget_evicts_a_program_measured_as_it_freezes(host_factory):
+    # Frozen before the sweep comes: the measure taken as it freezes counts,
+    # and puts it to sleep, though no program is left running to sweep.
+    h = host_factory(["--freeze-timeout", "50", "--max-awake-mb", "64"]).start()
+    h.new_ship(MISBEHAVE, "big")
+    assert h.http("POST", "/s/big/alloc/300")[0] == 200
+    wait_for(lambda: state(h, "big") == "asleep")
+    assert h.cli_json("stats")["evictions"] == 1
+    assert_none_left(h)
 
 
 def test_stderr_flood_is_limited(host_factory):

@@ -3,7 +3,7 @@
  *
  *   /crash       abort()
  *   /exit        exit(3)
- *   /hang        never answer
+ *   /hang        say "hanging" on stderr, then never answer (nor read)
  *   /garbage     write a malformed frame (len 1, type 0x99), then answer as
  *                if nothing happened
  *   /huge        write a frame header declaring 100 MiB, some garbage, then
@@ -246,6 +246,8 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
         exit(3);
     }
     if (bp_http_match(h, NULL, "/hang")) {
+        static const char line[] = "hanging\n";
+        write(2, line, sizeof line - 1);
         wait_forever();
     }
     if (bp_http_match(h, NULL, "/garbage")) {
