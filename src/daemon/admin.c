@@ -2,8 +2,10 @@
  *
  *   GET    /v1/ships              list ships, a page at a time:
  *                                  ?limit=N (default 1000) &after=NEXT
+ *                                  &state=STATE
  *   POST   /v1/ships              create: {"program", "name"?, "count"?,
- *                                  "idle_timeout_ms"?, "freeze_timeout_ms"?}
+ *                                  "idle_timeout_ms"?, "freeze_timeout_ms"?,
+ *                                  "args"?, "env"?}
  *   GET    /v1/ships/ID           show one ship
  *   DELETE /v1/ships/ID           remove a ship and its data
  *   POST   /v1/ships/ID/send      deliver the body as a POKE event
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "consensus/log.h"
@@ -41,6 +44,7 @@ struct admin__create {
     struct host *host;
     struct http_request *req;
     char *program;
+    struct buf args, env;          /* string lists */
     char name[STORE_NAME_MAX + 1]; /* the name, or the prefix with count */
     bool single;                   /* no count: answer with the ship */
     uint64_t created_ns, idle_ms, freeze_ms;
@@ -51,6 +55,8 @@ struct admin__create {
 static void admin__create_free(struct admin__create *c)
 {
     mem_free(c->program);
+    buf_free(&c->args);
+    buf_free(&c->env);
     mem_free(c->ids);
     mem_free(c);
 }
@@ -127,6 +133,10 @@ static void admin__create_next(struct admin__create *c)
         .created_ns = c->created_ns,
         .idle_timeout_ms = c->idle_ms,
         .freeze_timeout_ms = c->freeze_ms,
+        .args = (const char *)c->args.data,
+        .args_len = c->args.len,
+        .env = (const char *)c->env.data,
+        .env_len = c->env.len,
         .first = c->done + 1,
         .count = n,
     };
@@ -173,21 +183,187 @@ static void admin__create_next(struct admin__create *c)
     }
 }
 
+/* Check that program is an absolute path to an executable regular file
+ * that the host's user may run; on failure writes why to msg (ERRMSG_SIZE)
+ * and returns false. The host checks what it will run, so a ship never
+ * starts life unable to wake. */
+static bool admin__program_ok(const char *program, char *msg)
+{
+    struct stat st;
+    if (program[0] != '/') {
+        err_printf(msg,
+                   "program must be an absolute path, not \"%s\" (the CLI "
+                   "makes a relative path absolute where it runs)",
+                   program);
+        return false;
+    }
+    if (stat(program, &st) != 0) {
+        if (errno == ENOENT) {
+            err_printf(msg, "program %s does not exist", program);
+        } else {
+            err_printf(msg, "program %s cannot be used: %s", program,
+                       strerror(errno));
+        }
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        err_printf(msg, "program %s is not a regular file (it is a %s)",
+                   program, S_ISDIR(st.st_mode) ? "directory" : "special file");
+        return false;
+    }
+    if (access(program, X_OK) != 0) {
+        err_printf(msg,
+                   "program %s is not executable by the host's user (uid "
+                   "%u): %s",
+                   program, (unsigned)geteuid(), strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* Whether key can name an environment variable: a letter or '_', then
+ * letters, digits and '_'. */
+static bool admin__env_key_ok(const char *key)
+{
+    size_t n = strlen(key);
+    if (n == 0 || n > 255 || (key[0] >= '0' && key[0] <= '9')) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = key[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch >= '0' && ch <= '9') || ch == '_')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Append key, or "key=value" when value is not NULL, and its NUL to a
+ * string list; 0 or BERTH_ENOMEM. */
+static int admin__list_add(struct buf *list, const char *key, const char *value)
+{
+    int rv = buf_append(list, key, strlen(key));
+    if (rv == 0 && value != NULL) {
+        rv = buf_append(list, "=", 1);
+        if (rv == 0) {
+            rv = buf_append(list, value, strlen(value));
+        }
+    }
+    return rv != 0 ? rv : buf_append(list, "", 1);
+}
+
+/* Turn the optional "args" (an array of strings) and "env" (an object of
+ * strings) of a creation into string lists; on failure writes why to msg
+ * and returns BERTH_EINVAL (or BERTH_ENOMEM). */
+static int admin__lists(json_t *args, json_t *env, struct buf *a, struct buf *e,
+                        char *msg)
+{
+    size_t i;
+    json_t *v;
+    const char *key;
+    int rv;
+    if (args != NULL &&
+        (!json_is_array(args) || json_array_size(args) > PROC_ARGS_MAX)) {
+        err_printf(msg, "args must be an array of at most %d strings",
+                   PROC_ARGS_MAX);
+        return BERTH_EINVAL;
+    }
+    json_array_foreach(args, i, v)
+    {
+        if (!json_is_string(v)) {
+            err_printf(msg, "args[%zu] is not a string", i);
+            return BERTH_EINVAL;
+        }
+        if ((rv = admin__list_add(a, json_string_value(v), NULL)) != 0) {
+            return rv;
+        }
+    }
+    if (env != NULL &&
+        (!json_is_object(env) || json_object_size(env) > PROC_ARGS_MAX)) {
+        err_printf(msg,
+                   "env must be an object of at most %d variables, such as "
+                   "{\"KEY\": \"value\"}",
+                   PROC_ARGS_MAX);
+        return BERTH_EINVAL;
+    }
+    json_object_foreach(env, key, v)
+    {
+        if (!admin__env_key_ok(key) || strcmp(key, "BERTH_SHIP") == 0) {
+            err_printf(msg,
+                       "env: \"%.64s\" cannot name a variable: use letters, "
+                       "digits and '_', not starting with a digit (BERTH_SHIP "
+                       "is the host's)",
+                       key);
+            return BERTH_EINVAL;
+        }
+        if (!json_is_string(v)) {
+            err_printf(msg, "env: the value of %s is not a string", key);
+            return BERTH_EINVAL;
+        }
+        if ((rv = admin__list_add(e, key, json_string_value(v))) != 0) {
+            return rv;
+        }
+    }
+    if (a->len + e->len > PROC_ARGS_BYTES_MAX) {
+        err_printf(msg, "args and env take %zu bytes; at most %d are allowed",
+                   a->len + e->len, PROC_ARGS_BYTES_MAX);
+        return BERTH_EINVAL;
+    }
+    return 0;
+}
+
+/* Read the optional timeout field key of spec into *out: absent or null is
+ * 0 (the host's default); for the freeze timeout (zero_is_never) a given 0
+ * is STORE_TIMEOUT_NEVER. Returns false after answering req with 400. */
+static bool admin__timeout(json_t *spec, const char *key, bool zero_is_never,
+                           uint64_t *out, struct http_request *req)
+{
+    json_t *v = json_object_get(spec, key);
+    const long long year = 365LL * 24 * 3600 * 1000;
+    *out = 0;
+    if (v == NULL || json_is_null(v)) {
+        return true;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        json_integer_value(v) > year) {
+        host_reply_error(req, 400, "invalid",
+                         "%s must be a number of milliseconds from 0 to a "
+                         "year (%lld)",
+                         key, year);
+        return false;
+    }
+    *out = (uint64_t)json_integer_value(v);
+    if (*out == 0 && zero_is_never) {
+        *out = STORE_TIMEOUT_NEVER;
+    }
+    return true;
+}
+
 void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
 {
     const char *program = NULL;
     const char *name = "";
-    json_int_t idle = 0, freeze = 0, count = 0;
+    json_int_t count = 0;
+    json_t *idle_j = NULL, *freeze_j = NULL, *args = NULL, *env = NULL;
+    uint64_t idle, freeze;
     json_error_t jerr;
-    if (json_unpack_ex(spec, &jerr, JSON_STRICT, "{s:s, s?:s, s?:I, s?:I, s?:I}",
-                       "program", &program, "name", &name, "idle_timeout_ms",
-                       &idle, "freeze_timeout_ms", &freeze, "count",
-                       &count) != 0) {
+    char msg[ERRMSG_SIZE];
+    if (json_unpack_ex(spec, &jerr, JSON_STRICT,
+                       "{s:s, s?:s, s?:I, s?:o, s?:o, s?:o, s?:o}", "program",
+                       &program, "name", &name, "count", &count,
+                       "idle_timeout_ms", &idle_j, "freeze_timeout_ms",
+                       &freeze_j, "args", &args, "env", &env) != 0) {
         host_reply_error(req, 400, "invalid",
                          "expected {\"program\": PATH, \"name\"?: NAME, "
                          "\"count\"?: N, \"idle_timeout_ms\"?: MS, "
-                         "\"freeze_timeout_ms\"?: MS}: %s",
+                         "\"freeze_timeout_ms\"?: MS, \"args\"?: [ARG, ...], "
+                         "\"env\"?: {KEY: VALUE, ...}}: %s",
                          jerr.text);
+        return;
+    }
+    if (!admin__timeout(spec, "idle_timeout_ms", false, &idle, req) ||
+        !admin__timeout(spec, "freeze_timeout_ms", true, &freeze, req)) {
         return;
     }
     bool single = json_object_get(spec, "count") == NULL;
@@ -198,6 +374,12 @@ void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
         host_reply_error(req, 400, "invalid",
                          "count must be from 1 to %d, not %lld",
                          ADMIN__COUNT_MAX, (long long)count);
+        return;
+    }
+    if (json_object_get(spec, "name") != NULL && name[0] == '\0') {
+        host_reply_error(req, 400, "invalid",
+                         "name must not be empty: leave it out for an "
+                         "unnamed ship");
         return;
     }
     /* With a count, NAME is a prefix: the ships are NAME-1 ... NAME-N. */
@@ -224,22 +406,13 @@ void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
             }
         }
     }
-    if (idle < 0 || idle > 365LL * 24 * 3600 * 1000 || freeze < 0 ||
-        freeze > 365LL * 24 * 3600 * 1000) {
-        host_reply_error(req, 400, "invalid",
-                         "idle_timeout_ms and freeze_timeout_ms must be from "
-                         "0 to a year");
+    if (!admin__program_ok(program, msg)) {
+        host_reply_error(req, 400, "invalid", "%s", msg);
         return;
     }
     if (!host_disk_ok(h)) {
         host_reply_error(req, 507, "insufficient_storage",
                          "the host's disk is nearly full");
-        return;
-    }
-    char path[PATH_MAX];
-    if (realpath(program, path) == NULL || access(path, X_OK) != 0) {
-        host_reply_error(req, 400, "invalid",
-                         "program %s is not an executable file", program);
         return;
     }
 
@@ -248,7 +421,22 @@ void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
         host_reply_error(req, 503, "unavailable", "out of memory");
         return;
     }
-    c->program = mem_strdup(path);
+    buf_init(&c->args);
+    buf_init(&c->env);
+    int rv = admin__lists(args, env, &c->args, &c->env, msg);
+    if (rv != 0) {
+        admin__create_free(c);
+        if (rv == BERTH_EINVAL) {
+            host_reply_error(req, 400, "invalid", "%s", msg);
+        } else {
+            host_reply_error(req, 503, "unavailable", "out of memory");
+        }
+        return;
+    }
+    /* The path as given: a symbolic link in it is followed at each start,
+     * so pointing the link at a new build upgrades the ships (a new
+     * epoch). */
+    c->program = mem_strdup(program);
     c->ids = mem_calloc((size_t)count, sizeof *c->ids);
     if (c->program == NULL || c->ids == NULL) {
         admin__create_free(c);
@@ -260,8 +448,8 @@ void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
     c->single = single;
     snprintf(c->name, sizeof c->name, "%s", name);
     c->created_ns = host_now_ns();
-    c->idle_ms = (uint64_t)idle;
-    c->freeze_ms = (uint64_t)freeze;
+    c->idle_ms = idle;
+    c->freeze_ms = freeze;
     c->count = (uint32_t)count;
     admin__create_next(c);
 }

@@ -28,6 +28,7 @@
 #include "daemon/host.h"
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "lib/strlist.h"
 #include "proc/proc.h"
 
 enum {
@@ -699,11 +700,10 @@ static void ship__wake(struct host_ship *s)
     s->created_ns = rec.created_ns;
     s->alarm_ns = rec.alarm_ns;
     memcpy(s->head_hash, rec.last_hash, sizeof s->head_hash);
-    store_ship_clear(&rec);
 
     if (ship__hash_program(s) != 0) {
         snprintf(errmsg, sizeof errmsg, "cannot read program %s", s->program);
-        goto err;
+        goto err_after_rec;
     }
     buf_init(&snap);
     if (s->snapshot_event > 0) {
@@ -713,18 +713,25 @@ static void ship__wake(struct host_ship *s)
             buf_free(&snap);
             snprintf(errmsg, sizeof errmsg, "cannot read snapshot: %s",
                      store_errmsg(h->store));
-            goto err;
+            goto err_after_rec;
         }
     }
 
+    /* The arguments and environment live in the store, not in memory: a
+     * wake reads the ship's record anyway. */
     struct proc_config pc = {
         .path = s->program,
         .name = s->name[0] ? s->name : s->id,
         .ship_id = s->id,
         .max_frame = h->cfg.max_frame,
+        .args = rec.args,
+        .args_len = rec.args_len,
+        .env = rec.env,
+        .env_len = rec.env_len,
     };
     rv = proc_spawn(&s->proc, &h->loop, &pc, ship__on_frame, ship__on_exit, s,
                     errmsg);
+    store_ship_clear(&rec);
     if (rv != 0) {
         buf_free(&snap);
         goto err;
@@ -751,6 +758,8 @@ static void ship__wake(struct host_ship *s)
     ship__arm(s, SHIP__TIMER_WAKE, ship__wake_ms(h));
     return;
 
+err_after_rec:
+    store_ship_clear(&rec);
 err:
     host_log("warn", "ship failed to wake", "ship", s->id, "error", errmsg,
              NULL);
@@ -937,12 +946,21 @@ static void ship__begin_sleep(struct host_ship *s, const char *why)
     }
 }
 
+/* The freeze timeout in force for a ship's own setting: the host's for 0,
+ * and 0 (never) for STORE_TIMEOUT_NEVER, as for the host. */
+static uint64_t ship__freeze_ms(uint64_t own, const struct host_config *cfg)
+{
+    if (own == STORE_TIMEOUT_NEVER) {
+        return 0;
+    }
+    return own ? own : cfg->freeze_timeout_ms;
+}
+
 static uint64_t ship__timeout(const struct host_ship *s, bool freeze)
 {
     const struct host_config *cfg = &s->host->cfg;
     if (freeze) {
-        return s->freeze_timeout_ms ? s->freeze_timeout_ms
-                                    : cfg->freeze_timeout_ms;
+        return ship__freeze_ms(s->freeze_timeout_ms, cfg);
     }
     return s->idle_timeout_ms ? s->idle_timeout_ms : cfg->idle_timeout_ms;
 }
@@ -1701,6 +1719,26 @@ void host_ships_free(struct host *h)
 
 /* --- Describing ships. --- */
 
+/* A string list as JSON: an array of its strings, or for an environment
+ * (env true) an object of its "K=V" strings. */
+static json_t *ship__list_json(const char *p, size_t len, bool env)
+{
+    json_t *o = env ? json_object() : json_array();
+    const char *str;
+    size_t off = 0;
+    while ((str = strlist_next(p, len, &off)) != NULL) {
+        const char *eq = env ? strchr(str, '=') : NULL;
+        if (!env) {
+            json_array_append_new(o, json_string(str));
+        } else if (eq != NULL) {
+            char key[256];
+            snprintf(key, sizeof key, "%.*s", (int)(eq - str), str);
+            json_object_set_new(o, key, json_string(eq + 1));
+        }
+    }
+    return o;
+}
+
 json_t *host_ship_json(struct host *h, uint32_t slot)
 {
     const struct registry_ship *e = registry_get(&h->reg, slot);
@@ -1723,14 +1761,16 @@ json_t *host_ship_json(struct host *h, uint32_t slot)
     }
     uint64_t idle = rec.idle_timeout_ms ? rec.idle_timeout_ms
                                         : h->cfg.idle_timeout_ms;
-    uint64_t freeze = rec.freeze_timeout_ms ? rec.freeze_timeout_ms
-                                            : h->cfg.freeze_timeout_ms;
+    uint64_t freeze = ship__freeze_ms(rec.freeze_timeout_ms, &h->cfg);
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(id));
     json_object_set_new(o, "name", name[0] ? json_string(name) : json_null());
     json_object_set_new(o, "state", json_string(ship_state_name(state)));
     json_object_set_new(o, "program",
                         json_string(registry_program(&h->reg, slot)));
+    json_object_set_new(o, "args",
+                        ship__list_json(rec.args, rec.args_len, false));
+    json_object_set_new(o, "env", ship__list_json(rec.env, rec.env_len, true));
     json_object_set_new(o, "last_event", json_integer((json_int_t)last_event));
     json_object_set_new(o, "snapshot_event",
                         json_integer((json_int_t)rec.snapshot_event));

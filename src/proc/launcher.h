@@ -31,13 +31,14 @@ int launcher_start(char *errmsg);
 bool launcher_running(void);
 
 /* Ask the launcher to start the executable at path file (no PATH search)
- * with argv[0] = argv0, the environment PATH and BERTH_SHIP=ship_id, sock as
- * stdin and stdout and errw as stderr, in a new session with default signal
- * dispositions and an empty mask. Returns 0 with *pid set (the child is the
- * caller's), the errno of a failed exec, or ESRCH when there is no launcher
- * any more (it is then forgotten and the caller starts the program itself).
- * sock and errw stay the caller's. */
-int launcher_spawn(const char *file, const char *argv0, const char *ship_id,
+ * with the NULL-terminated argv and envp (at most PROC_ARGS_MAX + 2 strings
+ * each, proc/proc.h), sock as stdin and stdout and errw as stderr, in a new
+ * session with default signal dispositions and an empty mask. Returns 0
+ * with *pid set (the child is the caller's), the errno of a failed exec,
+ * E2BIG when the vectors do not fit in a request, or ESRCH when there is no
+ * launcher any more (it is then forgotten and the caller starts the program
+ * itself). Everything passed stays the caller's. */
+int launcher_spawn(const char *file, char *const *argv, char *const *envp,
                    int sock, int errw, pid_t *pid);
 
 /* Return the launcher's process id, or 0 when there is none. */

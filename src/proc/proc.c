@@ -16,6 +16,7 @@
 
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "lib/strlist.h"
 #include "proc/freezer.h"
 #include "proc/launcher.h"
 
@@ -582,19 +583,64 @@ static int proc__search(const char *name, char *out)
     return ENOENT;
 }
 
+/* A child's argument and environment vectors, pointing into its config. */
+struct proc__vectors {
+    char *argv[PROC_ARGS_MAX + 2];
+    char *envp[PROC_ARGS_MAX + 3];
+    char ship[128];
+};
+
+/* Fill v from cfg: argv is the path and the arguments; envp is PATH (unless
+ * the config gives its own), BERTH_SHIP and the added variables. Returns 0,
+ * or E2BIG for lists over the limits or malformed. */
+static int proc__vectors(const struct proc_config *cfg, struct proc__vectors *v)
+{
+    long na = strlist_count(cfg->args, cfg->args_len);
+    long ne = strlist_count(cfg->env, cfg->env_len);
+    if (na < 0 || ne < 0 || na > PROC_ARGS_MAX || ne > PROC_ARGS_MAX ||
+        cfg->args_len + cfg->env_len > PROC_ARGS_BYTES_MAX) {
+        return E2BIG;
+    }
+    const char *str;
+    size_t off = 0, n = 0;
+    v->argv[n++] = (char *)cfg->path;
+    while ((str = strlist_next(cfg->args, cfg->args_len, &off)) != NULL) {
+        v->argv[n++] = (char *)str;
+    }
+    v->argv[n] = NULL;
+    bool own_path = false;
+    for (off = 0; (str = strlist_next(cfg->env, cfg->env_len, &off));) {
+        own_path = own_path || strncmp(str, "PATH=", 5) == 0;
+    }
+    n = 0;
+    if (!own_path) {
+        v->envp[n++] = "PATH=" PROC__PATH;
+    }
+    snprintf(v->ship, sizeof v->ship, "BERTH_SHIP=%s", cfg->ship_id);
+    v->envp[n++] = v->ship;
+    for (off = 0; (str = strlist_next(cfg->env, cfg->env_len, &off));) {
+        if (strncmp(str, "BERTH_SHIP=", 11) != 0) {
+            v->envp[n++] = (char *)str;
+        }
+    }
+    v->envp[n] = NULL;
+    return 0;
+}
+
 /* Start the program with sock as its stdin and stdout and errw as its
  * stderr; returns 0 or an errno, with p->pid set on success. */
 static int proc__start(struct proc *p, const struct proc_config *cfg, int sock,
                        int errw)
 {
-    char ship_env[128];
-    snprintf(ship_env, sizeof ship_env, "BERTH_SHIP=%s", cfg->ship_id);
-    char *env[] = {"PATH=" PROC__PATH, ship_env, NULL};
-    char *args[] = {(char *)cfg->path, NULL};
+    struct proc__vectors v;
+    int e = proc__vectors(cfg, &v);
+    if (e != 0) {
+        return e;
+    }
     char found[PATH_MAX];
     const char *file = cfg->path;
     if (strchr(file, '/') == NULL) {
-        int e = proc__search(file, found);
+        e = proc__search(file, found);
         if (e != 0) {
             return e;
         }
@@ -603,7 +649,7 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int sock,
 
     /* From the launcher, the start does not copy the host's descriptor
      * table (see launcher.h); without one, from here. */
-    int e = launcher_spawn(file, cfg->path, cfg->ship_id, sock, errw, &p->pid);
+    e = launcher_spawn(file, v.argv, v.envp, sock, errw, &p->pid);
     if (e != ESRCH) {
         return e;
     }
@@ -647,7 +693,7 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int sock,
         goto err_after_attr;
     }
     /* glibc reports a failed exec through posix_spawn's result. */
-    e = posix_spawn(&p->pid, file, &fa, &attr, args, env);
+    e = posix_spawn(&p->pid, file, &fa, &attr, v.argv, v.envp);
 
 err_after_attr:
     posix_spawnattr_destroy(&attr);

@@ -86,8 +86,20 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
     struct store_ship ship;
     memset(&ship, 0, sizeof ship);
     ship.program = mem_strndup(b.program, b.program_len);
-    if (ship.program == NULL) {
+    ship.args = b.args_len ? mem_alloc(b.args_len) : NULL;
+    ship.env = b.env_len ? mem_alloc(b.env_len) : NULL;
+    if (ship.program == NULL || (b.args_len && ship.args == NULL) ||
+        (b.env_len && ship.env == NULL)) {
+        store_ship_clear(&ship);
         return BERTH_ENOMEM;
+    }
+    if (b.args_len > 0) {
+        memcpy(ship.args, b.args, b.args_len);
+        ship.args_len = b.args_len;
+    }
+    if (b.env_len > 0) {
+        memcpy(ship.env, b.env, b.env_len);
+        ship.env_len = b.env_len;
     }
     ship.created_ns = b.created_ns;
     ship.idle_timeout_ms = b.idle_timeout_ms;

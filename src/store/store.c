@@ -9,7 +9,7 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 
-#define STORE__SCHEMA_VERSION 2
+#define STORE__SCHEMA_VERSION 3
 
 enum {
     ST_META_GET,
@@ -37,10 +37,10 @@ enum {
     ST__COUNT
 };
 
-#define STORE__SHIP_COLUMNS                                                  \
-    "sid, id, name, program, created_ns, idle_timeout_ms, last_event, "      \
-    "first_event, snapshot_event, last_hash, public_key, secret_key, "       \
-    "alarm_ns, freeze_timeout_ms"
+#define STORE__SHIP_COLUMNS                                                    \
+    "sid, id, name, program, created_ns, idle_timeout_ms, last_event, "        \
+    "first_event, snapshot_event, last_hash, public_key, secret_key, "         \
+    "alarm_ns, freeze_timeout_ms, args, env"
 
 static const char *store__sql[ST__COUNT] = {
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
@@ -50,11 +50,11 @@ static const char *store__sql[ST__COUNT] = {
     [ST_SHIP_PUT] =
         "INSERT INTO ships (" STORE__SHIP_COLUMNS
         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-        "?14) ON CONFLICT (sid) DO UPDATE SET id = ?2, name = ?3, "
+        "?14, ?15, ?16) ON CONFLICT (sid) DO UPDATE SET id = ?2, name = ?3, "
         "program = ?4, created_ns = ?5, idle_timeout_ms = ?6, "
         "last_event = ?7, first_event = ?8, snapshot_event = ?9, "
         "last_hash = ?10, public_key = ?11, secret_key = ?12, alarm_ns = ?13, "
-        "freeze_timeout_ms = ?14",
+        "freeze_timeout_ms = ?14, args = ?15, env = ?16",
     [ST_SHIP_BY_ID] = "SELECT " STORE__SHIP_COLUMNS " FROM ships WHERE id = ?1",
     [ST_SHIP_BY_NAME] =
         "SELECT " STORE__SHIP_COLUMNS " FROM ships WHERE name = ?1",
@@ -80,8 +80,7 @@ static const char *store__sql[ST__COUNT] = {
     [ST_EVENT_TRUNCATE] = "DELETE FROM events WHERE sid = ?1 AND n <= ?2",
     [ST_SNAPSHOT_PUT] = "INSERT OR REPLACE INTO snapshots (sid, n, epoch, "
                         "data) VALUES (?1, ?2, ?3, ?4)",
-    [ST_SNAPSHOT_GET] =
-        "SELECT n, epoch, data FROM snapshots WHERE sid = ?1",
+    [ST_SNAPSHOT_GET] = "SELECT n, epoch, data FROM snapshots WHERE sid = ?1",
     [ST_BEGIN] = "BEGIN",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -99,7 +98,7 @@ static const char store__schema[] =
     "  first_event INTEGER NOT NULL, snapshot_event INTEGER NOT NULL,"
     "  last_hash BLOB NOT NULL, public_key BLOB NOT NULL,"
     "  secret_key BLOB NOT NULL, alarm_ns INTEGER NOT NULL DEFAULT 0,"
-    "  freeze_timeout_ms INTEGER NOT NULL DEFAULT 0);"
+    "  freeze_timeout_ms INTEGER NOT NULL DEFAULT 0, args BLOB, env BLOB);"
     "CREATE TABLE IF NOT EXISTS events ("
     "  sid INTEGER NOT NULL, n INTEGER NOT NULL, rec BLOB NOT NULL,"
     "  PRIMARY KEY (sid, n)) WITHOUT ROWID;"
@@ -163,6 +162,8 @@ static int store__exec(struct store *s, sqlite3_stmt *st, const char *what)
 void store_ship_clear(struct store_ship *ship)
 {
     mem_free(ship->program);
+    mem_free(ship->args);
+    mem_free(ship->env);
     memset(ship, 0, sizeof *ship);
 }
 
@@ -181,6 +182,51 @@ static int store__pragma(struct store *s, const char *sql)
     return 0;
 }
 
+/* What each schema version added, as the SQL that brings a store of the
+ * version before up to it. A new version appends its step here, bumps
+ * STORE__SCHEMA_VERSION and adds the same columns to store__schema, which
+ * new stores get whole. */
+static const char *const store__steps[STORE__SCHEMA_VERSION + 1] = {
+    /* 2: alarms and the freeze timeout. */
+    [2] = "ALTER TABLE ships ADD COLUMN alarm_ns INTEGER NOT NULL DEFAULT 0;"
+          "ALTER TABLE ships ADD COLUMN freeze_timeout_ms INTEGER NOT NULL "
+          "DEFAULT 0;",
+    /* 3: the program's arguments and environment (NULL: none). */
+    [3] = "ALTER TABLE ships ADD COLUMN args BLOB;"
+          "ALTER TABLE ships ADD COLUMN env BLOB;",
+};
+
+/* Bring a store of schema version `version` (0: a new file) to
+ * STORE__SCHEMA_VERSION in place, in one transaction: a failed upgrade
+ * leaves the store as it was. */
+static int store__upgrade(struct store *s, int version)
+{
+    if (version == STORE__SCHEMA_VERSION) {
+        return 0;
+    }
+    int rv = store__pragma(s, "BEGIN");
+    if (rv != 0) {
+        return rv;
+    }
+    if (version == 0) {
+        rv = store__pragma(s, store__schema);
+    } else {
+        for (int v = version + 1; v <= STORE__SCHEMA_VERSION && rv == 0; v++) {
+            rv = store__pragma(s, store__steps[v]);
+        }
+    }
+    if (rv == 0) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version=%d; COMMIT",
+                 STORE__SCHEMA_VERSION);
+        rv = store__pragma(s, sql);
+    }
+    if (rv != 0) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return rv;
+}
+
 int store_open(struct store **out, const char *path, char *errmsg)
 {
     int rv;
@@ -189,10 +235,9 @@ int store_open(struct store **out, const char *path, char *errmsg)
         err_printf(errmsg, "out of memory");
         return BERTH_ENOMEM;
     }
-    int rc = sqlite3_open_v2(path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                 SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &s->db,
+        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         rv = store__fail(s, rc, "opening the store");
         goto err_after_db;
@@ -225,26 +270,9 @@ int store_open(struct store **out, const char *path, char *errmsg)
         rv = BERTH_ECORRUPT;
         goto err_after_db;
     }
-    if (version == 0) {
-        rv = store__pragma(s, store__schema);
-        if (rv == 0) {
-            rv = store__pragma(s, "PRAGMA user_version=2");
-        }
-        if (rv != 0) {
-            goto err_after_db;
-        }
-    } else if (version == 1) {
-        /* Version 2 added alarms and the freeze timeout. */
-        rv = store__pragma(
-            s, "BEGIN;"
-               "ALTER TABLE ships ADD COLUMN alarm_ns INTEGER NOT NULL "
-               "DEFAULT 0;"
-               "ALTER TABLE ships ADD COLUMN freeze_timeout_ms INTEGER NOT "
-               "NULL DEFAULT 0;"
-               "PRAGMA user_version=2; COMMIT;");
-        if (rv != 0) {
-            goto err_after_db;
-        }
+    rv = store__upgrade(s, version);
+    if (rv != 0) {
+        goto err_after_db;
     }
     for (int i = 0; i < ST__COUNT; i++) {
         rc = sqlite3_prepare_v3(s->db, store__sql[i], -1,
@@ -368,6 +396,13 @@ int store_ship_put(struct store *s, const struct store_ship *ship)
                       SQLITE_STATIC);
     sqlite3_bind_int64(st, 13, (sqlite3_int64)ship->alarm_ns);
     sqlite3_bind_int64(st, 14, (sqlite3_int64)ship->freeze_timeout_ms);
+    /* An empty list stays NULL, as in a store from before lists. */
+    if (ship->args_len > 0) {
+        sqlite3_bind_blob64(st, 15, ship->args, ship->args_len, SQLITE_STATIC);
+    }
+    if (ship->env_len > 0) {
+        sqlite3_bind_blob64(st, 16, ship->env, ship->env_len, SQLITE_STATIC);
+    }
     return store__exec(s, st, "writing a ship");
 }
 
@@ -382,11 +417,30 @@ static void store__copy_blob(sqlite3_stmt *st, int col, uint8_t *out,
     }
 }
 
-static void store__copy_text(sqlite3_stmt *st, int col, char *out,
-                             size_t size)
+static void store__copy_text(sqlite3_stmt *st, int col, char *out, size_t size)
 {
     const unsigned char *p = sqlite3_column_text(st, col);
     snprintf(out, size, "%s", p ? (const char *)p : "");
+}
+
+/* Copy a blob column into a new allocation at *out with its length; a NULL
+ * or empty column gives NULL and 0. Returns 0 or BERTH_ENOMEM. */
+static int store__dup_blob(sqlite3_stmt *st, int col, char **out, size_t *len)
+{
+    const void *p = sqlite3_column_blob(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    *out = NULL;
+    *len = 0;
+    if (p == NULL || n == 0) {
+        return 0;
+    }
+    *out = mem_alloc(n);
+    if (*out == NULL) {
+        return BERTH_ENOMEM;
+    }
+    memcpy(*out, p, n);
+    *len = n;
+    return 0;
 }
 
 /* Fill ship from the current row of a SELECT of STORE__SHIP_COLUMNS. */
@@ -411,6 +465,11 @@ static int store__row_ship(sqlite3_stmt *st, struct store_ship *ship)
     store__copy_blob(st, 11, ship->secret_key, sizeof ship->secret_key);
     ship->alarm_ns = (uint64_t)sqlite3_column_int64(st, 12);
     ship->freeze_timeout_ms = (uint64_t)sqlite3_column_int64(st, 13);
+    if (store__dup_blob(st, 14, &ship->args, &ship->args_len) != 0 ||
+        store__dup_blob(st, 15, &ship->env, &ship->env_len) != 0) {
+        store_ship_clear(ship);
+        return BERTH_ENOMEM;
+    }
     return 0;
 }
 
@@ -586,8 +645,8 @@ int store_event_foreach(struct store *s, uint64_t sid, uint64_t from,
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         rv = cb((uint64_t)sqlite3_column_int64(st, 0),
-                sqlite3_column_blob(st, 1),
-                (size_t)sqlite3_column_bytes(st, 1), arg);
+                sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1),
+                arg);
         if (rv != 0) {
             break;
         }

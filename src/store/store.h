@@ -29,13 +29,23 @@ struct store;
 #define STORE_NAME_MAX 63
 #define STORE_HASH_SIZE 32
 
-/* The record of one ship. Fixed-size fields keep it cheap to copy; program
- * is owned by the struct and freed by store_ship_clear(). */
+/* A ship's freeze_timeout_ms that says "never freeze", where 0 says "the
+ * host's default". */
+#define STORE_TIMEOUT_NEVER UINT64_MAX
+
+/* The record of one ship. Fixed-size fields keep it cheap to copy; program,
+ * args and env are owned by the struct and freed by store_ship_clear(). */
 struct store_ship {
     uint64_t sid;                  /* host-internal number, never reused */
     char id[STORE_ID_MAX + 1];     /* public id, derived from the key */
     char name[STORE_NAME_MAX + 1]; /* unique; empty when unnamed */
     char *program;                 /* path of the executable */
+    /* The program's arguments after argv[0], and the variables ("K=V") added
+     * to its environment: string lists (lib/strlist.h), NULL when empty. */
+    char *args;
+    size_t args_len;
+    char *env;
+    size_t env_len;
     uint64_t created_ns;
     uint64_t idle_timeout_ms; /* 0: the host's default */
     uint64_t last_event;      /* number of the last committed event */
@@ -44,8 +54,8 @@ struct store_ship {
     uint8_t last_hash[STORE_HASH_SIZE]; /* hash of the last event record */
     uint8_t public_key[32];
     uint8_t secret_key[64];
-    uint64_t alarm_ns;          /* when the ship wants a TIMER event; 0: never */
-    uint64_t freeze_timeout_ms; /* 0: the host's default */
+    uint64_t alarm_ns; /* when the ship wants a TIMER event; 0: never */
+    uint64_t freeze_timeout_ms; /* 0: host's default; STORE_TIMEOUT_NEVER */
 };
 
 /* Free the owned fields of ship and zero it. */
