@@ -208,6 +208,7 @@ int record_decode_ship_batch(const uint8_t *p, size_t len,
     b->flags = cursor_u8(&c);
     b->created_ns = cursor_u64(&c);
     b->idle_timeout_ms = cursor_u64(&c);
+    b->freeze_timeout_ms = cursor_u64(&c);
     b->args = b->env = NULL;
     b->args_len = b->env_len = 0;
     if (b->flags & RECORD_BATCH_ARGS) {
@@ -220,7 +221,6 @@ int record_decode_ship_batch(const uint8_t *p, size_t len,
             return BERTH_EMALFORMED;
         }
     }
-    b->freeze_timeout_ms = cursor_u64(&c);
     b->first = cursor_u32(&c);
     b->count = cursor_u32(&c);
     const uint8_t *key = cursor_bytes(&c, sizeof b->key);

@@ -236,6 +236,79 @@ static void test_upgrade_from_version_1(void **state)
     store_close(s);
 }
 
+/* A store of version 2 (no arguments or environment) is upgraded in place:
+ * its ships read with empty lists, and lists written afterwards stay. */
+static void test_upgrade_from_version_2(void **state)
+{
+    struct fx *x = *state;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(
+            db,
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) "
+            "WITHOUT ROWID;"
+            "CREATE TABLE ships (sid INTEGER PRIMARY KEY, id TEXT NOT NULL "
+            "UNIQUE, name TEXT UNIQUE, program TEXT NOT NULL, created_ns "
+            "INTEGER NOT NULL, idle_timeout_ms INTEGER NOT NULL, last_event "
+            "INTEGER NOT NULL, first_event INTEGER NOT NULL, snapshot_event "
+            "INTEGER NOT NULL, last_hash BLOB NOT NULL, public_key BLOB NOT "
+            "NULL, secret_key BLOB NOT NULL, alarm_ns INTEGER NOT NULL "
+            "DEFAULT 0, freeze_timeout_ms INTEGER NOT NULL DEFAULT 0);"
+            "CREATE TABLE events (sid INTEGER NOT NULL, n INTEGER NOT NULL, "
+            "rec BLOB NOT NULL, PRIMARY KEY (sid, n)) WITHOUT ROWID;"
+            "CREATE TABLE snapshots (sid INTEGER PRIMARY KEY, n INTEGER NOT "
+            "NULL, epoch BLOB NOT NULL, data BLOB NOT NULL);"
+            "INSERT INTO ships VALUES (1, 'aaaa', 'two', '/bin/true', 5, 7, "
+            "3, 1, 0, x'00', x'00', x'00', 11, 12);"
+            "PRAGMA user_version=2;",
+            NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    struct store *s;
+    struct store_ship got;
+    char errmsg[ERRMSG_SIZE];
+    assert_int_equal(store_open(&s, x->path, errmsg), 0);
+    assert_int_equal(store_ship_get(s, "two", &got), 0);
+    assert_int_equal(got.last_event, 3);
+    assert_int_equal(got.alarm_ns, 11);
+    assert_int_equal(got.freeze_timeout_ms, 12);
+    assert_null(got.args);
+    assert_int_equal(got.args_len, 0);
+    assert_null(got.env);
+    assert_int_equal(got.env_len, 0);
+    store_ship_clear(&got);
+    struct store_ship lists;
+    ship(&lists, 2, "bbbb", "three");
+    lists.args = "a\0b c\0";
+    lists.args_len = 6;
+    lists.env = "K=V\0";
+    lists.env_len = 4;
+    lists.freeze_timeout_ms = STORE_TIMEOUT_NEVER;
+    assert_int_equal(store_ship_put(s, &lists), 0);
+    store_close(s);
+
+    assert_int_equal(store_open(&s, x->path, errmsg), 0);
+    assert_int_equal(store_ship_get(s, "three", &got), 0);
+    assert_int_equal(got.args_len, 6);
+    assert_memory_equal(got.args, "a\0b c\0", 6);
+    assert_int_equal(got.env_len, 4);
+    assert_memory_equal(got.env, "K=V\0", 4);
+    assert_true(got.freeze_timeout_ms == STORE_TIMEOUT_NEVER);
+    store_ship_clear(&got);
+    store_close(s);
+    assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 3);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -245,6 +318,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
         cmocka_unit_test(test_open_out_of_memory),
         cmocka_unit_test_setup_teardown(test_upgrade_from_version_1, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_from_version_2, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
