@@ -186,40 +186,55 @@ static void test_open_out_of_memory(void **state)
     mem_fault_countdown(-1);
 }
 
+/* Write a store as an older version did: the first version's tables, the
+ * ships table with more_columns added, then the statements of rest (its
+ * ships and its user_version). */
+static void old_store(const char *path, const char *more_columns,
+                      const char *rest)
+{
+    char sql[2048];
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT "
+             "NULL) WITHOUT ROWID;"
+             "CREATE TABLE ships (sid INTEGER PRIMARY KEY, id TEXT NOT NULL "
+             "UNIQUE, name TEXT UNIQUE, program TEXT NOT NULL, created_ns "
+             "INTEGER NOT NULL, idle_timeout_ms INTEGER NOT NULL, last_event "
+             "INTEGER NOT NULL, first_event INTEGER NOT NULL, snapshot_event "
+             "INTEGER NOT NULL, last_hash BLOB NOT NULL, public_key BLOB NOT "
+             "NULL, secret_key BLOB NOT NULL%s);"
+             "CREATE TABLE events (sid INTEGER NOT NULL, n INTEGER NOT NULL, "
+             "rec BLOB NOT NULL, PRIMARY KEY (sid, n)) WITHOUT ROWID;"
+             "CREATE TABLE snapshots (sid INTEGER PRIMARY KEY, n INTEGER NOT "
+             "NULL, epoch BLOB NOT NULL, data BLOB NOT NULL);%s",
+             more_columns, rest);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* Open the store at path and read the ship id_or_name into out. */
+static struct store *open_with_ship(const char *path, const char *id_or_name,
+                                    struct store_ship *out)
+{
+    struct store *s = open_ok(path);
+    assert_int_equal(store_ship_get(s, id_or_name, out), 0);
+    return s;
+}
+
 /* A store written by the first version (no alarms, no freeze timeout) opens
  * and is brought up to date in place, its ships intact. */
 static void test_upgrade_from_version_1(void **state)
 {
     struct fx *x = *state;
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
-    assert_int_equal(
-        sqlite3_exec(
-            db,
-            "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) "
-            "WITHOUT ROWID;"
-            "CREATE TABLE ships (sid INTEGER PRIMARY KEY, id TEXT NOT NULL "
-            "UNIQUE, name TEXT UNIQUE, program TEXT NOT NULL, created_ns "
-            "INTEGER NOT NULL, idle_timeout_ms INTEGER NOT NULL, last_event "
-            "INTEGER NOT NULL, first_event INTEGER NOT NULL, snapshot_event "
-            "INTEGER NOT NULL, last_hash BLOB NOT NULL, public_key BLOB NOT "
-            "NULL, secret_key BLOB NOT NULL);"
-            "CREATE TABLE events (sid INTEGER NOT NULL, n INTEGER NOT NULL, "
-            "rec BLOB NOT NULL, PRIMARY KEY (sid, n)) WITHOUT ROWID;"
-            "CREATE TABLE snapshots (sid INTEGER PRIMARY KEY, n INTEGER NOT "
-            "NULL, epoch BLOB NOT NULL, data BLOB NOT NULL);"
-            "INSERT INTO ships VALUES (1, 'aaaa', 'old', '/bin/true', 5, 7, "
-            "3, 1, 0, x'00', x'00', x'00');"
-            "PRAGMA user_version=1;",
-            NULL, NULL, NULL),
-        SQLITE_OK);
-    sqlite3_close(db);
+    old_store(x->path, "",
+              "INSERT INTO ships VALUES (1, 'aaaa', 'old', '/bin/true', 5, 7, "
+              "3, 1, 0, x'00', x'00', x'00');"
+              "PRAGMA user_version=1;");
 
-    struct store *s;
     struct store_ship ship;
+    struct store *s = open_with_ship(x->path, "old", &ship);
     char errmsg[ERRMSG_SIZE];
-    assert_int_equal(store_open(&s, x->path, errmsg), 0);
-    assert_int_equal(store_ship_get(s, "old", &ship), 0);
     assert_int_equal(ship.last_event, 3);
     assert_int_equal(ship.idle_timeout_ms, 7);
     assert_int_equal(ship.alarm_ns, 0);
@@ -241,36 +256,15 @@ static void test_upgrade_from_version_1(void **state)
 static void test_upgrade_from_version_2(void **state)
 {
     struct fx *x = *state;
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
-    assert_int_equal(
-        sqlite3_exec(
-            db,
-            "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) "
-            "WITHOUT ROWID;"
-            "CREATE TABLE ships (sid INTEGER PRIMARY KEY, id TEXT NOT NULL "
-            "UNIQUE, name TEXT UNIQUE, program TEXT NOT NULL, created_ns "
-            "INTEGER NOT NULL, idle_timeout_ms INTEGER NOT NULL, last_event "
-            "INTEGER NOT NULL, first_event INTEGER NOT NULL, snapshot_event "
-            "INTEGER NOT NULL, last_hash BLOB NOT NULL, public_key BLOB NOT "
-            "NULL, secret_key BLOB NOT NULL, alarm_ns INTEGER NOT NULL "
-            "DEFAULT 0, freeze_timeout_ms INTEGER NOT NULL DEFAULT 0);"
-            "CREATE TABLE events (sid INTEGER NOT NULL, n INTEGER NOT NULL, "
-            "rec BLOB NOT NULL, PRIMARY KEY (sid, n)) WITHOUT ROWID;"
-            "CREATE TABLE snapshots (sid INTEGER PRIMARY KEY, n INTEGER NOT "
-            "NULL, epoch BLOB NOT NULL, data BLOB NOT NULL);"
-            "INSERT INTO ships VALUES (1, 'aaaa', 'two', '/bin/true', 5, 7, "
-            "3, 1, 0, x'00', x'00', x'00', 11, 12);"
-            "PRAGMA user_version=2;",
-            NULL, NULL, NULL),
-        SQLITE_OK);
-    sqlite3_close(db);
+    old_store(x->path,
+              ", alarm_ns INTEGER NOT NULL DEFAULT 0, freeze_timeout_ms "
+              "INTEGER NOT NULL DEFAULT 0",
+              "INSERT INTO ships VALUES (1, 'aaaa', 'two', '/bin/true', 5, 7, "
+              "3, 1, 0, x'00', x'00', x'00', 11, 12);"
+              "PRAGMA user_version=2;");
 
-    struct store *s;
     struct store_ship got;
-    char errmsg[ERRMSG_SIZE];
-    assert_int_equal(store_open(&s, x->path, errmsg), 0);
-    assert_int_equal(store_ship_get(s, "two", &got), 0);
+    struct store *s = open_with_ship(x->path, "two", &got);
     assert_int_equal(got.last_event, 3);
     assert_int_equal(got.alarm_ns, 11);
     assert_int_equal(got.freeze_timeout_ms, 12);
@@ -289,8 +283,7 @@ static void test_upgrade_from_version_2(void **state)
     assert_int_equal(store_ship_put(s, &lists), 0);
     store_close(s);
 
-    assert_int_equal(store_open(&s, x->path, errmsg), 0);
-    assert_int_equal(store_ship_get(s, "three", &got), 0);
+    s = open_with_ship(x->path, "three", &got);
     assert_int_equal(got.args_len, 6);
     assert_memory_equal(got.args, "a\0b c\0", 6);
     assert_int_equal(got.env_len, 4);
@@ -298,6 +291,7 @@ static void test_upgrade_from_version_2(void **state)
     assert_true(got.freeze_timeout_ms == STORE_TIMEOUT_NEVER);
     store_ship_clear(&got);
     store_close(s);
+    sqlite3 *db;
     assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
     sqlite3_stmt *st;
     assert_int_equal(
