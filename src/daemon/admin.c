@@ -498,11 +498,53 @@ static bool admin__number(const char *s, unsigned long long max,
 #define ADMIN__PAGE 1000
 #define ADMIN__PAGE_MAX 10000
 
+/* Return how many ships are in state now: the live ones in it, or for
+ * asleep every ship that is not live in another state. */
+static uint32_t admin__tier_count(const struct host *h, enum ship_state state)
+{
+    if (state != SHIP_ASLEEP) {
+        return h->tiers[state];
+    }
+    uint32_t others = 0;
+    for (int i = 0; i < SHIP__STATE_COUNT; i++) {
+        if (i != SHIP_REMOVED && i != SHIP_ASLEEP) {
+            others += h->tiers[i];
+        }
+    }
+    uint32_t total = registry_count(&h->reg);
+    return total > others ? total - others : 0;
+}
+
+/* Whether the ship in slot is listed: it is not removed, and it is in
+ * state want (any state for want < 0). */
+static bool admin__listed(const struct host *h, uint32_t slot, int want)
+{
+    const struct registry_ship *e = registry_get(&h->reg, slot);
+    if (e->flags & REGISTRY_REMOVED) {
+        return false;
+    }
+    const struct host_ship *s = e->live;
+    return want < 0 || (int)(s != NULL ? s->state : SHIP_ASLEEP) == want;
+}
+
 static void admin__list(struct host *h, struct http_request *req)
 {
     char v[32];
     unsigned long long limit = ADMIN__PAGE, after = 0;
-    const char *p = admin__query(req->target, "limit", v, sizeof v);
+    int want = -1;
+    enum ship_state state = SHIP_ASLEEP;
+    const char *p = admin__query(req->target, "state", v, sizeof v);
+    if (p != NULL) {
+        if (ship_state_parse(p, &state) != 0 || state == SHIP_REMOVED) {
+            host_reply_error(req, 400, "invalid",
+                             "state must be asleep, waking, awake, frozen or "
+                             "sleeping, not %s",
+                             p);
+            return;
+        }
+        want = (int)state;
+    }
+    p = admin__query(req->target, "limit", v, sizeof v);
     if (p != NULL && (!admin__number(p, ADMIN__PAGE_MAX, &limit) || limit == 0)) {
         host_reply_error(req, 400, "invalid", "limit must be from 1 to %d",
                          ADMIN__PAGE_MAX);
@@ -519,22 +561,23 @@ static void admin__list(struct host *h, struct http_request *req)
     uint64_t last = 0;
     unsigned long long n = 0;
     for (; slot < h->reg.n_slots && n < limit; slot++) {
-        const struct registry_ship *e = registry_get(&h->reg, slot);
-        if (e->flags & REGISTRY_REMOVED) {
+        if (!admin__listed(h, slot, want)) {
             continue;
         }
         json_array_append_new(arr, host_ship_json(h, slot));
-        last = e->sid;
+        last = registry_get(&h->reg, slot)->sid;
         n++;
     }
-    /* Skip trailing holes, so that a full last page says "no more". */
-    while (slot < h->reg.n_slots &&
-           (registry_get(&h->reg, slot)->flags & REGISTRY_REMOVED)) {
+    /* Skip trailing holes and ships in other states, so that a full last
+     * page says "no more". */
+    while (slot < h->reg.n_slots && !admin__listed(h, slot, want)) {
         slot++;
     }
     json_t *o = json_object();
     json_object_set_new(o, "ships", arr);
-    json_object_set_new(o, "total", json_integer(registry_count(&h->reg)));
+    json_object_set_new(o, "total",
+                        json_integer(want < 0 ? registry_count(&h->reg)
+                                              : admin__tier_count(h, state)));
     if (slot < h->reg.n_slots) {
         char next[32];
         snprintf(next, sizeof next, "%llu", (unsigned long long)last);
@@ -572,20 +615,16 @@ static uint64_t admin__rss(void)
 
 static void admin__stats(struct host *h, struct http_request *req)
 {
-    unsigned live_not_asleep = 0;
     json_t *st = json_object();
     for (int i = 0; i < SHIP__STATE_COUNT; i++) {
         if (i != SHIP_REMOVED && i != SHIP_ASLEEP) {
             json_object_set_new(st, ship_state_name(i),
                                 json_integer(h->tiers[i]));
-            live_not_asleep += h->tiers[i];
         }
     }
     uint32_t total = registry_count(&h->reg);
     json_object_set_new(st, "asleep",
-                        json_integer(total > live_not_asleep
-                                         ? total - live_not_asleep
-                                         : 0));
+                        json_integer(admin__tier_count(h, SHIP_ASLEEP)));
     json_t *o = json_object();
     json_object_set_new(o, "ships", json_integer(total));
     json_object_set_new(o, "states", st);

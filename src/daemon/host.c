@@ -412,6 +412,40 @@ static void host__signal_cb(uv_signal_t *sig, int signum)
     uv_stop(&h->loop);
 }
 
+/* Tell clients where the admin API is. On TCP the host writes its address
+ * (HOST:PORT, the port as bound) to DATA/admin.addr, which the CLI reads
+ * when it is given the data directory, and removes a socket file left by
+ * an earlier host; on the socket it removes an admin.addr left by an
+ * earlier host. Best effort: a client can still be given --admin. */
+static void host__publish_admin(struct host *h)
+{
+    const char *admin = h->cfg.admin;
+    char path[4096], other[4100];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/admin.addr", h->cfg.data_dir);
+    if (admin == NULL) {
+        unlink(path);
+        return;
+    }
+    snprintf(other, sizeof other, "%s/admin.sock", h->cfg.data_dir);
+    if (lstat(other, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        unlink(other);
+    }
+    const char *colon = strrchr(admin, ':');
+    int host_len = colon ? (int)(colon - admin) : (int)strlen(admin);
+    /* Written whole and renamed, so a reader never sees half of it. */
+    snprintf(other, sizeof other, "%s.new", path);
+    FILE *f = fopen(other, "w");
+    if (f != NULL) {
+        fprintf(f, "%.*s:%d\n", host_len, admin, http_server_port(h->admin));
+    }
+    if (f == NULL || fclose(f) != 0 || rename(other, path) != 0) {
+        host_log("warn", "cannot write the admin address", "path", path,
+                 "error", strerror(errno), NULL);
+        unlink(other);
+    }
+}
+
 /* The stopped host, kept reachable until the process exits. */
 static struct host *host__instance;
 
@@ -520,6 +554,7 @@ int host_run(const struct host_config *cfg)
         fprintf(stderr, "berth: admin API: %s\n", errmsg);
         goto err_after_log;
     }
+    host__publish_admin(h);
 
     uv_signal_init(&h->loop, &h->sigint);
     uv_signal_init(&h->loop, &h->sigterm);
@@ -543,6 +578,10 @@ int host_run(const struct host_config *cfg)
     uv_timer_stop(&h->alarm_timer);
     http_server_close(h->front, NULL, NULL);
     http_server_close(h->admin, NULL, NULL);
+    if (cfg->admin != NULL) {
+        snprintf(path, sizeof path, "%s/admin.addr", cfg->data_dir);
+        unlink(path);
+    }
     uv_signal_stop(&h->sigint);
     uv_signal_stop(&h->sigterm);
     uint64_t deadline = uv_now(&h->loop) + 10000;
