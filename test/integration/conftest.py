@@ -18,6 +18,18 @@ KV = os.path.join(PROGRAMS, "kv")
 MISBEHAVE = os.path.join(os.path.dirname(PROGRAMS), "test", "programs", "misbehave")
 
 
+def wait_for(fn, timeout=10, step=0.02):
+    """Poll fn until it returns a true value, which is returned; fail after
+    timeout seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(step)
+    raise AssertionError("condition not met in %s s" % timeout)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -12,11 +12,10 @@ import re
 import shutil
 import socket
 import subprocess
-import time
 
 import pytest
 
-from conftest import BERTH, KV, MISBEHAVE, ROOT, free_port
+from conftest import BERTH, KV, MISBEHAVE, ROOT, free_port, wait_for
 
 
 def run(*args, cwd=None, stdin=None, env=None):
@@ -62,16 +61,6 @@ def lines(host, path):
     status, _, body = host.http("GET", path)
     assert status == 200, (status, body)
     return body.decode().splitlines()
-
-
-def wait_for(fn, timeout=15, step=0.02):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError("condition not met in %s s" % timeout)
 
 
 # --- Help and usage. ---

@@ -7,17 +7,7 @@ import time
 
 import pytest
 
-from conftest import KV, MISBEHAVE
-
-
-def wait_for(fn, timeout=10, step=0.02):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError("condition not met in %s s" % timeout)
+from conftest import KV, MISBEHAVE, wait_for
 
 
 def state(h, ship):
