@@ -690,10 +690,28 @@ static const struct cli__opt cli__ls_opts[] = {
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
+/* Add one line of the ship table to out: the header for a NULL ship. */
+static int cli__ls_line(struct buf *out, json_t *s)
+{
+    char line[256], ago[32];
+    int n;
+    if (s == NULL) {
+        n = snprintf(line, sizeof line, "%-18s %-20s %-9s %10s %6s  %s\n", "ID",
+                     "NAME", "STATE", "EVENTS", "WAKES", "LAST ACTIVE");
+    } else {
+        cli__ago(cli__int(s, "last_active_ns"), ago, sizeof ago);
+        n = snprintf(line, sizeof line, "%-18s %-20s %-9s %10lld %6lld  %s\n",
+                     cli__str(s, "id"), cli__str(s, "name"),
+                     cli__str(s, "state"), cli__int(s, "last_event"),
+                     cli__int(s, "wake_count"), ago);
+    }
+    return buf_append(out, line, (size_t)n < sizeof line ? (size_t)n : 0);
+}
+
 /* List ships a page at a time, following the API's cursor, so that a host
- * with a million ships never builds one huge answer. The table is kept
- * until the last page is in, so that a failure prints nothing on
- * stdout. */
+ * with a million ships never builds one huge answer. What is printed is
+ * kept (as text lines, or JSON objects for --json) until the last page is
+ * in, so that a failure prints nothing on stdout. */
 static int cli__ship_ls(const struct cli__cmd *cmd, struct cli *c,
                         struct cli__args *a)
 {
@@ -711,7 +729,10 @@ static int cli__ship_ls(const struct cli__cmd *cmd, struct cli *c,
     char next[32] = "";
     unsigned long long shown = 0;
     json_t *all = json_array();
-    for (;;) {
+    struct buf text;
+    buf_init(&text);
+    int rv = !c->json && cli__ls_line(&text, NULL) != 0 ? 1 : 0;
+    while (rv == 0) {
         unsigned long long page = 1000;
         if (limit != 0 && limit - shown < page) {
             page = limit - shown;
@@ -720,13 +741,21 @@ static int cli__ship_ls(const struct cli__cmd *cmd, struct cli *c,
                  next[0] ? "&after=" : "", next, state ? "&state=" : "",
                  state ? state : "");
         json_t *v = NULL;
-        int rv = cli__call(c, "GET", target, NULL, 0, &v);
-        if (rv != 0) {
-            json_decref(all);
-            return rv;
+        if ((rv = cli__call(c, "GET", target, NULL, 0, &v)) != 0) {
+            break;
         }
-        json_array_extend(all, json_object_get(v, "ships"));
-        shown = json_array_size(all);
+        size_t i;
+        json_t *s;
+        json_array_foreach(json_object_get(v, "ships"), i, s)
+        {
+            if (c->json) {
+                json_array_append(all, s);
+            } else if (rv == 0 && cli__ls_line(&text, s) != 0) {
+                fprintf(stderr, "berth: out of memory\n");
+                rv = 1;
+            }
+            shown++;
+        }
         const char *n = json_string_value(json_object_get(v, "next"));
         bool more = n != NULL && (limit == 0 || shown < limit);
         if (more) {
@@ -737,27 +766,17 @@ static int cli__ship_ls(const struct cli__cmd *cmd, struct cli *c,
             break;
         }
     }
-    if (c->json) {
+    if (rv == 0 && c->json) {
         json_t *o = json_object();
-        json_object_set_new(o, "ships", all);
+        json_object_set(o, "ships", all);
         cli__print_json(o);
         json_decref(o);
-        return 0;
-    }
-    printf("%-18s %-20s %-9s %10s %6s  %s\n", "ID", "NAME", "STATE", "EVENTS",
-           "WAKES", "LAST ACTIVE");
-    size_t i;
-    json_t *s;
-    json_array_foreach(all, i, s)
-    {
-        char ago[32];
-        cli__ago(cli__int(s, "last_active_ns"), ago, sizeof ago);
-        printf("%-18s %-20s %-9s %10lld %6lld  %s\n", cli__str(s, "id"),
-               cli__str(s, "name"), cli__str(s, "state"),
-               cli__int(s, "last_event"), cli__int(s, "wake_count"), ago);
+    } else if (rv == 0) {
+        fwrite(text.data, 1, text.len, stdout);
     }
     json_decref(all);
-    return 0;
+    buf_free(&text);
+    return rv;
 }
 
 /* --- One ship: show, send, sleep, wake, rm. --- */
