@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "consensus/segments.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 
@@ -118,9 +119,9 @@ static int log__fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
     /* Entries are applied one by one in order, and raft counts an entry as
      * applied once this returns: this one is the next. */
     uint64_t index = raft_last_applied(&l->raft) + 1;
-    int rv = l->cfg.apply(l->cfg.arg, index,
-                          (const uint8_t *)buf->base + LOG__FRAME, (size_t)n,
-                          &res);
+    int rv =
+        l->cfg.apply(l->cfg.arg, index, (const uint8_t *)buf->base + LOG__FRAME,
+                     (size_t)n, &res);
     if (rv != 0) {
         char msg[ERRMSG_SIZE];
         snprintf(msg, sizeof msg, "applying log entry: %s", err_str(rv));
@@ -189,8 +190,7 @@ static void log__watchdog_cb(uv_timer_t *t)
         return;
     }
     if (raft_state(&l->raft) != RAFT_LEADER) {
-        log__fatal(l, "log stopped leading with proposals pending",
-                   RAFT_IOERR);
+        log__fatal(l, "log stopped leading with proposals pending", RAFT_IOERR);
     } else if (uv_now(l->loop) - l->progress_ms > LOG__STALL_MS) {
         log__fatal(l, "log made no progress for 10 s with proposals pending",
                    RAFT_IOERR);
@@ -232,6 +232,47 @@ static int log__mkdir(const char *dir, char *errmsg)
     return 0;
 }
 
+/* A log whose open failed after raft took it over; see log_open. */
+static struct log *log__abandoned;
+
+/* Refuse a log that ends below what the state machine has applied: its
+ * next entries would take the numbers of entries already applied. */
+static int log__check_end(struct log *l, uint64_t last, char *errmsg)
+{
+    if (last >= l->cfg.applied_index) {
+        return 0;
+    }
+    err_printf(errmsg,
+               "raft log in %s ends at entry %llu, but entries up to "
+               "%llu were applied: entries are missing",
+               l->dir, (unsigned long long)last,
+               (unsigned long long)l->cfg.applied_index);
+    return BERTH_ECORRUPT;
+}
+
+/* Refuse a log that libraft would load with applied entries missing; let
+ * it drop a torn last write that was never applied, and say so. */
+static int log__check(struct log *l, char *errmsg)
+{
+    struct segments_report r;
+    int rv = segments_check(l->dir, l->cfg.applied_index, &r, errmsg);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = log__check_end(l, r.last_index, errmsg);
+    if (rv != 0) {
+        return rv;
+    }
+    if (r.torn_index != 0) {
+        fprintf(stderr,
+                "berth: raft segment %s/%s ends in a torn write at "
+                "byte %llu (entry %llu, never applied); it is dropped\n",
+                l->dir, r.torn_file, (unsigned long long)r.torn_offset,
+                (unsigned long long)r.torn_index);
+    }
+    return 0;
+}
+
 int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
              char *errmsg)
 {
@@ -252,6 +293,10 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
         goto err_after_alloc;
     }
     rv = log__mkdir(l->dir, errmsg);
+    if (rv != 0) {
+        goto err_after_dir;
+    }
+    rv = log__check(l, errmsg);
     if (rv != 0) {
         goto err_after_dir;
     }
@@ -317,9 +362,15 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
 
     rv = raft_start(&l->raft);
     if (rv != 0) {
-        err_printf(errmsg, "raft start in %s: %s", l->dir,
+        err_printf(errmsg, "raft log in %s cannot be loaded: %s", l->dir,
                    raft_errmsg(&l->raft));
-        rv = BERTH_EIO;
+        rv = rv == RAFT_CORRUPT ? BERTH_ECORRUPT : BERTH_EIO;
+        goto err_after_raft;
+    }
+    /* The check above reads what libraft will load; this catches the rest,
+     * such as a segment file that is missing altogether. */
+    rv = log__check_end(l, raft_last_index(&l->raft), errmsg);
+    if (rv != 0) {
         goto err_after_raft;
     }
 
@@ -338,9 +389,11 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
 err_after_raft:
     /* raft now owns io and closes it asynchronously, referencing l until it
      * is done; a failed open is followed by process exit, so l is left to
-     * the OS rather than freed under raft's feet. */
+     * the OS rather than freed under raft's feet, and kept reachable so
+     * that leak checkers agree. */
     l->closing = true;
     raft_close(&l->raft, NULL);
+    log__abandoned = l;
     return rv;
 err_after_io:
     raft_uv_close(&l->io);

@@ -113,8 +113,8 @@ uint64_t host_now_ns(void)
  * log on disk are what a restart recovers from. */
 static void host__fatal(void *arg, const char *message)
 {
-    host_log("fatal", "log failed; exiting so that a restart recovers",
-             "error", message, NULL);
+    host_log("fatal", "log failed; exiting so that a restart recovers", "error",
+             message, NULL);
     _exit(70);
 }
 
@@ -503,9 +503,16 @@ int host_run(const struct host_config *cfg)
         goto err_after_loop;
     }
 
+    uint64_t applied = 0;
+    rv = store_meta_get(h->store, "applied_index", &applied);
+    if (rv != 0) {
+        fprintf(stderr, "berth: store %s: %s\n", path, store_errmsg(h->store));
+        goto err_after_store;
+    }
     snprintf(path, sizeof path, "%s/raft", cfg->data_dir);
     struct log_config lc = {
         .dir = path,
+        .applied_index = applied,
         .apply = host__apply,
         .sync = host__sync,
         .fatal = host__fatal,
@@ -514,8 +521,13 @@ int host_run(const struct host_config *cfg)
     };
     rv = log_open(&h->log, &h->loop, &lc, errmsg);
     if (rv != 0) {
-        fprintf(stderr, "berth: %s\n", errmsg);
-        goto err_after_store;
+        fprintf(stderr,
+                "berth: %s\nberth: the log cannot be loaded as it "
+                "is; refusing to start so that nothing is lost (its files "
+                "are left as they are; see docs/design.md, \"A damaged "
+                "log\")\n",
+                errmsg);
+        goto err_after_log;
     }
 
     uv_check_init(&h->loop, &h->flush);
@@ -538,8 +550,9 @@ int host_run(const struct host_config *cfg)
         if (cfg->admin != NULL && !host__loopback(cfg->admin)) {
             /* The admin API has no authentication yet: never off the
              * machine. */
-            err_printf(errmsg, "--admin must be a loopback address "
-                               "(127.0.0.1:PORT or [::1]:PORT), not %s",
+            err_printf(errmsg,
+                       "--admin must be a loopback address "
+                       "(127.0.0.1:PORT or [::1]:PORT), not %s",
                        cfg->admin);
             rv = BERTH_EINVAL;
         } else if (cfg->admin != NULL) {
@@ -600,7 +613,12 @@ int host_run(const struct host_config *cfg)
     return 0;
 
 err_after_log:
-    /* A host that failed to start exits; the OS reclaims what is left. */
+    /* A host that failed to start exits; the OS reclaims what is left: the
+     * log may still hold handles on the loop. h stays reachable, as after a
+     * stop. */
+    store_close(h->store);
+    h->store = NULL;
+    host__instance = h;
     return 1;
 err_after_store:
     store_close(h->store);
