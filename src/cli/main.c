@@ -1108,16 +1108,17 @@ static void cli__usage_all(FILE *f)
     cli__list_cmds(f, "");
     cli__help_row(f, "help [COMMAND]", "help on a command, as COMMAND --help");
     fprintf(f, "\n");
-    cli__wrap(f,
-              "A command other than serve is a client of a host's admin API: "
-              "it finds the host with --admin ADDR, else --data DIR, else "
-              "$BERTH_DATA, else ./berth-data; these and --json may come "
-              "before the command or after it, and any option takes its "
-              "value as --option VALUE or --option=VALUE. Data goes to "
-              "stdout, messages to stderr. Exit status: 0 on success, 1 when "
-              "the host answered with an error or could not be reached, 2 on "
-              "bad usage.",
-              0, 0);
+    cli__wrap(
+        f,
+        "A command other than serve is a client of a host's admin API: "
+        "it finds the host with --admin ADDR, else --data DIR, else "
+        "$BERTH_DATA, else ./berth-data; these and --json may come "
+        "before the command as well as after it, and any option takes its "
+        "value as --option VALUE or --option=VALUE. Data goes to "
+        "stdout, messages to stderr. Exit status: 0 on success, 1 when "
+        "the host answered with an error or could not be reached, 2 on "
+        "bad usage.",
+        0, 0);
     fprintf(f, "\nRun 'berth COMMAND --help' for a command's options.\n");
 }
 
@@ -1178,58 +1179,66 @@ static bool cli__is_global(const char *arg)
 
 int main(int argc, char **argv)
 {
-    /* Client options before the command go after it, unchanged. */
+    /* Client options before the command, or between ship and its
+     * subcommand, go after it unchanged: args starts with them, and words
+     * holds the rest of the command line. */
     char **args = calloc((size_t)argc + 1, sizeof *args);
-    if (args == NULL) {
+    char **words = calloc((size_t)argc + 1, sizeof *words);
+    if (args == NULL || words == NULL) {
         fprintf(stderr, "berth: out of memory\n");
+        free(args);
         return 1;
     }
-    int n_pre = 0, k = 1;
-    while (k < argc && cli__is_global(argv[k])) {
-        args[n_pre++] = argv[k];
-        if (cli__global_takes_value(argv[k]) && k + 1 < argc) {
-            args[n_pre++] = argv[++k];
+    int n_pre = 0, n = 0;
+    for (int k = 1; k < argc; k++) {
+        bool leading = n == 0 || (n == 1 && strcmp(words[0], "ship") == 0);
+        if (leading && cli__is_global(argv[k])) {
+            args[n_pre++] = argv[k];
+            if (cli__global_takes_value(argv[k]) && k + 1 < argc) {
+                args[n_pre++] = argv[++k];
+            }
+        } else {
+            words[n++] = argv[k];
         }
-        k++;
     }
     int rv;
-    if (k >= argc) {
+    if (n == 0) {
         cli__usage_all(stderr);
         rv = 2;
-    } else if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0 ||
-               (strcmp(argv[k], "help") == 0 && k + 1 == argc)) {
+    } else if (strcmp(words[0], "--help") == 0 || strcmp(words[0], "-h") == 0 ||
+               (strcmp(words[0], "help") == 0 && n == 1)) {
         cli__usage_all(stdout);
         rv = 0;
-    } else if (strcmp(argv[k], "--version") == 0) {
+    } else if (strcmp(words[0], "--version") == 0) {
         printf("berth %s\n", BERTH_VERSION);
         rv = 0;
     } else {
-        bool help = strcmp(argv[k], "help") == 0;
+        int k = strcmp(words[0], "help") == 0;
+        bool help = k == 1;
         int used = 0;
-        k += help;
-        const struct cli__cmd *cmd = cli__lookup(argc - k, argv + k, &used);
-        if (cmd == NULL && strcmp(argv[k], "ship") == 0) {
+        const struct cli__cmd *cmd = cli__lookup(n - k, words + k, &used);
+        if (cmd == NULL && strcmp(words[k], "ship") == 0) {
             rv = help ? cli__ship_group(1, (char *[]){"--help"})
-                      : cli__ship_group(argc - k - 1, argv + k + 1);
-        } else if (cmd == NULL && strncmp(argv[k], "-", 1) == 0) {
+                      : cli__ship_group(n - k - 1, words + k + 1);
+        } else if (cmd == NULL && strncmp(words[k], "-", 1) == 0) {
             rv = cli__usage(NULL, "unknown option %s before the command",
-                            argv[k]);
+                            words[k]);
         } else if (cmd == NULL) {
-            rv = cli__usage(NULL, "unknown command %s", argv[k]);
+            rv = cli__usage(NULL, "unknown command %s", words[k]);
         } else if (help) {
             cli__help(cmd);
             rv = 0;
         } else {
-            int n = n_pre;
-            for (int j = k + used; j < argc; j++) {
-                args[n++] = argv[j];
+            int n_args = n_pre;
+            for (int j = k + used; j < n; j++) {
+                args[n_args++] = words[j];
             }
             struct cli c = {0};
             struct cli__args *a = calloc(1, sizeof *a);
             if (a == NULL) {
                 fprintf(stderr, "berth: out of memory\n");
                 rv = 1;
-            } else if ((rv = cli__parse(cmd, n, args, &c, a)) == 1) {
+            } else if ((rv = cli__parse(cmd, n_args, args, &c, a)) == 1) {
                 rv = 0; /* the help was printed */
             } else if (rv == 0) {
                 if (cmd->client) {
@@ -1240,6 +1249,7 @@ int main(int argc, char **argv)
             free(a);
         }
     }
+    free(words);
     free(args);
     return rv;
 }

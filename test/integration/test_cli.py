@@ -169,6 +169,8 @@ def test_flag_equals_value_and_client_options_first(host):
     assert ship["name"] == "eq" and ship["id"] == r.stdout.strip()
     listed = json.loads(run("--json", "ship", "ls", "--data=" + host.data).stdout)
     assert [s["name"] for s in listed["ships"]] == ["eq"]
+    between = json.loads(run("ship", "--data", host.data, "--json", "ls").stdout)
+    assert between == listed
     # $BERTH_DATA as the last resort.
     env = dict(os.environ, BERTH_DATA=host.data)
     assert run("ship", "show", "eq", env=env).returncode == 0
