@@ -476,15 +476,20 @@ static void test_child_starts_clean(void **state)
 }
 
 /* Read a /proc file of NUL-separated strings (cmdline, environ) of pid into
- * buf; returns its length. */
+ * buf; returns its length. A spawn returns in the middle of the exec, before
+ * the kernel has laid out the new image's strings (the file reads empty
+ * until then), so wait for them; the test's alarm bounds the wait. */
 static size_t read_proc_list(int pid, const char *what, char *buf, size_t size)
 {
     char path[64];
+    size_t len;
     snprintf(path, sizeof path, "/proc/%d/%s", pid, what);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    size_t len = fread(buf, 1, size, f);
-    fclose(f);
+    do {
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        len = fread(buf, 1, size, f);
+        fclose(f);
+    } while (len == 0 && usleep(1000) == 0);
     return len;
 }
 
@@ -509,7 +514,6 @@ static void test_args_and_env(void **state)
     assert_int_equal(uv_loop_init(&x.loop), 0);
     assert_int_equal(
         proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_cb, &x, errmsg), 0);
-    /* A spawn returns once the exec is done: the new image shows. */
     int pid = (int)proc_pid(x.p);
     const char want_argv[] = "/bin/sleep\0"
                              "60";
