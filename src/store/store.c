@@ -2,14 +2,17 @@
  * every statement prepared once at open. */
 #include "store/store.h"
 
+#include <sodium.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "core/record.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 
-#define STORE__SCHEMA_VERSION 2
+#define STORE__SCHEMA_VERSION 3
 
 enum {
     ST_META_GET,
@@ -29,6 +32,7 @@ enum {
     ST_EVENT_PUT,
     ST_EVENT_FROM,
     ST_EVENT_TRUNCATE,
+    ST_EVENT_GET,
     ST_SNAPSHOT_PUT,
     ST_SNAPSHOT_GET,
     ST_BEGIN,
@@ -37,9 +41,9 @@ enum {
     ST__COUNT
 };
 
-#define STORE__SHIP_COLUMNS                                                  \
-    "sid, id, name, program, created_ns, idle_timeout_ms, last_event, "      \
-    "first_event, snapshot_event, last_hash, public_key, secret_key, "       \
+#define STORE__SHIP_COLUMNS                                                    \
+    "sid, id, name, program, created_ns, idle_timeout_ms, last_event, "        \
+    "first_event, snapshot_event, last_hash, public_key, secret_key, "         \
     "alarm_ns, freeze_timeout_ms"
 
 static const char *store__sql[ST__COUNT] = {
@@ -78,10 +82,11 @@ static const char *store__sql[ST__COUNT] = {
     [ST_EVENT_FROM] =
         "SELECT n, rec FROM events WHERE sid = ?1 AND n >= ?2 ORDER BY n",
     [ST_EVENT_TRUNCATE] = "DELETE FROM events WHERE sid = ?1 AND n <= ?2",
+    [ST_EVENT_GET] = "SELECT rec FROM events WHERE sid = ?1 AND n = ?2",
     [ST_SNAPSHOT_PUT] = "INSERT OR REPLACE INTO snapshots (sid, n, epoch, "
-                        "data) VALUES (?1, ?2, ?3, ?4)",
+                        "data, chain, sum) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_SNAPSHOT_GET] =
-        "SELECT n, epoch, data FROM snapshots WHERE sid = ?1",
+        "SELECT n, epoch, data, chain, sum FROM snapshots WHERE sid = ?1",
     [ST_BEGIN] = "BEGIN",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -105,7 +110,7 @@ static const char store__schema[] =
     "  PRIMARY KEY (sid, n)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS snapshots ("
     "  sid INTEGER PRIMARY KEY, n INTEGER NOT NULL, epoch BLOB NOT NULL,"
-    "  data BLOB NOT NULL);";
+    "  data BLOB NOT NULL, chain BLOB NOT NULL, sum BLOB NOT NULL);";
 
 struct store {
     sqlite3 *db;
@@ -181,6 +186,106 @@ static int store__pragma(struct store *s, const char *sql)
     return 0;
 }
 
+static void store__copy_blob(sqlite3_stmt *st, int col, uint8_t *out,
+                             size_t size);
+
+/* Give every snapshot stored before schema 3 its link to the log and its
+ * checksum. The link is the hash of the snapshot's last event: the ship's
+ * head hash when no event follows it, else what the next event's record
+ * holds as its previous hash. What the store holds now is taken as right:
+ * there is nothing to check it against. */
+static int store__upgrade_snapshots(struct store *s)
+{
+    static const char *sql =
+        "SELECT snapshots.sid, n, epoch, data, last_event, last_hash, "
+        "(SELECT rec FROM events WHERE events.sid = snapshots.sid AND "
+        "events.n = snapshots.n + 1) FROM snapshots JOIN ships ON "
+        "ships.sid = snapshots.sid";
+    sqlite3_stmt *q = NULL, *u = NULL;
+    int rv = 0;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &q, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_prepare_v2(
+            s->db, "UPDATE snapshots SET chain = ?2, sum = ?3 WHERE sid = ?1",
+            -1, &u, NULL);
+    }
+    while (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        uint64_t sid = (uint64_t)sqlite3_column_int64(q, 0);
+        uint64_t n = (uint64_t)sqlite3_column_int64(q, 1);
+        uint8_t epoch[STORE_HASH_SIZE], chain[STORE_HASH_SIZE];
+        uint8_t sum[STORE_HASH_SIZE];
+        struct record_event next;
+        store__copy_blob(q, 2, epoch, sizeof epoch);
+        if (n == (uint64_t)sqlite3_column_int64(q, 4)) {
+            store__copy_blob(q, 5, chain, sizeof chain);
+        } else if (record_decode_event(sqlite3_column_blob(q, 6),
+                                       (size_t)sqlite3_column_bytes(q, 6),
+                                       &next) == 0) {
+            memcpy(chain, next.prev_hash, sizeof chain);
+        } else {
+            memset(chain, 0, sizeof chain); /* fails its check on wake */
+        }
+        record_snapshot_sum(sid, n, epoch, chain, sqlite3_column_blob(q, 3),
+                            (size_t)sqlite3_column_bytes(q, 3), sum);
+        sqlite3_bind_int64(u, 1, (sqlite3_int64)sid);
+        sqlite3_bind_blob(u, 2, chain, sizeof chain, SQLITE_STATIC);
+        sqlite3_bind_blob(u, 3, sum, sizeof sum, SQLITE_STATIC);
+        rc = sqlite3_step(u);
+        sqlite3_reset(u);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    if (rc != SQLITE_DONE) {
+        rv = store__fail(s, rc, "upgrading snapshots");
+    }
+    sqlite3_finalize(q);
+    sqlite3_finalize(u);
+    return rv;
+}
+
+/* Bring a store of an older schema version up to this one, in place, one
+ * version at a time, each step in one transaction; version 0 is a new
+ * store. */
+static int store__upgrade(struct store *s, int version)
+{
+    int rv = 0;
+    if (version == 0) {
+        rv = store__pragma(s, store__schema);
+        if (rv == 0) {
+            rv = store__pragma(s, "PRAGMA user_version=3");
+        }
+        return rv;
+    }
+    if (version == 1) {
+        /* Version 2 added alarms and the freeze timeout. */
+        rv = store__pragma(
+            s, "BEGIN;"
+               "ALTER TABLE ships ADD COLUMN alarm_ns INTEGER NOT NULL "
+               "DEFAULT 0;"
+               "ALTER TABLE ships ADD COLUMN freeze_timeout_ms INTEGER NOT "
+               "NULL DEFAULT 0;"
+               "PRAGMA user_version=2; COMMIT;");
+        version = 2;
+    }
+    if (rv == 0 && version == 2) {
+        /* Version 3 added each snapshot's link to the log and checksum. */
+        rv = store__pragma(s, "BEGIN;"
+                              "ALTER TABLE snapshots ADD COLUMN chain BLOB NOT "
+                              "NULL DEFAULT x'';"
+                              "ALTER TABLE snapshots ADD COLUMN sum BLOB NOT "
+                              "NULL DEFAULT x'';");
+        if (rv == 0) {
+            rv = store__upgrade_snapshots(s);
+        }
+        if (rv == 0) {
+            rv = store__pragma(s, "PRAGMA user_version=3; COMMIT;");
+        }
+        if (rv != 0) {
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        }
+    }
+    return rv;
+}
+
 int store_open(struct store **out, const char *path, char *errmsg)
 {
     int rv;
@@ -189,10 +294,9 @@ int store_open(struct store **out, const char *path, char *errmsg)
         err_printf(errmsg, "out of memory");
         return BERTH_ENOMEM;
     }
-    int rc = sqlite3_open_v2(path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                 SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &s->db,
+        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         rv = store__fail(s, rc, "opening the store");
         goto err_after_db;
@@ -225,26 +329,9 @@ int store_open(struct store **out, const char *path, char *errmsg)
         rv = BERTH_ECORRUPT;
         goto err_after_db;
     }
-    if (version == 0) {
-        rv = store__pragma(s, store__schema);
-        if (rv == 0) {
-            rv = store__pragma(s, "PRAGMA user_version=2");
-        }
-        if (rv != 0) {
-            goto err_after_db;
-        }
-    } else if (version == 1) {
-        /* Version 2 added alarms and the freeze timeout. */
-        rv = store__pragma(
-            s, "BEGIN;"
-               "ALTER TABLE ships ADD COLUMN alarm_ns INTEGER NOT NULL "
-               "DEFAULT 0;"
-               "ALTER TABLE ships ADD COLUMN freeze_timeout_ms INTEGER NOT "
-               "NULL DEFAULT 0;"
-               "PRAGMA user_version=2; COMMIT;");
-        if (rv != 0) {
-            goto err_after_db;
-        }
+    rv = store__upgrade(s, version);
+    if (rv != 0) {
+        goto err_after_db;
     }
     for (int i = 0; i < ST__COUNT; i++) {
         rc = sqlite3_prepare_v3(s->db, store__sql[i], -1,
@@ -382,8 +469,7 @@ static void store__copy_blob(sqlite3_stmt *st, int col, uint8_t *out,
     }
 }
 
-static void store__copy_text(sqlite3_stmt *st, int col, char *out,
-                             size_t size)
+static void store__copy_text(sqlite3_stmt *st, int col, char *out, size_t size)
 {
     const unsigned char *p = sqlite3_column_text(st, col);
     snprintf(out, size, "%s", p ? (const char *)p : "");
@@ -577,23 +663,102 @@ int store_event_put(struct store *s, uint64_t sid, uint64_t number,
 }
 
 int store_event_foreach(struct store *s, uint64_t sid, uint64_t from,
-                        store_event_cb cb, void *arg)
+                        const uint8_t *prev_hash, store_event_cb cb, void *arg)
 {
+    uint64_t last_event, alarm;
+    uint8_t head[STORE_HASH_SIZE], chain[STORE_HASH_SIZE];
+    int rv = store_ship_head_get(s, sid, &last_event, head, &alarm);
+    if (rv != 0) {
+        return rv;
+    }
+    if (prev_hash != NULL) {
+        memcpy(chain, prev_hash, sizeof chain);
+    }
+    from = from == 0 ? 1 : from; /* events are numbered from 1 */
     sqlite3_stmt *st = store__stmt(s, ST_EVENT_FROM);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)from);
-    int rv = 0;
+    uint64_t expect = from;
+    bool linked = prev_hash != NULL;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        rv = cb((uint64_t)sqlite3_column_int64(st, 0),
-                sqlite3_column_blob(st, 1),
-                (size_t)sqlite3_column_bytes(st, 1), arg);
+        uint64_t n = (uint64_t)sqlite3_column_int64(st, 0);
+        const uint8_t *rec = sqlite3_column_blob(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        struct record_event ev;
+        const char *bad = NULL;
+        if (n != expect) {
+            bad = "is missing";
+            n = expect;
+        } else if (record_decode_event(rec, len, &ev) != 0) {
+            bad = "does not decode";
+        } else if (ev.sid != sid || ev.number != n) {
+            bad = "belongs to another ship or place";
+        } else if (linked &&
+                   memcmp(ev.prev_hash, chain, STORE_HASH_SIZE) != 0) {
+            /* The previous record is the one that changed, or this one's
+             * link did. */
+            bad = n == from ? "does not follow from the snapshot"
+                            : "breaks the hash chain (it or the one before "
+                              "it was altered)";
+        }
+        if (bad != NULL) {
+            err_printf(s->errmsg, "event %llu %s", (unsigned long long)n, bad);
+            rv = BERTH_ECORRUPT;
+            break;
+        }
+        record_hash(rec, len, chain);
+        linked = true;
+        expect++;
+        rv = cb(n, rec, len, arg);
         if (rv != 0) {
             break;
         }
     }
     if (rv == 0 && rc != SQLITE_DONE) {
         rv = store__fail(s, rc, "reading events");
+    }
+    sqlite3_reset(st);
+    if (rv != 0) {
+        return rv;
+    }
+    /* The walk reached the end: it must end at the ship's head. */
+    uint64_t end = expect - 1;
+    if (from <= last_event + 1 && end != last_event) {
+        err_printf(s->errmsg,
+                   "the ship's last event is %llu but its "
+                   "events end at %llu",
+                   (unsigned long long)last_event, (unsigned long long)end);
+        return BERTH_ECORRUPT;
+    }
+    if (linked && end == last_event &&
+        memcmp(chain, head, STORE_HASH_SIZE) != 0) {
+        err_printf(s->errmsg,
+                   "event %llu does not match the ship's head "
+                   "hash (the event or the head was altered)",
+                   (unsigned long long)last_event);
+        return BERTH_ECORRUPT;
+    }
+    return 0;
+}
+
+int store_event_hash(struct store *s, uint64_t sid, uint64_t number,
+                     uint8_t *out)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_EVENT_GET);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)number);
+    int rc = sqlite3_step(st);
+    int rv = 0;
+    if (rc == SQLITE_ROW) {
+        record_hash(sqlite3_column_blob(st, 0),
+                    (size_t)sqlite3_column_bytes(st, 0), out);
+    } else if (rc == SQLITE_DONE) {
+        err_printf(s->errmsg, "event %llu is missing",
+                   (unsigned long long)number);
+        rv = BERTH_ENOTFOUND;
+    } else {
+        rv = store__fail(s, rc, "reading an event");
     }
     sqlite3_reset(st);
     return rv;
@@ -607,31 +772,50 @@ int store_event_truncate(struct store *s, uint64_t sid, uint64_t upto)
     return store__exec(s, st, "truncating events");
 }
 
-int store_snapshot_put(struct store *s, uint64_t sid, uint64_t number,
-                       const uint8_t *epoch, const void *data, size_t len)
+int store_snapshot_put(struct store *s, uint64_t sid,
+                       const struct store_snapshot *snap, const void *data,
+                       size_t len)
 {
+    uint8_t sum[STORE_HASH_SIZE];
+    record_snapshot_sum(sid, snap->number, snap->epoch, snap->chain, data, len,
+                        sum);
     sqlite3_stmt *st = store__stmt(s, ST_SNAPSHOT_PUT);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)number);
-    sqlite3_bind_blob(st, 3, epoch, STORE_HASH_SIZE, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)snap->number);
+    sqlite3_bind_blob(st, 3, snap->epoch, STORE_HASH_SIZE, SQLITE_STATIC);
     /* A zero-length blob must still be a blob, not NULL. */
     sqlite3_bind_blob64(st, 4, len ? data : "", len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, snap->chain, STORE_HASH_SIZE, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, sum, sizeof sum, SQLITE_STATIC);
     return store__exec(s, st, "writing a snapshot");
 }
 
-int store_snapshot_get(struct store *s, uint64_t sid, uint64_t *number,
-                       uint8_t *epoch, struct buf *data)
+int store_snapshot_get(struct store *s, uint64_t sid,
+                       struct store_snapshot *out, struct buf *data)
 {
     sqlite3_stmt *st = store__stmt(s, ST_SNAPSHOT_GET);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
     int rc = sqlite3_step(st);
     int rv = 0;
     if (rc == SQLITE_ROW) {
-        *number = (uint64_t)sqlite3_column_int64(st, 0);
-        store__copy_blob(st, 1, epoch, STORE_HASH_SIZE);
-        rv = buf_append(data, sqlite3_column_blob(st, 2),
-                        (size_t)sqlite3_column_bytes(st, 2));
-        if (rv != 0) {
+        uint8_t want[STORE_HASH_SIZE], sum[STORE_HASH_SIZE];
+        const uint8_t *bytes = sqlite3_column_blob(st, 2);
+        size_t len = (size_t)sqlite3_column_bytes(st, 2);
+        out->number = (uint64_t)sqlite3_column_int64(st, 0);
+        store__copy_blob(st, 1, out->epoch, STORE_HASH_SIZE);
+        store__copy_blob(st, 3, out->chain, STORE_HASH_SIZE);
+        store__copy_blob(st, 4, want, sizeof want);
+        record_snapshot_sum(sid, out->number, out->epoch, out->chain, bytes,
+                            len, sum);
+        if (sqlite3_column_bytes(st, 1) != STORE_HASH_SIZE ||
+            sqlite3_column_bytes(st, 3) != STORE_HASH_SIZE ||
+            sodium_memcmp(sum, want, sizeof sum) != 0) {
+            err_printf(s->errmsg,
+                       "the snapshot at event %llu fails its "
+                       "checksum",
+                       (unsigned long long)out->number);
+            rv = BERTH_ECORRUPT;
+        } else if ((rv = buf_append(data, bytes, len)) != 0) {
             err_printf(s->errmsg, "reading a snapshot: out of memory");
         }
     } else if (rc == SQLITE_DONE) {
