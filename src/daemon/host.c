@@ -134,6 +134,14 @@ static int host__apply_registry(struct host *h, const uint8_t *entry,
     }
     if (type == RECORD_ENTRY_SHIP_REMOVE &&
         record_decode_ship_remove(entry, len, &sid) == 0) {
+        /* Give the ship's space back: its pages leave the store's file,
+         * and the log's segments with its events leave the disk, at the
+         * raft snapshot this asks for (which syncs the store first). */
+        if (store_compact(h->store) != 0) {
+            host_log("warn", "cannot give a removed ship's space back", "error",
+                     store_errmsg(h->store), NULL);
+        }
+        log_compact(h->log);
         uint32_t slot = registry_seek(&h->reg, sid - 1);
         if (slot < h->reg.n_slots && registry_get(&h->reg, slot)->sid == sid &&
             registry_get(&h->reg, slot)->live == NULL) {

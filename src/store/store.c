@@ -186,6 +186,22 @@ static int store__pragma(struct store *s, const char *sql)
     return 0;
 }
 
+/* Read the integer a pragma answers. */
+static int store__pragma_int(struct store *s, const char *sql, int *out)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        return store__fail(s, rc, "opening the store");
+    }
+    rc = sqlite3_step(st);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE
+               ? 0
+               : store__fail(s, rc, "opening the store");
+}
+
 static void store__copy_blob(sqlite3_stmt *st, int col, uint8_t *out,
                              size_t size);
 
@@ -249,7 +265,10 @@ static int store__upgrade(struct store *s, int version)
 {
     int rv = 0;
     if (version == 0) {
-        rv = store__pragma(s, store__schema);
+        rv = store__pragma(s, "PRAGMA auto_vacuum=INCREMENTAL");
+        if (rv == 0) {
+            rv = store__pragma(s, store__schema);
+        }
         if (rv == 0) {
             rv = store__pragma(s, "PRAGMA user_version=3");
         }
@@ -307,20 +326,21 @@ int store_open(struct store **out, const char *path, char *errmsg)
     /* One host per data directory (the host holds a lock file), so the
      * store is opened exclusive: no file locks per transaction, and, set
      * before WAL is first used, no shared memory for the WAL index. */
+    /* secure_delete=FAST: Debian's SQLite zeroes every freed page by
+     * default, which makes removing a ship write its whole size to the WAL
+     * first, on a disk that may be nearly full. */
     rv = store__pragma(s, "PRAGMA locking_mode=EXCLUSIVE;"
                           "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                          "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;");
+                          "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;"
+                          "PRAGMA secure_delete=FAST;");
     if (rv != 0) {
         goto err_after_db;
     }
-    sqlite3_stmt *v;
-    rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &v, NULL);
-    if (rc != SQLITE_OK) {
-        rv = store__fail(s, rc, "reading the schema version");
+    int version;
+    rv = store__pragma_int(s, "PRAGMA user_version", &version);
+    if (rv != 0) {
         goto err_after_db;
     }
-    int version = sqlite3_step(v) == SQLITE_ROW ? sqlite3_column_int(v, 0) : 0;
-    sqlite3_finalize(v);
     if (version > STORE__SCHEMA_VERSION) {
         err_printf(s->errmsg,
                    "the store has schema version %d; this berth knows up to "
@@ -330,6 +350,17 @@ int store_open(struct store **out, const char *path, char *errmsg)
         goto err_after_db;
     }
     rv = store__upgrade(s, version);
+    if (rv != 0) {
+        goto err_after_db;
+    }
+    /* Removing a ship gives its pages back to the file system
+     * (store_compact), which takes incremental auto-vacuum: a store made
+     * without it is rewritten once, here. */
+    int vacuum;
+    rv = store__pragma_int(s, "PRAGMA auto_vacuum", &vacuum);
+    if (rv == 0 && vacuum != 2) {
+        rv = store__pragma(s, "PRAGMA auto_vacuum=INCREMENTAL; VACUUM;");
+    }
     if (rv != 0) {
         goto err_after_db;
     }
@@ -402,6 +433,18 @@ int store_sync(struct store *s)
     if (busy) {
         err_printf(s->errmsg, "checkpoint: the database is busy");
         return BERTH_EBUSY;
+    }
+    return 0;
+}
+
+int store_compact(struct store *s)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(s->db, "PRAGMA incremental_vacuum", NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        int rv = store__fail(s, rc, "giving free pages back");
+        sqlite3_free(msg);
+        return rv;
     }
     return 0;
 }

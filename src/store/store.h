@@ -67,8 +67,15 @@ int store_begin(struct store *s);
 int store_commit(struct store *s);
 int store_rollback(struct store *s);
 
-/* Make every committed transaction durable on disk (checkpoint + fsync). */
+/* Make every committed transaction durable on disk (checkpoint + fsync);
+ * the WAL is emptied, and the pages store_compact gave back leave the
+ * database file. */
 int store_sync(struct store *s);
+
+/* Give the database's free pages (what removed ships held) back to the file
+ * system: they leave the file at the next store_sync. Outside a
+ * transaction. */
+int store_compact(struct store *s);
 
 /* Read or write a host-wide counter by name; a missing one reads as 0. */
 int store_meta_get(struct store *s, const char *key, uint64_t *value);

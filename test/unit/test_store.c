@@ -367,6 +367,17 @@ static void test_upgrade_from_version_2(void **state)
     assert_memory_equal(data.data, "seveneight", 10);
     buf_free(&data);
     store_close(s);
+    /* The upgrade also turned incremental auto-vacuum on, so that removed
+     * ships' pages can leave the file. */
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "PRAGMA auto_vacuum", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
 }
 
 static void test_not_a_database(void **state)
