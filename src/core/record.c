@@ -62,6 +62,26 @@ void record_hash(const uint8_t *p, size_t len, uint8_t *out)
     crypto_generichash(out, RECORD_HASH_SIZE, p, len, NULL, 0);
 }
 
+void record_snapshot_sum(uint64_t sid, uint64_t number, const uint8_t *epoch,
+                         const uint8_t *chain, const uint8_t *data, size_t len,
+                         uint8_t *out)
+{
+    /* A label, then the fixed-size identity, then the bytes: no two
+     * different inputs make the same hashed string. */
+    static const char label[] = "berth snapshot 1";
+    uint8_t head[8 + 8 + 2 * RECORD_HASH_SIZE];
+    crypto_generichash_state st;
+    put_le64(head, sid);
+    put_le64(head + 8, number);
+    memcpy(head + 16, epoch, RECORD_HASH_SIZE);
+    memcpy(head + 16 + RECORD_HASH_SIZE, chain, RECORD_HASH_SIZE);
+    crypto_generichash_init(&st, NULL, 0, RECORD_HASH_SIZE);
+    crypto_generichash_update(&st, (const uint8_t *)label, sizeof label);
+    crypto_generichash_update(&st, head, sizeof head);
+    crypto_generichash_update(&st, data, len);
+    crypto_generichash_final(&st, out, RECORD_HASH_SIZE);
+}
+
 static int record__begin(struct buf *out, uint8_t type)
 {
     int rv = buf_put_u8(out, RECORD__ENTRY_VERSION);
@@ -159,8 +179,7 @@ static int record__open(const uint8_t *p, size_t len, uint8_t type,
     return 0;
 }
 
-int record_encode_ship_batch(struct buf *out,
-                             const struct record_ship_batch *b)
+int record_encode_ship_batch(struct buf *out, const struct record_ship_batch *b)
 {
     int rv;
     if (b->program_len > UINT16_MAX || b->name_len > UINT16_MAX ||

@@ -79,6 +79,16 @@ int record_decode_event(const uint8_t *p, size_t len, struct record_event *rec);
 /* Hash encoded record bytes into out (RECORD_HASH_SIZE bytes). */
 void record_hash(const uint8_t *p, size_t len, uint8_t *out);
 
+/* Compute the checksum of a ship's stored snapshot into out
+ * (RECORD_HASH_SIZE bytes): BLAKE2b-256 over a label, the ship's sid, the
+ * number of the last event the snapshot stands for, the epoch, chain (the
+ * hash of that event's record, which the next record's prev_hash holds) and
+ * the snapshot's bytes. A snapshot whose bytes, place or link to the log
+ * were changed fails it. */
+void record_snapshot_sum(uint64_t sid, uint64_t number, const uint8_t *epoch,
+                         const uint8_t *chain, const uint8_t *data, size_t len,
+                         uint8_t *out);
+
 enum record_entry_type {
     RECORD_ENTRY_SHIP_NEW = 1,
     RECORD_ENTRY_EVENTS = 2,

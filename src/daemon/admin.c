@@ -92,8 +92,8 @@ static void admin__created(void *arg, int status, int result)
         if (slot == REGISTRY_NONE) {
             host_reply_error(c->req, 500, "internal", "created ship not found");
         } else {
-            host_log("info", "ship created", "ship", c->ids[0], "name",
-                     c->name, "program", c->program, NULL);
+            host_log("info", "ship created", "ship", c->ids[0], "name", c->name,
+                     "program", c->program, NULL);
             host_reply_json(c->req, 201, host_ship_json(h, slot));
         }
     } else {
@@ -159,8 +159,8 @@ static void admin__create_next(struct admin__create *c)
             sodium_memzero(seed, sizeof seed);
             registry_id_encode(pks + (size_t)i * 32, REGISTRY_KEY_SIZE,
                                c->ids[c->done + i]);
-            clash = registry_find(&h->reg, c->ids[c->done + i]) !=
-                    REGISTRY_NONE;
+            clash =
+                registry_find(&h->reg, c->ids[c->done + i]) != REGISTRY_NONE;
         }
         if (!clash || attempt == 3) {
             break;
@@ -456,8 +456,8 @@ void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
 
 /* Return the value of query parameter key in target, copied to out, or
  * NULL when absent. */
-static const char *admin__query(const char *target, const char *key,
-                                char *out, size_t size)
+static const char *admin__query(const char *target, const char *key, char *out,
+                                size_t size)
 {
     const char *q = strchr(target, '?');
     size_t klen = strlen(key);
@@ -630,6 +630,7 @@ static void admin__stats(struct host *h, struct http_request *req)
     json_object_set_new(o, "states", st);
     json_object_set_new(o, "wake_queue", json_integer(h->n_wake_queue));
     json_object_set_new(o, "live", json_integer(h->n_live));
+    json_object_set_new(o, "corrupt", json_integer(h->n_damaged));
     json_object_set_new(o, "programs_running", json_integer(h->n_procs));
     json_object_set_new(o, "max_awake", json_integer(h->max_awake));
     json_object_set_new(o, "awake_memory_bytes",
@@ -758,6 +759,6 @@ notfound:
     host_reply_error(req, 404, "not_found", "no such endpoint: %s %s", m, path);
     return;
 method:
-    host_reply_error(req, 405, "method_not_allowed",
-                     "%s is not allowed on %s", m, path);
+    host_reply_error(req, 405, "method_not_allowed", "%s is not allowed on %s",
+                     m, path);
 }

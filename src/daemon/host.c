@@ -134,6 +134,14 @@ static int host__apply_registry(struct host *h, const uint8_t *entry,
     }
     if (type == RECORD_ENTRY_SHIP_REMOVE &&
         record_decode_ship_remove(entry, len, &sid) == 0) {
+        /* Give the ship's space back: its pages leave the store's file,
+         * and the log's segments with its events leave the disk, at the
+         * raft snapshot this asks for (which syncs the store first). */
+        if (store_compact(h->store) != 0) {
+            host_log("warn", "cannot give a removed ship's space back", "error",
+                     store_errmsg(h->store), NULL);
+        }
+        log_compact(h->log);
         uint32_t slot = registry_seek(&h->reg, sid - 1);
         if (slot < h->reg.n_slots && registry_get(&h->reg, slot)->sid == sid &&
             registry_get(&h->reg, slot)->live == NULL) {
@@ -146,11 +154,34 @@ static int host__apply_registry(struct host *h, const uint8_t *entry,
     return 0;
 }
 
+/* A committed entry's records for a ship did not fit what the store holds
+ * of it: the ship is damaged, the others go on. */
+static void host__damaged(void *arg, uint64_t sid, uint64_t number,
+                          const char *why)
+{
+    struct host *h = arg;
+    char detail[200];
+    snprintf(detail, sizeof detail, "event %llu: %s",
+             (unsigned long long)number, why);
+    uint32_t slot = registry_seek(&h->reg, sid - 1);
+    if (slot < h->reg.n_slots && registry_get(&h->reg, slot)->sid == sid) {
+        host_ship_mark_corrupt(h, slot, detail);
+    } else {
+        /* Before the registry is loaded: the ship's next wake finds the
+         * damage again, in its hash chain. */
+        char s[32];
+        snprintf(s, sizeof s, "%llu", (unsigned long long)sid);
+        host_log("error", "ship's stored data failed its checks", "sid", s,
+                 "error", detail, NULL);
+    }
+}
+
 static int host__apply(void *arg, uint64_t index, const uint8_t *entry,
                        size_t len, int *result)
 {
     struct host *h = arg;
-    int rv = store_apply_entry(h->store, index, entry, len, result);
+    struct store_apply_hook hook = {.damaged = host__damaged, .arg = h};
+    int rv = store_apply_entry(h->store, index, entry, len, &hook, result);
     if (rv != 0) {
         host_log("fatal", "cannot apply log entry", "error",
                  store_errmsg(h->store), NULL);

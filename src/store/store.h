@@ -77,8 +77,15 @@ int store_begin(struct store *s);
 int store_commit(struct store *s);
 int store_rollback(struct store *s);
 
-/* Make every committed transaction durable on disk (checkpoint + fsync). */
+/* Make every committed transaction durable on disk (checkpoint + fsync);
+ * the WAL is emptied, and the pages store_compact gave back leave the
+ * database file. */
 int store_sync(struct store *s);
+
+/* Give the database's free pages (what removed ships held) back to the file
+ * system: they leave the file at the next store_sync. Outside a
+ * transaction. */
+int store_compact(struct store *s);
 
 /* Read or write a host-wide counter by name; a missing one reads as 0. */
 int store_meta_get(struct store *s, const char *key, uint64_t *value);
@@ -148,21 +155,46 @@ int store_event_put(struct store *s, uint64_t sid, uint64_t number,
 typedef int (*store_event_cb)(uint64_t number, const void *rec, size_t len,
                               void *arg);
 
-/* Walk ship sid's events with number >= from, in order. */
+/* Walk ship sid's events with number >= from, in order, checking each
+ * record's place in the ship's hash chain before passing it on: numbers
+ * follow one another from `from`, each record decodes and names this ship
+ * and its number, each holds the hash of the record before it (prev_hash,
+ * RECORD_HASH_SIZE bytes, for the first: the snapshot's chain hash, or zeros
+ * from event 1; NULL to take the first as it is), and a walk that reaches
+ * the end stops at the ship's last event with the hash the ship's record
+ * holds, so a walk with nothing to read checks prev_hash against it.
+ * Returns 0, a callback's non-zero value, BERTH_ENOTFOUND for an unknown
+ * ship, or BERTH_ECORRUPT with a message naming the event. */
 int store_event_foreach(struct store *s, uint64_t sid, uint64_t from,
-                        store_event_cb cb, void *arg);
+                        const uint8_t *prev_hash, store_event_cb cb, void *arg);
+
+/* Hash the record of ship sid's event number into out (STORE_HASH_SIZE
+ * bytes); BERTH_ENOTFOUND when the store does not hold it. */
+int store_event_hash(struct store *s, uint64_t sid, uint64_t number,
+                     uint8_t *out);
 
 /* Delete ship sid's events with number <= upto. */
 int store_event_truncate(struct store *s, uint64_t sid, uint64_t upto);
 
-/* Replace ship sid's snapshot. epoch is the STORE_HASH_SIZE-byte identity of
- * the program that made it. */
-int store_snapshot_put(struct store *s, uint64_t sid, uint64_t number,
-                       const uint8_t *epoch, const void *data, size_t len);
+/* A ship's snapshot, without its bytes. */
+struct store_snapshot {
+    uint64_t number;                /* the last event it stands for */
+    uint8_t epoch[STORE_HASH_SIZE]; /* the program that made it */
+    uint8_t chain[STORE_HASH_SIZE]; /* the hash of event number's record */
+};
 
-/* Read ship sid's snapshot: fills *number and epoch, appends the bytes to
- * data. BERTH_ENOTFOUND when the ship has none. */
-int store_snapshot_get(struct store *s, uint64_t sid, uint64_t *number,
-                       uint8_t *epoch, struct buf *data);
+/* Replace ship sid's snapshot with snap and its bytes; the store keeps a
+ * checksum of them all (core/record.h, record_snapshot_sum). The caller
+ * keeps snap and data. */
+int store_snapshot_put(struct store *s, uint64_t sid,
+                       const struct store_snapshot *snap, const void *data,
+                       size_t len);
+
+/* Read ship sid's snapshot into *out and append its bytes to data, after
+ * checking its checksum: BERTH_ECORRUPT, with a message naming the event,
+ * when the bytes, the numbers or the link fail it (data is then
+ * untouched). BERTH_ENOTFOUND when the ship has none. */
+int store_snapshot_get(struct store *s, uint64_t sid,
+                       struct store_snapshot *out, struct buf *data);
 
 #endif
