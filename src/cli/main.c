@@ -667,11 +667,21 @@ static int cli__ship_new(const struct cli__cmd *cmd, struct cli *c,
     } else if (name == NULL) {
         printf("created %lld unnamed ship%s\n", created,
                created == 1 ? "" : "s");
-    } else if (created == 1) {
-        printf("created 1 ship named %s-1\n", name);
     } else {
-        printf("created %lld ships named %s-1 ... %s-%lld\n", created, name,
-               name, created);
+        /* A call run again after it was cut short creates only what is
+         * missing of NAME-1 ... NAME-N. */
+        long long existing = cli__int(v, "existing");
+        long long total = created + existing;
+        if (existing > 0) {
+            printf("created %lld of %s-1 ... %s-%lld (%lld existed "
+                   "already)\n",
+                   created, name, name, total, existing);
+        } else if (total == 1) {
+            printf("created 1 ship named %s-1\n", name);
+        } else {
+            printf("created %lld ships named %s-1 ... %s-%lld\n", total, name,
+                   name, total);
+        }
     }
     json_decref(v);
     return 0;

@@ -48,8 +48,13 @@ struct admin__create {
     char name[STORE_NAME_MAX + 1]; /* the name, or the prefix with count */
     bool single;                   /* no count: answer with the ship */
     uint64_t created_ns, idle_ms, freeze_ms;
-    uint32_t count, done, chunk;
-    char (*ids)[REGISTRY_ID_LEN + 1];
+    uint32_t count;
+    uint32_t next;     /* the first index (0-based) not yet looked at */
+    uint32_t first;    /* the index of the batch being committed */
+    uint32_t chunk;    /* and its size */
+    uint32_t created;  /* ships this call created */
+    uint32_t existing; /* named ships found from an earlier call */
+    char (*ids)[REGISTRY_ID_LEN + 1]; /* "" for a ship still to create */
 };
 
 static void admin__create_free(struct admin__create *c)
@@ -72,18 +77,19 @@ static void admin__created(void *arg, int status, int result)
             host_reply_error(c->req, 503, "unavailable",
                              "ship creation was not committed after %u of %u "
                              "ships: %s",
-                             c->done, c->count, err_str(status));
+                             c->created + c->existing, c->count,
+                             err_str(status));
         } else {
             host_reply_error(c->req, 409, "conflict",
                              "a ship with that name or id exists (created %u "
                              "of %u)",
-                             c->done, c->count);
+                             c->created + c->existing, c->count);
         }
         admin__create_free(c);
         return;
     }
-    c->done += c->chunk;
-    if (c->done < c->count) {
+    c->created += c->chunk;
+    if (c->next < c->count) {
         admin__create_next(c);
         return;
     }
@@ -97,16 +103,18 @@ static void admin__created(void *arg, int status, int result)
             host_reply_json(c->req, 201, host_ship_json(h, slot));
         }
     } else {
-        char n[16];
-        snprintf(n, sizeof n, "%u", c->count);
-        host_log("info", "ships created", "count", n, "program", c->program,
-                 NULL);
+        char n[16], e[16];
+        snprintf(n, sizeof n, "%u", c->created);
+        snprintf(e, sizeof e, "%u", c->existing);
+        host_log("info", "ships created", "count", n, "existing", e, "program",
+                 c->program, NULL);
         json_t *ids = json_array();
         for (uint32_t i = 0; i < c->count; i++) {
             json_array_append_new(ids, json_string(c->ids[i]));
         }
         json_t *o = json_object();
-        json_object_set_new(o, "created", json_integer(c->count));
+        json_object_set_new(o, "created", json_integer(c->created));
+        json_object_set_new(o, "existing", json_integer(c->existing));
         json_object_set_new(o, "ids", ids);
         host_reply_json(c->req, 201, o);
     }
@@ -119,10 +127,24 @@ static void admin__created(void *arg, int status, int result)
 static void admin__create_next(struct admin__create *c)
 {
     struct host *h = c->host;
-    uint32_t n = c->count - c->done;
-    if (n > ADMIN__CHUNK) {
-        n = ADMIN__CHUNK;
+    /* The next run of ships still to create: consecutive, so that one
+     * entry names them NAME-first ... */
+    while (c->next < c->count && c->ids[c->next][0] != '\0') {
+        c->next++;
     }
+    uint32_t n = 0;
+    while (c->next + n < c->count && n < ADMIN__CHUNK &&
+           c->ids[c->next + n][0] == '\0') {
+        n++;
+    }
+    if (n == 0) {
+        /* Everything existed already. */
+        c->chunk = 0;
+        admin__created(c, 0, 0);
+        return;
+    }
+    c->first = c->next;
+    c->next += n;
     c->chunk = n;
     struct record_ship_batch b = {
         .program = c->program,
@@ -137,7 +159,7 @@ static void admin__create_next(struct admin__create *c)
         .args_len = c->args.len,
         .env = (const char *)c->env.data,
         .env_len = c->env.len,
-        .first = c->done + 1,
+        .first = c->first + 1,
         .count = n,
     };
     uint8_t *pks = mem_alloc((size_t)n * 32);
@@ -158,9 +180,9 @@ static void admin__create_next(struct admin__create *c)
             sodium_memzero(sk, sizeof sk);
             sodium_memzero(seed, sizeof seed);
             registry_id_encode(pks + (size_t)i * 32, REGISTRY_KEY_SIZE,
-                               c->ids[c->done + i]);
+                               c->ids[c->first + i]);
             clash =
-                registry_find(&h->reg, c->ids[c->done + i]) != REGISTRY_NONE;
+                registry_find(&h->reg, c->ids[c->first + i]) != REGISTRY_NONE;
         }
         if (!clash || attempt == 3) {
             break;
@@ -340,6 +362,34 @@ static bool admin__timeout(json_t *spec, const char *key, bool zero_is_never,
     return true;
 }
 
+/* A counted creation with a name can be run again after it was cut short
+ * (a host killed midway keeps the batches it committed): the ships
+ * NAME-i that exist already, with the same program, are kept and only the
+ * missing ones are created. A NAME-i of another program refuses the whole
+ * call, 409, before anything is created. Returns false after answering. */
+static bool admin__resume(struct admin__create *c)
+{
+    struct host *h = c->host;
+    for (uint32_t i = 0; i < c->count; i++) {
+        char n[STORE_NAME_MAX + 16];
+        snprintf(n, sizeof n, "%s-%u", c->name, i + 1);
+        uint32_t slot = registry_find(&h->reg, n);
+        if (slot == REGISTRY_NONE) {
+            continue;
+        }
+        if (strcmp(registry_program(&h->reg, slot), c->program) != 0) {
+            host_reply_error(c->req, 409, "conflict",
+                             "a ship named %s exists with another program "
+                             "(%s)",
+                             n, registry_program(&h->reg, slot));
+            return false;
+        }
+        registry_id(&h->reg, slot, c->ids[i]);
+        c->existing++;
+    }
+    return true;
+}
+
 void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
 {
     const char *program = NULL;
@@ -394,17 +444,10 @@ void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
                          longest);
         return;
     }
-    if (name[0] != '\0') {
-        for (json_int_t i = 1; i <= count; i++) {
-            char n[STORE_NAME_MAX + 16];
-            snprintf(n, sizeof n, single ? "%s" : "%s-%lld", name,
-                     (long long)i);
-            if (registry_find(&h->reg, n) != REGISTRY_NONE) {
-                host_reply_error(req, 409, "conflict", "a ship named %s exists",
-                                 n);
-                return;
-            }
-        }
+    if (single && name[0] != '\0' &&
+        registry_find(&h->reg, name) != REGISTRY_NONE) {
+        host_reply_error(req, 409, "conflict", "a ship named %s exists", name);
+        return;
     }
     if (!admin__program_ok(program, msg)) {
         host_reply_error(req, 400, "invalid", "%s", msg);
@@ -451,6 +494,10 @@ void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
     c->idle_ms = idle;
     c->freeze_ms = freeze;
     c->count = (uint32_t)count;
+    if (!single && name[0] != '\0' && !admin__resume(c)) {
+        admin__create_free(c);
+        return;
+    }
     admin__create_next(c);
 }
 
@@ -545,7 +592,8 @@ static void admin__list(struct host *h, struct http_request *req)
         want = (int)state;
     }
     p = admin__query(req->target, "limit", v, sizeof v);
-    if (p != NULL && (!admin__number(p, ADMIN__PAGE_MAX, &limit) || limit == 0)) {
+    if (p != NULL &&
+        (!admin__number(p, ADMIN__PAGE_MAX, &limit) || limit == 0)) {
         host_reply_error(req, 400, "invalid", "limit must be from 1 to %d",
                          ADMIN__PAGE_MAX);
         return;

@@ -280,10 +280,15 @@ def test_count_creates_many_and_lists_in_pages(host):
     show = host.cli_json("ship", "show", "fleet-2500")
     assert show["id"] == ids[-1]
     assert show["state"] == "asleep"
-    # A second batch with the same names is refused whole.
-    r = host.cli("ship", "new", "--program", KV, "--name", "fleet", "--count", "3",
+    # The same names again with the same program: nothing to do (a call
+    # that was cut short resumes this way); with another program, refused
+    # whole.
+    again = host.cli_json("ship", "new", "--program", KV, "--name", "fleet", "--count", "3")
+    assert (again["created"], again["existing"]) == (0, 3)
+    assert again["ids"] == ids[:3]
+    r = host.cli("ship", "new", "--program", MISBEHAVE, "--name", "fleet", "--count", "3",
                  check=False)
-    assert r.returncode == 1 and "fleet-1 exists" in r.stderr
+    assert r.returncode == 1 and "fleet-1 exists with another program" in r.stderr
     # The API pages; the CLI follows the pages.
     page = json.loads(host.cli("ship", "ls", "--json", "--limit", "10").stdout)
     assert len(page["ships"]) == 10
