@@ -35,6 +35,9 @@ struct log {
     char *dir;
     uv_loop_t *loop;
     unsigned pending;
+    unsigned snapshot_every;
+    bool compacting;    /* a snapshot was asked for by log_compact */
+    bool compact_taken; /* and raft has taken it */
     bool fatal;
     bool closing;
     log_close_cb close_cb;
@@ -106,10 +109,25 @@ static size_t log__padded(size_t n)
     return LOG__FRAME + ((n + 7) & ~(size_t)7);
 }
 
+/* The snapshot settings in force when no compaction is asked for: a raft
+ * snapshot every `every` entries, keeping an eighth of them behind it. */
+static void log__snapshot_settings(struct log *l)
+{
+    raft_set_snapshot_threshold(&l->raft, l->snapshot_every);
+    raft_set_snapshot_trailing(&l->raft, l->snapshot_every / 8 + 1);
+}
+
 static int log__fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
                           void **result)
 {
     struct log *l = fsm->data;
+    if (l->compact_taken) {
+        /* The compacting snapshot was put with no trailing entries (raft
+         * reads that setting when it writes the snapshot, right after
+         * asking for it): the usual settings are back. */
+        log__snapshot_settings(l);
+        l->compacting = l->compact_taken = false;
+    }
     int res = 0;
     uint64_t n = buf->len >= LOG__FRAME ? get_le64(buf->base) : UINT64_MAX;
     if (n > buf->len - LOG__FRAME || log__padded(n) != buf->len) {
@@ -138,6 +156,7 @@ static int log__fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
                              unsigned *n_bufs)
 {
     struct log *l = fsm->data;
+    l->compact_taken = l->compacting;
     int rv = l->cfg.sync(l->cfg.arg);
     if (rv != 0) {
         /* Without a synced store the log must keep its entries. */
@@ -337,9 +356,8 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
         goto err_after_io;
     }
     l->raft.data = l;
-    unsigned every = cfg->snapshot_every ? cfg->snapshot_every : 1024;
-    raft_set_snapshot_threshold(&l->raft, every);
-    raft_set_snapshot_trailing(&l->raft, every / 8 + 1);
+    l->snapshot_every = cfg->snapshot_every ? cfg->snapshot_every : 1024;
+    log__snapshot_settings(l);
 
     raft_configuration_init(&conf);
     rv = raft_configuration_add(&conf, LOG__ID, LOG__ADDRESS, RAFT_VOTER);
@@ -473,6 +491,16 @@ int log_propose(struct log *l, struct buf *entry, log_done_cb cb, void *arg)
     l->pending++;
     log__watch(l);
     return 0;
+}
+
+void log_compact(struct log *l)
+{
+    if (l->compacting || l->fatal || l->closing) {
+        return;
+    }
+    l->compacting = true;
+    raft_set_snapshot_threshold(&l->raft, 1);
+    raft_set_snapshot_trailing(&l->raft, 0);
 }
 
 unsigned log_pending(const struct log *l)

@@ -73,6 +73,13 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
  * a negative code, cb will not run, and entry is untouched. */
 int log_propose(struct log *l, struct buf *entry, log_done_cb cb, void *arg);
 
+/* Ask for a raft snapshot after the next applied entry, with no entry kept
+ * behind it, so that the segments holding everything up to it leave the
+ * disk (the state machine is synced first, as for every snapshot). Called
+ * when something big was deleted, such as a ship; once the snapshot is
+ * taken the usual settings return. */
+void log_compact(struct log *l);
+
 /* Return the number of proposals whose callback has not run yet. */
 unsigned log_pending(const struct log *l);
 

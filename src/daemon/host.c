@@ -134,6 +134,14 @@ static int host__apply_registry(struct host *h, const uint8_t *entry,
     }
     if (type == RECORD_ENTRY_SHIP_REMOVE &&
         record_decode_ship_remove(entry, len, &sid) == 0) {
+        /* Give the ship's space back: its pages leave the store's file,
+         * and the log's segments with its events leave the disk, at the
+         * raft snapshot this asks for (which syncs the store first). */
+        if (store_compact(h->store) != 0) {
+            host_log("warn", "cannot give a removed ship's space back", "error",
+                     store_errmsg(h->store), NULL);
+        }
+        log_compact(h->log);
         uint32_t slot = registry_seek(&h->reg, sid - 1);
         if (slot < h->reg.n_slots && registry_get(&h->reg, slot)->sid == sid &&
             registry_get(&h->reg, slot)->live == NULL) {
@@ -146,11 +154,34 @@ static int host__apply_registry(struct host *h, const uint8_t *entry,
     return 0;
 }
 
+/* A committed entry's records for a ship did not fit what the store holds
+ * of it: the ship is damaged, the others go on. */
+static void host__damaged(void *arg, uint64_t sid, uint64_t number,
+                          const char *why)
+{
+    struct host *h = arg;
+    char detail[200];
+    snprintf(detail, sizeof detail, "event %llu: %s",
+             (unsigned long long)number, why);
+    uint32_t slot = registry_seek(&h->reg, sid - 1);
+    if (slot < h->reg.n_slots && registry_get(&h->reg, slot)->sid == sid) {
+        host_ship_mark_corrupt(h, slot, detail);
+    } else {
+        /* Before the registry is loaded: the ship's next wake finds the
+         * damage again, in its hash chain. */
+        char s[32];
+        snprintf(s, sizeof s, "%llu", (unsigned long long)sid);
+        host_log("error", "ship's stored data failed its checks", "sid", s,
+                 "error", detail, NULL);
+    }
+}
+
 static int host__apply(void *arg, uint64_t index, const uint8_t *entry,
                        size_t len, int *result)
 {
     struct host *h = arg;
-    int rv = store_apply_entry(h->store, index, entry, len, result);
+    struct store_apply_hook hook = {.damaged = host__damaged, .arg = h};
+    int rv = store_apply_entry(h->store, index, entry, len, &hook, result);
     if (rv != 0) {
         host_log("fatal", "cannot apply log entry", "error",
                  store_errmsg(h->store), NULL);
@@ -440,6 +471,40 @@ static void host__claim_programs(const char *dir)
     }
 }
 
+/* Tell clients where the admin API is. On TCP the host writes its address
+ * (HOST:PORT, the port as bound) to DATA/admin.addr, which the CLI reads
+ * when it is given the data directory, and removes a socket file left by
+ * an earlier host; on the socket it removes an admin.addr left by an
+ * earlier host. Best effort: a client can still be given --admin. */
+static void host__publish_admin(struct host *h)
+{
+    const char *admin = h->cfg.admin;
+    char path[4096], other[4100];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/admin.addr", h->cfg.data_dir);
+    if (admin == NULL) {
+        unlink(path);
+        return;
+    }
+    snprintf(other, sizeof other, "%s/admin.sock", h->cfg.data_dir);
+    if (lstat(other, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        unlink(other);
+    }
+    const char *colon = strrchr(admin, ':');
+    int host_len = colon ? (int)(colon - admin) : (int)strlen(admin);
+    /* Written whole and renamed, so a reader never sees half of it. */
+    snprintf(other, sizeof other, "%s.new", path);
+    FILE *f = fopen(other, "w");
+    if (f != NULL) {
+        fprintf(f, "%.*s:%d\n", host_len, admin, http_server_port(h->admin));
+    }
+    if (f == NULL || fclose(f) != 0 || rename(other, path) != 0) {
+        host_log("warn", "cannot write the admin address", "path", path,
+                 "error", strerror(errno), NULL);
+        unlink(other);
+    }
+}
+
 /* The stopped host, kept reachable until the process exits. */
 static struct host *host__instance;
 
@@ -565,6 +630,7 @@ int host_run(const struct host_config *cfg)
         fprintf(stderr, "berth: admin API: %s\n", errmsg);
         goto err_after_log;
     }
+    host__publish_admin(h);
 
     uv_signal_init(&h->loop, &h->sigint);
     uv_signal_init(&h->loop, &h->sigterm);
@@ -589,6 +655,10 @@ int host_run(const struct host_config *cfg)
     uv_timer_stop(&h->measure_timer);
     http_server_close(h->front, NULL, NULL);
     http_server_close(h->admin, NULL, NULL);
+    if (cfg->admin != NULL) {
+        snprintf(path, sizeof path, "%s/admin.addr", cfg->data_dir);
+        unlink(path);
+    }
     uv_signal_stop(&h->sigint);
     uv_signal_stop(&h->sigterm);
     uint64_t deadline = uv_now(&h->loop) + 10000;

@@ -36,9 +36,9 @@ struct host_config {
     unsigned snapshot_every; /* events between a ship's snapshots */
     unsigned max_queue;      /* jobs waiting per ship before 503 */
     size_t max_frame;
-    uint64_t reserve_bytes;    /* refuse writes when less is free on disk */
-    uint64_t max_awake_bytes;  /* memory budget of running programs; 0: none */
-    unsigned max_awake;        /* running programs at most; 0: what fds allow */
+    uint64_t reserve_bytes;   /* refuse writes when less is free on disk */
+    uint64_t max_awake_bytes; /* memory budget of running programs; 0: none */
+    unsigned max_awake;       /* running programs at most; 0: what fds allow */
 };
 
 /* Fill cfg with the defaults of `berth serve`. */
@@ -75,7 +75,7 @@ struct host_job {
     enum host_job_origin origin;
     struct http_request *req; /* NULL once answered, and for alarms */
     uint8_t kind;
-    uint8_t measure; /* enum host_measure */
+    uint8_t measure;     /* enum host_measure */
     uint64_t arrived_ns; /* monotonic */
     struct buf payload;
     /* The outcome, filled when the program answers or fails. */
@@ -86,7 +86,7 @@ struct host_job {
     bool timed_out;
     uint64_t number;
     uint64_t time_ns;
-    uint64_t alarm_ns; /* the ship's alarm after this event */
+    uint64_t alarm_ns;  /* the ship's alarm after this event */
     bool alarm_changed; /* the event set the alarm, or consumed it */
     uint8_t entropy[FRAME_ENTROPY_SIZE];
     char error_code[32];
@@ -139,6 +139,8 @@ struct host_ship {
     struct host_ship *wake_next;           /* in the host's wake queue */
     uint64_t replay_last; /* while waking: the last event to replay */
     uint64_t replay_next; /* while waking: the next DONE expected */
+    uint8_t replay_chain[STORE_HASH_SIZE]; /* while waking: the snapshot's
+                                              link to the log */
     struct http_request **waiters; /* admin requests awaiting a settled state */
     char last_failure[300];        /* why the program last ended badly */
     unsigned n_waiters;
@@ -152,6 +154,13 @@ struct host_program {
     uint8_t epoch[STORE_HASH_SIZE];
 };
 
+/* A ship whose stored data failed its checks, and why. Damage is rare, so
+ * the host keeps these in a short list. */
+struct host_damage {
+    uint32_t slot;
+    char detail[200];
+};
+
 struct host {
     struct host_config cfg;
     uv_loop_t loop;
@@ -162,15 +171,15 @@ struct host {
     bool ready;
     bool stopping;
     int exit_code;
-    struct registry reg;   /* every ship, compact */
-    struct alarms alarms;  /* durable alarms by slot */
+    struct registry reg;  /* every ship, compact */
+    struct alarms alarms; /* durable alarms by slot */
     uv_timer_t alarm_timer;
     uv_timer_t measure_timer; /* the memory sweep, while programs run */
     struct host_program *programs;
     uint32_t n_programs;
-    unsigned n_live;                      /* live ship objects */
-    unsigned n_procs;                     /* running programs */
-    unsigned tiers[SHIP__STATE_COUNT];    /* live ships per state */
+    unsigned n_live;                       /* live ship objects */
+    unsigned n_procs;                      /* running programs */
+    unsigned tiers[SHIP__STATE_COUNT];     /* live ships per state */
     struct host_ship *lru_head, *lru_tail; /* oldest first */
     struct host_ship *wake_head, *wake_tail;
     unsigned n_wake_queue;
@@ -188,10 +197,12 @@ struct host {
     uint64_t events_committed, batches_committed, wakes, thaws, evictions;
     uint64_t alarms_fired;
     struct hist wake_latency, thaw_latency; /* ns, since start */
-    uint64_t ready_ns;      /* monotonic time from start to ready */
+    uint64_t ready_ns; /* monotonic time from start to ready */
     uint64_t started_ns;
     uint64_t disk_checked_ms;
     bool disk_ok;
+    struct host_damage *damaged; /* ships marked REGISTRY_CORRUPT */
+    unsigned n_damaged;
 };
 
 /* Return the registry slot of the ship with this id or name, or
@@ -231,7 +242,8 @@ void host_reply_json(struct http_request *req, int status, json_t *body);
 
 /* Answer with {"error": {"code": code, "message": message}}. */
 void host_reply_error(struct http_request *req, int status, const char *code,
-                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                      const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* HTTP handlers of the front door and of the admin API. */
 void host_front_handle(struct http_request *req, void *arg);
@@ -247,6 +259,17 @@ void host_alarms_start(struct host *h);
 /* Tell a ship that its proposal up to number was applied (status 0) or
  * failed. */
 void host_ship_durable(struct host_ship *s, uint64_t number, int status);
+
+/* Mark the ship in slot corrupt: its stored data failed a check, described
+ * by detail (copied; it names the event). Its program is killed, its
+ * pending and later events are answered 502 corrupt, and it is not woken
+ * again until the host restarts and its data checks. Other ships are not
+ * touched. */
+void host_ship_mark_corrupt(struct host *h, uint32_t slot, const char *detail);
+
+/* Return what was found wrong with a ship marked corrupt ("" if nothing is
+ * known); valid until the next mark. */
+const char *host_ship_corrupt_detail(const struct host *h, uint32_t slot);
 
 /* Kill a ship's program and fail its queued jobs: the host is stopping. */
 void host_ship_shutdown(struct host_ship *s);
@@ -264,8 +287,8 @@ int host_propose_event(struct host *h, struct host_ship *s, uint64_t number,
 /* Propose an entry of its own after flushing the pending group commit, so
  * that it lands after every event computed before it. Takes entry's bytes on
  * success. */
-int host_propose_entry(struct host *h, struct buf *entry, void (*cb)(void *,
-                       int, int), void *arg);
+int host_propose_entry(struct host *h, struct buf *entry,
+                       void (*cb)(void *, int, int), void *arg);
 
 /* Return whether the data directory's disk has more than the reserve free;
  * the answer is cached for 100 ms. When it is false, state changes are

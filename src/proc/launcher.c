@@ -12,37 +12,65 @@
 
 #include "lib/err.h"
 #include "proc/freezer.h"
+#include "proc/proc.h"
 #include "proc/spawn.h"
 
-/* The environment every program gets besides BERTH_SHIP and BERTH_HOST
- * (proc.c's too). */
-#define LAUNCHER__PATH "PATH=/usr/local/bin:/usr/bin:/bin"
+/* A request: u16 file_len | file | u16 argc | argv strings | u16 envc |
+ * envp strings, each string u16 len | bytes with its NUL counted in len,
+ * so that the launcher points into the message; the two descriptors are
+ * attached. The reply: i32 errno | i32 pid. */
+#define LAUNCHER__MSG_MAX (64 * 1024)
 
-/* A request: u16 file_len | file | u16 argv0_len | argv0 | u16 id_len | id
- * | u16 host_len | host, with the two descriptors attached; the reply:
- * i32 errno | i32 pid. */
-#define LAUNCHER__MSG_MAX (4 * (2 + 4096))
+/* Entries of argv or envp at most, the NULL included: the program, its
+ * arguments; or PATH, BERTH_SHIP, BERTH_HOST and the added variables. */
+#define LAUNCHER__VEC_MAX (PROC_ARGS_MAX + 4)
 
 static int launcher__ctl = -1;
 static pid_t launcher__pid;
 
 /* --- In the launcher process. --- */
 
-static const char *launcher__str(const uint8_t *p, size_t n, size_t *off,
-                                 char *out, size_t size)
+static size_t launcher__u16(const uint8_t *p, size_t *off)
+{
+    size_t v = (size_t)p[*off] | (size_t)p[*off + 1] << 8;
+    *off += 2;
+    return v;
+}
+
+/* Point at the next string of a request, which ends in its NUL; NULL when
+ * the request is cut or the string unterminated. */
+static char *launcher__str(uint8_t *p, size_t n, size_t *off)
 {
     if (*off + 2 > n) {
         return NULL;
     }
-    size_t len = (size_t)p[*off] | (size_t)p[*off + 1] << 8;
-    *off += 2;
-    if (len >= size || *off + len > n) {
+    size_t len = launcher__u16(p, off);
+    if (len == 0 || *off + len > n || p[*off + len - 1] != '\0') {
         return NULL;
     }
-    memcpy(out, p + *off, len);
-    out[len] = '\0';
+    char *s = (char *)p + *off;
     *off += len;
-    return out;
+    return s;
+}
+
+/* Read a vector of strings into vec (LAUNCHER__VEC_MAX entries), ended by
+ * NULL; returns false when the request is malformed. */
+static bool launcher__vec(uint8_t *p, size_t n, size_t *off, char **vec)
+{
+    if (*off + 2 > n) {
+        return false;
+    }
+    size_t count = launcher__u16(p, off);
+    if (count >= LAUNCHER__VEC_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if ((vec[i] = launcher__str(p, n, off)) == NULL) {
+            return false;
+        }
+    }
+    vec[count] = NULL;
+    return true;
 }
 
 static void launcher__reply(int ctl, int err, pid_t pid)
@@ -100,21 +128,16 @@ static _Noreturn void launcher__main(int ctl, pid_t host)
             h->cmsg_len == CMSG_LEN(2 * sizeof(int))) {
             memcpy(fds, CMSG_DATA(h), sizeof fds);
         }
-        char file[4097], argv0[4097], id[4097], host_id[4097];
-        char ship[4200], host_env[4200];
+        char *argv[LAUNCHER__VEC_MAX], *env[LAUNCHER__VEC_MAX];
         size_t off = 0;
-        bool ok = fds[0] >= 0 && fds[1] >= 0 &&
-                  launcher__str(buf, (size_t)n, &off, file, sizeof file) &&
-                  launcher__str(buf, (size_t)n, &off, argv0, sizeof argv0) &&
-                  launcher__str(buf, (size_t)n, &off, id, sizeof id) &&
-                  launcher__str(buf, (size_t)n, &off, host_id, sizeof host_id);
+        char *file = fds[0] >= 0 && fds[1] >= 0
+                         ? launcher__str(buf, (size_t)n, &off)
+                         : NULL;
+        bool ok = file != NULL && launcher__vec(buf, (size_t)n, &off, argv) &&
+                  launcher__vec(buf, (size_t)n, &off, env) && argv[0] != NULL;
         if (!ok) {
             launcher__reply(ctl, EINVAL, 0);
         } else {
-            snprintf(ship, sizeof ship, "BERTH_SHIP=%s", id);
-            snprintf(host_env, sizeof host_env, "BERTH_HOST=%s", host_id);
-            char *argv[] = {argv0, NULL};
-            char *env[] = {LAUNCHER__PATH, ship, host_env, NULL};
             /* CLONE_PARENT: the program is the host's child, and dies with
              * the host. */
             struct spawn_job j = {
@@ -203,32 +226,59 @@ static int launcher__lost(void)
     return ESRCH;
 }
 
+static void launcher__put_u16(uint8_t *buf, size_t *off, size_t v)
+{
+    buf[(*off)++] = (uint8_t)v;
+    buf[(*off)++] = (uint8_t)(v >> 8);
+}
+
+/* Add a string, its NUL included, to a request; E2BIG when it does not
+ * fit. */
 static int launcher__put_str(uint8_t *buf, size_t *off, const char *s)
 {
-    size_t n = strlen(s);
-    if (n > 4096) {
-        return ENAMETOOLONG;
+    size_t n = strlen(s) + 1;
+    if (n > UINT16_MAX || *off + 2 + n > LAUNCHER__MSG_MAX) {
+        return E2BIG;
     }
-    buf[(*off)++] = (uint8_t)n;
-    buf[(*off)++] = (uint8_t)(n >> 8);
+    launcher__put_u16(buf, off, n);
     memcpy(buf + *off, s, n);
     *off += n;
     return 0;
 }
 
-int launcher_spawn(const char *file, const char *argv0, const char *ship_id,
-                   const char *host_id, int sock, int errw, pid_t *pid)
+/* Add a NULL-terminated vector of strings to a request; E2BIG when it has
+ * too many strings or does not fit. */
+static int launcher__put_vec(uint8_t *buf, size_t *off, char *const *vec)
 {
-    uint8_t buf[LAUNCHER__MSG_MAX];
+    size_t count = 0;
+    while (vec[count] != NULL) {
+        count++;
+    }
+    if (count >= LAUNCHER__VEC_MAX || *off + 2 > LAUNCHER__MSG_MAX) {
+        return E2BIG;
+    }
+    launcher__put_u16(buf, off, count);
+    for (size_t i = 0; i < count; i++) {
+        int e = launcher__put_str(buf, off, vec[i]);
+        if (e != 0) {
+            return e;
+        }
+    }
+    return 0;
+}
+
+int launcher_spawn(const char *file, char *const *argv, char *const *envp,
+                   int sock, int errw, pid_t *pid)
+{
+    static uint8_t buf[LAUNCHER__MSG_MAX];
     size_t off = 0;
     int e;
     if (launcher__ctl < 0) {
         return ESRCH;
     }
     if ((e = launcher__put_str(buf, &off, file)) != 0 ||
-        (e = launcher__put_str(buf, &off, argv0)) != 0 ||
-        (e = launcher__put_str(buf, &off, ship_id)) != 0 ||
-        (e = launcher__put_str(buf, &off, host_id)) != 0) {
+        (e = launcher__put_vec(buf, &off, argv)) != 0 ||
+        (e = launcher__put_vec(buf, &off, envp)) != 0) {
         return e;
     }
     union {

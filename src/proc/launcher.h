@@ -27,22 +27,23 @@
 #include <sys/types.h>
 
 /* Fork the launcher. Call it early, from a single-threaded process holding
- * few descriptors, after proc_setup. Returns 0, or a negative code with
- * errmsg set (the host then starts programs itself). */
+ * few descriptors, after proc_setup. Returns 0, or a negative code with errmsg set (the host
+ * then starts programs itself). */
 int launcher_start(char *errmsg);
 
 /* Return whether a launcher is running for this process. */
 bool launcher_running(void);
 
 /* Ask the launcher to start the executable at path file (no PATH search)
- * with argv[0] = argv0, the environment PATH, BERTH_SHIP=ship_id and
- * BERTH_HOST=host_id, sock as stdin and stdout and errw as stderr, as
+ * with the NULL-terminated argv and envp (at most PROC_ARGS_MAX + 3 strings
+ * each, proc/proc.h), sock as stdin and stdout and errw as stderr, as
  * spawn_program does, the caller being the parent it dies with. Returns 0
- * with *pid set (the child is the caller's), the errno of a failed exec, or
- * ESRCH when there is no launcher any more (it is then forgotten and the
- * caller starts the program itself). sock and errw stay the caller's. */
-int launcher_spawn(const char *file, const char *argv0, const char *ship_id,
-                   const char *host_id, int sock, int errw, pid_t *pid);
+ * with *pid set (the child is the caller's), the errno of a failed exec,
+ * E2BIG when the vectors do not fit in a request, or ESRCH when there is no
+ * launcher any more (it is then forgotten and the caller starts the program
+ * itself). Everything passed stays the caller's. */
+int launcher_spawn(const char *file, char *const *argv, char *const *envp,
+                   int sock, int errw, pid_t *pid);
 
 /* Return the launcher's process id, or 0 when there is none. */
 pid_t launcher_pid(void);

@@ -15,6 +15,7 @@
 
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "lib/strlist.h"
 #include "proc/freezer.h"
 #include "proc/launcher.h"
 #include "proc/spawn.h"
@@ -694,22 +695,71 @@ static int proc__search(const char *name, char *out)
     return ENOENT;
 }
 
+/* A child's argument and environment vectors, pointing into its config. */
+struct proc__vectors {
+    char *argv[PROC_ARGS_MAX + 2];
+    char *envp[PROC_ARGS_MAX + 4];
+    char ship[128];
+    char host[160];
+};
+
+/* Fill v from cfg: argv is the path and the arguments; envp is PATH (unless
+ * the config gives its own), BERTH_SHIP, BERTH_HOST (see proc_host_id) and
+ * the added variables. Returns 0, or E2BIG for lists over the limits or
+ * malformed. */
+static int proc__vectors(const struct proc_config *cfg, struct proc__vectors *v)
+{
+    long na = strlist_count(cfg->args, cfg->args_len);
+    long ne = strlist_count(cfg->env, cfg->env_len);
+    if (na < 0 || ne < 0 || na > PROC_ARGS_MAX || ne > PROC_ARGS_MAX ||
+        cfg->args_len + cfg->env_len > PROC_ARGS_BYTES_MAX) {
+        return E2BIG;
+    }
+    const char *str;
+    size_t off = 0, n = 0;
+    v->argv[n++] = (char *)cfg->path;
+    while ((str = strlist_next(cfg->args, cfg->args_len, &off)) != NULL) {
+        v->argv[n++] = (char *)str;
+    }
+    v->argv[n] = NULL;
+    bool own_path = false;
+    for (off = 0; (str = strlist_next(cfg->env, cfg->env_len, &off));) {
+        own_path = own_path || strncmp(str, "PATH=", 5) == 0;
+    }
+    n = 0;
+    if (!own_path) {
+        v->envp[n++] = "PATH=" PROC__PATH;
+    }
+    snprintf(v->ship, sizeof v->ship, "BERTH_SHIP=%s", cfg->ship_id);
+    v->envp[n++] = v->ship;
+    /* What finds the program and what it starts after the host's death:
+     * never the config's to change. */
+    snprintf(v->host, sizeof v->host, "BERTH_HOST=%s", freezer_host_id());
+    v->envp[n++] = v->host;
+    for (off = 0; (str = strlist_next(cfg->env, cfg->env_len, &off));) {
+        if (strncmp(str, "BERTH_SHIP=", 11) != 0 &&
+            strncmp(str, "BERTH_HOST=", 11) != 0) {
+            v->envp[n++] = (char *)str;
+        }
+    }
+    v->envp[n] = NULL;
+    return 0;
+}
+
 /* Start the program with sock as its stdin and stdout and errw as its
  * stderr; returns 0 or an errno, with p->pid set on success. */
 static int proc__start(struct proc *p, const struct proc_config *cfg, int sock,
                        int errw)
 {
-    char ship_env[128];
-    char host_env[160];
-    const char *host_id = freezer_host_id();
-    snprintf(ship_env, sizeof ship_env, "BERTH_SHIP=%s", cfg->ship_id);
-    snprintf(host_env, sizeof host_env, "BERTH_HOST=%s", host_id);
-    char *env[] = {"PATH=" PROC__PATH, ship_env, host_env, NULL};
-    char *args[] = {(char *)cfg->path, NULL};
+    struct proc__vectors v;
+    int e = proc__vectors(cfg, &v);
+    if (e != 0) {
+        return e;
+    }
     char found[PATH_MAX];
     const char *file = cfg->path;
     if (strchr(file, '/') == NULL) {
-        int e = proc__search(file, found);
+        e = proc__search(file, found);
         if (e != 0) {
             return e;
         }
@@ -718,8 +768,7 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int sock,
 
     /* From the launcher, the start does not copy the host's descriptor
      * table (see launcher.h); without one, from here. */
-    int e = launcher_spawn(file, cfg->path, cfg->ship_id, host_id, sock, errw,
-                           &p->pid);
+    e = launcher_spawn(file, v.argv, v.envp, sock, errw, &p->pid);
     if (e != ESRCH) {
         return e;
     }
@@ -735,8 +784,8 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int sock,
     close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
     struct spawn_job job = {
         .file = file,
-        .argv = args,
-        .envp = env,
+        .argv = v.argv,
+        .envp = v.envp,
         .sock = sock,
         .errw = errw,
         .parent = getpid(),

@@ -67,6 +67,11 @@ typedef void (*proc_exit_cb)(struct proc *p, const char *why, int clean,
 #define PROC_STDERR_RATE (64u * 1024)
 #define PROC_STDERR_BURST (512u * 1024)
 
+/* The most strings a program's arguments, or its added environment, may
+ * hold; and the most bytes both may take together, NULs included. */
+#define PROC_ARGS_MAX 256
+#define PROC_ARGS_BYTES_MAX 16384
+
 struct proc_config {
     const char *path;    /* the executable; without a slash, the child's PATH
                             (/usr/local/bin:/usr/bin:/bin) is searched. It
@@ -77,6 +82,15 @@ struct proc_config {
     size_t max_frame;    /* 0: FRAME_MAX_DEFAULT */
     size_t stderr_rate;  /* 0: PROC_STDERR_RATE; at most 100,000,000 */
     size_t stderr_burst; /* 0: PROC_STDERR_BURST; at most 1 GiB */
+    /* The child's arguments after argv[0] (which is path), and "K=V"
+     * variables added to its environment after PATH, BERTH_SHIP and
+     * BERTH_HOST (a PATH here replaces the default one, a BERTH_SHIP or
+     * BERTH_HOST is dropped): string lists
+     * (lib/strlist.h), NULL and 0 for none. */
+    const char *args;
+    size_t args_len;
+    const char *env;
+    size_t env_len;
 };
 
 /* Name this host's cgroups and programs after tag, the identity of its
@@ -95,7 +109,9 @@ const char *proc_host_id(void);
 
 /* Start cfg->path on loop. The proc keeps no pointer into cfg. On failure,
  * a failed exec included ("cannot start program X: No such file or
- * directory"), returns a negative code with errmsg set and no callback runs.
+ * directory"), or args and env over the limits above or not string lists
+ * ("...: Argument list too long"), returns a negative code with errmsg set
+ * and no callback runs.
  * On success *out stays valid until the exit callback returns. */
 int proc_spawn(struct proc **out, uv_loop_t *loop,
                const struct proc_config *cfg, proc_frame_cb on_frame,

@@ -58,6 +58,18 @@ def wait_no_programs(tag, timeout=5):
         time.sleep(0.05)
 
 
+def wait_for(fn, timeout=10, step=0.02):
+    """Poll fn until it returns a true value, which is returned; fail after
+    timeout seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(step)
+    raise AssertionError("condition not met in %s s" % timeout)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -480,6 +480,110 @@ static void test_child_starts_clean(void **state)
     run_until_gone(&other);
 }
 
+/* Read a /proc file of NUL-separated strings (cmdline, environ) of pid into
+ * buf; returns its length. A spawn returns in the middle of the exec, before
+ * the kernel has laid out the new image's strings (the file reads empty
+ * until then), so wait for them; the test's alarm bounds the wait. */
+static size_t read_proc_list(int pid, const char *what, char *buf, size_t size)
+{
+    char path[64];
+    size_t len;
+    snprintf(path, sizeof path, "/proc/%d/%s", pid, what);
+    do {
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        len = fread(buf, 1, size, f);
+        fclose(f);
+    } while (len == 0 && usleep(1000) == 0);
+    return len;
+}
+
+/* A program gets its arguments after its path, and its added variables
+ * after PATH, BERTH_SHIP and BERTH_HOST; its own PATH replaces the default
+ * one, and a BERTH_SHIP or BERTH_HOST of its own is dropped. Lists over the
+ * limits fail the spawn. */
+static void test_args_and_env(void **state)
+{
+    static const char args[] = "60\0";
+    static const char env[] = "K=a b\0EMPTY=\0";
+    struct fx x = {0};
+    char errmsg[ERRMSG_SIZE];
+    char text[4096];
+    struct proc_config cfg = {.path = "/bin/sleep",
+                              .name = "t",
+                              .ship_id = "t",
+                              .args = args,
+                              .args_len = sizeof args - 1,
+                              .env = env,
+                              .env_len = sizeof env - 1};
+    alarm(60);
+    assert_int_equal(uv_loop_init(&x.loop), 0);
+    assert_int_equal(
+        proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_cb, &x, errmsg), 0);
+    int pid = (int)proc_pid(x.p);
+    const char want_argv[] = "/bin/sleep\0"
+                             "60";
+    assert_int_equal(read_proc_list(pid, "cmdline", text, sizeof text),
+                     sizeof want_argv);
+    assert_memory_equal(text, want_argv, sizeof want_argv);
+    char want_env[256];
+    int wlen = snprintf(want_env, sizeof want_env,
+                        "PATH=/usr/local/bin:/usr/bin:/bin%cBERTH_SHIP=t%c"
+                        "BERTH_HOST=%s%cK=a b%cEMPTY=",
+                        0, 0, proc_host_id(), 0, 0);
+    assert_int_equal(read_proc_list(pid, "environ", text, sizeof text),
+                     (size_t)wlen + 1);
+    assert_memory_equal(text, want_env, (size_t)wlen + 1);
+    proc_kill(x.p, "test over");
+    run_until_gone(&x);
+
+    static const char own[] =
+        "PATH=/opt/bin\0BERTH_SHIP=other\0BERTH_HOST=other/x\0";
+    struct fx y = {0};
+    cfg.env = own;
+    cfg.env_len = sizeof own - 1;
+    assert_int_equal(uv_loop_init(&y.loop), 0);
+    assert_int_equal(
+        proc_spawn(&y.p, &y.loop, &cfg, on_frame, on_exit_cb, &y, errmsg), 0);
+    char want_own[256];
+    wlen = snprintf(want_own, sizeof want_own,
+                    "BERTH_SHIP=t%cBERTH_HOST=%s%cPATH=/opt/bin", 0,
+                    proc_host_id(), 0);
+    assert_int_equal(
+        read_proc_list((int)proc_pid(y.p), "environ", text, sizeof text),
+        (size_t)wlen + 1);
+    assert_memory_equal(text, want_own, (size_t)wlen + 1);
+    proc_kill(y.p, "test over");
+    run_until_gone(&y);
+
+    /* One string too many, too many bytes, or no final NUL: refused. */
+    char *many = calloc(PROC_ARGS_BYTES_MAX + 2, 1);
+    assert_non_null(many);
+    struct fx z = {0};
+    assert_int_equal(uv_loop_init(&z.loop), 0);
+    cfg.env = NULL;
+    cfg.env_len = 0;
+    cfg.args = many;
+    size_t sizes[] = {PROC_ARGS_MAX + 1, PROC_ARGS_BYTES_MAX + 1};
+    for (int i = 0; i < 2; i++) {
+        cfg.args_len = sizes[i];
+        assert_int_equal(
+            proc_spawn(&z.p, &z.loop, &cfg, on_frame, on_exit_cb, &z, errmsg),
+            BERTH_EIO);
+        assert_string_equal(errmsg, "cannot start program /bin/sleep: "
+                                    "Argument list too long");
+    }
+    cfg.args = "60";
+    cfg.args_len = 2;
+    assert_int_equal(
+        proc_spawn(&z.p, &z.loop, &cfg, on_frame, on_exit_cb, &z, errmsg),
+        BERTH_EIO);
+    free(many);
+    uv_run(&z.loop, UV_RUN_DEFAULT);
+    assert_false(z.gone);
+    assert_int_equal(uv_loop_close(&z.loop), 0);
+}
+
 /* Small frames pipelined past the 64 KiB read size are cut at arbitrary
  * points, and a 300 KiB frame spans several reads; all come back whole. */
 static void test_frames_cut_by_reads(void **state)
@@ -1251,6 +1355,7 @@ int main(void)
         cmocka_unit_test(test_path_search_finds_cat),
         cmocka_unit_test(test_three_fds_and_count),
         cmocka_unit_test(test_child_starts_clean),
+        cmocka_unit_test(test_args_and_env),
         cmocka_unit_test(test_frames_cut_by_reads),
         cmocka_unit_test(test_frame_header_cut),
         cmocka_unit_test(test_oversized_header_cut_kills),

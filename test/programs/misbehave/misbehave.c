@@ -27,6 +27,10 @@
  *                memory half a second later, while the program is idle
  *   /closeout    close stdin and stdout (one socket) and sleep for ever
  *   /stderr/<mb> write mb MiB to stderr in 100-byte lines, then answer 200
+ *   /argv        answer with the program's arguments, argv[0] included,
+ *                one a line (unchanged)
+ *   /env         answer with its environment, one KEY=VALUE a line
+ *                (unchanged)
  *
  * A TIMER event adds one to the counter (changed).
  *
@@ -197,6 +201,27 @@ static void flood_stderr(unsigned long mb)
 /* The delay of the next snapshot, in the digits of a /slowsnap target. */
 static char snap_delay[16];
 
+/* The program's arguments, for /argv. */
+static char **args;
+
+extern char **environ;
+
+/* Answer 200 with the strings of a NULL-terminated vector, one a line. */
+static int reply_lines(struct bp_out *out, char **vec)
+{
+    char body[8192];
+    size_t n = 0;
+    for (; *vec != NULL; vec++) {
+        int w = snprintf(body + n, sizeof body - n, "%s\n", *vec);
+        if (w < 0 || (size_t)w >= sizeof body - n) {
+            break;
+        }
+        n += (size_t)w;
+    }
+    bp_reply(out, 200, "text/plain", body, n);
+    return BP_UNCHANGED;
+}
+
 static int reply_count(struct bp_out *out, uint64_t count)
 {
     char body[32];
@@ -238,6 +263,12 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
         f[19] = 7; /* its length */
         write_raw(f, sizeof f);
         wait_forever();
+    }
+    if (bp_http_match(h, NULL, "/argv")) {
+        return reply_lines(out, args);
+    }
+    if (bp_http_match(h, NULL, "/env")) {
+        return reply_lines(out, environ);
     }
     if (bp_http_match(h, NULL, "/crash")) {
         abort();
@@ -354,9 +385,10 @@ static int on_snapshot(void *ctx, struct bp_bytes *out)
     return bp_bytes_append(out, b, sizeof b);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     uint64_t count = 0;
+    args = argv;
     struct bp_program p = {on_boot, on_event, on_snapshot, &count};
     return bp_run(&p);
 }
