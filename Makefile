@@ -5,8 +5,9 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 MAKEFLAGS  += --no-print-directory
 DATA       ?= $(CURDIR)/demo-data
 LISTEN     ?= 127.0.0.1:8080
+PREFIX     ?= /usr/local
 
-.PHONY: all deps build run test bench fuzz format clean
+.PHONY: all deps build install run test bench fuzz format clean
 
 all: build
 
@@ -16,6 +17,12 @@ deps:
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(if $(CI),-DBERTH_WERROR=ON) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
+
+# Copies berth to $(PREFIX)/bin (DESTDIR is put in front, for packaging).
+install: build
+	@install -d $(DESTDIR)$(PREFIX)/bin
+	@install -m 0755 $(BUILD)/berth $(DESTDIR)$(PREFIX)/bin/berth
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/berth"
 
 # Starts a host in the foreground with demo ships; Ctrl-C stops it.
 run: build

@@ -102,7 +102,7 @@ static void sq_ships(struct store *s, int n)
         record_encode_ship_new(&e, &r);
         /* Apply opens its own transaction; commit ours around batches. */
         store_commit(s);
-        if (store_apply_entry(s, 0, e.data, e.len, &res) != 0) {
+        if (store_apply_entry(s, 0, e.data, e.len, NULL, &res) != 0) {
             die("ship", store_errmsg(s));
         }
         store_begin(s);
@@ -121,8 +121,10 @@ static void sq_batch(struct store *s, struct chain *c, int k, unsigned *rng)
     for (int i = 0; i < k; i++) {
         *rng = *rng * 1103515245 + 12345;
         uint64_t sid = 1 + (*rng >> 8) % SHIPS;
-        struct record_event ev = {.sid = sid, .number = ++c->next[sid],
-                                  .kind = 1, .payload = payload,
+        struct record_event ev = {.sid = sid,
+                                  .number = ++c->next[sid],
+                                  .kind = 1,
+                                  .payload = payload,
                                   .payload_len = sizeof payload};
         memcpy(ev.prev_hash, c->head[sid], RECORD_HASH_SIZE);
         struct buf r;
@@ -133,7 +135,7 @@ static void sq_batch(struct store *s, struct chain *c, int k, unsigned *rng)
         buf_free(&r);
     }
     int res;
-    if (store_apply_entry(s, 0, e.data, e.len, &res) != 0) {
+    if (store_apply_entry(s, 0, e.data, e.len, NULL, &res) != 0) {
         die("apply", store_errmsg(s));
     }
     buf_free(&e);
@@ -210,8 +212,10 @@ static void lm_batch(struct lm *l, struct chain *c, int k, unsigned *rng)
     for (int i = 0; i < k; i++) {
         *rng = *rng * 1103515245 + 12345;
         uint64_t sid = 1 + (*rng >> 8) % SHIPS;
-        struct record_event ev = {.sid = sid, .number = ++c->next[sid],
-                                  .kind = 1, .payload = payload,
+        struct record_event ev = {.sid = sid,
+                                  .number = ++c->next[sid],
+                                  .kind = 1,
+                                  .payload = payload,
                                   .payload_len = sizeof payload};
         memcpy(ev.prev_hash, c->head[sid], RECORD_HASH_SIZE);
         struct buf r;
@@ -293,8 +297,9 @@ int main(int argc, char **argv)
     const double secs = 2.0;
     mkdir(base, 0700);
 
-    printf("store: apply batches of 100-byte events over %d ships, %.0f s each\n",
-           SHIPS, secs);
+    printf(
+        "store: apply batches of 100-byte events over %d ships, %.0f s each\n",
+        SHIPS, secs);
     printf("%-7s %-7s %14s %16s | %14s\n", "engine", "batch", "events/s",
            "batches/s", "floor ev/s");
     for (int e = 0; e < 2; e++) {
@@ -337,10 +342,9 @@ int main(int argc, char **argv)
                     if (e == 0) {
                         struct store_ship sh;
                         store_ship_get_sid(s, sid, &sh);
-                        uint64_t from = sh.last_event > 100
-                                            ? sh.last_event - 99
-                                            : 1;
-                        store_event_foreach(s, sid, from, count_cb, &n);
+                        uint64_t from =
+                            sh.last_event > 100 ? sh.last_event - 99 : 1;
+                        store_event_foreach(s, sid, from, NULL, count_cb, &n);
                         store_ship_clear(&sh);
                     } else {
                         n = lm_read(&l, sid, c.next[sid]);

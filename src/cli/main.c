@@ -1,61 +1,33 @@
 /* The berth command: `berth serve` runs a host; every other command is a
  * client of a host's admin API. Data goes to stdout, messages to stderr, and
- * the exit status is 0 on success, 1 on an error from the host, 2 on bad
- * usage. */
+ * the exit status is 0 on success, 1 on an error from the host (or no host),
+ * 2 on bad usage; a command that fails prints nothing on stdout.
+ *
+ * Every command is a row of a table with its options, so that one parser
+ * reads them all (`--flag value` and `--flag=value`, in any order, the
+ * client options before the command as well as after) and one printer
+ * writes every command's --help from the same rows. */
+#include <errno.h>
 #include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "core/ship.h"
 #include "daemon/host.h"
 #include "http/http.h"
 #include "lib/err.h"
 
 #define BERTH_VERSION "0.1.0"
 
-static const char usage[] =
-    "usage: berth <command> [options]\n"
-    "\n"
-    "Host:\n"
-    "  serve                      run a host in the foreground\n"
-    "      --data DIR             data directory (default $BERTH_DATA or ./berth-data)\n"
-    "      --listen HOST:PORT     front door (default 127.0.0.1:8080)\n"
-    "      --admin HOST:PORT      admin API on TCP (default: DIR/admin.sock)\n"
-    "      --freeze-timeout MS    freeze ships idle this long (default 10000; 0: never)\n"
-    "      --idle-timeout MS      sleep ships idle this long (default 60000)\n"
-    "      --max-awake-mb MB      memory budget of running programs; past it the\n"
-    "                             least recently used idle ships sleep (default: none)\n"
-    "      --max-awake N          running programs at most (default: what the\n"
-    "                             descriptor limit allows)\n"
-    "      --event-timeout MS     per-event time limit (default 10000)\n"
-    "      --snapshot-every N     snapshot a ship every N events (default 1000)\n"
-    "      --max-body BYTES       request body limit (default 8388608)\n"
-    "      --max-queue N          requests waiting per ship before 503 (default 1024)\n"
-    "      --reserve-disk MB      refuse writes (507) below this much free disk (default 64; 0: off)\n"
-    "      --max-buffer-mb MB     bytes held for requests, replies and slow clients; past it\n"
-    "                             programs and clients are held back (default 256; 0: no cap)\n"
-    "      --header-timeout MS    a request's headers must arrive within this (default 10000)\n"
-    "      --max-conns-per-addr N front-door connections per client address (default 256; 0: no cap)\n"
-    "      --max-idle-conns N     idle front-door connections; the oldest close first\n"
-    "                             (default 1024; 0: no cap)\n"
-    "\n"
-    "Ships (find the host with --data DIR, $BERTH_DATA or --admin ADDR):\n"
-    "  ship new --program PATH [--name NAME] [--count N] [--idle-timeout MS]\n"
-    "           [--freeze-timeout MS]\n"
-    "                             with --count, N ships named NAME-1 ... NAME-N\n"
-    "  ship ls [--limit N]        list ships (all, or the first N)\n"
-    "  ship show SHIP             one ship, by id or name\n"
-    "  ship send SHIP DATA        deliver DATA to the ship as an event\n"
-    "  ship sleep SHIP            snapshot the ship and stop its program\n"
-    "  ship wake SHIP             start the ship's program\n"
-    "  ship rm SHIP               remove the ship and its data\n"
-    "  stats                      host counters\n"
-    "\n"
-    "Every client command takes --json to print the API's JSON.\n"
-    "  version                    print the version\n";
-
+/* The client's view of where the host is and how to print. */
 struct cli {
     const char *data;
     const char *admin;
@@ -63,45 +35,277 @@ struct cli {
     char endpoint[4200];
 };
 
-static int cli__usage_error(const char *fmt, const char *arg)
+/* How an option's value is read. */
+enum cli__kind {
+    CLI__FLAG, /* no value */
+    CLI__STR,  /* any text */
+    CLI__NUM,  /* a whole number from min to max */
+    CLI__MS,   /* milliseconds: a whole number from min to max */
+    CLI__MB,   /* megabytes, decimals allowed */
+    CLI__LIST, /* text, and the option may be given many times */
+};
+
+struct cli__opt {
+    const char *name;  /* "--program" */
+    const char *value; /* what the value is called in help, "PATH" */
+    enum cli__kind kind;
+    unsigned long long min, max;
+    const char *help;
+};
+
+/* Options and positional arguments at most. */
+#define CLI__OPTS_MAX 24
+#define CLI__ITEMS_MAX 1024
+#define CLI__POS_MAX 4
+
+/* What the parser read from a command line, by option index. */
+struct cli__args {
+    const char *val[CLI__OPTS_MAX];        /* last value given, "" for a flag;
+                                              NULL when absent */
+    unsigned long long num[CLI__OPTS_MAX]; /* CLI__NUM, CLI__MS, CLI__MB
+                                              (bytes) */
+    const char *items[CLI__ITEMS_MAX];     /* values of CLI__LIST options */
+    int item_opt[CLI__ITEMS_MAX];
+    int n_items;
+    const char *pos[CLI__POS_MAX];
+    int n_pos;
+};
+
+struct cli__cmd;
+typedef int (*cli__run_fn)(const struct cli__cmd *cmd, struct cli *c,
+                           struct cli__args *a);
+
+struct cli__cmd {
+    const char *name;     /* "ship new" */
+    const char *synopsis; /* after the name in the usage line */
+    const char *summary;  /* one line for the command list */
+    const char *about;    /* a paragraph for --help */
+    const struct cli__opt *opts;
+    int pos_min, pos_max;
+    bool client; /* takes --data, --admin and --json */
+    cli__run_fn run;
+};
+
+/* --- Messages. --- */
+
+/* Print a usage error about cmd (NULL: berth itself) and return 2. */
+static int cli__usage(const struct cli__cmd *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int cli__usage(const struct cli__cmd *cmd, const char *fmt, ...)
 {
-    fprintf(stderr, "berth: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nRun 'berth --help' for usage.\n");
+    va_list ap;
+    fprintf(stderr, "berth%s%s: ", cmd ? " " : "", cmd ? cmd->name : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nRun 'berth %s%s--help' for usage.\n",
+            cmd ? cmd->name : "", cmd ? " " : "");
     return 2;
 }
 
-static int cli__parse_uint(const char *s, unsigned long long max,
-                           unsigned long long *out)
+/* Print text at column indent, wrapped before column 80; the first line
+ * continues where the cursor is, at column col. */
+static void cli__wrap(FILE *f, const char *text, int col, int indent)
+{
+    while (*text != '\0') {
+        size_t word = strcspn(text, " ");
+        if (col > indent && col + 1 + (int)word > 79) {
+            fprintf(f, "\n%*s", indent, "");
+            col = indent;
+        } else if (col > indent) {
+            fputc(' ', f);
+            col++;
+        }
+        fwrite(text, 1, word, f);
+        col += (int)word;
+        text += word;
+        while (*text == ' ') {
+            text++;
+        }
+    }
+    fputc('\n', f);
+}
+
+/* Print one option row of a help text. */
+static void cli__help_row(FILE *f, const char *left, const char *help)
+{
+    int col = fprintf(f, "  %s", left);
+    if (col < 25) {
+        fprintf(f, "%*s", 25 - col, "");
+        col = 25;
+    } else {
+        fprintf(f, "\n%25s", "");
+        col = 25;
+    }
+    cli__wrap(f, help, col, 25);
+}
+
+static const struct cli__opt cli__client_opts[] = {
+    {"--data", "DIR", CLI__STR, 0, 0,
+     "the host's data directory: its admin.sock, or the address in its "
+     "admin.addr (default $BERTH_DATA, else ./berth-data)"},
+    {"--admin", "ADDR", CLI__STR, 0, 0,
+     "the admin API's address instead: HOST:PORT or unix:PATH"},
+    {"--json", NULL, CLI__FLAG, 0, 0, "print the API's JSON"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static void cli__help_opts(FILE *f, const struct cli__opt *opts)
+{
+    for (const struct cli__opt *o = opts; o->name != NULL; o++) {
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s", o->name, o->value ? " " : "",
+                 o->value ? o->value : "");
+        cli__help_row(f, left, o->help);
+    }
+}
+
+static void cli__help(const struct cli__cmd *cmd)
+{
+    printf("usage: berth %s%s%s\n\n", cmd->name, cmd->synopsis[0] ? " " : "",
+           cmd->synopsis);
+    cli__wrap(stdout, cmd->about, 0, 0);
+    if (cmd->opts != NULL && cmd->opts[0].name != NULL) {
+        printf("\nOptions:\n");
+        cli__help_opts(stdout, cmd->opts);
+    }
+    if (cmd->client) {
+        printf("\nFinding the host, and output:\n");
+        cli__help_opts(stdout, cli__client_opts);
+    }
+    cli__help_row(stdout, "-h, --help", "print this help");
+}
+
+/* --- Parsing. --- */
+
+/* Read the value of option o into slot i of a; returns 0, or 2 after a
+ * usage message. */
+static int cli__value(const struct cli__cmd *cmd, const struct cli__opt *o,
+                      int i, const char *v, struct cli__args *a)
 {
     char *end;
-    if (s == NULL || *s == '\0' || *s == '-') {
-        return -1;
+    if (o->kind == CLI__LIST) {
+        if (a->n_items == CLI__ITEMS_MAX) {
+            return cli__usage(cmd, "too many %s options", o->name);
+        }
+        a->items[a->n_items] = v;
+        a->item_opt[a->n_items++] = i;
+    } else if (o->kind == CLI__NUM || o->kind == CLI__MS) {
+        errno = 0;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (*v < '0' || *v > '9' || *end != '\0' || errno != 0 || n < o->min ||
+            n > o->max) {
+            return cli__usage(
+                cmd, "%s needs a %s from %llu to %llu, not %s", o->name,
+                o->kind == CLI__MS ? "number of milliseconds" : "number",
+                o->min, o->max, v);
+        }
+        a->num[i] = n;
+    } else if (o->kind == CLI__MB) {
+        double mb = strtod(v, &end);
+        if (*v < '0' || *v > '9' || *end != '\0' || mb > 1e9) {
+            return cli__usage(cmd,
+                              "%s needs a number of megabytes (decimals "
+                              "allowed), not %s",
+                              o->name, v);
+        }
+        a->num[i] = (unsigned long long)(mb * 1048576.0);
     }
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != '\0' || v > max) {
-        return -1;
-    }
-    *out = v;
+    a->val[i] = v;
     return 0;
 }
 
-/* Parse a number of megabytes, decimals allowed ("512", "0.5"), into
- * bytes. */
-static int cli__parse_mb(const char *s, uint64_t *out)
+/* Find the option called name (up to len bytes) in opts; -1 if none. */
+static int cli__find(const struct cli__opt *opts, const char *name, size_t len)
 {
-    char *end;
-    if (s == NULL || *s < '0' || *s > '9') {
-        return -1;
+    for (int i = 0; opts != NULL && opts[i].name != NULL; i++) {
+        if (strlen(opts[i].name) == len &&
+            strncmp(opts[i].name, name, len) == 0) {
+            return i;
+        }
     }
-    double mb = strtod(s, &end);
-    if (*end != '\0' || mb < 0 || mb > 1e9) {
-        return -1;
+    return -1;
+}
+
+/* Parse a command's arguments into a (and the client options into c).
+ * Returns 0; 1 after printing the help (the caller exits 0); or 2 after a
+ * usage message. */
+static int cli__parse(const struct cli__cmd *cmd, int argc, char **argv,
+                      struct cli *c, struct cli__args *a)
+{
+    bool options = true;
+    memset(a, 0, sizeof *a);
+    for (int k = 0; k < argc; k++) {
+        const char *arg = argv[k];
+        if (!options || strncmp(arg, "--", 2) != 0 || strcmp(arg, "--") == 0) {
+            if (options && strcmp(arg, "--") == 0) {
+                options = false;
+            } else if (options && strcmp(arg, "-h") == 0) {
+                cli__help(cmd);
+                return 1;
+            } else if (a->n_pos == cmd->pos_max) {
+                return cli__usage(cmd, "unexpected argument %s", arg);
+            } else {
+                a->pos[a->n_pos++] = arg;
+            }
+            continue;
+        }
+        if (strcmp(arg, "--help") == 0) {
+            cli__help(cmd);
+            return 1;
+        }
+        const char *eq = strchr(arg, '=');
+        size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+        const struct cli__opt *table = cmd->opts;
+        int i = cli__find(table, arg, len);
+        if (i < 0 && cmd->client) {
+            table = cli__client_opts;
+            i = cli__find(table, arg, len);
+        }
+        if (i < 0) {
+            return cli__usage(cmd, "unknown option %.*s", (int)len, arg);
+        }
+        const struct cli__opt *o = &table[i];
+        const char *v = "";
+        if (o->kind == CLI__FLAG && eq != NULL) {
+            return cli__usage(cmd, "%s takes no value", o->name);
+        }
+        if (o->kind != CLI__FLAG) {
+            if (eq != NULL) {
+                v = eq + 1;
+            } else if (k + 1 < argc) {
+                v = argv[++k];
+            } else {
+                return cli__usage(cmd, "%s needs a value: %s %s", o->name,
+                                  o->name, o->value);
+            }
+        }
+        if (table == cli__client_opts) {
+            if (i == 0) {
+                c->data = v;
+            } else if (i == 1) {
+                c->admin = v;
+            } else {
+                c->json = true;
+            }
+            continue;
+        }
+        int rv = cli__value(cmd, o, i, v, a);
+        if (rv != 0) {
+            return rv;
+        }
     }
-    *out = (uint64_t)(mb * 1048576.0);
+    if (a->n_pos < cmd->pos_min) {
+        return cli__usage(cmd, "needs %s", cmd->synopsis);
+    }
     return 0;
 }
 
+/* --- Talking to the host. --- */
+
+/* Find the host: --admin, else the data directory's admin.sock, else the
+ * address its host wrote to admin.addr when it serves the API on TCP. */
 static void cli__endpoint(struct cli *c)
 {
     if (c->admin != NULL) {
@@ -115,11 +319,30 @@ static void cli__endpoint(struct cli *c)
     if (data == NULL || *data == '\0') {
         data = "berth-data";
     }
+    char path[4200];
+    struct stat st;
     snprintf(c->endpoint, sizeof c->endpoint, "unix:%s/admin.sock", data);
+    if (stat(c->endpoint + 5, &st) == 0) {
+        return;
+    }
+    snprintf(path, sizeof path, "%s/admin.addr", data);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return;
+    }
+    char addr[256];
+    if (fgets(addr, sizeof addr, f) != NULL) {
+        addr[strcspn(addr, "\r\n")] = '\0';
+        if (addr[0] != '\0') {
+            snprintf(c->endpoint, sizeof c->endpoint, "%s", addr);
+        }
+    }
+    fclose(f);
 }
 
 /* Perform one API call. On success returns 0 and *out holds the decoded
- * JSON (the caller frees it); on an API error prints it and returns 1. */
+ * JSON (the caller frees it); on an error prints it to stderr and returns
+ * 1. */
 static int cli__call(struct cli *c, const char *method, const char *target,
                      const void *body, size_t len, json_t **out)
 {
@@ -140,24 +363,18 @@ static int cli__call(struct cli *c, const char *method, const char *target,
     json_t *v = json_loadb((const char *)resp.data, resp.len, 0, &jerr);
     buf_free(&resp);
     if (v == NULL) {
-        fprintf(stderr, "berth: host answered %d with a body that is not "
-                        "JSON\n",
+        fprintf(stderr,
+                "berth: host answered %d with a body that is not "
+                "JSON\n",
                 status);
         return 1;
     }
     if (status >= 300) {
         json_t *e = json_object_get(v, "error");
-        if (c->json) {
-            json_dumpf(v, stdout, JSON_COMPACT);
-            putchar('\n');
-        }
-        fprintf(stderr, "berth: %s (%s)\n",
-                json_string_value(json_object_get(e, "message"))
-                    ? json_string_value(json_object_get(e, "message"))
-                    : "request failed",
-                json_string_value(json_object_get(e, "code"))
-                    ? json_string_value(json_object_get(e, "code"))
-                    : "error");
+        const char *msg = json_string_value(json_object_get(e, "message"));
+        const char *code = json_string_value(json_object_get(e, "code"));
+        fprintf(stderr, "berth: %s (%s)\n", msg ? msg : "request failed",
+                code ? code : "error");
         json_decref(v);
         return 1;
     }
@@ -208,20 +425,41 @@ static void cli__ago(long long ns, char *out, size_t size)
     }
 }
 
+/* Print a timeout in ms, where 0 means never. */
+static void cli__print_timeout(const char *label, long long ms)
+{
+    if (ms == 0) {
+        printf("%-16s never\n", label);
+    } else {
+        printf("%-16s %lld ms\n", label, ms);
+    }
+}
+
 static void cli__print_ship(json_t *s)
 {
     printf("id:              %s\n", cli__str(s, "id"));
     printf("name:            %s\n", cli__str(s, "name"));
     printf("state:           %s\n", cli__str(s, "state"));
     printf("program:         %s\n", cli__str(s, "program"));
+    size_t i;
+    json_t *v;
+    const char *key;
+    json_array_foreach(json_object_get(s, "args"), i, v)
+    {
+        printf("arg:             %s\n", json_string_value(v));
+    }
+    json_object_foreach(json_object_get(s, "env"), key, v)
+    {
+        printf("env:             %s=%s\n", key, json_string_value(v));
+    }
     char ago[32];
     cli__ago(cli__int(s, "last_active_ns"), ago, sizeof ago);
     printf("last event:      %lld\n", cli__int(s, "last_event"));
     printf("snapshot event:  %lld\n", cli__int(s, "snapshot_event"));
     printf("last active:     %s\n", ago);
     printf("wakes:           %lld\n", cli__int(s, "wake_count"));
-    printf("freeze timeout:  %lld ms\n", cli__int(s, "freeze_timeout_ms"));
-    printf("idle timeout:    %lld ms\n", cli__int(s, "idle_timeout_ms"));
+    cli__print_timeout("freeze timeout:", cli__int(s, "freeze_timeout_ms"));
+    cli__print_timeout("idle timeout:", cli__int(s, "idle_timeout_ms"));
     if (cli__int(s, "memory_bytes") > 0) {
         printf("memory:          %.1f KiB\n",
                (double)cli__int(s, "memory_bytes") / 1024.0);
@@ -236,30 +474,285 @@ static void cli__print_ship(json_t *s)
     }
 }
 
-/* List ships a page at a time, following the API's cursor, so that a host
- * with a million ships never builds one huge answer. */
-static int cli__list(struct cli *c, unsigned long long limit)
+/* --- ship new. --- */
+
+enum {
+    CLI__NEW_PROGRAM,
+    CLI__NEW_NAME,
+    CLI__NEW_COUNT,
+    CLI__NEW_ARG,
+    CLI__NEW_ENV,
+    CLI__NEW_IDLE,
+    CLI__NEW_FREEZE,
+    CLI__NEW_IDS,
+};
+
+#define CLI__YEAR_MS (365ULL * 24 * 3600 * 1000)
+
+static const struct cli__opt cli__new_opts[] = {
+    [CLI__NEW_PROGRAM] = {"--program", "PATH", CLI__STR, 0, 0,
+                          "the program to run: an executable file. A "
+                          "relative path is made absolute here, in the "
+                          "current directory; symbolic links in it are "
+                          "kept, and followed at each start"},
+    [CLI__NEW_NAME] = {"--name", "NAME", CLI__STR, 0, 0,
+                       "the ship's name: 1 to 63 of a-z, 0-9 and '-', not "
+                       "starting with '-' (default: none, the id only); with "
+                       "--count, ships are named NAME-1 ... NAME-N"},
+    [CLI__NEW_COUNT] = {"--count", "N", CLI__NUM, 1, 1000000,
+                        "create N ships in one call"},
+    [CLI__NEW_ARG] = {"--arg", "ARG", CLI__LIST, 0, 0,
+                      "an argument for the program, after its path; give it "
+                      "once per argument, in order"},
+    [CLI__NEW_ENV] = {"--env", "KEY=VALUE", CLI__LIST, 0, 0,
+                      "a variable for the program's environment, besides "
+                      "BERTH_SHIP, BERTH_HOST and PATH (a PATH here "
+                      "replaces the default); give it once per variable"},
+    [CLI__NEW_IDLE] = {"--idle-timeout", "MS", CLI__MS, 1, CLI__YEAR_MS,
+                       "sleep the ship after MS idle (default: the host's "
+                       "--idle-timeout)"},
+    [CLI__NEW_FREEZE] = {"--freeze-timeout", "MS", CLI__MS, 0, CLI__YEAR_MS,
+                         "freeze the ship after MS idle; 0: never (default: "
+                         "the host's --freeze-timeout)"},
+    [CLI__NEW_IDS] = {"--ids", NULL, CLI__FLAG, 0, 0,
+                      "with --count, print the new ships' ids, one a line, "
+                      "rather than a summary"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+/* Make a relative program path absolute in the current directory, into
+ * out (PATH_MAX bytes); 0, or 2 after a usage message. */
+static int cli__absolute(const struct cli__cmd *cmd, const char *path,
+                         char *out)
 {
-    char target[128];
+    char cwd[PATH_MAX];
+    if (path[0] == '\0') {
+        return cli__usage(cmd, "--program needs a path");
+    }
+    if (path[0] == '/') {
+        snprintf(out, PATH_MAX, "%s", path);
+        return 0;
+    }
+    if (getcwd(cwd, sizeof cwd) == NULL) {
+        fprintf(stderr, "berth: cannot read the current directory: %s\n",
+                strerror(errno));
+        return 1;
+    }
+    while (strncmp(path, "./", 2) == 0) {
+        path += 2;
+        path += strspn(path, "/");
+    }
+    int n = snprintf(out, PATH_MAX, "%s%s%s", cwd,
+                     strcmp(cwd, "/") == 0 ? "" : "/", path);
+    if (n < 0 || n >= PATH_MAX) {
+        return cli__usage(cmd, "--program %s is too long", path);
+    }
+    return 0;
+}
+
+/* Check a ship name, or with a count (0: none) the longest of NAME-1 ...
+ * NAME-N, as the host will; 0, or 2 after a usage message. */
+static int cli__check_name(const struct cli__cmd *cmd, const char *name,
+                           unsigned long long count)
+{
+    char longest[128];
+    if (name[0] == '\0') {
+        return cli__usage(cmd, "--name must not be empty: leave it out for "
+                               "an unnamed ship");
+    }
+    if (count > 0) {
+        snprintf(longest, sizeof longest, "%s-%llu", name, count);
+    } else {
+        snprintf(longest, sizeof longest, "%s", name);
+    }
+    if (!ship_name_valid(longest)) {
+        return cli__usage(cmd,
+                          "ship name \"%s\" is not valid: use 1 to 63 of "
+                          "a-z, 0-9 and '-', not starting with '-'",
+                          longest);
+    }
+    return 0;
+}
+
+/* Build the request body of `ship new` from its options; NULL after a
+ * usage message (*rv is 2, or 1 for a local failure). */
+static json_t *cli__new_spec(const struct cli__cmd *cmd, struct cli__args *a,
+                             int *rv)
+{
+    char program[PATH_MAX];
+    const char *name = a->val[CLI__NEW_NAME];
+    *rv = 0;
+    if (a->val[CLI__NEW_PROGRAM] == NULL) {
+        *rv = cli__usage(cmd, "needs --program PATH");
+    } else if (name != NULL) {
+        *rv = cli__check_name(cmd, name, a->num[CLI__NEW_COUNT]);
+    }
+    if (*rv == 0) {
+        *rv = cli__absolute(cmd, a->val[CLI__NEW_PROGRAM], program);
+    }
+    if (*rv != 0) {
+        return NULL;
+    }
+    json_t *spec = json_object();
+    json_t *args = json_array();
+    json_t *env = json_object();
+    json_object_set_new(spec, "program", json_string(program));
+    for (int k = 0; k < a->n_items; k++) {
+        const char *item = a->items[k];
+        const char *eq = strchr(item, '=');
+        if (a->item_opt[k] == CLI__NEW_ARG) {
+            json_array_append_new(args, json_string(item));
+        } else if (eq == NULL || eq == item) {
+            *rv = cli__usage(cmd, "--env needs KEY=VALUE, not %s", item);
+            break;
+        } else {
+            char key[256];
+            snprintf(key, sizeof key, "%.*s", (int)(eq - item), item);
+            json_object_set_new(env, key, json_string(eq + 1));
+        }
+    }
+    json_object_set_new(spec, "args", args);
+    json_object_set_new(spec, "env", env);
+    if (name != NULL) {
+        json_object_set_new(spec, "name", json_string(name));
+    }
+    static const struct {
+        int opt;
+        const char *key;
+    } nums[] = {{CLI__NEW_IDLE, "idle_timeout_ms"},
+                {CLI__NEW_FREEZE, "freeze_timeout_ms"},
+                {CLI__NEW_COUNT, "count"}};
+    for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++) {
+        if (a->val[nums[k].opt] != NULL) {
+            json_object_set_new(spec, nums[k].key,
+                                json_integer((json_int_t)a->num[nums[k].opt]));
+        }
+    }
+    if (*rv != 0) {
+        json_decref(spec);
+        return NULL;
+    }
+    return spec;
+}
+
+static int cli__ship_new(const struct cli__cmd *cmd, struct cli *c,
+                         struct cli__args *a)
+{
+    int rv;
+    json_t *spec = cli__new_spec(cmd, a, &rv);
+    if (spec == NULL) {
+        return rv;
+    }
+    char *body = json_dumps(spec, JSON_COMPACT);
+    json_decref(spec);
+    json_t *v = NULL;
+    rv = cli__call(c, "POST", "/v1/ships", body, strlen(body), &v);
+    free(body);
+    if (rv != 0) {
+        return rv;
+    }
+    const char *name = a->val[CLI__NEW_NAME];
+    long long created = cli__int(v, "created");
+    if (c->json) {
+        cli__print_json(v);
+    } else if (a->val[CLI__NEW_COUNT] == NULL) {
+        printf("%s\n", cli__str(v, "id"));
+    } else if (a->val[CLI__NEW_IDS] != NULL) {
+        size_t i;
+        json_t *id;
+        json_array_foreach(json_object_get(v, "ids"), i, id)
+        {
+            printf("%s\n", json_string_value(id));
+        }
+    } else if (name == NULL) {
+        printf("created %lld unnamed ship%s\n", created,
+               created == 1 ? "" : "s");
+    } else {
+        /* A call run again after it was cut short creates only what is
+         * missing of NAME-1 ... NAME-N. */
+        long long existing = cli__int(v, "existing");
+        long long total = created + existing;
+        if (existing > 0) {
+            printf("created %lld of %s-1 ... %s-%lld (%lld existed "
+                   "already)\n",
+                   created, name, name, total, existing);
+        } else if (total == 1) {
+            printf("created 1 ship named %s-1\n", name);
+        } else {
+            printf("created %lld ships named %s-1 ... %s-%lld\n", total, name,
+                   name, total);
+        }
+    }
+    json_decref(v);
+    return 0;
+}
+
+/* --- ship ls. --- */
+
+enum { CLI__LS_LIMIT, CLI__LS_STATE };
+
+static const struct cli__opt cli__ls_opts[] = {
+    [CLI__LS_LIMIT] = {"--limit", "N", CLI__NUM, 1, 1000000,
+                       "list the first N ships only (default: all)"},
+    [CLI__LS_STATE] = {"--state", "STATE", CLI__STR, 0, 0,
+                       "list only the ships in STATE: asleep, waking, awake, "
+                       "frozen or sleeping"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+/* Add one line of the ship table to out: the header for a NULL ship. */
+static int cli__ls_line(struct buf *out, json_t *s)
+{
+    char line[256], ago[32];
+    int n;
+    if (s == NULL) {
+        n = snprintf(line, sizeof line, "%-18s %-20s %-9s %10s %6s  %s\n", "ID",
+                     "NAME", "STATE", "EVENTS", "WAKES", "LAST ACTIVE");
+    } else {
+        cli__ago(cli__int(s, "last_active_ns"), ago, sizeof ago);
+        n = snprintf(line, sizeof line, "%-18s %-20s %-9s %10lld %6lld  %s\n",
+                     cli__str(s, "id"), cli__str(s, "name"),
+                     cli__str(s, "state"), cli__int(s, "last_event"),
+                     cli__int(s, "wake_count"), ago);
+    }
+    return buf_append(out, line, (size_t)n < sizeof line ? (size_t)n : 0);
+}
+
+/* List ships a page at a time, following the API's cursor, so that a host
+ * with a million ships never builds one huge answer. What is printed is
+ * kept (as text lines, or JSON objects for --json) until the last page is
+ * in, so that a failure prints nothing on stdout. */
+static int cli__ship_ls(const struct cli__cmd *cmd, struct cli *c,
+                        struct cli__args *a)
+{
+    const char *state = a->val[CLI__LS_STATE];
+    enum ship_state st;
+    if (state != NULL &&
+        (ship_state_parse(state, &st) != 0 || st == SHIP_REMOVED)) {
+        return cli__usage(cmd,
+                          "--state needs asleep, waking, awake, frozen or "
+                          "sleeping, not %s",
+                          state);
+    }
+    unsigned long long limit = a->num[CLI__LS_LIMIT]; /* 0: all */
+    char target[160];
     char next[32] = "";
     unsigned long long shown = 0;
-    json_t *all = c->json ? json_array() : NULL;
-    if (!c->json) {
-        printf("%-18s %-20s %-9s %10s %6s  %s\n", "ID", "NAME", "STATE",
-               "EVENTS", "WAKES", "LAST ACTIVE");
-    }
-    for (;;) {
+    json_t *all = json_array();
+    struct buf text;
+    buf_init(&text);
+    int rv = !c->json && cli__ls_line(&text, NULL) != 0 ? 1 : 0;
+    while (rv == 0) {
         unsigned long long page = 1000;
         if (limit != 0 && limit - shown < page) {
             page = limit - shown;
         }
-        snprintf(target, sizeof target, "/v1/ships?limit=%llu%s%s", page,
-                 next[0] ? "&after=" : "", next);
+        snprintf(target, sizeof target, "/v1/ships?limit=%llu%s%s%s%s", page,
+                 next[0] ? "&after=" : "", next, state ? "&state=" : "",
+                 state ? state : "");
         json_t *v = NULL;
-        int rv = cli__call(c, "GET", target, NULL, 0, &v);
-        if (rv != 0) {
-            json_decref(all);
-            return rv;
+        if ((rv = cli__call(c, "GET", target, NULL, 0, &v)) != 0) {
+            break;
         }
         size_t i;
         json_t *s;
@@ -267,13 +760,9 @@ static int cli__list(struct cli *c, unsigned long long limit)
         {
             if (c->json) {
                 json_array_append(all, s);
-            } else {
-                char ago[32];
-                cli__ago(cli__int(s, "last_active_ns"), ago, sizeof ago);
-                printf("%-18s %-20s %-9s %10lld %6lld  %s\n",
-                       cli__str(s, "id"), cli__str(s, "name"),
-                       cli__str(s, "state"), cli__int(s, "last_event"),
-                       cli__int(s, "wake_count"), ago);
+            } else if (rv == 0 && cli__ls_line(&text, s) != 0) {
+                fprintf(stderr, "berth: out of memory\n");
+                rv = 1;
             }
             shown++;
         }
@@ -287,346 +776,522 @@ static int cli__list(struct cli *c, unsigned long long limit)
             break;
         }
     }
-    if (c->json) {
+    if (rv == 0 && c->json) {
         json_t *o = json_object();
-        json_object_set_new(o, "ships", all);
+        json_object_set(o, "ships", all);
         cli__print_json(o);
         json_decref(o);
+    } else if (rv == 0) {
+        fwrite(text.data, 1, text.len, stdout);
+    }
+    json_decref(all);
+    buf_free(&text);
+    return rv;
+}
+
+/* --- One ship: show, send, sleep, wake, rm. --- */
+
+/* Read all of stdin into out; 0 or 1 after a message. */
+static int cli__read_stdin(struct buf *out)
+{
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
+        if (buf_append(out, chunk, n) != 0) {
+            fprintf(stderr, "berth: out of memory reading stdin\n");
+            return 1;
+        }
+    }
+    if (ferror(stdin)) {
+        fprintf(stderr, "berth: cannot read stdin: %s\n", strerror(errno));
+        return 1;
     }
     return 0;
 }
 
-/* Put the milliseconds given to option (value, NULL when absent) into spec
- * under key; returns 0, or 2 after a usage message for a bad value. */
-static int cli__set_ms(json_t *spec, const char *key, const char *option,
-                       const char *value)
+static int cli__ship_one(const struct cli__cmd *cmd, struct cli *c,
+                         struct cli__args *a)
 {
-    unsigned long long ms;
-    if (value == NULL) {
-        return 0;
-    }
-    if (cli__parse_uint(value, 1ULL << 40, &ms) != 0) {
-        fprintf(stderr, "berth: %s wants milliseconds, not %s\n", option,
-                value);
-        fprintf(stderr, "Run 'berth --help' for usage.\n");
-        return 2;
-    }
-    json_object_set_new(spec, key, json_integer((json_int_t)ms));
-    return 0;
-}
-
-static int cli__ship(struct cli *c, int argc, char **argv)
-{
-    if (argc < 1) {
-        return cli__usage_error("'ship' needs a subcommand: %s",
-                                "new, ls, show, send, sleep, wake or rm");
-    }
-    const char *sub = argv[0];
-    json_t *v = NULL;
-    char target[512];
-    int rv;
-
-    if (strcmp(sub, "new") == 0) {
-        const char *program = NULL, *name = NULL, *idle = NULL;
-        const char *freeze = NULL, *count = NULL;
-        for (int i = 1; i < argc; i++) {
-            if (strcmp(argv[i], "--program") == 0 && i + 1 < argc) {
-                program = argv[++i];
-            } else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc) {
-                name = argv[++i];
-            } else if (strcmp(argv[i], "--idle-timeout") == 0 && i + 1 < argc) {
-                idle = argv[++i];
-            } else if (strcmp(argv[i], "--freeze-timeout") == 0 &&
-                       i + 1 < argc) {
-                freeze = argv[++i];
-            } else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
-                count = argv[++i];
-            } else {
-                return cli__usage_error("unexpected argument to 'ship new': %s",
-                                        argv[i]);
-            }
-        }
-        if (program == NULL) {
-            return cli__usage_error("%s", "'ship new' needs --program PATH");
-        }
-        json_t *spec = json_object();
-        json_object_set_new(spec, "program", json_string(program));
-        if (name != NULL) {
-            json_object_set_new(spec, "name", json_string(name));
-        }
-        if (cli__set_ms(spec, "idle_timeout_ms", "--idle-timeout", idle) != 0 ||
-            cli__set_ms(spec, "freeze_timeout_ms", "--freeze-timeout",
-                        freeze) != 0) {
-            json_decref(spec);
-            return 2;
-        }
-        if (count != NULL) {
-            unsigned long long n;
-            if (cli__parse_uint(count, 1000000, &n) != 0 || n == 0) {
-                json_decref(spec);
-                return cli__usage_error("--count wants a number from 1 to "
-                                        "1000000, not %s",
-                                        count);
-            }
-            json_object_set_new(spec, "count", json_integer((json_int_t)n));
-        }
-        char *body = json_dumps(spec, JSON_COMPACT);
-        json_decref(spec);
-        rv = cli__call(c, "POST", "/v1/ships", body, strlen(body), &v);
-        free(body);
-        if (rv != 0) {
-            return rv;
-        }
-        if (c->json) {
-            cli__print_json(v);
-        } else if (count != NULL) {
-            /* One id a line, as for a single ship. */
-            size_t i;
-            json_t *id;
-            json_array_foreach(json_object_get(v, "ids"), i, id)
-            {
-                printf("%s\n", json_string_value(id));
-            }
-        } else {
-            printf("%s\n", cli__str(v, "id"));
-        }
-        json_decref(v);
-        return 0;
-    }
-
-    if (strcmp(sub, "ls") == 0) {
-        unsigned long long limit = 0; /* 0: all */
-        for (int i = 1; i < argc; i++) {
-            if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc &&
-                cli__parse_uint(argv[i + 1], 1ULL << 32, &limit) == 0 &&
-                limit > 0) {
-                i++;
-            } else {
-                return cli__usage_error("unexpected argument to 'ship ls': %s",
-                                        argv[i]);
-            }
-        }
-        return cli__list(c, limit);
-    }
-
-    if (strcmp(sub, "stats") == 0) {
-        return cli__usage_error("%s", "use 'berth stats'");
-    }
-
-    /* The rest take a ship. */
     static const struct {
         const char *name;
         const char *method;
         const char *suffix;
-        int extra; /* positional arguments after the ship */
     } ops[] = {
-        {"show", "GET", "", 0},        {"send", "POST", "/send", 1},
-        {"sleep", "POST", "/sleep", 0}, {"wake", "POST", "/wake", 0},
-        {"rm", "DELETE", "", 0},
+        {"ship show", "GET", ""},         {"ship send", "POST", "/send"},
+        {"ship sleep", "POST", "/sleep"}, {"ship wake", "POST", "/wake"},
+        {"ship rm", "DELETE", ""},
     };
-    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
-        if (strcmp(sub, ops[k].name) != 0) {
-            continue;
-        }
-        if (argc != 2 + ops[k].extra) {
-            fprintf(stderr, "berth: usage: berth ship %s SHIP%s\n", sub,
-                    ops[k].extra ? " DATA" : "");
-            return 2;
-        }
-        const char *ship = argv[1];
-        if (strlen(ship) > 100 || strpbrk(ship, "/?#% ") != NULL) {
-            return cli__usage_error("not a ship id or name: %s", ship);
-        }
-        snprintf(target, sizeof target, "/v1/ships/%s%s", ship, ops[k].suffix);
-        const char *data = ops[k].extra ? argv[2] : NULL;
-        rv = cli__call(c, ops[k].method, target, data, data ? strlen(data) : 0,
-                       &v);
-        if (rv != 0) {
-            return rv;
-        }
-        if (c->json) {
-            cli__print_json(v);
-        } else if (strcmp(sub, "send") == 0) {
-            json_t *reply = json_object_get(v, "reply");
-            if (json_is_object(reply)) {
-                const char *body = json_string_value(json_object_get(reply, "body"));
-                printf("%s", body ? body : "");
-                if (body && *body && body[strlen(body) - 1] != '\n') {
-                    putchar('\n');
-                }
-            } else {
-                printf("event %lld\n", cli__int(v, "event"));
-            }
-        } else if (strcmp(sub, "rm") == 0) {
-            printf("removed %s\n", cli__str(v, "removed"));
-        } else if (strcmp(sub, "show") == 0) {
-            cli__print_ship(v);
-        } else {
-            printf("%s %s\n", cli__str(v, "id"), cli__str(v, "state"));
-        }
-        json_decref(v);
-        return 0;
+    size_t k = 0;
+    while (strcmp(ops[k].name, cmd->name) != 0) {
+        k++;
     }
-    return cli__usage_error("unknown ship command: %s", sub);
+    const char *ship = a->pos[0];
+    if (!ship_name_valid(ship)) {
+        return cli__usage(cmd, "not a ship id or name: %s", ship);
+    }
+    char target[128];
+    snprintf(target, sizeof target, "/v1/ships/%s%s", ship, ops[k].suffix);
+    struct buf payload;
+    buf_init(&payload);
+    int rv = 0;
+    if (a->n_pos > 1 && strcmp(a->pos[1], "-") == 0) {
+        rv = cli__read_stdin(&payload);
+    } else if (a->n_pos > 1) {
+        rv = buf_append(&payload, a->pos[1], strlen(a->pos[1])) == 0 ? 0 : 1;
+    }
+    json_t *v = NULL;
+    if (rv == 0) {
+        rv = cli__call(c, ops[k].method, target, payload.data, payload.len, &v);
+    }
+    buf_free(&payload);
+    if (rv != 0) {
+        return rv;
+    }
+    if (c->json) {
+        cli__print_json(v);
+    } else if (k == 1) {
+        json_t *reply = json_object_get(v, "reply");
+        if (json_is_object(reply)) {
+            const char *body =
+                json_string_value(json_object_get(reply, "body"));
+            printf("%s", body ? body : "");
+            if (body && *body && body[strlen(body) - 1] != '\n') {
+                putchar('\n');
+            }
+        } else {
+            printf("event %lld\n", cli__int(v, "event"));
+        }
+    } else if (k == 4) {
+        printf("removed %s\n", cli__str(v, "removed"));
+    } else if (k == 0) {
+        cli__print_ship(v);
+    } else {
+        printf("%s %s\n", cli__str(v, "id"), cli__str(v, "state"));
+    }
+    json_decref(v);
+    return 0;
 }
 
-static int cli__stats(struct cli *c, int argc, char **argv)
+/* --- stats, version. --- */
+
+static int cli__stats(const struct cli__cmd *cmd, struct cli *c,
+                      struct cli__args *a)
 {
     json_t *v = NULL;
-    if (argc > 0) {
-        return cli__usage_error("unexpected argument to 'stats': %s", argv[0]);
-    }
     int rv = cli__call(c, "GET", "/v1/stats", NULL, 0, &v);
     if (rv != 0) {
         return rv;
     }
     if (c->json) {
         cli__print_json(v);
-    } else {
-        json_t *st = json_object_get(v, "states");
-        json_t *wl = json_object_get(v, "wake_latency_ms");
-        json_t *tl = json_object_get(v, "thaw_latency_ms");
-        printf("ships:            %lld\n", cli__int(v, "ships"));
-        printf("  awake:          %lld\n", cli__int(st, "awake"));
-        printf("  frozen:         %lld\n", cli__int(st, "frozen"));
-        printf("  asleep:         %lld\n", cli__int(st, "asleep"));
-        printf("  waking:         %lld\n", cli__int(st, "waking"));
-        printf("  sleeping:       %lld\n", cli__int(st, "sleeping"));
-        printf("  queued to wake: %lld\n", cli__int(v, "wake_queue"));
-        printf("programs memory:  %.1f MiB\n",
-               (double)cli__int(v, "awake_memory_bytes") / 1048576.0);
-        printf("host memory:      %.1f MiB\n",
-               (double)cli__int(v, "rss_bytes") / 1048576.0);
-        printf("events committed: %lld\n", cli__int(v, "events_committed"));
-        printf("wakes:            %lld (p50 %.3f ms, p99 %.3f ms)\n",
-               cli__int(v, "wakes"),
-               json_real_value(json_object_get(wl, "p50")),
-               json_real_value(json_object_get(wl, "p99")));
-        printf("thaws:            %lld (p50 %.3f ms, p99 %.3f ms)\n",
-               cli__int(v, "thaws"),
-               json_real_value(json_object_get(tl, "p50")),
-               json_real_value(json_object_get(tl, "p99")));
-        printf("evictions:        %lld\n", cli__int(v, "evictions"));
-        printf("alarms:           %lld set, %lld fired\n",
-               cli__int(v, "alarms"), cli__int(v, "alarms_fired"));
+        json_decref(v);
+        return 0;
     }
+    json_t *st = json_object_get(v, "states");
+    json_t *wl = json_object_get(v, "wake_latency_ms");
+    json_t *tl = json_object_get(v, "thaw_latency_ms");
+    printf("ships:            %lld\n", cli__int(v, "ships"));
+    printf("  awake:          %lld\n", cli__int(st, "awake"));
+    printf("  frozen:         %lld\n", cli__int(st, "frozen"));
+    printf("  asleep:         %lld\n", cli__int(st, "asleep"));
+    printf("  waking:         %lld\n", cli__int(st, "waking"));
+    printf("  sleeping:       %lld\n", cli__int(st, "sleeping"));
+    printf("  queued to wake: %lld\n", cli__int(v, "wake_queue"));
+    printf("programs memory:  %.1f MiB\n",
+           (double)cli__int(v, "awake_memory_bytes") / 1048576.0);
+    printf("host memory:      %.1f MiB\n",
+           (double)cli__int(v, "rss_bytes") / 1048576.0);
+    printf("events committed: %lld\n", cli__int(v, "events_committed"));
+    printf("wakes:            %lld (p50 %.3f ms, p99 %.3f ms)\n",
+           cli__int(v, "wakes"), json_real_value(json_object_get(wl, "p50")),
+           json_real_value(json_object_get(wl, "p99")));
+    printf("thaws:            %lld (p50 %.3f ms, p99 %.3f ms)\n",
+           cli__int(v, "thaws"), json_real_value(json_object_get(tl, "p50")),
+           json_real_value(json_object_get(tl, "p99")));
+    printf("evictions:        %lld\n", cli__int(v, "evictions"));
+    printf("alarms:           %lld set, %lld fired\n", cli__int(v, "alarms"),
+           cli__int(v, "alarms_fired"));
     json_decref(v);
     return 0;
 }
 
-static int cli__serve(int argc, char **argv)
+static const struct cli__opt cli__version_opts[] = {
+    {"--json", NULL, CLI__FLAG, 0, 0, "print {\"version\": VERSION}"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static int cli__version(const struct cli__cmd *cmd, struct cli *c,
+                        struct cli__args *a)
+{
+    if (a->val[0] != NULL) {
+        printf("{\"version\": \"%s\"}\n", BERTH_VERSION);
+    } else {
+        printf("berth %s\n", BERTH_VERSION);
+    }
+    return 0;
+}
+
+/* --- serve. --- */
+
+enum {
+    CLI__SERVE_DATA,
+    CLI__SERVE_LISTEN,
+    CLI__SERVE_ADMIN,
+    CLI__SERVE_FREEZE,
+    CLI__SERVE_IDLE,
+    CLI__SERVE_MAX_AWAKE_MB,
+    CLI__SERVE_MAX_AWAKE,
+    CLI__SERVE_EVENT_TIMEOUT,
+    CLI__SERVE_SNAPSHOT_EVERY,
+    CLI__SERVE_MAX_BODY,
+    CLI__SERVE_MAX_QUEUE,
+    CLI__SERVE_RESERVE_DISK,
+    CLI__SERVE_MAX_BUFFER_MB,
+    CLI__SERVE_HEADER_TIMEOUT,
+    CLI__SERVE_MAX_CONNS_PER_ADDR,
+    CLI__SERVE_MAX_IDLE_CONNS,
+};
+
+static const struct cli__opt cli__serve_opts[] = {
+    [CLI__SERVE_DATA] = {"--data", "DIR", CLI__STR, 0, 0,
+                         "the data directory (default $BERTH_DATA, else "
+                         "./berth-data)"},
+    [CLI__SERVE_LISTEN] = {"--listen", "HOST:PORT", CLI__STR, 0, 0,
+                           "the front door (default 127.0.0.1:8080)"},
+    [CLI__SERVE_ADMIN] = {"--admin", "HOST:PORT", CLI__STR, 0, 0,
+                          "serve the admin API on this loopback TCP "
+                          "address, written to DIR/admin.addr for the CLI "
+                          "(default: the socket DIR/admin.sock)"},
+    [CLI__SERVE_FREEZE] = {"--freeze-timeout", "MS", CLI__MS, 0, 1ULL << 31,
+                           "freeze ships idle this long; 0: never (default "
+                           "10000)"},
+    [CLI__SERVE_IDLE] = {"--idle-timeout", "MS", CLI__MS, 0, 1ULL << 31,
+                         "put ships idle this long to sleep (default 60000)"},
+    [CLI__SERVE_MAX_AWAKE_MB] = {"--max-awake-mb", "MB", CLI__MB, 0, 0,
+                                 "memory budget of the running programs; "
+                                 "past it the least recently used idle ships "
+                                 "sleep (default: none)"},
+    [CLI__SERVE_MAX_AWAKE] = {"--max-awake", "N", CLI__NUM, 0, 1ULL << 24,
+                              "running programs at most (default, or 0: what "
+                              "descriptors and pids allow)"},
+    [CLI__SERVE_EVENT_TIMEOUT] = {"--event-timeout", "MS", CLI__MS, 1,
+                                  1ULL << 31,
+                                  "time limit of one event (default 10000)"},
+    [CLI__SERVE_SNAPSHOT_EVERY] = {"--snapshot-every", "N", CLI__NUM, 1,
+                                   1ULL << 31,
+                                   "snapshot a ship every N events (default "
+                                   "1000)"},
+    [CLI__SERVE_MAX_BODY] = {"--max-body", "BYTES", CLI__NUM, 0, 1ULL << 30,
+                             "request body limit (default 8388608)"},
+    [CLI__SERVE_MAX_QUEUE] = {"--max-queue", "N", CLI__NUM, 1, 1ULL << 24,
+                              "requests waiting per ship before 503 (default "
+                              "1024)"},
+    [CLI__SERVE_RESERVE_DISK] = {"--reserve-disk", "MB", CLI__NUM, 0,
+                                 1ULL << 40,
+                                 "refuse writes (507) below this much free "
+                                 "disk; 0: off (default 64)"},
+    [CLI__SERVE_MAX_BUFFER_MB] = {"--max-buffer-mb", "MB", CLI__MB, 0, 0,
+                                  "bytes held for requests, replies and slow "
+                                  "clients; past it programs and clients are "
+                                  "held back; 0: no cap (default 256)"},
+    [CLI__SERVE_HEADER_TIMEOUT] = {"--header-timeout", "MS", CLI__MS, 1,
+                                   1ULL << 31,
+                                   "a request's headers must arrive within "
+                                   "this, or 408 (default 10000)"},
+    [CLI__SERVE_MAX_CONNS_PER_ADDR] = {"--max-conns-per-addr", "N", CLI__NUM, 0,
+                                       1ULL << 24,
+                                       "front-door connections per client "
+                                       "address; 0: no cap (default 256)"},
+    [CLI__SERVE_MAX_IDLE_CONNS] = {"--max-idle-conns", "N", CLI__NUM, 0,
+                                   1ULL << 24,
+                                   "idle front-door connections, the oldest "
+                                   "closed first; 0: no cap (default 1024)"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
+                      struct cli__args *a)
 {
     struct host_config cfg;
     host_config_defaults(&cfg);
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        unsigned long long n;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(usage, stdout);
-            return 0;
+    if (a->val[CLI__SERVE_DATA] != NULL) {
+        cfg.data_dir = a->val[CLI__SERVE_DATA];
+    }
+    if (a->val[CLI__SERVE_LISTEN] != NULL) {
+        cfg.listen = a->val[CLI__SERVE_LISTEN];
+    }
+    if (a->val[CLI__SERVE_ADMIN] != NULL) {
+        cfg.admin = a->val[CLI__SERVE_ADMIN];
+    }
+    /* Numbers, each into its field when given. */
+    static const struct {
+        int opt;
+        size_t offset;
+        size_t size;
+    } nums[] = {
+        {CLI__SERVE_FREEZE, offsetof(struct host_config, freeze_timeout_ms),
+         sizeof cfg.freeze_timeout_ms},
+        {CLI__SERVE_IDLE, offsetof(struct host_config, idle_timeout_ms),
+         sizeof cfg.idle_timeout_ms},
+        {CLI__SERVE_MAX_AWAKE_MB, offsetof(struct host_config, max_awake_bytes),
+         sizeof cfg.max_awake_bytes},
+        {CLI__SERVE_MAX_AWAKE, offsetof(struct host_config, max_awake),
+         sizeof cfg.max_awake},
+        {CLI__SERVE_EVENT_TIMEOUT,
+         offsetof(struct host_config, event_timeout_ms),
+         sizeof cfg.event_timeout_ms},
+        {CLI__SERVE_SNAPSHOT_EVERY,
+         offsetof(struct host_config, snapshot_every),
+         sizeof cfg.snapshot_every},
+        {CLI__SERVE_MAX_BODY, offsetof(struct host_config, max_body),
+         sizeof cfg.max_body},
+        {CLI__SERVE_MAX_QUEUE, offsetof(struct host_config, max_queue),
+         sizeof cfg.max_queue},
+        {CLI__SERVE_MAX_BUFFER_MB,
+         offsetof(struct host_config, max_buffer_bytes),
+         sizeof cfg.max_buffer_bytes},
+        {CLI__SERVE_HEADER_TIMEOUT,
+         offsetof(struct host_config, header_timeout_ms),
+         sizeof cfg.header_timeout_ms},
+        {CLI__SERVE_MAX_CONNS_PER_ADDR,
+         offsetof(struct host_config, max_conns_per_addr),
+         sizeof cfg.max_conns_per_addr},
+        {CLI__SERVE_MAX_IDLE_CONNS,
+         offsetof(struct host_config, max_idle_conns),
+         sizeof cfg.max_idle_conns},
+    };
+    for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++) {
+        if (a->val[nums[k].opt] == NULL) {
+            continue;
         }
-        if (v == NULL) {
-            return cli__usage_error("serve: %s needs a value", a);
-        }
-        i++;
-        if (strcmp(a, "--data") == 0) {
-            cfg.data_dir = v;
-        } else if (strcmp(a, "--listen") == 0) {
-            cfg.listen = v;
-        } else if (strcmp(a, "--admin") == 0) {
-            cfg.admin = v;
-        } else if (strcmp(a, "--idle-timeout") == 0 &&
-                   cli__parse_uint(v, 1ULL << 31, &n) == 0) {
-            cfg.idle_timeout_ms = (unsigned)n;
-        } else if (strcmp(a, "--freeze-timeout") == 0 &&
-                   cli__parse_uint(v, 1ULL << 31, &n) == 0) {
-            cfg.freeze_timeout_ms = (unsigned)n;
-        } else if (strcmp(a, "--max-awake") == 0 &&
-                   cli__parse_uint(v, 1ULL << 24, &n) == 0) {
-            cfg.max_awake = (unsigned)n;
-        } else if (strcmp(a, "--max-awake-mb") == 0 &&
-                   cli__parse_mb(v, &cfg.max_awake_bytes) == 0) {
-        } else if (strcmp(a, "--event-timeout") == 0 &&
-                   cli__parse_uint(v, 1ULL << 31, &n) == 0 && n > 0) {
-            cfg.event_timeout_ms = (unsigned)n;
-        } else if (strcmp(a, "--snapshot-every") == 0 &&
-                   cli__parse_uint(v, 1ULL << 31, &n) == 0 && n > 0) {
-            cfg.snapshot_every = (unsigned)n;
-        } else if (strcmp(a, "--max-queue") == 0 &&
-                   cli__parse_uint(v, 1ULL << 24, &n) == 0 && n > 0) {
-            cfg.max_queue = (unsigned)n;
-        } else if (strcmp(a, "--reserve-disk") == 0 &&
-                   cli__parse_uint(v, 1ULL << 40, &n) == 0) {
-            cfg.reserve_bytes = n * 1024 * 1024;
-        } else if (strcmp(a, "--max-body") == 0 &&
-                   cli__parse_uint(v, 1ULL << 30, &n) == 0) {
-            cfg.max_body = (size_t)n;
-        } else if (strcmp(a, "--max-buffer-mb") == 0 &&
-                   cli__parse_mb(v, &cfg.max_buffer_bytes) == 0) {
-        } else if (strcmp(a, "--header-timeout") == 0 &&
-                   cli__parse_uint(v, 1ULL << 31, &n) == 0 && n > 0) {
-            cfg.header_timeout_ms = (unsigned)n;
-        } else if (strcmp(a, "--max-conns-per-addr") == 0 &&
-                   cli__parse_uint(v, 1ULL << 24, &n) == 0) {
-            cfg.max_conns_per_addr = (unsigned)n;
-        } else if (strcmp(a, "--max-idle-conns") == 0 &&
-                   cli__parse_uint(v, 1ULL << 24, &n) == 0) {
-            cfg.max_idle_conns = (unsigned)n;
+        unsigned long long n = a->num[nums[k].opt];
+        char *field = (char *)&cfg + nums[k].offset;
+        if (nums[k].size == sizeof(unsigned)) {
+            unsigned u = (unsigned)n;
+            memcpy(field, &u, sizeof u);
         } else {
-            fprintf(stderr, "berth: serve: bad option or value: %s %s\n", a, v);
-            fprintf(stderr, "Run 'berth --help' for usage.\n");
-            return 2;
+            uint64_t u = n;
+            memcpy(field, &u, sizeof u);
         }
+    }
+    if (a->val[CLI__SERVE_RESERVE_DISK] != NULL) {
+        cfg.reserve_bytes = a->num[CLI__SERVE_RESERVE_DISK] * 1024 * 1024;
     }
     return host_run(&cfg);
 }
 
-int main(int argc, char **argv)
+/* --- The commands. --- */
+
+static const struct cli__cmd cli__cmds[] = {
+    {"serve", "[options]", "run a host in the foreground",
+     "Run a host in the foreground until SIGINT or SIGTERM: its front door "
+     "for HTTP, its admin API (DIR/admin.sock, or --admin) and every ship in "
+     "its data directory.",
+     cli__serve_opts, 0, 0, false, cli__serve},
+    {"ship new", "--program PATH [options]", "create a ship, or N ships",
+     "Create a ship running PATH, or N ships with --count, and print its id "
+     "(or a summary for --count). The program gets the --arg arguments and "
+     "the --env variables at every start.",
+     cli__new_opts, 0, 0, true, cli__ship_new},
+    {"ship ls", "[options]", "list ships",
+     "List ships in creation order: id, name, state, events, wakes since the "
+     "host started, last activity.",
+     cli__ls_opts, 0, 0, true, cli__ship_ls},
+    {"ship show", "SHIP", "show one ship",
+     "Show a ship, by id or name: its state, program, arguments, "
+     "environment, events, snapshot, timeouts, memory and alarm.",
+     NULL, 1, 1, true, cli__ship_one},
+    {"ship send", "SHIP DATA", "deliver DATA to a ship as an event",
+     "Deliver DATA to the ship as a POKE event and print the program's "
+     "reply; DATA - reads the payload from stdin.",
+     NULL, 2, 2, true, cli__ship_one},
+    {"ship sleep", "SHIP", "snapshot a ship and stop its program",
+     "Snapshot the ship and stop its program; prints the ship's id and "
+     "state once it has settled.",
+     NULL, 1, 1, true, cli__ship_one},
+    {"ship wake", "SHIP", "start a ship's program",
+     "Start the ship's program (or thaw a frozen one) and replay its log; "
+     "prints the ship's id and state once awake.",
+     NULL, 1, 1, true, cli__ship_one},
+    {"ship rm", "SHIP", "remove a ship and its data",
+     "Stop the ship's program and remove the ship, its log and its "
+     "snapshot.",
+     NULL, 1, 1, true, cli__ship_one},
+    {"stats", "", "host counters",
+     "Print the host's counters: ships per state, memory, events, wake and "
+     "thaw latency, evictions, alarms.",
+     NULL, 0, 0, true, cli__stats},
+    {"version", "[--json]", "print berth's version", "Print berth's version.",
+     cli__version_opts, 0, 0, false, cli__version},
+};
+
+#define CLI__N_CMDS (sizeof cli__cmds / sizeof cli__cmds[0])
+
+/* Print the list of commands (those starting with prefix). */
+static void cli__list_cmds(FILE *f, const char *prefix)
 {
-    struct cli c = {0};
-    char *rest[256];
-    int n = 0;
-    if (argc < 2) {
-        fputs(usage, stderr);
-        return 2;
+    for (size_t k = 0; k < CLI__N_CMDS; k++) {
+        const struct cli__cmd *cmd = &cli__cmds[k];
+        if (strncmp(cmd->name, prefix, strlen(prefix)) != 0) {
+            continue;
+        }
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s", cmd->name,
+                 cmd->pos_min > 0 ? " " : "",
+                 cmd->pos_min > 0 ? cmd->synopsis : "");
+        cli__help_row(f, left, cmd->summary);
     }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
-        strcmp(cmd, "help") == 0) {
-        fputs(usage, stdout);
-        return 0;
-    }
-    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("berth %s\n", BERTH_VERSION);
-        return 0;
-    }
-    if (strcmp(cmd, "serve") == 0) {
-        return cli__serve(argc - 2, argv + 2);
-    }
-    /* Client options may stand anywhere after the command. */
-    for (int i = 2; i < argc && n < 255; i++) {
-        if (strcmp(argv[i], "--json") == 0) {
-            c.json = true;
-        } else if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
-            c.data = argv[++i];
-        } else if (strcmp(argv[i], "--admin") == 0 && i + 1 < argc) {
-            c.admin = argv[++i];
-        } else if (strcmp(argv[i], "--help") == 0 ||
-                   strcmp(argv[i], "-h") == 0) {
-            fputs(usage, stdout);
-            return 0;
-        } else {
-            rest[n++] = argv[i];
+}
+
+static void cli__usage_all(FILE *f)
+{
+    fprintf(f, "usage: berth [--data DIR | --admin ADDR] [--json] COMMAND "
+               "[options]\n\nCommands:\n");
+    cli__list_cmds(f, "");
+    cli__help_row(f, "help [COMMAND]", "help on a command, as COMMAND --help");
+    fprintf(f, "\n");
+    cli__wrap(
+        f,
+        "A command other than serve is a client of a host's admin API: "
+        "it finds the host with --admin ADDR, else --data DIR, else "
+        "$BERTH_DATA, else ./berth-data; these and --json may come "
+        "before the command as well as after it, and any option takes its "
+        "value as --option VALUE or --option=VALUE. Data goes to "
+        "stdout, messages to stderr. Exit status: 0 on success, 1 when "
+        "the host answered with an error or could not be reached, 2 on "
+        "bad usage.",
+        0, 0);
+    fprintf(f, "\nRun 'berth COMMAND --help' for a command's options.\n");
+}
+
+/* Find the command named by words[0] (and words[1] for ship); sets *used
+ * to the words taken. NULL if none. */
+static const struct cli__cmd *cli__lookup(int n, char **words, int *used)
+{
+    for (size_t k = 0; k < CLI__N_CMDS; k++) {
+        const char *name = cli__cmds[k].name;
+        const char *space = strchr(name, ' ');
+        if (space == NULL && n >= 1 && strcmp(words[0], name) == 0) {
+            *used = 1;
+            return &cli__cmds[k];
+        }
+        if (space != NULL && n >= 2 &&
+            strncmp(words[0], name, (size_t)(space - name)) == 0 &&
+            words[0][space - name] == '\0' &&
+            strcmp(words[1], space + 1) == 0) {
+            *used = 2;
+            return &cli__cmds[k];
         }
     }
-    rest[n] = NULL;
-    cli__endpoint(&c);
-    if (strcmp(cmd, "ship") == 0) {
-        return cli__ship(&c, n, rest);
+    return NULL;
+}
+
+/* The `ship` group without a known subcommand: list them. */
+static int cli__ship_group(int n, char **rest)
+{
+    bool help =
+        n > 0 && (strcmp(rest[0], "--help") == 0 || strcmp(rest[0], "-h") == 0);
+    FILE *f = help ? stdout : stderr;
+    if (!help) {
+        if (n == 0) {
+            fprintf(f, "berth ship: needs a subcommand\n");
+        } else {
+            fprintf(f, "berth ship: unknown subcommand %s\n", rest[0]);
+        }
     }
-    if (strcmp(cmd, "stats") == 0) {
-        return cli__stats(&c, n, rest);
+    fprintf(f, "usage: berth ship SUBCOMMAND [options]\n\nSubcommands:\n");
+    cli__list_cmds(f, "ship ");
+    fprintf(f, "\nRun 'berth ship SUBCOMMAND --help' for its options.\n");
+    return help ? 0 : 2;
+}
+
+/* Whether arg is a client option that takes a value as the next argument
+ * (not as --opt=value). */
+static bool cli__global_takes_value(const char *arg)
+{
+    return strcmp(arg, "--data") == 0 || strcmp(arg, "--admin") == 0;
+}
+
+/* Whether arg is a client option, in any of its forms. */
+static bool cli__is_global(const char *arg)
+{
+    return cli__global_takes_value(arg) || strcmp(arg, "--json") == 0 ||
+           strncmp(arg, "--data=", 7) == 0 || strncmp(arg, "--admin=", 8) == 0;
+}
+
+int main(int argc, char **argv)
+{
+    /* Client options before the command, or between ship and its
+     * subcommand, go after it unchanged: args starts with them, and words
+     * holds the rest of the command line. */
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    char **words = calloc((size_t)argc + 1, sizeof *words);
+    if (args == NULL || words == NULL) {
+        fprintf(stderr, "berth: out of memory\n");
+        free(args);
+        return 1;
     }
-    return cli__usage_error("unknown command: %s", cmd);
+    int n_pre = 0, n = 0;
+    for (int k = 1; k < argc; k++) {
+        bool leading = n == 0 || (n == 1 && strcmp(words[0], "ship") == 0);
+        if (leading && cli__is_global(argv[k])) {
+            args[n_pre++] = argv[k];
+            if (cli__global_takes_value(argv[k]) && k + 1 < argc) {
+                args[n_pre++] = argv[++k];
+            }
+        } else {
+            words[n++] = argv[k];
+        }
+    }
+    int rv;
+    if (n == 0) {
+        cli__usage_all(stderr);
+        rv = 2;
+    } else if (strcmp(words[0], "--help") == 0 || strcmp(words[0], "-h") == 0 ||
+               (strcmp(words[0], "help") == 0 && n == 1)) {
+        cli__usage_all(stdout);
+        rv = 0;
+    } else if (strcmp(words[0], "--version") == 0) {
+        printf("berth %s\n", BERTH_VERSION);
+        rv = 0;
+    } else {
+        int k = strcmp(words[0], "help") == 0;
+        bool help = k == 1;
+        int used = 0;
+        const struct cli__cmd *cmd = cli__lookup(n - k, words + k, &used);
+        if (cmd == NULL && strcmp(words[k], "ship") == 0) {
+            rv = help ? cli__ship_group(1, (char *[]){"--help"})
+                      : cli__ship_group(n - k - 1, words + k + 1);
+        } else if (cmd == NULL && strncmp(words[k], "-", 1) == 0) {
+            rv = cli__usage(NULL, "unknown option %s before the command",
+                            words[k]);
+        } else if (cmd == NULL) {
+            rv = cli__usage(NULL, "unknown command %s", words[k]);
+        } else if (help) {
+            cli__help(cmd);
+            rv = 0;
+        } else {
+            int n_args = n_pre;
+            for (int j = k + used; j < n; j++) {
+                args[n_args++] = words[j];
+            }
+            struct cli c = {0};
+            struct cli__args *a = calloc(1, sizeof *a);
+            if (a == NULL) {
+                fprintf(stderr, "berth: out of memory\n");
+                rv = 1;
+            } else if ((rv = cli__parse(cmd, n_args, args, &c, a)) == 1) {
+                rv = 0; /* the help was printed */
+            } else if (rv == 0) {
+                if (cmd->client) {
+                    cli__endpoint(&c);
+                }
+                rv = cmd->run(cmd, &c, a);
+            }
+            free(a);
+        }
+    }
+    free(words);
+    free(args);
+    return rv;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "consensus/segments.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 
@@ -34,6 +35,9 @@ struct log {
     char *dir;
     uv_loop_t *loop;
     unsigned pending;
+    unsigned snapshot_every;
+    bool compacting;    /* a snapshot was asked for by log_compact */
+    bool compact_taken; /* and raft has taken it */
     bool fatal;
     bool closing;
     log_close_cb close_cb;
@@ -105,10 +109,25 @@ static size_t log__padded(size_t n)
     return LOG__FRAME + ((n + 7) & ~(size_t)7);
 }
 
+/* The snapshot settings in force when no compaction is asked for: a raft
+ * snapshot every `every` entries, keeping an eighth of them behind it. */
+static void log__snapshot_settings(struct log *l)
+{
+    raft_set_snapshot_threshold(&l->raft, l->snapshot_every);
+    raft_set_snapshot_trailing(&l->raft, l->snapshot_every / 8 + 1);
+}
+
 static int log__fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
                           void **result)
 {
     struct log *l = fsm->data;
+    if (l->compact_taken) {
+        /* The compacting snapshot was put with no trailing entries (raft
+         * reads that setting when it writes the snapshot, right after
+         * asking for it): the usual settings are back. */
+        log__snapshot_settings(l);
+        l->compacting = l->compact_taken = false;
+    }
     int res = 0;
     uint64_t n = buf->len >= LOG__FRAME ? get_le64(buf->base) : UINT64_MAX;
     if (n > buf->len - LOG__FRAME || log__padded(n) != buf->len) {
@@ -118,9 +137,9 @@ static int log__fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
     /* Entries are applied one by one in order, and raft counts an entry as
      * applied once this returns: this one is the next. */
     uint64_t index = raft_last_applied(&l->raft) + 1;
-    int rv = l->cfg.apply(l->cfg.arg, index,
-                          (const uint8_t *)buf->base + LOG__FRAME, (size_t)n,
-                          &res);
+    int rv =
+        l->cfg.apply(l->cfg.arg, index, (const uint8_t *)buf->base + LOG__FRAME,
+                     (size_t)n, &res);
     if (rv != 0) {
         char msg[ERRMSG_SIZE];
         snprintf(msg, sizeof msg, "applying log entry: %s", err_str(rv));
@@ -137,6 +156,7 @@ static int log__fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
                              unsigned *n_bufs)
 {
     struct log *l = fsm->data;
+    l->compact_taken = l->compacting;
     int rv = l->cfg.sync(l->cfg.arg);
     if (rv != 0) {
         /* Without a synced store the log must keep its entries. */
@@ -189,8 +209,7 @@ static void log__watchdog_cb(uv_timer_t *t)
         return;
     }
     if (raft_state(&l->raft) != RAFT_LEADER) {
-        log__fatal(l, "log stopped leading with proposals pending",
-                   RAFT_IOERR);
+        log__fatal(l, "log stopped leading with proposals pending", RAFT_IOERR);
     } else if (uv_now(l->loop) - l->progress_ms > LOG__STALL_MS) {
         log__fatal(l, "log made no progress for 10 s with proposals pending",
                    RAFT_IOERR);
@@ -232,6 +251,47 @@ static int log__mkdir(const char *dir, char *errmsg)
     return 0;
 }
 
+/* A log whose open failed after raft took it over; see log_open. */
+static struct log *log__abandoned;
+
+/* Refuse a log that ends below what the state machine has applied: its
+ * next entries would take the numbers of entries already applied. */
+static int log__check_end(struct log *l, uint64_t last, char *errmsg)
+{
+    if (last >= l->cfg.applied_index) {
+        return 0;
+    }
+    err_printf(errmsg,
+               "raft log in %s ends at entry %llu, but entries up to "
+               "%llu were applied: entries are missing",
+               l->dir, (unsigned long long)last,
+               (unsigned long long)l->cfg.applied_index);
+    return BERTH_ECORRUPT;
+}
+
+/* Refuse a log that libraft would load with applied entries missing; let
+ * it drop a torn last write that was never applied, and say so. */
+static int log__check(struct log *l, char *errmsg)
+{
+    struct segments_report r;
+    int rv = segments_check(l->dir, l->cfg.applied_index, &r, errmsg);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = log__check_end(l, r.last_index, errmsg);
+    if (rv != 0) {
+        return rv;
+    }
+    if (r.torn_index != 0) {
+        fprintf(stderr,
+                "berth: raft segment %s/%s ends in a torn write at "
+                "byte %llu (entry %llu, never applied); it is dropped\n",
+                l->dir, r.torn_file, (unsigned long long)r.torn_offset,
+                (unsigned long long)r.torn_index);
+    }
+    return 0;
+}
+
 int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
              char *errmsg)
 {
@@ -252,6 +312,10 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
         goto err_after_alloc;
     }
     rv = log__mkdir(l->dir, errmsg);
+    if (rv != 0) {
+        goto err_after_dir;
+    }
+    rv = log__check(l, errmsg);
     if (rv != 0) {
         goto err_after_dir;
     }
@@ -292,9 +356,8 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
         goto err_after_io;
     }
     l->raft.data = l;
-    unsigned every = cfg->snapshot_every ? cfg->snapshot_every : 1024;
-    raft_set_snapshot_threshold(&l->raft, every);
-    raft_set_snapshot_trailing(&l->raft, every / 8 + 1);
+    l->snapshot_every = cfg->snapshot_every ? cfg->snapshot_every : 1024;
+    log__snapshot_settings(l);
 
     raft_configuration_init(&conf);
     rv = raft_configuration_add(&conf, LOG__ID, LOG__ADDRESS, RAFT_VOTER);
@@ -317,9 +380,15 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
 
     rv = raft_start(&l->raft);
     if (rv != 0) {
-        err_printf(errmsg, "raft start in %s: %s", l->dir,
+        err_printf(errmsg, "raft log in %s cannot be loaded: %s", l->dir,
                    raft_errmsg(&l->raft));
-        rv = BERTH_EIO;
+        rv = rv == RAFT_CORRUPT ? BERTH_ECORRUPT : BERTH_EIO;
+        goto err_after_raft;
+    }
+    /* The check above reads what libraft will load; this catches the rest,
+     * such as a segment file that is missing altogether. */
+    rv = log__check_end(l, raft_last_index(&l->raft), errmsg);
+    if (rv != 0) {
         goto err_after_raft;
     }
 
@@ -338,9 +407,11 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
 err_after_raft:
     /* raft now owns io and closes it asynchronously, referencing l until it
      * is done; a failed open is followed by process exit, so l is left to
-     * the OS rather than freed under raft's feet. */
+     * the OS rather than freed under raft's feet, and kept reachable so
+     * that leak checkers agree. */
     l->closing = true;
     raft_close(&l->raft, NULL);
+    log__abandoned = l;
     return rv;
 err_after_io:
     raft_uv_close(&l->io);
@@ -420,6 +491,16 @@ int log_propose(struct log *l, struct buf *entry, log_done_cb cb, void *arg)
     l->pending++;
     log__watch(l);
     return 0;
+}
+
+void log_compact(struct log *l)
+{
+    if (l->compacting || l->fatal || l->closing) {
+        return;
+    }
+    l->compacting = true;
+    raft_set_snapshot_threshold(&l->raft, 1);
+    raft_set_snapshot_trailing(&l->raft, 0);
 }
 
 unsigned log_pending(const struct log *l)

@@ -43,6 +43,7 @@ typedef void (*log_ready_fn)(void *arg);
 
 struct log_config {
     const char *dir;         /* raft's own directory; created if missing */
+    uint64_t applied_index;  /* the last entry the state machine holds */
     unsigned snapshot_every; /* entries between raft snapshots; 0: 1024 */
     log_apply_fn apply;
     log_sync_fn sync;
@@ -56,7 +57,12 @@ struct log_config {
 typedef void (*log_done_cb)(void *arg, int status, int result);
 
 /* Open the log in cfg->dir on loop, bootstrapping a one-voter cluster the
- * first time, and start it. The ready callback fires later. On failure
+ * first time, and start it. The ready callback fires later. The log refuses
+ * to open, with BERTH_ECORRUPT and a message naming the damage, when its
+ * files are damaged in a way that would drop an entry at or below
+ * cfg->applied_index, or when it ends below that index: new entries would
+ * then take the numbers of entries the state machine already holds
+ * (consensus/segments.h). The files are left untouched. On any failure
  * returns a negative code with a message in errmsg. *out is freed by
  * log_close(). */
 int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
@@ -66,6 +72,13 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
  * (entry is left empty) and cb runs exactly once later. On failure returns
  * a negative code, cb will not run, and entry is untouched. */
 int log_propose(struct log *l, struct buf *entry, log_done_cb cb, void *arg);
+
+/* Ask for a raft snapshot after the next applied entry, with no entry kept
+ * behind it, so that the segments holding everything up to it leave the
+ * disk (the state machine is synced first, as for every snapshot). Called
+ * when something big was deleted, such as a ship; once the snapshot is
+ * taken the usual settings return. */
+void log_compact(struct log *l);
 
 /* Return the number of proposals whose callback has not run yet. */
 unsigned log_pending(const struct log *l);

@@ -1,10 +1,12 @@
 #include "core/record.h"
 
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "lib/err.h"
+#include "lib/strlist.h"
 
 #define RECORD__ENTRY_VERSION 1
 
@@ -58,6 +60,26 @@ int record_decode_event(const uint8_t *p, size_t len, struct record_event *rec)
 void record_hash(const uint8_t *p, size_t len, uint8_t *out)
 {
     crypto_generichash(out, RECORD_HASH_SIZE, p, len, NULL, 0);
+}
+
+void record_snapshot_sum(uint64_t sid, uint64_t number, const uint8_t *epoch,
+                         const uint8_t *chain, const uint8_t *data, size_t len,
+                         uint8_t *out)
+{
+    /* A label, then the fixed-size identity, then the bytes: no two
+     * different inputs make the same hashed string. */
+    static const char label[] = "berth snapshot 1";
+    uint8_t head[8 + 8 + 2 * RECORD_HASH_SIZE];
+    crypto_generichash_state st;
+    put_le64(head, sid);
+    put_le64(head + 8, number);
+    memcpy(head + 16, epoch, RECORD_HASH_SIZE);
+    memcpy(head + 16 + RECORD_HASH_SIZE, chain, RECORD_HASH_SIZE);
+    crypto_generichash_init(&st, NULL, 0, RECORD_HASH_SIZE);
+    crypto_generichash_update(&st, (const uint8_t *)label, sizeof label);
+    crypto_generichash_update(&st, head, sizeof head);
+    crypto_generichash_update(&st, data, len);
+    crypto_generichash_final(&st, out, RECORD_HASH_SIZE);
 }
 
 static int record__begin(struct buf *out, uint8_t type)
@@ -157,23 +179,34 @@ static int record__open(const uint8_t *p, size_t len, uint8_t type,
     return 0;
 }
 
-int record_encode_ship_batch(struct buf *out,
-                             const struct record_ship_batch *b)
+int record_encode_ship_batch(struct buf *out, const struct record_ship_batch *b)
 {
     int rv;
-    if (b->program_len > UINT16_MAX || b->name_len > UINT16_MAX) {
+    if (b->program_len > UINT16_MAX || b->name_len > UINT16_MAX ||
+        b->args_len > RECORD_LIST_MAX || b->env_len > RECORD_LIST_MAX) {
         return BERTH_ETOOBIG;
     }
+    bool lists = b->args_len > 0 || b->env_len > 0;
+    uint8_t flags = (uint8_t)((b->flags & ~RECORD_BATCH_ARGS) |
+                              (lists ? RECORD_BATCH_ARGS : 0));
     if ((rv = record__begin(out, RECORD_ENTRY_SHIP_BATCH)) != 0 ||
         (rv = buf_put_u16(out, (uint16_t)b->program_len)) != 0 ||
         (rv = buf_append(out, b->program, b->program_len)) != 0 ||
         (rv = buf_put_u16(out, (uint16_t)b->name_len)) != 0 ||
         (rv = buf_append(out, b->name, b->name_len)) != 0 ||
-        (rv = buf_put_u8(out, b->flags)) != 0 ||
+        (rv = buf_put_u8(out, flags)) != 0 ||
         (rv = buf_put_u64(out, b->created_ns)) != 0 ||
         (rv = buf_put_u64(out, b->idle_timeout_ms)) != 0 ||
-        (rv = buf_put_u64(out, b->freeze_timeout_ms)) != 0 ||
-        (rv = buf_put_u32(out, b->first)) != 0 ||
+        (rv = buf_put_u64(out, b->freeze_timeout_ms)) != 0) {
+        return rv;
+    }
+    if (lists && ((rv = buf_put_u32(out, (uint32_t)b->args_len)) != 0 ||
+                  (rv = buf_append(out, b->args, b->args_len)) != 0 ||
+                  (rv = buf_put_u32(out, (uint32_t)b->env_len)) != 0 ||
+                  (rv = buf_append(out, b->env, b->env_len)) != 0)) {
+        return rv;
+    }
+    if ((rv = buf_put_u32(out, b->first)) != 0 ||
         (rv = buf_put_u32(out, b->count)) != 0 ||
         (rv = buf_append(out, b->key, sizeof b->key)) != 0 ||
         (rv = buf_append(out, b->public_keys, (size_t)b->count * 32)) != 0) {
@@ -195,6 +228,18 @@ int record_decode_ship_batch(const uint8_t *p, size_t len,
     b->created_ns = cursor_u64(&c);
     b->idle_timeout_ms = cursor_u64(&c);
     b->freeze_timeout_ms = cursor_u64(&c);
+    b->args = b->env = NULL;
+    b->args_len = b->env_len = 0;
+    if (b->flags & RECORD_BATCH_ARGS) {
+        b->args_len = cursor_u32(&c);
+        b->args = (const char *)cursor_bytes(&c, b->args_len);
+        b->env_len = cursor_u32(&c);
+        b->env = (const char *)cursor_bytes(&c, b->env_len);
+        if (c.err == 0 && (strlist_count(b->args, b->args_len) < 0 ||
+                           strlist_count(b->env, b->env_len) < 0)) {
+            return BERTH_EMALFORMED;
+        }
+    }
     b->first = cursor_u32(&c);
     b->count = cursor_u32(&c);
     const uint8_t *key = cursor_bytes(&c, sizeof b->key);

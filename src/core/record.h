@@ -21,8 +21,14 @@
  *                written by older versions, still applied
  *   SHIP_BATCH   one or many new ships of one program: u16 program_len |
  *                program | u16 name_len | name | u8 flags | u64 created_ns |
- *                u64 idle_timeout_ms | u64 freeze_timeout_ms | u32 first |
+ *                u64 idle_timeout_ms | u64 freeze_timeout_ms |
+ *                [u32 args_len | args | u32 env_len | env] | u32 first |
  *                u32 count | u8 key[32] | u8 public_key[32] * count.
+ *                The bracketed part is there only with RECORD_BATCH_ARGS:
+ *                the program's arguments and added environment, string
+ *                lists (lib/strlist.h) that every ship of the entry gets.
+ *                freeze_timeout_ms is 0 for the host's default and
+ *                UINT64_MAX for never.
  *                Ship i's secret seed is derived from key and first + i
  *                (record_ship_seed), so an entry costs 32 bytes a ship;
  *                the public keys are there so that no host has to derive
@@ -73,6 +79,16 @@ int record_decode_event(const uint8_t *p, size_t len, struct record_event *rec);
 /* Hash encoded record bytes into out (RECORD_HASH_SIZE bytes). */
 void record_hash(const uint8_t *p, size_t len, uint8_t *out);
 
+/* Compute the checksum of a ship's stored snapshot into out
+ * (RECORD_HASH_SIZE bytes): BLAKE2b-256 over a label, the ship's sid, the
+ * number of the last event the snapshot stands for, the epoch, chain (the
+ * hash of that event's record, which the next record's prev_hash holds) and
+ * the snapshot's bytes. A snapshot whose bytes, place or link to the log
+ * were changed fails it. */
+void record_snapshot_sum(uint64_t sid, uint64_t number, const uint8_t *epoch,
+                         const uint8_t *chain, const uint8_t *data, size_t len,
+                         uint8_t *out);
+
 enum record_entry_type {
     RECORD_ENTRY_SHIP_NEW = 1,
     RECORD_ENTRY_EVENTS = 2,
@@ -83,6 +99,12 @@ enum record_entry_type {
 
 /* Flags of a SHIP_BATCH entry. */
 #define RECORD_BATCH_PREFIX 0x01
+#define RECORD_BATCH_ARGS                                                      \
+    0x02 /* set by the encoder when there are args or                          \
+            env */
+
+/* The most bytes of args and of env a SHIP_BATCH entry takes, each. */
+#define RECORD_LIST_MAX (1024 * 1024)
 
 /* The fields of a SHIP_BATCH entry; the decoder points the strings and the
  * public keys into the entry. */
@@ -95,17 +117,23 @@ struct record_ship_batch {
     uint64_t created_ns;
     uint64_t idle_timeout_ms;
     uint64_t freeze_timeout_ms;
+    const char *args; /* string list; NULL or empty when none */
+    size_t args_len;
+    const char *env; /* string list of "K=V"; NULL or empty when none */
+    size_t env_len;
     uint32_t first;
     uint32_t count;
     uint8_t key[32];
     const uint8_t *public_keys; /* count * 32 bytes */
 };
 
-/* Append a SHIP_BATCH entry to out; 0, BERTH_ENOMEM or BERTH_ETOOBIG. */
+/* Append a SHIP_BATCH entry to out; 0, BERTH_ENOMEM or BERTH_ETOOBIG (a
+ * string over its length field, or args or env over RECORD_LIST_MAX). */
 int record_encode_ship_batch(struct buf *out,
                              const struct record_ship_batch *b);
 
-/* Decode a SHIP_BATCH entry; 0 or BERTH_EMALFORMED. */
+/* Decode a SHIP_BATCH entry; 0 or BERTH_EMALFORMED, also when args or env
+ * is not a string list. */
 int record_decode_ship_batch(const uint8_t *p, size_t len,
                              struct record_ship_batch *b);
 

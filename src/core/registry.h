@@ -37,6 +37,8 @@
 
 /* Flags of an entry. */
 #define REGISTRY_REMOVED 0x01
+/* The ship's stored data failed its checks; it is not woken. */
+#define REGISTRY_CORRUPT 0x02
 
 /* One ship's entry; 48 bytes. */
 struct registry_ship {
@@ -57,7 +59,7 @@ struct registry {
     uint32_t n_live_entries; /* slots not removed */
     uint32_t *by_key;        /* slot + 1, 0 empty, UINT32_MAX deleted */
     uint32_t *by_name;
-    uint32_t index_cap; /* a power of two */
+    uint32_t index_cap;           /* a power of two */
     uint32_t key_used, name_used; /* filled slots, tombstones included */
     char *names;
     size_t names_len, names_cap;

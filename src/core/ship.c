@@ -25,6 +25,17 @@ const char *ship_state_name(enum ship_state s)
     return (unsigned)s < SHIP__STATE_COUNT ? ship__names[s] : "unknown";
 }
 
+int ship_state_parse(const char *name, enum ship_state *out)
+{
+    for (int i = 0; i < SHIP__STATE_COUNT; i++) {
+        if (strcmp(name, ship__names[i]) == 0) {
+            *out = (enum ship_state)i;
+            return 0;
+        }
+    }
+    return BERTH_EINVAL;
+}
+
 bool ship_state_allowed(enum ship_state from, enum ship_state to)
 {
     if ((unsigned)from >= SHIP__STATE_COUNT ||

@@ -34,6 +34,10 @@ enum ship_state {
 /* Return the lower-case name of a state, as the API and CLI print it. */
 const char *ship_state_name(enum ship_state s);
 
+/* Set *out to the state named name (as ship_state_name spells it) and
+ * return 0, or return BERTH_EINVAL for no such name. */
+int ship_state_parse(const char *name, enum ship_state *out);
+
 /* Return whether the machine allows going from one state to another. */
 bool ship_state_allowed(enum ship_state from, enum ship_state to);
 

@@ -2,8 +2,10 @@
  *
  *   GET    /v1/ships              list ships, a page at a time:
  *                                  ?limit=N (default 1000) &after=NEXT
+ *                                  &state=STATE
  *   POST   /v1/ships              create: {"program", "name"?, "count"?,
- *                                  "idle_timeout_ms"?, "freeze_timeout_ms"?}
+ *                                  "idle_timeout_ms"?, "freeze_timeout_ms"?,
+ *                                  "args"?, "env"?}
  *   GET    /v1/ships/ID           show one ship
  *   DELETE /v1/ships/ID           remove a ship and its data
  *   POST   /v1/ships/ID/send      deliver the body as a POKE event
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "consensus/log.h"
@@ -41,16 +44,24 @@ struct admin__create {
     struct host *host;
     struct http_request *req;
     char *program;
+    struct buf args, env;          /* string lists */
     char name[STORE_NAME_MAX + 1]; /* the name, or the prefix with count */
     bool single;                   /* no count: answer with the ship */
     uint64_t created_ns, idle_ms, freeze_ms;
-    uint32_t count, done, chunk;
-    char (*ids)[REGISTRY_ID_LEN + 1];
+    uint32_t count;
+    uint32_t next;     /* the first index (0-based) not yet looked at */
+    uint32_t first;    /* the index of the batch being committed */
+    uint32_t chunk;    /* and its size */
+    uint32_t created;  /* ships this call created */
+    uint32_t existing; /* named ships found from an earlier call */
+    char (*ids)[REGISTRY_ID_LEN + 1]; /* "" for a ship still to create */
 };
 
 static void admin__create_free(struct admin__create *c)
 {
     mem_free(c->program);
+    buf_free(&c->args);
+    buf_free(&c->env);
     mem_free(c->ids);
     mem_free(c);
 }
@@ -66,18 +77,19 @@ static void admin__created(void *arg, int status, int result)
             host_reply_error(c->req, 503, "unavailable",
                              "ship creation was not committed after %u of %u "
                              "ships: %s",
-                             c->done, c->count, err_str(status));
+                             c->created + c->existing, c->count,
+                             err_str(status));
         } else {
             host_reply_error(c->req, 409, "conflict",
                              "a ship with that name or id exists (created %u "
                              "of %u)",
-                             c->done, c->count);
+                             c->created + c->existing, c->count);
         }
         admin__create_free(c);
         return;
     }
-    c->done += c->chunk;
-    if (c->done < c->count) {
+    c->created += c->chunk;
+    if (c->next < c->count) {
         admin__create_next(c);
         return;
     }
@@ -86,21 +98,23 @@ static void admin__created(void *arg, int status, int result)
         if (slot == REGISTRY_NONE) {
             host_reply_error(c->req, 500, "internal", "created ship not found");
         } else {
-            host_log("info", "ship created", "ship", c->ids[0], "name",
-                     c->name, "program", c->program, NULL);
+            host_log("info", "ship created", "ship", c->ids[0], "name", c->name,
+                     "program", c->program, NULL);
             host_reply_json(c->req, 201, host_ship_json(h, slot));
         }
     } else {
-        char n[16];
-        snprintf(n, sizeof n, "%u", c->count);
-        host_log("info", "ships created", "count", n, "program", c->program,
-                 NULL);
+        char n[16], e[16];
+        snprintf(n, sizeof n, "%u", c->created);
+        snprintf(e, sizeof e, "%u", c->existing);
+        host_log("info", "ships created", "count", n, "existing", e, "program",
+                 c->program, NULL);
         json_t *ids = json_array();
         for (uint32_t i = 0; i < c->count; i++) {
             json_array_append_new(ids, json_string(c->ids[i]));
         }
         json_t *o = json_object();
-        json_object_set_new(o, "created", json_integer(c->count));
+        json_object_set_new(o, "created", json_integer(c->created));
+        json_object_set_new(o, "existing", json_integer(c->existing));
         json_object_set_new(o, "ids", ids);
         host_reply_json(c->req, 201, o);
     }
@@ -113,10 +127,24 @@ static void admin__created(void *arg, int status, int result)
 static void admin__create_next(struct admin__create *c)
 {
     struct host *h = c->host;
-    uint32_t n = c->count - c->done;
-    if (n > ADMIN__CHUNK) {
-        n = ADMIN__CHUNK;
+    /* The next run of ships still to create: consecutive, so that one
+     * entry names them NAME-first ... */
+    while (c->next < c->count && c->ids[c->next][0] != '\0') {
+        c->next++;
     }
+    uint32_t n = 0;
+    while (c->next + n < c->count && n < ADMIN__CHUNK &&
+           c->ids[c->next + n][0] == '\0') {
+        n++;
+    }
+    if (n == 0) {
+        /* Everything existed already. */
+        c->chunk = 0;
+        admin__created(c, 0, 0);
+        return;
+    }
+    c->first = c->next;
+    c->next += n;
     c->chunk = n;
     struct record_ship_batch b = {
         .program = c->program,
@@ -127,7 +155,11 @@ static void admin__create_next(struct admin__create *c)
         .created_ns = c->created_ns,
         .idle_timeout_ms = c->idle_ms,
         .freeze_timeout_ms = c->freeze_ms,
-        .first = c->done + 1,
+        .args = (const char *)c->args.data,
+        .args_len = c->args.len,
+        .env = (const char *)c->env.data,
+        .env_len = c->env.len,
+        .first = c->first + 1,
         .count = n,
     };
     uint8_t *pks = mem_alloc((size_t)n * 32);
@@ -148,9 +180,9 @@ static void admin__create_next(struct admin__create *c)
             sodium_memzero(sk, sizeof sk);
             sodium_memzero(seed, sizeof seed);
             registry_id_encode(pks + (size_t)i * 32, REGISTRY_KEY_SIZE,
-                               c->ids[c->done + i]);
-            clash = registry_find(&h->reg, c->ids[c->done + i]) !=
-                    REGISTRY_NONE;
+                               c->ids[c->first + i]);
+            clash =
+                registry_find(&h->reg, c->ids[c->first + i]) != REGISTRY_NONE;
         }
         if (!clash || attempt == 3) {
             break;
@@ -173,21 +205,216 @@ static void admin__create_next(struct admin__create *c)
     }
 }
 
+/* Check that program is an absolute path to an executable regular file
+ * that the host's user may run; on failure writes why to msg (ERRMSG_SIZE)
+ * and returns false. The host checks what it will run, so a ship never
+ * starts life unable to wake. */
+static bool admin__program_ok(const char *program, char *msg)
+{
+    struct stat st;
+    if (program[0] != '/') {
+        err_printf(msg,
+                   "program must be an absolute path, not \"%s\" (the CLI "
+                   "makes a relative path absolute where it runs)",
+                   program);
+        return false;
+    }
+    if (stat(program, &st) != 0) {
+        if (errno == ENOENT) {
+            err_printf(msg, "program %s does not exist", program);
+        } else {
+            err_printf(msg, "program %s cannot be used: %s", program,
+                       strerror(errno));
+        }
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        err_printf(msg, "program %s is not a regular file (it is a %s)",
+                   program, S_ISDIR(st.st_mode) ? "directory" : "special file");
+        return false;
+    }
+    if (access(program, X_OK) != 0) {
+        err_printf(msg,
+                   "program %s is not executable by the host's user (uid "
+                   "%u): %s",
+                   program, (unsigned)geteuid(), strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* Whether key can name an environment variable: a letter or '_', then
+ * letters, digits and '_'. */
+static bool admin__env_key_ok(const char *key)
+{
+    size_t n = strlen(key);
+    if (n == 0 || n > 255 || (key[0] >= '0' && key[0] <= '9')) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = key[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch >= '0' && ch <= '9') || ch == '_')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Append key, or "key=value" when value is not NULL, and its NUL to a
+ * string list; 0 or BERTH_ENOMEM. */
+static int admin__list_add(struct buf *list, const char *key, const char *value)
+{
+    int rv = buf_append(list, key, strlen(key));
+    if (rv == 0 && value != NULL) {
+        rv = buf_append(list, "=", 1);
+        if (rv == 0) {
+            rv = buf_append(list, value, strlen(value));
+        }
+    }
+    return rv != 0 ? rv : buf_append(list, "", 1);
+}
+
+/* Turn the optional "args" (an array of strings) and "env" (an object of
+ * strings) of a creation into string lists; on failure writes why to msg
+ * and returns BERTH_EINVAL (or BERTH_ENOMEM). */
+static int admin__lists(json_t *args, json_t *env, struct buf *a, struct buf *e,
+                        char *msg)
+{
+    size_t i;
+    json_t *v;
+    const char *key;
+    int rv;
+    if (args != NULL &&
+        (!json_is_array(args) || json_array_size(args) > PROC_ARGS_MAX)) {
+        err_printf(msg, "args must be an array of at most %d strings",
+                   PROC_ARGS_MAX);
+        return BERTH_EINVAL;
+    }
+    json_array_foreach(args, i, v)
+    {
+        if (!json_is_string(v)) {
+            err_printf(msg, "args[%zu] is not a string", i);
+            return BERTH_EINVAL;
+        }
+        if ((rv = admin__list_add(a, json_string_value(v), NULL)) != 0) {
+            return rv;
+        }
+    }
+    if (env != NULL &&
+        (!json_is_object(env) || json_object_size(env) > PROC_ARGS_MAX)) {
+        err_printf(msg,
+                   "env must be an object of at most %d variables, such as "
+                   "{\"KEY\": \"value\"}",
+                   PROC_ARGS_MAX);
+        return BERTH_EINVAL;
+    }
+    json_object_foreach(env, key, v)
+    {
+        if (!admin__env_key_ok(key) || strcmp(key, "BERTH_SHIP") == 0 ||
+            strcmp(key, "BERTH_HOST") == 0) {
+            err_printf(msg,
+                       "env: \"%.64s\" cannot name a variable: use letters, "
+                       "digits and '_', not starting with a digit (BERTH_SHIP "
+                       "and BERTH_HOST are the host's)",
+                       key);
+            return BERTH_EINVAL;
+        }
+        if (!json_is_string(v)) {
+            err_printf(msg, "env: the value of %s is not a string", key);
+            return BERTH_EINVAL;
+        }
+        if ((rv = admin__list_add(e, key, json_string_value(v))) != 0) {
+            return rv;
+        }
+    }
+    if (a->len + e->len > PROC_ARGS_BYTES_MAX) {
+        err_printf(msg, "args and env take %zu bytes; at most %d are allowed",
+                   a->len + e->len, PROC_ARGS_BYTES_MAX);
+        return BERTH_EINVAL;
+    }
+    return 0;
+}
+
+/* Read the optional timeout field key of spec into *out: absent or null is
+ * 0 (the host's default); for the freeze timeout (zero_is_never) a given 0
+ * is STORE_TIMEOUT_NEVER. Returns false after answering req with 400. */
+static bool admin__timeout(json_t *spec, const char *key, bool zero_is_never,
+                           uint64_t *out, struct http_request *req)
+{
+    json_t *v = json_object_get(spec, key);
+    const long long year = 365LL * 24 * 3600 * 1000;
+    *out = 0;
+    if (v == NULL || json_is_null(v)) {
+        return true;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        json_integer_value(v) > year) {
+        host_reply_error(req, 400, "invalid",
+                         "%s must be a number of milliseconds from 0 to a "
+                         "year (%lld)",
+                         key, year);
+        return false;
+    }
+    *out = (uint64_t)json_integer_value(v);
+    if (*out == 0 && zero_is_never) {
+        *out = STORE_TIMEOUT_NEVER;
+    }
+    return true;
+}
+
+/* A counted creation with a name can be run again after it was cut short
+ * (a host killed midway keeps the batches it committed): the ships
+ * NAME-i that exist already, with the same program, are kept and only the
+ * missing ones are created. A NAME-i of another program refuses the whole
+ * call, 409, before anything is created. Returns false after answering. */
+static bool admin__resume(struct admin__create *c)
+{
+    struct host *h = c->host;
+    for (uint32_t i = 0; i < c->count; i++) {
+        char n[STORE_NAME_MAX + 16];
+        snprintf(n, sizeof n, "%s-%u", c->name, i + 1);
+        uint32_t slot = registry_find(&h->reg, n);
+        if (slot == REGISTRY_NONE) {
+            continue;
+        }
+        if (strcmp(registry_program(&h->reg, slot), c->program) != 0) {
+            host_reply_error(c->req, 409, "conflict",
+                             "a ship named %s exists with another program "
+                             "(%s)",
+                             n, registry_program(&h->reg, slot));
+            return false;
+        }
+        registry_id(&h->reg, slot, c->ids[i]);
+        c->existing++;
+    }
+    return true;
+}
+
 void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
 {
     const char *program = NULL;
     const char *name = "";
-    json_int_t idle = 0, freeze = 0, count = 0;
+    json_int_t count = 0;
+    json_t *idle_j = NULL, *freeze_j = NULL, *args = NULL, *env = NULL;
+    uint64_t idle, freeze;
     json_error_t jerr;
-    if (json_unpack_ex(spec, &jerr, JSON_STRICT, "{s:s, s?:s, s?:I, s?:I, s?:I}",
-                       "program", &program, "name", &name, "idle_timeout_ms",
-                       &idle, "freeze_timeout_ms", &freeze, "count",
-                       &count) != 0) {
+    char msg[ERRMSG_SIZE];
+    if (json_unpack_ex(spec, &jerr, JSON_STRICT,
+                       "{s:s, s?:s, s?:I, s?:o, s?:o, s?:o, s?:o}", "program",
+                       &program, "name", &name, "count", &count,
+                       "idle_timeout_ms", &idle_j, "freeze_timeout_ms",
+                       &freeze_j, "args", &args, "env", &env) != 0) {
         host_reply_error(req, 400, "invalid",
                          "expected {\"program\": PATH, \"name\"?: NAME, "
                          "\"count\"?: N, \"idle_timeout_ms\"?: MS, "
-                         "\"freeze_timeout_ms\"?: MS}: %s",
+                         "\"freeze_timeout_ms\"?: MS, \"args\"?: [ARG, ...], "
+                         "\"env\"?: {KEY: VALUE, ...}}: %s",
                          jerr.text);
+        return;
+    }
+    if (!admin__timeout(spec, "idle_timeout_ms", false, &idle, req) ||
+        !admin__timeout(spec, "freeze_timeout_ms", true, &freeze, req)) {
         return;
     }
     bool single = json_object_get(spec, "count") == NULL;
@@ -198,6 +425,12 @@ void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
         host_reply_error(req, 400, "invalid",
                          "count must be from 1 to %d, not %lld",
                          ADMIN__COUNT_MAX, (long long)count);
+        return;
+    }
+    if (json_object_get(spec, "name") != NULL && name[0] == '\0') {
+        host_reply_error(req, 400, "invalid",
+                         "name must not be empty: leave it out for an "
+                         "unnamed ship");
         return;
     }
     /* With a count, NAME is a prefix: the ships are NAME-1 ... NAME-N. */
@@ -212,34 +445,18 @@ void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
                          longest);
         return;
     }
-    if (name[0] != '\0') {
-        for (json_int_t i = 1; i <= count; i++) {
-            char n[STORE_NAME_MAX + 16];
-            snprintf(n, sizeof n, single ? "%s" : "%s-%lld", name,
-                     (long long)i);
-            if (registry_find(&h->reg, n) != REGISTRY_NONE) {
-                host_reply_error(req, 409, "conflict", "a ship named %s exists",
-                                 n);
-                return;
-            }
-        }
+    if (single && name[0] != '\0' &&
+        registry_find(&h->reg, name) != REGISTRY_NONE) {
+        host_reply_error(req, 409, "conflict", "a ship named %s exists", name);
+        return;
     }
-    if (idle < 0 || idle > 365LL * 24 * 3600 * 1000 || freeze < 0 ||
-        freeze > 365LL * 24 * 3600 * 1000) {
-        host_reply_error(req, 400, "invalid",
-                         "idle_timeout_ms and freeze_timeout_ms must be from "
-                         "0 to a year");
+    if (!admin__program_ok(program, msg)) {
+        host_reply_error(req, 400, "invalid", "%s", msg);
         return;
     }
     if (!host_disk_ok(h)) {
         host_reply_error(req, 507, "insufficient_storage",
                          "the host's disk is nearly full");
-        return;
-    }
-    char path[PATH_MAX];
-    if (realpath(program, path) == NULL || access(path, X_OK) != 0) {
-        host_reply_error(req, 400, "invalid",
-                         "program %s is not an executable file", program);
         return;
     }
 
@@ -248,7 +465,22 @@ void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
         host_reply_error(req, 503, "unavailable", "out of memory");
         return;
     }
-    c->program = mem_strdup(path);
+    buf_init(&c->args);
+    buf_init(&c->env);
+    int rv = admin__lists(args, env, &c->args, &c->env, msg);
+    if (rv != 0) {
+        admin__create_free(c);
+        if (rv == BERTH_EINVAL) {
+            host_reply_error(req, 400, "invalid", "%s", msg);
+        } else {
+            host_reply_error(req, 503, "unavailable", "out of memory");
+        }
+        return;
+    }
+    /* The path as given: a symbolic link in it is followed at each start,
+     * so pointing the link at a new build upgrades the ships (a new
+     * epoch). */
+    c->program = mem_strdup(program);
     c->ids = mem_calloc((size_t)count, sizeof *c->ids);
     if (c->program == NULL || c->ids == NULL) {
         admin__create_free(c);
@@ -260,16 +492,20 @@ void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
     c->single = single;
     snprintf(c->name, sizeof c->name, "%s", name);
     c->created_ns = host_now_ns();
-    c->idle_ms = (uint64_t)idle;
-    c->freeze_ms = (uint64_t)freeze;
+    c->idle_ms = idle;
+    c->freeze_ms = freeze;
     c->count = (uint32_t)count;
+    if (!single && name[0] != '\0' && !admin__resume(c)) {
+        admin__create_free(c);
+        return;
+    }
     admin__create_next(c);
 }
 
 /* Return the value of query parameter key in target, copied to out, or
  * NULL when absent. */
-static const char *admin__query(const char *target, const char *key,
-                                char *out, size_t size)
+static const char *admin__query(const char *target, const char *key, char *out,
+                                size_t size)
 {
     const char *q = strchr(target, '?');
     size_t klen = strlen(key);
@@ -310,12 +546,55 @@ static bool admin__number(const char *s, unsigned long long max,
 #define ADMIN__PAGE 1000
 #define ADMIN__PAGE_MAX 10000
 
+/* Return how many ships are in state now: the live ones in it, or for
+ * asleep every ship that is not live in another state. */
+static uint32_t admin__tier_count(const struct host *h, enum ship_state state)
+{
+    if (state != SHIP_ASLEEP) {
+        return h->tiers[state];
+    }
+    uint32_t others = 0;
+    for (int i = 0; i < SHIP__STATE_COUNT; i++) {
+        if (i != SHIP_REMOVED && i != SHIP_ASLEEP) {
+            others += h->tiers[i];
+        }
+    }
+    uint32_t total = registry_count(&h->reg);
+    return total > others ? total - others : 0;
+}
+
+/* Whether the ship in slot is listed: it is not removed, and it is in
+ * state want (any state for want < 0). */
+static bool admin__listed(const struct host *h, uint32_t slot, int want)
+{
+    const struct registry_ship *e = registry_get(&h->reg, slot);
+    if (e->flags & REGISTRY_REMOVED) {
+        return false;
+    }
+    const struct host_ship *s = e->live;
+    return want < 0 || (int)(s != NULL ? s->state : SHIP_ASLEEP) == want;
+}
+
 static void admin__list(struct host *h, struct http_request *req)
 {
     char v[32];
     unsigned long long limit = ADMIN__PAGE, after = 0;
-    const char *p = admin__query(req->target, "limit", v, sizeof v);
-    if (p != NULL && (!admin__number(p, ADMIN__PAGE_MAX, &limit) || limit == 0)) {
+    int want = -1;
+    enum ship_state state = SHIP_ASLEEP;
+    const char *p = admin__query(req->target, "state", v, sizeof v);
+    if (p != NULL) {
+        if (ship_state_parse(p, &state) != 0 || state == SHIP_REMOVED) {
+            host_reply_error(req, 400, "invalid",
+                             "state must be asleep, waking, awake, frozen or "
+                             "sleeping, not %s",
+                             p);
+            return;
+        }
+        want = (int)state;
+    }
+    p = admin__query(req->target, "limit", v, sizeof v);
+    if (p != NULL &&
+        (!admin__number(p, ADMIN__PAGE_MAX, &limit) || limit == 0)) {
         host_reply_error(req, 400, "invalid", "limit must be from 1 to %d",
                          ADMIN__PAGE_MAX);
         return;
@@ -331,22 +610,23 @@ static void admin__list(struct host *h, struct http_request *req)
     uint64_t last = 0;
     unsigned long long n = 0;
     for (; slot < h->reg.n_slots && n < limit; slot++) {
-        const struct registry_ship *e = registry_get(&h->reg, slot);
-        if (e->flags & REGISTRY_REMOVED) {
+        if (!admin__listed(h, slot, want)) {
             continue;
         }
         json_array_append_new(arr, host_ship_json(h, slot));
-        last = e->sid;
+        last = registry_get(&h->reg, slot)->sid;
         n++;
     }
-    /* Skip trailing holes, so that a full last page says "no more". */
-    while (slot < h->reg.n_slots &&
-           (registry_get(&h->reg, slot)->flags & REGISTRY_REMOVED)) {
+    /* Skip trailing holes and ships in other states, so that a full last
+     * page says "no more". */
+    while (slot < h->reg.n_slots && !admin__listed(h, slot, want)) {
         slot++;
     }
     json_t *o = json_object();
     json_object_set_new(o, "ships", arr);
-    json_object_set_new(o, "total", json_integer(registry_count(&h->reg)));
+    json_object_set_new(o, "total",
+                        json_integer(want < 0 ? registry_count(&h->reg)
+                                              : admin__tier_count(h, state)));
     if (slot < h->reg.n_slots) {
         char next[32];
         snprintf(next, sizeof next, "%llu", (unsigned long long)last);
@@ -384,25 +664,22 @@ static uint64_t admin__rss(void)
 
 static void admin__stats(struct host *h, struct http_request *req)
 {
-    unsigned live_not_asleep = 0;
     json_t *st = json_object();
     for (int i = 0; i < SHIP__STATE_COUNT; i++) {
         if (i != SHIP_REMOVED && i != SHIP_ASLEEP) {
             json_object_set_new(st, ship_state_name(i),
                                 json_integer(h->tiers[i]));
-            live_not_asleep += h->tiers[i];
         }
     }
     uint32_t total = registry_count(&h->reg);
     json_object_set_new(st, "asleep",
-                        json_integer(total > live_not_asleep
-                                         ? total - live_not_asleep
-                                         : 0));
+                        json_integer(admin__tier_count(h, SHIP_ASLEEP)));
     json_t *o = json_object();
     json_object_set_new(o, "ships", json_integer(total));
     json_object_set_new(o, "states", st);
     json_object_set_new(o, "wake_queue", json_integer(h->n_wake_queue));
     json_object_set_new(o, "live", json_integer(h->n_live));
+    json_object_set_new(o, "corrupt", json_integer(h->n_damaged));
     json_object_set_new(o, "programs_running", json_integer(h->n_procs));
     json_object_set_new(o, "max_awake", json_integer(h->max_awake));
     json_object_set_new(o, "awake_memory_bytes",
@@ -410,6 +687,8 @@ static void admin__stats(struct host *h, struct http_request *req)
     json_object_set_new(o, "max_awake_bytes",
                         json_integer((json_int_t)h->cfg.max_awake_bytes));
     json_object_set_new(o, "freezer", json_string(proc_freezer_name()));
+    json_object_set_new(o, "stderr_dropped_bytes",
+                        json_integer((json_int_t)proc_stderr_dropped_total()));
     json_object_set_new(o, "events_committed",
                         json_integer((json_int_t)h->events_committed));
     json_object_set_new(o, "batches_committed",
@@ -545,6 +824,6 @@ notfound:
     host_reply_error(req, 404, "not_found", "no such endpoint: %s %s", m, path);
     return;
 method:
-    host_reply_error(req, 405, "method_not_allowed",
-                     "%s is not allowed on %s", m, path);
+    host_reply_error(req, 405, "method_not_allowed", "%s is not allowed on %s",
+                     m, path);
 }

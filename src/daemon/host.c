@@ -138,6 +138,14 @@ static int host__apply_registry(struct host *h, const uint8_t *entry,
     }
     if (type == RECORD_ENTRY_SHIP_REMOVE &&
         record_decode_ship_remove(entry, len, &sid) == 0) {
+        /* Give the ship's space back: its pages leave the store's file,
+         * and the log's segments with its events leave the disk, at the
+         * raft snapshot this asks for (which syncs the store first). */
+        if (store_compact(h->store) != 0) {
+            host_log("warn", "cannot give a removed ship's space back", "error",
+                     store_errmsg(h->store), NULL);
+        }
+        log_compact(h->log);
         uint32_t slot = registry_seek(&h->reg, sid - 1);
         if (slot < h->reg.n_slots && registry_get(&h->reg, slot)->sid == sid &&
             registry_get(&h->reg, slot)->live == NULL) {
@@ -150,11 +158,34 @@ static int host__apply_registry(struct host *h, const uint8_t *entry,
     return 0;
 }
 
+/* A committed entry's records for a ship did not fit what the store holds
+ * of it: the ship is damaged, the others go on. */
+static void host__damaged(void *arg, uint64_t sid, uint64_t number,
+                          const char *why)
+{
+    struct host *h = arg;
+    char detail[200];
+    snprintf(detail, sizeof detail, "event %llu: %s",
+             (unsigned long long)number, why);
+    uint32_t slot = registry_seek(&h->reg, sid - 1);
+    if (slot < h->reg.n_slots && registry_get(&h->reg, slot)->sid == sid) {
+        host_ship_mark_corrupt(h, slot, detail);
+    } else {
+        /* Before the registry is loaded: the ship's next wake finds the
+         * damage again, in its hash chain. */
+        char s[32];
+        snprintf(s, sizeof s, "%llu", (unsigned long long)sid);
+        host_log("error", "ship's stored data failed its checks", "sid", s,
+                 "error", detail, NULL);
+    }
+}
+
 static int host__apply(void *arg, uint64_t index, const uint8_t *entry,
                        size_t len, int *result)
 {
     struct host *h = arg;
-    int rv = store_apply_entry(h->store, index, entry, len, result);
+    struct store_apply_hook hook = {.damaged = host__damaged, .arg = h};
+    int rv = store_apply_entry(h->store, index, entry, len, &hook, result);
     if (rv != 0) {
         host_log("fatal", "cannot apply log entry", "error",
                  store_errmsg(h->store), NULL);
@@ -436,6 +467,68 @@ static unsigned host__admin_max_conns(void *arg)
     return HOST__ADMIN_CONNS;
 }
 
+/* Name this host's programs and cgroups after its data directory, whose
+ * device and inode no other directory has while it exists, and kill what
+ * an earlier run of it left: a host killed with -9 cannot clean up, and
+ * the lock taken just before says that run is over. */
+static void host__claim_programs(const char *dir)
+{
+    struct stat st;
+    char tag[64];
+    char n[16];
+    unsigned killed = 0;
+    if (stat(dir, &st) != 0) {
+        return; /* the lock file is in it: not expected */
+    }
+    snprintf(tag, sizeof tag, "%llx-%llx", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    int rv = proc_setup(tag, &killed);
+    if (rv != 0) {
+        host_log("warn", "cannot name this host's programs", "error",
+                 err_str(rv), NULL);
+        return;
+    }
+    if (killed > 0) {
+        snprintf(n, sizeof n, "%u", killed);
+        host_log("info", "killed processes an earlier run left", "processes", n,
+                 NULL);
+    }
+}
+
+/* Tell clients where the admin API is. On TCP the host writes its address
+ * (HOST:PORT, the port as bound) to DATA/admin.addr, which the CLI reads
+ * when it is given the data directory, and removes a socket file left by
+ * an earlier host; on the socket it removes an admin.addr left by an
+ * earlier host. Best effort: a client can still be given --admin. */
+static void host__publish_admin(struct host *h)
+{
+    const char *admin = h->cfg.admin;
+    char path[4096], other[4100];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/admin.addr", h->cfg.data_dir);
+    if (admin == NULL) {
+        unlink(path);
+        return;
+    }
+    snprintf(other, sizeof other, "%s/admin.sock", h->cfg.data_dir);
+    if (lstat(other, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        unlink(other);
+    }
+    const char *colon = strrchr(admin, ':');
+    int host_len = colon ? (int)(colon - admin) : (int)strlen(admin);
+    /* Written whole and renamed, so a reader never sees half of it. */
+    snprintf(other, sizeof other, "%s.new", path);
+    FILE *f = fopen(other, "w");
+    if (f != NULL) {
+        fprintf(f, "%.*s:%d\n", host_len, admin, http_server_port(h->admin));
+    }
+    if (f == NULL || fclose(f) != 0 || rename(other, path) != 0) {
+        host_log("warn", "cannot write the admin address", "path", path,
+                 "error", strerror(errno), NULL);
+        unlink(other);
+    }
+}
+
 /* The stopped host, kept reachable until the process exits. */
 static struct host *host__instance;
 
@@ -459,12 +552,6 @@ int host_run(const struct host_config *cfg)
     hist_init(&h->thaw_latency);
     buf_init(&h->batch);
     signal(SIGPIPE, SIG_IGN);
-    /* First, while this process holds a handful of descriptors and no
-     * threads: the launcher starts every program from here on. */
-    if (launcher_start(errmsg) != 0) {
-        host_log("warn", "no program launcher; starting programs directly",
-                 "error", errmsg, NULL);
-    }
 
     /* A request becomes one frame to its program: body, headers and
      * target must fit in the frame limit. */
@@ -491,6 +578,14 @@ int host_run(const struct host_config *cfg)
         }
         goto err_after_alloc;
     }
+    host__claim_programs(cfg->data_dir);
+    /* While this process holds a handful of descriptors and no threads,
+     * and knows its run: the launcher starts every program from here on,
+     * and kills what is left of them when the host is gone. */
+    if (launcher_start(errmsg) != 0) {
+        host_log("warn", "no program launcher; starting programs directly",
+                 "error", errmsg, NULL);
+    }
     rv = uv_loop_init(&h->loop);
     if (rv != 0) {
         fprintf(stderr, "berth: event loop: %s\n", uv_strerror(rv));
@@ -503,9 +598,16 @@ int host_run(const struct host_config *cfg)
         goto err_after_loop;
     }
 
+    uint64_t applied = 0;
+    rv = store_meta_get(h->store, "applied_index", &applied);
+    if (rv != 0) {
+        fprintf(stderr, "berth: store %s: %s\n", path, store_errmsg(h->store));
+        goto err_after_store;
+    }
     snprintf(path, sizeof path, "%s/raft", cfg->data_dir);
     struct log_config lc = {
         .dir = path,
+        .applied_index = applied,
         .apply = host__apply,
         .sync = host__sync,
         .fatal = host__fatal,
@@ -514,8 +616,13 @@ int host_run(const struct host_config *cfg)
     };
     rv = log_open(&h->log, &h->loop, &lc, errmsg);
     if (rv != 0) {
-        fprintf(stderr, "berth: %s\n", errmsg);
-        goto err_after_store;
+        fprintf(stderr,
+                "berth: %s\nberth: the log cannot be loaded as it "
+                "is; refusing to start so that nothing is lost (its files "
+                "are left as they are; see docs/design.md, \"A damaged "
+                "log\")\n",
+                errmsg);
+        goto err_after_log;
     }
 
     uv_check_init(&h->loop, &h->flush);
@@ -523,6 +630,8 @@ int host_run(const struct host_config *cfg)
     uv_timer_init(&h->loop, &h->alarm_timer);
     h->alarm_timer.data = h;
     host_budget_start(h);
+    uv_timer_init(&h->loop, &h->measure_timer);
+    h->measure_timer.data = h;
 
     struct http_server_config hc = {
         .max_body = cfg->max_body,
@@ -572,6 +681,7 @@ int host_run(const struct host_config *cfg)
         fprintf(stderr, "berth: admin API: %s\n", errmsg);
         goto err_after_log;
     }
+    host__publish_admin(h);
 
     uv_signal_init(&h->loop, &h->sigint);
     uv_signal_init(&h->loop, &h->sigterm);
@@ -594,8 +704,13 @@ int host_run(const struct host_config *cfg)
     host_ships_shutdown(h);
     uv_timer_stop(&h->alarm_timer);
     host_budget_stop(h);
+    uv_timer_stop(&h->measure_timer);
     http_server_close(h->front, NULL, NULL);
     http_server_close(h->admin, NULL, NULL);
+    if (cfg->admin != NULL) {
+        snprintf(path, sizeof path, "%s/admin.addr", cfg->data_dir);
+        unlink(path);
+    }
     uv_signal_stop(&h->sigint);
     uv_signal_stop(&h->sigterm);
     uint64_t deadline = uv_now(&h->loop) + 10000;
@@ -614,7 +729,12 @@ int host_run(const struct host_config *cfg)
     return 0;
 
 err_after_log:
-    /* A host that failed to start exits; the OS reclaims what is left. */
+    /* A host that failed to start exits; the OS reclaims what is left: the
+     * log may still hold handles on the loop. h stays reachable, as after a
+     * stop. */
+    store_close(h->store);
+    h->store = NULL;
+    host__instance = h;
     return 1;
 err_after_store:
     store_close(h->store);

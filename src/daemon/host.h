@@ -158,8 +158,10 @@ struct host_ship {
     uint64_t memory_ms;    /* loop time of that measure; 0: never */
     struct host_ship *lru_prev, *lru_next; /* ships with a process */
     struct host_ship *wake_next;           /* in the host's wake queue */
-    uint64_t replay_last;          /* while waking: the last event to replay */
-    uint64_t replay_next;          /* while waking: the next DONE expected */
+    uint64_t replay_last; /* while waking: the last event to replay */
+    uint64_t replay_next; /* while waking: the next DONE expected */
+    uint8_t replay_chain[STORE_HASH_SIZE]; /* while waking: the snapshot's
+                                              link to the log */
     struct http_request **waiters; /* admin requests awaiting a settled state */
     char last_failure[300];        /* why the program last ended badly */
     unsigned n_waiters;
@@ -179,6 +181,13 @@ struct host_program {
     uint8_t epoch[STORE_HASH_SIZE];
 };
 
+/* A ship whose stored data failed its checks, and why. Damage is rare, so
+ * the host keeps these in a short list. */
+struct host_damage {
+    uint32_t slot;
+    char detail[200];
+};
+
 struct host {
     struct host_config cfg;
     uv_loop_t loop;
@@ -192,6 +201,7 @@ struct host {
     struct registry reg;  /* every ship, compact */
     struct alarms alarms; /* durable alarms by slot */
     uv_timer_t alarm_timer;
+    uv_timer_t measure_timer; /* the memory sweep, while programs run */
     struct host_program *programs;
     uint32_t n_programs;
     unsigned n_live;                       /* live ship objects */
@@ -200,7 +210,8 @@ struct host {
     struct host_ship *lru_head, *lru_tail; /* oldest first */
     struct host_ship *wake_head, *wake_tail;
     unsigned n_wake_queue;
-    uint64_t awake_memory; /* sum of the programs' last measured memory */
+    uint64_t awake_memory; /* sum of the programs' last measured memory,
+                              each with what it started */
     unsigned max_awake;    /* the cap in force */
     unsigned fd_limit, fd_base;
     /* Descriptors guaranteed to programs and to connections: neither side
@@ -228,6 +239,8 @@ struct host {
     uint64_t started_ns;
     uint64_t disk_checked_ms;
     bool disk_ok;
+    struct host_damage *damaged; /* ships marked REGISTRY_CORRUPT */
+    unsigned n_damaged;
 };
 
 /* Return the registry slot of the ship with this id or name, or
@@ -305,6 +318,16 @@ void host_budget_stop(struct host *h);
  * descriptors not used by programs or kept for them and for the admin
  * API (an http_server_config max_conns callback; arg is the host). */
 unsigned host_front_max_conns(void *arg);
+/* Mark the ship in slot corrupt: its stored data failed a check, described
+ * by detail (copied; it names the event). Its program is killed, its
+ * pending and later events are answered 502 corrupt, and it is not woken
+ * again until the host restarts and its data checks. Other ships are not
+ * touched. */
+void host_ship_mark_corrupt(struct host *h, uint32_t slot, const char *detail);
+
+/* Return what was found wrong with a ship marked corrupt ("" if nothing is
+ * known); valid until the next mark. */
+const char *host_ship_corrupt_detail(const struct host *h, uint32_t slot);
 
 /* Kill a ship's program and fail its queued jobs: the host is stopping. */
 void host_ship_shutdown(struct host_ship *s);

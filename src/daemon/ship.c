@@ -28,6 +28,7 @@
 #include "daemon/host.h"
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "lib/strlist.h"
 #include "proc/proc.h"
 
 enum {
@@ -51,8 +52,14 @@ enum {
  * more than a few per core only adds memory and latency. */
 #define HOST__MAX_WAKING 8
 
-/* A program's memory is measured at most this often, when it goes idle. */
-#define SHIP__MEMORY_EVERY_MS 1000
+/* The memory of running programs is measured by one host-wide timer that
+ * ticks this often while a program that is not frozen runs, measuring at
+ * most HOST__MEASURE_MAX programs a tick, each at most every
+ * SHIP__MEMORY_EVERY_MS. A measure reads a few /proc or cgroup files
+ * (5-6 us each), so a tick costs at most about 2 ms of the loop. */
+#define HOST__MEASURE_TICK_MS 250
+#define HOST__MEASURE_MAX 100
+#define SHIP__MEMORY_EVERY_MS 750
 
 /* While the buffer budget is over, plans are made again this often even
  * if nothing reports a change. */
@@ -224,22 +231,66 @@ static void host__lru_touch(struct host *h, struct host_ship *s)
     h->lru_tail = s;
 }
 
-static void ship__measure(struct host_ship *s, bool force)
+/* Measure the program and what it started (proc_memory). */
+static void ship__measure(struct host_ship *s)
 {
     struct host *h = s->host;
     uint64_t now = uv_now(&h->loop);
     uint64_t bytes;
-    if (s->proc == NULL ||
-        (!force && s->memory_ms != 0 &&
-         now - s->memory_ms < SHIP__MEMORY_EVERY_MS)) {
-        return;
-    }
-    if (proc_memory(s->proc, &bytes) != 0) {
+    if (s->proc == NULL || proc_memory(s->proc, &bytes) != 0) {
         return;
     }
     h->awake_memory = h->awake_memory - s->memory + bytes;
     s->memory = bytes;
     s->memory_ms = now ? now : 1;
+}
+
+static bool host__crowded(const struct host *h);
+
+/* One tick of the memory sweep: measure the running programs that are due,
+ * least recently used first, then put idle ships to sleep if the budget is
+ * exceeded, and start queued wakes if measures came out lower. A frozen
+ * program was measured as it froze and cannot grow; one that is leaving
+ * (SLEEPING) keeps its last measure. The timer stops when nothing is left
+ * to measure, and a wake or a thaw starts it again. */
+static void host__measure_cb(uv_timer_t *t)
+{
+    struct host *h = t->data;
+    uint64_t now = uv_now(&h->loop);
+    unsigned measured = 0;
+    bool running = false;
+    for (struct host_ship *s = h->lru_head; s != NULL; s = s->lru_next) {
+        if (s->proc == NULL || s->state == SHIP_FROZEN ||
+            s->state == SHIP_SLEEPING) {
+            continue;
+        }
+        running = true;
+        if (measured < HOST__MEASURE_MAX &&
+            (s->memory_ms == 0 ||
+             now - s->memory_ms >= SHIP__MEMORY_EVERY_MS)) {
+            ship__measure(s);
+            measured++;
+        }
+    }
+    if (!running || h->stopping) {
+        uv_timer_stop(t);
+    }
+    if (h->stopping) {
+        return;
+    }
+    if (host__crowded(h)) {
+        host__evict(h);
+    }
+    host__pump_wakes(h);
+}
+
+/* A program runs (again): make sure the sweep measures it. */
+static void host__measure_start(struct host *h)
+{
+    if (!uv_is_active((uv_handle_t *)&h->measure_timer)) {
+        uv_timer_start(&h->measure_timer, host__measure_cb,
+                       HOST__MEASURE_TICK_MS, HOST__MEASURE_TICK_MS);
+    }
 }
 
 static void ship__forget_memory(struct host_ship *s)
@@ -390,8 +441,8 @@ static bool host__crowded(const struct host *h)
         h->awake_memory > h->cfg.max_awake_bytes && staying > 0) {
         return true;
     }
-    unsigned want = h->n_wake_queue < HOST__MAX_WAKING ? h->n_wake_queue
-                                                       : HOST__MAX_WAKING;
+    unsigned want =
+        h->n_wake_queue < HOST__MAX_WAKING ? h->n_wake_queue : HOST__MAX_WAKING;
     return want > 0 && !host__room(h, staying + want - 1);
 }
 
@@ -703,9 +754,9 @@ static void ship__answer(struct host_job *j)
         }
     } else {
         json_t *o = json_object();
-        json_object_set_new(o, "event", j->changed
-                                            ? json_integer((json_int_t)j->number)
-                                            : json_null());
+        json_object_set_new(o, "event",
+                            j->changed ? json_integer((json_int_t)j->number)
+                                       : json_null());
         json_object_set_new(o, "changed", json_boolean(j->changed));
         if (j->status != 0) {
             json_t *r = json_object();
@@ -765,9 +816,9 @@ static void ship__answer_waiters(struct host_ship *s)
     for (unsigned i = 0; i < n; i++) {
         struct http_request *req = waiters[i];
         if (req->data == &ship__wake_waiter && s->state != SHIP_AWAKE) {
-            host_reply_error(req, 502, "wake_failed", "ship %s did not wake: %s",
-                             s->id, s->last_failure[0] ? s->last_failure
-                                                       : "unknown reason");
+            host_reply_error(
+                req, 502, "wake_failed", "ship %s did not wake: %s", s->id,
+                s->last_failure[0] ? s->last_failure : "unknown reason");
         } else {
             host_reply_json(req, 200, host_ship_json(s->host, s->slot));
         }
@@ -801,6 +852,13 @@ static void ship__submit(struct host_ship *s, struct host_job *job)
     if (h->stopping) {
         ship__job_fail(job, 503, "unavailable", "host is stopping");
         ship__answer(job);
+        return;
+    }
+    if (ship__entry(s)->flags & REGISTRY_CORRUPT) {
+        ship__job_fail(job, 502, "corrupt", "ship %s: %s", s->id,
+                       host_ship_corrupt_detail(h, s->slot));
+        ship__answer(job);
+        ship__maybe_free(s);
         return;
     }
     if (s->n_waiting >= h->cfg.max_queue) {
@@ -920,6 +978,19 @@ static int ship__hash_program(struct host_ship *s)
     return 0;
 }
 
+/* Fail the events waiting for a wake that did not happen: 502 corrupt when
+ * the ship's data failed its checks, else 502 wake_failed. */
+static void ship__fail_wake(struct host_ship *s, const char *why)
+{
+    if (ship__entry(s)->flags & REGISTRY_CORRUPT) {
+        ship__fail_waiting(s, 502, "corrupt", "ship %s: %s", s->id,
+                           host_ship_corrupt_detail(s->host, s->slot));
+    } else {
+        ship__fail_waiting(s, 502, "wake_failed", "ship %s failed to wake: %s",
+                           s->id, why);
+    }
+}
+
 static void ship__wake(struct host_ship *s)
 {
     struct host *h = s->host;
@@ -927,7 +998,6 @@ static void ship__wake(struct host_ship *s)
     char errmsg[ERRMSG_SIZE];
     struct buf snap;
     uint64_t snap_number = 0;
-    uint8_t snap_epoch[STORE_HASH_SIZE];
     int rv;
 
     ship__set_state(s, SHIP_WAKING);
@@ -948,33 +1018,49 @@ static void ship__wake(struct host_ship *s)
     s->created_ns = rec.created_ns;
     s->alarm_ns = rec.alarm_ns;
     memcpy(s->head_hash, rec.last_hash, sizeof s->head_hash);
-    store_ship_clear(&rec);
 
     if (ship__hash_program(s) != 0) {
         snprintf(errmsg, sizeof errmsg, "cannot read program %s", s->program);
-        goto err;
+        goto err_after_rec;
     }
     buf_init(&snap);
+    /* Replay from event 1 follows from nothing: zeros. */
+    memset(s->replay_chain, 0, sizeof s->replay_chain);
     if (s->snapshot_event > 0) {
-        rv = store_snapshot_get(h->store, s->sid, &snap_number, snap_epoch,
-                                &snap);
+        struct store_snapshot meta;
+        rv = store_snapshot_get(h->store, s->sid, &meta, &snap);
+        if (rv == BERTH_ECORRUPT) {
+            buf_free(&snap);
+            host_ship_mark_corrupt(h, s->slot, store_errmsg(h->store));
+            snprintf(errmsg, sizeof errmsg, "%s", store_errmsg(h->store));
+            goto err_after_rec;
+        }
         if (rv != 0) {
             buf_free(&snap);
             snprintf(errmsg, sizeof errmsg, "cannot read snapshot: %s",
                      store_errmsg(h->store));
-            goto err;
+            goto err_after_rec;
         }
+        snap_number = meta.number;
+        memcpy(s->replay_chain, meta.chain, sizeof s->replay_chain);
     }
 
+    /* The arguments and environment live in the store, not in memory: a
+     * wake reads the ship's record anyway. */
     struct proc_config pc = {
         .path = s->program,
         .name = s->name[0] ? s->name : s->id,
         .ship_id = s->id,
         .max_frame = h->cfg.max_frame,
         .budget = &h->budget,
+        .args = rec.args,
+        .args_len = rec.args_len,
+        .env = rec.env,
+        .env_len = rec.env_len,
     };
     rv = proc_spawn(&s->proc, &h->loop, &pc, ship__on_frame, ship__on_exit, s,
                     errmsg);
+    store_ship_clear(&rec);
     if (rv != 0) {
         buf_free(&snap);
         goto err;
@@ -982,6 +1068,7 @@ static void ship__wake(struct host_ship *s)
     h->n_procs++;
     host__lru_touch(h, s);
     ship__hold_new(s);
+    host__measure_start(h);
     struct frame_boot boot = {
         .id = s->id,
         .id_len = strlen(s->id),
@@ -1002,14 +1089,15 @@ static void ship__wake(struct host_ship *s)
     ship__arm(s, SHIP__TIMER_WAKE, ship__wake_ms(h));
     return;
 
+err_after_rec:
+    store_ship_clear(&rec);
 err:
     host_log("warn", "ship failed to wake", "ship", s->id, "error", errmsg,
              NULL);
     snprintf(s->last_failure, sizeof s->last_failure, "%s", errmsg);
     ship__set_state(s, SHIP_ASLEEP);
     s->measure_next = HOST_MEASURE_NONE;
-    ship__fail_waiting(s, 502, "wake_failed", "ship %s failed to wake: %s",
-                       s->id, errmsg);
+    ship__fail_wake(s, errmsg);
     ship__answer_waiters(s);
     host__pump_wakes(h);
     ship__maybe_free(s);
@@ -1075,15 +1163,20 @@ static void ship__on_ready(struct host_ship *s, bool accepted)
         proc_kill(s->proc, why);
         return;
     }
-    if (start > s->last_event) {
-        ship__awake(s);
-        return;
-    }
     s->replay_next = start;
     s->replay_last = s->last_event;
     struct ship__replay r = {.ship = s, .expect = start};
+    /* The store checks every record's place in the hash chain, from the
+     * snapshot's link (or from nothing at event 1) to the ship's head,
+     * also when there is nothing to replay. */
+    uint8_t zeros[STORE_HASH_SIZE] = {0};
     int rv = store_event_foreach(s->host->store, s->sid, start,
+                                 start == 1 ? zeros : s->replay_chain,
                                  ship__replay_one, &r);
+    if (rv == BERTH_ECORRUPT) {
+        host_ship_mark_corrupt(s->host, s->slot, store_errmsg(s->host->store));
+        return;
+    }
     if (rv == 0 && r.err == 0 && r.expect != s->last_event + 1) {
         r.err = BERTH_ECORRUPT;
     }
@@ -1091,6 +1184,10 @@ static void ship__on_ready(struct host_ship *s, bool accepted)
         proc_kill(s->proc, r.err == BERTH_ECORRUPT
                                ? "the ship's log has a gap or a bad record"
                                : "cannot replay the log");
+        return;
+    }
+    if (start > s->last_event) {
+        ship__awake(s);
         return;
     }
     ship__arm(s, SHIP__TIMER_WAKE, ship__wake_ms(s->host));
@@ -1161,6 +1258,7 @@ static void ship__stop(struct host_ship *s)
 static void ship__thaw(struct host_ship *s)
 {
     ship__set_state(s, SHIP_AWAKE);
+    host__measure_start(s->host);
     if (proc_thaw(s->proc) != 0) {
         proc_kill(s->proc, "cannot thaw the program");
     }
@@ -1188,22 +1286,30 @@ static void ship__begin_sleep(struct host_ship *s, const char *why)
     }
 }
 
+/* The freeze timeout in force for a ship's own setting: the host's for 0,
+ * and 0 (never) for STORE_TIMEOUT_NEVER, as for the host. */
+static uint64_t ship__freeze_ms(uint64_t own, const struct host_config *cfg)
+{
+    if (own == STORE_TIMEOUT_NEVER) {
+        return 0;
+    }
+    return own ? own : cfg->freeze_timeout_ms;
+}
+
 static uint64_t ship__timeout(const struct host_ship *s, bool freeze)
 {
     const struct host_config *cfg = &s->host->cfg;
     if (freeze) {
-        return s->freeze_timeout_ms ? s->freeze_timeout_ms
-                                    : cfg->freeze_timeout_ms;
+        return ship__freeze_ms(s->freeze_timeout_ms, cfg);
     }
     return s->idle_timeout_ms ? s->idle_timeout_ms : cfg->idle_timeout_ms;
 }
 
-/* The ship has nothing to do: measure it, make room if the host is crowded,
- * and arm the first idle deadline. */
+/* The ship has nothing to do: make room if the host is crowded, and arm
+ * the first idle deadline. */
 static void ship__idle(struct host_ship *s)
 {
     struct host *h = s->host;
-    ship__measure(s, false);
     if (host__crowded(h)) {
         host__evict(h);
         if (s->state != SHIP_AWAKE) {
@@ -1649,8 +1755,7 @@ static void ship__on_frame(struct proc *p, const struct frame *f, void *arg)
     }
 }
 
-static void ship__on_exit(struct proc *p, const char *why, int clean,
-                          void *arg)
+static void ship__on_exit(struct proc *p, const char *why, int clean, void *arg)
 {
     struct host_ship *s = arg;
     struct host *h = s->host;
@@ -1683,8 +1788,9 @@ static void ship__on_exit(struct proc *p, const char *why, int clean,
         ship__gate_push(s, j);
     }
     if (s->state == SHIP_WAKING) {
-        ship__fail_waiting(s, 502, "wake_failed",
-                           "ship %s failed to wake: program %s", s->id, why);
+        char msg[300];
+        snprintf(msg, sizeof msg, "program %s", why);
+        ship__fail_wake(s, msg);
     }
     s->snapshot_pending = false;
     s->stop_sent = false;
@@ -1730,7 +1836,8 @@ static void ship__timer_cb(uv_timer_t *t)
         break;
     case SHIP__TIMER_FREEZE:
         if (s->state == SHIP_AWAKE && !ship__busy(s)) {
-            ship__measure(s, true);
+            /* Frozen, it cannot grow: this measure holds until it thaws. */
+            ship__measure(s);
             if (proc_freeze(s->proc) == 0) {
                 ship__set_state(s, SHIP_FROZEN);
             } else {
@@ -1739,6 +1846,12 @@ static void ship__timer_cb(uv_timer_t *t)
             uint64_t idle = ship__timeout(s, false);
             uint64_t freeze = ship__timeout(s, true);
             ship__arm(s, SHIP__TIMER_IDLE, idle > freeze ? idle - freeze : 0);
+            /* The measure may have put the host over its budget, and no
+             * sweep runs while every program is frozen. Last: it may put
+             * this very ship to sleep. */
+            if (host__crowded(s->host)) {
+                host__evict(s->host);
+            }
         }
         break;
     case SHIP__TIMER_IDLE:
@@ -1758,7 +1871,18 @@ static void ship__timer_cb(uv_timer_t *t)
 void host_ship_durable(struct host_ship *s, uint64_t number, int status)
 {
     s->inflight--;
-    if (status == 0) {
+    if (status == 0 && (ship__entry(s)->flags & REGISTRY_CORRUPT)) {
+        /* The log has the events, but the ship's store did not take them:
+         * never answer as if they were kept. */
+        for (struct gate_item *i = s->gate.head; i != NULL; i = i->next) {
+            struct host_job *j = (struct host_job *)i;
+            if (i->needs_log && i->number <= number && !i->durable) {
+                ship__job_fail(j, 502, "corrupt", "ship %s: %s", s->id,
+                               host_ship_corrupt_detail(s->host, s->slot));
+                i->durable = true;
+            }
+        }
+    } else if (status == 0) {
         if (number > s->last_event) {
             s->last_event = number;
         }
@@ -1808,8 +1932,7 @@ static void host__alarm_cb(uv_timer_t *t)
             continue;
         }
         h->alarms_fired++;
-        host_ship_deliver(s, HOST_JOB_ALARM, NULL, FRAME_EVENT_TIMER,
-                          &payload);
+        host_ship_deliver(s, HOST_JOB_ALARM, NULL, FRAME_EVENT_TIMER, &payload);
     }
     host__alarm_rearm(h);
 }
@@ -1967,6 +2090,42 @@ void host_ship_remove(struct host_ship *s, struct http_request *req)
     ship__remove_step(s);
 }
 
+void host_ship_mark_corrupt(struct host *h, uint32_t slot, const char *detail)
+{
+    struct registry_ship *e = registry_get(&h->reg, slot);
+    char id[REGISTRY_ID_LEN + 1];
+    registry_id(&h->reg, slot, id);
+    host_log("error",
+             "ship's stored data failed its checks; it will not "
+             "wake until this is repaired",
+             "ship", id, "error", detail, NULL);
+    if (!(e->flags & REGISTRY_CORRUPT)) {
+        struct host_damage *d =
+            mem_realloc(h->damaged, (h->n_damaged + 1) * sizeof *d);
+        if (d != NULL) {
+            h->damaged = d;
+            d[h->n_damaged].slot = slot;
+            snprintf(d[h->n_damaged].detail, sizeof d->detail, "%s", detail);
+            h->n_damaged++;
+        }
+        e->flags |= REGISTRY_CORRUPT;
+    }
+    struct host_ship *s = e->live;
+    if (s != NULL && s->proc != NULL) {
+        proc_kill(s->proc, "the ship's stored data failed its checks");
+    }
+}
+
+const char *host_ship_corrupt_detail(const struct host *h, uint32_t slot)
+{
+    for (unsigned i = 0; i < h->n_damaged; i++) {
+        if (h->damaged[i].slot == slot) {
+            return h->damaged[i].detail;
+        }
+    }
+    return "its stored data failed its checks";
+}
+
 void host_ship_shutdown(struct host_ship *s)
 {
     ship__disarm(s);
@@ -2025,6 +2184,26 @@ void host_ships_free(struct host *h)
 
 /* --- Describing ships. --- */
 
+/* A string list as JSON: an array of its strings, or for an environment
+ * (env true) an object of its "K=V" strings. */
+static json_t *ship__list_json(const char *p, size_t len, bool env)
+{
+    json_t *o = env ? json_object() : json_array();
+    const char *str;
+    size_t off = 0;
+    while ((str = strlist_next(p, len, &off)) != NULL) {
+        const char *eq = env ? strchr(str, '=') : NULL;
+        if (!env) {
+            json_array_append_new(o, json_string(str));
+        } else if (eq != NULL) {
+            char key[256];
+            snprintf(key, sizeof key, "%.*s", (int)(eq - str), str);
+            json_object_set_new(o, key, json_string(eq + 1));
+        }
+    }
+    return o;
+}
+
 json_t *host_ship_json(struct host *h, uint32_t slot)
 {
     const struct registry_ship *e = registry_get(&h->reg, slot);
@@ -2047,14 +2226,16 @@ json_t *host_ship_json(struct host *h, uint32_t slot)
     }
     uint64_t idle = rec.idle_timeout_ms ? rec.idle_timeout_ms
                                         : h->cfg.idle_timeout_ms;
-    uint64_t freeze = rec.freeze_timeout_ms ? rec.freeze_timeout_ms
-                                            : h->cfg.freeze_timeout_ms;
+    uint64_t freeze = ship__freeze_ms(rec.freeze_timeout_ms, &h->cfg);
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(id));
     json_object_set_new(o, "name", name[0] ? json_string(name) : json_null());
     json_object_set_new(o, "state", json_string(ship_state_name(state)));
     json_object_set_new(o, "program",
                         json_string(registry_program(&h->reg, slot)));
+    json_object_set_new(o, "args",
+                        ship__list_json(rec.args, rec.args_len, false));
+    json_object_set_new(o, "env", ship__list_json(rec.env, rec.env_len, true));
     json_object_set_new(o, "last_event", json_integer((json_int_t)last_event));
     json_object_set_new(o, "snapshot_event",
                         json_integer((json_int_t)rec.snapshot_event));
@@ -2073,9 +2254,17 @@ json_t *host_ship_json(struct host *h, uint32_t slot)
                         json_integer((json_int_t)alarms_get(&h->alarms, slot)));
     json_object_set_new(o, "memory_bytes",
                         json_integer((json_int_t)(s ? s->memory : 0)));
+    json_object_set_new(
+        o, "stderr_dropped_bytes",
+        json_integer(s && s->proc ? (json_int_t)proc_stderr_dropped(s->proc)
+                                  : 0));
     json_object_set_new(o, "pid",
                         s && s->proc ? json_integer(proc_pid(s->proc))
                                      : json_null());
+    json_object_set_new(o, "corrupt",
+                        e->flags & REGISTRY_CORRUPT
+                            ? json_string(host_ship_corrupt_detail(h, slot))
+                            : json_null());
     if (have) {
         store_ship_clear(&rec);
     }

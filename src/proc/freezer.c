@@ -5,21 +5,34 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/err.h"
+#include "proc/tree.h"
 
 /* How deep freezer_adopt follows children of children. */
 #define FREEZER__ADOPT_DEPTH 8
 
-/* 0 until detected. For a cgroup kind, freezer__dir is this host's
- * directory, <cgroup>/berth-<hostpid>. */
+/* How long a kill of leftovers waits for them to be gone, at most. */
+#define FREEZER__KILL_WAIT_MS 3000
+
+/* 0 until detected. For a cgroup kind, freezer__dir is this run's
+ * directory, <cgroup>/berth-<tag>/<run>, and freezer__mem the file of a
+ * program's cgroup that holds its memory use ("" if there is none). The
+ * names are made once per process, or set by freezer_claim. */
 static enum freezer_kind freezer__kind;
 static char freezer__dir[PATH_MAX];
+static char freezer__mem[32];
+static char freezer__tag[96];
+static char freezer__run[32];
+static char freezer__id[sizeof freezer__tag + sizeof freezer__run];
 
 /* Undo the octal escapes (\040 for a space) that /proc uses in paths. */
 static void freezer__unescape(char *s)
@@ -176,45 +189,157 @@ static int freezer__own_dir(int version, char *out)
     return n > 0 && n < PATH_MAX ? 0 : BERTH_ENOTFOUND;
 }
 
-/* Return whether name is a non-empty string of digits. */
-static bool freezer__is_number(const char *name)
+/* Make the names once. The tag defaults to this process's pid; the run is
+ * the pid and a random number, so that no two runs of one host share a
+ * directory, not even in pid namespaces that hand out the same pids. */
+static void freezer__names(void)
 {
-    if (*name == '\0') {
-        return false;
+    if (freezer__tag[0] == '\0') {
+        snprintf(freezer__tag, sizeof freezer__tag, "%d", (int)getpid());
     }
-    for (const char *c = name; *c != '\0'; c++) {
-        if (*c < '0' || *c > '9') {
-            return false;
+    if (freezer__run[0] == '\0') {
+        uint32_t r = 0;
+        if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+            r = (uint32_t)time(NULL) ^ ((uint32_t)getpid() << 16);
         }
+        snprintf(freezer__run, sizeof freezer__run, "%d-%08x", (int)getpid(),
+                 (unsigned)r);
     }
+    snprintf(freezer__id, sizeof freezer__id, "%s/%s", freezer__tag,
+             freezer__run);
+}
+
+const char *freezer_host_id(void)
+{
+    freezer__names();
+    return freezer__id;
+}
+
+/* Write text to the file at dir/file; returns 0 or BERTH_EIO. */
+static int freezer__write_at(const char *dir, const char *file,
+                             const char *text)
+{
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof path, "%s/%s", dir, file);
+    if (n <= 0 || (size_t)n >= sizeof path) {
+        return BERTH_EIO;
+    }
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return BERTH_EIO;
+    }
+    size_t len = strlen(text);
+    ssize_t w = write(fd, text, len);
+    close(fd);
+    return w == (ssize_t)len ? 0 : BERTH_EIO;
+}
+
+/* Copy the directory of pid's cgroup into a PATH_MAX buffer. */
+static int freezer__pid_dir(pid_t pid, char *dir)
+{
+    int n = snprintf(dir, PATH_MAX, "%s/%d", freezer__dir, (int)pid);
+    return n > 0 && n < PATH_MAX ? 0 : BERTH_EIO;
+}
+
+/* Write text to a control file of pid's cgroup; returns 0 or BERTH_EIO. */
+static int freezer__write(pid_t pid, const char *file, const char *text)
+{
+    char dir[PATH_MAX];
+    if (freezer__pid_dir(pid, dir) != 0) {
+        return BERTH_EIO;
+    }
+    return freezer__write_at(dir, file, text);
+}
+
+static bool freezer__kill_pid(pid_t pid, void *arg)
+{
+    unsigned *listed = arg;
+    (*listed)++;
+    kill(pid, SIGKILL);
     return true;
 }
 
-/* Remove the program cgroups under dir that are empty, then dir itself if
- * self is true. A cgroup still holding a process refuses rmdir and stays. */
-static void freezer__sweep(const char *dir, bool self)
+/* Send SIGKILL to every process of the cgroup at dir and of the cgroups
+ * below it. With cgroup v1 each cgroup is frozen first, so that nothing
+ * forks or exits between the list and the signal, and thawed after, since
+ * a task frozen by v1 takes even SIGKILL only once thawed (cgroup v2 lets
+ * a frozen task die). Returns how many processes were listed. */
+static unsigned freezer__kill_pass(const char *dir, int version)
+{
+    unsigned listed = 0;
+    char path[PATH_MAX];
+    if (version == 1) {
+        freezer__write_at(dir, "freezer.state", "FROZEN");
+    }
+    if (snprintf(path, sizeof path, "%s/cgroup.procs", dir) <
+        (int)sizeof path) {
+        tree_list(path, freezer__kill_pid, &listed);
+    }
+    DIR *d = opendir(dir);
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_type != DT_DIR || e->d_name[0] == '.' ||
+                snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >=
+                    (int)sizeof path) {
+                continue;
+            }
+            listed += freezer__kill_pass(path, version);
+        }
+        closedir(d);
+    }
+    if (version == 1) {
+        freezer__write_at(dir, "freezer.state", "THAWED");
+    }
+    return listed;
+}
+
+/* Remove the cgroup at dir and every cgroup below it, deepest first; one
+ * that still holds a process stays. */
+static void freezer__rmtree(const char *dir)
 {
     DIR *d = opendir(dir);
     if (d != NULL) {
         struct dirent *e;
         while ((e = readdir(d)) != NULL) {
             char path[PATH_MAX];
-            if (!freezer__is_number(e->d_name) ||
+            if (e->d_type != DT_DIR || e->d_name[0] == '.' ||
                 snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >=
                     (int)sizeof path) {
                 continue;
             }
-            rmdir(path);
+            freezer__rmtree(path);
         }
         closedir(d);
     }
-    if (self) {
-        rmdir(dir);
-    }
+    rmdir(dir);
 }
 
-/* A host is crash-only, so a host killed with -9 leaves its directory
- * behind; remove those of host processes that no longer exist. */
+/* Kill every process of the cgroup at dir and below it, wait until they
+ * are gone (at most FREEZER__KILL_WAIT_MS), and remove the cgroups.
+ * Returns how many processes there were. */
+static unsigned freezer__kill_tree(const char *dir, int version)
+{
+    unsigned found = freezer__kill_pass(dir, version);
+    /* cgroup.kill (Linux 5.14) also takes what forks meanwhile. */
+    if (version == 2) {
+        freezer__write_at(dir, "cgroup.kill", "1");
+    }
+    for (int waited = 0; found > 0 && waited < FREEZER__KILL_WAIT_MS;
+         waited += 5) {
+        usleep(5000);
+        if (freezer__kill_pass(dir, version) == 0) {
+            break;
+        }
+    }
+    freezer__rmtree(dir);
+    return found;
+}
+
+/* Remove what hosts that are gone left behind in base: the directories of
+ * dead processes that never named theirs (berth-<pid>, unit tests and older
+ * hosts), and empty groups of data directories whose last run ended. A
+ * group of a running host holds its run directory and stays. */
 static void freezer__sweep_dead(const char *base)
 {
     DIR *d = opendir(base);
@@ -223,8 +348,14 @@ static void freezer__sweep_dead(const char *base)
     }
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
+        char path[PATH_MAX];
         if (strncmp(e->d_name, "berth-", 6) != 0 ||
-            !freezer__is_number(e->d_name + 6)) {
+            snprintf(path, sizeof path, "%s/%s", base, e->d_name) >=
+                (int)sizeof path) {
+            continue;
+        }
+        if (!tree_is_number(e->d_name + 6)) {
+            rmdir(path);
             continue;
         }
         long pid = strtol(e->d_name + 6, NULL, 10);
@@ -232,30 +363,72 @@ static void freezer__sweep_dead(const char *base)
             errno != ESRCH) {
             continue;
         }
-        char path[PATH_MAX];
-        if (snprintf(path, sizeof path, "%s/%s", base, e->d_name) <
-            (int)sizeof path) {
-            freezer__sweep(path, true);
-        }
+        freezer__rmtree(path);
     }
     closedir(d);
 }
 
-/* Set up this host's directory in the given cgroup version; returns
- * whether that version's freezer can be used. */
+/* Let the program cgroups account their memory where the host's cgroup
+ * may hand the memory controller down (cgroup v2), or where the freezer
+ * hierarchy has it too (cgroup v1), and remember the file to read. */
+static void freezer__memory_setup(int version, const char *group)
+{
+    char path[PATH_MAX];
+    freezer__mem[0] = '\0';
+    if (version == 2) {
+        freezer__write_at(group, "cgroup.subtree_control", "+memory");
+        freezer__write_at(freezer__dir, "cgroup.subtree_control", "+memory");
+        FILE *f = snprintf(path, sizeof path, "%s/cgroup.subtree_control",
+                           freezer__dir) < (int)sizeof path
+                      ? fopen(path, "re")
+                      : NULL;
+        char line[256];
+        if (f != NULL) {
+            if (fgets(line, sizeof line, f) != NULL &&
+                strstr(line, "memory") != NULL) {
+                snprintf(freezer__mem, sizeof freezer__mem, "memory.current");
+            }
+            fclose(f);
+        }
+        return;
+    }
+    if (snprintf(path, sizeof path, "%s/memory.usage_in_bytes", freezer__dir) <
+            (int)sizeof path &&
+        access(path, R_OK) == 0) {
+        snprintf(freezer__mem, sizeof freezer__mem, "memory.usage_in_bytes");
+    }
+}
+
+/* Set up this run's directory in the given cgroup version; returns whether
+ * that version's freezer can be used. */
 static bool freezer__try(int version)
 {
     char base[PATH_MAX];
+    char group[PATH_MAX];
     if (freezer__own_dir(version, base) != 0) {
         return false;
     }
     freezer__sweep_dead(base);
-    int n = snprintf(freezer__dir, sizeof freezer__dir, "%s/berth-%d", base,
-                     (int)getpid());
+    freezer__names();
+    int n = snprintf(group, sizeof group, "%s/berth-%s", base, freezer__tag);
+    if (n <= 0 || (size_t)n >= sizeof group) {
+        return false;
+    }
+    n = snprintf(freezer__dir, sizeof freezer__dir, "%s/%s", group,
+                 freezer__run);
     if (n <= 0 || (size_t)n >= sizeof freezer__dir) {
         return false;
     }
-    if (mkdir(freezer__dir, 0755) != 0 && errno != EEXIST) {
+    /* Another host's sweep may remove the group, empty for a moment,
+     * between the two mkdirs. */
+    bool made = false;
+    for (int i = 0; i < 3 && !made; i++) {
+        if (mkdir(group, 0755) != 0 && errno != EEXIST) {
+            return false;
+        }
+        made = mkdir(freezer__dir, 0755) == 0 || errno == EEXIST;
+    }
+    if (!made) {
         return false;
     }
     /* A cgroup2 hierarchy without the freeze file (kernels before 5.2) or
@@ -265,8 +438,10 @@ static bool freezer__try(int version)
                  version == 2 ? "cgroup.freeze" : "freezer.state");
     if (n <= 0 || (size_t)n >= sizeof probe || access(probe, W_OK) != 0) {
         rmdir(freezer__dir);
+        rmdir(group);
         return false;
     }
+    freezer__memory_setup(version, group);
     return true;
 }
 
@@ -291,6 +466,7 @@ enum freezer_kind freezer_detect(void)
         freezer__kind = FREEZER_CGROUP1;
     } else {
         freezer__kind = FREEZER_SIGSTOP;
+        freezer__dir[0] = '\0';
     }
     return freezer__kind;
 }
@@ -307,23 +483,58 @@ const char *freezer_name(enum freezer_kind kind)
     }
 }
 
-/* Write text to a control file of pid's cgroup; returns 0 or BERTH_EIO. */
-static int freezer__write(pid_t pid, const char *file, const char *text)
+/* Return the cgroup version of a kind, or 0 for signals. */
+static int freezer__version(enum freezer_kind kind)
 {
-    char path[PATH_MAX];
-    int n =
-        snprintf(path, sizeof path, "%s/%d/%s", freezer__dir, (int)pid, file);
-    if (n <= 0 || (size_t)n >= sizeof path) {
-        return BERTH_EIO;
+    return kind == FREEZER_CGROUP2 ? 2 : kind == FREEZER_CGROUP1 ? 1 : 0;
+}
+
+int freezer_claim(const char *tag, unsigned *killed)
+{
+    *killed = 0;
+    size_t len = strlen(tag);
+    if (len == 0 || len >= sizeof freezer__tag ||
+        strspn(tag, "0123456789abcdefghijklmnopqrstuvwxyz"
+                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ-_.") != len ||
+        tree_is_number(tag)) {
+        return BERTH_EINVAL;
     }
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return BERTH_EIO;
+    freezer_cleanup(true);
+    memcpy(freezer__tag, tag, len + 1);
+    freezer__run[0] = '\0';
+    freezer__names();
+    /* Both hierarchies: an earlier run may have used the other one. The
+     * cgroups go first, and are waited for, so that what the environment
+     * search finds afterwards is only what escaped them. */
+    for (int version = 2; version >= 1; version--) {
+        char base[PATH_MAX];
+        char group[PATH_MAX];
+        if (freezer__own_dir(version, base) == 0 &&
+            snprintf(group, sizeof group, "%s/berth-%s", base, tag) <
+                (int)sizeof group &&
+            access(group, F_OK) == 0) {
+            *killed += freezer__kill_tree(group, version);
+        }
     }
-    size_t len = strlen(text);
-    ssize_t w = write(fd, text, len);
-    close(fd);
-    return w == (ssize_t)len ? 0 : BERTH_EIO;
+    char entry[sizeof freezer__tag + 16];
+    snprintf(entry, sizeof entry, "BERTH_HOST=%s/", tag);
+    *killed += tree_kill_tagged(entry, false);
+    return 0;
+}
+
+unsigned freezer_kill_run(void)
+{
+    unsigned killed = 0;
+    int version = freezer__version(freezer__kind);
+    if (version != 0) {
+        killed = freezer__kill_tree(freezer__dir, version);
+    }
+    if (freezer__id[0] != '\0') {
+        char entry[sizeof freezer__id + 16];
+        snprintf(entry, sizeof entry, "BERTH_HOST=%s", freezer__id);
+        killed += tree_kill_tagged(entry, true);
+    }
+    return killed;
 }
 
 /* What attaching costs, measured here (kernel 6.18, 2 CPUs, hybrid
@@ -344,8 +555,7 @@ enum freezer_kind freezer_attach(pid_t pid)
         return kind;
     }
     char path[PATH_MAX];
-    int n = snprintf(path, sizeof path, "%s/%d", freezer__dir, (int)pid);
-    if (n <= 0 || (size_t)n >= sizeof path) {
+    if (freezer__pid_dir(pid, path) != 0) {
         return FREEZER_SIGSTOP;
     }
     if (mkdir(path, 0755) != 0) {
@@ -353,7 +563,9 @@ enum freezer_kind freezer_attach(pid_t pid)
             return FREEZER_SIGSTOP;
         }
         /* An earlier program with this pid left its cgroup behind, kept
-         * busy by a stray process at the time, and maybe frozen. */
+         * busy by a process that was dying at the time, and maybe frozen:
+         * nothing in it may live on with the new program. */
+        freezer_kill_all(kind, pid);
         freezer_set(kind, pid, false);
     }
     char num[24];
@@ -365,55 +577,36 @@ enum freezer_kind freezer_attach(pid_t pid)
     return kind;
 }
 
-/* Move the children of every thread of pid into top's cgroup, then theirs.
- * A child is moved before its own children are listed, so one it forks
- * meanwhile is born inside. */
-static void freezer__adopt(pid_t pid, pid_t top, int depth)
+struct freezer__adopt {
+    char procs[PATH_MAX]; /* the program's cgroup.procs */
+};
+
+/* Move one process into the program's cgroup; only one that moved is
+ * looked below, its children then being born inside. */
+static bool freezer__adopt_one(pid_t pid, void *arg)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    DIR *d = opendir(path);
-    if (d == NULL) {
-        return;
+    struct freezer__adopt *a = arg;
+    char num[24];
+    snprintf(num, sizeof num, "%d", (int)pid);
+    int fd = open(a->procs, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
     }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (!freezer__is_number(e->d_name)) {
-            continue;
-        }
-        char list[64 + 256];
-        snprintf(list, sizeof list, "/proc/%d/task/%s/children", (int)pid,
-                 e->d_name);
-        int fd = open(list, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            continue;
-        }
-        /* A program with more children than fit is not worth a loop. */
-        char text[1024];
-        ssize_t n = read(fd, text, sizeof text - 1);
-        close(fd);
-        if (n <= 0) {
-            continue;
-        }
-        text[n] = '\0';
-        char *save;
-        for (char *t = strtok_r(text, " \n", &save); t != NULL;
-             t = strtok_r(NULL, " \n", &save)) {
-            if (!freezer__is_number(t) ||
-                freezer__write(top, "cgroup.procs", t) != 0) {
-                continue;
-            }
-            if (depth < FREEZER__ADOPT_DEPTH) {
-                freezer__adopt((pid_t)strtol(t, NULL, 10), top, depth + 1);
-            }
-        }
-    }
-    closedir(d);
+    ssize_t w = write(fd, num, strlen(num));
+    close(fd);
+    return w == (ssize_t)strlen(num);
 }
 
 void freezer_adopt(pid_t pid)
 {
-    freezer__adopt(pid, pid, 0);
+    struct freezer__adopt a;
+    char dir[PATH_MAX];
+    if (freezer__pid_dir(pid, dir) != 0 ||
+        snprintf(a.procs, sizeof a.procs, "%s/cgroup.procs", dir) >=
+            (int)sizeof a.procs) {
+        return;
+    }
+    tree_walk(pid, FREEZER__ADOPT_DEPTH, freezer__adopt_one, &a);
 }
 
 /* A freeze and a thaw together cost about 24 us with cgroup2, 165 us with
@@ -441,28 +634,72 @@ int freezer_set(enum freezer_kind kind, pid_t pid, bool frozen)
 
 void freezer_kill_all(enum freezer_kind kind, pid_t pid)
 {
-    /* cgroup.kill (Linux 5.14) also reaches processes that left the
-     * process group; where it is missing the group kill has to do. */
-    if (kind == FREEZER_CGROUP2) {
-        freezer__write(pid, "cgroup.kill", "1");
+    char dir[PATH_MAX];
+    int version = freezer__version(kind);
+    if (version == 0 || freezer__pid_dir(pid, dir) != 0) {
+        return;
     }
+    /* cgroup.kill (Linux 5.14) takes the whole cgroup at once, forks
+     * included; elsewhere each listed process is killed. */
+    if (version == 1 || freezer__write_at(dir, "cgroup.kill", "1") != 0) {
+        freezer__kill_pass(dir, version);
+    }
+}
+
+/* Read one decimal number from the file at path. */
+static int freezer__read_u64(const char *path, uint64_t *v)
+{
+    char text[32];
+    if (tree_read_small(path, text, sizeof text) < 0) {
+        return BERTH_EIO;
+    }
+    char *end;
+    unsigned long long x = strtoull(text, &end, 10);
+    if (end == text) {
+        return BERTH_EIO;
+    }
+    *v = x;
+    return 0;
+}
+
+int freezer_memory(pid_t pid, uint64_t *bytes)
+{
+    char dir[PATH_MAX];
+    char path[PATH_MAX];
+    if (freezer__version(freezer__kind) == 0 ||
+        freezer__pid_dir(pid, dir) != 0) {
+        return BERTH_EIO;
+    }
+    if (freezer__mem[0] != '\0' &&
+        snprintf(path, sizeof path, "%s/%s", dir, freezer__mem) <
+            (int)sizeof path &&
+        freezer__read_u64(path, bytes) == 0) {
+        return 0;
+    }
+    uint64_t sum = 0;
+    if (snprintf(path, sizeof path, "%s/cgroup.procs", dir) >=
+            (int)sizeof path ||
+        tree_list(path, tree_add_anon, &sum) <= 0) {
+        return BERTH_EIO;
+    }
+    *bytes = sum;
+    return 0;
 }
 
 /* Remove pid's cgroup; returns 0 or the errno of rmdir. */
 static int freezer__rmdir(pid_t pid)
 {
     char path[PATH_MAX];
-    int n = snprintf(path, sizeof path, "%s/%d", freezer__dir, (int)pid);
-    if (n <= 0 || (size_t)n >= sizeof path) {
+    if (freezer__pid_dir(pid, path) != 0) {
         return ENAMETOOLONG;
     }
     return rmdir(path) == 0 ? 0 : errno;
 }
 
 /* A killed program's children die a moment after the program is reaped,
- * and until then its cgroup refuses rmdir. Those cgroups are tried again
- * at the next few removals; one a stray keeps busy for longer is left to
- * freezer_cleanup, or to the sweep at the next host's start. */
+ * and until then its cgroup refuses rmdir. Those cgroups are killed and
+ * tried again at the next few removals; one still busy after that is left
+ * to freezer_cleanup, or to the next start of the host. */
 #define FREEZER__RETRY_MAX 32
 #define FREEZER__RETRY_TRIES 8
 static struct {
@@ -471,17 +708,28 @@ static struct {
 } freezer__retry[FREEZER__RETRY_MAX];
 static int freezer__retry_n;
 
+/* Remove pid's cgroup, or, while something in it lives, kill that again;
+ * returns whether it is still there. */
+static bool freezer__busy(pid_t pid)
+{
+    if (freezer__rmdir(pid) != EBUSY) {
+        return false;
+    }
+    freezer_kill_all(freezer__kind, pid);
+    return true;
+}
+
 void freezer_remove(pid_t pid)
 {
     for (int i = 0; i < freezer__retry_n;) {
-        if (freezer__rmdir(freezer__retry[i].pid) != EBUSY ||
+        if (!freezer__busy(freezer__retry[i].pid) ||
             ++freezer__retry[i].tries >= FREEZER__RETRY_TRIES) {
             freezer__retry[i] = freezer__retry[--freezer__retry_n];
             continue;
         }
         i++;
     }
-    if (freezer__rmdir(pid) == EBUSY && freezer__retry_n < FREEZER__RETRY_MAX) {
+    if (freezer__busy(pid) && freezer__retry_n < FREEZER__RETRY_MAX) {
         freezer__retry[freezer__retry_n].pid = pid;
         freezer__retry[freezer__retry_n].tries = 0;
         freezer__retry_n++;
@@ -490,12 +738,36 @@ void freezer_remove(pid_t pid)
 
 void freezer_cleanup(bool all)
 {
-    if (freezer__kind == FREEZER_CGROUP1 || freezer__kind == FREEZER_CGROUP2) {
-        freezer__sweep(freezer__dir, all);
+    int version = freezer__version(freezer__kind);
+    if (version != 0) {
+        DIR *d = opendir(freezer__dir);
+        if (d != NULL) {
+            struct dirent *e;
+            while ((e = readdir(d)) != NULL) {
+                char path[PATH_MAX];
+                if (tree_is_number(e->d_name) &&
+                    snprintf(path, sizeof path, "%s/%s", freezer__dir,
+                             e->d_name) < (int)sizeof path) {
+                    rmdir(path);
+                }
+            }
+            closedir(d);
+        }
     }
-    if (all) {
-        freezer__retry_n = 0;
-        freezer__kind = 0;
-        freezer__dir[0] = '\0';
+    if (!all) {
+        return;
     }
+    if (version != 0) {
+        rmdir(freezer__dir);
+        /* The group goes too, unless another run's directory is in it. */
+        char *slash = strrchr(freezer__dir, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            rmdir(freezer__dir);
+        }
+    }
+    freezer__retry_n = 0;
+    freezer__kind = 0;
+    freezer__dir[0] = '\0';
+    freezer__mem[0] = '\0';
 }

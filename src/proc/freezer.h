@@ -1,11 +1,15 @@
-/* Stopping a program and everything it started: the host's frozen tier.
+/* Stopping a program and everything it started: the host's frozen tier,
+ * and the kill that ends a program with all it started.
  *
  * The cgroup freezer stops every process of a cgroup, including processes
  * that left the program's process group, and is used where the host has
- * one. Each host process gets one directory under its own cgroup,
- * <cgroup>/berth-<hostpid>/, and each program process one below it, named
- * by its pid. Without a usable cgroup freezer, SIGSTOP and SIGCONT go to the
- * program's process group.
+ * one. The cgroups of a host live under its own cgroup, in a group named
+ * after the host's tag (its data directory's identity, see freezer_claim;
+ * the pid of a process that names none) with one directory per run of the
+ * host below it: <cgroup>/berth-<tag>/<run>/<program pid>. A host that
+ * starts kills and removes what earlier runs left in its group, and no
+ * other host's. Without a usable cgroup freezer, SIGSTOP and SIGCONT go to
+ * the program's process group.
  *
  * The mechanism is detected once, on first use, and cached. The environment
  * variable BERTH_FREEZER, read at detection, narrows the choice: "sigstop"
@@ -18,6 +22,7 @@
 #define BERTH_PROC_FREEZER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* How one program is frozen. */
@@ -26,6 +31,28 @@ enum freezer_kind {
     FREEZER_CGROUP1 = 2,
     FREEZER_CGROUP2 = 3,
 };
+
+/* Name this process's cgroups after tag (letters, digits, '-', '_' and
+ * '.', not all digits) and a new run, forgetting any detection, and kill
+ * whatever an earlier run of the same tag left: every process in the tag's
+ * group in either cgroup hierarchy (waiting, at most 3 s, until they are
+ * gone, then removing the group), and every process whose environment has
+ * BERTH_HOST=<tag>/..., which finds them without cgroups too. Call it with
+ * no program alive, before freezer_detect. Returns 0 with *killed set to
+ * how many processes were killed, or BERTH_EINVAL for a bad tag. */
+int freezer_claim(const char *tag, unsigned *killed);
+
+/* Return "<tag>/<run>", this run's identity, which programs get as
+ * BERTH_HOST; the names are made on the first call if freezer_claim was
+ * not called. The string is static. */
+const char *freezer_host_id(void);
+
+/* Kill every process of this run: its cgroups, waiting (at most 3 s) until
+ * they are gone and then removing them, and every process whose
+ * environment has BERTH_HOST=<this run's identity>. For a process that
+ * outlives the host to call (the launcher), with the state it inherited.
+ * Returns how many were killed. */
+unsigned freezer_kill_run(void);
 
 /* Return the mechanism this host uses, detecting it on the first call. */
 enum freezer_kind freezer_detect(void);
@@ -50,18 +77,27 @@ void freezer_adopt(pid_t pid);
  * by kind; returns 0 or BERTH_EIO. */
 int freezer_set(enum freezer_kind kind, pid_t pid, bool frozen);
 
-/* Send SIGKILL to every process of pid's cgroup (cgroup v2 only; does
- * nothing otherwise or on failure). */
+/* Send SIGKILL to every process of pid's cgroup: cgroup.kill with cgroup
+ * v2, else each process listed, frozen meanwhile and thawed after so that
+ * a cgroup v1 freeze cannot hold the kill back. Does nothing for
+ * FREEZER_SIGSTOP. */
 void freezer_kill_all(enum freezer_kind kind, pid_t pid);
 
+/* Set *bytes to the memory of pid's cgroup: memory.current (cgroup v2) or
+ * memory.usage_in_bytes (a cgroup v1 freezer hierarchy that has the memory
+ * controller too) where the cgroup accounts memory, else the sum of the
+ * anonymous resident memory of its processes. Returns 0, or BERTH_EIO when
+ * pid has no cgroup with a process in it. */
+int freezer_memory(pid_t pid, uint64_t *bytes);
+
 /* Remove pid's cgroup once pid has been reaped. If a process that pid
- * started still lives in it, it is tried again at the next few removals
- * and otherwise left for freezer_cleanup. */
+ * started still lives in it, it is killed again, and the removal tried
+ * again at the next few removals and otherwise left for freezer_cleanup. */
 void freezer_remove(pid_t pid);
 
-/* Remove every empty program cgroup of this host, and when all is true
- * also the host's directory, forgetting the detection so that the next use
- * detects again. */
+/* Remove every empty program cgroup of this run, and when all is true also
+ * the run's directory and the group if it is empty, forgetting the
+ * detection (not the names) so that the next use detects again. */
 void freezer_cleanup(bool all);
 
 #endif

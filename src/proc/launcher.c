@@ -6,77 +6,71 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/err.h"
+#include "proc/freezer.h"
+#include "proc/proc.h"
+#include "proc/spawn.h"
 
-/* The environment every program gets besides BERTH_SHIP (proc.c's too). */
-#define LAUNCHER__PATH "PATH=/usr/local/bin:/usr/bin:/bin"
+/* A request: u16 file_len | file | u16 argc | argv strings | u16 envc |
+ * envp strings, each string u16 len | bytes with its NUL counted in len,
+ * so that the launcher points into the message; the two descriptors are
+ * attached. The reply: i32 errno | i32 pid. */
+#define LAUNCHER__MSG_MAX (64 * 1024)
 
-/* A request: u16 file_len | file | u16 argv0_len | argv0 | u16 id_len | id,
- * with the two descriptors attached; the reply: i32 errno | i32 pid. */
-#define LAUNCHER__MSG_MAX (3 * (2 + 4096))
+/* Entries of argv or envp at most, the NULL included: the program, its
+ * arguments; or PATH, BERTH_SHIP, BERTH_HOST and the added variables. */
+#define LAUNCHER__VEC_MAX (PROC_ARGS_MAX + 4)
 
 static int launcher__ctl = -1;
 static pid_t launcher__pid;
 
 /* --- In the launcher process. --- */
 
-struct launcher__job {
-    const char *file;
-    char *argv[2];
-    char *env[3];
-    int sock;
-    int errw;
-    int err; /* written by the child, read once it has exec'd or exited */
-};
-
-/* The child, on the launcher's memory and its own small stack, while the
- * launcher waits (CLONE_VFORK): system calls only. */
-static int launcher__child(void *arg)
+static size_t launcher__u16(const uint8_t *p, size_t *off)
 {
-    struct launcher__job *j = arg;
-    sigset_t none;
-    /* Handlers go at exec by themselves; an ignored signal (the host
-     * ignores SIGPIPE, and whoever started the host may have ignored
-     * others) would stay ignored. The raw call reaches the two signals glibc
-     * keeps for itself as well; an all-zero kernel sigaction is SIG_DFL,
-     * no flags and an empty mask whatever the architecture's layout. */
-    static const uint64_t dfl[8];
-    for (int s = 1; s < NSIG; s++) {
-        syscall(SYS_rt_sigaction, s, dfl, NULL, sizeof(uint64_t));
-    }
-    sigemptyset(&none);
-    if (setsid() < 0 || dup2(j->sock, 0) < 0 || dup2(j->sock, 1) < 0 ||
-        dup2(j->errw, 2) < 0) {
-        j->err = errno;
-        _exit(127);
-    }
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    execve(j->file, j->argv, j->env);
-    j->err = errno;
-    _exit(127);
+    size_t v = (size_t)p[*off] | (size_t)p[*off + 1] << 8;
+    *off += 2;
+    return v;
 }
 
-static const char *launcher__str(const uint8_t *p, size_t n, size_t *off,
-                                 char *out, size_t size)
+/* Point at the next string of a request, which ends in its NUL; NULL when
+ * the request is cut or the string unterminated. */
+static char *launcher__str(uint8_t *p, size_t n, size_t *off)
 {
     if (*off + 2 > n) {
         return NULL;
     }
-    size_t len = (size_t)p[*off] | (size_t)p[*off + 1] << 8;
-    *off += 2;
-    if (len >= size || *off + len > n) {
+    size_t len = launcher__u16(p, off);
+    if (len == 0 || *off + len > n || p[*off + len - 1] != '\0') {
         return NULL;
     }
-    memcpy(out, p + *off, len);
-    out[len] = '\0';
+    char *s = (char *)p + *off;
     *off += len;
-    return out;
+    return s;
+}
+
+/* Read a vector of strings into vec (LAUNCHER__VEC_MAX entries), ended by
+ * NULL; returns false when the request is malformed. */
+static bool launcher__vec(uint8_t *p, size_t n, size_t *off, char **vec)
+{
+    if (*off + 2 > n) {
+        return false;
+    }
+    size_t count = launcher__u16(p, off);
+    if (count >= LAUNCHER__VEC_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if ((vec[i] = launcher__str(p, n, off)) == NULL) {
+            return false;
+        }
+    }
+    vec[count] = NULL;
+    return true;
 }
 
 static void launcher__reply(int ctl, int err, pid_t pid)
@@ -86,12 +80,22 @@ static void launcher__reply(int ctl, int err, pid_t pid)
     }
 }
 
+/* The host is gone, killed or stopped: so is everything of its run. A
+ * program itself dies with the host (PR_SET_PDEATHSIG), but not what it
+ * started, nor one that a cgroup v1 freezer holds. */
+static _Noreturn void launcher__reap(void)
+{
+    freezer_kill_run();
+    _exit(0);
+}
+
 static _Noreturn void launcher__main(int ctl, pid_t host)
 {
-    static uint8_t stack[64 * 1024] __attribute__((aligned(16)));
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* No PR_SET_PDEATHSIG here: the launcher must outlive the host long
+     * enough to reap its run, and learns of its death from the socket,
+     * which only the host holds the other end of. */
     if (getppid() != host) {
-        _exit(0); /* the host is gone already */
+        launcher__reap(); /* the host is gone already */
     }
     /* Keep stdio (for messages) and the socket; drop what the host had
      * open, its data directory's lock among them. */
@@ -115,7 +119,7 @@ static _Noreturn void launcher__main(int ctl, pid_t host)
             continue;
         }
         if (n <= 0) {
-            _exit(0); /* the host closed its end, or died */
+            launcher__reap(); /* the host closed its end, or died */
         }
         int fds[2] = {-1, -1};
         struct cmsghdr *h = CMSG_FIRSTHDR(&m);
@@ -124,28 +128,29 @@ static _Noreturn void launcher__main(int ctl, pid_t host)
             h->cmsg_len == CMSG_LEN(2 * sizeof(int))) {
             memcpy(fds, CMSG_DATA(h), sizeof fds);
         }
-        char file[4097], argv0[4097], id[4097], ship[4200];
+        char *argv[LAUNCHER__VEC_MAX], *env[LAUNCHER__VEC_MAX];
         size_t off = 0;
-        bool ok = fds[0] >= 0 && fds[1] >= 0 &&
-                  launcher__str(buf, (size_t)n, &off, file, sizeof file) &&
-                  launcher__str(buf, (size_t)n, &off, argv0, sizeof argv0) &&
-                  launcher__str(buf, (size_t)n, &off, id, sizeof id);
+        char *file = fds[0] >= 0 && fds[1] >= 0
+                         ? launcher__str(buf, (size_t)n, &off)
+                         : NULL;
+        bool ok = file != NULL && launcher__vec(buf, (size_t)n, &off, argv) &&
+                  launcher__vec(buf, (size_t)n, &off, env) && argv[0] != NULL;
         if (!ok) {
             launcher__reply(ctl, EINVAL, 0);
         } else {
-            snprintf(ship, sizeof ship, "BERTH_SHIP=%s", id);
-            struct launcher__job j = {
+            /* CLONE_PARENT: the program is the host's child, and dies with
+             * the host. */
+            struct spawn_job j = {
                 .file = file,
-                .argv = {argv0, NULL},
-                .env = {LAUNCHER__PATH, ship, NULL},
+                .argv = argv,
+                .envp = env,
                 .sock = fds[0],
                 .errw = fds[1],
+                .parent = host,
             };
-            /* CLONE_PARENT: the program is the host's child. */
-            pid_t pid = clone(launcher__child, stack + sizeof stack,
-                              CLONE_VM | CLONE_VFORK | CLONE_PARENT | SIGCHLD,
-                              &j);
-            launcher__reply(ctl, pid < 0 ? errno : j.err, pid < 0 ? 0 : pid);
+            pid_t pid;
+            int e = spawn_program(&j, CLONE_PARENT, &pid);
+            launcher__reply(ctl, e, pid);
         }
         for (int i = 0; i < 2; i++) {
             if (fds[i] >= 0) {
@@ -221,31 +226,59 @@ static int launcher__lost(void)
     return ESRCH;
 }
 
+static void launcher__put_u16(uint8_t *buf, size_t *off, size_t v)
+{
+    buf[(*off)++] = (uint8_t)v;
+    buf[(*off)++] = (uint8_t)(v >> 8);
+}
+
+/* Add a string, its NUL included, to a request; E2BIG when it does not
+ * fit. */
 static int launcher__put_str(uint8_t *buf, size_t *off, const char *s)
 {
-    size_t n = strlen(s);
-    if (n > 4096) {
-        return ENAMETOOLONG;
+    size_t n = strlen(s) + 1;
+    if (n > UINT16_MAX || *off + 2 + n > LAUNCHER__MSG_MAX) {
+        return E2BIG;
     }
-    buf[(*off)++] = (uint8_t)n;
-    buf[(*off)++] = (uint8_t)(n >> 8);
+    launcher__put_u16(buf, off, n);
     memcpy(buf + *off, s, n);
     *off += n;
     return 0;
 }
 
-int launcher_spawn(const char *file, const char *argv0, const char *ship_id,
+/* Add a NULL-terminated vector of strings to a request; E2BIG when it has
+ * too many strings or does not fit. */
+static int launcher__put_vec(uint8_t *buf, size_t *off, char *const *vec)
+{
+    size_t count = 0;
+    while (vec[count] != NULL) {
+        count++;
+    }
+    if (count >= LAUNCHER__VEC_MAX || *off + 2 > LAUNCHER__MSG_MAX) {
+        return E2BIG;
+    }
+    launcher__put_u16(buf, off, count);
+    for (size_t i = 0; i < count; i++) {
+        int e = launcher__put_str(buf, off, vec[i]);
+        if (e != 0) {
+            return e;
+        }
+    }
+    return 0;
+}
+
+int launcher_spawn(const char *file, char *const *argv, char *const *envp,
                    int sock, int errw, pid_t *pid)
 {
-    uint8_t buf[LAUNCHER__MSG_MAX];
+    static uint8_t buf[LAUNCHER__MSG_MAX];
     size_t off = 0;
     int e;
     if (launcher__ctl < 0) {
         return ESRCH;
     }
     if ((e = launcher__put_str(buf, &off, file)) != 0 ||
-        (e = launcher__put_str(buf, &off, argv0)) != 0 ||
-        (e = launcher__put_str(buf, &off, ship_id)) != 0) {
+        (e = launcher__put_vec(buf, &off, argv)) != 0 ||
+        (e = launcher__put_vec(buf, &off, envp)) != 0) {
         return e;
     }
     union {

@@ -12,10 +12,14 @@
  * would for a process it had spawned itself.
  *
  * The launcher is optional: without one (unit tests, or after it died),
- * proc_spawn starts programs with posix_spawn from the host. It dies with
- * the host (PR_SET_PDEATHSIG) and exits when the host closes the socket.
- * The request is a blocking round trip on the loop thread, as posix_spawn's
- * own wait for the child's exec is. */
+ * proc_spawn starts programs from the host in the same way (spawn.h). When
+ * the host's end of the socket closes (the host stopped, or died however it
+ * died, kill -9 included) the launcher kills every process of the host's
+ * run, as freezer_kill_run does with the state it inherited at its fork,
+ * and exits: a program dies with the host by itself, but not what it
+ * started, nor a program that a cgroup v1 freezer holds. So the host starts
+ * it after proc_setup. The request is a blocking round trip on the loop
+ * thread, as the wait for the child's exec is. */
 #ifndef BERTH_PROC_LAUNCHER_H
 #define BERTH_PROC_LAUNCHER_H
 
@@ -23,7 +27,7 @@
 #include <sys/types.h>
 
 /* Fork the launcher. Call it early, from a single-threaded process holding
- * few descriptors. Returns 0, or a negative code with errmsg set (the host
+ * few descriptors, after proc_setup. Returns 0, or a negative code with errmsg set (the host
  * then starts programs itself). */
 int launcher_start(char *errmsg);
 
@@ -31,13 +35,14 @@ int launcher_start(char *errmsg);
 bool launcher_running(void);
 
 /* Ask the launcher to start the executable at path file (no PATH search)
- * with argv[0] = argv0, the environment PATH and BERTH_SHIP=ship_id, sock as
- * stdin and stdout and errw as stderr, in a new session with default signal
- * dispositions and an empty mask. Returns 0 with *pid set (the child is the
- * caller's), the errno of a failed exec, or ESRCH when there is no launcher
- * any more (it is then forgotten and the caller starts the program itself).
- * sock and errw stay the caller's. */
-int launcher_spawn(const char *file, const char *argv0, const char *ship_id,
+ * with the NULL-terminated argv and envp (at most PROC_ARGS_MAX + 3 strings
+ * each, proc/proc.h), sock as stdin and stdout and errw as stderr, as
+ * spawn_program does, the caller being the parent it dies with. Returns 0
+ * with *pid set (the child is the caller's), the errno of a failed exec,
+ * E2BIG when the vectors do not fit in a request, or ESRCH when there is no
+ * launcher any more (it is then forgotten and the caller starts the program
+ * itself). Everything passed stays the caller's. */
+int launcher_spawn(const char *file, char *const *argv, char *const *envp,
                    int sock, int errw, pid_t *pid);
 
 /* Return the launcher's process id, or 0 when there is none. */

@@ -5,26 +5,36 @@
  * read end of the child's stderr pipe, and a pidfd that tells when the child
  * has exited. Frames written with proc_send go to the child's stdin; frames
  * it writes to stdout come back one by one through the frame callback; lines
- * it writes to stderr go to the host's log with the proc's name in front. A
- * child that writes a malformed or oversized frame is killed at once: the
- * host never trusts a program.
+ * it writes to stderr go to the host's log with the proc's name in front,
+ * within a rate limit (PROC_STDERR_RATE). A child that writes a malformed
+ * or oversized frame, or closes its stdout, is killed at once: the host
+ * never trusts a program.
  *
- * The child starts with posix_spawn (vfork-like: its cost does not grow with
- * the host's memory), in a session and process group of its own, with an
- * empty signal mask and every signal at its default action. It gets no file
- * descriptor of the host but its three stdio: each spawn marks every
- * descriptor of the host above 2 close-on-exec (Linux 5.11), including any
- * the host inherited or a library opened without O_CLOEXEC. Where the host
- * has a cgroup freezer the child also gets a cgroup of its own, made on
- * libuv's thread pool a few milliseconds later, and what it has started by
- * then is moved there with it (see proc_freeze).
+ * The child starts from the launcher or from the host (spawn.h:
+ * vfork-like, so its cost does not grow with the host's memory), in a
+ * session and process group of its own, with an empty signal mask, every
+ * signal at its default action, and SIGKILL due when the host dies. It gets
+ * no file descriptor of the host but its three stdio: each spawn marks
+ * every descriptor of the host above 2 close-on-exec (Linux 5.11),
+ * including any the host inherited or a library opened without O_CLOEXEC.
+ * Where the host has a cgroup freezer the child also gets a cgroup of its
+ * own, made on libuv's thread pool a few milliseconds later, and what it
+ * has started by then is moved there with it (see proc_freeze).
+ *
+ * Nothing a program starts outlives it. However the child ends (it exits,
+ * is killed, crashes), its process group and its cgroup are killed before
+ * it is reaped; its cgroup is killed again while it refuses removal. When
+ * the host itself dies, the child dies of PR_SET_PDEATHSIG, and the
+ * launcher kills the rest of the run (launcher.h); what survives both (the
+ * launcher killed too) is killed by the host's next start, see
+ * proc_setup.
  *
  * The state machine is RUNNING -> DYING -> GONE. DYING starts when the child
- * exits, breaks the protocol or is killed; GONE is reached once the child
- * has been reaped and every handle closed, and is announced by the exit
- * callback, after which the proc frees itself. An idle proc holds no buffer:
- * reads go through one scratch buffer per thread, and only a frame or line
- * cut by a read boundary is kept, until it is complete.
+ * exits, closes its stdout, breaks the protocol or is killed; GONE is
+ * reached once the child has been reaped and every handle closed, and is
+ * announced by the exit callback, after which the proc frees itself. An idle
+ * proc holds no buffer: reads go through one scratch buffer per thread, and
+ * only a frame or line cut by a read boundary is kept, until it is complete.
  *
  * Procs are driven from one thread, the host's loop: the freezer detection
  * is process-wide and takes no lock. */
@@ -52,6 +62,17 @@ typedef void (*proc_frame_cb)(struct proc *p, const struct frame *f, void *arg);
 typedef void (*proc_exit_cb)(struct proc *p, const char *why, int clean,
                              void *arg);
 
+/* A program's stderr reaches the host log at this many bytes a second on
+ * average, in bursts of up to PROC_STDERR_BURST bytes; the rest is dropped,
+ * counted, and said in one log line per flood. */
+#define PROC_STDERR_RATE (64u * 1024)
+#define PROC_STDERR_BURST (512u * 1024)
+
+/* The most strings a program's arguments, or its added environment, may
+ * hold; and the most bytes both may take together, NULs included. */
+#define PROC_ARGS_MAX 256
+#define PROC_ARGS_BYTES_MAX 16384
+
 struct proc_config {
     const char *path;    /* the executable; without a slash, the child's PATH
                             (/usr/local/bin:/usr/bin:/bin) is searched. It
@@ -65,11 +86,38 @@ struct proc_config {
      * draining); NULL: not counted. Not owned; it must outlive the proc and
      * its writes. */
     struct budget *budget;
+    size_t stderr_rate;  /* 0: PROC_STDERR_RATE; at most 100,000,000 */
+    size_t stderr_burst; /* 0: PROC_STDERR_BURST; at most 1 GiB */
+    /* The child's arguments after argv[0] (which is path), and "K=V"
+     * variables added to its environment after PATH, BERTH_SHIP and
+     * BERTH_HOST (a PATH here replaces the default one, a BERTH_SHIP or
+     * BERTH_HOST is dropped): string lists
+     * (lib/strlist.h), NULL and 0 for none. */
+    const char *args;
+    size_t args_len;
+    const char *env;
+    size_t env_len;
 };
+
+/* Name this host's cgroups and programs after tag, the identity of its
+ * data directory (letters, digits, '-', '_' and '.', not all digits), and
+ * kill every process that an earlier run with the same tag left: in the
+ * tag's cgroups, in either hierarchy, and wherever its BERTH_HOST variable
+ * says so (see freezer_claim). Then detect the freezer. Call it before the
+ * first spawn and before launcher_start. Returns 0 with *killed set,
+ * BERTH_EINVAL for a bad tag, or BERTH_EBUSY while a proc is alive. */
+int proc_setup(const char *tag, unsigned *killed);
+
+/* Return "<tag>/<run>", which every program gets as BERTH_HOST: the tag of
+ * proc_setup (this process's pid without one) and a name unique to this
+ * run. The string is static. */
+const char *proc_host_id(void);
 
 /* Start cfg->path on loop. The proc keeps no pointer into cfg. On failure,
  * a failed exec included ("cannot start program X: No such file or
- * directory"), returns a negative code with errmsg set and no callback runs.
+ * directory"), or args and env over the limits above or not string lists
+ * ("...: Argument list too long"), returns a negative code with errmsg set
+ * and no callback runs.
  * On success *out stays valid until the exit callback returns. */
 int proc_spawn(struct proc **out, uv_loop_t *loop,
                const struct proc_config *cfg, proc_frame_cb on_frame,
@@ -125,18 +173,30 @@ int proc_thaw(struct proc *p);
 
 /* Return what freezes programs on this host: "cgroup2", "cgroup1" or
  * "sigstop". Detected once per process, on the first spawn or call: a
- * cgroup2 mount where the host can create <its cgroup>/berth-<pid>/ holding
- * cgroup.freeze, else a cgroup1 freezer hierarchy where it can do the same,
- * else SIGSTOP/SIGCONT to the child's process group. The environment
+ * cgroup2 mount where the host can create <its cgroup>/berth-<tag>/<run>/
+ * holding cgroup.freeze, else a cgroup1 freezer hierarchy where it can do the
+ * same, else SIGSTOP/SIGCONT to the child's process group. The environment
  * variable BERTH_FREEZER, read at detection, narrows the choice: "sigstop"
  * forces signals, "cgroup2" or "cgroup1" allow only that version. */
 const char *proc_freezer_name(void);
 
-/* Set *bytes to the child's anonymous resident memory (RssAnon: resident
- * minus shared pages of /proc/<pid>/statm), which is what a frozen program
- * costs the host; processes it started are not counted. Returns 0,
- * BERTH_ESHUTDOWN if the child is dying, or BERTH_EIO. */
+/* Set *bytes to the memory of the child and every process it started:
+ * its cgroup's memory use where the cgroup accounts memory, else the sum
+ * of the anonymous resident memory (RssAnon: resident minus shared pages
+ * of /proc/<pid>/statm) of the processes in its cgroup, or, before it has
+ * one or without cgroups, of the processes below it in the process tree.
+ * Pages a fork shares copy-on-write count once per process there. Costs a
+ * few /proc reads per process. Returns 0, BERTH_ESHUTDOWN if the child is
+ * dying, or BERTH_EIO. */
 int proc_memory(const struct proc *p, uint64_t *bytes);
+
+/* Return how many bytes of this child's stderr were dropped over the
+ * limit. */
+uint64_t proc_stderr_dropped(const struct proc *p);
+
+/* Return how many bytes of stderr were dropped over the limit, by every
+ * proc of this process since it started. */
+uint64_t proc_stderr_dropped_total(void);
 
 /* Return how many procs of this process are alive: spawned and not yet
  * gone (their exit callback has not returned). */

@@ -86,8 +86,20 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
     struct store_ship ship;
     memset(&ship, 0, sizeof ship);
     ship.program = mem_strndup(b.program, b.program_len);
-    if (ship.program == NULL) {
+    ship.args = b.args_len ? mem_alloc(b.args_len) : NULL;
+    ship.env = b.env_len ? mem_alloc(b.env_len) : NULL;
+    if (ship.program == NULL || (b.args_len && ship.args == NULL) ||
+        (b.env_len && ship.env == NULL)) {
+        store_ship_clear(&ship);
         return BERTH_ENOMEM;
+    }
+    if (b.args_len > 0) {
+        memcpy(ship.args, b.args, b.args_len);
+        ship.args_len = b.args_len;
+    }
+    if (b.env_len > 0) {
+        memcpy(ship.env, b.env, b.env_len);
+        ship.env_len = b.env_len;
     }
     ship.created_ns = b.created_ns;
     ship.idle_timeout_ms = b.idle_timeout_ms;
@@ -121,7 +133,18 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
     return store_meta_put(s, "next_sid", next + b.count);
 }
 
-static int apply__events(struct store *s, const uint8_t *p, size_t len)
+/* Mark ship sid damaged: its stored records do not fit the log, so none of
+ * the entry's records for it is applied, and the hook hears of it. */
+static void apply__damaged(const struct store_apply_hook *hook, uint64_t sid,
+                           uint64_t number, const char *why)
+{
+    if (hook != NULL && hook->damaged != NULL) {
+        hook->damaged(hook->arg, sid, number, why);
+    }
+}
+
+static int apply__events(struct store *s, const uint8_t *p, size_t len,
+                         const struct store_apply_hook *hook)
 {
     uint64_t sid = 0, last = 0, alarm = 0;
     uint8_t hash[RECORD_HASH_SIZE];
@@ -167,8 +190,22 @@ static int apply__events(struct store *s, const uint8_t *p, size_t len)
         }
         if (ev.number != last + 1 ||
             memcmp(ev.prev_hash, hash, RECORD_HASH_SIZE) != 0) {
-            rv = BERTH_ECORRUPT;
-            break;
+            /* The log is checksummed and committed; the store's head of
+             * this ship is what changed. The ship's records are left out
+             * rather than stopping every other ship. */
+            if (dirty &&
+                (rv = store_ship_head_put(s, sid, last, hash, alarm)) != 0) {
+                break;
+            }
+            apply__damaged(hook, sid, ev.number,
+                           ev.number != last + 1
+                               ? "its stored last event does not lead to "
+                                 "this one"
+                               : "its stored head hash does not match this "
+                                 "event's previous hash");
+            have = false;
+            dirty = false;
+            continue;
         }
         rv = store_event_put(s, ev.sid, ev.number, rec, rec_len);
         if (rv != 0) {
@@ -185,7 +222,8 @@ static int apply__events(struct store *s, const uint8_t *p, size_t len)
     return rv;
 }
 
-static int apply__snapshot(struct store *s, const uint8_t *p, size_t len)
+static int apply__snapshot(struct store *s, const uint8_t *p, size_t len,
+                           const struct store_apply_hook *hook)
 {
     struct record_snapshot r;
     struct store_ship ship;
@@ -202,11 +240,19 @@ static int apply__snapshot(struct store *s, const uint8_t *p, size_t len)
     if (r.number <= ship.snapshot_event) {
         goto out; /* replayed */
     }
-    if (r.number > ship.last_event) {
-        rv = BERTH_ECORRUPT;
+    struct store_snapshot snap = {.number = r.number};
+    memcpy(snap.epoch, r.epoch, sizeof snap.epoch);
+    /* The snapshot links to the log through the hash of its last event. */
+    if (r.number == ship.last_event) {
+        memcpy(snap.chain, ship.last_hash, sizeof snap.chain);
+    } else if (r.number > ship.last_event ||
+               store_event_hash(s, r.sid, r.number, snap.chain) != 0) {
+        apply__damaged(hook, r.sid, r.number,
+                       "the store does not hold the event the snapshot "
+                       "stands for");
         goto out;
     }
-    rv = store_snapshot_put(s, r.sid, r.number, r.epoch, r.data, r.len);
+    rv = store_snapshot_put(s, r.sid, &snap, r.data, r.len);
     if (rv != 0) {
         goto out;
     }
@@ -234,7 +280,8 @@ static int apply__ship_remove(struct store *s, const uint8_t *p, size_t len)
 }
 
 int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
-                      size_t len, int *result)
+                      size_t len, const struct store_apply_hook *hook,
+                      int *result)
 {
     uint8_t type;
     uint64_t applied = 0;
@@ -262,10 +309,10 @@ int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
         rv = apply__ship_new(s, entry, len, result);
         break;
     case RECORD_ENTRY_EVENTS:
-        rv = apply__events(s, entry, len);
+        rv = apply__events(s, entry, len, hook);
         break;
     case RECORD_ENTRY_SNAPSHOT:
-        rv = apply__snapshot(s, entry, len);
+        rv = apply__snapshot(s, entry, len, hook);
         break;
     case RECORD_ENTRY_SHIP_REMOVE:
         rv = apply__ship_remove(s, entry, len);

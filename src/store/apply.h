@@ -12,15 +12,33 @@
 
 #include "store/store.h"
 
+/* Told of a ship whose stored records do not fit a committed entry: the
+ * entry's records for it (an event whose previous hash or number does not
+ * follow the ship's stored head, or a snapshot of an event the store does
+ * not hold) are not applied, and the ship should be treated as damaged.
+ * number is the event concerned; why is a static phrase. */
+typedef void (*store_apply_damaged_fn)(void *arg, uint64_t sid, uint64_t number,
+                                       const char *why);
+
+/* What store_apply_entry tells its caller about besides the result. */
+struct store_apply_hook {
+    store_apply_damaged_fn damaged;
+    void *arg;
+};
+
 /* Apply the entry at log position index inside one transaction, which also
  * records index as the last applied: an entry at or below it is skipped, so
  * a restart that replays the log's tail costs nothing for what the store has.
  * index 0 means "unknown": the entry is applied (idempotently) and nothing is
- * recorded. Returns 0 with *result set to 0, or to BERTH_EEXIST when a
- * SHIP_NEW or SHIP_BATCH lost a race for a name or id (the batch then created
- * nothing); or a negative code when the store failed or the entry is corrupt,
- * which is fatal to the host (the transaction is rolled back). */
+ * recorded. A damaged ship's records are left out and reported to hook (which
+ * may be NULL), and the rest of the entry applies: one ship's damage does
+ * not stop the others. Returns 0 with *result set to 0, or to BERTH_EEXIST
+ * when a SHIP_NEW or SHIP_BATCH lost a race for a name or id (the batch then
+ * created nothing); or a negative code when the store failed or the entry is
+ * corrupt, which is fatal to the host (the transaction is rolled back). The
+ * caller keeps entry and hook. */
 int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
-                      size_t len, int *result);
+                      size_t len, const struct store_apply_hook *hook,
+                      int *result);
 
 #endif

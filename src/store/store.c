@@ -2,14 +2,17 @@
  * every statement prepared once at open. */
 #include "store/store.h"
 
+#include <sodium.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "core/record.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 
-#define STORE__SCHEMA_VERSION 2
+#define STORE__SCHEMA_VERSION 4
 
 enum {
     ST_META_GET,
@@ -29,6 +32,7 @@ enum {
     ST_EVENT_PUT,
     ST_EVENT_FROM,
     ST_EVENT_TRUNCATE,
+    ST_EVENT_GET,
     ST_SNAPSHOT_PUT,
     ST_SNAPSHOT_GET,
     ST_BEGIN,
@@ -37,10 +41,10 @@ enum {
     ST__COUNT
 };
 
-#define STORE__SHIP_COLUMNS                                                  \
-    "sid, id, name, program, created_ns, idle_timeout_ms, last_event, "      \
-    "first_event, snapshot_event, last_hash, public_key, secret_key, "       \
-    "alarm_ns, freeze_timeout_ms"
+#define STORE__SHIP_COLUMNS                                                    \
+    "sid, id, name, program, created_ns, idle_timeout_ms, last_event, "        \
+    "first_event, snapshot_event, last_hash, public_key, secret_key, "         \
+    "alarm_ns, freeze_timeout_ms, args, env"
 
 static const char *store__sql[ST__COUNT] = {
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
@@ -50,11 +54,11 @@ static const char *store__sql[ST__COUNT] = {
     [ST_SHIP_PUT] =
         "INSERT INTO ships (" STORE__SHIP_COLUMNS
         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-        "?14) ON CONFLICT (sid) DO UPDATE SET id = ?2, name = ?3, "
+        "?14, ?15, ?16) ON CONFLICT (sid) DO UPDATE SET id = ?2, name = ?3, "
         "program = ?4, created_ns = ?5, idle_timeout_ms = ?6, "
         "last_event = ?7, first_event = ?8, snapshot_event = ?9, "
         "last_hash = ?10, public_key = ?11, secret_key = ?12, alarm_ns = ?13, "
-        "freeze_timeout_ms = ?14",
+        "freeze_timeout_ms = ?14, args = ?15, env = ?16",
     [ST_SHIP_BY_ID] = "SELECT " STORE__SHIP_COLUMNS " FROM ships WHERE id = ?1",
     [ST_SHIP_BY_NAME] =
         "SELECT " STORE__SHIP_COLUMNS " FROM ships WHERE name = ?1",
@@ -78,10 +82,11 @@ static const char *store__sql[ST__COUNT] = {
     [ST_EVENT_FROM] =
         "SELECT n, rec FROM events WHERE sid = ?1 AND n >= ?2 ORDER BY n",
     [ST_EVENT_TRUNCATE] = "DELETE FROM events WHERE sid = ?1 AND n <= ?2",
+    [ST_EVENT_GET] = "SELECT rec FROM events WHERE sid = ?1 AND n = ?2",
     [ST_SNAPSHOT_PUT] = "INSERT OR REPLACE INTO snapshots (sid, n, epoch, "
-                        "data) VALUES (?1, ?2, ?3, ?4)",
+                        "data, chain, sum) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_SNAPSHOT_GET] =
-        "SELECT n, epoch, data FROM snapshots WHERE sid = ?1",
+        "SELECT n, epoch, data, chain, sum FROM snapshots WHERE sid = ?1",
     [ST_BEGIN] = "BEGIN",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -99,13 +104,13 @@ static const char store__schema[] =
     "  first_event INTEGER NOT NULL, snapshot_event INTEGER NOT NULL,"
     "  last_hash BLOB NOT NULL, public_key BLOB NOT NULL,"
     "  secret_key BLOB NOT NULL, alarm_ns INTEGER NOT NULL DEFAULT 0,"
-    "  freeze_timeout_ms INTEGER NOT NULL DEFAULT 0);"
+    "  freeze_timeout_ms INTEGER NOT NULL DEFAULT 0, args BLOB, env BLOB);"
     "CREATE TABLE IF NOT EXISTS events ("
     "  sid INTEGER NOT NULL, n INTEGER NOT NULL, rec BLOB NOT NULL,"
     "  PRIMARY KEY (sid, n)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS snapshots ("
     "  sid INTEGER PRIMARY KEY, n INTEGER NOT NULL, epoch BLOB NOT NULL,"
-    "  data BLOB NOT NULL);";
+    "  data BLOB NOT NULL, chain BLOB NOT NULL, sum BLOB NOT NULL);";
 
 struct store {
     sqlite3 *db;
@@ -163,6 +168,8 @@ static int store__exec(struct store *s, sqlite3_stmt *st, const char *what)
 void store_ship_clear(struct store_ship *ship)
 {
     mem_free(ship->program);
+    mem_free(ship->args);
+    mem_free(ship->env);
     memset(ship, 0, sizeof *ship);
 }
 
@@ -181,6 +188,137 @@ static int store__pragma(struct store *s, const char *sql)
     return 0;
 }
 
+/* Read the integer a pragma answers. */
+static int store__pragma_int(struct store *s, const char *sql, int *out)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        return store__fail(s, rc, "opening the store");
+    }
+    rc = sqlite3_step(st);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE
+               ? 0
+               : store__fail(s, rc, "opening the store");
+}
+
+static void store__copy_blob(sqlite3_stmt *st, int col, uint8_t *out,
+                             size_t size);
+
+/* Give every snapshot stored before schema 3 its link to the log and its
+ * checksum. The link is the hash of the snapshot's last event: the ship's
+ * head hash when no event follows it, else what the next event's record
+ * holds as its previous hash. What the store holds now is taken as right:
+ * there is nothing to check it against. */
+static int store__upgrade_snapshots(struct store *s)
+{
+    static const char *sql =
+        "SELECT snapshots.sid, n, epoch, data, last_event, last_hash, "
+        "(SELECT rec FROM events WHERE events.sid = snapshots.sid AND "
+        "events.n = snapshots.n + 1) FROM snapshots JOIN ships ON "
+        "ships.sid = snapshots.sid";
+    sqlite3_stmt *q = NULL, *u = NULL;
+    int rv = 0;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &q, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_prepare_v2(
+            s->db, "UPDATE snapshots SET chain = ?2, sum = ?3 WHERE sid = ?1",
+            -1, &u, NULL);
+    }
+    while (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        uint64_t sid = (uint64_t)sqlite3_column_int64(q, 0);
+        uint64_t n = (uint64_t)sqlite3_column_int64(q, 1);
+        uint8_t epoch[STORE_HASH_SIZE], chain[STORE_HASH_SIZE];
+        uint8_t sum[STORE_HASH_SIZE];
+        struct record_event next;
+        store__copy_blob(q, 2, epoch, sizeof epoch);
+        if (n == (uint64_t)sqlite3_column_int64(q, 4)) {
+            store__copy_blob(q, 5, chain, sizeof chain);
+        } else if (record_decode_event(sqlite3_column_blob(q, 6),
+                                       (size_t)sqlite3_column_bytes(q, 6),
+                                       &next) == 0) {
+            memcpy(chain, next.prev_hash, sizeof chain);
+        } else {
+            memset(chain, 0, sizeof chain); /* fails its check on wake */
+        }
+        record_snapshot_sum(sid, n, epoch, chain, sqlite3_column_blob(q, 3),
+                            (size_t)sqlite3_column_bytes(q, 3), sum);
+        sqlite3_bind_int64(u, 1, (sqlite3_int64)sid);
+        sqlite3_bind_blob(u, 2, chain, sizeof chain, SQLITE_STATIC);
+        sqlite3_bind_blob(u, 3, sum, sizeof sum, SQLITE_STATIC);
+        rc = sqlite3_step(u);
+        sqlite3_reset(u);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    if (rc != SQLITE_DONE) {
+        rv = store__fail(s, rc, "upgrading snapshots");
+    }
+    sqlite3_finalize(q);
+    sqlite3_finalize(u);
+    return rv;
+}
+
+/* What each schema version added: the SQL that brings a store of the
+ * version before up to it, and what must be filled in after it. A new
+ * version appends its step here, bumps STORE__SCHEMA_VERSION and adds the
+ * same columns to store__schema, which new stores get whole. */
+static const struct {
+    const char *sql;
+    int (*fill)(struct store *s);
+} store__steps[STORE__SCHEMA_VERSION + 1] = {
+    /* 2: alarms and the freeze timeout. */
+    [2] = {"ALTER TABLE ships ADD COLUMN alarm_ns INTEGER NOT NULL DEFAULT 0;"
+           "ALTER TABLE ships ADD COLUMN freeze_timeout_ms INTEGER NOT NULL "
+           "DEFAULT 0;",
+           NULL},
+    /* 3: each snapshot's link to the log and checksum. */
+    [3] = {"ALTER TABLE snapshots ADD COLUMN chain BLOB NOT NULL DEFAULT x'';"
+           "ALTER TABLE snapshots ADD COLUMN sum BLOB NOT NULL DEFAULT x'';",
+           store__upgrade_snapshots},
+    /* 4: the program's arguments and environment (NULL: none). */
+    [4] = {"ALTER TABLE ships ADD COLUMN args BLOB;"
+           "ALTER TABLE ships ADD COLUMN env BLOB;",
+           NULL},
+};
+
+/* Bring a store of an older schema version up to this one, in place, one
+ * version at a time, each step in one transaction (a failed step leaves the
+ * store at the version before it); version 0 is a new store. */
+static int store__upgrade(struct store *s, int version)
+{
+    char sql[64];
+    int rv = 0;
+    if (version == 0) {
+        rv = store__pragma(s, "PRAGMA auto_vacuum=INCREMENTAL");
+        if (rv == 0) {
+            rv = store__pragma(s, store__schema);
+        }
+        snprintf(sql, sizeof sql, "PRAGMA user_version=%d",
+                 STORE__SCHEMA_VERSION);
+        return rv != 0 ? rv : store__pragma(s, sql);
+    }
+    for (int v = version + 1; v <= STORE__SCHEMA_VERSION && rv == 0; v++) {
+        rv = store__pragma(s, "BEGIN");
+        if (rv != 0) {
+            break;
+        }
+        rv = store__pragma(s, store__steps[v].sql);
+        if (rv == 0 && store__steps[v].fill != NULL) {
+            rv = store__steps[v].fill(s);
+        }
+        snprintf(sql, sizeof sql, "PRAGMA user_version=%d; COMMIT", v);
+        if (rv == 0) {
+            rv = store__pragma(s, sql);
+        }
+        if (rv != 0) {
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        }
+    }
+    return rv;
+}
+
 int store_open(struct store **out, const char *path, char *errmsg)
 {
     int rv;
@@ -189,10 +327,9 @@ int store_open(struct store **out, const char *path, char *errmsg)
         err_printf(errmsg, "out of memory");
         return BERTH_ENOMEM;
     }
-    int rc = sqlite3_open_v2(path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                 SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &s->db,
+        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         rv = store__fail(s, rc, "opening the store");
         goto err_after_db;
@@ -203,20 +340,21 @@ int store_open(struct store **out, const char *path, char *errmsg)
     /* One host per data directory (the host holds a lock file), so the
      * store is opened exclusive: no file locks per transaction, and, set
      * before WAL is first used, no shared memory for the WAL index. */
+    /* secure_delete=FAST: Debian's SQLite zeroes every freed page by
+     * default, which makes removing a ship write its whole size to the WAL
+     * first, on a disk that may be nearly full. */
     rv = store__pragma(s, "PRAGMA locking_mode=EXCLUSIVE;"
                           "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                          "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;");
+                          "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;"
+                          "PRAGMA secure_delete=FAST;");
     if (rv != 0) {
         goto err_after_db;
     }
-    sqlite3_stmt *v;
-    rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &v, NULL);
-    if (rc != SQLITE_OK) {
-        rv = store__fail(s, rc, "reading the schema version");
+    int version;
+    rv = store__pragma_int(s, "PRAGMA user_version", &version);
+    if (rv != 0) {
         goto err_after_db;
     }
-    int version = sqlite3_step(v) == SQLITE_ROW ? sqlite3_column_int(v, 0) : 0;
-    sqlite3_finalize(v);
     if (version > STORE__SCHEMA_VERSION) {
         err_printf(s->errmsg,
                    "the store has schema version %d; this berth knows up to "
@@ -225,26 +363,20 @@ int store_open(struct store **out, const char *path, char *errmsg)
         rv = BERTH_ECORRUPT;
         goto err_after_db;
     }
-    if (version == 0) {
-        rv = store__pragma(s, store__schema);
-        if (rv == 0) {
-            rv = store__pragma(s, "PRAGMA user_version=2");
-        }
-        if (rv != 0) {
-            goto err_after_db;
-        }
-    } else if (version == 1) {
-        /* Version 2 added alarms and the freeze timeout. */
-        rv = store__pragma(
-            s, "BEGIN;"
-               "ALTER TABLE ships ADD COLUMN alarm_ns INTEGER NOT NULL "
-               "DEFAULT 0;"
-               "ALTER TABLE ships ADD COLUMN freeze_timeout_ms INTEGER NOT "
-               "NULL DEFAULT 0;"
-               "PRAGMA user_version=2; COMMIT;");
-        if (rv != 0) {
-            goto err_after_db;
-        }
+    rv = store__upgrade(s, version);
+    if (rv != 0) {
+        goto err_after_db;
+    }
+    /* Removing a ship gives its pages back to the file system
+     * (store_compact), which takes incremental auto-vacuum: a store made
+     * without it is rewritten once, here. */
+    int vacuum;
+    rv = store__pragma_int(s, "PRAGMA auto_vacuum", &vacuum);
+    if (rv == 0 && vacuum != 2) {
+        rv = store__pragma(s, "PRAGMA auto_vacuum=INCREMENTAL; VACUUM;");
+    }
+    if (rv != 0) {
+        goto err_after_db;
     }
     for (int i = 0; i < ST__COUNT; i++) {
         rc = sqlite3_prepare_v3(s->db, store__sql[i], -1,
@@ -319,6 +451,18 @@ int store_sync(struct store *s)
     return 0;
 }
 
+int store_compact(struct store *s)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(s->db, "PRAGMA incremental_vacuum", NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        int rv = store__fail(s, rc, "giving free pages back");
+        sqlite3_free(msg);
+        return rv;
+    }
+    return 0;
+}
+
 int store_meta_get(struct store *s, const char *key, uint64_t *value)
 {
     sqlite3_stmt *st = store__stmt(s, ST_META_GET);
@@ -368,6 +512,13 @@ int store_ship_put(struct store *s, const struct store_ship *ship)
                       SQLITE_STATIC);
     sqlite3_bind_int64(st, 13, (sqlite3_int64)ship->alarm_ns);
     sqlite3_bind_int64(st, 14, (sqlite3_int64)ship->freeze_timeout_ms);
+    /* An empty list stays NULL, as in a store from before lists. */
+    if (ship->args_len > 0) {
+        sqlite3_bind_blob64(st, 15, ship->args, ship->args_len, SQLITE_STATIC);
+    }
+    if (ship->env_len > 0) {
+        sqlite3_bind_blob64(st, 16, ship->env, ship->env_len, SQLITE_STATIC);
+    }
     return store__exec(s, st, "writing a ship");
 }
 
@@ -382,11 +533,30 @@ static void store__copy_blob(sqlite3_stmt *st, int col, uint8_t *out,
     }
 }
 
-static void store__copy_text(sqlite3_stmt *st, int col, char *out,
-                             size_t size)
+static void store__copy_text(sqlite3_stmt *st, int col, char *out, size_t size)
 {
     const unsigned char *p = sqlite3_column_text(st, col);
     snprintf(out, size, "%s", p ? (const char *)p : "");
+}
+
+/* Copy a blob column into a new allocation at *out with its length; a NULL
+ * or empty column gives NULL and 0. Returns 0 or BERTH_ENOMEM. */
+static int store__dup_blob(sqlite3_stmt *st, int col, char **out, size_t *len)
+{
+    const void *p = sqlite3_column_blob(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    *out = NULL;
+    *len = 0;
+    if (p == NULL || n == 0) {
+        return 0;
+    }
+    *out = mem_alloc(n);
+    if (*out == NULL) {
+        return BERTH_ENOMEM;
+    }
+    memcpy(*out, p, n);
+    *len = n;
+    return 0;
 }
 
 /* Fill ship from the current row of a SELECT of STORE__SHIP_COLUMNS. */
@@ -411,6 +581,11 @@ static int store__row_ship(sqlite3_stmt *st, struct store_ship *ship)
     store__copy_blob(st, 11, ship->secret_key, sizeof ship->secret_key);
     ship->alarm_ns = (uint64_t)sqlite3_column_int64(st, 12);
     ship->freeze_timeout_ms = (uint64_t)sqlite3_column_int64(st, 13);
+    if (store__dup_blob(st, 14, &ship->args, &ship->args_len) != 0 ||
+        store__dup_blob(st, 15, &ship->env, &ship->env_len) != 0) {
+        store_ship_clear(ship);
+        return BERTH_ENOMEM;
+    }
     return 0;
 }
 
@@ -577,23 +752,102 @@ int store_event_put(struct store *s, uint64_t sid, uint64_t number,
 }
 
 int store_event_foreach(struct store *s, uint64_t sid, uint64_t from,
-                        store_event_cb cb, void *arg)
+                        const uint8_t *prev_hash, store_event_cb cb, void *arg)
 {
+    uint64_t last_event, alarm;
+    uint8_t head[STORE_HASH_SIZE], chain[STORE_HASH_SIZE];
+    int rv = store_ship_head_get(s, sid, &last_event, head, &alarm);
+    if (rv != 0) {
+        return rv;
+    }
+    if (prev_hash != NULL) {
+        memcpy(chain, prev_hash, sizeof chain);
+    }
+    from = from == 0 ? 1 : from; /* events are numbered from 1 */
     sqlite3_stmt *st = store__stmt(s, ST_EVENT_FROM);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)from);
-    int rv = 0;
+    uint64_t expect = from;
+    bool linked = prev_hash != NULL;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        rv = cb((uint64_t)sqlite3_column_int64(st, 0),
-                sqlite3_column_blob(st, 1),
-                (size_t)sqlite3_column_bytes(st, 1), arg);
+        uint64_t n = (uint64_t)sqlite3_column_int64(st, 0);
+        const uint8_t *rec = sqlite3_column_blob(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        struct record_event ev;
+        const char *bad = NULL;
+        if (n != expect) {
+            bad = "is missing";
+            n = expect;
+        } else if (record_decode_event(rec, len, &ev) != 0) {
+            bad = "does not decode";
+        } else if (ev.sid != sid || ev.number != n) {
+            bad = "belongs to another ship or place";
+        } else if (linked &&
+                   memcmp(ev.prev_hash, chain, STORE_HASH_SIZE) != 0) {
+            /* The previous record is the one that changed, or this one's
+             * link did. */
+            bad = n == from ? "does not follow from the snapshot"
+                            : "breaks the hash chain (it or the one before "
+                              "it was altered)";
+        }
+        if (bad != NULL) {
+            err_printf(s->errmsg, "event %llu %s", (unsigned long long)n, bad);
+            rv = BERTH_ECORRUPT;
+            break;
+        }
+        record_hash(rec, len, chain);
+        linked = true;
+        expect++;
+        rv = cb(n, rec, len, arg);
         if (rv != 0) {
             break;
         }
     }
     if (rv == 0 && rc != SQLITE_DONE) {
         rv = store__fail(s, rc, "reading events");
+    }
+    sqlite3_reset(st);
+    if (rv != 0) {
+        return rv;
+    }
+    /* The walk reached the end: it must end at the ship's head. */
+    uint64_t end = expect - 1;
+    if (from <= last_event + 1 && end != last_event) {
+        err_printf(s->errmsg,
+                   "the ship's last event is %llu but its "
+                   "events end at %llu",
+                   (unsigned long long)last_event, (unsigned long long)end);
+        return BERTH_ECORRUPT;
+    }
+    if (linked && end == last_event &&
+        memcmp(chain, head, STORE_HASH_SIZE) != 0) {
+        err_printf(s->errmsg,
+                   "event %llu does not match the ship's head "
+                   "hash (the event or the head was altered)",
+                   (unsigned long long)last_event);
+        return BERTH_ECORRUPT;
+    }
+    return 0;
+}
+
+int store_event_hash(struct store *s, uint64_t sid, uint64_t number,
+                     uint8_t *out)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_EVENT_GET);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)number);
+    int rc = sqlite3_step(st);
+    int rv = 0;
+    if (rc == SQLITE_ROW) {
+        record_hash(sqlite3_column_blob(st, 0),
+                    (size_t)sqlite3_column_bytes(st, 0), out);
+    } else if (rc == SQLITE_DONE) {
+        err_printf(s->errmsg, "event %llu is missing",
+                   (unsigned long long)number);
+        rv = BERTH_ENOTFOUND;
+    } else {
+        rv = store__fail(s, rc, "reading an event");
     }
     sqlite3_reset(st);
     return rv;
@@ -607,31 +861,50 @@ int store_event_truncate(struct store *s, uint64_t sid, uint64_t upto)
     return store__exec(s, st, "truncating events");
 }
 
-int store_snapshot_put(struct store *s, uint64_t sid, uint64_t number,
-                       const uint8_t *epoch, const void *data, size_t len)
+int store_snapshot_put(struct store *s, uint64_t sid,
+                       const struct store_snapshot *snap, const void *data,
+                       size_t len)
 {
+    uint8_t sum[STORE_HASH_SIZE];
+    record_snapshot_sum(sid, snap->number, snap->epoch, snap->chain, data, len,
+                        sum);
     sqlite3_stmt *st = store__stmt(s, ST_SNAPSHOT_PUT);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)number);
-    sqlite3_bind_blob(st, 3, epoch, STORE_HASH_SIZE, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)snap->number);
+    sqlite3_bind_blob(st, 3, snap->epoch, STORE_HASH_SIZE, SQLITE_STATIC);
     /* A zero-length blob must still be a blob, not NULL. */
     sqlite3_bind_blob64(st, 4, len ? data : "", len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, snap->chain, STORE_HASH_SIZE, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, sum, sizeof sum, SQLITE_STATIC);
     return store__exec(s, st, "writing a snapshot");
 }
 
-int store_snapshot_get(struct store *s, uint64_t sid, uint64_t *number,
-                       uint8_t *epoch, struct buf *data)
+int store_snapshot_get(struct store *s, uint64_t sid,
+                       struct store_snapshot *out, struct buf *data)
 {
     sqlite3_stmt *st = store__stmt(s, ST_SNAPSHOT_GET);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
     int rc = sqlite3_step(st);
     int rv = 0;
     if (rc == SQLITE_ROW) {
-        *number = (uint64_t)sqlite3_column_int64(st, 0);
-        store__copy_blob(st, 1, epoch, STORE_HASH_SIZE);
-        rv = buf_append(data, sqlite3_column_blob(st, 2),
-                        (size_t)sqlite3_column_bytes(st, 2));
-        if (rv != 0) {
+        uint8_t want[STORE_HASH_SIZE], sum[STORE_HASH_SIZE];
+        const uint8_t *bytes = sqlite3_column_blob(st, 2);
+        size_t len = (size_t)sqlite3_column_bytes(st, 2);
+        out->number = (uint64_t)sqlite3_column_int64(st, 0);
+        store__copy_blob(st, 1, out->epoch, STORE_HASH_SIZE);
+        store__copy_blob(st, 3, out->chain, STORE_HASH_SIZE);
+        store__copy_blob(st, 4, want, sizeof want);
+        record_snapshot_sum(sid, out->number, out->epoch, out->chain, bytes,
+                            len, sum);
+        if (sqlite3_column_bytes(st, 1) != STORE_HASH_SIZE ||
+            sqlite3_column_bytes(st, 3) != STORE_HASH_SIZE ||
+            sodium_memcmp(sum, want, sizeof sum) != 0) {
+            err_printf(s->errmsg,
+                       "the snapshot at event %llu fails its "
+                       "checksum",
+                       (unsigned long long)out->number);
+            rv = BERTH_ECORRUPT;
+        } else if ((rv = buf_append(data, bytes, len)) != 0) {
             err_printf(s->errmsg, "reading a snapshot: out of memory");
         }
     } else if (rc == SQLITE_DONE) {

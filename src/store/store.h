@@ -29,13 +29,23 @@ struct store;
 #define STORE_NAME_MAX 63
 #define STORE_HASH_SIZE 32
 
-/* The record of one ship. Fixed-size fields keep it cheap to copy; program
- * is owned by the struct and freed by store_ship_clear(). */
+/* A ship's freeze_timeout_ms that says "never freeze", where 0 says "the
+ * host's default". */
+#define STORE_TIMEOUT_NEVER UINT64_MAX
+
+/* The record of one ship. Fixed-size fields keep it cheap to copy; program,
+ * args and env are owned by the struct and freed by store_ship_clear(). */
 struct store_ship {
     uint64_t sid;                  /* host-internal number, never reused */
     char id[STORE_ID_MAX + 1];     /* public id, derived from the key */
     char name[STORE_NAME_MAX + 1]; /* unique; empty when unnamed */
     char *program;                 /* path of the executable */
+    /* The program's arguments after argv[0], and the variables ("K=V") added
+     * to its environment: string lists (lib/strlist.h), NULL when empty. */
+    char *args;
+    size_t args_len;
+    char *env;
+    size_t env_len;
     uint64_t created_ns;
     uint64_t idle_timeout_ms; /* 0: the host's default */
     uint64_t last_event;      /* number of the last committed event */
@@ -44,8 +54,8 @@ struct store_ship {
     uint8_t last_hash[STORE_HASH_SIZE]; /* hash of the last event record */
     uint8_t public_key[32];
     uint8_t secret_key[64];
-    uint64_t alarm_ns;          /* when the ship wants a TIMER event; 0: never */
-    uint64_t freeze_timeout_ms; /* 0: the host's default */
+    uint64_t alarm_ns; /* when the ship wants a TIMER event; 0: never */
+    uint64_t freeze_timeout_ms; /* 0: host's default; STORE_TIMEOUT_NEVER */
 };
 
 /* Free the owned fields of ship and zero it. */
@@ -67,8 +77,15 @@ int store_begin(struct store *s);
 int store_commit(struct store *s);
 int store_rollback(struct store *s);
 
-/* Make every committed transaction durable on disk (checkpoint + fsync). */
+/* Make every committed transaction durable on disk (checkpoint + fsync);
+ * the WAL is emptied, and the pages store_compact gave back leave the
+ * database file. */
 int store_sync(struct store *s);
+
+/* Give the database's free pages (what removed ships held) back to the file
+ * system: they leave the file at the next store_sync. Outside a
+ * transaction. */
+int store_compact(struct store *s);
 
 /* Read or write a host-wide counter by name; a missing one reads as 0. */
 int store_meta_get(struct store *s, const char *key, uint64_t *value);
@@ -138,21 +155,46 @@ int store_event_put(struct store *s, uint64_t sid, uint64_t number,
 typedef int (*store_event_cb)(uint64_t number, const void *rec, size_t len,
                               void *arg);
 
-/* Walk ship sid's events with number >= from, in order. */
+/* Walk ship sid's events with number >= from, in order, checking each
+ * record's place in the ship's hash chain before passing it on: numbers
+ * follow one another from `from`, each record decodes and names this ship
+ * and its number, each holds the hash of the record before it (prev_hash,
+ * RECORD_HASH_SIZE bytes, for the first: the snapshot's chain hash, or zeros
+ * from event 1; NULL to take the first as it is), and a walk that reaches
+ * the end stops at the ship's last event with the hash the ship's record
+ * holds, so a walk with nothing to read checks prev_hash against it.
+ * Returns 0, a callback's non-zero value, BERTH_ENOTFOUND for an unknown
+ * ship, or BERTH_ECORRUPT with a message naming the event. */
 int store_event_foreach(struct store *s, uint64_t sid, uint64_t from,
-                        store_event_cb cb, void *arg);
+                        const uint8_t *prev_hash, store_event_cb cb, void *arg);
+
+/* Hash the record of ship sid's event number into out (STORE_HASH_SIZE
+ * bytes); BERTH_ENOTFOUND when the store does not hold it. */
+int store_event_hash(struct store *s, uint64_t sid, uint64_t number,
+                     uint8_t *out);
 
 /* Delete ship sid's events with number <= upto. */
 int store_event_truncate(struct store *s, uint64_t sid, uint64_t upto);
 
-/* Replace ship sid's snapshot. epoch is the STORE_HASH_SIZE-byte identity of
- * the program that made it. */
-int store_snapshot_put(struct store *s, uint64_t sid, uint64_t number,
-                       const uint8_t *epoch, const void *data, size_t len);
+/* A ship's snapshot, without its bytes. */
+struct store_snapshot {
+    uint64_t number;                /* the last event it stands for */
+    uint8_t epoch[STORE_HASH_SIZE]; /* the program that made it */
+    uint8_t chain[STORE_HASH_SIZE]; /* the hash of event number's record */
+};
 
-/* Read ship sid's snapshot: fills *number and epoch, appends the bytes to
- * data. BERTH_ENOTFOUND when the ship has none. */
-int store_snapshot_get(struct store *s, uint64_t sid, uint64_t *number,
-                       uint8_t *epoch, struct buf *data);
+/* Replace ship sid's snapshot with snap and its bytes; the store keeps a
+ * checksum of them all (core/record.h, record_snapshot_sum). The caller
+ * keeps snap and data. */
+int store_snapshot_put(struct store *s, uint64_t sid,
+                       const struct store_snapshot *snap, const void *data,
+                       size_t len);
+
+/* Read ship sid's snapshot into *out and append its bytes to data, after
+ * checking its checksum: BERTH_ECORRUPT, with a message naming the event,
+ * when the bytes, the numbers or the link fail it (data is then
+ * untouched). BERTH_ENOTFOUND when the ship has none. */
+int store_snapshot_get(struct store *s, uint64_t sid,
+                       struct store_snapshot *out, struct buf *data);
 
 #endif

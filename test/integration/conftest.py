@@ -18,6 +18,58 @@ KV = os.path.join(PROGRAMS, "kv")
 MISBEHAVE = os.path.join(os.path.dirname(PROGRAMS), "test", "programs", "misbehave")
 
 
+def data_tag(data):
+    """The tag a host names its programs after: its data directory's device
+    and inode, as every program of it has BERTH_HOST=<tag>/<run>."""
+    st = os.stat(data)
+    return "%x-%x" % (st.st_dev, st.st_ino)
+
+
+def tagged_processes(tag):
+    """(pid, command line) of every process whose environment says it is a
+    program of the host with this tag, or something such a program started;
+    found even after they were handed to init."""
+    want = ("BERTH_HOST=%s/" % tag).encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/environ" % name, "rb") as f:
+                env = f.read().split(b"\0")
+            if not any(e.startswith(want) for e in env):
+                continue
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            found.append((int(name), cmd))
+        except OSError:
+            pass
+    return found
+
+
+def wait_no_programs(tag, timeout=5):
+    """Wait until no process of the host with this tag is left; return what
+    is left after the timeout (empty when none)."""
+    deadline = time.time() + timeout
+    while True:
+        left = tagged_processes(tag)
+        if not left or time.time() >= deadline:
+            return left
+        time.sleep(0.05)
+
+
+def wait_for(fn, timeout=10, step=0.02):
+    """Poll fn until it returns a true value, which is returned; fail after
+    timeout seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(step)
+    raise AssertionError("condition not met in %s s" % timeout)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -33,9 +85,15 @@ class Host:
         self.log_path = data + ".log"
         self.preexec_fn = None  # run in the host's process before exec
         self.env = None  # the host's environment; None: the test's
+        self.started = False
+
+    @property
+    def tag(self):
+        return data_tag(self.data)
 
     def start(self, timeout=20):
         self.port = self.port or free_port()
+        self.started = True
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [BERTH, "serve", "--data", self.data, "--listen",
@@ -127,6 +185,18 @@ def host_factory(tmpdir_path):
     for h in hosts:
         if h.proc is not None:
             h.stop()
+    # Nothing a host started may outlive it, whether it stopped or was
+    # killed: no program, and nothing a program started.
+    left = []
+    for h in hosts:
+        if h.started and os.path.isdir(h.data):
+            left += wait_no_programs(h.tag)
+    for pid, _ in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    assert not left, "processes of the host outlived it: %s" % left
 
 
 @pytest.fixture

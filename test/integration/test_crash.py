@@ -1,11 +1,12 @@
 """kill -9 at any moment loses no acknowledged event, and each ship's state
 after restart is the replay of its log."""
 import json
+import subprocess
 import random
 import threading
 import time
 
-from conftest import KV
+from conftest import BERTH, KV
 
 
 def writer(host, ship, prefix, acked, stop):
@@ -56,3 +57,32 @@ def test_kill9_loses_no_acknowledged_write(host_factory):
         h.cli("ship", "sleep", s)
         after = json.loads(h.http("GET", "/s/%s/k" % s)[2])
         assert sorted(before) == sorted(after)
+
+
+def test_counted_creation_cut_short_resumes(host_factory):
+    """kill -9 while `ship new --count` runs keeps the batches committed so
+    far; the same command run again creates only the missing ships."""
+    h = host_factory().start()
+    n = 30000
+    cli = subprocess.Popen([BERTH, "ship", "new", "--program", KV, "--name", "fleet",
+                            "--count", str(n), "--data", h.data],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    made = 0
+    while time.time() < deadline and made == 0:
+        made = h.cli_json("stats")["ships"]
+        time.sleep(0.01)
+    h.kill9()
+    cli.wait(30)
+    h.start()
+    made = h.cli_json("stats")["ships"]
+    assert 0 < made < n, "the kill did not land mid-creation (%d ships)" % made
+    assert made % 1024 == 0, "batches are all or nothing"
+    r = h.cli_json("ship", "new", "--program", KV, "--name", "fleet", "--count", str(n))
+    assert (r["created"], r["existing"]) == (n - made, made)
+    assert len(set(r["ids"])) == n
+    assert h.cli_json("stats")["ships"] == n
+    for i in (1, made, made + 1, n):
+        assert h.cli_json("ship", "show", "fleet-%d" % i)["id"] == r["ids"][i - 1]
+    out = h.cli("ship", "new", "--program", KV, "--name", "fleet", "--count", str(n)).stdout
+    assert out == "created 0 of fleet-1 ... fleet-%d (%d existed already)\n" % (n, n)

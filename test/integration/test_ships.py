@@ -136,9 +136,9 @@ def test_duplicate_name_and_bad_program(host):
     r = host.cli("ship", "new", "--program", KV, "--name", "ivy", check=False)
     assert r.returncode == 1 and "exists" in r.stderr
     r = host.cli("ship", "new", "--program", "/nonexistent/prog", check=False)
-    assert r.returncode == 1 and "not an executable" in r.stderr
+    assert r.returncode == 1 and "does not exist" in r.stderr
     r = host.cli("ship", "new", "--program", KV, "--name", "Bad/Name", check=False)
-    assert r.returncode == 1 and "not valid" in r.stderr
+    assert r.returncode == 2 and "not valid" in r.stderr
 
 
 def test_python_program(host):

@@ -31,13 +31,40 @@ static int teardown(void **state)
     return 0;
 }
 
-static void apply(struct store *s, struct buf *e, int want_rv, int want_res)
+/* What the apply hook heard of. */
+struct damage {
+    unsigned n;
+    uint64_t sid, number;
+};
+
+static void on_damaged(void *arg, uint64_t sid, uint64_t number,
+                       const char *why)
+{
+    struct damage *d = arg;
+    assert_non_null(why);
+    d->n++;
+    d->sid = sid;
+    d->number = number;
+}
+
+static void apply_hooked(struct store *s, struct buf *e, int want_rv,
+                         int want_res, struct damage *d)
 {
     int res = -1;
-    assert_int_equal(store_apply_entry(s, 0, e->data, e->len, &res), want_rv);
+    struct store_apply_hook hook = {.damaged = on_damaged, .arg = d};
+    assert_int_equal(store_apply_entry(s, 0, e->data, e->len, &hook, &res),
+                     want_rv);
     if (want_rv == 0) {
         assert_int_equal(res, want_res);
     }
+}
+
+/* Apply an entry in which nothing is damaged. */
+static void apply(struct store *s, struct buf *e, int want_rv, int want_res)
+{
+    struct damage d = {0};
+    apply_hooked(s, e, want_rv, want_res, &d);
+    assert_int_equal(d.n, 0);
 }
 
 static uint64_t new_ship(struct store *s, const char *id, const char *name)
@@ -86,10 +113,18 @@ static int count_cb(uint64_t number, const void *rec, size_t len, void *arg)
     return 0;
 }
 
+/* Count a ship's events, checking their hash chain on the way; a removed
+ * ship has none. */
 static uint64_t count_events(struct store *s, uint64_t sid)
 {
     uint64_t n = 0;
-    assert_int_equal(store_event_foreach(s, sid, 0, count_cb, &n), 0);
+    struct store_ship ship;
+    if (store_ship_get_sid(s, sid, &ship) == BERTH_ENOTFOUND) {
+        return 0;
+    }
+    uint64_t first = ship.first_event;
+    store_ship_clear(&ship);
+    assert_int_equal(store_event_foreach(s, sid, first, NULL, count_cb, &n), 0);
     return n;
 }
 
@@ -133,19 +168,29 @@ static void test_events_idempotent_and_chained(void **state)
     assert_int_equal(count_events(s, a), 4);
     assert_int_equal(count_events(s, b), 2);
 
-    /* A gap or a broken chain is corruption, and changes nothing. */
+    /* A gap or a broken chain means the ship's stored head does not fit
+     * the log: that ship is reported damaged and left alone, and the
+     * entry's other ships still apply. */
+    struct damage d = {0};
     buf_init(&e);
     uint8_t h2[RECORD_HASH_SIZE];
     memcpy(h2, ha, sizeof h2);
     add_events(&e, a, 6, 6, h2);
-    apply(s, &e, BERTH_ECORRUPT, 0);
+    add_events(&e, b, 3, 3, hb);
+    apply_hooked(s, &e, 0, 0, &d);
     buf_free(&e);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.sid, a);
+    assert_int_equal(d.number, 6);
     buf_init(&e);
     uint8_t wrong[RECORD_HASH_SIZE] = {1};
     add_events(&e, a, 5, 5, wrong);
-    apply(s, &e, BERTH_ECORRUPT, 0);
+    apply_hooked(s, &e, 0, 0, &d);
     buf_free(&e);
+    assert_int_equal(d.n, 2);
+    assert_int_equal(d.number, 5);
     assert_int_equal(count_events(s, a), 4);
+    assert_int_equal(count_events(s, b), 3);
 }
 
 static void test_snapshot_truncates_and_replay_is_noop(void **state)
@@ -158,8 +203,8 @@ static void test_snapshot_truncates_and_replay_is_noop(void **state)
     add_events(&ev, a, 1, 10, h);
     apply(s, &ev, 0, 0);
 
-    struct record_snapshot rs = {.sid = a, .number = 6,
-                                 .data = (const uint8_t *)"state", .len = 5};
+    struct record_snapshot rs = {
+        .sid = a, .number = 6, .data = (const uint8_t *)"state", .len = 5};
     struct buf e;
     buf_init(&e);
     assert_int_equal(record_encode_snapshot(&e, &rs), 0);
@@ -174,21 +219,27 @@ static void test_snapshot_truncates_and_replay_is_noop(void **state)
     assert_int_equal(ship.snapshot_event, 6);
     assert_int_equal(ship.first_event, 7);
     store_ship_clear(&ship);
-    uint64_t number;
-    uint8_t epoch[32];
+    struct store_snapshot snap;
     struct buf data;
     buf_init(&data);
-    assert_int_equal(store_snapshot_get(s, a, &number, epoch, &data), 0);
-    assert_int_equal(number, 6);
+    assert_int_equal(store_snapshot_get(s, a, &snap, &data), 0);
+    assert_int_equal(snap.number, 6);
     assert_memory_equal(data.data, "state", 5);
     buf_free(&data);
     buf_free(&e);
+    /* The snapshot links to the log: event 7 follows from it. */
+    uint64_t n = 0;
+    assert_int_equal(store_event_foreach(s, a, 7, snap.chain, count_cb, &n), 0);
+    assert_int_equal(n, 4);
 
-    /* A snapshot beyond the last event is corruption. */
+    /* A snapshot beyond the last event: the ship is damaged. */
+    struct damage d = {0};
     rs.number = 11;
     buf_init(&e);
     assert_int_equal(record_encode_snapshot(&e, &rs), 0);
-    apply(s, &e, BERTH_ECORRUPT, 0);
+    apply_hooked(s, &e, 0, 0, &d);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.number, 11);
     buf_free(&e);
     buf_free(&ev);
 }
@@ -221,21 +272,24 @@ static void test_garbage_entries(void **state)
     struct store *s = *state;
     int res;
     uint8_t junk[] = {1, 99, 0, 0};
-    assert_int_equal(store_apply_entry(s, 0, junk, sizeof junk, &res),
+    assert_int_equal(store_apply_entry(s, 0, junk, sizeof junk, NULL, &res),
                      BERTH_ECORRUPT);
-    assert_int_equal(store_apply_entry(s, 0, junk, 1, &res), BERTH_ECORRUPT);
+    assert_int_equal(store_apply_entry(s, 0, junk, 1, NULL, &res),
+                     BERTH_ECORRUPT);
     uint8_t events[] = {1, RECORD_ENTRY_EVENTS, 1, 0, 0, 0, 200, 0, 0, 0};
-    assert_int_equal(store_apply_entry(s, 0, events, sizeof events, &res),
+    assert_int_equal(store_apply_entry(s, 0, events, sizeof events, NULL, &res),
                      BERTH_ECORRUPT);
     /* A batch whose public keys do not add up. */
     uint8_t pk[32] = {0};
-    struct record_ship_batch b = {.program = "/bin/true", .program_len = 9,
-                                  .count = 1, .public_keys = pk};
+    struct record_ship_batch b = {.program = "/bin/true",
+                                  .program_len = 9,
+                                  .count = 1,
+                                  .public_keys = pk};
     struct buf e;
     buf_init(&e);
     assert_int_equal(record_encode_ship_batch(&e, &b), 0);
     e.len -= 1;
-    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, &res),
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, NULL, &res),
                      BERTH_ECORRUPT);
     buf_free(&e);
 }
@@ -260,6 +314,10 @@ static void make_batch(struct buf *e, const char *prefix, bool exact,
         .created_ns = 77,
         .idle_timeout_ms = 5,
         .freeze_timeout_ms = 6,
+        .args = "--port\0" "80\0",
+        .args_len = 10,
+        .env = "K=V\0",
+        .env_len = 4,
         .first = first,
         .count = n,
         .public_keys = pks,
@@ -276,7 +334,7 @@ static void test_batch_creates_ships(void **state)
     struct buf e;
     int res = -1;
     make_batch(&e, "p", false, 1, 3, key, pks);
-    assert_int_equal(store_apply_entry(s, 5, e.data, e.len, &res), 0);
+    assert_int_equal(store_apply_entry(s, 5, e.data, e.len, NULL, &res), 0);
     assert_int_equal(res, 0);
     uint64_t count;
     assert_int_equal(store_ship_count(s, &count), 0);
@@ -292,6 +350,12 @@ static void test_batch_creates_ships(void **state)
         assert_int_equal(ship.created_ns, 77);
         assert_int_equal(ship.idle_timeout_ms, 5);
         assert_int_equal(ship.freeze_timeout_ms, 6);
+        /* Every ship of the batch gets its program's arguments and
+         * environment. */
+        assert_int_equal(ship.args_len, 10);
+        assert_memory_equal(ship.args, "--port\0" "80\0", 10);
+        assert_int_equal(ship.env_len, 4);
+        assert_memory_equal(ship.env, "K=V\0", 4);
         assert_memory_equal(ship.public_key, pks + 32 * i, 32);
         /* The secret key signs for the public key: the seed was derived
          * from the batch key on apply, not carried in the entry. */
@@ -305,7 +369,7 @@ static void test_batch_creates_ships(void **state)
     }
     /* The same position again is skipped: the store has it. */
     res = -1;
-    assert_int_equal(store_apply_entry(s, 5, e.data, e.len, &res), 0);
+    assert_int_equal(store_apply_entry(s, 5, e.data, e.len, NULL, &res), 0);
     assert_int_equal(res, 0);
     assert_int_equal(store_ship_count(s, &count), 0);
     assert_int_equal(count, 3);
@@ -314,7 +378,7 @@ static void test_batch_creates_ships(void **state)
     assert_int_equal(applied, 5);
     /* At a new position the ids clash: nothing is created, the position
      * still counts as applied. */
-    assert_int_equal(store_apply_entry(s, 6, e.data, e.len, &res), 0);
+    assert_int_equal(store_apply_entry(s, 6, e.data, e.len, NULL, &res), 0);
     assert_int_equal(res, BERTH_EEXIST);
     assert_int_equal(store_ship_count(s, &count), 0);
     assert_int_equal(count, 3);
@@ -331,7 +395,7 @@ static void test_batch_is_all_or_nothing(void **state)
     int res = -1;
     new_ship(s, "aaaa", "q-2");
     make_batch(&e, "q", false, 1, 3, key, pks);
-    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, &res), 0);
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, NULL, &res), 0);
     assert_int_equal(res, BERTH_EEXIST);
     struct store_ship ship;
     assert_int_equal(store_ship_get(s, "q-1", &ship), BERTH_ENOTFOUND);
@@ -339,7 +403,7 @@ static void test_batch_is_all_or_nothing(void **state)
     buf_free(&e);
     /* One exact name, and the next sid follows the ships that exist. */
     make_batch(&e, "solo", true, 1, 1, key, pks);
-    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, &res), 0);
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, NULL, &res), 0);
     assert_int_equal(res, 0);
     assert_int_equal(store_ship_get(s, "solo", &ship), 0);
     assert_int_equal(ship.sid, 2);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "consensus/log.h"
+#include "consensus/segments.h"
 #include "lib/err.h"
 
 struct fixture {
@@ -19,16 +20,16 @@ struct fixture {
     char dir[64];
     struct log *log;
     bool ready;
-    unsigned applied;   /* apply calls */
-    uint32_t last_seen; /* payload of the last applied entry */
+    unsigned applied;    /* apply calls */
+    uint32_t last_seen;  /* payload of the last applied entry */
     uint64_t last_index; /* log position of the last applied entry */
-    unsigned done;      /* proposer callbacks */
+    unsigned done;       /* proposer callbacks */
     unsigned syncs;
     bool closed;
 };
 
-static int fx_apply(void *arg, uint64_t index, const uint8_t *entry,
-                    size_t len, int *result)
+static int fx_apply(void *arg, uint64_t index, const uint8_t *entry, size_t len,
+                    int *result)
 {
     struct fixture *f = arg;
     assert_int_equal(len, 4);
@@ -79,11 +80,12 @@ static void fx_closed(void *arg)
     f->closed = true;
 }
 
-static void fx_open(struct fixture *f, unsigned every)
+static void fx_open_applied(struct fixture *f, unsigned every, uint64_t applied)
 {
     char errmsg[ERRMSG_SIZE];
     struct log_config cfg = {
         .dir = f->dir,
+        .applied_index = applied,
         .snapshot_every = every,
         .apply = fx_apply,
         .sync = fx_sync,
@@ -102,6 +104,11 @@ static void fx_open(struct fixture *f, unsigned every)
     while (!f->ready) {
         uv_run(&f->loop, UV_RUN_ONCE);
     }
+}
+
+static void fx_open(struct fixture *f, unsigned every)
+{
+    fx_open_applied(f, every, 0);
 }
 
 static void fx_close(struct fixture *f)
@@ -189,6 +196,50 @@ static void test_snapshot_syncs_state(void **state)
     fx_close(f);
 }
 
+/* The segment check reads libraft's own files as libraft does, and a log
+ * that ends below the applied index is refused with the files untouched. */
+static void test_log_below_applied_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    char errmsg[ERRMSG_SIZE];
+    struct segments_report r;
+    fx_open(f, 0);
+    for (uint32_t v = 1; v <= 50; v++) {
+        propose(f, v);
+    }
+    while (f->done < 50) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    uint64_t last = f->last_index;
+    fx_close(f);
+
+    assert_int_equal(segments_check(f->dir, last, &r, errmsg), 0);
+    /* The barrier that marks readiness follows the last entry. */
+    assert_true(r.last_index >= last && r.last_index <= last + 1);
+    assert_int_equal(r.torn_index, 0);
+
+    struct log_config cfg = {
+        .dir = f->dir,
+        .applied_index = r.last_index + 1,
+        .apply = fx_apply,
+        .sync = fx_sync,
+        .fatal = fx_fatal,
+        .ready = fx_ready,
+        .arg = f,
+    };
+    struct log *l = NULL;
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(log_open(&l, &f->loop, &cfg, errmsg), BERTH_ECORRUPT);
+    assert_non_null(strstr(errmsg, "entries are missing"));
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+
+    /* At the applied index it opens as usual. */
+    f->last_seen = 0;
+    f->done = 0;
+    fx_open_applied(f, 0, r.last_index);
+    fx_close(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -196,6 +247,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_syncs_state, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_log_below_applied_is_refused,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

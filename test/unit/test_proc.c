@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -274,8 +275,8 @@ static bool cgroup_line(int pid, char *line, size_t size)
  * making; returns whether it did. */
 static bool wait_attached(int pid)
 {
-    char want[32];
-    snprintf(want, sizeof want, "/berth-%d/%d\n", (int)getpid(), pid);
+    char want[256];
+    snprintf(want, sizeof want, "/berth-%s/%d\n", proc_host_id(), pid);
     for (int i = 0; i < 1000; i++) {
         char line[512];
         if (cgroup_line(pid, line, sizeof line) && strstr(line, want)) {
@@ -482,15 +483,19 @@ static void test_child_starts_clean(void **state)
      * child: it is reaped here. */
     assert_int_equal(ppid, getpid());
 
-    /* Only PATH and BERTH_SHIP; environ is NUL-separated. */
+    /* Only PATH, BERTH_SHIP and BERTH_HOST; environ is NUL-separated. */
     snprintf(path, sizeof path, "/proc/%d/environ", pid);
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     size_t len = fread(text, 1, sizeof text, f);
     fclose(f);
-    const char want[] = "PATH=/usr/local/bin:/usr/bin:/bin\0BERTH_SHIP=t";
-    assert_int_equal(len, sizeof want);
-    assert_memory_equal(text, want, sizeof want);
+    char want[256];
+    int wlen = snprintf(want, sizeof want,
+                        "PATH=/usr/local/bin:/usr/bin:/bin%cBERTH_SHIP=t%c"
+                        "BERTH_HOST=%s",
+                        0, 0, proc_host_id());
+    assert_int_equal(len, (size_t)wlen + 1);
+    assert_memory_equal(text, want, (size_t)wlen + 1);
 
     proc_kill(x.p, "test over");
     run_until_gone(&x);
@@ -538,6 +543,110 @@ static void test_frames_taken_counted_and_paused(void **state)
     /* What is left is the taker's to free. */
     assert_int_equal(b.held, x.taken_counted);
     mem_free(x.taken);
+}
+
+/* Read a /proc file of NUL-separated strings (cmdline, environ) of pid into
+ * buf; returns its length. A spawn returns in the middle of the exec, before
+ * the kernel has laid out the new image's strings (the file reads empty
+ * until then), so wait for them; the test's alarm bounds the wait. */
+static size_t read_proc_list(int pid, const char *what, char *buf, size_t size)
+{
+    char path[64];
+    size_t len;
+    snprintf(path, sizeof path, "/proc/%d/%s", pid, what);
+    do {
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        len = fread(buf, 1, size, f);
+        fclose(f);
+    } while (len == 0 && usleep(1000) == 0);
+    return len;
+}
+
+/* A program gets its arguments after its path, and its added variables
+ * after PATH, BERTH_SHIP and BERTH_HOST; its own PATH replaces the default
+ * one, and a BERTH_SHIP or BERTH_HOST of its own is dropped. Lists over the
+ * limits fail the spawn. */
+static void test_args_and_env(void **state)
+{
+    static const char args[] = "60\0";
+    static const char env[] = "K=a b\0EMPTY=\0";
+    struct fx x = {0};
+    char errmsg[ERRMSG_SIZE];
+    char text[4096];
+    struct proc_config cfg = {.path = "/bin/sleep",
+                              .name = "t",
+                              .ship_id = "t",
+                              .args = args,
+                              .args_len = sizeof args - 1,
+                              .env = env,
+                              .env_len = sizeof env - 1};
+    alarm(60);
+    assert_int_equal(uv_loop_init(&x.loop), 0);
+    assert_int_equal(
+        proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_cb, &x, errmsg), 0);
+    int pid = (int)proc_pid(x.p);
+    const char want_argv[] = "/bin/sleep\0"
+                             "60";
+    assert_int_equal(read_proc_list(pid, "cmdline", text, sizeof text),
+                     sizeof want_argv);
+    assert_memory_equal(text, want_argv, sizeof want_argv);
+    char want_env[256];
+    int wlen = snprintf(want_env, sizeof want_env,
+                        "PATH=/usr/local/bin:/usr/bin:/bin%cBERTH_SHIP=t%c"
+                        "BERTH_HOST=%s%cK=a b%cEMPTY=",
+                        0, 0, proc_host_id(), 0, 0);
+    assert_int_equal(read_proc_list(pid, "environ", text, sizeof text),
+                     (size_t)wlen + 1);
+    assert_memory_equal(text, want_env, (size_t)wlen + 1);
+    proc_kill(x.p, "test over");
+    run_until_gone(&x);
+
+    static const char own[] =
+        "PATH=/opt/bin\0BERTH_SHIP=other\0BERTH_HOST=other/x\0";
+    struct fx y = {0};
+    cfg.env = own;
+    cfg.env_len = sizeof own - 1;
+    assert_int_equal(uv_loop_init(&y.loop), 0);
+    assert_int_equal(
+        proc_spawn(&y.p, &y.loop, &cfg, on_frame, on_exit_cb, &y, errmsg), 0);
+    char want_own[256];
+    wlen = snprintf(want_own, sizeof want_own,
+                    "BERTH_SHIP=t%cBERTH_HOST=%s%cPATH=/opt/bin", 0,
+                    proc_host_id(), 0);
+    assert_int_equal(
+        read_proc_list((int)proc_pid(y.p), "environ", text, sizeof text),
+        (size_t)wlen + 1);
+    assert_memory_equal(text, want_own, (size_t)wlen + 1);
+    proc_kill(y.p, "test over");
+    run_until_gone(&y);
+
+    /* One string too many, too many bytes, or no final NUL: refused. */
+    char *many = calloc(PROC_ARGS_BYTES_MAX + 2, 1);
+    assert_non_null(many);
+    struct fx z = {0};
+    assert_int_equal(uv_loop_init(&z.loop), 0);
+    cfg.env = NULL;
+    cfg.env_len = 0;
+    cfg.args = many;
+    size_t sizes[] = {PROC_ARGS_MAX + 1, PROC_ARGS_BYTES_MAX + 1};
+    for (int i = 0; i < 2; i++) {
+        cfg.args_len = sizes[i];
+        assert_int_equal(
+            proc_spawn(&z.p, &z.loop, &cfg, on_frame, on_exit_cb, &z, errmsg),
+            BERTH_EIO);
+        assert_string_equal(errmsg, "cannot start program /bin/sleep: "
+                                    "Argument list too long");
+    }
+    cfg.args = "60";
+    cfg.args_len = 2;
+    assert_int_equal(
+        proc_spawn(&z.p, &z.loop, &cfg, on_frame, on_exit_cb, &z, errmsg),
+        BERTH_EIO);
+    free(many);
+    uv_run(&z.loop, UV_RUN_DEFAULT);
+    assert_false(z.gone);
+    assert_int_equal(uv_loop_close(&z.loop), 0);
 }
 
 /* Small frames pipelined past the 64 KiB read size are cut at arbitrary
@@ -607,16 +716,32 @@ static void test_out_of_memory_for_cut_frame_kills(void **state)
     assert_string_equal(x.why, "killed: host out of memory reading its output");
 }
 
-static void test_stderr_reaches_log(void **state)
+/* Send this process's stderr (where procs log) to a new temp file named
+ * into log; returns the saved descriptor for stderr_restore. */
+static int stderr_capture(char *log, size_t size)
 {
-    char log[32];
-    temp_name(log, sizeof log);
+    temp_name(log, size);
     fflush(stderr);
     int saved = dup(2);
     int fd = open(log, O_WRONLY | O_TRUNC);
     assert_true(saved >= 0 && fd >= 0);
     dup2(fd, 2);
     close(fd);
+    return saved;
+}
+
+/* Put stderr back after stderr_capture. */
+static void stderr_restore(int saved)
+{
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+}
+
+static void test_stderr_reaches_log(void **state)
+{
+    char log[32];
+    int saved = stderr_capture(log, sizeof log);
 
     struct fx x = {0};
     script(&x, "echo first line >&2\n"
@@ -627,9 +752,7 @@ static void test_stderr_reaches_log(void **state)
     spawn(&x, x.script);
     run_until_gone(&x);
     unlink(x.script);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
+    stderr_restore(saved);
 
     char text[4096];
     slurp(log, text, sizeof text);
@@ -823,6 +946,382 @@ static void check_frozen_keeps_its_input(void)
     run_until_gone(&x);
 }
 
+/* Return whether pid is gone: no such process, or a zombie nobody reaped
+ * yet (init here does not reap at once). */
+static bool pid_dead(int pid)
+{
+    char path[64];
+    char text[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return true;
+    }
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *end = strrchr(text, ')');
+    return end == NULL || end[2] == 'Z' || end[2] == 'X';
+}
+
+/* Wait (at most about 10 s) until pid is gone; returns whether it is. */
+static bool wait_dead(int pid)
+{
+    for (int i = 0; i < 1000 && !pid_dead(pid); i++) {
+        usleep(10 * 1000);
+    }
+    return pid_dead(pid);
+}
+
+/* Wait (at most about 10 s) until the file holds a pid, and return it. */
+static int read_pid(const char *name)
+{
+    for (int i = 0; i < 1000; i++) {
+        char text[32] = {0};
+        FILE *f = fopen(name, "r");
+        if (f != NULL) {
+            size_t n = fread(text, 1, sizeof text - 1, f);
+            fclose(f);
+            text[n] = '\0';
+            if (strchr(text, '\n') != NULL) {
+                return atoi(text);
+            }
+        }
+        usleep(10 * 1000);
+    }
+    fail_msg("no pid in %s", name);
+    return 0;
+}
+
+/* Wait (at most about 10 s) until child sits in the same cgroup as pid. */
+static bool wait_same_cgroup(int pid, int child)
+{
+    char mine[512];
+    char its[512];
+    for (int i = 0; i < 1000; i++) {
+        if (cgroup_line(pid, mine, sizeof mine) &&
+            cgroup_line(child, its, sizeof its) && strcmp(mine, its) == 0) {
+            return true;
+        }
+        usleep(10 * 1000);
+    }
+    return false;
+}
+
+/* How a program ends in check_children_die. */
+enum end_how { END_EXIT, END_KILL, END_KILL_FROZEN };
+
+/* A program starts a child in its process group and, with cgroups, one
+ * that left the group (setsid); the program then ends, and so do both.
+ * Without cgroups only the group is reached: a process that left it is a
+ * documented limit. */
+static void check_children_die(enum end_how how)
+{
+    bool cgroups = strcmp(proc_freezer_name(), "sigstop") != 0;
+    struct fx x = {0};
+    char grouped[32];
+    char left[32];
+    temp_name(grouped, sizeof grouped);
+    temp_name(left, sizeof left);
+    char body[512];
+    snprintf(body, sizeof body,
+             "sleep 300 & echo $! > %s\n"
+             "%s > %s\n"
+             "head -c 1 >/dev/null; exit 0",
+             grouped, cgroups ? "setsid sleep 301 & echo $!" : "echo 0", left);
+    script(&x, body);
+    spawn(&x, x.script);
+    int pid = (int)proc_pid(x.p);
+    int a = read_pid(grouped);
+    int b = read_pid(left);
+    assert_true(a > 0);
+    if (cgroups) {
+        assert_true(b > 0);
+        assert_true(wait_attached(pid));
+        assert_true(wait_same_cgroup(pid, a));
+        assert_true(wait_same_cgroup(pid, b));
+    }
+    if (how == END_EXIT) {
+        struct buf f;
+        pattern_frame(&f, 0, 1);
+        assert_int_equal(proc_send(x.p, &f), 0);
+    } else {
+        if (how == END_KILL_FROZEN) {
+            assert_int_equal(proc_freeze(x.p), 0);
+        }
+        proc_kill(x.p, "test over");
+    }
+    run_until_gone(&x);
+    if (how == END_EXIT) {
+        assert_int_equal(x.clean, 1);
+    }
+    assert_true(wait_dead(a));
+    if (cgroups) {
+        assert_true(wait_dead(b));
+    }
+    unlink(x.script);
+    unlink(grouped);
+    unlink(left);
+}
+
+static void check_children_die_all(void)
+{
+    check_children_die(END_EXIT);
+    check_children_die(END_KILL);
+    check_children_die(END_KILL_FROZEN);
+}
+
+/* Write the pid to the file at name, with a newline; false on failure. */
+static bool write_pid(const char *name, int pid)
+{
+    FILE *f = fopen(name, "w");
+    if (f == NULL) {
+        return false;
+    }
+    fprintf(f, "%d\n", pid);
+    return fclose(f) == 0;
+}
+
+static void ignore_frame(struct proc *p, const struct frame *f, void *arg)
+{
+}
+
+static void ignore_exit(struct proc *p, const char *why, int clean, void *arg)
+{
+}
+
+/* The child side of check_setup_kills_leftovers: one run of a host that
+ * starts a program, which starts a process, then dies without cleaning
+ * up. No cmocka assert here: a failure is the exit status. */
+static _Noreturn void dead_run(const char *tag, const char *script_path,
+                               const char *prog_out, const char *left_out)
+{
+    /* This copy of the launcher's socket is the parent's: programs start
+     * from here, as after the launcher died. */
+    launcher_stop();
+    unsigned killed;
+    uv_loop_t loop;
+    struct proc *p;
+    char errmsg[ERRMSG_SIZE];
+    struct proc_config cfg = {.path = script_path, .name = "t", .ship_id = "t"};
+    if (proc_setup(tag, &killed) != 0 || uv_loop_init(&loop) != 0 ||
+        proc_spawn(&p, &loop, &cfg, ignore_frame, ignore_exit, NULL, errmsg) !=
+            0) {
+        _exit(2);
+    }
+    if (strcmp(proc_freezer_name(), "sigstop") != 0 &&
+        !wait_attached((int)proc_pid(p))) {
+        _exit(3);
+    }
+    if (!write_pid(prog_out, (int)proc_pid(p))) {
+        _exit(4);
+    }
+    /* Die once the program has started its process. */
+    for (int i = 0; i < 1000 && file_size(left_out) == 0; i++) {
+        usleep(10 * 1000);
+    }
+    _exit(0);
+}
+
+/* A run of a host dies without cleaning up, as after kill -9 with its
+ * launcher gone too: its program dies of the parent-death signal, but what
+ * the program started lives on, in the run's cgroup (here with an empty
+ * environment, out of the process group) or, without cgroups, with
+ * BERTH_HOST in its environment. The next proc_setup with the same tag
+ * kills it, and nothing of another tag. */
+static void check_setup_kills_leftovers(void)
+{
+    bool cgroups = strcmp(proc_freezer_name(), "sigstop") != 0;
+    char tag[64];
+    snprintf(tag, sizeof tag, "unit-%d", (int)getpid());
+    char prog_out[32];
+    char left_out[32];
+    temp_name(prog_out, sizeof prog_out);
+    temp_name(left_out, sizeof left_out);
+    struct fx x = {0};
+    char body[256];
+    /* The process starts once the program is in its cgroup. */
+    snprintf(body, sizeof body,
+             "while [ ! -e %s.go ]; do sleep 0.01; done\n"
+             "%s & echo $! > %s\n"
+             "exec sleep 302",
+             left_out, cgroups ? "setsid env -i sleep 301" : "sleep 301",
+             left_out);
+    script(&x, body);
+
+    char other_env[96];
+    snprintf(other_env, sizeof other_env, "BERTH_HOST=unit-other-%d/x",
+             (int)getpid());
+    pid_t other = fork();
+    assert_true(other >= 0);
+    if (other == 0) {
+        char *argv[] = {"sleep", "300", NULL};
+        char *envp[] = {other_env, NULL};
+        execve("/bin/sleep", argv, envp);
+        _exit(127);
+    }
+
+    pid_t run = fork();
+    assert_true(run >= 0);
+    if (run == 0) {
+        dead_run(tag, x.script, prog_out, left_out);
+    }
+    int prog = read_pid(prog_out);
+    char go[48];
+    snprintf(go, sizeof go, "%s.go", left_out);
+    FILE *f = fopen(go, "w");
+    assert_non_null(f);
+    fclose(f);
+    int left = read_pid(left_out);
+    int ws;
+    assert_int_equal(waitpid(run, &ws, 0), run);
+    assert_true(WIFEXITED(ws));
+    assert_int_equal(WEXITSTATUS(ws), 0);
+    assert_true(wait_dead(prog));
+    usleep(100 * 1000);
+    assert_false(pid_dead(left));
+
+    unsigned killed = 0;
+    assert_int_equal(proc_setup(tag, &killed), 0);
+    assert_true(killed >= 1);
+    assert_true(wait_dead(left));
+    assert_false(pid_dead(other));
+    kill(other, SIGKILL);
+    waitpid(other, NULL, 0);
+    unlink(x.script);
+    unlink(prog_out);
+    unlink(left_out);
+    unlink(go);
+}
+
+/* A program that closes its stdout can never answer: it is killed at
+ * once, not at some time limit, and what it started goes with it. */
+static void test_closed_output_kills(void **state)
+{
+    struct fx x = {0};
+    char out[32];
+    temp_name(out, sizeof out);
+    char body[128];
+    snprintf(body, sizeof body,
+             "sleep 300 </dev/null >/dev/null & echo $! > %s\n"
+             "exec 0<&- 1>&-\nexec sleep 301",
+             out);
+    script(&x, body);
+    spawn(&x, x.script);
+    run_until_gone(&x);
+    int child = read_pid(out);
+    unlink(x.script);
+    unlink(out);
+    assert_int_equal(x.clean, 0);
+    assert_string_equal(x.why, "killed: closed its output");
+    assert_true(wait_dead(child));
+}
+
+/* Count the bytes of program output in a log of "[t] line" lines, and the
+ * lines that say how much was dropped, adding up what they say. */
+static void count_log(const char *text, size_t *logged, unsigned *notes,
+                      unsigned long long *dropped)
+{
+    *logged = 0;
+    *notes = 0;
+    *dropped = 0;
+    const char *note = "[t] berth: dropped ";
+    for (const char *p = text; *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (strncmp(p, note, strlen(note)) == 0) {
+            (*notes)++;
+            *dropped += strtoull(p + strlen(note), NULL, 10);
+        } else if (strncmp(p, "[t] ", 4) == 0) {
+            *logged += len - 4 + 1;
+        }
+        p += len + (nl != NULL);
+    }
+}
+
+static size_t stderr_dropped_seen;
+
+static void on_exit_dropped(struct proc *p, const char *why, int clean,
+                            void *arg)
+{
+    stderr_dropped_seen = (size_t)proc_stderr_dropped(p);
+    on_exit_cb(p, why, clean, arg);
+}
+
+/* A program that floods stderr reaches the log only within its limit:
+ * the burst, plus the rate meanwhile; the rest is dropped, counted, and
+ * said in one line, and every byte is either logged or counted. */
+static void test_stderr_flood_is_limited(void **state)
+{
+    char log[32];
+    int saved = stderr_capture(log, sizeof log);
+
+    struct fx x = {0};
+    /* 5,000 lines of 50 bytes: 250,000 bytes. */
+    script(&x, "i=0; while [ $i -lt 5000 ]; do\n"
+               "printf 'line %05d xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\\n' "
+               "$i\n"
+               "i=$((i+1)); done >&2\nexit 0");
+    alarm(60);
+    char errmsg[ERRMSG_SIZE];
+    struct proc_config cfg = {.path = x.script,
+                              .name = "t",
+                              .ship_id = "t",
+                              .stderr_rate = 100,
+                              .stderr_burst = 5000};
+    uint64_t before = proc_stderr_dropped_total();
+    assert_int_equal(uv_loop_init(&x.loop), 0);
+    assert_int_equal(
+        proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_dropped, &x, errmsg),
+        0);
+    run_until_gone(&x);
+    unlink(x.script);
+    stderr_restore(saved);
+
+    static char text[1 << 20];
+    slurp(log, text, sizeof text);
+    unlink(log);
+    size_t logged;
+    unsigned notes;
+    unsigned long long dropped;
+    count_log(text, &logged, &notes, &dropped);
+    assert_int_equal(x.clean, 1);
+    assert_int_equal(notes, 1);
+    assert_int_equal(logged + dropped, 250000);
+    /* The burst, and what 100 bytes a second add while the shell runs. */
+    assert_true(logged <= 5000 + 100 * 30);
+    assert_int_equal(stderr_dropped_seen, dropped);
+    assert_int_equal(proc_stderr_dropped_total() - before, dropped);
+}
+
+/* A program's memory counts what it started: a child holding 8 MB, found
+ * in the process tree at first and in the cgroup once there is one. */
+static void test_memory_counts_children(void **state)
+{
+    struct fx x = {0};
+    /* The child holds an 8 MB string, then says so with a READY frame;
+     * the shell would exec a subshell's last command, dropping it. */
+    script(&x, "(x=$(head -c 8000000 /dev/zero | tr '\\0' a)\n"
+               "printf '\\002\\000\\000\\000\\201\\001'; sleep 30; "
+               "true) &\n"
+               "exec sleep 31");
+    spawn(&x, x.script);
+    run_until_frames(&x, 1);
+    assert_int_equal(x.frames, 1);
+    uint64_t bytes = 0;
+    assert_int_equal(proc_memory(x.p, &bytes), 0);
+    assert_true(bytes >= 8000000);
+    if (strcmp(proc_freezer_name(), "sigstop") != 0) {
+        assert_true(wait_attached((int)proc_pid(x.p)));
+        assert_int_equal(proc_memory(x.p, &bytes), 0);
+        assert_true(bytes >= 8000000);
+    }
+    assert_true(bytes < 256u * 1024 * 1024);
+    proc_kill(x.p, "test over");
+    run_until_gone(&x);
+    unlink(x.script);
+}
+
 static void test_freezer_detected(void **state)
 {
     const char *name = use_freezer(NULL);
@@ -835,6 +1334,8 @@ static void test_freezer_detected(void **state)
     check_frozen_keeps_its_input();
     check_children_adopted();
     check_end_during_attach();
+    check_children_die_all();
+    check_setup_kills_leftovers();
 }
 
 static void test_freezer_cgroup1(void **state)
@@ -848,6 +1349,8 @@ static void test_freezer_cgroup1(void **state)
     check_frozen_keeps_its_input();
     check_children_adopted();
     check_end_during_attach();
+    check_children_die_all();
+    check_setup_kills_leftovers();
     use_freezer(NULL);
 }
 
@@ -859,6 +1362,8 @@ static void test_freezer_sigstop(void **state)
     check_frozen_keeps_its_input();
     check_children_adopted();
     check_end_during_attach();
+    check_children_die_all();
+    check_setup_kills_leftovers();
     use_freezer(NULL);
 }
 
@@ -915,6 +1420,7 @@ int main(void)
         cmocka_unit_test(test_path_search_finds_cat),
         cmocka_unit_test(test_three_fds_and_count),
         cmocka_unit_test(test_child_starts_clean),
+        cmocka_unit_test(test_args_and_env),
         cmocka_unit_test(test_frames_cut_by_reads),
         cmocka_unit_test(test_frames_taken_counted_and_paused),
         cmocka_unit_test(test_frame_header_cut),
@@ -922,6 +1428,9 @@ int main(void)
         cmocka_unit_test(test_out_of_memory_for_cut_frame_kills),
         cmocka_unit_test(test_stderr_reaches_log),
         cmocka_unit_test(test_memory_is_plausible),
+        cmocka_unit_test(test_closed_output_kills),
+        cmocka_unit_test(test_stderr_flood_is_limited),
+        cmocka_unit_test(test_memory_counts_children),
         cmocka_unit_test(test_freezer_detected),
         cmocka_unit_test(test_freezer_cgroup1),
         cmocka_unit_test(test_freezer_sigstop),

@@ -108,6 +108,66 @@ static void test_ship_new_round_trip(void **state)
     buf_free(&e);
 }
 
+/* A SHIP_BATCH carries the program's arguments and environment only when
+ * there are some; an entry without them has the older layout, byte for
+ * byte, and lists that do not end in a NUL are refused. */
+static void test_ship_batch_lists(void **state)
+{
+    static const char args[] = "-v\0a b\0";
+    static const char env[] = "K=V\0";
+    uint8_t pk[2 * 32];
+    memset(pk, 7, sizeof pk);
+    struct record_ship_batch in = {
+        .program = "/bin/kv",
+        .program_len = 7,
+        .name = "p",
+        .name_len = 1,
+        .flags = RECORD_BATCH_PREFIX,
+        .freeze_timeout_ms = UINT64_MAX,
+        .first = 1,
+        .count = 2,
+        .public_keys = pk,
+    };
+    struct buf plain, full;
+    buf_init(&plain);
+    buf_init(&full);
+    assert_int_equal(record_encode_ship_batch(&plain, &in), 0);
+    in.args = args;
+    in.args_len = sizeof args - 1;
+    in.env = env;
+    in.env_len = sizeof env - 1;
+    assert_int_equal(record_encode_ship_batch(&full, &in), 0);
+    /* u32 args_len + args + u32 env_len + env, nothing else. */
+    assert_int_equal(full.len, plain.len + 4 + 7 + 4 + 4);
+
+    struct record_ship_batch out;
+    assert_int_equal(record_decode_ship_batch(plain.data, plain.len, &out), 0);
+    assert_int_equal(out.flags, RECORD_BATCH_PREFIX);
+    assert_int_equal(out.args_len, 0);
+    assert_int_equal(out.env_len, 0);
+    assert_int_equal(out.freeze_timeout_ms, UINT64_MAX);
+    assert_int_equal(record_decode_ship_batch(full.data, full.len, &out), 0);
+    assert_int_equal(out.flags, RECORD_BATCH_PREFIX | RECORD_BATCH_ARGS);
+    assert_int_equal(out.args_len, 7);
+    assert_memory_equal(out.args, args, 7);
+    assert_int_equal(out.env_len, 4);
+    assert_memory_equal(out.env, env, 4);
+    assert_int_equal(out.count, 2);
+    assert_memory_equal(out.public_keys, pk, sizeof pk);
+    for (size_t n = 0; n < full.len; n++) {
+        assert_int_equal(record_decode_ship_batch(full.data, n, &out),
+                         BERTH_EMALFORMED);
+    }
+    /* The env's final NUL made into another byte. */
+    size_t env_nul = plain.len - 8 - 32 - sizeof pk + 4 + 7 + 4 + 3;
+    assert_int_equal(full.data[env_nul], 0);
+    full.data[env_nul] = 'x';
+    assert_int_equal(record_decode_ship_batch(full.data, full.len, &out),
+                     BERTH_EMALFORMED);
+    buf_free(&plain);
+    buf_free(&full);
+}
+
 static void test_snapshot_and_remove(void **state)
 {
     struct record_snapshot in = {.sid = 3, .number = 10, .data = (const uint8_t *)"st", .len = 2};
@@ -170,6 +230,7 @@ int main(void)
         cmocka_unit_test(test_hash_chains),
         cmocka_unit_test(test_events_entry),
         cmocka_unit_test(test_ship_new_round_trip),
+        cmocka_unit_test(test_ship_batch_lists),
         cmocka_unit_test(test_snapshot_and_remove),
         cmocka_unit_test(test_encode_out_of_memory),
         cmocka_unit_test(test_ship_states),

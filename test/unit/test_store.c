@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "core/record.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "store/store.h"
@@ -98,10 +99,9 @@ static void test_ships_persist_and_stay_unique(void **state)
     assert_int_equal(store_ship_foreach(s, stop_at_two, &n), 42);
     assert_int_equal(store_meta_put(s, "next_sid", 3), 0);
     assert_int_equal(store_event_put(s, 1, 1, "r1", 2), 0);
-    assert_int_equal(store_snapshot_put(s, 1, 1, (const uint8_t *)
-                                        "0123456789abcdef0123456789abcdef",
-                                        "", 0),
-                     0);
+    struct store_snapshot snap = {.number = 1};
+    memcpy(snap.epoch, "0123456789abcdef0123456789abcdef", STORE_HASH_SIZE);
+    assert_int_equal(store_snapshot_put(s, 1, &snap, "", 0), 0);
     assert_int_equal(store_sync(s), 0);
     store_close(s);
 
@@ -118,14 +118,13 @@ static void test_ships_persist_and_stay_unique(void **state)
     assert_int_equal(v, 3);
     assert_int_equal(store_meta_get(s, "missing", &v), 0);
     assert_int_equal(v, 0);
-    uint64_t number;
-    uint8_t epoch[STORE_HASH_SIZE];
     struct buf data;
     buf_init(&data);
-    assert_int_equal(store_snapshot_get(s, 1, &number, epoch, &data), 0);
+    assert_int_equal(store_snapshot_get(s, 1, &snap, &data), 0);
     assert_int_equal(data.len, 0); /* an empty snapshot is still one */
-    assert_int_equal(store_snapshot_get(s, 2, &number, epoch, &data),
-                     BERTH_ENOTFOUND);
+    assert_int_equal(snap.number, 1);
+    assert_memory_equal(snap.epoch, "0123456789abcdef", 16);
+    assert_int_equal(store_snapshot_get(s, 2, &snap, &data), BERTH_ENOTFOUND);
     buf_free(&data);
     /* Delete takes events and snapshot with it. */
     assert_int_equal(store_ship_delete(s, 1), 0);
@@ -141,26 +140,246 @@ static int collect(uint64_t number, const void *rec, size_t len, void *arg)
     return 0;
 }
 
+/* Store ship sid (named after it) with events 1..n chained from zeros, as
+ * applying would; returns the head hash in head. */
+static void chained_ship(struct store *s, uint64_t sid, uint64_t n,
+                         uint8_t *head)
+{
+    struct store_ship sh;
+    char id[16];
+    snprintf(id, sizeof id, "ship%llu", (unsigned long long)sid);
+    ship(&sh, sid, id, "");
+    memset(head, 0, RECORD_HASH_SIZE);
+    for (uint64_t i = 1; i <= n; i++) {
+        struct record_event ev = {.sid = sid, .number = i, .kind = 2};
+        struct buf r;
+        ev.payload = (const uint8_t *)"x";
+        ev.payload_len = 1;
+        memcpy(ev.prev_hash, head, RECORD_HASH_SIZE);
+        buf_init(&r);
+        assert_int_equal(record_encode_event(&r, &ev), 0);
+        record_hash(r.data, r.len, head);
+        assert_int_equal(store_event_put(s, sid, i, r.data, r.len), 0);
+        buf_free(&r);
+    }
+    sh.last_event = n;
+    memcpy(sh.last_hash, head, RECORD_HASH_SIZE);
+    assert_int_equal(store_ship_put(s, &sh), 0);
+}
+
 static void test_events_and_transactions(void **state)
 {
     struct store *s = open_ok(":memory:");
-    for (uint64_t n = 1; n <= 5; n++) {
-        assert_int_equal(store_event_put(s, 7, n, "x", 1), 0);
-    }
+    uint8_t head[RECORD_HASH_SIZE], zeros[RECORD_HASH_SIZE] = {0};
+    chained_ship(s, 7, 5, head);
     uint64_t sum = 0;
-    assert_int_equal(store_event_foreach(s, 7, 3, collect, &sum), 0);
+    assert_int_equal(store_event_foreach(s, 7, 3, NULL, collect, &sum), 0);
     assert_int_equal(sum, 345);
+    sum = 0;
+    assert_int_equal(store_event_foreach(s, 7, 1, zeros, collect, &sum), 0);
+    assert_int_equal(sum, 12345);
     assert_int_equal(store_event_truncate(s, 7, 2), 0);
     sum = 0;
-    assert_int_equal(store_event_foreach(s, 7, 0, collect, &sum), 0);
+    assert_int_equal(store_event_foreach(s, 7, 3, NULL, collect, &sum), 0);
     assert_int_equal(sum, 345);
     assert_int_equal(store_begin(s), 0);
     assert_int_equal(store_event_put(s, 7, 6, "x", 1), 0);
     assert_int_equal(store_rollback(s), 0);
     sum = 0;
-    assert_int_equal(store_event_foreach(s, 7, 0, collect, &sum), 0);
+    assert_int_equal(store_event_foreach(s, 7, 3, NULL, collect, &sum), 0);
     assert_int_equal(sum, 345);
+    /* Nothing to walk: the given link must be the head. */
+    assert_int_equal(store_event_foreach(s, 7, 6, head, collect, &sum), 0);
+    assert_int_equal(store_event_foreach(s, 7, 6, zeros, collect, &sum),
+                     BERTH_ECORRUPT);
     store_close(s);
+}
+
+/* Change stored bytes behind the store's back, as a flipped bit or a
+ * hand-edited row would. */
+static void tamper(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        fail_msg("%s: %s", sql, msg);
+    }
+    sqlite3_close(db);
+}
+
+/* Rewrite ship sid's event n, as chained_ship made it, with payload c: with
+ * any c but 'x' the record still decodes but is not the one logged. */
+static void put_payload(struct store *s, uint64_t sid, uint64_t n, char c)
+{
+    struct record_event ev = {.sid = sid, .number = n, .kind = 2};
+    struct buf r;
+    buf_init(&r);
+    uint8_t prev[RECORD_HASH_SIZE] = {0};
+    for (uint64_t i = 1; i <= n; i++) {
+        buf_free(&r);
+        buf_init(&r);
+        ev.number = i;
+        ev.payload = (const uint8_t *)"x";
+        ev.payload_len = 1;
+        memcpy(ev.prev_hash, prev, sizeof prev);
+        assert_int_equal(record_encode_event(&r, &ev), 0);
+        record_hash(r.data, r.len, prev);
+    }
+    r.data[r.len - 1] = (uint8_t)c;
+    assert_int_equal(store_event_put(s, sid, n, r.data, r.len), 0);
+    buf_free(&r);
+}
+
+/* Walk ship 7 from its first event and expect damage named in the
+ * message. */
+static void expect_damage(const char *path, uint64_t from, const uint8_t *link,
+                          const char *words)
+{
+    struct store *s = open_ok(path);
+    uint64_t sum = 0;
+    assert_int_equal(store_event_foreach(s, 7, from, link, collect, &sum),
+                     BERTH_ECORRUPT);
+    if (strstr(store_errmsg(s), words) == NULL) {
+        fail_msg("'%s' does not say '%s'", store_errmsg(s), words);
+    }
+    store_close(s);
+}
+
+static void test_hash_chain_is_checked(void **state)
+{
+    struct fx *x = *state;
+    uint8_t head[RECORD_HASH_SIZE], zeros[RECORD_HASH_SIZE] = {0};
+    struct store *s = open_ok(x->path);
+    chained_ship(s, 7, 5, head);
+    store_close(s);
+
+    /* A record changed by hand: the next one no longer follows. */
+    s = open_ok(x->path);
+    put_payload(s, 7, 3, 'y');
+    store_close(s);
+    expect_damage(x->path, 1, zeros, "event 4 breaks the hash chain");
+    s = open_ok(x->path);
+    put_payload(s, 7, 3, 'x');
+    store_close(s);
+    /* The last record changed, or the head zeroed: the end does not match
+     * the ship's head. */
+    tamper(x->path, "UPDATE ships SET last_hash = zeroblob(32)");
+    expect_damage(x->path, 1, zeros, "event 5 does not match the ship's head");
+    expect_damage(x->path, 3, NULL, "event 5 does not match the ship's head");
+    tamper(x->path, "UPDATE ships SET last_event = 6");
+    expect_damage(x->path, 1, zeros, "last event is 6");
+    tamper(x->path, "UPDATE ships SET last_event = 5");
+    /* A missing record, a wrong first link, a record of another ship. */
+    tamper(x->path, "DELETE FROM events WHERE n = 2");
+    expect_damage(x->path, 1, zeros, "event 2 is missing");
+    expect_damage(x->path, 1, head, "event 1 does not follow");
+    tamper(x->path, "UPDATE events SET sid = 8 WHERE n = 1;"
+                    "UPDATE events SET sid = 7 WHERE n = 1");
+    tamper(x->path, "UPDATE events SET n = 2 WHERE n = 1");
+    expect_damage(x->path, 2, NULL, "another ship or place");
+}
+
+static void test_snapshot_checksum_is_checked(void **state)
+{
+    struct fx *x = *state;
+    uint8_t head[RECORD_HASH_SIZE], head8[RECORD_HASH_SIZE];
+    struct store *s = open_ok(x->path);
+    chained_ship(s, 7, 5, head);
+    chained_ship(s, 8, 5, head8);
+    struct store_snapshot snap = {.number = 5};
+    memcpy(snap.chain, head, sizeof snap.chain);
+    assert_int_equal(store_snapshot_put(s, 7, &snap, "state", 5), 0);
+    memcpy(snap.chain, head8, sizeof snap.chain);
+    assert_int_equal(store_snapshot_put(s, 8, &snap, "other", 5), 0);
+    store_close(s);
+
+    /* Each damage to ship 7's row: its bytes, its number, its epoch, its
+     * link, its checksum, or ship 8's whole valid row put in its place. */
+    const char *damage[] = {
+        "UPDATE snapshots SET data = 'statf' WHERE sid = 7",
+        "UPDATE snapshots SET n = 4 WHERE sid = 7",
+        "UPDATE snapshots SET epoch = zeroblob(31) || x'01' WHERE sid = 7",
+        "UPDATE snapshots SET chain = zeroblob(32) WHERE sid = 7",
+        "UPDATE snapshots SET sum = zeroblob(32) WHERE sid = 7",
+        "DELETE FROM snapshots WHERE sid = 7;"
+        "UPDATE snapshots SET sid = 7 WHERE sid = 8",
+    };
+    tamper(x->path, "CREATE TABLE keep AS SELECT * FROM snapshots");
+    for (size_t i = 0; i < sizeof damage / sizeof damage[0]; i++) {
+        struct store_snapshot got;
+        struct buf data;
+        tamper(x->path, damage[i]);
+        s = open_ok(x->path);
+        buf_init(&data);
+        assert_int_equal(store_snapshot_get(s, 7, &got, &data), BERTH_ECORRUPT);
+        assert_int_equal(data.len, 0);
+        assert_non_null(strstr(store_errmsg(s), "fails its checksum"));
+        buf_free(&data);
+        store_close(s);
+        tamper(x->path, "DELETE FROM snapshots; INSERT INTO snapshots "
+                        "SELECT * FROM keep");
+        /* Put back, it reads again. */
+        s = open_ok(x->path);
+        buf_init(&data);
+        assert_int_equal(store_snapshot_get(s, 7, &got, &data), 0);
+        assert_memory_equal(data.data, "state", 5);
+        buf_free(&data);
+        store_close(s);
+    }
+}
+
+/* A store of schema version 2 gets each snapshot's link and checksum:
+ * from the ship's head when no event follows the snapshot, else from the
+ * next event's record. */
+static void test_upgrade_from_version_2(void **state)
+{
+    struct fx *x = *state;
+    uint8_t head[RECORD_HASH_SIZE], head8[RECORD_HASH_SIZE];
+    uint8_t link8[RECORD_HASH_SIZE];
+    struct store *s = open_ok(x->path);
+    chained_ship(s, 7, 5, head);
+    chained_ship(s, 8, 5, head8);
+    assert_int_equal(store_event_hash(s, 8, 3, link8), 0);
+    store_close(s);
+    /* Back to version 2: snapshots without link or checksum; ship 7's
+     * stands for its last event, ship 8's for event 3. */
+    tamper(x->path,
+           "DROP TABLE snapshots;"
+           "CREATE TABLE snapshots (sid INTEGER PRIMARY KEY, n INTEGER NOT "
+           "NULL, epoch BLOB NOT NULL, data BLOB NOT NULL);"
+           "INSERT INTO snapshots VALUES (7, 5, zeroblob(32), 'seven');"
+           "INSERT INTO snapshots VALUES (8, 3, zeroblob(32), 'eight');"
+           "DELETE FROM events WHERE sid = 8 AND n <= 3;"
+           "ALTER TABLE ships DROP COLUMN args;"
+           "ALTER TABLE ships DROP COLUMN env;"
+           "PRAGMA user_version=2;");
+    s = open_ok(x->path);
+    struct store_snapshot got;
+    struct buf data;
+    uint64_t sum = 0;
+    buf_init(&data);
+    assert_int_equal(store_snapshot_get(s, 7, &got, &data), 0);
+    assert_memory_equal(got.chain, head, RECORD_HASH_SIZE);
+    assert_int_equal(store_event_foreach(s, 7, 6, got.chain, collect, &sum), 0);
+    assert_int_equal(store_snapshot_get(s, 8, &got, &data), 0);
+    assert_memory_equal(got.chain, link8, RECORD_HASH_SIZE);
+    assert_int_equal(store_event_foreach(s, 8, 4, got.chain, collect, &sum), 0);
+    assert_memory_equal(data.data, "seveneight", 10);
+    buf_free(&data);
+    store_close(s);
+    /* The upgrade also turned incremental auto-vacuum on, so that removed
+     * ships' pages can leave the file. */
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "PRAGMA auto_vacuum", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
 }
 
 static void test_not_a_database(void **state)
@@ -186,40 +405,55 @@ static void test_open_out_of_memory(void **state)
     mem_fault_countdown(-1);
 }
 
+/* Write a store as an older version did: the first version's tables, the
+ * ships and snapshots tables with ship_columns and snapshot_columns added,
+ * then the statements of rest (its ships and its user_version). */
+static void old_store(const char *path, const char *ship_columns,
+                      const char *snapshot_columns, const char *rest)
+{
+    char sql[2048];
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT "
+             "NULL) WITHOUT ROWID;"
+             "CREATE TABLE ships (sid INTEGER PRIMARY KEY, id TEXT NOT NULL "
+             "UNIQUE, name TEXT UNIQUE, program TEXT NOT NULL, created_ns "
+             "INTEGER NOT NULL, idle_timeout_ms INTEGER NOT NULL, last_event "
+             "INTEGER NOT NULL, first_event INTEGER NOT NULL, snapshot_event "
+             "INTEGER NOT NULL, last_hash BLOB NOT NULL, public_key BLOB NOT "
+             "NULL, secret_key BLOB NOT NULL%s);"
+             "CREATE TABLE events (sid INTEGER NOT NULL, n INTEGER NOT NULL, "
+             "rec BLOB NOT NULL, PRIMARY KEY (sid, n)) WITHOUT ROWID;"
+             "CREATE TABLE snapshots (sid INTEGER PRIMARY KEY, n INTEGER NOT "
+             "NULL, epoch BLOB NOT NULL, data BLOB NOT NULL%s);%s",
+             ship_columns, snapshot_columns, rest);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* Open the store at path and read the ship id_or_name into out. */
+static struct store *open_with_ship(const char *path, const char *id_or_name,
+                                    struct store_ship *out)
+{
+    struct store *s = open_ok(path);
+    assert_int_equal(store_ship_get(s, id_or_name, out), 0);
+    return s;
+}
+
 /* A store written by the first version (no alarms, no freeze timeout) opens
  * and is brought up to date in place, its ships intact. */
 static void test_upgrade_from_version_1(void **state)
 {
     struct fx *x = *state;
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
-    assert_int_equal(
-        sqlite3_exec(
-            db,
-            "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) "
-            "WITHOUT ROWID;"
-            "CREATE TABLE ships (sid INTEGER PRIMARY KEY, id TEXT NOT NULL "
-            "UNIQUE, name TEXT UNIQUE, program TEXT NOT NULL, created_ns "
-            "INTEGER NOT NULL, idle_timeout_ms INTEGER NOT NULL, last_event "
-            "INTEGER NOT NULL, first_event INTEGER NOT NULL, snapshot_event "
-            "INTEGER NOT NULL, last_hash BLOB NOT NULL, public_key BLOB NOT "
-            "NULL, secret_key BLOB NOT NULL);"
-            "CREATE TABLE events (sid INTEGER NOT NULL, n INTEGER NOT NULL, "
-            "rec BLOB NOT NULL, PRIMARY KEY (sid, n)) WITHOUT ROWID;"
-            "CREATE TABLE snapshots (sid INTEGER PRIMARY KEY, n INTEGER NOT "
-            "NULL, epoch BLOB NOT NULL, data BLOB NOT NULL);"
-            "INSERT INTO ships VALUES (1, 'aaaa', 'old', '/bin/true', 5, 7, "
-            "3, 1, 0, x'00', x'00', x'00');"
-            "PRAGMA user_version=1;",
-            NULL, NULL, NULL),
-        SQLITE_OK);
-    sqlite3_close(db);
+    old_store(x->path, "", "",
+              "INSERT INTO ships VALUES (1, 'aaaa', 'old', '/bin/true', 5, 7, "
+              "3, 1, 0, x'00', x'00', x'00');"
+              "PRAGMA user_version=1;");
 
-    struct store *s;
     struct store_ship ship;
+    struct store *s = open_with_ship(x->path, "old", &ship);
     char errmsg[ERRMSG_SIZE];
-    assert_int_equal(store_open(&s, x->path, errmsg), 0);
-    assert_int_equal(store_ship_get(s, "old", &ship), 0);
     assert_int_equal(ship.last_event, 3);
     assert_int_equal(ship.idle_timeout_ms, 7);
     assert_int_equal(ship.alarm_ns, 0);
@@ -236,15 +470,77 @@ static void test_upgrade_from_version_1(void **state)
     store_close(s);
 }
 
+/* A store of version 3 (no arguments or environment) is upgraded in place:
+ * its ships read with empty lists, and lists written afterwards stay. */
+static void test_upgrade_from_version_3(void **state)
+{
+    struct fx *x = *state;
+    old_store(x->path,
+              ", alarm_ns INTEGER NOT NULL DEFAULT 0, freeze_timeout_ms "
+              "INTEGER NOT NULL DEFAULT 0",
+              ", chain BLOB NOT NULL DEFAULT x'', sum BLOB NOT NULL DEFAULT "
+              "x''",
+              "INSERT INTO ships VALUES (1, 'aaaa', 'two', '/bin/true', 5, 7, "
+              "3, 1, 0, x'00', x'00', x'00', 11, 12);"
+              "PRAGMA user_version=3;");
+
+    struct store_ship got;
+    struct store *s = open_with_ship(x->path, "two", &got);
+    assert_int_equal(got.last_event, 3);
+    assert_int_equal(got.alarm_ns, 11);
+    assert_int_equal(got.freeze_timeout_ms, 12);
+    assert_null(got.args);
+    assert_int_equal(got.args_len, 0);
+    assert_null(got.env);
+    assert_int_equal(got.env_len, 0);
+    store_ship_clear(&got);
+    struct store_ship lists;
+    ship(&lists, 2, "bbbb", "three");
+    lists.args = "a\0b c\0";
+    lists.args_len = 6;
+    lists.env = "K=V\0";
+    lists.env_len = 4;
+    lists.freeze_timeout_ms = STORE_TIMEOUT_NEVER;
+    assert_int_equal(store_ship_put(s, &lists), 0);
+    store_close(s);
+
+    s = open_with_ship(x->path, "three", &got);
+    assert_int_equal(got.args_len, 6);
+    assert_memory_equal(got.args, "a\0b c\0", 6);
+    assert_int_equal(got.env_len, 4);
+    assert_memory_equal(got.env, "K=V\0", 4);
+    assert_true(got.freeze_timeout_ms == STORE_TIMEOUT_NEVER);
+    store_ship_clear(&got);
+    store_close(s);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 4);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ships_persist_and_stay_unique,
                                         setup, teardown),
         cmocka_unit_test(test_events_and_transactions),
+        cmocka_unit_test_setup_teardown(test_hash_chain_is_checked, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_checksum_is_checked,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
         cmocka_unit_test(test_open_out_of_memory),
         cmocka_unit_test_setup_teardown(test_upgrade_from_version_1, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_from_version_2, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_from_version_3, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

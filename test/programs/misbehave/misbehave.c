@@ -3,7 +3,7 @@
  *
  *   /crash       abort()
  *   /exit        exit(3)
- *   /hang        never answer
+ *   /hang        say "hanging" on stderr, then never answer (nor read)
  *   /garbage     write a malformed frame (len 1, type 0x99), then answer as
  *                if nothing happened
  *   /huge        write a frame header declaring 100 MiB, some garbage, then
@@ -17,14 +17,32 @@
  *                did not change (the host must log it all the same)
  *   /badalarm    answer with an ALARM effect of 7 bytes, then wait
  *   /big/<n>     answer 200 with a body of n bytes (unchanged)
+ *   /fork/<n>    fork n children that sleep for ever (they keep stdin,
+ *                stdout and stderr), and answer 200
+ *   /daemon/<n>  start n processes that leave the program's process group
+ *                and tree (setsid, then a fork whose parent exits) and sleep
+ *                for ever with stdio closed, and answer 200 once they run
+ *   /alloc/<mb>  fork a child that touches mb MiB of memory and sleeps for
+ *                ever, and answer 200 once the memory is touched
+ *   /alloclater/<mb>  the same, but answer at once: the child touches the
+ *                memory half a second later, while the program is idle
+ *   /closeout    close stdin and stdout (one socket) and sleep for ever
+ *   /stderr/<mb> write mb MiB to stderr in 100-byte lines, then answer 200
+ *   /argv        answer with the program's arguments, argv[0] included,
+ *                one a line (unchanged)
+ *   /env         answer with its environment, one KEY=VALUE a line
+ *                (unchanged)
  *
  * A TIMER event adds one to the counter (changed).
  *
  * GET / answers the counter's value (unchanged); anything else is 404. The
  * snapshot is the counter as a u64, little-endian. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,8 +84,144 @@ static void sleep_ms(const char *p, size_t n)
     }
 }
 
+/* The decimal number in the target after its first skip bytes (the
+ * target is not NUL-terminated). */
+static unsigned long target_number(const struct bp_http *h, size_t skip)
+{
+    unsigned long v = 0;
+    for (size_t i = skip; i < h->target_len && h->target[i] >= '0' &&
+                          h->target[i] <= '9' && v < 1000000ul;
+         i++) {
+        v = v * 10 + (unsigned long)(h->target[i] - '0');
+    }
+    return v;
+}
+
+/* Fork. In the child, return 0 with *ready set to a descriptor to close
+ * once the child is ready; in the parent, wait until the child (and any
+ * process that inherited the descriptor) has closed it, and return the
+ * child's pid. */
+static pid_t fork_ready(int *ready)
+{
+    int p[2];
+    if (pipe(p) != 0) {
+        exit(1);
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        exit(1);
+    }
+    if (pid == 0) {
+        close(p[0]);
+        *ready = p[1];
+        return 0;
+    }
+    close(p[1]);
+    char c;
+    while (read(p[0], &c, 1) > 0) {
+    }
+    close(p[0]);
+    return pid;
+}
+
+/* Fork n children that sleep for ever; with leave, each leaves the
+ * process group and, through a second fork, the process tree, with stdio
+ * closed. Returns once they all run. */
+static void fork_sleepers(unsigned long n, bool leave)
+{
+    for (unsigned long i = 0; i < n; i++) {
+        int ready;
+        pid_t pid = fork_ready(&ready);
+        if (pid == 0) {
+            if (leave) {
+                setsid();
+                if (fork() != 0) {
+                    _exit(0);
+                }
+                close(0);
+                close(1);
+                close(2);
+            }
+            close(ready); /* running */
+            wait_forever();
+        }
+        if (leave) {
+            waitpid(pid, NULL, 0);
+        }
+    }
+}
+
+/* Fork a child that touches mb MiB and sleeps for ever; return once the
+ * memory is touched, or at once with later, the child then waiting half a
+ * second before it starts. */
+static void fork_allocator(unsigned long mb, bool later)
+{
+    int ready;
+    if (fork_ready(&ready) != 0) {
+        return;
+    }
+    if (later) {
+        close(ready);
+        ready = -1;
+        sleep_ms("500", 3);
+    }
+    size_t len = mb * 1024 * 1024;
+    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        _exit(1);
+    }
+    memset(m, 0x5a, len);
+    if (ready >= 0) {
+        close(ready);
+    }
+    wait_forever();
+}
+
+/* Write mb MiB to stderr in 100-byte lines. */
+static void flood_stderr(unsigned long mb)
+{
+    char line[100];
+    memset(line, 'e', sizeof line - 1);
+    line[sizeof line - 1] = '\n';
+    char block[100 * 100];
+    for (size_t i = 0; i < sizeof block; i += sizeof line) {
+        memcpy(block + i, line, sizeof line);
+    }
+    unsigned long long left = (unsigned long long)mb * 1024 * 1024;
+    while (left > 0) {
+        size_t n = left < sizeof block ? (size_t)left : sizeof block;
+        ssize_t w = write(2, block, n);
+        if (w <= 0) {
+            exit(1);
+        }
+        left -= (unsigned long long)w;
+    }
+}
+
 /* The delay of the next snapshot, in the digits of a /slowsnap target. */
 static char snap_delay[16];
+
+/* The program's arguments, for /argv. */
+static char **args;
+
+extern char **environ;
+
+/* Answer 200 with the strings of a NULL-terminated vector, one a line. */
+static int reply_lines(struct bp_out *out, char **vec)
+{
+    char body[8192];
+    size_t n = 0;
+    for (; *vec != NULL; vec++) {
+        int w = snprintf(body + n, sizeof body - n, "%s\n", *vec);
+        if (w < 0 || (size_t)w >= sizeof body - n) {
+            break;
+        }
+        n += (size_t)w;
+    }
+    bp_reply(out, 200, "text/plain", body, n);
+    return BP_UNCHANGED;
+}
 
 static int reply_count(struct bp_out *out, uint64_t count)
 {
@@ -105,11 +259,17 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
         for (int i = 0; i < 8; i++) {
             f[5 + i] = (unsigned char)(ev->number >> (8 * i));
         }
-        f[14] = 1;  /* n_effects */
-        f[18] = 3;  /* ALARM */
-        f[19] = 7;  /* its length */
+        f[14] = 1; /* n_effects */
+        f[18] = 3; /* ALARM */
+        f[19] = 7; /* its length */
         write_raw(f, sizeof f);
         wait_forever();
+    }
+    if (bp_http_match(h, NULL, "/argv")) {
+        return reply_lines(out, args);
+    }
+    if (bp_http_match(h, NULL, "/env")) {
+        return reply_lines(out, environ);
     }
     if (bp_http_match(h, NULL, "/crash")) {
         abort();
@@ -118,6 +278,8 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
         exit(3);
     }
     if (bp_http_match(h, NULL, "/hang")) {
+        static const char line[] = "hanging\n";
+        write(2, line, sizeof line - 1);
         wait_forever();
     }
     if (bp_http_match(h, NULL, "/garbage")) {
@@ -160,6 +322,30 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
         memset(body, 'b', n);
         bp_reply(out, 200, "application/octet-stream", body, n);
         free(body);
+        return BP_UNCHANGED;
+    }
+    if (bp_http_match(h, NULL, "/fork/*") ||
+        bp_http_match(h, NULL, "/daemon/*")) {
+        bool leave = h->target[1] == 'd';
+        fork_sleepers(target_number(h, leave ? 8 : 6), leave);
+        bp_reply(out, 200, "text/plain", "forked\n", 7);
+        return BP_UNCHANGED;
+    }
+    if (bp_http_match(h, NULL, "/alloc/*") ||
+        bp_http_match(h, NULL, "/alloclater/*")) {
+        bool later = h->target[6] == 'l';
+        fork_allocator(target_number(h, later ? 12 : 7), later);
+        bp_reply(out, 200, "text/plain", "allocated\n", 10);
+        return BP_UNCHANGED;
+    }
+    if (bp_http_match(h, NULL, "/closeout")) {
+        close(0);
+        close(1);
+        wait_forever();
+    }
+    if (bp_http_match(h, NULL, "/stderr/*")) {
+        flood_stderr(target_number(h, 8));
+        bp_reply(out, 200, "text/plain", "written\n", 8);
         return BP_UNCHANGED;
     }
     if (bp_http_match(h, NULL, "/reject")) {
@@ -211,9 +397,10 @@ static int on_snapshot(void *ctx, struct bp_bytes *out)
     return bp_bytes_append(out, b, sizeof b);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     uint64_t count = 0;
+    args = argv;
     struct bp_program p = {on_boot, on_event, on_snapshot, &count};
     return bp_run(&p);
 }

@@ -1,0 +1,324 @@
+#include "consensus/segments.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+#include "lib/mem.h"
+
+#define SEGMENTS__FORMAT 1
+#define SEGMENTS__PREAMBLE 16 /* two checksums and the entry count */
+#define SEGMENTS__ENTRY_HEADER 16
+#define SEGMENTS__MAX_OPEN 64
+#define SEGMENTS__TYPE_MAX 3 /* command, barrier, configuration change */
+
+uint32_t segments_crc32(const void *data, size_t len, uint32_t crc)
+{
+    static uint32_t table[256];
+    static bool ready;
+    if (!ready) {
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i << 24;
+            for (int k = 0; k < 8; k++) {
+                c = (c & 0x80000000u) ? (c << 1) ^ 0x04C11DB7u : c << 1;
+            }
+            table[i] = c;
+        }
+        ready = true;
+    }
+    const uint8_t *p = data;
+    while (len-- > 0) {
+        crc = (crc << 8) ^ table[((crc >> 24) ^ *p++) & 0xff];
+    }
+    return crc;
+}
+
+/* One open segment as libraft will read it. */
+struct segments__open {
+    char name[64];
+    uint64_t counter;
+    uint64_t entries;   /* entries in the batches that check */
+    bool damaged;       /* a batch fails its checks */
+    bool cut;           /* the file ends inside a batch */
+    uint64_t damage_at; /* byte offset of the first bad batch */
+    char why[64];       /* what is wrong with it */
+    bool data_after;    /* non-zero bytes after the bad batch's end */
+};
+
+static bool segments__zeros(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Read a whole file into out (which the caller frees with buf_free). */
+static int segments__read(const char *path, struct buf *out, char *errmsg)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        err_printf(errmsg, "cannot read %s: %s", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return BERTH_EIO;
+    }
+    int rv = buf_reserve(out, (size_t)st.st_size);
+    if (rv != 0) {
+        close(fd);
+        err_printf(errmsg, "out of memory reading %s", path);
+        return rv;
+    }
+    while (out->len < (size_t)st.st_size) {
+        ssize_t n =
+            read(fd, out->data + out->len, (size_t)st.st_size - out->len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            err_printf(errmsg, "cannot read %s: %s", path,
+                       n < 0 ? strerror(errno) : "file shrank");
+            close(fd);
+            return BERTH_EIO;
+        }
+        out->len += (size_t)n;
+    }
+    close(fd);
+    return 0;
+}
+
+/* Walk the batches of one open segment's bytes, as libraft does, and note
+ * where and how the first bad one fails. */
+static void segments__walk(struct segments__open *o, const uint8_t *p,
+                           size_t len)
+{
+    size_t off = 8;
+    for (;;) {
+        if (len - off < SEGMENTS__PREAMBLE) {
+            /* libraft reads a preamble here: a partial one is a file cut
+             * short unless it is only the zero padding of the last block. */
+            if (!segments__zeros(p + off, len - off)) {
+                o->cut = true;
+                o->damage_at = off;
+                snprintf(o->why, sizeof o->why, "cut short in a batch");
+            }
+            return;
+        }
+        uint64_t n = get_le64(p + off + 8);
+        if (n == 0) {
+            /* The zeros after the last batch; anything else here is a
+             * batch whose count was damaged. */
+            if (!segments__zeros(p + off, len - off)) {
+                o->damaged = true;
+                o->damage_at = off;
+                snprintf(o->why, sizeof o->why, "a batch with no entries");
+                o->data_after = true;
+            }
+            return;
+        }
+        size_t header = 8 + (size_t)SEGMENTS__ENTRY_HEADER * n;
+        if (n > (len - off) / SEGMENTS__ENTRY_HEADER ||
+            header > len - off - 8) {
+            o->damaged = true;
+            o->cut = n <= (len - off) / SEGMENTS__ENTRY_HEADER;
+            o->damage_at = off;
+            snprintf(o->why, sizeof o->why, "batch header runs past the end");
+            return;
+        }
+        const uint8_t *hp = p + off + 8;
+        if (segments_crc32(hp, header, 0) != get_le32(p + off)) {
+            o->damaged = true;
+            o->damage_at = off;
+            snprintf(o->why, sizeof o->why, "batch header checksum mismatch");
+            /* The lengths cannot be trusted, so neither can the batch's
+             * end: what follows is judged by the applied index alone. */
+            return;
+        }
+        uint64_t data = 0;
+        bool bad_type = false;
+        for (uint64_t i = 0; i < n; i++) {
+            const uint8_t *e = hp + 8 + SEGMENTS__ENTRY_HEADER * i;
+            data += get_le32(e + 12);
+            bad_type |= e[8] == 0 || e[8] > SEGMENTS__TYPE_MAX;
+        }
+        size_t start = off + 8 + header;
+        if (data > len - start) {
+            o->damaged = o->cut = true;
+            o->damage_at = off;
+            snprintf(o->why, sizeof o->why, "cut short in a batch");
+            return;
+        }
+        size_t end = start + (size_t)data;
+        if (bad_type || segments_crc32(p + start, (size_t)data, 0) !=
+                            get_le32(p + off + 4)) {
+            o->damaged = true;
+            o->damage_at = off;
+            snprintf(o->why, sizeof o->why, "%s",
+                     bad_type ? "an entry of an unknown type"
+                              : "batch data checksum mismatch");
+            o->data_after = !segments__zeros(p + end, len - end);
+            return;
+        }
+        o->entries += n;
+        off = end;
+    }
+}
+
+/* Check one open segment's file. */
+static int segments__check_open(const char *dir, struct segments__open *o,
+                                char *errmsg)
+{
+    char path[4200];
+    struct buf b;
+    buf_init(&b);
+    snprintf(path, sizeof path, "%s/%s", dir, o->name);
+    int rv = segments__read(path, &b, errmsg);
+    if (rv != 0) {
+        buf_free(&b);
+        return rv;
+    }
+    if (b.len == 0) {
+        buf_free(&b); /* never written: libraft removes it */
+        return 0;
+    }
+    uint64_t format = b.len >= 8 ? get_le64(b.data) : UINT64_MAX;
+    if (format == 0 && segments__zeros(b.data, b.len)) {
+        buf_free(&b);
+        return 0;
+    }
+    if (format != SEGMENTS__FORMAT) {
+        o->damaged = true;
+        o->data_after = true;
+        snprintf(o->why, sizeof o->why,
+                 "format version %" PRIu64 " where 1 was expected", format);
+    } else {
+        segments__walk(o, b.data, b.len);
+    }
+    buf_free(&b);
+    return 0;
+}
+
+static int segments__by_counter(const void *a, const void *b)
+{
+    const struct segments__open *x = a, *y = b;
+    return x->counter < y->counter ? -1 : x->counter > y->counter;
+}
+
+int segments_check(const char *dir, uint64_t applied,
+                   struct segments_report *report, char *errmsg)
+{
+    struct segments__open open_segs[SEGMENTS__MAX_OPEN];
+    unsigned n_open = 0;
+    uint64_t closed_last = 0, snapshot = 0;
+    struct dirent *de;
+    int rv = 0;
+
+    memset(report, 0, sizeof *report);
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        if (errno == ENOENT) {
+            return 0;
+        }
+        err_printf(errmsg, "cannot list %s: %s", dir, strerror(errno));
+        return BERTH_EIO;
+    }
+    while ((de = readdir(d)) != NULL) {
+        unsigned long long a, b, c;
+        int used = 0;
+        if (sscanf(de->d_name, "%16llu-%16llu%n", &a, &b, &used) == 2 &&
+            de->d_name[used] == '\0' && used == 33) {
+            closed_last = b > closed_last ? b : closed_last;
+        } else if (sscanf(de->d_name, "open-%llu%n", &a, &used) == 1 &&
+                   de->d_name[used] == '\0') {
+            if (n_open == SEGMENTS__MAX_OPEN) {
+                err_printf(errmsg, "more than %d open segments in %s",
+                           SEGMENTS__MAX_OPEN, dir);
+                rv = BERTH_ECORRUPT;
+                break;
+            }
+            struct segments__open *o = &open_segs[n_open++];
+            memset(o, 0, sizeof *o);
+            snprintf(o->name, sizeof o->name, "%.63s", de->d_name);
+            o->counter = a;
+        } else if (sscanf(de->d_name, "snapshot-%llu-%llu-%llu.meta%n", &a, &b,
+                          &c, &used) == 3 &&
+                   de->d_name[used] == '\0') {
+            snapshot = b > snapshot ? b : snapshot;
+        }
+    }
+    closedir(d);
+    if (rv != 0) {
+        return rv;
+    }
+    qsort(open_segs, n_open, sizeof open_segs[0], segments__by_counter);
+
+    /* Open segments follow the last closed one, or the snapshot when every
+     * closed segment is gone. */
+    uint64_t next = closed_last > 0 ? closed_last + 1 : snapshot + 1;
+    uint64_t last = closed_last > snapshot ? closed_last : snapshot;
+    for (unsigned i = 0; i < n_open; i++) {
+        struct segments__open *o = &open_segs[i];
+        rv = segments__check_open(dir, o, errmsg);
+        if (rv != 0) {
+            return rv;
+        }
+        uint64_t damaged_index = next + o->entries;
+        next += o->entries;
+        if (!o->damaged && !o->cut) {
+            continue;
+        }
+        /* Everything from the bad batch on would be dropped. */
+        bool later = false;
+        for (unsigned j = i + 1; j < n_open && !later; j++) {
+            rv = segments__check_open(dir, &open_segs[j], errmsg);
+            if (rv != 0) {
+                return rv;
+            }
+            later = open_segs[j].entries > 0 || open_segs[j].damaged;
+        }
+        if (o->cut) {
+            err_printf(errmsg,
+                       "raft segment %s/%s is cut short at byte "
+                       "%" PRIu64 " (entry %" PRIu64 ")",
+                       dir, o->name, o->damage_at, damaged_index);
+            return BERTH_ECORRUPT;
+        }
+        if (damaged_index <= applied) {
+            err_printf(
+                errmsg,
+                "raft segment %s/%s is damaged at byte "
+                "%" PRIu64 " (%s): entry %" PRIu64 " and all after "
+                "it would be lost, and entries up to %" PRIu64 " were applied",
+                dir, o->name, o->damage_at, o->why, damaged_index, applied);
+            return BERTH_ECORRUPT;
+        }
+        if (o->data_after || later) {
+            err_printf(errmsg,
+                       "raft segment %s/%s is damaged at byte "
+                       "%" PRIu64 " (%s) with entries after it",
+                       dir, o->name, o->damage_at, o->why);
+            return BERTH_ECORRUPT;
+        }
+        /* A torn last write, never applied, so never acknowledged:
+         * libraft truncates it. */
+        report->torn_index = damaged_index;
+        report->torn_offset = o->damage_at;
+        snprintf(report->torn_file, sizeof report->torn_file, "%.63s", o->name);
+        break;
+    }
+    report->last_index = next - 1 > last ? next - 1 : last;
+    return 0;
+}

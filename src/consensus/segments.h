@@ -1,0 +1,59 @@
+/* A read-only check of libraft's segment files, made before libraft opens
+ * them.
+ *
+ * libraft's uv backend keeps the log in segment files. Closed segments
+ * ("<first>-<last>") are checked by libraft itself: a damaged one fails to
+ * load with a clear error. Open segments ("open-<n>", the ones being
+ * written, preallocated and zero-filled) are not: libraft truncates an open
+ * segment at its first batch that fails its checksum, whatever follows it,
+ * keeps loading later open segments as if nothing were missing, and crashes
+ * (a double free in 0.22.1) on a segment cut short in the middle of a batch.
+ * A flipped byte in the middle of the log would thus drop every entry after
+ * it without a word, and the host would go on to number new entries as if
+ * they were the lost ones.
+ *
+ * A torn write at the end of an open segment is the one kind of damage
+ * that libraft's truncation is right for: it can only hit the last write,
+ * which was never acknowledged. That is true only if the entry was never
+ * applied: every entry is applied before anything it commits is released,
+ * so an entry at or below the state machine's applied index may have been
+ * acknowledged, and must not be dropped. This check reads the open
+ * segments the way libraft will, and refuses (so that libraft never
+ * touches the files) when libraft would drop such an entry, when damage
+ * sits in front of valid entries, or when a segment is cut short. Only a
+ * torn tail beyond the applied index is left for libraft to truncate.
+ *
+ * The format read here is libraft's disk format 1: a u64 format version,
+ * then batches of u32 header checksum | u32 data checksum | u64 n |
+ * n * (u64 term | u8 type | 3 unused | u32 length) | entry data, all
+ * little-endian, the checksums being CRC-32 (polynomial 0x04C11DB7,
+ * most significant bit first, no reflection, initial value 0). */
+#ifndef BERTH_CONSENSUS_SEGMENTS_H
+#define BERTH_CONSENSUS_SEGMENTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* What a check of a raft directory found. */
+struct segments_report {
+    uint64_t last_index;  /* the last entry libraft will load; 0: none */
+    uint64_t torn_index;  /* first entry of a torn tail to drop; 0: none */
+    char torn_file[64];   /* the open segment holding it */
+    uint64_t torn_offset; /* where libraft will truncate it */
+};
+
+/* Check the segment files in dir against applied, the index of the last
+ * entry the state machine has applied. Returns 0 with *report filled when
+ * libraft can load the directory without losing an applied entry (a torn
+ * tail beyond applied is reported, not refused); BERTH_ECORRUPT with a
+ * message naming the file, the byte offset and the entry when it cannot;
+ * BERTH_EIO or BERTH_ENOMEM when the files cannot be read. A directory that
+ * does not exist holds nothing and checks clean. Reads only. */
+int segments_check(const char *dir, uint64_t applied,
+                   struct segments_report *report, char *errmsg);
+
+/* Return the CRC-32 that libraft's segment format uses, continuing from
+ * crc (0 to start). */
+uint32_t segments_crc32(const void *data, size_t len, uint32_t crc);
+
+#endif

@@ -1,0 +1,284 @@
+/* The check of libraft's segment files on made-up directories: a clean log
+ * gives its last index, a torn last write beyond the applied index is let
+ * through, and damage that would drop an applied entry, damage with entries
+ * after it, and a segment cut short are refused with a message. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "consensus/segments.h"
+#include "lib/buf.h"
+#include "lib/err.h"
+
+#define SEGMENT_SIZE 65536
+
+struct fixture {
+    char dir[64];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "%s", "segments-test.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* Append one batch of n command entries of 8 bytes each to b; returns the
+ * batch's offset. */
+static size_t add_batch(struct buf *b, unsigned n, uint8_t fill)
+{
+    size_t at = b->len;
+    uint8_t header[8 + 16 * 8];
+    uint8_t data[8 * 8];
+    assert_true(n <= 8);
+    memset(header, 0, sizeof header);
+    put_le64(header, n);
+    for (unsigned i = 0; i < n; i++) {
+        put_le64(header + 8 + 16 * i, 1); /* term */
+        header[8 + 16 * i + 8] = 1;       /* command */
+        put_le32(header + 8 + 16 * i + 12, 8);
+    }
+    memset(data, fill, sizeof data);
+    size_t hlen = 8 + 16 * (size_t)n, dlen = 8 * (size_t)n;
+    buf_put_u32(b, segments_crc32(header, hlen, 0));
+    buf_put_u32(b, segments_crc32(data, dlen, 0));
+    assert_int_equal(buf_append(b, header, hlen), 0);
+    assert_int_equal(buf_append(b, data, dlen), 0);
+    return at;
+}
+
+static void segment_begin(struct buf *b)
+{
+    buf_init(b);
+    buf_put_u64(b, 1); /* format */
+}
+
+/* Write size bytes to dir/name: b, cut or padded with zeros (as libraft
+ * preallocates). */
+static void write_file(const char *dir, const char *name, struct buf *b,
+                       size_t size)
+{
+    char path[128];
+    size_t n = b->len < size ? b->len : size;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(b->data, 1, n, fp), n);
+    for (size_t i = b->len; i < size; i++) {
+        fputc(0, fp);
+    }
+    fclose(fp);
+}
+
+static int check(struct fixture *f, uint64_t applied, struct segments_report *r,
+                 char *errmsg)
+{
+    errmsg[0] = '\0';
+    return segments_check(f->dir, applied, r, errmsg);
+}
+
+static void test_crc32_matches_libraft(void **state)
+{
+    /* CRC-32 with polynomial 0x04C11DB7, unreflected, initial value 0 and
+     * no final xor: "123456789" gives 0x89A1897F. */
+    assert_int_equal(segments_crc32("123456789", 9, 0), 0x89A1897Fu);
+    assert_int_equal(segments_crc32("", 0, 0), 0);
+}
+
+static void test_clean_log_gives_its_last_index(void **state)
+{
+    struct fixture *f = *state;
+    struct segments_report r;
+    char errmsg[ERRMSG_SIZE];
+    struct buf b;
+    /* A missing directory holds nothing. */
+    assert_int_equal(segments_check("no-such-dir", 0, &r, errmsg), 0);
+    assert_int_equal(r.last_index, 0);
+
+    segment_begin(&b);
+    add_batch(&b, 1, 0xaa);
+    write_file(f->dir, "0000000000000001-0000000000000001", &b, b.len);
+    buf_free(&b);
+    segment_begin(&b);
+    add_batch(&b, 3, 0x11);
+    add_batch(&b, 2, 0x22);
+    write_file(f->dir, "open-1", &b, SEGMENT_SIZE);
+    buf_free(&b);
+    /* Never written, as libraft leaves its spares. */
+    segment_begin(&b);
+    b.len = 0;
+    write_file(f->dir, "open-2", &b, SEGMENT_SIZE);
+    buf_free(&b);
+
+    assert_int_equal(check(f, 6, &r, errmsg), 0);
+    assert_int_equal(r.last_index, 6);
+    assert_int_equal(r.torn_index, 0);
+}
+
+static void test_torn_tail_beyond_applied_is_let_through(void **state)
+{
+    struct fixture *f = *state;
+    struct segments_report r;
+    char errmsg[ERRMSG_SIZE];
+    struct buf b;
+    segment_begin(&b);
+    add_batch(&b, 2, 0x11);
+    size_t torn = add_batch(&b, 1, 0x22);
+    b.data[b.len - 1] ^= 1; /* the last batch's data fails its checksum */
+    write_file(f->dir, "open-1", &b, SEGMENT_SIZE);
+    buf_free(&b);
+
+    assert_int_equal(check(f, 2, &r, errmsg), 0);
+    assert_int_equal(r.last_index, 2);
+    assert_int_equal(r.torn_index, 3);
+    assert_int_equal(r.torn_offset, torn);
+    assert_string_equal(r.torn_file, "open-1");
+
+    /* The same damage on an entry that was applied is refused. */
+    assert_int_equal(check(f, 3, &r, errmsg), BERTH_ECORRUPT);
+    assert_non_null(strstr(errmsg, "open-1"));
+    assert_non_null(strstr(errmsg, "entry 3"));
+}
+
+static void test_damage_before_entries_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct segments_report r;
+    char errmsg[ERRMSG_SIZE];
+    struct buf b;
+    segment_begin(&b);
+    add_batch(&b, 1, 0x11);
+    size_t bad = add_batch(&b, 1, 0x22);
+    add_batch(&b, 1, 0x33);
+    b.data[bad + 16 + 16 + 3] ^= 1; /* data of the second batch */
+    write_file(f->dir, "open-1", &b, SEGMENT_SIZE);
+    buf_free(&b);
+    /* Even with nothing applied: entries follow the damage. */
+    assert_int_equal(check(f, 0, &r, errmsg), BERTH_ECORRUPT);
+    assert_non_null(strstr(errmsg, "entries after it"));
+}
+
+static void test_damage_before_a_later_segment_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct segments_report r;
+    char errmsg[ERRMSG_SIZE];
+    struct buf b;
+    segment_begin(&b);
+    add_batch(&b, 1, 0x11);
+    add_batch(&b, 1, 0x22);
+    b.data[b.len - 1] ^= 1;
+    write_file(f->dir, "open-1", &b, SEGMENT_SIZE);
+    buf_free(&b);
+    segment_begin(&b);
+    add_batch(&b, 1, 0x33);
+    write_file(f->dir, "open-2", &b, SEGMENT_SIZE);
+    buf_free(&b);
+    /* libraft would go on to number open-2's entry 2. */
+    assert_int_equal(check(f, 0, &r, errmsg), BERTH_ECORRUPT);
+    assert_non_null(strstr(errmsg, "open-1"));
+}
+
+static void test_cut_short_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct segments_report r;
+    char errmsg[ERRMSG_SIZE];
+    struct buf b;
+    segment_begin(&b);
+    add_batch(&b, 2, 0x11);
+    add_batch(&b, 2, 0x22);
+    size_t full = b.len;
+    for (size_t cut = full - 30; cut < full; cut += 7) {
+        write_file(f->dir, "open-1", &b, cut);
+        assert_int_equal(check(f, 0, &r, errmsg), BERTH_ECORRUPT);
+        assert_non_null(strstr(errmsg, "cut short"));
+    }
+    buf_free(&b);
+}
+
+static void test_damaged_count_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct segments_report r;
+    char errmsg[ERRMSG_SIZE];
+    struct buf b;
+    segment_begin(&b);
+    add_batch(&b, 1, 0x11);
+    size_t bad = add_batch(&b, 1, 0x22);
+    put_le64(b.data + bad + 8, 0); /* a zero count with a batch after it */
+    write_file(f->dir, "open-1", &b, SEGMENT_SIZE);
+    assert_int_equal(check(f, 0, &r, errmsg), BERTH_ECORRUPT);
+    put_le64(b.data + bad + 8, 1u << 30); /* a count far too large */
+    write_file(f->dir, "open-1", &b, SEGMENT_SIZE);
+    assert_int_equal(check(f, 2, &r, errmsg), BERTH_ECORRUPT);
+    buf_free(&b);
+}
+
+static void test_open_segment_follows_closed_or_snapshot(void **state)
+{
+    struct fixture *f = *state;
+    struct segments_report r;
+    char errmsg[ERRMSG_SIZE];
+    struct buf b;
+    segment_begin(&b);
+    add_batch(&b, 2, 0x11);
+    write_file(f->dir, "open-7", &b, SEGMENT_SIZE);
+    buf_free(&b);
+    /* No closed segment: the open one follows the snapshot. */
+    FILE *fp = fopen("segments-meta", "w");
+    fclose(fp);
+    char path[128];
+    snprintf(path, sizeof path, "%s/snapshot-1-40-123.meta", f->dir);
+    assert_int_equal(rename("segments-meta", path), 0);
+    assert_int_equal(check(f, 42, &r, errmsg), 0);
+    assert_int_equal(r.last_index, 42);
+    /* A closed segment, as libraft keeps some behind a snapshot. */
+    segment_begin(&b);
+    add_batch(&b, 1, 0x11);
+    write_file(f->dir, "0000000000000050-0000000000000050", &b, b.len);
+    buf_free(&b);
+    assert_int_equal(check(f, 52, &r, errmsg), 0);
+    assert_int_equal(r.last_index, 52);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crc32_matches_libraft),
+        cmocka_unit_test_setup_teardown(test_clean_log_gives_its_last_index,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_torn_tail_beyond_applied_is_let_through, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damage_before_entries_is_refused,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_damage_before_a_later_segment_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cut_short_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_count_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_open_segment_follows_closed_or_snapshot, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
