@@ -146,3 +146,51 @@ def test_obs_folded_header_is_400(host):
     answer = wait_closed(a, 5)
     assert answer is not None and answer.startswith(b"HTTP/1.1 400"), answer
     assert host.http("GET", "/healthz")[0] == 200
+
+
+def admin_call(sock, method, path):
+    """One request on a kept-alive admin connection; returns the status."""
+    sock.sendall(("%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+                  % (method, path)).encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int([line for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:")][0].split(b":")[1])
+    while len(body) < length:
+        body += sock.recv(65536)
+    return int(head.split()[1])
+
+
+def test_wakes_close_idle_connections_for_descriptors(host_factory):
+    # 1,200 descriptors: the front door may hold about 450 connections
+    # while programs are few; 190 programs need more than the idle
+    # connections leave, and take them rather than wait.
+    h = host_factory(["--max-conns-per-addr", "0", "--max-idle-conns", "0",
+                      "--freeze-timeout", "0", "--idle-timeout", "600000"])
+    h.preexec_fn = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1200, 1200))
+    h.start()
+    n = 190
+    h.cli("ship", "new", "--program", KV, "--name", "w", "--count", str(n))
+    most = h.cli_json("stats")["max_connections"]
+    assert 300 < most < 600, most
+    idle = [socket.create_connection(("127.0.0.1", h.port), timeout=10)
+            for _ in range(most)]
+    try:
+        deadline = time.time() + 10
+        while h.cli_json("stats")["connections"] < most and time.time() < deadline:
+            time.sleep(0.1)
+        admin = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        admin.settimeout(30)
+        admin.connect(h.data + "/admin.sock")
+        for i in range(n):
+            assert admin_call(admin, "POST", "/v1/ships/w-%d/wake" % (i + 1)) == 200
+        admin.close()
+        stats = h.cli_json("stats")
+        assert stats["programs_running"] == n
+        assert stats["evictions"] == 0, stats
+        assert stats["connections"] < most
+    finally:
+        for s in idle:
+            s.close()
