@@ -29,7 +29,7 @@ run: build
 	@sh scripts/run-demo.sh $(BUILD) $(DATA) $(LISTEN)
 
 # The whole suite: warnings are errors, ASan and UBSan are on.
-test: deps
+test: deps format-check
 	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DBERTH_WERROR=ON -DBERTH_SANITIZE=ON >/dev/null
 	@cmake --build $(TEST_BUILD) -j $(JOBS)
 	@cd $(TEST_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -40,6 +40,11 @@ bench: build
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+# The C sources follow .clang-format; `make format` fixes them.
+format-check:
+	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h') || \
+		{ echo "make test: sources are not formatted; run make format" >&2; exit 1; }
 
 clean:
 	rm -rf $(BUILD) $(TEST_BUILD)

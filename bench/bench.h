@@ -1,5 +1,6 @@
 /* What every `make bench` program needs: a monotonic clock and quantiles.
- * Header-only, since each bench source file builds into a program of its own. */
+ * Header-only, since each bench source file builds into a program of its own.
+ */
 #ifndef BERTH_BENCH_H
 #define BERTH_BENCH_H
 

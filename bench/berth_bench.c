@@ -56,9 +56,17 @@ static void host_start(const char *berth, const char *data)
     snprintf(listen, sizeof listen, "127.0.0.1:%d", host_port);
     snprintf(admin_ep, sizeof admin_ep, "unix:%s/admin.sock", data);
     /* Every client comes from one address and keeps its connection. */
-    char *argv[] = {(char *)berth, "serve", "--data", (char *)data,
-                    "--listen", listen, "--max-conns-per-addr", "0",
-                    "--max-idle-conns", "0", NULL};
+    char *argv[] = {(char *)berth,
+                    "serve",
+                    "--data",
+                    (char *)data,
+                    "--listen",
+                    listen,
+                    "--max-conns-per-addr",
+                    "0",
+                    "--max-idle-conns",
+                    "0",
+                    NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
@@ -217,9 +225,9 @@ static void run_commit(int n_ships, double seconds, double *eps, double *p50,
         snprintf(ws[i].ship, sizeof ws[i].ship, "c%d-%d", n_ships, i);
         int s = conn_open();
         char req[256];
-        int len = snprintf(req, sizeof req,
-                           "GET /s/%s/k HTTP/1.1\r\nHost: b\r\n\r\n",
-                           ws[i].ship);
+        int len =
+            snprintf(req, sizeof req, "GET /s/%s/k HTTP/1.1\r\nHost: b\r\n\r\n",
+                     ws[i].ship);
         conn_call(s, req, (size_t)len);
         close(s);
     }
@@ -288,7 +296,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *berth = argv[1], *kv = argv[2], *data = argv[3];
-    double seconds = getenv("BENCH_SECONDS") ? atof(getenv("BENCH_SECONDS")) : 3;
+    double seconds =
+        getenv("BENCH_SECONDS") ? atof(getenv("BENCH_SECONDS")) : 3;
     signal(SIGPIPE, SIG_IGN);
     mkdir(data, 0700);
 
@@ -303,9 +312,9 @@ int main(int argc, char **argv)
     }
     printf("commit: 100-byte PUTs to kv over HTTP, closed loop, %.0f s each\n",
            seconds);
-    printf("%-7s %12s %10s %10s %9s | %12s %10s | %8s\n", "ships",
-           "events/s", "p50 ms", "p99 ms", "ev/batch", "floor ev/s",
-           "floor ms", "floor/berth");
+    printf("%-7s %12s %10s %10s %9s | %12s %10s | %8s\n", "ships", "events/s",
+           "p50 ms", "p99 ms", "ev/batch", "floor ev/s", "floor ms",
+           "floor/berth");
     for (size_t k = 0; k < 3; k++) {
         double eps, p50, p99, feps, flat;
         int errors;
@@ -313,18 +322,22 @@ int main(int argc, char **argv)
         run_commit(sizes[k], seconds, &eps, &p50, &p99, &errors);
         json_t *after = admin("GET", "/v1/stats", NULL);
         double events =
-            (double)(json_integer_value(json_object_get(after, "events_committed")) -
-                     json_integer_value(json_object_get(before, "events_committed")));
+            (double)(json_integer_value(
+                         json_object_get(after, "events_committed")) -
+                     json_integer_value(
+                         json_object_get(before, "events_committed")));
         double batches =
-            (double)(json_integer_value(json_object_get(after, "batches_committed")) -
-                     json_integer_value(json_object_get(before, "batches_committed")));
+            (double)(json_integer_value(
+                         json_object_get(after, "batches_committed")) -
+                     json_integer_value(
+                         json_object_get(before, "batches_committed")));
         json_decref(before);
         json_decref(after);
         floor_commit(data, sizes[k], seconds, &feps, &flat);
         printf("%-7d %12.0f %10.3f %10.3f %9.1f | %12.0f %10.3f | %7.2fx%s\n",
                sizes[k], eps, p50 * 1e3, p99 * 1e3,
-               batches > 0 ? events / batches : 0, feps, flat * 1e3,
-               feps / eps, errors ? "  (errors!)" : "");
+               batches > 0 ? events / batches : 0, feps, flat * 1e3, feps / eps,
+               errors ? "  (errors!)" : "");
         fflush(stdout);
     }
     return 0;

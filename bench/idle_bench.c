@@ -72,9 +72,15 @@ static char *fmt(const char *f, ...)
     return b;
 }
 
-static char *fmt_ms(double s) { return fmt("%.3f ms", s * 1e3); }
+static char *fmt_ms(double s)
+{
+    return fmt("%.3f ms", s * 1e3);
+}
 
-static char *fmt_s(double s) { return fmt("%.3f s", s); }
+static char *fmt_s(double s)
+{
+    return fmt("%.3f s", s);
+}
 
 static char *fmt_bytes(double b)
 {
@@ -245,10 +251,21 @@ static double host_start(const char *berth, const char *data)
     snprintf(admin_ep, sizeof admin_ep, "unix:%s/admin.sock", data);
     /* The storm's 10,000 connections come from one address, and wait
      * idle until every one is open. */
-    char *argv[] = {(char *)berth, "serve", "--data", (char *)data,
-                    "--listen", listen, "--freeze-timeout", "0",
-                    "--idle-timeout", "600000", "--max-conns-per-addr", "0",
-                    "--max-idle-conns", "0", NULL};
+    char *argv[] = {(char *)berth,
+                    "serve",
+                    "--data",
+                    (char *)data,
+                    "--listen",
+                    listen,
+                    "--freeze-timeout",
+                    "0",
+                    "--idle-timeout",
+                    "600000",
+                    "--max-conns-per-addr",
+                    "0",
+                    "--max-idle-conns",
+                    "0",
+                    NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
@@ -265,8 +282,8 @@ static double host_start(const char *berth, const char *data)
         char err[256];
         int status = 0, st;
         buf_init(&b);
-        int rv = http_client_request(front_ep, "GET", "/healthz", NULL, 0,
-                                     1000, &status, &b, err);
+        int rv = http_client_request(front_ep, "GET", "/healthz", NULL, 0, 1000,
+                                     &status, &b, err);
         buf_free(&b);
         if (rv == 0 && status == 200) {
             return now_s() - t0;
@@ -289,8 +306,7 @@ static json_t *admin_try(const char *method, const char *target_,
     buf_init(&b);
     *status = 0;
     if (http_client_request(admin_ep, method, target_, body,
-                            body ? strlen(body) : 0, 0, status, &b,
-                            err) != 0) {
+                            body ? strlen(body) : 0, 0, status, &b, err) != 0) {
         buf_free(&b);
         return NULL;
     }
@@ -316,7 +332,10 @@ static json_t *admin(const char *method, const char *target_, const char *body)
     return v;
 }
 
-static json_t *stats(void) { return admin("GET", "/v1/stats", NULL); }
+static json_t *stats(void)
+{
+    return admin("GET", "/v1/stats", NULL);
+}
 
 /* A number in o by dotted path ("states.frozen"); 0 when absent. */
 static double jnum(json_t *o, const char *path)
@@ -340,8 +359,8 @@ static double jnum(json_t *o, const char *path)
 static json_t *create_ships(const char *kv, const char *name, long count,
                             long idle_ms, long freeze_ms, double *secs)
 {
-    json_t *spec = json_pack("{s:s, s:I}", "program", kv, "count",
-                             (json_int_t)count);
+    json_t *spec =
+        json_pack("{s:s, s:I}", "program", kv, "count", (json_int_t)count);
     if (name != NULL) {
         json_object_set_new(spec, "name", json_string(name));
     }
@@ -349,8 +368,7 @@ static json_t *create_ships(const char *kv, const char *name, long count,
         json_object_set_new(spec, "idle_timeout_ms", json_integer(idle_ms));
     }
     if (freeze_ms) {
-        json_object_set_new(spec, "freeze_timeout_ms",
-                            json_integer(freeze_ms));
+        json_object_set_new(spec, "freeze_timeout_ms", json_integer(freeze_ms));
     }
     char *body = json_dumps(spec, JSON_COMPACT);
     json_decref(spec);
@@ -670,8 +688,9 @@ static void *waker_main(void *arg)
     int s = conn_open();
     char req[256];
     for (long i = w->from; i < w->to; i += w->step) {
-        int len = snprintf(req, sizeof req,
-                           "GET /s/%s/k HTTP/1.1\r\nHost: b\r\n\r\n", w->ids[i]);
+        int len =
+            snprintf(req, sizeof req, "GET /s/%s/k HTTP/1.1\r\nHost: b\r\n\r\n",
+                     w->ids[i]);
         int status = conn_call(s, req, (size_t)len);
         if (status != 200) {
             w->errors++;
@@ -758,15 +777,16 @@ static void storm_connect(int ep, struct storm_conn *cs, long n, int *open_fds)
         long pending = 0;
         for (long j = i; j < end; j++) {
             struct storm_conn *c = &cs[j];
-            c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                           0);
+            c->fd =
+                socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
             if (c->fd < 0) {
                 die("socket %ld of the storm: %s", j, strerror(errno));
             }
             (*open_fds)++;
             int one = 1;
             setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            struct epoll_event ev = {.events = EPOLLOUT, .data.u64 = (uint64_t)j};
+            struct epoll_event ev = {.events = EPOLLOUT,
+                                     .data.u64 = (uint64_t)j};
             epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
             if (connect(c->fd, (struct sockaddr *)&a, sizeof a) == 0) {
                 /* Connected at once: quiet it, or its EPOLLOUT would be
@@ -820,7 +840,10 @@ struct run {
     long n_kept;
 };
 
-static double median(double *v, size_t n) { return pct(v, n, 0.5); }
+static double median(double *v, size_t n)
+{
+    return pct(v, n, 0.5);
+}
 
 /* The floor of a restart: the same host with no ships, started once to
  * make its data directory and then restarted. */
@@ -1152,8 +1175,8 @@ static void step_awake(struct run *r)
     row("program memory per awake ship", fmt_bytes(per), fmt_bytes(r->kv_mem),
         fmt_ratio(per, r->kv_mem), NULL);
     if (errors > 0) {
-        problem("%ld of %ld GETs to wake ships failed (last status %d)",
-                errors, r->awake, bad);
+        problem("%ld of %ld GETs to wake ships failed (last status %d)", errors,
+                r->awake, bad);
     }
     json_decref(st);
     fflush(stdout);
@@ -1174,7 +1197,7 @@ static void step_storm(struct run *r)
         n = (long)rl.rlim_cur - 64;
     }
     struct storm_conn *cs = calloc((size_t)n, sizeof *cs);
-    char (*reqs)[128] = malloc((size_t)n * sizeof *reqs);
+    char(*reqs)[128] = malloc((size_t)n * sizeof *reqs);
     int *lens = malloc((size_t)n * sizeof *lens);
     for (long i = 0; i < n; i++) {
         lens[i] = snprintf(reqs[i], sizeof reqs[i],

@@ -187,8 +187,8 @@ static void fuzz_one(const struct frame *f, const uint8_t *raw, size_t raw_len)
         accepted_by++;
         touch(rej.reason, rej.reason_len);
         out.len = 0;
-        if (frame_encode_reject(&out, rej.number, rej.reason,
-                                rej.reason_len) == 0) {
+        if (frame_encode_reject(&out, rej.number, rej.reason, rej.reason_len) ==
+            0) {
             same(&out, raw, raw_len);
         }
     }

@@ -6,9 +6,9 @@
 # bookworm's own 0.15 is not safe with more than one voter. The backports
 # source is added only if apt does not know it already.
 set -e
-PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev \
+PKGS="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev \
 liblz4-dev libuv1-dev libsqlite3-dev liblmdb-dev libsodium-dev \
-libjansson-dev libcmocka-dev libseccomp-dev node-llhttp python3 python3-pytest \
+libjansson-dev libcmocka-dev node-llhttp python3 python3-pytest \
 curl procps"
 RAFT_MIN=0.22
 BACKPORTS="deb http://deb.debian.org/debian bookworm-backports main"

@@ -470,8 +470,7 @@ static int on_alarm(struct kv *kv, const struct bp_http *h, uint64_t now_ns,
     return BP_UNCHANGED;
 }
 
-static int on_http(struct kv *kv, const struct bp_event *ev,
-                   struct bp_out *out)
+static int on_http(struct kv *kv, const struct bp_event *ev, struct bp_out *out)
 {
     const struct bp_http *h = ev->http;
     if (bp_http_match(h, NULL, "/alarm")) {
@@ -489,8 +488,7 @@ static int on_http(struct kv *kv, const struct bp_event *ev,
     }
     if (!bp_http_match(h, NULL, "/k/*") ||
         memchr(h->target + 3, '/', path_len - 3) != NULL) {
-        reply_error(out, 404, "not_found",
-                    "kv serves /k, /k/<key> and /alarm");
+        reply_error(out, 404, "not_found", "kv serves /k, /k/<key> and /alarm");
         return BP_UNCHANGED;
     }
     char key[KV_KEY_MAX];
@@ -524,8 +522,7 @@ static int on_http(struct kv *kv, const struct bp_event *ev,
 
 /* POKE: "put KEY VALUE" (VALUE is the rest, possibly empty) or "del KEY";
  * keys are taken as they are, without percent-decoding. */
-static int on_poke(struct kv *kv, const struct bp_event *ev,
-                   struct bp_out *out)
+static int on_poke(struct kv *kv, const struct bp_event *ev, struct bp_out *out)
 {
     const char *p = (const char *)ev->payload;
     size_t n = ev->payload_len;

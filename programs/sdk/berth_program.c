@@ -175,8 +175,8 @@ int bp_log(struct bp_out *out, const char *fmt, ...)
             line[i] = ' ';
         }
     }
-    int rv = bp__add_effect(out, BP__EFFECT_LOG, line, (size_t)n, NULL, 0,
-                            NULL, 0);
+    int rv =
+        bp__add_effect(out, BP__EFFECT_LOG, line, (size_t)n, NULL, 0, NULL, 0);
     if (line != small) {
         free(line);
     }
@@ -203,8 +203,7 @@ int bp_reject(struct bp_out *out, const char *fmt, ...)
     return BP_REJECT;
 }
 
-int bp_http_match(const struct bp_http *h, const char *method,
-                  const char *path)
+int bp_http_match(const struct bp_http *h, const char *method, const char *path)
 {
     if (h == NULL) {
         return 0;
@@ -534,9 +533,9 @@ int bp_run(const struct bp_program *prog)
             frame.cap = len;
         }
         if (bp__read_full(frame.data, len) != 0) {
-            status = bp__fail("cannot read a %lu byte frame: %s",
-                              (unsigned long)len,
-                              errno ? strerror(errno) : "end of input");
+            status =
+                bp__fail("cannot read a %lu byte frame: %s", (unsigned long)len,
+                         errno ? strerror(errno) : "end of input");
             break;
         }
         uint8_t type = frame.data[0];
@@ -555,8 +554,7 @@ int bp_run(const struct bp_program *prog)
             break;
         } else {
             rv = bp__fail("unexpected frame type 0x%02x (%lu bytes)%s", type,
-                          (unsigned long)len,
-                          booted ? "" : " before BOOT");
+                          (unsigned long)len, booted ? "" : " before BOOT");
         }
         if (rv != 0) {
             break;

@@ -17,9 +17,9 @@
 #include <stdint.h>
 
 struct gate_item {
-    uint64_t number;  /* event number, meaningful when needs_log */
-    bool needs_log;   /* the event changed state */
-    bool durable;     /* may leave once it reaches the head */
+    uint64_t number; /* event number, meaningful when needs_log */
+    bool needs_log;  /* the event changed state */
+    bool durable;    /* may leave once it reaches the head */
     struct gate_item *next;
 };
 

@@ -172,8 +172,8 @@ static uint32_t registry__probe_key(const struct registry *r,
     return registry__probe(r, r->by_key, key, NULL, found);
 }
 
-static uint32_t registry__probe_name(const struct registry *r,
-                                     const char *name, bool *found)
+static uint32_t registry__probe_name(const struct registry *r, const char *name,
+                                     bool *found)
 {
     return registry__probe(r, r->by_name, NULL, name, found);
 }

@@ -15,8 +15,8 @@ void host_reply_json(struct http_request *req, int status, json_t *body)
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     if (text == NULL) {
-        static const char oom[] =
-            "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}\n";
+        static const char oom[] = "{\"error\":{\"code\":\"internal\","
+                                  "\"message\":\"out of memory\"}}\n";
         http_reply(req, 500, "application/json", oom, sizeof oom - 1, NULL);
         return;
     }

@@ -2224,8 +2224,8 @@ json_t *host_ship_json(struct host *h, uint32_t slot)
     if (s != NULL && s->last_event > last_event) {
         last_event = s->last_event;
     }
-    uint64_t idle = rec.idle_timeout_ms ? rec.idle_timeout_ms
-                                        : h->cfg.idle_timeout_ms;
+    uint64_t idle =
+        rec.idle_timeout_ms ? rec.idle_timeout_ms : h->cfg.idle_timeout_ms;
     uint64_t freeze = ship__freeze_ms(rec.freeze_timeout_ms, &h->cfg);
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(id));
@@ -2258,9 +2258,8 @@ json_t *host_ship_json(struct host *h, uint32_t slot)
         o, "stderr_dropped_bytes",
         json_integer(s && s->proc ? (json_int_t)proc_stderr_dropped(s->proc)
                                   : 0));
-    json_object_set_new(o, "pid",
-                        s && s->proc ? json_integer(proc_pid(s->proc))
-                                     : json_null());
+    json_object_set_new(
+        o, "pid", s && s->proc ? json_integer(proc_pid(s->proc)) : json_null());
     json_object_set_new(o, "corrupt",
                         e->flags & REGISTRY_CORRUPT
                             ? json_string(host_ship_corrupt_detail(h, slot))

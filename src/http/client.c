@@ -220,8 +220,8 @@ int http_client_request(const char *endpoint, const char *method,
             goto out;
         }
         if (llhttp_execute(&parser, chunk, (size_t)got) != HPE_OK) {
-            err_printf(errmsg, r.oom ? "out of memory"
-                                     : "malformed response from %s",
+            err_printf(errmsg,
+                       r.oom ? "out of memory" : "malformed response from %s",
                        endpoint);
             rv = r.oom ? BERTH_ENOMEM : BERTH_EMALFORMED;
             goto out;

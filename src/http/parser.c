@@ -174,8 +174,7 @@ static int http__on_message_complete(llhttp_t *l)
     return HPE_PAUSED;
 }
 
-int http_parser_init(struct http_parser *p, size_t max_body,
-                     size_t max_header)
+int http_parser_init(struct http_parser *p, size_t max_body, size_t max_header)
 {
     memset(p, 0, sizeof *p);
     llhttp_settings_init(&p->settings);

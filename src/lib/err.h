@@ -16,13 +16,13 @@ enum {
     BERTH_EMALFORMED = -6, /* Bytes do not decode. */
     BERTH_EIO = -7,        /* A system call on a file or socket failed. */
     BERTH_ECORRUPT = -8,   /* Stored data fails its checks. */
-    BERTH_EPROGRAM = -9,   /* A program crashed, exited or broke the protocol. */
-    BERTH_ETIMEOUT = -10,  /* A deadline passed. */
-    BERTH_ESHUTDOWN = -11, /* The object is closing. */
-    BERTH_EBUSY = -12,     /* The object cannot take this now. */
-    BERTH_EREJECTED = -13, /* A program rejected an event. */
-    BERTH_ENOTLEADER = -14,/* This host does not lead the cluster. */
-    BERTH_EPARTIAL = -15,  /* More bytes are needed to finish decoding. */
+    BERTH_EPROGRAM = -9,  /* A program crashed, exited or broke the protocol. */
+    BERTH_ETIMEOUT = -10, /* A deadline passed. */
+    BERTH_ESHUTDOWN = -11,  /* The object is closing. */
+    BERTH_EBUSY = -12,      /* The object cannot take this now. */
+    BERTH_EREJECTED = -13,  /* A program rejected an event. */
+    BERTH_ENOTLEADER = -14, /* This host does not lead the cluster. */
+    BERTH_EPARTIAL = -15,   /* More bytes are needed to finish decoding. */
     BERTH__ERR_COUNT = 16
 };
 

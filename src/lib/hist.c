@@ -13,8 +13,8 @@ static unsigned hist__bucket(uint64_t v)
         return (unsigned)v;
     }
     unsigned e = 63u - (unsigned)__builtin_clzll(v); /* v >= 16: e >= 4 */
-    unsigned sub = (unsigned)(v >> (e - HIST_SUB_BITS)) &
-                   ((1u << HIST_SUB_BITS) - 1);
+    unsigned sub =
+        (unsigned)(v >> (e - HIST_SUB_BITS)) & ((1u << HIST_SUB_BITS) - 1);
     return ((e - HIST_SUB_BITS + 1) << HIST_SUB_BITS) + sub;
 }
 

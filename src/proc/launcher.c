@@ -214,8 +214,9 @@ void launcher_stop(void)
 /* The launcher died: forget it and start programs from the host. */
 static int launcher__lost(void)
 {
-    fprintf(stderr, "berth: the program launcher (pid %d) is gone; starting "
-                    "programs from the host\n",
+    fprintf(stderr,
+            "berth: the program launcher (pid %d) is gone; starting "
+            "programs from the host\n",
             (int)launcher__pid);
     close(launcher__ctl);
     launcher__ctl = -1;

@@ -27,8 +27,8 @@
 #include <sys/types.h>
 
 /* Fork the launcher. Call it early, from a single-threaded process holding
- * few descriptors, after proc_setup. Returns 0, or a negative code with errmsg set (the host
- * then starts programs itself). */
+ * few descriptors, after proc_setup. Returns 0, or a negative code with errmsg
+ * set (the host then starts programs itself). */
 int launcher_start(char *errmsg);
 
 /* Return whether a launcher is running for this process. */

@@ -88,9 +88,9 @@ struct proc {
     bool killed : 1;
     bool why_owned : 1;
     bool spawn_failed : 1;
-    bool paused : 1;     /* stdout is not read: proc_pause */
-    bool delivering : 1; /* in the frame callback: proc_take_frame works */
-    bool rx_taken : 1;   /* the frame callback took rx */
+    bool paused : 1;        /* stdout is not read: proc_pause */
+    bool delivering : 1;    /* in the frame callback: proc_take_frame works */
+    bool rx_taken : 1;      /* the frame callback took rx */
     bool output_closed : 1; /* EOF on its stdout: killed, unless exiting */
     bool err_dropping : 1;  /* stderr over its limit: dropping lines */
     pid_t pid;

@@ -178,8 +178,7 @@ int frame_done_begin(struct buf *out, uint64_t number, uint8_t flags,
         return rv;
     }
     if ((rv = buf_put_u64(out, number)) != 0 ||
-        (rv = buf_put_u8(out, flags)) != 0 ||
-        (rv = buf_put_u32(out, 0)) != 0) {
+        (rv = buf_put_u8(out, flags)) != 0 || (rv = buf_put_u32(out, 0)) != 0) {
         return frame__abort(out, *mark, rv);
     }
     return 0;

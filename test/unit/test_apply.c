@@ -314,7 +314,8 @@ static void make_batch(struct buf *e, const char *prefix, bool exact,
         .created_ns = 77,
         .idle_timeout_ms = 5,
         .freeze_timeout_ms = 6,
-        .args = "--port\0" "80\0",
+        .args = "--port\0"
+                "80\0",
         .args_len = 10,
         .env = "K=V\0",
         .env_len = 4,
@@ -353,7 +354,10 @@ static void test_batch_creates_ships(void **state)
         /* Every ship of the batch gets its program's arguments and
          * environment. */
         assert_int_equal(ship.args_len, 10);
-        assert_memory_equal(ship.args, "--port\0" "80\0", 10);
+        assert_memory_equal(ship.args,
+                            "--port\0"
+                            "80\0",
+                            10);
         assert_int_equal(ship.env_len, 4);
         assert_memory_equal(ship.env, "K=V\0", 4);
         assert_memory_equal(ship.public_key, pks + 32 * i, 32);

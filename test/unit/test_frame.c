@@ -134,7 +134,9 @@ static void test_boot(void **state)
 {
     struct buf b;
     buf_init(&b);
-    struct frame_boot in = {.id = "abc", .id_len = 3, .snapshot_event = 9,
+    struct frame_boot in = {.id = "abc",
+                            .id_len = 3,
+                            .snapshot_event = 9,
                             .snapshot = (const uint8_t *)"snap",
                             .snapshot_len = 4};
     assert_int_equal(frame_encode_boot(&b, &in), 0);
@@ -169,7 +171,8 @@ static void test_event(void **state)
 {
     struct buf b;
     buf_init(&b);
-    struct frame_event in = {.number = 5, .time_ns = 1700000000123456789ull,
+    struct frame_event in = {.number = 5,
+                             .time_ns = 1700000000123456789ull,
                              .kind = FRAME_EVENT_POKE,
                              .payload = (const uint8_t *)"poke",
                              .payload_len = 4};
@@ -278,9 +281,11 @@ static void build_done(struct buf *b)
     assert_int_equal(frame_done_begin(b, 12, FRAME_DONE_CHANGED, &mark), 0);
     struct buf reply;
     buf_init(&reply);
-    struct frame_http_reply r = {.status = 201, .content_type = "text/plain",
+    struct frame_http_reply r = {.status = 201,
+                                 .content_type = "text/plain",
                                  .content_type_len = 10,
-                                 .body = (const uint8_t *)"ok", .body_len = 2};
+                                 .body = (const uint8_t *)"ok",
+                                 .body_len = 2};
     assert_int_equal(frame_encode_http_reply(&reply, &r), 0);
     assert_int_equal(frame_done_add_effect(b, mark, FRAME_EFFECT_HTTP_REPLY,
                                            reply.data, reply.len),
@@ -371,11 +376,11 @@ static void test_done_with_effects(void **state)
 static void test_effects_walk_malformed(void **state)
 {
     static const uint8_t bytes[] = {
-        FRAME_EFFECT_LOG, 2, 0, 0, 0, 'h', 'i',  /* good */
-        FRAME_EFFECT_LOG, 9, 0, 0, 0, 'x',       /* claims 9, has 1 */
+        FRAME_EFFECT_LOG, 2, 0, 0, 0, 'h', 'i', /* good */
+        FRAME_EFFECT_LOG, 9, 0, 0, 0, 'x',      /* claims 9, has 1 */
     };
-    struct frame_done d = {.n_effects = 2, .effects = bytes,
-                           .effects_len = sizeof bytes};
+    struct frame_done d = {
+        .n_effects = 2, .effects = bytes, .effects_len = sizeof bytes};
     size_t off = 0;
     struct frame_effect e;
     assert_int_equal(frame_effects_next(&d, &off, &e), 0);
@@ -408,10 +413,13 @@ static void test_http_request_payload(void **state)
         {.name = "a", .name_len = 1, .value = "bc", .value_len = 2},
         {.name = "empty", .name_len = 5, .value = "", .value_len = 0},
     };
-    struct frame_http_request in = {
-        .method = "PUT", .method_len = 3, .target = "/k/a?x=1",
-        .target_len = 8, .n_headers = 3, .body = (const uint8_t *)"value",
-        .body_len = 5};
+    struct frame_http_request in = {.method = "PUT",
+                                    .method_len = 3,
+                                    .target = "/k/a?x=1",
+                                    .target_len = 8,
+                                    .n_headers = 3,
+                                    .body = (const uint8_t *)"value",
+                                    .body_len = 5};
     struct buf b;
     buf_init(&b);
     assert_int_equal(frame_encode_http_request(&b, &in, hs), 0);
@@ -471,19 +479,17 @@ static void test_http_request_payload(void **state)
 
     /* The header walker checks lengths too when given a struct by hand. */
     static const uint8_t bad[] = {2, 0, 'a', 'b', 9, 0, 0, 0, 'v'};
-    struct frame_http_request hand = {.n_headers = 1, .headers = bad,
-                                      .headers_len = sizeof bad};
+    struct frame_http_request hand = {
+        .n_headers = 1, .headers = bad, .headers_len = sizeof bad};
     off = 0;
-    assert_int_equal(frame_http_next_header(&hand, &off, &h),
-                     BERTH_EMALFORMED);
+    assert_int_equal(frame_http_next_header(&hand, &off, &h), BERTH_EMALFORMED);
     off = sizeof bad + 1;
-    assert_int_equal(frame_http_next_header(&hand, &off, &h),
-                     BERTH_EMALFORMED);
+    assert_int_equal(frame_http_next_header(&hand, &off, &h), BERTH_EMALFORMED);
 
     /* No headers, no body. */
     b.len = 0;
-    struct frame_http_request bare = {.method = "GET", .method_len = 3,
-                                      .target = "/", .target_len = 1};
+    struct frame_http_request bare = {
+        .method = "GET", .method_len = 3, .target = "/", .target_len = 1};
     assert_int_equal(frame_encode_http_request(&b, &bare, NULL), 0);
     assert_int_equal(b.len, 2 + 3 + 4 + 1 + 2);
     assert_int_equal(frame_decode_http_request(b.data, b.len, &out), 0);
@@ -542,8 +548,8 @@ static void test_alarm_and_timer(void **state)
                                  0xff, 0x9c, 0x97, 0x17};
     int (*encode[2])(struct buf *, uint64_t) = {frame_encode_alarm,
                                                 frame_encode_timer};
-    int (*decode[2])(const uint8_t *, size_t, uint64_t *) = {
-        frame_decode_alarm, frame_decode_timer};
+    int (*decode[2])(const uint8_t *, size_t,
+                     uint64_t *) = {frame_decode_alarm, frame_decode_timer};
     struct buf b;
     buf_init(&b);
     for (int k = 0; k < 2; k++) {
@@ -620,7 +626,8 @@ static void test_alarm_and_timer(void **state)
     struct buf payload;
     buf_init(&payload);
     assert_int_equal(frame_encode_timer(&payload, 1700000005000000000ull), 0);
-    struct frame_event in = {.number = 10, .time_ns = 1700000005000000123ull,
+    struct frame_event in = {.number = 10,
+                             .time_ns = 1700000005000000123ull,
                              .kind = FRAME_EVENT_TIMER,
                              .payload = payload.data,
                              .payload_len = payload.len};
@@ -667,8 +674,8 @@ static void test_encoders_too_big(void **state)
     struct frame_http_request r = {.method = wide, .method_len = sizeof wide};
     assert_int_equal(frame_encode_http_request(&b, &r, NULL), BERTH_ETOOBIG);
     struct frame_header h = {.name = wide, .name_len = sizeof wide};
-    struct frame_http_request r2 = {.method = "GET", .method_len = 3,
-                                    .n_headers = 1};
+    struct frame_http_request r2 = {
+        .method = "GET", .method_len = 3, .n_headers = 1};
     assert_int_equal(frame_encode_http_request(&b, &r2, &h), BERTH_ETOOBIG);
     struct frame_http_reply rep = {.content_type = wide,
                                    .content_type_len = sizeof wide};
@@ -697,21 +704,33 @@ static int encode_nth(int which, struct buf *b)
 {
     static uint8_t big[300];
     struct frame_header hs[2] = {
-        {.name = "h", .name_len = 1, .value = (const char *)big,
+        {.name = "h",
+         .name_len = 1,
+         .value = (const char *)big,
          .value_len = 100},
         {.name = "i", .name_len = 1, .value = "j", .value_len = 1},
     };
-    struct frame_http_request req = {.method = "GET", .method_len = 3,
-                                     .target = "/", .target_len = 1,
-                                     .n_headers = 2, .body = big,
+    struct frame_http_request req = {.method = "GET",
+                                     .method_len = 3,
+                                     .target = "/",
+                                     .target_len = 1,
+                                     .n_headers = 2,
+                                     .body = big,
                                      .body_len = 50};
-    struct frame_http_reply rep = {.status = 200, .content_type = "a/b",
-                                   .content_type_len = 3, .body = big,
+    struct frame_http_reply rep = {.status = 200,
+                                   .content_type = "a/b",
+                                   .content_type_len = 3,
+                                   .body = big,
                                    .body_len = sizeof big};
-    struct frame_boot boot = {.id = "ship", .id_len = 4, .snapshot_event = 3,
-                              .snapshot = big, .snapshot_len = sizeof big};
-    struct frame_event ev = {.number = 1, .kind = FRAME_EVENT_POKE,
-                             .payload = big, .payload_len = sizeof big};
+    struct frame_boot boot = {.id = "ship",
+                              .id_len = 4,
+                              .snapshot_event = 3,
+                              .snapshot = big,
+                              .snapshot_len = sizeof big};
+    struct frame_event ev = {.number = 1,
+                             .kind = FRAME_EVENT_POKE,
+                             .payload = big,
+                             .payload_len = sizeof big};
     size_t mark;
     int rv;
     switch (which) {
@@ -811,9 +830,9 @@ static void test_done_effect_out_of_memory(void **state)
     assert_int_equal(frame_done_add_effect(&b, mark, FRAME_EFFECT_LOG, "a", 1),
                      0);
     mem_fault_countdown(0);
-    assert_int_equal(frame_done_add_effect(&b, mark, FRAME_EFFECT_LOG, big,
-                                           sizeof big),
-                     BERTH_ENOMEM);
+    assert_int_equal(
+        frame_done_add_effect(&b, mark, FRAME_EFFECT_LOG, big, sizeof big),
+        BERTH_ENOMEM);
     mem_fault_countdown(-1);
     frame_done_end(&b, mark);
     struct frame f = split_one(&b);

@@ -36,8 +36,8 @@
 
 struct child {
     pid_t pid;
-    int to;   /* the program's stdin */
-    int from; /* the program's stdout */
+    int to;           /* the program's stdin */
+    int from;         /* the program's stdout */
     char errpath[64]; /* the program's stderr, in a file */
     struct buf rx;
 };
@@ -150,8 +150,8 @@ static int recv_frame(struct child *c, struct frame *f)
     c->rx.len = 0;
     for (;;) {
         size_t used;
-        int rv = frame_split(c->rx.data, c->rx.len, FRAME_MAX_DEFAULT, f,
-                             &used);
+        int rv =
+            frame_split(c->rx.data, c->rx.len, FRAME_MAX_DEFAULT, f, &used);
         if (rv == 0) {
             assert_int_equal(used, c->rx.len); /* one frame at a time */
             return 0;
@@ -226,9 +226,11 @@ static bool boot(struct child *c, uint64_t snapshot_event, const void *snap,
 {
     struct buf b;
     buf_init(&b);
-    struct frame_boot fb = {.id = "ship", .id_len = 4,
+    struct frame_boot fb = {.id = "ship",
+                            .id_len = 4,
                             .snapshot_event = snapshot_event,
-                            .snapshot = snap, .snapshot_len = len};
+                            .snapshot = snap,
+                            .snapshot_len = len};
     assert_int_equal(frame_encode_boot(&b, &fb), 0);
     send_buf(c, &b);
     buf_free(&b);
@@ -278,8 +280,8 @@ static void read_answer(struct child *c, uint64_t number, struct answer *a)
             struct frame_http_reply r;
             assert_int_equal(frame_decode_http_reply(e.data, e.len, &r), 0);
             a->status = r.status;
-            snprintf(a->ctype, sizeof a->ctype, "%.*s",
-                     (int)r.content_type_len, r.content_type);
+            snprintf(a->ctype, sizeof a->ctype, "%.*s", (int)r.content_type_len,
+                     r.content_type);
             a->body.len = 0;
             assert_int_equal(buf_append(&a->body, r.body, r.body_len), 0);
             assert_int_equal(buf_put_u8(&a->body, 0), 0);
@@ -297,8 +299,10 @@ static void read_answer(struct child *c, uint64_t number, struct answer *a)
 static void encode_event(struct buf *b, uint64_t number, uint8_t kind,
                          const void *payload, size_t len)
 {
-    struct frame_event ev = {.number = number, .time_ns = 1000 + number,
-                             .kind = kind, .payload = payload,
+    struct frame_event ev = {.number = number,
+                             .time_ns = 1000 + number,
+                             .kind = kind,
+                             .payload = payload,
                              .payload_len = len};
     memset(ev.entropy, (int)number, sizeof ev.entropy);
     assert_int_equal(frame_encode_event(b, &ev), 0);
@@ -312,10 +316,13 @@ static void encode_http(struct buf *b, uint64_t number, const char *method,
     buf_init(&p);
     struct frame_header hs[1] = {
         {.name = "host", .name_len = 4, .value = "x", .value_len = 1}};
-    struct frame_http_request r = {
-        .method = method, .method_len = strlen(method), .target = target,
-        .target_len = strlen(target), .n_headers = 1, .body = body,
-        .body_len = len};
+    struct frame_http_request r = {.method = method,
+                                   .method_len = strlen(method),
+                                   .target = target,
+                                   .target_len = strlen(target),
+                                   .n_headers = 1,
+                                   .body = body,
+                                   .body_len = len};
     assert_int_equal(frame_encode_http_request(&p, &r, hs), 0);
     encode_event(b, number, FRAME_EVENT_HTTP, p.data, p.len);
     buf_free(&p);
@@ -545,8 +552,9 @@ static void test_kv_poke(void **state)
     poke(&c, 3, "put empty again", &a);
     expect(&a, FRAME_DONE, true, 200, NULL);
     answer_free(&a);
-    static const char *bad[] = {"put", "put ", "put novalue", "put  x y",
-                                "del", "del ", "drop x", "", "PUT a b"};
+    static const char *bad[] = {"put",      "put ", "put novalue",
+                                "put  x y", "del",  "del ",
+                                "drop x",   "",     "PUT a b"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         poke(&c, 3, bad[i], &a);
         assert_int_equal(a.type, FRAME_REJECT);
@@ -727,8 +735,20 @@ static void test_kv_alarm_routes(void **state)
     answer_free(&a);
 
     static const char *const bad[] = {
-        "",    "abc", "-5",  "+5",  "1.5", " 5",  "5 ",
-        "5\n", "5:",  "/5",  "0x10", "5ms", "1e3", "18446744073710",
+        "",
+        "abc",
+        "-5",
+        "+5",
+        "1.5",
+        " 5",
+        "5 ",
+        "5\n",
+        "5:",
+        "/5",
+        "0x10",
+        "5ms",
+        "1e3",
+        "18446744073710",
         "99999999999999999999999",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -816,8 +836,7 @@ static void test_kv_timer(void **state)
     assert_int_equal(a.n_alarms, 0);
     answer_free(&a);
     http(&c, 5, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200,
-           "{\"alarm_ns\":1001003,\"fired\":2}\n");
+    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":1001003,\"fired\":2}\n");
     answer_free(&a);
     timer(&c, 5, 1001003, &a);
     expect(&a, FRAME_DONE, true, 0, NULL);
@@ -862,8 +881,7 @@ static void test_kv_alarm_snapshots(void **state)
     spawn_kv(&c);
     assert_true(boot(&c, 4, s.data, s.len));
     http(&c, 5, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200,
-           "{\"alarm_ns\":7001004,\"fired\":1}\n");
+    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":7001004,\"fired\":1}\n");
     answer_free(&a);
     http(&c, 5, "GET", "/k/a", NULL, &a);
     expect(&a, FRAME_DONE, false, 200, "1");
@@ -887,9 +905,8 @@ static void test_kv_alarm_snapshots(void **state)
     /* A KV1 snapshot, as the kv before alarms wrote it: the magic, then the
      * pairs. */
     static const uint8_t old[] = {
-        'K', 'V', '1', '\n',
-        1, 0, 0, 0, 'a', 1, 0, 0, 0, '1',
-        1, 0, 0, 0, 'b', 2, 0, 0, 0, '2', '2',
+        'K', 'V', '1', '\n', 1, 0,   0, 0, 'a', 1, 0,   0,   0,
+        '1', 1,   0,   0,    0, 'b', 2, 0, 0,   0, '2', '2',
     };
     spawn_kv(&c);
     assert_true(boot(&c, 2, old, sizeof old));
@@ -1026,10 +1043,12 @@ static void test_sdk_rejects_malformed_frames(void **state)
      * of a well-formed one, and a header count far too large. */
     struct buf p;
     buf_init(&p);
-    struct frame_header h = {.name = "a", .name_len = 1, .value = "b",
-                             .value_len = 1};
-    struct frame_http_request r = {.method = "GET", .method_len = 3,
-                                   .target = "/k", .target_len = 2,
+    struct frame_header h = {
+        .name = "a", .name_len = 1, .value = "b", .value_len = 1};
+    struct frame_http_request r = {.method = "GET",
+                                   .method_len = 3,
+                                   .target = "/k",
+                                   .target_len = 2,
                                    .n_headers = 1};
     assert_int_equal(frame_encode_http_request(&p, &r, &h), 0);
     for (size_t n = 0; n < p.len; n++) {
@@ -1089,7 +1108,8 @@ static void test_sdk_large_and_pipelined(void **state)
         snprintf(names[i], sizeof names[i], "h%d", i);
         hs[i] = (struct frame_header){.name = names[i],
                                       .name_len = strlen(names[i]),
-                                      .value = "v", .value_len = 1};
+                                      .value = "v",
+                                      .value_len = 1};
     }
     size_t big_len = 3 * 1024 * 1024 + 17;
     uint8_t *big = malloc(big_len);
@@ -1097,9 +1117,12 @@ static void test_sdk_large_and_pipelined(void **state)
     for (size_t i = 0; i < big_len; i++) {
         big[i] = (uint8_t)(i * 31 + (i >> 11));
     }
-    struct frame_http_request r = {.method = "PUT", .method_len = 3,
-                                   .target = "/k/big", .target_len = 6,
-                                   .n_headers = N_HEADERS, .body = big,
+    struct frame_http_request r = {.method = "PUT",
+                                   .method_len = 3,
+                                   .target = "/k/big",
+                                   .target_len = 6,
+                                   .n_headers = N_HEADERS,
+                                   .body = big,
                                    .body_len = big_len};
     struct buf p, b;
     buf_init(&p);
@@ -1299,8 +1322,7 @@ static void write_temp(char *path, size_t size, const char *suffix,
 /* Drive a counter like the ones in the docs: hit adds one (a change), read
  * reads it, anything else is rejected; the snapshot holds the count. */
 static void drive_counter(char *const argv[], const char *method_hit,
-                          const char *hit, const char *read_path,
-                          bool can_read)
+                          const char *hit, const char *read_path, bool can_read)
 {
     struct child c;
     struct answer a;

@@ -84,7 +84,7 @@ static void on_frame(struct proc *p, const struct frame *f, void *arg)
     x->last_len = f->body_len;
     memcpy(x->last_body, f->body,
            f->body_len < sizeof x->last_body ? f->body_len
-                                              : sizeof x->last_body);
+                                             : sizeof x->last_body);
 }
 
 static void on_exit_cb(struct proc *p, const char *why, int clean, void *arg)
@@ -112,9 +112,8 @@ static void spawn(struct fx *x, const char *path)
     struct proc_config cfg = {
         .path = path, .name = "t", .ship_id = "t", .budget = x->budget};
     assert_int_equal(uv_loop_init(&x->loop), 0);
-    assert_int_equal(proc_spawn(&x->p, &x->loop, &cfg, on_frame, on_exit_cb,
-                                x, errmsg),
-                     0);
+    assert_int_equal(
+        proc_spawn(&x->p, &x->loop, &cfg, on_frame, on_exit_cb, x, errmsg), 0);
 }
 
 /* Write a shell script to a temp file and return its path in x->script. */
@@ -200,12 +199,12 @@ static void test_missing_program(void **state)
 {
     struct fx x = {0};
     char errmsg[ERRMSG_SIZE];
-    struct proc_config cfg = {.path = "/nonexistent/prog", .name = "t",
-                              .ship_id = "t"};
+    struct proc_config cfg = {
+        .path = "/nonexistent/prog", .name = "t", .ship_id = "t"};
     assert_int_equal(uv_loop_init(&x.loop), 0);
-    assert_int_equal(proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_cb, &x,
-                                errmsg),
-                     BERTH_ENOTFOUND);
+    assert_int_equal(
+        proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_cb, &x, errmsg),
+        BERTH_ENOTFOUND);
     assert_string_equal(errmsg, "cannot start program /nonexistent/prog: "
                                 "No such file or directory");
     uv_run(&x.loop, UV_RUN_DEFAULT);
@@ -332,9 +331,9 @@ static void test_exec_failures(void **state)
     script(&x, "exit 0");
     chmod(x.script, 0600);
     struct proc_config cfg = {.path = x.script, .name = "t", .ship_id = "t"};
-    assert_int_equal(proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_cb, &x,
-                                errmsg),
-                     BERTH_ENOTFOUND);
+    assert_int_equal(
+        proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_cb, &x, errmsg),
+        BERTH_ENOTFOUND);
     char want[ERRMSG_SIZE];
     snprintf(want, sizeof want, "cannot start program %s: Permission denied",
              x.script);
@@ -343,9 +342,9 @@ static void test_exec_failures(void **state)
 
     /* Not found in the child's PATH. */
     cfg.path = "berth-no-such-program";
-    assert_int_equal(proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_cb, &x,
-                                errmsg),
-                     BERTH_ENOTFOUND);
+    assert_int_equal(
+        proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_cb, &x, errmsg),
+        BERTH_ENOTFOUND);
     assert_string_equal(errmsg, "cannot start program berth-no-such-program: "
                                 "No such file or directory");
 
@@ -382,9 +381,8 @@ static void test_three_fds_and_count(void **state)
     uv_close((uv_handle_t *)&first, NULL);
     int fds = count_fds();
     assert_int_equal(proc_count(), 0);
-    assert_int_equal(proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_cb,
-                                &x, errmsg),
-                     0);
+    assert_int_equal(
+        proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_cb, &x, errmsg), 0);
     assert_int_equal(proc_count(), 1);
     /* The cgroup is made on a worker thread, which holds a descriptor of
      * its own for a moment: count again until it is done. */
@@ -474,8 +472,8 @@ static void test_child_starts_clean(void **state)
     slurp(path, text, sizeof text);
     char st;
     int ppid, pgrp, session;
-    assert_int_equal(sscanf(strrchr(text, ')') + 1, " %c %d %d %d", &st,
-                            &ppid, &pgrp, &session),
+    assert_int_equal(sscanf(strrchr(text, ')') + 1, " %c %d %d %d", &st, &ppid,
+                            &pgrp, &session),
                      4);
     assert_int_equal(pgrp, pid);
     assert_int_equal(session, pid);
@@ -899,8 +897,8 @@ static void check_children_adopted(void)
         assert_true(cgroup_line(pid, mine, sizeof mine));
         bool same = false;
         for (int i = 0; i < 1000 && !same; i++) {
-            same = cgroup_line(child, its, sizeof its) &&
-                   strcmp(mine, its) == 0;
+            same =
+                cgroup_line(child, its, sizeof its) && strcmp(mine, its) == 0;
             if (!same) {
                 usleep(10 * 1000);
             }
@@ -1325,8 +1323,7 @@ static void test_memory_counts_children(void **state)
 static void test_freezer_detected(void **state)
 {
     const char *name = use_freezer(NULL);
-    assert_true(strcmp(name, "cgroup2") == 0 ||
-                strcmp(name, "cgroup1") == 0 ||
+    assert_true(strcmp(name, "cgroup2") == 0 || strcmp(name, "cgroup1") == 0 ||
                 strcmp(name, "sigstop") == 0);
     print_message("freezer on this host: %s\n", name);
     check_freeze_stops_progress();

@@ -13,7 +13,8 @@
 
 static void test_event_round_trip(void **state)
 {
-    struct record_event in = {.sid = 7, .number = 42, .time_ns = 123, .kind = 1};
+    struct record_event in = {
+        .sid = 7, .number = 42, .time_ns = 123, .kind = 1};
     memset(in.entropy, 0xab, sizeof in.entropy);
     memset(in.prev_hash, 0xcd, sizeof in.prev_hash);
     in.payload = (const uint8_t *)"hello";
@@ -82,8 +83,11 @@ static void test_events_entry(void **state)
 static void test_ship_new_round_trip(void **state)
 {
     struct record_ship_new in = {
-        .id = "abc", .name = "ann", .program = "/bin/kv",
-        .created_ns = 9, .idle_timeout_ms = 1000,
+        .id = "abc",
+        .name = "ann",
+        .program = "/bin/kv",
+        .created_ns = 9,
+        .idle_timeout_ms = 1000,
     };
     memset(in.public_key, 1, sizeof in.public_key);
     memset(in.secret_key, 2, sizeof in.secret_key);
@@ -170,7 +174,8 @@ static void test_ship_batch_lists(void **state)
 
 static void test_snapshot_and_remove(void **state)
 {
-    struct record_snapshot in = {.sid = 3, .number = 10, .data = (const uint8_t *)"st", .len = 2};
+    struct record_snapshot in = {
+        .sid = 3, .number = 10, .data = (const uint8_t *)"st", .len = 2};
     memset(in.epoch, 5, sizeof in.epoch);
     struct buf e;
     buf_init(&e);

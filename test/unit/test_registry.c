@@ -107,9 +107,9 @@ static void test_many(void **state)
         uint32_t slot;
         make_id(i, id);
         snprintf(name, sizeof name, "s-%u", i);
-        assert_int_equal(registry_add(&r, i + 1, id, i % 2 ? name : NULL,
-                                      "/bin/kv", &slot),
-                         0);
+        assert_int_equal(
+            registry_add(&r, i + 1, id, i % 2 ? name : NULL, "/bin/kv", &slot),
+            0);
         assert_int_equal(slot, i);
     }
     for (uint32_t i = 0; i < N; i += 7) {
