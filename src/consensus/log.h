@@ -9,10 +9,10 @@
  * cluster has one voter, so committed means written and fsynced locally;
  * replication later is a change of membership, not of this interface.
  *
- * Crash-only: raft 0.15 stops serving after any I/O error, so the log treats
- * such an error as fatal and calls the fatal callback, which ends the process.
- * A restart replays committed entries into the store, which is why apply must
- * be idempotent (core/record.h). */
+ * Crash-only: libraft (0.15, as measured) stops serving after any I/O error, so
+ * the log treats such an error as fatal and calls the fatal callback, which
+ * ends the process. A restart replays committed entries into the store, which
+ * is why apply must be idempotent (core/record.h). */
 #ifndef BERTH_CONSENSUS_LOG_H
 #define BERTH_CONSENSUS_LOG_H
 
