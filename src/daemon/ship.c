@@ -1310,6 +1310,12 @@ static uint64_t ship__timeout(const struct host_ship *s, bool freeze)
 static void ship__idle(struct host_ship *s)
 {
     struct host *h = s->host;
+    /* A program just started is measured as soon as it is idle, not when
+     * its turn in the sweep comes (with thousands running, seconds later):
+     * the budget sees a wake storm as it happens. */
+    if (s->memory_ms == 0) {
+        ship__measure(s);
+    }
     if (host__crowded(h)) {
         host__evict(h);
         if (s->state != SHIP_AWAKE) {
