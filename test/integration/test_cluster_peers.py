@@ -1,0 +1,182 @@
+"""Bad peers: garbage on the peer port, a host of another cluster, a host
+started on another host's data directory. Each gets a clear error, nothing
+is corrupted and the cluster keeps serving."""
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+from conftest import BERTH, ClusterHost, Writers, free_port, store_ships, wait_for, wait_no_programs
+from test_cluster import stores_agree
+
+
+def send_raw(peer, data, linger=0.2):
+    """Connect to a peer port, send data, and return what came back before
+    the host closed the connection (or linger seconds passed)."""
+    host, port = peer.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=2)
+    got = b""
+    try:
+        s.sendall(data)
+        s.settimeout(linger)
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    except (socket.timeout, ConnectionResetError, BrokenPipeError):
+        pass
+    finally:
+        s.close()
+    return got
+
+
+def test_garbage_on_the_peer_port(cluster_factory):
+    c = cluster_factory(3).start()
+    c.new_ship("ann")
+    w = Writers(c, ["ann"]).start()
+    try:
+        rnd = os.urandom(1 << 16)
+        junk = [
+            b"",
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"\0" * 4096,
+            b"\xff" * 4096,
+            rnd,
+            rnd[:7],
+            # A plausible header claiming a huge message.
+            (1).to_bytes(8, "little") + (1 << 62).to_bytes(8, "little") + rnd[:64],
+            (0xFFFFFFFFFFFFFFFF).to_bytes(8, "little") * 64,
+        ]
+        for h in c.hosts:
+            for j in junk:
+                send_raw(h.peer, j)
+        # Many idle half-open connections must not stop the peer port.
+        idle = [socket.create_connection(("127.0.0.1", c.hosts[0].peer_port)) for _ in range(50)]
+        before = w.count()
+        wait_for(lambda: w.count() >= before + 30, 30)
+        for s in idle:
+            s.close()
+    finally:
+        w.stop()
+    assert not w.failed, w.failed[:10]
+    for h in c.hosts:
+        assert h.running(), "host died of garbage on its peer port:\n" + h.logs()
+    c.wait_members(c.hosts)
+    w.check()
+    c.wait_caught_up()
+    stores_agree(c)
+
+
+def test_peer_from_another_cluster(cluster_factory):
+    a = cluster_factory(3).start()
+    b = cluster_factory(2).start()
+    a.new_ship("ann")
+    b.new_ship("bob")
+    assert a.request("PUT", "/s/ann/k/x", b"a")[0] in (200, 201)
+    assert b.request("PUT", "/s/bob/k/x", b"b")[0] in (200, 201)
+    ida = a.leader().cluster()["cluster"]
+    idb = b.leader().cluster()["cluster"]
+    assert ida != idb
+
+    # A follower of cluster A goes away, and a host of cluster B starts on
+    # its peer address: A's hosts now reach a stranger where their member
+    # was, and the stranger reaches them.
+    gone = a.followers()[0]
+    gone.stop()
+    stranger = b.followers()[0]
+    stranger.stop()
+    stranger.peer_address, stranger.peer_port = gone.peer_address, gone.peer_port
+    stranger.start()
+    wa = Writers(a, ["ann"], targets=[h for h in a.hosts if h is not gone]).start()
+    try:
+        time.sleep(3)
+        before = wa.count()
+        wait_for(lambda: wa.count() >= before + 20, 30)
+    finally:
+        wa.stop()
+    assert not wa.failed, wa.failed[:10]
+    # Neither cluster took the other's host in, and each still has its own id.
+    va = a.leader().cluster()
+    assert va["cluster"] == ida
+    assert stranger.cluster()["cluster"] == idb
+    assert sorted(x["id"] for x in va["hosts"]) == sorted(h.id for h in a.hosts)
+    vb = stranger.cluster()
+    assert sorted(x["id"] for x in vb["hosts"]) == sorted(h.id for h in b.hosts)
+    assert b.request("GET", "/s/bob/k/x")[:2] == (200, b"b")
+    assert b.request("GET", "/s/ann/k/x")[0] == 404
+    assert stranger.running()
+    assert {s["name"] for s in stranger.cli_json("ship", "ls")["ships"]} == {"bob"}
+    # The stranger leaves; A's member comes back and catches up.
+    stranger.stop()
+    gone.start()
+    a.wait_members(a.hosts)
+    wa.check()
+    a.wait_caught_up()
+    sa = stores_agree(a)
+    assert set(sa) == {"ann"}
+    sb = store_ships(stranger.data)
+    assert set(sb) == {"bob"}
+
+
+def test_host_on_another_hosts_data_dir(cluster_factory, tmpdir_path):
+    c = cluster_factory(3).start()
+    c.new_ship("ann")
+    assert c.request("PUT", "/s/ann/k/x", b"1")[0] in (200, 201)
+    victim = c.followers()[0]
+
+    # A second process on a running host's data directory is refused at
+    # once, and says why.
+    log = os.path.join(tmpdir_path, "second.log")
+    with open(log, "wb") as f:
+        r = subprocess.run([BERTH, "serve", "--data", victim.data,
+                            "--listen", "127.0.0.1:%d" % free_port(),
+                            "--peer", "127.0.0.1:%d" % free_port()],
+                           stdout=f, stderr=f, timeout=20)
+    assert r.returncode != 0
+    msg = open(log, "rb").read().decode(errors="replace")
+    assert victim.data in msg or "in use" in msg or "lock" in msg, msg
+    assert victim.running()
+
+    # A copy of a member's data directory started under another peer
+    # address, beside the member: the same raft id twice. The cluster must
+    # not count it as the member (that could lose acknowledged writes); it
+    # either refuses to start or is kept out.
+    victim.stop()
+    copy = os.path.join(tmpdir_path, "copy")
+    shutil.copytree(victim.data, copy, ignore=shutil.ignore_patterns("admin.sock", "lock"))
+    victim.start()
+    twin = ClusterHost(copy)
+    twin.peer_port = free_port()
+    w = Writers(c, ["ann"], targets=c.hosts).start()
+    try:
+        try:
+            twin.start()
+        except RuntimeError:
+            pass  # refused to start: fine, if it said why
+        time.sleep(2)
+        before = w.count()
+        wait_for(lambda: w.count() >= before + 20, 30)
+    finally:
+        w.stop()
+        if twin.running():
+            twin.stop()
+        elif twin.started:
+            twin.proc = None
+            twin.log.close()
+        if twin.started:
+            assert not wait_no_programs(twin.tag), "the copy's programs outlived it"
+    assert not w.failed, w.failed[:10]
+    view = c.leader().cluster()
+    assert sorted(x["peer"] for x in view["hosts"]) == sorted(h.peer for h in c.hosts), \
+        "the copy changed the membership: %s" % view
+    # Leaders change while the copy is gone: acknowledged writes survive.
+    old = c.leader()
+    old.kill9()
+    c.leader(exclude=[old])
+    old.start()
+    c.wait_members(c.hosts)
+    w.check()
+    c.wait_caught_up()
+    stores_agree(c)
