@@ -11,3 +11,5 @@ echo
 "$BUILD/bench/berth_bench" "$BUILD/berth" "$(cd "$BUILD/programs" && pwd)/kv" "$DIR/host"
 echo
 "$BUILD/bench/idle_bench" "$BUILD/berth" "$(cd "$BUILD/programs" && pwd)/kv" "$DIR/idle"
+echo
+sh bench/cluster.sh "$BUILD" "$DIR/cluster"

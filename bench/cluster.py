@@ -1,0 +1,398 @@
+"""make bench, cluster section: 3 berth hosts on loopback, beside floors
+measured in the same run (loopback round trip, fdatasync, and etcd 3.4 with
+3 members on loopback driven at the same concurrency through its HTTP API).
+
+  commit    events/s and p50/p99 at 1, 16 and 256 concurrent ships for ack
+            levels 0, 1, 2, quorum and all; bytes written per event (all
+            hosts' write_bytes over the row, over the events)
+  failover  kill -9 the leader, then the time to the first acknowledged
+            write through a surviving host, p50/p99 over the kill loop
+  catch-up  a host stopped while 100,000 events are committed: the time from
+            its restart until it has applied what the leader has
+
+usage: cluster.py BUILD DIR. Sizes from the environment: BENCH_SECONDS (3 a
+row), BENCH_CONCS (1,16,256), BENCH_ACKS (0,1,2,quorum,all),
+BENCH_KILL_ROUNDS (50), BENCH_CATCHUP_EVENTS (100000). Every process it
+starts it stops, also on failure."""
+import base64
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
+DIR = os.path.abspath(sys.argv[2] if len(sys.argv) > 2 else "bench-cluster")
+BERTH = os.path.join(BUILD, "berth")
+KV = os.path.join(BUILD, "programs", "kv")
+GEN = os.path.join(BUILD, "bench", "cluster_bench")
+SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
+CONCS = [int(x) for x in os.environ.get("BENCH_CONCS", "1,16,256").split(",")]
+ACKS = os.environ.get("BENCH_ACKS", "0,1,2,quorum,all").split(",")
+KILL_ROUNDS = int(os.environ.get("BENCH_KILL_ROUNDS", "50"))
+CATCHUP = int(os.environ.get("BENCH_CATCHUP_EVENTS", "100000"))
+
+procs = []  # every process started here, stopped at exit
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(v, p):
+    v = sorted(v)
+    return v[int(p * (len(v) - 1) + 0.5)] if v else 0.0
+
+
+def gen(*args):
+    """Run the load generator; its JSON line."""
+    r = subprocess.run([GEN] + [str(a) for a in args], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("cluster_bench %s: %s" % (args, r.stderr))
+    return json.loads(r.stdout)
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, path, timeout=10):
+        super().__init__("localhost", timeout=timeout)
+        self.path_ = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path_)
+
+
+class Host:
+    def __init__(self, i):
+        self.data = os.path.join(DIR, "h%d" % i)
+        self.port = free_port()
+        self.peer = "127.0.0.1:%d" % free_port()
+        self.proc = None
+        self.joined = False
+        self.id = None
+
+    def start(self, join=None):
+        os.makedirs(self.data, exist_ok=True)
+        args = [BERTH, "serve", "--data", self.data, "--listen", "127.0.0.1:%d" % self.port,
+                "--peer", self.peer, "--max-conns-per-addr", "0", "--max-idle-conns", "0"]
+        if join and not self.joined:
+            args += ["--join", join]
+        log = open(self.data + ".log", "ab")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=log)
+        procs.append(self.proc)
+        log.close()
+        self.joined = True
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("host exited: %s" % self.tail())
+            try:
+                if self.http("GET", "/healthz", timeout=1)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError("host not ready: %s" % self.tail())
+
+    def tail(self):
+        with open(self.data + ".log", "rb") as f:
+            return f.read()[-2000:].decode(errors="replace")
+
+    def http(self, method, path, body=None, timeout=10):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            c.request(method, path, body=body)
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    def cluster(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return None
+        c = UnixHTTP(os.path.join(self.data, "admin.sock"), timeout=5)
+        try:
+            c.request("GET", "/v1/cluster")
+            r = c.getresponse()
+            body = r.read()
+            if r.status != 200:
+                return None
+            v = json.loads(body)
+            self.id = v.get("id")
+            return v
+        except (OSError, ValueError):
+            return None
+        finally:
+            c.close()
+
+    def applied(self):
+        v = self.cluster()
+        if not v:
+            return None
+        me = [x for x in v["hosts"] if x["id"] == v["id"]]
+        return me[0].get("applied") if me else None
+
+    def write_bytes(self):
+        try:
+            with open("/proc/%d/io" % self.proc.pid) as f:
+                for line in f:
+                    if line.startswith("write_bytes:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def wait(fn, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.01)
+    raise RuntimeError("timed out: %s" % what)
+
+
+def leader(hosts, exclude=()):
+    def find():
+        for h in hosts:
+            if h in exclude:
+                continue
+            v = h.cluster()
+            if v and v.get("leader") and v["leader"] == v["id"]:
+                return h
+        return None
+    return wait(find, 60, "a leader")
+
+
+def formed(hosts):
+    def ok():
+        for h in hosts:
+            v = h.cluster()
+            if not v or len(v["hosts"]) != len(hosts) or not v.get("leader"):
+                return False
+            if not all(x.get("online") for x in v["hosts"]):
+                return False
+        return True
+    wait(ok, 120, "the cluster to form")
+
+
+def caught_up(hosts, h):
+    """Wait until h has applied as much as the leader; the seconds it took."""
+    t0 = time.time()
+    lead = leader(hosts)
+
+    def ok():
+        a, b = h.applied(), lead.applied()
+        return a is not None and b is not None and a >= b
+    wait(ok, 600, "catch-up")
+    return time.time() - t0
+
+
+def cli(h, *args):
+    r = subprocess.run([BERTH] + list(args) + ["--data", h.data], capture_output=True,
+                       text=True, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError("berth %s: %s" % (" ".join(args), r.stderr.strip()))
+    return r.stdout
+
+
+def ms(x):
+    return "%.3f" % x
+
+
+def berth_part(floors):
+    hosts = [Host(i) for i in range(3)]
+    hosts[0].start()
+    leader(hosts[:1])
+    for h in hosts[1:]:
+        h.start(join=hosts[0].peer)
+    formed(hosts)
+    targets = ",".join("127.0.0.1:%d" % h.port for h in hosts)
+    rows = {}
+    for acks in ACKS:
+        for conc in CONCS:
+            name = "a%s-c%d" % (acks, conc)
+            try:
+                cli(hosts[0], "ship", "new", "--program", KV, "--name", name,
+                    "--count", str(conc), "--acks", acks)
+            except RuntimeError as e:
+                rows[(acks, conc)] = str(e)
+                continue
+            for i in range(conc):
+                hosts[i % 3].http("GET", "/s/%s-%d/k" % (name, i + 1))
+            before = sum(h.write_bytes() for h in hosts)
+            r = gen("load", "berth", targets, conc, SECONDS, name)
+            after = sum(h.write_bytes() for h in hosts)
+            r["bytes_per_event"] = (after - before) / r["events"] if r["events"] else 0
+            rows[(acks, conc)] = r
+    results = {"rows": rows}
+
+    # Failover: kill -9 the leader, then write through a survivor until one
+    # write is acknowledged.
+    cli(hosts[0], "ship", "new", "--program", KV, "--name", "fo")
+    took = []
+    for rnd in range(KILL_ROUNDS):
+        lead = leader(hosts)
+        survivor = next(h for h in hosts if h is not lead)
+        lead.kill9()
+        t0 = time.time()
+        while True:
+            try:
+                status, _ = survivor.http("PUT", "/s/fo/k/r%d" % rnd, b"x", timeout=5)
+                if status in (200, 201):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.002)
+        took.append(time.time() - t0)
+        lead.start()
+        formed(hosts)
+        caught_up(hosts, lead)
+    results["failover"] = took
+
+    # Catch-up: a follower stopped while CATCHUP events are committed.
+    lead = leader(hosts)
+    behind = next(h for h in hosts if h is not lead)
+    behind.stop()
+    conc = 64
+    cli(lead, "ship", "new", "--program", KV, "--name", "cu", "--count", str(conc))
+    others = ",".join("127.0.0.1:%d" % h.port for h in hosts if h is not behind)
+    load = gen("load", "berth", others, conc, 3600, "cu", CATCHUP)
+    t0 = time.time()
+    behind.start()
+    lead = leader(hosts)
+
+    def done():
+        a, b = behind.applied(), lead.applied()
+        return a is not None and b is not None and a >= b
+    wait(done, 1800, "catch-up")
+    results["catchup"] = (time.time() - t0, load["events"])
+    for h in hosts:
+        h.stop()
+    return results
+
+
+def etcd_part():
+    etcd = shutil.which("etcd") or "/usr/bin/etcd"
+    if not os.path.exists(etcd):
+        return None, "etcd not installed (apt-get install etcd-server)"
+    version = subprocess.run([etcd, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    members = []
+    for i in range(3):
+        members.append({"name": "e%d" % i, "client": free_port(), "peer": free_port()})
+    initial = ",".join("%s=http://127.0.0.1:%d" % (m["name"], m["peer"]) for m in members)
+    for m in members:
+        d = os.path.join(DIR, m["name"])
+        log = open(d + ".log", "ab")
+        p = subprocess.Popen([etcd, "--name", m["name"], "--data-dir", d,
+                              "--listen-client-urls", "http://127.0.0.1:%d" % m["client"],
+                              "--advertise-client-urls", "http://127.0.0.1:%d" % m["client"],
+                              "--listen-peer-urls", "http://127.0.0.1:%d" % m["peer"],
+                              "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % m["peer"],
+                              "--initial-cluster", initial, "--initial-cluster-state", "new",
+                              "--initial-cluster-token", "berth-bench"],
+                             stdout=log, stderr=log)
+        log.close()
+        m["proc"] = p
+        procs.append(p)
+
+    def healthy():
+        for m in members:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", m["client"], timeout=2)
+                c.request("POST", "/v3/kv/put", body=json.dumps(
+                    {"key": base64.b64encode(b"probe").decode(), "value": ""}))
+                ok = c.getresponse().status == 200
+                c.close()
+                if not ok:
+                    return False
+            except OSError:
+                return False
+        return True
+    wait(healthy, 60, "etcd")
+    targets = ",".join("127.0.0.1:%d" % m["client"] for m in members)
+    rows = {}
+    for conc in CONCS:
+        rows[conc] = gen("load", "etcd", targets, conc, SECONDS, "c%d-" % conc)
+    for m in members:
+        m["proc"].terminate()
+        m["proc"].wait(30)
+    return rows, version
+
+
+def main():
+    os.makedirs(DIR, exist_ok=True)
+    floors = {"rtt": gen("rtt", 1)}
+    for conc in CONCS:
+        floors[conc] = gen("fsync", DIR, conc, SECONDS)
+    b = berth_part(floors)
+    etcd, version = etcd_part()
+
+    print("cluster: 3 hosts on loopback, one machine (%d cores); 100-byte PUTs to kv, "
+          "closed loop, one client per ship, clients spread over the 3 front doors, "
+          "%.0f s a row. Beside: etcd (%s), 3 members on loopback, POST /v3/kv/put at the "
+          "same concurrency over the same 3 members; fdatasync floor as in commit above."
+          % (os.cpu_count(), SECONDS, version if etcd else "not run: " + version))
+    print("%-7s %5s %10s %9s %9s %9s %7s | %10s %9s | %9s %9s | %9s" % (
+        "acks", "ships", "events/s", "p50 ms", "p99 ms", "B/event", "client",
+        "etcd ev/s", "etcd p99", "x etcd", "p99/etcd", "fsync/berth"))
+    for (acks, conc), r in b["rows"].items():
+        if isinstance(r, str):
+            print("%-7s %5d  not run: %s" % (acks, conc, r))
+            continue
+        e = etcd.get(conc) if etcd else None
+        f = floors[conc]
+        print("%-7s %5d %10.0f %9s %9s %9.0f %6.0f%% | %10s %9s | %9s %9s | %8.2fx%s" % (
+            acks, conc, r["eps"], ms(r["p50_ms"]), ms(r["p99_ms"]), r["bytes_per_event"],
+            100 * r["client_share"],
+            "%.0f" % e["eps"] if e else "-", ms(e["p99_ms"]) if e else "-",
+            "%.2fx" % (r["eps"] / e["eps"]) if e and e["eps"] else "-",
+            "%.2f" % (r["p99_ms"] / e["p99_ms"]) if e and e["p99_ms"] else "-",
+            f["eps"] / r["eps"] if r["eps"] else 0,
+            "  (errors: %d)" % r["errors"] if r["errors"] else ""))
+    if etcd:
+        print("etcd client CPU share: %s" % ", ".join(
+            "%d: %.0f%%" % (c, 100 * etcd[c]["client_share"]) for c in CONCS))
+    rtt = floors["rtt"]
+    print("floors: loopback round trip p50 %s ms, p99 %s ms; fdatasync per batch p50 %s" % (
+        ms(rtt["p50_ms"]), ms(rtt["p99_ms"]),
+        ", ".join("%d: %s ms" % (c, ms(floors[c]["p50_ms"])) for c in CONCS)))
+    fo = b["failover"]
+    print("failover: kill -9 of the leader to the first acknowledged write through a "
+          "survivor, %d rounds: p50 %s ms, p99 %s ms, max %s ms (%.0fx the loopback RTT p50)"
+          % (len(fo), ms(pct(fo, 0.5) * 1e3), ms(pct(fo, 0.99) * 1e3), ms(max(fo) * 1e3),
+             pct(fo, 0.5) * 1e3 / rtt["p50_ms"] if rtt["p50_ms"] else 0))
+    secs, events = b["catchup"]
+    print("catch-up: a host %d events behind applied them all %.2f s after its restart "
+          "(%.0f events/s)" % (events, secs, events / secs if secs else 0))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
