@@ -32,6 +32,25 @@ def send_raw(peer, data, linger=0.2):
     return got
 
 
+MAGIC = b"berthp01"
+RAFT, JOIN, PROBE = 1, 2, 3
+WRONG_CLUSTER = 1
+
+
+def preamble(cluster, kind, body=b"", sender=99, length=None):
+    """A peer request header (docs: src/consensus/transport.h) and body."""
+    return (MAGIC + cluster + kind.to_bytes(4, "little")
+            + (len(body) if length is None else length).to_bytes(4, "little")
+            + sender.to_bytes(8, "little") + body)
+
+
+def reply_status(got):
+    """The status of a peer reply, or None when there was none."""
+    if len(got) < 16 or got[:8] != MAGIC:
+        return None
+    return int.from_bytes(got[8:12], "little")
+
+
 def test_garbage_on_the_peer_port(cluster_factory):
     c = cluster_factory(3).start()
     c.new_ship("ann")
@@ -51,7 +70,27 @@ def test_garbage_on_the_peer_port(cluster_factory):
         ]
         for h in c.hosts:
             for j in junk:
-                send_raw(h.peer, j)
+                assert reply_status(send_raw(h.peer, j)) is None
+        ours = bytes.fromhex(c.leader().cluster()["cluster"])
+        other = os.urandom(16)
+        me = "127.0.0.1:1".encode()
+        for h in c.hosts:
+            # Another cluster's raft connection: refused with a reply that says so.
+            assert reply_status(send_raw(h.peer, preamble(other, RAFT, me))) == WRONG_CLUSTER
+            assert reply_status(send_raw(h.peer, preamble(other, PROBE))) == WRONG_CLUSTER
+            # No cluster at all may not speak raft.
+            assert reply_status(send_raw(h.peer, preamble(bytes(16), RAFT, me))) is None
+            # Oversized, unknown kinds, a header cut short then silence.
+            assert reply_status(send_raw(h.peer, preamble(ours, PROBE, length=1 << 30))) is None
+            send_raw(h.peer, preamble(ours, 77, b"x"))
+            send_raw(h.peer, preamble(ours, JOIN, rnd[:100]))
+            send_raw(h.peer, preamble(ours, RAFT, me)[:20], linger=0.5)
+            # Our cluster's id, then garbage where libraft's messages go,
+            # as a sender that is and one that is not a member.
+            for sender in (99, h.id or 1):
+                send_raw(h.peer, preamble(ours, RAFT, me, sender=sender) + rnd[:4096])
+                send_raw(h.peer, preamble(ours, RAFT, me, sender=sender)
+                         + (1).to_bytes(8, "little") + (1 << 40).to_bytes(8, "little"))
         # Many idle half-open connections must not stop the peer port.
         idle = [socket.create_connection(("127.0.0.1", c.hosts[0].peer_port)) for _ in range(50)]
         before = w.count()
