@@ -950,6 +950,9 @@ enum {
     CLI__SERVE_HEADER_TIMEOUT,
     CLI__SERVE_MAX_CONNS_PER_ADDR,
     CLI__SERVE_MAX_IDLE_CONNS,
+    CLI__SERVE_PEER,
+    CLI__SERVE_JOIN,
+    CLI__SERVE_VOTERS,
 };
 
 static const struct cli__opt cli__serve_opts[] = {
@@ -1006,6 +1009,16 @@ static const struct cli__opt cli__serve_opts[] = {
                                    1ULL << 24,
                                    "idle front-door connections, the oldest "
                                    "closed first; 0: no cap (default 1024)"},
+    [CLI__SERVE_PEER] = {"--peer", "IP:PORT", CLI__STR, 0, 0,
+                         "the address other hosts of the cluster reach this "
+                         "host at; bound for the peer port (default: none, "
+                         "a cluster of this host alone)"},
+    [CLI__SERVE_JOIN] = {"--join", "IP:PORT", CLI__STR, 0, 0,
+                         "the first time, join the cluster of the host whose "
+                         "peer address this is (needs --peer)"},
+    [CLI__SERVE_VOTERS] = {"--voters", "N", CLI__NUM, 1, 99,
+                           "voters the cluster keeps when hosts are enough; "
+                           "the others are standbys (default 3)"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1022,6 +1035,11 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
     }
     if (a->val[CLI__SERVE_ADMIN] != NULL) {
         cfg.admin = a->val[CLI__SERVE_ADMIN];
+    }
+    cfg.peer = a->val[CLI__SERVE_PEER];
+    cfg.join = a->val[CLI__SERVE_JOIN];
+    if (a->val[CLI__SERVE_VOTERS] != NULL) {
+        cfg.voters = (unsigned)a->num[CLI__SERVE_VOTERS];
     }
     /* Numbers, each into its field when given. */
     static const struct {

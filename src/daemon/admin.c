@@ -741,11 +741,12 @@ void host_admin_handle(struct http_request *req, void *arg)
              req->target);
 
     if (strcmp(path, "/healthz") == 0) {
-        http_reply(req, h->ready ? 200 : 503, "text/plain",
-                   h->ready ? "ok\n" : "starting\n", h->ready ? 3 : 9, NULL);
+        bool ok = host_serving(h);
+        http_reply(req, ok ? 200 : 503, "text/plain",
+                   ok ? "ok\n" : "starting\n", ok ? 3 : 9, NULL);
         return;
     }
-    if (!h->ready) {
+    if (!host_serving(h)) {
         host_reply_error(req, 503, "starting", "host is starting");
         return;
     }
