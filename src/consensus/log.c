@@ -831,6 +831,16 @@ int log_cluster(struct log *l, log_cluster_cb cb, void *arg)
     return 0;
 }
 
+uint64_t log_host_by_peer(const struct log *l, const char *peer)
+{
+    for (unsigned i = 0; i < l->raft.configuration.n; i++) {
+        if (strcmp(l->raft.configuration.servers[i].address, peer) == 0) {
+            return l->raft.configuration.servers[i].id;
+        }
+    }
+    return 0;
+}
+
 int log_remove(struct log *l, uint64_t id, char *errmsg)
 {
     if (!l->leading) {

@@ -198,6 +198,9 @@ int log_cluster(struct log *l, log_cluster_cb cb, void *arg);
  * code with a message in errmsg. */
 int log_remove(struct log *l, uint64_t id, char *errmsg);
 
+/* Return the id of the host whose peer address is peer, or 0. */
+uint64_t log_host_by_peer(const struct log *l, const char *peer);
+
 /* Called when a hand-off has ended, whether or not another host leads. */
 typedef void (*log_handoff_cb)(void *arg);
 

@@ -491,15 +491,31 @@ static int host__mkdir(const char *dir)
     return 0;
 }
 
+static void host__handed_off(void *arg)
+{
+    struct host *h = arg;
+    host_log("info", "leadership handed over", NULL);
+    host__flush(h);
+    uv_stop(&h->loop);
+}
+
 static void host__signal_cb(uv_signal_t *sig, int signum)
 {
     struct host *h = sig->data;
     if (h->stopping) {
+        /* A second signal does not wait for a hand-off. */
+        uv_stop(&h->loop);
         return;
     }
     h->stopping = true;
     host_log("info", "stopping", "signal", signum == SIGINT ? "INT" : "TERM",
              NULL);
+    /* A leader first hands over to the most caught-up voter, so that the
+     * cluster does not wait an election timeout to notice it is gone. */
+    if (h->leading && log_handoff(h->log, host__handed_off, h) == 0) {
+        host_log("info", "handing leadership over", NULL);
+        return;
+    }
     host__flush(h);
     uv_stop(&h->loop);
 }
