@@ -81,10 +81,10 @@ struct log_config {
     log_sync_fn sync;
     log_fatal_fn fatal;
     log_lead_fn lead;
-    log_progress_fn progress; /* NULL: not needed */
-    log_note_fn note;         /* NULL: notes go to stderr */
+    log_progress_fn progress;   /* NULL: not needed */
+    log_note_fn note;           /* NULL: notes go to stderr */
     log_forwarded_fn forwarded; /* NULL: forwarded requests are refused */
-    void *arg; /* passed to every callback */
+    void *arg;                  /* passed to every callback */
 };
 
 /* Called on the leader when a proposed entry has been applied (status 0,
@@ -125,6 +125,9 @@ unsigned log_voters(const struct log *l);
 /* Return whether this host leads and may let effects out. */
 bool log_leading(const struct log *l);
 
+/* Return whether this host leads, or knows another host that does. */
+bool log_has_leader(const struct log *l);
+
 /* Called once with a forwarded request's outcome: status 0 and the
  * leader's answer, or a negative code (BERTH_ENOTLEADER: no leader is
  * known or it stopped leading; BERTH_EIO, BERTH_ETIMEOUT). body is valid
@@ -156,6 +159,55 @@ unsigned log_pending(const struct log *l);
 
 /* Return the index of the last entry applied on this host. */
 uint64_t log_applied_index(const struct log *l);
+
+/* Return this host's raft id. */
+uint64_t log_id(const struct log *l);
+
+/* One host of the cluster, as log_cluster() describes it. */
+struct log_host {
+    uint64_t id;
+    const char *peer; /* its peer address */
+    const char *role; /* "voter", "standby" or "spare" */
+    bool leader;
+    bool online;      /* it answered a probe just now (or is this host) */
+    uint64_t applied; /* the last entry it applied, as it said */
+    uint64_t lag;     /* entries behind the most advanced host */
+    const char *info; /* what it tells probes (its HTTP addresses), or NULL */
+};
+
+/* The cluster as this host sees it. */
+struct log_cluster {
+    uint64_t self, leader, term, last_index;
+    uint8_t cluster[16];
+    uint64_t refused; /* peer connections refused since start */
+    struct log_host *hosts;
+    unsigned n_hosts;
+};
+
+/* Called once with the cluster's description; c and everything it points
+ * to are valid during the call only. */
+typedef void (*log_cluster_cb)(void *arg, int status,
+                               const struct log_cluster *c);
+
+/* Probe every host of the configuration and describe the cluster. Returns
+ * 0 and cb runs once later, or a negative code. */
+int log_cluster(struct log *l, log_cluster_cb cb, void *arg);
+
+/* Start removing host id from the cluster (on the leader only: else
+ * BERTH_ENOTLEADER). Returns 0 once the change is proposed, or a negative
+ * code with a message in errmsg. */
+int log_remove(struct log *l, uint64_t id, char *errmsg);
+
+/* Return the id of the host whose peer address is peer, or 0. */
+uint64_t log_host_by_peer(const struct log *l, const char *peer);
+
+/* Called when a hand-off has ended, whether or not another host leads. */
+typedef void (*log_handoff_cb)(void *arg);
+
+/* Hand leadership to the most caught-up voter, for a graceful stop.
+ * Returns 0 and cb runs once later, or BERTH_ENOTLEADER when this host
+ * does not lead or no other voter exists. */
+int log_handoff(struct log *l, log_handoff_cb cb, void *arg);
 
 /* Called when the log has closed. */
 typedef void (*log_close_cb)(void *arg);

@@ -10,7 +10,7 @@
 #include "lib/mem.h"
 
 #define TRANSPORT__MAGIC "berthp01"
-#define TRANSPORT__REQ_HEADER 40 /* magic 8, cluster 16, kind, len, id */
+#define TRANSPORT__REQ_HEADER 40   /* magic 8, cluster 16, kind, len, id */
 #define TRANSPORT__REPLY_HEADER 16 /* magic 8, status, len */
 #define TRANSPORT__ADDRESS_MAX 255
 /* A connection must finish its header and body within this. */
@@ -39,8 +39,8 @@ struct transport_call {
     uint8_t *body;
     size_t body_len;
     bool in_body;
-    bool done;    /* the outcome was delivered; only closing is left */
-    int handles;  /* open handles (tcp, timer) of this connection */
+    bool done;   /* the outcome was delivered; only closing is left */
+    int handles; /* open handles (tcp, timer) of this connection */
     unsigned kind;
     uint64_t sender;
     /* Dialing: the request to send and whom to tell. */
@@ -261,8 +261,8 @@ static int transport__write_reply(uv_stream_t *stream, unsigned status,
         memcpy(w->data + TRANSPORT__REPLY_HEADER, body, len);
     }
     w->c = close_after;
-    uv_buf_t b = uv_buf_init((char *)w->data,
-                             (unsigned)(TRANSPORT__REPLY_HEADER + len));
+    uv_buf_t b =
+        uv_buf_init((char *)w->data, (unsigned)(TRANSPORT__REPLY_HEADER + len));
     if (uv_write(&w->req, stream, &b, 1, transport__write_cb) != 0) {
         mem_free(w);
         return BERTH_EIO;
@@ -319,10 +319,13 @@ static void transport__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             }
             return;
         }
-        size_t len = get_le32(c->header + (c->role == TRANSPORT__INBOUND
-                                               ? 8 + TRANSPORT_CLUSTER_SIZE + 4
-                                               : 12));
-        if (len > TRANSPORT_MAX_BODY) {
+        bool in = c->role == TRANSPORT__INBOUND;
+        size_t len =
+            get_le32(c->header + (in ? 8 + TRANSPORT_CLUSTER_SIZE + 4 : 12));
+        unsigned kind =
+            in ? get_le32(c->header + 8 + TRANSPORT_CLUSTER_SIZE) : c->kind;
+        if (len > (kind == TRANSPORT_FORWARD ? TRANSPORT_MAX_FORWARD
+                                             : TRANSPORT_MAX_BODY)) {
             if (c->role == TRANSPORT__INBOUND) {
                 transport__refuse(c->t, "peer port: request too big", NULL);
                 transport__conn_close(c);
@@ -471,8 +474,7 @@ static void transport__connection_cb(uv_stream_t *server, int status)
 /* --- Dialing. --- */
 
 static int transport__request_bytes(struct transport *t, struct buf *out,
-                                    unsigned kind, const void *body,
-                                    size_t len)
+                                    unsigned kind, const void *body, size_t len)
 {
     int rv = buf_append(out, TRANSPORT__MAGIC, 8);
     rv = rv ? rv : buf_append(out, t->cluster, TRANSPORT_CLUSTER_SIZE);
@@ -585,6 +587,7 @@ static int transport__dial(struct transport *t, struct transport_call **out,
         transport__conn_close(c);
         return rv;
     }
+    c->kind = kind;
     c->connect.data = c;
     if (uv_tcp_connect(&c->connect, c->tcp, (struct sockaddr *)&addr,
                        transport__connect_cb) != 0) {
@@ -633,8 +636,7 @@ static int transport__raft_listen(struct raft_uv_transport *rt,
         return 0;
     }
     if (transport_parse_address(t->bind, &addr) != 0) {
-        snprintf(rt->errmsg, sizeof rt->errmsg, "bad peer address %s",
-                 t->bind);
+        snprintf(rt->errmsg, sizeof rt->errmsg, "bad peer address %s", t->bind);
         return RAFT_INVALID;
     }
     uv_tcp_init(t->loop, &t->listener);
@@ -663,9 +665,9 @@ static int transport__raft_connect(struct raft_uv_transport *rt,
     (void)id;
     req->cb = cb;
     const char *self = t->bind != NULL ? t->bind : "";
-    int rv = transport__dial(t, &c, TRANSPORT__DIAL_RAFT, address,
-                             TRANSPORT_RAFT, self, strlen(self),
-                             TRANSPORT__HANDSHAKE_MS);
+    int rv =
+        transport__dial(t, &c, TRANSPORT__DIAL_RAFT, address, TRANSPORT_RAFT,
+                        self, strlen(self), TRANSPORT__HANDSHAKE_MS);
     if (rv != 0) {
         return rv == BERTH_ENOMEM ? RAFT_NOMEM : RAFT_NOCONNECTION;
     }
@@ -733,8 +735,8 @@ static void transport__maybe_closed(struct transport *t)
 
 int transport_init(struct transport **out, struct raft_uv_transport *raft,
                    uv_loop_t *loop, const char *bind_address,
-                   transport_call_fn handler, transport_note_fn note,
-                   void *arg, char *errmsg)
+                   transport_call_fn handler, transport_note_fn note, void *arg,
+                   char *errmsg)
 {
     struct sockaddr_storage addr;
     if (bind_address != NULL &&

@@ -30,13 +30,17 @@
 #include <uv.h>
 
 #define TRANSPORT_CLUSTER_SIZE 16
+/* The largest body of a call, and of a forwarded request (which carries
+ * an HTTP request or reply whole). */
 #define TRANSPORT_MAX_BODY (64u * 1024)
+#define TRANSPORT_MAX_FORWARD (16u * 1024 * 1024)
 
 /* What a connection is for. */
 enum transport_kind {
-    TRANSPORT_RAFT = 1,  /* libraft's messages follow */
-    TRANSPORT_JOIN = 2,  /* a new host asks to be added */
-    TRANSPORT_PROBE = 3, /* is this host up, and how far has it applied */
+    TRANSPORT_RAFT = 1,    /* libraft's messages follow */
+    TRANSPORT_JOIN = 2,    /* a new host asks to be added */
+    TRANSPORT_PROBE = 3,   /* is this host up, and how far has it applied */
+    TRANSPORT_FORWARD = 4, /* a request for the leader to serve */
 };
 
 /* The status in a reply header. */
@@ -75,8 +79,8 @@ typedef void (*transport_note_fn)(void *arg, const char *level,
  * errmsg. */
 int transport_init(struct transport **out, struct raft_uv_transport *raft,
                    uv_loop_t *loop, const char *bind_address,
-                   transport_call_fn handler, transport_note_fn note,
-                   void *arg, char *errmsg);
+                   transport_call_fn handler, transport_note_fn note, void *arg,
+                   char *errmsg);
 
 /* Called when a transport has closed. */
 typedef void (*transport_close_cb)(void *arg);

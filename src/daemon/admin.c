@@ -678,6 +678,9 @@ static void admin__stats(struct host *h, struct http_request *req)
     json_object_set_new(o, "ships", json_integer(total));
     json_object_set_new(o, "states", st);
     json_object_set_new(o, "wake_queue", json_integer(h->n_wake_queue));
+    json_object_set_new(o, "host_id", json_integer((json_int_t)log_id(h->log)));
+    json_object_set_new(o, "leading", json_boolean(h->leading));
+    json_object_set_new(o, "leads", json_integer((json_int_t)h->leads));
     json_object_set_new(o, "live", json_integer(h->n_live));
     json_object_set_new(o, "corrupt", json_integer(h->n_damaged));
     json_object_set_new(o, "programs_running", json_integer(h->n_procs));
@@ -732,6 +735,95 @@ static void admin__send(struct host_ship *s, struct http_request *req)
     host_ship_deliver(s, HOST_JOB_ADMIN, req, FRAME_EVENT_POKE, &payload);
 }
 
+/* --- The cluster. --- */
+
+/* Split a probe's info text ("listen A admin B") into its two addresses. */
+static void admin__info(json_t *o, const char *info)
+{
+    char listen[256] = "", admin[256] = "";
+    if (info != NULL) {
+        sscanf(info, "listen %255s admin %255s", listen, admin);
+    }
+    json_object_set_new(o, "listen",
+                        listen[0] ? json_string(listen) : json_null());
+    json_object_set_new(o, "admin",
+                        admin[0] && strcmp(admin, "-") != 0 ? json_string(admin)
+                                                            : json_null());
+}
+
+static void admin__cluster_cb(void *arg, int status,
+                              const struct log_cluster *c)
+{
+    struct http_request *req = arg;
+    if (status != 0) {
+        host_reply_error(req, 503, "unavailable", "%s", err_str(status));
+        return;
+    }
+    char hex[33];
+    for (int i = 0; i < 16; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", c->cluster[i]);
+    }
+    json_t *hosts = json_array();
+    for (unsigned i = 0; i < c->n_hosts; i++) {
+        const struct log_host *lh = &c->hosts[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_integer((json_int_t)lh->id));
+        json_object_set_new(o, "peer", json_string(lh->peer));
+        admin__info(o, lh->info);
+        json_object_set_new(o, "role", json_string(lh->role));
+        json_object_set_new(o, "leader", json_boolean(lh->leader));
+        json_object_set_new(o, "self", json_boolean(lh->id == c->self));
+        json_object_set_new(o, "online", json_boolean(lh->online));
+        json_object_set_new(o, "applied",
+                            json_integer((json_int_t)lh->applied));
+        json_object_set_new(o, "lag", json_integer((json_int_t)lh->lag));
+        json_array_append_new(hosts, o);
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer((json_int_t)c->self));
+    json_object_set_new(o, "cluster", json_string(hex));
+    json_object_set_new(o, "leader", json_integer((json_int_t)c->leader));
+    json_object_set_new(o, "term", json_integer((json_int_t)c->term));
+    json_object_set_new(o, "last_index",
+                        json_integer((json_int_t)c->last_index));
+    json_object_set_new(o, "peers_refused",
+                        json_integer((json_int_t)c->refused));
+    json_object_set_new(o, "hosts", hosts);
+    host_reply_json(req, 200, o);
+}
+
+/* DELETE /v1/cluster/hosts/<id or peer address>. */
+static void admin__cluster_remove(struct host *h, struct http_request *req,
+                                  const char *who)
+{
+    char errmsg[ERRMSG_SIZE];
+    char *end;
+    uint64_t id = strtoull(who, &end, 10);
+    if (*who == '\0' || *end != '\0') {
+        id = log_host_by_peer(h->log, who);
+    }
+    if (id == 0) {
+        host_reply_error(req, 404, "not_found", "no host %s in the cluster",
+                         who);
+        return;
+    }
+    int rv = log_remove(h->log, id, errmsg);
+    if (rv != 0) {
+        host_reply_error(req,
+                         rv == BERTH_ENOTFOUND ? 404
+                         : rv == BERTH_EBUSY   ? 409
+                                               : 503,
+                         rv == BERTH_ENOTFOUND ? "not_found"
+                         : rv == BERTH_EBUSY   ? "busy"
+                                               : "leader_changed",
+                         "%s", errmsg);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "removing", json_integer((json_int_t)id));
+    host_reply_json(req, 202, o);
+}
+
 void host_admin_handle(struct http_request *req, void *arg)
 {
     struct host *h = arg;
@@ -741,11 +833,12 @@ void host_admin_handle(struct http_request *req, void *arg)
              req->target);
 
     if (strcmp(path, "/healthz") == 0) {
-        http_reply(req, h->ready ? 200 : 503, "text/plain",
-                   h->ready ? "ok\n" : "starting\n", h->ready ? 3 : 9, NULL);
+        bool ok = host_serving(h);
+        http_reply(req, ok ? 200 : 503, "text/plain",
+                   ok ? "ok\n" : "starting\n", ok ? 3 : 9, NULL);
         return;
     }
-    if (!h->ready) {
+    if (!host_serving(h)) {
         host_reply_error(req, 503, "starting", "host is starting");
         return;
     }
@@ -754,6 +847,22 @@ void host_admin_handle(struct http_request *req, void *arg)
             goto method;
         }
         admin__stats(h, req);
+        return;
+    }
+    if (strcmp(path, "/v1/cluster") == 0) {
+        if (strcmp(m, "GET") != 0) {
+            goto method;
+        }
+        if (log_cluster(h->log, admin__cluster_cb, req) != 0) {
+            host_reply_error(req, 503, "unavailable", "out of memory");
+        }
+        return;
+    }
+    if (strncmp(path, "/v1/cluster/hosts/", 18) == 0) {
+        if (strcmp(m, "DELETE") != 0) {
+            goto method;
+        }
+        admin__cluster_remove(h, req, path + 18);
         return;
     }
     if (strcmp(path, "/v1/ships") == 0) {

@@ -301,20 +301,20 @@ static void host__limits(struct host *h)
     h->max_awake = h->cfg.max_awake ? h->cfg.max_awake : by_fds;
 }
 
-static void host__ready(void *arg)
+/* The log is open: load every ship the store holds. From here on the
+ * registry follows applied entries, on every host of the cluster. */
+static int host__ready(struct host *h)
 {
-    struct host *h = arg;
     int rv = host_registry_sync(h);
     if (rv != 0) {
         host_log("fatal", "cannot load ships", "error",
                  rv == BERTH_ENOMEM ? "out of memory" : store_errmsg(h->store),
                  NULL);
-        _exit(70);
+        return rv;
     }
     host__limits(h);
     h->ready = true;
     h->ready_ns = uv_hrtime() - h->started_ns;
-    host_alarms_start(h);
     char n[32], ms[32], awake[32];
     snprintf(n, sizeof n, "%u", registry_count(&h->reg));
     snprintf(ms, sizeof ms, "%.1f", (double)h->ready_ns / 1e6);
@@ -322,6 +322,53 @@ static void host__ready(void *arg)
     host_log("info", "host ready", "ships", n, "start_ms", ms, "max_awake",
              awake, "freezer", proc_freezer_name(), "launcher",
              launcher_running() ? "yes" : "no", NULL);
+    return 0;
+}
+
+static int host__load_alarm(const struct store_ship_brief *b, void *arg)
+{
+    struct host *h = arg;
+    uint32_t slot = registry_seek(&h->reg, b->sid - 1);
+    if (slot < h->reg.n_slots && registry_get(&h->reg, slot)->sid == b->sid) {
+        return alarms_set(&h->alarms, slot, b->alarm_ns);
+    }
+    return 0;
+}
+
+/* Leading starts with every alarm as the store holds it (followers apply
+ * events without arming anything) and ends with every program stopped:
+ * only the leader runs ships and lets effects out. */
+static void host__lead(void *arg, bool leading)
+{
+    struct host *h = arg;
+    h->leading = leading;
+    if (leading) {
+        h->leads++;
+        if (host_registry_sync(h) != 0 ||
+            store_ship_brief_foreach(h->store, 0, host__load_alarm, h) != 0) {
+            host_log("fatal", "cannot load alarms", "error",
+                     store_errmsg(h->store), NULL);
+            _exit(70);
+        }
+        host_alarms_start(h);
+        host_log("info", "leading", NULL);
+    } else {
+        uv_timer_stop(&h->alarm_timer);
+        host_ships_step_down(h);
+        host_log("info", "no longer leading; ships stopped", NULL);
+    }
+}
+
+static void host__note(void *arg, const char *level, const char *message,
+                       const char *detail)
+{
+    (void)arg;
+    host_log(level, message, detail ? "detail" : NULL, detail, NULL);
+}
+
+bool host_serving(const struct host *h)
+{
+    return h->ready && (h->leading || log_has_leader(h->log));
 }
 
 /* --- Group commit. --- */
@@ -367,7 +414,7 @@ static void host__flush(struct host *h)
     b->n_refs = h->n_refs;
     h->refs = NULL;
     h->n_refs = h->cap_refs = 0;
-    int rv = log_propose(h->log, &h->batch, host__batch_done, b);
+    int rv = log_propose(h->log, &h->batch, host__batch_done, b, NULL);
     buf_free(&h->batch);
     if (rv != 0) {
         /* Only a closing or failed log refuses; fail the events like it. */
@@ -422,7 +469,7 @@ int host_propose_entry(struct host *h, struct buf *entry,
                        void (*cb)(void *, int, int), void *arg)
 {
     host__flush(h);
-    return log_propose(h->log, entry, cb, arg);
+    return log_propose(h->log, entry, cb, arg, NULL);
 }
 
 /* --- Start and stop. --- */
@@ -444,15 +491,31 @@ static int host__mkdir(const char *dir)
     return 0;
 }
 
+static void host__handed_off(void *arg)
+{
+    struct host *h = arg;
+    host_log("info", "leadership handed over", NULL);
+    host__flush(h);
+    uv_stop(&h->loop);
+}
+
 static void host__signal_cb(uv_signal_t *sig, int signum)
 {
     struct host *h = sig->data;
     if (h->stopping) {
+        /* A second signal does not wait for a hand-off. */
+        uv_stop(&h->loop);
         return;
     }
     h->stopping = true;
     host_log("info", "stopping", "signal", signum == SIGINT ? "INT" : "TERM",
              NULL);
+    /* A leader first hands over to the most caught-up voter, so that the
+     * cluster does not wait an election timeout to notice it is gone. */
+    if (h->leading && log_handoff(h->log, host__handed_off, h) == 0) {
+        host_log("info", "handing leadership over", NULL);
+        return;
+    }
     host__flush(h);
     uv_stop(&h->loop);
 }
@@ -605,13 +668,22 @@ int host_run(const struct host_config *cfg)
         goto err_after_store;
     }
     snprintf(path, sizeof path, "%s/raft", cfg->data_dir);
+    /* Peers that probe this host learn where its doors are. */
+    char info[600];
+    snprintf(info, sizeof info, "listen %s admin %s", cfg->listen,
+             cfg->admin != NULL ? cfg->admin : "-");
     struct log_config lc = {
         .dir = path,
         .applied_index = applied,
+        .peer = cfg->peer,
+        .join = cfg->join,
+        .voters = cfg->voters,
+        .info = info,
         .apply = host__apply,
         .sync = host__sync,
         .fatal = host__fatal,
-        .ready = host__ready,
+        .lead = host__lead,
+        .note = host__note,
         .arg = h,
     };
     rv = log_open(&h->log, &h->loop, &lc, errmsg);
@@ -622,6 +694,9 @@ int host_run(const struct host_config *cfg)
                 "are left as they are; see docs/design.md, \"A damaged "
                 "log\")\n",
                 errmsg);
+        goto err_after_log;
+    }
+    if (host__ready(h) != 0) {
         goto err_after_log;
     }
 

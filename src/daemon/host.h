@@ -51,6 +51,9 @@ struct host_config {
     unsigned max_conns_per_addr; /* front-door connections per client
                                     address; 0: no cap */
     unsigned max_idle_conns;     /* idle front-door connections; 0: no cap */
+    const char *peer; /* peer address (IP:PORT), or NULL: no peer port */
+    const char *join; /* a peer to join through the first time, or NULL */
+    unsigned voters;  /* voters the cluster keeps; 0: 3 */
 };
 
 /* Fill cfg with the defaults of `berth serve`. */
@@ -196,6 +199,8 @@ struct host {
     struct http_server *front;
     struct http_server *admin;
     bool ready;
+    bool leading;   /* this host leads: it runs ships and lets effects out */
+    uint64_t leads; /* times it started leading */
     bool stopping;
     int exit_code;
     struct registry reg;  /* every ship, compact */
@@ -331,6 +336,17 @@ const char *host_ship_corrupt_detail(const struct host *h, uint32_t slot);
 
 /* Kill a ship's program and fail its queued jobs: the host is stopping. */
 void host_ship_shutdown(struct host_ship *s);
+
+/* Kill a ship's program and fail its queued jobs with 503 leader_changed:
+ * this host stopped leading, and only the leader runs ships. */
+void host_ship_step_down(struct host_ship *s);
+
+/* Step every live ship down. */
+void host_ships_step_down(struct host *h);
+
+/* Return whether requests can be served through this host: it is ready,
+ * and it leads or knows another host that does. */
+bool host_serving(const struct host *h);
 
 /* Shut every live ship down. */
 void host_ships_shutdown(struct host *h);

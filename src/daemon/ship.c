@@ -1930,7 +1930,7 @@ static void host__alarm_rearm(struct host *h)
 {
     uint32_t slot;
     uint64_t when = alarms_next(&h->alarms, &slot);
-    if (when == 0 || h->stopping) {
+    if (when == 0 || h->stopping || !h->leading) {
         uv_timer_stop(&h->alarm_timer);
         return;
     }
@@ -2124,6 +2124,29 @@ void host_ship_shutdown(struct host_ship *s)
             proc_thaw(s->proc);
         }
         proc_kill(s->proc, "host stopping");
+    }
+}
+
+void host_ship_step_down(struct host_ship *s)
+{
+    ship__disarm(s);
+    ship__fail_waiting(s, 503, "leader_changed",
+                       "this host stopped leading the cluster; retry");
+    if (s->proc != NULL) {
+        if (s->state == SHIP_FROZEN) {
+            proc_thaw(s->proc);
+        }
+        proc_kill(s->proc, "no longer leading");
+    }
+}
+
+void host_ships_step_down(struct host *h)
+{
+    for (uint32_t i = 0; i < h->reg.n_slots; i++) {
+        struct host_ship *s = registry_get(&h->reg, i)->live;
+        if (s != NULL) {
+            host_ship_step_down(s);
+        }
     }
 }
 
