@@ -207,7 +207,7 @@ def stop_hosts(hosts):
         except subprocess.TimeoutExpired:
             h.proc.kill()
             h.proc.wait()
-            late.append(h.data)
+            late.append("%s:\n%s" % (h.data, h.logs()[-1500:]))
         h.proc = None
         h.log.close()
     left = []
@@ -220,7 +220,7 @@ def stop_hosts(hosts):
         except OSError:
             pass
     assert not left, "processes of the host outlived it: %s" % left
-    assert not late, "hosts did not stop on SIGTERM: %s" % late
+    assert not late, "hosts did not stop on SIGTERM in 20 s: %s" % "\n".join(late)
 
 
 @pytest.fixture
@@ -759,9 +759,11 @@ def cluster_factory(tmpdir_path):
     the namespaces are removed, even when the test failed."""
     hosts = []
     nets = []
+    made = []
 
     def make(n, extra=(), netns=False):
-        tag = len(nets)
+        tag = len(made)
+        made.append(n)
         net = Netns(0) if netns else None
         if net:
             nets.append(net)

@@ -68,6 +68,7 @@ def test_garbage_on_the_peer_port(cluster_factory):
             (1).to_bytes(8, "little") + (1 << 62).to_bytes(8, "little") + rnd[:64],
             (0xFFFFFFFFFFFFFFFF).to_bytes(8, "little") * 64,
         ]
+        refused = {h: h.cluster()["peers_refused"] for h in c.hosts}
         for h in c.hosts:
             for j in junk:
                 assert reply_status(send_raw(h.peer, j)) is None
@@ -78,8 +79,8 @@ def test_garbage_on_the_peer_port(cluster_factory):
             # Another cluster's raft connection: refused with a reply that says so.
             assert reply_status(send_raw(h.peer, preamble(other, RAFT, me))) == WRONG_CLUSTER
             assert reply_status(send_raw(h.peer, preamble(other, PROBE))) == WRONG_CLUSTER
-            # No cluster at all may not speak raft.
-            assert reply_status(send_raw(h.peer, preamble(bytes(16), RAFT, me))) is None
+            # No cluster at all (a host not yet joined) may not speak raft.
+            assert reply_status(send_raw(h.peer, preamble(bytes(16), RAFT, me))) == WRONG_CLUSTER
             # Oversized, unknown kinds, a header cut short then silence.
             assert reply_status(send_raw(h.peer, preamble(ours, PROBE, length=1 << 30))) is None
             send_raw(h.peer, preamble(ours, 77, b"x"))
@@ -95,6 +96,8 @@ def test_garbage_on_the_peer_port(cluster_factory):
         idle = [socket.create_connection(("127.0.0.1", c.hosts[0].peer_port)) for _ in range(50)]
         before = w.count()
         wait_for(lambda: w.count() >= before + 30, 30)
+        for h in c.hosts:
+            assert h.cluster()["peers_refused"] > refused[h] + 10, h.peer
         for s in idle:
             s.close()
     finally:
@@ -110,53 +113,57 @@ def test_garbage_on_the_peer_port(cluster_factory):
 
 def test_peer_from_another_cluster(cluster_factory):
     a = cluster_factory(3).start()
-    b = cluster_factory(2).start()
     a.new_ship("ann")
-    b.new_ship("bob")
     assert a.request("PUT", "/s/ann/k/x", b"a")[0] in (200, 201)
-    assert b.request("PUT", "/s/bob/k/x", b"b")[0] in (200, 201)
     ida = a.leader().cluster()["cluster"]
-    idb = b.leader().cluster()["cluster"]
-    assert ida != idb
-
-    # A follower of cluster A goes away, and a host of cluster B starts on
-    # its peer address: A's hosts now reach a stranger where their member
-    # was, and the stranger reaches them.
+    # A follower of cluster A goes away, and cluster B starts with one host
+    # on its peer address: A's hosts now reach a stranger where their
+    # member was.
     gone = a.followers()[0]
     gone.stop()
-    stranger = b.followers()[0]
-    stranger.stop()
+    b = cluster_factory(2)
+    stranger = b.hosts[0]
     stranger.peer_address, stranger.peer_port = gone.peer_address, gone.peer_port
-    stranger.start()
+    b.start()
+    b.new_ship("bob")
+    assert b.request("PUT", "/s/bob/k/x", b"b")[0] in (200, 201)
+    idb = b.leader().cluster()["cluster"]
+    assert ida != idb
     wa = Writers(a, ["ann"], targets=[h for h in a.hosts if h is not gone]).start()
+    wb = Writers(b, ["bob"]).start()
     try:
         time.sleep(3)
-        before = wa.count()
-        wait_for(lambda: wa.count() >= before + 20, 30)
+        for w in (wa, wb):
+            before = w.count()
+            wait_for(lambda: w.count() >= before + 20, 30)
     finally:
         wa.stop()
-    assert not wa.failed, wa.failed[:10]
-    # Neither cluster took the other's host in, and each still has its own id.
-    va = a.leader().cluster()
-    assert va["cluster"] == ida
-    assert stranger.cluster()["cluster"] == idb
-    assert sorted(x["id"] for x in va["hosts"]) == sorted(h.id for h in a.hosts)
-    vb = stranger.cluster()
-    assert sorted(x["id"] for x in vb["hosts"]) == sorted(h.id for h in b.hosts)
-    assert b.request("GET", "/s/bob/k/x")[:2] == (200, b"b")
+        wb.stop()
+    assert not wa.failed and not wb.failed, (wa.failed[:10], wb.failed[:10])
+    # Neither cluster took the other's hosts in; each keeps its id, and the
+    # refusals are counted.
+    for h in a.running():
+        v = h.cluster()
+        assert v["cluster"] == ida
+        assert sorted(x["id"] for x in v["hosts"]) == sorted(x.id for x in a.hosts)
+    for h in b.running():
+        v = h.cluster()
+        assert v["cluster"] == idb
+        assert sorted(x["id"] for x in v["hosts"]) == sorted(x.id for x in b.hosts)
+    assert stranger.cluster()["peers_refused"] > 0
     assert b.request("GET", "/s/ann/k/x")[0] == 404
-    assert stranger.running()
     assert {s["name"] for s in stranger.cli_json("ship", "ls")["ships"]} == {"bob"}
-    # The stranger leaves; A's member comes back and catches up.
-    stranger.stop()
+    wb.check()
+    # The stranger's cluster leaves; A's member comes back and catches up.
+    b.wait_caught_up()
+    sb = stores_agree(b)
+    assert set(sb) == {"bob"}
     gone.start()
     a.wait_members(a.hosts)
     wa.check()
     a.wait_caught_up()
     sa = stores_agree(a)
     assert set(sa) == {"ann"}
-    sb = store_ships(stranger.data)
-    assert set(sb) == {"bob"}
 
 
 def test_host_on_another_hosts_data_dir(cluster_factory, tmpdir_path):
