@@ -5,13 +5,15 @@
  *                                  &state=STATE
  *   POST   /v1/ships              create: {"program", "name"?, "count"?,
  *                                  "idle_timeout_ms"?, "freeze_timeout_ms"?,
- *                                  "args"?, "env"?}
+ *                                  "args"?, "env"?, "acks"?}
  *   GET    /v1/ships/ID           show one ship
  *   DELETE /v1/ships/ID           remove a ship and its data
  *   POST   /v1/ships/ID/send      deliver the body as a POKE event
  *   POST   /v1/ships/ID/sleep     snapshot and stop; answers once asleep
  *   POST   /v1/ships/ID/wake      start; answers once awake
  *   GET    /v1/stats              host counters
+ *   GET    /v1/cluster            the hosts of the cluster, probed now
+ *   DELETE /v1/cluster/hosts/ID   remove a host (by id or peer address)
  *
  * Errors are {"error": {"code", "message"}} with a fitting status; docs/api.md
  * is the reference. */
@@ -25,6 +27,7 @@
 #include <unistd.h>
 
 #include "consensus/log.h"
+#include "core/gate.h"
 #include "core/record.h"
 #include "core/ship.h"
 #include "daemon/host.h"
@@ -48,6 +51,7 @@ struct admin__create {
     char name[STORE_NAME_MAX + 1]; /* the name, or the prefix with count */
     bool single;                   /* no count: answer with the ship */
     uint64_t created_ns, idle_ms, freeze_ms;
+    uint8_t acks; /* GATE_ACKS_DEFAULT when not given */
     uint32_t count;
     uint32_t next;     /* the first index (0-based) not yet looked at */
     uint32_t first;    /* the index of the batch being committed */
@@ -151,7 +155,9 @@ static void admin__create_next(struct admin__create *c)
         .program_len = strlen(c->program),
         .name = c->name,
         .name_len = strlen(c->name),
-        .flags = c->single ? 0 : RECORD_BATCH_PREFIX,
+        .flags = (c->single ? 0 : RECORD_BATCH_PREFIX) |
+                 (c->acks != GATE_ACKS_DEFAULT ? RECORD_BATCH_ACKS : 0),
+        .acks = c->acks,
         .created_ns = c->created_ns,
         .idle_timeout_ms = c->idle_ms,
         .freeze_timeout_ms = c->freeze_ms,
@@ -397,21 +403,40 @@ void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
     const char *name = "";
     json_int_t count = 0;
     json_t *idle_j = NULL, *freeze_j = NULL, *args = NULL, *env = NULL;
+    json_t *acks_j = NULL;
     uint64_t idle, freeze;
+    uint8_t acks = GATE_ACKS_DEFAULT;
     json_error_t jerr;
     char msg[ERRMSG_SIZE];
     if (json_unpack_ex(spec, &jerr, JSON_STRICT,
-                       "{s:s, s?:s, s?:I, s?:o, s?:o, s?:o, s?:o}", "program",
-                       &program, "name", &name, "count", &count,
+                       "{s:s, s?:s, s?:I, s?:o, s?:o, s?:o, s?:o, s?:o}",
+                       "program", &program, "name", &name, "count", &count,
                        "idle_timeout_ms", &idle_j, "freeze_timeout_ms",
-                       &freeze_j, "args", &args, "env", &env) != 0) {
+                       &freeze_j, "args", &args, "env", &env, "acks",
+                       &acks_j) != 0) {
         host_reply_error(req, 400, "invalid",
                          "expected {\"program\": PATH, \"name\"?: NAME, "
                          "\"count\"?: N, \"idle_timeout_ms\"?: MS, "
                          "\"freeze_timeout_ms\"?: MS, \"args\"?: [ARG, ...], "
-                         "\"env\"?: {KEY: VALUE, ...}}: %s",
+                         "\"env\"?: {KEY: VALUE, ...}, \"acks\"?: LEVEL}: %s",
                          jerr.text);
         return;
+    }
+    if (acks_j != NULL) {
+        char text[32] = "";
+        if (json_is_integer(acks_j)) {
+            snprintf(text, sizeof text, "%lld",
+                     (long long)json_integer_value(acks_j));
+        } else if (json_is_string(acks_j)) {
+            snprintf(text, sizeof text, "%s", json_string_value(acks_j));
+        }
+        if (gate_acks_parse(text, &acks) != 0) {
+            host_reply_error(req, 400, "invalid",
+                             "acks must be a number of hosts from 0 to %d, "
+                             "\"quorum\" or \"all\"",
+                             GATE_ACKS_MAX);
+            return;
+        }
     }
     if (!admin__timeout(spec, "idle_timeout_ms", false, &idle, req) ||
         !admin__timeout(spec, "freeze_timeout_ms", true, &freeze, req)) {
@@ -494,6 +519,7 @@ void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
     c->created_ns = host_now_ns();
     c->idle_ms = idle;
     c->freeze_ms = freeze;
+    c->acks = acks;
     c->count = (uint32_t)count;
     if (!single && name[0] != '\0' && !admin__resume(c)) {
         admin__create_free(c);
@@ -662,6 +688,8 @@ static uint64_t admin__rss(void)
     return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+static json_t *admin__divergence(const struct host *h);
+
 static void admin__stats(struct host *h, struct http_request *req)
 {
     json_t *st = json_object();
@@ -681,6 +709,7 @@ static void admin__stats(struct host *h, struct http_request *req)
     json_object_set_new(o, "host_id", json_integer((json_int_t)log_id(h->log)));
     json_object_set_new(o, "leading", json_boolean(h->leading));
     json_object_set_new(o, "leads", json_integer((json_int_t)h->leads));
+    json_object_set_new(o, "divergence", admin__divergence(h));
     json_object_set_new(o, "live", json_integer(h->n_live));
     json_object_set_new(o, "corrupt", json_integer(h->n_damaged));
     json_object_set_new(o, "programs_running", json_integer(h->n_procs));
@@ -751,10 +780,26 @@ static void admin__info(json_t *o, const char *info)
                                                             : json_null());
 }
 
+/* What this host let out below quorum, and what became of it. */
+static json_t *admin__divergence(const struct host *h)
+{
+    json_t *d = json_object();
+    json_object_set_new(d, "released_below_quorum",
+                        json_integer((json_int_t)h->released_early));
+    json_object_set_new(d, "watching", json_integer(h->n_watch));
+    json_object_set_new(d, "survived",
+                        json_integer((json_int_t)h->diverge_survived));
+    json_object_set_new(d, "lost", json_integer((json_int_t)h->diverge_lost));
+    json_object_set_new(d, "unknown",
+                        json_integer((json_int_t)h->diverge_unknown));
+    return d;
+}
+
 static void admin__cluster_cb(void *arg, int status,
                               const struct log_cluster *c)
 {
     struct http_request *req = arg;
+    struct host *h = req->data;
     if (status != 0) {
         host_reply_error(req, 503, "unavailable", "%s", err_str(status));
         return;
@@ -789,6 +834,7 @@ static void admin__cluster_cb(void *arg, int status,
     json_object_set_new(o, "peers_refused",
                         json_integer((json_int_t)c->refused));
     json_object_set_new(o, "hosts", hosts);
+    json_object_set_new(o, "divergence", admin__divergence(h));
     host_reply_json(req, 200, o);
 }
 
@@ -838,24 +884,27 @@ void host_admin_handle(struct http_request *req, void *arg)
                    ok ? "ok\n" : "starting\n", ok ? 3 : 9, NULL);
         return;
     }
-    if (!host_serving(h)) {
-        host_reply_error(req, 503, "starting", "host is starting");
-        return;
-    }
-    if (strcmp(path, "/v1/stats") == 0) {
+    /* What this host knows of itself and of the cluster is there as soon
+     * as it is up, leader or not: it is how one finds out why not. */
+    if (h->ready && strcmp(path, "/v1/stats") == 0) {
         if (strcmp(m, "GET") != 0) {
             goto method;
         }
         admin__stats(h, req);
         return;
     }
-    if (strcmp(path, "/v1/cluster") == 0) {
+    if (h->ready && strcmp(path, "/v1/cluster") == 0) {
         if (strcmp(m, "GET") != 0) {
             goto method;
         }
+        req->data = h;
         if (log_cluster(h->log, admin__cluster_cb, req) != 0) {
             host_reply_error(req, 503, "unavailable", "out of memory");
         }
+        return;
+    }
+    if (!host_serving(h)) {
+        host_reply_error(req, 503, "starting", "host is starting");
         return;
     }
     if (strncmp(path, "/v1/cluster/hosts/", 18) == 0) {
