@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
@@ -217,6 +218,11 @@ def cli(h, *args):
     return r.stdout
 
 
+def note(msg):
+    """Progress, on stderr."""
+    print("bench: cluster: " + msg, file=sys.stderr, flush=True)
+
+
 def ms(x):
     return "%.3f" % x
 
@@ -233,6 +239,7 @@ def berth_part(floors):
     for acks in ACKS:
         for conc in CONCS:
             name = "a%s-c%d" % (acks, conc)
+            note("commit: acks %s, %d ships" % (acks, conc))
             try:
                 cli(hosts[0], "ship", "new", "--program", KV, "--name", name,
                     "--count", str(conc), "--acks", acks)
@@ -252,19 +259,22 @@ def berth_part(floors):
     # write is acknowledged.
     cli(hosts[0], "ship", "new", "--program", KV, "--name", "fo")
     took = []
+    note("failover: %d rounds" % KILL_ROUNDS)
     for rnd in range(KILL_ROUNDS):
         lead = leader(hosts)
-        survivor = next(h for h in hosts if h is not lead)
+        survivors = [h for h in hosts if h is not lead]
         lead.kill9()
         t0 = time.time()
-        while True:
+        for i in range(1 << 30):
+            if time.time() - t0 > 120:
+                raise RuntimeError("no write acknowledged 120 s after a leader kill")
             try:
-                status, _ = survivor.http("PUT", "/s/fo/k/r%d" % rnd, b"x", timeout=5)
+                status, _ = survivors[i % 2].http("PUT", "/s/fo/k/r%d" % rnd, b"x", timeout=5)
                 if status in (200, 201):
                     break
             except OSError:
                 pass
-            time.sleep(0.002)
+            time.sleep(0.001)
         took.append(time.time() - t0)
         lead.start()
         formed(hosts)
@@ -274,6 +284,7 @@ def berth_part(floors):
     # Catch-up: a follower stopped while CATCHUP events are committed.
     lead = leader(hosts)
     behind = next(h for h in hosts if h is not lead)
+    note("catch-up: %d events" % CATCHUP)
     behind.stop()
     conc = 64
     cli(lead, "ship", "new", "--program", KV, "--name", "cu", "--count", str(conc))
@@ -297,7 +308,8 @@ def etcd_part():
     etcd = shutil.which("etcd") or "/usr/bin/etcd"
     if not os.path.exists(etcd):
         return None, "etcd not installed (apt-get install etcd-server)"
-    version = subprocess.run([etcd, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    version = "etcd " + subprocess.run([etcd, "--version"], capture_output=True,
+                                       text=True).stdout.split("\n")[0].split(":")[-1].strip()
     members = []
     for i in range(3):
         members.append({"name": "e%d" % i, "client": free_port(), "peer": free_port()})
@@ -330,6 +342,7 @@ def etcd_part():
             except OSError:
                 return False
         return True
+    note("etcd: %s" % version)
     wait(healthy, 60, "etcd")
     targets = ",".join("127.0.0.1:%d" % m["client"] for m in members)
     rows = {}
@@ -342,7 +355,9 @@ def etcd_part():
 
 
 def main():
+    global DIR
     os.makedirs(DIR, exist_ok=True)
+    DIR = tempfile.mkdtemp(prefix="cluster-", dir=DIR)
     floors = {"rtt": gen("rtt", 1)}
     for conc in CONCS:
         floors[conc] = gen("fsync", DIR, conc, SECONDS)
