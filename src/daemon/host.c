@@ -409,7 +409,6 @@ int host_propose_event(struct host *h, struct host_ship *s, uint64_t number,
     h->refs[h->n_refs].ship = s;
     h->refs[h->n_refs].number = number;
     h->n_refs++;
-    s->inflight++;
     if (h->batch.len >= HOST__BATCH_MAX) {
         host__flush(h);
     } else if (!uv_is_active((uv_handle_t *)&h->flush)) {
@@ -548,8 +547,7 @@ int host_run(const struct host_config *cfg)
     h->started_ns = uv_hrtime();
     registry_init(&h->reg);
     alarms_init(&h->alarms);
-    hist_init(&h->wake_latency);
-    hist_init(&h->thaw_latency);
+    host_ships_init(h);
     buf_init(&h->batch);
     signal(SIGPIPE, SIG_IGN);
 
