@@ -50,9 +50,9 @@ static uint64_t fleet__wake_ms(const struct fleet *f)
                                                        : FLEET_WAKE_MIN_MS;
 }
 
-static void fleet__log(struct fleet_ship *s, const char *level,
-                       const char *msg, const char *k1, const char *v1,
-                       const char *k2, const char *v2)
+static void fleet__log(struct fleet_ship *s, const char *level, const char *msg,
+                       const char *k1, const char *v1, const char *k2,
+                       const char *v2)
 {
     struct fleet *f = s->fleet;
     f->env.log(f->env.data, level, msg, s->id, k1, v1, k2, v2);
@@ -91,8 +91,7 @@ static void fleet__set_state(struct fleet_ship *s, enum ship_state next)
     enum ship_state prev = s->state;
     if (ship_state_set(&s->state, next) != 0) {
         fleet__log(s, "error", "ship state machine refused a transition",
-                   "from", ship_state_name(prev), "to",
-                   ship_state_name(next));
+                   "from", ship_state_name(prev), "to", ship_state_name(next));
         abort();
     }
     s->fleet->tiers[prev]--;
@@ -707,8 +706,7 @@ static int fleet__send(struct fleet_ship *s, struct buf *frame)
     return rv;
 }
 
-static int fleet__send_event(struct fleet_ship *s,
-                             const struct frame_event *ev)
+static int fleet__send_event(struct fleet_ship *s, const struct frame_event *ev)
 {
     struct buf fr;
     buf_init(&fr);
@@ -732,8 +730,8 @@ static void fleet__fail_wake(struct fleet_ship *s, const char *why)
         fleet__fail_waiting(s, 502, "corrupt", "ship %s: %s", s->id,
                             fleet_corrupt_detail(s->fleet, s->slot));
     } else {
-        fleet__fail_waiting(s, 502, "wake_failed",
-                            "ship %s failed to wake: %s", s->id, why);
+        fleet__fail_waiting(s, 502, "wake_failed", "ship %s failed to wake: %s",
+                            s->id, why);
     }
 }
 
@@ -1308,8 +1306,8 @@ static void fleet__on_done(struct fleet_ship *s, const struct frame *fr)
         }
         if (rv != 0) {
             buf_free(&b);
-            fleet__job_fail(j, 503, "unavailable",
-                            "cannot log the event: %s", err_str(rv));
+            fleet__job_fail(j, 503, "unavailable", "cannot log the event: %s",
+                            err_str(rv));
             fleet__unlogged(s, j, "event could not be logged");
             return;
         }
@@ -1388,8 +1386,8 @@ static void fleet__on_snapshot(struct fleet_ship *s, const struct frame *fr)
     if (rv != 0) {
         /* A snapshot is an optimization: the log still has every event. */
         buf_free(&e);
-        fleet__log(s, "warn", "cannot log snapshot", "error", err_str(rv),
-                   NULL, NULL);
+        fleet__log(s, "warn", "cannot log snapshot", "error", err_str(rv), NULL,
+                   NULL);
     } else {
         s->inflight++;
     }
@@ -1423,8 +1421,7 @@ void fleet_ship_entry_done(struct fleet_ship *s, enum fleet_entry kind,
 }
 
 /* While waking: READY, then one DONE for each replayed event. */
-static void fleet__on_replay_frame(struct fleet_ship *s,
-                                   const struct frame *fr)
+static void fleet__on_replay_frame(struct fleet_ship *s, const struct frame *fr)
 {
     struct fleet *f = s->fleet;
     if (s->replay_next == 0) {
@@ -1492,8 +1489,8 @@ void fleet_on_exit(struct fleet_ship *s, const char *why, bool clean)
     fleet__forget_memory(s);
     fleet__lru_remove(f, s);
     if (!expected) {
-        fleet__log(s, f->stopping || deposed ? "info" : "warn",
-                   "program ended", "why", why, NULL, NULL);
+        fleet__log(s, f->stopping || deposed ? "info" : "warn", "program ended",
+                   "why", why, NULL, NULL);
         snprintf(s->last_failure, sizeof s->last_failure, "program %s", why);
     }
     if (s->current != NULL) {
@@ -1565,8 +1562,8 @@ static void fleet__on_deadline(struct fleet_ship *s)
             if (f->env.freeze(f->env.data, s) == 0) {
                 fleet__set_state(s, SHIP_FROZEN);
             } else {
-                fleet__log(s, "warn", "cannot freeze program", NULL, NULL,
-                           NULL, NULL);
+                fleet__log(s, "warn", "cannot freeze program", NULL, NULL, NULL,
+                           NULL);
             }
             uint64_t idle = fleet__timeout(s, false);
             uint64_t freeze = fleet__timeout(s, true);
@@ -1632,8 +1629,7 @@ void fleet_ship_committed(struct fleet_ship *s, uint64_t number, int status)
             if (i->needs_log && i->number <= number && !i->durable) {
                 fleet__job_fail(j, 503, "unavailable",
                                 "event %llu was not committed: %s",
-                                (unsigned long long)i->number,
-                                err_str(status));
+                                (unsigned long long)i->number, err_str(status));
                 i->durable = true;
             }
         }
@@ -1781,8 +1777,7 @@ void fleet_ship_sleep(struct fleet_ship *s, void *req)
     struct fleet *f = s->fleet;
     if (s->state == SHIP_ASLEEP && s->inflight == 0 && !s->queued_to_wake &&
         !s->wake_wanted) {
-        f->env.answer(f->env.data, s, req, FLEET_ANSWER_SHIP, 200, NULL,
-                      NULL);
+        f->env.answer(f->env.data, s, req, FLEET_ANSWER_SHIP, 200, NULL, NULL);
         fleet__maybe_free(s);
         return;
     }
@@ -1799,8 +1794,7 @@ void fleet_ship_wake(struct fleet_ship *s, void *req)
 {
     struct fleet *f = s->fleet;
     if (s->state == SHIP_AWAKE) {
-        f->env.answer(f->env.data, s, req, FLEET_ANSWER_SHIP, 200, NULL,
-                      NULL);
+        f->env.answer(f->env.data, s, req, FLEET_ANSWER_SHIP, 200, NULL, NULL);
         return;
     }
     if (!f->leading) {
@@ -1986,16 +1980,14 @@ void fleet_free_ships(struct fleet *f)
             fleet__answer(j);
         }
         if (s->current != NULL) {
-            fleet__job_fail(s->current, 503, "unavailable",
-                            "host is stopping");
+            fleet__job_fail(s->current, 503, "unavailable", "host is stopping");
             fleet__answer(s->current);
             s->current = NULL;
         }
         fleet__fail_waiting(s, 503, "unavailable", "host is stopping");
         for (unsigned w = 0; w < s->n_waiters; w++) {
-            f->env.answer(f->env.data, s, s->waiters[w].req,
-                          FLEET_ANSWER_ERROR, 503, "unavailable",
-                          "host is stopping");
+            f->env.answer(f->env.data, s, s->waiters[w].req, FLEET_ANSWER_ERROR,
+                          503, "unavailable", "host is stopping");
         }
         mem_free(s->waiters);
         s->waiters = NULL;

@@ -136,7 +136,7 @@ struct fleet_job {
     struct gate_item gate;
     struct fleet_job *next; /* in the ship's wait queue */
     struct fleet_ship *ship;
-    void *req; /* the environment's request waiting for it; NULL: none */
+    void *req;       /* the environment's request waiting for it; NULL: none */
     uint8_t origin;  /* enum fleet_origin */
     uint8_t kind;    /* FRAME_EVENT_* */
     uint8_t measure; /* enum fleet_measure */
@@ -195,26 +195,26 @@ struct fleet_ship {
     uint64_t since_snapshot;
     uint64_t released; /* the highest logged event whose effects left */
     uint8_t epoch[RECORD_HASH_SIZE];
-    bool proc;     /* a program runs (or is being killed) */
-    bool killed;   /* the program was told to die; its exit follows */
-    bool deposed;  /* killed because the host lost the lead */
+    bool proc;    /* a program runs (or is being killed) */
+    bool killed;  /* the program was told to die; its exit follows */
+    bool deposed; /* killed because the host lost the lead */
     struct fleet_job *current; /* sent to the program, not answered */
     struct fleet_job *wait_head, *wait_tail;
     unsigned n_waiting;
     struct gate gate;
-    unsigned inflight; /* proposals not yet committed or failed */
-    uint8_t deadline;  /* enum fleet_deadline of the armed timer */
-    bool held;         /* held back by the host's buffer budget */
-    uint64_t deadline_ms;  /* monotonic ms when the deadline falls */
+    unsigned inflight;      /* proposals not yet committed or failed */
+    uint8_t deadline;       /* enum fleet_deadline of the armed timer */
+    bool held;              /* held back by the host's buffer budget */
+    uint64_t deadline_ms;   /* monotonic ms when the deadline falls */
     uint64_t deadline_left; /* while held: what the deadline had left */
     bool sleep_wanted;
     bool snapshot_pending; /* a SNAP_REQ is out */
     bool stop_sent;
     bool removing;
     bool wake_wanted;
-    bool queued_to_wake; /* in the fleet's wake queue */
-    bool closing;        /* freed: no longer in the registry */
-    uint8_t measure_next; /* enum fleet_measure for the next dispatch */
+    bool queued_to_wake;   /* in the fleet's wake queue */
+    bool closing;          /* freed: no longer in the registry */
+    uint8_t measure_next;  /* enum fleet_measure for the next dispatch */
     char sleep_reason[24]; /* why the current sleep began */
     uint64_t memory;       /* the program's memory when last measured */
     uint64_t memory_ms;    /* monotonic ms of that measure; 0: never */
@@ -225,7 +225,7 @@ struct fleet_ship {
     uint8_t replay_chain[RECORD_HASH_SIZE]; /* the snapshot's link */
     struct fleet_waiter *waiters;
     unsigned n_waiters;
-    void *remove_req; /* the request of a removal in progress */
+    void *remove_req;       /* the request of a removal in progress */
     char last_failure[300]; /* why the program last ended badly */
 };
 
@@ -332,8 +332,8 @@ struct fleet_config {
     uint64_t idle_timeout_ms;   /* idle this long: sleep */
     uint64_t freeze_timeout_ms; /* idle this long: freeze; 0: never */
     uint64_t event_timeout_ms;
-    uint64_t snapshot_every; /* events between a ship's snapshots */
-    unsigned max_queue;      /* jobs waiting per ship before 503 */
+    uint64_t snapshot_every;  /* events between a ship's snapshots */
+    unsigned max_queue;       /* jobs waiting per ship before 503 */
     uint64_t max_awake_bytes; /* memory budget of running programs; 0: none */
 };
 
@@ -346,13 +346,13 @@ struct fleet_damage {
 struct fleet {
     struct fleet_env env;
     struct fleet_config cfg;
-    struct registry *reg;   /* every ship; live objects hang from it */
-    struct alarms *alarms;  /* durable alarms by slot */
-    struct budget *budget;  /* bytes held for clients and programs */
-    unsigned max_awake;     /* running programs at most */
+    struct registry *reg;  /* every ship; live objects hang from it */
+    struct alarms *alarms; /* durable alarms by slot */
+    struct budget *budget; /* bytes held for clients and programs */
+    unsigned max_awake;    /* running programs at most */
     bool leading;
     bool stopping;
-    bool sweeping; /* the sweep timer is armed */
+    bool sweeping;                          /* the sweep timer is armed */
     unsigned n_live;                        /* live ship objects */
     unsigned n_procs;                       /* running programs */
     unsigned tiers[SHIP__STATE_COUNT];      /* live ships per state */
