@@ -775,10 +775,12 @@ static void fleet__wake(struct fleet_ship *s)
         memcpy(s->replay_chain, ld.chain, sizeof s->replay_chain);
     }
 
-    rv = f->env.spawn(f->env.data, s, errmsg);
+    bool held = false;
+    rv = f->env.spawn(f->env.data, s, &held, errmsg);
     if (rv != 0) {
         goto err_after_load;
     }
+    s->held = held;
     s->proc = true;
     s->killed = false;
     s->deposed = false;

@@ -260,8 +260,10 @@ struct fleet_env {
      * stored data fails its checks, or another code; errmsg says why. */
     int (*load)(void *data, struct fleet_ship *s, struct fleet_load *out,
                 char *errmsg);
-    /* Start s's program; 0, or a code with errmsg. */
-    int (*spawn)(void *data, struct fleet_ship *s, char *errmsg);
+    /* Start s's program; 0, or a code with errmsg. *held says whether the
+     * host's buffer budget holds the new program back from the start (see
+     * fleet_ship_hold). */
+    int (*spawn)(void *data, struct fleet_ship *s, bool *held, char *errmsg);
     /* Walk s's logged events from number start on, checking the hash chain
      * from chain to the ship's head; 0, BERTH_ECORRUPT (errmsg says
      * where), or the callback's or another code. */

@@ -235,9 +235,6 @@ void host_ship_mark_corrupt(struct host *h, uint32_t slot, const char *detail);
  * known); valid until the next mark. */
 const char *host_ship_corrupt_detail(const struct host *h, uint32_t slot);
 
-/* Kill a ship's program and fail its queued jobs: the host is stopping. */
-void host_ship_shutdown(struct host_ship *s);
-
 /* Shut every live ship down. */
 void host_ships_shutdown(struct host *h);
 

@@ -153,18 +153,28 @@ static void ship__unhold(struct host_ship *s)
 }
 
 /* A program just started: while the budget is over it is held back like
- * every other, unless nothing drains and no ship is let on yet. */
-static void ship__hold_new(struct host_ship *s)
+ * every other, unless nothing drains and no ship is let on yet. Returns
+ * whether it is held; the fleet learns it from its spawn operation. */
+static bool ship__hold_new(struct host_ship *s)
 {
     struct host *h = s->host;
     if (!budget_over(&h->budget) || h->holder == s) {
-        return;
+        return false;
     }
     if (h->holder == NULL && h->budget.draining == 0) {
         h->holder = s;
-        return;
+        return false;
     }
-    ship__hold(s);
+    s->held = true;
+    s->held_prev = NULL;
+    s->held_next = h->held_head;
+    if (h->held_head != NULL) {
+        h->held_head->held_prev = s;
+    }
+    h->held_head = s;
+    h->n_held++;
+    proc_pause(s->proc);
+    return true;
 }
 
 static void host__budget_idle_cb(uv_idle_t *i)
@@ -503,7 +513,8 @@ static void ship__on_exit(struct proc *p, const char *why, int clean, void *arg)
     fleet_on_exit(&s->core, why, clean != 0);
 }
 
-static int ship__env_spawn(void *data, struct fleet_ship *c, char *errmsg)
+static int ship__env_spawn(void *data, struct fleet_ship *c, bool *held,
+                           char *errmsg)
 {
     struct host *h = data;
     struct host_ship *s = ship__of(c);
@@ -527,7 +538,7 @@ static int ship__env_spawn(void *data, struct fleet_ship *c, char *errmsg)
     store_ship_clear(&s->rec);
     s->have_rec = false;
     if (rv == 0) {
-        ship__hold_new(s);
+        *held = ship__hold_new(s);
     }
     return rv;
 }
@@ -662,6 +673,21 @@ static json_t *ship__body_json(const struct fleet_job *j)
     return v ? v : json_null();
 }
 
+/* Answer an error; a request that failed because this host does not (or
+ * no longer) lead is answered 503 {"error": "leader_changed"}, which a
+ * client may retry, wherever it came from. */
+static void ship__reply_error(struct http_request *req, int status,
+                              const char *code, const char *message)
+{
+    if (strcmp(code, "leader_changed") == 0) {
+        json_t *o = json_object();
+        json_object_set_new(o, "error", json_string(code));
+        host_reply_json(req, 503, o);
+        return;
+    }
+    host_reply_error(req, status, code, "%s", message);
+}
+
 /* Write the job's outcome to its client and free it. */
 static void ship__env_release(void *data, struct fleet_job *j)
 {
@@ -672,8 +698,8 @@ static void ship__env_release(void *data, struct fleet_job *j)
         return;
     }
     if (j->error_code[0] != '\0') {
-        host_reply_error(req, j->status, j->error_code, "%s",
-                         j->error_message ? j->error_message : "failed");
+        ship__reply_error(req, j->status, j->error_code,
+                          j->error_message ? j->error_message : "failed");
     } else if (j->origin == FLEET_JOB_FRONT) {
         if (j->status == 0) {
             http_reply(req, 204, NULL, NULL, 0, NULL);
@@ -728,7 +754,7 @@ static void ship__env_answer(void *data, struct fleet_ship *c, void *arg,
         json_object_set_new(o, "removed", json_string(c->id));
         host_reply_json(req, 200, o);
     } else {
-        host_reply_error(req, status, code, "%s", message);
+        ship__reply_error(req, status, code, message);
     }
 }
 
@@ -826,12 +852,6 @@ void host_ship_mark_corrupt(struct host *h, uint32_t slot, const char *detail)
 const char *host_ship_corrupt_detail(const struct host *h, uint32_t slot)
 {
     return fleet_corrupt_detail(&h->fleet, slot);
-}
-
-void host_ship_shutdown(struct host_ship *s)
-{
-    /* One ship cannot stop alone: the fleet stops whole. */
-    host_ships_shutdown(s->host);
 }
 
 void host_ships_shutdown(struct host *h)

@@ -83,6 +83,7 @@ struct tenv {
     /* Faults the environment injects. */
     bool fail_spawn, fail_freeze, disk_full, no_fds, corrupt_load;
     bool refuse_propose;
+    bool spawn_held; /* the budget holds new programs back */
     unsigned spawns, kills, freezes, thaws;
     uintptr_t next_req;
     unsigned n_tship_live;
@@ -164,7 +165,7 @@ static int t_load(void *data, struct fleet_ship *c, struct fleet_load *out,
     return 0;
 }
 
-static int t_spawn(void *data, struct fleet_ship *c, char *errmsg)
+static int t_spawn(void *data, struct fleet_ship *c, bool *held, char *errmsg)
 {
     struct tship *s = tship(c);
     if (T->fail_spawn) {
@@ -179,6 +180,7 @@ static int t_spawn(void *data, struct fleet_ship *c, char *errmsg)
     s->value = 0;
     s->memory = 1 << 20;
     T->spawns++;
+    *held = T->spawn_held;
     return 0;
 }
 
@@ -255,8 +257,8 @@ static void *t_take_frame(void *data, struct fleet_ship *c, uint64_t *counted)
     return NULL;
 }
 
-static int t_propose(uint32_t slot, int kind, uint64_t number,
-                     const uint8_t *p, size_t len)
+static int t_propose(uint32_t slot, int kind, uint64_t number, const uint8_t *p,
+                     size_t len)
 {
     if (T->refuse_propose || T->n_prop == T_MAX_PROPOSALS) {
         return BERTH_ESHUTDOWN;
@@ -358,9 +360,7 @@ static void t_release(void *data, struct fleet_job *j)
         struct tout *o = t_out();
         o->req = (uintptr_t)j->req;
         o->slot = j->ship->slot;
-        o->status = j->error_code[0] ? j->status
-                    : j->status   ? j->status
-                                  : 204;
+        o->status = j->error_code[0] ? j->status : j->status ? j->status : 204;
         snprintf(o->code, sizeof o->code, "%s", j->error_code);
         snprintf(o->body, sizeof o->body, "%.*s", (int)j->body_len,
                  j->body ? (const char *)j->body : "");
@@ -614,9 +614,9 @@ static bool prog_step(uint32_t slot)
                 buf_init(&a);
                 assert_int_equal(
                     frame_encode_alarm(&a, get_le64(e.payload + 1)), 0);
-                assert_int_equal(frame_done_add_effect(
-                                     &out, mark, FRAME_EFFECT_ALARM, a.data,
-                                     a.len),
+                assert_int_equal(frame_done_add_effect(&out, mark,
+                                                       FRAME_EFFECT_ALARM,
+                                                       a.data, a.len),
                                  0);
                 buf_free(&a);
             }
@@ -688,8 +688,8 @@ static void store_apply(struct tproposal *p)
     struct tstore *st = &T->store[p->slot];
     if (p->kind == -1) {
         struct record_event ev;
-        assert_int_equal(
-            record_decode_event(p->bytes.data, p->bytes.len, &ev), 0);
+        assert_int_equal(record_decode_event(p->bytes.data, p->bytes.len, &ev),
+                         0);
         if (ev.number != st->last_event + 1) {
             return; /* idempotent */
         }
@@ -1005,7 +1005,7 @@ static void test_lead_lost_while_held(void **state)
     awake_ship(0);
     awake_ship(1);
     uintptr_t w = send_job(0, "w");
-    prog_run(0); /* held: proposed, not durable */
+    prog_run(0);                      /* held: proposed, not durable */
     uintptr_t cur = send_job(0, "s"); /* in the program, never answered */
     prog_run(0);
     uintptr_t waiting = send_job(0, "r");
@@ -1363,6 +1363,24 @@ static void test_hold(void **state)
     assert_int_equal(outcome(slow)->status, 504);
 }
 
+/* A program that starts while the budget is over starts held back: its
+ * wake deadline waits until it is let on. */
+static void test_spawn_held(void **state)
+{
+    T->spawn_held = true;
+    uintptr_t r = send_job(0, "w");
+    struct fleet_ship *s = peek(0);
+    assert_true(s->held);
+    advance(3 * FLEET_WAKE_MIN_MS);
+    assert_false(tship(s)->dying);
+    prog_step(0); /* READY: awake, but the event waits */
+    assert_int_equal(s->state, SHIP_AWAKE);
+    assert_false(prog_step(0));
+    fleet_ship_hold(s, false);
+    settle(0);
+    assert_string_equal(outcome(r)->body, "1");
+}
+
 /* Stopping fails what waits and kills every program. */
 static void test_shutdown(void **state)
 {
@@ -1505,12 +1523,10 @@ static void test_faults(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_request_path, t_setup,
-                                        t_teardown),
+        cmocka_unit_test_setup_teardown(test_request_path, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_read_waits_for_write, t_setup,
                                         t_teardown),
-        cmocka_unit_test_setup_teardown(test_wake_replays, t_setup,
-                                        t_teardown),
+        cmocka_unit_test_setup_teardown(test_wake_replays, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_freeze_event_thaw, t_setup,
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_sleep, t_setup, t_teardown),
@@ -1518,16 +1534,16 @@ int main(void)
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_crash_while_held, t_setup,
                                         t_teardown),
-        cmocka_unit_test_setup_teardown(test_wake_while_proposal_fails,
-                                        t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_wake_while_proposal_fails, t_setup,
+                                        t_teardown),
         cmocka_unit_test_setup_teardown(test_commit_fails_kills, t_setup,
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_lead_lost_while_held, t_setup,
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_lead_lost_frozen_and_waking,
                                         t_setup, t_teardown),
-        cmocka_unit_test_setup_teardown(
-            test_early_release_then_failed_commit, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_early_release_then_failed_commit,
+                                        t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_committed_before_held, t_setup,
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_eviction_for_admission, t_setup,
@@ -1538,8 +1554,7 @@ int main(void)
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_no_fds, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_alarm, t_setup, t_teardown),
-        cmocka_unit_test_setup_teardown(test_alarm_retry, t_setup,
-                                        t_teardown),
+        cmocka_unit_test_setup_teardown(test_alarm_retry, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_deadlines, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_wake_failures, t_setup,
                                         t_teardown),
@@ -1548,6 +1563,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_full, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_admin, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_hold, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_spawn_held, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_shutdown, t_setup, t_teardown),
         cmocka_unit_test(test_transitions),
         cmocka_unit_test_setup_teardown(test_faults, t_setup, t_teardown),
