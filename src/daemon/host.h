@@ -80,13 +80,13 @@ enum host_job_origin {
 struct host_ship {
     struct fleet_ship core;
     struct host *host;
-    char name[STORE_NAME_MAX + 1];
     struct proc *proc;
     uv_timer_t timer; /* the fleet's FLEET_TIMER_SHIP */
-    /* Read by the fleet's load operation, used by spawn: the program's
-     * arguments and environment live in the store, not in memory. */
-    struct store_ship rec;
-    bool have_rec;
+    /* Taken from the store's record by the fleet's load operation and
+     * freed by spawn: the program's arguments and environment live in the
+     * store, not in memory (string lists, lib/strlist.h). */
+    char *args, *env;
+    size_t args_len, env_len;
     bool held; /* in the host's list of ships held back */
     struct host_ship *held_prev, *held_next;
 };

@@ -279,7 +279,6 @@ static struct fleet_ship *ship__env_alloc(void *data, uint32_t slot)
         return NULL;
     }
     s->host = h;
-    snprintf(s->name, sizeof s->name, "%s", registry_name(&h->reg, slot));
     uv_timer_init(&h->loop, &s->timer);
     s->timer.data = s;
     return &s->core;
@@ -290,13 +289,19 @@ static void ship__timer_closed(uv_handle_t *handle)
     mem_free(handle->data);
 }
 
+/* Drop the arguments and environment a load took. */
+static void ship__drop_args(struct host_ship *s)
+{
+    mem_free(s->args);
+    mem_free(s->env);
+    s->args = s->env = NULL;
+    s->args_len = s->env_len = 0;
+}
+
 static void ship__env_free(void *data, struct fleet_ship *c)
 {
     struct host_ship *s = ship__of(c);
-    if (s->have_rec) {
-        store_ship_clear(&s->rec);
-        s->have_rec = false;
-    }
+    ship__drop_args(s);
     /* The memory goes once the timer has closed, so a caller up the stack
      * may still read the ship. */
     uv_close((uv_handle_t *)&s->timer, ship__timer_closed);
@@ -446,27 +451,24 @@ static int ship__env_load(void *data, struct fleet_ship *c,
     struct host_ship *s = ship__of(c);
     struct registry_ship *e = registry_get(&h->reg, c->slot);
     const char *program = registry_program(&h->reg, c->slot);
+    struct store_ship rec;
     int rv;
-    if (s->have_rec) {
-        store_ship_clear(&s->rec);
-        s->have_rec = false;
-    }
-    rv = store_ship_get_sid(h->store, c->sid, &s->rec);
+    ship__drop_args(s);
+    rv = store_ship_get_sid(h->store, c->sid, &rec);
     if (rv != 0) {
         err_printf(errmsg, "cannot read ship record: %s",
                    store_errmsg(h->store));
         return rv;
     }
-    s->have_rec = true;
-    out->last_event = s->rec.last_event;
-    out->snapshot_event = s->rec.snapshot_event;
-    out->first_event = s->rec.first_event;
-    out->idle_timeout_ms = s->rec.idle_timeout_ms;
-    out->freeze_timeout_ms = s->rec.freeze_timeout_ms;
-    out->created_ns = s->rec.created_ns;
-    out->alarm_ns = s->rec.alarm_ns;
+    out->last_event = rec.last_event;
+    out->snapshot_event = rec.snapshot_event;
+    out->first_event = rec.first_event;
+    out->idle_timeout_ms = rec.idle_timeout_ms;
+    out->freeze_timeout_ms = rec.freeze_timeout_ms;
+    out->created_ns = rec.created_ns;
+    out->alarm_ns = rec.alarm_ns;
     out->acks = FLEET_ACKS_QUORUM;
-    memcpy(out->head_hash, s->rec.last_hash, sizeof out->head_hash);
+    memcpy(out->head_hash, rec.last_hash, sizeof out->head_hash);
     if (ship__hash_program(h, e->program, program, out->epoch) != 0) {
         err_printf(errmsg, "cannot read program %s", program);
         rv = BERTH_ENOTFOUND;
@@ -486,11 +488,18 @@ static int ship__env_load(void *data, struct fleet_ship *c,
         }
         memcpy(out->chain, meta.chain, sizeof out->chain);
     }
+    /* Kept for spawn, which follows at once. */
+    s->args = rec.args;
+    s->args_len = rec.args_len;
+    s->env = rec.env;
+    s->env_len = rec.env_len;
+    rec.args = rec.env = NULL;
+    rec.args_len = rec.env_len = 0;
+    store_ship_clear(&rec);
     return 0;
 
 err_after_rec:
-    store_ship_clear(&s->rec);
-    s->have_rec = false;
+    store_ship_clear(&rec);
     return rv;
 }
 
@@ -518,25 +527,21 @@ static int ship__env_spawn(void *data, struct fleet_ship *c, bool *held,
 {
     struct host *h = data;
     struct host_ship *s = ship__of(c);
-    if (!s->have_rec) {
-        err_printf(errmsg, "the ship's record was not read");
-        return BERTH_EINVAL;
-    }
+    const char *name = registry_name(&h->reg, c->slot);
     struct proc_config pc = {
         .path = registry_program(&h->reg, c->slot),
-        .name = s->name[0] ? s->name : c->id,
+        .name = name[0] ? name : c->id,
         .ship_id = c->id,
         .max_frame = h->cfg.max_frame,
         .budget = &h->budget,
-        .args = s->rec.args,
-        .args_len = s->rec.args_len,
-        .env = s->rec.env,
-        .env_len = s->rec.env_len,
+        .args = s->args,
+        .args_len = s->args_len,
+        .env = s->env,
+        .env_len = s->env_len,
     };
     int rv = proc_spawn(&s->proc, &h->loop, &pc, ship__on_frame, ship__on_exit,
                         s, errmsg);
-    store_ship_clear(&s->rec);
-    s->have_rec = false;
+    ship__drop_args(s);
     if (rv == 0) {
         *held = ship__hold_new(s);
     }
