@@ -790,7 +790,7 @@ static void fleet__wake(struct fleet_ship *s)
     struct frame_boot boot = {
         .id = s->id,
         .id_len = strlen(s->id),
-        .snapshot_event = s->snapshot_event > 0 ? s->snapshot_event : 0,
+        .snapshot_event = s->snapshot_event > 0 ? ld.snapshot_number : 0,
         .snapshot = ld.snapshot.data,
         .snapshot_len = ld.snapshot.len,
     };
@@ -1661,6 +1661,8 @@ static void fleet__depose(struct fleet_ship *s)
     struct fleet *f = s->fleet;
     fleet__dequeue_wake(f, s);
     s->wake_wanted = false;
+    snprintf(s->last_failure, sizeof s->last_failure,
+             "this host lost the lead");
     fleet__fail_waiting(s, 503, "leader_changed",
                         "this host lost the lead; try again");
     struct gate_item *i;

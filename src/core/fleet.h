@@ -237,7 +237,8 @@ struct fleet_load {
     uint8_t head_hash[RECORD_HASH_SIZE]; /* of the last stored record */
     uint8_t epoch[RECORD_HASH_SIZE];     /* of the program's executable */
     uint8_t chain[RECORD_HASH_SIZE];     /* the snapshot's link to the log */
-    struct buf snapshot; /* the snapshot's bytes (snapshot_event > 0) */
+    uint64_t snapshot_number; /* the event the snapshot's own row names */
+    struct buf snapshot;      /* the snapshot's bytes (snapshot_event > 0) */
 };
 
 /* Called by the environment's replay operation for each logged event after

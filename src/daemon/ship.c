@@ -487,6 +487,7 @@ static int ship__env_load(void *data, struct fleet_ship *c,
             goto err_after_rec;
         }
         memcpy(out->chain, meta.chain, sizeof out->chain);
+        out->snapshot_number = meta.number;
     }
     /* Kept for spawn, which follows at once. */
     s->args = rec.args;

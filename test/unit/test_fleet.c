@@ -157,6 +157,7 @@ static int t_load(void *data, struct fleet_ship *c, struct fleet_load *out,
     memcpy(out->head_hash, st->hash[st->last_event], RECORD_HASH_SIZE);
     if (st->snapshot_event > 0) {
         memcpy(out->chain, st->hash[st->snapshot_event], RECORD_HASH_SIZE);
+        out->snapshot_number = st->snapshot_event;
         if (buf_put_u64(&out->snapshot, st->snap_value) != 0) {
             snprintf(errmsg, ERRMSG_SIZE, "out of memory");
             return BERTH_ENOMEM;
@@ -1442,53 +1443,106 @@ static void fault_off(void)
     mem_fault_countdown(-1);
 }
 
+/* Programs read, the log commits, exits are reaped, for a while. */
+static void drive(void)
+{
+    for (int i = 0; i < 20; i++) {
+        for (uint32_t k = 0; k < 2; k++) {
+            if (!prog_step(k) && T->n_prop > 0) {
+                decide(0, true);
+            }
+            reap(k);
+        }
+    }
+}
+
+static uintptr_t life_reqs[32];
+static unsigned life_n;
+
+/* Deliver a job as an input that may fail; remember its request if the
+ * fleet took it. */
+static void life_job(uint32_t slot, const void *p, size_t len)
+{
+    struct buf payload;
+    uintptr_t req = T->next_req++;
+    buf_init(&payload);
+    assert_int_equal(buf_append(&payload, p, len), 0);
+    in_begin();
+    struct fleet_ship *s = fleet_ship_live(&T->fleet, slot);
+    int rv = s ? fleet_deliver(s, FLEET_JOB_FRONT, (void *)req,
+                               FRAME_EVENT_HTTP, &payload)
+               : BERTH_ENOMEM;
+    in_end();
+    buf_free(&payload);
+    if (rv == 0) {
+        life_reqs[life_n++] = req;
+    }
+}
+
+/* An admin request as an input that may fail: 'w' wake, 's' sleep, 'r'
+ * remove. */
+static void life_admin(uint32_t slot, char op)
+{
+    uintptr_t req = T->next_req++;
+    in_begin();
+    struct fleet_ship *s = fleet_ship_live(&T->fleet, slot);
+    if (s != NULL && op == 'w') {
+        fleet_ship_wake(s, (void *)req);
+    } else if (s != NULL && op == 's') {
+        fleet_ship_sleep(s, (void *)req);
+    } else if (s != NULL) {
+        fleet_ship_remove(s, (void *)req);
+    }
+    in_end();
+    if (s != NULL) {
+        life_reqs[life_n++] = req;
+    }
+}
+
+/* A life of two ships on a host with room for one program: reads, writes,
+ * an alarm, freezes, sleeps, evictions, admin requests, the lead lost and
+ * regained, a removal. */
 static void faulty_life(void)
 {
-    uintptr_t reqs[16];
-    unsigned n = 0;
+    uint8_t alarm[9] = {'a'};
+    life_n = 0;
     T->fleet.max_awake = 1;
     for (int round = 0; round < 3; round++) {
         for (uint32_t slot = 0; slot < 2; slot++) {
-            struct buf payload;
-            uintptr_t req = T->next_req++;
-            buf_init(&payload);
-            assert_int_equal(buf_append(&payload, round ? "w" : "r", 1), 0);
-            in_begin();
-            struct fleet_ship *s = fleet_ship_live(&T->fleet, slot);
-            int rv = s ? fleet_deliver(s, FLEET_JOB_FRONT, (void *)req,
-                                       FRAME_EVENT_HTTP, &payload)
-                       : BERTH_ENOMEM;
-            in_end();
-            buf_free(&payload);
-            if (rv == 0) {
-                reqs[n++] = req;
-            }
-            for (int i = 0; i < 20; i++) {
-                for (uint32_t k = 0; k < 2; k++) {
-                    if (!prog_step(k) && T->n_prop > 0) {
-                        decide(0, true);
-                    }
-                    reap(k);
-                }
-            }
+            life_job(slot, round ? "w" : "r", 1);
+            drive();
         }
         advance(20000);
-        for (int i = 0; i < 20; i++) {
-            for (uint32_t k = 0; k < 2; k++) {
-                prog_step(k);
-                if (T->n_prop > 0) {
-                    decide(0, true);
-                }
-                reap(k);
-            }
-        }
+        drive();
     }
+    put_le64(alarm + 1, T_WALL0 + (T->now_ms + 1000) * 1000000);
+    life_job(0, alarm, sizeof alarm);
+    life_job(0, "r", 1);
+    life_admin(1, 'w');
+    drive();
+    advance(1500);
+    drive();
+    life_job(0, "w", 1);
+    life_job(1, "w", 1);
+    in_begin();
+    fleet_lead(&T->fleet, false);
+    in_end();
+    drive();
+    in_begin();
+    fleet_lead(&T->fleet, true);
+    in_end();
+    life_admin(0, 'w');
+    life_admin(0, 's');
+    drive();
+    life_admin(1, 'r');
+    drive();
+    advance(20000);
     in_before = NULL;
     for (uint32_t k = 0; k < 2; k++) {
         settle(k);
     }
-    for (unsigned i = 0; i < n; i++) {
-        assert_non_null(outcome(reqs[i]));
+    for (unsigned i = 0; i < life_n; i++) {
+        assert_non_null(outcome(life_reqs[i]));
     }
     unsigned sum = 0;
     for (int st = 0; st < SHIP__STATE_COUNT; st++) {
@@ -1507,6 +1561,16 @@ static void test_faults(void **state)
     faulty_life();
     int inputs = fault_input;
     assert_true(inputs > 50);
+    /* The clean life did what it says. */
+    assert_int_equal(state_of(1), SHIP_REMOVED);
+    assert_int_equal(T->fleet.alarms_fired, 1);
+    assert_true(T->fleet.evictions > 0);
+    assert_true(T->freezes > 0);
+    unsigned lost = 0;
+    for (unsigned i = 0; i < T->n_out; i++) {
+        lost += strcmp(T->out[i].code, "leader_changed") == 0;
+    }
+    assert_true(lost > 0);
     for (fault_k = 0; fault_k < inputs; fault_k++) {
         for (fault_n = 0; fault_n < 3; fault_n++) {
             t_teardown(state);
