@@ -167,7 +167,7 @@ struct fleet_ship *fleet_ship_live(struct fleet *f, uint32_t slot)
     s->slot = slot;
     s->sid = e->sid;
     registry_id(f->reg, slot, s->id);
-    s->acks = FLEET_ACKS_QUORUM;
+    s->acks = GATE_ACKS_QUORUM;
     s->state = SHIP_ASLEEP;
     gate_init(&s->gate);
     e->live = s;

@@ -75,11 +75,6 @@
 /* An alarm whose TIMER event failed is tried again this much later. */
 #define FLEET_ALARM_RETRY_NS (5ULL * 1000 * 1000 * 1000)
 
-/* Ack levels of a ship: a number of hosts (0: after compute, 1: the
- * leader's own fsync, k: k hosts), or these two. */
-#define FLEET_ACKS_QUORUM 0xfe
-#define FLEET_ACKS_ALL 0xff
-
 /* Where a job came from, which says how its outcome is answered. */
 enum fleet_origin {
     FLEET_JOB_FRONT, /* a front-door request: the reply effect is the reply */
@@ -184,7 +179,7 @@ struct fleet_ship {
     uint64_t idle_timeout_ms;   /* 0: the host's default */
     uint64_t freeze_timeout_ms; /* 0: the host's default */
     uint64_t created_ns;
-    uint8_t acks; /* ack level: hosts, FLEET_ACKS_QUORUM or _ALL */
+    uint8_t acks; /* ack level in force (core/gate.h), default resolved */
     enum ship_state state;
     uint64_t last_event;     /* last committed event */
     uint64_t next_number;    /* number for the next state-changing event */

@@ -31,6 +31,11 @@
  * programs nor connections take them. */
 #define HOST_FD_RESERVE 256
 
+/* Bytes of an entry's hash, and entries watched at most, for the check of
+ * effects that left before commit (see host.c, "Group commit"). */
+#define HOST_ENTRY_HASH 16
+#define HOST_DIVERGE_WATCH 1024
+
 struct host_config {
     const char *data_dir;
     const char *listen; /* front door HOST:PORT */
@@ -52,6 +57,10 @@ struct host_config {
     unsigned max_conns_per_addr; /* front-door connections per client
                                     address; 0: no cap */
     unsigned max_idle_conns;     /* idle front-door connections; 0: no cap */
+    const char *peer; /* peer address (IP:PORT), or NULL: no peer port */
+    const char *join; /* a peer to join through the first time, or NULL */
+    unsigned voters;  /* voters the cluster keeps; 0: 3 */
+    uint8_t acks;     /* ack level of ships that set none (core/gate.h) */
 };
 
 /* Fill cfg with the defaults of `berth serve`. */
@@ -106,6 +115,8 @@ struct host {
     struct http_server *front;
     struct http_server *admin;
     bool ready;
+    bool leading;   /* this host leads: it runs ships and lets effects out */
+    uint64_t leads; /* times it started leading */
     bool stopping;
     int exit_code;
     struct registry reg;  /* every ship, compact */
@@ -134,8 +145,21 @@ struct host {
     struct buf batch;
     struct host__ref *refs;
     unsigned n_refs, cap_refs;
+    /* Proposed batches with events whose ack level is not quorum. */
+    struct host__batch *batches;
+    /* Events whose effects left before their entry committed; and, of the
+     * entries that then failed, which this host later applied unchanged
+     * (survived), changed (lost) or could not watch. */
+    uint64_t released_early;
+    struct {
+        uint64_t index;
+        uint8_t hash[HOST_ENTRY_HASH];
+    } watch[HOST_DIVERGE_WATCH];
+    unsigned n_watch;
+    uint64_t diverge_survived, diverge_lost, diverge_unknown;
     uv_check_t flush;
     uv_signal_t sigint, sigterm;
+    uv_timer_t stop_timer; /* bounds a stopping leader's hand-over */
     char admin_path[4096];
     uint64_t events_committed, batches_committed;
     uint64_t ready_ns; /* monotonic time from start to ready */
@@ -192,16 +216,19 @@ void host_admin_handle(struct http_request *req, void *arg);
  * registry, with their alarms; 0 or a negative code. */
 int host_registry_sync(struct host *h);
 
-/* Arm the alarm timer for the earliest alarm, once the host is ready; the
- * host leads from then on (a one-host cluster). */
+/* This host leads: ships may wake, effects leave, the alarm timer is armed
+ * for the earliest alarm (fleet_lead). */
 void host_alarms_start(struct host *h);
 
 /* Set up the fleet of h (core/fleet.h) over the daemon's environment. */
 void host_ships_init(struct host *h);
 
-/* Tell a ship that its proposal up to number was applied (status 0) or
- * failed: for now an event is held (its effects may leave) exactly when it
- * is committed, the quorum ack level. */
+/* Let a ship's effects out up to event number: it is held at the ship's
+ * ack level, below quorum, before it commits. */
+void host_ship_held(struct host_ship *s, uint64_t number);
+
+/* Tell a ship that its proposal up to number was applied (status 0) and is
+ * held at its ack level, or failed. */
 void host_ship_durable(struct host_ship *s, uint64_t number, int status);
 
 /* Hold back or let on programs and clients after the host's buffer
@@ -234,6 +261,14 @@ void host_ship_mark_corrupt(struct host *h, uint32_t slot, const char *detail);
 /* Return what was found wrong with a ship marked corrupt ("" if nothing is
  * known); valid until the next mark. */
 const char *host_ship_corrupt_detail(const struct host *h, uint32_t slot);
+
+/* Stop every live ship with 503 leader_changed: this host stopped
+ * leading, and only the leader runs ships (fleet_lead). */
+void host_ships_step_down(struct host *h);
+
+/* Return whether requests can be served through this host: it is ready,
+ * and it leads or knows another host that does. */
+bool host_serving(const struct host *h);
 
 /* Shut every live ship down. */
 void host_ships_shutdown(struct host *h);

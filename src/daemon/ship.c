@@ -13,6 +13,7 @@
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -467,7 +468,7 @@ static int ship__env_load(void *data, struct fleet_ship *c,
     out->freeze_timeout_ms = rec.freeze_timeout_ms;
     out->created_ns = rec.created_ns;
     out->alarm_ns = rec.alarm_ns;
-    out->acks = FLEET_ACKS_QUORUM;
+    out->acks = rec.acks == GATE_ACKS_DEFAULT ? h->cfg.acks : rec.acks;
     memcpy(out->head_hash, rec.last_hash, sizeof out->head_hash);
     if (ship__hash_program(h, e->program, program, out->epoch) != 0) {
         err_printf(errmsg, "cannot read program %s", program);
@@ -661,10 +662,16 @@ static int ship__env_propose_entry(void *data, struct fleet_ship *c,
     return rv;
 }
 
+void host_ship_held(struct host_ship *s, uint64_t number)
+{
+    fleet_ship_held(&s->core, number);
+}
+
 void host_ship_durable(struct host_ship *s, uint64_t number, int status)
 {
-    /* Held at the ship's ack level and committed are reported together
-     * until the log computes held for each level. */
+    /* The group commit reports success once the event is both committed
+     * and held at its ship's level (all: every voter), so held comes
+     * first; it may have come already, below quorum. */
     if (status == 0) {
         fleet_ship_held(&s->core, number);
     }
@@ -830,9 +837,13 @@ void host_ship_deliver(struct host_ship *s, enum host_job_origin origin,
 
 void host_alarms_start(struct host *h)
 {
-    h->fleet.max_awake = h->max_awake;
     fleet_lead(&h->fleet, true);
     fleet_alarms_rearm(&h->fleet);
+}
+
+void host_ships_step_down(struct host *h)
+{
+    fleet_lead(&h->fleet, false);
 }
 
 void host_ship_sleep(struct host_ship *s, struct http_request *req)
@@ -916,6 +927,9 @@ json_t *host_ship_json(struct host *h, uint32_t slot)
     uint64_t idle =
         rec.idle_timeout_ms ? rec.idle_timeout_ms : h->cfg.idle_timeout_ms;
     uint64_t freeze = fleet_freeze_ms(&h->fleet.cfg, rec.freeze_timeout_ms);
+    uint8_t acks = have ? rec.acks : GATE_ACKS_DEFAULT;
+    char acks_name[8];
+    gate_acks_name(acks == GATE_ACKS_DEFAULT ? h->cfg.acks : acks, acks_name);
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(id));
     json_object_set_new(o, "name", name[0] ? json_string(name) : json_null());
@@ -931,6 +945,12 @@ json_t *host_ship_json(struct host *h, uint32_t slot)
     json_object_set_new(o, "first_event",
                         json_integer((json_int_t)rec.first_event));
     json_object_set_new(o, "idle_timeout_ms", json_integer((json_int_t)idle));
+    json_object_set_new(o, "acks",
+                        acks_name[0] >= '0' && acks_name[0] <= '9'
+                            ? json_integer(atoi(acks_name))
+                            : json_string(acks_name));
+    json_object_set_new(o, "acks_default",
+                        json_boolean(acks == GATE_ACKS_DEFAULT));
     json_object_set_new(o, "freeze_timeout_ms",
                         json_integer((json_int_t)freeze));
     json_object_set_new(o, "wake_count", json_integer(e->wake_count));

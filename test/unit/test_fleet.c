@@ -153,7 +153,7 @@ static int t_load(void *data, struct fleet_ship *c, struct fleet_load *out,
     out->last_event = st->last_event;
     out->snapshot_event = st->snapshot_event;
     out->first_event = st->first_event ? st->first_event : 1;
-    out->acks = FLEET_ACKS_QUORUM;
+    out->acks = GATE_ACKS_QUORUM;
     memcpy(out->head_hash, st->hash[st->last_event], RECORD_HASH_SIZE);
     if (st->snapshot_event > 0) {
         memcpy(out->chain, st->hash[st->snapshot_event], RECORD_HASH_SIZE);
@@ -1091,7 +1091,7 @@ static void test_committed_before_held(void **state)
 {
     awake_ship(0);
     struct fleet_ship *s = peek(0);
-    s->acks = FLEET_ACKS_ALL;
+    s->acks = GATE_ACKS_ALL;
     uintptr_t w = send_job(0, "w");
     prog_run(0);
     struct tproposal p = T->prop[0];

@@ -60,10 +60,10 @@ static void fx_fatal(void *arg, const char *message)
     fail_msg("fatal: %s", message);
 }
 
-static void fx_ready(void *arg)
+static void fx_lead(void *arg, bool leading)
 {
     struct fixture *f = arg;
-    f->ready = true;
+    f->ready = leading;
 }
 
 static void fx_done(void *arg, int status, int result)
@@ -90,7 +90,7 @@ static void fx_open_applied(struct fixture *f, unsigned every, uint64_t applied)
         .apply = fx_apply,
         .sync = fx_sync,
         .fatal = fx_fatal,
-        .ready = fx_ready,
+        .lead = fx_lead,
         .arg = f,
     };
     f->ready = false;
@@ -144,7 +144,7 @@ static void propose(struct fixture *f, uint32_t v)
     struct buf b;
     buf_init(&b);
     buf_put_u32(&b, v);
-    assert_int_equal(log_propose(f->log, &b, fx_done, f), 0);
+    assert_int_equal(log_propose(f->log, &b, fx_done, f, NULL), 0);
     assert_null(b.data); /* taken */
 }
 
@@ -224,7 +224,7 @@ static void test_log_below_applied_is_refused(void **state)
         .apply = fx_apply,
         .sync = fx_sync,
         .fatal = fx_fatal,
-        .ready = fx_ready,
+        .lead = fx_lead,
         .arg = f,
     };
     struct log *l = NULL;
