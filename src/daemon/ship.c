@@ -686,18 +686,12 @@ static json_t *ship__body_json(const struct fleet_job *j)
     return v ? v : json_null();
 }
 
-/* Answer an error; a request that failed because this host does not (or
- * no longer) lead is answered 503 {"error": "leader_changed"}, which a
- * client may retry, wherever it came from. */
+/* Answer an error: {"error": {"code": code, "message": message}}; a
+ * request that failed because this host does not (or no longer) leads has
+ * code leader_changed and status 503, and may be retried. */
 static void ship__reply_error(struct http_request *req, int status,
                               const char *code, const char *message)
 {
-    if (strcmp(code, "leader_changed") == 0) {
-        json_t *o = json_object();
-        json_object_set_new(o, "error", json_string(code));
-        host_reply_json(req, 503, o);
-        return;
-    }
     host_reply_error(req, status, code, "%s", message);
 }
 
