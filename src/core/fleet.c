@@ -489,9 +489,6 @@ void fleet_ship_hold(struct fleet_ship *s, bool held)
 
 /* --- Jobs. --- */
 
-int fleet_deliver(struct fleet_ship *s, enum fleet_origin origin, void *req,
-                  uint8_t kind, struct buf *payload);
-
 void fleet_job_free(struct fleet *f, struct fleet_job *j)
 {
     budget_sub(f->budget, j->counted, j->counted_draining);
