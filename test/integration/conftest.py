@@ -396,10 +396,13 @@ class Cluster:
                 out[h] = v
         return out
 
-    def wait_members(self, members, timeout=60):
+    def wait_members(self, members, timeout=60, voters=3):
         """Wait until every running host lists exactly `members` (their peer
-        addresses), agrees on one leader, and sees them all online."""
+        addresses), agrees on one leader, sees them all online, and the
+        cluster has as many voters as it keeps (`voters`, or all hosts when
+        fewer)."""
         want = sorted(h.peer for h in members)
+        want_voters = min(voters, len(members))
 
         def agreed():
             views = self.views()
@@ -411,6 +414,8 @@ class Cluster:
                 if sorted(x.get("peer") for x in hosts) != want:
                     return None
                 if not all(x.get("online") for x in hosts):
+                    return None
+                if sum(1 for x in hosts if x.get("role") == "voter") != want_voters:
                     return None
                 leaders.add(v.get("leader"))
             if len(leaders) != 1 or 0 in leaders or None in leaders:
