@@ -200,7 +200,8 @@ def test_host_on_another_hosts_data_dir(cluster_factory, tmpdir_path):
         try:
             twin.start()
         except RuntimeError:
-            pass  # refused to start: fine, if it said why
+            # Refused to start: fine, if it said why.
+            assert "berth: " in twin.logs() and "peer" in twin.logs(), twin.logs()
         time.sleep(2)
         before = w.count()
         wait_for(lambda: w.count() >= before + 20, 30)
