@@ -352,6 +352,9 @@ class Cluster:
     def __init__(self, make_host, n, extra=()):
         self.make_host = make_host
         self.extra = list(extra)
+        # Voters the cluster keeps (berth serve --voters, default 3).
+        self.voters = int(self.extra[self.extra.index("--voters") + 1]) \
+            if "--voters" in self.extra else 3
         self.hosts = []
         for _ in range(n):
             self.add_host()
@@ -396,13 +399,13 @@ class Cluster:
                 out[h] = v
         return out
 
-    def wait_members(self, members, timeout=60, voters=3):
+    def wait_members(self, members, timeout=60, voters=None):
         """Wait until every running host lists exactly `members` (their peer
         addresses), agrees on one leader, sees them all online, and the
         cluster has as many voters as it keeps (`voters`, or all hosts when
         fewer)."""
         want = sorted(h.peer for h in members)
-        want_voters = min(voters, len(members))
+        want_voters = min(voters or self.voters, len(members))
 
         def agreed():
             views = self.views()
@@ -597,15 +600,22 @@ class Writers:
     def count(self):
         return sum(len(a) for a in self.acked.values())
 
-    def check(self, via=None):
-        """Every acknowledged write reads back, through `via` or any host."""
+    def check(self, via=None, values=25):
+        """Every acknowledged write is there, read through `via` (default:
+        the leader): each ship's keys, and the values of `values` of them
+        a ship, chosen at random (None: all)."""
+        import random
+        via = via or self.cluster.leader()
         lost = []
         for ship, acked in self.acked.items():
             status, body, _ = self.cluster.request("GET", "/s/%s/k" % ship, via=via)
             assert status == 200, (ship, status, body)
             keys = set(json.loads(body))
             lost += [(ship, k) for k in acked if k not in keys]
-            for k, v in acked.items():
+            some = list(acked.items())
+            if values is not None and len(some) > values:
+                some = random.sample(some, values)
+            for k, v in some:
                 if k in keys:
                     status, body, _ = self.cluster.request(
                         "GET", "/s/%s/k/%s" % (ship, k), via=via)

@@ -20,16 +20,23 @@ def partition(c, cut_followers=0):
     """Cut the leader of a cluster in namespaces off under load, with
     cut_followers followers (each alone too), and heal them; check what each
     side does and that nothing acknowledged is lost."""
+    t00 = time.time()
+
+    def phase(what):
+        print("%6.2f s  %s" % (time.time() - t00, what))
     c.start()
+    phase("formed")
     ships = ["p%d" % i for i in range(6)]
     for s in ships:
         c.new_ship(s)
     old = c.leader()
     cut = [old] + [h for h in c.hosts if h is not old][:cut_followers]
     rest = [h for h in c.hosts if h not in cut]
-    w = Writers(c, ships, targets=rest).start()
+    w = Writers(c, ships).start()
     try:
         wait_for(lambda: w.count() >= 30, 30)
+        w.targets = rest
+        phase("load")
         for h in cut:
             c.net.cut(h.index)
         # The majority elects a leader among itself and serves.
@@ -39,8 +46,10 @@ def partition(c, cut_followers=0):
         mark = w.count()
         wait_for(lambda: w.count() > mark + 20, 30)
         elected = time.time() - t0
+        phase("elected, serving")
         # The old leader steps down once it has not heard from a majority.
         wait_for(lambda: (old.cluster() or {}).get("leader", old.id) != old.id, 10, step=0.1)
+        phase("stepped down")
         # No host cut off acknowledges a write.
         answers = [write_once(h, "/s/%s/k/cut%d" % (ships[0], i), b"x")
                    for h in cut for i in range(3)]
@@ -49,18 +58,23 @@ def partition(c, cut_followers=0):
         # Heal: they follow the new leader and catch up.
         for h in cut:
             c.net.heal(h.index)
+        phase("cut writes refused")
         c.wait_members(c.hosts)
+        phase("healed")
         mark = w.count()
         wait_for(lambda: w.count() > mark + 20, 30)
     finally:
         w.stop()
     assert not w.failed, w.failed[:10]
     assert elected < 15
+    phase("writers stopped")
     c.wait_caught_up()
+    phase("caught up")
     # (The writes sent to hosts cut off were not acknowledged; a host that
     # held one until it healed may still have passed it on, so whether they
     # were kept is not checked.)
     w.check()
+    phase("checked")
     # Read everything through the healed old leader too (it forwards).
     w.check(via=old)
     stores_agree(c)
@@ -71,6 +85,6 @@ def test_partitioned_leader_three_hosts(cluster_factory):
 
 
 def test_partitioned_leader_and_follower_five_hosts(cluster_factory):
-    # Five hosts, the leader and one follower cut off: two on the minority
+    # Five voters, the leader and one follower cut off: two on the minority
     # side, neither of which may acknowledge a write; three serve.
-    partition(cluster_factory(5, netns=True), cut_followers=1)
+    partition(cluster_factory(5, ["--voters", "5"], netns=True), cut_followers=1)
