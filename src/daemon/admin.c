@@ -746,6 +746,10 @@ void host_admin_handle(struct http_request *req, void *arg)
                    ok ? "ok\n" : "starting\n", ok ? 3 : 9, NULL);
         return;
     }
+    if (!h->leading && !host_admin_local(m, path)) {
+        host_forward(h, req, HTTP_FORWARD_ADMIN);
+        return;
+    }
     if (!host_serving(h)) {
         host_reply_error(req, 503, "starting", "host is starting");
         return;

@@ -668,6 +668,7 @@ int host_run(const struct host_config *cfg)
         .fatal = host__fatal,
         .lead = host__lead,
         .note = host__note,
+        .forwarded = host_forwarded,
         .arg = h,
     };
     rv = log_open(&h->log, &h->loop, &lc, errmsg);
