@@ -157,8 +157,8 @@ static void forward__send(struct log_call *call, int status,
 {
     struct buf b;
     buf_init(&b);
-    int rv = http_forward_encode_answer(&b, status, content_type, extra, body,
-                                        len);
+    int rv =
+        http_forward_encode_answer(&b, status, content_type, extra, body, len);
     if (rv == BERTH_EINVAL) {
         /* Say so rather than leave the client guessing: a program's
          * content type can be anything. */

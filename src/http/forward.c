@@ -159,8 +159,8 @@ int http_forward_encode_request(struct buf *out,
         return BERTH_EINVAL;
     }
     /* Sized once: the body may be megabytes. */
-    size_t size = 4 + 1 + 1 + r->method_len + 4 + r->target_len + 2 + 4 +
-                  r->body_len;
+    size_t size =
+        4 + 1 + 1 + r->method_len + 4 + r->target_len + 2 + 4 + r->body_len;
     for (unsigned i = 0; i < r->n_headers; i++) {
         size += 6 + r->headers[i].name_len + r->headers[i].value_len;
     }
