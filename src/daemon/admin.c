@@ -746,12 +746,10 @@ void host_admin_handle(struct http_request *req, void *arg)
                    ok ? "ok\n" : "starting\n", ok ? 3 : 9, NULL);
         return;
     }
+    /* What is left is answered here: the leader's requests, and those
+     * that describe this host, which must work with no leader known. */
     if (!h->leading && !host_admin_local(m, path)) {
         host_forward(h, req, HTTP_FORWARD_ADMIN);
-        return;
-    }
-    if (!host_serving(h)) {
-        host_reply_error(req, 503, "starting", "host is starting");
         return;
     }
     if (strcmp(path, "/v1/stats") == 0) {

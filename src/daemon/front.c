@@ -135,10 +135,6 @@ void host_front_handle(struct http_request *req, void *arg)
         host_forward(h, req, HTTP_FORWARD_FRONT);
         return;
     }
-    if (!host_serving(h)) {
-        host_reply_error(req, 503, "starting", "host is starting");
-        return;
-    }
     uint32_t slot = host_ship_lookup(h, name);
     if (slot == REGISTRY_NONE) {
         host_reply_error(req, 404, "not_found", "no ship named %s", name);

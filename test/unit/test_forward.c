@@ -179,13 +179,11 @@ static void test_truncated_and_padded(void **state)
                                                 "X: y\r\n", "hello", 5),
                      0);
     for (size_t n = 0; n < b.len; n++) {
-        assert_int_equal(decode_answer(b.data, n, &a, &copy),
-                         BERTH_EMALFORMED);
+        assert_int_equal(decode_answer(b.data, n, &a, &copy), BERTH_EMALFORMED);
         mem_free(copy);
     }
     assert_int_equal(buf_put_u8(&b, 0), 0);
-    assert_int_equal(decode_answer(b.data, b.len, &a, &copy),
-                     BERTH_EMALFORMED);
+    assert_int_equal(decode_answer(b.data, b.len, &a, &copy), BERTH_EMALFORMED);
     mem_free(copy);
     buf_free(&b);
 }
@@ -446,9 +444,9 @@ static void test_flipped_bytes(void **state)
     buf_init(&req);
     buf_init(&ans);
     assert_int_equal(http_forward_encode_request(&req, &r), 0);
-    assert_int_equal(
-        http_forward_encode_answer(&ans, 200, "text/plain", "A: b\r\n", "hi", 2),
-        0);
+    assert_int_equal(http_forward_encode_answer(&ans, 200, "text/plain",
+                                                "A: b\r\n", "hi", 2),
+                     0);
     srand(9);
     for (int round = 0; round < 20000; round++) {
         struct buf *src = round % 2 ? &ans : &req;
@@ -470,8 +468,8 @@ static void test_flipped_bytes(void **state)
             snprintf(ct, sizeof ct, "%.*s", (int)a.content_type_len,
                      a.content_type);
             snprintf(ex, sizeof ex, "%.*s", (int)a.extra_len, a.extra);
-            assert_int_equal(http_forward_encode_answer(&again, a.status, ct, ex,
-                                                        a.body, a.body_len),
+            assert_int_equal(http_forward_encode_answer(&again, a.status, ct,
+                                                        ex, a.body, a.body_len),
                              0);
             assert_int_equal(again.len, src->len);
             assert_memory_equal(again.data, m, src->len);

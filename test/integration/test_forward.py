@@ -1,0 +1,151 @@
+"""Forwarding to the leader: three real hosts on loopback, where any host's
+front door and admin API serve the whole cluster, and a host whose leader
+was killed answers 503 leader_changed until a new one is elected."""
+import http.client
+import json
+import os
+import re
+import time
+
+from conftest import KV, free_port, wait_for
+
+
+def request(host, method, path, body=None, timeout=30):
+    """(status, headers as a dict with lower-case names, body) of one
+    request to host's front door."""
+    c = http.client.HTTPConnection("127.0.0.1", host.port, timeout=timeout)
+    try:
+        c.request(method, path, body=body)
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        c.close()
+
+
+def leading(host):
+    """Whether host leads, as its own log last said."""
+    with open(host.log_path, "rb") as f:
+        said = re.findall(rb'msg="(leading|no longer leading[^"]*)"', f.read())
+    return bool(said) and said[-1] == b"leading"
+
+
+def voters_added(host):
+    """How many hosts the log of host (a leader) says it made voters."""
+    with open(host.log_path, "rb") as f:
+        return len(re.findall(rb"becomes voter", f.read()))
+
+
+def start_cluster(host_factory, n=3):
+    """n hosts: the first bootstraps the cluster, the others join it, and
+    every one of them is a voter. Returns them, the first (the leader)
+    first."""
+    peers = ["127.0.0.1:%d" % free_port() for _ in range(n)]
+    first = host_factory(["--peer", peers[0]], name="h1").start()
+    wait_for(lambda: leading(first))
+    hosts = [first]
+    for i in range(1, n):
+        hosts.append(host_factory(["--peer", peers[i], "--join", peers[0]],
+                                  name="h%d" % (i + 1)).start())
+    wait_for(lambda: voters_added(first) >= n - 1, timeout=20)
+    return hosts
+
+
+def test_every_door_serves_the_cluster(host_factory):
+    leader, f1, f2 = start_cluster(host_factory)
+    # The admin API of a follower creates a ship (the leader proposes it).
+    sid = f1.new_ship(KV, "ann")
+    assert f2.cli_json("ship", "show", "ann")["id"] == sid
+    # Writes and reads through every host's front door.
+    hosts = [leader, f1, f2]
+    for i, h in enumerate(hosts):
+        status, _, body = request(h, "PUT", "/s/ann/k/key%d" % i, b"v%d" % i)
+        assert (status, body) == (201, b"created\n")
+    for h in hosts:
+        for i in range(len(hosts)):
+            status, headers, body = request(h, "GET", "/s/ann/k/key%d" % i)
+            assert (status, body) == (200, b"v%d" % i)
+            assert headers["content-type"] == "application/octet-stream"
+    status, _, body = request(f2, "GET", "/s/ann/k/nothing")
+    assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
+    status, _, _ = request(f2, "GET", "/s/nobody/k/x")
+    assert status == 404
+    # A big body, through a follower both ways.
+    big = os.urandom(3 * 1024 * 1024 + 17)
+    status, _, _ = request(f1, "PUT", "/s/ann/k/big", big)
+    assert status == 201
+    status, _, body = request(f2, "GET", "/s/ann/k/big")
+    assert status == 200 and body == big
+    status, _, body = request(leader, "GET", "/s/ann/k/big")
+    assert status == 200 and body == big
+    # The admin API and the CLI through a follower: an event, a listing,
+    # a sleep. Stats describe the host asked: only the leader runs ships.
+    f2.cli("ship", "send", "ann", "put sent yes")
+    assert request(f1, "GET", "/s/ann/k/sent")[2] == b"yes"
+    assert [s["name"] for s in f1.cli_json("ship", "ls")["ships"]] == ["ann"]
+    assert f2.cli_json("stats")["programs_running"] == 0
+    assert leader.cli_json("stats")["programs_running"] == 1
+    assert f2.cli_json("ship", "sleep", "ann")["state"] == "asleep"
+    assert leader.cli_json("stats")["programs_running"] == 0
+    # A write through a follower wakes the ship on the leader.
+    status, _, _ = request(f2, "PUT", "/s/ann/k/after", b"sleep")
+    assert status == 201
+    assert request(f1, "GET", "/s/ann/k/after")[2] == b"sleep"
+    # Errors of the leader come back as they are.
+    r = f1.cli("ship", "new", "--program", "/nonexistent", check=False)
+    assert r.returncode != 0 and "does not exist" in r.stderr
+    r = f1.cli("ship", "show", "nobody", check=False)
+    assert r.returncode != 0 and "no ship named nobody" in r.stderr
+    f2.cli("ship", "rm", "ann")
+    assert request(f1, "GET", "/s/ann/k/key0")[0] == 404
+    assert f1.cli_json("ship", "ls")["ships"] == []
+
+
+def test_leader_killed_then_a_new_one_serves(host_factory):
+    leader, f1, f2 = start_cluster(host_factory)
+    f1.new_ship(KV, "bob")
+    assert request(f2, "PUT", "/s/bob/k/a", b"1")[0] == 201
+    leader.kill9()
+    # Until a new leader is elected, a follower answers 503 leader_changed
+    # with Retry-After: 1; then it serves again, with nothing lost.
+    seen = []
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        status, headers, body = request(f1, "GET", "/s/bob/k/a")
+        if status == 200:
+            assert body == b"1"
+            break
+        assert status == 503, (status, body)
+        assert json.loads(body)["error"]["code"] == "leader_changed"
+        assert headers.get("retry-after") == "1"
+        seen.append(status)
+        time.sleep(0.05)
+    else:
+        raise AssertionError("no new leader served in 30 s")
+    assert seen, "the follower served before any new leader was elected"
+    # Either survivor may lead now; both doors serve, writes included.
+    assert wait_for(lambda: leading(f1) or leading(f2))
+    for i, h in enumerate([f1, f2]):
+        status, _, _ = request(h, "PUT", "/s/bob/k/b%d" % i, b"x")
+        assert status == 201
+        assert request([f2, f1][i], "GET", "/s/bob/k/b%d" % i)[2] == b"x"
+    follower = f2 if leading(f1) else f1
+    follower.cli("ship", "send", "bob", "put c 2")
+    assert request(follower, "GET", "/s/bob/k/c")[2] == b"2"
+
+
+def test_no_leader_known(host_factory):
+    leader, f1, f2 = start_cluster(host_factory)
+    f1.new_ship(KV, "cy")
+    # With two of three hosts gone no leader can be elected: the last host
+    # answers 503 leader_changed on both doors, but its own stats.
+    leader.kill9()
+    f2.kill9()
+    for _ in range(3):
+        status, headers, body = request(f1, "GET", "/s/cy/k/a")
+        assert status == 503
+        assert json.loads(body)["error"]["code"] == "leader_changed"
+        assert headers.get("retry-after") == "1"
+        time.sleep(0.5)
+    r = f1.cli("ship", "show", "cy", check=False)
+    assert r.returncode != 0 and "leader" in r.stderr
+    assert "programs_running" in f1.cli_json("stats")
