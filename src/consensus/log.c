@@ -690,6 +690,9 @@ static void log__serve(void *arg, struct transport_call *call, unsigned kind,
 
 /* --- Forwarding to the leader. --- */
 
+_Static_assert(LOG_FORWARD_MAX == TRANSPORT_MAX_FORWARD,
+               "the peer port carries what log_forward may send");
+
 struct log__forward {
     log_forward_cb cb;
     void *arg;
@@ -715,6 +718,9 @@ int log_forward(struct log *l, const void *body, size_t len,
     const char *leader = log__leader_address(l);
     if (leader == NULL || l->closing) {
         return BERTH_ENOTLEADER;
+    }
+    if (len > LOG_FORWARD_MAX) {
+        return BERTH_ETOOBIG;
     }
     struct log__forward *f = mem_alloc(sizeof *f);
     if (f == NULL) {

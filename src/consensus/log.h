@@ -135,15 +135,19 @@ bool log_has_leader(const struct log *l);
 typedef void (*log_forward_cb)(void *arg, int status, const uint8_t *body,
                                size_t len);
 
+/* The most bytes a forwarded request, and its answer, may carry. */
+#define LOG_FORWARD_MAX (16u * 1024 * 1024)
+
 /* Send body to the leader's forwarded callback and wait at most timeout_ms
  * for its answer. Returns 0 and cb runs once later, or a negative code
- * (BERTH_ENOTLEADER when no other host is known to lead). body is
- * copied. */
+ * (BERTH_ENOTLEADER when no other host is known to lead, BERTH_ETOOBIG
+ * when len is over LOG_FORWARD_MAX). body is copied. */
 int log_forward(struct log *l, const void *body, size_t len,
                 unsigned timeout_ms, log_forward_cb cb, void *arg);
 
-/* Answer a forwarded request: status 0 with body (copied), or a negative
- * code. call is freed by this function. */
+/* Answer a forwarded request: status 0 with body (copied; at most
+ * LOG_FORWARD_MAX bytes, or the host that forwarded it sees BERTH_EIO), or
+ * a negative code. call is freed by this function. */
 void log_forward_reply(struct log_call *call, int status, const void *body,
                        size_t len);
 

@@ -136,6 +136,11 @@ void host_forward(struct host *h, struct http_request *req,
         mem_free(p);
         if (rv == BERTH_ENOTLEADER) {
             forward__leader_changed(req, "no host leads the cluster now");
+        } else if (rv == BERTH_ETOOBIG) {
+            host_reply_error(req, 413, "too_big",
+                             "a request passed to the leader carries at most "
+                             "%u bytes with its headers",
+                             LOG_FORWARD_MAX);
         } else {
             host_reply_error(req, 503, "unavailable",
                              "cannot reach the leader: %s", err_str(rv));
@@ -159,12 +164,15 @@ static void forward__send(struct log_call *call, int status,
     buf_init(&b);
     int rv =
         http_forward_encode_answer(&b, status, content_type, extra, body, len);
-    if (rv == BERTH_EINVAL) {
+    if (rv == BERTH_EINVAL || (rv == 0 && b.len > LOG_FORWARD_MAX)) {
         /* Say so rather than leave the client guessing: a program's
-         * content type can be anything. */
+         * content type can be anything, and its reply as big as a
+         * frame. */
         static const char bad[] =
             "{\"error\":{\"code\":\"bad_gateway\",\"message\":\"the "
-            "leader's answer cannot be passed on\"}}\n";
+            "leader's answer cannot be passed on (too big, or a content type "
+            "that is not one)\"}}\n";
+        buf_free(&b);
         rv = http_forward_encode_answer(&b, 502, "application/json", NULL, bad,
                                         sizeof bad - 1);
     }
@@ -195,7 +203,10 @@ void host_forwarded(void *arg, struct log_call *call, const uint8_t *body,
         return;
     }
     if (http_forward_decode_request(body, len, &f) != 0) {
-        log_forward_reply(call, BERTH_EMALFORMED, NULL, 0);
+        static const char bad[] =
+            "{\"error\":{\"code\":\"invalid\",\"message\":\"the "
+            "forwarded request does not decode\"}}\n";
+        forward__send(call, 400, "application/json", bad, sizeof bad - 1, NULL);
         return;
     }
     if (budget_over(&h->budget)) {
@@ -211,7 +222,11 @@ void host_forwarded(void *arg, struct log_call *call, const uint8_t *body,
     struct http_request *req;
     if (http_request_new_detached(&req, &f, &h->budget, forward__answer_cb,
                                   call) != 0) {
-        log_forward_reply(call, BERTH_ENOMEM, NULL, 0);
+        static const char oom[] =
+            "{\"error\":{\"code\":\"unavailable\",\"message\":\"out "
+            "of memory\"}}\n";
+        forward__send(call, 503, "application/json", oom, sizeof oom - 1,
+                      "Retry-After: 1\r\n");
         return;
     }
     if (f.server == HTTP_FORWARD_FRONT) {

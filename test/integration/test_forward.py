@@ -35,23 +35,24 @@ def voters_added(host):
         return len(re.findall(rb"becomes voter", f.read()))
 
 
-def start_cluster(host_factory, n=3):
+def start_cluster(host_factory, n=3, extra=()):
     """n hosts: the first bootstraps the cluster, the others join it, and
     every one of them is a voter. Returns them, the first (the leader)
     first."""
     peers = ["127.0.0.1:%d" % free_port() for _ in range(n)]
-    first = host_factory(["--peer", peers[0]], name="h1").start()
+    first = host_factory(["--peer", peers[0]] + list(extra), name="h1").start()
     wait_for(lambda: leading(first))
     hosts = [first]
     for i in range(1, n):
-        hosts.append(host_factory(["--peer", peers[i], "--join", peers[0]],
+        hosts.append(host_factory(["--peer", peers[i], "--join", peers[0]] + list(extra),
                                   name="h%d" % (i + 1)).start())
     wait_for(lambda: voters_added(first) >= n - 1, timeout=20)
     return hosts
 
 
 def test_every_door_serves_the_cluster(host_factory):
-    leader, f1, f2 = start_cluster(host_factory)
+    # Bodies may be bigger than what one host passes to another.
+    leader, f1, f2 = start_cluster(host_factory, extra=["--max-body", "20000000"])
     # The admin API of a follower creates a ship (the leader proposes it).
     sid = f1.new_ship(KV, "ann")
     assert f2.cli_json("ship", "show", "ann")["id"] == sid
@@ -77,6 +78,15 @@ def test_every_door_serves_the_cluster(host_factory):
     assert status == 200 and body == big
     status, _, body = request(leader, "GET", "/s/ann/k/big")
     assert status == 200 and body == big
+    # Past what the peer port carries (16 MiB): a request is refused by the
+    # follower, and an answer by the leader, each saying why.
+    huge = b"h" * (17 * 1024 * 1024)
+    status, _, body = request(f1, "PUT", "/s/ann/k/huge", huge)
+    assert status == 413 and json.loads(body)["error"]["code"] == "too_big"
+    assert request(leader, "PUT", "/s/ann/k/huge", huge)[0] == 201
+    status, _, body = request(f2, "GET", "/s/ann/k/huge")
+    assert status == 502 and json.loads(body)["error"]["code"] == "bad_gateway"
+    assert request(f2, "DELETE", "/s/ann/k/huge")[0] == 200
     # The admin API and the CLI through a follower: an event, a listing,
     # a sleep. Stats describe the host asked: only the leader runs ships.
     f2.cli("ship", "send", "ann", "put sent yes")
