@@ -13,6 +13,9 @@
  *   POST   /v1/ships/ID/wake      start; answers once awake
  *   GET    /v1/stats              host counters
  *
+ * On a host that does not lead, every request but /healthz, /v1/stats and
+ * /v1/cluster is forwarded to the leader (daemon/forward.c).
+ *
  * Errors are {"error": {"code", "message"}} with a fitting status; docs/api.md
  * is the reference. */
 #include <errno.h>
