@@ -144,7 +144,8 @@ def test_leader_killed_then_a_new_one_serves(host_factory):
         seen.append(status)
         time.sleep(0.05)
     else:
-        raise AssertionError("no new leader served in 30 s")
+        raise AssertionError("no new leader served in 30 s:\n%s\n%s"
+                             % (f1.logs(), f2.logs()))
     assert seen, "the follower served before any new leader was elected"
     # Either survivor may lead now; both doors serve, writes included.
     assert wait_for(lambda: leading(f1) or leading(f2))
