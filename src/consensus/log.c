@@ -294,7 +294,7 @@ static void log__check_cb(uv_check_t *c)
             l->barrier_pending = true;
         }
     }
-    if (l->leading && l->pending > 0 && l->cfg.progress != NULL) {
+    if (l->leading && l->cfg.progress != NULL) {
         l->cfg.progress(l->cfg.arg);
     }
 }
@@ -837,6 +837,16 @@ int log_cluster(struct log *l, log_cluster_cb cb, void *arg)
     return 0;
 }
 
+uint64_t log_host_by_peer(const struct log *l, const char *peer)
+{
+    for (unsigned i = 0; i < l->raft.configuration.n; i++) {
+        if (strcmp(l->raft.configuration.servers[i].address, peer) == 0) {
+            return l->raft.configuration.servers[i].id;
+        }
+    }
+    return 0;
+}
+
 int log_remove(struct log *l, uint64_t id, char *errmsg)
 {
     if (!l->leading) {
@@ -1291,6 +1301,11 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
     }
 
     rv = raft_start(&l->raft);
+    if (rv != 0 && transport_listen_failed(l->peers)) {
+        err_printf(errmsg, "peer port: %s", l->transport.errmsg);
+        rv = BERTH_EBUSY;
+        goto err_after_raft;
+    }
     if (rv != 0) {
         err_printf(errmsg, "raft log in %s cannot be loaded: %s", l->dir,
                    raft_errmsg(&l->raft));

@@ -44,7 +44,7 @@ typedef void (*log_fatal_fn)(void *arg, const char *message);
  * host may let effects out. */
 typedef void (*log_lead_fn)(void *arg, bool leading);
 
-/* Called on the leader, at most once per loop iteration, when proposed
+/* Called on the leader once per loop iteration, after I/O: proposed
  * entries may be held by more hosts than before (see log_held). */
 typedef void (*log_progress_fn)(void *arg);
 
@@ -99,8 +99,10 @@ typedef void (*log_done_cb)(void *arg, int status, int result);
  * files are damaged in a way that would drop an entry at or below
  * cfg->applied_index, or when it ends below that index: new entries would
  * then take the numbers of entries the state machine already holds
- * (consensus/segments.h). The files are left untouched. On any failure
- * returns a negative code with a message in errmsg. *out is freed by
+ * (consensus/segments.h). The files are left untouched. BERTH_EBUSY says
+ * the peer port could not be bound, BERTH_EINVAL a setting that does not
+ * fit the data directory, BERTH_ETIMEOUT a join that got no answer. On any
+ * failure returns a negative code with a message in errmsg. *out is freed by
  * log_close(). */
 int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
              char *errmsg);
@@ -201,6 +203,9 @@ int log_cluster(struct log *l, log_cluster_cb cb, void *arg);
  * BERTH_ENOTLEADER). Returns 0 once the change is proposed, or a negative
  * code with a message in errmsg. */
 int log_remove(struct log *l, uint64_t id, char *errmsg);
+
+/* Return the id of the host whose peer address is peer, or 0. */
+uint64_t log_host_by_peer(const struct log *l, const char *peer);
 
 /* Called when a hand-off has ended, whether or not another host leads. */
 typedef void (*log_handoff_cb)(void *arg);

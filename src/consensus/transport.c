@@ -58,6 +58,7 @@ struct transport {
     uv_tcp_t listener;
     bool listening;
     bool raft_closed;
+    bool listen_failed;
     bool closing;
     raft_uv_accept_cb accept_cb;
     raft_uv_transport_close_cb raft_close_cb;
@@ -650,6 +651,7 @@ static int transport__raft_listen(struct raft_uv_transport *rt,
     if (rv != 0) {
         snprintf(rt->errmsg, sizeof rt->errmsg, "cannot listen on %s: %s",
                  t->bind, uv_strerror(rv));
+        t->listen_failed = true;
         return RAFT_IOERR;
     }
     t->listening = true;
@@ -785,6 +787,11 @@ void transport_set_cluster(struct transport *t,
 void transport_set_id(struct transport *t, uint64_t id)
 {
     t->id = id;
+}
+
+bool transport_listen_failed(const struct transport *t)
+{
+    return t->listen_failed;
 }
 
 uint64_t transport_refused(const struct transport *t)

@@ -118,6 +118,10 @@ int transport_request(struct transport *t, const char *address, unsigned kind,
                       const void *body, size_t len, unsigned timeout_ms,
                       transport_reply_cb cb, void *arg);
 
+/* Return whether the peer port could not be bound when libraft asked for
+ * it; the reason is in the raft transport's errmsg. */
+bool transport_listen_failed(const struct transport *t);
+
 /* Count of connections refused for naming another cluster or being
  * garbage, since start. */
 uint64_t transport_refused(const struct transport *t);

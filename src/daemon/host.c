@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ void host_config_defaults(struct host_config *cfg)
     cfg->admin = NULL;
     cfg->max_body = 8u * 1024 * 1024;
     cfg->idle_timeout_ms = 60000;
+    cfg->acks = GATE_ACKS_QUORUM;
     cfg->freeze_timeout_ms = 10000;
     cfg->event_timeout_ms = 10000;
     cfg->snapshot_every = 1000;
@@ -180,11 +182,17 @@ static void host__damaged(void *arg, uint64_t sid, uint64_t number,
     }
 }
 
+static void host__diverge_check(struct host *h, uint64_t index,
+                                const uint8_t *entry, size_t len);
+
 static int host__apply(void *arg, uint64_t index, const uint8_t *entry,
                        size_t len, int *result)
 {
     struct host *h = arg;
     struct store_apply_hook hook = {.damaged = host__damaged, .arg = h};
+    if (h->n_watch > 0) {
+        host__diverge_check(h, index, entry, len);
+    }
     int rv = store_apply_entry(h->store, index, entry, len, &hook, result);
     if (rv != 0) {
         host_log("fatal", "cannot apply log entry", "error",
@@ -338,6 +346,8 @@ static int host__load_alarm(const struct store_ship_brief *b, void *arg)
 /* Leading starts with every alarm as the store holds it (followers apply
  * events without arming anything) and ends with every program stopped:
  * only the leader runs ships and lets effects out. */
+static void host__batches_step_down(struct host *h);
+
 static void host__lead(void *arg, bool leading)
 {
     struct host *h = arg;
@@ -354,6 +364,7 @@ static void host__lead(void *arg, bool leading)
         host_log("info", "leading", NULL);
     } else {
         uv_timer_stop(&h->alarm_timer);
+        host__batches_step_down(h);
         host_ships_step_down(h);
         host_log("info", "no longer leading; ships stopped", NULL);
     }
@@ -371,32 +382,201 @@ bool host_serving(const struct host *h)
     return h->ready && (h->leading || log_has_leader(h->log));
 }
 
-/* --- Group commit. --- */
+/* --- Group commit. ---
+ *
+ * Events computed in one loop iteration become one entry. Each event's
+ * effects leave when its ship's ack level is met (core/gate.h): at commit
+ * for quorum, the default; before it for lower levels, as the leader's
+ * fsync and followers' acknowledgements arrive (log_held, polled once per
+ * iteration from the log's progress callback); after it, for all, once
+ * every voter holds it. Batches with any event not at quorum are kept on
+ * h->batches until every event in them is answered. */
 
 struct host__ref {
     struct host_ship *ship;
     uint64_t number;
+    uint8_t acks;
+    bool released; /* its effects left before commit */
+    bool done;     /* host_ship_durable was called */
 };
 
 struct host__batch {
     struct host *host;
     struct host__ref *refs;
     unsigned n_refs;
+    unsigned n_open; /* refs not done */
+    uint64_t index;
+    bool committed;
+    bool tracked;  /* on h->batches */
+    bool released; /* effects of some of its events left before commit */
+    uint8_t hash[HOST_ENTRY_HASH];
+    struct host__batch *prev, *next;
 };
+
+static void host__batch_unlink(struct host *h, struct host__batch *b)
+{
+    if (!b->tracked) {
+        return;
+    }
+    if (b->prev != NULL) {
+        b->prev->next = b->next;
+    } else {
+        h->batches = b->next;
+    }
+    if (b->next != NULL) {
+        b->next->prev = b->prev;
+    }
+    b->tracked = false;
+}
+
+static void host__batch_free(struct host__batch *b)
+{
+    host__batch_unlink(b->host, b);
+    mem_free(b->refs);
+    mem_free(b);
+}
+
+static void host__ref_done(struct host__batch *b, struct host__ref *r,
+                           int status)
+{
+    r->done = true;
+    b->n_open--;
+    host_ship_durable(r->ship, r->number, status);
+}
+
+/* Answer or release what the acks counted so far allow. */
+static void host__batch_progress(struct host__batch *b)
+{
+    struct host *h = b->host;
+    unsigned held = log_held(h->log, b->index);
+    unsigned voters = log_voters(h->log);
+    for (unsigned i = 0; i < b->n_refs; i++) {
+        struct host__ref *r = &b->refs[i];
+        if (r->done || (r->released && !b->committed) ||
+            !gate_acks_met(r->acks, held, voters, b->committed)) {
+            continue;
+        }
+        if (b->committed) {
+            host__ref_done(b, r, 0);
+        } else {
+            r->released = true;
+            b->released = true;
+            h->released_early++;
+            host_ship_held(r->ship, r->number);
+        }
+    }
+}
+
+/* Effects left before commit, and then the proposal failed: the entry may
+ * still commit under the next leader, or be replaced. Its position and
+ * hash are kept, and once this host applies that position (as leader or
+ * follower) the two are compared: a different entry there means effects
+ * left for events that no host kept. */
+static void host__diverge_watch(struct host *h, const struct host__batch *b)
+{
+    if (h->n_watch == HOST_DIVERGE_WATCH) {
+        h->diverge_unknown++;
+        return;
+    }
+    h->watch[h->n_watch].index = b->index;
+    memcpy(h->watch[h->n_watch].hash, b->hash, HOST_ENTRY_HASH);
+    h->n_watch++;
+}
+
+static void host__diverge_check(struct host *h, uint64_t index,
+                                const uint8_t *entry, size_t len)
+{
+    for (unsigned i = 0; i < h->n_watch;) {
+        bool lost;
+        if (h->watch[i].index == index) {
+            uint8_t hash[HOST_ENTRY_HASH];
+            crypto_generichash(hash, sizeof hash, entry, len, NULL, 0);
+            lost = memcmp(hash, h->watch[i].hash, sizeof hash) != 0;
+        } else if (h->watch[i].index < index) {
+            /* Passed without being applied: another leader's entry that
+             * is not a command (a barrier, a configuration) took it. */
+            lost = true;
+        } else {
+            i++;
+            continue;
+        }
+        if (lost) {
+            h->diverge_lost++;
+            char at[32];
+            snprintf(at, sizeof at, "%llu",
+                     (unsigned long long)h->watch[i].index);
+            host_log("warn",
+                     "effects left below quorum for events that a failover "
+                     "lost",
+                     "index", at, NULL);
+        } else {
+            h->diverge_survived++;
+        }
+        h->watch[i] = h->watch[--h->n_watch];
+    }
+}
 
 static void host__batch_done(void *arg, int status, int result)
 {
     struct host__batch *b = arg;
     struct host *h = b->host;
-    for (unsigned i = 0; i < b->n_refs; i++) {
-        host_ship_durable(b->refs[i].ship, b->refs[i].number, status);
-    }
+    (void)result;
     if (status == 0) {
         h->events_committed += b->n_refs;
         h->batches_committed++;
+        b->committed = true;
+        unsigned voters = log_voters(h->log);
+        unsigned held = b->tracked ? log_held(h->log, b->index) : 0;
+        for (unsigned i = 0; i < b->n_refs; i++) {
+            struct host__ref *r = &b->refs[i];
+            if (r->released || gate_acks_met(r->acks, held, voters, true)) {
+                host__ref_done(b, r, 0);
+            }
+        }
+    } else {
+        if (b->released) {
+            host__diverge_watch(h, b);
+        }
+        for (unsigned i = 0; i < b->n_refs; i++) {
+            host__ref_done(b, &b->refs[i], status);
+        }
     }
-    mem_free(b->refs);
-    mem_free(b);
+    if (b->n_open == 0) {
+        host__batch_free(b);
+    }
+}
+
+/* The log's progress callback: once per loop iteration on the leader. */
+static void host__progress(void *arg)
+{
+    struct host *h = arg;
+    struct host__batch *next;
+    for (struct host__batch *b = h->batches; b != NULL; b = next) {
+        next = b->next;
+        host__batch_progress(b);
+        if (b->n_open == 0) {
+            host__batch_free(b);
+        }
+    }
+}
+
+/* This host stopped leading: what was committed but waits for more hosts
+ * is not let out by a host that can no longer count them. */
+static void host__batches_step_down(struct host *h)
+{
+    struct host__batch *next;
+    for (struct host__batch *b = h->batches; b != NULL; b = next) {
+        next = b->next;
+        if (!b->committed) {
+            continue; /* its proposal fails, or commits, on its own */
+        }
+        for (unsigned i = 0; i < b->n_refs; i++) {
+            if (!b->refs[i].done) {
+                host__ref_done(b, &b->refs[i], BERTH_ENOTLEADER);
+            }
+        }
+        host__batch_free(b);
+    }
 }
 
 static void host__flush(struct host *h)
@@ -404,21 +584,41 @@ static void host__flush(struct host *h)
     if (h->n_refs == 0) {
         return;
     }
-    struct host__batch *b = mem_alloc(sizeof *b);
+    struct host__batch *b = mem_calloc(1, sizeof *b);
     if (b == NULL) {
         host_log("fatal", "out of memory proposing a batch", NULL);
         _exit(70);
     }
     b->host = h;
     b->refs = h->refs;
-    b->n_refs = h->n_refs;
+    b->n_refs = b->n_open = h->n_refs;
+    bool track = false;
+    for (unsigned i = 0; i < b->n_refs; i++) {
+        uint8_t acks = b->refs[i].acks;
+        track |= acks != GATE_ACKS_QUORUM && acks != GATE_ACKS_DEFAULT;
+    }
     h->refs = NULL;
     h->n_refs = h->cap_refs = 0;
-    int rv = log_propose(h->log, &h->batch, host__batch_done, b, NULL);
+    if (track) {
+        crypto_generichash(b->hash, sizeof b->hash, h->batch.data, h->batch.len,
+                           NULL, 0);
+    }
+    int rv = log_propose(h->log, &h->batch, host__batch_done, b, &b->index);
     buf_free(&h->batch);
     if (rv != 0) {
         /* Only a closing or failed log refuses; fail the events like it. */
         host__batch_done(b, rv, 0);
+        return;
+    }
+    if (track) {
+        b->tracked = true;
+        b->next = h->batches;
+        if (h->batches != NULL) {
+            h->batches->prev = b;
+        }
+        h->batches = b;
+        /* Level 0 leaves now, before anything is written. */
+        host__batch_progress(b);
     }
 }
 
@@ -453,8 +653,10 @@ int host_propose_event(struct host *h, struct host_ship *s, uint64_t number,
     if (rv != 0) {
         return rv;
     }
+    memset(&h->refs[h->n_refs], 0, sizeof h->refs[h->n_refs]);
     h->refs[h->n_refs].ship = s;
     h->refs[h->n_refs].number = number;
+    h->refs[h->n_refs].acks = s->acks;
     h->n_refs++;
     s->inflight++;
     if (h->batch.len >= HOST__BATCH_MAX) {
@@ -491,15 +693,41 @@ static int host__mkdir(const char *dir)
     return 0;
 }
 
+static void host__stop_timer_cb(uv_timer_t *t)
+{
+    struct host *h = t->data;
+    host_log("warn", "leadership hand-over took too long; stopping", NULL);
+    uv_stop(&h->loop);
+}
+
+static void host__handed_off(void *arg)
+{
+    struct host *h = arg;
+    host_log("info", "leadership handed over", NULL);
+    host__flush(h);
+    uv_stop(&h->loop);
+}
+
 static void host__signal_cb(uv_signal_t *sig, int signum)
 {
     struct host *h = sig->data;
     if (h->stopping) {
+        /* A second signal does not wait for a hand-off. */
+        uv_stop(&h->loop);
         return;
     }
     h->stopping = true;
     host_log("info", "stopping", "signal", signum == SIGINT ? "INT" : "TERM",
              NULL);
+    /* A leader first hands over to the most caught-up voter, so that the
+     * cluster does not wait an election timeout to notice it is gone. */
+    if (h->leading && log_handoff(h->log, host__handed_off, h) == 0) {
+        host_log("info", "handing leadership over", NULL);
+        /* libraft gives up on a transfer after an election timeout; this
+         * is a backstop should its callback never come. */
+        uv_timer_start(&h->stop_timer, host__stop_timer_cb, 5000, 0);
+        return;
+    }
     host__flush(h);
     uv_stop(&h->loop);
 }
@@ -667,18 +895,25 @@ int host_run(const struct host_config *cfg)
         .sync = host__sync,
         .fatal = host__fatal,
         .lead = host__lead,
+        .progress = host__progress,
         .note = host__note,
         .forwarded = host_forwarded,
         .arg = h,
     };
     rv = log_open(&h->log, &h->loop, &lc, errmsg);
     if (rv != 0) {
-        fprintf(stderr,
-                "berth: %s\nberth: the log cannot be loaded as it "
-                "is; refusing to start so that nothing is lost (its files "
-                "are left as they are; see docs/design.md, \"A damaged "
-                "log\")\n",
-                errmsg);
+        /* Usage, joining and the peer port fail with their own words; the
+         * rest is about the files. */
+        if (rv != BERTH_EINVAL && rv != BERTH_ETIMEOUT && rv != BERTH_EBUSY) {
+            fprintf(stderr,
+                    "berth: %s\nberth: the log cannot be loaded as it "
+                    "is; refusing to start so that nothing is lost (its "
+                    "files are left as they are; see docs/design.md, \"A "
+                    "damaged log\")\n",
+                    errmsg);
+        } else {
+            fprintf(stderr, "berth: %s\n", errmsg);
+        }
         goto err_after_log;
     }
     if (host__ready(h) != 0) {
@@ -743,6 +978,8 @@ int host_run(const struct host_config *cfg)
     }
     host__publish_admin(h);
 
+    uv_timer_init(&h->loop, &h->stop_timer);
+    h->stop_timer.data = h;
     uv_signal_init(&h->loop, &h->sigint);
     uv_signal_init(&h->loop, &h->sigterm);
     h->sigint.data = h->sigterm.data = h;
@@ -773,6 +1010,7 @@ int host_run(const struct host_config *cfg)
     }
     uv_signal_stop(&h->sigint);
     uv_signal_stop(&h->sigterm);
+    uv_timer_stop(&h->stop_timer);
     uint64_t deadline = uv_now(&h->loop) + 10000;
     while ((log_pending(h->log) > 0 || proc_count() > 0) &&
            uv_now(&h->loop) < deadline) {

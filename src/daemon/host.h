@@ -31,6 +31,11 @@
  * programs nor connections take them. */
 #define HOST_FD_RESERVE 256
 
+/* Bytes of an entry's hash, and entries watched at most, for the check of
+ * effects that left before commit (see host.c, "Group commit"). */
+#define HOST_ENTRY_HASH 16
+#define HOST_DIVERGE_WATCH 1024
+
 struct host_config {
     const char *data_dir;
     const char *listen; /* front door HOST:PORT */
@@ -55,6 +60,7 @@ struct host_config {
     const char *peer; /* peer address (IP:PORT), or NULL: no peer port */
     const char *join; /* a peer to join through the first time, or NULL */
     unsigned voters;  /* voters the cluster keeps; 0: 3 */
+    uint8_t acks;     /* ack level of ships that set none (core/gate.h) */
 };
 
 /* Fill cfg with the defaults of `berth serve`. */
@@ -129,7 +135,8 @@ struct host_ship {
     char name[STORE_NAME_MAX + 1];
     const char *program; /* owned by the registry */
     uint32_t program_index;
-    uint64_t idle_timeout_ms;   /* 0: the host's default */
+    uint64_t idle_timeout_ms; /* 0: the host's default */
+    uint8_t acks; /* ack level in force (core/gate.h), default resolved */
     uint64_t freeze_timeout_ms; /* 0: the host's default */
     uint64_t created_ns;
     enum ship_state state;
@@ -235,8 +242,21 @@ struct host {
     struct buf batch;
     struct host__ref *refs;
     unsigned n_refs, cap_refs;
+    /* Proposed batches with events whose ack level is not quorum. */
+    struct host__batch *batches;
+    /* Events whose effects left before their entry committed; and, of the
+     * entries that then failed, which this host later applied unchanged
+     * (survived), changed (lost) or could not watch. */
+    uint64_t released_early;
+    struct {
+        uint64_t index;
+        uint8_t hash[HOST_ENTRY_HASH];
+    } watch[HOST_DIVERGE_WATCH];
+    unsigned n_watch;
+    uint64_t diverge_survived, diverge_lost, diverge_unknown;
     uv_check_t flush;
     uv_signal_t sigint, sigterm;
+    uv_timer_t stop_timer; /* bounds a stopping leader's hand-over */
     char admin_path[4096];
     uint64_t events_committed, batches_committed, wakes, thaws, evictions;
     uint64_t alarms_fired;
@@ -319,8 +339,12 @@ int host_registry_sync(struct host *h);
 /* Arm the alarm timer for the earliest alarm, once the host is ready. */
 void host_alarms_start(struct host *h);
 
-/* Tell a ship that its proposal up to number was applied (status 0) or
- * failed. */
+/* Let a ship's effects out up to event number: it is held at the ship's
+ * ack level, below quorum, before it commits. */
+void host_ship_held(struct host_ship *s, uint64_t number);
+
+/* Tell a ship that its proposal up to number was applied (status 0) and is
+ * held at its ack level, or failed. */
 void host_ship_durable(struct host_ship *s, uint64_t number, int status);
 
 /* Hold back or let on programs and clients after the host's buffer

@@ -1015,6 +1015,7 @@ static void ship__wake(struct host_ship *s)
     s->first_event = rec.first_event;
     s->idle_timeout_ms = rec.idle_timeout_ms;
     s->freeze_timeout_ms = rec.freeze_timeout_ms;
+    s->acks = rec.acks == GATE_ACKS_DEFAULT ? h->cfg.acks : rec.acks;
     s->created_ns = rec.created_ns;
     s->alarm_ns = rec.alarm_ns;
     memcpy(s->head_hash, rec.last_hash, sizeof s->head_hash);
@@ -1857,6 +1858,15 @@ static void ship__timer_cb(uv_timer_t *t)
     }
 }
 
+void host_ship_held(struct host_ship *s, uint64_t number)
+{
+    if (ship__entry(s)->flags & REGISTRY_CORRUPT) {
+        return;
+    }
+    gate_mark_durable(&s->gate, number);
+    ship__release(s);
+}
+
 void host_ship_durable(struct host_ship *s, uint64_t number, int status)
 {
     s->inflight--;
@@ -2254,6 +2264,15 @@ json_t *host_ship_json(struct host *h, uint32_t slot)
     json_object_set_new(o, "first_event",
                         json_integer((json_int_t)rec.first_event));
     json_object_set_new(o, "idle_timeout_ms", json_integer((json_int_t)idle));
+    uint8_t acks = have ? rec.acks : GATE_ACKS_DEFAULT;
+    char acks_name[8];
+    gate_acks_name(acks == GATE_ACKS_DEFAULT ? h->cfg.acks : acks, acks_name);
+    json_object_set_new(o, "acks",
+                        acks_name[0] >= '0' && acks_name[0] <= '9'
+                            ? json_integer(atoi(acks_name))
+                            : json_string(acks_name));
+    json_object_set_new(o, "acks_default",
+                        json_boolean(acks == GATE_ACKS_DEFAULT));
     json_object_set_new(o, "freeze_timeout_ms",
                         json_integer((json_int_t)freeze));
     json_object_set_new(o, "wake_count", json_integer(e->wake_count));
