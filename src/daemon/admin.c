@@ -580,12 +580,12 @@ static bool admin__number(const char *s, unsigned long long max,
 static uint32_t admin__tier_count(const struct host *h, enum ship_state state)
 {
     if (state != SHIP_ASLEEP) {
-        return h->tiers[state];
+        return h->fleet.tiers[state];
     }
     uint32_t others = 0;
     for (int i = 0; i < SHIP__STATE_COUNT; i++) {
         if (i != SHIP_REMOVED && i != SHIP_ASLEEP) {
-            others += h->tiers[i];
+            others += h->fleet.tiers[i];
         }
     }
     uint32_t total = registry_count(&h->reg);
@@ -601,7 +601,7 @@ static bool admin__listed(const struct host *h, uint32_t slot, int want)
         return false;
     }
     const struct host_ship *s = e->live;
-    return want < 0 || (int)(s != NULL ? s->state : SHIP_ASLEEP) == want;
+    return want < 0 || (int)(s != NULL ? s->core.state : SHIP_ASLEEP) == want;
 }
 
 static void admin__list(struct host *h, struct http_request *req)
@@ -699,7 +699,7 @@ static void admin__stats(struct host *h, struct http_request *req)
     for (int i = 0; i < SHIP__STATE_COUNT; i++) {
         if (i != SHIP_REMOVED && i != SHIP_ASLEEP) {
             json_object_set_new(st, ship_state_name(i),
-                                json_integer(h->tiers[i]));
+                                json_integer(h->fleet.tiers[i]));
         }
     }
     uint32_t total = registry_count(&h->reg);
@@ -708,17 +708,17 @@ static void admin__stats(struct host *h, struct http_request *req)
     json_t *o = json_object();
     json_object_set_new(o, "ships", json_integer(total));
     json_object_set_new(o, "states", st);
-    json_object_set_new(o, "wake_queue", json_integer(h->n_wake_queue));
+    json_object_set_new(o, "wake_queue", json_integer(h->fleet.n_wake_queue));
     json_object_set_new(o, "host_id", json_integer((json_int_t)log_id(h->log)));
     json_object_set_new(o, "leading", json_boolean(h->leading));
     json_object_set_new(o, "leads", json_integer((json_int_t)h->leads));
     json_object_set_new(o, "divergence", admin__divergence(h));
-    json_object_set_new(o, "live", json_integer(h->n_live));
-    json_object_set_new(o, "corrupt", json_integer(h->n_damaged));
-    json_object_set_new(o, "programs_running", json_integer(h->n_procs));
+    json_object_set_new(o, "live", json_integer(h->fleet.n_live));
+    json_object_set_new(o, "corrupt", json_integer(h->fleet.n_damaged));
+    json_object_set_new(o, "programs_running", json_integer(h->fleet.n_procs));
     json_object_set_new(o, "max_awake", json_integer(h->max_awake));
     json_object_set_new(o, "awake_memory_bytes",
-                        json_integer((json_int_t)h->awake_memory));
+                        json_integer((json_int_t)h->fleet.awake_memory));
     json_object_set_new(o, "max_awake_bytes",
                         json_integer((json_int_t)h->cfg.max_awake_bytes));
     json_object_set_new(o, "freezer", json_string(proc_freezer_name()));
@@ -728,14 +728,17 @@ static void admin__stats(struct host *h, struct http_request *req)
                         json_integer((json_int_t)h->events_committed));
     json_object_set_new(o, "batches_committed",
                         json_integer((json_int_t)h->batches_committed));
-    json_object_set_new(o, "wakes", json_integer((json_int_t)h->wakes));
-    json_object_set_new(o, "thaws", json_integer((json_int_t)h->thaws));
-    json_object_set_new(o, "evictions", json_integer((json_int_t)h->evictions));
+    json_object_set_new(o, "wakes", json_integer((json_int_t)h->fleet.wakes));
+    json_object_set_new(o, "thaws", json_integer((json_int_t)h->fleet.thaws));
+    json_object_set_new(o, "evictions",
+                        json_integer((json_int_t)h->fleet.evictions));
     json_object_set_new(o, "alarms", json_integer(alarms_count(&h->alarms)));
     json_object_set_new(o, "alarms_fired",
-                        json_integer((json_int_t)h->alarms_fired));
-    json_object_set_new(o, "wake_latency_ms", admin__latency(&h->wake_latency));
-    json_object_set_new(o, "thaw_latency_ms", admin__latency(&h->thaw_latency));
+                        json_integer((json_int_t)h->fleet.alarms_fired));
+    json_object_set_new(o, "wake_latency_ms",
+                        admin__latency(&h->fleet.wake_latency));
+    json_object_set_new(o, "thaw_latency_ms",
+                        admin__latency(&h->fleet.thaw_latency));
     json_object_set_new(o, "rss_bytes", json_integer((json_int_t)admin__rss()));
     json_object_set_new(o, "buffer_bytes",
                         json_integer((json_int_t)h->budget.held));

@@ -307,6 +307,7 @@ static void host__limits(struct host *h)
         by_fds = (unsigned)(pid_max / 2);
     }
     h->max_awake = h->cfg.max_awake ? h->cfg.max_awake : by_fds;
+    h->fleet.max_awake = h->max_awake;
 }
 
 /* The log is open: load every ship the store holds. From here on the
@@ -656,9 +657,8 @@ int host_propose_event(struct host *h, struct host_ship *s, uint64_t number,
     memset(&h->refs[h->n_refs], 0, sizeof h->refs[h->n_refs]);
     h->refs[h->n_refs].ship = s;
     h->refs[h->n_refs].number = number;
-    h->refs[h->n_refs].acks = s->acks;
+    h->refs[h->n_refs].acks = s->core.acks;
     h->n_refs++;
-    s->inflight++;
     if (h->batch.len >= HOST__BATCH_MAX) {
         host__flush(h);
     } else if (!uv_is_active((uv_handle_t *)&h->flush)) {
@@ -823,8 +823,7 @@ int host_run(const struct host_config *cfg)
     h->started_ns = uv_hrtime();
     registry_init(&h->reg);
     alarms_init(&h->alarms);
-    hist_init(&h->wake_latency);
-    hist_init(&h->thaw_latency);
+    host_ships_init(h);
     buf_init(&h->batch);
     signal(SIGPIPE, SIG_IGN);
 

@@ -79,7 +79,7 @@ def test_levels_release_as_hosts_hold(host_factory):
             t = time.time()
             assert put(a, "zero", "z", b"3") == 201
             assert put(a, "one", "z", b"3") == 201
-            assert time.time() - t < 1.0
+            assert time.time() - t < 3.0  # no election timeout waited
             assert put(a, "two", "z", b"3", timeout=5) != 201
             assert put(a, "dflt", "z", b"3", timeout=5) != 201
         finally:
