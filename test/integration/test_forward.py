@@ -53,11 +53,13 @@ def start_cluster(host_factory, n=3, extra=()):
     first."""
     peers = ["127.0.0.1:%d" % free_port() for _ in range(n)]
     first = host_factory(["--peer", peers[0]] + list(extra), name="h1").start()
+    first.peer = peers[0]
     wait_for(lambda: leading(first))
     hosts = [first]
     for i in range(1, n):
         hosts.append(host_factory(["--peer", peers[i], "--join", peers[0]] + list(extra),
                                   name="h%d" % (i + 1)).start())
+        hosts[-1].peer = peers[i]
     # Every host has the configuration that makes them all voters: a
     # leader killed now leaves a quorum that knows it is one.
     wait_for(lambda: all(voters(h) == n for h in hosts), timeout=20)
@@ -160,6 +162,11 @@ def test_leader_killed_then_a_new_one_serves(host_factory):
     follower = f2 if leading(f1) else f1
     follower.cli("ship", "send", "bob", "put c 2")
     assert request(follower, "GET", "/s/bob/k/c")[2] == b"2"
+    # Only the leader changes the configuration: a follower forwards.
+    # (409 while the leader makes another change: try again.)
+    wait_for(lambda: follower.cli("cluster", "remove", leader.peer,
+                                  check=False).returncode == 0, timeout=20)
+    wait_for(lambda: len(follower.cli_json("cluster", "ls")["hosts"]) == 2)
 
 
 def test_leader_that_stops_answering(host_factory):
