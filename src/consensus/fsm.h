@@ -56,9 +56,9 @@ struct fsm_hooks {
 
 /* What the fsm has done since it was opened, for tests and stats. */
 struct fsm_stats {
-    uint64_t snapshots;     /* raft snapshots taken */
-    uint64_t restores;      /* snapshots that replaced the store */
-    uint64_t restores_kept; /* snapshots the store held already */
+    uint64_t snapshots;           /* raft snapshots taken */
+    uint64_t restores;            /* snapshots that replaced the store */
+    uint64_t restores_kept;       /* snapshots the store held already */
     uint64_t last_snapshot_bytes; /* size of the last image taken */
 };
 
