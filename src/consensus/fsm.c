@@ -21,6 +21,7 @@ struct fsm {
     struct store *store;
     struct fsm_hooks hooks;
     unsigned every;          /* least entries between snapshots */
+    unsigned trailing;       /* entries kept behind a snapshot; 0: default */
     unsigned size_percent;   /* log bytes since, in % of the store's size */
     uint64_t snapshot_index; /* raft index of the last snapshot */
     uint64_t bytes_since;    /* entry bytes applied since it */
@@ -89,7 +90,8 @@ static void fsm__settings(struct fsm *f, uint64_t index)
         return;
     }
     raft_set_snapshot_threshold(f->raft, fsm__due(f, index) ? 1 : UINT_MAX);
-    raft_set_snapshot_trailing(f->raft, f->every / 8 + 1);
+    raft_set_snapshot_trailing(f->raft,
+                               f->trailing ? f->trailing : f->every / 8 + 1);
 }
 
 static void fsm__unpin(struct fsm *f)
@@ -319,6 +321,14 @@ void fsm_attach(struct fsm *f, struct raft *raft, unsigned every)
 void fsm_set_size_percent(struct fsm *f, unsigned percent)
 {
     f->size_percent = percent;
+}
+
+void fsm_set_trailing(struct fsm *f, unsigned trailing)
+{
+    f->trailing = trailing;
+    if (f->raft != NULL) {
+        fsm__settings(f, raft_last_applied(f->raft));
+    }
 }
 
 void fsm_compact(struct fsm *f)

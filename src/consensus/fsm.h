@@ -78,13 +78,20 @@ struct raft_fsm *fsm_raft_fsm(struct fsm *f);
 /* Tell f which raft instance drives it, right after raft_init and before
  * raft_start: the fsm reads its applied index and sets its snapshot
  * threshold and trailing. every is the least number of entries between
- * snapshots (0: 1024); the fsm waits longer while the store is big. */
+ * snapshots (0: 1024); the fsm waits longer while the store is big. Every
+ * snapshot keeps every / 8 + 1 entries behind it unless fsm_set_trailing
+ * says otherwise. */
 void fsm_attach(struct fsm *f, struct raft *raft, unsigned every);
 
 /* Take snapshots after percent % of the store's size in log bytes (100 by
  * default) rather than the store's size; 0 leaves only the entry count.
  * Tests use it to get snapshots from a small store. */
 void fsm_set_size_percent(struct fsm *f, unsigned percent);
+
+/* Keep trailing entries behind each snapshot (0: every / 8 + 1, the
+ * default), so that a follower that far behind catches up from the log
+ * rather than by a copy of the store. */
+void fsm_set_trailing(struct fsm *f, unsigned trailing);
 
 /* Ask for a raft snapshot after the next applied entry, keeping no entry
  * behind it, so that the segments holding everything up to it leave the
