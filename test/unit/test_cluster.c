@@ -120,7 +120,7 @@ struct cl {
     struct cl_ack *acks;
     size_t n_acks, cap_acks;
     bool ship_acked[CL_SHIPS];
-    uint64_t ship_sid[CL_SHIPS]; /* of an acknowledged ship */
+    uint64_t ship_sid[CL_SHIPS];        /* of an acknowledged ship */
     bool remove_proposed[CL_SHIPS + 1]; /* by sid */
     bool remove_acked[CL_SHIPS + 1];
     /* The leader of each term seen, by term. */
@@ -355,8 +355,8 @@ static int cl_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
 
 /* The hash of ship sid's event n in st: 1 when known, 0 when the store no
  * longer holds it (behind a ship snapshot). */
-static int cl_hash_at(struct store *st, uint64_t sid, uint64_t n,
-                      uint64_t last, const uint8_t *head, uint8_t *out)
+static int cl_hash_at(struct store *st, uint64_t sid, uint64_t n, uint64_t last,
+                      const uint8_t *head, uint8_t *out)
 {
     if (n == last) {
         memcpy(out, head, RECORD_HASH_SIZE);
@@ -420,8 +420,9 @@ static void cl_check_acked(struct cl *c, unsigned i)
         }
         assert_int_equal(rv, 0);
         if (c->remove_acked[ship.sid]) {
-            cl_fail(c, "server %u holds ship %llu whose removal was "
-                       "acknowledged",
+            cl_fail(c,
+                    "server %u holds ship %llu whose removal was "
+                    "acknowledged",
                     i, (unsigned long long)ship.sid);
         }
         store_ship_clear(&ship);
@@ -456,9 +457,8 @@ static void cl_check_acked(struct cl *c, unsigned i)
                         (unsigned long long)a->sid);
             }
         } else if (ship.snapshot_event < a->number) {
-            cl_fail(c, "server %u lost acknowledged event %llu of ship %llu",
-                    i, (unsigned long long)a->number,
-                    (unsigned long long)a->sid);
+            cl_fail(c, "server %u lost acknowledged event %llu of ship %llu", i,
+                    (unsigned long long)a->number, (unsigned long long)a->sid);
         }
         store_ship_clear(&ship);
     }
@@ -916,7 +916,8 @@ static void cl_check_equal(struct cl *c)
             int ry = store_ship_get_sid(st, sid, &y);
             if (rx != ry) {
                 cl_fail(c, "ship %llu is on %s but not on %s",
-                        (unsigned long long)sid, rx == 0 ? "the leader" : "a",
+                        (unsigned long long)sid,
+                        rx == 0 ? "the leader" : "a follower",
                         rx == 0 ? "a follower" : "the leader");
             }
             if (rx != 0) {
@@ -926,8 +927,8 @@ static void cl_check_equal(struct cl *c)
                 x.first_event != y.first_event ||
                 x.snapshot_event != y.snapshot_event ||
                 memcmp(x.last_hash, y.last_hash, sizeof x.last_hash) != 0) {
-                cl_fail(c, "server %u's ship %llu differs from the leader's",
-                        i, (unsigned long long)sid);
+                cl_fail(c, "server %u's ship %llu differs from the leader's", i,
+                        (unsigned long long)sid);
             }
             /* The chains are whole and end at the same head. */
             for (uint64_t n = x.first_event; n <= x.last_event; n++) {
@@ -950,8 +951,7 @@ static void cl_trace(struct raft_tracer *t, int type, const void *info)
 {
     const struct raft_tracer_info *i = info;
     if (type == RAFT_TRACER_DIAGNOSTIC && cl_current != NULL &&
-        strstr(i->diagnostic.message, "already taking or installing") !=
-            NULL) {
+        strstr(i->diagnostic.message, "already taking or installing") != NULL) {
         cl_current->dropped_installs++;
     }
 }
@@ -1086,8 +1086,8 @@ static void cl_install(struct cl *c)
     struct raft *behind = raft_fixture_get(&c->f, x);
     uint64_t snapshots = fsm_stats(c->s[li].fsm).snapshots;
     for (unsigned steps = 0; steps < 100000; steps++) {
-        if (raft_last_applied(leader) > raft_last_applied(behind) +
-                                            c->trailing + 3 * c->every &&
+        if (raft_last_applied(leader) >
+                raft_last_applied(behind) + c->trailing + 3 * c->every &&
             fsm_stats(c->s[li].fsm).snapshots > snapshots + 1) {
             break;
         }
@@ -1152,8 +1152,8 @@ static void test_cluster_seeds(void **state)
             "%lu snapshots taken, %lu failed, %lu installed (%lu dropped "
             "by libraft)\n",
             cl_total.acked, cl_total.failed, cl_total.elections,
-            cl_total.snapshots, cl_total.snapshot_failures,
-            cl_total.installs, cl_total.dropped_installs);
+            cl_total.snapshots, cl_total.snapshot_failures, cl_total.installs,
+            cl_total.dropped_installs);
     assert_true(cl_total.acked > 0);
     if (one == NULL || *one == '\0') {
         assert_true(cl_total.failed > 0);
