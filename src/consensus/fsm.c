@@ -223,6 +223,7 @@ static int fsm__snapshot_finalize(struct raft_fsm *rf,
     *n_bufs = 0;
     fsm__unpin(f);
     f->stats.snapshots++;
+    f->stats.snapshot_index = f->snapshot_index;
     if (f->compact_taken) {
         f->compact_done = true;
     }
@@ -246,6 +247,7 @@ static int fsm__restore(struct raft_fsm *rf, struct raft_buffer *buf)
     uint64_t index = get_le64((const uint8_t *)buf->base + 16);
     raft_free(buf->base);
     f->snapshot_index = index;
+    f->stats.snapshot_index = index;
     f->bytes_since = 0;
     if (store_bytes(f->store, &f->store_bytes) != 0) {
         f->store_bytes = 0;

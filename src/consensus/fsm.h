@@ -60,6 +60,9 @@ struct fsm_stats {
     uint64_t restores;            /* snapshots that replaced the store */
     uint64_t restores_kept;       /* snapshots the store held already */
     uint64_t last_snapshot_bytes; /* size of the last image taken */
+    /* Log index of the last snapshot written (raft then drops the log
+     * behind it, but for the trailing entries) or restored. */
+    uint64_t snapshot_index;
 };
 
 /* Create the fsm over store, which must outlive it. The caller keeps store
