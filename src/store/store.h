@@ -203,10 +203,13 @@ int store_snapshot_get(struct store *s, uint64_t sid,
  * An image is a 64-byte header followed by the bytes of the SQLite database
  * file:
  *
- *     magic u64 | format u32 | 0 u32 | applied index u64 | file bytes u64 |
- *     BLAKE2b-256 of the first 32 header bytes and the file bytes
+ *     magic u64 | format u32 | header sum u32 | applied index u64 |
+ *     file bytes u64 | BLAKE2b-256 of the first 32 header bytes and the
+ *     file bytes
  *
- * (little-endian). Taking one is split in three, so that the part that costs
+ * (little-endian; the header sum is the first 4 bytes of BLAKE2b over the
+ * header's other fields, so that its index can be trusted without hashing
+ * the whole image). Taking one is split in three, so that the part that costs
  * the store's size can run off the loop thread: store_image_begin syncs the
  * store (its WAL is checkpointed into the file and emptied) and pins it:
  * until store_image_end no checkpoint runs, so every later commit stays in
@@ -245,8 +248,14 @@ void store_image_end(struct store *s, struct store_image *img);
  * BERTH_ECORRUPT. */
 int store_image_check(const uint8_t *image, size_t len, uint64_t *index);
 
+/* Check an image's header only (magic, format, length, header sum) and set
+ * *index: cheap, for deciding whether the image is needed at all. Returns 0
+ * or BERTH_ECORRUPT. */
+int store_image_index(const uint8_t *image, size_t len, uint64_t *index);
+
 /* Replace the store's contents with image, atomically: the image is checked
- * (BERTH_ECORRUPT, store untouched), written to a file next to the store,
+ * (BERTH_ECORRUPT, store untouched: the header always, the checksum over
+ * the whole image when it is used), written to a file next to the store,
  * fsynced, renamed over it (the directory fsynced) and reopened; s stays
  * the same pointer. When the store already holds the image's applied index
  * or a later one nothing is done and *replaced is false: a host restarting

@@ -679,6 +679,13 @@ static void test_image_corrupt_is_refused(void **state)
         assert_false(replaced);
         image[spots[i]] ^= 0x04;
     }
+    /* A damaged body passes the header's own check, not the whole one;
+     * a store that holds the image already never reads the body. */
+    image[len - 1] ^= 0x04;
+    assert_int_equal(store_image_index(image, len, &index), 0);
+    assert_int_equal(index, 40);
+    assert_int_equal(store_image_check(image, len, &index), BERTH_ECORRUPT);
+    image[len - 1] ^= 0x04;
     /* Cut short, or too short for a header. */
     assert_int_equal(store_image_restore(b, image, len - 1, &replaced),
                      BERTH_ECORRUPT);
