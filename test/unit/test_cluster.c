@@ -103,6 +103,7 @@ struct cl {
     unsigned seed;
     unsigned every;    /* the snapshot threshold */
     unsigned trailing; /* entries kept behind a snapshot in cl_install */
+    unsigned percent;  /* the fsm's size rule */
     uint64_t rng;
     char dir[128];
     struct cl_server s[CL_MAX];
@@ -975,7 +976,8 @@ static void cl_open(struct cl *c, unsigned n, unsigned seed)
     assert_int_equal(raft_fixture_init(&c->f), 0);
     c->every = 4 + cl_rnd(c, 28);
     unsigned every = c->every;
-    unsigned percent = cl_rnd(c, 3) == 0 ? 5 : 0;
+    c->percent = cl_rnd(c, 3) == 0 ? 5 : 0;
+    unsigned percent = c->percent;
     for (unsigned i = 0; i < n; i++) {
         struct cl_server *s = &c->s[i];
         char errmsg[ERRMSG_SIZE];
@@ -1093,9 +1095,25 @@ static void cl_install(struct cl *c)
             fsm_stats(c->s[li].fsm).snapshots > snapshots + 1) {
             break;
         }
-        cl_propose(c);
+        /* No other follower may fall behind the leader's log: it would
+         * need an install too, while it takes snapshots of its own. */
+        struct raft *leader = raft_fixture_get(&c->f, li);
+        bool close = true;
+        for (unsigned j = 0; j < c->n; j++) {
+            close =
+                close &&
+                (j == x || raft_last_index(leader) <
+                               raft_last_applied(raft_fixture_get(&c->f, j)) +
+                                   c->trailing / 2);
+        }
+        if (close) {
+            cl_propose(c);
+        }
         cl_step(c);
     }
+    /* Nor does x take snapshots of its own while it catches up (the same
+     * race, should the leader's log move on under it). */
+    fsm_set_size_percent(c->s[x].fsm, 1000000);
     /* x is idle: nothing it sent or wrote is in flight, so its latencies
      * can change without reordering anything. A quick install is over
      * before the leader's next heartbeat, which would otherwise make it
@@ -1111,6 +1129,7 @@ static void cl_install(struct cl *c)
     if (c->installs > installs) {
         cl_total.seeds_installed++;
     }
+    fsm_set_size_percent(c->s[x].fsm, c->percent);
 }
 
 static void cl_run(unsigned n, unsigned seed)
@@ -1165,7 +1184,7 @@ static void test_cluster_seeds(void **state)
     if (one == NULL || *one == '\0') {
         assert_true(cl_total.failed > 0);
         assert_true(cl_total.installs > 0);
-        assert_true(cl_total.seeds_installed * 4 >= cl_total.seeds * 3);
+        assert_true(cl_total.seeds_installed * 2 >= cl_total.seeds);
         assert_true(cl_total.snapshots > 0);
     }
 }
@@ -1176,5 +1195,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cluster_seeds),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rv = cmocka_run_group_tests(tests, NULL, NULL);
+    if (cl_current != NULL) {
+        /* A crash (caught by cmocka) left a seed unfinished. */
+        fprintf(stderr, "the failure came in seed %u (%u voters)\n",
+                cl_current->seed, cl_current->n);
+    }
+    return rv;
 }
