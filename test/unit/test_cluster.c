@@ -57,6 +57,7 @@ struct cl_server {
     unsigned n_touched;
     bool touched_all;
     unsigned snapshot_faults; /* snapshots still to fail */
+    unsigned copy_faults;     /* copies (snapshot_async) still to fail */
     /* The fsm's own snapshot callback, which cl_snapshot wraps. */
     int (*snapshot)(struct raft_fsm *, struct raft_buffer **, unsigned *);
 };
@@ -192,8 +193,15 @@ static void cl_unlink(struct cl_block *b)
     cl_n_blocks--;
 }
 
+/* Set to make raft's next allocation of 64 bytes or more fail. */
+static bool cl_heap_fail;
+
 static void *cl_heap_malloc(void *data, size_t size)
 {
+    if (cl_heap_fail && size >= 64) {
+        cl_heap_fail = false;
+        return NULL;
+    }
     struct cl_block *b = malloc(sizeof *b + size);
     if (b == NULL) {
         return NULL;
@@ -350,7 +358,17 @@ static int cl_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
         s->c->snapshot_failures++;
         return RAFT_IOERR;
     }
-    return s->snapshot(rf, bufs, n_bufs);
+    int rv = s->snapshot(rf, bufs, n_bufs);
+    /* A copy that failed before (cl_heap_fail) left no pin behind: raft
+     * never finalizes it, and the fsm must let go of the store itself. */
+    assert_int_not_equal(rv, RAFT_BUSY);
+    if (rv == 0 && s->copy_faults > 0) {
+        /* The copy that follows (snapshot_async) cannot get its memory. */
+        s->copy_faults--;
+        s->c->snapshot_failures++;
+        cl_heap_fail = true;
+    }
+    return rv;
 }
 
 /* --- Reading stores. --- */
@@ -845,6 +863,9 @@ static void cl_action(struct cl *c)
     } else if (k < 93) {
         /* i's store cannot be copied for its next snapshot or two. */
         c->s[i].snapshot_faults = 1 + cl_rnd(c, 2);
+    } else if (k < 95) {
+        /* i's next copy of its store runs out of memory. */
+        c->s[i].copy_faults = 1;
     }
 }
 
@@ -858,6 +879,7 @@ static void cl_converge(struct cl *c)
             c->killed[i] = false;
         }
         c->s[i].snapshot_faults = 0;
+        c->s[i].copy_faults = 0;
     }
     for (unsigned i = 0; i < c->n; i++) {
         for (unsigned j = 0; j < c->n; j++) {
