@@ -26,6 +26,8 @@ struct fsm {
     uint64_t snapshot_index; /* raft index of the last snapshot */
     uint64_t bytes_since;    /* entry bytes applied since it */
     uint64_t store_bytes;    /* what the last snapshot cost */
+    uint64_t prev_index;     /* snapshot_index and bytes_since before the */
+    uint64_t prev_bytes;     /* snapshot being taken, should it fail */
     bool compacting;         /* fsm_compact asked for a snapshot */
     bool compact_taken;      /* raft took it: it is being written */
     bool compact_done;       /* and written: usual settings at next apply */
@@ -103,13 +105,22 @@ static void fsm__unpin(struct fsm *f)
     atomic_store(&f->release, false);
 }
 
+/* A copy failed (fsm__snapshot_async): unpin, and count the log since the
+ * snapshot before it again, since this one was never written. */
+static void fsm__release(struct fsm *f)
+{
+    if (atomic_load(&f->release)) {
+        fsm__unpin(f);
+        f->snapshot_index = f->prev_index;
+        f->bytes_since += f->prev_bytes;
+    }
+}
+
 static int fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf,
                       void **result)
 {
     struct fsm *f = rf->data;
-    if (atomic_load(&f->release)) {
-        fsm__unpin(f);
-    }
+    fsm__release(f);
     if (f->compact_done) {
         /* The compacting snapshot was written with no entries kept behind
          * it (raft reads the trailing setting when the write completes,
@@ -155,9 +166,7 @@ static int fsm__snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
                          unsigned *n_bufs)
 {
     struct fsm *f = rf->data;
-    if (atomic_load(&f->release)) {
-        fsm__unpin(f);
-    }
+    fsm__release(f);
     if (f->pinned) {
         return RAFT_BUSY;
     }
@@ -169,6 +178,8 @@ static int fsm__snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
     }
     f->pinned = true;
     f->compact_taken = f->compacting;
+    f->prev_index = f->snapshot_index;
+    f->prev_bytes = f->bytes_since;
     f->snapshot_index = raft_last_applied(f->raft);
     f->bytes_since = 0;
     f->store_bytes = f->img.size;
@@ -234,9 +245,7 @@ static int fsm__restore(struct raft_fsm *rf, struct raft_buffer *buf)
 {
     struct fsm *f = rf->data;
     bool replaced = false;
-    if (atomic_load(&f->release)) {
-        fsm__unpin(f);
-    }
+    fsm__release(f);
     int rv = store_image_restore(f->store, buf->base, buf->len, &replaced);
     if (rv != 0) {
         fsm__fatal(f, "restoring a raft snapshot: %s (%s)", err_str(rv),
