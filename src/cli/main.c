@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/gate.h"
 #include "core/ship.h"
 #include "daemon/host.h"
 #include "http/http.h"
@@ -460,6 +461,18 @@ static void cli__print_ship(json_t *s)
     printf("wakes:           %lld\n", cli__int(s, "wake_count"));
     cli__print_timeout("freeze timeout:", cli__int(s, "freeze_timeout_ms"));
     cli__print_timeout("idle timeout:", cli__int(s, "idle_timeout_ms"));
+    json_t *acks_j = json_object_get(s, "acks");
+    if (json_is_integer(acks_j)) {
+        printf(
+            "acks:            %lld%s\n", (long long)json_integer_value(acks_j),
+            json_is_true(json_object_get(s, "acks_default")) ? " (host default)"
+                                                             : "");
+    } else if (json_is_string(acks_j)) {
+        printf("acks:            %s%s\n", json_string_value(acks_j),
+               json_is_true(json_object_get(s, "acks_default"))
+                   ? " (host default)"
+                   : "");
+    }
     if (cli__int(s, "memory_bytes") > 0) {
         printf("memory:          %.1f KiB\n",
                (double)cli__int(s, "memory_bytes") / 1024.0);
@@ -485,6 +498,7 @@ enum {
     CLI__NEW_IDLE,
     CLI__NEW_FREEZE,
     CLI__NEW_IDS,
+    CLI__NEW_ACKS,
 };
 
 #define CLI__YEAR_MS (365ULL * 24 * 3600 * 1000)
@@ -517,6 +531,10 @@ static const struct cli__opt cli__new_opts[] = {
     [CLI__NEW_IDS] = {"--ids", NULL, CLI__FLAG, 0, 0,
                       "with --count, print the new ships' ids, one a line, "
                       "rather than a summary"},
+    [CLI__NEW_ACKS] = {"--acks", "LEVEL", CLI__STR, 0, 0,
+                       "how many hosts must hold an event before its "
+                       "effects leave: 0, 1, 2, ..., quorum or all "
+                       "(default: the host's --acks)"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -587,6 +605,14 @@ static json_t *cli__new_spec(const struct cli__cmd *cmd, struct cli__args *a,
     } else if (name != NULL) {
         *rv = cli__check_name(cmd, name, a->num[CLI__NEW_COUNT]);
     }
+    uint8_t acks;
+    const char *acks_text = a->val[CLI__NEW_ACKS];
+    if (*rv == 0 && acks_text != NULL && gate_acks_parse(acks_text, &acks)) {
+        *rv = cli__usage(cmd,
+                         "--acks needs a number of hosts from 0 to %d, "
+                         "quorum or all, not %s",
+                         GATE_ACKS_MAX, acks_text);
+    }
     if (*rv == 0) {
         *rv = cli__absolute(cmd, a->val[CLI__NEW_PROGRAM], program);
     }
@@ -597,6 +623,11 @@ static json_t *cli__new_spec(const struct cli__cmd *cmd, struct cli__args *a,
     json_t *args = json_array();
     json_t *env = json_object();
     json_object_set_new(spec, "program", json_string(program));
+    if (acks_text != NULL) {
+        json_object_set_new(spec, "acks",
+                            acks <= GATE_ACKS_MAX ? json_integer(acks)
+                                                  : json_string(acks_text));
+    }
     for (int k = 0; k < a->n_items; k++) {
         const char *item = a->items[k];
         const char *eq = strchr(item, '=');
@@ -872,6 +903,67 @@ static int cli__ship_one(const struct cli__cmd *cmd, struct cli *c,
     return 0;
 }
 
+/* --- cluster. --- */
+
+static int cli__cluster_ls(const struct cli__cmd *cmd, struct cli *c,
+                           struct cli__args *a)
+{
+    json_t *v = NULL;
+    int rv = cli__call(c, "GET", "/v1/cluster", NULL, 0, &v);
+    if (rv != 0) {
+        return rv;
+    }
+    if (c->json) {
+        cli__print_json(v);
+        json_decref(v);
+        return 0;
+    }
+    printf("cluster %s, term %lld, leader %lld\n", cli__str(v, "cluster"),
+           cli__int(v, "term"), cli__int(v, "leader"));
+    printf("%-16s %-22s %-22s %-8s %-7s %-7s %10s %8s\n", "ID", "PEER",
+           "LISTEN", "ROLE", "LEADER", "ONLINE", "APPLIED", "LAG");
+    size_t i;
+    json_t *hst;
+    json_array_foreach(json_object_get(v, "hosts"), i, hst)
+    {
+        const char *listen = cli__str(hst, "listen");
+        printf("%-16lld %-22s %-22s %-8s %-7s %-7s %10lld %8lld%s\n",
+               cli__int(hst, "id"), cli__str(hst, "peer"),
+               listen[0] ? listen : "-", cli__str(hst, "role"),
+               json_is_true(json_object_get(hst, "leader")) ? "yes" : "-",
+               json_is_true(json_object_get(hst, "online")) ? "yes" : "no",
+               cli__int(hst, "applied"), cli__int(hst, "lag"),
+               json_is_true(json_object_get(hst, "self")) ? "  (this host)"
+                                                          : "");
+    }
+    json_decref(v);
+    return 0;
+}
+
+static int cli__cluster_remove(const struct cli__cmd *cmd, struct cli *c,
+                               struct cli__args *a)
+{
+    char target[320];
+    const char *who = a->pos[0];
+    if (strlen(who) > 255 || strchr(who, '/') != NULL) {
+        return cli__usage(cmd, "HOST is a host id or a peer address, not %s",
+                          who);
+    }
+    snprintf(target, sizeof target, "/v1/cluster/hosts/%s", who);
+    json_t *v = NULL;
+    int rv = cli__call(c, "DELETE", target, NULL, 0, &v);
+    if (rv != 0) {
+        return rv;
+    }
+    if (c->json) {
+        cli__print_json(v);
+    } else {
+        printf("removing host %lld\n", cli__int(v, "removing"));
+    }
+    json_decref(v);
+    return 0;
+}
+
 /* --- stats, version. --- */
 
 static int cli__stats(const struct cli__cmd *cmd, struct cli *c,
@@ -950,6 +1042,10 @@ enum {
     CLI__SERVE_HEADER_TIMEOUT,
     CLI__SERVE_MAX_CONNS_PER_ADDR,
     CLI__SERVE_MAX_IDLE_CONNS,
+    CLI__SERVE_PEER,
+    CLI__SERVE_JOIN,
+    CLI__SERVE_VOTERS,
+    CLI__SERVE_ACKS,
 };
 
 static const struct cli__opt cli__serve_opts[] = {
@@ -1006,6 +1102,20 @@ static const struct cli__opt cli__serve_opts[] = {
                                    1ULL << 24,
                                    "idle front-door connections, the oldest "
                                    "closed first; 0: no cap (default 1024)"},
+    [CLI__SERVE_PEER] = {"--peer", "IP:PORT", CLI__STR, 0, 0,
+                         "the address other hosts of the cluster reach this "
+                         "host at; bound for the peer port (default: none, "
+                         "a cluster of this host alone)"},
+    [CLI__SERVE_JOIN] = {"--join", "IP:PORT", CLI__STR, 0, 0,
+                         "the first time, join the cluster of the host whose "
+                         "peer address this is (needs --peer)"},
+    [CLI__SERVE_VOTERS] = {"--voters", "N", CLI__NUM, 1, 99,
+                           "voters the cluster keeps when hosts are enough; "
+                           "the others are standbys (default 3)"},
+    [CLI__SERVE_ACKS] = {"--acks", "LEVEL", CLI__STR, 0, 0,
+                         "ack level of ships that set none: 0, 1, 2, ..., "
+                         "quorum or all hosts must hold an event before its "
+                         "effects leave (default quorum)"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1022,6 +1132,18 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
     }
     if (a->val[CLI__SERVE_ADMIN] != NULL) {
         cfg.admin = a->val[CLI__SERVE_ADMIN];
+    }
+    cfg.peer = a->val[CLI__SERVE_PEER];
+    cfg.join = a->val[CLI__SERVE_JOIN];
+    if (a->val[CLI__SERVE_VOTERS] != NULL) {
+        cfg.voters = (unsigned)a->num[CLI__SERVE_VOTERS];
+    }
+    if (a->val[CLI__SERVE_ACKS] != NULL &&
+        gate_acks_parse(a->val[CLI__SERVE_ACKS], &cfg.acks) != 0) {
+        return cli__usage(cmd,
+                          "--acks needs a number of hosts from 0 to %d, "
+                          "quorum or all, not %s",
+                          GATE_ACKS_MAX, a->val[CLI__SERVE_ACKS]);
     }
     /* Numbers, each into its field when given. */
     static const struct {
@@ -1117,6 +1239,16 @@ static const struct cli__cmd cli__cmds[] = {
      "Stop the ship's program and remove the ship, its log and its "
      "snapshot.",
      NULL, 1, 1, true, cli__ship_one},
+    {"cluster ls", "", "list the hosts of the cluster",
+     "List every host of this host's cluster: id, peer address, front door, "
+     "role (voter, standby or spare), whether it leads, whether it answered "
+     "just now, the last entry it applied and how far it lags.",
+     NULL, 0, 0, true, cli__cluster_ls},
+    {"cluster remove", "HOST", "remove a host from the cluster",
+     "Remove a host, by id or peer address, from the cluster's "
+     "configuration. The host stops taking part; its data directory is left "
+     "as it is.",
+     NULL, 1, 1, true, cli__cluster_remove},
     {"stats", "", "host counters",
      "Print the host's counters: ships per state, memory, events, wake and "
      "thaw latency, evictions, alarms.",

@@ -1,41 +1,80 @@
 #include "consensus/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <raft.h>
 #include <raft/uv.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "consensus/fsm.h"
 #include "consensus/segments.h"
+#include "consensus/transport.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 
-/* One host's identity in its raft configuration. A one-voter cluster never
- * dials anyone, so the address is a name, not an endpoint; joining a cluster
- * replaces the transport and the address. */
-#define LOG__ID 1
-#define LOG__ADDRESS "local"
+/* The first host of a cluster is id 1; a one-host cluster with no peer
+ * port names itself "local", an address never dialed. */
+#define LOG__FIRST_ID 1
+#define LOG__LOCAL "local"
+
+/* How often the leader probes its peers and reconsiders their roles, and
+ * how long a probe may take. */
+#define LOG__ROLES_MS 1000
+#define LOG__PROBE_MS 800
+/* How long a new host keeps asking to join before it gives up. */
+#define LOG__JOIN_MS 30000
+
+/* What this host knows of another host of its configuration, from probing
+ * it. */
+struct log__member {
+    uint64_t id;
+    bool online;
+    bool probing;
+    uint64_t applied;
+    char *info;
+};
 
 struct log {
     struct raft raft;
     struct raft_io io;
     struct raft_uv_transport transport;
+    struct transport *peers;
     struct raft_barrier barrier;
-    uv_timer_t transport_handle; /* closed to close the transport */
-    uv_timer_t watchdog;         /* runs only while proposals are pending */
-    uint64_t progress_ms;        /* loop time the applied index last grew */
-    uint64_t progress_index;     /* the applied index then */
-    raft_uv_transport_close_cb transport_close_cb;
+    struct raft_change change;
+    struct log_call *change_call; /* the join waiting for change, if any */
+    uint64_t change_id;           /* the host that join adds */
+    bool changing;
+    uv_timer_t watchdog;     /* runs only while proposals are pending */
+    uv_timer_t roles;        /* the leader's probes and role changes */
+    uv_check_t check;        /* notices role changes and ack progress */
+    uint64_t progress_ms;    /* loop time the applied index last grew */
+    uint64_t progress_index; /* the applied index then */
     struct log_config cfg;
     char *dir;
+    char *peer;
+    char *info;
     uv_loop_t *loop;
+    uint64_t id;
+    uint8_t cluster[TRANSPORT_CLUSTER_SIZE];
+    bool leading;         /* the host was told it leads */
+    bool barrier_pending; /* a barrier of lead_term is in flight */
+    raft_term lead_term;
+    struct log__member *members;
+    unsigned n_members;
     unsigned pending;
     bool fatal;
     bool closing;
     log_close_cb close_cb;
     void *close_arg;
+};
+
+/* A call from another host that waits for an answer from this one. */
+struct log_call {
+    struct transport_call *call;
 };
 
 struct log__req {
@@ -57,55 +96,21 @@ static void log__fatal(struct log *l, const char *what, int rv)
     l->cfg.fatal(l->cfg.arg, msg);
 }
 
-/* The local transport: a single voter has no peers to dial or accept. */
-static int log__transport_init(struct raft_uv_transport *t, raft_id id,
-                               const char *address)
-{
-    return 0;
-}
-
-static int log__transport_listen(struct raft_uv_transport *t,
-                                 raft_uv_accept_cb cb)
-{
-    return 0;
-}
-
-static int log__transport_connect(struct raft_uv_transport *t,
-                                  struct raft_uv_connect *req, raft_id id,
-                                  const char *address, raft_uv_connect_cb cb)
-{
-    return RAFT_NOCONNECTION;
-}
-
-static void log__transport_closed(uv_handle_t *h)
-{
-    struct log *l = h->data;
-    l->transport_close_cb(&l->transport);
-}
-
-/* Closing completes on a later loop iteration, as libraft's TCP transport
- * does: its backend expects the callback after close returns. */
-static void log__transport_close(struct raft_uv_transport *t,
-                                 raft_uv_transport_close_cb cb)
-{
-    struct log *l = t->impl;
-    l->transport_close_cb = cb;
-    uv_close((uv_handle_t *)&l->transport_handle, log__transport_closed);
-}
-
-/* libraft 0.15 can stop for good after an I/O error without failing the
+/* libraft 0.15 could stop for good after an I/O error without failing the
  * requests in flight (seen with a full disk: a segment could not be
- * prepared, and appends waited for it forever). While proposals are
- * pending, a watchdog checks once a second that raft still leads and that
- * some entry was applied in the last LOG__STALL_MS; an idle host runs no
- * timer. */
+ * prepared, and appends waited for it forever). On a host that is its own
+ * cluster, a watchdog checks once a second, while proposals are pending,
+ * that raft still leads and that some entry was applied in the last
+ * LOG__STALL_MS; an idle host runs no timer. In a cluster, losing the lead
+ * and waiting for a quorum are normal, and libraft fails the requests of a
+ * leader that steps down. */
 #define LOG__WATCHDOG_MS 1000
 #define LOG__STALL_MS 10000
 
 static void log__watchdog_cb(uv_timer_t *t)
 {
     struct log *l = t->data;
-    if (l->pending == 0 || l->closing) {
+    if (l->pending == 0 || l->closing || log_voters(l) > 1) {
         uv_timer_stop(t);
         return;
     }
@@ -131,22 +136,644 @@ static void log__watch(struct log *l)
     }
 }
 
+static void log__note(struct log *l, const char *level, const char *message,
+                      const char *detail)
+{
+    if (l->cfg.note != NULL) {
+        l->cfg.note(l->cfg.arg, level, message, detail);
+    } else {
+        fprintf(stderr, "berth: %s%s%s\n", message, detail ? ": " : "",
+                detail ? detail : "");
+    }
+}
+
+static void log__transport_note(void *arg, const char *level,
+                                const char *message, const char *detail)
+{
+    log__note(arg, level, message, detail);
+}
+
+/* --- Leading. --- */
+
+static void log__roles_start(struct log *l);
+
 static void log__barrier_cb(struct raft_barrier *req, int status)
 {
     struct log *l = req->data;
+    l->barrier_pending = false;
     if (status != 0) {
-        if (status != RAFT_SHUTDOWN && status != RAFT_CANCELED) {
+        if (status != RAFT_SHUTDOWN && status != RAFT_CANCELED &&
+            status != RAFT_LEADERSHIPLOST && status != RAFT_NOTLEADER) {
             log__fatal(l, "log barrier failed", status);
         }
         return;
     }
-    l->cfg.ready(l->cfg.arg);
+    if (l->closing || raft_state(&l->raft) != RAFT_LEADER ||
+        l->raft.current_term != l->lead_term) {
+        return;
+    }
+    l->leading = true;
+    log__roles_start(l);
+    l->cfg.lead(l->cfg.arg, true);
 }
 
-static void log__free_closed(uv_handle_t *h)
+/* Runs after every loop iteration's I/O: the moment raft steps down, the
+ * host hears of it before anything else can release an effect; when raft
+ * has just been elected, a barrier of the new term is proposed, and the
+ * host leads once it commits (every earlier entry is then applied here). */
+static void log__check_cb(uv_check_t *c)
 {
-    mem_free(h->data);
+    struct log *l = c->data;
+    if (l->closing || l->fatal) {
+        return;
+    }
+    bool leader = raft_state(&l->raft) == RAFT_LEADER;
+    if (l->leading && (!leader || l->raft.current_term != l->lead_term)) {
+        l->leading = false;
+        uv_timer_stop(&l->roles);
+        l->cfg.lead(l->cfg.arg, false);
+    }
+    if (leader && !l->leading && !l->barrier_pending) {
+        l->lead_term = l->raft.current_term;
+        l->barrier.data = l;
+        if (raft_barrier(&l->raft, &l->barrier, log__barrier_cb) == 0) {
+            l->barrier_pending = true;
+        }
+    }
+    if (l->leading && l->cfg.progress != NULL) {
+        l->cfg.progress(l->cfg.arg);
+    }
 }
+
+bool log_leading(const struct log *l)
+{
+    return l->leading;
+}
+
+static const char *log__leader_address(struct log *l);
+
+bool log_has_leader(const struct log *l)
+{
+    return l->leading || log__leader_address((struct log *)l) != NULL;
+}
+
+unsigned log_voters(const struct log *l)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < l->raft.configuration.n; i++) {
+        n += l->raft.configuration.servers[i].role == RAFT_VOTER;
+    }
+    return n;
+}
+
+unsigned log_held(const struct log *l, uint64_t index)
+{
+    unsigned n = 0;
+    if (!l->leading) {
+        return 0;
+    }
+    for (unsigned i = 0; i < l->raft.configuration.n; i++) {
+        const struct raft_server *srv = &l->raft.configuration.servers[i];
+        raft_index match;
+        if (srv->role == RAFT_SPARE ||
+            raft_match_index(&l->raft, srv->id, &match) != 0) {
+            continue;
+        }
+        n += match >= index;
+    }
+    return n;
+}
+
+/* --- Who is in the cluster: identity, members, probes and roles. --- */
+
+static const struct raft_server *log__server(const struct log *l, uint64_t id)
+{
+    for (unsigned i = 0; i < l->raft.configuration.n; i++) {
+        if (l->raft.configuration.servers[i].id == id) {
+            return &l->raft.configuration.servers[i];
+        }
+    }
+    return NULL;
+}
+
+static struct log__member *log__member(struct log *l, uint64_t id)
+{
+    for (unsigned i = 0; i < l->n_members; i++) {
+        if (l->members[i].id == id) {
+            return &l->members[i];
+        }
+    }
+    struct log__member *m =
+        mem_realloc(l->members, (l->n_members + 1) * sizeof *m);
+    if (m == NULL) {
+        return NULL;
+    }
+    l->members = m;
+    m = &l->members[l->n_members++];
+    memset(m, 0, sizeof *m);
+    m->id = id;
+    return m;
+}
+
+/* A probe's answer: id, applied index, last index, term, state (u64 each),
+ * then the host's info text. */
+#define LOG__PROBE_REPLY 40
+
+static void log__probe_reply(struct log *l, struct transport_call *call)
+{
+    uint8_t head[LOG__PROBE_REPLY];
+    size_t n = l->info ? strlen(l->info) : 0;
+    uint8_t *b = mem_alloc(sizeof head + n);
+    if (b == NULL) {
+        transport_reply(call, TRANSPORT_UNAVAILABLE, "out of memory", 13);
+        return;
+    }
+    put_le64(b, l->id);
+    put_le64(b + 8, raft_last_applied(&l->raft));
+    put_le64(b + 16, raft_last_index(&l->raft));
+    put_le64(b + 24, l->raft.current_term);
+    put_le64(b + 32, (uint64_t)raft_state(&l->raft));
+    if (n > 0) {
+        memcpy(b + LOG__PROBE_REPLY, l->info, n);
+    }
+    transport_reply(call, TRANSPORT_OK, b, LOG__PROBE_REPLY + n);
+    mem_free(b);
+}
+
+struct log__probe {
+    struct log *log;
+    uint64_t id;
+    void (*done)(struct log *l, void *arg);
+    void *arg;
+};
+
+static void log__probe_cb(void *arg, int status, const uint8_t *body,
+                          size_t len)
+{
+    struct log__probe *p = arg;
+    struct log *l = p->log;
+    if (l != NULL) {
+        struct log__member *m = log__member(l, p->id);
+        if (m != NULL) {
+            m->probing = false;
+            m->online = status == TRANSPORT_OK && len >= LOG__PROBE_REPLY &&
+                        get_le64(body) == p->id;
+            if (m->online) {
+                m->applied = get_le64(body + 8);
+                char *info = mem_alloc(len - LOG__PROBE_REPLY + 1);
+                if (info != NULL) {
+                    memcpy(info, body + LOG__PROBE_REPLY,
+                           len - LOG__PROBE_REPLY);
+                    info[len - LOG__PROBE_REPLY] = '\0';
+                    mem_free(m->info);
+                    m->info = info;
+                }
+            }
+        }
+        if (p->done != NULL) {
+            p->done(l, p->arg);
+        }
+    }
+    mem_free(p);
+}
+
+/* Probe every other member; done(l, arg) runs after each answer. */
+static void log__probe_all(struct log *l,
+                           void (*done)(struct log *l, void *arg), void *arg,
+                           unsigned *started)
+{
+    *started = 0;
+    for (unsigned i = 0; i < l->raft.configuration.n; i++) {
+        const struct raft_server *srv = &l->raft.configuration.servers[i];
+        struct log__member *m = log__member(l, srv->id);
+        if (srv->id == l->id || m == NULL || (m->probing && done == NULL)) {
+            continue;
+        }
+        struct log__probe *p = mem_alloc(sizeof *p);
+        if (p == NULL) {
+            continue;
+        }
+        p->log = l;
+        p->id = srv->id;
+        p->done = done;
+        p->arg = arg;
+        if (transport_request(l->peers, srv->address, TRANSPORT_PROBE, NULL, 0,
+                              LOG__PROBE_MS, log__probe_cb, p) != 0) {
+            mem_free(p);
+            m->online = false;
+            continue;
+        }
+        m->probing = true;
+        (*started)++;
+    }
+}
+
+static bool log__online(struct log *l, uint64_t id)
+{
+    if (id == l->id) {
+        return true;
+    }
+    struct log__member *m = log__member(l, id);
+    return m != NULL && m->online;
+}
+
+static void log__change_cb(struct raft_change *req, int status)
+{
+    struct log *l = req->data;
+    l->changing = false;
+    if (l->change_call != NULL) {
+        struct log_call *c = l->change_call;
+        l->change_call = NULL;
+        if (status == 0) {
+            uint8_t b[TRANSPORT_CLUSTER_SIZE + 8];
+            memcpy(b, l->cluster, TRANSPORT_CLUSTER_SIZE);
+            put_le64(b + TRANSPORT_CLUSTER_SIZE, l->change_id);
+            transport_reply(c->call, TRANSPORT_OK, b, sizeof b);
+        } else {
+            const char *why = raft_strerror(status);
+            transport_reply(c->call, TRANSPORT_UNAVAILABLE, why, strlen(why));
+        }
+        mem_free(c);
+    }
+    if (status != 0 && status != RAFT_LEADERSHIPLOST &&
+        status != RAFT_SHUTDOWN && status != RAFT_CANCELED) {
+        log__note(l, "warn", "cluster membership change failed",
+                  raft_strerror(status));
+    }
+}
+
+static void log__assign(struct log *l, uint64_t id, int role, const char *why)
+{
+    char d[96];
+    l->change.data = l;
+    l->change_call = NULL;
+    if (raft_assign(&l->raft, &l->change, id, role, log__change_cb) == 0) {
+        l->changing = true;
+        snprintf(d, sizeof d, "host %llu becomes %s (%s)",
+                 (unsigned long long)id, raft_role_name(role), why);
+        log__note(l, "info", "cluster role change", d);
+    }
+}
+
+/* Keep cfg.voters voters that answer, when there are hosts enough: promote
+ * a standby (or spare) when a voter is missing, demote a voter that does
+ * not answer once another took its place, and let every other answering
+ * host replicate as a standby. One change at a time, as raft requires. */
+static void log__roles_decide(struct log *l)
+{
+    const struct raft_configuration *conf = &l->raft.configuration;
+    unsigned target = l->cfg.voters ? l->cfg.voters : 3;
+    unsigned voters = 0, online_voters = 0;
+    uint64_t candidate = 0, offline_voter = 0, spare = 0, extra = 0;
+    if (l->changing || !l->leading) {
+        return;
+    }
+    for (unsigned i = 0; i < conf->n; i++) {
+        const struct raft_server *srv = &conf->servers[i];
+        bool on = log__online(l, srv->id);
+        if (srv->role == RAFT_VOTER) {
+            voters++;
+            online_voters += on;
+            if (!on) {
+                offline_voter = srv->id;
+            } else if (srv->id != l->id) {
+                extra = srv->id;
+            }
+        } else if (on && candidate == 0) {
+            candidate = srv->id;
+        }
+        if (srv->role == RAFT_SPARE && on) {
+            spare = srv->id;
+        }
+    }
+    if (online_voters < target && candidate != 0) {
+        log__assign(l, candidate, RAFT_VOTER, "a voter is missing");
+    } else if (voters > target && offline_voter != 0) {
+        log__assign(l, offline_voter, RAFT_SPARE, "it does not answer");
+    } else if (voters > target && extra != 0) {
+        log__assign(l, extra, RAFT_STANDBY, "more voters than wanted");
+    } else if (spare != 0) {
+        log__assign(l, spare, RAFT_STANDBY, "it answers");
+    }
+}
+
+static void log__roles_cb(uv_timer_t *t)
+{
+    struct log *l = t->data;
+    unsigned started;
+    log__roles_decide(l);
+    log__probe_all(l, NULL, NULL, &started);
+}
+
+static void log__roles_start(struct log *l)
+{
+    if (l->raft.configuration.n > 1 || l->peer != NULL) {
+        uv_timer_start(&l->roles, log__roles_cb, 0, LOG__ROLES_MS);
+    }
+}
+
+/* The peer address of the leader this host knows of, or NULL. */
+static const char *log__leader_address(struct log *l)
+{
+    raft_id id;
+    const char *address;
+    raft_leader(&l->raft, &id, &address);
+    if (id == 0 || id == l->id || address == NULL ||
+        strcmp(address, LOG__LOCAL) == 0) {
+        return NULL;
+    }
+    return address;
+}
+
+static void log__serve_join(struct log *l, struct transport_call *call,
+                            const uint8_t *body, size_t len)
+{
+    if (!l->leading) {
+        const char *leader = log__leader_address(l);
+        if (leader != NULL) {
+            transport_reply(call, TRANSPORT_NOT_LEADER, leader, strlen(leader));
+        } else {
+            transport_reply(call, TRANSPORT_UNAVAILABLE, "no leader yet", 13);
+        }
+        return;
+    }
+    /* The body is the new host's peer address. */
+    char address[256];
+    if (len == 0 || len >= sizeof address || memchr(body, 0, len) != NULL) {
+        transport_reply(call, TRANSPORT_BAD_REQUEST, NULL, 0);
+        return;
+    }
+    memcpy(address, body, len);
+    address[len] = '\0';
+    struct sockaddr_storage ss;
+    if (transport_parse_address(address, &ss) != 0) {
+        transport_reply(call, TRANSPORT_BAD_REQUEST, "bad address", 11);
+        return;
+    }
+    for (unsigned i = 0; i < l->raft.configuration.n; i++) {
+        const struct raft_server *srv = &l->raft.configuration.servers[i];
+        if (strcmp(srv->address, address) == 0) {
+            char why[160];
+            int n = snprintf(why, sizeof why,
+                             "a host at %s is a member already (id %llu); "
+                             "remove it first",
+                             address, (unsigned long long)srv->id);
+            transport_reply(call, TRANSPORT_REFUSED, why, (size_t)n);
+            return;
+        }
+    }
+    if (l->changing) {
+        transport_reply(call, TRANSPORT_UNAVAILABLE,
+                        "another membership change is in progress", 40);
+        return;
+    }
+    struct log_call *c = mem_alloc(sizeof *c);
+    if (c == NULL) {
+        transport_reply(call, TRANSPORT_UNAVAILABLE, "out of memory", 13);
+        return;
+    }
+    /* Ids are random, so that an id is never given twice, even after the
+     * host that had it was removed; 48 bits print and parse everywhere. */
+    uint64_t id = 0;
+    while (id <= LOG__FIRST_ID || log__server(l, id) != NULL) {
+        uv_random(NULL, NULL, &id, sizeof id, 0, NULL);
+        id &= (1ULL << 48) - 1;
+    }
+    c->call = call;
+    l->change.data = l;
+    int rv = raft_add(&l->raft, &l->change, id, address, log__change_cb);
+    if (rv != 0) {
+        const char *why = raft_strerror(rv);
+        transport_reply(call, TRANSPORT_UNAVAILABLE, why, strlen(why));
+        mem_free(c);
+        return;
+    }
+    l->change_id = id;
+    l->changing = true;
+    l->change_call = c;
+    char d[320];
+    snprintf(d, sizeof d, "host %llu at %s", (unsigned long long)id, address);
+    log__note(l, "info", "a host joins the cluster", d);
+}
+
+static void log__serve(void *arg, struct transport_call *call, unsigned kind,
+                       uint64_t sender, const uint8_t *body, size_t len)
+{
+    struct log *l = arg;
+    (void)sender;
+    if (l->closing || l->fatal) {
+        transport_reply(call, TRANSPORT_UNAVAILABLE, "closing", 7);
+        return;
+    }
+    switch (kind) {
+    case TRANSPORT_PROBE:
+        log__probe_reply(l, call);
+        return;
+    case TRANSPORT_JOIN:
+        log__serve_join(l, call, body, len);
+        return;
+    case TRANSPORT_FORWARD:
+        if (l->cfg.forwarded == NULL) {
+            break;
+        }
+        if (!l->leading) {
+            transport_reply(call, TRANSPORT_NOT_LEADER, NULL, 0);
+            return;
+        }
+        struct log_call *c = mem_alloc(sizeof *c);
+        if (c == NULL) {
+            transport_reply(call, TRANSPORT_UNAVAILABLE, "out of memory", 13);
+            return;
+        }
+        c->call = call;
+        l->cfg.forwarded(l->cfg.arg, c, body, len);
+        return;
+    default:
+        break;
+    }
+    transport_reply(call, TRANSPORT_BAD_REQUEST, NULL, 0);
+}
+
+/* --- Forwarding to the leader. --- */
+
+struct log__forward {
+    log_forward_cb cb;
+    void *arg;
+};
+
+static void log__forward_cb(void *arg, int status, const uint8_t *body,
+                            size_t len)
+{
+    struct log__forward *f = arg;
+    int rv = status == TRANSPORT_OK           ? 0
+             : status == TRANSPORT_NOT_LEADER ? BERTH_ENOTLEADER
+             : status == BERTH_ETIMEOUT       ? BERTH_ETIMEOUT
+             : status == BERTH_ESHUTDOWN      ? BERTH_ESHUTDOWN
+             : status < 0                     ? BERTH_EIO
+                                              : BERTH_EIO;
+    f->cb(f->arg, rv, rv == 0 ? body : NULL, rv == 0 ? len : 0);
+    mem_free(f);
+}
+
+int log_forward(struct log *l, const void *body, size_t len,
+                unsigned timeout_ms, log_forward_cb cb, void *arg)
+{
+    const char *leader = log__leader_address(l);
+    if (leader == NULL || l->closing) {
+        return BERTH_ENOTLEADER;
+    }
+    struct log__forward *f = mem_alloc(sizeof *f);
+    if (f == NULL) {
+        return BERTH_ENOMEM;
+    }
+    f->cb = cb;
+    f->arg = arg;
+    int rv = transport_request(l->peers, leader, TRANSPORT_FORWARD, body, len,
+                               timeout_ms, log__forward_cb, f);
+    if (rv != 0) {
+        mem_free(f);
+    }
+    return rv;
+}
+
+void log_forward_reply(struct log_call *call, int status, const void *body,
+                       size_t len)
+{
+    if (status == 0) {
+        transport_reply(call->call, TRANSPORT_OK, body, len);
+    } else if (status == BERTH_ENOTLEADER) {
+        transport_reply(call->call, TRANSPORT_NOT_LEADER, NULL, 0);
+    } else {
+        const char *why = err_str(status);
+        transport_reply(call->call, TRANSPORT_UNAVAILABLE, why, strlen(why));
+    }
+    mem_free(call);
+}
+
+/* --- Describing the cluster. --- */
+
+struct log__describe {
+    struct log *log;
+    unsigned waiting;
+    log_cluster_cb cb;
+    void *arg;
+};
+
+static void log__describe_finish(struct log__describe *d)
+{
+    struct log *l = d->log;
+    const struct raft_configuration *conf = &l->raft.configuration;
+    struct log_host *hosts = mem_calloc(conf->n ? conf->n : 1, sizeof *hosts);
+    struct log_cluster c;
+    memset(&c, 0, sizeof c);
+    raft_id leader;
+    const char *leader_address;
+    raft_leader(&l->raft, &leader, &leader_address);
+    c.self = l->id;
+    c.leader = leader;
+    c.term = l->raft.current_term;
+    c.last_index = raft_last_index(&l->raft);
+    memcpy(c.cluster, l->cluster, sizeof c.cluster);
+    c.refused = transport_refused(l->peers);
+    c.hosts = hosts;
+    uint64_t top = raft_last_applied(&l->raft);
+    for (unsigned i = 0; hosts != NULL && i < conf->n; i++) {
+        const struct log__member *m = log__member(l, conf->servers[i].id);
+        if (m != NULL && m->online && m->applied > top) {
+            top = m->applied;
+        }
+    }
+    for (unsigned i = 0; hosts != NULL && i < conf->n; i++) {
+        const struct raft_server *srv = &conf->servers[i];
+        struct log_host *h = &hosts[c.n_hosts++];
+        h->id = srv->id;
+        h->peer = srv->address;
+        h->role = srv->role == RAFT_VOTER     ? "voter"
+                  : srv->role == RAFT_STANDBY ? "standby"
+                                              : "spare";
+        h->leader = srv->id == leader;
+        if (srv->id == l->id) {
+            h->online = true;
+            h->applied = raft_last_applied(&l->raft);
+            h->info = l->info;
+        } else {
+            const struct log__member *m = log__member(l, srv->id);
+            h->online = m != NULL && m->online;
+            h->applied = m != NULL ? m->applied : 0;
+            h->info = m != NULL ? m->info : NULL;
+        }
+        h->lag = top > h->applied ? top - h->applied : 0;
+    }
+    d->cb(d->arg, hosts == NULL ? BERTH_ENOMEM : 0, &c);
+    mem_free(hosts);
+    mem_free(d);
+}
+
+static void log__describe_step(struct log *l, void *arg)
+{
+    struct log__describe *d = arg;
+    (void)l;
+    if (--d->waiting == 0) {
+        log__describe_finish(d);
+    }
+}
+
+int log_cluster(struct log *l, log_cluster_cb cb, void *arg)
+{
+    struct log__describe *d = mem_calloc(1, sizeof *d);
+    if (d == NULL) {
+        return BERTH_ENOMEM;
+    }
+    d->log = l;
+    d->cb = cb;
+    d->arg = arg;
+    /* One extra count, dropped below, so that answers arriving at once do
+     * not finish before every probe is out. */
+    d->waiting = 1;
+    unsigned started;
+    log__probe_all(l, log__describe_step, d, &started);
+    d->waiting += started;
+    log__describe_step(l, d);
+    return 0;
+}
+
+uint64_t log_host_by_peer(const struct log *l, const char *peer)
+{
+    for (unsigned i = 0; i < l->raft.configuration.n; i++) {
+        if (strcmp(l->raft.configuration.servers[i].address, peer) == 0) {
+            return l->raft.configuration.servers[i].id;
+        }
+    }
+    return 0;
+}
+
+int log_remove(struct log *l, uint64_t id, char *errmsg)
+{
+    if (!l->leading) {
+        err_printf(errmsg, "this host does not lead");
+        return BERTH_ENOTLEADER;
+    }
+    if (log__server(l, id) == NULL) {
+        err_printf(errmsg, "no host %llu in the cluster",
+                   (unsigned long long)id);
+        return BERTH_ENOTFOUND;
+    }
+    if (l->changing) {
+        err_printf(errmsg, "another membership change is in progress");
+        return BERTH_EBUSY;
+    }
+    l->change.data = l;
+    l->change_call = NULL;
+    int rv = raft_remove(&l->raft, &l->change, id, log__change_cb);
+    if (rv != 0) {
+        err_printf(errmsg, "%s", raft_strerror(rv));
+        return rv == RAFT_NOTLEADER ? BERTH_ENOTLEADER : BERTH_EBUSY;
+    }
+    l->changing = true;
+    return 0;
+}
+
+/* --- Opening. --- */
 
 static int log__mkdir(const char *dir, char *errmsg)
 {
@@ -198,10 +825,287 @@ static int log__check(struct log *l, char *errmsg)
     return 0;
 }
 
+/* The identity file, DIR/cluster, says which cluster this host is in, its
+ * raft id there and the peer address it was last started with:
+ *
+ *   cluster 0123...ef (32 hex digits)
+ *   id 1
+ *   peer 10.0.0.1:7001 (or "local")
+ */
+#define LOG__IDENTITY "cluster"
+
+struct log__identity {
+    uint8_t cluster[TRANSPORT_CLUSTER_SIZE];
+    uint64_t id;
+    char peer[256];
+};
+
+static int log__identity_read(const char *dir, struct log__identity *who,
+                              bool *found, char *errmsg)
+{
+    char path[4096], hex[64];
+    snprintf(path, sizeof path, "%s/%s", dir, LOG__IDENTITY);
+    FILE *f = fopen(path, "r");
+    *found = false;
+    if (f == NULL) {
+        if (errno == ENOENT) {
+            return 0;
+        }
+        err_printf(errmsg, "cannot read %s: %s", path, strerror(errno));
+        return BERTH_EIO;
+    }
+    unsigned long long id;
+    int n = fscanf(f, "cluster %63s id %llu peer %255s", hex, &id, who->peer);
+    fclose(f);
+    if (n != 3 || strlen(hex) != 2 * TRANSPORT_CLUSTER_SIZE || id == 0) {
+        err_printf(errmsg, "%s is damaged", path);
+        return BERTH_ECORRUPT;
+    }
+    for (int i = 0; i < TRANSPORT_CLUSTER_SIZE; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
+            err_printf(errmsg, "%s is damaged", path);
+            return BERTH_ECORRUPT;
+        }
+        who->cluster[i] = (uint8_t)v;
+    }
+    who->id = id;
+    *found = true;
+    return 0;
+}
+
+static int log__identity_write(const char *dir, const struct log__identity *who,
+                               char *errmsg)
+{
+    char path[4096], tmp[4200], hex[2 * TRANSPORT_CLUSTER_SIZE + 1];
+    for (int i = 0; i < TRANSPORT_CLUSTER_SIZE; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", who->cluster[i]);
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, LOG__IDENTITY);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        err_printf(errmsg, "cannot write %s: %s", tmp, strerror(errno));
+        return BERTH_EIO;
+    }
+    char text[512];
+    int n = snprintf(text, sizeof text, "cluster %s\nid %llu\npeer %s\n", hex,
+                     (unsigned long long)who->id, who->peer);
+    bool ok = write(fd, text, (size_t)n) == n && fsync(fd) == 0;
+    close(fd);
+    if (!ok || rename(tmp, path) != 0) {
+        err_printf(errmsg, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return BERTH_EIO;
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
+/* Whether raft has ever written in dir: its metadata files exist. */
+static bool log__has_state(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/metadata1", dir);
+    if (access(path, F_OK) == 0) {
+        return true;
+    }
+    snprintf(path, sizeof path, "%s/metadata2", dir);
+    return access(path, F_OK) == 0;
+}
+
+/* Joining: ask the host at address, follow the leader it names, and retry
+ * while the cluster is busy, until LOG__JOIN_MS has passed. */
+struct log__join {
+    struct log *log;
+    char address[256];
+    uint64_t deadline;
+    bool done;
+    int rv;
+    char errmsg[ERRMSG_SIZE];
+    struct log__identity *who;
+    uv_timer_t retry;
+};
+
+static void log__join_send(struct log__join *j);
+
+static void log__join_retry_cb(uv_timer_t *t)
+{
+    log__join_send(t->data);
+}
+
+static void log__join_later(struct log__join *j, const char *why)
+{
+    if (uv_now(j->log->loop) >= j->deadline) {
+        j->done = true;
+        j->rv = BERTH_ETIMEOUT;
+        err_printf(j->errmsg, "cannot join the cluster through %s: %s",
+                   j->address, why);
+        return;
+    }
+    uv_timer_start(&j->retry, log__join_retry_cb, 500, 0);
+}
+
+static void log__join_cb(void *arg, int status, const uint8_t *body, size_t len)
+{
+    struct log__join *j = arg;
+    char why[256];
+    size_t n = len < sizeof why - 1 ? len : sizeof why - 1;
+    if (body != NULL) {
+        memcpy(why, body, n);
+    }
+    why[body != NULL ? n : 0] = '\0';
+    if (status == TRANSPORT_OK && len == TRANSPORT_CLUSTER_SIZE + 8) {
+        memcpy(j->who->cluster, body, TRANSPORT_CLUSTER_SIZE);
+        j->who->id = get_le64(body + TRANSPORT_CLUSTER_SIZE);
+        j->done = true;
+        return;
+    }
+    if (status == TRANSPORT_NOT_LEADER && len > 0 && len < sizeof j->address) {
+        memcpy(j->address, body, len);
+        j->address[len] = '\0';
+        log__join_send(j);
+        return;
+    }
+    if (status == TRANSPORT_REFUSED || status == TRANSPORT_BAD_REQUEST ||
+        status == TRANSPORT_WRONG_CLUSTER) {
+        j->done = true;
+        j->rv = BERTH_EINVAL;
+        err_printf(j->errmsg, "the cluster at %s refused this host: %s",
+                   j->address,
+                   status == TRANSPORT_WRONG_CLUSTER ? "another cluster" : why);
+        return;
+    }
+    log__join_later(j, status == TRANSPORT_UNAVAILABLE ? why
+                       : status == BERTH_ETIMEOUT      ? "no answer"
+                       : status == BERTH_EMALFORMED    ? "not a berth peer port"
+                                                       : "cannot connect");
+}
+
+static void log__join_send(struct log__join *j)
+{
+    struct log *l = j->log;
+    int rv = transport_request(l->peers, j->address, TRANSPORT_JOIN, l->peer,
+                               strlen(l->peer), 5000, log__join_cb, j);
+    if (rv != 0) {
+        j->done = true;
+        j->rv = rv;
+        err_printf(j->errmsg, "cannot join through %s: %s", j->address,
+                   rv == BERTH_EINVAL ? "not an IP address and port"
+                                      : err_str(rv));
+    }
+}
+
+static int log__join(struct log *l, struct log__identity *who, char *errmsg)
+{
+    struct log__join j;
+    memset(&j, 0, sizeof j);
+    j.log = l;
+    j.who = who;
+    snprintf(j.address, sizeof j.address, "%s", l->cfg.join);
+    j.deadline = uv_now(l->loop) + LOG__JOIN_MS;
+    uv_timer_init(l->loop, &j.retry);
+    j.retry.data = &j;
+    log__join_send(&j);
+    /* Nothing else runs on the loop yet: the host starts its servers only
+     * once the log is open. */
+    while (!j.done) {
+        uv_run(l->loop, UV_RUN_ONCE);
+    }
+    uv_close((uv_handle_t *)&j.retry, NULL);
+    uv_run(l->loop, UV_RUN_NOWAIT);
+    if (j.rv != 0) {
+        err_printf(errmsg, "%s", j.errmsg);
+    }
+    return j.rv;
+}
+
+/* Settle who this host is before raft starts: read the identity file, or
+ * make one (a new cluster, or one joined through cfg.join). *bootstrap
+ * says whether raft's directory is new and this host starts a cluster;
+ * *recover whether a cluster of one must take a new address. */
+static int log__identity(struct log *l, bool *bootstrap, bool *recover,
+                         char *errmsg)
+{
+    struct log__identity who;
+    bool found;
+    const char *address = l->peer != NULL ? l->peer : LOG__LOCAL;
+    memset(&who, 0, sizeof who);
+    *bootstrap = *recover = false;
+    int rv = log__identity_read(l->dir, &who, &found, errmsg);
+    if (rv != 0) {
+        return rv;
+    }
+    if (found) {
+        if (l->cfg.join != NULL) {
+            log__note(l, "info", "--join is ignored: this host is a member",
+                      NULL);
+        }
+        if (strcmp(who.peer, address) != 0) {
+            if (strcmp(who.peer, LOG__LOCAL) != 0) {
+                err_printf(errmsg,
+                           "this host is a member of a cluster at peer "
+                           "address %s; start it with --peer %s (to move "
+                           "it, remove it and join again from a new data "
+                           "directory)",
+                           who.peer, who.peer);
+                return BERTH_EINVAL;
+            }
+            /* A host that was alone takes a peer address: it stays a
+             * cluster of one, under its new name. */
+            *recover = true;
+        }
+    } else if (log__has_state(l->dir)) {
+        /* A data directory from before clusters: one host, id 1. */
+        who.id = LOG__FIRST_ID;
+        uv_random(NULL, NULL, who.cluster, sizeof who.cluster, 0, NULL);
+        *recover = l->peer != NULL;
+        if (l->cfg.join != NULL) {
+            err_printf(errmsg, "this data directory holds a log already; a "
+                               "host joins a cluster only from a new one");
+            return BERTH_EINVAL;
+        }
+    } else if (l->cfg.join != NULL) {
+        if (l->peer == NULL) {
+            err_printf(errmsg, "--join needs --peer: the address the "
+                               "cluster reaches this host at");
+            return BERTH_EINVAL;
+        }
+        rv = log__join(l, &who, errmsg);
+        if (rv != 0) {
+            return rv;
+        }
+    } else {
+        who.id = LOG__FIRST_ID;
+        uv_random(NULL, NULL, who.cluster, sizeof who.cluster, 0, NULL);
+        *bootstrap = true;
+    }
+    snprintf(who.peer, sizeof who.peer, "%s", address);
+    rv = log__identity_write(l->dir, &who, errmsg);
+    if (rv != 0) {
+        return rv;
+    }
+    l->id = who.id;
+    memcpy(l->cluster, who.cluster, sizeof l->cluster);
+    transport_set_cluster(l->peers, l->cluster);
+    transport_set_id(l->peers, l->id);
+    return 0;
+}
+
+static void log__handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
 int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
              char *errmsg)
 {
     struct raft_configuration conf;
+    bool bootstrap, recover;
     int rv;
 
     struct log *l = mem_calloc(1, sizeof *l);
@@ -212,45 +1116,51 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
     l->cfg = *cfg;
     l->loop = loop;
     l->dir = mem_strdup(cfg->dir);
-    if (l->dir == NULL) {
+    l->peer = cfg->peer != NULL ? mem_strdup(cfg->peer) : NULL;
+    l->info = mem_strdup(cfg->info != NULL ? cfg->info : "");
+    if (l->dir == NULL || (cfg->peer != NULL && l->peer == NULL) ||
+        l->info == NULL) {
         err_printf(errmsg, "out of memory");
         rv = BERTH_ENOMEM;
         goto err_after_alloc;
     }
     rv = log__mkdir(l->dir, errmsg);
     if (rv != 0) {
-        goto err_after_dir;
+        goto err_after_alloc;
     }
     rv = log__check(l, errmsg);
     if (rv != 0) {
-        goto err_after_dir;
+        goto err_after_alloc;
     }
-
-    /* libraft's backend owns transport.data; ours is impl. */
-    l->transport.version = 1;
-    l->transport.impl = l;
-    l->transport.init = log__transport_init;
-    l->transport.listen = log__transport_listen;
-    l->transport.connect = log__transport_connect;
-    l->transport.close = log__transport_close;
+    rv = transport_init(&l->peers, &l->transport, loop, l->peer, log__serve,
+                        log__transport_note, l, errmsg);
+    if (rv != 0) {
+        goto err_after_alloc;
+    }
+    rv = log__identity(l, &bootstrap, &recover, errmsg);
+    if (rv != 0) {
+        goto err_after_transport;
+    }
 
     rv = raft_uv_init(&l->io, loop, l->dir, &l->transport);
     if (rv != 0) {
         err_printf(errmsg, "raft log in %s: %s", l->dir, l->io.errmsg);
         rv = BERTH_EIO;
-        goto err_after_dir;
+        goto err_after_transport;
     }
 
     /* A damaged segment must stop the host with a clear error, never be set
      * aside silently with the entries in it. */
     raft_uv_set_auto_recovery(&l->io, false);
 
-    uv_timer_init(loop, &l->transport_handle);
-    l->transport_handle.data = l;
     uv_timer_init(loop, &l->watchdog);
     l->watchdog.data = l;
-    rv = raft_init(&l->raft, &l->io, fsm_raft_fsm(cfg->fsm), LOG__ID,
-                   LOG__ADDRESS);
+    uv_timer_init(loop, &l->roles);
+    l->roles.data = l;
+    uv_check_init(loop, &l->check);
+    l->check.data = l;
+    const char *address = l->peer != NULL ? l->peer : LOG__LOCAL;
+    rv = raft_init(&l->raft, &l->io, fsm_raft_fsm(cfg->fsm), l->id, address);
     if (rv != 0) {
         err_printf(errmsg, "raft init: %s", raft_errmsg(&l->raft));
         rv = BERTH_EIO;
@@ -258,27 +1168,37 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
     }
     l->raft.data = l;
     fsm_attach(cfg->fsm, &l->raft, cfg->snapshot_every);
+    /* A host that was cut off and comes back must not depose a healthy
+     * leader by starting elections of its own. */
+    raft_set_pre_vote(&l->raft, true);
 
-    raft_configuration_init(&conf);
-    rv = raft_configuration_add(&conf, LOG__ID, LOG__ADDRESS, RAFT_VOTER);
-    if (rv != 0) {
+    if (bootstrap || recover) {
+        raft_configuration_init(&conf);
+        rv = raft_configuration_add(&conf, l->id, address, RAFT_VOTER);
+        if (rv != 0) {
+            raft_configuration_close(&conf);
+            err_printf(errmsg, "raft configuration: %s", raft_strerror(rv));
+            rv = BERTH_ENOMEM;
+            goto err_after_raft;
+        }
+        rv = bootstrap ? raft_bootstrap(&l->raft, &conf)
+                       : raft_recover(&l->raft, &conf);
         raft_configuration_close(&conf);
-        err_printf(errmsg, "raft configuration: %s", raft_strerror(rv));
-        rv = BERTH_ENOMEM;
-        goto err_after_raft;
-    }
-    /* Only a brand new directory can be bootstrapped; an existing one
-     * answers CANTBOOTSTRAP, which is the normal restart path. */
-    rv = raft_bootstrap(&l->raft, &conf);
-    raft_configuration_close(&conf);
-    if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
-        err_printf(errmsg, "raft bootstrap in %s: %s", l->dir,
-                   raft_errmsg(&l->raft));
-        rv = BERTH_EIO;
-        goto err_after_raft;
+        if (rv != 0 && !(bootstrap && rv == RAFT_CANTBOOTSTRAP)) {
+            err_printf(errmsg, "raft %s in %s: %s",
+                       bootstrap ? "bootstrap" : "recover", l->dir,
+                       raft_errmsg(&l->raft));
+            rv = BERTH_EIO;
+            goto err_after_raft;
+        }
     }
 
     rv = raft_start(&l->raft);
+    if (rv != 0 && transport_listen_failed(l->peers)) {
+        err_printf(errmsg, "peer port: %s", l->transport.errmsg);
+        rv = BERTH_EBUSY;
+        goto err_after_raft;
+    }
     if (rv != 0) {
         err_printf(errmsg, "raft log in %s cannot be loaded: %s", l->dir,
                    raft_errmsg(&l->raft));
@@ -291,16 +1211,8 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
     if (rv != 0) {
         goto err_after_raft;
     }
-
-    /* A barrier commits only after every earlier entry is applied, so its
-     * callback is the moment the store reflects the whole log. */
-    l->barrier.data = l;
-    rv = raft_barrier(&l->raft, &l->barrier, log__barrier_cb);
-    if (rv != 0) {
-        err_printf(errmsg, "raft barrier: %s", raft_errmsg(&l->raft));
-        rv = BERTH_EIO;
-        goto err_after_raft;
-    }
+    uv_check_start(&l->check, log__check_cb);
+    uv_unref((uv_handle_t *)&l->check);
     *out = l;
     return 0;
 
@@ -315,14 +1227,21 @@ err_after_raft:
     return rv;
 err_after_io:
     raft_uv_close(&l->io);
-    /* l holds the handles: it is freed once both are closed. */
-    mem_free(l->dir);
-    uv_close((uv_handle_t *)&l->watchdog, NULL);
-    uv_close((uv_handle_t *)&l->transport_handle, log__free_closed);
+    uv_close((uv_handle_t *)&l->watchdog, log__handle_closed);
+    uv_close((uv_handle_t *)&l->roles, log__handle_closed);
+    uv_close((uv_handle_t *)&l->check, log__handle_closed);
+    /* libraft never started the transport; the failed open ends the
+     * process, so l is kept reachable rather than freed under libuv. */
+    l->closing = true;
+    log__abandoned = l;
     return rv;
-err_after_dir:
-    mem_free(l->dir);
+err_after_transport:
+    transport_close(l->peers, NULL, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
 err_after_alloc:
+    mem_free(l->info);
+    mem_free(l->peer);
+    mem_free(l->dir);
     mem_free(l);
     return rv;
 }
@@ -336,6 +1255,12 @@ static void log__apply_cb(struct raft_apply *req, int status, void *result)
     if (status != 0) {
         if (status == RAFT_SHUTDOWN || status == RAFT_CANCELED) {
             rv = BERTH_ESHUTDOWN;
+        } else if ((status == RAFT_LEADERSHIPLOST ||
+                    status == RAFT_NOTLEADER) &&
+                   log_voters(l) > 1) {
+            /* The entry may still commit under the next leader: apply is
+             * idempotent, and the proposer must not count on either. */
+            rv = BERTH_ENOTLEADER;
         } else {
             /* With one voter, losing leadership can only follow an I/O
              * error (libraft steps down after a failed write), so it is as
@@ -350,10 +1275,14 @@ static void log__apply_cb(struct raft_apply *req, int status, void *result)
     cb(arg, rv, rv == 0 ? (int)(intptr_t)result : 0);
 }
 
-int log_propose(struct log *l, struct buf *entry, log_done_cb cb, void *arg)
+int log_propose(struct log *l, struct buf *entry, log_done_cb cb, void *arg,
+                uint64_t *index)
 {
     if (l->fatal || l->closing) {
         return BERTH_ESHUTDOWN;
+    }
+    if (!l->leading) {
+        return BERTH_ENOTLEADER;
     }
     struct log__req *r = mem_alloc(sizeof *r);
     if (r == NULL) {
@@ -378,13 +1307,17 @@ int log_propose(struct log *l, struct buf *entry, log_done_cb cb, void *arg)
         raft_free(b.base);
         mem_free(r);
         if (rv == RAFT_NOTLEADER) {
-            /* A one-voter cluster that does not lead has failed. */
-            log__fatal(l, "log no longer leads", rv);
-            return BERTH_EIO;
+            if (log_voters(l) <= 1) {
+                /* A one-voter cluster that does not lead has failed. */
+                log__fatal(l, "log no longer leads", rv);
+                return BERTH_EIO;
+            }
+            return BERTH_ENOTLEADER;
         }
-        return rv == RAFT_NOTLEADER ? BERTH_ENOTLEADER
-               : rv == RAFT_NOMEM   ? BERTH_ENOMEM
-                                    : BERTH_EIO;
+        return rv == RAFT_NOMEM ? BERTH_ENOMEM : BERTH_EIO;
+    }
+    if (index != NULL) {
+        *index = r->req.index;
     }
     buf_free(entry);
     l->pending++;
@@ -410,11 +1343,59 @@ uint64_t log_applied_index(const struct log *l)
     return raft_last_applied((struct raft *)&l->raft);
 }
 
-static void log__closed(uv_handle_t *h)
+uint64_t log_id(const struct log *l)
 {
-    struct log *l = h->data;
+    return l->id;
+}
+
+/* --- Handing over and closing. --- */
+
+struct log__handoff {
+    struct raft_transfer req;
+    struct log *log;
+    log_handoff_cb cb;
+    void *arg;
+};
+
+static void log__handoff_cb(struct raft_transfer *req)
+{
+    struct log__handoff *h = req->data;
+    h->cb(h->arg);
+    mem_free(h);
+}
+
+int log_handoff(struct log *l, log_handoff_cb cb, void *arg)
+{
+    if (!l->leading || log_voters(l) < 2) {
+        return BERTH_ENOTLEADER;
+    }
+    struct log__handoff *h = mem_calloc(1, sizeof *h);
+    if (h == NULL) {
+        return BERTH_ENOMEM;
+    }
+    h->log = l;
+    h->cb = cb;
+    h->arg = arg;
+    h->req.data = h;
+    /* id 0: libraft picks the voter whose log is most caught up. */
+    int rv = raft_transfer(&l->raft, &h->req, 0, log__handoff_cb);
+    if (rv != 0) {
+        mem_free(h);
+        return BERTH_EBUSY;
+    }
+    return 0;
+}
+
+static void log__free(struct log *l)
+{
     log_close_cb cb = l->close_cb;
     void *arg = l->close_arg;
+    for (unsigned i = 0; i < l->n_members; i++) {
+        mem_free(l->members[i].info);
+    }
+    mem_free(l->members);
+    mem_free(l->info);
+    mem_free(l->peer);
     mem_free(l->dir);
     mem_free(l);
     if (cb != NULL) {
@@ -422,13 +1403,26 @@ static void log__closed(uv_handle_t *h)
     }
 }
 
+static void log__transport_closed(void *arg)
+{
+    log__free(arg);
+}
+
+static void log__last_handle_closed(uv_handle_t *h)
+{
+    struct log *l = h->data;
+    transport_close(l->peers, log__transport_closed, l);
+}
+
 static void log__close_cb(struct raft *raft)
 {
     struct log *l = raft->data;
     raft_uv_close(&l->io);
-    /* The watchdog closes last: l, which holds it, is freed in its close
-     * callback, after libuv is done with every handle inside l. */
-    uv_close((uv_handle_t *)&l->watchdog, log__closed);
+    uv_close((uv_handle_t *)&l->roles, log__handle_closed);
+    uv_close((uv_handle_t *)&l->check, log__handle_closed);
+    /* The watchdog closes last: handles close in order, so by its callback
+     * libuv is done with every handle inside l. */
+    uv_close((uv_handle_t *)&l->watchdog, log__last_handle_closed);
 }
 
 void log_close(struct log *l, log_close_cb cb, void *arg)
@@ -437,5 +1431,12 @@ void log_close(struct log *l, log_close_cb cb, void *arg)
     l->close_cb = cb;
     l->close_arg = arg;
     uv_timer_stop(&l->watchdog);
+    uv_timer_stop(&l->roles);
+    if (l->change_call != NULL) {
+        transport_reply(l->change_call->call, TRANSPORT_UNAVAILABLE, "closing",
+                        7);
+        mem_free(l->change_call);
+        l->change_call = NULL;
+    }
     raft_close(&l->raft, log__close_cb);
 }

@@ -17,6 +17,7 @@
 #ifndef BERTH_CONSENSUS_LOG_H
 #define BERTH_CONSENSUS_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -29,9 +30,30 @@ struct log;
 /* Called once when the log cannot continue; the host must exit. */
 typedef void (*log_fatal_fn)(void *arg, const char *message);
 
-/* Called when the log is ready: this host leads and every entry committed
- * before it started has been applied. */
-typedef void (*log_ready_fn)(void *arg);
+/* Called with true when this host starts leading and every entry committed
+ * before has been applied here (a barrier of its own term committed), and
+ * with false the moment it learns that it no longer leads. Only a leading
+ * host may let effects out. */
+typedef void (*log_lead_fn)(void *arg, bool leading);
+
+/* Called on the leader once per loop iteration, after I/O: proposed
+ * entries may be held by more hosts than before (see log_held). */
+typedef void (*log_progress_fn)(void *arg);
+
+/* Called for something worth a line in the host's log; detail may be
+ * NULL. */
+typedef void (*log_note_fn)(void *arg, const char *level, const char *message,
+                            const char *detail);
+
+/* A request forwarded from another host of the cluster, waiting for
+ * log_forward_reply(). */
+struct log_call;
+
+/* Called on this host for each request another host forwarded to it with
+ * log_forward(); body is valid until log_forward_reply() is called on
+ * call, which must happen exactly once. */
+typedef void (*log_forwarded_fn)(void *arg, struct log_call *call,
+                                 const uint8_t *body, size_t len);
 
 struct log_config {
     const char *dir;        /* raft's own directory; created if missing */
@@ -39,32 +61,86 @@ struct log_config {
     /* The least number of entries between raft snapshots (0: 1024); the
      * fsm waits longer while the store is big (consensus/fsm.h). */
     unsigned snapshot_every;
+    /* The address this host's peers reach it at (IP literal and port),
+     * bound for the peer port; NULL: one host with no peer port. */
+    const char *peer;
+    /* The first time only: a peer of the cluster to join, instead of
+     * starting a cluster of one. NULL: none. */
+    const char *join;
+    unsigned voters; /* voters the cluster keeps when it can; 0: 3 */
+    /* What this host tells peers that probe it (its HTTP addresses, say);
+     * copied. NULL: nothing. */
+    const char *info;
     struct fsm *fsm; /* what applies entries; outlives the log */
     log_fatal_fn fatal;
-    log_ready_fn ready;
-    void *arg; /* passed to every callback */
+    log_lead_fn lead;
+    log_progress_fn progress;   /* NULL: not needed */
+    log_note_fn note;           /* NULL: notes go to stderr */
+    log_forwarded_fn forwarded; /* NULL: forwarded requests are refused */
+    void *arg;                  /* passed to every callback */
 };
 
 /* Called on the leader when a proposed entry has been applied (status 0,
  * result from apply) or has failed (status < 0, e.g. BERTH_ESHUTDOWN). */
 typedef void (*log_done_cb)(void *arg, int status, int result);
 
-/* Open the log in cfg->dir on loop, bootstrapping a one-voter cluster the
- * first time, and start it. The ready callback fires later. The log refuses
+/* Open the log in cfg->dir on loop and start it. The first time, either
+ * bootstrap a cluster of this host alone, or (cfg->join) ask the cluster to
+ * add this host, running loop until it answers. The lead callback fires
+ * later. The log refuses
  * to open, with BERTH_ECORRUPT and a message naming the damage, when its
  * files are damaged in a way that would drop an entry at or below
  * cfg->applied_index, or when it ends below that index: new entries would
  * then take the numbers of entries the state machine already holds
- * (consensus/segments.h). The files are left untouched. On any failure
- * returns a negative code with a message in errmsg. *out is freed by
+ * (consensus/segments.h). The files are left untouched. BERTH_EBUSY says
+ * the peer port could not be bound, BERTH_EINVAL a setting that does not
+ * fit the data directory, BERTH_ETIMEOUT a join that got no answer. On any
+ * failure returns a negative code with a message in errmsg. *out is freed by
  * log_close(). */
 int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
              char *errmsg);
 
 /* Propose one entry. On success the log takes ownership of entry's bytes
- * (entry is left empty) and cb runs exactly once later. On failure returns
- * a negative code, cb will not run, and entry is untouched. */
-int log_propose(struct log *l, struct buf *entry, log_done_cb cb, void *arg);
+ * (entry is left empty), sets *index (when not NULL) to the entry's
+ * position, and cb runs exactly once later: status 0 once committed and
+ * applied; BERTH_ENOTLEADER if leadership was lost first (the entry may
+ * still commit later, under another leader); BERTH_ESHUTDOWN when closing.
+ * On failure returns a negative code (BERTH_ENOTLEADER when this host does
+ * not lead), cb will not run, and entry is untouched. */
+int log_propose(struct log *l, struct buf *entry, log_done_cb cb, void *arg,
+                uint64_t *index);
+
+/* Return how many hosts hold the entry at index durably (this leader's own
+ * fsync counts as one), or 0 when this host does not lead. */
+unsigned log_held(const struct log *l, uint64_t index);
+
+/* Return the number of voters in the current configuration. */
+unsigned log_voters(const struct log *l);
+
+/* Return whether this host leads and may let effects out. */
+bool log_leading(const struct log *l);
+
+/* Return whether this host leads, or knows another host that does. */
+bool log_has_leader(const struct log *l);
+
+/* Called once with a forwarded request's outcome: status 0 and the
+ * leader's answer, or a negative code (BERTH_ENOTLEADER: no leader is
+ * known or it stopped leading; BERTH_EIO, BERTH_ETIMEOUT). body is valid
+ * during the call only. */
+typedef void (*log_forward_cb)(void *arg, int status, const uint8_t *body,
+                               size_t len);
+
+/* Send body to the leader's forwarded callback and wait at most timeout_ms
+ * for its answer. Returns 0 and cb runs once later, or a negative code
+ * (BERTH_ENOTLEADER when no other host is known to lead). body is
+ * copied. */
+int log_forward(struct log *l, const void *body, size_t len,
+                unsigned timeout_ms, log_forward_cb cb, void *arg);
+
+/* Answer a forwarded request: status 0 with body (copied), or a negative
+ * code. call is freed by this function. */
+void log_forward_reply(struct log_call *call, int status, const void *body,
+                       size_t len);
 
 /* Ask for a raft snapshot after the next applied entry, with no entry kept
  * behind it, so that the segments holding everything up to it leave the
@@ -78,6 +154,55 @@ unsigned log_pending(const struct log *l);
 
 /* Return the index of the last entry applied on this host. */
 uint64_t log_applied_index(const struct log *l);
+
+/* Return this host's raft id. */
+uint64_t log_id(const struct log *l);
+
+/* One host of the cluster, as log_cluster() describes it. */
+struct log_host {
+    uint64_t id;
+    const char *peer; /* its peer address */
+    const char *role; /* "voter", "standby" or "spare" */
+    bool leader;
+    bool online;      /* it answered a probe just now (or is this host) */
+    uint64_t applied; /* the last entry it applied, as it said */
+    uint64_t lag;     /* entries behind the most advanced host */
+    const char *info; /* what it tells probes (its HTTP addresses), or NULL */
+};
+
+/* The cluster as this host sees it. */
+struct log_cluster {
+    uint64_t self, leader, term, last_index;
+    uint8_t cluster[16];
+    uint64_t refused; /* peer connections refused since start */
+    struct log_host *hosts;
+    unsigned n_hosts;
+};
+
+/* Called once with the cluster's description; c and everything it points
+ * to are valid during the call only. */
+typedef void (*log_cluster_cb)(void *arg, int status,
+                               const struct log_cluster *c);
+
+/* Probe every host of the configuration and describe the cluster. Returns
+ * 0 and cb runs once later, or a negative code. */
+int log_cluster(struct log *l, log_cluster_cb cb, void *arg);
+
+/* Start removing host id from the cluster (on the leader only: else
+ * BERTH_ENOTLEADER). Returns 0 once the change is proposed, or a negative
+ * code with a message in errmsg. */
+int log_remove(struct log *l, uint64_t id, char *errmsg);
+
+/* Return the id of the host whose peer address is peer, or 0. */
+uint64_t log_host_by_peer(const struct log *l, const char *peer);
+
+/* Called when a hand-off has ended, whether or not another host leads. */
+typedef void (*log_handoff_cb)(void *arg);
+
+/* Hand leadership to the most caught-up voter, for a graceful stop.
+ * Returns 0 and cb runs once later, or BERTH_ENOTLEADER when this host
+ * does not lead or no other voter exists. */
+int log_handoff(struct log *l, log_handoff_cb cb, void *arg);
 
 /* Called when the log has closed. */
 typedef void (*log_close_cb)(void *arg);

@@ -1,6 +1,11 @@
 #include "core/gate.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/err.h"
 
 void gate_init(struct gate *g)
 {
@@ -52,4 +57,55 @@ struct gate_item *gate_pop(struct gate *g)
         return NULL;
     }
     return gate_pop_any(g);
+}
+
+bool gate_acks_met(uint8_t level, unsigned held, unsigned voters,
+                   bool committed)
+{
+    if (level == GATE_ACKS_QUORUM || level == GATE_ACKS_DEFAULT) {
+        return committed;
+    }
+    if (level == GATE_ACKS_ALL) {
+        return committed && held >= voters;
+    }
+    /* A commit means a majority holds the event: enough for any k up to
+     * it, whatever the last count said. */
+    return held >= level || (committed && level <= voters / 2 + 1);
+}
+
+int gate_acks_parse(const char *text, uint8_t *out)
+{
+    if (strcmp(text, "quorum") == 0) {
+        *out = GATE_ACKS_QUORUM;
+        return 0;
+    }
+    if (strcmp(text, "all") == 0) {
+        *out = GATE_ACKS_ALL;
+        return 0;
+    }
+    char *end;
+    if (text[0] < '0' || text[0] > '9') {
+        return BERTH_EINVAL;
+    }
+    unsigned long n = strtoul(text, &end, 10);
+    if (*end != '\0' || n > GATE_ACKS_MAX) {
+        return BERTH_EINVAL;
+    }
+    *out = (uint8_t)n;
+    return 0;
+}
+
+const char *gate_acks_name(uint8_t level, char *out)
+{
+    if (level == GATE_ACKS_QUORUM) {
+        return strcpy(out, "quorum");
+    }
+    if (level == GATE_ACKS_ALL) {
+        return strcpy(out, "all");
+    }
+    if (level == GATE_ACKS_DEFAULT) {
+        return strcpy(out, "default");
+    }
+    snprintf(out, 8, "%u", (unsigned)level);
+    return out;
 }

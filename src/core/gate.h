@@ -47,4 +47,35 @@ struct gate_item *gate_pop(struct gate *g);
  * fail every held item when a ship is torn down. */
 struct gate_item *gate_pop_any(struct gate *g);
 
+/* Ack levels: how many hosts must hold an event durably before its
+ * effects may leave (a ship's setting, or the host's default).
+ *
+ *   0        at once, after compute: nothing is durable yet
+ *   1        after the leader's own fsync
+ *   k        after k hosts' fsync (the leader counts as one)
+ *   quorum   after raft commits the entry (a majority of voters hold it)
+ *   all      after every voter holds it, and it is committed
+ *
+ * Below quorum, an effect may leave for an event that a failover then
+ * loses; quorum and all never lose an event whose effects left. Levels
+ * are stored in one byte: 0 to GATE_ACKS_MAX hosts, or one of the names. */
+#define GATE_ACKS_MAX 99
+#define GATE_ACKS_QUORUM 253
+#define GATE_ACKS_ALL 254
+#define GATE_ACKS_DEFAULT 255 /* the host's default applies */
+
+/* Return whether an event may leave the gate: held is how many hosts hold
+ * it durably (0 when unknown), voters how many voters the cluster has, and
+ * committed whether raft has committed it. */
+bool gate_acks_met(uint8_t level, unsigned held, unsigned voters,
+                   bool committed);
+
+/* Set *out to the level named by text ("quorum", "all" or a number up to
+ * GATE_ACKS_MAX) and return 0, or return BERTH_EINVAL. */
+int gate_acks_parse(const char *text, uint8_t *out);
+
+/* Write the level's name ("quorum", "all", "default" or the number) into
+ * out, which has room for 8 bytes, and return out. */
+const char *gate_acks_name(uint8_t level, char *out);
+
 #endif

@@ -1,5 +1,7 @@
 #include "core/record.h"
 
+#include "core/gate.h"
+
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -200,6 +202,9 @@ int record_encode_ship_batch(struct buf *out, const struct record_ship_batch *b)
         (rv = buf_put_u64(out, b->freeze_timeout_ms)) != 0) {
         return rv;
     }
+    if ((flags & RECORD_BATCH_ACKS) && (rv = buf_put_u8(out, b->acks)) != 0) {
+        return rv;
+    }
     if (lists && ((rv = buf_put_u32(out, (uint32_t)b->args_len)) != 0 ||
                   (rv = buf_append(out, b->args, b->args_len)) != 0 ||
                   (rv = buf_put_u32(out, (uint32_t)b->env_len)) != 0 ||
@@ -228,6 +233,14 @@ int record_decode_ship_batch(const uint8_t *p, size_t len,
     b->created_ns = cursor_u64(&c);
     b->idle_timeout_ms = cursor_u64(&c);
     b->freeze_timeout_ms = cursor_u64(&c);
+    b->acks = GATE_ACKS_DEFAULT;
+    if (b->flags & RECORD_BATCH_ACKS) {
+        b->acks = cursor_u8(&c);
+        if (b->acks > GATE_ACKS_MAX && b->acks != GATE_ACKS_QUORUM &&
+            b->acks != GATE_ACKS_ALL && b->acks != GATE_ACKS_DEFAULT) {
+            return BERTH_EMALFORMED;
+        }
+    }
     b->args = b->env = NULL;
     b->args_len = b->env_len = 0;
     if (b->flags & RECORD_BATCH_ARGS) {

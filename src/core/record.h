@@ -21,7 +21,7 @@
  *                written by older versions, still applied
  *   SHIP_BATCH   one or many new ships of one program: u16 program_len |
  *                program | u16 name_len | name | u8 flags | u64 created_ns |
- *                u64 idle_timeout_ms | u64 freeze_timeout_ms |
+ *                u64 idle_timeout_ms | u64 freeze_timeout_ms | [u8 acks] |
  *                [u32 args_len | args | u32 env_len | env] | u32 first |
  *                u32 count | u8 key[32] | u8 public_key[32] * count.
  *                The bracketed part is there only with RECORD_BATCH_ARGS:
@@ -103,6 +103,11 @@ enum record_entry_type {
     0x02 /* set by the encoder when there are args or                          \
             env */
 
+/* Set by the caller when the entry carries the ships' ack level (u8, right
+ * after freeze_timeout_ms; core/gate.h); without it they take the host's
+ * default. */
+#define RECORD_BATCH_ACKS 0x04
+
 /* The most bytes of args and of env a SHIP_BATCH entry takes, each. */
 #define RECORD_LIST_MAX (1024 * 1024)
 
@@ -117,6 +122,7 @@ struct record_ship_batch {
     uint64_t created_ns;
     uint64_t idle_timeout_ms;
     uint64_t freeze_timeout_ms;
+    uint8_t acks;     /* with RECORD_BATCH_ACKS; else decoded as the default */
     const char *args; /* string list; NULL or empty when none */
     size_t args_len;
     const char *env; /* string list of "K=V"; NULL or empty when none */

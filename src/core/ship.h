@@ -13,9 +13,10 @@
  * but stopped (cgroup freezer, or SIGSTOP), so it uses memory but no CPU,
  * and thawing it is much cheaper than waking. SLEEPING: a snapshot was
  * requested before the process stops; a new event interrupts it and the ship
- * is AWAKE again. REMOVED is final. Every transition goes through
- * ship_state_set, which refuses the ones not drawn above so that a bug shows
- * up at once. */
+ * is AWAKE again. REMOVED is final, and reached from ASLEEP only: a removal
+ * kills the program first. Every transition goes through ship_state_set,
+ * which refuses the ones not drawn above so that a bug shows up at once;
+ * core/fleet.c makes them all, and test/unit/test_fleet.c takes each. */
 #ifndef BERTH_CORE_SHIP_H
 #define BERTH_CORE_SHIP_H
 

@@ -5,13 +5,15 @@
  *                                  &state=STATE
  *   POST   /v1/ships              create: {"program", "name"?, "count"?,
  *                                  "idle_timeout_ms"?, "freeze_timeout_ms"?,
- *                                  "args"?, "env"?}
+ *                                  "args"?, "env"?, "acks"?}
  *   GET    /v1/ships/ID           show one ship
  *   DELETE /v1/ships/ID           remove a ship and its data
  *   POST   /v1/ships/ID/send      deliver the body as a POKE event
  *   POST   /v1/ships/ID/sleep     snapshot and stop; answers once asleep
  *   POST   /v1/ships/ID/wake      start; answers once awake
  *   GET    /v1/stats              host counters
+ *   GET    /v1/cluster            the hosts of the cluster, probed now
+ *   DELETE /v1/cluster/hosts/ID   remove a host (by id or peer address)
  *
  * Errors are {"error": {"code", "message"}} with a fitting status; docs/api.md
  * is the reference. */
@@ -25,6 +27,7 @@
 #include <unistd.h>
 
 #include "consensus/log.h"
+#include "core/gate.h"
 #include "core/record.h"
 #include "core/ship.h"
 #include "daemon/host.h"
@@ -48,6 +51,7 @@ struct admin__create {
     char name[STORE_NAME_MAX + 1]; /* the name, or the prefix with count */
     bool single;                   /* no count: answer with the ship */
     uint64_t created_ns, idle_ms, freeze_ms;
+    uint8_t acks; /* GATE_ACKS_DEFAULT when not given */
     uint32_t count;
     uint32_t next;     /* the first index (0-based) not yet looked at */
     uint32_t first;    /* the index of the batch being committed */
@@ -151,7 +155,9 @@ static void admin__create_next(struct admin__create *c)
         .program_len = strlen(c->program),
         .name = c->name,
         .name_len = strlen(c->name),
-        .flags = c->single ? 0 : RECORD_BATCH_PREFIX,
+        .flags = (c->single ? 0 : RECORD_BATCH_PREFIX) |
+                 (c->acks != GATE_ACKS_DEFAULT ? RECORD_BATCH_ACKS : 0),
+        .acks = c->acks,
         .created_ns = c->created_ns,
         .idle_timeout_ms = c->idle_ms,
         .freeze_timeout_ms = c->freeze_ms,
@@ -397,21 +403,40 @@ void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
     const char *name = "";
     json_int_t count = 0;
     json_t *idle_j = NULL, *freeze_j = NULL, *args = NULL, *env = NULL;
+    json_t *acks_j = NULL;
     uint64_t idle, freeze;
+    uint8_t acks = GATE_ACKS_DEFAULT;
     json_error_t jerr;
     char msg[ERRMSG_SIZE];
     if (json_unpack_ex(spec, &jerr, JSON_STRICT,
-                       "{s:s, s?:s, s?:I, s?:o, s?:o, s?:o, s?:o}", "program",
-                       &program, "name", &name, "count", &count,
+                       "{s:s, s?:s, s?:I, s?:o, s?:o, s?:o, s?:o, s?:o}",
+                       "program", &program, "name", &name, "count", &count,
                        "idle_timeout_ms", &idle_j, "freeze_timeout_ms",
-                       &freeze_j, "args", &args, "env", &env) != 0) {
+                       &freeze_j, "args", &args, "env", &env, "acks",
+                       &acks_j) != 0) {
         host_reply_error(req, 400, "invalid",
                          "expected {\"program\": PATH, \"name\"?: NAME, "
                          "\"count\"?: N, \"idle_timeout_ms\"?: MS, "
                          "\"freeze_timeout_ms\"?: MS, \"args\"?: [ARG, ...], "
-                         "\"env\"?: {KEY: VALUE, ...}}: %s",
+                         "\"env\"?: {KEY: VALUE, ...}, \"acks\"?: LEVEL}: %s",
                          jerr.text);
         return;
+    }
+    if (acks_j != NULL) {
+        char text[32] = "";
+        if (json_is_integer(acks_j)) {
+            snprintf(text, sizeof text, "%lld",
+                     (long long)json_integer_value(acks_j));
+        } else if (json_is_string(acks_j)) {
+            snprintf(text, sizeof text, "%s", json_string_value(acks_j));
+        }
+        if (gate_acks_parse(text, &acks) != 0) {
+            host_reply_error(req, 400, "invalid",
+                             "acks must be a number of hosts from 0 to %d, "
+                             "\"quorum\" or \"all\"",
+                             GATE_ACKS_MAX);
+            return;
+        }
     }
     if (!admin__timeout(spec, "idle_timeout_ms", false, &idle, req) ||
         !admin__timeout(spec, "freeze_timeout_ms", true, &freeze, req)) {
@@ -494,6 +519,7 @@ void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
     c->created_ns = host_now_ns();
     c->idle_ms = idle;
     c->freeze_ms = freeze;
+    c->acks = acks;
     c->count = (uint32_t)count;
     if (!single && name[0] != '\0' && !admin__resume(c)) {
         admin__create_free(c);
@@ -551,12 +577,12 @@ static bool admin__number(const char *s, unsigned long long max,
 static uint32_t admin__tier_count(const struct host *h, enum ship_state state)
 {
     if (state != SHIP_ASLEEP) {
-        return h->tiers[state];
+        return h->fleet.tiers[state];
     }
     uint32_t others = 0;
     for (int i = 0; i < SHIP__STATE_COUNT; i++) {
         if (i != SHIP_REMOVED && i != SHIP_ASLEEP) {
-            others += h->tiers[i];
+            others += h->fleet.tiers[i];
         }
     }
     uint32_t total = registry_count(&h->reg);
@@ -572,7 +598,7 @@ static bool admin__listed(const struct host *h, uint32_t slot, int want)
         return false;
     }
     const struct host_ship *s = e->live;
-    return want < 0 || (int)(s != NULL ? s->state : SHIP_ASLEEP) == want;
+    return want < 0 || (int)(s != NULL ? s->core.state : SHIP_ASLEEP) == want;
 }
 
 static void admin__list(struct host *h, struct http_request *req)
@@ -662,13 +688,15 @@ static uint64_t admin__rss(void)
     return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+static json_t *admin__divergence(const struct host *h);
+
 static void admin__stats(struct host *h, struct http_request *req)
 {
     json_t *st = json_object();
     for (int i = 0; i < SHIP__STATE_COUNT; i++) {
         if (i != SHIP_REMOVED && i != SHIP_ASLEEP) {
             json_object_set_new(st, ship_state_name(i),
-                                json_integer(h->tiers[i]));
+                                json_integer(h->fleet.tiers[i]));
         }
     }
     uint32_t total = registry_count(&h->reg);
@@ -677,13 +705,17 @@ static void admin__stats(struct host *h, struct http_request *req)
     json_t *o = json_object();
     json_object_set_new(o, "ships", json_integer(total));
     json_object_set_new(o, "states", st);
-    json_object_set_new(o, "wake_queue", json_integer(h->n_wake_queue));
-    json_object_set_new(o, "live", json_integer(h->n_live));
-    json_object_set_new(o, "corrupt", json_integer(h->n_damaged));
-    json_object_set_new(o, "programs_running", json_integer(h->n_procs));
+    json_object_set_new(o, "wake_queue", json_integer(h->fleet.n_wake_queue));
+    json_object_set_new(o, "host_id", json_integer((json_int_t)log_id(h->log)));
+    json_object_set_new(o, "leading", json_boolean(h->leading));
+    json_object_set_new(o, "leads", json_integer((json_int_t)h->leads));
+    json_object_set_new(o, "divergence", admin__divergence(h));
+    json_object_set_new(o, "live", json_integer(h->fleet.n_live));
+    json_object_set_new(o, "corrupt", json_integer(h->fleet.n_damaged));
+    json_object_set_new(o, "programs_running", json_integer(h->fleet.n_procs));
     json_object_set_new(o, "max_awake", json_integer(h->max_awake));
     json_object_set_new(o, "awake_memory_bytes",
-                        json_integer((json_int_t)h->awake_memory));
+                        json_integer((json_int_t)h->fleet.awake_memory));
     json_object_set_new(o, "max_awake_bytes",
                         json_integer((json_int_t)h->cfg.max_awake_bytes));
     json_object_set_new(o, "freezer", json_string(proc_freezer_name()));
@@ -693,14 +725,17 @@ static void admin__stats(struct host *h, struct http_request *req)
                         json_integer((json_int_t)h->events_committed));
     json_object_set_new(o, "batches_committed",
                         json_integer((json_int_t)h->batches_committed));
-    json_object_set_new(o, "wakes", json_integer((json_int_t)h->wakes));
-    json_object_set_new(o, "thaws", json_integer((json_int_t)h->thaws));
-    json_object_set_new(o, "evictions", json_integer((json_int_t)h->evictions));
+    json_object_set_new(o, "wakes", json_integer((json_int_t)h->fleet.wakes));
+    json_object_set_new(o, "thaws", json_integer((json_int_t)h->fleet.thaws));
+    json_object_set_new(o, "evictions",
+                        json_integer((json_int_t)h->fleet.evictions));
     json_object_set_new(o, "alarms", json_integer(alarms_count(&h->alarms)));
     json_object_set_new(o, "alarms_fired",
-                        json_integer((json_int_t)h->alarms_fired));
-    json_object_set_new(o, "wake_latency_ms", admin__latency(&h->wake_latency));
-    json_object_set_new(o, "thaw_latency_ms", admin__latency(&h->thaw_latency));
+                        json_integer((json_int_t)h->fleet.alarms_fired));
+    json_object_set_new(o, "wake_latency_ms",
+                        admin__latency(&h->fleet.wake_latency));
+    json_object_set_new(o, "thaw_latency_ms",
+                        admin__latency(&h->fleet.thaw_latency));
     json_object_set_new(o, "rss_bytes", json_integer((json_int_t)admin__rss()));
     json_object_set_new(o, "buffer_bytes",
                         json_integer((json_int_t)h->budget.held));
@@ -732,6 +767,112 @@ static void admin__send(struct host_ship *s, struct http_request *req)
     host_ship_deliver(s, HOST_JOB_ADMIN, req, FRAME_EVENT_POKE, &payload);
 }
 
+/* --- The cluster. --- */
+
+/* Split a probe's info text ("listen A admin B") into its two addresses. */
+static void admin__info(json_t *o, const char *info)
+{
+    char listen[256] = "", admin[256] = "";
+    if (info != NULL) {
+        sscanf(info, "listen %255s admin %255s", listen, admin);
+    }
+    json_object_set_new(o, "listen",
+                        listen[0] ? json_string(listen) : json_null());
+    json_object_set_new(o, "admin",
+                        admin[0] && strcmp(admin, "-") != 0 ? json_string(admin)
+                                                            : json_null());
+}
+
+/* What this host let out below quorum, and what became of it. */
+static json_t *admin__divergence(const struct host *h)
+{
+    json_t *d = json_object();
+    json_object_set_new(d, "released_below_quorum",
+                        json_integer((json_int_t)h->released_early));
+    json_object_set_new(d, "watching", json_integer(h->n_watch));
+    json_object_set_new(d, "survived",
+                        json_integer((json_int_t)h->diverge_survived));
+    json_object_set_new(d, "lost", json_integer((json_int_t)h->diverge_lost));
+    json_object_set_new(d, "unknown",
+                        json_integer((json_int_t)h->diverge_unknown));
+    return d;
+}
+
+static void admin__cluster_cb(void *arg, int status,
+                              const struct log_cluster *c)
+{
+    struct http_request *req = arg;
+    struct host *h = req->data;
+    if (status != 0) {
+        host_reply_error(req, 503, "unavailable", "%s", err_str(status));
+        return;
+    }
+    char hex[33];
+    for (int i = 0; i < 16; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", c->cluster[i]);
+    }
+    json_t *hosts = json_array();
+    for (unsigned i = 0; i < c->n_hosts; i++) {
+        const struct log_host *lh = &c->hosts[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_integer((json_int_t)lh->id));
+        json_object_set_new(o, "peer", json_string(lh->peer));
+        admin__info(o, lh->info);
+        json_object_set_new(o, "role", json_string(lh->role));
+        json_object_set_new(o, "leader", json_boolean(lh->leader));
+        json_object_set_new(o, "self", json_boolean(lh->id == c->self));
+        json_object_set_new(o, "online", json_boolean(lh->online));
+        json_object_set_new(o, "applied",
+                            json_integer((json_int_t)lh->applied));
+        json_object_set_new(o, "lag", json_integer((json_int_t)lh->lag));
+        json_array_append_new(hosts, o);
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer((json_int_t)c->self));
+    json_object_set_new(o, "cluster", json_string(hex));
+    json_object_set_new(o, "leader", json_integer((json_int_t)c->leader));
+    json_object_set_new(o, "term", json_integer((json_int_t)c->term));
+    json_object_set_new(o, "last_index",
+                        json_integer((json_int_t)c->last_index));
+    json_object_set_new(o, "peers_refused",
+                        json_integer((json_int_t)c->refused));
+    json_object_set_new(o, "hosts", hosts);
+    json_object_set_new(o, "divergence", admin__divergence(h));
+    host_reply_json(req, 200, o);
+}
+
+/* DELETE /v1/cluster/hosts/<id or peer address>. */
+static void admin__cluster_remove(struct host *h, struct http_request *req,
+                                  const char *who)
+{
+    char errmsg[ERRMSG_SIZE];
+    char *end;
+    uint64_t id = strtoull(who, &end, 10);
+    if (*who == '\0' || *end != '\0') {
+        id = log_host_by_peer(h->log, who);
+    }
+    if (id == 0) {
+        host_reply_error(req, 404, "not_found", "no host %s in the cluster",
+                         who);
+        return;
+    }
+    int rv = log_remove(h->log, id, errmsg);
+    if (rv != 0) {
+        host_reply_error(req,
+                         rv == BERTH_ENOTFOUND ? 404
+                         : rv == BERTH_EBUSY   ? 409
+                                               : 503,
+                         rv == BERTH_ENOTFOUND ? "not_found"
+                         : rv == BERTH_EBUSY   ? "busy"
+                                               : "leader_changed",
+                         "%s", errmsg);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "removing", json_integer((json_int_t)id));
+    host_reply_json(req, 202, o);
+}
+
 void host_admin_handle(struct http_request *req, void *arg)
 {
     struct host *h = arg;
@@ -741,19 +882,39 @@ void host_admin_handle(struct http_request *req, void *arg)
              req->target);
 
     if (strcmp(path, "/healthz") == 0) {
-        http_reply(req, h->ready ? 200 : 503, "text/plain",
-                   h->ready ? "ok\n" : "starting\n", h->ready ? 3 : 9, NULL);
+        bool ok = host_serving(h);
+        http_reply(req, ok ? 200 : 503, "text/plain",
+                   ok ? "ok\n" : "starting\n", ok ? 3 : 9, NULL);
         return;
     }
-    if (!h->ready) {
-        host_reply_error(req, 503, "starting", "host is starting");
-        return;
-    }
-    if (strcmp(path, "/v1/stats") == 0) {
+    /* What this host knows of itself and of the cluster is there as soon
+     * as it is up, leader or not: it is how one finds out why not. */
+    if (h->ready && strcmp(path, "/v1/stats") == 0) {
         if (strcmp(m, "GET") != 0) {
             goto method;
         }
         admin__stats(h, req);
+        return;
+    }
+    if (h->ready && strcmp(path, "/v1/cluster") == 0) {
+        if (strcmp(m, "GET") != 0) {
+            goto method;
+        }
+        req->data = h;
+        if (log_cluster(h->log, admin__cluster_cb, req) != 0) {
+            host_reply_error(req, 503, "unavailable", "out of memory");
+        }
+        return;
+    }
+    if (!host_serving(h)) {
+        host_reply_error(req, 503, "starting", "host is starting");
+        return;
+    }
+    if (strncmp(path, "/v1/cluster/hosts/", 18) == 0) {
+        if (strcmp(m, "DELETE") != 0) {
+            goto method;
+        }
+        admin__cluster_remove(h, req, path + 18);
         return;
     }
     if (strcmp(path, "/v1/ships") == 0) {

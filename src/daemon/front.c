@@ -111,7 +111,7 @@ void host_front_handle(struct http_request *req, void *arg)
     const char *rest;
 
     if (strcmp(req->target, "/healthz") == 0) {
-        if (h->ready) {
+        if (host_serving(h)) {
             http_reply(req, 200, "text/plain", "ok\n", 3, NULL);
         } else {
             host_reply_error(req, 503, "starting", "host is starting");
@@ -123,8 +123,13 @@ void host_front_handle(struct http_request *req, void *arg)
                          "no such path; ships are under /s/<ship>/");
         return;
     }
-    if (!h->ready) {
+    if (!host_serving(h)) {
         host_reply_error(req, 503, "starting", "host is starting");
+        return;
+    }
+    if (!h->leading) {
+        host_reply_error(req, 503, "not_leader",
+                         "this host does not lead the cluster");
         return;
     }
     uint32_t slot = host_ship_lookup(h, name);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ void host_config_defaults(struct host_config *cfg)
     cfg->admin = NULL;
     cfg->max_body = 8u * 1024 * 1024;
     cfg->idle_timeout_ms = 60000;
+    cfg->acks = GATE_ACKS_QUORUM;
     cfg->freeze_timeout_ms = 10000;
     cfg->event_timeout_ms = 10000;
     cfg->snapshot_every = 1000;
@@ -180,11 +182,18 @@ static void host__damaged(void *arg, uint64_t sid, uint64_t number,
     }
 }
 
-/* The fsm applied an entry to the store: the registry follows. */
+static void host__diverge_check(struct host *h, uint64_t index,
+                                const uint8_t *entry, size_t len);
+
+/* The fsm applied an entry to the store: the divergence watch and the
+ * registry follow. */
 static int host__applied(void *arg, uint64_t index, const uint8_t *entry,
                          size_t len)
 {
     struct host *h = arg;
+    if (h->n_watch > 0) {
+        host__diverge_check(h, index, entry, len);
+    }
     int rv = host__apply_registry(h, entry, len);
     if (rv != 0) {
         host_log("fatal", "cannot load new ships", "error", err_str(rv), NULL);
@@ -194,8 +203,9 @@ static int host__applied(void *arg, uint64_t index, const uint8_t *entry,
 
 /* Bring one registry entry in line with a store just replaced by a raft
  * snapshot: a ship the store no longer holds leaves (unless something on
- * this host still works with it, which then finds it gone), and the
- * others take the store's alarm. */
+ * this host still works with it, which then finds it gone), and, on the
+ * leader, the others take the store's alarm (a follower arms none; it
+ * loads them all when it comes to lead). */
 static int host__restore_slot(struct host *h, uint32_t slot)
 {
     struct registry_ship *r = registry_get(&h->reg, slot);
@@ -211,7 +221,10 @@ static int host__restore_slot(struct host *h, uint32_t slot)
         }
         return alarms_set(&h->alarms, slot, 0);
     }
-    return rv != 0 ? rv : alarms_set(&h->alarms, slot, alarm);
+    if (rv != 0 || !h->leading) {
+        return rv;
+    }
+    return alarms_set(&h->alarms, slot, alarm);
 }
 
 /* A raft snapshot replaced the store: what the host keeps of it in memory
@@ -327,22 +340,23 @@ static void host__limits(struct host *h)
         by_fds = (unsigned)(pid_max / 2);
     }
     h->max_awake = h->cfg.max_awake ? h->cfg.max_awake : by_fds;
+    h->fleet.max_awake = h->max_awake;
 }
 
-static void host__ready(void *arg)
+/* The log is open: load every ship the store holds. From here on the
+ * registry follows applied entries, on every host of the cluster. */
+static int host__ready(struct host *h)
 {
-    struct host *h = arg;
     int rv = host_registry_sync(h);
     if (rv != 0) {
         host_log("fatal", "cannot load ships", "error",
                  rv == BERTH_ENOMEM ? "out of memory" : store_errmsg(h->store),
                  NULL);
-        _exit(70);
+        return rv;
     }
     host__limits(h);
     h->ready = true;
     h->ready_ns = uv_hrtime() - h->started_ns;
-    host_alarms_start(h);
     char n[32], ms[32], awake[32];
     snprintf(n, sizeof n, "%u", registry_count(&h->reg));
     snprintf(ms, sizeof ms, "%.1f", (double)h->ready_ns / 1e6);
@@ -350,34 +364,253 @@ static void host__ready(void *arg)
     host_log("info", "host ready", "ships", n, "start_ms", ms, "max_awake",
              awake, "freezer", proc_freezer_name(), "launcher",
              launcher_running() ? "yes" : "no", NULL);
+    return 0;
 }
 
-/* --- Group commit. --- */
+static int host__load_alarm(const struct store_ship_brief *b, void *arg)
+{
+    struct host *h = arg;
+    uint32_t slot = registry_seek(&h->reg, b->sid - 1);
+    if (slot < h->reg.n_slots && registry_get(&h->reg, slot)->sid == b->sid) {
+        return alarms_set(&h->alarms, slot, b->alarm_ns);
+    }
+    return 0;
+}
+
+/* Leading starts with every alarm as the store holds it (followers apply
+ * events without arming anything) and ends with every program stopped:
+ * only the leader runs ships and lets effects out. */
+static void host__batches_step_down(struct host *h);
+
+static void host__lead(void *arg, bool leading)
+{
+    struct host *h = arg;
+    h->leading = leading;
+    if (leading) {
+        h->leads++;
+        if (host_registry_sync(h) != 0 ||
+            store_ship_brief_foreach(h->store, 0, host__load_alarm, h) != 0) {
+            host_log("fatal", "cannot load alarms", "error",
+                     store_errmsg(h->store), NULL);
+            _exit(70);
+        }
+        host_alarms_start(h);
+        host_log("info", "leading", NULL);
+    } else {
+        uv_timer_stop(&h->alarm_timer);
+        host__batches_step_down(h);
+        host_ships_step_down(h);
+        host_log("info", "no longer leading; ships stopped", NULL);
+    }
+}
+
+static void host__note(void *arg, const char *level, const char *message,
+                       const char *detail)
+{
+    (void)arg;
+    host_log(level, message, detail ? "detail" : NULL, detail, NULL);
+}
+
+bool host_serving(const struct host *h)
+{
+    return h->ready && (h->leading || log_has_leader(h->log));
+}
+
+/* --- Group commit. ---
+ *
+ * Events computed in one loop iteration become one entry. Each event's
+ * effects leave when its ship's ack level is met (core/gate.h): at commit
+ * for quorum, the default; before it for lower levels, as the leader's
+ * fsync and followers' acknowledgements arrive (log_held, polled once per
+ * iteration from the log's progress callback); after it, for all, once
+ * every voter holds it. Batches with any event not at quorum are kept on
+ * h->batches until every event in them is answered. */
 
 struct host__ref {
     struct host_ship *ship;
     uint64_t number;
+    uint8_t acks;
+    bool released; /* its effects left before commit */
+    bool done;     /* host_ship_durable was called */
 };
 
 struct host__batch {
     struct host *host;
     struct host__ref *refs;
     unsigned n_refs;
+    unsigned n_open; /* refs not done */
+    uint64_t index;
+    bool committed;
+    bool tracked;  /* on h->batches */
+    bool released; /* effects of some of its events left before commit */
+    uint8_t hash[HOST_ENTRY_HASH];
+    struct host__batch *prev, *next;
 };
+
+static void host__batch_unlink(struct host *h, struct host__batch *b)
+{
+    if (!b->tracked) {
+        return;
+    }
+    if (b->prev != NULL) {
+        b->prev->next = b->next;
+    } else {
+        h->batches = b->next;
+    }
+    if (b->next != NULL) {
+        b->next->prev = b->prev;
+    }
+    b->tracked = false;
+}
+
+static void host__batch_free(struct host__batch *b)
+{
+    host__batch_unlink(b->host, b);
+    mem_free(b->refs);
+    mem_free(b);
+}
+
+static void host__ref_done(struct host__batch *b, struct host__ref *r,
+                           int status)
+{
+    r->done = true;
+    b->n_open--;
+    host_ship_durable(r->ship, r->number, status);
+}
+
+/* Answer or release what the acks counted so far allow. */
+static void host__batch_progress(struct host__batch *b)
+{
+    struct host *h = b->host;
+    unsigned held = log_held(h->log, b->index);
+    unsigned voters = log_voters(h->log);
+    for (unsigned i = 0; i < b->n_refs; i++) {
+        struct host__ref *r = &b->refs[i];
+        if (r->done || (r->released && !b->committed) ||
+            !gate_acks_met(r->acks, held, voters, b->committed)) {
+            continue;
+        }
+        if (b->committed) {
+            host__ref_done(b, r, 0);
+        } else {
+            r->released = true;
+            b->released = true;
+            h->released_early++;
+            host_ship_held(r->ship, r->number);
+        }
+    }
+}
+
+/* Effects left before commit, and then the proposal failed: the entry may
+ * still commit under the next leader, or be replaced. Its position and
+ * hash are kept, and once this host applies that position (as leader or
+ * follower) the two are compared: a different entry there means effects
+ * left for events that no host kept. */
+static void host__diverge_watch(struct host *h, const struct host__batch *b)
+{
+    if (h->n_watch == HOST_DIVERGE_WATCH) {
+        h->diverge_unknown++;
+        return;
+    }
+    h->watch[h->n_watch].index = b->index;
+    memcpy(h->watch[h->n_watch].hash, b->hash, HOST_ENTRY_HASH);
+    h->n_watch++;
+}
+
+static void host__diverge_check(struct host *h, uint64_t index,
+                                const uint8_t *entry, size_t len)
+{
+    for (unsigned i = 0; i < h->n_watch;) {
+        bool lost;
+        if (h->watch[i].index == index) {
+            uint8_t hash[HOST_ENTRY_HASH];
+            crypto_generichash(hash, sizeof hash, entry, len, NULL, 0);
+            lost = memcmp(hash, h->watch[i].hash, sizeof hash) != 0;
+        } else if (h->watch[i].index < index) {
+            /* Passed without being applied: another leader's entry that
+             * is not a command (a barrier, a configuration) took it. */
+            lost = true;
+        } else {
+            i++;
+            continue;
+        }
+        if (lost) {
+            h->diverge_lost++;
+            char at[32];
+            snprintf(at, sizeof at, "%llu",
+                     (unsigned long long)h->watch[i].index);
+            host_log("warn",
+                     "effects left below quorum for events that a failover "
+                     "lost",
+                     "index", at, NULL);
+        } else {
+            h->diverge_survived++;
+        }
+        h->watch[i] = h->watch[--h->n_watch];
+    }
+}
 
 static void host__batch_done(void *arg, int status, int result)
 {
     struct host__batch *b = arg;
     struct host *h = b->host;
-    for (unsigned i = 0; i < b->n_refs; i++) {
-        host_ship_durable(b->refs[i].ship, b->refs[i].number, status);
-    }
+    (void)result;
     if (status == 0) {
         h->events_committed += b->n_refs;
         h->batches_committed++;
+        b->committed = true;
+        unsigned voters = log_voters(h->log);
+        unsigned held = b->tracked ? log_held(h->log, b->index) : 0;
+        for (unsigned i = 0; i < b->n_refs; i++) {
+            struct host__ref *r = &b->refs[i];
+            if (r->released || gate_acks_met(r->acks, held, voters, true)) {
+                host__ref_done(b, r, 0);
+            }
+        }
+    } else {
+        if (b->released) {
+            host__diverge_watch(h, b);
+        }
+        for (unsigned i = 0; i < b->n_refs; i++) {
+            host__ref_done(b, &b->refs[i], status);
+        }
     }
-    mem_free(b->refs);
-    mem_free(b);
+    if (b->n_open == 0) {
+        host__batch_free(b);
+    }
+}
+
+/* The log's progress callback: once per loop iteration on the leader. */
+static void host__progress(void *arg)
+{
+    struct host *h = arg;
+    struct host__batch *next;
+    for (struct host__batch *b = h->batches; b != NULL; b = next) {
+        next = b->next;
+        host__batch_progress(b);
+        if (b->n_open == 0) {
+            host__batch_free(b);
+        }
+    }
+}
+
+/* This host stopped leading: what was committed but waits for more hosts
+ * is not let out by a host that can no longer count them. */
+static void host__batches_step_down(struct host *h)
+{
+    struct host__batch *next;
+    for (struct host__batch *b = h->batches; b != NULL; b = next) {
+        next = b->next;
+        if (!b->committed) {
+            continue; /* its proposal fails, or commits, on its own */
+        }
+        for (unsigned i = 0; i < b->n_refs; i++) {
+            if (!b->refs[i].done) {
+                host__ref_done(b, &b->refs[i], BERTH_ENOTLEADER);
+            }
+        }
+        host__batch_free(b);
+    }
 }
 
 static void host__flush(struct host *h)
@@ -385,21 +618,41 @@ static void host__flush(struct host *h)
     if (h->n_refs == 0) {
         return;
     }
-    struct host__batch *b = mem_alloc(sizeof *b);
+    struct host__batch *b = mem_calloc(1, sizeof *b);
     if (b == NULL) {
         host_log("fatal", "out of memory proposing a batch", NULL);
         _exit(70);
     }
     b->host = h;
     b->refs = h->refs;
-    b->n_refs = h->n_refs;
+    b->n_refs = b->n_open = h->n_refs;
+    bool track = false;
+    for (unsigned i = 0; i < b->n_refs; i++) {
+        uint8_t acks = b->refs[i].acks;
+        track |= acks != GATE_ACKS_QUORUM && acks != GATE_ACKS_DEFAULT;
+    }
     h->refs = NULL;
     h->n_refs = h->cap_refs = 0;
-    int rv = log_propose(h->log, &h->batch, host__batch_done, b);
+    if (track) {
+        crypto_generichash(b->hash, sizeof b->hash, h->batch.data, h->batch.len,
+                           NULL, 0);
+    }
+    int rv = log_propose(h->log, &h->batch, host__batch_done, b, &b->index);
     buf_free(&h->batch);
     if (rv != 0) {
         /* Only a closing or failed log refuses; fail the events like it. */
         host__batch_done(b, rv, 0);
+        return;
+    }
+    if (track) {
+        b->tracked = true;
+        b->next = h->batches;
+        if (h->batches != NULL) {
+            h->batches->prev = b;
+        }
+        h->batches = b;
+        /* Level 0 leaves now, before anything is written. */
+        host__batch_progress(b);
     }
 }
 
@@ -434,10 +687,11 @@ int host_propose_event(struct host *h, struct host_ship *s, uint64_t number,
     if (rv != 0) {
         return rv;
     }
+    memset(&h->refs[h->n_refs], 0, sizeof h->refs[h->n_refs]);
     h->refs[h->n_refs].ship = s;
     h->refs[h->n_refs].number = number;
+    h->refs[h->n_refs].acks = s->core.acks;
     h->n_refs++;
-    s->inflight++;
     if (h->batch.len >= HOST__BATCH_MAX) {
         host__flush(h);
     } else if (!uv_is_active((uv_handle_t *)&h->flush)) {
@@ -450,7 +704,7 @@ int host_propose_entry(struct host *h, struct buf *entry,
                        void (*cb)(void *, int, int), void *arg)
 {
     host__flush(h);
-    return log_propose(h->log, entry, cb, arg);
+    return log_propose(h->log, entry, cb, arg, NULL);
 }
 
 /* --- Start and stop. --- */
@@ -472,15 +726,41 @@ static int host__mkdir(const char *dir)
     return 0;
 }
 
+static void host__stop_timer_cb(uv_timer_t *t)
+{
+    struct host *h = t->data;
+    host_log("warn", "leadership hand-over took too long; stopping", NULL);
+    uv_stop(&h->loop);
+}
+
+static void host__handed_off(void *arg)
+{
+    struct host *h = arg;
+    host_log("info", "leadership handed over", NULL);
+    host__flush(h);
+    uv_stop(&h->loop);
+}
+
 static void host__signal_cb(uv_signal_t *sig, int signum)
 {
     struct host *h = sig->data;
     if (h->stopping) {
+        /* A second signal does not wait for a hand-off. */
+        uv_stop(&h->loop);
         return;
     }
     h->stopping = true;
     host_log("info", "stopping", "signal", signum == SIGINT ? "INT" : "TERM",
              NULL);
+    /* A leader first hands over to the most caught-up voter, so that the
+     * cluster does not wait an election timeout to notice it is gone. */
+    if (h->leading && log_handoff(h->log, host__handed_off, h) == 0) {
+        host_log("info", "handing leadership over", NULL);
+        /* libraft gives up on a transfer after an election timeout; this
+         * is a backstop should its callback never come. */
+        uv_timer_start(&h->stop_timer, host__stop_timer_cb, 5000, 0);
+        return;
+    }
     host__flush(h);
     uv_stop(&h->loop);
 }
@@ -576,8 +856,7 @@ int host_run(const struct host_config *cfg)
     h->started_ns = uv_hrtime();
     registry_init(&h->reg);
     alarms_init(&h->alarms);
-    hist_init(&h->wake_latency);
-    hist_init(&h->thaw_latency);
+    host_ships_init(h);
     buf_init(&h->batch);
     signal(SIGPIPE, SIG_IGN);
 
@@ -645,22 +924,41 @@ int host_run(const struct host_config *cfg)
         goto err_after_store;
     }
     snprintf(path, sizeof path, "%s/raft", cfg->data_dir);
+    /* Peers that probe this host learn where its doors are. */
+    char info[600];
+    snprintf(info, sizeof info, "listen %s admin %s", cfg->listen,
+             cfg->admin != NULL ? cfg->admin : "-");
     struct log_config lc = {
         .dir = path,
         .applied_index = applied,
+        .peer = cfg->peer,
+        .join = cfg->join,
+        .voters = cfg->voters,
+        .info = info,
         .fsm = h->fsm,
         .fatal = host__fatal,
-        .ready = host__ready,
+        .lead = host__lead,
+        .progress = host__progress,
+        .note = host__note,
         .arg = h,
     };
     rv = log_open(&h->log, &h->loop, &lc, errmsg);
     if (rv != 0) {
-        fprintf(stderr,
-                "berth: %s\nberth: the log cannot be loaded as it "
-                "is; refusing to start so that nothing is lost (its files "
-                "are left as they are; see docs/design.md, \"A damaged "
-                "log\")\n",
-                errmsg);
+        /* Usage, joining and the peer port fail with their own words; the
+         * rest is about the files. */
+        if (rv != BERTH_EINVAL && rv != BERTH_ETIMEOUT && rv != BERTH_EBUSY) {
+            fprintf(stderr,
+                    "berth: %s\nberth: the log cannot be loaded as it "
+                    "is; refusing to start so that nothing is lost (its "
+                    "files are left as they are; see docs/design.md, \"A "
+                    "damaged log\")\n",
+                    errmsg);
+        } else {
+            fprintf(stderr, "berth: %s\n", errmsg);
+        }
+        goto err_after_log;
+    }
+    if (host__ready(h) != 0) {
         goto err_after_log;
     }
 
@@ -722,6 +1020,8 @@ int host_run(const struct host_config *cfg)
     }
     host__publish_admin(h);
 
+    uv_timer_init(&h->loop, &h->stop_timer);
+    h->stop_timer.data = h;
     uv_signal_init(&h->loop, &h->sigint);
     uv_signal_init(&h->loop, &h->sigterm);
     h->sigint.data = h->sigterm.data = h;
@@ -752,6 +1052,7 @@ int host_run(const struct host_config *cfg)
     }
     uv_signal_stop(&h->sigint);
     uv_signal_stop(&h->sigterm);
+    uv_timer_stop(&h->stop_timer);
     uint64_t deadline = uv_now(&h->loop) + 10000;
     while ((log_pending(h->log) > 0 || proc_count() > 0) &&
            uv_now(&h->loop) < deadline) {

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "core/fleet.h"
 #include "core/gate.h"
 #include "core/ship.h"
 #include "core/alarms.h"
@@ -29,6 +30,11 @@
 /* Descriptors kept free for the store, the log and accepting: neither
  * programs nor connections take them. */
 #define HOST_FD_RESERVE 256
+
+/* Bytes of an entry's hash, and entries watched at most, for the check of
+ * effects that left before commit (see host.c, "Group commit"). */
+#define HOST_ENTRY_HASH 16
+#define HOST_DIVERGE_WATCH 1024
 
 struct host_config {
     const char *data_dir;
@@ -51,6 +57,10 @@ struct host_config {
     unsigned max_conns_per_addr; /* front-door connections per client
                                     address; 0: no cap */
     unsigned max_idle_conns;     /* idle front-door connections; 0: no cap */
+    const char *peer; /* peer address (IP:PORT), or NULL: no peer port */
+    const char *join; /* a peer to join through the first time, or NULL */
+    unsigned voters;  /* voters the cluster keeps; 0: 3 */
+    uint8_t acks;     /* ack level of ships that set none (core/gate.h) */
 };
 
 /* Fill cfg with the defaults of `berth serve`. */
@@ -65,113 +75,29 @@ int host_run(const struct host_config *cfg);
 struct host;
 struct host_ship;
 
+/* Where a job came from (core/fleet.h's enum fleet_origin). */
 enum host_job_origin {
-    HOST_JOB_FRONT, /* a front-door request: the reply effect is the reply */
-    HOST_JOB_ADMIN, /* `berth ship send`: answered with a JSON summary */
-    HOST_JOB_ALARM, /* a TIMER event: nobody waits for it */
+    HOST_JOB_FRONT = FLEET_JOB_FRONT, /* the reply effect is the reply */
+    HOST_JOB_ADMIN = FLEET_JOB_ADMIN, /* answered with a JSON summary */
+    HOST_JOB_ALARM = FLEET_JOB_ALARM, /* a TIMER event: nobody waits */
 };
 
-/* What the first event after a wake or a thaw measures. */
-enum host_measure {
-    HOST_MEASURE_NONE,
-    HOST_MEASURE_WAKE, /* asleep to answered */
-    HOST_MEASURE_THAW, /* frozen to answered */
-};
-
-/* One event for one ship, from arrival to the release of its effects. The
- * gate item comes first so a released gate item is its job. */
-struct host_job {
-    struct gate_item gate;
-    struct host_job *next; /* in the ship's wait queue */
-    struct host_ship *ship;
-    enum host_job_origin origin;
-    struct http_request *req; /* NULL once answered, and for alarms */
-    uint8_t kind;
-    uint8_t measure;     /* enum host_measure */
-    uint64_t arrived_ns; /* monotonic */
-    struct buf payload;
-    /* The outcome, filled when the program answers or fails. */
-    int status;
-    char *content_type;
-    /* The reply's body: body_len bytes at body, inside reply_mem (owned:
-     * the DONE frame's own buffer when it could be taken, else a copy). */
-    void *reply_mem;
-    const uint8_t *body;
-    size_t body_len;
-    uint64_t reply_counted; /* bytes of reply_mem counted in the budget */
-    /* Bytes of this job (payload and reply) counted in the host's budget;
-     * they drain once the job has left its program. */
-    uint64_t counted;
-    bool counted_draining;
-    bool changed;
-    bool timed_out;
-    uint64_t number;
-    uint64_t time_ns;
-    uint64_t alarm_ns;  /* the ship's alarm after this event */
-    bool alarm_changed; /* the event set the alarm, or consumed it */
-    uint8_t entropy[FRAME_ENTROPY_SIZE];
-    char error_code[32];
-    char *error_message;
-};
-
-/* A ship with a process or with work in flight: the part of a ship that
- * lives in memory only while it is needed. An asleep ship with nothing in
- * flight has none, only its registry entry (core/registry.h). */
+/* A ship's live object in the daemon: the fleet's part (core/fleet.h)
+ * first, so that the registry's live pointer is both, and what only the
+ * daemon needs around it: the process, the timer, and the links of the
+ * ships the buffer budget holds back. */
 struct host_ship {
+    struct fleet_ship core;
     struct host *host;
-    uint32_t slot; /* in the registry */
-    uint64_t sid;
-    char id[STORE_ID_MAX + 1];
-    char name[STORE_NAME_MAX + 1];
-    const char *program; /* owned by the registry */
-    uint32_t program_index;
-    uint64_t idle_timeout_ms;   /* 0: the host's default */
-    uint64_t freeze_timeout_ms; /* 0: the host's default */
-    uint64_t created_ns;
-    enum ship_state state;
-    uint64_t last_event;     /* last durable event */
-    uint64_t next_number;    /* number for the next state-changing event */
-    uint64_t snapshot_event; /* last durable snapshot */
-    uint64_t first_event;
-    uint64_t alarm_ns; /* the alarm after the last computed event */
-    uint8_t head_hash[STORE_HASH_SIZE]; /* hash of the last computed record */
-    uint64_t since_snapshot;
     struct proc *proc;
-    uint8_t epoch[STORE_HASH_SIZE];
-    struct host_job *current; /* sent to the program, not answered */
-    struct host_job *wait_head, *wait_tail;
-    unsigned n_waiting;
-    struct gate gate;
-    unsigned inflight; /* proposals not yet applied */
-    uv_timer_t timer;  /* the current deadline: event, wake, idle or stop */
-    int timer_kind;
-    bool sleep_wanted;
-    bool snapshot_pending; /* a SNAP_REQ is out */
-    bool stop_sent;
-    bool removing;
-    bool wake_wanted;
-    bool queued_to_wake;   /* in the host's wake queue */
-    bool closing;          /* being freed: no longer in the registry */
-    uint8_t measure_next;  /* enum host_measure for the next dispatch */
-    char sleep_reason[24]; /* why the current sleep began */
-    uint64_t memory;       /* the program's memory when last measured */
-    uint64_t memory_ms;    /* loop time of that measure; 0: never */
-    struct host_ship *lru_prev, *lru_next; /* ships with a process */
-    struct host_ship *wake_next;           /* in the host's wake queue */
-    uint64_t replay_last; /* while waking: the last event to replay */
-    uint64_t replay_next; /* while waking: the next DONE expected */
-    uint8_t replay_chain[STORE_HASH_SIZE]; /* while waking: the snapshot's
-                                              link to the log */
-    struct http_request **waiters; /* admin requests awaiting a settled state */
-    char last_failure[300];        /* why the program last ended badly */
-    unsigned n_waiters;
-    struct http_request *remove_req;
-    /* Held back by the host's buffer budget: its program's output is not
-     * read, no event is sent, and its event, wake and stop deadlines wait
-     * (the program is not the one that is slow). */
-    bool held;
-    uint64_t timer_left_ms; /* while held: what its deadline had left */
-    struct host_ship *held_prev, *held_next; /* the host's held ships */
+    uv_timer_t timer; /* the fleet's FLEET_TIMER_SHIP */
+    /* Taken from the store's record by the fleet's load operation and
+     * freed by spawn: the program's arguments and environment live in the
+     * store, not in memory (string lists, lib/strlist.h). */
+    char *args, *env;
+    size_t args_len, env_len;
+    bool held; /* in the host's list of ships held back */
+    struct host_ship *held_prev, *held_next;
 };
 
 /* The epoch of each program, by registry program index: the hash of its
@@ -179,13 +105,6 @@ struct host_ship {
 struct host_program {
     uint64_t file_id[4]; /* device, inode, size, change time */
     uint8_t epoch[STORE_HASH_SIZE];
-};
-
-/* A ship whose stored data failed its checks, and why. Damage is rare, so
- * the host keeps these in a short list. */
-struct host_damage {
-    uint32_t slot;
-    char detail[200];
 };
 
 struct host {
@@ -197,6 +116,8 @@ struct host {
     struct http_server *front;
     struct http_server *admin;
     bool ready;
+    bool leading;   /* this host leads: it runs ships and lets effects out */
+    uint64_t leads; /* times it started leading */
     bool stopping;
     int exit_code;
     struct registry reg;  /* every ship, compact */
@@ -205,15 +126,10 @@ struct host {
     uv_timer_t measure_timer; /* the memory sweep, while programs run */
     struct host_program *programs;
     uint32_t n_programs;
-    unsigned n_live;                       /* live ship objects */
-    unsigned n_procs;                      /* running programs */
-    unsigned tiers[SHIP__STATE_COUNT];     /* live ships per state */
-    struct host_ship *lru_head, *lru_tail; /* oldest first */
-    struct host_ship *wake_head, *wake_tail;
-    unsigned n_wake_queue;
-    uint64_t awake_memory; /* sum of the programs' last measured memory,
-                              each with what it started */
-    unsigned max_awake;    /* the cap in force */
+    /* The ships' lifecycle: tiers, jobs, wakes, admission, eviction,
+     * alarms (core/fleet.h), over the environment of src/daemon/ship.c. */
+    struct fleet fleet;
+    unsigned max_awake; /* the cap in force */
     unsigned fd_limit, fd_base;
     /* Descriptors guaranteed to programs and to connections: neither side
      * may take the other's floor (see host__room, host_front_max_conns). */
@@ -230,18 +146,27 @@ struct host {
     struct buf batch;
     struct host__ref *refs;
     unsigned n_refs, cap_refs;
+    /* Proposed batches with events whose ack level is not quorum. */
+    struct host__batch *batches;
+    /* Events whose effects left before their entry committed; and, of the
+     * entries that then failed, which this host later applied unchanged
+     * (survived), changed (lost) or could not watch. */
+    uint64_t released_early;
+    struct {
+        uint64_t index;
+        uint8_t hash[HOST_ENTRY_HASH];
+    } watch[HOST_DIVERGE_WATCH];
+    unsigned n_watch;
+    uint64_t diverge_survived, diverge_lost, diverge_unknown;
     uv_check_t flush;
     uv_signal_t sigint, sigterm;
+    uv_timer_t stop_timer; /* bounds a stopping leader's hand-over */
     char admin_path[4096];
-    uint64_t events_committed, batches_committed, wakes, thaws, evictions;
-    uint64_t alarms_fired;
-    struct hist wake_latency, thaw_latency; /* ns, since start */
+    uint64_t events_committed, batches_committed;
     uint64_t ready_ns; /* monotonic time from start to ready */
     uint64_t started_ns;
     uint64_t disk_checked_ms;
     bool disk_ok;
-    struct host_damage *damaged; /* ships marked REGISTRY_CORRUPT */
-    unsigned n_damaged;
 };
 
 /* Return the registry slot of the ship with this id or name, or
@@ -292,11 +217,19 @@ void host_admin_handle(struct http_request *req, void *arg);
  * registry, with their alarms; 0 or a negative code. */
 int host_registry_sync(struct host *h);
 
-/* Arm the alarm timer for the earliest alarm, once the host is ready. */
+/* This host leads: ships may wake, effects leave, the alarm timer is armed
+ * for the earliest alarm (fleet_lead). */
 void host_alarms_start(struct host *h);
 
-/* Tell a ship that its proposal up to number was applied (status 0) or
- * failed. */
+/* Set up the fleet of h (core/fleet.h) over the daemon's environment. */
+void host_ships_init(struct host *h);
+
+/* Let a ship's effects out up to event number: it is held at the ship's
+ * ack level, below quorum, before it commits. */
+void host_ship_held(struct host_ship *s, uint64_t number);
+
+/* Tell a ship that its proposal up to number was applied (status 0) and is
+ * held at its ack level, or failed. */
 void host_ship_durable(struct host_ship *s, uint64_t number, int status);
 
 /* Hold back or let on programs and clients after the host's buffer
@@ -330,8 +263,13 @@ void host_ship_mark_corrupt(struct host *h, uint32_t slot, const char *detail);
  * known); valid until the next mark. */
 const char *host_ship_corrupt_detail(const struct host *h, uint32_t slot);
 
-/* Kill a ship's program and fail its queued jobs: the host is stopping. */
-void host_ship_shutdown(struct host_ship *s);
+/* Stop every live ship with 503 leader_changed: this host stopped
+ * leading, and only the leader runs ships (fleet_lead). */
+void host_ships_step_down(struct host *h);
+
+/* Return whether requests can be served through this host: it is ready,
+ * and it leads or knows another host that does. */
+bool host_serving(const struct host *h);
 
 /* Shut every live ship down. */
 void host_ships_shutdown(struct host *h);

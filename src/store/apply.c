@@ -5,6 +5,7 @@
 
 #include <sodium.h>
 
+#include "core/gate.h"
 #include "core/record.h"
 #include "core/registry.h"
 #include "lib/err.h"
@@ -49,6 +50,7 @@ static int apply__ship_new(struct store *s, const uint8_t *p, size_t len,
     }
     ship.created_ns = r.created_ns;
     ship.idle_timeout_ms = r.idle_timeout_ms;
+    ship.acks = GATE_ACKS_DEFAULT;
     ship.first_event = 1;
     memcpy(ship.public_key, r.public_key, sizeof ship.public_key);
     memcpy(ship.secret_key, r.secret_key, sizeof ship.secret_key);
@@ -104,6 +106,7 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
     ship.created_ns = b.created_ns;
     ship.idle_timeout_ms = b.idle_timeout_ms;
     ship.freeze_timeout_ms = b.freeze_timeout_ms;
+    ship.acks = b.acks;
     ship.first_event = 1;
     for (uint32_t i = 0; i < b.count && rv == 0; i++) {
         const uint8_t *pk = b.public_keys + (size_t)i * 32;

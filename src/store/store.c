@@ -16,7 +16,7 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 
-#define STORE__SCHEMA_VERSION 4
+#define STORE__SCHEMA_VERSION 5
 
 enum {
     ST_META_GET,
@@ -48,7 +48,7 @@ enum {
 #define STORE__SHIP_COLUMNS                                                    \
     "sid, id, name, program, created_ns, idle_timeout_ms, last_event, "        \
     "first_event, snapshot_event, last_hash, public_key, secret_key, "         \
-    "alarm_ns, freeze_timeout_ms, args, env"
+    "alarm_ns, freeze_timeout_ms, args, env, acks"
 
 static const char *store__sql[ST__COUNT] = {
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
@@ -58,11 +58,12 @@ static const char *store__sql[ST__COUNT] = {
     [ST_SHIP_PUT] =
         "INSERT INTO ships (" STORE__SHIP_COLUMNS
         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-        "?14, ?15, ?16) ON CONFLICT (sid) DO UPDATE SET id = ?2, name = ?3, "
+        "?14, ?15, ?16, ?17) ON CONFLICT (sid) DO UPDATE SET id = ?2, "
+        "name = ?3, "
         "program = ?4, created_ns = ?5, idle_timeout_ms = ?6, "
         "last_event = ?7, first_event = ?8, snapshot_event = ?9, "
         "last_hash = ?10, public_key = ?11, secret_key = ?12, alarm_ns = ?13, "
-        "freeze_timeout_ms = ?14, args = ?15, env = ?16",
+        "freeze_timeout_ms = ?14, args = ?15, env = ?16, acks = ?17",
     [ST_SHIP_BY_ID] = "SELECT " STORE__SHIP_COLUMNS " FROM ships WHERE id = ?1",
     [ST_SHIP_BY_NAME] =
         "SELECT " STORE__SHIP_COLUMNS " FROM ships WHERE name = ?1",
@@ -108,7 +109,8 @@ static const char store__schema[] =
     "  first_event INTEGER NOT NULL, snapshot_event INTEGER NOT NULL,"
     "  last_hash BLOB NOT NULL, public_key BLOB NOT NULL,"
     "  secret_key BLOB NOT NULL, alarm_ns INTEGER NOT NULL DEFAULT 0,"
-    "  freeze_timeout_ms INTEGER NOT NULL DEFAULT 0, args BLOB, env BLOB);"
+    "  freeze_timeout_ms INTEGER NOT NULL DEFAULT 0, args BLOB, env BLOB,"
+    "  acks INTEGER NOT NULL DEFAULT 255);"
     "CREATE TABLE IF NOT EXISTS events ("
     "  sid INTEGER NOT NULL, n INTEGER NOT NULL, rec BLOB NOT NULL,"
     "  PRIMARY KEY (sid, n)) WITHOUT ROWID;"
@@ -286,6 +288,9 @@ static const struct {
     /* 4: the program's arguments and environment (NULL: none). */
     [4] = {"ALTER TABLE ships ADD COLUMN args BLOB;"
            "ALTER TABLE ships ADD COLUMN env BLOB;",
+           NULL},
+    /* 5: the ship's ack level (255: the host's default). */
+    [5] = {"ALTER TABLE ships ADD COLUMN acks INTEGER NOT NULL DEFAULT 255;",
            NULL},
 };
 
@@ -557,6 +562,7 @@ int store_ship_put(struct store *s, const struct store_ship *ship)
     if (ship->env_len > 0) {
         sqlite3_bind_blob64(st, 16, ship->env, ship->env_len, SQLITE_STATIC);
     }
+    sqlite3_bind_int(st, 17, ship->acks);
     return store__exec(s, st, "writing a ship");
 }
 
@@ -619,6 +625,7 @@ static int store__row_ship(sqlite3_stmt *st, struct store_ship *ship)
     store__copy_blob(st, 11, ship->secret_key, sizeof ship->secret_key);
     ship->alarm_ns = (uint64_t)sqlite3_column_int64(st, 12);
     ship->freeze_timeout_ms = (uint64_t)sqlite3_column_int64(st, 13);
+    ship->acks = (uint8_t)sqlite3_column_int(st, 16);
     if (store__dup_blob(st, 14, &ship->args, &ship->args_len) != 0 ||
         store__dup_blob(st, 15, &ship->env, &ship->env_len) != 0) {
         store_ship_clear(ship);

@@ -57,6 +57,9 @@ struct store_ship {
     uint8_t secret_key[64];
     uint64_t alarm_ns; /* when the ship wants a TIMER event; 0: never */
     uint64_t freeze_timeout_ms; /* 0: host's default; STORE_TIMEOUT_NEVER */
+    /* The ship's ack level (core/gate.h); GATE_ACKS_DEFAULT (255): the
+     * host's. A zeroed struct says 0, the weakest level: set it. */
+    uint8_t acks;
 };
 
 /* Free the owned fields of ship and zero it. */

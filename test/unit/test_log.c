@@ -60,10 +60,10 @@ static void fx_fatal(void *arg, const char *message)
     fail_msg("fatal: %s", message);
 }
 
-static void fx_ready(void *arg)
+static void fx_lead(void *arg, bool leading)
 {
     struct fixture *f = arg;
-    f->ready = true;
+    f->ready = leading;
 }
 
 static void fx_done(void *arg, int status, int result)
@@ -107,7 +107,7 @@ static void fx_open_applied(struct fixture *f, unsigned every, uint64_t applied)
         .snapshot_every = every,
         .fsm = f->fsm,
         .fatal = fx_fatal,
-        .ready = fx_ready,
+        .lead = fx_lead,
         .arg = f,
     };
     f->ready = false;
@@ -165,7 +165,7 @@ static void propose(struct fixture *f, uint32_t v)
     struct buf b;
     buf_init(&b);
     assert_int_equal(record_encode_ship_remove(&b, v), 0);
-    assert_int_equal(log_propose(f->log, &b, fx_done, f), 0);
+    assert_int_equal(log_propose(f->log, &b, fx_done, f, NULL), 0);
     assert_null(b.data); /* taken */
 }
 
@@ -264,7 +264,7 @@ static void test_log_below_applied_is_refused(void **state)
         .applied_index = r.last_index + 1,
         .fsm = f->fsm,
         .fatal = fx_fatal,
-        .ready = fx_ready,
+        .lead = fx_lead,
         .arg = f,
     };
     struct log *l = NULL;

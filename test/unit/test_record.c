@@ -6,6 +6,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "core/gate.h"
 #include "core/record.h"
 #include "core/ship.h"
 #include "lib/err.h"
@@ -172,6 +173,45 @@ static void test_ship_batch_lists(void **state)
     buf_free(&full);
 }
 
+/* The ack level is carried only when the caller says so; without it a ship
+ * takes the host's default, as ships from before ack levels do. */
+static void test_ship_batch_acks(void **state)
+{
+    uint8_t pk[32];
+    memset(pk, 3, sizeof pk);
+    struct record_ship_batch in = {
+        .program = "/bin/kv",
+        .program_len = 7,
+        .first = 1,
+        .count = 1,
+        .public_keys = pk,
+    };
+    struct buf plain, acked;
+    buf_init(&plain);
+    buf_init(&acked);
+    assert_int_equal(record_encode_ship_batch(&plain, &in), 0);
+    in.flags = RECORD_BATCH_ACKS;
+    in.acks = GATE_ACKS_ALL;
+    assert_int_equal(record_encode_ship_batch(&acked, &in), 0);
+    assert_int_equal(acked.len, plain.len + 1);
+    struct record_ship_batch out;
+    assert_int_equal(record_decode_ship_batch(plain.data, plain.len, &out), 0);
+    assert_int_equal(out.acks, GATE_ACKS_DEFAULT);
+    assert_int_equal(record_decode_ship_batch(acked.data, acked.len, &out), 0);
+    assert_int_equal(out.acks, GATE_ACKS_ALL);
+    /* A level no version writes is malformed. */
+    size_t at = acked.len - 8 - 32 - sizeof pk - 1;
+    assert_int_equal(acked.data[at], GATE_ACKS_ALL);
+    acked.data[at] = 200;
+    assert_int_equal(record_decode_ship_batch(acked.data, acked.len, &out),
+                     BERTH_EMALFORMED);
+    acked.data[at] = 2;
+    assert_int_equal(record_decode_ship_batch(acked.data, acked.len, &out), 0);
+    assert_int_equal(out.acks, 2);
+    buf_free(&plain);
+    buf_free(&acked);
+}
+
 static void test_snapshot_and_remove(void **state)
 {
     struct record_snapshot in = {
@@ -236,6 +276,7 @@ int main(void)
         cmocka_unit_test(test_events_entry),
         cmocka_unit_test(test_ship_new_round_trip),
         cmocka_unit_test(test_ship_batch_lists),
+        cmocka_unit_test(test_ship_batch_acks),
         cmocka_unit_test(test_snapshot_and_remove),
         cmocka_unit_test(test_encode_out_of_memory),
         cmocka_unit_test(test_ship_states),

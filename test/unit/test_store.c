@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "core/gate.h"
 #include "core/record.h"
 #include "lib/err.h"
 #include "lib/mem.h"
@@ -356,6 +357,7 @@ static void test_upgrade_from_version_2(void **state)
            "DELETE FROM events WHERE sid = 8 AND n <= 3;"
            "ALTER TABLE ships DROP COLUMN args;"
            "ALTER TABLE ships DROP COLUMN env;"
+           "ALTER TABLE ships DROP COLUMN acks;"
            "PRAGMA user_version=2;");
     s = open_ok(x->path);
     struct store_snapshot got;
@@ -460,6 +462,8 @@ static void test_upgrade_from_version_1(void **state)
     assert_int_equal(ship.idle_timeout_ms, 7);
     assert_int_equal(ship.alarm_ns, 0);
     assert_int_equal(ship.freeze_timeout_ms, 0);
+    /* Ships from before ack levels take the host's default. */
+    assert_int_equal(ship.acks, GATE_ACKS_DEFAULT);
     ship.alarm_ns = 99;
     assert_int_equal(store_ship_put(s, &ship), 0);
     store_ship_clear(&ship);
@@ -521,7 +525,7 @@ static void test_upgrade_from_version_3(void **state)
         sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
         SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 4);
+    assert_int_equal(sqlite3_column_int(st, 0), 5);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }

@@ -1,0 +1,133 @@
+/* The peer port: how hosts of one cluster reach each other.
+ *
+ * Every connection to a peer port starts with a request header, and the
+ * listener answers with a reply header before anything else flows:
+ *
+ *   request: magic "berthp01" | cluster id (16) | kind u32 | body length u32
+ *            | sender's raft id u64 | body
+ *   reply:   magic "berthp01" | status u32 | body length u32 | body
+ *
+ * All integers are little-endian. The cluster id is made once, when the
+ * first host bootstraps, and every host of the cluster keeps it; a request
+ * that names another cluster is refused with TRANSPORT_WRONG_CLUSTER, so a
+ * host from one cluster never joins another's elections by mistake. A host
+ * that has no cluster yet sends zeros, which only a join accepts.
+ *
+ * A RAFT request's body is the sender's peer address; after an OK reply the
+ * connection carries libraft's own messages, one way, from the dialer. Other
+ * kinds are calls: one request, one reply, then the connection closes.
+ * Garbage (a bad magic, an oversized body, silence past a deadline) is
+ * closed without a reply. This is the one seam where authentication and
+ * encryption of peers will go. */
+#ifndef BERTH_CONSENSUS_TRANSPORT_H
+#define BERTH_CONSENSUS_TRANSPORT_H
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define TRANSPORT_CLUSTER_SIZE 16
+/* The largest body of a call, and of a forwarded request (which carries
+ * an HTTP request or reply whole). */
+#define TRANSPORT_MAX_BODY (64u * 1024)
+#define TRANSPORT_MAX_FORWARD (16u * 1024 * 1024)
+
+/* What a connection is for. */
+enum transport_kind {
+    TRANSPORT_RAFT = 1,    /* libraft's messages follow */
+    TRANSPORT_JOIN = 2,    /* a new host asks to be added */
+    TRANSPORT_PROBE = 3,   /* is this host up, and how far has it applied */
+    TRANSPORT_FORWARD = 4, /* a request for the leader to serve */
+};
+
+/* The status in a reply header. */
+enum transport_status {
+    TRANSPORT_OK = 0,
+    TRANSPORT_WRONG_CLUSTER = 1, /* the request named another cluster */
+    TRANSPORT_BAD_REQUEST = 2,   /* the request could not be understood */
+    TRANSPORT_NOT_LEADER = 3,    /* ask the leader; body: its peer address */
+    TRANSPORT_REFUSED = 4,       /* body: why, in words */
+    TRANSPORT_UNAVAILABLE = 5,   /* try again later; body: why */
+};
+
+struct transport;
+
+/* A call received on the peer port, waiting for its reply. */
+struct transport_call;
+
+/* Called for each call (kind other than RAFT) that arrived with a good
+ * header. body is valid until transport_reply() is called on call, which
+ * must happen exactly once, now or later. */
+typedef void (*transport_call_fn)(void *arg, struct transport_call *call,
+                                  unsigned kind, uint64_t sender,
+                                  const uint8_t *body, size_t len);
+
+/* Called for something worth a line in the host's log, such as a refused
+ * connection; detail may be NULL. */
+typedef void (*transport_note_fn)(void *arg, const char *level,
+                                  const char *message, const char *detail);
+
+/* Make a transport on loop that will listen on bind_address (IPv4 or [IPv6]
+ * literal with a port, or NULL for none) once libraft asks it to. handler
+ * serves calls and note reports; arg is passed to both. Fills raft with the
+ * struct raft_uv_transport that libraft's uv backend uses; raft is owned by
+ * the caller and must outlive the transport. *out is freed by
+ * transport_close(). Returns 0 or a negative code with a message in
+ * errmsg. */
+int transport_init(struct transport **out, struct raft_uv_transport *raft,
+                   uv_loop_t *loop, const char *bind_address,
+                   transport_call_fn handler, transport_note_fn note, void *arg,
+                   char *errmsg);
+
+/* Called when a transport has closed. */
+typedef void (*transport_close_cb)(void *arg);
+
+/* End every call in flight (their callbacks see BERTH_ESHUTDOWN), close
+ * every connection, free t, then call cb. Must be called after libraft has
+ * closed the raft side (or when libraft never started). */
+void transport_close(struct transport *t, transport_close_cb cb, void *arg);
+
+/* Set the cluster id sent in requests and required of raft connections. */
+void transport_set_cluster(struct transport *t,
+                           const uint8_t cluster[TRANSPORT_CLUSTER_SIZE]);
+
+/* Set the raft id sent in requests. */
+void transport_set_id(struct transport *t, uint64_t id);
+
+/* Answer call with status and body (copied; may be NULL when len is 0),
+ * then close its connection. call is freed by this function. */
+void transport_reply(struct transport_call *call, unsigned status,
+                     const void *body, size_t len);
+
+/* Called once with the outcome of transport_request(): status is a
+ * transport_status, or a negative code when no reply came (BERTH_EIO: no
+ * connection; BERTH_ETIMEOUT; BERTH_EMALFORMED: not a berth peer). body is
+ * valid during the call only. */
+typedef void (*transport_reply_cb)(void *arg, int status, const uint8_t *body,
+                                   size_t len);
+
+/* Send a call of kind with body to the peer at address and wait at most
+ * timeout_ms for its reply; cb runs exactly once, later, unless this
+ * returns an error. Works before libraft has started and after it closed
+ * the transport's listener (calls in flight then end with
+ * BERTH_ESHUTDOWN). */
+int transport_request(struct transport *t, const char *address, unsigned kind,
+                      const void *body, size_t len, unsigned timeout_ms,
+                      transport_reply_cb cb, void *arg);
+
+/* Return whether the peer port could not be bound when libraft asked for
+ * it; the reason is in the raft transport's errmsg. */
+bool transport_listen_failed(const struct transport *t);
+
+/* Count of connections refused for naming another cluster or being
+ * garbage, since start. */
+uint64_t transport_refused(const struct transport *t);
+
+/* Parse "host:port" (IPv4, or [IPv6]) into addr; returns 0 or
+ * BERTH_EINVAL. */
+int transport_parse_address(const char *address, struct sockaddr_storage *addr);
+
+#endif

@@ -1,0 +1,461 @@
+/* The fleet: the lifecycle of every ship a host runs, as pure code.
+ *
+ * This is the ship state machine of core/ship.h put to work: tiers (awake,
+ * frozen, asleep), jobs, wake and replay, the output gate's release, sleep,
+ * freeze, admission of wakes and eviction, alarms, crashes, and the two
+ * inputs of a cluster: whether this host leads, and how far each ship's
+ * events are durable. It does no I/O of its own. Everything outside (a
+ * process, a frame to it, the store, the log, timers, the clock, entropy,
+ * an answer to a client) goes through an environment (struct fleet_env): a
+ * table of function pointers and a void *, as libraft keeps all of its I/O
+ * behind struct raft_io. The daemon implements the table with real
+ * processes, libuv timers and the store (src/daemon/ship.c); the unit tests
+ * implement it in memory with a virtual clock.
+ *
+ * The fleet reacts to inputs, each a function below named fleet_on_* or
+ * fleet_ship_*: a job arrived, a frame arrived from a program, a program
+ * exited, a timer fired, an event was held or committed or failed, an entry
+ * of the ship's (snapshot, removal) was decided, the host gained or lost
+ * the lead. Each input runs to completion and calls environment operations
+ * on the way; none of those calls back into the fleet, except that an
+ * operation may fail (its return value). A process's exit and a timer are
+ * always reported later, as inputs of their own.
+ *
+ * One request's path, in the order the code runs:
+ *   fleet_deliver -> (wake: load, spawn, send BOOT; READY -> replay) ->
+ *   dispatch: send EVENT -> fleet_on_frame(DONE) -> propose_event, gate ->
+ *   fleet_ship_held -> release -> fleet_ship_committed.
+ *
+ * Leading. Only a leader wakes ships and releases effects. fleet_lead(f,
+ * false) stops every ship with a process at once, answers every job that
+ * waits or is held in a gate with 503 leader_changed (nothing held is
+ * released), and refuses wakes until fleet_lead(f, true).
+ *
+ * Acks. Each proposed event is reported twice: held (durable at the ship's
+ * ack level: the gate may release its effects) and committed (status 0) or
+ * failed (status < 0). Held may come first (ack levels below quorum) or with
+ * the commit (quorum, the default). A failure kills the ship's program,
+ * whose state is ahead of the log; it wakes again from the store. A failure
+ * after its event was released is counted (released_lost). */
+#ifndef BERTH_CORE_FLEET_H
+#define BERTH_CORE_FLEET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/alarms.h"
+#include "core/gate.h"
+#include "core/record.h"
+#include "core/registry.h"
+#include "core/ship.h"
+#include "lib/budget.h"
+#include "lib/buf.h"
+#include "lib/hist.h"
+#include "proto/frame.h"
+
+/* Wakes in progress at once. Waking is mostly CPU (spawn, boot, replay), so
+ * more than a few per core only adds memory and latency. */
+#define FLEET_MAX_WAKING 8
+
+/* How long a program may take to exit after STOP before it is killed. */
+#define FLEET_STOP_MS 5000
+
+/* Waking must make progress (READY, or the next replayed DONE) within the
+ * per-event limit, but never less than this: starting a process depends on
+ * the host's load, not on the program. */
+#define FLEET_WAKE_MIN_MS 5000
+
+/* The memory sweep ticks this often while a program that is not frozen
+ * runs, measuring at most FLEET_MEASURE_MAX programs a tick, each at most
+ * every FLEET_MEMORY_EVERY_MS. */
+#define FLEET_MEASURE_TICK_MS 250
+#define FLEET_MEASURE_MAX 100
+#define FLEET_MEMORY_EVERY_MS 750
+
+/* An alarm whose TIMER event failed is tried again this much later. */
+#define FLEET_ALARM_RETRY_NS (5ULL * 1000 * 1000 * 1000)
+
+/* Where a job came from, which says how its outcome is answered. */
+enum fleet_origin {
+    FLEET_JOB_FRONT, /* a front-door request: the reply effect is the reply */
+    FLEET_JOB_ADMIN, /* `berth ship send`: answered with a JSON summary */
+    FLEET_JOB_ALARM, /* a TIMER event: nobody waits for it */
+};
+
+/* What the first event after a wake or a thaw measures. */
+enum fleet_measure {
+    FLEET_MEASURE_NONE,
+    FLEET_MEASURE_WAKE, /* asleep to answered */
+    FLEET_MEASURE_THAW, /* frozen to answered */
+};
+
+/* The timers the fleet arms: one per live ship, whose meaning is its
+ * deadline's kind, and two for the whole host. */
+enum fleet_timer {
+    FLEET_TIMER_SHIP,  /* a ship's deadline */
+    FLEET_TIMER_SWEEP, /* the next tick of the memory sweep */
+    FLEET_TIMER_ALARM, /* the earliest alarm */
+};
+
+/* The kinds of a ship's deadline. */
+enum fleet_deadline {
+    FLEET_DEADLINE_NONE,
+    FLEET_DEADLINE_EVENT,  /* the current job's time limit */
+    FLEET_DEADLINE_WAKE,   /* waking must make progress */
+    FLEET_DEADLINE_FREEZE, /* idle past this: freeze */
+    FLEET_DEADLINE_IDLE,   /* idle past this: sleep */
+    FLEET_DEADLINE_STOP,   /* STOP sent: must exit */
+};
+
+/* Entries a ship proposes besides its events. */
+enum fleet_entry {
+    FLEET_ENTRY_SNAPSHOT,
+    FLEET_ENTRY_REMOVE,
+};
+
+/* How an admin request waiting on a ship is answered. */
+enum fleet_answer {
+    FLEET_ANSWER_SHIP,    /* 200 and the ship's description */
+    FLEET_ANSWER_REMOVED, /* 200 {"removed": id} */
+    FLEET_ANSWER_ERROR,   /* status, code and message */
+};
+
+struct fleet;
+struct fleet_ship;
+
+/* One event for one ship, from arrival to the release of its effects. The
+ * gate item comes first so a released gate item is its job. Made by
+ * fleet_deliver, handed to the environment's release operation when it
+ * leaves, and freed with fleet_job_free. */
+struct fleet_job {
+    struct gate_item gate;
+    struct fleet_job *next; /* in the ship's wait queue */
+    struct fleet_ship *ship;
+    void *req;       /* the environment's request waiting for it; NULL: none */
+    uint8_t origin;  /* enum fleet_origin */
+    uint8_t kind;    /* FRAME_EVENT_* */
+    uint8_t measure; /* enum fleet_measure */
+    uint64_t arrived_ns; /* monotonic */
+    struct buf payload;
+    /* The outcome, filled when the program answers or fails. */
+    int status;
+    char *content_type;
+    /* The reply's body: body_len bytes at body, inside reply_mem (owned:
+     * the DONE frame's own buffer when it could be taken, else a copy). */
+    void *reply_mem;
+    const uint8_t *body;
+    size_t body_len;
+    uint64_t reply_counted; /* bytes of reply_mem counted in the budget */
+    /* Bytes of this job (payload and reply) counted in the budget; they
+     * drain once the job has left its program. */
+    uint64_t counted;
+    bool counted_draining;
+    bool changed;
+    bool timed_out;
+    uint64_t number;
+    uint64_t time_ns;
+    uint64_t alarm_ns;  /* the ship's alarm after this event */
+    bool alarm_changed; /* the event set the alarm, or consumed it */
+    uint8_t entropy[FRAME_ENTROPY_SIZE];
+    char error_code[32]; /* "" when the job succeeded */
+    char *error_message;
+};
+
+/* An admin request waiting for a ship's state to settle. */
+struct fleet_waiter {
+    void *req;
+    bool wake; /* it asked for a wake: an error unless the ship is awake */
+};
+
+/* A ship with a process or with work in flight: the part of a ship that
+ * lives in memory only while it is needed. The environment allocates it
+ * (ship_alloc, possibly inside a larger object of its own) and the fleet
+ * fills it. */
+struct fleet_ship {
+    struct fleet *fleet;
+    uint32_t slot; /* in the registry */
+    uint64_t sid;
+    char id[REGISTRY_ID_LEN + 1];
+    uint64_t idle_timeout_ms;   /* 0: the host's default */
+    uint64_t freeze_timeout_ms; /* 0: the host's default */
+    uint64_t created_ns;
+    uint8_t acks; /* ack level in force (core/gate.h), default resolved */
+    enum ship_state state;
+    uint64_t last_event;     /* last committed event */
+    uint64_t next_number;    /* number for the next state-changing event */
+    uint64_t snapshot_event; /* last durable snapshot */
+    uint64_t first_event;
+    uint64_t alarm_ns; /* the alarm after the last computed event */
+    uint8_t head_hash[RECORD_HASH_SIZE]; /* hash of the last computed record */
+    uint64_t since_snapshot;
+    uint64_t released; /* the highest logged event whose effects left */
+    uint8_t epoch[RECORD_HASH_SIZE];
+    bool proc;    /* a program runs (or is being killed) */
+    bool killed;  /* the program was told to die; its exit follows */
+    bool deposed; /* killed because the host lost the lead */
+    struct fleet_job *current; /* sent to the program, not answered */
+    struct fleet_job *wait_head, *wait_tail;
+    unsigned n_waiting;
+    struct gate gate;
+    unsigned inflight;      /* proposals not yet committed or failed */
+    uint8_t deadline;       /* enum fleet_deadline of the armed timer */
+    bool held;              /* held back by the host's buffer budget */
+    uint64_t deadline_ms;   /* monotonic ms when the deadline falls */
+    uint64_t deadline_left; /* while held: what the deadline had left */
+    bool sleep_wanted;
+    bool snapshot_pending; /* a SNAP_REQ is out */
+    bool stop_sent;
+    bool removing;
+    bool wake_wanted;
+    bool queued_to_wake;   /* in the fleet's wake queue */
+    bool closing;          /* freed: no longer in the registry */
+    uint8_t measure_next;  /* enum fleet_measure for the next dispatch */
+    char sleep_reason[24]; /* why the current sleep began */
+    uint64_t memory;       /* the program's memory when last measured */
+    uint64_t memory_ms;    /* monotonic ms of that measure; 0: never */
+    struct fleet_ship *lru_prev, *lru_next; /* ships with a process */
+    struct fleet_ship *wake_next;           /* in the wake queue */
+    uint64_t replay_last; /* while waking: the last event to replay */
+    uint64_t replay_next; /* while waking: the next DONE expected; 0: READY */
+    uint8_t replay_chain[RECORD_HASH_SIZE]; /* the snapshot's link */
+    struct fleet_waiter *waiters;
+    unsigned n_waiters;
+    void *remove_req;       /* the request of a removal in progress */
+    char last_failure[300]; /* why the program last ended badly */
+};
+
+/* What a wake reads of a ship before its program starts. */
+struct fleet_load {
+    uint64_t last_event, snapshot_event, first_event;
+    uint64_t idle_timeout_ms, freeze_timeout_ms, created_ns, alarm_ns;
+    uint8_t acks;
+    uint8_t head_hash[RECORD_HASH_SIZE]; /* of the last stored record */
+    uint8_t epoch[RECORD_HASH_SIZE];     /* of the program's executable */
+    uint8_t chain[RECORD_HASH_SIZE];     /* the snapshot's link to the log */
+    uint64_t snapshot_number; /* the event the snapshot's own row names */
+    struct buf snapshot;      /* the snapshot's bytes (snapshot_event > 0) */
+};
+
+/* Called by the environment's replay operation for each logged event after
+ * the snapshot, in order; a nonzero return stops the walk. */
+typedef int (*fleet_replay_cb)(void *arg, uint64_t number, const uint8_t *rec,
+                               size_t len);
+
+/* The environment: every effect of the fleet on the world. data is passed
+ * to each operation. Operations never call fleet input functions. */
+struct fleet_env {
+    void *data;
+    /* Allocate a zeroed live object for the ship in slot (the environment
+     * may embed it in a larger one); NULL when out of memory. */
+    struct fleet_ship *(*ship_alloc)(void *data, uint32_t slot);
+    /* The fleet is done with s; the environment frees it when it likes (it
+     * is no longer in the registry). */
+    void (*ship_free)(void *data, struct fleet_ship *s);
+    /* Read what waking s needs from the store into out (out->snapshot is
+     * initialized and the fleet frees it). Returns 0, BERTH_ECORRUPT when the
+     * stored data fails its checks, or another code; errmsg says why. */
+    int (*load)(void *data, struct fleet_ship *s, struct fleet_load *out,
+                char *errmsg);
+    /* Start s's program; 0, or a code with errmsg. *held says whether the
+     * host's buffer budget holds the new program back from the start (see
+     * fleet_ship_hold). */
+    int (*spawn)(void *data, struct fleet_ship *s, bool *held, char *errmsg);
+    /* Walk s's logged events from number start on, checking the hash chain
+     * from chain to the ship's head; 0, BERTH_ECORRUPT (errmsg says
+     * where), or the callback's or another code. */
+    int (*replay)(void *data, struct fleet_ship *s, uint64_t start,
+                  const uint8_t *chain, fleet_replay_cb cb, void *arg,
+                  char *errmsg);
+    /* Send a frame to s's program, taking frame's bytes (left empty); 0 or
+     * a code. */
+    int (*send)(void *data, struct fleet_ship *s, struct buf *frame);
+    /* Kill s's program, saying why; its exit is reported later
+     * (fleet_on_exit). */
+    void (*kill)(void *data, struct fleet_ship *s, const char *why);
+    /* Whether s's program still runs (is not dying). */
+    bool (*running)(void *data, struct fleet_ship *s);
+    /* Freeze or thaw s's program; 0 or a code. */
+    int (*freeze)(void *data, struct fleet_ship *s);
+    int (*thaw)(void *data, struct fleet_ship *s);
+    /* Measure the memory of s's program and what it started. */
+    int (*measure)(void *data, struct fleet_ship *s, uint64_t *bytes);
+    /* Take the buffer of the frame being delivered, if it has one of its
+     * own, and set *counted to the bytes counted for it in the budget; the
+     * caller frees it with mem_free. NULL when the frame sits in a shared
+     * buffer. */
+    void *(*take_frame)(void *data, struct fleet_ship *s, uint64_t *counted);
+    /* Add an encoded event record to the next proposal; 0 or a code. Its
+     * fate is reported by fleet_ship_held and fleet_ship_committed. */
+    int (*propose_event)(void *data, struct fleet_ship *s, uint64_t number,
+                         const uint8_t *rec, size_t len);
+    /* Propose an entry of s's own (snapshot at number, or removal), after
+     * every event proposed before it, taking entry's bytes on success; its
+     * fate is reported by fleet_ship_entry_done. */
+    int (*propose_entry)(void *data, struct fleet_ship *s,
+                         enum fleet_entry kind, uint64_t number,
+                         struct buf *entry);
+    /* Whether the disk has room for state changes. */
+    bool (*disk_ok)(void *data);
+    /* Whether descriptors allow one more program beside procs running
+     * ones; with make, first free what can be freed (idle connections). */
+    bool (*fds_room)(void *data, unsigned procs, bool make);
+    /* Arm timer which (of s for FLEET_TIMER_SHIP, else s is NULL) to fire
+     * once after ms, replacing any earlier arming; fleet_on_timer follows. */
+    void (*timer_start)(void *data, enum fleet_timer which,
+                        struct fleet_ship *s, uint64_t ms);
+    /* Disarm a timer; nothing follows. */
+    void (*timer_stop)(void *data, enum fleet_timer which,
+                       struct fleet_ship *s);
+    /* The wall clock and a monotonic clock, in nanoseconds. */
+    uint64_t (*now_ns)(void *data);
+    uint64_t (*mono_ns)(void *data);
+    /* Fill out with n random bytes. */
+    void (*entropy)(void *data, uint8_t *out, size_t n);
+    /* A job leaves: answer its request (if any) with its outcome, and free
+     * it with fleet_job_free. */
+    void (*release)(void *data, struct fleet_job *j);
+    /* Answer an admin request about s (see enum fleet_answer). */
+    void (*answer)(void *data, struct fleet_ship *s, void *req,
+                   enum fleet_answer what, int status, const char *code,
+                   const char *message);
+    /* Write a log line: level, message, the ship's id, and up to two
+     * key/value pairs (NULL keys are left out). */
+    void (*log)(void *data, const char *level, const char *msg,
+                const char *ship, const char *k1, const char *v1,
+                const char *k2, const char *v2);
+};
+
+/* The fleet's policy knobs. */
+struct fleet_config {
+    uint64_t idle_timeout_ms;   /* idle this long: sleep */
+    uint64_t freeze_timeout_ms; /* idle this long: freeze; 0: never */
+    uint64_t event_timeout_ms;
+    uint64_t snapshot_every;  /* events between a ship's snapshots */
+    unsigned max_queue;       /* jobs waiting per ship before 503 */
+    uint64_t max_awake_bytes; /* memory budget of running programs; 0: none */
+};
+
+/* A ship whose stored data failed its checks, and why. */
+struct fleet_damage {
+    uint32_t slot;
+    char detail[200];
+};
+
+struct fleet {
+    struct fleet_env env;
+    struct fleet_config cfg;
+    struct registry *reg;  /* every ship; live objects hang from it */
+    struct alarms *alarms; /* durable alarms by slot */
+    struct budget *budget; /* bytes held for clients and programs */
+    unsigned max_awake;    /* running programs at most */
+    bool leading;
+    bool stopping;
+    bool sweeping;                          /* the sweep timer is armed */
+    unsigned n_live;                        /* live ship objects */
+    unsigned n_procs;                       /* running programs */
+    unsigned tiers[SHIP__STATE_COUNT];      /* live ships per state */
+    struct fleet_ship *lru_head, *lru_tail; /* oldest first */
+    struct fleet_ship *wake_head, *wake_tail;
+    unsigned n_wake_queue;
+    uint64_t awake_memory; /* the programs' last measured memory */
+    uint64_t wakes, thaws, evictions, alarms_fired;
+    uint64_t released_lost; /* events released, then not committed */
+    struct hist wake_latency, thaw_latency; /* ns */
+    struct fleet_damage *damaged;
+    unsigned n_damaged;
+};
+
+/* Initialize a fleet over a registry, alarms and budget (kept, not owned)
+ * with env and cfg (copied). It does not lead until fleet_lead. */
+void fleet_init(struct fleet *f, const struct fleet_env *env,
+                const struct fleet_config *cfg, struct registry *reg,
+                struct alarms *alarms, struct budget *budget);
+
+/* Free what the fleet holds itself (not the live ships: see
+ * fleet_free_ships). */
+void fleet_close(struct fleet *f);
+
+/* Return the live object of the ship in slot, making it if the ship has
+ * none; NULL when out of memory. A live object with nothing to do frees
+ * itself at the next input that touches it, so call an input on it. */
+struct fleet_ship *fleet_ship_live(struct fleet *f, uint32_t slot);
+
+/* Input: the host leads (true) or not. Losing the lead stops every ship
+ * with a process and fails waiting and held jobs with leader_changed. */
+void fleet_lead(struct fleet *f, bool leading);
+
+/* Input: a job for s. Makes a job of origin and kind for req (which the
+ * environment's release answers), taking payload's bytes (left empty).
+ * Returns 0, or BERTH_ENOMEM when not even the job could be made (payload
+ * is freed, and req must be answered by the caller). */
+int fleet_deliver(struct fleet_ship *s, enum fleet_origin origin, void *req,
+                  uint8_t kind, struct buf *payload);
+
+/* Free a job that left the fleet (in the release operation). */
+void fleet_job_free(struct fleet *f, struct fleet_job *j);
+
+/* Input: a frame from s's program; f and its body are valid for the call. */
+void fleet_on_frame(struct fleet_ship *s, const struct frame *fr);
+
+/* Input: s's program is gone; clean when it exited by itself with status
+ * 0; why says how it ended. */
+void fleet_on_exit(struct fleet_ship *s, const char *why, bool clean);
+
+/* Input: a timer fired (s is the ship for FLEET_TIMER_SHIP, else NULL). */
+void fleet_on_timer(struct fleet *f, enum fleet_timer which,
+                    struct fleet_ship *s);
+
+/* Input: s's events up to number are durable at its ack level: their
+ * effects may leave. */
+void fleet_ship_held(struct fleet_ship *s, uint64_t number);
+
+/* Input: s's proposed event number was committed (status 0) or will never
+ * be (status < 0). */
+void fleet_ship_committed(struct fleet_ship *s, uint64_t number, int status);
+
+/* Input: an entry of s's (fleet_env.propose_entry) was committed or
+ * failed. */
+void fleet_ship_entry_done(struct fleet_ship *s, enum fleet_entry kind,
+                           uint64_t number, int status);
+
+/* Input: the host's budget holds s back (held true: no event is sent and
+ * its progress deadlines wait, keeping the time they had left) or lets it
+ * on. The environment stops and resumes reading the program itself. */
+void fleet_ship_hold(struct fleet_ship *s, bool held);
+
+/* Return whether s can make progress if let on: its program owes a frame,
+ * or it has events to send. */
+bool fleet_ship_has_work(const struct fleet_ship *s);
+
+/* Input: an admin request asks s to sleep (or wake); req is answered once
+ * its state settles. */
+void fleet_ship_sleep(struct fleet_ship *s, void *req);
+void fleet_ship_wake(struct fleet_ship *s, void *req);
+
+/* Input: remove s; req is answered once the removal is durable, or with
+ * 409 when one is in progress. */
+void fleet_ship_remove(struct fleet_ship *s, void *req);
+
+/* Input: the ship in slot failed a check of its stored data (detail is
+ * copied): its program is killed and it is not woken again. */
+void fleet_mark_corrupt(struct fleet *f, uint32_t slot, const char *detail);
+
+/* Return what was found wrong with a ship marked corrupt. */
+const char *fleet_corrupt_detail(const struct fleet *f, uint32_t slot);
+
+/* Input: the alarms may have changed (loaded, applied): arm the alarm timer
+ * for the earliest. */
+void fleet_alarms_rearm(struct fleet *f);
+
+/* Input: the host stops: kill every program and fail waiting jobs. */
+void fleet_shutdown(struct fleet *f);
+
+/* Answer what every live ship still holds with 503 and hand each to
+ * ship_free; the fleet is unusable afterwards but for fleet_close. */
+void fleet_free_ships(struct fleet *f);
+
+/* The freeze timeout in force for a ship's own setting own: the host's for
+ * 0, never (0) for STORE_TIMEOUT_NEVER (UINT64_MAX). */
+uint64_t fleet_freeze_ms(const struct fleet_config *cfg, uint64_t own);
+
+#endif
