@@ -232,6 +232,10 @@ static int host__restore_slot(struct host *h, uint32_t slot)
 static int host__restored(void *arg, uint64_t index)
 {
     struct host *h = arg;
+    char n[32];
+    snprintf(n, sizeof n, "%llu", (unsigned long long)index);
+    host_log("info", "store replaced by a raft snapshot", "applied_index", n,
+             NULL);
     if (!h->ready) {
         return 0;
     }
