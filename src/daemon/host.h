@@ -113,6 +113,7 @@ struct host {
     uv_loop_t loop;
     struct store *store;
     struct log *log;
+    struct fsm *fsm; /* applies the log into store; outlives log */
     struct http_server *front;
     struct http_server *admin;
     bool ready;
