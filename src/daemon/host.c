@@ -236,6 +236,16 @@ static int host__restored(void *arg, uint64_t index)
     snprintf(n, sizeof n, "%llu", (unsigned long long)index);
     host_log("info", "store replaced by a raft snapshot", "applied_index", n,
              NULL);
+    /* Entries up to index came whole, not one by one: whether a watched
+     * one survived cannot be told. */
+    for (unsigned i = 0; i < h->n_watch;) {
+        if (h->watch[i].index <= index) {
+            h->diverge_unknown++;
+            h->watch[i] = h->watch[--h->n_watch];
+        } else {
+            i++;
+        }
+    }
     if (!h->ready) {
         return 0;
     }
