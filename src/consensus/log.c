@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "consensus/fsm.h"
 #include "consensus/segments.h"
 #include "consensus/transport.h"
 #include "lib/err.h"
@@ -19,10 +20,6 @@
  * port names itself "local", an address never dialed. */
 #define LOG__FIRST_ID 1
 #define LOG__LOCAL "local"
-
-/* A marker is all a raft snapshot holds: the store itself is the state, and
- * it is synced to disk before raft drops the entries behind the snapshot. */
-#define LOG__SNAPSHOT_MAGIC 0x70616e7368747262ULL
 
 /* How often the leader probes its peers and reconsiders their roles, and
  * how long a probe may take. */
@@ -46,16 +43,16 @@ struct log {
     struct raft_io io;
     struct raft_uv_transport transport;
     struct transport *peers;
-    struct raft_fsm fsm;
     struct raft_barrier barrier;
     struct raft_change change;
     struct log_call *change_call; /* the join waiting for change, if any */
     uint64_t change_id;           /* the host that join adds */
     bool changing;
-    uv_timer_t watchdog;  /* runs only while proposals are pending */
-    uv_timer_t roles;     /* the leader's probes and role changes */
-    uv_check_t check;     /* notices role changes and ack progress */
-    uint64_t progress_ms; /* loop time of the last applied entry */
+    uv_timer_t watchdog;     /* runs only while proposals are pending */
+    uv_timer_t roles;        /* the leader's probes and role changes */
+    uv_check_t check;        /* notices role changes and ack progress */
+    uint64_t progress_ms;    /* loop time the applied index last grew */
+    uint64_t progress_index; /* the applied index then */
     struct log_config cfg;
     char *dir;
     char *peer;
@@ -69,9 +66,6 @@ struct log {
     struct log__member *members;
     unsigned n_members;
     unsigned pending;
-    unsigned snapshot_every;
-    bool compacting;    /* a snapshot was asked for by log_compact */
-    bool compact_taken; /* and raft has taken it */
     bool fatal;
     bool closing;
     log_close_cb close_cb;
@@ -102,99 +96,6 @@ static void log__fatal(struct log *l, const char *what, int rv)
     l->cfg.fatal(l->cfg.arg, msg);
 }
 
-/* raft's segment format requires every entry's length to be a multiple of
- * 8 (its writer asserts it only in debug builds and writes a corrupt segment
- * otherwise), so each entry is framed as u64 length | bytes | zero padding. */
-#define LOG__FRAME 8
-
-static size_t log__padded(size_t n)
-{
-    return LOG__FRAME + ((n + 7) & ~(size_t)7);
-}
-
-/* The snapshot settings in force when no compaction is asked for: a raft
- * snapshot every `every` entries, keeping an eighth of them behind it. */
-static void log__snapshot_settings(struct log *l)
-{
-    raft_set_snapshot_threshold(&l->raft, l->snapshot_every);
-    raft_set_snapshot_trailing(&l->raft, l->snapshot_every / 8 + 1);
-}
-
-static int log__fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
-                          void **result)
-{
-    struct log *l = fsm->data;
-    if (l->compact_taken) {
-        /* The compacting snapshot was put with no trailing entries (raft
-         * reads that setting when it writes the snapshot, right after
-         * asking for it): the usual settings are back. */
-        log__snapshot_settings(l);
-        l->compacting = l->compact_taken = false;
-    }
-    int res = 0;
-    uint64_t n = buf->len >= LOG__FRAME ? get_le64(buf->base) : UINT64_MAX;
-    if (n > buf->len - LOG__FRAME || log__padded(n) != buf->len) {
-        log__fatal(l, "log entry with a bad length", RAFT_CORRUPT);
-        return RAFT_CORRUPT;
-    }
-    /* Entries are applied one by one in order, and raft counts an entry as
-     * applied once this returns: this one is the next. */
-    uint64_t index = raft_last_applied(&l->raft) + 1;
-    int rv =
-        l->cfg.apply(l->cfg.arg, index, (const uint8_t *)buf->base + LOG__FRAME,
-                     (size_t)n, &res);
-    if (rv != 0) {
-        char msg[ERRMSG_SIZE];
-        snprintf(msg, sizeof msg, "applying log entry: %s", err_str(rv));
-        l->fatal = true;
-        l->cfg.fatal(l->cfg.arg, msg);
-        return RAFT_IOERR;
-    }
-    *result = (void *)(intptr_t)res;
-    l->progress_ms = uv_now(l->loop);
-    return 0;
-}
-
-static int log__fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
-                             unsigned *n_bufs)
-{
-    struct log *l = fsm->data;
-    l->compact_taken = l->compacting;
-    int rv = l->cfg.sync(l->cfg.arg);
-    if (rv != 0) {
-        /* Without a synced store the log must keep its entries. */
-        return RAFT_IOERR;
-    }
-    /* raft frees these with raft_free() (fsm version 1). */
-    struct raft_buffer *b = raft_malloc(sizeof *b);
-    if (b == NULL) {
-        return RAFT_NOMEM;
-    }
-    b->len = 16;
-    b->base = raft_malloc(b->len);
-    if (b->base == NULL) {
-        raft_free(b);
-        return RAFT_NOMEM;
-    }
-    put_le64(b->base, LOG__SNAPSHOT_MAGIC);
-    put_le64((uint8_t *)b->base + 8, raft_last_applied(&l->raft));
-    *bufs = b;
-    *n_bufs = 1;
-    return 0;
-}
-
-static int log__fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
-{
-    /* The store already holds everything up to the marker: it was synced
-     * before the marker was written. */
-    int rv = 0;
-    if (buf->len != 16 || get_le64(buf->base) != LOG__SNAPSHOT_MAGIC) {
-        rv = RAFT_CORRUPT;
-    }
-    raft_free(buf->base);
-    return rv;
-}
-
 /* libraft 0.15 could stop for good after an I/O error without failing the
  * requests in flight (seen with a full disk: a segment could not be
  * prepared, and appends waited for it forever). On a host that is its own
@@ -213,6 +114,10 @@ static void log__watchdog_cb(uv_timer_t *t)
         uv_timer_stop(t);
         return;
     }
+    if (raft_last_applied(&l->raft) != l->progress_index) {
+        l->progress_index = raft_last_applied(&l->raft);
+        l->progress_ms = uv_now(l->loop);
+    }
     if (raft_state(&l->raft) != RAFT_LEADER) {
         log__fatal(l, "log stopped leading with proposals pending", RAFT_IOERR);
     } else if (uv_now(l->loop) - l->progress_ms > LOG__STALL_MS) {
@@ -225,6 +130,7 @@ static void log__watch(struct log *l)
 {
     if (!uv_is_active((uv_handle_t *)&l->watchdog)) {
         l->progress_ms = uv_now(l->loop);
+        l->progress_index = raft_last_applied(&l->raft);
         uv_timer_start(&l->watchdog, log__watchdog_cb, LOG__WATCHDOG_MS,
                        LOG__WATCHDOG_MS);
     }
@@ -690,6 +596,9 @@ static void log__serve(void *arg, struct transport_call *call, unsigned kind,
 
 /* --- Forwarding to the leader. --- */
 
+_Static_assert(LOG_FORWARD_MAX == TRANSPORT_MAX_FORWARD,
+               "the peer port carries what log_forward may send");
+
 struct log__forward {
     log_forward_cb cb;
     void *arg;
@@ -715,6 +624,9 @@ int log_forward(struct log *l, const void *body, size_t len,
     const char *leader = log__leader_address(l);
     if (leader == NULL || l->closing) {
         return BERTH_ENOTLEADER;
+    }
+    if (len > LOG_FORWARD_MAX) {
+        return BERTH_ETOOBIG;
     }
     struct log__forward *f = mem_alloc(sizeof *f);
     if (f == NULL) {
@@ -1247,12 +1159,6 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
      * aside silently with the entries in it. */
     raft_uv_set_auto_recovery(&l->io, false);
 
-    l->fsm.version = 1;
-    l->fsm.data = l;
-    l->fsm.apply = log__fsm_apply;
-    l->fsm.snapshot = log__fsm_snapshot;
-    l->fsm.restore = log__fsm_restore;
-
     uv_timer_init(loop, &l->watchdog);
     l->watchdog.data = l;
     uv_timer_init(loop, &l->roles);
@@ -1260,15 +1166,14 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
     uv_check_init(loop, &l->check);
     l->check.data = l;
     const char *address = l->peer != NULL ? l->peer : LOG__LOCAL;
-    rv = raft_init(&l->raft, &l->io, &l->fsm, l->id, address);
+    rv = raft_init(&l->raft, &l->io, fsm_raft_fsm(cfg->fsm), l->id, address);
     if (rv != 0) {
         err_printf(errmsg, "raft init: %s", raft_errmsg(&l->raft));
         rv = BERTH_EIO;
         goto err_after_io;
     }
     l->raft.data = l;
-    l->snapshot_every = cfg->snapshot_every ? cfg->snapshot_every : 1024;
-    log__snapshot_settings(l);
+    fsm_attach(cfg->fsm, &l->raft, cfg->snapshot_every);
     /* A host that was cut off and comes back must not depose a healthy
      * leader by starting elections of its own. */
     raft_set_pre_vote(&l->raft, true);
@@ -1392,14 +1297,13 @@ int log_propose(struct log *l, struct buf *entry, log_done_cb cb, void *arg,
     /* raft wants memory from raft_malloc; copying once keeps buf's
      * allocator private to berth. */
     struct raft_buffer b;
-    b.len = log__padded(entry->len);
+    b.len = fsm_framed_len(entry->len);
     b.base = raft_calloc(1, b.len);
     if (b.base == NULL) {
         mem_free(r);
         return BERTH_ENOMEM;
     }
-    put_le64(b.base, entry->len);
-    memcpy((uint8_t *)b.base + LOG__FRAME, entry->data, entry->len);
+    fsm_frame(b.base, entry->data, entry->len);
     r->log = l;
     r->cb = cb;
     r->arg = arg;
@@ -1429,12 +1333,10 @@ int log_propose(struct log *l, struct buf *entry, log_done_cb cb, void *arg,
 
 void log_compact(struct log *l)
 {
-    if (l->compacting || l->fatal || l->closing) {
+    if (l->fatal || l->closing) {
         return;
     }
-    l->compacting = true;
-    raft_set_snapshot_threshold(&l->raft, 1);
-    raft_set_snapshot_trailing(&l->raft, 0);
+    fsm_compact(l->cfg.fsm);
 }
 
 unsigned log_pending(const struct log *l)

@@ -1,13 +1,14 @@
-/* The log: berth's one path to durability, and the only module that sees
- * raft.h.
+/* The log: berth's one path to durability; with the state machine
+ * (consensus/fsm.c) the only code that sees raft.h.
  *
  * Everything that changes a host's replicated state (a new ship, a batch of
  * events, a snapshot, a removal) is one entry proposed here. libraft with its
  * libuv backend stores entries in segment files and replicates them; once an
- * entry is committed it is applied, on every host, through the apply callback,
- * and then the proposer's callback runs on the leader. On one host the
- * cluster has one voter, so committed means written and fsynced locally;
- * replication later is a change of membership, not of this interface.
+ * entry is committed it is applied, on every host, by the state machine
+ * (consensus/fsm.h, which the log is given), and then the proposer's
+ * callback runs on the leader. On one host the cluster has one voter, so
+ * committed means written and fsynced locally; replication later is a change of
+ * membership, not of this interface.
  *
  * Crash-only: libraft (0.15, as measured) stops serving after any I/O error, so
  * the log treats such an error as fatal and calls the fatal callback, which
@@ -21,19 +22,10 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "consensus/fsm.h"
 #include "lib/buf.h"
 
 struct log;
-
-/* Apply the committed entry at log position index; returns 0, or a negative
- * code that is fatal to the host. *result is passed on to the proposer's
- * callback. */
-typedef int (*log_apply_fn)(void *arg, uint64_t index, const uint8_t *entry,
-                            size_t len, int *result);
-
-/* Make every applied entry durable in the state machine's own storage; raft
- * calls it before dropping log entries behind a snapshot. */
-typedef int (*log_sync_fn)(void *arg);
 
 /* Called once when the log cannot continue; the host must exit. */
 typedef void (*log_fatal_fn)(void *arg, const char *message);
@@ -64,9 +56,11 @@ typedef void (*log_forwarded_fn)(void *arg, struct log_call *call,
                                  const uint8_t *body, size_t len);
 
 struct log_config {
-    const char *dir;         /* raft's own directory; created if missing */
-    uint64_t applied_index;  /* the last entry the state machine holds */
-    unsigned snapshot_every; /* entries between raft snapshots; 0: 1024 */
+    const char *dir;        /* raft's own directory; created if missing */
+    uint64_t applied_index; /* the last entry the state machine holds */
+    /* The least number of entries between raft snapshots (0: 1024); the
+     * fsm waits longer while the store is big (consensus/fsm.h). */
+    unsigned snapshot_every;
     /* The address this host's peers reach it at (IP literal and port),
      * bound for the peer port; NULL: one host with no peer port. */
     const char *peer;
@@ -77,8 +71,7 @@ struct log_config {
     /* What this host tells peers that probe it (its HTTP addresses, say);
      * copied. NULL: nothing. */
     const char *info;
-    log_apply_fn apply;
-    log_sync_fn sync;
+    struct fsm *fsm; /* what applies entries; outlives the log */
     log_fatal_fn fatal;
     log_lead_fn lead;
     log_progress_fn progress;   /* NULL: not needed */
@@ -137,15 +130,19 @@ bool log_has_leader(const struct log *l);
 typedef void (*log_forward_cb)(void *arg, int status, const uint8_t *body,
                                size_t len);
 
+/* The most bytes a forwarded request, and its answer, may carry. */
+#define LOG_FORWARD_MAX (16u * 1024 * 1024)
+
 /* Send body to the leader's forwarded callback and wait at most timeout_ms
  * for its answer. Returns 0 and cb runs once later, or a negative code
- * (BERTH_ENOTLEADER when no other host is known to lead). body is
- * copied. */
+ * (BERTH_ENOTLEADER when no other host is known to lead, BERTH_ETOOBIG
+ * when len is over LOG_FORWARD_MAX). body is copied. */
 int log_forward(struct log *l, const void *body, size_t len,
                 unsigned timeout_ms, log_forward_cb cb, void *arg);
 
-/* Answer a forwarded request: status 0 with body (copied), or a negative
- * code. call is freed by this function. */
+/* Answer a forwarded request: status 0 with body (copied; at most
+ * LOG_FORWARD_MAX bytes, or the host that forwarded it sees BERTH_EIO), or
+ * a negative code. call is freed by this function. */
 void log_forward_reply(struct log_call *call, int status, const void *body,
                        size_t len);
 

@@ -1626,7 +1626,11 @@ void fleet_ship_committed(struct fleet_ship *s, uint64_t number, int status)
         for (struct gate_item *i = s->gate.head; i != NULL; i = i->next) {
             struct fleet_job *j = (struct fleet_job *)i;
             if (i->needs_log && i->number <= number && !i->durable) {
-                fleet__job_fail(j, 503, "unavailable",
+                /* A lost lead is the one failure a client should just
+                 * retry: through any host, it reaches the new leader. */
+                fleet__job_fail(j, 503,
+                                status == BERTH_ENOTLEADER ? "leader_changed"
+                                                           : "unavailable",
                                 "event %llu was not committed: %s",
                                 (unsigned long long)i->number, err_str(status));
                 i->durable = true;

@@ -15,6 +15,9 @@
  *   GET    /v1/cluster            the hosts of the cluster, probed now
  *   DELETE /v1/cluster/hosts/ID   remove a host (by id or peer address)
  *
+ * On a host that does not lead, every request but /healthz, /v1/stats and
+ * /v1/cluster is forwarded to the leader (daemon/forward.c).
+ *
  * Errors are {"error": {"code", "message"}} with a fitting status; docs/api.md
  * is the reference. */
 #include <errno.h>
@@ -885,6 +888,12 @@ void host_admin_handle(struct http_request *req, void *arg)
         bool ok = host_serving(h);
         http_reply(req, ok ? 200 : 503, "text/plain",
                    ok ? "ok\n" : "starting\n", ok ? 3 : 9, NULL);
+        return;
+    }
+    /* A host that does not lead passes everything to the leader but what
+     * describes this host (host_admin_local). */
+    if (!h->leading && !host_admin_local(m, path)) {
+        host_forward(h, req, HTTP_FORWARD_ADMIN);
         return;
     }
     /* What this host knows of itself and of the cluster is there as soon

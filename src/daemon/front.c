@@ -10,8 +10,16 @@
 #include "lib/mem.h"
 #include "proto/frame.h"
 
+/* Every 503 is worth a retry: the host is starting, busy, or leadership
+ * is moving. */
+static const char *front__extra(int status)
+{
+    return status == 503 ? "Retry-After: 1\r\n" : NULL;
+}
+
 void host_reply_json(struct http_request *req, int status, json_t *body)
 {
+    const char *extra = front__extra(status);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     if (text == NULL) {
@@ -24,9 +32,9 @@ void host_reply_json(struct http_request *req, int status, json_t *body)
     struct buf b;
     buf_init(&b);
     if (buf_append(&b, text, strlen(text)) == 0 && buf_put_u8(&b, '\n') == 0) {
-        http_reply(req, status, "application/json", b.data, b.len, NULL);
+        http_reply(req, status, "application/json", b.data, b.len, extra);
     } else {
-        http_reply(req, status, "application/json", text, strlen(text), NULL);
+        http_reply(req, status, "application/json", text, strlen(text), extra);
     }
     buf_free(&b);
     free(text);
@@ -123,13 +131,8 @@ void host_front_handle(struct http_request *req, void *arg)
                          "no such path; ships are under /s/<ship>/");
         return;
     }
-    if (!host_serving(h)) {
-        host_reply_error(req, 503, "starting", "host is starting");
-        return;
-    }
     if (!h->leading) {
-        host_reply_error(req, 503, "not_leader",
-                         "this host does not lead the cluster");
+        host_forward(h, req, HTTP_FORWARD_FRONT);
         return;
     }
     uint32_t slot = host_ship_lookup(h, name);

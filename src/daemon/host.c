@@ -185,33 +185,80 @@ static void host__damaged(void *arg, uint64_t sid, uint64_t number,
 static void host__diverge_check(struct host *h, uint64_t index,
                                 const uint8_t *entry, size_t len);
 
-static int host__apply(void *arg, uint64_t index, const uint8_t *entry,
-                       size_t len, int *result)
+/* The fsm applied an entry to the store: the divergence watch and the
+ * registry follow. */
+static int host__applied(void *arg, uint64_t index, const uint8_t *entry,
+                         size_t len)
 {
     struct host *h = arg;
-    struct store_apply_hook hook = {.damaged = host__damaged, .arg = h};
     if (h->n_watch > 0) {
         host__diverge_check(h, index, entry, len);
     }
-    int rv = store_apply_entry(h->store, index, entry, len, &hook, result);
-    if (rv != 0) {
-        host_log("fatal", "cannot apply log entry", "error",
-                 store_errmsg(h->store), NULL);
-        return rv;
-    }
-    rv = host__apply_registry(h, entry, len);
+    int rv = host__apply_registry(h, entry, len);
     if (rv != 0) {
         host_log("fatal", "cannot load new ships", "error", err_str(rv), NULL);
     }
     return rv;
 }
 
-static int host__sync(void *arg)
+/* Bring one registry entry in line with a store just replaced by a raft
+ * snapshot: a ship the store no longer holds leaves (unless something on
+ * this host still works with it, which then finds it gone), and, on the
+ * leader, the others take the store's alarm (a follower arms none; it
+ * loads them all when it comes to lead). */
+static int host__restore_slot(struct host *h, uint32_t slot)
+{
+    struct registry_ship *r = registry_get(&h->reg, slot);
+    uint64_t last, alarm;
+    uint8_t hash[STORE_HASH_SIZE];
+    if (r->flags & REGISTRY_REMOVED) {
+        return 0;
+    }
+    int rv = store_ship_head_get(h->store, r->sid, &last, hash, &alarm);
+    if (rv == BERTH_ENOTFOUND) {
+        if (r->live == NULL) {
+            registry_remove(&h->reg, slot);
+        }
+        return alarms_set(&h->alarms, slot, 0);
+    }
+    if (rv != 0 || !h->leading) {
+        return rv;
+    }
+    return alarms_set(&h->alarms, slot, alarm);
+}
+
+/* A raft snapshot replaced the store: what the host keeps of it in memory
+ * is loaded again. Before the host is ready there is nothing loaded yet. */
+static int host__restored(void *arg, uint64_t index)
 {
     struct host *h = arg;
-    int rv = store_sync(h->store);
+    char n[32];
+    snprintf(n, sizeof n, "%llu", (unsigned long long)index);
+    host_log("info", "store replaced by a raft snapshot", "applied_index", n,
+             NULL);
+    /* Entries up to index came whole, not one by one: whether a watched
+     * one survived cannot be told. */
+    for (unsigned i = 0; i < h->n_watch;) {
+        if (h->watch[i].index <= index) {
+            h->diverge_unknown++;
+            h->watch[i] = h->watch[--h->n_watch];
+        } else {
+            i++;
+        }
+    }
+    if (!h->ready) {
+        return 0;
+    }
+    int rv = 0;
+    for (uint32_t slot = 0; slot < h->reg.n_slots && rv == 0; slot++) {
+        rv = host__restore_slot(h, slot);
+    }
+    if (rv == 0) {
+        rv = host_registry_sync(h);
+    }
     if (rv != 0) {
-        host_log("error", "store sync failed", "error", store_errmsg(h->store),
+        host_log("fatal", "cannot reload ships after a raft snapshot", "error",
+                 rv == BERTH_ENOMEM ? "out of memory" : store_errmsg(h->store),
                  NULL);
     }
     return rv;
@@ -878,6 +925,18 @@ int host_run(const struct host_config *cfg)
         fprintf(stderr, "berth: store %s: %s\n", path, store_errmsg(h->store));
         goto err_after_store;
     }
+    struct fsm_hooks hooks = {
+        .applied = host__applied,
+        .damaged = host__damaged,
+        .restored = host__restored,
+        .fatal = host__fatal,
+        .arg = h,
+    };
+    rv = fsm_open(&h->fsm, h->store, &hooks);
+    if (rv != 0) {
+        fprintf(stderr, "berth: out of memory\n");
+        goto err_after_store;
+    }
     snprintf(path, sizeof path, "%s/raft", cfg->data_dir);
     /* Peers that probe this host learn where its doors are. */
     char info[600];
@@ -890,12 +949,12 @@ int host_run(const struct host_config *cfg)
         .join = cfg->join,
         .voters = cfg->voters,
         .info = info,
-        .apply = host__apply,
-        .sync = host__sync,
+        .fsm = h->fsm,
         .fatal = host__fatal,
         .lead = host__lead,
         .progress = host__progress,
         .note = host__note,
+        .forwarded = host_forwarded,
         .arg = h,
     };
     rv = log_open(&h->log, &h->loop, &lc, errmsg);

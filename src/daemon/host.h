@@ -21,6 +21,7 @@
 #include "core/alarms.h"
 #include "core/registry.h"
 #include "lib/hist.h"
+#include "http/forward.h"
 #include "http/http.h"
 #include "lib/budget.h"
 #include "lib/buf.h"
@@ -112,6 +113,7 @@ struct host {
     uv_loop_t loop;
     struct store *store;
     struct log *log;
+    struct fsm *fsm; /* applies the log into store; outlives log */
     struct http_server *front;
     struct http_server *admin;
     bool ready;
@@ -211,6 +213,25 @@ void host_reply_error(struct http_request *req, int status, const char *code,
 /* HTTP handlers of the front door and of the admin API. */
 void host_front_handle(struct http_request *req, void *arg);
 void host_admin_handle(struct http_request *req, void *arg);
+
+/* Serve req, which came in on server, through the leader: on a host that
+ * does not lead, send it to the leader and answer it with the leader's
+ * answer, or with 503 leader_changed when no leader is known, it cannot
+ * be reached, or it stops leading first (see daemon/forward.c). */
+void host_forward(struct host *h, struct http_request *req,
+                  enum http_forward_server server);
+
+/* Return whether an admin request for path (no query) is answered by the
+ * host that gets it, leader or not, rather than forwarded. */
+bool host_admin_local(const char *method, const char *path);
+
+struct log_call;
+
+/* The log's forwarded callback (arg is the host): serve a request another
+ * host forwarded, as if it had come in directly, and send the answer back
+ * with log_forward_reply(). */
+void host_forwarded(void *arg, struct log_call *call, const uint8_t *body,
+                    size_t len);
 
 /* Add the store's ships with a sid above the registry's largest to the
  * registry, with their alarms; 0 or a negative code. */

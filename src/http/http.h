@@ -24,6 +24,7 @@
 #ifndef BERTH_HTTP_HTTP_H
 #define BERTH_HTTP_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -43,15 +44,17 @@ struct http_header {
 
 /* One complete request. It is owned by the server and stays valid until
  * http_reply() is called on it, even if the client goes away meanwhile (the
- * reply is then dropped). */
+ * reply is then dropped). A detached request (http_request_new_detached)
+ * has no connection: its answer goes to a callback. */
 struct http_request {
     char *method; /* "GET", NUL-terminated */
     char *target; /* the raw request target: path and query */
     struct http_header headers[HTTP_MAX_HEADERS];
     unsigned n_headers;
     struct buf body;
-    void *data;  /* free for the handler's use */
-    void *conn_; /* private to the server */
+    void *data;      /* free for the handler's use */
+    void *conn_;     /* private to the server */
+    void *detached_; /* private to the server */
 };
 
 /* Called once per complete request, on the loop thread. */
@@ -156,6 +159,33 @@ int http_reply_take(struct http_request *req, int status,
  * first, leaving the buf empty): the body no longer counts as the
  * server's in the budget. */
 void http_request_drop_body(struct http_request *req);
+
+/* Called once with the answer to a detached request, as its handler gave
+ * it to http_reply() or http_reply_take(); content_type and extra_headers
+ * may be NULL. Everything is valid during the call only, and the request
+ * is gone: it is freed right after. */
+typedef void (*http_answer_cb)(void *arg, int status, const char *content_type,
+                               const void *body, size_t len,
+                               const char *extra_headers);
+
+struct http_forward_request;
+
+/* Make a request that no connection carries, from a decoded forwarded
+ * request (http/forward.h; every field is copied), for a handler to serve
+ * like any other. Until it is answered its bytes count in budget (NULL:
+ * none; not owned, it must outlive the request), as a connection's request
+ * would. http_reply() and http_reply_take() on it call cb with the answer
+ * and free the request (and, for http_reply_take, the memory taken, whose
+ * counted bytes leave the budget after cb returns); both return 0.
+ * Returns 0 or BERTH_ENOMEM; *out is freed by answering it. */
+int http_request_new_detached(struct http_request **out,
+                              const struct http_forward_request *f,
+                              struct budget *budget, http_answer_cb cb,
+                              void *arg);
+
+/* Return whether req was made by http_request_new_detached(): it came
+ * from another host, not from a client of this one. */
+bool http_request_detached(const struct http_request *req);
 
 /* Return the standard reason phrase of a status code ("Not Found"). */
 const char *http_status_text(int status);

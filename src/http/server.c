@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "http/forward.h"
 #include "http/http.h"
 #include "http/internal.h"
 #include "lib/err.h"
@@ -1025,12 +1026,102 @@ void http_server_close(struct http_server *s, http_close_cb cb, void *arg)
     }
 }
 
+/* --- Detached requests. --- */
+
+/* What a detached request has instead of a connection: where its answer
+ * goes, and the bytes it counts in a budget. */
+struct http__detached {
+    struct budget *budget;
+    uint64_t counted; /* bytes counted, not draining */
+    uint64_t body;    /* of counted: the body's, until it is dropped */
+    http_answer_cb cb;
+    void *arg;
+};
+
+int http_request_new_detached(struct http_request **out,
+                              const struct http_forward_request *f,
+                              struct budget *budget, http_answer_cb cb,
+                              void *arg)
+{
+    struct http_request *req = mem_calloc(1, sizeof *req);
+    struct http__detached *d = mem_calloc(1, sizeof *d);
+    if (req == NULL || d == NULL) {
+        goto err_after_alloc;
+    }
+    uint64_t header_bytes = f->method_len + f->target_len;
+    req->method = mem_strndup(f->method, f->method_len);
+    req->target = mem_strndup(f->target, f->target_len);
+    if (req->method == NULL || req->target == NULL) {
+        goto err_after_alloc;
+    }
+    for (unsigned i = 0; i < f->n_headers && i < HTTP_MAX_HEADERS; i++) {
+        const struct http_forward_header *hd = &f->headers[i];
+        struct http_header *to = &req->headers[i];
+        to->name = mem_strndup(hd->name, hd->name_len);
+        to->value = mem_strndup(hd->value, hd->value_len);
+        req->n_headers = i + 1;
+        if (to->name == NULL || to->value == NULL) {
+            goto err_after_alloc;
+        }
+        header_bytes += hd->name_len + hd->value_len;
+    }
+    if (f->body_len > 0 &&
+        (buf_reserve_exact(&req->body, f->body_len) != 0 ||
+         buf_append(&req->body, f->body, f->body_len) != 0)) {
+        goto err_after_alloc;
+    }
+    d->budget = budget;
+    d->body = req->body.cap;
+    d->counted = http__request_size(req, header_bytes);
+    d->cb = cb;
+    d->arg = arg;
+    budget_add(budget, d->counted, false);
+    req->detached_ = d;
+    *out = req;
+    return 0;
+
+err_after_alloc:
+    http_request_free(req);
+    mem_free(d);
+    return BERTH_ENOMEM;
+}
+
+bool http_request_detached(const struct http_request *req)
+{
+    return req->detached_ != NULL;
+}
+
+/* Hand a detached request's answer to its callback, then free the
+ * request, and mem (taken, with counted of its bytes counted as
+ * draining), as writing them to a client would. */
+static int http__answer_detached(struct http_request *req, int status,
+                                 const char *content_type, void *mem,
+                                 uint64_t counted, const void *body, size_t len,
+                                 const char *extra)
+{
+    struct http__detached *d = req->detached_;
+    /* Called before anything is freed: body may point into req or mem. */
+    d->cb(d->arg, status, content_type, body, len, extra);
+    budget_sub(d->budget, d->counted, false);
+    budget_sub(d->budget, counted, true);
+    http_request_free(req);
+    mem_free(mem);
+    mem_free(d);
+    return 0;
+}
+
+/* --- Answers. --- */
+
 /* Answer req: the head, then the body, copied (mem NULL) or written from
  * mem (taken, with counted of its bytes counted as draining). */
 static int http__answer(struct http_request *req, int status,
                         const char *content_type, void *mem, uint64_t counted,
                         const void *body, size_t len, const char *extra)
 {
+    if (req->detached_ != NULL) {
+        return http__answer_detached(req, status, content_type, mem, counted,
+                                     body, len, extra);
+    }
     struct http_conn *c = req->conn_;
     c->pending = NULL;
     c->pending_size = 0;
@@ -1088,6 +1179,14 @@ int http_reply_take(struct http_request *req, int status,
 
 void http_request_drop_body(struct http_request *req)
 {
+    if (req->detached_ != NULL) {
+        struct http__detached *d = req->detached_;
+        buf_free(&req->body);
+        budget_sub(d->budget, d->body, false);
+        d->counted -= d->body;
+        d->body = 0;
+        return;
+    }
     struct http_conn *c = req->conn_;
     buf_free(&req->body);
     c->pending_size -= c->pending_body;

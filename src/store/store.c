@@ -2,11 +2,15 @@
  * every statement prepared once at open. */
 #include "store/store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/record.h"
 #include "lib/err.h"
@@ -117,6 +121,8 @@ static const char store__schema[] =
 struct store {
     sqlite3 *db;
     sqlite3_stmt *st[ST__COUNT];
+    char *path;  /* what store_image_restore writes next to */
+    bool pinned; /* an image is being read: no checkpoint may run */
     char errmsg[ERRMSG_SIZE];
 };
 
@@ -324,20 +330,17 @@ static int store__upgrade(struct store *s, int version)
     return rv;
 }
 
-int store_open(struct store **out, const char *path, char *errmsg)
+/* Open the database at path into s (s->db is NULL before), with every
+ * statement prepared; on failure s->errmsg says why and the caller closes
+ * what was opened with store__close_db. */
+static int store__open_db(struct store *s, const char *path)
 {
     int rv;
-    struct store *s = mem_calloc(1, sizeof *s);
-    if (s == NULL) {
-        err_printf(errmsg, "out of memory");
-        return BERTH_ENOMEM;
-    }
     int rc = sqlite3_open_v2(
         path, &s->db,
         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        rv = store__fail(s, rc, "opening the store");
-        goto err_after_db;
+        return store__fail(s, rc, "opening the store");
     }
     sqlite3_extended_result_codes(s->db, 1);
     /* WAL + NORMAL: commits do not fsync, and a crash leaves the database
@@ -353,24 +356,23 @@ int store_open(struct store **out, const char *path, char *errmsg)
                           "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;"
                           "PRAGMA secure_delete=FAST;");
     if (rv != 0) {
-        goto err_after_db;
+        return rv;
     }
     int version;
     rv = store__pragma_int(s, "PRAGMA user_version", &version);
     if (rv != 0) {
-        goto err_after_db;
+        return rv;
     }
     if (version > STORE__SCHEMA_VERSION) {
         err_printf(s->errmsg,
                    "the store has schema version %d; this berth knows up to "
                    "%d (upgrade berth)",
                    version, STORE__SCHEMA_VERSION);
-        rv = BERTH_ECORRUPT;
-        goto err_after_db;
+        return BERTH_ECORRUPT;
     }
     rv = store__upgrade(s, version);
     if (rv != 0) {
-        goto err_after_db;
+        return rv;
     }
     /* Removing a ship gives its pages back to the file system
      * (store_compact), which takes incremental auto-vacuum: a store made
@@ -381,15 +383,47 @@ int store_open(struct store **out, const char *path, char *errmsg)
         rv = store__pragma(s, "PRAGMA auto_vacuum=INCREMENTAL; VACUUM;");
     }
     if (rv != 0) {
-        goto err_after_db;
+        return rv;
     }
     for (int i = 0; i < ST__COUNT; i++) {
         rc = sqlite3_prepare_v3(s->db, store__sql[i], -1,
                                 SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
         if (rc != SQLITE_OK) {
-            rv = store__fail(s, rc, "preparing statements");
-            goto err_after_db;
+            return store__fail(s, rc, "preparing statements");
         }
+    }
+    return 0;
+}
+
+/* Finalize s's statements and close its database; s->db is NULL after. */
+static int store__close_db(struct store *s)
+{
+    for (int i = 0; i < ST__COUNT; i++) {
+        sqlite3_finalize(s->st[i]);
+        s->st[i] = NULL;
+    }
+    int rc = sqlite3_close(s->db);
+    s->db = NULL;
+    return rc;
+}
+
+int store_open(struct store **out, const char *path, char *errmsg)
+{
+    int rv;
+    struct store *s = mem_calloc(1, sizeof *s);
+    if (s == NULL) {
+        err_printf(errmsg, "out of memory");
+        return BERTH_ENOMEM;
+    }
+    s->path = mem_strdup(path);
+    if (s->path == NULL) {
+        err_printf(s->errmsg, "out of memory");
+        rv = BERTH_ENOMEM;
+        goto err_after_db;
+    }
+    rv = store__open_db(s, path);
+    if (rv != 0) {
+        goto err_after_db;
     }
     *out = s;
     return 0;
@@ -405,10 +439,8 @@ void store_close(struct store *s)
     if (s == NULL) {
         return;
     }
-    for (int i = 0; i < ST__COUNT; i++) {
-        sqlite3_finalize(s->st[i]);
-    }
-    sqlite3_close(s->db);
+    store__close_db(s);
+    mem_free(s->path);
     mem_free(s);
 }
 
@@ -434,6 +466,12 @@ int store_rollback(struct store *s)
 
 int store_sync(struct store *s)
 {
+    if (s->pinned) {
+        /* A checkpoint would write the pinned file under the reader. */
+        err_printf(s->errmsg, "checkpoint: an image of the store is being "
+                              "taken");
+        return BERTH_EBUSY;
+    }
     /* With synchronous=NORMAL, SQLite syncs the WAL before a checkpoint and
      * the database file after a completed one; TRUNCATE then empties the
      * WAL. A checkpoint blocked by a reader reports busy = 1. */
@@ -920,5 +958,291 @@ int store_snapshot_get(struct store *s, uint64_t sid,
         rv = store__fail(s, rc, "reading a snapshot");
     }
     sqlite3_reset(st);
+    return rv;
+}
+
+/* --- Images. --- */
+
+/* SQLite's checkpoint after this many WAL pages: its default, restored when
+ * an image is unpinned. */
+#define STORE__AUTOCHECKPOINT 1000
+
+static bool store__in_memory(const struct store *s)
+{
+    return s->path[0] == '\0' || strcmp(s->path, ":memory:") == 0 ||
+           strncmp(s->path, "file:", 5) == 0;
+}
+
+int store_bytes(struct store *s, uint64_t *bytes)
+{
+    int pages, page_size;
+    int rv = store__pragma_int(s, "PRAGMA page_count", &pages);
+    if (rv == 0) {
+        rv = store__pragma_int(s, "PRAGMA page_size", &page_size);
+    }
+    if (rv == 0) {
+        *bytes = (uint64_t)pages * (uint64_t)page_size;
+    }
+    return rv;
+}
+
+int store_image_begin(struct store *s, struct store_image *img)
+{
+    if (s->pinned) {
+        err_printf(s->errmsg, "an image of the store is being taken already");
+        return BERTH_EBUSY;
+    }
+    if (store__in_memory(s)) {
+        err_printf(s->errmsg, "a store in memory has no file to copy");
+        return BERTH_EINVAL;
+    }
+    /* After a full checkpoint the file alone holds every commit. */
+    int rv = store_sync(s);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = store_meta_get(s, "applied_index", &img->index);
+    if (rv != 0) {
+        return rv;
+    }
+    img->fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (img->fd < 0 || fstat(img->fd, &st) != 0) {
+        err_printf(s->errmsg, "reading %s for an image: %s", s->path,
+                   strerror(errno));
+        if (img->fd >= 0) {
+            close(img->fd);
+        }
+        return BERTH_EIO;
+    }
+    img->size = (uint64_t)st.st_size;
+    /* In WAL mode only a checkpoint writes the database file: with none,
+     * the file stays what it is now while commits go on into the WAL. */
+    sqlite3_wal_autocheckpoint(s->db, 0);
+    s->pinned = true;
+    return 0;
+}
+
+/* Hash what the image's checksum covers: the header's first 32 bytes and
+ * the file's bytes. */
+static void store__image_sum(const uint8_t *image, uint64_t size, uint8_t *out)
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, STORE_HASH_SIZE);
+    crypto_generichash_update(&st, image, 32);
+    crypto_generichash_update(&st, image + STORE_IMAGE_HEADER, size);
+    crypto_generichash_final(&st, out, STORE_HASH_SIZE);
+}
+
+/* The header's own check: the first 4 bytes of BLAKE2b over its fields
+ * (bytes 0-11 and 16-31), so that the index can be trusted without hashing
+ * the whole image. */
+static uint32_t store__header_sum(const uint8_t *image)
+{
+    uint8_t fields[28], sum[16];
+    memcpy(fields, image, 12);
+    memcpy(fields + 12, image + 16, 16);
+    crypto_generichash(sum, sizeof sum, fields, sizeof fields, NULL, 0);
+    return get_le32(sum);
+}
+
+int store_image_read(const struct store_image *img, uint8_t *out)
+{
+    uint8_t *data = out + STORE_IMAGE_HEADER;
+    uint64_t off = 0;
+    while (off < img->size) {
+        ssize_t n = pread(img->fd, data + off, img->size - off, (off_t)off);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return BERTH_EIO; /* an error, or the file shrank under us */
+        }
+        off += (uint64_t)n;
+    }
+    put_le64(out, STORE_IMAGE_MAGIC);
+    put_le32(out + 8, STORE_IMAGE_FORMAT);
+    put_le64(out + 16, img->index);
+    put_le64(out + 24, img->size);
+    put_le32(out + 12, store__header_sum(out));
+    store__image_sum(out, img->size, out + 32);
+    return 0;
+}
+
+void store_image_end(struct store *s, struct store_image *img)
+{
+    if (img->fd >= 0) {
+        close(img->fd);
+        img->fd = -1;
+    }
+    s->pinned = false;
+    sqlite3_wal_autocheckpoint(s->db, STORE__AUTOCHECKPOINT);
+}
+
+/* The first bytes of every SQLite database file. */
+static const char store__sqlite_magic[16] = "SQLite format 3";
+
+int store_image_index(const uint8_t *image, size_t len, uint64_t *index)
+{
+    if (len < STORE_IMAGE_HEADER + sizeof store__sqlite_magic ||
+        get_le64(image) != STORE_IMAGE_MAGIC ||
+        get_le32(image + 8) != STORE_IMAGE_FORMAT ||
+        get_le32(image + 12) != store__header_sum(image) ||
+        get_le64(image + 24) != len - STORE_IMAGE_HEADER ||
+        memcmp(image + STORE_IMAGE_HEADER, store__sqlite_magic,
+               sizeof store__sqlite_magic) != 0) {
+        return BERTH_ECORRUPT;
+    }
+    *index = get_le64(image + 16);
+    return 0;
+}
+
+int store_image_check(const uint8_t *image, size_t len, uint64_t *index)
+{
+    uint8_t sum[STORE_HASH_SIZE];
+    int rv = store_image_index(image, len, index);
+    if (rv != 0) {
+        return rv;
+    }
+    store__image_sum(image, len - STORE_IMAGE_HEADER, sum);
+    return sodium_memcmp(sum, image + 32, sizeof sum) == 0 ? 0 : BERTH_ECORRUPT;
+}
+
+/* Write len bytes at data to a new file at path and fsync it; on failure
+ * the file is removed. */
+static int store__write_file(struct store *s, const char *path,
+                             const uint8_t *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        err_printf(s->errmsg, "creating %s: %s", path, strerror(errno));
+        return BERTH_EIO;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            err_printf(s->errmsg, "writing %s: %s", path,
+                       n < 0 ? strerror(errno) : "no progress");
+            goto err_after_open;
+        }
+        off += (size_t)n;
+    }
+    if (fsync(fd) != 0) {
+        err_printf(s->errmsg, "syncing %s: %s", path, strerror(errno));
+        goto err_after_open;
+    }
+    if (close(fd) != 0) {
+        err_printf(s->errmsg, "closing %s: %s", path, strerror(errno));
+        unlink(path);
+        return BERTH_EIO;
+    }
+    return 0;
+
+err_after_open:
+    close(fd);
+    unlink(path);
+    return BERTH_EIO;
+}
+
+/* fsync the directory that holds path, so that a rename in it is durable. */
+static int store__sync_dir(struct store *s, const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL) {
+        snprintf(dir, sizeof dir, ".");
+    } else {
+        snprintf(dir, sizeof dir, "%.*s",
+                 (int)(slash == path ? 1 : slash - path), path);
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+        err_printf(s->errmsg, "syncing %s: %s", dir, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return BERTH_EIO;
+    }
+    close(fd);
+    return 0;
+}
+
+/* Remove path with suffix appended, if it exists. */
+static void store__unlink_suffix(const char *path, const char *suffix)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s%s", path, suffix);
+    unlink(p);
+}
+
+int store_image_restore(struct store *s, const uint8_t *image, size_t len,
+                        bool *replaced)
+{
+    uint64_t index, applied;
+    *replaced = false;
+    if (store_image_index(image, len, &index) != 0) {
+        err_printf(s->errmsg, "the store image's header fails its checks");
+        return BERTH_ECORRUPT;
+    }
+    if (s->pinned || sqlite3_get_autocommit(s->db) == 0) {
+        err_printf(s->errmsg, "the store is busy: it cannot be replaced now");
+        return BERTH_EBUSY;
+    }
+    if (store__in_memory(s)) {
+        err_printf(s->errmsg, "a store in memory has no file to replace");
+        return BERTH_EINVAL;
+    }
+    int rv = store_meta_get(s, "applied_index", &applied);
+    if (rv != 0 || applied >= index) {
+        return rv;
+    }
+    /* Only an image that is used is hashed whole: on a restart the store
+     * holds its latest snapshot already, which may be hundreds of MB. */
+    if (store_image_check(image, len, &index) != 0) {
+        err_printf(s->errmsg, "the store image fails its checksum");
+        return BERTH_ECORRUPT;
+    }
+    size_t n = strlen(s->path) + sizeof ".restore";
+    char *tmp = mem_alloc(n);
+    if (tmp == NULL) {
+        err_printf(s->errmsg, "replacing the store: out of memory");
+        return BERTH_ENOMEM;
+    }
+    snprintf(tmp, n, "%s.restore", s->path);
+    rv = store__write_file(s, tmp, image + STORE_IMAGE_HEADER,
+                           len - STORE_IMAGE_HEADER);
+    if (rv != 0) {
+        goto out;
+    }
+    /* Empty the WAL into the old file first: once the WAL is removed below,
+     * the old file must stand alone should the rename not happen. */
+    rv = store_sync(s);
+    if (rv != 0) {
+        unlink(tmp);
+        goto out;
+    }
+    store__close_db(s);
+    /* A WAL left next to the new file would be replayed into it. */
+    store__unlink_suffix(s->path, "-wal");
+    store__unlink_suffix(s->path, "-shm");
+    if (rename(tmp, s->path) != 0) {
+        err_printf(s->errmsg, "renaming %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        rv = store__open_db(s, s->path);
+        rv = rv != 0 ? rv : BERTH_EIO;
+        goto out;
+    }
+    /* The new contents are in place: reopen them even if the directory
+     * cannot be synced, so that s stays usable either way. */
+    rv = store__sync_dir(s, s->path);
+    int reopened = store__open_db(s, s->path);
+    *replaced = reopened == 0;
+    rv = reopened != 0 ? reopened : rv;
+out:
+    mem_free(tmp);
     return rv;
 }

@@ -18,6 +18,7 @@
 #ifndef BERTH_STORE_STORE_H
 #define BERTH_STORE_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -199,5 +200,80 @@ int store_snapshot_put(struct store *s, uint64_t sid,
  * untouched). BERTH_ENOTFOUND when the ship has none. */
 int store_snapshot_get(struct store *s, uint64_t sid,
                        struct store_snapshot *out, struct buf *data);
+
+/* --- Images: a consistent copy of the whole store, for raft snapshots. ---
+ *
+ * An image is a 64-byte header followed by the bytes of the SQLite database
+ * file:
+ *
+ *     magic u64 | format u32 | header sum u32 | applied index u64 |
+ *     file bytes u64 | BLAKE2b-256 of the first 32 header bytes and the
+ *     file bytes
+ *
+ * (little-endian; the header sum is the first 4 bytes of BLAKE2b over the
+ * header's other fields, so that its index can be trusted without hashing
+ * the whole image). Taking one is split in three, so that the part that costs
+ * the store's size can run off the loop thread: store_image_begin syncs the
+ * store (its WAL is checkpointed into the file and emptied) and pins it:
+ * until store_image_end no checkpoint runs, so every later commit stays in
+ * the WAL and the database file holds exactly the state at the pin. Then
+ * store_image_read copies the file with plain reads, on any thread, while
+ * the store goes on applying. */
+
+#define STORE_IMAGE_HEADER 64
+#define STORE_IMAGE_MAGIC 0x67616d6968747262ULL /* "brthimag" */
+#define STORE_IMAGE_FORMAT 1
+
+/* A pinned store being copied. Filled by store_image_begin. */
+struct store_image {
+    int fd;         /* the database file, read-only */
+    uint64_t index; /* the applied index the copy holds */
+    uint64_t size;  /* bytes of the database file */
+};
+
+/* Sync and pin the store (see above) and fill img. On the store's thread,
+ * outside a transaction; one image at a time (BERTH_EBUSY otherwise), and
+ * not for a ":memory:" store (BERTH_EINVAL). Every success is followed by
+ * store_image_end. */
+int store_image_begin(struct store *s, struct store_image *img);
+
+/* Copy img into out, which holds STORE_IMAGE_HEADER + img->size bytes (the
+ * caller allocates and frees it), header included. Touches no SQLite state,
+ * so it may run on another thread while the store applies. Returns 0, or
+ * BERTH_EIO when the file cannot be read whole. */
+int store_image_read(const struct store_image *img, uint8_t *out);
+
+/* Unpin the store and close img's file; on the store's thread. */
+void store_image_end(struct store *s, struct store_image *img);
+
+/* Check an image's header and checksum without touching any store; on
+ * success *index is the applied index it holds. Returns 0 or
+ * BERTH_ECORRUPT. */
+int store_image_check(const uint8_t *image, size_t len, uint64_t *index);
+
+/* Check an image's header only (magic, format, length, header sum) and set
+ * *index: cheap, for deciding whether the image is needed at all. Returns 0
+ * or BERTH_ECORRUPT. */
+int store_image_index(const uint8_t *image, size_t len, uint64_t *index);
+
+/* Replace the store's contents with image, atomically: the image is checked
+ * (BERTH_ECORRUPT, store untouched: the header always, the checksum over
+ * the whole image when it is used), written to a file next to the store,
+ * fsynced, renamed over it (the directory fsynced) and reopened; s stays
+ * the same pointer. When the store already holds the image's applied index
+ * or a later one nothing is done and *replaced is false: a host restarting
+ * on its own data is given its latest raft snapshot, which must not cost a
+ * copy of the store. A failure before the rename (BERTH_EIO, e.g. a full
+ * disk) leaves the old store as it was and usable; one after it (the new
+ * file cannot be opened) leaves s unusable, and the host must stop;
+ * *replaced says whether s holds the image's contents, error or not. On the
+ * store's thread, outside a transaction and not while pinned (BERTH_EBUSY).
+ * The caller keeps image. */
+int store_image_restore(struct store *s, const uint8_t *image, size_t len,
+                        bool *replaced);
+
+/* Set *bytes to the size of the store's data (pages in use times the page
+ * size): what a snapshot of it costs. */
+int store_bytes(struct store *s, uint64_t *bytes);
 
 #endif

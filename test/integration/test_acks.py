@@ -35,6 +35,12 @@ def cluster(h):
     return h.cli_json("cluster", "ls")
 
 
+def applied(h):
+    """The last entry h itself applied (ship show on a follower is served
+    by the leader, so it cannot tell)."""
+    return next(x["applied"] for x in cluster(h)["hosts"] if x["self"])
+
+
 def put(h, ship, key, value, timeout=3):
     c = http.client.HTTPConnection("127.0.0.1", h.port, timeout=timeout)
     try:
@@ -60,8 +66,8 @@ def test_levels_release_as_hosts_hold(host_factory):
     assert show["acks"] == "all"
     show = a.cli_json("ship", "show", "dflt")
     assert show["acks"] == "quorum" and show["acks_default"] is True
-    # A follower knows the setting too: it is replicated.
-    wait_for(lambda: b.cli_json("ship", "show", "two").get("acks") == 2)
+    # Any host shows it (a follower asks the leader).
+    assert b.cli_json("ship", "show", "two")["acks"] == 2
 
     for s in ("zero", "one", "two", "all", "dflt"):
         assert put(a, s, "x", b"1") == 201, s
@@ -79,7 +85,7 @@ def test_levels_release_as_hosts_hold(host_factory):
             t = time.time()
             assert put(a, "zero", "z", b"3") == 201
             assert put(a, "one", "z", b"3") == 201
-            assert time.time() - t < 1.0
+            assert time.time() - t < 3.0  # no election timeout waited
             assert put(a, "two", "z", b"3", timeout=5) != 201
             assert put(a, "dflt", "z", b"3", timeout=5) != 201
         finally:
@@ -135,7 +141,8 @@ def test_effects_lost_below_quorum_are_counted(host_factory):
     a, b, c = start_cluster(host_factory)
     a.new_ship(None, "zero", "--acks", "0")
     assert put(a, "zero", "k", b"kept") == 201
-    wait_for(lambda: b.cli_json("ship", "show", "zero")["last_event"] == 1)
+    top = applied(a)
+    wait_for(lambda: applied(b) >= top and applied(c) >= top)
     # The followers stop, and then die with whatever the leader sent them
     # still unread in their sockets.
     b.proc.send_signal(signal.SIGSTOP)

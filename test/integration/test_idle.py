@@ -99,9 +99,10 @@ def test_awake_frozen_asleep(host_factory):
     wait_for(lambda: h.cli_json("stats")["live"] == 0)
     assert h.http("GET", "/s/ann/k/a")[2] == b"1"
     assert h.cli_json("ship", "show", "ann")["wake_count"] == 2
-    assert h.cli_json("stats")["live"] == 1
-    assert h.cli_json("stats")["states"]["awake"] + \
-        h.cli_json("stats")["states"]["frozen"] == 1
+    # One look: the ship may freeze between two.
+    stats = h.cli_json("stats")
+    assert stats["live"] == 1
+    assert stats["states"]["awake"] + stats["states"]["frozen"] == 1
 
 
 def test_sigstop_freezer(host_factory, monkeypatch):

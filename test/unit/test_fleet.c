@@ -983,6 +983,20 @@ static void test_wake_while_proposal_fails(void **state)
     assert_int_equal(T->store[0].last_event, 2);
 }
 
+/* A proposal that failed because the lead was lost is answered as one a
+ * client should retry: leader_changed, not a generic failure. */
+static void test_commit_fails_on_lost_lead(void **state)
+{
+    awake_ship(0);
+    uintptr_t w = send_job(0, "w");
+    prog_run(0);
+    decide(BERTH_ENOTLEADER, false);
+    assert_int_equal(outcome(w)->status, 503);
+    assert_string_equal(outcome(w)->code, "leader_changed");
+    assert_true(tship(peek(0))->dying);
+    reap(0);
+}
+
 /* A proposal fails while the program runs: it is killed (it is ahead of
  * the log) and the next event replays from the store. */
 static void test_commit_fails_kills(void **state)
@@ -1601,6 +1615,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wake_while_proposal_fails, t_setup,
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_commit_fails_kills, t_setup,
+                                        t_teardown),
+        cmocka_unit_test_setup_teardown(test_commit_fails_on_lost_lead, t_setup,
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_lead_lost_while_held, t_setup,
                                         t_teardown),

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "http/forward.h"
 #include "http/http.h"
 #include "lib/budget.h"
 #include "lib/err.h"
@@ -611,6 +612,160 @@ static void test_reply_take_and_throttle(void **state)
     run_cfg(client_take_and_throttle, cfg, 0);
 }
 
+/* What a detached request's answer callback saw. */
+struct answer {
+    int calls;
+    int status;
+    char content_type[64];
+    char extra[64];
+    char body[64];
+    size_t len;
+    uint64_t held; /* the budget's count during the call */
+    struct budget *budget;
+};
+
+static void answer_cb(void *arg, int status, const char *content_type,
+                      const void *body, size_t len, const char *extra)
+{
+    struct answer *a = arg;
+    a->calls++;
+    a->status = status;
+    snprintf(a->content_type, sizeof a->content_type, "%s",
+             content_type ? content_type : "(null)");
+    snprintf(a->extra, sizeof a->extra, "%s", extra ? extra : "(null)");
+    snprintf(a->body, sizeof a->body, "%.*s", (int)len, (const char *)body);
+    a->len = len;
+    a->held = a->budget->held;
+}
+
+static void forward_view(struct http_forward_request *f)
+{
+    memset(f, 0, sizeof *f);
+    f->server = HTTP_FORWARD_FRONT;
+    f->method = "PUTx";
+    f->method_len = 3;
+    f->target = "/s/a/k/b?c=1tail";
+    f->target_len = 12;
+    f->headers[0].name = "host";
+    f->headers[0].name_len = 4;
+    f->headers[0].value = "example.org:80";
+    f->headers[0].value_len = 11;
+    f->headers[1].name = "x-e";
+    f->headers[1].name_len = 3;
+    f->headers[1].value = "";
+    f->headers[1].value_len = 0;
+    f->n_headers = 2;
+    f->body = (const uint8_t *)"0123456789";
+    f->body_len = 10;
+}
+
+/* A request with no connection: made from decoded fields, counted in the
+ * budget until answered, its answer handed to a callback by http_reply
+ * and http_reply_take alike, its memory freed after. */
+static void test_detached_request(void **state)
+{
+    struct budget budget;
+    struct http_forward_request f;
+    struct http_request *req;
+    struct answer a = {.budget = &budget};
+    budget_init(&budget, 0, NULL, NULL);
+    forward_view(&f);
+
+    assert_int_equal(
+        http_request_new_detached(&req, &f, &budget, answer_cb, &a), 0);
+    assert_true(http_request_detached(req));
+    assert_string_equal(req->method, "PUT");
+    assert_string_equal(req->target, "/s/a/k/b?c=1");
+    assert_int_equal(req->n_headers, 2);
+    assert_string_equal(req->headers[0].name, "host");
+    assert_string_equal(req->headers[0].value, "example.org");
+    assert_string_equal(req->headers[1].value, "");
+    assert_string_equal(http_request_header(req, "x-e"), "");
+    assert_int_equal(req->body.len, 10);
+    assert_memory_equal(req->body.data, "0123456789", 10);
+    /* Counted like a connection's request: at least its body and
+     * strings, none of it draining. */
+    uint64_t held = budget.held;
+    assert_true(held >= sizeof *req + 10 + 3 + 12 + 4 + 11 + 3);
+    assert_int_equal(budget.draining, 0);
+    http_request_drop_body(req);
+    assert_int_equal(req->body.len, 0);
+    assert_int_equal(budget.held, held - 10);
+    assert_int_equal(
+        http_reply(req, 201, "text/plain", "made", 4, "Location: /x\r\n"), 0);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(a.status, 201);
+    assert_string_equal(a.content_type, "text/plain");
+    assert_string_equal(a.extra, "Location: /x\r\n");
+    assert_string_equal(a.body, "made");
+    assert_int_equal(budget.held, 0);
+
+    /* http_reply_take: the body is written from memory the server takes,
+     * with bytes the caller counted as draining; they are counted until
+     * the callback has returned. */
+    memset(&a, 0, sizeof a);
+    a.budget = &budget;
+    assert_int_equal(
+        http_request_new_detached(&req, &f, &budget, answer_cb, &a), 0);
+    held = budget.held;
+    char *mem = mem_alloc(100);
+    assert_non_null(mem);
+    memcpy(mem, "xxreplyxx", 9);
+    budget_add(&budget, 100, true);
+    assert_int_equal(
+        http_reply_take(req, 200, NULL, mem, 100, mem + 2, 5, NULL), 0);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(a.content_type, "(null)");
+    assert_string_equal(a.extra, "(null)");
+    assert_string_equal(a.body, "reply");
+    assert_int_equal(a.held, held + 100);
+    assert_int_equal(budget.held, 0);
+    assert_int_equal(budget.draining, 0);
+
+    /* No budget at all, and a request with nothing but a method and a
+     * target. */
+    f.n_headers = 0;
+    f.body_len = 0;
+    memset(&a, 0, sizeof a);
+    a.budget = &budget;
+    assert_int_equal(http_request_new_detached(&req, &f, NULL, answer_cb, &a),
+                     0);
+    assert_int_equal(req->body.len, 0);
+    assert_int_equal(http_reply(req, 204, NULL, NULL, 0, NULL), 0);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(a.len, 0);
+    assert_int_equal(budget.held, 0);
+}
+
+/* Out of memory at each allocation in turn: an error, nothing counted,
+ * nothing leaked (ASan checks the last). */
+static void test_detached_request_out_of_memory(void **state)
+{
+    struct budget budget;
+    struct http_forward_request f;
+    struct http_request *req = NULL;
+    struct answer a = {.budget = &budget};
+    budget_init(&budget, 0, NULL, NULL);
+    forward_view(&f);
+    int n = 0;
+    for (;; n++) {
+        mem_fault_countdown(n);
+        int rv = http_request_new_detached(&req, &f, &budget, answer_cb, &a);
+        mem_fault_countdown(-1);
+        if (rv == 0) {
+            break;
+        }
+        assert_int_equal(rv, BERTH_ENOMEM);
+        assert_int_equal(budget.held, 0);
+    }
+    /* request, its own part, method, target, two headers, body */
+    assert_int_equal(n, 9);
+    assert_int_equal(http_reply(req, 200, NULL, "", 0, NULL), 0);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(budget.held, 0);
+}
+
 int main(void)
 {
     /* As in the host: a client that leaves is an error return, not a
@@ -629,6 +784,8 @@ int main(void)
         cmocka_unit_test(test_connection_cap),
         cmocka_unit_test(test_reply_take_and_throttle),
         cmocka_unit_test(test_reply_to_a_slow_client),
+        cmocka_unit_test(test_detached_request),
+        cmocka_unit_test(test_detached_request_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,47 +11,47 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "consensus/fsm.h"
 #include "consensus/log.h"
 #include "consensus/segments.h"
+#include "core/record.h"
 #include "lib/err.h"
+#include "store/store.h"
 
 struct fixture {
     uv_loop_t loop;
     char dir[64];
+    char raft[96]; /* the log's directory */
+    char path[96]; /* the store */
+    struct store *store;
+    struct fsm *fsm;
     struct log *log;
     bool ready;
-    unsigned applied;    /* apply calls */
-    uint32_t last_seen;  /* payload of the last applied entry */
+    unsigned applied;    /* entries applied */
+    uint64_t last_seen;  /* payload of the last applied entry */
     uint64_t last_index; /* log position of the last applied entry */
     unsigned done;       /* proposer callbacks */
-    unsigned syncs;
     bool closed;
 };
 
-static int fx_apply(void *arg, uint64_t index, const uint8_t *entry, size_t len,
-                    int *result)
+/* Each entry is the removal of a ship that does not exist: the store
+ * applies it as a no-op, and its sid numbers the entries. */
+static int fx_applied(void *arg, uint64_t index, const uint8_t *entry,
+                      size_t len)
 {
     struct fixture *f = arg;
-    assert_int_equal(len, 4);
+    uint64_t v;
+    assert_int_equal(record_decode_ship_remove(entry, len, &v), 0);
     /* Positions grow by one from entry to entry (the bootstrap's
      * configuration entry comes first, so they start above 1). */
     assert_true(index > 1);
     assert_true(f->last_index == 0 || index == f->last_index + 1);
     f->last_index = index;
-    uint32_t v = get_le32(entry);
     /* Entries arrive in proposal order; after a restart the first one is
      * whatever follows the last raft snapshot. */
     assert_true(f->last_seen == 0 || v == f->last_seen + 1);
     f->last_seen = v;
     f->applied++;
-    *result = (int)v;
-    return 0;
-}
-
-static int fx_sync(void *arg)
-{
-    struct fixture *f = arg;
-    f->syncs++;
     return 0;
 }
 
@@ -70,8 +70,8 @@ static void fx_done(void *arg, int status, int result)
 {
     struct fixture *f = arg;
     assert_int_equal(status, 0);
+    assert_int_equal(result, 0);
     f->done++;
-    assert_int_equal(result, (int)f->done);
 }
 
 static void fx_closed(void *arg)
@@ -80,15 +80,32 @@ static void fx_closed(void *arg)
     f->closed = true;
 }
 
+/* Open the store and the fsm over it; every = 0 keeps the default. */
+static void fx_open_store(struct fixture *f)
+{
+    char errmsg[ERRMSG_SIZE];
+    struct fsm_hooks hooks = {
+        .applied = fx_applied,
+        .fatal = fx_fatal,
+        .arg = f,
+    };
+    if (store_open(&f->store, f->path, errmsg) != 0) {
+        fail_msg("store_open: %s", errmsg);
+    }
+    assert_int_equal(fsm_open(&f->fsm, f->store, &hooks), 0);
+    /* The store is small: snapshots follow the entry count alone. */
+    fsm_set_size_percent(f->fsm, 0);
+}
+
 static void fx_open_applied(struct fixture *f, unsigned every, uint64_t applied)
 {
     char errmsg[ERRMSG_SIZE];
+    fx_open_store(f);
     struct log_config cfg = {
-        .dir = f->dir,
+        .dir = f->raft,
         .applied_index = applied,
         .snapshot_every = every,
-        .apply = fx_apply,
-        .sync = fx_sync,
+        .fsm = f->fsm,
         .fatal = fx_fatal,
         .lead = fx_lead,
         .arg = f,
@@ -118,6 +135,8 @@ static void fx_close(struct fixture *f)
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_true(f->closed);
     assert_int_equal(uv_loop_close(&f->loop), 0);
+    fsm_close(f->fsm);
+    store_close(f->store);
 }
 
 static int setup(void **state)
@@ -125,6 +144,8 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "%s", "log-test.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
+    snprintf(f->raft, sizeof f->raft, "%s/raft", f->dir);
+    snprintf(f->path, sizeof f->path, "%s/store.db", f->dir);
     *state = f;
     return 0;
 }
@@ -143,7 +164,7 @@ static void propose(struct fixture *f, uint32_t v)
 {
     struct buf b;
     buf_init(&b);
-    buf_put_u32(&b, v);
+    assert_int_equal(record_encode_ship_remove(&b, v), 0);
     assert_int_equal(log_propose(f->log, &b, fx_done, f, NULL), 0);
     assert_null(b.data); /* taken */
 }
@@ -176,7 +197,7 @@ static void test_propose_apply_restart(void **state)
     fx_close(f);
 }
 
-static void test_snapshot_syncs_state(void **state)
+static void test_snapshot_copies_store(void **state)
 {
     struct fixture *f = *state;
     fx_open(f, 16);
@@ -186,13 +207,32 @@ static void test_snapshot_syncs_state(void **state)
             uv_run(&f->loop, UV_RUN_ONCE);
         }
     }
-    /* raft snapshots after each 16 entries and asks the store to sync. */
-    assert_true(f->syncs >= 1);
+    /* raft snapshots after each 16 entries; each is a copy of the store. */
+    struct fsm_stats st = fsm_stats(f->fsm);
+    uint64_t last_index = f->last_index;
+    assert_true(st.snapshots >= 1);
+    assert_true(st.last_snapshot_bytes > STORE_IMAGE_HEADER);
     fx_close(f);
-    /* After a snapshot only the entries behind it are replayed. */
+    /* After a snapshot only the entries behind it are replayed, and the
+     * snapshot is not copied back: the store holds it already. */
     f->applied = 0;
     fx_open(f, 16);
     assert_true(f->applied < 64);
+    st = fsm_stats(f->fsm);
+    assert_int_equal(st.restores, 0);
+    assert_int_equal(st.restores_kept, 1);
+    fx_close(f);
+
+    /* A host whose store was lost gets it back from the snapshot and the
+     * log. */
+    assert_int_equal(unlink(f->path), 0);
+    f->applied = 0;
+    fx_open(f, 16);
+    st = fsm_stats(f->fsm);
+    assert_int_equal(st.restores, 1);
+    uint64_t applied;
+    assert_int_equal(store_meta_get(f->store, "applied_index", &applied), 0);
+    assert_int_equal(applied, last_index);
     fx_close(f);
 }
 
@@ -213,16 +253,16 @@ static void test_log_below_applied_is_refused(void **state)
     uint64_t last = f->last_index;
     fx_close(f);
 
-    assert_int_equal(segments_check(f->dir, last, &r, errmsg), 0);
+    assert_int_equal(segments_check(f->raft, last, &r, errmsg), 0);
     /* The barrier that marks readiness follows the last entry. */
     assert_true(r.last_index >= last && r.last_index <= last + 1);
     assert_int_equal(r.torn_index, 0);
 
+    fx_open_store(f);
     struct log_config cfg = {
-        .dir = f->dir,
+        .dir = f->raft,
         .applied_index = r.last_index + 1,
-        .apply = fx_apply,
-        .sync = fx_sync,
+        .fsm = f->fsm,
         .fatal = fx_fatal,
         .lead = fx_lead,
         .arg = f,
@@ -232,6 +272,8 @@ static void test_log_below_applied_is_refused(void **state)
     assert_int_equal(log_open(&l, &f->loop, &cfg, errmsg), BERTH_ECORRUPT);
     assert_non_null(strstr(errmsg, "entries are missing"));
     assert_int_equal(uv_loop_close(&f->loop), 0);
+    fsm_close(f->fsm);
+    store_close(f->store);
 
     /* At the applied index it opens as usual. */
     f->last_seen = 0;
@@ -245,7 +287,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_propose_apply_restart, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_syncs_state, setup,
+        cmocka_unit_test_setup_teardown(test_snapshot_copies_store, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_log_below_applied_is_refused,
                                         setup, teardown),

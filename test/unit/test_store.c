@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -528,6 +530,235 @@ static void test_upgrade_from_version_3(void **state)
     sqlite3_close(db);
 }
 
+/* --- Images: a raft snapshot is a copy of the store. --- */
+
+/* A store at path holding n ships (sids 1..n) at applied index index. */
+static struct store *image_store(const char *path, unsigned n, uint64_t index)
+{
+    struct store *s = open_ok(path);
+    for (unsigned i = 1; i <= n; i++) {
+        struct store_ship sh;
+        char id[16];
+        snprintf(id, sizeof id, "id%u", i);
+        ship(&sh, i, id, "");
+        assert_int_equal(store_ship_put(s, &sh), 0);
+        assert_int_equal(store_event_put(s, i, 1, "rec", 3), 0);
+    }
+    assert_int_equal(store_meta_put(s, "applied_index", index), 0);
+    return s;
+}
+
+/* Take an image of s; the caller frees it. */
+static uint8_t *take_image(struct store *s, size_t *len)
+{
+    struct store_image img;
+    assert_int_equal(store_image_begin(s, &img), 0);
+    *len = STORE_IMAGE_HEADER + img.size;
+    uint8_t *p = malloc(*len);
+    assert_int_equal(store_image_read(&img, p), 0);
+    store_image_end(s, &img);
+    return p;
+}
+
+static uint64_t ship_count(struct store *s)
+{
+    uint64_t n;
+    assert_int_equal(store_ship_count(s, &n), 0);
+    return n;
+}
+
+static uint64_t applied_index(struct store *s)
+{
+    uint64_t v;
+    assert_int_equal(store_meta_get(s, "applied_index", &v), 0);
+    return v;
+}
+
+static void test_image_round_trip(void **state)
+{
+    struct fx *x = *state;
+    char other[160];
+    snprintf(other, sizeof other, "%s/other.db", x->dir);
+    struct store *a = image_store(x->path, 50, 77);
+    struct store *b = image_store(other, 3, 10);
+    size_t len;
+    uint8_t *image = take_image(a, &len);
+    uint64_t index;
+    assert_int_equal(store_image_check(image, len, &index), 0);
+    assert_int_equal(index, 77);
+
+    bool replaced;
+    assert_int_equal(store_image_restore(b, image, len, &replaced), 0);
+    assert_true(replaced);
+    /* The same pointer now reads the other store's contents, and writes. */
+    assert_int_equal(ship_count(b), 50);
+    assert_int_equal(applied_index(b), 77);
+    uint8_t h1[STORE_HASH_SIZE], h2[STORE_HASH_SIZE];
+    assert_int_equal(store_event_hash(a, 50, 1, h1), 0);
+    assert_int_equal(store_event_hash(b, 50, 1, h2), 0);
+    assert_memory_equal(h1, h2, sizeof h1);
+    assert_int_equal(store_meta_put(b, "applied_index", 78), 0);
+    store_close(b);
+    /* It survives a reopen; no temporary file is left. */
+    b = open_ok(other);
+    assert_int_equal(applied_index(b), 78);
+    assert_int_equal(ship_count(b), 50);
+    char tmp[192];
+    snprintf(tmp, sizeof tmp, "%s.restore", other);
+    assert_int_equal(access(tmp, F_OK), -1);
+
+    /* A store that holds the image's index, or a later one, is kept as it
+     * is: a host restarting on its own data copies nothing. */
+    assert_int_equal(store_image_restore(b, image, len, &replaced), 0);
+    assert_false(replaced);
+    assert_int_equal(applied_index(b), 78);
+    assert_int_equal(store_meta_put(a, "applied_index", 77), 0);
+    assert_int_equal(store_image_restore(a, image, len, &replaced), 0);
+    assert_false(replaced);
+    free(image);
+    store_close(a);
+    store_close(b);
+}
+
+/* While pinned, the store goes on taking writes, and the image holds the
+ * state at the pin; checkpoints wait. */
+static void test_image_is_consistent_while_writes_go_on(void **state)
+{
+    struct fx *x = *state;
+    char other[160];
+    snprintf(other, sizeof other, "%s/other.db", x->dir);
+    struct store *a = image_store(x->path, 5, 5);
+    struct store_image img;
+    assert_int_equal(store_image_begin(a, &img), 0);
+    assert_int_equal(img.index, 5);
+    struct store_image again;
+    assert_int_equal(store_image_begin(a, &again), BERTH_EBUSY);
+    assert_int_equal(store_sync(a), BERTH_EBUSY);
+    /* Enough writes to pass SQLite's automatic checkpoint. */
+    char big[4096];
+    memset(big, 'x', sizeof big);
+    for (unsigned i = 0; i < 2000; i++) {
+        assert_int_equal(store_event_put(a, 1, 2 + i, big, sizeof big), 0);
+    }
+    assert_int_equal(store_meta_put(a, "applied_index", 6), 0);
+    size_t len = STORE_IMAGE_HEADER + img.size;
+    uint8_t *image = malloc(len);
+    assert_int_equal(store_image_read(&img, image), 0);
+    store_image_end(a, &img);
+    assert_int_equal(store_sync(a), 0);
+
+    struct store *b = open_ok(other);
+    bool replaced;
+    assert_int_equal(store_image_restore(b, image, len, &replaced), 0);
+    assert_true(replaced);
+    assert_int_equal(applied_index(b), 5);
+    uint8_t h[STORE_HASH_SIZE];
+    assert_int_equal(store_event_hash(b, 1, 1, h), 0);
+    assert_int_equal(store_event_hash(b, 1, 2, h), BERTH_ENOTFOUND);
+    free(image);
+    store_close(a);
+    store_close(b);
+}
+
+/* A damaged image is refused and the store is left as it was. */
+static void test_image_corrupt_is_refused(void **state)
+{
+    struct fx *x = *state;
+    char other[160];
+    snprintf(other, sizeof other, "%s/other.db", x->dir);
+    struct store *a = image_store(x->path, 20, 40);
+    struct store *b = image_store(other, 2, 3);
+    size_t len;
+    uint8_t *image = take_image(a, &len);
+    bool replaced = true;
+    uint64_t index;
+
+    /* One flipped bit anywhere: data, index, length, magic. */
+    size_t spots[] = {len - 1, STORE_IMAGE_HEADER + 200, 16, 24, 0, 40};
+    for (size_t i = 0; i < sizeof spots / sizeof spots[0]; i++) {
+        image[spots[i]] ^= 0x04;
+        assert_int_equal(store_image_check(image, len, &index), BERTH_ECORRUPT);
+        assert_int_equal(store_image_restore(b, image, len, &replaced),
+                         BERTH_ECORRUPT);
+        assert_false(replaced);
+        image[spots[i]] ^= 0x04;
+    }
+    /* A damaged body passes the header's own check, not the whole one;
+     * a store that holds the image already never reads the body. */
+    image[len - 1] ^= 0x04;
+    assert_int_equal(store_image_index(image, len, &index), 0);
+    assert_int_equal(index, 40);
+    assert_int_equal(store_image_check(image, len, &index), BERTH_ECORRUPT);
+    image[len - 1] ^= 0x04;
+    /* Cut short, or too short for a header. */
+    assert_int_equal(store_image_restore(b, image, len - 1, &replaced),
+                     BERTH_ECORRUPT);
+    assert_int_equal(store_image_restore(b, image, 10, &replaced),
+                     BERTH_ECORRUPT);
+    assert_int_equal(ship_count(b), 2);
+    assert_int_equal(applied_index(b), 3);
+    assert_int_equal(store_meta_put(b, "applied_index", 4), 0);
+    /* The intact image still restores. */
+    assert_int_equal(store_image_restore(b, image, len, &replaced), 0);
+    assert_true(replaced);
+    assert_int_equal(ship_count(b), 20);
+    free(image);
+    store_close(a);
+    store_close(b);
+}
+
+/* A write error halfway through a restore (here: the file size limit)
+ * leaves the old store in place and usable, with no file left over. */
+static void test_image_restore_io_error_keeps_store(void **state)
+{
+    struct fx *x = *state;
+    char other[160];
+    snprintf(other, sizeof other, "%s/other.db", x->dir);
+    struct store *a = image_store(x->path, 400, 40);
+    struct store *b = image_store(other, 2, 3);
+    assert_int_equal(store_sync(b), 0);
+    size_t len;
+    uint8_t *image = take_image(a, &len);
+
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (len - STORE_IMAGE_HEADER) / 2;
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    bool replaced = true;
+    int rv = store_image_restore(b, image, len, &replaced);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    assert_int_equal(rv, BERTH_EIO);
+    assert_false(replaced);
+    assert_non_null(strstr(store_errmsg(b), "writing"));
+    char tmp[192];
+    snprintf(tmp, sizeof tmp, "%s.restore", other);
+    assert_int_equal(access(tmp, F_OK), -1);
+    assert_int_equal(ship_count(b), 2);
+    assert_int_equal(store_meta_put(b, "applied_index", 4), 0);
+    assert_int_equal(applied_index(b), 4);
+    store_close(b);
+    b = open_ok(other);
+    assert_int_equal(applied_index(b), 4);
+    free(image);
+    store_close(a);
+    store_close(b);
+}
+
+/* A store in memory has no file to copy or replace. */
+static void test_image_needs_a_file(void **state)
+{
+    struct store *s = open_ok(":memory:");
+    struct store_image img;
+    assert_int_equal(store_image_begin(s, &img), BERTH_EINVAL);
+    uint64_t bytes;
+    assert_int_equal(store_bytes(s, &bytes), 0);
+    assert_true(bytes > 0);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -545,6 +776,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upgrade_from_version_2, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_from_version_3, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_image_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_image_is_consistent_while_writes_go_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_image_corrupt_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_image_restore_io_error_keeps_store,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_image_needs_a_file, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
