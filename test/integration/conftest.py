@@ -502,11 +502,17 @@ class Cluster:
                                  % (timeout, {h.peer: v for h, v in self.views().items()}))
 
     def request(self, method, path, body=None, via=None, tries=40, timeout=10,
-                among=None):
+                among=None, errors=None, polite=False):
         """One front-door request through `via` (default: any running host
         of `among`, or of the cluster, in turn), retried on the next host
         when the connection fails or the answer is 503 (leadership changed,
-        starting). Returns (status, body, tries used)."""
+        starting). Returns (status, body, tries used); each failed try is
+        appended to `errors` as (seconds, host's peer, what), if given.
+        A polite client waits as a 503's Retry-After says, and takes a
+        connection refused (a host that is down) as no try at all: it goes
+        on to the next host at once."""
+        t0 = time.time()
+        refused = 0
         last = None
         for i in range(tries):
             if via is not None:
@@ -516,18 +522,37 @@ class Cluster:
             if not hosts:
                 time.sleep(0.1)
                 continue
-            h = hosts[(hash(path) + i) % len(hosts)]
+            h = hosts[(hash(path) + i + refused) % len(hosts)]
+            c = http.client.HTTPConnection(h.address, h.port, timeout=timeout)
             try:
-                status, _, data = h.http(method, path, body, timeout=timeout)
+                c.request(method, path, body=body)
+                r = c.getresponse()
+                status, data = r.status, r.read()
+                wait = float(r.getheader("Retry-After") or 0)
+            except ConnectionRefusedError as e:
+                last = e
+                if polite and refused < 10:
+                    refused += 1
+                    continue
+                if errors is not None:
+                    errors.append((round(time.time() - t0, 3), h.peer, repr(e)))
+                time.sleep(0.05)
+                continue
             except (OSError, http.client.HTTPException) as e:
                 last = e
+                if errors is not None:
+                    errors.append((round(time.time() - t0, 3), h.peer, repr(e)))
                 time.sleep(0.05)
                 continue
+            finally:
+                c.close()
             if status == 503:
                 last = (status, data)
-                time.sleep(0.05)
+                if errors is not None:
+                    errors.append((round(time.time() - t0, 3), h.peer, data[:80]))
+                time.sleep(wait if polite and wait else 0.05)
                 continue
-            return status, data, i + 1
+            return status, data, i + 1 - refused
         raise AssertionError("%s %s failed after %d tries: %s" % (method, path, tries, last))
 
     def new_ship(self, name, *extra, via=None):
@@ -553,9 +578,10 @@ class Writers:
     key per request through any host (with retries) and recording every
     acknowledged write. check() reads every acknowledged write back."""
 
-    def __init__(self, cluster, ships, prefix="w", targets=None):
+    def __init__(self, cluster, ships, prefix="w", targets=None, polite=False):
         import threading
         self.cluster = cluster
+        self.polite = polite  # see Cluster.request
         self.targets = targets  # the hosts to write through; None: any
         self.ships = list(ships)
         self.prefix = prefix
@@ -566,6 +592,7 @@ class Writers:
                         for s in self.ships]
         self.retries = 0
         self.max_tries = 0
+        self.worst = None  # the request that needed the most tries, and why
 
     def _run(self, ship):
         i = 0
@@ -573,11 +600,14 @@ class Writers:
             key = "%s%d" % (self.prefix, i)
             value = ("%s-%s-%d" % (ship, key, os.getpid())).encode()
             try:
+                errors = []
                 status, _, tries = self.cluster.request(
                     "PUT", "/s/%s/k/%s" % (ship, key), value, tries=200,
-                    among=self.targets)
+                    among=self.targets, errors=errors, polite=self.polite)
                 self.retries += tries - 1
-                self.max_tries = max(self.max_tries, tries)
+                if tries > self.max_tries:
+                    self.max_tries = tries
+                    self.worst = (ship, key, errors[:3] + ["..."] + errors[-3:])
                 if status in WRITE_OK:
                     self.acked[ship][key] = value
                 else:
