@@ -160,8 +160,8 @@ static int cb_request(const struct cb_worker *w, unsigned long i, char *req,
         snprintf(key, sizeof key, "%s%d/key%lu", w->name, w->index, i % 1000);
         cb_base64(key, strlen(key), k64);
         cb_base64(value, CB_VALUE, v64);
-        int blen = snprintf(body, sizeof body, "{\"key\":\"%s\",\"value\":\"%s\"}",
-                            k64, v64);
+        int blen = snprintf(body, sizeof body,
+                            "{\"key\":\"%s\",\"value\":\"%s\"}", k64, v64);
         return snprintf(req, size,
                         "POST /v3/kv/put HTTP/1.1\r\nHost: b\r\n"
                         "Content-Type: application/json\r\n"

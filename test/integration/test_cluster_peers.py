@@ -132,7 +132,7 @@ def test_peer_from_another_cluster(cluster_factory):
     wa = Writers(a, ["ann"], targets=[h for h in a.hosts if h is not gone]).start()
     wb = Writers(b, ["bob"]).start()
     try:
-        time.sleep(3)
+        time.sleep(1)
         for w in (wa, wb):
             before = w.count()
             wait_for(lambda: w.count() >= before + 20, 30)
@@ -202,7 +202,7 @@ def test_host_on_another_hosts_data_dir(cluster_factory, tmpdir_path):
         except RuntimeError:
             # Refused to start: fine, if it said why.
             assert "berth: " in twin.logs() and "peer" in twin.logs(), twin.logs()
-        time.sleep(2)
+        time.sleep(1)
         before = w.count()
         wait_for(lambda: w.count() >= before + 20, 30)
     finally:
