@@ -91,7 +91,7 @@ def test_garbage_on_the_peer_port(cluster_factory):
         before = w.count()
         wait_for(lambda: w.count() >= before + 30, 30)
         for h in c.hosts:
-            assert h.cluster()["peers_refused"] > refused[h] + 10, h.peer
+            assert h.cluster()["peers_refused"] >= refused[h] + 5, h.peer
         for s in idle:
             s.close()
     finally:
