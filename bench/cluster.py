@@ -366,7 +366,7 @@ def main():
 
     print("cluster: 3 hosts on loopback, one machine (%d cores); 100-byte PUTs to kv, "
           "closed loop, one client per ship, clients spread over the 3 front doors, "
-          "%.0f s a row. Beside: etcd (%s), 3 members on loopback, POST /v3/kv/put at the "
+          "%g s a row. Beside: etcd (%s), 3 members on loopback, POST /v3/kv/put at the "
           "same concurrency over the same 3 members; fdatasync floor as in commit above."
           % (os.cpu_count(), SECONDS, version if etcd else "not run: " + version))
     print("%-7s %5s %10s %9s %9s %9s %7s | %10s %9s | %9s %9s | %9s" % (
