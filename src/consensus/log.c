@@ -1107,9 +1107,86 @@ static void log__handle_closed(uv_handle_t *h)
     (void)h;
 }
 
+/* --- libraft's memory. ---
+ *
+ * libraft allocates through berth's wrapper, so that tests can fail its
+ * allocations like berth's own. A peer's message says how long it is, and
+ * libraft allocates that much before reading it: one allocation bigger
+ * than half the machine's memory is refused here (libraft then drops that
+ * connection), so that a claimed length cannot exhaust the host. */
+static size_t log__alloc_max;
+
+static bool log__too_big(size_t n)
+{
+    return n > log__alloc_max;
+}
+
+static void *log__heap_malloc(void *data, size_t n)
+{
+    (void)data;
+    return log__too_big(n) ? NULL : mem_alloc(n);
+}
+
+static void log__heap_free(void *data, void *p)
+{
+    (void)data;
+    mem_free(p);
+}
+
+static void *log__heap_calloc(void *data, size_t n, size_t size)
+{
+    (void)data;
+    return size != 0 && log__too_big(n * size) ? NULL : mem_calloc(n, size);
+}
+
+static void *log__heap_realloc(void *data, void *p, size_t n)
+{
+    (void)data;
+    return log__too_big(n) ? NULL : mem_realloc(p, n);
+}
+
+static void *log__heap_aligned_alloc(void *data, size_t alignment, size_t n)
+{
+    void *p = NULL;
+    (void)data;
+    if (log__too_big(n) || posix_memalign(&p, alignment, n) != 0) {
+        return NULL;
+    }
+    return p;
+}
+
+static void log__heap_aligned_free(void *data, size_t alignment, void *p)
+{
+    (void)data;
+    (void)alignment;
+    free(p);
+}
+
+static struct raft_heap log__heap = {
+    .malloc = log__heap_malloc,
+    .free = log__heap_free,
+    .calloc = log__heap_calloc,
+    .realloc = log__heap_realloc,
+    .aligned_alloc = log__heap_aligned_alloc,
+    .aligned_free = log__heap_aligned_free,
+};
+
+static void log__heap_install(void)
+{
+    if (log__alloc_max != 0) {
+        return;
+    }
+    long pages = sysconf(_SC_PHYS_PAGES);
+    long page = sysconf(_SC_PAGESIZE);
+    log__alloc_max = pages > 0 && page > 0 ? (size_t)pages * (size_t)page / 2
+                                           : (size_t)1 << 32;
+    raft_heap_set(&log__heap);
+}
+
 int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
              char *errmsg)
 {
+    log__heap_install();
     struct raft_configuration conf;
     bool bootstrap, recover;
     int rv;
@@ -1373,6 +1450,17 @@ static void log__handoff_cb(struct raft_transfer *req)
 int log_handoff(struct log *l, log_handoff_cb cb, void *arg)
 {
     if (!l->leading || log_voters(l) < 2) {
+        return BERTH_ENOTLEADER;
+    }
+    /* With no other voter answering, nobody could take over: stop now
+     * rather than wait for the transfer to time out. */
+    bool other = false;
+    for (unsigned i = 0; i < l->raft.configuration.n; i++) {
+        const struct raft_server *srv = &l->raft.configuration.servers[i];
+        other |= srv->role == RAFT_VOTER && srv->id != l->id &&
+                 log__online(l, srv->id);
+    }
+    if (!other) {
         return BERTH_ENOTLEADER;
     }
     struct log__handoff *h = mem_calloc(1, sizeof *h);

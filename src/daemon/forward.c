@@ -87,6 +87,90 @@ static void forward__answered(void *arg, int status, const uint8_t *body,
                a.body, a.body_len, a.extra_len > 0 ? extra : NULL);
 }
 
+/* --- Waiting for a leader. ---
+ *
+ * A host that has just started, or whose leader just went, knows no leader
+ * for up to an election timeout. Rather than turn its clients away at once
+ * (each would then retry a second later, and some twice), it holds their
+ * requests that long, checking every FORWARD__POLL_MS. */
+#define FORWARD__WAIT_MS 2500
+#define FORWARD__POLL_MS 20
+
+struct forward__parked {
+    struct http_request *req;
+    enum http_forward_server server;
+    uint64_t deadline_ms;
+    struct forward__parked *next;
+};
+
+static void forward__park_cb(uv_timer_t *t)
+{
+    struct host *h = t->data;
+    struct forward__parked *list = h->parked;
+    h->parked = NULL;
+    uint64_t now = uv_now(&h->loop);
+    bool leader = log_has_leader(h->log) || h->stopping;
+    while (list != NULL) {
+        struct forward__parked *p = list;
+        list = p->next;
+        if (leader || h->leading) {
+            struct http_request *req = p->req;
+            enum http_forward_server server = p->server;
+            mem_free(p);
+            if (h->leading) {
+                /* This host leads now: serve it here. */
+                if (server == HTTP_FORWARD_FRONT) {
+                    host_front_handle(req, h);
+                } else {
+                    host_admin_handle(req, h);
+                }
+            } else {
+                host_forward(h, req, server);
+            }
+        } else if (now >= p->deadline_ms) {
+            forward__leader_changed(p->req, "no host leads the cluster now");
+            mem_free(p);
+        } else {
+            p->next = h->parked;
+            h->parked = p;
+        }
+    }
+    if (h->parked == NULL) {
+        uv_timer_stop(t);
+    }
+}
+
+static void forward__park(struct host *h, struct http_request *req,
+                          enum http_forward_server server)
+{
+    struct forward__parked *p = mem_alloc(sizeof *p);
+    if (p == NULL || h->stopping) {
+        mem_free(p);
+        forward__leader_changed(req, "no host leads the cluster now");
+        return;
+    }
+    p->req = req;
+    p->server = server;
+    p->deadline_ms = uv_now(&h->loop) + FORWARD__WAIT_MS;
+    p->next = h->parked;
+    h->parked = p;
+    if (!uv_is_active((uv_handle_t *)&h->park_timer)) {
+        uv_timer_start(&h->park_timer, forward__park_cb, FORWARD__POLL_MS,
+                       FORWARD__POLL_MS);
+    }
+}
+
+void host_forward_stop(struct host *h)
+{
+    uv_timer_stop(&h->park_timer);
+    while (h->parked != NULL) {
+        struct forward__parked *p = h->parked;
+        h->parked = p->next;
+        host_reply_error(p->req, 503, "unavailable", "host is stopping");
+        mem_free(p);
+    }
+}
+
 void host_forward(struct host *h, struct http_request *req,
                   enum http_forward_server server)
 {
@@ -97,7 +181,7 @@ void host_forward(struct host *h, struct http_request *req,
         return;
     }
     if (!log_has_leader(h->log)) {
-        forward__leader_changed(req, "no host leads the cluster now");
+        forward__park(h, req, server);
         return;
     }
     struct http_forward_request f;

@@ -1037,6 +1037,8 @@ int host_run(const struct host_config *cfg)
 
     uv_timer_init(&h->loop, &h->stop_timer);
     h->stop_timer.data = h;
+    uv_timer_init(&h->loop, &h->park_timer);
+    h->park_timer.data = h;
     uv_signal_init(&h->loop, &h->sigint);
     uv_signal_init(&h->loop, &h->sigterm);
     h->sigint.data = h->sigterm.data = h;
@@ -1068,6 +1070,7 @@ int host_run(const struct host_config *cfg)
     uv_signal_stop(&h->sigint);
     uv_signal_stop(&h->sigterm);
     uv_timer_stop(&h->stop_timer);
+    host_forward_stop(h);
     uint64_t deadline = uv_now(&h->loop) + 10000;
     while ((log_pending(h->log) > 0 || proc_count() > 0) &&
            uv_now(&h->loop) < deadline) {

@@ -162,6 +162,9 @@ struct host {
     uv_check_t flush;
     uv_signal_t sigint, sigterm;
     uv_timer_t stop_timer; /* bounds a stopping leader's hand-over */
+    /* Requests waiting for a leader to be known (daemon/forward.c). */
+    struct forward__parked *parked;
+    uv_timer_t park_timer;
     char admin_path[4096];
     uint64_t events_committed, batches_committed;
     uint64_t ready_ns; /* monotonic time from start to ready */
@@ -213,6 +216,10 @@ void host_reply_error(struct http_request *req, int status, const char *code,
 /* HTTP handlers of the front door and of the admin API. */
 void host_front_handle(struct http_request *req, void *arg);
 void host_admin_handle(struct http_request *req, void *arg);
+
+/* Answer every request still waiting for a leader with 503 and stop
+ * waiting: the host is stopping. */
+void host_forward_stop(struct host *h);
 
 /* Serve req, which came in on server, through the leader: on a host that
  * does not lead, send it to the leader and answer it with the leader's

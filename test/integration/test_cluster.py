@@ -204,12 +204,9 @@ def test_hosts_added_and_removed_under_load(cluster_factory):
         h4 = c.add_host()
         c.start_joining(h4)
         c.wait_members(c.hosts)
-        # A fifth starts alone and is told to join with `berth cluster join`.
+        # And a fifth, while the fourth is being promoted.
         h5 = c.add_host()
-        h5.start()
-        h5.joined = True
-        r = h5.cli("cluster", "join", c.hosts[0].peer)
-        assert r.returncode == 0
+        c.start_joining(h5)
         c.wait_members(c.hosts)
         before = w.count()
         wait_for(lambda: w.count() >= before + 10, 30)
@@ -264,4 +261,5 @@ def test_rolling_restart_fails_no_request_beyond_one_retry(cluster_factory):
     assert not w.failed, w.failed[:10]
     assert w.max_tries <= 2, "a request needed %d tries: %s" % (w.max_tries, w.worst)
     w.check()
+    c.wait_caught_up()
     stores_agree(c)
