@@ -88,15 +88,40 @@ class Host:
         self.preexec_fn = None  # run in the host's process before exec
         self.env = None  # the host's environment; None: the test's
         self.started = False
+        self.ever_ready = False  # it answered /healthz once
 
     @property
     def tag(self):
         return data_tag(self.data)
 
+    def fresh_ports(self):
+        """Pick other ports after a clash, if this host never ran (a port
+        from free_port() can be taken by a test running beside this one
+        before the host binds it); return whether it did."""
+        if self.ever_ready:
+            return False
+        self.port = free_port()
+        if "--peer" in self.extra:
+            i = self.extra.index("--peer") + 1
+            host = self.extra[i].rsplit(":", 1)[0]
+            self.extra[i] = "%s:%d" % (host, free_port())
+            self.peer = self.extra[i]
+        return True
+
     def start(self, timeout=20):
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except RuntimeError as e:
+                if "address already in use" not in str(e) or not self.fresh_ports():
+                    raise
+        return self._start(timeout)
+
+    def _start(self, timeout):
         self.port = self.port or free_port()
         self.started = True
         self.log = open(self.log_path, "ab")
+        size = self.log.tell()
         self.proc = subprocess.Popen(
             self.prefix + [BERTH, "serve", "--data", self.data, "--listen",
                            "%s:%d" % (self.address, self.port)] + self.serve_args(),
@@ -105,10 +130,16 @@ class Host:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("host exited with %s:\n%s" % (self.proc.returncode, self.logs()))
+                self.log.close()
+                with open(self.log_path, "rb") as f:
+                    f.seek(size)
+                    now = f.read().decode(errors="replace")
+                self.proc = None
+                raise RuntimeError("host exited:\n%s" % now[-4000:])
             try:
                 status, _, _ = self.http("GET", "/healthz", timeout=1)
                 if status == 200:
+                    self.ever_ready = True
                     return self
             except OSError:
                 pass
@@ -296,6 +327,12 @@ class ClusterHost(Host):
         if self.join and not self.joined:
             args += ["--join", self.join]
         return args + self.extra
+
+    def fresh_ports(self):
+        if self.netns or not super().fresh_ports():
+            return False
+        self.peer_port = free_port()
+        return True
 
     def start(self, timeout=20):
         if self.netns:

@@ -22,9 +22,9 @@ def start_cluster(host_factory, n=3, extra=()):
             args += ["--join", first_peer]
         h = host_factory(args, name="h%d" % i)
         h.peer = peer
-        h.start()
+        h.start()  # may move to other ports after a clash
         hosts.append(h)
-        first_peer = first_peer or peer
+        first_peer = first_peer or h.peer
     # Every host is a voter once the leader has promoted them.
     wait_for(lambda: sum(1 for x in cluster(hosts[0])["hosts"]
                          if x["role"] == "voter") == n, timeout=20)

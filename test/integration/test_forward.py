@@ -52,14 +52,16 @@ def start_cluster(host_factory, n=3, extra=()):
     every one of them is a voter. Returns them, the first (the leader)
     first."""
     peers = ["127.0.0.1:%d" % free_port() for _ in range(n)]
-    first = host_factory(["--peer", peers[0]] + list(extra), name="h1").start()
+    first = host_factory(["--peer", peers[0]] + list(extra), name="h1")
     first.peer = peers[0]
+    first.start()  # may move to other ports after a clash
     wait_for(lambda: leading(first))
     hosts = [first]
     for i in range(1, n):
-        hosts.append(host_factory(["--peer", peers[i], "--join", peers[0]] + list(extra),
-                                  name="h%d" % (i + 1)).start())
-        hosts[-1].peer = peers[i]
+        h = host_factory(["--peer", peers[i], "--join", first.peer] + list(extra),
+                         name="h%d" % (i + 1))
+        h.peer = peers[i]
+        hosts.append(h.start())
     # Every host has the configuration that makes them all voters: a
     # leader killed now leaves a quorum that knows it is one.
     wait_for(lambda: all(voters(h) == n for h in hosts), timeout=20)
