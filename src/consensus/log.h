@@ -7,12 +7,14 @@
  * entry is committed it is applied, on every host, by the state machine
  * (consensus/fsm.h, which the log is given), and then the proposer's
  * callback runs on the leader. On one host the cluster has one voter, so
- * committed means written and fsynced locally; replication later is a change of
- * membership, not of this interface.
+ * committed means written and fsynced locally; in a cluster it means held by
+ * a majority of voters. Hosts reach each other through the peer transport
+ * (consensus/transport.h); the leader keeps the voters' number and the roles
+ * (docs/cluster.md).
  *
- * Crash-only: libraft (0.15, as measured) stops serving after any I/O error, so
- * the log treats such an error as fatal and calls the fatal callback, which
- * ends the process. A restart replays committed entries into the store, which
+ * Crash-only: libraft (0.15 and 0.22, as measured) cannot be trusted to go
+ * on after an I/O error, so the log treats such an error as fatal and calls
+ * the fatal callback, which ends the process. A restart replays committed entries into the store, which
  * is why apply must be idempotent (core/record.h). */
 #ifndef BERTH_CONSENSUS_LOG_H
 #define BERTH_CONSENSUS_LOG_H
