@@ -903,20 +903,29 @@ static int cli__ship_one(const struct cli__cmd *cmd, struct cli *c,
     return 0;
 }
 
+/* GET target; with --json print the answer as it is and set *out to NULL,
+ * else set *out to it for the caller to print and free. Returns 0 or the
+ * exit status of a failed call. */
+static int cli__show(struct cli *c, const char *target, json_t **out)
+{
+    int rv = cli__call(c, "GET", target, NULL, 0, out);
+    if (rv == 0 && c->json) {
+        cli__print_json(*out);
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rv;
+}
+
 /* --- cluster. --- */
 
 static int cli__cluster_ls(const struct cli__cmd *cmd, struct cli *c,
                            struct cli__args *a)
 {
     json_t *v = NULL;
-    int rv = cli__call(c, "GET", "/v1/cluster", NULL, 0, &v);
-    if (rv != 0) {
+    int rv = cli__show(c, "/v1/cluster", &v);
+    if (rv != 0 || v == NULL) {
         return rv;
-    }
-    if (c->json) {
-        cli__print_json(v);
-        json_decref(v);
-        return 0;
     }
     printf("cluster %s, term %lld, leader %lld\n", cli__str(v, "cluster"),
            cli__int(v, "term"), cli__int(v, "leader"));
@@ -970,14 +979,9 @@ static int cli__stats(const struct cli__cmd *cmd, struct cli *c,
                       struct cli__args *a)
 {
     json_t *v = NULL;
-    int rv = cli__call(c, "GET", "/v1/stats", NULL, 0, &v);
-    if (rv != 0) {
+    int rv = cli__show(c, "/v1/stats", &v);
+    if (rv != 0 || v == NULL) {
         return rv;
-    }
-    if (c->json) {
-        cli__print_json(v);
-        json_decref(v);
-        return 0;
     }
     json_t *st = json_object_get(v, "states");
     json_t *wl = json_object_get(v, "wake_latency_ms");

@@ -14,8 +14,9 @@
  *
  * Crash-only: libraft (0.15 and 0.22, as measured) cannot be trusted to go
  * on after an I/O error, so the log treats such an error as fatal and calls
- * the fatal callback, which ends the process. A restart replays committed entries into the store, which
- * is why apply must be idempotent (core/record.h). */
+ * the fatal callback, which ends the process. A restart replays committed
+ * entries into the store, which is why apply must be idempotent
+ * (core/record.h). */
 #ifndef BERTH_CONSENSUS_LOG_H
 #define BERTH_CONSENSUS_LOG_H
 
