@@ -127,13 +127,18 @@ static void host__fatal(void *arg, const char *message)
 /* Keep the registry in step with the store for what a host learns only by
  * applying: new ships, and removals. Before the host is ready there is no
  * registry yet; it is loaded whole once the log has caught up. */
-static int host__apply_registry(struct host *h, const uint8_t *entry,
-                                size_t len)
+static int host__apply_registry(struct host *h, uint64_t index,
+                                const uint8_t *entry, size_t len)
 {
     uint8_t type;
     uint64_t sid;
     if (!h->ready || record_entry_type(entry, len, &type) != 0) {
         return 0;
+    }
+    if (type == RECORD_ENTRY_EVENTS && !h->leading && index > h->loaded_index) {
+        /* Events this host did not run may have set alarms: reload them
+         * when it comes to lead. */
+        h->alarms_stale = true;
     }
     if (type == RECORD_ENTRY_SHIP_BATCH || type == RECORD_ENTRY_SHIP_NEW) {
         return host_registry_sync(h);
@@ -194,7 +199,7 @@ static int host__applied(void *arg, uint64_t index, const uint8_t *entry,
     if (h->n_watch > 0) {
         host__diverge_check(h, index, entry, len);
     }
-    int rv = host__apply_registry(h, entry, len);
+    int rv = host__apply_registry(h, index, entry, len);
     if (rv != 0) {
         host_log("fatal", "cannot load new ships", "error", err_str(rv), NULL);
     }
@@ -236,6 +241,9 @@ static int host__restored(void *arg, uint64_t index)
     snprintf(n, sizeof n, "%llu", (unsigned long long)index);
     host_log("info", "store replaced by a raft snapshot", "applied_index", n,
              NULL);
+    if (!h->leading) {
+        h->alarms_stale = true;
+    }
     /* Entries up to index came whole, not one by one: whether a watched
      * one survived cannot be told. */
     for (unsigned i = 0; i < h->n_watch;) {
@@ -361,7 +369,10 @@ static void host__limits(struct host *h)
  * registry follows applied entries, on every host of the cluster. */
 static int host__ready(struct host *h)
 {
-    int rv = host_registry_sync(h);
+    int rv = store_meta_get(h->store, "applied_index", &h->loaded_index);
+    if (rv == 0) {
+        rv = host_registry_sync(h);
+    }
     if (rv != 0) {
         host_log("fatal", "cannot load ships", "error",
                  rv == BERTH_ENOMEM ? "out of memory" : store_errmsg(h->store),
@@ -402,17 +413,22 @@ static void host__lead(void *arg, bool leading)
     h->leading = leading;
     if (leading) {
         h->leads++;
+        /* The registry's load read every alarm; only events applied
+         * since, which no leader here ran, can have changed them. */
         if (host_registry_sync(h) != 0 ||
-            store_ship_brief_foreach(h->store, 0, host__load_alarm, h) != 0) {
+            (h->alarms_stale &&
+             store_ship_brief_foreach(h->store, 0, host__load_alarm, h) != 0)) {
             host_log("fatal", "cannot load alarms", "error",
                      store_errmsg(h->store), NULL);
             _exit(70);
         }
+        h->alarms_stale = false;
         host_alarms_start(h);
         host_log("info", "leading", NULL);
     } else {
         uv_timer_stop(&h->alarm_timer);
         host__batches_step_down(h);
+        h->alarms_stale = true;
         host_ships_step_down(h);
         host_log("info", "no longer leading; ships stopped", NULL);
     }

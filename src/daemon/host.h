@@ -119,6 +119,11 @@ struct host {
     bool ready;
     bool leading;   /* this host leads: it runs ships and lets effects out */
     uint64_t leads; /* times it started leading */
+    /* The store's applied index when the registry was loaded, and whether
+     * events applied since without this host leading may have changed
+     * alarms the heap does not have. */
+    uint64_t loaded_index;
+    bool alarms_stale;
     bool stopping;
     int exit_code;
     struct registry reg;  /* every ship, compact */

@@ -172,3 +172,25 @@ def test_effects_lost_below_quorum_are_counted(host_factory):
     assert d["released_below_quorum"] >= 1 and d["lost"] >= 1
     st, _, body = lead.http("GET", "/s/zero/k/k")
     assert st == 200 and body == b"new"
+
+
+def test_alarm_set_under_one_leader_fires_under_the_next(host_factory):
+    """A follower arms no alarms but applies the events that set them; the
+    host that comes to lead fires them."""
+    a, b, c = start_cluster(host_factory)
+    a.new_ship(None, "al")
+    status, _, body = a.http("PUT", "/s/al/alarm", b"3000")
+    assert status in (200, 201), body
+    top = applied(a)
+    wait_for(lambda: applied(b) >= top and applied(c) >= top)
+    a.kill9()
+    lead = None
+
+    def new_leader():
+        nonlocal lead
+        lead = next((h for h in (b, c) if h.cli_json("stats")["leading"]), None)
+        return lead is not None
+    wait_for(new_leader, timeout=20)
+    wait_for(lambda: lead.cli_json("stats")["alarms_fired"] >= 1, timeout=20)
+    status, _, body = lead.http("GET", "/s/al/alarm")
+    assert status == 200 and json.loads(body)["fired"] == 1, body
