@@ -973,6 +973,37 @@ static int cli__cluster_remove(const struct cli__cmd *cmd, struct cli *c,
     return 0;
 }
 
+static int cli__cluster_join(const struct cli__cmd *cmd, struct cli *c,
+                             struct cli__args *a)
+{
+    const char *peer = a->pos[0];
+    const char *colon = strrchr(peer, ':');
+    /* The host checks the address itself; this catches a missing port. */
+    if (colon == NULL || colon == peer || colon[1] == '\0' ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
+        return cli__usage(cmd,
+                          "PEER is a peer address, an IP and a port such as "
+                          "10.0.0.1:7001, not %s",
+                          peer);
+    }
+    json_t *spec = json_pack("{s:s}", "peer", peer);
+    char *body = json_dumps(spec, JSON_COMPACT);
+    json_decref(spec);
+    json_t *v = NULL;
+    int rv = cli__call(c, "POST", "/v1/cluster/join", body, strlen(body), &v);
+    free(body);
+    if (rv != 0) {
+        return rv;
+    }
+    if (c->json) {
+        cli__print_json(v);
+    } else {
+        printf("joining the cluster of %s; the host starts again\n", peer);
+    }
+    json_decref(v);
+    return 0;
+}
+
 /* --- stats, version. --- */
 
 static int cli__stats(const struct cli__cmd *cmd, struct cli *c,
@@ -1248,6 +1279,12 @@ static const struct cli__cmd cli__cmds[] = {
      "role (voter, standby or spare), whether it leads, whether it answered "
      "just now, the last entry it applied and how far it lags.",
      NULL, 0, 0, true, cli__cluster_ls},
+    {"cluster join", "PEER", "make a running, empty host join a cluster",
+     "Make a running host that is a cluster of one, holds no ships and has a "
+     "--peer join the cluster of the host at peer address PEER. It sets its "
+     "log and store aside (DIR/before-join.*) and starts again with --join, "
+     "as the same process.",
+     NULL, 1, 1, true, cli__cluster_join},
     {"cluster remove", "HOST", "remove a host from the cluster",
      "Remove a host, by id or peer address, from the cluster's "
      "configuration. The host stops taking part; its data directory is left "

@@ -743,6 +743,17 @@ int log_cluster(struct log *l, log_cluster_cb cb, void *arg)
     return 0;
 }
 
+bool log_address_valid(const char *address)
+{
+    struct sockaddr_storage ss;
+    return transport_parse_address(address, &ss) == 0;
+}
+
+unsigned log_hosts(const struct log *l)
+{
+    return l->raft.configuration.n;
+}
+
 uint64_t log_host_by_peer(const struct log *l, const char *peer)
 {
     for (unsigned i = 0; i < l->raft.configuration.n; i++) {

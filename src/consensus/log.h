@@ -200,6 +200,13 @@ int log_cluster(struct log *l, log_cluster_cb cb, void *arg);
  * code with a message in errmsg. */
 int log_remove(struct log *l, uint64_t id, char *errmsg);
 
+/* Return whether address is a peer address the log can dial: an IPv4 or
+ * [IPv6] literal and a port. */
+bool log_address_valid(const char *address);
+
+/* Return the number of hosts in the configuration. */
+unsigned log_hosts(const struct log *l);
+
 /* Return the id of the host whose peer address is peer, or 0. */
 uint64_t log_host_by_peer(const struct log *l, const char *peer);
 

@@ -14,6 +14,8 @@
  *   GET    /v1/stats              host counters
  *   GET    /v1/cluster            the hosts of the cluster, probed now
  *   DELETE /v1/cluster/hosts/ID   remove a host (by id or peer address)
+ *   POST   /v1/cluster/join       {"peer"}: an empty cluster of one joins
+ *                                  the cluster of that peer
  *
  * On a host that does not lead, every request but /healthz, /v1/stats and
  * /v1/cluster is forwarded to the leader (daemon/forward.c).
@@ -844,6 +846,103 @@ static void admin__cluster_cb(void *arg, int status,
     host_reply_json(req, 200, o);
 }
 
+/* Joining another cluster from a running host: the host starts again as
+ * itself, with --join, on an emptied data directory. Only a host that is a
+ * cluster of one holding no ships may do this; anything else would drop
+ * data. */
+static void admin__rejoin_cb(uv_timer_t *t)
+{
+    struct host *h = t->data;
+    char path[4200], moved[4300];
+    /* The log and the store of the cluster of one go aside, not away: an
+     * operator who joined by mistake can still look. */
+    const char *parts[] = {"raft", "store.db", "store.db-wal", "store.db-shm"};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", h->cfg.data_dir, parts[i]);
+        snprintf(moved, sizeof moved, "%s/before-join.%s", h->cfg.data_dir,
+                 parts[i]);
+        if (rename(path, moved) != 0 && errno != ENOENT) {
+            host_log("fatal", "cannot set the old log aside to join", "path",
+                     path, "error", strerror(errno), NULL);
+            _exit(70);
+        }
+    }
+    /* The same command line, with --join. */
+    char *args[128];
+    int n = 0;
+    static char cmdline[65536];
+    FILE *f = fopen("/proc/self/cmdline", "r");
+    size_t len = f != NULL ? fread(cmdline, 1, sizeof cmdline - 1, f) : 0;
+    if (f != NULL) {
+        fclose(f);
+    }
+    for (size_t off = 0; off < len && n < 124;) {
+        char *a = cmdline + off;
+        off += strlen(a) + 1;
+        if (strcmp(a, "--join") == 0) {
+            off += strlen(cmdline + off) + 1; /* and its value */
+            continue;
+        }
+        if (strncmp(a, "--join=", 7) != 0) {
+            args[n++] = a;
+        }
+    }
+    args[n++] = "--join";
+    args[n++] = h->rejoin;
+    args[n] = NULL;
+    host_log("info", "starting again to join a cluster", "through", h->rejoin,
+             NULL);
+    store_close(h->store);
+    h->store = NULL;
+    execv("/proc/self/exe", args);
+    host_log("fatal", "cannot start again", "error", strerror(errno), NULL);
+    _exit(70);
+}
+
+/* POST /v1/cluster/join {"peer": ADDRESS}. */
+static void admin__cluster_join(struct host *h, struct http_request *req)
+{
+    json_error_t jerr;
+    const char *peer = NULL;
+    json_t *spec =
+        json_loadb((const char *)req->body.data, req->body.len, 0, &jerr);
+    if (spec == NULL ||
+        json_unpack_ex(spec, &jerr, JSON_STRICT, "{s:s}", "peer", &peer) != 0) {
+        host_reply_error(req, 400, "invalid",
+                         "expected {\"peer\": IP:PORT}: %s", jerr.text);
+        json_decref(spec);
+        return;
+    }
+    if (h->cfg.peer == NULL) {
+        host_reply_error(req, 409, "conflict",
+                         "this host has no --peer: start it with one to let "
+                         "a cluster reach it");
+    } else if (log_hosts(h->log) > 1) {
+        host_reply_error(req, 409, "conflict",
+                         "this host is a member of a cluster of %u already",
+                         log_hosts(h->log));
+    } else if (registry_count(&h->reg) > 0) {
+        host_reply_error(req, 409, "conflict",
+                         "this host holds %u ships; only a host with none "
+                         "joins another cluster (its log would be dropped)",
+                         registry_count(&h->reg));
+    } else if (strlen(peer) >= sizeof h->rejoin || !log_address_valid(peer)) {
+        host_reply_error(req, 400, "invalid",
+                         "%s is not a peer address (an IP and a port)", peer);
+    } else if (h->rejoin[0] != '\0') {
+        host_reply_error(req, 409, "conflict", "already joining %s", h->rejoin);
+    } else {
+        snprintf(h->rejoin, sizeof h->rejoin, "%s", peer);
+        json_t *o = json_object();
+        json_object_set_new(o, "joining", json_string(peer));
+        host_reply_json(req, 202, o);
+        /* After the answer has left. */
+        uv_timer_start(&h->stop_timer, admin__rejoin_cb, 200, 0);
+        h->stop_timer.data = h;
+    }
+    json_decref(spec);
+}
+
 /* DELETE /v1/cluster/hosts/<id or peer address>. */
 static void admin__cluster_remove(struct host *h, struct http_request *req,
                                   const char *who)
@@ -917,6 +1016,13 @@ void host_admin_handle(struct http_request *req, void *arg)
     }
     if (!host_serving(h)) {
         host_reply_error(req, 503, "starting", "host is starting");
+        return;
+    }
+    if (strcmp(path, "/v1/cluster/join") == 0) {
+        if (strcmp(m, "POST") != 0) {
+            goto method;
+        }
+        admin__cluster_join(h, req);
         return;
     }
     if (strncmp(path, "/v1/cluster/hosts/", 18) == 0) {

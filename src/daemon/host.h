@@ -167,6 +167,7 @@ struct host {
     uv_check_t flush;
     uv_signal_t sigint, sigterm;
     uv_timer_t stop_timer; /* bounds a stopping leader's hand-over */
+    char rejoin[256];      /* the peer a cluster join goes through */
     /* Requests waiting for a leader to be known (daemon/forward.c). */
     struct forward__parked *parked;
     uv_timer_t park_timer;

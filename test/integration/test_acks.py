@@ -38,7 +38,8 @@ def cluster(h):
 def applied(h):
     """The last entry h itself applied (ship show on a follower is served
     by the leader, so it cannot tell)."""
-    return next(x["applied"] for x in cluster(h)["hosts"] if x["self"])
+    # A host that just joined has no configuration yet: nothing applied.
+    return next((x["applied"] for x in cluster(h)["hosts"] if x["self"]), 0)
 
 
 def put(h, ship, key, value, timeout=3):
@@ -194,3 +195,33 @@ def test_alarm_set_under_one_leader_fires_under_the_next(host_factory):
     wait_for(lambda: lead.cli_json("stats")["alarms_fired"] >= 1, timeout=20)
     status, _, body = lead.http("GET", "/s/al/alarm")
     assert status == 200 and json.loads(body)["fired"] == 1, body
+
+
+def test_cluster_join_of_a_running_empty_host(host_factory):
+    a, b, c = start_cluster(host_factory)
+    a.new_ship(None, "ann")
+    assert put(a, "ann", "k", b"v") in (200, 201)
+    # A host started alone, with a peer port, then told to join.
+    peer = "127.0.0.1:%d" % free_port()
+    d = host_factory(["--peer", peer], name="d")
+    d.peer = peer
+    d.start()
+    # Not while it holds ships, nor to a bad address.
+    r = d.cli("cluster", "join", "nowhere", check=False)
+    assert r.returncode == 2 and "PEER" in r.stderr
+    d.new_ship(None, "mine")
+    r = d.cli("cluster", "join", a.peer, check=False)
+    assert r.returncode == 1 and "ships" in r.stderr
+    d.cli("ship", "rm", "mine")
+    pid = d.proc.pid
+    r = d.cli("cluster", "join", a.peer)
+    assert "joining" in r.stdout
+    # The same process starts again, as a member of the cluster.
+    wait_for(lambda: any(x["peer"] == peer and x["online"]
+                         for x in cluster(a)["hosts"]), timeout=30)
+    assert d.proc.pid == pid and d.proc.poll() is None
+    top = applied(a)
+    wait_for(lambda: applied(d) >= top, timeout=30)
+    status, _, body = d.http("GET", "/s/ann/k/k")
+    assert status == 200 and body == b"v"
+    assert os.path.isdir(os.path.join(d.data, "before-join.raft"))
