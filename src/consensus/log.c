@@ -612,6 +612,7 @@ static void log__forward_cb(void *arg, int status, const uint8_t *body,
              : status == TRANSPORT_NOT_LEADER ? BERTH_ENOTLEADER
              : status == BERTH_ETIMEOUT       ? BERTH_ETIMEOUT
              : status == BERTH_ESHUTDOWN      ? BERTH_ESHUTDOWN
+             : status == BERTH_ENOCONNECT     ? BERTH_ENOCONNECT
              : status < 0                     ? BERTH_EIO
                                               : BERTH_EIO;
     f->cb(f->arg, rv, rv == 0 ? body : NULL, rv == 0 ? len : 0);

@@ -128,8 +128,9 @@ bool log_has_leader(const struct log *l);
 
 /* Called once with a forwarded request's outcome: status 0 and the
  * leader's answer, or a negative code (BERTH_ENOTLEADER: no leader is
- * known or it stopped leading; BERTH_EIO, BERTH_ETIMEOUT). body is valid
- * during the call only. */
+ * known or it stopped leading; BERTH_ENOCONNECT: the leader could not be
+ * reached and the request was not sent; BERTH_EIO, BERTH_ETIMEOUT). body is
+ * valid during the call only. */
 typedef void (*log_forward_cb)(void *arg, int status, const uint8_t *body,
                                size_t len);
 

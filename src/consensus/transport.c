@@ -502,7 +502,8 @@ static void transport__connect_cb(uv_connect_t *req, int status)
         return;
     }
     if (status != 0) {
-        transport__dial_fail(c, BERTH_EIO);
+        /* Nothing was sent: the caller may try elsewhere. */
+        transport__dial_fail(c, BERTH_ENOCONNECT);
         return;
     }
     uv_write_t *w = mem_alloc(sizeof *w);

@@ -103,8 +103,10 @@ void transport_reply(struct transport_call *call, unsigned status,
                      const void *body, size_t len);
 
 /* Called once with the outcome of transport_request(): status is a
- * transport_status, or a negative code when no reply came (BERTH_EIO: no
- * connection; BERTH_ETIMEOUT; BERTH_EMALFORMED: not a berth peer). body is
+ * transport_status, or a negative code when no reply came
+ * (BERTH_ENOCONNECT: no connection was made, nothing was sent; BERTH_EIO:
+ * the connection failed after; BERTH_ETIMEOUT; BERTH_EMALFORMED: not a
+ * berth peer). body is
  * valid during the call only. */
 typedef void (*transport_reply_cb)(void *arg, int status, const uint8_t *body,
                                    size_t len);

@@ -35,8 +35,17 @@
 struct forward__pending {
     struct host *host;
     struct http_request *req;
-    uint64_t counted; /* bytes counted as draining while it is out */
+    enum http_forward_server server;
+    uint64_t deadline_ms; /* until when a leader that cannot be reached is
+                             tried again */
+    uint64_t counted;     /* bytes counted as draining while it is out */
 };
+
+static void forward__out(struct host *h, struct http_request *req,
+                         enum http_forward_server server, uint64_t deadline_ms);
+static void forward__park(struct host *h, struct http_request *req,
+                          enum http_forward_server server,
+                          uint64_t deadline_ms);
 
 bool host_admin_local(const char *method, const char *path)
 {
@@ -60,9 +69,20 @@ static void forward__answered(void *arg, int status, const uint8_t *body,
 {
     struct forward__pending *p = arg;
     struct http_request *req = p->req;
+    struct host *h = p->host;
+    enum http_forward_server server = p->server;
+    uint64_t deadline = p->deadline_ms;
     struct http_forward_answer a;
-    budget_sub(&p->host->budget, p->counted, true);
+    budget_sub(&h->budget, p->counted, true);
     mem_free(p);
+    if (status == BERTH_ENOCONNECT && uv_now(&h->loop) < deadline &&
+        !h->stopping) {
+        /* The leader this host knows is gone and nothing was sent: wait
+         * for the next one, as when no leader is known. */
+        forward__park(h, req, server, deadline);
+        return;
+    }
+    http_request_drop_body(req);
     if (status == BERTH_ETIMEOUT) {
         forward__leader_changed(req, "the leader did not answer in time");
         return;
@@ -110,13 +130,14 @@ static void forward__park_cb(uv_timer_t *t)
     struct forward__parked *list = h->parked;
     h->parked = NULL;
     uint64_t now = uv_now(&h->loop);
-    bool leader = log_has_leader(h->log) || h->stopping;
+    bool leader = log_has_leader(h->log);
     while (list != NULL) {
         struct forward__parked *p = list;
         list = p->next;
-        if (leader || h->leading) {
+        if ((leader || h->leading) && !h->stopping) {
             struct http_request *req = p->req;
             enum http_forward_server server = p->server;
+            uint64_t deadline = p->deadline_ms;
             mem_free(p);
             if (h->leading) {
                 /* This host leads now: serve it here. */
@@ -126,7 +147,7 @@ static void forward__park_cb(uv_timer_t *t)
                     host_admin_handle(req, h);
                 }
             } else {
-                host_forward(h, req, server);
+                forward__out(h, req, server, deadline);
             }
         } else if (now >= p->deadline_ms) {
             forward__leader_changed(p->req, "no host leads the cluster now");
@@ -142,7 +163,7 @@ static void forward__park_cb(uv_timer_t *t)
 }
 
 static void forward__park(struct host *h, struct http_request *req,
-                          enum http_forward_server server)
+                          enum http_forward_server server, uint64_t deadline_ms)
 {
     struct forward__parked *p = mem_alloc(sizeof *p);
     if (p == NULL || h->stopping) {
@@ -152,7 +173,7 @@ static void forward__park(struct host *h, struct http_request *req,
     }
     p->req = req;
     p->server = server;
-    p->deadline_ms = uv_now(&h->loop) + FORWARD__WAIT_MS;
+    p->deadline_ms = deadline_ms;
     p->next = h->parked;
     h->parked = p;
     if (!uv_is_active((uv_handle_t *)&h->park_timer)) {
@@ -181,8 +202,14 @@ void host_forward(struct host *h, struct http_request *req,
         forward__leader_changed(req, "this host no longer leads the cluster");
         return;
     }
+    forward__out(h, req, server, uv_now(&h->loop) + FORWARD__WAIT_MS);
+}
+
+static void forward__out(struct host *h, struct http_request *req,
+                         enum http_forward_server server, uint64_t deadline_ms)
+{
     if (!log_has_leader(h->log)) {
-        forward__park(h, req, server);
+        forward__park(h, req, server, deadline_ms);
         return;
     }
     struct http_forward_request f;
@@ -208,6 +235,8 @@ void host_forward(struct host *h, struct http_request *req,
     }
     p->host = h;
     p->req = req;
+    p->server = server;
+    p->deadline_ms = deadline_ms;
     p->counted = msg.len;
     bool create = server == HTTP_FORWARD_ADMIN &&
                   strcmp(req->method, "POST") == 0 &&
@@ -233,9 +262,10 @@ void host_forward(struct host *h, struct http_request *req,
         return;
     }
     /* The peer port holds the request's bytes now (a copy); they leave
-     * with the answer or the deadline, whatever programs do. */
+     * with the answer or the deadline, whatever programs do. The body is
+     * kept until the answer: should the leader turn out to be gone before
+     * anything was sent, it goes to the next one. */
     budget_add(&h->budget, p->counted, true);
-    http_request_drop_body(req);
 }
 
 /* --- On the leader. --- */

@@ -23,6 +23,7 @@ static const struct {
     {"EREJECTED", "rejected by program"},
     {"ENOTLEADER", "not the cluster leader"},
     {"EPARTIAL", "incomplete data"},
+    {"ENOCONNECT", "cannot connect"},
 };
 
 const char *err_name(int rv)

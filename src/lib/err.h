@@ -23,7 +23,8 @@ enum {
     BERTH_EREJECTED = -13,  /* A program rejected an event. */
     BERTH_ENOTLEADER = -14, /* This host does not lead the cluster. */
     BERTH_EPARTIAL = -15,   /* More bytes are needed to finish decoding. */
-    BERTH__ERR_COUNT = 16
+    BERTH_ENOCONNECT = -16, /* No connection could be made: nothing was sent. */
+    BERTH__ERR_COUNT = 17
 };
 
 /* Return a static short name for an error code, such as "ENOTFOUND". */

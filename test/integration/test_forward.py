@@ -138,8 +138,10 @@ def test_leader_killed_then_a_new_one_serves(host_factory):
     f1.new_ship(KV, "bob")
     put(f2, "/s/bob/k/a", b"1")
     leader.kill9()
-    # Until a new leader is elected, a follower answers 503 leader_changed
-    # with Retry-After: 1; then it serves again, with nothing lost.
+    # A follower whose leader is gone holds the request for up to 2.5 s,
+    # long enough for an election, and past that answers 503
+    # leader_changed with Retry-After: 1; then it serves again, with
+    # nothing lost.
     seen = []
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -155,7 +157,6 @@ def test_leader_killed_then_a_new_one_serves(host_factory):
     else:
         raise AssertionError("no new leader served in 30 s:\n%s\n%s"
                              % (f1.logs(), f2.logs()))
-    assert seen, "the follower served before any new leader was elected"
     # Either survivor may lead now; both doors serve, writes included.
     assert wait_for(lambda: leading(f1) or leading(f2))
     for i, h in enumerate([f1, f2]):
