@@ -148,33 +148,6 @@ static int conn_open(void)
     return s;
 }
 
-/* Send one request and read its response; returns the status. */
-static int conn_call(int s, const char *req, size_t len)
-{
-    char buf[8192];
-    size_t have = 0;
-    if (write(s, req, len) != (ssize_t)len) {
-        return -1;
-    }
-    for (;;) {
-        ssize_t n = read(s, buf + have, sizeof buf - 1 - have);
-        if (n <= 0) {
-            return -1;
-        }
-        have += (size_t)n;
-        buf[have] = '\0';
-        char *end = strstr(buf, "\r\n\r\n");
-        if (end == NULL) {
-            continue;
-        }
-        char *cl = strcasestr(buf, "content-length:");
-        size_t body = cl ? strtoul(cl + 15, NULL, 10) : 0;
-        if (have >= (size_t)(end + 4 - buf) + body) {
-            return atoi(buf + 9);
-        }
-    }
-}
-
 struct worker {
     pthread_t thread;
     char ship[32];
@@ -198,7 +171,7 @@ static void *worker_main(void *arg)
                            "Content-Length: 100\r\n\r\n%s",
                            w->ship, i % 1000, value);
         double t0 = now_s();
-        int status = conn_call(s, req, (size_t)len);
+        int status = bench_http_call(s, req, (size_t)len);
         double dt = now_s() - t0;
         if (status != 200 && status != 201) {
             w->errors++;
@@ -228,7 +201,7 @@ static void run_commit(int n_ships, double seconds, double *eps, double *p50,
         int len =
             snprintf(req, sizeof req, "GET /s/%s/k HTTP/1.1\r\nHost: b\r\n\r\n",
                      ws[i].ship);
-        conn_call(s, req, (size_t)len);
+        bench_http_call(s, req, (size_t)len);
         close(s);
     }
     double t0 = now_s();

@@ -89,49 +89,6 @@ static int cb_connect(const struct sockaddr_in *a)
     return s;
 }
 
-/* Send one request and read its response; returns the status or -1. */
-static int cb_call(int s, const char *req, size_t len)
-{
-    char buf[8192];
-    size_t have = 0;
-    if (write(s, req, len) != (ssize_t)len) {
-        return -1;
-    }
-    for (;;) {
-        ssize_t n = read(s, buf + have, sizeof buf - 1 - have);
-        if (n <= 0) {
-            return -1;
-        }
-        have += (size_t)n;
-        buf[have] = '\0';
-        char *end = strstr(buf, "\r\n\r\n");
-        if (end == NULL) {
-            if (have == sizeof buf - 1) {
-                return -1;
-            }
-            continue;
-        }
-        char *cl = strcasestr(buf, "content-length:");
-        size_t body = cl ? strtoul(cl + 15, NULL, 10) : 0;
-        size_t head = (size_t)(end + 4 - buf);
-        if (have >= head + body) {
-            return atoi(buf + 9);
-        }
-        if (head + body >= sizeof buf) {
-            /* A long body (not expected): read and drop the rest. */
-            size_t left = head + body - have;
-            while (left > 0) {
-                n = read(s, buf, left < sizeof buf ? left : sizeof buf);
-                if (n <= 0) {
-                    return -1;
-                }
-                left -= (size_t)n;
-            }
-            return atoi(buf + 9);
-        }
-    }
-}
-
 static void cb_base64(const char *in, size_t len, char *out)
 {
     static const char tab[] =
@@ -192,7 +149,7 @@ static void *cb_worker_main(void *arg)
         }
         int len = cb_request(w, i, req, sizeof req);
         double t0 = now_s();
-        int status = cb_call(s, req, (size_t)len);
+        int status = bench_http_call(s, req, (size_t)len);
         double dt = now_s() - t0;
         if (status != 200 && status != 201) {
             w->errors++;
