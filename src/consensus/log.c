@@ -212,9 +212,15 @@ bool log_leading(const struct log *l)
 
 static const char *log__leader_address(struct log *l);
 
-bool log_has_leader(const struct log *l)
+uint64_t log_leader(const struct log *l)
 {
-    return l->leading || log__leader_address((struct log *)l) != NULL;
+    if (l->leading) {
+        return l->id;
+    }
+    raft_id id;
+    const char *address;
+    raft_leader((struct raft *)&l->raft, &id, &address);
+    return log__leader_address((struct log *)l) != NULL ? id : 0;
 }
 
 unsigned log_voters(const struct log *l)

@@ -123,8 +123,9 @@ unsigned log_voters(const struct log *l);
 /* Return whether this host leads and may let effects out. */
 bool log_leading(const struct log *l);
 
-/* Return whether this host leads, or knows another host that does. */
-bool log_has_leader(const struct log *l);
+/* Return the id of the host that leads as far as this one knows (its own
+ * when it leads), or 0 when it knows none. */
+uint64_t log_leader(const struct log *l);
 
 /* Called once with a forwarded request's outcome: status 0 and the
  * leader's answer, or a negative code (BERTH_ENOTLEADER: no leader is

@@ -10,11 +10,13 @@
  * http/forward.h.
  *
  * A forwarded request is never forwarded again: a host that receives one
- * and does not lead (it just lost leadership) answers 503 leader_changed,
- * as a follower does when no leader is known, when the leader cannot be
- * reached or does not answer in time, or when it stops leading before it
- * answers. Every 503 says Retry-After: 1; the client retries through any
- * host. */
+ * and does not lead (it just lost leadership, or is stopping) says so
+ * before it does anything with it. Then, as when the leader cannot be
+ * reached or none is known, nothing was done, so the forwarding host
+ * waits for a leader and sends it there, for up to FORWARD__WAIT_MS. It
+ * answers 503 leader_changed when that runs out, when the leader does not
+ * answer in time, or when it stops leading before it answers. Every 503
+ * says Retry-After: 1; the client retries through any host. */
 #include <string.h>
 
 #include "consensus/log.h"
@@ -38,14 +40,15 @@ struct forward__pending {
     enum http_forward_server server;
     uint64_t deadline_ms; /* until when a leader that cannot be reached is
                              tried again */
+    uint64_t leader;      /* the host it was sent to */
     uint64_t counted;     /* bytes counted as draining while it is out */
 };
 
 static void forward__out(struct host *h, struct http_request *req,
                          enum http_forward_server server, uint64_t deadline_ms);
 static void forward__park(struct host *h, struct http_request *req,
-                          enum http_forward_server server,
-                          uint64_t deadline_ms);
+                          enum http_forward_server server, uint64_t deadline_ms,
+                          uint64_t refused_by);
 
 bool host_admin_local(const char *method, const char *path)
 {
@@ -72,14 +75,16 @@ static void forward__answered(void *arg, int status, const uint8_t *body,
     struct host *h = p->host;
     enum http_forward_server server = p->server;
     uint64_t deadline = p->deadline_ms;
+    uint64_t leader = p->leader;
     struct http_forward_answer a;
     budget_sub(&h->budget, p->counted, true);
     mem_free(p);
-    if (status == BERTH_ENOCONNECT && uv_now(&h->loop) < deadline &&
-        !h->stopping) {
-        /* The leader this host knows is gone and nothing was sent: wait
-         * for the next one, as when no leader is known. */
-        forward__park(h, req, server, deadline);
+    if ((status == BERTH_ENOCONNECT || status == BERTH_ENOTLEADER) &&
+        uv_now(&h->loop) < deadline && !h->stopping) {
+        /* The leader this host knows is gone, or no longer leads, and did
+         * nothing with the request: wait for the next one, as when no
+         * leader is known. */
+        forward__park(h, req, server, deadline, leader);
         return;
     }
     http_request_drop_body(req);
@@ -117,10 +122,17 @@ static void forward__answered(void *arg, int status, const uint8_t *body,
 #define FORWARD__WAIT_MS 2500
 #define FORWARD__POLL_MS 20
 
+/* A host that turned a request away is asked again this soon at the
+ * earliest, unless another host is known to lead first: it may lead
+ * again, but not at once. */
+#define FORWARD__AGAIN_MS 200
+
 struct forward__parked {
     struct http_request *req;
     enum http_forward_server server;
     uint64_t deadline_ms;
+    uint64_t refused_by; /* the host that turned it away, or 0 */
+    uint64_t again_ms;   /* when refused_by may be asked again */
     struct forward__parked *next;
 };
 
@@ -130,11 +142,13 @@ static void forward__park_cb(uv_timer_t *t)
     struct forward__parked *list = h->parked;
     h->parked = NULL;
     uint64_t now = uv_now(&h->loop);
-    bool leader = log_has_leader(h->log);
+    uint64_t leader = log_leader(h->log);
     while (list != NULL) {
         struct forward__parked *p = list;
         list = p->next;
-        if ((leader || h->leading) && !h->stopping) {
+        bool ask =
+            leader != 0 && (leader != p->refused_by || now >= p->again_ms);
+        if ((ask || h->leading) && !h->stopping) {
             struct http_request *req = p->req;
             enum http_forward_server server = p->server;
             uint64_t deadline = p->deadline_ms;
@@ -163,7 +177,8 @@ static void forward__park_cb(uv_timer_t *t)
 }
 
 static void forward__park(struct host *h, struct http_request *req,
-                          enum http_forward_server server, uint64_t deadline_ms)
+                          enum http_forward_server server, uint64_t deadline_ms,
+                          uint64_t refused_by)
 {
     struct forward__parked *p = mem_alloc(sizeof *p);
     if (p == NULL || h->stopping) {
@@ -174,6 +189,8 @@ static void forward__park(struct host *h, struct http_request *req,
     p->req = req;
     p->server = server;
     p->deadline_ms = deadline_ms;
+    p->refused_by = refused_by;
+    p->again_ms = uv_now(&h->loop) + FORWARD__AGAIN_MS;
     p->next = h->parked;
     h->parked = p;
     if (!uv_is_active((uv_handle_t *)&h->park_timer)) {
@@ -208,8 +225,9 @@ void host_forward(struct host *h, struct http_request *req,
 static void forward__out(struct host *h, struct http_request *req,
                          enum http_forward_server server, uint64_t deadline_ms)
 {
-    if (!log_has_leader(h->log)) {
-        forward__park(h, req, server, deadline_ms);
+    uint64_t leader = log_leader(h->log);
+    if (leader == 0) {
+        forward__park(h, req, server, deadline_ms, 0);
         return;
     }
     struct http_forward_request f;
@@ -237,6 +255,7 @@ static void forward__out(struct host *h, struct http_request *req,
     p->req = req;
     p->server = server;
     p->deadline_ms = deadline_ms;
+    p->leader = leader;
     p->counted = msg.len;
     bool create = server == HTTP_FORWARD_ADMIN &&
                   strcmp(req->method, "POST") == 0 &&

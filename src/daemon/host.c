@@ -443,7 +443,7 @@ static void host__note(void *arg, const char *level, const char *message,
 
 bool host_serving(const struct host *h)
 {
-    return h->ready && (h->leading || log_has_leader(h->log));
+    return h->ready && (h->leading || log_leader(h->log) != 0);
 }
 
 /* --- Group commit. ---
