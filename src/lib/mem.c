@@ -1,10 +1,12 @@
 #include "lib/mem.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* -1 means off. Tests run single-threaded, so no atomics are needed. */
 static int mem__countdown = -1;
+static bool mem__hit;
 
 static int mem__fail(void)
 {
@@ -12,6 +14,7 @@ static int mem__fail(void)
         return 0;
     }
     if (mem__countdown == 0) {
+        mem__hit = true;
         return 1;
     }
     mem__countdown--;
@@ -21,6 +24,12 @@ static int mem__fail(void)
 void mem_fault_countdown(int n)
 {
     mem__countdown = n;
+    mem__hit = false;
+}
+
+bool mem_fault_hit(void)
+{
+    return mem__hit;
 }
 
 void *mem_alloc(size_t size)
@@ -41,6 +50,13 @@ void *mem_realloc(void *ptr, size_t size)
 void mem_free(void *ptr)
 {
     free(ptr);
+}
+
+/* Blocks are plain malloc() blocks with no header, so glibc knows their
+ * size (under ASan, exactly the size asked for). */
+size_t mem_usable_size(void *ptr)
+{
+    return malloc_usable_size(ptr);
 }
 
 char *mem_strndup(const char *s, size_t n)

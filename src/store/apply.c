@@ -19,7 +19,8 @@ static int apply__ship_new(struct store *s, const uint8_t *p, size_t len,
     int rv = record_decode_ship_new(p, len, &r);
     if (rv != 0 || r.id_len == 0 || r.id_len > STORE_ID_MAX ||
         r.name_len > STORE_NAME_MAX) {
-        return BERTH_ECORRUPT;
+        return store_set_error(s, BERTH_ECORRUPT,
+                               "a new ship's record does not decode");
     }
     char id[STORE_ID_MAX + 1];
     memcpy(id, r.id, r.id_len);
@@ -46,7 +47,8 @@ static int apply__ship_new(struct store *s, const uint8_t *p, size_t len,
     memcpy(ship.name, r.name, r.name_len);
     ship.program = mem_strndup(r.program, r.program_len);
     if (ship.program == NULL) {
-        return BERTH_ENOMEM;
+        return store_set_error(s, BERTH_ENOMEM,
+                               "applying a new ship: out of memory");
     }
     ship.created_ns = r.created_ns;
     ship.idle_timeout_ms = r.idle_timeout_ms;
@@ -78,7 +80,8 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
     struct record_ship_batch b;
     if (record_decode_ship_batch(p, len, &b) != 0 ||
         b.name_len > STORE_NAME_MAX || b.program_len == 0) {
-        return BERTH_ECORRUPT;
+        return store_set_error(s, BERTH_ECORRUPT,
+                               "a ship batch record does not decode");
     }
     uint64_t next;
     int rv = store_meta_get(s, "next_sid", &next);
@@ -93,7 +96,8 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
     if (ship.program == NULL || (b.args_len && ship.args == NULL) ||
         (b.env_len && ship.env == NULL)) {
         store_ship_clear(&ship);
-        return BERTH_ENOMEM;
+        return store_set_error(s, BERTH_ENOMEM,
+                               "applying new ships: out of memory");
     }
     if (b.args_len > 0) {
         memcpy(ship.args, b.args, b.args_len);
@@ -113,7 +117,9 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
         ship.sid = next + 1 + i;
         registry_id_encode(pk, REGISTRY_KEY_SIZE, ship.id);
         if (record_ship_batch_name(&b, i, ship.name, sizeof ship.name) != 0) {
-            rv = BERTH_ECORRUPT;
+            rv = store_set_error(s, BERTH_ECORRUPT,
+                                 "a ship batch names ship %u wrongly",
+                                 (unsigned)i);
             break;
         }
         /* libsodium's secret key is the seed followed by the public key. */
@@ -164,7 +170,8 @@ static int apply__events(struct store *s, const uint8_t *p, size_t len,
             break;
         }
         if (rv != 0 || record_decode_event(rec, rec_len, &ev) != 0) {
-            rv = BERTH_ECORRUPT;
+            rv = store_set_error(s, BERTH_ECORRUPT,
+                                 "an event record does not decode");
             break;
         }
         /* Consecutive records of one ship share one read and one write of
@@ -231,7 +238,8 @@ static int apply__snapshot(struct store *s, const uint8_t *p, size_t len,
     struct record_snapshot r;
     struct store_ship ship;
     if (record_decode_snapshot(p, len, &r) != 0) {
-        return BERTH_ECORRUPT;
+        return store_set_error(s, BERTH_ECORRUPT,
+                               "a snapshot record does not decode");
     }
     int rv = store_ship_get_sid(s, r.sid, &ship);
     if (rv == BERTH_ENOTFOUND) {
@@ -276,7 +284,8 @@ static int apply__ship_remove(struct store *s, const uint8_t *p, size_t len)
 {
     uint64_t sid;
     if (record_decode_ship_remove(p, len, &sid) != 0) {
-        return BERTH_ECORRUPT;
+        return store_set_error(s, BERTH_ECORRUPT,
+                               "a ship removal record does not decode");
     }
     int rv = store_ship_delete(s, sid);
     return rv == BERTH_ENOTFOUND ? 0 : rv;
@@ -290,7 +299,7 @@ int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
     uint64_t applied = 0;
     *result = 0;
     if (record_entry_type(entry, len, &type) != 0) {
-        return BERTH_ECORRUPT;
+        return store_set_error(s, BERTH_ECORRUPT, "the entry has no type");
     }
     int rv = store_begin(s);
     if (rv != 0) {
@@ -324,7 +333,8 @@ int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
         rv = apply__ship_batch(s, entry, len, result);
         break;
     default:
-        rv = BERTH_ECORRUPT;
+        rv = store_set_error(s, BERTH_ECORRUPT, "unknown entry type %u",
+                             (unsigned)type);
         break;
     }
     if (rv == APPLY__UNDO) {

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sodium.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "core/record.h"
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "store/heap.h"
 
 #define STORE__SCHEMA_VERSION 5
 
@@ -410,6 +412,9 @@ static int store__close_db(struct store *s)
 int store_open(struct store **out, const char *path, char *errmsg)
 {
     int rv;
+    /* Before anything opens a database: SQLite then allocates through
+     * lib/mem.h (store/heap.h). */
+    store_install_heap();
     struct store *s = mem_calloc(1, sizeof *s);
     if (s == NULL) {
         err_printf(errmsg, "out of memory");
@@ -447,6 +452,15 @@ void store_close(struct store *s)
 const char *store_errmsg(const struct store *s)
 {
     return s->errmsg;
+}
+
+int store_set_error(struct store *s, int rv, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+    va_end(ap);
+    return rv;
 }
 
 int store_begin(struct store *s)

@@ -76,6 +76,11 @@ void store_close(struct store *s);
 /* Return the message of the last failure. */
 const char *store_errmsg(const struct store *s);
 
+/* Set the store's message to the formatted text and return rv: how the
+ * store module's other files (apply.c) report their own failures. */
+int store_set_error(struct store *s, int rv, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Start, commit or roll back a transaction. Transactions do not nest. */
 int store_begin(struct store *s);
 int store_commit(struct store *s);
