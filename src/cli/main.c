@@ -25,6 +25,7 @@
 #include "daemon/host.h"
 #include "http/http.h"
 #include "lib/err.h"
+#include "lib/mem.h"
 
 #define BERTH_VERSION "0.1.0"
 
@@ -383,6 +384,22 @@ static int cli__call(struct cli *c, const char *method, const char *target,
     return 0;
 }
 
+/* Send spec, which this takes, as the JSON body of a request; as
+ * cli__call. */
+static int cli__call_json(struct cli *c, const char *method, const char *target,
+                          json_t *spec, json_t **out)
+{
+    char *body = json_dumps(spec, JSON_COMPACT);
+    json_decref(spec);
+    if (body == NULL) {
+        fprintf(stderr, "berth: out of memory\n");
+        return 1;
+    }
+    int rv = cli__call(c, method, target, body, strlen(body), out);
+    mem_free(body); /* jansson allocates through lib/mem.h */
+    return rv;
+}
+
 static void cli__print_json(json_t *v)
 {
     json_dumpf(v, stdout, JSON_INDENT(2));
@@ -674,11 +691,8 @@ static int cli__ship_new(const struct cli__cmd *cmd, struct cli *c,
     if (spec == NULL) {
         return rv;
     }
-    char *body = json_dumps(spec, JSON_COMPACT);
-    json_decref(spec);
     json_t *v = NULL;
-    rv = cli__call(c, "POST", "/v1/ships", body, strlen(body), &v);
-    free(body);
+    rv = cli__call_json(c, "POST", "/v1/ships", spec, &v);
     if (rv != 0) {
         return rv;
     }
@@ -987,11 +1001,8 @@ static int cli__cluster_join(const struct cli__cmd *cmd, struct cli *c,
                           peer);
     }
     json_t *spec = json_pack("{s:s}", "peer", peer);
-    char *body = json_dumps(spec, JSON_COMPACT);
-    json_decref(spec);
     json_t *v = NULL;
-    int rv = cli__call(c, "POST", "/v1/cluster/join", body, strlen(body), &v);
-    free(body);
+    int rv = cli__call_json(c, "POST", "/v1/cluster/join", spec, &v);
     if (rv != 0) {
         return rv;
     }
@@ -1394,6 +1405,8 @@ static bool cli__is_global(const char *arg)
 
 int main(int argc, char **argv)
 {
+    /* Before any JSON value exists: jansson frees what it allocated. */
+    host_install_json_heap();
     /* Client options before the command, or between ship and its
      * subcommand, go after it unchanged: args starts with them, and words
      * holds the rest of the command line. */

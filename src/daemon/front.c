@@ -17,6 +17,11 @@ static const char *front__extra(int status)
     return status == 503 ? "Retry-After: 1\r\n" : NULL;
 }
 
+void host_install_json_heap(void)
+{
+    json_set_alloc_funcs(mem_alloc, mem_free);
+}
+
 void host_reply_json(struct http_request *req, int status, json_t *body)
 {
     const char *extra = front__extra(status);
@@ -37,7 +42,7 @@ void host_reply_json(struct http_request *req, int status, json_t *body)
         http_reply(req, status, "application/json", text, strlen(text), extra);
     }
     buf_free(&b);
-    free(text);
+    mem_free(text);
 }
 
 void host_reply_error(struct http_request *req, int status, const char *code,

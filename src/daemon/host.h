@@ -64,6 +64,10 @@ struct host_config {
     uint8_t acks;     /* ack level of ships that set none (core/gate.h) */
 };
 
+/* Make jansson allocate through lib/mem.h, so that tests can fail its
+ * allocations too; main calls it once, before any JSON value is made. */
+void host_install_json_heap(void);
+
 /* Fill cfg with the defaults of `berth serve`. */
 void host_config_defaults(struct host_config *cfg);
 
