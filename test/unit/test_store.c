@@ -185,9 +185,11 @@ static void test_events_and_transactions(void **state)
     sum = 0;
     assert_int_equal(store_event_foreach(s, 7, 3, NULL, collect, &sum), 0);
     assert_int_equal(sum, 345);
-    assert_int_equal(store_begin(s), 0);
+    assert_int_equal(store_entry_begin(s), 0);
     assert_int_equal(store_event_put(s, 7, 6, "x", 1), 0);
-    assert_int_equal(store_rollback(s), 0);
+    assert_int_equal(store_entry_undo(s), 0);
+    assert_int_equal(store_entry_end(s), 0);
+    assert_int_equal(store_flush(s), 0);
     sum = 0;
     assert_int_equal(store_event_foreach(s, 7, 3, NULL, collect, &sum), 0);
     assert_int_equal(sum, 345);
