@@ -15,6 +15,22 @@
 #define FSM__FRAME 8
 #define FSM__EVERY 1024
 
+/* The store's batch (store/store.h) is committed after this many entries or
+ * entry bytes, or once its first entry is this old. With 256 writers to as
+ * many ships, committing every 32 entries rather than every one cut the
+ * bytes written per event from 18 KB to 6.6 KB on each host and raised
+ * throughput by a third (docs/design.md); big entries gain nothing from
+ * sharing a commit.
+ *
+ * A host that no other host replicates from commits every entry, before
+ * anything it commits is released: its store is then the proof of what may
+ * have been acknowledged, which tells a damaged last entry from a torn
+ * write (docs/design.md, "A damaged log"). With peers, the entries a host
+ * loses that way are on the hosts that acknowledged them. */
+#define FSM__FLUSH_ENTRIES 64
+#define FSM__FLUSH_BYTES (8u << 20)
+#define FSM__FLUSH_MS 200
+
 struct fsm {
     struct raft_fsm raft_fsm;
     struct raft *raft;
@@ -26,6 +42,9 @@ struct fsm {
     uint64_t snapshot_index; /* raft index of the last snapshot */
     uint64_t bytes_since;    /* entry bytes applied since it */
     uint64_t store_bytes;    /* what the last snapshot cost */
+    uint64_t unflushed;      /* entry bytes in the store's batch */
+    uint64_t now_ms;         /* as of the last fsm_tick */
+    uint64_t batch_ms;       /* when the batch's first entry was applied */
     uint64_t prev_index;     /* snapshot_index and bytes_since before the */
     uint64_t prev_bytes;     /* snapshot being taken, should it fail */
     bool compacting;         /* fsm_compact asked for a snapshot */
@@ -116,6 +135,29 @@ static void fsm__release(struct fsm *f)
     }
 }
 
+/* Commit the store's batch; a failure leaves the store behind what raft
+ * counts as applied, which only a restart mends. */
+static int fsm__flush(struct fsm *f)
+{
+    f->unflushed = 0;
+    int rv = store_flush(f->store);
+    if (rv != 0) {
+        fsm__fatal(f, "committing applied entries to the store: %s (%s)",
+                   err_str(rv), store_errmsg(f->store));
+    }
+    return rv;
+}
+
+/* Whether no other host holds this log: no other voter or standby. */
+static bool fsm__alone(const struct fsm *f)
+{
+    unsigned holders = 0;
+    for (unsigned i = 0; f->raft != NULL && i < f->raft->configuration.n; i++) {
+        holders += f->raft->configuration.servers[i].role != RAFT_SPARE;
+    }
+    return holders <= 1;
+}
+
 static int fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf,
                       void **result)
 {
@@ -155,6 +197,15 @@ static int fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf,
         }
     }
     f->bytes_since += buf->len;
+    if (f->unflushed == 0) {
+        f->batch_ms = f->now_ms;
+    }
+    f->unflushed += buf->len;
+    if ((store_unflushed(f->store) >= FSM__FLUSH_ENTRIES ||
+         f->unflushed >= FSM__FLUSH_BYTES || fsm__alone(f)) &&
+        fsm__flush(f) != 0) {
+        return RAFT_IOERR;
+    }
     fsm__settings(f, index);
     *result = (void *)(intptr_t)res;
     return 0;
@@ -169,6 +220,10 @@ static int fsm__snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
     fsm__release(f);
     if (f->pinned) {
         return RAFT_BUSY;
+    }
+    /* The copy is of the committed store. */
+    if (fsm__flush(f) != 0) {
+        return RAFT_IOERR;
     }
     int rv = store_image_begin(f->store, &f->img);
     if (rv != 0) {
@@ -246,6 +301,7 @@ static int fsm__restore(struct raft_fsm *rf, struct raft_buffer *buf)
     struct fsm *f = rf->data;
     bool replaced = false;
     fsm__release(f);
+    f->unflushed = 0;
     int rv = store_image_restore(f->store, buf->base, buf->len, &replaced);
     if (rv != 0) {
         fsm__fatal(f, "restoring a raft snapshot: %s (%s)", err_str(rv),
@@ -350,6 +406,15 @@ void fsm_compact(struct fsm *f)
     f->compacting = true;
     raft_set_snapshot_threshold(f->raft, 1);
     raft_set_snapshot_trailing(f->raft, 0);
+}
+
+void fsm_tick(struct fsm *f, uint64_t now_ms)
+{
+    f->now_ms = now_ms;
+    if (f->unflushed > 0 && !f->fatal &&
+        now_ms - f->batch_ms >= FSM__FLUSH_MS) {
+        fsm__flush(f);
+    }
 }
 
 struct fsm_stats fsm_stats(const struct fsm *f)

@@ -101,6 +101,12 @@ void fsm_set_trailing(struct fsm *f, unsigned trailing);
  * disk; once it is taken the usual settings return. */
 void fsm_compact(struct fsm *f);
 
+/* Tell the fsm the time (milliseconds, any monotonic origin): it commits
+ * the store's batch of applied entries once the batch is FSM__FLUSH_MS old
+ * (fsm.c), so that a host with nothing more to apply has its store current
+ * soon. Called by the log after every loop iteration. */
+void fsm_tick(struct fsm *f, uint64_t now_ms);
+
 /* Return what f has done so far. */
 struct fsm_stats fsm_stats(const struct fsm *f);
 

@@ -203,6 +203,8 @@ static void log__check_cb(uv_check_t *c)
     if (l->leading && l->cfg.progress != NULL) {
         l->cfg.progress(l->cfg.arg);
     }
+    /* raft's own timers wake the loop at least every heartbeat. */
+    fsm_tick(l->cfg.fsm, uv_now(l->loop));
 }
 
 bool log_leading(const struct log *l)

@@ -760,6 +760,8 @@ static void admin__stats(struct host *h, struct http_request *req)
     json_object_set_new(o, "start_ms", json_real(h->ready_ns / 1e6));
     json_object_set_new(o, "log_applied_index",
                         json_integer((json_int_t)log_applied_index(h->log)));
+    json_object_set_new(o, "store_unflushed",
+                        json_integer(store_unflushed(h->store)));
     host_reply_json(req, 200, o);
 }
 

@@ -147,7 +147,13 @@ static int host__apply_registry(struct host *h, uint64_t index,
         record_decode_ship_remove(entry, len, &sid) == 0) {
         /* Give the ship's space back: its pages leave the store's file,
          * and the log's segments with its events leave the disk, at the
-         * raft snapshot this asks for (which syncs the store first). */
+         * raft snapshot this asks for (which syncs the store first).
+         * Only a committed store can give pages back: a failed flush
+         * leaves the store behind the log, which is fatal. */
+        int rv = store_flush(h->store);
+        if (rv != 0) {
+            return rv;
+        }
         if (store_compact(h->store) != 0) {
             host_log("warn", "cannot give a removed ship's space back", "error",
                      store_errmsg(h->store), NULL);

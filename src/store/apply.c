@@ -70,8 +70,8 @@ static int apply__ship_new(struct store *s, const uint8_t *p, size_t len,
     return store_meta_put(s, "next_sid", next + 1);
 }
 
-/* Returned by an apply step whose entry changes nothing after all: the
- * transaction is rolled back, and the entry still counts as applied. */
+/* Returned by an apply step whose entry changes nothing after all: its
+ * changes are undone, and the entry still counts as applied. */
 #define APPLY__UNDO 1
 
 static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
@@ -301,19 +301,18 @@ int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
     if (record_entry_type(entry, len, &type) != 0) {
         return store_set_error(s, BERTH_ECORRUPT, "the entry has no type");
     }
-    int rv = store_begin(s);
+    int rv = store_entry_begin(s);
     if (rv != 0) {
         return rv;
     }
     if (index != 0) {
         rv = store_meta_get(s, "applied_index", &applied);
         if (rv != 0) {
-            store_rollback(s);
-            return rv;
+            goto err_after_begin;
         }
         if (index <= applied) {
             /* Replayed after a restart: the store has it already. */
-            return store_commit(s);
+            return store_entry_end(s);
         }
     }
     switch (type) {
@@ -338,17 +337,21 @@ int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
         break;
     }
     if (rv == APPLY__UNDO) {
-        rv = store_rollback(s);
-        if (rv == 0) {
-            rv = store_begin(s);
-        }
+        rv = store_entry_undo(s);
     }
     if (rv == 0 && index != 0) {
         rv = store_meta_put(s, "applied_index", index);
     }
     if (rv != 0) {
-        store_rollback(s);
-        return rv;
+        goto err_after_begin;
     }
-    return store_commit(s);
+    return store_entry_end(s);
+
+err_after_begin:
+    /* The entry leaves nothing; a batch SQLite rolled back is said by
+     * the return of these, and rv is the first cause either way. */
+    if (store_entry_undo(s) == 0) {
+        store_entry_end(s);
+    }
+    return rv;
 }

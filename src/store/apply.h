@@ -26,8 +26,9 @@ struct store_apply_hook {
     void *arg;
 };
 
-/* Apply the entry at log position index inside one transaction, which also
- * records index as the last applied: an entry at or below it is skipped, so
+/* Apply the entry at log position index in the store's batch (store.h:
+ * visible at once, in the file after store_flush), recording index as the
+ * last applied: an entry at or below it is skipped, so
  * a restart that replays the log's tail costs nothing for what the store has.
  * index 0 means "unknown": the entry is applied (idempotently) and nothing is
  * recorded. A damaged ship's records are left out and reported to hook (which
@@ -35,8 +36,9 @@ struct store_apply_hook {
  * not stop the others. Returns 0 with *result set to 0, or to BERTH_EEXIST
  * when a SHIP_NEW or SHIP_BATCH lost a race for a name or id (the batch then
  * created nothing); or a negative code when the store failed or the entry is
- * corrupt, which is fatal to the host (the transaction is rolled back). The
- * caller keeps entry and hook. */
+ * corrupt, which is fatal to the host (the entry leaves nothing, and the
+ * batch may be gone too: store_entry_end says how). The caller keeps entry
+ * and hook. */
 int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
                       size_t len, const struct store_apply_hook *hook,
                       int *result);

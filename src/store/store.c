@@ -44,6 +44,9 @@ enum {
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_ROLLBACK_TO,
+    ST_RELEASE,
     ST__COUNT
 };
 
@@ -97,6 +100,9 @@ static const char *store__sql[ST__COUNT] = {
     [ST_BEGIN] = "BEGIN",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT entry",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO entry",
+    [ST_RELEASE] = "RELEASE entry",
 };
 
 /* Ships, events and snapshots keyed by integers; the events table has no
@@ -123,8 +129,10 @@ static const char store__schema[] =
 struct store {
     sqlite3 *db;
     sqlite3_stmt *st[ST__COUNT];
-    char *path;  /* what store_image_restore writes next to */
-    bool pinned; /* an image is being read: no checkpoint may run */
+    char *path;         /* what store_image_restore writes next to */
+    bool pinned;        /* an image is being read: no checkpoint may run */
+    bool batch;         /* a batch's transaction is open */
+    unsigned unflushed; /* entries in it */
     char errmsg[ERRMSG_SIZE];
 };
 
@@ -444,6 +452,8 @@ void store_close(struct store *s)
     if (s == NULL) {
         return;
     }
+    /* What fails here is replayed from the log at the next start. */
+    store_flush(s);
     store__close_db(s);
     mem_free(s->path);
     mem_free(s);
@@ -463,23 +473,78 @@ int store_set_error(struct store *s, int rv, const char *fmt, ...)
     return rv;
 }
 
-int store_begin(struct store *s)
+/* SQLite rolls a whole transaction back by itself after some errors (a full
+ * disk, an I/O error, no memory): then the batch is gone. */
+static int store__batch_lost(struct store *s, int rv)
 {
-    return store__exec(s, store__stmt(s, ST_BEGIN), "begin");
+    if (s->batch && sqlite3_get_autocommit(s->db)) {
+        char why[ERRMSG_SIZE];
+        memcpy(why, s->errmsg, sizeof why);
+        s->batch = false;
+        s->unflushed = 0;
+        err_printf(s->errmsg,
+                   "the entries applied since the last flush were rolled "
+                   "back: %s",
+                   why);
+        return rv != 0 ? rv : BERTH_EIO;
+    }
+    return rv;
 }
 
-int store_commit(struct store *s)
+int store_entry_begin(struct store *s)
 {
-    return store__exec(s, store__stmt(s, ST_COMMIT), "commit");
+    if (!s->batch) {
+        int rv = store__exec(s, store__stmt(s, ST_BEGIN), "begin");
+        if (rv != 0) {
+            return rv;
+        }
+        s->batch = true;
+    }
+    int rv = store__exec(s, store__stmt(s, ST_SAVEPOINT), "savepoint");
+    return store__batch_lost(s, rv);
 }
 
-int store_rollback(struct store *s)
+int store_entry_undo(struct store *s)
 {
-    return store__exec(s, store__stmt(s, ST_ROLLBACK), "rollback");
+    int rv = store__exec(s, store__stmt(s, ST_ROLLBACK_TO), "rollback");
+    return store__batch_lost(s, rv);
+}
+
+int store_entry_end(struct store *s)
+{
+    int rv = store__exec(s, store__stmt(s, ST_RELEASE), "release");
+    rv = store__batch_lost(s, rv);
+    if (rv == 0) {
+        s->unflushed++;
+    }
+    return rv;
+}
+
+int store_flush(struct store *s)
+{
+    if (!s->batch) {
+        return 0;
+    }
+    int rv = store__exec(s, store__stmt(s, ST_COMMIT), "commit");
+    if (rv != 0 && !sqlite3_get_autocommit(s->db)) {
+        store__exec(s, store__stmt(s, ST_ROLLBACK), "rollback");
+    }
+    s->batch = false;
+    s->unflushed = 0;
+    return rv;
+}
+
+unsigned store_unflushed(const struct store *s)
+{
+    return s->unflushed;
 }
 
 int store_sync(struct store *s)
 {
+    int rv = store_flush(s);
+    if (rv != 0) {
+        return rv;
+    }
     if (s->pinned) {
         /* A checkpoint would write the pinned file under the reader. */
         err_printf(s->errmsg, "checkpoint: an image of the store is being "
@@ -510,10 +575,14 @@ int store_sync(struct store *s)
 
 int store_compact(struct store *s)
 {
+    int rv = store_flush(s);
+    if (rv != 0) {
+        return rv;
+    }
     char *msg = NULL;
     int rc = sqlite3_exec(s->db, "PRAGMA incremental_vacuum", NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
-        int rv = store__fail(s, rc, "giving free pages back");
+        rv = store__fail(s, rc, "giving free pages back");
         sqlite3_free(msg);
         return rv;
     }
@@ -1202,6 +1271,10 @@ int store_image_restore(struct store *s, const uint8_t *image, size_t len,
         err_printf(s->errmsg, "the store image's header fails its checks");
         return BERTH_ECORRUPT;
     }
+    int rv = store_flush(s);
+    if (rv != 0) {
+        return rv;
+    }
     if (s->pinned || sqlite3_get_autocommit(s->db) == 0) {
         err_printf(s->errmsg, "the store is busy: it cannot be replaced now");
         return BERTH_EBUSY;
@@ -1210,7 +1283,7 @@ int store_image_restore(struct store *s, const uint8_t *image, size_t len,
         err_printf(s->errmsg, "a store in memory has no file to replace");
         return BERTH_EINVAL;
     }
-    int rv = store_meta_get(s, "applied_index", &applied);
+    rv = store_meta_get(s, "applied_index", &applied);
     if (rv != 0 || applied >= index) {
         return rv;
     }

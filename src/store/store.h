@@ -12,9 +12,18 @@
  * Event and snapshot bytes are opaque here: core/record.h encodes them.
  * Every function runs on the caller's thread and may block on disk. All
  * functions return 0 or a negative BERTH_E* code; on error the store's
- * message (store_errmsg) says what failed. Writes outside an explicit
- * transaction commit one by one; apply wraps each log entry in
- * store_begin()/store_commit(). */
+ * message (store_errmsg) says what failed. Writes outside a batch commit
+ * one by one.
+ *
+ * Batches. Applied log entries are not committed one by one: store/apply.c
+ * runs each in a savepoint of one open transaction, the batch, and
+ * store_flush commits it. An entry is visible to this store's reads at once
+ * and reaches the file at the flush. A commit writes every page it touched
+ * whole into the WAL, and entries to many ships touch a page or more per
+ * event, so one commit for many entries writes a page once where it would
+ * have been written once per entry. Nothing is lost in between: until the
+ * flush, the entries are in the raft log, which replays them on start; a
+ * snapshot, a sync, a compaction, a restore and close flush first. */
 #ifndef BERTH_STORE_STORE_H
 #define BERTH_STORE_STORE_H
 
@@ -70,7 +79,7 @@ void store_ship_clear(struct store_ship *ship);
  * negative code and writes a message to errmsg (ERRMSG_SIZE bytes). */
 int store_open(struct store **out, const char *path, char *errmsg);
 
-/* Close the store and free it. */
+/* Flush, close the store and free it. */
 void store_close(struct store *s);
 
 /* Return the message of the last failure. */
@@ -81,19 +90,36 @@ const char *store_errmsg(const struct store *s);
 int store_set_error(struct store *s, int rv, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Start, commit or roll back a transaction. Transactions do not nest. */
-int store_begin(struct store *s);
-int store_commit(struct store *s);
-int store_rollback(struct store *s);
+/* Start one entry's changes: in the open batch, or in a new one. */
+int store_entry_begin(struct store *s);
 
-/* Make every committed transaction durable on disk (checkpoint + fsync);
+/* Undo the changes since store_entry_begin; the entry stays open. */
+int store_entry_undo(struct store *s);
+
+/* End the entry: its changes join the batch. On an error from an entry's
+ * writes, store_entry_undo and store_entry_end leave the batch as it was
+ * before the entry, unless SQLite rolled the whole batch back (a full disk,
+ * an I/O error): then they return a negative code, and the entries since the
+ * last flush are gone from the store (never from the log). */
+int store_entry_end(struct store *s);
+
+/* Commit the batch, if one is open. On failure its entries are gone from the
+ * store, which is then behind the log: the caller must stop and let the next
+ * start replay them. */
+int store_flush(struct store *s);
+
+/* Return the number of entries in the open batch (0: none). */
+unsigned store_unflushed(const struct store *s);
+
+/* Flush, then make every committed transaction durable on disk (checkpoint
+ * + fsync);
  * the WAL is emptied, and the pages store_compact gave back leave the
  * database file. */
 int store_sync(struct store *s);
 
 /* Give the database's free pages (what removed ships held) back to the file
- * system: they leave the file at the next store_sync. Outside a
- * transaction. */
+ * system: they leave the file at the next store_sync. It flushes the batch
+ * first. */
 int store_compact(struct store *s);
 
 /* Read or write a host-wide counter by name; a missing one reads as 0. */
@@ -239,7 +265,7 @@ struct store_image {
 /* Sync and pin the store (see above) and fill img. On the store's thread,
  * outside a transaction; one image at a time (BERTH_EBUSY otherwise), and
  * not for a ":memory:" store (BERTH_EINVAL). Every success is followed by
- * store_image_end. */
+ * store_image_end. It flushes the batch first. */
 int store_image_begin(struct store *s, struct store_image *img);
 
 /* Copy img into out, which holds STORE_IMAGE_HEADER + img->size bytes (the
@@ -272,8 +298,8 @@ int store_image_index(const uint8_t *image, size_t len, uint64_t *index);
  * disk) leaves the old store as it was and usable; one after it (the new
  * file cannot be opened) leaves s unusable, and the host must stop;
  * *replaced says whether s holds the image's contents, error or not. On the
- * store's thread, outside a transaction and not while pinned (BERTH_EBUSY).
- * The caller keeps image. */
+ * store's thread, not while pinned (BERTH_EBUSY); the batch is flushed
+ * first. The caller keeps image. */
 int store_image_restore(struct store *s, const uint8_t *image, size_t len,
                         bool *replaced);
 

@@ -186,6 +186,23 @@ class Host:
         finally:
             c.close()
 
+    def admin(self, method, path, body=None, timeout=10):
+        """One admin request: (status, parsed JSON or None)."""
+        c = UnixHTTPConnection(os.path.join(self.data, "admin.sock"), timeout)
+        try:
+            if body is not None and not isinstance(body, (bytes, str)):
+                body = json.dumps(body)
+            c.request(method, path, body=body,
+                      headers={"Content-Type": "application/json"} if body else {})
+            r = c.getresponse()
+            raw = r.read()
+            try:
+                return r.status, json.loads(raw) if raw else None
+            except ValueError:
+                return r.status, raw
+        finally:
+            c.close()
+
     def cli(self, *args, check=True):
         r = subprocess.run([BERTH] + list(args) + ["--data", self.data],
                            capture_output=True, text=True, timeout=60)
@@ -343,23 +360,6 @@ class ClusterHost(Host):
         super().start(timeout)
         self.joined = True
         return self
-
-    def admin(self, method, path, body=None, timeout=10):
-        """One admin request: (status, parsed JSON or None)."""
-        c = UnixHTTPConnection(os.path.join(self.data, "admin.sock"), timeout)
-        try:
-            if body is not None and not isinstance(body, (bytes, str)):
-                body = json.dumps(body)
-            c.request(method, path, body=body,
-                      headers={"Content-Type": "application/json"} if body else {})
-            r = c.getresponse()
-            raw = r.read()
-            try:
-                return r.status, json.loads(raw) if raw else None
-            except ValueError:
-                return r.status, raw
-        finally:
-            c.close()
 
     def cluster(self, timeout=5):
         """GET /v1/cluster from this host, or None when it does not answer."""

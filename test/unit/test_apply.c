@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <sodium.h>
 
@@ -443,6 +445,74 @@ static void test_events_carry_the_alarm(void **state)
     store_ship_clear(&ship);
 }
 
+/* Copy a store's files, as a crash would leave them, and open the copy. */
+static struct store *crash_copy(const char *dir)
+{
+    char cmd[600], path[300], errmsg[ERRMSG_SIZE];
+    snprintf(cmd, sizeof cmd,
+             "rm -rf %s/copy && mkdir %s/copy && cp %s/store.db* %s/copy/", dir,
+             dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/copy/store.db", dir);
+    struct store *c;
+    assert_int_equal(store_open(&c, path, errmsg), 0);
+    return c;
+}
+
+/* Applied entries are read back at once but reach the file only at a
+ * flush; an entry that fails leaves the batch before it intact. */
+static void test_batch_reaches_the_file_at_flush(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/berth-apply-XXXXXX", path[300], errmsg[ERRMSG_SIZE];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/store.db", dir);
+    struct store *s;
+    assert_int_equal(store_open(&s, path, errmsg), 0);
+    struct record_ship_new r = {.id = "ffff", .name = "f", .program = "/x"};
+    struct buf e;
+    uint8_t head[RECORD_HASH_SIZE] = {0};
+    int res;
+    buf_init(&e);
+    assert_int_equal(record_encode_ship_new(&e, &r), 0);
+    assert_int_equal(store_apply_entry(s, 1, e.data, e.len, NULL, &res), 0);
+    buf_free(&e);
+    add_events(&e, 1, 1, 3, head);
+    assert_int_equal(store_apply_entry(s, 2, e.data, e.len, NULL, &res), 0);
+    buf_free(&e);
+    assert_int_equal(store_unflushed(s), 2);
+    assert_int_equal(store_flush(s), 0);
+    assert_int_equal(store_unflushed(s), 0);
+    add_events(&e, 1, 4, 5, head);
+    assert_int_equal(store_apply_entry(s, 3, e.data, e.len, NULL, &res), 0);
+    buf_free(&e);
+    assert_int_equal(count_events(s, 1), 5);
+
+    /* The file holds the flushed entries only. */
+    struct store *c = crash_copy(dir);
+    uint64_t applied;
+    assert_int_equal(store_meta_get(c, "applied_index", &applied), 0);
+    assert_int_equal(applied, 2);
+    assert_int_equal(count_events(c, 1), 3);
+    store_close(c);
+
+    /* A corrupt entry fails alone. */
+    uint8_t junk[] = {RECORD_ENTRY_EVENTS, 0xff, 0xff};
+    assert_int_equal(store_apply_entry(s, 4, junk, sizeof junk, NULL, &res),
+                     BERTH_ECORRUPT);
+    assert_int_equal(store_flush(s), 0);
+    assert_int_equal(store_meta_get(s, "applied_index", &applied), 0);
+    assert_int_equal(applied, 3);
+    assert_int_equal(count_events(s, 1), 5);
+    store_close(s);
+    c = crash_copy(dir);
+    assert_int_equal(count_events(c, 1), 5);
+    store_close(c);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +531,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_events_carry_the_alarm, setup,
                                         teardown),
+        cmocka_unit_test(test_batch_reaches_the_file_at_flush),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

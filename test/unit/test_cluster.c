@@ -141,6 +141,7 @@ static struct {
     unsigned long acked, failed, elections, installs, snapshots;
     unsigned long snapshot_failures, dropped_installs;
     unsigned long seeds, seeds_installed; /* seeds where cl_install did */
+    unsigned long most_unflushed;         /* the largest store batch seen */
 } cl_total;
 
 static uint64_t cl_rand(struct cl *c)
@@ -298,6 +299,10 @@ static int cl_applied(void *arg, uint64_t index, const uint8_t *entry,
     uint8_t type;
     uint64_t sid;
     struct record_snapshot snap;
+    /* Servers with peers share store commits among entries (fsm.c). */
+    if (store_unflushed(s->store) > cl_total.most_unflushed) {
+        cl_total.most_unflushed = store_unflushed(s->store);
+    }
     assert_int_equal(record_entry_type(entry, len, &type), 0);
     if (type == RECORD_ENTRY_EVENTS) {
         size_t off = 0;
@@ -1197,17 +1202,19 @@ static void test_cluster_seeds(void **state)
     fprintf(stderr,
             "cluster: %lu entries acknowledged, %lu failed, %lu leaders, "
             "%lu snapshots taken, %lu failed, %lu installed (%lu dropped "
-            "by libraft), an install in %lu of %lu seeds\n",
+            "by libraft), an install in %lu of %lu seeds, store batches of "
+            "up to %lu entries\n",
             cl_total.acked, cl_total.failed, cl_total.elections,
             cl_total.snapshots, cl_total.snapshot_failures, cl_total.installs,
-            cl_total.dropped_installs, cl_total.seeds_installed,
-            cl_total.seeds);
+            cl_total.dropped_installs, cl_total.seeds_installed, cl_total.seeds,
+            cl_total.most_unflushed);
     assert_true(cl_total.acked > 0);
     if (one == NULL || *one == '\0') {
         assert_true(cl_total.failed > 0);
         assert_true(cl_total.installs > 0);
         assert_true(cl_total.seeds_installed * 2 >= cl_total.seeds);
         assert_true(cl_total.snapshots > 0);
+        assert_true(cl_total.most_unflushed > 1);
     }
 }
 

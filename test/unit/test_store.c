@@ -186,9 +186,11 @@ static void test_events_and_transactions(void **state)
     sum = 0;
     assert_int_equal(store_event_foreach(s, 7, 3, NULL, collect, &sum), 0);
     assert_int_equal(sum, 345);
-    assert_int_equal(store_begin(s), 0);
+    assert_int_equal(store_entry_begin(s), 0);
     assert_int_equal(store_event_put(s, 7, 6, "x", 1), 0);
-    assert_int_equal(store_rollback(s), 0);
+    assert_int_equal(store_entry_undo(s), 0);
+    assert_int_equal(store_entry_end(s), 0);
+    assert_int_equal(store_flush(s), 0);
     sum = 0;
     assert_int_equal(store_event_foreach(s, 7, 3, NULL, collect, &sum), 0);
     assert_int_equal(sum, 345);
@@ -781,8 +783,8 @@ static void test_sqlite_allocates_through_mem(void **state)
 }
 
 /* One attempt of the fault loop: a new store at path, a ship put and read
- * back, an entry applied, the store synced. Returns 0 or the first failure's
- * code, after checking that the failure says what it was. */
+ * back, an entry applied and flushed, the store synced. Returns 0 or the first
+ * failure's code, after checking that the failure says what it was. */
 static int store_attempt(const char *path, const struct buf *entry)
 {
     struct store *s;
@@ -808,10 +810,10 @@ static int store_attempt(const char *path, const struct buf *entry)
     if (rv == 0 && (rv = store_apply_entry(s, 1, entry->data, entry->len, NULL,
                                            &result)) == 0) {
         assert_int_equal(result, 0);
-        rv = store_ship_get(s, "beta", &got);
-        if (rv == 0) {
-            store_ship_clear(&got);
-        }
+        rv = store_flush(s);
+    }
+    if (rv == 0 && (rv = store_ship_get(s, "beta", &got)) == 0) {
+        store_ship_clear(&got);
     }
     if (rv == 0) {
         rv = store_sync(s);
