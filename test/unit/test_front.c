@@ -99,8 +99,8 @@ static void test_every_json_allocation_can_fail(void **state)
     json_t *v = json_loads(text, 0, &jerr);
     mem_free(text);
     assert_non_null(v);
-    json_t *ship = json_array_get(json_object_get(json_array_get(v, 0), "ships"),
-                                  1);
+    json_t *ship =
+        json_array_get(json_object_get(json_array_get(v, 0), "ships"), 1);
     assert_int_equal(json_integer_value(json_object_get(ship, "last_event")),
                      12);
     assert_string_equal(
