@@ -29,7 +29,7 @@
  * loses that way are on the hosts that acknowledged them. */
 #define FSM__FLUSH_ENTRIES 64
 #define FSM__FLUSH_BYTES (8u << 20)
-#define FSM__FLUSH_MS 200
+#define FSM__FLUSH_MS 1000
 
 struct fsm {
     struct raft_fsm raft_fsm;
