@@ -555,6 +555,10 @@ static void transport__connection_cb(uv_stream_t *server, int status)
         transport__conn_close(c);
         return;
     }
+    /* Replies and raft's messages are small and each is waited for: Nagle
+     * would hold one back until the last is acknowledged, which a delayed
+     * ACK puts off by up to 40 ms. */
+    uv_tcp_nodelay(c->tcp, 1);
     c->header_need = TRANSPORT__REQ_HEADER;
     uv_timer_start(&c->timer, transport__timeout_cb, TRANSPORT__HANDSHAKE_MS,
                    0);
@@ -596,6 +600,7 @@ static void transport__connect_cb(uv_connect_t *req, int status)
         transport__dial_fail(c, BERTH_ENOCONNECT);
         return;
     }
+    uv_tcp_nodelay(c->tcp, 1); /* as on the accepting side */
     uv_write_t *w = mem_alloc(sizeof *w);
     if (w == NULL) {
         transport__dial_fail(c, BERTH_ENOMEM);
