@@ -19,12 +19,24 @@
  * so that a flood of silent sockets cannot take every descriptor. */
 #define TRANSPORT__MAX_HANDSHAKES 256
 
+/* Keeping connections for the next call. A dialer keeps a connection whose
+ * call was answered for TRANSPORT__IDLE_MS, at most TRANSPORT__MAX_IDLE of
+ * them; the listener waits for a next call longer, TRANSPORT__KEEP_MS, so
+ * that it is the dialer that closes an idle connection, never the listener
+ * under a call being sent. A connect and its handshake cost both hosts more
+ * than a forwarded request does. */
+#define TRANSPORT__IDLE_MS 2000
+#define TRANSPORT__MAX_IDLE 64
+#define TRANSPORT__KEEP_MS 30000
+#define TRANSPORT__MAX_KEPT 512
+
 /* What a connection is doing. */
 enum transport__role {
     TRANSPORT__INBOUND = 1, /* accepted; reading a request */
     TRANSPORT__CALL,        /* accepted call waiting for transport_reply */
     TRANSPORT__DIAL_RAFT,   /* dialed for libraft; reading the reply */
     TRANSPORT__DIAL_CALL,   /* dialed for transport_request */
+    TRANSPORT__IDLE,        /* dialed; answered; waiting for the next call */
 };
 
 struct transport_call {
@@ -39,13 +51,16 @@ struct transport_call {
     uint8_t *body;
     size_t body_len;
     bool in_body;
-    bool done;   /* the outcome was delivered; only closing is left */
-    int handles; /* open handles (tcp, timer) of this connection */
+    bool counted; /* counted in the transport's handshakes */
+    bool kept;    /* accepted, answered, and kept for a next call */
+    bool done;    /* the outcome was delivered; only closing is left */
+    int handles;  /* open handles (tcp, timer) of this connection */
     unsigned kind;
     uint64_t sender;
     /* Dialing: the request to send and whom to tell. */
     struct buf out;
     struct raft_uv_connect *raft_req;
+    char *address; /* whom a call was dialed to: the key of the idle pool */
     transport_reply_cb cb;
     void *cb_arg;
     struct transport_call *prev, *next;
@@ -69,6 +84,9 @@ struct transport {
     uint64_t id;
     uint64_t refused;
     unsigned handshakes;
+    unsigned idle;                /* dialed connections kept idle */
+    uint64_t dials;               /* connections dialed, since start */
+    unsigned kept;                /* accepted connections kept */
     struct transport_call *conns; /* every live connection */
     int handles;                  /* the listener, when open */
     transport_close_cb close_cb;
@@ -160,6 +178,7 @@ static struct transport_call *transport__conn_new(struct transport *t,
     transport__link(t, c);
     if (role == TRANSPORT__INBOUND) {
         t->handshakes++;
+        c->counted = true;
     }
     return c;
 }
@@ -169,6 +188,7 @@ static void transport__conn_free(struct transport_call *c)
     struct transport *t = c->t;
     transport__unlink(t, c);
     mem_free(c->body);
+    mem_free(c->address);
     buf_free(&c->out);
     mem_free(c);
     transport__maybe_closed(t);
@@ -195,8 +215,17 @@ static void transport__timer_closed(uv_handle_t *h)
  * when it was handed to libraft. */
 static void transport__conn_close(struct transport_call *c)
 {
-    if (c->role == TRANSPORT__INBOUND && !c->done) {
-        c->t->handshakes--;
+    struct transport *t = c->t;
+    if (c->counted) {
+        t->handshakes--;
+        c->counted = false;
+    }
+    if (c->kept) {
+        t->kept--;
+        c->kept = false;
+    }
+    if (c->role == TRANSPORT__IDLE && !c->done) {
+        t->idle--;
     }
     c->done = true;
     if (!uv_is_closing((uv_handle_t *)&c->timer)) {
@@ -230,25 +259,32 @@ static void transport__refuse(struct transport *t, const char *what,
 
 struct transport__write {
     uv_write_t req;
-    struct transport_call *c; /* to close after the write, or NULL */
+    struct transport_call *c; /* to close or keep after the write, or NULL */
+    bool keep;
     uint8_t data[];
 };
+
+static void transport__keep(struct transport_call *c);
 
 static void transport__write_cb(uv_write_t *req, int status)
 {
     struct transport__write *w = (struct transport__write *)req;
-    (void)status;
     if (w->c != NULL) {
-        transport__conn_close(w->c);
+        if (w->keep && status == 0) {
+            transport__keep(w->c);
+        } else {
+            transport__conn_close(w->c);
+        }
     }
     mem_free(w);
 }
 
-/* Write a reply header and body on stream; close c after it when c is not
- * NULL. Returns 0 or a negative code. */
+/* Write a reply header and body on stream; then close c when c is not
+ * NULL, or keep it for a next call when keep is true. Returns 0 or a
+ * negative code. */
 static int transport__write_reply(uv_stream_t *stream, unsigned status,
                                   const void *body, size_t len,
-                                  struct transport_call *close_after)
+                                  struct transport_call *close_after, bool keep)
 {
     struct transport__write *w =
         mem_alloc(sizeof *w + TRANSPORT__REPLY_HEADER + len);
@@ -262,6 +298,7 @@ static int transport__write_reply(uv_stream_t *stream, unsigned status,
         memcpy(w->data + TRANSPORT__REPLY_HEADER, body, len);
     }
     w->c = close_after;
+    w->keep = keep;
     uv_buf_t b =
         uv_buf_init((char *)w->data, (unsigned)(TRANSPORT__REPLY_HEADER + len));
     if (uv_write(&w->req, stream, &b, 1, transport__write_cb) != 0) {
@@ -289,6 +326,18 @@ static void transport__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 static void transport__inbound_done(struct transport_call *c);
 static void transport__dial_done(struct transport_call *c);
 static void transport__dial_fail(struct transport_call *c, int rv);
+static void transport__timeout_cb(uv_timer_t *timer);
+
+/* Get c ready to read a header of need bytes. */
+static void transport__read_anew(struct transport_call *c, size_t need)
+{
+    mem_free(c->body);
+    c->body = NULL;
+    c->body_len = 0;
+    c->got = 0;
+    c->in_body = false;
+    c->header_need = need;
+}
 
 static void transport__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
@@ -296,6 +345,16 @@ static void transport__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     (void)buf;
     if (n == 0) {
         return;
+    }
+    if (c->role == TRANSPORT__IDLE) {
+        /* The listener went away, or says what nobody asked. */
+        transport__conn_close(c);
+        return;
+    }
+    if (c->kept && c->got == 0 && !c->in_body && n > 0) {
+        /* A next call begins: it has the handshake's time to arrive. */
+        uv_timer_start(&c->timer, transport__timeout_cb,
+                       TRANSPORT__HANDSHAKE_MS, 0);
     }
     if (n < 0) {
         if (c->role == TRANSPORT__INBOUND) {
@@ -363,7 +422,11 @@ static void transport__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static void transport__timeout_cb(uv_timer_t *timer)
 {
     struct transport_call *c = timer->data;
-    if (c->role == TRANSPORT__INBOUND) {
+    if (c->role == TRANSPORT__IDLE ||
+        (c->kept && c->role == TRANSPORT__INBOUND && c->got == 0 &&
+         !c->in_body)) {
+        transport__conn_close(c); /* idle long enough */
+    } else if (c->role == TRANSPORT__INBOUND) {
         transport__refuse(c->t, "peer port: handshake timed out", NULL);
         transport__conn_close(c);
     } else if (c->role != TRANSPORT__CALL) {
@@ -390,7 +453,10 @@ static void transport__inbound_done(struct transport_call *c)
     c->kind = get_le32(c->header + 8 + TRANSPORT_CLUSTER_SIZE);
     c->sender = get_le64(c->header + 8 + TRANSPORT_CLUSTER_SIZE + 8);
     uv_timer_stop(&c->timer);
-    t->handshakes--;
+    if (c->counted) {
+        t->handshakes--;
+        c->counted = false;
+    }
     c->role = TRANSPORT__CALL;
 
     bool ours = memcmp(cluster, t->cluster, TRANSPORT_CLUSTER_SIZE) == 0 &&
@@ -405,7 +471,8 @@ static void transport__inbound_done(struct transport_call *c)
                           hex);
         c->done = true;
         if (transport__write_reply((uv_stream_t *)c->tcp,
-                                   TRANSPORT_WRONG_CLUSTER, NULL, 0, c) != 0) {
+                                   TRANSPORT_WRONG_CLUSTER, NULL, 0, c,
+                                   false) != 0) {
             transport__conn_close(c);
         }
         return;
@@ -418,7 +485,8 @@ static void transport__inbound_done(struct transport_call *c)
             return;
         }
         uv_stream_t *s = (uv_stream_t *)c->tcp;
-        if (transport__write_reply(s, TRANSPORT_OK, NULL, 0, NULL) != 0) {
+        if (transport__write_reply(s, TRANSPORT_OK, NULL, 0, NULL, false) !=
+            0) {
             transport__conn_close(c);
             return;
         }
@@ -438,11 +506,33 @@ void transport_reply(struct transport_call *c, unsigned status,
         return;
     }
     c->done = true;
+    struct transport *t = c->t;
+    bool keep = !t->closing && (c->kept || t->kept < TRANSPORT__MAX_KEPT);
     if (c->tcp == NULL || uv_is_closing((uv_handle_t *)c->tcp) ||
-        transport__write_reply((uv_stream_t *)c->tcp, status, body, len, c) !=
-            0) {
+        transport__write_reply((uv_stream_t *)c->tcp, status, body, len, c,
+                               keep) != 0) {
         transport__conn_close(c);
     }
+}
+
+/* The reply is out: wait for the dialer's next call on this connection. */
+static void transport__keep(struct transport_call *c)
+{
+    struct transport *t = c->t;
+    if (t->closing || c->tcp == NULL || uv_is_closing((uv_handle_t *)c->tcp)) {
+        transport__conn_close(c);
+        return;
+    }
+    if (!c->kept) {
+        c->kept = true;
+        t->kept++;
+    }
+    c->role = TRANSPORT__INBOUND;
+    c->done = false;
+    transport__read_anew(c, TRANSPORT__REQ_HEADER);
+    uv_timer_start(&c->timer, transport__timeout_cb, TRANSPORT__KEEP_MS, 0);
+    uv_read_start((uv_stream_t *)c->tcp, transport__alloc_cb,
+                  transport__read_cb);
 }
 
 static void transport__connection_cb(uv_stream_t *server, int status)
@@ -465,6 +555,10 @@ static void transport__connection_cb(uv_stream_t *server, int status)
         transport__conn_close(c);
         return;
     }
+    /* Replies and raft's messages are small and each is waited for: Nagle
+     * would hold one back until the last is acknowledged, which a delayed
+     * ACK puts off by up to 40 ms. */
+    uv_tcp_nodelay(c->tcp, 1);
     c->header_need = TRANSPORT__REQ_HEADER;
     uv_timer_start(&c->timer, transport__timeout_cb, TRANSPORT__HANDSHAKE_MS,
                    0);
@@ -506,6 +600,7 @@ static void transport__connect_cb(uv_connect_t *req, int status)
         transport__dial_fail(c, BERTH_ENOCONNECT);
         return;
     }
+    uv_tcp_nodelay(c->tcp, 1); /* as on the accepting side */
     uv_write_t *w = mem_alloc(sizeof *w);
     if (w == NULL) {
         transport__dial_fail(c, BERTH_ENOMEM);
@@ -563,8 +658,62 @@ static void transport__dial_done(struct transport_call *c)
         return;
     }
     c->done = true;
-    transport__conn_close(c);
+    uv_timer_stop(&c->timer);
     c->cb(c->cb_arg, (int)status, c->body, c->body_len);
+    struct transport *t = c->t;
+    if (t->closing || t->idle >= TRANSPORT__MAX_IDLE || c->tcp == NULL ||
+        uv_is_closing((uv_handle_t *)c->tcp)) {
+        transport__conn_close(c);
+        return;
+    }
+    /* Keep it for the next call to the same address. Reading goes on, so
+     * that a listener that closes it is noticed while it is idle. */
+    c->role = TRANSPORT__IDLE;
+    c->done = false;
+    t->idle++;
+    transport__read_anew(c, TRANSPORT__REPLY_HEADER);
+    uv_timer_start(&c->timer, transport__timeout_cb, TRANSPORT__IDLE_MS, 0);
+    uv_read_start((uv_stream_t *)c->tcp, transport__alloc_cb,
+                  transport__read_cb);
+}
+
+/* Send a call on an idle connection to address, if there is one. Returns
+ * 0 when the call went out, BERTH_ENOTFOUND when no connection could take
+ * it. */
+static int transport__reuse(struct transport *t, const char *address,
+                            unsigned kind, const void *body, size_t len,
+                            unsigned timeout_ms, transport_reply_cb cb,
+                            void *arg)
+{
+    struct transport_call *c = t->conns;
+    while (c != NULL && !(c->role == TRANSPORT__IDLE && !c->done &&
+                          strcmp(c->address, address) == 0)) {
+        c = c->next;
+    }
+    if (c == NULL) {
+        return BERTH_ENOTFOUND;
+    }
+    c->out.len = 0; /* the last call's bytes were all read */
+    uv_write_t *w = mem_alloc(sizeof *w);
+    if (w == NULL || transport__request_bytes(t, &c->out, kind, body, len)) {
+        mem_free(w);
+        return BERTH_ENOMEM;
+    }
+    t->idle--;
+    c->role = TRANSPORT__DIAL_CALL;
+    c->kind = kind;
+    c->cb = cb;
+    c->cb_arg = arg;
+    w->data = c;
+    uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+    if (uv_write(w, (uv_stream_t *)c->tcp, &b, 1, transport__dial_written) !=
+        0) {
+        mem_free(w);
+        transport__conn_close(c);
+        return BERTH_ENOTFOUND;
+    }
+    uv_timer_start(&c->timer, transport__timeout_cb, timeout_ms, 0);
+    return 0;
 }
 
 static int transport__dial(struct transport *t, struct transport_call **out,
@@ -591,6 +740,7 @@ static int transport__dial(struct transport *t, struct transport_call **out,
     }
     c->kind = kind;
     c->connect.data = c;
+    t->dials++;
     if (uv_tcp_connect(&c->connect, c->tcp, (struct sockaddr *)&addr,
                        transport__connect_cb) != 0) {
         c->done = true;
@@ -606,12 +756,25 @@ int transport_request(struct transport *t, const char *address, unsigned kind,
                       const void *body, size_t len, unsigned timeout_ms,
                       transport_reply_cb cb, void *arg)
 {
-    struct transport_call *c;
-    int rv = transport__dial(t, &c, TRANSPORT__DIAL_CALL, address, kind, body,
-                             len, timeout_ms);
-    if (rv != 0) {
+    if (t->closing) {
+        return BERTH_ESHUTDOWN;
+    }
+    int rv = transport__reuse(t, address, kind, body, len, timeout_ms, cb, arg);
+    if (rv != BERTH_ENOTFOUND) {
         return rv;
     }
+    char *key = mem_strdup(address);
+    if (key == NULL) {
+        return BERTH_ENOMEM;
+    }
+    struct transport_call *c;
+    rv = transport__dial(t, &c, TRANSPORT__DIAL_CALL, address, kind, body, len,
+                         timeout_ms);
+    if (rv != 0) {
+        mem_free(key);
+        return rv;
+    }
+    c->address = key;
     c->cb = cb;
     c->cb_arg = arg;
     return 0;
@@ -793,6 +956,11 @@ void transport_set_id(struct transport *t, uint64_t id)
 bool transport_listen_failed(const struct transport *t)
 {
     return t->listen_failed;
+}
+
+uint64_t transport_dials(const struct transport *t)
+{
+    return t->dials;
 }
 
 uint64_t transport_refused(const struct transport *t)

@@ -15,7 +15,11 @@
  *
  * A RAFT request's body is the sender's peer address; after an OK reply the
  * connection carries libraft's own messages, one way, from the dialer. Other
- * kinds are calls: one request, one reply, then the connection closes.
+ * kinds are calls: one request, one reply. The connection may then carry the
+ * dialer's next call to the same address, header and all: the dialer keeps
+ * it idle for 2 s, the listener for 30 s, so that it is the dialer that
+ * closes it first; a listener that closes it earlier (it stops) is noticed
+ * while it is idle.
  * Garbage (a bad magic, an oversized body, silence past a deadline) is
  * closed without a reply. This is the one seam where authentication and
  * encryption of peers will go. */
@@ -97,8 +101,9 @@ void transport_set_cluster(struct transport *t,
 /* Set the raft id sent in requests. */
 void transport_set_id(struct transport *t, uint64_t id);
 
-/* Answer call with status and body (copied; may be NULL when len is 0),
- * then close its connection. call is freed by this function. */
+/* Answer call with status and body (copied; may be NULL when len is 0);
+ * its connection then waits for a next call, or closes. call is freed by
+ * this function. */
 void transport_reply(struct transport_call *call, unsigned status,
                      const void *body, size_t len);
 
@@ -111,11 +116,13 @@ void transport_reply(struct transport_call *call, unsigned status,
 typedef void (*transport_reply_cb)(void *arg, int status, const uint8_t *body,
                                    size_t len);
 
-/* Send a call of kind with body to the peer at address and wait at most
- * timeout_ms for its reply; cb runs exactly once, later, unless this
- * returns an error. Works before libraft has started and after it closed
- * the transport's listener (calls in flight then end with
- * BERTH_ESHUTDOWN). */
+/* Send a call of kind with body to the peer at address, on an idle
+ * connection to it if there is one, and wait at most timeout_ms for its
+ * reply; cb runs exactly once, later, unless this returns an error. On a
+ * connection that was idle, BERTH_EIO may come for a call the listener
+ * never read (it closed the connection as the call went out). Works before
+ * libraft has started and after it closed the transport's listener (calls in
+ * flight then end with BERTH_ESHUTDOWN). */
 int transport_request(struct transport *t, const char *address, unsigned kind,
                       const void *body, size_t len, unsigned timeout_ms,
                       transport_reply_cb cb, void *arg);
@@ -123,6 +130,9 @@ int transport_request(struct transport *t, const char *address, unsigned kind,
 /* Return whether the peer port could not be bound when libraft asked for
  * it; the reason is in the raft transport's errmsg. */
 bool transport_listen_failed(const struct transport *t);
+
+/* Count of connections dialed since start, for libraft and for calls. */
+uint64_t transport_dials(const struct transport *t);
 
 /* Count of connections refused for naming another cluster or being
  * garbage, since start. */
