@@ -993,7 +993,7 @@ void host_admin_handle(struct http_request *req, void *arg)
     }
     /* A host that does not lead passes everything to the leader but what
      * describes this host (host_admin_local). */
-    if (!h->leading && !host_admin_local(m, path)) {
+    if ((!h->leading || h->stopping) && !host_admin_local(m, path)) {
         host_forward(h, req, HTTP_FORWARD_ADMIN);
         return;
     }

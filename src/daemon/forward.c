@@ -78,9 +78,10 @@ static void forward__answered(void *arg, int status, const uint8_t *body,
     uint64_t leader = p->leader;
     struct http_forward_answer a;
     budget_sub(&h->budget, p->counted, true);
+    h->forwards--;
     mem_free(p);
     if ((status == BERTH_ENOCONNECT || status == BERTH_ENOTLEADER) &&
-        uv_now(&h->loop) < deadline && !h->stopping) {
+        uv_now(&h->loop) < deadline) {
         /* The leader this host knows is gone, or no longer leads, and did
          * nothing with the request: wait for the next one, as when no
          * leader is known. */
@@ -146,14 +147,15 @@ static void forward__park_cb(uv_timer_t *t)
     while (list != NULL) {
         struct forward__parked *p = list;
         list = p->next;
-        bool ask =
-            leader != 0 && (leader != p->refused_by || now >= p->again_ms);
-        if ((ask || h->leading) && !h->stopping) {
+        bool ask = leader != 0 && leader != log_id(h->log) &&
+                   (leader != p->refused_by || now >= p->again_ms);
+        bool here = h->leading && !h->stopping;
+        if (ask || here) {
             struct http_request *req = p->req;
             enum http_forward_server server = p->server;
             uint64_t deadline = p->deadline_ms;
             mem_free(p);
-            if (h->leading) {
+            if (here) {
                 /* This host leads now: serve it here. */
                 if (server == HTTP_FORWARD_FRONT) {
                     host_front_handle(req, h);
@@ -180,9 +182,9 @@ static void forward__park(struct host *h, struct http_request *req,
                           enum http_forward_server server, uint64_t deadline_ms,
                           uint64_t refused_by)
 {
-    struct forward__parked *p = mem_alloc(sizeof *p);
-    if (p == NULL || h->stopping) {
-        mem_free(p);
+    struct forward__parked *p =
+        h->forward_stopped ? NULL : mem_alloc(sizeof *p);
+    if (p == NULL) {
         forward__leader_changed(req, "no host leads the cluster now");
         return;
     }
@@ -201,6 +203,7 @@ static void forward__park(struct host *h, struct http_request *req,
 
 void host_forward_stop(struct host *h)
 {
+    h->forward_stopped = true;
     uv_timer_stop(&h->park_timer);
     while (h->parked != NULL) {
         struct forward__parked *p = h->parked;
@@ -226,7 +229,9 @@ static void forward__out(struct host *h, struct http_request *req,
                          enum http_forward_server server, uint64_t deadline_ms)
 {
     uint64_t leader = log_leader(h->log);
-    if (leader == 0) {
+    if (leader == 0 || leader == log_id(h->log)) {
+        /* None known, or this host, stopping, still leads: wait for the
+         * one it hands over to. */
         forward__park(h, req, server, deadline_ms, 0);
         return;
     }
@@ -285,6 +290,7 @@ static void forward__out(struct host *h, struct http_request *req,
      * kept until the answer: should the leader turn out to be gone before
      * anything was sent, it goes to the next one. */
     budget_add(&h->budget, p->counted, true);
+    h->forwards++;
 }
 
 /* --- On the leader. --- */

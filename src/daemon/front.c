@@ -136,7 +136,9 @@ void host_front_handle(struct http_request *req, void *arg)
                          "no such path; ships are under /s/<ship>/");
         return;
     }
-    if (!h->leading) {
+    if (!h->leading || h->stopping) {
+        /* A stopping leader starts nothing it would have to fail: the
+         * request goes to the leader it hands over to. */
         host_forward(h, req, HTTP_FORWARD_FRONT);
         return;
     }

@@ -762,19 +762,45 @@ static int host__mkdir(const char *dir)
     return 0;
 }
 
+/* A stopping host waits this long at most for the answers to requests it
+ * passed to the leader, and for a leader to pass waiting ones to. */
+#define HOST__DRAIN_MS 3000
+
+static void host__drain_cb(uv_timer_t *t)
+{
+    struct host *h = t->data;
+    if ((h->parked == NULL && h->forwards == 0) ||
+        uv_now(&h->loop) >= h->drain_until) {
+        uv_timer_stop(t);
+        host__flush(h);
+        uv_stop(&h->loop);
+    }
+}
+
+/* The last step of a stop: what clients of open connections sent goes to
+ * the leader (this host starts nothing, front.c), and the host exits once
+ * it is answered, so that a stop costs no request a retry. */
+static void host__drain(struct host *h)
+{
+    /* Alone, there is nobody to pass anything to. */
+    h->drain_until =
+        uv_now(&h->loop) + (log_hosts(h->log) > 1 ? HOST__DRAIN_MS : 0);
+    uv_timer_start(&h->stop_timer, host__drain_cb, 0, 10);
+}
+
 static void host__stop_timer_cb(uv_timer_t *t)
 {
     struct host *h = t->data;
     host_log("warn", "leadership hand-over took too long; stopping", NULL);
-    uv_stop(&h->loop);
+    host__drain(h);
 }
 
 static void host__handed_off(void *arg)
 {
     struct host *h = arg;
     host_log("info", "leadership handed over", NULL);
-    host__flush(h);
-    uv_stop(&h->loop);
+    uv_timer_stop(&h->stop_timer);
+    host__drain(h);
 }
 
 static void host__signal_cb(uv_signal_t *sig, int signum)
@@ -788,6 +814,9 @@ static void host__signal_cb(uv_signal_t *sig, int signum)
     h->stopping = true;
     host_log("info", "stopping", "signal", signum == SIGINT ? "INT" : "TERM",
              NULL);
+    /* New clients go to the other hosts (a refused connection costs them
+     * no try); the open connections are served until the drain ends. */
+    http_server_stop_listening(h->front);
     /* A leader first hands over to the most caught-up voter, so that the
      * cluster does not wait an election timeout to notice it is gone. */
     if (h->leading && log_handoff(h->log, host__handed_off, h) == 0) {
@@ -797,8 +826,7 @@ static void host__signal_cb(uv_signal_t *sig, int signum)
         uv_timer_start(&h->stop_timer, host__stop_timer_cb, 5000, 0);
         return;
     }
-    host__flush(h);
-    uv_stop(&h->loop);
+    host__drain(h);
 }
 
 /* Admin connections at most, and idle ones at most: the CLI opens one

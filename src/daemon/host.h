@@ -170,7 +170,12 @@ struct host {
     uint64_t diverge_survived, diverge_lost, diverge_unknown;
     uv_check_t flush;
     uv_signal_t sigint, sigterm;
-    uv_timer_t stop_timer; /* bounds a stopping leader's hand-over */
+    uv_timer_t stop_timer; /* bounds a stopping leader's hand-over, then
+                              paces the drain */
+    uint64_t drain_until;  /* when a stopping host stops waiting for the
+                              requests it passed on */
+    unsigned forwards;     /* requests passed to the leader, unanswered */
+    bool forward_stopped;  /* no request waits for a leader any more */
     char rejoin[256];      /* the peer a cluster join goes through */
     /* Requests waiting for a leader to be known (daemon/forward.c). */
     struct forward__parked *parked;

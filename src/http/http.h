@@ -128,6 +128,9 @@ unsigned http_server_close_idle(struct http_server *s, unsigned n);
  * once it is not. Timeouts go on meanwhile. */
 void http_server_throttle(struct http_server *s, enum http_throttle t);
 
+/* Stop accepting connections; those open are served as before. */
+void http_server_stop_listening(struct http_server *s);
+
 /* Stop listening, close every connection and free s; cb (may be NULL) runs
  * when every handle is closed. Requests not yet answered stay valid: each
  * must still be passed to http_reply(), which frees it. */

@@ -1008,14 +1008,20 @@ int http_server_port(struct http_server *s)
     return ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
 }
 
+void http_server_stop_listening(struct http_server *s)
+{
+    if (s->listening) {
+        s->listening = false;
+        uv_close((uv_handle_t *)&s->listener, http__listener_closed);
+    }
+}
+
 void http_server_close(struct http_server *s, http_close_cb cb, void *arg)
 {
     s->closing = true;
     s->close_cb = cb;
     s->close_arg = arg;
-    if (s->listening) {
-        uv_close((uv_handle_t *)&s->listener, http__listener_closed);
-    }
+    http_server_stop_listening(s);
     while (s->conns != NULL) {
         http__conn_close(s->conns);
     }

@@ -256,12 +256,23 @@ static int apply__snapshot(struct store *s, const uint8_t *p, size_t len,
     /* The snapshot links to the log through the hash of its last event. */
     if (r.number == ship.last_event) {
         memcpy(snap.chain, ship.last_hash, sizeof snap.chain);
-    } else if (r.number > ship.last_event ||
-               store_event_hash(s, r.sid, r.number, snap.chain) != 0) {
-        apply__damaged(hook, r.sid, r.number,
-                       "the store does not hold the event the snapshot "
-                       "stands for");
-        goto out;
+    } else {
+        /* Only a missing event is the ship's damage, the same on every
+         * host; a failure to read one (no memory, the disk) is this
+         * host's, and fatal. */
+        rv = r.number > ship.last_event
+                 ? BERTH_ENOTFOUND
+                 : store_event_hash(s, r.sid, r.number, snap.chain);
+        if (rv == BERTH_ENOTFOUND) {
+            rv = 0;
+            apply__damaged(hook, r.sid, r.number,
+                           "the store does not hold the event the snapshot "
+                           "stands for");
+            goto out;
+        }
+        if (rv != 0) {
+            goto out;
+        }
     }
     rv = store_snapshot_put(s, r.sid, &snap, r.data, r.len);
     if (rv != 0) {

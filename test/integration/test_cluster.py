@@ -256,7 +256,7 @@ def test_rolling_restart_fails_no_request_beyond_one_retry(cluster_factory):
     finally:
         w.stop()
     assert not w.failed, w.failed[:10]
-    assert w.max_tries <= 2, "a request needed %d tries: %s" % (w.max_tries, w.worst)
+    assert w.max_tries <= 2, "a request needed %d tries: %s\n%s" % (w.max_tries, w.worst, c.all_logs())
     w.check()
     c.wait_caught_up()
     stores_agree(c)
