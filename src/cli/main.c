@@ -1092,6 +1092,8 @@ enum {
     CLI__SERVE_JOIN,
     CLI__SERVE_VOTERS,
     CLI__SERVE_ACKS,
+    CLI__SERVE_HEARTBEAT,
+    CLI__SERVE_ELECTION,
 };
 
 static const struct cli__opt cli__serve_opts[] = {
@@ -1162,6 +1164,13 @@ static const struct cli__opt cli__serve_opts[] = {
                          "ack level of ships that set none: 0, 1, 2, ..., "
                          "quorum or all hosts must hold an event before its "
                          "effects leave (default quorum)"},
+    [CLI__SERVE_HEARTBEAT] = {"--heartbeat", "MS", CLI__MS, 1, 60000,
+                              "how often the leader tells the others it "
+                              "leads (default 100)"},
+    [CLI__SERVE_ELECTION] = {"--election-timeout", "MS", CLI__MS, 10, 600000,
+                             "how long a host hears nothing from a leader "
+                             "before it stands for election; at least 5 "
+                             "heartbeats (default 1000)"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1227,6 +1236,10 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
         {CLI__SERVE_MAX_IDLE_CONNS,
          offsetof(struct host_config, max_idle_conns),
          sizeof cfg.max_idle_conns},
+        {CLI__SERVE_HEARTBEAT, offsetof(struct host_config, heartbeat_ms),
+         sizeof cfg.heartbeat_ms},
+        {CLI__SERVE_ELECTION, offsetof(struct host_config, election_ms),
+         sizeof cfg.election_ms},
     };
     for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++) {
         if (a->val[nums[k].opt] == NULL) {
@@ -1244,6 +1257,16 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
     }
     if (a->val[CLI__SERVE_RESERVE_DISK] != NULL) {
         cfg.reserve_bytes = a->num[CLI__SERVE_RESERVE_DISK] * 1024 * 1024;
+    }
+    /* A follower must hear several heartbeats in an election timeout, or
+     * one late heartbeat starts an election. */
+    unsigned hb = cfg.heartbeat_ms ? cfg.heartbeat_ms : 100;
+    unsigned el = cfg.election_ms ? cfg.election_ms : 1000;
+    if (el < 5 * hb) {
+        return cli__usage(cmd,
+                          "--election-timeout (%u ms) must be at least 5 "
+                          "heartbeats (--heartbeat %u ms)",
+                          el, hb);
     }
     return host_run(&cfg);
 }

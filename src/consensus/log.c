@@ -1274,6 +1274,12 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
     /* A host that was cut off and comes back must not depose a healthy
      * leader by starting elections of its own. */
     raft_set_pre_vote(&l->raft, true);
+    if (cfg->heartbeat_ms != 0) {
+        raft_set_heartbeat_timeout(&l->raft, cfg->heartbeat_ms);
+    }
+    if (cfg->election_ms != 0) {
+        raft_set_election_timeout(&l->raft, cfg->election_ms);
+    }
 
     if (bootstrap || recover) {
         raft_configuration_init(&conf);

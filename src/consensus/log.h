@@ -71,6 +71,8 @@ struct log_config {
      * starting a cluster of one. NULL: none. */
     const char *join;
     unsigned voters; /* voters the cluster keeps when it can; 0: 3 */
+    /* raft's heartbeat and election timeouts in ms; 0: 100 and 1000. */
+    unsigned heartbeat_ms, election_ms;
     /* What this host tells peers that probe it (its HTTP addresses, say);
      * copied. NULL: nothing. */
     const char *info;

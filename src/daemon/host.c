@@ -998,6 +998,8 @@ int host_run(const struct host_config *cfg)
         .peer = cfg->peer,
         .join = cfg->join,
         .voters = cfg->voters,
+        .heartbeat_ms = cfg->heartbeat_ms,
+        .election_ms = cfg->election_ms,
         .info = info,
         .fsm = h->fsm,
         .fatal = host__fatal,

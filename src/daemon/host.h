@@ -58,10 +58,12 @@ struct host_config {
     unsigned max_conns_per_addr; /* front-door connections per client
                                     address; 0: no cap */
     unsigned max_idle_conns;     /* idle front-door connections; 0: no cap */
-    const char *peer; /* peer address (IP:PORT), or NULL: no peer port */
-    const char *join; /* a peer to join through the first time, or NULL */
-    unsigned voters;  /* voters the cluster keeps; 0: 3 */
-    uint8_t acks;     /* ack level of ships that set none (core/gate.h) */
+    const char *peer;      /* peer address (IP:PORT), or NULL: no peer port */
+    const char *join;      /* a peer to join through the first time, or NULL */
+    unsigned voters;       /* voters the cluster keeps; 0: 3 */
+    unsigned heartbeat_ms; /* raft's heartbeat; 0: 100 */
+    unsigned election_ms;  /* raft's election timeout; 0: 1000 */
+    uint8_t acks;          /* ack level of ships that set none (core/gate.h) */
 };
 
 /* Make jansson allocate through lib/mem.h, so that tests can fail its

@@ -68,7 +68,8 @@ def lines(host, path):
 COMMANDS = {
     "serve": ["--data", "--listen", "--admin", "--freeze-timeout", "--idle-timeout",
               "--max-awake-mb", "--max-awake", "--event-timeout", "--snapshot-every",
-              "--max-body", "--max-queue", "--reserve-disk"],
+              "--max-body", "--max-queue", "--reserve-disk", "--heartbeat",
+              "--election-timeout"],
     "ship new": ["--program", "--name", "--count", "--arg", "--env", "--idle-timeout",
                  "--freeze-timeout", "--ids"],
     "ship ls": ["--limit", "--state"],
@@ -136,6 +137,9 @@ def test_usage_errors_are_clear_and_exit_2():
     usage_error(run("--bogus", "ship", "ls"), "unknown option --bogus")
     usage_error(run("serve", "--idle-timeout", "soon"), "--idle-timeout needs a number")
     usage_error(run("serve", "--json"), "unknown option --json")
+    usage_error(run("serve", "--heartbeat", "300"),
+                "--election-timeout (1000 ms) must be at least 5 heartbeats")
+    usage_error(run("serve", "--election-timeout", "5"), "--election-timeout")
 
 
 def test_names_are_checked_by_the_cli_and_the_host(host):

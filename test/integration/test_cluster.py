@@ -99,6 +99,24 @@ def test_five_hosts_keep_three_voters(cluster_factory):
     stores_agree(c)
 
 
+def test_shorter_timeouts_elect_sooner(cluster_factory):
+    """--heartbeat and --election-timeout reach raft: with an election
+    timeout of 200 ms a new leader is there well within the 1 s that the
+    default election timeout alone would take (median of 5 kills)."""
+    c = cluster_factory(3, extra=("--heartbeat", "20", "--election-timeout", "200")).start()
+    c.new_ship("t")
+    took = []
+    for _ in range(5):
+        old = c.leader()
+        old.kill9()
+        t0 = time.time()
+        c.leader(exclude=[old], timeout=30)
+        took.append(time.time() - t0)
+        c.restart(old)
+    assert sorted(took)[2] < 1.0, took
+    assert c.request("PUT", "/s/t/k/x", b"y")[0] in (200, 201)
+
+
 def test_leader_kill_loop_loses_no_acknowledged_write(cluster_factory):
     c = cluster_factory(3).start()
     ships = ["s%d" % i for i in range(8)]
