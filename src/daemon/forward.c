@@ -13,7 +13,7 @@
  * and does not lead (it just lost leadership, or is stopping) says so
  * before it does anything with it. Then, as when the leader cannot be
  * reached or none is known, nothing was done, so the forwarding host
- * waits for a leader and sends it there, for up to FORWARD__WAIT_MS. It
+ * waits for a leader and sends it there, for up to host_forward_wait_ms. It
  * answers 503 leader_changed when that runs out, when the leader does not
  * answer in time, or when it stops leading before it answers. Every 503
  * says Retry-After: 1; the client retries through any host. */
@@ -120,7 +120,6 @@ static void forward__answered(void *arg, int status, const uint8_t *body,
  * for up to an election timeout. Rather than turn its clients away at once
  * (each would then retry a second later, and some twice), it holds their
  * requests that long, checking every FORWARD__POLL_MS. */
-#define FORWARD__WAIT_MS 2500
 #define FORWARD__POLL_MS 20
 
 /* A host that turned a request away is asked again this soon at the
@@ -222,7 +221,7 @@ void host_forward(struct host *h, struct http_request *req,
         forward__leader_changed(req, "this host no longer leads the cluster");
         return;
     }
-    forward__out(h, req, server, uv_now(&h->loop) + FORWARD__WAIT_MS);
+    forward__out(h, req, server, uv_now(&h->loop) + host_forward_wait_ms(h));
 }
 
 static void forward__out(struct host *h, struct http_request *req,

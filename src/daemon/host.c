@@ -762,9 +762,13 @@ static int host__mkdir(const char *dir)
     return 0;
 }
 
-/* A stopping host waits this long at most for the answers to requests it
- * passed to the leader, and for a leader to pass waiting ones to. */
-#define HOST__DRAIN_MS 3000
+unsigned host_forward_wait_ms(const struct host *h)
+{
+    /* An election takes one to two election timeouts, and more on a busy
+     * machine: 2.5 s (two and a half) was seen to fall short under the
+     * sanitized tests. */
+    return 5 * (h->cfg.election_ms ? h->cfg.election_ms : 1000);
+}
 
 static void host__drain_cb(uv_timer_t *t)
 {
@@ -779,12 +783,14 @@ static void host__drain_cb(uv_timer_t *t)
 
 /* The last step of a stop: what clients of open connections sent goes to
  * the leader (this host starts nothing, front.c), and the host exits once
- * it is answered, so that a stop costs no request a retry. */
+ * it is answered, so that a stop costs no request a retry; it waits at
+ * most a second longer than a request waits for a leader. */
 static void host__drain(struct host *h)
 {
     /* Alone, there is nobody to pass anything to. */
     h->drain_until =
-        uv_now(&h->loop) + (log_hosts(h->log) > 1 ? HOST__DRAIN_MS : 0);
+        uv_now(&h->loop) +
+        (log_hosts(h->log) > 1 ? host_forward_wait_ms(h) + 1000 : 0);
     uv_timer_start(&h->stop_timer, host__drain_cb, 0, 10);
 }
 

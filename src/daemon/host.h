@@ -238,6 +238,10 @@ void host_admin_handle(struct http_request *req, void *arg);
  * waiting: the host is stopping. */
 void host_forward_stop(struct host *h);
 
+/* Return how long a request waits for a leader to be known before 503:
+ * five election timeouts. */
+unsigned host_forward_wait_ms(const struct host *h);
+
 /* Serve req, which came in on server, through the leader: on a host that
  * does not lead, send it to the leader and answer it with the leader's
  * answer, or with 503 leader_changed when no leader is known, it cannot

@@ -360,11 +360,16 @@ static int store__open_db(struct store *s, const char *path)
      * before WAL is first used, no shared memory for the WAL index. */
     /* secure_delete=FAST: Debian's SQLite zeroes every freed page by
      * default, which makes removing a ship write its whole size to the WAL
-     * first, on a disk that may be nearly full. */
+     * first, on a disk that may be nearly full. temp_store=MEMORY: each
+     * applied entry's savepoint copies the pages it changes into a
+     * statement journal, a temporary file by default (two pwrites a page);
+     * in memory, 3 hosts with 256 writers did 7,510 and 6,785 events/s
+     * against 6,541 and 6,129 (alternate 15 s runs). */
     rv = store__pragma(s, "PRAGMA locking_mode=EXCLUSIVE;"
                           "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                           "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;"
-                          "PRAGMA secure_delete=FAST;");
+                          "PRAGMA secure_delete=FAST;"
+                          "PRAGMA temp_store=MEMORY;");
     if (rv != 0) {
         return rv;
     }
