@@ -514,21 +514,25 @@ class Cluster:
         return {x["peer"]: x.get("applied") for x in v.get("hosts", [])}
 
     def wait_caught_up(self, timeout=60):
-        """Wait until every running host has applied what the leader has,
-        each by its own report."""
-        def same():
-            views = self.views()
-            if len(views) != len(self.running()):
-                return None
-            lead = self.leader(timeout=5)
+        """Wait until every running host has applied what the leader had
+        applied when this was called, each by its own report. (Under writes
+        the leader is always a little ahead: equal indexes at one instant
+        may never come.)"""
+        def own_applied():
             own = {}
-            for h, v in views.items():
+            for h, v in self.views().items():
                 mine = [x for x in v.get("hosts", []) if x.get("id") == v.get("id")]
-                if not mine:
-                    return None
-                own[h] = mine[0].get("applied")
-            top = own.get(lead)
-            if top is None or any(a != top for a in own.values()):
+                if mine and mine[0].get("applied") is not None:
+                    own[h] = mine[0]["applied"]
+            return own
+        lead = self.leader()
+        target = wait_for(lambda: own_applied().get(lead), 10)
+
+        def same():
+            if len(self.views()) != len(self.running()):
+                return None
+            own = own_applied()
+            if len(own) != len(self.running()) or any(a < target for a in own.values()):
                 return None
             return own
 
