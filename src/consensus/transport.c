@@ -589,6 +589,23 @@ static void transport__dial_written(uv_write_t *req, int status)
     }
 }
 
+/* Write the request in c->out on c's connection. */
+static int transport__send_out(struct transport_call *c)
+{
+    uv_write_t *w = mem_alloc(sizeof *w);
+    if (w == NULL) {
+        return BERTH_ENOMEM;
+    }
+    w->data = c;
+    uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+    if (uv_write(w, (uv_stream_t *)c->tcp, &b, 1, transport__dial_written) !=
+        0) {
+        mem_free(w);
+        return BERTH_EIO;
+    }
+    return 0;
+}
+
 static void transport__connect_cb(uv_connect_t *req, int status)
 {
     struct transport_call *c = req->data;
@@ -601,17 +618,9 @@ static void transport__connect_cb(uv_connect_t *req, int status)
         return;
     }
     uv_tcp_nodelay(c->tcp, 1); /* as on the accepting side */
-    uv_write_t *w = mem_alloc(sizeof *w);
-    if (w == NULL) {
-        transport__dial_fail(c, BERTH_ENOMEM);
-        return;
-    }
-    w->data = c;
-    uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
-    if (uv_write(w, (uv_stream_t *)c->tcp, &b, 1, transport__dial_written) !=
-        0) {
-        mem_free(w);
-        transport__dial_fail(c, BERTH_EIO);
+    int rv = transport__send_out(c);
+    if (rv != 0) {
+        transport__dial_fail(c, rv);
         return;
     }
     c->header_need = TRANSPORT__REPLY_HEADER;
@@ -694,9 +703,7 @@ static int transport__reuse(struct transport *t, const char *address,
         return BERTH_ENOTFOUND;
     }
     c->out.len = 0; /* the last call's bytes were all read */
-    uv_write_t *w = mem_alloc(sizeof *w);
-    if (w == NULL || transport__request_bytes(t, &c->out, kind, body, len)) {
-        mem_free(w);
+    if (transport__request_bytes(t, &c->out, kind, body, len) != 0) {
         return BERTH_ENOMEM;
     }
     t->idle--;
@@ -704,11 +711,8 @@ static int transport__reuse(struct transport *t, const char *address,
     c->kind = kind;
     c->cb = cb;
     c->cb_arg = arg;
-    w->data = c;
-    uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
-    if (uv_write(w, (uv_stream_t *)c->tcp, &b, 1, transport__dial_written) !=
-        0) {
-        mem_free(w);
+    if (transport__send_out(c) != 0) {
+        /* The call goes out on a new connection instead. */
         transport__conn_close(c);
         return BERTH_ENOTFOUND;
     }
