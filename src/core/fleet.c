@@ -144,6 +144,9 @@ void fleet_init(struct fleet *f, const struct fleet_env *env,
     f->max_awake = UINT32_MAX;
     hist_init(&f->wake_latency);
     hist_init(&f->thaw_latency);
+    hist_init(&f->queue_latency);
+    hist_init(&f->compute_latency);
+    hist_init(&f->durable_latency);
 }
 
 void fleet_close(struct fleet *f)
@@ -546,6 +549,12 @@ static void fleet__answer(struct fleet_job *j)
         j->number > s->released) {
         s->released = j->number;
     }
+    if (j->gate.needs_log && j->error_code[0] == '\0' && j->done_ns != 0) {
+        hist_record(&f->queue_latency, j->sent_ns - j->arrived_ns);
+        hist_record(&f->compute_latency, j->done_ns - j->sent_ns);
+        hist_record(&f->durable_latency,
+                    f->env.mono_ns(f->env.data) - j->done_ns);
+    }
     f->env.release(f->env.data, j);
 }
 
@@ -920,6 +929,7 @@ static void fleet__dispatch(struct fleet_ship *s)
     f->env.entropy(f->env.data, ev.entropy, sizeof ev.entropy);
     s->current = j;
     j->time_ns = ev.time_ns;
+    j->sent_ns = f->env.mono_ns(f->env.data);
     memcpy(j->entropy, ev.entropy, sizeof j->entropy);
     if (fleet__send_event(s, &ev) != 0) {
         fleet__kill(s, "cannot write to the program");
@@ -1204,10 +1214,11 @@ static void fleet__unlogged(struct fleet_ship *s, struct fleet_job *j,
     fleet__release(s);
 }
 
-static void fleet__measure_job(struct fleet_ship *s, const struct fleet_job *j)
+static void fleet__measure_job(struct fleet_ship *s, struct fleet_job *j)
 {
     struct fleet *f = s->fleet;
-    uint64_t dt = f->env.mono_ns(f->env.data) - j->arrived_ns;
+    j->done_ns = f->env.mono_ns(f->env.data);
+    uint64_t dt = j->done_ns - j->arrived_ns;
     if (j->measure == FLEET_MEASURE_WAKE) {
         hist_record(&f->wake_latency, dt);
     } else if (j->measure == FLEET_MEASURE_THAW) {

@@ -136,6 +136,8 @@ struct fleet_job {
     uint8_t kind;    /* FRAME_EVENT_* */
     uint8_t measure; /* enum fleet_measure */
     uint64_t arrived_ns; /* monotonic */
+    uint64_t sent_ns;    /* monotonic: sent to the program; 0: not yet */
+    uint64_t done_ns;    /* monotonic: the program answered; 0: not yet */
     struct buf payload;
     /* The outcome, filled when the program answers or fails. */
     int status;
@@ -361,6 +363,10 @@ struct fleet {
     uint64_t wakes, thaws, evictions, alarms_fired;
     uint64_t released_lost; /* events released, then not committed */
     struct hist wake_latency, thaw_latency; /* ns */
+    /* A logged event's life, in ns: waiting for its ship (arrival to the
+     * program), computing (to the program's answer), and waiting for its
+     * ack level (to its release). */
+    struct hist queue_latency, compute_latency, durable_latency;
     struct fleet_damage *damaged;
     unsigned n_damaged;
 };

@@ -741,6 +741,12 @@ static void admin__stats(struct host *h, struct http_request *req)
                         admin__latency(&h->fleet.wake_latency));
     json_object_set_new(o, "thaw_latency_ms",
                         admin__latency(&h->fleet.thaw_latency));
+    json_object_set_new(o, "queue_latency_ms",
+                        admin__latency(&h->fleet.queue_latency));
+    json_object_set_new(o, "compute_latency_ms",
+                        admin__latency(&h->fleet.compute_latency));
+    json_object_set_new(o, "durable_latency_ms",
+                        admin__latency(&h->fleet.durable_latency));
     json_object_set_new(o, "rss_bytes", json_integer((json_int_t)admin__rss()));
     json_object_set_new(o, "buffer_bytes",
                         json_integer((json_int_t)h->budget.held));
