@@ -107,7 +107,7 @@ static _Noreturn void launcher__main(int ctl, pid_t host)
         uint8_t buf[LAUNCHER__MSG_MAX];
         union {
             struct cmsghdr h;
-            char space[CMSG_SPACE(2 * sizeof(int))];
+            char space[CMSG_SPACE(3 * sizeof(int))];
         } c;
         struct iovec iov = {buf, sizeof buf};
         struct msghdr m = {.msg_iov = &iov,
@@ -121,16 +121,16 @@ static _Noreturn void launcher__main(int ctl, pid_t host)
         if (n <= 0) {
             launcher__reap(); /* the host closed its end, or died */
         }
-        int fds[2] = {-1, -1};
+        int fds[3] = {-1, -1, -1};
         struct cmsghdr *h = CMSG_FIRSTHDR(&m);
         if (h != NULL && h->cmsg_level == SOL_SOCKET &&
             h->cmsg_type == SCM_RIGHTS &&
-            h->cmsg_len == CMSG_LEN(2 * sizeof(int))) {
+            h->cmsg_len == CMSG_LEN(3 * sizeof(int))) {
             memcpy(fds, CMSG_DATA(h), sizeof fds);
         }
         char *argv[LAUNCHER__VEC_MAX], *env[LAUNCHER__VEC_MAX];
         size_t off = 0;
-        char *file = fds[0] >= 0 && fds[1] >= 0
+        char *file = fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0
                          ? launcher__str(buf, (size_t)n, &off)
                          : NULL;
         bool ok = file != NULL && launcher__vec(buf, (size_t)n, &off, argv) &&
@@ -144,15 +144,16 @@ static _Noreturn void launcher__main(int ctl, pid_t host)
                 .file = file,
                 .argv = argv,
                 .envp = env,
-                .sock = fds[0],
-                .errw = fds[1],
+                .in = fds[0],
+                .out = fds[1],
+                .errw = fds[2],
                 .parent = host,
             };
             pid_t pid;
             int e = spawn_program(&j, CLONE_PARENT, &pid);
             launcher__reply(ctl, e, pid);
         }
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < 3; i++) {
             if (fds[i] >= 0) {
                 close(fds[i]);
             }
@@ -269,7 +270,7 @@ static int launcher__put_vec(uint8_t *buf, size_t *off, char *const *vec)
 }
 
 int launcher_spawn(const char *file, char *const *argv, char *const *envp,
-                   int sock, int errw, pid_t *pid)
+                   int in, int out, int errw, pid_t *pid)
 {
     static uint8_t buf[LAUNCHER__MSG_MAX];
     size_t off = 0;
@@ -284,7 +285,7 @@ int launcher_spawn(const char *file, char *const *argv, char *const *envp,
     }
     union {
         struct cmsghdr h;
-        char space[CMSG_SPACE(2 * sizeof(int))];
+        char space[CMSG_SPACE(3 * sizeof(int))];
     } c;
     memset(&c, 0, sizeof c);
     struct iovec iov = {buf, off};
@@ -295,8 +296,8 @@ int launcher_spawn(const char *file, char *const *argv, char *const *envp,
     struct cmsghdr *h = CMSG_FIRSTHDR(&m);
     h->cmsg_level = SOL_SOCKET;
     h->cmsg_type = SCM_RIGHTS;
-    h->cmsg_len = CMSG_LEN(2 * sizeof(int));
-    int fds[2] = {sock, errw};
+    h->cmsg_len = CMSG_LEN(3 * sizeof(int));
+    int fds[3] = {in, out, errw};
     memcpy(CMSG_DATA(h), fds, sizeof fds);
     ssize_t n;
     while ((n = sendmsg(launcher__ctl, &m, MSG_NOSIGNAL)) < 0 &&

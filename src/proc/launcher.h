@@ -36,14 +36,14 @@ bool launcher_running(void);
 
 /* Ask the launcher to start the executable at path file (no PATH search)
  * with the NULL-terminated argv and envp (at most PROC_ARGS_MAX + 3 strings
- * each, proc/proc.h), sock as stdin and stdout and errw as stderr, as
+ * each, proc/proc.h), in as stdin, out as stdout and errw as stderr, as
  * spawn_program does, the caller being the parent it dies with. Returns 0
  * with *pid set (the child is the caller's), the errno of a failed exec,
  * E2BIG when the vectors do not fit in a request, or ESRCH when there is no
  * launcher any more (it is then forgotten and the caller starts the program
  * itself). Everything passed stays the caller's. */
 int launcher_spawn(const char *file, char *const *argv, char *const *envp,
-                   int sock, int errw, pid_t *pid);
+                   int in, int out, int errw, pid_t *pid);
 
 /* Return the launcher's process id, or 0 when there is none. */
 pid_t launcher_pid(void);

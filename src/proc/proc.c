@@ -59,7 +59,8 @@ static atomic_ullong proc__err_dropped_total;
 #define PROC__ERR_BURST_MAX (1ULL << 30)
 
 struct proc {
-    uv_pipe_t io;   /* the child's stdin and stdout: one socket */
+    uv_pipe_t in;   /* the child's stdin: a pipe the host writes frames to */
+    uv_pipe_t out;  /* the child's stdout: a pipe the host reads frames from */
     uv_poll_t err;  /* the child's stderr pipe; read by hand, see err_cb */
     uv_poll_t exit; /* the child's pidfd, readable once it has exited */
     proc_frame_cb on_frame;
@@ -202,7 +203,8 @@ static void proc__die(struct proc *p)
         return;
     }
     p->state = PROC_DYING;
-    proc__close((uv_handle_t *)&p->io);
+    proc__close((uv_handle_t *)&p->in);
+    proc__close((uv_handle_t *)&p->out);
 }
 
 /* Send SIGKILL to every process the child started, and to the child if it
@@ -321,7 +323,7 @@ void proc_pause(struct proc *p)
     }
     p->paused = true;
     if (p->state == PROC_RUNNING) {
-        uv_read_stop((uv_stream_t *)&p->io);
+        uv_read_stop((uv_stream_t *)&p->out);
     }
 }
 
@@ -334,7 +336,7 @@ void proc_resume(struct proc *p)
     }
     p->paused = false;
     if (p->state == PROC_RUNNING) {
-        uv_read_start((uv_stream_t *)&p->io, proc__alloc_cb, proc__read_cb);
+        uv_read_start((uv_stream_t *)&p->out, proc__alloc_cb, proc__read_cb);
     }
 }
 
@@ -809,10 +811,10 @@ static int proc__vectors(const struct proc_config *cfg, struct proc__vectors *v)
     return 0;
 }
 
-/* Start the program with sock as its stdin and stdout and errw as its
+/* Start the program with in as its stdin, out as its stdout and errw as its
  * stderr; returns 0 or an errno, with p->pid set on success. */
-static int proc__start(struct proc *p, const struct proc_config *cfg, int sock,
-                       int errw)
+static int proc__start(struct proc *p, const struct proc_config *cfg, int in,
+                       int out, int errw)
 {
     struct proc__vectors v;
     int e = proc__vectors(cfg, &v);
@@ -831,7 +833,7 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int sock,
 
     /* From the launcher, the start does not copy the host's descriptor
      * table (see launcher.h); without one, from here. */
-    e = launcher_spawn(file, v.argv, v.envp, sock, errw, &p->pid);
+    e = launcher_spawn(file, v.argv, v.envp, in, out, errw, &p->pid);
     if (e != ESRCH) {
         return e;
     }
@@ -849,7 +851,8 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int sock,
         .file = file,
         .argv = v.argv,
         .envp = v.envp,
-        .sock = sock,
+        .in = in,
+        .out = out,
         .errw = errw,
         .parent = getpid(),
     };
@@ -906,32 +909,46 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
         PROC__NS;
     p->err_credit = p->err_burst;
     p->err_refill_ns = uv_hrtime();
-    p->io.data = p->err.data = p->exit.data = p;
+    p->in.data = p->out.data = p->err.data = p->exit.data = p;
 
-    int sv[2];
-    int ep[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-        err_printf(errmsg, "cannot create a socket for program %s: %s",
-                   cfg->path, strerror(errno));
+    /* Frames go over two pipes rather than one socket: reading a socket
+     * wakes its writer, a program blocked reading its next event, for
+     * nothing, and that cost a context switch per event in both. A pipe
+     * wakes its writer only if it was full. */
+    int ip[2], op[2], ep[2];
+    if (pipe2(ip, O_CLOEXEC) != 0) {
+        err_printf(errmsg, "cannot create a pipe for program %s: %s", cfg->path,
+                   strerror(errno));
         rv = BERTH_EIO;
         goto err_after_alloc;
+    }
+    if (pipe2(op, O_CLOEXEC) != 0) {
+        err_printf(errmsg, "cannot create a pipe for program %s: %s", cfg->path,
+                   strerror(errno));
+        close(ip[0]);
+        rv = BERTH_EIO;
+        goto err_after_in;
     }
     if (pipe2(ep, O_CLOEXEC) != 0) {
         err_printf(errmsg, "cannot create a pipe for program %s: %s", cfg->path,
                    strerror(errno));
-        close(sv[1]);
+        close(ip[0]);
+        close(op[1]);
         rv = BERTH_EIO;
-        goto err_after_socketpair;
+        goto err_after_out;
     }
-    sv[1] = proc__above_stdio(sv[1]);
+    ip[0] = proc__above_stdio(ip[0]);
+    op[1] = proc__above_stdio(op[1]);
     ep[1] = proc__above_stdio(ep[1]);
-    int e = sv[1] < 0 || ep[1] < 0 ? EMFILE : proc__start(p, cfg, sv[1], ep[1]);
+    int e = ip[0] < 0 || op[1] < 0 || ep[1] < 0
+                ? EMFILE
+                : proc__start(p, cfg, ip[0], op[1], ep[1]);
     /* The child has its copies; holding ours would hide its EOF. */
-    if (sv[1] >= 0) {
-        close(sv[1]);
-    }
-    if (ep[1] >= 0) {
-        close(ep[1]);
+    int child[3] = {ip[0], op[1], ep[1]};
+    for (int i = 0; i < 3; i++) {
+        if (child[i] >= 0) {
+            close(child[i]);
+        }
     }
     if (e != 0) {
         err_printf(errmsg, "cannot start program %s: %s", cfg->path,
@@ -953,11 +970,20 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
     }
     /* From here each initialized handle is counted in open_handles and
      * owns its descriptor, so that a failure can close it. */
-    uv_pipe_init(loop, &p->io, 0);
-    p->open_handles = 1;
-    rv = uv_pipe_open(&p->io, sv[0]);
+    uv_pipe_init(loop, &p->in, 0);
+    uv_pipe_init(loop, &p->out, 0);
+    p->open_handles = 2;
+    rv = uv_pipe_open(&p->in, ip[1]);
     if (rv != 0) {
-        close(sv[0]);
+        close(ip[1]);
+        close(op[0]);
+        close(ep[0]);
+        close(pidfd);
+        goto err_after_handles;
+    }
+    rv = uv_pipe_open(&p->out, op[0]);
+    if (rv != 0) {
+        close(op[0]);
         close(ep[0]);
         close(pidfd);
         goto err_after_handles;
@@ -968,14 +994,14 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
         close(pidfd);
         goto err_after_handles;
     }
-    p->open_handles = 2;
+    p->open_handles = 3;
     rv = uv_poll_init(loop, &p->exit, pidfd);
     if (rv != 0) {
         close(pidfd);
         goto err_after_handles;
     }
-    p->open_handles = 3;
-    if ((rv = uv_read_start((uv_stream_t *)&p->io, proc__alloc_cb,
+    p->open_handles = 4;
+    if ((rv = uv_read_start((uv_stream_t *)&p->out, proc__alloc_cb,
                             proc__read_cb)) != 0 ||
         (rv = uv_poll_start(&p->err, UV_READABLE, proc__err_cb)) != 0 ||
         (rv = uv_poll_start(&p->exit, UV_READABLE, proc__exit_cb)) != 0) {
@@ -995,19 +1021,22 @@ err_after_handles:
     p->spawn_failed = true;
     p->state = PROC_DYING;
     int opened = p->open_handles;
-    proc__close((uv_handle_t *)&p->io);
-    if (opened >= 2) {
+    proc__close((uv_handle_t *)&p->in);
+    proc__close((uv_handle_t *)&p->out);
+    if (opened >= 3) {
         proc__close_poll(&p->err);
     }
-    if (opened >= 3) {
+    if (opened >= 4) {
         proc__close_poll(&p->exit);
     }
     return BERTH_EIO;
 
 err_after_pipe:
     close(ep[0]);
-err_after_socketpair:
-    close(sv[0]);
+err_after_out:
+    close(op[0]);
+err_after_in:
+    close(ip[1]);
 err_after_alloc:
     mem_free(p->name);
     mem_free(p);
@@ -1030,7 +1059,7 @@ int proc_send(struct proc *p, struct buf *frame)
      * holds its output back: counted like any byte held. */
     w->budget = p->budget;
     w->counted = frame->cap;
-    int rv = uv_write(&w->req, (uv_stream_t *)&p->io, &b, 1, proc__write_cb);
+    int rv = uv_write(&w->req, (uv_stream_t *)&p->in, &b, 1, proc__write_cb);
     if (rv != 0) {
         mem_free(w);
         return BERTH_ESHUTDOWN;
@@ -1143,7 +1172,7 @@ unsigned proc_count(void)
 
 unsigned proc_fds_per_proc(void)
 {
-    return 3;
+    return 4;
 }
 
 void proc_cleanup(void)

@@ -1,14 +1,13 @@
-/* A program process: spawn, frame I/O over a socket, and supervision.
+/* A program process: spawn, frame I/O over pipes, and supervision.
  *
- * A proc owns one child process and three file descriptors in the host: one
- * end of a socket pair that is the child's stdin and stdout at once, the
- * read end of the child's stderr pipe, and a pidfd that tells when the child
- * has exited. Frames written with proc_send go to the child's stdin; frames
- * it writes to stdout come back one by one through the frame callback; lines
- * it writes to stderr go to the host's log with the proc's name in front,
- * within a rate limit (PROC_STDERR_RATE). A child that writes a malformed
- * or oversized frame, or closes its stdout, is killed at once: the host
- * never trusts a program.
+ * A proc owns one child process and four file descriptors in the host: the
+ * write end of the child's stdin pipe, the read ends of its stdout and
+ * stderr pipes, and a pidfd that tells when the child has exited. Frames
+ * written with proc_send go to the child's stdin; frames it writes to stdout
+ * come back one by one through the frame callback; lines it writes to stderr go
+ * to the host's log with the proc's name in front, within a rate limit
+ * (PROC_STDERR_RATE). A child that writes a malformed or oversized frame, or
+ * closes its stdout, is killed at once: the host never trusts a program.
  *
  * The child starts from the launcher or from the host (spawn.h:
  * vfork-like, so its cost does not grow with the host's memory), in a

@@ -34,7 +34,7 @@ static int spawn__child(void *arg)
     for (int s = 1; s < NSIG; s++) {
         syscall(SYS_rt_sigaction, s, dfl, NULL, SPAWN__SIGSET_SIZE);
     }
-    if (setsid() < 0 || dup2(j->sock, 0) < 0 || dup2(j->sock, 1) < 0 ||
+    if (setsid() < 0 || dup2(j->in, 0) < 0 || dup2(j->out, 1) < 0 ||
         dup2(j->errw, 2) < 0 ||
         syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
         r->err = errno;

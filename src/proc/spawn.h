@@ -24,7 +24,8 @@ struct spawn_job {
     const char *file;  /* the executable's path (no PATH search) */
     char *const *argv; /* NULL-terminated */
     char *const *envp; /* NULL-terminated: the whole environment */
-    int sock;          /* becomes stdin and stdout */
+    int in;            /* becomes stdin */
+    int out;           /* becomes stdout */
     int errw;          /* becomes stderr */
     pid_t parent;      /* the process whose death kills the child: the
                           child's parent after the clone */

@@ -1,7 +1,7 @@
 /* The frame protocol between a host and a program.
  *
  * A program is any executable. The host starts it with its stdin and stdout
- * connected to one end of a Unix stream socket pair and speaks frames on
+ * connected to pipes from and to the host and speaks frames on
  * them; the program's stderr is its log. Every frame is
  *
  *     u32 len | u8 type | body[len - 1]

@@ -165,13 +165,14 @@ def admin_call(sock, method, path):
 
 def test_wakes_close_idle_connections_for_descriptors(host_factory):
     # 1,200 descriptors: the front door may hold about 450 connections
-    # while programs are few; 190 programs need more than the idle
-    # connections leave, and take them rather than wait.
+    # while programs are few; 140 programs (4 descriptors each: 3 pipes and
+    # a pidfd) need more than the idle connections leave, and take them
+    # rather than wait.
     h = host_factory(["--max-conns-per-addr", "0", "--max-idle-conns", "0",
                       "--freeze-timeout", "0", "--idle-timeout", "600000"])
     h.preexec_fn = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1200, 1200))
     h.start()
-    n = 190
+    n = 140
     h.cli("ship", "new", "--program", KV, "--name", "w", "--count", str(n))
     most = h.cli_json("stats")["max_connections"]
     assert 300 < most < 600, most
