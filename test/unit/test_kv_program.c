@@ -434,12 +434,12 @@ static void test_kv_http(void **state)
 
     http(&c, 1, "PUT", "/k/a", "1", &a);
     expect(&a, FRAME_DONE, true, 201, NULL);
-    assert_int_equal(a.n_logs, 1);
-    assert_string_equal(a.log, "put a (1 bytes)");
+    /* Writes are not logged (kv.c): no LOG effect. */
+    assert_int_equal(a.n_logs, 0);
     answer_free(&a);
     http(&c, 2, "PUT", "/k/a?ignored=1", "two", &a);
     expect(&a, FRAME_DONE, true, 200, NULL);
-    assert_int_equal(a.n_logs, 1);
+    assert_int_equal(a.n_logs, 0);
     answer_free(&a);
     http(&c, 3, "GET", "/k/a", NULL, &a);
     expect(&a, FRAME_DONE, false, 200, "two");
@@ -462,7 +462,6 @@ static void test_kv_http(void **state)
     answer_free(&a);
     http(&c, 4, "PUT", "/k/%22%5c%01%ff%2F", "x", &a);
     expect(&a, FRAME_DONE, true, 201, NULL);
-    assert_string_equal(a.log, "put \"\\x5c\\x01\\xff/ (1 bytes)");
     answer_free(&a);
     http(&c, 5, "GET", "/k/h%c3%a9llo%20w", NULL, &a);
     expect(&a, FRAME_DONE, false, 200, "");
@@ -524,7 +523,7 @@ static void test_kv_http(void **state)
 
     http(&c, 6, "DELETE", "/k/a", NULL, &a);
     expect(&a, FRAME_DONE, true, 200, NULL);
-    assert_string_equal(a.log, "del a");
+    assert_int_equal(a.n_logs, 0);
     answer_free(&a);
     http(&c, 7, "GET", "/k/a", NULL, &a);
     expect_error(&a, 404, "not_found");
@@ -540,8 +539,7 @@ static void test_kv_poke(void **state)
     assert_true(boot(&c, 0, NULL, 0));
     poke(&c, 1, "put color dark blue", &a);
     expect(&a, FRAME_DONE, true, 201, NULL);
-    assert_int_equal(a.n_logs, 1);
-    assert_string_equal(a.log, "put color (9 bytes)");
+    assert_int_equal(a.n_logs, 0);
     answer_free(&a);
     http(&c, 2, "GET", "/k/color", NULL, &a);
     expect(&a, FRAME_DONE, false, 200, "dark blue");
@@ -563,7 +561,7 @@ static void test_kv_poke(void **state)
     }
     poke(&c, 3, "del color", &a);
     expect(&a, FRAME_DONE, true, 200, NULL);
-    assert_string_equal(a.log, "del color");
+    assert_int_equal(a.n_logs, 0);
     answer_free(&a);
     poke(&c, 4, "del color", &a);
     assert_int_equal(a.type, FRAME_REJECT);
