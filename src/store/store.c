@@ -16,6 +16,7 @@
 #include "core/record.h"
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "store/heads.h"
 #include "store/heap.h"
 
 #define STORE__SCHEMA_VERSION 5
@@ -133,6 +134,7 @@ struct store {
     bool pinned;        /* an image is being read: no checkpoint may run */
     bool batch;         /* a batch's transaction is open */
     unsigned unflushed; /* entries in it */
+    struct heads heads; /* ship heads of the open batch (store/heads.h) */
     char errmsg[ERRMSG_SIZE];
 };
 
@@ -433,6 +435,7 @@ int store_open(struct store **out, const char *path, char *errmsg)
         err_printf(errmsg, "out of memory");
         return BERTH_ENOMEM;
     }
+    heads_init(&s->heads);
     s->path = mem_strdup(path);
     if (s->path == NULL) {
         err_printf(s->errmsg, "out of memory");
@@ -460,6 +463,7 @@ void store_close(struct store *s)
     /* What fails here is replayed from the log at the next start. */
     store_flush(s);
     store__close_db(s);
+    heads_close(&s->heads);
     mem_free(s->path);
     mem_free(s);
 }
@@ -487,11 +491,57 @@ static int store__batch_lost(struct store *s, int rv)
         memcpy(why, s->errmsg, sizeof why);
         s->batch = false;
         s->unflushed = 0;
+        heads_clear(&s->heads);
         err_printf(s->errmsg,
                    "the entries applied since the last flush were rolled "
                    "back: %s",
                    why);
         return rv != 0 ? rv : BERTH_EIO;
+    }
+    return rv;
+}
+
+static int store__head_update(struct store *s, uint64_t sid,
+                              uint64_t last_event, const uint8_t *last_hash,
+                              uint64_t alarm_ns)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_HEAD_PUT);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)last_event);
+    sqlite3_bind_blob(st, 3, last_hash, STORE_HASH_SIZE, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)alarm_ns);
+    return store__exec(s, st, "writing a ship");
+}
+
+static int store__head_write_cb(const struct heads_entry *e, void *arg)
+{
+    return store__head_update(arg, e->sid, e->last_event, e->hash, e->alarm_ns);
+}
+
+/* Write the heads changed in memory to their rows: before the batch
+ * commits, and before any statement that reads or writes ships' rows
+ * other than through the heads. */
+static int store__heads_write(struct store *s)
+{
+    if (s->heads.n == 0) {
+        return 0;
+    }
+    int rv = heads_foreach_dirty(&s->heads, store__head_write_cb, s);
+    if (rv == 0 && heads_mark_clean(&s->heads) != 0) {
+        rv = store_set_error(s, BERTH_ENOMEM,
+                             "writing ship heads: out of memory");
+    }
+    return rv;
+}
+
+/* As store__heads_write, and then forget the head of sid, whose row the
+ * caller is about to replace or delete. */
+static int store__heads_release(struct store *s, uint64_t sid)
+{
+    int rv = store__heads_write(s);
+    if (rv == 0 && heads_remove(&s->heads, sid) != 0) {
+        rv = store_set_error(s, BERTH_ENOMEM,
+                             "writing ship heads: out of memory");
     }
     return rv;
 }
@@ -506,17 +556,22 @@ int store_entry_begin(struct store *s)
         s->batch = true;
     }
     int rv = store__exec(s, store__stmt(s, ST_SAVEPOINT), "savepoint");
+    if (rv == 0) {
+        heads_entry_begin(&s->heads);
+    }
     return store__batch_lost(s, rv);
 }
 
 int store_entry_undo(struct store *s)
 {
+    heads_entry_undo(&s->heads);
     int rv = store__exec(s, store__stmt(s, ST_ROLLBACK_TO), "rollback");
     return store__batch_lost(s, rv);
 }
 
 int store_entry_end(struct store *s)
 {
+    heads_entry_end(&s->heads);
     int rv = store__exec(s, store__stmt(s, ST_RELEASE), "release");
     rv = store__batch_lost(s, rv);
     if (rv == 0) {
@@ -530,10 +585,14 @@ int store_flush(struct store *s)
     if (!s->batch) {
         return 0;
     }
-    int rv = store__exec(s, store__stmt(s, ST_COMMIT), "commit");
+    int rv = store__heads_write(s);
+    if (rv == 0) {
+        rv = store__exec(s, store__stmt(s, ST_COMMIT), "commit");
+    }
     if (rv != 0 && !sqlite3_get_autocommit(s->db)) {
         store__exec(s, store__stmt(s, ST_ROLLBACK), "rollback");
     }
+    heads_clear(&s->heads);
     s->batch = false;
     s->unflushed = 0;
     return rv;
@@ -622,6 +681,10 @@ int store_meta_put(struct store *s, const char *key, uint64_t value)
 
 int store_ship_put(struct store *s, const struct store_ship *ship)
 {
+    int rv = store__heads_release(s, ship->sid);
+    if (rv != 0) {
+        return rv;
+    }
     sqlite3_stmt *st = store__stmt(s, ST_SHIP_PUT);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)ship->sid);
     sqlite3_bind_text(st, 2, ship->id, -1, SQLITE_STATIC);
@@ -745,9 +808,13 @@ static int store__one_ship(struct store *s, sqlite3_stmt *st,
 int store_ship_get(struct store *s, const char *id_or_name,
                    struct store_ship *out)
 {
+    int rv = store__heads_write(s);
+    if (rv != 0) {
+        return rv;
+    }
     sqlite3_stmt *st = store__stmt(s, ST_SHIP_BY_ID);
     sqlite3_bind_text(st, 1, id_or_name, -1, SQLITE_STATIC);
-    int rv = store__one_ship(s, st, out);
+    rv = store__one_ship(s, st, out);
     if (rv != BERTH_ENOTFOUND) {
         return rv;
     }
@@ -758,6 +825,10 @@ int store_ship_get(struct store *s, const char *id_or_name,
 
 int store_ship_get_sid(struct store *s, uint64_t sid, struct store_ship *out)
 {
+    int rv = store__heads_write(s);
+    if (rv != 0) {
+        return rv;
+    }
     sqlite3_stmt *st = store__stmt(s, ST_SHIP_BY_SID);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
     return store__one_ship(s, st, out);
@@ -766,6 +837,13 @@ int store_ship_get_sid(struct store *s, uint64_t sid, struct store_ship *out)
 int store_ship_head_get(struct store *s, uint64_t sid, uint64_t *last_event,
                         uint8_t *last_hash, uint64_t *alarm_ns)
 {
+    const struct heads_entry *e = heads_find(&s->heads, sid);
+    if (e != NULL) {
+        *last_event = e->last_event;
+        memcpy(last_hash, e->hash, STORE_HASH_SIZE);
+        *alarm_ns = e->alarm_ns;
+        return 0;
+    }
     sqlite3_stmt *st = store__stmt(s, ST_HEAD_GET);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
     int rc = sqlite3_step(st);
@@ -780,28 +858,47 @@ int store_ship_head_get(struct store *s, uint64_t sid, uint64_t *last_event,
         rv = store__fail(s, rc, "reading a ship");
     }
     sqlite3_reset(st);
+    if (rv == 0 && s->batch) {
+        /* Kept for the batch's next event of this ship; without memory,
+         * the next read goes to the row again. */
+        struct heads_entry keep = {
+            .sid = sid, .last_event = *last_event, .alarm_ns = *alarm_ns};
+        memcpy(keep.hash, last_hash, STORE_HASH_SIZE);
+        heads_set(&s->heads, &keep);
+    }
     return rv;
 }
 
 int store_ship_head_put(struct store *s, uint64_t sid, uint64_t last_event,
                         const uint8_t *last_hash, uint64_t alarm_ns)
 {
-    sqlite3_stmt *st = store__stmt(s, ST_HEAD_PUT);
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)last_event);
-    sqlite3_bind_blob(st, 3, last_hash, STORE_HASH_SIZE, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)alarm_ns);
-    return store__exec(s, st, "writing a ship");
+    if (!s->batch) {
+        return store__head_update(s, sid, last_event, last_hash, alarm_ns);
+    }
+    struct heads_entry e = {.sid = sid,
+                            .last_event = last_event,
+                            .alarm_ns = alarm_ns,
+                            .dirty = true};
+    memcpy(e.hash, last_hash, STORE_HASH_SIZE);
+    if (heads_set(&s->heads, &e) != 0) {
+        return store_set_error(s, BERTH_ENOMEM,
+                               "writing a ship's head: out of memory");
+    }
+    return 0;
 }
 
 int store_ship_delete(struct store *s, uint64_t sid)
 {
+    int rv = store__heads_release(s, sid);
+    if (rv != 0) {
+        return rv;
+    }
     static const int order[] = {ST_SHIP_EVENTS_DELETE, ST_SHIP_SNAPSHOT_DELETE,
                                 ST_SHIP_DELETE};
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
         sqlite3_stmt *st = store__stmt(s, order[i]);
         sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
-        int rv = store__exec(s, st, "deleting a ship");
+        rv = store__exec(s, st, "deleting a ship");
         if (rv != 0) {
             return rv;
         }
@@ -811,8 +908,11 @@ int store_ship_delete(struct store *s, uint64_t sid)
 
 int store_ship_foreach(struct store *s, store_ship_cb cb, void *arg)
 {
+    int rv = store__heads_write(s);
+    if (rv != 0) {
+        return rv;
+    }
     sqlite3_stmt *st = store__stmt(s, ST_SHIP_ALL);
-    int rv = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct store_ship ship;
@@ -835,9 +935,12 @@ int store_ship_foreach(struct store *s, store_ship_cb cb, void *arg)
 int store_ship_brief_foreach(struct store *s, uint64_t after_sid,
                              store_ship_brief_cb cb, void *arg)
 {
+    int rv = store__heads_write(s);
+    if (rv != 0) {
+        return rv;
+    }
     sqlite3_stmt *st = store__stmt(s, ST_SHIP_BRIEF);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)after_sid);
-    int rv = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct store_ship_brief b;

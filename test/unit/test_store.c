@@ -201,6 +201,79 @@ static void test_events_and_transactions(void **state)
     store_close(s);
 }
 
+/* Inside a batch a ship's head lives in memory (store/heads.h): whatever
+ * reads the ship's row sees it, an undone entry takes it back, a deleted or
+ * rewritten ship forgets it, and only the flush makes it durable. */
+static void test_heads_in_a_batch(void **state)
+{
+    struct fx *x = *state;
+    struct store *s = open_ok(x->path);
+    struct store_ship a, b, got;
+    ship(&a, 1, "a1", "alpha");
+    ship(&b, 2, "b2", "beta");
+    assert_int_equal(store_ship_put(s, &a), 0);
+    assert_int_equal(store_ship_put(s, &b), 0);
+    uint8_t h5[STORE_HASH_SIZE], h6[STORE_HASH_SIZE], h[STORE_HASH_SIZE];
+    memset(h5, 5, sizeof h5);
+    memset(h6, 6, sizeof h6);
+    uint64_t last, alarm;
+
+    assert_int_equal(store_entry_begin(s), 0);
+    assert_int_equal(store_ship_head_put(s, 1, 5, h5, 50), 0);
+    assert_int_equal(store_ship_head_get(s, 1, &last, h, &alarm), 0);
+    assert_int_equal(last, 5);
+    assert_int_equal(alarm, 50);
+    assert_memory_equal(h, h5, sizeof h);
+    assert_int_equal(store_entry_end(s), 0);
+
+    /* An undone entry: its head goes back to 5, even though a read of the
+     * ship's row wrote it out in the middle. */
+    assert_int_equal(store_entry_begin(s), 0);
+    assert_int_equal(store_ship_head_put(s, 1, 6, h6, 60), 0);
+    assert_int_equal(store_ship_get(s, "alpha", &got), 0);
+    assert_int_equal(got.last_event, 6);
+    assert_int_equal(got.alarm_ns, 60);
+    assert_memory_equal(got.last_hash, h6, sizeof h6);
+    store_ship_clear(&got);
+    assert_int_equal(store_ship_head_put(s, 2, 9, h6, 0), 0);
+    assert_int_equal(store_entry_undo(s), 0);
+    assert_int_equal(store_entry_end(s), 0);
+    assert_int_equal(store_ship_head_get(s, 1, &last, h, &alarm), 0);
+    assert_int_equal(last, 5);
+    assert_memory_equal(h, h5, sizeof h);
+    assert_int_equal(store_ship_head_get(s, 2, &last, h, &alarm), 0);
+    assert_int_equal(last, 0);
+
+    /* A rewritten ship's row wins over its head in memory, and a deleted
+     * ship has none. */
+    assert_int_equal(store_entry_begin(s), 0);
+    assert_int_equal(store_ship_head_put(s, 2, 7, h6, 0), 0);
+    b.last_event = 3;
+    assert_int_equal(store_ship_put(s, &b), 0);
+    assert_int_equal(store_ship_head_get(s, 2, &last, h, &alarm), 0);
+    assert_int_equal(last, 3);
+    assert_int_equal(store_ship_head_put(s, 2, 8, h6, 0), 0);
+    assert_int_equal(store_ship_delete(s, 2), 0);
+    assert_int_equal(store_ship_head_get(s, 2, &last, h, &alarm),
+                     BERTH_ENOTFOUND);
+    assert_int_equal(store_entry_end(s), 0);
+
+    /* Only a flushed head outlives the store. */
+    assert_int_equal(store_flush(s), 0);
+    assert_int_equal(store_entry_begin(s), 0);
+    assert_int_equal(store_ship_head_put(s, 1, 99, h6, 0), 0);
+    assert_int_equal(store_entry_end(s), 0);
+    assert_int_equal(store_unflushed(s), 1);
+    /* Closing flushes; a host that dies instead loses the batch. */
+    store_close(s);
+    s = open_ok(x->path);
+    assert_int_equal(store_ship_get(s, "alpha", &got), 0);
+    assert_int_equal(got.last_event, 99);
+    store_ship_clear(&got);
+    assert_int_equal(store_ship_get(s, "beta", &got), BERTH_ENOTFOUND);
+    store_close(s);
+}
+
 /* Change stored bytes behind the store's back, as a flipped bit or a
  * hand-edited row would. */
 static void tamper(const char *path, const char *sql)
@@ -872,6 +945,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ships_persist_and_stay_unique,
                                         setup, teardown),
         cmocka_unit_test(test_events_and_transactions),
+        cmocka_unit_test_setup_teardown(test_heads_in_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hash_chain_is_checked, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_checksum_is_checked,
