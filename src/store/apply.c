@@ -312,7 +312,12 @@ int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
     if (record_entry_type(entry, len, &type) != 0) {
         return store_set_error(s, BERTH_ECORRUPT, "the entry has no type");
     }
-    int rv = store_entry_begin(s);
+    /* Entries of events, nearly all entries, are applied without a
+     * savepoint: each event is skipped once its ship's head has it, so an
+     * entry cut short by a failure (which stops the host) is completed by
+     * applying it again. The others may undo themselves (APPLY__UNDO). */
+    bool undoable = type != RECORD_ENTRY_EVENTS;
+    int rv = store_entry_begin(s, undoable);
     if (rv != 0) {
         return rv;
     }
@@ -359,9 +364,10 @@ int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
     return store_entry_end(s);
 
 err_after_begin:
-    /* The entry leaves nothing; a batch SQLite rolled back is said by
-     * the return of these, and rv is the first cause either way. */
-    if (store_entry_undo(s) == 0) {
+    /* An undoable entry leaves nothing; a batch SQLite rolled back is said
+     * by the return of these, and rv is the first cause either way. An
+     * entry of events may leave some of its events: see above. */
+    if (!undoable || store_entry_undo(s) == 0) {
         store_entry_end(s);
     }
     return rv;

@@ -134,6 +134,7 @@ struct store {
     bool pinned;        /* an image is being read: no checkpoint may run */
     bool batch;         /* a batch's transaction is open */
     unsigned unflushed; /* entries in it */
+    bool savepoint;     /* the open entry has one: it can be undone */
     struct heads heads; /* ship heads of the open batch (store/heads.h) */
     char errmsg[ERRMSG_SIZE];
 };
@@ -546,7 +547,7 @@ static int store__heads_release(struct store *s, uint64_t sid)
     return rv;
 }
 
-int store_entry_begin(struct store *s)
+int store_entry_begin(struct store *s, bool undoable)
 {
     if (!s->batch) {
         int rv = store__exec(s, store__stmt(s, ST_BEGIN), "begin");
@@ -555,8 +556,13 @@ int store_entry_begin(struct store *s)
         }
         s->batch = true;
     }
+    s->savepoint = false;
+    if (!undoable) {
+        return 0;
+    }
     int rv = store__exec(s, store__stmt(s, ST_SAVEPOINT), "savepoint");
     if (rv == 0) {
+        s->savepoint = true;
         heads_entry_begin(&s->heads);
     }
     return store__batch_lost(s, rv);
@@ -564,6 +570,10 @@ int store_entry_begin(struct store *s)
 
 int store_entry_undo(struct store *s)
 {
+    if (!s->savepoint) {
+        return store_set_error(s, BERTH_EINVAL,
+                               "this entry's changes cannot be undone");
+    }
     heads_entry_undo(&s->heads);
     int rv = store__exec(s, store__stmt(s, ST_ROLLBACK_TO), "rollback");
     return store__batch_lost(s, rv);
@@ -571,8 +581,12 @@ int store_entry_undo(struct store *s)
 
 int store_entry_end(struct store *s)
 {
-    heads_entry_end(&s->heads);
-    int rv = store__exec(s, store__stmt(s, ST_RELEASE), "release");
+    int rv = 0;
+    if (s->savepoint) {
+        s->savepoint = false;
+        heads_entry_end(&s->heads);
+        rv = store__exec(s, store__stmt(s, ST_RELEASE), "release");
+    }
     rv = store__batch_lost(s, rv);
     if (rv == 0) {
         s->unflushed++;

@@ -90,10 +90,15 @@ const char *store_errmsg(const struct store *s);
 int store_set_error(struct store *s, int rv, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Start one entry's changes: in the open batch, or in a new one. */
-int store_entry_begin(struct store *s);
+/* Start one entry's changes: in the open batch, or in a new one. Only an
+ * undoable entry can be undone; it costs a savepoint, which copies every
+ * page the entry changes (a third of applying an event). An entry that is
+ * not undoable must be one whose partial changes are harmless: a failure
+ * stops the host, and applying it again completes it. */
+int store_entry_begin(struct store *s, bool undoable);
 
-/* Undo the changes since store_entry_begin; the entry stays open. */
+/* Undo the changes since store_entry_begin of an undoable entry; the entry
+ * stays open. Returns BERTH_EINVAL for an entry that is not undoable. */
 int store_entry_undo(struct store *s);
 
 /* End the entry: its changes join the batch. On an error from an entry's

@@ -186,7 +186,7 @@ static void test_events_and_transactions(void **state)
     sum = 0;
     assert_int_equal(store_event_foreach(s, 7, 3, NULL, collect, &sum), 0);
     assert_int_equal(sum, 345);
-    assert_int_equal(store_entry_begin(s), 0);
+    assert_int_equal(store_entry_begin(s, true), 0);
     assert_int_equal(store_event_put(s, 7, 6, "x", 1), 0);
     assert_int_equal(store_entry_undo(s), 0);
     assert_int_equal(store_entry_end(s), 0);
@@ -218,7 +218,7 @@ static void test_heads_in_a_batch(void **state)
     memset(h6, 6, sizeof h6);
     uint64_t last, alarm;
 
-    assert_int_equal(store_entry_begin(s), 0);
+    assert_int_equal(store_entry_begin(s, true), 0);
     assert_int_equal(store_ship_head_put(s, 1, 5, h5, 50), 0);
     assert_int_equal(store_ship_head_get(s, 1, &last, h, &alarm), 0);
     assert_int_equal(last, 5);
@@ -228,7 +228,7 @@ static void test_heads_in_a_batch(void **state)
 
     /* An undone entry: its head goes back to 5, even though a read of the
      * ship's row wrote it out in the middle. */
-    assert_int_equal(store_entry_begin(s), 0);
+    assert_int_equal(store_entry_begin(s, true), 0);
     assert_int_equal(store_ship_head_put(s, 1, 6, h6, 60), 0);
     assert_int_equal(store_ship_get(s, "alpha", &got), 0);
     assert_int_equal(got.last_event, 6);
@@ -246,7 +246,7 @@ static void test_heads_in_a_batch(void **state)
 
     /* A rewritten ship's row wins over its head in memory, and a deleted
      * ship has none. */
-    assert_int_equal(store_entry_begin(s), 0);
+    assert_int_equal(store_entry_begin(s, true), 0);
     assert_int_equal(store_ship_head_put(s, 2, 7, h6, 0), 0);
     b.last_event = 3;
     assert_int_equal(store_ship_put(s, &b), 0);
@@ -260,7 +260,7 @@ static void test_heads_in_a_batch(void **state)
 
     /* Only a flushed head outlives the store. */
     assert_int_equal(store_flush(s), 0);
-    assert_int_equal(store_entry_begin(s), 0);
+    assert_int_equal(store_entry_begin(s, true), 0);
     assert_int_equal(store_ship_head_put(s, 1, 99, h6, 0), 0);
     assert_int_equal(store_entry_end(s), 0);
     assert_int_equal(store_unflushed(s), 1);
