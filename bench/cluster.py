@@ -10,11 +10,19 @@ measured in the same run (loopback round trip, fdatasync, and etcd 3.4 with
   catch-up  a host stopped while 100,000 events are committed: the time from
             its restart until it has applied what the leader has
 
+Both clusters are up at once and their rows alternate: for each
+concurrency, round after round, etcd's row and then berth's row at each
+ack level, and each figure is the median over the rounds. The machine is
+shared and drifts by more than the differences measured (etcd's throughput
+moved 50% between two runs made one after the other), so a ratio is only
+taken between rows run next to each other.
+
 usage: cluster.py BUILD DIR. Sizes from the environment: BENCH_SECONDS (10 a
 row: long enough to hold the periodic costs, raft snapshots and store
-commits, which a 3 s row could miss), BENCH_CONCS (1,16,256), BENCH_ACKS (0,1,2,quorum,all),
-BENCH_KILL_ROUNDS (50), BENCH_CATCHUP_EVENTS (100000). Every process it
-starts it stops, also on failure."""
+commits, which a 3 s row could miss), BENCH_ROUNDS (3), BENCH_CONCS
+(1,16,256), BENCH_ACKS (0,1,2,quorum,all), BENCH_KILL_ROUNDS (50),
+BENCH_CATCHUP_EVENTS (100000). Every process it starts it stops, also on
+failure."""
 import base64
 import http.client
 import json
@@ -33,6 +41,7 @@ BERTH = os.path.join(BUILD, "berth")
 KV = os.path.join(BUILD, "programs", "kv")
 GEN = os.path.join(BUILD, "bench", "cluster_bench")
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONCS = [int(x) for x in os.environ.get("BENCH_CONCS", "1,16,256").split(",")]
 ACKS = os.environ.get("BENCH_ACKS", "0,1,2,quorum,all").split(",")
 KILL_ROUNDS = int(os.environ.get("BENCH_KILL_ROUNDS", "50"))
@@ -228,7 +237,17 @@ def ms(x):
     return "%.3f" % x
 
 
-def berth_part(floors):
+def median_row(runs):
+    """One row from the runs of a row: each figure's median."""
+    out = {}
+    for k in runs[0]:
+        if isinstance(runs[0][k], (int, float)):
+            out[k] = pct([r[k] for r in runs], 0.5)
+    out["runs"] = [r["eps"] for r in runs]
+    return out
+
+
+def berth_part(etcd):
     hosts = [Host(i) for i in range(3)]
     hosts[0].start()
     leader(hosts[:1])
@@ -236,11 +255,11 @@ def berth_part(floors):
         h.start(join=hosts[0].peer)
     formed(hosts)
     targets = ",".join("127.0.0.1:%d" % h.port for h in hosts)
-    rows = {}
-    for acks in ACKS:
-        for conc in CONCS:
+    rows, etcd_rows = {}, {}
+    for conc in CONCS:
+        ready = []
+        for acks in ACKS:
             name = "a%s-c%d" % (acks, conc)
-            note("commit: acks %s, %d ships" % (acks, conc))
             try:
                 cli(hosts[0], "ship", "new", "--program", KV, "--name", name,
                     "--count", str(conc), "--acks", acks)
@@ -249,12 +268,28 @@ def berth_part(floors):
                 continue
             for i in range(conc):
                 hosts[i % 3].http("GET", "/s/%s-%d/k" % (name, i + 1))
-            before = sum(h.write_bytes() for h in hosts)
-            r = gen("load", "berth", targets, conc, SECONDS, name)
-            after = sum(h.write_bytes() for h in hosts)
-            r["bytes_per_event"] = (after - before) / r["events"] if r["events"] else 0
-            rows[(acks, conc)] = r
-    results = {"rows": rows}
+            ready.append((acks, name))
+        runs = {acks: [] for acks, _ in ready}
+        etcd_runs = []
+        for rnd in range(ROUNDS):
+            if etcd is not None:
+                note("commit: %d writers, round %d: etcd" % (conc, rnd + 1))
+                etcd_runs.append(gen("load", "etcd", etcd["targets"], conc, SECONDS,
+                                     "c%d-r%d-" % (conc, rnd)))
+            for acks, name in ready:
+                note("commit: %d writers, round %d: acks %s" % (conc, rnd + 1, acks))
+                before = sum(h.write_bytes() for h in hosts)
+                r = gen("load", "berth", targets, conc, SECONDS, name)
+                after = sum(h.write_bytes() for h in hosts)
+                r["bytes_per_event"] = (after - before) / r["events"] if r["events"] else 0
+                runs[acks].append(r)
+        for acks, _ in ready:
+            rows[(acks, conc)] = median_row(runs[acks])
+        if etcd_runs:
+            etcd_rows[conc] = median_row(etcd_runs)
+    results = {"rows": rows, "etcd": etcd_rows}
+    if etcd is not None:
+        etcd_stop(etcd)
 
     # Failover: kill -9 the leader, then write through a survivor until one
     # write is acknowledged.
@@ -305,7 +340,8 @@ def berth_part(floors):
     return results
 
 
-def etcd_part():
+def etcd_start():
+    """Start 3 etcd members; (the cluster, its version) or (None, why not)."""
     etcd = shutil.which("etcd") or "/usr/bin/etcd"
     if not os.path.exists(etcd):
         return None, "etcd not installed (apt-get install etcd-server)"
@@ -346,13 +382,13 @@ def etcd_part():
     note("etcd: %s" % version)
     wait(healthy, 60, "etcd")
     targets = ",".join("127.0.0.1:%d" % m["client"] for m in members)
-    rows = {}
-    for conc in CONCS:
-        rows[conc] = gen("load", "etcd", targets, conc, SECONDS, "c%d-" % conc)
-    for m in members:
+    return {"members": members, "targets": targets}, version
+
+
+def etcd_stop(etcd):
+    for m in etcd["members"]:
         m["proc"].terminate()
         m["proc"].wait(30)
-    return rows, version
 
 
 def main():
@@ -362,14 +398,16 @@ def main():
     floors = {"rtt": gen("rtt", 1)}
     for conc in CONCS:
         floors[conc] = gen("fsync", DIR, conc, SECONDS)
-    b = berth_part(floors)
-    etcd, version = etcd_part()
+    etcd_cluster, version = etcd_start()
+    b = berth_part(etcd_cluster)
+    etcd = b["etcd"] if etcd_cluster else None
 
     print("cluster: 3 hosts on loopback, one machine (%d cores); 100-byte PUTs to kv, "
           "closed loop, one client per ship, clients spread over the 3 front doors, "
-          "%g s a row. Beside: etcd (%s), 3 members on loopback, POST /v3/kv/put at the "
-          "same concurrency over the same 3 members; fdatasync floor as in commit above."
-          % (os.cpu_count(), SECONDS, version if etcd else "not run: " + version))
+          "%g s a row, median of %d rounds. Beside: etcd (%s), 3 members on loopback, "
+          "POST /v3/kv/put at the same concurrency over the same 3 members, its row run "
+          "before berth's in each round; fdatasync floor as in commit above."
+          % (os.cpu_count(), SECONDS, ROUNDS, version if etcd else "not run: " + version))
     print("%-7s %5s %10s %9s %9s %9s %7s | %10s %9s | %9s %9s | %9s" % (
         "acks", "ships", "events/s", "p50 ms", "p99 ms", "B/event", "client",
         "etcd ev/s", "etcd p99", "x etcd", "p99/etcd", "fsync/berth"))
@@ -388,6 +426,14 @@ def main():
             f["eps"] / r["eps"] if r["eps"] else 0,
             "  (errors: %d)" % r["errors"] if r["errors"] else ""))
     if etcd:
+        for conc in CONCS:
+            r = b["rows"].get(("quorum", conc))
+            if isinstance(r, dict) and conc in etcd:
+                print("rounds at %d writers, events/s: quorum %s; etcd %s; x etcd %s" % (
+                    conc, ", ".join("%.0f" % x for x in r["runs"]),
+                    ", ".join("%.0f" % x for x in etcd[conc]["runs"]),
+                    ", ".join("%.2f" % (x / y) if y else "-"
+                              for x, y in zip(r["runs"], etcd[conc]["runs"]))))
         print("etcd client CPU share: %s" % ", ".join(
             "%d: %.0f%%" % (c, 100 * etcd[c]["client_share"]) for c in CONCS))
     rtt = floors["rtt"]
