@@ -346,6 +346,10 @@ static int store__upgrade(struct store *s, int version)
 /* Open the database at path into s (s->db is NULL before), with every
  * statement prepared; on failure s->errmsg says why and the caller closes
  * what was opened with store__close_db. */
+/* SQLite's checkpoint after this many WAL pages (40 MiB), set at open and
+ * restored when an image is unpinned. */
+#define STORE__AUTOCHECKPOINT 10000
+
 static int store__open_db(struct store *s, const char *path)
 {
     int rv;
@@ -376,6 +380,7 @@ static int store__open_db(struct store *s, const char *path)
     if (rv != 0) {
         return rv;
     }
+    sqlite3_wal_autocheckpoint(s->db, STORE__AUTOCHECKPOINT);
     int version;
     rv = store__pragma_int(s, "PRAGMA user_version", &version);
     if (rv != 0) {
@@ -1168,9 +1173,6 @@ int store_snapshot_get(struct store *s, uint64_t sid,
 
 /* --- Images. --- */
 
-/* SQLite's checkpoint after this many WAL pages: its default, restored when
- * an image is unpinned. */
-#define STORE__AUTOCHECKPOINT 1000
 
 static bool store__in_memory(const struct store *s)
 {
