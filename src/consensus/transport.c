@@ -88,7 +88,8 @@ struct transport {
     uint64_t dials;               /* connections dialed, since start */
     unsigned kept;                /* accepted connections kept */
     struct transport_call *conns; /* every live connection */
-    int handles;                  /* the listener, when open */
+    uint8_t *scratch; /* TRANSPORT__SCRATCH bytes for whole reads, or NULL */
+    int handles;      /* the listener, when open */
     transport_close_cb close_cb;
     void *close_arg;
 };
@@ -310,10 +311,36 @@ static int transport__write_reply(uv_stream_t *stream, unsigned status,
 
 /* Reads are sized to what is still expected, so that nothing past a
  * handshake is ever read here: after it, the bytes are libraft's. */
+/* A message read whole, header and body in one read, goes through this
+ * buffer: one read a message instead of two. Only where nothing but the
+ * message can follow on the connection: a reply to a call, and a call on a
+ * kept connection. The first message of an accepted connection may be a
+ * raft handshake, after which the bytes are libraft's, so it is read
+ * exactly, header then body. */
+#define TRANSPORT__SCRATCH (64u * 1024)
+
+static bool transport__whole(const struct transport_call *c)
+{
+    return !c->in_body && c->got == 0 &&
+           (c->role == TRANSPORT__DIAL_CALL ||
+            (c->role == TRANSPORT__INBOUND && c->kept));
+}
+
 static void transport__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct transport_call *c = h->data;
+    struct transport *t = c->t;
     (void)hint;
+    if (transport__whole(c)) {
+        if (t->scratch == NULL) {
+            t->scratch = mem_alloc(TRANSPORT__SCRATCH);
+        }
+        if (t->scratch != NULL) {
+            buf->base = (char *)t->scratch;
+            buf->len = TRANSPORT__SCRATCH;
+            return;
+        }
+    }
     if (!c->in_body) {
         buf->base = (char *)c->header + c->got;
         buf->len = c->header_need - c->got;
@@ -325,6 +352,9 @@ static void transport__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 static void transport__inbound_done(struct transport_call *c);
 static void transport__dial_done(struct transport_call *c);
+static void transport__take(struct transport_call *c, const uint8_t *p,
+                            size_t n);
+static bool transport__advance(struct transport_call *c, size_t n);
 static void transport__dial_fail(struct transport_call *c, int rv);
 static void transport__timeout_cb(uv_timer_t *timer);
 
@@ -342,7 +372,6 @@ static void transport__read_anew(struct transport_call *c, size_t need)
 static void transport__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct transport_call *c = s->data;
-    (void)buf;
     if (n == 0) {
         return;
     }
@@ -364,10 +393,63 @@ static void transport__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         }
         return;
     }
-    c->got += (size_t)n;
+    if (c->t->scratch != NULL && buf->base == (char *)c->t->scratch) {
+        transport__take(c, c->t->scratch, (size_t)n);
+        return;
+    }
+    transport__advance(c, (size_t)n);
+}
+
+/* A protocol error on c: close it, or fail its call. */
+static void transport__malformed(struct transport_call *c)
+{
+    if (c->role == TRANSPORT__INBOUND) {
+        transport__conn_close(c);
+    } else {
+        transport__dial_fail(c, BERTH_EMALFORMED);
+    }
+}
+
+/* The length of the body that c's complete header announces. */
+static size_t transport__body_len(const struct transport_call *c)
+{
+    bool in = c->role == TRANSPORT__INBOUND;
+    return get_le32(c->header + (in ? 8 + TRANSPORT_CLUSTER_SIZE + 4 : 12));
+}
+
+/* Bytes of one message read whole into p: put them where the exact reads
+ * would have, piece by piece. More bytes than the message is a peer that
+ * broke the protocol. */
+static void transport__take(struct transport_call *c, const uint8_t *p,
+                            size_t n)
+{
+    while (n > 0) {
+        uint8_t *dst = c->in_body ? c->body + c->got : c->header + c->got;
+        size_t room =
+            c->in_body ? c->body_len - c->got : c->header_need - c->got;
+        size_t take = n < room ? n : room;
+        memcpy(dst, p, take);
+        p += take;
+        n -= take;
+        if (!c->in_body && take == room && n > transport__body_len(c)) {
+            transport__malformed(c);
+            return;
+        }
+        if (!transport__advance(c, take)) {
+            return;
+        }
+    }
+}
+
+/* n more bytes of c's message are in place: go on with it. Returns whether
+ * c is still reading the same message. */
+static bool transport__advance(struct transport_call *c, size_t n)
+{
+    uv_stream_t *s = (uv_stream_t *)c->tcp;
+    c->got += n;
     if (!c->in_body) {
         if (c->got < c->header_need) {
-            return;
+            return true;
         }
         if (memcmp(c->header, TRANSPORT__MAGIC, 8) != 0) {
             if (c->role == TRANSPORT__INBOUND) {
@@ -377,7 +459,7 @@ static void transport__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             } else {
                 transport__dial_fail(c, BERTH_EMALFORMED);
             }
-            return;
+            return false;
         }
         bool in = c->role == TRANSPORT__INBOUND;
         size_t len =
@@ -392,7 +474,7 @@ static void transport__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             } else {
                 transport__dial_fail(c, BERTH_EMALFORMED);
             }
-            return;
+            return false;
         }
         c->in_body = true;
         c->got = 0;
@@ -404,19 +486,25 @@ static void transport__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             } else {
                 transport__dial_fail(c, BERTH_ENOMEM);
             }
-            return;
+            return false;
         }
     }
     if (c->got < c->body_len) {
-        return;
+        return true;
     }
     c->body[c->body_len] = '\0';
-    uv_read_stop(s);
+    /* A call's connection goes on reading once answered (dial_done), to
+     * notice a listener that closes it; stopping and starting again would
+     * cost two epoll_ctl calls a call. */
+    if (c->role != TRANSPORT__DIAL_CALL) {
+        uv_read_stop(s);
+    }
     if (c->role == TRANSPORT__INBOUND) {
         transport__inbound_done(c);
     } else {
         transport__dial_done(c);
     }
+    return false;
 }
 
 static void transport__timeout_cb(uv_timer_t *timer)
@@ -896,6 +984,7 @@ static void transport__maybe_closed(struct transport *t)
         transport_close_cb cb = t->close_cb;
         void *arg = t->close_arg;
         mem_free(t->bind);
+        mem_free(t->scratch);
         mem_free(t);
         if (cb != NULL) {
             cb(arg);

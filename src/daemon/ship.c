@@ -370,9 +370,29 @@ static uint64_t ship__env_mono_ns(void *data)
     return uv_hrtime();
 }
 
+/* Every event carries 32 bytes of entropy, and randombytes_buf is a
+ * getrandom system call each time: the bytes come from a pool filled by
+ * one call for 128 events. Bytes handed out are wiped from the pool. Only
+ * the loop thread draws from it, and no program shares the host's memory. */
+#define SHIP__ENTROPY_POOL 4096
+
 static void ship__env_entropy(void *data, uint8_t *out, size_t n)
 {
-    randombytes_buf(out, n);
+    static uint8_t pool[SHIP__ENTROPY_POOL];
+    static size_t left;
+    (void)data;
+    if (n > sizeof pool) {
+        randombytes_buf(out, n);
+        return;
+    }
+    if (n > left) {
+        randombytes_buf(pool, sizeof pool);
+        left = sizeof pool;
+    }
+    uint8_t *from = pool + sizeof pool - left;
+    memcpy(out, from, n);
+    sodium_memzero(from, n);
+    left -= n;
 }
 
 static bool ship__env_disk_ok(void *data)

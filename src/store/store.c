@@ -1173,7 +1173,6 @@ int store_snapshot_get(struct store *s, uint64_t sid,
 
 /* --- Images. --- */
 
-
 static bool store__in_memory(const struct store *s)
 {
     return s->path[0] == '\0' || strcmp(s->path, ":memory:") == 0 ||

@@ -11,10 +11,12 @@
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <cmocka.h>
 
 #include "consensus/transport.h"
+#include "lib/buf.h"
 #include "lib/err.h"
 
 struct side {
@@ -30,8 +32,13 @@ struct fx {
     unsigned calls;   /* calls the server was given */
     unsigned replies; /* replies the client got */
     int status;       /* of the last one */
-    char body[64];    /* of the last one */
+    char body[64];    /* of the last one, cut */
+    size_t len;       /* of the last one, whole */
+    bool pattern;     /* the last one is all bytes i % 251 */
 };
+
+/* The reply to "big": the most a reply may hold, more than one read. */
+#define FX_BIG TRANSPORT_MAX_BODY
 
 static void fx_handler(void *arg, struct transport_call *call, unsigned kind,
                        uint64_t sender, const uint8_t *body, size_t len)
@@ -40,6 +47,14 @@ static void fx_handler(void *arg, struct transport_call *call, unsigned kind,
     char reply[64];
     assert_int_equal(kind, TRANSPORT_PROBE);
     f->calls++;
+    if (len == 3 && memcmp(body, "big", 3) == 0) {
+        static uint8_t big[FX_BIG];
+        for (size_t i = 0; i < sizeof big; i++) {
+            big[i] = (uint8_t)(i % 251);
+        }
+        transport_reply(call, TRANSPORT_OK, big, sizeof big);
+        return;
+    }
     int n = snprintf(reply, sizeof reply, "re %.*s", (int)len, body);
     transport_reply(call, TRANSPORT_OK, reply, (size_t)n);
 }
@@ -49,6 +64,11 @@ static void fx_reply(void *arg, int status, const uint8_t *body, size_t len)
     struct fx *f = arg;
     f->replies++;
     f->status = status;
+    f->len = len;
+    f->pattern = true;
+    for (size_t i = 0; i < len; i++) {
+        f->pattern = f->pattern && body[i] == (uint8_t)(i % 251);
+    }
     snprintf(f->body, sizeof f->body, "%.*s", (int)len, (const char *)body);
 }
 
@@ -194,6 +214,146 @@ static void test_a_host_gone_is_noticed_while_idle(void **state)
     assert_int_equal(transport_dials(f->client.t), 2);
 }
 
+/* A reply bigger than what one read takes whole arrives whole, on a new
+ * connection and on a kept one. */
+static void test_big_replies_arrive_whole(void **state)
+{
+    struct fx *f = *state;
+    unsigned n = 0;
+    for (int i = 0; i < 3; i++) {
+        fx_call(f, "big");
+        fx_run_replies(f, ++n);
+        assert_int_equal(f->status, TRANSPORT_OK);
+        assert_int_equal(f->len, FX_BIG);
+        assert_true(f->pattern);
+        fx_call(f, "small");
+        fx_run_replies(f, ++n);
+        assert_string_equal(f->body, "re small");
+    }
+    assert_int_equal(transport_dials(f->client.t), 1);
+}
+
+/* A peer that breaks the protocol, as a thread on a blocking socket. */
+struct rogue {
+    int fd;      /* listening, or the connection for a rogue dialer */
+    bool dialer; /* send calls; otherwise answer one call */
+    int got_eof; /* the dialer saw the connection closed, unanswered */
+    pthread_t thread;
+};
+
+static bool rogue_read(int fd, uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t r = read(fd, p, n);
+        if (r <= 0) {
+            return false;
+        }
+        p += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+static size_t rogue_request(uint8_t *out, const char *body)
+{
+    size_t len = strlen(body);
+    memset(out, 0, 40);
+    memcpy(out, "berthp01", 8);
+    put_le32(out + 8 + TRANSPORT_CLUSTER_SIZE, TRANSPORT_PROBE);
+    put_le32(out + 8 + TRANSPORT_CLUSTER_SIZE + 4, (uint32_t)len);
+    out[8 + TRANSPORT_CLUSTER_SIZE + 8] = 7; /* sender 7 */
+    memcpy(out + 40, body, len);
+    return 40 + len;
+}
+
+static void *rogue_main(void *arg)
+{
+    struct rogue *r = arg;
+    if (r->dialer) {
+        /* One call, its answer, then two calls in one write: a kept
+         * connection carries one call at a time. */
+        uint8_t req[128], two[256], reply[16 + 64];
+        size_t n = rogue_request(req, "x");
+        assert_int_equal(write(r->fd, req, n), (ssize_t)n);
+        assert_true(rogue_read(r->fd, reply, 16 + 4)); /* "re x" */
+        n = rogue_request(two, "y");
+        n += rogue_request(two + n, "z");
+        assert_int_equal(write(r->fd, two, n), (ssize_t)n);
+        r->got_eof = read(r->fd, reply, sizeof reply) == 0;
+        close(r->fd);
+        return NULL;
+    }
+    int c = accept(r->fd, NULL, NULL);
+    assert_true(c >= 0);
+    uint8_t head[40], body[64];
+    assert_true(rogue_read(c, head, sizeof head));
+    uint32_t len = get_le32(head + 8 + TRANSPORT_CLUSTER_SIZE + 4);
+    assert_true(len <= sizeof body);
+    assert_true(rogue_read(c, body, len));
+    /* The answer, and bytes nobody asked for after it, in one write. */
+    uint8_t out[16 + 2 + 5];
+    memcpy(out, "berthp01", 8);
+    put_le32(out + 8, TRANSPORT_OK);
+    put_le32(out + 12, 2);
+    memcpy(out + 16, "ok", 2);
+    memcpy(out + 18, "extra", 5);
+    assert_int_equal(write(c, out, sizeof out), (ssize_t)sizeof out);
+    /* Wait for the dialer to close. */
+    read(c, body, sizeof body);
+    close(c);
+    close(r->fd);
+    return NULL;
+}
+
+/* A reply with bytes after it is refused: the call fails as malformed. */
+static void test_bytes_after_a_reply_fail_the_call(void **state)
+{
+    struct fx *f = *state;
+    struct rogue r = {.fd = socket(AF_INET, SOCK_STREAM, 0)};
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(r.fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(r.fd, 1), 0);
+    assert_int_equal(getsockname(r.fd, (struct sockaddr *)&a, &alen), 0);
+    char address[32];
+    snprintf(address, sizeof address, "127.0.0.1:%d", ntohs(a.sin_port));
+    assert_int_equal(pthread_create(&r.thread, NULL, rogue_main, &r), 0);
+    assert_int_equal(transport_request(f->client.t, address, TRANSPORT_PROBE,
+                                       "q", 1, 2000, fx_reply, f),
+                     0);
+    fx_run_replies(f, 1);
+    assert_int_equal(f->status, BERTH_EMALFORMED);
+    pthread_join(r.thread, NULL);
+}
+
+/* Two calls at once on a kept connection: the listener closes it and
+ * answers neither. */
+static void test_calls_pipelined_on_a_kept_connection_close_it(void **state)
+{
+    struct fx *f = *state;
+    struct rogue r = {.fd = socket(AF_INET, SOCK_STREAM, 0), .dialer = true};
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    int port = 0;
+    sscanf(f->address, "127.0.0.1:%d", &port);
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(r.fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(pthread_create(&r.thread, NULL, rogue_main, &r), 0);
+    for (int i = 0; i < 3000 && f->calls < 1; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    /* Run until the rogue saw the close. */
+    for (int i = 0; i < 300; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    pthread_join(r.thread, NULL);
+    assert_int_equal(f->calls, 1);
+    assert_true(r.got_eof);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +363,13 @@ int main(void)
             test_calls_at_once_each_take_a_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_host_gone_is_noticed_while_idle,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_big_replies_arrive_whole, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bytes_after_a_reply_fail_the_call,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_calls_pipelined_on_a_kept_connection_close_it, setup,
+            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
