@@ -54,6 +54,7 @@ struct transport_call {
     bool counted; /* counted in the transport's handshakes */
     bool kept;    /* accepted, answered, and kept for a next call */
     bool done;    /* the outcome was delivered; only closing is left */
+    bool broken;  /* the dialer sent more, or closed, during its call */
     int handles;  /* open handles (tcp, timer) of this connection */
     unsigned kind;
     uint64_t sender;
@@ -331,6 +332,12 @@ static void transport__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     struct transport_call *c = h->data;
     struct transport *t = c->t;
     (void)hint;
+    if (c->role == TRANSPORT__CALL) {
+        /* Anything read while a call is served breaks the protocol. */
+        buf->base = (char *)c->header;
+        buf->len = sizeof c->header;
+        return;
+    }
     if (transport__whole(c)) {
         if (t->scratch == NULL) {
             t->scratch = mem_alloc(TRANSPORT__SCRATCH);
@@ -373,6 +380,13 @@ static void transport__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct transport_call *c = s->data;
     if (n == 0) {
+        return;
+    }
+    if (c->role == TRANSPORT__CALL) {
+        /* The dialer closed, or sent before its answer: the answer, when
+         * it comes, closes the connection instead. */
+        c->broken = true;
+        uv_read_stop(s);
         return;
     }
     if (c->role == TRANSPORT__IDLE) {
@@ -445,7 +459,6 @@ static void transport__take(struct transport_call *c, const uint8_t *p,
  * c is still reading the same message. */
 static bool transport__advance(struct transport_call *c, size_t n)
 {
-    uv_stream_t *s = (uv_stream_t *)c->tcp;
     c->got += n;
     if (!c->in_body) {
         if (c->got < c->header_need) {
@@ -493,12 +506,11 @@ static bool transport__advance(struct transport_call *c, size_t n)
         return true;
     }
     c->body[c->body_len] = '\0';
-    /* A call's connection goes on reading once answered (dial_done), to
-     * notice a listener that closes it; stopping and starting again would
-     * cost two epoll_ctl calls a call. */
-    if (c->role != TRANSPORT__DIAL_CALL) {
-        uv_read_stop(s);
-    }
+    /* Reading goes on: a dialed call's connection, to notice a listener
+     * that closes it while idle; an accepted one while its call is served
+     * (TRANSPORT__CALL, where any byte breaks it) and for the next call.
+     * Stopping and starting again cost two epoll_ctl calls a call. A raft
+     * connection stops when handed over. */
     if (c->role == TRANSPORT__INBOUND) {
         transport__inbound_done(c);
     } else {
@@ -596,7 +608,7 @@ void transport_reply(struct transport_call *c, unsigned status,
     c->done = true;
     struct transport *t = c->t;
     bool keep = !t->closing && (c->kept || t->kept < TRANSPORT__MAX_KEPT);
-    if (c->tcp == NULL || uv_is_closing((uv_handle_t *)c->tcp) ||
+    if (c->broken || c->tcp == NULL || uv_is_closing((uv_handle_t *)c->tcp) ||
         transport__write_reply((uv_stream_t *)c->tcp, status, body, len, c,
                                keep) != 0) {
         transport__conn_close(c);

@@ -29,12 +29,13 @@ struct fx {
     uv_loop_t loop;
     char address[32];
     struct side server, client;
-    unsigned calls;   /* calls the server was given */
-    unsigned replies; /* replies the client got */
-    int status;       /* of the last one */
-    char body[64];    /* of the last one, cut */
-    size_t len;       /* of the last one, whole */
-    bool pattern;     /* the last one is all bytes i % 251 */
+    unsigned calls;              /* calls the server was given */
+    unsigned replies;            /* replies the client got */
+    int status;                  /* of the last one */
+    char body[64];               /* of the last one, cut */
+    size_t len;                  /* of the last one, whole */
+    bool pattern;                /* the last one is all bytes i % 251 */
+    struct transport_call *held; /* a "hold" call, not answered yet */
 };
 
 /* The reply to "big": the most a reply may hold, more than one read. */
@@ -47,6 +48,10 @@ static void fx_handler(void *arg, struct transport_call *call, unsigned kind,
     char reply[64];
     assert_int_equal(kind, TRANSPORT_PROBE);
     f->calls++;
+    if (len == 4 && memcmp(body, "hold", 4) == 0) {
+        f->held = call;
+        return;
+    }
     if (len == 3 && memcmp(body, "big", 3) == 0) {
         static uint8_t big[FX_BIG];
         for (size_t i = 0; i < sizeof big; i++) {
@@ -237,6 +242,7 @@ static void test_big_replies_arrive_whole(void **state)
 struct rogue {
     int fd;      /* listening, or the connection for a rogue dialer */
     bool dialer; /* send calls; otherwise answer one call */
+    bool early;  /* as dialer: send bytes before the answer */
     int got_eof; /* the dialer saw the connection closed, unanswered */
     pthread_t thread;
 };
@@ -269,6 +275,17 @@ static size_t rogue_request(uint8_t *out, const char *body)
 static void *rogue_main(void *arg)
 {
     struct rogue *r = arg;
+    if (r->early) {
+        /* A call, and more bytes before its answer. */
+        uint8_t req[128], reply[64];
+        size_t n = rogue_request(req, "hold");
+        assert_int_equal(write(r->fd, req, n), (ssize_t)n);
+        usleep(50 * 1000);
+        assert_int_equal(write(r->fd, "junk", 4), 4);
+        r->got_eof = read(r->fd, reply, sizeof reply) == 0;
+        close(r->fd);
+        return NULL;
+    }
     if (r->dialer) {
         /* One call, its answer, then two calls in one write: a kept
          * connection carries one call at a time. */
@@ -354,6 +371,37 @@ static void test_calls_pipelined_on_a_kept_connection_close_it(void **state)
     assert_true(r.got_eof);
 }
 
+/* Bytes sent while a call is served break the connection: the answer
+ * closes it instead of going out. */
+static void test_bytes_during_a_call_close_the_connection(void **state)
+{
+    struct fx *f = *state;
+    struct rogue r = {.fd = socket(AF_INET, SOCK_STREAM, 0), .early = true};
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    int port = 0;
+    sscanf(f->address, "127.0.0.1:%d", &port);
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(r.fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(pthread_create(&r.thread, NULL, rogue_main, &r), 0);
+    for (int i = 0; i < 3000 && f->held == NULL; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_non_null(f->held);
+    for (int i = 0; i < 200; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    transport_reply(f->held, TRANSPORT_OK, "late", 4);
+    for (int i = 0; i < 200; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    pthread_join(r.thread, NULL);
+    assert_true(r.got_eof);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -370,6 +418,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_calls_pipelined_on_a_kept_connection_close_it, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            test_bytes_during_a_call_close_the_connection, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
