@@ -860,6 +860,44 @@ static void test_request_path(void **state)
     assert_int_equal(T->n_prop, 0);
 }
 
+/* Within 10% of want (a histogram bucket is within about 3%). */
+static void near_ms(const struct hist *h, double want)
+{
+    double got = (double)hist_quantile(h, 0.5) / 1e6;
+    if (got < want * 0.9 || got > want * 1.1) {
+        fail_msg("p50 %.3f ms, want about %.3f", got, want);
+    }
+}
+
+/* A logged event's time splits into waiting for its ship, computing and
+ * waiting for its ack level; a read is not counted. */
+static void test_event_latency_parts(void **state)
+{
+    awake_ship(0);
+    struct fleet *f = &T->fleet;
+    uint64_t before = f->durable_latency.count;
+    uintptr_t w1 = send_job(0, "w");
+    uintptr_t w2 = send_job(0, "w"); /* waits while w1 computes */
+    advance(4);
+    prog_step(0); /* w1 answered after 4 ms; w2 goes to the program */
+    advance(6);
+    prog_step(0); /* w2 answered after 6 ms */
+    advance(10);
+    commit_all(); /* both durable: w1 16 ms after its answer, w2 10 */
+    assert_non_null(outcome(w1));
+    assert_non_null(outcome(w2));
+    assert_int_equal(f->durable_latency.count, before + 2);
+    assert_int_equal(f->queue_latency.max, 4 * 1000000);
+    assert_int_equal(f->compute_latency.max, 6 * 1000000);
+    assert_int_equal(f->durable_latency.max, 16 * 1000000);
+    near_ms(&f->queue_latency, 0);
+    uintptr_t r = send_job(0, "r");
+    prog_step(0);
+    assert_non_null(outcome(r));
+    assert_int_equal(f->durable_latency.count, before + 2);
+    assert_int_equal(f->compute_latency.count, before + 2);
+}
+
 /* A read waits behind a write that is not yet durable. */
 static void test_read_waits_for_write(void **state)
 {
@@ -1602,6 +1640,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_request_path, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_event_latency_parts, t_setup,
+                                        t_teardown),
         cmocka_unit_test_setup_teardown(test_read_waits_for_write, t_setup,
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_wake_replays, t_setup, t_teardown),
