@@ -344,19 +344,25 @@ static void test_bytes_after_a_reply_fail_the_call(void **state)
     pthread_join(r.thread, NULL);
 }
 
+/* Connect r to the fixture's listener and start its thread. */
+static void rogue_dial(struct fx *f, struct rogue *r)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    int port = 0;
+    sscanf(f->address, "127.0.0.1:%d", &port);
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(r->fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(pthread_create(&r->thread, NULL, rogue_main, r), 0);
+}
+
 /* Two calls at once on a kept connection: the listener closes it and
  * answers neither. */
 static void test_calls_pipelined_on_a_kept_connection_close_it(void **state)
 {
     struct fx *f = *state;
     struct rogue r = {.fd = socket(AF_INET, SOCK_STREAM, 0), .dialer = true};
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    int port = 0;
-    sscanf(f->address, "127.0.0.1:%d", &port);
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(r.fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(pthread_create(&r.thread, NULL, rogue_main, &r), 0);
+    rogue_dial(f, &r);
     for (int i = 0; i < 3000 && f->calls < 1; i++) {
         uv_run(&f->loop, UV_RUN_NOWAIT);
         usleep(1000);
@@ -377,13 +383,7 @@ static void test_bytes_during_a_call_close_the_connection(void **state)
 {
     struct fx *f = *state;
     struct rogue r = {.fd = socket(AF_INET, SOCK_STREAM, 0), .early = true};
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    int port = 0;
-    sscanf(f->address, "127.0.0.1:%d", &port);
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(r.fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(pthread_create(&r.thread, NULL, rogue_main, &r), 0);
+    rogue_dial(f, &r);
     for (int i = 0; i < 3000 && f->held == NULL; i++) {
         uv_run(&f->loop, UV_RUN_NOWAIT);
         usleep(1000);
