@@ -475,8 +475,7 @@ static bool transport__advance(struct transport_call *c, size_t n)
             return false;
         }
         bool in = c->role == TRANSPORT__INBOUND;
-        size_t len =
-            get_le32(c->header + (in ? 8 + TRANSPORT_CLUSTER_SIZE + 4 : 12));
+        size_t len = transport__body_len(c);
         unsigned kind =
             in ? get_le32(c->header + 8 + TRANSPORT_CLUSTER_SIZE) : c->kind;
         if (len > (kind == TRANSPORT_FORWARD ? TRANSPORT_MAX_FORWARD
