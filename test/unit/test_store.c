@@ -601,9 +601,61 @@ static void test_upgrade_from_version_3(void **state)
         sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
         SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 5);
+    assert_int_equal(sqlite3_column_int(st, 0), 6);
     sqlite3_finalize(st);
     sqlite3_close(db);
+}
+
+/* The first column of the first row of sql on the database at path. */
+static int64_t query_int(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* A store of version 5 keeps its events in a WITHOUT ROWID table; the
+ * upgrade moves them to a rowid table with an index on (sid, n), every
+ * event kept, and putting an event again still replaces it. */
+static void test_upgrade_from_version_5(void **state)
+{
+    struct fx *x = *state;
+    old_store(x->path,
+              ", alarm_ns INTEGER NOT NULL DEFAULT 0, freeze_timeout_ms "
+              "INTEGER NOT NULL DEFAULT 0, args BLOB, env BLOB, acks INTEGER "
+              "NOT NULL DEFAULT 255",
+              ", chain BLOB NOT NULL DEFAULT x'', sum BLOB NOT NULL DEFAULT "
+              "x''",
+              "INSERT INTO ships VALUES (1, 'aaaa', 'five', '/bin/true', 5, 7, "
+              "3, 1, 0, x'00', x'00', x'00', 0, 0, NULL, NULL, 2);"
+              "INSERT INTO events VALUES (1, 2, 'two'), (1, 1, 'one'), "
+              "(1, 3, 'three');"
+              "PRAGMA user_version=5;");
+
+    struct store_ship got;
+    struct store *s = open_with_ship(x->path, "five", &got);
+    assert_int_equal(got.acks, 2);
+    store_ship_clear(&got);
+    assert_int_equal(store_event_put(s, 1, 3, "THREE", 5), 0);
+    store_close(s);
+
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 6);
+    assert_int_equal(query_int(x->path, "SELECT count(*) FROM events"), 3);
+    /* In number order after the upgrade, the replaced event last. */
+    assert_int_equal(query_int(x->path, "SELECT group_concat(rec, ',') = "
+                                        "'one,two,THREE' FROM (SELECT rec "
+                                        "FROM events ORDER BY rowid)"),
+                     1);
+    assert_int_equal(query_int(x->path,
+                               "SELECT count(*) FROM sqlite_master WHERE "
+                               "name = 'events_by_ship' AND type = 'index'"),
+                     1);
 }
 
 /* --- Images: a raft snapshot is a copy of the store. --- */
@@ -957,6 +1009,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upgrade_from_version_2, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_from_version_3, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_from_version_5, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_image_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(
