@@ -9,62 +9,100 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 
-#define TRANSPORT__MAGIC "berthp01"
-#define TRANSPORT__REQ_HEADER 40   /* magic 8, cluster 16, kind, len, id */
-#define TRANSPORT__REPLY_HEADER 16 /* magic 8, status, len */
+#define TRANSPORT__MAGIC "berthp02"
+/* magic 8, cluster 16, kind, len, sender 8, call */
+#define TRANSPORT__REQ_HEADER 44
+/* magic 8, status, len, call */
+#define TRANSPORT__REPLY_HEADER 20
 #define TRANSPORT__ADDRESS_MAX 255
-/* A connection must finish its header and body within this. */
+/* A connection must finish its first message within this. */
 #define TRANSPORT__HANDSHAKE_MS 5000
-/* Connections still in their handshake, at most; more are closed at once,
- * so that a flood of silent sockets cannot take every descriptor. */
+/* Connections still in their first message, at most; more are closed at
+ * once, so that a flood of silent sockets cannot take every descriptor. */
 #define TRANSPORT__MAX_HANDSHAKES 256
 
-/* Keeping connections for the next call. A dialer keeps a connection whose
- * call was answered for TRANSPORT__IDLE_MS, at most TRANSPORT__MAX_IDLE of
- * them; the listener waits for a next call longer, TRANSPORT__KEEP_MS, so
- * that it is the dialer that closes an idle connection, never the listener
- * under a call being sent. A connect and its handshake cost both hosts more
- * than a forwarded request does. */
+/* Keeping call connections. A dialer closes its connection to a host once
+ * no call has gone or come on it for TRANSPORT__IDLE_MS; the listener waits
+ * longer, TRANSPORT__KEEP_MS, so that it is the dialer that closes an idle
+ * connection, never the listener under a call being sent. At most
+ * TRANSPORT__MAX_KEPT accepted connections are kept; past that, one is
+ * closed once its calls are answered. */
 #define TRANSPORT__IDLE_MS 2000
-#define TRANSPORT__MAX_IDLE 64
 #define TRANSPORT__KEEP_MS 30000
 #define TRANSPORT__MAX_KEPT 512
+/* How often a dialer looks for calls past their deadline. */
+#define TRANSPORT__TICK_MS 50
+/* Calls served at once on one connection, at most: past it the listener
+ * stops reading that connection until some are answered, so a dialer that
+ * sends without reading answers cannot pile them up without bound. */
+#define TRANSPORT__MAX_CALLS 1024
+/* Reads on call connections go through a buffer this big: many messages a
+ * read. */
+#define TRANSPORT__SCRATCH (64u * 1024)
 
 /* What a connection is doing. */
 enum transport__role {
-    TRANSPORT__INBOUND = 1, /* accepted; reading a request */
-    TRANSPORT__CALL,        /* accepted call waiting for transport_reply */
+    TRANSPORT__INBOUND = 1, /* accepted; reading its first message exactly */
+    TRANSPORT__SERVE,       /* accepted call connection: calls in */
     TRANSPORT__DIAL_RAFT,   /* dialed for libraft; reading the reply */
-    TRANSPORT__DIAL_CALL,   /* dialed for transport_request */
-    TRANSPORT__IDLE,        /* dialed; answered; waiting for the next call */
+    TRANSPORT__DIAL_CALLS,  /* dialed for transport_request: calls out */
 };
 
+struct transport__conn;
+
+/* A call received, waiting for transport_reply(). */
 struct transport_call {
+    struct transport__conn *conn; /* NULL once the transport answered it */
+    uint32_t id;
+    struct transport_call *prev, *next; /* in conn's calls */
+    uint8_t body[];                     /* the call's body, NUL-terminated */
+};
+
+/* A call sent, waiting for its answer. */
+struct transport__pending {
+    uint32_t id;
+    bool sent; /* its bytes were given to the connection to write */
+    uint64_t deadline_ms;
+    transport_reply_cb cb;
+    void *arg;
+    struct transport__pending *next;
+};
+
+struct transport__conn {
     struct transport *t;
     uv_tcp_t *tcp; /* from raft_malloc: it may be handed to libraft */
     uv_timer_t timer;
     uv_connect_t connect;
+    uv_write_t write;
     enum transport__role role;
+    /* The first message of a connection, read exactly: after a raft
+     * handshake the bytes are libraft's. */
     uint8_t header[TRANSPORT__REQ_HEADER];
     size_t header_need; /* bytes of header expected */
     size_t got;         /* bytes of header, then body, read so far */
     uint8_t *body;
     size_t body_len;
     bool in_body;
-    bool counted; /* counted in the transport's handshakes */
-    bool kept;    /* accepted, answered, and kept for a next call */
-    bool done;    /* the outcome was delivered; only closing is left */
-    bool broken;  /* the dialer sent more, or closed, during its call */
-    int handles;  /* open handles (tcp, timer) of this connection */
-    unsigned kind;
-    uint64_t sender;
-    /* Dialing: the request to send and whom to tell. */
-    struct buf out;
+    bool counted;     /* counted in the transport's handshakes */
+    bool kept;        /* counted in the transport's kept connections */
+    bool closed;      /* closing: nothing more is read, written or answered */
+    bool connected;   /* a dial's connect completed */
+    bool confirmed;   /* a dial's first answer came: more calls may go */
+    bool writing;     /* a write of wbuf is in flight */
+    bool paused;      /* reading stopped: TRANSPORT__MAX_CALLS being served */
+    int handles;      /* open handles (tcp, timer) of this connection */
+    uint64_t last_ms; /* when a call or answer last went or came */
+    struct buf in;    /* the start of a message not yet whole */
+    struct buf out;   /* bytes to write next */
+    struct buf wbuf;  /* bytes being written */
+    struct buf held;  /* calls waiting for the first answer */
+    unsigned ncalls;  /* calls served, not yet answered */
+    struct transport_call *calls; /* those calls */
+    uint32_t next_id;
+    struct transport__pending *pending, *pending_tail; /* oldest first */
     struct raft_uv_connect *raft_req;
-    char *address; /* whom a call was dialed to: the key of the idle pool */
-    transport_reply_cb cb;
-    void *cb_arg;
-    struct transport_call *prev, *next;
+    char *address; /* whom a call connection was dialed to */
+    struct transport__conn *prev, *next;
 };
 
 struct transport {
@@ -85,11 +123,10 @@ struct transport {
     uint64_t id;
     uint64_t refused;
     unsigned handshakes;
-    unsigned idle;                /* dialed connections kept idle */
-    uint64_t dials;               /* connections dialed, since start */
-    unsigned kept;                /* accepted connections kept */
-    struct transport_call *conns; /* every live connection */
-    uint8_t *scratch; /* TRANSPORT__SCRATCH bytes for whole reads, or NULL */
+    uint64_t dials;                /* connections dialed, since start */
+    unsigned kept;                 /* accepted call connections kept */
+    struct transport__conn *conns; /* every live connection */
+    uint8_t *scratch; /* TRANSPORT__SCRATCH bytes for reads, or NULL */
     int handles;      /* the listener, when open */
     transport_close_cb close_cb;
     void *close_arg;
@@ -97,7 +134,7 @@ struct transport {
 
 static void transport__maybe_closed(struct transport *t);
 
-static void transport__link(struct transport *t, struct transport_call *c)
+static void transport__link(struct transport *t, struct transport__conn *c)
 {
     c->prev = NULL;
     c->next = t->conns;
@@ -107,7 +144,7 @@ static void transport__link(struct transport *t, struct transport_call *c)
     t->conns = c;
 }
 
-static void transport__unlink(struct transport *t, struct transport_call *c)
+static void transport__unlink(struct transport *t, struct transport__conn *c)
 {
     if (c->prev != NULL) {
         c->prev->next = c->next;
@@ -157,10 +194,10 @@ int transport_parse_address(const char *address, struct sockaddr_storage *addr)
 
 /* --- Connections. --- */
 
-static struct transport_call *transport__conn_new(struct transport *t,
-                                                  enum transport__role role)
+static struct transport__conn *transport__conn_new(struct transport *t,
+                                                   enum transport__role role)
 {
-    struct transport_call *c = mem_calloc(1, sizeof *c);
+    struct transport__conn *c = mem_calloc(1, sizeof *c);
     if (c == NULL) {
         return NULL;
     }
@@ -171,12 +208,17 @@ static struct transport_call *transport__conn_new(struct transport *t,
     }
     c->t = t;
     c->role = role;
+    buf_init(&c->in);
     buf_init(&c->out);
+    buf_init(&c->wbuf);
+    buf_init(&c->held);
     uv_tcp_init(t->loop, c->tcp);
     c->tcp->data = c;
     uv_timer_init(t->loop, &c->timer);
     c->timer.data = c;
     c->handles = 2;
+    c->next_id = 1;
+    c->last_ms = uv_now(t->loop);
     transport__link(t, c);
     if (role == TRANSPORT__INBOUND) {
         t->handshakes++;
@@ -185,37 +227,44 @@ static struct transport_call *transport__conn_new(struct transport *t,
     return c;
 }
 
-static void transport__conn_free(struct transport_call *c)
+/* Free c once its handles are closed and no call of it is left with the
+ * handler. */
+static void transport__conn_maybe_free(struct transport__conn *c)
 {
+    if (c->handles > 0 || c->ncalls > 0) {
+        return;
+    }
     struct transport *t = c->t;
     transport__unlink(t, c);
     mem_free(c->body);
     mem_free(c->address);
+    buf_free(&c->in);
     buf_free(&c->out);
+    buf_free(&c->wbuf);
+    buf_free(&c->held);
     mem_free(c);
     transport__maybe_closed(t);
 }
 
 static void transport__tcp_closed(uv_handle_t *h)
 {
-    struct transport_call *c = h->data;
+    struct transport__conn *c = h->data;
     raft_free(h);
-    if (--c->handles == 0) {
-        transport__conn_free(c);
-    }
+    c->handles--;
+    transport__conn_maybe_free(c);
 }
 
 static void transport__timer_closed(uv_handle_t *h)
 {
-    struct transport_call *c = h->data;
-    if (--c->handles == 0) {
-        transport__conn_free(c);
-    }
+    struct transport__conn *c = h->data;
+    c->handles--;
+    transport__conn_maybe_free(c);
 }
 
-/* Close what the connection still holds. The tcp handle is gone already
- * when it was handed to libraft. */
-static void transport__conn_close(struct transport_call *c)
+/* Close what the connection still holds; calls it sent and not answered
+ * must have been failed already. The tcp handle is gone already when it
+ * was handed to libraft. */
+static void transport__conn_close(struct transport__conn *c)
 {
     struct transport *t = c->t;
     if (c->counted) {
@@ -226,10 +275,7 @@ static void transport__conn_close(struct transport_call *c)
         t->kept--;
         c->kept = false;
     }
-    if (c->role == TRANSPORT__IDLE && !c->done) {
-        t->idle--;
-    }
-    c->done = true;
+    c->closed = true;
     if (!uv_is_closing((uv_handle_t *)&c->timer)) {
         uv_close((uv_handle_t *)&c->timer, transport__timer_closed);
     }
@@ -239,7 +285,7 @@ static void transport__conn_close(struct transport_call *c)
 }
 
 /* Give the stream to libraft: it closes and frees it from now on. */
-static uv_stream_t *transport__hand_over(struct transport_call *c)
+static uv_stream_t *transport__hand_over(struct transport__conn *c)
 {
     uv_stream_t *s = (uv_stream_t *)c->tcp;
     uv_read_stop(s);
@@ -259,94 +305,141 @@ static void transport__refuse(struct transport *t, const char *what,
     }
 }
 
-struct transport__write {
-    uv_write_t req;
-    struct transport_call *c; /* to close or keep after the write, or NULL */
-    bool keep;
-    uint8_t data[];
-};
+/* --- Writing: one write in flight a connection. ---
+ *
+ * What is queued while a write is in flight goes out in one write when it
+ * completes, which libuv reports at the start of the next loop iteration:
+ * the first message of an iteration leaves at once, and the answers to a
+ * batch of events released together, or the requests a follower passes on
+ * from one iteration's reads, share a write. */
 
-static void transport__keep(struct transport_call *c);
+static void transport__fail_all(struct transport__conn *c, int rv);
+static void transport__flush(struct transport__conn *c);
+
+static void transport__raft_dial_fail(struct transport__conn *c, int rv);
+
+/* Close c after a failed read or write, or a peer that broke the protocol:
+ * a dialer's calls fail with rv. c is closed first, so that a callback that
+ * calls again dials anew. */
+static void transport__broken(struct transport__conn *c, int rv)
+{
+    if (c->closed) {
+        return;
+    }
+    if (c->role == TRANSPORT__DIAL_RAFT) {
+        transport__raft_dial_fail(c, rv);
+        return;
+    }
+    transport__conn_close(c);
+    if (c->role == TRANSPORT__DIAL_CALLS) {
+        transport__fail_all(c, rv);
+    }
+}
 
 static void transport__write_cb(uv_write_t *req, int status)
 {
-    struct transport__write *w = (struct transport__write *)req;
-    if (w->c != NULL) {
-        if (w->keep && status == 0) {
-            transport__keep(w->c);
-        } else {
-            transport__conn_close(w->c);
-        }
+    struct transport__conn *c = req->data;
+    c->writing = false;
+    c->wbuf.len = 0;
+    if (c->wbuf.cap > 4 * TRANSPORT__SCRATCH) {
+        buf_free(&c->wbuf); /* a big message went: give it back */
     }
-    mem_free(w);
+    if (status != 0) {
+        transport__broken(c, BERTH_EIO);
+        return;
+    }
+    if (c->closed) {
+        transport__conn_maybe_free(c);
+        return;
+    }
+    if (c->out.len > 0) {
+        transport__flush(c);
+    } else if (c->role == TRANSPORT__SERVE && !c->kept && c->ncalls == 0) {
+        transport__conn_close(c); /* one over TRANSPORT__MAX_KEPT */
+    }
 }
 
-/* Write a reply header and body on stream; then close c when c is not
- * NULL, or keep it for a next call when keep is true. Returns 0 or a
- * negative code. */
-static int transport__write_reply(uv_stream_t *stream, unsigned status,
-                                  const void *body, size_t len,
-                                  struct transport_call *close_after, bool keep)
+/* Write what is queued in c->out, unless a write is in flight. */
+static void transport__flush(struct transport__conn *c)
 {
-    struct transport__write *w =
-        mem_alloc(sizeof *w + TRANSPORT__REPLY_HEADER + len);
-    if (w == NULL) {
-        return BERTH_ENOMEM;
+    if (c->writing || c->closed || c->out.len == 0 || c->tcp == NULL) {
+        return;
     }
-    memcpy(w->data, TRANSPORT__MAGIC, 8);
-    put_le32(w->data + 8, status);
-    put_le32(w->data + 12, (uint32_t)len);
+    struct buf tmp = c->wbuf;
+    c->wbuf = c->out;
+    c->out = tmp;
+    c->write.data = c;
+    uv_buf_t b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
+    if (uv_write(&c->write, (uv_stream_t *)c->tcp, &b, 1,
+                 transport__write_cb) != 0) {
+        c->wbuf.len = 0;
+        transport__broken(c, BERTH_EIO);
+        return;
+    }
+    c->writing = true;
+}
+
+static int transport__put_reply(struct buf *out, uint32_t call, unsigned status,
+                                const void *body, size_t len)
+{
+    int rv = buf_reserve(out, TRANSPORT__REPLY_HEADER + len);
+    if (rv != 0) {
+        return rv;
+    }
+    uint8_t *p = out->data + out->len;
+    memcpy(p, TRANSPORT__MAGIC, 8);
+    put_le32(p + 8, status);
+    put_le32(p + 12, (uint32_t)len);
+    put_le32(p + 16, call);
     if (len > 0) {
-        memcpy(w->data + TRANSPORT__REPLY_HEADER, body, len);
+        memcpy(p + TRANSPORT__REPLY_HEADER, body, len);
     }
-    w->c = close_after;
-    w->keep = keep;
-    uv_buf_t b =
-        uv_buf_init((char *)w->data, (unsigned)(TRANSPORT__REPLY_HEADER + len));
-    if (uv_write(&w->req, stream, &b, 1, transport__write_cb) != 0) {
-        mem_free(w);
-        return BERTH_EIO;
-    }
+    out->len += TRANSPORT__REPLY_HEADER + len;
     return 0;
 }
 
-/* Reads are sized to what is still expected, so that nothing past a
- * handshake is ever read here: after it, the bytes are libraft's. */
-/* A message read whole, header and body in one read, goes through this
- * buffer: one read a message instead of two. Only where nothing but the
- * message can follow on the connection: a reply to a call, and a call on a
- * kept connection. The first message of an accepted connection may be a
- * raft handshake, after which the bytes are libraft's, so it is read
- * exactly, header then body. */
-#define TRANSPORT__SCRATCH (64u * 1024)
-
-static bool transport__whole(const struct transport_call *c)
+static int transport__put_request(struct transport *t, struct buf *out,
+                                  uint32_t call, unsigned kind,
+                                  const void *body, size_t len)
 {
-    return !c->in_body && c->got == 0 &&
-           (c->role == TRANSPORT__DIAL_CALL ||
-            (c->role == TRANSPORT__INBOUND && c->kept));
+    int rv = buf_reserve(out, TRANSPORT__REQ_HEADER + len);
+    if (rv != 0) {
+        return rv;
+    }
+    uint8_t *p = out->data + out->len;
+    memcpy(p, TRANSPORT__MAGIC, 8);
+    memcpy(p + 8, t->cluster, TRANSPORT_CLUSTER_SIZE);
+    put_le32(p + 8 + TRANSPORT_CLUSTER_SIZE, kind);
+    put_le32(p + 8 + TRANSPORT_CLUSTER_SIZE + 4, (uint32_t)len);
+    put_le64(p + 8 + TRANSPORT_CLUSTER_SIZE + 8, t->id);
+    put_le32(p + 8 + TRANSPORT_CLUSTER_SIZE + 16, call);
+    if (len > 0) {
+        memcpy(p + TRANSPORT__REQ_HEADER, body, len);
+    }
+    out->len += TRANSPORT__REQ_HEADER + len;
+    return 0;
 }
+
+/* --- Reading. ---
+ *
+ * The first message of an accepted connection is read exactly, header then
+ * body: after a raft handshake the bytes are libraft's. Everything else, a
+ * call connection on either side, is read through the transport's scratch
+ * buffer, as many whole messages a read as have arrived; the start of a
+ * message cut by the end of a read waits in c->in. */
 
 static void transport__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-    struct transport_call *c = h->data;
+    struct transport__conn *c = h->data;
     struct transport *t = c->t;
     (void)hint;
-    if (c->role == TRANSPORT__CALL) {
-        /* Anything read while a call is served breaks the protocol. */
-        buf->base = (char *)c->header;
-        buf->len = sizeof c->header;
-        return;
-    }
-    if (transport__whole(c)) {
+    if (c->role == TRANSPORT__SERVE || c->role == TRANSPORT__DIAL_CALLS) {
         if (t->scratch == NULL) {
             t->scratch = mem_alloc(TRANSPORT__SCRATCH);
         }
-        if (t->scratch != NULL) {
-            buf->base = (char *)t->scratch;
-            buf->len = TRANSPORT__SCRATCH;
-            return;
-        }
+        buf->base = (char *)t->scratch;
+        buf->len = t->scratch != NULL ? TRANSPORT__SCRATCH : 0;
+        return;
     }
     if (!c->in_body) {
         buf->base = (char *)c->header + c->got;
@@ -357,183 +450,13 @@ static void transport__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     }
 }
 
-static void transport__inbound_done(struct transport_call *c);
-static void transport__dial_done(struct transport_call *c);
-static void transport__take(struct transport_call *c, const uint8_t *p,
-                            size_t n);
-static bool transport__advance(struct transport_call *c, size_t n);
-static void transport__dial_fail(struct transport_call *c, int rv);
+static void transport__inbound_done(struct transport__conn *c);
+static void transport__raft_dial_done(struct transport__conn *c);
+static void transport__serve(struct transport__conn *c, const uint8_t *header,
+                             const uint8_t *body, size_t len);
+static void transport__answer(struct transport__conn *c, const uint8_t *header,
+                              const uint8_t *body, size_t len);
 static void transport__timeout_cb(uv_timer_t *timer);
-
-/* Get c ready to read a header of need bytes. */
-static void transport__read_anew(struct transport_call *c, size_t need)
-{
-    mem_free(c->body);
-    c->body = NULL;
-    c->body_len = 0;
-    c->got = 0;
-    c->in_body = false;
-    c->header_need = need;
-}
-
-static void transport__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-    struct transport_call *c = s->data;
-    if (n == 0) {
-        return;
-    }
-    if (c->role == TRANSPORT__CALL) {
-        /* The dialer closed, or sent before its answer: the answer, when
-         * it comes, closes the connection instead. */
-        c->broken = true;
-        uv_read_stop(s);
-        return;
-    }
-    if (c->role == TRANSPORT__IDLE) {
-        /* The listener went away, or says what nobody asked. */
-        transport__conn_close(c);
-        return;
-    }
-    if (c->kept && c->got == 0 && !c->in_body && n > 0) {
-        /* A next call begins: it has the handshake's time to arrive. */
-        uv_timer_start(&c->timer, transport__timeout_cb,
-                       TRANSPORT__HANDSHAKE_MS, 0);
-    }
-    if (n < 0) {
-        if (c->role == TRANSPORT__INBOUND) {
-            transport__conn_close(c);
-        } else {
-            transport__dial_fail(c, BERTH_EIO);
-        }
-        return;
-    }
-    if (c->t->scratch != NULL && buf->base == (char *)c->t->scratch) {
-        transport__take(c, c->t->scratch, (size_t)n);
-        return;
-    }
-    transport__advance(c, (size_t)n);
-}
-
-/* A protocol error on c: close it, or fail its call. */
-static void transport__malformed(struct transport_call *c)
-{
-    if (c->role == TRANSPORT__INBOUND) {
-        transport__conn_close(c);
-    } else {
-        transport__dial_fail(c, BERTH_EMALFORMED);
-    }
-}
-
-/* The length of the body that c's complete header announces. */
-static size_t transport__body_len(const struct transport_call *c)
-{
-    bool in = c->role == TRANSPORT__INBOUND;
-    return get_le32(c->header + (in ? 8 + TRANSPORT_CLUSTER_SIZE + 4 : 12));
-}
-
-/* Bytes of one message read whole into p: put them where the exact reads
- * would have, piece by piece. More bytes than the message is a peer that
- * broke the protocol. */
-static void transport__take(struct transport_call *c, const uint8_t *p,
-                            size_t n)
-{
-    while (n > 0) {
-        uint8_t *dst = c->in_body ? c->body + c->got : c->header + c->got;
-        size_t room =
-            c->in_body ? c->body_len - c->got : c->header_need - c->got;
-        size_t take = n < room ? n : room;
-        memcpy(dst, p, take);
-        p += take;
-        n -= take;
-        if (!c->in_body && take == room && n > transport__body_len(c)) {
-            transport__malformed(c);
-            return;
-        }
-        if (!transport__advance(c, take)) {
-            return;
-        }
-    }
-}
-
-/* n more bytes of c's message are in place: go on with it. Returns whether
- * c is still reading the same message. */
-static bool transport__advance(struct transport_call *c, size_t n)
-{
-    c->got += n;
-    if (!c->in_body) {
-        if (c->got < c->header_need) {
-            return true;
-        }
-        if (memcmp(c->header, TRANSPORT__MAGIC, 8) != 0) {
-            if (c->role == TRANSPORT__INBOUND) {
-                transport__refuse(c->t, "peer port: not a berth peer",
-                                  "bad magic");
-                transport__conn_close(c);
-            } else {
-                transport__dial_fail(c, BERTH_EMALFORMED);
-            }
-            return false;
-        }
-        bool in = c->role == TRANSPORT__INBOUND;
-        size_t len = transport__body_len(c);
-        unsigned kind =
-            in ? get_le32(c->header + 8 + TRANSPORT_CLUSTER_SIZE) : c->kind;
-        if (len > (kind == TRANSPORT_FORWARD ? TRANSPORT_MAX_FORWARD
-                                             : TRANSPORT_MAX_BODY)) {
-            if (c->role == TRANSPORT__INBOUND) {
-                transport__refuse(c->t, "peer port: request too big", NULL);
-                transport__conn_close(c);
-            } else {
-                transport__dial_fail(c, BERTH_EMALFORMED);
-            }
-            return false;
-        }
-        c->in_body = true;
-        c->got = 0;
-        c->body_len = len;
-        c->body = mem_alloc(len + 1); /* +1: a NUL after an address */
-        if (c->body == NULL) {
-            if (c->role == TRANSPORT__INBOUND) {
-                transport__conn_close(c);
-            } else {
-                transport__dial_fail(c, BERTH_ENOMEM);
-            }
-            return false;
-        }
-    }
-    if (c->got < c->body_len) {
-        return true;
-    }
-    c->body[c->body_len] = '\0';
-    /* Reading goes on: a dialed call's connection, to notice a listener
-     * that closes it while idle; an accepted one while its call is served
-     * (TRANSPORT__CALL, where any byte breaks it) and for the next call.
-     * Stopping and starting again cost two epoll_ctl calls a call. A raft
-     * connection stops when handed over. */
-    if (c->role == TRANSPORT__INBOUND) {
-        transport__inbound_done(c);
-    } else {
-        transport__dial_done(c);
-    }
-    return false;
-}
-
-static void transport__timeout_cb(uv_timer_t *timer)
-{
-    struct transport_call *c = timer->data;
-    if (c->role == TRANSPORT__IDLE ||
-        (c->kept && c->role == TRANSPORT__INBOUND && c->got == 0 &&
-         !c->in_body)) {
-        transport__conn_close(c); /* idle long enough */
-    } else if (c->role == TRANSPORT__INBOUND) {
-        transport__refuse(c->t, "peer port: handshake timed out", NULL);
-        transport__conn_close(c);
-    } else if (c->role != TRANSPORT__CALL) {
-        transport__dial_fail(c, BERTH_ETIMEOUT);
-    }
-}
-
-/* --- Accepting. --- */
 
 static bool transport__zero(const uint8_t *p, size_t n)
 {
@@ -545,93 +468,339 @@ static bool transport__zero(const uint8_t *p, size_t n)
     return true;
 }
 
-static void transport__inbound_done(struct transport_call *c)
+/* Whether a request's cluster id is acceptable for kind: this cluster's,
+ * or none (a host not yet joined) for anything but raft. */
+static bool transport__cluster_ok(const struct transport *t,
+                                  const uint8_t *cluster, unsigned kind)
+{
+    bool ours = memcmp(cluster, t->cluster, TRANSPORT_CLUSTER_SIZE) == 0 &&
+                !transport__zero(t->cluster, TRANSPORT_CLUSTER_SIZE);
+    bool anonymous = transport__zero(cluster, TRANSPORT_CLUSTER_SIZE);
+    return ours || (anonymous && kind != TRANSPORT_RAFT);
+}
+
+/* The largest body a message of kind may have. */
+static size_t transport__max_body(unsigned kind)
+{
+    return kind == TRANSPORT_FORWARD ? TRANSPORT_MAX_FORWARD
+                                     : TRANSPORT_MAX_BODY;
+}
+
+/* A protocol error on c: close it. */
+static void transport__malformed(struct transport__conn *c)
+{
+    if (c->role == TRANSPORT__INBOUND || c->role == TRANSPORT__SERVE) {
+        transport__refuse(c->t, "peer port: not a berth peer",
+                          "a malformed message");
+    }
+    transport__broken(c, BERTH_EMALFORMED);
+}
+
+/* Take the whole messages at the start of p (n bytes) on a call
+ * connection; returns how many bytes they took. Stops when c closes. */
+static size_t transport__messages(struct transport__conn *c, const uint8_t *p,
+                                  size_t n)
+{
+    bool serve = c->role == TRANSPORT__SERVE;
+    size_t head = serve ? TRANSPORT__REQ_HEADER : TRANSPORT__REPLY_HEADER;
+    size_t used = 0;
+    while (!c->closed && n - used >= head) {
+        const uint8_t *m = p + used;
+        size_t len =
+            get_le32(m + (serve ? 8 + TRANSPORT_CLUSTER_SIZE + 4 : 12));
+        size_t max =
+            serve
+                ? transport__max_body(get_le32(m + 8 + TRANSPORT_CLUSTER_SIZE))
+                : TRANSPORT_MAX_FORWARD;
+        if (memcmp(m, TRANSPORT__MAGIC, 8) != 0 || len > max) {
+            transport__malformed(c);
+            return n;
+        }
+        if (n - used < head + len) {
+            break;
+        }
+        used += head + len;
+        if (serve) {
+            transport__serve(c, m, m + head, len);
+        } else {
+            transport__answer(c, m, m + head, len);
+        }
+    }
+    return used;
+}
+
+/* n bytes read into the scratch buffer on a call connection. */
+static void transport__take(struct transport__conn *c, const uint8_t *p,
+                            size_t n)
+{
+    c->last_ms = uv_now(c->t->loop);
+    if (c->in.len == 0) {
+        size_t used = transport__messages(c, p, n);
+        if (!c->closed && used < n && buf_append(&c->in, p + used, n - used)) {
+            transport__broken(c, BERTH_ENOMEM);
+        }
+        return;
+    }
+    if (buf_append(&c->in, p, n) != 0) {
+        transport__broken(c, BERTH_ENOMEM);
+        return;
+    }
+    size_t used = transport__messages(c, c->in.data, c->in.len);
+    if (c->closed) {
+        return;
+    }
+    memmove(c->in.data, c->in.data + used, c->in.len - used);
+    c->in.len -= used;
+    if (c->in.len == 0 && c->in.cap > 4 * TRANSPORT__SCRATCH) {
+        buf_free(&c->in); /* a big message came: give it back */
+    }
+}
+
+/* n more bytes of c's first message are in place: go on with it. */
+static void transport__advance(struct transport__conn *c, size_t n)
+{
+    bool in = c->role == TRANSPORT__INBOUND;
+    c->got += n;
+    if (!c->in_body) {
+        if (c->got < c->header_need) {
+            return;
+        }
+        if (memcmp(c->header, TRANSPORT__MAGIC, 8) != 0) {
+            if (in) {
+                transport__refuse(c->t, "peer port: not a berth peer",
+                                  "bad magic");
+            }
+            transport__broken(c, BERTH_EMALFORMED);
+            return;
+        }
+        size_t len =
+            get_le32(c->header + (in ? 8 + TRANSPORT_CLUSTER_SIZE + 4 : 12));
+        unsigned kind =
+            in ? get_le32(c->header + 8 + TRANSPORT_CLUSTER_SIZE) : 0;
+        if (len > transport__max_body(kind)) {
+            if (in) {
+                transport__refuse(c->t, "peer port: request too big", NULL);
+            }
+            transport__broken(c, BERTH_EMALFORMED);
+            return;
+        }
+        c->in_body = true;
+        c->got = 0;
+        c->body_len = len;
+        c->body = mem_alloc(len + 1); /* +1: a NUL after an address */
+        if (c->body == NULL) {
+            transport__broken(c, BERTH_ENOMEM);
+            return;
+        }
+    }
+    if (c->got < c->body_len) {
+        return;
+    }
+    c->body[c->body_len] = '\0';
+    if (in) {
+        transport__inbound_done(c);
+    } else {
+        transport__raft_dial_done(c);
+    }
+}
+
+static void transport__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct transport__conn *c = s->data;
+    if (n == 0 || c->closed) {
+        return;
+    }
+    if (n < 0) {
+        if (c->role == TRANSPORT__DIAL_RAFT) {
+            transport__broken(c, BERTH_EIO);
+            return;
+        }
+        /* A peer that closes its call connection. Calls served on it are
+         * still answered, into nothing. */
+        transport__broken(c, BERTH_EIO);
+        return;
+    }
+    if (c->role == TRANSPORT__SERVE || c->role == TRANSPORT__DIAL_CALLS) {
+        transport__take(c, (const uint8_t *)buf->base, (size_t)n);
+        return;
+    }
+    transport__advance(c, (size_t)n);
+}
+
+static void transport__start_reading(struct transport__conn *c)
+{
+    uv_read_start((uv_stream_t *)c->tcp, transport__alloc_cb,
+                  transport__read_cb);
+}
+
+/* --- Accepting. --- */
+
+static void transport__reply_and_close(struct transport__conn *c, uint32_t call,
+                                       unsigned status)
+{
+    if (transport__put_reply(&c->out, call, status, NULL, 0) != 0) {
+        transport__conn_close(c);
+        return;
+    }
+    transport__flush(c);
+    /* Read no more; close once the reply is out. */
+    uv_read_stop((uv_stream_t *)c->tcp);
+    c->kept = false;
+    c->role = TRANSPORT__SERVE;
+    if (!c->writing) {
+        transport__conn_close(c);
+    }
+}
+
+struct transport__raft_ok {
+    uv_write_t req;
+    uint8_t data[TRANSPORT__REPLY_HEADER];
+};
+
+static void transport__raft_ok_cb(uv_write_t *req, int status)
+{
+    (void)status;
+    mem_free(req);
+}
+
+static void transport__inbound_done(struct transport__conn *c)
 {
     struct transport *t = c->t;
     const uint8_t *cluster = c->header + 8;
-    c->kind = get_le32(c->header + 8 + TRANSPORT_CLUSTER_SIZE);
-    c->sender = get_le64(c->header + 8 + TRANSPORT_CLUSTER_SIZE + 8);
+    unsigned kind = get_le32(c->header + 8 + TRANSPORT_CLUSTER_SIZE);
+    uint64_t sender = get_le64(c->header + 8 + TRANSPORT_CLUSTER_SIZE + 8);
+    uint32_t call = get_le32(c->header + 8 + TRANSPORT_CLUSTER_SIZE + 16);
     uv_timer_stop(&c->timer);
     if (c->counted) {
         t->handshakes--;
         c->counted = false;
     }
-    c->role = TRANSPORT__CALL;
-
-    bool ours = memcmp(cluster, t->cluster, TRANSPORT_CLUSTER_SIZE) == 0 &&
-                !transport__zero(t->cluster, TRANSPORT_CLUSTER_SIZE);
-    bool anonymous = transport__zero(cluster, TRANSPORT_CLUSTER_SIZE);
-    if (!ours && !(anonymous && c->kind != TRANSPORT_RAFT)) {
+    if (!transport__cluster_ok(t, cluster, kind)) {
         char hex[2 * TRANSPORT_CLUSTER_SIZE + 1];
         for (int i = 0; i < TRANSPORT_CLUSTER_SIZE; i++) {
             snprintf(hex + 2 * i, 3, "%02x", cluster[i]);
         }
         transport__refuse(t, "peer port: refused a host of another cluster",
                           hex);
-        c->done = true;
-        if (transport__write_reply((uv_stream_t *)c->tcp,
-                                   TRANSPORT_WRONG_CLUSTER, NULL, 0, c,
-                                   false) != 0) {
-            transport__conn_close(c);
-        }
+        transport__reply_and_close(c, call, TRANSPORT_WRONG_CLUSTER);
         return;
     }
-    if (c->kind == TRANSPORT_RAFT) {
+    if (kind == TRANSPORT_RAFT) {
         if (!t->listening || c->body_len == 0 ||
             c->body_len > TRANSPORT__ADDRESS_MAX ||
-            strlen((char *)c->body) != c->body_len || c->sender == 0) {
+            strlen((char *)c->body) != c->body_len || sender == 0) {
             transport__conn_close(c);
             return;
         }
-        uv_stream_t *s = (uv_stream_t *)c->tcp;
-        if (transport__write_reply(s, TRANSPORT_OK, NULL, 0, NULL, false) !=
-            0) {
+        /* The reply goes on a write of its own: libraft owns the stream
+         * once it is handed over, and the write outlives c. */
+        struct transport__raft_ok *w = mem_alloc(sizeof *w);
+        if (w == NULL) {
             transport__conn_close(c);
             return;
         }
-        s = transport__hand_over(c);
-        c->done = true;
-        t->accept_cb(t->raft, c->sender, (const char *)c->body, s);
+        struct buf b = {.data = w->data, .cap = sizeof w->data};
+        transport__put_reply(&b, call, TRANSPORT_OK, NULL, 0);
+        uv_buf_t ub = uv_buf_init((char *)w->data, sizeof w->data);
+        if (uv_write(&w->req, (uv_stream_t *)c->tcp, &ub, 1,
+                     transport__raft_ok_cb) != 0) {
+            mem_free(w);
+            transport__conn_close(c);
+            return;
+        }
+        uv_stream_t *s = transport__hand_over(c);
+        t->accept_cb(t->raft, sender, (const char *)c->body, s);
         transport__conn_close(c);
         return;
     }
-    t->handler(t->arg, c, c->kind, c->sender, c->body, c->body_len);
-}
-
-void transport_reply(struct transport_call *c, unsigned status,
-                     const void *body, size_t len)
-{
-    if (c->done) {
-        return;
-    }
-    c->done = true;
-    struct transport *t = c->t;
-    bool keep = !t->closing && (c->kept || t->kept < TRANSPORT__MAX_KEPT);
-    if (c->broken || c->tcp == NULL || uv_is_closing((uv_handle_t *)c->tcp) ||
-        transport__write_reply((uv_stream_t *)c->tcp, status, body, len, c,
-                               keep) != 0) {
-        transport__conn_close(c);
-    }
-}
-
-/* The reply is out: wait for the dialer's next call on this connection. */
-static void transport__keep(struct transport_call *c)
-{
-    struct transport *t = c->t;
-    if (t->closing || c->tcp == NULL || uv_is_closing((uv_handle_t *)c->tcp)) {
-        transport__conn_close(c);
-        return;
-    }
-    if (!c->kept) {
+    /* A call connection: this call and those after it. */
+    c->role = TRANSPORT__SERVE;
+    if (t->kept < TRANSPORT__MAX_KEPT) {
         c->kept = true;
         t->kept++;
     }
-    c->role = TRANSPORT__INBOUND;
-    c->done = false;
-    transport__read_anew(c, TRANSPORT__REQ_HEADER);
-    uv_timer_start(&c->timer, transport__timeout_cb, TRANSPORT__KEEP_MS, 0);
-    uv_read_start((uv_stream_t *)c->tcp, transport__alloc_cb,
-                  transport__read_cb);
+    uv_timer_start(&c->timer, transport__timeout_cb, TRANSPORT__KEEP_MS,
+                   TRANSPORT__KEEP_MS);
+    transport__serve(c, c->header, c->body, c->body_len);
+    mem_free(c->body);
+    c->body = NULL;
+}
+
+/* One call on a call connection: hand it to the handler. */
+static void transport__serve(struct transport__conn *c, const uint8_t *header,
+                             const uint8_t *body, size_t len)
+{
+    struct transport *t = c->t;
+    unsigned kind = get_le32(header + 8 + TRANSPORT_CLUSTER_SIZE);
+    uint64_t sender = get_le64(header + 8 + TRANSPORT_CLUSTER_SIZE + 8);
+    uint32_t id = get_le32(header + 8 + TRANSPORT_CLUSTER_SIZE + 16);
+    if (!transport__cluster_ok(t, header + 8, kind) || kind == TRANSPORT_RAFT) {
+        transport__malformed(c);
+        return;
+    }
+    struct transport_call *call = mem_alloc(sizeof *call + len + 1);
+    if (call == NULL) {
+        /* Say so rather than leave the dialer waiting. */
+        static const char oom[] = "out of memory";
+        if (transport__put_reply(&c->out, id, TRANSPORT_UNAVAILABLE, oom,
+                                 sizeof oom - 1) == 0) {
+            transport__flush(c);
+        }
+        return;
+    }
+    call->conn = c;
+    call->id = id;
+    memcpy(call->body, body, len);
+    call->body[len] = '\0';
+    call->prev = NULL;
+    call->next = c->calls;
+    if (c->calls != NULL) {
+        c->calls->prev = call;
+    }
+    c->calls = call;
+    c->ncalls++;
+    if (c->ncalls >= TRANSPORT__MAX_CALLS && !c->paused) {
+        c->paused = true;
+        uv_read_stop((uv_stream_t *)c->tcp);
+    }
+    t->handler(t->arg, call, kind, sender, call->body, len);
+}
+
+void transport_reply(struct transport_call *call, unsigned status,
+                     const void *body, size_t len)
+{
+    struct transport__conn *c = call->conn;
+    if (c == NULL) {
+        /* The transport answered it when it closed. */
+        mem_free(call);
+        return;
+    }
+    if (call->prev != NULL) {
+        call->prev->next = call->next;
+    } else {
+        c->calls = call->next;
+    }
+    if (call->next != NULL) {
+        call->next->prev = call->prev;
+    }
+    c->ncalls--;
+    if (!c->closed) {
+        c->last_ms = uv_now(c->t->loop);
+        if (transport__put_reply(&c->out, call->id, status, body, len) != 0) {
+            transport__conn_close(c);
+        } else {
+            transport__flush(c);
+        }
+    }
+    mem_free(call);
+    if (c->closed) {
+        transport__conn_maybe_free(c);
+        return;
+    }
+    if (c->paused && c->ncalls < TRANSPORT__MAX_CALLS / 2) {
+        c->paused = false;
+        transport__start_reading(c);
+    }
 }
 
 static void transport__connection_cb(uv_stream_t *server, int status)
@@ -640,7 +809,7 @@ static void transport__connection_cb(uv_stream_t *server, int status)
     if (status != 0) {
         return;
     }
-    struct transport_call *c = transport__conn_new(t, TRANSPORT__INBOUND);
+    struct transport__conn *c = transport__conn_new(t, TRANSPORT__INBOUND);
     if (c == NULL) {
         /* Take the connection off the backlog and drop it. */
         uv_tcp_t tmp;
@@ -661,168 +830,177 @@ static void transport__connection_cb(uv_stream_t *server, int status)
     c->header_need = TRANSPORT__REQ_HEADER;
     uv_timer_start(&c->timer, transport__timeout_cb, TRANSPORT__HANDSHAKE_MS,
                    0);
-    uv_read_start((uv_stream_t *)c->tcp, transport__alloc_cb,
-                  transport__read_cb);
+    transport__start_reading(c);
 }
 
 /* --- Dialing. --- */
 
-static int transport__request_bytes(struct transport *t, struct buf *out,
-                                    unsigned kind, const void *body, size_t len)
+/* Fail every call c sent and holds; rv for those whose bytes may have
+ * reached the peer, BERTH_ENOCONNECT for those that cannot have. */
+static void transport__fail_all(struct transport__conn *c, int rv)
 {
-    int rv = buf_append(out, TRANSPORT__MAGIC, 8);
-    rv = rv ? rv : buf_append(out, t->cluster, TRANSPORT_CLUSTER_SIZE);
-    rv = rv ? rv : buf_put_u32(out, kind);
-    rv = rv ? rv : buf_put_u32(out, (uint32_t)len);
-    rv = rv ? rv : buf_put_u64(out, t->id);
-    rv = rv ? rv : (len > 0 ? buf_append(out, body, len) : 0);
-    return rv;
+    while (c->pending != NULL) {
+        struct transport__pending *p = c->pending;
+        c->pending = p->next;
+        if (c->pending == NULL) {
+            c->pending_tail = NULL;
+        }
+        bool maybe_sent = c->connected && p->sent;
+        p->cb(p->arg,
+              maybe_sent || rv == BERTH_ESHUTDOWN ? rv : BERTH_ENOCONNECT, NULL,
+              0);
+        mem_free(p);
+    }
+    c->held.len = 0;
 }
 
-static void transport__dial_written(uv_write_t *req, int status)
+/* An answer on a call connection: to the call it names, if it still
+ * waits. */
+static void transport__answer(struct transport__conn *c, const uint8_t *header,
+                              const uint8_t *body, size_t len)
 {
-    struct transport_call *c = req->data;
-    mem_free(req);
-    if (status != 0 && !c->done) {
-        transport__dial_fail(c, BERTH_EIO);
+    unsigned status = get_le32(header + 8);
+    uint32_t id = get_le32(header + 16);
+    struct transport__pending *prev = NULL, *p = c->pending;
+    while (p != NULL && p->id != id) {
+        prev = p;
+        p = p->next;
     }
-}
-
-/* Write the request in c->out on c's connection. */
-static int transport__send_out(struct transport_call *c)
-{
-    uv_write_t *w = mem_alloc(sizeof *w);
-    if (w == NULL) {
-        return BERTH_ENOMEM;
+    if (p != NULL) {
+        if (prev != NULL) {
+            prev->next = p->next;
+        } else {
+            c->pending = p->next;
+        }
+        if (c->pending_tail == p) {
+            c->pending_tail = prev;
+        }
     }
-    w->data = c;
-    uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
-    if (uv_write(w, (uv_stream_t *)c->tcp, &b, 1, transport__dial_written) !=
-        0) {
-        mem_free(w);
-        return BERTH_EIO;
+    if (!c->confirmed && status == TRANSPORT_WRONG_CLUSTER) {
+        /* The listener closes the connection: the calls held behind the
+         * first were never sent. */
+        transport__broken(c, BERTH_EIO);
+    } else if (!c->confirmed) {
+        /* The peer answers: the calls held back go out. */
+        c->confirmed = true;
+        for (struct transport__pending *q = c->pending; q != NULL;
+             q = q->next) {
+            q->sent = true;
+        }
+        if (buf_append(&c->out, c->held.data, c->held.len) != 0) {
+            transport__broken(c, BERTH_ENOMEM);
+        }
+        buf_free(&c->held);
+        transport__flush(c);
     }
-    return 0;
+    if (p != NULL) {
+        p->cb(p->arg, (int)status, body, len);
+        mem_free(p);
+    }
 }
 
 static void transport__connect_cb(uv_connect_t *req, int status)
 {
-    struct transport_call *c = req->data;
-    if (c->done) {
+    struct transport__conn *c = req->data;
+    if (c->closed) {
         return;
     }
     if (status != 0) {
         /* Nothing was sent: the caller may try elsewhere. */
-        transport__dial_fail(c, BERTH_ENOCONNECT);
+        transport__broken(c, BERTH_ENOCONNECT);
         return;
     }
+    c->connected = true;
     uv_tcp_nodelay(c->tcp, 1); /* as on the accepting side */
-    int rv = transport__send_out(c);
-    if (rv != 0) {
-        transport__dial_fail(c, rv);
-        return;
+    transport__flush(c);
+    if (c->role == TRANSPORT__DIAL_RAFT) {
+        c->header_need = TRANSPORT__REPLY_HEADER;
     }
-    c->header_need = TRANSPORT__REPLY_HEADER;
-    uv_read_start((uv_stream_t *)c->tcp, transport__alloc_cb,
-                  transport__read_cb);
+    transport__start_reading(c);
 }
 
-static void transport__dial_fail(struct transport_call *c, int rv)
+static void transport__raft_dial_fail(struct transport__conn *c, int rv)
 {
-    if (c->done) {
-        return;
-    }
-    c->done = true;
-    if (c->role == TRANSPORT__DIAL_RAFT) {
-        struct raft_uv_connect *req = c->raft_req;
-        transport__conn_close(c);
+    struct raft_uv_connect *req = c->raft_req;
+    c->raft_req = NULL;
+    transport__conn_close(c);
+    if (req != NULL) {
         req->cb(req, NULL,
                 rv == BERTH_ESHUTDOWN ? RAFT_CANCELED : RAFT_NOCONNECTION);
-    } else {
-        transport__conn_close(c);
-        c->cb(c->cb_arg, rv, NULL, 0);
     }
 }
 
-static void transport__dial_done(struct transport_call *c)
+static void transport__raft_dial_done(struct transport__conn *c)
 {
     unsigned status = get_le32(c->header + 8);
-    if (c->role == TRANSPORT__DIAL_RAFT) {
-        if (status != TRANSPORT_OK || c->body_len != 0) {
-            if (status == TRANSPORT_WRONG_CLUSTER && c->t->note != NULL) {
-                c->t->note(c->t->arg, "warn",
-                           "a peer refused this host: it belongs to another "
-                           "cluster",
-                           NULL);
-            }
-            transport__dial_fail(c, BERTH_EIO);
-            return;
+    if (status != TRANSPORT_OK || c->body_len != 0) {
+        if (status == TRANSPORT_WRONG_CLUSTER && c->t->note != NULL) {
+            c->t->note(c->t->arg, "warn",
+                       "a peer refused this host: it belongs to another "
+                       "cluster",
+                       NULL);
         }
-        c->done = true;
-        struct raft_uv_connect *req = c->raft_req;
-        uv_stream_t *s = transport__hand_over(c);
-        transport__conn_close(c);
-        req->cb(req, s, 0);
+        transport__raft_dial_fail(c, BERTH_EIO);
         return;
     }
-    c->done = true;
-    uv_timer_stop(&c->timer);
-    c->cb(c->cb_arg, (int)status, c->body, c->body_len);
-    struct transport *t = c->t;
-    if (t->closing || t->idle >= TRANSPORT__MAX_IDLE || c->tcp == NULL ||
-        uv_is_closing((uv_handle_t *)c->tcp)) {
-        transport__conn_close(c);
-        return;
-    }
-    /* Keep it for the next call to the same address. Reading goes on, so
-     * that a listener that closes it is noticed while it is idle. */
-    c->role = TRANSPORT__IDLE;
-    c->done = false;
-    t->idle++;
-    transport__read_anew(c, TRANSPORT__REPLY_HEADER);
-    uv_timer_start(&c->timer, transport__timeout_cb, TRANSPORT__IDLE_MS, 0);
-    uv_read_start((uv_stream_t *)c->tcp, transport__alloc_cb,
-                  transport__read_cb);
+    struct raft_uv_connect *req = c->raft_req;
+    c->raft_req = NULL;
+    uv_stream_t *s = transport__hand_over(c);
+    transport__conn_close(c);
+    req->cb(req, s, 0);
 }
 
-/* Send a call on an idle connection to address, if there is one. Returns
- * 0 when the call went out, BERTH_ENOTFOUND when no connection could take
- * it. */
-static int transport__reuse(struct transport *t, const char *address,
-                            unsigned kind, const void *body, size_t len,
-                            unsigned timeout_ms, transport_reply_cb cb,
-                            void *arg)
+static void transport__timeout_cb(uv_timer_t *timer)
 {
-    struct transport_call *c = t->conns;
-    while (c != NULL && !(c->role == TRANSPORT__IDLE && !c->done &&
-                          strcmp(c->address, address) == 0)) {
-        c = c->next;
-    }
-    if (c == NULL) {
-        return BERTH_ENOTFOUND;
-    }
-    c->out.len = 0; /* the last call's bytes were all read */
-    if (transport__request_bytes(t, &c->out, kind, body, len) != 0) {
-        return BERTH_ENOMEM;
-    }
-    t->idle--;
-    c->role = TRANSPORT__DIAL_CALL;
-    c->kind = kind;
-    c->cb = cb;
-    c->cb_arg = arg;
-    if (transport__send_out(c) != 0) {
-        /* The call goes out on a new connection instead. */
+    struct transport__conn *c = timer->data;
+    uint64_t now = uv_now(c->t->loop);
+    switch (c->role) {
+    case TRANSPORT__INBOUND:
+        transport__refuse(c->t, "peer port: handshake timed out", NULL);
         transport__conn_close(c);
-        return BERTH_ENOTFOUND;
+        return;
+    case TRANSPORT__SERVE:
+        if (c->ncalls == 0 && now - c->last_ms >= TRANSPORT__KEEP_MS) {
+            transport__conn_close(c); /* idle long enough */
+        }
+        return;
+    case TRANSPORT__DIAL_RAFT:
+        transport__raft_dial_fail(c, BERTH_ETIMEOUT);
+        return;
+    case TRANSPORT__DIAL_CALLS:
+        break;
     }
-    uv_timer_start(&c->timer, transport__timeout_cb, timeout_ms, 0);
-    return 0;
+    /* Calls past their deadline fail; their answers, should they come, are
+     * dropped. They are taken off first: a callback may call again. */
+    struct transport__pending *expired = NULL, **pp = &c->pending;
+    c->pending_tail = NULL;
+    while (*pp != NULL) {
+        struct transport__pending *p = *pp;
+        if (now >= p->deadline_ms) {
+            *pp = p->next;
+            p->next = expired;
+            expired = p;
+            continue;
+        }
+        c->pending_tail = p;
+        pp = &p->next;
+    }
+    if (c->pending == NULL &&
+        (!c->confirmed || now - c->last_ms >= TRANSPORT__IDLE_MS)) {
+        /* Idle long enough, or its first call went unanswered. */
+        transport__conn_close(c);
+    }
+    while (expired != NULL) {
+        struct transport__pending *p = expired;
+        expired = p->next;
+        p->cb(p->arg, BERTH_ETIMEOUT, NULL, 0);
+        mem_free(p);
+    }
 }
 
-static int transport__dial(struct transport *t, struct transport_call **out,
-                           enum transport__role role, const char *address,
-                           unsigned kind, const void *body, size_t len,
-                           unsigned timeout_ms)
+/* Dial address for role, with the first bytes to send in c->out. */
+static int transport__dial(struct transport *t, struct transport__conn **out,
+                           enum transport__role role, const char *address)
 {
     struct sockaddr_storage addr;
     if (transport_parse_address(address, &addr) != 0) {
@@ -831,26 +1009,45 @@ static int transport__dial(struct transport *t, struct transport_call **out,
     if (t->closing) {
         return BERTH_ESHUTDOWN;
     }
-    struct transport_call *c = transport__conn_new(t, role);
+    struct transport__conn *c = transport__conn_new(t, role);
     if (c == NULL) {
         return BERTH_ENOMEM;
     }
-    int rv = transport__request_bytes(t, &c->out, kind, body, len);
-    if (rv != 0) {
-        c->done = true;
-        transport__conn_close(c);
-        return rv;
-    }
-    c->kind = kind;
     c->connect.data = c;
     t->dials++;
     if (uv_tcp_connect(&c->connect, c->tcp, (struct sockaddr *)&addr,
                        transport__connect_cb) != 0) {
-        c->done = true;
         transport__conn_close(c);
         return BERTH_EIO;
     }
-    uv_timer_start(&c->timer, transport__timeout_cb, timeout_ms, 0);
+    *out = c;
+    return 0;
+}
+
+/* The call connection to address, dialing one when there is none. */
+static int transport__calls_to(struct transport *t, const char *address,
+                               struct transport__conn **out)
+{
+    for (struct transport__conn *c = t->conns; c != NULL; c = c->next) {
+        if (c->role == TRANSPORT__DIAL_CALLS && !c->closed &&
+            strcmp(c->address, address) == 0) {
+            *out = c;
+            return 0;
+        }
+    }
+    char *key = mem_strdup(address);
+    if (key == NULL) {
+        return BERTH_ENOMEM;
+    }
+    struct transport__conn *c;
+    int rv = transport__dial(t, &c, TRANSPORT__DIAL_CALLS, address);
+    if (rv != 0) {
+        mem_free(key);
+        return rv;
+    }
+    c->address = key;
+    uv_timer_start(&c->timer, transport__timeout_cb, TRANSPORT__TICK_MS,
+                   TRANSPORT__TICK_MS);
     *out = c;
     return 0;
 }
@@ -862,24 +1059,47 @@ int transport_request(struct transport *t, const char *address, unsigned kind,
     if (t->closing) {
         return BERTH_ESHUTDOWN;
     }
-    int rv = transport__reuse(t, address, kind, body, len, timeout_ms, cb, arg);
-    if (rv != BERTH_ENOTFOUND) {
+    struct transport__conn *c;
+    int rv = transport__calls_to(t, address, &c);
+    if (rv != 0) {
         return rv;
     }
-    char *key = mem_strdup(address);
-    if (key == NULL) {
+    struct transport__pending *p = mem_alloc(sizeof *p);
+    if (p == NULL) {
         return BERTH_ENOMEM;
     }
-    struct transport_call *c;
-    rv = transport__dial(t, &c, TRANSPORT__DIAL_CALL, address, kind, body, len,
-                         timeout_ms);
+    /* Until the peer has answered once, only the first call goes: should it
+     * turn out not to be a peer of this cluster, the others were never
+     * sent. */
+    bool first = c->pending == NULL && !c->confirmed && c->held.len == 0 &&
+                 c->out.len == 0 && !c->writing;
+    bool go = c->confirmed || first;
+    uint32_t id = c->next_id++;
+    rv =
+        transport__put_request(t, go ? &c->out : &c->held, id, kind, body, len);
     if (rv != 0) {
-        mem_free(key);
+        mem_free(p);
+        if (c->pending == NULL && c->out.len == 0 && !c->writing) {
+            transport__conn_close(c);
+        }
         return rv;
     }
-    c->address = key;
-    c->cb = cb;
-    c->cb_arg = arg;
+    p->id = id;
+    p->sent = go;
+    p->deadline_ms = uv_now(t->loop) + timeout_ms;
+    p->cb = cb;
+    p->arg = arg;
+    p->next = NULL;
+    if (c->pending_tail != NULL) {
+        c->pending_tail->next = p;
+    } else {
+        c->pending = p;
+    }
+    c->pending_tail = p;
+    c->last_ms = uv_now(t->loop);
+    if (c->connected) {
+        transport__flush(c);
+    }
     return 0;
 }
 
@@ -930,17 +1150,23 @@ static int transport__raft_connect(struct raft_uv_transport *rt,
                                    const char *address, raft_uv_connect_cb cb)
 {
     struct transport *t = rt->impl;
-    struct transport_call *c;
+    struct transport__conn *c;
     (void)id;
     req->cb = cb;
-    const char *self = t->bind != NULL ? t->bind : "";
-    int rv =
-        transport__dial(t, &c, TRANSPORT__DIAL_RAFT, address, TRANSPORT_RAFT,
-                        self, strlen(self), TRANSPORT__HANDSHAKE_MS);
+    int rv = transport__dial(t, &c, TRANSPORT__DIAL_RAFT, address);
     if (rv != 0) {
         return rv == BERTH_ENOMEM ? RAFT_NOMEM : RAFT_NOCONNECTION;
     }
+    /* The handshake: this host's peer address, sent once connected. */
+    const char *self = t->bind != NULL ? t->bind : "";
+    if (transport__put_request(t, &c->out, 0, TRANSPORT_RAFT, self,
+                               strlen(self)) != 0) {
+        transport__conn_close(c);
+        return RAFT_NOMEM;
+    }
     c->raft_req = req;
+    uv_timer_start(&c->timer, transport__timeout_cb, TRANSPORT__HANDSHAKE_MS,
+                   0);
     return 0;
 }
 
@@ -958,10 +1184,10 @@ static void transport__raft_close(struct raft_uv_transport *rt,
     t->raft_close_cb = cb;
     t->listening = false;
     /* Dials for libraft end as canceled; handshakes in progress end. */
-    for (struct transport_call *c = t->conns; c != NULL; c = c->next) {
-        if (c->role == TRANSPORT__DIAL_RAFT && !c->done) {
-            transport__dial_fail(c, BERTH_ESHUTDOWN);
-        } else if (c->role == TRANSPORT__INBOUND && !c->done) {
+    for (struct transport__conn *c = t->conns; c != NULL; c = c->next) {
+        if (c->role == TRANSPORT__DIAL_RAFT && !c->closed) {
+            transport__raft_dial_fail(c, BERTH_ESHUTDOWN);
+        } else if (c->role == TRANSPORT__INBOUND && !c->closed) {
             transport__conn_close(c);
         }
     }
@@ -977,7 +1203,7 @@ static void transport__maybe_closed(struct transport *t)
 {
     if (t->raft_close_cb != NULL && t->handles == 0) {
         bool raft_left = false;
-        for (struct transport_call *c = t->conns; c != NULL; c = c->next) {
+        for (struct transport__conn *c = t->conns; c != NULL; c = c->next) {
             if (c->role == TRANSPORT__DIAL_RAFT ||
                 c->role == TRANSPORT__INBOUND) {
                 raft_left = true;
@@ -1072,19 +1298,49 @@ uint64_t transport_refused(const struct transport *t)
     return t->refused;
 }
 
+/* Answer the calls c serves with why, as the transport closes: the
+ * handler's transport_reply() on them only frees them then. */
+static void transport__answer_all(struct transport__conn *c)
+{
+    static const char why[] = "closing";
+    while (c->calls != NULL) {
+        struct transport_call *call = c->calls;
+        c->calls = call->next;
+        call->conn = NULL;
+        if (transport__put_reply(&c->out, call->id, TRANSPORT_UNAVAILABLE, why,
+                                 sizeof why - 1) != 0) {
+            transport__conn_close(c);
+        }
+    }
+    c->ncalls = 0;
+    transport__flush(c);
+}
+
 void transport_close(struct transport *t, transport_close_cb cb, void *arg)
 {
     t->closing = true;
     t->close_cb = cb;
     t->close_arg = arg;
-    struct transport_call *next;
-    for (struct transport_call *c = t->conns; c != NULL; c = next) {
+    struct transport__conn *next;
+    for (struct transport__conn *c = t->conns; c != NULL; c = next) {
         next = c->next;
-        if (c->role == TRANSPORT__DIAL_CALL && !c->done) {
-            transport__dial_fail(c, BERTH_ESHUTDOWN);
-        } else if (c->role == TRANSPORT__CALL && !c->done) {
-            transport_reply(c, TRANSPORT_UNAVAILABLE, "closing", 7);
-        } else if (!c->done) {
+        if (c->closed) {
+            continue;
+        }
+        if (c->role == TRANSPORT__DIAL_CALLS) {
+            transport__broken(c, BERTH_ESHUTDOWN);
+        } else if (c->role == TRANSPORT__SERVE) {
+            /* Answer what is served, and close once that is written. */
+            uv_read_stop((uv_stream_t *)c->tcp);
+            transport__answer_all(c);
+            if (c->kept) {
+                t->kept--;
+                c->kept = false;
+            }
+            if (!c->writing) {
+                transport__conn_close(c);
+            }
+        } else if (c->role != TRANSPORT__DIAL_RAFT) {
             transport__conn_close(c);
         }
     }

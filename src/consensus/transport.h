@@ -1,28 +1,35 @@
 /* The peer port: how hosts of one cluster reach each other.
  *
- * Every connection to a peer port starts with a request header, and the
- * listener answers with a reply header before anything else flows:
+ * Every message on a peer connection has a header:
  *
- *   request: magic "berthp01" | cluster id (16) | kind u32 | body length u32
- *            | sender's raft id u64 | body
- *   reply:   magic "berthp01" | status u32 | body length u32 | body
+ *   request: magic "berthp02" | cluster id (16) | kind u32 | body length u32
+ *            | sender's raft id u64 | call u32 | body
+ *   reply:   magic "berthp02" | status u32 | body length u32 | call u32
+ *            | body
  *
  * All integers are little-endian. The cluster id is made once, when the
  * first host bootstraps, and every host of the cluster keeps it; a request
  * that names another cluster is refused with TRANSPORT_WRONG_CLUSTER, so a
  * host from one cluster never joins another's elections by mistake. A host
- * that has no cluster yet sends zeros, which only a join accepts.
+ * that has no cluster yet sends zeros, which is accepted for calls only.
  *
- * A RAFT request's body is the sender's peer address; after an OK reply the
- * connection carries libraft's own messages, one way, from the dialer. Other
- * kinds are calls: one request, one reply. The connection may then carry the
- * dialer's next call to the same address, header and all: the dialer keeps
- * it idle for 2 s, the listener for 30 s, so that it is the dialer that
- * closes it first; a listener that closes it earlier (it stops) is noticed
- * while it is idle.
- * Garbage (a bad magic, an oversized body, silence past a deadline) is
- * closed without a reply. This is the one seam where authentication and
- * encryption of peers will go. */
+ * A connection's first request says what it is for. A RAFT request's body
+ * is the sender's peer address; after an OK reply the connection carries
+ * libraft's own messages, one way, from the dialer. Any other kind is a
+ * call, and the connection carries calls from then on: the dialer keeps
+ * one connection to each host it calls, sends every call on it without
+ * waiting for the answers before, and the listener answers each when it
+ * can, naming the call it answers (a number the dialer chose), so answers
+ * come in any order. Until the first answer comes, the dialer sends nothing
+ * more: should the peer turn out not to be of this cluster, or not a berth
+ * host, the calls behind the first were never sent. Writes are coalesced:
+ * one in flight a connection, and what is queued meanwhile goes in the
+ * next. The dialer closes a connection idle for 2 s, the listener one idle
+ * for 30 s, so that it is the dialer that closes first; a listener that
+ * closes earlier (it stops) is noticed while it is idle.
+ * Garbage (a bad magic, an oversized body, silence past a deadline during
+ * the first message) is closed without a reply. This is the one seam where
+ * authentication and encryption of peers will go. */
 #ifndef BERTH_CONSENSUS_TRANSPORT_H
 #define BERTH_CONSENSUS_TRANSPORT_H
 
@@ -64,7 +71,7 @@ struct transport_call;
 
 /* Called for each call (kind other than RAFT) that arrived with a good
  * header. body is valid until transport_reply() is called on call, which
- * must happen exactly once, now or later. */
+ * must happen exactly once, now or later, also after transport_close(). */
 typedef void (*transport_call_fn)(void *arg, struct transport_call *call,
                                   unsigned kind, uint64_t sender,
                                   const uint8_t *body, size_t len);
@@ -89,9 +96,11 @@ int transport_init(struct transport **out, struct raft_uv_transport *raft,
 /* Called when a transport has closed. */
 typedef void (*transport_close_cb)(void *arg);
 
-/* End every call in flight (their callbacks see BERTH_ESHUTDOWN), close
- * every connection, free t, then call cb. Must be called after libraft has
- * closed the raft side (or when libraft never started). */
+/* End every call in flight (their callbacks see BERTH_ESHUTDOWN), answer
+ * every call being served with TRANSPORT_UNAVAILABLE (transport_reply() on
+ * them then only frees them), close every connection, free t, then call
+ * cb. Must be called after libraft has closed the raft side (or when
+ * libraft never started). */
 void transport_close(struct transport *t, transport_close_cb cb, void *arg);
 
 /* Set the cluster id sent in requests and required of raft connections. */
@@ -101,26 +110,26 @@ void transport_set_cluster(struct transport *t,
 /* Set the raft id sent in requests. */
 void transport_set_id(struct transport *t, uint64_t id);
 
-/* Answer call with status and body (copied; may be NULL when len is 0);
- * its connection then waits for a next call, or closes. call is freed by
- * this function. */
+/* Answer call with status and body (copied; may be NULL when len is 0).
+ * call is freed by this function. */
 void transport_reply(struct transport_call *call, unsigned status,
                      const void *body, size_t len);
 
 /* Called once with the outcome of transport_request(): status is a
  * transport_status, or a negative code when no reply came
- * (BERTH_ENOCONNECT: no connection was made, nothing was sent; BERTH_EIO:
- * the connection failed after; BERTH_ETIMEOUT; BERTH_EMALFORMED: not a
+ * (BERTH_ENOCONNECT: it was never sent, as no connection was made or the
+ * call before it on a new connection failed; BERTH_EIO: the connection failed
+ * after; BERTH_ETIMEOUT; BERTH_EMALFORMED: not a
  * berth peer). body is
  * valid during the call only. */
 typedef void (*transport_reply_cb)(void *arg, int status, const uint8_t *body,
                                    size_t len);
 
-/* Send a call of kind with body to the peer at address, on an idle
- * connection to it if there is one, and wait at most timeout_ms for its
- * reply; cb runs exactly once, later, unless this returns an error. On a
- * connection that was idle, BERTH_EIO may come for a call the listener
- * never read (it closed the connection as the call went out). Works before
+/* Send a call of kind with body (copied) to the peer at address, on the
+ * connection to it, dialed when there is none, and wait at most timeout_ms
+ * for its reply (checked every 50 ms); cb runs exactly once, later, unless
+ * this returns an error. BERTH_EIO may come for a call the listener never
+ * read (it closed the connection as the call went out). Works before
  * libraft has started and after it closed the transport's listener (calls in
  * flight then end with BERTH_ESHUTDOWN). */
 int transport_request(struct transport *t, const char *address, unsigned kind,

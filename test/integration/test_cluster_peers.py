@@ -32,21 +32,21 @@ def send_raw(peer, data, linger=0.2):
     return got
 
 
-MAGIC = b"berthp01"
+MAGIC = b"berthp02"
 RAFT, JOIN, PROBE = 1, 2, 3
 WRONG_CLUSTER = 1
 
 
-def preamble(cluster, kind, body=b"", sender=99, length=None):
+def preamble(cluster, kind, body=b"", sender=99, length=None, call=1):
     """A peer request header (docs: src/consensus/transport.h) and body."""
     return (MAGIC + cluster + kind.to_bytes(4, "little")
             + (len(body) if length is None else length).to_bytes(4, "little")
-            + sender.to_bytes(8, "little") + body)
+            + sender.to_bytes(8, "little") + call.to_bytes(4, "little") + body)
 
 
 def reply_status(got):
     """The status of a peer reply, or None when there was none."""
-    if len(got) < 16 or got[:8] != MAGIC:
+    if len(got) < 20 or got[:8] != MAGIC:
         return None
     return int.from_bytes(got[8:12], "little")
 

@@ -1,7 +1,7 @@
-/* The peer port on a real loop and loopback TCP: calls are answered, an
- * answered connection carries the next call to the same host, a host that
- * goes away is noticed while its connection is idle, and the loop closes
- * cleanly. */
+/* The peer port on a real loop and loopback TCP: calls are answered, all
+ * calls to one host share one connection and their answers may come in any
+ * order, a host that goes away is noticed while its connection is idle,
+ * peers that break the protocol are closed, and the loop closes cleanly. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -75,6 +75,35 @@ static void fx_reply(void *arg, int status, const uint8_t *body, size_t len)
         f->pattern = f->pattern && body[i] == (uint8_t)(i % 251);
     }
     snprintf(f->body, sizeof f->body, "%.*s", (int)len, (const char *)body);
+}
+
+/* One call's own answer. */
+struct slot {
+    struct fx *f;
+    bool done;
+    int status;
+    char body[64];
+};
+
+static void fx_slot_reply(void *arg, int status, const uint8_t *body,
+                          size_t len)
+{
+    struct slot *s = arg;
+    assert_false(s->done);
+    s->done = true;
+    s->status = status;
+    snprintf(s->body, sizeof s->body, "%.*s", (int)len, (const char *)body);
+    s->f->replies++;
+}
+
+static void fx_slot_call(struct fx *f, struct slot *s, const char *what,
+                         unsigned timeout_ms)
+{
+    s->f = f;
+    assert_int_equal(transport_request(f->client.t, f->address, TRANSPORT_PROBE,
+                                       what, strlen(what), timeout_ms,
+                                       fx_slot_reply, s),
+                     0);
 }
 
 static void fx_accept(struct raft_uv_transport *rt, raft_id id,
@@ -187,18 +216,101 @@ static void test_answered_connection_carries_the_next_call(void **state)
     assert_int_equal(transport_refused(f->server.t), 0);
 }
 
-/* Two calls at once need two connections; both are kept after. */
-static void test_calls_at_once_each_take_a_connection(void **state)
+/* Calls at once to one host share one connection, each answered with its
+ * own reply. */
+static void test_calls_at_once_share_a_connection(void **state)
 {
     struct fx *f = *state;
-    fx_call(f, "a");
-    fx_call(f, "b");
+    struct slot slots[50];
+    memset(slots, 0, sizeof slots);
+    for (int i = 0; i < 50; i++) {
+        char what[16];
+        snprintf(what, sizeof what, "c%d", i);
+        fx_slot_call(f, &slots[i], what, 2000);
+    }
+    fx_run_replies(f, 50);
+    for (int i = 0; i < 50; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "re c%d", i);
+        assert_int_equal(slots[i].status, TRANSPORT_OK);
+        assert_string_equal(slots[i].body, want);
+    }
+    assert_int_equal(f->calls, 50);
+    assert_int_equal(transport_dials(f->client.t), 1);
+}
+
+/* An answer held back does not hold back the answers after it, once the
+ * connection has had its first answer (until then the calls after the
+ * first wait: should the peer not be one of this cluster's, they were never
+ * sent). */
+static void test_answers_come_in_any_order(void **state)
+{
+    struct fx *f = *state;
+    struct slot warm = {0}, held = {0}, quick = {0};
+    fx_slot_call(f, &warm, "warm", 2000);
+    fx_run_replies(f, 1);
+    fx_slot_call(f, &held, "hold", 2000);
+    fx_slot_call(f, &quick, "quick", 2000);
     fx_run_replies(f, 2);
-    assert_int_equal(transport_dials(f->client.t), 2);
-    fx_call(f, "c");
-    fx_call(f, "d");
-    fx_run_replies(f, 4);
-    assert_int_equal(transport_dials(f->client.t), 2);
+    assert_true(quick.done);
+    assert_string_equal(quick.body, "re quick");
+    assert_false(held.done);
+    assert_non_null(f->held);
+    transport_reply(f->held, TRANSPORT_OK, "late", 4);
+    fx_run_replies(f, 3);
+    assert_string_equal(held.body, "late");
+    assert_int_equal(transport_dials(f->client.t), 1);
+}
+
+/* A call past its deadline fails; its answer, when it comes, is dropped,
+ * and the connection goes on carrying calls. */
+static void test_a_late_answer_is_dropped(void **state)
+{
+    struct fx *f = *state;
+    struct slot warm = {0}, held = {0}, next = {0};
+    fx_slot_call(f, &warm, "warm", 2000);
+    fx_run_replies(f, 1);
+    fx_slot_call(f, &held, "hold", 100);
+    fx_run_replies(f, 2);
+    assert_int_equal(held.status, BERTH_ETIMEOUT);
+    transport_reply(f->held, TRANSPORT_OK, "late", 4);
+    fx_slot_call(f, &next, "next", 2000);
+    fx_run_replies(f, 3);
+    assert_string_equal(next.body, "re next");
+    assert_int_equal(transport_dials(f->client.t), 1);
+}
+
+/* Calls to a host nobody is at fail as never sent, the first as well as
+ * those waiting behind it. */
+static void test_calls_to_nobody_were_not_sent(void **state)
+{
+    struct fx *f = *state;
+    struct slot a = {0}, b = {0};
+    fx_close_server(f);
+    fx_slot_call(f, &a, "a", 2000);
+    fx_slot_call(f, &b, "b", 2000);
+    fx_run_replies(f, 2);
+    assert_int_equal(a.status, BERTH_ENOCONNECT);
+    assert_int_equal(b.status, BERTH_ENOCONNECT);
+}
+
+/* A transport that closes answers the calls it serves; the handler's late
+ * reply only frees the call. */
+static void test_closing_answers_calls_served(void **state)
+{
+    struct fx *f = *state;
+    struct slot held = {0};
+    fx_slot_call(f, &held, "hold", 2000);
+    for (int i = 0; i < 3000 && f->held == NULL; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_non_null(f->held);
+    fx_close_server(f);
+    fx_run_replies(f, 1);
+    assert_int_equal(held.status, TRANSPORT_UNAVAILABLE);
+    assert_string_equal(held.body, "closing");
+    transport_reply(f->held, TRANSPORT_OK, "late", 4);
 }
 
 /* A host that stops closes its kept connections; the dialer notices while
@@ -260,70 +372,102 @@ static bool rogue_read(int fd, uint8_t *p, size_t n)
     return true;
 }
 
-static size_t rogue_request(uint8_t *out, const char *body)
+static size_t rogue_request(uint8_t *out, const char *body, uint32_t call)
 {
     size_t len = strlen(body);
-    memset(out, 0, 40);
-    memcpy(out, "berthp01", 8);
+    memset(out, 0, 44);
+    memcpy(out, "berthp02", 8);
     put_le32(out + 8 + TRANSPORT_CLUSTER_SIZE, TRANSPORT_PROBE);
     put_le32(out + 8 + TRANSPORT_CLUSTER_SIZE + 4, (uint32_t)len);
     out[8 + TRANSPORT_CLUSTER_SIZE + 8] = 7; /* sender 7 */
-    memcpy(out + 40, body, len);
-    return 40 + len;
+    put_le32(out + 8 + TRANSPORT_CLUSTER_SIZE + 16, call);
+    memcpy(out + 44, body, len);
+    return 44 + len;
+}
+
+static void rogue_reply(uint8_t *out, uint32_t call, const char *body)
+{
+    memcpy(out, "berthp02", 8);
+    put_le32(out + 8, TRANSPORT_OK);
+    put_le32(out + 12, (uint32_t)strlen(body));
+    put_le32(out + 16, call);
+    memcpy(out + 20, body, strlen(body));
+}
+
+/* Read one reply into body (NUL-terminated); returns its call id. */
+static uint32_t rogue_read_reply(int fd, char *body, size_t size)
+{
+    uint8_t head[20];
+    assert_true(rogue_read(fd, head, sizeof head));
+    assert_memory_equal(head, "berthp02", 8);
+    uint32_t len = get_le32(head + 12);
+    assert_true(len < size);
+    assert_true(rogue_read(fd, (uint8_t *)body, len));
+    body[len] = '\0';
+    return get_le32(head + 16);
 }
 
 static void *rogue_main(void *arg)
 {
     struct rogue *r = arg;
     if (r->early) {
-        /* A call, and more bytes before its answer. */
-        uint8_t req[128], reply[64];
-        size_t n = rogue_request(req, "hold");
+        /* A call, then bytes that are no message while it is served. */
+        uint8_t req[128], junk[64], reply[64];
+        size_t n = rogue_request(req, "hold", 1);
         assert_int_equal(write(r->fd, req, n), (ssize_t)n);
         usleep(50 * 1000);
-        assert_int_equal(write(r->fd, "junk", 4), 4);
+        memset(junk, 'j', sizeof junk);
+        assert_int_equal(write(r->fd, junk, sizeof junk), (ssize_t)sizeof junk);
         r->got_eof = read(r->fd, reply, sizeof reply) == 0;
         close(r->fd);
         return NULL;
     }
     if (r->dialer) {
-        /* One call, its answer, then two calls in one write: a kept
-         * connection carries one call at a time. */
-        uint8_t req[128], two[256], reply[16 + 64];
-        size_t n = rogue_request(req, "x");
+        /* One call and its answer, then two calls in one write: each is
+         * answered, with its call's id. */
+        uint8_t req[128], two[256];
+        char body[64];
+        size_t n = rogue_request(req, "x", 1);
         assert_int_equal(write(r->fd, req, n), (ssize_t)n);
-        assert_true(rogue_read(r->fd, reply, 16 + 4)); /* "re x" */
-        n = rogue_request(two, "y");
-        n += rogue_request(two + n, "z");
+        assert_int_equal(rogue_read_reply(r->fd, body, sizeof body), 1);
+        assert_string_equal(body, "re x");
+        n = rogue_request(two, "y", 7);
+        n += rogue_request(two + n, "z", 9);
         assert_int_equal(write(r->fd, two, n), (ssize_t)n);
-        r->got_eof = read(r->fd, reply, sizeof reply) == 0;
+        for (int i = 0; i < 2; i++) {
+            uint32_t id = rogue_read_reply(r->fd, body, sizeof body);
+            assert_string_equal(body, id == 7 ? "re y" : "re z");
+            assert_true(id == 7 || id == 9);
+        }
+        r->got_eof = true;
         close(r->fd);
         return NULL;
     }
     int c = accept(r->fd, NULL, NULL);
     assert_true(c >= 0);
-    uint8_t head[40], body[64];
+    uint8_t head[44], body[64];
     assert_true(rogue_read(c, head, sizeof head));
     uint32_t len = get_le32(head + 8 + TRANSPORT_CLUSTER_SIZE + 4);
+    uint32_t call = get_le32(head + 8 + TRANSPORT_CLUSTER_SIZE + 16);
     assert_true(len <= sizeof body);
     assert_true(rogue_read(c, body, len));
-    /* The answer, and bytes nobody asked for after it, in one write. */
-    uint8_t out[16 + 2 + 5];
-    memcpy(out, "berthp01", 8);
-    put_le32(out + 8, TRANSPORT_OK);
-    put_le32(out + 12, 2);
-    memcpy(out + 16, "ok", 2);
-    memcpy(out + 18, "extra", 5);
+    /* An answer to no call, the answer, and bytes that are no message, in
+     * one write. */
+    uint8_t out[2 * (20 + 2) + 20];
+    rogue_reply(out, call + 100, "no");
+    rogue_reply(out + 22, call, "ok");
+    memset(out + 44, 'x', 20);
     assert_int_equal(write(c, out, sizeof out), (ssize_t)sizeof out);
-    /* Wait for the dialer to close. */
-    read(c, body, sizeof body);
+    /* The dialer closes. */
+    r->got_eof = read(c, body, sizeof body) == 0;
     close(c);
     close(r->fd);
     return NULL;
 }
 
-/* A reply with bytes after it is refused: the call fails as malformed. */
-static void test_bytes_after_a_reply_fail_the_call(void **state)
+/* An answer to no call waiting is dropped; bytes that are no message
+ * close the connection. */
+static void test_bytes_that_are_no_answer_close_the_connection(void **state)
 {
     struct fx *f = *state;
     struct rogue r = {.fd = socket(AF_INET, SOCK_STREAM, 0)};
@@ -340,8 +484,14 @@ static void test_bytes_after_a_reply_fail_the_call(void **state)
                                        "q", 1, 2000, fx_reply, f),
                      0);
     fx_run_replies(f, 1);
-    assert_int_equal(f->status, BERTH_EMALFORMED);
+    assert_int_equal(f->status, TRANSPORT_OK);
+    assert_string_equal(f->body, "ok");
+    for (int i = 0; i < 3000 && transport_refused(f->client.t) == 0; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
     pthread_join(r.thread, NULL);
+    assert_true(r.got_eof);
 }
 
 /* Connect r to the fixture's listener and start its thread. */
@@ -356,29 +506,23 @@ static void rogue_dial(struct fx *f, struct rogue *r)
     assert_int_equal(pthread_create(&r->thread, NULL, rogue_main, r), 0);
 }
 
-/* Two calls at once on a kept connection: the listener closes it and
- * answers neither. */
-static void test_calls_pipelined_on_a_kept_connection_close_it(void **state)
+/* Calls pipelined on a connection are each answered with their id. */
+static void test_calls_pipelined_are_each_answered(void **state)
 {
     struct fx *f = *state;
     struct rogue r = {.fd = socket(AF_INET, SOCK_STREAM, 0), .dialer = true};
     rogue_dial(f, &r);
-    for (int i = 0; i < 3000 && f->calls < 1; i++) {
-        uv_run(&f->loop, UV_RUN_NOWAIT);
-        usleep(1000);
-    }
-    /* Run until the rogue saw the close. */
-    for (int i = 0; i < 300; i++) {
+    for (int i = 0; i < 3000 && !r.got_eof; i++) {
         uv_run(&f->loop, UV_RUN_NOWAIT);
         usleep(1000);
     }
     pthread_join(r.thread, NULL);
-    assert_int_equal(f->calls, 1);
+    assert_int_equal(f->calls, 3);
     assert_true(r.got_eof);
 }
 
-/* Bytes sent while a call is served break the connection: the answer
- * closes it instead of going out. */
+/* Bytes that are no message, sent while a call is served, close the
+ * connection: the answer, when it comes, goes nowhere. */
 static void test_bytes_during_a_call_close_the_connection(void **state)
 {
     struct fx *f = *state;
@@ -407,17 +551,25 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_answered_connection_carries_the_next_call, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_calls_at_once_each_take_a_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_calls_at_once_share_a_connection,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answers_come_in_any_order, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_late_answer_is_dropped, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_calls_to_nobody_were_not_sent,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_closing_answers_calls_served,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_host_gone_is_noticed_while_idle,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_replies_arrive_whole, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_bytes_after_a_reply_fail_the_call,
-                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_calls_pipelined_on_a_kept_connection_close_it, setup,
+            test_bytes_that_are_no_answer_close_the_connection, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(test_calls_pipelined_are_each_answered,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_bytes_during_a_call_close_the_connection, setup, teardown),
     };
