@@ -699,6 +699,7 @@ static void transport__inbound_done(struct transport__conn *c)
             transport__conn_close(c);
             return;
         }
+        /* A buffer over w->data: the reply header fits, nothing grows. */
         struct buf b = {.data = w->data, .cap = sizeof w->data};
         transport__put_reply(&b, call, TRANSPORT_OK, NULL, 0);
         uv_buf_t ub = uv_buf_init((char *)w->data, sizeof w->data);
