@@ -1,6 +1,11 @@
 """make bench, cluster section: 3 berth hosts on loopback, beside floors
 measured in the same run (loopback round trip, fdatasync, and etcd 3.4 with
 3 members on loopback driven at the same concurrency through its HTTP API).
+First, one host beside one etcd member, the same way.
+
+  one host  events/s and p50/p99 of one berth host (no peers, ack level
+            quorum, which on one host is its own fsync) and of one etcd
+            member, at 16, 64 and 256 concurrent writers
 
   commit    events/s and p50/p99 at 1, 16 and 256 concurrent ships for ack
             levels 0, 1, 2, quorum and all; bytes written per event (all
@@ -20,7 +25,8 @@ taken between rows run next to each other.
 usage: cluster.py BUILD DIR. Sizes from the environment: BENCH_SECONDS (10 a
 row: long enough to hold the periodic costs, raft snapshots and store
 commits, which a 3 s row could miss), BENCH_ROUNDS (3), BENCH_CONCS
-(1,16,256), BENCH_ACKS (0,1,2,quorum,all), BENCH_KILL_ROUNDS (50),
+(1,16,256), BENCH_ACKS (0,1,2,quorum,all), BENCH_SINGLE_CONCS (16,64,256;
+empty: no one-host part), BENCH_KILL_ROUNDS (50),
 BENCH_CATCHUP_EVENTS (100000). Every process it starts it stops, also on
 failure."""
 import base64
@@ -44,6 +50,8 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONCS = [int(x) for x in os.environ.get("BENCH_CONCS", "1,16,256").split(",")]
 ACKS = os.environ.get("BENCH_ACKS", "0,1,2,quorum,all").split(",")
+SINGLE_CONCS = [int(x) for x in os.environ.get("BENCH_SINGLE_CONCS",
+                                               "16,64,256").split(",") if x]
 KILL_ROUNDS = int(os.environ.get("BENCH_KILL_ROUNDS", "50"))
 CATCHUP = int(os.environ.get("BENCH_CATCHUP_EVENTS", "100000"))
 
@@ -92,7 +100,9 @@ class Host:
     def start(self, join=None):
         os.makedirs(self.data, exist_ok=True)
         args = [BERTH, "serve", "--data", self.data, "--listen", "127.0.0.1:%d" % self.port,
-                "--peer", self.peer, "--max-conns-per-addr", "0", "--max-idle-conns", "0"]
+                "--max-conns-per-addr", "0", "--max-idle-conns", "0"]
+        if self.peer is not None:
+            args += ["--peer", self.peer]
         if join and not self.joined:
             args += ["--join", join]
         log = open(self.data + ".log", "ab")
@@ -340,16 +350,17 @@ def berth_part(etcd):
     return results
 
 
-def etcd_start():
-    """Start 3 etcd members; (the cluster, its version) or (None, why not)."""
+def etcd_start(n=3, prefix="e"):
+    """Start n etcd members; (the cluster, its version) or (None, why not)."""
     etcd = shutil.which("etcd") or "/usr/bin/etcd"
     if not os.path.exists(etcd):
         return None, "etcd not installed (apt-get install etcd-server)"
     version = "etcd " + subprocess.run([etcd, "--version"], capture_output=True,
                                        text=True).stdout.split("\n")[0].split(":")[-1].strip()
     members = []
-    for i in range(3):
-        members.append({"name": "e%d" % i, "client": free_port(), "peer": free_port()})
+    for i in range(n):
+        members.append({"name": "%s%d" % (prefix, i), "client": free_port(),
+                        "peer": free_port()})
     initial = ",".join("%s=http://127.0.0.1:%d" % (m["name"], m["peer"]) for m in members)
     for m in members:
         d = os.path.join(DIR, m["name"])
@@ -391,10 +402,65 @@ def etcd_stop(etcd):
         m["proc"].wait(30)
 
 
+def single_part():
+    """One berth host and one etcd member up together, rows alternating:
+    {conc: (berth row, etcd row or None)}, and etcd's version or why not."""
+    etcd, version = etcd_start(1, "one")
+    host = Host(9)
+    host.peer = None
+    host.start()
+    out = {}
+    try:
+        for conc in SINGLE_CONCS:
+            name = "one-c%d" % conc
+            cli(host, "ship", "new", "--program", KV, "--name", name, "--count", str(conc))
+            for i in range(conc):
+                host.http("GET", "/s/%s-%d/k" % (name, i + 1))
+            runs, etcd_runs = [], []
+            for rnd in range(ROUNDS):
+                if etcd is not None:
+                    note("one host: %d writers, round %d: etcd" % (conc, rnd + 1))
+                    etcd_runs.append(gen("load", "etcd", etcd["targets"], conc, SECONDS,
+                                         "one-c%d-r%d-" % (conc, rnd)))
+                note("one host: %d writers, round %d: berth" % (conc, rnd + 1))
+                runs.append(gen("load", "berth", "127.0.0.1:%d" % host.port, conc,
+                                SECONDS, name))
+            out[conc] = (median_row(runs), median_row(etcd_runs) if etcd_runs else None)
+    finally:
+        host.stop()
+        if etcd is not None:
+            etcd_stop(etcd)
+    return out, version if etcd is not None else "not run: " + version
+
+
+def single_print(rows, version):
+    print("one host: one berth host (no peers; an event is acknowledged after the host's "
+          "own fsync) beside one etcd member (%s), POST /v3/kv/put, rows alternating, "
+          "%g s a row, median of %d rounds; 100-byte PUTs to kv, one ship per client"
+          % (version, SECONDS, ROUNDS))
+    print("%7s %10s %9s %9s %7s | %10s %9s %7s | %7s %9s" % (
+        "writers", "events/s", "p50 ms", "p99 ms", "client", "etcd ev/s", "etcd p99",
+        "client", "x etcd", "p99/etcd"))
+    for conc, (r, e) in rows.items():
+        print("%7d %10.0f %9s %9s %6.0f%% | %10s %9s %7s | %7s %9s" % (
+            conc, r["eps"], ms(r["p50_ms"]), ms(r["p99_ms"]), 100 * r["client_share"],
+            "%.0f" % e["eps"] if e else "-", ms(e["p99_ms"]) if e else "-",
+            "%.0f%%" % (100 * e["client_share"]) if e else "-",
+            "%.2fx" % (r["eps"] / e["eps"]) if e and e["eps"] else "-",
+            "%.2f" % (r["p99_ms"] / e["p99_ms"]) if e and e["p99_ms"] else "-"))
+        if e:
+            print("%7s rounds, events/s: berth %s; etcd %s" % (
+                "", ", ".join("%.0f" % x for x in r["runs"]),
+                ", ".join("%.0f" % x for x in e["runs"])))
+    print()
+
+
 def main():
     global DIR
     os.makedirs(DIR, exist_ok=True)
     DIR = tempfile.mkdtemp(prefix="cluster-", dir=DIR)
+    if SINGLE_CONCS:
+        single_print(*single_part())
     floors = {"rtt": gen("rtt", 1)}
     for conc in CONCS:
         floors[conc] = gen("fsync", DIR, conc, SECONDS)
