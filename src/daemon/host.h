@@ -136,6 +136,11 @@ struct host {
     struct alarms alarms; /* durable alarms by slot */
     uv_timer_t alarm_timer;
     uv_timer_t measure_timer; /* the memory sweep, while programs run */
+    /* The store's WAL written back off the loop (store_wal_writeback). */
+    uv_timer_t writeback_timer;
+    uv_work_t writeback;
+    bool writeback_busy;
+    char store_path[4096];
     struct host_program *programs;
     uint32_t n_programs;
     /* The ships' lifecycle: tiers, jobs, wakes, admission, eviction,

@@ -641,6 +641,22 @@ unsigned store_unflushed(const struct store *s)
     return s->unflushed;
 }
 
+int store_wal_writeback(const char *path)
+{
+    char wal[4096];
+    int n = snprintf(wal, sizeof wal, "%s-wal", path);
+    if (n < 0 || (size_t)n >= sizeof wal) {
+        return BERTH_EIO;
+    }
+    int fd = open(wal, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT ? 0 : BERTH_EIO;
+    }
+    int rv = fdatasync(fd) == 0 ? 0 : BERTH_EIO;
+    close(fd);
+    return rv;
+}
+
 int store_sync(struct store *s)
 {
     int rv = store_flush(s);

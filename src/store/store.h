@@ -116,6 +116,17 @@ int store_flush(struct store *s);
 /* Return the number of entries in the open batch (0: none). */
 unsigned store_unflushed(const struct store *s);
 
+/* Write what the OS holds of the WAL of the store at path (the database's
+ * path, as given to store_open) to disk, with fdatasync. Commits do not
+ * sync the WAL; SQLite's checkpoint does, first, on the thread that
+ * commits, and by then the WAL may hold tens of MB never written: a
+ * 60-100 ms stall. Called every 100 ms off the loop thread, this leaves a
+ * checkpoint little to wait for. It opens the WAL by name and never touches
+ * a struct store, so it may run on any thread at any time (never on the
+ * database file itself: closing a descriptor of it would drop SQLite's
+ * lock). Returns 0 (also when there is no WAL) or BERTH_EIO. */
+int store_wal_writeback(const char *path);
+
 /* Flush, then make every committed transaction durable on disk (checkpoint
  * + fsync);
  * the WAL is emptied, and the pages store_compact gave back leave the

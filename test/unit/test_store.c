@@ -10,6 +10,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -474,6 +475,33 @@ static void test_not_a_database(void **state)
     char errmsg[ERRMSG_SIZE];
     assert_int_equal(store_open(&s, x->path, errmsg), BERTH_ECORRUPT);
     assert_true(strlen(errmsg) > 0);
+}
+
+/* The WAL is written back by name while the store is open and goes on
+ * working; a missing WAL is nothing to do, an impossible path an error. */
+static void test_wal_writeback(void **state)
+{
+    struct fx *x = *state;
+    struct store *s = open_ok(x->path);
+    struct store_ship sh;
+    ship(&sh, 1, "aaaa", "wb");
+    assert_int_equal(store_ship_put(s, &sh), 0);
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", x->path);
+    struct stat st;
+    assert_int_equal(stat(wal, &st), 0);
+    assert_true(st.st_size > 0);
+    assert_int_equal(store_wal_writeback(x->path), 0);
+    assert_int_equal(store_event_put(s, 1, 1, "rec", 3), 0);
+    store_close(s);
+
+    char none[160];
+    snprintf(none, sizeof none, "%s/none.db", x->dir);
+    assert_int_equal(store_wal_writeback(none), 0);
+    char long_path[5000];
+    memset(long_path, 'a', sizeof long_path - 1);
+    long_path[sizeof long_path - 1] = '\0';
+    assert_int_equal(store_wal_writeback(long_path), BERTH_EIO);
 }
 
 static void test_open_out_of_memory(void **state)
@@ -1004,6 +1032,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
         cmocka_unit_test(test_open_out_of_memory),
+        cmocka_unit_test_setup_teardown(test_wal_writeback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_from_version_1, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_from_version_2, setup,
