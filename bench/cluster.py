@@ -26,7 +26,9 @@ usage: cluster.py BUILD DIR. Sizes from the environment: BENCH_SECONDS (10 a
 row: long enough to hold the periodic costs, raft snapshots and store
 commits, which a 3 s row could miss), BENCH_ROUNDS (3), BENCH_CONCS
 (1,16,256), BENCH_ACKS (0,1,2,quorum,all), BENCH_SINGLE_CONCS (16,64,256;
-empty: no one-host part), BENCH_KILL_ROUNDS (50),
+empty: no one-host part), BENCH_PIN (HOSTS:CLIENT, CPU lists for taskset,
+such as 0:1: berth hosts, their programs and etcd on HOSTS, the load
+generator on CLIENT; unset: nothing pinned), BENCH_KILL_ROUNDS (50),
 BENCH_CATCHUP_EVENTS (100000). Every process it starts it stops, also on
 failure."""
 import base64
@@ -53,6 +55,21 @@ ACKS = os.environ.get("BENCH_ACKS", "0,1,2,quorum,all").split(",")
 SINGLE_CONCS = [int(x) for x in os.environ.get("BENCH_SINGLE_CONCS",
                                                "16,64,256").split(",") if x]
 KILL_ROUNDS = int(os.environ.get("BENCH_KILL_ROUNDS", "50"))
+PIN = os.environ.get("BENCH_PIN", "")
+if PIN and (PIN.count(":") != 1 or not all(PIN.split(":"))):
+    sys.exit("cluster.py: BENCH_PIN is HOSTS:CLIENT, two CPU lists (such as 0:1), not %r"
+             % PIN)
+PIN_HOSTS, PIN_CLIENT = PIN.split(":") if PIN else ("", "")
+
+
+def pinned(cpus, argv):
+    """argv run on cpus (a taskset CPU list), or as it is when none."""
+    return ["taskset", "-c", cpus] + argv if cpus else argv
+
+
+def pin_note():
+    return ("pinned: hosts, programs and etcd on CPUs %s, the client on %s"
+            % (PIN_HOSTS, PIN_CLIENT) if PIN else "not pinned")
 CATCHUP = int(os.environ.get("BENCH_CATCHUP_EVENTS", "100000"))
 
 procs = []  # every process started here, stopped at exit
@@ -71,7 +88,8 @@ def pct(v, p):
 
 def gen(*args):
     """Run the load generator; its JSON line."""
-    r = subprocess.run([GEN] + [str(a) for a in args], capture_output=True, text=True)
+    r = subprocess.run(pinned(PIN_CLIENT, [GEN] + [str(a) for a in args]),
+                       capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError("cluster_bench %s: %s" % (args, r.stderr))
     return json.loads(r.stdout)
@@ -106,7 +124,7 @@ class Host:
         if join and not self.joined:
             args += ["--join", join]
         log = open(self.data + ".log", "ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=log)
+        self.proc = subprocess.Popen(pinned(PIN_HOSTS, args), stdout=log, stderr=log)
         procs.append(self.proc)
         log.close()
         self.joined = True
@@ -365,13 +383,13 @@ def etcd_start(n=3, prefix="e"):
     for m in members:
         d = os.path.join(DIR, m["name"])
         log = open(d + ".log", "ab")
-        p = subprocess.Popen([etcd, "--name", m["name"], "--data-dir", d,
+        p = subprocess.Popen(pinned(PIN_HOSTS, [etcd, "--name", m["name"], "--data-dir", d,
                               "--listen-client-urls", "http://127.0.0.1:%d" % m["client"],
                               "--advertise-client-urls", "http://127.0.0.1:%d" % m["client"],
                               "--listen-peer-urls", "http://127.0.0.1:%d" % m["peer"],
                               "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % m["peer"],
                               "--initial-cluster", initial, "--initial-cluster-state", "new",
-                              "--initial-cluster-token", "berth-bench"],
+                              "--initial-cluster-token", "berth-bench"]),
                              stdout=log, stderr=log)
         log.close()
         m["proc"] = p
@@ -436,8 +454,8 @@ def single_part():
 def single_print(rows, version):
     print("one host: one berth host (no peers; an event is acknowledged after the host's "
           "own fsync) beside one etcd member (%s), POST /v3/kv/put, rows alternating, "
-          "%g s a row, median of %d rounds; 100-byte PUTs to kv, one ship per client"
-          % (version, SECONDS, ROUNDS))
+          "%g s a row, median of %d rounds; 100-byte PUTs to kv, one ship per client; %s"
+          % (version, SECONDS, ROUNDS, pin_note()))
     print("%7s %10s %9s %9s %7s | %10s %9s %7s | %7s %9s" % (
         "writers", "events/s", "p50 ms", "p99 ms", "client", "etcd ev/s", "etcd p99",
         "client", "x etcd", "p99/etcd"))
@@ -472,8 +490,9 @@ def main():
           "closed loop, one client per ship, clients spread over the 3 front doors, "
           "%g s a row, median of %d rounds. Beside: etcd (%s), 3 members on loopback, "
           "POST /v3/kv/put at the same concurrency over the same 3 members, its row run "
-          "before berth's in each round; fdatasync floor as in commit above."
-          % (os.cpu_count(), SECONDS, ROUNDS, version if etcd else "not run: " + version))
+          "before berth's in each round; fdatasync floor as in commit above; %s."
+          % (os.cpu_count(), SECONDS, ROUNDS, version if etcd else "not run: " + version,
+             pin_note()))
     print("%-7s %5s %10s %9s %9s %9s %7s | %10s %9s | %9s %9s | %9s" % (
         "acks", "ships", "events/s", "p50 ms", "p99 ms", "B/event", "client",
         "etcd ev/s", "etcd p99", "x etcd", "p99/etcd", "fsync/berth"))
