@@ -3,6 +3,10 @@ measured in the same run (loopback round trip, fdatasync, and etcd 3.4 with
 3 members on loopback driven at the same concurrency through its HTTP API).
 First, one host beside one etcd member, the same way.
 
+  front     reads through one host's front door to 64 awake kv ships
+            (GET of a 100-byte value) beside nginx proxying to a trivial
+            backend (nginx's own `return 200`, upstream keep-alive), at the
+            same concurrency, keep-alive connections
   one host  events/s and p50/p99 of one berth host (no peers, ack level
             quorum, which on one host is its own fsync) and of one etcd
             member, at 16, 64 and 256 concurrent writers
@@ -26,7 +30,8 @@ usage: cluster.py BUILD DIR. Sizes from the environment: BENCH_SECONDS (10 a
 row: long enough to hold the periodic costs, raft snapshots and store
 commits, which a 3 s row could miss), BENCH_ROUNDS (3), BENCH_CONCS
 (1,16,256), BENCH_ACKS (0,1,2,quorum,all), BENCH_SINGLE_CONCS (16,64,256;
-empty: no one-host part), BENCH_PIN (HOSTS:CLIENT, CPU lists for taskset,
+empty: no one-host part), BENCH_FRONT_CONCS (64; empty: no front-door
+part), BENCH_PIN (HOSTS:CLIENT, CPU lists for taskset,
 such as 0:1: berth hosts, their programs and etcd on HOSTS, the load
 generator on CLIENT; unset: nothing pinned), BENCH_KILL_ROUNDS (50),
 BENCH_CATCHUP_EVENTS (100000). Every process it starts it stops, also on
@@ -52,6 +57,7 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONCS = [int(x) for x in os.environ.get("BENCH_CONCS", "1,16,256").split(",")]
 ACKS = os.environ.get("BENCH_ACKS", "0,1,2,quorum,all").split(",")
+FRONT_CONCS = [int(x) for x in os.environ.get("BENCH_FRONT_CONCS", "64").split(",") if x]
 SINGLE_CONCS = [int(x) for x in os.environ.get("BENCH_SINGLE_CONCS",
                                                "16,64,256").split(",") if x]
 KILL_ROUNDS = int(os.environ.get("BENCH_KILL_ROUNDS", "50"))
@@ -420,6 +426,123 @@ def etcd_stop(etcd):
         m["proc"].wait(30)
 
 
+NGINX_CONF = """worker_processes auto;
+daemon off;
+pid %(dir)s/nginx.pid;
+error_log %(dir)s/nginx-error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path %(dir)s/body;
+    proxy_temp_path %(dir)s/proxy;
+    upstream back { server 127.0.0.1:%(back)d; keepalive 64; }
+    server {
+        listen 127.0.0.1:%(front)d;
+        location / {
+            proxy_pass http://back;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+    server {
+        listen 127.0.0.1:%(back)d;
+        location / { return 200 "%(value)s"; }
+    }
+}
+"""
+
+
+def nginx_start():
+    """nginx proxying to a trivial backend; (its front port, process, version)
+    or (None, None, why not)."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        return None, None, "nginx not installed (apt-get install nginx-light)"
+    version = subprocess.run([nginx, "-v"], capture_output=True,
+                             text=True).stderr.strip().split("/")[-1]
+    d = os.path.join(DIR, "nginx")
+    os.makedirs(d, exist_ok=True)
+    front, back = free_port(), free_port()
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF % {"dir": d, "front": front, "back": back, "value": "v" * 100})
+    log = open(d + ".log", "ab")
+    p = subprocess.Popen(pinned(PIN_HOSTS, [nginx, "-c", conf, "-p", d]), stdout=log,
+                         stderr=log)
+    log.close()
+    procs.append(p)
+
+    def up():
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", front, timeout=2)
+            c.request("GET", "/")
+            ok = c.getresponse().status == 200
+            c.close()
+            return ok
+        except OSError:
+            return False
+    wait(up, 30, "nginx")
+    return front, p, "nginx " + version
+
+
+def front_part():
+    """Reads to awake ships through one host's front door beside nginx, rows
+    alternating: {conc: (berth row, nginx row or None)}, and nginx's
+    version or why not."""
+    port, nginx, version = nginx_start()
+    host = Host(8)
+    host.peer = None
+    host.start()
+    out = {}
+    try:
+        ships = max(FRONT_CONCS)
+        cli(host, "ship", "new", "--program", KV, "--name", "fr", "--count", str(ships),
+            "--freeze-timeout", "0", "--idle-timeout", "600000")
+        for i in range(ships):
+            host.http("PUT", "/s/fr-%d/k/key0" % (i + 1), b"v" * 100)
+        for conc in FRONT_CONCS:
+            runs, peer_runs = [], []
+            for rnd in range(ROUNDS):
+                if port is not None:
+                    note("front door: %d clients, round %d: nginx" % (conc, rnd + 1))
+                    peer_runs.append(gen("load", "get", "127.0.0.1:%d" % port, conc,
+                                         SECONDS))
+                note("front door: %d clients, round %d: berth" % (conc, rnd + 1))
+                runs.append(gen("load", "read", "127.0.0.1:%d" % host.port, conc,
+                                SECONDS, "fr"))
+            out[conc] = (median_row(runs), median_row(peer_runs) if peer_runs else None)
+    finally:
+        host.stop()
+        if nginx is not None:
+            nginx.terminate()
+            nginx.wait(30)
+    return out, version if port is not None else "not run: " + version
+
+
+def front_print(rows, version):
+    print("front door: GETs of a 100-byte value from awake kv ships through one host's "
+          "front door, one ship per client, keep-alive connections, beside %s proxying "
+          "to a trivial backend (its own return 200, upstream keep-alive), rows "
+          "alternating, %g s a row, median of %d rounds; %s"
+          % (version, SECONDS, ROUNDS, pin_note()))
+    print("%7s %10s %9s %9s %7s | %10s %9s %7s | %8s %9s" % (
+        "clients", "req/s", "p50 ms", "p99 ms", "client", "nginx r/s", "nginx p99",
+        "client", "x nginx", "p99/nginx"))
+    for conc, (r, e) in rows.items():
+        print("%7d %10.0f %9s %9s %6.0f%% | %10s %9s %7s | %8s %9s%s" % (
+            conc, r["eps"], ms(r["p50_ms"]), ms(r["p99_ms"]), 100 * r["client_share"],
+            "%.0f" % e["eps"] if e else "-", ms(e["p99_ms"]) if e else "-",
+            "%.0f%%" % (100 * e["client_share"]) if e else "-",
+            "%.2fx" % (r["eps"] / e["eps"]) if e and e["eps"] else "-",
+            "%.2f" % (r["p99_ms"] / e["p99_ms"]) if e and e["p99_ms"] else "-",
+            "  (errors: %d)" % r["errors"] if r["errors"] else ""))
+        if e:
+            print("%7s rounds, requests/s: berth %s; nginx %s" % (
+                "", ", ".join("%.0f" % x for x in r["runs"]),
+                ", ".join("%.0f" % x for x in e["runs"])))
+    print()
+
+
 def single_part():
     """One berth host and one etcd member up together, rows alternating:
     {conc: (berth row, etcd row or None)}, and etcd's version or why not."""
@@ -477,6 +600,8 @@ def main():
     global DIR
     os.makedirs(DIR, exist_ok=True)
     DIR = tempfile.mkdtemp(prefix="cluster-", dir=DIR)
+    if FRONT_CONCS:
+        front_print(*front_part())
     if SINGLE_CONCS:
         single_print(*single_part())
     floors = {"rtt": gen("rtt", 1)}

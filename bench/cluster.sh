@@ -1,21 +1,28 @@
 #!/bin/sh
-# make bench, cluster section: 3 hosts on loopback beside etcd 3.4 (Debian's
-# etcd-server, installed here when missing and run as root; never by make
-# test). usage: cluster.sh BUILD DIR
+# make bench, cluster section: the front door beside nginx, one host beside
+# one etcd member, and 3 hosts on loopback beside etcd 3.4 with 3 members
+# (bench/cluster.py). usage: cluster.sh BUILD DIR
 set -e
 BUILD=${1:-build}
 DIR=${2:-$(mktemp -d "$PWD/bench-cluster.XXXXXX")}
-if ! command -v etcd >/dev/null 2>&1 && [ ! -x /usr/bin/etcd ]; then
-  if [ "$(id -u)" = 0 ]; then
-    echo "bench: installing etcd-server for the cluster floor" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq --no-install-recommends etcd-server >/dev/null 2>&1 || {
-      apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends etcd-server >/dev/null
-    }
-  else
-    echo "bench: etcd-server is missing; as root: apt-get install etcd-server" >&2
+# The peers the bench measures against, Debian's packages, installed here
+# when missing (as root; never by make test): etcd-server, and nginx-light
+# for the front door.
+need() { # COMMAND PATH PACKAGE
+  if ! command -v "$1" >/dev/null 2>&1 && [ ! -x "$2" ]; then
+    if [ "$(id -u)" = 0 ]; then
+      echo "bench: installing $3 for the comparison" >&2
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get install -y -qq --no-install-recommends "$3" >/dev/null 2>&1 || {
+        apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "$3" >/dev/null
+      }
+    else
+      echo "bench: $3 is missing; as root: apt-get install $3" >&2
+    fi
   fi
-fi
+}
+need etcd /usr/bin/etcd etcd-server
+need nginx /usr/sbin/nginx nginx-light
 python3 "$(dirname "$0")/cluster.py" "$BUILD" "$DIR"
 # The leader kill -9 loop of the tests, 50 rounds, on this build: every
 # acknowledged write is read back and every host's store compared.

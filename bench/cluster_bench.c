@@ -8,7 +8,9 @@
  *       clients together have COUNT acknowledged writes, when COUNT > 0).
  *       MODE berth: PUT /s/NAME-<i+1>/k/key<n> to the kv program, one ship
  *       per client. MODE etcd: POST /v3/kv/put (etcd's v3 HTTP gateway)
- *       with base64 key NAME<i>/key<n> and value.
+ *       with base64 key NAME<i>/key<n> and value. MODE read: GET
+ *       /s/NAME-<i+1>/k/key0 (reads, to awake ships). MODE get: GET / (a
+ *       proxy in front of a trivial backend).
  *   fsync DIR CONC SECONDS
  *       floor: CONC writers sharing one write()+fdatasync() per batch of
  *       everything pending (ideal group commit) on DIR's disk.
@@ -112,6 +114,14 @@ static int cb_request(const struct cb_worker *w, unsigned long i, char *req,
     char value[CB_VALUE + 1];
     memset(value, 'v', CB_VALUE);
     value[CB_VALUE] = '\0';
+    if (strcmp(w->mode, "read") == 0) {
+        return snprintf(req, size,
+                        "GET /s/%s-%d/k/key0 HTTP/1.1\r\nHost: b\r\n\r\n",
+                        w->name, w->index + 1);
+    }
+    if (strcmp(w->mode, "get") == 0) {
+        return snprintf(req, size, "GET / HTTP/1.1\r\nHost: b\r\n\r\n");
+    }
     if (strcmp(w->mode, "etcd") == 0) {
         char key[128], k64[200], v64[200], body[512];
         snprintf(key, sizeof key, "%s%d/key%lu", w->name, w->index, i % 1000);
@@ -356,11 +366,11 @@ int main(int argc, char **argv)
         rv = cb_rtt(argc, argv);
     }
     if (rv == 2) {
-        fprintf(stderr,
-                "usage: cluster_bench load berth|etcd HOST:PORT[,...] CONC "
-                "SECONDS [NAME] [COUNT]\n"
-                "       cluster_bench fsync DIR CONC SECONDS\n"
-                "       cluster_bench rtt SECONDS\n");
+        fprintf(stderr, "usage: cluster_bench load berth|etcd|read|get "
+                        "HOST:PORT[,...] CONC "
+                        "SECONDS [NAME] [COUNT]\n"
+                        "       cluster_bench fsync DIR CONC SECONDS\n"
+                        "       cluster_bench rtt SECONDS\n");
     }
     return rv;
 }
