@@ -3,7 +3,7 @@ measured in the same run (loopback round trip, fdatasync, and etcd 3.4 with
 3 members on loopback driven at the same concurrency through its HTTP API).
 First, one host beside one etcd member, the same way.
 
-  front     reads through one host's front door to 64 awake kv ships
+  front     reads through one host's front door to awake kv ships
             (GET of a 100-byte value) beside nginx proxying to a trivial
             backend (nginx's own `return 200`, upstream keep-alive), at the
             same concurrency, keep-alive connections
@@ -30,7 +30,7 @@ usage: cluster.py BUILD DIR. Sizes from the environment: BENCH_SECONDS (10 a
 row: long enough to hold the periodic costs, raft snapshots and store
 commits, which a 3 s row could miss), BENCH_ROUNDS (3), BENCH_CONCS
 (1,16,256), BENCH_ACKS (0,1,2,quorum,all), BENCH_SINGLE_CONCS (16,64,256;
-empty: no one-host part), BENCH_FRONT_CONCS (64; empty: no front-door
+empty: no one-host part), BENCH_FRONT_CONCS (16,64,256; empty: no front-door
 part), BENCH_PIN (HOSTS:CLIENT, CPU lists for taskset,
 such as 0:1: berth hosts, their programs and etcd on HOSTS, the load
 generator on CLIENT; unset: nothing pinned), BENCH_KILL_ROUNDS (50),
@@ -57,7 +57,7 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONCS = [int(x) for x in os.environ.get("BENCH_CONCS", "1,16,256").split(",")]
 ACKS = os.environ.get("BENCH_ACKS", "0,1,2,quorum,all").split(",")
-FRONT_CONCS = [int(x) for x in os.environ.get("BENCH_FRONT_CONCS", "64").split(",") if x]
+FRONT_CONCS = [int(x) for x in os.environ.get("BENCH_FRONT_CONCS", "16,64,256").split(",") if x]
 SINGLE_CONCS = [int(x) for x in os.environ.get("BENCH_SINGLE_CONCS",
                                                "16,64,256").split(",") if x]
 KILL_ROUNDS = int(os.environ.get("BENCH_KILL_ROUNDS", "50"))
