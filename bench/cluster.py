@@ -519,15 +519,13 @@ def front_part():
     return out, version if port is not None else "not run: " + version
 
 
-def front_print(rows, version):
-    print("front door: GETs of a 100-byte value from awake kv ships through one host's "
-          "front door, one ship per client, keep-alive connections, beside %s proxying "
-          "to a trivial backend (its own return 200, upstream keep-alive), rows "
-          "alternating, %g s a row, median of %d rounds; %s"
-          % (version, SECONDS, ROUNDS, pin_note()))
+def beside_print(title, who, peer, unit, rows):
+    """A table of berth's rows beside a peer's: rows is {conc: (berth row,
+    peer row or None)}; who names the concurrency, unit the rate."""
+    print(title + "; " + pin_note())
     print("%7s %10s %9s %9s %7s | %10s %9s %7s | %8s %9s" % (
-        "clients", "req/s", "p50 ms", "p99 ms", "client", "nginx r/s", "nginx p99",
-        "client", "x nginx", "p99/nginx"))
+        who, unit, "p50 ms", "p99 ms", "client", peer + " " + unit, peer + " p99",
+        "client", "x " + peer, "p99/" + peer))
     for conc, (r, e) in rows.items():
         print("%7d %10.0f %9s %9s %6.0f%% | %10s %9s %7s | %8s %9s%s" % (
             conc, r["eps"], ms(r["p50_ms"]), ms(r["p99_ms"]), 100 * r["client_share"],
@@ -537,8 +535,8 @@ def front_print(rows, version):
             "%.2f" % (r["p99_ms"] / e["p99_ms"]) if e and e["p99_ms"] else "-",
             "  (errors: %d)" % r["errors"] if r["errors"] else ""))
         if e:
-            print("%7s rounds, requests/s: berth %s; nginx %s" % (
-                "", ", ".join("%.0f" % x for x in r["runs"]),
+            print("%7s rounds, %s: berth %s; %s %s" % (
+                "", unit, ", ".join("%.0f" % x for x in r["runs"]), peer,
                 ", ".join("%.0f" % x for x in e["runs"])))
     print()
 
@@ -574,36 +572,25 @@ def single_part():
     return out, version if etcd is not None else "not run: " + version
 
 
-def single_print(rows, version):
-    print("one host: one berth host (no peers; an event is acknowledged after the host's "
-          "own fsync) beside one etcd member (%s), POST /v3/kv/put, rows alternating, "
-          "%g s a row, median of %d rounds; 100-byte PUTs to kv, one ship per client; %s"
-          % (version, SECONDS, ROUNDS, pin_note()))
-    print("%7s %10s %9s %9s %7s | %10s %9s %7s | %7s %9s" % (
-        "writers", "events/s", "p50 ms", "p99 ms", "client", "etcd ev/s", "etcd p99",
-        "client", "x etcd", "p99/etcd"))
-    for conc, (r, e) in rows.items():
-        print("%7d %10.0f %9s %9s %6.0f%% | %10s %9s %7s | %7s %9s" % (
-            conc, r["eps"], ms(r["p50_ms"]), ms(r["p99_ms"]), 100 * r["client_share"],
-            "%.0f" % e["eps"] if e else "-", ms(e["p99_ms"]) if e else "-",
-            "%.0f%%" % (100 * e["client_share"]) if e else "-",
-            "%.2fx" % (r["eps"] / e["eps"]) if e and e["eps"] else "-",
-            "%.2f" % (r["p99_ms"] / e["p99_ms"]) if e and e["p99_ms"] else "-"))
-        if e:
-            print("%7s rounds, events/s: berth %s; etcd %s" % (
-                "", ", ".join("%.0f" % x for x in r["runs"]),
-                ", ".join("%.0f" % x for x in e["runs"])))
-    print()
-
-
 def main():
     global DIR
     os.makedirs(DIR, exist_ok=True)
     DIR = tempfile.mkdtemp(prefix="cluster-", dir=DIR)
     if FRONT_CONCS:
-        front_print(*front_part())
+        rows, version = front_part()
+        beside_print("front door: GETs of a 100-byte value from awake kv ships through "
+                     "one host's front door, one ship per client, keep-alive connections, "
+                     "beside %s proxying to a trivial backend (its own return 200, "
+                     "upstream keep-alive), rows alternating, %g s a row, median of %d "
+                     "rounds" % (version, SECONDS, ROUNDS), "clients", "nginx", "req/s",
+                     rows)
     if SINGLE_CONCS:
-        single_print(*single_part())
+        rows, version = single_part()
+        beside_print("one host: one berth host (no peers; an event is acknowledged after "
+                     "the host's own fsync) beside one etcd member (%s), POST "
+                     "/v3/kv/put, rows alternating, %g s a row, median of %d rounds; "
+                     "100-byte PUTs to kv, one ship per client"
+                     % (version, SECONDS, ROUNDS), "writers", "etcd", "ev/s", rows)
     floors = {"rtt": gen("rtt", 1)}
     for conc in CONCS:
         floors[conc] = gen("fsync", DIR, conc, SECONDS)
