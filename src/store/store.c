@@ -139,7 +139,12 @@ static const char store__schema[] =
 struct store {
     sqlite3 *db;
     sqlite3_stmt *st[ST__COUNT];
-    char *path;         /* what store_image_restore writes next to */
+    char *path; /* what store_image_restore writes next to */
+    /* The database file, read-only, for images; -1 for a store in memory.
+     * It is opened with the database and closed only after it: POSIX locks
+     * belong to the process, so closing any descriptor of the file, such
+     * as one opened for each image, would drop SQLite's lock on it. */
+    int fd;
     bool pinned;        /* an image is being read: no checkpoint may run */
     bool batch;         /* a batch's transaction is open */
     unsigned unflushed; /* entries in it */
@@ -362,6 +367,13 @@ static int store__upgrade(struct store *s, int version)
     return rv;
 }
 
+/* Whether s lives in memory, with no file of its own. */
+static bool store__in_memory(const struct store *s)
+{
+    return s->path[0] == '\0' || strcmp(s->path, ":memory:") == 0 ||
+           strncmp(s->path, "file:", 5) == 0;
+}
+
 /* Open the database at path into s (s->db is NULL before), with every
  * statement prepared; on failure s->errmsg says why and the caller closes
  * what was opened with store__close_db. */
@@ -434,6 +446,13 @@ static int store__open_db(struct store *s, const char *path)
             return store__fail(s, rc, "preparing statements");
         }
     }
+    if (!store__in_memory(s)) {
+        s->fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (s->fd < 0) {
+            err_printf(s->errmsg, "opening %s: %s", path, strerror(errno));
+            return BERTH_EIO;
+        }
+    }
     return 0;
 }
 
@@ -446,6 +465,10 @@ static int store__close_db(struct store *s)
     }
     int rc = sqlite3_close(s->db);
     s->db = NULL;
+    if (s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
     return rc;
 }
 
@@ -461,6 +484,7 @@ int store_open(struct store **out, const char *path, char *errmsg)
         return BERTH_ENOMEM;
     }
     heads_init(&s->heads);
+    s->fd = -1;
     s->path = mem_strdup(path);
     if (s->path == NULL) {
         err_printf(s->errmsg, "out of memory");
@@ -1208,12 +1232,6 @@ int store_snapshot_get(struct store *s, uint64_t sid,
 
 /* --- Images. --- */
 
-static bool store__in_memory(const struct store *s)
-{
-    return s->path[0] == '\0' || strcmp(s->path, ":memory:") == 0 ||
-           strncmp(s->path, "file:", 5) == 0;
-}
-
 int store_bytes(struct store *s, uint64_t *bytes)
 {
     int pages, page_size;
@@ -1246,14 +1264,11 @@ int store_image_begin(struct store *s, struct store_image *img)
     if (rv != 0) {
         return rv;
     }
-    img->fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    img->fd = s->fd;
     struct stat st;
-    if (img->fd < 0 || fstat(img->fd, &st) != 0) {
+    if (fstat(img->fd, &st) != 0) {
         err_printf(s->errmsg, "reading %s for an image: %s", s->path,
                    strerror(errno));
-        if (img->fd >= 0) {
-            close(img->fd);
-        }
         return BERTH_EIO;
     }
     img->size = (uint64_t)st.st_size;
@@ -1312,10 +1327,7 @@ int store_image_read(const struct store_image *img, uint8_t *out)
 
 void store_image_end(struct store *s, struct store_image *img)
 {
-    if (img->fd >= 0) {
-        close(img->fd);
-        img->fd = -1;
-    }
+    img->fd = -1; /* the store's own: it stays open */
     s->pinned = false;
     sqlite3_wal_autocheckpoint(s->db, STORE__AUTOCHECKPOINT);
 }

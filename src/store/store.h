@@ -273,7 +273,7 @@ int store_snapshot_get(struct store *s, uint64_t sid,
 
 /* A pinned store being copied. Filled by store_image_begin. */
 struct store_image {
-    int fd;         /* the database file, read-only */
+    int fd;         /* the store's descriptor of its file, read-only */
     uint64_t index; /* the applied index the copy holds */
     uint64_t size;  /* bytes of the database file */
 };

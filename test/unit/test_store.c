@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -730,6 +731,39 @@ static uint64_t applied_index(struct store *s)
     return v;
 }
 
+/* Whether this process holds a POSIX lock on the file at path. */
+static bool holds_lock(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    char want[64], line[256];
+    snprintf(want, sizeof want, " %d %02x:%02x:%llu ", (int)getpid(),
+             major(st.st_dev), minor(st.st_dev), (unsigned long long)st.st_ino);
+    FILE *f = fopen("/proc/locks", "r");
+    assert_non_null(f);
+    bool found = false;
+    while (fgets(line, sizeof line, f) != NULL) {
+        found = found || strstr(line, want) != NULL;
+    }
+    fclose(f);
+    return found;
+}
+
+/* Taking an image leaves SQLite's lock on the database file in place: the
+ * image reads through the store's own descriptor, never one it opens and
+ * closes (closing any descriptor of a file drops the process's locks). */
+static void test_an_image_keeps_the_lock(void **state)
+{
+    struct fx *x = *state;
+    struct store *s = image_store(x->path, 3, 5);
+    assert_true(holds_lock(x->path));
+    size_t len;
+    free(take_image(s, &len));
+    assert_true(holds_lock(x->path));
+    store_close(s);
+    assert_false(holds_lock(x->path));
+}
+
 static void test_image_round_trip(void **state)
 {
     struct fx *x = *state;
@@ -1040,6 +1074,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upgrade_from_version_3, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_from_version_5, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_an_image_keeps_the_lock, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_image_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(
