@@ -611,12 +611,8 @@ static void transport__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     }
     if (n < 0) {
-        if (c->role == TRANSPORT__DIAL_RAFT) {
-            transport__broken(c, BERTH_EIO);
-            return;
-        }
-        /* A peer that closes its call connection. Calls served on it are
-         * still answered, into nothing. */
+        /* The peer closed, or the read failed. Calls served on a call
+         * connection are still answered, into nothing. */
         transport__broken(c, BERTH_EIO);
         return;
     }
@@ -643,9 +639,9 @@ static void transport__reply_and_close(struct transport__conn *c, uint32_t call,
         return;
     }
     transport__flush(c);
-    /* Read no more; close once the reply is out. */
+    /* Read no more; close once the reply is out (a call connection that is
+     * not kept closes when its last answer is written). */
     uv_read_stop((uv_stream_t *)c->tcp);
-    c->kept = false;
     c->role = TRANSPORT__SERVE;
     if (!c->writing) {
         transport__conn_close(c);
