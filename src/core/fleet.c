@@ -781,18 +781,8 @@ static void fleet__wake(struct fleet_ship *s)
         memcpy(s->replay_chain, ld.chain, sizeof s->replay_chain);
     }
 
-    bool held = false;
-    rv = f->env.spawn(f->env.data, s, &held, errmsg);
-    if (rv != 0) {
-        goto err_after_load;
-    }
-    s->held = held;
-    s->proc = true;
-    s->killed = false;
-    s->deposed = false;
-    f->n_procs++;
-    fleet__lru_touch(f, s);
-    fleet__sweep_start(f);
+    /* The BOOT frame is ready before the program starts, so that the
+     * program finds it as soon as it has loaded. */
     struct frame_boot boot = {
         .id = s->id,
         .id_len = strlen(s->id),
@@ -802,17 +792,31 @@ static void fleet__wake(struct fleet_ship *s)
     };
     struct buf fr;
     buf_init(&fr);
-    rv = frame_encode_boot(&fr, &boot);
-    buf_free(&ld.snapshot);
-    if (rv != 0 || fleet__send(s, &fr) != 0) {
-        buf_free(&fr);
-        fleet__kill(s, "cannot send boot frame");
-        return;
+    if (frame_encode_boot(&fr, &boot) != 0) {
+        snprintf(errmsg, ERRMSG_SIZE, "out of memory for the boot frame");
+        rv = BERTH_ENOMEM;
+        goto err_after_boot;
     }
+    buf_free(&ld.snapshot);
+    bool held = false;
+    rv = f->env.spawn(f->env.data, s, &fr, &held, errmsg);
+    if (rv != 0) {
+        goto err_after_boot;
+    }
+    buf_free(&fr);
+    s->held = held;
+    s->proc = true;
+    s->killed = false;
+    s->deposed = false;
+    f->n_procs++;
+    fleet__lru_touch(f, s);
+    fleet__sweep_start(f);
     s->replay_next = 0;
     fleet__arm(s, FLEET_DEADLINE_WAKE, fleet__wake_ms(f));
     return;
 
+err_after_boot:
+    buf_free(&fr);
 err_after_load:
     buf_free(&ld.snapshot);
     fleet__log(s, "warn", "ship failed to wake", "error", errmsg, NULL, NULL);

@@ -67,9 +67,11 @@
 
 /* The memory sweep ticks this often while a program that is not frozen
  * runs, measuring at most FLEET_MEASURE_MAX programs a tick, each at most
- * every FLEET_MEMORY_EVERY_MS. */
-#define FLEET_MEASURE_TICK_MS 250
-#define FLEET_MEASURE_MAX 100
+ * every FLEET_MEMORY_EVERY_MS. A measure reads /proc on the loop's thread
+ * (tens of microseconds), so the ticks are short and frequent: a request
+ * waits behind at most one tick's measures. */
+#define FLEET_MEASURE_TICK_MS 50
+#define FLEET_MEASURE_MAX 20
 #define FLEET_MEMORY_EVERY_MS 750
 
 /* An alarm whose TIMER event failed is tried again this much later. */
@@ -258,10 +260,12 @@ struct fleet_env {
      * stored data fails its checks, or another code; errmsg says why. */
     int (*load)(void *data, struct fleet_ship *s, struct fleet_load *out,
                 char *errmsg);
-    /* Start s's program; 0, or a code with errmsg. *held says whether the
-     * host's buffer budget holds the new program back from the start (see
-     * fleet_ship_hold). */
-    int (*spawn)(void *data, struct fleet_ship *s, bool *held, char *errmsg);
+    /* Start s's program with boot, its BOOT frame, waiting in its stdin;
+     * 0, taking boot's bytes (left empty), or a code with errmsg, boot
+     * left to the caller. *held says whether the host's buffer budget
+     * holds the new program back from the start (see fleet_ship_hold). */
+    int (*spawn)(void *data, struct fleet_ship *s, struct buf *boot, bool *held,
+                 char *errmsg);
     /* Walk s's logged events from number start on, checking the hash chain
      * from chain to the ship's head; 0, BERTH_ECORRUPT (errmsg says
      * where), or the callback's or another code. */

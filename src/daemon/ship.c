@@ -544,8 +544,8 @@ static void ship__on_exit(struct proc *p, const char *why, int clean, void *arg)
     fleet_on_exit(&s->core, why, clean != 0);
 }
 
-static int ship__env_spawn(void *data, struct fleet_ship *c, bool *held,
-                           char *errmsg)
+static int ship__env_spawn(void *data, struct fleet_ship *c, struct buf *boot,
+                           bool *held, char *errmsg)
 {
     struct host *h = data;
     struct host_ship *s = ship__of(c);
@@ -560,6 +560,7 @@ static int ship__env_spawn(void *data, struct fleet_ship *c, bool *held,
         .args_len = s->args_len,
         .env = s->env,
         .env_len = s->env_len,
+        .first = boot,
     };
     int rv = proc_spawn(&s->proc, &h->loop, &pc, ship__on_frame, ship__on_exit,
                         s, errmsg);

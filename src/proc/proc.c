@@ -940,6 +940,15 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
     ip[0] = proc__above_stdio(ip[0]);
     op[1] = proc__above_stdio(op[1]);
     ep[1] = proc__above_stdio(ep[1]);
+    /* What fits in the empty pipe goes now; the rest is queued below, once
+     * the pipe is a handle (which makes it non-blocking too). A failed
+     * write leaves it all to the queue, whose write reports the error. */
+    size_t first_sent = 0;
+    if (cfg->first != NULL && cfg->first->len > 0 &&
+        fcntl(ip[1], F_SETFL, O_NONBLOCK) == 0) {
+        ssize_t n = write(ip[1], cfg->first->data, cfg->first->len);
+        first_sent = n > 0 ? (size_t)n : 0;
+    }
     int e = ip[0] < 0 || op[1] < 0 || ep[1] < 0
                 ? EMFILE
                 : proc__start(p, cfg, ip[0], op[1], ep[1]);
@@ -1006,6 +1015,23 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
         (rv = uv_poll_start(&p->err, UV_READABLE, proc__err_cb)) != 0 ||
         (rv = uv_poll_start(&p->exit, UV_READABLE, proc__exit_cb)) != 0) {
         goto err_after_handles;
+    }
+    if (cfg->first != NULL) {
+        struct buf *first = cfg->first;
+        if (first_sent < first->len) {
+            memmove(first->data, first->data + first_sent,
+                    first->len - first_sent);
+            first->len -= first_sent;
+            if (proc_send(p, first) != 0) {
+                /* Only a dying child refuses, and this one has just
+                 * started: without its first frame it would wait
+                 * forever. */
+                rv = UV_EPIPE;
+                goto err_after_handles;
+            }
+        } else {
+            buf_free(first);
+        }
     }
     proc__attach_start(p, loop);
     atomic_fetch_add(&proc__alive, 1);

@@ -96,6 +96,12 @@ struct proc_config {
     size_t args_len;
     const char *env;
     size_t env_len;
+    /* A frame the child finds in its stdin as soon as it starts (the BOOT
+     * frame), written before the start so that the program, which takes
+     * hundreds of microseconds to load, need not wait for the host to run
+     * again; NULL or empty for none. proc_spawn takes its bytes (leaving it
+     * empty) on success and leaves it to the caller on failure. */
+    struct buf *first;
 };
 
 /* Name this host's cgroups and programs after tag, the identity of its

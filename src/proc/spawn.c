@@ -46,6 +46,13 @@ static int spawn__child(void *arg)
         r->err = ESRCH;
         _exit(127);
     }
+    /* A program runs as a batch task: waking it (an event written to its
+     * pipe) does not preempt the host's loop, which goes on serving other
+     * ships and requests while the woken program waits for a core. Its
+     * share of the CPU is unchanged. Best effort: a kernel or a filter
+     * that refuses leaves the program a normal task. */
+    static const int batch_priority;
+    syscall(SYS_sched_setscheduler, 0, SCHED_BATCH, &batch_priority);
     static const uint64_t none;
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, SPAWN__SIGSET_SIZE);
     execve(j->file, j->argv, j->envp);

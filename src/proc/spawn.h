@@ -9,8 +9,9 @@
  * puts its descriptors in place, asks for SIGKILL when its parent dies
  * (PR_SET_PDEATHSIG) and then checks that the parent is still the one it
  * must die with, since a parent that died before the request sends
- * nothing. The starter blocks every signal around the clone, so that no
- * handler of the starter runs in the child on shared memory.
+ * nothing, and becomes a batch task (SCHED_BATCH), so that waking it does
+ * not preempt the host. The starter blocks every signal around the clone, so
+ * that no handler of the starter runs in the child on shared memory.
  *
  * Internal to src/proc. One thread at a time: the child's stack is one
  * static buffer. */

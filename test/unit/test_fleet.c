@@ -166,18 +166,24 @@ static int t_load(void *data, struct fleet_ship *c, struct fleet_load *out,
     return 0;
 }
 
-static int t_spawn(void *data, struct fleet_ship *c, bool *held, char *errmsg)
+static int t_spawn(void *data, struct fleet_ship *c, struct buf *boot,
+                   bool *held, char *errmsg)
 {
     struct tship *s = tship(c);
     if (T->fail_spawn) {
         snprintf(errmsg, ERRMSG_SIZE, "cannot start the program");
         return BERTH_EIO;
     }
+    s->inbox.len = 0;
+    s->inbox_off = 0;
+    if (buf_append(&s->inbox, boot->data, boot->len) != 0) {
+        snprintf(errmsg, ERRMSG_SIZE, "out of memory");
+        return BERTH_ENOMEM;
+    }
+    buf_free(boot);
     s->alive = true;
     s->dying = false;
     s->frozen = false;
-    s->inbox.len = 0;
-    s->inbox_off = 0;
     s->value = 0;
     s->memory = 1 << 20;
     T->spawns++;

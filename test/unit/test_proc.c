@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -306,6 +307,37 @@ static void pattern_frame(struct buf *f, unsigned k, size_t len)
     }
 }
 
+/* A first frame waits in the child's stdin before the child runs: cat
+ * echoes it before anything sent later, whole, both one that fits in the
+ * pipe and one four times larger than the pipe holds, and proc_spawn takes
+ * its bytes. */
+static void test_first_frame_waits_in_stdin(void **state)
+{
+    static const size_t sizes[] = {100, 4 * 65536, 7};
+    for (unsigned big = 0; big < 2; big++) {
+        struct fx x = {.sizes = sizes + big};
+        struct buf first, later;
+        pattern_frame(&first, 0, sizes[big]);
+        pattern_frame(&later, 1, sizes[1 + big]);
+        alarm(60);
+        char errmsg[ERRMSG_SIZE];
+        struct proc_config cfg = {
+            .path = "/bin/cat", .name = "t", .ship_id = "t", .first = &first};
+        assert_int_equal(uv_loop_init(&x.loop), 0);
+        assert_int_equal(
+            proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_cb, &x, errmsg),
+            0);
+        assert_null(first.data);
+        assert_int_equal(first.len, 0);
+        assert_int_equal(proc_send(x.p, &later), 0);
+        run_until_frames(&x, 2);
+        assert_int_equal(x.frames, 2);
+        assert_int_equal(x.bad, 0);
+        proc_kill(x.p, "test over");
+        run_until_gone(&x);
+    }
+}
+
 /* Forget the detected freezer and detect again with BERTH_FREEZER set to
  * mode (NULL: unset); returns the name now in use. */
 static const char *use_freezer(const char *mode)
@@ -405,11 +437,12 @@ static void test_four_fds_and_count(void **state)
     assert_int_equal(uv_loop_close(&x.loop), 0);
 }
 
-/* The child gets a session of its own, default signal actions and an empty
- * mask, a pipe each as stdin, stdout and stderr (three different ones), and
- * nothing else of the host: not even the descriptors of another running
- * proc. cat is looked at from outside, through /proc, because a shell would
- * show its own work (saved descriptors, signals blocked around fork). */
+/* The child gets a session of its own, runs as a batch task, default
+ * signal actions and an empty mask, a pipe each as stdin, stdout and stderr
+ * (three different ones), and nothing else of the host: not even the
+ * descriptors of another running proc. cat is looked at from outside, through
+ * /proc, because a shell would show its own work (saved descriptors, signals
+ * blocked around fork). */
 static void test_child_starts_clean(void **state)
 {
     struct fx other = {0};
@@ -479,6 +512,7 @@ static void test_child_starts_clean(void **state)
                      4);
     assert_int_equal(pgrp, pid);
     assert_int_equal(session, pid);
+    assert_int_equal(sched_getscheduler(pid), SCHED_BATCH);
     /* Started by the launcher or not, the program is this process's
      * child: it is reaped here. */
     assert_int_equal(ppid, getpid());
@@ -1419,6 +1453,7 @@ int main(void)
         cmocka_unit_test(test_path_search_finds_cat),
         cmocka_unit_test(test_four_fds_and_count),
         cmocka_unit_test(test_child_starts_clean),
+        cmocka_unit_test(test_first_frame_waits_in_stdin),
         cmocka_unit_test(test_args_and_env),
         cmocka_unit_test(test_frames_cut_by_reads),
         cmocka_unit_test(test_frames_taken_counted_and_paused),
