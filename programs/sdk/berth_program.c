@@ -256,24 +256,51 @@ static int bp__fail(const char *fmt, ...)
     return 1;
 }
 
-/* Read exactly n bytes from stdin; 0, 1 at end of input before the first
- * byte, -1 on an error or an end of input after it (errno 0 then). */
-static int bp__read_full(uint8_t *p, size_t n)
+/* Frames come in through one buffer, read in pieces as large as it has
+ * room for: a frame's header and body take one read, and frames queued
+ * together one read in all, rather than two reads a frame. */
+struct bp__in {
+    uint8_t *data;
+    size_t cap;
+    size_t start; /* the first byte not yet used */
+    size_t end;   /* one past the last byte read */
+};
+
+#define BP__IN_MIN (64u * 1024)
+
+/* Make n bytes available at in->data + in->start, reading stdin; 0, 1 at end
+ * of input before any byte of them, -1 on an error or an end of input after
+ * the first (errno 0 then). Moves the bytes not yet used to the front. */
+static int bp__in_need(struct bp__in *in, size_t n)
 {
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(0, p + got, n - got);
+    while (in->end - in->start < n) {
+        if (in->start > 0 && in->cap - in->start < n) {
+            memmove(in->data, in->data + in->start, in->end - in->start);
+            in->end -= in->start;
+            in->start = 0;
+        }
+        if (in->cap < n) {
+            size_t cap = n > BP__IN_MIN ? n : BP__IN_MIN;
+            uint8_t *grown = realloc(in->data, cap);
+            if (grown == NULL) {
+                errno = ENOMEM;
+                return -1;
+            }
+            in->data = grown;
+            in->cap = cap;
+        }
+        ssize_t r = read(0, in->data + in->end, in->cap - in->end);
         if (r < 0 && errno == EINTR) {
             continue;
         }
         if (r == 0) {
             errno = 0;
-            return got == 0 ? 1 : -1;
+            return in->end == in->start ? 1 : -1;
         }
         if (r < 0) {
             return -1;
         }
-        got += (size_t)r;
+        in->end += (size_t)r;
     }
     return 0;
 }
@@ -496,7 +523,7 @@ int bp_run(const struct bp_program *prog)
     if (prog == NULL || prog->event == NULL) {
         return bp__fail("bp_run needs an event callback");
     }
-    struct bp_bytes frame = {0};
+    struct bp__in in = {0};
     struct bp_out *out = calloc(1, sizeof *out);
     int booted = 0;
     int status = 1;
@@ -504,8 +531,7 @@ int bp_run(const struct bp_program *prog)
         return bp__fail("out of memory");
     }
     for (;;) {
-        uint8_t h[4];
-        int r = bp__read_full(h, sizeof h);
+        int r = bp__in_need(&in, 4);
         if (r == 1) {
             status = 0; /* the host closed stdin: nothing more to do */
             break;
@@ -515,31 +541,26 @@ int bp_run(const struct bp_program *prog)
                               errno ? strerror(errno) : "end of input");
             break;
         }
-        uint32_t len = (uint32_t)bp__get(h, 4);
+        uint32_t len = (uint32_t)bp__get(in.data + in.start, 4);
         if (len == 0 || len > BP_MAX_FRAME) {
             status = bp__fail("bad frame length %lu from the host",
                               (unsigned long)len);
             break;
         }
-        /* One buffer serves every frame; it only grows. */
-        if (frame.cap < len) {
-            bp_bytes_free(&frame);
-            frame.data = malloc(len);
-            if (frame.data == NULL) {
-                status = bp__fail("out of memory for a %lu byte frame",
-                                  (unsigned long)len);
-                break;
-            }
-            frame.cap = len;
-        }
-        if (bp__read_full(frame.data, len) != 0) {
+        if (bp__in_need(&in, 4 + (size_t)len) != 0) {
             status =
                 bp__fail("cannot read a %lu byte frame: %s", (unsigned long)len,
                          errno ? strerror(errno) : "end of input");
             break;
         }
-        uint8_t type = frame.data[0];
-        const uint8_t *body = frame.data + 1;
+        /* The frame stays where it is until the next read. */
+        const uint8_t *fr = in.data + in.start + 4;
+        in.start += 4 + (size_t)len;
+        if (in.start == in.end) {
+            in.start = in.end = 0;
+        }
+        uint8_t type = fr[0];
+        const uint8_t *body = fr + 1;
         size_t blen = len - 1;
         int rv;
         if (type == BP__BOOT && !booted) {
@@ -560,7 +581,7 @@ int bp_run(const struct bp_program *prog)
             break;
         }
     }
-    bp_bytes_free(&frame);
+    free(in.data);
     bp_bytes_free(&out->effects);
     free(out);
     return status;

@@ -109,6 +109,7 @@ struct http_conn {
     size_t check_queued;
     /* Deadlines in loop milliseconds; 0: none. */
     uint64_t header_deadline, body_deadline, write_deadline, idle_deadline;
+    uint64_t timer_due;  /* when the timer, if active, fires */
     uint64_t started_ms; /* when the unfinished request began */
     uint64_t counted;    /* bytes counted in the budget, not draining */
     uint64_t pending_size;
@@ -423,12 +424,17 @@ static void http__arm(struct http_conn *c)
             next = d[i];
         }
     }
-    if (next == 0) {
-        uv_timer_stop(&c->timer);
+    /* Lazily: a timer due no later than the earliest deadline is left as
+     * it is, since a fire before any deadline only arms it again; so a
+     * request, which moves the deadlines later, costs no timer operation.
+     * A deadline earlier than the armed one starts it anew. */
+    if (next == 0 ||
+        (uv_is_active((uv_handle_t *)&c->timer) && c->timer_due <= next)) {
         return;
     }
     uint64_t now = uv_now(c->timer.loop);
     uv_timer_start(&c->timer, http__timer_cb, next > now ? next - now : 0, 0);
+    c->timer_due = next;
 }
 
 /* Recompute everything that follows from the connection's state: its
@@ -511,6 +517,36 @@ static int http__write(struct http_conn *c, struct buf *b, void *mem,
                        uint64_t counted, const void *body, size_t len,
                        bool close)
 {
+    uv_buf_t ub[2] = {uv_buf_init((char *)b->data, (unsigned)b->len),
+                      uv_buf_init((char *)body, (unsigned)len)};
+    unsigned nb = mem != NULL ? 2 : 1;
+    if (c->n_writes == 0) {
+        /* A reply that the socket takes at once needs no request: queued,
+         * libuv would also register the connection with epoll again when
+         * the write completes, one system call a reply for nothing. */
+        size_t total = b->len + (mem != NULL ? len : 0);
+        int n = uv_try_write(&c->h.stream, ub, nb);
+        if (n >= 0 && (size_t)n == total) {
+            buf_free(b);
+            mem_free(mem);
+            budget_sub(c->budget, counted, true);
+            c->writes_done++;
+            if (close) {
+                http__conn_close(c);
+            }
+            return 0;
+        }
+        /* The rest is queued; an error is left to the queued write to
+         * report. */
+        size_t done = n > 0 ? (size_t)n : 0;
+        if (done >= ub[0].len) {
+            done -= ub[0].len;
+            ub[0] = ub[1];
+            nb = 1;
+        }
+        ub[0].base += done;
+        ub[0].len -= done;
+    }
     struct http__write *w = mem_alloc(sizeof *w);
     if (w == NULL) {
         buf_free(b);
@@ -526,11 +562,8 @@ static int http__write(struct http_conn *c, struct buf *b, void *mem,
     w->close = close;
     w->req.data = w;
     budget_add(c->budget, b->cap, true);
-    uv_buf_t ub[2] = {uv_buf_init((char *)b->data, (unsigned)b->len),
-                      uv_buf_init((char *)body, (unsigned)len)};
     buf_init(b);
-    int rv = uv_write(&w->req, &c->h.stream, ub, mem != NULL ? 2 : 1,
-                      http__write_cb);
+    int rv = uv_write(&w->req, &c->h.stream, ub, nb, http__write_cb);
     if (rv != 0) {
         budget_sub(c->budget, w->counted, true);
         mem_free(w->data);
