@@ -29,7 +29,7 @@ taken between rows run next to each other.
 usage: cluster.py BUILD DIR. Sizes from the environment: BENCH_SECONDS (10 a
 row: long enough to hold the periodic costs, raft snapshots and store
 commits, which a 3 s row could miss), BENCH_ROUNDS (3), BENCH_CONCS
-(1,16,256), BENCH_ACKS (0,1,2,quorum,all), BENCH_SINGLE_CONCS (16,64,256;
+(1,16,256; empty: no cluster part), BENCH_ACKS (0,1,2,quorum,all), BENCH_SINGLE_CONCS (16,64,256;
 empty: no one-host part), BENCH_FRONT_CONCS (16,64,256; empty: no front-door
 part), BENCH_PIN (HOSTS:CLIENT, CPU lists for taskset,
 such as 0:1: berth hosts, their programs and etcd on HOSTS, the load
@@ -55,7 +55,7 @@ KV = os.path.join(BUILD, "programs", "kv")
 GEN = os.path.join(BUILD, "bench", "cluster_bench")
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-CONCS = [int(x) for x in os.environ.get("BENCH_CONCS", "1,16,256").split(",")]
+CONCS = [int(x) for x in os.environ.get("BENCH_CONCS", "1,16,256").split(",") if x]
 ACKS = os.environ.get("BENCH_ACKS", "0,1,2,quorum,all").split(",")
 FRONT_CONCS = [int(x) for x in os.environ.get("BENCH_FRONT_CONCS", "16,64,256").split(",") if x]
 SINGLE_CONCS = [int(x) for x in os.environ.get("BENCH_SINGLE_CONCS",
@@ -591,6 +591,11 @@ def main():
                      "/v3/kv/put, rows alternating, %g s a row, median of %d rounds; "
                      "100-byte PUTs to kv, one ship per client"
                      % (version, SECONDS, ROUNDS), "writers", "etcd", "ev/s", rows)
+    if CONCS:
+        cluster_part()
+
+
+def cluster_part():
     floors = {"rtt": gen("rtt", 1)}
     for conc in CONCS:
         floors[conc] = gen("fsync", DIR, conc, SECONDS)

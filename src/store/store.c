@@ -694,10 +694,14 @@ int store_sync(struct store *s)
         return BERTH_EBUSY;
     }
     /* With synchronous=NORMAL, SQLite syncs the WAL before a checkpoint and
-     * the database file after a completed one; TRUNCATE then empties the
-     * WAL. A checkpoint blocked by a reader reports busy = 1. */
+     * the database file after a completed one; RESTART then has the next
+     * commit write the WAL from its start. The WAL's file keeps its size:
+     * truncating it took tens of milliseconds on the loop thread, and
+     * every commit after then grew the file again, each growth a file
+     * system journal update that can wait behind the journal's commit. A
+     * checkpoint blocked by a reader reports busy = 1. */
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", -1,
+    int rc = sqlite3_prepare_v2(s->db, "PRAGMA wal_checkpoint(RESTART)", -1,
                                 &st, NULL);
     if (rc != SQLITE_OK) {
         return store__fail(s, rc, "checkpoint");

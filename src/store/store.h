@@ -127,9 +127,9 @@ unsigned store_unflushed(const struct store *s);
  * lock). Returns 0 (also when there is no WAL) or BERTH_EIO. */
 int store_wal_writeback(const char *path);
 
-/* Flush, then make every committed transaction durable on disk (checkpoint
- * + fsync);
- * the WAL is emptied, and the pages store_compact gave back leave the
+/* Flush, then make every committed transaction durable in the database
+ * file (checkpoint + fsync): the WAL is written again from its start (its
+ * file keeps its size), and the pages store_compact gave back leave the
  * database file. */
 int store_sync(struct store *s);
 
