@@ -1074,11 +1074,31 @@ int proc_send(struct proc *p, struct buf *frame)
     if (p->state != PROC_RUNNING) {
         return BERTH_ESHUTDOWN;
     }
+    uv_buf_t b = uv_buf_init((char *)frame->data, (unsigned)frame->len);
+    /* Most frames fit in the pipe at once: written now, they need no
+     * request and no callback. libuv refuses while earlier writes are
+     * queued, which keeps the order; the rest, or an error, goes to the
+     * queue. */
+    int n = uv_try_write((uv_stream_t *)&p->in, &b, 1);
+    if (n >= 0 && (size_t)n == frame->len) {
+        buf_free(frame);
+        return 0;
+    }
+    if (n > 0) {
+        b.base += n;
+        b.len -= (size_t)n;
+    }
     struct proc__write *w = mem_alloc(sizeof *w);
     if (w == NULL) {
+        /* Part of the frame may be in the pipe already: the child would
+         * read a broken stream. */
+        if (n > 0) {
+            proc_kill(p, "host out of memory writing to it");
+            buf_free(frame);
+            return 0;
+        }
         return BERTH_ENOMEM;
     }
-    uv_buf_t b = uv_buf_init((char *)frame->data, (unsigned)frame->len);
     w->req.data = w;
     w->data = frame->data;
     /* Queued until the child reads it, which it may not do while the host

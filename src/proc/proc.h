@@ -128,9 +128,11 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
                const struct proc_config *cfg, proc_frame_cb on_frame,
                proc_exit_cb on_exit, void *arg, char *errmsg);
 
-/* Queue one encoded frame for the child's stdin. The proc takes frame's bytes
- * (frame is left empty) on success; on failure (the child is dying) returns
- * BERTH_ESHUTDOWN and frame is untouched. */
+/* Write one encoded frame to the child's stdin, at once when the pipe takes
+ * it, queued otherwise. The proc takes frame's bytes (frame is left empty)
+ * on success; on failure returns BERTH_ESHUTDOWN (the child is dying) or
+ * BERTH_ENOMEM, and frame is untouched. Out of memory after part of the
+ * frame was written, it kills the child and returns 0. */
 int proc_send(struct proc *p, struct buf *frame);
 
 /* Take the memory of the frame being delivered; only during the frame
