@@ -146,6 +146,7 @@ struct store {
      * as one opened for each image, would drop SQLite's lock on it. */
     int fd;
     bool pinned;        /* an image is being read: no checkpoint may run */
+    bool shrink_wal;    /* store_compact ran: the next sync truncates the WAL */
     bool batch;         /* a batch's transaction is open */
     unsigned unflushed; /* entries in it */
     bool savepoint;     /* the open entry has one: it can be undone */
@@ -698,11 +699,16 @@ int store_sync(struct store *s)
      * commit write the WAL from its start. The WAL's file keeps its size:
      * truncating it took tens of milliseconds on the loop thread, and
      * every commit after then grew the file again, each growth a file
-     * system journal update that can wait behind the journal's commit. A
-     * checkpoint blocked by a reader reports busy = 1. */
+     * system journal update that can wait behind the journal's commit.
+     * After a compaction, whose point is to give space back, TRUNCATE
+     * empties the file too. A checkpoint blocked by a reader reports
+     * busy = 1. */
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(s->db, "PRAGMA wal_checkpoint(RESTART)", -1,
-                                &st, NULL);
+    int rc =
+        sqlite3_prepare_v2(s->db,
+                           s->shrink_wal ? "PRAGMA wal_checkpoint(TRUNCATE)"
+                                         : "PRAGMA wal_checkpoint(RESTART)",
+                           -1, &st, NULL);
     if (rc != SQLITE_OK) {
         return store__fail(s, rc, "checkpoint");
     }
@@ -716,6 +722,7 @@ int store_sync(struct store *s)
         err_printf(s->errmsg, "checkpoint: the database is busy");
         return BERTH_EBUSY;
     }
+    s->shrink_wal = false;
     return 0;
 }
 
@@ -732,6 +739,7 @@ int store_compact(struct store *s)
         sqlite3_free(msg);
         return rv;
     }
+    s->shrink_wal = true;
     return 0;
 }
 

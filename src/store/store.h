@@ -129,8 +129,8 @@ int store_wal_writeback(const char *path);
 
 /* Flush, then make every committed transaction durable in the database
  * file (checkpoint + fsync): the WAL is written again from its start (its
- * file keeps its size), and the pages store_compact gave back leave the
- * database file. */
+ * file keeps its size, but is emptied after a store_compact), and the
+ * pages store_compact gave back leave the database file. */
 int store_sync(struct store *s);
 
 /* Give the database's free pages (what removed ships held) back to the file
