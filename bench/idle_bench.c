@@ -388,15 +388,26 @@ static json_t *create_ships(const char *kv, const char *name, long count,
 
 /* --- The front door: one request at a time, keep-alive or fresh. --- */
 
-static int conn_open(void)
+/* A new loopback connection to port, with TCP_NODELAY; -1 if refused. */
+static int conn_to(int port)
 {
     int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)host_port),
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int one = 1;
     setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(s);
+        return -1;
+    }
+    return s;
+}
+
+static int conn_open(void)
+{
+    int s = conn_to(host_port);
+    if (s < 0) {
         die("connect to the front door: %s", strerror(errno));
     }
     return s;
@@ -563,14 +574,8 @@ static double floor_wake(const char *kv, double *mem)
     }
     static const char get[] = "GET /s/w-1/k/key0 HTTP/1.1\r\nHost: b\r\n\r\n";
     double t0 = now_s();
-    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)floor_port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int one = 1;
-    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(c, (struct sockaddr *)&a, sizeof a) != 0 ||
-        !write_all(c, get, sizeof get - 1)) {
+    int c = conn_to(floor_port);
+    if (c < 0 || !write_all(c, get, sizeof get - 1)) {
         die("floor connection: %s", strerror(errno));
     }
     int srv = accept4(floor_listener, NULL, NULL, SOCK_CLOEXEC);
@@ -586,6 +591,7 @@ static double floor_wake(const char *kv, double *mem)
     if (got != sizeof get - 1) {
         die("floor connection: the GET did not arrive");
     }
+    int one = 1;
     setsockopt(srv, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     /* O_CLOEXEC: only the dup2'd ends reach the program. */
     if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
