@@ -1149,6 +1149,15 @@ static int fleet__set_reply(struct fleet_ship *s, struct fleet_job *j,
         r.status > 599) {
         return BERTH_EMALFORMED;
     }
+    /* The content type becomes a header line: a CR or LF in it would let
+     * a program add headers of its own (a cookie for every ship behind the
+     * same front door). Only visible characters, spaces and tabs. */
+    for (size_t i = 0; i < r.content_type_len; i++) {
+        unsigned char ch = (unsigned char)r.content_type[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+            return BERTH_EMALFORMED;
+        }
+    }
     j->status = r.status;
     mem_free(j->content_type);
     j->content_type = NULL;

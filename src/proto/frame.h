@@ -38,7 +38,8 @@
  *             across a restart.
  *
  * Effect kinds and their bytes:
- *   HTTP_REPLY  u16 status | u16 ctype_len | content type | body (rest)
+ *   HTTP_REPLY  u16 status | u16 ctype_len | content type | body (rest);
+ *               the content type holds no control character but tab
  *   LOG         one line of UTF-8 text
  *   ALARM       u64 time_ns, exactly 8 bytes: deliver a TIMER at that wall
  *               clock time (nanoseconds since the Unix epoch, the clock of

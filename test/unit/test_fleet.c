@@ -596,16 +596,19 @@ static bool prog_step(uint32_t slot)
                 frame_done_begin(&out, e.number,
                                  op == 'w' ? FRAME_DONE_CHANGED : 0, &mark),
                 0);
-            if (op == 'w' || op == 'r') {
+            if (op == 'w' || op == 'r' || op == 'h') {
                 char body[24];
                 struct buf r;
                 buf_init(&r);
                 snprintf(body, sizeof body, "%llu",
                          (unsigned long long)s->value);
+                /* h: a content type that would add a header line. */
+                const char *ctype =
+                    op == 'h' ? "text/plain\r\nSet-Cookie: a=b" : "text/plain";
                 struct frame_http_reply hr = {
                     .status = 200,
-                    .content_type = "text/plain",
-                    .content_type_len = 10,
+                    .content_type = ctype,
+                    .content_type_len = strlen(ctype),
                     .body = (const uint8_t *)body,
                     .body_len = strlen(body),
                 };
@@ -1055,6 +1058,25 @@ static void test_commit_fails_kills(void **state)
     uintptr_t r = send_job(0, "r");
     settle(0);
     assert_string_equal(outcome(r)->body, "1");
+}
+
+/* A reply whose content type holds a line break is malformed: the program
+ * is killed and the client gets an error, never the injected header. */
+static void test_reply_header_injection_kills(void **state)
+{
+    awake_ship(0);
+    uintptr_t h = send_job(0, "h");
+    prog_run(0);
+    assert_true(tship(peek(0))->dying);
+    assert_string_equal(tship(peek(0))->kill_why,
+                        "malformed HTTP reply effect");
+    reap(0);
+    settle(0);
+    assert_non_null(outcome(h));
+    assert_int_not_equal(outcome(h)->status, 200);
+    uintptr_t r = send_job(0, "r");
+    settle(0);
+    assert_int_equal(outcome(r)->status, 200);
 }
 
 /* Leadership lost while effects are held: nothing is released, every job
@@ -1662,6 +1684,8 @@ int main(void)
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_commit_fails_kills, t_setup,
                                         t_teardown),
+        cmocka_unit_test_setup_teardown(test_reply_header_injection_kills,
+                                        t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_commit_fails_on_lost_lead, t_setup,
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_lead_lost_while_held, t_setup,
