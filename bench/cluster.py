@@ -467,8 +467,11 @@ def nginx_start():
     with open(conf, "w") as f:
         f.write(NGINX_CONF % {"dir": d, "front": front, "back": back, "value": "v" * 100})
     log = open(d + ".log", "ab")
+    # A group of its own: nginx's workers outlive a master killed with
+    # SIGKILL, so the cleanup kills the whole group.
     p = subprocess.Popen(pinned(PIN_HOSTS, [nginx, "-c", conf, "-p", d]), stdout=log,
-                         stderr=log)
+                         stderr=log, start_new_session=True)
+    p.group = True
     log.close()
     procs.append(p)
 
@@ -657,6 +660,11 @@ if __name__ == "__main__":
         main()
     finally:
         for p in procs:
+            if getattr(p, "group", False):
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             if p.poll() is None:
                 p.kill()
                 p.wait()
