@@ -430,15 +430,12 @@ static bool http_complete(const char *buf, size_t have, int *status)
     return true;
 }
 
-/* Send one request and read its response; returns the status, or -1. */
-static int conn_call(int s, const char *req, size_t len)
+/* Read one whole response from s; returns its status, or -1. */
+static int conn_read_reply(int s)
 {
     char buf[8192];
     size_t have = 0;
     int status;
-    if (write(s, req, len) != (ssize_t)len) {
-        return -1;
-    }
     for (;;) {
         ssize_t n = read(s, buf + have, sizeof buf - 1 - have);
         if (n <= 0) {
@@ -450,6 +447,15 @@ static int conn_call(int s, const char *req, size_t len)
             return status;
         }
     }
+}
+
+/* Send one request and read its response; returns the status, or -1. */
+static int conn_call(int s, const char *req, size_t len)
+{
+    if (write(s, req, len) != (ssize_t)len) {
+        return -1;
+    }
+    return conn_read_reply(s);
 }
 
 /* One request on a fresh connection, timed from connect to the full
@@ -643,22 +649,8 @@ static double floor_wake(const char *kv, double *mem)
         static const char reply[] =
             "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
             "Content-Length: 1\r\n\r\nx";
-        char in_buf[512];
-        int status = -1;
-        size_t have = 0;
-        ok = write_all(srv, reply, sizeof reply - 1);
-        while (ok) {
-            ssize_t n = read(c, in_buf + have, sizeof in_buf - 1 - have);
-            if (n <= 0) {
-                ok = false;
-                break;
-            }
-            have += (size_t)n;
-            in_buf[have] = '\0';
-            if (http_complete(in_buf, have, &status)) {
-                break;
-            }
-        }
+        ok = write_all(srv, reply, sizeof reply - 1) &&
+             conn_read_reply(c) == 200;
     }
     double dt = now_s() - t0;
     close(c);
