@@ -6,7 +6,10 @@ First, one host beside one etcd member, the same way.
   front     reads through one host's front door to awake kv ships
             (GET of a 100-byte value) beside nginx proxying to a trivial
             backend (nginx's own `return 200`, upstream keep-alive), at the
-            same concurrency, keep-alive connections
+            same concurrency, keep-alive connections: each client repeating
+            one request (kv marks reads REUSE, so the host answers from the
+            reply it kept), and each client sending a new request every
+            time (a query that changes), which the program answers
   one host  events/s and p50/p99 of one berth host (no peers, ack level
             quorum, which on one host is its own fsync) and of one etcd
             member, at 16, 64 and 256 concurrent writers
@@ -490,13 +493,13 @@ def nginx_start():
 
 def front_part():
     """Reads to awake ships through one host's front door beside nginx, rows
-    alternating: {conc: (berth row, nginx row or None)}, and nginx's
-    version or why not."""
+    alternating: {conc: (berth row, nginx row or None)} for repeated
+    requests, the same for new ones, and nginx's version or why not."""
     port, nginx, version = nginx_start()
     host = Host(8)
     host.peer = None
     host.start()
-    out = {}
+    out, fresh = {}, {}
     try:
         ships = max(FRONT_CONCS)
         cli(host, "ship", "new", "--program", KV, "--name", "fr", "--count", str(ships),
@@ -504,7 +507,7 @@ def front_part():
         for i in range(ships):
             host.http("PUT", "/s/fr-%d/k/key0" % (i + 1), b"v" * 100)
         for conc in FRONT_CONCS:
-            runs, peer_runs = [], []
+            runs, fresh_runs, peer_runs = [], [], []
             for rnd in range(ROUNDS):
                 if port is not None:
                     note("front door: %d clients, round %d: nginx" % (conc, rnd + 1))
@@ -513,13 +516,19 @@ def front_part():
                 note("front door: %d clients, round %d: berth" % (conc, rnd + 1))
                 runs.append(gen("load", "read", "127.0.0.1:%d" % host.port, conc,
                                 SECONDS, "fr"))
-            out[conc] = (median_row(runs), median_row(peer_runs) if peer_runs else None)
+                note("front door: %d clients, round %d: berth, new requests"
+                     % (conc, rnd + 1))
+                fresh_runs.append(gen("load", "fresh", "127.0.0.1:%d" % host.port, conc,
+                                      SECONDS, "fr"))
+            peer = median_row(peer_runs) if peer_runs else None
+            out[conc] = (median_row(runs), peer)
+            fresh[conc] = (median_row(fresh_runs), peer)
     finally:
         host.stop()
         if nginx is not None:
             nginx.terminate()
             nginx.wait(30)
-    return out, version if port is not None else "not run: " + version
+    return out, fresh, version if port is not None else "not run: " + version
 
 
 def beside_print(title, who, peer, unit, rows):
@@ -580,13 +589,17 @@ def main():
     os.makedirs(DIR, exist_ok=True)
     DIR = tempfile.mkdtemp(prefix="cluster-", dir=DIR)
     if FRONT_CONCS:
-        rows, version = front_part()
-        beside_print("front door: GETs of a 100-byte value from awake kv ships through "
-                     "one host's front door, one ship per client, keep-alive connections, "
-                     "beside %s proxying to a trivial backend (its own return 200, "
-                     "upstream keep-alive), rows alternating, %g s a row, median of %d "
-                     "rounds" % (version, SECONDS, ROUNDS), "clients", "nginx", "req/s",
-                     rows)
+        rows, fresh, version = front_part()
+        what = ("GETs of a 100-byte value from awake kv ships through one host's front "
+                "door, one ship per client, keep-alive connections, beside %s proxying "
+                "to a trivial backend (its own return 200, upstream keep-alive), rows "
+                "alternating, %g s a row, median of %d rounds" % (version, SECONDS, ROUNDS))
+        beside_print("front door: " + what + "; each client repeats one request, "
+                     "answered with the reply the host kept (REUSE)", "clients", "nginx",
+                     "req/s", rows)
+        beside_print("front door, new requests: the same, each request with a new "
+                     "query, so that every one goes to its program", "clients", "nginx",
+                     "req/s", fresh)
     if SINGLE_CONCS:
         rows, version = single_part()
         beside_print("one host: one berth host (no peers; an event is acknowledged after "

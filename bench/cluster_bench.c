@@ -9,8 +9,11 @@
  *       MODE berth: PUT /s/NAME-<i+1>/k/key<n> to the kv program, one ship
  *       per client. MODE etcd: POST /v3/kv/put (etcd's v3 HTTP gateway)
  *       with base64 key NAME<i>/key<n> and value. MODE read: GET
- *       /s/NAME-<i+1>/k/key0 (reads, to awake ships). MODE get: GET / (a
- *       proxy in front of a trivial backend).
+ *       /s/NAME-<i+1>/k/key0 (reads, to awake ships: the same request
+ *       again and again, which the host answers with the reply it kept).
+ *       MODE fresh: the same with ?n=<n> added, a new request each time,
+ *       which only the program can answer. MODE get: GET / (a proxy in
+ *       front of a trivial backend).
  *   fsync DIR CONC SECONDS
  *       floor: CONC writers sharing one write()+fdatasync() per batch of
  *       everything pending (ideal group commit) on DIR's disk.
@@ -118,6 +121,11 @@ static int cb_request(const struct cb_worker *w, unsigned long i, char *req,
         return snprintf(req, size,
                         "GET /s/%s-%d/k/key0 HTTP/1.1\r\nHost: b\r\n\r\n",
                         w->name, w->index + 1);
+    }
+    if (strcmp(w->mode, "fresh") == 0) {
+        return snprintf(req, size,
+                        "GET /s/%s-%d/k/key0?n=%lu HTTP/1.1\r\nHost: b\r\n\r\n",
+                        w->name, w->index + 1, i);
     }
     if (strcmp(w->mode, "get") == 0) {
         return snprintf(req, size, "GET / HTTP/1.1\r\nHost: b\r\n\r\n");
@@ -366,7 +374,7 @@ int main(int argc, char **argv)
         rv = cb_rtt(argc, argv);
     }
     if (rv == 2) {
-        fprintf(stderr, "usage: cluster_bench load berth|etcd|read|get "
+        fprintf(stderr, "usage: cluster_bench load berth|etcd|read|fresh|get "
                         "HOST:PORT[,...] CONC "
                         "SECONDS [NAME] [COUNT]\n"
                         "       cluster_bench fsync DIR CONC SECONDS\n"

@@ -412,6 +412,7 @@ static int on_alarm(struct kv *kv, const struct bp_http *h, uint64_t now_ns,
                      (unsigned long long)kv->alarm_ns,
                      (unsigned long long)kv->fired);
         bp_reply(out, 200, "application/json", text, (size_t)n);
+        bp_reuse(out);
         return BP_UNCHANGED;
     }
     if (bp_http_match(h, "PUT", "/alarm")) {
@@ -464,6 +465,7 @@ static int on_http(struct kv *kv, const struct bp_event *ev, struct bp_out *out)
             return BP_UNCHANGED;
         }
         list_keys(kv, out);
+        bp_reuse(out);
         return BP_UNCHANGED;
     }
     if (!bp_http_match(h, NULL, "/k/*") ||
@@ -488,6 +490,7 @@ static int on_http(struct kv *kv, const struct bp_event *ev, struct bp_out *out)
                             kv->pairs[i]->value_len) != 0) {
             reply_error(out, 500, "too_large", "the value does not fit");
         }
+        bp_reuse(out); /* a read: the same key gives the same reply */
         return BP_UNCHANGED;
     }
     if (bp_http_match(h, "PUT", "/k/*")) {

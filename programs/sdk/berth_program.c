@@ -35,6 +35,9 @@ enum {
 
 /* Bytes of a DONE body before its effects: number, flags, n_effects. */
 #define BP__DONE_FIXED 13
+/* DONE flags: the state changed; the reply may be given again. */
+#define BP__DONE_CHANGED 0x01
+#define BP__DONE_REUSE 0x02
 
 /* Headers decoded on the stack; requests with more use the heap. */
 #define BP__STACK_HEADERS 64
@@ -43,6 +46,7 @@ struct bp_out {
     struct bp_bytes effects;
     uint32_t n_effects;
     int rejected;
+    int reuse; /* bp_reuse was called */
     char reason[1024];
 };
 
@@ -181,6 +185,11 @@ int bp_log(struct bp_out *out, const char *fmt, ...)
         free(line);
     }
     return rv;
+}
+
+void bp_reuse(struct bp_out *out)
+{
+    out->reuse = 1;
 }
 
 int bp_alarm(struct bp_out *out, uint64_t time_ns)
@@ -461,6 +470,7 @@ static int bp__on_event(const struct bp_program *prog, const uint8_t *body,
     out->effects.len = 0;
     out->n_effects = 0;
     out->rejected = 0;
+    out->reuse = 0;
     out->reason[0] = '\0';
     int r = prog->event(prog->ctx, &ev, out);
     free(heap);
@@ -473,7 +483,8 @@ static int bp__on_event(const struct bp_program *prog, const uint8_t *body,
         return bp__fail("the event callback returned %d for event %llu", r,
                         (unsigned long long)ev.number);
     }
-    head[8] = r == BP_CHANGED ? 1 : 0;
+    head[8] = (uint8_t)((r == BP_CHANGED ? BP__DONE_CHANGED : 0) |
+                        (out->reuse ? BP__DONE_REUSE : 0));
     bp__put32(head + 9, out->n_effects);
     return bp__send(BP__DONE, head, sizeof head, out->effects.data,
                     out->effects.len);

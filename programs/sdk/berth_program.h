@@ -130,6 +130,14 @@ int bp_log(struct bp_out *out, const char *fmt, ...)
  * BP_UNCHANGED. Returns 0 or -1 as bp_reply does. */
 int bp_alarm(struct bp_out *out, uint64_t time_ns);
 
+/* Say that this event's reply depends only on the state and the request
+ * (its method, target, headers and body), not on the event's number, time
+ * or entropy. The host may then give the same reply to the same request
+ * again, without sending it, until an event changes the state; an event that
+ * changes the state, or that is rejected, is not affected. A GET that reads
+ * the state is the usual case. */
+void bp_reuse(struct bp_out *out);
+
 /* Set the reason of a rejection (cut at 1023 bytes) and return BP_REJECT, so
  * that an event callback can `return bp_reject(out, "...")`; the event is
  * rejected whatever the callback returns, and effects added are dropped. */

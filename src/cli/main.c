@@ -1047,6 +1047,8 @@ static int cli__stats(const struct cli__cmd *cmd, struct cli *c,
            cli__int(v, "thaws"), json_real_value(json_object_get(tl, "p50")),
            json_real_value(json_object_get(tl, "p99")));
     printf("evictions:        %lld\n", cli__int(v, "evictions"));
+    printf("replies reused:   %lld (%.1f KiB kept)\n", cli__int(v, "reuses"),
+           (double)cli__int(v, "reuse_bytes") / 1024.0);
     printf("alarms:           %lld set, %lld fired\n", cli__int(v, "alarms"),
            cli__int(v, "alarms_fired"));
     json_decref(v);

@@ -96,6 +96,11 @@ static void fleet__set_state(struct fleet_ship *s, enum ship_state next)
     }
     s->fleet->tiers[prev]--;
     s->fleet->tiers[next]++;
+    if (next != SHIP_AWAKE) {
+        /* Replies are given again only by a running program's host: a
+         * frozen or sleeping ship keeps no memory for them. */
+        reuse_clear(&s->reuse, &s->fleet->reuse);
+    }
 }
 
 /* --- A ship's one deadline. --- */
@@ -147,6 +152,7 @@ void fleet_init(struct fleet *f, const struct fleet_env *env,
     hist_init(&f->queue_latency);
     hist_init(&f->compute_latency);
     hist_init(&f->durable_latency);
+    reuse_pool_init(&f->reuse, FLEET_REUSE_BYTES);
 }
 
 void fleet_close(struct fleet *f)
@@ -173,6 +179,7 @@ struct fleet_ship *fleet_ship_live(struct fleet *f, uint32_t slot)
     s->acks = GATE_ACKS_QUORUM;
     s->state = SHIP_ASLEEP;
     gate_init(&s->gate);
+    reuse_init(&s->reuse);
     e->live = s;
     f->n_live++;
     f->tiers[SHIP_ASLEEP]++;
@@ -549,6 +556,14 @@ static void fleet__answer(struct fleet_job *j)
         j->number > s->released) {
         s->released = j->number;
     }
+    if (j->reusable && j->error_code[0] == '\0' && j->status != 0 &&
+        !f->stopping && s->state == SHIP_AWAKE) {
+        /* Out of the gate, so what it reveals is durable; reuse_put keeps
+         * it only if the state has not changed since it was computed. */
+        (void)reuse_put(&s->reuse, &f->reuse, j->reuse_epoch, j->payload.data,
+                        j->payload.len, j->status, j->content_type, j->body,
+                        j->body_len);
+    }
     if (j->gate.needs_log && j->error_code[0] == '\0' && j->done_ns != 0) {
         hist_record(&f->queue_latency, j->sent_ns - j->arrived_ns);
         hist_record(&f->compute_latency, j->done_ns - j->sent_ns);
@@ -631,6 +646,43 @@ static void fleet__add_waiter(struct fleet_ship *s, void *req, bool wake)
     s->n_waiters++;
 }
 
+/* Answer a front-door request with a reply kept for it (core/reuse.h),
+ * without the program, and return true; or return false. A kept reply
+ * reveals only durable state, and none of the ship's state has changed
+ * since it was computed, so it may pass requests that wait for the program:
+ * they have not been answered, and a write among them has not taken effect
+ * for anyone. */
+static bool fleet__reuse(struct fleet_ship *s, struct fleet_job *j)
+{
+    struct fleet *f = s->fleet;
+    if (s->state != SHIP_AWAKE || j->origin != FLEET_JOB_FRONT ||
+        j->kind != FRAME_EVENT_HTTP || s->reuse.head == NULL) {
+        return false;
+    }
+    const struct reuse_entry *e =
+        reuse_find(&s->reuse, j->payload.data, j->payload.len);
+    if (e == NULL) {
+        return false;
+    }
+    if (e->content_type != NULL) {
+        j->content_type = mem_strdup(e->content_type);
+        if (j->content_type == NULL) {
+            return false;
+        }
+    }
+    /* Borrowed: the release copies the body before anything can clear
+     * the entry. */
+    j->status = e->status;
+    j->body = e->body;
+    j->body_len = e->body_len;
+    f->reuse.hits++;
+    fleet__lru_touch(f, s); /* used, as by any event: last to be evicted */
+    fleet__answer(j);
+    /* As after any answer: the idle deadline starts again. */
+    fleet__pump(s);
+    return true;
+}
+
 static void fleet__submit(struct fleet_ship *s, struct fleet_job *job)
 {
     struct fleet *f = s->fleet;
@@ -659,6 +711,9 @@ static void fleet__submit(struct fleet_ship *s, struct fleet_job *job)
                         fleet_corrupt_detail(f, s->slot));
         fleet__answer(job);
         fleet__maybe_free(s);
+        return;
+    }
+    if (fleet__reuse(s, job)) {
         return;
     }
     if (s->n_waiting >= f->cfg.max_queue) {
@@ -1207,7 +1262,9 @@ static void fleet__gate_push(struct fleet_ship *s, struct fleet_job *j)
     if (!j->counted_draining) {
         budget_sub(b, j->payload.cap, false);
         j->counted -= j->payload.cap;
-        buf_free(&j->payload);
+        if (!j->reusable) {
+            buf_free(&j->payload); /* else the reply's key, freed with j */
+        }
         budget_drain(b, j->counted);
         j->counted_draining = true;
     }
@@ -1302,6 +1359,14 @@ static void fleet__on_done(struct fleet_ship *s, const struct frame *fr)
     }
     j->gate.needs_log = j->changed;
     j->gate.number = j->number;
+    if (j->changed) {
+        /* Every reply kept so far shows the state before this event. */
+        reuse_clear(&s->reuse, &f->reuse);
+    } else if ((d.flags & FRAME_DONE_REUSE) && j->origin == FLEET_JOB_FRONT &&
+               j->kind == FRAME_EVENT_HTTP) {
+        j->reusable = true;
+        j->reuse_epoch = s->reuse.epoch;
+    }
     if (j->changed && !f->env.disk_ok(f->env.data)) {
         fleet__job_fail(j, 507, "insufficient_storage",
                         "the host's disk is nearly full; writes are refused "
@@ -2026,6 +2091,7 @@ void fleet_free_ships(struct fleet *f)
                           503, "unavailable", "host is stopping");
             s->remove_req = NULL;
         }
+        reuse_clear(&s->reuse, &f->reuse);
         e->live = NULL;
         f->env.ship_free(f->env.data, s);
     }

@@ -47,6 +47,7 @@
 #include "core/gate.h"
 #include "core/record.h"
 #include "core/registry.h"
+#include "core/reuse.h"
 #include "core/ship.h"
 #include "lib/budget.h"
 #include "lib/buf.h"
@@ -73,6 +74,10 @@
 #define FLEET_MEASURE_TICK_MS 50
 #define FLEET_MEASURE_MAX 20
 #define FLEET_MEMORY_EVERY_MS 750
+
+/* Replies kept for reuse (core/reuse.h) take at most this much of the
+ * host's memory, over every ship. */
+#define FLEET_REUSE_BYTES (64ULL << 20)
 
 /* An alarm whose TIMER event failed is tried again this much later. */
 #define FLEET_ALARM_RETRY_NS (5ULL * 1000 * 1000 * 1000)
@@ -156,6 +161,11 @@ struct fleet_job {
     bool counted_draining;
     bool changed;
     bool timed_out;
+    /* The program marked the reply REUSE (core/reuse.h), computed in the
+     * ship's reuse epoch reuse_epoch; the payload is then kept as the
+     * entry's key until the job leaves. */
+    bool reusable;
+    uint64_t reuse_epoch;
     uint64_t number;
     uint64_t time_ns;
     uint64_t alarm_ns;  /* the ship's alarm after this event */
@@ -226,6 +236,7 @@ struct fleet_ship {
     unsigned n_waiters;
     void *remove_req;       /* the request of a removal in progress */
     char last_failure[300]; /* why the program last ended badly */
+    struct reuse reuse;     /* replies given again while awake */
 };
 
 /* What a wake reads of a ship before its program starts. */
@@ -365,7 +376,8 @@ struct fleet {
     unsigned n_wake_queue;
     uint64_t awake_memory; /* the programs' last measured memory */
     uint64_t wakes, thaws, evictions, alarms_fired;
-    uint64_t released_lost; /* events released, then not committed */
+    uint64_t released_lost;  /* events released, then not committed */
+    struct reuse_pool reuse; /* every ship's kept replies; its hits */
     struct hist wake_latency, thaw_latency; /* ns */
     /* A logged event's life, in ns: waiting for its ship (arrival to the
      * program), computing (to the program's answer), and waiting for its

@@ -731,6 +731,10 @@ static void admin__stats(struct host *h, struct http_request *req)
     json_object_set_new(o, "batches_committed",
                         json_integer((json_int_t)h->batches_committed));
     json_object_set_new(o, "wakes", json_integer((json_int_t)h->fleet.wakes));
+    json_object_set_new(o, "reuses",
+                        json_integer((json_int_t)h->fleet.reuse.hits));
+    json_object_set_new(o, "reuse_bytes",
+                        json_integer((json_int_t)h->fleet.reuse.bytes));
     json_object_set_new(o, "thaws", json_integer((json_int_t)h->fleet.thaws));
     json_object_set_new(o, "evictions",
                         json_integer((json_int_t)h->fleet.evictions));

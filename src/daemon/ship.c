@@ -732,7 +732,10 @@ static void ship__env_release(void *data, struct fleet_job *j)
         if (j->status == 0) {
             http_reply(req, 204, NULL, NULL, 0, NULL);
         } else if (j->reply_mem == NULL) {
-            http_reply(req, j->status, j->content_type, NULL, 0, NULL);
+            /* No body, or one lent by a kept reply (core/reuse.h), which
+             * http_reply copies. */
+            http_reply(req, j->status, j->content_type, j->body, j->body_len,
+                       NULL);
         } else {
             /* The body goes out from where the program's frame put it; the
              * server takes the memory, and its count, over. */

@@ -23,6 +23,9 @@
  *   DONE      u64 number | u8 flags | u32 n_effects | effect*
  *             flags bit 0 (FRAME_DONE_CHANGED): the state changed, so the
  *             host must log the event before any effect leaves.
+ *             flags bit 1 (FRAME_DONE_REUSE): the reply depends only on the
+ *             state and the request, so the host may give it again to the
+ *             same HTTP request until the state changes (core/reuse.h).
  *             effect = u8 kind | u32 len | bytes[len]
  *   REJECT    u64 number | reason (rest, UTF-8). The state did not change.
  *   SNAPSHOT  u64 number | bytes (rest)
@@ -100,6 +103,7 @@ enum frame_effect_kind {
 #define FRAME_ALARM_SIZE 8
 
 #define FRAME_DONE_CHANGED 0x01
+#define FRAME_DONE_REUSE 0x02
 
 /* One frame split from a byte stream; body points into the stream. */
 struct frame {

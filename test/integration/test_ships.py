@@ -1,5 +1,7 @@
 """Ships end to end: CLI, admin API, front door, sleep and wake, removal."""
+import http.client
 import json
+import threading
 import time
 
 from conftest import KV
@@ -129,6 +131,65 @@ def test_ls_and_stats(host):
     assert stats["ships"] == 2
     assert stats["states"]["awake"] == 1
     assert stats["events_committed"] >= 1
+
+
+def test_reads_reused_until_a_write(host):
+    """kv marks its reads REUSE: the same GET is answered again without the
+    program until a write, and never with a value older than an
+    acknowledged write."""
+    host.new_ship(KV, "rd")
+    host.http("PUT", "/s/rd/k/x", b"v1")
+    reuses = host.cli_json("stats")["reuses"]
+    assert host.http("GET", "/s/rd/k/x")[2] == b"v1"  # computed, then kept
+    assert host.http("GET", "/s/rd/k/x")[2] == b"v1"
+    assert host.cli_json("stats")["reuses"] == reuses + 1
+    # Another header is another request.
+    assert host.http("GET", "/s/rd/k/x", headers={"X-A": "1"})[2] == b"v1"
+    assert host.cli_json("stats")["reuses"] == reuses + 1
+    host.http("PUT", "/s/rd/k/x", b"v2")
+    assert host.http("GET", "/s/rd/k/x")[2] == b"v2"
+
+    # Writes and reads at once, over keep-alive connections: a read that
+    # starts after a write was acknowledged sees it or a later one.
+    acked = [2]
+    stop = threading.Event()
+    bad = []
+
+    def writer():
+        c = http.client.HTTPConnection(host.address, host.port, timeout=30)
+        for i in range(3, 200):
+            c.request("PUT", "/s/rd/k/x", body=b"v%d" % i)
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200
+            acked[0] = i
+        stop.set()
+        c.close()
+
+    def reader():
+        c = http.client.HTTPConnection(host.address, host.port, timeout=30)
+        while not stop.is_set():
+            floor = acked[0]
+            c.request("GET", "/s/rd/k/x")
+            r = c.getresponse()
+            seen = int(r.read()[1:])
+            if seen < floor:
+                bad.append((seen, floor))
+        c.close()
+
+    threads = [threading.Thread(target=writer)] + \
+        [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not bad
+    assert host.http("GET", "/s/rd/k/x")[2] == b"v199"
+    stats = host.cli_json("stats")
+    assert stats["reuses"] > reuses + 1
+    assert stats["reuse_bytes"] > 0
+    host.cli("ship", "sleep", "rd")
+    assert host.cli_json("stats")["reuse_bytes"] == 0
 
 
 def test_duplicate_name_and_bad_program(host):

@@ -592,11 +592,18 @@ static bool prog_step(uint32_t slot)
             if (op == 'w') {
                 s->value++;
             }
-            assert_int_equal(
-                frame_done_begin(&out, e.number,
-                                 op == 'w' ? FRAME_DONE_CHANGED : 0, &mark),
-                0);
-            if (op == 'w' || op == 'r' || op == 'h') {
+            assert_int_equal(frame_done_begin(&out, e.number,
+                                              op == 'w'   ? FRAME_DONE_CHANGED
+                                              : op == 'R' ? FRAME_DONE_REUSE
+                                              : op == 'W' ? FRAME_DONE_CHANGED |
+                                                                FRAME_DONE_REUSE
+                                                          : 0,
+                                              &mark),
+                             0);
+            if (op == 'W') {
+                s->value++;
+            }
+            if (op == 'w' || op == 'r' || op == 'h' || op == 'R' || op == 'W') {
                 char body[24];
                 struct buf r;
                 buf_init(&r);
@@ -919,6 +926,149 @@ static void test_read_waits_for_write(void **state)
     decide(0, true);
     assert_non_null(outcome(w));
     assert_string_equal(outcome(r)->body, "2");
+}
+
+/* Whether the ship's program has frames it has not read. */
+static bool unread(uint32_t slot)
+{
+    struct tship *t = tship(peek(slot));
+    return t->inbox.len > t->inbox_off;
+}
+
+/* A reply marked REUSE answers the same request again without the program,
+ * and only the same request. */
+static void test_reuse_answers_again(void **state)
+{
+    awake_ship(0);
+    uintptr_t r1 = send_job(0, "R");
+    assert_null(outcome(r1));
+    prog_step(0);
+    assert_string_equal(outcome(r1)->body, "1");
+    uintptr_t r2 = send_job(0, "R");
+    assert_false(unread(0)); /* answered without the program */
+    assert_int_equal(outcome(r2)->status, 200);
+    assert_string_equal(outcome(r2)->body, "1");
+    assert_int_equal(T->fleet.reuse.hits, 1);
+    assert_true(T->fleet.reuse.bytes > 0);
+    uintptr_t other = send_job(0, "R2"); /* another request */
+    assert_null(outcome(other));
+    assert_true(unread(0));
+    prog_step(0);
+    assert_non_null(outcome(other));
+    /* Unmarked reads and admin requests are never answered again. */
+    uintptr_t plain = send_job(0, "r");
+    prog_step(0);
+    uintptr_t plain2 = send_job(0, "r");
+    assert_null(outcome(plain2));
+    prog_step(0);
+    assert_non_null(outcome(plain));
+    assert_non_null(outcome(plain2));
+    for (int i = 0; i < 2; i++) {
+        struct buf payload;
+        buf_init(&payload);
+        assert_int_equal(buf_append(&payload, "R", 1), 0);
+        uintptr_t req = T->next_req++;
+        assert_int_equal(fleet_deliver(peek(0), FLEET_JOB_ADMIN, (void *)req,
+                                       FRAME_EVENT_POKE, &payload),
+                         0);
+        assert_true(unread(0));
+        prog_step(0);
+    }
+    assert_int_equal(T->fleet.reuse.hits, 1);
+    /* A hit is a use: the ship becomes the last one to be evicted. */
+    awake_ship(1);
+    assert_ptr_equal(T->fleet.lru_tail, peek(1));
+    send_job(0, "R");
+    assert_int_equal(T->fleet.reuse.hits, 2);
+    assert_ptr_equal(T->fleet.lru_tail, peek(0));
+}
+
+/* A change of state clears the kept replies at once, before it is durable:
+ * a read that comes after it goes to the program and waits in the gate. */
+static void test_reuse_cleared_by_change(void **state)
+{
+    awake_ship(0);
+    send_job(0, "R");
+    prog_step(0);
+    uintptr_t w = send_job(0, "w");
+    prog_step(0); /* computed, not durable */
+    assert_int_equal(peek(0)->reuse.n, 0);
+    assert_int_equal(T->fleet.reuse.bytes, 0);
+    uintptr_t r = send_job(0, "R");
+    assert_null(outcome(r));
+    prog_step(0);
+    assert_null(outcome(r)); /* behind the write */
+    decide(0, true);
+    assert_non_null(outcome(w));
+    assert_string_equal(outcome(r)->body, "2");
+    /* Kept once released: the next one is answered from it. */
+    uintptr_t again = send_job(0, "R");
+    assert_false(unread(0));
+    assert_string_equal(outcome(again)->body, "2");
+    /* A change marked REUSE is a change all the same. */
+    send_job(0, "W");
+    prog_step(0);
+    uintptr_t after = send_job(0, "R");
+    assert_null(outcome(after));
+    assert_true(unread(0));
+    settle(0);
+    assert_string_equal(outcome(after)->body, "3");
+}
+
+/* A reply computed before a change that was computed before the reply
+ * left the gate is not kept: it shows a state that is gone. */
+static void test_reuse_stale_not_kept(void **state)
+{
+    awake_ship(0);
+    send_job(0, "w");
+    uintptr_t r = send_job(0, "R");
+    send_job(0, "w");
+    prog_run(0); /* w, R (value 2), w (value 3), none durable */
+    commit_all();
+    assert_string_equal(outcome(r)->body, "2");
+    assert_int_equal(peek(0)->reuse.n, 0);
+    uintptr_t r2 = send_job(0, "R");
+    assert_null(outcome(r2));
+    prog_step(0);
+    assert_string_equal(outcome(r2)->body, "3");
+}
+
+/* Kept replies live only while the program runs: freezing, sleeping and a
+ * crash drop them, and the requests after go to the program again. */
+static void test_reuse_dropped_with_program(void **state)
+{
+    awake_ship(0);
+    send_job(0, "R");
+    prog_step(0);
+    assert_int_equal(peek(0)->reuse.n, 1);
+    advance(1000);
+    assert_int_equal(state_of(0), SHIP_FROZEN);
+    assert_int_equal(peek(0)->reuse.n, 0);
+    uintptr_t r = send_job(0, "R"); /* thaws */
+    assert_null(outcome(r));
+    prog_step(0);
+    assert_string_equal(outcome(r)->body, "1");
+    assert_int_equal(peek(0)->reuse.n, 1);
+    crash(0);
+    assert_int_equal(T->fleet.reuse.bytes, 0);
+    uintptr_t r2 = send_job(0, "R"); /* wakes */
+    assert_null(outcome(r2));
+    settle(0);
+    assert_string_equal(outcome(r2)->body, "1");
+    /* A hit keeps the ship awake as any request does. */
+    advance(900);
+    send_job(0, "R");
+    advance(900);
+    assert_int_equal(state_of(0), SHIP_AWAKE);
+    assert_int_equal(T->fleet.reuse.hits, 1);
+    /* Losing the lead ends the program, and its replies with it. */
+    in_begin();
+    fleet_lead(&T->fleet, false);
+    in_end();
+    settle(0);
+    assert_int_equal(T->fleet.reuse.bytes, 0);
+    uintptr_t r3 = send_job(0, "R");
+    assert_string_equal(outcome(r3)->code, "leader_changed");
 }
 
 /* A wake replays the log after the snapshot, effects discarded. */
@@ -1598,7 +1748,11 @@ static void faulty_life(void)
     put_le64(alarm + 1, T_WALL0 + (T->now_ms + 1000) * 1000000);
     life_job(0, alarm, sizeof alarm);
     life_job(0, "r", 1);
+    life_job(0, "R", 1);
     life_admin(1, 'w');
+    drive();
+    life_job(0, "R", 1); /* kept by the first, unless it failed */
+    life_job(1, "R", 1);
     drive();
     advance(1500);
     drive();
@@ -1629,6 +1783,8 @@ static void faulty_life(void)
         sum += T->fleet.tiers[st];
     }
     assert_int_equal(sum, T->fleet.n_live);
+    /* Every program ended, so no reply is kept. */
+    assert_int_equal(T->fleet.reuse.bytes, 0);
 }
 
 static void test_faults(void **state)
@@ -1716,6 +1872,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_spawn_held, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_shutdown, t_setup, t_teardown),
         cmocka_unit_test(test_transitions),
+        cmocka_unit_test_setup_teardown(test_reuse_answers_again, t_setup,
+                                        t_teardown),
+        cmocka_unit_test_setup_teardown(test_reuse_cleared_by_change, t_setup,
+                                        t_teardown),
+        cmocka_unit_test_setup_teardown(test_reuse_stale_not_kept, t_setup,
+                                        t_teardown),
+        cmocka_unit_test_setup_teardown(test_reuse_dropped_with_program,
+                                        t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_faults, t_setup, t_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
