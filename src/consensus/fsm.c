@@ -22,11 +22,13 @@
  * throughput by half (docs/design.md); big entries gain nothing from
  * sharing a commit.
  *
- * A host that no other host replicates from commits every entry, before
+ * A host that no other host replicates from commits the store before
  * anything it commits is released: its store is then the proof of what may
  * have been acknowledged, which tells a damaged last entry from a torn
- * write (docs/design.md, "A damaged log"). With peers, the entries a host
- * loses that way are on the hosts that acknowledged them. */
+ * write (docs/design.md, "A damaged log"). The log does it (fsm_flush) once
+ * per loop iteration, after every entry the iteration applied, and only
+ * then lets their effects out. With peers, the entries a host loses that
+ * way are on the hosts that acknowledged them. */
 #define FSM__FLUSH_ENTRIES 256
 #define FSM__FLUSH_BYTES (8u << 20)
 #define FSM__FLUSH_MS 1000
@@ -140,6 +142,7 @@ static void fsm__release(struct fsm *f)
 static int fsm__flush(struct fsm *f)
 {
     f->unflushed = 0;
+    f->stats.flushes++;
     int rv = store_flush(f->store);
     if (rv != 0) {
         fsm__fatal(f, "committing applied entries to the store: %s (%s)",
@@ -148,8 +151,7 @@ static int fsm__flush(struct fsm *f)
     return rv;
 }
 
-/* Whether no other host holds this log: no other voter or standby. */
-static bool fsm__alone(const struct fsm *f)
+bool fsm_alone(const struct fsm *f)
 {
     unsigned holders = 0;
     for (unsigned i = 0; f->raft != NULL && i < f->raft->configuration.n; i++) {
@@ -202,7 +204,7 @@ static int fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf,
     }
     f->unflushed += buf->len;
     if ((store_unflushed(f->store) >= FSM__FLUSH_ENTRIES ||
-         f->unflushed >= FSM__FLUSH_BYTES || fsm__alone(f)) &&
+         f->unflushed >= FSM__FLUSH_BYTES) &&
         fsm__flush(f) != 0) {
         return RAFT_IOERR;
     }
@@ -415,6 +417,14 @@ void fsm_tick(struct fsm *f, uint64_t now_ms)
         now_ms - f->batch_ms >= FSM__FLUSH_MS) {
         fsm__flush(f);
     }
+}
+
+int fsm_flush(struct fsm *f)
+{
+    if (f->fatal) {
+        return BERTH_EIO;
+    }
+    return f->unflushed > 0 ? fsm__flush(f) : 0;
 }
 
 struct fsm_stats fsm_stats(const struct fsm *f)

@@ -60,6 +60,7 @@ struct fsm_stats {
     uint64_t restores;            /* snapshots that replaced the store */
     uint64_t restores_kept;       /* snapshots the store held already */
     uint64_t last_snapshot_bytes; /* size of the last image taken */
+    uint64_t flushes;             /* commits of the store's batch */
     /* Log index of the last snapshot written (raft then drops the log
      * behind it, but for the trailing entries) or restored. */
     uint64_t snapshot_index;
@@ -106,6 +107,17 @@ void fsm_compact(struct fsm *f);
  * (fsm.c), so that a host with nothing more to apply has its store current
  * soon. Called by the log after every loop iteration. */
 void fsm_tick(struct fsm *f, uint64_t now_ms);
+
+/* Return whether no other host holds f's log (no other voter or standby):
+ * such a host releases an entry's effects only once the store has committed
+ * it (fsm_flush), its store then being the proof of what may have been
+ * acknowledged (docs/design.md, "A damaged log"). */
+bool fsm_alone(const struct fsm *f);
+
+/* Commit the store's batch of applied entries, if any, and return 0; or
+ * return the store's error, after which f is fatal (reported through its
+ * fatal hook). */
+int fsm_flush(struct fsm *f);
 
 /* Return what f has done so far. */
 struct fsm_stats fsm_stats(const struct fsm *f);

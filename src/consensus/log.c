@@ -48,9 +48,13 @@ struct log {
     struct log_call *change_call; /* the join waiting for change, if any */
     uint64_t change_id;           /* the host that join adds */
     bool changing;
-    uv_timer_t watchdog;     /* runs only while proposals are pending */
-    uv_timer_t roles;        /* the leader's probes and role changes */
-    uv_check_t check;        /* notices role changes and ack progress */
+    uv_timer_t watchdog; /* runs only while proposals are pending */
+    uv_timer_t roles;    /* the leader's probes and role changes */
+    uv_check_t check;    /* notices role changes and ack progress */
+    uv_idle_t kick; /* keeps the loop from sleeping while after_head waits */
+    /* On a host alone: entries applied in this loop iteration, answered
+     * once the store has committed them (log__answer_applied). */
+    struct log__req *after_head, *after_tail;
     uint64_t progress_ms;    /* loop time the applied index last grew */
     uint64_t progress_index; /* the applied index then */
     struct log_config cfg;
@@ -82,6 +86,8 @@ struct log__req {
     struct log *log;
     log_done_cb cb;
     void *arg;
+    int result;            /* the apply's, while waiting on after_head */
+    struct log__req *next; /* on after_head */
 };
 
 static void log__fatal(struct log *l, const char *what, int rv)
@@ -177,6 +183,33 @@ static void log__barrier_cb(struct raft_barrier *req, int status)
     l->cfg.lead(l->cfg.arg, true);
 }
 
+/* Commit the store once for every entry applied since the last call, then
+ * answer their proposals: on a host alone, nothing is released before the
+ * store holds it (fsm_alone). */
+static void log__answer_applied(struct log *l)
+{
+    if (l->after_head == NULL) {
+        return;
+    }
+    uv_idle_stop(&l->kick);
+    int rv = fsm_flush(l->cfg.fsm) == 0 ? 0 : BERTH_EIO;
+    struct log__req *r;
+    while ((r = l->after_head) != NULL) {
+        l->after_head = r->next;
+        log_done_cb cb = r->cb;
+        void *arg = r->arg;
+        int result = r->result;
+        mem_free(r);
+        cb(arg, rv, rv == 0 ? result : 0);
+    }
+    l->after_tail = NULL;
+}
+
+static void log__kick_cb(uv_idle_t *i)
+{
+    (void)i; /* its being active is all: the check below runs at once */
+}
+
 /* Runs after every loop iteration's I/O: the moment raft steps down, the
  * host hears of it before anything else can release an effect; when raft
  * has just been elected, a barrier of the new term is proposed, and the
@@ -184,6 +217,7 @@ static void log__barrier_cb(struct raft_barrier *req, int status)
 static void log__check_cb(uv_check_t *c)
 {
     struct log *l = c->data;
+    log__answer_applied(l);
     if (l->closing || l->fatal) {
         return;
     }
@@ -1262,6 +1296,8 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
     l->roles.data = l;
     uv_check_init(loop, &l->check);
     l->check.data = l;
+    uv_idle_init(loop, &l->kick);
+    l->kick.data = l;
     const char *address = l->peer != NULL ? l->peer : LOG__LOCAL;
     rv = raft_init(&l->raft, &l->io, fsm_raft_fsm(cfg->fsm), l->id, address);
     if (rv != 0) {
@@ -1339,6 +1375,7 @@ err_after_io:
     uv_close((uv_handle_t *)&l->watchdog, log__handle_closed);
     uv_close((uv_handle_t *)&l->roles, log__handle_closed);
     uv_close((uv_handle_t *)&l->check, log__handle_closed);
+    uv_close((uv_handle_t *)&l->kick, log__handle_closed);
     /* libraft never started the transport; the failed open ends the
      * process, so l is kept reachable rather than freed under libuv. */
     l->closing = true;
@@ -1377,6 +1414,21 @@ static void log__apply_cb(struct raft_apply *req, int status, void *result)
             log__fatal(l, "log write failed", status);
             rv = BERTH_EIO;
         }
+    }
+    if (rv == 0 && !l->closing && fsm_alone(l->cfg.fsm)) {
+        /* Every entry this iteration applies shares one commit of the
+         * store, at its end: a commit per entry wrote the store's pages
+         * once an entry (about 6 pages). */
+        r->result = (int)(intptr_t)result;
+        r->next = NULL;
+        if (l->after_tail != NULL) {
+            l->after_tail->next = r;
+        } else {
+            l->after_head = r;
+            uv_idle_start(&l->kick, log__kick_cb);
+        }
+        l->after_tail = r;
+        return;
     }
     log_done_cb cb = r->cb;
     void *arg = r->arg;
@@ -1540,6 +1592,7 @@ static void log__close_cb(struct raft *raft)
     raft_uv_close(&l->io);
     uv_close((uv_handle_t *)&l->roles, log__handle_closed);
     uv_close((uv_handle_t *)&l->check, log__handle_closed);
+    uv_close((uv_handle_t *)&l->kick, log__handle_closed);
     /* The watchdog closes last: handles close in order, so by its callback
      * libuv is done with every handle inside l. */
     uv_close((uv_handle_t *)&l->watchdog, log__last_handle_closed);
@@ -1547,6 +1600,7 @@ static void log__close_cb(struct raft *raft)
 
 void log_close(struct log *l, log_close_cb cb, void *arg)
 {
+    log__answer_applied(l);
     l->closing = true;
     l->close_cb = cb;
     l->close_arg = arg;

@@ -71,6 +71,8 @@ static void fx_done(void *arg, int status, int result)
     struct fixture *f = arg;
     assert_int_equal(status, 0);
     assert_int_equal(result, 0);
+    /* A host alone answers only what its store has committed. */
+    assert_int_equal(store_unflushed(f->store), 0);
     f->done++;
 }
 
@@ -183,6 +185,9 @@ static void test_propose_apply_restart(void **state)
     assert_int_equal(f->applied, 100);
     assert_int_equal(log_pending(f->log), 0);
     assert_int_equal(f->last_index, log_applied_index(f->log));
+    /* Entries applied in one loop iteration share one commit of the
+     * store; proposed together, they are written and applied together. */
+    assert_true(fsm_stats(f->fsm).flushes <= 10);
     fx_close(f);
 
     /* Committed entries are applied again on start, before ready, at the

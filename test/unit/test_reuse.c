@@ -14,8 +14,8 @@
 static int put(struct reuse *r, struct reuse_pool *p, const char *key,
                const char *body)
 {
-    return reuse_put(r, p, r->epoch, key, strlen(key), 200, "text/plain",
-                     body, strlen(body));
+    return reuse_put(r, p, r->epoch, key, strlen(key), 200, "text/plain", body,
+                     strlen(body));
 }
 
 static const char *body_of(struct reuse *r, const char *key)
@@ -92,12 +92,12 @@ static void test_epoch_and_bounds(void **state)
     assert_int_equal(r.n, 0);
     static char big[REUSE_ENTRY_MAX + 1];
     memset(big, 'x', sizeof big);
-    assert_int_equal(reuse_put(&r, &p, r.epoch, "k", 1, 200, NULL, big,
-                               sizeof big),
-                     BERTH_ETOOBIG);
-    assert_int_equal(reuse_put(&r, &p, r.epoch, big, sizeof big, 200, NULL,
-                               "v", 1),
-                     BERTH_ETOOBIG);
+    assert_int_equal(
+        reuse_put(&r, &p, r.epoch, "k", 1, 200, NULL, big, sizeof big),
+        BERTH_ETOOBIG);
+    assert_int_equal(
+        reuse_put(&r, &p, r.epoch, big, sizeof big, 200, NULL, "v", 1),
+        BERTH_ETOOBIG);
     /* The pool's bound holds over every ship. */
     struct reuse other;
     reuse_init(&other);
