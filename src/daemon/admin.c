@@ -730,6 +730,8 @@ static void admin__stats(struct host *h, struct http_request *req)
                         json_integer((json_int_t)h->events_committed));
     json_object_set_new(o, "batches_committed",
                         json_integer((json_int_t)h->batches_committed));
+    json_object_set_new(o, "store_commits",
+                        json_integer((json_int_t)fsm_stats(h->fsm).flushes));
     json_object_set_new(o, "wakes", json_integer((json_int_t)h->fleet.wakes));
     json_object_set_new(o, "reuses",
                         json_integer((json_int_t)h->fleet.reuse.hits));
