@@ -315,10 +315,14 @@ static unsigned host__count_fds(void)
  *
  * A commit of the store does not sync its WAL, and SQLite's checkpoint
  * syncs it first, on the loop thread: after seconds of commits that wrote
- * tens of MB, 61 and 106 ms were seen. Syncing it every HOST__WRITEBACK_MS
- * on libuv's pool leaves the checkpoint little to wait for: one host with
- * 64 writers went from a p99 of 55-80 ms to 34-46 (docs/performance.md). */
-#define HOST__WRITEBACK_MS 100
+ * tens of MB, 61 and 106 ms were seen. Writing it back on libuv's pool
+ * leaves the checkpoint little to wait for: one host with 64 writers went
+ * from a p99 of 55-80 ms to 34-46 (docs/performance.md). Every
+ * HOST__WRITEBACK_MS while the store commits, so that each write-back is
+ * small and raft's appends do not queue behind a large one on the disk;
+ * every HOST__WRITEBACK_IDLE_MS otherwise. */
+#define HOST__WRITEBACK_MS 10
+#define HOST__WRITEBACK_IDLE_MS 100
 
 static void host__writeback_work(uv_work_t *w)
 {
@@ -338,7 +342,14 @@ static void host__writeback_done(uv_work_t *w, int status)
 static void host__writeback_cb(uv_timer_t *t)
 {
     struct host *h = t->data;
-    if (h->writeback_busy) {
+    uint64_t commits = fsm_stats(h->fsm).flushes;
+    bool committing = commits != h->writeback_commits;
+    h->writeback_commits = commits;
+    uint64_t period = committing ? HOST__WRITEBACK_MS : HOST__WRITEBACK_IDLE_MS;
+    if (uv_timer_get_repeat(t) != period) {
+        uv_timer_start(t, host__writeback_cb, period, period);
+    }
+    if (!committing || h->writeback_busy) {
         return; /* the disk is slower than the period: skip one */
     }
     if (uv_queue_work(&h->loop, &h->writeback, host__writeback_work,
@@ -1082,8 +1093,8 @@ int host_run(const struct host_config *cfg)
     uv_timer_init(&h->loop, &h->writeback_timer);
     h->writeback_timer.data = h;
     h->writeback.data = h;
-    uv_timer_start(&h->writeback_timer, host__writeback_cb, HOST__WRITEBACK_MS,
-                   HOST__WRITEBACK_MS);
+    uv_timer_start(&h->writeback_timer, host__writeback_cb,
+                   HOST__WRITEBACK_IDLE_MS, HOST__WRITEBACK_IDLE_MS);
 
     struct http_server_config hc = {
         .max_body = cfg->max_body,

@@ -140,6 +140,7 @@ struct host {
     uv_timer_t writeback_timer;
     uv_work_t writeback;
     bool writeback_busy;
+    uint64_t writeback_commits; /* the store's commits at the last tick */
     char store_path[4096];
     struct host_program *programs;
     uint32_t n_programs;

@@ -117,14 +117,15 @@ int store_flush(struct store *s);
 unsigned store_unflushed(const struct store *s);
 
 /* Write what the OS holds of the WAL of the store at path (the database's
- * path, as given to store_open) to disk, with fdatasync. Commits do not
- * sync the WAL; SQLite's checkpoint does, first, on the thread that
- * commits, and by then the WAL may hold tens of MB never written: a
- * 60-100 ms stall. Called every 100 ms off the loop thread, this leaves a
- * checkpoint little to wait for. It opens the WAL by name and never touches
- * a struct store, so it may run on any thread at any time (never on the
- * database file itself: closing a descriptor of it would drop SQLite's
- * lock). Returns 0 (also when there is no WAL) or BERTH_EIO. */
+ * path, as given to store_open) to disk: it starts the writes
+ * (sync_file_range) and neither waits for them nor flushes the disk's
+ * cache. Commits do not sync the WAL; SQLite's checkpoint does, first, on
+ * the thread that commits, and by then the WAL may hold tens of MB never
+ * written: a 60-100 ms stall. Called every few milliseconds off the loop
+ * thread, this leaves a checkpoint little to wait for. It opens the WAL by name
+ * and never touches a struct store, so it may run on any thread at any time
+ * (never on the database file itself: closing a descriptor of it would drop
+ * SQLite's lock). Returns 0 (also when there is no WAL) or BERTH_EIO. */
 int store_wal_writeback(const char *path);
 
 /* Flush, then make every committed transaction durable in the database
