@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A berth program in Python with no helper library: a counter.
 
-POST /inc adds one (a write); GET / reads the value. The snapshot is the
+POST /inc adds one (a write); GET / reads the value, and its reply is
+marked REUSE (DONE flag 2): it depends only on the count, so the host may
+give it again without asking. The snapshot is the
 counter as 8 little-endian bytes. Every event gets a DONE: an HTTP request or
 a POKE is answered with the count, and any other kind (TIMER, which this
 program never asks for, or a kind newer than it) with no effect at all.
@@ -49,7 +51,7 @@ while True:
     elif ftype == 0x02:  # EVENT: u64 number | u64 time | 32 entropy | u8 kind | payload
         number, _time = struct.unpack_from("<QQ", body)
         kind, payload = body[48], body[49:]
-        changed, effects, n_effects = 0, b"", 0
+        flags, effects, n_effects = 0, b"", 0  # DONE flags: 1 CHANGED, 2 REUSE
         if kind == 1:
             (mlen,) = struct.unpack_from("<H", payload)
             method = payload[2:2 + mlen]
@@ -57,10 +59,12 @@ while True:
             target = payload[6 + mlen:6 + mlen + tlen]
             if method == b"POST" and target == b"/inc":
                 count += 1
-                changed = 1
+                flags = 1
+            elif method == b"GET":
+                flags = 2  # a read: the same request gets the same reply
         if kind in (1, 2):  # HTTP or POKE: someone waits for a reply
             effects, n_effects = http_reply(200, "%d\n" % count), 1
-        send(0x82, struct.pack("<QBI", number, changed, n_effects) + effects)
+        send(0x82, struct.pack("<QBI", number, flags, n_effects) + effects)
     elif ftype == 0x03:  # SNAP_REQ: u64 number
         send(0x84, body[:8] + struct.pack("<Q", count))
     elif ftype == 0x04:  # STOP

@@ -218,6 +218,12 @@ def test_python_program(host):
     host.start()
     assert host.http("GET", "/s/py/")[2] == b"4\n"
     assert host.cli_json("ship", "show", "py")["last_event"] == 4
+    # Its reads are marked REUSE: the second is answered by the host.
+    reuses = host.cli_json("stats")["reuses"]
+    assert host.http("GET", "/s/py/")[2] == b"4\n"
+    assert host.cli_json("stats")["reuses"] == reuses + 1
+    host.http("POST", "/s/py/inc")
+    assert host.http("GET", "/s/py/")[2] == b"5\n"
 
 
 def test_program_change_starts_new_epoch(host, tmp_path):
