@@ -1363,7 +1363,10 @@ static void fleet__on_done(struct fleet_ship *s, const struct frame *fr)
         /* Every reply kept so far shows the state before this event. */
         reuse_clear(&s->reuse, &f->reuse);
     } else if ((d.flags & FRAME_DONE_REUSE) && j->origin == FLEET_JOB_FRONT &&
-               j->kind == FRAME_EVENT_HTTP) {
+               j->kind == FRAME_EVENT_HTTP &&
+               j->payload.len <= REUSE_ENTRY_MAX) {
+        /* The payload stays as the entry's key until the job leaves, past
+         * the budget's count: only one small enough to be kept at all. */
         j->reusable = true;
         j->reuse_epoch = s->reuse.epoch;
     }

@@ -981,6 +981,16 @@ static void test_reuse_answers_again(void **state)
     send_job(0, "R");
     assert_int_equal(T->fleet.reuse.hits, 2);
     assert_ptr_equal(T->fleet.lru_tail, peek(0));
+    /* A request too big to be a key is never kept. */
+    static char big[REUSE_ENTRY_MAX + 2];
+    memset(big, 'R', REUSE_ENTRY_MAX + 1);
+    send_job(0, big);
+    prog_step(0);
+    uintptr_t again = send_job(0, big);
+    assert_null(outcome(again));
+    prog_step(0);
+    assert_non_null(outcome(again));
+    assert_int_equal(T->fleet.reuse.hits, 2);
 }
 
 /* A change of state clears the kept replies at once, before it is durable:
