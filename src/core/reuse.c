@@ -82,16 +82,13 @@ int reuse_put(struct reuse *r, struct reuse_pool *p, uint64_t epoch,
     }
     size_t size = sizeof(struct reuse_entry) + key_len + type_len + body_len;
     /* The same request again (two clients asked before either was
-     * answered): the newer reply replaces the older. */
-    struct reuse_entry *prev = NULL;
-    for (struct reuse_entry *e = r->head; e != NULL; prev = e, e = e->next) {
-        if (e->key_len == key_len && memcmp(e->data, key, key_len) == 0) {
-            reuse__free(p, reuse__unlink(r, prev));
-            break;
-        }
+     * answered): the newer reply replaces the older, which reuse_find has
+     * moved to the front. */
+    if (reuse_find(r, key, key_len) != NULL) {
+        reuse__free(p, reuse__unlink(r, NULL));
     }
     if (r->n >= REUSE_PER_SHIP) {
-        prev = NULL;
+        struct reuse_entry *prev = NULL;
         struct reuse_entry *e = r->head;
         while (e->next != NULL) {
             prev = e;
