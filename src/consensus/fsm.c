@@ -30,8 +30,14 @@
  * then lets their effects out. With peers, the entries a host loses that
  * way are on the hosts that acknowledged them. */
 #define FSM__FLUSH_ENTRIES 256
+/* Events a ship's snapshot stands for are deleted (store_sweep) at the
+ * first flush this long after the last sweep: the longer, the more ships'
+ * events share each page deleted, and the longer one sweep holds the loop.
+ * One host, 16 writers, alternate 8 s runs: a p99 of 3.3-3.5 ms at 3 s,
+ * 4.2-4.4 ms at 1 s, 11-13 ms deleting at each snapshot. */
 #define FSM__FLUSH_BYTES (8u << 20)
 #define FSM__FLUSH_MS 1000
+#define FSM__SWEEP_MS 3000
 
 struct fsm {
     struct raft_fsm raft_fsm;
@@ -47,6 +53,7 @@ struct fsm {
     uint64_t unflushed;      /* entry bytes in the store's batch */
     uint64_t now_ms;         /* as of the last fsm_tick */
     uint64_t batch_ms;       /* when the batch's first entry was applied */
+    uint64_t sweep_ms;       /* when store_sweep last ran */
     uint64_t prev_index;     /* snapshot_index and bytes_since before the */
     uint64_t prev_bytes;     /* snapshot being taken, should it fail */
     bool compacting;         /* fsm_compact asked for a snapshot */
@@ -139,11 +146,24 @@ static void fsm__release(struct fsm *f)
 
 /* Commit the store's batch; a failure leaves the store behind what raft
  * counts as applied, which only a restart mends. */
+static bool fsm__sweep_due(const struct fsm *f)
+{
+    return store_marked(f->store) && f->now_ms - f->sweep_ms >= FSM__SWEEP_MS;
+}
+
 static int fsm__flush(struct fsm *f)
 {
     f->unflushed = 0;
     f->stats.flushes++;
-    int rv = store_flush(f->store);
+    int rv = 0;
+    if (fsm__sweep_due(f)) {
+        f->sweep_ms = f->now_ms;
+        f->stats.sweeps++;
+        rv = store_sweep(f->store);
+    }
+    if (rv == 0) {
+        rv = store_flush(f->store);
+    }
     if (rv != 0) {
         fsm__fatal(f, "committing applied entries to the store: %s (%s)",
                    err_str(rv), store_errmsg(f->store));
@@ -413,8 +433,9 @@ void fsm_compact(struct fsm *f)
 void fsm_tick(struct fsm *f, uint64_t now_ms)
 {
     f->now_ms = now_ms;
-    if (f->unflushed > 0 && !f->fatal &&
-        now_ms - f->batch_ms >= FSM__FLUSH_MS) {
+    if (!f->fatal &&
+        ((f->unflushed > 0 && now_ms - f->batch_ms >= FSM__FLUSH_MS) ||
+         fsm__sweep_due(f))) {
         fsm__flush(f);
     }
 }

@@ -61,6 +61,7 @@ struct fsm_stats {
     uint64_t restores_kept;       /* snapshots the store held already */
     uint64_t last_snapshot_bytes; /* size of the last image taken */
     uint64_t flushes;             /* commits of the store's batch */
+    uint64_t sweeps;              /* store_sweep runs (store/store.h) */
     /* Log index of the last snapshot written (raft then drops the log
      * behind it, but for the trailing entries) or restored. */
     uint64_t snapshot_index;
@@ -105,7 +106,8 @@ void fsm_compact(struct fsm *f);
 /* Tell the fsm the time (milliseconds, any monotonic origin): it commits
  * the store's batch of applied entries once the batch is FSM__FLUSH_MS old
  * (fsm.c), so that a host with nothing more to apply has its store current
- * soon. Called by the log after every loop iteration. */
+ * soon, and sweeps marked events once FSM__SWEEP_MS have passed since the
+ * last sweep. Called by the log after every loop iteration. */
 void fsm_tick(struct fsm *f, uint64_t now_ms);
 
 /* Return whether no other host holds f's log (no other voter or standby):

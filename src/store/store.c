@@ -19,7 +19,7 @@
 #include "store/heads.h"
 #include "store/heap.h"
 
-#define STORE__SCHEMA_VERSION 6
+#define STORE__SCHEMA_VERSION 7
 
 enum {
     ST_META_GET,
@@ -39,6 +39,8 @@ enum {
     ST_EVENT_PUT,
     ST_EVENT_FROM,
     ST_EVENT_TRUNCATE,
+    ST_SWEEP_EVENTS,
+    ST_SWEEP_MARKS,
     ST_EVENT_GET,
     ST_SNAPSHOT_PUT,
     ST_SNAPSHOT_GET,
@@ -92,7 +94,13 @@ static const char *store__sql[ST__COUNT] = {
         "INSERT OR REPLACE INTO events (sid, n, rec) VALUES (?1, ?2, ?3)",
     [ST_EVENT_FROM] =
         "SELECT n, rec FROM events WHERE sid = ?1 AND n >= ?2 ORDER BY n",
-    [ST_EVENT_TRUNCATE] = "DELETE FROM events WHERE sid = ?1 AND n <= ?2",
+    [ST_EVENT_TRUNCATE] =
+        "INSERT OR REPLACE INTO truncations (sid, upto) VALUES (?1, ?2)",
+    [ST_SWEEP_EVENTS] = "DELETE FROM events WHERE rowid IN (SELECT "
+                        "events.rowid FROM truncations JOIN events ON "
+                        "events.sid = truncations.sid AND "
+                        "events.n <= truncations.upto)",
+    [ST_SWEEP_MARKS] = "DELETE FROM truncations",
     [ST_EVENT_GET] = "SELECT rec FROM events WHERE sid = ?1 AND n = ?2",
     [ST_SNAPSHOT_PUT] = "INSERT OR REPLACE INTO snapshots (sid, n, epoch, "
                         "data, chain, sum) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -116,7 +124,19 @@ static const char *store__sql[ST__COUNT] = {
  * writers did 9,260-9,644 events/s against 10,055-10,679 with this table
  * (alternate 10 s runs). The price: a ship's events are spread over pages,
  * so replaying many of them reads a page per event, which a wake after a
- * sleep does not do (a sleep takes a snapshot). */
+ * sleep does not do (a sleep takes a snapshot).
+ *
+ * The same spread makes deleting them dear: the thousand events a snapshot
+ * stands for sit on about as many pages, each shared with other ships'
+ * events, and deleting them one ship at a time wrote each page once per
+ * ship, about a page per event (with 16 writers, two thirds of all the
+ * bytes the host wrote, and a p99 of 11-13 ms where it is 3-5 ms without
+ * them). So a snapshot only marks its events, in truncations, in the
+ * transaction that stores it, and store_sweep deletes every marked event
+ * at once, every few seconds: the rows of a page then mostly go in one
+ * transaction, and a page emptied whole goes to the free list without
+ * being written. Marked events are below their ship's first_event, which
+ * every read starts from; a crash before the sweep loses no mark. */
 static const char store__schema[] =
     "CREATE TABLE IF NOT EXISTS meta ("
     "  key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
@@ -134,7 +154,9 @@ static const char store__schema[] =
     "CREATE UNIQUE INDEX IF NOT EXISTS events_by_ship ON events (sid, n);"
     "CREATE TABLE IF NOT EXISTS snapshots ("
     "  sid INTEGER PRIMARY KEY, n INTEGER NOT NULL, epoch BLOB NOT NULL,"
-    "  data BLOB NOT NULL, chain BLOB NOT NULL, sum BLOB NOT NULL);";
+    "  data BLOB NOT NULL, chain BLOB NOT NULL, sum BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS truncations ("
+    "  sid INTEGER PRIMARY KEY, upto INTEGER NOT NULL);";
 
 struct store {
     sqlite3 *db;
@@ -148,6 +170,7 @@ struct store {
     bool pinned;        /* an image is being read: no checkpoint may run */
     bool shrink_wal;    /* store_compact ran: the next sync truncates the WAL */
     bool batch;         /* a batch's transaction is open */
+    bool marked;        /* truncations may hold marks (store_sweep) */
     unsigned unflushed; /* entries in it */
     bool savepoint;     /* the open entry has one: it can be undone */
     struct heads heads; /* ship heads of the open batch (store/heads.h) */
@@ -330,6 +353,11 @@ static const struct {
            "ALTER TABLE events6 RENAME TO events;"
            "CREATE UNIQUE INDEX events_by_ship ON events (sid, n);",
            NULL},
+    /* 7: events a snapshot stands for, until they are swept; see
+     * store__schema. */
+    [7] = {"CREATE TABLE truncations ("
+           "  sid INTEGER PRIMARY KEY, upto INTEGER NOT NULL);",
+           NULL},
 };
 
 /* Bring a store of an older schema version up to this one, in place, one
@@ -447,6 +475,8 @@ static int store__open_db(struct store *s, const char *path)
             return store__fail(s, rc, "preparing statements");
         }
     }
+    /* Marks left by a crash, or brought by a restored image. */
+    s->marked = true;
     if (!store__in_memory(s)) {
         s->fd = open(path, O_RDONLY | O_CLOEXEC);
         if (s->fd < 0) {
@@ -510,7 +540,10 @@ void store_close(struct store *s)
     if (s == NULL) {
         return;
     }
-    /* What fails here is replayed from the log at the next start. */
+    /* What fails here is replayed from the log at the next start; marked
+     * events are swept at the next start instead. A stopped host's files
+     * then hold no event a snapshot stands for. */
+    store_sweep(s);
     store_flush(s);
     store__close_db(s);
     heads_close(&s->heads);
@@ -596,20 +629,28 @@ static int store__heads_release(struct store *s, uint64_t sid)
     return rv;
 }
 
+/* Open the batch's transaction unless it is open. */
+static int store__batch_begin(struct store *s)
+{
+    if (s->batch) {
+        return 0;
+    }
+    int rv = store__exec(s, store__stmt(s, ST_BEGIN), "begin");
+    s->batch = rv == 0;
+    return rv;
+}
+
 int store_entry_begin(struct store *s, bool undoable)
 {
-    if (!s->batch) {
-        int rv = store__exec(s, store__stmt(s, ST_BEGIN), "begin");
-        if (rv != 0) {
-            return rv;
-        }
-        s->batch = true;
+    int rv = store__batch_begin(s);
+    if (rv != 0) {
+        return rv;
     }
     s->savepoint = false;
     if (!undoable) {
         return 0;
     }
-    int rv = store__exec(s, store__stmt(s, ST_SAVEPOINT), "savepoint");
+    rv = store__exec(s, store__stmt(s, ST_SAVEPOINT), "savepoint");
     if (rv == 0) {
         s->savepoint = true;
         heads_entry_begin(&s->heads);
@@ -732,7 +773,11 @@ int store_sync(struct store *s)
 
 int store_compact(struct store *s)
 {
-    int rv = store_flush(s);
+    /* Events a snapshot stands for are space to give back too. */
+    int rv = store_sweep(s);
+    if (rv == 0) {
+        rv = store_flush(s);
+    }
     if (rv != 0) {
         return rv;
     }
@@ -1188,7 +1233,33 @@ int store_event_truncate(struct store *s, uint64_t sid, uint64_t upto)
     sqlite3_stmt *st = store__stmt(s, ST_EVENT_TRUNCATE);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)upto);
-    return store__exec(s, st, "truncating events");
+    s->marked = true;
+    return store__exec(s, st, "marking events for deletion");
+}
+
+bool store_marked(const struct store *s)
+{
+    return s->marked;
+}
+
+int store_sweep(struct store *s)
+{
+    if (!s->marked) {
+        return 0;
+    }
+    int rv = store__batch_begin(s);
+    if (rv == 0) {
+        rv = store__exec(s, store__stmt(s, ST_SWEEP_EVENTS),
+                         "deleting the events snapshots stand for");
+    }
+    if (rv == 0) {
+        rv = store__exec(s, store__stmt(s, ST_SWEEP_MARKS),
+                         "deleting truncation marks");
+    }
+    if (rv == 0) {
+        s->marked = false;
+    }
+    return store__batch_lost(s, rv);
 }
 
 int store_snapshot_put(struct store *s, uint64_t sid,

@@ -79,7 +79,7 @@ void store_ship_clear(struct store_ship *ship);
  * negative code and writes a message to errmsg (ERRMSG_SIZE bytes). */
 int store_open(struct store **out, const char *path, char *errmsg);
 
-/* Flush, close the store and free it. */
+/* Sweep (store_sweep), flush, close the store and free it. */
 void store_close(struct store *s);
 
 /* Return the message of the last failure. */
@@ -134,9 +134,9 @@ int store_wal_writeback(const char *path);
  * pages store_compact gave back leave the database file. */
 int store_sync(struct store *s);
 
-/* Give the database's free pages (what removed ships held) back to the file
- * system: they leave the file at the next store_sync. It flushes the batch
- * first. */
+/* Give the database's free pages (what removed ships and swept events held)
+ * back to the file system: they leave the file at the next store_sync. It
+ * sweeps (store_sweep) and flushes the batch first. */
 int store_compact(struct store *s);
 
 /* Read or write a host-wide counter by name; a missing one reads as 0. */
@@ -225,8 +225,20 @@ int store_event_foreach(struct store *s, uint64_t sid, uint64_t from,
 int store_event_hash(struct store *s, uint64_t sid, uint64_t number,
                      uint8_t *out);
 
-/* Delete ship sid's events with number <= upto. */
+/* Mark ship sid's events with number <= upto, which a snapshot stands for,
+ * for deletion, in the open transaction; store_sweep deletes them. Until
+ * then they stay readable, below the ship's first_event. */
 int store_event_truncate(struct store *s, uint64_t sid, uint64_t upto);
+
+/* Whether marks may be waiting for store_sweep: after a mark, and after
+ * the store is opened or restored (a crash or an image may leave some). */
+bool store_marked(const struct store *s);
+
+/* Delete every event store_event_truncate marked, and the marks, in the
+ * batch's transaction (opened if none is), which store_flush commits:
+ * deleting many ships' marked events at once writes each shared page once
+ * (store/store.c). No-op when nothing is marked. */
+int store_sweep(struct store *s);
 
 /* A ship's snapshot, without its bytes. */
 struct store_snapshot {

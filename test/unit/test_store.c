@@ -206,6 +206,61 @@ static void test_events_and_transactions(void **state)
 /* Inside a batch a ship's head lives in memory (store/heads.h): whatever
  * reads the ship's row sees it, an undone entry takes it back, a deleted or
  * rewritten ship forgets it, and only the flush makes it durable. */
+static int64_t query_int(const char *path, const char *sql);
+
+/* A truncation only marks: the events stay, below first_event, until a
+ * sweep deletes every marked one; marks are durable, survive a crash (a
+ * close without a sweep) and go with an undone entry. */
+static void test_truncation_marks_until_swept(void **state)
+{
+    struct fx *x = *state;
+    uint8_t head[RECORD_HASH_SIZE], h[RECORD_HASH_SIZE];
+    struct store *s = open_ok(x->path);
+    chained_ship(s, 7, 5, head);
+    chained_ship(s, 8, 5, head);
+    assert_int_equal(store_sweep(s), 0);
+    assert_false(store_marked(s));
+    assert_int_equal(store_entry_begin(s, true), 0);
+    assert_int_equal(store_event_truncate(s, 7, 2), 0);
+    assert_int_equal(store_entry_end(s), 0);
+    assert_int_equal(store_entry_begin(s, true), 0);
+    assert_int_equal(store_event_truncate(s, 8, 4), 0);
+    assert_int_equal(store_entry_undo(s), 0);
+    assert_int_equal(store_entry_end(s), 0);
+    assert_int_equal(store_flush(s), 0);
+    assert_true(store_marked(s));
+    assert_int_equal(store_event_hash(s, 7, 1, h), 0);
+    /* A crash now: the files as they are, committed, not yet swept. */
+    char crash[160], cmd[800];
+    snprintf(crash, sizeof crash, "%s/crash.db", x->dir);
+    snprintf(cmd, sizeof cmd, "cp %s %s && cp %s-wal %s-wal", x->path, crash,
+             x->path, crash);
+    assert_int_equal(system(cmd), 0);
+    store_close(s);
+    /* A close sweeps. */
+    assert_int_equal(query_int(x->path, "SELECT count(*) FROM events"), 8);
+
+    s = open_ok(crash);
+    assert_true(store_marked(s));
+    assert_int_equal(store_event_hash(s, 7, 2, h), 0);
+    assert_int_equal(store_sweep(s), 0);
+    assert_false(store_marked(s));
+    assert_int_equal(store_flush(s), 0);
+    assert_int_equal(store_event_hash(s, 7, 1, h), BERTH_ENOTFOUND);
+    assert_int_equal(store_event_hash(s, 7, 2, h), BERTH_ENOTFOUND);
+    assert_int_equal(store_event_hash(s, 7, 3, h), 0);
+    assert_int_equal(store_event_hash(s, 8, 1, h), 0);
+    /* A second mark of the same ship replaces the first. */
+    assert_int_equal(store_event_truncate(s, 7, 3), 0);
+    assert_int_equal(store_event_truncate(s, 7, 4), 0);
+    assert_int_equal(store_compact(s), 0);
+    assert_int_equal(store_event_hash(s, 7, 4, h), BERTH_ENOTFOUND);
+    assert_int_equal(store_event_hash(s, 7, 5, h), 0);
+    store_close(s);
+    assert_int_equal(query_int(crash, "SELECT count(*) FROM truncations"), 0);
+    assert_int_equal(query_int(crash, "SELECT count(*) FROM events"), 6);
+}
+
 static void test_heads_in_a_batch(void **state)
 {
     struct fx *x = *state;
@@ -433,6 +488,7 @@ static void test_upgrade_from_version_2(void **state)
            "INSERT INTO snapshots VALUES (7, 5, zeroblob(32), 'seven');"
            "INSERT INTO snapshots VALUES (8, 3, zeroblob(32), 'eight');"
            "DELETE FROM events WHERE sid = 8 AND n <= 3;"
+           "DROP TABLE truncations;"
            "ALTER TABLE ships DROP COLUMN args;"
            "ALTER TABLE ships DROP COLUMN env;"
            "ALTER TABLE ships DROP COLUMN acks;"
@@ -630,7 +686,7 @@ static void test_upgrade_from_version_3(void **state)
         sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
         SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 6);
+    assert_int_equal(sqlite3_column_int(st, 0), 7);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -674,7 +730,8 @@ static void test_upgrade_from_version_5(void **state)
     assert_int_equal(store_event_put(s, 1, 3, "THREE", 5), 0);
     store_close(s);
 
-    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 6);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 7);
+    assert_int_equal(query_int(x->path, "SELECT count(*) FROM truncations"), 0);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM events"), 3);
     /* In number order after the upgrade, the replaced event last. */
     assert_int_equal(query_int(x->path, "SELECT group_concat(rec, ',') = "
@@ -1059,6 +1116,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ships_persist_and_stay_unique,
                                         setup, teardown),
         cmocka_unit_test(test_events_and_transactions),
+        cmocka_unit_test_setup_teardown(test_truncation_marks_until_swept,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_heads_in_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hash_chain_is_checked, setup,
                                         teardown),
