@@ -36,6 +36,8 @@ static void fleet__pump_wakes(struct fleet *f);
 static void fleet__evict(struct fleet *f);
 static void fleet__begin_sleep(struct fleet_ship *s, const char *why);
 static void fleet__alarm_rearm(struct fleet *f);
+static void fleet__send_early(struct fleet_ship *s);
+static void fleet__dispatch(struct fleet_ship *s);
 
 /* --- Small helpers over the environment. --- */
 
@@ -868,6 +870,7 @@ static void fleet__wake(struct fleet_ship *s)
     fleet__sweep_start(f);
     s->replay_next = 0;
     fleet__arm(s, FLEET_DEADLINE_WAKE, fleet__wake_ms(f));
+    fleet__send_early(s);
     return;
 
 err_after_boot:
@@ -891,6 +894,10 @@ static void fleet__awake(struct fleet_ship *s)
     s->next_number = s->last_event + 1;
     s->since_snapshot = s->last_event - s->snapshot_event;
     fleet__disarm(s);
+    if (s->current != NULL) {
+        /* The early job (fleet__send_early) is the program's now. */
+        fleet__arm(s, FLEET_DEADLINE_EVENT, s->fleet->cfg.event_timeout_ms);
+    }
     fleet__answer_waiters(s);
     fleet__pump_wakes(s->fleet);
     fleet__pump(s);
@@ -917,11 +924,99 @@ static int fleet__replay_one(void *arg, uint64_t number, const uint8_t *rec,
     return fleet__send_event(s, &fe) != 0 ? BERTH_ESHUTDOWN : 0;
 }
 
-static void fleet__on_ready(struct fleet_ship *s, bool accepted)
+/* Walk the log's tail from event start, sending each event to the waking
+ * program. The store checks every record's place in the hash chain, from
+ * the snapshot's link (or from nothing at event 1) to the ship's head,
+ * also when there is nothing to replay. Returns 0, or non-zero when the
+ * ship was marked corrupt or its program killed. */
+static int fleet__replay(struct fleet_ship *s, uint64_t start)
 {
     struct fleet *f = s->fleet;
     char errmsg[ERRMSG_SIZE];
+    uint8_t zeros[RECORD_HASH_SIZE] = {0};
+    errmsg[0] = '\0';
+    int rv = f->env.replay(f->env.data, s, start,
+                           start == 1 ? zeros : s->replay_chain,
+                           fleet__replay_one, s, errmsg);
+    if (rv == BERTH_ECORRUPT) {
+        fleet_mark_corrupt(f, s->slot, errmsg);
+    } else if (rv != 0) {
+        fleet__kill(s, "cannot replay the log");
+    }
+    return rv;
+}
+
+/* When nothing is left to replay after the snapshot, the job that woke the
+ * ship need not wait for READY: it is written right behind BOOT, while the
+ * program is still starting, once the log's tail has been checked, and the
+ * program reads it as soon as it has sent READY. That saves a round trip
+ * through the host's loop on every wake. A program that refuses the
+ * snapshot has the job already, after a READY that asked for the whole
+ * log: it is killed, and woken again the usual way when the log is whole
+ * (fleet__on_ready). */
+static void fleet__send_early(struct fleet_ship *s)
+{
+    if (s->boot_plain || s->n_waiting == 0 || s->held || s->current != NULL ||
+        s->last_event != s->snapshot_event) {
+        return;
+    }
+    if (fleet__replay(s, s->snapshot_event + 1) != 0) {
+        return;
+    }
+    s->early = true;
+    s->next_number = s->last_event + 1;
+    fleet__dispatch(s);
+    if (s->current != NULL) {
+        /* Until READY, the wake's deadline, not the event's. */
+        fleet__arm(s, FLEET_DEADLINE_WAKE, fleet__wake_ms(s->fleet));
+    }
+}
+
+/* Put the early job back at the head of the queue, as if never sent: the
+ * program never got past BOOT, and nothing was logged for it. */
+static void fleet__requeue_early(struct fleet_ship *s)
+{
+    struct fleet_job *j = s->current;
+    s->early = false;
+    s->current = NULL;
+    j->next = s->wait_head;
+    s->wait_head = j;
+    if (s->wait_tail == NULL) {
+        s->wait_tail = j;
+    }
+    s->n_waiting++;
+    s->measure_next = j->measure;
+}
+
+/* A program that refused its snapshot after its early job was sent is
+ * killed, the job back in the queue; its exit wakes the ship again,
+ * without an early job, to replay the whole log. */
+static void fleet__undo_early(struct fleet_ship *s)
+{
+    fleet__requeue_early(s);
+    s->boot_plain = true;
+    s->rewake = true;
+    fleet__kill(s, "program refused its snapshot after its first event was "
+                   "sent; waking it again to replay the log");
+}
+
+static void fleet__on_ready(struct fleet_ship *s, bool accepted)
+{
+    struct fleet *f = s->fleet;
     uint64_t start;
+    if (s->early) {
+        if (accepted || s->snapshot_event == 0) {
+            s->early = false;
+            fleet__awake(s);
+            return;
+        }
+        if (s->first_event <= 1) {
+            fleet__undo_early(s);
+            return;
+        }
+        /* No log to replay either: killed below; the wake fails, the early
+         * job with it (fleet_on_exit). */
+    }
     if (s->snapshot_event > 0 && accepted) {
         start = s->snapshot_event + 1;
     } else if (s->first_event <= 1) {
@@ -937,20 +1032,7 @@ static void fleet__on_ready(struct fleet_ship *s, bool accepted)
     }
     s->replay_next = start;
     s->replay_last = s->last_event;
-    /* The store checks every record's place in the hash chain, from the
-     * snapshot's link (or from nothing at event 1) to the ship's head,
-     * also when there is nothing to replay. */
-    uint8_t zeros[RECORD_HASH_SIZE] = {0};
-    errmsg[0] = '\0';
-    int rv = f->env.replay(f->env.data, s, start,
-                           start == 1 ? zeros : s->replay_chain,
-                           fleet__replay_one, s, errmsg);
-    if (rv == BERTH_ECORRUPT) {
-        fleet_mark_corrupt(f, s->slot, errmsg);
-        return;
-    }
-    if (rv != 0) {
-        fleet__kill(s, "cannot replay the log");
+    if (fleet__replay(s, start) != 0) {
         return;
     }
     if (start > s->last_event) {
@@ -1571,6 +1653,14 @@ void fleet_on_exit(struct fleet_ship *s, const char *why, bool clean)
     struct fleet *f = s->fleet;
     bool expected = s->stop_sent && clean;
     bool deposed = s->deposed;
+    bool rewake = s->rewake;
+    s->rewake = false;
+    if (s->early && !deposed) {
+        /* It never got past BOOT: it fails with the wake, or waits for
+         * the next one. */
+        fleet__requeue_early(s);
+    }
+    s->early = false;
     s->proc = false;
     s->killed = false;
     s->deposed = false;
@@ -1599,7 +1689,7 @@ void fleet_on_exit(struct fleet_ship *s, const char *why, bool clean)
         j->gate.needs_log = false;
         fleet__gate_push(s, j);
     }
-    if (s->state == SHIP_WAKING) {
+    if (s->state == SHIP_WAKING && !rewake) {
         char msg[300];
         snprintf(msg, sizeof msg, "program %s", why);
         fleet__fail_wake(s, msg);

@@ -232,6 +232,9 @@ struct fleet_ship {
     uint64_t replay_last; /* while waking: the last event to replay */
     uint64_t replay_next; /* while waking: the next DONE expected; 0: READY */
     uint8_t replay_chain[RECORD_HASH_SIZE]; /* the snapshot's link */
+    bool early;      /* while waking: the first job went with BOOT */
+    bool rewake;     /* killed to be woken again, without an early job */
+    bool boot_plain; /* the program refused a snapshot: no early jobs */
     struct fleet_waiter *waiters;
     unsigned n_waiters;
     void *remove_req;       /* the request of a removal in progress */

@@ -83,7 +83,9 @@ struct tenv {
     /* Faults the environment injects. */
     bool fail_spawn, fail_freeze, disk_full, no_fds, corrupt_load;
     bool refuse_propose;
-    bool spawn_held; /* the budget holds new programs back */
+    bool refuse_snapshot; /* the program answers BOOT with READY 0 */
+    bool corrupt_replay;  /* the log's tail fails its checks */
+    bool spawn_held;      /* the budget holds new programs back */
     unsigned spawns, kills, freezes, thaws;
     uintptr_t next_req;
     unsigned n_tship_live;
@@ -196,7 +198,8 @@ static int t_replay(void *data, struct fleet_ship *c, uint64_t start,
                     char *errmsg)
 {
     struct tstore *st = &T->store[c->slot];
-    if (memcmp(chain, st->hash[start - 1], RECORD_HASH_SIZE) != 0) {
+    if (T->corrupt_replay ||
+        memcmp(chain, st->hash[start - 1], RECORD_HASH_SIZE) != 0) {
         snprintf(errmsg, ERRMSG_SIZE, "event %llu breaks the hash chain",
                  (unsigned long long)start);
         return BERTH_ECORRUPT;
@@ -573,8 +576,9 @@ static bool prog_step(uint32_t slot)
     if (f.type == FRAME_BOOT) {
         struct frame_boot b;
         assert_int_equal(frame_decode_boot(&f, &b), 0);
-        s->value = b.snapshot_len == 8 ? get_le64(b.snapshot) : 0;
-        assert_int_equal(frame_encode_ready(&out, true), 0);
+        bool accept = !(T->refuse_snapshot && b.snapshot_len > 0);
+        s->value = accept && b.snapshot_len == 8 ? get_le64(b.snapshot) : 0;
+        assert_int_equal(frame_encode_ready(&out, accept), 0);
     } else if (f.type == FRAME_EVENT) {
         struct frame_event e;
         size_t mark;
@@ -1082,6 +1086,131 @@ static void test_reuse_dropped_with_program(void **state)
 }
 
 /* A wake replays the log after the snapshot, effects discarded. */
+/* The types of the frames in slot's program's stdin, not yet read, in
+ * order; returns how many. */
+static unsigned inbox_types(uint32_t slot, uint8_t *types, unsigned max)
+{
+    struct tship *s = tship(peek(slot));
+    size_t off = s->inbox_off, used;
+    struct frame f;
+    unsigned n = 0;
+    while (n < max && frame_split(s->inbox.data + off, s->inbox.len - off,
+                                  FRAME_MAX_DEFAULT, &f, &used) == 0) {
+        types[n++] = f.type;
+        off += used;
+    }
+    return n;
+}
+
+/* Asleep with nothing after its snapshot, the ship's first job goes to the
+ * program right behind BOOT, before READY comes back. */
+static void test_wake_sends_first_job_with_boot(void **state)
+{
+    awake_ship(0);
+    advance(10000);
+    settle(0);
+    assert_int_equal(state_of(0), SHIP_ASLEEP);
+    uintptr_t r = send_job(0, "w");
+    assert_int_equal(state_of(0), SHIP_WAKING);
+    uint8_t types[4];
+    assert_int_equal(inbox_types(0, types, 4), 2);
+    assert_int_equal(types[0], FRAME_BOOT);
+    assert_int_equal(types[1], FRAME_EVENT);
+    /* A second job waits for the first, as on an awake ship. */
+    uintptr_t r2 = send_job(0, "r");
+    assert_int_equal(inbox_types(0, types, 4), 2);
+    assert_true(prog_step(0)); /* READY: awake, its event in flight */
+    assert_int_equal(state_of(0), SHIP_AWAKE);
+    assert_null(outcome(r));
+    settle(0);
+    assert_string_equal(outcome(r)->body, "2");
+    assert_int_equal(outcome(r)->number, 2);
+    assert_string_equal(outcome(r2)->body, "2");
+    assert_int_equal(T->spawns, 2);
+}
+
+/* An early job's program that stops answering is killed at the event's
+ * deadline once awake, as any other. */
+static void test_early_job_times_out(void **state)
+{
+    awake_ship(0);
+    advance(10000);
+    settle(0);
+    uintptr_t r = send_job(0, "s");
+    assert_true(prog_step(0)); /* READY */
+    assert_int_equal(state_of(0), SHIP_AWAKE);
+    prog_run(0);
+    advance(t_cfg.event_timeout_ms + 1);
+    assert_true(tship(peek(0))->dying);
+    reap(0);
+    assert_int_equal(outcome(r)->status, 504);
+}
+
+/* A program that refuses its snapshot after its early job was sent is
+ * killed and woken again the usual way: the whole log replayed, then the
+ * job, answered once. */
+static void test_refused_snapshot_wakes_again(void **state)
+{
+    awake_ship(0);
+    send_job(0, "w");
+    settle(0);
+    advance(10000);
+    settle(0);
+    assert_int_equal(T->store[0].snapshot_event, 2);
+    T->store[0].first_event = 1; /* the log is whole */
+    T->refuse_snapshot = true;
+    unsigned before = T->n_out;
+    uintptr_t r = send_job(0, "w");
+    assert_true(prog_step(0)); /* READY 0 */
+    assert_true(tship(peek(0))->dying);
+    assert_null(outcome(r));
+    settle(0);
+    assert_int_equal(T->spawns, 3);
+    assert_int_equal(state_of(0), SHIP_AWAKE);
+    assert_int_equal(T->n_out, before + 1);
+    assert_string_equal(outcome(r)->body, "3");
+    assert_int_equal(outcome(r)->number, 3);
+    /* Woken again later, that ship still sends no early job. */
+    uint8_t types[4];
+    crash(0);
+    send_job(0, "r");
+    assert_int_equal(inbox_types(0, types, 4), 1);
+}
+
+/* With the log behind the snapshot gone, a refusal ends the wake at once,
+ * the early job failed with the reason. */
+static void test_refused_snapshot_without_log(void **state)
+{
+    awake_ship(0);
+    advance(10000);
+    settle(0);
+    assert_true(T->store[0].first_event > 1);
+    T->refuse_snapshot = true;
+    uintptr_t r = send_job(0, "w");
+    uintptr_t r2 = send_job(0, "r");
+    settle(0);
+    assert_int_equal(T->spawns, 2);
+    assert_int_equal(outcome(r)->status, 502);
+    assert_string_equal(outcome(r)->code, "wake_failed");
+    assert_string_equal(outcome(r2)->code, "wake_failed");
+    assert_int_equal(state_of(0), SHIP_ASLEEP);
+    assert_int_equal(T->n_prop, 0);
+}
+
+/* A damaged log tail is found before any early job is sent. */
+static void test_early_job_waits_for_the_check(void **state)
+{
+    awake_ship(0);
+    advance(10000);
+    settle(0);
+    T->corrupt_replay = true;
+    uintptr_t r = send_job(0, "w");
+    assert_int_equal(inbox_types(0, (uint8_t[4]){0}, 4), 1); /* BOOT alone */
+    settle(0);
+    assert_string_equal(outcome(r)->code, "corrupt");
+    assert_int_equal(state_of(0), SHIP_ASLEEP);
+}
+
 static void test_wake_replays(void **state)
 {
     awake_ship(0);
@@ -1093,6 +1222,9 @@ static void test_wake_replays(void **state)
     unsigned before = T->n_out;
     uintptr_t r = send_job(0, "w");
     assert_int_equal(state_of(0), SHIP_WAKING);
+    /* Events to replay first: the job waits for READY. */
+    uint8_t types[4];
+    assert_int_equal(inbox_types(0, types, 4), 1);
     settle(0);
     assert_int_equal(T->n_out, before + 1); /* replayed events answer no one */
     assert_string_equal(outcome(r)->body, "4");
@@ -1290,9 +1422,12 @@ static void test_lead_lost_frozen_and_waking(void **state)
     fleet_lead(&T->fleet, false);
     assert_false(tship(peek(0))->frozen);
     assert_true(tship(peek(0))->dying);
-    assert_string_equal(outcome(r)->code, "leader_changed");
+    /* r went to the waking program with its BOOT: it is answered when the
+     * program is gone. */
+    assert_null(outcome(r));
     reap(0);
     reap(1);
+    assert_string_equal(outcome(r)->code, "leader_changed");
     assert_int_equal(state_of(0), SHIP_ASLEEP);
     assert_int_equal(state_of(1), SHIP_ASLEEP);
     assert_null(peek(0));
@@ -1838,6 +1973,16 @@ int main(void)
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_read_waits_for_write, t_setup,
                                         t_teardown),
+        cmocka_unit_test_setup_teardown(test_wake_sends_first_job_with_boot,
+                                        t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_early_job_times_out, t_setup,
+                                        t_teardown),
+        cmocka_unit_test_setup_teardown(test_refused_snapshot_wakes_again,
+                                        t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_refused_snapshot_without_log,
+                                        t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_early_job_waits_for_the_check,
+                                        t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_wake_replays, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_freeze_event_thaw, t_setup,
                                         t_teardown),
