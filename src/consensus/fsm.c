@@ -157,9 +157,12 @@ static int fsm__flush(struct fsm *f)
     f->stats.flushes++;
     int rv = 0;
     if (fsm__sweep_due(f)) {
-        f->sweep_ms = f->now_ms;
         f->stats.sweeps++;
         rv = store_sweep(f->store);
+        if (!store_marked(f->store)) {
+            /* Else more marks than a sweep takes: the next flush goes on. */
+            f->sweep_ms = f->now_ms;
+        }
     }
     if (rv == 0) {
         rv = store_flush(f->store);

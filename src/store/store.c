@@ -96,11 +96,12 @@ static const char *store__sql[ST__COUNT] = {
         "SELECT n, rec FROM events WHERE sid = ?1 AND n >= ?2 ORDER BY n",
     [ST_EVENT_TRUNCATE] =
         "INSERT OR REPLACE INTO truncations (sid, upto) VALUES (?1, ?2)",
-    [ST_SWEEP_EVENTS] = "DELETE FROM events WHERE rowid IN (SELECT "
-                        "events.rowid FROM truncations JOIN events ON "
-                        "events.sid = truncations.sid AND "
-                        "events.n <= truncations.upto)",
-    [ST_SWEEP_MARKS] = "DELETE FROM truncations",
+    [ST_SWEEP_EVENTS] =
+        "DELETE FROM events WHERE rowid IN (SELECT events.rowid FROM "
+        "(SELECT sid, upto FROM truncations ORDER BY sid LIMIT ?1) AS t "
+        "JOIN events ON events.sid = t.sid AND events.n <= t.upto)",
+    [ST_SWEEP_MARKS] = "DELETE FROM truncations WHERE sid IN "
+                       "(SELECT sid FROM truncations ORDER BY sid LIMIT ?1)",
     [ST_EVENT_GET] = "SELECT rec FROM events WHERE sid = ?1 AND n = ?2",
     [ST_SNAPSHOT_PUT] = "INSERT OR REPLACE INTO snapshots (sid, n, epoch, "
                         "data, chain, sum) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -543,7 +544,8 @@ void store_close(struct store *s)
     /* What fails here is replayed from the log at the next start; marked
      * events are swept at the next start instead. A stopped host's files
      * then hold no event a snapshot stands for. */
-    store_sweep(s);
+    while (store_marked(s) && store_sweep(s) == 0) {
+    }
     store_flush(s);
     store__close_db(s);
     heads_close(&s->heads);
@@ -1249,15 +1251,19 @@ int store_sweep(struct store *s)
     }
     int rv = store__batch_begin(s);
     if (rv == 0) {
-        rv = store__exec(s, store__stmt(s, ST_SWEEP_EVENTS),
-                         "deleting the events snapshots stand for");
+        sqlite3_stmt *st = store__stmt(s, ST_SWEEP_EVENTS);
+        sqlite3_bind_int(st, 1, STORE_SWEEP_SHIPS);
+        rv = store__exec(s, st, "deleting the events snapshots stand for");
     }
     if (rv == 0) {
-        rv = store__exec(s, store__stmt(s, ST_SWEEP_MARKS),
-                         "deleting truncation marks");
+        sqlite3_stmt *st = store__stmt(s, ST_SWEEP_MARKS);
+        sqlite3_bind_int(st, 1, STORE_SWEEP_SHIPS);
+        rv = store__exec(s, st, "deleting truncation marks");
     }
     if (rv == 0) {
-        s->marked = false;
+        /* The same ships in both (the lowest sids); a full count may have
+         * left more. */
+        s->marked = sqlite3_changes(s->db) == STORE_SWEEP_SHIPS;
     }
     return store__batch_lost(s, rv);
 }

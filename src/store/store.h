@@ -234,10 +234,17 @@ int store_event_truncate(struct store *s, uint64_t sid, uint64_t upto);
  * the store is opened or restored (a crash or an image may leave some). */
 bool store_marked(const struct store *s);
 
-/* Delete every event store_event_truncate marked, and the marks, in the
- * batch's transaction (opened if none is), which store_flush commits:
- * deleting many ships' marked events at once writes each shared page once
- * (store/store.c). No-op when nothing is marked. */
+/* The most ships whose marked events one store_sweep deletes: a sweep runs
+ * on the loop thread, and a burst of snapshots (many ships put to sleep at
+ * once) must not make one sweep hold it for long. */
+#define STORE_SWEEP_SHIPS 256
+
+/* Delete the events store_event_truncate marked, of up to
+ * STORE_SWEEP_SHIPS ships, and their marks, in the batch's transaction
+ * (opened if none is), which store_flush commits: deleting many ships'
+ * marked events at once writes each shared page once (store/store.c).
+ * store_marked stays true when more marks may be left. No-op when nothing
+ * is marked. */
 int store_sweep(struct store *s);
 
 /* A ship's snapshot, without its bytes. */

@@ -261,6 +261,40 @@ static void test_truncation_marks_until_swept(void **state)
     assert_int_equal(query_int(crash, "SELECT count(*) FROM events"), 6);
 }
 
+/* One sweep takes the marks of at most STORE_SWEEP_SHIPS ships; the rest
+ * wait for the next. */
+static void test_sweep_is_bounded(void **state)
+{
+    struct fx *x = *state;
+    struct store *s = open_ok(x->path);
+    uint8_t head[RECORD_HASH_SIZE], h[RECORD_HASH_SIZE];
+    unsigned n = STORE_SWEEP_SHIPS + 10;
+    for (unsigned sid = 1; sid <= n; sid++) {
+        chained_ship(s, sid, 2, head);
+    }
+    assert_int_equal(store_sweep(s), 0);
+    for (unsigned sid = 1; sid <= n; sid++) {
+        assert_int_equal(store_event_truncate(s, sid, 1), 0);
+    }
+    assert_int_equal(store_sweep(s), 0);
+    assert_true(store_marked(s));
+    assert_int_equal(store_event_hash(s, 1, 1, h), BERTH_ENOTFOUND);
+    assert_int_equal(store_event_hash(s, n, 1, h), 0);
+    assert_int_equal(store_sweep(s), 0);
+    assert_false(store_marked(s));
+    for (unsigned sid = 1; sid <= n; sid++) {
+        assert_int_equal(store_event_hash(s, sid, 1, h), BERTH_ENOTFOUND);
+        assert_int_equal(store_event_hash(s, sid, 2, h), 0);
+    }
+    /* A close sweeps them all. */
+    for (unsigned sid = 1; sid <= n; sid++) {
+        assert_int_equal(store_event_truncate(s, sid, 2), 0);
+    }
+    store_close(s);
+    assert_int_equal(query_int(x->path, "SELECT count(*) FROM events"), 0);
+    assert_int_equal(query_int(x->path, "SELECT count(*) FROM truncations"), 0);
+}
+
 static void test_heads_in_a_batch(void **state)
 {
     struct fx *x = *state;
@@ -1118,6 +1152,7 @@ int main(void)
         cmocka_unit_test(test_events_and_transactions),
         cmocka_unit_test_setup_teardown(test_truncation_marks_until_swept,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heads_in_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hash_chain_is_checked, setup,
                                         teardown),
