@@ -1047,6 +1047,7 @@ static int cli__stats(const struct cli__cmd *cmd, struct cli *c,
            cli__int(v, "thaws"), json_real_value(json_object_get(tl, "p50")),
            json_real_value(json_object_get(tl, "p99")));
     printf("evictions:        %lld\n", cli__int(v, "evictions"));
+    printf("master key:       %s\n", cli__str(v, "master_key"));
     printf("replies reused:   %lld (%.1f KiB kept)\n", cli__int(v, "reuses"),
            (double)cli__int(v, "reuse_bytes") / 1024.0);
     printf("alarms:           %lld set, %lld fired\n", cli__int(v, "alarms"),
@@ -1096,6 +1097,8 @@ enum {
     CLI__SERVE_ACKS,
     CLI__SERVE_HEARTBEAT,
     CLI__SERVE_ELECTION,
+    CLI__SERVE_PASSPHRASE_FILE,
+    CLI__SERVE_MASTER_KEY_FILE,
 };
 
 static const struct cli__opt cli__serve_opts[] = {
@@ -1173,6 +1176,13 @@ static const struct cli__opt cli__serve_opts[] = {
                              "how long a host hears nothing from a leader "
                              "before it stands for election; at least 5 "
                              "heartbeats (default 1000)"},
+    [CLI__SERVE_PASSPHRASE_FILE] = {"--passphrase-file", "FILE", CLI__STR, 0, 0,
+                                    "seal DIR/master.key under the passphrase "
+                                    "in FILE (default: $BERTH_PASSPHRASE, "
+                                    "else the key sits beside the data)"},
+    [CLI__SERVE_MASTER_KEY_FILE] = {"--master-key-file", "FILE", CLI__STR, 0, 0,
+                                    "seal DIR/master.key under the key in "
+                                    "FILE: 32 bytes or 64 hex digits"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1190,6 +1200,8 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
     if (a->val[CLI__SERVE_ADMIN] != NULL) {
         cfg.admin = a->val[CLI__SERVE_ADMIN];
     }
+    cfg.passphrase_file = a->val[CLI__SERVE_PASSPHRASE_FILE];
+    cfg.master_key_file = a->val[CLI__SERVE_MASTER_KEY_FILE];
     cfg.peer = a->val[CLI__SERVE_PEER];
     cfg.join = a->val[CLI__SERVE_JOIN];
     if (a->val[CLI__SERVE_VOTERS] != NULL) {

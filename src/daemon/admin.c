@@ -733,6 +733,8 @@ static void admin__stats(struct host *h, struct http_request *req)
     json_object_set_new(o, "store_commits",
                         json_integer((json_int_t)fsm_stats(h->fsm).flushes));
     json_object_set_new(o, "wakes", json_integer((json_int_t)h->fleet.wakes));
+    json_object_set_new(o, "master_key",
+                        json_string(master_how_text(h->key_how)));
     json_object_set_new(o, "reuses",
                         json_integer((json_int_t)h->fleet.reuse.hits));
     json_object_set_new(o, "reuse_bytes",

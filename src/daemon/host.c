@@ -957,6 +957,76 @@ static void host__publish_admin(struct host *h)
 /* The stopped host, kept reachable until the process exits. */
 static struct host *host__instance;
 
+/* Open DATA/master.key (made at the first start) with the operator's
+ * secret, if any, and say plainly when the key sits beside the data. */
+static int host__open_master_key(struct host *h)
+{
+    const struct host_config *cfg = &h->cfg;
+    char path[4200], errmsg[ERRMSG_SIZE];
+    uint8_t file_key[MASTER_KEY_SIZE];
+    uint8_t pass[1024];
+    struct master_secret secret = {.how = MASTER_PLAIN};
+    const char *env = getenv("BERTH_PASSPHRASE");
+    int rv = 0;
+    if (cfg->passphrase_file != NULL && cfg->master_key_file != NULL) {
+        fprintf(stderr, "berth: give --passphrase-file or --master-key-file, "
+                        "not both\n");
+        return BERTH_EINVAL;
+    }
+    if (cfg->master_key_file != NULL) {
+        rv = master_read_key_file(cfg->master_key_file, file_key, errmsg);
+        secret = (struct master_secret){
+            .how = MASTER_KEY_FILE, .bytes = file_key, .len = sizeof file_key};
+    } else if (cfg->passphrase_file != NULL) {
+        FILE *f = fopen(cfg->passphrase_file, "re");
+        size_t n = f != NULL ? fread(pass, 1, sizeof pass, f) : 0;
+        if (f == NULL || ferror(f) || n == sizeof pass) {
+            err_printf(errmsg, "reading the passphrase file %s: %s",
+                       cfg->passphrase_file,
+                       f == NULL || ferror(f) ? strerror(errno)
+                                              : "longer than 1023 bytes");
+            rv = BERTH_EINVAL;
+        }
+        if (f != NULL) {
+            fclose(f);
+        }
+        while (n > 0 && (pass[n - 1] == '\n' || pass[n - 1] == '\r')) {
+            n--; /* the line's end is not the passphrase's */
+        }
+        secret = (struct master_secret){
+            .how = MASTER_PASSPHRASE, .bytes = pass, .len = n};
+    } else if (env != NULL && *env != '\0') {
+        secret = (struct master_secret){.how = MASTER_PASSPHRASE,
+                                        .bytes = (const uint8_t *)env,
+                                        .len = strlen(env)};
+    }
+    if (rv == 0 && secret.how == MASTER_PASSPHRASE && secret.len == 0) {
+        err_printf(errmsg, "the passphrase is empty");
+        rv = BERTH_EINVAL;
+    }
+    snprintf(path, sizeof path, "%s/master.key", cfg->data_dir);
+    if (rv == 0) {
+        rv = master_open(path, &secret, h->master_key, &h->key_how, errmsg);
+    }
+    sodium_memzero(file_key, sizeof file_key);
+    sodium_memzero(pass, sizeof pass);
+    if (rv != 0) {
+        fprintf(stderr, "berth: master key: %s\n", errmsg);
+        return rv;
+    }
+    if (h->key_how == MASTER_PLAIN) {
+        host_log("warn",
+                 "the master key sits beside the data: anyone who reads the "
+                 "data directory can read it; set BERTH_PASSPHRASE, "
+                 "--passphrase-file or --master-key-file to seal it",
+                 "path", path, NULL);
+    } else {
+        host_log("info", "master key opened", "path", path, "kept",
+                 master_how_text(h->key_how), NULL);
+    }
+    return 0;
+}
+
 int host_run(const struct host_config *cfg)
 {
     struct host *h = mem_calloc(1, sizeof *h);
@@ -1000,6 +1070,9 @@ int host_run(const struct host_config *cfg)
         if (lock >= 0) {
             close(lock);
         }
+        goto err_after_alloc;
+    }
+    if (host__open_master_key(h) != 0) {
         goto err_after_alloc;
     }
     host__claim_programs(cfg->data_dir);

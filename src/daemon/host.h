@@ -19,6 +19,7 @@
 #include "core/gate.h"
 #include "core/ship.h"
 #include "core/alarms.h"
+#include "crypto/master.h"
 #include "core/registry.h"
 #include "lib/hist.h"
 #include "http/forward.h"
@@ -64,6 +65,11 @@ struct host_config {
     unsigned heartbeat_ms; /* raft's heartbeat; 0: 100 */
     unsigned election_ms;  /* raft's election timeout; 0: 1000 */
     uint8_t acks;          /* ack level of ships that set none (core/gate.h) */
+    /* The operator's secret that seals DATA/master.key (crypto/master.h):
+     * a file holding a passphrase, or a key file; NULL both: the
+     * passphrase in $BERTH_PASSPHRASE, if set, else none. */
+    const char *passphrase_file;
+    const char *master_key_file;
 };
 
 /* Make jansson allocate through lib/mem.h, so that tests can fail its
@@ -116,6 +122,8 @@ struct host_program {
 
 struct host {
     struct host_config cfg;
+    uint8_t master_key[MASTER_KEY_SIZE]; /* crypto/master.h */
+    enum master_how key_how;             /* how DATA/master.key keeps it */
     uv_loop_t loop;
     struct store *store;
     struct log *log;

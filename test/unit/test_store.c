@@ -22,31 +22,14 @@
 #include "lib/mem.h"
 #include "store/apply.h"
 #include "store/store.h"
-
-struct fx {
-    char dir[64];
-    char path[128];
-};
+#include "fx_dir.h"
 
 static int setup(void **state)
 {
-    struct fx *x = calloc(1, sizeof *x);
-    snprintf(x->dir, sizeof x->dir, "store-test.XXXXXX");
-    assert_non_null(mkdtemp(x->dir));
-    snprintf(x->path, sizeof x->path, "%s/store.db", x->dir);
-    *state = x;
-    return 0;
+    return fx_dir_setup_named(state, "store-test", "store.db");
 }
 
-static int teardown(void **state)
-{
-    struct fx *x = *state;
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", x->dir);
-    assert_int_equal(system(cmd), 0);
-    free(x);
-    return 0;
-}
+#define teardown fx_dir_teardown
 
 static struct store *open_ok(const char *path)
 {

@@ -1,0 +1,261 @@
+#include "crypto/master.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+
+#define MASTER__MAGIC "brthmkey"
+#define MASTER__FORMAT 1
+#define MASTER__HEADER 72
+#define MASTER__TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define MASTER__MAX (MASTER__HEADER + MASTER_KEY_SIZE + MASTER__TAG)
+
+const char *master_how_text(enum master_how how)
+{
+    switch (how) {
+    case MASTER_PASSPHRASE:
+        return "sealed under a passphrase";
+    case MASTER_KEY_FILE:
+        return "sealed under a key file";
+    default:
+        return "beside the data";
+    }
+}
+
+/* The key that seals the master key: the key file's bytes, or the
+ * passphrase stretched with the header's salt and limits. */
+static int master__wrapping_key(const struct master_secret *secret,
+                                const uint8_t *header, uint8_t *wk,
+                                char *errmsg)
+{
+    if (secret->how == MASTER_KEY_FILE) {
+        if (secret->len != MASTER_KEY_SIZE) {
+            err_printf(errmsg, "a key file holds %d bytes", MASTER_KEY_SIZE);
+            return BERTH_EINVAL;
+        }
+        memcpy(wk, secret->bytes, MASTER_KEY_SIZE);
+        return 0;
+    }
+    if (crypto_pwhash(wk, MASTER_KEY_SIZE, (const char *)secret->bytes,
+                      secret->len, header + 16, get_le64(header + 32),
+                      (size_t)get_le64(header + 40),
+                      crypto_pwhash_ALG_ARGON2ID13) != 0) {
+        err_printf(errmsg, "stretching the passphrase: out of memory");
+        return BERTH_ENOMEM;
+    }
+    return 0;
+}
+
+/* Write the file for key, kept as secret says, in place of path. */
+static int master__write(const char *path, const struct master_secret *secret,
+                         const uint8_t *key, char *errmsg)
+{
+    uint8_t file[MASTER__MAX] = {0};
+    size_t len = MASTER__HEADER + MASTER_KEY_SIZE;
+    memcpy(file, MASTER__MAGIC, 8);
+    file[8] = MASTER__FORMAT;
+    file[9] = (uint8_t)secret->how;
+    if (secret->how == MASTER_PLAIN) {
+        memcpy(file + MASTER__HEADER, key, MASTER_KEY_SIZE);
+    } else {
+        uint8_t wk[MASTER_KEY_SIZE];
+        unsigned long long clen;
+        if (secret->how == MASTER_PASSPHRASE) {
+            randombytes_buf(file + 16, 16);
+            put_le64(file + 32, crypto_pwhash_OPSLIMIT_INTERACTIVE);
+            put_le64(file + 40, crypto_pwhash_MEMLIMIT_INTERACTIVE);
+        }
+        randombytes_buf(file + 48, 24);
+        int rv = master__wrapping_key(secret, file, wk, errmsg);
+        if (rv != 0) {
+            return rv;
+        }
+        crypto_aead_xchacha20poly1305_ietf_encrypt(
+            file + MASTER__HEADER, &clen, key, MASTER_KEY_SIZE, file,
+            MASTER__HEADER, NULL, file + 48, wk);
+        sodium_memzero(wk, sizeof wk);
+        len += MASTER__TAG;
+    }
+
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.new", path) >= (int)sizeof tmp) {
+        err_printf(errmsg, "the path %s is too long", path);
+        return BERTH_EINVAL;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        err_printf(errmsg, "creating %s: %s", tmp, strerror(errno));
+        return BERTH_EIO;
+    }
+    bool ok = fchmod(fd, 0600) == 0 && write(fd, file, len) == (ssize_t)len &&
+              fsync(fd) == 0;
+    int e = errno;
+    sodium_memzero(file, sizeof file);
+    if (close(fd) != 0 || !ok) {
+        err_printf(errmsg, "writing %s: %s", tmp, strerror(ok ? errno : e));
+        unlink(tmp);
+        return BERTH_EIO;
+    }
+    if (rename(tmp, path) != 0) {
+        err_printf(errmsg, "renaming %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return BERTH_EIO;
+    }
+    /* The directory's entry for the new file is durable only once the
+     * directory is synced. */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL) {
+        snprintf(dir, sizeof dir, ".");
+    } else {
+        slash[slash == dir] = '\0';
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0) {
+        err_printf(errmsg, "syncing %s: %s", dir, strerror(errno));
+        if (dfd >= 0) {
+            close(dfd);
+        }
+        return BERTH_EIO;
+    }
+    close(dfd);
+    return 0;
+}
+
+/* Read the file at path into file; *len gets its length. */
+static int master__read(const char *path, uint8_t *file, size_t *len,
+                        char *errmsg)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        err_printf(errmsg, "opening %s: %s", path, strerror(e));
+        return e == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
+    }
+    ssize_t n = read(fd, file, MASTER__MAX + 1);
+    int e = errno;
+    close(fd);
+    if (n < 0) {
+        err_printf(errmsg, "reading %s: %s", path, strerror(e));
+        return BERTH_EIO;
+    }
+    *len = (size_t)n;
+    return 0;
+}
+
+int master_open(const char *path, const struct master_secret *secret,
+                uint8_t *key, enum master_how *how, char *errmsg)
+{
+    static const struct master_secret none = {.how = MASTER_PLAIN};
+    uint8_t file[MASTER__MAX + 1];
+    size_t len;
+    if (sodium_init() < 0) {
+        err_printf(errmsg, "libsodium cannot start");
+        return BERTH_EIO;
+    }
+    secret = secret != NULL ? secret : &none;
+    int rv = master__read(path, file, &len, errmsg);
+    if (rv == BERTH_ENOTFOUND) {
+        randombytes_buf(key, MASTER_KEY_SIZE);
+        rv = master__write(path, secret, key, errmsg);
+        *how = secret->how;
+        return rv;
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    enum master_how kept = (enum master_how)file[9];
+    bool sealed = kept == MASTER_PASSPHRASE || kept == MASTER_KEY_FILE;
+    size_t want = MASTER__HEADER + MASTER_KEY_SIZE + (sealed ? MASTER__TAG : 0);
+    if (len != want || memcmp(file, MASTER__MAGIC, 8) != 0 ||
+        file[8] != MASTER__FORMAT || (!sealed && kept != MASTER_PLAIN)) {
+        err_printf(errmsg, "%s is not a master key file of this berth", path);
+        return BERTH_ECORRUPT;
+    }
+    if (kept == MASTER_PLAIN) {
+        memcpy(key, file + MASTER__HEADER, MASTER_KEY_SIZE);
+        sodium_memzero(file, sizeof file);
+        *how = MASTER_PLAIN;
+        /* A secret given for the first time seals the key from now on. */
+        if (secret->how != MASTER_PLAIN) {
+            rv = master__write(path, secret, key, errmsg);
+            *how = rv == 0 ? secret->how : MASTER_PLAIN;
+        }
+        return rv;
+    }
+    if (secret->how != kept) {
+        err_printf(
+            errmsg, "%s is %s: start with %s", path, master_how_text(kept),
+            kept == MASTER_PASSPHRASE ? "its passphrase (BERTH_PASSPHRASE or "
+                                        "--passphrase-file)"
+                                      : "its key file (--master-key-file)");
+        return BERTH_EINVAL;
+    }
+    uint8_t wk[MASTER_KEY_SIZE];
+    rv = master__wrapping_key(secret, file, wk, errmsg);
+    if (rv != 0) {
+        return rv;
+    }
+    int bad = crypto_aead_xchacha20poly1305_ietf_decrypt(
+        key, NULL, NULL, file + MASTER__HEADER, MASTER_KEY_SIZE + MASTER__TAG,
+        file, MASTER__HEADER, file + 48, wk);
+    sodium_memzero(wk, sizeof wk);
+    if (bad != 0) {
+        sodium_memzero(key, MASTER_KEY_SIZE);
+        err_printf(errmsg, "%s does not open with this %s (or was altered)",
+                   path, kept == MASTER_PASSPHRASE ? "passphrase" : "key file");
+        return BERTH_EREJECTED;
+    }
+    *how = kept;
+    return 0;
+}
+
+int master_read_key_file(const char *path, uint8_t *out, char *errmsg)
+{
+    uint8_t raw[130];
+    size_t len;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        err_printf(errmsg, "opening the key file %s: %s", path,
+                   strerror(errno));
+        return BERTH_EIO;
+    }
+    ssize_t n = read(fd, raw, sizeof raw);
+    close(fd);
+    if (n < 0) {
+        err_printf(errmsg, "reading the key file %s: %s", path,
+                   strerror(errno));
+        return BERTH_EIO;
+    }
+    len = (size_t)n;
+    int rv = 0;
+    if (len == MASTER_KEY_SIZE) {
+        memcpy(out, raw, MASTER_KEY_SIZE);
+    } else {
+        size_t got = 0;
+        if (len > 0 && raw[len - 1] == '\n') {
+            len--;
+        }
+        if (len != 2 * MASTER_KEY_SIZE ||
+            sodium_hex2bin(out, MASTER_KEY_SIZE, (const char *)raw, len, NULL,
+                           &got, NULL) != 0 ||
+            got != MASTER_KEY_SIZE) {
+            err_printf(errmsg,
+                       "the key file %s holds neither 32 bytes nor 64 hex "
+                       "digits",
+                       path);
+            rv = BERTH_EINVAL;
+        }
+    }
+    sodium_memzero(raw, sizeof raw);
+    return rv;
+}

@@ -1,0 +1,71 @@
+/* The cluster's master key, and the file that keeps it.
+ *
+ * Every key berth derives for sealing data at rest comes from one 32-byte
+ * master key, made at a host's first start. DATA/master.key keeps it,
+ * either as it is (no operator secret: the key sits beside the data it
+ * protects, which the host says at start and in its stats) or sealed with
+ * XChaCha20-Poly1305 under a key the operator gives: a passphrase stretched
+ * with Argon2id (crypto_pwhash), or 32 bytes from a key file (say from a
+ * TPM or a secrets manager). A plain key is sealed the first time a secret
+ * is given; a sealed one opens only with its secret.
+ *
+ * The file (integers little-endian), 0600:
+ *
+ *   0-7    magic "brthmkey"
+ *   8      format, 1
+ *   9      how the key is kept: 0 plain, 1 passphrase, 2 key file
+ *   10-15  zero
+ *   16-31  Argon2id salt (zero unless a passphrase)
+ *   32-39  Argon2id opslimit
+ *   40-47  Argon2id memlimit
+ *   48-71  nonce (zero when plain)
+ *   72-    the key, 32 bytes, plain or sealed (then followed by its 16-byte
+ *          tag); bytes 0-71 are the seal's associated data, so no header
+ *          field can be changed without the key failing to open.
+ *
+ * The file is replaced whole: written beside it, synced, renamed over it,
+ * and the directory synced. */
+#ifndef BERTH_CRYPTO_MASTER_H
+#define BERTH_CRYPTO_MASTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MASTER_KEY_SIZE 32
+
+/* How the master key is kept on disk. */
+enum master_how {
+    MASTER_PLAIN = 0,      /* as it is, beside the data */
+    MASTER_PASSPHRASE = 1, /* sealed under a key stretched from a passphrase */
+    MASTER_KEY_FILE = 2,   /* sealed under 32 bytes from a file */
+};
+
+/* The operator's secret, if any. bytes is the passphrase (len bytes, not
+ * NUL-terminated) or the key file's 32 bytes; both are borrowed. */
+struct master_secret {
+    enum master_how how;
+    const uint8_t *bytes;
+    size_t len;
+};
+
+/* Open the master key kept at path into key (MASTER_KEY_SIZE bytes), with
+ * secret (NULL or how MASTER_PLAIN: none). A missing file is made with a
+ * new key, kept as secret says; a plain file with a secret given is sealed
+ * under it. *how gets how the key is kept now. Returns 0, or a negative
+ * code with a message in errmsg (ERRMSG_SIZE bytes): BERTH_EINVAL for a
+ * sealed key and no secret or the other kind of secret, BERTH_EREJECTED
+ * for a secret that does not open it, BERTH_ECORRUPT for a file that is
+ * not a master key file, BERTH_EIO for the disk, BERTH_ENOMEM. */
+int master_open(const char *path, const struct master_secret *secret,
+                uint8_t *key, enum master_how *how, char *errmsg);
+
+/* Read a key file at path: exactly 32 bytes, or 64 hex digits and an
+ * optional newline. Returns 0 with out (MASTER_KEY_SIZE bytes) set, or a
+ * negative code with a message in errmsg. */
+int master_read_key_file(const char *path, uint8_t *out, char *errmsg);
+
+/* A short phrase for how, for logs and stats: "beside the data", "sealed
+ * under a passphrase" or "sealed under a key file". */
+const char *master_how_text(enum master_how how);
+
+#endif
