@@ -192,6 +192,16 @@ int master_open(const char *path, const struct master_secret *secret,
         }
         return rv;
     }
+    uint64_t ops = get_le64(file + 32), mem = get_le64(file + 40);
+    if (kept == MASTER_PASSPHRASE && (ops < crypto_pwhash_OPSLIMIT_MIN ||
+                                      ops > crypto_pwhash_OPSLIMIT_SENSITIVE ||
+                                      mem < crypto_pwhash_MEMLIMIT_MIN ||
+                                      mem > crypto_pwhash_MEMLIMIT_SENSITIVE)) {
+        /* Else an altered file could make the start take hours or all the
+         * memory before it failed. */
+        err_printf(errmsg, "%s asks for Argon2id limits out of range", path);
+        return BERTH_ECORRUPT;
+    }
     if (secret->how != kept) {
         err_printf(
             errmsg, "%s is %s: start with %s", path, master_how_text(kept),

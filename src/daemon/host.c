@@ -1010,6 +1010,12 @@ static int host__open_master_key(struct host *h)
     }
     sodium_memzero(file_key, sizeof file_key);
     sodium_memzero(pass, sizeof pass);
+    if (env != NULL) {
+        /* Wiped where it lies, so that /proc/PID/environ no longer shows
+         * it, and gone before the launcher is forked. */
+        sodium_memzero((char *)env, strlen(env));
+        unsetenv("BERTH_PASSPHRASE");
+    }
     if (rv != 0) {
         fprintf(stderr, "berth: master key: %s\n", errmsg);
         return rv;

@@ -34,6 +34,8 @@ def test_passphrase_seals_the_key(host_factory, tmp_path):
     h.env = dict(os.environ, BERTH_PASSPHRASE="a long passphrase")
     h.start()
     assert h.cli_json("stats")["master_key"] == "sealed under a passphrase"
+    with open("/proc/%d/environ" % h.proc.pid, "rb") as f:
+        assert b"a long passphrase" not in f.read()
     assert h.http("GET", "/s/a/k/x")[2] == b"kept"
     sealed = open(key_path(h), "rb").read()
     assert len(sealed) == 72 + 32 + 16

@@ -102,6 +102,10 @@ static void test_passphrase_seals(void **state)
     flip_byte(x->path, 16);
     assert_int_equal(open_key(x->path, &pass, b, &how, errmsg),
                      BERTH_EREJECTED);
+    /* Limits no honest file holds are refused before any stretching. */
+    flip_byte(x->path, 39);
+    assert_int_equal(open_key(x->path, &pass, b, &how, errmsg), BERTH_ECORRUPT);
+    assert_non_null(strstr(errmsg, "out of range"));
 }
 
 /* A plain key is sealed when a key file is first given, and stays the same
