@@ -11,6 +11,7 @@
 
 #include "lib/buf.h"
 #include "lib/err.h"
+#include "lib/file.h"
 
 #define MASTER__MAGIC "brthmkey"
 #define MASTER__FORMAT 1
@@ -88,47 +89,20 @@ static int master__write(const char *path, const struct master_secret *secret,
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.new", path) >= (int)sizeof tmp) {
         err_printf(errmsg, "the path %s is too long", path);
+        sodium_memzero(file, sizeof file);
         return BERTH_EINVAL;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        err_printf(errmsg, "creating %s: %s", tmp, strerror(errno));
-        return BERTH_EIO;
-    }
-    bool ok = fchmod(fd, 0600) == 0 && write(fd, file, len) == (ssize_t)len &&
-              fsync(fd) == 0;
-    int e = errno;
+    int rv = file_write_synced(tmp, file, len, errmsg);
     sodium_memzero(file, sizeof file);
-    if (close(fd) != 0 || !ok) {
-        err_printf(errmsg, "writing %s: %s", tmp, strerror(ok ? errno : e));
-        unlink(tmp);
-        return BERTH_EIO;
+    if (rv != 0) {
+        return rv;
     }
     if (rename(tmp, path) != 0) {
         err_printf(errmsg, "renaming %s: %s", tmp, strerror(errno));
         unlink(tmp);
         return BERTH_EIO;
     }
-    /* The directory's entry for the new file is durable only once the
-     * directory is synced. */
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == NULL) {
-        snprintf(dir, sizeof dir, ".");
-    } else {
-        slash[slash == dir] = '\0';
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || fsync(dfd) != 0) {
-        err_printf(errmsg, "syncing %s: %s", dir, strerror(errno));
-        if (dfd >= 0) {
-            close(dfd);
-        }
-        return BERTH_EIO;
-    }
-    close(dfd);
-    return 0;
+    return file_sync_dir(path, errmsg);
 }
 
 /* Read the file at path into file; *len gets its length. */

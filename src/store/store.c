@@ -15,6 +15,7 @@
 
 #include "core/record.h"
 #include "lib/err.h"
+#include "lib/file.h"
 #include "lib/mem.h"
 #include "store/heads.h"
 #include "store/heap.h"
@@ -1454,69 +1455,6 @@ int store_image_check(const uint8_t *image, size_t len, uint64_t *index)
     return sodium_memcmp(sum, image + 32, sizeof sum) == 0 ? 0 : BERTH_ECORRUPT;
 }
 
-/* Write len bytes at data to a new file at path and fsync it; on failure
- * the file is removed. */
-static int store__write_file(struct store *s, const char *path,
-                             const uint8_t *data, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        err_printf(s->errmsg, "creating %s: %s", path, strerror(errno));
-        return BERTH_EIO;
-    }
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, data + off, len - off);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            err_printf(s->errmsg, "writing %s: %s", path,
-                       n < 0 ? strerror(errno) : "no progress");
-            goto err_after_open;
-        }
-        off += (size_t)n;
-    }
-    if (fsync(fd) != 0) {
-        err_printf(s->errmsg, "syncing %s: %s", path, strerror(errno));
-        goto err_after_open;
-    }
-    if (close(fd) != 0) {
-        err_printf(s->errmsg, "closing %s: %s", path, strerror(errno));
-        unlink(path);
-        return BERTH_EIO;
-    }
-    return 0;
-
-err_after_open:
-    close(fd);
-    unlink(path);
-    return BERTH_EIO;
-}
-
-/* fsync the directory that holds path, so that a rename in it is durable. */
-static int store__sync_dir(struct store *s, const char *path)
-{
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (slash == NULL) {
-        snprintf(dir, sizeof dir, ".");
-    } else {
-        snprintf(dir, sizeof dir, "%.*s",
-                 (int)(slash == path ? 1 : slash - path), path);
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) != 0) {
-        err_printf(s->errmsg, "syncing %s: %s", dir, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-        }
-        return BERTH_EIO;
-    }
-    close(fd);
-    return 0;
-}
-
 /* Remove path with suffix appended, if it exists. */
 static void store__unlink_suffix(const char *path, const char *suffix)
 {
@@ -1563,8 +1501,8 @@ int store_image_restore(struct store *s, const uint8_t *image, size_t len,
         return BERTH_ENOMEM;
     }
     snprintf(tmp, n, "%s.restore", s->path);
-    rv = store__write_file(s, tmp, image + STORE_IMAGE_HEADER,
-                           len - STORE_IMAGE_HEADER);
+    rv = file_write_synced(tmp, image + STORE_IMAGE_HEADER,
+                           len - STORE_IMAGE_HEADER, s->errmsg);
     if (rv != 0) {
         goto out;
     }
@@ -1588,7 +1526,7 @@ int store_image_restore(struct store *s, const uint8_t *image, size_t len,
     }
     /* The new contents are in place: reopen them even if the directory
      * cannot be synced, so that s stays usable either way. */
-    rv = store__sync_dir(s, s->path);
+    rv = file_sync_dir(s->path, s->errmsg);
     int reopened = store__open_db(s, s->path);
     *replaced = reopened == 0;
     rv = reopened != 0 ? reopened : rv;

@@ -1,0 +1,19 @@
+/* Files replaced whole: written beside their place, synced, renamed over
+ * it, and their directory synced, so that a crash leaves the old file or
+ * the new one, never a mix. */
+#ifndef BERTH_LIB_FILE_H
+#define BERTH_LIB_FILE_H
+
+#include <stddef.h>
+
+/* Write len bytes at data to a new file at path (mode 0600, truncated if it
+ * exists) and fsync it. Returns 0, or BERTH_EIO with a message in errmsg
+ * (ERRMSG_SIZE bytes), the file then removed. data stays the caller's. */
+int file_write_synced(const char *path, const void *data, size_t len,
+                      char *errmsg);
+
+/* fsync the directory that holds path, so that a rename in it is durable.
+ * Returns 0, or BERTH_EIO with a message in errmsg. */
+int file_sync_dir(const char *path, char *errmsg);
+
+#endif
