@@ -70,4 +70,3 @@ int file_sync_dir(const char *path, char *errmsg)
     close(fd);
     return 0;
 }
-
