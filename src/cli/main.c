@@ -56,7 +56,7 @@ struct cli__opt {
 };
 
 /* Options and positional arguments at most. */
-#define CLI__OPTS_MAX 24
+#define CLI__OPTS_MAX 32
 #define CLI__ITEMS_MAX 1024
 #define CLI__POS_MAX 4
 
@@ -1089,6 +1089,8 @@ enum {
     CLI__SERVE_RESERVE_DISK,
     CLI__SERVE_MAX_BUFFER_MB,
     CLI__SERVE_HEADER_TIMEOUT,
+    CLI__SERVE_BODY_TIMEOUT,
+    CLI__SERVE_BODY_MIN_RATE,
     CLI__SERVE_MAX_CONNS_PER_ADDR,
     CLI__SERVE_MAX_IDLE_CONNS,
     CLI__SERVE_PEER,
@@ -1099,7 +1101,10 @@ enum {
     CLI__SERVE_ELECTION,
     CLI__SERVE_PASSPHRASE_FILE,
     CLI__SERVE_MASTER_KEY_FILE,
+    CLI__SERVE_N,
 };
+
+_Static_assert(CLI__SERVE_N < CLI__OPTS_MAX, "serve has too many options");
 
 static const struct cli__opt cli__serve_opts[] = {
     [CLI__SERVE_DATA] = {"--data", "DIR", CLI__STR, 0, 0,
@@ -1147,10 +1152,19 @@ static const struct cli__opt cli__serve_opts[] = {
                                    1ULL << 31,
                                    "a request's headers must arrive within "
                                    "this, or 408 (default 10000)"},
+    [CLI__SERVE_BODY_TIMEOUT] = {"--body-timeout", "MS", CLI__MS, 1, 1ULL << 31,
+                                 "a request's body must arrive within this "
+                                 "of its headers, plus a second per "
+                                 "--body-min-rate bytes, or 408 (default "
+                                 "20000)"},
+    [CLI__SERVE_BODY_MIN_RATE] = {"--body-min-rate", "BYTES", CLI__NUM, 1,
+                                  1ULL << 30,
+                                  "bytes of a body that earn it a second "
+                                  "more (default 4096)"},
     [CLI__SERVE_MAX_CONNS_PER_ADDR] = {"--max-conns-per-addr", "N", CLI__NUM, 0,
                                        1ULL << 24,
                                        "front-door connections per client "
-                                       "address; 0: no cap (default 256)"},
+                                       "address; 0: no cap (default 1024)"},
     [CLI__SERVE_MAX_IDLE_CONNS] = {"--max-idle-conns", "N", CLI__NUM, 0,
                                    1ULL << 24,
                                    "idle front-door connections, the oldest "
@@ -1244,6 +1258,10 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
         {CLI__SERVE_HEADER_TIMEOUT,
          offsetof(struct host_config, header_timeout_ms),
          sizeof cfg.header_timeout_ms},
+        {CLI__SERVE_BODY_TIMEOUT, offsetof(struct host_config, body_timeout_ms),
+         sizeof cfg.body_timeout_ms},
+        {CLI__SERVE_BODY_MIN_RATE, offsetof(struct host_config, body_min_rate),
+         sizeof cfg.body_min_rate},
         {CLI__SERVE_MAX_CONNS_PER_ADDR,
          offsetof(struct host_config, max_conns_per_addr),
          sizeof cfg.max_conns_per_addr},

@@ -55,7 +55,11 @@ struct host_config {
     /* Bytes held for requests, replies and slow clients before programs
      * and clients are held back; 0: no cap. */
     uint64_t max_buffer_bytes;
-    unsigned header_timeout_ms;  /* a request's headers must arrive in this */
+    unsigned header_timeout_ms; /* a request's headers must arrive in this */
+    /* A request's body must arrive within body_timeout_ms of its headers,
+     * plus a second for every body_min_rate bytes received. */
+    unsigned body_timeout_ms;
+    unsigned body_min_rate;
     unsigned max_conns_per_addr; /* front-door connections per client
                                     address; 0: no cap */
     unsigned max_idle_conns;     /* idle front-door connections; 0: no cap */

@@ -6,8 +6,10 @@
  * order. Limits are enforced here: a malformed request (an obs-folded
  * header line included) is answered 400 and the connection closed; a body
  * over max_body is answered 413 and the connection closed; a header block
- * over max_header is answered 431; headers that take longer than
- * header_timeout_ms from the request's first byte are answered 408. The
+ * over max_header, or of more than HTTP_MAX_HEADERS lines, is answered
+ * 431; headers that take longer than header_timeout_ms from the request's
+ * first byte are answered 408, and so is a body slower than
+ * body_timeout_ms and body_min_rate allow. The
  * server serves both the front door (TCP) and the admin API (TCP or a Unix
  * socket).
  *
@@ -73,6 +75,12 @@ struct http_server_config {
     /* A request's whole header block must arrive within this from its
      * first byte, or it is answered 408; 0: 10 s. */
     unsigned header_timeout_ms;
+    /* A request's body must arrive within body_timeout_ms of the end of
+     * its headers, plus one second for every body_min_rate bytes of it
+     * received, or it is answered 408 (a body trickled to hold the
+     * connection); 0: 20 s and 4096 bytes. */
+    unsigned body_timeout_ms;
+    unsigned body_min_rate;
     unsigned max_idle;     /* idle connections at most; 0: no cap */
     unsigned max_per_addr; /* connections per client address; 0: no cap */
     /* Return the most connections the server may hold now, or 0 for no

@@ -16,8 +16,11 @@
  * Deadlines. One timer per connection serves the earliest of: the header
  * deadline (set at a request's first byte, not moved by later bytes, so a
  * client that trickles its headers is cut off), the body's idle limit
- * (moved by every read), the write stall limit (moved when the reply makes
- * progress), and the idle limit of a keep-alive connection. http__settle
+ * (moved by every read), the body's deadline (set at the end of the
+ * headers, moved by a second for every body_min_rate bytes received, so a
+ * client that trickles its body is cut off too), the write stall limit
+ * (moved when the reply makes progress), and the idle limit of a
+ * keep-alive connection. http__settle
  * recomputes all of them, the idle list, reading and the bytes counted,
  * after every change of a connection's state. */
 #include <arpa/inet.h>
@@ -109,9 +112,11 @@ struct http_conn {
     size_t check_queued;
     /* Deadlines in loop milliseconds; 0: none. */
     uint64_t header_deadline, body_deadline, write_deadline, idle_deadline;
-    uint64_t timer_due;  /* when the timer, if active, fires */
-    uint64_t started_ms; /* when the unfinished request began */
-    uint64_t counted;    /* bytes counted in the budget, not draining */
+    uint64_t body_end;     /* the body's deadline, for its rate */
+    uint64_t body_started; /* when the headers ended; 0: no body yet */
+    uint64_t timer_due;    /* when the timer, if active, fires */
+    uint64_t started_ms;   /* when the unfinished request began */
+    uint64_t counted;      /* bytes counted in the budget, not draining */
     uint64_t pending_size;
     uint64_t pending_body; /* of pending_size: the body's, at handoff */
     struct http_conn *prev, *next;
@@ -416,7 +421,7 @@ static void http__arm(struct http_conn *c)
     if (c->closing) {
         return;
     }
-    const uint64_t d[] = {c->header_deadline, c->body_deadline,
+    const uint64_t d[] = {c->header_deadline, c->body_deadline, c->body_end,
                           c->write_deadline, c->idle_deadline};
     uint64_t next = 0;
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) {
@@ -435,6 +440,17 @@ static void http__arm(struct http_conn *c)
     uint64_t now = uv_now(c->timer.loop);
     uv_timer_start(&c->timer, http__timer_cb, next > now ? next - now : 0, 0);
     c->timer_due = next;
+}
+
+/* Return the deadline of the body being received: body_timeout_ms from
+ * the end of the headers, and a second more for every body_min_rate bytes
+ * of it received. */
+static uint64_t http__body_end(const struct http_conn *c)
+{
+    const struct http_server_config *cfg = &c->server->cfg;
+    uint64_t got = c->p.req != NULL ? c->p.req->body.len : 0;
+    return c->body_started + cfg->body_timeout_ms +
+           got * 1000 / cfg->body_min_rate;
 }
 
 /* Recompute everything that follows from the connection's state: its
@@ -459,6 +475,12 @@ static void http__settle(struct http_conn *c, bool got_bytes)
                            : got_bytes || c->body_deadline == 0
                                ? now + idle_ms
                                : c->body_deadline;
+        if (!body) {
+            c->body_started = 0;
+        } else if (c->body_started == 0) {
+            c->body_started = now;
+        }
+        c->body_end = !body ? 0 : http__body_end(c);
         if (!started) {
             c->started_ms = 0;
         } else if (c->started_ms == 0) {
@@ -662,7 +684,7 @@ static void http__fail(struct http_conn *c, int status, const char *message)
                      http__code(status), message);
     c->failed = true;
     http__idle_remove(c);
-    c->header_deadline = c->body_deadline = 0;
+    c->header_deadline = c->body_deadline = c->body_end = 0;
     c->write_deadline = uv_now(c->timer.loop) + HTTP__LINGER_MS;
     http__update_reading(c);
     if (http__format(&b, status, "application/json", body, (size_t)n, (size_t)n,
@@ -695,6 +717,10 @@ static void http__timer_cb(uv_timer_t *t)
     }
     if (c->header_deadline != 0 && now >= c->header_deadline) {
         http__fail(c, 408, "the request headers took too long");
+        return;
+    }
+    if (c->body_end != 0 && now >= c->body_end) {
+        http__fail(c, 408, "the request body took too long");
         return;
     }
     if ((c->body_deadline != 0 && now >= c->body_deadline) ||
@@ -896,6 +922,12 @@ int http_server_new(struct http_server **out, uv_loop_t *loop,
     }
     if (s->cfg.header_timeout_ms == 0) {
         s->cfg.header_timeout_ms = 10000;
+    }
+    if (s->cfg.body_timeout_ms == 0) {
+        s->cfg.body_timeout_ms = 20000;
+    }
+    if (s->cfg.body_min_rate == 0) {
+        s->cfg.body_min_rate = 4096;
     }
     s->cb = cb;
     s->arg = arg;

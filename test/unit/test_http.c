@@ -437,6 +437,109 @@ static void test_header_deadline_is_408(void **state)
     run_cfg(client_trickles, cfg, 0);
 }
 
+static void client_many_headers(struct fx *x)
+{
+    /* HTTP_MAX_HEADERS lines are served; one more is 431, though all of
+     * them are far under max_header. */
+    static char req[8192];
+    char out[4096];
+    for (int extra = 0; extra <= 1; extra++) {
+        int n = snprintf(req, sizeof req, "GET /echo HTTP/1.1\r\n");
+        for (int i = 0; i < HTTP_MAX_HEADERS + extra; i++) {
+            n += snprintf(req + n, sizeof req - (size_t)n, "X-%d: v\r\n", i);
+        }
+        n += snprintf(req + n, sizeof req - (size_t)n, "\r\n");
+        raw(x, req, (size_t)n, out, sizeof out, 1);
+        assert_non_null(strstr(out, extra ? "HTTP/1.1 431" : "HTTP/1.1 200"));
+    }
+    assert_non_null(strstr(out, "too many request headers"));
+}
+
+static void test_too_many_headers_is_431(void **state)
+{
+    struct http_server_config cfg = {.max_header = 64 * 1024};
+    run_cfg(client_many_headers, cfg, 0);
+}
+
+/* Send a POST of len bytes, its body `step` bytes every pause_ms; return
+ * how long the server took to answer or close, with what it sent in out. */
+static double trickle_body(struct fx *x, size_t len, size_t step, int pause_ms,
+                           char *out, size_t cap)
+{
+    int s = raw_connect(x);
+    char head[128];
+    int n = snprintf(head, sizeof head,
+                     "POST /echo HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", len);
+    double t0 = now_s();
+    assert_int_equal(send(s, head, (size_t)n, MSG_NOSIGNAL), n);
+    static char body[65536];
+    memset(body, 'b', sizeof body);
+    ssize_t got = -1;
+    for (size_t sent = 0; sent < len && got < 0; sent += step) {
+        size_t k = len - sent < step ? len - sent : step;
+        send(s, body, k, MSG_NOSIGNAL);
+        got = read_until_closed(s, out, cap, pause_ms);
+    }
+    if (got < 0) {
+        /* All sent: the answer comes at once (or never). */
+        struct pollfd p = {.fd = s, .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 2000), 1);
+        got = recv(s, out, cap - 1, 0);
+        assert_true(got > 0);
+        out[got] = '\0';
+    }
+    double took = now_s() - t0;
+    close(s);
+    return took;
+}
+
+static void client_slow_body(struct fx *x)
+{
+    char out[4096];
+    /* A byte every 50 ms, each read in time for the stall limit: cut off
+     * with 408 once the body's time (300 ms, 1 ms more for each byte) is
+     * out. */
+    double took = trickle_body(x, 1000, 1, 50, out, sizeof out);
+    assert_non_null(strstr(out, "HTTP/1.1 408"));
+    assert_non_null(strstr(out, "body took too long"));
+    assert_true(took >= 0.3 && took < 1.5);
+    /* A longer body at twice the minimum rate outlasts the 300 ms: each
+     * byte received earns it time. */
+    took = trickle_body(x, 4000, 100, 50, out, sizeof out);
+    assert_non_null(strstr(out, "HTTP/1.1 200"));
+    assert_true(took > 1.5);
+}
+
+static void test_body_deadline_is_408(void **state)
+{
+    struct http_server_config cfg = {
+        .body_timeout_ms = 300, .body_min_rate = 1000, .idle_timeout_ms = 5000};
+    run_cfg(client_slow_body, cfg, 0);
+}
+
+static void client_stalled_body(struct fx *x)
+{
+    char out[4096];
+    /* Half a body, then nothing: closed at the stall limit (300 ms), long
+     * before the body's own deadline, without an answer. */
+    int s = raw_connect(x);
+    const char req[] = "POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\n01234";
+    double t0 = now_s();
+    assert_int_equal(send(s, req, sizeof req - 1, MSG_NOSIGNAL),
+                     (ssize_t)(sizeof req - 1));
+    assert_int_equal(read_until_closed(s, out, sizeof out, 3000), 0);
+    double took = now_s() - t0;
+    assert_true(took >= 0.25 && took < 2);
+    close(s);
+}
+
+static void test_stalled_body_is_closed(void **state)
+{
+    struct http_server_config cfg = {.idle_timeout_ms = 300,
+                                     .body_timeout_ms = 10000};
+    run_cfg(client_stalled_body, cfg, 0);
+}
+
 static void client_per_address(struct fx *x)
 {
     char out[4096];
@@ -779,6 +882,9 @@ int main(void)
         cmocka_unit_test(test_client_errors),
         cmocka_unit_test(test_obs_fold_is_400),
         cmocka_unit_test(test_header_deadline_is_408),
+        cmocka_unit_test(test_too_many_headers_is_431),
+        cmocka_unit_test(test_body_deadline_is_408),
+        cmocka_unit_test(test_stalled_body_is_closed),
         cmocka_unit_test(test_per_address_cap_is_429),
         cmocka_unit_test(test_idle_cap_closes_the_oldest),
         cmocka_unit_test(test_connection_cap),
