@@ -1090,7 +1090,7 @@ enum {
     CLI__SERVE_MAX_BUFFER_MB,
     CLI__SERVE_HEADER_TIMEOUT,
     CLI__SERVE_BODY_TIMEOUT,
-    CLI__SERVE_BODY_MIN_RATE,
+    CLI__SERVE_MIN_RATE,
     CLI__SERVE_MAX_CONNS_PER_ADDR,
     CLI__SERVE_MAX_IDLE_CONNS,
     CLI__SERVE_PEER,
@@ -1155,12 +1155,11 @@ static const struct cli__opt cli__serve_opts[] = {
     [CLI__SERVE_BODY_TIMEOUT] = {"--body-timeout", "MS", CLI__MS, 1, 1ULL << 31,
                                  "a request's body must arrive within this "
                                  "of its headers, plus a second per "
-                                 "--body-min-rate bytes, or 408 (default "
+                                 "--min-rate bytes, or 408 (default "
                                  "20000)"},
-    [CLI__SERVE_BODY_MIN_RATE] = {"--body-min-rate", "BYTES", CLI__NUM, 1,
-                                  1ULL << 30,
-                                  "bytes of a body that earn it a second "
-                                  "more (default 4096)"},
+    [CLI__SERVE_MIN_RATE] = {"--min-rate", "BYTES", CLI__NUM, 1, 1ULL << 30,
+                             "the slowest a client may send a body or read a "
+                             "reply, in bytes a second (default 4096)"},
     [CLI__SERVE_MAX_CONNS_PER_ADDR] = {"--max-conns-per-addr", "N", CLI__NUM, 0,
                                        1ULL << 24,
                                        "front-door connections per client "
@@ -1260,8 +1259,8 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
          sizeof cfg.header_timeout_ms},
         {CLI__SERVE_BODY_TIMEOUT, offsetof(struct host_config, body_timeout_ms),
          sizeof cfg.body_timeout_ms},
-        {CLI__SERVE_BODY_MIN_RATE, offsetof(struct host_config, body_min_rate),
-         sizeof cfg.body_min_rate},
+        {CLI__SERVE_MIN_RATE, offsetof(struct host_config, min_rate),
+         sizeof cfg.min_rate},
         {CLI__SERVE_MAX_CONNS_PER_ADDR,
          offsetof(struct host_config, max_conns_per_addr),
          sizeof cfg.max_conns_per_addr},

@@ -44,7 +44,7 @@ void host_config_defaults(struct host_config *cfg)
     cfg->max_buffer_bytes = 256u * 1024 * 1024;
     cfg->header_timeout_ms = 10000;
     cfg->body_timeout_ms = 20000;
-    cfg->body_min_rate = 4096;
+    cfg->min_rate = 4096;
     /* Four times the bench's 256 clients from one address; a host behind a
      * proxy on the same machine sees one address and wants 0. */
     cfg->max_conns_per_addr = 1024;
@@ -1183,7 +1183,7 @@ int host_run(const struct host_config *cfg)
         .max_body = cfg->max_body,
         .header_timeout_ms = cfg->header_timeout_ms,
         .body_timeout_ms = cfg->body_timeout_ms,
-        .body_min_rate = cfg->body_min_rate,
+        .min_rate = cfg->min_rate,
         .max_idle = cfg->max_idle_conns,
         .max_per_addr = cfg->max_conns_per_addr,
         .max_conns = host_front_max_conns,
@@ -1204,7 +1204,7 @@ int host_run(const struct host_config *cfg)
         .max_body = 1024 * 1024,
         .header_timeout_ms = cfg->header_timeout_ms,
         .body_timeout_ms = cfg->body_timeout_ms,
-        .body_min_rate = cfg->body_min_rate,
+        .min_rate = cfg->min_rate,
         .max_idle = HOST__ADMIN_IDLE,
         .max_conns = host__admin_max_conns,
         .budget = &h->budget,

@@ -56,10 +56,11 @@ struct host_config {
      * and clients are held back; 0: no cap. */
     uint64_t max_buffer_bytes;
     unsigned header_timeout_ms; /* a request's headers must arrive in this */
-    /* A request's body must arrive within body_timeout_ms of its headers,
-     * plus a second for every body_min_rate bytes received. */
+    /* A request's body must arrive within this of its headers, plus a
+     * second for every min_rate bytes received. */
     unsigned body_timeout_ms;
-    unsigned body_min_rate;
+    /* The slowest a client may send a body or read a reply, bytes/s. */
+    unsigned min_rate;
     unsigned max_conns_per_addr; /* front-door connections per client
                                     address; 0: no cap */
     unsigned max_idle_conns;     /* idle front-door connections; 0: no cap */

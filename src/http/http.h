@@ -9,9 +9,8 @@
  * over max_header, or of more than HTTP_MAX_HEADERS lines, is answered
  * 431; headers that take longer than header_timeout_ms from the request's
  * first byte are answered 408, and so is a body slower than
- * body_timeout_ms and body_min_rate allow. The
- * server serves both the front door (TCP) and the admin API (TCP or a Unix
- * socket).
+ * body_timeout_ms and min_rate allow. The server serves both the front
+ * door (TCP) and the admin API (TCP or a Unix socket).
  *
  * Connections are capped three ways: per client address (max_per_addr,
  * refused with 429), idle ones (max_idle: the oldest idle connection is
@@ -69,18 +68,21 @@ struct http_server_config {
     size_t max_body;   /* bytes; larger bodies get 413. 0 means 8 MiB. */
     size_t max_header; /* bytes of request line plus headers; 0 means 64 KiB */
     /* Close a connection idle this long, one whose request body stalls
-     * this long between reads, and one whose reply makes no progress for
-     * this long (a client that does not read); 0: 60 s. */
+     * this long between reads, and one that in this long neither takes a
+     * whole reply nor min_rate bytes a second of one (a client that does
+     * not read, or reads a trickle); 0: 60 s. */
     unsigned idle_timeout_ms;
     /* A request's whole header block must arrive within this from its
      * first byte, or it is answered 408; 0: 10 s. */
     unsigned header_timeout_ms;
-    /* A request's body must arrive within body_timeout_ms of the end of
-     * its headers, plus one second for every body_min_rate bytes of it
-     * received, or it is answered 408 (a body trickled to hold the
-     * connection); 0: 20 s and 4096 bytes. */
+    /* A request's body must arrive within this from the end of its
+     * headers, plus one second for every min_rate bytes of it received,
+     * or it is answered 408 (a body trickled to hold the connection); 0:
+     * 20 s. */
     unsigned body_timeout_ms;
-    unsigned body_min_rate;
+    /* The slowest a client may send a body or read a reply, in bytes a
+     * second (see body_timeout_ms and idle_timeout_ms); 0: 4096. */
+    unsigned min_rate;
     unsigned max_idle;     /* idle connections at most; 0: no cap */
     unsigned max_per_addr; /* connections per client address; 0: no cap */
     /* Return the most connections the server may hold now, or 0 for no

@@ -17,10 +17,10 @@
  * deadline (set at a request's first byte, not moved by later bytes, so a
  * client that trickles its headers is cut off), the body's idle limit
  * (moved by every read), the body's deadline (set at the end of the
- * headers, moved by a second for every body_min_rate bytes received, so a
+ * headers, moved by a second for every min_rate bytes received, so a
  * client that trickles its body is cut off too), the write stall limit
- * (moved when the reply makes progress), and the idle limit of a
- * keep-alive connection. http__settle
+ * (moved when a reply is taken whole, or min_rate bytes a second of it
+ * are), and the idle limit of a keep-alive connection. http__settle
  * recomputes all of them, the idle list, reading and the bytes counted,
  * after every change of a connection's state. */
 #include <arpa/inet.h>
@@ -443,14 +443,13 @@ static void http__arm(struct http_conn *c)
 }
 
 /* Return the deadline of the body being received: body_timeout_ms from
- * the end of the headers, and a second more for every body_min_rate bytes
+ * the end of the headers, and a second more for every min_rate bytes
  * of it received. */
 static uint64_t http__body_end(const struct http_conn *c)
 {
     const struct http_server_config *cfg = &c->server->cfg;
     uint64_t got = c->p.req != NULL ? c->p.req->body.len : 0;
-    return c->body_started + cfg->body_timeout_ms +
-           got * 1000 / cfg->body_min_rate;
+    return c->body_started + cfg->body_timeout_ms + got * 1000 / cfg->min_rate;
 }
 
 /* Recompute everything that follows from the connection's state: its
@@ -729,16 +728,20 @@ static void http__timer_cb(uv_timer_t *t)
         return;
     }
     if (c->write_deadline != 0 && now >= c->write_deadline) {
-        /* A client that reads nothing of its reply for this long is gone,
-         * or is holding the host's memory on purpose. */
+        /* A client that reads nothing of its reply for this long, or a
+         * trickle of it, is gone or is holding the host's memory on
+         * purpose. */
+        const struct http_server_config *cfg = &c->server->cfg;
+        uint64_t need = (uint64_t)cfg->min_rate * cfg->idle_timeout_ms / 1000;
         size_t queued = uv_stream_get_write_queue_size(&c->h.stream);
-        if (c->writes_done == c->check_done && queued >= c->check_queued) {
+        if (c->writes_done == c->check_done &&
+            queued + need > c->check_queued) {
             http__conn_close(c);
             return;
         }
         c->check_done = c->writes_done;
         c->check_queued = queued;
-        c->write_deadline = now + c->server->cfg.idle_timeout_ms;
+        c->write_deadline = now + cfg->idle_timeout_ms;
     }
     http__arm(c);
 }
@@ -926,8 +929,8 @@ int http_server_new(struct http_server **out, uv_loop_t *loop,
     if (s->cfg.body_timeout_ms == 0) {
         s->cfg.body_timeout_ms = 20000;
     }
-    if (s->cfg.body_min_rate == 0) {
-        s->cfg.body_min_rate = 4096;
+    if (s->cfg.min_rate == 0) {
+        s->cfg.min_rate = 4096;
     }
     s->cb = cb;
     s->arg = arg;

@@ -513,7 +513,7 @@ static void client_slow_body(struct fx *x)
 static void test_body_deadline_is_408(void **state)
 {
     struct http_server_config cfg = {
-        .body_timeout_ms = 300, .body_min_rate = 1000, .idle_timeout_ms = 5000};
+        .body_timeout_ms = 300, .min_rate = 1000, .idle_timeout_ms = 5000};
     run_cfg(client_slow_body, cfg, 0);
 }
 
@@ -701,11 +701,17 @@ static void client_slow_readers(struct fx *x)
     /* Reads nothing: cut off once its reply stops making progress. */
     size_t none = slow_read(x, 1 << 20, 0);
     assert_true(none < (16u << 20));
+    /* Reads a trickle, 32 KiB every 50 ms, under the 2 MB a second the
+     * server asks for: cut off too (what the kernel holds, some MiB, still
+     * arrives). */
+    size_t trickle = slow_read(x, 32 * 1024, 50);
+    assert_true(trickle < (16u << 20));
 }
 
 static void test_reply_to_a_slow_client(void **state)
 {
-    struct http_server_config cfg = {.idle_timeout_ms = 300};
+    struct http_server_config cfg = {.idle_timeout_ms = 300,
+                                     .min_rate = 2000 * 1000};
     run_cfg(client_slow_readers, cfg, 0);
 }
 
