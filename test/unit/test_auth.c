@@ -35,8 +35,7 @@ static void test_route_scopes(void **state)
     assert_int_equal(auth_route_scope("GET", "/v1/cluster"), AUTH_SCOPE_READ);
     assert_int_equal(auth_route_scope("GET", "/v1/ships"), AUTH_SCOPE_READ);
     assert_int_equal(auth_route_scope("GET", "/v1/ships/ann"), AUTH_SCOPE_READ);
-    assert_int_equal(auth_route_scope("POST", "/v1/ships"),
-                     AUTH_SCOPE_OPERATE);
+    assert_int_equal(auth_route_scope("POST", "/v1/ships"), AUTH_SCOPE_OPERATE);
     assert_int_equal(auth_route_scope("DELETE", "/v1/ships/ann"),
                      AUTH_SCOPE_OPERATE);
     assert_int_equal(auth_route_scope("POST", "/v1/ships/ann/send"),
