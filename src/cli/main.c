@@ -33,6 +33,7 @@
 struct cli {
     const char *data;
     const char *admin;
+    const char *token; /* --token, else $BERTH_TOKEN; NULL: none */
     bool json;
     char endpoint[4200];
 };
@@ -150,6 +151,9 @@ static const struct cli__opt cli__client_opts[] = {
     {"--admin", "ADDR", CLI__STR, 0, 0,
      "the admin API's address instead: HOST:PORT or unix:PATH"},
     {"--json", NULL, CLI__FLAG, 0, 0, "print the API's JSON"},
+    {"--token", "TOKEN", CLI__STR, 0, 0,
+     "the admin API's token, for a host on TCP (default $BERTH_TOKEN, which "
+     "keeps it out of the process list); the socket needs none"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -288,8 +292,10 @@ static int cli__parse(const struct cli__cmd *cmd, int argc, char **argv,
                 c->data = v;
             } else if (i == 1) {
                 c->admin = v;
-            } else {
+            } else if (i == 2) {
                 c->json = true;
+            } else {
+                c->token = v;
             }
             continue;
         }
@@ -350,10 +356,30 @@ static int cli__call(struct cli *c, const char *method, const char *target,
 {
     struct buf resp;
     char errmsg[ERRMSG_SIZE];
+    char auth[600] = "";
     int status = 0;
+    /* A token goes over TCP only: the socket needs none. */
+    const char *token = c->token ? c->token : getenv("BERTH_TOKEN");
+    bool tcp = strncmp(c->endpoint, "unix:", 5) != 0;
+    if (tcp && token != NULL && *token != '\0') {
+        size_t n = strlen(token);
+        for (size_t i = 0; i < n; i++) {
+            if ((unsigned char)token[i] <= ' ' || token[i] == 0x7f) {
+                fprintf(stderr, "berth: the token holds a space or a control "
+                                "character: it is not a token\n");
+                return 1;
+            }
+        }
+        if (n > 500) {
+            fprintf(stderr, "berth: the token is too long to be a token\n");
+            return 1;
+        }
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token);
+    }
     buf_init(&resp);
-    int rv = http_client_request(c->endpoint, method, target, body, len, 0,
-                                 &status, &resp, errmsg);
+    int rv = http_client_request_ex(c->endpoint, method, target,
+                                    auth[0] ? auth : NULL, body, len, 0,
+                                    &status, &resp, errmsg);
     if (rv != 0) {
         fprintf(stderr, "berth: %s\n", errmsg);
         fprintf(stderr, "berth: is a host running? Start one with 'berth "
@@ -377,6 +403,13 @@ static int cli__call(struct cli *c, const char *method, const char *target,
         const char *code = json_string_value(json_object_get(e, "code"));
         fprintf(stderr, "berth: %s (%s)\n", msg ? msg : "request failed",
                 code ? code : "error");
+        if (status == 401 && (token == NULL || *token == '\0')) {
+            fprintf(stderr,
+                    "berth: %s is the admin API on TCP: give a token "
+                    "with BERTH_TOKEN or --token, or use the host's "
+                    "socket (--data DIR)\n",
+                    c->endpoint);
+        }
         json_decref(v);
         return 1;
     }
@@ -1015,6 +1048,98 @@ static int cli__cluster_join(const struct cli__cmd *cmd, struct cli *c,
     return 0;
 }
 
+/* --- token. --- */
+
+static const struct cli__opt cli__token_new_opts[] = {
+    {"--scope", "SCOPE", CLI__STR, 0, 0,
+     "what the token may do: read (look), operate (also create, stop, wake, "
+     "send to and remove ships) or admin (everything, tokens and the "
+     "cluster's members included); required"},
+    {"--name", "NAME", CLI__STR, 0, 0,
+     "a name to find and revoke the token by (1 to 63 of a-z, 0-9, '-')"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static int cli__token_new(const struct cli__cmd *cmd, struct cli *c,
+                          struct cli__args *a)
+{
+    const char *scope = a->val[0], *name = a->val[1];
+    if (scope == NULL) {
+        return cli__usage(cmd, "needs --scope read, operate or admin");
+    }
+    if (strcmp(scope, "read") != 0 && strcmp(scope, "operate") != 0 &&
+        strcmp(scope, "admin") != 0) {
+        return cli__usage(cmd, "--scope needs read, operate or admin, not %s",
+                          scope);
+    }
+    json_t *spec = json_pack("{s:s}", "scope", scope);
+    if (name != NULL) {
+        json_object_set_new(spec, "name", json_string(name));
+    }
+    json_t *v = NULL;
+    int rv = cli__call_json(c, "POST", "/v1/tokens", spec, &v);
+    if (rv != 0) {
+        return rv;
+    }
+    if (c->json) {
+        cli__print_json(v);
+    } else {
+        printf("%s\n", cli__str(v, "token"));
+        fprintf(stderr,
+                "berth: token %s, scope %s: it is shown this once, and the "
+                "host keeps only its hash\n",
+                cli__str(v, "id"), cli__str(v, "scope"));
+    }
+    json_decref(v);
+    return 0;
+}
+
+static int cli__token_ls(const struct cli__cmd *cmd, struct cli *c,
+                         struct cli__args *a)
+{
+    json_t *v = NULL;
+    int rv = cli__show(c, "/v1/tokens", &v);
+    if (rv != 0 || v == NULL) {
+        return rv;
+    }
+    printf("%-12s  %-7s  %-20s  %s\n", "ID", "SCOPE", "NAME", "MADE");
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(v, "tokens"), i, t)
+    {
+        char made[32];
+        cli__ago(cli__int(t, "created_ns"), made, sizeof made);
+        printf("%-12s  %-7s  %-20s  %s\n", cli__str(t, "id"),
+               cli__str(t, "scope"), cli__str(t, "name"), made);
+    }
+    json_decref(v);
+    return 0;
+}
+
+static int cli__token_revoke(const struct cli__cmd *cmd, struct cli *c,
+                             struct cli__args *a)
+{
+    char target[128];
+    const char *who = a->pos[0];
+    if (*who == '\0' || strlen(who) > 63 ||
+        strspn(who, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(who)) {
+        return cli__usage(cmd, "ID is a token's id or name, not %s", who);
+    }
+    snprintf(target, sizeof target, "/v1/tokens/%s", who);
+    json_t *v = NULL;
+    int rv = cli__call(c, "DELETE", target, NULL, 0, &v);
+    if (rv != 0) {
+        return rv;
+    }
+    if (c->json) {
+        cli__print_json(v);
+    } else {
+        printf("revoked %s\n", cli__str(v, "revoked"));
+    }
+    json_decref(v);
+    return 0;
+}
+
 /* --- stats, version. --- */
 
 static int cli__stats(const struct cli__cmd *cmd, struct cli *c,
@@ -1113,9 +1238,10 @@ static const struct cli__opt cli__serve_opts[] = {
     [CLI__SERVE_LISTEN] = {"--listen", "HOST:PORT", CLI__STR, 0, 0,
                            "the front door (default 127.0.0.1:8080)"},
     [CLI__SERVE_ADMIN] = {"--admin", "HOST:PORT", CLI__STR, 0, 0,
-                          "serve the admin API on this loopback TCP "
-                          "address, written to DIR/admin.addr for the CLI "
-                          "(default: the socket DIR/admin.sock)"},
+                          "serve the admin API on this TCP address too, any "
+                          "address, every request with a token ('berth token "
+                          "new'); written to DIR/admin.addr. The socket "
+                          "DIR/admin.sock is always served, without token"},
     [CLI__SERVE_FREEZE] = {"--freeze-timeout", "MS", CLI__MS, 0, 1ULL << 31,
                            "freeze ships idle this long; 0: never (default "
                            "10000)"},
@@ -1307,7 +1433,7 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
 static const struct cli__cmd cli__cmds[] = {
     {"serve", "[options]", "run a host in the foreground",
      "Run a host in the foreground until SIGINT or SIGTERM: its front door "
-     "for HTTP, its admin API (DIR/admin.sock, or --admin) and every ship in "
+     "for HTTP, its admin API (DIR/admin.sock, and --admin) and every ship in "
      "its data directory.",
      cli__serve_opts, 0, 0, false, cli__serve},
     {"ship new", "--program PATH [options]", "create a ship, or N ships",
@@ -1355,6 +1481,22 @@ static const struct cli__cmd cli__cmds[] = {
      "configuration. The host stops taking part; its data directory is left "
      "as it is.",
      NULL, 1, 1, true, cli__cluster_remove},
+    {"token new", "--scope SCOPE [--name NAME]",
+     "make a token for the admin API on TCP",
+     "Make a token of the admin API and print it, once: the host keeps only "
+     "its hash. A request on TCP gives it as \"Authorization: Bearer "
+     "TOKEN\"; the CLI as --token or BERTH_TOKEN. The first token is made "
+     "over the host's socket (run this on the host, with --data DIR); later "
+     "ones also over TCP with an admin token. In a cluster every host takes "
+     "it.",
+     cli__token_new_opts, 0, 0, true, cli__token_new},
+    {"token ls", "", "list tokens (never their secrets)",
+     "List the admin API's tokens: id, scope, name and when each was made. "
+     "Their text is never shown again. 'berth token list' does the same.",
+     NULL, 0, 0, true, cli__token_ls},
+    {"token revoke", "ID", "revoke a token",
+     "Revoke a token, by id or name: every host refuses it from then on.", NULL,
+     1, 1, true, cli__token_revoke},
     {"stats", "", "host counters",
      "Print the host's counters: ships per state, memory, events, wake and "
      "thaw latency, evictions, alarms.",
@@ -1383,8 +1525,8 @@ static void cli__list_cmds(FILE *f, const char *prefix)
 
 static void cli__usage_all(FILE *f)
 {
-    fprintf(f, "usage: berth [--data DIR | --admin ADDR] [--json] COMMAND "
-               "[options]\n\nCommands:\n");
+    fprintf(f, "usage: berth [--data DIR | --admin ADDR [--token TOKEN]] "
+               "[--json] COMMAND [options]\n\nCommands:\n");
     cli__list_cmds(f, "");
     cli__help_row(f, "help [COMMAND]", "help on a command, as COMMAND --help");
     fprintf(f, "\n");
@@ -1424,22 +1566,37 @@ static const struct cli__cmd *cli__lookup(int n, char **words, int *used)
     return NULL;
 }
 
-/* The `ship` group without a known subcommand: list them. */
-static int cli__ship_group(int n, char **rest)
+/* Whether word names a group of commands (ship, cluster, token). */
+static bool cli__is_group(const char *word)
 {
+    size_t n = strlen(word);
+    for (size_t k = 0; k < CLI__N_CMDS; k++) {
+        if (strncmp(cli__cmds[k].name, word, n) == 0 &&
+            cli__cmds[k].name[n] == ' ') {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A group without a known subcommand: list them. */
+static int cli__group(const char *group, int n, char **rest)
+{
+    char prefix[32];
     bool help =
         n > 0 && (strcmp(rest[0], "--help") == 0 || strcmp(rest[0], "-h") == 0);
     FILE *f = help ? stdout : stderr;
     if (!help) {
         if (n == 0) {
-            fprintf(f, "berth ship: needs a subcommand\n");
+            fprintf(f, "berth %s: needs a subcommand\n", group);
         } else {
-            fprintf(f, "berth ship: unknown subcommand %s\n", rest[0]);
+            fprintf(f, "berth %s: unknown subcommand %s\n", group, rest[0]);
         }
     }
-    fprintf(f, "usage: berth ship SUBCOMMAND [options]\n\nSubcommands:\n");
-    cli__list_cmds(f, "ship ");
-    fprintf(f, "\nRun 'berth ship SUBCOMMAND --help' for its options.\n");
+    fprintf(f, "usage: berth %s SUBCOMMAND [options]\n\nSubcommands:\n", group);
+    snprintf(prefix, sizeof prefix, "%s ", group);
+    cli__list_cmds(f, prefix);
+    fprintf(f, "\nRun 'berth %s SUBCOMMAND --help' for its options.\n", group);
     return help ? 0 : 2;
 }
 
@@ -1447,14 +1604,16 @@ static int cli__ship_group(int n, char **rest)
  * (not as --opt=value). */
 static bool cli__global_takes_value(const char *arg)
 {
-    return strcmp(arg, "--data") == 0 || strcmp(arg, "--admin") == 0;
+    return strcmp(arg, "--data") == 0 || strcmp(arg, "--admin") == 0 ||
+           strcmp(arg, "--token") == 0;
 }
 
 /* Whether arg is a client option, in any of its forms. */
 static bool cli__is_global(const char *arg)
 {
     return cli__global_takes_value(arg) || strcmp(arg, "--json") == 0 ||
-           strncmp(arg, "--data=", 7) == 0 || strncmp(arg, "--admin=", 8) == 0;
+           strncmp(arg, "--data=", 7) == 0 ||
+           strncmp(arg, "--admin=", 8) == 0 || strncmp(arg, "--token=", 8) == 0;
 }
 
 int main(int argc, char **argv)
@@ -1473,7 +1632,7 @@ int main(int argc, char **argv)
     }
     int n_pre = 0, n = 0;
     for (int k = 1; k < argc; k++) {
-        bool leading = n == 0 || (n == 1 && strcmp(words[0], "ship") == 0);
+        bool leading = n == 0 || (n == 1 && cli__is_group(words[0]));
         if (leading && cli__is_global(argv[k])) {
             args[n_pre++] = argv[k];
             if (cli__global_takes_value(argv[k]) && k + 1 < argc) {
@@ -1498,10 +1657,15 @@ int main(int argc, char **argv)
         int k = strcmp(words[0], "help") == 0;
         bool help = k == 1;
         int used = 0;
+        /* "token list" is "token ls". */
+        if (n - k >= 2 && strcmp(words[k], "token") == 0 &&
+            strcmp(words[k + 1], "list") == 0) {
+            words[k + 1] = "ls";
+        }
         const struct cli__cmd *cmd = cli__lookup(n - k, words + k, &used);
-        if (cmd == NULL && strcmp(words[k], "ship") == 0) {
-            rv = help ? cli__ship_group(1, (char *[]){"--help"})
-                      : cli__ship_group(n - k - 1, words + k + 1);
+        if (cmd == NULL && cli__is_group(words[k])) {
+            rv = help ? cli__group(words[k], 1, (char *[]){"--help"})
+                      : cli__group(words[k], n - k - 1, words + k + 1);
         } else if (cmd == NULL && strncmp(words[k], "-", 1) == 0) {
             rv = cli__usage(NULL, "unknown option %s before the command",
                             words[k]);

@@ -363,3 +363,53 @@ int record_events_next(const uint8_t *p, size_t len, size_t *off,
     *off = c.off;
     return 0;
 }
+
+int record_encode_token(struct buf *out, const struct record_token *t)
+{
+    int rv;
+    if ((t->op != RECORD_TOKEN_ADD && t->op != RECORD_TOKEN_REVOKE) ||
+        t->name_len > UINT16_MAX) {
+        return BERTH_EINVAL;
+    }
+    if ((rv = record__begin(out, RECORD_ENTRY_TOKEN)) != 0 ||
+        (rv = buf_put_u8(out, t->op)) != 0) {
+        return rv;
+    }
+    if (t->op == RECORD_TOKEN_ADD &&
+        ((rv = buf_put_u8(out, t->scope)) != 0 ||
+         (rv = buf_put_u64(out, t->account)) != 0 ||
+         (rv = buf_put_u64(out, t->created_ns)) != 0 ||
+         (rv = buf_append(out, t->hash, sizeof t->hash)) != 0)) {
+        return rv;
+    }
+    if ((rv = buf_put_u16(out, (uint16_t)t->name_len)) != 0 ||
+        (rv = buf_append(out, t->name, t->name_len)) != 0) {
+        return rv;
+    }
+    return 0;
+}
+
+int record_decode_token(const uint8_t *p, size_t len, struct record_token *t)
+{
+    struct cursor c;
+    memset(t, 0, sizeof *t);
+    if (record__open(p, len, RECORD_ENTRY_TOKEN, &c) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    t->op = cursor_u8(&c);
+    if (t->op == RECORD_TOKEN_ADD) {
+        t->scope = cursor_u8(&c);
+        t->account = cursor_u64(&c);
+        t->created_ns = cursor_u64(&c);
+        const uint8_t *hash = cursor_bytes(&c, sizeof t->hash);
+        if (hash != NULL) {
+            memcpy(t->hash, hash, sizeof t->hash);
+        }
+    } else if (t->op != RECORD_TOKEN_REVOKE) {
+        return BERTH_EMALFORMED;
+    }
+    uint16_t n = cursor_u16(&c);
+    t->name = (const char *)cursor_bytes(&c, n);
+    t->name_len = n;
+    return c.err != 0 || cursor_left(&c) != 0 ? BERTH_EMALFORMED : 0;
+}

@@ -40,6 +40,11 @@
  *                one entry per batch is berth's group commit
  *   SNAPSHOT     u64 sid | u64 number | u8 epoch[32] | bytes
  *   SHIP_REMOVE  u64 sid
+ *   TOKEN        a token of the admin API added or revoked: u8 op, then
+ *                for RECORD_TOKEN_ADD u8 scope | u64 account |
+ *                u64 created_ns | u8 hash[32] | u16 name_len | name
+ *                (only the token's hash; its id derives from it), and for
+ *                RECORD_TOKEN_REVOKE u16 id_len | id
  * Applying an entry is idempotent: an event at or below its ship's last
  * number, a snapshot not newer than the stored one, a second SHIP_NEW with
  * the same id and a SHIP_REMOVE of an absent ship change nothing. That makes
@@ -95,7 +100,32 @@ enum record_entry_type {
     RECORD_ENTRY_SNAPSHOT = 3,
     RECORD_ENTRY_SHIP_REMOVE = 4,
     RECORD_ENTRY_SHIP_BATCH = 5,
+    RECORD_ENTRY_TOKEN = 7,
 };
+
+/* What a TOKEN entry does. */
+#define RECORD_TOKEN_ADD 1
+#define RECORD_TOKEN_REVOKE 2
+
+/* The fields of a TOKEN entry. The encoder takes the strings with their
+ * lengths; the decoder points them into the entry, unterminated. */
+struct record_token {
+    uint8_t op;          /* RECORD_TOKEN_ADD or RECORD_TOKEN_REVOKE */
+    uint8_t scope;       /* add: enum auth_scope (core/auth.h) */
+    uint64_t account;    /* add: 0, anonymous, until accounts exist */
+    uint64_t created_ns; /* add */
+    uint8_t hash[32];    /* add: the token's hash */
+    const char *name;    /* add: "" for none; revoke: the token's id */
+    size_t name_len;
+};
+
+/* Append a TOKEN entry to out; 0, BERTH_ENOMEM, or BERTH_EINVAL for an
+ * unknown op or a name over 65535 bytes. The caller keeps t. */
+int record_encode_token(struct buf *out, const struct record_token *t);
+
+/* Decode a TOKEN entry into *t, whose name points into p; 0 or
+ * BERTH_EMALFORMED. The caller keeps p. */
+int record_decode_token(const uint8_t *p, size_t len, struct record_token *t);
 
 /* Flags of a SHIP_BATCH entry. */
 #define RECORD_BATCH_PREFIX 0x01

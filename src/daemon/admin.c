@@ -16,6 +16,13 @@
  *   DELETE /v1/cluster/hosts/ID   remove a host (by id or peer address)
  *   POST   /v1/cluster/join       {"peer"}: an empty cluster of one joins
  *                                  the cluster of that peer
+ *   GET    /v1/tokens             list the admin API's tokens (no secrets)
+ *   POST   /v1/tokens             {"scope", "name"?}: make a token; its text
+ *                                  is in this answer only
+ *   DELETE /v1/tokens/ID           revoke a token, by id or name
+ *
+ * On TCP every request needs a token (host_admin_handle_tcp, in
+ * daemon/tokens.c); the socket needs none.
  *
  * On a host that does not lead, every request but /healthz, /v1/stats and
  * /v1/cluster is forwarded to the leader (daemon/forward.c).
@@ -1046,6 +1053,11 @@ void host_admin_handle(struct http_request *req, void *arg)
             goto method;
         }
         admin__cluster_remove(h, req, path + 18);
+        return;
+    }
+    if (strcmp(path, "/v1/tokens") == 0 ||
+        strncmp(path, "/v1/tokens/", 11) == 0) {
+        host_tokens_handle(h, req, path);
         return;
     }
     if (strcmp(path, "/v1/ships") == 0) {

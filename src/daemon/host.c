@@ -796,13 +796,6 @@ int host_propose_entry(struct host *h, struct buf *entry,
 
 /* --- Start and stop. --- */
 
-static bool host__loopback(const char *hostport)
-{
-    return strncmp(hostport, "127.", 4) == 0 ||
-           strncmp(hostport, "[::1]:", 6) == 0 ||
-           strncmp(hostport, "localhost:", 10) == 0;
-}
-
 static int host__mkdir(const char *dir)
 {
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
@@ -924,24 +917,19 @@ static void host__claim_programs(const char *dir)
     }
 }
 
-/* Tell clients where the admin API is. On TCP the host writes its address
+/* Tell clients where the admin API is on TCP: the host writes its address
  * (HOST:PORT, the port as bound) to DATA/admin.addr, which the CLI reads
- * when it is given the data directory, and removes a socket file left by
- * an earlier host; on the socket it removes an admin.addr left by an
- * earlier host. Best effort: a client can still be given --admin. */
+ * when it is given the data directory and cannot use DATA/admin.sock;
+ * without TCP it removes an admin.addr left by an earlier host. Best
+ * effort: a client can still be given --admin. */
 static void host__publish_admin(struct host *h)
 {
     const char *admin = h->cfg.admin;
     char path[4096], other[4100];
-    struct stat st;
     snprintf(path, sizeof path, "%s/admin.addr", h->cfg.data_dir);
     if (admin == NULL) {
         unlink(path);
         return;
-    }
-    snprintf(other, sizeof other, "%s/admin.sock", h->cfg.data_dir);
-    if (lstat(other, &st) == 0 && S_ISSOCK(st.st_mode)) {
-        unlink(other);
     }
     const char *colon = strrchr(admin, ':');
     int host_len = colon ? (int)(colon - admin) : (int)strlen(admin);
@@ -949,7 +937,8 @@ static void host__publish_admin(struct host *h)
     snprintf(other, sizeof other, "%s.new", path);
     FILE *f = fopen(other, "w");
     if (f != NULL) {
-        fprintf(f, "%.*s:%d\n", host_len, admin, http_server_port(h->admin));
+        fprintf(f, "%.*s:%d\n", host_len, admin,
+                http_server_port(h->admin_tcp));
     }
     if (f == NULL || fclose(f) != 0 || rename(other, path) != 0) {
         host_log("warn", "cannot write the admin address", "path", path,
@@ -1209,27 +1198,33 @@ int host_run(const struct host_config *cfg)
         .max_conns = host__admin_max_conns,
         .budget = &h->budget,
     };
+    /* The socket (mode 0600) needs no token: only the host's user reaches
+     * it, and it is where the first token is made. TCP, when asked for,
+     * takes a token on every request (daemon/tokens.c), so it may listen on
+     * any address. */
+    auth_limiter_init(&h->limiter, AUTH_FAIL_BURST, AUTH_FAIL_PER_SEC);
     rv = http_server_new(&h->admin, &h->loop, &ac, host_admin_handle, h);
     if (rv == 0) {
-        if (cfg->admin != NULL && !host__loopback(cfg->admin)) {
-            /* The admin API has no authentication yet: never off the
-             * machine. */
-            err_printf(errmsg,
-                       "--admin must be a loopback address "
-                       "(127.0.0.1:PORT or [::1]:PORT), not %s",
-                       cfg->admin);
-            rv = BERTH_EINVAL;
-        } else if (cfg->admin != NULL) {
-            rv = http_server_listen_tcp(h->admin, cfg->admin, errmsg);
-        } else {
-            snprintf(h->admin_path, sizeof h->admin_path, "%s/admin.sock",
-                     cfg->data_dir);
-            rv = http_server_listen_unix(h->admin, h->admin_path, errmsg);
-        }
+        snprintf(h->admin_path, sizeof h->admin_path, "%s/admin.sock",
+                 cfg->data_dir);
+        rv = http_server_listen_unix(h->admin, h->admin_path, errmsg);
     }
     if (rv != 0) {
-        fprintf(stderr, "berth: admin API: %s\n", errmsg);
+        fprintf(stderr, "berth: admin API on %s/admin.sock: %s\n",
+                cfg->data_dir, errmsg);
         goto err_after_log;
+    }
+    if (cfg->admin != NULL) {
+        rv = http_server_new(&h->admin_tcp, &h->loop, &ac,
+                             host_admin_handle_tcp, h);
+        if (rv == 0) {
+            rv = http_server_listen_tcp(h->admin_tcp, cfg->admin, errmsg);
+        }
+        if (rv != 0) {
+            fprintf(stderr, "berth: admin API on %s: %s\n", cfg->admin,
+                    rv == BERTH_ENOMEM ? "out of memory" : errmsg);
+            goto err_after_log;
+        }
     }
     host__publish_admin(h);
 
@@ -1246,8 +1241,8 @@ int host_run(const struct host_config *cfg)
     char port[16];
     snprintf(port, sizeof port, "%d", http_server_port(h->front));
     host_log("info", "listening", "front", cfg->listen, "port", port, "admin",
-             cfg->admin ? cfg->admin : h->admin_path, "data", cfg->data_dir,
-             NULL);
+             h->admin_path, "admin_tcp", cfg->admin ? cfg->admin : "-", "data",
+             cfg->data_dir, NULL);
 
     uv_run(&h->loop, UV_RUN_DEFAULT);
 
@@ -1262,6 +1257,9 @@ int host_run(const struct host_config *cfg)
     uv_timer_stop(&h->writeback_timer);
     http_server_close(h->front, NULL, NULL);
     http_server_close(h->admin, NULL, NULL);
+    if (h->admin_tcp != NULL) {
+        http_server_close(h->admin_tcp, NULL, NULL);
+    }
     if (cfg->admin != NULL) {
         snprintf(path, sizeof path, "%s/admin.addr", cfg->data_dir);
         unlink(path);

@@ -19,6 +19,7 @@
 #include "core/gate.h"
 #include "core/ship.h"
 #include "core/alarms.h"
+#include "core/auth.h"
 #include "crypto/master.h"
 #include "core/registry.h"
 #include "lib/hist.h"
@@ -41,7 +42,7 @@
 struct host_config {
     const char *data_dir;
     const char *listen; /* front door HOST:PORT */
-    const char *admin;  /* admin HOST:PORT, or NULL for DATA/admin.sock */
+    const char *admin;  /* admin HOST:PORT beside DATA/admin.sock, or NULL */
     size_t max_body;
     unsigned idle_timeout_ms;   /* idle this long: sleep */
     unsigned freeze_timeout_ms; /* idle this long: freeze; 0: never */
@@ -134,7 +135,10 @@ struct host {
     struct log *log;
     struct fsm *fsm; /* applies the log into store; outlives log */
     struct http_server *front;
-    struct http_server *admin;
+    struct http_server *admin;     /* DATA/admin.sock */
+    struct http_server *admin_tcp; /* --admin, or NULL */
+    /* Failed token attempts on admin_tcp, by client address. */
+    struct auth_limiter limiter;
     bool ready;
     bool leading;   /* this host leads: it runs ships and lets effects out */
     uint64_t leads; /* times it started leading */
@@ -252,6 +256,19 @@ void host_reply_error(struct http_request *req, int status, const char *code,
 /* HTTP handlers of the front door and of the admin API. */
 void host_front_handle(struct http_request *req, void *arg);
 void host_admin_handle(struct http_request *req, void *arg);
+
+/* The admin API's handler on TCP (arg is the host): answers 429 to an
+ * address with too many failed attempts, 401 to a request without a known
+ * token, 403 to one whose token's scope is below its route's
+ * (core/auth.h), and passes the others, their Authorization header
+ * removed, to host_admin_handle. */
+void host_admin_handle_tcp(struct http_request *req, void *arg);
+
+/* Serve /v1/tokens and /v1/tokens/ID (path, without its query; the
+ * caller keeps it) on the host that leads: make, list and revoke tokens.
+ * The token's text is in the answer to its making only. */
+void host_tokens_handle(struct host *h, struct http_request *req,
+                        const char *path);
 
 /* Answer every request still waiting for a leader with 503 and stop
  * waiting: the host is stopping. */

@@ -35,6 +35,13 @@ static struct host_ship *ship__of(struct fleet_ship *s)
 
 /* --- Descriptors: programs and connections share them. --- */
 
+/* Connections of the admin API, on its socket and on TCP. */
+static unsigned host__admin_conns(const struct host *h)
+{
+    return http_server_connections(h->admin) +
+           (h->admin_tcp != NULL ? http_server_connections(h->admin_tcp) : 0);
+}
+
 /* Descriptors in use, counting the front door's at no less than the
  * connections' floor, which programs may never take. */
 static unsigned host__fds_in_use(const struct host *h, unsigned procs)
@@ -42,7 +49,7 @@ static unsigned host__fds_in_use(const struct host *h, unsigned procs)
     unsigned front = http_server_connections(h->front);
     return h->fd_base + procs * proc_fds_per_proc() +
            (front > h->fd_conns_floor ? front : h->fd_conns_floor) +
-           http_server_connections(h->admin);
+           host__admin_conns(h);
 }
 
 unsigned host_front_max_conns(void *arg)
@@ -58,7 +65,7 @@ unsigned host_front_max_conns(void *arg)
     if (programs < h->fd_programs_floor) {
         programs = h->fd_programs_floor;
     }
-    unsigned others = programs + http_server_connections(h->admin);
+    unsigned others = programs + host__admin_conns(h);
     return pool > others ? pool - others : 1;
 }
 

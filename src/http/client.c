@@ -141,6 +141,15 @@ int http_client_request(const char *endpoint, const char *method,
                         unsigned timeout_ms, int *status, struct buf *resp,
                         char *errmsg)
 {
+    return http_client_request_ex(endpoint, method, target, NULL, body, len,
+                                  timeout_ms, status, resp, errmsg);
+}
+
+int http_client_request_ex(const char *endpoint, const char *method,
+                           const char *target, const char *extra_headers,
+                           const void *body, size_t len, unsigned timeout_ms,
+                           int *status, struct buf *resp, char *errmsg)
+{
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += timeout_ms / 1000;
@@ -160,8 +169,8 @@ int http_client_request(const char *endpoint, const char *method,
     char head[1024];
     int n = snprintf(head, sizeof head,
                      "%s %s HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n"
-                     "Content-Length: %zu\r\n\r\n",
-                     method, target, len);
+                     "%sContent-Length: %zu\r\n\r\n",
+                     method, target, extra_headers ? extra_headers : "", len);
     if (n < 0 || (size_t)n >= sizeof head) {
         err_printf(errmsg, "request target too long");
         rv = BERTH_EINVAL;

@@ -200,6 +200,17 @@ int http_request_new_detached(struct http_request **out,
  * from another host, not from a client of this one. */
 bool http_request_detached(const struct http_request *req);
 
+/* Write the address of the client that sent req, 16 bytes (IPv4 mapped
+ * into IPv6), into addr (the caller's); 0, or BERTH_EINVAL when req did
+ * not come over TCP (a Unix socket, or a detached request) or its address
+ * cannot be read. Call it while the handler has req. */
+int http_request_peer(const struct http_request *req, uint8_t *addr);
+
+/* Remove every header called name (lower case) from req, wiping its
+ * value first: a credential is not kept, nor passed on. The caller keeps
+ * name. */
+void http_request_remove_header(struct http_request *req, const char *name);
+
 /* Return the standard reason phrase of a status code ("Not Found"). */
 const char *http_status_text(int status);
 
@@ -211,5 +222,13 @@ int http_client_request(const char *endpoint, const char *method,
                         const char *target, const void *body, size_t len,
                         unsigned timeout_ms, int *status, struct buf *resp,
                         char *errmsg);
+
+/* As http_client_request, with extra_headers (NULL, or CRLF-terminated
+ * lines such as "Authorization: Bearer X\r\n", kept by the caller) sent
+ * after the request's own. */
+int http_client_request_ex(const char *endpoint, const char *method,
+                           const char *target, const char *extra_headers,
+                           const void *body, size_t len, unsigned timeout_ms,
+                           int *status, struct buf *resp, char *errmsg);
 
 #endif

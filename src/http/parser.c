@@ -16,6 +16,26 @@ const char *http_request_header(const struct http_request *req,
     return NULL;
 }
 
+void http_request_remove_header(struct http_request *req, const char *name)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < req->n_headers; i++) {
+        if (strcmp(req->headers[i].name, name) == 0) {
+            char *v = req->headers[i].value;
+            /* Wiped through a volatile pointer, so that it is not optimized
+             * away before the free. */
+            for (volatile char *w = v; *w != '\0'; w++) {
+                *w = '\0';
+            }
+            mem_free(v);
+            mem_free(req->headers[i].name);
+            continue;
+        }
+        req->headers[k++] = req->headers[i];
+    }
+    req->n_headers = k;
+}
+
 static struct http_parser *http__p(llhttp_t *l)
 {
     return l->data;

@@ -1192,6 +1192,16 @@ err_after_alloc:
     return BERTH_ENOMEM;
 }
 
+int http_request_peer(const struct http_request *req, uint8_t *addr)
+{
+    struct http_conn *c = req->conn_;
+    if (req->detached_ != NULL || c == NULL || !c->server->is_tcp ||
+        c->closing) {
+        return BERTH_EINVAL;
+    }
+    return http__peer_addr(c, addr) == 0 ? 0 : BERTH_EINVAL;
+}
+
 bool http_request_detached(const struct http_request *req)
 {
     return req->detached_ != NULL;

@@ -5,6 +5,7 @@
 
 #include <sodium.h>
 
+#include "core/auth.h"
 #include "core/gate.h"
 #include "core/record.h"
 #include "core/registry.h"
@@ -302,6 +303,53 @@ static int apply__ship_remove(struct store *s, const uint8_t *p, size_t len)
     return rv == BERTH_ENOTFOUND ? 0 : rv;
 }
 
+/* Add or revoke a token of the admin API. An add whose id, hash or name is
+ * taken by another token changes nothing and says BERTH_EEXIST (the same
+ * token again, replayed, is no change); a revoke of no such token says
+ * BERTH_ENOTFOUND. */
+static int apply__token(struct store *s, const uint8_t *p, size_t len,
+                        int *result)
+{
+    struct record_token r;
+    if (record_decode_token(p, len, &r) != 0 || r.name_len > STORE_NAME_MAX ||
+        (r.op == RECORD_TOKEN_REVOKE &&
+         (r.name_len == 0 || r.name_len > STORE_TOKEN_ID_MAX)) ||
+        (r.op == RECORD_TOKEN_ADD &&
+         (r.scope < AUTH_SCOPE_READ || r.scope > AUTH_SCOPE_ADMIN))) {
+        return store_set_error(s, BERTH_ECORRUPT,
+                               "a token record does not decode");
+    }
+    struct store_token t;
+    memset(&t, 0, sizeof t);
+    if (r.op == RECORD_TOKEN_REVOKE) {
+        memcpy(t.id, r.name, r.name_len);
+        int rv = store_token_delete(s, t.id);
+        if (rv == BERTH_ENOTFOUND) {
+            *result = BERTH_ENOTFOUND;
+            return 0;
+        }
+        return rv;
+    }
+    auth_token_id(r.hash, t.id);
+    memcpy(t.hash, r.hash, sizeof t.hash);
+    t.scope = r.scope;
+    memcpy(t.name, r.name, r.name_len);
+    t.account = r.account;
+    t.created_ns = r.created_ns;
+    int rv = store_token_put(s, &t);
+    if (rv == BERTH_EEXIST) {
+        struct store_token old;
+        if (store_token_get(s, t.id, &old) == 0 &&
+            memcmp(old.hash, t.hash, sizeof t.hash) == 0 &&
+            strcmp(old.name, t.name) == 0 && old.scope == t.scope) {
+            return 0; /* replayed */
+        }
+        *result = BERTH_EEXIST;
+        return 0;
+    }
+    return rv;
+}
+
 int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
                       size_t len, const struct store_apply_hook *hook,
                       int *result)
@@ -346,6 +394,9 @@ int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
         break;
     case RECORD_ENTRY_SHIP_BATCH:
         rv = apply__ship_batch(s, entry, len, result);
+        break;
+    case RECORD_ENTRY_TOKEN:
+        rv = apply__token(s, entry, len, result);
         break;
     default:
         rv = store_set_error(s, BERTH_ECORRUPT, "unknown entry type %u",

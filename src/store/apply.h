@@ -35,10 +35,11 @@ struct store_apply_hook {
  * may be NULL), and the rest of the entry applies: one ship's damage does
  * not stop the others. Returns 0 with *result set to 0, or to BERTH_EEXIST
  * when a SHIP_NEW or SHIP_BATCH lost a race for a name or id (the batch then
- * created nothing); or a negative code when the store failed or the entry is
- * corrupt, which is fatal to the host (the entry leaves nothing, and the
- * batch may be gone too: store_entry_end says how). The caller keeps entry
- * and hook. */
+ * created nothing) or a TOKEN add found its id, hash or name taken, or to
+ * BERTH_ENOTFOUND when a TOKEN revoke found no such token; or a negative code
+ * when the store failed or the entry is corrupt, which is fatal to the host
+ * (the entry leaves nothing, and the batch may be gone too: store_entry_end
+ * says how). The caller keeps entry and hook. */
 int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
                       size_t len, const struct store_apply_hook *hook,
                       int *result);

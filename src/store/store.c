@@ -20,7 +20,7 @@
 #include "store/heads.h"
 #include "store/heap.h"
 
-#define STORE__SCHEMA_VERSION 7
+#define STORE__SCHEMA_VERSION 9
 
 enum {
     ST_META_GET,
@@ -139,6 +139,16 @@ static const char *store__sql[ST__COUNT] = {
  * to the free list without being written. Marked events are below their ship's
  * first_event, which every read starts from; a crash before the sweep loses no
  * mark. */
+/* The admin API's tokens (core/auth.h): only their hashes, by id, each
+ * with its scope, an optional name, the account it belongs to (0 until
+ * accounts exist) and when it was made. */
+#define STORE__TOKENS_TABLE                                                    \
+    "CREATE TABLE IF NOT EXISTS tokens ("                                      \
+    "  id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"                        \
+    "  scope INTEGER NOT NULL, name TEXT UNIQUE,"                              \
+    "  account INTEGER NOT NULL DEFAULT 0, created_ns INTEGER NOT NULL)"       \
+    " WITHOUT ROWID;"
+
 static const char store__schema[] =
     "CREATE TABLE IF NOT EXISTS meta ("
     "  key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
@@ -158,7 +168,7 @@ static const char store__schema[] =
     "  sid INTEGER PRIMARY KEY, n INTEGER NOT NULL, epoch BLOB NOT NULL,"
     "  data BLOB NOT NULL, chain BLOB NOT NULL, sum BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS truncations ("
-    "  sid INTEGER PRIMARY KEY, upto INTEGER NOT NULL);";
+    "  sid INTEGER PRIMARY KEY, upto INTEGER NOT NULL);" STORE__TOKENS_TABLE;
 
 struct store {
     sqlite3 *db;
@@ -360,6 +370,10 @@ static const struct {
     [7] = {"CREATE TABLE truncations ("
            "  sid INTEGER PRIMARY KEY, upto INTEGER NOT NULL);",
            NULL},
+    /* 8: taken by another change under way; nothing here yet. */
+    [8] = {"", NULL},
+    /* 9: the admin API's tokens; see STORE__TOKENS_TABLE. */
+    [9] = {STORE__TOKENS_TABLE, NULL},
 };
 
 /* Bring a store of an older schema version up to this one, in place, one
@@ -1532,5 +1546,122 @@ int store_image_restore(struct store *s, const uint8_t *image, size_t len,
     rv = reopened != 0 ? reopened : rv;
 out:
     mem_free(tmp);
+    return rv;
+}
+
+/* --- Tokens of the admin API. ---
+ *
+ * Few and rarely touched: their statements are prepared at each call. */
+
+/* Prepare sql into *st; 0 or a negative code with the store's message. */
+static int store__token_stmt(struct store *s, const char *sql,
+                             sqlite3_stmt **st)
+{
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    return rc == SQLITE_OK ? 0 : store__fail(s, rc, "tokens");
+}
+
+#define STORE__TOKEN_COLUMNS "id, hash, scope, name, account, created_ns"
+
+static void store__row_token(sqlite3_stmt *st, struct store_token *t)
+{
+    memset(t, 0, sizeof *t);
+    store__copy_text(st, 0, t->id, sizeof t->id);
+    store__copy_blob(st, 1, t->hash, sizeof t->hash);
+    t->scope = (uint8_t)sqlite3_column_int(st, 2);
+    store__copy_text(st, 3, t->name, sizeof t->name);
+    t->account = (uint64_t)sqlite3_column_int64(st, 4);
+    t->created_ns = (uint64_t)sqlite3_column_int64(st, 5);
+}
+
+int store_token_put(struct store *s, const struct store_token *t)
+{
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(s,
+                               "INSERT INTO tokens (" STORE__TOKEN_COLUMNS
+                               ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                               &st);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, t->hash, sizeof t->hash, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, t->scope);
+    if (t->name[0] != '\0') {
+        sqlite3_bind_text(st, 4, t->name, -1, SQLITE_STATIC);
+    } /* else NULL: unnamed tokens do not collide */
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)t->account);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)t->created_ns);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : store__fail(s, rc, "writing a token");
+}
+
+int store_token_get(struct store *s, const char *id_or_name,
+                    struct store_token *out)
+{
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(
+        s,
+        "SELECT " STORE__TOKEN_COLUMNS " FROM tokens WHERE id = ?1 "
+        "UNION ALL SELECT " STORE__TOKEN_COLUMNS " FROM tokens WHERE name = ?1 "
+        "AND id <> ?1 LIMIT 1",
+        &st);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_text(st, 1, id_or_name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        store__row_token(st, out);
+        rv = 0;
+    } else if (rc == SQLITE_DONE) {
+        rv = BERTH_ENOTFOUND;
+    } else {
+        rv = store__fail(s, rc, "reading a token");
+    }
+    sqlite3_finalize(st);
+    return rv;
+}
+
+int store_token_delete(struct store *s, const char *id)
+{
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(s, "DELETE FROM tokens WHERE id = ?1", &st);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        return store__fail(s, rc, "deleting a token");
+    }
+    return sqlite3_changes(s->db) > 0 ? 0 : BERTH_ENOTFOUND;
+}
+
+int store_token_foreach(struct store *s, store_token_cb cb, void *arg)
+{
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(s,
+                               "SELECT " STORE__TOKEN_COLUMNS
+                               " FROM tokens ORDER BY created_ns, id",
+                               &st);
+    if (rv != 0) {
+        return rv;
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct store_token t;
+        store__row_token(st, &t);
+        rv = cb(&t, arg);
+        if (rv != 0) {
+            break;
+        }
+    }
+    if (rv == 0 && rc != SQLITE_DONE) {
+        rv = store__fail(s, rc, "reading tokens");
+    }
+    sqlite3_finalize(st);
     return rv;
 }

@@ -268,6 +268,40 @@ int store_snapshot_put(struct store *s, uint64_t sid,
 int store_snapshot_get(struct store *s, uint64_t sid,
                        struct store_snapshot *out, struct buf *data);
 
+/* --- Tokens of the admin API (core/auth.h). --- */
+
+#define STORE_TOKEN_ID_MAX 32
+
+/* One token: its hash only, never the token. */
+struct store_token {
+    char id[STORE_TOKEN_ID_MAX + 1]; /* public, from the hash */
+    uint8_t hash[STORE_HASH_SIZE];   /* core/auth.h, auth_token_hash */
+    uint8_t scope;                   /* enum auth_scope */
+    char name[STORE_NAME_MAX + 1];   /* unique; empty when unnamed */
+    uint64_t account;                /* 0: anonymous, until accounts */
+    uint64_t created_ns;
+};
+
+/* Add token t. Returns BERTH_EEXIST when another token has its id, hash
+ * or non-empty name. The caller keeps t. */
+int store_token_put(struct store *s, const struct store_token *t);
+
+/* Find a token by id, or else by name, into *out (the caller's).
+ * BERTH_ENOTFOUND when there is none. The caller keeps id_or_name. */
+int store_token_get(struct store *s, const char *id_or_name,
+                    struct store_token *out);
+
+/* Delete the token with this id; BERTH_ENOTFOUND when there is none. The
+ * caller keeps id. */
+int store_token_delete(struct store *s, const char *id);
+
+/* Called for each token, valid only during the call; non-zero stops the
+ * walk and is returned by store_token_foreach. */
+typedef int (*store_token_cb)(const struct store_token *t, void *arg);
+
+/* Walk every token, oldest first. */
+int store_token_foreach(struct store *s, store_token_cb cb, void *arg);
+
 /* --- Images: a consistent copy of the whole store, for raft snapshots. ---
  *
  * An image is a 64-byte header followed by the bytes of the SQLite database

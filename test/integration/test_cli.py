@@ -79,9 +79,12 @@ COMMANDS = {
     "ship wake": [],
     "ship rm": [],
     "stats": [],
+    "token new": ["--scope", "--name"],
+    "token ls": [],
+    "token revoke": [],
     "version": ["--json"],
 }
-CLIENT = ["--data", "--admin", "--json"]
+CLIENT = ["--data", "--admin", "--json", "--token"]
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
@@ -372,19 +375,31 @@ def test_freeze_timeout_zero_means_never_and_survives_restart(host_factory):
 
 # --- Finding a host whose admin API is on TCP. ---
 
-def test_cli_finds_a_tcp_admin_from_the_data_dir(host_factory):
+def test_cli_finds_a_tcp_admin_from_the_data_dir(host_factory, tmp_path):
     port = free_port()
     h = host_factory(["--admin", "127.0.0.1:%d" % port]).start()
     addr = os.path.join(h.data, "admin.addr")
     with open(addr) as f:
         assert f.read() == "127.0.0.1:%d\n" % port
-    assert not os.path.exists(os.path.join(h.data, "admin.sock"))
+    # The socket is served as well, and needs no token.
+    assert os.path.exists(os.path.join(h.data, "admin.sock"))
     r = run("--data", h.data, "ship", "new", "--program", KV, "--name", "tcp")
     assert r.returncode == 0, r.stderr
     assert json.loads(run("--data", h.data, "--json", "ship", "ls").stdout)["ships"][0]["name"] == "tcp"
+    token = run("--data", h.data, "token", "new", "--scope", "read").stdout.strip()
+    # A directory with admin.addr and no socket: the CLI goes to TCP, with
+    # the token from the environment.
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(addr, other / "admin.addr")
+    failure(run("--data", str(other), "ship", "ls"), "give a token with BERTH_TOKEN")
+    r = run("--data", str(other), "--json", "ship", "ls",
+            env=dict(os.environ, BERTH_TOKEN=token))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["ships"][0]["name"] == "tcp"
     assert h.stop() == 0
     assert not os.path.exists(addr)
-    # Killed, it leaves the file; the next host on the socket removes it.
+    # Killed, it leaves the file; the next host without TCP removes it.
     h.start()
     assert os.path.exists(addr)
     h.kill9()

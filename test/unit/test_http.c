@@ -81,6 +81,20 @@ static void handler(struct http_request *req, void *arg)
         http_reply_take(req, 200, "text/plain", mem, n + 16, mem + 16, n, NULL);
         return;
     }
+    if (strcmp(req->target, "/peer") == 0) {
+        /* The client's address, and its headers after the credential is
+         * removed. */
+        uint8_t a[16];
+        char out[128];
+        assert_int_equal(http_request_peer(req, a), 0);
+        http_request_remove_header(req, "authorization");
+        snprintf(out, sizeof out, "peer=%u.%u.%u.%u mapped=%d auth=%d other=%s",
+                 a[12], a[13], a[14], a[15], a[10] == 0xff && a[11] == 0xff,
+                 http_request_header(req, "authorization") != NULL,
+                 http_request_header(req, "x-other"));
+        http_reply(req, 200, "text/plain", out, strlen(out), NULL);
+        return;
+    }
     if (strcmp(req->target, "/throttle") == 0) {
         http_reply(req, 200, NULL, NULL, 0, NULL);
         http_server_throttle(x->server, HTTP_THROTTLE_ALL);
@@ -237,6 +251,31 @@ static void client_basic(struct fx *x)
 static void test_request_and_late_reply(void **state)
 {
     run(client_basic, 0);
+}
+
+static void client_peer(struct fx *x)
+{
+    struct buf b;
+    char err[ERRMSG_SIZE];
+    int status = 0;
+    buf_init(&b);
+    assert_int_equal(
+        http_client_request_ex(x->endpoint, "GET", "/peer",
+                               "Authorization: Bearer x\r\nX-Other: 1\r\n",
+                               NULL, 0, 5000, &status, &b, err),
+        0);
+    assert_int_equal(status, 200);
+    assert_true(buf_put_u8(&b, 0) == 0);
+    assert_string_equal((const char *)b.data,
+                        "peer=127.0.0.1 mapped=1 auth=0 other=1");
+    buf_free(&b);
+}
+
+/* A request knows its client's address; a header can be taken out; the
+ * client sends extra headers. */
+static void test_peer_address_and_header_removal(void **state)
+{
+    run(client_peer, 0);
 }
 
 static void client_keepalive_pipelined(struct fx *x)
@@ -882,6 +921,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_and_late_reply),
+        cmocka_unit_test(test_peer_address_and_header_removal),
         cmocka_unit_test(test_keepalive_pipelined_chunked),
         cmocka_unit_test(test_limits_and_garbage),
         cmocka_unit_test(test_client_leaves_before_reply),

@@ -12,6 +12,56 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 
+static void test_token_round_trip(void **state)
+{
+    struct buf b;
+    struct record_token in = {.op = RECORD_TOKEN_ADD,
+                              .scope = 2,
+                              .account = 0,
+                              .created_ns = 99,
+                              .name = "ci",
+                              .name_len = 2};
+    struct record_token out;
+    uint8_t type;
+    memset(in.hash, 0x5a, sizeof in.hash);
+    buf_init(&b);
+    assert_int_equal(record_encode_token(&b, &in), 0);
+    assert_int_equal(record_entry_type(b.data, b.len, &type), 0);
+    assert_int_equal(type, RECORD_ENTRY_TOKEN);
+    assert_int_equal(type, 7);
+    assert_int_equal(record_decode_token(b.data, b.len, &out), 0);
+    assert_int_equal(out.op, RECORD_TOKEN_ADD);
+    assert_int_equal(out.scope, 2);
+    assert_int_equal(out.created_ns, 99);
+    assert_memory_equal(out.hash, in.hash, sizeof in.hash);
+    assert_int_equal(out.name_len, 2);
+    assert_memory_equal(out.name, "ci", 2);
+    /* Cut short or longer: refused. */
+    assert_int_equal(record_decode_token(b.data, b.len - 1, &out),
+                     BERTH_EMALFORMED);
+    buf_put_u8(&b, 0);
+    assert_int_equal(record_decode_token(b.data, b.len, &out),
+                     BERTH_EMALFORMED);
+    buf_free(&b);
+
+    struct record_token rv = {
+        .op = RECORD_TOKEN_REVOKE, .name = "0123456789ab", .name_len = 12};
+    buf_init(&b);
+    assert_int_equal(record_encode_token(&b, &rv), 0);
+    assert_int_equal(record_decode_token(b.data, b.len, &out), 0);
+    assert_int_equal(out.op, RECORD_TOKEN_REVOKE);
+    assert_int_equal(out.name_len, 12);
+    assert_memory_equal(out.name, "0123456789ab", 12);
+    b.data[2] = 9; /* no such op */
+    assert_int_equal(record_decode_token(b.data, b.len, &out),
+                     BERTH_EMALFORMED);
+    buf_free(&b);
+    struct record_token bad = {.op = 3};
+    buf_init(&b);
+    assert_int_equal(record_encode_token(&b, &bad), BERTH_EINVAL);
+    buf_free(&b);
+}
+
 static void test_event_round_trip(void **state)
 {
     struct record_event in = {
@@ -280,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_and_remove),
         cmocka_unit_test(test_encode_out_of_memory),
         cmocka_unit_test(test_ship_states),
+        cmocka_unit_test(test_token_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -703,7 +703,7 @@ static void test_upgrade_from_version_3(void **state)
         sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
         SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 7);
+    assert_int_equal(sqlite3_column_int(st, 0), 9);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -747,7 +747,7 @@ static void test_upgrade_from_version_5(void **state)
     assert_int_equal(store_event_put(s, 1, 3, "THREE", 5), 0);
     store_close(s);
 
-    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 7);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 9);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM truncations"), 0);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM events"), 3);
     /* In number order after the upgrade, the replaced event last. */
@@ -759,6 +759,92 @@ static void test_upgrade_from_version_5(void **state)
                                "SELECT count(*) FROM sqlite_master WHERE "
                                "name = 'events_by_ship' AND type = 'index'"),
                      1);
+}
+
+/* --- Tokens. --- */
+
+static int count_tokens(const struct store_token *t, void *arg)
+{
+    int *n = arg;
+    (*n)++;
+    return 0;
+}
+
+static void token(struct store_token *t, const char *id, uint8_t fill,
+                  const char *name)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->id, sizeof t->id, "%s", id);
+    memset(t->hash, fill, sizeof t->hash);
+    t->scope = 2;
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->created_ns = 1000 + fill;
+}
+
+/* Tokens persist, stay unique by id, hash and name, and go when deleted. */
+static void test_tokens_persist_and_stay_unique(void **state)
+{
+    struct fx *x = *state;
+    struct store *s = open_ok(x->path);
+    struct store_token a, b, got;
+    token(&a, "aaaa", 1, "ci");
+    assert_int_equal(store_token_put(s, &a), 0);
+    token(&b, "bbbb", 2, "");
+    assert_int_equal(store_token_put(s, &b), 0);
+    token(&b, "cccc", 3, ""); /* two unnamed tokens do not collide */
+    assert_int_equal(store_token_put(s, &b), 0);
+    token(&b, "aaaa", 4, ""); /* the id */
+    assert_int_equal(store_token_put(s, &b), BERTH_EEXIST);
+    token(&b, "dddd", 1, ""); /* the hash */
+    assert_int_equal(store_token_put(s, &b), BERTH_EEXIST);
+    token(&b, "dddd", 4, "ci"); /* the name */
+    assert_int_equal(store_token_put(s, &b), BERTH_EEXIST);
+    store_close(s);
+
+    s = open_ok(x->path);
+    assert_int_equal(store_token_get(s, "aaaa", &got), 0);
+    assert_string_equal(got.name, "ci");
+    assert_memory_equal(got.hash, a.hash, sizeof a.hash);
+    assert_int_equal(got.scope, 2);
+    assert_int_equal(got.account, 0);
+    assert_int_equal(got.created_ns, 1001);
+    assert_int_equal(store_token_get(s, "ci", &got), 0);
+    assert_string_equal(got.id, "aaaa");
+    assert_int_equal(store_token_get(s, "bbbb", &got), 0);
+    assert_string_equal(got.name, "");
+    assert_int_equal(store_token_get(s, "nope", &got), BERTH_ENOTFOUND);
+    int n = 0;
+    assert_int_equal(store_token_foreach(s, count_tokens, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(store_token_delete(s, "aaaa"), 0);
+    assert_int_equal(store_token_delete(s, "aaaa"), BERTH_ENOTFOUND);
+    assert_int_equal(store_token_get(s, "ci", &got), BERTH_ENOTFOUND);
+    n = 0;
+    assert_int_equal(store_token_foreach(s, count_tokens, &n), 0);
+    assert_int_equal(n, 2);
+    store_close(s);
+}
+
+/* A store of version 7 gets the tokens table, empty. */
+static void test_upgrade_from_version_7_adds_tokens(void **state)
+{
+    struct fx *x = *state;
+    struct store *s = open_ok(x->path);
+    store_close(s);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TABLE tokens; PRAGMA user_version=7;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    s = open_ok(x->path);
+    struct store_token t;
+    token(&t, "aaaa", 1, "");
+    assert_int_equal(store_token_put(s, &t), 0);
+    store_close(s);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 9);
+    assert_int_equal(query_int(x->path, "SELECT count(*) FROM tokens"), 1);
 }
 
 /* --- Images: a raft snapshot is a copy of the store. --- */
@@ -1152,6 +1238,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_from_version_5, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_tokens_persist_and_stay_unique,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_from_version_7_adds_tokens,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_image_keeps_the_lock, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_image_round_trip, setup, teardown),
