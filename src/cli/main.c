@@ -56,7 +56,7 @@ struct cli__opt {
 };
 
 /* Options and positional arguments at most. */
-#define CLI__OPTS_MAX 24
+#define CLI__OPTS_MAX 32
 #define CLI__ITEMS_MAX 1024
 #define CLI__POS_MAX 4
 
@@ -1099,6 +1099,7 @@ enum {
     CLI__SERVE_ELECTION,
     CLI__SERVE_PASSPHRASE_FILE,
     CLI__SERVE_MASTER_KEY_FILE,
+    CLI__SERVE_UNSEALED,
 };
 
 static const struct cli__opt cli__serve_opts[] = {
@@ -1183,6 +1184,10 @@ static const struct cli__opt cli__serve_opts[] = {
     [CLI__SERVE_MASTER_KEY_FILE] = {"--master-key-file", "FILE", CLI__STR, 0, 0,
                                     "seal DIR/master.key under the key in "
                                     "FILE: 32 bytes or 64 hex digits"},
+    [CLI__SERVE_UNSEALED] = {"--unsealed", NULL, CLI__FLAG, 0, 0,
+                             "write new events, snapshots and ship keys "
+                             "unsealed, readable on disk: only to measure "
+                             "what sealing costs"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1202,6 +1207,7 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
     }
     cfg.passphrase_file = a->val[CLI__SERVE_PASSPHRASE_FILE];
     cfg.master_key_file = a->val[CLI__SERVE_MASTER_KEY_FILE];
+    cfg.unsealed = a->val[CLI__SERVE_UNSEALED] != NULL;
     cfg.peer = a->val[CLI__SERVE_PEER];
     cfg.join = a->val[CLI__SERVE_JOIN];
     if (a->val[CLI__SERVE_VOTERS] != NULL) {

@@ -146,7 +146,7 @@ static void chained_ship(struct store *s, uint64_t sid, uint64_t n,
         ev.payload_len = 1;
         memcpy(ev.prev_hash, head, RECORD_HASH_SIZE);
         buf_init(&r);
-        assert_int_equal(record_encode_event(&r, &ev), 0);
+        assert_int_equal(record_encode_event(&r, &ev, NULL, NULL), 0);
         record_hash(r.data, r.len, head);
         assert_int_equal(store_event_put(s, sid, i, r.data, r.len), 0);
         buf_free(&r);
@@ -377,7 +377,7 @@ static void put_payload(struct store *s, uint64_t sid, uint64_t n, char c)
         ev.payload = (const uint8_t *)"x";
         ev.payload_len = 1;
         memcpy(ev.prev_hash, prev, sizeof prev);
-        assert_int_equal(record_encode_event(&r, &ev), 0);
+        assert_int_equal(record_encode_event(&r, &ev, NULL, NULL), 0);
         record_hash(r.data, r.len, prev);
     }
     r.data[r.len - 1] = (uint8_t)c;
@@ -703,7 +703,7 @@ static void test_upgrade_from_version_3(void **state)
         sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
         SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 7);
+    assert_int_equal(sqlite3_column_int(st, 0), 8);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -747,7 +747,7 @@ static void test_upgrade_from_version_5(void **state)
     assert_int_equal(store_event_put(s, 1, 3, "THREE", 5), 0);
     store_close(s);
 
-    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 7);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 8);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM truncations"), 0);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM events"), 3);
     /* In number order after the upgrade, the replaced event last. */
