@@ -1226,6 +1226,7 @@ enum {
     CLI__SERVE_ELECTION,
     CLI__SERVE_PASSPHRASE_FILE,
     CLI__SERVE_MASTER_KEY_FILE,
+    CLI__SERVE_UNSEALED,
     CLI__SERVE_N,
 };
 
@@ -1322,6 +1323,10 @@ static const struct cli__opt cli__serve_opts[] = {
     [CLI__SERVE_MASTER_KEY_FILE] = {"--master-key-file", "FILE", CLI__STR, 0, 0,
                                     "seal DIR/master.key under the key in "
                                     "FILE: 32 bytes or 64 hex digits"},
+    [CLI__SERVE_UNSEALED] = {"--unsealed", NULL, CLI__FLAG, 0, 0,
+                             "write new events, snapshots and ship keys "
+                             "unsealed, readable on disk: only to measure "
+                             "what sealing costs"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1341,6 +1346,7 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
     }
     cfg.passphrase_file = a->val[CLI__SERVE_PASSPHRASE_FILE];
     cfg.master_key_file = a->val[CLI__SERVE_MASTER_KEY_FILE];
+    cfg.unsealed = a->val[CLI__SERVE_UNSEALED] != NULL;
     cfg.peer = a->val[CLI__SERVE_PEER];
     cfg.join = a->val[CLI__SERVE_JOIN];
     if (a->val[CLI__SERVE_VOTERS] != NULL) {

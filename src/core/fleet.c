@@ -21,6 +21,7 @@
  * does not fail. */
 #include "core/fleet.h"
 
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,6 +163,10 @@ void fleet_close(struct fleet *f)
     mem_free(f->damaged);
     f->damaged = NULL;
     f->n_damaged = 0;
+    if (f->plain.data != NULL) {
+        sodium_memzero(f->plain.data, f->plain.cap);
+    }
+    buf_free(&f->plain);
 }
 
 struct fleet_ship *fleet_ship_live(struct fleet *f, uint32_t slot)
@@ -840,21 +845,50 @@ static void fleet__wake(struct fleet_ship *s)
 
     /* The BOOT frame is ready before the program starts, so that the
      * program finds it as soon as it has loaded. */
+    struct buf fr, snap;
+    buf_init(&fr);
+    buf_init(&snap);
+    if (s->snapshot_event > 0 && ld.snapshot_sealed) {
+        rv = record_open_snapshot(&snap, f->cfg.keys, s->sid,
+                                  ld.snapshot_number, ld.snapshot_epoch,
+                                  ld.snapshot.data, ld.snapshot.len);
+        if (rv != 0) {
+            snprintf(errmsg, ERRMSG_SIZE,
+                     "the snapshot at event %llu does not open: %s",
+                     (unsigned long long)ld.snapshot_number,
+                     rv == BERTH_ENOMEM ? "out of memory"
+                                        : "altered, or sealed under a key "
+                                          "this host does not have");
+            if (rv != BERTH_ENOMEM) {
+                fleet_mark_corrupt(f, s->slot, errmsg);
+                rv = BERTH_ECORRUPT;
+            }
+            goto err_after_boot;
+        }
+    } else if (s->snapshot_event > 0 &&
+               (rv = buf_append(&snap, ld.snapshot.data, ld.snapshot.len)) !=
+                   0) {
+        snprintf(errmsg, ERRMSG_SIZE, "out of memory for the snapshot");
+        goto err_after_boot;
+    }
+    buf_free(&ld.snapshot);
     struct frame_boot boot = {
         .id = s->id,
         .id_len = strlen(s->id),
         .snapshot_event = s->snapshot_event > 0 ? ld.snapshot_number : 0,
-        .snapshot = ld.snapshot.data,
-        .snapshot_len = ld.snapshot.len,
+        .snapshot = snap.data,
+        .snapshot_len = snap.len,
     };
-    struct buf fr;
-    buf_init(&fr);
-    if (frame_encode_boot(&fr, &boot) != 0) {
+    rv = frame_encode_boot(&fr, &boot);
+    if (snap.data != NULL) {
+        sodium_memzero(snap.data, snap.len);
+    }
+    buf_free(&snap);
+    if (rv != 0) {
         snprintf(errmsg, ERRMSG_SIZE, "out of memory for the boot frame");
         rv = BERTH_ENOMEM;
         goto err_after_boot;
     }
-    buf_free(&ld.snapshot);
     bool held = false;
     rv = f->env.spawn(f->env.data, s, &fr, &held, errmsg);
     if (rv != 0) {
@@ -874,6 +908,7 @@ static void fleet__wake(struct fleet_ship *s)
     return;
 
 err_after_boot:
+    buf_free(&snap);
     buf_free(&fr);
 err_after_load:
     buf_free(&ld.snapshot);
@@ -909,9 +944,15 @@ static int fleet__replay_one(void *arg, uint64_t number, const uint8_t *rec,
                              size_t len)
 {
     struct fleet_ship *s = arg;
+    struct fleet *f = s->fleet;
     struct record_event ev;
-    if (record_decode_event(rec, len, &ev) != 0) {
-        return BERTH_ECORRUPT; /* the store decoded it: not reached */
+    int rv = record_open_event(rec, len, f->cfg.keys, &f->plain, &ev);
+    if (rv == BERTH_ENOMEM) {
+        return rv;
+    }
+    if (rv != 0) {
+        f->unopened = number;
+        return BERTH_ECORRUPT;
     }
     struct frame_event fe = {
         .number = ev.number,
@@ -935,9 +976,16 @@ static int fleet__replay(struct fleet_ship *s, uint64_t start)
     char errmsg[ERRMSG_SIZE];
     uint8_t zeros[RECORD_HASH_SIZE] = {0};
     errmsg[0] = '\0';
+    f->unopened = 0;
     int rv = f->env.replay(f->env.data, s, start,
                            start == 1 ? zeros : s->replay_chain,
                            fleet__replay_one, s, errmsg);
+    if (rv == BERTH_ECORRUPT && f->unopened != 0) {
+        snprintf(errmsg, ERRMSG_SIZE,
+                 "event %llu does not open: altered, or sealed under a key "
+                 "this host does not have",
+                 (unsigned long long)f->unopened);
+    }
     if (rv == BERTH_ECORRUPT) {
         fleet_mark_corrupt(f, s->slot, errmsg);
     } else if (rv != 0) {
@@ -1471,9 +1519,11 @@ static void fleet__on_done(struct fleet_ship *s, const struct frame *fr)
         };
         memcpy(rec.entropy, j->entropy, sizeof rec.entropy);
         memcpy(rec.prev_hash, s->head_hash, sizeof rec.prev_hash);
+        uint8_t nonce[SEAL_NONCE_SIZE];
+        f->env.entropy(f->env.data, nonce, sizeof nonce);
         struct buf b;
         buf_init(&b);
-        rv = record_encode_event(&b, &rec);
+        rv = record_encode_event(&b, &rec, f->cfg.keys, nonce);
         if (rv == 0) {
             rv = f->env.propose_event(f->env.data, s, j->number, b.data, b.len);
         }
@@ -1549,9 +1599,11 @@ static void fleet__on_snapshot(struct fleet_ship *s, const struct frame *fr)
         .len = fs.len,
     };
     memcpy(rs.epoch, s->epoch, sizeof rs.epoch);
+    uint8_t nonce[SEAL_NONCE_SIZE];
+    f->env.entropy(f->env.data, nonce, sizeof nonce);
     struct buf e;
     buf_init(&e);
-    int rv = record_encode_snapshot(&e, &rs);
+    int rv = record_encode_snapshot(&e, &rs, f->cfg.keys, nonce);
     if (rv == 0) {
         rv = f->env.propose_entry(f->env.data, s, FLEET_ENTRY_SNAPSHOT,
                                   fs.number, &e);

@@ -252,6 +252,8 @@ struct fleet_load {
     uint8_t chain[RECORD_HASH_SIZE];     /* the snapshot's link to the log */
     uint64_t snapshot_number; /* the event the snapshot's own row names */
     struct buf snapshot;      /* the snapshot's bytes (snapshot_event > 0) */
+    bool snapshot_sealed;     /* they are a seal (core/record.h) */
+    uint8_t snapshot_epoch[RECORD_HASH_SIZE]; /* of the program that made it */
 };
 
 /* Called by the environment's replay operation for each logged event after
@@ -353,6 +355,10 @@ struct fleet_config {
     uint64_t snapshot_every;  /* events between a ship's snapshots */
     unsigned max_queue;       /* jobs waiting per ship before 503 */
     uint64_t max_awake_bytes; /* memory budget of running programs; 0: none */
+    /* The keys that seal the ships' records and snapshots and open them
+     * (borrowed, kept by the caller while the fleet lives); NULL: new ones
+     * are unsealed, and only unsealed ones open. */
+    const struct seal_keys *keys;
 };
 
 /* A ship whose stored data failed its checks, and why. */
@@ -388,6 +394,8 @@ struct fleet {
     struct hist queue_latency, compute_latency, durable_latency;
     struct fleet_damage *damaged;
     unsigned n_damaged;
+    struct buf plain;  /* a replayed record, opened */
+    uint64_t unopened; /* the replayed event whose seal did not open */
 };
 
 /* Initialize a fleet over a registry, alarms and budget (kept, not owned)

@@ -12,23 +12,85 @@
 
 #define RECORD__ENTRY_VERSION 1
 
-int record_encode_event(struct buf *out, const struct record_event *rec)
+/* Write the readable head of rec, the seal's associated data, to p
+ * (RECORD_HEAD_SIZE bytes). */
+static void record__event_head(const struct record_event *rec, uint8_t *p)
 {
-    int rv = buf_reserve(out, RECORD_HEADER_SIZE + rec->payload_len);
+    p[0] = RECORD_VERSION;
+    put_le64(p + 1, rec->sid);
+    put_le64(p + 9, rec->number);
+    p[17] = rec->kind;
+    memcpy(p + 18, rec->prev_hash, RECORD_HASH_SIZE);
+    put_le64(p + 18 + RECORD_HASH_SIZE, rec->alarm_ns);
+}
+
+int record_encode_event(struct buf *out, const struct record_event *rec,
+                        const struct seal_keys *keys, const uint8_t *nonce)
+{
+    size_t inner = 8 + sizeof rec->entropy + rec->payload_len;
+    int rv = buf_reserve(out, RECORD_HEAD_SIZE + seal_size(keys, inner));
     if (rv != 0) {
         return rv;
     }
-    /* Reserved above, so the appends below cannot fail. */
-    buf_put_u8(out, RECORD_VERSION);
-    buf_put_u64(out, rec->sid);
-    buf_put_u64(out, rec->number);
-    buf_put_u64(out, rec->time_ns);
-    buf_append(out, rec->entropy, sizeof rec->entropy);
-    buf_put_u8(out, rec->kind);
-    buf_append(out, rec->prev_hash, sizeof rec->prev_hash);
-    buf_put_u64(out, rec->alarm_ns);
-    buf_put_u32(out, (uint32_t)rec->payload_len);
-    buf_append(out, rec->payload, rec->payload_len);
+    uint8_t head[RECORD_HEAD_SIZE];
+    record__event_head(rec, head);
+    /* The inner part is built apart and sealed into out. */
+    struct buf tmp;
+    buf_init(&tmp);
+    if ((rv = buf_reserve(&tmp, inner)) != 0) {
+        return rv;
+    }
+    buf_put_u64(&tmp, rec->time_ns);
+    buf_append(&tmp, rec->entropy, sizeof rec->entropy);
+    buf_append(&tmp, rec->payload, rec->payload_len);
+    buf_append(out, head, sizeof head);
+    rv = seal_put(out, keys, SEAL_USE_SHIP, rec->sid, nonce, head, sizeof head,
+                  tmp.data, tmp.len);
+    sodium_memzero(tmp.data, tmp.len);
+    buf_free(&tmp);
+    return rv;
+}
+
+/* Decode the inner part of a version 3 record (time, entropy, payload)
+ * from p (len bytes) into rec. */
+static int record__event_inner(const uint8_t *p, size_t len,
+                               struct record_event *rec)
+{
+    struct cursor c;
+    cursor_init(&c, p, len);
+    rec->time_ns = cursor_u64(&c);
+    const uint8_t *entropy = cursor_bytes(&c, sizeof rec->entropy);
+    if (c.err != 0) {
+        return BERTH_EMALFORMED;
+    }
+    memcpy(rec->entropy, entropy, sizeof rec->entropy);
+    rec->payload_len = cursor_left(&c);
+    rec->payload = cursor_bytes(&c, rec->payload_len);
+    rec->sealed = false;
+    return 0;
+}
+
+/* Decode a record written before sealing (versions 1 and 2). */
+static int record__decode_old(uint8_t version, struct cursor *c,
+                              struct record_event *rec)
+{
+    rec->sid = cursor_u64(c);
+    rec->number = cursor_u64(c);
+    rec->time_ns = cursor_u64(c);
+    const uint8_t *entropy = cursor_bytes(c, sizeof rec->entropy);
+    rec->kind = cursor_u8(c);
+    const uint8_t *prev = cursor_bytes(c, sizeof rec->prev_hash);
+    /* Version 1 records predate alarms: no ship had one. */
+    rec->alarm_ns = version == 1 ? 0 : cursor_u64(c);
+    uint32_t n = cursor_u32(c);
+    rec->payload = cursor_bytes(c, n);
+    rec->payload_len = n;
+    rec->sealed = false;
+    if (c->err != 0 || cursor_left(c) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    memcpy(rec->entropy, entropy, sizeof rec->entropy);
+    memcpy(rec->prev_hash, prev, sizeof rec->prev_hash);
     return 0;
 }
 
@@ -37,26 +99,45 @@ int record_decode_event(const uint8_t *p, size_t len, struct record_event *rec)
     struct cursor c;
     cursor_init(&c, p, len);
     uint8_t version = cursor_u8(&c);
-    if (version != 1 && version != RECORD_VERSION) {
+    if (version == 1 || version == 2) {
+        return record__decode_old(version, &c, rec);
+    }
+    if (version != RECORD_VERSION || len < RECORD_HEAD_SIZE + 4) {
         return BERTH_EMALFORMED;
     }
-    rec->sid = cursor_u64(&c);
-    rec->number = cursor_u64(&c);
-    rec->time_ns = cursor_u64(&c);
-    const uint8_t *entropy = cursor_bytes(&c, sizeof rec->entropy);
-    rec->kind = cursor_u8(&c);
-    const uint8_t *prev = cursor_bytes(&c, sizeof rec->prev_hash);
-    /* Version 1 records predate alarms: no ship had one. */
-    rec->alarm_ns = version == 1 ? 0 : cursor_u64(&c);
-    uint32_t n = cursor_u32(&c);
-    rec->payload = cursor_bytes(&c, n);
-    rec->payload_len = n;
-    if (c.err != 0 || cursor_left(&c) != 0) {
+    rec->sid = get_le64(p + 1);
+    rec->number = get_le64(p + 9);
+    rec->kind = p[17];
+    memcpy(rec->prev_hash, p + 18, RECORD_HASH_SIZE);
+    rec->alarm_ns = get_le64(p + 18 + RECORD_HASH_SIZE);
+    const uint8_t *seal = p + RECORD_HEAD_SIZE;
+    size_t seal_len = len - RECORD_HEAD_SIZE;
+    if (seal_key_id(seal, seal_len) == 0) {
+        return record__event_inner(seal + 4, seal_len - 4, rec);
+    }
+    if (seal_len < SEAL_OVERHEAD + 8 + sizeof rec->entropy) {
         return BERTH_EMALFORMED;
     }
-    memcpy(rec->entropy, entropy, sizeof rec->entropy);
-    memcpy(rec->prev_hash, prev, sizeof rec->prev_hash);
+    rec->time_ns = 0;
+    memset(rec->entropy, 0, sizeof rec->entropy);
+    rec->payload = NULL;
+    rec->payload_len = 0;
+    rec->sealed = true;
     return 0;
+}
+
+int record_open_event(const uint8_t *p, size_t len,
+                      const struct seal_keys *keys, struct buf *plain,
+                      struct record_event *rec)
+{
+    int rv = record_decode_event(p, len, rec);
+    if (rv != 0 || !rec->sealed) {
+        return rv;
+    }
+    plain->len = 0;
+    rv = seal_open(plain, keys, SEAL_USE_SHIP, rec->sid, p, RECORD_HEAD_SIZE,
+                   p + RECORD_HEAD_SIZE, len - RECORD_HEAD_SIZE);
+    return rv != 0 ? rv : record__event_inner(plain->data, plain->len, rec);
 }
 
 void record_hash(const uint8_t *p, size_t len, uint8_t *out)
@@ -65,12 +146,12 @@ void record_hash(const uint8_t *p, size_t len, uint8_t *out)
 }
 
 void record_snapshot_sum(uint64_t sid, uint64_t number, const uint8_t *epoch,
-                         const uint8_t *chain, const uint8_t *data, size_t len,
-                         uint8_t *out)
+                         const uint8_t *chain, bool sealed, const uint8_t *data,
+                         size_t len, uint8_t *out)
 {
     /* A label, then the fixed-size identity, then the bytes: no two
      * different inputs make the same hashed string. */
-    static const char label[] = "berth snapshot 1";
+    const char *label = sealed ? "berth snapshot s" : "berth snapshot 1";
     uint8_t head[8 + 8 + 2 * RECORD_HASH_SIZE];
     crypto_generichash_state st;
     put_le64(head, sid);
@@ -78,7 +159,7 @@ void record_snapshot_sum(uint64_t sid, uint64_t number, const uint8_t *epoch,
     memcpy(head + 16, epoch, RECORD_HASH_SIZE);
     memcpy(head + 16 + RECORD_HASH_SIZE, chain, RECORD_HASH_SIZE);
     crypto_generichash_init(&st, NULL, 0, RECORD_HASH_SIZE);
-    crypto_generichash_update(&st, (const uint8_t *)label, sizeof label);
+    crypto_generichash_update(&st, (const uint8_t *)label, strlen(label) + 1);
     crypto_generichash_update(&st, head, sizeof head);
     crypto_generichash_update(&st, data, len);
     crypto_generichash_final(&st, out, RECORD_HASH_SIZE);
@@ -113,17 +194,43 @@ int record_encode_ship_new(struct buf *out, const struct record_ship_new *s)
     return 0;
 }
 
-int record_encode_snapshot(struct buf *out, const struct record_snapshot *s)
+/* Write the associated data of ship sid's snapshot at number, made by the
+ * program of epoch, to ad (RECORD__SNAP_AD bytes). */
+#define RECORD__SNAP_AD (4 + 8 + 8 + RECORD_HASH_SIZE)
+static void record__snapshot_ad(uint64_t sid, uint64_t number,
+                                const uint8_t *epoch, uint8_t *ad)
 {
+    memcpy(ad, "snap", 4);
+    put_le64(ad + 4, sid);
+    put_le64(ad + 12, number);
+    memcpy(ad + 20, epoch, RECORD_HASH_SIZE);
+}
+
+int record_encode_snapshot(struct buf *out, const struct record_snapshot *s,
+                           const struct seal_keys *keys, const uint8_t *nonce)
+{
+    uint8_t ad[RECORD__SNAP_AD];
     int rv;
-    if ((rv = record__begin(out, RECORD_ENTRY_SNAPSHOT)) != 0 ||
+    record__snapshot_ad(s->sid, s->number, s->epoch, ad);
+    if ((rv = buf_reserve(out, 2 + 16 + sizeof s->epoch +
+                                   seal_size(keys, s->len))) != 0 ||
+        (rv = record__begin(out, RECORD_ENTRY_SNAPSHOT_SEALED)) != 0 ||
         (rv = buf_put_u64(out, s->sid)) != 0 ||
         (rv = buf_put_u64(out, s->number)) != 0 ||
-        (rv = buf_append(out, s->epoch, sizeof s->epoch)) != 0 ||
-        (rv = buf_append(out, s->data, s->len)) != 0) {
+        (rv = buf_append(out, s->epoch, sizeof s->epoch)) != 0) {
         return rv;
     }
-    return 0;
+    return seal_put(out, keys, SEAL_USE_SHIP, s->sid, nonce, ad, sizeof ad,
+                    s->data, s->len);
+}
+
+int record_open_snapshot(struct buf *out, const struct seal_keys *keys,
+                         uint64_t sid, uint64_t number, const uint8_t *epoch,
+                         const uint8_t *p, size_t len)
+{
+    uint8_t ad[RECORD__SNAP_AD];
+    record__snapshot_ad(sid, number, epoch, ad);
+    return seal_open(out, keys, SEAL_USE_SHIP, sid, ad, sizeof ad, p, len);
 }
 
 int record_encode_ship_remove(struct buf *out, uint64_t sid)
@@ -181,7 +288,13 @@ static int record__open(const uint8_t *p, size_t len, uint8_t type,
     return 0;
 }
 
-int record_encode_ship_batch(struct buf *out, const struct record_ship_batch *b)
+/* The associated data of a batch key's seal: a label. The seal needs no
+ * more, since a batch key moved to another ship's row derives a key pair
+ * whose public key is not that ship's (record_ship_secret). */
+static const char record__batch_ad[] = "berth batch key";
+
+int record_encode_ship_batch(struct buf *out, const struct record_ship_batch *b,
+                             const struct seal_keys *keys, const uint8_t *nonce)
 {
     int rv;
     if (b->program_len > UINT16_MAX || b->name_len > UINT16_MAX ||
@@ -189,8 +302,9 @@ int record_encode_ship_batch(struct buf *out, const struct record_ship_batch *b)
         return BERTH_ETOOBIG;
     }
     bool lists = b->args_len > 0 || b->env_len > 0;
-    uint8_t flags = (uint8_t)((b->flags & ~RECORD_BATCH_ARGS) |
-                              (lists ? RECORD_BATCH_ARGS : 0));
+    uint8_t flags =
+        (uint8_t)((b->flags & ~RECORD_BATCH_ARGS) |
+                  (lists ? RECORD_BATCH_ARGS : 0) | RECORD_BATCH_SEALED);
     if ((rv = record__begin(out, RECORD_ENTRY_SHIP_BATCH)) != 0 ||
         (rv = buf_put_u16(out, (uint16_t)b->program_len)) != 0 ||
         (rv = buf_append(out, b->program, b->program_len)) != 0 ||
@@ -213,7 +327,9 @@ int record_encode_ship_batch(struct buf *out, const struct record_ship_batch *b)
     }
     if ((rv = buf_put_u32(out, b->first)) != 0 ||
         (rv = buf_put_u32(out, b->count)) != 0 ||
-        (rv = buf_append(out, b->key, sizeof b->key)) != 0 ||
+        (rv = seal_put(out, keys, SEAL_USE_BATCH, 0, nonce,
+                       (const uint8_t *)record__batch_ad,
+                       sizeof record__batch_ad, b->key, sizeof b->key)) != 0 ||
         (rv = buf_append(out, b->public_keys, (size_t)b->count * 32)) != 0) {
         return rv;
     }
@@ -255,13 +371,82 @@ int record_decode_ship_batch(const uint8_t *p, size_t len,
     }
     b->first = cursor_u32(&c);
     b->count = cursor_u32(&c);
-    const uint8_t *key = cursor_bytes(&c, sizeof b->key);
+    memset(b->key, 0, sizeof b->key);
+    b->key_seal = NULL;
+    b->key_seal_len = 0;
+    if (b->flags & RECORD_BATCH_SEALED) {
+        /* The seal's size follows from its key id. */
+        const uint8_t *id =
+            c.err == 0 && cursor_left(&c) >= 4 ? c.p + c.off : NULL;
+        size_t n = id == NULL          ? 0
+                   : get_le32(id) == 0 ? SEAL_PLAIN_OVERHEAD + sizeof b->key
+                                       : SEAL_OVERHEAD + sizeof b->key;
+        b->key_seal = cursor_bytes(&c, n);
+        b->key_seal_len = n;
+        if (id == NULL) {
+            return BERTH_EMALFORMED;
+        }
+    } else {
+        const uint8_t *key = cursor_bytes(&c, sizeof b->key);
+        if (c.err == 0) {
+            memcpy(b->key, key, sizeof b->key);
+        }
+    }
     if (c.err != 0 || cursor_left(&c) != (size_t)b->count * 32) {
         return BERTH_EMALFORMED;
     }
-    memcpy(b->key, key, sizeof b->key);
     b->public_keys = cursor_bytes(&c, (size_t)b->count * 32);
     return 0;
+}
+
+size_t record_ship_batch_secret(const struct record_ship_batch *b, uint32_t i,
+                                uint8_t *out)
+{
+    if (b->key_seal == NULL) {
+        /* libsodium's secret key is the seed followed by the public key. */
+        record_ship_seed(b->key, b->first + i, out);
+        memcpy(out + 32, b->public_keys + (size_t)i * 32, 32);
+        return 64;
+    }
+    put_le32(out, b->first + i);
+    memcpy(out + 4, b->key_seal, b->key_seal_len);
+    return 4 + b->key_seal_len;
+}
+
+int record_ship_secret(const struct seal_keys *keys, const uint8_t *secret,
+                       size_t len, const uint8_t *public_key, uint8_t *sk)
+{
+    uint8_t seed[32], pk[32];
+    struct buf key;
+    int rv;
+    if (len == 64) {
+        memcpy(sk, secret, 64);
+        return memcmp(sk + 32, public_key, 32) == 0 ? 0 : BERTH_ECORRUPT;
+    }
+    if (len < 4 + SEAL_PLAIN_OVERHEAD) {
+        return BERTH_EMALFORMED;
+    }
+    buf_init(&key);
+    rv = seal_open(&key, keys, SEAL_USE_BATCH, 0,
+                   (const uint8_t *)record__batch_ad, sizeof record__batch_ad,
+                   secret + 4, len - 4);
+    if (rv == 0 && key.len != 32) {
+        rv = BERTH_EMALFORMED;
+    }
+    if (rv == 0) {
+        record_ship_seed(key.data, get_le32(secret), seed);
+        crypto_sign_seed_keypair(pk, sk, seed);
+        sodium_memzero(seed, sizeof seed);
+        if (memcmp(pk, public_key, 32) != 0) {
+            sodium_memzero(sk, 64);
+            rv = BERTH_ECORRUPT;
+        }
+    }
+    if (key.data != NULL) {
+        sodium_memzero(key.data, key.len);
+    }
+    buf_free(&key);
+    return rv;
 }
 
 void record_ship_seed(const uint8_t *key, uint32_t index, uint8_t *seed)
@@ -312,9 +497,13 @@ int record_decode_snapshot(const uint8_t *p, size_t len,
                            struct record_snapshot *s)
 {
     struct cursor c;
-    if (record__open(p, len, RECORD_ENTRY_SNAPSHOT, &c) != 0) {
+    uint8_t type;
+    if (record_entry_type(p, len, &type) != 0 ||
+        (type != RECORD_ENTRY_SNAPSHOT &&
+         type != RECORD_ENTRY_SNAPSHOT_SEALED)) {
         return BERTH_EMALFORMED;
     }
+    cursor_init(&c, p + 2, len - 2);
     s->sid = cursor_u64(&c);
     s->number = cursor_u64(&c);
     const uint8_t *epoch = cursor_bytes(&c, sizeof s->epoch);
@@ -324,6 +513,10 @@ int record_decode_snapshot(const uint8_t *p, size_t len,
     memcpy(s->epoch, epoch, sizeof s->epoch);
     s->len = cursor_left(&c);
     s->data = cursor_bytes(&c, s->len);
+    s->sealed = type == RECORD_ENTRY_SNAPSHOT_SEALED;
+    if (s->sealed && seal_key_id(s->data, s->len) < 0) {
+        return BERTH_EMALFORMED;
+    }
     return 0;
 }
 

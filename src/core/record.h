@@ -2,18 +2,27 @@
  *
  * An event record is what a ship's log keeps for one state-changing event:
  *
+ *     u8 version | u64 sid | u64 number | u8 kind | u8 prev_hash[32] |
+ *     u64 alarm_ns | seal of (u64 time_ns | u8 entropy[32] | payload)
+ *
+ * The seal (crypto/seal.h) is made under the ship's key with the 58 bytes
+ * before it as associated data, so the record's identity (ship, number,
+ * kind, previous hash, alarm) is readable, for the store to keep its heads
+ * and alarms without keys, but cannot be changed, and the event itself is
+ * unreadable without the master key. alarm_ns is the ship's alarm as it
+ * stands after the event (0: none), so the log alone says when every ship
+ * wants to be woken. Versions 1 and 2 (written before sealing) were
+ *
  *     u8 version | u64 sid | u64 number | u64 time_ns | u8 entropy[32] |
- *     u8 kind | u8 prev_hash[32] | u64 alarm_ns | u32 payload_len | payload
+ *     u8 kind | u8 prev_hash[32] | [u64 alarm_ns] | u32 payload_len | payload
  *
- * alarm_ns is the ship's alarm as it stands after the event (0: none), so
- * the log alone says when every ship wants to be woken. Version 1 records,
- * written before alarms existed, have no alarm_ns and decode with 0.
+ * (version 1 has no alarm_ns) and are still read.
  *
- * prev_hash is the BLAKE2b-256 hash of the ship's previous record (zeros for
- * its first), so each ship's log is a hash chain that `fsck` can check and
- * that a later version seals with a per-ship key. Replaying a record gives the
- * program exactly the event it saw the first time: same number, time, entropy
- * and payload.
+ * prev_hash is the BLAKE2b-256 hash of the ship's previous record, sealed
+ * bytes and all (zeros for its first), so each ship's log is a hash chain
+ * that `fsck` can check without keys. Replaying a record gives the program
+ * exactly the event it saw the first time: same number, time, entropy and
+ * payload.
  *
  * A log entry is one raft command. It starts with u8 version | u8 type and
  * holds one of:
@@ -23,22 +32,31 @@
  *                program | u16 name_len | name | u8 flags | u64 created_ns |
  *                u64 idle_timeout_ms | u64 freeze_timeout_ms | [u8 acks] |
  *                [u32 args_len | args | u32 env_len | env] | u32 first |
- *                u32 count | u8 key[32] | u8 public_key[32] * count.
+ *                u32 count | key | u8 public_key[32] * count.
  *                The bracketed part is there only with RECORD_BATCH_ARGS:
  *                the program's arguments and added environment, string
  *                lists (lib/strlist.h) that every ship of the entry gets.
  *                freeze_timeout_ms is 0 for the host's default and
  *                UINT64_MAX for never.
- *                Ship i's secret seed is derived from key and first + i
- *                (record_ship_seed), so an entry costs 32 bytes a ship;
- *                the public keys are there so that no host has to derive
- *                a key pair to learn a ship's id. With RECORD_BATCH_PREFIX
- *                ship i is named "<name>-<first + i>", else name is the one
- *                ship's name ("" for none). An entry creates all its ships
- *                or, if any id or name is taken, none.
+ *                Ship i's secret seed is derived from the 32-byte batch key
+ *                and first + i (record_ship_seed), so an entry costs 32
+ *                bytes a ship; the public keys are there so that no host
+ *                has to derive a key pair to learn a ship's id. With
+ *                RECORD_BATCH_SEALED key is a seal of the batch key
+ *                (SEAL_USE_BATCH); without, written by older versions, the
+ *                batch key itself. Each ship's store row keeps u32 index |
+ *                that seal as its secret (record_ship_secret opens it), so
+ *                no secret key is ever stored readable. With
+ *                RECORD_BATCH_PREFIX ship i is named "<name>-<first + i>",
+ *                else name is the one ship's name ("" for none). An entry
+ *                creates all its ships or, if any id or name is taken,
+ *                none.
  *   EVENTS       u32 n | (u32 len | event record)*, from any number of ships:
  *                one entry per batch is berth's group commit
- *   SNAPSHOT     u64 sid | u64 number | u8 epoch[32] | bytes
+ *   SNAPSHOT     u64 sid | u64 number | u8 epoch[32] | bytes; written by
+ *                older versions, still applied
+ *   SNAPSHOT_SEALED  u64 sid | u64 number | u8 epoch[32] | seal of the
+ *                bytes, with "snap" | sid | number | epoch as associated data
  *   SHIP_REMOVE  u64 sid
  *   TOKEN        a token of the admin API added or revoked: u8 op, then
  *                for RECORD_TOKEN_ADD u8 scope | u64 account |
@@ -52,15 +70,21 @@
 #ifndef BERTH_CORE_RECORD_H
 #define BERTH_CORE_RECORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypto/seal.h"
 #include "lib/buf.h"
 #include "proto/frame.h"
 
-#define RECORD_VERSION 2
+#define RECORD_VERSION 3
 #define RECORD_HASH_SIZE 32
-#define RECORD_HEADER_SIZE (1 + 8 + 8 + 8 + FRAME_ENTROPY_SIZE + 1 + 32 + 8 + 4)
+/* The readable part of an event record, the seal's associated data. */
+#define RECORD_HEAD_SIZE (1 + 8 + 8 + 1 + 32 + 8)
+/* What a record adds to its payload, sealed. */
+#define RECORD_HEADER_SIZE                                                     \
+    (RECORD_HEAD_SIZE + SEAL_OVERHEAD + 8 + FRAME_ENTROPY_SIZE)
 
 /* One event record; payload points into memory the caller keeps. */
 struct record_event {
@@ -73,26 +97,42 @@ struct record_event {
     uint64_t alarm_ns;
     const uint8_t *payload;
     size_t payload_len;
+    /* Set by record_decode_event when time_ns, entropy and payload are
+     * sealed (then zero and NULL): record_open_event reads them. */
+    bool sealed;
 };
 
-/* Append the encoding of rec to out; 0 or BERTH_ENOMEM. */
-int record_encode_event(struct buf *out, const struct record_event *rec);
+/* Append the record rec to out, sealed under keys (NULL: unsealed) with
+ * nonce (SEAL_NONCE_SIZE random bytes; unread when unsealed). The caller
+ * keeps every pointer. 0 or BERTH_ENOMEM. */
+int record_encode_event(struct buf *out, const struct record_event *rec,
+                        const struct seal_keys *keys, const uint8_t *nonce);
 
-/* Decode an event record; payload points into p. 0 or BERTH_EMALFORMED. */
+/* Decode an event record without keys: everything but a sealed record's
+ * time, entropy and payload, for which rec->sealed is set. payload points
+ * into p. 0 or BERTH_EMALFORMED. */
 int record_decode_event(const uint8_t *p, size_t len, struct record_event *rec);
+
+/* Decode an event record whole, opening its seal with keys into plain
+ * (emptied first; the caller owns it), where payload then points. Returns
+ * 0, BERTH_EMALFORMED, BERTH_ECORRUPT when the seal does not open (the
+ * record was altered, or keys lack its key) or BERTH_ENOMEM. */
+int record_open_event(const uint8_t *p, size_t len,
+                      const struct seal_keys *keys, struct buf *plain,
+                      struct record_event *rec);
 
 /* Hash encoded record bytes into out (RECORD_HASH_SIZE bytes). */
 void record_hash(const uint8_t *p, size_t len, uint8_t *out);
 
 /* Compute the checksum of a ship's stored snapshot into out
- * (RECORD_HASH_SIZE bytes): BLAKE2b-256 over a label, the ship's sid, the
- * number of the last event the snapshot stands for, the epoch, chain (the
- * hash of that event's record, which the next record's prev_hash holds) and
- * the snapshot's bytes. A snapshot whose bytes, place or link to the log
- * were changed fails it. */
+ * (RECORD_HASH_SIZE bytes): BLAKE2b-256 over a label (one for sealed
+ * bytes, one for plain), the ship's sid, the number of the last event the
+ * snapshot stands for, the epoch, chain (the hash of that event's record,
+ * which the next record's prev_hash holds) and the snapshot's bytes. A
+ * snapshot whose bytes, place or link to the log were changed fails it. */
 void record_snapshot_sum(uint64_t sid, uint64_t number, const uint8_t *epoch,
-                         const uint8_t *chain, const uint8_t *data, size_t len,
-                         uint8_t *out);
+                         const uint8_t *chain, bool sealed, const uint8_t *data,
+                         size_t len, uint8_t *out);
 
 enum record_entry_type {
     RECORD_ENTRY_SHIP_NEW = 1,
@@ -100,6 +140,7 @@ enum record_entry_type {
     RECORD_ENTRY_SNAPSHOT = 3,
     RECORD_ENTRY_SHIP_REMOVE = 4,
     RECORD_ENTRY_SHIP_BATCH = 5,
+    RECORD_ENTRY_SNAPSHOT_SEALED = 6,
     RECORD_ENTRY_TOKEN = 7,
 };
 
@@ -138,6 +179,12 @@ int record_decode_token(const uint8_t *p, size_t len, struct record_token *t);
  * default. */
 #define RECORD_BATCH_ACKS 0x04
 
+/* Set by the encoder: the batch key is sealed (always, since sealing). */
+#define RECORD_BATCH_SEALED 0x08
+
+/* The most bytes of a ship's stored secret: u32 index | a sealed key. */
+#define RECORD_SECRET_MAX (4 + SEAL_OVERHEAD + 32)
+
 /* The most bytes of args and of env a SHIP_BATCH entry takes, each. */
 #define RECORD_LIST_MAX (1024 * 1024)
 
@@ -159,19 +206,39 @@ struct record_ship_batch {
     size_t env_len;
     uint32_t first;
     uint32_t count;
-    uint8_t key[32];
+    uint8_t key[32]; /* the batch key: given to the encoder; decoded only
+                        from an entry without RECORD_BATCH_SEALED */
+    const uint8_t *key_seal; /* decoded: the seal of the batch key */
+    size_t key_seal_len;
     const uint8_t *public_keys; /* count * 32 bytes */
 };
 
-/* Append a SHIP_BATCH entry to out; 0, BERTH_ENOMEM or BERTH_ETOOBIG (a
- * string over its length field, or args or env over RECORD_LIST_MAX). */
-int record_encode_ship_batch(struct buf *out,
-                             const struct record_ship_batch *b);
+/* Append a SHIP_BATCH entry to out, its batch key sealed under keys (NULL:
+ * unsealed) with nonce (SEAL_NONCE_SIZE random bytes); the caller keeps
+ * every pointer. 0, BERTH_ENOMEM or BERTH_ETOOBIG (a string over its length
+ * field, or args or env over RECORD_LIST_MAX). */
+int record_encode_ship_batch(struct buf *out, const struct record_ship_batch *b,
+                             const struct seal_keys *keys,
+                             const uint8_t *nonce);
 
 /* Decode a SHIP_BATCH entry; 0 or BERTH_EMALFORMED, also when args or env
  * is not a string list. */
 int record_decode_ship_batch(const uint8_t *p, size_t len,
                              struct record_ship_batch *b);
+
+/* Write to out (RECORD_SECRET_MAX bytes) what the store keeps as the
+ * secret of ship i (0-based) of batch b: u32 index | the batch key's seal,
+ * or, for an entry without RECORD_BATCH_SEALED, the 64-byte secret key.
+ * Returns the number of bytes written. */
+size_t record_ship_batch_secret(const struct record_ship_batch *b, uint32_t i,
+                                uint8_t *out);
+
+/* Recover a ship's 64-byte secret key (libsodium's: seed, then public key)
+ * into sk from its stored secret (len bytes) and public_key (32), opening
+ * the seal with keys. Returns 0, BERTH_ECORRUPT when it does not open or
+ * does not make public_key's pair, or BERTH_EMALFORMED. */
+int record_ship_secret(const struct seal_keys *keys, const uint8_t *secret,
+                       size_t len, const uint8_t *public_key, uint8_t *sk);
 
 /* Derive the 32-byte key pair seed of ship `index` of a batch from the
  * batch's 32-byte key. */
@@ -204,13 +271,25 @@ struct record_snapshot {
     uint8_t epoch[RECORD_HASH_SIZE];
     const uint8_t *data;
     size_t len;
+    bool sealed; /* decoded: data is a seal (record_open_snapshot) */
 };
 
 /* Append a whole entry to out; 0 or BERTH_ENOMEM. */
 int record_encode_ship_new(struct buf *out, const struct record_ship_new *s);
-int record_encode_snapshot(struct buf *out, const struct record_snapshot *s);
 int record_encode_ship_remove(struct buf *out, uint64_t sid);
 
+/* Append a SNAPSHOT_SEALED entry of s (s->sealed unread) to out, sealed
+ * under keys (NULL: unsealed) with nonce (SEAL_NONCE_SIZE random bytes);
+ * the caller keeps every pointer. 0 or BERTH_ENOMEM. */
+int record_encode_snapshot(struct buf *out, const struct record_snapshot *s,
+                           const struct seal_keys *keys, const uint8_t *nonce);
+
+/* Append to out the bytes of ship sid's snapshot at number, made by the
+ * program of epoch, from its stored seal (len bytes at p). Returns 0,
+ * BERTH_ECORRUPT when it does not open, BERTH_EMALFORMED or BERTH_ENOMEM. */
+int record_open_snapshot(struct buf *out, const struct seal_keys *keys,
+                         uint64_t sid, uint64_t number, const uint8_t *epoch,
+                         const uint8_t *p, size_t len);
 /* Start an EVENTS entry in an empty out; add records with
  * record_events_add, which keeps the count in the header up to date. */
 int record_events_begin(struct buf *out);
@@ -222,7 +301,8 @@ uint32_t record_events_count(const struct buf *out);
 /* Read the type of an entry: 0 and *type set, or BERTH_EMALFORMED. */
 int record_entry_type(const uint8_t *p, size_t len, uint8_t *type);
 
-/* Decode entries; pointers point into p. 0 or BERTH_EMALFORMED. */
+/* Decode entries; pointers point into p. 0 or BERTH_EMALFORMED. A
+ * snapshot decodes from a SNAPSHOT or a SNAPSHOT_SEALED entry. */
 int record_decode_ship_new(const uint8_t *p, size_t len,
                            struct record_ship_new *s);
 int record_decode_snapshot(const uint8_t *p, size_t len,

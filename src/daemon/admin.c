@@ -207,9 +207,11 @@ static void admin__create_next(struct admin__create *c)
         }
     }
     b.public_keys = pks;
+    uint8_t nonce[SEAL_NONCE_SIZE];
+    randombytes_buf(nonce, sizeof nonce);
     struct buf e;
     buf_init(&e);
-    int rv = record_encode_ship_batch(&e, &b);
+    int rv = record_encode_ship_batch(&e, &b, &h->keys, nonce);
     sodium_memzero(b.key, sizeof b.key);
     mem_free(pks);
     if (rv == 0) {

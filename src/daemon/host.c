@@ -1013,6 +1013,13 @@ static int host__open_master_key(struct host *h)
         fprintf(stderr, "berth: master key: %s\n", errmsg);
         return rv;
     }
+    seal_keys_init(&h->keys, h->master_key, !h->cfg.unsealed);
+    if (h->cfg.unsealed) {
+        host_log("warn",
+                 "--unsealed: new events, snapshots and ship keys are "
+                 "written readable; use it only to measure sealing",
+                 NULL);
+    }
     if (h->key_how == MASTER_PLAIN) {
         host_log("warn",
                  "the master key sits beside the data: anyone who reads the "
@@ -1278,6 +1285,8 @@ int host_run(const struct host_config *cfg)
     store_close(h->store);
     h->store = NULL;
     proc_cleanup();
+    seal_keys_wipe(&h->keys);
+    sodium_memzero(h->master_key, sizeof h->master_key);
     /* h stays reachable, so leak checkers see libraft's memory as live. */
     host__instance = h;
     host_log("info", "stopped", NULL);
@@ -1296,6 +1305,8 @@ err_after_store:
 err_after_loop:
     uv_loop_close(&h->loop);
 err_after_alloc:
+    seal_keys_wipe(&h->keys);
+    sodium_memzero(h->master_key, sizeof h->master_key);
     mem_free(h);
     return 1;
 }

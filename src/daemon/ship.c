@@ -515,7 +515,9 @@ static int ship__env_load(void *data, struct fleet_ship *c,
             goto err_after_rec;
         }
         memcpy(out->chain, meta.chain, sizeof out->chain);
+        memcpy(out->snapshot_epoch, meta.epoch, sizeof out->snapshot_epoch);
         out->snapshot_number = meta.number;
+        out->snapshot_sealed = meta.sealed;
     }
     /* Kept for spawn, which follows at once. */
     s->args = rec.args;
@@ -826,6 +828,7 @@ void host_ships_init(struct host *h)
         .log = ship__env_log,
     };
     struct fleet_config cfg = {
+        .keys = &h->keys,
         .idle_timeout_ms = h->cfg.idle_timeout_ms,
         .freeze_timeout_ms = h->cfg.freeze_timeout_ms,
         .event_timeout_ms = h->cfg.event_timeout_ms,

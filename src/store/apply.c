@@ -12,6 +12,9 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 
+_Static_assert(RECORD_SECRET_MAX <= STORE_SECRET_MAX,
+               "a ship's secret fits its store row");
+
 static int apply__ship_new(struct store *s, const uint8_t *p, size_t len,
                            int *result)
 {
@@ -56,7 +59,8 @@ static int apply__ship_new(struct store *s, const uint8_t *p, size_t len,
     ship.acks = GATE_ACKS_DEFAULT;
     ship.first_event = 1;
     memcpy(ship.public_key, r.public_key, sizeof ship.public_key);
-    memcpy(ship.secret_key, r.secret_key, sizeof ship.secret_key);
+    memcpy(ship.secret, r.secret_key, sizeof r.secret_key);
+    ship.secret_len = sizeof r.secret_key;
     rv = store_ship_put(s, &ship);
     store_ship_clear(&ship);
     if (rv == BERTH_EEXIST) {
@@ -123,13 +127,12 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
                                  (unsigned)i);
             break;
         }
-        /* libsodium's secret key is the seed followed by the public key. */
-        record_ship_seed(b.key, b.first + i, ship.secret_key);
-        memcpy(ship.secret_key + 32, pk, 32);
+        ship.secret_len = record_ship_batch_secret(&b, i, ship.secret);
         memcpy(ship.public_key, pk, 32);
         rv = store_ship_put(s, &ship);
     }
-    sodium_memzero(ship.secret_key, sizeof ship.secret_key);
+    sodium_memzero(ship.secret, sizeof ship.secret);
+    sodium_memzero(b.key, sizeof b.key);
     store_ship_clear(&ship);
     if (rv == BERTH_EEXIST) {
         /* A name or id was taken after the proposer checked: the entry
@@ -252,7 +255,7 @@ static int apply__snapshot(struct store *s, const uint8_t *p, size_t len,
     if (r.number <= ship.snapshot_event) {
         goto out; /* replayed */
     }
-    struct store_snapshot snap = {.number = r.number};
+    struct store_snapshot snap = {.number = r.number, .sealed = r.sealed};
     memcpy(snap.epoch, r.epoch, sizeof snap.epoch);
     /* The snapshot links to the log through the hash of its last event. */
     if (r.number == ship.last_event) {
@@ -387,6 +390,7 @@ int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
         rv = apply__events(s, entry, len, hook);
         break;
     case RECORD_ENTRY_SNAPSHOT:
+    case RECORD_ENTRY_SNAPSHOT_SEALED:
         rv = apply__snapshot(s, entry, len, hook);
         break;
     case RECORD_ENTRY_SHIP_REMOVE:

@@ -104,10 +104,11 @@ static const char *store__sql[ST__COUNT] = {
     [ST_SWEEP_MARKS] = "DELETE FROM truncations WHERE sid IN "
                        "(SELECT sid FROM truncations ORDER BY sid LIMIT ?1)",
     [ST_EVENT_GET] = "SELECT rec FROM events WHERE sid = ?1 AND n = ?2",
-    [ST_SNAPSHOT_PUT] = "INSERT OR REPLACE INTO snapshots (sid, n, epoch, "
-                        "data, chain, sum) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [ST_SNAPSHOT_GET] =
-        "SELECT n, epoch, data, chain, sum FROM snapshots WHERE sid = ?1",
+    [ST_SNAPSHOT_PUT] =
+        "INSERT OR REPLACE INTO snapshots (sid, n, epoch, data, chain, sum, "
+        "sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_SNAPSHOT_GET] = "SELECT n, epoch, data, chain, sum, sealed FROM "
+                        "snapshots WHERE sid = ?1",
     [ST_BEGIN] = "BEGIN",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -166,7 +167,8 @@ static const char store__schema[] =
     "CREATE UNIQUE INDEX IF NOT EXISTS events_by_ship ON events (sid, n);"
     "CREATE TABLE IF NOT EXISTS snapshots ("
     "  sid INTEGER PRIMARY KEY, n INTEGER NOT NULL, epoch BLOB NOT NULL,"
-    "  data BLOB NOT NULL, chain BLOB NOT NULL, sum BLOB NOT NULL);"
+    "  data BLOB NOT NULL, chain BLOB NOT NULL, sum BLOB NOT NULL,"
+    "  sealed INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS truncations ("
     "  sid INTEGER PRIMARY KEY, upto INTEGER NOT NULL);" STORE__TOKENS_TABLE;
 
@@ -314,7 +316,8 @@ static int store__upgrade_snapshots(struct store *s)
         } else {
             memset(chain, 0, sizeof chain); /* fails its check on wake */
         }
-        record_snapshot_sum(sid, n, epoch, chain, sqlite3_column_blob(q, 3),
+        record_snapshot_sum(sid, n, epoch, chain, false,
+                            sqlite3_column_blob(q, 3),
                             (size_t)sqlite3_column_bytes(q, 3), sum);
         sqlite3_bind_int64(u, 1, (sqlite3_int64)sid);
         sqlite3_bind_blob(u, 2, chain, sizeof chain, SQLITE_STATIC);
@@ -370,8 +373,10 @@ static const struct {
     [7] = {"CREATE TABLE truncations ("
            "  sid INTEGER PRIMARY KEY, upto INTEGER NOT NULL);",
            NULL},
-    /* 8: taken by another change under way; nothing here yet. */
-    [8] = {"", NULL},
+    /* 8: sealed snapshots (crypto/seal.h); the ones before are plain. */
+    [8] = {"ALTER TABLE snapshots ADD COLUMN sealed INTEGER NOT NULL "
+           "DEFAULT 0;",
+           NULL},
     /* 9: the admin API's tokens; see STORE__TOKENS_TABLE. */
     [9] = {STORE__TOKENS_TABLE, NULL},
 };
@@ -858,7 +863,7 @@ int store_ship_put(struct store *s, const struct store_ship *ship)
                       SQLITE_STATIC);
     sqlite3_bind_blob(st, 11, ship->public_key, sizeof ship->public_key,
                       SQLITE_STATIC);
-    sqlite3_bind_blob(st, 12, ship->secret_key, sizeof ship->secret_key,
+    sqlite3_bind_blob(st, 12, ship->secret, (int)ship->secret_len,
                       SQLITE_STATIC);
     sqlite3_bind_int64(st, 13, (sqlite3_int64)ship->alarm_ns);
     sqlite3_bind_int64(st, 14, (sqlite3_int64)ship->freeze_timeout_ms);
@@ -929,7 +934,10 @@ static int store__row_ship(sqlite3_stmt *st, struct store_ship *ship)
     ship->snapshot_event = (uint64_t)sqlite3_column_int64(st, 8);
     store__copy_blob(st, 9, ship->last_hash, sizeof ship->last_hash);
     store__copy_blob(st, 10, ship->public_key, sizeof ship->public_key);
-    store__copy_blob(st, 11, ship->secret_key, sizeof ship->secret_key);
+    size_t secret_len = (size_t)sqlite3_column_bytes(st, 11);
+    ship->secret_len =
+        secret_len < sizeof ship->secret ? secret_len : sizeof ship->secret;
+    store__copy_blob(st, 11, ship->secret, ship->secret_len);
     ship->alarm_ns = (uint64_t)sqlite3_column_int64(st, 12);
     ship->freeze_timeout_ms = (uint64_t)sqlite3_column_int64(st, 13);
     ship->acks = (uint8_t)sqlite3_column_int(st, 16);
@@ -1288,8 +1296,8 @@ int store_snapshot_put(struct store *s, uint64_t sid,
                        size_t len)
 {
     uint8_t sum[STORE_HASH_SIZE];
-    record_snapshot_sum(sid, snap->number, snap->epoch, snap->chain, data, len,
-                        sum);
+    record_snapshot_sum(sid, snap->number, snap->epoch, snap->chain,
+                        snap->sealed, data, len, sum);
     sqlite3_stmt *st = store__stmt(s, ST_SNAPSHOT_PUT);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)snap->number);
@@ -1298,6 +1306,7 @@ int store_snapshot_put(struct store *s, uint64_t sid,
     sqlite3_bind_blob64(st, 4, len ? data : "", len, SQLITE_STATIC);
     sqlite3_bind_blob(st, 5, snap->chain, STORE_HASH_SIZE, SQLITE_STATIC);
     sqlite3_bind_blob(st, 6, sum, sizeof sum, SQLITE_STATIC);
+    sqlite3_bind_int(st, 7, snap->sealed ? 1 : 0);
     return store__exec(s, st, "writing a snapshot");
 }
 
@@ -1316,8 +1325,9 @@ int store_snapshot_get(struct store *s, uint64_t sid,
         store__copy_blob(st, 1, out->epoch, STORE_HASH_SIZE);
         store__copy_blob(st, 3, out->chain, STORE_HASH_SIZE);
         store__copy_blob(st, 4, want, sizeof want);
-        record_snapshot_sum(sid, out->number, out->epoch, out->chain, bytes,
-                            len, sum);
+        out->sealed = sqlite3_column_int(st, 5) != 0;
+        record_snapshot_sum(sid, out->number, out->epoch, out->chain,
+                            out->sealed, bytes, len, sum);
         if (sqlite3_column_bytes(st, 1) != STORE_HASH_SIZE ||
             sqlite3_column_bytes(st, 3) != STORE_HASH_SIZE ||
             sodium_memcmp(sum, want, sizeof sum) != 0) {

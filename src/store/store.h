@@ -38,6 +38,7 @@ struct store;
 #define STORE_ID_MAX 32
 #define STORE_NAME_MAX 63
 #define STORE_HASH_SIZE 32
+#define STORE_SECRET_MAX 80
 
 /* A ship's freeze_timeout_ms that says "never freeze", where 0 says "the
  * host's default". */
@@ -63,7 +64,11 @@ struct store_ship {
     uint64_t snapshot_event;  /* event number of the snapshot; 0: none */
     uint8_t last_hash[STORE_HASH_SIZE]; /* hash of the last event record */
     uint8_t public_key[32];
-    uint8_t secret_key[64];
+    /* What keeps the ship's secret key: sealed (core/record.h,
+     * record_ship_secret) or, for ships made before sealing, the 64-byte
+     * key itself. */
+    uint8_t secret[STORE_SECRET_MAX];
+    size_t secret_len;
     uint64_t alarm_ns; /* when the ship wants a TIMER event; 0: never */
     uint64_t freeze_timeout_ms; /* 0: host's default; STORE_TIMEOUT_NEVER */
     /* The ship's ack level (core/gate.h); GATE_ACKS_DEFAULT (255): the
@@ -252,6 +257,7 @@ struct store_snapshot {
     uint64_t number;                /* the last event it stands for */
     uint8_t epoch[STORE_HASH_SIZE]; /* the program that made it */
     uint8_t chain[STORE_HASH_SIZE]; /* the hash of event number's record */
+    bool sealed;                    /* the bytes are a seal (core/record.h) */
 };
 
 /* Replace ship sid's snapshot with snap and its bytes; the store keeps a

@@ -2,6 +2,7 @@
 snapshot fails its checksum, or whose event records no longer form its hash
 chain, answers 502 with code corrupt and a message naming the event, and
 every other ship keeps serving."""
+import hashlib
 import json
 import os
 import sqlite3
@@ -72,8 +73,12 @@ def test_flipped_byte_in_a_snapshot_page(two_ships):
     assert h.cli_json("ship", "show", "a")["snapshot_event"] == 6
     assert h.stop() == 0
     assert not os.path.exists(store_path(h) + "-wal") or os.path.getsize(store_path(h) + "-wal") == 0
+    # The snapshot is sealed: its bytes are found by what the row holds.
+    sealed = sql(h, "SELECT data FROM snapshots WHERE sid = ?", (sid_of(h, "a"),))[0][0]
+    assert MARKER not in sealed
     data = bytearray(open(store_path(h), "rb").read())
-    at = data.find(MARKER)
+    assert MARKER not in data
+    at = data.find(sealed[-60:])
     assert at > 0, "the snapshot's bytes are not in the file"
     data[at + 20] ^= 0x01
     open(store_path(h), "wb").write(data)
@@ -86,10 +91,27 @@ def test_event_row_changed_with_sqlite(two_ships):
     assert h.stop() == 0
     sid = sid_of(h, "a")
     rec = bytearray(sql(h, "SELECT rec FROM events WHERE sid = ? AND n = 3", (sid,))[0][0])
-    rec[-1] ^= 0x01  # the payload's last byte: it still decodes
+    rec[-1] ^= 0x01  # the seal's last byte: it still decodes
     sql(h, "UPDATE events SET rec = ? WHERE sid = ? AND n = 3", (bytes(rec), sid))
     h.start()
-    assert_corrupt(h, "event 4 breaks the hash chain")
+    # Its seal fails as it is replayed, before the next record's link.
+    assert_corrupt(h, "event 3 does not open")
+
+
+def test_event_seal_altered_with_its_chain_rewritten(two_ships):
+    """Whoever rewrites the hash chain around an altered record (the head
+    hash made to match) still cannot make its seal open."""
+    h = two_ships
+    assert h.stop() == 0
+    sid = sid_of(h, "a")
+    rec = bytearray(sql(h, "SELECT rec FROM events WHERE sid = ? AND n = 6", (sid,))[0][0])
+    assert MARKER not in rec
+    rec[-1] ^= 0x01  # the seal's tag
+    head = hashlib.blake2b(bytes(rec), digest_size=32).digest()
+    sql(h, "UPDATE events SET rec = ? WHERE sid = ? AND n = 6", (bytes(rec), sid))
+    sql(h, "UPDATE ships SET last_hash = ? WHERE sid = ?", (head, sid))
+    h.start()
+    assert_corrupt(h, "event 6 does not open")
 
 
 def test_zeroed_head_hash(two_ships):

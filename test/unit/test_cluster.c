@@ -313,7 +313,8 @@ static int cl_applied(void *arg, uint64_t index, const uint8_t *entry,
             assert_int_equal(record_decode_event(rec, rec_len, &ev), 0);
             cl_touch(s, ev.sid);
         }
-    } else if (type == RECORD_ENTRY_SNAPSHOT &&
+    } else if ((type == RECORD_ENTRY_SNAPSHOT ||
+                type == RECORD_ENTRY_SNAPSHOT_SEALED) &&
                record_decode_snapshot(entry, len, &snap) == 0) {
         cl_touch(s, snap.sid);
     } else if (type == RECORD_ENTRY_SHIP_REMOVE &&
@@ -699,7 +700,7 @@ static bool cl_build(struct cl *c, struct store *st, struct buf *e,
                 cl_fill(c, ev.entropy, sizeof ev.entropy);
                 memcpy(ev.prev_hash, h->hash, RECORD_HASH_SIZE);
                 buf_init(&rec);
-                assert_int_equal(record_encode_event(&rec, &ev), 0);
+                assert_int_equal(record_encode_event(&rec, &ev, NULL, NULL), 0);
                 assert_int_equal(record_events_add(e, rec.data, rec.len), 0);
                 h->last = ev.number;
                 record_hash(rec.data, rec.len, h->hash);
@@ -721,7 +722,7 @@ static bool cl_build(struct cl *c, struct store *st, struct buf *e,
             .sid = sid, .number = h->last, .data = data, .len = sizeof data};
         cl_fill(c, data, sizeof data);
         cl_fill(c, r.epoch, sizeof r.epoch);
-        assert_int_equal(record_encode_snapshot(e, &r), 0);
+        assert_int_equal(record_encode_snapshot(e, &r, NULL, NULL), 0);
         p->type = RECORD_ENTRY_SNAPSHOT;
         p->sid = sid;
         return true;

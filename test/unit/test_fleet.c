@@ -40,6 +40,9 @@ struct tship {
     uint64_t due_ms;
 };
 
+/* Every test fleet seals, so that every replay and wake opens seals. */
+static struct seal_keys t_keys;
+
 struct tstore {
     uint64_t last_event, snapshot_event, first_event, alarm_ns;
     struct buf rec[T_MAX_EVENTS + 1]; /* by number */
@@ -85,6 +88,7 @@ struct tenv {
     bool refuse_propose;
     bool refuse_snapshot; /* the program answers BOOT with READY 0 */
     bool corrupt_replay;  /* the log's tail fails its checks */
+    bool corrupt_seal;    /* a snapshot's seal was altered */
     bool spawn_held;      /* the budget holds new programs back */
     unsigned spawns, kills, freezes, thaws;
     uintptr_t next_req;
@@ -160,9 +164,29 @@ static int t_load(void *data, struct fleet_ship *c, struct fleet_load *out,
     if (st->snapshot_event > 0) {
         memcpy(out->chain, st->hash[st->snapshot_event], RECORD_HASH_SIZE);
         out->snapshot_number = st->snapshot_event;
-        if (buf_put_u64(&out->snapshot, st->snap_value) != 0) {
+        /* Kept as the store keeps it: sealed, as a snapshot entry has it. */
+        uint8_t value[8], nonce[SEAL_NONCE_SIZE] = {0};
+        put_le64(value, st->snap_value);
+        struct record_snapshot rs = {.sid = c->sid,
+                                     .number = st->snapshot_event,
+                                     .data = value,
+                                     .len = sizeof value};
+        struct record_snapshot d;
+        struct buf e;
+        buf_init(&e);
+        int rv = record_encode_snapshot(&e, &rs, &t_keys, nonce);
+        if (rv == 0) {
+            record_decode_snapshot(e.data, e.len, &d);
+            rv = buf_append(&out->snapshot, d.data, d.len);
+        }
+        buf_free(&e);
+        if (rv != 0) {
             snprintf(errmsg, ERRMSG_SIZE, "out of memory");
             return BERTH_ENOMEM;
+        }
+        out->snapshot_sealed = true;
+        if (T->corrupt_seal) {
+            out->snapshot.data[out->snapshot.len - 1] ^= 1;
         }
     }
     return 0;
@@ -427,6 +451,7 @@ static const struct fleet_env t_env = {
 };
 
 static const struct fleet_config t_cfg = {
+    .keys = &t_keys,
     .idle_timeout_ms = 10000,
     .freeze_timeout_ms = 1000,
     .event_timeout_ms = 2000,
@@ -441,6 +466,8 @@ static int t_setup(void **state)
 {
     T = mem_calloc(1, sizeof *T);
     assert_non_null(T);
+    static const uint8_t master[SEAL_KEY_SIZE] = {7};
+    seal_keys_init(&t_keys, master, true);
     registry_init(&T->reg);
     alarms_init(&T->alarms);
     budget_init(&T->budget, 0, NULL, NULL);
@@ -724,9 +751,19 @@ static void store_apply(struct tproposal *p)
         assert_int_equal(
             record_decode_snapshot(p->bytes.data, p->bytes.len, &rs), 0);
         if (rs.number > st->snapshot_event) {
+            struct buf v;
+            buf_init(&v);
+            assert_true(rs.sealed);
+            assert_int_equal(seal_key_id(rs.data, rs.len), 1);
+            assert_int_equal(record_open_snapshot(&v, &t_keys, rs.sid,
+                                                  rs.number, rs.epoch, rs.data,
+                                                  rs.len),
+                             0);
+            assert_int_equal(v.len, 8);
             st->snapshot_event = rs.number;
             st->first_event = rs.number + 1;
-            st->snap_value = get_le64(rs.data);
+            st->snap_value = get_le64(v.data);
+            buf_free(&v);
         }
     } else {
         st->removed = true;
@@ -1640,6 +1677,50 @@ static void test_wake_failures(void **state)
                         "the snapshot at event 0 fails");
 }
 
+/* Events and snapshots leave the fleet sealed; one whose seal was altered
+ * (its hash chain intact, as when the chain itself was rewritten) marks
+ * its ship corrupt with the event's number, and the snapshot's. */
+static void test_sealed_records(void **state)
+{
+    awake_ship(0);
+    struct tstore *st = &T->store[0];
+    struct record_event ev;
+    assert_int_equal(record_decode_event(st->rec[1].data, st->rec[1].len, &ev),
+                     0);
+    assert_true(ev.sealed);
+    /* Asleep: its snapshot was sealed (the store checks it opens), and it
+     * wakes from it. */
+    advance(10000);
+    settle(0);
+    assert_int_equal(st->snapshot_event, 1);
+    uintptr_t r = send_job(0, "w");
+    settle(0);
+    assert_string_equal(outcome(r)->body, "2");
+    advance(10000);
+    settle(0);
+    assert_int_equal(state_of(0), SHIP_ASLEEP);
+    /* An altered snapshot seal. */
+    T->corrupt_seal = true;
+    r = send_job(0, "r");
+    T->corrupt_seal = false;
+    assert_string_equal(outcome(r)->code, "corrupt");
+    assert_non_null(
+        strstr(fleet_corrupt_detail(&T->fleet, 0), "does not open"));
+    /* An altered event seal, found on replay: ship 1 crashed after its
+     * first event, so its log has no snapshot. */
+    awake_ship(1);
+    crash(1);
+    assert_int_equal(state_of(1), SHIP_ASLEEP);
+    st = &T->store[1];
+    assert_int_equal(st->last_event, 1);
+    st->rec[1].data[st->rec[1].len - 1] ^= 1;
+    r = send_job(1, "r");
+    settle(1);
+    assert_string_equal(outcome(r)->code, "corrupt");
+    assert_non_null(
+        strstr(fleet_corrupt_detail(&T->fleet, 1), "event 1 does not open"));
+}
+
 /* A program that rejects, and a disk that is full. */
 static void test_reject_and_full_disk(void **state)
 {
@@ -2017,6 +2098,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_alarm, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_alarm_retry, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_deadlines, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_sealed_records, t_setup,
+                                        t_teardown),
         cmocka_unit_test_setup_teardown(test_wake_failures, t_setup,
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_reject_and_full_disk, t_setup,

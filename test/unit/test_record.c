@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "core/gate.h"
 #include "core/record.h"
@@ -72,7 +73,7 @@ static void test_event_round_trip(void **state)
     in.payload_len = 5;
     struct buf b;
     buf_init(&b);
-    assert_int_equal(record_encode_event(&b, &in), 0);
+    assert_int_equal(record_encode_event(&b, &in, NULL, NULL), 0);
     struct record_event out;
     assert_int_equal(record_decode_event(b.data, b.len, &out), 0);
     assert_int_equal(out.sid, 7);
@@ -82,15 +83,168 @@ static void test_event_round_trip(void **state)
     assert_memory_equal(out.prev_hash, in.prev_hash, sizeof in.prev_hash);
     assert_int_equal(out.payload_len, 5);
     assert_memory_equal(out.payload, "hello", 5);
-    /* Every truncation is refused, and so is a trailing byte. */
-    for (size_t n = 0; n < b.len; n++) {
+    assert_false(out.sealed);
+    /* Unsealed, the payload is the record's rest: a cut short of the
+     * inner part's fixed fields is refused (the hash chain catches the
+     * others; a sealed record's tag catches every one). */
+    for (size_t n = 0; n < RECORD_HEAD_SIZE + 4 + 8 + 32; n++) {
         assert_int_equal(record_decode_event(b.data, n, &out),
                          BERTH_EMALFORMED);
     }
-    buf_put_u8(&b, 0);
-    assert_int_equal(record_decode_event(b.data, b.len, &out),
-                     BERTH_EMALFORMED);
     buf_free(&b);
+}
+
+static const uint8_t test_master[SEAL_KEY_SIZE] = {42};
+
+/* A sealed record shows its identity, hides its event, and opens only as
+ * it was written, for its ship, under the key that sealed it. */
+static void test_event_sealed(void **state)
+{
+    struct seal_keys keys, other;
+    seal_keys_init(&keys, test_master, true);
+    uint8_t master2[SEAL_KEY_SIZE] = {43};
+    seal_keys_init(&other, master2, true);
+    uint8_t nonce[SEAL_NONCE_SIZE] = {1};
+    static const char value[] = "a distinctive value 0123456789";
+    struct record_event in = {.sid = 7,
+                              .number = 42,
+                              .time_ns = 123,
+                              .kind = 1,
+                              .alarm_ns = 99,
+                              .payload = (const uint8_t *)value,
+                              .payload_len = sizeof value};
+    memset(in.entropy, 0xab, sizeof in.entropy);
+    memset(in.prev_hash, 0xcd, sizeof in.prev_hash);
+    struct buf b, plain;
+    buf_init(&b);
+    buf_init(&plain);
+    assert_int_equal(record_encode_event(&b, &in, &keys, nonce), 0);
+    assert_int_equal(b.len, RECORD_HEADER_SIZE + sizeof value);
+    assert_null(memmem(b.data, b.len, value, 8));
+    assert_null(memmem(b.data, b.len, in.entropy, 8));
+
+    struct record_event out;
+    assert_int_equal(record_decode_event(b.data, b.len, &out), 0);
+    assert_true(out.sealed);
+    assert_int_equal(out.sid, 7);
+    assert_int_equal(out.number, 42);
+    assert_int_equal(out.kind, 1);
+    assert_int_equal(out.alarm_ns, 99);
+    assert_memory_equal(out.prev_hash, in.prev_hash, sizeof in.prev_hash);
+    assert_null(out.payload);
+
+    assert_int_equal(record_open_event(b.data, b.len, &keys, &plain, &out), 0);
+    assert_false(out.sealed);
+    assert_int_equal(out.time_ns, 123);
+    assert_memory_equal(out.entropy, in.entropy, sizeof in.entropy);
+    assert_int_equal(out.payload_len, sizeof value);
+    assert_memory_equal(out.payload, value, sizeof value);
+
+    /* Another master key, or none, does not open it. */
+    assert_int_equal(record_open_event(b.data, b.len, &other, &plain, &out),
+                     BERTH_ECORRUPT);
+    assert_int_equal(record_open_event(b.data, b.len, NULL, &plain, &out),
+                     BERTH_ECORRUPT);
+    /* Any changed byte, in the readable head (another ship, number, kind,
+     * link or alarm) or in the seal, makes it fail to decode or open. */
+    for (size_t i = 0; i < b.len; i++) {
+        b.data[i] ^= 0x10;
+        int rv = record_open_event(b.data, b.len, &keys, &plain, &out);
+        assert_true(rv == BERTH_ECORRUPT || rv == BERTH_EMALFORMED);
+        b.data[i] ^= 0x10;
+    }
+    for (size_t n = 0; n < b.len; n++) {
+        assert_int_not_equal(record_open_event(b.data, n, &keys, &plain, &out),
+                             0);
+    }
+    buf_free(&plain);
+    buf_free(&b);
+}
+
+/* A snapshot's seal opens only for its ship, number and epoch. */
+static void test_snapshot_sealed(void **state)
+{
+    struct seal_keys keys;
+    seal_keys_init(&keys, test_master, true);
+    uint8_t nonce[SEAL_NONCE_SIZE] = {2};
+    static const char st[] = "the program's whole state";
+    struct record_snapshot in = {
+        .sid = 3, .number = 10, .data = (const uint8_t *)st, .len = sizeof st};
+    memset(in.epoch, 5, sizeof in.epoch);
+    struct buf e, out;
+    buf_init(&e);
+    buf_init(&out);
+    assert_int_equal(record_encode_snapshot(&e, &in, &keys, nonce), 0);
+    assert_null(memmem(e.data, e.len, st, 8));
+    struct record_snapshot d;
+    assert_int_equal(record_decode_snapshot(e.data, e.len, &d), 0);
+    assert_true(d.sealed);
+    assert_int_equal(
+        record_open_snapshot(&out, &keys, 3, 10, in.epoch, d.data, d.len), 0);
+    assert_int_equal(out.len, sizeof st);
+    assert_memory_equal(out.data, st, sizeof st);
+    out.len = 0;
+    uint8_t epoch2[RECORD_HASH_SIZE] = {6};
+    assert_int_equal(
+        record_open_snapshot(&out, &keys, 4, 10, in.epoch, d.data, d.len),
+        BERTH_ECORRUPT);
+    assert_int_equal(
+        record_open_snapshot(&out, &keys, 3, 11, in.epoch, d.data, d.len),
+        BERTH_ECORRUPT);
+    assert_int_equal(
+        record_open_snapshot(&out, &keys, 3, 10, epoch2, d.data, d.len),
+        BERTH_ECORRUPT);
+    buf_free(&out);
+    buf_free(&e);
+}
+
+/* A batch's key is sealed in its entry; each ship's stored secret opens to
+ * its own key pair, and to no other ship's. */
+static void test_ship_batch_sealed(void **state)
+{
+    struct seal_keys keys;
+    seal_keys_init(&keys, test_master, true);
+    uint8_t nonce[SEAL_NONCE_SIZE] = {3};
+    uint8_t batch_key[32], pk[2 * 32], sk[64], seed[32];
+    memset(batch_key, 0x5a, sizeof batch_key);
+    for (uint32_t i = 0; i < 2; i++) {
+        record_ship_seed(batch_key, 1 + i, seed);
+        crypto_sign_seed_keypair(pk + 32 * i, sk, seed);
+    }
+    struct record_ship_batch in = {.program = "/bin/kv",
+                                   .program_len = 7,
+                                   .first = 1,
+                                   .count = 2,
+                                   .public_keys = pk};
+    memcpy(in.key, batch_key, sizeof batch_key);
+    struct buf e;
+    buf_init(&e);
+    assert_int_equal(record_encode_ship_batch(&e, &in, &keys, nonce), 0);
+    assert_null(memmem(e.data, e.len, batch_key, 8));
+    struct record_ship_batch out;
+    assert_int_equal(record_decode_ship_batch(e.data, e.len, &out), 0);
+    assert_true(out.flags & RECORD_BATCH_SEALED);
+    assert_int_equal(out.key_seal_len, SEAL_OVERHEAD + 32);
+    uint8_t secret[2][RECORD_SECRET_MAX];
+    size_t len[2];
+    for (uint32_t i = 0; i < 2; i++) {
+        len[i] = record_ship_batch_secret(&out, i, secret[i]);
+        assert_int_equal(len[i], RECORD_SECRET_MAX);
+        assert_int_equal(
+            record_ship_secret(&keys, secret[i], len[i], pk + 32 * i, sk), 0);
+        record_ship_seed(batch_key, 1 + i, seed);
+        assert_memory_equal(sk, seed, 32);
+        assert_memory_equal(sk + 32, pk + 32 * i, 32);
+    }
+    /* Ship 0's secret under ship 1's public key, or without keys. */
+    assert_int_equal(record_ship_secret(&keys, secret[0], len[0], pk + 32, sk),
+                     BERTH_ECORRUPT);
+    assert_int_equal(record_ship_secret(NULL, secret[0], len[0], pk, sk),
+                     BERTH_ECORRUPT);
+    secret[0][10] ^= 1;
+    assert_int_equal(record_ship_secret(&keys, secret[0], len[0], pk, sk),
+                     BERTH_ECORRUPT);
+    buf_free(&e);
 }
 
 static void test_hash_chains(void **state)
@@ -186,23 +340,24 @@ static void test_ship_batch_lists(void **state)
     struct buf plain, full;
     buf_init(&plain);
     buf_init(&full);
-    assert_int_equal(record_encode_ship_batch(&plain, &in), 0);
+    assert_int_equal(record_encode_ship_batch(&plain, &in, NULL, NULL), 0);
     in.args = args;
     in.args_len = sizeof args - 1;
     in.env = env;
     in.env_len = sizeof env - 1;
-    assert_int_equal(record_encode_ship_batch(&full, &in), 0);
+    assert_int_equal(record_encode_ship_batch(&full, &in, NULL, NULL), 0);
     /* u32 args_len + args + u32 env_len + env, nothing else. */
     assert_int_equal(full.len, plain.len + 4 + 7 + 4 + 4);
 
     struct record_ship_batch out;
     assert_int_equal(record_decode_ship_batch(plain.data, plain.len, &out), 0);
-    assert_int_equal(out.flags, RECORD_BATCH_PREFIX);
+    assert_int_equal(out.flags, RECORD_BATCH_PREFIX | RECORD_BATCH_SEALED);
     assert_int_equal(out.args_len, 0);
     assert_int_equal(out.env_len, 0);
     assert_int_equal(out.freeze_timeout_ms, UINT64_MAX);
     assert_int_equal(record_decode_ship_batch(full.data, full.len, &out), 0);
-    assert_int_equal(out.flags, RECORD_BATCH_PREFIX | RECORD_BATCH_ARGS);
+    assert_int_equal(out.flags, RECORD_BATCH_PREFIX | RECORD_BATCH_ARGS |
+                                    RECORD_BATCH_SEALED);
     assert_int_equal(out.args_len, 7);
     assert_memory_equal(out.args, args, 7);
     assert_int_equal(out.env_len, 4);
@@ -214,7 +369,7 @@ static void test_ship_batch_lists(void **state)
                          BERTH_EMALFORMED);
     }
     /* The env's final NUL made into another byte. */
-    size_t env_nul = plain.len - 8 - 32 - sizeof pk + 4 + 7 + 4 + 3;
+    size_t env_nul = plain.len - 8 - 36 - sizeof pk + 4 + 7 + 4 + 3;
     assert_int_equal(full.data[env_nul], 0);
     full.data[env_nul] = 'x';
     assert_int_equal(record_decode_ship_batch(full.data, full.len, &out),
@@ -239,10 +394,10 @@ static void test_ship_batch_acks(void **state)
     struct buf plain, acked;
     buf_init(&plain);
     buf_init(&acked);
-    assert_int_equal(record_encode_ship_batch(&plain, &in), 0);
+    assert_int_equal(record_encode_ship_batch(&plain, &in, NULL, NULL), 0);
     in.flags = RECORD_BATCH_ACKS;
     in.acks = GATE_ACKS_ALL;
-    assert_int_equal(record_encode_ship_batch(&acked, &in), 0);
+    assert_int_equal(record_encode_ship_batch(&acked, &in, NULL, NULL), 0);
     assert_int_equal(acked.len, plain.len + 1);
     struct record_ship_batch out;
     assert_int_equal(record_decode_ship_batch(plain.data, plain.len, &out), 0);
@@ -250,7 +405,7 @@ static void test_ship_batch_acks(void **state)
     assert_int_equal(record_decode_ship_batch(acked.data, acked.len, &out), 0);
     assert_int_equal(out.acks, GATE_ACKS_ALL);
     /* A level no version writes is malformed. */
-    size_t at = acked.len - 8 - 32 - sizeof pk - 1;
+    size_t at = acked.len - 8 - 36 - sizeof pk - 1;
     assert_int_equal(acked.data[at], GATE_ACKS_ALL);
     acked.data[at] = 200;
     assert_int_equal(record_decode_ship_batch(acked.data, acked.len, &out),
@@ -269,12 +424,13 @@ static void test_snapshot_and_remove(void **state)
     memset(in.epoch, 5, sizeof in.epoch);
     struct buf e;
     buf_init(&e);
-    assert_int_equal(record_encode_snapshot(&e, &in), 0);
+    assert_int_equal(record_encode_snapshot(&e, &in, NULL, NULL), 0);
     struct record_snapshot out;
     assert_int_equal(record_decode_snapshot(e.data, e.len, &out), 0);
     assert_int_equal(out.sid, 3);
     assert_int_equal(out.number, 10);
-    assert_int_equal(out.len, 2);
+    assert_true(out.sealed);
+    assert_int_equal(out.len, SEAL_PLAIN_OVERHEAD + 2);
     assert_int_equal(record_decode_snapshot(e.data, 10, &out),
                      BERTH_EMALFORMED);
     buf_free(&e);
@@ -292,7 +448,7 @@ static void test_encode_out_of_memory(void **state)
     struct buf b;
     buf_init(&b);
     mem_fault_countdown(0);
-    assert_int_equal(record_encode_event(&b, &in), BERTH_ENOMEM);
+    assert_int_equal(record_encode_event(&b, &in, NULL, NULL), BERTH_ENOMEM);
     assert_int_equal(record_events_begin(&b), BERTH_ENOMEM);
     mem_fault_countdown(-1);
     buf_free(&b);
@@ -322,6 +478,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_event_round_trip),
+        cmocka_unit_test(test_event_sealed),
+        cmocka_unit_test(test_snapshot_sealed),
+        cmocka_unit_test(test_ship_batch_sealed),
         cmocka_unit_test(test_hash_chains),
         cmocka_unit_test(test_events_entry),
         cmocka_unit_test(test_ship_new_round_trip),

@@ -1,0 +1,137 @@
+/* Seals open only with their key, use, subject and associated data. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "crypto/seal.h"
+#include "lib/err.h"
+
+static const uint8_t master[SEAL_KEY_SIZE] = {1, 2, 3, 4, 5, 6, 7, 8};
+static const uint8_t nonce[SEAL_NONCE_SIZE] = {9, 9, 9};
+static const uint8_t ad[] = "identity";
+static const uint8_t secret[] = "a distinctive value";
+
+static void seal(struct buf *out, const struct seal_keys *k)
+{
+    buf_init(out);
+    assert_int_equal(seal_put(out, k, SEAL_USE_SHIP, 7, nonce, ad, sizeof ad,
+                              secret, sizeof secret),
+                     0);
+}
+
+static int open_seal(const struct buf *in, const struct seal_keys *k,
+                enum seal_use use, uint64_t subject, const uint8_t *a,
+                size_t a_len)
+{
+    struct buf out;
+    buf_init(&out);
+    int rv = seal_open(&out, k, use, subject, a, a_len, in->data, in->len);
+    /* Bytes that open to something else (an id flipped to 0 reads as
+     * unsealed) count as a failure too. */
+    if (rv == 0 && (out.len != sizeof secret ||
+                    memcmp(out.data, secret, sizeof secret) != 0)) {
+        rv = BERTH_ECORRUPT;
+    }
+    buf_free(&out);
+    return rv;
+}
+
+static void test_round_trip(void **state)
+{
+    struct seal_keys k;
+    seal_keys_init(&k, master, true);
+    struct buf b;
+    seal(&b, &k);
+    assert_int_equal(b.len, seal_size(&k, sizeof secret));
+    assert_int_equal(seal_key_id(b.data, b.len), 1);
+    assert_null(memmem(b.data, b.len, secret, 10));
+    assert_int_equal(open_seal(&b, &k, SEAL_USE_SHIP, 7, ad, sizeof ad), 0);
+    buf_free(&b);
+    seal_keys_wipe(&k);
+}
+
+static void test_anything_else_fails(void **state)
+{
+    struct seal_keys k, other;
+    seal_keys_init(&k, master, true);
+    uint8_t master2[SEAL_KEY_SIZE] = {2};
+    seal_keys_init(&other, master2, true);
+    struct buf b;
+    seal(&b, &k);
+    /* Another subject, use, associated data or master key. */
+    assert_int_equal(open_seal(&b, &k, SEAL_USE_SHIP, 8, ad, sizeof ad),
+                     BERTH_ECORRUPT);
+    assert_int_equal(open_seal(&b, &k, SEAL_USE_BATCH, 7, ad, sizeof ad),
+                     BERTH_ECORRUPT);
+    assert_int_equal(open_seal(&b, &k, SEAL_USE_SHIP, 7, ad, sizeof ad - 1),
+                     BERTH_ECORRUPT);
+    assert_int_equal(open_seal(&b, &other, SEAL_USE_SHIP, 7, ad, sizeof ad),
+                     BERTH_ECORRUPT);
+    assert_int_equal(open_seal(&b, NULL, SEAL_USE_SHIP, 7, ad, sizeof ad),
+                     BERTH_ECORRUPT);
+    /* Every flipped bit. */
+    for (size_t i = 0; i < b.len; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            b.data[i] ^= (uint8_t)(1u << bit);
+            assert_int_equal(open_seal(&b, &k, SEAL_USE_SHIP, 7, ad, sizeof ad),
+                             BERTH_ECORRUPT);
+            b.data[i] ^= (uint8_t)(1u << bit);
+        }
+    }
+    /* Every truncation. */
+    for (size_t n = 0; n < b.len; n++) {
+        struct buf cut = {.data = b.data, .len = n, .cap = n};
+        assert_int_not_equal(open_seal(&cut, &k, SEAL_USE_SHIP, 7, ad, sizeof ad),
+                             0);
+    }
+    buf_free(&b);
+}
+
+static void test_unsealed(void **state)
+{
+    struct seal_keys k;
+    seal_keys_init(&k, master, false);
+    struct buf b;
+    seal(&b, &k);
+    assert_int_equal(seal_key_id(b.data, b.len), 0);
+    assert_int_equal(b.len, SEAL_PLAIN_OVERHEAD + sizeof secret);
+    assert_non_null(memmem(b.data, b.len, secret, sizeof secret));
+    /* An unsealed seal opens with no keys at all. */
+    assert_int_equal(open_seal(&b, NULL, SEAL_USE_SHIP, 7, ad, sizeof ad), 0);
+    buf_free(&b);
+    seal(&b, NULL);
+    assert_int_equal(seal_key_id(b.data, b.len), 0);
+    buf_free(&b);
+    /* A host started unsealed still opens what was sealed before. */
+    struct seal_keys sealed;
+    seal_keys_init(&sealed, master, true);
+    seal(&b, &sealed);
+    assert_int_equal(open_seal(&b, &k, SEAL_USE_SHIP, 7, ad, sizeof ad), 0);
+    buf_free(&b);
+}
+
+static void test_unknown_key_id(void **state)
+{
+    struct seal_keys k;
+    seal_keys_init(&k, master, true);
+    struct buf b;
+    seal(&b, &k);
+    put_le32(b.data, 2); /* a data key this host does not have */
+    assert_int_equal(open_seal(&b, &k, SEAL_USE_SHIP, 7, ad, sizeof ad),
+                     BERTH_ECORRUPT);
+    buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_anything_else_fails),
+        cmocka_unit_test(test_unsealed),
+        cmocka_unit_test(test_unknown_key_id),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
