@@ -5,8 +5,7 @@
 
 #include "lib/err.h"
 
-void seal_keys_init(struct seal_keys *k, const uint8_t *master_key,
-                    bool sealed)
+void seal_keys_init(struct seal_keys *k, const uint8_t *master_key, bool sealed)
 {
     memset(k, 0, sizeof *k);
     crypto_kdf_derive_from_key(k->data[0], SEAL_KEY_SIZE, 1, "berthdat",
@@ -65,8 +64,8 @@ int seal_put(struct buf *out, const struct seal_keys *k, enum seal_use use,
     buf_append(out, nonce, SEAL_NONCE_SIZE);
     uint8_t *c = out->data + out->len;
     unsigned long long clen;
-    crypto_aead_xchacha20poly1305_ietf_encrypt(c, &clen, plain, len, ad,
-                                               ad_len, NULL, nonce, key);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(c, &clen, plain, len, ad, ad_len,
+                                               NULL, nonce, key);
     out->len += (size_t)clen;
     sodium_memzero(key, sizeof key);
     return 0;

@@ -23,8 +23,8 @@ static void seal(struct buf *out, const struct seal_keys *k)
 }
 
 static int open_seal(const struct buf *in, const struct seal_keys *k,
-                enum seal_use use, uint64_t subject, const uint8_t *a,
-                size_t a_len)
+                     enum seal_use use, uint64_t subject, const uint8_t *a,
+                     size_t a_len)
 {
     struct buf out;
     buf_init(&out);
@@ -84,8 +84,8 @@ static void test_anything_else_fails(void **state)
     /* Every truncation. */
     for (size_t n = 0; n < b.len; n++) {
         struct buf cut = {.data = b.data, .len = n, .cap = n};
-        assert_int_not_equal(open_seal(&cut, &k, SEAL_USE_SHIP, 7, ad, sizeof ad),
-                             0);
+        assert_int_not_equal(
+            open_seal(&cut, &k, SEAL_USE_SHIP, 7, ad, sizeof ad), 0);
     }
     buf_free(&b);
 }

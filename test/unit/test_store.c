@@ -826,7 +826,7 @@ static void test_tokens_persist_and_stay_unique(void **state)
 }
 
 /* A store of version 7 gets the tokens table, empty. */
-static void test_upgrade_from_version_7_adds_tokens(void **state)
+static void test_upgrade_from_version_7_adds_sealed_and_tokens(void **state)
 {
     struct fx *x = *state;
     struct store *s = open_ok(x->path);
@@ -834,7 +834,8 @@ static void test_upgrade_from_version_7_adds_tokens(void **state)
     sqlite3 *db;
     assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
-                                  "DROP TABLE tokens; PRAGMA user_version=7;",
+                                  "DROP TABLE tokens; ALTER TABLE snapshots "
+                                  "DROP COLUMN sealed; PRAGMA user_version=7;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
@@ -845,6 +846,9 @@ static void test_upgrade_from_version_7_adds_tokens(void **state)
     store_close(s);
     assert_int_equal(query_int(x->path, "PRAGMA user_version"), 9);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM tokens"), 1);
+    assert_int_equal(query_int(x->path, "SELECT count(*) FROM snapshots WHERE "
+                                        "sealed = 0"),
+                     0);
 }
 
 /* --- Images: a raft snapshot is a copy of the store. --- */
@@ -1240,8 +1244,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_tokens_persist_and_stay_unique,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upgrade_from_version_7_adds_tokens,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_upgrade_from_version_7_adds_sealed_and_tokens, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(test_an_image_keeps_the_lock, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_image_round_trip, setup, teardown),
