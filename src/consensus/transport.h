@@ -41,6 +41,7 @@
 #include <uv.h>
 
 #define TRANSPORT_CLUSTER_SIZE 16
+#define TRANSPORT_SECRET_SIZE 32
 /* The largest body of a call, and of a forwarded request (which carries
  * an HTTP request or reply whole). */
 #define TRANSPORT_MAX_BODY (64u * 1024)
@@ -109,6 +110,17 @@ void transport_set_cluster(struct transport *t,
 
 /* Set the raft id sent in requests. */
 void transport_set_id(struct transport *t, uint64_t id);
+
+/* Set the cluster secret (TRANSPORT_SECRET_SIZE bytes, copied; wiped when
+ * the transport is freed) that every connection's handshake proves. Until
+ * it is set, an encrypted transport dials nothing and accepts nothing. */
+void transport_set_secret(struct transport *t,
+                          const uint8_t secret[TRANSPORT_SECRET_SIZE]);
+
+/* Turn encryption off (plaintext true) or on (the default) for connections
+ * made from now on. Off is for measuring what encryption costs, on hosts
+ * that all have it off: the two do not speak to each other. */
+void transport_set_plaintext(struct transport *t, bool plaintext);
 
 /* Answer call with status and body (copied; may be NULL when len is 0).
  * call is freed by this function. */
