@@ -1,5 +1,7 @@
 #include "consensus/log.h"
 
+#include <sodium.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <raft.h>
@@ -27,6 +29,10 @@
 #define LOG__PROBE_MS 800
 /* How long a new host keeps asking to join before it gives up. */
 #define LOG__JOIN_MS 30000
+/* A join's answer: the cluster id, the new host's id, the master key. */
+#define LOG__JOINED_SIZE (TRANSPORT_CLUSTER_SIZE + 8 + LOG_MASTER_KEY_SIZE)
+_Static_assert(TRANSPORT_SECRET_SIZE == LOG_CLUSTER_SECRET_SIZE,
+               "the transport takes the cluster secret whole");
 
 /* What this host knows of another host of its configuration, from probing
  * it. */
@@ -427,10 +433,18 @@ static void log__change_cb(struct raft_change *req, int status)
         struct log_call *c = l->change_call;
         l->change_call = NULL;
         if (status == 0) {
-            uint8_t b[TRANSPORT_CLUSTER_SIZE + 8];
+            /* The cluster, the new host's id, and the master key every
+             * host of the cluster shares (inside the encrypted channel;
+             * zeros when this host was given none). */
+            uint8_t b[LOG__JOINED_SIZE] = {0};
             memcpy(b, l->cluster, TRANSPORT_CLUSTER_SIZE);
             put_le64(b + TRANSPORT_CLUSTER_SIZE, l->change_id);
+            if (l->cfg.master_key != NULL) {
+                memcpy(b + TRANSPORT_CLUSTER_SIZE + 8, l->cfg.master_key,
+                       LOG_MASTER_KEY_SIZE);
+            }
             transport_reply(c->call, TRANSPORT_OK, b, sizeof b);
+            sodium_memzero(b, sizeof b);
         } else {
             const char *why = raft_strerror(status);
             transport_reply(c->call, TRANSPORT_UNAVAILABLE, why, strlen(why));
@@ -898,6 +912,7 @@ struct log__identity {
     uint8_t cluster[TRANSPORT_CLUSTER_SIZE];
     uint64_t id;
     char peer[256];
+    uint8_t master_key[LOG_MASTER_KEY_SIZE]; /* from a join's answer */
 };
 
 static int log__identity_read(const char *dir, struct log__identity *who,
@@ -1019,10 +1034,23 @@ static void log__join_cb(void *arg, int status, const uint8_t *body, size_t len)
         memcpy(why, body, n);
     }
     why[body != NULL ? n : 0] = '\0';
-    if (status == TRANSPORT_OK && len == TRANSPORT_CLUSTER_SIZE + 8) {
+    if (status == TRANSPORT_OK && len == LOG__JOINED_SIZE) {
         memcpy(j->who->cluster, body, TRANSPORT_CLUSTER_SIZE);
         j->who->id = get_le64(body + TRANSPORT_CLUSTER_SIZE);
+        memcpy(j->who->master_key, body + TRANSPORT_CLUSTER_SIZE + 8,
+               LOG_MASTER_KEY_SIZE);
         j->done = true;
+        return;
+    }
+    if (status == BERTH_EREJECTED) {
+        j->done = true;
+        j->rv = BERTH_EINVAL;
+        err_printf(j->errmsg,
+                   "the cluster at %s refused this host: it does not have "
+                   "the cluster's secret (give the secret `berth cluster "
+                   "secret` prints on a member, with --cluster-secret-file "
+                   "or BERTH_CLUSTER_SECRET)",
+                   j->address);
         return;
     }
     if (status == TRANSPORT_NOT_LEADER && len > 0 && len < sizeof j->address) {
@@ -1136,6 +1164,10 @@ static int log__identity(struct log *l, bool *bootstrap, bool *recover,
             return BERTH_EINVAL;
         }
         rv = log__join(l, &who, errmsg);
+        if (rv == 0 && l->cfg.joined != NULL) {
+            rv = l->cfg.joined(l->cfg.arg, who.master_key, errmsg);
+        }
+        sodium_memzero(who.master_key, sizeof who.master_key);
         if (rv != 0) {
             return rv;
         }
@@ -1274,6 +1306,10 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
     if (rv != 0) {
         goto err_after_alloc;
     }
+    if (cfg->cluster_secret != NULL) {
+        transport_set_secret(l->peers, cfg->cluster_secret);
+    }
+    transport_set_plaintext(l->peers, cfg->peer_plaintext);
     rv = log__identity(l, &bootstrap, &recover, errmsg);
     if (rv != 0) {
         goto err_after_transport;

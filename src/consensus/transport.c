@@ -1,15 +1,19 @@
 #include "consensus/transport.h"
 
 #include <arpa/inet.h>
+#include <sodium.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto/channel.h"
 #include "lib/buf.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 
-#define TRANSPORT__MAGIC "berthp02"
+#define TRANSPORT__MAGIC "berthp03"
 /* magic 8, cluster 16, kind, len, sender 8, call */
 #define TRANSPORT__REQ_HEADER 44
 /* magic 8, status, len, call */
@@ -39,6 +43,9 @@
 /* Reads on call connections go through a buffer this big: many messages a
  * read. */
 #define TRANSPORT__SCRATCH (64u * 1024)
+/* A raft relay stops reading one side while more than this waits to be
+ * written to the other. */
+#define TRANSPORT__RELAY_HIGH (4u * 1024 * 1024)
 
 /* What a connection is doing. */
 enum transport__role {
@@ -46,6 +53,7 @@ enum transport__role {
     TRANSPORT__SERVE,       /* accepted call connection: calls in */
     TRANSPORT__DIAL_RAFT,   /* dialed for libraft; reading the reply */
     TRANSPORT__DIAL_CALLS,  /* dialed for transport_request: calls out */
+    TRANSPORT__RELAY, /* raft's bytes, between libraft's pipe and the peer */
 };
 
 struct transport__conn;
@@ -102,6 +110,19 @@ struct transport__conn {
     struct transport__pending *pending, *pending_tail; /* oldest first */
     struct raft_uv_connect *raft_req;
     char *address; /* whom a call connection was dialed to */
+    /* Encryption (NULL: the transport is plaintext): what is written goes
+     * from out through the channel into wire, or straight into wire
+     * during the handshake. */
+    struct channel *ch;
+    struct buf wire;
+    /* A raft relay: this side of the socket pair whose other side libraft
+     * reads and writes, and the plaintext going to it. */
+    uv_pipe_t *pipe;
+    uv_write_t pwrite;
+    struct buf pout, pwbuf;
+    bool pwriting;
+    bool pipe_paused; /* reading libraft's side stopped: wire is full */
+    bool tcp_paused;  /* reading the peer stopped: pout is full */
     struct transport__conn *prev, *next;
 };
 
@@ -120,6 +141,10 @@ struct transport {
     transport_note_fn note;
     void *arg;
     uint8_t cluster[TRANSPORT_CLUSTER_SIZE];
+    uint8_t secret[CHANNEL_SECRET_SIZE];
+    bool has_secret;
+    bool plaintext;   /* no channel: for measuring what encryption costs */
+    struct buf plain; /* a read's plaintext, out of the channel */
     uint64_t id;
     uint64_t refused;
     unsigned handshakes;
@@ -201,8 +226,20 @@ static struct transport__conn *transport__conn_new(struct transport *t,
     if (c == NULL) {
         return NULL;
     }
+    if (!t->plaintext) {
+        c->ch = mem_alloc(sizeof *c->ch);
+        if (c->ch == NULL) {
+            mem_free(c);
+            return NULL;
+        }
+        channel_init(c->ch, t->secret, role != TRANSPORT__INBOUND);
+    }
     c->tcp = raft_malloc(sizeof *c->tcp);
     if (c->tcp == NULL) {
+        if (c->ch != NULL) {
+            channel_wipe(c->ch);
+            mem_free(c->ch);
+        }
         mem_free(c);
         return NULL;
     }
@@ -212,6 +249,9 @@ static struct transport__conn *transport__conn_new(struct transport *t,
     buf_init(&c->out);
     buf_init(&c->wbuf);
     buf_init(&c->held);
+    buf_init(&c->wire);
+    buf_init(&c->pout);
+    buf_init(&c->pwbuf);
     uv_tcp_init(t->loop, c->tcp);
     c->tcp->data = c;
     uv_timer_init(t->loop, &c->timer);
@@ -242,6 +282,13 @@ static void transport__conn_maybe_free(struct transport__conn *c)
     buf_free(&c->out);
     buf_free(&c->wbuf);
     buf_free(&c->held);
+    buf_free(&c->wire);
+    buf_free(&c->pout);
+    buf_free(&c->pwbuf);
+    if (c->ch != NULL) {
+        channel_wipe(c->ch);
+        mem_free(c->ch);
+    }
     mem_free(c);
     transport__maybe_closed(t);
 }
@@ -250,6 +297,14 @@ static void transport__tcp_closed(uv_handle_t *h)
 {
     struct transport__conn *c = h->data;
     raft_free(h);
+    c->handles--;
+    transport__conn_maybe_free(c);
+}
+
+static void transport__pipe_closed(uv_handle_t *h)
+{
+    struct transport__conn *c = h->data;
+    mem_free(h);
     c->handles--;
     transport__conn_maybe_free(c);
 }
@@ -281,6 +336,9 @@ static void transport__conn_close(struct transport__conn *c)
     }
     if (c->tcp != NULL && !uv_is_closing((uv_handle_t *)c->tcp)) {
         uv_close((uv_handle_t *)c->tcp, transport__tcp_closed);
+    }
+    if (c->pipe != NULL && !uv_is_closing((uv_handle_t *)c->pipe)) {
+        uv_close((uv_handle_t *)c->pipe, transport__pipe_closed);
     }
 }
 
@@ -336,6 +394,8 @@ static void transport__broken(struct transport__conn *c, int rv)
     }
 }
 
+static void transport__pipe_start(struct transport__conn *c);
+
 static void transport__write_cb(uv_write_t *req, int status)
 {
     struct transport__conn *c = req->data;
@@ -352,7 +412,11 @@ static void transport__write_cb(uv_write_t *req, int status)
         transport__conn_maybe_free(c);
         return;
     }
-    if (c->out.len > 0) {
+    if (c->pipe_paused && c->wire.len < TRANSPORT__RELAY_HIGH) {
+        c->pipe_paused = false;
+        transport__pipe_start(c);
+    }
+    if (c->out.len > 0 || c->wire.len > 0) {
         transport__flush(c);
     } else if (c->role == TRANSPORT__SERVE && !c->kept && c->ncalls == 0) {
         transport__conn_close(c); /* one over TRANSPORT__MAX_KEPT */
@@ -362,12 +426,31 @@ static void transport__write_cb(uv_write_t *req, int status)
 /* Write what is queued in c->out, unless a write is in flight. */
 static void transport__flush(struct transport__conn *c)
 {
-    if (c->writing || c->closed || c->out.len == 0 || c->tcp == NULL) {
+    if (c->writing || c->closed || c->tcp == NULL) {
+        return;
+    }
+    struct buf *src = &c->out;
+    if (c->ch != NULL) {
+        /* Sealed once the handshake is done; until then only its own
+         * messages go. */
+        if (channel_ready(c->ch) && c->out.len > 0) {
+            if (channel_seal(c->ch, c->out.data, c->out.len, &c->wire) != 0) {
+                transport__broken(c, BERTH_ENOMEM);
+                return;
+            }
+            c->out.len = 0;
+            if (c->out.cap > 4 * TRANSPORT__SCRATCH) {
+                buf_free(&c->out);
+            }
+        }
+        src = &c->wire;
+    }
+    if (src->len == 0) {
         return;
     }
     struct buf tmp = c->wbuf;
-    c->wbuf = c->out;
-    c->out = tmp;
+    c->wbuf = *src;
+    *src = tmp;
     c->write.data = c;
     uv_buf_t b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
     if (uv_write(&c->write, (uv_stream_t *)c->tcp, &b, 1,
@@ -433,7 +516,8 @@ static void transport__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     struct transport__conn *c = h->data;
     struct transport *t = c->t;
     (void)hint;
-    if (c->role == TRANSPORT__SERVE || c->role == TRANSPORT__DIAL_CALLS) {
+    if (c->ch != NULL || c->role == TRANSPORT__SERVE ||
+        c->role == TRANSPORT__DIAL_CALLS) {
         if (t->scratch == NULL) {
             t->scratch = mem_alloc(TRANSPORT__SCRATCH);
         }
@@ -604,6 +688,88 @@ static void transport__advance(struct transport__conn *c, size_t n)
     }
 }
 
+static void transport__pipe_send(struct transport__conn *c, const uint8_t *p,
+                                 size_t n);
+
+/* n bytes of plaintext for c, out of its channel: to the first message,
+ * the calls or answers, or libraft, as c's role says. */
+static void transport__plain(struct transport__conn *c, const uint8_t *p,
+                             size_t n)
+{
+    while (n > 0 && !c->closed) {
+        switch (c->role) {
+        case TRANSPORT__SERVE:
+        case TRANSPORT__DIAL_CALLS:
+            transport__take(c, p, n);
+            return;
+        case TRANSPORT__RELAY:
+            transport__pipe_send(c, p, n);
+            return;
+        case TRANSPORT__INBOUND:
+        case TRANSPORT__DIAL_RAFT:
+            break;
+        }
+        uint8_t *dst = c->in_body ? c->body + c->got : c->header + c->got;
+        size_t room =
+            c->in_body ? c->body_len - c->got : c->header_need - c->got;
+        size_t k = room < n ? room : n;
+        if (k == 0) {
+            transport__malformed(c);
+            return;
+        }
+        memcpy(dst, p, k);
+        p += k;
+        n -= k;
+        transport__advance(c, k);
+    }
+}
+
+/* n bytes read on an encrypted connection: through the channel. */
+static void transport__open(struct transport__conn *c, const uint8_t *p,
+                            size_t n)
+{
+    struct transport *t = c->t;
+    bool in = c->role == TRANSPORT__INBOUND || c->role == TRANSPORT__SERVE;
+    t->plain.len = 0;
+    int rv = channel_feed(c->ch, p, n, &c->wire, &t->plain);
+    if (rv != 0) {
+        const char *why =
+            rv == BERTH_EREJECTED
+                ? (in ? "peer port: refused a host without the cluster secret"
+                      : "a peer does not know the cluster secret: refused it")
+            : rv == BERTH_ECORRUPT
+                ? "peer connection: a message failed to open (altered, "
+                  "replayed or out of order): closed"
+            : in ? "peer port: not a berth peer"
+                 : "a peer is not a berth peer of this version";
+        if (rv == BERTH_EREJECTED && c->wire.len > 0 && !c->writing) {
+            /* The dialer's own proof, so that the listener can say why it
+             * closes; written now, as the connection closes at once. */
+            uv_buf_t b =
+                uv_buf_init((char *)c->wire.data, (unsigned)c->wire.len);
+            uv_try_write((uv_stream_t *)c->tcp, &b, 1);
+        }
+        if (in) {
+            transport__refuse(t, why, NULL);
+        } else if (t->note != NULL) {
+            t->note(t->arg, "warn", why, c->address);
+        }
+        transport__broken(c, rv == BERTH_EREJECTED ? BERTH_EREJECTED
+                             : rv == BERTH_ENOMEM  ? BERTH_ENOMEM
+                                                   : BERTH_EMALFORMED);
+        return;
+    }
+    if (c->wire.len > 0 || (channel_ready(c->ch) && c->out.len > 0)) {
+        transport__flush(c);
+    }
+    if (t->plain.len > 0) {
+        transport__plain(c, t->plain.data, t->plain.len);
+    }
+    if (t->plain.cap > 4 * TRANSPORT__SCRATCH) {
+        buf_free(&t->plain);
+    }
+}
+
 static void transport__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct transport__conn *c = s->data;
@@ -614,6 +780,10 @@ static void transport__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         /* The peer closed, or the read failed. Calls served on a call
          * connection are still answered, into nothing. */
         transport__broken(c, BERTH_EIO);
+        return;
+    }
+    if (c->ch != NULL) {
+        transport__open(c, (const uint8_t *)buf->base, (size_t)n);
         return;
     }
     if (c->role == TRANSPORT__SERVE || c->role == TRANSPORT__DIAL_CALLS) {
@@ -627,6 +797,140 @@ static void transport__start_reading(struct transport__conn *c)
 {
     uv_read_start((uv_stream_t *)c->tcp, transport__alloc_cb,
                   transport__read_cb);
+}
+
+/* --- Relaying raft's bytes. ---
+ *
+ * libraft reads and writes a stream of its own; on an encrypted transport
+ * it gets one side of a socket pair, and the connection seals what it
+ * writes there and opens what comes for it. */
+
+static void transport__pipe_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct transport__conn *c = h->data;
+    struct transport *t = c->t;
+    (void)hint;
+    if (t->scratch == NULL) {
+        t->scratch = mem_alloc(TRANSPORT__SCRATCH);
+    }
+    buf->base = (char *)t->scratch;
+    buf->len = t->scratch != NULL ? TRANSPORT__SCRATCH : 0;
+}
+
+/* libraft wrote n bytes: seal them for the peer. */
+static void transport__pipe_read_cb(uv_stream_t *s, ssize_t n,
+                                    const uv_buf_t *buf)
+{
+    struct transport__conn *c = s->data;
+    if (n == 0 || c->closed) {
+        return;
+    }
+    if (n < 0) {
+        transport__broken(c, BERTH_EIO); /* libraft closed its side */
+        return;
+    }
+    if (channel_seal(c->ch, (const uint8_t *)buf->base, (size_t)n, &c->wire) !=
+        0) {
+        transport__broken(c, BERTH_ENOMEM);
+        return;
+    }
+    transport__flush(c);
+    if (c->wire.len >= TRANSPORT__RELAY_HIGH && !c->pipe_paused) {
+        c->pipe_paused = true;
+        uv_read_stop((uv_stream_t *)c->pipe);
+    }
+}
+
+static void transport__pipe_start(struct transport__conn *c)
+{
+    uv_read_start((uv_stream_t *)c->pipe, transport__pipe_alloc_cb,
+                  transport__pipe_read_cb);
+}
+
+static void transport__pipe_flush(struct transport__conn *c);
+
+static void transport__pipe_write_cb(uv_write_t *req, int status)
+{
+    struct transport__conn *c = req->data;
+    c->pwriting = false;
+    c->pwbuf.len = 0;
+    if (status != 0) {
+        transport__broken(c, BERTH_EIO);
+    }
+    if (c->closed) {
+        transport__conn_maybe_free(c);
+        return;
+    }
+    transport__pipe_flush(c);
+    if (c->tcp_paused && c->pout.len < TRANSPORT__RELAY_HIGH) {
+        c->tcp_paused = false;
+        transport__start_reading(c);
+    }
+}
+
+static void transport__pipe_flush(struct transport__conn *c)
+{
+    if (c->pwriting || c->closed || c->pout.len == 0) {
+        return;
+    }
+    struct buf tmp = c->pwbuf;
+    c->pwbuf = c->pout;
+    c->pout = tmp;
+    c->pwrite.data = c;
+    uv_buf_t b = uv_buf_init((char *)c->pwbuf.data, (unsigned)c->pwbuf.len);
+    if (uv_write(&c->pwrite, (uv_stream_t *)c->pipe, &b, 1,
+                 transport__pipe_write_cb) != 0) {
+        c->pwbuf.len = 0;
+        transport__broken(c, BERTH_EIO);
+        return;
+    }
+    c->pwriting = true;
+}
+
+/* Plaintext from the peer for libraft. */
+static void transport__pipe_send(struct transport__conn *c, const uint8_t *p,
+                                 size_t n)
+{
+    if (buf_append(&c->pout, p, n) != 0) {
+        transport__broken(c, BERTH_ENOMEM);
+        return;
+    }
+    transport__pipe_flush(c);
+    if (c->pout.len >= TRANSPORT__RELAY_HIGH && !c->tcp_paused) {
+        c->tcp_paused = true;
+        uv_read_stop((uv_stream_t *)c->tcp);
+    }
+}
+
+/* Make c a relay, and *out the stream to give libraft (it frees it). */
+static int transport__relay(struct transport__conn *c, uv_stream_t **out)
+{
+    uv_os_sock_t fds[2];
+    if (uv_socketpair(SOCK_STREAM, 0, fds, 0, 0) != 0) {
+        return BERTH_EIO;
+    }
+    uv_pipe_t *ours = mem_alloc(sizeof *ours);
+    uv_pipe_t *theirs = raft_malloc(sizeof *theirs);
+    if (ours == NULL || theirs == NULL) {
+        mem_free(ours);
+        raft_free(theirs);
+        close(fds[0]);
+        close(fds[1]);
+        return BERTH_ENOMEM;
+    }
+    uv_pipe_init(c->t->loop, ours, 0);
+    uv_pipe_init(c->t->loop, theirs, 0);
+    ours->data = c;
+    c->pipe = ours;
+    c->handles++;
+    if (uv_pipe_open(ours, fds[0]) != 0 || uv_pipe_open(theirs, fds[1]) != 0) {
+        uv_close((uv_handle_t *)theirs, (uv_close_cb)raft_free);
+        return BERTH_EIO;
+    }
+    c->role = TRANSPORT__RELAY;
+    transport__pipe_start(c);
+    *out = (uv_stream_t *)theirs;
+    return 0;
 }
 
 /* --- Accepting. --- */
@@ -686,6 +990,19 @@ static void transport__inbound_done(struct transport__conn *c)
             c->body_len > TRANSPORT__ADDRESS_MAX ||
             strlen((char *)c->body) != c->body_len || sender == 0) {
             transport__conn_close(c);
+            return;
+        }
+        if (c->ch != NULL) {
+            /* Sealed like the rest; libraft gets its side of a relay. */
+            uv_stream_t *s;
+            if (transport__put_reply(&c->out, call, TRANSPORT_OK, NULL, 0) !=
+                    0 ||
+                transport__relay(c, &s) != 0) {
+                transport__conn_close(c);
+                return;
+            }
+            transport__flush(c);
+            t->accept_cb(t->raft, sender, (const char *)c->body, s);
             return;
         }
         /* The reply goes on a write of its own: libraft owns the stream
@@ -816,7 +1133,8 @@ static void transport__connection_cb(uv_stream_t *server, int status)
         return;
     }
     if (uv_accept(server, (uv_stream_t *)c->tcp) != 0 ||
-        t->handshakes > TRANSPORT__MAX_HANDSHAKES) {
+        t->handshakes > TRANSPORT__MAX_HANDSHAKES ||
+        (!t->plaintext && !t->has_secret)) {
         transport__conn_close(c);
         return;
     }
@@ -909,6 +1227,10 @@ static void transport__connect_cb(uv_connect_t *req, int status)
     }
     c->connected = true;
     uv_tcp_nodelay(c->tcp, 1); /* as on the accepting side */
+    if (c->ch != NULL && channel_start(c->ch, &c->wire) != 0) {
+        transport__broken(c, BERTH_ENOMEM);
+        return;
+    }
     transport__flush(c);
     if (c->role == TRANSPORT__DIAL_RAFT) {
         c->header_need = TRANSPORT__REPLY_HEADER;
@@ -942,6 +1264,17 @@ static void transport__raft_dial_done(struct transport__conn *c)
     }
     struct raft_uv_connect *req = c->raft_req;
     c->raft_req = NULL;
+    if (c->ch != NULL) {
+        uv_stream_t *s;
+        uv_timer_stop(&c->timer);
+        if (transport__relay(c, &s) != 0) {
+            transport__conn_close(c);
+            req->cb(req, NULL, RAFT_NOCONNECTION);
+            return;
+        }
+        req->cb(req, s, 0);
+        return;
+    }
     uv_stream_t *s = transport__hand_over(c);
     transport__conn_close(c);
     req->cb(req, s, 0);
@@ -963,6 +1296,8 @@ static void transport__timeout_cb(uv_timer_t *timer)
         return;
     case TRANSPORT__DIAL_RAFT:
         transport__raft_dial_fail(c, BERTH_ETIMEOUT);
+        return;
+    case TRANSPORT__RELAY:
         return;
     case TRANSPORT__DIAL_CALLS:
         break;
@@ -1005,6 +1340,9 @@ static int transport__dial(struct transport *t, struct transport__conn **out,
     }
     if (t->closing) {
         return BERTH_ESHUTDOWN;
+    }
+    if (!t->plaintext && !t->has_secret) {
+        return BERTH_EINVAL; /* no cluster secret: nothing to prove */
     }
     struct transport__conn *c = transport__conn_new(t, role);
     if (c == NULL) {
@@ -1219,6 +1557,8 @@ static void transport__maybe_closed(struct transport *t)
         void *arg = t->close_arg;
         mem_free(t->bind);
         mem_free(t->scratch);
+        buf_free(&t->plain);
+        sodium_memzero(t->secret, sizeof t->secret);
         mem_free(t);
         if (cb != NULL) {
             cb(arg);
@@ -1278,6 +1618,18 @@ void transport_set_cluster(struct transport *t,
 void transport_set_id(struct transport *t, uint64_t id)
 {
     t->id = id;
+}
+
+void transport_set_secret(struct transport *t,
+                          const uint8_t secret[TRANSPORT_SECRET_SIZE])
+{
+    memcpy(t->secret, secret, sizeof t->secret);
+    t->has_secret = true;
+}
+
+void transport_set_plaintext(struct transport *t, bool plaintext)
+{
+    t->plaintext = plaintext;
 }
 
 bool transport_listen_failed(const struct transport *t)

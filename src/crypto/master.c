@@ -203,6 +203,26 @@ int master_open(const char *path, const struct master_secret *secret,
     return 0;
 }
 
+int master_replace(const char *path, const struct master_secret *secret,
+                   const uint8_t *key, char *errmsg)
+{
+    static const struct master_secret none = {.how = MASTER_PLAIN};
+    if (sodium_init() < 0) {
+        err_printf(errmsg, "libsodium cannot start");
+        return BERTH_EIO;
+    }
+    return master__write(path, secret != NULL ? secret : &none, key, errmsg);
+}
+
+void master_key_id(const uint8_t *key, char *out)
+{
+    static const char label[] = "berth master key id";
+    uint8_t h[MASTER_ID_SIZE];
+    crypto_generichash(h, sizeof h, (const uint8_t *)label, sizeof label - 1,
+                       key, MASTER_KEY_SIZE);
+    sodium_bin2hex(out, 2 * MASTER_ID_SIZE + 1, h, sizeof h);
+}
+
 int master_read_key_file(const char *path, uint8_t *out, char *errmsg)
 {
     uint8_t raw[130];

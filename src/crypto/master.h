@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #define MASTER_KEY_SIZE 32
+#define MASTER_ID_SIZE 16
 
 /* How the master key is kept on disk. */
 enum master_how {
@@ -58,6 +59,19 @@ struct master_secret {
  * not a master key file, BERTH_EIO for the disk, BERTH_ENOMEM. */
 int master_open(const char *path, const struct master_secret *secret,
                 uint8_t *key, enum master_how *how, char *errmsg);
+
+/* Replace the file at path with one that keeps key (MASTER_KEY_SIZE
+ * bytes, borrowed) as secret says (NULL: plain), whatever it held before:
+ * for a host that adopts its cluster's master key. The file is replaced
+ * whole (written beside, synced, renamed, the directory synced). Returns
+ * 0, or a negative code with a message in errmsg. */
+int master_replace(const char *path, const struct master_secret *secret,
+                   const uint8_t *key, char *errmsg);
+
+/* Write into out (MASTER_ID_SIZE * 2 + 1 bytes) the key's id: hex of a
+ * keyed BLAKE2b hash, which says whether two hosts hold the same key and
+ * nothing about the key. */
+void master_key_id(const uint8_t *key, char *out);
 
 /* Read a key file at path: exactly 32 bytes, or 64 hex digits and an
  * optional newline. Returns 0 with out (MASTER_KEY_SIZE bytes) set, or a

@@ -14,7 +14,9 @@
  *   GET    /v1/stats              host counters
  *   GET    /v1/cluster            the hosts of the cluster, probed now
  *   DELETE /v1/cluster/hosts/ID   remove a host (by id or peer address)
- *   POST   /v1/cluster/join       {"peer"}: an empty cluster of one joins
+ *   GET    /v1/cluster/secret     the cluster secret, for a host to join
+ *   POST   /v1/cluster/join       {"peer", "secret"?}: an empty cluster of
+ *                                 one joins
  *                                  the cluster of that peer
  *   GET    /v1/tokens             list the admin API's tokens (no secrets)
  *   POST   /v1/tokens             {"scope", "name"?}: make a token; its text
@@ -42,6 +44,7 @@
 #include "core/gate.h"
 #include "core/record.h"
 #include "core/ship.h"
+#include "crypto/sealed.h"
 #include "daemon/host.h"
 #include "lib/err.h"
 #include "lib/mem.h"
@@ -742,6 +745,9 @@ static void admin__stats(struct host *h, struct http_request *req)
     json_object_set_new(o, "wakes", json_integer((json_int_t)h->fleet.wakes));
     json_object_set_new(o, "master_key",
                         json_string(master_how_text(h->key_how)));
+    char key_id[2 * MASTER_ID_SIZE + 1];
+    master_key_id(h->master_key, key_id);
+    json_object_set_new(o, "master_key_id", json_string(key_id));
     json_object_set_new(o, "reuses",
                         json_integer((json_int_t)h->fleet.reuse.hits));
     json_object_set_new(o, "reuse_bytes",
@@ -922,17 +928,50 @@ static void admin__rejoin_cb(uv_timer_t *t)
     _exit(70);
 }
 
-/* POST /v1/cluster/join {"peer": ADDRESS}. */
+/* GET /v1/cluster/secret: what a host that joins needs. The admin API is
+ * local only; whoever reaches it controls the host anyway. */
+static void admin__cluster_secret(struct host *h, struct http_request *req)
+{
+    char hex[2 * sizeof h->cluster_secret + 1];
+    if (h->cfg.peer == NULL) {
+        host_reply_error(req, 409, "conflict",
+                         "this host has no --peer, and so no cluster secret");
+        return;
+    }
+    sodium_bin2hex(hex, sizeof hex, h->cluster_secret,
+                   sizeof h->cluster_secret);
+    json_t *o = json_object();
+    json_object_set_new(o, "secret", json_string(hex));
+    sodium_memzero(hex, sizeof hex);
+    host_reply_json(req, 200, o);
+}
+
+/* POST /v1/cluster/join {"peer": ADDRESS, "secret": HEX}: the secret, if
+ * given, is kept in DATA/cluster.key for the start that joins. */
 static void admin__cluster_join(struct host *h, struct http_request *req)
 {
     json_error_t jerr;
-    const char *peer = NULL;
+    const char *peer = NULL, *secret = NULL;
+    uint8_t bin[sizeof h->cluster_secret];
+    size_t got = 0;
+    char errmsg[ERRMSG_SIZE], path[4200];
     json_t *spec =
         json_loadb((const char *)req->body.data, req->body.len, 0, &jerr);
-    if (spec == NULL ||
-        json_unpack_ex(spec, &jerr, JSON_STRICT, "{s:s}", "peer", &peer) != 0) {
+    if (spec == NULL || json_unpack_ex(spec, &jerr, JSON_STRICT, "{s:s, s?:s}",
+                                       "peer", &peer, "secret", &secret) != 0) {
         host_reply_error(req, 400, "invalid",
-                         "expected {\"peer\": IP:PORT}: %s", jerr.text);
+                         "expected {\"peer\": IP:PORT, \"secret\": HEX}: %s",
+                         jerr.text);
+        json_decref(spec);
+        return;
+    }
+    if (secret != NULL &&
+        (strlen(secret) != 2 * sizeof bin ||
+         sodium_hex2bin(bin, sizeof bin, secret, strlen(secret), NULL, &got,
+                        NULL) != 0 ||
+         got != sizeof bin)) {
+        host_reply_error(req, 400, "invalid",
+                         "the cluster secret is 64 hex digits");
         json_decref(spec);
         return;
     }
@@ -954,7 +993,15 @@ static void admin__cluster_join(struct host *h, struct http_request *req)
                          "%s is not a peer address (an IP and a port)", peer);
     } else if (h->rejoin[0] != '\0') {
         host_reply_error(req, 409, "conflict", "already joining %s", h->rejoin);
+    } else if (secret != NULL &&
+               (snprintf(path, sizeof path, "%s/cluster.key", h->cfg.data_dir),
+                sealed_write(path, h->master_key, "clusterk", bin, sizeof bin,
+                             errmsg)) != 0) {
+        host_reply_error(req, 500, "internal", "%s", errmsg);
     } else {
+        if (secret != NULL) {
+            memcpy(h->cluster_secret, bin, sizeof bin);
+        }
         snprintf(h->rejoin, sizeof h->rejoin, "%s", peer);
         json_t *o = json_object();
         json_object_set_new(o, "joining", json_string(peer));
@@ -963,6 +1010,7 @@ static void admin__cluster_join(struct host *h, struct http_request *req)
         uv_timer_start(&h->stop_timer, admin__rejoin_cb, 200, 0);
         h->stop_timer.data = h;
     }
+    sodium_memzero(bin, sizeof bin);
     json_decref(spec);
 }
 
@@ -1035,6 +1083,13 @@ void host_admin_handle(struct http_request *req, void *arg)
         if (log_cluster(h->log, admin__cluster_cb, req) != 0) {
             host_reply_error(req, 503, "unavailable", "out of memory");
         }
+        return;
+    }
+    if (h->ready && strcmp(path, "/v1/cluster/secret") == 0) {
+        if (strcmp(m, "GET") != 0) {
+            goto method;
+        }
+        admin__cluster_secret(h, req);
         return;
     }
     if (!host_serving(h)) {

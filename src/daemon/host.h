@@ -76,6 +76,9 @@ struct host_config {
      * passphrase in $BERTH_PASSPHRASE, if set, else none. */
     const char *passphrase_file;
     const char *master_key_file;
+    /* A file holding the cluster secret (64 hex digits) for a host that
+     * joins, or NULL: $BERTH_CLUSTER_SECRET, if set. */
+    const char *cluster_secret_file;
 };
 
 /* Make jansson allocate through lib/mem.h, so that tests can fail its
@@ -130,6 +133,14 @@ struct host {
     struct host_config cfg;
     uint8_t master_key[MASTER_KEY_SIZE]; /* crypto/master.h */
     enum master_how key_how;             /* how DATA/master.key keeps it */
+    /* The operator's secret, kept only while the host starts: a host that
+     * joins seals the cluster's master key under it. */
+    struct master_secret op;
+    uint8_t op_bytes[1024];
+    /* The cluster secret peers prove (DATA/cluster.key, sealed under the
+     * master key), when the host has a peer port. */
+    uint8_t cluster_secret[32];
+    bool cluster_key_write; /* DATA/cluster.key is to be written */
     uv_loop_t loop;
     struct store *store;
     struct log *log;
