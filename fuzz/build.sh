@@ -12,7 +12,7 @@
 set -e
 cd "$(dirname "$0")/.."
 OUT=build-fuzz
-TARGETS="frame record http forward"
+TARGETS="frame record http forward transport"
 mkdir -p "$OUT"
 CC=${CC:-clang}
 if ! command -v "$CC" >/dev/null 2>&1; then
@@ -44,6 +44,7 @@ build frame src/proto/frame.c $LIB
 build record src/core/record.c $LIB -lsodium
 build http -I/usr/share/include/llhttp src/http/parser.c $LLHTTP $LIB
 build forward src/http/forward.c $LIB
+build transport src/consensus/transport.c $LIB -luv -lraft
 echo "fuzz: built $(for t in $TARGETS; do printf '%s ' "$OUT/fuzz_$t"; done)"
 
 if [ "$1" = "-run" ]; then

@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the targets made after fuzz_frame (whose seeds
+gen_frame_corpus.py writes) into fuzz/corpus/<target>/: a handful of small
+valid inputs each, following the formats in the headers the targets name.
+Run it from anywhere; it is deterministic. With target names as arguments
+it writes only those."""
+import os
+import struct
+import sys
+import zlib
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+
+def write(target, name, data):
+    d = os.path.join(ROOT, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# --- transport: consensus/transport.h ---
+
+MAGIC = b"berthp02"
+CLUSTER = bytes(range(1, 17))
+
+
+def request(kind, sender, call, body, cluster=CLUSTER):
+    return (MAGIC + cluster + struct.pack("<IIQI", kind, len(body), sender, call)
+            + body)
+
+
+def reply(status, call, body):
+    return MAGIC + struct.pack("<III", status, len(body), call) + body
+
+
+def transport():
+    write("transport", "raft_handshake", request(1, 1, 0, b"127.0.0.1:7001"))
+    write("transport", "join", request(2, 0, 1, b"[::1]:7002", bytes(16)))
+    write("transport", "probes", request(3, 2, 1, b"") + request(3, 2, 2, b""))
+    write("transport", "forward", request(4, 2, 7, b"GET / HTTP/1.1\r\n\r\n"))
+    write("transport", "reply_ok", reply(0, 1, bytes(range(24))))
+    write("transport", "reply_not_leader", reply(3, 2, b"10.0.0.2:7000"))
+    write("transport", "address", b"127.0.0.1:7000")
+
+
+TARGETS = {"transport": transport}
+
+if __name__ == "__main__":
+    for t in sys.argv[1:] or TARGETS:
+        TARGETS[t]()
