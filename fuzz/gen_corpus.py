@@ -44,7 +44,22 @@ def transport():
     write("transport", "address", b"127.0.0.1:7000")
 
 
-TARGETS = {"transport": transport}
+# --- admin: daemon/body.h ---
+
+
+def admin():
+    write("admin", "create_min", b'{"program": "/bin/true"}')
+    write("admin", "create_named", b'{"program": "/usr/bin/counter", '
+          b'"name": "shop-1", "idle_timeout_ms": 5000, '
+          b'"freeze_timeout_ms": 0, "acks": "quorum"}')
+    write("admin", "create_count", b'{"program": "/p", "name": "web", '
+          b'"count": 3, "acks": 2}')
+    write("admin", "create_lists", b'{"program": "/p", "args": ["-v", "x"], '
+          b'"env": {"LANG": "C", "_X1": ""}}')
+    write("admin", "join", b'{"peer": "10.0.0.1:7000"}')
+
+
+TARGETS = {"transport": transport, "admin": admin}
 
 if __name__ == "__main__":
     for t in sys.argv[1:] or TARGETS:
