@@ -59,7 +59,30 @@ def admin():
     write("admin", "join", b'{"peer": "10.0.0.1:7000"}')
 
 
-TARGETS = {"transport": transport, "admin": admin}
+# --- master: crypto/master.h ---
+
+MKEY = bytes(range(32))
+
+
+def master_file(how, salt, ops, mem, nonce, key):
+    return (b"brthmkey" + bytes([1, how]) + bytes(6) + salt
+            + struct.pack("<QQ", ops, mem) + nonce + key)
+
+
+def master():
+    write("master", "plain", master_file(0, bytes(16), 0, 0, bytes(24), MKEY))
+    # Sealed under a key file of 0x42 bytes, which is the key the target
+    # opens with; the seal itself is random-looking bytes here (the target
+    # then reaches the refusal), as Python has no XChaCha20 of its own.
+    write("master", "key_file", master_file(2, bytes(16), 0, 0,
+                                            bytes(range(24)), bytes(48)))
+    write("master", "passphrase", master_file(1, bytes(range(16)), 2,
+                                              67108864, bytes(range(24)),
+                                              bytes(48)))
+    write("master", "hex_key_file", MKEY.hex().encode() + b"\n")
+
+
+TARGETS = {"transport": transport, "admin": admin, "master": master}
 
 if __name__ == "__main__":
     for t in sys.argv[1:] or TARGETS:
