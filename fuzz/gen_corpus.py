@@ -82,7 +82,40 @@ def master():
     write("master", "hex_key_file", MKEY.hex().encode() + b"\n")
 
 
-TARGETS = {"transport": transport, "admin": admin, "master": master}
+# --- segments: consensus/segments.h (libraft's disk format 1) ---
+
+
+def crc32(data):
+    """CRC-32, polynomial 0x04C11DB7, MSB first, no reflection, init 0."""
+    crc = 0
+    for b in data:
+        crc ^= b << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7 if crc & 0x80000000 else crc << 1)
+            crc &= 0xFFFFFFFF
+    return crc
+
+
+def batch(entries):
+    header = struct.pack("<Q", len(entries))
+    for term, etype, data in entries:
+        header += struct.pack("<QB3xI", term, etype, len(data))
+    data = b"".join(d for _, _, d in entries)
+    return struct.pack("<II", crc32(header), crc32(data)) + header + data
+
+
+def segments():
+    fmt = struct.pack("<Q", 1)
+    one = batch([(1, 1, b"entry-01")])
+    two = batch([(1, 1, b"a" * 8), (2, 3, b"configur")])
+    write("segments", "one_batch", fmt + one + bytes(16))
+    write("segments", "two_batches", fmt + one + two)
+    write("segments", "torn_tail", fmt + one + two[:-4])
+    write("segments", "zeros", bytes(32))
+
+
+TARGETS = {"transport": transport, "admin": admin, "master": master,
+           "segments": segments}
 
 if __name__ == "__main__":
     for t in sys.argv[1:] or TARGETS:
