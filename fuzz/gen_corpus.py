@@ -114,8 +114,17 @@ def segments():
     write("segments", "zeros", bytes(32))
 
 
+# --- strlist: lib/strlist.h ---
+
+
+def strlist():
+    write("strlist", "args", b"-v\0--port\x008080\0")
+    write("strlist", "env", b"LANG=C\0HOME=/\0EMPTY=\0")
+    write("strlist", "empty_string", b"\0")
+
+
 TARGETS = {"transport": transport, "admin": admin, "master": master,
-           "segments": segments}
+           "segments": segments, "strlist": strlist}
 
 if __name__ == "__main__":
     for t in sys.argv[1:] or TARGETS:
