@@ -12,7 +12,7 @@
 set -e
 cd "$(dirname "$0")/.."
 OUT=build-fuzz
-TARGETS="frame record http forward transport admin master segments strlist"
+TARGETS="frame record http forward transport admin master segments identity strlist"
 mkdir -p "$OUT"
 CC=${CC:-clang}
 if ! command -v "$CC" >/dev/null 2>&1; then
@@ -48,6 +48,7 @@ build transport src/consensus/transport.c $LIB -luv -lraft
 build admin src/daemon/body.c src/core/gate.c src/core/ship.c $LIB -ljansson
 build master src/crypto/master.c src/lib/file.c $LIB -lsodium
 build segments src/consensus/segments.c $LIB
+build identity src/consensus/identity.c $LIB
 build strlist $LIB
 echo "fuzz: built $(for t in $TARGETS; do printf '%s ' "$OUT/fuzz_$t"; done)"
 

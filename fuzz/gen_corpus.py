@@ -123,8 +123,18 @@ def strlist():
     write("strlist", "empty_string", b"\0")
 
 
+# --- identity: consensus/identity.h ---
+
+
+def identity():
+    write("identity", "local", b"cluster " + CLUSTER.hex().encode()
+          + b"\nid 1\npeer local\n")
+    write("identity", "peer", b"cluster " + CLUSTER.hex().upper().encode()
+          + b"\nid 281474976710655\npeer [::1]:7001\n")
+
+
 TARGETS = {"transport": transport, "admin": admin, "master": master,
-           "segments": segments, "strlist": strlist}
+           "segments": segments, "strlist": strlist, "identity": identity}
 
 if __name__ == "__main__":
     for t in sys.argv[1:] or TARGETS:

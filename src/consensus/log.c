@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "consensus/fsm.h"
+#include "consensus/identity.h"
 #include "consensus/segments.h"
 #include "consensus/transport.h"
 #include "lib/err.h"
@@ -885,25 +886,13 @@ static int log__check(struct log *l, char *errmsg)
     return 0;
 }
 
-/* The identity file, DIR/cluster, says which cluster this host is in, its
- * raft id there and the peer address it was last started with:
- *
- *   cluster 0123...ef (32 hex digits)
- *   id 1
- *   peer 10.0.0.1:7001 (or "local")
- */
+/* The identity file (consensus/identity.h). */
 #define LOG__IDENTITY "cluster"
 
-struct log__identity {
-    uint8_t cluster[TRANSPORT_CLUSTER_SIZE];
-    uint64_t id;
-    char peer[256];
-};
-
-static int log__identity_read(const char *dir, struct log__identity *who,
+static int log__identity_read(const char *dir, struct identity *who,
                               bool *found, char *errmsg)
 {
-    char path[4096], hex[64];
+    char path[4096], text[IDENTITY_TEXT_SIZE];
     snprintf(path, sizeof path, "%s/%s", dir, LOG__IDENTITY);
     FILE *f = fopen(path, "r");
     *found = false;
@@ -914,33 +903,21 @@ static int log__identity_read(const char *dir, struct log__identity *who,
         err_printf(errmsg, "cannot read %s: %s", path, strerror(errno));
         return BERTH_EIO;
     }
-    unsigned long long id;
-    int n = fscanf(f, "cluster %63s id %llu peer %255s", hex, &id, who->peer);
+    size_t n = fread(text, 1, sizeof text - 1, f);
     fclose(f);
-    if (n != 3 || strlen(hex) != 2 * TRANSPORT_CLUSTER_SIZE || id == 0) {
+    text[n] = '\0';
+    if (identity_parse(text, who) != 0) {
         err_printf(errmsg, "%s is damaged", path);
         return BERTH_ECORRUPT;
     }
-    for (int i = 0; i < TRANSPORT_CLUSTER_SIZE; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
-            err_printf(errmsg, "%s is damaged", path);
-            return BERTH_ECORRUPT;
-        }
-        who->cluster[i] = (uint8_t)v;
-    }
-    who->id = id;
     *found = true;
     return 0;
 }
 
-static int log__identity_write(const char *dir, const struct log__identity *who,
+static int log__identity_write(const char *dir, const struct identity *who,
                                char *errmsg)
 {
-    char path[4096], tmp[4200], hex[2 * TRANSPORT_CLUSTER_SIZE + 1];
-    for (int i = 0; i < TRANSPORT_CLUSTER_SIZE; i++) {
-        snprintf(hex + 2 * i, 3, "%02x", who->cluster[i]);
-    }
+    char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/%s", dir, LOG__IDENTITY);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -948,9 +925,8 @@ static int log__identity_write(const char *dir, const struct log__identity *who,
         err_printf(errmsg, "cannot write %s: %s", tmp, strerror(errno));
         return BERTH_EIO;
     }
-    char text[512];
-    int n = snprintf(text, sizeof text, "cluster %s\nid %llu\npeer %s\n", hex,
-                     (unsigned long long)who->id, who->peer);
+    char text[IDENTITY_TEXT_SIZE];
+    int n = identity_format(who, text, sizeof text);
     bool ok = write(fd, text, (size_t)n) == n && fsync(fd) == 0;
     close(fd);
     if (!ok || rename(tmp, path) != 0) {
@@ -987,7 +963,7 @@ struct log__join {
     bool done;
     int rv;
     char errmsg[ERRMSG_SIZE];
-    struct log__identity *who;
+    struct identity *who;
     uv_timer_t retry;
 };
 
@@ -1060,7 +1036,7 @@ static void log__join_send(struct log__join *j)
     }
 }
 
-static int log__join(struct log *l, struct log__identity *who, char *errmsg)
+static int log__join(struct log *l, struct identity *who, char *errmsg)
 {
     struct log__join j;
     memset(&j, 0, sizeof j);
@@ -1091,7 +1067,7 @@ static int log__join(struct log *l, struct log__identity *who, char *errmsg)
 static int log__identity(struct log *l, bool *bootstrap, bool *recover,
                          char *errmsg)
 {
-    struct log__identity who;
+    struct identity who;
     bool found;
     const char *address = l->peer != NULL ? l->peer : LOG__LOCAL;
     memset(&who, 0, sizeof who);
