@@ -85,7 +85,7 @@ struct transport__conn {
     enum transport__role role;
     /* The first message of a connection, read exactly: after a raft
      * handshake the bytes are libraft's. */
-    uint8_t header[TRANSPORT__REQ_HEADER];
+    uint8_t header[TRANSPORT_REQUEST_HEADER];
     size_t header_need; /* bytes of header expected */
     size_t got;         /* bytes of header, then body, read so far */
     uint8_t *body;
@@ -462,45 +462,132 @@ static void transport__flush(struct transport__conn *c)
     c->writing = true;
 }
 
-static int transport__put_reply(struct buf *out, uint32_t call, unsigned status,
-                                const void *body, size_t len)
+/* --- Messages. ---
+ *
+ * request: magic 8 | cluster 16 | kind u32 | len u32 | sender u64 | call u32
+ * reply:   magic 8 | status u32 | len u32 | call u32 */
+
+/* The largest body a message of kind may have. */
+static size_t transport__max_body(unsigned kind)
 {
-    int rv = buf_reserve(out, TRANSPORT__REPLY_HEADER + len);
+    return kind == TRANSPORT_FORWARD ? TRANSPORT_MAX_FORWARD
+                                     : TRANSPORT_MAX_BODY;
+}
+
+/* Finish decoding a message whose header (head bytes) is read into *m:
+ * its body, if all n bytes of p hold it. */
+static int transport__body(const uint8_t *p, size_t n, size_t head, size_t max,
+                           struct transport_message *m, size_t *used)
+{
+    m->body = NULL;
+    if (m->len > max) {
+        return BERTH_ETOOBIG;
+    }
+    if (n - head < m->len) {
+        return BERTH_EPARTIAL;
+    }
+    m->body = p + head;
+    *used = head + m->len;
+    return 0;
+}
+
+int transport_decode_request(const uint8_t *p, size_t n,
+                             struct transport_message *m, size_t *used)
+{
+    if (n >= 8 && memcmp(p, TRANSPORT__MAGIC, 8) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    if (n < TRANSPORT_REQUEST_HEADER) {
+        return BERTH_EPARTIAL;
+    }
+    memset(m, 0, sizeof *m);
+    memcpy(m->cluster, p + 8, TRANSPORT_CLUSTER_SIZE);
+    m->kind = get_le32(p + 8 + TRANSPORT_CLUSTER_SIZE);
+    m->len = get_le32(p + 8 + TRANSPORT_CLUSTER_SIZE + 4);
+    m->sender = get_le64(p + 8 + TRANSPORT_CLUSTER_SIZE + 8);
+    m->call = get_le32(p + 8 + TRANSPORT_CLUSTER_SIZE + 16);
+    return transport__body(p, n, TRANSPORT_REQUEST_HEADER,
+                           transport__max_body(m->kind), m, used);
+}
+
+int transport_decode_reply(const uint8_t *p, size_t n,
+                           struct transport_message *m, size_t *used)
+{
+    if (n >= 8 && memcmp(p, TRANSPORT__MAGIC, 8) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    if (n < TRANSPORT_REPLY_HEADER) {
+        return BERTH_EPARTIAL;
+    }
+    memset(m, 0, sizeof *m);
+    m->status = get_le32(p + 8);
+    m->len = get_le32(p + 12);
+    m->call = get_le32(p + 16);
+    return transport__body(p, n, TRANSPORT_REPLY_HEADER, TRANSPORT_MAX_FORWARD,
+                           m, used);
+}
+
+int transport_encode_request(struct buf *out, const struct transport_message *m)
+{
+    int rv = buf_reserve(out, TRANSPORT_REQUEST_HEADER + m->len);
     if (rv != 0) {
         return rv;
     }
     uint8_t *p = out->data + out->len;
     memcpy(p, TRANSPORT__MAGIC, 8);
-    put_le32(p + 8, status);
-    put_le32(p + 12, (uint32_t)len);
-    put_le32(p + 16, call);
-    if (len > 0) {
-        memcpy(p + TRANSPORT__REPLY_HEADER, body, len);
+    memcpy(p + 8, m->cluster, TRANSPORT_CLUSTER_SIZE);
+    put_le32(p + 8 + TRANSPORT_CLUSTER_SIZE, m->kind);
+    put_le32(p + 8 + TRANSPORT_CLUSTER_SIZE + 4, (uint32_t)m->len);
+    put_le64(p + 8 + TRANSPORT_CLUSTER_SIZE + 8, m->sender);
+    put_le32(p + 8 + TRANSPORT_CLUSTER_SIZE + 16, m->call);
+    if (m->len > 0) {
+        memcpy(p + TRANSPORT_REQUEST_HEADER, m->body, m->len);
     }
-    out->len += TRANSPORT__REPLY_HEADER + len;
+    out->len += TRANSPORT_REQUEST_HEADER + m->len;
     return 0;
+}
+
+int transport_encode_reply(struct buf *out, const struct transport_message *m)
+{
+    int rv = buf_reserve(out, TRANSPORT_REPLY_HEADER + m->len);
+    if (rv != 0) {
+        return rv;
+    }
+    uint8_t *p = out->data + out->len;
+    memcpy(p, TRANSPORT__MAGIC, 8);
+    put_le32(p + 8, m->status);
+    put_le32(p + 12, (uint32_t)m->len);
+    put_le32(p + 16, m->call);
+    if (m->len > 0) {
+        memcpy(p + TRANSPORT_REPLY_HEADER, m->body, m->len);
+    }
+    out->len += TRANSPORT_REPLY_HEADER + m->len;
+    return 0;
+}
+
+bool transport_check_handshake(const struct transport_message *m)
+{
+    return m->kind == TRANSPORT_RAFT && m->sender != 0 && m->len > 0 &&
+           m->len <= TRANSPORT_ADDRESS_MAX && m->body != NULL &&
+           memchr(m->body, '\0', m->len) == NULL;
+}
+
+static int transport__put_reply(struct buf *out, uint32_t call, unsigned status,
+                                const void *body, size_t len)
+{
+    struct transport_message m = {
+        .status = status, .call = call, .body = body, .len = len};
+    return transport_encode_reply(out, &m);
 }
 
 static int transport__put_request(struct transport *t, struct buf *out,
                                   uint32_t call, unsigned kind,
                                   const void *body, size_t len)
 {
-    int rv = buf_reserve(out, TRANSPORT__REQ_HEADER + len);
-    if (rv != 0) {
-        return rv;
-    }
-    uint8_t *p = out->data + out->len;
-    memcpy(p, TRANSPORT__MAGIC, 8);
-    memcpy(p + 8, t->cluster, TRANSPORT_CLUSTER_SIZE);
-    put_le32(p + 8 + TRANSPORT_CLUSTER_SIZE, kind);
-    put_le32(p + 8 + TRANSPORT_CLUSTER_SIZE + 4, (uint32_t)len);
-    put_le64(p + 8 + TRANSPORT_CLUSTER_SIZE + 8, t->id);
-    put_le32(p + 8 + TRANSPORT_CLUSTER_SIZE + 16, call);
-    if (len > 0) {
-        memcpy(p + TRANSPORT__REQ_HEADER, body, len);
-    }
-    out->len += TRANSPORT__REQ_HEADER + len;
-    return 0;
+    struct transport_message m = {
+        .kind = kind, .sender = t->id, .call = call, .body = body, .len = len};
+    memcpy(m.cluster, t->cluster, TRANSPORT_CLUSTER_SIZE);
+    return transport_encode_request(out, &m);
 }
 
 /* --- Reading. ---
@@ -536,10 +623,10 @@ static void transport__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 static void transport__inbound_done(struct transport__conn *c);
 static void transport__raft_dial_done(struct transport__conn *c);
-static void transport__serve(struct transport__conn *c, const uint8_t *header,
-                             const uint8_t *body, size_t len);
-static void transport__answer(struct transport__conn *c, const uint8_t *header,
-                              const uint8_t *body, size_t len);
+static void transport__serve(struct transport__conn *c,
+                             const struct transport_message *m);
+static void transport__answer(struct transport__conn *c,
+                              const struct transport_message *m);
 static void transport__timeout_cb(uv_timer_t *timer);
 
 static bool transport__zero(const uint8_t *p, size_t n)
@@ -563,13 +650,6 @@ static bool transport__cluster_ok(const struct transport *t,
     return ours || (anonymous && kind != TRANSPORT_RAFT);
 }
 
-/* The largest body a message of kind may have. */
-static size_t transport__max_body(unsigned kind)
-{
-    return kind == TRANSPORT_FORWARD ? TRANSPORT_MAX_FORWARD
-                                     : TRANSPORT_MAX_BODY;
-}
-
 /* A protocol error on c: close it. */
 static void transport__malformed(struct transport__conn *c)
 {
@@ -586,28 +666,24 @@ static size_t transport__messages(struct transport__conn *c, const uint8_t *p,
                                   size_t n)
 {
     bool serve = c->role == TRANSPORT__SERVE;
-    size_t head = serve ? TRANSPORT__REQ_HEADER : TRANSPORT__REPLY_HEADER;
     size_t used = 0;
-    while (!c->closed && n - used >= head) {
-        const uint8_t *m = p + used;
-        size_t len =
-            get_le32(m + (serve ? 8 + TRANSPORT_CLUSTER_SIZE + 4 : 12));
-        size_t max =
-            serve
-                ? transport__max_body(get_le32(m + 8 + TRANSPORT_CLUSTER_SIZE))
-                : TRANSPORT_MAX_FORWARD;
-        if (memcmp(m, TRANSPORT__MAGIC, 8) != 0 || len > max) {
+    while (!c->closed && used < n) {
+        struct transport_message m;
+        size_t took;
+        int rv = serve ? transport_decode_request(p + used, n - used, &m, &took)
+                       : transport_decode_reply(p + used, n - used, &m, &took);
+        if (rv == BERTH_EPARTIAL) {
+            break;
+        }
+        if (rv != 0) {
             transport__malformed(c);
             return n;
         }
-        if (n - used < head + len) {
-            break;
-        }
-        used += head + len;
+        used += took;
         if (serve) {
-            transport__serve(c, m, m + head, len);
+            transport__serve(c, &m);
         } else {
-            transport__answer(c, m, m + head, len);
+            transport__answer(c, &m);
         }
     }
     return used;
@@ -649,7 +725,12 @@ static void transport__advance(struct transport__conn *c, size_t n)
         if (c->got < c->header_need) {
             return;
         }
-        if (memcmp(c->header, TRANSPORT__MAGIC, 8) != 0) {
+        /* The header alone: the body is read into a buffer of its own. */
+        struct transport_message m = {.len = 0};
+        size_t used;
+        int rv = in ? transport_decode_request(c->header, c->got, &m, &used)
+                    : transport_decode_reply(c->header, c->got, &m, &used);
+        if (rv == BERTH_EMALFORMED) {
             if (in) {
                 transport__refuse(c->t, "peer port: not a berth peer",
                                   "bad magic");
@@ -657,11 +738,9 @@ static void transport__advance(struct transport__conn *c, size_t n)
             transport__broken(c, BERTH_EMALFORMED);
             return;
         }
-        size_t len =
-            get_le32(c->header + (in ? 8 + TRANSPORT_CLUSTER_SIZE + 4 : 12));
-        unsigned kind =
-            in ? get_le32(c->header + 8 + TRANSPORT_CLUSTER_SIZE) : 0;
-        if (len > transport__max_body(kind)) {
+        /* A raft dial's reply has no body: it gets a call's limit. */
+        size_t len = m.len;
+        if (rv == BERTH_ETOOBIG || (!in && len > TRANSPORT_MAX_BODY)) {
             if (in) {
                 transport__refuse(c->t, "peer port: request too big", NULL);
             }
@@ -954,7 +1033,7 @@ static void transport__reply_and_close(struct transport__conn *c, uint32_t call,
 
 struct transport__raft_ok {
     uv_write_t req;
-    uint8_t data[TRANSPORT__REPLY_HEADER];
+    uint8_t data[TRANSPORT_REPLY_HEADER];
 };
 
 static void transport__raft_ok_cb(uv_write_t *req, int status)
@@ -966,10 +1045,15 @@ static void transport__raft_ok_cb(uv_write_t *req, int status)
 static void transport__inbound_done(struct transport__conn *c)
 {
     struct transport *t = c->t;
-    const uint8_t *cluster = c->header + 8;
-    unsigned kind = get_le32(c->header + 8 + TRANSPORT_CLUSTER_SIZE);
-    uint64_t sender = get_le64(c->header + 8 + TRANSPORT_CLUSTER_SIZE + 8);
-    uint32_t call = get_le32(c->header + 8 + TRANSPORT_CLUSTER_SIZE + 16);
+    struct transport_message m = {.len = 0};
+    size_t used;
+    /* The header was checked as it came; the body is in c->body. */
+    transport_decode_request(c->header, TRANSPORT_REQUEST_HEADER, &m, &used);
+    m.body = c->body;
+    const uint8_t *cluster = m.cluster;
+    unsigned kind = m.kind;
+    uint64_t sender = m.sender;
+    uint32_t call = m.call;
     uv_timer_stop(&c->timer);
     if (c->counted) {
         t->handshakes--;
@@ -986,9 +1070,7 @@ static void transport__inbound_done(struct transport__conn *c)
         return;
     }
     if (kind == TRANSPORT_RAFT) {
-        if (!t->listening || c->body_len == 0 ||
-            c->body_len > TRANSPORT__ADDRESS_MAX ||
-            strlen((char *)c->body) != c->body_len || sender == 0) {
+        if (!t->listening || !transport_check_handshake(&m)) {
             transport__conn_close(c);
             return;
         }
@@ -1035,20 +1117,22 @@ static void transport__inbound_done(struct transport__conn *c)
     }
     uv_timer_start(&c->timer, transport__timeout_cb, TRANSPORT__KEEP_MS,
                    TRANSPORT__KEEP_MS);
-    transport__serve(c, c->header, c->body, c->body_len);
+    transport__serve(c, &m);
     mem_free(c->body);
     c->body = NULL;
 }
 
 /* One call on a call connection: hand it to the handler. */
-static void transport__serve(struct transport__conn *c, const uint8_t *header,
-                             const uint8_t *body, size_t len)
+static void transport__serve(struct transport__conn *c,
+                             const struct transport_message *m)
 {
     struct transport *t = c->t;
-    unsigned kind = get_le32(header + 8 + TRANSPORT_CLUSTER_SIZE);
-    uint64_t sender = get_le64(header + 8 + TRANSPORT_CLUSTER_SIZE + 8);
-    uint32_t id = get_le32(header + 8 + TRANSPORT_CLUSTER_SIZE + 16);
-    if (!transport__cluster_ok(t, header + 8, kind) || kind == TRANSPORT_RAFT) {
+    unsigned kind = m->kind;
+    uint64_t sender = m->sender;
+    uint32_t id = m->call;
+    const uint8_t *body = m->body;
+    size_t len = m->len;
+    if (!transport__cluster_ok(t, m->cluster, kind) || kind == TRANSPORT_RAFT) {
         transport__malformed(c);
         return;
     }
@@ -1142,7 +1226,7 @@ static void transport__connection_cb(uv_stream_t *server, int status)
      * would hold one back until the last is acknowledged, which a delayed
      * ACK puts off by up to 40 ms. */
     uv_tcp_nodelay(c->tcp, 1);
-    c->header_need = TRANSPORT__REQ_HEADER;
+    c->header_need = TRANSPORT_REQUEST_HEADER;
     uv_timer_start(&c->timer, transport__timeout_cb, TRANSPORT__HANDSHAKE_MS,
                    0);
     transport__start_reading(c);
@@ -1171,11 +1255,13 @@ static void transport__fail_all(struct transport__conn *c, int rv)
 
 /* An answer on a call connection: to the call it names, if it still
  * waits. */
-static void transport__answer(struct transport__conn *c, const uint8_t *header,
-                              const uint8_t *body, size_t len)
+static void transport__answer(struct transport__conn *c,
+                              const struct transport_message *m)
 {
-    unsigned status = get_le32(header + 8);
-    uint32_t id = get_le32(header + 16);
+    unsigned status = m->status;
+    uint32_t id = m->call;
+    const uint8_t *body = m->body;
+    size_t len = m->len;
     struct transport__pending *prev = NULL, *p = c->pending;
     while (p != NULL && p->id != id) {
         prev = p;
@@ -1233,7 +1319,7 @@ static void transport__connect_cb(uv_connect_t *req, int status)
     }
     transport__flush(c);
     if (c->role == TRANSPORT__DIAL_RAFT) {
-        c->header_need = TRANSPORT__REPLY_HEADER;
+        c->header_need = TRANSPORT_REPLY_HEADER;
     }
     transport__start_reading(c);
 }

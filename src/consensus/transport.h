@@ -179,4 +179,56 @@ uint64_t transport_refused(const struct transport *t);
  * BERTH_EINVAL. */
 int transport_parse_address(const char *address, struct sockaddr_storage *addr);
 
+/* --- The messages' bytes, apart from any connection. --- */
+
+struct buf;
+
+/* The header of a request, and of a reply, in bytes. */
+#define TRANSPORT_REQUEST_HEADER 44
+#define TRANSPORT_REPLY_HEADER 20
+
+/* The largest peer address a RAFT request's body may hold. */
+#define TRANSPORT_ADDRESS_MAX 255
+
+/* One message of the peer port: a request (cluster, kind, sender) or a
+ * reply (status), the call it belongs to and its body. A decoded message's
+ * body points into the bytes it was decoded from and owns nothing. */
+struct transport_message {
+    uint8_t cluster[TRANSPORT_CLUSTER_SIZE]; /* requests only */
+    unsigned kind;                           /* requests only */
+    uint64_t sender;                         /* requests only */
+    unsigned status;                         /* replies only */
+    uint32_t call;
+    const uint8_t *body;
+    size_t len;
+};
+
+/* Decode the request at the start of the n bytes at p. Returns 0 with *m
+ * filled and *used the bytes the request takes; BERTH_EPARTIAL when more
+ * bytes are needed (once the header is whole and good, *m holds it, with a
+ * NULL body); BERTH_EMALFORMED for a bad magic; BERTH_ETOOBIG for a body
+ * longer than its kind allows. Reads only p[0..n). */
+int transport_decode_request(const uint8_t *p, size_t n,
+                             struct transport_message *m, size_t *used);
+
+/* Decode the reply at the start of the n bytes at p, as
+ * transport_decode_request() does a request; a reply's body may be up to
+ * TRANSPORT_MAX_FORWARD bytes. */
+int transport_decode_reply(const uint8_t *p, size_t n,
+                           struct transport_message *m, size_t *used);
+
+/* Append the request m (its cluster, kind, sender, call and body) to out,
+ * which the caller frees with buf_free(). Returns 0 or BERTH_ENOMEM. */
+int transport_encode_request(struct buf *out,
+                             const struct transport_message *m);
+
+/* Append the reply m (its status, call and body) to out, which the caller
+ * frees with buf_free(). Returns 0 or BERTH_ENOMEM. */
+int transport_encode_reply(struct buf *out, const struct transport_message *m);
+
+/* Return whether the request m may open a raft connection, cluster aside:
+ * a RAFT request from a non-zero sender whose body is its peer address, 1
+ * to TRANSPORT_ADDRESS_MAX bytes with no NUL. */
+bool transport_check_handshake(const struct transport_message *m);
+
 #endif

@@ -172,7 +172,9 @@ static int channel__records(struct channel *ch, const uint8_t *p, size_t len,
         if (len - at < CHANNEL_OVERHEAD + n) {
             break;
         }
-        int rv = buf_reserve(plain, n);
+        /* At least a byte, so that plain has memory to point at even for
+         * an empty record (found by fuzz_channel). */
+        int rv = buf_reserve(plain, n > 0 ? n : 1);
         if (rv != 0) {
             return channel__fail(ch, rv);
         }

@@ -241,10 +241,10 @@ void host_ship_deliver(struct host_ship *s, enum host_job_origin origin,
                        struct http_request *req, uint8_t kind,
                        struct buf *payload);
 
-/* Create one ship, or spec.count ships, from a JSON object (program, name,
- * count, idle_timeout_ms, freeze_timeout_ms) and answer req when they are
- * durable. */
-void host_ship_create(struct host *h, json_t *spec, struct http_request *req);
+/* Create one ship, or count ships, as the JSON body of req asks
+ * (daemon/body.h) and answer req when they are durable, or at once when
+ * the body or the host refuses. */
+void host_ship_create(struct host *h, struct http_request *req);
 
 /* Describe the ship in slot as a new JSON object; the caller frees it. */
 json_t *host_ship_json(struct host *h, uint32_t slot);
