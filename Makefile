@@ -6,6 +6,7 @@ MAKEFLAGS  += --no-print-directory
 DATA       ?= $(CURDIR)/demo-data
 LISTEN     ?= 127.0.0.1:8080
 PREFIX     ?= /usr/local
+FUZZ_SECONDS ?= 20
 
 .PHONY: all deps build install run test bench fuzz format clean
 
@@ -34,6 +35,12 @@ test: deps format-check
 	@cmake --build $(TEST_BUILD) -j $(JOBS)
 	@cd $(TEST_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j $(JOBS)
+
+# Builds every libFuzzer target (fuzz/build.sh) and runs each for
+# FUZZ_SECONDS from its seeds in fuzz/corpus/; a crash, a leak or undefined
+# behaviour fails.
+fuzz: deps
+	@sh fuzz/build.sh -run $(FUZZ_SECONDS)
 
 bench: build
 	@sh bench/run.sh $(BUILD)

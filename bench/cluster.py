@@ -37,8 +37,11 @@ empty: no one-host part), BENCH_FRONT_CONCS (16,64,256; empty: no front-door
 part), BENCH_PIN (HOSTS:CLIENT, CPU lists for taskset,
 such as 0:1: berth hosts, their programs and etcd on HOSTS, the load
 generator on CLIENT; unset: nothing pinned), BENCH_KILL_ROUNDS (50),
-BENCH_CATCHUP_EVENTS (100000). Every process it starts it stops, also on
-failure."""
+BENCH_CATCHUP_EVENTS (100000), BENCH_PEER_CONCS (empty: no peer part; such
+as 64: two 3-host clusters side by side, one with peer encryption on, one
+with it off through BERTH_PEER_PLAINTEXT=1, acks quorum, their rows
+alternating, and the ratio of the two). Every process it starts it stops,
+also on failure."""
 import base64
 import http.client
 import json
@@ -64,6 +67,7 @@ FRONT_CONCS = [int(x) for x in os.environ.get("BENCH_FRONT_CONCS", "16,64,256").
 SINGLE_CONCS = [int(x) for x in os.environ.get("BENCH_SINGLE_CONCS",
                                                "16,64,256").split(",") if x]
 KILL_ROUNDS = int(os.environ.get("BENCH_KILL_ROUNDS", "50"))
+PEER_CONCS = [int(x) for x in os.environ.get("BENCH_PEER_CONCS", "").split(",") if x]
 PIN = os.environ.get("BENCH_PIN", "")
 if PIN and (PIN.count(":") != 1 or not all(PIN.split(":"))):
     sys.exit("cluster.py: BENCH_PIN is HOSTS:CLIENT, two CPU lists (such as 0:1), not %r"
@@ -123,6 +127,8 @@ class Host:
         self.proc = None
         self.joined = False
         self.id = None
+        self.env = None  # None: the bench's environment
+        self.secret = None  # the cluster secret, for a host that joins
 
     def start(self, join=None):
         os.makedirs(self.data, exist_ok=True)
@@ -133,7 +139,10 @@ class Host:
         if join and not self.joined:
             args += ["--join", join]
         log = open(self.data + ".log", "ab")
-        self.proc = subprocess.Popen(pinned(PIN_HOSTS, args), stdout=log, stderr=log)
+        env = dict(self.env if self.env is not None else os.environ)
+        if join and self.secret:
+            env["BERTH_CLUSTER_SECRET"] = self.secret
+        self.proc = subprocess.Popen(pinned(PIN_HOSTS, args), stdout=log, stderr=log, env=env)
         procs.append(self.proc)
         log.close()
         self.joined = True
@@ -284,13 +293,24 @@ def median_row(runs):
     return out
 
 
-def berth_part(etcd):
-    hosts = [Host(i) for i in range(3)]
+def form(first=0, env=None):
+    """Three hosts, the first starting the cluster and the others joining
+    it with its secret."""
+    hosts = [Host(first + i) for i in range(3)]
+    for h in hosts:
+        h.env = env
     hosts[0].start()
     leader(hosts[:1])
+    secret = cli(hosts[0], "cluster", "secret").strip()
     for h in hosts[1:]:
+        h.secret = secret
         h.start(join=hosts[0].peer)
     formed(hosts)
+    return hosts
+
+
+def berth_part(etcd):
+    hosts = form()
     targets = ",".join("127.0.0.1:%d" % h.port for h in hosts)
     rows, etcd_rows = {}, {}
     for conc in CONCS:
@@ -607,8 +627,54 @@ def main():
                      "/v3/kv/put, rows alternating, %g s a row, median of %d rounds; "
                      "100-byte PUTs to kv, one ship per client"
                      % (version, SECONDS, ROUNDS), "writers", "etcd", "ev/s", rows)
+    if PEER_CONCS:
+        peer_part()
     if CONCS:
         cluster_part()
+
+
+def peer_part():
+    """Replicated commits with peer encryption on and off, same run."""
+    sides = {"sealed": form(0), "plaintext": form(3, dict(os.environ, BERTH_PEER_PLAINTEXT="1"))}
+    rows = {}
+    for conc in PEER_CONCS:
+        name = "p-c%d" % conc
+        for hosts in sides.values():
+            cli(hosts[0], "ship", "new", "--program", KV, "--name", name, "--count", str(conc),
+                "--acks", "quorum")
+            for i in range(conc):
+                hosts[i % 3].http("GET", "/s/%s-%d/k" % (name, i + 1))
+        runs = {k: [] for k in sides}
+        for rnd in range(ROUNDS):
+            order = list(sides) if rnd % 2 == 0 else list(reversed(list(sides)))
+            for k in order:
+                hosts = sides[k]
+                note("peer: %d writers, round %d: %s" % (conc, rnd + 1, k))
+                targets = ",".join("127.0.0.1:%d" % h.port for h in hosts)
+                runs[k].append(gen("load", "berth", targets, conc, SECONDS, name))
+        rows[conc] = {k: median_row(v) for k, v in runs.items()}
+    for hosts in sides.values():
+        for h in hosts:
+            h.stop()
+    print("peer encryption: two 3-host clusters on loopback, one machine (%d cores), side "
+          "by side: peers authenticated and sealed (the default) and plaintext "
+          "(BERTH_PEER_PLAINTEXT=1); 100-byte PUTs to kv, acks quorum, closed loop, one "
+          "client per ship over the 3 front doors, rows alternating, %g s a row, median of "
+          "%d rounds; %s." % (os.cpu_count(), SECONDS, ROUNDS, pin_note()))
+    print("%7s | %10s %9s %9s | %10s %9s %9s | %8s %8s" % (
+        "writers", "sealed/s", "p50 ms", "p99 ms", "plain/s", "p50 ms", "p99 ms",
+        "ev ratio", "p99 ratio"))
+    for conc, r in rows.items():
+        a, b = r["sealed"], r["plaintext"]
+        print("%7d | %10.0f %9s %9s | %10.0f %9s %9s | %8.3f %8.3f%s" % (
+            conc, a["eps"], ms(a["p50_ms"]), ms(a["p99_ms"]), b["eps"], ms(b["p50_ms"]),
+            ms(b["p99_ms"]), a["eps"] / b["eps"] if b["eps"] else 0,
+            a["p99_ms"] / b["p99_ms"] if b["p99_ms"] else 0,
+            "  (errors: %d, %d)" % (a["errors"], b["errors"])
+            if a["errors"] or b["errors"] else ""))
+        print("rounds at %d writers, events/s: sealed %s; plaintext %s" % (
+            conc, ", ".join("%.0f" % x for x in a["runs"]),
+            ", ".join("%.0f" % x for x in b["runs"])))
 
 
 def cluster_part():

@@ -1033,7 +1033,12 @@ static int cli__cluster_join(const struct cli__cmd *cmd, struct cli *c,
                           "10.0.0.1:7001, not %s",
                           peer);
     }
-    json_t *spec = json_pack("{s:s}", "peer", peer);
+    /* The cluster's secret, which the host keeps for the start that
+     * joins. */
+    const char *secret = getenv("BERTH_CLUSTER_SECRET");
+    json_t *spec = secret != NULL && *secret != '\0'
+                       ? json_pack("{s:s, s:s}", "peer", peer, "secret", secret)
+                       : json_pack("{s:s}", "peer", peer);
     json_t *v = NULL;
     int rv = cli__call_json(c, "POST", "/v1/cluster/join", spec, &v);
     if (rv != 0) {
@@ -1043,6 +1048,25 @@ static int cli__cluster_join(const struct cli__cmd *cmd, struct cli *c,
         cli__print_json(v);
     } else {
         printf("joining the cluster of %s; the host starts again\n", peer);
+    }
+    json_decref(v);
+    return 0;
+}
+
+static int cli__cluster_secret(const struct cli__cmd *cmd, struct cli *c,
+                               struct cli__args *a)
+{
+    (void)cmd;
+    (void)a;
+    json_t *v = NULL;
+    int rv = cli__call(c, "GET", "/v1/cluster/secret", NULL, 0, &v);
+    if (rv != 0) {
+        return rv;
+    }
+    if (c->json) {
+        cli__print_json(v);
+    } else {
+        printf("%s\n", json_string_value(json_object_get(v, "secret")));
     }
     json_decref(v);
     return 0;
@@ -1227,6 +1251,7 @@ enum {
     CLI__SERVE_PASSPHRASE_FILE,
     CLI__SERVE_MASTER_KEY_FILE,
     CLI__SERVE_UNSEALED,
+    CLI__SERVE_CLUSTER_SECRET_FILE,
     CLI__SERVE_N,
 };
 
@@ -1327,6 +1352,12 @@ static const struct cli__opt cli__serve_opts[] = {
                              "write new events, snapshots and ship keys "
                              "unsealed, readable on disk: only to measure "
                              "what sealing costs"},
+    [CLI__SERVE_CLUSTER_SECRET_FILE] = {"--cluster-secret-file", "FILE",
+                                        CLI__STR, 0, 0,
+                                        "with --join, the cluster's secret "
+                                        "(64 hex digits, as `berth cluster "
+                                        "secret` prints it; default: "
+                                        "$BERTH_CLUSTER_SECRET)"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1347,6 +1378,7 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
     cfg.passphrase_file = a->val[CLI__SERVE_PASSPHRASE_FILE];
     cfg.master_key_file = a->val[CLI__SERVE_MASTER_KEY_FILE];
     cfg.unsealed = a->val[CLI__SERVE_UNSEALED] != NULL;
+    cfg.cluster_secret_file = a->val[CLI__SERVE_CLUSTER_SECRET_FILE];
     cfg.peer = a->val[CLI__SERVE_PEER];
     cfg.join = a->val[CLI__SERVE_JOIN];
     if (a->val[CLI__SERVE_VOTERS] != NULL) {
@@ -1480,8 +1512,15 @@ static const struct cli__cmd cli__cmds[] = {
      "Make a running host that is a cluster of one, holds no ships and has a "
      "--peer join the cluster of the host at peer address PEER. It sets its "
      "log and store aside (DIR/before-join.*) and starts again with --join, "
-     "as the same process.",
+     "as the same process. The cluster's secret comes from "
+     "$BERTH_CLUSTER_SECRET.",
      NULL, 1, 1, true, cli__cluster_join},
+    {"cluster secret", "", "print the cluster's secret",
+     "Print the secret (64 hex digits) that hosts of this cluster prove to "
+     "each other; a host joins with it (berth serve --join ... "
+     "--cluster-secret-file FILE, or BERTH_CLUSTER_SECRET). Keep it as "
+     "secret as the data.",
+     NULL, 0, 0, true, cli__cluster_secret},
     {"cluster remove", "HOST", "remove a host from the cluster",
      "Remove a host, by id or peer address, from the cluster's "
      "configuration. The host stops taking part; its data directory is left "

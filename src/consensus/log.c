@@ -1,5 +1,7 @@
 #include "consensus/log.h"
 
+#include <sodium.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <raft.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include "consensus/fsm.h"
+#include "consensus/identity.h"
 #include "consensus/segments.h"
 #include "consensus/transport.h"
 #include "lib/err.h"
@@ -27,6 +30,10 @@
 #define LOG__PROBE_MS 800
 /* How long a new host keeps asking to join before it gives up. */
 #define LOG__JOIN_MS 30000
+/* A join's answer: the cluster id, the new host's id, the master key. */
+#define LOG__JOINED_SIZE (TRANSPORT_CLUSTER_SIZE + 8 + LOG_MASTER_KEY_SIZE)
+_Static_assert(TRANSPORT_SECRET_SIZE == LOG_CLUSTER_SECRET_SIZE,
+               "the transport takes the cluster secret whole");
 
 /* What this host knows of another host of its configuration, from probing
  * it. */
@@ -427,10 +434,18 @@ static void log__change_cb(struct raft_change *req, int status)
         struct log_call *c = l->change_call;
         l->change_call = NULL;
         if (status == 0) {
-            uint8_t b[TRANSPORT_CLUSTER_SIZE + 8];
+            /* The cluster, the new host's id, and the master key every
+             * host of the cluster shares (inside the encrypted channel;
+             * zeros when this host was given none). */
+            uint8_t b[LOG__JOINED_SIZE] = {0};
             memcpy(b, l->cluster, TRANSPORT_CLUSTER_SIZE);
             put_le64(b + TRANSPORT_CLUSTER_SIZE, l->change_id);
+            if (l->cfg.master_key != NULL) {
+                memcpy(b + TRANSPORT_CLUSTER_SIZE + 8, l->cfg.master_key,
+                       LOG_MASTER_KEY_SIZE);
+            }
             transport_reply(c->call, TRANSPORT_OK, b, sizeof b);
+            sodium_memzero(b, sizeof b);
         } else {
             const char *why = raft_strerror(status);
             transport_reply(c->call, TRANSPORT_UNAVAILABLE, why, strlen(why));
@@ -885,25 +900,13 @@ static int log__check(struct log *l, char *errmsg)
     return 0;
 }
 
-/* The identity file, DIR/cluster, says which cluster this host is in, its
- * raft id there and the peer address it was last started with:
- *
- *   cluster 0123...ef (32 hex digits)
- *   id 1
- *   peer 10.0.0.1:7001 (or "local")
- */
+/* The identity file (consensus/identity.h). */
 #define LOG__IDENTITY "cluster"
 
-struct log__identity {
-    uint8_t cluster[TRANSPORT_CLUSTER_SIZE];
-    uint64_t id;
-    char peer[256];
-};
-
-static int log__identity_read(const char *dir, struct log__identity *who,
+static int log__identity_read(const char *dir, struct identity *who,
                               bool *found, char *errmsg)
 {
-    char path[4096], hex[64];
+    char path[4096], text[IDENTITY_TEXT_SIZE];
     snprintf(path, sizeof path, "%s/%s", dir, LOG__IDENTITY);
     FILE *f = fopen(path, "r");
     *found = false;
@@ -914,33 +917,21 @@ static int log__identity_read(const char *dir, struct log__identity *who,
         err_printf(errmsg, "cannot read %s: %s", path, strerror(errno));
         return BERTH_EIO;
     }
-    unsigned long long id;
-    int n = fscanf(f, "cluster %63s id %llu peer %255s", hex, &id, who->peer);
+    size_t n = fread(text, 1, sizeof text - 1, f);
     fclose(f);
-    if (n != 3 || strlen(hex) != 2 * TRANSPORT_CLUSTER_SIZE || id == 0) {
+    text[n] = '\0';
+    if (identity_parse(text, who) != 0) {
         err_printf(errmsg, "%s is damaged", path);
         return BERTH_ECORRUPT;
     }
-    for (int i = 0; i < TRANSPORT_CLUSTER_SIZE; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
-            err_printf(errmsg, "%s is damaged", path);
-            return BERTH_ECORRUPT;
-        }
-        who->cluster[i] = (uint8_t)v;
-    }
-    who->id = id;
     *found = true;
     return 0;
 }
 
-static int log__identity_write(const char *dir, const struct log__identity *who,
+static int log__identity_write(const char *dir, const struct identity *who,
                                char *errmsg)
 {
-    char path[4096], tmp[4200], hex[2 * TRANSPORT_CLUSTER_SIZE + 1];
-    for (int i = 0; i < TRANSPORT_CLUSTER_SIZE; i++) {
-        snprintf(hex + 2 * i, 3, "%02x", who->cluster[i]);
-    }
+    char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/%s", dir, LOG__IDENTITY);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -948,9 +939,8 @@ static int log__identity_write(const char *dir, const struct log__identity *who,
         err_printf(errmsg, "cannot write %s: %s", tmp, strerror(errno));
         return BERTH_EIO;
     }
-    char text[512];
-    int n = snprintf(text, sizeof text, "cluster %s\nid %llu\npeer %s\n", hex,
-                     (unsigned long long)who->id, who->peer);
+    char text[IDENTITY_TEXT_SIZE];
+    int n = identity_format(who, text, sizeof text);
     bool ok = write(fd, text, (size_t)n) == n && fsync(fd) == 0;
     close(fd);
     if (!ok || rename(tmp, path) != 0) {
@@ -987,7 +977,8 @@ struct log__join {
     bool done;
     int rv;
     char errmsg[ERRMSG_SIZE];
-    struct log__identity *who;
+    struct identity *who;
+    uint8_t *master_key; /* LOG_MASTER_KEY_SIZE bytes, from the answer */
     uv_timer_t retry;
 };
 
@@ -1019,10 +1010,23 @@ static void log__join_cb(void *arg, int status, const uint8_t *body, size_t len)
         memcpy(why, body, n);
     }
     why[body != NULL ? n : 0] = '\0';
-    if (status == TRANSPORT_OK && len == TRANSPORT_CLUSTER_SIZE + 8) {
+    if (status == TRANSPORT_OK && len == LOG__JOINED_SIZE) {
         memcpy(j->who->cluster, body, TRANSPORT_CLUSTER_SIZE);
         j->who->id = get_le64(body + TRANSPORT_CLUSTER_SIZE);
+        memcpy(j->master_key, body + TRANSPORT_CLUSTER_SIZE + 8,
+               LOG_MASTER_KEY_SIZE);
         j->done = true;
+        return;
+    }
+    if (status == BERTH_EREJECTED) {
+        j->done = true;
+        j->rv = BERTH_EINVAL;
+        err_printf(j->errmsg,
+                   "the cluster at %s refused this host: it does not have "
+                   "the cluster's secret (give the secret `berth cluster "
+                   "secret` prints on a member, with --cluster-secret-file "
+                   "or BERTH_CLUSTER_SECRET)",
+                   j->address);
         return;
     }
     if (status == TRANSPORT_NOT_LEADER && len > 0 && len < sizeof j->address) {
@@ -1060,12 +1064,14 @@ static void log__join_send(struct log__join *j)
     }
 }
 
-static int log__join(struct log *l, struct log__identity *who, char *errmsg)
+static int log__join(struct log *l, struct identity *who, uint8_t *master_key,
+                     char *errmsg)
 {
     struct log__join j;
     memset(&j, 0, sizeof j);
     j.log = l;
     j.who = who;
+    j.master_key = master_key;
     snprintf(j.address, sizeof j.address, "%s", l->cfg.join);
     j.deadline = uv_now(l->loop) + LOG__JOIN_MS;
     uv_timer_init(l->loop, &j.retry);
@@ -1091,7 +1097,7 @@ static int log__join(struct log *l, struct log__identity *who, char *errmsg)
 static int log__identity(struct log *l, bool *bootstrap, bool *recover,
                          char *errmsg)
 {
-    struct log__identity who;
+    struct identity who;
     bool found;
     const char *address = l->peer != NULL ? l->peer : LOG__LOCAL;
     memset(&who, 0, sizeof who);
@@ -1135,7 +1141,12 @@ static int log__identity(struct log *l, bool *bootstrap, bool *recover,
                                "cluster reaches this host at");
             return BERTH_EINVAL;
         }
-        rv = log__join(l, &who, errmsg);
+        uint8_t master_key[LOG_MASTER_KEY_SIZE] = {0};
+        rv = log__join(l, &who, master_key, errmsg);
+        if (rv == 0 && l->cfg.joined != NULL) {
+            rv = l->cfg.joined(l->cfg.arg, master_key, errmsg);
+        }
+        sodium_memzero(master_key, sizeof master_key);
         if (rv != 0) {
             return rv;
         }
@@ -1274,6 +1285,10 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
     if (rv != 0) {
         goto err_after_alloc;
     }
+    if (cfg->cluster_secret != NULL) {
+        transport_set_secret(l->peers, cfg->cluster_secret);
+    }
+    transport_set_plaintext(l->peers, cfg->peer_plaintext);
     rv = log__identity(l, &bootstrap, &recover, errmsg);
     if (rv != 0) {
         goto err_after_transport;

@@ -58,6 +58,16 @@ struct log_call;
 typedef void (*log_forwarded_fn)(void *arg, struct log_call *call,
                                  const uint8_t *body, size_t len);
 
+#define LOG_CLUSTER_SECRET_SIZE 32
+#define LOG_MASTER_KEY_SIZE 32
+
+/* Called once on a host that joins a cluster, inside log_open(), with the
+ * master key the cluster gave it (LOG_MASTER_KEY_SIZE bytes, valid during
+ * the call, wiped after it). Returns 0, or a negative code with a message
+ * in errmsg to fail log_open(). */
+typedef int (*log_joined_fn)(void *arg, const uint8_t *master_key,
+                             char *errmsg);
+
 struct log_config {
     const char *dir;        /* raft's own directory; created if missing */
     uint64_t applied_index; /* the last entry the state machine holds */
@@ -82,7 +92,17 @@ struct log_config {
     log_progress_fn progress;   /* NULL: not needed */
     log_note_fn note;           /* NULL: notes go to stderr */
     log_forwarded_fn forwarded; /* NULL: forwarded requests are refused */
-    void *arg;                  /* passed to every callback */
+    /* The cluster secret every peer connection proves
+     * (LOG_CLUSTER_SECRET_SIZE bytes, copied); NULL: no peer connects. */
+    const uint8_t *cluster_secret;
+    /* Peer connections without encryption, for measuring its cost only. */
+    bool peer_plaintext;
+    /* The master key (LOG_MASTER_KEY_SIZE bytes, borrowed; outlives the
+     * log) that this host gives the hosts that join through it; NULL:
+     * zeros. */
+    const uint8_t *master_key;
+    log_joined_fn joined; /* NULL: the master key a join brings is dropped */
+    void *arg;            /* passed to every callback */
 };
 
 /* Called on the leader when a proposed entry has been applied (status 0,

@@ -46,12 +46,7 @@ uint32_t segments_crc32(const void *data, size_t len, uint32_t crc)
 struct segments__open {
     char name[64];
     uint64_t counter;
-    uint64_t entries;   /* entries in the batches that check */
-    bool damaged;       /* a batch fails its checks */
-    bool cut;           /* the file ends inside a batch */
-    uint64_t damage_at; /* byte offset of the first bad batch */
-    char why[64];       /* what is wrong with it */
-    bool data_after;    /* non-zero bytes after the bad batch's end */
+    struct segments_scan scan; /* what its bytes hold */
 };
 
 static bool segments__zeros(const uint8_t *p, size_t len)
@@ -102,7 +97,7 @@ static int segments__read(const char *path, struct buf *out, char *errmsg)
 
 /* Walk the batches of one open segment's bytes, as libraft does, and note
  * where and how the first bad one fails. */
-static void segments__walk(struct segments__open *o, const uint8_t *p,
+static void segments__walk(struct segments_scan *o, const uint8_t *p,
                            size_t len)
 {
     size_t off = 8;
@@ -190,25 +185,30 @@ static int segments__check_open(const char *dir, struct segments__open *o,
         buf_free(&b);
         return rv;
     }
-    if (b.len == 0) {
-        buf_free(&b); /* never written: libraft removes it */
-        return 0;
-    }
-    uint64_t format = b.len >= 8 ? get_le64(b.data) : UINT64_MAX;
-    if (format == 0 && segments__zeros(b.data, b.len)) {
-        buf_free(&b);
-        return 0;
-    }
-    if (format != SEGMENTS__FORMAT) {
-        o->damaged = true;
-        o->data_after = true;
-        snprintf(o->why, sizeof o->why,
-                 "format version %" PRIu64 " where 1 was expected", format);
-    } else {
-        segments__walk(o, b.data, b.len);
-    }
+    segments_scan_open(b.data, b.len, &o->scan);
     buf_free(&b);
     return 0;
+}
+
+void segments_scan_open(const uint8_t *p, size_t len,
+                        struct segments_scan *scan)
+{
+    memset(scan, 0, sizeof *scan);
+    if (len == 0) {
+        return; /* never written: libraft removes it */
+    }
+    uint64_t format = len >= 8 ? get_le64(p) : UINT64_MAX;
+    if (format == 0 && segments__zeros(p, len)) {
+        return;
+    }
+    if (format != SEGMENTS__FORMAT) {
+        scan->damaged = true;
+        scan->data_after = true;
+        snprintf(scan->why, sizeof scan->why,
+                 "format version %" PRIu64 " where 1 was expected", format);
+        return;
+    }
+    segments__walk(scan, p, len);
 }
 
 static int segments__by_counter(const void *a, const void *b)
@@ -275,9 +275,9 @@ int segments_check(const char *dir, uint64_t applied,
         if (rv != 0) {
             return rv;
         }
-        uint64_t damaged_index = next + o->entries;
-        next += o->entries;
-        if (!o->damaged && !o->cut) {
+        uint64_t damaged_index = next + o->scan.entries;
+        next += o->scan.entries;
+        if (!o->scan.damaged && !o->scan.cut) {
             continue;
         }
         /* Everything from the bad batch on would be dropped. */
@@ -287,35 +287,36 @@ int segments_check(const char *dir, uint64_t applied,
             if (rv != 0) {
                 return rv;
             }
-            later = open_segs[j].entries > 0 || open_segs[j].damaged;
+            later = open_segs[j].scan.entries > 0 || open_segs[j].scan.damaged;
         }
-        if (o->cut) {
+        if (o->scan.cut) {
             err_printf(errmsg,
                        "raft segment %s/%s is cut short at byte "
                        "%" PRIu64 " (entry %" PRIu64 ")",
-                       dir, o->name, o->damage_at, damaged_index);
+                       dir, o->name, o->scan.damage_at, damaged_index);
             return BERTH_ECORRUPT;
         }
         if (damaged_index <= applied) {
-            err_printf(
-                errmsg,
-                "raft segment %s/%s is damaged at byte "
-                "%" PRIu64 " (%s): entry %" PRIu64 " and all after "
-                "it would be lost, and entries up to %" PRIu64 " were applied",
-                dir, o->name, o->damage_at, o->why, damaged_index, applied);
+            err_printf(errmsg,
+                       "raft segment %s/%s is damaged at byte "
+                       "%" PRIu64 " (%s): entry %" PRIu64 " and all after "
+                       "it would be lost, and entries up to %" PRIu64
+                       " were applied",
+                       dir, o->name, o->scan.damage_at, o->scan.why,
+                       damaged_index, applied);
             return BERTH_ECORRUPT;
         }
-        if (o->data_after || later) {
+        if (o->scan.data_after || later) {
             err_printf(errmsg,
                        "raft segment %s/%s is damaged at byte "
                        "%" PRIu64 " (%s) with entries after it",
-                       dir, o->name, o->damage_at, o->why);
+                       dir, o->name, o->scan.damage_at, o->scan.why);
             return BERTH_ECORRUPT;
         }
         /* A torn last write, never applied, so never acknowledged:
          * libraft truncates it. */
         report->torn_index = damaged_index;
-        report->torn_offset = o->damage_at;
+        report->torn_offset = o->scan.damage_at;
         snprintf(report->torn_file, sizeof report->torn_file, "%.63s", o->name);
         break;
     }

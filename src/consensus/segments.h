@@ -31,6 +31,7 @@
 #ifndef BERTH_CONSENSUS_SEGMENTS_H
 #define BERTH_CONSENSUS_SEGMENTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,23 @@ struct segments_report {
  * does not exist holds nothing and checks clean. Reads only. */
 int segments_check(const char *dir, uint64_t applied,
                    struct segments_report *report, char *errmsg);
+
+/* What reading one open segment's bytes as libraft will found. */
+struct segments_scan {
+    uint64_t entries;   /* entries in the batches that check */
+    bool damaged;       /* a batch fails its checks */
+    bool cut;           /* the bytes end inside a batch */
+    uint64_t damage_at; /* byte offset of the first bad batch */
+    char why[64];       /* what is wrong, when damaged or cut */
+    bool data_after;    /* non-zero bytes after the bad batch's end */
+};
+
+/* Read the len bytes at p as the contents of an open segment, the way
+ * libraft will, into *scan: the entries of the batches that check, and
+ * where and how the first bad one fails. Bytes never written (none, or
+ * only zeros) hold no entries and no damage. Reads only p[0..len). */
+void segments_scan_open(const uint8_t *p, size_t len,
+                        struct segments_scan *scan);
 
 /* Return the CRC-32 that libraft's segment format uses, continuing from
  * crc (0 to start). */

@@ -1,15 +1,19 @@
 #include "consensus/transport.h"
 
 #include <arpa/inet.h>
+#include <sodium.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto/channel.h"
 #include "lib/buf.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 
-#define TRANSPORT__MAGIC "berthp02"
+#define TRANSPORT__MAGIC "berthp03"
 /* magic 8, cluster 16, kind, len, sender 8, call */
 #define TRANSPORT__REQ_HEADER 44
 /* magic 8, status, len, call */
@@ -39,6 +43,9 @@
 /* Reads on call connections go through a buffer this big: many messages a
  * read. */
 #define TRANSPORT__SCRATCH (64u * 1024)
+/* A raft relay stops reading one side while more than this waits to be
+ * written to the other. */
+#define TRANSPORT__RELAY_HIGH (4u * 1024 * 1024)
 
 /* What a connection is doing. */
 enum transport__role {
@@ -46,6 +53,7 @@ enum transport__role {
     TRANSPORT__SERVE,       /* accepted call connection: calls in */
     TRANSPORT__DIAL_RAFT,   /* dialed for libraft; reading the reply */
     TRANSPORT__DIAL_CALLS,  /* dialed for transport_request: calls out */
+    TRANSPORT__RELAY, /* raft's bytes, between libraft's pipe and the peer */
 };
 
 struct transport__conn;
@@ -77,7 +85,7 @@ struct transport__conn {
     enum transport__role role;
     /* The first message of a connection, read exactly: after a raft
      * handshake the bytes are libraft's. */
-    uint8_t header[TRANSPORT__REQ_HEADER];
+    uint8_t header[TRANSPORT_REQUEST_HEADER];
     size_t header_need; /* bytes of header expected */
     size_t got;         /* bytes of header, then body, read so far */
     uint8_t *body;
@@ -102,6 +110,19 @@ struct transport__conn {
     struct transport__pending *pending, *pending_tail; /* oldest first */
     struct raft_uv_connect *raft_req;
     char *address; /* whom a call connection was dialed to */
+    /* Encryption (NULL: the transport is plaintext): what is written goes
+     * from out through the channel into wire, or straight into wire
+     * during the handshake. */
+    struct channel *ch;
+    struct buf wire;
+    /* A raft relay: this side of the socket pair whose other side libraft
+     * reads and writes, and the plaintext going to it. */
+    uv_pipe_t *pipe;
+    uv_write_t pwrite;
+    struct buf pout, pwbuf;
+    bool pwriting;
+    bool pipe_paused; /* reading libraft's side stopped: wire is full */
+    bool tcp_paused;  /* reading the peer stopped: pout is full */
     struct transport__conn *prev, *next;
 };
 
@@ -120,6 +141,10 @@ struct transport {
     transport_note_fn note;
     void *arg;
     uint8_t cluster[TRANSPORT_CLUSTER_SIZE];
+    uint8_t secret[CHANNEL_SECRET_SIZE];
+    bool has_secret;
+    bool plaintext;   /* no channel: for measuring what encryption costs */
+    struct buf plain; /* a read's plaintext, out of the channel */
     uint64_t id;
     uint64_t refused;
     unsigned handshakes;
@@ -201,8 +226,20 @@ static struct transport__conn *transport__conn_new(struct transport *t,
     if (c == NULL) {
         return NULL;
     }
+    if (!t->plaintext) {
+        c->ch = mem_alloc(sizeof *c->ch);
+        if (c->ch == NULL) {
+            mem_free(c);
+            return NULL;
+        }
+        channel_init(c->ch, t->secret, role != TRANSPORT__INBOUND);
+    }
     c->tcp = raft_malloc(sizeof *c->tcp);
     if (c->tcp == NULL) {
+        if (c->ch != NULL) {
+            channel_wipe(c->ch);
+            mem_free(c->ch);
+        }
         mem_free(c);
         return NULL;
     }
@@ -212,6 +249,9 @@ static struct transport__conn *transport__conn_new(struct transport *t,
     buf_init(&c->out);
     buf_init(&c->wbuf);
     buf_init(&c->held);
+    buf_init(&c->wire);
+    buf_init(&c->pout);
+    buf_init(&c->pwbuf);
     uv_tcp_init(t->loop, c->tcp);
     c->tcp->data = c;
     uv_timer_init(t->loop, &c->timer);
@@ -242,6 +282,13 @@ static void transport__conn_maybe_free(struct transport__conn *c)
     buf_free(&c->out);
     buf_free(&c->wbuf);
     buf_free(&c->held);
+    buf_free(&c->wire);
+    buf_free(&c->pout);
+    buf_free(&c->pwbuf);
+    if (c->ch != NULL) {
+        channel_wipe(c->ch);
+        mem_free(c->ch);
+    }
     mem_free(c);
     transport__maybe_closed(t);
 }
@@ -250,6 +297,14 @@ static void transport__tcp_closed(uv_handle_t *h)
 {
     struct transport__conn *c = h->data;
     raft_free(h);
+    c->handles--;
+    transport__conn_maybe_free(c);
+}
+
+static void transport__pipe_closed(uv_handle_t *h)
+{
+    struct transport__conn *c = h->data;
+    mem_free(h);
     c->handles--;
     transport__conn_maybe_free(c);
 }
@@ -281,6 +336,9 @@ static void transport__conn_close(struct transport__conn *c)
     }
     if (c->tcp != NULL && !uv_is_closing((uv_handle_t *)c->tcp)) {
         uv_close((uv_handle_t *)c->tcp, transport__tcp_closed);
+    }
+    if (c->pipe != NULL && !uv_is_closing((uv_handle_t *)c->pipe)) {
+        uv_close((uv_handle_t *)c->pipe, transport__pipe_closed);
     }
 }
 
@@ -336,6 +394,8 @@ static void transport__broken(struct transport__conn *c, int rv)
     }
 }
 
+static void transport__pipe_start(struct transport__conn *c);
+
 static void transport__write_cb(uv_write_t *req, int status)
 {
     struct transport__conn *c = req->data;
@@ -352,7 +412,11 @@ static void transport__write_cb(uv_write_t *req, int status)
         transport__conn_maybe_free(c);
         return;
     }
-    if (c->out.len > 0) {
+    if (c->pipe_paused && c->wire.len < TRANSPORT__RELAY_HIGH) {
+        c->pipe_paused = false;
+        transport__pipe_start(c);
+    }
+    if (c->out.len > 0 || c->wire.len > 0) {
         transport__flush(c);
     } else if (c->role == TRANSPORT__SERVE && !c->kept && c->ncalls == 0) {
         transport__conn_close(c); /* one over TRANSPORT__MAX_KEPT */
@@ -362,12 +426,31 @@ static void transport__write_cb(uv_write_t *req, int status)
 /* Write what is queued in c->out, unless a write is in flight. */
 static void transport__flush(struct transport__conn *c)
 {
-    if (c->writing || c->closed || c->out.len == 0 || c->tcp == NULL) {
+    if (c->writing || c->closed || c->tcp == NULL) {
+        return;
+    }
+    struct buf *src = &c->out;
+    if (c->ch != NULL) {
+        /* Sealed once the handshake is done; until then only its own
+         * messages go. */
+        if (channel_ready(c->ch) && c->out.len > 0) {
+            if (channel_seal(c->ch, c->out.data, c->out.len, &c->wire) != 0) {
+                transport__broken(c, BERTH_ENOMEM);
+                return;
+            }
+            c->out.len = 0;
+            if (c->out.cap > 4 * TRANSPORT__SCRATCH) {
+                buf_free(&c->out);
+            }
+        }
+        src = &c->wire;
+    }
+    if (src->len == 0) {
         return;
     }
     struct buf tmp = c->wbuf;
-    c->wbuf = c->out;
-    c->out = tmp;
+    c->wbuf = *src;
+    *src = tmp;
     c->write.data = c;
     uv_buf_t b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
     if (uv_write(&c->write, (uv_stream_t *)c->tcp, &b, 1,
@@ -379,45 +462,132 @@ static void transport__flush(struct transport__conn *c)
     c->writing = true;
 }
 
-static int transport__put_reply(struct buf *out, uint32_t call, unsigned status,
-                                const void *body, size_t len)
+/* --- Messages. ---
+ *
+ * request: magic 8 | cluster 16 | kind u32 | len u32 | sender u64 | call u32
+ * reply:   magic 8 | status u32 | len u32 | call u32 */
+
+/* The largest body a message of kind may have. */
+static size_t transport__max_body(unsigned kind)
 {
-    int rv = buf_reserve(out, TRANSPORT__REPLY_HEADER + len);
+    return kind == TRANSPORT_FORWARD ? TRANSPORT_MAX_FORWARD
+                                     : TRANSPORT_MAX_BODY;
+}
+
+/* Finish decoding a message whose header (head bytes) is read into *m:
+ * its body, if all n bytes of p hold it. */
+static int transport__body(const uint8_t *p, size_t n, size_t head, size_t max,
+                           struct transport_message *m, size_t *used)
+{
+    m->body = NULL;
+    if (m->len > max) {
+        return BERTH_ETOOBIG;
+    }
+    if (n - head < m->len) {
+        return BERTH_EPARTIAL;
+    }
+    m->body = p + head;
+    *used = head + m->len;
+    return 0;
+}
+
+int transport_decode_request(const uint8_t *p, size_t n,
+                             struct transport_message *m, size_t *used)
+{
+    if (n >= 8 && memcmp(p, TRANSPORT__MAGIC, 8) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    if (n < TRANSPORT_REQUEST_HEADER) {
+        return BERTH_EPARTIAL;
+    }
+    memset(m, 0, sizeof *m);
+    memcpy(m->cluster, p + 8, TRANSPORT_CLUSTER_SIZE);
+    m->kind = get_le32(p + 8 + TRANSPORT_CLUSTER_SIZE);
+    m->len = get_le32(p + 8 + TRANSPORT_CLUSTER_SIZE + 4);
+    m->sender = get_le64(p + 8 + TRANSPORT_CLUSTER_SIZE + 8);
+    m->call = get_le32(p + 8 + TRANSPORT_CLUSTER_SIZE + 16);
+    return transport__body(p, n, TRANSPORT_REQUEST_HEADER,
+                           transport__max_body(m->kind), m, used);
+}
+
+int transport_decode_reply(const uint8_t *p, size_t n,
+                           struct transport_message *m, size_t *used)
+{
+    if (n >= 8 && memcmp(p, TRANSPORT__MAGIC, 8) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    if (n < TRANSPORT_REPLY_HEADER) {
+        return BERTH_EPARTIAL;
+    }
+    memset(m, 0, sizeof *m);
+    m->status = get_le32(p + 8);
+    m->len = get_le32(p + 12);
+    m->call = get_le32(p + 16);
+    return transport__body(p, n, TRANSPORT_REPLY_HEADER, TRANSPORT_MAX_FORWARD,
+                           m, used);
+}
+
+int transport_encode_request(struct buf *out, const struct transport_message *m)
+{
+    int rv = buf_reserve(out, TRANSPORT_REQUEST_HEADER + m->len);
     if (rv != 0) {
         return rv;
     }
     uint8_t *p = out->data + out->len;
     memcpy(p, TRANSPORT__MAGIC, 8);
-    put_le32(p + 8, status);
-    put_le32(p + 12, (uint32_t)len);
-    put_le32(p + 16, call);
-    if (len > 0) {
-        memcpy(p + TRANSPORT__REPLY_HEADER, body, len);
+    memcpy(p + 8, m->cluster, TRANSPORT_CLUSTER_SIZE);
+    put_le32(p + 8 + TRANSPORT_CLUSTER_SIZE, m->kind);
+    put_le32(p + 8 + TRANSPORT_CLUSTER_SIZE + 4, (uint32_t)m->len);
+    put_le64(p + 8 + TRANSPORT_CLUSTER_SIZE + 8, m->sender);
+    put_le32(p + 8 + TRANSPORT_CLUSTER_SIZE + 16, m->call);
+    if (m->len > 0) {
+        memcpy(p + TRANSPORT_REQUEST_HEADER, m->body, m->len);
     }
-    out->len += TRANSPORT__REPLY_HEADER + len;
+    out->len += TRANSPORT_REQUEST_HEADER + m->len;
     return 0;
+}
+
+int transport_encode_reply(struct buf *out, const struct transport_message *m)
+{
+    int rv = buf_reserve(out, TRANSPORT_REPLY_HEADER + m->len);
+    if (rv != 0) {
+        return rv;
+    }
+    uint8_t *p = out->data + out->len;
+    memcpy(p, TRANSPORT__MAGIC, 8);
+    put_le32(p + 8, m->status);
+    put_le32(p + 12, (uint32_t)m->len);
+    put_le32(p + 16, m->call);
+    if (m->len > 0) {
+        memcpy(p + TRANSPORT_REPLY_HEADER, m->body, m->len);
+    }
+    out->len += TRANSPORT_REPLY_HEADER + m->len;
+    return 0;
+}
+
+bool transport_check_handshake(const struct transport_message *m)
+{
+    return m->kind == TRANSPORT_RAFT && m->sender != 0 && m->len > 0 &&
+           m->len <= TRANSPORT_ADDRESS_MAX && m->body != NULL &&
+           memchr(m->body, '\0', m->len) == NULL;
+}
+
+static int transport__put_reply(struct buf *out, uint32_t call, unsigned status,
+                                const void *body, size_t len)
+{
+    struct transport_message m = {
+        .status = status, .call = call, .body = body, .len = len};
+    return transport_encode_reply(out, &m);
 }
 
 static int transport__put_request(struct transport *t, struct buf *out,
                                   uint32_t call, unsigned kind,
                                   const void *body, size_t len)
 {
-    int rv = buf_reserve(out, TRANSPORT__REQ_HEADER + len);
-    if (rv != 0) {
-        return rv;
-    }
-    uint8_t *p = out->data + out->len;
-    memcpy(p, TRANSPORT__MAGIC, 8);
-    memcpy(p + 8, t->cluster, TRANSPORT_CLUSTER_SIZE);
-    put_le32(p + 8 + TRANSPORT_CLUSTER_SIZE, kind);
-    put_le32(p + 8 + TRANSPORT_CLUSTER_SIZE + 4, (uint32_t)len);
-    put_le64(p + 8 + TRANSPORT_CLUSTER_SIZE + 8, t->id);
-    put_le32(p + 8 + TRANSPORT_CLUSTER_SIZE + 16, call);
-    if (len > 0) {
-        memcpy(p + TRANSPORT__REQ_HEADER, body, len);
-    }
-    out->len += TRANSPORT__REQ_HEADER + len;
-    return 0;
+    struct transport_message m = {
+        .kind = kind, .sender = t->id, .call = call, .body = body, .len = len};
+    memcpy(m.cluster, t->cluster, TRANSPORT_CLUSTER_SIZE);
+    return transport_encode_request(out, &m);
 }
 
 /* --- Reading. ---
@@ -433,7 +603,8 @@ static void transport__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     struct transport__conn *c = h->data;
     struct transport *t = c->t;
     (void)hint;
-    if (c->role == TRANSPORT__SERVE || c->role == TRANSPORT__DIAL_CALLS) {
+    if (c->ch != NULL || c->role == TRANSPORT__SERVE ||
+        c->role == TRANSPORT__DIAL_CALLS) {
         if (t->scratch == NULL) {
             t->scratch = mem_alloc(TRANSPORT__SCRATCH);
         }
@@ -452,10 +623,10 @@ static void transport__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 static void transport__inbound_done(struct transport__conn *c);
 static void transport__raft_dial_done(struct transport__conn *c);
-static void transport__serve(struct transport__conn *c, const uint8_t *header,
-                             const uint8_t *body, size_t len);
-static void transport__answer(struct transport__conn *c, const uint8_t *header,
-                              const uint8_t *body, size_t len);
+static void transport__serve(struct transport__conn *c,
+                             const struct transport_message *m);
+static void transport__answer(struct transport__conn *c,
+                              const struct transport_message *m);
 static void transport__timeout_cb(uv_timer_t *timer);
 
 static bool transport__zero(const uint8_t *p, size_t n)
@@ -479,13 +650,6 @@ static bool transport__cluster_ok(const struct transport *t,
     return ours || (anonymous && kind != TRANSPORT_RAFT);
 }
 
-/* The largest body a message of kind may have. */
-static size_t transport__max_body(unsigned kind)
-{
-    return kind == TRANSPORT_FORWARD ? TRANSPORT_MAX_FORWARD
-                                     : TRANSPORT_MAX_BODY;
-}
-
 /* A protocol error on c: close it. */
 static void transport__malformed(struct transport__conn *c)
 {
@@ -502,28 +666,24 @@ static size_t transport__messages(struct transport__conn *c, const uint8_t *p,
                                   size_t n)
 {
     bool serve = c->role == TRANSPORT__SERVE;
-    size_t head = serve ? TRANSPORT__REQ_HEADER : TRANSPORT__REPLY_HEADER;
     size_t used = 0;
-    while (!c->closed && n - used >= head) {
-        const uint8_t *m = p + used;
-        size_t len =
-            get_le32(m + (serve ? 8 + TRANSPORT_CLUSTER_SIZE + 4 : 12));
-        size_t max =
-            serve
-                ? transport__max_body(get_le32(m + 8 + TRANSPORT_CLUSTER_SIZE))
-                : TRANSPORT_MAX_FORWARD;
-        if (memcmp(m, TRANSPORT__MAGIC, 8) != 0 || len > max) {
+    while (!c->closed && used < n) {
+        struct transport_message m;
+        size_t took;
+        int rv = serve ? transport_decode_request(p + used, n - used, &m, &took)
+                       : transport_decode_reply(p + used, n - used, &m, &took);
+        if (rv == BERTH_EPARTIAL) {
+            break;
+        }
+        if (rv != 0) {
             transport__malformed(c);
             return n;
         }
-        if (n - used < head + len) {
-            break;
-        }
-        used += head + len;
+        used += took;
         if (serve) {
-            transport__serve(c, m, m + head, len);
+            transport__serve(c, &m);
         } else {
-            transport__answer(c, m, m + head, len);
+            transport__answer(c, &m);
         }
     }
     return used;
@@ -565,7 +725,12 @@ static void transport__advance(struct transport__conn *c, size_t n)
         if (c->got < c->header_need) {
             return;
         }
-        if (memcmp(c->header, TRANSPORT__MAGIC, 8) != 0) {
+        /* The header alone: the body is read into a buffer of its own. */
+        struct transport_message m = {.len = 0};
+        size_t used;
+        int rv = in ? transport_decode_request(c->header, c->got, &m, &used)
+                    : transport_decode_reply(c->header, c->got, &m, &used);
+        if (rv == BERTH_EMALFORMED) {
             if (in) {
                 transport__refuse(c->t, "peer port: not a berth peer",
                                   "bad magic");
@@ -573,11 +738,9 @@ static void transport__advance(struct transport__conn *c, size_t n)
             transport__broken(c, BERTH_EMALFORMED);
             return;
         }
-        size_t len =
-            get_le32(c->header + (in ? 8 + TRANSPORT_CLUSTER_SIZE + 4 : 12));
-        unsigned kind =
-            in ? get_le32(c->header + 8 + TRANSPORT_CLUSTER_SIZE) : 0;
-        if (len > transport__max_body(kind)) {
+        /* A raft dial's reply has no body: it gets a call's limit. */
+        size_t len = m.len;
+        if (rv == BERTH_ETOOBIG || (!in && len > TRANSPORT_MAX_BODY)) {
             if (in) {
                 transport__refuse(c->t, "peer port: request too big", NULL);
             }
@@ -604,6 +767,88 @@ static void transport__advance(struct transport__conn *c, size_t n)
     }
 }
 
+static void transport__pipe_send(struct transport__conn *c, const uint8_t *p,
+                                 size_t n);
+
+/* n bytes of plaintext for c, out of its channel: to the first message,
+ * the calls or answers, or libraft, as c's role says. */
+static void transport__plain(struct transport__conn *c, const uint8_t *p,
+                             size_t n)
+{
+    while (n > 0 && !c->closed) {
+        switch (c->role) {
+        case TRANSPORT__SERVE:
+        case TRANSPORT__DIAL_CALLS:
+            transport__take(c, p, n);
+            return;
+        case TRANSPORT__RELAY:
+            transport__pipe_send(c, p, n);
+            return;
+        case TRANSPORT__INBOUND:
+        case TRANSPORT__DIAL_RAFT:
+            break;
+        }
+        uint8_t *dst = c->in_body ? c->body + c->got : c->header + c->got;
+        size_t room =
+            c->in_body ? c->body_len - c->got : c->header_need - c->got;
+        size_t k = room < n ? room : n;
+        if (k == 0) {
+            transport__malformed(c);
+            return;
+        }
+        memcpy(dst, p, k);
+        p += k;
+        n -= k;
+        transport__advance(c, k);
+    }
+}
+
+/* n bytes read on an encrypted connection: through the channel. */
+static void transport__open(struct transport__conn *c, const uint8_t *p,
+                            size_t n)
+{
+    struct transport *t = c->t;
+    bool in = c->role == TRANSPORT__INBOUND || c->role == TRANSPORT__SERVE;
+    t->plain.len = 0;
+    int rv = channel_feed(c->ch, p, n, &c->wire, &t->plain);
+    if (rv != 0) {
+        const char *why =
+            rv == BERTH_EREJECTED
+                ? (in ? "peer port: refused a host without the cluster secret"
+                      : "a peer does not know the cluster secret: refused it")
+            : rv == BERTH_ECORRUPT
+                ? "peer connection: a message failed to open (altered, "
+                  "replayed or out of order): closed"
+            : in ? "peer port: not a berth peer"
+                 : "a peer is not a berth peer of this version";
+        if (rv == BERTH_EREJECTED && c->wire.len > 0 && !c->writing) {
+            /* The dialer's own proof, so that the listener can say why it
+             * closes; written now, as the connection closes at once. */
+            uv_buf_t b =
+                uv_buf_init((char *)c->wire.data, (unsigned)c->wire.len);
+            uv_try_write((uv_stream_t *)c->tcp, &b, 1);
+        }
+        if (in) {
+            transport__refuse(t, why, NULL);
+        } else if (t->note != NULL) {
+            t->note(t->arg, "warn", why, c->address);
+        }
+        transport__broken(c, rv == BERTH_EREJECTED ? BERTH_EREJECTED
+                             : rv == BERTH_ENOMEM  ? BERTH_ENOMEM
+                                                   : BERTH_EMALFORMED);
+        return;
+    }
+    if (c->wire.len > 0 || (channel_ready(c->ch) && c->out.len > 0)) {
+        transport__flush(c);
+    }
+    if (t->plain.len > 0) {
+        transport__plain(c, t->plain.data, t->plain.len);
+    }
+    if (t->plain.cap > 4 * TRANSPORT__SCRATCH) {
+        buf_free(&t->plain);
+    }
+}
+
 static void transport__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct transport__conn *c = s->data;
@@ -614,6 +859,10 @@ static void transport__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         /* The peer closed, or the read failed. Calls served on a call
          * connection are still answered, into nothing. */
         transport__broken(c, BERTH_EIO);
+        return;
+    }
+    if (c->ch != NULL) {
+        transport__open(c, (const uint8_t *)buf->base, (size_t)n);
         return;
     }
     if (c->role == TRANSPORT__SERVE || c->role == TRANSPORT__DIAL_CALLS) {
@@ -627,6 +876,140 @@ static void transport__start_reading(struct transport__conn *c)
 {
     uv_read_start((uv_stream_t *)c->tcp, transport__alloc_cb,
                   transport__read_cb);
+}
+
+/* --- Relaying raft's bytes. ---
+ *
+ * libraft reads and writes a stream of its own; on an encrypted transport
+ * it gets one side of a socket pair, and the connection seals what it
+ * writes there and opens what comes for it. */
+
+static void transport__pipe_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct transport__conn *c = h->data;
+    struct transport *t = c->t;
+    (void)hint;
+    if (t->scratch == NULL) {
+        t->scratch = mem_alloc(TRANSPORT__SCRATCH);
+    }
+    buf->base = (char *)t->scratch;
+    buf->len = t->scratch != NULL ? TRANSPORT__SCRATCH : 0;
+}
+
+/* libraft wrote n bytes: seal them for the peer. */
+static void transport__pipe_read_cb(uv_stream_t *s, ssize_t n,
+                                    const uv_buf_t *buf)
+{
+    struct transport__conn *c = s->data;
+    if (n == 0 || c->closed) {
+        return;
+    }
+    if (n < 0) {
+        transport__broken(c, BERTH_EIO); /* libraft closed its side */
+        return;
+    }
+    if (channel_seal(c->ch, (const uint8_t *)buf->base, (size_t)n, &c->wire) !=
+        0) {
+        transport__broken(c, BERTH_ENOMEM);
+        return;
+    }
+    transport__flush(c);
+    if (c->wire.len >= TRANSPORT__RELAY_HIGH && !c->pipe_paused) {
+        c->pipe_paused = true;
+        uv_read_stop((uv_stream_t *)c->pipe);
+    }
+}
+
+static void transport__pipe_start(struct transport__conn *c)
+{
+    uv_read_start((uv_stream_t *)c->pipe, transport__pipe_alloc_cb,
+                  transport__pipe_read_cb);
+}
+
+static void transport__pipe_flush(struct transport__conn *c);
+
+static void transport__pipe_write_cb(uv_write_t *req, int status)
+{
+    struct transport__conn *c = req->data;
+    c->pwriting = false;
+    c->pwbuf.len = 0;
+    if (status != 0) {
+        transport__broken(c, BERTH_EIO);
+    }
+    if (c->closed) {
+        transport__conn_maybe_free(c);
+        return;
+    }
+    transport__pipe_flush(c);
+    if (c->tcp_paused && c->pout.len < TRANSPORT__RELAY_HIGH) {
+        c->tcp_paused = false;
+        transport__start_reading(c);
+    }
+}
+
+static void transport__pipe_flush(struct transport__conn *c)
+{
+    if (c->pwriting || c->closed || c->pout.len == 0) {
+        return;
+    }
+    struct buf tmp = c->pwbuf;
+    c->pwbuf = c->pout;
+    c->pout = tmp;
+    c->pwrite.data = c;
+    uv_buf_t b = uv_buf_init((char *)c->pwbuf.data, (unsigned)c->pwbuf.len);
+    if (uv_write(&c->pwrite, (uv_stream_t *)c->pipe, &b, 1,
+                 transport__pipe_write_cb) != 0) {
+        c->pwbuf.len = 0;
+        transport__broken(c, BERTH_EIO);
+        return;
+    }
+    c->pwriting = true;
+}
+
+/* Plaintext from the peer for libraft. */
+static void transport__pipe_send(struct transport__conn *c, const uint8_t *p,
+                                 size_t n)
+{
+    if (buf_append(&c->pout, p, n) != 0) {
+        transport__broken(c, BERTH_ENOMEM);
+        return;
+    }
+    transport__pipe_flush(c);
+    if (c->pout.len >= TRANSPORT__RELAY_HIGH && !c->tcp_paused) {
+        c->tcp_paused = true;
+        uv_read_stop((uv_stream_t *)c->tcp);
+    }
+}
+
+/* Make c a relay, and *out the stream to give libraft (it frees it). */
+static int transport__relay(struct transport__conn *c, uv_stream_t **out)
+{
+    uv_os_sock_t fds[2];
+    if (uv_socketpair(SOCK_STREAM, 0, fds, 0, 0) != 0) {
+        return BERTH_EIO;
+    }
+    uv_pipe_t *ours = mem_alloc(sizeof *ours);
+    uv_pipe_t *theirs = raft_malloc(sizeof *theirs);
+    if (ours == NULL || theirs == NULL) {
+        mem_free(ours);
+        raft_free(theirs);
+        close(fds[0]);
+        close(fds[1]);
+        return BERTH_ENOMEM;
+    }
+    uv_pipe_init(c->t->loop, ours, 0);
+    uv_pipe_init(c->t->loop, theirs, 0);
+    ours->data = c;
+    c->pipe = ours;
+    c->handles++;
+    if (uv_pipe_open(ours, fds[0]) != 0 || uv_pipe_open(theirs, fds[1]) != 0) {
+        uv_close((uv_handle_t *)theirs, (uv_close_cb)raft_free);
+        return BERTH_EIO;
+    }
+    c->role = TRANSPORT__RELAY;
+    transport__pipe_start(c);
+    *out = (uv_stream_t *)theirs;
+    return 0;
 }
 
 /* --- Accepting. --- */
@@ -650,7 +1033,7 @@ static void transport__reply_and_close(struct transport__conn *c, uint32_t call,
 
 struct transport__raft_ok {
     uv_write_t req;
-    uint8_t data[TRANSPORT__REPLY_HEADER];
+    uint8_t data[TRANSPORT_REPLY_HEADER];
 };
 
 static void transport__raft_ok_cb(uv_write_t *req, int status)
@@ -662,10 +1045,15 @@ static void transport__raft_ok_cb(uv_write_t *req, int status)
 static void transport__inbound_done(struct transport__conn *c)
 {
     struct transport *t = c->t;
-    const uint8_t *cluster = c->header + 8;
-    unsigned kind = get_le32(c->header + 8 + TRANSPORT_CLUSTER_SIZE);
-    uint64_t sender = get_le64(c->header + 8 + TRANSPORT_CLUSTER_SIZE + 8);
-    uint32_t call = get_le32(c->header + 8 + TRANSPORT_CLUSTER_SIZE + 16);
+    struct transport_message m = {.len = 0};
+    size_t used;
+    /* The header was checked as it came; the body is in c->body. */
+    transport_decode_request(c->header, TRANSPORT_REQUEST_HEADER, &m, &used);
+    m.body = c->body;
+    const uint8_t *cluster = m.cluster;
+    unsigned kind = m.kind;
+    uint64_t sender = m.sender;
+    uint32_t call = m.call;
     uv_timer_stop(&c->timer);
     if (c->counted) {
         t->handshakes--;
@@ -682,10 +1070,21 @@ static void transport__inbound_done(struct transport__conn *c)
         return;
     }
     if (kind == TRANSPORT_RAFT) {
-        if (!t->listening || c->body_len == 0 ||
-            c->body_len > TRANSPORT__ADDRESS_MAX ||
-            strlen((char *)c->body) != c->body_len || sender == 0) {
+        if (!t->listening || !transport_check_handshake(&m)) {
             transport__conn_close(c);
+            return;
+        }
+        if (c->ch != NULL) {
+            /* Sealed like the rest; libraft gets its side of a relay. */
+            uv_stream_t *s;
+            if (transport__put_reply(&c->out, call, TRANSPORT_OK, NULL, 0) !=
+                    0 ||
+                transport__relay(c, &s) != 0) {
+                transport__conn_close(c);
+                return;
+            }
+            transport__flush(c);
+            t->accept_cb(t->raft, sender, (const char *)c->body, s);
             return;
         }
         /* The reply goes on a write of its own: libraft owns the stream
@@ -718,20 +1117,22 @@ static void transport__inbound_done(struct transport__conn *c)
     }
     uv_timer_start(&c->timer, transport__timeout_cb, TRANSPORT__KEEP_MS,
                    TRANSPORT__KEEP_MS);
-    transport__serve(c, c->header, c->body, c->body_len);
+    transport__serve(c, &m);
     mem_free(c->body);
     c->body = NULL;
 }
 
 /* One call on a call connection: hand it to the handler. */
-static void transport__serve(struct transport__conn *c, const uint8_t *header,
-                             const uint8_t *body, size_t len)
+static void transport__serve(struct transport__conn *c,
+                             const struct transport_message *m)
 {
     struct transport *t = c->t;
-    unsigned kind = get_le32(header + 8 + TRANSPORT_CLUSTER_SIZE);
-    uint64_t sender = get_le64(header + 8 + TRANSPORT_CLUSTER_SIZE + 8);
-    uint32_t id = get_le32(header + 8 + TRANSPORT_CLUSTER_SIZE + 16);
-    if (!transport__cluster_ok(t, header + 8, kind) || kind == TRANSPORT_RAFT) {
+    unsigned kind = m->kind;
+    uint64_t sender = m->sender;
+    uint32_t id = m->call;
+    const uint8_t *body = m->body;
+    size_t len = m->len;
+    if (!transport__cluster_ok(t, m->cluster, kind) || kind == TRANSPORT_RAFT) {
         transport__malformed(c);
         return;
     }
@@ -816,7 +1217,8 @@ static void transport__connection_cb(uv_stream_t *server, int status)
         return;
     }
     if (uv_accept(server, (uv_stream_t *)c->tcp) != 0 ||
-        t->handshakes > TRANSPORT__MAX_HANDSHAKES) {
+        t->handshakes > TRANSPORT__MAX_HANDSHAKES ||
+        (!t->plaintext && !t->has_secret)) {
         transport__conn_close(c);
         return;
     }
@@ -824,7 +1226,7 @@ static void transport__connection_cb(uv_stream_t *server, int status)
      * would hold one back until the last is acknowledged, which a delayed
      * ACK puts off by up to 40 ms. */
     uv_tcp_nodelay(c->tcp, 1);
-    c->header_need = TRANSPORT__REQ_HEADER;
+    c->header_need = TRANSPORT_REQUEST_HEADER;
     uv_timer_start(&c->timer, transport__timeout_cb, TRANSPORT__HANDSHAKE_MS,
                    0);
     transport__start_reading(c);
@@ -853,11 +1255,13 @@ static void transport__fail_all(struct transport__conn *c, int rv)
 
 /* An answer on a call connection: to the call it names, if it still
  * waits. */
-static void transport__answer(struct transport__conn *c, const uint8_t *header,
-                              const uint8_t *body, size_t len)
+static void transport__answer(struct transport__conn *c,
+                              const struct transport_message *m)
 {
-    unsigned status = get_le32(header + 8);
-    uint32_t id = get_le32(header + 16);
+    unsigned status = m->status;
+    uint32_t id = m->call;
+    const uint8_t *body = m->body;
+    size_t len = m->len;
     struct transport__pending *prev = NULL, *p = c->pending;
     while (p != NULL && p->id != id) {
         prev = p;
@@ -909,9 +1313,13 @@ static void transport__connect_cb(uv_connect_t *req, int status)
     }
     c->connected = true;
     uv_tcp_nodelay(c->tcp, 1); /* as on the accepting side */
+    if (c->ch != NULL && channel_start(c->ch, &c->wire) != 0) {
+        transport__broken(c, BERTH_ENOMEM);
+        return;
+    }
     transport__flush(c);
     if (c->role == TRANSPORT__DIAL_RAFT) {
-        c->header_need = TRANSPORT__REPLY_HEADER;
+        c->header_need = TRANSPORT_REPLY_HEADER;
     }
     transport__start_reading(c);
 }
@@ -942,6 +1350,17 @@ static void transport__raft_dial_done(struct transport__conn *c)
     }
     struct raft_uv_connect *req = c->raft_req;
     c->raft_req = NULL;
+    if (c->ch != NULL) {
+        uv_stream_t *s;
+        uv_timer_stop(&c->timer);
+        if (transport__relay(c, &s) != 0) {
+            transport__conn_close(c);
+            req->cb(req, NULL, RAFT_NOCONNECTION);
+            return;
+        }
+        req->cb(req, s, 0);
+        return;
+    }
     uv_stream_t *s = transport__hand_over(c);
     transport__conn_close(c);
     req->cb(req, s, 0);
@@ -963,6 +1382,8 @@ static void transport__timeout_cb(uv_timer_t *timer)
         return;
     case TRANSPORT__DIAL_RAFT:
         transport__raft_dial_fail(c, BERTH_ETIMEOUT);
+        return;
+    case TRANSPORT__RELAY:
         return;
     case TRANSPORT__DIAL_CALLS:
         break;
@@ -1005,6 +1426,9 @@ static int transport__dial(struct transport *t, struct transport__conn **out,
     }
     if (t->closing) {
         return BERTH_ESHUTDOWN;
+    }
+    if (!t->plaintext && !t->has_secret) {
+        return BERTH_EINVAL; /* no cluster secret: nothing to prove */
     }
     struct transport__conn *c = transport__conn_new(t, role);
     if (c == NULL) {
@@ -1219,6 +1643,8 @@ static void transport__maybe_closed(struct transport *t)
         void *arg = t->close_arg;
         mem_free(t->bind);
         mem_free(t->scratch);
+        buf_free(&t->plain);
+        sodium_memzero(t->secret, sizeof t->secret);
         mem_free(t);
         if (cb != NULL) {
             cb(arg);
@@ -1278,6 +1704,18 @@ void transport_set_cluster(struct transport *t,
 void transport_set_id(struct transport *t, uint64_t id)
 {
     t->id = id;
+}
+
+void transport_set_secret(struct transport *t,
+                          const uint8_t secret[TRANSPORT_SECRET_SIZE])
+{
+    memcpy(t->secret, secret, sizeof t->secret);
+    t->has_secret = true;
+}
+
+void transport_set_plaintext(struct transport *t, bool plaintext)
+{
+    t->plaintext = plaintext;
 }
 
 bool transport_listen_failed(const struct transport *t)

@@ -1,21 +1,38 @@
 /* The peer port: how hosts of one cluster reach each other.
  *
- * Every message on a peer connection has a header:
+ * Every connection, for libraft or for calls, first opens an encrypted
+ * channel (crypto/channel.h): a handshake in which each side proves it
+ * knows the cluster secret (a MAC over both sides' fresh crypto_kx keys
+ * and nonces) and from which each direction gets its own session key;
+ * then every byte goes in sealed records (ChaCha20-Poly1305, numbered).
+ * A peer that fails the proof, a record that fails to open (altered,
+ * replayed, out of order) or bytes that are no channel close the
+ * connection and are counted and noted (one line, then every 1000th); a
+ * call sent on it fails with BERTH_EREJECTED when the peer does not know
+ * the secret. Without the secret a host cannot join, read an entry or put
+ * one in. transport_set_plaintext() turns the channel off, for measuring
+ * what it costs only (bench/cluster.py, BERTH_PEER_PLAINTEXT=1).
  *
- *   request: magic "berthp02" | cluster id (16) | kind u32 | body length u32
+ * Inside the channel, every message has a header:
+ *
+ *   request: magic "berthp03" | cluster id (16) | kind u32 | body length u32
  *            | sender's raft id u64 | call u32 | body
- *   reply:   magic "berthp02" | status u32 | body length u32 | call u32
+ *   reply:   magic "berthp03" | status u32 | body length u32 | call u32
  *            | body
  *
  * All integers are little-endian. The cluster id is made once, when the
  * first host bootstraps, and every host of the cluster keeps it; a request
  * that names another cluster is refused with TRANSPORT_WRONG_CLUSTER, so a
- * host from one cluster never joins another's elections by mistake. A host
- * that has no cluster yet sends zeros, which is accepted for calls only.
+ * host from one cluster never joins another's elections by mistake (two
+ * clusters with one secret). A host that has no cluster yet sends zeros,
+ * which is accepted for calls only.
  *
  * A connection's first request says what it is for. A RAFT request's body
  * is the sender's peer address; after an OK reply the connection carries
- * libraft's own messages, one way, from the dialer. Any other kind is a
+ * libraft's own messages, one way, from the dialer: libraft is given one
+ * side of a socket pair, and the connection relays between it and the
+ * channel (sealing what libraft writes, opening what comes for it). Any
+ * other kind is a
  * call, and the connection carries calls from then on: the dialer keeps
  * one connection to each host it calls, sends every call on it without
  * waiting for the answers before, and the listener answers each when it
@@ -28,8 +45,7 @@
  * for 30 s, so that it is the dialer that closes first; a listener that
  * closes earlier (it stops) is noticed while it is idle.
  * Garbage (a bad magic, an oversized body, silence past a deadline during
- * the first message) is closed without a reply. This is the one seam where
- * authentication and encryption of peers will go. */
+ * the handshake and first message) is closed without a reply. */
 #ifndef BERTH_CONSENSUS_TRANSPORT_H
 #define BERTH_CONSENSUS_TRANSPORT_H
 
@@ -41,6 +57,7 @@
 #include <uv.h>
 
 #define TRANSPORT_CLUSTER_SIZE 16
+#define TRANSPORT_SECRET_SIZE 32
 /* The largest body of a call, and of a forwarded request (which carries
  * an HTTP request or reply whole). */
 #define TRANSPORT_MAX_BODY (64u * 1024)
@@ -110,6 +127,17 @@ void transport_set_cluster(struct transport *t,
 /* Set the raft id sent in requests. */
 void transport_set_id(struct transport *t, uint64_t id);
 
+/* Set the cluster secret (TRANSPORT_SECRET_SIZE bytes, copied; wiped when
+ * the transport is freed) that every connection's handshake proves. Until
+ * it is set, an encrypted transport dials nothing and accepts nothing. */
+void transport_set_secret(struct transport *t,
+                          const uint8_t secret[TRANSPORT_SECRET_SIZE]);
+
+/* Turn encryption off (plaintext true) or on (the default) for connections
+ * made from now on. Off is for measuring what encryption costs, on hosts
+ * that all have it off: the two do not speak to each other. */
+void transport_set_plaintext(struct transport *t, bool plaintext);
+
 /* Answer call with status and body (copied; may be NULL when len is 0).
  * call is freed by this function. */
 void transport_reply(struct transport_call *call, unsigned status,
@@ -150,5 +178,57 @@ uint64_t transport_refused(const struct transport *t);
 /* Parse "host:port" (IPv4, or [IPv6]) into addr; returns 0 or
  * BERTH_EINVAL. */
 int transport_parse_address(const char *address, struct sockaddr_storage *addr);
+
+/* --- The messages' bytes, apart from any connection. --- */
+
+struct buf;
+
+/* The header of a request, and of a reply, in bytes. */
+#define TRANSPORT_REQUEST_HEADER 44
+#define TRANSPORT_REPLY_HEADER 20
+
+/* The largest peer address a RAFT request's body may hold. */
+#define TRANSPORT_ADDRESS_MAX 255
+
+/* One message of the peer port: a request (cluster, kind, sender) or a
+ * reply (status), the call it belongs to and its body. A decoded message's
+ * body points into the bytes it was decoded from and owns nothing. */
+struct transport_message {
+    uint8_t cluster[TRANSPORT_CLUSTER_SIZE]; /* requests only */
+    unsigned kind;                           /* requests only */
+    uint64_t sender;                         /* requests only */
+    unsigned status;                         /* replies only */
+    uint32_t call;
+    const uint8_t *body;
+    size_t len;
+};
+
+/* Decode the request at the start of the n bytes at p. Returns 0 with *m
+ * filled and *used the bytes the request takes; BERTH_EPARTIAL when more
+ * bytes are needed (once the header is whole and good, *m holds it, with a
+ * NULL body); BERTH_EMALFORMED for a bad magic; BERTH_ETOOBIG for a body
+ * longer than its kind allows. Reads only p[0..n). */
+int transport_decode_request(const uint8_t *p, size_t n,
+                             struct transport_message *m, size_t *used);
+
+/* Decode the reply at the start of the n bytes at p, as
+ * transport_decode_request() does a request; a reply's body may be up to
+ * TRANSPORT_MAX_FORWARD bytes. */
+int transport_decode_reply(const uint8_t *p, size_t n,
+                           struct transport_message *m, size_t *used);
+
+/* Append the request m (its cluster, kind, sender, call and body) to out,
+ * which the caller frees with buf_free(). Returns 0 or BERTH_ENOMEM. */
+int transport_encode_request(struct buf *out,
+                             const struct transport_message *m);
+
+/* Append the reply m (its status, call and body) to out, which the caller
+ * frees with buf_free(). Returns 0 or BERTH_ENOMEM. */
+int transport_encode_reply(struct buf *out, const struct transport_message *m);
+
+/* Return whether the request m may open a raft connection, cluster aside:
+ * a RAFT request from a non-zero sender whose body is its peer address, 1
+ * to TRANSPORT_ADDRESS_MAX bytes with no NUL. */
+bool transport_check_handshake(const struct transport_message *m);
 
 #endif

@@ -15,7 +15,7 @@
 
 #define MASTER__MAGIC "brthmkey"
 #define MASTER__FORMAT 1
-#define MASTER__HEADER 72
+#define MASTER__HEADER MASTER_HEADER_SIZE
 #define MASTER__TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define MASTER__MAX (MASTER__HEADER + MASTER_KEY_SIZE + MASTER__TAG)
 
@@ -147,16 +147,16 @@ int master_open(const char *path, const struct master_secret *secret,
     if (rv != 0) {
         return rv;
     }
-    enum master_how kept = (enum master_how)file[9];
-    bool sealed = kept == MASTER_PASSPHRASE || kept == MASTER_KEY_FILE;
-    size_t want = MASTER__HEADER + MASTER_KEY_SIZE + (sealed ? MASTER__TAG : 0);
-    if (len != want || memcmp(file, MASTER__MAGIC, 8) != 0 ||
-        file[8] != MASTER__FORMAT || (!sealed && kept != MASTER_PLAIN)) {
-        err_printf(errmsg, "%s is not a master key file of this berth", path);
-        return BERTH_ECORRUPT;
+    struct master_file f;
+    char why[ERRMSG_SIZE];
+    rv = master_decode_file(file, len, &f, why);
+    if (rv != 0) {
+        err_printf(errmsg, "%s %s", path, why);
+        return rv;
     }
+    enum master_how kept = f.how;
     if (kept == MASTER_PLAIN) {
-        memcpy(key, file + MASTER__HEADER, MASTER_KEY_SIZE);
+        memcpy(key, f.key, MASTER_KEY_SIZE);
         sodium_memzero(file, sizeof file);
         *how = MASTER_PLAIN;
         /* A secret given for the first time seals the key from now on. */
@@ -165,16 +165,6 @@ int master_open(const char *path, const struct master_secret *secret,
             *how = rv == 0 ? secret->how : MASTER_PLAIN;
         }
         return rv;
-    }
-    uint64_t ops = get_le64(file + 32), mem = get_le64(file + 40);
-    if (kept == MASTER_PASSPHRASE && (ops < crypto_pwhash_OPSLIMIT_MIN ||
-                                      ops > crypto_pwhash_OPSLIMIT_SENSITIVE ||
-                                      mem < crypto_pwhash_MEMLIMIT_MIN ||
-                                      mem > crypto_pwhash_MEMLIMIT_SENSITIVE)) {
-        /* Else an altered file could make the start take hours or all the
-         * memory before it failed. */
-        err_printf(errmsg, "%s asks for Argon2id limits out of range", path);
-        return BERTH_ECORRUPT;
     }
     if (secret->how != kept) {
         err_printf(
@@ -189,17 +179,101 @@ int master_open(const char *path, const struct master_secret *secret,
     if (rv != 0) {
         return rv;
     }
-    int bad = crypto_aead_xchacha20poly1305_ietf_decrypt(
-        key, NULL, NULL, file + MASTER__HEADER, MASTER_KEY_SIZE + MASTER__TAG,
-        file, MASTER__HEADER, file + 48, wk);
+    rv = master_unseal(&f, wk, key);
     sodium_memzero(wk, sizeof wk);
-    if (bad != 0) {
-        sodium_memzero(key, MASTER_KEY_SIZE);
+    if (rv != 0) {
         err_printf(errmsg, "%s does not open with this %s (or was altered)",
                    path, kept == MASTER_PASSPHRASE ? "passphrase" : "key file");
-        return BERTH_EREJECTED;
+        return rv;
     }
     *how = kept;
+    return 0;
+}
+
+int master_replace(const char *path, const struct master_secret *secret,
+                   const uint8_t *key, char *errmsg)
+{
+    static const struct master_secret none = {.how = MASTER_PLAIN};
+    if (sodium_init() < 0) {
+        err_printf(errmsg, "libsodium cannot start");
+        return BERTH_EIO;
+    }
+    return master__write(path, secret != NULL ? secret : &none, key, errmsg);
+}
+
+void master_key_id(const uint8_t *key, char *out)
+{
+    static const char label[] = "berth master key id";
+    uint8_t h[MASTER_ID_SIZE];
+    crypto_generichash(h, sizeof h, (const uint8_t *)label, sizeof label - 1,
+                       key, MASTER_KEY_SIZE);
+    sodium_bin2hex(out, 2 * MASTER_ID_SIZE + 1, h, sizeof h);
+}
+
+int master_decode_file(const uint8_t *bytes, size_t len,
+                       struct master_file *out, char *why)
+{
+    if (len < MASTER__HEADER) {
+        err_printf(why, "is not a master key file of this berth");
+        return BERTH_ECORRUPT;
+    }
+    enum master_how kept = (enum master_how)bytes[9];
+    bool sealed = kept == MASTER_PASSPHRASE || kept == MASTER_KEY_FILE;
+    size_t want = MASTER__HEADER + MASTER_KEY_SIZE + (sealed ? MASTER__TAG : 0);
+    if (len != want || memcmp(bytes, MASTER__MAGIC, 8) != 0 ||
+        bytes[8] != MASTER__FORMAT || (!sealed && kept != MASTER_PLAIN)) {
+        err_printf(why, "is not a master key file of this berth");
+        return BERTH_ECORRUPT;
+    }
+    uint64_t ops = get_le64(bytes + 32), mem = get_le64(bytes + 40);
+    if (kept == MASTER_PASSPHRASE && (ops < crypto_pwhash_OPSLIMIT_MIN ||
+                                      ops > crypto_pwhash_OPSLIMIT_SENSITIVE ||
+                                      mem < crypto_pwhash_MEMLIMIT_MIN ||
+                                      mem > crypto_pwhash_MEMLIMIT_SENSITIVE)) {
+        /* Else an altered file could make the start take hours or all the
+         * memory before it failed. */
+        err_printf(why, "asks for Argon2id limits out of range");
+        return BERTH_ECORRUPT;
+    }
+    out->how = kept;
+    out->header = bytes;
+    out->salt = bytes + 16;
+    out->opslimit = ops;
+    out->memlimit = mem;
+    out->nonce = bytes + 48;
+    out->key = bytes + MASTER__HEADER;
+    out->key_len = len - MASTER__HEADER;
+    return 0;
+}
+
+int master_unseal(const struct master_file *f, const uint8_t *wk, uint8_t *key)
+{
+    if (f->key_len != MASTER_KEY_SIZE + MASTER__TAG ||
+        crypto_aead_xchacha20poly1305_ietf_decrypt(
+            key, NULL, NULL, f->key, f->key_len, f->header, MASTER__HEADER,
+            f->nonce, wk) != 0) {
+        sodium_memzero(key, MASTER_KEY_SIZE);
+        return BERTH_EREJECTED;
+    }
+    return 0;
+}
+
+int master_parse_key_file(const uint8_t *raw, size_t len, uint8_t *out)
+{
+    if (len == MASTER_KEY_SIZE) {
+        memcpy(out, raw, MASTER_KEY_SIZE);
+        return 0;
+    }
+    size_t got = 0;
+    if (len > 0 && raw[len - 1] == '\n') {
+        len--;
+    }
+    if (len != 2 * MASTER_KEY_SIZE ||
+        sodium_hex2bin(out, MASTER_KEY_SIZE, (const char *)raw, len, NULL, &got,
+                       NULL) != 0 ||
+        got != MASTER_KEY_SIZE) {
+        return BERTH_EINVAL;
+    }
     return 0;
 }
 
@@ -221,24 +295,11 @@ int master_read_key_file(const char *path, uint8_t *out, char *errmsg)
         return BERTH_EIO;
     }
     len = (size_t)n;
-    int rv = 0;
-    if (len == MASTER_KEY_SIZE) {
-        memcpy(out, raw, MASTER_KEY_SIZE);
-    } else {
-        size_t got = 0;
-        if (len > 0 && raw[len - 1] == '\n') {
-            len--;
-        }
-        if (len != 2 * MASTER_KEY_SIZE ||
-            sodium_hex2bin(out, MASTER_KEY_SIZE, (const char *)raw, len, NULL,
-                           &got, NULL) != 0 ||
-            got != MASTER_KEY_SIZE) {
-            err_printf(errmsg,
-                       "the key file %s holds neither 32 bytes nor 64 hex "
-                       "digits",
-                       path);
-            rv = BERTH_EINVAL;
-        }
+    int rv = master_parse_key_file(raw, len, out);
+    if (rv != 0) {
+        err_printf(errmsg,
+                   "the key file %s holds neither 32 bytes nor 64 hex digits",
+                   path);
     }
     sodium_memzero(raw, sizeof raw);
     return rv;

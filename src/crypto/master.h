@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #define MASTER_KEY_SIZE 32
+#define MASTER_ID_SIZE 16
 
 /* How the master key is kept on disk. */
 enum master_how {
@@ -59,10 +60,57 @@ struct master_secret {
 int master_open(const char *path, const struct master_secret *secret,
                 uint8_t *key, enum master_how *how, char *errmsg);
 
+/* Replace the file at path with one that keeps key (MASTER_KEY_SIZE
+ * bytes, borrowed) as secret says (NULL: plain), whatever it held before:
+ * for a host that adopts its cluster's master key. The file is replaced
+ * whole (written beside, synced, renamed, the directory synced). Returns
+ * 0, or a negative code with a message in errmsg. */
+int master_replace(const char *path, const struct master_secret *secret,
+                   const uint8_t *key, char *errmsg);
+
+/* Write into out (MASTER_ID_SIZE * 2 + 1 bytes) the key's id: hex of a
+ * keyed BLAKE2b hash, which says whether two hosts hold the same key and
+ * nothing about the key. */
+void master_key_id(const uint8_t *key, char *out);
+
 /* Read a key file at path: exactly 32 bytes, or 64 hex digits and an
  * optional newline. Returns 0 with out (MASTER_KEY_SIZE bytes) set, or a
  * negative code with a message in errmsg. */
 int master_read_key_file(const char *path, uint8_t *out, char *errmsg);
+
+/* The fields of a master key file, as decoded from its bytes; the
+ * pointers point into those bytes and own nothing. */
+struct master_file {
+    enum master_how how;
+    const uint8_t *header; /* MASTER_HEADER_SIZE bytes, the seal's AD */
+    const uint8_t *salt;   /* 16 bytes: Argon2id's salt */
+    uint64_t opslimit;     /* Argon2id's limits, within libsodium's range */
+    uint64_t memlimit;     /* when how is MASTER_PASSPHRASE */
+    const uint8_t *nonce;  /* 24 bytes */
+    const uint8_t *key;    /* the key, or the sealed key and its tag */
+    size_t key_len;        /* MASTER_KEY_SIZE, or that and the tag */
+};
+
+/* The bytes of a master key file before the key. */
+#define MASTER_HEADER_SIZE 72
+
+/* Decode the len bytes of a master key file at bytes into *out. Returns 0,
+ * or BERTH_ECORRUPT with why (ERRMSG_SIZE bytes) finishing a sentence that
+ * starts with the file's name ("is not a master key file of this
+ * berth"). Reads only bytes[0..len); checks no seal. */
+int master_decode_file(const uint8_t *bytes, size_t len,
+                       struct master_file *out, char *why);
+
+/* Open the sealed key of f (how MASTER_PASSPHRASE or MASTER_KEY_FILE)
+ * with the wrapping key wk (MASTER_KEY_SIZE bytes) into key
+ * (MASTER_KEY_SIZE bytes). Returns 0, or BERTH_EREJECTED with key zeroed
+ * when the seal does not open. */
+int master_unseal(const struct master_file *f, const uint8_t *wk, uint8_t *key);
+
+/* Parse the len bytes of a key file at raw: exactly 32 bytes, or 64 hex
+ * digits and an optional newline. Returns 0 with out (MASTER_KEY_SIZE
+ * bytes) set, or BERTH_EINVAL. */
+int master_parse_key_file(const uint8_t *raw, size_t len, uint8_t *out);
 
 /* A short phrase for how, for logs and stats: "beside the data", "sealed
  * under a passphrase" or "sealed under a key file". */

@@ -14,7 +14,9 @@
  *   GET    /v1/stats              host counters
  *   GET    /v1/cluster            the hosts of the cluster, probed now
  *   DELETE /v1/cluster/hosts/ID   remove a host (by id or peer address)
- *   POST   /v1/cluster/join       {"peer"}: an empty cluster of one joins
+ *   GET    /v1/cluster/secret     the cluster secret, for a host to join
+ *   POST   /v1/cluster/join       {"peer", "secret"?}: an empty cluster of
+ *                                 one joins
  *                                  the cluster of that peer
  *   GET    /v1/tokens             list the admin API's tokens (no secrets)
  *   POST   /v1/tokens             {"scope", "name"?}: make a token; its text
@@ -42,6 +44,8 @@
 #include "core/gate.h"
 #include "core/record.h"
 #include "core/ship.h"
+#include "crypto/sealed.h"
+#include "daemon/body.h"
 #include "daemon/host.h"
 #include "lib/err.h"
 #include "lib/mem.h"
@@ -51,9 +55,6 @@
  * (about 25 us) and 32 bytes of entry; a chunk keeps the loop responsive and
  * the entry small. */
 #define ADMIN__CHUNK 1024
-
-/* Ships one `ship new --count` may create. */
-#define ADMIN__COUNT_MAX 1000000
 
 struct admin__create {
     struct host *host;
@@ -263,126 +264,6 @@ static bool admin__program_ok(const char *program, char *msg)
     return true;
 }
 
-/* Whether key can name an environment variable: a letter or '_', then
- * letters, digits and '_'. */
-static bool admin__env_key_ok(const char *key)
-{
-    size_t n = strlen(key);
-    if (n == 0 || n > 255 || (key[0] >= '0' && key[0] <= '9')) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char ch = key[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-              (ch >= '0' && ch <= '9') || ch == '_')) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* Append key, or "key=value" when value is not NULL, and its NUL to a
- * string list; 0 or BERTH_ENOMEM. */
-static int admin__list_add(struct buf *list, const char *key, const char *value)
-{
-    int rv = buf_append(list, key, strlen(key));
-    if (rv == 0 && value != NULL) {
-        rv = buf_append(list, "=", 1);
-        if (rv == 0) {
-            rv = buf_append(list, value, strlen(value));
-        }
-    }
-    return rv != 0 ? rv : buf_append(list, "", 1);
-}
-
-/* Turn the optional "args" (an array of strings) and "env" (an object of
- * strings) of a creation into string lists; on failure writes why to msg
- * and returns BERTH_EINVAL (or BERTH_ENOMEM). */
-static int admin__lists(json_t *args, json_t *env, struct buf *a, struct buf *e,
-                        char *msg)
-{
-    size_t i;
-    json_t *v;
-    const char *key;
-    int rv;
-    if (args != NULL &&
-        (!json_is_array(args) || json_array_size(args) > PROC_ARGS_MAX)) {
-        err_printf(msg, "args must be an array of at most %d strings",
-                   PROC_ARGS_MAX);
-        return BERTH_EINVAL;
-    }
-    json_array_foreach(args, i, v)
-    {
-        if (!json_is_string(v)) {
-            err_printf(msg, "args[%zu] is not a string", i);
-            return BERTH_EINVAL;
-        }
-        if ((rv = admin__list_add(a, json_string_value(v), NULL)) != 0) {
-            return rv;
-        }
-    }
-    if (env != NULL &&
-        (!json_is_object(env) || json_object_size(env) > PROC_ARGS_MAX)) {
-        err_printf(msg,
-                   "env must be an object of at most %d variables, such as "
-                   "{\"KEY\": \"value\"}",
-                   PROC_ARGS_MAX);
-        return BERTH_EINVAL;
-    }
-    json_object_foreach(env, key, v)
-    {
-        if (!admin__env_key_ok(key) || strcmp(key, "BERTH_SHIP") == 0 ||
-            strcmp(key, "BERTH_HOST") == 0) {
-            err_printf(msg,
-                       "env: \"%.64s\" cannot name a variable: use letters, "
-                       "digits and '_', not starting with a digit (BERTH_SHIP "
-                       "and BERTH_HOST are the host's)",
-                       key);
-            return BERTH_EINVAL;
-        }
-        if (!json_is_string(v)) {
-            err_printf(msg, "env: the value of %s is not a string", key);
-            return BERTH_EINVAL;
-        }
-        if ((rv = admin__list_add(e, key, json_string_value(v))) != 0) {
-            return rv;
-        }
-    }
-    if (a->len + e->len > PROC_ARGS_BYTES_MAX) {
-        err_printf(msg, "args and env take %zu bytes; at most %d are allowed",
-                   a->len + e->len, PROC_ARGS_BYTES_MAX);
-        return BERTH_EINVAL;
-    }
-    return 0;
-}
-
-/* Read the optional timeout field key of spec into *out: absent or null is
- * 0 (the host's default); for the freeze timeout (zero_is_never) a given 0
- * is STORE_TIMEOUT_NEVER. Returns false after answering req with 400. */
-static bool admin__timeout(json_t *spec, const char *key, bool zero_is_never,
-                           uint64_t *out, struct http_request *req)
-{
-    json_t *v = json_object_get(spec, key);
-    const long long year = 365LL * 24 * 3600 * 1000;
-    *out = 0;
-    if (v == NULL || json_is_null(v)) {
-        return true;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-        json_integer_value(v) > year) {
-        host_reply_error(req, 400, "invalid",
-                         "%s must be a number of milliseconds from 0 to a "
-                         "year (%lld)",
-                         key, year);
-        return false;
-    }
-    *out = (uint64_t)json_integer_value(v);
-    if (*out == 0 && zero_is_never) {
-        *out = STORE_TIMEOUT_NEVER;
-    }
-    return true;
-}
-
 /* A counted creation with a name can be run again after it was cut short
  * (a host killed midway keeps the batches it committed): the ships
  * NAME-i that exist already, with the same program, are kept and only the
@@ -411,104 +292,12 @@ static bool admin__resume(struct admin__create *c)
     return true;
 }
 
-void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
+void host_ship_create(struct host *h, struct http_request *req)
 {
-    const char *program = NULL;
-    const char *name = "";
-    json_int_t count = 0;
-    json_t *idle_j = NULL, *freeze_j = NULL, *args = NULL, *env = NULL;
-    json_t *acks_j = NULL;
-    uint64_t idle, freeze;
-    uint8_t acks = GATE_ACKS_DEFAULT;
-    json_error_t jerr;
-    char msg[ERRMSG_SIZE];
-    if (json_unpack_ex(spec, &jerr, JSON_STRICT,
-                       "{s:s, s?:s, s?:I, s?:o, s?:o, s?:o, s?:o, s?:o}",
-                       "program", &program, "name", &name, "count", &count,
-                       "idle_timeout_ms", &idle_j, "freeze_timeout_ms",
-                       &freeze_j, "args", &args, "env", &env, "acks",
-                       &acks_j) != 0) {
-        host_reply_error(req, 400, "invalid",
-                         "expected {\"program\": PATH, \"name\"?: NAME, "
-                         "\"count\"?: N, \"idle_timeout_ms\"?: MS, "
-                         "\"freeze_timeout_ms\"?: MS, \"args\"?: [ARG, ...], "
-                         "\"env\"?: {KEY: VALUE, ...}, \"acks\"?: LEVEL}: %s",
-                         jerr.text);
-        return;
-    }
-    if (acks_j != NULL) {
-        char text[32] = "";
-        if (json_is_integer(acks_j)) {
-            snprintf(text, sizeof text, "%lld",
-                     (long long)json_integer_value(acks_j));
-        } else if (json_is_string(acks_j)) {
-            snprintf(text, sizeof text, "%s", json_string_value(acks_j));
-        }
-        if (gate_acks_parse(text, &acks) != 0) {
-            host_reply_error(req, 400, "invalid",
-                             "acks must be a number of hosts from 0 to %d, "
-                             "\"quorum\" or \"all\"",
-                             GATE_ACKS_MAX);
-            return;
-        }
-    }
-    if (!admin__timeout(spec, "idle_timeout_ms", false, &idle, req) ||
-        !admin__timeout(spec, "freeze_timeout_ms", true, &freeze, req)) {
-        return;
-    }
-    bool single = json_object_get(spec, "count") == NULL;
-    if (single) {
-        count = 1;
-    }
-    if (count < 1 || count > ADMIN__COUNT_MAX) {
-        host_reply_error(req, 400, "invalid",
-                         "count must be from 1 to %d, not %lld",
-                         ADMIN__COUNT_MAX, (long long)count);
-        return;
-    }
-    if (json_object_get(spec, "name") != NULL && name[0] == '\0') {
-        host_reply_error(req, 400, "invalid",
-                         "name must not be empty: leave it out for an "
-                         "unnamed ship");
-        return;
-    }
-    /* With a count, NAME is a prefix: the ships are NAME-1 ... NAME-N. */
-    char longest[STORE_NAME_MAX + 16];
-    snprintf(longest, sizeof longest, single ? "%s" : "%s-%lld", name,
-             (long long)count);
-    if (name[0] != '\0' &&
-        (strlen(longest) > STORE_NAME_MAX || !ship_name_valid(longest))) {
-        host_reply_error(req, 400, "invalid",
-                         "ship name \"%s\" is not valid: use 1 to 63 of a-z, "
-                         "0-9 and '-', not starting with '-'",
-                         longest);
-        return;
-    }
-    if (single && name[0] != '\0' &&
-        registry_find(&h->reg, name) != REGISTRY_NONE) {
-        host_reply_error(req, 409, "conflict", "a ship named %s exists", name);
-        return;
-    }
-    if (!admin__program_ok(program, msg)) {
-        host_reply_error(req, 400, "invalid", "%s", msg);
-        return;
-    }
-    if (!host_disk_ok(h)) {
-        host_reply_error(req, 507, "insufficient_storage",
-                         "the host's disk is nearly full");
-        return;
-    }
-
-    struct admin__create *c = mem_calloc(1, sizeof *c);
-    if (c == NULL) {
-        host_reply_error(req, 503, "unavailable", "out of memory");
-        return;
-    }
-    buf_init(&c->args);
-    buf_init(&c->env);
-    int rv = admin__lists(args, env, &c->args, &c->env, msg);
+    struct body_create spec;
+    char msg[BODY_ERRMSG_SIZE];
+    int rv = body_parse_create(req->body.data, req->body.len, &spec, msg);
     if (rv != 0) {
-        admin__create_free(c);
         if (rv == BERTH_EINVAL) {
             host_reply_error(req, 400, "invalid", "%s", msg);
         } else {
@@ -516,26 +305,53 @@ void host_ship_create(struct host *h, json_t *spec, struct http_request *req)
         }
         return;
     }
+    if (spec.single && spec.name[0] != '\0' &&
+        registry_find(&h->reg, spec.name) != REGISTRY_NONE) {
+        host_reply_error(req, 409, "conflict", "a ship named %s exists",
+                         spec.name);
+        body_create_free(&spec);
+        return;
+    }
+    if (!admin__program_ok(spec.program, msg)) {
+        host_reply_error(req, 400, "invalid", "%s", msg);
+        body_create_free(&spec);
+        return;
+    }
+    if (!host_disk_ok(h)) {
+        host_reply_error(req, 507, "insufficient_storage",
+                         "the host's disk is nearly full");
+        body_create_free(&spec);
+        return;
+    }
+
+    struct admin__create *c = mem_calloc(1, sizeof *c);
+    if (c == NULL) {
+        body_create_free(&spec);
+        host_reply_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
     /* The path as given: a symbolic link in it is followed at each start,
      * so pointing the link at a new build upgrades the ships (a new
-     * epoch). */
-    c->program = mem_strdup(program);
-    c->ids = mem_calloc((size_t)count, sizeof *c->ids);
-    if (c->program == NULL || c->ids == NULL) {
+     * epoch). The program and the lists move from spec to c. */
+    c->program = spec.program;
+    c->args = spec.args;
+    c->env = spec.env;
+    c->ids = mem_calloc(spec.count, sizeof *c->ids);
+    if (c->ids == NULL) {
         admin__create_free(c);
         host_reply_error(req, 503, "unavailable", "out of memory");
         return;
     }
     c->host = h;
     c->req = req;
-    c->single = single;
-    snprintf(c->name, sizeof c->name, "%s", name);
+    c->single = spec.single;
+    snprintf(c->name, sizeof c->name, "%s", spec.name);
     c->created_ns = host_now_ns();
-    c->idle_ms = idle;
-    c->freeze_ms = freeze;
-    c->acks = acks;
-    c->count = (uint32_t)count;
-    if (!single && name[0] != '\0' && !admin__resume(c)) {
+    c->idle_ms = spec.idle_ms;
+    c->freeze_ms = spec.freeze_ms;
+    c->acks = spec.acks;
+    c->count = spec.count;
+    if (!c->single && c->name[0] != '\0' && !admin__resume(c)) {
         admin__create_free(c);
         return;
     }
@@ -744,6 +560,9 @@ static void admin__stats(struct host *h, struct http_request *req)
     json_object_set_new(o, "wakes", json_integer((json_int_t)h->fleet.wakes));
     json_object_set_new(o, "master_key",
                         json_string(master_how_text(h->key_how)));
+    char key_id[2 * MASTER_ID_SIZE + 1];
+    master_key_id(h->master_key, key_id);
+    json_object_set_new(o, "master_key_id", json_string(key_id));
     json_object_set_new(o, "reuses",
                         json_integer((json_int_t)h->fleet.reuse.hits));
     json_object_set_new(o, "reuse_bytes",
@@ -924,18 +743,42 @@ static void admin__rejoin_cb(uv_timer_t *t)
     _exit(70);
 }
 
-/* POST /v1/cluster/join {"peer": ADDRESS}. */
+/* GET /v1/cluster/secret: what a host that joins needs. The admin API is
+ * local only; whoever reaches it controls the host anyway. */
+static void admin__cluster_secret(struct host *h, struct http_request *req)
+{
+    char hex[2 * sizeof h->cluster_secret + 1];
+    if (h->cfg.peer == NULL) {
+        host_reply_error(req, 409, "conflict",
+                         "this host has no --peer, and so no cluster secret");
+        return;
+    }
+    sodium_bin2hex(hex, sizeof hex, h->cluster_secret,
+                   sizeof h->cluster_secret);
+    json_t *o = json_object();
+    json_object_set_new(o, "secret", json_string(hex));
+    sodium_memzero(hex, sizeof hex);
+    host_reply_json(req, 200, o);
+}
+
+/* POST /v1/cluster/join {"peer": ADDRESS, "secret": HEX}: the secret, if
+ * given, is kept in DATA/cluster.key for the start that joins. */
 static void admin__cluster_join(struct host *h, struct http_request *req)
 {
-    json_error_t jerr;
-    const char *peer = NULL;
-    json_t *spec =
-        json_loadb((const char *)req->body.data, req->body.len, 0, &jerr);
-    if (spec == NULL ||
-        json_unpack_ex(spec, &jerr, JSON_STRICT, "{s:s}", "peer", &peer) != 0) {
-        host_reply_error(req, 400, "invalid",
-                         "expected {\"peer\": IP:PORT}: %s", jerr.text);
-        json_decref(spec);
+    char msg[BODY_ERRMSG_SIZE], errmsg[ERRMSG_SIZE], path[4200];
+    uint8_t bin[BODY_SECRET_SIZE];
+    bool has_secret;
+    char *peer;
+    _Static_assert(sizeof bin == sizeof h->cluster_secret,
+                   "a join's secret is the cluster's");
+    int rv = body_parse_join(req->body.data, req->body.len, &peer, bin,
+                             &has_secret, msg);
+    if (rv != 0) {
+        if (rv == BERTH_EINVAL) {
+            host_reply_error(req, 400, "invalid", "%s", msg);
+        } else {
+            host_reply_error(req, 503, "unavailable", "out of memory");
+        }
         return;
     }
     if (h->cfg.peer == NULL) {
@@ -956,7 +799,15 @@ static void admin__cluster_join(struct host *h, struct http_request *req)
                          "%s is not a peer address (an IP and a port)", peer);
     } else if (h->rejoin[0] != '\0') {
         host_reply_error(req, 409, "conflict", "already joining %s", h->rejoin);
+    } else if (has_secret &&
+               (snprintf(path, sizeof path, "%s/cluster.key", h->cfg.data_dir),
+                sealed_write(path, h->master_key, "clusterk", bin, sizeof bin,
+                             errmsg)) != 0) {
+        host_reply_error(req, 500, "internal", "%s", errmsg);
     } else {
+        if (has_secret) {
+            memcpy(h->cluster_secret, bin, sizeof bin);
+        }
         snprintf(h->rejoin, sizeof h->rejoin, "%s", peer);
         json_t *o = json_object();
         json_object_set_new(o, "joining", json_string(peer));
@@ -965,7 +816,8 @@ static void admin__cluster_join(struct host *h, struct http_request *req)
         uv_timer_start(&h->stop_timer, admin__rejoin_cb, 200, 0);
         h->stop_timer.data = h;
     }
-    json_decref(spec);
+    sodium_memzero(bin, sizeof bin);
+    mem_free(peer);
 }
 
 /* DELETE /v1/cluster/hosts/<id or peer address>. */
@@ -1039,6 +891,13 @@ void host_admin_handle(struct http_request *req, void *arg)
         }
         return;
     }
+    if (h->ready && strcmp(path, "/v1/cluster/secret") == 0) {
+        if (strcmp(m, "GET") != 0) {
+            goto method;
+        }
+        admin__cluster_secret(h, req);
+        return;
+    }
     if (!host_serving(h)) {
         host_reply_error(req, 503, "starting", "host is starting");
         return;
@@ -1066,16 +925,7 @@ void host_admin_handle(struct http_request *req, void *arg)
         if (strcmp(m, "GET") == 0) {
             admin__list(h, req);
         } else if (strcmp(m, "POST") == 0) {
-            json_error_t jerr;
-            json_t *spec = json_loadb((const char *)req->body.data,
-                                      req->body.len, 0, &jerr);
-            if (spec == NULL) {
-                host_reply_error(req, 400, "invalid", "body is not JSON: %s",
-                                 jerr.text);
-                return;
-            }
-            host_ship_create(h, spec, req);
-            json_decref(spec);
+            host_ship_create(h, req);
         } else {
             goto method;
         }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "consensus/log.h"
+#include "crypto/sealed.h"
 #include "core/record.h"
 #include "lib/err.h"
 #include "lib/mem.h"
@@ -947,6 +948,24 @@ static void host__publish_admin(struct host *h)
     }
 }
 
+#define HOST__CLUSTER_KEY "clusterk"
+
+/* Whether peer connections go unencrypted: BERTH_PEER_PLAINTEXT=1, for
+ * bench/cluster.py's measure of what encryption costs, on every host of a
+ * cluster at once. Said loudly. */
+static bool host__peer_plaintext(void)
+{
+    const char *v = getenv("BERTH_PEER_PLAINTEXT");
+    if (v == NULL || strcmp(v, "1") != 0) {
+        return false;
+    }
+    host_log("warn",
+             "BERTH_PEER_PLAINTEXT=1: peer connections are neither "
+             "authenticated nor encrypted (for benchmarks only)",
+             NULL);
+    return true;
+}
+
 /* The stopped host, kept reachable until the process exits. */
 static struct host *host__instance;
 
@@ -957,7 +976,7 @@ static int host__open_master_key(struct host *h)
     const struct host_config *cfg = &h->cfg;
     char path[4200], errmsg[ERRMSG_SIZE];
     uint8_t file_key[MASTER_KEY_SIZE];
-    uint8_t pass[1024];
+    uint8_t pass[sizeof h->op_bytes];
     struct master_secret secret = {.how = MASTER_PLAIN};
     const char *env = getenv("BERTH_PASSPHRASE");
     int rv = 0;
@@ -1001,6 +1020,14 @@ static int host__open_master_key(struct host *h)
     if (rv == 0) {
         rv = master_open(path, &secret, h->master_key, &h->key_how, errmsg);
     }
+    /* Kept until the log is open: a host that joins a cluster seals its
+     * master key under the same secret. */
+    if (rv == 0 && secret.how != MASTER_PLAIN &&
+        secret.len <= sizeof h->op_bytes) {
+        memcpy(h->op_bytes, secret.bytes, secret.len);
+        h->op = (struct master_secret){
+            .how = secret.how, .bytes = h->op_bytes, .len = secret.len};
+    }
     sodium_memzero(file_key, sizeof file_key);
     sodium_memzero(pass, sizeof pass);
     if (env != NULL) {
@@ -1030,6 +1057,128 @@ static int host__open_master_key(struct host *h)
         host_log("info", "master key opened", "path", path, "kept",
                  master_how_text(h->key_how), NULL);
     }
+    return 0;
+}
+
+/* Settle the cluster secret of a host with a peer port: DATA/cluster.key,
+ * or the one given (a joining host's), or a new one (a host that starts a
+ * cluster). A new or given one is written once the log is open. */
+static int host__open_cluster_secret(struct host *h)
+{
+    const struct host_config *cfg = &h->cfg;
+    char path[4200], errmsg[ERRMSG_SIZE];
+    uint8_t given[32];
+    bool have_given = false;
+    int rv = 0;
+    const char *env = getenv("BERTH_CLUSTER_SECRET");
+    if (cfg->cluster_secret_file != NULL) {
+        rv = master_read_key_file(cfg->cluster_secret_file, given, errmsg);
+        have_given = rv == 0;
+    } else if (env != NULL && *env != '\0') {
+        size_t got = 0;
+        if (strlen(env) != 64 ||
+            sodium_hex2bin(given, sizeof given, env, 64, NULL, &got, NULL) !=
+                0 ||
+            got != sizeof given) {
+            err_printf(errmsg, "BERTH_CLUSTER_SECRET is not 64 hex digits");
+            rv = BERTH_EINVAL;
+        }
+        have_given = rv == 0;
+    }
+    if (env != NULL) {
+        sodium_memzero((char *)env, strlen(env));
+        unsetenv("BERTH_CLUSTER_SECRET");
+    }
+    if (rv != 0) {
+        fprintf(stderr, "berth: cluster secret: %s\n", errmsg);
+        return rv;
+    }
+    if (cfg->peer == NULL) {
+        sodium_memzero(given, sizeof given);
+        return 0;
+    }
+    snprintf(path, sizeof path, "%s/cluster.key", cfg->data_dir);
+    rv = sealed_read(path, h->master_key, HOST__CLUSTER_KEY, h->cluster_secret,
+                     sizeof h->cluster_secret, errmsg);
+    if (rv == 0 && have_given &&
+        sodium_memcmp(given, h->cluster_secret, sizeof given) != 0) {
+        err_printf(errmsg,
+                   "%s holds another cluster secret than the one given; "
+                   "this host is of another cluster (start it without the "
+                   "secret, or from a new data directory to join another)",
+                   path);
+        rv = BERTH_EINVAL;
+    } else if (rv == BERTH_ENOTFOUND && have_given) {
+        memcpy(h->cluster_secret, given, sizeof given);
+        h->cluster_key_write = true;
+        rv = 0;
+    } else if (rv == BERTH_ENOTFOUND && cfg->join != NULL) {
+        err_printf(errmsg, "joining a cluster needs its secret: give "
+                           "--cluster-secret-file FILE or BERTH_CLUSTER_SECRET "
+                           "(`berth cluster secret` prints it on a member)");
+        rv = BERTH_EINVAL;
+    } else if (rv == BERTH_ENOTFOUND) {
+        /* This host starts a cluster (or takes a peer port): its secret. */
+        randombytes_buf(h->cluster_secret, sizeof h->cluster_secret);
+        h->cluster_key_write = true;
+        rv = 0;
+    }
+    sodium_memzero(given, sizeof given);
+    if (rv != 0) {
+        fprintf(stderr, "berth: cluster secret: %s\n", errmsg);
+    }
+    return rv;
+}
+
+/* Write DATA/cluster.key when it is new, or the master key changed. */
+static int host__write_cluster_secret(struct host *h)
+{
+    char path[4200], errmsg[ERRMSG_SIZE];
+    if (!h->cluster_key_write) {
+        return 0;
+    }
+    snprintf(path, sizeof path, "%s/cluster.key", h->cfg.data_dir);
+    int rv = sealed_write(path, h->master_key, HOST__CLUSTER_KEY,
+                          h->cluster_secret, sizeof h->cluster_secret, errmsg);
+    if (rv != 0) {
+        fprintf(stderr, "berth: cluster secret: %s\n", errmsg);
+        return rv;
+    }
+    h->cluster_key_write = false;
+    host_log("info", "cluster secret kept, sealed under the master key", "path",
+             path, NULL);
+    return 0;
+}
+
+/* A host that joins adopts the cluster's master key: DATA/master.key is
+ * replaced, kept under the operator's secret as before. */
+static int host__joined(void *arg, const uint8_t *key, char *errmsg)
+{
+    struct host *h = arg;
+    char path[4200];
+    static const uint8_t zero[MASTER_KEY_SIZE];
+    if (sodium_memcmp(key, zero, MASTER_KEY_SIZE) == 0) {
+        err_printf(errmsg, "the cluster sent no master key");
+        return BERTH_EMALFORMED;
+    }
+    if (sodium_memcmp(key, h->master_key, MASTER_KEY_SIZE) == 0) {
+        return 0;
+    }
+    snprintf(path, sizeof path, "%s/master.key", h->cfg.data_dir);
+    int rv = master_replace(path, h->op.how != MASTER_PLAIN ? &h->op : NULL,
+                            key, errmsg);
+    if (rv != 0) {
+        return rv;
+    }
+    memcpy(h->master_key, key, MASTER_KEY_SIZE);
+    /* Before any entry applies or any ship is made: what the cluster
+     * sealed opens here. */
+    seal_keys_init(&h->keys, h->master_key, !h->cfg.unsealed);
+    h->cluster_key_write = true; /* sealed under the new key */
+    char id[2 * MASTER_ID_SIZE + 1];
+    master_key_id(h->master_key, id);
+    host_log("info", "adopted the cluster's master key", "path", path, "id", id,
+             "kept", master_how_text(h->key_how), NULL);
     return 0;
 }
 
@@ -1078,7 +1227,7 @@ int host_run(const struct host_config *cfg)
         }
         goto err_after_alloc;
     }
-    if (host__open_master_key(h) != 0) {
+    if (host__open_master_key(h) != 0 || host__open_cluster_secret(h) != 0) {
         goto err_after_alloc;
     }
     host__claim_programs(cfg->data_dir);
@@ -1140,9 +1289,18 @@ int host_run(const struct host_config *cfg)
         .progress = host__progress,
         .note = host__note,
         .forwarded = host_forwarded,
+        .cluster_secret = cfg->peer != NULL ? h->cluster_secret : NULL,
+        .peer_plaintext = host__peer_plaintext(),
+        .master_key = h->master_key,
+        .joined = host__joined,
         .arg = h,
     };
     rv = log_open(&h->log, &h->loop, &lc, errmsg);
+    sodium_memzero(h->op_bytes, sizeof h->op_bytes);
+    h->op = (struct master_secret){.how = MASTER_PLAIN};
+    if (rv == 0 && host__write_cluster_secret(h) != 0) {
+        goto err_after_log;
+    }
     if (rv != 0) {
         /* Usage, joining and the peer port fail with their own words; the
          * rest is about the files. */

@@ -80,6 +80,9 @@ struct host_config {
     /* Write new records, snapshots and ship secrets unsealed (key_id 0,
      * crypto/seal.h): only to measure what sealing costs. */
     bool unsealed;
+    /* A file holding the cluster secret (64 hex digits) for a host that
+     * joins, or NULL: $BERTH_CLUSTER_SECRET, if set. */
+    const char *cluster_secret_file;
 };
 
 /* Make jansson allocate through lib/mem.h, so that tests can fail its
@@ -135,6 +138,14 @@ struct host {
     uint8_t master_key[MASTER_KEY_SIZE]; /* crypto/master.h */
     enum master_how key_how;             /* how DATA/master.key keeps it */
     struct seal_keys keys; /* the data keys, from the master key */
+    /* The operator's secret, kept only while the host starts: a host that
+     * joins seals the cluster's master key under it. */
+    struct master_secret op;
+    uint8_t op_bytes[1024];
+    /* The cluster secret peers prove (DATA/cluster.key, sealed under the
+     * master key), when the host has a peer port. */
+    uint8_t cluster_secret[32];
+    bool cluster_key_write; /* DATA/cluster.key is to be written */
     uv_loop_t loop;
     struct store *store;
     struct log *log;
@@ -235,10 +246,10 @@ void host_ship_deliver(struct host_ship *s, enum host_job_origin origin,
                        struct http_request *req, uint8_t kind,
                        struct buf *payload);
 
-/* Create one ship, or spec.count ships, from a JSON object (program, name,
- * count, idle_timeout_ms, freeze_timeout_ms) and answer req when they are
- * durable. */
-void host_ship_create(struct host *h, json_t *spec, struct http_request *req);
+/* Create one ship, or count ships, as the JSON body of req asks
+ * (daemon/body.h) and answer req when they are durable, or at once when
+ * the body or the host refuses. */
+void host_ship_create(struct host *h, struct http_request *req);
 
 /* Describe the ship in slot as a new JSON object; the caller frees it. */
 json_t *host_ship_json(struct host *h, uint32_t slot);

@@ -65,7 +65,11 @@ char *mem_strndup(const char *s, size_t n)
     if (copy == NULL) {
         return NULL;
     }
-    memcpy(copy, s, n);
+    /* s may be NULL when n is 0 (an empty buffer never allocated), and
+     * memcpy must not be given NULL even then. */
+    if (n > 0) {
+        memcpy(copy, s, n);
+    }
     copy[n] = '\0';
     return copy;
 }

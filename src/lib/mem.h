@@ -26,7 +26,8 @@ void mem_free(void *ptr);
 /* Copy a NUL-terminated string; the caller frees the copy with mem_free(). */
 char *mem_strdup(const char *s);
 
-/* Copy n bytes of s and add a NUL; the caller frees it with mem_free(). */
+/* Copy n bytes of s (which may be NULL when n is 0) and add a NUL; the
+ * caller frees it with mem_free(). */
 char *mem_strndup(const char *s, size_t n);
 
 /* Return how many bytes the block ptr (from this module, not NULL) can hold,

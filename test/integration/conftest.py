@@ -76,6 +76,28 @@ def free_port():
         return s.getsockname()[1]
 
 
+# Running hosts by peer address: a host started with --join and no cluster
+# secret gets the secret of the host it joins through (`berth cluster
+# secret`), as an operator would give it.
+PEERS = {}
+
+
+def cluster_secret_env(args, env):
+    """env (None: this process's) with BERTH_CLUSTER_SECRET of the host that
+    args join through, when they join and give no secret."""
+    if "--join" not in args or "--cluster-secret-file" in args:
+        return env
+    if "BERTH_CLUSTER_SECRET" in (env if env is not None else os.environ):
+        return env
+    through = PEERS.get(args[args.index("--join") + 1])
+    if through is None or through.proc is None or through.proc.poll() is not None:
+        return env
+    secret = through.cli("cluster", "secret").stdout.strip()
+    env = dict(env if env is not None else os.environ)
+    env["BERTH_CLUSTER_SECRET"] = secret
+    return env
+
+
 class Host:
     def __init__(self, data, extra=()):
         self.data = data
@@ -122,11 +144,13 @@ class Host:
         self.started = True
         self.log = open(self.log_path, "ab")
         size = self.log.tell()
+        args = self.serve_args()
+        env = cluster_secret_env(args, self.env)
         self.proc = subprocess.Popen(
             self.prefix + [BERTH, "serve", "--data", self.data, "--listen",
-                           "%s:%d" % (self.address, self.port)] + self.serve_args(),
+                           "%s:%d" % (self.address, self.port)] + args,
             stdout=self.log, stderr=self.log, preexec_fn=self.preexec_fn,
-            env=self.env)
+            env=env)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -140,6 +164,8 @@ class Host:
                 status, _, _ = self.http("GET", "/healthz", timeout=1)
                 if status == 200:
                     self.ever_ready = True
+                    if "--peer" in args:
+                        PEERS[args[args.index("--peer") + 1]] = self
                     return self
             except OSError:
                 pass

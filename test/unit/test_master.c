@@ -170,6 +170,37 @@ static void test_not_a_key_file(void **state)
     assert_non_null(strstr(errmsg, "not a master key file"));
 }
 
+/* A replaced key opens in place of the old one, kept as the secret given
+ * says; its id tells keys apart without showing them. */
+static void test_replace_adopts_another_key(void **state)
+{
+    struct fx *x = *state;
+    uint8_t a[MASTER_KEY_SIZE], b[MASTER_KEY_SIZE], theirs[MASTER_KEY_SIZE];
+    enum master_how how;
+    char errmsg[ERRMSG_SIZE], ida[2 * MASTER_ID_SIZE + 1],
+        idb[2 * MASTER_ID_SIZE + 1];
+    memset(theirs, 0x5a, sizeof theirs);
+    assert_int_equal(open_key(x->path, &pass, a, &how, errmsg), 0);
+    assert_int_equal(master_replace(x->path, &pass, theirs, errmsg), 0);
+    assert_int_equal(file_size(x->path), 72 + 32 + 16);
+    assert_int_equal(open_key(x->path, &pass, b, &how, errmsg), 0);
+    assert_int_equal(how, MASTER_PASSPHRASE);
+    assert_memory_equal(b, theirs, sizeof b);
+    assert_int_equal(open_key(x->path, NULL, b, &how, errmsg), BERTH_EINVAL);
+    /* Plain, too. */
+    assert_int_equal(master_replace(x->path, NULL, a, errmsg), 0);
+    assert_int_equal(open_key(x->path, NULL, b, &how, errmsg), 0);
+    assert_int_equal(how, MASTER_PLAIN);
+    assert_memory_equal(b, a, sizeof b);
+    assert_int_equal(access(x->path, F_OK), 0);
+    master_key_id(a, ida);
+    master_key_id(theirs, idb);
+    assert_int_equal(strlen(ida), 2 * MASTER_ID_SIZE);
+    assert_string_not_equal(ida, idb);
+    master_key_id(b, idb);
+    assert_string_equal(ida, idb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +210,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_file_seals_a_plain_key, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_not_a_key_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replace_adopts_another_key, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

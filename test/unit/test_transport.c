@@ -2,6 +2,7 @@
  * calls to one host share one connection and their answers may come in any
  * order, a host that goes away is noticed while its connection is idle,
  * peers that break the protocol are closed, and the loop closes cleanly. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -148,6 +149,9 @@ static void fx_call(struct fx *f, const char *what)
                      0);
 }
 
+static const uint8_t fx_secret[TRANSPORT_SECRET_SIZE] =
+    "the cluster secret, 32 bytes...";
+
 static int setup(void **state)
 {
     struct fx *f = test_malloc(sizeof *f);
@@ -170,6 +174,8 @@ static int setup(void **state)
     assert_int_equal(transport_init(&f->client.t, &f->client.rt, &f->loop, NULL,
                                     fx_handler, NULL, f, errmsg),
                      0);
+    transport_set_secret(f->server.t, fx_secret);
+    transport_set_secret(f->client.t, fx_secret);
     *state = f;
     return 0;
 }
@@ -376,7 +382,7 @@ static size_t rogue_request(uint8_t *out, const char *body, uint32_t call)
 {
     size_t len = strlen(body);
     memset(out, 0, 44);
-    memcpy(out, "berthp02", 8);
+    memcpy(out, "berthp03", 8);
     put_le32(out + 8 + TRANSPORT_CLUSTER_SIZE, TRANSPORT_PROBE);
     put_le32(out + 8 + TRANSPORT_CLUSTER_SIZE + 4, (uint32_t)len);
     out[8 + TRANSPORT_CLUSTER_SIZE + 8] = 7; /* sender 7 */
@@ -387,7 +393,7 @@ static size_t rogue_request(uint8_t *out, const char *body, uint32_t call)
 
 static void rogue_reply(uint8_t *out, uint32_t call, const char *body)
 {
-    memcpy(out, "berthp02", 8);
+    memcpy(out, "berthp03", 8);
     put_le32(out + 8, TRANSPORT_OK);
     put_le32(out + 12, (uint32_t)strlen(body));
     put_le32(out + 16, call);
@@ -399,7 +405,7 @@ static uint32_t rogue_read_reply(int fd, char *body, size_t size)
 {
     uint8_t head[20];
     assert_true(rogue_read(fd, head, sizeof head));
-    assert_memory_equal(head, "berthp02", 8);
+    assert_memory_equal(head, "berthp03", 8);
     uint32_t len = get_le32(head + 12);
     assert_true(len < size);
     assert_true(rogue_read(fd, (uint8_t *)body, len));
@@ -471,6 +477,7 @@ static void test_bytes_that_are_no_answer_close_the_connection(void **state)
 {
     struct fx *f = *state;
     struct rogue r = {.fd = socket(AF_INET, SOCK_STREAM, 0)};
+    transport_set_plaintext(f->client.t, true); /* the rogue's is */
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t alen = sizeof a;
@@ -511,6 +518,7 @@ static void test_calls_pipelined_are_each_answered(void **state)
 {
     struct fx *f = *state;
     struct rogue r = {.fd = socket(AF_INET, SOCK_STREAM, 0), .dialer = true};
+    transport_set_plaintext(f->server.t, true); /* the rogue's is */
     rogue_dial(f, &r);
     for (int i = 0; i < 3000 && !r.got_eof; i++) {
         uv_run(&f->loop, UV_RUN_NOWAIT);
@@ -527,6 +535,7 @@ static void test_bytes_during_a_call_close_the_connection(void **state)
 {
     struct fx *f = *state;
     struct rogue r = {.fd = socket(AF_INET, SOCK_STREAM, 0), .early = true};
+    transport_set_plaintext(f->server.t, true); /* the rogue's is */
     rogue_dial(f, &r);
     for (int i = 0; i < 3000 && f->held == NULL; i++) {
         uv_run(&f->loop, UV_RUN_NOWAIT);
@@ -544,6 +553,63 @@ static void test_bytes_during_a_call_close_the_connection(void **state)
     }
     pthread_join(r.thread, NULL);
     assert_true(r.got_eof);
+}
+
+/* A dialer with another cluster secret is refused, and says so; nothing
+ * of its call reaches the handler. */
+static void test_a_wrong_secret_is_refused(void **state)
+{
+    struct fx *f = *state;
+    static const uint8_t other[TRANSPORT_SECRET_SIZE] =
+        "another secret, of 32 bytes.....";
+    transport_set_secret(f->client.t, other);
+    fx_call(f, "secret?");
+    fx_run_replies(f, 1);
+    assert_int_equal(f->status, BERTH_EREJECTED);
+    assert_int_equal(f->calls, 0);
+    for (int i = 0; i < 2000 && transport_refused(f->server.t) == 0; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_int_equal(transport_refused(f->server.t), 1);
+}
+
+/* A plaintext request of the old wire, or garbage, to an encrypted
+ * listener gets nothing: the connection is closed and counted. */
+static void test_plaintext_to_an_encrypted_port_is_closed(void **state)
+{
+    struct fx *f = *state;
+    for (int round = 0; round < 2; round++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET};
+        int port = 0;
+        sscanf(f->address, "127.0.0.1:%d", &port);
+        a.sin_port = htons((uint16_t)port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+        uint8_t req[128];
+        size_t n = rogue_request(req, "x", 1);
+        memcpy(req, "berthp02", 8);
+        if (round == 1) {
+            n = (size_t)snprintf((char *)req, sizeof req,
+                                 "GET / HTTP/1.0\r\n\r\n");
+        }
+        assert_int_equal(write(fd, req, n), (ssize_t)n);
+        ssize_t got = 1;
+        for (int i = 0; i < 3000; i++) {
+            uv_run(&f->loop, UV_RUN_NOWAIT);
+            got = recv(fd, req, sizeof req, MSG_DONTWAIT);
+            if (got >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+                break;
+            }
+            usleep(1000);
+        }
+        /* Closed, with nothing said (reset: its bytes were not read). */
+        assert_true(got == 0 || (got < 0 && errno == ECONNRESET));
+        close(fd);
+        assert_int_equal(transport_refused(f->server.t), (uint64_t)round + 1);
+    }
+    assert_int_equal(f->calls, 0);
 }
 
 int main(void)
@@ -572,6 +638,10 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_bytes_during_a_call_close_the_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_wrong_secret_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_plaintext_to_an_encrypted_port_is_closed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

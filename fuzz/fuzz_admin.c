@@ -1,0 +1,69 @@
+/* libFuzzer target for the admin API's JSON request bodies: arbitrary bytes
+ * are read as the body of POST /v1/ships and of POST /v1/cluster/join, as
+ * a host does before it looks at anything of its own. Whatever is accepted
+ * must be within the limits the host relies on: a valid name, a count from
+ * 1 to a million, well-formed string lists of bounded size. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ship.h"
+#include "daemon/body.h"
+#include "lib/err.h"
+#include "lib/mem.h"
+#include "lib/strlist.h"
+#include "proc/proc.h"
+
+/* Walk a string list; it must be well formed and hold at most max
+ * strings. */
+static void check_list(const struct buf *list, long max)
+{
+    long n = strlist_count((const char *)list->data, list->len);
+    if (n < 0 || n > max) {
+        abort();
+    }
+    size_t off = 0;
+    long seen = 0;
+    while (strlist_next((const char *)list->data, list->len, &off) != NULL) {
+        seen++;
+    }
+    if (seen != n) {
+        abort();
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char msg[BODY_ERRMSG_SIZE];
+    struct body_create c;
+    int rv = body_parse_create(data, size, &c, msg);
+    if (rv == 0) {
+        if (c.program == NULL || c.count < 1 || c.count > 1000000 ||
+            (c.single && c.count != 1) ||
+            (c.name[0] != '\0' && !ship_name_valid(c.name)) ||
+            c.args.len + c.env.len > PROC_ARGS_BYTES_MAX) {
+            abort();
+        }
+        check_list(&c.args, PROC_ARGS_MAX);
+        check_list(&c.env, PROC_ARGS_MAX);
+        body_create_free(&c);
+    } else if (rv == BERTH_EINVAL) {
+        /* The message is a C string that fits. */
+        if (memchr(msg, '\0', sizeof msg) == NULL) {
+            abort();
+        }
+    } else if (rv != BERTH_ENOMEM) {
+        abort();
+    }
+    char *peer;
+    uint8_t secret[BODY_SECRET_SIZE];
+    bool has_secret;
+    rv = body_parse_join(data, size, &peer, secret, &has_secret, msg);
+    if (rv == 0) {
+        mem_free(peer);
+    } else if (has_secret) {
+        abort(); /* a refused body gives no secret */
+    }
+    return 0;
+}

@@ -1,0 +1,103 @@
+#include "crypto/sealed.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+#include "lib/file.h"
+
+#define SEALED__MAGIC "brthseal"
+#define SEALED__FORMAT 1
+#define SEALED__HEADER 48
+#define SEALED__TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define SEALED__FILE (SEALED__HEADER + SEALED_MAX + SEALED__TAG)
+
+_Static_assert(crypto_kdf_CONTEXTBYTES == 8, "what is 8 characters");
+
+static void sealed__key(const uint8_t *master_key, const char *what,
+                        uint8_t *key)
+{
+    crypto_kdf_derive_from_key(key, 32, 1, what, master_key);
+}
+
+int sealed_write(const char *path, const uint8_t *master_key, const char *what,
+                 const void *data, size_t len, char *errmsg)
+{
+    uint8_t file[SEALED__FILE] = {0};
+    uint8_t key[32];
+    char tmp[4096];
+    if (len > SEALED_MAX || strlen(what) != 8) {
+        err_printf(errmsg, "a sealed file holds at most %d bytes", SEALED_MAX);
+        return BERTH_EINVAL;
+    }
+    if (snprintf(tmp, sizeof tmp, "%s.new", path) >= (int)sizeof tmp) {
+        err_printf(errmsg, "the path %s is too long", path);
+        return BERTH_EINVAL;
+    }
+    memcpy(file, SEALED__MAGIC, 8);
+    file[8] = SEALED__FORMAT;
+    memcpy(file + 16, what, 8);
+    randombytes_buf(file + 24, 24);
+    sealed__key(master_key, what, key);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(file + SEALED__HEADER, NULL,
+                                               data, len, file, SEALED__HEADER,
+                                               NULL, file + 24, key);
+    sodium_memzero(key, sizeof key);
+    int rv = file_write_synced(tmp, file, SEALED__HEADER + len + SEALED__TAG,
+                               errmsg);
+    if (rv != 0) {
+        return rv;
+    }
+    if (rename(tmp, path) != 0) {
+        err_printf(errmsg, "renaming %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return BERTH_EIO;
+    }
+    return file_sync_dir(path, errmsg);
+}
+
+int sealed_read(const char *path, const uint8_t *master_key, const char *what,
+                void *data, size_t len, char *errmsg)
+{
+    uint8_t file[SEALED__FILE + 1];
+    uint8_t key[32];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        err_printf(errmsg, "opening %s: %s", path, strerror(e));
+        return e == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
+    }
+    ssize_t n = read(fd, file, sizeof file);
+    int e = errno;
+    close(fd);
+    if (n < 0) {
+        err_printf(errmsg, "reading %s: %s", path, strerror(e));
+        return BERTH_EIO;
+    }
+    if (len > SEALED_MAX || (size_t)n != SEALED__HEADER + len + SEALED__TAG ||
+        memcmp(file, SEALED__MAGIC, 8) != 0 || file[8] != SEALED__FORMAT ||
+        memcmp(file + 16, what, 8) != 0) {
+        err_printf(errmsg, "%s is not a sealed %.8s file of this berth", path,
+                   what);
+        return BERTH_ECORRUPT;
+    }
+    sealed__key(master_key, what, key);
+    int bad = crypto_aead_xchacha20poly1305_ietf_decrypt(
+        data, NULL, NULL, file + SEALED__HEADER, len + SEALED__TAG, file,
+        SEALED__HEADER, file + 24, key);
+    sodium_memzero(key, sizeof key);
+    if (bad != 0) {
+        sodium_memzero(data, len);
+        err_printf(errmsg,
+                   "%s does not open under this host's master key (or was "
+                   "altered)",
+                   path);
+        return BERTH_EREJECTED;
+    }
+    return 0;
+}

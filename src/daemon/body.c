@@ -1,0 +1,292 @@
+#include "daemon/body.h"
+
+#include <jansson.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/gate.h"
+#include "core/ship.h"
+#include "lib/err.h"
+#include "lib/mem.h"
+#include "proc/proc.h"
+
+/* Ships one `ship new --count` may create. */
+#define BODY__COUNT_MAX 1000000
+
+/* Write why into errmsg (BODY_ERRMSG_SIZE bytes) and return
+ * BERTH_EINVAL. */
+static int body__refuse(char *errmsg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int body__refuse(char *errmsg, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errmsg, BODY_ERRMSG_SIZE, fmt, ap);
+    va_end(ap);
+    return BERTH_EINVAL;
+}
+
+/* Whether key can name an environment variable: a letter or '_', then
+ * letters, digits and '_'. */
+static bool body__env_key_ok(const char *key)
+{
+    size_t n = strlen(key);
+    if (n == 0 || n > 255 || (key[0] >= '0' && key[0] <= '9')) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = key[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch >= '0' && ch <= '9') || ch == '_')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Append key, or "key=value" when value is not NULL, and its NUL to a
+ * string list; 0 or BERTH_ENOMEM. */
+static int body__list_add(struct buf *list, const char *key, const char *value)
+{
+    int rv = buf_append(list, key, strlen(key));
+    if (rv == 0 && value != NULL) {
+        rv = buf_append(list, "=", 1);
+        if (rv == 0) {
+            rv = buf_append(list, value, strlen(value));
+        }
+    }
+    return rv != 0 ? rv : buf_append(list, "", 1);
+}
+
+/* Turn the optional "args" (an array of strings) and "env" (an object of
+ * strings) of a creation into string lists; on failure writes why to
+ * errmsg and returns BERTH_EINVAL (or BERTH_ENOMEM). */
+static int body__lists(json_t *args, json_t *env, struct buf *a, struct buf *e,
+                       char *errmsg)
+{
+    size_t i;
+    json_t *v;
+    const char *key;
+    int rv;
+    if (args != NULL &&
+        (!json_is_array(args) || json_array_size(args) > PROC_ARGS_MAX)) {
+        return body__refuse(errmsg,
+                            "args must be an array of at most %d strings",
+                            PROC_ARGS_MAX);
+    }
+    json_array_foreach(args, i, v)
+    {
+        if (!json_is_string(v)) {
+            return body__refuse(errmsg, "args[%zu] is not a string", i);
+        }
+        if ((rv = body__list_add(a, json_string_value(v), NULL)) != 0) {
+            return rv;
+        }
+    }
+    if (env != NULL &&
+        (!json_is_object(env) || json_object_size(env) > PROC_ARGS_MAX)) {
+        return body__refuse(errmsg,
+                            "env must be an object of at most %d variables, "
+                            "such as {\"KEY\": \"value\"}",
+                            PROC_ARGS_MAX);
+    }
+    json_object_foreach(env, key, v)
+    {
+        if (!body__env_key_ok(key) || strcmp(key, "BERTH_SHIP") == 0 ||
+            strcmp(key, "BERTH_HOST") == 0) {
+            return body__refuse(
+                errmsg,
+                "env: \"%.64s\" cannot name a variable: use letters, digits "
+                "and '_', not starting with a digit (BERTH_SHIP and "
+                "BERTH_HOST are the host's)",
+                key);
+        }
+        if (!json_is_string(v)) {
+            return body__refuse(errmsg, "env: the value of %s is not a string",
+                                key);
+        }
+        if ((rv = body__list_add(e, key, json_string_value(v))) != 0) {
+            return rv;
+        }
+    }
+    if (a->len + e->len > PROC_ARGS_BYTES_MAX) {
+        return body__refuse(errmsg,
+                            "args and env take %zu bytes; at most %d are "
+                            "allowed",
+                            a->len + e->len, PROC_ARGS_BYTES_MAX);
+    }
+    return 0;
+}
+
+/* Read the optional timeout field key of spec into *out: absent or null is
+ * 0 (the host's default); for the freeze timeout (zero_is_never) a given 0
+ * is STORE_TIMEOUT_NEVER. Returns 0 or BERTH_EINVAL with why in errmsg. */
+static int body__timeout(json_t *spec, const char *key, bool zero_is_never,
+                         uint64_t *out, char *errmsg)
+{
+    json_t *v = json_object_get(spec, key);
+    const long long year = 365LL * 24 * 3600 * 1000;
+    *out = 0;
+    if (v == NULL || json_is_null(v)) {
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        json_integer_value(v) > year) {
+        return body__refuse(errmsg,
+                            "%s must be a number of milliseconds from 0 to a "
+                            "year (%lld)",
+                            key, year);
+    }
+    *out = (uint64_t)json_integer_value(v);
+    if (*out == 0 && zero_is_never) {
+        *out = STORE_TIMEOUT_NEVER;
+    }
+    return 0;
+}
+
+/* Check the fields of a creation's JSON object spec into *out, whose lists
+ * are initialized and program NULL. */
+static int body__create(json_t *spec, struct body_create *out, char *errmsg)
+{
+    const char *program = NULL;
+    const char *name = "";
+    json_int_t count = 0;
+    json_t *idle_j = NULL, *freeze_j = NULL, *args = NULL, *env = NULL;
+    json_t *acks_j = NULL;
+    json_error_t jerr;
+    if (json_unpack_ex(spec, &jerr, JSON_STRICT,
+                       "{s:s, s?:s, s?:I, s?:o, s?:o, s?:o, s?:o, s?:o}",
+                       "program", &program, "name", &name, "count", &count,
+                       "idle_timeout_ms", &idle_j, "freeze_timeout_ms",
+                       &freeze_j, "args", &args, "env", &env, "acks",
+                       &acks_j) != 0) {
+        return body__refuse(errmsg,
+                            "expected {\"program\": PATH, \"name\"?: NAME, "
+                            "\"count\"?: N, \"idle_timeout_ms\"?: MS, "
+                            "\"freeze_timeout_ms\"?: MS, \"args\"?: [ARG, "
+                            "...], \"env\"?: {KEY: VALUE, ...}, \"acks\"?: "
+                            "LEVEL}: %s",
+                            jerr.text);
+    }
+    out->acks = GATE_ACKS_DEFAULT;
+    if (acks_j != NULL) {
+        char text[32] = "";
+        if (json_is_integer(acks_j)) {
+            snprintf(text, sizeof text, "%lld",
+                     (long long)json_integer_value(acks_j));
+        } else if (json_is_string(acks_j)) {
+            snprintf(text, sizeof text, "%s", json_string_value(acks_j));
+        }
+        if (gate_acks_parse(text, &out->acks) != 0) {
+            return body__refuse(errmsg,
+                                "acks must be a number of hosts from 0 to %d, "
+                                "\"quorum\" or \"all\"",
+                                GATE_ACKS_MAX);
+        }
+    }
+    int rv;
+    if ((rv = body__timeout(spec, "idle_timeout_ms", false, &out->idle_ms,
+                            errmsg)) != 0 ||
+        (rv = body__timeout(spec, "freeze_timeout_ms", true, &out->freeze_ms,
+                            errmsg)) != 0) {
+        return rv;
+    }
+    out->single = json_object_get(spec, "count") == NULL;
+    if (out->single) {
+        count = 1;
+    }
+    if (count < 1 || count > BODY__COUNT_MAX) {
+        return body__refuse(errmsg, "count must be from 1 to %d, not %lld",
+                            BODY__COUNT_MAX, (long long)count);
+    }
+    out->count = (uint32_t)count;
+    if (json_object_get(spec, "name") != NULL && name[0] == '\0') {
+        return body__refuse(errmsg,
+                            "name must not be empty: leave it out for an "
+                            "unnamed ship");
+    }
+    /* With a count, NAME is a prefix: the ships are NAME-1 ... NAME-N. */
+    char longest[STORE_NAME_MAX + 16];
+    snprintf(longest, sizeof longest, out->single ? "%s" : "%s-%lld", name,
+             (long long)count);
+    if (name[0] != '\0' &&
+        (strlen(longest) > STORE_NAME_MAX || !ship_name_valid(longest))) {
+        return body__refuse(errmsg,
+                            "ship name \"%s\" is not valid: use 1 to 63 of "
+                            "a-z, 0-9 and '-', not starting with '-'",
+                            longest);
+    }
+    snprintf(out->name, sizeof out->name, "%s", name);
+    rv = body__lists(args, env, &out->args, &out->env, errmsg);
+    if (rv != 0) {
+        return rv;
+    }
+    out->program = mem_strdup(program);
+    return out->program != NULL ? 0 : BERTH_ENOMEM;
+}
+
+int body_parse_create(const uint8_t *data, size_t len, struct body_create *out,
+                      char *errmsg)
+{
+    json_error_t jerr;
+    memset(out, 0, sizeof *out);
+    buf_init(&out->args);
+    buf_init(&out->env);
+    json_t *spec = json_loadb((const char *)data, len, 0, &jerr);
+    if (spec == NULL) {
+        return body__refuse(errmsg, "body is not JSON: %s", jerr.text);
+    }
+    int rv = body__create(spec, out, errmsg);
+    json_decref(spec);
+    if (rv != 0) {
+        body_create_free(out);
+    }
+    return rv;
+}
+
+void body_create_free(struct body_create *c)
+{
+    mem_free(c->program);
+    c->program = NULL;
+    buf_free(&c->args);
+    buf_free(&c->env);
+}
+
+int body_parse_join(const uint8_t *data, size_t len, char **peer,
+                    uint8_t *secret, bool *has_secret, char *errmsg)
+{
+    json_error_t jerr;
+    const char *p = NULL, *hex = NULL;
+    size_t got = 0;
+    *peer = NULL;
+    *has_secret = false;
+    json_t *spec = json_loadb((const char *)data, len, 0, &jerr);
+    if (spec == NULL || json_unpack_ex(spec, &jerr, JSON_STRICT, "{s:s, s?:s}",
+                                       "peer", &p, "secret", &hex) != 0) {
+        json_decref(spec);
+        return body__refuse(errmsg,
+                            "expected {\"peer\": IP:PORT, \"secret\": HEX}: "
+                            "%s",
+                            jerr.text);
+    }
+    if (hex != NULL && (strlen(hex) != 2 * BODY_SECRET_SIZE ||
+                        sodium_hex2bin(secret, BODY_SECRET_SIZE, hex,
+                                       strlen(hex), NULL, &got, NULL) != 0 ||
+                        got != BODY_SECRET_SIZE)) {
+        sodium_memzero(secret, BODY_SECRET_SIZE);
+        json_decref(spec);
+        return body__refuse(errmsg, "the cluster secret is 64 hex digits");
+    }
+    *has_secret = hex != NULL;
+    *peer = mem_strdup(p);
+    json_decref(spec);
+    if (*peer == NULL) {
+        sodium_memzero(secret, BODY_SECRET_SIZE);
+        *has_secret = false;
+        return BERTH_ENOMEM;
+    }
+    return 0;
+}

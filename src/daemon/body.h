@@ -1,0 +1,60 @@
+/* The admin API's JSON request bodies, parsed and checked apart from a
+ * host: what can be said of a request from its bytes alone. What needs the
+ * host (a name taken, a program that cannot run, a full disk, the cluster's
+ * state) is checked by the caller after.
+ *
+ *   POST /v1/ships          {"program", "name"?, "count"?,
+ *                            "idle_timeout_ms"?, "freeze_timeout_ms"?,
+ *                            "args"?, "env"?, "acks"?}
+ *   POST /v1/cluster/join   {"peer"} */
+#ifndef BERTH_DAEMON_BODY_H
+#define BERTH_DAEMON_BODY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "store/store.h"
+
+/* Room for a message about a refused body: it quotes the expected shape
+ * and the JSON parser's complaint. */
+#define BODY_ERRMSG_SIZE 512
+
+/* A ship creation, as its body asks for it. */
+struct body_create {
+    char *program;                 /* as given; freed by body_create_free */
+    char name[STORE_NAME_MAX + 1]; /* the name, the prefix with a count, "" */
+    bool single;                   /* no count given: one ship, named name */
+    uint32_t count;                /* ships to create, 1 when single */
+    uint64_t idle_ms;              /* 0: the host's default */
+    uint64_t freeze_ms;            /* 0: default; STORE_TIMEOUT_NEVER: never */
+    uint8_t acks;                  /* GATE_ACKS_DEFAULT when not given */
+    struct buf args;               /* a string list (lib/strlist.h) */
+    struct buf env;                /* a string list of KEY=VALUE */
+};
+
+/* Parse the len bytes at data as the body of POST /v1/ships into *out.
+ * Returns 0 with *out filled, to be freed with body_create_free();
+ * BERTH_EINVAL with why in errmsg (BODY_ERRMSG_SIZE bytes), meant for a 400
+ * answer; or BERTH_ENOMEM. On failure *out holds nothing to free. */
+int body_parse_create(const uint8_t *data, size_t len, struct body_create *out,
+                      char *errmsg);
+
+/* Free what body_parse_create() put in c (not c itself). */
+void body_create_free(struct body_create *c);
+
+/* The size of a cluster secret, given in a join's body as 64 hex digits. */
+#define BODY_SECRET_SIZE 32
+
+/* Parse the len bytes at data as the body of POST /v1/cluster/join,
+ * {"peer": ADDRESS, "secret": HEX} with the secret optional. Returns 0 with
+ * *peer the address given, a NUL-terminated copy the caller frees with
+ * mem_free() (not checked to be an address: log_address_valid() does
+ * that), and *has_secret saying whether secret (BODY_SECRET_SIZE bytes,
+ * the caller's, to wipe) was filled; BERTH_EINVAL with why in errmsg
+ * (BODY_ERRMSG_SIZE bytes); or BERTH_ENOMEM. */
+int body_parse_join(const uint8_t *data, size_t len, char **peer,
+                    uint8_t *secret, bool *has_secret, char *errmsg);
+
+#endif
