@@ -37,7 +37,8 @@ empty: no one-host part), BENCH_FRONT_CONCS (16,64,256; empty: no front-door
 part), BENCH_PIN (HOSTS:CLIENT, CPU lists for taskset,
 such as 0:1: berth hosts, their programs and etcd on HOSTS, the load
 generator on CLIENT; unset: nothing pinned), BENCH_KILL_ROUNDS (50),
-BENCH_CATCHUP_EVENTS (100000), BENCH_PEER_CONCS (empty: no peer part; such
+BENCH_CATCHUP_EVENTS (100000), BENCH_SEAL_CONCS (16,64; empty: no sealing
+part: one host sealing beside one --unsealed), BENCH_PEER_CONCS (empty: no peer part; such
 as 64: two 3-host clusters side by side, one with peer encryption on, one
 with it off through BERTH_PEER_PLAINTEXT=1, acks quorum, their rows
 alternating, and the ratio of the two). Every process it starts it stops,
@@ -68,6 +69,7 @@ SINGLE_CONCS = [int(x) for x in os.environ.get("BENCH_SINGLE_CONCS",
                                                "16,64,256").split(",") if x]
 KILL_ROUNDS = int(os.environ.get("BENCH_KILL_ROUNDS", "50"))
 PEER_CONCS = [int(x) for x in os.environ.get("BENCH_PEER_CONCS", "").split(",") if x]
+SEAL_CONCS = [int(x) for x in os.environ.get("BENCH_SEAL_CONCS", "16,64").split(",") if x]
 PIN = os.environ.get("BENCH_PIN", "")
 if PIN and (PIN.count(":") != 1 or not all(PIN.split(":"))):
     sys.exit("cluster.py: BENCH_PIN is HOSTS:CLIENT, two CPU lists (such as 0:1), not %r"
@@ -129,11 +131,12 @@ class Host:
         self.id = None
         self.env = None  # None: the bench's environment
         self.secret = None  # the cluster secret, for a host that joins
+        self.extra = []  # more serve options
 
     def start(self, join=None):
         os.makedirs(self.data, exist_ok=True)
         args = [BERTH, "serve", "--data", self.data, "--listen", "127.0.0.1:%d" % self.port,
-                "--max-conns-per-addr", "0", "--max-idle-conns", "0"]
+                "--max-conns-per-addr", "0", "--max-idle-conns", "0"] + self.extra
         if self.peer is not None:
             args += ["--peer", self.peer]
         if join and not self.joined:
@@ -627,10 +630,83 @@ def main():
                      "/v3/kv/put, rows alternating, %g s a row, median of %d rounds; "
                      "100-byte PUTs to kv, one ship per client"
                      % (version, SECONDS, ROUNDS), "writers", "etcd", "ev/s", rows)
+    if SEAL_CONCS:
+        seal_part()
     if PEER_CONCS:
         peer_part()
     if CONCS:
         cluster_part()
+
+
+def seal_part():
+    """Commits and wakes on one host that seals (the default) beside one
+    started --unsealed, same run, rows alternating."""
+    sides = {"sealed": Host(20), "unsealed": Host(21)}
+    sides["unsealed"].extra = ["--unsealed"]
+    for h in sides.values():
+        h.peer = None
+        h.start()
+    rows, wakes = {}, {}
+    try:
+        for conc in SEAL_CONCS:
+            name = "seal-c%d" % conc
+            for h in sides.values():
+                cli(h, "ship", "new", "--program", KV, "--name", name, "--count", str(conc))
+                for i in range(conc):
+                    h.http("GET", "/s/%s-%d/k" % (name, i + 1))
+            runs = {k: [] for k in sides}
+            woke = {k: [] for k in sides}
+            for rnd in range(ROUNDS):
+                order = list(sides) if rnd % 2 == 0 else list(reversed(list(sides)))
+                for k in order:
+                    h = sides[k]
+                    note("sealing: %d writers, round %d: %s" % (conc, rnd + 1, k))
+                    runs[k].append(gen("load", "berth", "127.0.0.1:%d" % h.port, conc,
+                                       SECONDS, name))
+                # Every ship asleep (a snapshot of what it was written),
+                # then woken one after another by a read, on each side.
+                for k in order:
+                    h = sides[k]
+                    for i in range(conc):
+                        cli(h, "ship", "sleep", "%s-%d" % (name, i + 1))
+                for k in order:
+                    h = sides[k]
+                    for i in range(conc):
+                        t0 = time.perf_counter()
+                        status = h.http("GET", "/s/%s-%d/k/x" % (name, i + 1))[0]
+                        woke[k].append(1000 * (time.perf_counter() - t0))
+                        if status not in (200, 404):
+                            raise RuntimeError("a wake answered %d" % status)
+            rows[conc] = {k: median_row(v) for k, v in runs.items()}
+            wakes[conc] = {k: sorted(v) for k, v in woke.items()}
+    finally:
+        for h in sides.values():
+            h.stop()
+    print("sealing: two hosts alone on one machine (%d cores), side by side: one sealing "
+          "events, snapshots and ship keys (the default) and one --unsealed; 100-byte "
+          "PUTs to kv, one client per ship, closed loop, rows alternating, %g s a row, "
+          "median of %d rounds; then each round every ship put to sleep and woken by "
+          "one read, one after another (wake = the read's time at the client); %s."
+          % (os.cpu_count(), SECONDS, ROUNDS, pin_note()))
+    print("%7s | %10s %9s | %10s %9s | %8s %8s | %9s %9s | %9s %9s" % (
+        "writers", "sealed/s", "p99 ms", "plain/s", "p99 ms", "ev ratio", "p99 ratio",
+        "wake p50", "p99", "unsealed", "p99"))
+    for conc, r in rows.items():
+        a, b = r["sealed"], r["unsealed"]
+        wa, wb = wakes[conc]["sealed"], wakes[conc]["unsealed"]
+        print("%7d | %10.0f %9s | %10.0f %9s | %8.3f %8.3f | %9.3f %9.3f | %9.3f %9.3f%s" % (
+            conc, a["eps"], ms(a["p99_ms"]), b["eps"], ms(b["p99_ms"]),
+            a["eps"] / b["eps"] if b["eps"] else 0,
+            a["p99_ms"] / b["p99_ms"] if b["p99_ms"] else 0,
+            pct(wa, 0.5), pct(wa, 0.99), pct(wb, 0.5), pct(wb, 0.99),
+            "  (errors: %d, %d)" % (a["errors"], b["errors"])
+            if a["errors"] or b["errors"] else ""))
+        print("rounds at %d writers, events/s: sealed %s; unsealed %s; wakes %d a side, "
+              "p50 ratio %.3f" % (
+                  conc, ", ".join("%.0f" % x for x in a["runs"]),
+                  ", ".join("%.0f" % x for x in b["runs"]), len(wa),
+                  pct(wa, 0.5) / pct(wb, 0.5) if pct(wb, 0.5) else 0))
+    print()
 
 
 def peer_part():
