@@ -41,7 +41,7 @@ for f in llhttp api http; do
 done
 
 build frame src/proto/frame.c $LIB
-build record src/core/record.c $LIB -lsodium
+build record src/core/record.c src/crypto/seal.c $LIB -lsodium
 build http -I/usr/share/include/llhttp src/http/parser.c $LLHTTP $LIB
 build forward src/http/forward.c $LIB
 build transport src/consensus/transport.c src/crypto/channel.c $LIB -luv -lraft -lsodium

@@ -91,7 +91,9 @@ int seal_open(struct buf *out, const struct seal_keys *k, enum seal_use use,
         return rv;
     }
     size_t clen = len - 4 - SEAL_NONCE_SIZE;
-    rv = buf_reserve(out, clen - SEAL_TAG_SIZE);
+    /* At least a byte, so that out has memory to point at even for an
+     * empty plaintext (found by fuzz_record). */
+    rv = buf_reserve(out, clen > SEAL_TAG_SIZE ? clen - SEAL_TAG_SIZE : 1);
     if (rv != 0) {
         goto out;
     }

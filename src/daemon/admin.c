@@ -44,7 +44,7 @@
 #include "core/gate.h"
 #include "core/record.h"
 #include "core/ship.h"
-#include "crypto/sealed.h"
+#include "crypto/secretfile.h"
 #include "daemon/body.h"
 #include "daemon/host.h"
 #include "lib/err.h"
@@ -801,8 +801,8 @@ static void admin__cluster_join(struct host *h, struct http_request *req)
         host_reply_error(req, 409, "conflict", "already joining %s", h->rejoin);
     } else if (has_secret &&
                (snprintf(path, sizeof path, "%s/cluster.key", h->cfg.data_dir),
-                sealed_write(path, h->master_key, "clusterk", bin, sizeof bin,
-                             errmsg)) != 0) {
+                secretfile_write(path, h->master_key, "clusterk", bin,
+                                 sizeof bin, errmsg)) != 0) {
         host_reply_error(req, 500, "internal", "%s", errmsg);
     } else {
         if (has_secret) {

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "consensus/log.h"
-#include "crypto/sealed.h"
+#include "crypto/secretfile.h"
 #include "core/record.h"
 #include "lib/err.h"
 #include "lib/mem.h"
@@ -1098,8 +1098,8 @@ static int host__open_cluster_secret(struct host *h)
         return 0;
     }
     snprintf(path, sizeof path, "%s/cluster.key", cfg->data_dir);
-    rv = sealed_read(path, h->master_key, HOST__CLUSTER_KEY, h->cluster_secret,
-                     sizeof h->cluster_secret, errmsg);
+    rv = secretfile_read(path, h->master_key, HOST__CLUSTER_KEY,
+                         h->cluster_secret, sizeof h->cluster_secret, errmsg);
     if (rv == 0 && have_given &&
         sodium_memcmp(given, h->cluster_secret, sizeof given) != 0) {
         err_printf(errmsg,
@@ -1138,8 +1138,9 @@ static int host__write_cluster_secret(struct host *h)
         return 0;
     }
     snprintf(path, sizeof path, "%s/cluster.key", h->cfg.data_dir);
-    int rv = sealed_write(path, h->master_key, HOST__CLUSTER_KEY,
-                          h->cluster_secret, sizeof h->cluster_secret, errmsg);
+    int rv =
+        secretfile_write(path, h->master_key, HOST__CLUSTER_KEY,
+                         h->cluster_secret, sizeof h->cluster_secret, errmsg);
     if (rv != 0) {
         fprintf(stderr, "berth: cluster secret: %s\n", errmsg);
         return rv;

@@ -82,10 +82,13 @@ def free_port():
 PEERS = {}
 
 
-def cluster_secret_env(args, env):
+def cluster_secret_env(args, env, data):
     """env (None: this process's) with BERTH_CLUSTER_SECRET of the host that
-    args join through, when they join and give no secret."""
+    args join through, when they join for the first time (data has no
+    cluster.key yet: a member needs nothing) and give no secret."""
     if "--join" not in args or "--cluster-secret-file" in args:
+        return env
+    if os.path.exists(os.path.join(data, "cluster.key")):
         return env
     if "BERTH_CLUSTER_SECRET" in (env if env is not None else os.environ):
         return env
@@ -145,7 +148,7 @@ class Host:
         self.log = open(self.log_path, "ab")
         size = self.log.tell()
         args = self.serve_args()
-        env = cluster_secret_env(args, self.env)
+        env = cluster_secret_env(args, self.env, self.data)
         self.proc = subprocess.Popen(
             self.prefix + [BERTH, "serve", "--data", self.data, "--listen",
                            "%s:%d" % (self.address, self.port)] + args,
@@ -229,9 +232,9 @@ class Host:
         finally:
             c.close()
 
-    def cli(self, *args, check=True):
+    def cli(self, *args, check=True, env=None):
         r = subprocess.run([BERTH] + list(args) + ["--data", self.data],
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=60, env=env)
         if check and r.returncode != 0:
             raise AssertionError("berth %s failed (%d): %s" % (" ".join(args), r.returncode, r.stderr))
         return r

@@ -214,7 +214,10 @@ def test_cluster_join_of_a_running_empty_host(host_factory):
     assert r.returncode == 1 and "ships" in r.stderr
     d.cli("ship", "rm", "mine")
     pid = d.proc.pid
-    r = d.cli("cluster", "join", a.peer)
+    # The cluster's secret, as the operator gives it to the CLI.
+    secret = a.cli("cluster", "secret").stdout.strip()
+    r = d.cli("cluster", "join", a.peer,
+              env=dict(os.environ, BERTH_CLUSTER_SECRET=secret))
     assert "joining" in r.stdout
     # The same process starts again, as a member of the cluster.
     wait_for(lambda: any(x["peer"] == peer and x["online"]

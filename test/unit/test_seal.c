@@ -125,6 +125,25 @@ static void test_unknown_key_id(void **state)
     buf_free(&b);
 }
 
+/* An empty plaintext seals and opens into an empty buffer (the fuzzer
+ * found its open pointing into no memory). */
+static void test_empty(void **state)
+{
+    struct seal_keys k;
+    seal_keys_init(&k, master, true);
+    struct buf b, out;
+    buf_init(&b);
+    buf_init(&out);
+    assert_int_equal(
+        seal_put(&b, &k, SEAL_USE_SHIP, 1, nonce, NULL, 0, NULL, 0), 0);
+    assert_int_equal(b.len, SEAL_OVERHEAD);
+    assert_int_equal(
+        seal_open(&out, &k, SEAL_USE_SHIP, 1, NULL, 0, b.data, b.len), 0);
+    assert_int_equal(out.len, 0);
+    buf_free(&b);
+    buf_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -132,6 +151,7 @@ int main(void)
         cmocka_unit_test(test_anything_else_fails),
         cmocka_unit_test(test_unsealed),
         cmocka_unit_test(test_unknown_key_id),
+        cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-#include "crypto/sealed.h"
+#include "crypto/secretfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,24 +15,26 @@
 #define SEALED__FORMAT 1
 #define SEALED__HEADER 48
 #define SEALED__TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
-#define SEALED__FILE (SEALED__HEADER + SEALED_MAX + SEALED__TAG)
+#define SEALED__FILE (SEALED__HEADER + SECRETFILE_MAX + SEALED__TAG)
 
 _Static_assert(crypto_kdf_CONTEXTBYTES == 8, "what is 8 characters");
 
-static void sealed__key(const uint8_t *master_key, const char *what,
-                        uint8_t *key)
+static void secretfile__key(const uint8_t *master_key, const char *what,
+                            uint8_t *key)
 {
     crypto_kdf_derive_from_key(key, 32, 1, what, master_key);
 }
 
-int sealed_write(const char *path, const uint8_t *master_key, const char *what,
-                 const void *data, size_t len, char *errmsg)
+int secretfile_write(const char *path, const uint8_t *master_key,
+                     const char *what, const void *data, size_t len,
+                     char *errmsg)
 {
     uint8_t file[SEALED__FILE] = {0};
     uint8_t key[32];
     char tmp[4096];
-    if (len > SEALED_MAX || strlen(what) != 8) {
-        err_printf(errmsg, "a sealed file holds at most %d bytes", SEALED_MAX);
+    if (len > SECRETFILE_MAX || strlen(what) != 8) {
+        err_printf(errmsg, "a sealed file holds at most %d bytes",
+                   SECRETFILE_MAX);
         return BERTH_EINVAL;
     }
     if (snprintf(tmp, sizeof tmp, "%s.new", path) >= (int)sizeof tmp) {
@@ -43,7 +45,7 @@ int sealed_write(const char *path, const uint8_t *master_key, const char *what,
     file[8] = SEALED__FORMAT;
     memcpy(file + 16, what, 8);
     randombytes_buf(file + 24, 24);
-    sealed__key(master_key, what, key);
+    secretfile__key(master_key, what, key);
     crypto_aead_xchacha20poly1305_ietf_encrypt(file + SEALED__HEADER, NULL,
                                                data, len, file, SEALED__HEADER,
                                                NULL, file + 24, key);
@@ -61,8 +63,8 @@ int sealed_write(const char *path, const uint8_t *master_key, const char *what,
     return file_sync_dir(path, errmsg);
 }
 
-int sealed_read(const char *path, const uint8_t *master_key, const char *what,
-                void *data, size_t len, char *errmsg)
+int secretfile_read(const char *path, const uint8_t *master_key,
+                    const char *what, void *data, size_t len, char *errmsg)
 {
     uint8_t file[SEALED__FILE + 1];
     uint8_t key[32];
@@ -79,14 +81,15 @@ int sealed_read(const char *path, const uint8_t *master_key, const char *what,
         err_printf(errmsg, "reading %s: %s", path, strerror(e));
         return BERTH_EIO;
     }
-    if (len > SEALED_MAX || (size_t)n != SEALED__HEADER + len + SEALED__TAG ||
+    if (len > SECRETFILE_MAX ||
+        (size_t)n != SEALED__HEADER + len + SEALED__TAG ||
         memcmp(file, SEALED__MAGIC, 8) != 0 || file[8] != SEALED__FORMAT ||
         memcmp(file + 16, what, 8) != 0) {
         err_printf(errmsg, "%s is not a sealed %.8s file of this berth", path,
                    what);
         return BERTH_ECORRUPT;
     }
-    sealed__key(master_key, what, key);
+    secretfile__key(master_key, what, key);
     int bad = crypto_aead_xchacha20poly1305_ietf_decrypt(
         data, NULL, NULL, file + SEALED__HEADER, len + SEALED__TAG, file,
         SEALED__HEADER, file + 24, key);
