@@ -59,7 +59,7 @@ struct cli__opt {
 /* Options and positional arguments at most. */
 #define CLI__OPTS_MAX 32
 #define CLI__ITEMS_MAX 1024
-#define CLI__POS_MAX 4
+#define CLI__POS_MAX 64
 
 /* What the parser read from a command line, by option index. */
 struct cli__args {
@@ -1072,6 +1072,55 @@ static int cli__cluster_secret(const struct cli__cmd *cmd, struct cli *c,
     return 0;
 }
 
+/* --- fsck. --- */
+
+static int cli__fsck(const struct cli__cmd *cmd, struct cli *c,
+                     struct cli__args *a)
+{
+    json_t *spec = json_object(), *names = json_array();
+    for (int i = 0; i < a->n_pos; i++) {
+        json_array_append_new(names, json_string(a->pos[i]));
+    }
+    json_object_set_new(spec, "ships", names);
+    if (a->n_pos == 0) {
+        json_object_del(spec, "ships");
+    }
+    json_t *v = NULL;
+    int rv = cli__call_json(c, "POST", "/v1/fsck", spec, &v);
+    if (rv != 0) {
+        return rv;
+    }
+    bool ok = json_is_true(json_object_get(v, "ok"));
+    if (c->json) {
+        cli__print_json(v);
+        json_decref(v);
+        return ok ? 0 : 1;
+    }
+    size_t i, bad = 0, n = 0;
+    json_t *s;
+    json_array_foreach(json_object_get(v, "ships"), i, s)
+    {
+        const char *name = cli__str(s, "name");
+        char who[128];
+        snprintf(who, sizeof who, "%s%s%s", cli__str(s, "id"), *name ? " " : "",
+                 name);
+        n++;
+        if (json_is_true(json_object_get(s, "ok"))) {
+            printf("ok   %s: events %lld-%lld checked (%lld)%s\n", who,
+                   (long long)cli__int(s, "first_event"),
+                   (long long)cli__int(s, "last_event"),
+                   (long long)cli__int(s, "events_checked"),
+                   cli__int(s, "snapshot_event") > 0 ? ", snapshot" : "");
+        } else {
+            bad++;
+            printf("BAD  %s: %s\n", who, cli__str(s, "problem"));
+        }
+    }
+    printf("%zu ship%s checked, %zu wrong\n", n, n == 1 ? "" : "s", bad);
+    json_decref(v);
+    return ok ? 0 : 1;
+}
+
 /* --- token. --- */
 
 static const struct cli__opt cli__token_new_opts[] = {
@@ -1542,6 +1591,14 @@ static const struct cli__cmd cli__cmds[] = {
     {"token revoke", "ID", "revoke a token",
      "Revoke a token, by id or name: every host refuses it from then on.", NULL,
      1, 1, true, cli__token_revoke},
+    {"fsck", "[SHIP...]", "check the stored data of ships",
+     "Check what the host's store holds of each ship named (every ship when "
+     "none is): its secret key opens and is its public key's, its snapshot "
+     "matches its checksum and its seal opens, and its events form an "
+     "unbroken hash chain, from the snapshot to the ship's head, of records "
+     "whose seals open. Prints a line a ship; exits 1 when anything is "
+     "wrong. Each host checks its own copy.",
+     NULL, 0, CLI__POS_MAX, true, cli__fsck},
     {"stats", "", "host counters",
      "Print the host's counters: ships per state, memory, events, wake and "
      "thaw latency, evictions, alarms.",

@@ -15,13 +15,12 @@
  *   GET    /v1/cluster            the hosts of the cluster, probed now
  *   DELETE /v1/cluster/hosts/ID   remove a host (by id or peer address)
  *   GET    /v1/cluster/secret     the cluster secret, for a host to join
- *   POST   /v1/cluster/join       {"peer", "secret"?}: an empty cluster of
- *                                 one joins
- *                                  the cluster of that peer
- *   GET    /v1/tokens             list the admin API's tokens (no secrets)
- *   POST   /v1/tokens             {"scope", "name"?}: make a token; its text
- *                                  is in this answer only
- *   DELETE /v1/tokens/ID           revoke a token, by id or name
+ *   POST   /v1/fsck               check this host's store of ships
+ * (store/fsck.h) POST   /v1/cluster/join       {"peer", "secret"?}: an empty
+ * cluster of one joins the cluster of that peer GET    /v1/tokens list the
+ * admin API's tokens (no secrets) POST   /v1/tokens             {"scope",
+ * "name"?}: make a token; its text is in this answer only DELETE /v1/tokens/ID
+ * revoke a token, by id or name
  *
  * On TCP every request needs a token (host_admin_handle_tcp, in
  * daemon/tokens.c); the socket needs none.
@@ -46,6 +45,7 @@
 #include "core/ship.h"
 #include "crypto/secretfile.h"
 #include "daemon/body.h"
+#include "store/fsck.h"
 #include "daemon/host.h"
 #include "lib/err.h"
 #include "lib/mem.h"
@@ -743,6 +743,111 @@ static void admin__rejoin_cb(uv_timer_t *t)
     _exit(70);
 }
 
+/* One ship's fsck result as JSON. */
+static json_t *admin__fsck_json(const struct fsck_result *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(r->id));
+    json_object_set_new(o, "name",
+                        r->name[0] ? json_string(r->name) : json_null());
+    json_object_set_new(o, "ok", json_boolean(r->ok));
+    json_object_set_new(o, "events_checked",
+                        json_integer((json_int_t)r->events));
+    json_object_set_new(o, "first_event",
+                        json_integer((json_int_t)r->first_event));
+    json_object_set_new(o, "last_event",
+                        json_integer((json_int_t)r->last_event));
+    json_object_set_new(o, "snapshot_event",
+                        json_integer((json_int_t)r->snapshot_event));
+    json_object_set_new(o, "problem",
+                        r->ok ? json_null() : json_string(r->problem));
+    return o;
+}
+
+/* POST /v1/fsck {"ships": [ID or NAME, ...]} (none: every ship): check
+ * what this host's store holds of each (store/fsck.h). Answered by the host
+ * asked, leader or not: each host checks its own copy. It reads the store
+ * on the loop, a ship at a time. */
+static void admin__fsck(struct host *h, struct http_request *req)
+{
+    json_error_t jerr;
+    json_t *spec = NULL, *names = NULL;
+    if (req->body.len > 0) {
+        spec =
+            json_loadb((const char *)req->body.data, req->body.len, 0, &jerr);
+        if (spec == NULL ||
+            json_unpack_ex(spec, &jerr, JSON_STRICT, "{s?:o}", "ships",
+                           &names) != 0 ||
+            (names != NULL && !json_is_array(names))) {
+            host_reply_error(req, 400, "invalid",
+                             "expected {\"ships\": [ID or NAME, ...]}");
+            json_decref(spec);
+            return;
+        }
+    }
+    size_t n = names != NULL ? json_array_size(names) : registry_count(&h->reg);
+    uint64_t *sids = mem_calloc(n > 0 ? n : 1, sizeof *sids);
+    if (sids == NULL) {
+        host_reply_error(req, 503, "unavailable", "out of memory");
+        json_decref(spec);
+        return;
+    }
+    size_t k = 0;
+    if (names != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            const char *who = json_string_value(json_array_get(names, i));
+            uint32_t slot =
+                who != NULL ? registry_find(&h->reg, who) : REGISTRY_NONE;
+            if (slot == REGISTRY_NONE) {
+                host_reply_error(req, 404, "not_found", "no ship %s",
+                                 who != NULL ? who : "(not a string)");
+                mem_free(sids);
+                json_decref(spec);
+                return;
+            }
+            sids[k++] = registry_get(&h->reg, slot)->sid;
+        }
+    } else {
+        for (uint32_t slot = 0; slot < h->reg.n_slots; slot++) {
+            const struct registry_ship *e = registry_get(&h->reg, slot);
+            if (!(e->flags & REGISTRY_REMOVED) && k < n) {
+                sids[k++] = e->sid;
+            }
+        }
+    }
+    json_decref(spec);
+    json_t *ships = json_array();
+    bool ok = true;
+    int rv = 0;
+    for (size_t i = 0; i < k && rv == 0; i++) {
+        struct fsck_result r;
+        rv = fsck_ship(h->store, &h->keys, sids[i], &r);
+        if (rv == BERTH_ENOTFOUND) {
+            rv = 0; /* removed meanwhile */
+            continue;
+        }
+        if (rv == 0) {
+            ok = ok && r.ok;
+            json_array_append_new(ships, admin__fsck_json(&r));
+            if (!r.ok) {
+                host_log("warn", "fsck: a ship's stored data is wrong", "ship",
+                         r.id, "problem", r.problem, NULL);
+            }
+        }
+    }
+    mem_free(sids);
+    if (rv != 0) {
+        json_decref(ships);
+        host_reply_error(req, 503, "unavailable", "cannot read the store: %s",
+                         store_errmsg(h->store));
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "ok", json_boolean(ok));
+    json_object_set_new(o, "ships", ships);
+    host_reply_json(req, 200, o);
+}
+
 /* GET /v1/cluster/secret: what a host that joins needs. The admin API is
  * local only; whoever reaches it controls the host anyway. */
 static void admin__cluster_secret(struct host *h, struct http_request *req)
@@ -889,6 +994,13 @@ void host_admin_handle(struct http_request *req, void *arg)
         if (log_cluster(h->log, admin__cluster_cb, req) != 0) {
             host_reply_error(req, 503, "unavailable", "out of memory");
         }
+        return;
+    }
+    if (h->ready && strcmp(path, "/v1/fsck") == 0) {
+        if (strcmp(m, "POST") != 0) {
+            goto method;
+        }
+        admin__fsck(h, req);
         return;
     }
     if (h->ready && strcmp(path, "/v1/cluster/secret") == 0) {

@@ -1234,14 +1234,30 @@ int store_event_foreach(struct store *s, uint64_t sid, uint64_t from,
 int store_event_hash(struct store *s, uint64_t sid, uint64_t number,
                      uint8_t *out)
 {
+    struct buf rec;
+    buf_init(&rec);
+    int rv = store_event_get(s, sid, number, &rec);
+    if (rv == 0) {
+        record_hash(rec.data, rec.len, out);
+    }
+    buf_free(&rec);
+    return rv;
+}
+
+int store_event_get(struct store *s, uint64_t sid, uint64_t number,
+                    struct buf *out)
+{
     sqlite3_stmt *st = store__stmt(s, ST_EVENT_GET);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)number);
     int rc = sqlite3_step(st);
     int rv = 0;
     if (rc == SQLITE_ROW) {
-        record_hash(sqlite3_column_blob(st, 0),
-                    (size_t)sqlite3_column_bytes(st, 0), out);
+        rv = buf_append(out, sqlite3_column_blob(st, 0),
+                        (size_t)sqlite3_column_bytes(st, 0));
+        if (rv != 0) {
+            err_printf(s->errmsg, "reading an event: out of memory");
+        }
     } else if (rc == SQLITE_DONE) {
         err_printf(s->errmsg, "event %llu is missing",
                    (unsigned long long)number);

@@ -225,6 +225,11 @@ typedef int (*store_event_cb)(uint64_t number, const void *rec, size_t len,
 int store_event_foreach(struct store *s, uint64_t sid, uint64_t from,
                         const uint8_t *prev_hash, store_event_cb cb, void *arg);
 
+/* Append the record of ship sid's event number to out (the caller's);
+ * BERTH_ENOTFOUND when the store does not hold it. */
+int store_event_get(struct store *s, uint64_t sid, uint64_t number,
+                    struct buf *out);
+
 /* Hash the record of ship sid's event number into out (STORE_HASH_SIZE
  * bytes); BERTH_ENOTFOUND when the store does not hold it. */
 int store_event_hash(struct store *s, uint64_t sid, uint64_t number,

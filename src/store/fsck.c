@@ -1,0 +1,147 @@
+#include "store/fsck.h"
+
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/record.h"
+#include "lib/buf.h"
+
+/* What a walk of a ship's events needs to open them. */
+struct fsck__walk {
+    const struct seal_keys *keys;
+    struct buf plain;
+    uint64_t count;
+    uint64_t unopened; /* the first event whose seal did not open */
+    int why;           /* and why: BERTH_ECORRUPT or BERTH_EMALFORMED */
+};
+
+static void fsck__problem(struct fsck_result *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void fsck__problem(struct fsck_result *out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out->problem, sizeof out->problem, fmt, ap);
+    va_end(ap);
+    out->ok = false;
+}
+
+static int fsck__event(uint64_t number, const void *rec, size_t len, void *arg)
+{
+    struct fsck__walk *w = arg;
+    struct record_event ev;
+    int rv = record_open_event(rec, len, w->keys, &w->plain, &ev);
+    if (rv == BERTH_ENOMEM) {
+        return rv;
+    }
+    if (rv != 0) {
+        w->unopened = number;
+        w->why = rv;
+        return 1; /* stops the walk: the chain after it is not checked */
+    }
+    w->count++;
+    return 0;
+}
+
+int fsck_ship(struct store *s, const struct seal_keys *keys, uint64_t sid,
+              struct fsck_result *out)
+{
+    struct store_ship ship;
+    memset(out, 0, sizeof *out);
+    out->sid = sid;
+    out->ok = true;
+    int rv = store_ship_get_sid(s, sid, &ship);
+    if (rv == BERTH_ECORRUPT) {
+        fsck__problem(out, "its record does not read: %s", store_errmsg(s));
+        return 0;
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    memcpy(out->id, ship.id, sizeof out->id);
+    memcpy(out->name, ship.name, sizeof out->name);
+    out->snapshot_event = ship.snapshot_event;
+    out->first_event = ship.first_event;
+    out->last_event = ship.last_event;
+
+    /* Its secret key. */
+    uint8_t sk[64];
+    rv = record_ship_secret(keys, ship.secret, ship.secret_len,
+                            ship.public_key, sk);
+    sodium_memzero(sk, sizeof sk);
+    if (rv == BERTH_ENOMEM) {
+        goto out;
+    }
+    if (rv != 0) {
+        fsck__problem(out,
+                      "its secret key does not open, or is not its public "
+                      "key's (altered, or sealed under a key this host does "
+                      "not have)");
+        rv = 0;
+        goto out;
+    }
+
+    /* Its snapshot. */
+    struct store_snapshot meta;
+    uint8_t zeros[STORE_HASH_SIZE] = {0};
+    const uint8_t *chain = zeros;
+    struct buf data, plain;
+    buf_init(&data);
+    buf_init(&plain);
+    if (ship.snapshot_event > 0) {
+        rv = store_snapshot_get(s, sid, &meta, &data);
+        if (rv == BERTH_ECORRUPT || rv == BERTH_ENOTFOUND) {
+            fsck__problem(out, "%s",
+                          rv == BERTH_ENOTFOUND ? "its snapshot is missing"
+                                                : store_errmsg(s));
+            rv = 0;
+        } else if (rv == 0 && meta.sealed &&
+                   (rv = record_open_snapshot(&plain, keys, sid, meta.number,
+                                              meta.epoch, data.data,
+                                              data.len)) != 0 &&
+                   rv != BERTH_ENOMEM) {
+            fsck__problem(out,
+                          "the snapshot at event %llu does not open: altered, "
+                          "or sealed under a key this host does not have",
+                          (unsigned long long)meta.number);
+            rv = 0;
+        }
+        chain = meta.chain;
+    }
+    if (plain.data != NULL) {
+        sodium_memzero(plain.data, plain.len);
+    }
+    buf_free(&plain);
+    buf_free(&data);
+    if (rv != 0 || !out->ok) {
+        goto out;
+    }
+
+    /* Its events, from the snapshot's link to its head. */
+    struct fsck__walk w = {.keys = keys};
+    buf_init(&w.plain);
+    uint64_t from = ship.snapshot_event > 0 ? ship.snapshot_event + 1 : 1;
+    rv = store_event_foreach(s, sid, from, chain, fsck__event, &w);
+    out->events = w.count;
+    if (w.plain.data != NULL) {
+        sodium_memzero(w.plain.data, w.plain.cap);
+    }
+    buf_free(&w.plain);
+    if (rv == 1) {
+        fsck__problem(out, "event %llu %s", (unsigned long long)w.unopened,
+                      w.why == BERTH_EMALFORMED
+                          ? "does not decode"
+                          : "does not open: altered, or sealed under a key "
+                            "this host does not have");
+        rv = 0;
+    } else if (rv == BERTH_ECORRUPT) {
+        fsck__problem(out, "%s", store_errmsg(s));
+        rv = 0;
+    }
+out:
+    store_ship_clear(&ship);
+    return rv;
+}

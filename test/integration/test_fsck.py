@@ -1,0 +1,73 @@
+"""berth fsck: a line a ship, and an exit code that says whether anything
+is wrong in the host's store: hash chains, seals, snapshots and secret
+keys, each host checking its own copy."""
+import hashlib
+import json
+import os
+import sqlite3
+
+from conftest import KV
+
+
+def sql(h, query, args=()):
+    db = sqlite3.connect(os.path.join(h.data, "store.db"))
+    try:
+        rows = db.execute(query, args).fetchall()
+        db.commit()
+        return rows
+    finally:
+        db.close()
+
+
+def test_fsck_finds_what_is_wrong(host_factory):
+    h = host_factory().start()
+    for name in ("a", "b", "c"):
+        h.new_ship(KV, name)
+        for i in range(4):
+            assert h.http("PUT", "/s/%s/k/k%d" % (name, i), b"v%d" % i)[0] == 201
+    h.cli("ship", "sleep", "b")  # a snapshot, and nothing after it
+    r = h.cli("fsck")
+    assert r.returncode == 0
+    lines = r.stdout.splitlines()
+    assert lines[-1] == "3 ships checked, 0 wrong", r.stdout
+    assert sum(1 for l in lines if l.startswith("ok ")) == 3
+    v = json.loads(h.cli("fsck", "--json").stdout)
+    assert v["ok"] is True and len(v["ships"]) == 3
+    b = next(s for s in v["ships"] if s["name"] == "b")
+    assert b["snapshot_event"] == 4 and b["events_checked"] == 0
+    a = next(s for s in v["ships"] if s["name"] == "a")
+    assert a["events_checked"] == 4 and a["problem"] is None
+
+    # Ship a's third record altered, and the chain rewritten around it (the
+    # next record's link and nothing else would tell otherwise).
+    assert h.stop() == 0
+    sid = sql(h, "SELECT sid FROM ships WHERE name = 'a'")[0][0]
+    rec = bytearray(sql(h, "SELECT rec FROM events WHERE sid = ? AND n = 4", (sid,))[0][0])
+    rec[-1] ^= 1
+    sql(h, "UPDATE events SET rec = ? WHERE sid = ? AND n = 4", (bytes(rec), sid))
+    sql(h, "UPDATE ships SET last_hash = ? WHERE sid = ?",
+        (hashlib.blake2b(bytes(rec), digest_size=32).digest(), sid))
+    # Ship c's secret key row altered.
+    sec = bytearray(sql(h, "SELECT secret_key FROM ships WHERE name = 'c'")[0][0])
+    sec[-1] ^= 1
+    sql(h, "UPDATE ships SET secret_key = ? WHERE name = 'c'", (bytes(sec),))
+    h.start()
+    r = h.cli("fsck", check=False)
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[-1] == "3 ships checked, 2 wrong", r.stdout
+    bad = [l for l in lines if l.startswith("BAD ")]
+    assert any(" a: event 4 does not open" in l for l in bad), bad
+    assert any(" c: its secret key does not open" in l for l in bad), bad
+    assert any(l.startswith("ok ") and " b:" in l for l in lines), lines
+    assert "fsck: a ship's stored data is wrong" in h.logs()
+    # One ship, by name; an unknown one is an error of its own.
+    assert h.cli("fsck", "b").returncode == 0
+    r = h.cli("fsck", "a", "--json", check=False)
+    assert r.returncode == 1
+    assert "event 4" in json.loads(r.stdout)["ships"][0]["problem"]
+    r = h.cli("fsck", "nosuch", check=False)
+    assert r.returncode == 1 and "no ship nosuch" in r.stderr
+    # The host serves on: ship b reads and writes.
+    assert h.http("GET", "/s/b/k/k1")[:3:2] == (200, b"v1")
+    assert h.http("PUT", "/s/b/k/new", b"n")[0] == 201
