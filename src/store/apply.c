@@ -282,13 +282,16 @@ static int apply__snapshot(struct store *s, const uint8_t *p, size_t len,
     if (rv != 0) {
         goto out;
     }
-    /* The snapshot stands for every event up to its number. */
-    rv = store_event_truncate(s, r.sid, r.number);
-    if (rv != 0) {
+    /* The snapshot stands for every event up to its number; those after
+     * the prior snapshot, which the store keeps (store_prior_snapshot_get),
+     * stay with it until the next one, so that the two can be checked
+     * against each other. */
+    uint64_t prior = ship.snapshot_event;
+    if (prior > 0 && (rv = store_event_truncate(s, r.sid, prior)) != 0) {
         goto out;
     }
     ship.snapshot_event = r.number;
-    ship.first_event = r.number + 1;
+    ship.first_event = prior + 1;
     rv = store_ship_put(s, &ship);
 out:
     store_ship_clear(&ship);

@@ -69,8 +69,8 @@ int fsck_ship(struct store *s, const struct seal_keys *keys, uint64_t sid,
 
     /* Its secret key. */
     uint8_t sk[64];
-    rv = record_ship_secret(keys, ship.secret, ship.secret_len,
-                            ship.public_key, sk);
+    rv = record_ship_secret(keys, ship.secret, ship.secret_len, ship.public_key,
+                            sk);
     sodium_memzero(sk, sizeof sk);
     if (rv == BERTH_ENOMEM) {
         goto out;

@@ -279,6 +279,14 @@ int store_snapshot_put(struct store *s, uint64_t sid,
 int store_snapshot_get(struct store *s, uint64_t sid,
                        struct store_snapshot *out, struct buf *data);
 
+/* Read ship sid's prior snapshot, the one its latest replaced, as
+ * store_snapshot_get reads the latest. The store keeps it, and every event
+ * after it, until the next snapshot: so a ship's program can be run from it
+ * through its events and its state compared with the latest snapshot's
+ * (fsck --replay), at the cost of one snapshot interval more on disk. */
+int store_prior_snapshot_get(struct store *s, uint64_t sid,
+                             struct store_snapshot *out, struct buf *data);
+
 /* --- Tokens of the admin API (core/auth.h). --- */
 
 #define STORE_TOKEN_ID_MAX 32

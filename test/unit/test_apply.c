@@ -275,29 +275,45 @@ static void test_snapshot_truncates_and_replay_is_noop(void **state)
     buf_init(&e);
     assert_int_equal(record_encode_snapshot(&e, &rs, NULL, NULL), 0);
     apply(s, &e, 0, 0);
+    /* The first snapshot truncates nothing: the events before it go with
+     * the next one, which keeps this one as its prior. */
+    assert_int_equal(count_events(s, a), 10);
+    struct buf e2;
+    buf_init(&e2);
+    rs.number = 8;
+    assert_int_equal(record_encode_snapshot(&e2, &rs, NULL, NULL), 0);
+    apply(s, &e2, 0, 0);
     assert_int_equal(count_events(s, a), 4);
-    /* The log replays events 1..10 after a restart: nothing comes back. */
+    /* The log replays events 1..10 and both snapshots after a restart:
+     * nothing comes back, nothing changes. */
     apply(s, &ev, 0, 0);
-    assert_int_equal(count_events(s, a), 4);
     apply(s, &e, 0, 0);
+    apply(s, &e2, 0, 0);
+    assert_int_equal(count_events(s, a), 4);
     struct store_ship ship;
     assert_int_equal(store_ship_get_sid(s, a, &ship), 0);
-    assert_int_equal(ship.snapshot_event, 6);
+    assert_int_equal(ship.snapshot_event, 8);
     assert_int_equal(ship.first_event, 7);
     store_ship_clear(&ship);
-    struct store_snapshot snap;
+    struct store_snapshot snap, prior;
     struct buf data;
     buf_init(&data);
     assert_int_equal(store_snapshot_get(s, a, &snap, &data), 0);
-    assert_int_equal(snap.number, 6);
+    assert_int_equal(snap.number, 8);
     assert_true(snap.sealed);
     assert_int_equal(seal_key_id(data.data, data.len), 0);
     assert_memory_equal(data.data + SEAL_PLAIN_OVERHEAD, "state", 5);
+    data.len = 0;
+    assert_int_equal(store_prior_snapshot_get(s, a, &prior, &data), 0);
+    assert_int_equal(prior.number, 6);
     buf_free(&data);
     buf_free(&e);
-    /* The snapshot links to the log: event 7 follows from it. */
+    buf_free(&e2);
+    /* The prior snapshot links to the log: event 7 follows from it, and
+     * the walk ends at the head. */
     uint64_t n = 0;
-    assert_int_equal(store_event_foreach(s, a, 7, snap.chain, count_cb, &n), 0);
+    assert_int_equal(store_event_foreach(s, a, 7, prior.chain, count_cb, &n),
+                     0);
     assert_int_equal(n, 4);
 
     /* A snapshot beyond the last event: the ship is damaged. */

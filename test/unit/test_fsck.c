@@ -63,9 +63,13 @@ static int setup(void **state)
     assert_int_equal(store_open(&x->s, ":memory:", errmsg), 0);
     seal_keys_init(&x->keys, master, true);
     uint8_t seed[32], sk[64], pk[32], nonce[SEAL_NONCE_SIZE] = {1};
-    struct record_ship_batch b = {
-        .program = "/bin/kv", .program_len = 7, .name = "ann", .name_len = 3,
-        .first = 1, .count = 1, .public_keys = pk};
+    struct record_ship_batch b = {.program = "/bin/kv",
+                                  .program_len = 7,
+                                  .name = "ann",
+                                  .name_len = 3,
+                                  .first = 1,
+                                  .count = 1,
+                                  .public_keys = pk};
     randombytes_buf(b.key, sizeof b.key);
     record_ship_seed(b.key, 1, seed);
     crypto_sign_seed_keypair(pk, sk, seed);
@@ -78,10 +82,8 @@ static int setup(void **state)
     x->sid = ship.sid;
     store_ship_clear(&ship);
     events(x, 1, 4);
-    struct record_snapshot snap = {.sid = x->sid,
-                                   .number = 4,
-                                   .data = (const uint8_t *)"state",
-                                   .len = 5};
+    struct record_snapshot snap = {
+        .sid = x->sid, .number = 4, .data = (const uint8_t *)"state", .len = 5};
     buf_init(&e);
     assert_int_equal(record_encode_snapshot(&e, &snap, &x->keys, nonce), 0);
     apply(x, &e);

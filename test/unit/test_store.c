@@ -703,7 +703,7 @@ static void test_upgrade_from_version_3(void **state)
         sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
         SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 9);
+    assert_int_equal(sqlite3_column_int(st, 0), 11);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -747,7 +747,7 @@ static void test_upgrade_from_version_5(void **state)
     assert_int_equal(store_event_put(s, 1, 3, "THREE", 5), 0);
     store_close(s);
 
-    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 9);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 11);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM truncations"), 0);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM events"), 3);
     /* In number order after the upgrade, the replaced event last. */
@@ -844,7 +844,7 @@ static void test_upgrade_from_version_7_adds_sealed_and_tokens(void **state)
     token(&t, "aaaa", 1, "");
     assert_int_equal(store_token_put(s, &t), 0);
     store_close(s);
-    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 9);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 11);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM tokens"), 1);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM snapshots WHERE "
                                         "sealed = 0"),
