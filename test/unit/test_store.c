@@ -703,7 +703,7 @@ static void test_upgrade_from_version_3(void **state)
         sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
         SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 9);
+    assert_int_equal(sqlite3_column_int(st, 0), 10);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -747,7 +747,7 @@ static void test_upgrade_from_version_5(void **state)
     assert_int_equal(store_event_put(s, 1, 3, "THREE", 5), 0);
     store_close(s);
 
-    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 9);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 10);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM truncations"), 0);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM events"), 3);
     /* In number order after the upgrade, the replaced event last. */
@@ -844,11 +844,55 @@ static void test_upgrade_from_version_7_adds_sealed_and_tokens(void **state)
     token(&t, "aaaa", 1, "");
     assert_int_equal(store_token_put(s, &t), 0);
     store_close(s);
-    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 9);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 10);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM tokens"), 1);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM snapshots WHERE "
                                         "sealed = 0"),
                      0);
+}
+
+/* A store of version 9 gets the data keys table, empty; keys put are read
+ * back in order, replace the ones before, and a gap is refused. */
+static void test_data_keys(void **state)
+{
+    struct fx *x = *state;
+    struct store *s = open_ok(x->path);
+    store_close(s);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TABLE data_keys; "
+                                  "PRAGMA user_version=9;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    s = open_ok(x->path);
+    uint8_t keys[3 * 8], out[4 * 8];
+    uint32_t n = 99;
+    assert_int_equal(store_data_keys_get(s, out, 8, 4, &n), 0);
+    assert_int_equal(n, 0);
+    for (unsigned i = 0; i < sizeof keys; i++) {
+        keys[i] = (uint8_t)i;
+    }
+    assert_int_equal(store_data_keys_put(s, keys, 8, 2), 0);
+    assert_int_equal(store_data_keys_put(s, keys, 8, 3), 0);
+    assert_int_equal(store_data_keys_get(s, out, 8, 4, &n), 0);
+    assert_int_equal(n, 3);
+    assert_memory_equal(out, keys, sizeof keys);
+    /* More than the caller takes, or of another size: refused. */
+    assert_int_equal(store_data_keys_get(s, out, 8, 2, &n), BERTH_ECORRUPT);
+    assert_int_equal(store_data_keys_get(s, out, 4, 4, &n), BERTH_ECORRUPT);
+    store_close(s);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 10);
+    assert_int_equal(query_int(x->path, "SELECT count(*) FROM data_keys"), 3);
+    assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM data_keys WHERE kid = 2",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    s = open_ok(x->path);
+    assert_int_equal(store_data_keys_get(s, out, 8, 4, &n), BERTH_ECORRUPT);
+    store_close(s);
 }
 
 /* --- Images: a raft snapshot is a copy of the store. --- */
@@ -1247,6 +1291,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_upgrade_from_version_7_adds_sealed_and_tokens, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(test_data_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_image_keeps_the_lock, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_image_round_trip, setup, teardown),
