@@ -127,3 +127,35 @@ def test_rotate_with_a_passphrase(host_factory):
                          capture_output=True, text=True, timeout=30)
     assert out.returncode != 0
     assert "does not open with this passphrase" in out.stderr
+
+
+def test_rotate_a_cluster(cluster_factory):
+    c = cluster_factory(3).start()
+    c.new_ship("ann")
+    for i in range(5):
+        assert c.request("PUT", "/s/ann/k/old%d" % i, b"o%d" % i)[0] in (200, 201)
+    old = {stats(h)["master_key_id"] for h in c.hosts}
+    assert len(old) == 1
+    lead = c.leader()
+    # Asked of a follower, the rotation is forwarded to the leader.
+    follower = [h for h in c.hosts if h is not lead][0]
+    out = follower.cli_json("key", "rotate")
+    assert out["data_key"] == 2 and out["master_key_id"] not in old
+
+    def rotated():
+        return all(stats(h)["master_key_id"] == out["master_key_id"] and
+                   stats(h)["data_key"] == 2 for h in c.hosts)
+    wait_for(rotated, 20)
+    for i in range(5):
+        assert c.request("PUT", "/s/ann/k/new%d" % i, b"n%d" % i)[0] in (200, 201)
+
+    # The leader dies: another leads, with the same keys, and every value
+    # opens there.
+    c.kill9(lead)
+    c.leader(exclude=(lead,))
+    for i in range(5):
+        assert c.request("GET", "/s/ann/k/old%d" % i)[1] == b"o%d" % i
+        assert c.request("GET", "/s/ann/k/new%d" % i)[1] == b"n%d" % i
+    # The dead host comes back with the new key.
+    c.restart(lead)
+    assert stats(lead)["master_key_id"] == out["master_key_id"]
