@@ -16,8 +16,8 @@ static void keywrap__prepare(const uint8_t *master_key, enum keywrap_kind kind,
                              uint32_t id, uint8_t *wk, uint8_t *ad)
 {
     char mid[2 * MASTER_ID_SIZE + 1];
-    crypto_kdf_derive_from_key(wk, KEYWRAP_KEY_SIZE, (uint64_t)kind,
-                               "berthwrp", master_key);
+    crypto_kdf_derive_from_key(wk, KEYWRAP_KEY_SIZE, (uint64_t)kind, "berthwrp",
+                               master_key);
     master_key_id(master_key, mid);
     ad[0] = (uint8_t)kind;
     put_le32(ad + 1, id);
