@@ -1213,6 +1213,26 @@ static int cli__token_revoke(const struct cli__cmd *cmd, struct cli *c,
     return 0;
 }
 
+/* --- key rotate. --- */
+
+static int cli__key_rotate(const struct cli__cmd *cmd, struct cli *c,
+                           struct cli__args *a)
+{
+    json_t *v = NULL;
+    int rv = cli__call(c, "POST", "/v1/key/rotate", NULL, 0, &v);
+    if (rv != 0) {
+        return rv;
+    }
+    if (c->json) {
+        cli__print_json(v);
+    } else {
+        printf("master key %s, data key %lld\n", cli__str(v, "master_key_id"),
+               (long long)cli__int(v, "data_key"));
+    }
+    json_decref(v);
+    return 0;
+}
+
 /* --- stats, version. --- */
 
 static int cli__stats(const struct cli__cmd *cmd, struct cli *c,
@@ -1599,6 +1619,16 @@ static const struct cli__cmd cli__cmds[] = {
      "whose seals open. Prints a line a ship; exits 1 when anything is "
      "wrong. Each host checks its own copy.",
      NULL, 0, CLI__POS_MAX, true, cli__fsck},
+    {"key rotate", "", "replace the cluster's master key",
+     "Replace the master key of every host of the cluster with a new one and "
+     "seal what is written from now on under a new data key. The data keys "
+     "are kept wrapped under the master key, so nothing is sealed again: "
+     "old records keep opening with their data key. Each host keeps the new "
+     "master key as it kept the old one (plain, under its passphrase or "
+     "under its key file); a copy of the old master.key no longer opens "
+     "the store. Needs an admin token on TCP. See docs/security.md, \"Key "
+     "rotation\".",
+     NULL, 0, 0, true, cli__key_rotate},
     {"stats", "", "host counters",
      "Print the host's counters: ships per state, memory, events, wake and "
      "thaw latency, evictions, alarms.",

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "crypto/keywrap.h"
 #include "lib/err.h"
 #include "lib/strlist.h"
 
@@ -604,5 +605,42 @@ int record_decode_token(const uint8_t *p, size_t len, struct record_token *t)
     uint16_t n = cursor_u16(&c);
     t->name = (const char *)cursor_bytes(&c, n);
     t->name_len = n;
+    return c.err != 0 || cursor_left(&c) != 0 ? BERTH_EMALFORMED : 0;
+}
+
+int record_encode_key_rotate(struct buf *out, const struct record_key_rotate *r)
+{
+    int rv;
+    if (r->count == 0 || r->count > SEAL_KEYS_MAX) {
+        return BERTH_EINVAL;
+    }
+    if ((rv = record__begin(out, RECORD_ENTRY_KEY_ROTATE)) != 0 ||
+        (rv = buf_append(out, r->old_id, RECORD_KEY_ID_SIZE)) != 0 ||
+        (rv = buf_append(out, r->master, KEYWRAP_SIZE)) != 0 ||
+        (rv = buf_put_u32(out, r->count)) != 0 ||
+        (rv = buf_append(out, r->keys, (size_t)r->count * KEYWRAP_SIZE)) != 0) {
+        return rv;
+    }
+    return 0;
+}
+
+int record_decode_key_rotate(const uint8_t *p, size_t len,
+                             struct record_key_rotate *r)
+{
+    struct cursor c;
+    memset(r, 0, sizeof *r);
+    if (record__open(p, len, RECORD_ENTRY_KEY_ROTATE, &c) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    const uint8_t *id = cursor_bytes(&c, RECORD_KEY_ID_SIZE);
+    if (id != NULL) {
+        memcpy(r->old_id, id, RECORD_KEY_ID_SIZE);
+    }
+    r->master = cursor_bytes(&c, KEYWRAP_SIZE);
+    r->count = cursor_u32(&c);
+    if (c.err != 0 || r->count == 0 || r->count > SEAL_KEYS_MAX) {
+        return BERTH_EMALFORMED;
+    }
+    r->keys = cursor_bytes(&c, (size_t)r->count * KEYWRAP_SIZE);
     return c.err != 0 || cursor_left(&c) != 0 ? BERTH_EMALFORMED : 0;
 }

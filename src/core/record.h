@@ -63,6 +63,13 @@
  *                u64 created_ns | u8 hash[32] | u16 name_len | name
  *                (only the token's hash; its id derives from it), and for
  *                RECORD_TOKEN_REVOKE u16 id_len | id
+ *   KEY_ROTATE   a new master key: u8 old_id[32] (the hex id of the master
+ *                key it replaces) | the new master key wrapped under the
+ *                old (crypto/keywrap.h, KEYWRAP_SIZE bytes) | u32 count |
+ *                data keys 1..count, each wrapped under the new master key
+ *                (the last one new, current from then on); the store keeps
+ *                the data keys, the host replaces its master key
+ *                (docs/security.md, "Key rotation")
  * Applying an entry is idempotent: an event at or below its ship's last
  * number, a snapshot not newer than the stored one, a second SHIP_NEW with
  * the same id and a SHIP_REMOVE of an absent ship change nothing. That makes
@@ -142,7 +149,32 @@ enum record_entry_type {
     RECORD_ENTRY_SHIP_BATCH = 5,
     RECORD_ENTRY_SNAPSHOT_SEALED = 6,
     RECORD_ENTRY_TOKEN = 7,
+    RECORD_ENTRY_KEY_ROTATE = 8,
 };
+
+/* The length of a master key's id in a KEY_ROTATE entry: its hex, as
+ * crypto/master.h's master_key_id writes it. */
+#define RECORD_KEY_ID_SIZE 32
+
+/* The fields of a KEY_ROTATE entry; the decoder points master and keys
+ * into the entry. */
+struct record_key_rotate {
+    char old_id[RECORD_KEY_ID_SIZE]; /* the rotated master key's id */
+    const uint8_t *master;           /* the new master key, wrapped under
+                                        the old (KEYWRAP_SIZE bytes) */
+    uint32_t count;                  /* data keys 1..count, the last new */
+    const uint8_t *keys; /* count wrapped data keys, under the new master */
+};
+
+/* Append a KEY_ROTATE entry of r to out; 0, BERTH_ENOMEM, or BERTH_EINVAL
+ * for a count of 0 or over SEAL_KEYS_MAX. The caller keeps r. */
+int record_encode_key_rotate(struct buf *out,
+                             const struct record_key_rotate *r);
+
+/* Decode a KEY_ROTATE entry into *r, whose pointers point into p; 0 or
+ * BERTH_EMALFORMED (also for a count of 0 or over SEAL_KEYS_MAX). */
+int record_decode_key_rotate(const uint8_t *p, size_t len,
+                             struct record_key_rotate *r);
 
 /* What a TOKEN entry does. */
 #define RECORD_TOKEN_ADD 1

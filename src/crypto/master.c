@@ -55,34 +55,28 @@ static int master__wrapping_key(const struct master_secret *secret,
     return 0;
 }
 
-/* Write the file for key, kept as secret says, in place of path. */
-static int master__write(const char *path, const struct master_secret *secret,
-                         const uint8_t *key, char *errmsg)
+/* Write the file for key in place of path, sealed under wrap's key with
+ * wrap's header (how, salt, limits) and a new nonce, or plain. */
+static int master__write_wrapped(const char *path,
+                                 const struct master_wrap *wrap,
+                                 const uint8_t *key, char *errmsg)
 {
     uint8_t file[MASTER__MAX] = {0};
     size_t len = MASTER__HEADER + MASTER_KEY_SIZE;
+    memcpy(file, wrap->header, MASTER__HEADER);
     memcpy(file, MASTER__MAGIC, 8);
     file[8] = MASTER__FORMAT;
-    file[9] = (uint8_t)secret->how;
-    if (secret->how == MASTER_PLAIN) {
+    file[9] = (uint8_t)wrap->how;
+    memset(file + 48, 0, 24);
+    if (wrap->how == MASTER_PLAIN) {
+        memset(file + 16, 0, 32);
         memcpy(file + MASTER__HEADER, key, MASTER_KEY_SIZE);
     } else {
-        uint8_t wk[MASTER_KEY_SIZE];
         unsigned long long clen;
-        if (secret->how == MASTER_PASSPHRASE) {
-            randombytes_buf(file + 16, 16);
-            put_le64(file + 32, crypto_pwhash_OPSLIMIT_INTERACTIVE);
-            put_le64(file + 40, crypto_pwhash_MEMLIMIT_INTERACTIVE);
-        }
         randombytes_buf(file + 48, 24);
-        int rv = master__wrapping_key(secret, file, wk, errmsg);
-        if (rv != 0) {
-            return rv;
-        }
         crypto_aead_xchacha20poly1305_ietf_encrypt(
             file + MASTER__HEADER, &clen, key, MASTER_KEY_SIZE, file,
-            MASTER__HEADER, NULL, file + 48, wk);
-        sodium_memzero(wk, sizeof wk);
+            MASTER__HEADER, NULL, file + 48, wrap->key);
         len += MASTER__TAG;
     }
 
@@ -103,6 +97,57 @@ static int master__write(const char *path, const struct master_secret *secret,
         return BERTH_EIO;
     }
     return file_sync_dir(path, errmsg);
+}
+
+/* Make in *wrap a new wrapping of secret: a new salt for a passphrase. */
+static int master__new_wrap(const struct master_secret *secret,
+                            struct master_wrap *wrap, char *errmsg)
+{
+    memset(wrap, 0, sizeof *wrap);
+    wrap->how = secret->how;
+    wrap->header[9] = (uint8_t)secret->how;
+    if (secret->how == MASTER_PLAIN) {
+        return 0;
+    }
+    if (secret->how == MASTER_PASSPHRASE) {
+        randombytes_buf(wrap->header + 16, 16);
+        put_le64(wrap->header + 32, crypto_pwhash_OPSLIMIT_INTERACTIVE);
+        put_le64(wrap->header + 40, crypto_pwhash_MEMLIMIT_INTERACTIVE);
+    }
+    return master__wrapping_key(secret, wrap->header, wrap->key, errmsg);
+}
+
+/* Write the file for key, kept as secret says, in place of path; *out (may
+ * be NULL) gets the wrapping. */
+static int master__write(const char *path, const struct master_secret *secret,
+                         const uint8_t *key, struct master_wrap *out,
+                         char *errmsg)
+{
+    struct master_wrap wrap;
+    int rv = master__new_wrap(secret, &wrap, errmsg);
+    if (rv == 0) {
+        rv = master__write_wrapped(path, &wrap, key, errmsg);
+    }
+    if (rv == 0 && out != NULL) {
+        *out = wrap;
+    }
+    master_wrap_wipe(&wrap);
+    return rv;
+}
+
+void master_wrap_wipe(struct master_wrap *wrap)
+{
+    sodium_memzero(wrap, sizeof *wrap);
+}
+
+int master_rewrap(const char *path, const struct master_wrap *wrap,
+                  const uint8_t *key, char *errmsg)
+{
+    if (sodium_init() < 0) {
+        err_printf(errmsg, "libsodium cannot start");
+        return BERTH_EIO;
+    }
+    return master__write_wrapped(path, wrap, key, errmsg);
 }
 
 /* Read the file at path into file; *len gets its length. */
@@ -127,7 +172,8 @@ static int master__read(const char *path, uint8_t *file, size_t *len,
 }
 
 int master_open(const char *path, const struct master_secret *secret,
-                uint8_t *key, enum master_how *how, char *errmsg)
+                uint8_t *key, enum master_how *how, struct master_wrap *wrap,
+                char *errmsg)
 {
     static const struct master_secret none = {.how = MASTER_PLAIN};
     uint8_t file[MASTER__MAX + 1];
@@ -140,7 +186,7 @@ int master_open(const char *path, const struct master_secret *secret,
     int rv = master__read(path, file, &len, errmsg);
     if (rv == BERTH_ENOTFOUND) {
         randombytes_buf(key, MASTER_KEY_SIZE);
-        rv = master__write(path, secret, key, errmsg);
+        rv = master__write(path, secret, key, wrap, errmsg);
         *how = secret->how;
         return rv;
     }
@@ -161,8 +207,10 @@ int master_open(const char *path, const struct master_secret *secret,
         *how = MASTER_PLAIN;
         /* A secret given for the first time seals the key from now on. */
         if (secret->how != MASTER_PLAIN) {
-            rv = master__write(path, secret, key, errmsg);
+            rv = master__write(path, secret, key, wrap, errmsg);
             *how = rv == 0 ? secret->how : MASTER_PLAIN;
+        } else if (wrap != NULL) {
+            memset(wrap, 0, sizeof *wrap);
         }
         return rv;
     }
@@ -180,6 +228,11 @@ int master_open(const char *path, const struct master_secret *secret,
         return rv;
     }
     rv = master_unseal(&f, wk, key);
+    if (rv == 0 && wrap != NULL) {
+        wrap->how = kept;
+        memcpy(wrap->header, file, MASTER__HEADER);
+        memcpy(wrap->key, wk, MASTER_KEY_SIZE);
+    }
     sodium_memzero(wk, sizeof wk);
     if (rv != 0) {
         err_printf(errmsg, "%s does not open with this %s (or was altered)",
@@ -198,7 +251,35 @@ int master_replace(const char *path, const struct master_secret *secret,
         err_printf(errmsg, "libsodium cannot start");
         return BERTH_EIO;
     }
-    return master__write(path, secret != NULL ? secret : &none, key, errmsg);
+    return master__write(path, secret != NULL ? secret : &none, key, NULL,
+                         errmsg);
+}
+
+int master_open_wrapped(const char *path, const struct master_wrap *wrap,
+                        uint8_t *key, char *errmsg)
+{
+    uint8_t file[MASTER__MAX + 1];
+    size_t len;
+    int rv = master__read(path, file, &len, errmsg);
+    if (rv != 0) {
+        return rv;
+    }
+    struct master_file f;
+    char why[ERRMSG_SIZE];
+    rv = master_decode_file(file, len, &f, why);
+    if (rv == 0 && f.how != wrap->how) {
+        err_printf(why, "is not kept as %s", master_how_text(wrap->how));
+        rv = BERTH_EREJECTED;
+    }
+    if (rv != 0) {
+        err_printf(errmsg, "%s %s", path, why);
+    } else if (f.how == MASTER_PLAIN) {
+        memcpy(key, f.key, MASTER_KEY_SIZE);
+    } else if ((rv = master_unseal(&f, wrap->key, key)) != 0) {
+        err_printf(errmsg, "%s does not open (or was altered)", path);
+    }
+    sodium_memzero(file, sizeof file);
+    return rv;
 }
 
 void master_key_id(const uint8_t *key, char *out)

@@ -49,16 +49,51 @@ struct master_secret {
     size_t len;
 };
 
+/* The bytes before the key in a master key file. */
+#define MASTER_HEADER_SIZE 72
+
+/* How a running host keeps its master key sealed, without the operator's
+ * secret: the file's header (how, Argon2id salt and limits) and the key
+ * the secret makes (the stretched passphrase, or the key file's bytes;
+ * zero when plain). With it a host seals a new master key (a rotation, a
+ * join) as it keeps its own, and holds no passphrase. Wipe it with
+ * master_wrap_wipe. */
+struct master_wrap {
+    enum master_how how;
+    uint8_t header[MASTER_HEADER_SIZE];
+    uint8_t key[MASTER_KEY_SIZE];
+};
+
 /* Open the master key kept at path into key (MASTER_KEY_SIZE bytes), with
  * secret (NULL or how MASTER_PLAIN: none). A missing file is made with a
  * new key, kept as secret says; a plain file with a secret given is sealed
- * under it. *how gets how the key is kept now. Returns 0, or a negative
+ * under it. *how gets how the key is kept now, and *wrap (the caller's; may
+ * be NULL) how to seal another key the same way. Returns 0, or a negative
  * code with a message in errmsg (ERRMSG_SIZE bytes): BERTH_EINVAL for a
  * sealed key and no secret or the other kind of secret, BERTH_EREJECTED
  * for a secret that does not open it, BERTH_ECORRUPT for a file that is
  * not a master key file, BERTH_EIO for the disk, BERTH_ENOMEM. */
 int master_open(const char *path, const struct master_secret *secret,
-                uint8_t *key, enum master_how *how, char *errmsg);
+                uint8_t *key, enum master_how *how, struct master_wrap *wrap,
+                char *errmsg);
+
+/* Replace the file at path with one that keeps key (MASTER_KEY_SIZE bytes)
+ * as wrap says (the same header, a new nonce): how a host keeps a new
+ * master key under its operator's secret without holding it. The caller
+ * keeps every pointer. Returns 0, or a negative code with a message in
+ * errmsg. */
+int master_rewrap(const char *path, const struct master_wrap *wrap,
+                  const uint8_t *key, char *errmsg);
+
+/* Open the file at path, written by master_rewrap with wrap, into key
+ * (MASTER_KEY_SIZE bytes). Returns 0, BERTH_ENOTFOUND for no file,
+ * BERTH_EREJECTED when it does not open with wrap, or another negative
+ * code, with a message in errmsg. The caller keeps every pointer. */
+int master_open_wrapped(const char *path, const struct master_wrap *wrap,
+                        uint8_t *key, char *errmsg);
+
+/* Wipe *wrap. */
+void master_wrap_wipe(struct master_wrap *wrap);
 
 /* Replace the file at path with one that keeps key (MASTER_KEY_SIZE
  * bytes, borrowed) as secret says (NULL: plain), whatever it held before:
@@ -90,9 +125,6 @@ struct master_file {
     const uint8_t *key;    /* the key, or the sealed key and its tag */
     size_t key_len;        /* MASTER_KEY_SIZE, or that and the tag */
 };
-
-/* The bytes of a master key file before the key. */
-#define MASTER_HEADER_SIZE 72
 
 /* Decode the len bytes of a master key file at bytes into *out. Returns 0,
  * or BERTH_ECORRUPT with why (ERRMSG_SIZE bytes) finishing a sentence that

@@ -14,6 +14,19 @@ void seal_keys_init(struct seal_keys *k, const uint8_t *master_key, bool sealed)
     k->current = sealed ? 1 : 0;
 }
 
+int seal_keys_set(struct seal_keys *k, const uint8_t *data, uint32_t count,
+                  bool sealed)
+{
+    if (count == 0 || count > SEAL_KEYS_MAX) {
+        return BERTH_EINVAL;
+    }
+    memset(k, 0, sizeof *k);
+    memcpy(k->data, data, (size_t)count * SEAL_KEY_SIZE);
+    k->count = count;
+    k->current = sealed ? count : 0;
+    return 0;
+}
+
 void seal_keys_wipe(struct seal_keys *k)
 {
     sodium_memzero(k, sizeof *k);

@@ -18,7 +18,9 @@
  * itself. Data keys come from it: data key 1 is derived from the master key
  * (crypto_kdf, context "berthdat"), so a host needs nothing else to start,
  * and key_id names the data key a seal was made under, so a later data key
- * (key rotation) leaves every old seal readable. A ship's key is derived
+ * (key rotation) leaves every old seal readable. After a rotation the data
+ * keys are random and kept wrapped under the master key in the store
+ * (crypto/keywrap.h; seal_keys_set). A ship's key is derived
  * from a data key and the ship's sid (crypto_kdf, context "berthshp"); the
  * batch keys that ships' identities come from are sealed under a key of
  * their own (context "berthbat"). Derivation is one BLAKE2b, cheaper than
@@ -40,8 +42,8 @@
 /* Bytes a seal adds to its plaintext, and what an unsealed one adds. */
 #define SEAL_OVERHEAD (4 + SEAL_NONCE_SIZE + SEAL_TAG_SIZE)
 #define SEAL_PLAIN_OVERHEAD 4
-/* The most data keys a host knows. */
-#define SEAL_KEYS_MAX 16
+/* The most data keys a host knows: one per key rotation, and the first. */
+#define SEAL_KEYS_MAX 64
 
 /* What a key seals, which keeps keys for different uses apart. */
 enum seal_use {
@@ -61,6 +63,12 @@ struct seal_keys {
  * though every key still opens. */
 void seal_keys_init(struct seal_keys *k, const uint8_t *master_key,
                     bool sealed);
+
+/* Fill k with count data keys (count * SEAL_KEY_SIZE bytes at data,
+ * borrowed: keys 1..count), the last one current unless sealed is false.
+ * Returns 0, or BERTH_EINVAL when count is 0 or over SEAL_KEYS_MAX. */
+int seal_keys_set(struct seal_keys *k, const uint8_t *data, uint32_t count,
+                  bool sealed);
 
 /* Wipe every key in k. */
 void seal_keys_wipe(struct seal_keys *k);

@@ -15,18 +15,20 @@
  *   GET    /v1/cluster            the hosts of the cluster, probed now
  *   DELETE /v1/cluster/hosts/ID   remove a host (by id or peer address)
  *   GET    /v1/cluster/secret     the cluster secret, for a host to join
+ *   POST   /v1/cluster/join       {"peer", "secret"?}: an empty cluster of
+ *                                  one joins the cluster of that peer
+ *   GET    /v1/tokens             list the admin API's tokens (no secrets)
+ *   POST   /v1/tokens             {"scope", "name"?}: make a token; its text
+ *                                  is in this answer only
+ *   DELETE /v1/tokens/ID           revoke a token, by id or name
+ *   POST   /v1/key/rotate         replace the master key (KEY_ROTATE entry)
  *   POST   /v1/fsck               check this host's store of ships
- * (store/fsck.h) POST   /v1/cluster/join       {"peer", "secret"?}: an empty
- * cluster of one joins the cluster of that peer GET    /v1/tokens list the
- * admin API's tokens (no secrets) POST   /v1/tokens             {"scope",
- * "name"?}: make a token; its text is in this answer only DELETE /v1/tokens/ID
- * revoke a token, by id or name
  *
  * On TCP every request needs a token (host_admin_handle_tcp, in
  * daemon/tokens.c); the socket needs none.
  *
- * On a host that does not lead, every request but /healthz, /v1/stats and
- * /v1/cluster is forwarded to the leader (daemon/forward.c).
+ * On a host that does not lead, every request but /healthz, /v1/stats,
+ * /v1/cluster and /v1/fsck is forwarded to the leader (daemon/forward.c).
  *
  * Errors are {"error": {"code", "message"}} with a fitting status; docs/api.md
  * is the reference. */
@@ -43,6 +45,7 @@
 #include "core/gate.h"
 #include "core/record.h"
 #include "core/ship.h"
+#include "crypto/keywrap.h"
 #include "crypto/secretfile.h"
 #include "daemon/body.h"
 #include "store/fsck.h"
@@ -563,6 +566,7 @@ static void admin__stats(struct host *h, struct http_request *req)
     char key_id[2 * MASTER_ID_SIZE + 1];
     master_key_id(h->master_key, key_id);
     json_object_set_new(o, "master_key_id", json_string(key_id));
+    json_object_set_new(o, "data_key", json_integer(h->keys.count));
     json_object_set_new(o, "reuses",
                         json_integer((json_int_t)h->fleet.reuse.hits));
     json_object_set_new(o, "reuse_bytes",
@@ -957,6 +961,87 @@ static void admin__cluster_remove(struct host *h, struct http_request *req,
     host_reply_json(req, 202, o);
 }
 
+/* A key rotation proposed, waiting for its entry to apply. */
+struct admin__rotation {
+    struct host *host;
+    struct http_request *req;
+};
+
+static void admin__rotated(void *arg, int status, int result)
+{
+    struct admin__rotation *op = arg;
+    struct host *h = op->host;
+    (void)result;
+    h->rotating = false;
+    if (status != 0) {
+        host_reply_error(op->req, 503, "unavailable",
+                         "the key rotation was not committed: %s",
+                         err_str(status));
+    } else {
+        char id[2 * MASTER_ID_SIZE + 1];
+        master_key_id(h->master_key, id);
+        json_t *o = json_object();
+        json_object_set_new(o, "master_key_id", json_string(id));
+        json_object_set_new(o, "data_key", json_integer(h->keys.count));
+        host_reply_json(op->req, 200, o);
+    }
+    mem_free(op);
+}
+
+/* POST /v1/key/rotate: a new master key, wrapped under the one every host
+ * holds, and every data key and a new one wrapped under the new master
+ * key, in one KEY_ROTATE entry; each host replaces its master key as it
+ * applies it (host.c, host__key_rotated). */
+static void admin__key_rotate(struct host *h, struct http_request *req)
+{
+    if (h->rotating) {
+        host_reply_error(req, 409, "busy", "a key rotation is under way");
+        return;
+    }
+    if (h->keys.count >= SEAL_KEYS_MAX) {
+        host_reply_error(req, 409, "conflict",
+                         "the store holds %d data keys, the most it can",
+                         SEAL_KEYS_MAX);
+        return;
+    }
+    uint8_t next[MASTER_KEY_SIZE], data[SEAL_KEY_SIZE];
+    uint8_t wrapped_master[KEYWRAP_SIZE];
+    uint8_t keys[SEAL_KEYS_MAX * KEYWRAP_SIZE];
+    char id[2 * MASTER_ID_SIZE + 1];
+    struct record_key_rotate r = {.count = h->keys.count + 1};
+    randombytes_buf(next, sizeof next);
+    randombytes_buf(data, sizeof data);
+    master_key_id(h->master_key, id);
+    memcpy(r.old_id, id, RECORD_KEY_ID_SIZE);
+    keywrap_wrap_key(wrapped_master, h->master_key, KEYWRAP_MASTER, 0, next);
+    for (uint32_t i = 0; i < r.count; i++) {
+        keywrap_wrap_key(keys + (size_t)i * KEYWRAP_SIZE, next, KEYWRAP_DATA,
+                         i + 1, i < h->keys.count ? h->keys.data[i] : data);
+    }
+    sodium_memzero(next, sizeof next);
+    sodium_memzero(data, sizeof data);
+    r.master = wrapped_master;
+    r.keys = keys;
+    struct admin__rotation *op = mem_calloc(1, sizeof *op);
+    struct buf e;
+    buf_init(&e);
+    int rv = op == NULL ? BERTH_ENOMEM : record_encode_key_rotate(&e, &r);
+    if (rv == 0) {
+        op->host = h;
+        op->req = req;
+        rv = host_propose_entry(h, &e, admin__rotated, op);
+    }
+    if (rv != 0) {
+        buf_free(&e);
+        mem_free(op);
+        host_reply_error(req, 503, "unavailable",
+                         "cannot log the key rotation: %s", err_str(rv));
+        return;
+    }
+    h->rotating = true;
+    host_log("info", "key rotation proposed", "from", id, NULL);
+}
+
 void host_admin_handle(struct http_request *req, void *arg)
 {
     struct host *h = arg;
@@ -1031,6 +1116,13 @@ void host_admin_handle(struct http_request *req, void *arg)
     if (strcmp(path, "/v1/tokens") == 0 ||
         strncmp(path, "/v1/tokens/", 11) == 0) {
         host_tokens_handle(h, req, path);
+        return;
+    }
+    if (strcmp(path, "/v1/key/rotate") == 0) {
+        if (strcmp(m, "POST") != 0) {
+            goto method;
+        }
+        admin__key_rotate(h, req);
         return;
     }
     if (strcmp(path, "/v1/ships") == 0) {

@@ -17,9 +17,11 @@
 #include <unistd.h>
 
 #include "consensus/log.h"
+#include "crypto/keywrap.h"
 #include "crypto/secretfile.h"
 #include "core/record.h"
 #include "lib/err.h"
+#include "lib/file.h"
 #include "lib/mem.h"
 #include "proc/launcher.h"
 #include "proc/proc.h"
@@ -203,12 +205,22 @@ static void host__diverge_check(struct host *h, uint64_t index,
 
 /* The fsm applied an entry to the store: the divergence watch and the
  * registry follow. */
+static int host__key_rotated(struct host *h, uint64_t index,
+                             const uint8_t *entry, size_t len);
+static int host__load_data_keys(struct host *h, const uint8_t *master);
+
 static int host__applied(void *arg, uint64_t index, const uint8_t *entry,
                          size_t len)
 {
     struct host *h = arg;
     if (h->n_watch > 0) {
         host__diverge_check(h, index, entry, len);
+    }
+    uint8_t type = 0;
+    if (record_entry_type(entry, len, &type) == 0 &&
+        type == RECORD_ENTRY_KEY_ROTATE) {
+        h->rotating = false;
+        return host__key_rotated(h, index, entry, len);
     }
     int rv = host__apply_registry(h, index, entry, len);
     if (rv != 0) {
@@ -252,6 +264,15 @@ static int host__restored(void *arg, uint64_t index)
     snprintf(n, sizeof n, "%llu", (unsigned long long)index);
     host_log("info", "store replaced by a raft snapshot", "applied_index", n,
              NULL);
+    /* The store's data keys are the cluster's now (a key rotation may have
+     * come in the snapshot). */
+    h->start_applied = index;
+    if (host__load_data_keys(h, h->master_key) != 0) {
+        host_log("error",
+                 "the data keys of the store do not open with this host's "
+                 "master key: what is sealed under them does not open here",
+                 NULL);
+    }
     if (!h->leading) {
         h->alarms_stale = true;
     }
@@ -976,7 +997,7 @@ static int host__open_master_key(struct host *h)
     const struct host_config *cfg = &h->cfg;
     char path[4200], errmsg[ERRMSG_SIZE];
     uint8_t file_key[MASTER_KEY_SIZE];
-    uint8_t pass[sizeof h->op_bytes];
+    uint8_t pass[1024];
     struct master_secret secret = {.how = MASTER_PLAIN};
     const char *env = getenv("BERTH_PASSPHRASE");
     int rv = 0;
@@ -1018,15 +1039,10 @@ static int host__open_master_key(struct host *h)
     }
     snprintf(path, sizeof path, "%s/master.key", cfg->data_dir);
     if (rv == 0) {
-        rv = master_open(path, &secret, h->master_key, &h->key_how, errmsg);
-    }
-    /* Kept until the log is open: a host that joins a cluster seals its
-     * master key under the same secret. */
-    if (rv == 0 && secret.how != MASTER_PLAIN &&
-        secret.len <= sizeof h->op_bytes) {
-        memcpy(h->op_bytes, secret.bytes, secret.len);
-        h->op = (struct master_secret){
-            .how = secret.how, .bytes = h->op_bytes, .len = secret.len};
+        /* h->wrap keeps the wrapping key, not the secret: a host that
+         * joins or rotates seals its new master key with it. */
+        rv = master_open(path, &secret, h->master_key, &h->key_how, &h->wrap,
+                         errmsg);
     }
     sodium_memzero(file_key, sizeof file_key);
     sodium_memzero(pass, sizeof pass);
@@ -1040,7 +1056,6 @@ static int host__open_master_key(struct host *h)
         fprintf(stderr, "berth: master key: %s\n", errmsg);
         return rv;
     }
-    seal_keys_init(&h->keys, h->master_key, !h->cfg.unsealed);
     if (h->cfg.unsealed) {
         host_log("warn",
                  "--unsealed: new events, snapshots and ship keys are "
@@ -1151,6 +1166,209 @@ static int host__write_cluster_secret(struct host *h)
     return 0;
 }
 
+/* Open the count data keys wrapped at wrapped under master into k. */
+static int host__unwrap_keys(const struct host *h, const uint8_t *master,
+                             const uint8_t *wrapped, uint32_t count,
+                             struct seal_keys *k)
+{
+    uint8_t data[SEAL_KEYS_MAX * SEAL_KEY_SIZE];
+    int rv = count == 0 || count > SEAL_KEYS_MAX ? BERTH_ECORRUPT : 0;
+    for (uint32_t i = 0; i < count && rv == 0; i++) {
+        rv = keywrap_unwrap_key(
+            data + (size_t)i * SEAL_KEY_SIZE, master, KEYWRAP_DATA, i + 1,
+            wrapped + (size_t)i * KEYWRAP_SIZE, KEYWRAP_SIZE);
+    }
+    if (rv == 0) {
+        rv = seal_keys_set(k, data, count, !h->cfg.unsealed);
+    }
+    sodium_memzero(data, sizeof data);
+    return rv;
+}
+
+/* Load the store's data keys into h->keys, opened with master; with none
+ * (no rotation yet), data key 1 comes from master. Returns 0,
+ * BERTH_EREJECTED when they do not open with master, or the store's
+ * error. */
+static int host__load_data_keys(struct host *h, const uint8_t *master)
+{
+    uint8_t wrapped[SEAL_KEYS_MAX * KEYWRAP_SIZE];
+    uint32_t n = 0;
+    int rv =
+        store_data_keys_get(h->store, wrapped, KEYWRAP_SIZE, SEAL_KEYS_MAX, &n);
+    if (rv != 0) {
+        return rv;
+    }
+    if (n == 0) {
+        seal_keys_init(&h->keys, master, !h->cfg.unsealed);
+        return 0;
+    }
+    struct seal_keys k;
+    if (host__unwrap_keys(h, master, wrapped, n, &k) != 0) {
+        return BERTH_EREJECTED;
+    }
+    h->keys = k;
+    seal_keys_wipe(&k);
+    return 0;
+}
+
+/* Paths of DATA/<name> and of DATA/<name>.next, a key rotation's new file
+ * until the store holds the rotation. */
+static void host__key_paths(const struct host *h, const char *name, char *path,
+                            char *next, size_t size)
+{
+    snprintf(path, size, "%s/%s", h->cfg.data_dir, name);
+    snprintf(next, size, "%s/%s.next", h->cfg.data_dir, name);
+}
+
+/* Load the data keys at start, finishing or undoing a key rotation that a
+ * crash cut short: master.key.next (and cluster.key.next) are written
+ * before the store holds the rotation and renamed into place after, so a
+ * store whose keys open with the old master key never got the rotation
+ * (the log brings it again), and one whose keys open with the next one
+ * did. */
+static int host__open_data_keys(struct host *h)
+{
+    char path[4200], next[4200], cpath[4200], cnext[4200];
+    char errmsg[ERRMSG_SIZE], id[2 * MASTER_ID_SIZE + 1];
+    uint8_t key[MASTER_KEY_SIZE];
+    host__key_paths(h, "master.key", path, next, sizeof path);
+    host__key_paths(h, "cluster.key", cpath, cnext, sizeof cpath);
+    int rv = host__load_data_keys(h, h->master_key);
+    int nrv = master_open_wrapped(next, &h->wrap, key, errmsg);
+    if (nrv == BERTH_ENOTFOUND) {
+        /* no rotation was cut short */
+    } else if (rv == 0 || rv != BERTH_EREJECTED || nrv != 0 ||
+               host__load_data_keys(h, key) != 0) {
+        /* The store does not hold the rotation: the log brings it. */
+        unlink(next);
+        unlink(cnext);
+        host_log("warn",
+                 "undid a key rotation cut short; the log applies it "
+                 "again",
+                 "path", next, NULL);
+    } else {
+        rv = file_rename_synced(cnext, cpath, errmsg);
+        if (rv == 0 || rv == BERTH_ENOTFOUND) {
+            rv = file_rename_synced(next, path, errmsg);
+        }
+        if (rv != 0) {
+            fprintf(stderr, "berth: key rotation: %s\n", errmsg);
+            sodium_memzero(key, sizeof key);
+            return rv;
+        }
+        memcpy(h->master_key, key, MASTER_KEY_SIZE);
+        master_key_id(h->master_key, id);
+        host_log("info", "finished a key rotation cut short", "id", id, NULL);
+    }
+    sodium_memzero(key, sizeof key);
+    if (rv == BERTH_EREJECTED) {
+        master_key_id(h->master_key, id);
+        fprintf(stderr,
+                "berth: data keys: the store's data keys do not open with "
+                "the master key in %s (id %s): the master key was rotated "
+                "after this copy of it was made; start with the current "
+                "master.key (docs/security.md, \"Key rotation\")\n",
+                path, id);
+        return rv;
+    }
+    if (rv != 0) {
+        fprintf(stderr, "berth: data keys: %s\n", store_errmsg(h->store));
+    }
+    return rv;
+}
+
+/* Replace this host's master key with key: the new files written beside
+ * the old ones (.next), the store made durable with the rotation's data
+ * keys, then the files renamed into place; host__open_data_keys finishes
+ * or undoes what a crash cuts short. */
+static int host__replace_master_key(struct host *h, const uint8_t *key)
+{
+    char path[4200], next[4200], cpath[4200], cnext[4200];
+    char errmsg[ERRMSG_SIZE];
+    host__key_paths(h, "master.key", path, next, sizeof path);
+    host__key_paths(h, "cluster.key", cpath, cnext, sizeof cpath);
+    int rv = master_rewrap(next, &h->wrap, key, errmsg);
+    if (rv == 0 && h->cfg.peer != NULL) {
+        rv = secretfile_write(cnext, key, HOST__CLUSTER_KEY, h->cluster_secret,
+                              sizeof h->cluster_secret, errmsg);
+    }
+    if (rv == 0 && store_sync(h->store) != 0) {
+        err_printf(errmsg, "syncing the store: %s", store_errmsg(h->store));
+        rv = BERTH_EIO;
+    }
+    if (rv == 0 && h->cfg.peer != NULL) {
+        rv = file_rename_synced(cnext, cpath, errmsg);
+    }
+    if (rv == 0) {
+        rv = file_rename_synced(next, path, errmsg);
+    }
+    if (rv != 0) {
+        host_log("fatal", "key rotation: cannot replace the master key",
+                 "error", errmsg, NULL);
+    }
+    return rv;
+}
+
+/* Apply a KEY_ROTATE entry on this host (the store has its data keys):
+ * open the new master key with the old one, keep it in DATA/master.key as
+ * the old one was kept, and seal with the new data key from now on. */
+static int host__key_rotated(struct host *h, uint64_t index,
+                             const uint8_t *entry, size_t len)
+{
+    struct record_key_rotate r;
+    char mine[2 * MASTER_ID_SIZE + 1], at[32];
+    uint8_t key[MASTER_KEY_SIZE];
+    struct seal_keys k;
+    if (index <= h->start_applied ||
+        record_decode_key_rotate(entry, len, &r) != 0) {
+        return 0; /* the store's data keys were loaded at start */
+    }
+    snprintf(at, sizeof at, "%llu", (unsigned long long)index);
+    master_key_id(h->master_key, mine);
+    if (memcmp(r.old_id, mine, RECORD_KEY_ID_SIZE) != 0) {
+        /* A host that has the new key already (it joined since) opens the
+         * data keys with it. */
+        if (host__unwrap_keys(h, h->master_key, r.keys, r.count, &k) == 0) {
+            h->keys = k;
+            seal_keys_wipe(&k);
+            return 0;
+        }
+        host_log("error",
+                 "key rotation: this host's master key is not the one "
+                 "rotated; it cannot follow the rotation (nor open what is "
+                 "sealed under the new data key)",
+                 "index", at, "id", mine, NULL);
+        return 0;
+    }
+    if (keywrap_unwrap_key(key, h->master_key, KEYWRAP_MASTER, 0, r.master,
+                           KEYWRAP_SIZE) != 0 ||
+        host__unwrap_keys(h, key, r.keys, r.count, &k) != 0) {
+        sodium_memzero(key, sizeof key);
+        host_log("error",
+                 "key rotation: the new keys do not open with this host's "
+                 "master key; it cannot follow the rotation",
+                 "index", at, NULL);
+        return 0;
+    }
+    int rv = host__replace_master_key(h, key);
+    if (rv == 0) {
+        memcpy(h->master_key, key, MASTER_KEY_SIZE);
+        h->keys = k;
+        master_key_id(h->master_key, mine);
+        char kid[16];
+        snprintf(kid, sizeof kid, "%u", (unsigned)r.count);
+        host_log("info", "master key rotated", "id", mine, "data_key", kid,
+                 "index", at, NULL);
+        /* The entry (the new master key wrapped under the old) stays in
+         * raft's log until a raft snapshot drops it: asking for one now
+         * (fsm_compact) lost the entries after it on the next restart in
+         * test_key_rotate, so the usual snapshots do (docs/security.md). */
+    }
+    seal_keys_wipe(&k);
+    sodium_memzero(key, sizeof key);
+    return rv;
+}
+
 /* A host that joins adopts the cluster's master key: DATA/master.key is
  * replaced, kept under the operator's secret as before. */
 static int host__joined(void *arg, const uint8_t *key, char *errmsg)
@@ -1166,8 +1384,7 @@ static int host__joined(void *arg, const uint8_t *key, char *errmsg)
         return 0;
     }
     snprintf(path, sizeof path, "%s/master.key", h->cfg.data_dir);
-    int rv = master_replace(path, h->op.how != MASTER_PLAIN ? &h->op : NULL,
-                            key, errmsg);
+    int rv = master_rewrap(path, &h->wrap, key, errmsg);
     if (rv != 0) {
         return rv;
     }
@@ -1228,7 +1445,7 @@ int host_run(const struct host_config *cfg)
         }
         goto err_after_alloc;
     }
-    if (host__open_master_key(h) != 0 || host__open_cluster_secret(h) != 0) {
+    if (host__open_master_key(h) != 0) {
         goto err_after_alloc;
     }
     host__claim_programs(cfg->data_dir);
@@ -1256,6 +1473,12 @@ int host_run(const struct host_config *cfg)
     rv = store_meta_get(h->store, "applied_index", &applied);
     if (rv != 0) {
         fprintf(stderr, "berth: store %s: %s\n", path, store_errmsg(h->store));
+        goto err_after_store;
+    }
+    h->start_applied = applied;
+    /* The data keys, then the cluster secret: a key rotation cut short
+     * by a crash is finished or undone first (docs/security.md). */
+    if (host__open_data_keys(h) != 0 || host__open_cluster_secret(h) != 0) {
         goto err_after_store;
     }
     struct fsm_hooks hooks = {
@@ -1297,8 +1520,6 @@ int host_run(const struct host_config *cfg)
         .arg = h,
     };
     rv = log_open(&h->log, &h->loop, &lc, errmsg);
-    sodium_memzero(h->op_bytes, sizeof h->op_bytes);
-    h->op = (struct master_secret){.how = MASTER_PLAIN};
     if (rv == 0 && host__write_cluster_secret(h) != 0) {
         goto err_after_log;
     }
@@ -1445,6 +1666,7 @@ int host_run(const struct host_config *cfg)
     h->store = NULL;
     proc_cleanup();
     seal_keys_wipe(&h->keys);
+    master_wrap_wipe(&h->wrap);
     sodium_memzero(h->master_key, sizeof h->master_key);
     /* h stays reachable, so leak checkers see libraft's memory as live. */
     host__instance = h;
@@ -1465,6 +1687,7 @@ err_after_loop:
     uv_loop_close(&h->loop);
 err_after_alloc:
     seal_keys_wipe(&h->keys);
+    master_wrap_wipe(&h->wrap);
     sodium_memzero(h->master_key, sizeof h->master_key);
     mem_free(h);
     return 1;

@@ -137,11 +137,17 @@ struct host {
     struct host_config cfg;
     uint8_t master_key[MASTER_KEY_SIZE]; /* crypto/master.h */
     enum master_how key_how;             /* how DATA/master.key keeps it */
-    struct seal_keys keys; /* the data keys, from the master key */
-    /* The operator's secret, kept only while the host starts: a host that
-     * joins seals the cluster's master key under it. */
-    struct master_secret op;
-    uint8_t op_bytes[1024];
+    /* The data keys: wrapped in the store's data_keys table under the
+     * master key, or, before any rotation, key 1 derived from it. */
+    struct seal_keys keys;
+    /* How DATA/master.key keeps the key, without the operator's secret:
+     * the wrapping key the secret made (crypto/master.h). A host that
+     * joins, or applies a key rotation, seals its new master key with it. */
+    struct master_wrap wrap;
+    /* The store's applied index at start: a KEY_ROTATE entry at or below it
+     * is in the store's data keys already. */
+    uint64_t start_applied;
+    bool rotating; /* a key rotation proposed here is not applied yet */
     /* The cluster secret peers prove (DATA/cluster.key, sealed under the
      * master key), when the host has a peer port. */
     uint8_t cluster_secret[32];

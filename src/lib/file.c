@@ -70,3 +70,13 @@ int file_sync_dir(const char *path, char *errmsg)
     close(fd);
     return 0;
 }
+
+int file_rename_synced(const char *from, const char *to, char *errmsg)
+{
+    if (rename(from, to) != 0) {
+        int e = errno;
+        err_printf(errmsg, "renaming %s: %s", from, strerror(e));
+        return e == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
+    }
+    return file_sync_dir(to, errmsg);
+}

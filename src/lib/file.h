@@ -16,4 +16,9 @@ int file_write_synced(const char *path, const void *data, size_t len,
  * Returns 0, or BERTH_EIO with a message in errmsg. */
 int file_sync_dir(const char *path, char *errmsg);
 
+/* Rename from over to (a file written with file_write_synced) and sync
+ * the directory. Returns 0, BERTH_ENOTFOUND when from does not exist, or
+ * BERTH_EIO, with a message in errmsg. The caller keeps both paths. */
+int file_rename_synced(const char *from, const char *to, char *errmsg);
+
 #endif

@@ -9,6 +9,7 @@
 #include "core/gate.h"
 #include "core/record.h"
 #include "core/registry.h"
+#include "crypto/keywrap.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 
@@ -356,6 +357,18 @@ static int apply__token(struct store *s, const uint8_t *p, size_t len,
     return rv;
 }
 
+/* Keep the data keys of a key rotation; the host replaces its master key
+ * through the applied hook (docs/security.md, "Key rotation"). */
+static int apply__key_rotate(struct store *s, const uint8_t *p, size_t len)
+{
+    struct record_key_rotate r;
+    if (record_decode_key_rotate(p, len, &r) != 0) {
+        return store_set_error(s, BERTH_ECORRUPT,
+                               "a key rotation record does not decode");
+    }
+    return store_data_keys_put(s, r.keys, KEYWRAP_SIZE, r.count);
+}
+
 int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
                       size_t len, const struct store_apply_hook *hook,
                       int *result)
@@ -404,6 +417,9 @@ int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
         break;
     case RECORD_ENTRY_TOKEN:
         rv = apply__token(s, entry, len, result);
+        break;
+    case RECORD_ENTRY_KEY_ROTATE:
+        rv = apply__key_rotate(s, entry, len);
         break;
     default:
         rv = store_set_error(s, BERTH_ECORRUPT, "unknown entry type %u",

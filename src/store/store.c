@@ -161,6 +161,13 @@ static const char *store__sql[ST__COUNT] = {
     "  account INTEGER NOT NULL DEFAULT 0, created_ns INTEGER NOT NULL)"       \
     " WITHOUT ROWID;"
 
+/* The data keys (crypto/seal.h) by key id, each wrapped under the master
+ * key (crypto/keywrap.h); none until the first key rotation, when data key
+ * 1 is derived from the master key. */
+#define STORE__DATA_KEYS_TABLE                                                 \
+    "CREATE TABLE IF NOT EXISTS data_keys ("                                   \
+    "  kid INTEGER PRIMARY KEY, wrapped BLOB NOT NULL);"
+
 static const char store__schema[] =
     "CREATE TABLE IF NOT EXISTS meta ("
     "  key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
@@ -185,7 +192,8 @@ static const char store__schema[] =
     "  data BLOB NOT NULL, chain BLOB NOT NULL, sum BLOB NOT NULL,"
     "  sealed INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS truncations ("
-    "  sid INTEGER PRIMARY KEY, upto INTEGER NOT NULL);" STORE__TOKENS_TABLE;
+    "  sid INTEGER PRIMARY KEY, upto INTEGER NOT NULL);" STORE__TOKENS_TABLE
+        STORE__DATA_KEYS_TABLE;
 
 struct store {
     sqlite3 *db;
@@ -394,8 +402,8 @@ static const struct {
            NULL},
     /* 9: the admin API's tokens; see STORE__TOKENS_TABLE. */
     [9] = {STORE__TOKENS_TABLE, NULL},
-    /* 10: taken by another change under way; nothing here yet. */
-    [10] = {"", NULL},
+    /* 10: the wrapped data keys; see STORE__DATA_KEYS_TABLE. */
+    [10] = {STORE__DATA_KEYS_TABLE, NULL},
     /* 11: each ship's prior snapshot, kept for fsck --replay. */
     [11] =
         {"CREATE TABLE IF NOT EXISTS prior_snapshots ("
@@ -1731,6 +1739,67 @@ int store_token_foreach(struct store *s, store_token_cb cb, void *arg)
     }
     if (rv == 0 && rc != SQLITE_DONE) {
         rv = store__fail(s, rc, "reading tokens");
+    }
+    sqlite3_finalize(st);
+    return rv;
+}
+
+/* --- Wrapped data keys. --- */
+
+int store_data_keys_put(struct store *s, const uint8_t *wrapped, size_t size,
+                        uint32_t count)
+{
+    sqlite3_stmt *st;
+    int rv = store__pragma(s, "DELETE FROM data_keys");
+    if (rv != 0) {
+        return rv;
+    }
+    int rc = sqlite3_prepare_v2(
+        s->db, "INSERT INTO data_keys (kid, wrapped) VALUES (?1, ?2)", -1, &st,
+        NULL);
+    if (rc != SQLITE_OK) {
+        return store__fail(s, rc, "data keys");
+    }
+    for (uint32_t i = 0; i < count && rv == 0; i++) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)i + 1);
+        sqlite3_bind_blob(st, 2, wrapped + (size_t)i * size, (int)size,
+                          SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+            rv = store__fail(s, rc, "writing the data keys");
+        }
+    }
+    sqlite3_finalize(st);
+    return rv;
+}
+
+int store_data_keys_get(struct store *s, uint8_t *out, size_t size,
+                        uint32_t max, uint32_t *count)
+{
+    sqlite3_stmt *st;
+    *count = 0;
+    int rc = sqlite3_prepare_v2(
+        s->db, "SELECT kid, wrapped FROM data_keys ORDER BY kid", -1, &st,
+        NULL);
+    if (rc != SQLITE_OK) {
+        return store__fail(s, rc, "data keys");
+    }
+    int rv = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_int64(st, 0) != (sqlite3_int64)*count + 1 ||
+            (size_t)sqlite3_column_bytes(st, 1) != size || *count == max) {
+            rv = store_set_error(s, BERTH_ECORRUPT,
+                                 "the data keys table is not keys 1..n of "
+                                 "%zu bytes, at most %u",
+                                 size, (unsigned)max);
+            break;
+        }
+        memcpy(out + (size_t)*count * size, sqlite3_column_blob(st, 1), size);
+        (*count)++;
+    }
+    if (rv == 0 && rc != SQLITE_DONE) {
+        rv = store__fail(s, rc, "reading the data keys");
     }
     sqlite3_finalize(st);
     return rv;

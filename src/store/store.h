@@ -321,6 +321,20 @@ typedef int (*store_token_cb)(const struct store_token *t, void *arg);
 /* Walk every token, oldest first. */
 int store_token_foreach(struct store *s, store_token_cb cb, void *arg);
 
+/* --- Wrapped data keys (crypto/keywrap.h; docs/security.md). --- */
+
+/* Replace every data key with count wrapped keys of size bytes each, at
+ * wrapped (the caller's), as keys 1..count. */
+int store_data_keys_put(struct store *s, const uint8_t *wrapped, size_t size,
+                        uint32_t count);
+
+/* Read the wrapped data keys, in key id order, into out (the caller's, max
+ * keys of size bytes); *count gets how many (0: none, before any key
+ * rotation). BERTH_ECORRUPT when the table holds other than keys 1..n of
+ * size bytes, or more than max. */
+int store_data_keys_get(struct store *s, uint8_t *out, size_t size,
+                        uint32_t max, uint32_t *count);
+
 /* --- Images: a consistent copy of the whole store, for raft snapshots. ---
  *
  * An image is a 64-byte header followed by the bytes of the SQLite database

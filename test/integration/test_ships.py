@@ -239,8 +239,11 @@ def test_program_change_starts_new_epoch(host, tmp_path):
     with open(prog, "ab") as f:
         f.write(b"\0new build")
     assert host.http("GET", "/s/epo/k/a")[2] == b"1"
+    assert host.http("PUT", "/s/epo/k/b", b"2")[0] == 201
     host.cli("ship", "sleep", "epo")
-    # A program that cannot read the snapshot, with event 1 truncated.
+    # A program that cannot read the snapshot, with event 1 truncated (the
+    # second snapshot, at 2, truncated what the first stood for).
+    assert host.cli_json("ship", "show", "epo")["first_event"] == 2
     from conftest import MISBEHAVE
     shutil.copy(MISBEHAVE, prog)
     code, _, body = host.http("GET", "/s/epo/k/a")
@@ -276,7 +279,8 @@ def test_snapshot_every_n_events_truncates_the_log(host_factory):
             break
         time.sleep(0.05)
     assert show["snapshot_event"] == 10
-    assert show["first_event"] == 11
+    # The prior snapshot (at 5) is kept, and the events after it.
+    assert show["first_event"] == 6
     assert show["last_event"] == 12
     # Waking from that snapshot plus two logged events gives all twelve keys.
     assert h.stop() == 0

@@ -32,7 +32,7 @@ static int open_key(const char *path, const struct master_secret *s,
                     uint8_t *key, enum master_how *how, char *errmsg)
 {
     errmsg[0] = '\0';
-    return master_open(path, s, key, how, errmsg);
+    return master_open(path, s, key, how, NULL, errmsg);
 }
 
 static long file_size(const char *path)

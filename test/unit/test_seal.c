@@ -6,6 +6,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "crypto/keywrap.h"
 #include "crypto/seal.h"
 #include "lib/err.h"
 
@@ -144,6 +145,78 @@ static void test_empty(void **state)
     buf_free(&out);
 }
 
+/* With several data keys, new seals use the current one and old key ids
+ * still open; a key the set lacks does not. */
+static void test_several_keys(void **state)
+{
+    struct seal_keys one, three;
+    uint8_t data[3 * SEAL_KEY_SIZE];
+    seal_keys_init(&one, master, true);
+    memcpy(data, one.data[0], SEAL_KEY_SIZE);
+    memset(data + SEAL_KEY_SIZE, 7, 2 * SEAL_KEY_SIZE);
+    assert_int_equal(seal_keys_set(&three, data, 0, true), BERTH_EINVAL);
+    assert_int_equal(seal_keys_set(&three, data, SEAL_KEYS_MAX + 1, true),
+                     BERTH_EINVAL);
+    assert_int_equal(seal_keys_set(&three, data, 3, true), 0);
+    assert_int_equal(three.current, 3);
+    struct buf old, now;
+    seal(&old, &one);
+    seal(&now, &three);
+    assert_int_equal(seal_key_id(old.data, old.len), 1);
+    assert_int_equal(seal_key_id(now.data, now.len), 3);
+    assert_int_equal(open_seal(&old, &three, SEAL_USE_SHIP, 7, ad, sizeof ad),
+                     0);
+    assert_int_equal(open_seal(&now, &three, SEAL_USE_SHIP, 7, ad, sizeof ad),
+                     0);
+    assert_int_equal(open_seal(&now, &one, SEAL_USE_SHIP, 7, ad, sizeof ad),
+                     BERTH_ECORRUPT);
+    /* Unsealed: every key opens, new seals are plain. */
+    assert_int_equal(seal_keys_set(&three, data, 3, false), 0);
+    assert_int_equal(three.current, 0);
+    assert_int_equal(open_seal(&now, &three, SEAL_USE_SHIP, 7, ad, sizeof ad),
+                     0);
+    buf_free(&old);
+    buf_free(&now);
+    seal_keys_wipe(&one);
+    seal_keys_wipe(&three);
+}
+
+/* A wrapped key opens only with its master key, kind and id. */
+static void test_keywrap(void **state)
+{
+    uint8_t key[KEYWRAP_KEY_SIZE] = {42, 43}, got[KEYWRAP_KEY_SIZE];
+    uint8_t w[KEYWRAP_SIZE], w2[KEYWRAP_SIZE];
+    uint8_t master2[SEAL_KEY_SIZE] = {2};
+    keywrap_wrap_key(w, master, KEYWRAP_DATA, 3, key);
+    keywrap_wrap_key(w2, master, KEYWRAP_DATA, 3, key);
+    assert_memory_not_equal(w, w2, sizeof w); /* a new nonce each time */
+    assert_null(memmem(w, sizeof w, key, sizeof key));
+    assert_int_equal(
+        keywrap_unwrap_key(got, master, KEYWRAP_DATA, 3, w, sizeof w), 0);
+    assert_memory_equal(got, key, sizeof key);
+    assert_int_equal(
+        keywrap_unwrap_key(got, master2, KEYWRAP_DATA, 3, w, sizeof w),
+        BERTH_ECORRUPT);
+    uint8_t zero[KEYWRAP_KEY_SIZE] = {0};
+    assert_memory_equal(got, zero, sizeof zero);
+    assert_int_equal(
+        keywrap_unwrap_key(got, master, KEYWRAP_DATA, 4, w, sizeof w),
+        BERTH_ECORRUPT);
+    assert_int_equal(
+        keywrap_unwrap_key(got, master, KEYWRAP_MASTER, 3, w, sizeof w),
+        BERTH_ECORRUPT);
+    assert_int_equal(
+        keywrap_unwrap_key(got, master, KEYWRAP_DATA, 3, w, sizeof w - 1),
+        BERTH_ECORRUPT);
+    for (size_t i = 0; i < sizeof w; i++) {
+        memcpy(w2, w, sizeof w);
+        w2[i] ^= 1;
+        assert_int_equal(
+            keywrap_unwrap_key(got, master, KEYWRAP_DATA, 3, w2, sizeof w2),
+            BERTH_ECORRUPT);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -152,6 +225,8 @@ int main(void)
         cmocka_unit_test(test_unsealed),
         cmocka_unit_test(test_unknown_key_id),
         cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_several_keys),
+        cmocka_unit_test(test_keywrap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -851,6 +851,50 @@ static void test_upgrade_from_version_7_adds_sealed_and_tokens(void **state)
                      0);
 }
 
+/* A store of version 9 gets the data keys table, empty; keys put are read
+ * back in order, replace the ones before, and a gap is refused. */
+static void test_data_keys(void **state)
+{
+    struct fx *x = *state;
+    struct store *s = open_ok(x->path);
+    store_close(s);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TABLE data_keys; "
+                                  "PRAGMA user_version=9;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    s = open_ok(x->path);
+    uint8_t keys[3 * 8], out[4 * 8];
+    uint32_t n = 99;
+    assert_int_equal(store_data_keys_get(s, out, 8, 4, &n), 0);
+    assert_int_equal(n, 0);
+    for (unsigned i = 0; i < sizeof keys; i++) {
+        keys[i] = (uint8_t)i;
+    }
+    assert_int_equal(store_data_keys_put(s, keys, 8, 2), 0);
+    assert_int_equal(store_data_keys_put(s, keys, 8, 3), 0);
+    assert_int_equal(store_data_keys_get(s, out, 8, 4, &n), 0);
+    assert_int_equal(n, 3);
+    assert_memory_equal(out, keys, sizeof keys);
+    /* More than the caller takes, or of another size: refused. */
+    assert_int_equal(store_data_keys_get(s, out, 8, 2, &n), BERTH_ECORRUPT);
+    assert_int_equal(store_data_keys_get(s, out, 4, 4, &n), BERTH_ECORRUPT);
+    store_close(s);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 11);
+    assert_int_equal(query_int(x->path, "SELECT count(*) FROM data_keys"), 3);
+    assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM data_keys WHERE kid = 2",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    s = open_ok(x->path);
+    assert_int_equal(store_data_keys_get(s, out, 8, 4, &n), BERTH_ECORRUPT);
+    store_close(s);
+}
+
 /* --- Images: a raft snapshot is a copy of the store. --- */
 
 /* A store at path holding n ships (sids 1..n) at applied index index. */
@@ -1247,6 +1291,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_upgrade_from_version_7_adds_sealed_and_tokens, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(test_data_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_image_keeps_the_lock, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_image_round_trip, setup, teardown),
