@@ -15,6 +15,9 @@ struct fsck__walk {
     uint64_t count;
     uint64_t unopened; /* the first event whose seal did not open */
     int why;           /* and why: BERTH_ECORRUPT or BERTH_EMALFORMED */
+    uint64_t link_at;  /* the snapshot's event, when walked (0: not) */
+    uint8_t link[STORE_HASH_SIZE]; /* the hash the snapshot holds of it */
+    bool unlinked;                 /* its record does not hash to link */
 };
 
 static void fsck__problem(struct fsck_result *out, const char *fmt, ...)
@@ -42,8 +45,54 @@ static int fsck__event(uint64_t number, const void *rec, size_t len, void *arg)
         w->why = rv;
         return 1; /* stops the walk: the chain after it is not checked */
     }
+    if (number == w->link_at) {
+        uint8_t h[STORE_HASH_SIZE];
+        record_hash(rec, len, h);
+        if (sodium_memcmp(h, w->link, sizeof h) != 0) {
+            w->unlinked = true;
+            return 1;
+        }
+    }
     w->count++;
     return 0;
+}
+
+/* Read and check ship sid's latest snapshot (or its prior one) into meta:
+ * its checksum, and its seal. A problem goes to out; returns 0 or a code
+ * for a failure to read. */
+static int fsck__snapshot(struct store *s, const struct seal_keys *keys,
+                          uint64_t sid, bool prior, struct store_snapshot *meta,
+                          struct fsck_result *out)
+{
+    struct buf data, plain;
+    buf_init(&data);
+    buf_init(&plain);
+    int rv = prior ? store_prior_snapshot_get(s, sid, meta, &data)
+                   : store_snapshot_get(s, sid, meta, &data);
+    if (rv == BERTH_ECORRUPT || rv == BERTH_ENOTFOUND) {
+        fsck__problem(out, "%s",
+                      rv == BERTH_ENOTFOUND
+                          ? (prior ? "its prior snapshot is missing"
+                                   : "its snapshot is missing")
+                          : store_errmsg(s));
+        rv = 0;
+    } else if (rv == 0 && meta->sealed &&
+               (rv = record_open_snapshot(&plain, keys, sid, meta->number,
+                                          meta->epoch, data.data, data.len)) !=
+                   0 &&
+               rv != BERTH_ENOMEM) {
+        fsck__problem(out,
+                      "the %ssnapshot at event %llu does not open: altered, "
+                      "or sealed under a key this host does not have",
+                      prior ? "prior " : "", (unsigned long long)meta->number);
+        rv = 0;
+    }
+    if (plain.data != NULL) {
+        sodium_memzero(plain.data, plain.len);
+    }
+    buf_free(&plain);
+    buf_free(&data);
+    return rv;
 }
 
 int fsck_ship(struct store *s, const struct seal_keys *keys, uint64_t sid,
@@ -84,53 +133,55 @@ int fsck_ship(struct store *s, const struct seal_keys *keys, uint64_t sid,
         goto out;
     }
 
-    /* Its snapshot. */
-    struct store_snapshot meta;
+    /* Its snapshot, its prior snapshot (kept with the events after it),
+     * and the events from the prior (or from event 1) to its head. */
+    struct store_snapshot latest, prior;
     uint8_t zeros[STORE_HASH_SIZE] = {0};
     const uint8_t *chain = zeros;
-    struct buf data, plain;
-    buf_init(&data);
-    buf_init(&plain);
+    uint64_t from = ship.first_event > 0 ? ship.first_event : 1;
     if (ship.snapshot_event > 0) {
-        rv = store_snapshot_get(s, sid, &meta, &data);
-        if (rv == BERTH_ECORRUPT || rv == BERTH_ENOTFOUND) {
-            fsck__problem(out, "%s",
-                          rv == BERTH_ENOTFOUND ? "its snapshot is missing"
-                                                : store_errmsg(s));
-            rv = 0;
-        } else if (rv == 0 && meta.sealed &&
-                   (rv = record_open_snapshot(&plain, keys, sid, meta.number,
-                                              meta.epoch, data.data,
-                                              data.len)) != 0 &&
-                   rv != BERTH_ENOMEM) {
-            fsck__problem(out,
-                          "the snapshot at event %llu does not open: altered, "
-                          "or sealed under a key this host does not have",
-                          (unsigned long long)meta.number);
-            rv = 0;
+        rv = fsck__snapshot(s, keys, sid, false, &latest, out);
+        if (rv != 0 || !out->ok) {
+            goto out;
         }
-        chain = meta.chain;
+        if (from == ship.snapshot_event + 1) {
+            chain = latest.chain; /* nothing kept before it */
+        } else if (from > 1) {
+            rv = fsck__snapshot(s, keys, sid, true, &prior, out);
+            if (rv != 0 || !out->ok) {
+                goto out;
+            }
+            if (prior.number + 1 != from) {
+                fsck__problem(out,
+                              "its prior snapshot is at event %llu, but its "
+                              "log starts at %llu",
+                              (unsigned long long)prior.number,
+                              (unsigned long long)from);
+                goto out;
+            }
+            chain = prior.chain;
+        }
     }
-    if (plain.data != NULL) {
-        sodium_memzero(plain.data, plain.len);
+    struct fsck__walk w = {
+        .keys = keys,
+        .link_at = from <= ship.snapshot_event ? ship.snapshot_event : 0};
+    if (w.link_at > 0) {
+        memcpy(w.link, latest.chain, sizeof w.link);
     }
-    buf_free(&plain);
-    buf_free(&data);
-    if (rv != 0 || !out->ok) {
-        goto out;
-    }
-
-    /* Its events, from the snapshot's link to its head. */
-    struct fsck__walk w = {.keys = keys};
     buf_init(&w.plain);
-    uint64_t from = ship.snapshot_event > 0 ? ship.snapshot_event + 1 : 1;
     rv = store_event_foreach(s, sid, from, chain, fsck__event, &w);
     out->events = w.count;
     if (w.plain.data != NULL) {
         sodium_memzero(w.plain.data, w.plain.cap);
     }
     buf_free(&w.plain);
-    if (rv == 1) {
+    if (rv == 1 && w.unlinked) {
+        fsck__problem(out,
+                      "the snapshot at event %llu does not link to its "
+                      "event's record",
+                      (unsigned long long)w.link_at);
+        rv = 0;
+    } else if (rv == 1) {
         fsck__problem(out, "event %llu %s", (unsigned long long)w.unopened,
                       w.why == BERTH_EMALFORMED
                           ? "does not decode"

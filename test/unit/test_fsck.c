@@ -112,7 +112,7 @@ static void check(struct fx *x, const struct seal_keys *keys, bool ok,
     }
     assert_string_equal(r.name, "ann");
     if (ok) {
-        assert_int_equal(r.events, 2);
+        assert_int_equal(r.events, 6); /* the first snapshot kept them */
         assert_int_equal(r.snapshot_event, 4);
         assert_int_equal(r.last_event, 6);
     }
@@ -175,7 +175,28 @@ static void test_event_missing(void **state)
     struct fx *x = *state;
     assert_int_equal(store_event_truncate(x->s, x->sid, 5), 0);
     assert_int_equal(store_sweep(x->s), 0);
-    check(x, &x->keys, false, "event 5 is missing");
+    check(x, &x->keys, false, "event 1 is missing");
+}
+
+/* A second snapshot: the first is kept as its prior, the events it stood
+ * for go, and the walk starts from the prior's link. */
+static void test_prior_snapshot(void **state)
+{
+    struct fx *x = *state;
+    uint8_t nonce[SEAL_NONCE_SIZE] = {2};
+    struct record_snapshot snap = {
+        .sid = x->sid, .number = 6, .data = (const uint8_t *)"later", .len = 5};
+    struct buf e;
+    buf_init(&e);
+    assert_int_equal(record_encode_snapshot(&e, &snap, &x->keys, nonce), 0);
+    apply(x, &e);
+    events(x, 7, 7);
+    struct fsck_result r;
+    assert_int_equal(fsck_ship(x->s, &x->keys, x->sid, &r), 0);
+    assert_true(r.ok);
+    assert_int_equal(r.first_event, 5);
+    assert_int_equal(r.events, 3); /* 5, 6 and 7 */
+    assert_int_equal(r.snapshot_event, 6);
 }
 
 static void test_secret_altered(void **state)
@@ -201,6 +222,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_event_altered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_altered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prior_snapshot, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
