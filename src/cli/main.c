@@ -1074,10 +1074,20 @@ static int cli__cluster_secret(const struct cli__cmd *cmd, struct cli *c,
 
 /* --- fsck. --- */
 
+static const struct cli__opt cli__fsck_opts[] = {
+    {"--replay", NULL, CLI__FLAG, 0, 0,
+     "also run each ship's program from its prior snapshot through its "
+     "events and check it makes its latest snapshot again (determinism)"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
 static int cli__fsck(const struct cli__cmd *cmd, struct cli *c,
                      struct cli__args *a)
 {
     json_t *spec = json_object(), *names = json_array();
+    if (a->val[0] != NULL) {
+        json_object_set_new(spec, "replay", json_true());
+    }
     for (int i = 0; i < a->n_pos; i++) {
         json_array_append_new(names, json_string(a->pos[i]));
     }
@@ -1105,12 +1115,18 @@ static int cli__fsck(const struct cli__cmd *cmd, struct cli *c,
         snprintf(who, sizeof who, "%s%s%s", cli__str(s, "id"), *name ? " " : "",
                  name);
         n++;
+        json_t *replay = json_object_get(s, "replay");
         if (json_is_true(json_object_get(s, "ok"))) {
-            printf("ok   %s: events %lld-%lld checked (%lld)%s\n", who,
+            printf("ok   %s: events %lld-%lld checked (%lld)%s", who,
                    (long long)cli__int(s, "first_event"),
                    (long long)cli__int(s, "last_event"),
                    (long long)cli__int(s, "events_checked"),
                    cli__int(s, "snapshot_event") > 0 ? ", snapshot" : "");
+            if (replay != NULL) {
+                printf("; replay %s: %s", cli__str(replay, "verdict"),
+                       cli__str(replay, "detail"));
+            }
+            printf("\n");
         } else {
             bad++;
             printf("BAD  %s: %s\n", who, cli__str(s, "problem"));
@@ -1611,14 +1627,17 @@ static const struct cli__cmd cli__cmds[] = {
     {"token revoke", "ID", "revoke a token",
      "Revoke a token, by id or name: every host refuses it from then on.", NULL,
      1, 1, true, cli__token_revoke},
-    {"fsck", "[SHIP...]", "check the stored data of ships",
+    {"fsck", "[--replay] [SHIP...]", "check the stored data of ships",
      "Check what the host's store holds of each ship named (every ship when "
      "none is): its secret key opens and is its public key's, its snapshot "
      "matches its checksum and its seal opens, and its events form an "
      "unbroken hash chain, from the snapshot to the ship's head, of records "
-     "whose seals open. Prints a line a ship; exits 1 when anything is "
-     "wrong. Each host checks its own copy.",
-     NULL, 0, CLI__POS_MAX, true, cli__fsck},
+     "whose seals open. With --replay, it also starts each ship's program "
+     "apart, runs it from its prior snapshot through its events, and checks "
+     "that it makes the latest snapshot again, byte for byte: a program "
+     "whose state depends on more than its events fails. Prints a line a "
+     "ship; exits 1 when anything is wrong. Each host checks its own copy.",
+     cli__fsck_opts, 0, CLI__POS_MAX, true, cli__fsck},
     {"key rotate", "", "replace the cluster's master key",
      "Replace the master key of every host of the cluster with a new one and "
      "seal what is written from now on under a new data key. The data keys "

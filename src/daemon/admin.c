@@ -48,6 +48,7 @@
 #include "crypto/keywrap.h"
 #include "crypto/secretfile.h"
 #include "daemon/body.h"
+#include "daemon/replay.h"
 #include "store/fsck.h"
 #include "daemon/host.h"
 #include "lib/err.h"
@@ -768,33 +769,101 @@ static json_t *admin__fsck_json(const struct fsck_result *r)
     return o;
 }
 
-/* POST /v1/fsck {"ships": [ID or NAME, ...]} (none: every ship): check
- * what this host's store holds of each (store/fsck.h). Answered by the host
- * asked, leader or not: each host checks its own copy. It reads the store
- * on the loop, a ship at a time. */
+/* A fsck with --replay in progress: the ships' answers so far, and the
+ * replays still to run, one at a time. */
+struct admin__fsck {
+    struct host *h;
+    struct http_request *req;
+    json_t *ships;   /* the answer's entries, one per ship checked */
+    uint32_t *slots; /* each entry's ship */
+    size_t n, next;
+    bool ok;
+};
+
+static void admin__fsck_next(struct admin__fsck *f);
+
+static void admin__fsck_replayed(void *arg, enum replay_verdict verdict,
+                                 const char *detail)
+{
+    struct admin__fsck *f = arg;
+    json_t *o = json_array_get(f->ships, f->next);
+    json_t *r = json_object();
+    json_object_set_new(r, "verdict",
+                        json_string(replay_verdict_name(verdict)));
+    json_object_set_new(r, "detail", json_string(detail));
+    json_object_set_new(o, "replay", r);
+    if (verdict == REPLAY_DIFFERENT || verdict == REPLAY_FAILED) {
+        f->ok = false;
+        json_object_set_new(o, "ok", json_false());
+        json_object_set_new(o, "problem", json_string(detail));
+        host_log("warn", "fsck: a ship's replay did not make its snapshot",
+                 "ship", json_string_value(json_object_get(o, "id")), "problem",
+                 detail, NULL);
+    }
+    f->next++;
+    admin__fsck_next(f);
+}
+
+/* Start the next replay, or answer when none is left. */
+static void admin__fsck_next(struct admin__fsck *f)
+{
+    while (f->next < f->n) {
+        json_t *o = json_array_get(f->ships, f->next);
+        if (!json_is_true(json_object_get(o, "ok"))) {
+            f->next++; /* wrong already: nothing to replay from */
+            continue;
+        }
+        if (replay_start(f->h, f->slots[f->next], admin__fsck_replayed, f) ==
+            0) {
+            return;
+        }
+        json_t *r = json_pack("{s:s, s:s}", "verdict", "failed", "detail",
+                              "out of memory");
+        json_object_set_new(o, "replay", r);
+        json_object_set_new(o, "ok", json_false());
+        f->ok = false;
+        f->next++;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "ok", json_boolean(f->ok));
+    json_object_set_new(o, "ships", f->ships);
+    host_reply_json(f->req, 200, o);
+    mem_free(f->slots);
+    mem_free(f);
+}
+
+/* POST /v1/fsck {"ships"?: [ID or NAME, ...], "replay"?: bool} (no ships:
+ * every ship): check what this host's store holds of each (store/fsck.h)
+ * and, with replay, whether each one's program makes its latest snapshot
+ * again from its prior one (daemon/replay.h). Answered by the host asked,
+ * leader or not: each host checks its own copy. The store is read on the
+ * loop, a ship at a time; replays run one at a time. */
 static void admin__fsck(struct host *h, struct http_request *req)
 {
     json_error_t jerr;
     json_t *spec = NULL, *names = NULL;
+    int replay = 0;
     if (req->body.len > 0) {
         spec =
             json_loadb((const char *)req->body.data, req->body.len, 0, &jerr);
         if (spec == NULL ||
-            json_unpack_ex(spec, &jerr, JSON_STRICT, "{s?:o}", "ships",
-                           &names) != 0 ||
+            json_unpack_ex(spec, &jerr, JSON_STRICT, "{s?:o, s?:b}", "ships",
+                           &names, "replay", &replay) != 0 ||
             (names != NULL && !json_is_array(names))) {
             host_reply_error(req, 400, "invalid",
-                             "expected {\"ships\": [ID or NAME, ...]}");
+                             "expected {\"ships\": [ID or NAME, ...], "
+                             "\"replay\": BOOL}");
             json_decref(spec);
             return;
         }
     }
     size_t n = names != NULL ? json_array_size(names) : registry_count(&h->reg);
-    uint64_t *sids = mem_calloc(n > 0 ? n : 1, sizeof *sids);
-    if (sids == NULL) {
+    struct admin__fsck *f = mem_calloc(1, sizeof *f);
+    uint32_t *slots = mem_calloc(n > 0 ? n : 1, sizeof *slots);
+    json_t *ships = json_array();
+    if (f == NULL || slots == NULL || ships == NULL) {
         host_reply_error(req, 503, "unavailable", "out of memory");
-        json_decref(spec);
-        return;
+        goto err;
     }
     size_t k = 0;
     if (names != NULL) {
@@ -805,51 +874,55 @@ static void admin__fsck(struct host *h, struct http_request *req)
             if (slot == REGISTRY_NONE) {
                 host_reply_error(req, 404, "not_found", "no ship %s",
                                  who != NULL ? who : "(not a string)");
-                mem_free(sids);
-                json_decref(spec);
-                return;
+                goto err;
             }
-            sids[k++] = registry_get(&h->reg, slot)->sid;
+            slots[k++] = slot;
         }
     } else {
-        for (uint32_t slot = 0; slot < h->reg.n_slots; slot++) {
-            const struct registry_ship *e = registry_get(&h->reg, slot);
-            if (!(e->flags & REGISTRY_REMOVED) && k < n) {
-                sids[k++] = e->sid;
+        for (uint32_t slot = 0; slot < h->reg.n_slots && k < n; slot++) {
+            if (!(registry_get(&h->reg, slot)->flags & REGISTRY_REMOVED)) {
+                slots[k++] = slot;
             }
         }
     }
     json_decref(spec);
-    json_t *ships = json_array();
-    bool ok = true;
-    int rv = 0;
-    for (size_t i = 0; i < k && rv == 0; i++) {
+    spec = NULL;
+    f->ok = true;
+    size_t kept = 0;
+    for (size_t i = 0; i < k; i++) {
         struct fsck_result r;
-        rv = fsck_ship(h->store, &h->keys, sids[i], &r);
+        int rv = fsck_ship(h->store, &h->keys,
+                           registry_get(&h->reg, slots[i])->sid, &r);
         if (rv == BERTH_ENOTFOUND) {
-            rv = 0; /* removed meanwhile */
-            continue;
+            continue; /* removed meanwhile */
         }
-        if (rv == 0) {
-            ok = ok && r.ok;
-            json_array_append_new(ships, admin__fsck_json(&r));
-            if (!r.ok) {
-                host_log("warn", "fsck: a ship's stored data is wrong", "ship",
-                         r.id, "problem", r.problem, NULL);
-            }
+        if (rv != 0) {
+            host_reply_error(req, 503, "unavailable",
+                             "cannot read the store: %s",
+                             store_errmsg(h->store));
+            goto err;
+        }
+        f->ok = f->ok && r.ok;
+        json_array_append_new(ships, admin__fsck_json(&r));
+        slots[kept++] = slots[i];
+        if (!r.ok) {
+            host_log("warn", "fsck: a ship's stored data is wrong", "ship",
+                     r.id, "problem", r.problem, NULL);
         }
     }
-    mem_free(sids);
-    if (rv != 0) {
-        json_decref(ships);
-        host_reply_error(req, 503, "unavailable", "cannot read the store: %s",
-                         store_errmsg(h->store));
-        return;
-    }
-    json_t *o = json_object();
-    json_object_set_new(o, "ok", json_boolean(ok));
-    json_object_set_new(o, "ships", ships);
-    host_reply_json(req, 200, o);
+    f->h = h;
+    f->req = req;
+    f->ships = ships;
+    f->slots = slots;
+    f->n = replay ? kept : 0; /* without replay: nothing more to run */
+    admin__fsck_next(f);
+    return;
+
+err:
+    json_decref(spec);
+    json_decref(ships);
+    mem_free(slots);
+    mem_free(f);
 }
 
 /* GET /v1/cluster/secret: what a host that joins needs. The admin API is

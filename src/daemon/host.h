@@ -365,6 +365,12 @@ unsigned host_front_max_conns(void *arg);
  * touched. */
 void host_ship_mark_corrupt(struct host *h, uint32_t slot, const char *detail);
 
+/* Write the epoch (STORE_HASH_SIZE bytes: the hash of its executable as it
+ * is now) of the program of the ship in slot to epoch. Returns 0,
+ * BERTH_ENOTFOUND when the program cannot be read, BERTH_EIO or
+ * BERTH_ENOMEM. */
+int host_ship_epoch(struct host *h, uint32_t slot, uint8_t *epoch);
+
 /* Return what was found wrong with a ship marked corrupt ("" if nothing is
  * known); valid until the next mark. */
 const char *host_ship_corrupt_detail(const struct host *h, uint32_t slot);

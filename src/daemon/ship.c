@@ -472,6 +472,13 @@ static int ship__hash_program(struct host *h, uint32_t index, const char *path,
     return 0;
 }
 
+int host_ship_epoch(struct host *h, uint32_t slot, uint8_t *epoch)
+{
+    struct registry_ship *e = registry_get(&h->reg, slot);
+    return ship__hash_program(h, e->program, registry_program(&h->reg, slot),
+                              epoch);
+}
+
 static int ship__env_load(void *data, struct fleet_ship *c,
                           struct fleet_load *out, char *errmsg)
 {

@@ -73,3 +73,39 @@ def test_fsck_finds_what_is_wrong(host_factory):
     # The host serves on: ship b reads and writes.
     assert h.http("GET", "/s/b/k/k1")[:3:2] == (200, b"v1")
     assert h.http("PUT", "/s/b/k/new", b"n")[0] == 201
+
+
+def test_fsck_replay_finds_a_program_that_is_not_deterministic(host_factory):
+    """--replay runs each ship's program from its prior snapshot through its
+    events to its latest snapshot: kv makes the same bytes again; a program
+    that draws its own random numbers does not."""
+    from conftest import MISBEHAVE
+    h = host_factory().start()
+    h.new_ship(KV, "kv")
+    h.new_ship(MISBEHAVE, "rnd")
+    h.new_ship(KV, "fresh")
+    for i in range(3):
+        assert h.http("PUT", "/s/kv/k/a%d" % i, b"v%d" % i)[0] == 201
+        assert h.http("POST", "/s/rnd/random")[0] == 200
+    h.cli("ship", "sleep", "kv")
+    h.cli("ship", "sleep", "rnd")
+    for i in range(3):
+        assert h.http("PUT", "/s/kv/k/b%d" % i, b"w%d" % i)[0] == 201
+        assert h.http("POST", "/s/rnd/random")[0] == 200
+    h.cli("ship", "sleep", "kv")  # prior at 3, latest at 6
+    h.cli("ship", "sleep", "rnd")
+    r = h.cli("fsck", "--replay", "--json", check=False)
+    assert r.returncode == 1, r.stdout + r.stderr
+    v = {s["name"]: s for s in json.loads(r.stdout)["ships"]}
+    assert v["kv"]["ok"] and v["kv"]["replay"]["verdict"] == "same", v["kv"]
+    assert "3 events" in v["kv"]["replay"]["detail"]
+    assert v["rnd"]["ok"] is False
+    assert v["rnd"]["replay"]["verdict"] == "different", v["rnd"]
+    assert "depends on more than its events" in v["rnd"]["problem"]
+    assert v["fresh"]["replay"]["verdict"] == "skipped"
+    # Text: a line a ship, and the ships themselves were never disturbed.
+    r = h.cli("fsck", "--replay", "kv", check=False)
+    assert r.returncode == 0 and "replay same" in r.stdout, r.stdout
+    assert h.cli_json("ship", "show", "kv")["state"] == "asleep"
+    assert h.http("GET", "/s/kv/k/b2")[:3:2] == (200, b"w2")
+    assert "fsck: a ship's replay did not make its snapshot" in h.logs()

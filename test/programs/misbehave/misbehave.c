@@ -11,6 +11,8 @@
  *   /slow/<ms>   sleep ms milliseconds, then answer 200 (unchanged)
  *   /reject      reject with reason "asked to reject"
  *   /count       add one to the counter (changed) and answer its value
+ *   /random      add 1 to 1000 to the counter, from the process's own
+ *                random numbers (changed): not deterministic
  *   /slowsnap/<ms>  make the next snapshot take ms milliseconds (unchanged:
  *                a setting of this process, not state)
  *   /alarm/<ms>  set an alarm ms after the event's time, and say the state
@@ -356,6 +358,13 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
         reply_count(out, *count);
         return BP_CHANGED;
     }
+    if (bp_http_match(h, NULL, "/random")) {
+        /* The process's own randomness, not the event's entropy: a replay
+         * of the same events makes another state. */
+        *count += 1 + (uint64_t)(rand() % 1000);
+        reply_count(out, *count);
+        return BP_CHANGED;
+    }
     if (bp_http_match(h, "GET", "/")) {
         reply_count(out, *count);
         return BP_UNCHANGED;
@@ -401,6 +410,7 @@ int main(int argc, char **argv)
 {
     uint64_t count = 0;
     args = argv;
+    srand((unsigned)time(NULL) ^ (unsigned)getpid());
     struct bp_program p = {on_boot, on_event, on_snapshot, &count};
     return bp_run(&p);
 }
