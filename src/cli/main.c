@@ -8,6 +8,7 @@
  * client options before the command as well as after) and one printer
  * writes every command's --help from the same rows. */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1077,33 +1079,23 @@ static int cli__cluster_secret(const struct cli__cmd *cmd, struct cli *c,
 static const struct cli__opt cli__fsck_opts[] = {
     {"--replay", NULL, CLI__FLAG, 0, 0,
      "also run each ship's program from its prior snapshot through its "
-     "events and check it makes its latest snapshot again (determinism)"},
+     "events and check it makes its latest snapshot again (determinism; "
+     "needs a running host)"},
+    {"--passphrase-file", "FILE", CLI__STR, 0, 0,
+     "with no host running: the passphrase DIR/master.key is sealed under "
+     "(default $BERTH_PASSPHRASE)"},
+    {"--master-key-file", "FILE", CLI__STR, 0, 0,
+     "with no host running: the key file DIR/master.key is sealed under"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
-static int cli__fsck(const struct cli__cmd *cmd, struct cli *c,
-                     struct cli__args *a)
+/* Print an fsck answer, a line a ship (or the JSON), and return the exit
+ * status: 0 when nothing is wrong, else 1. */
+static int cli__fsck_print(struct cli *c, json_t *v)
 {
-    json_t *spec = json_object(), *names = json_array();
-    if (a->val[0] != NULL) {
-        json_object_set_new(spec, "replay", json_true());
-    }
-    for (int i = 0; i < a->n_pos; i++) {
-        json_array_append_new(names, json_string(a->pos[i]));
-    }
-    json_object_set_new(spec, "ships", names);
-    if (a->n_pos == 0) {
-        json_object_del(spec, "ships");
-    }
-    json_t *v = NULL;
-    int rv = cli__call_json(c, "POST", "/v1/fsck", spec, &v);
-    if (rv != 0) {
-        return rv;
-    }
     bool ok = json_is_true(json_object_get(v, "ok"));
     if (c->json) {
         cli__print_json(v);
-        json_decref(v);
         return ok ? 0 : 1;
     }
     size_t i, bad = 0, n = 0;
@@ -1133,8 +1125,71 @@ static int cli__fsck(const struct cli__cmd *cmd, struct cli *c,
         }
     }
     printf("%zu ship%s checked, %zu wrong\n", n, n == 1 ? "" : "s", bad);
-    json_decref(v);
     return ok ? 0 : 1;
+}
+
+/* Whether no host holds the data directory dir: its lock is free. */
+static bool cli__no_host(const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/lock", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return true;
+    }
+    bool free_ = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    close(fd);
+    return free_;
+}
+
+static int cli__fsck(const struct cli__cmd *cmd, struct cli *c,
+                     struct cli__args *a)
+{
+    const char *dir = c->data != NULL ? c->data : getenv("BERTH_DATA");
+    if (dir == NULL || *dir == '\0') {
+        dir = "berth-data";
+    }
+    json_t *v = NULL;
+    int rv;
+    if (c->admin == NULL && cli__no_host(dir)) {
+        /* No host runs on the directory: check its store here. */
+        if (a->val[0] != NULL) {
+            return cli__usage(cmd,
+                              "--replay needs a running host (no host "
+                              "holds %s)",
+                              dir);
+        }
+        struct host_config cfg;
+        char errmsg[ERRMSG_SIZE];
+        host_config_defaults(&cfg);
+        cfg.data_dir = dir;
+        cfg.passphrase_file = a->val[1];
+        cfg.master_key_file = a->val[2];
+        rv = host_fsck_offline(&cfg, a->pos, a->n_pos, &v, errmsg);
+        if (rv != 0) {
+            fprintf(stderr, "berth: fsck: %s\n", errmsg);
+            return 1;
+        }
+    } else {
+        json_t *spec = json_object(), *names = json_array();
+        if (a->val[0] != NULL) {
+            json_object_set_new(spec, "replay", json_true());
+        }
+        for (int i = 0; i < a->n_pos; i++) {
+            json_array_append_new(names, json_string(a->pos[i]));
+        }
+        json_object_set_new(spec, "ships", names);
+        if (a->n_pos == 0) {
+            json_object_del(spec, "ships");
+        }
+        rv = cli__call_json(c, "POST", "/v1/fsck", spec, &v);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    rv = cli__fsck_print(c, v);
+    json_decref(v);
+    return rv;
 }
 
 /* --- token. --- */
@@ -1636,7 +1691,9 @@ static const struct cli__cmd cli__cmds[] = {
      "apart, runs it from its prior snapshot through its events, and checks "
      "that it makes the latest snapshot again, byte for byte: a program "
      "whose state depends on more than its events fails. Prints a line a "
-     "ship; exits 1 when anything is wrong. Each host checks its own copy.",
+     "ship; exits 1 when anything is wrong. Each host checks its own copy. "
+     "With no host running on DIR, it checks DIR's store itself (the master "
+     "key opened as berth serve opens it).",
      cli__fsck_opts, 0, CLI__POS_MAX, true, cli__fsck},
     {"key rotate", "", "replace the cluster's master key",
      "Replace the master key of every host of the cluster with a new one and "

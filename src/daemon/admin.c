@@ -748,8 +748,7 @@ static void admin__rejoin_cb(uv_timer_t *t)
     _exit(70);
 }
 
-/* One ship's fsck result as JSON. */
-static json_t *admin__fsck_json(const struct fsck_result *r)
+json_t *host_fsck_json(const struct fsck_result *r)
 {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(r->id));
@@ -903,7 +902,7 @@ static void admin__fsck(struct host *h, struct http_request *req)
             goto err;
         }
         f->ok = f->ok && r.ok;
-        json_array_append_new(ships, admin__fsck_json(&r));
+        json_array_append_new(ships, host_fsck_json(&r));
         slots[kept++] = slots[i];
         if (!r.ok) {
             host_log("warn", "fsck: a ship's stored data is wrong", "ship",

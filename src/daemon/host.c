@@ -1400,6 +1400,124 @@ static int host__joined(void *arg, const uint8_t *key, char *errmsg)
     return 0;
 }
 
+/* The sids of every ship of a store, for host_fsck_offline. */
+struct host__sids {
+    uint64_t *sids;
+    size_t n, cap;
+};
+
+static int host__collect_sid(const struct store_ship_brief *b, void *arg)
+{
+    struct host__sids *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 1024;
+        uint64_t *p = mem_realloc(l->sids, cap * sizeof *p);
+        if (p == NULL) {
+            return BERTH_ENOMEM;
+        }
+        l->sids = p;
+        l->cap = cap;
+    }
+    l->sids[l->n++] = b->sid;
+    return 0;
+}
+
+int host_fsck_offline(const struct host_config *cfg, const char *const *names,
+                      int n, json_t **out, char *errmsg)
+{
+    char path[4200];
+    struct host__sids l = {0};
+    struct host *h = mem_calloc(1, sizeof *h);
+    if (h == NULL) {
+        err_printf(errmsg, "out of memory");
+        return BERTH_ENOMEM;
+    }
+    h->cfg = *cfg;
+    snprintf(path, sizeof path, "%s/store.db", cfg->data_dir);
+    if (access(path, F_OK) != 0) {
+        err_printf(errmsg, "%s holds no store", cfg->data_dir);
+        mem_free(h);
+        return BERTH_ENOTFOUND;
+    }
+    /* The lock of berth serve: no host may write the store meanwhile. */
+    snprintf(path, sizeof path, "%s/lock", cfg->data_dir);
+    int lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int rv = BERTH_EBUSY;
+    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0) {
+        err_printf(errmsg, "a host holds %s: run fsck against it",
+                   cfg->data_dir);
+        goto err_after_lock;
+    }
+    if ((rv = host__open_master_key(h)) != 0) {
+        err_printf(errmsg, "cannot open the master key");
+        goto err_after_lock;
+    }
+    snprintf(path, sizeof path, "%s/store.db", cfg->data_dir);
+    if ((rv = store_open(&h->store, path, errmsg)) != 0) {
+        goto err_after_key;
+    }
+    if ((rv = host__load_data_keys(h, h->master_key)) != 0) {
+        err_printf(errmsg, "%s",
+                   rv == BERTH_EREJECTED
+                       ? "the store's data keys do not open with this master "
+                         "key"
+                       : store_errmsg(h->store));
+        goto err_after_store;
+    }
+    for (int i = 0; i < n && rv == 0; i++) {
+        struct store_ship ship;
+        rv = store_ship_get(h->store, names[i], &ship);
+        if (rv == BERTH_ENOTFOUND) {
+            err_printf(errmsg, "no ship %s", names[i]);
+        } else if (rv == 0) {
+            rv = host__collect_sid(&(struct store_ship_brief){.sid = ship.sid},
+                                   &l);
+            store_ship_clear(&ship);
+        }
+    }
+    if (rv == 0 && n == 0) {
+        rv = store_ship_brief_foreach(h->store, 0, host__collect_sid, &l);
+    }
+    if (rv != 0) {
+        if (rv != BERTH_ENOTFOUND) {
+            err_printf(errmsg, "cannot read the ships: %s",
+                       store_errmsg(h->store));
+        }
+        goto err_after_store;
+    }
+    json_t *ships = json_array();
+    bool ok = true;
+    for (size_t i = 0; i < l.n && rv == 0; i++) {
+        struct fsck_result r;
+        rv = fsck_ship(h->store, &h->keys, l.sids[i], &r);
+        if (rv == 0) {
+            ok = ok && r.ok;
+            json_array_append_new(ships, host_fsck_json(&r));
+        }
+    }
+    if (rv != 0) {
+        err_printf(errmsg, "cannot read the store: %s", store_errmsg(h->store));
+        json_decref(ships);
+        goto err_after_store;
+    }
+    *out = json_object();
+    json_object_set_new(*out, "ok", json_boolean(ok));
+    json_object_set_new(*out, "ships", ships);
+err_after_store:
+    store_close(h->store);
+err_after_key:
+    seal_keys_wipe(&h->keys);
+    sodium_memzero(h->master_key, sizeof h->master_key);
+    sodium_memzero(&h->wrap, sizeof h->wrap);
+err_after_lock:
+    if (lock >= 0) {
+        close(lock);
+    }
+    mem_free(l.sids);
+    mem_free(h);
+    return rv;
+}
+
 int host_run(const struct host_config *cfg)
 {
     struct host *h = mem_calloc(1, sizeof *h);

@@ -22,6 +22,7 @@
 #include "core/auth.h"
 #include "crypto/master.h"
 #include "crypto/seal.h"
+#include "store/fsck.h"
 #include "core/registry.h"
 #include "lib/hist.h"
 #include "http/forward.h"
@@ -370,6 +371,20 @@ void host_ship_mark_corrupt(struct host *h, uint32_t slot, const char *detail);
  * BERTH_ENOTFOUND when the program cannot be read, BERTH_EIO or
  * BERTH_ENOMEM. */
 int host_ship_epoch(struct host *h, uint32_t slot, uint8_t *epoch);
+
+/* Return one ship's fsck result as the admin API's JSON (the caller owns
+ * it), as POST /v1/fsck answers it. */
+json_t *host_fsck_json(const struct fsck_result *r);
+
+/* fsck on a data directory no host has open: cfg's data directory, the
+ * master key opened as `berth serve` opens it (cfg's passphrase or key
+ * file, else $BERTH_PASSPHRASE), every ship of the store, or the n named
+ * (ids or names; borrowed), checked with fsck_ship. On success returns 0
+ * and *out is the answer POST /v1/fsck would give (the caller frees it);
+ * BERTH_EBUSY when a host holds the directory, BERTH_ENOTFOUND for no
+ * store or a ship not found, or another code; errmsg says why. */
+int host_fsck_offline(const struct host_config *cfg, const char *const *names,
+                      int n, json_t **out, char *errmsg);
 
 /* Return what was found wrong with a ship marked corrupt ("" if nothing is
  * known); valid until the next mark. */

@@ -20,7 +20,7 @@ struct replay {
     bool decided;
     char detail[ERRMSG_SIZE];
     struct proc *proc;
-    uv_timer_t timer; /* the deadline, or the deferred end */
+    uv_timer_t timer;  /* the deadline, or the deferred end */
     struct buf frames; /* the events and SNAP_REQ, sent after READY */
     struct buf want;   /* the stored snapshot's bytes */
     uint64_t want_number;
@@ -102,8 +102,7 @@ static void replay__timer_cb(uv_timer_t *t)
     replay__finish(r);
 }
 
-static void replay__on_frame(struct proc *p, const struct frame *f,
-                             void *arg)
+static void replay__on_frame(struct proc *p, const struct frame *f, void *arg)
 {
     struct replay *r = arg;
     if (r->decided) {
@@ -323,8 +322,7 @@ out:
     return rv == BERTH_ENOMEM ? rv : 0;
 }
 
-int replay_start(struct host *h, uint32_t slot, replay_done_cb done,
-                 void *arg)
+int replay_start(struct host *h, uint32_t slot, replay_done_cb done, void *arg)
 {
     struct replay *r = mem_calloc(1, sizeof *r);
     if (r == NULL) {

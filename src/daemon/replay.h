@@ -36,8 +36,7 @@ typedef void (*replay_done_cb)(void *arg, enum replay_verdict verdict,
 /* Replay the ship in registry slot of host h; done is called once, later
  * (never from within this call), with arg. Returns 0, or BERTH_ENOMEM (then
  * done is never called). */
-int replay_start(struct host *h, uint32_t slot, replay_done_cb done,
-                 void *arg);
+int replay_start(struct host *h, uint32_t slot, replay_done_cb done, void *arg);
 
 /* Return the name of verdict: "same", "different", "skipped" or
  * "failed". */

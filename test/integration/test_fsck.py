@@ -109,3 +109,38 @@ def test_fsck_replay_finds_a_program_that_is_not_deterministic(host_factory):
     assert h.cli_json("ship", "show", "kv")["state"] == "asleep"
     assert h.http("GET", "/s/kv/k/b2")[:3:2] == (200, b"w2")
     assert "fsck: a ship's replay did not make its snapshot" in h.logs()
+
+
+def test_fsck_on_a_data_directory_no_host_runs(host_factory):
+    """With no host on the directory, the CLI checks the store itself,
+    opening the master key as berth serve does (here, a passphrase)."""
+    h = host_factory()
+    h.env = dict(os.environ, BERTH_PASSPHRASE="fsck passphrase")
+    h.start()
+    h.new_ship(KV, "a")
+    h.new_ship(KV, "b")
+    for name in ("a", "b"):
+        assert h.http("PUT", "/s/%s/k/x" % name, b"1")[0] == 201
+    h.cli("ship", "sleep", "a")
+    assert h.stop() == 0
+    env = dict(os.environ, BERTH_PASSPHRASE="fsck passphrase")
+    r = h.cli("fsck", env=env, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.splitlines()[-1] == "2 ships checked, 0 wrong"
+    # Without the passphrase, the key does not open: said, exit 1.
+    r = h.cli("fsck", env=dict(os.environ, BERTH_PASSPHRASE=""), check=False)
+    assert r.returncode == 1 and "passphrase" in r.stderr, r.stderr
+    # Damage found offline as online.
+    rec = bytearray(sql(h, "SELECT rec FROM events WHERE n = 1 AND sid = "
+                           "(SELECT sid FROM ships WHERE name = 'b')")[0][0])
+    rec[-1] ^= 1
+    sql(h, "UPDATE events SET rec = ? WHERE n = 1 AND sid = "
+           "(SELECT sid FROM ships WHERE name = 'b')", (bytes(rec),))
+    r = h.cli("fsck", "--json", env=env, check=False)
+    assert r.returncode == 1
+    v = {s["name"]: s for s in json.loads(r.stdout)["ships"]}
+    assert v["a"]["ok"] and "event 1 does not open" in v["b"]["problem"]
+    r = h.cli("fsck", "--replay", env=env, check=False)
+    assert r.returncode == 2 and "needs a running host" in r.stderr
+    r = h.cli("fsck", "nosuch", env=env, check=False)
+    assert r.returncode == 1 and "no ship nosuch" in r.stderr
