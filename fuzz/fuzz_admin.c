@@ -1,8 +1,10 @@
 /* libFuzzer target for the admin API's JSON request bodies: arbitrary bytes
- * are read as the body of POST /v1/ships and of POST /v1/cluster/join, as
+ * are read as the body of POST /v1/ships, POST /v1/cluster/join and POST
+ * /v1/fsck, as
  * a host does before it looks at anything of its own. Whatever is accepted
  * must be within the limits the host relies on: a valid name, a count from
  * 1 to a million, well-formed string lists of bounded size. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -56,6 +58,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (rv != BERTH_ENOMEM) {
         abort();
     }
+    struct buf names;
+    bool replay;
+    buf_init(&names);
+    rv = body_parse_fsck(data, size, &names, &replay, msg);
+    if (rv == 0) {
+        check_list(&names, BODY_FSCK_SHIPS_MAX);
+    } else if (rv != BERTH_EINVAL && rv != BERTH_ENOMEM) {
+        abort();
+    }
+    buf_free(&names);
     char *peer;
     uint8_t secret[BODY_SECRET_SIZE];
     bool has_secret;

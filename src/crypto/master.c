@@ -88,15 +88,10 @@ static int master__write_wrapped(const char *path,
     }
     int rv = file_write_synced(tmp, file, len, errmsg);
     sodium_memzero(file, sizeof file);
-    if (rv != 0) {
-        return rv;
-    }
-    if (rename(tmp, path) != 0) {
-        err_printf(errmsg, "renaming %s: %s", tmp, strerror(errno));
+    if (rv == 0 && (rv = file_rename_synced(tmp, path, errmsg)) != 0) {
         unlink(tmp);
-        return BERTH_EIO;
     }
-    return file_sync_dir(path, errmsg);
+    return rv;
 }
 
 /* Make in *wrap a new wrapping of secret: a new salt for a passphrase. */

@@ -11,11 +11,11 @@
 #include "lib/err.h"
 #include "lib/file.h"
 
-#define SEALED__MAGIC "brthseal"
-#define SEALED__FORMAT 1
-#define SEALED__HEADER 48
-#define SEALED__TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
-#define SEALED__FILE (SEALED__HEADER + SECRETFILE_MAX + SEALED__TAG)
+#define SECRETFILE__MAGIC "brthseal"
+#define SECRETFILE__FORMAT 1
+#define SECRETFILE__HEADER 48
+#define SECRETFILE__TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define SECRETFILE__FILE (SECRETFILE__HEADER + SECRETFILE_MAX + SECRETFILE__TAG)
 
 _Static_assert(crypto_kdf_CONTEXTBYTES == 8, "what is 8 characters");
 
@@ -29,7 +29,7 @@ int secretfile_write(const char *path, const uint8_t *master_key,
                      const char *what, const void *data, size_t len,
                      char *errmsg)
 {
-    uint8_t file[SEALED__FILE] = {0};
+    uint8_t file[SECRETFILE__FILE] = {0};
     uint8_t key[32];
     char tmp[4096];
     if (len > SECRETFILE_MAX || strlen(what) != 8) {
@@ -41,32 +41,27 @@ int secretfile_write(const char *path, const uint8_t *master_key,
         err_printf(errmsg, "the path %s is too long", path);
         return BERTH_EINVAL;
     }
-    memcpy(file, SEALED__MAGIC, 8);
-    file[8] = SEALED__FORMAT;
+    memcpy(file, SECRETFILE__MAGIC, 8);
+    file[8] = SECRETFILE__FORMAT;
     memcpy(file + 16, what, 8);
     randombytes_buf(file + 24, 24);
     secretfile__key(master_key, what, key);
-    crypto_aead_xchacha20poly1305_ietf_encrypt(file + SEALED__HEADER, NULL,
-                                               data, len, file, SEALED__HEADER,
-                                               NULL, file + 24, key);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(
+        file + SECRETFILE__HEADER, NULL, data, len, file, SECRETFILE__HEADER,
+        NULL, file + 24, key);
     sodium_memzero(key, sizeof key);
-    int rv = file_write_synced(tmp, file, SEALED__HEADER + len + SEALED__TAG,
-                               errmsg);
-    if (rv != 0) {
-        return rv;
-    }
-    if (rename(tmp, path) != 0) {
-        err_printf(errmsg, "renaming %s: %s", tmp, strerror(errno));
+    int rv = file_write_synced(
+        tmp, file, SECRETFILE__HEADER + len + SECRETFILE__TAG, errmsg);
+    if (rv == 0 && (rv = file_rename_synced(tmp, path, errmsg)) != 0) {
         unlink(tmp);
-        return BERTH_EIO;
     }
-    return file_sync_dir(path, errmsg);
+    return rv;
 }
 
 int secretfile_read(const char *path, const uint8_t *master_key,
                     const char *what, void *data, size_t len, char *errmsg)
 {
-    uint8_t file[SEALED__FILE + 1];
+    uint8_t file[SECRETFILE__FILE + 1];
     uint8_t key[32];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -82,17 +77,17 @@ int secretfile_read(const char *path, const uint8_t *master_key,
         return BERTH_EIO;
     }
     if (len > SECRETFILE_MAX ||
-        (size_t)n != SEALED__HEADER + len + SEALED__TAG ||
-        memcmp(file, SEALED__MAGIC, 8) != 0 || file[8] != SEALED__FORMAT ||
-        memcmp(file + 16, what, 8) != 0) {
+        (size_t)n != SECRETFILE__HEADER + len + SECRETFILE__TAG ||
+        memcmp(file, SECRETFILE__MAGIC, 8) != 0 ||
+        file[8] != SECRETFILE__FORMAT || memcmp(file + 16, what, 8) != 0) {
         err_printf(errmsg, "%s is not a sealed %.8s file of this berth", path,
                    what);
         return BERTH_ECORRUPT;
     }
     secretfile__key(master_key, what, key);
     int bad = crypto_aead_xchacha20poly1305_ietf_decrypt(
-        data, NULL, NULL, file + SEALED__HEADER, len + SEALED__TAG, file,
-        SEALED__HEADER, file + 24, key);
+        data, NULL, NULL, file + SECRETFILE__HEADER, len + SECRETFILE__TAG,
+        file, SECRETFILE__HEADER, file + 24, key);
     sodium_memzero(key, sizeof key);
     if (bad != 0) {
         sodium_memzero(data, len);

@@ -49,6 +49,7 @@
 #include "crypto/secretfile.h"
 #include "daemon/body.h"
 #include "daemon/replay.h"
+#include "lib/strlist.h"
 #include "store/fsck.h"
 #include "daemon/host.h"
 #include "lib/err.h"
@@ -839,24 +840,23 @@ static void admin__fsck_next(struct admin__fsck *f)
  * loop, a ship at a time; replays run one at a time. */
 static void admin__fsck(struct host *h, struct http_request *req)
 {
-    json_error_t jerr;
-    json_t *spec = NULL, *names = NULL;
-    int replay = 0;
-    if (req->body.len > 0) {
-        spec =
-            json_loadb((const char *)req->body.data, req->body.len, 0, &jerr);
-        if (spec == NULL ||
-            json_unpack_ex(spec, &jerr, JSON_STRICT, "{s?:o, s?:b}", "ships",
-                           &names, "replay", &replay) != 0 ||
-            (names != NULL && !json_is_array(names))) {
-            host_reply_error(req, 400, "invalid",
-                             "expected {\"ships\": [ID or NAME, ...], "
-                             "\"replay\": BOOL}");
-            json_decref(spec);
-            return;
+    char msg[BODY_ERRMSG_SIZE];
+    struct buf names;
+    bool replay;
+    buf_init(&names);
+    int rv =
+        body_parse_fsck(req->body.data, req->body.len, &names, &replay, msg);
+    if (rv != 0) {
+        if (rv == BERTH_EINVAL) {
+            host_reply_error(req, 400, "invalid", "%s", msg);
+        } else {
+            host_reply_error(req, 503, "unavailable", "out of memory");
         }
+        buf_free(&names);
+        return;
     }
-    size_t n = names != NULL ? json_array_size(names) : registry_count(&h->reg);
+    long named = strlist_count((const char *)names.data, names.len);
+    size_t n = named > 0 ? (size_t)named : registry_count(&h->reg);
     struct admin__fsck *f = mem_calloc(1, sizeof *f);
     uint32_t *slots = mem_calloc(n > 0 ? n : 1, sizeof *slots);
     json_t *ships = json_array();
@@ -865,14 +865,14 @@ static void admin__fsck(struct host *h, struct http_request *req)
         goto err;
     }
     size_t k = 0;
-    if (names != NULL) {
-        for (size_t i = 0; i < n; i++) {
-            const char *who = json_string_value(json_array_get(names, i));
-            uint32_t slot =
-                who != NULL ? registry_find(&h->reg, who) : REGISTRY_NONE;
+    if (named > 0) {
+        size_t off = 0;
+        const char *who;
+        while ((who = strlist_next((const char *)names.data, names.len,
+                                   &off)) != NULL) {
+            uint32_t slot = registry_find(&h->reg, who);
             if (slot == REGISTRY_NONE) {
-                host_reply_error(req, 404, "not_found", "no ship %s",
-                                 who != NULL ? who : "(not a string)");
+                host_reply_error(req, 404, "not_found", "no ship %s", who);
                 goto err;
             }
             slots[k++] = slot;
@@ -884,14 +884,13 @@ static void admin__fsck(struct host *h, struct http_request *req)
             }
         }
     }
-    json_decref(spec);
-    spec = NULL;
+    buf_free(&names);
     f->ok = true;
     size_t kept = 0;
     for (size_t i = 0; i < k; i++) {
         struct fsck_result r;
-        int rv = fsck_ship(h->store, &h->keys,
-                           registry_get(&h->reg, slots[i])->sid, &r);
+        rv = fsck_ship(h->store, &h->keys, registry_get(&h->reg, slots[i])->sid,
+                       &r);
         if (rv == BERTH_ENOTFOUND) {
             continue; /* removed meanwhile */
         }
@@ -918,7 +917,7 @@ static void admin__fsck(struct host *h, struct http_request *req)
     return;
 
 err:
-    json_decref(spec);
+    buf_free(&names);
     json_decref(ships);
     mem_free(slots);
     mem_free(f);

@@ -290,3 +290,47 @@ int body_parse_join(const uint8_t *data, size_t len, char **peer,
     }
     return 0;
 }
+
+int body_parse_fsck(const uint8_t *data, size_t len, struct buf *names,
+                    bool *replay, char *errmsg)
+{
+    json_error_t jerr;
+    json_t *spec, *ships = NULL;
+    int r = 0;
+    *replay = false;
+    if (len == 0) {
+        return 0;
+    }
+    spec = json_loadb((const char *)data, len, 0, &jerr);
+    if (spec == NULL ||
+        json_unpack_ex(spec, &jerr, JSON_STRICT, "{s?:o, s?:b}", "ships",
+                       &ships, "replay", &r) != 0 ||
+        (ships != NULL && (!json_is_array(ships) ||
+                           json_array_size(ships) > BODY_FSCK_SHIPS_MAX))) {
+        json_decref(spec);
+        return body__refuse(errmsg,
+                            "expected {\"ships\": [ID or NAME, ...] (at most "
+                            "%d), \"replay\": BOOL}",
+                            BODY_FSCK_SHIPS_MAX);
+    }
+    size_t i;
+    json_t *v;
+    int rv = 0;
+    json_array_foreach(ships, i, v)
+    {
+        const char *who = json_string_value(v);
+        size_t n = who != NULL ? strlen(who) : 0;
+        if (n == 0 || n > STORE_ID_MAX + STORE_NAME_MAX ||
+            memchr(who, '\0', json_string_length(v)) != NULL) {
+            rv = body__refuse(errmsg, "ships[%zu] is not a ship's id or name",
+                              i);
+            break;
+        }
+        if ((rv = buf_append(names, who, n + 1)) != 0) {
+            break;
+        }
+    }
+    *replay = rv == 0 && r != 0;
+    json_decref(spec);
+    return rv;
+}

@@ -6,7 +6,8 @@
  *   POST /v1/ships          {"program", "name"?, "count"?,
  *                            "idle_timeout_ms"?, "freeze_timeout_ms"?,
  *                            "args"?, "env"?, "acks"?}
- *   POST /v1/cluster/join   {"peer"} */
+ *   POST /v1/cluster/join   {"peer", "secret"?}
+ *   POST /v1/fsck           {"ships"?, "replay"?} */
 #ifndef BERTH_DAEMON_BODY_H
 #define BERTH_DAEMON_BODY_H
 
@@ -56,5 +57,16 @@ void body_create_free(struct body_create *c);
  * (BODY_ERRMSG_SIZE bytes); or BERTH_ENOMEM. */
 int body_parse_join(const uint8_t *data, size_t len, char **peer,
                     uint8_t *secret, bool *has_secret, char *errmsg);
+
+/* The most ships one POST /v1/fsck names. */
+#define BODY_FSCK_SHIPS_MAX 100000
+
+/* Parse the len bytes at data (none: an empty body) as the body of POST
+ * /v1/fsck, {"ships"?: [ID or NAME, ...], "replay"?: bool}. Returns 0 with
+ * the ships named appended to names (the caller's) as a string list
+ * (lib/strlist.h; empty: every ship) and *replay set; BERTH_EINVAL with why
+ * in errmsg (BODY_ERRMSG_SIZE bytes); or BERTH_ENOMEM. */
+int body_parse_fsck(const uint8_t *data, size_t len, struct buf *names,
+                    bool *replay, char *errmsg);
 
 #endif
