@@ -61,6 +61,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     record_decode_ship_new(data, size, &sn);
     bool have_snap = record_decode_snapshot(data, size, &snap) == 0;
     record_decode_ship_remove(data, size, &sid);
+    struct record_token tok;
+    if (record_decode_token(data, size, &tok) == 0 &&
+        (tok.name_len > size || (tok.name_len > 0 && tok.name == NULL))) {
+        abort();
+    }
+    struct record_key_rotate kr;
+    if (record_decode_key_rotate(data, size, &kr) == 0 &&
+        (kr.count == 0 || kr.count > SEAL_KEYS_MAX)) {
+        abort();
+    }
     bool have_batch = record_decode_ship_batch(data, size, &batch) == 0;
     if (have_batch) {
         /* Every name a decoded batch can make must fit or be refused. */

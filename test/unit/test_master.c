@@ -201,6 +201,37 @@ static void test_replace_adopts_another_key(void **state)
     assert_string_equal(ida, idb);
 }
 
+/* A host that rotates keeps the new key as it kept the old one, without
+ * the passphrase: master_rewrap with the wrap master_open gave. The same
+ * passphrase opens the new file; the wrap of another file does not. */
+static void test_rewrap_keeps_a_new_key_the_same_way(void **state)
+{
+    struct fx *x = *state;
+    uint8_t a[MASTER_KEY_SIZE], next[MASTER_KEY_SIZE], b[MASTER_KEY_SIZE];
+    enum master_how how;
+    char errmsg[ERRMSG_SIZE], path2[4200];
+    struct master_wrap wrap;
+    assert_int_equal(master_open(x->path, &pass, a, &how, &wrap, errmsg), 0);
+    memset(next, 0x42, sizeof next);
+    snprintf(path2, sizeof path2, "%s.next", x->path);
+    assert_int_equal(master_rewrap(path2, &wrap, next, errmsg), 0);
+    assert_int_equal(file_size(path2), 72 + 32 + 16);
+    assert_int_equal(master_open_wrapped(path2, &wrap, b, errmsg), 0);
+    assert_memory_equal(b, next, sizeof b);
+    /* The passphrase itself opens it, as after a restart. */
+    assert_int_equal(master_open(path2, &pass, b, &how, NULL, errmsg), 0);
+    assert_memory_equal(b, next, sizeof b);
+    assert_int_equal(how, MASTER_PASSPHRASE);
+    /* A changed byte: refused. */
+    flip_byte(path2, 72 + 3);
+    assert_int_equal(master_open_wrapped(path2, &wrap, b, errmsg),
+                     BERTH_EREJECTED);
+    unlink(path2);
+    assert_int_equal(master_open_wrapped(path2, &wrap, b, errmsg),
+                     BERTH_ENOTFOUND);
+    master_wrap_wipe(&wrap);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -210,6 +241,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_file_seals_a_plain_key, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_not_a_key_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_rewrap_keeps_a_new_key_the_same_way, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replace_adopts_another_key, setup,
                                         teardown),
     };
