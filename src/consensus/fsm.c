@@ -193,7 +193,7 @@ static int fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf,
     struct fsm *f = rf->data;
     fsm__release(f);
     if (f->compact_done) {
-        /* The compacting snapshot was written with no entries kept behind
+        /* The compacting snapshot was written with one entry kept behind
          * it (raft reads the trailing setting when the write completes,
          * after snapshot_finalize): the usual settings are back. */
         f->compacting = f->compact_taken = f->compact_done = false;
@@ -434,7 +434,7 @@ void fsm_compact(struct fsm *f)
     }
     f->compacting = true;
     raft_set_snapshot_threshold(f->raft, 1);
-    raft_set_snapshot_trailing(f->raft, 0);
+    raft_set_snapshot_trailing(f->raft, 1);
 }
 
 void fsm_tick(struct fsm *f, uint64_t now_ms)

@@ -98,9 +98,11 @@ void fsm_set_size_percent(struct fsm *f, unsigned percent);
  * rather than by a copy of the store. */
 void fsm_set_trailing(struct fsm *f, unsigned trailing);
 
-/* Ask for a raft snapshot after the next applied entry, keeping no entry
- * behind it, so that the segments holding everything up to it leave the
- * disk; once it is taken the usual settings return. */
+/* Ask for a raft snapshot after the next applied entry, keeping one entry
+ * behind it, so that the segments holding everything before it leave the
+ * disk; once it is taken the usual settings return. (None kept behind, the
+ * trailing setting libraft treats apart, lost an entry appended while the
+ * snapshot was written: the next start found it applied but gone.) */
 void fsm_compact(struct fsm *f);
 
 /* Tell the fsm the time (milliseconds, any monotonic origin): it commits

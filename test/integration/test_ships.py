@@ -287,3 +287,26 @@ def test_snapshot_every_n_events_truncates_the_log(host_factory):
     h.start()
     status, _, body = h.http("GET", "/s/tru/k")
     assert len(json.loads(body)) == 12
+
+
+def test_restart_after_a_ship_is_removed(host_factory):
+    """Removing a ship asks for a raft snapshot that drops the log behind
+    it; the entries written while it is taken must survive a restart."""
+    h = host_factory().start()
+    h.new_ship(KV, "a")
+    n = 0
+    for round in range(6):
+        h.new_ship(KV, "b%d" % round)
+        for _ in range(3):
+            assert h.http("PUT", "/s/a/k/x%d" % n, b"v%d" % n)[0] == 201
+            n += 1
+        h.cli("ship", "rm", "b%d" % round)
+        for _ in range(3):
+            assert h.http("PUT", "/s/a/k/x%d" % n, b"v%d" % n)[0] == 201
+            n += 1
+    time.sleep(0.5)
+    assert h.stop() == 0
+    h.start()
+    for i in range(n):
+        assert h.http("GET", "/s/a/k/x%d" % i)[:3:2] == (200, b"v%d" % i)
+    assert h.stop() == 0
