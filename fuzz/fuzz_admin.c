@@ -59,9 +59,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     struct buf names;
-    bool replay;
+    bool replay, repair;
     buf_init(&names);
-    rv = body_parse_fsck(data, size, &names, &replay, msg);
+    rv = body_parse_fsck(data, size, &names, &replay, &repair, msg);
     if (rv == 0) {
         check_list(&names, BODY_FSCK_SHIPS_MAX);
     } else if (rv != BERTH_EINVAL && rv != BERTH_ENOMEM) {

@@ -1086,6 +1086,10 @@ static const struct cli__opt cli__fsck_opts[] = {
      "(default $BERTH_PASSPHRASE)"},
     {"--master-key-file", "FILE", CLI__STR, 0, 0,
      "with no host running: the key file DIR/master.key is sealed under"},
+    {"--repair", NULL, CLI__FLAG, 0, 0,
+     "replace the data of each ship found wrong (and asleep) with another "
+     "host's copy, kept only when it checks out (a cluster; needs a running "
+     "host)"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1114,6 +1118,9 @@ static int cli__fsck_print(struct cli *c, json_t *v)
                    (long long)cli__int(s, "last_event"),
                    (long long)cli__int(s, "events_checked"),
                    cli__int(s, "snapshot_event") > 0 ? ", snapshot" : "");
+            if (json_object_get(s, "repaired_from") != NULL) {
+                printf("; repaired from %s", cli__str(s, "repaired_from"));
+            }
             if (replay != NULL) {
                 printf("; replay %s: %s", cli__str(replay, "verdict"),
                        cli__str(replay, "detail"));
@@ -1121,7 +1128,11 @@ static int cli__fsck_print(struct cli *c, json_t *v)
             printf("\n");
         } else {
             bad++;
-            printf("BAD  %s: %s\n", who, cli__str(s, "problem"));
+            printf("BAD  %s: %s", who, cli__str(s, "problem"));
+            if (json_object_get(s, "repair") != NULL) {
+                printf(" (%s)", cli__str(s, "repair"));
+            }
+            printf("\n");
         }
     }
     printf("%zu ship%s checked, %zu wrong\n", n, n == 1 ? "" : "s", bad);
@@ -1153,11 +1164,9 @@ static int cli__fsck(const struct cli__cmd *cmd, struct cli *c,
     int rv;
     if (c->admin == NULL && cli__no_host(dir)) {
         /* No host runs on the directory: check its store here. */
-        if (a->val[0] != NULL) {
-            return cli__usage(cmd,
-                              "--replay needs a running host (no host "
-                              "holds %s)",
-                              dir);
+        if (a->val[0] != NULL || a->val[3] != NULL) {
+            return cli__usage(cmd, "%s needs a running host (no host holds %s)",
+                              a->val[0] != NULL ? "--replay" : "--repair", dir);
         }
         struct host_config cfg;
         char errmsg[ERRMSG_SIZE];
@@ -1174,6 +1183,9 @@ static int cli__fsck(const struct cli__cmd *cmd, struct cli *c,
         json_t *spec = json_object(), *names = json_array();
         if (a->val[0] != NULL) {
             json_object_set_new(spec, "replay", json_true());
+        }
+        if (a->val[3] != NULL) {
+            json_object_set_new(spec, "repair", json_true());
         }
         for (int i = 0; i < a->n_pos; i++) {
             json_array_append_new(names, json_string(a->pos[i]));
@@ -1682,7 +1694,8 @@ static const struct cli__cmd cli__cmds[] = {
     {"token revoke", "ID", "revoke a token",
      "Revoke a token, by id or name: every host refuses it from then on.", NULL,
      1, 1, true, cli__token_revoke},
-    {"fsck", "[--replay] [SHIP...]", "check the stored data of ships",
+    {"fsck", "[--replay] [--repair] [SHIP...]",
+     "check the stored data of ships",
      "Check what the host's store holds of each ship named (every ship when "
      "none is): its secret key opens and is its public key's, its snapshot "
      "matches its checksum and its seal opens, and its events form an "
@@ -1691,7 +1704,9 @@ static const struct cli__cmd cli__cmds[] = {
      "apart, runs it from its prior snapshot through its events, and checks "
      "that it makes the latest snapshot again, byte for byte: a program "
      "whose state depends on more than its events fails. Prints a line a "
-     "ship; exits 1 when anything is wrong. Each host checks its own copy. "
+     "ship; exits 1 when anything is wrong. Each host checks its own copy; "
+     "with --repair, a ship found wrong gets another host's copy, checked "
+     "the same way before it is kept. "
      "With no host running on DIR, it checks DIR's store itself (the master "
      "key opened as berth serve opens it).",
      cli__fsck_opts, 0, CLI__POS_MAX, true, cli__fsck},

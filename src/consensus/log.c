@@ -629,6 +629,19 @@ static void log__serve(void *arg, struct transport_call *call, unsigned kind,
     case TRANSPORT_JOIN:
         log__serve_join(l, call, body, len);
         return;
+    case TRANSPORT_SHIP_COPY: {
+        if (l->cfg.ship_copy == NULL || len != 8) {
+            break;
+        }
+        struct log_call *c = mem_alloc(sizeof *c);
+        if (c == NULL) {
+            transport_reply(call, TRANSPORT_UNAVAILABLE, "out of memory", 13);
+            return;
+        }
+        c->call = call;
+        l->cfg.ship_copy(l->cfg.arg, c, get_le64(body));
+        return;
+    }
     case TRANSPORT_FORWARD:
         if (l->cfg.forwarded == NULL) {
             break;
@@ -698,6 +711,39 @@ int log_forward(struct log *l, const void *body, size_t len,
         mem_free(f);
     }
     return rv;
+}
+
+int log_ship_copy(struct log *l, const char *address, uint64_t sid,
+                  unsigned timeout_ms, log_forward_cb cb, void *arg)
+{
+    if (l->closing) {
+        return BERTH_ESHUTDOWN;
+    }
+    struct log__forward *f = mem_alloc(sizeof *f);
+    if (f == NULL) {
+        return BERTH_ENOMEM;
+    }
+    uint8_t body[8];
+    put_le64(body, sid);
+    f->cb = cb;
+    f->arg = arg;
+    int rv = transport_request(l->peers, address, TRANSPORT_SHIP_COPY, body,
+                               sizeof body, timeout_ms, log__forward_cb, f);
+    if (rv != 0) {
+        mem_free(f);
+    }
+    return rv;
+}
+
+const char *log_member(const struct log *l, unsigned i)
+{
+    for (unsigned k = 0; k < l->raft.configuration.n; k++) {
+        const struct raft_server *srv = &l->raft.configuration.servers[k];
+        if (srv->id != l->id && i-- == 0) {
+            return srv->address;
+        }
+    }
+    return NULL;
 }
 
 void log_forward_reply(struct log_call *call, int status, const void *body,

@@ -58,6 +58,11 @@ struct log_call;
 typedef void (*log_forwarded_fn)(void *arg, struct log_call *call,
                                  const uint8_t *body, size_t len);
 
+/* Called on this host when another asks for its copy of ship sid's stored
+ * data (log_ship_copy), to answer with log_forward_reply() exactly once. */
+typedef void (*log_ship_copy_fn)(void *arg, struct log_call *call,
+                                 uint64_t sid);
+
 #define LOG_CLUSTER_SECRET_SIZE 32
 #define LOG_MASTER_KEY_SIZE 32
 
@@ -92,6 +97,7 @@ struct log_config {
     log_progress_fn progress;   /* NULL: not needed */
     log_note_fn note;           /* NULL: notes go to stderr */
     log_forwarded_fn forwarded; /* NULL: forwarded requests are refused */
+    log_ship_copy_fn ship_copy; /* NULL: asks for copies are refused */
     /* The cluster secret every peer connection proves
      * (LOG_CLUSTER_SECRET_SIZE bytes, copied); NULL: no peer connects. */
     const uint8_t *cluster_secret;
@@ -166,6 +172,18 @@ typedef void (*log_forward_cb)(void *arg, int status, const uint8_t *body,
  * when len is over LOG_FORWARD_MAX). body is copied. */
 int log_forward(struct log *l, const void *body, size_t len,
                 unsigned timeout_ms, log_forward_cb cb, void *arg);
+
+/* Ask the host at peer address (a member, say from log_member) for its copy
+ * of ship sid's stored data (store/shipcopy.h) and wait at most timeout_ms:
+ * cb runs once later, as for log_forward. Returns 0, or a negative code.
+ * address is copied. */
+int log_ship_copy(struct log *l, const char *address, uint64_t sid,
+                  unsigned timeout_ms, log_forward_cb cb, void *arg);
+
+/* Return the peer address of the i-th member of the cluster other than
+ * this host (0-based), or NULL past the last; valid until the
+ * configuration changes. */
+const char *log_member(const struct log *l, unsigned i);
 
 /* Answer a forwarded request: status 0 with body (copied; at most
  * LOG_FORWARD_MAX bytes, or the host that forwarded it sees BERTH_EIO), or

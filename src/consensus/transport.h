@@ -65,10 +65,11 @@
 
 /* What a connection is for. */
 enum transport_kind {
-    TRANSPORT_RAFT = 1,    /* libraft's messages follow */
-    TRANSPORT_JOIN = 2,    /* a new host asks to be added */
-    TRANSPORT_PROBE = 3,   /* is this host up, and how far has it applied */
-    TRANSPORT_FORWARD = 4, /* a request for the leader to serve */
+    TRANSPORT_RAFT = 1,      /* libraft's messages follow */
+    TRANSPORT_JOIN = 2,      /* a new host asks to be added */
+    TRANSPORT_PROBE = 3,     /* is this host up, and how far has it applied */
+    TRANSPORT_FORWARD = 4,   /* a request for the leader to serve */
+    TRANSPORT_SHIP_COPY = 5, /* a ship's stored data, to repair a copy */
 };
 
 /* The status in a reply header. */

@@ -2168,6 +2168,27 @@ void fleet_mark_corrupt(struct fleet *f, uint32_t slot, const char *detail)
     }
 }
 
+void fleet_clear_corrupt(struct fleet *f, uint32_t slot)
+{
+    struct registry_ship *e = registry_get(f->reg, slot);
+    if (!(e->flags & REGISTRY_CORRUPT)) {
+        return;
+    }
+    e->flags &= (uint8_t)~REGISTRY_CORRUPT;
+    for (unsigned i = 0; i < f->n_damaged; i++) {
+        if (f->damaged[i].slot == slot) {
+            f->damaged[i] = f->damaged[--f->n_damaged];
+            break;
+        }
+    }
+    char id[REGISTRY_ID_LEN + 1];
+    registry_id(f->reg, slot, id);
+    f->env.log(f->env.data, "info",
+               "ship's stored data repaired; it wakes "
+               "again",
+               id, NULL, NULL, NULL, NULL);
+}
+
 const char *fleet_corrupt_detail(const struct fleet *f, uint32_t slot)
 {
     for (unsigned i = 0; i < f->n_damaged; i++) {

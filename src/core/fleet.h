@@ -476,6 +476,11 @@ void fleet_mark_corrupt(struct fleet *f, uint32_t slot, const char *detail);
 /* Return what was found wrong with a ship marked corrupt. */
 const char *fleet_corrupt_detail(const struct fleet *f, uint32_t slot);
 
+/* Input: the stored data of the ship in slot, marked corrupt, was repaired
+ * (store/shipcopy.h): it wakes again on its next event. No-op for a ship
+ * not marked. */
+void fleet_clear_corrupt(struct fleet *f, uint32_t slot);
+
 /* Input: the alarms may have changed (loaded, applied): arm the alarm timer
  * for the earliest. */
 void fleet_alarms_rearm(struct fleet *f);

@@ -49,6 +49,7 @@
 #include "crypto/secretfile.h"
 #include "daemon/body.h"
 #include "daemon/replay.h"
+#include "store/shipcopy.h"
 #include "lib/strlist.h"
 #include "store/fsck.h"
 #include "daemon/host.h"
@@ -776,11 +777,94 @@ struct admin__fsck {
     struct http_request *req;
     json_t *ships;   /* the answer's entries, one per ship checked */
     uint32_t *slots; /* each entry's ship */
-    size_t n, next;
+    size_t n, next;  /* replays to run, and the next one */
     bool ok;
+    /* Repairs: the next entry to look at, while repair, and the member
+     * of the cluster asked now for a copy. */
+    bool repair;
+    size_t count, rnext;
+    unsigned member;
+    char why[ERRMSG_SIZE]; /* why the last copy was not kept */
 };
 
 static void admin__fsck_next(struct admin__fsck *f);
+
+/* The timeout of an ask for a ship's copy. */
+#define ADMIN__COPY_MS 30000
+
+static void admin__fsck_copied(void *arg, int status, const uint8_t *body,
+                               size_t len)
+{
+    struct admin__fsck *f = arg;
+    struct host *h = f->h;
+    uint32_t slot = f->slots[f->rnext];
+    const struct registry_ship *e = registry_get(&h->reg, slot);
+    const char *from = log_member(h->log, f->member);
+    int rv = status;
+    if (rv == 0 && (e->flags & REGISTRY_REMOVED)) {
+        rv = BERTH_ENOTFOUND;
+    }
+    if (rv == 0) {
+        rv = shipcopy_install(h->store, &h->keys, e->sid, body, len, f->why);
+        if (rv == BERTH_EMALFORMED) {
+            snprintf(f->why, sizeof f->why, "the copy from %s is malformed",
+                     from != NULL ? from : "a host");
+        }
+    } else {
+        snprintf(f->why, sizeof f->why, "%s gave no copy: %s",
+                 from != NULL ? from : "a host", err_str(rv));
+    }
+    struct fsck_result r;
+    if (rv == 0 && (rv = fsck_ship(h->store, &h->keys, e->sid, &r)) == 0) {
+        json_t *o = host_fsck_json(&r);
+        json_object_set_new(o, "repaired_from",
+                            json_string(from != NULL ? from : ""));
+        json_array_set_new(f->ships, f->rnext, o);
+        fleet_clear_corrupt(&h->fleet, slot);
+        host_log("info", "fsck: a ship's stored data repaired from a replica",
+                 "ship", r.id, "from", from != NULL ? from : "", NULL);
+        f->rnext++;
+        f->member = 0;
+    } else {
+        f->member++; /* the next member, if any */
+    }
+    admin__fsck_next(f);
+}
+
+/* Ask the next member for a copy of the next ship found wrong; return
+ * whether an ask is on its way. */
+static bool admin__fsck_repair(struct admin__fsck *f)
+{
+    struct host *h = f->h;
+    while (f->rnext < f->count) {
+        json_t *o = json_array_get(f->ships, f->rnext);
+        const struct registry_ship *e =
+            registry_get(&h->reg, f->slots[f->rnext]);
+        const char *member = log_member(h->log, f->member);
+        const char *skip = NULL;
+        if (json_is_true(json_object_get(o, "ok"))) {
+            f->rnext++;
+            continue;
+        }
+        if (e->live != NULL) {
+            skip = "not repaired: it has a program running (put it to sleep "
+                   "first)";
+        } else if (member == NULL) {
+            skip = f->member == 0 ? "not repaired: no other host holds a copy"
+                                  : f->why;
+        } else if (log_ship_copy(h->log, member, e->sid, ADMIN__COPY_MS,
+                                 admin__fsck_copied, f) == 0) {
+            return true;
+        } else {
+            f->member++;
+            continue;
+        }
+        json_object_set_new(o, "repair", json_string(skip));
+        f->rnext++;
+        f->member = 0;
+    }
+    return false;
+}
 
 static void admin__fsck_replayed(void *arg, enum replay_verdict verdict,
                                  const char *detail)
@@ -804,9 +888,14 @@ static void admin__fsck_replayed(void *arg, enum replay_verdict verdict,
     admin__fsck_next(f);
 }
 
-/* Start the next replay, or answer when none is left. */
+/* Start the next repair, then the next replay, or answer when none is
+ * left. */
 static void admin__fsck_next(struct admin__fsck *f)
 {
+    if (f->repair && admin__fsck_repair(f)) {
+        return;
+    }
+    f->repair = false;
     while (f->next < f->n) {
         json_t *o = json_array_get(f->ships, f->next);
         if (!json_is_true(json_object_get(o, "ok"))) {
@@ -823,6 +912,13 @@ static void admin__fsck_next(struct admin__fsck *f)
         json_object_set_new(o, "ok", json_false());
         f->ok = false;
         f->next++;
+    }
+    size_t i;
+    json_t *s;
+    f->ok = true;
+    json_array_foreach(f->ships, i, s)
+    {
+        f->ok = f->ok && json_is_true(json_object_get(s, "ok"));
     }
     json_t *o = json_object();
     json_object_set_new(o, "ok", json_boolean(f->ok));
@@ -842,10 +938,10 @@ static void admin__fsck(struct host *h, struct http_request *req)
 {
     char msg[BODY_ERRMSG_SIZE];
     struct buf names;
-    bool replay;
+    bool replay, repair;
     buf_init(&names);
-    int rv =
-        body_parse_fsck(req->body.data, req->body.len, &names, &replay, msg);
+    int rv = body_parse_fsck(req->body.data, req->body.len, &names, &replay,
+                             &repair, msg);
     if (rv != 0) {
         if (rv == BERTH_EINVAL) {
             host_reply_error(req, 400, "invalid", "%s", msg);
@@ -913,6 +1009,8 @@ static void admin__fsck(struct host *h, struct http_request *req)
     f->ships = ships;
     f->slots = slots;
     f->n = replay ? kept : 0; /* without replay: nothing more to run */
+    f->count = kept;
+    f->repair = repair;
     admin__fsck_next(f);
     return;
 

@@ -292,25 +292,25 @@ int body_parse_join(const uint8_t *data, size_t len, char **peer,
 }
 
 int body_parse_fsck(const uint8_t *data, size_t len, struct buf *names,
-                    bool *replay, char *errmsg)
+                    bool *replay, bool *repair, char *errmsg)
 {
     json_error_t jerr;
     json_t *spec, *ships = NULL;
-    int r = 0;
-    *replay = false;
+    int r = 0, fix = 0;
+    *replay = *repair = false;
     if (len == 0) {
         return 0;
     }
     spec = json_loadb((const char *)data, len, 0, &jerr);
     if (spec == NULL ||
-        json_unpack_ex(spec, &jerr, JSON_STRICT, "{s?:o, s?:b}", "ships",
-                       &ships, "replay", &r) != 0 ||
+        json_unpack_ex(spec, &jerr, JSON_STRICT, "{s?:o, s?:b, s?:b}", "ships",
+                       &ships, "replay", &r, "repair", &fix) != 0 ||
         (ships != NULL && (!json_is_array(ships) ||
                            json_array_size(ships) > BODY_FSCK_SHIPS_MAX))) {
         json_decref(spec);
         return body__refuse(errmsg,
                             "expected {\"ships\": [ID or NAME, ...] (at most "
-                            "%d), \"replay\": BOOL}",
+                            "%d), \"replay\": BOOL, \"repair\": BOOL}",
                             BODY_FSCK_SHIPS_MAX);
     }
     size_t i;
@@ -331,6 +331,7 @@ int body_parse_fsck(const uint8_t *data, size_t len, struct buf *names,
         }
     }
     *replay = rv == 0 && r != 0;
+    *repair = rv == 0 && fix != 0;
     json_decref(spec);
     return rv;
 }

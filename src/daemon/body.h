@@ -7,7 +7,7 @@
  *                            "idle_timeout_ms"?, "freeze_timeout_ms"?,
  *                            "args"?, "env"?, "acks"?}
  *   POST /v1/cluster/join   {"peer", "secret"?}
- *   POST /v1/fsck           {"ships"?, "replay"?} */
+ *   POST /v1/fsck           {"ships"?, "replay"?, "repair"?} */
 #ifndef BERTH_DAEMON_BODY_H
 #define BERTH_DAEMON_BODY_H
 
@@ -62,11 +62,12 @@ int body_parse_join(const uint8_t *data, size_t len, char **peer,
 #define BODY_FSCK_SHIPS_MAX 100000
 
 /* Parse the len bytes at data (none: an empty body) as the body of POST
- * /v1/fsck, {"ships"?: [ID or NAME, ...], "replay"?: bool}. Returns 0 with
- * the ships named appended to names (the caller's) as a string list
- * (lib/strlist.h; empty: every ship) and *replay set; BERTH_EINVAL with why
- * in errmsg (BODY_ERRMSG_SIZE bytes); or BERTH_ENOMEM. */
+ * /v1/fsck, {"ships"?: [ID or NAME, ...], "replay"?: bool, "repair"?:
+ * bool}. Returns 0 with the ships named appended to names (the caller's) as
+ * a string list (lib/strlist.h; empty: every ship) and *replay and *repair
+ * set; BERTH_EINVAL with why in errmsg (BODY_ERRMSG_SIZE bytes); or
+ * BERTH_ENOMEM. */
 int body_parse_fsck(const uint8_t *data, size_t len, struct buf *names,
-                    bool *replay, char *errmsg);
+                    bool *replay, bool *repair, char *errmsg);
 
 #endif

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "consensus/fsm.h"
 #include "consensus/log.h"
 #include "crypto/keywrap.h"
 #include "crypto/secretfile.h"
@@ -26,6 +27,7 @@
 #include "proc/launcher.h"
 #include "proc/proc.h"
 #include "store/apply.h"
+#include "store/shipcopy.h"
 
 void host_config_defaults(struct host_config *cfg)
 {
@@ -1518,6 +1520,25 @@ err_after_lock:
     return rv;
 }
 
+/* Another host asks for this one's copy of ship sid's stored data, to
+ * repair its own (berth fsck --repair). The batch is flushed first, so the
+ * copy is what this store has applied. */
+static void host__ship_copy(void *arg, struct log_call *call, uint64_t sid)
+{
+    struct host *h = arg;
+    struct buf copy;
+    buf_init(&copy);
+    int rv = fsm_flush(h->fsm);
+    if (rv == 0) {
+        rv = shipcopy_encode(h->store, sid, &copy);
+    }
+    if (rv == 0 && copy.len > LOG_FORWARD_MAX) {
+        rv = BERTH_ETOOBIG;
+    }
+    log_forward_reply(call, rv, copy.data, copy.len);
+    buf_free(&copy);
+}
+
 int host_run(const struct host_config *cfg)
 {
     struct host *h = mem_calloc(1, sizeof *h);
@@ -1631,6 +1652,7 @@ int host_run(const struct host_config *cfg)
         .progress = host__progress,
         .note = host__note,
         .forwarded = host_forwarded,
+        .ship_copy = host__ship_copy,
         .cluster_secret = cfg->peer != NULL ? h->cluster_secret : NULL,
         .peer_plaintext = host__peer_plaintext(),
         .master_key = h->master_key,

@@ -1083,6 +1083,21 @@ int store_ship_head_put(struct store *s, uint64_t sid, uint64_t last_event,
     return 0;
 }
 
+int store_ship_data_clear(struct store *s, uint64_t sid)
+{
+    static const int order[] = {ST_SHIP_EVENTS_DELETE, ST_SHIP_SNAPSHOT_DELETE,
+                                ST_SHIP_PRIOR_DELETE};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        sqlite3_stmt *st = store__stmt(s, order[i]);
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+        int rv = store__exec(s, st, "clearing a ship's data");
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    return 0;
+}
+
 int store_ship_delete(struct store *s, uint64_t sid)
 {
     int rv = store__heads_release(s, sid);

@@ -169,6 +169,11 @@ int store_ship_head_get(struct store *s, uint64_t sid, uint64_t *last_event,
 int store_ship_head_put(struct store *s, uint64_t sid, uint64_t last_event,
                         const uint8_t *last_hash, uint64_t alarm_ns);
 
+/* Delete a ship's events and snapshots (latest and prior), keeping its
+ * record: for a copy of them from another host to replace them
+ * (store/shipcopy.h). */
+int store_ship_data_clear(struct store *s, uint64_t sid);
+
 /* Delete a ship with its events and snapshot. BERTH_ENOTFOUND if absent. */
 int store_ship_delete(struct store *s, uint64_t sid);
 

@@ -144,3 +144,40 @@ def test_fsck_on_a_data_directory_no_host_runs(host_factory):
     assert r.returncode == 2 and "needs a running host" in r.stderr
     r = h.cli("fsck", "nosuch", env=env, check=False)
     assert r.returncode == 1 and "no ship nosuch" in r.stderr
+
+
+def test_fsck_repair_from_a_replica(cluster_factory):
+    """A follower's damaged copy of a ship is replaced by another host's,
+    which is checked the same way before it is kept."""
+    c = cluster_factory(3).start()
+    c.new_ship("ann")
+    for i in range(4):
+        assert c.request("PUT", "/s/ann/k/k%d" % i, b"v%d" % i)[0] in (200, 201)
+    c.leader().cli("ship", "sleep", "ann")
+    assert c.request("PUT", "/s/ann/k/last", b"L")[0] in (200, 201)
+    c.wait_caught_up()
+    f = c.followers()[0]
+    assert f.stop() == 0
+    sid = sql(f, "SELECT sid FROM ships WHERE name = 'ann'")[0][0]
+    n = sql(f, "SELECT last_event FROM ships WHERE sid = ?", (sid,))[0][0]
+    rec = bytearray(sql(f, "SELECT rec FROM events WHERE sid = ? AND n = ?", (sid, n))[0][0])
+    rec[-1] ^= 1
+    sql(f, "UPDATE events SET rec = ? WHERE sid = ? AND n = ?", (bytes(rec), sid, n))
+    sql(f, "UPDATE ships SET last_hash = ? WHERE sid = ?",
+        (hashlib.blake2b(bytes(rec), digest_size=32).digest(), sid))
+    f.start()
+    c.wait_members(c.hosts)
+    r = f.cli("fsck", check=False)
+    assert r.returncode == 1 and "event %d does not open" % n in r.stdout, r.stdout
+    r = f.cli("fsck", "--repair", check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "repaired from 127.0.0.1:" in r.stdout, r.stdout
+    assert "fsck: a ship's stored data repaired from a replica" in f.logs()
+    assert f.cli("fsck").returncode == 0
+    # The repaired copy serves: the host that leads after a failover (this
+    # one or the other) reads every value.
+    old = c.leader()
+    c.kill9(old)
+    assert c.request("GET", "/s/ann/k/last", among=[h for h in c.hosts if h is not old])[:2] == (200, b"L")
+    old.start()
+    c.wait_members(c.hosts)

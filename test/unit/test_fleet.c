@@ -1675,6 +1675,13 @@ static void test_wake_failures(void **state)
     assert_string_equal(outcome(r)->code, "corrupt");
     assert_string_equal(fleet_corrupt_detail(&T->fleet, 1),
                         "the snapshot at event 0 fails");
+    /* Repaired: it wakes again on its next event. */
+    fleet_clear_corrupt(&T->fleet, 1);
+    fleet_clear_corrupt(&T->fleet, 1); /* not marked: nothing */
+    r = send_job(1, "r");
+    settle(1);
+    assert_int_equal(outcome(r)->status, 200);
+    assert_int_equal(T->fleet.n_damaged, 0);
 }
 
 /* Events and snapshots leave the fleet sealed; one whose seal was altered

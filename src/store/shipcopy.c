@@ -1,0 +1,222 @@
+#include "store/shipcopy.h"
+
+#include <string.h>
+
+#include "lib/err.h"
+#include "store/fsck.h"
+
+#define SHIPCOPY__VERSION 1
+
+static int shipcopy__put_snapshot(struct buf *out, int rv,
+                                  const struct store_snapshot *meta,
+                                  const struct buf *data)
+{
+    if (rv == BERTH_ENOTFOUND) {
+        return buf_put_u8(out, 0);
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    if ((rv = buf_put_u8(out, 1)) != 0 ||
+        (rv = buf_put_u64(out, meta->number)) != 0 ||
+        (rv = buf_append(out, meta->epoch, sizeof meta->epoch)) != 0 ||
+        (rv = buf_append(out, meta->chain, sizeof meta->chain)) != 0 ||
+        (rv = buf_put_u8(out, meta->sealed ? 1 : 0)) != 0 ||
+        (rv = buf_put_u32(out, (uint32_t)data->len)) != 0) {
+        return rv;
+    }
+    return buf_append(out, data->data, data->len);
+}
+
+/* What a walk of the events to send needs. */
+struct shipcopy__walk {
+    struct buf *out;
+    size_t count_at; /* where the count goes */
+    uint32_t n;
+};
+
+static int shipcopy__event(uint64_t number, const void *rec, size_t len,
+                           void *arg)
+{
+    struct shipcopy__walk *w = arg;
+    int rv;
+    if ((rv = buf_put_u64(w->out, number)) != 0 ||
+        (rv = buf_put_u32(w->out, (uint32_t)len)) != 0 ||
+        (rv = buf_append(w->out, rec, len)) != 0) {
+        return rv;
+    }
+    w->n++;
+    return 0;
+}
+
+int shipcopy_encode(struct store *s, uint64_t sid, struct buf *out)
+{
+    struct store_ship ship;
+    struct store_snapshot meta;
+    struct buf data;
+    int rv = store_ship_get_sid(s, sid, &ship);
+    if (rv != 0) {
+        return rv;
+    }
+    buf_init(&data);
+    if ((rv = buf_put_u8(out, SHIPCOPY__VERSION)) != 0 ||
+        (rv = buf_put_u64(out, ship.last_event)) != 0 ||
+        (rv = buf_append(out, ship.last_hash, sizeof ship.last_hash)) != 0 ||
+        (rv = buf_put_u64(out, ship.first_event)) != 0 ||
+        (rv = buf_put_u64(out, ship.snapshot_event)) != 0 ||
+        (rv = buf_put_u64(out, ship.alarm_ns)) != 0) {
+        goto out;
+    }
+    rv = shipcopy__put_snapshot(out, store_snapshot_get(s, sid, &meta, &data),
+                                &meta, &data);
+    data.len = 0;
+    if (rv == 0) {
+        rv = shipcopy__put_snapshot(
+            out, store_prior_snapshot_get(s, sid, &meta, &data), &meta, &data);
+    }
+    if (rv != 0) {
+        goto out;
+    }
+    struct shipcopy__walk w = {.out = out, .count_at = out->len};
+    if ((rv = buf_put_u32(out, 0)) != 0) {
+        goto out;
+    }
+    /* Not checked here: the receiver checks what it gets. */
+    rv = store_event_foreach(s, sid, ship.first_event, NULL, shipcopy__event,
+                             &w);
+    if (rv == BERTH_ECORRUPT) {
+        rv = 0; /* a chain this store finds broken is for the receiver to
+                   refuse: it may be the receiver's head that differs */
+    }
+    put_le32(out->data + w.count_at, w.n);
+out:
+    buf_free(&data);
+    store_ship_clear(&ship);
+    return rv;
+}
+
+/* A snapshot of a copy, decoded; data points into the copy. */
+struct shipcopy__snap {
+    bool present;
+    struct store_snapshot meta;
+    const uint8_t *data;
+    size_t len;
+};
+
+static void shipcopy__get_snapshot(struct cursor *c, struct shipcopy__snap *s)
+{
+    memset(s, 0, sizeof *s);
+    s->present = cursor_u8(c) != 0;
+    if (!s->present) {
+        return;
+    }
+    s->meta.number = cursor_u64(c);
+    const uint8_t *epoch = cursor_bytes(c, sizeof s->meta.epoch);
+    const uint8_t *chain = cursor_bytes(c, sizeof s->meta.chain);
+    s->meta.sealed = cursor_u8(c) != 0;
+    s->len = cursor_u32(c);
+    s->data = cursor_bytes(c, s->len);
+    if (c->err == 0) {
+        memcpy(s->meta.epoch, epoch, sizeof s->meta.epoch);
+        memcpy(s->meta.chain, chain, sizeof s->meta.chain);
+    }
+}
+
+/* Write the copy at c (after its snapshots) into the store. */
+static int shipcopy__write(struct store *s, uint64_t sid, struct cursor *c,
+                           const struct shipcopy__snap *latest,
+                           const struct shipcopy__snap *prior)
+{
+    int rv = store_ship_data_clear(s, sid);
+    /* The prior first: putting the latest keeps what it replaces as the
+     * prior. */
+    if (rv == 0 && prior->present) {
+        rv = store_snapshot_put(s, sid, &prior->meta, prior->data, prior->len);
+    }
+    if (rv == 0 && latest->present) {
+        rv = store_snapshot_put(s, sid, &latest->meta, latest->data,
+                                latest->len);
+    }
+    uint32_t n = cursor_u32(c);
+    for (uint32_t i = 0; i < n && rv == 0; i++) {
+        uint64_t number = cursor_u64(c);
+        uint32_t len = cursor_u32(c);
+        const uint8_t *rec = cursor_bytes(c, len);
+        if (c->err != 0) {
+            return BERTH_EMALFORMED;
+        }
+        rv = store_event_put(s, sid, number, rec, len);
+    }
+    if (rv == 0 && (c->err != 0 || cursor_left(c) != 0)) {
+        return BERTH_EMALFORMED;
+    }
+    return rv;
+}
+
+int shipcopy_install(struct store *s, const struct seal_keys *keys,
+                     uint64_t sid, const uint8_t *p, size_t len, char *errmsg)
+{
+    struct cursor c;
+    struct store_ship ship;
+    struct shipcopy__snap latest, prior;
+    uint8_t last_hash[STORE_HASH_SIZE];
+    cursor_init(&c, p, len);
+    if (cursor_u8(&c) != SHIPCOPY__VERSION) {
+        return BERTH_EMALFORMED;
+    }
+    uint64_t last_event = cursor_u64(&c);
+    const uint8_t *hash = cursor_bytes(&c, sizeof last_hash);
+    uint64_t first_event = cursor_u64(&c);
+    uint64_t snapshot_event = cursor_u64(&c);
+    uint64_t alarm_ns = cursor_u64(&c);
+    shipcopy__get_snapshot(&c, &latest);
+    shipcopy__get_snapshot(&c, &prior);
+    if (c.err != 0 || (latest.present && latest.meta.number != snapshot_event)) {
+        return BERTH_EMALFORMED;
+    }
+    memcpy(last_hash, hash, sizeof last_hash);
+    int rv = store_ship_get_sid(s, sid, &ship);
+    if (rv != 0) {
+        return rv;
+    }
+    if (last_event < ship.last_event) {
+        err_printf(errmsg,
+                   "the copy ends at event %llu, behind this host's %llu",
+                   (unsigned long long)last_event,
+                   (unsigned long long)ship.last_event);
+        rv = BERTH_EREJECTED;
+        goto out;
+    }
+    if ((rv = store_entry_begin(s, true)) != 0) {
+        goto out;
+    }
+    rv = shipcopy__write(s, sid, &c, &latest, &prior);
+    if (rv == 0) {
+        ship.last_event = last_event;
+        ship.first_event = first_event;
+        ship.snapshot_event = snapshot_event;
+        ship.alarm_ns = alarm_ns;
+        memcpy(ship.last_hash, last_hash, sizeof ship.last_hash);
+        rv = store_ship_put(s, &ship);
+    }
+    if (rv == 0) {
+        rv = store_ship_head_put(s, sid, last_event, last_hash, alarm_ns);
+    }
+    struct fsck_result r;
+    if (rv == 0 && (rv = fsck_ship(s, keys, sid, &r)) == 0 && !r.ok) {
+        err_printf(errmsg, "the copy is wrong too: %s", r.problem);
+        rv = BERTH_EREJECTED;
+    }
+    if (rv != 0) {
+        int undo = store_entry_undo(s);
+        int end = store_entry_end(s);
+        if (rv == BERTH_EREJECTED || rv == BERTH_EMALFORMED) {
+            rv = undo != 0 ? undo : end != 0 ? end : rv;
+        }
+        goto out;
+    }
+    rv = store_entry_end(s);
+out:
+    store_ship_clear(&ship);
+    return rv;
+}
