@@ -12,7 +12,7 @@
 set -e
 cd "$(dirname "$0")/.."
 OUT=build-fuzz
-TARGETS="frame record http forward transport channel admin master segments identity strlist"
+TARGETS="frame record http forward transport channel admin master segments identity strlist shipcopy"
 mkdir -p "$OUT"
 CC=${CC:-clang}
 if ! command -v "$CC" >/dev/null 2>&1; then
@@ -51,6 +51,10 @@ build master src/crypto/master.c src/lib/file.c $LIB -lsodium
 build segments src/consensus/segments.c $LIB
 build identity src/consensus/identity.c $LIB
 build strlist $LIB
+build shipcopy src/store/store.c src/store/heads.c src/store/heap.c \
+  src/store/apply.c src/store/fsck.c src/store/shipcopy.c src/core/record.c \
+  src/core/registry.c src/core/gate.c src/core/auth.c src/crypto/seal.c \
+  src/lib/file.c $LIB -lsqlite3 -lsodium
 echo "fuzz: built $(for t in $TARGETS; do printf '%s ' "$OUT/fuzz_$t"; done)"
 
 if [ "$1" = "-run" ]; then

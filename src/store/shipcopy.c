@@ -171,7 +171,8 @@ int shipcopy_install(struct store *s, const struct seal_keys *keys,
     uint64_t alarm_ns = cursor_u64(&c);
     shipcopy__get_snapshot(&c, &latest);
     shipcopy__get_snapshot(&c, &prior);
-    if (c.err != 0 || (latest.present && latest.meta.number != snapshot_event)) {
+    if (c.err != 0 ||
+        (latest.present && latest.meta.number != snapshot_event)) {
         return BERTH_EMALFORMED;
     }
     memcpy(last_hash, hash, sizeof last_hash);

@@ -35,7 +35,6 @@ int shipcopy_encode(struct store *s, uint64_t sid, struct buf *out);
  * BERTH_EREJECTED with why in errmsg (ERRMSG_SIZE bytes) for a copy that
  * is behind or wrong, or the store's error. */
 int shipcopy_install(struct store *s, const struct seal_keys *keys,
-                     uint64_t sid, const uint8_t *p, size_t len,
-                     char *errmsg);
+                     uint64_t sid, const uint8_t *p, size_t len, char *errmsg);
 
 #endif

@@ -59,8 +59,10 @@ static void events(struct fx *x, uint64_t from, uint64_t to)
 static void snapshot(struct fx *x, uint64_t number)
 {
     uint8_t nonce[SEAL_NONCE_SIZE] = {3};
-    struct record_snapshot snap = {
-        .sid = x->sid, .number = number, .data = (const uint8_t *)"st", .len = 2};
+    struct record_snapshot snap = {.sid = x->sid,
+                                   .number = number,
+                                   .data = (const uint8_t *)"st",
+                                   .len = 2};
     struct buf e;
     buf_init(&e);
     assert_int_equal(record_encode_snapshot(&e, &snap, &x->keys, nonce), 0);
@@ -184,14 +186,12 @@ static void test_a_bad_copy_changes_nothing(void **state)
     assert_int_equal(after.len, before.len);
     assert_memory_equal(after.data, before.data, before.len);
     /* Cut short, or not a copy at all. */
-    assert_int_equal(
-        shipcopy_install(x->b, &x->keys, x->sid, copy.data, copy.len - 3,
-                         errmsg),
-        BERTH_EMALFORMED);
-    assert_int_equal(
-        shipcopy_install(x->b, &x->keys, x->sid, (const uint8_t *)"x", 1,
-                         errmsg),
-        BERTH_EMALFORMED);
+    assert_int_equal(shipcopy_install(x->b, &x->keys, x->sid, copy.data,
+                                      copy.len - 3, errmsg),
+                     BERTH_EMALFORMED);
+    assert_int_equal(shipcopy_install(x->b, &x->keys, x->sid,
+                                      (const uint8_t *)"x", 1, errmsg),
+                     BERTH_EMALFORMED);
     assert_true(ok(x->b, x));
     buf_free(&copy);
     buf_free(&before);
@@ -217,8 +217,7 @@ static void test_a_copy_behind_is_refused(void **state)
     assert_int_equal(record_encode_event(&r, &ev, &x->keys, nonce), 0);
     assert_int_equal(record_events_add(&e, r.data, r.len), 0);
     int res;
-    assert_int_equal(store_apply_entry(x->b, 0, e.data, e.len, NULL, &res),
-                     0);
+    assert_int_equal(store_apply_entry(x->b, 0, e.data, e.len, NULL, &res), 0);
     assert_int_equal(
         shipcopy_install(x->b, &x->keys, x->sid, copy.data, copy.len, errmsg),
         BERTH_EREJECTED);
