@@ -2157,6 +2157,7 @@ void fleet_mark_corrupt(struct fleet *f, uint32_t slot, const char *detail)
         if (d != NULL) {
             f->damaged = d;
             d[f->n_damaged].slot = slot;
+            d[f->n_damaged].repairs = 0;
             snprintf(d[f->n_damaged].detail, sizeof d->detail, "%s", detail);
             f->n_damaged++;
         }

@@ -364,6 +364,7 @@ struct fleet_config {
 /* A ship whose stored data failed its checks, and why. */
 struct fleet_damage {
     uint32_t slot;
+    uint8_t repairs; /* repairs the host tried on its own (daemon/repair.h) */
     char detail[200];
 };
 

@@ -49,7 +49,7 @@
 #include "crypto/secretfile.h"
 #include "daemon/body.h"
 #include "daemon/replay.h"
-#include "store/shipcopy.h"
+#include "daemon/repair.h"
 #include "lib/strlist.h"
 #include "store/fsck.h"
 #include "daemon/host.h"
@@ -779,89 +779,56 @@ struct admin__fsck {
     uint32_t *slots; /* each entry's ship */
     size_t n, next;  /* replays to run, and the next one */
     bool ok;
-    /* Repairs: the next entry to look at, while repair, and the member
-     * of the cluster asked now for a copy. */
+    /* Repairs (daemon/repair.h): the next entry to look at, while
+     * repair. */
     bool repair;
     size_t count, rnext;
-    unsigned member;
-    char why[ERRMSG_SIZE]; /* why the last copy was not kept */
 };
 
 static void admin__fsck_next(struct admin__fsck *f);
 
-/* The timeout of an ask for a ship's copy. */
-#define ADMIN__COPY_MS 30000
-
-static void admin__fsck_copied(void *arg, int status, const uint8_t *body,
-                               size_t len)
+static void admin__fsck_repaired(void *arg, bool repaired, const char *detail)
 {
     struct admin__fsck *f = arg;
     struct host *h = f->h;
-    uint32_t slot = f->slots[f->rnext];
-    const struct registry_ship *e = registry_get(&h->reg, slot);
-    const char *from = log_member(h->log, f->member);
-    int rv = status;
-    if (rv == 0 && (e->flags & REGISTRY_REMOVED)) {
-        rv = BERTH_ENOTFOUND;
-    }
-    if (rv == 0) {
-        rv = shipcopy_install(h->store, &h->keys, e->sid, body, len, f->why);
-        if (rv == BERTH_EMALFORMED) {
-            snprintf(f->why, sizeof f->why, "the copy from %s is malformed",
-                     from != NULL ? from : "a host");
-        }
-    } else {
-        snprintf(f->why, sizeof f->why, "%s gave no copy: %s",
-                 from != NULL ? from : "a host", err_str(rv));
-    }
+    const struct registry_ship *e = registry_get(&h->reg, f->slots[f->rnext]);
+    json_t *o = json_array_get(f->ships, f->rnext);
     struct fsck_result r;
-    if (rv == 0 && (rv = fsck_ship(h->store, &h->keys, e->sid, &r)) == 0) {
-        json_t *o = host_fsck_json(&r);
-        json_object_set_new(o, "repaired_from",
-                            json_string(from != NULL ? from : ""));
+    if (repaired && fsck_ship(h->store, &h->keys, e->sid, &r) == 0) {
+        o = host_fsck_json(&r);
+        json_object_set_new(o, "repaired_from", json_string(detail));
         json_array_set_new(f->ships, f->rnext, o);
-        fleet_clear_corrupt(&h->fleet, slot);
-        host_log("info", "fsck: a ship's stored data repaired from a replica",
-                 "ship", r.id, "from", from != NULL ? from : "", NULL);
-        f->rnext++;
-        f->member = 0;
     } else {
-        f->member++; /* the next member, if any */
+        json_object_set_new(o, "repair", json_string(detail));
     }
+    f->rnext++;
     admin__fsck_next(f);
 }
 
-/* Ask the next member for a copy of the next ship found wrong; return
- * whether an ask is on its way. */
+/* Start the repair of the next ship found wrong; return whether one is on
+ * its way. */
 static bool admin__fsck_repair(struct admin__fsck *f)
 {
-    struct host *h = f->h;
     while (f->rnext < f->count) {
         json_t *o = json_array_get(f->ships, f->rnext);
-        const struct registry_ship *e =
-            registry_get(&h->reg, f->slots[f->rnext]);
-        const char *member = log_member(h->log, f->member);
-        const char *skip = NULL;
         if (json_is_true(json_object_get(o, "ok"))) {
             f->rnext++;
             continue;
         }
-        if (e->live != NULL) {
-            skip = "not repaired: it has a program running (put it to sleep "
-                   "first)";
-        } else if (member == NULL) {
-            skip = f->member == 0 ? "not repaired: no other host holds a copy"
-                                  : f->why;
-        } else if (log_ship_copy(h->log, member, e->sid, ADMIN__COPY_MS,
-                                 admin__fsck_copied, f) == 0) {
+        int rv =
+            repair_start(f->h, f->slots[f->rnext], admin__fsck_repaired, f);
+        if (rv == 0) {
             return true;
-        } else {
-            f->member++;
-            continue;
         }
-        json_object_set_new(o, "repair", json_string(skip));
+        json_object_set_new(
+            o, "repair",
+            json_string(rv == BERTH_EBUSY
+                            ? "not repaired: it has a program running (put "
+                              "it to sleep first)"
+                        : rv == BERTH_ENOTFOUND
+                            ? "not repaired: no other host holds a copy"
+                            : "not repaired: out of memory"));
         f->rnext++;
-        f->member = 0;
     }
     return false;
 }

@@ -28,6 +28,7 @@
 #include "proc/proc.h"
 #include "store/apply.h"
 #include "store/shipcopy.h"
+#include "daemon/repair.h"
 
 void host_config_defaults(struct host_config *cfg)
 {
@@ -365,6 +366,14 @@ static void host__writeback_done(uv_work_t *w, int status)
     struct host *h = w->data;
     (void)status;
     h->writeback_busy = false;
+}
+
+static void host__repair_cb(uv_timer_t *t)
+{
+    struct host *h = t->data;
+    if (h->fleet.n_damaged > 0) {
+        repair_tick(h);
+    }
 }
 
 static void host__writeback_cb(uv_timer_t *t)
@@ -1694,6 +1703,10 @@ int host_run(const struct host_config *cfg)
     h->writeback.data = h;
     uv_timer_start(&h->writeback_timer, host__writeback_cb,
                    HOST__WRITEBACK_IDLE_MS, HOST__WRITEBACK_IDLE_MS);
+    uv_timer_init(&h->loop, &h->repair_timer);
+    h->repair_timer.data = h;
+    uv_timer_start(&h->repair_timer, host__repair_cb, REPAIR_TICK_MS,
+                   REPAIR_TICK_MS);
 
     struct http_server_config hc = {
         .max_body = cfg->max_body,
@@ -1782,6 +1795,7 @@ int host_run(const struct host_config *cfg)
     host_budget_stop(h);
     uv_timer_stop(&h->measure_timer);
     uv_timer_stop(&h->writeback_timer);
+    uv_timer_stop(&h->repair_timer);
     http_server_close(h->front, NULL, NULL);
     http_server_close(h->admin, NULL, NULL);
     if (h->admin_tcp != NULL) {

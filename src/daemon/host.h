@@ -171,6 +171,8 @@ struct host {
     uint64_t loaded_index;
     bool alarms_stale;
     bool stopping;
+    bool repairing;          /* a repair of its own under way */
+    uv_timer_t repair_timer; /* repair_tick, every REPAIR_TICK_MS */
     int exit_code;
     struct registry reg;  /* every ship, compact */
     struct alarms alarms; /* durable alarms by slot */

@@ -172,7 +172,7 @@ def test_fsck_repair_from_a_replica(cluster_factory):
     r = f.cli("fsck", "--repair", check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "repaired from 127.0.0.1:" in r.stdout, r.stdout
-    assert "fsck: a ship's stored data repaired from a replica" in f.logs()
+    assert "a ship's stored data repaired from a replica" in f.logs()
     assert f.cli("fsck").returncode == 0
     # The repaired copy serves: the host that leads after a failover (this
     # one or the other) reads every value.
@@ -181,3 +181,49 @@ def test_fsck_repair_from_a_replica(cluster_factory):
     assert c.request("GET", "/s/ann/k/last", among=[h for h in c.hosts if h is not old])[:2] == (200, b"L")
     old.start()
     c.wait_members(c.hosts)
+
+
+def test_a_leader_repairs_a_damaged_ship_on_its_own(cluster_factory):
+    """The host that leads finds a ship's copy damaged when it wakes it,
+    marks it corrupt, and repairs it from a replica by itself: the ship
+    serves again without anyone asking."""
+    from conftest import wait_for
+    c = cluster_factory(3).start()
+    c.new_ship("ann")
+    for i in range(3):
+        assert c.request("PUT", "/s/ann/k/k%d" % i, b"v%d" % i)[0] in (200, 201)
+    c.leader().cli("ship", "sleep", "ann")
+    assert c.request("PUT", "/s/ann/k/last", b"L")[0] in (200, 201)
+    c.leader().cli("ship", "sleep", "ann")
+    c.wait_caught_up()
+    f = c.followers()[0]
+    assert f.stop() == 0
+    sid = sql(f, "SELECT sid FROM ships WHERE name = 'ann'")[0][0]
+    n = sql(f, "SELECT last_event FROM ships WHERE sid = ?", (sid,))[0][0]
+    rec = bytearray(sql(f, "SELECT rec FROM events WHERE sid = ? AND n = ?", (sid, n))[0][0])
+    rec[-1] ^= 1
+    sql(f, "UPDATE events SET rec = ? WHERE sid = ? AND n = ?", (bytes(rec), sid, n))
+    sql(f, "UPDATE ships SET last_hash = ? WHERE sid = ?",
+        (hashlib.blake2b(bytes(rec), digest_size=32).digest(), sid))
+    f.start()
+    c.wait_members(c.hosts)
+    # Hand the lead over until the damaged host leads: a stopping leader
+    # hands over to a caught-up voter.
+    for _ in range(10):
+        lead = c.leader()
+        if lead is f:
+            break
+        assert lead.stop() == 0
+        lead.start()
+        c.wait_members(c.hosts)
+    assert c.leader() is f
+    # Its wake finds the damage; the host repairs it on its own.
+    def served():
+        status, body = c.request("GET", "/s/ann/k/last", via=f)[:2]
+        return status == 200 and body == b"L"
+    wait_for(served, timeout=30, step=0.5)
+    log = open(f.log_path, "rb").read().decode(errors="replace")
+    # Found at the wake (the snapshot's link no longer matches the head).
+    assert "stored data failed its checks" in log and "event %d" % n in log
+    assert "a ship's stored data repaired from a replica" in log
+    assert f.cli("fsck").returncode == 0
