@@ -61,8 +61,8 @@ static void repair__copied(void *arg, int status, const uint8_t *body,
         fleet_clear_corrupt(&h->fleet, r->slot);
         char id[REGISTRY_ID_LEN + 1];
         registry_id(&h->reg, r->slot, id);
-        host_log("info", "a ship's stored data repaired from a replica",
-                 "ship", id, "from", from, NULL);
+        host_log("info", "a ship's stored data repaired from a replica", "ship",
+                 id, "from", from, NULL);
         repair__end(r, true, from);
         return;
     }
@@ -97,8 +97,7 @@ static bool repair__running(struct host *h, uint32_t slot)
     return s != NULL && s->proc;
 }
 
-int repair_start(struct host *h, uint32_t slot, repair_done_cb done,
-                 void *arg)
+int repair_start(struct host *h, uint32_t slot, repair_done_cb done, void *arg)
 {
     /* The answer to an ask always comes later, on the loop. */
     if (repair__running(h, slot)) {
@@ -127,8 +126,8 @@ static void repair__auto_done(void *arg, bool repaired, const char *detail)
     struct host *h = arg;
     h->repairing = false;
     if (!repaired) {
-        host_log("warn", "a ship's stored data could not be repaired",
-                 "why", detail, NULL);
+        host_log("warn", "a ship's stored data could not be repaired", "why",
+                 detail, NULL);
     }
 }
 

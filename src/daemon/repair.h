@@ -31,8 +31,7 @@ typedef void (*repair_done_cb)(void *arg, bool repaired, const char *detail);
  * copy), BERTH_ENOTFOUND when no other member exists or takes the ask,
  * or BERTH_ENOMEM;
  * done is then never called. */
-int repair_start(struct host *h, uint32_t slot, repair_done_cb done,
-                 void *arg);
+int repair_start(struct host *h, uint32_t slot, repair_done_cb done, void *arg);
 
 /* Start a repair of one ship marked corrupt on this host that has tries
  * left and no program running, if none is under way. */
