@@ -1113,11 +1113,16 @@ static int cli__fsck_print(struct cli *c, json_t *v)
         n++;
         json_t *replay = json_object_get(s, "replay");
         if (json_is_true(json_object_get(s, "ok"))) {
-            printf("ok   %s: events %lld-%lld checked (%lld)%s", who,
-                   (long long)cli__int(s, "first_event"),
-                   (long long)cli__int(s, "last_event"),
-                   (long long)cli__int(s, "events_checked"),
-                   cli__int(s, "snapshot_event") > 0 ? ", snapshot" : "");
+            long long first = cli__int(s, "first_event");
+            long long last = cli__int(s, "last_event");
+            if (last >= first) {
+                printf("ok   %s: events %lld-%lld checked (%lld)%s", who, first,
+                       last, (long long)cli__int(s, "events_checked"),
+                       cli__int(s, "snapshot_event") > 0 ? ", snapshot" : "");
+            } else {
+                printf("ok   %s: no events%s", who,
+                       cli__int(s, "snapshot_event") > 0 ? ", snapshot" : "");
+            }
             if (json_object_get(s, "repaired_from") != NULL) {
                 printf("; repaired from %s", cli__str(s, "repaired_from"));
             }
