@@ -29,6 +29,7 @@
 #include "store/apply.h"
 #include "store/shipcopy.h"
 #include "daemon/repair.h"
+#include "daemon/replay.h"
 
 void host_config_defaults(struct host_config *cfg)
 {
@@ -1791,6 +1792,7 @@ int host_run(const struct host_config *cfg)
      * crashed now and then in testing. The next start recovers from disk,
      * exactly as after kill -9. */
     host_ships_shutdown(h);
+    replay_stop_all(h);
     uv_timer_stop(&h->alarm_timer);
     host_budget_stop(h);
     uv_timer_stop(&h->measure_timer);

@@ -134,6 +134,8 @@ struct host_program {
     uint8_t epoch[STORE_HASH_SIZE];
 };
 
+struct replay;
+
 struct host {
     struct host_config cfg;
     uint8_t master_key[MASTER_KEY_SIZE]; /* crypto/master.h */
@@ -172,6 +174,7 @@ struct host {
     bool alarms_stale;
     bool stopping;
     bool repairing;          /* a repair of its own under way */
+    struct replay *replays;  /* fsck's replays under way (daemon/replay.c) */
     uv_timer_t repair_timer; /* repair_tick, every REPAIR_TICK_MS */
     int exit_code;
     struct registry reg;  /* every ship, compact */

@@ -13,6 +13,7 @@
 
 struct replay {
     struct host *h;
+    struct replay *next; /* in the host's list of replays under way */
     uint32_t slot;
     replay_done_cb done;
     void *arg;
@@ -57,6 +58,11 @@ static void replay__closed(uv_handle_t *t)
 /* The replay is over and its program gone: say so, and free it. */
 static void replay__finish(struct replay *r)
 {
+    struct replay **p = &r->h->replays;
+    while (*p != r) {
+        p = &(*p)->next;
+    }
+    *p = r->next;
     uv_timer_stop(&r->timer);
     r->done(r->arg, r->verdict, r->detail);
     replay__wipe(&r->frames);
@@ -336,11 +342,21 @@ int replay_start(struct host *h, uint32_t slot, replay_done_cb done, void *arg)
     buf_init(&r->want);
     uv_timer_init(&h->loop, &r->timer);
     r->timer.data = r;
+    r->next = h->replays;
+    h->replays = r;
     if (replay__begin(r) != 0) {
+        h->replays = r->next;
         replay__wipe(&r->frames);
         replay__wipe(&r->want);
         uv_close((uv_handle_t *)&r->timer, replay__closed);
         return BERTH_ENOMEM;
     }
     return 0;
+}
+
+void replay_stop_all(struct host *h)
+{
+    for (struct replay *r = h->replays; r != NULL; r = r->next) {
+        replay__decide(r, REPLAY_FAILED, "the host is stopping");
+    }
 }

@@ -38,6 +38,10 @@ typedef void (*replay_done_cb)(void *arg, enum replay_verdict verdict,
  * done is never called). */
 int replay_start(struct host *h, uint32_t slot, replay_done_cb done, void *arg);
 
+/* Stop every replay under way on h (the host stops): each ends as failed,
+ * once its program is gone. */
+void replay_stop_all(struct host *h);
+
 /* Return the name of verdict: "same", "different", "skipped" or
  * "failed". */
 const char *replay_verdict_name(enum replay_verdict verdict);
