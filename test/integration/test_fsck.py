@@ -227,3 +227,25 @@ def test_a_leader_repairs_a_damaged_ship_on_its_own(cluster_factory):
     assert "stored data failed its checks" in log and "event %d" % n in log
     assert "a ship's stored data repaired from a replica" in log
     assert f.cli("fsck").returncode == 0
+
+
+def test_a_stopping_host_ends_its_replays(host_factory):
+    """A replay under way does not hold a stopping host: its program is
+    killed, the fsck gets its answer or an error, and nothing outlives."""
+    import subprocess
+    import time
+    from conftest import BERTH, MISBEHAVE
+    h = host_factory(["--event-timeout", "60000"]).start()
+    h.new_ship(MISBEHAVE, "slow")
+    assert h.http("POST", "/s/slow/count")[0] == 200
+    h.cli("ship", "sleep", "slow")
+    assert h.http("POST", "/s/slow/slowcount/10000", timeout=60)[0] == 200
+    h.cli("ship", "sleep", "slow")
+    p = subprocess.Popen([BERTH, "fsck", "--replay", "--data", h.data],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)  # the replay sleeps 10 s in its second event
+    t0 = time.time()
+    assert h.stop() == 0
+    assert time.time() - t0 < 8, "the replay held the host"
+    out, _ = p.communicate(timeout=30)
+    assert p.returncode != 0 and b"replay same" not in out

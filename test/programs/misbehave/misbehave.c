@@ -13,6 +13,8 @@
  *   /count       add one to the counter (changed) and answer its value
  *   /random      add 1 to 1000 to the counter, from the process's own
  *                random numbers (changed): not deterministic
+ *   /slowcount/<ms>  sleep ms milliseconds, then add one to the counter
+ *                (changed: a replay of it is as slow)
  *   /slowsnap/<ms>  make the next snapshot take ms milliseconds (unchanged:
  *                a setting of this process, not state)
  *   /alarm/<ms>  set an alarm ms after the event's time, and say the state
@@ -304,6 +306,13 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
         sleep_ms(h->target + 6, n);
         bp_reply(out, 200, "text/plain", "slow\n", 5);
         return BP_UNCHANGED;
+    }
+    if (bp_http_match(h, NULL, "/slowcount/*")) {
+        size_t n = h->target_len - 11;
+        sleep_ms(h->target + 11, n);
+        (*count)++;
+        reply_count(out, *count);
+        return BP_CHANGED;
     }
     if (bp_http_match(h, NULL, "/slowsnap/*")) {
         size_t n = h->target_len - 10;
