@@ -19,6 +19,20 @@ def sql(h, query, args=()):
         db.close()
 
 
+def alter_last_seal(h, name):
+    """Alter the seal of ship name's last event in a stopped host's store,
+    and rewrite the chain around it (the head hash made to match), so that
+    only the seal tells; return the event's number."""
+    sid = sql(h, "SELECT sid FROM ships WHERE name = ?", (name,))[0][0]
+    n = sql(h, "SELECT last_event FROM ships WHERE sid = ?", (sid,))[0][0]
+    rec = bytearray(sql(h, "SELECT rec FROM events WHERE sid = ? AND n = ?", (sid, n))[0][0])
+    rec[-1] ^= 1
+    sql(h, "UPDATE events SET rec = ? WHERE sid = ? AND n = ?", (bytes(rec), sid, n))
+    sql(h, "UPDATE ships SET last_hash = ? WHERE sid = ?",
+        (hashlib.blake2b(bytes(rec), digest_size=32).digest(), sid))
+    return n
+
+
 def test_fsck_finds_what_is_wrong(host_factory):
     h = host_factory().start()
     for name in ("a", "b", "c"):
@@ -43,12 +57,7 @@ def test_fsck_finds_what_is_wrong(host_factory):
     # Ship a's third record altered, and the chain rewritten around it (the
     # next record's link and nothing else would tell otherwise).
     assert h.stop() == 0
-    sid = sql(h, "SELECT sid FROM ships WHERE name = 'a'")[0][0]
-    rec = bytearray(sql(h, "SELECT rec FROM events WHERE sid = ? AND n = 4", (sid,))[0][0])
-    rec[-1] ^= 1
-    sql(h, "UPDATE events SET rec = ? WHERE sid = ? AND n = 4", (bytes(rec), sid))
-    sql(h, "UPDATE ships SET last_hash = ? WHERE sid = ?",
-        (hashlib.blake2b(bytes(rec), digest_size=32).digest(), sid))
+    assert alter_last_seal(h, "a") == 4
     # Ship c's secret key row altered.
     sec = bytearray(sql(h, "SELECT secret_key FROM ships WHERE name = 'c'")[0][0])
     sec[-1] ^= 1
@@ -158,13 +167,7 @@ def test_fsck_repair_from_a_replica(cluster_factory):
     c.wait_caught_up()
     f = c.followers()[0]
     assert f.stop() == 0
-    sid = sql(f, "SELECT sid FROM ships WHERE name = 'ann'")[0][0]
-    n = sql(f, "SELECT last_event FROM ships WHERE sid = ?", (sid,))[0][0]
-    rec = bytearray(sql(f, "SELECT rec FROM events WHERE sid = ? AND n = ?", (sid, n))[0][0])
-    rec[-1] ^= 1
-    sql(f, "UPDATE events SET rec = ? WHERE sid = ? AND n = ?", (bytes(rec), sid, n))
-    sql(f, "UPDATE ships SET last_hash = ? WHERE sid = ?",
-        (hashlib.blake2b(bytes(rec), digest_size=32).digest(), sid))
+    n = alter_last_seal(f, "ann")
     f.start()
     c.wait_members(c.hosts)
     r = f.cli("fsck", check=False)
@@ -198,13 +201,7 @@ def test_a_leader_repairs_a_damaged_ship_on_its_own(cluster_factory):
     c.wait_caught_up()
     f = c.followers()[0]
     assert f.stop() == 0
-    sid = sql(f, "SELECT sid FROM ships WHERE name = 'ann'")[0][0]
-    n = sql(f, "SELECT last_event FROM ships WHERE sid = ?", (sid,))[0][0]
-    rec = bytearray(sql(f, "SELECT rec FROM events WHERE sid = ? AND n = ?", (sid, n))[0][0])
-    rec[-1] ^= 1
-    sql(f, "UPDATE events SET rec = ? WHERE sid = ? AND n = ?", (bytes(rec), sid, n))
-    sql(f, "UPDATE ships SET last_hash = ? WHERE sid = ?",
-        (hashlib.blake2b(bytes(rec), digest_size=32).digest(), sid))
+    n = alter_last_seal(f, "ann")
     f.start()
     c.wait_members(c.hosts)
     # Hand the lead over until the damaged host leads: a stopping leader
