@@ -12,6 +12,12 @@
  * it without a word, and the host would go on to number new entries as if
  * they were the lost ones.
  *
+ * Closed segments are read whole here too, although libraft checks them
+ * when it loads them: it does so only once raft has taken the directory
+ * over, when a host can do nothing about damage but exit; found here, a
+ * host in a cluster can set its copy aside and join again
+ * (docs/design.md, "A damaged log").
+ *
  * A torn write at the end of an open segment is the one kind of damage
  * that libraft's truncation is right for: it can only hit the last write,
  * which was never acknowledged. That is true only if the entry was never
@@ -47,7 +53,9 @@ struct segments_report {
  * entry the state machine has applied. Returns 0 with *report filled when
  * libraft can load the directory without losing an applied entry (a torn
  * tail beyond applied is reported, not refused); BERTH_ECORRUPT with a
- * message naming the file, the byte offset and the entry when it cannot;
+ * message naming the file, the byte offset and the entry when it cannot
+ * (any damage to a closed segment, closed segments that do not follow each
+ * other or the snapshot, damage to an open one that would drop an entry);
  * BERTH_EIO or BERTH_ENOMEM when the files cannot be read. A directory that
  * does not exist holds nothing and checks clean. Reads only. */
 int segments_check(const char *dir, uint64_t applied,
