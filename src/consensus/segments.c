@@ -217,6 +217,40 @@ static int segments__by_counter(const void *a, const void *b)
     return x->counter < y->counter ? -1 : x->counter > y->counter;
 }
 
+int segments_check_meta(const uint8_t *p, size_t len, char *why)
+{
+    if (len < 32 || get_le64(p) != SEGMENTS__FORMAT) {
+        snprintf(why, 64, "%s", len < 32 ? "too short" : "unknown format");
+        return BERTH_ECORRUPT;
+    }
+    if (segments_crc32(p + 16, len - 16, 0) != get_le64(p + 8)) {
+        snprintf(why, 64, "checksum mismatch");
+        return BERTH_ECORRUPT;
+    }
+    if (get_le64(p + 24) != len - 32) {
+        snprintf(why, 64, "configuration length mismatch");
+        return BERTH_ECORRUPT;
+    }
+    return 0;
+}
+
+/* Check the metadata of the snapshot named (its data file's name). */
+static int segments__check_snapshot(const char *dir, const char *name,
+                                    char *errmsg)
+{
+    char path[4300], why[64];
+    struct buf b;
+    buf_init(&b);
+    snprintf(path, sizeof path, "%s/%s.meta", dir, name);
+    int rv = segments__read(path, &b, errmsg);
+    if (rv == 0 && segments_check_meta(b.data, b.len, why) != 0) {
+        err_printf(errmsg, "raft snapshot %s is damaged (%s)", path, why);
+        rv = BERTH_ECORRUPT;
+    }
+    buf_free(&b);
+    return rv;
+}
+
 /* One closed segment, "<first>-<last>". */
 struct segments__closed {
     uint64_t first, last;
@@ -311,7 +345,7 @@ int segments_check(const char *dir, uint64_t applied,
 {
     struct segments__open open_segs[SEGMENTS__MAX_OPEN];
     unsigned n_open = 0;
-    uint64_t closed_last = 0, snapshot = 0;
+    uint64_t closed_last = 0, snapshot = 0, snapshot_time = 0;
     struct segments__closed *closed = NULL;
     size_t n_closed = 0, cap_closed = 0;
     struct dirent *de;
@@ -361,10 +395,20 @@ int segments_check(const char *dir, uint64_t applied,
         } else if (sscanf(de->d_name, "snapshot-%llu-%llu-%llu.meta%n", &a, &b,
                           &c, &used) == 3 &&
                    de->d_name[used] == '\0') {
+            /* libraft loads the one of the highest index, the latest made
+             * of those. */
+            if (b > snapshot || (b == snapshot && c >= snapshot_time)) {
+                snapshot_time = c;
+                snprintf(report->snapshot_file, sizeof report->snapshot_file,
+                         "%.*s", used - 5, de->d_name);
+            }
             snapshot = b > snapshot ? b : snapshot;
         }
     }
     closedir(d);
+    if (rv == 0 && report->snapshot_file[0] != '\0') {
+        rv = segments__check_snapshot(dir, report->snapshot_file, errmsg);
+    }
     if (rv == 0) {
         rv =
             segments__check_all_closed(dir, closed, n_closed, snapshot, errmsg);

@@ -197,6 +197,54 @@ def test_missing_closed_segment_refuses(closed):
     assert open(path, "rb").read() == original
 
 
+# libraft takes a snapshot every 1024 entries.
+SNAPSHOT_WRITES = 1100
+
+
+def write_many(h, n, ship="a", first=0):
+    """n writes to ship over one connection: k<first>... ."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", h.port, timeout=30)
+    for i in range(first, first + n):
+        conn.request("PUT", "/s/%s/k/k%d" % (ship, i), b"v%d" % i)
+        r = conn.getresponse()
+        r.read()
+        assert r.status in (200, 201)
+    conn.close()
+
+
+def snapshot_files(h):
+    metas = sorted(glob.glob(os.path.join(raft_dir(h), "snapshot-*.meta")))
+    assert metas, os.listdir(raft_dir(h))
+    return metas[-1][:-len(".meta")], metas[-1]
+
+
+@pytest.mark.parametrize("part", ["data", "meta"])
+def test_damaged_snapshot_refuses(host_factory, part):
+    """A flipped byte in the raft snapshot's contents (the store's image,
+    which libraft does not check) or in its metadata is found before libraft
+    loads it: a host alone refuses, its files untouched."""
+    h = host_factory().start()
+    h.new_ship(KV, "a")
+    write_many(h, SNAPSHOT_WRITES)
+    h.kill9()
+    data, meta = snapshot_files(h)
+    path = data if part == "data" else meta
+    original = open(path, "rb").read()
+    with open(path, "r+b") as f:
+        f.seek(len(original) // 2)
+        f.write(bytes([original[len(original) // 2] ^ 0x40]))
+    code, out = serve_once(h)
+    assert code != 0 and "refusing to start" in out, out
+    assert "raft snapshot %s%s is damaged" % (data, "" if part == "data" else ".meta") in out, out
+    with open(path, "wb") as f:
+        f.write(original)
+    h.start()
+    for i in (0, SNAPSHOT_WRITES // 2, SNAPSHOT_WRITES - 1):
+        status, _, body = h.http("GET", "/s/a/k/k%d" % i)
+        assert (status, body) == (200, b"v%d" % i)
+
+
 def test_torn_unapplied_write_is_dropped_and_the_rest_kept(written):
     """A batch after the last one, cut off by a crash before it was applied:
     libraft drops it, the host starts, and every acknowledged write is
@@ -242,15 +290,27 @@ def full_log(h):
     return open(h.log_path, "rb").read().decode(errors="replace")
 
 
-def test_a_member_with_a_damaged_log_joins_again(cluster_factory):
-    """A follower whose raft log is damaged where entries were applied does
-    not refuse to start: it sets its copy aside, the leader removes its old
-    member and adds it again as a new one, it gets the state from the
-    others, and then serves every acknowledged write as leader."""
+@pytest.mark.parametrize("where", ["segment", "snapshot"])
+def test_a_member_with_a_damaged_log_joins_again(cluster_factory, where):
+    """A follower whose raft log (an applied entry of a segment, or the
+    snapshot's contents) is damaged does not refuse to start: it sets its
+    copy aside, the leader removes its old member and adds it again as a
+    new one, it gets the state from the others, and then serves every
+    acknowledged write as leader."""
     c, f = cluster_written(cluster_factory, 30)
+    if where == "snapshot":
+        write_many(c.leader(), SNAPSHOT_WRITES, "ann", first=40)
+        c.wait_caught_up()
     old_id = f.id
     f.kill9()
-    path, original = damage_applied_entry(f)
+    if where == "segment":
+        path, original = damage_applied_entry(f)
+    else:
+        path = snapshot_files(f)[0]
+        original = open(path, "rb").read()
+        with open(path, "r+b") as fp:
+            fp.seek(len(original) // 2)
+            fp.write(bytes([original[len(original) // 2] ^ 0x40]))
     # Written while it is down: it must get these from the others too.
     for i in range(30, 40):
         assert c.request("PUT", "/s/ann/k/k%d" % i, b"v%d" % i)[0] in (200, 201)
@@ -279,7 +339,7 @@ def test_a_member_with_a_damaged_log_joins_again(cluster_factory):
         lead.start()
         c.wait_members(c.hosts)
     assert c.leader() is f
-    for i in range(40):
+    for i in list(range(40)) + ([40, 40 + SNAPSHOT_WRITES - 1] if where == "snapshot" else []):
         status, _, body = f.http("GET", "/s/ann/k/k%d" % i)
         assert (status, body) == (200, b"v%d" % i)
     # And it starts again as the member it now is.
