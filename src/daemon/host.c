@@ -226,6 +226,10 @@ static int host__applied(void *arg, uint64_t index, const uint8_t *entry,
         h->rotating = false;
         return host__key_rotated(h, index, entry, len);
     }
+    if (type == RECORD_ENTRY_ACCOUNT) {
+        host_accounts_applied(h, entry, len);
+        return 0;
+    }
     int rv = host__apply_registry(h, index, entry, len);
     if (rv != 0) {
         host_log("fatal", "cannot load new ships", "error", err_str(rv), NULL);
@@ -279,6 +283,10 @@ static int host__restored(void *arg, uint64_t index)
     }
     if (!h->leading) {
         h->alarms_stale = true;
+    }
+    if (host_accounts_load(h) != 0) {
+        host_log("error", "cannot count the disabled accounts", "error",
+                 store_errmsg(h->store), NULL);
     }
     /* Entries up to index came whole, not one by one: whether a watched
      * one survived cannot be told. */
@@ -1625,6 +1633,11 @@ int host_run(const struct host_config *cfg)
         goto err_after_store;
     }
     h->start_applied = applied;
+    rv = host_accounts_load(h);
+    if (rv != 0) {
+        fprintf(stderr, "berth: store %s: %s\n", path, store_errmsg(h->store));
+        goto err_after_store;
+    }
     /* The data keys, then the cluster secret: a key rotation cut short
      * by a crash is finished or undone first (docs/security.md). */
     if (host__open_data_keys(h) != 0 || host__open_cluster_secret(h) != 0) {

@@ -9,10 +9,12 @@
  * decided; the peer port is trusted as it is for everything else
  * (docs/api.md). core/auth.h has the scopes, the hash and the limiter. */
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "core/account.h"
 #include "core/auth.h"
 #include "core/record.h"
 #include "daemon/host.h"
@@ -127,6 +129,39 @@ void host_admin_handle_tcp(struct http_request *req, void *arg)
                  path, auth_scope_name(need));
         tokens__refuse(req, 403, "forbidden", msg, NULL);
         return;
+    }
+    /* A token of an account (core/account.h) acts in that account's
+     * scope, which the header says to host_admin_handle, here and on the
+     * leader; a client's own header is never believed on TCP. */
+    http_request_remove_header(req, ACCOUNT_HEADER);
+    if (t.account != 0) {
+        if (!account_route_allowed(t.account, req->method, path)) {
+            char msg[600];
+            snprintf(msg, sizeof msg,
+                     "token %s belongs to an account; it may use only "
+                     "/v1/ships and its ships, not %.32s %.200s",
+                     t.id, req->method, path);
+            tokens__refuse(req, 403, "forbidden", msg, NULL);
+            return;
+        }
+        struct store_account a;
+        int rv = store_account_get_id(h->store, t.account, &a);
+        if (rv != 0 || a.disabled) {
+            char msg[200];
+            snprintf(msg, sizeof msg,
+                     rv == 0 ? "account %s is disabled"
+                             : "the token's account is gone%s",
+                     rv == 0 ? a.name : "");
+            tokens__refuse(req, 403, rv == 0 ? "account_disabled" : "forbidden",
+                           msg, NULL);
+            return;
+        }
+        char v[24];
+        snprintf(v, sizeof v, "%" PRIu64, t.account);
+        if (http_request_set_header(req, ACCOUNT_HEADER, v) != 0) {
+            host_reply_error(req, 503, "unavailable", "out of memory");
+            return;
+        }
     }
     /* The token is not passed on, to the leader or anywhere. */
     http_request_remove_header(req, "authorization");
