@@ -44,9 +44,12 @@ bool host_ship_visible(struct host *h, uint64_t scope, uint32_t slot)
 
 bool host_account_disabled(struct host *h, uint64_t account)
 {
-    struct store_account a;
-    return h->n_disabled > 0 &&
-           store_account_get_id(h->store, account, &a) == 0 && a.disabled;
+    for (uint64_t i = 0; i < h->n_disabled; i++) {
+        if (h->disabled[i] == account) {
+            return true;
+        }
+    }
+    return false;
 }
 
 bool host_ship_disabled(struct host *h, uint32_t slot)
@@ -58,9 +61,39 @@ bool host_ship_disabled(struct host *h, uint32_t slot)
            host_account_disabled(h, account);
 }
 
+/* A list of account ids being read. */
+struct accounts__ids {
+    uint64_t *ids;
+    uint64_t n;
+};
+
+static int accounts__add_disabled(const struct store_account *a, void *arg)
+{
+    struct accounts__ids *l = arg;
+    if (!a->disabled) {
+        return 0;
+    }
+    uint64_t *p = mem_realloc(l->ids, (size_t)(l->n + 1) * sizeof *p);
+    if (p == NULL) {
+        return BERTH_ENOMEM;
+    }
+    l->ids = p;
+    l->ids[l->n++] = a->id;
+    return 0;
+}
+
 int host_accounts_load(struct host *h)
 {
-    return store_account_disabled_count(h->store, &h->n_disabled);
+    struct accounts__ids l = {NULL, 0};
+    int rv = store_account_foreach(h->store, accounts__add_disabled, &l);
+    if (rv != 0) {
+        mem_free(l.ids);
+        return rv;
+    }
+    mem_free(h->disabled);
+    h->disabled = l.ids;
+    h->n_disabled = l.n;
+    return 0;
 }
 
 /* Find the registry slot of ship sid, or REGISTRY_NONE. */

@@ -260,7 +260,8 @@ static int host__restore_slot(struct host *h, uint32_t slot)
     if (rv != 0 || !h->leading) {
         return rv;
     }
-    return alarms_set(&h->alarms, slot, alarm);
+    return alarms_set(&h->alarms, slot,
+                      host_ship_disabled(h, slot) ? 0 : alarm);
 }
 
 /* A raft snapshot replaced the store: what the host keeps of it in memory
@@ -321,7 +322,9 @@ static int host__load_ship(const struct store_ship_brief *b, void *arg)
     struct host *h = arg;
     uint32_t slot;
     int rv = registry_add(&h->reg, b->sid, b->id, b->name, b->program, &slot);
-    if (rv == 0 && b->alarm_ns != 0) {
+    /* A disabled account's alarms wait in the store until it is enabled
+     * (daemon/accounts.c). */
+    if (rv == 0 && b->alarm_ns != 0 && !host_account_disabled(h, b->account)) {
         rv = alarms_set(&h->alarms, slot, b->alarm_ns);
     }
     return rv;
@@ -496,7 +499,9 @@ static int host__load_alarm(const struct store_ship_brief *b, void *arg)
     struct host *h = arg;
     uint32_t slot = registry_seek(&h->reg, b->sid - 1);
     if (slot < h->reg.n_slots && registry_get(&h->reg, slot)->sid == b->sid) {
-        return alarms_set(&h->alarms, slot, b->alarm_ns);
+        return alarms_set(&h->alarms, slot,
+                          host_account_disabled(h, b->account) ? 0
+                                                               : b->alarm_ns);
     }
     return 0;
 }
@@ -1833,6 +1838,9 @@ int host_run(const struct host_config *cfg)
     uv_run(&h->loop, UV_RUN_NOWAIT);
     store_close(h->store);
     h->store = NULL;
+    mem_free(h->disabled);
+    h->disabled = NULL;
+    h->n_disabled = 0;
     proc_cleanup();
     seal_keys_wipe(&h->keys);
     master_wrap_wipe(&h->wrap);

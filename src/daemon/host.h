@@ -164,8 +164,9 @@ struct host {
     struct http_server *admin_tcp; /* --admin, or NULL */
     /* Failed token attempts on admin_tcp, by client address. */
     struct auth_limiter limiter;
-    /* Accounts disabled now (daemon/accounts.c): while there are none, no
-     * request reads a ship's account. */
+    /* The ids of the accounts disabled now (daemon/accounts.c), owned:
+     * while there are none, no request reads a ship's account. */
+    uint64_t *disabled;
     uint64_t n_disabled;
     bool ready;
     bool leading;   /* this host leads: it runs ships and lets effects out */
@@ -323,8 +324,8 @@ bool host_account_disabled(struct host *h, uint64_t account);
  * once when no account is disabled. */
 bool host_ship_disabled(struct host *h, uint32_t slot);
 
-/* Count the disabled accounts again (at start, after a raft snapshot);
- * 0 or a store error. */
+/* Read the disabled accounts again (at start, after a raft snapshot and
+ * after an ACCOUNT entry); 0, BERTH_ENOMEM or a store error. */
 int host_accounts_load(struct host *h);
 
 /* An ACCOUNT entry was applied: count disabled accounts again and, on the

@@ -1007,8 +1007,13 @@ json_t *host_ship_json(struct host *h, uint32_t slot)
                         json_integer((json_int_t)rec.created_ns));
     json_object_set_new(o, "last_active_ns",
                         json_integer((json_int_t)e->last_active_ns));
-    json_object_set_new(o, "alarm_ns",
-                        json_integer((json_int_t)alarms_get(&h->alarms, slot)));
+    /* A disabled account's alarms are out of the heap, pending in the
+     * store (daemon/accounts.c). */
+    uint64_t alarm = alarms_get(&h->alarms, slot);
+    if (alarm == 0 && have && host_account_disabled(h, rec.account)) {
+        alarm = rec.alarm_ns;
+    }
+    json_object_set_new(o, "alarm_ns", json_integer((json_int_t)alarm));
     json_object_set_new(o, "memory_bytes",
                         json_integer((json_int_t)(s ? s->core.memory : 0)));
     json_object_set_new(

@@ -94,7 +94,8 @@ static const char *store__sql[ST__COUNT] = {
     [ST_SHIP_ALL] = "SELECT " STORE__SHIP_COLUMNS " FROM ships ORDER BY sid",
     [ST_SHIP_COUNT] = "SELECT count(*) FROM ships",
     /* What the host keeps in memory per ship: a narrow walk at start. */
-    [ST_SHIP_BRIEF] = "SELECT sid, id, name, program, alarm_ns FROM ships "
+    [ST_SHIP_BRIEF] = "SELECT sid, id, name, program, alarm_ns, account FROM "
+                      "ships "
                       "WHERE sid > ?1 ORDER BY sid",
     [ST_EVENT_PUT] =
         "INSERT OR REPLACE INTO events (sid, n, rec) VALUES (?1, ?2, ?3)",
@@ -1185,6 +1186,7 @@ int store_ship_brief_foreach(struct store *s, uint64_t after_sid,
         b.name = name ? (const char *)name : "";
         b.program = program ? (const char *)program : "";
         b.alarm_ns = (uint64_t)sqlite3_column_int64(st, 4);
+        b.account = (uint64_t)sqlite3_column_int64(st, 5);
         rv = cb(&b, arg);
         if (rv != 0) {
             break;

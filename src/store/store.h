@@ -193,6 +193,7 @@ struct store_ship_brief {
     const char *name; /* "" when unnamed */
     const char *program;
     uint64_t alarm_ns;
+    uint64_t account; /* core/account.h */
 };
 
 /* Called for each ship of store_ship_brief_foreach; non-zero stops the walk

@@ -282,3 +282,34 @@ def test_accounts_replicate(cluster_factory):
     new.cli("account", "enable", "hana")
     status, _, _ = new.http("GET", "/s/h1/k/a")
     assert status == 404  # kv: no such key; the ship served
+
+
+def alarm_info(h, ship):
+    status, _, body = h.http("GET", "/s/%s/alarm" % ship)
+    assert status == 200, body
+    return json.loads(body)
+
+
+def test_alarm_of_disabled_account_waits_for_enable(host_factory):
+    h = host_factory().start()
+    h.cli("account", "new", "ivy")
+    h.cli("ship", "new", "--program", KV, "--name", "i1", "--account", "ivy")
+    status, _, _ = h.http("PUT", "/s/i1/alarm", b"800")
+    assert status == 200
+    h.cli("account", "disable", "ivy")
+    wait_for(lambda: h.cli_json("ship", "show", "i1")["state"] == "asleep")
+    # Past its time the alarm has not woken the ship; it is still set.
+    time.sleep(1.5)
+    assert h.cli_json("stats")["alarms_fired"] == 0
+    show = h.cli_json("ship", "show", "i1")
+    assert show["state"] == "asleep" and show["alarm_ns"] > 0
+    # Nor across a restart.
+    h.stop()
+    h.start()
+    time.sleep(0.5)
+    assert h.cli_json("stats")["alarms_fired"] == 0
+    assert h.cli_json("ship", "show", "i1")["state"] == "asleep"
+    # Enabled: it fires, once.
+    h.cli("account", "enable", "ivy")
+    wait_for(lambda: h.cli_json("stats")["alarms_fired"] == 1)
+    assert alarm_info(h, "i1") == {"alarm_ns": 0, "fired": 1}
