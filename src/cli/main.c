@@ -1447,15 +1447,20 @@ static int cli__token_ls(const struct cli__cmd *cmd, struct cli *c,
     if (rv != 0 || v == NULL) {
         return rv;
     }
-    printf("%-12s  %-7s  %-20s  %s\n", "ID", "SCOPE", "NAME", "MADE");
+    printf("%-12s  %-7s  %-20s  %-8s  %s\n", "ID", "SCOPE", "NAME", "ACCOUNT",
+           "MADE");
     size_t i;
     json_t *t;
     json_array_foreach(json_object_get(v, "tokens"), i, t)
     {
         char made[32];
         cli__ago(cli__int(t, "created_ns"), made, sizeof made);
-        printf("%-12s  %-7s  %-20s  %s\n", cli__str(t, "id"),
-               cli__str(t, "scope"), cli__str(t, "name"), made);
+        char account[24] = "-";
+        if (cli__int(t, "account") != 0) {
+            snprintf(account, sizeof account, "%lld", cli__int(t, "account"));
+        }
+        printf("%-12s  %-7s  %-20s  %-8s  %s\n", cli__str(t, "id"),
+               cli__str(t, "scope"), cli__str(t, "name"), account, made);
     }
     json_decref(v);
     return 0;

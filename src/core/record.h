@@ -214,7 +214,7 @@ int record_decode_key_rotate(const uint8_t *p, size_t len,
 struct record_token {
     uint8_t op;          /* RECORD_TOKEN_ADD or RECORD_TOKEN_REVOKE */
     uint8_t scope;       /* add: enum auth_scope (core/auth.h) */
-    uint64_t account;    /* add: 0, anonymous, until accounts exist */
+    uint64_t account;    /* add: 0 for none (the operator's token) */
     uint64_t created_ns; /* add */
     uint8_t hash[32];    /* add: the token's hash */
     const char *name;    /* add: "" for none; revoke: the token's id */

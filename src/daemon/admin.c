@@ -294,6 +294,15 @@ static bool admin__resume(struct admin__create *c)
         if (slot == REGISTRY_NONE) {
             continue;
         }
+        uint64_t account;
+        if (store_ship_account(h->store, registry_get(&h->reg, slot)->sid,
+                               &account) != 0 ||
+            account != c->account) {
+            /* Another account's ship is not taken over, nor described. */
+            host_reply_error(c->req, 409, "conflict", "a ship named %s exists",
+                             n);
+            return false;
+        }
         if (strcmp(registry_program(&h->reg, slot), c->program) != 0) {
             host_reply_error(c->req, 409, "conflict",
                              "a ship named %s exists with another program "

@@ -154,8 +154,8 @@ static const char *store__sql[ST__COUNT] = {
  * first_event, which every read starts from; a crash before the sweep loses no
  * mark. */
 /* The admin API's tokens (core/auth.h): only their hashes, by id, each
- * with its scope, an optional name, the account it belongs to (0 until
- * accounts exist) and when it was made. */
+ * with its scope, an optional name, the account it belongs to (0 for
+ * none: the operator's) and when it was made. */
 #define STORE__TOKENS_TABLE                                                    \
     "CREATE TABLE IF NOT EXISTS tokens ("                                      \
     "  id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"                        \

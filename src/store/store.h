@@ -304,7 +304,7 @@ struct store_token {
     uint8_t hash[STORE_HASH_SIZE];   /* core/auth.h, auth_token_hash */
     uint8_t scope;                   /* enum auth_scope */
     char name[STORE_NAME_MAX + 1];   /* unique; empty when unnamed */
-    uint64_t account;                /* 0: anonymous, until accounts */
+    uint64_t account;                /* 0: none, the operator's */
     uint64_t created_ns;
 };
 

@@ -108,6 +108,13 @@ def test_account_token_sees_only_its_ships(host_factory):
     c.close()
     assert [s["name"] for s in v["ships"]] == ["a1"]
 
+    # Another account's ships are not taken over by a counted creation
+    # that resumes (NAME-1 exists).
+    tcli(h, "ship", "new", "--program", KV, "--name", "bb", "--count", "1", token=bob)
+    r = tcli(h, "ship", "new", "--program", KV, "--name", "bb", "--count", "2",
+             token=alice, check=False)
+    assert r.returncode == 1 and "(conflict)" in r.stderr, r.stderr
+    assert names(alice) == ["a1"]
     # Its own ship it may use: send, show, rm.
     tcli(h, "ship", "send", "a1", "put colour blue", token=alice)
     status, _, body = h.http("GET", "/s/a1/k/colour")
@@ -119,8 +126,10 @@ def test_account_token_sees_only_its_ships(host_factory):
     r = h.cli("ship", "new", "--program", KV, "--name", "a2", "--account", "alice", "--json")
     assert json.loads(r.stdout)["account"] == "alice"
     assert names(alice) == ["a2"]
-    # The token lists the account in `token ls`.
-    assert any(t["account"] != 0 for t in h.cli_json("token", "ls")["tokens"])
+    # `token ls` says which account a token belongs to.
+    accounts = sorted(t["account"] for t in h.cli_json("token", "ls")["tokens"])
+    assert accounts == [1, 2], accounts
+    assert "ACCOUNT" in h.cli("token", "ls").stdout
 
 
 def test_bad_input_is_refused_clearly(host):
