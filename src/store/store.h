@@ -427,8 +427,9 @@ struct store_account {
     uint64_t created_ns;
 };
 
-/* Add an account named name, its id one above the highest, into *id.
- * Returns BERTH_EEXIST when the name is taken. The caller keeps name. */
+/* Add an account named name, its id into *id: one above the last given
+ * (meta "last_account"), never one given before. Returns BERTH_EEXIST when
+ * the name is taken. The caller keeps name. */
 int store_account_new(struct store *s, const char *name, uint64_t created_ns,
                       uint64_t *id);
 
