@@ -379,7 +379,8 @@ static void accounts__anonymous(struct host *h, struct http_request *req)
 static void accounts__ships_done(struct accounts__op *op)
 {
     if (op->failed != 0) {
-        host_reply_error(op->req, op->failed >= 500 ? 503 : 409, "unavailable",
+        host_reply_error(op->req, op->failed >= 500 ? 503 : 409,
+                         op->failed >= 500 ? "unavailable" : "conflict",
                          "removed %u ships of account %s, but not all; "
                          "remove it again",
                          op->removed, op->a.name);

@@ -10,7 +10,7 @@ import os
 import subprocess
 import time
 
-from conftest import BERTH, KV, free_port, wait_for
+from conftest import BERTH, KV, free_port, tagged_processes, wait_for, wait_no_programs
 
 
 def tcp_host(host_factory, name="host", extra=()):
@@ -247,6 +247,7 @@ def test_remove_needs_yes_and_removes_ships(host_factory):
     for n in ("g1", "g2"):
         tcli(h, "ship", "new", "--program", KV, "--name", n, token=token)
     h.http("PUT", "/s/g1/k/a", body=b"1")  # one awake, one asleep
+    assert len(tagged_processes(h.tag)) == 1
     keep = h.new_ship(KV, "keep")
     r = h.cli("account", "rm", "gus", check=False)
     assert r.returncode == 2 and "--yes" in r.stderr
@@ -256,6 +257,7 @@ def test_remove_needs_yes_and_removes_ships(host_factory):
 
     r = h.cli("account", "rm", "gus", "--yes")
     assert r.stdout.strip() == "removed gus (2 ships)"
+    assert wait_no_programs(h.tag) == []  # the awake one's program ended
     names = [s["name"] for s in h.cli_json("ship", "ls")["ships"]]
     assert names == ["keep"]
     status, _, _ = h.http("GET", "/s/g1/k/a")
