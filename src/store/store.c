@@ -1977,6 +1977,10 @@ int store_account_set_disabled(struct store *s, uint64_t id, bool disabled)
 
 int store_account_delete(struct store *s, uint64_t id)
 {
+    if (id == 0) {
+        /* Tokens of account 0 are the operator's: never deleted here. */
+        return BERTH_EINVAL;
+    }
     sqlite3_stmt *st;
     int rv = store__token_stmt(s, "DELETE FROM tokens WHERE account = ?1", &st);
     if (rv != 0) {

@@ -444,7 +444,7 @@ int store_account_get_id(struct store *s, uint64_t id,
 int store_account_set_disabled(struct store *s, uint64_t id, bool disabled);
 
 /* Delete account id and its tokens (not its ships); BERTH_ENOTFOUND when
- * there is none. */
+ * there is none, BERTH_EINVAL for the anonymous account, 0. */
 int store_account_delete(struct store *s, uint64_t id);
 
 /* Called for each account, valid only during the call; non-zero stops the

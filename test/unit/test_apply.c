@@ -799,6 +799,8 @@ static void test_account_entries(void **state)
     apply_account(s, ACCOUNT_OP_REMOVE, 1, "", 0, BERTH_EBUSY);
     assert_int_equal(store_account_get(s, "alice", &a), 0);
     apply_account(s, ACCOUNT_OP_REMOVE, 0, "", 0, BERTH_EINVAL);
+    assert_int_equal(store_account_delete(s, 0), BERTH_EINVAL);
+    assert_int_equal(store_account_get_id(s, 0, &a), 0);
     apply_account(s, ACCOUNT_OP_REMOVE, 2, "", 0, 0);
     assert_int_equal(store_account_get(s, "bob", &a), BERTH_ENOTFOUND);
     memset(hash, 0x54, sizeof hash);
