@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "core/account.h"
 #include "core/record.h"
 
 /* Open everything openable in the input under a fixed key: a fuzzer cannot
@@ -64,6 +65,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct record_token tok;
     if (record_decode_token(data, size, &tok) == 0 &&
         (tok.name_len > size || (tok.name_len > 0 && tok.name == NULL))) {
+        abort();
+    }
+    struct record_account acct;
+    if (record_decode_account(data, size, &acct) == 0 &&
+        (acct.name_len > size || (acct.name_len > 0 && acct.name == NULL) ||
+         acct.op < ACCOUNT_OP_NEW || acct.op > ACCOUNT_OP_ANONYMOUS)) {
         abort();
     }
     struct record_key_rotate kr;

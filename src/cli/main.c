@@ -493,6 +493,9 @@ static void cli__print_ship(json_t *s)
     printf("id:              %s\n", cli__str(s, "id"));
     printf("name:            %s\n", cli__str(s, "name"));
     printf("state:           %s\n", cli__str(s, "state"));
+    printf("account:         %s%s\n", cli__str(s, "account"),
+           json_is_true(json_object_get(s, "account_disabled")) ? " (disabled)"
+                                                                : "");
     printf("program:         %s\n", cli__str(s, "program"));
     size_t i;
     json_t *v;
@@ -551,6 +554,7 @@ enum {
     CLI__NEW_FREEZE,
     CLI__NEW_IDS,
     CLI__NEW_ACKS,
+    CLI__NEW_ACCOUNT,
 };
 
 #define CLI__YEAR_MS (365ULL * 24 * 3600 * 1000)
@@ -587,6 +591,10 @@ static const struct cli__opt cli__new_opts[] = {
                        "how many hosts must hold an event before its "
                        "effects leave: 0, 1, 2, ..., quorum or all "
                        "(default: the host's --acks)"},
+    [CLI__NEW_ACCOUNT] = {"--account", "NAME", CLI__STR, 0, 0,
+                          "the account the ships belong to (default: the "
+                          "token's account, else anonymous); an account's "
+                          "token may name only its own"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -644,6 +652,15 @@ static int cli__check_name(const struct cli__cmd *cmd, const char *name,
     return 0;
 }
 
+/* Whether name can be an account's name, new or not (the host checks the
+ * rest): 1 to 63 of a-z, 0-9 and '-'. */
+static bool cli__account_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 0 && n <= 63 &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
 /* Build the request body of `ship new` from its options; NULL after a
  * usage message (*rv is 2, or 1 for a local failure). */
 static json_t *cli__new_spec(const struct cli__cmd *cmd, struct cli__args *a,
@@ -664,6 +681,13 @@ static json_t *cli__new_spec(const struct cli__cmd *cmd, struct cli__args *a,
                          "--acks needs a number of hosts from 0 to %d, "
                          "quorum or all, not %s",
                          GATE_ACKS_MAX, acks_text);
+    }
+    const char *account = a->val[CLI__NEW_ACCOUNT];
+    if (*rv == 0 && account != NULL && !cli__account_name_ok(account)) {
+        *rv = cli__usage(cmd,
+                         "--account needs an account's name (1 to 63 of "
+                         "a-z, 0-9 and '-'), not %s",
+                         account);
     }
     if (*rv == 0) {
         *rv = cli__absolute(cmd, a->val[CLI__NEW_PROGRAM], program);
@@ -698,6 +722,10 @@ static json_t *cli__new_spec(const struct cli__cmd *cmd, struct cli__args *a,
     json_object_set_new(spec, "env", env);
     if (name != NULL) {
         json_object_set_new(spec, "name", json_string(name));
+    }
+    if (a->val[CLI__NEW_ACCOUNT] != NULL) {
+        json_object_set_new(spec, "account",
+                            json_string(a->val[CLI__NEW_ACCOUNT]));
     }
     static const struct {
         int opt;
@@ -1209,6 +1237,162 @@ static int cli__fsck(const struct cli__cmd *cmd, struct cli *c,
     return rv;
 }
 
+/* --- account. --- */
+
+/* Print one account's line of `account ls`. */
+static void cli__account_line(json_t *a)
+{
+    char made[32];
+    cli__ago(cli__int(a, "created_ns"), made, sizeof made);
+    printf("%-6lld  %-24s  %-8s  %-6lld  %s\n", cli__int(a, "id"),
+           cli__str(a, "name"),
+           json_is_true(json_object_get(a, "disabled")) ? "disabled"
+                                                        : "enabled",
+           cli__int(a, "ships"), made);
+}
+
+static int cli__account_new(const struct cli__cmd *cmd, struct cli *c,
+                            struct cli__args *a)
+{
+    const char *name = a->pos[0];
+    if (!cli__account_name_ok(name) || name[0] == '-' ||
+        strspn(name, "0123456789") == strlen(name) ||
+        strcmp(name, "anonymous") == 0) {
+        return cli__usage(cmd,
+                          "NAME is 1 to 63 of a-z, 0-9 and '-', not starting "
+                          "with '-', not all digits and not anonymous; not %s",
+                          name);
+    }
+    json_t *v = NULL;
+    int rv = cli__call_json(c, "POST", "/v1/accounts",
+                            json_pack("{s:s}", "name", name), &v);
+    if (rv != 0) {
+        return rv;
+    }
+    if (c->json) {
+        cli__print_json(v);
+    } else {
+        printf("%s\n", cli__str(v, "token"));
+        fprintf(stderr,
+                "berth: account %s (id %lld), token %s: the token is shown "
+                "this once, and the host keeps only its hash\n",
+                cli__str(v, "name"), cli__int(v, "id"),
+                cli__str(v, "token_id"));
+    }
+    json_decref(v);
+    return 0;
+}
+
+static int cli__account_ls(const struct cli__cmd *cmd, struct cli *c,
+                           struct cli__args *a)
+{
+    json_t *v = NULL;
+    int rv = cli__show(c, "/v1/accounts", &v);
+    if (rv != 0 || v == NULL) {
+        return rv;
+    }
+    printf("%-6s  %-24s  %-8s  %-6s  %s\n", "ID", "NAME", "STATE", "SHIPS",
+           "MADE");
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(v, "accounts"), i, t)
+    {
+        cli__account_line(t);
+    }
+    printf("anonymous creation: %s\n",
+           json_is_true(json_object_get(v, "anonymous_creation")) ? "on"
+                                                                  : "off");
+    json_decref(v);
+    return 0;
+}
+
+static const struct cli__opt cli__account_rm_opts[] = {
+    {"--yes", NULL, CLI__FLAG, 0, 0,
+     "confirm: the account's ships and all their data are removed"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+/* account show, disable, enable and rm: one account, by name. */
+static int cli__account_one(const struct cli__cmd *cmd, struct cli *c,
+                            struct cli__args *a)
+{
+    const char *name = a->pos[0];
+    if (!cli__account_name_ok(name)) {
+        return cli__usage(cmd, "NAME is an account's name, not %s", name);
+    }
+    const char *op = cmd->name + strlen("account ");
+    bool rm = strcmp(op, "rm") == 0;
+    if (rm && a->val[0] == NULL) {
+        return cli__usage(cmd,
+                          "removing account %s removes its ships and their "
+                          "data: confirm with --yes",
+                          name);
+    }
+    char target[128];
+    const char *method = "POST";
+    if (strcmp(op, "show") == 0) {
+        method = "GET";
+        snprintf(target, sizeof target, "/v1/accounts/%s", name);
+    } else if (rm) {
+        method = "DELETE";
+        snprintf(target, sizeof target, "/v1/accounts/%s?yes=1", name);
+    } else {
+        snprintf(target, sizeof target, "/v1/accounts/%s/%s", name, op);
+    }
+    json_t *v = NULL;
+    int rv = cli__call(c, method, target, NULL, 0, &v);
+    if (rv != 0) {
+        return rv;
+    }
+    if (c->json) {
+        cli__print_json(v);
+    } else if (rm) {
+        printf("removed %s (%lld ships)\n", cli__str(v, "removed"),
+               cli__int(v, "ships"));
+    } else {
+        char made[32];
+        cli__ago(cli__int(v, "created_ns"), made, sizeof made);
+        printf("id:              %lld\n", cli__int(v, "id"));
+        printf("name:            %s\n", cli__str(v, "name"));
+        printf("state:           %s\n",
+               json_is_true(json_object_get(v, "disabled")) ? "disabled"
+                                                            : "enabled");
+        printf("ships:           %lld\n", cli__int(v, "ships"));
+        printf("made:            %s\n", made);
+        json_t *open = json_object_get(v, "anonymous_creation");
+        if (open != NULL) {
+            printf("creation:        %s\n", json_is_true(open) ? "on" : "off");
+        }
+    }
+    json_decref(v);
+    return 0;
+}
+
+static int cli__account_anonymous(const struct cli__cmd *cmd, struct cli *c,
+                                  struct cli__args *a)
+{
+    const char *v_on = a->pos[0];
+    if (strcmp(v_on, "on") != 0 && strcmp(v_on, "off") != 0) {
+        return cli__usage(cmd, "needs on or off, not %s", v_on);
+    }
+    json_t *v = NULL;
+    int rv = cli__call_json(
+        c, "POST", "/v1/anonymous",
+        json_pack("{s:b}", "creation", strcmp(v_on, "on") == 0), &v);
+    if (rv != 0) {
+        return rv;
+    }
+    if (c->json) {
+        cli__print_json(v);
+    } else {
+        printf("anonymous creation: %s\n",
+               json_is_true(json_object_get(v, "anonymous_creation")) ? "on"
+                                                                      : "off");
+    }
+    json_decref(v);
+    return 0;
+}
+
 /* --- token. --- */
 
 static const struct cli__opt cli__token_new_opts[] = {
@@ -1263,15 +1447,20 @@ static int cli__token_ls(const struct cli__cmd *cmd, struct cli *c,
     if (rv != 0 || v == NULL) {
         return rv;
     }
-    printf("%-12s  %-7s  %-20s  %s\n", "ID", "SCOPE", "NAME", "MADE");
+    printf("%-12s  %-7s  %-20s  %-8s  %s\n", "ID", "SCOPE", "NAME", "ACCOUNT",
+           "MADE");
     size_t i;
     json_t *t;
     json_array_foreach(json_object_get(v, "tokens"), i, t)
     {
         char made[32];
         cli__ago(cli__int(t, "created_ns"), made, sizeof made);
-        printf("%-12s  %-7s  %-20s  %s\n", cli__str(t, "id"),
-               cli__str(t, "scope"), cli__str(t, "name"), made);
+        char account[24] = "-";
+        if (cli__int(t, "account") != 0) {
+            snprintf(account, sizeof account, "%lld", cli__int(t, "account"));
+        }
+        printf("%-12s  %-7s  %-20s  %-8s  %s\n", cli__str(t, "id"),
+               cli__str(t, "scope"), cli__str(t, "name"), account, made);
     }
     json_decref(v);
     return 0;
@@ -1683,6 +1872,39 @@ static const struct cli__cmd cli__cmds[] = {
      "configuration. The host stops taking part; its data directory is left "
      "as it is.",
      NULL, 1, 1, true, cli__cluster_remove},
+    {"account new", "NAME", "make an account and print its token",
+     "Make an account and print its token, once (the host keeps only its "
+     "hash). With that token (--token or BERTH_TOKEN, on a host's --admin "
+     "TCP listener) 'berth ship ...' sees and touches only the account's "
+     "ships, and the ships it makes belong to the account. Ships made "
+     "without an account's token belong to the account named with 'ship "
+     "new --account', else to 'anonymous'.",
+     NULL, 1, 1, true, cli__account_new},
+    {"account ls", "", "list accounts",
+     "List accounts: id, name, enabled or disabled, ships, and when each was "
+     "made; and whether ships may be made without an account.",
+     NULL, 0, 0, true, cli__account_ls},
+    {"account show", "NAME", "show one account",
+     "Show an account: id, name, state, ships, when it was made.", NULL, 1, 1,
+     true, cli__account_one},
+    {"account disable", "NAME", "stop serving an account's ships",
+     "Disable an account: its ships answer 403 (account_disabled) at the "
+     "front door and go to sleep, its token is refused, and its ships' "
+     "alarms wait (they fire once it is enabled). Nothing is deleted.",
+     NULL, 1, 1, true, cli__account_one},
+    {"account enable", "NAME", "serve a disabled account's ships again",
+     "Enable a disabled account: its ships and token serve again, and alarms "
+     "that came due meanwhile fire.",
+     NULL, 1, 1, true, cli__account_one},
+    {"account rm", "NAME --yes", "remove an account and its ships",
+     "Remove an account, its token and every ship of it with their data. "
+     "Needs --yes. The anonymous account cannot be removed.",
+     cli__account_rm_opts, 1, 1, true, cli__account_one},
+    {"account anonymous", "on|off", "allow or refuse ships without an account",
+     "Allow (on, the default) or refuse (off) new ships in the anonymous "
+     "account, on every host of the cluster. Existing anonymous ships keep "
+     "serving either way.",
+     NULL, 1, 1, true, cli__account_anonymous},
     {"token new", "--scope SCOPE [--name NAME]",
      "make a token for the admin API on TCP",
      "Make a token of the admin API and print it, once: the host keeps only "

@@ -40,7 +40,8 @@ enum auth_scope {
 #define AUTH_ID_LEN 12
 #define AUTH_ID_SIZE (AUTH_ID_LEN + 1)
 
-/* The account of every token until accounts exist. */
+/* The account of a token that belongs to none: the operator's, which sees
+ * every account (core/account.h). An account's token has its id. */
 #define AUTH_ACCOUNT_ANONYMOUS 0
 
 /* Return the name of a scope ("read", "operate", "admin"; "none"). */

@@ -792,9 +792,12 @@ static int fleet__send_event(struct fleet_ship *s, const struct frame_event *ev)
 
 /* Fail the events waiting for a wake that did not happen: 502 corrupt when
  * the ship's data failed its checks, else 502 wake_failed. */
-static void fleet__fail_wake(struct fleet_ship *s, const char *why)
+static void fleet__fail_wake(struct fleet_ship *s, int rv, const char *why)
 {
-    if (fleet__corrupt(s)) {
+    if (rv == BERTH_EDISABLED) {
+        fleet__fail_waiting(s, 403, "account_disabled", "ship %s: %s", s->id,
+                            why);
+    } else if (fleet__corrupt(s)) {
         fleet__fail_waiting(s, 502, "corrupt", "ship %s: %s", s->id,
                             fleet_corrupt_detail(s->fleet, s->slot));
     } else {
@@ -916,7 +919,7 @@ err_after_load:
     snprintf(s->last_failure, sizeof s->last_failure, "%s", errmsg);
     fleet__set_state(s, SHIP_ASLEEP);
     s->measure_next = FLEET_MEASURE_NONE;
-    fleet__fail_wake(s, errmsg);
+    fleet__fail_wake(s, rv, errmsg);
     fleet__answer_waiters(s);
     fleet__pump_wakes(f);
     fleet__maybe_free(s);
@@ -1744,7 +1747,7 @@ void fleet_on_exit(struct fleet_ship *s, const char *why, bool clean)
     if (s->state == SHIP_WAKING && !rewake) {
         char msg[300];
         snprintf(msg, sizeof msg, "program %s", why);
-        fleet__fail_wake(s, msg);
+        fleet__fail_wake(s, 0, msg);
     }
     s->snapshot_pending = false;
     s->stop_sent = false;

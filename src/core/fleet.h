@@ -273,7 +273,9 @@ struct fleet_env {
     void (*ship_free)(void *data, struct fleet_ship *s);
     /* Read what waking s needs from the store into out (out->snapshot is
      * initialized and the fleet frees it). Returns 0, BERTH_ECORRUPT when the
-     * stored data fails its checks, or another code; errmsg says why. */
+     * stored data fails its checks, BERTH_EDISABLED when the ship's account
+     * is disabled (what waits for the wake is answered 403,
+     * account_disabled), or another code; errmsg says why. */
     int (*load)(void *data, struct fleet_ship *s, struct fleet_load *out,
                 char *errmsg);
     /* Start s's program with boot, its BOOT frame, waiting in its stdin;
@@ -462,7 +464,8 @@ void fleet_ship_hold(struct fleet_ship *s, bool held);
 bool fleet_ship_has_work(const struct fleet_ship *s);
 
 /* Input: an admin request asks s to sleep (or wake); req is answered once
- * its state settles. */
+ * its state settles (a NULL req: by nothing; the environment's answer gets
+ * NULL). */
 void fleet_ship_sleep(struct fleet_ship *s, void *req);
 void fleet_ship_wake(struct fleet_ship *s, void *req);
 

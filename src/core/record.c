@@ -1,5 +1,7 @@
 #include "core/record.h"
 
+#include "core/account.h"
+
 #include "core/gate.h"
 
 #include <sodium.h>
@@ -304,8 +306,10 @@ int record_encode_ship_batch(struct buf *out, const struct record_ship_batch *b,
     }
     bool lists = b->args_len > 0 || b->env_len > 0;
     uint8_t flags =
-        (uint8_t)((b->flags & ~RECORD_BATCH_ARGS) |
-                  (lists ? RECORD_BATCH_ARGS : 0) | RECORD_BATCH_SEALED);
+        (uint8_t)((b->flags & ~(RECORD_BATCH_ARGS | RECORD_BATCH_ACCOUNT)) |
+                  (lists ? RECORD_BATCH_ARGS : 0) |
+                  (b->account != 0 ? RECORD_BATCH_ACCOUNT : 0) |
+                  RECORD_BATCH_SEALED);
     if ((rv = record__begin(out, RECORD_ENTRY_SHIP_BATCH)) != 0 ||
         (rv = buf_put_u16(out, (uint16_t)b->program_len)) != 0 ||
         (rv = buf_append(out, b->program, b->program_len)) != 0 ||
@@ -318,6 +322,10 @@ int record_encode_ship_batch(struct buf *out, const struct record_ship_batch *b,
         return rv;
     }
     if ((flags & RECORD_BATCH_ACKS) && (rv = buf_put_u8(out, b->acks)) != 0) {
+        return rv;
+    }
+    if ((flags & RECORD_BATCH_ACCOUNT) &&
+        (rv = buf_put_u64(out, b->account)) != 0) {
         return rv;
     }
     if (lists && ((rv = buf_put_u32(out, (uint32_t)b->args_len)) != 0 ||
@@ -357,6 +365,10 @@ int record_decode_ship_batch(const uint8_t *p, size_t len,
             b->acks != GATE_ACKS_ALL && b->acks != GATE_ACKS_DEFAULT) {
             return BERTH_EMALFORMED;
         }
+    }
+    b->account = 0;
+    if (b->flags & RECORD_BATCH_ACCOUNT) {
+        b->account = cursor_u64(&c);
     }
     b->args = b->env = NULL;
     b->args_len = b->env_len = 0;
@@ -643,4 +655,48 @@ int record_decode_key_rotate(const uint8_t *p, size_t len,
     }
     r->keys = cursor_bytes(&c, (size_t)r->count * KEYWRAP_SIZE);
     return c.err != 0 || cursor_left(&c) != 0 ? BERTH_EMALFORMED : 0;
+}
+
+int record_encode_account(struct buf *out, const struct record_account *a)
+{
+    int rv;
+    if (a->op < ACCOUNT_OP_NEW || a->op > ACCOUNT_OP_ANONYMOUS ||
+        a->name_len > UINT16_MAX) {
+        return BERTH_EINVAL;
+    }
+    if ((rv = record__begin(out, RECORD_ENTRY_ACCOUNT)) != 0 ||
+        (rv = buf_put_u8(out, a->op)) != 0 ||
+        (rv = buf_put_u64(out, a->account)) != 0 ||
+        (rv = buf_put_u8(out, a->value)) != 0 ||
+        (rv = buf_put_u64(out, a->created_ns)) != 0 ||
+        (rv = buf_append(out, a->hash, sizeof a->hash)) != 0 ||
+        (rv = buf_put_u16(out, (uint16_t)a->name_len)) != 0 ||
+        (rv = buf_append(out, a->name, a->name_len)) != 0) {
+        return rv;
+    }
+    return 0;
+}
+
+int record_decode_account(const uint8_t *p, size_t len,
+                          struct record_account *a)
+{
+    struct cursor c;
+    memset(a, 0, sizeof *a);
+    if (record__open(p, len, RECORD_ENTRY_ACCOUNT, &c) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    a->op = cursor_u8(&c);
+    a->account = cursor_u64(&c);
+    a->value = cursor_u8(&c);
+    a->created_ns = cursor_u64(&c);
+    const uint8_t *hash = cursor_bytes(&c, sizeof a->hash);
+    if (hash != NULL) {
+        memcpy(a->hash, hash, sizeof a->hash);
+    }
+    a->name = record__get_str(&c, &a->name_len);
+    if (c.err != 0 || cursor_left(&c) != 0 || a->op < ACCOUNT_OP_NEW ||
+        a->op > ACCOUNT_OP_ANONYMOUS) {
+        return BERTH_EMALFORMED;
+    }
+    return 0;
 }

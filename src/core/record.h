@@ -31,12 +31,12 @@
  *   SHIP_BATCH   one or many new ships of one program: u16 program_len |
  *                program | u16 name_len | name | u8 flags | u64 created_ns |
  *                u64 idle_timeout_ms | u64 freeze_timeout_ms | [u8 acks] |
- *                [u32 args_len | args | u32 env_len | env] | u32 first |
- *                u32 count | key | u8 public_key[32] * count.
- *                The bracketed part is there only with RECORD_BATCH_ARGS:
- *                the program's arguments and added environment, string
- *                lists (lib/strlist.h) that every ship of the entry gets.
- *                freeze_timeout_ms is 0 for the host's default and
+ *                [u64 account] | [u32 args_len | args | u32 env_len | env] |
+ * u32 first | u32 count | key | u8 public_key[32] * count. acks is there with
+ * RECORD_BATCH_ACKS, account with RECORD_BATCH_ACCOUNT (else the anonymous
+ * account). The lists are there only with RECORD_BATCH_ARGS: the program's
+ * arguments and added environment, string lists (lib/strlist.h) that every ship
+ * of the entry gets. freeze_timeout_ms is 0 for the host's default and
  *                UINT64_MAX for never.
  *                Ship i's secret seed is derived from the 32-byte batch key
  *                and first + i (record_ship_seed), so an entry costs 32
@@ -63,6 +63,9 @@
  *                u64 created_ns | u8 hash[32] | u16 name_len | name
  *                (only the token's hash; its id derives from it), and for
  *                RECORD_TOKEN_REVOKE u16 id_len | id
+ *   ACCOUNT      an account made, disabled, enabled or removed, or
+ *                anonymous creation turned on or off (struct
+ *                record_account)
  *   KEY_ROTATE   a new master key: u8 old_id[32] (the hex id of the master
  *                key it replaces) | the new master key wrapped under the
  *                old (crypto/keywrap.h, KEYWRAP_SIZE bytes) | u32 count |
@@ -150,7 +153,33 @@ enum record_entry_type {
     RECORD_ENTRY_SNAPSHOT_SEALED = 6,
     RECORD_ENTRY_TOKEN = 7,
     RECORD_ENTRY_KEY_ROTATE = 8,
+    RECORD_ENTRY_ACCOUNT = 9,
 };
+
+/* The fields of an ACCOUNT entry (core/account.h): u8 op | u64 account |
+ * u8 value | u64 created_ns | u8 hash[32] | u16 name_len | name. NEW
+ * carries the name, the time and the hash of the account's token (its id
+ * is assigned on apply, one above the last given, never reused); DISABLE,
+ * ENABLE and REMOVE the account's id; ANONYMOUS the value (1: anonymous
+ * creation on). The decoder points name into the entry, unterminated. */
+struct record_account {
+    uint8_t op; /* enum account_op */
+    uint64_t account;
+    uint8_t value;
+    uint64_t created_ns;
+    uint8_t hash[32];
+    const char *name; /* "" for none */
+    size_t name_len;
+};
+
+/* Append an ACCOUNT entry of a to out; 0, BERTH_ENOMEM, or BERTH_EINVAL
+ * for an unknown op or a name over 65535 bytes. The caller keeps a. */
+int record_encode_account(struct buf *out, const struct record_account *a);
+
+/* Decode an ACCOUNT entry into *a, whose name points into p; 0 or
+ * BERTH_EMALFORMED (also for an unknown op). The caller keeps p. */
+int record_decode_account(const uint8_t *p, size_t len,
+                          struct record_account *a);
 
 /* The length of a master key's id in a KEY_ROTATE entry: its hex, as
  * crypto/master.h's master_key_id writes it. */
@@ -185,7 +214,7 @@ int record_decode_key_rotate(const uint8_t *p, size_t len,
 struct record_token {
     uint8_t op;          /* RECORD_TOKEN_ADD or RECORD_TOKEN_REVOKE */
     uint8_t scope;       /* add: enum auth_scope (core/auth.h) */
-    uint64_t account;    /* add: 0, anonymous, until accounts exist */
+    uint64_t account;    /* add: 0 for none (the operator's token) */
     uint64_t created_ns; /* add */
     uint8_t hash[32];    /* add: the token's hash */
     const char *name;    /* add: "" for none; revoke: the token's id */
@@ -214,6 +243,10 @@ int record_decode_token(const uint8_t *p, size_t len, struct record_token *t);
 /* Set by the encoder: the batch key is sealed (always, since sealing). */
 #define RECORD_BATCH_SEALED 0x08
 
+/* Set by the encoder when the ships belong to an account other than the
+ * anonymous one: u64 account, right after the ack level's place. */
+#define RECORD_BATCH_ACCOUNT 0x10
+
 /* The most bytes of a ship's stored secret: u32 index | a sealed key. */
 #define RECORD_SECRET_MAX (4 + SEAL_OVERHEAD + 32)
 
@@ -232,6 +265,7 @@ struct record_ship_batch {
     uint64_t idle_timeout_ms;
     uint64_t freeze_timeout_ms;
     uint8_t acks;     /* with RECORD_BATCH_ACKS; else decoded as the default */
+    uint64_t account; /* core/account.h; 0, anonymous, when not in the entry */
     const char *args; /* string list; NULL or empty when none */
     size_t args_len;
     const char *env; /* string list of "K=V"; NULL or empty when none */

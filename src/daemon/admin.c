@@ -21,6 +21,12 @@
  *   POST   /v1/tokens             {"scope", "name"?}: make a token; its text
  *                                  is in this answer only
  *   DELETE /v1/tokens/ID           revoke a token, by id or name
+ *   GET    /v1/accounts           list accounts (daemon/accounts.c)
+ *   POST   /v1/accounts           {"name"}: make an account and its token
+ *   GET    /v1/accounts/NAME      show one
+ *   DELETE /v1/accounts/NAME?yes=1  remove it and its ships
+ *   POST   /v1/accounts/NAME/disable, /enable
+ *   POST   /v1/anonymous          {"creation": BOOL}
  *   POST   /v1/key/rotate         replace the master key (KEY_ROTATE entry)
  *   POST   /v1/fsck               check this host's store of ships
  *
@@ -42,6 +48,7 @@
 #include <unistd.h>
 
 #include "consensus/log.h"
+#include "core/account.h"
 #include "core/gate.h"
 #include "core/record.h"
 #include "core/ship.h"
@@ -70,7 +77,8 @@ struct admin__create {
     char name[STORE_NAME_MAX + 1]; /* the name, or the prefix with count */
     bool single;                   /* no count: answer with the ship */
     uint64_t created_ns, idle_ms, freeze_ms;
-    uint8_t acks; /* GATE_ACKS_DEFAULT when not given */
+    uint8_t acks;     /* GATE_ACKS_DEFAULT when not given */
+    uint64_t account; /* core/account.h */
     uint32_t count;
     uint32_t next;     /* the first index (0-based) not yet looked at */
     uint32_t first;    /* the index of the batch being committed */
@@ -102,6 +110,11 @@ static void admin__created(void *arg, int status, int result)
                              "ships: %s",
                              c->created + c->existing, c->count,
                              err_str(status));
+        } else if (result == BERTH_ENOTFOUND) {
+            host_reply_error(c->req, 404, "not_found",
+                             "the ships' account was removed (created %u of "
+                             "%u)",
+                             c->created + c->existing, c->count);
         } else {
             host_reply_error(c->req, 409, "conflict",
                              "a ship with that name or id exists (created %u "
@@ -177,6 +190,7 @@ static void admin__create_next(struct admin__create *c)
         .flags = (c->single ? 0 : RECORD_BATCH_PREFIX) |
                  (c->acks != GATE_ACKS_DEFAULT ? RECORD_BATCH_ACKS : 0),
         .acks = c->acks,
+        .account = c->account,
         .created_ns = c->created_ns,
         .idle_timeout_ms = c->idle_ms,
         .freeze_timeout_ms = c->freeze_ms,
@@ -285,6 +299,15 @@ static bool admin__resume(struct admin__create *c)
         if (slot == REGISTRY_NONE) {
             continue;
         }
+        uint64_t account;
+        if (store_ship_account(h->store, registry_get(&h->reg, slot)->sid,
+                               &account) != 0 ||
+            account != c->account) {
+            /* Another account's ship is not taken over, nor described. */
+            host_reply_error(c->req, 409, "conflict", "a ship named %s exists",
+                             n);
+            return false;
+        }
         if (strcmp(registry_program(&h->reg, slot), c->program) != 0) {
             host_reply_error(c->req, 409, "conflict",
                              "a ship named %s exists with another program "
@@ -309,6 +332,44 @@ void host_ship_create(struct host *h, struct http_request *req)
         } else {
             host_reply_error(req, 503, "unavailable", "out of memory");
         }
+        return;
+    }
+    uint64_t scope, account = ACCOUNT_ANONYMOUS;
+    if (!host_request_scope(req, &scope)) {
+        body_create_free(&spec);
+        return;
+    }
+    if (spec.account[0] == '\0' && scope != ACCOUNT_ALL) {
+        account = scope; /* an account's token makes its own ships */
+    } else if (spec.account[0] != '\0') {
+        struct store_account a;
+        rv = store_account_get(h->store, spec.account, &a);
+        if (rv == 0 && !account_scope_sees(scope, a.id)) {
+            rv = BERTH_ENOTFOUND; /* another's account is not there */
+        }
+        if (rv != 0) {
+            host_reply_error(req, rv == BERTH_ENOTFOUND ? 404 : 503,
+                             rv == BERTH_ENOTFOUND ? "not_found"
+                                                   : "unavailable",
+                             "no account named %s", spec.account);
+            body_create_free(&spec);
+            return;
+        }
+        account = a.id;
+    }
+    rv = account_create_check(scope, account, host_account_disabled(h, account),
+                              host_anonymous_open(h));
+    if (rv != 0) {
+        if (rv == BERTH_EDISABLED) {
+            host_reply_error(req, 403, "account_disabled",
+                             "the ship's account is disabled");
+        } else {
+            host_reply_error(req, 403, "anonymous_closed",
+                             "ships without an account are not made on this "
+                             "host (berth account anonymous on); name an "
+                             "account (--account) or use an account's token");
+        }
+        body_create_free(&spec);
         return;
     }
     if (spec.single && spec.name[0] != '\0' &&
@@ -357,6 +418,7 @@ void host_ship_create(struct host *h, struct http_request *req)
     c->freeze_ms = spec.freeze_ms;
     c->acks = spec.acks;
     c->count = spec.count;
+    c->account = account;
     if (!c->single && c->name[0] != '\0' && !admin__resume(c)) {
         admin__create_free(c);
         return;
@@ -437,7 +499,73 @@ static bool admin__listed(const struct host *h, uint32_t slot, int want)
     return want < 0 || (int)(s != NULL ? s->core.state : SHIP_ASLEEP) == want;
 }
 
-static void admin__list(struct host *h, struct http_request *req)
+/* A page of one account's ships, walked from the store's index of them. */
+struct admin__scoped {
+    struct host *host;
+    json_t *arr;
+    int want;
+    uint64_t after, last;
+    unsigned long long limit, n, total;
+    bool more;
+};
+
+static int admin__scoped_one(uint64_t sid, uint64_t alarm_ns, void *arg)
+{
+    struct admin__scoped *l = arg;
+    struct host *h = l->host;
+    uint32_t slot = registry_seek(&h->reg, sid - 1);
+    if (slot >= h->reg.n_slots || registry_get(&h->reg, slot)->sid != sid ||
+        !admin__listed(h, slot, l->want)) {
+        return 0;
+    }
+    l->total++;
+    if (sid <= l->after) {
+        return 0;
+    }
+    if (l->n < l->limit) {
+        json_array_append_new(l->arr, host_ship_json(h, slot));
+        l->last = sid;
+        l->n++;
+    } else {
+        l->more = true;
+    }
+    return 0;
+}
+
+/* Answer a list in an account's scope: its ships only, and their count. */
+static void admin__list_scoped(struct host *h, struct http_request *req,
+                               uint64_t scope, int want,
+                               unsigned long long limit, uint64_t after)
+{
+    struct admin__scoped l = {
+        .host = h,
+        .arr = json_array(),
+        .want = want,
+        .after = after,
+        .limit = limit,
+    };
+    int rv = store_account_ships(h->store, scope, 0, admin__scoped_one, &l);
+    if (rv != 0) {
+        json_decref(l.arr);
+        host_reply_error(req, 503, "unavailable", "cannot read the ships: %s",
+                         store_errmsg(h->store));
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "ships", l.arr);
+    json_object_set_new(o, "total", json_integer((json_int_t)l.total));
+    if (l.more) {
+        char next[32];
+        snprintf(next, sizeof next, "%llu", (unsigned long long)l.last);
+        json_object_set_new(o, "next", json_string(next));
+    } else {
+        json_object_set_new(o, "next", json_null());
+    }
+    host_reply_json(req, 200, o);
+}
+
+static void admin__list(struct host *h, struct http_request *req,
+                        uint64_t scope)
 {
     char v[32];
     unsigned long long limit = ADMIN__PAGE, after = 0;
@@ -465,6 +593,10 @@ static void admin__list(struct host *h, struct http_request *req)
     if (p != NULL && !admin__number(p, UINT64_MAX, &after)) {
         host_reply_error(req, 400, "invalid",
                          "after must be the \"next\" of an earlier page");
+        return;
+    }
+    if (scope != ACCOUNT_ALL) {
+        admin__list_scoped(h, req, scope, want, limit, after);
         return;
     }
     json_t *arr = json_array();
@@ -1192,6 +1324,18 @@ void host_admin_handle(struct http_request *req, void *arg)
                    ok ? "ok\n" : "starting\n", ok ? 3 : 9, NULL);
         return;
     }
+    /* An account's scope reaches only its ships (core/account.h). */
+    uint64_t scope;
+    if (!host_request_scope(req, &scope)) {
+        return;
+    }
+    if (!account_route_allowed(scope, m, path)) {
+        host_reply_error(req, 403, "forbidden",
+                         "an account may use only /v1/ships and its ships, "
+                         "not %s %s",
+                         m, path);
+        return;
+    }
     /* A host that does not lead passes everything to the leader but what
      * describes this host (host_admin_local). */
     if ((!h->leading || h->stopping) && !host_admin_local(m, path)) {
@@ -1254,6 +1398,12 @@ void host_admin_handle(struct http_request *req, void *arg)
         host_tokens_handle(h, req, path);
         return;
     }
+    if (strcmp(path, "/v1/accounts") == 0 ||
+        strncmp(path, "/v1/accounts/", 13) == 0 ||
+        strcmp(path, "/v1/anonymous") == 0) {
+        host_accounts_handle(h, req, path);
+        return;
+    }
     if (strcmp(path, "/v1/key/rotate") == 0) {
         if (strcmp(m, "POST") != 0) {
             goto method;
@@ -1263,7 +1413,7 @@ void host_admin_handle(struct http_request *req, void *arg)
     }
     if (strcmp(path, "/v1/ships") == 0) {
         if (strcmp(m, "GET") == 0) {
-            admin__list(h, req);
+            admin__list(h, req, scope);
         } else if (strcmp(m, "POST") == 0) {
             host_ship_create(h, req);
         } else {
@@ -1282,7 +1432,9 @@ void host_admin_handle(struct http_request *req, void *arg)
         name[n] = '\0';
         const char *action = p + n;
         uint32_t slot = host_ship_lookup(h, name);
-        if (slot == REGISTRY_NONE) {
+        /* Another account's ship is not there, as far as this scope can
+         * tell: the same 404 as a ship that does not exist. */
+        if (slot == REGISTRY_NONE || !host_ship_visible(h, scope, slot)) {
             host_reply_error(req, 404, "not_found", "no ship named %s", name);
             return;
         }
@@ -1305,6 +1457,12 @@ void host_admin_handle(struct http_request *req, void *arg)
         }
         if (*action == '\0') {
             host_ship_remove(s, req);
+            return;
+        }
+        if ((strcmp(action, "/send") == 0 || strcmp(action, "/wake") == 0) &&
+            host_ship_disabled(h, slot)) {
+            host_reply_error(req, 403, "account_disabled",
+                             "ship %s belongs to a disabled account", name);
             return;
         }
         if (strcmp(action, "/send") == 0) {

@@ -156,21 +156,26 @@ static int body__create(json_t *spec, struct body_create *out, char *errmsg)
     json_int_t count = 0;
     json_t *idle_j = NULL, *freeze_j = NULL, *args = NULL, *env = NULL;
     json_t *acks_j = NULL;
+    const char *account = "";
     json_error_t jerr;
     if (json_unpack_ex(spec, &jerr, JSON_STRICT,
-                       "{s:s, s?:s, s?:I, s?:o, s?:o, s?:o, s?:o, s?:o}",
+                       "{s:s, s?:s, s?:I, s?:o, s?:o, s?:o, s?:o, s?:o, s?:s}",
                        "program", &program, "name", &name, "count", &count,
                        "idle_timeout_ms", &idle_j, "freeze_timeout_ms",
-                       &freeze_j, "args", &args, "env", &env, "acks",
-                       &acks_j) != 0) {
+                       &freeze_j, "args", &args, "env", &env, "acks", &acks_j,
+                       "account", &account) != 0) {
         return body__refuse(errmsg,
                             "expected {\"program\": PATH, \"name\"?: NAME, "
                             "\"count\"?: N, \"idle_timeout_ms\"?: MS, "
                             "\"freeze_timeout_ms\"?: MS, \"args\"?: [ARG, "
                             "...], \"env\"?: {KEY: VALUE, ...}, \"acks\"?: "
-                            "LEVEL}: %s",
+                            "LEVEL, \"account\"?: NAME}: %s",
                             jerr.text);
     }
+    if (strlen(account) > STORE_NAME_MAX) {
+        return body__refuse(errmsg, "no account named %.64s...", account);
+    }
+    snprintf(out->account, sizeof out->account, "%s", account);
     out->acks = GATE_ACKS_DEFAULT;
     if (acks_j != NULL) {
         char text[32] = "";

@@ -33,6 +33,8 @@ struct body_create {
     uint8_t acks;                  /* GATE_ACKS_DEFAULT when not given */
     struct buf args;               /* a string list (lib/strlist.h) */
     struct buf env;                /* a string list of KEY=VALUE */
+    /* The account's name, "" when not given: the caller's account. */
+    char account[STORE_NAME_MAX + 1];
 };
 
 /* Parse the len bytes at data as the body of POST /v1/ships into *out.

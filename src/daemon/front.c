@@ -147,6 +147,11 @@ void host_front_handle(struct http_request *req, void *arg)
         host_reply_error(req, 404, "not_found", "no ship named %s", name);
         return;
     }
+    if (host_ship_disabled(h, slot)) {
+        host_reply_error(req, 403, "account_disabled",
+                         "ship %s belongs to a disabled account", name);
+        return;
+    }
     struct buf payload;
     buf_init(&payload);
     if (front__payload(&payload, req, rest) != 0) {

@@ -227,6 +227,10 @@ static int host__applied(void *arg, uint64_t index, const uint8_t *entry,
         h->rotating = false;
         return host__key_rotated(h, index, entry, len);
     }
+    if (type == RECORD_ENTRY_ACCOUNT) {
+        host_accounts_applied(h, entry, len);
+        return 0;
+    }
     int rv = host__apply_registry(h, index, entry, len);
     if (rv != 0) {
         host_log("fatal", "cannot load new ships", "error", err_str(rv), NULL);
@@ -257,7 +261,8 @@ static int host__restore_slot(struct host *h, uint32_t slot)
     if (rv != 0 || !h->leading) {
         return rv;
     }
-    return alarms_set(&h->alarms, slot, alarm);
+    return alarms_set(&h->alarms, slot,
+                      host_ship_disabled(h, slot) ? 0 : alarm);
 }
 
 /* A raft snapshot replaced the store: what the host keeps of it in memory
@@ -280,6 +285,10 @@ static int host__restored(void *arg, uint64_t index)
     }
     if (!h->leading) {
         h->alarms_stale = true;
+    }
+    if (host_accounts_load(h) != 0) {
+        host_log("error", "cannot count the disabled accounts", "error",
+                 store_errmsg(h->store), NULL);
     }
     /* Entries up to index came whole, not one by one: whether a watched
      * one survived cannot be told. */
@@ -314,7 +323,9 @@ static int host__load_ship(const struct store_ship_brief *b, void *arg)
     struct host *h = arg;
     uint32_t slot;
     int rv = registry_add(&h->reg, b->sid, b->id, b->name, b->program, &slot);
-    if (rv == 0 && b->alarm_ns != 0) {
+    /* A disabled account's alarms wait in the store until it is enabled
+     * (daemon/accounts.c). */
+    if (rv == 0 && b->alarm_ns != 0 && !host_account_disabled(h, b->account)) {
         rv = alarms_set(&h->alarms, slot, b->alarm_ns);
     }
     return rv;
@@ -489,7 +500,9 @@ static int host__load_alarm(const struct store_ship_brief *b, void *arg)
     struct host *h = arg;
     uint32_t slot = registry_seek(&h->reg, b->sid - 1);
     if (slot < h->reg.n_slots && registry_get(&h->reg, slot)->sid == b->sid) {
-        return alarms_set(&h->alarms, slot, b->alarm_ns);
+        return alarms_set(&h->alarms, slot,
+                          host_account_disabled(h, b->account) ? 0
+                                                               : b->alarm_ns);
     }
     return 0;
 }
@@ -1662,6 +1675,11 @@ int host_run(const struct host_config *cfg)
         applied = 0;
     }
     h->start_applied = applied;
+    rv = host_accounts_load(h);
+    if (rv != 0) {
+        fprintf(stderr, "berth: store %s: %s\n", path, store_errmsg(h->store));
+        goto err_after_store;
+    }
     /* The data keys, then the cluster secret: a key rotation cut short
      * by a crash is finished or undone first (docs/security.md). */
     if (host__open_data_keys(h) != 0 || host__open_cluster_secret(h) != 0) {
@@ -1862,6 +1880,9 @@ int host_run(const struct host_config *cfg)
     uv_run(&h->loop, UV_RUN_NOWAIT);
     store_close(h->store);
     h->store = NULL;
+    mem_free(h->disabled);
+    h->disabled = NULL;
+    h->n_disabled = 0;
     proc_cleanup();
     seal_keys_wipe(&h->keys);
     master_wrap_wipe(&h->wrap);

@@ -164,6 +164,10 @@ struct host {
     struct http_server *admin_tcp; /* --admin, or NULL */
     /* Failed token attempts on admin_tcp, by client address. */
     struct auth_limiter limiter;
+    /* The ids of the accounts disabled now (daemon/accounts.c), owned:
+     * while there are none, no request reads a ship's account. */
+    uint64_t *disabled;
+    uint64_t n_disabled;
     bool ready;
     bool leading;   /* this host leads: it runs ships and lets effects out */
     uint64_t leads; /* times it started leading */
@@ -297,6 +301,41 @@ void host_admin_handle_tcp(struct http_request *req, void *arg);
  * The token's text is in the answer to its making only. */
 void host_tokens_handle(struct host *h, struct http_request *req,
                         const char *path);
+
+/* Serve /v1/accounts, /v1/accounts/NAME[/disable|/enable] and
+ * /v1/anonymous (path, without its query; the caller keeps it) on the host
+ * that leads (daemon/accounts.c). */
+void host_accounts_handle(struct host *h, struct http_request *req,
+                          const char *path);
+
+/* Read the scope of req (core/account.h, ACCOUNT_HEADER) into *scope;
+ * false, having answered 400, when the header is not an account id. */
+bool host_request_scope(struct http_request *req, uint64_t *scope);
+
+/* Return whether scope sees the ship in slot: the operator's every ship,
+ * an account's only its own (a ship that cannot be read counts as not
+ * seen). */
+bool host_ship_visible(struct host *h, uint64_t scope, uint32_t slot);
+
+/* Return whether ships may be made in the anonymous account (a store that
+ * cannot be read says they may). */
+bool host_anonymous_open(struct host *h);
+
+/* Return whether account is disabled; false at once when no account is. */
+bool host_account_disabled(struct host *h, uint64_t account);
+
+/* Return whether the ship in slot belongs to a disabled account; false at
+ * once when no account is disabled. */
+bool host_ship_disabled(struct host *h, uint32_t slot);
+
+/* Read the disabled accounts again (at start, after a raft snapshot and
+ * after an ACCOUNT entry); 0, BERTH_ENOMEM or a store error. */
+int host_accounts_load(struct host *h);
+
+/* An ACCOUNT entry was applied: count disabled accounts again and, on the
+ * leader, put a disabled account's ships to sleep and take their alarms
+ * out of the heap, or give an enabled account's back. */
+void host_accounts_applied(struct host *h, const uint8_t *entry, size_t len);
 
 /* Answer every request still waiting for a leader with 503 and stop
  * waiting: the host is stopping. */

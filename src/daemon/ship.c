@@ -495,6 +495,11 @@ static int ship__env_load(void *data, struct fleet_ship *c,
                    store_errmsg(h->store));
         return rv;
     }
+    if (host_account_disabled(h, rec.account)) {
+        err_printf(errmsg, "its account is disabled");
+        rv = BERTH_EDISABLED;
+        goto err_after_rec;
+    }
     out->last_event = rec.last_event;
     out->snapshot_event = rec.snapshot_event;
     out->first_event = rec.first_event;
@@ -794,6 +799,9 @@ static void ship__env_answer(void *data, struct fleet_ship *c, void *arg,
 {
     struct host *h = data;
     struct http_request *req = arg;
+    if (req == NULL) {
+        return; /* the host's own request (daemon/accounts.c) */
+    }
     if (what == FLEET_ANSWER_SHIP) {
         host_reply_json(req, 200, host_ship_json(h, c->slot));
     } else if (what == FLEET_ANSWER_REMOVED) {
@@ -969,6 +977,11 @@ json_t *host_ship_json(struct host *h, uint32_t slot)
     json_object_set_new(o, "id", json_string(id));
     json_object_set_new(o, "name", name[0] ? json_string(name) : json_null());
     json_object_set_new(o, "state", json_string(ship_state_name(state)));
+    struct store_account acct;
+    if (have && store_account_get_id(h->store, rec.account, &acct) == 0) {
+        json_object_set_new(o, "account", json_string(acct.name));
+        json_object_set_new(o, "account_disabled", json_boolean(acct.disabled));
+    }
     json_object_set_new(o, "program",
                         json_string(registry_program(&h->reg, slot)));
     json_object_set_new(o, "args",
@@ -994,8 +1007,13 @@ json_t *host_ship_json(struct host *h, uint32_t slot)
                         json_integer((json_int_t)rec.created_ns));
     json_object_set_new(o, "last_active_ns",
                         json_integer((json_int_t)e->last_active_ns));
-    json_object_set_new(o, "alarm_ns",
-                        json_integer((json_int_t)alarms_get(&h->alarms, slot)));
+    /* A disabled account's alarms are out of the heap, pending in the
+     * store (daemon/accounts.c). */
+    uint64_t alarm = alarms_get(&h->alarms, slot);
+    if (alarm == 0 && have && host_account_disabled(h, rec.account)) {
+        alarm = rec.alarm_ns;
+    }
+    json_object_set_new(o, "alarm_ns", json_integer((json_int_t)alarm));
     json_object_set_new(o, "memory_bytes",
                         json_integer((json_int_t)(s ? s->core.memory : 0)));
     json_object_set_new(

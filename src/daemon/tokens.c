@@ -6,13 +6,17 @@
  * the log (a TOKEN entry), so every host knows every token. A request a
  * host forwards reaches the leader over the peer port without its
  * Authorization header, and is served there as the forwarding host
- * decided; the peer port is trusted as it is for everything else
- * (docs/api.md). core/auth.h has the scopes, the hash and the limiter. */
+ * decided, with the scope of the token's account, if it has one, in the
+ * header core/account.h names; the peer port is trusted as it is for
+ * everything else (docs/api.md). core/auth.h has the scopes, the hash and
+ * the limiter. */
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "core/account.h"
 #include "core/auth.h"
 #include "core/record.h"
 #include "daemon/host.h"
@@ -127,6 +131,39 @@ void host_admin_handle_tcp(struct http_request *req, void *arg)
                  path, auth_scope_name(need));
         tokens__refuse(req, 403, "forbidden", msg, NULL);
         return;
+    }
+    /* A token of an account (core/account.h) acts in that account's
+     * scope, which the header says to host_admin_handle, here and on the
+     * leader; a client's own header is never believed on TCP. */
+    http_request_remove_header(req, ACCOUNT_HEADER);
+    if (t.account != 0) {
+        if (!account_route_allowed(t.account, req->method, path)) {
+            char msg[600];
+            snprintf(msg, sizeof msg,
+                     "token %s belongs to an account; it may use only "
+                     "/v1/ships and its ships, not %.32s %.200s",
+                     t.id, req->method, path);
+            tokens__refuse(req, 403, "forbidden", msg, NULL);
+            return;
+        }
+        struct store_account a;
+        if (store_account_get_id(h->store, t.account, &a) != 0) {
+            tokens__refuse(req, 403, "forbidden",
+                           "the token's account cannot be read", NULL);
+            return;
+        }
+        if (a.disabled) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "account %s is disabled", a.name);
+            tokens__refuse(req, 403, "account_disabled", msg, NULL);
+            return;
+        }
+        char v[24];
+        snprintf(v, sizeof v, "%" PRIu64, t.account);
+        if (http_request_set_header(req, ACCOUNT_HEADER, v) != 0) {
+            host_reply_error(req, 503, "unavailable", "out of memory");
+            return;
+        }
     }
     /* The token is not passed on, to the leader or anywhere. */
     http_request_remove_header(req, "authorization");

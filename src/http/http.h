@@ -211,6 +211,12 @@ int http_request_peer(const struct http_request *req, uint8_t *addr);
  * name. */
 void http_request_remove_header(struct http_request *req, const char *name);
 
+/* Set header name (lower case) of req to value, in place of any it had;
+ * 0, or BERTH_ENOMEM (also when req has no room for another header). The
+ * caller keeps name and value. */
+int http_request_set_header(struct http_request *req, const char *name,
+                            const char *value);
+
 /* Return the standard reason phrase of a status code ("Not Found"). */
 const char *http_status_text(int status);
 

@@ -16,6 +16,26 @@ const char *http_request_header(const struct http_request *req,
     return NULL;
 }
 
+int http_request_set_header(struct http_request *req, const char *name,
+                            const char *value)
+{
+    http_request_remove_header(req, name);
+    if (req->n_headers == HTTP_MAX_HEADERS) {
+        return BERTH_ENOMEM;
+    }
+    char *n = mem_strdup(name);
+    char *v = mem_strdup(value);
+    if (n == NULL || v == NULL) {
+        mem_free(n);
+        mem_free(v);
+        return BERTH_ENOMEM;
+    }
+    req->headers[req->n_headers].name = n;
+    req->headers[req->n_headers].value = v;
+    req->n_headers++;
+    return 0;
+}
+
 void http_request_remove_header(struct http_request *req, const char *name)
 {
     unsigned k = 0;

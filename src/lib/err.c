@@ -24,6 +24,8 @@ static const struct {
     {"ENOTLEADER", "not the cluster leader"},
     {"EPARTIAL", "incomplete data"},
     {"ENOCONNECT", "cannot connect"},
+    {"EDISABLED", "account disabled"},
+    {"EDENIED", "not allowed for this account"},
 };
 
 const char *err_name(int rv)

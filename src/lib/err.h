@@ -24,7 +24,9 @@ enum {
     BERTH_ENOTLEADER = -14, /* This host does not lead the cluster. */
     BERTH_EPARTIAL = -15,   /* More bytes are needed to finish decoding. */
     BERTH_ENOCONNECT = -16, /* No connection could be made: nothing was sent. */
-    BERTH__ERR_COUNT = 17
+    BERTH_EDISABLED = -17,  /* The account it belongs to is disabled. */
+    BERTH_EDENIED = -18,    /* The caller's account may not do this. */
+    BERTH__ERR_COUNT = 19
 };
 
 /* Return a static short name for an error code, such as "ENOTFOUND". */

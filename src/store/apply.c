@@ -5,6 +5,7 @@
 
 #include <sodium.h>
 
+#include "core/account.h"
 #include "core/auth.h"
 #include "core/gate.h"
 #include "core/record.h"
@@ -89,8 +90,19 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
         return store_set_error(s, BERTH_ECORRUPT,
                                "a ship batch record does not decode");
     }
+    /* Ships of an account removed after the proposer checked: none is
+     * made, on every host alike. */
+    struct store_account account;
+    int rv = store_account_get_id(s, b.account, &account);
+    if (rv == BERTH_ENOTFOUND) {
+        *result = BERTH_ENOTFOUND;
+        return 0;
+    }
+    if (rv != 0) {
+        return rv;
+    }
     uint64_t next;
-    int rv = store_meta_get(s, "next_sid", &next);
+    rv = store_meta_get(s, "next_sid", &next);
     if (rv != 0) {
         return rv;
     }
@@ -117,6 +129,7 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
     ship.idle_timeout_ms = b.idle_timeout_ms;
     ship.freeze_timeout_ms = b.freeze_timeout_ms;
     ship.acks = b.acks;
+    ship.account = b.account;
     ship.first_event = 1;
     for (uint32_t i = 0; i < b.count && rv == 0; i++) {
         const uint8_t *pk = b.public_keys + (size_t)i * 32;
@@ -357,6 +370,82 @@ static int apply__token(struct store *s, const uint8_t *p, size_t len,
     return rv;
 }
 
+/* Make, disable, enable or remove an account, or open or close anonymous
+ * creation. What cannot be done (a name taken, no such account, the
+ * anonymous account removed, an account removed while it has ships) changes
+ * nothing and says why in *result, on every host alike. */
+static int apply__account(struct store *s, const uint8_t *p, size_t len,
+                          int *result)
+{
+    struct record_account r;
+    if (record_decode_account(p, len, &r) != 0 ||
+        r.name_len > ACCOUNT_NAME_MAX) {
+        return store_set_error(s, BERTH_ECORRUPT,
+                               "an account record does not decode");
+    }
+    int rv = account_op_check(r.op, r.account);
+    if (rv != 0) {
+        *result = rv;
+        return 0;
+    }
+    uint64_t n = 0;
+    switch (r.op) {
+    case ACCOUNT_OP_NEW: {
+        char name[ACCOUNT_NAME_MAX + 1];
+        memcpy(name, r.name, r.name_len);
+        name[r.name_len] = '\0';
+        uint64_t id;
+        if (account_name_check(name) != 0) {
+            *result = BERTH_EINVAL;
+            return 0;
+        }
+        rv = store_account_new(s, name, r.created_ns, &id);
+        if (rv == BERTH_EEXIST) {
+            *result = rv;
+            return 0;
+        }
+        if (rv != 0) {
+            return rv;
+        }
+        struct store_token t;
+        memset(&t, 0, sizeof t);
+        auth_token_id(r.hash, t.id);
+        memcpy(t.hash, r.hash, sizeof t.hash);
+        t.scope = AUTH_SCOPE_OPERATE;
+        t.account = id;
+        t.created_ns = r.created_ns;
+        rv = store_token_put(s, &t);
+        if (rv == BERTH_EEXIST) {
+            *result = rv;
+            return APPLY__UNDO;
+        }
+        return rv;
+    }
+    case ACCOUNT_OP_DISABLE:
+    case ACCOUNT_OP_ENABLE:
+        rv = store_account_set_disabled(s, r.account,
+                                        r.op == ACCOUNT_OP_DISABLE);
+        break;
+    case ACCOUNT_OP_REMOVE:
+        rv = store_account_ship_count(s, r.account, &n);
+        if (rv == 0 && n > 0) {
+            *result = BERTH_EBUSY;
+            return 0;
+        }
+        if (rv == 0) {
+            rv = store_account_delete(s, r.account);
+        }
+        break;
+    default: /* ACCOUNT_OP_ANONYMOUS */
+        return store_meta_put(s, "anonymous_closed", r.value ? 0 : 1);
+    }
+    if (rv == BERTH_ENOTFOUND) {
+        *result = rv;
+        return 0;
+    }
+    return rv;
+}
+
 /* Keep the data keys of a key rotation; the host replaces its master key
  * through the applied hook (docs/security.md, "Key rotation"). */
 static int apply__key_rotate(struct store *s, const uint8_t *p, size_t len)
@@ -420,6 +509,9 @@ int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
         break;
     case RECORD_ENTRY_KEY_ROTATE:
         rv = apply__key_rotate(s, entry, len);
+        break;
+    case RECORD_ENTRY_ACCOUNT:
+        rv = apply__account(s, entry, len, result);
         break;
     default:
         rv = store_set_error(s, BERTH_ECORRUPT, "unknown entry type %u",

@@ -20,7 +20,7 @@
 #include "store/heads.h"
 #include "store/heap.h"
 
-#define STORE__SCHEMA_VERSION 11
+#define STORE__SCHEMA_VERSION 12
 
 enum {
     ST_META_GET,
@@ -54,13 +54,15 @@ enum {
     ST_SAVEPOINT,
     ST_ROLLBACK_TO,
     ST_RELEASE,
+    ST_ACCOUNT_BY_ID,
+    ST_SHIP_ACCOUNT,
     ST__COUNT
 };
 
 #define STORE__SHIP_COLUMNS                                                    \
     "sid, id, name, program, created_ns, idle_timeout_ms, last_event, "        \
     "first_event, snapshot_event, last_hash, public_key, secret_key, "         \
-    "alarm_ns, freeze_timeout_ms, args, env, acks"
+    "alarm_ns, freeze_timeout_ms, args, env, acks, account"
 
 static const char *store__sql[ST__COUNT] = {
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
@@ -70,12 +72,13 @@ static const char *store__sql[ST__COUNT] = {
     [ST_SHIP_PUT] =
         "INSERT INTO ships (" STORE__SHIP_COLUMNS
         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-        "?14, ?15, ?16, ?17) ON CONFLICT (sid) DO UPDATE SET id = ?2, "
+        "?14, ?15, ?16, ?17, ?18) ON CONFLICT (sid) DO UPDATE SET id = ?2, "
         "name = ?3, "
         "program = ?4, created_ns = ?5, idle_timeout_ms = ?6, "
         "last_event = ?7, first_event = ?8, snapshot_event = ?9, "
         "last_hash = ?10, public_key = ?11, secret_key = ?12, alarm_ns = ?13, "
-        "freeze_timeout_ms = ?14, args = ?15, env = ?16, acks = ?17",
+        "freeze_timeout_ms = ?14, args = ?15, env = ?16, acks = ?17, "
+        "account = ?18",
     [ST_SHIP_BY_ID] = "SELECT " STORE__SHIP_COLUMNS " FROM ships WHERE id = ?1",
     [ST_SHIP_BY_NAME] =
         "SELECT " STORE__SHIP_COLUMNS " FROM ships WHERE name = ?1",
@@ -93,7 +96,8 @@ static const char *store__sql[ST__COUNT] = {
     [ST_SHIP_ALL] = "SELECT " STORE__SHIP_COLUMNS " FROM ships ORDER BY sid",
     [ST_SHIP_COUNT] = "SELECT count(*) FROM ships",
     /* What the host keeps in memory per ship: a narrow walk at start. */
-    [ST_SHIP_BRIEF] = "SELECT sid, id, name, program, alarm_ns FROM ships "
+    [ST_SHIP_BRIEF] = "SELECT sid, id, name, program, alarm_ns, account FROM "
+                      "ships "
                       "WHERE sid > ?1 ORDER BY sid",
     [ST_EVENT_PUT] =
         "INSERT OR REPLACE INTO events (sid, n, rec) VALUES (?1, ?2, ?3)",
@@ -126,6 +130,11 @@ static const char *store__sql[ST__COUNT] = {
     [ST_SAVEPOINT] = "SAVEPOINT entry",
     [ST_ROLLBACK_TO] = "ROLLBACK TO entry",
     [ST_RELEASE] = "RELEASE entry",
+    /* Read by requests in an account's scope, and while an account is
+     * disabled by the front door. */
+    [ST_ACCOUNT_BY_ID] = "SELECT id, name, disabled, created_ns FROM "
+                         "accounts WHERE id = ?1",
+    [ST_SHIP_ACCOUNT] = "SELECT account FROM ships WHERE sid = ?1",
 };
 
 /* Ships, events and snapshots keyed by integers. Events sit in a rowid
@@ -152,8 +161,8 @@ static const char *store__sql[ST__COUNT] = {
  * first_event, which every read starts from; a crash before the sweep loses no
  * mark. */
 /* The admin API's tokens (core/auth.h): only their hashes, by id, each
- * with its scope, an optional name, the account it belongs to (0 until
- * accounts exist) and when it was made. */
+ * with its scope, an optional name, the account it belongs to (0 for
+ * none: the operator's) and when it was made. */
 #define STORE__TOKENS_TABLE                                                    \
     "CREATE TABLE IF NOT EXISTS tokens ("                                      \
     "  id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"                        \
@@ -168,6 +177,18 @@ static const char *store__sql[ST__COUNT] = {
     "CREATE TABLE IF NOT EXISTS data_keys ("                                   \
     "  kid INTEGER PRIMARY KEY, wrapped BLOB NOT NULL);"
 
+/* The accounts (core/account.h), by id, with the anonymous one, 0, from
+ * the start: a unique name, whether it is disabled, and when it was made.
+ * Whether ships may be made in the anonymous account is the meta row
+ * "anonymous_closed" (absent: they may). Usage figures are for columns
+ * added later. */
+#define STORE__ACCOUNTS_TABLE                                                  \
+    "CREATE TABLE IF NOT EXISTS accounts ("                                    \
+    "  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"                     \
+    "  disabled INTEGER NOT NULL DEFAULT 0, created_ns INTEGER NOT NULL);"     \
+    "INSERT OR IGNORE INTO accounts (id, name, disabled, created_ns)"          \
+    "  VALUES (0, 'anonymous', 0, 0);"
+
 static const char store__schema[] =
     "CREATE TABLE IF NOT EXISTS meta ("
     "  key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
@@ -179,7 +200,9 @@ static const char store__schema[] =
     "  last_hash BLOB NOT NULL, public_key BLOB NOT NULL,"
     "  secret_key BLOB NOT NULL, alarm_ns INTEGER NOT NULL DEFAULT 0,"
     "  freeze_timeout_ms INTEGER NOT NULL DEFAULT 0, args BLOB, env BLOB,"
-    "  acks INTEGER NOT NULL DEFAULT 255);"
+    "  acks INTEGER NOT NULL DEFAULT 255,"
+    "  account INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS ships_by_account ON ships (account, sid);"
     "CREATE TABLE IF NOT EXISTS events ("
     "  sid INTEGER NOT NULL, n INTEGER NOT NULL, rec BLOB NOT NULL);"
     "CREATE UNIQUE INDEX IF NOT EXISTS events_by_ship ON events (sid, n);"
@@ -193,7 +216,7 @@ static const char store__schema[] =
     "  sealed INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS truncations ("
     "  sid INTEGER PRIMARY KEY, upto INTEGER NOT NULL);" STORE__TOKENS_TABLE
-        STORE__DATA_KEYS_TABLE;
+        STORE__DATA_KEYS_TABLE STORE__ACCOUNTS_TABLE;
 
 struct store {
     sqlite3 *db;
@@ -411,6 +434,11 @@ static const struct {
          "  data BLOB NOT NULL, chain BLOB NOT NULL, sum BLOB NOT NULL,"
          "  sealed INTEGER NOT NULL DEFAULT 0);",
          NULL},
+    /* 12: accounts; every ship made before belongs to the anonymous one. */
+    [12] = {"ALTER TABLE ships ADD COLUMN account INTEGER NOT NULL DEFAULT 0;"
+            "CREATE INDEX IF NOT EXISTS ships_by_account ON ships "
+            "(account, sid);" STORE__ACCOUNTS_TABLE,
+            NULL},
 };
 
 /* Bring a store of an older schema version up to this one, in place, one
@@ -907,6 +935,7 @@ int store_ship_put(struct store *s, const struct store_ship *ship)
         sqlite3_bind_blob64(st, 16, ship->env, ship->env_len, SQLITE_STATIC);
     }
     sqlite3_bind_int(st, 17, ship->acks);
+    sqlite3_bind_int64(st, 18, (sqlite3_int64)ship->account);
     return store__exec(s, st, "writing a ship");
 }
 
@@ -973,6 +1002,7 @@ static int store__row_ship(sqlite3_stmt *st, struct store_ship *ship)
     ship->alarm_ns = (uint64_t)sqlite3_column_int64(st, 12);
     ship->freeze_timeout_ms = (uint64_t)sqlite3_column_int64(st, 13);
     ship->acks = (uint8_t)sqlite3_column_int(st, 16);
+    ship->account = (uint64_t)sqlite3_column_int64(st, 17);
     if (store__dup_blob(st, 14, &ship->args, &ship->args_len) != 0 ||
         store__dup_blob(st, 15, &ship->env, &ship->env_len) != 0) {
         store_ship_clear(ship);
@@ -1163,6 +1193,7 @@ int store_ship_brief_foreach(struct store *s, uint64_t after_sid,
         b.name = name ? (const char *)name : "";
         b.program = program ? (const char *)program : "";
         b.alarm_ns = (uint64_t)sqlite3_column_int64(st, 4);
+        b.account = (uint64_t)sqlite3_column_int64(st, 5);
         rv = cb(&b, arg);
         if (rv != 0) {
             break;
@@ -1815,6 +1846,259 @@ int store_data_keys_get(struct store *s, uint8_t *out, size_t size,
     }
     if (rv == 0 && rc != SQLITE_DONE) {
         rv = store__fail(s, rc, "reading the data keys");
+    }
+    sqlite3_finalize(st);
+    return rv;
+}
+
+/* --- Accounts. ---
+ *
+ * Few and rarely changed: their statements are prepared at each call, but
+ * for the ones a request may run (store_ship_account). */
+
+#define STORE__ACCOUNT_COLUMNS "id, name, disabled, created_ns"
+
+static void store__row_account(sqlite3_stmt *st, struct store_account *a)
+{
+    memset(a, 0, sizeof *a);
+    a->id = (uint64_t)sqlite3_column_int64(st, 0);
+    store__copy_text(st, 1, a->name, sizeof a->name);
+    a->disabled = sqlite3_column_int(st, 2) != 0;
+    a->created_ns = (uint64_t)sqlite3_column_int64(st, 3);
+}
+
+/* Run st, prepared, to its one row of an account into *out (may be NULL
+ * for a count), and finalize it; 0, BERTH_ENOTFOUND or a store error. */
+static int store__account_one(struct store *s, sqlite3_stmt *st,
+                              struct store_account *out)
+{
+    int rc = sqlite3_step(st);
+    int rv;
+    if (rc == SQLITE_ROW) {
+        store__row_account(st, out);
+        rv = 0;
+    } else if (rc == SQLITE_DONE) {
+        rv = BERTH_ENOTFOUND;
+    } else {
+        rv = store__fail(s, rc, "reading an account");
+    }
+    sqlite3_finalize(st);
+    return rv;
+}
+
+int store_account_new(struct store *s, const char *name, uint64_t created_ns,
+                      uint64_t *id)
+{
+    /* Ids are never given twice, so that nothing that named a removed
+     * account (a scope on its way to the leader) names a new one. */
+    uint64_t last;
+    int rv = store_meta_get(s, "last_account", &last);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_stmt *st;
+    rv = store__token_stmt(s,
+                           "INSERT INTO accounts (id, name, disabled, "
+                           "created_ns) VALUES (?1, ?2, 0, ?3)",
+                           &st);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(last + 1));
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)created_ns);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        return store__fail(s, rc, "writing an account");
+    }
+    *id = last + 1;
+    return store_meta_put(s, "last_account", last + 1);
+}
+
+int store_account_get(struct store *s, const char *name,
+                      struct store_account *out)
+{
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(
+        s, "SELECT " STORE__ACCOUNT_COLUMNS " FROM accounts WHERE name = ?1",
+        &st);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    return store__account_one(s, st, out);
+}
+
+int store_account_get_id(struct store *s, uint64_t id,
+                         struct store_account *out)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_ACCOUNT_BY_ID);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+    int rc = sqlite3_step(st);
+    int rv;
+    if (rc == SQLITE_ROW) {
+        store__row_account(st, out);
+        rv = 0;
+    } else if (rc == SQLITE_DONE) {
+        rv = BERTH_ENOTFOUND;
+    } else {
+        rv = store__fail(s, rc, "reading an account");
+    }
+    sqlite3_reset(st);
+    return rv;
+}
+
+/* Run st, prepared, which changes rows, and finalize it; 0, or
+ * BERTH_ENOTFOUND when it changed none. */
+static int store__account_change(struct store *s, sqlite3_stmt *st,
+                                 const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        return store__fail(s, rc, what);
+    }
+    return sqlite3_changes(s->db) > 0 ? 0 : BERTH_ENOTFOUND;
+}
+
+int store_account_set_disabled(struct store *s, uint64_t id, bool disabled)
+{
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(
+        s, "UPDATE accounts SET disabled = ?2 WHERE id = ?1", &st);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+    sqlite3_bind_int(st, 2, disabled ? 1 : 0);
+    return store__account_change(s, st, "changing an account");
+}
+
+int store_account_delete(struct store *s, uint64_t id)
+{
+    if (id == 0) {
+        /* Tokens of account 0 are the operator's: never deleted here. */
+        return BERTH_EINVAL;
+    }
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(s, "DELETE FROM tokens WHERE account = ?1", &st);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+    rv = store__account_change(s, st, "deleting an account's tokens");
+    if (rv != 0 && rv != BERTH_ENOTFOUND) {
+        return rv;
+    }
+    rv = store__token_stmt(s, "DELETE FROM accounts WHERE id = ?1", &st);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+    return store__account_change(s, st, "deleting an account");
+}
+
+int store_account_foreach(struct store *s, store_account_cb cb, void *arg)
+{
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(
+        s, "SELECT " STORE__ACCOUNT_COLUMNS " FROM accounts ORDER BY id", &st);
+    if (rv != 0) {
+        return rv;
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct store_account a;
+        store__row_account(st, &a);
+        rv = cb(&a, arg);
+        if (rv != 0) {
+            break;
+        }
+    }
+    if (rv == 0 && rc != SQLITE_DONE) {
+        rv = store__fail(s, rc, "reading accounts");
+    }
+    sqlite3_finalize(st);
+    return rv;
+}
+
+/* Run st, prepared, to its one integer into *out, and finalize it. */
+static int store__account_int(struct store *s, sqlite3_stmt *st, uint64_t *out)
+{
+    int rc = sqlite3_step(st);
+    int rv = 0;
+    if (rc == SQLITE_ROW) {
+        *out = (uint64_t)sqlite3_column_int64(st, 0);
+    } else if (rc == SQLITE_DONE) {
+        rv = BERTH_ENOTFOUND;
+    } else {
+        rv = store__fail(s, rc, "reading accounts");
+    }
+    sqlite3_finalize(st);
+    return rv;
+}
+
+int store_account_disabled_count(struct store *s, uint64_t *n)
+{
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(
+        s, "SELECT count(*) FROM accounts WHERE disabled <> 0", &st);
+    return rv != 0 ? rv : store__account_int(s, st, n);
+}
+
+int store_account_ship_count(struct store *s, uint64_t account, uint64_t *n)
+{
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(
+        s, "SELECT count(*) FROM ships WHERE account = ?1", &st);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)account);
+    return store__account_int(s, st, n);
+}
+
+int store_ship_account(struct store *s, uint64_t sid, uint64_t *account)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_SHIP_ACCOUNT);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+    int rc = sqlite3_step(st);
+    int rv = 0;
+    if (rc == SQLITE_ROW) {
+        *account = (uint64_t)sqlite3_column_int64(st, 0);
+    } else if (rc == SQLITE_DONE) {
+        rv = BERTH_ENOTFOUND;
+    } else {
+        rv = store__fail(s, rc, "reading a ship's account");
+    }
+    sqlite3_reset(st);
+    return rv;
+}
+
+int store_account_ships(struct store *s, uint64_t account, uint64_t after_sid,
+                        store_account_ship_cb cb, void *arg)
+{
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(s,
+                               "SELECT sid, alarm_ns FROM ships WHERE "
+                               "account = ?1 AND sid > ?2 ORDER BY sid",
+                               &st);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)account);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)after_sid);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rv = cb((uint64_t)sqlite3_column_int64(st, 0),
+                (uint64_t)sqlite3_column_int64(st, 1), arg);
+        if (rv != 0) {
+            break;
+        }
+    }
+    if (rv == 0 && rc != SQLITE_DONE) {
+        rv = store__fail(s, rc, "reading an account's ships");
     }
     sqlite3_finalize(st);
     return rv;

@@ -74,6 +74,7 @@ struct store_ship {
     /* The ship's ack level (core/gate.h); GATE_ACKS_DEFAULT (255): the
      * host's. A zeroed struct says 0, the weakest level: set it. */
     uint8_t acks;
+    uint64_t account; /* core/account.h; 0: anonymous */
 };
 
 /* Free the owned fields of ship and zero it. */
@@ -192,6 +193,7 @@ struct store_ship_brief {
     const char *name; /* "" when unnamed */
     const char *program;
     uint64_t alarm_ns;
+    uint64_t account; /* core/account.h */
 };
 
 /* Called for each ship of store_ship_brief_foreach; non-zero stops the walk
@@ -302,7 +304,7 @@ struct store_token {
     uint8_t hash[STORE_HASH_SIZE];   /* core/auth.h, auth_token_hash */
     uint8_t scope;                   /* enum auth_scope */
     char name[STORE_NAME_MAX + 1];   /* unique; empty when unnamed */
-    uint64_t account;                /* 0: anonymous, until accounts */
+    uint64_t account;                /* 0: none, the operator's */
     uint64_t created_ns;
 };
 
@@ -414,5 +416,61 @@ int store_image_restore(struct store *s, const uint8_t *image, size_t len,
 /* Set *bytes to the size of the store's data (pages in use times the page
  * size): what a snapshot of it costs. */
 int store_bytes(struct store *s, uint64_t *bytes);
+
+/* --- Accounts (core/account.h). --- */
+
+/* One account. */
+struct store_account {
+    uint64_t id;
+    char name[STORE_NAME_MAX + 1];
+    bool disabled;
+    uint64_t created_ns;
+};
+
+/* Add an account named name, its id into *id: one above the last given
+ * (meta "last_account"), never one given before. Returns BERTH_EEXIST when
+ * the name is taken. The caller keeps name. */
+int store_account_new(struct store *s, const char *name, uint64_t created_ns,
+                      uint64_t *id);
+
+/* Find an account by name, or by id, into *out (the caller's);
+ * BERTH_ENOTFOUND when there is none. The caller keeps name. */
+int store_account_get(struct store *s, const char *name,
+                      struct store_account *out);
+int store_account_get_id(struct store *s, uint64_t id,
+                         struct store_account *out);
+
+/* Mark account id disabled or not; BERTH_ENOTFOUND when there is none. */
+int store_account_set_disabled(struct store *s, uint64_t id, bool disabled);
+
+/* Delete account id and its tokens (not its ships); BERTH_ENOTFOUND when
+ * there is none, BERTH_EINVAL for the anonymous account, 0. */
+int store_account_delete(struct store *s, uint64_t id);
+
+/* Called for each account, valid only during the call; non-zero stops the
+ * walk and is returned by store_account_foreach. */
+typedef int (*store_account_cb)(const struct store_account *a, void *arg);
+
+/* Walk every account in id order. */
+int store_account_foreach(struct store *s, store_account_cb cb, void *arg);
+
+/* Count the disabled accounts into *n. */
+int store_account_disabled_count(struct store *s, uint64_t *n);
+
+/* Count the ships of account into *n. */
+int store_account_ship_count(struct store *s, uint64_t account, uint64_t *n);
+
+/* Read the account of ship sid into *account; BERTH_ENOTFOUND when there
+ * is no such ship. */
+int store_ship_account(struct store *s, uint64_t sid, uint64_t *account);
+
+/* Called for each ship of store_account_ships with its sid and alarm;
+ * non-zero stops the walk and is returned. */
+typedef int (*store_account_ship_cb)(uint64_t sid, uint64_t alarm_ns,
+                                     void *arg);
+
+/* Walk the ships of account with sid > after_sid, in sid order. */
+int store_account_ships(struct store *s, uint64_t account, uint64_t after_sid,
+                        store_account_ship_cb cb, void *arg);
 
 #endif

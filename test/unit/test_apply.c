@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include "core/account.h"
 #include "core/auth.h"
 #include "core/record.h"
 #include "core/registry.h"
@@ -666,6 +667,152 @@ static void test_token_entries(void **state)
     buf_free(&e);
 }
 
+static void apply_account(struct store *s, uint8_t op, uint64_t account,
+                          const char *name, uint8_t fill, int want_res)
+{
+    struct record_account r = {.op = op,
+                               .account = account,
+                               .value = fill,
+                               .created_ns = 9,
+                               .name = name,
+                               .name_len = strlen(name)};
+    memset(r.hash, fill, sizeof r.hash);
+    struct buf e;
+    int res = -1;
+    buf_init(&e);
+    assert_int_equal(record_encode_account(&e, &r), 0);
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, NULL, &res), 0);
+    assert_int_equal(res, want_res);
+    buf_free(&e);
+}
+
+static int count_ship(uint64_t sid, uint64_t alarm_ns, void *arg)
+{
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* ACCOUNT entries make an account with its token, disable and enable it,
+ * open and close anonymous creation, and remove an account only once it
+ * has no ships; what cannot be done changes nothing and says why. */
+static void test_account_entries(void **state)
+{
+    struct store *s = *state;
+    struct store_account a;
+    struct store_token t;
+    uint64_t n;
+    /* A fresh store has the anonymous account, 0. */
+    assert_int_equal(store_account_get_id(s, 0, &a), 0);
+    assert_string_equal(a.name, "anonymous");
+    assert_false(a.disabled);
+
+    apply_account(s, ACCOUNT_OP_NEW, 0, "alice", 0x51, 0);
+    assert_int_equal(store_account_get(s, "alice", &a), 0);
+    assert_int_equal(a.id, 1);
+    assert_int_equal(a.created_ns, 9);
+    uint8_t hash[32];
+    char id[AUTH_ID_SIZE];
+    memset(hash, 0x51, sizeof hash);
+    auth_token_id(hash, id);
+    assert_int_equal(store_token_get(s, id, &t), 0);
+    assert_int_equal(t.account, 1);
+    assert_int_equal(t.scope, AUTH_SCOPE_OPERATE);
+    /* A name taken, or a token's hash taken: nothing changes. */
+    apply_account(s, ACCOUNT_OP_NEW, 0, "alice", 0x52, BERTH_EEXIST);
+    apply_account(s, ACCOUNT_OP_NEW, 0, "bob", 0x51, BERTH_EEXIST);
+    assert_int_equal(store_account_get(s, "bob", &a), BERTH_ENOTFOUND);
+    apply_account(s, ACCOUNT_OP_NEW, 0, "Bad Name", 0x53, BERTH_EINVAL);
+    apply_account(s, ACCOUNT_OP_NEW, 0, "bob", 0x54, 0);
+    assert_int_equal(store_account_get(s, "bob", &a), 0);
+    assert_int_equal(a.id, 2);
+
+    apply_account(s, ACCOUNT_OP_DISABLE, 1, "", 0, 0);
+    assert_int_equal(store_account_get_id(s, 1, &a), 0);
+    assert_true(a.disabled);
+    assert_int_equal(store_account_disabled_count(s, &n), 0);
+    assert_int_equal(n, 1);
+    apply_account(s, ACCOUNT_OP_ENABLE, 1, "", 0, 0);
+    assert_int_equal(store_account_disabled_count(s, &n), 0);
+    assert_int_equal(n, 0);
+    apply_account(s, ACCOUNT_OP_DISABLE, 99, "", 0, BERTH_ENOTFOUND);
+
+    apply_account(s, ACCOUNT_OP_ANONYMOUS, 0, "", 0, 0);
+    assert_int_equal(store_meta_get(s, "anonymous_closed", &n), 0);
+    assert_int_equal(n, 1);
+    apply_account(s, ACCOUNT_OP_ANONYMOUS, 0, "", 1, 0);
+    assert_int_equal(store_meta_get(s, "anonymous_closed", &n), 0);
+    assert_int_equal(n, 0);
+
+    /* Ships made in account 1 are its. */
+    struct buf e;
+    uint8_t key[32], pks[2 * 32];
+    int res;
+    struct record_ship_batch b = {
+        .program = "/bin/true",
+        .program_len = 9,
+        .name = "al",
+        .name_len = 2,
+        .flags = RECORD_BATCH_PREFIX,
+        .first = 1,
+        .count = 2,
+        .account = 1,
+        .public_keys = pks,
+    };
+    randombytes_buf(key, sizeof key);
+    for (uint32_t i = 0; i < 2; i++) {
+        uint8_t seed[32], sk[64];
+        record_ship_seed(key, 1 + i, seed);
+        crypto_sign_seed_keypair(pks + 32 * i, sk, seed);
+    }
+    memcpy(b.key, key, sizeof key);
+    buf_init(&e);
+    assert_int_equal(record_encode_ship_batch(&e, &b, NULL, NULL), 0);
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, NULL, &res), 0);
+    assert_int_equal(res, 0);
+    buf_free(&e);
+    struct store_ship ship;
+    assert_int_equal(store_ship_get(s, "al-2", &ship), 0);
+    assert_int_equal(ship.account, 1);
+    uint64_t owner;
+    assert_int_equal(store_ship_account(s, ship.sid, &owner), 0);
+    assert_int_equal(owner, 1);
+    store_ship_clear(&ship);
+    assert_int_equal(store_account_ship_count(s, 1, &n), 0);
+    assert_int_equal(n, 2);
+    int seen = 0;
+    assert_int_equal(store_account_ships(s, 1, 0, count_ship, &seen), 0);
+    assert_int_equal(seen, 2);
+    seen = 0;
+    assert_int_equal(store_account_ships(s, 2, 0, count_ship, &seen), 0);
+    assert_int_equal(seen, 0);
+
+    /* Ships of an account that does not exist are not made. */
+    b.account = 77;
+    b.name = "zz";
+    buf_init(&e);
+    assert_int_equal(record_encode_ship_batch(&e, &b, NULL, NULL), 0);
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, NULL, &res), 0);
+    assert_int_equal(res, BERTH_ENOTFOUND);
+    buf_free(&e);
+    assert_int_equal(store_ship_get(s, "zz-1", &ship), BERTH_ENOTFOUND);
+    /* Not removed while it has ships; the anonymous one never. */
+    apply_account(s, ACCOUNT_OP_REMOVE, 1, "", 0, BERTH_EBUSY);
+    assert_int_equal(store_account_get(s, "alice", &a), 0);
+    apply_account(s, ACCOUNT_OP_REMOVE, 0, "", 0, BERTH_EINVAL);
+    assert_int_equal(store_account_delete(s, 0), BERTH_EINVAL);
+    assert_int_equal(store_account_get_id(s, 0, &a), 0);
+    apply_account(s, ACCOUNT_OP_REMOVE, 2, "", 0, 0);
+    assert_int_equal(store_account_get(s, "bob", &a), BERTH_ENOTFOUND);
+    memset(hash, 0x54, sizeof hash);
+    auth_token_id(hash, id);
+    assert_int_equal(store_token_get(s, id, &t), BERTH_ENOTFOUND);
+    apply_account(s, ACCOUNT_OP_REMOVE, 2, "", 0, BERTH_ENOTFOUND);
+    /* A new account takes an id never given before, not the removed 2. */
+    apply_account(s, ACCOUNT_OP_NEW, 0, "carol", 0x55, 0);
+    assert_int_equal(store_account_get(s, "carol", &a), 0);
+    assert_int_equal(a.id, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -688,6 +835,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test(test_batch_reaches_the_file_at_flush),
         cmocka_unit_test_setup_teardown(test_token_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_account_entries, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "core/gate.h"
+#include "core/account.h"
 #include "core/record.h"
 #include "core/ship.h"
 #include "lib/err.h"
@@ -417,6 +418,102 @@ static void test_ship_batch_acks(void **state)
     buf_free(&acked);
 }
 
+/* An ACCOUNT entry round-trips; cut short, longer or of an unknown op it
+ * does not decode. */
+static void test_account_round_trip(void **state)
+{
+    struct buf b;
+    struct record_account in = {.op = ACCOUNT_OP_NEW,
+                                .account = 0,
+                                .value = 1,
+                                .created_ns = 77,
+                                .name = "alice",
+                                .name_len = 5};
+    struct record_account out;
+    uint8_t type;
+    memset(in.hash, 0x3c, sizeof in.hash);
+    buf_init(&b);
+    assert_int_equal(record_encode_account(&b, &in), 0);
+    assert_int_equal(record_entry_type(b.data, b.len, &type), 0);
+    assert_int_equal(type, RECORD_ENTRY_ACCOUNT);
+    assert_int_equal(type, 9);
+    assert_int_equal(record_decode_account(b.data, b.len, &out), 0);
+    assert_int_equal(out.op, ACCOUNT_OP_NEW);
+    assert_int_equal(out.value, 1);
+    assert_int_equal(out.created_ns, 77);
+    assert_memory_equal(out.hash, in.hash, sizeof in.hash);
+    assert_int_equal(out.name_len, 5);
+    assert_memory_equal(out.name, "alice", 5);
+    assert_int_equal(record_decode_account(b.data, b.len - 1, &out),
+                     BERTH_EMALFORMED);
+    buf_put_u8(&b, 0);
+    assert_int_equal(record_decode_account(b.data, b.len, &out),
+                     BERTH_EMALFORMED);
+    /* The op is the byte after the entry's header. */
+    b.len--;
+    b.data[2] = 99;
+    assert_int_equal(record_decode_account(b.data, b.len, &out),
+                     BERTH_EMALFORMED);
+    buf_free(&b);
+    buf_init(&b);
+    in.op = 0;
+    assert_int_equal(record_encode_account(&b, &in), BERTH_EINVAL);
+    in.op = ACCOUNT_OP_DISABLE;
+    in.account = 12;
+    in.name_len = 0;
+    assert_int_equal(record_encode_account(&b, &in), 0);
+    assert_int_equal(record_decode_account(b.data, b.len, &out), 0);
+    assert_int_equal(out.op, ACCOUNT_OP_DISABLE);
+    assert_int_equal(out.account, 12);
+    /* Another entry type is not an account entry. */
+    struct buf t;
+    buf_init(&t);
+    assert_int_equal(record_encode_ship_remove(&t, 3), 0);
+    assert_int_equal(record_decode_account(t.data, t.len, &out),
+                     BERTH_EMALFORMED);
+    buf_free(&t);
+    buf_free(&b);
+}
+
+/* A batch of ships carries its account only when it is not the anonymous
+ * one, so that entries of anonymous ships are as before. */
+static void test_ship_batch_account(void **state)
+{
+    uint8_t pk[32];
+    memset(pk, 4, sizeof pk);
+    struct record_ship_batch in = {
+        .program = "/bin/kv",
+        .program_len = 7,
+        .first = 1,
+        .count = 1,
+        .public_keys = pk,
+    };
+    struct buf plain, owned;
+    buf_init(&plain);
+    buf_init(&owned);
+    assert_int_equal(record_encode_ship_batch(&plain, &in, NULL, NULL), 0);
+    in.account = 0x0102030405060708ULL;
+    in.flags = RECORD_BATCH_ACKS;
+    in.acks = 1;
+    assert_int_equal(record_encode_ship_batch(&owned, &in, NULL, NULL), 0);
+    assert_int_equal(owned.len, plain.len + 1 + 8);
+    struct record_ship_batch out;
+    assert_int_equal(record_decode_ship_batch(plain.data, plain.len, &out), 0);
+    assert_int_equal(out.account, 0);
+    assert_false(out.flags & RECORD_BATCH_ACCOUNT);
+    assert_int_equal(record_decode_ship_batch(owned.data, owned.len, &out), 0);
+    assert_true(out.flags & RECORD_BATCH_ACCOUNT);
+    assert_true(out.account == 0x0102030405060708ULL);
+    assert_int_equal(out.acks, 1);
+    assert_int_equal(out.count, 1);
+    assert_memory_equal(out.public_keys, pk, sizeof pk);
+    /* Cut short: refused. */
+    assert_int_equal(record_decode_ship_batch(owned.data, owned.len - 1, &out),
+                     BERTH_EMALFORMED);
+    buf_free(&plain);
+    buf_free(&owned);
+}
+
 static void test_snapshot_and_remove(void **state)
 {
     struct record_snapshot in = {
@@ -490,6 +587,8 @@ int main(void)
         cmocka_unit_test(test_encode_out_of_memory),
         cmocka_unit_test(test_ship_states),
         cmocka_unit_test(test_token_round_trip),
+        cmocka_unit_test(test_account_round_trip),
+        cmocka_unit_test(test_ship_batch_account),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -509,6 +509,8 @@ static void test_upgrade_from_version_2(void **state)
            "ALTER TABLE ships DROP COLUMN args;"
            "ALTER TABLE ships DROP COLUMN env;"
            "ALTER TABLE ships DROP COLUMN acks;"
+           "DROP INDEX ships_by_account; ALTER TABLE ships DROP COLUMN "
+           "account; DROP TABLE accounts;"
            "PRAGMA user_version=2;");
     s = open_ok(x->path);
     struct store_snapshot got;
@@ -637,6 +639,15 @@ static void test_upgrade_from_version_1(void **state)
     struct store *s = open_with_ship(x->path, "old", &ship);
     char errmsg[ERRMSG_SIZE];
     assert_int_equal(ship.last_event, 3);
+    /* Every ship made before accounts is the anonymous account's. */
+    assert_int_equal(ship.account, 0);
+    struct store_account acct;
+    assert_int_equal(store_account_get_id(s, 0, &acct), 0);
+    assert_string_equal(acct.name, "anonymous");
+    assert_false(acct.disabled);
+    uint64_t owner = 9;
+    assert_int_equal(store_ship_account(s, ship.sid, &owner), 0);
+    assert_int_equal(owner, 0);
     assert_int_equal(ship.idle_timeout_ms, 7);
     assert_int_equal(ship.alarm_ns, 0);
     assert_int_equal(ship.freeze_timeout_ms, 0);
@@ -703,7 +714,7 @@ static void test_upgrade_from_version_3(void **state)
         sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
         SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 11);
+    assert_int_equal(sqlite3_column_int(st, 0), 12);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -747,7 +758,7 @@ static void test_upgrade_from_version_5(void **state)
     assert_int_equal(store_event_put(s, 1, 3, "THREE", 5), 0);
     store_close(s);
 
-    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 11);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 12);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM truncations"), 0);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM events"), 3);
     /* In number order after the upgrade, the replaced event last. */
@@ -835,7 +846,10 @@ static void test_upgrade_from_version_7_adds_sealed_and_tokens(void **state)
     assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
                                   "DROP TABLE tokens; ALTER TABLE snapshots "
-                                  "DROP COLUMN sealed; PRAGMA user_version=7;",
+                                  "DROP COLUMN sealed; DROP INDEX "
+                                  "ships_by_account; ALTER TABLE ships DROP "
+                                  "COLUMN account; DROP TABLE accounts; "
+                                  "PRAGMA user_version=7;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
@@ -844,7 +858,7 @@ static void test_upgrade_from_version_7_adds_sealed_and_tokens(void **state)
     token(&t, "aaaa", 1, "");
     assert_int_equal(store_token_put(s, &t), 0);
     store_close(s);
-    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 11);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 12);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM tokens"), 1);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM snapshots WHERE "
                                         "sealed = 0"),
@@ -861,7 +875,9 @@ static void test_data_keys(void **state)
     sqlite3 *db;
     assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
-                                  "DROP TABLE data_keys; "
+                                  "DROP TABLE data_keys; DROP INDEX "
+                                  "ships_by_account; ALTER TABLE ships DROP "
+                                  "COLUMN account; DROP TABLE accounts; "
                                   "PRAGMA user_version=9;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
@@ -883,7 +899,7 @@ static void test_data_keys(void **state)
     assert_int_equal(store_data_keys_get(s, out, 8, 2, &n), BERTH_ECORRUPT);
     assert_int_equal(store_data_keys_get(s, out, 4, 4, &n), BERTH_ECORRUPT);
     store_close(s);
-    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 11);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 12);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM data_keys"), 3);
     assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "DELETE FROM data_keys WHERE kid = 2",
