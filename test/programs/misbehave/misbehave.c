@@ -421,7 +421,18 @@ int main(int argc, char **argv)
 {
     uint64_t count = 0;
     args = argv;
-    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+    /* A seed of the kernel's, not time and pid: two processes a second
+     * apart with neighbouring pids would otherwise draw the same numbers,
+     * and a replay would make the same state by chance. */
+    unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+    FILE *ur = fopen("/dev/urandom", "rb");
+    if (ur != NULL) {
+        if (fread(&seed, sizeof seed, 1, ur) != 1) {
+            seed ^= (unsigned)clock();
+        }
+        fclose(ur);
+    }
+    srand(seed);
     struct bp_program p = {on_boot, on_event, on_snapshot, &count};
     return bp_run(&p);
 }
