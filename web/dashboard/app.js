@@ -166,6 +166,9 @@ function chart(title, series, kind) {
   const box = el('figure', { class: 'chart', 'data-chart': title });
   box.append(el('figcaption', {}, title));
   const now = Date.now();
+  // The time axis spans the samples kept, from 30 s up to ten minutes.
+  const oldest = samples.length ? samples[0].t : now;
+  const span = Math.min(HISTORY_MS, Math.max(30000, now - oldest));
   let max = 0;
   for (const s of series) for (const [, v] of s.points) max = Math.max(max, v);
   const top = max > 0 ? max * 1.1 : 1;
@@ -174,7 +177,7 @@ function chart(title, series, kind) {
   series.forEach((s, i) => {
     if (s.points.length === 0) return;
     const pts = s.points.map(([t, v]) => {
-      const x = W - ((now - t) / HISTORY_MS) * W;
+      const x = W - ((now - t) / span) * W;
       const y = H - 1 - (v / top) * (H - 4);
       return x.toFixed(1) + ',' + y.toFixed(1);
     });
@@ -182,7 +185,9 @@ function chart(title, series, kind) {
     g.append(svg('polyline', { points: pts.join(' '), class: 'line s' + (i % 8) }));
   });
   box.append(g);
-  const legend = el('div', { class: 'legend' }, el('span', { class: 'max' }, 'max ' + fmt(max, kind)));
+  const spanText = span < 120000 ? Math.round(span / 1000) + ' s' : Math.round(span / 60000) + ' min';
+  const legend = el('div', { class: 'legend' },
+    el('span', { class: 'max' }, `last ${spanText}, max ${fmt(max, kind)}`));
   series.forEach((s, i) => {
     const last = s.points.length ? s.points[s.points.length - 1][1] : null;
     legend.append(el('span', { class: 'key s' + (i % 8) }, s.name + ' ' + fmt(last, kind)));
