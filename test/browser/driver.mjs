@@ -5,7 +5,8 @@
 // BERTH_NODE_MODULES is the folder playwright-core was installed into (the
 // test runs npm ci there from this folder's package-lock.json). The browser
 // reaches 127.0.0.1 only: every name resolves to nothing, and any request
-// to another origin is aborted and reported in "blocked".
+// to another origin is aborted and reported in "blocked". "mock" answers a
+// path of the API with given JSON instead of the host.
 import { createRequire } from 'node:module';
 import readline from 'node:readline';
 
@@ -30,6 +31,7 @@ let page = null;
 let origin = null;
 const errors = []; // console errors and uncaught exceptions of the open page
 const blocked = []; // requests to anywhere but the host under test
+const mocks = new Map(); // path (no query) -> JSON the page gets instead
 
 async function open(url) {
   if (context) await context.close();
@@ -38,6 +40,9 @@ async function open(url) {
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   await context.route('**/*', (route) => {
     const u = route.request().url();
+    if (mocks.has(new URL(u).pathname)) {
+      return route.fulfill({ status: 200, contentType: 'application/json', body: mocks.get(new URL(u).pathname) });
+    }
     if (u.startsWith(origin + '/')) return route.continue();
     blocked.push(u);
     return route.abort();
@@ -120,6 +125,16 @@ async function handle(cmd) {
         { timeout: cmd.timeout || 15000 });
       return { page: await page.evaluate(read) };
     }
+    case 'mock':
+      // What the host would say, for figures it does not have yet.
+      mocks.set(cmd.path, JSON.stringify(cmd.body));
+      return {};
+    case 'legend':
+      // A chart's legend: "series last-value" for each of its lines.
+      return {
+        legend: await page.$$eval(`[data-chart="${cmd.chart}"] .legend .key`, (keys) =>
+          keys.map((k) => k.textContent.trim())),
+      };
     case 'click':
       await page.click(cmd.selector, { timeout: 5000 });
       return {};

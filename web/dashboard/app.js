@@ -109,7 +109,7 @@ class ApiError extends Error {
 // One request to the admin API; its JSON, or an ApiError.
 async function api(method, path) {
   const headers = token ? { Authorization: 'Bearer ' + token } : {};
-  const r = await fetch(path, { method, headers, cache: 'no-store' });
+  const r = await fetch(path, { method, headers, cache: 'no-store', signal: AbortSignal.timeout(15000) });
   let body = null;
   try {
     body = await r.json();
@@ -399,7 +399,7 @@ async function poll() {
     drawShips(v.ships);
   }
   const when = new Date(t).toLocaleTimeString('en-GB');
-  $('#status').textContent = failed ? `updated ${when}, ${failed} part(s) refused` : `updated ${when}`;
+  $('#status').textContent = failed ? `updated ${when}, ${failed} part(s) failed` : `updated ${when}`;
   document.body.dataset.polls = String(Number(document.body.dataset.polls || 0) + 1);
   timer = setTimeout(poll, POLL_MS);
 }
