@@ -370,3 +370,41 @@ def test_dashboard_shows_usage(host_factory, browser):
     p = browser.wait_page(lambda p: p["accounts"]["carol"]["events"] == "120")
     rates = browser.call("legend", chart="events / s")["legend"]
     assert any(t.startswith("carol ") and 5 < float(t.split()[1]) < 15 for t in rates), rates
+
+
+def test_dashboard_of_a_cluster(cluster_factory, browser):
+    """The page served by a host that does not lead: the cluster's three
+    hosts as that host sees them, and the leader's accounts and ships
+    (its requests are forwarded); its disable button holds on the leader's
+    front door and on its own."""
+    c = cluster_factory(0)
+    for _ in range(3):
+        c.add_host(extra=["--admin", "127.0.0.1:%d" % free_port()])
+    c.start()
+    leader = c.leader()
+    follower = next(h for h in c.hosts if h is not leader)
+    port = int(follower.extra[follower.extra.index("--admin") + 1].rsplit(":", 1)[1])
+    token = leader.cli("token", "new", "--scope", "admin").stdout.strip()
+    leader.cli("account", "new", "dora")
+    c.new_ship("shop", "--account", "dora")
+    wait_for(lambda: c.request("PUT", "/s/shop/k/colour", b"red")[0] in (200, 201, 204))
+
+    browser.call("open", url="http://127.0.0.1:%d/dashboard#token=%s" % (port, token))
+    p = browser.wait_page(lambda p: p["polls"] >= 1 and len(p["hosts"]) == 3
+                          and "shop" in p["ships"])
+    cluster = api(port, token, "/v1/cluster")
+    assert sorted(p["hosts"]) == sorted(str(x["id"]) for x in cluster["hosts"])
+    assert sum(1 for x in p["hosts"].values() if x["role"] == "leader") == 1
+    assert all(x["online"] == "yes" for x in p["hosts"].values())
+    assert sorted(p["accounts"]) == ["anonymous", "dora"]
+    assert p["ships"]["shop"]["state"] == api(port, token, "/v1/ships/shop")["state"]
+
+    browser.call("click", selector='#accounts tr[data-account="dora"] button[data-action="disable"]')
+    browser.wait_page(lambda p: p["accounts"]["dora"]["state"] == "disabled")
+    for h in (leader, follower):
+        status, _, body = h.http("GET", "/s/shop/k/colour")
+        assert status == 403 and json.loads(body)["error"]["code"] == "account_disabled"
+    browser.call("click", selector='#accounts tr[data-account="dora"] button[data-action="enable"]')
+    browser.wait_page(lambda p: p["accounts"]["dora"]["state"] == "enabled")
+    wait_for(lambda: leader.http("GET", "/s/shop/k/colour")[:1] == (200,))
+    assert browser.call("checks")["errors"] == []
