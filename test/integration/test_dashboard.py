@@ -174,10 +174,10 @@ def front(h, ship):
 
 
 def test_dashboard_in_a_browser(host_factory, browser):
-    port = free_port()
     # Ships stay in their tier while the page and the API are compared.
-    h = host_factory(["--admin", "127.0.0.1:%d" % port, "--freeze-timeout", "0",
+    h = host_factory(["--admin", "127.0.0.1:%d" % free_port(), "--freeze-timeout", "0",
                       "--idle-timeout", "600000"]).start()
+    port = h.admin_port
     token = h.cli("token", "new", "--scope", "admin", "--name", "dash").stdout.strip()
     h.cli("account", "new", "alice")
     h.cli("account", "new", "bert")
@@ -323,8 +323,8 @@ def test_dashboard_in_a_browser(host_factory, browser):
 def test_dashboard_with_a_read_token(host_factory, browser):
     """A read token sees hosts, tiers and ships; the accounts part says it
     was refused, and the rest of the page still works."""
-    port = free_port()
-    h = host_factory(["--admin", "127.0.0.1:%d" % port]).start()
+    h = host_factory(["--admin", "127.0.0.1:%d" % free_port()]).start()
+    port = h.admin_port
     token = h.cli("token", "new", "--scope", "read").stdout.strip()
     h.new_ship(KV, "bob")
     browser.call("open", url="http://127.0.0.1:%d/dashboard#token=%s" % (port, token))
@@ -339,8 +339,8 @@ def test_dashboard_shows_usage(host_factory, browser):
     """Account objects with a usage object (as the host answers once usage
     is recorded; mocked here in the browser): each figure is shown in its
     unit, and counters are charted as rates between polls."""
-    port = free_port()
-    h = host_factory(["--admin", "127.0.0.1:%d" % port]).start()
+    h = host_factory(["--admin", "127.0.0.1:%d" % free_port()]).start()
+    port = h.admin_port
     token = h.cli("token", "new", "--scope", "admin").stdout.strip()
     mib = 1 << 20
 
@@ -383,7 +383,7 @@ def test_dashboard_of_a_cluster(cluster_factory, browser):
     c.start()
     leader = c.leader()
     follower = next(h for h in c.hosts if h is not leader)
-    port = int(follower.extra[follower.extra.index("--admin") + 1].rsplit(":", 1)[1])
+    port = follower.admin_port
     token = leader.cli("token", "new", "--scope", "admin").stdout.strip()
     leader.cli("account", "new", "dora")
     c.new_ship("shop", "--account", "dora")
