@@ -159,9 +159,9 @@ enum record_entry_type {
 /* The fields of an ACCOUNT entry (core/account.h): u8 op | u64 account |
  * u8 value | u64 created_ns | u8 hash[32] | u16 name_len | name. NEW
  * carries the name, the time and the hash of the account's token (its id
- * is assigned on apply, one above the highest); DISABLE, ENABLE and REMOVE
- * the account's id; ANONYMOUS the value (1: anonymous creation on). The
- * decoder points name into the entry, unterminated. */
+ * is assigned on apply, one above the last given, never reused); DISABLE,
+ * ENABLE and REMOVE the account's id; ANONYMOUS the value (1: anonymous
+ * creation on). The decoder points name into the entry, unterminated. */
 struct record_account {
     uint8_t op; /* enum account_op */
     uint64_t account;

@@ -54,6 +54,8 @@ enum {
     ST_SAVEPOINT,
     ST_ROLLBACK_TO,
     ST_RELEASE,
+    ST_ACCOUNT_BY_ID,
+    ST_SHIP_ACCOUNT,
     ST__COUNT
 };
 
@@ -128,6 +130,11 @@ static const char *store__sql[ST__COUNT] = {
     [ST_SAVEPOINT] = "SAVEPOINT entry",
     [ST_ROLLBACK_TO] = "ROLLBACK TO entry",
     [ST_RELEASE] = "RELEASE entry",
+    /* Read by requests in an account's scope, and while an account is
+     * disabled by the front door. */
+    [ST_ACCOUNT_BY_ID] = "SELECT id, name, disabled, created_ns FROM "
+                         "accounts WHERE id = ?1",
+    [ST_SHIP_ACCOUNT] = "SELECT account FROM ships WHERE sid = ?1",
 };
 
 /* Ships, events and snapshots keyed by integers. Events sit in a rowid
@@ -1882,24 +1889,31 @@ static int store__account_one(struct store *s, sqlite3_stmt *st,
 int store_account_new(struct store *s, const char *name, uint64_t created_ns,
                       uint64_t *id)
 {
-    sqlite3_stmt *st;
-    int rv = store__token_stmt(
-        s,
-        "INSERT INTO accounts (id, name, disabled, created_ns) VALUES "
-        "((SELECT max(id) + 1 FROM accounts), ?1, 0, ?2) RETURNING id",
-        &st);
+    /* Ids are never given twice, so that nothing that named a removed
+     * account (a scope on its way to the leader) names a new one. */
+    uint64_t last;
+    int rv = store_meta_get(s, "last_account", &last);
     if (rv != 0) {
         return rv;
     }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)created_ns);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *id = (uint64_t)sqlite3_column_int64(st, 0);
-        rc = sqlite3_step(st);
+    sqlite3_stmt *st;
+    rv = store__token_stmt(s,
+                           "INSERT INTO accounts (id, name, disabled, "
+                           "created_ns) VALUES (?1, ?2, 0, ?3)",
+                           &st);
+    if (rv != 0) {
+        return rv;
     }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(last + 1));
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)created_ns);
+    int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : store__fail(s, rc, "writing an account");
+    if (rc != SQLITE_DONE) {
+        return store__fail(s, rc, "writing an account");
+    }
+    *id = last + 1;
+    return store_meta_put(s, "last_account", last + 1);
 }
 
 int store_account_get(struct store *s, const char *name,
@@ -1919,15 +1933,20 @@ int store_account_get(struct store *s, const char *name,
 int store_account_get_id(struct store *s, uint64_t id,
                          struct store_account *out)
 {
-    sqlite3_stmt *st;
-    int rv = store__token_stmt(
-        s, "SELECT " STORE__ACCOUNT_COLUMNS " FROM accounts WHERE id = ?1",
-        &st);
-    if (rv != 0) {
-        return rv;
-    }
+    sqlite3_stmt *st = store__stmt(s, ST_ACCOUNT_BY_ID);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
-    return store__account_one(s, st, out);
+    int rc = sqlite3_step(st);
+    int rv;
+    if (rc == SQLITE_ROW) {
+        store__row_account(st, out);
+        rv = 0;
+    } else if (rc == SQLITE_DONE) {
+        rv = BERTH_ENOTFOUND;
+    } else {
+        rv = store__fail(s, rc, "reading an account");
+    }
+    sqlite3_reset(st);
+    return rv;
 }
 
 /* Run st, prepared, which changes rows, and finalize it; 0, or
@@ -1958,6 +1977,10 @@ int store_account_set_disabled(struct store *s, uint64_t id, bool disabled)
 
 int store_account_delete(struct store *s, uint64_t id)
 {
+    if (id == 0) {
+        /* Tokens of account 0 are the operator's: never deleted here. */
+        return BERTH_EINVAL;
+    }
     sqlite3_stmt *st;
     int rv = store__token_stmt(s, "DELETE FROM tokens WHERE account = ?1", &st);
     if (rv != 0) {
@@ -2038,14 +2061,19 @@ int store_account_ship_count(struct store *s, uint64_t account, uint64_t *n)
 
 int store_ship_account(struct store *s, uint64_t sid, uint64_t *account)
 {
-    sqlite3_stmt *st;
-    int rv =
-        store__token_stmt(s, "SELECT account FROM ships WHERE sid = ?1", &st);
-    if (rv != 0) {
-        return rv;
-    }
+    sqlite3_stmt *st = store__stmt(s, ST_SHIP_ACCOUNT);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
-    return store__account_int(s, st, account);
+    int rc = sqlite3_step(st);
+    int rv = 0;
+    if (rc == SQLITE_ROW) {
+        *account = (uint64_t)sqlite3_column_int64(st, 0);
+    } else if (rc == SQLITE_DONE) {
+        rv = BERTH_ENOTFOUND;
+    } else {
+        rv = store__fail(s, rc, "reading a ship's account");
+    }
+    sqlite3_reset(st);
+    return rv;
 }
 
 int store_account_ships(struct store *s, uint64_t account, uint64_t after_sid,
