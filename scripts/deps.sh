@@ -1,5 +1,6 @@
 #!/bin/sh
-# Installs the Debian packages berth needs to build, test and benchmark.
+# Installs the Debian packages berth needs to build, test and benchmark
+# (chromium, nodejs and npm: the dashboard's test in a real browser).
 # As root it runs apt-get; otherwise it prints the commands to run.
 #
 # libraft comes from Debian's bookworm-backports (0.22, the maintained fork):
@@ -9,7 +10,7 @@ set -e
 PKGS="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev \
 liblz4-dev libuv1-dev libsqlite3-dev liblmdb-dev libsodium-dev \
 libjansson-dev libcmocka-dev node-llhttp python3 python3-pytest python3-nacl \
-curl procps iproute2"
+curl procps iproute2 chromium nodejs"
 RAFT_MIN=0.22
 BACKPORTS="deb http://deb.debian.org/debian bookworm-backports main"
 BACKPORTS_LIST=/etc/apt/sources.list.d/bookworm-backports.list
@@ -18,6 +19,9 @@ missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# npm, for the dashboard's browser test (playwright-core): Debian's package,
+# unless the nodejs installed carries its own npm (and conflicts with it).
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 raft_ok=1
 pkg-config --atleast-version=$RAFT_MIN raft 2>/dev/null || raft_ok=0
 [ -z "$missing" ] && [ $raft_ok = 1 ] && exit 0

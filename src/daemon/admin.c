@@ -29,6 +29,8 @@
  *   POST   /v1/anonymous          {"creation": BOOL}
  *   POST   /v1/key/rotate         replace the master key (KEY_ROTATE entry)
  *   POST   /v1/fsck               check this host's store of ships
+ *   GET    /dashboard, /dashboard/FILE  the dashboard's page, no token
+ *                                  (daemon/dashboard.c)
  *
  * On TCP every request needs a token (host_admin_handle_tcp, in
  * daemon/tokens.c); the socket needs none.
@@ -55,6 +57,7 @@
 #include "crypto/keywrap.h"
 #include "crypto/secretfile.h"
 #include "daemon/body.h"
+#include "daemon/dashboard.h"
 #include "daemon/replay.h"
 #include "daemon/repair.h"
 #include "lib/strlist.h"
@@ -1318,6 +1321,12 @@ void host_admin_handle(struct http_request *req, void *arg)
     snprintf(path, sizeof path, "%.*s", (int)strcspn(req->target, "?"),
              req->target);
 
+    /* The dashboard's page holds no data: every host serves its own, with
+     * no token, leader or not (daemon/dashboard.h). */
+    if (dashboard_path(path)) {
+        dashboard_serve(req, path);
+        return;
+    }
     if (strcmp(path, "/healthz") == 0) {
         bool ok = host_serving(h);
         http_reply(req, ok ? 200 : 503, "text/plain",

@@ -19,6 +19,7 @@
 #include "core/account.h"
 #include "core/auth.h"
 #include "core/record.h"
+#include "daemon/dashboard.h"
 #include "daemon/host.h"
 #include "lib/err.h"
 #include "lib/mem.h"
@@ -68,6 +69,15 @@ static void tokens__log_refused(struct host *h, const uint8_t *addr,
 void host_admin_handle_tcp(struct http_request *req, void *arg)
 {
     struct host *h = arg;
+    /* The dashboard's page is served to anyone who reaches the port: it
+     * holds no data, and its requests to /v1/ carry a token. */
+    char path[512];
+    snprintf(path, sizeof path, "%.*s", (int)strcspn(req->target, "?"),
+             req->target);
+    if (dashboard_path(path)) {
+        dashboard_serve(req, path);
+        return;
+    }
     uint8_t addr[16];
     uint64_t now = uv_now(&h->loop);
     if (http_request_peer(req, addr) != 0) {
@@ -120,9 +130,6 @@ void host_admin_handle_tcp(struct http_request *req, void *arg)
                        "WWW-Authenticate: Bearer\r\n");
         return;
     }
-    char path[512];
-    snprintf(path, sizeof path, "%.*s", (int)strcspn(req->target, "?"),
-             req->target);
     enum auth_scope need = auth_route_scope(req->method, path);
     if (t.scope < need) {
         char msg[600];

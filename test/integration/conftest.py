@@ -114,18 +114,24 @@ class Host:
         self.env = None  # the host's environment; None: the test's
         self.started = False
         self.ever_ready = False  # it answered /healthz once
+        self.admin_port = None  # the port of --admin HOST:PORT, once started
 
     @property
     def tag(self):
         return data_tag(self.data)
 
     def fresh_ports(self):
-        """Pick other ports after a clash, if this host never ran (a port
-        from free_port() can be taken by a test running beside this one
-        before the host binds it); return whether it did."""
+        """Pick other ports (front door, --admin, --peer) after a clash, if
+        this host never ran (a port from free_port() can be taken by a test
+        running beside this one before the host binds it); return whether
+        it did."""
         if self.ever_ready:
             return False
         self.port = free_port()
+        if "--admin" in self.extra:
+            i = self.extra.index("--admin") + 1
+            host = self.extra[i].rsplit(":", 1)[0]
+            self.extra[i] = "%s:%d" % (host, free_port())
         if "--peer" in self.extra:
             i = self.extra.index("--peer") + 1
             host = self.extra[i].rsplit(":", 1)[0]
@@ -167,6 +173,9 @@ class Host:
                 status, _, _ = self.http("GET", "/healthz", timeout=1)
                 if status == 200:
                     self.ever_ready = True
+                    if "--admin" in args:
+                        # As bound: fresh_ports may have picked another.
+                        self.admin_port = int(args[args.index("--admin") + 1].rsplit(":", 1)[1])
                     if "--peer" in args:
                         PEERS[args[args.index("--peer") + 1]] = self
                     return self

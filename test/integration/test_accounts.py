@@ -17,7 +17,6 @@ def tcp_host(host_factory, name="host", extra=()):
     port = free_port()
     h = host_factory(["--admin", "127.0.0.1:%d" % port] + list(extra),
                      name=name).start()
-    h.admin_port = port
     return h
 
 

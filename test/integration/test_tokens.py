@@ -63,7 +63,6 @@ def cli(port, *args, token=None, check=True):
 def tcp_host(host_factory, address="127.0.0.1", name="host"):
     port = free_port()
     h = host_factory(["--admin", "%s:%d" % (address, port)], name=name).start()
-    h.admin_port = port
     return h
 
 
