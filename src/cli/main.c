@@ -488,6 +488,26 @@ static void cli__print_timeout(const char *label, long long ms)
     }
 }
 
+/* Print the usage figures of a ship or an account (docs/api.md, "Usage"). */
+static void cli__print_usage(json_t *u)
+{
+    if (u == NULL) {
+        return;
+    }
+    if (json_object_get(u, "ships") != NULL) {
+        printf("ships:           %lld (%lld awake)\n", cli__int(u, "ships"),
+               cli__int(u, "ships_awake"));
+    }
+    printf("storage:         %lld bytes\n", cli__int(u, "storage_bytes"));
+    printf("events:          %lld\n", cli__int(u, "events"));
+    printf("cpu:             %.3f s\n", (double)cli__int(u, "cpu_us") / 1e6);
+    printf("memory peak:     %lld bytes\n", cli__int(u, "memory_peak_bytes"));
+    printf("memory:          %lld byte-seconds\n",
+           cli__int(u, "memory_byte_seconds"));
+    printf("recorded wakes:  %lld\n", cli__int(u, "wakes"));
+    printf("requests:        %lld\n", cli__int(u, "requests"));
+}
+
 static void cli__print_ship(json_t *s)
 {
     printf("id:              %s\n", cli__str(s, "id"));
@@ -514,6 +534,7 @@ static void cli__print_ship(json_t *s)
     printf("snapshot event:  %lld\n", cli__int(s, "snapshot_event"));
     printf("last active:     %s\n", ago);
     printf("wakes:           %lld\n", cli__int(s, "wake_count"));
+    cli__print_usage(json_object_get(s, "usage"));
     cli__print_timeout("freeze timeout:", cli__int(s, "freeze_timeout_ms"));
     cli__print_timeout("idle timeout:", cli__int(s, "idle_timeout_ms"));
     json_t *acks_j = json_object_get(s, "acks");
@@ -1244,11 +1265,13 @@ static void cli__account_line(json_t *a)
 {
     char made[32];
     cli__ago(cli__int(a, "created_ns"), made, sizeof made);
-    printf("%-6lld  %-24s  %-8s  %-6lld  %s\n", cli__int(a, "id"),
-           cli__str(a, "name"),
+    json_t *u = json_object_get(a, "usage");
+    printf("%-6lld  %-24s  %-8s  %-6lld  %-6lld  %-14lld  %-10lld  %s\n",
+           cli__int(a, "id"), cli__str(a, "name"),
            json_is_true(json_object_get(a, "disabled")) ? "disabled"
                                                         : "enabled",
-           cli__int(a, "ships"), made);
+           cli__int(a, "ships"), cli__int(u, "ships_awake"),
+           cli__int(u, "storage_bytes"), cli__int(u, "events"), made);
 }
 
 static int cli__account_new(const struct cli__cmd *cmd, struct cli *c,
@@ -1291,8 +1314,8 @@ static int cli__account_ls(const struct cli__cmd *cmd, struct cli *c,
     if (rv != 0 || v == NULL) {
         return rv;
     }
-    printf("%-6s  %-24s  %-8s  %-6s  %s\n", "ID", "NAME", "STATE", "SHIPS",
-           "MADE");
+    printf("%-6s  %-24s  %-8s  %-6s  %-6s  %-14s  %-10s  %s\n", "ID", "NAME",
+           "STATE", "SHIPS", "AWAKE", "STORAGE", "EVENTS", "MADE");
     size_t i;
     json_t *t;
     json_array_foreach(json_object_get(v, "accounts"), i, t)
@@ -1357,8 +1380,8 @@ static int cli__account_one(const struct cli__cmd *cmd, struct cli *c,
         printf("state:           %s\n",
                json_is_true(json_object_get(v, "disabled")) ? "disabled"
                                                             : "enabled");
-        printf("ships:           %lld\n", cli__int(v, "ships"));
         printf("made:            %s\n", made);
+        cli__print_usage(json_object_get(v, "usage"));
         json_t *open = json_object_get(v, "anonymous_creation");
         if (open != NULL) {
             printf("creation:        %s\n", json_is_true(open) ? "on" : "off");
@@ -1583,6 +1606,7 @@ enum {
     CLI__SERVE_MAX_QUEUE,
     CLI__SERVE_RESERVE_DISK,
     CLI__SERVE_MAX_BUFFER_MB,
+    CLI__SERVE_USAGE_INTERVAL,
     CLI__SERVE_HEADER_TIMEOUT,
     CLI__SERVE_BODY_TIMEOUT,
     CLI__SERVE_MIN_RATE,
@@ -1646,6 +1670,12 @@ static const struct cli__opt cli__serve_opts[] = {
                                   "bytes held for requests, replies and slow "
                                   "clients; past it programs and clients are "
                                   "held back; 0: no cap (default 256)"},
+    [CLI__SERVE_USAGE_INTERVAL] = {"--usage-interval", "MS", CLI__MS, 100,
+                                   3600000,
+                                   "how often the leader records what "
+                                   "programs used (CPU, memory, wakes, "
+                                   "requests) and reads running programs' "
+                                   "CPU (default 60000)"},
     [CLI__SERVE_HEADER_TIMEOUT] = {"--header-timeout", "MS", CLI__MS, 1,
                                    1ULL << 31,
                                    "a request's headers must arrive within "
@@ -1796,6 +1826,9 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
             memcpy(field, &u, sizeof u);
         }
     }
+    if (a->val[CLI__SERVE_USAGE_INTERVAL] != NULL) {
+        cfg.usage_interval_ms = (unsigned)a->num[CLI__SERVE_USAGE_INTERVAL];
+    }
     if (a->val[CLI__SERVE_RESERVE_DISK] != NULL) {
         cfg.reserve_bytes = a->num[CLI__SERVE_RESERVE_DISK] * 1024 * 1024;
     }
@@ -1881,12 +1914,15 @@ static const struct cli__cmd cli__cmds[] = {
      "new --account', else to 'anonymous'.",
      NULL, 1, 1, true, cli__account_new},
     {"account ls", "", "list accounts",
-     "List accounts: id, name, enabled or disabled, ships, and when each was "
-     "made; and whether ships may be made without an account.",
+     "List accounts: id, name, enabled or disabled, ships, ships awake, "
+     "storage bytes, events committed, and when each was made; and whether "
+     "ships may be made without an account.",
      NULL, 0, 0, true, cli__account_ls},
     {"account show", "NAME", "show one account",
-     "Show an account: id, name, state, ships, when it was made.", NULL, 1, 1,
-     true, cli__account_one},
+     "Show an account: id, name, state, when it was made, and its usage: "
+     "ships (awake now), storage bytes, events committed, CPU, memory (peak "
+     "and byte-seconds), wakes and requests (docs/api.md, \"Usage\").",
+     NULL, 1, 1, true, cli__account_one},
     {"account disable", "NAME", "stop serving an account's ships",
      "Disable an account: its ships answer 403 (account_disabled) at the "
      "front door and go to sleep, its token is refused, and its ships' "

@@ -175,6 +175,9 @@ static json_t *accounts__json(struct host *h, const struct store_account *a)
     if (store_account_ship_count(h->store, a->id, &ships) == 0) {
         json_object_set_new(o, "ships", json_integer((json_int_t)ships));
     }
+    json_object_set_new(
+        o, "usage",
+        host_usage_json(&a->usage, true, host_usage_awake(h, a->id)));
     return o;
 }
 

@@ -500,6 +500,7 @@ static int ship__env_load(void *data, struct fleet_ship *c,
         rv = BERTH_EDISABLED;
         goto err_after_rec;
     }
+    s->account = rec.account;
     out->last_event = rec.last_event;
     out->snapshot_event = rec.snapshot_event;
     out->first_event = rec.first_event;
@@ -561,6 +562,7 @@ static void ship__on_exit(struct proc *p, const char *why, int clean, void *arg)
         h->holder = NULL;
         host_budget_changed(h);
     }
+    host_usage_exited(s, p);
     s->proc = NULL;
     fleet_on_exit(&s->core, why, clean != 0);
 }
@@ -587,6 +589,7 @@ static int ship__env_spawn(void *data, struct fleet_ship *c, struct buf *boot,
                         s, errmsg);
     ship__drop_args(s);
     if (rv == 0) {
+        host_usage_woke(s);
         *held = ship__hold_new(s);
     }
     return rv;
@@ -653,7 +656,11 @@ static int ship__env_thaw(void *data, struct fleet_ship *c)
 static int ship__env_measure(void *data, struct fleet_ship *c, uint64_t *bytes)
 {
     struct host_ship *s = ship__of(c);
-    return s->proc != NULL ? proc_memory(s->proc, bytes) : BERTH_ESHUTDOWN;
+    int rv = s->proc != NULL ? proc_memory(s->proc, bytes) : BERTH_ESHUTDOWN;
+    if (rv == 0) {
+        host_usage_measured(s, *bytes);
+    }
+    return rv;
 }
 
 static void *ship__env_take_frame(void *data, struct fleet_ship *c,
@@ -742,6 +749,9 @@ static void ship__env_release(void *data, struct fleet_job *j)
 {
     struct host *h = data;
     struct http_request *req = j->req;
+    if (j->origin != FLEET_JOB_ALARM) {
+        host_usage_request(h, j->ship->sid);
+    }
     if (req == NULL) {
         fleet_job_free(&h->fleet, j);
         return;
@@ -1022,6 +1032,10 @@ json_t *host_ship_json(struct host *h, uint32_t slot)
                                   : 0));
     json_object_set_new(
         o, "pid", s && s->proc ? json_integer(proc_pid(s->proc)) : json_null());
+    struct store_usage usage;
+    if (store_ship_usage(h->store, e->sid, &usage) == 0) {
+        json_object_set_new(o, "usage", host_usage_json(&usage, false, 0));
+    }
     json_object_set_new(o, "corrupt",
                         e->flags & REGISTRY_CORRUPT
                             ? json_string(fleet_corrupt_detail(&h->fleet, slot))
