@@ -2418,6 +2418,22 @@ int store_snapshot_bytes(struct store *s, uint64_t sid, uint64_t *latest,
     return rv;
 }
 
+int store_usage_recount(struct store *s, uint64_t sid, uint64_t *bytes)
+{
+    int rv = store__heads_write(s);
+    sqlite3_stmt *st;
+    if (rv != 0 || (rv = store__token_stmt(s,
+                                           "SELECT " STORE__USAGE_BYTES_OF_SHIP
+                                           " FROM ships WHERE sid = ?1",
+                                           &st)) != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+    bool found;
+    rv = store__ints(s, st, bytes, 1, &found, "counting a ship's storage");
+    return rv == 0 && !found ? BERTH_ENOTFOUND : rv;
+}
+
 int store_ship_usage(struct store *s, uint64_t sid, struct store_usage *out)
 {
     int rv = store__heads_write(s);

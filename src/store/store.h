@@ -470,6 +470,10 @@ int store_event_bytes(struct store *s, uint64_t sid, uint64_t from, uint64_t to,
 int store_snapshot_bytes(struct store *s, uint64_t sid, uint64_t *latest,
                          uint64_t *prior);
 
+/* Count ship sid's storage bytes from what the store holds now, as schema
+ * 13 filled them in, into *bytes: what the recorded figure should be. */
+int store_usage_recount(struct store *s, uint64_t sid, uint64_t *bytes);
+
 /* Read ship sid's recorded usage into *out (the caller's);
  * BERTH_ENOTFOUND when there is no such ship. */
 int store_ship_usage(struct store *s, uint64_t sid, struct store_usage *out);

@@ -514,6 +514,44 @@ static void test_ship_batch_account(void **state)
     buf_free(&owned);
 }
 
+static void test_usage_entry(void **state)
+{
+    struct record_usage_item in[2] = {
+        {.sid = 7,
+         .cpu_us = 1,
+         .memory_peak_bytes = 2,
+         .memory_byte_seconds = 3,
+         .wakes = 4,
+         .requests = 5},
+        {.sid = UINT64_MAX, .cpu_us = UINT64_MAX, .wakes = UINT32_MAX},
+    };
+    struct buf b;
+    buf_init(&b);
+    assert_int_equal(record_encode_usage(&b, in, 0), BERTH_EINVAL);
+    assert_int_equal(record_encode_usage(&b, in, RECORD_USAGE_MAX + 1),
+                     BERTH_EINVAL);
+    assert_int_equal(record_encode_usage(&b, in, 2), 0);
+    uint8_t type;
+    assert_int_equal(record_entry_type(b.data, b.len, &type), 0);
+    assert_int_equal(type, RECORD_ENTRY_USAGE);
+    size_t n;
+    assert_int_equal(record_decode_usage(b.data, b.len, &n), 0);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        struct record_usage_item out;
+        record_usage_item(b.data, i, &out);
+        assert_memory_equal(&out, &in[i], sizeof out);
+    }
+    /* Cut short, or with a count that does not match: refused. */
+    assert_int_equal(record_decode_usage(b.data, b.len - 1, &n),
+                     BERTH_EMALFORMED);
+    b.data[2] = 3;
+    assert_int_equal(record_decode_usage(b.data, b.len, &n), BERTH_EMALFORMED);
+    b.data[2] = 0;
+    assert_int_equal(record_decode_usage(b.data, b.len, &n), BERTH_EMALFORMED);
+    buf_free(&b);
+}
+
 static void test_snapshot_and_remove(void **state)
 {
     struct record_snapshot in = {
@@ -583,6 +621,7 @@ int main(void)
         cmocka_unit_test(test_ship_new_round_trip),
         cmocka_unit_test(test_ship_batch_lists),
         cmocka_unit_test(test_ship_batch_acks),
+        cmocka_unit_test(test_usage_entry),
         cmocka_unit_test(test_snapshot_and_remove),
         cmocka_unit_test(test_encode_out_of_memory),
         cmocka_unit_test(test_ship_states),

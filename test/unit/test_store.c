@@ -530,6 +530,21 @@ static void test_upgrade_from_version_2(void **state)
     assert_int_equal(store_event_foreach(s, 8, 4, got.chain, collect, &sum), 0);
     assert_memory_equal(data.data, "seveneight", 10);
     buf_free(&data);
+    /* Schema 13 recorded each ship's storage from what the store held, and
+     * the account's figures from its ships'. */
+    struct store_usage u7, u8;
+    struct store_account anon;
+    uint64_t counted;
+    assert_int_equal(store_ship_usage(s, 7, &u7), 0);
+    assert_int_equal(store_ship_usage(s, 8, &u8), 0);
+    assert_int_equal(store_usage_recount(s, 7, &counted), 0);
+    assert_int_equal(u7.storage_bytes, counted);
+    assert_true(counted > STORE_USAGE_ROW + 5);
+    assert_int_equal(store_account_get_id(s, 0, &anon), 0);
+    assert_int_equal(anon.usage.ships, 2);
+    assert_int_equal(anon.usage.storage_bytes,
+                     u7.storage_bytes + u8.storage_bytes);
+    assert_int_equal(anon.usage.events, 10);
     store_close(s);
     /* The upgrade also turned incremental auto-vacuum on, so that removed
      * ships' pages can leave the file. */
