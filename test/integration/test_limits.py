@@ -199,3 +199,27 @@ def test_host_defaults(host_factory):
     assert bad.returncode == 2 and "--ships" in bad.stderr
     status, body = h.admin("POST", "/v1/accounts/fay/limits", {"nope": 1})
     assert status == 400 and "nope" in body["error"]["message"]
+
+
+def test_limits_hold_on_every_leader(cluster_factory):
+    """A limit set through any host is the cluster's: a new leader refuses
+    what the old one did, from the figures every host recorded."""
+    c = cluster_factory(3, extra=FAST).start()
+    lead = c.leader()
+    follower = next(h for h in c.hosts if h is not lead)
+    follower.cli("account", "new", "gil")
+    follower.cli("ship", "new", "--program", KV, "--name", "g1", "--account",
+                 "gil")
+    row = follower.cli_json("account", "show", "gil")["usage"]["storage_bytes"]
+    limit(follower, "gil", "--storage-bytes", str(row + 3000))
+    assert follower.http("PUT", "/s/g1/k/a", b"v" * 4000)[0] in (200, 201, 204)
+    status, _, body = follower.http("PUT", "/s/g1/k/b", b"v")
+    assert status == 507 and error_of(body)["code"] == "limit_storage"
+    c.kill9(lead)
+    new = c.leader(exclude=(lead,))
+    assert new is not lead
+    status, _, body = new.http("PUT", "/s/g1/k/b", b"v")
+    assert status == 507, body
+    e = error_of(body)
+    assert e["code"] == "limit_storage" and e["limit"] == row + 3000
+    assert new.http("GET", "/s/g1/k/a")[2] == b"v" * 4000
