@@ -56,6 +56,8 @@ def admin():
           b'"count": 3, "acks": 2}')
     write("admin", "create_lists", b'{"program": "/p", "args": ["-v", "x"], '
           b'"env": {"LANG": "C", "_X1": ""}}')
+    write("admin", "create_account", b'{"program": "/p", "name": "a", '
+          b'"account": "alice"}')
     write("admin", "join", b'{"peer": "10.0.0.1:7000"}')
 
 

@@ -39,4 +39,42 @@ int identity_parse(const char *text, struct identity *out);
  * does. */
 int identity_format(const struct identity *who, char *out, size_t size);
 
+/* The most other members a rejoin file names; more are left out, as any
+ * one that answers names the leader. */
+#define IDENTITY_MEMBERS_MAX 16
+
+/* Room for a rejoin file's whole text and its NUL. */
+#define IDENTITY_REJOIN_TEXT_SIZE                                              \
+    (IDENTITY_TEXT_SIZE + IDENTITY_MEMBERS_MAX * (IDENTITY_PEER_MAX + 8))
+
+/* What a host whose raft log is damaged needs to join its cluster again
+ * (docs/design.md, "A damaged log"), as text:
+ *
+ *   replaces 1234 (the id the host had)
+ *   peer 10.0.0.1:7001 (its peer address)
+ *   member 10.0.0.2:7001 (each other member it last knew, one a line)
+ *
+ * The log keeps the member lines alone, in raft's directory, whenever the
+ * configuration changes ("members"); the host writes the whole file
+ * (DATA/rejoin) before it sets its copy aside, and removes it once it has
+ * joined again. */
+struct identity_rejoin {
+    uint64_t replaces;                /* 0: none given */
+    char peer[IDENTITY_PEER_MAX + 1]; /* "": none given */
+    unsigned n;                       /* members named */
+    char members[IDENTITY_MEMBERS_MAX][IDENTITY_PEER_MAX + 1];
+};
+
+/* Parse the NUL-terminated text of a rejoin or members file into *out.
+ * Lines may come in any order and each is optional; member lines past
+ * IDENTITY_MEMBERS_MAX are left out. Returns 0, or BERTH_ECORRUPT for a
+ * line that is none of the three or a field that does not fit. */
+int identity_rejoin_parse(const char *text, struct identity_rejoin *out);
+
+/* Write the text of r into out (size bytes, IDENTITY_REJOIN_TEXT_SIZE is
+ * enough): the replaces and peer lines when given, then the members. Return
+ * its length, as snprintf() does. */
+int identity_rejoin_format(const struct identity_rejoin *r, char *out,
+                           size_t size);
+
 #endif

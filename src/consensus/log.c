@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,12 +18,16 @@
 #include "consensus/segments.h"
 #include "consensus/transport.h"
 #include "lib/err.h"
+#include "lib/file.h"
 #include "lib/mem.h"
+#include "store/store.h"
 
 /* The first host of a cluster is id 1; a one-host cluster with no peer
  * port names itself "local", an address never dialed. */
 #define LOG__FIRST_ID 1
 #define LOG__LOCAL "local"
+/* The members file in raft's directory (log__members_save). */
+#define LOG__MEMBERS "members"
 
 /* How often the leader probes its peers and reconsiders their roles, and
  * how long a probe may take. */
@@ -76,6 +81,10 @@ struct log {
     raft_term lead_term;
     struct log__member *members;
     unsigned n_members;
+    /* The members file as last written (consensus/identity.h), and the
+     * index of the configuration it was written from. */
+    char members_text[IDENTITY_REJOIN_TEXT_SIZE];
+    uint64_t members_index;
     unsigned pending;
     bool fatal;
     bool closing;
@@ -166,6 +175,39 @@ static void log__transport_note(void *arg, const char *level,
     log__note(arg, level, message, detail);
 }
 
+/* The members file: the peer addresses of the other members, written
+ * whenever they change, for a host whose log is later damaged to find its
+ * cluster again (consensus/identity.h). A hint only: failing to write it
+ * is noted, not fatal. */
+static void log__members_save(struct log *l)
+{
+    struct identity_rejoin m;
+    char text[IDENTITY_REJOIN_TEXT_SIZE], path[4200], tmp[4300];
+    char errmsg[ERRMSG_SIZE];
+    memset(&m, 0, sizeof m);
+    for (unsigned i = 0; i < l->raft.configuration.n; i++) {
+        const struct raft_server *srv = &l->raft.configuration.servers[i];
+        if (srv->id != l->id && strcmp(srv->address, LOG__LOCAL) != 0 &&
+            m.n < IDENTITY_MEMBERS_MAX &&
+            strlen(srv->address) <= IDENTITY_PEER_MAX) {
+            snprintf(m.members[m.n++], sizeof m.members[0], "%s", srv->address);
+        }
+    }
+    int n = identity_rejoin_format(&m, text, sizeof text);
+    if (n < 0 || (size_t)n >= sizeof text ||
+        strcmp(text, l->members_text) == 0) {
+        return;
+    }
+    snprintf(path, sizeof path, "%s/%s", l->dir, LOG__MEMBERS);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (file_write_synced(tmp, text, (size_t)n, errmsg) != 0 ||
+        file_rename_synced(tmp, path, errmsg) != 0) {
+        log__note(l, "warn", "cannot keep the cluster's members", errmsg);
+        return;
+    }
+    memcpy(l->members_text, text, (size_t)n + 1);
+}
+
 /* --- Leading. --- */
 
 static void log__roles_start(struct log *l);
@@ -243,6 +285,14 @@ static void log__check_cb(uv_check_t *c)
     }
     if (l->leading && l->cfg.progress != NULL) {
         l->cfg.progress(l->cfg.arg);
+    }
+    uint64_t conf = l->raft.configuration_uncommitted_index >
+                            l->raft.configuration_committed_index
+                        ? l->raft.configuration_uncommitted_index
+                        : l->raft.configuration_committed_index;
+    if (conf != l->members_index && l->peer != NULL) {
+        l->members_index = conf;
+        log__members_save(l);
     }
     /* raft's own timers wake the loop at least every heartbeat. */
     fsm_tick(l->cfg.fsm, uv_now(l->loop));
@@ -542,6 +592,40 @@ static const char *log__leader_address(struct log *l)
     return address;
 }
 
+/* A host whose log was damaged joins again at the address of its old
+ * member (id), which it names as replaced: that member is removed first,
+ * and the host, asking again, is added as a new one. Its old copy never
+ * counts again: a member that lost entries it acknowledged must not vote
+ * or make a quorum as if it held them (docs/design.md, "A damaged
+ * log"). */
+static void log__replace(struct log *l, struct transport_call *call,
+                         uint64_t id, uint64_t replaces, const char *address)
+{
+    char d[400];
+    if (l->changing) {
+        transport_reply(call, TRANSPORT_UNAVAILABLE,
+                        "another membership change is in progress", 40);
+        return;
+    }
+    l->change.data = l;
+    l->change_call = NULL;
+    int rv = raft_remove(&l->raft, &l->change, id, log__change_cb);
+    if (rv != 0) {
+        const char *why = raft_strerror(rv);
+        transport_reply(call, TRANSPORT_UNAVAILABLE, why, strlen(why));
+        return;
+    }
+    l->changing = true;
+    snprintf(d, sizeof d, "host %llu at %s (it was %llu)",
+             (unsigned long long)id, address, (unsigned long long)replaces);
+    log__note(l, "warn",
+              "a host whose log was damaged joins again: its old member "
+              "is removed first",
+              d);
+    static const char wait[] = "its old member is being removed";
+    transport_reply(call, TRANSPORT_UNAVAILABLE, wait, sizeof wait - 1);
+}
+
 static void log__serve_join(struct log *l, struct transport_call *call,
                             const uint8_t *body, size_t len)
 {
@@ -554,14 +638,25 @@ static void log__serve_join(struct log *l, struct transport_call *call,
         }
         return;
     }
-    /* The body is the new host's peer address. */
+    /* The body is the new host's peer address; a host that joins again
+     * after its log was damaged adds a NUL and the id it had. */
     char address[256];
-    if (len == 0 || len >= sizeof address || memchr(body, 0, len) != NULL) {
+    const uint8_t *nul = len > 0 ? memchr(body, 0, len) : NULL;
+    size_t alen = nul != NULL ? (size_t)(nul - body) : len;
+    uint64_t replaces = 0;
+    if (nul != NULL) {
+        replaces = len == alen + 9 ? get_le64(nul + 1) : 0;
+        if (replaces == 0) {
+            transport_reply(call, TRANSPORT_BAD_REQUEST, NULL, 0);
+            return;
+        }
+    }
+    if (alen == 0 || alen >= sizeof address) {
         transport_reply(call, TRANSPORT_BAD_REQUEST, NULL, 0);
         return;
     }
-    memcpy(address, body, len);
-    address[len] = '\0';
+    memcpy(address, body, alen);
+    address[alen] = '\0';
     struct sockaddr_storage ss;
     if (transport_parse_address(address, &ss) != 0) {
         transport_reply(call, TRANSPORT_BAD_REQUEST, "bad address", 11);
@@ -569,6 +664,11 @@ static void log__serve_join(struct log *l, struct transport_call *call,
     }
     for (unsigned i = 0; i < l->raft.configuration.n; i++) {
         const struct raft_server *srv = &l->raft.configuration.servers[i];
+        if (strcmp(srv->address, address) == 0 && replaces != 0 &&
+            srv->id != l->id) {
+            log__replace(l, call, srv->id, replaces, address);
+            return;
+        }
         if (strcmp(srv->address, address) == 0) {
             char why[160];
             int n = snprintf(why, sizeof why,
@@ -908,39 +1008,87 @@ static int log__mkdir(const char *dir, char *errmsg)
 /* A log whose open failed after raft took it over; see log_open. */
 static struct log *log__abandoned;
 
-/* Refuse a log that ends below what the state machine has applied: its
- * next entries would take the numbers of entries already applied. */
-static int log__check_end(struct log *l, uint64_t last, char *errmsg)
+/* Refuse a log in dir that ends below applied, what the state machine has
+ * applied: its next entries would take the numbers of entries already
+ * applied. */
+static int log__check_end(const char *dir, uint64_t applied, uint64_t last,
+                          char *errmsg)
 {
-    if (last >= l->cfg.applied_index) {
+    if (last >= applied) {
         return 0;
     }
     err_printf(errmsg,
                "raft log in %s ends at entry %llu, but entries up to "
                "%llu were applied: entries are missing",
-               l->dir, (unsigned long long)last,
-               (unsigned long long)l->cfg.applied_index);
+               dir, (unsigned long long)last, (unsigned long long)applied);
     return BERTH_ECORRUPT;
 }
 
+/* Check the contents of snapshot name in dir, the store's image, whole:
+ * libraft checks only its metadata, and a damaged image would be sent to
+ * every host that needs a snapshot, to fail there. Mapped, not copied:
+ * libraft reads it again right after. */
+static int log__check_snapshot(const char *dir, const char *name, char *errmsg)
+{
+    char path[4300];
+    struct stat st;
+    uint64_t index;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int e = errno;
+        err_printf(errmsg, "cannot read raft snapshot %s: %s", path,
+                   strerror(e));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return e == ENOENT ? BERTH_ECORRUPT : BERTH_EIO;
+    }
+    void *p = st.st_size > 0 ? mmap(NULL, (size_t)st.st_size, PROT_READ,
+                                    MAP_PRIVATE, fd, 0)
+                             : MAP_FAILED;
+    close(fd);
+    if (st.st_size > 0 && p == MAP_FAILED) {
+        err_printf(errmsg, "cannot read raft snapshot %s: %s", path,
+                   strerror(errno));
+        return BERTH_EIO;
+    }
+    int rv = p == MAP_FAILED ? BERTH_ECORRUPT
+                             : store_image_check(p, (size_t)st.st_size, &index);
+    if (p != MAP_FAILED) {
+        munmap(p, (size_t)st.st_size);
+    }
+    if (rv != 0) {
+        err_printf(errmsg,
+                   "raft snapshot %s is damaged (its checksum does "
+                   "not match)",
+                   path);
+    }
+    return rv;
+}
+
 /* Refuse a log that libraft would load with applied entries missing; let
- * it drop a torn last write that was never applied, and say so. */
-static int log__check(struct log *l, char *errmsg)
+ * it drop a torn last write that was never applied, and say so when
+ * told. */
+static int log__check(const char *dir, uint64_t applied, bool say, char *errmsg)
 {
     struct segments_report r;
-    int rv = segments_check(l->dir, l->cfg.applied_index, &r, errmsg);
+    int rv = segments_check(dir, applied, &r, errmsg);
     if (rv != 0) {
         return rv;
     }
-    rv = log__check_end(l, r.last_index, errmsg);
+    rv = log__check_end(dir, applied, r.last_index, errmsg);
+    if (rv == 0 && r.snapshot_file[0] != '\0') {
+        rv = log__check_snapshot(dir, r.snapshot_file, errmsg);
+    }
     if (rv != 0) {
         return rv;
     }
-    if (r.torn_index != 0) {
+    if (r.torn_index != 0 && say) {
         fprintf(stderr,
                 "berth: raft segment %s/%s ends in a torn write at "
                 "byte %llu (entry %llu, never applied); it is dropped\n",
-                l->dir, r.torn_file, (unsigned long long)r.torn_offset,
+                dir, r.torn_file, (unsigned long long)r.torn_offset,
                 (unsigned long long)r.torn_index);
     }
     return 0;
@@ -954,18 +1102,11 @@ static int log__identity_read(const char *dir, struct identity *who,
 {
     char path[4096], text[IDENTITY_TEXT_SIZE];
     snprintf(path, sizeof path, "%s/%s", dir, LOG__IDENTITY);
-    FILE *f = fopen(path, "r");
     *found = false;
-    if (f == NULL) {
-        if (errno == ENOENT) {
-            return 0;
-        }
-        err_printf(errmsg, "cannot read %s: %s", path, strerror(errno));
-        return BERTH_EIO;
+    int rv = file_read_text(path, text, sizeof text, errmsg);
+    if (rv != 0) {
+        return rv == BERTH_ENOTFOUND ? 0 : rv;
     }
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = '\0';
     if (identity_parse(text, who) != 0) {
         err_printf(errmsg, "%s is damaged", path);
         return BERTH_ECORRUPT;
@@ -1002,6 +1143,33 @@ static int log__identity_write(const char *dir, const struct identity *who,
     return 0;
 }
 
+int log_check_dir(const char *dir, uint64_t applied,
+                  struct identity_rejoin *rejoin, char *errmsg)
+{
+    char path[4200], text[IDENTITY_REJOIN_TEXT_SIZE], ignored[ERRMSG_SIZE];
+    struct identity who;
+    bool found;
+    memset(rejoin, 0, sizeof *rejoin);
+    int rv = log__check(dir, applied, false, errmsg);
+    if (rv != BERTH_ECORRUPT) {
+        return rv;
+    }
+    /* Who this host was, and who else holds the log, if it can tell. */
+    if (log__identity_read(dir, &who, &found, ignored) != 0 || !found ||
+        strcmp(who.peer, LOG__LOCAL) == 0) {
+        return rv;
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, LOG__MEMBERS);
+    if (file_read_text(path, text, sizeof text, ignored) != 0 ||
+        identity_rejoin_parse(text, rejoin) != 0 || rejoin->n == 0) {
+        memset(rejoin, 0, sizeof *rejoin);
+        return rv;
+    }
+    rejoin->replaces = who.id;
+    snprintf(rejoin->peer, sizeof rejoin->peer, "%s", who.peer);
+    return rv;
+}
+
 /* Whether raft has ever written in dir: its metadata files exist. */
 static bool log__has_state(const char *dir)
 {
@@ -1019,6 +1187,10 @@ static bool log__has_state(const char *dir)
 struct log__join {
     struct log *log;
     char address[256];
+    /* The members to try in turn when the one asked does not answer, and
+     * the id this host had (a host joining again; 0: none). */
+    const struct identity_rejoin *rejoin;
+    unsigned next;
     uint64_t deadline;
     bool done;
     int rv;
@@ -1043,6 +1215,10 @@ static void log__join_later(struct log__join *j, const char *why)
         err_printf(j->errmsg, "cannot join the cluster through %s: %s",
                    j->address, why);
         return;
+    }
+    if (j->rejoin != NULL && j->rejoin->n > 0) {
+        snprintf(j->address, sizeof j->address, "%s",
+                 j->rejoin->members[j->next++ % j->rejoin->n]);
     }
     uv_timer_start(&j->retry, log__join_retry_cb, 500, 0);
 }
@@ -1099,8 +1275,19 @@ static void log__join_cb(void *arg, int status, const uint8_t *body, size_t len)
 static void log__join_send(struct log__join *j)
 {
     struct log *l = j->log;
-    int rv = transport_request(l->peers, j->address, TRANSPORT_JOIN, l->peer,
-                               strlen(l->peer), 5000, log__join_cb, j);
+    uint8_t body[IDENTITY_PEER_MAX + 1 + 8];
+    size_t len = strlen(l->peer);
+    if (len > IDENTITY_PEER_MAX) {
+        len = IDENTITY_PEER_MAX; /* refused by the leader as a bad address */
+    }
+    memcpy(body, l->peer, len);
+    if (j->rejoin != NULL) {
+        body[len] = 0;
+        put_le64(body + len + 1, j->rejoin->replaces);
+        len += 9;
+    }
+    int rv = transport_request(l->peers, j->address, TRANSPORT_JOIN, body, len,
+                               5000, log__join_cb, j);
     if (rv != 0) {
         j->done = true;
         j->rv = rv;
@@ -1118,7 +1305,9 @@ static int log__join(struct log *l, struct identity *who, uint8_t *master_key,
     j.log = l;
     j.who = who;
     j.master_key = master_key;
-    snprintf(j.address, sizeof j.address, "%s", l->cfg.join);
+    j.rejoin = l->cfg.rejoin;
+    snprintf(j.address, sizeof j.address, "%s",
+             l->cfg.join != NULL ? l->cfg.join : j.rejoin->members[j.next++]);
     j.deadline = uv_now(l->loop) + LOG__JOIN_MS;
     uv_timer_init(l->loop, &j.retry);
     j.retry.data = &j;
@@ -1181,10 +1370,18 @@ static int log__identity(struct log *l, bool *bootstrap, bool *recover,
                                "host joins a cluster only from a new one");
             return BERTH_EINVAL;
         }
-    } else if (l->cfg.join != NULL) {
+    } else if (l->cfg.join != NULL ||
+               (l->cfg.rejoin != NULL && l->cfg.rejoin->n > 0)) {
         if (l->peer == NULL) {
             err_printf(errmsg, "--join needs --peer: the address the "
                                "cluster reaches this host at");
+            return BERTH_EINVAL;
+        }
+        if (l->cfg.rejoin != NULL && strcmp(l->cfg.rejoin->peer, l->peer)) {
+            err_printf(errmsg,
+                       "this host joins its cluster again at peer address "
+                       "%s; start it with --peer %s",
+                       l->cfg.rejoin->peer, l->cfg.rejoin->peer);
             return BERTH_EINVAL;
         }
         uint8_t master_key[LOG_MASTER_KEY_SIZE] = {0};
@@ -1322,7 +1519,7 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
     if (rv != 0) {
         goto err_after_alloc;
     }
-    rv = log__check(l, errmsg);
+    rv = log__check(l->dir, cfg->applied_index, true, errmsg);
     if (rv != 0) {
         goto err_after_alloc;
     }
@@ -1413,7 +1610,8 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
     }
     /* The check above reads what libraft will load; this catches the rest,
      * such as a segment file that is missing altogether. */
-    rv = log__check_end(l, raft_last_index(&l->raft), errmsg);
+    rv = log__check_end(l->dir, cfg->applied_index, raft_last_index(&l->raft),
+                        errmsg);
     if (rv != 0) {
         goto err_after_raft;
     }

@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include "consensus/fsm.h"
+#include "consensus/identity.h"
 #include "lib/buf.h"
 
 struct log;
@@ -108,7 +109,11 @@ struct log_config {
      * zeros. */
     const uint8_t *master_key;
     log_joined_fn joined; /* NULL: the master key a join brings is dropped */
-    void *arg;            /* passed to every callback */
+    /* A host that joins its cluster again after its log was damaged, from
+     * an empty directory: who it was and whom to ask (log_check_dir;
+     * borrowed for log_open). NULL: none. */
+    const struct identity_rejoin *rejoin;
+    void *arg; /* passed to every callback */
 };
 
 /* Called on the leader when a proposed entry has been applied (status 0,
@@ -130,6 +135,16 @@ typedef void (*log_done_cb)(void *arg, int status, int result);
  * log_close(). */
 int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
              char *errmsg);
+
+/* Check the raft directory dir as log_open() will, against applied, before
+ * anything opens it: 0 when it can be loaded as it is; BERTH_ECORRUPT with
+ * a message naming the damage when it cannot, and then *rejoin says whether
+ * this host can join its cluster again instead (rejoin->replaces != 0:
+ * the host was a member with a peer address and knows the addresses of
+ * other members, from the members file the log keeps); another negative
+ * code when the files cannot be read. Reads only. */
+int log_check_dir(const char *dir, uint64_t applied,
+                  struct identity_rejoin *rejoin, char *errmsg);
 
 /* Propose one entry. On success the log takes ownership of entry's bytes
  * (entry is left empty), sets *index (when not NULL) to the entry's

@@ -217,12 +217,137 @@ static int segments__by_counter(const void *a, const void *b)
     return x->counter < y->counter ? -1 : x->counter > y->counter;
 }
 
+int segments_check_meta(const uint8_t *p, size_t len, char *why)
+{
+    if (len < 32 || get_le64(p) != SEGMENTS__FORMAT) {
+        snprintf(why, 64, "%s", len < 32 ? "too short" : "unknown format");
+        return BERTH_ECORRUPT;
+    }
+    if (segments_crc32(p + 16, len - 16, 0) != get_le64(p + 8)) {
+        snprintf(why, 64, "checksum mismatch");
+        return BERTH_ECORRUPT;
+    }
+    if (get_le64(p + 24) != len - 32) {
+        snprintf(why, 64, "configuration length mismatch");
+        return BERTH_ECORRUPT;
+    }
+    return 0;
+}
+
+/* Check the metadata of the snapshot named (its data file's name). */
+static int segments__check_snapshot(const char *dir, const char *name,
+                                    char *errmsg)
+{
+    char path[4300], why[64];
+    struct buf b;
+    buf_init(&b);
+    snprintf(path, sizeof path, "%s/%s.meta", dir, name);
+    int rv = segments__read(path, &b, errmsg);
+    if (rv == 0 && segments_check_meta(b.data, b.len, why) != 0) {
+        err_printf(errmsg, "raft snapshot %s is damaged (%s)", path, why);
+        rv = BERTH_ECORRUPT;
+    }
+    buf_free(&b);
+    return rv;
+}
+
+/* One closed segment, "<first>-<last>". */
+struct segments__closed {
+    uint64_t first, last;
+};
+
+static int segments__by_first(const void *a, const void *b)
+{
+    const struct segments__closed *x = a, *y = b;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Check one closed segment whole: libraft stops at the first that fails to
+ * load, but only once raft has taken over the directory, when nothing can
+ * be done about it but exit. Read here first, damage can be answered
+ * (docs/design.md, "A damaged log"). */
+static int segments__check_closed(const char *dir,
+                                  const struct segments__closed *c,
+                                  char *errmsg)
+{
+    char path[4200];
+    struct buf b;
+    struct segments_scan scan;
+    buf_init(&b);
+    snprintf(path, sizeof path, "%s/%016" PRIu64 "-%016" PRIu64, dir, c->first,
+             c->last);
+    int rv = segments__read(path, &b, errmsg);
+    if (rv != 0) {
+        buf_free(&b);
+        return rv;
+    }
+    segments_scan_open(b.data, b.len, &scan);
+    buf_free(&b);
+    uint64_t want = c->last - c->first + 1;
+    if (scan.damaged || scan.cut) {
+        err_printf(errmsg,
+                   "raft segment %s is %s at byte %" PRIu64 " (%s): entries "
+                   "%" PRIu64 " to %" PRIu64 " cannot be read",
+                   path, scan.cut ? "cut short" : "damaged", scan.damage_at,
+                   scan.why, c->first + scan.entries, c->last);
+        return BERTH_ECORRUPT;
+    }
+    if (scan.entries != want) {
+        err_printf(errmsg,
+                   "raft segment %s holds %" PRIu64 " entries where its name "
+                   "says %" PRIu64 ": entries are missing",
+                   path, scan.entries, want);
+        return BERTH_ECORRUPT;
+    }
+    return 0;
+}
+
+/* Check every closed segment, and that together they hold every entry from
+ * the snapshot on without a gap. */
+static int segments__check_all_closed(const char *dir,
+                                      struct segments__closed *closed, size_t n,
+                                      uint64_t snapshot, char *errmsg)
+{
+    if (n == 0) {
+        return 0;
+    }
+    qsort(closed, n, sizeof closed[0], segments__by_first);
+    for (size_t i = 0; i < n; i++) {
+        const struct segments__closed *c = &closed[i];
+        uint64_t expect = i > 0 ? closed[i - 1].last + 1 : 0;
+        if (c->last < c->first || (i > 0 && c->first != expect)) {
+            err_printf(errmsg,
+                       "raft segments in %s do not follow each other: "
+                       "%016" PRIu64 "-%016" PRIu64
+                       " after one ending at entry %" PRIu64
+                       ": entries are missing",
+                       dir, c->first, c->last, i > 0 ? closed[i - 1].last : 0);
+            return BERTH_ECORRUPT;
+        }
+        if (i == 0 && c->first > snapshot + 1) {
+            err_printf(errmsg,
+                       "raft segments in %s start at entry %" PRIu64
+                       " but the snapshot ends at %" PRIu64
+                       ": entries are missing",
+                       dir, c->first, snapshot);
+            return BERTH_ECORRUPT;
+        }
+        int rv = segments__check_closed(dir, c, errmsg);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    return 0;
+}
+
 int segments_check(const char *dir, uint64_t applied,
                    struct segments_report *report, char *errmsg)
 {
     struct segments__open open_segs[SEGMENTS__MAX_OPEN];
     unsigned n_open = 0;
-    uint64_t closed_last = 0, snapshot = 0;
+    uint64_t closed_last = 0, snapshot = 0, snapshot_time = 0;
+    struct segments__closed *closed = NULL;
+    size_t n_closed = 0, cap_closed = 0;
     struct dirent *de;
     int rv = 0;
 
@@ -241,6 +366,20 @@ int segments_check(const char *dir, uint64_t applied,
         if (sscanf(de->d_name, "%16llu-%16llu%n", &a, &b, &used) == 2 &&
             de->d_name[used] == '\0' && used == 33) {
             closed_last = b > closed_last ? b : closed_last;
+            if (n_closed == cap_closed) {
+                size_t cap = cap_closed ? 2 * cap_closed : 64;
+                void *p = mem_realloc(closed, cap * sizeof *closed);
+                if (p == NULL) {
+                    err_printf(errmsg, "out of memory listing %s", dir);
+                    rv = BERTH_ENOMEM;
+                    break;
+                }
+                closed = p;
+                cap_closed = cap;
+            }
+            closed[n_closed].first = a;
+            closed[n_closed].last = b;
+            n_closed++;
         } else if (sscanf(de->d_name, "open-%llu%n", &a, &used) == 1 &&
                    de->d_name[used] == '\0') {
             if (n_open == SEGMENTS__MAX_OPEN) {
@@ -256,10 +395,25 @@ int segments_check(const char *dir, uint64_t applied,
         } else if (sscanf(de->d_name, "snapshot-%llu-%llu-%llu.meta%n", &a, &b,
                           &c, &used) == 3 &&
                    de->d_name[used] == '\0') {
+            /* libraft loads the one of the highest index, the latest made
+             * of those. */
+            if (b > snapshot || (b == snapshot && c >= snapshot_time)) {
+                snapshot_time = c;
+                snprintf(report->snapshot_file, sizeof report->snapshot_file,
+                         "%.*s", used - 5, de->d_name);
+            }
             snapshot = b > snapshot ? b : snapshot;
         }
     }
     closedir(d);
+    if (rv == 0 && report->snapshot_file[0] != '\0') {
+        rv = segments__check_snapshot(dir, report->snapshot_file, errmsg);
+    }
+    if (rv == 0) {
+        rv =
+            segments__check_all_closed(dir, closed, n_closed, snapshot, errmsg);
+    }
+    mem_free(closed);
     if (rv != 0) {
         return rv;
     }

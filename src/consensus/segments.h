@@ -12,6 +12,12 @@
  * it without a word, and the host would go on to number new entries as if
  * they were the lost ones.
  *
+ * Closed segments are read whole here too, although libraft checks them
+ * when it loads them: it does so only once raft has taken the directory
+ * over, when a host can do nothing about damage but exit; found here, a
+ * host in a cluster can set its copy aside and join again
+ * (docs/design.md, "A damaged log").
+ *
  * A torn write at the end of an open segment is the one kind of damage
  * that libraft's truncation is right for: it can only hit the last write,
  * which was never acknowledged. That is true only if the entry was never
@@ -37,9 +43,13 @@
 
 /* What a check of a raft directory found. */
 struct segments_report {
-    uint64_t last_index;  /* the last entry libraft will load; 0: none */
-    uint64_t torn_index;  /* first entry of a torn tail to drop; 0: none */
-    char torn_file[64];   /* the open segment holding it */
+    uint64_t last_index; /* the last entry libraft will load; 0: none */
+    uint64_t torn_index; /* first entry of a torn tail to drop; 0: none */
+    char torn_file[64];  /* the open segment holding it */
+    /* The snapshot libraft will load, its metadata checked: the data
+     * file's name ("snapshot-<term>-<index>-<time>"); "": none. Its
+     * contents are the state machine's to check. */
+    char snapshot_file[96];
     uint64_t torn_offset; /* where libraft will truncate it */
 };
 
@@ -47,11 +57,20 @@ struct segments_report {
  * entry the state machine has applied. Returns 0 with *report filled when
  * libraft can load the directory without losing an applied entry (a torn
  * tail beyond applied is reported, not refused); BERTH_ECORRUPT with a
- * message naming the file, the byte offset and the entry when it cannot;
+ * message naming the file, the byte offset and the entry when it cannot
+ * (any damage to a closed segment, closed segments that do not follow each
+ * other or the snapshot, damage to an open one that would drop an entry,
+ * the latest snapshot's metadata damaged);
  * BERTH_EIO or BERTH_ENOMEM when the files cannot be read. A directory that
  * does not exist holds nothing and checks clean. Reads only. */
 int segments_check(const char *dir, uint64_t applied,
                    struct segments_report *report, char *errmsg);
+
+/* Read the len bytes at p as a snapshot's metadata file, the way libraft
+ * will: a u64 format of 1, a u64 CRC-32 of every byte after it, then the
+ * configuration's index, length and bytes. Returns 0, or BERTH_ECORRUPT
+ * with what is wrong in why (64 bytes). Reads only p[0..len). */
+int segments_check_meta(const uint8_t *p, size_t len, char *why);
 
 /* What reading one open segment's bytes as libraft will found. */
 struct segments_scan {

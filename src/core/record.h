@@ -200,9 +200,9 @@ void record_usage_item(const uint8_t *p, size_t i,
  * LIMIT u64 limits[QUOTA__COUNT] (core/quota.h: a limit, QUOTA_NONE,
  * QUOTA_DEFAULT for the host's, or QUOTA_KEEP to leave it). NEW
  * carries the name, the time and the hash of the account's token (its id
- * is assigned on apply, one above the highest); DISABLE, ENABLE and REMOVE
- * the account's id; ANONYMOUS the value (1: anonymous creation on). The
- * decoder points name into the entry, unterminated. */
+ * is assigned on apply, one above the last given, never reused); DISABLE,
+ * ENABLE and REMOVE the account's id; ANONYMOUS the value (1: anonymous
+ * creation on). The decoder points name into the entry, unterminated. */
 struct record_account {
     uint8_t op; /* enum account_op */
     uint64_t account;

@@ -182,8 +182,7 @@ static json_t *accounts__json(struct host *h, const struct store_account *a)
     return o;
 }
 
-/* Whether ships may be made in the anonymous account. */
-static bool accounts__anonymous_open(struct host *h)
+bool host_anonymous_open(struct host *h)
 {
     uint64_t closed = 0;
     return store_meta_get(h->store, "anonymous_closed", &closed) != 0 ||
@@ -253,7 +252,7 @@ static void accounts__committed(void *arg, int status, int result)
     } else if (op->op == ACCOUNT_OP_ANONYMOUS) {
         json_t *o = json_object();
         json_object_set_new(o, "anonymous_creation",
-                            json_boolean(accounts__anonymous_open(h)));
+                            json_boolean(host_anonymous_open(h)));
         host_reply_json(op->req, 200, o);
     } else if (store_account_get(h->store, op->a.name, &now) != 0) {
         host_reply_error(op->req, 503, "unavailable",
@@ -385,7 +384,8 @@ static void accounts__anonymous(struct host *h, struct http_request *req)
 static void accounts__ships_done(struct accounts__op *op)
 {
     if (op->failed != 0) {
-        host_reply_error(op->req, op->failed >= 500 ? 503 : 409, "unavailable",
+        host_reply_error(op->req, op->failed >= 500 ? 503 : 409,
+                         op->failed >= 500 ? "unavailable" : "conflict",
                          "removed %u ships of account %s, but not all; "
                          "remove it again",
                          op->removed, op->a.name);
@@ -583,7 +583,7 @@ void host_accounts_handle(struct host *h, struct http_request *req,
             json_t *o = json_object();
             json_object_set_new(o, "accounts", l.arr);
             json_object_set_new(o, "anonymous_creation",
-                                json_boolean(accounts__anonymous_open(h)));
+                                json_boolean(host_anonymous_open(h)));
             host_reply_json(req, 200, o);
         } else if (strcmp(m, "POST") == 0) {
             accounts__new(h, req);
@@ -619,7 +619,7 @@ void host_accounts_handle(struct host *h, struct http_request *req,
             json_t *o = accounts__json(h, &a);
             if (a.id == ACCOUNT_ANONYMOUS) {
                 json_object_set_new(o, "anonymous_creation",
-                                    json_boolean(accounts__anonymous_open(h)));
+                                    json_boolean(host_anonymous_open(h)));
             }
             host_reply_json(req, 200, o);
         } else if (strcmp(m, "DELETE") == 0) {

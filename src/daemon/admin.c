@@ -110,6 +110,11 @@ static void admin__created(void *arg, int status, int result)
                              "ships: %s",
                              c->created + c->existing, c->count,
                              err_str(status));
+        } else if (result == BERTH_ENOTFOUND) {
+            host_reply_error(c->req, 404, "not_found",
+                             "the ships' account was removed (created %u of "
+                             "%u)",
+                             c->created + c->existing, c->count);
         } else {
             host_reply_error(c->req, 409, "conflict",
                              "a ship with that name or id exists (created %u "
@@ -316,14 +321,6 @@ static bool admin__resume(struct admin__create *c)
     return true;
 }
 
-/* Whether ships may be made in the anonymous account. */
-static bool admin__anonymous_open(struct host *h)
-{
-    uint64_t closed = 0;
-    return store_meta_get(h->store, "anonymous_closed", &closed) != 0 ||
-           closed == 0;
-}
-
 void host_ship_create(struct host *h, struct http_request *req)
 {
     struct body_create spec;
@@ -361,7 +358,7 @@ void host_ship_create(struct host *h, struct http_request *req)
         account = a.id;
     }
     rv = account_create_check(scope, account, host_account_disabled(h, account),
-                              admin__anonymous_open(h));
+                              host_anonymous_open(h));
     if (rv != 0) {
         if (rv == BERTH_EDISABLED) {
             host_reply_error(req, 403, "account_disabled",

@@ -28,6 +28,7 @@
 #include "proc/proc.h"
 #include "store/apply.h"
 #include "store/shipcopy.h"
+#include "daemon/rejoin.h"
 #include "daemon/repair.h"
 #include "daemon/replay.h"
 
@@ -1638,6 +1639,42 @@ int host_run(const struct host_config *cfg)
         fprintf(stderr, "berth: store %s: %s\n", path, store_errmsg(h->store));
         goto err_after_store;
     }
+    /* A raft log damaged beyond what libraft may drop: a member of a
+     * cluster sets its copy aside and joins again (daemon/rejoin.h); a host
+     * alone refuses to start. */
+    struct identity_rejoin rejoin;
+    bool rejoining;
+    rv = rejoin_prepare(cfg->data_dir, applied, &rejoin, &rejoining, errmsg);
+    if (rv != 0) {
+        fprintf(stderr,
+                "berth: %s\nberth: the log cannot be loaded as it is; "
+                "refusing to start so that nothing is lost (its files are "
+                "left as they are; see docs/design.md, \"A damaged log\")\n",
+                errmsg);
+        goto err_after_store;
+    }
+    if (rejoining) {
+        char where[4300];
+        store_close(h->store);
+        h->store = NULL;
+        rv = rejoin_set_aside(cfg->data_dir, where, sizeof where, errmsg);
+        if (rv == 0) {
+            rv = store_open(&h->store, path, errmsg);
+        }
+        if (rv != 0) {
+            fprintf(stderr, "berth: %s\n", errmsg);
+            goto err_after_loop;
+        }
+        char replaces[24];
+        snprintf(replaces, sizeof replaces, "%llu",
+                 (unsigned long long)rejoin.replaces);
+        host_log("warn",
+                 "the raft log is damaged: this host set its copy aside and "
+                 "joins its cluster again",
+                 "damage", errmsg, "kept", where, "was", replaces, "through",
+                 rejoin.members[0], NULL);
+        applied = 0;
+    }
     h->start_applied = applied;
     rv = host_accounts_load(h);
     if (rv != 0) {
@@ -1686,9 +1723,14 @@ int host_run(const struct host_config *cfg)
         .peer_plaintext = host__peer_plaintext(),
         .master_key = h->master_key,
         .joined = host__joined,
+        .rejoin = rejoining ? &rejoin : NULL,
         .arg = h,
     };
     rv = log_open(&h->log, &h->loop, &lc, errmsg);
+    if (rv == 0 && rejoining && rejoin_done(cfg->data_dir, errmsg) != 0) {
+        fprintf(stderr, "berth: %s\n", errmsg);
+        goto err_after_log;
+    }
     if (rv == 0 && host__write_cluster_secret(h) != 0) {
         goto err_after_log;
     }

@@ -351,6 +351,10 @@ bool host_request_scope(struct http_request *req, uint64_t *scope);
  * seen). */
 bool host_ship_visible(struct host *h, uint64_t scope, uint32_t slot);
 
+/* Return whether ships may be made in the anonymous account (a store that
+ * cannot be read says they may). */
+bool host_anonymous_open(struct host *h);
+
 /* Return whether account is disabled; false at once when no account is. */
 bool host_account_disabled(struct host *h, uint64_t account);
 

@@ -6,8 +6,10 @@
  * the log (a TOKEN entry), so every host knows every token. A request a
  * host forwards reaches the leader over the peer port without its
  * Authorization header, and is served there as the forwarding host
- * decided; the peer port is trusted as it is for everything else
- * (docs/api.md). core/auth.h has the scopes, the hash and the limiter. */
+ * decided, with the scope of the token's account, if it has one, in the
+ * header core/account.h names; the peer port is trusted as it is for
+ * everything else (docs/api.md). core/auth.h has the scopes, the hash and
+ * the limiter. */
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <sodium.h>
@@ -145,15 +147,15 @@ void host_admin_handle_tcp(struct http_request *req, void *arg)
             return;
         }
         struct store_account a;
-        int rv = store_account_get_id(h->store, t.account, &a);
-        if (rv != 0 || a.disabled) {
+        if (store_account_get_id(h->store, t.account, &a) != 0) {
+            tokens__refuse(req, 403, "forbidden",
+                           "the token's account cannot be read", NULL);
+            return;
+        }
+        if (a.disabled) {
             char msg[200];
-            snprintf(msg, sizeof msg,
-                     rv == 0 ? "account %s is disabled"
-                             : "the token's account is gone%s",
-                     rv == 0 ? a.name : "");
-            tokens__refuse(req, 403, rv == 0 ? "account_disabled" : "forbidden",
-                           msg, NULL);
+            snprintf(msg, sizeof msg, "account %s is disabled", a.name);
+            tokens__refuse(req, 403, "account_disabled", msg, NULL);
             return;
         }
         char v[24];

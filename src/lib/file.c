@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -79,4 +80,25 @@ int file_rename_synced(const char *from, const char *to, char *errmsg)
         return e == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
     }
     return file_sync_dir(to, errmsg);
+}
+
+int file_read_text(const char *path, char *out, size_t size, char *errmsg)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        if (errno == ENOENT) {
+            return BERTH_ENOTFOUND;
+        }
+        err_printf(errmsg, "cannot read %s: %s", path, strerror(errno));
+        return BERTH_EIO;
+    }
+    size_t n = fread(out, 1, size - 1, f);
+    bool failed = ferror(f) != 0;
+    fclose(f);
+    out[n] = '\0';
+    if (failed) {
+        err_printf(errmsg, "cannot read %s", path);
+        return BERTH_EIO;
+    }
+    return 0;
 }

@@ -21,4 +21,9 @@ int file_sync_dir(const char *path, char *errmsg);
  * BERTH_EIO, with a message in errmsg. The caller keeps both paths. */
 int file_rename_synced(const char *from, const char *to, char *errmsg);
 
+/* Read the small text file at path into out (size bytes, NUL-terminated;
+ * what does not fit is left out). Returns 0, BERTH_ENOTFOUND when it does
+ * not exist, or BERTH_EIO with a message in errmsg. */
+int file_read_text(const char *path, char *out, size_t size, char *errmsg);
+
 #endif

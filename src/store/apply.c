@@ -101,8 +101,19 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
         return store_set_error(s, BERTH_ECORRUPT,
                                "a ship batch record does not decode");
     }
+    /* Ships of an account removed after the proposer checked: none is
+     * made, on every host alike. */
+    struct store_account account;
+    int rv = store_account_get_id(s, b.account, &account);
+    if (rv == BERTH_ENOTFOUND) {
+        *result = BERTH_ENOTFOUND;
+        return 0;
+    }
+    if (rv != 0) {
+        return rv;
+    }
     uint64_t next;
-    int rv = store_meta_get(s, "next_sid", &next);
+    rv = store_meta_get(s, "next_sid", &next);
     if (rv != 0) {
         return rv;
     }

@@ -58,6 +58,8 @@ enum {
     ST_SAVEPOINT,
     ST_ROLLBACK_TO,
     ST_RELEASE,
+    ST_ACCOUNT_BY_ID,
+    ST_SHIP_ACCOUNT,
     ST__COUNT
 };
 
@@ -65,6 +67,13 @@ enum {
     "sid, id, name, program, created_ns, idle_timeout_ms, last_event, "        \
     "first_event, snapshot_event, last_hash, public_key, secret_key, "         \
     "alarm_ns, freeze_timeout_ms, args, env, acks, account"
+
+/* An account's columns, in the order store__row_account reads them. */
+#define STORE__ACCOUNT_COLUMNS                                                 \
+    "id, name, disabled, created_ns, usage_ships, usage_bytes, "               \
+    "usage_events, usage_cpu_us, usage_mem_peak, usage_mem_byte_s, "           \
+    "usage_wakes, usage_requests, limit_ships, limit_bytes, limit_awake, "     \
+    "limit_cpu, limit_events"
 
 static const char *store__sql[ST__COUNT] = {
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
@@ -152,6 +161,11 @@ static const char *store__sql[ST__COUNT] = {
     [ST_SAVEPOINT] = "SAVEPOINT entry",
     [ST_ROLLBACK_TO] = "ROLLBACK TO entry",
     [ST_RELEASE] = "RELEASE entry",
+    /* Read by requests in an account's scope, and while an account is
+     * disabled by the front door. */
+    [ST_ACCOUNT_BY_ID] =
+        "SELECT " STORE__ACCOUNT_COLUMNS " FROM accounts WHERE id = ?1",
+    [ST_SHIP_ACCOUNT] = "SELECT account FROM ships WHERE sid = ?1",
 };
 
 /* Ships, events and snapshots keyed by integers. Events sit in a rowid
@@ -2038,12 +2052,6 @@ int store_data_keys_get(struct store *s, uint8_t *out, size_t size,
  * Few and rarely changed: their statements are prepared at each call, but
  * for the ones a request may run (store_ship_account). */
 
-#define STORE__ACCOUNT_COLUMNS                                                 \
-    "id, name, disabled, created_ns, usage_ships, usage_bytes, "               \
-    "usage_events, usage_cpu_us, usage_mem_peak, usage_mem_byte_s, "           \
-    "usage_wakes, usage_requests, limit_ships, limit_bytes, limit_awake, "     \
-    "limit_cpu, limit_events"
-
 /* Read a usage from columns first to first + 7 of st, in the order of
  * struct store_usage. */
 static void store__row_usage(sqlite3_stmt *st, int first, struct store_usage *u)
@@ -2093,24 +2101,31 @@ static int store__account_one(struct store *s, sqlite3_stmt *st,
 int store_account_new(struct store *s, const char *name, uint64_t created_ns,
                       uint64_t *id)
 {
-    sqlite3_stmt *st;
-    int rv = store__token_stmt(
-        s,
-        "INSERT INTO accounts (id, name, disabled, created_ns) VALUES "
-        "((SELECT max(id) + 1 FROM accounts), ?1, 0, ?2) RETURNING id",
-        &st);
+    /* Ids are never given twice, so that nothing that named a removed
+     * account (a scope on its way to the leader) names a new one. */
+    uint64_t last;
+    int rv = store_meta_get(s, "last_account", &last);
     if (rv != 0) {
         return rv;
     }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)created_ns);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *id = (uint64_t)sqlite3_column_int64(st, 0);
-        rc = sqlite3_step(st);
+    sqlite3_stmt *st;
+    rv = store__token_stmt(s,
+                           "INSERT INTO accounts (id, name, disabled, "
+                           "created_ns) VALUES (?1, ?2, 0, ?3)",
+                           &st);
+    if (rv != 0) {
+        return rv;
     }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(last + 1));
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)created_ns);
+    int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : store__fail(s, rc, "writing an account");
+    if (rc != SQLITE_DONE) {
+        return store__fail(s, rc, "writing an account");
+    }
+    *id = last + 1;
+    return store_meta_put(s, "last_account", last + 1);
 }
 
 int store_account_get(struct store *s, const char *name,
@@ -2136,15 +2151,20 @@ int store_account_get_id(struct store *s, uint64_t id,
     if (store__heads_write(s) != 0) {
         return BERTH_EIO;
     }
-    sqlite3_stmt *st;
-    int rv = store__token_stmt(
-        s, "SELECT " STORE__ACCOUNT_COLUMNS " FROM accounts WHERE id = ?1",
-        &st);
-    if (rv != 0) {
-        return rv;
-    }
+    sqlite3_stmt *st = store__stmt(s, ST_ACCOUNT_BY_ID);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
-    return store__account_one(s, st, out);
+    int rc = sqlite3_step(st);
+    int rv;
+    if (rc == SQLITE_ROW) {
+        store__row_account(st, out);
+        rv = 0;
+    } else if (rc == SQLITE_DONE) {
+        rv = BERTH_ENOTFOUND;
+    } else {
+        rv = store__fail(s, rc, "reading an account");
+    }
+    sqlite3_reset(st);
+    return rv;
 }
 
 /* Run st, prepared, which changes rows, and finalize it; 0, or
@@ -2175,6 +2195,10 @@ int store_account_set_disabled(struct store *s, uint64_t id, bool disabled)
 
 int store_account_delete(struct store *s, uint64_t id)
 {
+    if (id == 0) {
+        /* Tokens of account 0 are the operator's: never deleted here. */
+        return BERTH_EINVAL;
+    }
     sqlite3_stmt *st;
     int rv = store__token_stmt(s, "DELETE FROM tokens WHERE account = ?1", &st);
     if (rv != 0) {
@@ -2258,14 +2282,19 @@ int store_account_ship_count(struct store *s, uint64_t account, uint64_t *n)
 
 int store_ship_account(struct store *s, uint64_t sid, uint64_t *account)
 {
-    sqlite3_stmt *st;
-    int rv =
-        store__token_stmt(s, "SELECT account FROM ships WHERE sid = ?1", &st);
-    if (rv != 0) {
-        return rv;
-    }
+    sqlite3_stmt *st = store__stmt(s, ST_SHIP_ACCOUNT);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
-    return store__account_int(s, st, account);
+    int rc = sqlite3_step(st);
+    int rv = 0;
+    if (rc == SQLITE_ROW) {
+        *account = (uint64_t)sqlite3_column_int64(st, 0);
+    } else if (rc == SQLITE_DONE) {
+        rv = BERTH_ENOTFOUND;
+    } else {
+        rv = store__fail(s, rc, "reading a ship's account");
+    }
+    sqlite3_reset(st);
+    return rv;
 }
 
 int store_account_ships(struct store *s, uint64_t account, uint64_t after_sid,

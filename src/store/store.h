@@ -499,8 +499,9 @@ int store_account_set_limits(struct store *s, uint64_t id,
 /* Count the accounts with any limit of their own into *n. */
 int store_account_limited_count(struct store *s, uint64_t *n);
 
-/* Add an account named name, its id one above the highest, into *id.
- * Returns BERTH_EEXIST when the name is taken. The caller keeps name. */
+/* Add an account named name, its id into *id: one above the last given
+ * (meta "last_account"), never one given before. Returns BERTH_EEXIST when
+ * the name is taken. The caller keeps name. */
 int store_account_new(struct store *s, const char *name, uint64_t created_ns,
                       uint64_t *id);
 
@@ -515,7 +516,7 @@ int store_account_get_id(struct store *s, uint64_t id,
 int store_account_set_disabled(struct store *s, uint64_t id, bool disabled);
 
 /* Delete account id and its tokens (not its ships); BERTH_ENOTFOUND when
- * there is none. */
+ * there is none, BERTH_EINVAL for the anonymous account, 0. */
 int store_account_delete(struct store *s, uint64_t id);
 
 /* Called for each account, valid only during the call; non-zero stops the

@@ -10,7 +10,7 @@ import os
 import subprocess
 import time
 
-from conftest import BERTH, KV, free_port, wait_for
+from conftest import BERTH, KV, free_port, tagged_processes, wait_for, wait_no_programs
 
 
 def tcp_host(host_factory, name="host", extra=()):
@@ -247,6 +247,7 @@ def test_remove_needs_yes_and_removes_ships(host_factory):
     for n in ("g1", "g2"):
         tcli(h, "ship", "new", "--program", KV, "--name", n, token=token)
     h.http("PUT", "/s/g1/k/a", body=b"1")  # one awake, one asleep
+    assert len(tagged_processes(h.tag)) == 1
     keep = h.new_ship(KV, "keep")
     r = h.cli("account", "rm", "gus", check=False)
     assert r.returncode == 2 and "--yes" in r.stderr
@@ -256,6 +257,7 @@ def test_remove_needs_yes_and_removes_ships(host_factory):
 
     r = h.cli("account", "rm", "gus", "--yes")
     assert r.stdout.strip() == "removed gus (2 ships)"
+    assert wait_no_programs(h.tag) == []  # the awake one's program ended
     names = [s["name"] for s in h.cli_json("ship", "ls")["ships"]]
     assert names == ["keep"]
     status, _, _ = h.http("GET", "/s/g1/k/a")
@@ -271,11 +273,22 @@ def test_remove_needs_yes_and_removes_ships(host_factory):
 
 def test_accounts_replicate(cluster_factory):
     c = cluster_factory(3, ["--election-timeout", "300", "--heartbeat", "30"])
+    for x in c.hosts:
+        x.admin_port = free_port()
+        x.extra = x.extra + ["--admin", "127.0.0.1:%d" % x.admin_port]
     c.start()
     lead = c.leader()
     followers = [x for x in c.hosts if x is not lead]
-    lead.cli("account", "new", "hana")
+    token = new_account(lead, "hana")
     lead.cli("ship", "new", "--program", KV, "--name", "h1", "--account", "hana")
+    lead.new_ship(KV, "other")
+    # Through a follower's TCP, which checks the token and forwards the
+    # request: the account's scope reaches the leader with it.
+    for f in followers:
+        r = tcli(f, "ship", "ls", "--json", token=token)
+        assert [s["name"] for s in json.loads(r.stdout)["ships"]] == ["h1"]
+        r = tcli(f, "ship", "show", "other", token=token, check=False)
+        assert r.returncode == 1 and "(not_found)" in r.stderr, r.stderr
     lead.cli("account", "disable", "hana")
     c.wait_caught_up()
     # Any host answers for the cluster (a follower asks the leader).
@@ -288,6 +301,8 @@ def test_accounts_replicate(cluster_factory):
     new = c.leader(exclude=(lead,))
     status, _, body = new.http("GET", "/s/h1/k/a")
     assert status == 403, body
+    assert [(a["name"], a["disabled"]) for a in new.cli_json("account", "ls")["accounts"]] == \
+        [("anonymous", False), ("hana", True)]
     new.cli("account", "enable", "hana")
     status, _, _ = new.http("GET", "/s/h1/k/a")
     assert status == 404  # kv: no such key; the ship served

@@ -8,6 +8,8 @@ import sqlite3
 import struct
 import subprocess
 
+import pytest
+
 from conftest import BERTH, KV, wait_for
 
 
@@ -159,3 +161,54 @@ def test_rotate_a_cluster(cluster_factory):
     # The dead host comes back with the new key.
     c.restart(lead)
     assert stats(lead)["master_key_id"] == out["master_key_id"]
+
+
+@pytest.mark.parametrize("store_has_it", [True, False])
+def test_a_rotation_cut_short_is_finished_or_undone(host_factory, tmp_path, store_has_it):
+    """A crash between the store taking the new data keys and the new
+    master.key being renamed into place: the disk is put in that state by
+    hand. When the store has the rotation, the host finishes it (the .next
+    file renamed into place); when it has not (a store from before, the
+    log holding the entry), the .next file is removed, the log applies the
+    rotation again, and the host ends with the new key either way."""
+    h = host_factory().start()
+    h.new_ship(KV, "a")
+    for i in range(3):
+        assert h.http("PUT", "/s/a/k/old%d" % i, b"before %d" % i)[0] == 201
+    assert h.stop() == 0
+    old_key = open(key_path(h), "rb").read()
+    pre = tmp_path / "pre"
+    pre.mkdir()
+    for f in ("store.db", "store.db-wal"):
+        if os.path.exists(os.path.join(h.data, f)):
+            shutil.copy(os.path.join(h.data, f), pre / f)
+    h.start()
+    new_id = h.cli_json("key", "rotate")["master_key_id"]
+    for i in range(3):
+        assert h.http("PUT", "/s/a/k/new%d" % i, b"after %d" % i)[0] == 201
+    assert h.stop() == 0
+    new_key = open(key_path(h), "rb").read()
+    # The crash: the new key only in master.key.next, the old in place.
+    with open(key_path(h) + ".next", "wb") as f:
+        f.write(new_key)
+    with open(key_path(h), "wb") as f:
+        f.write(old_key)
+    if not store_has_it:
+        for f in ("store.db", "store.db-wal", "store.db-shm"):
+            p = os.path.join(h.data, f)
+            if os.path.exists(p):
+                os.unlink(p)
+            if os.path.exists(pre / f):
+                shutil.copy(pre / f, p)
+    h.start()
+    assert not os.path.exists(key_path(h) + ".next")
+    assert stats(h)["master_key_id"] == new_id
+    assert stats(h)["data_key"] == 2
+    for i in range(3):
+        assert h.http("GET", "/s/a/k/old%d" % i)[2] == b"before %d" % i
+        assert h.http("GET", "/s/a/k/new%d" % i)[2] == b"after %d" % i
+    # And it stays so.
+    assert h.stop() == 0
+    h.start()
+    assert stats(h)["master_key_id"] == new_id
+    assert h.http("GET", "/s/a/k/new2")[2] == b"after 2"

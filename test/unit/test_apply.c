@@ -971,20 +971,31 @@ static void test_account_entries(void **state)
     assert_int_equal(store_account_ships(s, 2, 0, count_ship, &seen), 0);
     assert_int_equal(seen, 0);
 
+    /* Ships of an account that does not exist are not made. */
+    b.account = 77;
+    b.name = "zz";
+    buf_init(&e);
+    assert_int_equal(record_encode_ship_batch(&e, &b, NULL, NULL), 0);
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, NULL, &res), 0);
+    assert_int_equal(res, BERTH_ENOTFOUND);
+    buf_free(&e);
+    assert_int_equal(store_ship_get(s, "zz-1", &ship), BERTH_ENOTFOUND);
     /* Not removed while it has ships; the anonymous one never. */
     apply_account(s, ACCOUNT_OP_REMOVE, 1, "", 0, BERTH_EBUSY);
     assert_int_equal(store_account_get(s, "alice", &a), 0);
     apply_account(s, ACCOUNT_OP_REMOVE, 0, "", 0, BERTH_EINVAL);
+    assert_int_equal(store_account_delete(s, 0), BERTH_EINVAL);
+    assert_int_equal(store_account_get_id(s, 0, &a), 0);
     apply_account(s, ACCOUNT_OP_REMOVE, 2, "", 0, 0);
     assert_int_equal(store_account_get(s, "bob", &a), BERTH_ENOTFOUND);
     memset(hash, 0x54, sizeof hash);
     auth_token_id(hash, id);
     assert_int_equal(store_token_get(s, id, &t), BERTH_ENOTFOUND);
     apply_account(s, ACCOUNT_OP_REMOVE, 2, "", 0, BERTH_ENOTFOUND);
-    /* A new account takes an id above the highest. */
+    /* A new account takes an id never given before, not the removed 2. */
     apply_account(s, ACCOUNT_OP_NEW, 0, "carol", 0x55, 0);
     assert_int_equal(store_account_get(s, "carol", &a), 0);
-    assert_int_equal(a.id, 2);
+    assert_int_equal(a.id, 3);
 }
 
 int main(void)

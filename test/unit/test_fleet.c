@@ -85,6 +85,7 @@ struct tenv {
     uint64_t sweep_due, alarm_due;
     /* Faults the environment injects. */
     bool fail_spawn, fail_freeze, disk_full, no_fds, corrupt_load;
+    bool disabled_load; /* load says the ship's account is disabled */
     bool refuse_propose;
     bool refuse_snapshot; /* the program answers BOOT with READY 0 */
     bool corrupt_replay;  /* the log's tail fails its checks */
@@ -155,6 +156,10 @@ static int t_load(void *data, struct fleet_ship *c, struct fleet_load *out,
         snprintf(errmsg, ERRMSG_SIZE, "the snapshot at event %llu fails",
                  (unsigned long long)st->snapshot_event);
         return BERTH_ECORRUPT;
+    }
+    if (T->disabled_load) {
+        snprintf(errmsg, ERRMSG_SIZE, "its account is disabled");
+        return BERTH_EDISABLED;
     }
     out->last_event = st->last_event;
     out->snapshot_event = st->snapshot_event;
@@ -1682,6 +1687,17 @@ static void test_wake_failures(void **state)
     settle(1);
     assert_int_equal(outcome(r)->status, 200);
     assert_int_equal(T->fleet.n_damaged, 0);
+    /* A ship of a disabled account is refused with 403, not marked, and
+     * wakes once the account is enabled. */
+    T->disabled_load = true;
+    r = send_job(2, "r");
+    assert_int_equal(outcome(r)->status, 403);
+    assert_string_equal(outcome(r)->code, "account_disabled");
+    assert_int_equal(T->fleet.n_damaged, 0);
+    T->disabled_load = false;
+    r = send_job(2, "r");
+    settle(2);
+    assert_int_equal(outcome(r)->status, 200);
 }
 
 /* Events and snapshots leave the fleet sealed; one whose seal was altered

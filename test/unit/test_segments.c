@@ -96,6 +96,28 @@ static int check(struct fixture *f, uint64_t applied, struct segments_report *r,
     return segments_check(f->dir, applied, r, errmsg);
 }
 
+/* The bytes of a snapshot's metadata file, as libraft writes it, into b
+ * (which the caller frees). */
+static void meta_bytes(struct buf *b)
+{
+    buf_init(b);
+    buf_put_u64(b, 1); /* format */
+    buf_put_u64(b, 0); /* checksum, below */
+    buf_put_u64(b, 1); /* configuration index */
+    buf_put_u64(b, 5); /* configuration length */
+    assert_int_equal(buf_append(b, "conf!", 5), 0);
+    put_le64(b->data + 8, segments_crc32(b->data + 16, b->len - 16, 0));
+}
+
+/* Write a snapshot's metadata file named name into f's directory. */
+static void write_meta(struct fixture *f, const char *name)
+{
+    struct buf b;
+    meta_bytes(&b);
+    write_file(f->dir, name, &b, b.len);
+    buf_free(&b);
+}
+
 static void test_crc32_matches_libraft(void **state)
 {
     /* CRC-32 with polynomial 0x04C11DB7, unreflected, initial value 0 and
@@ -245,20 +267,117 @@ static void test_open_segment_follows_closed_or_snapshot(void **state)
     write_file(f->dir, "open-7", &b, SEGMENT_SIZE);
     buf_free(&b);
     /* No closed segment: the open one follows the snapshot. */
-    FILE *fp = fopen("segments-meta", "w");
-    fclose(fp);
-    char path[128];
-    snprintf(path, sizeof path, "%s/snapshot-1-40-123.meta", f->dir);
-    assert_int_equal(rename("segments-meta", path), 0);
+    write_meta(f, "snapshot-1-40-123.meta");
     assert_int_equal(check(f, 42, &r, errmsg), 0);
     assert_int_equal(r.last_index, 42);
-    /* A closed segment, as libraft keeps some behind a snapshot. */
+    /* Closed segments from before the snapshot on, as libraft keeps some
+     * entries behind a snapshot. */
     segment_begin(&b);
-    add_batch(&b, 1, 0x11);
-    write_file(f->dir, "0000000000000050-0000000000000050", &b, b.len);
+    add_batch(&b, 6, 0x11);
+    write_file(f->dir, "0000000000000035-0000000000000040", &b, b.len);
+    buf_free(&b);
+    segment_begin(&b);
+    add_batch(&b, 4, 0x12);
+    add_batch(&b, 6, 0x13);
+    write_file(f->dir, "0000000000000041-0000000000000050", &b, b.len);
     buf_free(&b);
     assert_int_equal(check(f, 52, &r, errmsg), 0);
     assert_int_equal(r.last_index, 52);
+}
+
+/* Write a closed segment of n entries in one batch, named first-last. */
+static void write_closed(struct fixture *f, uint64_t first, uint64_t last,
+                         unsigned n)
+{
+    struct buf b;
+    char name[40];
+    segment_begin(&b);
+    add_batch(&b, n, 0x31);
+    snprintf(name, sizeof name, "%016llu-%016llu", (unsigned long long)first,
+             (unsigned long long)last);
+    write_file(f->dir, name, &b, b.len);
+    buf_free(&b);
+}
+
+static void test_closed_segment_damage_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct segments_report r;
+    char errmsg[ERRMSG_SIZE], path[4200];
+    write_closed(f, 1, 3, 3);
+    write_closed(f, 4, 5, 2);
+    assert_int_equal(check(f, 5, &r, errmsg), 0);
+    assert_int_equal(r.last_index, 5);
+
+    /* A flipped byte in an entry's data, whatever was applied. */
+    snprintf(path, sizeof path, "%s/0000000000000004-0000000000000005", f->dir);
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    fseek(fp, -3, SEEK_END);
+    int c = fgetc(fp);
+    fseek(fp, -3, SEEK_END);
+    fputc(c ^ 0x40, fp);
+    fclose(fp);
+    assert_int_equal(check(f, 0, &r, errmsg), BERTH_ECORRUPT);
+    assert_non_null(strstr(errmsg, "0000000000000004-0000000000000005"));
+    assert_non_null(strstr(errmsg, "checksum mismatch"));
+
+    /* Fewer entries than the name says. */
+    write_closed(f, 4, 5, 1);
+    assert_int_equal(check(f, 0, &r, errmsg), BERTH_ECORRUPT);
+    assert_non_null(strstr(errmsg, "entries are missing"));
+
+    /* A segment missing between two. */
+    write_closed(f, 4, 5, 2);
+    write_closed(f, 8, 9, 2);
+    assert_int_equal(check(f, 0, &r, errmsg), BERTH_ECORRUPT);
+    assert_non_null(strstr(errmsg, "do not follow each other"));
+}
+
+static void test_closed_segments_must_reach_the_snapshot(void **state)
+{
+    struct fixture *f = *state;
+    struct segments_report r;
+    char errmsg[ERRMSG_SIZE], path[4200];
+    write_meta(f, "snapshot-1-40-123.meta");
+    write_closed(f, 41, 42, 2);
+    assert_int_equal(check(f, 42, &r, errmsg), 0);
+    snprintf(path, sizeof path, "%s/0000000000000041-0000000000000042", f->dir);
+    assert_int_equal(unlink(path), 0);
+    write_closed(f, 43, 44, 2);
+    assert_int_equal(check(f, 0, &r, errmsg), BERTH_ECORRUPT);
+    assert_non_null(strstr(errmsg, "start at entry 43"));
+}
+
+static void test_snapshot_meta_is_checked(void **state)
+{
+    struct fixture *f = *state;
+    struct segments_report r;
+    char errmsg[ERRMSG_SIZE], why[64], path[4200];
+    struct buf b;
+    meta_bytes(&b);
+    assert_int_equal(segments_check_meta(b.data, b.len, why), 0);
+    write_file(f->dir, "snapshot-2-40-7.meta", &b, b.len);
+    write_file(f->dir, "snapshot-1-30-9.meta", &b, b.len);
+    assert_int_equal(check(f, 40, &r, errmsg), 0);
+    assert_string_equal(r.snapshot_file, "snapshot-2-40-7");
+
+    b.data[36] ^= 1; /* in the configuration */
+    assert_int_equal(segments_check_meta(b.data, b.len, why), BERTH_ECORRUPT);
+    assert_string_equal(why, "checksum mismatch");
+    write_file(f->dir, "snapshot-2-40-7.meta", &b, b.len);
+    assert_int_equal(check(f, 40, &r, errmsg), BERTH_ECORRUPT);
+    assert_non_null(strstr(errmsg, "snapshot-2-40-7.meta is damaged"));
+    assert_int_equal(segments_check_meta(b.data, 31, why), BERTH_ECORRUPT);
+    b.data[36] ^= 1;
+    b.data[0] = 2;
+    assert_int_equal(segments_check_meta(b.data, b.len, why), BERTH_ECORRUPT);
+    assert_string_equal(why, "unknown format");
+    buf_free(&b);
+    snprintf(path, sizeof path, "%s/snapshot-2-40-7.meta", f->dir);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(check(f, 30, &r, errmsg), 0);
+    assert_string_equal(r.snapshot_file, "snapshot-1-30-9");
 }
 
 int main(void)
@@ -279,6 +398,12 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_open_segment_follows_closed_or_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_closed_segment_damage_is_refused,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_closed_segments_must_reach_the_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_meta_is_checked, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -659,6 +659,15 @@ static void test_upgrade_from_version_1(void **state)
     struct store *s = open_with_ship(x->path, "old", &ship);
     char errmsg[ERRMSG_SIZE];
     assert_int_equal(ship.last_event, 3);
+    /* Every ship made before accounts is the anonymous account's. */
+    assert_int_equal(ship.account, 0);
+    struct store_account acct;
+    assert_int_equal(store_account_get_id(s, 0, &acct), 0);
+    assert_string_equal(acct.name, "anonymous");
+    assert_false(acct.disabled);
+    uint64_t owner = 9;
+    assert_int_equal(store_ship_account(s, ship.sid, &owner), 0);
+    assert_int_equal(owner, 0);
     assert_int_equal(ship.idle_timeout_ms, 7);
     assert_int_equal(ship.alarm_ns, 0);
     assert_int_equal(ship.freeze_timeout_ms, 0);

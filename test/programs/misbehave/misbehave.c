@@ -386,8 +386,10 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
     }
     if (bp_http_match(h, NULL, "/random")) {
         /* The process's own randomness, not the event's entropy: a replay
-         * of the same events makes another state. */
-        *count += 1 + (uint64_t)(rand() % 1000);
+         * of the same events makes another state (the whole range of
+         * rand(), so that two draws of three events agree once in some
+         * 2^31, not once in a thousand). */
+        *count += 1 + (uint64_t)rand();
         reply_count(out, *count);
         return BP_CHANGED;
     }
@@ -436,7 +438,18 @@ int main(int argc, char **argv)
 {
     uint64_t count = 0;
     args = argv;
-    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+    /* A seed of the kernel's, not time and pid: two processes a second
+     * apart with neighbouring pids would otherwise draw the same numbers,
+     * and a replay would make the same state by chance. */
+    unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+    FILE *ur = fopen("/dev/urandom", "rb");
+    if (ur != NULL) {
+        if (fread(&seed, sizeof seed, 1, ur) != 1) {
+            seed ^= (unsigned)clock();
+        }
+        fclose(ur);
+    }
+    srand(seed);
     struct bp_program p = {on_boot, on_event, on_snapshot, &count};
     return bp_run(&p);
 }
