@@ -70,8 +70,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct record_account acct;
     if (record_decode_account(data, size, &acct) == 0 &&
         (acct.name_len > size || (acct.name_len > 0 && acct.name == NULL) ||
-         acct.op < ACCOUNT_OP_NEW || acct.op > ACCOUNT_OP_ANONYMOUS)) {
+         acct.op < ACCOUNT_OP_NEW || acct.op > ACCOUNT_OP_LIMIT)) {
         abort();
+    }
+    size_t n_usage;
+    if (record_decode_usage(data, size, &n_usage) == 0) {
+        /* Every item a decoded USAGE entry counts lies inside it. */
+        if (n_usage == 0 || 6 + n_usage * RECORD_USAGE_ITEM_SIZE != size) {
+            abort();
+        }
+        struct record_usage_item it;
+        record_usage_item(data, n_usage - 1, &it);
     }
     struct record_key_rotate kr;
     if (record_decode_key_rotate(data, size, &kr) == 0 &&

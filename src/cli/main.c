@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/gate.h"
+#include "core/quota.h"
 #include "core/ship.h"
 #include "daemon/host.h"
 #include "http/http.h"
@@ -59,7 +60,7 @@ struct cli__opt {
 };
 
 /* Options and positional arguments at most. */
-#define CLI__OPTS_MAX 32
+#define CLI__OPTS_MAX 48
 #define CLI__ITEMS_MAX 1024
 #define CLI__POS_MAX 64
 
@@ -488,6 +489,26 @@ static void cli__print_timeout(const char *label, long long ms)
     }
 }
 
+/* Print the usage figures of a ship or an account (docs/api.md, "Usage"). */
+static void cli__print_usage(json_t *u)
+{
+    if (u == NULL) {
+        return;
+    }
+    if (json_object_get(u, "ships") != NULL) {
+        printf("ships:           %lld (%lld awake)\n", cli__int(u, "ships"),
+               cli__int(u, "ships_awake"));
+    }
+    printf("storage:         %lld bytes\n", cli__int(u, "storage_bytes"));
+    printf("events:          %lld\n", cli__int(u, "events"));
+    printf("cpu:             %.3f s\n", (double)cli__int(u, "cpu_us") / 1e6);
+    printf("memory peak:     %lld bytes\n", cli__int(u, "memory_peak_bytes"));
+    printf("memory:          %lld byte-seconds\n",
+           cli__int(u, "memory_byte_seconds"));
+    printf("recorded wakes:  %lld\n", cli__int(u, "wakes"));
+    printf("requests:        %lld\n", cli__int(u, "requests"));
+}
+
 static void cli__print_ship(json_t *s)
 {
     printf("id:              %s\n", cli__str(s, "id"));
@@ -514,6 +535,7 @@ static void cli__print_ship(json_t *s)
     printf("snapshot event:  %lld\n", cli__int(s, "snapshot_event"));
     printf("last active:     %s\n", ago);
     printf("wakes:           %lld\n", cli__int(s, "wake_count"));
+    cli__print_usage(json_object_get(s, "usage"));
     cli__print_timeout("freeze timeout:", cli__int(s, "freeze_timeout_ms"));
     cli__print_timeout("idle timeout:", cli__int(s, "idle_timeout_ms"));
     json_t *acks_j = json_object_get(s, "acks");
@@ -1244,11 +1266,13 @@ static void cli__account_line(json_t *a)
 {
     char made[32];
     cli__ago(cli__int(a, "created_ns"), made, sizeof made);
-    printf("%-6lld  %-24s  %-8s  %-6lld  %s\n", cli__int(a, "id"),
-           cli__str(a, "name"),
+    json_t *u = json_object_get(a, "usage");
+    printf("%-6lld  %-24s  %-8s  %-6lld  %-6lld  %-14lld  %-10lld  %s\n",
+           cli__int(a, "id"), cli__str(a, "name"),
            json_is_true(json_object_get(a, "disabled")) ? "disabled"
                                                         : "enabled",
-           cli__int(a, "ships"), made);
+           cli__int(a, "ships"), cli__int(u, "ships_awake"),
+           cli__int(u, "storage_bytes"), cli__int(u, "events"), made);
 }
 
 static int cli__account_new(const struct cli__cmd *cmd, struct cli *c,
@@ -1291,8 +1315,8 @@ static int cli__account_ls(const struct cli__cmd *cmd, struct cli *c,
     if (rv != 0 || v == NULL) {
         return rv;
     }
-    printf("%-6s  %-24s  %-8s  %-6s  %s\n", "ID", "NAME", "STATE", "SHIPS",
-           "MADE");
+    printf("%-6s  %-24s  %-8s  %-6s  %-6s  %-14s  %-10s  %s\n", "ID", "NAME",
+           "STATE", "SHIPS", "AWAKE", "STORAGE", "EVENTS", "MADE");
     size_t i;
     json_t *t;
     json_array_foreach(json_object_get(v, "accounts"), i, t)
@@ -1302,6 +1326,97 @@ static int cli__account_ls(const struct cli__cmd *cmd, struct cli *c,
     printf("anonymous creation: %s\n",
            json_is_true(json_object_get(v, "anonymous_creation")) ? "on"
                                                                   : "off");
+    json_decref(v);
+    return 0;
+}
+
+/* The options of account limit, by enum quota_limit. */
+static const struct cli__opt cli__account_limit_opts[] = {
+    [QUOTA_SHIPS] = {"--ships", "N|none|default", CLI__STR, 0, 0,
+                     "ships the account may have"},
+    [QUOTA_STORAGE] = {"--storage-bytes", "N|none|default", CLI__STR, 0, 0,
+                       "storage bytes its ships may take (507 over it)"},
+    [QUOTA_AWAKE] = {"--awake", "N|none|default", CLI__STR, 0, 0,
+                     "ships whose programs may run at once (429 over it)"},
+    [QUOTA_CPU] = {"--cpu-per-hour", "SECONDS|none|default", CLI__STR, 0, 0,
+                   "CPU seconds its programs may use in an hour"},
+    [QUOTA_EVENTS] = {"--events-per-second", "N|none|default", CLI__STR, 0, 0,
+                      "events its ships may commit a second"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+/* Print an account's limits: in force, and whose. */
+static void cli__print_limits(json_t *v)
+{
+    json_t *in_force = json_object_get(v, "limits");
+    json_t *set = json_object_get(v, "limits_set");
+    for (int i = 0; i < QUOTA__COUNT && in_force != NULL; i++) {
+        const char *name = quota_name(i);
+        long long n = cli__int(in_force, name);
+        char label[40];
+        snprintf(label, sizeof label, "limit %s:", name);
+        if (n == 0) {
+            printf("%-33s none%s\n", label,
+                   json_object_get(set, name) ? "" : " (host default)");
+        } else {
+            printf("%-33s %lld%s\n", label, n,
+                   json_object_get(set, name) ? "" : " (host default)");
+        }
+    }
+}
+
+static int cli__account_limit(const struct cli__cmd *cmd, struct cli *c,
+                              struct cli__args *a)
+{
+    const char *name = a->pos[0];
+    if (!cli__account_name_ok(name)) {
+        return cli__usage(cmd, "NAME is an account's name, not %s", name);
+    }
+    json_t *body = json_object();
+    for (int i = 0; i < QUOTA__COUNT; i++) {
+        const char *v = a->val[i];
+        if (v == NULL) {
+            continue;
+        }
+        char *end;
+        unsigned long long n = 0;
+        if (strcmp(v, "default") == 0) {
+            json_object_set_new(body, quota_name(i), json_string("default"));
+            continue;
+        }
+        if (strcmp(v, "none") != 0) {
+            errno = 0;
+            n = strtoull(v, &end, 10);
+            if (errno != 0 || end == v || *end != '\0' || v[0] == '-' ||
+                n == 0 || n > QUOTA_MAX) {
+                json_decref(body);
+                return cli__usage(cmd,
+                                  "%s needs a number from 1 to %llu, none or "
+                                  "default, not %s",
+                                  cli__account_limit_opts[i].name,
+                                  (unsigned long long)QUOTA_MAX, v);
+            }
+        }
+        json_object_set_new(body, quota_name(i), json_integer((json_int_t)n));
+    }
+    if (json_object_size(body) == 0) {
+        json_decref(body);
+        return cli__usage(cmd, "give at least one limit (--ships, "
+                               "--storage-bytes, --awake, --cpu-per-hour, "
+                               "--events-per-second)");
+    }
+    char target[128];
+    snprintf(target, sizeof target, "/v1/accounts/%s/limits", name);
+    json_t *v = NULL;
+    int rv = cli__call_json(c, "POST", target, body, &v);
+    if (rv != 0) {
+        return rv;
+    }
+    if (c->json) {
+        cli__print_json(v);
+    } else {
+        cli__print_limits(v);
+    }
     json_decref(v);
     return 0;
 }
@@ -1357,8 +1472,9 @@ static int cli__account_one(const struct cli__cmd *cmd, struct cli *c,
         printf("state:           %s\n",
                json_is_true(json_object_get(v, "disabled")) ? "disabled"
                                                             : "enabled");
-        printf("ships:           %lld\n", cli__int(v, "ships"));
         printf("made:            %s\n", made);
+        cli__print_usage(json_object_get(v, "usage"));
+        cli__print_limits(v);
         json_t *open = json_object_get(v, "anonymous_creation");
         if (open != NULL) {
             printf("creation:        %s\n", json_is_true(open) ? "on" : "off");
@@ -1583,6 +1699,12 @@ enum {
     CLI__SERVE_MAX_QUEUE,
     CLI__SERVE_RESERVE_DISK,
     CLI__SERVE_MAX_BUFFER_MB,
+    CLI__SERVE_USAGE_INTERVAL,
+    CLI__SERVE_LIMIT_SHIPS,
+    CLI__SERVE_LIMIT_STORAGE,
+    CLI__SERVE_LIMIT_AWAKE,
+    CLI__SERVE_LIMIT_CPU,
+    CLI__SERVE_LIMIT_EVENTS,
     CLI__SERVE_HEADER_TIMEOUT,
     CLI__SERVE_BODY_TIMEOUT,
     CLI__SERVE_MIN_RATE,
@@ -1646,6 +1768,33 @@ static const struct cli__opt cli__serve_opts[] = {
                                   "bytes held for requests, replies and slow "
                                   "clients; past it programs and clients are "
                                   "held back; 0: no cap (default 256)"},
+    [CLI__SERVE_USAGE_INTERVAL] = {"--usage-interval", "MS", CLI__MS, 100,
+                                   3600000,
+                                   "how often the leader records what "
+                                   "programs used (CPU, memory, wakes, "
+                                   "requests) and reads running programs' "
+                                   "CPU (default 60000)"},
+    [CLI__SERVE_LIMIT_SHIPS] = {"--limit-ships", "N", CLI__NUM, 0, QUOTA_MAX,
+                                "ships an account may have, where it sets "
+                                "no limit of its own (berth account limit); "
+                                "0: none (default)"},
+    [CLI__SERVE_LIMIT_STORAGE] = {"--limit-storage-mb", "MB", CLI__MB, 0, 0,
+                                  "storage an account's ships may take "
+                                  "before writes are refused (507); "
+                                  "decimals allowed; 0: none (default)"},
+    [CLI__SERVE_LIMIT_AWAKE] = {"--limit-awake", "N", CLI__NUM, 0, QUOTA_MAX,
+                                "ships of an account whose programs may run "
+                                "at once; 0: none (default)"},
+    [CLI__SERVE_LIMIT_CPU] = {"--limit-cpu-per-hour", "SECONDS", CLI__NUM, 0,
+                              1000000000,
+                              "CPU seconds an account's programs may use in "
+                              "an hour before writes are refused (429); 0: "
+                              "none (default)"},
+    [CLI__SERVE_LIMIT_EVENTS] = {"--limit-events-per-second", "N", CLI__NUM, 0,
+                                 QUOTA_MAX,
+                                 "events an account's ships may commit a "
+                                 "second; more are refused (429); 0: none "
+                                 "(default)"},
     [CLI__SERVE_HEADER_TIMEOUT] = {"--header-timeout", "MS", CLI__MS, 1,
                                    1ULL << 31,
                                    "a request's headers must arrive within "
@@ -1796,6 +1945,21 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
             memcpy(field, &u, sizeof u);
         }
     }
+    static const int limit_opts[QUOTA__COUNT] = {
+        [QUOTA_SHIPS] = CLI__SERVE_LIMIT_SHIPS,
+        [QUOTA_STORAGE] = CLI__SERVE_LIMIT_STORAGE,
+        [QUOTA_AWAKE] = CLI__SERVE_LIMIT_AWAKE,
+        [QUOTA_CPU] = CLI__SERVE_LIMIT_CPU,
+        [QUOTA_EVENTS] = CLI__SERVE_LIMIT_EVENTS,
+    };
+    for (int i = 0; i < QUOTA__COUNT; i++) {
+        if (a->val[limit_opts[i]] != NULL) {
+            cfg.limits[i] = a->num[limit_opts[i]];
+        }
+    }
+    if (a->val[CLI__SERVE_USAGE_INTERVAL] != NULL) {
+        cfg.usage_interval_ms = (unsigned)a->num[CLI__SERVE_USAGE_INTERVAL];
+    }
     if (a->val[CLI__SERVE_RESERVE_DISK] != NULL) {
         cfg.reserve_bytes = a->num[CLI__SERVE_RESERVE_DISK] * 1024 * 1024;
     }
@@ -1881,12 +2045,15 @@ static const struct cli__cmd cli__cmds[] = {
      "new --account', else to 'anonymous'.",
      NULL, 1, 1, true, cli__account_new},
     {"account ls", "", "list accounts",
-     "List accounts: id, name, enabled or disabled, ships, and when each was "
-     "made; and whether ships may be made without an account.",
+     "List accounts: id, name, enabled or disabled, ships, ships awake, "
+     "storage bytes, events committed, and when each was made; and whether "
+     "ships may be made without an account.",
      NULL, 0, 0, true, cli__account_ls},
     {"account show", "NAME", "show one account",
-     "Show an account: id, name, state, ships, when it was made.", NULL, 1, 1,
-     true, cli__account_one},
+     "Show an account: id, name, state, when it was made, and its usage: "
+     "ships (awake now), storage bytes, events committed, CPU, memory (peak "
+     "and byte-seconds), wakes and requests (docs/api.md, \"Usage\").",
+     NULL, 1, 1, true, cli__account_one},
     {"account disable", "NAME", "stop serving an account's ships",
      "Disable an account: its ships answer 403 (account_disabled) at the "
      "front door and go to sleep, its token is refused, and its ships' "
@@ -1900,6 +2067,17 @@ static const struct cli__cmd cli__cmds[] = {
      "Remove an account, its token and every ship of it with their data. "
      "Needs --yes. The anonymous account cannot be removed.",
      cli__account_rm_opts, 1, 1, true, cli__account_one},
+    {"account limit",
+     "NAME [--ships N] [--storage-bytes N] [--awake N] "
+     "[--cpu-per-hour SECONDS] [--events-per-second N]",
+     "set an account's limits",
+     "Set an account's limits, on every host of the cluster: each a number, "
+     "none (no limit) or default (the host's, berth serve --limit-*); those "
+     "not given stay as they are. Over a limit, what would exceed it is "
+     "refused: new ships and writes over ships or storage (507), wakes over "
+     "awake ships, writes over CPU an hour or events a second (429). Reads "
+     "go on, and nothing stored is lost (docs/api.md, \"Limits\").",
+     cli__account_limit_opts, 1, 1, true, cli__account_limit},
     {"account anonymous", "on|off", "allow or refuse ships without an account",
      "Allow (on, the default) or refuse (off) new ships in the anonymous "
      "account, on every host of the cluster. Existing anonymous ships keep "

@@ -660,7 +660,7 @@ int record_decode_key_rotate(const uint8_t *p, size_t len,
 int record_encode_account(struct buf *out, const struct record_account *a)
 {
     int rv;
-    if (a->op < ACCOUNT_OP_NEW || a->op > ACCOUNT_OP_ANONYMOUS ||
+    if (a->op < ACCOUNT_OP_NEW || a->op > ACCOUNT_OP_LIMIT ||
         a->name_len > UINT16_MAX) {
         return BERTH_EINVAL;
     }
@@ -673,6 +673,11 @@ int record_encode_account(struct buf *out, const struct record_account *a)
         (rv = buf_put_u16(out, (uint16_t)a->name_len)) != 0 ||
         (rv = buf_append(out, a->name, a->name_len)) != 0) {
         return rv;
+    }
+    for (int i = 0; a->op == ACCOUNT_OP_LIMIT && i < QUOTA__COUNT; i++) {
+        if ((rv = buf_put_u64(out, a->limits[i])) != 0) {
+            return rv;
+        }
     }
     return 0;
 }
@@ -694,9 +699,64 @@ int record_decode_account(const uint8_t *p, size_t len,
         memcpy(a->hash, hash, sizeof a->hash);
     }
     a->name = record__get_str(&c, &a->name_len);
+    for (int i = 0; a->op == ACCOUNT_OP_LIMIT && i < QUOTA__COUNT; i++) {
+        a->limits[i] = cursor_u64(&c);
+    }
     if (c.err != 0 || cursor_left(&c) != 0 || a->op < ACCOUNT_OP_NEW ||
-        a->op > ACCOUNT_OP_ANONYMOUS) {
+        a->op > ACCOUNT_OP_LIMIT) {
         return BERTH_EMALFORMED;
     }
     return 0;
+}
+
+int record_encode_usage(struct buf *out, const struct record_usage_item *items,
+                        size_t n)
+{
+    if (n == 0 || n > RECORD_USAGE_MAX) {
+        return BERTH_EINVAL;
+    }
+    int rv = buf_reserve(out, 2 + 4 + n * RECORD_USAGE_ITEM_SIZE);
+    if (rv != 0 || (rv = record__begin(out, RECORD_ENTRY_USAGE)) != 0 ||
+        (rv = buf_put_u32(out, (uint32_t)n)) != 0) {
+        return rv;
+    }
+    for (size_t i = 0; i < n && rv == 0; i++) {
+        const struct record_usage_item *it = &items[i];
+        if ((rv = buf_put_u64(out, it->sid)) != 0 ||
+            (rv = buf_put_u64(out, it->cpu_us)) != 0 ||
+            (rv = buf_put_u64(out, it->memory_peak_bytes)) != 0 ||
+            (rv = buf_put_u64(out, it->memory_byte_seconds)) != 0 ||
+            (rv = buf_put_u32(out, it->wakes)) != 0) {
+            break;
+        }
+        rv = buf_put_u32(out, it->requests);
+    }
+    return rv;
+}
+
+int record_decode_usage(const uint8_t *p, size_t len, size_t *n)
+{
+    struct cursor c;
+    if (record__open(p, len, RECORD_ENTRY_USAGE, &c) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    uint32_t count = cursor_u32(&c);
+    if (c.err != 0 || count == 0 || count > RECORD_USAGE_MAX ||
+        cursor_left(&c) != (size_t)count * RECORD_USAGE_ITEM_SIZE) {
+        return BERTH_EMALFORMED;
+    }
+    *n = count;
+    return 0;
+}
+
+void record_usage_item(const uint8_t *p, size_t i,
+                       struct record_usage_item *out)
+{
+    const uint8_t *q = p + 2 + 4 + i * RECORD_USAGE_ITEM_SIZE;
+    out->sid = get_le64(q);
+    out->cpu_us = get_le64(q + 8);
+    out->memory_peak_bytes = get_le64(q + 16);
+    out->memory_byte_seconds = get_le64(q + 24);
+    out->wakes = get_le32(q + 32);
+    out->requests = get_le32(q + 36);
 }

@@ -66,6 +66,9 @@
  *   ACCOUNT      an account made, disabled, enabled or removed, or
  *                anonymous creation turned on or off (struct
  *                record_account)
+ *   USAGE        what ships' programs used on the leader (CPU, memory,
+ *                wakes, requests) since its last USAGE entry (struct
+ *                record_usage_item; record_encode_usage)
  *   KEY_ROTATE   a new master key: u8 old_id[32] (the hex id of the master
  *                key it replaces) | the new master key wrapped under the
  *                old (crypto/keywrap.h, KEYWRAP_SIZE bytes) | u32 count |
@@ -84,6 +87,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/quota.h"
 #include "crypto/seal.h"
 #include "lib/buf.h"
 #include "proto/frame.h"
@@ -154,10 +158,47 @@ enum record_entry_type {
     RECORD_ENTRY_TOKEN = 7,
     RECORD_ENTRY_KEY_ROTATE = 8,
     RECORD_ENTRY_ACCOUNT = 9,
+    RECORD_ENTRY_USAGE = 10,
 };
 
+/* One ship's measures in a USAGE entry: what its programs used on the
+ * leader since the last USAGE entry (docs/design.md, "Usage"). */
+struct record_usage_item {
+    uint64_t sid;
+    uint64_t cpu_us;              /* CPU time of its programs, microseconds */
+    uint64_t memory_peak_bytes;   /* the most memory measured */
+    uint64_t memory_byte_seconds; /* memory held while running, integrated */
+    uint32_t wakes;               /* programs started */
+    uint32_t requests;            /* requests answered */
+};
+
+/* The bytes of one item in a USAGE entry. */
+#define RECORD_USAGE_ITEM_SIZE (8 * 4 + 4 * 2)
+
+/* The most items one USAGE entry carries. */
+#define RECORD_USAGE_MAX 4096
+
+/* Append a USAGE entry of n items (1 to RECORD_USAGE_MAX) to out:
+ * u32 n | (u64 sid | u64 cpu_us | u64 memory_peak_bytes |
+ * u64 memory_byte_seconds | u32 wakes | u32 requests) * n. 0,
+ * BERTH_ENOMEM, or BERTH_EINVAL for a count out of range. The caller keeps
+ * items. */
+int record_encode_usage(struct buf *out, const struct record_usage_item *items,
+                        size_t n);
+
+/* Check a USAGE entry and set *n to its item count; 0 or BERTH_EMALFORMED.
+ * Its items are then read with record_usage_item. */
+int record_decode_usage(const uint8_t *p, size_t len, size_t *n);
+
+/* Read item i (below the count record_decode_usage gave) of a USAGE entry
+ * that decoded into *out. */
+void record_usage_item(const uint8_t *p, size_t i,
+                       struct record_usage_item *out);
+
 /* The fields of an ACCOUNT entry (core/account.h): u8 op | u64 account |
- * u8 value | u64 created_ns | u8 hash[32] | u16 name_len | name. NEW
+ * u8 value | u64 created_ns | u8 hash[32] | u16 name_len | name, and for
+ * LIMIT u64 limits[QUOTA__COUNT] (core/quota.h: a limit, QUOTA_NONE,
+ * QUOTA_DEFAULT for the host's, or QUOTA_KEEP to leave it). NEW
  * carries the name, the time and the hash of the account's token (its id
  * is assigned on apply, one above the last given, never reused); DISABLE,
  * ENABLE and REMOVE the account's id; ANONYMOUS the value (1: anonymous
@@ -170,6 +211,7 @@ struct record_account {
     uint8_t hash[32];
     const char *name; /* "" for none */
     size_t name_len;
+    uint64_t limits[QUOTA__COUNT]; /* LIMIT only */
 };
 
 /* Append an ACCOUNT entry of a to out; 0, BERTH_ENOMEM, or BERTH_EINVAL

@@ -42,6 +42,7 @@ void host_config_defaults(struct host_config *cfg)
     cfg->max_body = 8u * 1024 * 1024;
     cfg->idle_timeout_ms = 60000;
     cfg->acks = GATE_ACKS_QUORUM;
+    cfg->usage_interval_ms = 60000;
     cfg->freeze_timeout_ms = 10000;
     cfg->event_timeout_ms = 10000;
     cfg->snapshot_every = 1000;
@@ -1768,6 +1769,7 @@ int host_run(const struct host_config *cfg)
     h->repair_timer.data = h;
     uv_timer_start(&h->repair_timer, host__repair_cb, REPAIR_TICK_MS,
                    REPAIR_TICK_MS);
+    host_usage_start(h);
 
     struct http_server_config hc = {
         .max_body = cfg->max_body,
@@ -1858,6 +1860,7 @@ int host_run(const struct host_config *cfg)
     uv_timer_stop(&h->measure_timer);
     uv_timer_stop(&h->writeback_timer);
     uv_timer_stop(&h->repair_timer);
+    host_usage_stop(h);
     http_server_close(h->front, NULL, NULL);
     http_server_close(h->admin, NULL, NULL);
     if (h->admin_tcp != NULL) {
@@ -1883,6 +1886,7 @@ int host_run(const struct host_config *cfg)
     mem_free(h->disabled);
     h->disabled = NULL;
     h->n_disabled = 0;
+    host_quota_free(h);
     proc_cleanup();
     seal_keys_wipe(&h->keys);
     master_wrap_wipe(&h->wrap);

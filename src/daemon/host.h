@@ -84,6 +84,12 @@ struct host_config {
     /* A file holding the cluster secret (64 hex digits) for a host that
      * joins, or NULL: $BERTH_CLUSTER_SECRET, if set. */
     const char *cluster_secret_file;
+    /* How often the leader proposes what programs used (CPU, memory, wakes,
+     * requests) as a USAGE entry, and reads a running program's CPU. */
+    unsigned usage_interval_ms;
+    /* Each account's limits where it sets none (core/quota.h): the
+     * host's defaults; QUOTA_NONE (0): no limit. */
+    uint64_t limits[QUOTA__COUNT];
 };
 
 /* Make jansson allocate through lib/mem.h, so that tests can fail its
@@ -101,6 +107,7 @@ int host_run(const struct host_config *cfg);
 
 struct host;
 struct host_ship;
+struct proc;
 
 /* Where a job came from (core/fleet.h's enum fleet_origin). */
 enum host_job_origin {
@@ -125,6 +132,28 @@ struct host_ship {
     size_t args_len, env_len;
     bool held; /* in the host's list of ships held back */
     struct host_ship *held_prev, *held_next;
+    /* Usage of its program (daemon/usage.c), from the wake on. */
+    uint64_t account;     /* its account, read by the wake's load */
+    uint64_t cpu_seen_us; /* the program's CPU time already counted */
+    uint64_t cpu_ms;      /* monotonic ms of the last CPU reading */
+    uint64_t mem_bytes;   /* its memory at the last measure */
+    uint64_t mem_ms;      /* monotonic ms since which memory is counted */
+};
+
+/* What ships' programs used on this host since the last USAGE entry it
+ * proposed (daemon/usage.c): one slot per ship, by sid. */
+struct host_usage_slot {
+    uint64_t sid; /* 0: empty */
+    uint64_t cpu_us, memory_peak_bytes, memory_byte_ms;
+    uint32_t wakes, requests;
+};
+
+struct host_usage {
+    struct host_usage_slot *slots;
+    size_t cap; /* a power of two, or 0 */
+    size_t n;
+    uv_timer_t timer;  /* the next USAGE entry */
+    uint64_t proposed; /* USAGE entries proposed since start */
 };
 
 /* The epoch of each program, by registry program index: the hash of its
@@ -168,6 +197,10 @@ struct host {
      * while there are none, no request reads a ship's account. */
     uint64_t *disabled;
     uint64_t n_disabled;
+    uint64_t n_limited; /* accounts with limits of their own */
+    /* Rates of the accounts whose limits were checked (daemon/quota.c). */
+    struct host_quota *quota;
+    size_t n_quota;
     bool ready;
     bool leading;   /* this host leads: it runs ships and lets effects out */
     uint64_t leads; /* times it started leading */
@@ -180,6 +213,7 @@ struct host {
     bool repairing;          /* a repair of its own under way */
     struct replay *replays;  /* fsck's replays under way (daemon/replay.c) */
     uv_timer_t repair_timer; /* repair_tick, every REPAIR_TICK_MS */
+    struct host_usage usage; /* what programs used, not yet proposed */
     int exit_code;
     struct registry reg;  /* every ship, compact */
     struct alarms alarms; /* durable alarms by slot */
@@ -451,6 +485,82 @@ void host_ships_free(struct host *h);
 /* Add one encoded event record of ship s to the next group commit. */
 int host_propose_event(struct host *h, struct host_ship *s, uint64_t number,
                        const uint8_t *rec, size_t len);
+
+/* --- Limits (daemon/quota.c; docs/api.md, "Limits"). --- */
+
+/* One account's rates, on the leader. */
+struct host_quota {
+    uint64_t account;
+    struct quota_bucket events, cpu;
+};
+
+/* Whether any account may be held to a limit: a host default, or an
+ * account's own; when not, nothing is read to check one. */
+bool host_quota_active(const struct host *h);
+
+/* Fill limits (QUOTA__COUNT) with account a's limits in force. */
+void host_quota_limits(const struct host *h, const struct store_account *a,
+                       uint64_t *limits);
+
+/* Return whether count ships may be made in account; when not, *why. */
+bool host_quota_create_ok(struct host *h, uint64_t account, uint64_t count,
+                          struct quota_refusal *why);
+
+/* Return whether a ship of account may wake; when not, *why. */
+bool host_quota_wake_ok(struct host *h, uint64_t account,
+                        struct quota_refusal *why);
+
+/* Return whether a ship of account may commit an event, taking it from
+ * the account's rate; when not, *why. */
+bool host_quota_write_ok(struct host *h, uint64_t account,
+                         struct quota_refusal *why);
+
+/* Charge usec of CPU time to account's hourly CPU. */
+void host_quota_cpu(struct host *h, uint64_t account, uint64_t usec);
+
+/* Answer a refusal over a limit: its status and code, with the limit and
+ * the figure that reached it ({"error": {"code", "message", "limit",
+ * "used"}}). */
+void host_reply_limit(struct http_request *req, const char *message,
+                      const struct quota_refusal *why);
+
+/* Describe a's limits: {"limits": {NAME: in force}, "limits_set": {NAME:
+ * its own, for those it sets}} added to o. */
+void host_quota_json(const struct host *h, const struct store_account *a,
+                     json_t *o);
+
+/* Free the rates. */
+void host_quota_free(struct host *h);
+
+/* --- Usage (daemon/usage.c; docs/design.md, "Usage"). --- */
+
+/* Start the usage timer; the table starts empty. */
+void host_usage_start(struct host *h);
+
+/* Stop the timer and free the table. */
+void host_usage_stop(struct host *h);
+
+/* A ship's program started: count a wake, and count its CPU and memory
+ * from now. */
+void host_usage_woke(struct host_ship *s);
+
+/* A request to ship sid was answered. */
+void host_usage_request(struct host *h, uint64_t sid);
+
+/* s's program measured bytes of memory: count the memory held since the
+ * last measure, the peak, and, once an interval has passed, its CPU. */
+void host_usage_measured(struct host_ship *s, uint64_t bytes);
+
+/* s's program p is gone: count its memory to now and the rest of its CPU. */
+void host_usage_exited(struct host_ship *s, struct proc *p);
+
+/* Describe usage u as a new JSON object; for an account (account true) with
+ * its ships and ships_awake, the programs of its running now. */
+json_t *host_usage_json(const struct store_usage *u, bool account,
+                        uint64_t ships_awake);
+
+/* Return how many of account's ships have a running program. */
+uint64_t host_usage_awake(struct host *h, uint64_t account);
 
 /* Propose an entry of its own after flushing the pending group commit, so
  * that it lands after every event computed before it. Takes entry's bytes on

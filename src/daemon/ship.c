@@ -407,6 +407,12 @@ static bool ship__env_disk_ok(void *data)
     return host_disk_ok(data);
 }
 
+static bool ship__env_write_ok(void *data, struct fleet_ship *c,
+                               struct quota_refusal *why)
+{
+    return host_quota_write_ok(data, ship__of(c)->account, why);
+}
+
 static void ship__env_log(void *data, const char *level, const char *msg,
                           const char *ship, const char *k1, const char *v1,
                           const char *k2, const char *v2)
@@ -500,6 +506,13 @@ static int ship__env_load(void *data, struct fleet_ship *c,
         rv = BERTH_EDISABLED;
         goto err_after_rec;
     }
+    if (!host_quota_wake_ok(h, rec.account, &out->refusal)) {
+        err_printf(errmsg, "its account has %llu ships awake, its limit",
+                   (unsigned long long)out->refusal.used);
+        rv = BERTH_ELIMIT;
+        goto err_after_rec;
+    }
+    s->account = rec.account;
     out->last_event = rec.last_event;
     out->snapshot_event = rec.snapshot_event;
     out->first_event = rec.first_event;
@@ -561,6 +574,7 @@ static void ship__on_exit(struct proc *p, const char *why, int clean, void *arg)
         h->holder = NULL;
         host_budget_changed(h);
     }
+    host_usage_exited(s, p);
     s->proc = NULL;
     fleet_on_exit(&s->core, why, clean != 0);
 }
@@ -587,6 +601,7 @@ static int ship__env_spawn(void *data, struct fleet_ship *c, struct buf *boot,
                         s, errmsg);
     ship__drop_args(s);
     if (rv == 0) {
+        host_usage_woke(s);
         *held = ship__hold_new(s);
     }
     return rv;
@@ -653,7 +668,11 @@ static int ship__env_thaw(void *data, struct fleet_ship *c)
 static int ship__env_measure(void *data, struct fleet_ship *c, uint64_t *bytes)
 {
     struct host_ship *s = ship__of(c);
-    return s->proc != NULL ? proc_memory(s->proc, bytes) : BERTH_ESHUTDOWN;
+    int rv = s->proc != NULL ? proc_memory(s->proc, bytes) : BERTH_ESHUTDOWN;
+    if (rv == 0) {
+        host_usage_measured(s, *bytes);
+    }
+    return rv;
 }
 
 static void *ship__env_take_frame(void *data, struct fleet_ship *c,
@@ -742,11 +761,17 @@ static void ship__env_release(void *data, struct fleet_job *j)
 {
     struct host *h = data;
     struct http_request *req = j->req;
+    if (j->origin != FLEET_JOB_ALARM) {
+        host_usage_request(h, j->ship->sid);
+    }
     if (req == NULL) {
         fleet_job_free(&h->fleet, j);
         return;
     }
-    if (j->error_code[0] != '\0') {
+    if (j->refused) {
+        host_reply_limit(req, j->error_message ? j->error_message : "refused",
+                         &j->refusal);
+    } else if (j->error_code[0] != '\0') {
         ship__reply_error(req, j->status, j->error_code,
                           j->error_message ? j->error_message : "failed");
     } else if (j->origin == FLEET_JOB_FRONT) {
@@ -832,6 +857,7 @@ void host_ships_init(struct host *h)
         .propose_event = ship__env_propose_event,
         .propose_entry = ship__env_propose_entry,
         .disk_ok = ship__env_disk_ok,
+        .write_ok = ship__env_write_ok,
         .fds_room = ship__env_fds_room,
         .timer_start = ship__env_timer_start,
         .timer_stop = ship__env_timer_stop,
@@ -1022,6 +1048,10 @@ json_t *host_ship_json(struct host *h, uint32_t slot)
                                   : 0));
     json_object_set_new(
         o, "pid", s && s->proc ? json_integer(proc_pid(s->proc)) : json_null());
+    struct store_usage usage;
+    if (store_ship_usage(h->store, e->sid, &usage) == 0) {
+        json_object_set_new(o, "usage", host_usage_json(&usage, false, 0));
+    }
     json_object_set_new(o, "corrupt",
                         e->flags & REGISTRY_CORRUPT
                             ? json_string(fleet_corrupt_detail(&h->fleet, slot))

@@ -686,6 +686,27 @@ int freezer_memory(pid_t pid, uint64_t *bytes)
     return 0;
 }
 
+int freezer_cpu(pid_t pid, uint64_t *usec)
+{
+    char dir[PATH_MAX];
+    char path[PATH_MAX];
+    char text[1024];
+    if (freezer__version(freezer__kind) != 2 ||
+        freezer__pid_dir(pid, dir) != 0 ||
+        snprintf(path, sizeof path, "%s/cpu.stat", dir) >= (int)sizeof path ||
+        tree_read_small(path, text, sizeof text) < 0) {
+        return BERTH_EIO;
+    }
+    /* cgroup v2 keeps cpu.stat's usage_usec in every cgroup, with or
+     * without the cpu controller. */
+    const char *u = strstr(text, "usage_usec ");
+    if (u == NULL) {
+        return BERTH_EIO;
+    }
+    *usec = strtoull(u + strlen("usage_usec "), NULL, 10);
+    return 0;
+}
+
 /* Remove pid's cgroup; returns 0 or the errno of rmdir. */
 static int freezer__rmdir(pid_t pid)
 {

@@ -90,6 +90,11 @@ void freezer_kill_all(enum freezer_kind kind, pid_t pid);
  * pid has no cgroup with a process in it. */
 int freezer_memory(pid_t pid, uint64_t *bytes);
 
+/* Set *usec to the CPU time used by the processes of pid's cgroup, those
+ * gone included (cgroup v2's cpu.stat usage_usec). Returns 0, or
+ * BERTH_EIO without a cgroup v2 of pid's. */
+int freezer_cpu(pid_t pid, uint64_t *usec);
+
 /* Remove pid's cgroup once pid has been reaped. If a process that pid
  * started still lives in it, it is killed again, and the removal tried
  * again at the next few removals and otherwise left for freezer_cleanup. */

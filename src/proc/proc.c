@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -103,6 +104,7 @@ struct proc {
     uint64_t err_unreported; /* ... and not yet said in the log */
     int exit_status;
     int term_signal;
+    uint64_t cpu_final_us; /* once exited: the CPU time it used (proc_cpu) */
 };
 
 struct proc__write {
@@ -590,8 +592,20 @@ static void proc__err_cb(uv_poll_t *h, int status, int events)
 /* --- exit --- */
 
 /* The child is reaped: record how it ended and close everything. */
-static void proc__reaped(struct proc *p, pid_t r, int ws)
+static void proc__reaped(struct proc *p, pid_t r, int ws,
+                         const struct rusage *ru)
 {
+    /* Its cgroup counts what it started too, until it is removed below;
+     * without one, wait4's count has the program and the children it
+     * waited for. */
+    uint64_t cpu;
+    if (p->attached && freezer_cpu(p->pid, &cpu) == 0) {
+        p->cpu_final_us = cpu;
+    } else if (ru != NULL) {
+        p->cpu_final_us =
+            (uint64_t)ru->ru_utime.tv_sec * 1000000 + ru->ru_utime.tv_usec +
+            (uint64_t)ru->ru_stime.tv_sec * 1000000 + ru->ru_stime.tv_usec;
+    }
     p->exited = true;
     if (r == p->pid && WIFEXITED(ws)) {
         p->exit_status = WEXITSTATUS(ws);
@@ -645,10 +659,12 @@ static void proc__reap(struct proc *p, int status)
     }
     int ws = 0;
     pid_t r;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
     do {
-        r = waitpid(p->pid, &ws, 0);
+        r = wait4(p->pid, &ws, 0, &ru);
     } while (r < 0 && errno == EINTR);
-    proc__reaped(p, r, ws);
+    proc__reaped(p, r, ws, r == p->pid ? &ru : NULL);
 }
 
 static void proc__exit_cb(uv_poll_t *h, int status, int events)
@@ -1181,6 +1197,18 @@ int proc_memory(const struct proc *p, uint64_t *bytes)
         return 0;
     }
     return tree_anon_bytes_below(p->pid, bytes);
+}
+
+int proc_cpu(const struct proc *p, uint64_t *usec)
+{
+    if (p->exited) {
+        *usec = p->cpu_final_us;
+        return 0;
+    }
+    if (p->attached && freezer_cpu(p->pid, usec) == 0) {
+        return 0;
+    }
+    return tree_cpu_usec(p->pid, usec);
 }
 
 uint64_t proc_stderr_dropped(const struct proc *p)

@@ -201,6 +201,13 @@ int proc_memory(const struct proc *p, uint64_t *bytes);
  * limit. */
 uint64_t proc_stderr_dropped(const struct proc *p);
 
+/* Set *usec to the CPU time the program used, user and system: with a
+ * cgroup v2, its cgroup's (what it started included); else its own and
+ * that of the children it waited for (/proc/PID/stat while it runs, wait4
+ * once it exited). Valid until the proc is freed, also in its exit
+ * callback. Returns 0 or BERTH_EIO. */
+int proc_cpu(const struct proc *p, uint64_t *usec);
+
 /* Return how many bytes of stderr were dropped over the limit, by every
  * proc of this process since it started. */
 uint64_t proc_stderr_dropped_total(void);

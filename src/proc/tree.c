@@ -251,3 +251,39 @@ unsigned tree_kill_tagged(const char *entry, bool exact)
     mem_free(env);
     return killed;
 }
+
+int tree_cpu_usec(pid_t pid, uint64_t *usec)
+{
+    char path[64];
+    char text[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    ssize_t n = tree_read_small(path, text, sizeof text);
+    /* The command sits in parentheses and may hold anything: fields are
+     * counted from the last ')'. utime, stime, cutime and cstime are
+     * fields 14 to 17, the 12th to 15th after it. */
+    char *end = n > 0 ? strrchr(text, ')') : NULL;
+    if (end == NULL) {
+        return BERTH_EIO;
+    }
+    unsigned long long ticks = 0;
+    int field = 0;
+    for (char *f = end + 1; *f != '\0' && field < 15;) {
+        while (*f == ' ') {
+            f++;
+        }
+        if (*f == '\0') {
+            break;
+        }
+        field++;
+        if (field >= 12) {
+            ticks += strtoull(f, NULL, 10);
+        }
+        f += strcspn(f, " ");
+    }
+    if (field < 15) {
+        return BERTH_EIO;
+    }
+    long hz = sysconf(_SC_CLK_TCK);
+    *usec = ticks * 1000000ULL / (unsigned long long)(hz > 0 ? hz : 100);
+    return 0;
+}

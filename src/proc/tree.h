@@ -25,6 +25,10 @@ bool tree_is_number(const char *name);
  * cannot be read or is empty. */
 ssize_t tree_read_small(const char *path, char *buf, size_t size);
 
+/* Set *usec to pid's CPU time, user and system, its waited-for children's
+ * included (/proc/PID/stat). Returns 0 or BERTH_EIO. */
+int tree_cpu_usec(pid_t pid, uint64_t *usec);
+
 /* Called for each process found, with the caller's arg; returns whether to
  * look below it (tree_walk) or to go on (tree_list). */
 typedef bool (*tree_visit_fn)(pid_t pid, void *arg);

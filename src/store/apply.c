@@ -17,6 +17,13 @@
 _Static_assert(RECORD_SECRET_MAX <= STORE_SECRET_MAX,
                "a ship's secret fits its store row");
 
+/* The storage bytes a ship's row counts for (docs/store.md, "Usage"). */
+static uint64_t apply__row_bytes(size_t name_len, size_t program_len,
+                                 size_t args_len, size_t env_len)
+{
+    return STORE_USAGE_ROW + name_len + program_len + args_len + env_len;
+}
+
 static int apply__ship_new(struct store *s, const uint8_t *p, size_t len,
                            int *result)
 {
@@ -71,7 +78,11 @@ static int apply__ship_new(struct store *s, const uint8_t *p, size_t len,
         *result = BERTH_EEXIST;
         return 0;
     }
-    if (rv != 0) {
+    if (rv != 0 ||
+        (rv = store_usage_add(s, next + 1,
+                              (int64_t)apply__row_bytes(
+                                  r.name_len, r.program_len, 0, 0))) != 0 ||
+        (rv = store_usage_ships(s, ACCOUNT_ANONYMOUS, 1, 0, 0)) != 0) {
         return rv;
     }
     return store_meta_put(s, "next_sid", next + 1);
@@ -144,6 +155,12 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
         ship.secret_len = record_ship_batch_secret(&b, i, ship.secret);
         memcpy(ship.public_key, pk, 32);
         rv = store_ship_put(s, &ship);
+        if (rv == 0) {
+            rv = store_usage_add(
+                s, ship.sid,
+                (int64_t)apply__row_bytes(strlen(ship.name), b.program_len,
+                                          b.args_len, b.env_len));
+        }
     }
     sodium_memzero(ship.secret, sizeof ship.secret);
     sodium_memzero(b.key, sizeof b.key);
@@ -154,7 +171,7 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
         *result = BERTH_EEXIST;
         return APPLY__UNDO;
     }
-    if (rv != 0) {
+    if (rv != 0 || (rv = store_usage_ships(s, b.account, b.count, 0, 0)) != 0) {
         return rv;
     }
     return store_meta_put(s, "next_sid", next + b.count);
@@ -174,6 +191,7 @@ static int apply__events(struct store *s, const uint8_t *p, size_t len,
                          const struct store_apply_hook *hook)
 {
     uint64_t sid = 0, last = 0, alarm = 0;
+    uint64_t bytes = 0, events = 0; /* applied to the ship since its head */
     uint8_t hash[RECORD_HASH_SIZE];
     bool have = false, dirty = false;
     size_t off = 0;
@@ -195,11 +213,12 @@ static int apply__events(struct store *s, const uint8_t *p, size_t len,
         /* Consecutive records of one ship share one read and one write of
          * its head. */
         if (!have || sid != ev.sid) {
-            if (dirty &&
-                (rv = store_ship_head_put(s, sid, last, hash, alarm)) != 0) {
+            if (dirty && (rv = store_ship_head_put(s, sid, last, hash, alarm,
+                                                   bytes, events)) != 0) {
                 break;
             }
             dirty = false;
+            bytes = events = 0;
             sid = ev.sid;
             rv = store_ship_head_get(s, sid, &last, hash, &alarm);
             have = rv == 0;
@@ -221,8 +240,8 @@ static int apply__events(struct store *s, const uint8_t *p, size_t len,
             /* The log is checksummed and committed; the store's head of
              * this ship is what changed. The ship's records are left out
              * rather than stopping every other ship. */
-            if (dirty &&
-                (rv = store_ship_head_put(s, sid, last, hash, alarm)) != 0) {
+            if (dirty && (rv = store_ship_head_put(s, sid, last, hash, alarm,
+                                                   bytes, events)) != 0) {
                 break;
             }
             apply__damaged(hook, sid, ev.number,
@@ -233,6 +252,7 @@ static int apply__events(struct store *s, const uint8_t *p, size_t len,
                                  "event's previous hash");
             have = false;
             dirty = false;
+            bytes = events = 0;
             continue;
         }
         rv = store_event_put(s, ev.sid, ev.number, rec, rec_len);
@@ -242,10 +262,12 @@ static int apply__events(struct store *s, const uint8_t *p, size_t len,
         last = ev.number;
         alarm = ev.alarm_ns;
         record_hash(rec, rec_len, hash);
+        bytes += rec_len;
+        events++;
         dirty = true;
     }
     if (rv == 0 && dirty) {
-        rv = store_ship_head_put(s, sid, last, hash, alarm);
+        rv = store_ship_head_put(s, sid, last, hash, alarm, bytes, events);
     }
     return rv;
 }
@@ -292,6 +314,19 @@ static int apply__snapshot(struct store *s, const uint8_t *p, size_t len,
             goto out;
         }
     }
+    /* Storage: the new snapshot counts, the prior one goes (the latest
+     * becomes the prior), and so do the events the new prior stands for. */
+    uint64_t latest_bytes, prior_bytes, event_bytes = 0;
+    rv = store_snapshot_bytes(s, r.sid, &latest_bytes, &prior_bytes);
+    if (rv == 0 && ship.snapshot_event >= ship.first_event) {
+        rv = store_event_bytes(s, r.sid, ship.first_event, ship.snapshot_event,
+                               &event_bytes);
+    }
+    if (rv != 0 || (rv = store_usage_add(s, r.sid,
+                                         (int64_t)r.len - (int64_t)prior_bytes -
+                                             (int64_t)event_bytes)) != 0) {
+        goto out;
+    }
     rv = store_snapshot_put(s, r.sid, &snap, r.data, r.len);
     if (rv != 0) {
         goto out;
@@ -319,7 +354,10 @@ static int apply__ship_remove(struct store *s, const uint8_t *p, size_t len)
         return store_set_error(s, BERTH_ECORRUPT,
                                "a ship removal record does not decode");
     }
-    int rv = store_ship_delete(s, sid);
+    int rv = store_usage_ship_gone(s, sid);
+    if (rv == 0) {
+        rv = store_ship_delete(s, sid);
+    }
     return rv == BERTH_ENOTFOUND ? 0 : rv;
 }
 
@@ -436,12 +474,47 @@ static int apply__account(struct store *s, const uint8_t *p, size_t len,
             rv = store_account_delete(s, r.account);
         }
         break;
+    case ACCOUNT_OP_LIMIT:
+        for (int i = 0; i < QUOTA__COUNT; i++) {
+            if (r.limits[i] > QUOTA_MAX && r.limits[i] != QUOTA_KEEP &&
+                r.limits[i] != QUOTA_DEFAULT) {
+                *result = BERTH_EINVAL;
+                return 0;
+            }
+        }
+        rv = store_account_set_limits(s, r.account, r.limits);
+        break;
     default: /* ACCOUNT_OP_ANONYMOUS */
         return store_meta_put(s, "anonymous_closed", r.value ? 0 : 1);
     }
     if (rv == BERTH_ENOTFOUND) {
         *result = rv;
         return 0;
+    }
+    return rv;
+}
+
+/* Add what a USAGE entry reports to its ships and their accounts. */
+static int apply__usage(struct store *s, const uint8_t *p, size_t len)
+{
+    size_t n;
+    if (record_decode_usage(p, len, &n) != 0) {
+        return store_set_error(s, BERTH_ECORRUPT,
+                               "a usage record does not decode");
+    }
+    int rv = 0;
+    for (size_t i = 0; i < n && rv == 0; i++) {
+        struct record_usage_item it;
+        record_usage_item(p, i, &it);
+        struct store_measured m = {
+            .sid = it.sid,
+            .cpu_us = it.cpu_us,
+            .memory_peak_bytes = it.memory_peak_bytes,
+            .memory_byte_seconds = it.memory_byte_seconds,
+            .wakes = it.wakes,
+            .requests = it.requests,
+        };
+        rv = store_usage_measured(s, &m);
     }
     return rv;
 }
@@ -512,6 +585,9 @@ int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
         break;
     case RECORD_ENTRY_ACCOUNT:
         rv = apply__account(s, entry, len, result);
+        break;
+    case RECORD_ENTRY_USAGE:
+        rv = apply__usage(s, entry, len);
         break;
     default:
         rv = store_set_error(s, BERTH_ECORRUPT, "unknown entry type %u",

@@ -187,6 +187,8 @@ int heads_mark_clean(struct heads *h)
                 return BERTH_ENOMEM;
             }
             h->slots[i].dirty = false;
+            h->slots[i].bytes = 0;
+            h->slots[i].events = 0;
         }
     }
     return 0;

@@ -29,6 +29,8 @@ struct heads_entry {
     uint64_t last_event;
     uint64_t alarm_ns;
     uint8_t hash[HEADS_HASH_SIZE];
+    uint64_t bytes;  /* event bytes applied since the row was written */
+    uint64_t events; /* events applied since the row was written */
     bool dirty;
 };
 

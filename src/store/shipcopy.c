@@ -201,7 +201,7 @@ int shipcopy_install(struct store *s, const struct seal_keys *keys,
         rv = store_ship_put(s, &ship);
     }
     if (rv == 0) {
-        rv = store_ship_head_put(s, sid, last_event, last_hash, alarm_ns);
+        rv = store_ship_head_put(s, sid, last_event, last_hash, alarm_ns, 0, 0);
     }
     struct fsck_result r;
     if (rv == 0 && (rv = fsck_ship(s, keys, sid, &r)) == 0 && !r.ok) {

@@ -20,7 +20,7 @@
 #include "store/heads.h"
 #include "store/heap.h"
 
-#define STORE__SCHEMA_VERSION 12
+#define STORE__SCHEMA_VERSION 13
 
 enum {
     ST_META_GET,
@@ -32,6 +32,10 @@ enum {
     ST_SHIP_DELETE,
     ST_HEAD_GET,
     ST_HEAD_PUT,
+    ST_USAGE_SHIP,
+    ST_USAGE_ACCOUNT,
+    ST_USAGE_MEASURED,
+    ST_USAGE_MEASURED_ACCOUNT,
     ST_SHIP_EVENTS_DELETE,
     ST_SHIP_SNAPSHOT_DELETE,
     ST_SHIP_PRIOR_DELETE,
@@ -64,6 +68,13 @@ enum {
     "first_event, snapshot_event, last_hash, public_key, secret_key, "         \
     "alarm_ns, freeze_timeout_ms, args, env, acks, account"
 
+/* An account's columns, in the order store__row_account reads them. */
+#define STORE__ACCOUNT_COLUMNS                                                 \
+    "id, name, disabled, created_ns, usage_ships, usage_bytes, "               \
+    "usage_events, usage_cpu_us, usage_mem_peak, usage_mem_byte_s, "           \
+    "usage_wakes, usage_requests, limit_ships, limit_bytes, limit_awake, "     \
+    "limit_cpu, limit_events"
+
 static const char *store__sql[ST__COUNT] = {
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [ST_META_PUT] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
@@ -89,7 +100,27 @@ static const char *store__sql[ST__COUNT] = {
     [ST_HEAD_GET] =
         "SELECT last_event, last_hash, alarm_ns FROM ships WHERE sid = ?1",
     [ST_HEAD_PUT] = "UPDATE ships SET last_event = ?2, last_hash = ?3, "
-                    "alarm_ns = ?4 WHERE sid = ?1",
+                    "alarm_ns = ?4, usage_bytes = usage_bytes + ?5 "
+                    "WHERE sid = ?1 RETURNING account",
+    /* Recorded usage (docs/store.md, "Usage"): added to, never set. */
+    [ST_USAGE_SHIP] = "UPDATE ships SET usage_bytes = usage_bytes + ?2 "
+                      "WHERE sid = ?1 RETURNING account",
+    [ST_USAGE_ACCOUNT] =
+        "UPDATE accounts SET usage_ships = usage_ships + ?2, "
+        "usage_bytes = usage_bytes + ?3, usage_events = usage_events + ?4 "
+        "WHERE id = ?1",
+    [ST_USAGE_MEASURED] =
+        "UPDATE ships SET usage_cpu_us = usage_cpu_us + ?2, "
+        "usage_mem_peak = max(usage_mem_peak, ?3), "
+        "usage_mem_byte_s = usage_mem_byte_s + ?4, "
+        "usage_wakes = usage_wakes + ?5, usage_requests = usage_requests + ?6 "
+        "WHERE sid = ?1 RETURNING account",
+    [ST_USAGE_MEASURED_ACCOUNT] =
+        "UPDATE accounts SET usage_cpu_us = usage_cpu_us + ?2, "
+        "usage_mem_peak = max(usage_mem_peak, ?3), "
+        "usage_mem_byte_s = usage_mem_byte_s + ?4, "
+        "usage_wakes = usage_wakes + ?5, usage_requests = usage_requests + ?6 "
+        "WHERE id = ?1",
     [ST_SHIP_EVENTS_DELETE] = "DELETE FROM events WHERE sid = ?1",
     [ST_SHIP_SNAPSHOT_DELETE] = "DELETE FROM snapshots WHERE sid = ?1",
     [ST_SHIP_PRIOR_DELETE] = "DELETE FROM prior_snapshots WHERE sid = ?1",
@@ -132,8 +163,8 @@ static const char *store__sql[ST__COUNT] = {
     [ST_RELEASE] = "RELEASE entry",
     /* Read by requests in an account's scope, and while an account is
      * disabled by the front door. */
-    [ST_ACCOUNT_BY_ID] = "SELECT id, name, disabled, created_ns FROM "
-                         "accounts WHERE id = ?1",
+    [ST_ACCOUNT_BY_ID] =
+        "SELECT " STORE__ACCOUNT_COLUMNS " FROM accounts WHERE id = ?1",
     [ST_SHIP_ACCOUNT] = "SELECT account FROM ships WHERE sid = ?1",
 };
 
@@ -189,6 +220,63 @@ static const char *store__sql[ST__COUNT] = {
     "INSERT OR IGNORE INTO accounts (id, name, disabled, created_ns)"          \
     "  VALUES (0, 'anonymous', 0, 0);"
 
+/* Recorded usage (docs/store.md, "Usage"), in columns of their own beside
+ * what they count, so that a walk of the store can recompute the storage
+ * and ship figures and compare: a ship's storage bytes (its row, its
+ * events from first_event on, its latest and prior snapshots), and what
+ * its programs used as USAGE entries reported it (CPU microseconds, peak
+ * memory, memory byte-seconds, wakes, requests). A ship's events are its
+ * last_event. An account's figures add up its ships' (ships and storage
+ * now; events, CPU, memory byte-seconds, wakes and requests ever, removed
+ * ships included; the peak is its ships' highest). */
+#define STORE__SHIP_USAGE_COLUMNS                                              \
+    "ALTER TABLE ships ADD COLUMN usage_bytes INTEGER NOT NULL DEFAULT 0;"     \
+    "ALTER TABLE ships ADD COLUMN usage_cpu_us INTEGER NOT NULL DEFAULT 0;"    \
+    "ALTER TABLE ships ADD COLUMN usage_mem_peak INTEGER NOT NULL DEFAULT 0;"  \
+    "ALTER TABLE ships ADD COLUMN usage_mem_byte_s INTEGER NOT NULL "          \
+    "DEFAULT 0;"                                                               \
+    "ALTER TABLE ships ADD COLUMN usage_wakes INTEGER NOT NULL DEFAULT 0;"     \
+    "ALTER TABLE ships ADD COLUMN usage_requests INTEGER NOT NULL DEFAULT 0;"
+#define STORE__ACCOUNT_USAGE_COLUMNS                                           \
+    "ALTER TABLE accounts ADD COLUMN usage_ships INTEGER NOT NULL DEFAULT 0;"  \
+    "ALTER TABLE accounts ADD COLUMN usage_bytes INTEGER NOT NULL DEFAULT 0;"  \
+    "ALTER TABLE accounts ADD COLUMN usage_events INTEGER NOT NULL "           \
+    "DEFAULT 0;"                                                               \
+    "ALTER TABLE accounts ADD COLUMN usage_cpu_us INTEGER NOT NULL "           \
+    "DEFAULT 0;"                                                               \
+    "ALTER TABLE accounts ADD COLUMN usage_mem_peak INTEGER NOT NULL "         \
+    "DEFAULT 0;"                                                               \
+    "ALTER TABLE accounts ADD COLUMN usage_mem_byte_s INTEGER NOT NULL "       \
+    "DEFAULT 0;"                                                               \
+    "ALTER TABLE accounts ADD COLUMN usage_wakes INTEGER NOT NULL "            \
+    "DEFAULT 0;"                                                               \
+    "ALTER TABLE accounts ADD COLUMN usage_requests INTEGER NOT NULL "         \
+    "DEFAULT 0;"                                                               \
+    "ALTER TABLE accounts ADD COLUMN limit_ships INTEGER;"                     \
+    "ALTER TABLE accounts ADD COLUMN limit_bytes INTEGER;"                     \
+    "ALTER TABLE accounts ADD COLUMN limit_awake INTEGER;"                     \
+    "ALTER TABLE accounts ADD COLUMN limit_cpu INTEGER;"                       \
+    "ALTER TABLE accounts ADD COLUMN limit_events INTEGER;"
+
+/* A ship's storage bytes as the store holds them now: what schema 13
+ * fills in, and what a walk of the store compares with the recorded
+ * figures. STORE_USAGE_ROW is its row's fixed part. */
+#define STORE__USAGE_BYTES_OF_SHIP                                             \
+    "(" STORE__STR(STORE_USAGE_ROW) " + length(CAST(program AS BLOB)) + "      \
+                                    "coalesce(length(CAST(name AS BLOB)), 0) " \
+                                    "+ coalesce(length(args), 0) + "           \
+                                    "coalesce(length(env), 0) + "              \
+                                    "coalesce((SELECT sum(length(rec)) FROM "  \
+                                    "events e WHERE e.sid = ships.sid AND "    \
+                                    "e.n >= ships.first_event), 0) + "         \
+                                    "coalesce((SELECT length(data) FROM "      \
+                                    "snapshots p WHERE p.sid = "               \
+                                    "ships.sid), 0) + coalesce((SELECT "       \
+                                    "length(data) FROM prior_snapshots p "     \
+                                    "WHERE p.sid = ships.sid), 0))"
+#define STORE__STR2(x) #x
+#define STORE__STR(x) STORE__STR2(x)
+
 static const char store__schema[] =
     "CREATE TABLE IF NOT EXISTS meta ("
     "  key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
@@ -202,8 +290,8 @@ static const char store__schema[] =
     "  freeze_timeout_ms INTEGER NOT NULL DEFAULT 0, args BLOB, env BLOB,"
     "  acks INTEGER NOT NULL DEFAULT 255,"
     "  account INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX IF NOT EXISTS ships_by_account ON ships (account, sid);"
-    "CREATE TABLE IF NOT EXISTS events ("
+    "CREATE INDEX IF NOT EXISTS ships_by_account ON ships (account, "
+    "sid);" STORE__SHIP_USAGE_COLUMNS "CREATE TABLE IF NOT EXISTS events ("
     "  sid INTEGER NOT NULL, n INTEGER NOT NULL, rec BLOB NOT NULL);"
     "CREATE UNIQUE INDEX IF NOT EXISTS events_by_ship ON events (sid, n);"
     "CREATE TABLE IF NOT EXISTS snapshots ("
@@ -216,7 +304,10 @@ static const char store__schema[] =
     "  sealed INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS truncations ("
     "  sid INTEGER PRIMARY KEY, upto INTEGER NOT NULL);" STORE__TOKENS_TABLE
-        STORE__DATA_KEYS_TABLE STORE__ACCOUNTS_TABLE;
+        STORE__DATA_KEYS_TABLE STORE__ACCOUNTS_TABLE
+            STORE__ACCOUNT_USAGE_COLUMNS;
+
+#define STORE__ACCT_DELTA 32
 
 struct store {
     sqlite3 *db;
@@ -234,6 +325,13 @@ struct store {
     unsigned unflushed; /* entries in it */
     bool savepoint;     /* the open entry has one: it can be undone */
     struct heads heads; /* ship heads of the open batch (store/heads.h) */
+    /* Usage the heads' events add to accounts, gathered while the heads
+     * are written and added in one statement per account. */
+    struct {
+        uint64_t account;
+        uint64_t bytes, events;
+    } acct_delta[STORE__ACCT_DELTA];
+    unsigned n_acct_delta;
     char errmsg[ERRMSG_SIZE];
 };
 
@@ -438,6 +536,15 @@ static const struct {
     [12] = {"ALTER TABLE ships ADD COLUMN account INTEGER NOT NULL DEFAULT 0;"
             "CREATE INDEX IF NOT EXISTS ships_by_account ON ships "
             "(account, sid);" STORE__ACCOUNTS_TABLE,
+            NULL},
+    /* 13: recorded usage, filled in from what the store holds. */
+    [13] = {STORE__SHIP_USAGE_COLUMNS STORE__ACCOUNT_USAGE_COLUMNS
+            "UPDATE ships SET usage_bytes = " STORE__USAGE_BYTES_OF_SHIP ";"
+            "UPDATE accounts SET usage_ships = (SELECT count(*) FROM ships "
+            "WHERE account = accounts.id), usage_bytes = (SELECT "
+            "coalesce(sum(usage_bytes), 0) FROM ships WHERE account = "
+            "accounts.id), usage_events = (SELECT coalesce(sum(last_event), "
+            "0) FROM ships WHERE account = accounts.id);",
             NULL},
 };
 
@@ -666,21 +773,99 @@ static int store__batch_lost(struct store *s, int rv)
     return rv;
 }
 
+/* Add ships, bytes and events to account's recorded usage. */
+static int store__account_usage(struct store *s, uint64_t account,
+                                int64_t ships, int64_t bytes, uint64_t events)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_USAGE_ACCOUNT);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)account);
+    sqlite3_bind_int64(st, 2, ships);
+    sqlite3_bind_int64(st, 3, bytes);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)events);
+    return store__exec(s, st, "recording an account's usage");
+}
+
+/* Add the gathered deltas to their accounts. */
+static int store__acct_delta_write(struct store *s)
+{
+    int rv = 0;
+    for (unsigned i = 0; i < s->n_acct_delta && rv == 0; i++) {
+        rv = store__account_usage(s, s->acct_delta[i].account, 0,
+                                  (int64_t)s->acct_delta[i].bytes,
+                                  s->acct_delta[i].events);
+    }
+    s->n_acct_delta = 0;
+    return rv;
+}
+
+/* Gather bytes and events for account, writing the gathered deltas first
+ * when there is no room. */
+static int store__acct_delta_add(struct store *s, uint64_t account,
+                                 uint64_t bytes, uint64_t events)
+{
+    for (unsigned i = 0; i < s->n_acct_delta; i++) {
+        if (s->acct_delta[i].account == account) {
+            s->acct_delta[i].bytes += bytes;
+            s->acct_delta[i].events += events;
+            return 0;
+        }
+    }
+    if (s->n_acct_delta == STORE__ACCT_DELTA) {
+        int rv = store__acct_delta_write(s);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    s->acct_delta[s->n_acct_delta].account = account;
+    s->acct_delta[s->n_acct_delta].bytes = bytes;
+    s->acct_delta[s->n_acct_delta].events = events;
+    s->n_acct_delta++;
+    return 0;
+}
+
+/* Run st, an UPDATE ... RETURNING account, into *account; 0 with
+ * *found false when no row changed. */
+static int store__update_returning(struct store *s, sqlite3_stmt *st,
+                                   uint64_t *account, bool *found,
+                                   const char *what)
+{
+    int rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW;
+    if (*found) {
+        *account = (uint64_t)sqlite3_column_int64(st, 0);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : store__fail(s, rc, what);
+}
+
+/* Write a ship's head, adding the bytes and events applied since its row
+ * was last written to its recorded usage and its account's (gathered: the
+ * caller writes them with store__acct_delta_write). */
 static int store__head_update(struct store *s, uint64_t sid,
                               uint64_t last_event, const uint8_t *last_hash,
-                              uint64_t alarm_ns)
+                              uint64_t alarm_ns, uint64_t bytes,
+                              uint64_t events)
 {
     sqlite3_stmt *st = store__stmt(s, ST_HEAD_PUT);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)last_event);
     sqlite3_bind_blob(st, 3, last_hash, STORE_HASH_SIZE, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)alarm_ns);
-    return store__exec(s, st, "writing a ship");
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)bytes);
+    uint64_t account;
+    bool found;
+    int rv = store__update_returning(s, st, &account, &found, "writing a ship");
+    if (rv == 0 && found && (bytes != 0 || events != 0)) {
+        rv = store__acct_delta_add(s, account, bytes, events);
+    }
+    return rv;
 }
 
 static int store__head_write_cb(const struct heads_entry *e, void *arg)
 {
-    return store__head_update(arg, e->sid, e->last_event, e->hash, e->alarm_ns);
+    return store__head_update(arg, e->sid, e->last_event, e->hash, e->alarm_ns,
+                              e->bytes, e->events);
 }
 
 /* Write the heads changed in memory to their rows: before the batch
@@ -692,6 +877,10 @@ static int store__heads_write(struct store *s)
         return 0;
     }
     int rv = heads_foreach_dirty(&s->heads, store__head_write_cb, s);
+    if (rv == 0) {
+        rv = store__acct_delta_write(s);
+    }
+    s->n_acct_delta = 0;
     if (rv == 0 && heads_mark_clean(&s->heads) != 0) {
         rv = store_set_error(s, BERTH_ENOMEM,
                              "writing ship heads: out of memory");
@@ -1096,14 +1285,21 @@ int store_ship_head_get(struct store *s, uint64_t sid, uint64_t *last_event,
 }
 
 int store_ship_head_put(struct store *s, uint64_t sid, uint64_t last_event,
-                        const uint8_t *last_hash, uint64_t alarm_ns)
+                        const uint8_t *last_hash, uint64_t alarm_ns,
+                        uint64_t bytes, uint64_t events)
 {
     if (!s->batch) {
-        return store__head_update(s, sid, last_event, last_hash, alarm_ns);
+        int rv = store__head_update(s, sid, last_event, last_hash, alarm_ns,
+                                    bytes, events);
+        int wv = store__acct_delta_write(s);
+        return rv != 0 ? rv : wv;
     }
+    const struct heads_entry *old = heads_find(&s->heads, sid);
     struct heads_entry e = {.sid = sid,
                             .last_event = last_event,
                             .alarm_ns = alarm_ns,
+                            .bytes = bytes + (old ? old->bytes : 0),
+                            .events = events + (old ? old->events : 0),
                             .dirty = true};
     memcpy(e.hash, last_hash, STORE_HASH_SIZE);
     if (heads_set(&s->heads, &e) != 0) {
@@ -1856,7 +2052,17 @@ int store_data_keys_get(struct store *s, uint8_t *out, size_t size,
  * Few and rarely changed: their statements are prepared at each call, but
  * for the ones a request may run (store_ship_account). */
 
-#define STORE__ACCOUNT_COLUMNS "id, name, disabled, created_ns"
+/* Read a usage from columns first to first + 7 of st, in the order of
+ * struct store_usage. */
+static void store__row_usage(sqlite3_stmt *st, int first, struct store_usage *u)
+{
+    uint64_t *f[] = {&u->ships,  &u->storage_bytes,     &u->events,
+                     &u->cpu_us, &u->memory_peak_bytes, &u->memory_byte_seconds,
+                     &u->wakes,  &u->requests};
+    for (int i = 0; i < 8; i++) {
+        *f[i] = (uint64_t)sqlite3_column_int64(st, first + i);
+    }
+}
 
 static void store__row_account(sqlite3_stmt *st, struct store_account *a)
 {
@@ -1865,6 +2071,12 @@ static void store__row_account(sqlite3_stmt *st, struct store_account *a)
     store__copy_text(st, 1, a->name, sizeof a->name);
     a->disabled = sqlite3_column_int(st, 2) != 0;
     a->created_ns = (uint64_t)sqlite3_column_int64(st, 3);
+    store__row_usage(st, 4, &a->usage);
+    for (int i = 0; i < QUOTA__COUNT; i++) {
+        a->limits[i] = sqlite3_column_type(st, 12 + i) == SQLITE_NULL
+                           ? QUOTA_DEFAULT
+                           : (uint64_t)sqlite3_column_int64(st, 12 + i);
+    }
 }
 
 /* Run st, prepared, to its one row of an account into *out (may be NULL
@@ -1919,6 +2131,9 @@ int store_account_new(struct store *s, const char *name, uint64_t created_ns,
 int store_account_get(struct store *s, const char *name,
                       struct store_account *out)
 {
+    if (store__heads_write(s) != 0) {
+        return BERTH_EIO;
+    }
     sqlite3_stmt *st;
     int rv = store__token_stmt(
         s, "SELECT " STORE__ACCOUNT_COLUMNS " FROM accounts WHERE name = ?1",
@@ -1933,6 +2148,9 @@ int store_account_get(struct store *s, const char *name,
 int store_account_get_id(struct store *s, uint64_t id,
                          struct store_account *out)
 {
+    if (store__heads_write(s) != 0) {
+        return BERTH_EIO;
+    }
     sqlite3_stmt *st = store__stmt(s, ST_ACCOUNT_BY_ID);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
     int rc = sqlite3_step(st);
@@ -2001,6 +2219,9 @@ int store_account_delete(struct store *s, uint64_t id)
 
 int store_account_foreach(struct store *s, store_account_cb cb, void *arg)
 {
+    if (store__heads_write(s) != 0) {
+        return BERTH_EIO;
+    }
     sqlite3_stmt *st;
     int rv = store__token_stmt(
         s, "SELECT " STORE__ACCOUNT_COLUMNS " FROM accounts ORDER BY id", &st);
@@ -2101,5 +2322,222 @@ int store_account_ships(struct store *s, uint64_t account, uint64_t after_sid,
         rv = store__fail(s, rc, "reading an account's ships");
     }
     sqlite3_finalize(st);
+    return rv;
+}
+
+/* --- Recorded usage. --- */
+
+int store_usage_add(struct store *s, uint64_t sid, int64_t bytes)
+{
+    int rv = store__heads_write(s);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_stmt *st = store__stmt(s, ST_USAGE_SHIP);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+    sqlite3_bind_int64(st, 2, bytes);
+    uint64_t account;
+    bool found;
+    rv = store__update_returning(s, st, &account, &found,
+                                 "recording a ship's usage");
+    if (rv != 0) {
+        return rv;
+    }
+    return found ? store__account_usage(s, account, 0, bytes, 0)
+                 : BERTH_ENOTFOUND;
+}
+
+int store_usage_ships(struct store *s, uint64_t account, int64_t ships,
+                      int64_t bytes, uint64_t events)
+{
+    return store__account_usage(s, account, ships, bytes, events);
+}
+
+int store_usage_measured(struct store *s, const struct store_measured *m)
+{
+    int rv = store__heads_write(s);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_stmt *st = store__stmt(s, ST_USAGE_MEASURED);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)m->sid);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)m->cpu_us);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)m->memory_peak_bytes);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)m->memory_byte_seconds);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)m->wakes);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)m->requests);
+    uint64_t account;
+    bool found;
+    rv = store__update_returning(s, st, &account, &found,
+                                 "recording a ship's usage");
+    if (rv != 0 || !found) {
+        return rv; /* a ship removed since: nothing to record */
+    }
+    st = store__stmt(s, ST_USAGE_MEASURED_ACCOUNT);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)account);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)m->cpu_us);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)m->memory_peak_bytes);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)m->memory_byte_seconds);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)m->wakes);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)m->requests);
+    return store__exec(s, st, "recording an account's usage");
+}
+
+/* Run st, prepared, to its one row of integers into out[0..n-1] (0 for a
+ * NULL; all 0 without a row), and finalize it. */
+static int store__ints(struct store *s, sqlite3_stmt *st, uint64_t *out, int n,
+                       bool *found, const char *what)
+{
+    int rc = sqlite3_step(st);
+    for (int i = 0; i < n; i++) {
+        out[i] = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, i) : 0;
+    }
+    if (found != NULL) {
+        *found = rc == SQLITE_ROW;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store__fail(s, rc, what);
+}
+
+int store_usage_ship_gone(struct store *s, uint64_t sid)
+{
+    int rv = store__heads_write(s);
+    sqlite3_stmt *st;
+    if (rv != 0 ||
+        (rv = store__token_stmt(s,
+                                "SELECT account, usage_bytes FROM ships "
+                                "WHERE sid = ?1",
+                                &st)) != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+    uint64_t v[2];
+    bool found;
+    rv = store__ints(s, st, v, 2, &found, "reading a ship's usage");
+    if (rv != 0 || !found) {
+        return rv;
+    }
+    return store__account_usage(s, v[0], -1, -(int64_t)v[1], 0);
+}
+
+int store_event_bytes(struct store *s, uint64_t sid, uint64_t from, uint64_t to,
+                      uint64_t *bytes)
+{
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(s,
+                               "SELECT coalesce(sum(length(rec)), 0) FROM "
+                               "events WHERE sid = ?1 AND n >= ?2 AND n <= ?3",
+                               &st);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)from);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)to);
+    return store__ints(s, st, bytes, 1, NULL, "reading events' sizes");
+}
+
+int store_snapshot_bytes(struct store *s, uint64_t sid, uint64_t *latest,
+                         uint64_t *prior)
+{
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(
+        s,
+        "SELECT coalesce((SELECT length(data) FROM snapshots WHERE sid = ?1), "
+        "0), coalesce((SELECT length(data) FROM prior_snapshots WHERE sid = "
+        "?1), 0)",
+        &st);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+    uint64_t v[2];
+    rv = store__ints(s, st, v, 2, NULL, "reading snapshots' sizes");
+    *latest = v[0];
+    *prior = v[1];
+    return rv;
+}
+
+int store_account_set_limits(struct store *s, uint64_t id,
+                             const uint64_t *limits)
+{
+    static const char *const cols[QUOTA__COUNT] = {
+        [QUOTA_SHIPS] = "limit_ships",   [QUOTA_STORAGE] = "limit_bytes",
+        [QUOTA_AWAKE] = "limit_awake",   [QUOTA_CPU] = "limit_cpu",
+        [QUOTA_EVENTS] = "limit_events",
+    };
+    struct store_account a;
+    int rv = store_account_get_id(s, id, &a);
+    for (int i = 0; rv == 0 && i < QUOTA__COUNT; i++) {
+        if (limits[i] == QUOTA_KEEP) {
+            continue;
+        }
+        char sql[96];
+        snprintf(sql, sizeof sql, "UPDATE accounts SET %s = ?2 WHERE id = ?1",
+                 cols[i]);
+        sqlite3_stmt *st;
+        if ((rv = store__token_stmt(s, sql, &st)) != 0) {
+            break;
+        }
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+        if (limits[i] == QUOTA_DEFAULT) {
+            sqlite3_bind_null(st, 2);
+        } else {
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)limits[i]);
+        }
+        rv = store__account_change(s, st, "setting an account's limits");
+    }
+    return rv;
+}
+
+int store_account_limited_count(struct store *s, uint64_t *n)
+{
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(
+        s,
+        "SELECT count(*) FROM accounts WHERE limit_ships IS NOT NULL OR "
+        "limit_bytes IS NOT NULL OR limit_awake IS NOT NULL OR limit_cpu IS "
+        "NOT NULL OR limit_events IS NOT NULL",
+        &st);
+    return rv != 0 ? rv : store__ints(s, st, n, 1, NULL, "reading accounts");
+}
+
+int store_usage_recount(struct store *s, uint64_t sid, uint64_t *bytes)
+{
+    int rv = store__heads_write(s);
+    sqlite3_stmt *st;
+    if (rv != 0 || (rv = store__token_stmt(s,
+                                           "SELECT " STORE__USAGE_BYTES_OF_SHIP
+                                           " FROM ships WHERE sid = ?1",
+                                           &st)) != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+    bool found;
+    rv = store__ints(s, st, bytes, 1, &found, "counting a ship's storage");
+    return rv == 0 && !found ? BERTH_ENOTFOUND : rv;
+}
+
+int store_ship_usage(struct store *s, uint64_t sid, struct store_usage *out)
+{
+    int rv = store__heads_write(s);
+    sqlite3_stmt *st;
+    if (rv != 0 ||
+        (rv = store__token_stmt(
+             s,
+             "SELECT 1, usage_bytes, last_event, usage_cpu_us, "
+             "usage_mem_peak, usage_mem_byte_s, usage_wakes, usage_requests "
+             "FROM ships WHERE sid = ?1",
+             &st)) != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+    uint64_t v[8];
+    bool found;
+    rv = store__ints(s, st, v, 8, &found, "reading a ship's usage");
+    if (rv == 0 && !found) {
+        rv = BERTH_ENOTFOUND;
+    }
+    memcpy(out, v, sizeof v);
     return rv;
 }

@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/quota.h"
 #include "lib/buf.h"
 
 struct store;
@@ -168,7 +169,8 @@ int store_ship_head_get(struct store *s, uint64_t sid, uint64_t *last_event,
 
 /* Write the ship's last event number, record hash and alarm, nothing else. */
 int store_ship_head_put(struct store *s, uint64_t sid, uint64_t last_event,
-                        const uint8_t *last_hash, uint64_t alarm_ns);
+                        const uint8_t *last_hash, uint64_t alarm_ns,
+                        uint64_t bytes, uint64_t events);
 
 /* Delete a ship's events and snapshots (latest and prior), keeping its
  * record: for a copy of them from another host to replace them
@@ -419,13 +421,83 @@ int store_bytes(struct store *s, uint64_t *bytes);
 
 /* --- Accounts (core/account.h). --- */
 
+/* --- Recorded usage (docs/store.md, "Usage"). --- */
+
+/* The bytes a ship's row counts for besides its program, name, arguments
+ * and environment. */
+#define STORE_USAGE_ROW 128
+
+/* The usage figures of a ship or an account, as recorded. */
+struct store_usage {
+    uint64_t ships; /* an account's ships now; 1 for a ship */
+    uint64_t storage_bytes;
+    uint64_t events; /* events committed */
+    uint64_t cpu_us;
+    uint64_t memory_peak_bytes;
+    uint64_t memory_byte_seconds;
+    uint64_t wakes;
+    uint64_t requests;
+};
+
+/* What a ship's programs used, as a USAGE entry reports it. */
+struct store_measured {
+    uint64_t sid;
+    uint64_t cpu_us, memory_peak_bytes, memory_byte_seconds;
+    uint64_t wakes, requests;
+};
+
+/* Add bytes (negative: take away) to ship sid's storage and its account's;
+ * BERTH_ENOTFOUND when there is no such ship. */
+int store_usage_add(struct store *s, uint64_t sid, int64_t bytes);
+
+/* Add ships, bytes and events to account's recorded figures. */
+int store_usage_ships(struct store *s, uint64_t account, int64_t ships,
+                      int64_t bytes, uint64_t events);
+
+/* Add m's measures to its ship and the ship's account (the peaks are
+ * maxima); a ship that is gone is no error. */
+int store_usage_measured(struct store *s, const struct store_measured *m);
+
+/* Take ship sid, about to be removed, out of its account's ships and
+ * storage; no such ship is no error. */
+int store_usage_ship_gone(struct store *s, uint64_t sid);
+
+/* Set *bytes to the sum of the sizes of ship sid's stored events from
+ * number from to number to. */
+int store_event_bytes(struct store *s, uint64_t sid, uint64_t from, uint64_t to,
+                      uint64_t *bytes);
+
+/* Set the sizes of ship sid's latest and prior snapshots (0: none). */
+int store_snapshot_bytes(struct store *s, uint64_t sid, uint64_t *latest,
+                         uint64_t *prior);
+
+/* Count ship sid's storage bytes from what the store holds now, as schema
+ * 13 filled them in, into *bytes: what the recorded figure should be. */
+int store_usage_recount(struct store *s, uint64_t sid, uint64_t *bytes);
+
+/* Read ship sid's recorded usage into *out (the caller's);
+ * BERTH_ENOTFOUND when there is no such ship. */
+int store_ship_usage(struct store *s, uint64_t sid, struct store_usage *out);
+
 /* One account. */
 struct store_account {
     uint64_t id;
     char name[STORE_NAME_MAX + 1];
     bool disabled;
     uint64_t created_ns;
+    struct store_usage usage; /* its recorded figures */
+    /* Its limits by enum quota_limit: a limit, QUOTA_NONE, or QUOTA_DEFAULT
+     * (NULL in the store) for the host's default. */
+    uint64_t limits[QUOTA__COUNT];
 };
+
+/* Set account id's limits (core/quota.h) to limits, leaving those that
+ * are QUOTA_KEEP; BERTH_ENOTFOUND when there is no such account. */
+int store_account_set_limits(struct store *s, uint64_t id,
+                             const uint64_t *limits);
+
+/* Count the accounts with any limit of their own into *n. */
+int store_account_limited_count(struct store *s, uint64_t *n);
 
 /* Add an account named name, its id into *id: one above the last given
  * (meta "last_account"), never one given before. Returns BERTH_EEXIST when

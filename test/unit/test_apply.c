@@ -329,6 +329,128 @@ static void test_snapshot_truncates_and_replay_is_noop(void **state)
     buf_free(&ev);
 }
 
+/* The recorded storage of ship sid agrees with a count of what the store
+ * holds, and the anonymous account's with its ship's; return it. */
+static uint64_t storage_checked(struct store *s, uint64_t sid)
+{
+    struct store_usage u;
+    struct store_account a;
+    uint64_t counted;
+    assert_int_equal(store_ship_usage(s, sid, &u), 0);
+    assert_int_equal(store_usage_recount(s, sid, &counted), 0);
+    assert_int_equal(u.storage_bytes, counted);
+    assert_int_equal(store_account_get_id(s, ACCOUNT_ANONYMOUS, &a), 0);
+    assert_int_equal(a.usage.storage_bytes, counted);
+    assert_int_equal(a.usage.ships, 1);
+    return counted;
+}
+
+static void test_usage_recorded_as_entries_apply(void **state)
+{
+    struct store *s = *state;
+    uint64_t a = new_ship(s, "aaaa", "ann");
+    assert_int_equal(storage_checked(s, a),
+                     STORE_USAGE_ROW + strlen("ann") + strlen("/bin/true"));
+    uint8_t h[RECORD_HASH_SIZE] = {0};
+    struct buf ev;
+    buf_init(&ev);
+    add_events(&ev, a, 1, 10, h);
+    apply(s, &ev, 0, 0);
+    uint64_t ten = storage_checked(s, a);
+    uint64_t event_bytes;
+    assert_int_equal(store_event_bytes(s, a, 1, 10, &event_bytes), 0);
+    assert_int_equal(ten, STORE_USAGE_ROW + 12 + event_bytes);
+    /* Replayed events count once, and so do events applied after the
+     * batch's heads were written (above, to read the figures). */
+    apply(s, &ev, 0, 0);
+    assert_int_equal(storage_checked(s, a), ten);
+    struct buf more;
+    buf_init(&more);
+    add_events(&more, a, 11, 12, h);
+    apply(s, &more, 0, 0);
+    buf_free(&more);
+    ten = storage_checked(s, a);
+
+    /* A big snapshot, then a small one: the big one stays as the prior
+     * (with the events after it) until the next replaces it. */
+    uint8_t big[5000];
+    memset(big, 'b', sizeof big);
+    struct record_snapshot rs = {
+        .sid = a, .number = 5, .data = big, .len = sizeof big};
+    struct buf e;
+    buf_init(&e);
+    assert_int_equal(record_encode_snapshot(&e, &rs, NULL, NULL), 0);
+    apply(s, &e, 0, 0);
+    uint64_t with_big = storage_checked(s, a);
+    assert_true(with_big > ten + sizeof big);
+    buf_free(&e);
+    rs.number = 8;
+    rs.data = (const uint8_t *)"s";
+    rs.len = 1;
+    buf_init(&e);
+    assert_int_equal(record_encode_snapshot(&e, &rs, NULL, NULL), 0);
+    apply(s, &e, 0, 0);
+    buf_free(&e);
+    assert_true(storage_checked(s, a) < with_big);
+    rs.number = 12;
+    buf_init(&e);
+    assert_int_equal(record_encode_snapshot(&e, &rs, NULL, NULL), 0);
+    apply(s, &e, 0, 0);
+    buf_free(&e);
+    uint64_t small = storage_checked(s, a);
+    assert_true(small < ten);
+    /* Sweeping the marked events changes nothing recorded. */
+    assert_int_equal(store_sweep(s), 0);
+    assert_int_equal(storage_checked(s, a), small);
+
+    /* Measures from the leader add up; the peak is the highest. */
+    struct record_usage_item items[2] = {
+        {.sid = a,
+         .cpu_us = 700,
+         .memory_peak_bytes = 4096,
+         .memory_byte_seconds = 10,
+         .wakes = 1,
+         .requests = 3},
+        {.sid = 999, .cpu_us = 5}, /* no such ship: nothing */
+    };
+    buf_init(&e);
+    assert_int_equal(record_encode_usage(&e, items, 2), 0);
+    int res;
+    assert_int_equal(store_apply_entry(s, 7, e.data, e.len, NULL, &res), 0);
+    assert_int_equal(store_apply_entry(s, 7, e.data, e.len, NULL, &res), 0);
+    items[0].memory_peak_bytes = 1024;
+    buf_free(&e);
+    buf_init(&e);
+    assert_int_equal(record_encode_usage(&e, items, 1), 0);
+    assert_int_equal(store_apply_entry(s, 8, e.data, e.len, NULL, &res), 0);
+    buf_free(&e);
+    struct store_usage u;
+    struct store_account acct;
+    assert_int_equal(store_ship_usage(s, a, &u), 0);
+    assert_int_equal(u.cpu_us, 1400);
+    assert_int_equal(u.memory_peak_bytes, 4096);
+    assert_int_equal(u.memory_byte_seconds, 20);
+    assert_int_equal(u.wakes, 2);
+    assert_int_equal(u.requests, 6);
+    assert_int_equal(u.events, 12);
+    assert_int_equal(store_account_get_id(s, ACCOUNT_ANONYMOUS, &acct), 0);
+    assert_int_equal(acct.usage.cpu_us, 1400);
+    assert_int_equal(acct.usage.memory_peak_bytes, 4096);
+    assert_int_equal(acct.usage.events, 12);
+
+    /* A removed ship leaves its account, but for its events. */
+    buf_init(&e);
+    assert_int_equal(record_encode_ship_remove(&e, a), 0);
+    apply(s, &e, 0, 0);
+    apply(s, &e, 0, 0);
+    buf_free(&e);
+    assert_int_equal(store_account_get_id(s, ACCOUNT_ANONYMOUS, &acct), 0);
+    assert_int_equal(acct.usage.ships, 0);
+    assert_int_equal(acct.usage.storage_bytes, 0);
+    assert_int_equal(acct.usage.events, 12);
+    buf_free(&ev);
+}
+
 static void test_remove_then_late_events(void **state)
 {
     struct store *s = *state;
@@ -686,6 +808,69 @@ static void apply_account(struct store *s, uint8_t op, uint64_t account,
     buf_free(&e);
 }
 
+/* A LIMIT entry sets an account's limits: each a value, the host's
+ * default, or kept; a value out of range, or no such account, changes
+ * nothing. */
+static void test_account_limits(void **state)
+{
+    struct store *s = *state;
+    apply_account(s, ACCOUNT_OP_NEW, 0, "alice", 1, 0);
+    struct store_account a;
+    assert_int_equal(store_account_get(s, "alice", &a), 0);
+    for (int i = 0; i < QUOTA__COUNT; i++) {
+        assert_true(a.limits[i] == QUOTA_DEFAULT);
+    }
+    uint64_t n = 9;
+    assert_int_equal(store_account_limited_count(s, &n), 0);
+    assert_int_equal(n, 0);
+    struct record_account r = {.op = ACCOUNT_OP_LIMIT, .account = a.id};
+    uint64_t want[QUOTA__COUNT] = {3, 1000, QUOTA_KEEP, QUOTA_NONE, 50};
+    memcpy(r.limits, want, sizeof want);
+    struct buf e;
+    int res = -1;
+    buf_init(&e);
+    assert_int_equal(record_encode_account(&e, &r), 0);
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, NULL, &res), 0);
+    assert_int_equal(res, 0);
+    buf_free(&e);
+    assert_int_equal(store_account_get(s, "alice", &a), 0);
+    assert_int_equal(a.limits[QUOTA_SHIPS], 3);
+    assert_int_equal(a.limits[QUOTA_STORAGE], 1000);
+    assert_true(a.limits[QUOTA_AWAKE] == QUOTA_DEFAULT);
+    assert_int_equal(a.limits[QUOTA_CPU], QUOTA_NONE);
+    assert_int_equal(a.limits[QUOTA_EVENTS], 50);
+    assert_int_equal(store_account_limited_count(s, &n), 0);
+    assert_int_equal(n, 1);
+    /* Back to the default for one, the others kept. */
+    for (int i = 0; i < QUOTA__COUNT; i++) {
+        r.limits[i] = QUOTA_KEEP;
+    }
+    r.limits[QUOTA_SHIPS] = QUOTA_DEFAULT;
+    buf_init(&e);
+    assert_int_equal(record_encode_account(&e, &r), 0);
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, NULL, &res), 0);
+    buf_free(&e);
+    assert_int_equal(store_account_get(s, "alice", &a), 0);
+    assert_true(a.limits[QUOTA_SHIPS] == QUOTA_DEFAULT);
+    assert_int_equal(a.limits[QUOTA_STORAGE], 1000);
+    /* Out of range, or no such account: nothing, said in the result. */
+    r.limits[QUOTA_SHIPS] = QUOTA_MAX + 1;
+    buf_init(&e);
+    assert_int_equal(record_encode_account(&e, &r), 0);
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, NULL, &res), 0);
+    assert_int_equal(res, BERTH_EINVAL);
+    buf_free(&e);
+    r.limits[QUOTA_SHIPS] = 5;
+    r.account = 77;
+    buf_init(&e);
+    assert_int_equal(record_encode_account(&e, &r), 0);
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, NULL, &res), 0);
+    assert_int_equal(res, BERTH_ENOTFOUND);
+    buf_free(&e);
+    assert_int_equal(store_account_get(s, "alice", &a), 0);
+    assert_true(a.limits[QUOTA_SHIPS] == QUOTA_DEFAULT);
+}
+
 static int count_ship(uint64_t sid, uint64_t alarm_ns, void *arg)
 {
     (*(int *)arg)++;
@@ -824,6 +1009,8 @@ int main(void)
             test_snapshot_truncates_and_replay_is_noop, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_events_cut_short_complete_on_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_recorded_as_entries_apply,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_then_late_events, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_garbage_entries, setup, teardown),
@@ -836,6 +1023,7 @@ int main(void)
         cmocka_unit_test(test_batch_reaches_the_file_at_flush),
         cmocka_unit_test_setup_teardown(test_token_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_account_limits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

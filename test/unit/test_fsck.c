@@ -151,7 +151,8 @@ static void test_event_seal_altered(void **state)
     assert_int_equal(store_event_put(x->s, x->sid, 6, rec.data, rec.len), 0);
     assert_int_equal(
         store_ship_head_get(x->s, x->sid, &last_event, last, &alarm), 0);
-    assert_int_equal(store_ship_head_put(x->s, x->sid, 6, head, alarm), 0);
+    assert_int_equal(store_ship_head_put(x->s, x->sid, 6, head, alarm, 0, 0),
+                     0);
     buf_free(&rec);
     check(x, &x->keys, false, "event 6 does not open");
 }

@@ -465,6 +465,24 @@ static void test_account_round_trip(void **state)
     assert_int_equal(record_decode_account(b.data, b.len, &out), 0);
     assert_int_equal(out.op, ACCOUNT_OP_DISABLE);
     assert_int_equal(out.account, 12);
+    /* LIMIT carries the limits after the name; other ops do not. */
+    buf_free(&b);
+    buf_init(&b);
+    in.op = ACCOUNT_OP_LIMIT;
+    for (int i = 0; i < QUOTA__COUNT; i++) {
+        in.limits[i] = i == 0   ? QUOTA_KEEP
+                       : i == 1 ? QUOTA_DEFAULT
+                                : 100u + (unsigned)i;
+    }
+    assert_int_equal(record_encode_account(&b, &in), 0);
+    assert_int_equal(record_decode_account(b.data, b.len, &out), 0);
+    assert_int_equal(out.op, ACCOUNT_OP_LIMIT);
+    assert_memory_equal(out.limits, in.limits, sizeof in.limits);
+    assert_int_equal(record_decode_account(b.data, b.len - 8, &out),
+                     BERTH_EMALFORMED);
+    b.data[2] = ACCOUNT_OP_DISABLE; /* the limits are then left over */
+    assert_int_equal(record_decode_account(b.data, b.len, &out),
+                     BERTH_EMALFORMED);
     /* Another entry type is not an account entry. */
     struct buf t;
     buf_init(&t);
@@ -512,6 +530,44 @@ static void test_ship_batch_account(void **state)
                      BERTH_EMALFORMED);
     buf_free(&plain);
     buf_free(&owned);
+}
+
+static void test_usage_entry(void **state)
+{
+    struct record_usage_item in[2] = {
+        {.sid = 7,
+         .cpu_us = 1,
+         .memory_peak_bytes = 2,
+         .memory_byte_seconds = 3,
+         .wakes = 4,
+         .requests = 5},
+        {.sid = UINT64_MAX, .cpu_us = UINT64_MAX, .wakes = UINT32_MAX},
+    };
+    struct buf b;
+    buf_init(&b);
+    assert_int_equal(record_encode_usage(&b, in, 0), BERTH_EINVAL);
+    assert_int_equal(record_encode_usage(&b, in, RECORD_USAGE_MAX + 1),
+                     BERTH_EINVAL);
+    assert_int_equal(record_encode_usage(&b, in, 2), 0);
+    uint8_t type;
+    assert_int_equal(record_entry_type(b.data, b.len, &type), 0);
+    assert_int_equal(type, RECORD_ENTRY_USAGE);
+    size_t n;
+    assert_int_equal(record_decode_usage(b.data, b.len, &n), 0);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        struct record_usage_item out;
+        record_usage_item(b.data, i, &out);
+        assert_memory_equal(&out, &in[i], sizeof out);
+    }
+    /* Cut short, or with a count that does not match: refused. */
+    assert_int_equal(record_decode_usage(b.data, b.len - 1, &n),
+                     BERTH_EMALFORMED);
+    b.data[2] = 3;
+    assert_int_equal(record_decode_usage(b.data, b.len, &n), BERTH_EMALFORMED);
+    b.data[2] = 0;
+    assert_int_equal(record_decode_usage(b.data, b.len, &n), BERTH_EMALFORMED);
+    buf_free(&b);
 }
 
 static void test_snapshot_and_remove(void **state)
@@ -583,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_ship_new_round_trip),
         cmocka_unit_test(test_ship_batch_lists),
         cmocka_unit_test(test_ship_batch_acks),
+        cmocka_unit_test(test_usage_entry),
         cmocka_unit_test(test_snapshot_and_remove),
         cmocka_unit_test(test_encode_out_of_memory),
         cmocka_unit_test(test_ship_states),

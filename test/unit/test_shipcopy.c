@@ -130,7 +130,7 @@ static void damage(struct fx *x)
     uint8_t head[RECORD_HASH_SIZE];
     record_hash(rec.data, rec.len, head);
     assert_int_equal(store_event_put(x->b, x->sid, 8, rec.data, rec.len), 0);
-    assert_int_equal(store_ship_head_put(x->b, x->sid, 8, head, 0), 0);
+    assert_int_equal(store_ship_head_put(x->b, x->sid, 8, head, 0, 0, 0), 0);
     buf_free(&rec);
     assert_false(ok(x->b, x));
 }

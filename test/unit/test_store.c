@@ -293,7 +293,7 @@ static void test_heads_in_a_batch(void **state)
     uint64_t last, alarm;
 
     assert_int_equal(store_entry_begin(s, true), 0);
-    assert_int_equal(store_ship_head_put(s, 1, 5, h5, 50), 0);
+    assert_int_equal(store_ship_head_put(s, 1, 5, h5, 50, 0, 0), 0);
     assert_int_equal(store_ship_head_get(s, 1, &last, h, &alarm), 0);
     assert_int_equal(last, 5);
     assert_int_equal(alarm, 50);
@@ -303,13 +303,13 @@ static void test_heads_in_a_batch(void **state)
     /* An undone entry: its head goes back to 5, even though a read of the
      * ship's row wrote it out in the middle. */
     assert_int_equal(store_entry_begin(s, true), 0);
-    assert_int_equal(store_ship_head_put(s, 1, 6, h6, 60), 0);
+    assert_int_equal(store_ship_head_put(s, 1, 6, h6, 60, 0, 0), 0);
     assert_int_equal(store_ship_get(s, "alpha", &got), 0);
     assert_int_equal(got.last_event, 6);
     assert_int_equal(got.alarm_ns, 60);
     assert_memory_equal(got.last_hash, h6, sizeof h6);
     store_ship_clear(&got);
-    assert_int_equal(store_ship_head_put(s, 2, 9, h6, 0), 0);
+    assert_int_equal(store_ship_head_put(s, 2, 9, h6, 0, 0, 0), 0);
     assert_int_equal(store_entry_undo(s), 0);
     assert_int_equal(store_entry_end(s), 0);
     assert_int_equal(store_ship_head_get(s, 1, &last, h, &alarm), 0);
@@ -321,12 +321,12 @@ static void test_heads_in_a_batch(void **state)
     /* A rewritten ship's row wins over its head in memory, and a deleted
      * ship has none. */
     assert_int_equal(store_entry_begin(s, true), 0);
-    assert_int_equal(store_ship_head_put(s, 2, 7, h6, 0), 0);
+    assert_int_equal(store_ship_head_put(s, 2, 7, h6, 0, 0, 0), 0);
     b.last_event = 3;
     assert_int_equal(store_ship_put(s, &b), 0);
     assert_int_equal(store_ship_head_get(s, 2, &last, h, &alarm), 0);
     assert_int_equal(last, 3);
-    assert_int_equal(store_ship_head_put(s, 2, 8, h6, 0), 0);
+    assert_int_equal(store_ship_head_put(s, 2, 8, h6, 0, 0, 0), 0);
     assert_int_equal(store_ship_delete(s, 2), 0);
     assert_int_equal(store_ship_head_get(s, 2, &last, h, &alarm),
                      BERTH_ENOTFOUND);
@@ -335,7 +335,7 @@ static void test_heads_in_a_batch(void **state)
     /* Only a flushed head outlives the store. */
     assert_int_equal(store_flush(s), 0);
     assert_int_equal(store_entry_begin(s, true), 0);
-    assert_int_equal(store_ship_head_put(s, 1, 99, h6, 0), 0);
+    assert_int_equal(store_ship_head_put(s, 1, 99, h6, 0, 0, 0), 0);
     assert_int_equal(store_entry_end(s), 0);
     assert_int_equal(store_unflushed(s), 1);
     /* Closing flushes; a host that dies instead loses the batch. */
@@ -498,20 +498,25 @@ static void test_upgrade_from_version_2(void **state)
     store_close(s);
     /* Back to version 2: snapshots without link or checksum; ship 7's
      * stands for its last event, ship 8's for event 3. */
-    tamper(x->path,
-           "DROP TABLE snapshots;"
-           "CREATE TABLE snapshots (sid INTEGER PRIMARY KEY, n INTEGER NOT "
-           "NULL, epoch BLOB NOT NULL, data BLOB NOT NULL);"
-           "INSERT INTO snapshots VALUES (7, 5, zeroblob(32), 'seven');"
-           "INSERT INTO snapshots VALUES (8, 3, zeroblob(32), 'eight');"
-           "DELETE FROM events WHERE sid = 8 AND n <= 3;"
-           "DROP TABLE truncations;"
-           "ALTER TABLE ships DROP COLUMN args;"
-           "ALTER TABLE ships DROP COLUMN env;"
-           "ALTER TABLE ships DROP COLUMN acks;"
-           "DROP INDEX ships_by_account; ALTER TABLE ships DROP COLUMN "
-           "account; DROP TABLE accounts;"
-           "PRAGMA user_version=2;");
+    tamper(
+        x->path,
+        "DROP TABLE snapshots;"
+        "CREATE TABLE snapshots (sid INTEGER PRIMARY KEY, n INTEGER NOT "
+        "NULL, epoch BLOB NOT NULL, data BLOB NOT NULL);"
+        "INSERT INTO snapshots VALUES (7, 5, zeroblob(32), 'seven');"
+        "INSERT INTO snapshots VALUES (8, 3, zeroblob(32), 'eight');"
+        "DELETE FROM events WHERE sid = 8 AND n <= 3;"
+        "DROP TABLE truncations;"
+        "ALTER TABLE ships DROP COLUMN args;"
+        "ALTER TABLE ships DROP COLUMN env;"
+        "ALTER TABLE ships DROP COLUMN acks;"
+        "DROP INDEX ships_by_account; ALTER TABLE ships DROP COLUMN "
+        "account; DROP TABLE accounts;"
+        "ALTER TABLE ships DROP COLUMN usage_bytes; ALTER TABLE ships DROP "
+        "COLUMN usage_cpu_us; ALTER TABLE ships DROP COLUMN usage_mem_peak; "
+        "ALTER TABLE ships DROP COLUMN usage_mem_byte_s; ALTER TABLE ships "
+        "DROP COLUMN usage_wakes; ALTER TABLE ships DROP COLUMN usage_requests;"
+        "PRAGMA user_version=2;");
     s = open_ok(x->path);
     struct store_snapshot got;
     struct buf data;
@@ -525,6 +530,21 @@ static void test_upgrade_from_version_2(void **state)
     assert_int_equal(store_event_foreach(s, 8, 4, got.chain, collect, &sum), 0);
     assert_memory_equal(data.data, "seveneight", 10);
     buf_free(&data);
+    /* Schema 13 recorded each ship's storage from what the store held, and
+     * the account's figures from its ships'. */
+    struct store_usage u7, u8;
+    struct store_account anon;
+    uint64_t counted;
+    assert_int_equal(store_ship_usage(s, 7, &u7), 0);
+    assert_int_equal(store_ship_usage(s, 8, &u8), 0);
+    assert_int_equal(store_usage_recount(s, 7, &counted), 0);
+    assert_int_equal(u7.storage_bytes, counted);
+    assert_true(counted > STORE_USAGE_ROW + 5);
+    assert_int_equal(store_account_get_id(s, 0, &anon), 0);
+    assert_int_equal(anon.usage.ships, 2);
+    assert_int_equal(anon.usage.storage_bytes,
+                     u7.storage_bytes + u8.storage_bytes);
+    assert_int_equal(anon.usage.events, 10);
     store_close(s);
     /* The upgrade also turned incremental auto-vacuum on, so that removed
      * ships' pages can leave the file. */
@@ -714,7 +734,7 @@ static void test_upgrade_from_version_3(void **state)
         sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
         SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 12);
+    assert_int_equal(sqlite3_column_int(st, 0), 13);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -758,7 +778,7 @@ static void test_upgrade_from_version_5(void **state)
     assert_int_equal(store_event_put(s, 1, 3, "THREE", 5), 0);
     store_close(s);
 
-    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 12);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 13);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM truncations"), 0);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM events"), 3);
     /* In number order after the upgrade, the replaced event last. */
@@ -844,21 +864,28 @@ static void test_upgrade_from_version_7_adds_sealed_and_tokens(void **state)
     store_close(s);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-                                  "DROP TABLE tokens; ALTER TABLE snapshots "
-                                  "DROP COLUMN sealed; DROP INDEX "
-                                  "ships_by_account; ALTER TABLE ships DROP "
-                                  "COLUMN account; DROP TABLE accounts; "
-                                  "PRAGMA user_version=7;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(
+            db,
+            "DROP TABLE tokens; ALTER TABLE snapshots "
+            "DROP COLUMN sealed; DROP INDEX "
+            "ships_by_account; ALTER TABLE ships DROP "
+            "COLUMN account; DROP TABLE accounts; "
+            "ALTER TABLE ships DROP COLUMN usage_bytes; ALTER TABLE ships DROP "
+            "COLUMN usage_cpu_us; ALTER TABLE ships DROP COLUMN "
+            "usage_mem_peak; ALTER TABLE ships DROP COLUMN usage_mem_byte_s; "
+            "ALTER TABLE ships DROP COLUMN usage_wakes; ALTER TABLE ships DROP "
+            "COLUMN usage_requests;"
+            "PRAGMA user_version=7;",
+            NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     s = open_ok(x->path);
     struct store_token t;
     token(&t, "aaaa", 1, "");
     assert_int_equal(store_token_put(s, &t), 0);
     store_close(s);
-    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 12);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 13);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM tokens"), 1);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM snapshots WHERE "
                                         "sealed = 0"),
@@ -874,13 +901,20 @@ static void test_data_keys(void **state)
     store_close(s);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-                                  "DROP TABLE data_keys; DROP INDEX "
-                                  "ships_by_account; ALTER TABLE ships DROP "
-                                  "COLUMN account; DROP TABLE accounts; "
-                                  "PRAGMA user_version=9;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(
+            db,
+            "DROP TABLE data_keys; DROP INDEX "
+            "ships_by_account; ALTER TABLE ships DROP "
+            "COLUMN account; DROP TABLE accounts; "
+            "ALTER TABLE ships DROP COLUMN usage_bytes; ALTER TABLE ships DROP "
+            "COLUMN usage_cpu_us; ALTER TABLE ships DROP COLUMN "
+            "usage_mem_peak; ALTER TABLE ships DROP COLUMN usage_mem_byte_s; "
+            "ALTER TABLE ships DROP COLUMN usage_wakes; ALTER TABLE ships DROP "
+            "COLUMN usage_requests;"
+            "PRAGMA user_version=9;",
+            NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     s = open_ok(x->path);
     uint8_t keys[3 * 8], out[4 * 8];
@@ -899,7 +933,7 @@ static void test_data_keys(void **state)
     assert_int_equal(store_data_keys_get(s, out, 8, 2, &n), BERTH_ECORRUPT);
     assert_int_equal(store_data_keys_get(s, out, 4, 4, &n), BERTH_ECORRUPT);
     store_close(s);
-    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 12);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 13);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM data_keys"), 3);
     assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "DELETE FROM data_keys WHERE kid = 2",

@@ -9,6 +9,8 @@
  *   /huge        write a frame header declaring 100 MiB, some garbage, then
  *                wait forever
  *   /slow/<ms>   sleep ms milliseconds, then answer 200 (unchanged)
+ *   /spin/<ms>   use the CPU for ms milliseconds of its own CPU time, then
+ *                answer 200 (unchanged)
  *   /reject      reject with reason "asked to reject"
  *   /count       add one to the counter (changed) and answer its value
  *   /random      add 1 to 1000 to the counter, from the process's own
@@ -305,6 +307,21 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
         size_t n = h->target_len - 6;
         sleep_ms(h->target + 6, n);
         bp_reply(out, 200, "text/plain", "slow\n", 5);
+        return BP_UNCHANGED;
+    }
+    if (bp_http_match(h, NULL, "/spin/*")) {
+        unsigned long ms = target_number(h, 6);
+        struct timespec t0, t;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+        volatile unsigned long x = 0;
+        do {
+            for (int i = 0; i < 100000; i++) {
+                x += (unsigned long)i;
+            }
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+        } while ((unsigned long)((t.tv_sec - t0.tv_sec) * 1000 +
+                                 (t.tv_nsec - t0.tv_nsec) / 1000000) < ms);
+        bp_reply(out, 200, "text/plain", "spun\n", 5);
         return BP_UNCHANGED;
     }
     if (bp_http_match(h, NULL, "/slowcount/*")) {
