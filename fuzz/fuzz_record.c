@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct record_account acct;
     if (record_decode_account(data, size, &acct) == 0 &&
         (acct.name_len > size || (acct.name_len > 0 && acct.name == NULL) ||
-         acct.op < ACCOUNT_OP_NEW || acct.op > ACCOUNT_OP_ANONYMOUS)) {
+         acct.op < ACCOUNT_OP_NEW || acct.op > ACCOUNT_OP_LIMIT)) {
         abort();
     }
     size_t n_usage;

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/gate.h"
+#include "core/quota.h"
 #include "core/ship.h"
 #include "daemon/host.h"
 #include "http/http.h"
@@ -59,7 +60,7 @@ struct cli__opt {
 };
 
 /* Options and positional arguments at most. */
-#define CLI__OPTS_MAX 32
+#define CLI__OPTS_MAX 48
 #define CLI__ITEMS_MAX 1024
 #define CLI__POS_MAX 64
 
@@ -1329,6 +1330,97 @@ static int cli__account_ls(const struct cli__cmd *cmd, struct cli *c,
     return 0;
 }
 
+/* The options of account limit, by enum quota_limit. */
+static const struct cli__opt cli__account_limit_opts[] = {
+    [QUOTA_SHIPS] = {"--ships", "N|none|default", CLI__STR, 0, 0,
+                     "ships the account may have"},
+    [QUOTA_STORAGE] = {"--storage-bytes", "N|none|default", CLI__STR, 0, 0,
+                       "storage bytes its ships may take (507 over it)"},
+    [QUOTA_AWAKE] = {"--awake", "N|none|default", CLI__STR, 0, 0,
+                     "ships whose programs may run at once (429 over it)"},
+    [QUOTA_CPU] = {"--cpu-per-hour", "SECONDS|none|default", CLI__STR, 0, 0,
+                   "CPU seconds its programs may use in an hour"},
+    [QUOTA_EVENTS] = {"--events-per-second", "N|none|default", CLI__STR, 0, 0,
+                      "events its ships may commit a second"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+/* Print an account's limits: in force, and whose. */
+static void cli__print_limits(json_t *v)
+{
+    json_t *in_force = json_object_get(v, "limits");
+    json_t *set = json_object_get(v, "limits_set");
+    for (int i = 0; i < QUOTA__COUNT && in_force != NULL; i++) {
+        const char *name = quota_name(i);
+        long long n = cli__int(in_force, name);
+        char label[40];
+        snprintf(label, sizeof label, "limit %s:", name);
+        if (n == 0) {
+            printf("%-33s none%s\n", label,
+                   json_object_get(set, name) ? "" : " (host default)");
+        } else {
+            printf("%-33s %lld%s\n", label, n,
+                   json_object_get(set, name) ? "" : " (host default)");
+        }
+    }
+}
+
+static int cli__account_limit(const struct cli__cmd *cmd, struct cli *c,
+                              struct cli__args *a)
+{
+    const char *name = a->pos[0];
+    if (!cli__account_name_ok(name)) {
+        return cli__usage(cmd, "NAME is an account's name, not %s", name);
+    }
+    json_t *body = json_object();
+    for (int i = 0; i < QUOTA__COUNT; i++) {
+        const char *v = a->val[i];
+        if (v == NULL) {
+            continue;
+        }
+        char *end;
+        unsigned long long n = 0;
+        if (strcmp(v, "default") == 0) {
+            json_object_set_new(body, quota_name(i), json_string("default"));
+            continue;
+        }
+        if (strcmp(v, "none") != 0) {
+            errno = 0;
+            n = strtoull(v, &end, 10);
+            if (errno != 0 || end == v || *end != '\0' || v[0] == '-' ||
+                n == 0 || n > QUOTA_MAX) {
+                json_decref(body);
+                return cli__usage(cmd,
+                                  "%s needs a number from 1 to %llu, none or "
+                                  "default, not %s",
+                                  cli__account_limit_opts[i].name,
+                                  (unsigned long long)QUOTA_MAX, v);
+            }
+        }
+        json_object_set_new(body, quota_name(i), json_integer((json_int_t)n));
+    }
+    if (json_object_size(body) == 0) {
+        json_decref(body);
+        return cli__usage(cmd, "give at least one limit (--ships, "
+                               "--storage-bytes, --awake, --cpu-per-hour, "
+                               "--events-per-second)");
+    }
+    char target[128];
+    snprintf(target, sizeof target, "/v1/accounts/%s/limits", name);
+    json_t *v = NULL;
+    int rv = cli__call_json(c, "POST", target, body, &v);
+    if (rv != 0) {
+        return rv;
+    }
+    if (c->json) {
+        cli__print_json(v);
+    } else {
+        cli__print_limits(v);
+    }
+    json_decref(v);
+    return 0;
+}
+
 static const struct cli__opt cli__account_rm_opts[] = {
     {"--yes", NULL, CLI__FLAG, 0, 0,
      "confirm: the account's ships and all their data are removed"},
@@ -1382,6 +1474,7 @@ static int cli__account_one(const struct cli__cmd *cmd, struct cli *c,
                                                             : "enabled");
         printf("made:            %s\n", made);
         cli__print_usage(json_object_get(v, "usage"));
+        cli__print_limits(v);
         json_t *open = json_object_get(v, "anonymous_creation");
         if (open != NULL) {
             printf("creation:        %s\n", json_is_true(open) ? "on" : "off");
@@ -1607,6 +1700,11 @@ enum {
     CLI__SERVE_RESERVE_DISK,
     CLI__SERVE_MAX_BUFFER_MB,
     CLI__SERVE_USAGE_INTERVAL,
+    CLI__SERVE_LIMIT_SHIPS,
+    CLI__SERVE_LIMIT_STORAGE,
+    CLI__SERVE_LIMIT_AWAKE,
+    CLI__SERVE_LIMIT_CPU,
+    CLI__SERVE_LIMIT_EVENTS,
     CLI__SERVE_HEADER_TIMEOUT,
     CLI__SERVE_BODY_TIMEOUT,
     CLI__SERVE_MIN_RATE,
@@ -1676,6 +1774,27 @@ static const struct cli__opt cli__serve_opts[] = {
                                    "programs used (CPU, memory, wakes, "
                                    "requests) and reads running programs' "
                                    "CPU (default 60000)"},
+    [CLI__SERVE_LIMIT_SHIPS] = {"--limit-ships", "N", CLI__NUM, 0, QUOTA_MAX,
+                                "ships an account may have, where it sets "
+                                "no limit of its own (berth account limit); "
+                                "0: none (default)"},
+    [CLI__SERVE_LIMIT_STORAGE] = {"--limit-storage-mb", "MB", CLI__MB, 0, 0,
+                                  "storage an account's ships may take "
+                                  "before writes are refused (507); "
+                                  "decimals allowed; 0: none (default)"},
+    [CLI__SERVE_LIMIT_AWAKE] = {"--limit-awake", "N", CLI__NUM, 0, QUOTA_MAX,
+                                "ships of an account whose programs may run "
+                                "at once; 0: none (default)"},
+    [CLI__SERVE_LIMIT_CPU] = {"--limit-cpu-per-hour", "SECONDS", CLI__NUM, 0,
+                              1000000000,
+                              "CPU seconds an account's programs may use in "
+                              "an hour before writes are refused (429); 0: "
+                              "none (default)"},
+    [CLI__SERVE_LIMIT_EVENTS] = {"--limit-events-per-second", "N", CLI__NUM, 0,
+                                 QUOTA_MAX,
+                                 "events an account's ships may commit a "
+                                 "second; more are refused (429); 0: none "
+                                 "(default)"},
     [CLI__SERVE_HEADER_TIMEOUT] = {"--header-timeout", "MS", CLI__MS, 1,
                                    1ULL << 31,
                                    "a request's headers must arrive within "
@@ -1826,6 +1945,18 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
             memcpy(field, &u, sizeof u);
         }
     }
+    static const int limit_opts[QUOTA__COUNT] = {
+        [QUOTA_SHIPS] = CLI__SERVE_LIMIT_SHIPS,
+        [QUOTA_STORAGE] = CLI__SERVE_LIMIT_STORAGE,
+        [QUOTA_AWAKE] = CLI__SERVE_LIMIT_AWAKE,
+        [QUOTA_CPU] = CLI__SERVE_LIMIT_CPU,
+        [QUOTA_EVENTS] = CLI__SERVE_LIMIT_EVENTS,
+    };
+    for (int i = 0; i < QUOTA__COUNT; i++) {
+        if (a->val[limit_opts[i]] != NULL) {
+            cfg.limits[i] = a->num[limit_opts[i]];
+        }
+    }
     if (a->val[CLI__SERVE_USAGE_INTERVAL] != NULL) {
         cfg.usage_interval_ms = (unsigned)a->num[CLI__SERVE_USAGE_INTERVAL];
     }
@@ -1936,6 +2067,17 @@ static const struct cli__cmd cli__cmds[] = {
      "Remove an account, its token and every ship of it with their data. "
      "Needs --yes. The anonymous account cannot be removed.",
      cli__account_rm_opts, 1, 1, true, cli__account_one},
+    {"account limit",
+     "NAME [--ships N] [--storage-bytes N] [--awake N] "
+     "[--cpu-per-hour SECONDS] [--events-per-second N]",
+     "set an account's limits",
+     "Set an account's limits, on every host of the cluster: each a number, "
+     "none (no limit) or default (the host's, berth serve --limit-*); those "
+     "not given stay as they are. Over a limit, what would exceed it is "
+     "refused: new ships and writes over ships or storage (507), wakes over "
+     "awake ships, writes over CPU an hour or events a second (429). Reads "
+     "go on, and nothing stored is lost (docs/api.md, \"Limits\").",
+     cli__account_limit_opts, 1, 1, true, cli__account_limit},
     {"account anonymous", "on|off", "allow or refuse ships without an account",
      "Allow (on, the default) or refuse (off) new ships in the anonymous "
      "account, on every host of the cluster. Existing anonymous ships keep "

@@ -69,7 +69,7 @@ int account_create_check(uint64_t scope, uint64_t account, bool disabled,
 
 int account_op_check(uint8_t op, uint64_t account)
 {
-    if (op < ACCOUNT_OP_NEW || op > ACCOUNT_OP_ANONYMOUS) {
+    if (op < ACCOUNT_OP_NEW || op > ACCOUNT_OP_LIMIT) {
         return BERTH_EINVAL;
     }
     if (op == ACCOUNT_OP_REMOVE && account == ACCOUNT_ANONYMOUS) {
@@ -91,6 +91,8 @@ const char *account_op_name(uint8_t op)
         return "remove";
     case ACCOUNT_OP_ANONYMOUS:
         return "anonymous";
+    case ACCOUNT_OP_LIMIT:
+        return "limit";
     default:
         return "unknown";
     }

@@ -535,6 +535,18 @@ static void fleet__job_fail(struct fleet_job *j, int status, const char *code,
     j->error_message = mem_strdup(msg);
 }
 
+/* Record a refusal over an account's limit as the job's outcome. */
+static void fleet__job_refuse(struct fleet_job *j,
+                              const struct quota_refusal *why, const char *what)
+{
+    fleet__job_fail(j, quota_status(why->which), quota_code(why->which),
+                    "%s: the account's %s limit is %llu, and it has %llu", what,
+                    quota_name(why->which), (unsigned long long)why->limit,
+                    (unsigned long long)why->used);
+    j->refused = true;
+    j->refusal = *why;
+}
+
 /* A job leaves: its logged alarm takes effect, a failed TIMER event is
  * tried again later, and the environment answers its request. */
 static void fleet__answer(struct fleet_job *j)
@@ -792,9 +804,19 @@ static int fleet__send_event(struct fleet_ship *s, const struct frame_event *ev)
 
 /* Fail the events waiting for a wake that did not happen: 502 corrupt when
  * the ship's data failed its checks, else 502 wake_failed. */
-static void fleet__fail_wake(struct fleet_ship *s, int rv, const char *why)
+static void fleet__fail_wake(struct fleet_ship *s, int rv, const char *why,
+                             const struct quota_refusal *refusal)
 {
-    if (rv == BERTH_EDISABLED) {
+    if (rv == BERTH_ELIMIT) {
+        while (s->wait_head != NULL) {
+            struct fleet_job *j = s->wait_head;
+            s->wait_head = j->next;
+            s->n_waiting--;
+            fleet__job_refuse(j, refusal, "the ship cannot wake");
+            fleet__answer(j);
+        }
+        s->wait_tail = NULL;
+    } else if (rv == BERTH_EDISABLED) {
         fleet__fail_waiting(s, 403, "account_disabled", "ship %s: %s", s->id,
                             why);
     } else if (fleet__corrupt(s)) {
@@ -919,7 +941,7 @@ err_after_load:
     snprintf(s->last_failure, sizeof s->last_failure, "%s", errmsg);
     fleet__set_state(s, SHIP_ASLEEP);
     s->measure_next = FLEET_MEASURE_NONE;
-    fleet__fail_wake(s, rv, errmsg);
+    fleet__fail_wake(s, rv, errmsg, &ld.refusal);
     fleet__answer_waiters(s);
     fleet__pump_wakes(f);
     fleet__maybe_free(s);
@@ -1510,6 +1532,15 @@ static void fleet__on_done(struct fleet_ship *s, const struct frame *fr)
         fleet__unlogged(s, j, "event refused: disk nearly full");
         return;
     }
+    struct quota_refusal why;
+    if (j->changed && f->env.write_ok != NULL &&
+        !f->env.write_ok(f->env.data, s, &why)) {
+        /* The program's state is ahead of the log: it goes, and the next
+         * event wakes it from what was committed. Reads go on. */
+        fleet__job_refuse(j, &why, "the event is not committed");
+        fleet__unlogged(s, j, "event refused: over the account's limit");
+        return;
+    }
     if (j->changed) {
         struct record_event rec = {
             .sid = s->sid,
@@ -1747,7 +1778,7 @@ void fleet_on_exit(struct fleet_ship *s, const char *why, bool clean)
     if (s->state == SHIP_WAKING && !rewake) {
         char msg[300];
         snprintf(msg, sizeof msg, "program %s", why);
-        fleet__fail_wake(s, 0, msg);
+        fleet__fail_wake(s, 0, msg, NULL);
     }
     s->snapshot_pending = false;
     s->stop_sent = false;

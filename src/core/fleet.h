@@ -45,6 +45,7 @@
 
 #include "core/alarms.h"
 #include "core/gate.h"
+#include "core/quota.h"
 #include "core/record.h"
 #include "core/registry.h"
 #include "core/reuse.h"
@@ -173,6 +174,8 @@ struct fleet_job {
     uint8_t entropy[FRAME_ENTROPY_SIZE];
     char error_code[32]; /* "" when the job succeeded */
     char *error_message;
+    bool refused;                 /* failed over a limit: */
+    struct quota_refusal refusal; /* which, and the figures */
 };
 
 /* An admin request waiting for a ship's state to settle. */
@@ -253,6 +256,7 @@ struct fleet_load {
     uint64_t snapshot_number; /* the event the snapshot's own row names */
     struct buf snapshot;      /* the snapshot's bytes (snapshot_event > 0) */
     bool snapshot_sealed;     /* they are a seal (core/record.h) */
+    struct quota_refusal refusal; /* why, when load says BERTH_ELIMIT */
     uint8_t snapshot_epoch[RECORD_HASH_SIZE]; /* of the program that made it */
 };
 
@@ -275,7 +279,9 @@ struct fleet_env {
      * initialized and the fleet frees it). Returns 0, BERTH_ECORRUPT when the
      * stored data fails its checks, BERTH_EDISABLED when the ship's account
      * is disabled (what waits for the wake is answered 403,
-     * account_disabled), or another code; errmsg says why. */
+     * account_disabled), BERTH_ELIMIT when the wake would take its account
+     * over a limit (out->refusal says which; answered as core/quota.h
+     * says), or another code; errmsg says why. */
     int (*load)(void *data, struct fleet_ship *s, struct fleet_load *out,
                 char *errmsg);
     /* Start s's program with boot, its BOOT frame, waiting in its stdin;
@@ -320,6 +326,11 @@ struct fleet_env {
                          struct buf *entry);
     /* Whether the disk has room for state changes. */
     bool (*disk_ok)(void *data);
+    /* Whether s may commit one more event under its account's limits
+     * (core/quota.h), taking it from the account's rate; when not, *why
+     * says which limit. NULL: no limits. */
+    bool (*write_ok)(void *data, struct fleet_ship *s,
+                     struct quota_refusal *why);
     /* Whether descriptors allow one more program beside procs running
      * ones; with make, first free what can be freed (idle connections). */
     bool (*fds_room)(void *data, unsigned procs, bool make);

@@ -660,7 +660,7 @@ int record_decode_key_rotate(const uint8_t *p, size_t len,
 int record_encode_account(struct buf *out, const struct record_account *a)
 {
     int rv;
-    if (a->op < ACCOUNT_OP_NEW || a->op > ACCOUNT_OP_ANONYMOUS ||
+    if (a->op < ACCOUNT_OP_NEW || a->op > ACCOUNT_OP_LIMIT ||
         a->name_len > UINT16_MAX) {
         return BERTH_EINVAL;
     }
@@ -673,6 +673,11 @@ int record_encode_account(struct buf *out, const struct record_account *a)
         (rv = buf_put_u16(out, (uint16_t)a->name_len)) != 0 ||
         (rv = buf_append(out, a->name, a->name_len)) != 0) {
         return rv;
+    }
+    for (int i = 0; a->op == ACCOUNT_OP_LIMIT && i < QUOTA__COUNT; i++) {
+        if ((rv = buf_put_u64(out, a->limits[i])) != 0) {
+            return rv;
+        }
     }
     return 0;
 }
@@ -694,8 +699,11 @@ int record_decode_account(const uint8_t *p, size_t len,
         memcpy(a->hash, hash, sizeof a->hash);
     }
     a->name = record__get_str(&c, &a->name_len);
+    for (int i = 0; a->op == ACCOUNT_OP_LIMIT && i < QUOTA__COUNT; i++) {
+        a->limits[i] = cursor_u64(&c);
+    }
     if (c.err != 0 || cursor_left(&c) != 0 || a->op < ACCOUNT_OP_NEW ||
-        a->op > ACCOUNT_OP_ANONYMOUS) {
+        a->op > ACCOUNT_OP_LIMIT) {
         return BERTH_EMALFORMED;
     }
     return 0;

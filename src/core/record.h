@@ -87,6 +87,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/quota.h"
 #include "crypto/seal.h"
 #include "lib/buf.h"
 #include "proto/frame.h"
@@ -195,7 +196,9 @@ void record_usage_item(const uint8_t *p, size_t i,
                        struct record_usage_item *out);
 
 /* The fields of an ACCOUNT entry (core/account.h): u8 op | u64 account |
- * u8 value | u64 created_ns | u8 hash[32] | u16 name_len | name. NEW
+ * u8 value | u64 created_ns | u8 hash[32] | u16 name_len | name, and for
+ * LIMIT u64 limits[QUOTA__COUNT] (core/quota.h: a limit, QUOTA_NONE,
+ * QUOTA_DEFAULT for the host's, or QUOTA_KEEP to leave it). NEW
  * carries the name, the time and the hash of the account's token (its id
  * is assigned on apply, one above the highest); DISABLE, ENABLE and REMOVE
  * the account's id; ANONYMOUS the value (1: anonymous creation on). The
@@ -208,6 +211,7 @@ struct record_account {
     uint8_t hash[32];
     const char *name; /* "" for none */
     size_t name_len;
+    uint64_t limits[QUOTA__COUNT]; /* LIMIT only */
 };
 
 /* Append an ACCOUNT entry of a to out; 0, BERTH_ENOMEM, or BERTH_EINVAL

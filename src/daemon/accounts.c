@@ -93,7 +93,7 @@ int host_accounts_load(struct host *h)
     mem_free(h->disabled);
     h->disabled = l.ids;
     h->n_disabled = l.n;
-    return 0;
+    return store_account_limited_count(h->store, &h->n_limited);
 }
 
 /* Find the registry slot of ship sid, or REGISTRY_NONE. */
@@ -178,6 +178,7 @@ static json_t *accounts__json(struct host *h, const struct store_account *a)
     json_object_set_new(
         o, "usage",
         host_usage_json(&a->usage, true, host_usage_awake(h, a->id)));
+    host_quota_json(h, a, o);
     return o;
 }
 
@@ -259,9 +260,10 @@ static void accounts__committed(void *arg, int status, int result)
                          "cannot read the account: %s", store_errmsg(h->store));
     } else {
         host_log("info",
-                 op->op == ACCOUNT_OP_NEW ? "account made"
-                 : now.disabled           ? "account disabled"
-                                          : "account enabled",
+                 op->op == ACCOUNT_OP_NEW     ? "account made"
+                 : op->op == ACCOUNT_OP_LIMIT ? "account limits set"
+                 : now.disabled               ? "account disabled"
+                                              : "account enabled",
                  "account", now.name, NULL);
         json_t *o = accounts__json(h, &now);
         if (op->op == ACCOUNT_OP_NEW) {
@@ -497,6 +499,66 @@ static void accounts__remove(struct host *h, struct http_request *req,
     }
 }
 
+/* POST /v1/accounts/NAME/limits {NAME: N, "default" or null, ...}: set the
+ * account's own limits (N; 0 for none) or go back to the host's default;
+ * names left out stay as they are. */
+static void accounts__limits(struct host *h, struct http_request *req,
+                             const struct store_account *a)
+{
+    json_error_t jerr;
+    json_t *spec =
+        json_loadb((const char *)req->body.data, req->body.len, 0, &jerr);
+    struct record_account r = {.op = ACCOUNT_OP_LIMIT, .account = a->id};
+    for (int i = 0; i < QUOTA__COUNT; i++) {
+        r.limits[i] = QUOTA_KEEP;
+    }
+    if (!json_is_object(spec)) {
+        host_reply_error(req, 400, "invalid",
+                         "expected {NAME: N or \"default\", ...}: %s",
+                         spec == NULL ? jerr.text : "not an object");
+        json_decref(spec);
+        return;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(spec, key, v)
+    {
+        int i = 0;
+        while (i < QUOTA__COUNT && strcmp(quota_name(i), key) != 0) {
+            i++;
+        }
+        if (i == QUOTA__COUNT) {
+            host_reply_error(req, 400, "invalid",
+                             "no limit named %s (ships, storage_bytes, "
+                             "ships_awake, cpu_seconds_per_hour, "
+                             "events_per_second)",
+                             key);
+            json_decref(spec);
+            return;
+        }
+        if (json_is_null(v) || (json_is_string(v) &&
+                                strcmp(json_string_value(v), "default") == 0)) {
+            r.limits[i] = QUOTA_DEFAULT;
+        } else if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+                   (uint64_t)json_integer_value(v) <= QUOTA_MAX) {
+            r.limits[i] = (uint64_t)json_integer_value(v);
+        } else {
+            host_reply_error(req, 400, "invalid",
+                             "%s takes a number from 0 (no limit) to %llu, or "
+                             "\"default\"",
+                             key, (unsigned long long)QUOTA_MAX);
+            json_decref(spec);
+            return;
+        }
+    }
+    json_decref(spec);
+    struct accounts__op *op = accounts__op_new(h, req);
+    if (op != NULL) {
+        op->a = *a;
+        accounts__propose(op, &r);
+    }
+}
+
 void host_accounts_handle(struct host *h, struct http_request *req,
                           const char *path)
 {
@@ -565,6 +627,13 @@ void host_accounts_handle(struct host *h, struct http_request *req,
         } else {
             goto method;
         }
+        return;
+    }
+    if (strcmp(action, "/limits") == 0) {
+        if (strcmp(m, "POST") != 0) {
+            goto method;
+        }
+        accounts__limits(h, req, &a);
         return;
     }
     bool disable = strcmp(action, "/disable") == 0;

@@ -393,6 +393,17 @@ void host_ship_create(struct host *h, struct http_request *req)
         body_create_free(&spec);
         return;
     }
+    struct quota_refusal why;
+    if (!host_quota_create_ok(h, account, spec.count, &why)) {
+        snprintf(msg, sizeof msg,
+                 "no ship is made: the account's %s limit is %llu, and it "
+                 "has %llu",
+                 quota_name(why.which), (unsigned long long)why.limit,
+                 (unsigned long long)why.used);
+        host_reply_limit(req, msg, &why);
+        body_create_free(&spec);
+        return;
+    }
 
     struct admin__create *c = mem_calloc(1, sizeof *c);
     if (c == NULL) {

@@ -1844,6 +1844,7 @@ int host_run(const struct host_config *cfg)
     mem_free(h->disabled);
     h->disabled = NULL;
     h->n_disabled = 0;
+    host_quota_free(h);
     proc_cleanup();
     seal_keys_wipe(&h->keys);
     master_wrap_wipe(&h->wrap);

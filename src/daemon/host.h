@@ -87,6 +87,9 @@ struct host_config {
     /* How often the leader proposes what programs used (CPU, memory, wakes,
      * requests) as a USAGE entry, and reads a running program's CPU. */
     unsigned usage_interval_ms;
+    /* Each account's limits where it sets none (core/quota.h): the
+     * host's defaults; QUOTA_NONE (0): no limit. */
+    uint64_t limits[QUOTA__COUNT];
 };
 
 /* Make jansson allocate through lib/mem.h, so that tests can fail its
@@ -194,6 +197,10 @@ struct host {
      * while there are none, no request reads a ship's account. */
     uint64_t *disabled;
     uint64_t n_disabled;
+    uint64_t n_limited; /* accounts with limits of their own */
+    /* Rates of the accounts whose limits were checked (daemon/quota.c). */
+    struct host_quota *quota;
+    size_t n_quota;
     bool ready;
     bool leading;   /* this host leads: it runs ships and lets effects out */
     uint64_t leads; /* times it started leading */
@@ -474,6 +481,52 @@ void host_ships_free(struct host *h);
 /* Add one encoded event record of ship s to the next group commit. */
 int host_propose_event(struct host *h, struct host_ship *s, uint64_t number,
                        const uint8_t *rec, size_t len);
+
+/* --- Limits (daemon/quota.c; docs/api.md, "Limits"). --- */
+
+/* One account's rates, on the leader. */
+struct host_quota {
+    uint64_t account;
+    struct quota_bucket events, cpu;
+};
+
+/* Whether any account may be held to a limit: a host default, or an
+ * account's own; when not, nothing is read to check one. */
+bool host_quota_active(const struct host *h);
+
+/* Fill limits (QUOTA__COUNT) with account a's limits in force. */
+void host_quota_limits(const struct host *h, const struct store_account *a,
+                       uint64_t *limits);
+
+/* Return whether count ships may be made in account; when not, *why. */
+bool host_quota_create_ok(struct host *h, uint64_t account, uint64_t count,
+                          struct quota_refusal *why);
+
+/* Return whether a ship of account may wake; when not, *why. */
+bool host_quota_wake_ok(struct host *h, uint64_t account,
+                        struct quota_refusal *why);
+
+/* Return whether a ship of account may commit an event, taking it from
+ * the account's rate; when not, *why. */
+bool host_quota_write_ok(struct host *h, uint64_t account,
+                         struct quota_refusal *why);
+
+/* Charge usec of CPU time to account's hourly CPU. */
+void host_quota_cpu(struct host *h, uint64_t account, uint64_t usec);
+
+/* Answer a refusal over a limit: its status and code, with the limit and
+ * the figure that reached it ({"error": {"code", "message", "limit",
+ * "used"}}). */
+void host_reply_limit(struct http_request *req, const char *message,
+                      const struct quota_refusal *why);
+
+/* Describe a's limits: {"limits": {NAME: in force}, "limits_set": {NAME:
+ * its own, for those it sets}} added to o. */
+void host_quota_json(const struct host *h, const struct store_account *a,
+                     json_t *o);
+
+/* Free the rates. */
+void host_quota_free(struct host *h);
 
 /* --- Usage (daemon/usage.c; docs/design.md, "Usage"). --- */
 

@@ -407,6 +407,12 @@ static bool ship__env_disk_ok(void *data)
     return host_disk_ok(data);
 }
 
+static bool ship__env_write_ok(void *data, struct fleet_ship *c,
+                               struct quota_refusal *why)
+{
+    return host_quota_write_ok(data, ship__of(c)->account, why);
+}
+
 static void ship__env_log(void *data, const char *level, const char *msg,
                           const char *ship, const char *k1, const char *v1,
                           const char *k2, const char *v2)
@@ -498,6 +504,12 @@ static int ship__env_load(void *data, struct fleet_ship *c,
     if (host_account_disabled(h, rec.account)) {
         err_printf(errmsg, "its account is disabled");
         rv = BERTH_EDISABLED;
+        goto err_after_rec;
+    }
+    if (!host_quota_wake_ok(h, rec.account, &out->refusal)) {
+        err_printf(errmsg, "its account has %llu ships awake, its limit",
+                   (unsigned long long)out->refusal.used);
+        rv = BERTH_ELIMIT;
         goto err_after_rec;
     }
     s->account = rec.account;
@@ -756,7 +768,10 @@ static void ship__env_release(void *data, struct fleet_job *j)
         fleet_job_free(&h->fleet, j);
         return;
     }
-    if (j->error_code[0] != '\0') {
+    if (j->refused) {
+        host_reply_limit(req, j->error_message ? j->error_message : "refused",
+                         &j->refusal);
+    } else if (j->error_code[0] != '\0') {
         ship__reply_error(req, j->status, j->error_code,
                           j->error_message ? j->error_message : "failed");
     } else if (j->origin == FLEET_JOB_FRONT) {
@@ -842,6 +857,7 @@ void host_ships_init(struct host *h)
         .propose_event = ship__env_propose_event,
         .propose_entry = ship__env_propose_entry,
         .disk_ok = ship__env_disk_ok,
+        .write_ok = ship__env_write_ok,
         .fds_room = ship__env_fds_room,
         .timer_start = ship__env_timer_start,
         .timer_stop = ship__env_timer_stop,

@@ -95,6 +95,7 @@ static void usage__cpu(struct host_ship *s, struct proc *p, uint64_t now_ms)
         if (e != NULL) {
             e->cpu_us += us - s->cpu_seen_us;
         }
+        host_quota_cpu(s->host, s->account, us - s->cpu_seen_us);
         s->cpu_seen_us = us;
     }
 }

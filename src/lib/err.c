@@ -26,6 +26,7 @@ static const struct {
     {"ENOCONNECT", "cannot connect"},
     {"EDISABLED", "account disabled"},
     {"EDENIED", "not allowed for this account"},
+    {"ELIMIT", "over an account's limit"},
 };
 
 const char *err_name(int rv)

@@ -26,7 +26,8 @@ enum {
     BERTH_ENOCONNECT = -16, /* No connection could be made: nothing was sent. */
     BERTH_EDISABLED = -17,  /* The account it belongs to is disabled. */
     BERTH_EDENIED = -18,    /* The caller's account may not do this. */
-    BERTH__ERR_COUNT = 19
+    BERTH_ELIMIT = -19,     /* It would take an account over a limit. */
+    BERTH__ERR_COUNT = 20
 };
 
 /* Return a static short name for an error code, such as "ENOTFOUND". */

@@ -463,6 +463,16 @@ static int apply__account(struct store *s, const uint8_t *p, size_t len,
             rv = store_account_delete(s, r.account);
         }
         break;
+    case ACCOUNT_OP_LIMIT:
+        for (int i = 0; i < QUOTA__COUNT; i++) {
+            if (r.limits[i] > QUOTA_MAX && r.limits[i] != QUOTA_KEEP &&
+                r.limits[i] != QUOTA_DEFAULT) {
+                *result = BERTH_EINVAL;
+                return 0;
+            }
+        }
+        rv = store_account_set_limits(s, r.account, r.limits);
+        break;
     default: /* ACCOUNT_OP_ANONYMOUS */
         return store_meta_put(s, "anonymous_closed", r.value ? 0 : 1);
     }

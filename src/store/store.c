@@ -238,7 +238,12 @@ static const char *store__sql[ST__COUNT] = {
     "ALTER TABLE accounts ADD COLUMN usage_wakes INTEGER NOT NULL "            \
     "DEFAULT 0;"                                                               \
     "ALTER TABLE accounts ADD COLUMN usage_requests INTEGER NOT NULL "         \
-    "DEFAULT 0;"
+    "DEFAULT 0;"                                                               \
+    "ALTER TABLE accounts ADD COLUMN limit_ships INTEGER;"                     \
+    "ALTER TABLE accounts ADD COLUMN limit_bytes INTEGER;"                     \
+    "ALTER TABLE accounts ADD COLUMN limit_awake INTEGER;"                     \
+    "ALTER TABLE accounts ADD COLUMN limit_cpu INTEGER;"                       \
+    "ALTER TABLE accounts ADD COLUMN limit_events INTEGER;"
 
 /* A ship's storage bytes as the store holds them now: what schema 13
  * fills in, and what a walk of the store compares with the recorded
@@ -2093,7 +2098,8 @@ int store_data_keys_get(struct store *s, uint8_t *out, size_t size,
 #define STORE__ACCOUNT_COLUMNS                                                 \
     "id, name, disabled, created_ns, usage_ships, usage_bytes, "               \
     "usage_events, usage_cpu_us, usage_mem_peak, usage_mem_byte_s, "           \
-    "usage_wakes, usage_requests"
+    "usage_wakes, usage_requests, limit_ships, limit_bytes, limit_awake, "     \
+    "limit_cpu, limit_events"
 
 /* Read a usage from columns first to first + 7 of st, in the order of
  * struct store_usage. */
@@ -2115,6 +2121,11 @@ static void store__row_account(sqlite3_stmt *st, struct store_account *a)
     a->disabled = sqlite3_column_int(st, 2) != 0;
     a->created_ns = (uint64_t)sqlite3_column_int64(st, 3);
     store__row_usage(st, 4, &a->usage);
+    for (int i = 0; i < QUOTA__COUNT; i++) {
+        a->limits[i] = sqlite3_column_type(st, 12 + i) == SQLITE_NULL
+                           ? QUOTA_DEFAULT
+                           : (uint64_t)sqlite3_column_int64(st, 12 + i);
+    }
 }
 
 /* Run st, prepared, to its one row of an account into *out (may be NULL
@@ -2477,6 +2488,50 @@ int store_snapshot_bytes(struct store *s, uint64_t sid, uint64_t *latest,
     *latest = v[0];
     *prior = v[1];
     return rv;
+}
+
+int store_account_set_limits(struct store *s, uint64_t id,
+                             const uint64_t *limits)
+{
+    static const char *const cols[QUOTA__COUNT] = {
+        [QUOTA_SHIPS] = "limit_ships",   [QUOTA_STORAGE] = "limit_bytes",
+        [QUOTA_AWAKE] = "limit_awake",   [QUOTA_CPU] = "limit_cpu",
+        [QUOTA_EVENTS] = "limit_events",
+    };
+    struct store_account a;
+    int rv = store_account_get_id(s, id, &a);
+    for (int i = 0; rv == 0 && i < QUOTA__COUNT; i++) {
+        if (limits[i] == QUOTA_KEEP) {
+            continue;
+        }
+        char sql[96];
+        snprintf(sql, sizeof sql, "UPDATE accounts SET %s = ?2 WHERE id = ?1",
+                 cols[i]);
+        sqlite3_stmt *st;
+        if ((rv = store__token_stmt(s, sql, &st)) != 0) {
+            break;
+        }
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+        if (limits[i] == QUOTA_DEFAULT) {
+            sqlite3_bind_null(st, 2);
+        } else {
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)limits[i]);
+        }
+        rv = store__account_change(s, st, "setting an account's limits");
+    }
+    return rv;
+}
+
+int store_account_limited_count(struct store *s, uint64_t *n)
+{
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(
+        s,
+        "SELECT count(*) FROM accounts WHERE limit_ships IS NOT NULL OR "
+        "limit_bytes IS NOT NULL OR limit_awake IS NOT NULL OR limit_cpu IS "
+        "NOT NULL OR limit_events IS NOT NULL",
+        &st);
+    return rv != 0 ? rv : store__ints(s, st, n, 1, NULL, "reading accounts");
 }
 
 int store_usage_recount(struct store *s, uint64_t sid, uint64_t *bytes)

@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/quota.h"
 #include "lib/buf.h"
 
 struct store;
@@ -485,7 +486,18 @@ struct store_account {
     bool disabled;
     uint64_t created_ns;
     struct store_usage usage; /* its recorded figures */
+    /* Its limits by enum quota_limit: a limit, QUOTA_NONE, or QUOTA_DEFAULT
+     * (NULL in the store) for the host's default. */
+    uint64_t limits[QUOTA__COUNT];
 };
+
+/* Set account id's limits (core/quota.h) to limits, leaving those that
+ * are QUOTA_KEEP; BERTH_ENOTFOUND when there is no such account. */
+int store_account_set_limits(struct store *s, uint64_t id,
+                             const uint64_t *limits);
+
+/* Count the accounts with any limit of their own into *n. */
+int store_account_limited_count(struct store *s, uint64_t *n);
 
 /* Add an account named name, its id one above the highest, into *id.
  * Returns BERTH_EEXIST when the name is taken. The caller keeps name. */

@@ -808,6 +808,69 @@ static void apply_account(struct store *s, uint8_t op, uint64_t account,
     buf_free(&e);
 }
 
+/* A LIMIT entry sets an account's limits: each a value, the host's
+ * default, or kept; a value out of range, or no such account, changes
+ * nothing. */
+static void test_account_limits(void **state)
+{
+    struct store *s = *state;
+    apply_account(s, ACCOUNT_OP_NEW, 0, "alice", 1, 0);
+    struct store_account a;
+    assert_int_equal(store_account_get(s, "alice", &a), 0);
+    for (int i = 0; i < QUOTA__COUNT; i++) {
+        assert_true(a.limits[i] == QUOTA_DEFAULT);
+    }
+    uint64_t n = 9;
+    assert_int_equal(store_account_limited_count(s, &n), 0);
+    assert_int_equal(n, 0);
+    struct record_account r = {.op = ACCOUNT_OP_LIMIT, .account = a.id};
+    uint64_t want[QUOTA__COUNT] = {3, 1000, QUOTA_KEEP, QUOTA_NONE, 50};
+    memcpy(r.limits, want, sizeof want);
+    struct buf e;
+    int res = -1;
+    buf_init(&e);
+    assert_int_equal(record_encode_account(&e, &r), 0);
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, NULL, &res), 0);
+    assert_int_equal(res, 0);
+    buf_free(&e);
+    assert_int_equal(store_account_get(s, "alice", &a), 0);
+    assert_int_equal(a.limits[QUOTA_SHIPS], 3);
+    assert_int_equal(a.limits[QUOTA_STORAGE], 1000);
+    assert_true(a.limits[QUOTA_AWAKE] == QUOTA_DEFAULT);
+    assert_int_equal(a.limits[QUOTA_CPU], QUOTA_NONE);
+    assert_int_equal(a.limits[QUOTA_EVENTS], 50);
+    assert_int_equal(store_account_limited_count(s, &n), 0);
+    assert_int_equal(n, 1);
+    /* Back to the default for one, the others kept. */
+    for (int i = 0; i < QUOTA__COUNT; i++) {
+        r.limits[i] = QUOTA_KEEP;
+    }
+    r.limits[QUOTA_SHIPS] = QUOTA_DEFAULT;
+    buf_init(&e);
+    assert_int_equal(record_encode_account(&e, &r), 0);
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, NULL, &res), 0);
+    buf_free(&e);
+    assert_int_equal(store_account_get(s, "alice", &a), 0);
+    assert_true(a.limits[QUOTA_SHIPS] == QUOTA_DEFAULT);
+    assert_int_equal(a.limits[QUOTA_STORAGE], 1000);
+    /* Out of range, or no such account: nothing, said in the result. */
+    r.limits[QUOTA_SHIPS] = QUOTA_MAX + 1;
+    buf_init(&e);
+    assert_int_equal(record_encode_account(&e, &r), 0);
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, NULL, &res), 0);
+    assert_int_equal(res, BERTH_EINVAL);
+    buf_free(&e);
+    r.limits[QUOTA_SHIPS] = 5;
+    r.account = 77;
+    buf_init(&e);
+    assert_int_equal(record_encode_account(&e, &r), 0);
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, NULL, &res), 0);
+    assert_int_equal(res, BERTH_ENOTFOUND);
+    buf_free(&e);
+    assert_int_equal(store_account_get(s, "alice", &a), 0);
+    assert_true(a.limits[QUOTA_SHIPS] == QUOTA_DEFAULT);
+}
+
 static int count_ship(uint64_t sid, uint64_t alarm_ns, void *arg)
 {
     (*(int *)arg)++;
@@ -949,6 +1012,7 @@ int main(void)
         cmocka_unit_test(test_batch_reaches_the_file_at_flush),
         cmocka_unit_test_setup_teardown(test_token_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_account_limits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -465,6 +465,24 @@ static void test_account_round_trip(void **state)
     assert_int_equal(record_decode_account(b.data, b.len, &out), 0);
     assert_int_equal(out.op, ACCOUNT_OP_DISABLE);
     assert_int_equal(out.account, 12);
+    /* LIMIT carries the limits after the name; other ops do not. */
+    buf_free(&b);
+    buf_init(&b);
+    in.op = ACCOUNT_OP_LIMIT;
+    for (int i = 0; i < QUOTA__COUNT; i++) {
+        in.limits[i] = i == 0   ? QUOTA_KEEP
+                       : i == 1 ? QUOTA_DEFAULT
+                                : 100u + (unsigned)i;
+    }
+    assert_int_equal(record_encode_account(&b, &in), 0);
+    assert_int_equal(record_decode_account(b.data, b.len, &out), 0);
+    assert_int_equal(out.op, ACCOUNT_OP_LIMIT);
+    assert_memory_equal(out.limits, in.limits, sizeof in.limits);
+    assert_int_equal(record_decode_account(b.data, b.len - 8, &out),
+                     BERTH_EMALFORMED);
+    b.data[2] = ACCOUNT_OP_DISABLE; /* the limits are then left over */
+    assert_int_equal(record_decode_account(b.data, b.len, &out),
+                     BERTH_EMALFORMED);
     /* Another entry type is not an account entry. */
     struct buf t;
     buf_init(&t);
