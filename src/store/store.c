@@ -21,7 +21,7 @@
 #include "store/heads.h"
 #include "store/heap.h"
 
-#define STORE__SCHEMA_VERSION 13
+#define STORE__SCHEMA_VERSION 14
 
 enum {
     ST_META_GET,
@@ -264,6 +264,15 @@ static const char *store__sql[ST__COUNT] = {
 #define STORE__STR2(x) #x
 #define STORE__STR(x) STORE__STR2(x)
 
+/* What the crawler's last whole pass found of each account (store.h,
+ * "The crawler's walk"): its figures counted and as recorded then, and
+ * when. Each host's own: the walk reads its own store. */
+#define STORE__CRAWLS_TABLE                                                    \
+    "CREATE TABLE IF NOT EXISTS crawls ("                                      \
+    "  account INTEGER PRIMARY KEY, ships INTEGER NOT NULL,"                   \
+    "  bytes INTEGER NOT NULL, recorded_ships INTEGER NOT NULL,"               \
+    "  recorded_bytes INTEGER NOT NULL, passed_ns INTEGER NOT NULL);"
+
 static const char store__schema[] =
     "CREATE TABLE IF NOT EXISTS meta ("
     "  key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
@@ -292,7 +301,7 @@ static const char store__schema[] =
     "CREATE TABLE IF NOT EXISTS truncations ("
     "  sid INTEGER PRIMARY KEY, upto INTEGER NOT NULL);" STORE__TOKENS_TABLE
         STORE__DATA_KEYS_TABLE STORE__ACCOUNTS_TABLE
-            STORE__ACCOUNT_USAGE_COLUMNS;
+            STORE__ACCOUNT_USAGE_COLUMNS STORE__CRAWLS_TABLE;
 
 #define STORE__ACCT_DELTA 32
 
@@ -544,6 +553,8 @@ static const struct {
             "accounts.id), usage_events = (SELECT coalesce(sum(last_event), "
             "0) FROM ships WHERE account = accounts.id);",
             NULL},
+    /* 14: the crawler's findings; see STORE__CRAWLS_TABLE. */
+    [14] = {STORE__CRAWLS_TABLE, NULL},
 };
 
 /* Bring a store of an older schema version up to this one, in place, one
@@ -2676,8 +2687,8 @@ int store_crawl_step(struct store *s, unsigned max, uint64_t budget_ns,
             sqlite3_bind_int64(st, 2, fixes[i].bytes);
             rc = sqlite3_step(st);
             sqlite3_finalize(st);
-            rv = rc == SQLITE_DONE ? 0
-                                   : store__fail(s, rc, "correcting a ship");
+            rv =
+                rc == SQLITE_DONE ? 0 : store__fail(s, rc, "correcting a ship");
         }
         c->report.ships_fixed++;
         c->report.bytes_fixed += fixes[i].bytes;
@@ -2697,7 +2708,8 @@ int store_crawl_finish(struct store *s, struct store_crawl_report *report)
     }
     /* Every account, those with no ship counted included. */
     rv = store__token_stmt(
-        s, "SELECT id, usage_ships, usage_bytes FROM accounts ORDER BY id", &st);
+        s, "SELECT id, usage_ships, usage_bytes FROM accounts ORDER BY id",
+        &st);
     if (rv != 0) {
         goto out;
     }
@@ -2760,4 +2772,59 @@ int store_crawl_ship_bytes(struct store *s, uint64_t sid, uint64_t *bytes)
     return rc == SQLITE_ROW    ? 0
            : rc == SQLITE_DONE ? BERTH_ENOTFOUND
                                : store__fail(s, rc, "counting a ship");
+}
+
+int store_crawl_result_put(struct store *s, const struct store_crawl_account *a,
+                           uint64_t passed_ns)
+{
+    sqlite3_stmt *st;
+    int rv = store__batch_begin(s);
+    if (rv == 0) {
+        rv = store__token_stmt(s,
+                               "INSERT OR REPLACE INTO crawls (account, ships, "
+                               "bytes, recorded_ships, recorded_bytes, "
+                               "passed_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                               &st);
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)a->account);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)a->ships);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)a->storage_bytes);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)a->recorded_ships);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)a->recorded_storage_bytes);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)passed_ns);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : store__fail(s, rc, "keeping a crawl");
+}
+
+int store_crawl_result_get(struct store *s, uint64_t account,
+                           struct store_crawl_account *out, uint64_t *passed_ns)
+{
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(s,
+                               "SELECT ships, bytes, recorded_ships, "
+                               "recorded_bytes, passed_ns FROM crawls WHERE "
+                               "account = ?1",
+                               &st);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)account);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof *out);
+        out->account = account;
+        out->ships = (uint64_t)sqlite3_column_int64(st, 0);
+        out->storage_bytes = (uint64_t)sqlite3_column_int64(st, 1);
+        out->recorded_ships = (uint64_t)sqlite3_column_int64(st, 2);
+        out->recorded_storage_bytes = (uint64_t)sqlite3_column_int64(st, 3);
+        *passed_ns = (uint64_t)sqlite3_column_int64(st, 4);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW    ? 0
+           : rc == SQLITE_DONE ? BERTH_ENOTFOUND
+                               : store__fail(s, rc, "reading a crawl");
 }

@@ -570,10 +570,10 @@ struct store_crawl_account {
 /* What a pass found and did. */
 struct store_crawl_report {
     uint64_t ships_walked;
-    uint64_t ships_fixed;   /* ships whose recorded storage was wrong */
-    int64_t bytes_fixed;    /* what was added to them, in all */
-    bool accounts_checked;  /* false for a pass resumed after a restart */
-    size_t n_accounts;      /* entries of accounts */
+    uint64_t ships_fixed;  /* ships whose recorded storage was wrong */
+    int64_t bytes_fixed;   /* what was added to them, in all */
+    bool accounts_checked; /* false for a pass resumed after a restart */
+    size_t n_accounts;     /* entries of accounts */
     struct store_crawl_account *accounts; /* owned by the store until the
                                              next store_crawl_begin */
 };
@@ -598,5 +598,16 @@ int store_crawl_finish(struct store *s, struct store_crawl_report *report);
 /* The ship figures as the walk counts them, for one ship sid, into *bytes
  * (BERTH_ENOTFOUND when there is none): for tests and fsck. */
 int store_crawl_ship_bytes(struct store *s, uint64_t sid, uint64_t *bytes);
+
+/* Keep what a whole pass found of account a, at passed_ns (wall clock),
+ * in place of the last. Returns 0 or a negative code. */
+int store_crawl_result_put(struct store *s, const struct store_crawl_account *a,
+                           uint64_t passed_ns);
+
+/* Read what the last whole pass found of account into *out and *passed_ns;
+ * BERTH_ENOTFOUND when none has. */
+int store_crawl_result_get(struct store *s, uint64_t account,
+                           struct store_crawl_account *out,
+                           uint64_t *passed_ns);
 
 #endif
