@@ -2750,30 +2750,6 @@ out:
     return rv;
 }
 
-int store_crawl_ship_bytes(struct store *s, uint64_t sid, uint64_t *bytes)
-{
-    sqlite3_stmt *st;
-    int rv = store__heads_write(s);
-    if (rv == 0) {
-        rv = store__token_stmt(s,
-                               "SELECT " STORE__USAGE_BYTES_OF_SHIP
-                               " FROM ships WHERE sid = ?1",
-                               &st);
-    }
-    if (rv != 0) {
-        return rv;
-    }
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *bytes = (uint64_t)sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW    ? 0
-           : rc == SQLITE_DONE ? BERTH_ENOTFOUND
-                               : store__fail(s, rc, "counting a ship");
-}
-
 int store_crawl_result_put(struct store *s, const struct store_crawl_account *a,
                            uint64_t passed_ns)
 {

@@ -595,10 +595,6 @@ int store_crawl_step(struct store *s, unsigned max, uint64_t budget_ns,
  * next store_crawl_begin). Returns 0 or a negative code. */
 int store_crawl_finish(struct store *s, struct store_crawl_report *report);
 
-/* The ship figures as the walk counts them, for one ship sid, into *bytes
- * (BERTH_ENOTFOUND when there is none): for tests and fsck. */
-int store_crawl_ship_bytes(struct store *s, uint64_t sid, uint64_t *bytes);
-
 /* Keep what a whole pass found of account a, at passed_ns (wall clock),
  * in place of the last. Returns 0 or a negative code. */
 int store_crawl_result_put(struct store *s, const struct store_crawl_account *a,
