@@ -713,9 +713,10 @@ static void admin__stats(struct host *h, struct http_request *req)
     const struct host_crawler *cr = &h->crawler;
     json_object_set_new(
         o, "crawler",
-        json_pack("{s:I, s:b, s:I, s:I, s:I, s:I, s:f, s:I, s:f, s:I}",
+        json_pack("{s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:f, s:I}",
                   "share_percent", (json_int_t)h->cfg.crawl_share, "walking",
-                  cr->walking, "cursor", (json_int_t)cr->cursor, "passes",
+                  cr->walking, "cursor", (json_int_t)cr->cursor, "ships_walked",
+                  (json_int_t)cr->ships_walked, "passes",
                   (json_int_t)cr->passes, "ships_fixed",
                   (json_int_t)cr->ships_fixed, "accounts_fixed",
                   (json_int_t)cr->accounts_fixed, "cpu_seconds",

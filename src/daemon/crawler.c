@@ -20,7 +20,7 @@
 #include "store/store.h"
 
 /* Ships a step walks at most, and its CPU time at most. */
-#define CRAWLER__SHIPS 64
+#define CRAWLER__SHIPS 256
 #define CRAWLER__BUDGET_NS 1000000u
 #define CRAWLER__CURSOR "crawl_cursor"
 /* Steps between two writes of the cursor. */
@@ -34,7 +34,9 @@ static uint64_t crawler__cpu_ns(void)
 }
 
 /* The pause after a step of busy_ns for the walk to take share percent:
- * busy / (busy + pause) = share / 100, in whole ms, at least 1. */
+ * busy / (busy + pause) = share / 100, in whole ms (libuv's timers), and
+ * at least 1 ms even at 100%: a timer due at once would run again before
+ * the loop looked at anything else. */
 static uint64_t crawler__pause_ms(uint64_t busy_ns, unsigned share)
 {
     if (share >= 100) {
@@ -98,8 +100,10 @@ static void crawler__tick(uv_timer_t *t)
         c->pass_cpu_ns = 0;
         c->pass_start_ns = uv_now(&h->loop);
     }
+    unsigned walked = 0;
     int rv = store_crawl_step(h->store, CRAWLER__SHIPS, CRAWLER__BUDGET_NS,
-                              &c->cursor, &done);
+                              &c->cursor, &walked, &done);
+    c->ships_walked += walked;
     if (rv == 0 && done) {
         struct store_crawl_report r;
         rv = store_crawl_finish(h->store, &r);

@@ -2613,10 +2613,10 @@ struct store__crawl_fix {
 };
 
 int store_crawl_step(struct store *s, unsigned max, uint64_t budget_ns,
-                     uint64_t *cursor, bool *done)
+                     uint64_t *cursor, unsigned *walked_out, bool *done)
 {
     struct store__crawl *c = &s->crawl;
-    struct store__crawl_fix fixes[64];
+    struct store__crawl_fix fixes[256];
     size_t n_fix = 0;
     sqlite3_stmt *st;
     *done = false;
@@ -2694,6 +2694,7 @@ int store_crawl_step(struct store *s, unsigned max, uint64_t budget_ns,
         c->report.bytes_fixed += fixes[i].bytes;
     }
     *cursor = c->cursor;
+    *walked_out = walked;
     return rv;
 }
 

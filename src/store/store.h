@@ -584,11 +584,11 @@ struct store_crawl_report {
 int store_crawl_begin(struct store *s, uint64_t after);
 
 /* Walk at most max ships of the pass, or until budget_ns of the thread's
- * time have passed, correcting each; *cursor is the last sid walked, and
- * *done says the pass reached the last ship. Returns 0 or a negative code
- * with store_errmsg(). */
+ * time have passed, correcting each; *cursor is the last sid walked,
+ * *walked how many this step walked, and *done says the pass reached the
+ * last ship. Returns 0 or a negative code with store_errmsg(). */
 int store_crawl_step(struct store *s, unsigned max, uint64_t budget_ns,
-                     uint64_t *cursor, bool *done);
+                     uint64_t *cursor, unsigned *walked, bool *done);
 
 /* End a pass that is done: check (when it was whole) and correct every
  * account's recorded ships and storage, and fill *report (valid until the

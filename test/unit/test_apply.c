@@ -474,9 +474,12 @@ static void test_crawl_corrects_drift(void **state)
 
     assert_int_equal(store_crawl_begin(s, 0), 0);
     uint64_t cursor;
+    unsigned walked;
     bool done;
-    assert_int_equal(store_crawl_step(s, 1, UINT64_MAX, &cursor, &done), 0);
+    assert_int_equal(
+        store_crawl_step(s, 1, UINT64_MAX, &cursor, &walked, &done), 0);
     assert_int_equal(cursor, a);
+    assert_int_equal(walked, 1);
     assert_false(done);
     /* Behind the walk: ship a grows, and so does b ahead of it. */
     buf_init(&ev);
@@ -485,7 +488,8 @@ static void test_crawl_corrects_drift(void **state)
     apply(s, &ev, 0, 0);
     buf_free(&ev);
     while (!done) {
-        assert_int_equal(store_crawl_step(s, 1, UINT64_MAX, &cursor, &done), 0);
+        assert_int_equal(
+            store_crawl_step(s, 1, UINT64_MAX, &cursor, &walked, &done), 0);
     }
     assert_int_equal(cursor, c);
     struct store_crawl_report r;
@@ -515,7 +519,8 @@ static void test_crawl_corrects_drift(void **state)
     assert_int_equal(store_crawl_begin(s, a), 0);
     done = false;
     while (!done) {
-        assert_int_equal(store_crawl_step(s, 8, UINT64_MAX, &cursor, &done), 0);
+        assert_int_equal(
+            store_crawl_step(s, 8, UINT64_MAX, &cursor, &walked, &done), 0);
     }
     assert_int_equal(store_crawl_finish(s, &r), 0);
     assert_false(r.accounts_checked);
