@@ -1700,6 +1700,8 @@ enum {
     CLI__SERVE_RESERVE_DISK,
     CLI__SERVE_MAX_BUFFER_MB,
     CLI__SERVE_USAGE_INTERVAL,
+    CLI__SERVE_CRAWL_SHARE,
+    CLI__SERVE_CRAWL_REST,
     CLI__SERVE_LIMIT_SHIPS,
     CLI__SERVE_LIMIT_STORAGE,
     CLI__SERVE_LIMIT_AWAKE,
@@ -1774,6 +1776,13 @@ static const struct cli__opt cli__serve_opts[] = {
                                    "programs used (CPU, memory, wakes, "
                                    "requests) and reads running programs' "
                                    "CPU (default 60000)"},
+    [CLI__SERVE_CRAWL_SHARE] = {"--crawl-share", "PERCENT", CLI__NUM, 0, 100,
+                                "the share of one CPU the crawler's walk of "
+                                "the store may take; 0: no crawler "
+                                "(default 5)"},
+    [CLI__SERVE_CRAWL_REST] = {"--crawl-rest", "MS", CLI__MS, 0, 86400000,
+                               "the crawler's rest between two passes "
+                               "(default 60000)"},
     [CLI__SERVE_LIMIT_SHIPS] = {"--limit-ships", "N", CLI__NUM, 0, QUOTA_MAX,
                                 "ships an account may have, where it sets "
                                 "no limit of its own (berth account limit); "
@@ -1959,6 +1968,12 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
     }
     if (a->val[CLI__SERVE_USAGE_INTERVAL] != NULL) {
         cfg.usage_interval_ms = (unsigned)a->num[CLI__SERVE_USAGE_INTERVAL];
+    }
+    if (a->val[CLI__SERVE_CRAWL_SHARE] != NULL) {
+        cfg.crawl_share = (unsigned)a->num[CLI__SERVE_CRAWL_SHARE];
+    }
+    if (a->val[CLI__SERVE_CRAWL_REST] != NULL) {
+        cfg.crawl_rest_ms = (unsigned)a->num[CLI__SERVE_CRAWL_REST];
     }
     if (a->val[CLI__SERVE_RESERVE_DISK] != NULL) {
         cfg.reserve_bytes = a->num[CLI__SERVE_RESERVE_DISK] * 1024 * 1024;

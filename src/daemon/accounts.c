@@ -179,6 +179,22 @@ static json_t *accounts__json(struct host *h, const struct store_account *a)
         o, "usage",
         host_usage_json(&a->usage, true, host_usage_awake(h, a->id)));
     host_quota_json(h, a, o);
+    /* What the crawler's last whole pass counted on this host's disk, and
+     * what was recorded then (daemon/crawler.c); null before one. */
+    struct store_crawl_account c;
+    uint64_t passed_ns;
+    if (store_crawl_result_get(h->store, a->id, &c, &passed_ns) == 0) {
+        json_object_set_new(
+            o, "crawl",
+            json_pack("{s:I, s:I, s:I, s:I, s:I}", "ships", (json_int_t)c.ships,
+                      "storage_bytes", (json_int_t)c.storage_bytes,
+                      "recorded_ships", (json_int_t)c.recorded_ships,
+                      "recorded_storage_bytes",
+                      (json_int_t)c.recorded_storage_bytes, "passed_ns",
+                      (json_int_t)passed_ns));
+    } else {
+        json_object_set_new(o, "crawl", json_null());
+    }
     return o;
 }
 

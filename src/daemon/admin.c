@@ -710,6 +710,20 @@ static void admin__stats(struct host *h, struct http_request *req)
     json_object_set_new(o, "store_commits",
                         json_integer((json_int_t)fsm_stats(h->fsm).flushes));
     json_object_set_new(o, "wakes", json_integer((json_int_t)h->fleet.wakes));
+    const struct host_crawler *cr = &h->crawler;
+    json_object_set_new(
+        o, "crawler",
+        json_pack("{s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:f, s:I}",
+                  "share_percent", (json_int_t)h->cfg.crawl_share, "walking",
+                  cr->walking, "cursor", (json_int_t)cr->cursor, "ships_walked",
+                  (json_int_t)cr->ships_walked, "passes",
+                  (json_int_t)cr->passes, "ships_fixed",
+                  (json_int_t)cr->ships_fixed, "accounts_fixed",
+                  (json_int_t)cr->accounts_fixed, "cpu_seconds",
+                  (double)cr->cpu_ns / 1e9, "last_pass_ms",
+                  (json_int_t)cr->last_pass_ms, "last_pass_cpu_seconds",
+                  (double)cr->last_pass_cpu_ns / 1e9, "last_pass_ships",
+                  (json_int_t)cr->last_pass_ships));
     json_object_set_new(o, "master_key",
                         json_string(master_how_text(h->key_how)));
     char key_id[2 * MASTER_ID_SIZE + 1];

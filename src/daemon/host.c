@@ -43,6 +43,8 @@ void host_config_defaults(struct host_config *cfg)
     cfg->idle_timeout_ms = 60000;
     cfg->acks = GATE_ACKS_QUORUM;
     cfg->usage_interval_ms = 60000;
+    cfg->crawl_share = 5;
+    cfg->crawl_rest_ms = 60000;
     cfg->freeze_timeout_ms = 10000;
     cfg->event_timeout_ms = 10000;
     cfg->snapshot_every = 1000;
@@ -275,6 +277,8 @@ static int host__restored(void *arg, uint64_t index)
     snprintf(n, sizeof n, "%llu", (unsigned long long)index);
     host_log("info", "store replaced by a raft snapshot", "applied_index", n,
              NULL);
+    /* A pass's sums were of the store replaced: start again. */
+    host_crawler_reset(h);
     /* The store's data keys are the cluster's now (a key rotation may have
      * come in the snapshot). */
     h->start_applied = index;
@@ -1769,6 +1773,7 @@ int host_run(const struct host_config *cfg)
     h->repair_timer.data = h;
     uv_timer_start(&h->repair_timer, host__repair_cb, REPAIR_TICK_MS,
                    REPAIR_TICK_MS);
+    host_crawler_start(h);
     host_usage_start(h);
 
     struct http_server_config hc = {
@@ -1860,6 +1865,7 @@ int host_run(const struct host_config *cfg)
     uv_timer_stop(&h->measure_timer);
     uv_timer_stop(&h->writeback_timer);
     uv_timer_stop(&h->repair_timer);
+    host_crawler_stop(h);
     host_usage_stop(h);
     http_server_close(h->front, NULL, NULL);
     http_server_close(h->admin, NULL, NULL);

@@ -90,6 +90,10 @@ struct host_config {
     /* Each account's limits where it sets none (core/quota.h): the
      * host's defaults; QUOTA_NONE (0): no limit. */
     uint64_t limits[QUOTA__COUNT];
+    /* The crawler (daemon/crawler.c): the share of one CPU its walk may
+     * take, in percent (0: no crawler), and the rest between passes. */
+    unsigned crawl_share;
+    unsigned crawl_rest_ms;
 };
 
 /* Make jansson allocate through lib/mem.h, so that tests can fail its
@@ -165,6 +169,32 @@ struct host_program {
 
 struct replay;
 
+/* The crawler's state on a host (daemon/crawler.c). */
+struct host_crawler {
+    uv_timer_t timer;
+    bool walking;           /* a pass is under way */
+    uint64_t cursor;        /* the last sid walked; 0: a pass starts whole */
+    uint64_t ticks_unsaved; /* steps since the cursor was last kept */
+    uint64_t pass_cpu_ns;   /* the walk's CPU time in this pass */
+    uint64_t pass_start_ns; /* loop time the pass started */
+    /* Counters for stats. */
+    uint64_t passes, ships_walked, ships_fixed, accounts_fixed;
+    uint64_t cpu_ns;       /* the walk's CPU time, all passes */
+    uint64_t last_pass_ms; /* the last whole pass's length, loop time */
+    uint64_t last_pass_cpu_ns;
+    uint64_t last_pass_ships;
+};
+
+/* Start the crawler on h, when h->cfg.crawl_share is not 0. */
+void host_crawler_start(struct host *h);
+
+/* Drop a pass under way (the store was replaced); the next step starts a
+ * whole one. */
+void host_crawler_reset(struct host *h);
+
+/* Stop it; a pass under way resumes at the next start from its cursor. */
+void host_crawler_stop(struct host *h);
+
 struct host {
     struct host_config cfg;
     uint8_t master_key[MASTER_KEY_SIZE]; /* crypto/master.h */
@@ -213,7 +243,8 @@ struct host {
     bool repairing;          /* a repair of its own under way */
     struct replay *replays;  /* fsck's replays under way (daemon/replay.c) */
     uv_timer_t repair_timer; /* repair_tick, every REPAIR_TICK_MS */
-    struct host_usage usage; /* what programs used, not yet proposed */
+    struct host_crawler crawler; /* daemon/crawler.c */
+    struct host_usage usage;     /* what programs used, not yet proposed */
     int exit_code;
     struct registry reg;  /* every ship, compact */
     struct alarms alarms; /* durable alarms by slot */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/record.h"
@@ -20,7 +21,7 @@
 #include "store/heads.h"
 #include "store/heap.h"
 
-#define STORE__SCHEMA_VERSION 13
+#define STORE__SCHEMA_VERSION 14
 
 enum {
     ST_META_GET,
@@ -277,6 +278,15 @@ static const char *store__sql[ST__COUNT] = {
 #define STORE__STR2(x) #x
 #define STORE__STR(x) STORE__STR2(x)
 
+/* What the crawler's last whole pass found of each account (store.h,
+ * "The crawler's walk"): its figures counted and as recorded then, and
+ * when. Each host's own: the walk reads its own store. */
+#define STORE__CRAWLS_TABLE                                                    \
+    "CREATE TABLE IF NOT EXISTS crawls ("                                      \
+    "  account INTEGER PRIMARY KEY, ships INTEGER NOT NULL,"                   \
+    "  bytes INTEGER NOT NULL, recorded_ships INTEGER NOT NULL,"               \
+    "  recorded_bytes INTEGER NOT NULL, passed_ns INTEGER NOT NULL);"
+
 static const char store__schema[] =
     "CREATE TABLE IF NOT EXISTS meta ("
     "  key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
@@ -305,9 +315,19 @@ static const char store__schema[] =
     "CREATE TABLE IF NOT EXISTS truncations ("
     "  sid INTEGER PRIMARY KEY, upto INTEGER NOT NULL);" STORE__TOKENS_TABLE
         STORE__DATA_KEYS_TABLE STORE__ACCOUNTS_TABLE
-            STORE__ACCOUNT_USAGE_COLUMNS;
+            STORE__ACCOUNT_USAGE_COLUMNS STORE__CRAWLS_TABLE;
 
 #define STORE__ACCT_DELTA 32
+
+/* A crawler's pass under way (store.h, "The crawler's walk"). */
+struct store__crawl {
+    bool active;
+    bool whole;      /* begun at the first ship: its sums are whole */
+    uint64_t cursor; /* the last sid walked */
+    struct store_crawl_account *acc; /* sums by account, counted fields */
+    size_t n_acc, cap_acc;
+    struct store_crawl_report report;
+};
 
 struct store {
     sqlite3 *db;
@@ -325,6 +345,7 @@ struct store {
     unsigned unflushed; /* entries in it */
     bool savepoint;     /* the open entry has one: it can be undone */
     struct heads heads; /* ship heads of the open batch (store/heads.h) */
+    struct store__crawl crawl; /* the crawler's pass (store_crawl_begin) */
     /* Usage the heads' events add to accounts, gathered while the heads
      * are written and added in one statement per account. */
     struct {
@@ -546,6 +567,8 @@ static const struct {
             "accounts.id), usage_events = (SELECT coalesce(sum(last_event), "
             "0) FROM ships WHERE account = accounts.id);",
             NULL},
+    /* 14: the crawler's findings; see STORE__CRAWLS_TABLE. */
+    [14] = {STORE__CRAWLS_TABLE, NULL},
 };
 
 /* Bring a store of an older schema version up to this one, in place, one
@@ -736,6 +759,7 @@ void store_close(struct store *s)
     store_flush(s);
     store__close_db(s);
     heads_close(&s->heads);
+    mem_free(s->crawl.acc);
     mem_free(s->path);
     mem_free(s);
 }
@@ -842,6 +866,49 @@ static int store__update_returning(struct store *s, sqlite3_stmt *st,
 /* Write a ship's head, adding the bytes and events applied since its row
  * was last written to its recorded usage and its account's (gathered: the
  * caller writes them with store__acct_delta_write). */
+/* The sums of a crawler's pass by account: the entry of account, added if
+ * missing; NULL when memory runs out (the pass then checks ships only). */
+static struct store_crawl_account *store__crawl_acc(struct store *s,
+                                                    uint64_t account)
+{
+    struct store__crawl *c = &s->crawl;
+    for (size_t i = 0; i < c->n_acc; i++) {
+        if (c->acc[i].account == account) {
+            return &c->acc[i];
+        }
+    }
+    if (c->n_acc == c->cap_acc) {
+        size_t cap = c->cap_acc ? 2 * c->cap_acc : 16;
+        void *p = mem_realloc(c->acc, cap * sizeof *c->acc);
+        if (p == NULL) {
+            c->whole = false;
+            return NULL;
+        }
+        c->acc = p;
+        c->cap_acc = cap;
+    }
+    struct store_crawl_account *a = &c->acc[c->n_acc++];
+    memset(a, 0, sizeof *a);
+    a->account = account;
+    return a;
+}
+
+/* A ship's recorded ships or storage changed as an entry applied: when the
+ * ship is behind a whole pass's cursor, its account's sums change too. */
+static void store__crawl_note(struct store *s, uint64_t account, uint64_t sid,
+                              int64_t ships, int64_t bytes)
+{
+    struct store__crawl *c = &s->crawl;
+    if (!c->active || !c->whole || sid > c->cursor) {
+        return;
+    }
+    struct store_crawl_account *a = store__crawl_acc(s, account);
+    if (a != NULL) {
+        a->ships += (uint64_t)ships;
+        a->storage_bytes += (uint64_t)bytes;
+    }
+}
+
 static int store__head_update(struct store *s, uint64_t sid,
                               uint64_t last_event, const uint8_t *last_hash,
                               uint64_t alarm_ns, uint64_t bytes,
@@ -857,6 +924,7 @@ static int store__head_update(struct store *s, uint64_t sid,
     bool found;
     int rv = store__update_returning(s, st, &account, &found, "writing a ship");
     if (rv == 0 && found && (bytes != 0 || events != 0)) {
+        store__crawl_note(s, account, sid, 0, (int64_t)bytes);
         rv = store__acct_delta_add(s, account, bytes, events);
     }
     return rv;
@@ -2343,6 +2411,9 @@ int store_usage_add(struct store *s, uint64_t sid, int64_t bytes)
     if (rv != 0) {
         return rv;
     }
+    if (found) {
+        store__crawl_note(s, account, sid, 0, bytes);
+    }
     return found ? store__account_usage(s, account, 0, bytes, 0)
                  : BERTH_ENOTFOUND;
 }
@@ -2417,6 +2488,7 @@ int store_usage_ship_gone(struct store *s, uint64_t sid)
     if (rv != 0 || !found) {
         return rv;
     }
+    store__crawl_note(s, v[0], sid, -1, -(int64_t)v[1]);
     return store__account_usage(s, v[0], -1, -(int64_t)v[1], 0);
 }
 
@@ -2540,4 +2612,225 @@ int store_ship_usage(struct store *s, uint64_t sid, struct store_usage *out)
     }
     memcpy(out, v, sizeof v);
     return rv;
+}
+
+/* --- The crawler's walk. --- */
+
+int store_crawl_begin(struct store *s, uint64_t after)
+{
+    struct store__crawl *c = &s->crawl;
+    c->active = true;
+    c->whole = after == 0;
+    c->cursor = after;
+    c->n_acc = 0;
+    memset(&c->report, 0, sizeof c->report);
+    return 0;
+}
+
+/* This thread's CPU time, in ns. */
+static uint64_t store__cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A ship whose recorded storage the walk corrects. */
+struct store__crawl_fix {
+    uint64_t sid;
+    int64_t bytes;
+};
+
+int store_crawl_step(struct store *s, unsigned max, uint64_t budget_ns,
+                     uint64_t *cursor, unsigned *walked_out, bool *done)
+{
+    struct store__crawl *c = &s->crawl;
+    struct store__crawl_fix fixes[256];
+    size_t n_fix = 0;
+    sqlite3_stmt *st;
+    *done = false;
+    if (!c->active) {
+        return store_set_error(s, BERTH_EINVAL, "no crawl under way");
+    }
+    if (max > sizeof fixes / sizeof fixes[0]) {
+        max = sizeof fixes / sizeof fixes[0];
+    }
+    /* Heads and account deltas waiting in memory first: the rows are then
+     * what the entries applied so far make them. */
+    int rv = store__heads_write(s);
+    if (rv == 0) {
+        rv = store__token_stmt(
+            s,
+            "SELECT sid, account, usage_bytes, " STORE__USAGE_BYTES_OF_SHIP
+            " FROM ships WHERE sid > ?1 ORDER BY sid LIMIT ?2",
+            &st);
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)c->cursor);
+    sqlite3_bind_int64(st, 2, max);
+    uint64_t start = store__cpu_ns();
+    unsigned walked = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        uint64_t sid = (uint64_t)sqlite3_column_int64(st, 0);
+        uint64_t account = (uint64_t)sqlite3_column_int64(st, 1);
+        int64_t recorded = sqlite3_column_int64(st, 2);
+        int64_t counted = sqlite3_column_int64(st, 3);
+        if (recorded != counted) {
+            fixes[n_fix].sid = sid;
+            fixes[n_fix].bytes = counted - recorded;
+            n_fix++;
+        }
+        if (c->whole) {
+            struct store_crawl_account *a = store__crawl_acc(s, account);
+            if (a != NULL) {
+                a->ships++;
+                a->storage_bytes += (uint64_t)counted;
+            }
+        }
+        c->cursor = sid;
+        c->report.ships_walked++;
+        walked++;
+        if (store__cpu_ns() - start >= budget_ns) {
+            break;
+        }
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rv = store__fail(s, rc, "walking the ships");
+    }
+    *done = rv == 0 && rc == SQLITE_DONE && walked < max;
+    sqlite3_finalize(st);
+    if (rv == 0 && n_fix > 0) {
+        rv = store__batch_begin(s);
+    }
+    /* The ship alone: its account's figure is checked at the end. */
+    for (size_t i = 0; i < n_fix && rv == 0; i++) {
+        rv = store__token_stmt(s,
+                               "UPDATE ships SET usage_bytes = usage_bytes "
+                               "+ ?2 WHERE sid = ?1",
+                               &st);
+        if (rv == 0) {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)fixes[i].sid);
+            sqlite3_bind_int64(st, 2, fixes[i].bytes);
+            rc = sqlite3_step(st);
+            sqlite3_finalize(st);
+            rv =
+                rc == SQLITE_DONE ? 0 : store__fail(s, rc, "correcting a ship");
+        }
+        c->report.ships_fixed++;
+        c->report.bytes_fixed += fixes[i].bytes;
+    }
+    *cursor = c->cursor;
+    *walked_out = walked;
+    return rv;
+}
+
+int store_crawl_finish(struct store *s, struct store_crawl_report *report)
+{
+    struct store__crawl *c = &s->crawl;
+    sqlite3_stmt *st;
+    int rv = store__heads_write(s);
+    c->report.accounts_checked = c->whole;
+    if (rv != 0 || !c->whole) {
+        goto out;
+    }
+    /* Every account, those with no ship counted included. */
+    rv = store__token_stmt(
+        s, "SELECT id, usage_ships, usage_bytes FROM accounts ORDER BY id",
+        &st);
+    if (rv != 0) {
+        goto out;
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct store_crawl_account *a =
+            store__crawl_acc(s, (uint64_t)sqlite3_column_int64(st, 0));
+        if (a == NULL) {
+            break;
+        }
+        a->recorded_ships = (uint64_t)sqlite3_column_int64(st, 1);
+        a->recorded_storage_bytes = (uint64_t)sqlite3_column_int64(st, 2);
+    }
+    sqlite3_finalize(st);
+    if (!c->whole) {
+        rv = store_set_error(s, BERTH_ENOMEM, "crawl: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < c->n_acc && rv == 0; i++) {
+        struct store_crawl_account *a = &c->acc[i];
+        if (a->ships == a->recorded_ships &&
+            a->storage_bytes == a->recorded_storage_bytes) {
+            continue;
+        }
+        rv = store__batch_begin(s);
+        if (rv == 0) {
+            /* Added, not set, as every writer of the figure does. */
+            rv = store__account_usage(
+                s, a->account, (int64_t)(a->ships - a->recorded_ships),
+                (int64_t)(a->storage_bytes - a->recorded_storage_bytes), 0);
+        }
+    }
+    c->report.n_accounts = c->n_acc;
+    c->report.accounts = c->acc;
+out:
+    c->active = false;
+    *report = c->report;
+    return rv;
+}
+
+int store_crawl_result_put(struct store *s, const struct store_crawl_account *a,
+                           uint64_t passed_ns)
+{
+    sqlite3_stmt *st;
+    int rv = store__batch_begin(s);
+    if (rv == 0) {
+        rv = store__token_stmt(s,
+                               "INSERT OR REPLACE INTO crawls (account, ships, "
+                               "bytes, recorded_ships, recorded_bytes, "
+                               "passed_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                               &st);
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)a->account);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)a->ships);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)a->storage_bytes);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)a->recorded_ships);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)a->recorded_storage_bytes);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)passed_ns);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : store__fail(s, rc, "keeping a crawl");
+}
+
+int store_crawl_result_get(struct store *s, uint64_t account,
+                           struct store_crawl_account *out, uint64_t *passed_ns)
+{
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(s,
+                               "SELECT ships, bytes, recorded_ships, "
+                               "recorded_bytes, passed_ns FROM crawls WHERE "
+                               "account = ?1",
+                               &st);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)account);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof *out);
+        out->account = account;
+        out->ships = (uint64_t)sqlite3_column_int64(st, 0);
+        out->storage_bytes = (uint64_t)sqlite3_column_int64(st, 1);
+        out->recorded_ships = (uint64_t)sqlite3_column_int64(st, 2);
+        out->recorded_storage_bytes = (uint64_t)sqlite3_column_int64(st, 3);
+        *passed_ns = (uint64_t)sqlite3_column_int64(st, 4);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW    ? 0
+           : rc == SQLITE_DONE ? BERTH_ENOTFOUND
+                               : store__fail(s, rc, "reading a crawl");
 }

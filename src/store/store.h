@@ -545,4 +545,66 @@ typedef int (*store_account_ship_cb)(uint64_t sid, uint64_t alarm_ns,
 int store_account_ships(struct store *s, uint64_t account, uint64_t after_sid,
                         store_account_ship_cb cb, void *arg);
 
+/* --- The crawler's walk (docs/store.md, "The crawler"). ---
+ *
+ * The recorded storage of a ship and of an account is added to as entries
+ * apply; a walk recomputes it from what the store holds and corrects what
+ * drifted. It walks the ships in sid order, a few at a time (the caller
+ * paces it), and for each compares its recorded storage with the sum of its
+ * rows and sets it right (the ship alone: an account's figure is checked at
+ * the end). It adds up each account's ships and their (corrected) storage
+ * as it goes; a ship behind the walk whose storage changes, or that is
+ * removed, while the pass runs changes those sums too (the store sees
+ * every such change), and ships are made only ahead of it (sids only grow),
+ * so that at the end of a pass the sums are each account's figures at that
+ * instant, and an account whose recorded figures differ is set right. A
+ * pass resumed after a restart (from a cursor the caller kept) has no sums
+ * for what it walked before, and checks ships only. */
+
+/* One account's figures at the end of a pass. */
+struct store_crawl_account {
+    uint64_t account;
+    uint64_t ships, storage_bytes;                   /* counted */
+    uint64_t recorded_ships, recorded_storage_bytes; /* before correction */
+};
+
+/* What a pass found and did. */
+struct store_crawl_report {
+    uint64_t ships_walked;
+    uint64_t ships_fixed;  /* ships whose recorded storage was wrong */
+    int64_t bytes_fixed;   /* what was added to them, in all */
+    bool accounts_checked; /* false for a pass resumed after a restart */
+    size_t n_accounts;     /* entries of accounts */
+    struct store_crawl_account *accounts; /* owned by the store until the
+                                             next store_crawl_begin */
+};
+
+/* Start a pass at the first ship after sid after (0: a whole pass, whose
+ * accounts are checked at its end). Any pass under way is dropped. Returns
+ * 0, or BERTH_ENOMEM. */
+int store_crawl_begin(struct store *s, uint64_t after);
+
+/* Walk at most max ships of the pass, or until budget_ns of the thread's
+ * time have passed, correcting each; *cursor is the last sid walked,
+ * *walked how many this step walked, and *done says the pass reached the
+ * last ship. Returns 0 or a negative code with store_errmsg(). */
+int store_crawl_step(struct store *s, unsigned max, uint64_t budget_ns,
+                     uint64_t *cursor, unsigned *walked, bool *done);
+
+/* End a pass that is done: check (when it was whole) and correct every
+ * account's recorded ships and storage, and fill *report (valid until the
+ * next store_crawl_begin). Returns 0 or a negative code. */
+int store_crawl_finish(struct store *s, struct store_crawl_report *report);
+
+/* Keep what a whole pass found of account a, at passed_ns (wall clock),
+ * in place of the last. Returns 0 or a negative code. */
+int store_crawl_result_put(struct store *s, const struct store_crawl_account *a,
+                           uint64_t passed_ns);
+
+/* Read what the last whole pass found of account into *out and *passed_ns;
+ * BERTH_ENOTFOUND when none has. */
+int store_crawl_result_get(struct store *s, uint64_t account,
+                           struct store_crawl_account *out,
+                           uint64_t *passed_ns);
+
 #endif

@@ -451,6 +451,87 @@ static void test_usage_recorded_as_entries_apply(void **state)
     buf_free(&ev);
 }
 
+/* The crawler's walk: a ship's and an account's recorded figures that
+ * drifted are set to what the store holds, and changes to ships the walk
+ * has passed count in its sums (without them the account would be set
+ * wrong). */
+static void test_crawl_corrects_drift(void **state)
+{
+    struct store *s = *state;
+    uint64_t a = new_ship(s, "aaaa", "ann");
+    uint64_t b = new_ship(s, "bbbb", "bob");
+    uint64_t c = new_ship(s, "cccc", "cid");
+    uint8_t ha[RECORD_HASH_SIZE] = {0}, hb[RECORD_HASH_SIZE] = {0};
+    struct buf ev;
+    buf_init(&ev);
+    add_events(&ev, a, 1, 5, ha);
+    apply(s, &ev, 0, 0);
+    buf_free(&ev);
+    /* Drift: ship a's figure (and so its account's), then the account's
+     * alone. */
+    assert_int_equal(store_usage_add(s, a, 100), 0);
+    assert_int_equal(store_usage_ships(s, ACCOUNT_ANONYMOUS, 2, -50, 0), 0);
+
+    assert_int_equal(store_crawl_begin(s, 0), 0);
+    uint64_t cursor;
+    unsigned walked;
+    bool done;
+    assert_int_equal(
+        store_crawl_step(s, 1, UINT64_MAX, &cursor, &walked, &done), 0);
+    assert_int_equal(cursor, a);
+    assert_int_equal(walked, 1);
+    assert_false(done);
+    /* Behind the walk: ship a grows, and so does b ahead of it. */
+    buf_init(&ev);
+    add_events(&ev, a, 6, 9, ha);
+    add_events(&ev, b, 1, 3, hb);
+    apply(s, &ev, 0, 0);
+    buf_free(&ev);
+    while (!done) {
+        assert_int_equal(
+            store_crawl_step(s, 1, UINT64_MAX, &cursor, &walked, &done), 0);
+    }
+    assert_int_equal(cursor, c);
+    struct store_crawl_report r;
+    assert_int_equal(store_crawl_finish(s, &r), 0);
+    assert_true(r.accounts_checked);
+    assert_int_equal(r.ships_walked, 3);
+    assert_int_equal(r.ships_fixed, 1);
+    assert_int_equal(r.bytes_fixed, -100);
+    uint64_t ca, cb, cc;
+    assert_int_equal(store_usage_recount(s, a, &ca), 0);
+    assert_int_equal(store_usage_recount(s, b, &cb), 0);
+    assert_int_equal(store_usage_recount(s, c, &cc), 0);
+    assert_int_equal(r.n_accounts, 1);
+    assert_int_equal(r.accounts[0].ships, 3);
+    assert_int_equal(r.accounts[0].recorded_ships, 5);
+    assert_int_equal(r.accounts[0].storage_bytes, ca + cb + cc);
+    struct store_usage u;
+    assert_int_equal(store_ship_usage(s, a, &u), 0);
+    assert_int_equal(u.storage_bytes, ca);
+    struct store_account acct;
+    assert_int_equal(store_account_get_id(s, ACCOUNT_ANONYMOUS, &acct), 0);
+    assert_int_equal(acct.usage.ships, 3);
+    assert_int_equal(acct.usage.storage_bytes, ca + cb + cc);
+
+    /* A pass resumed in the middle corrects ships, and leaves accounts. */
+    assert_int_equal(store_usage_add(s, c, 7), 0);
+    assert_int_equal(store_crawl_begin(s, a), 0);
+    done = false;
+    while (!done) {
+        assert_int_equal(
+            store_crawl_step(s, 8, UINT64_MAX, &cursor, &walked, &done), 0);
+    }
+    assert_int_equal(store_crawl_finish(s, &r), 0);
+    assert_false(r.accounts_checked);
+    assert_int_equal(r.ships_walked, 2);
+    assert_int_equal(r.ships_fixed, 1);
+    assert_int_equal(store_ship_usage(s, c, &u), 0);
+    assert_int_equal(u.storage_bytes, cc);
+    assert_int_equal(store_account_get_id(s, ACCOUNT_ANONYMOUS, &acct), 0);
+    assert_int_equal(acct.usage.storage_bytes, ca + cb + cc + 7);
+}
+
 static void test_remove_then_late_events(void **state)
 {
     struct store *s = *state;
@@ -1009,6 +1090,8 @@ int main(void)
             test_snapshot_truncates_and_replay_is_noop, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_events_cut_short_complete_on_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crawl_corrects_drift, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_usage_recorded_as_entries_apply,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_then_late_events, setup,
