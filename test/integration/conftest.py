@@ -733,9 +733,10 @@ class Writers:
         assert not lost, "acknowledged writes lost: %s" % lost[:20]
 
 
-def store_ships(data):
-    """{ship name: (last_event, last_hash hex)} from a stopped host's store,
-    read from a copy so that the host's files are left as they were."""
+def store_query(data, *queries):
+    """The rows of each query, run on a copy of a host's store (its WAL
+    included), so that the host's files are left as they were: one list of
+    rows, or a list of lists for several queries."""
     import shutil
     import sqlite3
     with tempfile.TemporaryDirectory(prefix="berth-store-") as d:
@@ -745,10 +746,38 @@ def store_ships(data):
                 shutil.copy(src, os.path.join(d, "store.db" + suffix))
         db = sqlite3.connect(os.path.join(d, "store.db"))
         try:
-            rows = db.execute("SELECT coalesce(name, id), last_event, hex(last_hash) FROM ships")
-            return {r[0]: (r[1], r[2]) for r in rows}
+            out = [db.execute(q).fetchall() for q in queries]
         finally:
             db.close()
+    return out[0] if len(out) == 1 else out
+
+
+def store_ships(data):
+    """{ship name: (last_event, last_hash hex)} from a host's store."""
+    rows = store_query(data, "SELECT coalesce(name, id), last_event, hex(last_hash) FROM ships")
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def admin_tcp(port, method, path, token=None, body=None, timeout=10):
+    """One request to the admin API on TCP: (status, headers, JSON or
+    bytes)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {}
+        if token is not None:
+            headers["Authorization"] = "Bearer " + token
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        c.request(method, path, body=body, headers=headers)
+        r = c.getresponse()
+        raw = r.read()
+        try:
+            v = json.loads(raw) if raw else None
+        except ValueError:
+            v = raw
+        return r.status, dict(r.getheaders()), v
+    finally:
+        c.close()
 
 
 class Netns:

@@ -19,26 +19,13 @@ import time
 
 import pytest
 
-from conftest import BERTH, KV, ROOT, free_port, wait_for
+from conftest import BERTH, KV, ROOT, admin_tcp, free_port, wait_for
 
 BROWSER_SRC = os.path.join(ROOT, "test", "browser")
 CHROMIUM = "/usr/bin/chromium"
 
 
-def tcp(port, method, path, token=None, timeout=10):
-    import http.client
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        c.request(method, path, headers={"Authorization": "Bearer " + token} if token else {})
-        r = c.getresponse()
-        raw = r.read()
-        try:
-            v = json.loads(raw) if raw else None
-        except ValueError:
-            v = raw
-        return r.status, dict(r.getheaders()), v
-    finally:
-        c.close()
+tcp = admin_tcp
 
 
 def node_modules():

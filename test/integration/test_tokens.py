@@ -5,34 +5,15 @@ on every host of a cluster; failed attempts are limited per address and
 logged, without flooding the log. The fixtures check that no program
 outlives a test."""
 import base64
-import http.client
 import json
 import os
 import subprocess
 import time
 
-from conftest import BERTH, KV, free_port, wait_for
+from conftest import BERTH, KV, admin_tcp, free_port, wait_for
 
 
-def tcp(port, method, path, token=None, body=None, timeout=10):
-    """One request to the admin API on TCP: (status, headers, JSON or bytes)."""
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        headers = {}
-        if token is not None:
-            headers["Authorization"] = "Bearer " + token
-        if body is not None and not isinstance(body, (bytes, str)):
-            body = json.dumps(body)
-        c.request(method, path, body=body, headers=headers)
-        r = c.getresponse()
-        raw = r.read()
-        try:
-            v = json.loads(raw) if raw else None
-        except ValueError:
-            v = raw
-        return r.status, dict(r.getheaders()), v
-    finally:
-        c.close()
+tcp = admin_tcp
 
 
 def code(v):

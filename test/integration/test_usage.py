@@ -1,13 +1,8 @@
 """Usage recorded per ship and per account (docs/api.md, "Usage"): storage,
 ships and events as entries apply, on every host alike; CPU, memory, wakes
 and requests as the leader's USAGE entries report them."""
-import os
-import shutil
-import sqlite3
-import tempfile
-import time
 
-from conftest import KV, MISBEHAVE, wait_for
+from conftest import KV, MISBEHAVE, store_query, wait_for
 
 FAST = ["--usage-interval", "200", "--freeze-timeout", "0"]
 
@@ -155,25 +150,13 @@ def test_accounts_are_counted_apart(host_factory):
 def recorded_in_store(data):
     """Every ship's and account's recorded figures, read from a copy of a
     host's store."""
-    with tempfile.TemporaryDirectory(prefix="berth-usage-") as d:
-        for suffix in ("", "-wal"):
-            src = os.path.join(data, "store.db" + suffix)
-            if os.path.exists(src):
-                shutil.copy(src, os.path.join(d, "store.db" + suffix))
-        db = sqlite3.connect(os.path.join(d, "store.db"))
-        try:
-            ships = db.execute(
-                "SELECT id, usage_bytes, last_event, usage_cpu_us, "
-                "usage_mem_peak, usage_mem_byte_s, usage_wakes, "
-                "usage_requests FROM ships ORDER BY sid").fetchall()
-            accounts = db.execute(
-                "SELECT id, usage_ships, usage_bytes, usage_events, "
-                "usage_cpu_us, usage_mem_peak, usage_mem_byte_s, "
-                "usage_wakes, usage_requests FROM accounts ORDER BY id"
-            ).fetchall()
-            return ships, accounts
-        finally:
-            db.close()
+    return store_query(
+        data,
+        "SELECT id, usage_bytes, last_event, usage_cpu_us, usage_mem_peak, "
+        "usage_mem_byte_s, usage_wakes, usage_requests FROM ships ORDER BY sid",
+        "SELECT id, usage_ships, usage_bytes, usage_events, usage_cpu_us, "
+        "usage_mem_peak, usage_mem_byte_s, usage_wakes, usage_requests FROM "
+        "accounts ORDER BY id")
 
 
 def test_figures_agree_on_every_host(cluster_factory):
