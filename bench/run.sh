@@ -13,3 +13,5 @@ echo
 "$BUILD/bench/idle_bench" "$BUILD/berth" "$(cd "$BUILD/programs" && pwd)/kv" "$DIR/idle"
 echo
 sh bench/cluster.sh "$BUILD" "$DIR/cluster"
+echo
+python3 bench/crawl.py "$BUILD" "$DIR/crawl"
