@@ -101,7 +101,7 @@ def main():
           % (c["last_pass_ms"] / 1000.0, c["last_pass_ships"], full_rate,
              c["last_pass_cpu_seconds"], 100 * full_share))
     print("  --crawl-share 5 (default), %.0f s: %.0f ships/s, walk CPU "
-          "%.1f%% of one CPU (target at most 5%%); a pass of %d ships "
+          "%.1f%% of one CPU (the share set: 5%%); a pass of %d ships "
           "would take %.0f s"
           % (wall, rate, 100 * share, SHIPS, SHIPS / rate if rate else 0))
 
