@@ -38,7 +38,8 @@ part), BENCH_PIN (HOSTS:CLIENT, CPU lists for taskset,
 such as 0:1: berth hosts, their programs and etcd on HOSTS, the load
 generator on CLIENT; unset: nothing pinned), BENCH_KILL_ROUNDS (50),
 BENCH_CATCHUP_EVENTS (100000), BENCH_SEAL_CONCS (16,64; empty: no sealing
-part: one host sealing beside one --unsealed), BENCH_PEER_CONCS (empty: no peer part; such
+part: one host sealing beside one --unsealed), BENCH_ACCT_CONCS (16,64; empty: no
+accounting part: one host accounting beside one with BERTH_ACCOUNTING=off), BENCH_PEER_CONCS (empty: no peer part; such
 as 64: two 3-host clusters side by side, one with peer encryption on, one
 with it off through BERTH_PEER_PLAINTEXT=1, acks quorum, their rows
 alternating, and the ratio of the two). Every process it starts it stops,
@@ -70,6 +71,7 @@ SINGLE_CONCS = [int(x) for x in os.environ.get("BENCH_SINGLE_CONCS",
 KILL_ROUNDS = int(os.environ.get("BENCH_KILL_ROUNDS", "50"))
 PEER_CONCS = [int(x) for x in os.environ.get("BENCH_PEER_CONCS", "").split(",") if x]
 SEAL_CONCS = [int(x) for x in os.environ.get("BENCH_SEAL_CONCS", "16,64").split(",") if x]
+ACCT_CONCS = [int(x) for x in os.environ.get("BENCH_ACCT_CONCS", "16,64").split(",") if x]
 PIN = os.environ.get("BENCH_PIN", "")
 if PIN and (PIN.count(":") != 1 or not all(PIN.split(":"))):
     sys.exit("cluster.py: BENCH_PIN is HOSTS:CLIENT, two CPU lists (such as 0:1), not %r"
@@ -631,25 +633,49 @@ def main():
                      "100-byte PUTs to kv, one ship per client"
                      % (version, SECONDS, ROUNDS), "writers", "etcd", "ev/s", rows)
     if SEAL_CONCS:
-        seal_part()
+        pair_part("sealing", SEAL_CONCS)
+    if ACCT_CONCS:
+        pair_part("accounting", ACCT_CONCS)
     if PEER_CONCS:
         peer_part()
     if CONCS:
         cluster_part()
 
 
-def seal_part():
-    """Commits and wakes on one host that seals (the default) beside one
-    started --unsealed, same run, rows alternating."""
-    sides = {"sealed": Host(20), "unsealed": Host(21)}
-    sides["unsealed"].extra = ["--unsealed"]
-    for h in sides.values():
+# The parts that set one host beside another, same run, rows alternating:
+# (the first side's name, its column, its serve options and environment),
+# then the second's, and what the part compares.
+PAIRS = {
+    "sealing": (("sealed", "sealed/s", [], {}),
+                ("unsealed", "plain/s", ["--unsealed"], {}),
+                "one sealing events, snapshots and ship keys (the default) and one "
+                "--unsealed"),
+    "accounting": (("accounting", "acct/s", [], {}),
+                   ("no accounting", "none/s", [], {"BERTH_ACCOUNTING": "off"}),
+                   "one recording usage as entries apply and measuring its programs, "
+                   "with its crawler at the default 5% share (the default), and one "
+                   "started with BERTH_ACCOUNTING=off (nothing recorded, measured or "
+                   "crawled)"),
+}
+
+
+def pair_part(kind, concs):
+    """Commits and wakes on one host beside another that differs in one
+    setting (PAIRS), same run, rows alternating."""
+    first, second, what = PAIRS[kind]
+    sides = {}
+    for n, (name, _, extra, env) in enumerate((first, second)):
+        h = Host(20 + n)
+        h.extra = list(extra)
+        if env:
+            h.env = dict(os.environ, **env)
         h.peer = None
         h.start()
+        sides[name] = h
     rows, wakes = {}, {}
     try:
-        for conc in SEAL_CONCS:
-            name = "seal-c%d" % conc
+        for conc in concs:
+            name = "%s-c%d" % (kind[:4], conc)
             for h in sides.values():
                 cli(h, "ship", "new", "--program", KV, "--name", name, "--count", str(conc))
                 for i in range(conc):
@@ -660,7 +686,7 @@ def seal_part():
                 order = list(sides) if rnd % 2 == 0 else list(reversed(list(sides)))
                 for k in order:
                     h = sides[k]
-                    note("sealing: %d writers, round %d: %s" % (conc, rnd + 1, k))
+                    note("%s: %d writers, round %d: %s" % (kind, conc, rnd + 1, k))
                     runs[k].append(gen("load", "berth", "127.0.0.1:%d" % h.port, conc,
                                        SECONDS, name))
                 # Every ship asleep (a snapshot of what it was written),
@@ -682,18 +708,18 @@ def seal_part():
     finally:
         for h in sides.values():
             h.stop()
-    print("sealing: two hosts alone on one machine (%d cores), side by side: one sealing "
-          "events, snapshots and ship keys (the default) and one --unsealed; 100-byte "
+    print("%s: two hosts alone on one machine (%d cores), side by side: %s; 100-byte "
           "PUTs to kv, one client per ship, closed loop, rows alternating, %g s a row, "
           "median of %d rounds; then each round every ship put to sleep and woken by "
           "one read, one after another (wake = the read's time at the client); %s."
-          % (os.cpu_count(), SECONDS, ROUNDS, pin_note()))
+          % (kind, os.cpu_count(), what, SECONDS, ROUNDS, pin_note()))
+    a_name, b_name = first[0], second[0]
     print("%7s | %10s %9s | %10s %9s | %8s %8s | %9s %9s | %9s %9s" % (
-        "writers", "sealed/s", "p99 ms", "plain/s", "p99 ms", "ev ratio", "p99 ratio",
-        "wake p50", "p99", "unsealed", "p99"))
+        "writers", first[1], "p99 ms", second[1], "p99 ms", "ev ratio", "p99 ratio",
+        "wake p50", "p99", "2nd p50", "p99"))
     for conc, r in rows.items():
-        a, b = r["sealed"], r["unsealed"]
-        wa, wb = wakes[conc]["sealed"], wakes[conc]["unsealed"]
+        a, b = r[a_name], r[b_name]
+        wa, wb = wakes[conc][a_name], wakes[conc][b_name]
         print("%7d | %10.0f %9s | %10.0f %9s | %8.3f %8.3f | %9.3f %9.3f | %9.3f %9.3f%s" % (
             conc, a["eps"], ms(a["p99_ms"]), b["eps"], ms(b["p99_ms"]),
             a["eps"] / b["eps"] if b["eps"] else 0,
@@ -701,10 +727,10 @@ def seal_part():
             pct(wa, 0.5), pct(wa, 0.99), pct(wb, 0.5), pct(wb, 0.99),
             "  (errors: %d, %d)" % (a["errors"], b["errors"])
             if a["errors"] or b["errors"] else ""))
-        print("rounds at %d writers, events/s: sealed %s; unsealed %s; wakes %d a side, "
+        print("rounds at %d writers, events/s: %s %s; %s %s; wakes %d a side, "
               "p50 ratio %.3f" % (
-                  conc, ", ".join("%.0f" % x for x in a["runs"]),
-                  ", ".join("%.0f" % x for x in b["runs"]), len(wa),
+                  conc, a_name, ", ".join("%.0f" % x for x in a["runs"]),
+                  b_name, ", ".join("%.0f" % x for x in b["runs"]), len(wa),
                   pct(wa, 0.5) / pct(wb, 0.5) if pct(wb, 0.5) else 0))
     print()
 

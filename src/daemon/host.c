@@ -1005,6 +1005,24 @@ static void host__publish_admin(struct host *h)
 /* Whether peer connections go unencrypted: BERTH_PEER_PLAINTEXT=1, for
  * bench/cluster.py's measure of what encryption costs, on every host of a
  * cluster at once. Said loudly. */
+/* BERTH_ACCOUNTING=off: no usage measured, recorded or crawled, so that
+ * a benchmark can measure what accounting costs beside a host that does
+ * it (docs/performance.md). The figures of such a host are wrong. */
+static void host__accounting(struct host *h)
+{
+    const char *v = getenv("BERTH_ACCOUNTING");
+    if (v == NULL || strcmp(v, "off") != 0) {
+        return;
+    }
+    host_log("warn",
+             "BERTH_ACCOUNTING=off: usage is neither measured nor recorded, "
+             "and no crawler runs (for benchmarks only)",
+             NULL);
+    h->usage.off = true;
+    h->cfg.crawl_share = 0;
+    store_set_accounting(h->store, false);
+}
+
 static bool host__peer_plaintext(void)
 {
     const char *v = getenv("BERTH_PEER_PLAINTEXT");
@@ -1680,6 +1698,7 @@ int host_run(const struct host_config *cfg)
         applied = 0;
     }
     h->start_applied = applied;
+    host__accounting(h);
     rv = host_accounts_load(h);
     if (rv != 0) {
         fprintf(stderr, "berth: store %s: %s\n", path, store_errmsg(h->store));

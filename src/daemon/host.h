@@ -158,6 +158,9 @@ struct host_usage {
     size_t n;
     uv_timer_t timer;  /* the next USAGE entry */
     uint64_t proposed; /* USAGE entries proposed since start */
+    /* BERTH_ACCOUNTING=off: nothing measured, recorded or crawled (to
+     * measure what accounting costs; host.c). */
+    bool off;
 };
 
 /* The epoch of each program, by registry program index: the hash of its

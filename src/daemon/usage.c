@@ -102,6 +102,9 @@ static void usage__cpu(struct host_ship *s, struct proc *p, uint64_t now_ms)
 
 void host_usage_woke(struct host_ship *s)
 {
+    if (s->host->usage.off) {
+        return;
+    }
     struct host_usage_slot *e = usage__slot(s->host, s->core.sid);
     if (e != NULL) {
         e->wakes++;
@@ -113,6 +116,9 @@ void host_usage_woke(struct host_ship *s)
 
 void host_usage_request(struct host *h, uint64_t sid)
 {
+    if (h->usage.off) {
+        return;
+    }
     struct host_usage_slot *e = usage__slot(h, sid);
     if (e != NULL) {
         e->requests++;
@@ -121,6 +127,9 @@ void host_usage_request(struct host *h, uint64_t sid)
 
 void host_usage_measured(struct host_ship *s, uint64_t bytes)
 {
+    if (s->host->usage.off) {
+        return;
+    }
     uint64_t now = usage__now_ms();
     usage__memory_to_now(s, now);
     s->mem_bytes = bytes;
@@ -135,6 +144,9 @@ void host_usage_measured(struct host_ship *s, uint64_t bytes)
 
 void host_usage_exited(struct host_ship *s, struct proc *p)
 {
+    if (s->host->usage.off) {
+        return;
+    }
     uint64_t now = usage__now_ms();
     usage__memory_to_now(s, now);
     usage__cpu(s, p, now);
@@ -221,6 +233,9 @@ void host_usage_start(struct host *h)
 {
     uv_timer_init(&h->loop, &h->usage.timer);
     h->usage.timer.data = h;
+    if (h->usage.off) {
+        return;
+    }
     uv_timer_start(&h->usage.timer, usage__tick, h->cfg.usage_interval_ms,
                    h->cfg.usage_interval_ms);
 }

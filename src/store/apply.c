@@ -316,9 +316,12 @@ static int apply__snapshot(struct store *s, const uint8_t *p, size_t len,
     }
     /* Storage: the new snapshot counts, the prior one goes (the latest
      * becomes the prior), and so do the events the new prior stands for. */
-    uint64_t latest_bytes, prior_bytes, event_bytes = 0;
-    rv = store_snapshot_bytes(s, r.sid, &latest_bytes, &prior_bytes);
-    if (rv == 0 && ship.snapshot_event >= ship.first_event) {
+    uint64_t latest_bytes = 0, prior_bytes = 0, event_bytes = 0;
+    rv = store_accounting(s)
+             ? store_snapshot_bytes(s, r.sid, &latest_bytes, &prior_bytes)
+             : 0;
+    if (rv == 0 && store_accounting(s) &&
+        ship.snapshot_event >= ship.first_event) {
         rv = store_event_bytes(s, r.sid, ship.first_event, ship.snapshot_event,
                                &event_bytes);
     }

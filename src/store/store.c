@@ -346,6 +346,7 @@ struct store {
     bool savepoint;     /* the open entry has one: it can be undone */
     struct heads heads; /* ship heads of the open batch (store/heads.h) */
     struct store__crawl crawl; /* the crawler's pass (store_crawl_begin) */
+    bool no_usage;             /* store_set_accounting(s, false) */
     /* Usage the heads' events add to accounts, gathered while the heads
      * are written and added in one statement per account. */
     struct {
@@ -920,6 +921,10 @@ static int store__head_update(struct store *s, uint64_t sid,
     sqlite3_bind_blob(st, 3, last_hash, STORE_HASH_SIZE, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)alarm_ns);
     sqlite3_bind_int64(st, 5, (sqlite3_int64)bytes);
+    if (s->no_usage) {
+        sqlite3_bind_int64(st, 5, 0);
+        bytes = events = 0;
+    }
     uint64_t account;
     bool found;
     int rv = store__update_returning(s, st, &account, &found, "writing a ship");
@@ -2397,6 +2402,9 @@ int store_account_ships(struct store *s, uint64_t account, uint64_t after_sid,
 
 int store_usage_add(struct store *s, uint64_t sid, int64_t bytes)
 {
+    if (s->no_usage) {
+        return 0;
+    }
     int rv = store__heads_write(s);
     if (rv != 0) {
         return rv;
@@ -2421,11 +2429,17 @@ int store_usage_add(struct store *s, uint64_t sid, int64_t bytes)
 int store_usage_ships(struct store *s, uint64_t account, int64_t ships,
                       int64_t bytes, uint64_t events)
 {
+    if (s->no_usage) {
+        return 0;
+    }
     return store__account_usage(s, account, ships, bytes, events);
 }
 
 int store_usage_measured(struct store *s, const struct store_measured *m)
 {
+    if (s->no_usage) {
+        return 0;
+    }
     int rv = store__heads_write(s);
     if (rv != 0) {
         return rv;
@@ -2472,6 +2486,9 @@ static int store__ints(struct store *s, sqlite3_stmt *st, uint64_t *out, int n,
 
 int store_usage_ship_gone(struct store *s, uint64_t sid)
 {
+    if (s->no_usage) {
+        return 0;
+    }
     int rv = store__heads_write(s);
     sqlite3_stmt *st;
     if (rv != 0 ||
@@ -2833,4 +2850,14 @@ int store_crawl_result_get(struct store *s, uint64_t account,
     return rc == SQLITE_ROW    ? 0
            : rc == SQLITE_DONE ? BERTH_ENOTFOUND
                                : store__fail(s, rc, "reading a crawl");
+}
+
+void store_set_accounting(struct store *s, bool on)
+{
+    s->no_usage = !on;
+}
+
+bool store_accounting(const struct store *s)
+{
+    return !s->no_usage;
 }

@@ -446,6 +446,15 @@ struct store_measured {
     uint64_t wakes, requests;
 };
 
+/* Turn the recording of usage on (the default) or off: off, every
+ * store_usage_* call and the storage a head carries change nothing, and
+ * store_accounting() says so to callers that count what they would add.
+ * Only to measure what accounting costs (BERTH_ACCOUNTING=off). */
+void store_set_accounting(struct store *s, bool on);
+
+/* Return whether usage is recorded (store_set_accounting). */
+bool store_accounting(const struct store *s);
+
 /* Add bytes (negative: take away) to ship sid's storage and its account's;
  * BERTH_ENOTFOUND when there is no such ship. */
 int store_usage_add(struct store *s, uint64_t sid, int64_t bytes);

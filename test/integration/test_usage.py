@@ -2,6 +2,8 @@
 ships and events as entries apply, on every host alike; CPU, memory, wakes
 and requests as the leader's USAGE entries report them."""
 
+import time
+
 from conftest import KV, MISBEHAVE, store_query, wait_for
 
 FAST = ["--usage-interval", "200", "--freeze-timeout", "0"]
@@ -199,3 +201,22 @@ def test_figures_agree_on_every_host(cluster_factory):
     for h in c.hosts:
         h.stop()
     assert [recorded_in_store(h.data) for h in c.hosts] == views
+
+
+def test_accounting_off_records_nothing(host_factory):
+    """BERTH_ACCOUNTING=off, the benchmarks' switch: the host says so, and
+    neither storage nor requests are recorded, nor does a crawler run; the
+    ships serve as usual."""
+    import os
+    h = host_factory(FAST)
+    h.env = dict(os.environ, BERTH_ACCOUNTING="off")
+    h.start()
+    h.new_ship(KV, "a")
+    for i in range(5):
+        assert h.http("PUT", "/s/a/k/k%d" % i, b"v")[0] == 201
+    assert h.http("GET", "/s/a/k/k1")[2] == b"v"
+    time.sleep(0.5)  # a --usage-interval and more
+    u = ship_usage(h, "a")
+    assert u["storage_bytes"] == 0 and u["requests"] == 0, u
+    assert "BERTH_ACCOUNTING=off" in h.logs()
+    assert h.cli_json("stats")["crawler"]["share_percent"] == 0
