@@ -1475,6 +1475,21 @@ static int cli__account_one(const struct cli__cmd *cmd, struct cli *c,
         printf("made:            %s\n", made);
         cli__print_usage(json_object_get(v, "usage"));
         cli__print_limits(v);
+        /* What the crawler last counted on this host's disk, beside what
+         * was recorded then (docs/store.md, "The crawler"). */
+        json_t *crawl = json_object_get(v, "crawl");
+        if (json_is_object(crawl)) {
+            char when[32];
+            cli__ago(cli__int(crawl, "passed_ns"), when, sizeof when);
+            printf("crawled:         %s: %lld ships (recorded %lld), %lld "
+                   "bytes (recorded %lld)\n",
+                   when, cli__int(crawl, "ships"),
+                   cli__int(crawl, "recorded_ships"),
+                   cli__int(crawl, "storage_bytes"),
+                   cli__int(crawl, "recorded_storage_bytes"));
+        } else {
+            printf("crawled:         not yet\n");
+        }
         json_t *open = json_object_get(v, "anonymous_creation");
         if (open != NULL) {
             printf("creation:        %s\n", json_is_true(open) ? "on" : "off");

@@ -69,6 +69,8 @@ def test_the_crawler_finds_and_fixes_drift(host_factory):
     assert "crawler: an account's recorded usage corrected" in log
     c = account(h)["crawl"]
     assert c["ships"] == 3 and c["recorded_ships"] == 5, c
+    show = h.cli("account", "show", "anonymous").stdout
+    assert "crawled:" in show and "3 ships (recorded 5)" in show, show
     assert c["storage_bytes"] == truth
     # And it stays right across writes and another pass.
     for i in range(5):
