@@ -185,7 +185,8 @@ def test_figures_agree_on_every_host(cluster_factory):
     def agreed():
         views = [recorded_in_store(h.data) for h in c.hosts]
         ok = views[0] == views[1] == views[2] and len(views[0][0]) == 2 \
-            and views[0][0][1][7] == 1
+            and views[0][0][1][7] == 1 \
+            and views[0][0][1][3] == ship_usage(follower, "two")["cpu_us"]
         return views if ok else None
     try:
         views = wait_for(agreed, timeout=15, step=0.3)
@@ -195,9 +196,9 @@ def test_figures_agree_on_every_host(cluster_factory):
     assert len(ships) == 2
     assert sum(s[1] for s in ships) == accounts[0][2]
     assert accounts[0][1] == 2 and accounts[0][3] == 20
-    # The API says what the stores hold (read now: the CPU of a program
-    # that stopped may come in a USAGE entry after the one `want` saw).
-    assert max(s[3] for s in ships) == ship_usage(follower, "two")["cpu_us"]
+    # The stores hold what the API says (waited for above: the CPU of a
+    # program that stopped may come in a USAGE entry after the one `want`
+    # saw).
     assert max(s[3] for s in ships) >= want["cpu_us"]
     assert [s[2] for s in ships] == [20, 0]
     # And they stay so once the hosts stop.
