@@ -239,9 +239,16 @@ def test_dashboard_in_a_browser(host_factory, browser):
         assert shown["state"] == "enabled"
         usage = a.get("usage") or {}
         assert shown["ships"] == str(usage.get("ships", a["ships"])), (a, shown)
-        for field in ("awake", "storage_bytes", "events", "cpu_seconds",
-                      "memory_peak_bytes", "memory_byte_seconds", "wakes", "requests"):
-            assert (shown[field] == "-") == (usage.get(field) is None), (field, a, shown)
+        # The page's column, and the API's name of its figure.
+        for field, name in (("awake", "ships_awake"), ("storage_bytes", "storage_bytes"),
+                            ("events", "events"), ("cpu_seconds", "cpu_us"),
+                            ("memory_peak_bytes", "memory_peak_bytes"),
+                            ("memory_byte_seconds", "memory_byte_seconds"),
+                            ("wakes", "wakes"), ("requests", "requests")):
+            assert (shown[field] == "-") == (usage.get(name) is None), (field, a, shown)
+        if usage:
+            assert shown["events"] == str(usage["events"]), (a, shown)
+            assert shown["awake"] == str(usage["ships_awake"]), (a, shown)
         assert shown["actions"] == ["disable"]
     assert p["accounts"]["alice"]["ships"] == "2"
 
@@ -332,8 +339,8 @@ def test_dashboard_shows_usage(host_factory, browser):
     mib = 1 << 20
 
     def accounts(events, requests):
-        usage = {"ships": 3, "awake": 1, "storage_bytes": 1536, "events": events,
-                 "cpu_seconds": 2.5, "memory_peak_bytes": 3 * mib,
+        usage = {"ships": 3, "ships_awake": 1, "storage_bytes": 1536, "events": events,
+                 "cpu_us": 2500000, "memory_peak_bytes": 3 * mib,
                  "memory_byte_seconds": 10 * mib, "wakes": 4, "requests": requests}
         return {"anonymous_creation": True, "accounts": [
             {"id": 0, "name": "anonymous", "disabled": False, "created_ns": 0, "ships": 0},

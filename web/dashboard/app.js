@@ -251,8 +251,13 @@ function drawTiers(tiers) {
 }
 
 // An account's figure: its usage object's, else (ships) the account's own.
+// The API's name of each figure the page shows under another (docs/api.md,
+// "Usage"), and the scale from the API's unit to the page's.
+const API_FIELD = { awake: ['ships_awake', 1], cpu_seconds: ['cpu_us', 1e-6] };
+
 function figure(a, field) {
-  if (a.usage && typeof a.usage[field] === 'number') return a.usage[field];
+  const [name, scale] = API_FIELD[field] || [field, 1];
+  if (a.usage && typeof a.usage[name] === 'number') return a.usage[name] * scale;
   if (field === 'ships' && typeof a.ships === 'number') return a.ships;
   return undefined;
 }
