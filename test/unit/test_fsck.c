@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "core/record.h"
+#include "fx_events.h"
 #include "lib/err.h"
 #include "store/apply.h"
 #include "store/fsck.h"
@@ -37,21 +38,7 @@ static void apply(struct fx *x, struct buf *e)
 static void events(struct fx *x, uint64_t from, uint64_t to)
 {
     struct buf e;
-    buf_init(&e);
-    assert_int_equal(record_events_begin(&e), 0);
-    for (uint64_t n = from; n <= to; n++) {
-        uint8_t nonce[SEAL_NONCE_SIZE] = {(uint8_t)n};
-        struct record_event ev = {.sid = x->sid, .number = n, .kind = 2};
-        ev.payload = (const uint8_t *)"value";
-        ev.payload_len = 5;
-        memcpy(ev.prev_hash, x->head, RECORD_HASH_SIZE);
-        struct buf r;
-        buf_init(&r);
-        assert_int_equal(record_encode_event(&r, &ev, &x->keys, nonce), 0);
-        record_hash(r.data, r.len, x->head);
-        assert_int_equal(record_events_add(&e, r.data, r.len), 0);
-        buf_free(&r);
-    }
+    fx_events_entry(&e, x->sid, from, to, x->head, &x->keys);
     apply(x, &e);
 }
 
