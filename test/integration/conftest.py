@@ -752,6 +752,19 @@ def store_query(data, *queries):
     return out[0] if len(out) == 1 else out
 
 
+def store_sql(h, query, args=()):
+    """Run one statement on a stopped host's store itself, as an operator
+    with the sqlite3 tool would (to damage or alter it); return its rows."""
+    import sqlite3
+    db = sqlite3.connect(os.path.join(h.data, "store.db"))
+    try:
+        rows = db.execute(query, args).fetchall()
+        db.commit()
+        return rows
+    finally:
+        db.close()
+
+
 def store_ships(data):
     """{ship name: (last_event, last_hash hex)} from a host's store."""
     rows = store_query(data, "SELECT coalesce(name, id), last_event, hex(last_hash) FROM ships")

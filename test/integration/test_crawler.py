@@ -2,10 +2,7 @@
 every account's storage and ship count from what the store holds, and
 corrects the recorded figures that drifted (docs/store.md, "The
 crawler")."""
-import os
-import sqlite3
-
-from conftest import KV, wait_for
+from conftest import KV, store_sql as tamper, wait_for
 
 FAST = ["--crawl-share", "100", "--crawl-rest", "200"]
 
@@ -20,16 +17,6 @@ def stats(h):
     status, v = h.admin("GET", "/v1/stats")
     assert status == 200, v
     return v
-
-
-def tamper(h, query, args=()):
-    """Run one statement on a stopped host's store."""
-    db = sqlite3.connect(os.path.join(h.data, "store.db"))
-    try:
-        db.execute(query, args)
-        db.commit()
-    finally:
-        db.close()
 
 
 def test_the_crawler_finds_and_fixes_drift(host_factory):
@@ -89,9 +76,7 @@ def test_a_pass_resumes_after_a_restart(host_factory):
     h.cli("ship", "new", "--program", KV, "--count", "3000")
     wait_for(lambda: stats(h)["crawler"]["cursor"] > 0, timeout=30)
     assert h.stop() == 0
-    db = sqlite3.connect(os.path.join(h.data, "store.db"))
-    cursor = db.execute("SELECT value FROM meta WHERE key = 'crawl_cursor'").fetchone()[0]
-    db.close()
+    cursor = tamper(h, "SELECT value FROM meta WHERE key = 'crawl_cursor'")[0][0]
     assert cursor > 0
     h.start()
     assert stats(h)["crawler"]["cursor"] >= cursor

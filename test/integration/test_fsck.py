@@ -4,19 +4,8 @@ keys, each host checking its own copy."""
 import hashlib
 import json
 import os
-import sqlite3
 
-from conftest import KV
-
-
-def sql(h, query, args=()):
-    db = sqlite3.connect(os.path.join(h.data, "store.db"))
-    try:
-        rows = db.execute(query, args).fetchall()
-        db.commit()
-        return rows
-    finally:
-        db.close()
+from conftest import KV, store_sql as sql
 
 
 def alter_last_seal(h, name):

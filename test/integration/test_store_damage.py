@@ -5,29 +5,16 @@ every other ship keeps serving."""
 import hashlib
 import json
 import os
-import sqlite3
 
 import pytest
 
-from conftest import KV
+from conftest import KV, store_sql as sql
 
 MARKER = b"corrupt-me-" + b"q" * 40
 
 
 def store_path(h):
     return os.path.join(h.data, "store.db")
-
-
-def sql(h, query, args=()):
-    """Run one statement on a stopped host's store, as an operator with the
-    sqlite3 tool would; returns the rows."""
-    db = sqlite3.connect(store_path(h))
-    try:
-        rows = db.execute(query, args).fetchall()
-        db.commit()
-        return rows
-    finally:
-        db.close()
 
 
 def sid_of(h, name):
