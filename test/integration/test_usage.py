@@ -108,9 +108,14 @@ def test_wakes_requests_cpu_and_memory(host_factory):
 
     acct = account_usage(h)
     assert acct["wakes"] == 4 and acct["requests"] == 5
-    assert acct["cpu_us"] == busy["cpu_us"] + ship_usage(h, "calm")["cpu_us"]
-    assert acct["memory_peak_bytes"] == max(busy["memory_peak_bytes"],
-                                            calm["memory_peak_bytes"])
+    # The account's CPU is its ships' sum. Read together, and again if a
+    # USAGE entry came between the reads (the last sleep's CPU can come
+    # after the entry `busy` saw; calm runs and is measured every interval).
+    wait_for(lambda: account_usage(h)["cpu_us"] == ship_usage(h, "busy")["cpu_us"]
+             + ship_usage(h, "calm")["cpu_us"], timeout=10, step=0.1)
+    wait_for(lambda: account_usage(h)["memory_peak_bytes"] == max(
+        ship_usage(h, "busy")["memory_peak_bytes"],
+        ship_usage(h, "calm")["memory_peak_bytes"]), timeout=10, step=0.1)
     assert acct["ships"] == 2 and acct["ships_awake"] == 1  # calm runs
 
     # A program left running is measured every interval, not only when it
