@@ -516,3 +516,114 @@ int frame_decode_timer(const uint8_t *p, size_t len, uint64_t *time_ns)
 {
     return frame__decode_time(p, len, time_ns);
 }
+
+int frame_decode_spawn(const uint8_t *p, size_t len, struct frame_spawn *s)
+{
+    struct cursor c;
+    cursor_init(&c, p, len);
+    s->tag = cursor_u32(&c);
+    s->lifetime = cursor_u8(&c);
+    s->lifetime_ms = cursor_u64(&c);
+    s->program_len = cursor_u16(&c);
+    s->program = (const char *)cursor_bytes(&c, s->program_len);
+    if (c.err != 0) {
+        return BERTH_EMALFORMED;
+    }
+    s->options_len = cursor_left(&c);
+    s->options = cursor_bytes(&c, s->options_len);
+    size_t off = 0;
+    uint8_t kind;
+    const uint8_t *data;
+    size_t n;
+    int rv;
+    while ((rv = frame_spawn_next_option(s, &off, &kind, &data, &n)) == 0) {
+    }
+    return rv == 1 ? 0 : BERTH_EMALFORMED;
+}
+
+int frame_spawn_next_option(const struct frame_spawn *s, size_t *off,
+                            uint8_t *kind, const uint8_t **data, size_t *len)
+{
+    if (*off == s->options_len) {
+        return 1;
+    }
+    struct cursor c;
+    cursor_init(&c, s->options + *off, s->options_len - *off);
+    *kind = cursor_u8(&c);
+    *len = cursor_u32(&c);
+    *data = cursor_bytes(&c, *len);
+    if (c.err != 0) {
+        return BERTH_EMALFORMED;
+    }
+    *off = s->options_len - cursor_left(&c);
+    return 0;
+}
+
+int frame_encode_spawn(struct buf *out, const struct frame_spawn *s)
+{
+    if (s->program_len > UINT16_MAX) {
+        return BERTH_ETOOBIG;
+    }
+    size_t mark = out->len;
+    if (buf_put_u32(out, s->tag) != 0 || buf_put_u8(out, s->lifetime) != 0 ||
+        buf_put_u64(out, s->lifetime_ms) != 0 ||
+        buf_put_u16(out, (uint16_t)s->program_len) != 0 ||
+        buf_append(out, s->program, s->program_len) != 0) {
+        out->len = mark;
+        return BERTH_ENOMEM;
+    }
+    return 0;
+}
+
+int frame_encode_spawn_option(struct buf *out, uint8_t kind, const void *data,
+                              size_t len)
+{
+    if (len > UINT32_MAX) {
+        return BERTH_ETOOBIG;
+    }
+    size_t mark = out->len;
+    if (buf_put_u8(out, kind) != 0 || buf_put_u32(out, (uint32_t)len) != 0 ||
+        buf_append(out, data, len) != 0) {
+        out->len = mark;
+        return BERTH_ENOMEM;
+    }
+    return 0;
+}
+
+int frame_encode_child(struct buf *out, const struct frame_child *c)
+{
+    if (c->id_len > FRAME_ID_MAX) {
+        return BERTH_ETOOBIG;
+    }
+    size_t mark = out->len;
+    if (buf_put_u8(out, c->what) != 0 || buf_put_u32(out, c->tag) != 0 ||
+        buf_put_u16(out, (uint16_t)c->id_len) != 0 ||
+        buf_append(out, c->id, c->id_len) != 0 ||
+        buf_append(out, c->detail, c->detail_len) != 0) {
+        out->len = mark;
+        return BERTH_ENOMEM;
+    }
+    return 0;
+}
+
+int frame_decode_child(const uint8_t *p, size_t len, struct frame_child *c)
+{
+    struct cursor cur;
+    cursor_init(&cur, p, len);
+    c->what = cursor_u8(&cur);
+    c->tag = cursor_u32(&cur);
+    c->id_len = cursor_u16(&cur);
+    c->id = (const char *)cursor_bytes(&cur, c->id_len);
+    if (cur.err != 0 || c->id_len > FRAME_ID_MAX) {
+        return BERTH_EMALFORMED;
+    }
+    c->detail_len = cursor_left(&cur);
+    c->detail = (const char *)cursor_bytes(&cur, c->detail_len);
+    return 0;
+}
+
+int frame_decode_ship_ref(const uint8_t *p, size_t len)
+{
+    (void)p;
+    return len <= FRAME_ID_MAX ? 0 : BERTH_EMALFORMED;
+}

@@ -35,6 +35,9 @@
  *             u16 n_headers | (u16 name_len | name | u32 value_len | value)* |
  *             body (rest). target is the path and query after /s/<ship>.
  *   POKE      opaque bytes from an operator (`berth ship send`).
+ *   CHILD     u8 what | u32 tag | u16 id_len | id | detail (rest): a child
+ *             was spawned, destroyed, or could not be spawned (then id is
+ *             empty and detail says why); tag is its SPAWN's
  *   TIMER     u64 time_ns, exactly 8 bytes: the ALARM that came due. The
  *             delivery clears the alarm, and the host logs every TIMER,
  *             changed or not, so that an alarm never fires twice, even
@@ -44,6 +47,14 @@
  *   HTTP_REPLY  u16 status | u16 ctype_len | content type | body (rest);
  *               the content type holds no control character but tab
  *   LOG         one line of UTF-8 text
+ *   SPAWN       u32 tag | u8 lifetime | u64 lifetime_ms | u16 program_len |
+ *               program | (u8 option | u32 len | bytes)* (rest): make a
+ *               child ship once the event is durable; the parent hears of
+ *               it in a CHILD event carrying tag (docs/protocol.md,
+ *               "Children")
+ *   RELEASE     a child's id (rest): an ephemeral child is destroyed
+ *   DESTROY     a child's id, or nothing for the ship itself (rest)
+ *   IDLE        (empty) the ship may sleep now
  *   ALARM       u64 time_ns, exactly 8 bytes: deliver a TIMER at that wall
  *               clock time (nanoseconds since the Unix epoch, the clock of
  *               an event's time_ns); 0 cancels. A ship has at most one
@@ -91,13 +102,43 @@ enum frame_event_kind {
     FRAME_EVENT_HTTP = 1,
     FRAME_EVENT_POKE = 2,
     FRAME_EVENT_TIMER = 3,
+    FRAME_EVENT_MESSAGE = 4, /* reserved: a message from another ship */
+    FRAME_EVENT_CHILD = 5,
 };
 
 enum frame_effect_kind {
     FRAME_EFFECT_HTTP_REPLY = 1,
     FRAME_EFFECT_LOG = 2,
     FRAME_EFFECT_ALARM = 3,
+    FRAME_EFFECT_SPAWN = 4,
+    FRAME_EFFECT_SEND = 5, /* reserved: a message to another ship */
+    FRAME_EFFECT_RELEASE = 6,
+    FRAME_EFFECT_DESTROY = 7,
+    FRAME_EFFECT_IDLE = 8,
 };
+
+/* The lifetimes of a spawned ship (docs/protocol.md, "Children"). */
+enum frame_lifetime {
+    FRAME_LIFETIME_ROOT = 1,      /* stays until destroyed */
+    FRAME_LIFETIME_LINKED = 2,    /* destroyed with its parent */
+    FRAME_LIFETIME_EPHEMERAL = 3, /* also destroyed when the parent drops it */
+};
+
+/* The options of a SPAWN effect. */
+enum frame_spawn_option {
+    FRAME_SPAWN_ARG = 1, /* one argument of the child's program */
+    FRAME_SPAWN_ENV = 2, /* one KEY=VALUE of its environment */
+};
+
+/* What a CHILD event says. */
+enum frame_child_what {
+    FRAME_CHILD_SPAWNED = 1,
+    FRAME_CHILD_DESTROYED = 2,
+    FRAME_CHILD_FAILED = 3,
+};
+
+/* The most bytes of a ship id in SPAWN, RELEASE, DESTROY and CHILD. */
+#define FRAME_ID_MAX 63
 
 /* Bytes of an ALARM effect and of a TIMER payload: one u64 time. */
 #define FRAME_ALARM_SIZE 8
@@ -260,5 +301,52 @@ int frame_encode_timer(struct buf *out, uint64_t time_ns);
 /* Decode a TIMER event payload, which must be exactly FRAME_ALARM_SIZE long;
  * returns 0 or BERTH_EMALFORMED. */
 int frame_decode_timer(const uint8_t *p, size_t len, uint64_t *time_ns);
+
+/* A decoded SPAWN effect; options are walked with frame_spawn_next_option. */
+struct frame_spawn {
+    uint32_t tag;
+    uint8_t lifetime; /* enum frame_lifetime */
+    uint64_t lifetime_ms;
+    const char *program; /* empty: the parent's program */
+    size_t program_len;
+    const uint8_t *options;
+    size_t options_len;
+};
+
+/* Decode the bytes of a SPAWN effect, checking every option's length;
+ * returns 0 or BERTH_EMALFORMED. An unknown lifetime or option kind decodes:
+ * the host refuses it with a reason. */
+int frame_decode_spawn(const uint8_t *p, size_t len, struct frame_spawn *s);
+/* Walk the options of a decoded SPAWN: 0 and *kind, *data, *len filled, 1 at
+ * the end, or BERTH_EMALFORMED. *off starts at 0. */
+int frame_spawn_next_option(const struct frame_spawn *s, size_t *off,
+                            uint8_t *kind, const uint8_t **data, size_t *len);
+/* Append the fixed part of a SPAWN effect (options follow with
+ * frame_encode_spawn_option); 0, BERTH_ENOMEM or BERTH_ETOOBIG. */
+int frame_encode_spawn(struct buf *out, const struct frame_spawn *s);
+/* Append one option of a SPAWN effect; 0, BERTH_ENOMEM or BERTH_ETOOBIG. */
+int frame_encode_spawn_option(struct buf *out, uint8_t kind, const void *data,
+                              size_t len);
+
+/* A decoded CHILD event payload. */
+struct frame_child {
+    uint8_t what; /* enum frame_child_what */
+    uint32_t tag;
+    const char *id;
+    size_t id_len;
+    const char *detail;
+    size_t detail_len;
+};
+
+/* Append a CHILD event payload; 0, BERTH_ENOMEM or BERTH_ETOOBIG. The caller
+ * keeps c's strings. */
+int frame_encode_child(struct buf *out, const struct frame_child *c);
+/* Decode a CHILD event payload; 0 or BERTH_EMALFORMED. */
+int frame_decode_child(const uint8_t *p, size_t len, struct frame_child *c);
+
+/* Check the bytes of a RELEASE or DESTROY effect, a ship id of at most
+ * FRAME_ID_MAX bytes (empty allowed for DESTROY: the ship itself); returns 0
+ * or BERTH_EMALFORMED. */
+int frame_decode_ship_ref(const uint8_t *p, size_t len);
 
 #endif
