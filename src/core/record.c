@@ -306,9 +306,11 @@ int record_encode_ship_batch(struct buf *out, const struct record_ship_batch *b,
     }
     bool lists = b->args_len > 0 || b->env_len > 0;
     uint8_t flags =
-        (uint8_t)((b->flags & ~(RECORD_BATCH_ARGS | RECORD_BATCH_ACCOUNT)) |
+        (uint8_t)((b->flags & ~(RECORD_BATCH_ARGS | RECORD_BATCH_ACCOUNT |
+                                RECORD_BATCH_PARENT)) |
                   (lists ? RECORD_BATCH_ARGS : 0) |
                   (b->account != 0 ? RECORD_BATCH_ACCOUNT : 0) |
+                  (b->parent != 0 ? RECORD_BATCH_PARENT : 0) |
                   RECORD_BATCH_SEALED);
     if ((rv = record__begin(out, RECORD_ENTRY_SHIP_BATCH)) != 0 ||
         (rv = buf_put_u16(out, (uint16_t)b->program_len)) != 0 ||
@@ -326,6 +328,13 @@ int record_encode_ship_batch(struct buf *out, const struct record_ship_batch *b,
     }
     if ((flags & RECORD_BATCH_ACCOUNT) &&
         (rv = buf_put_u64(out, b->account)) != 0) {
+        return rv;
+    }
+    if ((flags & RECORD_BATCH_PARENT) &&
+        ((rv = buf_put_u64(out, b->parent)) != 0 ||
+         (rv = buf_put_u8(out, b->lifetime)) != 0 ||
+         (rv = buf_put_u64(out, b->lifetime_ms)) != 0 ||
+         (rv = buf_put_u32(out, b->tag)) != 0)) {
         return rv;
     }
     if (lists && ((rv = buf_put_u32(out, (uint32_t)b->args_len)) != 0 ||
@@ -369,6 +378,18 @@ int record_decode_ship_batch(const uint8_t *p, size_t len,
     b->account = 0;
     if (b->flags & RECORD_BATCH_ACCOUNT) {
         b->account = cursor_u64(&c);
+    }
+    b->parent = b->lifetime_ms = 0;
+    b->lifetime = 0;
+    b->tag = 0;
+    if (b->flags & RECORD_BATCH_PARENT) {
+        b->parent = cursor_u64(&c);
+        b->lifetime = cursor_u8(&c);
+        b->lifetime_ms = cursor_u64(&c);
+        b->tag = cursor_u32(&c);
+        if (c.err == 0 && b->parent == 0) {
+            return BERTH_EMALFORMED;
+        }
     }
     b->args = b->env = NULL;
     b->args_len = b->env_len = 0;
@@ -759,4 +780,156 @@ void record_usage_item(const uint8_t *p, size_t i,
     out->memory_byte_seconds = get_le64(q + 24);
     out->wakes = get_le32(q + 32);
     out->requests = get_le32(q + 36);
+}
+
+int record_encode_effects(struct buf *out, const struct record_effects *fx)
+{
+    size_t mark = out->len;
+    if (buf_put_u8(out, RECORD_EFFECTS_MARK) != 0 ||
+        buf_put_u64(out, fx->sid) != 0 || buf_put_u64(out, fx->number) != 0 ||
+        buf_put_u64(out, fx->mail_taken) != 0 ||
+        buf_append(out, fx->entries, fx->entries_len) != 0) {
+        out->len = mark;
+        return BERTH_ENOMEM;
+    }
+    return 0;
+}
+
+int record_effects_add(struct buf *out, const uint8_t *entry, size_t len)
+{
+    if (len > UINT32_MAX) {
+        return BERTH_ETOOBIG;
+    }
+    size_t mark = out->len;
+    if (buf_put_u32(out, (uint32_t)len) != 0 ||
+        buf_append(out, entry, len) != 0) {
+        out->len = mark;
+        return BERTH_ENOMEM;
+    }
+    return 0;
+}
+
+int record_decode_effects(const uint8_t *p, size_t len,
+                          struct record_effects *fx)
+{
+    struct cursor c;
+    cursor_init(&c, p, len);
+    if (cursor_u8(&c) != RECORD_EFFECTS_MARK) {
+        return BERTH_EMALFORMED;
+    }
+    fx->sid = cursor_u64(&c);
+    fx->number = cursor_u64(&c);
+    fx->mail_taken = cursor_u64(&c);
+    if (c.err != 0) {
+        return BERTH_EMALFORMED;
+    }
+    fx->entries_len = cursor_left(&c);
+    fx->entries = cursor_bytes(&c, fx->entries_len);
+    size_t off = 0;
+    const uint8_t *e;
+    size_t n;
+    int rv;
+    while ((rv = record_effects_next(fx, &off, &e, &n)) == 0) {
+    }
+    return rv == 1 ? 0 : BERTH_EMALFORMED;
+}
+
+int record_effects_next(const struct record_effects *fx, size_t *off,
+                        const uint8_t **entry, size_t *len)
+{
+    if (*off == fx->entries_len) {
+        return 1;
+    }
+    struct cursor c;
+    cursor_init(&c, fx->entries + *off, fx->entries_len - *off);
+    *len = cursor_u32(&c);
+    *entry = cursor_bytes(&c, *len);
+    if (c.err != 0) {
+        return BERTH_EMALFORMED;
+    }
+    *off = fx->entries_len - cursor_left(&c);
+    return 0;
+}
+
+int record_encode_destroy(struct buf *out, const struct record_destroy *d)
+{
+    size_t mark = out->len;
+    int rv = record__begin(out, RECORD_ENTRY_SHIP_DESTROY);
+    if (rv != 0 || (rv = buf_put_u64(out, d->sid)) != 0 ||
+        (rv = buf_put_u8(out, d->by)) != 0 ||
+        (rv = buf_append(out, d->signature, sizeof d->signature)) != 0) {
+        out->len = mark;
+        return rv;
+    }
+    return 0;
+}
+
+int record_decode_destroy(const uint8_t *p, size_t len,
+                          struct record_destroy *d)
+{
+    struct cursor c;
+    if (record__open(p, len, RECORD_ENTRY_SHIP_DESTROY, &c) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    d->sid = cursor_u64(&c);
+    d->by = cursor_u8(&c);
+    const uint8_t *sig = cursor_bytes(&c, sizeof d->signature);
+    if (c.err != 0 || cursor_left(&c) != 0 || d->by < RECORD_DESTROY_SELF ||
+        d->by > RECORD_DESTROY_RELEASED) {
+        return BERTH_EMALFORMED;
+    }
+    memcpy(d->signature, sig, sizeof d->signature);
+    return 0;
+}
+
+size_t record_destroy_message(const char *id, uint8_t *out)
+{
+    int n = snprintf((char *)out, RECORD_DESTROY_MESSAGE_MAX,
+                     "berth destroy %s", id);
+    return n < 0 ? 0
+           : (size_t)n >= RECORD_DESTROY_MESSAGE_MAX
+               ? RECORD_DESTROY_MESSAGE_MAX - 1
+               : (size_t)n;
+}
+
+int record_encode_mail(struct buf *out, const struct record_mail *m)
+{
+    size_t mark = out->len;
+    int rv = record__begin(out, RECORD_ENTRY_MAIL);
+    if (rv != 0 || (rv = buf_put_u64(out, m->target)) != 0 ||
+        (rv = buf_put_u8(out, m->kind)) != 0 ||
+        (rv = buf_append(out, m->body, m->len)) != 0) {
+        out->len = mark;
+        return rv;
+    }
+    return 0;
+}
+
+int record_decode_mail(const uint8_t *p, size_t len, struct record_mail *m)
+{
+    struct cursor c;
+    if (record__open(p, len, RECORD_ENTRY_MAIL, &c) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    m->target = cursor_u64(&c);
+    m->kind = cursor_u8(&c);
+    if (c.err != 0) {
+        return BERTH_EMALFORMED;
+    }
+    m->len = cursor_left(&c);
+    m->body = cursor_bytes(&c, m->len);
+    return 0;
+}
+
+bool record_events_have_effects(const uint8_t *p, size_t len)
+{
+    size_t off = 0;
+    const uint8_t *rec;
+    size_t n;
+    while (record_events_next(p, len, &off, &rec, &n) == 0) {
+        if (n > 0 && rec[0] == RECORD_EFFECTS_MARK) {
+            return true;
+        }
+    }
+    return false;
 }

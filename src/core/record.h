@@ -159,7 +159,111 @@ enum record_entry_type {
     RECORD_ENTRY_KEY_ROTATE = 8,
     RECORD_ENTRY_ACCOUNT = 9,
     RECORD_ENTRY_USAGE = 10,
+    RECORD_ENTRY_SHIP_DESTROY = 11,
+    RECORD_ENTRY_MAIL = 12,
 };
+
+/* An event's durable effects (docs/design.md, "Children and mail").
+ *
+ * What an event does beyond its own ship (a child made, a ship destroyed,
+ * mail for a ship) must happen if and only if the event is logged, on every
+ * host alike. So the leader puts these effects in the same EVENTS entry as
+ * the event's record, right behind it, as an effects item:
+ *
+ *     u8 RECORD_EFFECTS_MARK | u64 sid | u64 number | u64 mail_taken |
+ *     (u32 len | entry)* (rest)
+ *
+ * where each entry is a whole log entry of type SHIP_BATCH (a child, with
+ * RECORD_BATCH_PARENT), SHIP_DESTROY or MAIL. The mark cannot start an event
+ * record (versions 1 to 3). Applying an EVENTS entry applies an effects item
+ * only when the record of ship sid's event number just before it was
+ * applied then (not one applied before: a retried proposal does nothing
+ * twice); mail_taken (0: none) is the mail that event delivered, which the
+ * apply deletes. An item with number 0 stands alone: it drops mail
+ * mail_taken that its ship's program refused, and applies only when that
+ * mail is still there. */
+#define RECORD_EFFECTS_MARK 0xE0
+
+/* Return whether an EVENTS entry holds an effects item (which makes its
+ * apply all or nothing). */
+bool record_events_have_effects(const uint8_t *p, size_t len);
+
+/* A decoded effects item; its entries are walked with record_effects_next. */
+struct record_effects {
+    uint64_t sid;
+    uint64_t number;
+    uint64_t mail_taken;
+    const uint8_t *entries;
+    size_t entries_len;
+};
+
+/* Append an effects item to out: the header, then entries_len bytes of
+ * entries (each u32 len | entry, as record_effects_add makes them). 0,
+ * BERTH_ENOMEM. The caller keeps entries. */
+int record_encode_effects(struct buf *out, const struct record_effects *fx);
+
+/* Append one entry (len bytes at entry) to a list of effects entries in
+ * out; 0, BERTH_ENOMEM or BERTH_ETOOBIG. */
+int record_effects_add(struct buf *out, const uint8_t *entry, size_t len);
+
+/* Decode an effects item (an item of an EVENTS entry that starts with
+ * RECORD_EFFECTS_MARK), checking that its entries split whole; 0 or
+ * BERTH_EMALFORMED. */
+int record_decode_effects(const uint8_t *p, size_t len,
+                          struct record_effects *fx);
+
+/* Walk the entries of a decoded effects item: 0 with *entry and *len set,
+ * 1 at the end, or BERTH_EMALFORMED. *off starts at 0. */
+int record_effects_next(const struct record_effects *fx, size_t *off,
+                        const uint8_t **entry, size_t *len);
+
+/* Who destroys a ship, and so whose key signs a SHIP_DESTROY. */
+enum record_destroy_by {
+    RECORD_DESTROY_SELF = 1,     /* the ship itself: its own key */
+    RECORD_DESTROY_PARENT = 2,   /* its parent: the parent's key */
+    RECORD_DESTROY_RELEASED = 3, /* its parent let an ephemeral child go */
+};
+
+/* Bytes of a destroy's signature (ed25519). */
+#define RECORD_SIGNATURE_SIZE 64
+
+/* A SHIP_DESTROY entry: u64 sid | u8 by | u8 signature[64], the signature
+ * by the key that by names of record_destroy_message for the ship's id. */
+struct record_destroy {
+    uint64_t sid;
+    uint8_t by; /* enum record_destroy_by */
+    uint8_t signature[RECORD_SIGNATURE_SIZE];
+};
+
+/* Append a SHIP_DESTROY entry to out; 0 or BERTH_ENOMEM. */
+int record_encode_destroy(struct buf *out, const struct record_destroy *d);
+
+/* Decode a SHIP_DESTROY entry; 0 or BERTH_EMALFORMED (also for an unknown
+ * by). */
+int record_decode_destroy(const uint8_t *p, size_t len,
+                          struct record_destroy *d);
+
+/* Write to out (at least RECORD_DESTROY_MESSAGE_MAX bytes) the message a
+ * destroy of the ship with id (NUL-terminated) signs, and return its
+ * length. */
+#define RECORD_DESTROY_MESSAGE_MAX 96
+size_t record_destroy_message(const char *id, uint8_t *out);
+
+/* A MAIL entry: u64 target | u8 kind | body (rest): an event for ship
+ * target (a FRAME_EVENT_* kind) that the leader delivers once. The decoder
+ * points body into the entry. */
+struct record_mail {
+    uint64_t target;
+    uint8_t kind;
+    const uint8_t *body;
+    size_t len;
+};
+
+/* Append a MAIL entry to out; 0 or BERTH_ENOMEM. The caller keeps m. */
+int record_encode_mail(struct buf *out, const struct record_mail *m);
+
+/* Decode a MAIL entry; 0 or BERTH_EMALFORMED. */
+int record_decode_mail(const uint8_t *p, size_t len, struct record_mail *m);
 
 /* One ship's measures in a USAGE entry: what its programs used on the
  * leader since the last USAGE entry (docs/design.md, "Usage"). */
@@ -289,6 +393,12 @@ int record_decode_token(const uint8_t *p, size_t len, struct record_token *t);
  * anonymous one: u64 account, right after the ack level's place. */
 #define RECORD_BATCH_ACCOUNT 0x10
 
+/* Set by the encoder for a spawned child (one ship): u64 parent (its sid) |
+ * u8 lifetime | u64 lifetime_ms | u32 tag, right after the account's place.
+ * The child is made only while its parent exists, and the parent gets a
+ * CHILD event saying what came of it. */
+#define RECORD_BATCH_PARENT 0x20
+
 /* The most bytes of a ship's stored secret: u32 index | a sealed key. */
 #define RECORD_SECRET_MAX (4 + SEAL_OVERHEAD + 32)
 
@@ -308,6 +418,10 @@ struct record_ship_batch {
     uint64_t freeze_timeout_ms;
     uint8_t acks;     /* with RECORD_BATCH_ACKS; else decoded as the default */
     uint64_t account; /* core/account.h; 0, anonymous, when not in the entry */
+    uint64_t parent;  /* a spawned child's parent; 0: none */
+    uint8_t lifetime; /* with a parent: proto/frame.h FRAME_LIFETIME_* */
+    uint64_t lifetime_ms;
+    uint32_t tag;
     const char *args; /* string list; NULL or empty when none */
     size_t args_len;
     const char *env; /* string list of "K=V"; NULL or empty when none */

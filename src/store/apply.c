@@ -13,6 +13,7 @@
 #include "crypto/keywrap.h"
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "proto/frame.h"
 
 _Static_assert(RECORD_SECRET_MAX <= STORE_SECRET_MAX,
                "a ship's secret fits its store row");
@@ -92,8 +93,12 @@ static int apply__ship_new(struct store *s, const uint8_t *p, size_t len,
  * changes are undone, and the entry still counts as applied. */
 #define APPLY__UNDO 1
 
+static int apply__tell_parent(struct store *s, uint64_t parent, uint8_t what,
+                              uint32_t tag, const char *id, const char *detail,
+                              const struct store_apply_hook *hook);
+
 static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
-                             int *result)
+                             const struct store_apply_hook *hook, int *result)
 {
     struct record_ship_batch b;
     if (record_decode_ship_batch(p, len, &b) != 0 ||
@@ -112,6 +117,25 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
     if (rv != 0) {
         return rv;
     }
+    if (b.parent != 0) {
+        /* A child is made only while its parent is there, in the
+         * parent's account. */
+        struct store_ship parent;
+        rv = store_ship_get_sid(s, b.parent, &parent);
+        if (rv == BERTH_ENOTFOUND) {
+            *result = BERTH_ENOTFOUND;
+            return 0; /* gone: nobody to tell */
+        }
+        if (rv != 0) {
+            return rv;
+        }
+        bool same = parent.account == b.account;
+        store_ship_clear(&parent);
+        if (!same || b.count != 1) {
+            *result = BERTH_EINVAL; /* a child is one ship of its parent's */
+            return 0;
+        }
+    }
     uint64_t next;
     rv = store_meta_get(s, "next_sid", &next);
     if (rv != 0) {
@@ -119,6 +143,10 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
     }
     struct store_ship ship;
     memset(&ship, 0, sizeof ship);
+    ship.parent = b.parent;
+    ship.lifetime = b.lifetime;
+    ship.lifetime_ms = b.lifetime_ms;
+    ship.spawn_tag = b.tag;
     ship.program = mem_strndup(b.program, b.program_len);
     ship.args = b.args_len ? mem_alloc(b.args_len) : NULL;
     ship.env = b.env_len ? mem_alloc(b.env_len) : NULL;
@@ -171,10 +199,20 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
         *result = BERTH_EEXIST;
         return APPLY__UNDO;
     }
-    if (rv != 0 || (rv = store_usage_ships(s, b.account, b.count, 0, 0)) != 0) {
+    if (rv != 0 || (rv = store_usage_ships(s, b.account, b.count, 0, 0)) != 0 ||
+        (rv = store_meta_put(s, "next_sid", next + b.count)) != 0) {
         return rv;
     }
-    return store_meta_put(s, "next_sid", next + b.count);
+    if (b.parent != 0) {
+        char id[REGISTRY_ID_LEN + 1];
+        registry_id_encode(b.public_keys, REGISTRY_KEY_SIZE, id);
+        rv = apply__tell_parent(s, b.parent, FRAME_CHILD_SPAWNED, b.tag, id, "",
+                                hook);
+    }
+    if (rv == 0 && hook != NULL && hook->added != NULL) {
+        hook->added(hook->arg);
+    }
+    return rv;
 }
 
 /* Mark ship sid damaged: its stored records do not fit the log, so none of
@@ -187,9 +225,14 @@ static void apply__damaged(const struct store_apply_hook *hook, uint64_t sid,
     }
 }
 
+static int apply__effects(struct store *s, const uint8_t *p, size_t len,
+                          uint64_t fresh_sid, uint64_t fresh_number,
+                          const struct store_apply_hook *hook);
+
 static int apply__events(struct store *s, const uint8_t *p, size_t len,
                          const struct store_apply_hook *hook)
 {
+    uint64_t fresh_sid = 0, fresh_number = 0; /* the record just applied */
     uint64_t sid = 0, last = 0, alarm = 0;
     uint64_t bytes = 0, events = 0; /* applied to the ship since its head */
     uint8_t hash[RECORD_HASH_SIZE];
@@ -205,6 +248,23 @@ static int apply__events(struct store *s, const uint8_t *p, size_t len,
             rv = 0;
             break;
         }
+        if (rv == 0 && rec_len > 0 && rec[0] == RECORD_EFFECTS_MARK) {
+            /* What the effects do may touch any ship, this one included:
+             * its head is written first and read again after. */
+            if (dirty && (rv = store_ship_head_put(s, sid, last, hash, alarm,
+                                                   bytes, events)) != 0) {
+                break;
+            }
+            dirty = have = false;
+            bytes = events = 0;
+            rv = apply__effects(s, rec, rec_len, fresh_sid, fresh_number, hook);
+            fresh_sid = fresh_number = 0;
+            if (rv != 0) {
+                break;
+            }
+            continue;
+        }
+        fresh_sid = fresh_number = 0;
         if (rv != 0 || record_decode_event(rec, rec_len, &ev) != 0) {
             rv = store_set_error(s, BERTH_ECORRUPT,
                                  "an event record does not decode");
@@ -259,6 +319,8 @@ static int apply__events(struct store *s, const uint8_t *p, size_t len,
         if (rv != 0) {
             break;
         }
+        fresh_sid = ev.sid;
+        fresh_number = ev.number;
         last = ev.number;
         alarm = ev.alarm_ns;
         record_hash(rec, rec_len, hash);
@@ -350,18 +412,255 @@ out:
     return rv;
 }
 
-static int apply__ship_remove(struct store *s, const uint8_t *p, size_t len)
+/* Add mail of kind for ship target, and tell the hook. */
+static int apply__mail(struct store *s, uint64_t target, uint8_t kind,
+                       const uint8_t *body, size_t len,
+                       const struct store_apply_hook *hook)
+{
+    int rv = store_mail_put(s, target, kind, body, len, NULL);
+    if (rv == 0 && hook != NULL && hook->mailed != NULL) {
+        hook->mailed(hook->arg, target);
+    }
+    return rv;
+}
+
+/* Tell ship parent what became of a child with a CHILD event. */
+static int apply__tell_parent(struct store *s, uint64_t parent, uint8_t what,
+                              uint32_t tag, const char *id, const char *detail,
+                              const struct store_apply_hook *hook)
+{
+    struct store_ship p;
+    int rv = store_ship_get_sid(s, parent, &p);
+    if (rv == BERTH_ENOTFOUND) {
+        return 0; /* gone too: nobody to tell */
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    store_ship_clear(&p);
+    struct frame_child c = {.what = what,
+                            .tag = tag,
+                            .id = id,
+                            .id_len = strlen(id),
+                            .detail = detail,
+                            .detail_len = strlen(detail)};
+    struct buf b;
+    buf_init(&b);
+    if (frame_encode_child(&b, &c) != 0) {
+        buf_free(&b);
+        return store_set_error(s, BERTH_ENOMEM,
+                               "telling a parent: out of memory");
+    }
+    rv = apply__mail(s, parent, FRAME_EVENT_CHILD, b.data, b.len, hook);
+    buf_free(&b);
+    return rv;
+}
+
+/* Destroy ship sid, and before it its linked and ephemeral descendants
+ * (docs/protocol.md, "Children"), gathered breadth first and removed
+ * deepest first, so that no child outlives the destroy of a parent it is
+ * linked to and no depth of descent costs stack. The ship's parent, if it
+ * has one, is told with who as the detail. An absent ship is no change. */
+static int apply__destroy(struct store *s, uint64_t sid, const char *who,
+                          const struct store_apply_hook *hook)
+{
+    struct store_ship top;
+    int rv = store_ship_get_sid(s, sid, &top);
+    if (rv != 0) {
+        return rv == BERTH_ENOTFOUND ? 0 : rv;
+    }
+    uint64_t *list = mem_alloc(sizeof *list);
+    size_t n = 1, cap = 1;
+    if (list == NULL) {
+        rv = BERTH_ENOMEM;
+        goto out;
+    }
+    list[0] = sid;
+    for (size_t i = 0; i < n && rv == 0; i++) {
+        struct store_child *kids;
+        size_t nk;
+        rv = store_ship_children(s, list[i], &kids, &nk);
+        for (size_t k = 0; k < nk && rv == 0; k++) {
+            if (kids[k].lifetime != FRAME_LIFETIME_LINKED &&
+                kids[k].lifetime != FRAME_LIFETIME_EPHEMERAL) {
+                continue; /* a root child stays, without a parent */
+            }
+            if (n == cap) {
+                uint64_t *p = mem_realloc(list, cap * 2 * sizeof *p);
+                if (p == NULL) {
+                    rv = BERTH_ENOMEM;
+                    break;
+                }
+                list = p;
+                cap *= 2;
+            }
+            list[n++] = kids[k].sid;
+        }
+        mem_free(kids);
+    }
+    for (size_t i = n; i-- > 0 && rv == 0;) {
+        rv = store_usage_ship_gone(s, list[i]);
+        if (rv == 0) {
+            rv = store_ship_delete(s, list[i]);
+            rv = rv == BERTH_ENOTFOUND ? 0 : rv;
+        }
+        if (rv == 0 && hook != NULL && hook->removed != NULL) {
+            hook->removed(hook->arg, list[i]);
+        }
+    }
+    if (rv == 0 && top.parent != 0) {
+        rv = apply__tell_parent(s, top.parent, FRAME_CHILD_DESTROYED,
+                                top.spawn_tag, top.id, who, hook);
+    }
+out:
+    if (rv == BERTH_ENOMEM) {
+        rv = store_set_error(s, rv, "destroying a ship: out of memory");
+    }
+    mem_free(list);
+    store_ship_clear(&top);
+    return rv;
+}
+
+static int apply__ship_remove(struct store *s, const uint8_t *p, size_t len,
+                              const struct store_apply_hook *hook)
 {
     uint64_t sid;
     if (record_decode_ship_remove(p, len, &sid) != 0) {
         return store_set_error(s, BERTH_ECORRUPT,
                                "a ship removal record does not decode");
     }
-    int rv = store_usage_ship_gone(s, sid);
-    if (rv == 0) {
-        rv = store_ship_delete(s, sid);
+    return apply__destroy(s, sid, "operator", hook);
+}
+
+/* A destroy that a ship's event carries (from), checked before it is
+ * applied: the ship itself or its parent must be the one that asks, and
+ * the proof must be that one's signature. One that fails its checks, or
+ * whose ship is gone, changes nothing, on every host alike. */
+static int apply__ship_destroy(struct store *s, uint64_t from, const uint8_t *p,
+                               size_t len, const struct store_apply_hook *hook)
+{
+    struct record_destroy d;
+    if (record_decode_destroy(p, len, &d) != 0) {
+        return store_set_error(s, BERTH_ECORRUPT,
+                               "a destroy record does not decode");
     }
-    return rv == BERTH_ENOTFOUND ? 0 : rv;
+    struct store_ship ship, prover;
+    int rv = store_ship_get_sid(s, d.sid, &ship);
+    if (rv != 0) {
+        return rv == BERTH_ENOTFOUND ? 0 : rv;
+    }
+    uint64_t by = d.by == RECORD_DESTROY_SELF ? d.sid : ship.parent;
+    bool fits = by == from && by != 0 &&
+                (d.by != RECORD_DESTROY_RELEASED ||
+                 ship.lifetime == FRAME_LIFETIME_EPHEMERAL);
+    rv = fits ? store_ship_get_sid(s, by, &prover) : BERTH_ENOTFOUND;
+    if (rv == 0) {
+        uint8_t msg[RECORD_DESTROY_MESSAGE_MAX];
+        size_t n = record_destroy_message(ship.id, msg);
+        fits = crypto_sign_verify_detached(d.signature, msg, n,
+                                           prover.public_key) == 0;
+        store_ship_clear(&prover);
+    }
+    store_ship_clear(&ship);
+    if (rv != 0 && rv != BERTH_ENOTFOUND) {
+        return rv;
+    }
+    if (rv != 0 || !fits) {
+        return 0;
+    }
+    static const char *const who[] = {
+        [RECORD_DESTROY_SELF] = "self",
+        [RECORD_DESTROY_PARENT] = "parent",
+        [RECORD_DESTROY_RELEASED] = "released",
+    };
+    return apply__destroy(s, d.sid, who[d.by], hook);
+}
+
+/* A child spawned by ship from's event: made, and the parent told of it
+ * either way. A child that cannot be made (its account or parent gone)
+ * makes nothing else fail. */
+static int apply__spawn(struct store *s, uint64_t from, const uint8_t *p,
+                        size_t len, const struct store_apply_hook *hook)
+{
+    struct record_ship_batch b;
+    if (record_decode_ship_batch(p, len, &b) != 0 || b.parent != from ||
+        b.count != 1) {
+        return store_set_error(s, BERTH_ECORRUPT,
+                               "a child's record does not decode");
+    }
+    int result = 0;
+    int rv = apply__ship_batch(s, p, len, hook, &result);
+    if (rv == APPLY__UNDO) {
+        rv = 0; /* one ship: the put that failed wrote nothing */
+    }
+    return rv;
+}
+
+/* Apply the effects item at p, which follows in its entry the record that
+ * fresh says was just applied (sid and number; number 0 when none was). */
+static int apply__effects(struct store *s, const uint8_t *p, size_t len,
+                          uint64_t fresh_sid, uint64_t fresh_number,
+                          const struct store_apply_hook *hook)
+{
+    struct record_effects fx;
+    if (record_decode_effects(p, len, &fx) != 0) {
+        return store_set_error(s, BERTH_ECORRUPT,
+                               "an effects item does not decode");
+    }
+    int rv;
+    if (fx.number == 0) {
+        /* Refused mail, dropped once. */
+        rv = fx.mail_taken == 0 ? BERTH_ENOTFOUND
+                                : store_mail_take(s, fx.sid, fx.mail_taken);
+        if (rv != 0) {
+            return rv == BERTH_ENOTFOUND ? 0 : rv;
+        }
+    } else if (fx.sid != fresh_sid || fx.number != fresh_number) {
+        return 0; /* its event was applied before: so were they */
+    } else if (fx.mail_taken != 0 &&
+               (rv = store_mail_take(s, fx.sid, fx.mail_taken)) != 0 &&
+               rv != BERTH_ENOTFOUND) {
+        return rv;
+    }
+    size_t off = 0;
+    const uint8_t *e;
+    size_t n;
+    rv = 0;
+    while (rv == 0 && record_effects_next(&fx, &off, &e, &n) == 0) {
+        uint8_t type = 0;
+        struct record_mail m;
+        if (record_entry_type(e, n, &type) != 0) {
+            return store_set_error(s, BERTH_ECORRUPT,
+                                   "an effect entry has no type");
+        }
+        switch (type) {
+        case RECORD_ENTRY_SHIP_BATCH:
+            rv = apply__spawn(s, fx.sid, e, n, hook);
+            break;
+        case RECORD_ENTRY_SHIP_DESTROY:
+            rv = apply__ship_destroy(s, fx.sid, e, n, hook);
+            break;
+        case RECORD_ENTRY_MAIL:
+            if (record_decode_mail(e, n, &m) != 0) {
+                return store_set_error(s, BERTH_ECORRUPT,
+                                       "a mail record does not decode");
+            }
+            rv = store_ship_head_get(s, m.target, &(uint64_t){0},
+                                     (uint8_t[RECORD_HASH_SIZE]){0},
+                                     &(uint64_t){0});
+            if (rv == 0) {
+                rv = apply__mail(s, m.target, m.kind, m.body, m.len, hook);
+            } else if (rv == BERTH_ENOTFOUND) {
+                rv = 0; /* its ship is gone */
+            }
+            break;
+        default:
+            return store_set_error(s, BERTH_ECORRUPT,
+                                   "an effect entry of type %u",
+                                   (unsigned)type);
+        }
+    }
+    return rv;
 }
 
 /* Add or revoke a token of the admin API. An add whose id, hash or name is
@@ -548,7 +847,8 @@ int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
      * savepoint: each event is skipped once its ship's head has it, so an
      * entry cut short by a failure (which stops the host) is completed by
      * applying it again. The others may undo themselves (APPLY__UNDO). */
-    bool undoable = type != RECORD_ENTRY_EVENTS;
+    bool undoable =
+        type != RECORD_ENTRY_EVENTS || record_events_have_effects(entry, len);
     int rv = store_entry_begin(s, undoable);
     if (rv != 0) {
         return rv;
@@ -575,10 +875,10 @@ int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
         rv = apply__snapshot(s, entry, len, hook);
         break;
     case RECORD_ENTRY_SHIP_REMOVE:
-        rv = apply__ship_remove(s, entry, len);
+        rv = apply__ship_remove(s, entry, len, hook);
         break;
     case RECORD_ENTRY_SHIP_BATCH:
-        rv = apply__ship_batch(s, entry, len, result);
+        rv = apply__ship_batch(s, entry, len, hook, result);
         break;
     case RECORD_ENTRY_TOKEN:
         rv = apply__token(s, entry, len, result);

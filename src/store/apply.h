@@ -20,9 +20,25 @@
 typedef void (*store_apply_damaged_fn)(void *arg, uint64_t sid, uint64_t number,
                                        const char *why);
 
+/* Told of ship sid removed by the entry being applied (destroyed, removed
+ * by the operator, or with its parent): whatever the caller keeps of it
+ * goes. */
+typedef void (*store_apply_removed_fn)(void *arg, uint64_t sid);
+
+/* Told that the entry being applied made ships that the caller may want
+ * to learn of (spawned children). */
+typedef void (*store_apply_added_fn)(void *arg);
+
+/* Told of mail added for ship target by the entry being applied
+ * (docs/design.md, "Children and mail"), for the leader to deliver. */
+typedef void (*store_apply_mailed_fn)(void *arg, uint64_t target);
+
 /* What store_apply_entry tells its caller about besides the result. */
 struct store_apply_hook {
     store_apply_damaged_fn damaged;
+    store_apply_removed_fn removed; /* may be NULL */
+    store_apply_added_fn added;     /* may be NULL */
+    store_apply_mailed_fn mailed;   /* may be NULL */
     void *arg;
 };
 

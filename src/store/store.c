@@ -21,7 +21,7 @@
 #include "store/heads.h"
 #include "store/heap.h"
 
-#define STORE__SCHEMA_VERSION 14
+#define STORE__SCHEMA_VERSION 15
 
 enum {
     ST_META_GET,
@@ -67,7 +67,8 @@ enum {
 #define STORE__SHIP_COLUMNS                                                    \
     "sid, id, name, program, created_ns, idle_timeout_ms, last_event, "        \
     "first_event, snapshot_event, last_hash, public_key, secret_key, "         \
-    "alarm_ns, freeze_timeout_ms, args, env, acks, account"
+    "alarm_ns, freeze_timeout_ms, args, env, acks, account, parent, "          \
+    "lifetime, lifetime_ms, spawn_tag"
 
 /* An account's columns, in the order store__row_account reads them. */
 #define STORE__ACCOUNT_COLUMNS                                                 \
@@ -84,13 +85,15 @@ static const char *store__sql[ST__COUNT] = {
     [ST_SHIP_PUT] =
         "INSERT INTO ships (" STORE__SHIP_COLUMNS
         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-        "?14, ?15, ?16, ?17, ?18) ON CONFLICT (sid) DO UPDATE SET id = ?2, "
+        "?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22) ON CONFLICT (sid) DO "
+        "UPDATE SET id = ?2, "
         "name = ?3, "
         "program = ?4, created_ns = ?5, idle_timeout_ms = ?6, "
         "last_event = ?7, first_event = ?8, snapshot_event = ?9, "
         "last_hash = ?10, public_key = ?11, secret_key = ?12, alarm_ns = ?13, "
         "freeze_timeout_ms = ?14, args = ?15, env = ?16, acks = ?17, "
-        "account = ?18",
+        "account = ?18, parent = ?19, lifetime = ?20, lifetime_ms = ?21, "
+        "spawn_tag = ?22",
     [ST_SHIP_BY_ID] = "SELECT " STORE__SHIP_COLUMNS " FROM ships WHERE id = ?1",
     [ST_SHIP_BY_NAME] =
         "SELECT " STORE__SHIP_COLUMNS " FROM ships WHERE name = ?1",
@@ -287,6 +290,28 @@ static const char *store__sql[ST__COUNT] = {
     "  bytes INTEGER NOT NULL, recorded_ships INTEGER NOT NULL,"               \
     "  recorded_bytes INTEGER NOT NULL, passed_ns INTEGER NOT NULL);"
 
+/* A spawned ship's parent (its sid; 0 for none), its lifetime
+ * (proto/frame.h, FRAME_LIFETIME_*; 0 for a ship made by the operator, which
+ * stays like a root one), the lifetime's time, and the tag of the SPAWN that
+ * made it, which its parent's CHILD events carry. */
+#define STORE__LINEAGE                                                         \
+    "ALTER TABLE ships ADD COLUMN parent INTEGER NOT NULL DEFAULT 0;"          \
+    "ALTER TABLE ships ADD COLUMN lifetime INTEGER NOT NULL DEFAULT 0;"        \
+    "ALTER TABLE ships ADD COLUMN lifetime_ms INTEGER NOT NULL DEFAULT 0;"     \
+    "ALTER TABLE ships ADD COLUMN spawn_tag INTEGER NOT NULL DEFAULT 0;"       \
+    "CREATE INDEX IF NOT EXISTS ships_by_parent ON ships (parent, sid) "       \
+    "WHERE parent != 0;"
+
+/* Mail (docs/design.md, "Mail"): events for a ship that the log made and
+ * the leader delivers, each exactly once, in seq order. seq comes from the
+ * meta counter next_mail and is never given twice; body is the event's
+ * payload. */
+#define STORE__MAIL_TABLE                                                      \
+    "CREATE TABLE IF NOT EXISTS mail ("                                        \
+    "  seq INTEGER PRIMARY KEY, target INTEGER NOT NULL,"                      \
+    "  kind INTEGER NOT NULL, body BLOB NOT NULL);"                            \
+    "CREATE INDEX IF NOT EXISTS mail_by_target ON mail (target, seq);"
+
 static const char store__schema[] =
     "CREATE TABLE IF NOT EXISTS meta ("
     "  key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
@@ -301,7 +326,8 @@ static const char store__schema[] =
     "  acks INTEGER NOT NULL DEFAULT 255,"
     "  account INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS ships_by_account ON ships (account, "
-    "sid);" STORE__SHIP_USAGE_COLUMNS "CREATE TABLE IF NOT EXISTS events ("
+    "sid);" STORE__SHIP_USAGE_COLUMNS STORE__LINEAGE
+    "CREATE TABLE IF NOT EXISTS events ("
     "  sid INTEGER NOT NULL, n INTEGER NOT NULL, rec BLOB NOT NULL);"
     "CREATE UNIQUE INDEX IF NOT EXISTS events_by_ship ON events (sid, n);"
     "CREATE TABLE IF NOT EXISTS snapshots ("
@@ -315,7 +341,7 @@ static const char store__schema[] =
     "CREATE TABLE IF NOT EXISTS truncations ("
     "  sid INTEGER PRIMARY KEY, upto INTEGER NOT NULL);" STORE__TOKENS_TABLE
         STORE__DATA_KEYS_TABLE STORE__ACCOUNTS_TABLE
-            STORE__ACCOUNT_USAGE_COLUMNS STORE__CRAWLS_TABLE;
+            STORE__ACCOUNT_USAGE_COLUMNS STORE__CRAWLS_TABLE STORE__MAIL_TABLE;
 
 #define STORE__ACCT_DELTA 32
 
@@ -570,6 +596,9 @@ static const struct {
             NULL},
     /* 14: the crawler's findings; see STORE__CRAWLS_TABLE. */
     [14] = {STORE__CRAWLS_TABLE, NULL},
+    /* 15: children and their parents, and mail; see STORE__LINEAGE and
+     * STORE__MAIL_TABLE. */
+    [15] = {STORE__LINEAGE STORE__MAIL_TABLE, NULL},
 };
 
 /* Bring a store of an older schema version up to this one, in place, one
@@ -1198,6 +1227,10 @@ int store_ship_put(struct store *s, const struct store_ship *ship)
     }
     sqlite3_bind_int(st, 17, ship->acks);
     sqlite3_bind_int64(st, 18, (sqlite3_int64)ship->account);
+    sqlite3_bind_int64(st, 19, (sqlite3_int64)ship->parent);
+    sqlite3_bind_int(st, 20, ship->lifetime);
+    sqlite3_bind_int64(st, 21, (sqlite3_int64)ship->lifetime_ms);
+    sqlite3_bind_int64(st, 22, (sqlite3_int64)ship->spawn_tag);
     return store__exec(s, st, "writing a ship");
 }
 
@@ -1265,6 +1298,10 @@ static int store__row_ship(sqlite3_stmt *st, struct store_ship *ship)
     ship->freeze_timeout_ms = (uint64_t)sqlite3_column_int64(st, 13);
     ship->acks = (uint8_t)sqlite3_column_int(st, 16);
     ship->account = (uint64_t)sqlite3_column_int64(st, 17);
+    ship->parent = (uint64_t)sqlite3_column_int64(st, 18);
+    ship->lifetime = (uint8_t)sqlite3_column_int(st, 19);
+    ship->lifetime_ms = (uint64_t)sqlite3_column_int64(st, 20);
+    ship->spawn_tag = (uint32_t)sqlite3_column_int64(st, 21);
     if (store__dup_blob(st, 14, &ship->args, &ship->args_len) != 0 ||
         store__dup_blob(st, 15, &ship->env, &ship->env_len) != 0) {
         store_ship_clear(ship);
@@ -1397,6 +1434,9 @@ int store_ship_data_clear(struct store *s, uint64_t sid)
     return 0;
 }
 
+static int store__token_stmt(struct store *s, const char *sql,
+                             sqlite3_stmt **st);
+
 int store_ship_delete(struct store *s, uint64_t sid)
 {
     int rv = store__heads_release(s, sid);
@@ -1413,7 +1453,24 @@ int store_ship_delete(struct store *s, uint64_t sid)
             return rv;
         }
     }
-    return sqlite3_changes(s->db) > 0 ? 0 : BERTH_ENOTFOUND;
+    bool deleted = sqlite3_changes(s->db) > 0;
+    sqlite3_stmt *st;
+    static const char *const lineage[] = {
+        "DELETE FROM mail WHERE target = ?1",
+        "UPDATE ships SET parent = 0 WHERE parent = ?1",
+    };
+    for (size_t i = 0; i < sizeof lineage / sizeof lineage[0]; i++) {
+        if ((rv = store__token_stmt(s, lineage[i], &st)) != 0) {
+            return rv;
+        }
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+        int rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE) {
+            return store__fail(s, rc, "deleting a ship");
+        }
+    }
+    return deleted ? 0 : BERTH_ENOTFOUND;
 }
 
 int store_ship_foreach(struct store *s, store_ship_cb cb, void *arg)
@@ -2860,4 +2917,178 @@ void store_set_accounting(struct store *s, bool on)
 bool store_accounting(const struct store *s)
 {
     return !s->no_usage;
+}
+
+/* --- Lineage and mail. ---
+ *
+ * Touched at spawns, destroys and deliveries, far from the hot path: their
+ * statements are prepared at each call. */
+
+int store_ship_children(struct store *s, uint64_t parent,
+                        struct store_child **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    int rv = store__heads_write(s);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_stmt *st;
+    rv = store__token_stmt(
+        s, "SELECT sid, lifetime FROM ships WHERE parent = ?1 ORDER BY sid",
+        &st);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            struct store_child *p = mem_realloc(*out, ncap * sizeof *p);
+            if (p == NULL) {
+                rv = BERTH_ENOMEM;
+                break;
+            }
+            *out = p;
+            cap = ncap;
+        }
+        (*out)[*n].sid = (uint64_t)sqlite3_column_int64(st, 0);
+        (*out)[*n].lifetime = (uint8_t)sqlite3_column_int(st, 1);
+        (*n)++;
+    }
+    if (rv == 0 && rc != SQLITE_DONE) {
+        rv = store__fail(s, rc, "listing a ship's children");
+    }
+    sqlite3_finalize(st);
+    if (rv != 0) {
+        mem_free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rv;
+}
+
+void store_mail_clear(struct store_mail *m)
+{
+    mem_free(m->body);
+    memset(m, 0, sizeof *m);
+}
+
+int store_mail_put(struct store *s, uint64_t target, uint8_t kind,
+                   const void *body, size_t len, uint64_t *seq)
+{
+    uint64_t next;
+    int rv = store_meta_get(s, "next_mail", &next);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_stmt *st;
+    rv = store__token_stmt(s,
+                           "INSERT INTO mail (seq, target, kind, body) "
+                           "VALUES (?1, ?2, ?3, ?4)",
+                           &st);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(next + 1));
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)target);
+    sqlite3_bind_int(st, 3, kind);
+    sqlite3_bind_blob64(st, 4, len ? body : "", len, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        return store__fail(s, rc, "writing mail");
+    }
+    if (seq != NULL) {
+        *seq = next + 1;
+    }
+    return store_meta_put(s, "next_mail", next + 1);
+}
+
+int store_mail_take(struct store *s, uint64_t target, uint64_t seq)
+{
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(
+        s, "DELETE FROM mail WHERE seq = ?1 AND target = ?2", &st);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)target);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        return store__fail(s, rc, "taking mail");
+    }
+    return sqlite3_changes(s->db) > 0 ? 0 : BERTH_ENOTFOUND;
+}
+
+int store_mail_next(struct store *s, uint64_t target, uint64_t after,
+                    struct store_mail *out)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(s,
+                               "SELECT seq, kind, body FROM mail WHERE "
+                               "target = ?1 AND seq > ?2 ORDER BY seq LIMIT 1",
+                               &st);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)target);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)after);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->seq = (uint64_t)sqlite3_column_int64(st, 0);
+        out->target = target;
+        out->kind = (uint8_t)sqlite3_column_int(st, 1);
+        char *body;
+        rv = store__dup_blob(st, 2, &body, &out->len);
+        out->body = (uint8_t *)body;
+    } else if (rc == SQLITE_DONE) {
+        rv = BERTH_ENOTFOUND;
+    } else {
+        rv = store__fail(s, rc, "reading mail");
+    }
+    sqlite3_finalize(st);
+    return rv;
+}
+
+int store_mail_targets(struct store *s, uint64_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(
+        s, "SELECT DISTINCT target FROM mail ORDER BY target", &st);
+    if (rv != 0) {
+        return rv;
+    }
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            uint64_t *p = mem_realloc(*out, ncap * sizeof *p);
+            if (p == NULL) {
+                rv = BERTH_ENOMEM;
+                break;
+            }
+            *out = p;
+            cap = ncap;
+        }
+        (*out)[(*n)++] = (uint64_t)sqlite3_column_int64(st, 0);
+    }
+    if (rv == 0 && rc != SQLITE_DONE) {
+        rv = store__fail(s, rc, "listing mail");
+    }
+    sqlite3_finalize(st);
+    if (rv != 0) {
+        mem_free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rv;
 }

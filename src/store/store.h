@@ -76,6 +76,10 @@ struct store_ship {
      * host's. A zeroed struct says 0, the weakest level: set it. */
     uint8_t acks;
     uint64_t account; /* core/account.h; 0: anonymous */
+    uint64_t parent;  /* the parent's sid; 0: none */
+    uint8_t lifetime; /* proto/frame.h FRAME_LIFETIME_*; 0: the operator's */
+    uint64_t lifetime_ms;
+    uint32_t spawn_tag; /* the tag of the SPAWN that made it */
 };
 
 /* Free the owned fields of ship and zero it. */
@@ -177,8 +181,53 @@ int store_ship_head_put(struct store *s, uint64_t sid, uint64_t last_event,
  * (store/shipcopy.h). */
 int store_ship_data_clear(struct store *s, uint64_t sid);
 
-/* Delete a ship with its events and snapshot. BERTH_ENOTFOUND if absent. */
+/* Delete a ship with its events, snapshots and mail; its children that stay
+ * (root ones) have no parent from then on. BERTH_ENOTFOUND if absent. */
 int store_ship_delete(struct store *s, uint64_t sid);
+
+/* One child of a ship. */
+struct store_child {
+    uint64_t sid;
+    uint8_t lifetime; /* proto/frame.h FRAME_LIFETIME_* */
+};
+
+/* Set *out to a new array (the caller frees it with mem_free; NULL when
+ * none) of the children of parent in sid order, and *n to their count.
+ * 0, BERTH_ENOMEM or a store failure. */
+int store_ship_children(struct store *s, uint64_t parent,
+                        struct store_child **out, size_t *n);
+
+/* One piece of mail: an event for ship target that the log made
+ * (docs/design.md, "Mail"). */
+struct store_mail {
+    uint64_t seq;
+    uint64_t target;
+    uint8_t kind;  /* proto/frame.h FRAME_EVENT_* */
+    uint8_t *body; /* owned; NULL when empty */
+    size_t len;
+};
+
+/* Free m's body and zero it. */
+void store_mail_clear(struct store_mail *m);
+
+/* Add mail for ship target of kind with the len bytes at body (the caller
+ * keeps them), numbered from the meta counter next_mail into *seq (may be
+ * NULL). 0 or a store failure. */
+int store_mail_put(struct store *s, uint64_t target, uint8_t kind,
+                   const void *body, size_t len, uint64_t *seq);
+
+/* Delete mail seq of ship target: 0, or BERTH_ENOTFOUND when there is none
+ * (delivered already, or its ship gone). */
+int store_mail_take(struct store *s, uint64_t target, uint64_t seq);
+
+/* Fill *out (store_mail_clear frees it) with ship target's first mail after
+ * seq after: 0, BERTH_ENOTFOUND for none, BERTH_ENOMEM or a failure. */
+int store_mail_next(struct store *s, uint64_t target, uint64_t after,
+                    struct store_mail *out);
+
+/* Set *out to a new array (mem_free; NULL when none) of the ships that have
+ * mail, in sid order, and *n to their count. */
+int store_mail_targets(struct store *s, uint64_t **out, size_t *n);
 
 /* Called for each ship; ship is valid only during the call. Returning
  * non-zero stops the walk and is returned by store_ship_foreach. */

@@ -516,6 +516,9 @@ static void test_upgrade_from_version_2(void **state)
         "COLUMN usage_cpu_us; ALTER TABLE ships DROP COLUMN usage_mem_peak; "
         "ALTER TABLE ships DROP COLUMN usage_mem_byte_s; ALTER TABLE ships "
         "DROP COLUMN usage_wakes; ALTER TABLE ships DROP COLUMN usage_requests;"
+        "DROP INDEX ships_by_parent; ALTER TABLE ships DROP COLUMN parent; "
+        "ALTER TABLE ships DROP COLUMN lifetime; ALTER TABLE ships DROP COLUMN "
+        "lifetime_ms; ALTER TABLE ships DROP COLUMN spawn_tag; DROP TABLE mail;"
         "PRAGMA user_version=2;");
     s = open_ok(x->path);
     struct store_snapshot got;
@@ -734,7 +737,7 @@ static void test_upgrade_from_version_3(void **state)
         sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
         SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 14);
+    assert_int_equal(sqlite3_column_int(st, 0), 15);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -778,7 +781,7 @@ static void test_upgrade_from_version_5(void **state)
     assert_int_equal(store_event_put(s, 1, 3, "THREE", 5), 0);
     store_close(s);
 
-    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 14);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 15);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM truncations"), 0);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM events"), 3);
     /* In number order after the upgrade, the replaced event last. */
@@ -876,6 +879,11 @@ static void test_upgrade_from_version_7_adds_sealed_and_tokens(void **state)
             "usage_mem_peak; ALTER TABLE ships DROP COLUMN usage_mem_byte_s; "
             "ALTER TABLE ships DROP COLUMN usage_wakes; ALTER TABLE ships DROP "
             "COLUMN usage_requests;"
+            "DROP INDEX ships_by_parent; ALTER TABLE ships DROP COLUMN parent; "
+            "ALTER TABLE ships DROP COLUMN lifetime; ALTER TABLE ships DROP "
+            "COLUMN "
+            "lifetime_ms; ALTER TABLE ships DROP COLUMN spawn_tag; DROP TABLE "
+            "mail;"
             "PRAGMA user_version=7;",
             NULL, NULL, NULL),
         SQLITE_OK);
@@ -885,7 +893,7 @@ static void test_upgrade_from_version_7_adds_sealed_and_tokens(void **state)
     token(&t, "aaaa", 1, "");
     assert_int_equal(store_token_put(s, &t), 0);
     store_close(s);
-    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 14);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 15);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM tokens"), 1);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM snapshots WHERE "
                                         "sealed = 0"),
@@ -912,6 +920,11 @@ static void test_data_keys(void **state)
             "usage_mem_peak; ALTER TABLE ships DROP COLUMN usage_mem_byte_s; "
             "ALTER TABLE ships DROP COLUMN usage_wakes; ALTER TABLE ships DROP "
             "COLUMN usage_requests;"
+            "DROP INDEX ships_by_parent; ALTER TABLE ships DROP COLUMN parent; "
+            "ALTER TABLE ships DROP COLUMN lifetime; ALTER TABLE ships DROP "
+            "COLUMN "
+            "lifetime_ms; ALTER TABLE ships DROP COLUMN spawn_tag; DROP TABLE "
+            "mail;"
             "PRAGMA user_version=9;",
             NULL, NULL, NULL),
         SQLITE_OK);
@@ -933,7 +946,7 @@ static void test_data_keys(void **state)
     assert_int_equal(store_data_keys_get(s, out, 8, 2, &n), BERTH_ECORRUPT);
     assert_int_equal(store_data_keys_get(s, out, 4, 4, &n), BERTH_ECORRUPT);
     store_close(s);
-    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 14);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 15);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM data_keys"), 3);
     assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "DELETE FROM data_keys WHERE kid = 2",
