@@ -366,6 +366,23 @@ static int json_string(struct bp_bytes *b, const char *s, size_t n)
     return rv == 0 ? bp_bytes_append(b, "\"", 1) : rv;
 }
 
+/* Close the JSON array in b and reply 200 with it, or 500 with message when
+ * rv says building it failed or it does not fit in a reply; frees b. */
+static void reply_list(struct bp_out *out, struct bp_bytes *b, int rv,
+                       const char *message)
+{
+    if (rv == 0) {
+        rv = bp_bytes_append(b, "]\n", 2);
+    }
+    if (rv == 0) {
+        rv = bp_reply(out, 200, "application/json", b->data, b->len);
+    }
+    if (rv != 0) {
+        reply_error(out, 500, "too_large", message);
+    }
+    bp_bytes_free(b);
+}
+
 /* Reply with the keys as a JSON array of strings. */
 static void list_keys(const struct kv *kv, struct bp_out *out)
 {
@@ -379,16 +396,7 @@ static void list_keys(const struct kv *kv, struct bp_out *out)
             rv = json_string(&b, kv->pairs[i]->key, kv->pairs[i]->key_len);
         }
     }
-    if (rv == 0) {
-        rv = bp_bytes_append(&b, "]\n", 2);
-    }
-    if (rv == 0) {
-        rv = bp_reply(out, 200, "application/json", b.data, b.len);
-    }
-    if (rv != 0) {
-        reply_error(out, 500, "too_large", "the key list does not fit");
-    }
-    bp_bytes_free(&b);
+    reply_list(out, &b, rv, "the key list does not fit");
 }
 
 /* Set a key from an HTTP PUT or a POKE; returns the event's result. Writes
@@ -653,16 +661,7 @@ static void list_children(const struct kv *kv, struct bp_out *out)
             rv = bp_bytes_append(&b, "}", 1);
         }
     }
-    if (rv == 0) {
-        rv = bp_bytes_append(&b, "]\n", 2);
-    }
-    if (rv == 0) {
-        rv = bp_reply(out, 200, "application/json", b.data, b.len);
-    }
-    if (rv != 0) {
-        reply_error(out, 500, "too_large", "the child list does not fit");
-    }
-    bp_bytes_free(&b);
+    reply_list(out, &b, rv, "the child list does not fit");
 }
 
 /* DELETE /children/<id>, POST /children/<id>/release and DELETE /self: ask

@@ -464,6 +464,17 @@ static void expect_error(const struct answer *a, int status, const char *code)
     assert_memory_equal(a->body.data, want, strlen(want));
 }
 
+/* Send GET target as event number and check the reply: 200, unchanged,
+ * with this body. */
+static void expect_get(struct child *c, uint64_t number, const char *target,
+                       const char *body)
+{
+    struct answer a;
+    http(c, number, "GET", target, NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, body);
+    answer_free(&a);
+}
+
 static void spawn_kv(struct child *c)
 {
     char path[PATH_MAX + 8];
@@ -492,9 +503,7 @@ static void test_kv_http(void **state)
     assert_string_equal(a.ctype, "application/octet-stream");
     assert_int_equal(a.n_logs, 0);
     answer_free(&a);
-    http(&c, 3, "GET", "/k/a?x=%zz", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "two");
-    answer_free(&a);
+    expect_get(&c, 3, "/k/a?x=%zz", "two");
     http(&c, 3, "GET", "/k/b", NULL, &a);
     expect_error(&a, 404, "not_found");
     answer_free(&a);
@@ -509,9 +518,7 @@ static void test_kv_http(void **state)
     http(&c, 4, "PUT", "/k/%22%5c%01%ff%2F", "x", &a);
     expect(&a, FRAME_DONE, true, 201, NULL);
     answer_free(&a);
-    http(&c, 5, "GET", "/k/h%c3%a9llo%20w", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "");
-    answer_free(&a);
+    expect_get(&c, 5, "/k/h%c3%a9llo%20w", "");
     http(&c, 5, "GET", "/k", NULL, &a);
     expect(&a, FRAME_DONE, false, 200,
            "[\"\\\"\\\\\\u0001\\u00ff/\",\"a\",\"h\xc3\xa9llo w\"]\n");
@@ -587,9 +594,7 @@ static void test_kv_poke(void **state)
     expect(&a, FRAME_DONE, true, 201, NULL);
     assert_int_equal(a.n_logs, 0);
     answer_free(&a);
-    http(&c, 2, "GET", "/k/color", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "dark blue");
-    answer_free(&a);
+    expect_get(&c, 2, "/k/color", "dark blue");
     poke(&c, 2, "put empty ", &a);
     expect(&a, FRAME_DONE, true, 201, NULL);
     answer_free(&a);
@@ -677,10 +682,7 @@ static void test_kv_snapshots(void **state)
     assert_int_equal(a.body.len, 5);
     assert_memory_equal(a.body.data, "q%00x", 5); /* the value as put */
     answer_free(&a);
-    http(&c, 7, "GET", "/k", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200,
-           "[\"a\",\"b\",\"m\",\"q\\u0000x\",\"z\",\"zz\"]\n");
-    answer_free(&a);
+    expect_get(&c, 7, "/k", "[\"a\",\"b\",\"m\",\"q\\u0000x\",\"z\",\"zz\"]\n");
     snapshot(&c, 6, &s3);
     assert_int_equal(s3.len, s1.len);
     assert_memory_equal(s3.data, s1.data, s1.len);
@@ -702,9 +704,7 @@ static void test_kv_snapshots(void **state)
         }
         spawn_kv(&c);
         assert_false(boot(&c, 6, s1.data, n));
-        http(&c, 7, "GET", "/k", NULL, &a);
-        expect(&a, FRAME_DONE, false, 200, "[]\n");
-        answer_free(&a);
+        expect_get(&c, 7, "/k", "[]\n");
         stop(&c);
     }
     bad.data[2] = '4';
@@ -770,9 +770,7 @@ static void test_kv_alarm_routes(void **state)
     expect(&a, FRAME_DONE, true, 200, "1002\n");
     assert_true(a.alarm_ns == 1002);
     answer_free(&a);
-    http(&c, 3, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":1002,\"fired\":0}\n");
-    answer_free(&a);
+    expect_get(&c, 3, "/alarm", "{\"alarm_ns\":1002,\"fired\":0}\n");
     /* The largest alarm that fits in a u64 at event 3, leading zeros and
      * all. */
     http(&c, 3, "PUT", "/alarm", "0018446744073709", &a);
@@ -807,10 +805,8 @@ static void test_kv_alarm_routes(void **state)
     http(&c, 4, "PUT", "/alarm", NULL, &a); /* no body at all */
     expect_error(&a, 400, "invalid");
     answer_free(&a);
-    http(&c, 4, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200,
-           "{\"alarm_ns\":18446744073709001003,\"fired\":0}\n");
-    answer_free(&a);
+    expect_get(&c, 4, "/alarm",
+               "{\"alarm_ns\":18446744073709001003,\"fired\":0}\n");
 
     /* Other methods and paths. */
     http(&c, 4, "POST", "/alarm", "5", &a);
@@ -834,13 +830,9 @@ static void test_kv_alarm_routes(void **state)
     expect_error(&a, 404, "not_found");
     assert_int_equal(a.n_alarms, 0);
     answer_free(&a);
-    http(&c, 5, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":0,\"fired\":0}\n");
-    answer_free(&a);
+    expect_get(&c, 5, "/alarm", "{\"alarm_ns\":0,\"fired\":0}\n");
     /* The keys are untouched by all of it. */
-    http(&c, 5, "GET", "/k", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "[]\n");
-    answer_free(&a);
+    expect_get(&c, 5, "/k", "[]\n");
     stop(&c);
 }
 
@@ -865,9 +857,7 @@ static void test_kv_timer(void **state)
     assert_string_equal(a.log, "alarm fired");
     assert_int_equal(a.n_alarms, 0);
     answer_free(&a);
-    http(&c, 3, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":0,\"fired\":1}\n");
-    answer_free(&a);
+    expect_get(&c, 3, "/alarm", "{\"alarm_ns\":0,\"fired\":1}\n");
     /* Nothing is left to cancel. */
     http(&c, 3, "DELETE", "/alarm", NULL, &a);
     expect_error(&a, 404, "not_found");
@@ -881,9 +871,7 @@ static void test_kv_timer(void **state)
     assert_string_equal(a.log, "alarm fired");
     assert_int_equal(a.n_alarms, 0);
     answer_free(&a);
-    http(&c, 5, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":1001003,\"fired\":2}\n");
-    answer_free(&a);
+    expect_get(&c, 5, "/alarm", "{\"alarm_ns\":1001003,\"fired\":2}\n");
     timer(&c, 5, 1001003, &a);
     expect(&a, FRAME_DONE, true, 0, NULL);
     answer_free(&a);
@@ -891,9 +879,7 @@ static void test_kv_timer(void **state)
     timer(&c, 6, 7, &a);
     expect(&a, FRAME_DONE, true, 0, NULL);
     answer_free(&a);
-    http(&c, 7, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":0,\"fired\":4}\n");
-    answer_free(&a);
+    expect_get(&c, 7, "/alarm", "{\"alarm_ns\":0,\"fired\":4}\n");
     stop(&c);
 }
 
@@ -926,12 +912,8 @@ static void test_kv_alarm_snapshots(void **state)
 
     spawn_kv(&c);
     assert_true(boot(&c, 4, s.data, s.len));
-    http(&c, 5, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":7001004,\"fired\":1}\n");
-    answer_free(&a);
-    http(&c, 5, "GET", "/k/a", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "1");
-    answer_free(&a);
+    expect_get(&c, 5, "/alarm", "{\"alarm_ns\":7001004,\"fired\":1}\n");
+    expect_get(&c, 5, "/k/a", "1");
     snapshot(&c, 4, &s2);
     assert_int_equal(s2.len, s.len);
     assert_memory_equal(s2.data, s.data, s.len);
@@ -956,12 +938,8 @@ static void test_kv_alarm_snapshots(void **state)
     };
     spawn_kv(&c);
     assert_true(boot(&c, 2, old, sizeof old));
-    http(&c, 3, "GET", "/k/b", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "22");
-    answer_free(&a);
-    http(&c, 3, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":0,\"fired\":0}\n");
-    answer_free(&a);
+    expect_get(&c, 3, "/k/b", "22");
+    expect_get(&c, 3, "/alarm", "{\"alarm_ns\":0,\"fired\":0}\n");
     /* It snapshots as KV3, with the same pairs after empty alarm fields and no
      * children. */
     snapshot(&c, 2, &s2);
@@ -978,17 +956,13 @@ static void test_kv_alarm_snapshots(void **state)
     /* A KV1 snapshot is checked as before: one cut short is refused. */
     spawn_kv(&c);
     assert_false(boot(&c, 2, old, sizeof old - 1));
-    http(&c, 3, "GET", "/k", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "[]\n");
-    answer_free(&a);
+    expect_get(&c, 3, "/k", "[]\n");
     stop(&c);
     /* A refused KV3 snapshot leaves no alarm behind either: its pairs are
      * cut short after whole alarm fields. */
     spawn_kv(&c);
     assert_false(boot(&c, 4, s.data, s.len - 1));
-    http(&c, 5, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":0,\"fired\":0}\n");
-    answer_free(&a);
+    expect_get(&c, 5, "/alarm", "{\"alarm_ns\":0,\"fired\":0}\n");
     stop(&c);
     buf_free(&s);
 }
@@ -1107,34 +1081,31 @@ static void test_kv_children(void **state)
     assert_string_equal(last, want);
     answer_free(&a);
 
-    /* Ending ships: the effect names the ship, the reply is 202, and kv's
-     * state waits for the CHILD event. */
-    http(&c, 9, "DELETE", "/children/c3", NULL, &a);
-    expect(&a, FRAME_DONE, false, 202, "accepted\n");
-    assert_int_equal(a.n_destroys, 1);
-    assert_int_equal(a.n_effects, 2);
-    assert_string_equal(a.ship_ref, "c3");
-    answer_free(&a);
-    http(&c, 9, "DELETE", "/children/c%33?x=1", NULL, &a);
-    expect(&a, FRAME_DONE, false, 202, NULL);
-    assert_string_equal(a.ship_ref, "c3");
-    answer_free(&a);
-    http(&c, 9, "POST", "/children/c4/release", NULL, &a);
-    expect(&a, FRAME_DONE, false, 202, "accepted\n");
-    assert_int_equal(a.n_releases, 1);
-    assert_int_equal(a.n_destroys, 0);
-    assert_string_equal(a.ship_ref, "c4");
-    answer_free(&a);
-    http(&c, 9, "DELETE", "/self", NULL, &a);
-    expect(&a, FRAME_DONE, false, 202, "accepted\n");
-    assert_int_equal(a.n_destroys, 1);
-    assert_string_equal(a.ship_ref, "");
-    answer_free(&a);
-    http(&c, 9, "POST", "/idle", NULL, &a);
-    expect(&a, FRAME_DONE, false, 204, "");
-    assert_int_equal(a.n_idles, 1);
-    assert_int_equal(a.n_effects, 2);
-    answer_free(&a);
+    /* Ending ships and idling: one effect beside the reply, naming the
+     * ship; kv's state waits for the CHILD event. */
+    static const struct {
+        const char *method, *target;
+        int status;
+        uint8_t kind; /* of the effect */
+        const char *ref;
+    } ends[] = {
+        {"DELETE", "/children/c3", 202, FRAME_EFFECT_DESTROY, "c3"},
+        {"DELETE", "/children/c%33?x=1", 202, FRAME_EFFECT_DESTROY, "c3"},
+        {"POST", "/children/c4/release", 202, FRAME_EFFECT_RELEASE, "c4"},
+        {"DELETE", "/self", 202, FRAME_EFFECT_DESTROY, ""},
+        {"POST", "/idle", 204, FRAME_EFFECT_IDLE, ""},
+    };
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+        http(&c, 9, ends[i].method, ends[i].target, NULL, &a);
+        expect(&a, FRAME_DONE, false, ends[i].status,
+               ends[i].status == 202 ? "accepted\n" : "");
+        assert_int_equal(a.n_effects, 2);
+        assert_int_equal(a.n_destroys, ends[i].kind == FRAME_EFFECT_DESTROY);
+        assert_int_equal(a.n_releases, ends[i].kind == FRAME_EFFECT_RELEASE);
+        assert_int_equal(a.n_idles, ends[i].kind == FRAME_EFFECT_IDLE);
+        assert_string_equal(a.ship_ref, ends[i].ref);
+        answer_free(&a);
+    }
 
     /* Bad ids and paths, and other methods: an error reply, no effect. */
     char long_id[16 + 64 + 1] = "/children/";
@@ -1217,12 +1188,8 @@ static void test_kv_children_snapshots(void **state)
      * booted state goes on. */
     spawn_kv(&c);
     assert_true(boot(&c, 6, s.data, s.len));
-    http(&c, 7, "GET", "/children", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, (const char *)list.body.data);
-    answer_free(&a);
-    http(&c, 7, "GET", "/k/a", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "1");
-    answer_free(&a);
+    expect_get(&c, 7, "/children", (const char *)list.body.data);
+    expect_get(&c, 7, "/k/a", "1");
     snapshot(&c, 6, &s2);
     assert_int_equal(s2.len, s.len);
     assert_memory_equal(s2.data, s.data, s.len);
@@ -1245,9 +1212,7 @@ static void test_kv_children_snapshots(void **state)
     for (size_t n = 4; n < 24 + children_len; n++) {
         spawn_kv(&c);
         assert_false(boot(&c, 6, s.data, n));
-        http(&c, 7, "GET", "/children", NULL, &a);
-        expect(&a, FRAME_DONE, false, 200, "[]\n");
-        answer_free(&a);
+        expect_get(&c, 7, "/children", "[]\n");
         stop(&c);
     }
     /* So is each value kv never writes, set in one byte: the first child's
@@ -1280,15 +1245,9 @@ static void test_kv_children_snapshots(void **state)
     };
     spawn_kv(&c);
     assert_true(boot(&c, 2, old, sizeof old));
-    http(&c, 3, "GET", "/children", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "[]\n");
-    answer_free(&a);
-    http(&c, 3, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":7001004,\"fired\":1}\n");
-    answer_free(&a);
-    http(&c, 3, "GET", "/k/a", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "1");
-    answer_free(&a);
+    expect_get(&c, 3, "/children", "[]\n");
+    expect_get(&c, 3, "/alarm", "{\"alarm_ns\":7001004,\"fired\":1}\n");
+    expect_get(&c, 3, "/k/a", "1");
     /* It snapshots as KV3: the same alarm fields, no children, the same
      * pairs. */
     snapshot(&c, 2, &s2);
@@ -1314,24 +1273,17 @@ static void test_kv_children_snapshots(void **state)
  * effect; the full table snapshots and boots. */
 static void test_kv_children_limit(void **state)
 {
-    enum { MAX = 1024, BATCH = 128 };
+    enum { MAX = 1024 };
     struct child c;
     struct answer a;
-    struct buf b, s;
-    buf_init(&b);
+    struct buf s;
     spawn_kv(&c);
     assert_true(boot(&c, 0, NULL, 0));
-    for (uint64_t start = 1; start <= MAX; start += BATCH) {
-        for (uint64_t n = start; n < start + BATCH; n++) {
-            encode_http(&b, n, "POST", "/children", "ephemeral", 9);
-        }
-        send_buf(&c, &b);
-        for (uint64_t n = start; n < start + BATCH; n++) {
-            read_answer(&c, n, &a);
-            expect(&a, FRAME_DONE, true, 202, NULL);
-            assert_int_equal(a.n_spawns, 1);
-            answer_free(&a);
-        }
+    for (uint64_t n = 1; n <= MAX; n++) {
+        http(&c, n, "POST", "/children", "ephemeral", &a);
+        expect(&a, FRAME_DONE, true, 202, NULL);
+        assert_int_equal(a.n_spawns, 1);
+        answer_free(&a);
     }
     http(&c, MAX + 1, "POST", "/children", "", &a);
     assert_int_equal(a.type, FRAME_REJECT);
@@ -1351,7 +1303,6 @@ static void test_kv_children_limit(void **state)
     answer_free(&a);
     stop(&c);
     buf_free(&s);
-    buf_free(&b);
 }
 
 /* STOP and the end of input both end the program with status 0, also before
@@ -1564,9 +1515,7 @@ static void test_sdk_large_and_pipelined(void **state)
         }
         number += 50;
     }
-    http(&c, number + 1, "GET", "/k/p999", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "v");
-    answer_free(&a);
+    expect_get(&c, number + 1, "/k/p999", "v");
     free(big);
     buf_free(&p);
     buf_free(&b);
@@ -1607,9 +1556,7 @@ static void test_kv_many_keys(void **state)
     assert_int_equal(snap.len, 24 + (size_t)N * (4 + 9 + 4 + 1));
     spawn_kv(&c);
     assert_true(boot(&c, number, snap.data, snap.len));
-    http(&c, number + 1, "GET", "/k/key012345", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "v");
-    answer_free(&a);
+    expect_get(&c, number + 1, "/k/key012345", "v");
     http(&c, number + 1, "GET", "/k", NULL, &a);
     expect(&a, FRAME_DONE, false, 200, NULL);
     assert_int_equal(a.body.len, 2 + (size_t)N * 12 - 1 + 1);
@@ -1631,9 +1578,7 @@ static void test_misbehave(void **state)
     http(&c, 1, "POST", "/count", NULL, &a);
     expect(&a, FRAME_DONE, true, 200, "1\n");
     answer_free(&a);
-    http(&c, 2, "GET", "/", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "1\n");
-    answer_free(&a);
+    expect_get(&c, 2, "/", "1\n");
     http(&c, 2, "POST", "/reject", NULL, &a);
     assert_int_equal(a.type, FRAME_REJECT);
     assert_string_equal(a.reason, "asked to reject");
@@ -1665,9 +1610,7 @@ static void test_misbehave(void **state)
     /* Boot from the snapshot; then /huge declares 100 MiB; then /exit. */
     spawn_path(&c, path);
     assert_true(boot(&c, 1, s.data, s.len));
-    http(&c, 2, "GET", "/", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "1\n");
-    answer_free(&a);
+    expect_get(&c, 2, "/", "1\n");
     encode_http(&b, 2, "POST", "/huge", NULL, 0);
     send_buf(&c, &b);
     uint8_t head[5];
@@ -1810,9 +1753,7 @@ static void test_python_counter_kinds(void **state)
     poke(&c, 2, "anything", &a);
     expect(&a, FRAME_DONE, false, 200, "1\n");
     answer_free(&a);
-    http(&c, 2, "GET", "/", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "1\n");
-    answer_free(&a);
+    expect_get(&c, 2, "/", "1\n");
     stop(&c);
     buf_free(&b);
 }
@@ -1969,24 +1910,17 @@ static void test_sdk_children(void **state)
     assert_true(s.lifetime_ms == 0);
     assert_int_equal(s.program_len, 10);
     assert_memory_equal(s.program, "/opt/child", 10);
-    static const struct {
-        uint8_t kind;
-        const char *data;
-    } options[] = {{FRAME_SPAWN_ARG, "one"},
-                   {FRAME_SPAWN_ARG, ""},
-                   {FRAME_SPAWN_ARG, "three"},
-                   {FRAME_SPAWN_ENV, "K=V"},
-                   {FRAME_SPAWN_ENV, "EMPTY="}};
-    size_t so = 0;
+    /* The options, byte for byte: the arguments, then the environment. */
+    static const char *const options[] = {"one", "", "three", "K=V", "EMPTY="};
+    b.len = 0;
     for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
-        uint8_t kind;
-        const uint8_t *data;
-        size_t n;
-        assert_int_equal(frame_spawn_next_option(&s, &so, &kind, &data, &n), 0);
-        assert_int_equal(kind, options[i].kind);
-        assert_int_equal(n, strlen(options[i].data));
-        assert_memory_equal(data, options[i].data, n);
+        assert_int_equal(frame_encode_spawn_option(
+                             &b, i < 3 ? FRAME_SPAWN_ARG : FRAME_SPAWN_ENV,
+                             options[i], strlen(options[i])),
+                         0);
     }
+    assert_int_equal(s.options_len, b.len);
+    assert_memory_equal(s.options, b.data, b.len);
     /* The release names 63 bytes, the destroy nothing: the ship itself. */
     assert_int_equal(e[1].len, 63);
     assert_int_equal(frame_decode_ship_ref(e[1].data, e[1].len), 0);
