@@ -101,6 +101,7 @@ enum child_status {
     CHILD_FAILED = 3,
 };
 
+/* One child, from its spawn on; id and detail are not NUL-terminated. */
 struct child {
     uint32_t tag;     /* the SPAWN's, the spawning event's number */
     uint8_t lifetime; /* enum bp_lifetime */
@@ -562,6 +563,7 @@ static struct child *child_insert(struct kv *kv, size_t i, uint32_t tag,
     return c;
 }
 
+/* The word for a lifetime in POST /children and GET /children. */
 static const char *lifetime_name(uint8_t lifetime)
 {
     switch (lifetime) {
@@ -575,6 +577,7 @@ static const char *lifetime_name(uint8_t lifetime)
     return "unknown";
 }
 
+/* The word for a child's status in GET /children and the log. */
 static const char *status_name(uint8_t status)
 {
     static const char *const names[] = {"pending", "spawned", "destroyed",
