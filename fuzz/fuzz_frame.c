@@ -1,7 +1,8 @@
 /* libFuzzer target for the frame codec: split frames from arbitrary bytes
  * and run every decoder and walker on each, as the host does on a program's
  * output and a program does on the host's, down to the HTTP payloads and
- * replies, ALARM effects and TIMER payloads inside them. Whatever decodes
+ * replies, ALARM, SPAWN, RELEASE and DESTROY effects (SPAWN's options
+ * walked), and TIMER and CHILD payloads inside them. Whatever decodes
  * must point inside the input (every byte is read, so AddressSanitizer sees
  * a stray pointer) and must encode back to the very same bytes. */
 #include <stdlib.h>
@@ -105,6 +106,67 @@ static void fuzz_time(int (*decode)(const uint8_t *, size_t, uint64_t *),
     buf_free(&out);
 }
 
+/* Decode a SPAWN effect and walk its options, which the decoder checked, so
+ * the walk must end cleanly; what decodes must encode back to p[0..n). */
+static void fuzz_spawn(const uint8_t *p, size_t n)
+{
+    struct frame_spawn s;
+    if (frame_decode_spawn(p, n, &s) != 0) {
+        return;
+    }
+    touch(s.program, s.program_len);
+    struct buf out;
+    buf_init(&out);
+    int enc = frame_encode_spawn(&out, &s);
+    size_t off = 0;
+    uint8_t kind;
+    const uint8_t *data;
+    size_t len;
+    int rv;
+    while ((rv = frame_spawn_next_option(&s, &off, &kind, &data, &len)) == 0) {
+        touch(data, len);
+        if (enc == 0) {
+            enc = frame_encode_spawn_option(&out, kind, data, len);
+        }
+    }
+    if (rv != 1 || off != s.options_len) {
+        abort();
+    }
+    if (enc == 0) {
+        same(&out, p, n);
+    }
+    buf_free(&out);
+}
+
+/* Decode a CHILD payload: its id must be within FRAME_ID_MAX, and it must
+ * encode back to p[0..n). */
+static void fuzz_child(const uint8_t *p, size_t n)
+{
+    struct frame_child c;
+    if (frame_decode_child(p, n, &c) != 0) {
+        return;
+    }
+    if (c.id_len > FRAME_ID_MAX) {
+        abort();
+    }
+    touch(c.id, c.id_len);
+    touch(c.detail, c.detail_len);
+    struct buf out;
+    buf_init(&out);
+    if (frame_encode_child(&out, &c) == 0) {
+        same(&out, p, n);
+    }
+    buf_free(&out);
+}
+
+/* A RELEASE or DESTROY names a ship exactly when it is short enough. */
+static void fuzz_ship_ref(const uint8_t *p, size_t n)
+{
+    if ((frame_decode_ship_ref(p, n) == 0) != (n <= FRAME_ID_MAX)) {
+        abort();
+    }
+}
+
 /* Decode one frame with every decoder; at most one may accept it, and what
  * it accepts must encode back to raw[0..raw_len). */
 static void fuzz_one(const struct frame *f, const uint8_t *raw, size_t raw_len)
@@ -130,6 +192,9 @@ static void fuzz_one(const struct frame *f, const uint8_t *raw, size_t raw_len)
         if (ev.kind == FRAME_EVENT_TIMER) {
             fuzz_time(frame_decode_timer, frame_encode_timer, ev.payload,
                       ev.payload_len);
+        }
+        if (ev.kind == FRAME_EVENT_CHILD) {
+            fuzz_child(ev.payload, ev.payload_len);
         }
         out.len = 0;
         if (frame_encode_event(&out, &ev) == 0) {
@@ -169,6 +234,13 @@ static void fuzz_one(const struct frame *f, const uint8_t *raw, size_t raw_len)
             if (e.kind == FRAME_EFFECT_ALARM) {
                 fuzz_time(frame_decode_alarm, frame_encode_alarm, e.data,
                           e.len);
+            }
+            if (e.kind == FRAME_EFFECT_SPAWN) {
+                fuzz_spawn(e.data, e.len);
+            }
+            if (e.kind == FRAME_EFFECT_RELEASE ||
+                e.kind == FRAME_EFFECT_DESTROY) {
+                fuzz_ship_ref(e.data, e.len);
             }
             if (enc == 0) {
                 enc = frame_done_add_effect(&out, mark, e.kind, e.data, e.len);
@@ -238,5 +310,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_http_reply(data, size);
     fuzz_time(frame_decode_alarm, frame_encode_alarm, data, size);
     fuzz_time(frame_decode_timer, frame_encode_timer, data, size);
+    fuzz_spawn(data, size);
+    fuzz_child(data, size);
+    fuzz_ship_ref(data, size);
     return 0;
 }

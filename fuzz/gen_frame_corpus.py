@@ -36,6 +36,17 @@ def http_reply(status, ctype, body):
     return struct.pack("<HH", status, len(ctype)) + ctype + body
 
 
+def spawn(tag, lifetime, program, options):
+    out = struct.pack("<IBQH", tag, lifetime, 0, len(program)) + program
+    for kind, data in options:
+        out += struct.pack("<BI", kind, len(data)) + data
+    return out
+
+
+def child(what, tag, ident, detail):
+    return struct.pack("<BIH", what, tag, len(ident)) + ident + detail
+
+
 SEEDS = {
     "boot_empty": frame(0x01, struct.pack("<H", 3) + b"ann" + struct.pack("<Q", 0)),
     "boot_snapshot": frame(0x01, struct.pack("<H", 3) + b"ann" + struct.pack("<Q", 42)
@@ -57,6 +68,20 @@ SEEDS = {
                         + effect(1, http_reply(200, b"text/plain", b"1700000005000000000\n"))
                         + effect(3, struct.pack("<Q", 0))
                         + effect(3, struct.pack("<Q", 1700000005000000000))),
+    # A spawn of another program with arguments and environment, a release,
+    # a destroy of the ship itself and an idle, with no CHANGED flag: the
+    # host logs the event for its spawn and ends all the same.
+    "done_children": frame(0x82, struct.pack("<QBI", 4, 0, 4)
+                           + effect(4, spawn(7, 3, b"/opt/p", [(1, b"-v"), (1, b""), (2, b"K=V")]))
+                           + effect(6, b"c1")
+                           + effect(7, b"")
+                           + effect(8, b"")),
+    "done_spawn_own": frame(0x82, struct.pack("<QBI", 5, 1, 1) + effect(4, spawn(5, 2, b"", []))),
+    "event_child": event(6, 5, child(1, 7, b"c1", b"")),
+    "event_child_failed": event(7, 5, child(3, 5, b"", b"limit_ships: 3 ships")),
+    "bad_child_id": event(8, 5, child(1, 7, b"x" * 64, b"")),
+    "bad_spawn_option": frame(0x82, struct.pack("<QBI", 9, 0, 1)
+                              + effect(4, spawn(1, 2, b"", []) + struct.pack("<BI", 1, 9) + b"x")),
     "reject": frame(0x83, struct.pack("<Q", 3) + b"asked to reject"),
     "snapshot": frame(0x84, struct.pack("<Q", 7) + b"KV1\n"),
     "stream": frame(0x81, b"\x00") + frame(0x82, struct.pack("<QBI", 1, 0, 0))

@@ -1,4 +1,5 @@
-/* kv: the sample berth program, a key/value store with an alarm.
+/* kv: the sample berth program, a key/value store with an alarm and
+ * children.
  *
  *   PUT    /k/<key>   body = value; 201 when new, 200 when replaced
  *   GET    /k/<key>   200 with the value, or 404
@@ -11,6 +12,21 @@
  *   GET    /alarm     200 with {"alarm_ns":N,"fired":K}: the pending alarm's
  *                     time, 0 when none, and how many alarms have fired
  *   DELETE /alarm     200 after cancelling the alarm, or 404 when none is set
+ *   POST   /children  body = root, linked or ephemeral (empty: linked); spawns
+ *                     a child running kv itself, with the event's number (its
+ *                     low 32 bits) as the spawn's tag, records it as pending
+ *                     and replies 202 with {"tag":N}; another body, a tag
+ *                     already recorded or a full table is rejected
+ *   GET    /children  200 with the children as a JSON array of
+ *                     {"tag":N,"id":...,"lifetime":...,"status":...,
+ *                     "detail":...}, by tag; status is pending, spawned,
+ *                     destroyed or failed, detail who destroyed it or why
+ *                     the spawn failed
+ *   DELETE /children/<id>          202 after asking the host to destroy that
+ *                                  child (the CHILD event says when it is)
+ *   POST   /children/<id>/release  202 after releasing that ephemeral child
+ *   DELETE /self      202 after asking the host to destroy this ship
+ *   POST   /idle      204 after telling the host the ship may sleep now
  *
  * A query string is ignored; other paths are 404 and other methods 405, with
  * a JSON body {"error":{"code":...,"message":...}}; a bad key or alarm body
@@ -18,19 +34,27 @@
  * events take "put KEY VALUE" and "del KEY"; anything else is rejected. A
  * TIMER event, the alarm coming due, counts one more fired alarm and clears
  * the pending one, as its delivery cleared the host's (unless the TIMER is
- * for an older alarm that a later PUT /alarm replaced: that one stays).
- * Every write, a TIMER included, adds one LOG line. Alarm times come from
+ * for an older alarm that a later PUT /alarm replaced: that one stays). A
+ * CHILD event updates the child its tag names (one kv never spawned is
+ * rejected, which the host only logs). Alarm writes, spawns, TIMER and CHILD
+ * events add one LOG line each; key writes add none. Alarm times come from
  * the event's time_ns, never from the clock, so that a replay computes the
  * same ones.
  *
- * The state is the alarm, the fired count and an array of pointers to pairs
- * sorted by key: lookups are a binary search, and a write moves at most n
- * pointers, which stays in the tens of microseconds at 1e5 keys. The
- * snapshot is "KV2\n", u64 alarm_ns, u64 fired, then (u32 key length, key,
+ * The state is the alarm, the fired count, the children by tag (at most
+ * KV_CHILDREN_MAX, destroyed and failed ones included) and an array of
+ * pointers to pairs sorted by key: lookups are a binary search, and a write
+ * moves at most n pointers, which stays in the tens of microseconds at 1e5
+ * keys. The snapshot is "KV3\n", u64 alarm_ns, u64 fired, u32 n_children,
+ * then (u32 tag, u8 lifetime, u8 status, u8 id length, id, u16 detail
+ * length, detail) for each child in tag order, then (u32 key length, key,
  * u32 value length, value) for each pair in key order, so equal states give
- * equal snapshots. Snapshots of the version before alarms, "KV1\n" and the
- * pairs, still load, with no alarm and none fired. A snapshot must fit in
- * one frame, so writes that would make it too large are refused with 507. */
+ * equal snapshots. Older snapshots still load: "KV2\n" (before children:
+ * alarm_ns, fired and the pairs) with no children, and "KV1\n" (before
+ * alarms: the pairs) with no alarm and none fired either. A snapshot must
+ * fit in one frame, so writes that would make it too large are refused with
+ * 507, and spawns rejected; every child counts at its largest, as its id and
+ * detail come later. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,13 +63,25 @@
 
 #define KV_KEY_MAX 256
 
-static const char kv_magic[4] = {'K', 'V', '2', '\n'};
+/* The most children kv keeps, and the most bytes of a child's detail it
+ * keeps (the rest is cut). */
+#define KV_CHILDREN_MAX 1024
+#define KV_DETAIL_MAX 256
 
-/* The magic of the format before alarms, which boot still accepts. */
+static const char kv_magic[4] = {'K', 'V', '3', '\n'};
+
+/* The magics of the formats before children and before alarms, which boot
+ * still accepts. */
+static const char kv_magic_v2[4] = {'K', 'V', '2', '\n'};
 static const char kv_magic_v1[4] = {'K', 'V', '1', '\n'};
 
-/* Bytes of a snapshot before its pairs: the magic, alarm_ns and fired. */
-#define KV_HEAD_SIZE (sizeof kv_magic + 8 + 8)
+/* Bytes of a snapshot before its children: the magic, alarm_ns, fired and
+ * n_children. */
+#define KV_HEAD_SIZE (sizeof kv_magic + 8 + 8 + 4)
+
+/* Bytes of a child in the snapshot at the most: tag, lifetime, status, id
+ * length, id, detail length, detail. */
+#define KV_CHILD_SIZE_MAX (4 + 1 + 1 + 1 + BP_ID_MAX + 2 + KV_DETAIL_MAX)
 
 /* The snapshot's bytes must fit in a SNAPSHOT frame: len, type, number. */
 #define KV_SNAPSHOT_MAX (BP_MAX_FRAME - 1 - 8)
@@ -57,10 +93,31 @@ struct pair {
     char key[]; /* key_len bytes, not NUL-terminated */
 };
 
+/* What kv knows of a child; the values are the snapshot's. */
+enum child_status {
+    CHILD_PENDING = 0, /* spawned, no CHILD event yet */
+    CHILD_SPAWNED = 1,
+    CHILD_DESTROYED = 2,
+    CHILD_FAILED = 3,
+};
+
+/* One child, from its spawn on; id and detail are not NUL-terminated. */
+struct child {
+    uint32_t tag;     /* the SPAWN's, the spawning event's number */
+    uint8_t lifetime; /* enum bp_lifetime */
+    uint8_t status;   /* enum child_status */
+    uint8_t id_len;
+    uint16_t detail_len;
+    char id[BP_ID_MAX];
+    char detail[KV_DETAIL_MAX];
+};
+
 struct kv {
     struct pair **pairs; /* sorted by key, bytewise */
     size_t n, cap;
-    size_t snapshot_size; /* bytes the snapshot of this state takes */
+    struct child *children; /* sorted by tag */
+    size_t n_children, children_cap;
+    size_t snapshot_size; /* bytes the snapshot of this state takes at most */
     uint64_t alarm_ns;    /* the pending alarm's time, 0 when none */
     uint64_t fired;       /* how many alarms have fired (TIMER events) */
 };
@@ -111,8 +168,8 @@ static int kv_fits(const struct kv *kv, const char *key, size_t klen,
     if (found) {
         now -= kv->pairs[i]->value_len;
     }
-    /* A KV1 snapshot at the very limit loads 16 bytes over it as KV2: then
-     * nothing grows, and the subtractions below must not wrap. */
+    /* A KV1 or KV2 snapshot at the very limit loads a few bytes over it as
+     * KV3: then nothing grows, and the subtractions below must not wrap. */
     if (now > KV_SNAPSHOT_MAX) {
         return 0;
     }
@@ -195,6 +252,7 @@ static void kv_clear(struct kv *kv)
         free(kv->pairs[i]);
     }
     kv->n = 0;
+    kv->n_children = 0;
     kv->snapshot_size = KV_HEAD_SIZE;
     kv->alarm_ns = 0;
     kv->fired = 0;
@@ -309,6 +367,23 @@ static int json_string(struct bp_bytes *b, const char *s, size_t n)
     return rv == 0 ? bp_bytes_append(b, "\"", 1) : rv;
 }
 
+/* Close the JSON array in b and reply 200 with it, or 500 with message when
+ * rv says building it failed or it does not fit in a reply; frees b. */
+static void reply_list(struct bp_out *out, struct bp_bytes *b, int rv,
+                       const char *message)
+{
+    if (rv == 0) {
+        rv = bp_bytes_append(b, "]\n", 2);
+    }
+    if (rv == 0) {
+        rv = bp_reply(out, 200, "application/json", b->data, b->len);
+    }
+    if (rv != 0) {
+        reply_error(out, 500, "too_large", message);
+    }
+    bp_bytes_free(b);
+}
+
 /* Reply with the keys as a JSON array of strings. */
 static void list_keys(const struct kv *kv, struct bp_out *out)
 {
@@ -322,16 +397,7 @@ static void list_keys(const struct kv *kv, struct bp_out *out)
             rv = json_string(&b, kv->pairs[i]->key, kv->pairs[i]->key_len);
         }
     }
-    if (rv == 0) {
-        rv = bp_bytes_append(&b, "]\n", 2);
-    }
-    if (rv == 0) {
-        rv = bp_reply(out, 200, "application/json", b.data, b.len);
-    }
-    if (rv != 0) {
-        reply_error(out, 500, "too_large", "the key list does not fit");
-    }
-    bp_bytes_free(&b);
+    reply_list(out, &b, rv, "the key list does not fit");
 }
 
 /* Set a key from an HTTP PUT or a POKE; returns the event's result. Writes
@@ -451,11 +517,284 @@ static int on_alarm(struct kv *kv, const struct bp_http *h, uint64_t now_ns,
     return BP_UNCHANGED;
 }
 
+/* Return the index of the child with this tag, or of where it would go;
+ * *found says which. Tags are event numbers, so a new one nearly always
+ * goes last, where the scan starts. */
+static size_t child_find(const struct kv *kv, uint32_t tag, int *found)
+{
+    size_t i = kv->n_children;
+    while (i > 0 && kv->children[i - 1].tag > tag) {
+        i--;
+    }
+    *found = i > 0 && kv->children[i - 1].tag == tag;
+    return *found ? i - 1 : i;
+}
+
+/* Make room for one more child; returns 0, or -1 when out of memory. The
+ * state does not change either way. */
+static int child_reserve(struct kv *kv)
+{
+    if (kv->n_children < kv->children_cap) {
+        return 0;
+    }
+    size_t cap = kv->children_cap ? kv->children_cap * 2 : 16;
+    struct child *c = realloc(kv->children, cap * sizeof *c);
+    if (c == NULL) {
+        return -1;
+    }
+    kv->children = c;
+    kv->children_cap = cap;
+    return 0;
+}
+
+/* Insert a pending child at index i (from child_find), after child_reserve
+ * made room, and return it. */
+static struct child *child_insert(struct kv *kv, size_t i, uint32_t tag,
+                                  uint8_t lifetime)
+{
+    struct child *c = &kv->children[i];
+    memmove(c + 1, c, (kv->n_children - i) * sizeof *c);
+    memset(c, 0, sizeof *c);
+    c->tag = tag;
+    c->lifetime = lifetime;
+    c->status = CHILD_PENDING;
+    kv->n_children++;
+    kv->snapshot_size += KV_CHILD_SIZE_MAX;
+    return c;
+}
+
+/* The word for a lifetime in POST /children and GET /children. */
+static const char *lifetime_name(uint8_t lifetime)
+{
+    switch (lifetime) {
+    case BP_LIFETIME_ROOT:
+        return "root";
+    case BP_LIFETIME_LINKED:
+        return "linked";
+    case BP_LIFETIME_EPHEMERAL:
+        return "ephemeral";
+    }
+    return "unknown";
+}
+
+/* The word for a child's status in GET /children and the log. */
+static const char *status_name(uint8_t status)
+{
+    static const char *const names[] = {"pending", "spawned", "destroyed",
+                                        "failed"};
+    return status < sizeof names / sizeof names[0] ? names[status] : "unknown";
+}
+
+/* Return the lifetime a POST /children body names (empty: linked), or 0. */
+static uint8_t parse_lifetime(const uint8_t *body, size_t len)
+{
+    for (uint8_t l = BP_LIFETIME_ROOT; l <= BP_LIFETIME_EPHEMERAL; l++) {
+        const char *name = lifetime_name(l);
+        if (len == strlen(name) && memcmp(body, name, len) == 0) {
+            return l;
+        }
+    }
+    return len == 0 ? BP_LIFETIME_LINKED : 0;
+}
+
+/* POST /children: spawn a child running kv itself. Room is made and the
+ * SPAWN added before the state changes, so that a failure rejects the event
+ * with the state as it was. */
+static int do_spawn(struct kv *kv, const struct bp_event *ev,
+                    struct bp_out *out)
+{
+    const struct bp_http *h = ev->http;
+    uint8_t lifetime = parse_lifetime(h->body, h->body_len);
+    if (lifetime == 0) {
+        return bp_reject(out, "the body is root, linked or ephemeral");
+    }
+    /* The low 32 bits of the number: only 2^32 events later can a tag come
+     * again, and then it is refused while the first is recorded. */
+    uint32_t tag = (uint32_t)ev->number;
+    int found;
+    size_t i = child_find(kv, tag, &found);
+    if (found) {
+        return bp_reject(out, "tag %lu is already a child's",
+                         (unsigned long)tag);
+    }
+    if (kv->n_children == KV_CHILDREN_MAX) {
+        return bp_reject(out, "kv keeps at most %d children", KV_CHILDREN_MAX);
+    }
+    if (kv->snapshot_size > KV_SNAPSHOT_MAX - KV_CHILD_SIZE_MAX) {
+        return bp_reject(out, "the store would not fit in one snapshot");
+    }
+    struct bp_spawn s = {.tag = tag, .lifetime = lifetime};
+    if (child_reserve(kv) != 0 || bp_spawn(out, &s) != 0) {
+        return bp_reject(out, "out of memory");
+    }
+    child_insert(kv, i, tag, lifetime);
+    char text[32];
+    int n = snprintf(text, sizeof text, "{\"tag\":%lu}\n", (unsigned long)tag);
+    bp_reply(out, 202, "application/json", text, (size_t)n);
+    bp_log(out, "child %lu spawned (%s)", (unsigned long)tag,
+           lifetime_name(lifetime));
+    return BP_CHANGED;
+}
+
+/* Reply with the children as a JSON array of objects, by tag. */
+static void list_children(const struct kv *kv, struct bp_out *out)
+{
+    struct bp_bytes b = {0};
+    int rv = bp_bytes_append(&b, "[", 1);
+    for (size_t i = 0; i < kv->n_children && rv == 0; i++) {
+        const struct child *c = &kv->children[i];
+        char head[64];
+        int n = snprintf(head, sizeof head,
+                         "%s{\"tag\":%lu,\"id\":", i > 0 ? "," : "",
+                         (unsigned long)c->tag);
+        rv = bp_bytes_append(&b, head, (size_t)n);
+        if (rv == 0) {
+            rv = json_string(&b, c->id, c->id_len);
+        }
+        if (rv == 0) {
+            n = snprintf(head, sizeof head,
+                         ",\"lifetime\":\"%s\",\"status\":\"%s\",\"detail\":",
+                         lifetime_name(c->lifetime), status_name(c->status));
+            rv = bp_bytes_append(&b, head, (size_t)n);
+        }
+        if (rv == 0) {
+            rv = json_string(&b, c->detail, c->detail_len);
+        }
+        if (rv == 0) {
+            rv = bp_bytes_append(&b, "}", 1);
+        }
+    }
+    reply_list(out, &b, rv, "the child list does not fit");
+}
+
+/* DELETE /children/<id>, POST /children/<id>/release and DELETE /self: ask
+ * the host to end a ship (id "": this one). kv's state does not change: the
+ * CHILD event that follows says when the child is gone. */
+static int do_end(const char *id, int release, struct bp_out *out)
+{
+    int rv = release ? bp_release(out, id) : bp_destroy(out, id);
+    if (rv != 0) {
+        return bp_reject(out, "out of memory");
+    }
+    bp_reply(out, 202, "text/plain", "accepted\n", 9);
+    return BP_UNCHANGED;
+}
+
+/* The /children routes. */
+static int on_children(struct kv *kv, const struct bp_event *ev,
+                       struct bp_out *out)
+{
+    const struct bp_http *h = ev->http;
+    if (bp_http_match(h, NULL, "/children")) {
+        if (bp_http_match(h, "GET", "/children")) {
+            list_children(kv, out);
+            bp_reuse(out);
+            return BP_UNCHANGED;
+        }
+        if (bp_http_match(h, "POST", "/children")) {
+            return do_spawn(kv, ev, out);
+        }
+        reply_error(out, 405, "method_not_allowed", "use GET or POST");
+        return BP_UNCHANGED;
+    }
+    /* /children/<id> or /children/<id>/release: the id is one path
+     * segment, percent-decoded. */
+    const char *seg = h->target + strlen("/children/");
+    const char *q = memchr(h->target, '?', h->target_len);
+    const char *end = q ? q : h->target + h->target_len;
+    const char *slash = memchr(seg, '/', (size_t)(end - seg));
+    size_t seg_len = (size_t)((slash ? slash : end) - seg);
+    int release = 0;
+    if (slash != NULL) {
+        static const char tail[] = "/release";
+        if ((size_t)(end - slash) != strlen(tail) ||
+            memcmp(slash, tail, strlen(tail)) != 0) {
+            reply_error(out, 404, "not_found",
+                        "kv serves /children/<id> and /children/<id>/release");
+            return BP_UNCHANGED;
+        }
+        release = 1;
+    }
+    char id[KV_KEY_MAX + 1];
+    long id_len = decode_key(seg, seg_len, id);
+    if (id_len <= 0 || id_len > BP_ID_MAX ||
+        memchr(id, '\0', (size_t)id_len) != NULL) {
+        reply_error(out, 400, "invalid",
+                    "a ship id is 1 to 63 bytes, percent-encoded");
+        return BP_UNCHANGED;
+    }
+    id[id_len] = '\0';
+    if (release ? !bp_http_match(h, "POST", "/children/*")
+                : !bp_http_match(h, "DELETE", "/children/*")) {
+        reply_error(out, 405, "method_not_allowed",
+                    release ? "use POST" : "use DELETE");
+        return BP_UNCHANGED;
+    }
+    return do_end(id, release, out);
+}
+
+/* CHILD: the host's word on a child kv spawned, found by its tag. */
+static int on_child(struct kv *kv, const struct bp_event *ev,
+                    struct bp_out *out)
+{
+    const struct bp_child *ch = ev->child;
+    uint8_t status;
+    if (ch->what == BP_CHILD_SPAWNED) {
+        status = CHILD_SPAWNED;
+    } else if (ch->what == BP_CHILD_DESTROYED) {
+        status = CHILD_DESTROYED;
+    } else if (ch->what == BP_CHILD_FAILED) {
+        status = CHILD_FAILED;
+    } else {
+        return bp_reject(out, "kv does not know CHILD what %u", ch->what);
+    }
+    int found;
+    size_t i = child_find(kv, ch->tag, &found);
+    if (!found) {
+        return bp_reject(out, "kv spawned no child with tag %lu",
+                         (unsigned long)ch->tag);
+    }
+    struct child *c = &kv->children[i];
+    c->status = status;
+    /* A DESTROYED names the child again; a FAILED has no id to keep. */
+    if (ch->id_len > 0) {
+        memcpy(c->id, ch->id, ch->id_len);
+        c->id_len = (uint8_t)ch->id_len;
+    }
+    c->detail_len = (uint16_t)(ch->detail_len < KV_DETAIL_MAX ? ch->detail_len
+                                                              : KV_DETAIL_MAX);
+    memcpy(c->detail, ch->detail, c->detail_len);
+    bp_log(out, "child %lu %s", (unsigned long)c->tag, status_name(status));
+    return BP_CHANGED;
+}
+
 static int on_http(struct kv *kv, const struct bp_event *ev, struct bp_out *out)
 {
     const struct bp_http *h = ev->http;
     if (bp_http_match(h, NULL, "/alarm")) {
         return on_alarm(kv, h, ev->time_ns, out);
+    }
+    if (bp_http_match(h, NULL, "/children") ||
+        bp_http_match(h, NULL, "/children/*")) {
+        return on_children(kv, ev, out);
+    }
+    if (bp_http_match(h, NULL, "/self")) {
+        if (!bp_http_match(h, "DELETE", "/self")) {
+            reply_error(out, 405, "method_not_allowed", "/self takes DELETE");
+            return BP_UNCHANGED;
+        }
+        return do_end(NULL, 0, out);
+    }
+    if (bp_http_match(h, NULL, "/idle")) {
+        if (!bp_http_match(h, "POST", "/idle")) {
+            reply_error(out, 405, "method_not_allowed", "/idle takes POST");
+            return BP_UNCHANGED;
+        }
+        if (bp_idle(out) != 0) {
+            return bp_reject(out, "out of memory");
+        }
+        bp_reply(out, 204, NULL, NULL, 0);
+        return BP_UNCHANGED;
     }
     const char *q = memchr(h->target, '?', h->target_len);
     size_t path_len = q ? (size_t)(q - h->target) : h->target_len;
@@ -470,7 +809,9 @@ static int on_http(struct kv *kv, const struct bp_event *ev, struct bp_out *out)
     }
     if (!bp_http_match(h, NULL, "/k/*") ||
         memchr(h->target + 3, '/', path_len - 3) != NULL) {
-        reply_error(out, 404, "not_found", "kv serves /k, /k/<key> and /alarm");
+        reply_error(out, 404, "not_found",
+                    "kv serves /k, /k/<key>, /alarm, /children, /self and "
+                    "/idle");
         return BP_UNCHANGED;
     }
     char key[KV_KEY_MAX];
@@ -557,6 +898,9 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
     if (ev->kind == BP_EVENT_TIMER) {
         return on_timer(kv, ev, out);
     }
+    if (ev->kind == BP_EVENT_CHILD) {
+        return on_child(kv, ev, out);
+    }
     return bp_reject(out, "kv does not know event kind %u", ev->kind);
 }
 
@@ -584,32 +928,92 @@ static void put64(uint8_t *p, uint64_t v)
     put32(p + 4, (uint32_t)(v >> 32));
 }
 
+/* Load n_children children of a KV3 snapshot from snap[*off..len) into the
+ * empty table, moving *off past them; returns 0, or -1 when one is cut
+ * short, holds a value kv never writes or is out of tag order. */
+static int load_children(struct kv *kv, const uint8_t *snap, size_t len,
+                         size_t *off, uint32_t n_children)
+{
+    if (n_children > KV_CHILDREN_MAX) {
+        return -1;
+    }
+    for (uint32_t k = 0; k < n_children; k++) {
+        const uint8_t *p = snap + *off;
+        if (len - *off < 7) {
+            return -1;
+        }
+        uint32_t tag = get32(p);
+        uint8_t lifetime = p[4], status = p[5], id_len = p[6];
+        if (lifetime < BP_LIFETIME_ROOT || lifetime > BP_LIFETIME_EPHEMERAL ||
+            status > CHILD_FAILED || id_len > BP_ID_MAX ||
+            len - *off - 7 < (size_t)id_len + 2) {
+            return -1;
+        }
+        uint16_t detail_len = (uint16_t)(p[7 + id_len] | p[8 + id_len] << 8);
+        if (detail_len > KV_DETAIL_MAX ||
+            len - *off - 9 - id_len < detail_len) {
+            return -1;
+        }
+        int found;
+        size_t i = child_find(kv, tag, &found);
+        if (i != kv->n_children || child_reserve(kv) != 0) {
+            return -1; /* not after the last tag, or out of memory */
+        }
+        struct child *c = child_insert(kv, i, tag, lifetime);
+        c->status = status;
+        c->id_len = id_len;
+        memcpy(c->id, p + 7, id_len);
+        c->detail_len = detail_len;
+        memcpy(c->detail, p + 9 + id_len, detail_len);
+        *off += 9 + (size_t)id_len + detail_len;
+    }
+    return 0;
+}
+
 /* Load a snapshot; refuse (and stay empty) unless it is exactly what
- * on_snapshot makes, or what it made before alarms: a magic we know, the
- * alarm fields whole after KV2's, keys of 1 to 256 bytes in strictly
- * increasing order, lengths that add up to the end. */
+ * on_snapshot makes, or what it made before children or before alarms: a
+ * magic we know, the alarm fields whole after KV2's and KV3's, KV3's
+ * children whole and in increasing tag order, keys of 1 to 256 bytes in
+ * strictly increasing order, lengths that add up to the end. */
 static int on_boot(void *ctx, const uint8_t *snap, size_t len)
 {
     struct kv *kv = ctx;
     if (snap == NULL) {
         return 0;
     }
-    size_t off;
+    int version;
     if (len >= sizeof kv_magic &&
         memcmp(snap, kv_magic, sizeof kv_magic) == 0) {
-        if (len < KV_HEAD_SIZE) {
-            goto err;
-        }
-        kv->alarm_ns = get64(snap + sizeof kv_magic);
-        kv->fired = get64(snap + sizeof kv_magic + 8);
-        off = KV_HEAD_SIZE;
+        version = 3;
+    } else if (len >= sizeof kv_magic_v2 &&
+               memcmp(snap, kv_magic_v2, sizeof kv_magic_v2) == 0) {
+        version = 2; /* written before kv had children */
     } else if (len >= sizeof kv_magic_v1 &&
                memcmp(snap, kv_magic_v1, sizeof kv_magic_v1) == 0) {
-        /* Written before kv had alarms, so it never set one. */
-        off = sizeof kv_magic_v1;
+        version = 1; /* written before kv had alarms, so it never set one */
     } else {
-        fprintf(stderr, "kv: refusing a snapshot that is not KV1 or KV2\n");
+        fprintf(stderr,
+                "kv: refusing a snapshot that is not KV1, KV2 or KV3\n");
         return -1;
+    }
+    size_t off = sizeof kv_magic;
+    if (version >= 2) {
+        if (len - off < 16) {
+            goto err;
+        }
+        kv->alarm_ns = get64(snap + off);
+        kv->fired = get64(snap + off + 8);
+        off += 16;
+    }
+    if (version >= 3) {
+        if (len - off < 4) {
+            goto err;
+        }
+        uint32_t n_children = get32(snap + off);
+        off += 4;
+        if (load_children(kv, snap, len, &off, n_children) != 0) {
+            goto err;
+        }
     }
     while (off < len) {
         if (len - off < 4) {
@@ -649,12 +1053,28 @@ err:
 static int on_snapshot(void *ctx, struct bp_bytes *out)
 {
     struct kv *kv = ctx;
-    uint8_t alarm[16];
-    put64(alarm, kv->alarm_ns);
-    put64(alarm + 8, kv->fired);
+    uint8_t head[20];
+    put64(head, kv->alarm_ns);
+    put64(head + 8, kv->fired);
+    put32(head + 16, (uint32_t)kv->n_children);
     if (bp_bytes_append(out, kv_magic, sizeof kv_magic) != 0 ||
-        bp_bytes_append(out, alarm, sizeof alarm) != 0) {
+        bp_bytes_append(out, head, sizeof head) != 0) {
         return -1;
+    }
+    for (size_t i = 0; i < kv->n_children; i++) {
+        const struct child *c = &kv->children[i];
+        uint8_t fixed[7];
+        put32(fixed, c->tag);
+        fixed[4] = c->lifetime;
+        fixed[5] = c->status;
+        fixed[6] = c->id_len;
+        uint8_t dl[2] = {(uint8_t)c->detail_len, (uint8_t)(c->detail_len >> 8)};
+        if (bp_bytes_append(out, fixed, sizeof fixed) != 0 ||
+            bp_bytes_append(out, c->id, c->id_len) != 0 ||
+            bp_bytes_append(out, dl, sizeof dl) != 0 ||
+            bp_bytes_append(out, c->detail, c->detail_len) != 0) {
+            return -1;
+        }
     }
     for (size_t i = 0; i < kv->n; i++) {
         const struct pair *p = kv->pairs[i];
@@ -685,5 +1105,6 @@ int main(void)
     int status = bp_run(&p);
     kv_clear(&kv);
     free(kv.pairs);
+    free(kv.children);
     return status;
 }

@@ -28,7 +28,17 @@ enum {
     BP__EFFECT_HTTP_REPLY = 1,
     BP__EFFECT_LOG = 2,
     BP__EFFECT_ALARM = 3,
+    BP__EFFECT_SPAWN = 4,
+    BP__EFFECT_RELEASE = 6,
+    BP__EFFECT_DESTROY = 7,
+    BP__EFFECT_IDLE = 8,
+    BP__SPAWN_ARG = 1,
+    BP__SPAWN_ENV = 2,
 };
+
+/* Bytes of a SPAWN effect before its program: tag, lifetime, lifetime_ms and
+ * the program's length. */
+#define BP__SPAWN_FIXED 15
 
 /* Bytes of an ALARM effect and of a TIMER payload: one u64 time. */
 #define BP__TIME_SIZE 8
@@ -197,6 +207,83 @@ int bp_alarm(struct bp_out *out, uint64_t time_ns)
     uint8_t t[BP__TIME_SIZE];
     bp__put64(t, time_ns);
     return bp__add_effect(out, BP__EFFECT_ALARM, t, sizeof t, NULL, 0, NULL, 0);
+}
+
+/* Append one SPAWN option to b: u8 kind, u32 len, the string's bytes. */
+static int bp__spawn_option(struct bp_bytes *b, uint8_t kind, const char *v)
+{
+    size_t n = v ? strlen(v) : 0;
+    uint8_t h[5];
+    if (n > UINT32_MAX) {
+        return -1;
+    }
+    h[0] = kind;
+    bp__put32(h + 1, (uint32_t)n);
+    if (bp_bytes_append(b, h, sizeof h) != 0) {
+        return -1;
+    }
+    return bp_bytes_append(b, v, n);
+}
+
+int bp_spawn(struct bp_out *out, const struct bp_spawn *s)
+{
+    size_t pl = s->program ? strlen(s->program) : 0;
+    if (s->lifetime < 0 || s->lifetime > UINT8_MAX || pl > UINT16_MAX) {
+        return -1;
+    }
+    /* The options vary in number, so the effect is built whole first and
+     * added as one piece. */
+    struct bp_bytes b = {0};
+    uint8_t head[BP__SPAWN_FIXED];
+    bp__put32(head, s->tag);
+    head[4] = (uint8_t)s->lifetime;
+    bp__put64(head + 5, 0); /* lifetime_ms: no lifetime takes a time yet */
+    bp__put16(head + 13, (uint16_t)pl);
+    int rv = bp_bytes_append(&b, head, sizeof head);
+    if (rv == 0) {
+        rv = bp_bytes_append(&b, s->program, pl);
+    }
+    for (size_t i = 0; rv == 0 && i < s->n_args; i++) {
+        rv = bp__spawn_option(&b, BP__SPAWN_ARG, s->args[i]);
+    }
+    for (size_t i = 0; rv == 0 && i < s->n_env; i++) {
+        rv = bp__spawn_option(&b, BP__SPAWN_ENV, s->env[i]);
+    }
+    if (rv == 0) {
+        rv = bp__add_effect(out, BP__EFFECT_SPAWN, b.data, b.len, NULL, 0, NULL,
+                            0);
+    }
+    bp_bytes_free(&b);
+    return rv;
+}
+
+/* Add a RELEASE or DESTROY effect naming the ship id, which the host refuses
+ * past BP_ID_MAX bytes. */
+static int bp__ship_ref(struct bp_out *out, uint8_t kind, const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n > BP_ID_MAX) {
+        return -1;
+    }
+    return bp__add_effect(out, kind, id, n, NULL, 0, NULL, 0);
+}
+
+int bp_release(struct bp_out *out, const char *id)
+{
+    if (id == NULL || id[0] == '\0') {
+        return -1; /* an empty RELEASE names no child */
+    }
+    return bp__ship_ref(out, BP__EFFECT_RELEASE, id);
+}
+
+int bp_destroy(struct bp_out *out, const char *id)
+{
+    return bp__ship_ref(out, BP__EFFECT_DESTROY, id);
+}
+
+int bp_idle(struct bp_out *out)
+{
+    return bp__add_effect(out, BP__EFFECT_IDLE, NULL, 0, NULL, 0, NULL, 0);
 }
 
 int bp_reject(struct bp_out *out, const char *fmt, ...)
@@ -427,6 +514,23 @@ static int bp__decode_http(const uint8_t *p, size_t len, struct bp_http *h,
     return 0;
 }
 
+/* Decode a CHILD payload into c: u8 what, u32 tag, u16 id_len, id (at most
+ * BP_ID_MAX bytes), detail (the rest). */
+static int bp__decode_child(const uint8_t *p, size_t len, struct bp_child *c)
+{
+    struct bp__cur cur = {.p = p, .len = len};
+    c->what = (uint8_t)bp__int(&cur, 1);
+    c->tag = (uint32_t)bp__int(&cur, 4);
+    c->id_len = (size_t)bp__int(&cur, 2);
+    c->id = (const char *)bp__take(&cur, c->id_len);
+    if (cur.bad || c->id_len > BP_ID_MAX) {
+        return -1;
+    }
+    c->detail = (const char *)cur.p + cur.off;
+    c->detail_len = cur.len - cur.off;
+    return 0;
+}
+
 /* Run the event callback on one EVENT body and answer DONE or REJECT. out
  * is reused from event to event to save allocations. */
 static int bp__on_event(const struct bp_program *prog, const uint8_t *body,
@@ -435,6 +539,7 @@ static int bp__on_event(const struct bp_program *prog, const uint8_t *body,
     struct bp__cur c = {.p = body, .len = len};
     struct bp_event ev;
     struct bp_http http;
+    struct bp_child child;
     struct bp_header stack[BP__STACK_HEADERS];
     struct bp_header *heap = NULL;
     ev.number = bp__int(&c, 8);
@@ -449,6 +554,7 @@ static int bp__on_event(const struct bp_program *prog, const uint8_t *body,
     ev.payload_len = c.len - c.off;
     ev.http = NULL;
     ev.alarm_ns = 0;
+    ev.child = NULL;
     if (ev.kind == BP_EVENT_TIMER) {
         if (ev.payload_len != BP__TIME_SIZE) {
             return bp__fail("malformed TIMER payload in event %llu (%zu "
@@ -466,6 +572,13 @@ static int bp__on_event(const struct bp_program *prog, const uint8_t *body,
                             (unsigned long long)ev.number);
         }
         ev.http = &http;
+    }
+    if (ev.kind == BP_EVENT_CHILD) {
+        if (bp__decode_child(ev.payload, ev.payload_len, &child) != 0) {
+            return bp__fail("malformed CHILD payload in event %llu",
+                            (unsigned long long)ev.number);
+        }
+        ev.child = &child;
     }
     out->effects.len = 0;
     out->n_effects = 0;

@@ -26,6 +26,12 @@
  * sleeps. The delivery clears the alarm; to be woken again, call bp_alarm
  * while handling the TIMER.
  *
+ * A program can make ships: bp_spawn asks for a child ship, and the host
+ * answers with a CHILD event (ev->child set) once the child exists, could not
+ * be made, or later is destroyed; bp_release and bp_destroy end children (or,
+ * bp_destroy with no id, the ship itself), and bp_idle lets the ship sleep
+ * as soon as its effects have left.
+ *
  * A program must be deterministic: its state may depend only on the events
  * it is given (their number, time_ns and entropy included), never on the
  * clock, the environment or randomness of its own, because the host rebuilds
@@ -56,7 +62,28 @@ enum bp_event_kind {
     BP_EVENT_HTTP = 1,  /* a request to /s/<ship>/...; ev->http is set */
     BP_EVENT_POKE = 2,  /* bytes from an operator (`berth ship send`) */
     BP_EVENT_TIMER = 3, /* the alarm (bp_alarm) came due; ev->alarm_ns is set */
+    BP_EVENT_CHILD =
+        5, /* what became of a child (bp_spawn); ev->child is set */
 };
+
+/* When a child ship made with bp_spawn is destroyed. */
+enum bp_lifetime {
+    BP_LIFETIME_ROOT = 1,      /* only by a DESTROY or the operator */
+    BP_LIFETIME_LINKED = 2,    /* also with its parent */
+    BP_LIFETIME_EPHEMERAL = 3, /* also when the parent drops it (bp_release) */
+};
+
+/* What a CHILD event says of a child; other values may come from newer
+ * hosts. */
+enum bp_child_what {
+    BP_CHILD_SPAWNED = 1,   /* the child exists; id is set */
+    BP_CHILD_DESTROYED = 2, /* the child is gone; detail says who did it */
+    BP_CHILD_FAILED = 3,    /* the spawn made nothing; detail says why */
+};
+
+/* The most bytes of a ship id, in bp_release, bp_destroy and a CHILD
+ * event. */
+#define BP_ID_MAX 63
 
 /* A growable byte array; zero-initialize it, and free it with
  * bp_bytes_free unless bp_run owns it (the snapshot callback's out). */
@@ -94,6 +121,17 @@ struct bp_http {
     size_t body_len;
 };
 
+/* A decoded CHILD event; the strings point into the event and are not
+ * NUL-terminated. */
+struct bp_child {
+    uint8_t what;       /* enum bp_child_what */
+    uint32_t tag;       /* the tag of the bp_spawn that made the child */
+    const char *id;     /* the child's id; empty when the spawn failed */
+    size_t id_len;      /* at most BP_ID_MAX */
+    const char *detail; /* who destroyed it or why it failed, UTF-8 */
+    size_t detail_len;
+};
+
 /* One event; it and everything it points to are valid only during the
  * event callback. */
 struct bp_event {
@@ -105,6 +143,7 @@ struct bp_event {
     size_t payload_len;
     const struct bp_http *http; /* decoded payload when kind is HTTP, or NULL */
     uint64_t alarm_ns; /* when kind is TIMER, the time of the alarm; else 0 */
+    const struct bp_child *child; /* decoded payload when kind is CHILD */
 };
 
 /* Where an event's effects are collected; only bp_run makes one, and it is
@@ -129,6 +168,47 @@ int bp_log(struct bp_out *out, const char *fmt, ...)
  * the host does for any event with an alarm, even one that returns
  * BP_UNCHANGED. Returns 0 or -1 as bp_reply does. */
 int bp_alarm(struct bp_out *out, uint64_t time_ns);
+
+/* A child ship to make: what bp_spawn sends. Zero-initialize it and set what
+ * the child needs. */
+struct bp_spawn {
+    uint32_t tag;            /* comes back in the child's CHILD events */
+    int lifetime;            /* enum bp_lifetime */
+    const char *program;     /* an absolute path; NULL or "": this program */
+    const char *const *args; /* n_args arguments of the child's program */
+    size_t n_args;
+    const char *const *env; /* n_env KEY=VALUE strings of its environment */
+    size_t n_env;
+};
+
+/* Add a spawn effect: once the event is logged (the host logs any event
+ * with a spawn, even one that returns BP_UNCHANGED), the host makes a child
+ * ship running s->program with s's arguments and environment, and answers
+ * with a CHILD event carrying s->tag: SPAWNED with the child's id, or FAILED
+ * with the reason (an unknown lifetime, a relative program, a limit).
+ * Returns 0, or -1 when the lifetime does not fit in a byte, the program is
+ * over 65535 bytes, memory runs out or the effect would not fit in one frame
+ * (it is then not added). */
+int bp_spawn(struct bp_out *out, const struct bp_spawn *s);
+
+/* Add a release effect: the ephemeral child id (NUL-terminated, 1 to
+ * BP_ID_MAX bytes) is destroyed once the event is logged; for a ship that is
+ * not an ephemeral child of this one, the host only writes a log line.
+ * Returns 0, or -1 when id is NULL, empty or too long, or as bp_reply
+ * does. */
+int bp_release(struct bp_out *out, const char *id);
+
+/* Add a destroy effect: once the event is logged, the child id
+ * (NUL-terminated, at most BP_ID_MAX bytes) is destroyed with its linked and
+ * ephemeral descendants, or, when id is NULL or "", the ship itself (after
+ * this event's reply has left). Returns 0, or -1 when id is too long, or as
+ * bp_reply does. */
+int bp_destroy(struct bp_out *out, const char *id);
+
+/* Add an idle effect: the program has nothing more to do for now, so the
+ * host puts the ship to sleep once this event's effects have left and no
+ * other event waits. Returns 0 or -1 as bp_reply does. */
+int bp_idle(struct bp_out *out);
 
 /* Say that this event's reply depends only on the state and the request
  * (its method, target, headers and body), not on the event's number, time

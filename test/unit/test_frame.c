@@ -649,6 +649,241 @@ static void test_alarm_and_timer(void **state)
     buf_free(&b);
 }
 
+/* A SPAWN effect's bytes: the fixed part, the program and the options, each
+ * walked back in order; every cut inside a field or an option is malformed,
+ * and a cut between options is a SPAWN with fewer. */
+static void test_spawn(void **state)
+{
+    /* The wire values are fixed by docs/protocol.md. */
+    assert_int_equal(FRAME_EFFECT_SPAWN, 4);
+    assert_int_equal(FRAME_EFFECT_RELEASE, 6);
+    assert_int_equal(FRAME_EFFECT_DESTROY, 7);
+    assert_int_equal(FRAME_EFFECT_IDLE, 8);
+    assert_int_equal(FRAME_LIFETIME_ROOT, 1);
+    assert_int_equal(FRAME_LIFETIME_LINKED, 2);
+    assert_int_equal(FRAME_LIFETIME_EPHEMERAL, 3);
+    assert_int_equal(FRAME_SPAWN_ARG, 1);
+    assert_int_equal(FRAME_SPAWN_ENV, 2);
+
+    struct buf b;
+    buf_init(&b);
+    assert_int_equal(buf_append(&b, "xyz", 3), 0);
+    struct frame_spawn in = {.tag = 0xdeadbeef,
+                             .lifetime = FRAME_LIFETIME_EPHEMERAL,
+                             .lifetime_ms = 0x0102030405060708ull,
+                             .program = "/bin/p",
+                             .program_len = 6};
+    assert_int_equal(frame_encode_spawn(&b, &in), 0);
+    size_t fixed_end = b.len;
+    assert_int_equal(frame_encode_spawn_option(&b, FRAME_SPAWN_ARG, "a", 1), 0);
+    size_t opt1_end = b.len;
+    assert_int_equal(frame_encode_spawn_option(&b, FRAME_SPAWN_ARG, "", 0), 0);
+    assert_int_equal(frame_encode_spawn_option(&b, FRAME_SPAWN_ENV, "K=V", 3),
+                     0);
+    /* Appended after what was there, laid out as the table says. */
+    const uint8_t *p = b.data + 3;
+    size_t len = b.len - 3;
+    assert_memory_equal(b.data, "xyz", 3);
+    assert_int_equal(len, 4 + 1 + 8 + 2 + 6 + (5 + 1) + 5 + (5 + 3));
+    assert_int_equal(get_le32(p), 0xdeadbeef);
+    assert_int_equal(p[4], 3);
+    assert_true(get_le64(p + 5) == 0x0102030405060708ull);
+    assert_int_equal(get_le16(p + 13), 6);
+    assert_memory_equal(p + 15, "/bin/p", 6);
+    assert_int_equal(p[21], FRAME_SPAWN_ARG);
+    assert_int_equal(get_le32(p + 22), 1);
+    assert_int_equal(p[26], 'a');
+
+    struct frame_spawn s;
+    assert_int_equal(frame_decode_spawn(p, len, &s), 0);
+    assert_int_equal(s.tag, 0xdeadbeef);
+    assert_int_equal(s.lifetime, FRAME_LIFETIME_EPHEMERAL);
+    assert_true(s.lifetime_ms == 0x0102030405060708ull);
+    assert_int_equal(s.program_len, 6);
+    assert_memory_equal(s.program, "/bin/p", 6);
+    assert_ptr_equal(s.options, b.data + fixed_end);
+    assert_int_equal(s.options_len, b.len - fixed_end);
+    static const struct {
+        uint8_t kind;
+        const char *data;
+    } want[] = {{FRAME_SPAWN_ARG, "a"},
+                {FRAME_SPAWN_ARG, ""},
+                {FRAME_SPAWN_ENV, "K=V"}};
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        uint8_t kind;
+        const uint8_t *data;
+        size_t n;
+        assert_int_equal(frame_spawn_next_option(&s, &off, &kind, &data, &n),
+                         0);
+        assert_int_equal(kind, want[i].kind);
+        assert_int_equal(n, strlen(want[i].data));
+        assert_memory_equal(data, want[i].data, n);
+    }
+    uint8_t kind;
+    const uint8_t *data;
+    size_t n;
+    assert_int_equal(frame_spawn_next_option(&s, &off, &kind, &data, &n), 1);
+    assert_int_equal(off, s.options_len);
+
+    /* Every cut: inside the fixed part, the program or an option it is
+     * malformed; at the end of the program or of an option it decodes with
+     * the options before the cut. */
+    size_t ends[] = {fixed_end - 3, opt1_end - 3, opt1_end + 5 - 3, len};
+    for (size_t cut = 0; cut <= len; cut++) {
+        bool whole = false;
+        for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+            whole = whole || cut == ends[i];
+        }
+        struct frame_spawn t;
+        int rv = frame_decode_spawn(p, cut, &t);
+        assert_int_equal(rv, whole ? 0 : BERTH_EMALFORMED);
+    }
+
+    /* An option whose length runs past the end, and the walk of a SPAWN
+     * whose options were not checked by the decoder. */
+    uint8_t bad[64];
+    memcpy(bad, p, len);
+    put_le32(bad + 22, 2);
+    assert_int_equal(frame_decode_spawn(bad, len, &s), BERTH_EMALFORMED);
+    struct frame_spawn raw = {.options = bad + 21, .options_len = 4};
+    off = 0;
+    assert_int_equal(frame_spawn_next_option(&raw, &off, &kind, &data, &n),
+                     BERTH_EMALFORMED);
+    assert_int_equal(off, 0);
+
+    /* The usual case: the parent's own program, no options. An unknown
+     * lifetime and an unknown option decode: the host refuses them with a
+     * reason, in a CHILD event. */
+    b.len = 0;
+    struct frame_spawn own = {.tag = 7, .lifetime = 9};
+    assert_int_equal(frame_encode_spawn(&b, &own), 0);
+    assert_int_equal(b.len, 15);
+    assert_int_equal(frame_decode_spawn(b.data, b.len, &s), 0);
+    assert_int_equal(s.tag, 7);
+    assert_int_equal(s.lifetime, 9);
+    assert_true(s.lifetime_ms == 0);
+    assert_int_equal(s.program_len, 0);
+    assert_int_equal(s.options_len, 0);
+    off = 0;
+    assert_int_equal(frame_spawn_next_option(&s, &off, &kind, &data, &n), 1);
+    assert_int_equal(frame_encode_spawn_option(&b, 77, "?", 1), 0);
+    assert_int_equal(frame_decode_spawn(b.data, b.len, &s), 0);
+    assert_int_equal(frame_spawn_next_option(&s, &off, &kind, &data, &n), 0);
+    assert_int_equal(kind, 77);
+    assert_int_equal(frame_decode_spawn(NULL, 0, &s), BERTH_EMALFORMED);
+
+    /* Lengths that do not fit their fields are refused, writing nothing;
+     * the huge ones are never read. */
+    static char wide[UINT16_MAX + 1];
+    size_t before = b.len;
+    struct frame_spawn long_program = {.program = wide,
+                                       .program_len = sizeof wide};
+    assert_int_equal(frame_encode_spawn(&b, &long_program), BERTH_ETOOBIG);
+    if (SIZE_MAX > UINT32_MAX) {
+        assert_int_equal(frame_encode_spawn_option(&b, FRAME_SPAWN_ARG, wide,
+                                                   (size_t)UINT32_MAX + 1),
+                         BERTH_ETOOBIG);
+    }
+    assert_int_equal(b.len, before);
+    buf_free(&b);
+}
+
+/* A CHILD payload: round trips for each kind, the id at its limit and one
+ * byte over it, and every cut before the detail. */
+static void test_child(void **state)
+{
+    assert_int_equal(FRAME_EVENT_CHILD, 5);
+    assert_int_equal(FRAME_CHILD_SPAWNED, 1);
+    assert_int_equal(FRAME_CHILD_DESTROYED, 2);
+    assert_int_equal(FRAME_CHILD_FAILED, 3);
+    static const char id63[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789x";
+    assert_int_equal(strlen(id63), FRAME_ID_MAX);
+    const struct frame_child cases[] = {
+        {.what = FRAME_CHILD_SPAWNED, .tag = 7, .id = "c1", .id_len = 2},
+        {.what = FRAME_CHILD_DESTROYED,
+         .tag = UINT32_MAX,
+         .id = id63,
+         .id_len = FRAME_ID_MAX,
+         .detail = "cascade",
+         .detail_len = 7},
+        {.what = FRAME_CHILD_FAILED,
+         .tag = 0,
+         .detail = "limit_ships: 10",
+         .detail_len = 15},
+    };
+    struct buf b;
+    buf_init(&b);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct frame_child *in = &cases[i];
+        b.len = 0;
+        assert_int_equal(buf_append(&b, "xyz", 3), 0);
+        assert_int_equal(frame_encode_child(&b, in), 0);
+        const uint8_t *p = b.data + 3;
+        size_t len = b.len - 3;
+        assert_int_equal(len, 1 + 4 + 2 + in->id_len + in->detail_len);
+        assert_int_equal(p[0], in->what);
+        assert_int_equal(get_le32(p + 1), in->tag);
+        assert_int_equal(get_le16(p + 5), in->id_len);
+        struct frame_child c;
+        assert_int_equal(frame_decode_child(p, len, &c), 0);
+        assert_int_equal(c.what, in->what);
+        assert_int_equal(c.tag, in->tag);
+        assert_int_equal(c.id_len, in->id_len);
+        assert_memory_equal(c.id, in->id ? in->id : "", in->id_len);
+        assert_int_equal(c.detail_len, in->detail_len);
+        assert_memory_equal(c.detail, in->detail ? in->detail : "",
+                            in->detail_len);
+        /* Cut before the detail's end: malformed up to the id's end, then a
+         * shorter detail. */
+        for (size_t cut = 0; cut < len; cut++) {
+            int rv = frame_decode_child(p, cut, &c);
+            if (cut < 7 + in->id_len) {
+                assert_int_equal(rv, BERTH_EMALFORMED);
+            } else {
+                assert_int_equal(rv, 0);
+                assert_int_equal(c.detail_len, cut - 7 - in->id_len);
+            }
+        }
+    }
+
+    /* An id one byte over the limit neither encodes nor decodes. */
+    static const char id64[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789xy";
+    struct frame_child over = {
+        .what = FRAME_CHILD_SPAWNED, .id = id64, .id_len = FRAME_ID_MAX + 1};
+    b.len = 0;
+    assert_int_equal(frame_encode_child(&b, &over), BERTH_ETOOBIG);
+    assert_int_equal(b.len, 0);
+    uint8_t raw[1 + 4 + 2 + FRAME_ID_MAX + 1] = {FRAME_CHILD_SPAWNED};
+    put_le16(raw + 5, FRAME_ID_MAX + 1);
+    memcpy(raw + 7, id64, FRAME_ID_MAX + 1);
+    struct frame_child c;
+    assert_int_equal(frame_decode_child(raw, sizeof raw, &c), BERTH_EMALFORMED);
+    /* An unknown what decodes: a program may see kinds newer than itself. */
+    raw[0] = 9;
+    put_le16(raw + 5, 1);
+    assert_int_equal(frame_decode_child(raw, sizeof raw, &c), 0);
+    assert_int_equal(c.what, 9);
+    assert_int_equal(c.id_len, 1);
+    assert_int_equal(c.detail_len, FRAME_ID_MAX);
+    buf_free(&b);
+}
+
+/* RELEASE and DESTROY name a ship of at most FRAME_ID_MAX bytes; DESTROY's
+ * may be empty (the ship itself). */
+static void test_ship_ref(void **state)
+{
+    static const uint8_t id[FRAME_ID_MAX + 2] = {'a'};
+    assert_int_equal(frame_decode_ship_ref(NULL, 0), 0);
+    assert_int_equal(frame_decode_ship_ref(id, 1), 0);
+    assert_int_equal(frame_decode_ship_ref(id, FRAME_ID_MAX), 0);
+    assert_int_equal(frame_decode_ship_ref(id, FRAME_ID_MAX + 1),
+                     BERTH_EMALFORMED);
+    assert_int_equal(frame_decode_ship_ref(id, sizeof id), BERTH_EMALFORMED);
+}
+
 /* Lengths that do not fit their fields are refused rather than truncated,
  * and nothing is written. The huge lengths are never read: the check comes
  * first. */
@@ -731,6 +966,15 @@ static int encode_nth(int which, struct buf *b)
                              .kind = FRAME_EVENT_POKE,
                              .payload = big,
                              .payload_len = sizeof big};
+    struct frame_spawn spawn = {.tag = 1,
+                                .lifetime = FRAME_LIFETIME_LINKED,
+                                .program = (const char *)big,
+                                .program_len = sizeof big};
+    struct frame_child child = {.what = FRAME_CHILD_FAILED,
+                                .id = "c",
+                                .id_len = 1,
+                                .detail = (const char *)big,
+                                .detail_len = sizeof big};
     size_t mark;
     int rv;
     switch (which) {
@@ -769,6 +1013,12 @@ static int encode_nth(int which, struct buf *b)
         return frame_encode_alarm(b, 1700000005000000000ull);
     case 11:
         return frame_encode_timer(b, UINT64_MAX);
+    case 12:
+        return frame_encode_spawn(b, &spawn);
+    case 13:
+        return frame_encode_spawn_option(b, FRAME_SPAWN_ENV, big, sizeof big);
+    case 14:
+        return frame_encode_child(b, &child);
     }
     return BERTH_EINVAL;
 }
@@ -779,7 +1029,7 @@ static int encode_nth(int which, struct buf *b)
 static void test_encoders_out_of_memory(void **state)
 {
     static const size_t prefill[] = {0, 3, 60, 64, 200};
-    for (int which = 0; which <= 11; which++) {
+    for (int which = 0; which <= 14; which++) {
         for (size_t p = 0; p < sizeof prefill / sizeof prefill[0]; p++) {
             for (int k = 0;; k++) {
                 struct buf b;
@@ -855,6 +1105,9 @@ int main(void)
         cmocka_unit_test(test_http_request_payload),
         cmocka_unit_test(test_http_reply_payload),
         cmocka_unit_test(test_alarm_and_timer),
+        cmocka_unit_test(test_spawn),
+        cmocka_unit_test(test_child),
+        cmocka_unit_test(test_ship_ref),
         cmocka_unit_test(test_encoders_too_big),
         cmocka_unit_test(test_encoders_out_of_memory),
         cmocka_unit_test(test_done_effect_out_of_memory),

@@ -1,6 +1,7 @@
 /* Programs on real pipes: the kv sample and the C helper it is built on
  * (routing, percent-decoding, JSON, POKE commands, the alarm and TIMER
- * events, deterministic snapshots in the current and the previous format,
+ * events, children: SPAWN, RELEASE, DESTROY and IDLE effects and CHILD
+ * events, deterministic snapshots in the current and the previous formats,
  * boot from a snapshot or refusal, STOP and EOF, and exit 1 on every kind of
  * malformed frame), the misbehave test program, the Python counter, and the
  * two examples in docs/protocol.md. The binaries are found through
@@ -46,6 +47,7 @@ struct child {
 struct answer {
     uint8_t type; /* FRAME_DONE or FRAME_REJECT */
     bool changed;
+    bool reuse;
     int status; /* of the last HTTP reply, 0 without one */
     char ctype[64];
     struct buf body;
@@ -55,6 +57,10 @@ struct answer {
     uint64_t alarm_ns; /* of the last ALARM effect */
     unsigned n_effects;
     char reason[512];
+    unsigned n_spawns;
+    struct buf spawn; /* the last SPAWN effect's bytes */
+    unsigned n_destroys, n_releases, n_idles;
+    char ship_ref[80]; /* the id of the last DESTROY or RELEASE */
 };
 
 static char programs_dir[PATH_MAX];
@@ -244,6 +250,7 @@ static bool boot(struct child *c, uint64_t snapshot_event, const void *snap,
 static void answer_free(struct answer *a)
 {
     buf_free(&a->body);
+    buf_free(&a->spawn);
 }
 
 /* Decode a DONE or REJECT for event number into a. */
@@ -252,6 +259,7 @@ static void read_answer(struct child *c, uint64_t number, struct answer *a)
     struct frame f;
     memset(a, 0, sizeof *a);
     buf_init(&a->body);
+    buf_init(&a->spawn);
     assert_int_equal(recv_frame(c, &f), 0);
     a->type = f.type;
     if (f.type == FRAME_REJECT) {
@@ -267,6 +275,7 @@ static void read_answer(struct child *c, uint64_t number, struct answer *a)
     assert_int_equal(frame_decode_done(&f, &d), 0);
     assert_int_equal(d.number, number);
     a->changed = (d.flags & FRAME_DONE_CHANGED) != 0;
+    a->reuse = (d.flags & FRAME_DONE_REUSE) != 0;
     size_t off = 0;
     struct frame_effect e;
     while (frame_effects_next(&d, &off, &e) == 0) {
@@ -286,6 +295,20 @@ static void read_answer(struct child *c, uint64_t number, struct answer *a)
             assert_int_equal(buf_append(&a->body, r.body, r.body_len), 0);
             assert_int_equal(buf_put_u8(&a->body, 0), 0);
             a->body.len--; /* NUL-terminated for string compares */
+        } else if (e.kind == FRAME_EFFECT_SPAWN) {
+            a->n_spawns++;
+            a->spawn.len = 0;
+            assert_int_equal(buf_append(&a->spawn, e.data, e.len), 0);
+        } else if (e.kind == FRAME_EFFECT_DESTROY ||
+                   e.kind == FRAME_EFFECT_RELEASE) {
+            assert_int_equal(frame_decode_ship_ref(e.data, e.len), 0);
+            a->n_destroys += e.kind == FRAME_EFFECT_DESTROY;
+            a->n_releases += e.kind == FRAME_EFFECT_RELEASE;
+            snprintf(a->ship_ref, sizeof a->ship_ref, "%.*s", (int)e.len,
+                     (const char *)e.data);
+        } else if (e.kind == FRAME_EFFECT_IDLE) {
+            a->n_idles++;
+            assert_int_equal(e.len, 0);
         } else if (e.kind == FRAME_EFFECT_LOG) {
             a->n_logs++;
             snprintf(a->log, sizeof a->log, "%.*s", (int)e.len,
@@ -366,6 +389,29 @@ static void timer(struct child *c, uint64_t number, uint64_t alarm_ns,
     read_answer(c, number, a);
 }
 
+/* Send a CHILD event (what of the child with this tag, its id and the
+ * detail) and read its answer. */
+static void child_event(struct child *c, uint64_t number, uint8_t what,
+                        uint32_t tag, const char *id, const char *detail,
+                        struct answer *a)
+{
+    struct buf p, b;
+    buf_init(&p);
+    buf_init(&b);
+    struct frame_child ch = {.what = what,
+                             .tag = tag,
+                             .id = id,
+                             .id_len = strlen(id),
+                             .detail = detail,
+                             .detail_len = strlen(detail)};
+    assert_int_equal(frame_encode_child(&p, &ch), 0);
+    encode_event(&b, number, FRAME_EVENT_CHILD, p.data, p.len);
+    send_buf(c, &b);
+    buf_free(&b);
+    buf_free(&p);
+    read_answer(c, number, a);
+}
+
 /* Ask for a snapshot as of number and return its bytes in out. */
 static void snapshot(struct child *c, uint64_t number, struct buf *out)
 {
@@ -418,6 +464,17 @@ static void expect_error(const struct answer *a, int status, const char *code)
     assert_memory_equal(a->body.data, want, strlen(want));
 }
 
+/* Send GET target as event number and check the reply: 200, unchanged,
+ * with this body. */
+static void expect_get(struct child *c, uint64_t number, const char *target,
+                       const char *body)
+{
+    struct answer a;
+    http(c, number, "GET", target, NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, body);
+    answer_free(&a);
+}
+
 static void spawn_kv(struct child *c)
 {
     char path[PATH_MAX + 8];
@@ -446,9 +503,7 @@ static void test_kv_http(void **state)
     assert_string_equal(a.ctype, "application/octet-stream");
     assert_int_equal(a.n_logs, 0);
     answer_free(&a);
-    http(&c, 3, "GET", "/k/a?x=%zz", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "two");
-    answer_free(&a);
+    expect_get(&c, 3, "/k/a?x=%zz", "two");
     http(&c, 3, "GET", "/k/b", NULL, &a);
     expect_error(&a, 404, "not_found");
     answer_free(&a);
@@ -463,9 +518,7 @@ static void test_kv_http(void **state)
     http(&c, 4, "PUT", "/k/%22%5c%01%ff%2F", "x", &a);
     expect(&a, FRAME_DONE, true, 201, NULL);
     answer_free(&a);
-    http(&c, 5, "GET", "/k/h%c3%a9llo%20w", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "");
-    answer_free(&a);
+    expect_get(&c, 5, "/k/h%c3%a9llo%20w", "");
     http(&c, 5, "GET", "/k", NULL, &a);
     expect(&a, FRAME_DONE, false, 200,
            "[\"\\\"\\\\\\u0001\\u00ff/\",\"a\",\"h\xc3\xa9llo w\"]\n");
@@ -541,9 +594,7 @@ static void test_kv_poke(void **state)
     expect(&a, FRAME_DONE, true, 201, NULL);
     assert_int_equal(a.n_logs, 0);
     answer_free(&a);
-    http(&c, 2, "GET", "/k/color", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "dark blue");
-    answer_free(&a);
+    expect_get(&c, 2, "/k/color", "dark blue");
     poke(&c, 2, "put empty ", &a);
     expect(&a, FRAME_DONE, true, 201, NULL);
     answer_free(&a);
@@ -605,12 +656,14 @@ static void test_kv_snapshots(void **state)
     put_keys(&c, order1, 6);
     snapshot(&c, 6, &s1);
     stop(&c);
-    assert_memory_equal(s1.data, "KV2\n", 4);
-    /* No alarm and none fired, then the first pair, the smallest key. */
+    assert_memory_equal(s1.data, "KV3\n", 4);
+    /* No alarm, none fired and no children, then the first pair, the
+     * smallest key. */
     assert_true(get_le64(s1.data + 4) == 0);
     assert_true(get_le64(s1.data + 12) == 0);
-    assert_int_equal(get_le32(s1.data + 20), 1);
-    assert_int_equal(s1.data[24], 'a');
+    assert_int_equal(get_le32(s1.data + 20), 0);
+    assert_int_equal(get_le32(s1.data + 24), 1);
+    assert_int_equal(s1.data[28], 'a');
 
     /* The same state reached in another order snapshots to the same
      * bytes. */
@@ -629,10 +682,7 @@ static void test_kv_snapshots(void **state)
     assert_int_equal(a.body.len, 5);
     assert_memory_equal(a.body.data, "q%00x", 5); /* the value as put */
     answer_free(&a);
-    http(&c, 7, "GET", "/k", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200,
-           "[\"a\",\"b\",\"m\",\"q\\u0000x\",\"z\",\"zz\"]\n");
-    answer_free(&a);
+    expect_get(&c, 7, "/k", "[\"a\",\"b\",\"m\",\"q\\u0000x\",\"z\",\"zz\"]\n");
     snapshot(&c, 6, &s3);
     assert_int_equal(s3.len, s1.len);
     assert_memory_equal(s3.data, s1.data, s1.len);
@@ -644,7 +694,7 @@ static void test_kv_snapshots(void **state)
     struct buf bad;
     buf_init(&bad);
     assert_int_equal(buf_append(&bad, s1.data, s1.len), 0);
-    size_t next_pair = 20; /* cuts inside the alarm fields are refused */
+    size_t next_pair = 24; /* cuts inside the fixed fields are refused */
     for (size_t n = 0; n < s1.len; n++) {
         if (n == next_pair) {
             /* Cutting between pairs leaves a valid, smaller store. */
@@ -654,21 +704,19 @@ static void test_kv_snapshots(void **state)
         }
         spawn_kv(&c);
         assert_false(boot(&c, 6, s1.data, n));
-        http(&c, 7, "GET", "/k", NULL, &a);
-        expect(&a, FRAME_DONE, false, 200, "[]\n");
-        answer_free(&a);
+        expect_get(&c, 7, "/k", "[]\n");
         stop(&c);
     }
-    bad.data[2] = '3';
+    bad.data[2] = '4';
     spawn_kv(&c);
     assert_false(boot(&c, 6, bad.data, bad.len));
     stop(&c);
     /* Swap the first two one-byte keys "a" and "b" (values "a" and "b"). */
-    memcpy(bad.data, "KV2\n", 4);
-    bad.data[24] = 'b';
-    bad.data[29] = 'b';
-    bad.data[34] = 'a';
-    bad.data[39] = 'a';
+    memcpy(bad.data, "KV3\n", 4);
+    bad.data[28] = 'b';
+    bad.data[33] = 'b';
+    bad.data[38] = 'a';
+    bad.data[43] = 'a';
     spawn_kv(&c);
     assert_false(boot(&c, 6, bad.data, bad.len));
     stop(&c);
@@ -722,9 +770,7 @@ static void test_kv_alarm_routes(void **state)
     expect(&a, FRAME_DONE, true, 200, "1002\n");
     assert_true(a.alarm_ns == 1002);
     answer_free(&a);
-    http(&c, 3, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":1002,\"fired\":0}\n");
-    answer_free(&a);
+    expect_get(&c, 3, "/alarm", "{\"alarm_ns\":1002,\"fired\":0}\n");
     /* The largest alarm that fits in a u64 at event 3, leading zeros and
      * all. */
     http(&c, 3, "PUT", "/alarm", "0018446744073709", &a);
@@ -759,10 +805,8 @@ static void test_kv_alarm_routes(void **state)
     http(&c, 4, "PUT", "/alarm", NULL, &a); /* no body at all */
     expect_error(&a, 400, "invalid");
     answer_free(&a);
-    http(&c, 4, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200,
-           "{\"alarm_ns\":18446744073709001003,\"fired\":0}\n");
-    answer_free(&a);
+    expect_get(&c, 4, "/alarm",
+               "{\"alarm_ns\":18446744073709001003,\"fired\":0}\n");
 
     /* Other methods and paths. */
     http(&c, 4, "POST", "/alarm", "5", &a);
@@ -786,13 +830,9 @@ static void test_kv_alarm_routes(void **state)
     expect_error(&a, 404, "not_found");
     assert_int_equal(a.n_alarms, 0);
     answer_free(&a);
-    http(&c, 5, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":0,\"fired\":0}\n");
-    answer_free(&a);
+    expect_get(&c, 5, "/alarm", "{\"alarm_ns\":0,\"fired\":0}\n");
     /* The keys are untouched by all of it. */
-    http(&c, 5, "GET", "/k", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "[]\n");
-    answer_free(&a);
+    expect_get(&c, 5, "/k", "[]\n");
     stop(&c);
 }
 
@@ -817,9 +857,7 @@ static void test_kv_timer(void **state)
     assert_string_equal(a.log, "alarm fired");
     assert_int_equal(a.n_alarms, 0);
     answer_free(&a);
-    http(&c, 3, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":0,\"fired\":1}\n");
-    answer_free(&a);
+    expect_get(&c, 3, "/alarm", "{\"alarm_ns\":0,\"fired\":1}\n");
     /* Nothing is left to cancel. */
     http(&c, 3, "DELETE", "/alarm", NULL, &a);
     expect_error(&a, 404, "not_found");
@@ -833,9 +871,7 @@ static void test_kv_timer(void **state)
     assert_string_equal(a.log, "alarm fired");
     assert_int_equal(a.n_alarms, 0);
     answer_free(&a);
-    http(&c, 5, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":1001003,\"fired\":2}\n");
-    answer_free(&a);
+    expect_get(&c, 5, "/alarm", "{\"alarm_ns\":1001003,\"fired\":2}\n");
     timer(&c, 5, 1001003, &a);
     expect(&a, FRAME_DONE, true, 0, NULL);
     answer_free(&a);
@@ -843,9 +879,7 @@ static void test_kv_timer(void **state)
     timer(&c, 6, 7, &a);
     expect(&a, FRAME_DONE, true, 0, NULL);
     answer_free(&a);
-    http(&c, 7, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":0,\"fired\":4}\n");
-    answer_free(&a);
+    expect_get(&c, 7, "/alarm", "{\"alarm_ns\":0,\"fired\":4}\n");
     stop(&c);
 }
 
@@ -869,21 +903,17 @@ static void test_kv_alarm_snapshots(void **state)
     answer_free(&a);
     snapshot(&c, 4, &s);
     stop(&c);
-    assert_int_equal(s.len, 20 + 4 + 1 + 4 + 1);
-    assert_memory_equal(s.data, "KV2\n", 4);
+    assert_int_equal(s.len, 24 + 4 + 1 + 4 + 1);
+    assert_memory_equal(s.data, "KV3\n", 4);
     assert_true(get_le64(s.data + 4) == 7001004);
     assert_true(get_le64(s.data + 12) == 1);
-    assert_int_equal(get_le32(s.data + 20), 1);
-    assert_int_equal(s.data[24], 'a');
+    assert_int_equal(get_le32(s.data + 24), 1);
+    assert_int_equal(s.data[28], 'a');
 
     spawn_kv(&c);
     assert_true(boot(&c, 4, s.data, s.len));
-    http(&c, 5, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":7001004,\"fired\":1}\n");
-    answer_free(&a);
-    http(&c, 5, "GET", "/k/a", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "1");
-    answer_free(&a);
+    expect_get(&c, 5, "/alarm", "{\"alarm_ns\":7001004,\"fired\":1}\n");
+    expect_get(&c, 5, "/k/a", "1");
     snapshot(&c, 4, &s2);
     assert_int_equal(s2.len, s.len);
     assert_memory_equal(s2.data, s.data, s.len);
@@ -908,19 +938,16 @@ static void test_kv_alarm_snapshots(void **state)
     };
     spawn_kv(&c);
     assert_true(boot(&c, 2, old, sizeof old));
-    http(&c, 3, "GET", "/k/b", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "22");
-    answer_free(&a);
-    http(&c, 3, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":0,\"fired\":0}\n");
-    answer_free(&a);
-    /* It snapshots as KV2, with the same pairs after empty alarm fields. */
+    expect_get(&c, 3, "/k/b", "22");
+    expect_get(&c, 3, "/alarm", "{\"alarm_ns\":0,\"fired\":0}\n");
+    /* It snapshots as KV3, with the same pairs after empty alarm fields and no
+     * children. */
     snapshot(&c, 2, &s2);
-    assert_int_equal(s2.len, sizeof old + 16);
-    assert_memory_equal(s2.data, "KV2\n", 4);
+    assert_int_equal(s2.len, sizeof old + 20);
+    assert_memory_equal(s2.data, "KV3\n", 4);
     assert_true(get_le64(s2.data + 4) == 0);
     assert_true(get_le64(s2.data + 12) == 0);
-    assert_memory_equal(s2.data + 20, old + 4, sizeof old - 4);
+    assert_memory_equal(s2.data + 24, old + 4, sizeof old - 4);
     buf_free(&s2);
     http(&c, 3, "PUT", "/alarm", "1", &a);
     expect(&a, FRAME_DONE, true, 200, "1001003\n");
@@ -929,16 +956,350 @@ static void test_kv_alarm_snapshots(void **state)
     /* A KV1 snapshot is checked as before: one cut short is refused. */
     spawn_kv(&c);
     assert_false(boot(&c, 2, old, sizeof old - 1));
-    http(&c, 3, "GET", "/k", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "[]\n");
-    answer_free(&a);
+    expect_get(&c, 3, "/k", "[]\n");
     stop(&c);
-    /* A refused KV2 snapshot leaves no alarm behind either: its pairs are
+    /* A refused KV3 snapshot leaves no alarm behind either: its pairs are
      * cut short after whole alarm fields. */
     spawn_kv(&c);
     assert_false(boot(&c, 4, s.data, s.len - 1));
-    http(&c, 5, "GET", "/alarm", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "{\"alarm_ns\":0,\"fired\":0}\n");
+    expect_get(&c, 5, "/alarm", "{\"alarm_ns\":0,\"fired\":0}\n");
+    stop(&c);
+    buf_free(&s);
+}
+
+/* Check that a's SPAWN effect asks for kv's own program (no program, no
+ * options) with this tag and lifetime. */
+static void expect_spawn(const struct answer *a, uint32_t tag, uint8_t lifetime)
+{
+    struct frame_spawn s;
+    assert_int_equal(a->n_spawns, 1);
+    assert_int_equal(frame_decode_spawn(a->spawn.data, a->spawn.len, &s), 0);
+    assert_int_equal(s.tag, tag);
+    assert_int_equal(s.lifetime, lifetime);
+    assert_true(s.lifetime_ms == 0);
+    assert_int_equal(s.program_len, 0);
+    assert_int_equal(s.options_len, 0);
+}
+
+/* POST /children spawns kv itself with the event's number as the tag and
+ * records a pending child; CHILD events fill in what became of it; the
+ * other routes give DESTROY, RELEASE and IDLE effects without changing the
+ * state; bad bodies, tags, ids and methods change nothing. */
+static void test_kv_children(void **state)
+{
+    struct child c;
+    struct answer a;
+    spawn_kv(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+    http(&c, 1, "GET", "/children", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, "[]\n");
+    assert_true(a.reuse);
+    answer_free(&a);
+
+    http(&c, 1, "POST", "/children", "ephemeral", &a);
+    expect(&a, FRAME_DONE, true, 202, "{\"tag\":1}\n");
+    assert_string_equal(a.ctype, "application/json");
+    expect_spawn(&a, 1, FRAME_LIFETIME_EPHEMERAL);
+    assert_string_equal(a.log, "child 1 spawned (ephemeral)");
+    answer_free(&a);
+    http(&c, 2, "POST", "/children", "", &a);
+    expect(&a, FRAME_DONE, true, 202, "{\"tag\":2}\n");
+    expect_spawn(&a, 2, FRAME_LIFETIME_LINKED);
+    answer_free(&a);
+    http(&c, 3, "POST", "/children?x", "root", &a);
+    expect(&a, FRAME_DONE, true, 202, "{\"tag\":3}\n");
+    expect_spawn(&a, 3, FRAME_LIFETIME_ROOT);
+    answer_free(&a);
+    /* The tag is the number's low 32 bits: taken once, then free. */
+    http(&c, (1ull << 32) + 1, "POST", "/children", "", &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    assert_string_equal(a.reason, "tag 1 is already a child's");
+    answer_free(&a);
+    http(&c, (1ull << 32) + 4, "POST", "/children", "", &a);
+    expect(&a, FRAME_DONE, true, 202, "{\"tag\":4}\n");
+    expect_spawn(&a, 4, FRAME_LIFETIME_LINKED);
+    answer_free(&a);
+    static const char *const bad_bodies[] = {"bogus", "Linked", "root\n",
+                                             " root", "ephemeral2"};
+    for (size_t i = 0; i < sizeof bad_bodies / sizeof bad_bodies[0]; i++) {
+        http(&c, 5, "POST", "/children", bad_bodies[i], &a);
+        assert_int_equal(a.type, FRAME_REJECT);
+        assert_string_equal(a.reason, "the body is root, linked or ephemeral");
+        answer_free(&a);
+    }
+
+    /* The host's answers: spawned, failed, destroyed; the reply to a CHILD
+     * event has nowhere to go, so there is none. */
+    child_event(&c, 5, FRAME_CHILD_SPAWNED, 1, "c1", "", &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    assert_int_equal(a.n_effects, 1);
+    assert_string_equal(a.log, "child 1 spawned");
+    answer_free(&a);
+    child_event(&c, 6, FRAME_CHILD_FAILED, 2, "", "limit_ships: 3 ships", &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    assert_string_equal(a.log, "child 2 failed");
+    answer_free(&a);
+    child_event(&c, 7, FRAME_CHILD_DESTROYED, 1, "c1", "parent", &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    assert_string_equal(a.log, "child 1 destroyed");
+    answer_free(&a);
+    child_event(&c, 8, FRAME_CHILD_SPAWNED, 99, "c99", "", &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    assert_string_equal(a.reason, "kv spawned no child with tag 99");
+    answer_free(&a);
+    child_event(&c, 8, 9, 3, "c3", "", &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    answer_free(&a);
+    http(&c, 8, "GET", "/children", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200,
+           "[{\"tag\":1,\"id\":\"c1\",\"lifetime\":\"ephemeral\","
+           "\"status\":\"destroyed\",\"detail\":\"parent\"},"
+           "{\"tag\":2,\"id\":\"\",\"lifetime\":\"linked\","
+           "\"status\":\"failed\",\"detail\":\"limit_ships: 3 ships\"},"
+           "{\"tag\":3,\"id\":\"\",\"lifetime\":\"root\","
+           "\"status\":\"pending\",\"detail\":\"\"},"
+           "{\"tag\":4,\"id\":\"\",\"lifetime\":\"linked\","
+           "\"status\":\"pending\",\"detail\":\"\"}]\n");
+    assert_true(a.reuse);
+    answer_free(&a);
+    /* A detail is kept up to 256 bytes, escaped in the JSON. */
+    char detail[301];
+    memset(detail, 'd', 300);
+    detail[0] = '"';
+    detail[300] = '\0';
+    child_event(&c, 8, FRAME_CHILD_DESTROYED, 4, "c4", detail, &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    answer_free(&a);
+    http(&c, 9, "GET", "/children", NULL, &a);
+    const char *last = strstr((const char *)a.body.data, "{\"tag\":4");
+    assert_non_null(last);
+    char want[400];
+    snprintf(want, sizeof want,
+             "{\"tag\":4,\"id\":\"c4\",\"lifetime\":\"linked\","
+             "\"status\":\"destroyed\",\"detail\":\"\\\"%.255s\"}]\n",
+             detail + 1);
+    assert_string_equal(last, want);
+    answer_free(&a);
+
+    /* Ending ships and idling: one effect beside the reply, naming the
+     * ship; kv's state waits for the CHILD event. */
+    static const struct {
+        const char *method, *target;
+        int status;
+        uint8_t kind; /* of the effect */
+        const char *ref;
+    } ends[] = {
+        {"DELETE", "/children/c3", 202, FRAME_EFFECT_DESTROY, "c3"},
+        {"DELETE", "/children/c%33?x=1", 202, FRAME_EFFECT_DESTROY, "c3"},
+        {"POST", "/children/c4/release", 202, FRAME_EFFECT_RELEASE, "c4"},
+        {"DELETE", "/self", 202, FRAME_EFFECT_DESTROY, ""},
+        {"POST", "/idle", 204, FRAME_EFFECT_IDLE, ""},
+    };
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+        http(&c, 9, ends[i].method, ends[i].target, NULL, &a);
+        expect(&a, FRAME_DONE, false, ends[i].status,
+               ends[i].status == 202 ? "accepted\n" : "");
+        assert_int_equal(a.n_effects, 2);
+        assert_int_equal(a.n_destroys, ends[i].kind == FRAME_EFFECT_DESTROY);
+        assert_int_equal(a.n_releases, ends[i].kind == FRAME_EFFECT_RELEASE);
+        assert_int_equal(a.n_idles, ends[i].kind == FRAME_EFFECT_IDLE);
+        assert_string_equal(a.ship_ref, ends[i].ref);
+        answer_free(&a);
+    }
+
+    /* Bad ids and paths, and other methods: an error reply, no effect. */
+    char long_id[16 + 64 + 1] = "/children/";
+    memset(long_id + 10, 'i', 64);
+    long_id[10 + 64] = '\0';
+    static const struct {
+        const char *method, *target;
+        int status;
+    } bad[] = {
+        {"PUT", "/children", 405},
+        {"DELETE", "/children", 405},
+        {"GET", "/children/c1", 405},
+        {"POST", "/children/c1", 405},
+        {"DELETE", "/children/c1/release", 405},
+        {"POST", "/children/c1/other", 404},
+        {"POST", "/children/c1/release/x", 404},
+        {"DELETE", "/children/", 400},
+        {"DELETE", "/children/a%00b", 400},
+        {"DELETE", "/children/a%zz", 400},
+        {"DELETE", NULL, 400},
+        {"GET", "/self", 405},
+        {"DELETE", "/self/x", 404},
+        {"GET", "/idle", 405},
+        {"GET", "/childrenx", 404},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        http(&c, 9, bad[i].method, bad[i].target ? bad[i].target : long_id,
+             NULL, &a);
+        assert_int_equal(a.status, bad[i].status);
+        assert_false(a.changed);
+        assert_int_equal(a.n_effects, 1);
+        answer_free(&a);
+    }
+    /* 63 bytes are an id. */
+    long_id[10 + 63] = '\0';
+    http(&c, 9, "DELETE", long_id, NULL, &a);
+    expect(&a, FRAME_DONE, false, 202, NULL);
+    assert_string_equal(a.ship_ref, long_id + 10);
+    answer_free(&a);
+    stop(&c);
+}
+
+/* The children are in the snapshot and come back from it, with every cut
+ * and every value kv never writes refused; a KV2 snapshot, from before
+ * children, still loads, with none. */
+static void test_kv_children_snapshots(void **state)
+{
+    struct child c;
+    struct answer a, list;
+    struct buf s, s2;
+    spawn_kv(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+    for (uint64_t n = 1; n <= 3; n++) {
+        http(&c, n, "POST", "/children", n == 1 ? "root" : "", &a);
+        answer_free(&a);
+    }
+    child_event(&c, 4, FRAME_CHILD_SPAWNED, 1, "c1", "", &a);
+    answer_free(&a);
+    child_event(&c, 5, FRAME_CHILD_FAILED, 2, "", "no", &a);
+    answer_free(&a);
+    http(&c, 6, "PUT", "/k/a", "1", &a);
+    answer_free(&a);
+    http(&c, 7, "GET", "/children", NULL, &list);
+    snapshot(&c, 6, &s);
+    stop(&c);
+    /* The head, then the children in tag order, then the pair. */
+    size_t children_len = (9 + 2) + (9 + 2) + 9;
+    assert_int_equal(s.len, 24 + children_len + 4 + 1 + 4 + 1);
+    assert_memory_equal(s.data, "KV3\n", 4);
+    assert_int_equal(get_le32(s.data + 20), 3);
+    static const uint8_t first[] = {1,   0,   0, 0, FRAME_LIFETIME_ROOT, 1, 2,
+                                    'c', '1', 0, 0};
+    assert_memory_equal(s.data + 24, first, sizeof first);
+    static const uint8_t second[] = {2, 0, 0,   0,  FRAME_LIFETIME_LINKED, 3, 0,
+                                     2, 0, 'n', 'o'};
+    assert_memory_equal(s.data + 24 + sizeof first, second, sizeof second);
+    assert_int_equal(get_le32(s.data + 24 + children_len), 1);
+
+    /* Booting from it gives the state back, and the same snapshot; the
+     * booted state goes on. */
+    spawn_kv(&c);
+    assert_true(boot(&c, 6, s.data, s.len));
+    expect_get(&c, 7, "/children", (const char *)list.body.data);
+    expect_get(&c, 7, "/k/a", "1");
+    snapshot(&c, 6, &s2);
+    assert_int_equal(s2.len, s.len);
+    assert_memory_equal(s2.data, s.data, s.len);
+    buf_free(&s2);
+    child_event(&c, 7, FRAME_CHILD_DESTROYED, 1, "c1", "operator", &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    answer_free(&a);
+    http(&c, 8, "POST", "/children", "", &a);
+    expect(&a, FRAME_DONE, true, 202, "{\"tag\":8}\n");
+    answer_free(&a);
+    http(&c, 9, "GET", "/children", NULL, &a);
+    assert_non_null(strstr((const char *)a.body.data,
+                           "\"status\":\"destroyed\",\"detail\":\"operator\""));
+    assert_non_null(strstr((const char *)a.body.data, "{\"tag\":8,"));
+    answer_free(&a);
+    stop(&c);
+
+    /* Every cut from the alarm fields to the end of the children is
+     * refused, and leaves no child, key or alarm behind. */
+    for (size_t n = 4; n < 24 + children_len; n++) {
+        spawn_kv(&c);
+        assert_false(boot(&c, 6, s.data, n));
+        expect_get(&c, 7, "/children", "[]\n");
+        stop(&c);
+    }
+    /* So is each value kv never writes, set in one byte: the first child's
+     * lifetime of 0 or 4, its status of 4 and its id of 64 bytes, the
+     * second's detail of 2 + 256 bytes and its tag 3 (not below the
+     * third's), and 3 + 4 * 256 children. */
+    static const struct {
+        size_t off;
+        uint8_t byte;
+    } bad[] = {
+        {24 + 4, 0},      {24 + 4, 4},  {24 + 5, 4}, {24 + 6, 64},
+        {24 + 11 + 8, 1}, {24 + 11, 3}, {20 + 1, 4},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct buf t;
+        buf_init(&t);
+        assert_int_equal(buf_append(&t, s.data, s.len), 0);
+        t.data[bad[i].off] = bad[i].byte;
+        spawn_kv(&c);
+        assert_false(boot(&c, 6, t.data, t.len));
+        stop(&c);
+        buf_free(&t);
+    }
+
+    /* A KV2 snapshot, as the kv before children wrote it: the magic, the
+     * alarm fields, then the pairs. */
+    static const uint8_t old[] = {
+        'K', 'V', '2', '\n', 0xac, 0xd3, 0x6a, 0, 0, 0,   0, 0, 1, 0, 0,
+        0,   0,   0,   0,    0,    1,    0,    0, 0, 'a', 1, 0, 0, 0, '1',
+    };
+    spawn_kv(&c);
+    assert_true(boot(&c, 2, old, sizeof old));
+    expect_get(&c, 3, "/children", "[]\n");
+    expect_get(&c, 3, "/alarm", "{\"alarm_ns\":7001004,\"fired\":1}\n");
+    expect_get(&c, 3, "/k/a", "1");
+    /* It snapshots as KV3: the same alarm fields, no children, the same
+     * pairs. */
+    snapshot(&c, 2, &s2);
+    assert_int_equal(s2.len, sizeof old + 4);
+    assert_memory_equal(s2.data, "KV3\n", 4);
+    assert_memory_equal(s2.data + 4, old + 4, 16);
+    assert_int_equal(get_le32(s2.data + 20), 0);
+    assert_memory_equal(s2.data + 24, old + 20, sizeof old - 20);
+    buf_free(&s2);
+    http(&c, 3, "POST", "/children", "", &a);
+    expect(&a, FRAME_DONE, true, 202, "{\"tag\":3}\n");
+    answer_free(&a);
+    stop(&c);
+    /* A KV2 snapshot cut in its alarm fields is refused. */
+    spawn_kv(&c);
+    assert_false(boot(&c, 2, old, 19));
+    stop(&c);
+    answer_free(&list);
+    buf_free(&s);
+}
+
+/* kv keeps at most 1024 children: the next spawn is rejected, with no
+ * effect; the full table snapshots and boots. */
+static void test_kv_children_limit(void **state)
+{
+    enum { MAX = 1024 };
+    struct child c;
+    struct answer a;
+    struct buf s;
+    spawn_kv(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+    for (uint64_t n = 1; n <= MAX; n++) {
+        http(&c, n, "POST", "/children", "ephemeral", &a);
+        expect(&a, FRAME_DONE, true, 202, NULL);
+        assert_int_equal(a.n_spawns, 1);
+        answer_free(&a);
+    }
+    http(&c, MAX + 1, "POST", "/children", "", &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    assert_string_equal(a.reason, "kv keeps at most 1024 children");
+    answer_free(&a);
+    snapshot(&c, MAX, &s);
+    stop(&c);
+    assert_int_equal(s.len, 24 + (size_t)MAX * 9);
+    spawn_kv(&c);
+    assert_true(boot(&c, MAX, s.data, s.len));
+    http(&c, MAX + 1, "POST", "/children", "", &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    answer_free(&a);
+    http(&c, MAX + 1, "GET", "/children", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, NULL);
+    assert_non_null(strstr((const char *)a.body.data, "{\"tag\":1024,"));
     answer_free(&a);
     stop(&c);
     buf_free(&s);
@@ -1154,9 +1515,7 @@ static void test_sdk_large_and_pipelined(void **state)
         }
         number += 50;
     }
-    http(&c, number + 1, "GET", "/k/p999", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "v");
-    answer_free(&a);
+    expect_get(&c, number + 1, "/k/p999", "v");
     free(big);
     buf_free(&p);
     buf_free(&b);
@@ -1194,12 +1553,10 @@ static void test_kv_many_keys(void **state)
     }
     snapshot(&c, number, &snap);
     stop(&c);
-    assert_int_equal(snap.len, 20 + (size_t)N * (4 + 9 + 4 + 1));
+    assert_int_equal(snap.len, 24 + (size_t)N * (4 + 9 + 4 + 1));
     spawn_kv(&c);
     assert_true(boot(&c, number, snap.data, snap.len));
-    http(&c, number + 1, "GET", "/k/key012345", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "v");
-    answer_free(&a);
+    expect_get(&c, number + 1, "/k/key012345", "v");
     http(&c, number + 1, "GET", "/k", NULL, &a);
     expect(&a, FRAME_DONE, false, 200, NULL);
     assert_int_equal(a.body.len, 2 + (size_t)N * 12 - 1 + 1);
@@ -1221,9 +1578,7 @@ static void test_misbehave(void **state)
     http(&c, 1, "POST", "/count", NULL, &a);
     expect(&a, FRAME_DONE, true, 200, "1\n");
     answer_free(&a);
-    http(&c, 2, "GET", "/", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "1\n");
-    answer_free(&a);
+    expect_get(&c, 2, "/", "1\n");
     http(&c, 2, "POST", "/reject", NULL, &a);
     assert_int_equal(a.type, FRAME_REJECT);
     assert_string_equal(a.reason, "asked to reject");
@@ -1255,9 +1610,7 @@ static void test_misbehave(void **state)
     /* Boot from the snapshot; then /huge declares 100 MiB; then /exit. */
     spawn_path(&c, path);
     assert_true(boot(&c, 1, s.data, s.len));
-    http(&c, 2, "GET", "/", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "1\n");
-    answer_free(&a);
+    expect_get(&c, 2, "/", "1\n");
     encode_http(&b, 2, "POST", "/huge", NULL, 0);
     send_buf(&c, &b);
     uint8_t head[5];
@@ -1400,9 +1753,7 @@ static void test_python_counter_kinds(void **state)
     poke(&c, 2, "anything", &a);
     expect(&a, FRAME_DONE, false, 200, "1\n");
     answer_free(&a);
-    http(&c, 2, "GET", "/", NULL, &a);
-    expect(&a, FRAME_DONE, false, 200, "1\n");
-    answer_free(&a);
+    expect_get(&c, 2, "/", "1\n");
     stop(&c);
     buf_free(&b);
 }
@@ -1433,18 +1784,19 @@ static void test_docs_python_example(void **state)
     unlink(path);
 }
 
-static void test_docs_c_example(void **state)
+/* Compile the C program code with the helper into a fresh temporary
+ * executable; src and exe get the paths of the source and the binary, for
+ * the caller to remove. */
+static void compile_program(const char *code, char *src, size_t src_size,
+                            char *exe, size_t exe_size)
 {
-    char *code = docs_block("c");
-    if (code == NULL || access("/usr/bin/cc", X_OK) != 0) {
-        free(code);
-        fail_msg("needs a c block in docs/protocol.md and /usr/bin/cc");
+    if (access("/usr/bin/cc", X_OK) != 0) {
+        fail_msg("needs /usr/bin/cc");
     }
-    char src[64], exe[72], here[PATH_MAX], sdk[PATH_MAX + 32];
+    char here[PATH_MAX], sdk[PATH_MAX + 32];
     char cmd[3 * PATH_MAX];
-    write_temp(src, sizeof src, ".c", code);
-    free(code);
-    snprintf(exe, sizeof exe, "%s.bin", src);
+    write_temp(src, src_size, ".c", code);
+    snprintf(exe, exe_size, "%s.bin", src);
     snprintf(here, sizeof here, "%s", __FILE__);
     snprintf(sdk, sizeof sdk, "%s/../../programs/sdk", dirname(here));
     snprintf(cmd, sizeof cmd,
@@ -1452,10 +1804,175 @@ static void test_docs_c_example(void **state)
              "-o %s",
              sdk, src, sdk, exe);
     assert_int_equal(system(cmd), 0);
+}
+
+static void test_docs_c_example(void **state)
+{
+    char *code = docs_block("c");
+    if (code == NULL) {
+        fail_msg("needs a c block in docs/protocol.md");
+    }
+    char src[64], exe[72];
+    compile_program(code, src, sizeof src, exe, sizeof exe);
+    free(code);
     char *argv[] = {exe, NULL};
     drive_counter(argv, "POST", "/hit", NULL, false);
     unlink(src);
     unlink(exe);
+}
+
+/* A program of the helper's every children call: an HTTP event spawns with
+ * arguments and environment, then tries the calls that must fail and the
+ * ones at their limits, and replies with what each returned, in order; a
+ * CHILD event is replied to with what the helper decoded. */
+static const char children_program[] =
+    "#include <stdio.h>\n"
+    "#include <string.h>\n"
+    "#include \"berth_program.h\"\n"
+    "static int on_event(void *ctx, const struct bp_event *ev,\n"
+    "                    struct bp_out *out)\n"
+    "{\n"
+    "    (void)ctx;\n"
+    "    char text[256];\n"
+    "    int n;\n"
+    "    const struct bp_child *c = ev->child;\n"
+    "    if (c != NULL) {\n"
+    "        n = snprintf(text, sizeof text, \"%u %lu %.*s|%.*s\", c->what,\n"
+    "                     (unsigned long)c->tag, (int)c->id_len, c->id,\n"
+    "                     (int)c->detail_len, c->detail);\n"
+    "        bp_reply(out, 200, \"text/plain\", text, (size_t)n);\n"
+    "        return BP_UNCHANGED;\n"
+    "    }\n"
+    "    static const char *const args[] = {\"one\", \"\", \"three\"};\n"
+    "    static const char *const env[] = {\"K=V\", \"EMPTY=\"};\n"
+    "    struct bp_spawn s = {.tag = 42, .lifetime = BP_LIFETIME_ROOT,\n"
+    "                         .program = \"/opt/child\", .args = args,\n"
+    "                         .n_args = 3, .env = env, .n_env = 2};\n"
+    "    struct bp_spawn bad = {.lifetime = 256};\n"
+    "    char id[BP_ID_MAX + 2];\n"
+    "    memset(id, 'x', BP_ID_MAX + 1);\n"
+    "    id[BP_ID_MAX + 1] = '\\0';\n"
+    "    int rv[8];\n"
+    "    rv[0] = bp_spawn(out, &s);\n"
+    "    rv[1] = bp_spawn(out, &bad);\n"
+    "    rv[2] = bp_release(out, \"\");\n"
+    "    rv[3] = bp_release(out, NULL);\n"
+    "    rv[4] = bp_destroy(out, id);\n"
+    "    rv[5] = bp_release(out, id + 1);\n"
+    "    rv[6] = bp_destroy(out, NULL);\n"
+    "    rv[7] = bp_idle(out);\n"
+    "    n = snprintf(text, sizeof text, \"%d %d %d %d %d %d %d %d\", rv[0],\n"
+    "                 rv[1], rv[2], rv[3], rv[4], rv[5], rv[6], rv[7]);\n"
+    "    bp_reply(out, 200, \"text/plain\", text, (size_t)n);\n"
+    "    return BP_UNCHANGED;\n"
+    "}\n"
+    "int main(void)\n"
+    "{\n"
+    "    struct bp_program p = {.event = on_event};\n"
+    "    return bp_run(&p);\n"
+    "}\n";
+
+/* The helper's SPAWN carries the program and every option in order; the
+ * calls that must fail add nothing; RELEASE, DESTROY and IDLE are as the
+ * protocol says; a CHILD event reaches the callback decoded, whatever its
+ * what. */
+static void test_sdk_children(void **state)
+{
+    char src[64], exe[72];
+    compile_program(children_program, src, sizeof src, exe, sizeof exe);
+    char *argv[] = {exe, NULL};
+    struct child c;
+    struct buf b;
+    buf_init(&b);
+    spawn(&c, argv);
+    assert_true(boot(&c, 0, NULL, 0));
+    encode_http(&b, 1, "POST", "/", NULL, 0);
+    send_buf(&c, &b);
+    struct frame f;
+    assert_int_equal(recv_frame(&c, &f), 0);
+    struct frame_done d;
+    assert_int_equal(frame_decode_done(&f, &d), 0);
+    assert_int_equal(d.flags, 0);
+    static const uint8_t kinds[] = {FRAME_EFFECT_SPAWN, FRAME_EFFECT_RELEASE,
+                                    FRAME_EFFECT_DESTROY, FRAME_EFFECT_IDLE,
+                                    FRAME_EFFECT_HTTP_REPLY};
+    assert_int_equal(d.n_effects, sizeof kinds);
+    size_t off = 0;
+    struct frame_effect e[sizeof kinds];
+    for (size_t i = 0; i < sizeof kinds; i++) {
+        assert_int_equal(frame_effects_next(&d, &off, &e[i]), 0);
+        assert_int_equal(e[i].kind, kinds[i]);
+    }
+    struct frame_spawn s;
+    assert_int_equal(frame_decode_spawn(e[0].data, e[0].len, &s), 0);
+    assert_int_equal(s.tag, 42);
+    assert_int_equal(s.lifetime, FRAME_LIFETIME_ROOT);
+    assert_true(s.lifetime_ms == 0);
+    assert_int_equal(s.program_len, 10);
+    assert_memory_equal(s.program, "/opt/child", 10);
+    /* The options, byte for byte: the arguments, then the environment. */
+    static const char *const options[] = {"one", "", "three", "K=V", "EMPTY="};
+    b.len = 0;
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+        assert_int_equal(frame_encode_spawn_option(
+                             &b, i < 3 ? FRAME_SPAWN_ARG : FRAME_SPAWN_ENV,
+                             options[i], strlen(options[i])),
+                         0);
+    }
+    assert_int_equal(s.options_len, b.len);
+    assert_memory_equal(s.options, b.data, b.len);
+    /* The release names 63 bytes, the destroy nothing: the ship itself. */
+    assert_int_equal(e[1].len, 63);
+    assert_int_equal(frame_decode_ship_ref(e[1].data, e[1].len), 0);
+    assert_int_equal(e[2].len, 0);
+    assert_int_equal(e[3].len, 0);
+    struct frame_http_reply r;
+    assert_int_equal(frame_decode_http_reply(e[4].data, e[4].len, &r), 0);
+    assert_int_equal(r.body_len, strlen("0 -1 -1 -1 -1 0 0 0"));
+    assert_memory_equal(r.body, "0 -1 -1 -1 -1 0 0 0", r.body_len);
+
+    struct answer a;
+    child_event(&c, 2, FRAME_CHILD_SPAWNED, 42, "abc", "", &a);
+    expect(&a, FRAME_DONE, false, 200, "1 42 abc|");
+    answer_free(&a);
+    child_event(&c, 2, FRAME_CHILD_FAILED, UINT32_MAX, "", "limit_ships: x",
+                &a);
+    expect(&a, FRAME_DONE, false, 200, "3 4294967295 |limit_ships: x");
+    answer_free(&a);
+    child_event(&c, 2, 200, 7, "i", "newer", &a);
+    expect(&a, FRAME_DONE, false, 200, "200 7 i|newer");
+    answer_free(&a);
+    stop(&c);
+    buf_free(&b);
+    unlink(src);
+    unlink(exe);
+}
+
+/* A CHILD payload cut before its id ends, or with an id over 63 bytes, ends
+ * the program with status 1 and a line naming it. */
+static void test_sdk_rejects_malformed_child(void **state)
+{
+    struct buf p, b;
+    buf_init(&p);
+    buf_init(&b);
+    struct frame_child ch = {
+        .what = FRAME_CHILD_SPAWNED, .tag = 1, .id = "ab", .id_len = 2};
+    assert_int_equal(frame_encode_child(&p, &ch), 0);
+    for (size_t n = 0; n < p.len; n++) {
+        b.len = 0;
+        encode_event(&b, 1, FRAME_EVENT_CHILD, p.data, n);
+        const char *err = expect_exit_1(true, b.data, b.len);
+        assert_non_null(strstr(err, "malformed CHILD payload in event 1"));
+    }
+    uint8_t over[7 + 64] = {FRAME_CHILD_SPAWNED};
+    put_le16(over + 5, 64);
+    memset(over + 7, 'x', 64);
+    b.len = 0;
+    encode_event(&b, 1, FRAME_EVENT_CHILD, over, sizeof over);
+    const char *err = expect_exit_1(true, b.data, b.len);
+    assert_non_null(strstr(err, "malformed CHILD payload in event 1"));
+    buf_free(&p);
+    buf_free(&b);
 }
 
 int main(void)
@@ -1470,6 +1987,9 @@ int main(void)
         cmocka_unit_test(test_kv_alarm_routes),
         cmocka_unit_test(test_kv_timer),
         cmocka_unit_test(test_kv_alarm_snapshots),
+        cmocka_unit_test(test_kv_children),
+        cmocka_unit_test(test_kv_children_snapshots),
+        cmocka_unit_test(test_kv_children_limit),
         cmocka_unit_test(test_kv_lifecycle),
         cmocka_unit_test(test_sdk_rejects_malformed_frames),
         cmocka_unit_test(test_sdk_large_and_pipelined),
@@ -1478,6 +1998,8 @@ int main(void)
         cmocka_unit_test(test_python_counter_kinds),
         cmocka_unit_test(test_docs_python_example),
         cmocka_unit_test(test_docs_c_example),
+        cmocka_unit_test(test_sdk_children),
+        cmocka_unit_test(test_sdk_rejects_malformed_child),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
