@@ -137,9 +137,8 @@ static int children__spawn(struct host *h, const struct store_ship *parent,
     } else if (program[0] != '/' || memchr(program, '\0', strlen(program)) ||
                stat(program, &st) != 0 || !S_ISREG(st.st_mode) ||
                access(program, X_OK) != 0) {
-        err_printf(why,
-                   "the program must be an absolute path to an executable "
-                   "file");
+        err_printf(why, "the program must be an absolute path to an executable "
+                        "file");
     } else if (!host_quota_create_ok(h, parent->account, 1, &q)) {
         err_printf(why, "%s: the account's %s limit is %llu, and it has %llu",
                    quota_code(q.which), quota_name(q.which),
@@ -426,7 +425,8 @@ void host_mail_released(struct host *h, const struct fleet_job *j)
     if (j->error_code[0] == '\0' || j->status == 422 || j->status == 502 ||
         j->status == 504) {
         if (j->error_code[0] != '\0') {
-            host_log("warn", "mail dropped: its program refused or failed on it",
+            host_log("warn",
+                     "mail dropped: its program refused or failed on it",
                      "ship", j->ship->id, "mail", seq, "error",
                      j->error_message ? j->error_message : j->error_code, NULL);
             children__drop(h, sid, j->mail_seq);

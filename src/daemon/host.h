@@ -257,8 +257,8 @@ struct host {
     size_t n_mail_due, cap_mail_due;
     uv_timer_t mail_retry;
     uint64_t mail_epoch;
-    bool registry_stale;  /* an applied entry spawned ships */
-    bool removed_pending; /* an applied entry removed ships */
+    bool registry_stale;         /* an applied entry spawned ships */
+    bool removed_pending;        /* an applied entry removed ships */
     struct host_crawler crawler; /* daemon/crawler.c */
     struct host_usage usage;     /* what programs used, not yet proposed */
     int exit_code;

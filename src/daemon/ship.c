@@ -693,8 +693,7 @@ static int ship__env_propose_event(void *data, struct fleet_ship *c,
 
 static int ship__env_effect_entry(void *data, struct fleet_ship *c,
                                   const struct fleet_job *j, uint8_t kind,
-                                  const uint8_t *p, size_t len,
-                                  struct buf *out)
+                                  const uint8_t *p, size_t len, struct buf *out)
 {
     (void)j;
     return host_children_effect_entry(data, ship__of(c), kind, p, len, out);

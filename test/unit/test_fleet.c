@@ -81,12 +81,12 @@ struct tenv {
     struct tout out[T_MAX_OUT];
     unsigned n_out;
     uint64_t now_ms;
-    struct buf fx;        /* the last effects item proposed */
-    unsigned n_fx;        /* effects items proposed */
-    unsigned n_effects;   /* effects turned into entries */
-    bool refuse_effect;   /* effect_entry fails */
-    int mail_status;      /* of the last mail job released; 0: taken */
-    unsigned n_mail_out;  /* mail jobs released */
+    struct buf fx;       /* the last effects item proposed */
+    unsigned n_fx;       /* effects items proposed */
+    unsigned n_effects;  /* effects turned into entries */
+    bool refuse_effect;  /* effect_entry fails */
+    int mail_status;     /* of the last mail job released; 0: taken */
+    unsigned n_mail_out; /* mail jobs released */
     bool sweep_armed, alarm_armed;
     uint64_t sweep_due, alarm_due;
     /* Faults the environment injects. */
@@ -342,8 +342,7 @@ static int t_effect_entry(void *data, struct fleet_ship *c,
     if (T->refuse_effect) {
         return BERTH_ENOMEM;
     }
-    struct record_mail m = {
-        .target = 99, .kind = kind, .body = p, .len = len};
+    struct record_mail m = {.target = 99, .kind = kind, .body = p, .len = len};
     struct buf e;
     buf_init(&e);
     assert_int_equal(record_encode_mail(&e, &m), 0);
@@ -713,8 +712,9 @@ static bool prog_step(uint32_t slot)
                 buf_free(&sp);
             }
             if (op == 'k') {
-                assert_int_equal(frame_done_add_effect(
-                                     &out, mark, FRAME_EFFECT_DESTROY, "kid", 3),
+                assert_int_equal(frame_done_add_effect(&out, mark,
+                                                       FRAME_EFFECT_DESTROY,
+                                                       "kid", 3),
                                  0);
             }
             if (op == 'i') {
@@ -2289,9 +2289,12 @@ int main(void)
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_no_fds, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_alarm, t_setup, t_teardown),
-        cmocka_unit_test_setup_teardown(test_effects_log_their_event, t_setup, t_teardown),
-        cmocka_unit_test_setup_teardown(test_idle_effect_sleeps, t_setup, t_teardown),
-        cmocka_unit_test_setup_teardown(test_mail_is_logged_and_taken, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_effects_log_their_event, t_setup,
+                                        t_teardown),
+        cmocka_unit_test_setup_teardown(test_idle_effect_sleeps, t_setup,
+                                        t_teardown),
+        cmocka_unit_test_setup_teardown(test_mail_is_logged_and_taken, t_setup,
+                                        t_teardown),
         cmocka_unit_test_setup_teardown(test_ship_gone, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_alarm_retry, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_deadlines, t_setup, t_teardown),
