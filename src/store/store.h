@@ -80,6 +80,10 @@ struct store_ship {
     uint8_t lifetime; /* proto/frame.h FRAME_LIFETIME_*; 0: the operator's */
     uint64_t lifetime_ms;
     uint32_t spawn_tag; /* the tag of the SPAWN that made it */
+    /* The ids of the ships that may send to it (a string list; NULL:
+     * those of its own account). */
+    char *access;
+    size_t access_len;
 };
 
 /* Free the owned fields of ship and zero it. */
