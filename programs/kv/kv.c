@@ -1,5 +1,5 @@
-/* kv: the sample berth program, a key/value store with an alarm and
- * children.
+/* kv: the sample berth program, a key/value store with an alarm, children
+ * and messages.
  *
  *   PUT    /k/<key>   body = value; 201 when new, 200 when replaced
  *   GET    /k/<key>   200 with the value, or 404
@@ -12,11 +12,15 @@
  *   GET    /alarm     200 with {"alarm_ns":N,"fired":K}: the pending alarm's
  *                     time, 0 when none, and how many alarms have fired
  *   DELETE /alarm     200 after cancelling the alarm, or 404 when none is set
- *   POST   /children  body = root, linked or ephemeral (empty: linked); spawns
- *                     a child running kv itself, with the event's number (its
- *                     low 32 bits) as the spawn's tag, records it as pending
- *                     and replies 202 with {"tag":N}; another body, a tag
- *                     already recorded or a full table is rejected
+ *   POST   /children  body = root, linked or ephemeral (empty: linked),
+ *                     then, optionally, a space and allow=ID,ID,... (1 to 16
+ *                     ship ids: the child's access list, who may send it
+ *                     messages; alone, the body "allow=..." is linked);
+ *                     spawns a child running kv itself, with the event's
+ *                     number (its low 32 bits) as the spawn's tag, records it
+ *                     as pending and replies 202 with {"tag":N}; another
+ *                     body, a tag already recorded or a full table is
+ *                     rejected
  *   GET    /children  200 with the children as a JSON array of
  *                     {"tag":N,"id":...,"lifetime":...,"status":...,
  *                     "detail":...}, by tag; status is pending, spawned,
@@ -25,6 +29,22 @@
  *   DELETE /children/<id>          202 after asking the host to destroy that
  *                                  child (the CHILD event says when it is)
  *   POST   /children/<id>/release  202 after releasing that ephemeral child
+ *   POST   /send/<target>  body = the payload (at most 1 MiB); sends it as
+ *                     a message to the ship target (its id or name, one
+ *                     percent-decoded path segment) with the event's number
+ *                     (its low 32 bits) as the tag, records it as pending and
+ *                     replies 202 with {"tag":N}; a tag already recorded or a
+ *                     full table is rejected
+ *   GET    /sent      200 with the sent messages as a JSON array of
+ *                     {"tag":N,"target":...,"outcome":...,"status":S,
+ *                     "body":...}, by tag; outcome is pending, delivered,
+ *                     refused or failed, status and body the receipt's (the
+ *                     target's reply, or why it was refused or failed; 0 and
+ *                     "" while pending), target as sent until the receipt
+ *                     names the target's id
+ *   GET    /sent/<tag>     200 with that one object, or 404
+ *   DELETE /sent/<tag>     200 after forgetting it (a receipt that comes
+ *                          later is rejected), or 404
  *   DELETE /self      202 after asking the host to destroy this ship
  *   POST   /idle      204 after telling the host the ship may sleep now
  *
@@ -36,25 +56,38 @@
  * the pending one, as its delivery cleared the host's (unless the TIMER is
  * for an older alarm that a later PUT /alarm replaced: that one stays). A
  * CHILD event updates the child its tag names (one kv never spawned is
- * rejected, which the host only logs). Alarm writes, spawns, TIMER and CHILD
+ * rejected, which the host only logs). A MESSAGE event from another ship
+ * takes "get KEY", answered 200 with the value or 404, and "put KEY VALUE",
+ * answered as PUT /k/<key> is (201 when new, 200 when replaced, 507 when
+ * full; the only message that changes the state); anything else is
+ * answered 400. Keys are taken as they are, as in a POKE; the answer
+ * becomes the sender's receipt. A RECEIPT event fills in the sent message
+ * its tag names, keeping up to 4 KiB of its body; one for a tag kv has no
+ * record of, or a second one for a tag, is rejected, which the host only
+ * logs. Alarm writes, spawns, TIMER and CHILD
  * events add one LOG line each; key writes add none. Alarm times come from
  * the event's time_ns, never from the clock, so that a replay computes the
  * same ones.
  *
  * The state is the alarm, the fired count, the children by tag (at most
- * KV_CHILDREN_MAX, destroyed and failed ones included) and an array of
- * pointers to pairs sorted by key: lookups are a binary search, and a write
- * moves at most n pointers, which stays in the tens of microseconds at 1e5
- * keys. The snapshot is "KV3\n", u64 alarm_ns, u64 fired, u32 n_children,
- * then (u32 tag, u8 lifetime, u8 status, u8 id length, id, u16 detail
- * length, detail) for each child in tag order, then (u32 key length, key,
- * u32 value length, value) for each pair in key order, so equal states give
- * equal snapshots. Older snapshots still load: "KV2\n" (before children:
- * alarm_ns, fired and the pairs) with no children, and "KV1\n" (before
- * alarms: the pairs) with no alarm and none fired either. A snapshot must
- * fit in one frame, so writes that would make it too large are refused with
- * 507, and spawns rejected; every child counts at its largest, as its id and
- * detail come later. */
+ * KV_CHILDREN_MAX, destroyed and failed ones included), the sent messages
+ * by tag (at most KV_SENT_MAX, until deleted) and an array of pointers to
+ * pairs sorted by key: lookups are a binary search, and a write moves at
+ * most n pointers, which stays in the tens of microseconds at 1e5 keys. The
+ * snapshot is "KV4\n", u64 alarm_ns, u64 fired, u32 n_children, then (u32
+ * tag, u8 lifetime, u8 status, u8 id length, id, u16 detail length, detail)
+ * for each child in tag order, u32 n_sent, then (u32 tag, u8 outcome (0
+ * pending), u16 status, u8 target length, target, u16 body length, body)
+ * for each sent message in tag order, then (u32 key length, key, u32 value
+ * length, value) for each pair in key order, so equal states give equal
+ * snapshots. Older snapshots still load: "KV3\n" (before messages: no
+ * n_sent and no sent messages), "KV2\n" (before children: alarm_ns, fired
+ * and the pairs) with no children either, and "KV1\n" (before alarms: the
+ * pairs) with no alarm and none fired either. A snapshot must fit in one
+ * frame, so writes that would make it too large are refused with 507, and
+ * spawns and sends rejected; every child and sent message counts at its
+ * largest, as its id, detail and body come later. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,20 +101,31 @@
 #define KV_CHILDREN_MAX 1024
 #define KV_DETAIL_MAX 256
 
-static const char kv_magic[4] = {'K', 'V', '3', '\n'};
+/* The most sent messages kv keeps, the most bytes of a receipt's body it
+ * keeps (the rest is cut), and the most ids in a child's access list. */
+#define KV_SENT_MAX 1024
+#define KV_SENT_BODY_MAX 4096
+#define KV_ACCESS_MAX 16
 
-/* The magics of the formats before children and before alarms, which boot
- * still accepts. */
+static const char kv_magic[4] = {'K', 'V', '4', '\n'};
+
+/* The magics of the formats before messages, before children and before
+ * alarms, which boot still accepts. */
+static const char kv_magic_v3[4] = {'K', 'V', '3', '\n'};
 static const char kv_magic_v2[4] = {'K', 'V', '2', '\n'};
 static const char kv_magic_v1[4] = {'K', 'V', '1', '\n'};
 
 /* Bytes of a snapshot before its children: the magic, alarm_ns, fired and
- * n_children. */
-#define KV_HEAD_SIZE (sizeof kv_magic + 8 + 8 + 4)
+ * n_children, and n_sent after them. */
+#define KV_HEAD_SIZE (sizeof kv_magic + 8 + 8 + 4 + 4)
 
 /* Bytes of a child in the snapshot at the most: tag, lifetime, status, id
  * length, id, detail length, detail. */
 #define KV_CHILD_SIZE_MAX (4 + 1 + 1 + 1 + BP_ID_MAX + 2 + KV_DETAIL_MAX)
+
+/* Bytes of a sent message in the snapshot at the most: tag, outcome,
+ * status, target length, target, body length, body. */
+#define KV_SENT_SIZE_MAX (4 + 1 + 2 + 1 + BP_ID_MAX + 2 + KV_SENT_BODY_MAX)
 
 /* The snapshot's bytes must fit in a SNAPSHOT frame: len, type, number. */
 #define KV_SNAPSHOT_MAX (BP_MAX_FRAME - 1 - 8)
@@ -112,11 +156,25 @@ struct child {
     char detail[KV_DETAIL_MAX];
 };
 
+/* One message kv sent, from its SEND on; outcome 0 is pending, the others
+ * are enum bp_outcome's. target and body are not NUL-terminated. */
+struct sent {
+    uint32_t tag; /* the SEND's, the sending event's number */
+    uint8_t outcome;
+    uint8_t target_len;
+    uint16_t status;
+    uint16_t body_len;
+    char target[BP_ID_MAX]; /* as sent, then the id the receipt names */
+    uint8_t body[KV_SENT_BODY_MAX];
+};
+
 struct kv {
     struct pair **pairs; /* sorted by key, bytewise */
     size_t n, cap;
     struct child *children; /* sorted by tag */
     size_t n_children, children_cap;
+    struct sent *sent; /* sorted by tag */
+    size_t n_sent, sent_cap;
     size_t snapshot_size; /* bytes the snapshot of this state takes at most */
     uint64_t alarm_ns;    /* the pending alarm's time, 0 when none */
     uint64_t fired;       /* how many alarms have fired (TIMER events) */
@@ -253,6 +311,7 @@ static void kv_clear(struct kv *kv)
     }
     kv->n = 0;
     kv->n_children = 0;
+    kv->n_sent = 0;
     kv->snapshot_size = KV_HEAD_SIZE;
     kv->alarm_ns = 0;
     kv->fired = 0;
@@ -517,34 +576,60 @@ static int on_alarm(struct kv *kv, const struct bp_http *h, uint64_t now_ns,
     return BP_UNCHANGED;
 }
 
-/* Return the index of the child with this tag, or of where it would go;
- * *found says which. Tags are event numbers, so a new one nearly always
- * goes last, where the scan starts. */
-static size_t child_find(const struct kv *kv, uint32_t tag, int *found)
+/* The tag of the i-th record of a table of records of size bytes, each
+ * starting with its u32 tag (struct child, struct sent). */
+static uint32_t tag_at(const void *table, size_t size, size_t i)
 {
-    size_t i = kv->n_children;
-    while (i > 0 && kv->children[i - 1].tag > tag) {
+    uint32_t tag;
+    memcpy(&tag, (const char *)table + i * size, sizeof tag);
+    return tag;
+}
+
+/* Return the index of the record with this tag in a table of n sorted by
+ * tag, or of where it would go; *found says which. Tags are event numbers,
+ * so a new one nearly always goes last, where the scan starts. */
+static size_t tag_find(const void *table, size_t n, size_t size, uint32_t tag,
+                       int *found)
+{
+    size_t i = n;
+    while (i > 0 && tag_at(table, size, i - 1) > tag) {
         i--;
     }
-    *found = i > 0 && kv->children[i - 1].tag == tag;
+    *found = i > 0 && tag_at(table, size, i - 1) == tag;
     return *found ? i - 1 : i;
 }
 
-/* Make room for one more child; returns 0, or -1 when out of memory. The
- * state does not change either way. */
-static int child_reserve(struct kv *kv)
+/* Make room for one more record of size bytes in *table, which holds n of
+ * *cap; returns 0, or -1 when out of memory. The records do not change
+ * either way. */
+static int tag_reserve(void **table, size_t n, size_t *cap, size_t size)
 {
-    if (kv->n_children < kv->children_cap) {
+    if (n < *cap) {
         return 0;
     }
-    size_t cap = kv->children_cap ? kv->children_cap * 2 : 16;
-    struct child *c = realloc(kv->children, cap * sizeof *c);
-    if (c == NULL) {
+    size_t c = *cap ? *cap * 2 : 16;
+    void *t = realloc(*table, c * size);
+    if (t == NULL) {
         return -1;
     }
-    kv->children = c;
-    kv->children_cap = cap;
+    *table = t;
+    *cap = c;
     return 0;
+}
+
+static size_t child_find(const struct kv *kv, uint32_t tag, int *found)
+{
+    return tag_find(kv->children, kv->n_children, sizeof *kv->children, tag,
+                    found);
+}
+
+static int child_reserve(struct kv *kv)
+{
+    void *t = kv->children;
+    int rv = tag_reserve(&t, kv->n_children, &kv->children_cap,
+                         sizeof *kv->children);
+    kv->children = t;
+    return rv;
 }
 
 /* Insert a pending child at index i (from child_find), after child_reserve
@@ -597,6 +682,62 @@ static uint8_t parse_lifetime(const uint8_t *body, size_t len)
     return len == 0 ? BP_LIFETIME_LINKED : 0;
 }
 
+/* The ids of a child's access list, NUL-terminated. */
+struct access {
+    char ids[KV_ACCESS_MAX][BP_ID_MAX + 1];
+    const char *list[KV_ACCESS_MAX];
+    size_t n;
+};
+
+/* Parse "allow=ID,ID..." (p[0..n)) into a: 1 to KV_ACCESS_MAX ids of 1 to
+ * BP_ID_MAX bytes with no NUL; returns 0, or -1 when it is not that. */
+static int parse_access(const uint8_t *p, size_t n, struct access *a)
+{
+    static const char allow[] = "allow=";
+    size_t al = strlen(allow);
+    if (n < al || memcmp(p, allow, al) != 0) {
+        return -1;
+    }
+    p += al;
+    n -= al;
+    a->n = 0;
+    for (;;) {
+        const uint8_t *comma = memchr(p, ',', n);
+        size_t len = comma ? (size_t)(comma - p) : n;
+        if (len == 0 || len > BP_ID_MAX || memchr(p, '\0', len) != NULL ||
+            a->n == KV_ACCESS_MAX) {
+            return -1;
+        }
+        memcpy(a->ids[a->n], p, len);
+        a->ids[a->n][len] = '\0';
+        a->list[a->n] = a->ids[a->n];
+        a->n++;
+        if (comma == NULL) {
+            return 0;
+        }
+        n -= len + 1;
+        p = comma + 1;
+    }
+}
+
+/* Parse a POST /children body, "[LIFETIME][ allow=ID,ID...]" (the access
+ * list alone needs no space before it), into the lifetime it names (empty:
+ * linked) and a; returns the lifetime, or 0 when the body is not that. */
+static uint8_t parse_spawn_body(const uint8_t *body, size_t len,
+                                struct access *a)
+{
+    const uint8_t *sp = memchr(body, ' ', len);
+    size_t word = sp ? (size_t)(sp - body) : len;
+    a->n = 0;
+    if (sp == NULL && parse_access(body, len, a) == 0) {
+        return BP_LIFETIME_LINKED;
+    }
+    if (sp != NULL && parse_access(sp + 1, len - word - 1, a) != 0) {
+        return 0;
+    }
+    return parse_lifetime(body, word);
+}
+
 /* POST /children: spawn a child running kv itself. Room is made and the
  * SPAWN added before the state changes, so that a failure rejects the event
  * with the state as it was. */
@@ -604,9 +745,11 @@ static int do_spawn(struct kv *kv, const struct bp_event *ev,
                     struct bp_out *out)
 {
     const struct bp_http *h = ev->http;
-    uint8_t lifetime = parse_lifetime(h->body, h->body_len);
+    struct access access;
+    uint8_t lifetime = parse_spawn_body(h->body, h->body_len, &access);
     if (lifetime == 0) {
-        return bp_reject(out, "the body is root, linked or ephemeral");
+        return bp_reject(out, "the body is root, linked or ephemeral, then "
+                              "allow=ID,... if the child has an access list");
     }
     /* The low 32 bits of the number: only 2^32 events later can a tag come
      * again, and then it is refused while the first is recorded. */
@@ -623,7 +766,10 @@ static int do_spawn(struct kv *kv, const struct bp_event *ev,
     if (kv->snapshot_size > KV_SNAPSHOT_MAX - KV_CHILD_SIZE_MAX) {
         return bp_reject(out, "the store would not fit in one snapshot");
     }
-    struct bp_spawn s = {.tag = tag, .lifetime = lifetime};
+    struct bp_spawn s = {.tag = tag,
+                         .lifetime = lifetime,
+                         .access = access.list,
+                         .n_access = access.n};
     if (child_reserve(kv) != 0 || bp_spawn(out, &s) != 0) {
         return bp_reject(out, "out of memory");
     }
@@ -768,6 +914,267 @@ static int on_child(struct kv *kv, const struct bp_event *ev,
     return BP_CHANGED;
 }
 
+static size_t sent_find(const struct kv *kv, uint32_t tag, int *found)
+{
+    return tag_find(kv->sent, kv->n_sent, sizeof *kv->sent, tag, found);
+}
+
+/* The word for a sent message's outcome in GET /sent. */
+static const char *outcome_name(uint8_t outcome)
+{
+    static const char *const names[] = {"pending", "delivered", "refused",
+                                        "failed"};
+    return outcome < sizeof names / sizeof names[0] ? names[outcome]
+                                                    : "unknown";
+}
+
+/* Append one sent message to b as a JSON object. */
+static int sent_json(struct bp_bytes *b, const struct sent *m)
+{
+    char head[64];
+    int n = snprintf(head, sizeof head,
+                     "{\"tag\":%lu,\"target\":", (unsigned long)m->tag);
+    int rv = bp_bytes_append(b, head, (size_t)n);
+    if (rv == 0) {
+        rv = json_string(b, m->target, m->target_len);
+    }
+    if (rv == 0) {
+        n = snprintf(head, sizeof head,
+                     ",\"outcome\":\"%s\",\"status\":%u,\"body\":",
+                     outcome_name(m->outcome), (unsigned)m->status);
+        rv = bp_bytes_append(b, head, (size_t)n);
+    }
+    if (rv == 0) {
+        rv = json_string(b, (const char *)m->body, m->body_len);
+    }
+    return rv == 0 ? bp_bytes_append(b, "}", 1) : rv;
+}
+
+/* Reply with the sent messages as a JSON array of objects, by tag. */
+static void list_sent(const struct kv *kv, struct bp_out *out)
+{
+    struct bp_bytes b = {0};
+    int rv = bp_bytes_append(&b, "[", 1);
+    for (size_t i = 0; i < kv->n_sent && rv == 0; i++) {
+        if (i > 0) {
+            rv = bp_bytes_append(&b, ",", 1);
+        }
+        if (rv == 0) {
+            rv = sent_json(&b, &kv->sent[i]);
+        }
+    }
+    reply_list(out, &b, rv, "the sent list does not fit");
+}
+
+/* POST /send/<target>: send the body to the ship target (one path
+ * segment, percent-decoded) with the event's number as the tag, and record
+ * it as pending. As for a spawn, every check comes before the state
+ * changes. */
+static int do_send(struct kv *kv, const struct bp_event *ev, const char *seg,
+                   size_t seg_len, struct bp_out *out)
+{
+    const struct bp_http *h = ev->http;
+    char target[KV_KEY_MAX + 1];
+    long tl = decode_key(seg, seg_len, target);
+    if (tl <= 0 || tl > BP_ID_MAX || memchr(target, '\0', (size_t)tl)) {
+        reply_error(out, 400, "invalid",
+                    "a target is a ship's id or name of 1 to 63 bytes");
+        return BP_UNCHANGED;
+    }
+    target[tl] = '\0';
+    if (h->body_len > BP_MESSAGE_MAX) {
+        reply_error(out, 413, "too_large", "a message is at most 1 MiB");
+        return BP_UNCHANGED;
+    }
+    uint32_t tag = (uint32_t)ev->number; /* as for a spawn's tag */
+    int found;
+    size_t i = sent_find(kv, tag, &found);
+    if (found) {
+        return bp_reject(out, "tag %lu is already a message's",
+                         (unsigned long)tag);
+    }
+    if (kv->n_sent == KV_SENT_MAX) {
+        return bp_reject(out, "kv keeps at most %d sent messages", KV_SENT_MAX);
+    }
+    if (kv->snapshot_size > KV_SNAPSHOT_MAX - KV_SENT_SIZE_MAX) {
+        return bp_reject(out, "the store would not fit in one snapshot");
+    }
+    void *t = kv->sent;
+    int rv = tag_reserve(&t, kv->n_sent, &kv->sent_cap, sizeof *kv->sent);
+    kv->sent = t;
+    if (rv != 0 || bp_send(out, tag, target, h->body, h->body_len) != 0) {
+        return bp_reject(out, "out of memory");
+    }
+    struct sent *m = &kv->sent[i];
+    memmove(m + 1, m, (kv->n_sent - i) * sizeof *m);
+    memset(m, 0, offsetof(struct sent, body));
+    m->tag = tag;
+    m->target_len = (uint8_t)tl;
+    memcpy(m->target, target, (size_t)tl);
+    kv->n_sent++;
+    kv->snapshot_size += KV_SENT_SIZE_MAX;
+    char text[32];
+    int n = snprintf(text, sizeof text, "{\"tag\":%lu}\n", (unsigned long)tag);
+    bp_reply(out, 202, "application/json", text, (size_t)n);
+    return BP_CHANGED;
+}
+
+/* The /send/<target>, /sent and /sent/<tag> routes. */
+static int on_sent(struct kv *kv, const struct bp_event *ev, struct bp_out *out)
+{
+    const struct bp_http *h = ev->http;
+    const char *q = memchr(h->target, '?', h->target_len);
+    const char *end = q ? q : h->target + h->target_len;
+    if (bp_http_match(h, NULL, "/send/*")) {
+        const char *seg = h->target + strlen("/send/");
+        if (!bp_http_match(h, "POST", "/send/*")) {
+            reply_error(out, 405, "method_not_allowed", "use POST");
+            return BP_UNCHANGED;
+        }
+        return do_send(kv, ev, seg, (size_t)(end - seg), out);
+    }
+    if (bp_http_match(h, NULL, "/sent")) {
+        if (!bp_http_match(h, "GET", "/sent")) {
+            reply_error(out, 405, "method_not_allowed", "/sent takes GET");
+            return BP_UNCHANGED;
+        }
+        list_sent(kv, out);
+        bp_reuse(out);
+        return BP_UNCHANGED;
+    }
+    /* /sent/<tag>: decimal digits. */
+    const char *p = h->target + strlen("/sent/");
+    unsigned long long tag = 0;
+    int digits = 0;
+    for (; p < end && *p >= '0' && *p <= '9' && tag <= UINT32_MAX; p++) {
+        tag = tag * 10 + (unsigned)(*p - '0');
+        digits++;
+    }
+    if (digits == 0 || p != end || tag > UINT32_MAX) {
+        reply_error(out, 404, "not_found", "kv serves /sent/<tag>");
+        return BP_UNCHANGED;
+    }
+    int found;
+    size_t i = sent_find(kv, (uint32_t)tag, &found);
+    if (bp_http_match(h, "GET", "/sent/*")) {
+        struct bp_bytes b = {0};
+        if (!found) {
+            reply_error(out, 404, "not_found", "no message with that tag");
+        } else if (sent_json(&b, &kv->sent[i]) != 0 ||
+                   bp_bytes_append(&b, "\n", 1) != 0 ||
+                   bp_reply(out, 200, "application/json", b.data, b.len) != 0) {
+            reply_error(out, 500, "too_large", "the message does not fit");
+        }
+        bp_bytes_free(&b);
+        bp_reuse(out);
+        return BP_UNCHANGED;
+    }
+    if (bp_http_match(h, "DELETE", "/sent/*")) {
+        if (!found) {
+            reply_error(out, 404, "not_found", "no message with that tag");
+            return BP_UNCHANGED;
+        }
+        memmove(&kv->sent[i], &kv->sent[i + 1],
+                (kv->n_sent - i - 1) * sizeof *kv->sent);
+        kv->n_sent--;
+        kv->snapshot_size -= KV_SENT_SIZE_MAX;
+        bp_reply(out, 200, "text/plain", "deleted\n", 8);
+        return BP_CHANGED;
+    }
+    reply_error(out, 405, "method_not_allowed", "use GET or DELETE");
+    return BP_UNCHANGED;
+}
+
+/* RECEIPT: what became of a message kv sent, found by its tag. A second
+ * receipt for a tag is rejected, which the host only logs: it promises
+ * one. */
+static int on_receipt(struct kv *kv, const struct bp_event *ev,
+                      struct bp_out *out)
+{
+    const struct bp_receipt *r = ev->receipt;
+    if (r->outcome < BP_RECEIPT_DELIVERED || r->outcome > BP_RECEIPT_FAILED) {
+        return bp_reject(out, "kv does not know receipt outcome %u",
+                         r->outcome);
+    }
+    int found;
+    size_t i = sent_find(kv, r->tag, &found);
+    if (!found) {
+        return bp_reject(out, "kv sent no message with tag %lu",
+                         (unsigned long)r->tag);
+    }
+    struct sent *m = &kv->sent[i];
+    if (m->outcome != 0) {
+        return bp_reject(out, "tag %lu already has its receipt",
+                         (unsigned long)r->tag);
+    }
+    m->outcome = r->outcome;
+    m->status = r->status;
+    if (r->target_len > 0) {
+        memcpy(m->target, r->target, r->target_len);
+        m->target_len = (uint8_t)r->target_len;
+    }
+    m->body_len = (uint16_t)(r->body_len < KV_SENT_BODY_MAX ? r->body_len
+                                                            : KV_SENT_BODY_MAX);
+    memcpy(m->body, r->body, m->body_len);
+    return BP_CHANGED;
+}
+
+/* Reply with the value of key, or 404. */
+static void reply_value(const struct kv *kv, const char *key, size_t klen,
+                        struct bp_out *out)
+{
+    int found;
+    size_t i = kv_find(kv, key, klen, &found);
+    if (!found) {
+        reply_error(out, 404, "not_found", "no such key");
+    } else if (bp_reply(out, 200, "application/octet-stream",
+                        kv->pairs[i]->value, kv->pairs[i]->value_len) != 0) {
+        reply_error(out, 500, "too_large", "the value does not fit");
+    }
+}
+
+/* Split "put KEY VALUE" (p[0..n)) into the key and the value, the rest
+ * after one space, possibly empty; returns 0, or -1 when it is not that
+ * with a key of 1 to KV_KEY_MAX bytes. */
+static int parse_put(const char *p, size_t n, const char **k, size_t *klen,
+                     const uint8_t **v, size_t *vlen)
+{
+    if (n <= 4 || memcmp(p, "put ", 4) != 0) {
+        return -1;
+    }
+    *k = p + 4;
+    const char *sp = memchr(*k, ' ', n - 4);
+    if (sp == NULL || sp == *k || (size_t)(sp - *k) > KV_KEY_MAX) {
+        return -1;
+    }
+    *klen = (size_t)(sp - *k);
+    *v = (const uint8_t *)sp + 1;
+    *vlen = n - (size_t)(sp + 1 - p);
+    return 0;
+}
+
+/* MESSAGE: "get KEY" or "put KEY VALUE" from another ship, answered as GET
+ * and PUT /k/<key> are; the host makes the reply the sender's receipt. */
+static int on_message(struct kv *kv, const struct bp_event *ev,
+                      struct bp_out *out)
+{
+    const char *p = (const char *)ev->message->payload;
+    size_t n = ev->message->payload_len;
+    const char *k;
+    size_t klen, vlen;
+    const uint8_t *v;
+    if (n > 4 && memcmp(p, "get ", 4) == 0 && n - 4 <= KV_KEY_MAX) {
+        reply_value(kv, p + 4, n - 4, out);
+        return BP_UNCHANGED;
+    }
+    if (parse_put(p, n, &k, &klen, &v, &vlen) == 0) {
+        return do_put(kv, k, klen, v, vlen, out);
+    }
+    reply_error(out, 400, "invalid",
+                "a message is 'get KEY' or 'put KEY VALUE'");
+    return BP_UNCHANGED;
+}
+
 static int on_http(struct kv *kv, const struct bp_event *ev, struct bp_out *out)
 {
     const struct bp_http *h = ev->http;
@@ -777,6 +1184,10 @@ static int on_http(struct kv *kv, const struct bp_event *ev, struct bp_out *out)
     if (bp_http_match(h, NULL, "/children") ||
         bp_http_match(h, NULL, "/children/*")) {
         return on_children(kv, ev, out);
+    }
+    if (bp_http_match(h, NULL, "/send/*") || bp_http_match(h, NULL, "/sent") ||
+        bp_http_match(h, NULL, "/sent/*")) {
+        return on_sent(kv, ev, out);
     }
     if (bp_http_match(h, NULL, "/self")) {
         if (!bp_http_match(h, "DELETE", "/self")) {
@@ -810,8 +1221,8 @@ static int on_http(struct kv *kv, const struct bp_event *ev, struct bp_out *out)
     if (!bp_http_match(h, NULL, "/k/*") ||
         memchr(h->target + 3, '/', path_len - 3) != NULL) {
         reply_error(out, 404, "not_found",
-                    "kv serves /k, /k/<key>, /alarm, /children, /self and "
-                    "/idle");
+                    "kv serves /k, /k/<key>, /alarm, /children, /send, "
+                    "/sent, /self and /idle");
         return BP_UNCHANGED;
     }
     char key[KV_KEY_MAX];
@@ -822,15 +1233,7 @@ static int on_http(struct kv *kv, const struct bp_event *ev, struct bp_out *out)
         return BP_UNCHANGED;
     }
     if (bp_http_match(h, "GET", "/k/*")) {
-        int found;
-        size_t i = kv_find(kv, key, (size_t)klen, &found);
-        if (!found) {
-            reply_error(out, 404, "not_found", "no such key");
-        } else if (bp_reply(out, 200, "application/octet-stream",
-                            kv->pairs[i]->value,
-                            kv->pairs[i]->value_len) != 0) {
-            reply_error(out, 500, "too_large", "the value does not fit");
-        }
+        reply_value(kv, key, (size_t)klen, out);
         bp_reuse(out); /* a read: the same key gives the same reply */
         return BP_UNCHANGED;
     }
@@ -850,16 +1253,15 @@ static int on_poke(struct kv *kv, const struct bp_event *ev, struct bp_out *out)
 {
     const char *p = (const char *)ev->payload;
     size_t n = ev->payload_len;
+    const char *k;
+    size_t klen, vlen;
+    const uint8_t *v;
     if (n > 4 && memcmp(p, "put ", 4) == 0) {
-        const char *k = p + 4;
-        const char *sp = memchr(k, ' ', n - 4);
-        if (sp == NULL || sp == k || (size_t)(sp - k) > KV_KEY_MAX) {
+        if (parse_put(p, n, &k, &klen, &v, &vlen) != 0) {
             return bp_reject(out, "usage: put KEY VALUE (KEY of 1 to %d bytes)",
                              KV_KEY_MAX);
         }
-        const char *v = sp + 1;
-        int r = do_put(kv, k, (size_t)(sp - k), (const uint8_t *)v,
-                       n - (size_t)(v - p), out);
+        int r = do_put(kv, k, klen, v, vlen, out);
         return r == BP_UNCHANGED ? bp_reject(out, "the store is full") : r;
     }
     if (n > 4 && memcmp(p, "del ", 4) == 0 && n - 4 <= KV_KEY_MAX) {
@@ -900,6 +1302,12 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
     }
     if (ev->kind == BP_EVENT_CHILD) {
         return on_child(kv, ev, out);
+    }
+    if (ev->kind == BP_EVENT_MESSAGE) {
+        return on_message(kv, ev, out);
+    }
+    if (ev->kind == BP_EVENT_RECEIPT) {
+        return on_receipt(kv, ev, out);
     }
     return bp_reject(out, "kv does not know event kind %u", ev->kind);
 }
@@ -970,10 +1378,61 @@ static int load_children(struct kv *kv, const uint8_t *snap, size_t len,
     return 0;
 }
 
+/* Load n_sent sent messages of a KV4 snapshot from snap[*off..len) into
+ * the empty table, moving *off past them; returns 0, or -1 when one is cut
+ * short, holds a value kv never writes or is out of tag order. */
+static int load_sent(struct kv *kv, const uint8_t *snap, size_t len,
+                     size_t *off, uint32_t n_sent)
+{
+    if (n_sent > KV_SENT_MAX) {
+        return -1;
+    }
+    for (uint32_t k = 0; k < n_sent; k++) {
+        const uint8_t *p = snap + *off;
+        if (len - *off < 8) {
+            return -1;
+        }
+        uint32_t tag = get32(p);
+        uint8_t outcome = p[4], target_len = p[7];
+        uint16_t status = (uint16_t)(p[5] | p[6] << 8);
+        if (outcome > BP_RECEIPT_FAILED || target_len > BP_ID_MAX ||
+            len - *off - 8 < (size_t)target_len + 2) {
+            return -1;
+        }
+        uint16_t body_len =
+            (uint16_t)(p[8 + target_len] | p[9 + target_len] << 8);
+        if (body_len > KV_SENT_BODY_MAX ||
+            len - *off - 10 - target_len < body_len) {
+            return -1;
+        }
+        if (kv->n_sent > 0 && kv->sent[kv->n_sent - 1].tag >= tag) {
+            return -1;
+        }
+        void *t = kv->sent;
+        int rv = tag_reserve(&t, kv->n_sent, &kv->sent_cap, sizeof *kv->sent);
+        kv->sent = t;
+        if (rv != 0) {
+            return -1;
+        }
+        struct sent *m = &kv->sent[kv->n_sent++];
+        m->tag = tag;
+        m->outcome = outcome;
+        m->status = status;
+        m->target_len = target_len;
+        memcpy(m->target, p + 8, target_len);
+        m->body_len = body_len;
+        memcpy(m->body, p + 10 + target_len, body_len);
+        kv->snapshot_size += KV_SENT_SIZE_MAX;
+        *off += 10 + (size_t)target_len + body_len;
+    }
+    return 0;
+}
+
 /* Load a snapshot; refuse (and stay empty) unless it is exactly what
- * on_snapshot makes, or what it made before children or before alarms: a
- * magic we know, the alarm fields whole after KV2's and KV3's, KV3's
- * children whole and in increasing tag order, keys of 1 to 256 bytes in
+ * on_snapshot makes, or what it made before messages, before children or
+ * before alarms: a magic we know, the alarm fields whole after KV2's, KV3's
+ * and KV4's, the children whole and in increasing tag order after KV3's and
+ * KV4's, then KV4's sent messages the same, keys of 1 to 256 bytes in
  * strictly increasing order, lengths that add up to the end. */
 static int on_boot(void *ctx, const uint8_t *snap, size_t len)
 {
@@ -984,7 +1443,10 @@ static int on_boot(void *ctx, const uint8_t *snap, size_t len)
     int version;
     if (len >= sizeof kv_magic &&
         memcmp(snap, kv_magic, sizeof kv_magic) == 0) {
-        version = 3;
+        version = 4;
+    } else if (len >= sizeof kv_magic_v3 &&
+               memcmp(snap, kv_magic_v3, sizeof kv_magic_v3) == 0) {
+        version = 3; /* written before kv had messages */
     } else if (len >= sizeof kv_magic_v2 &&
                memcmp(snap, kv_magic_v2, sizeof kv_magic_v2) == 0) {
         version = 2; /* written before kv had children */
@@ -992,8 +1454,7 @@ static int on_boot(void *ctx, const uint8_t *snap, size_t len)
                memcmp(snap, kv_magic_v1, sizeof kv_magic_v1) == 0) {
         version = 1; /* written before kv had alarms, so it never set one */
     } else {
-        fprintf(stderr,
-                "kv: refusing a snapshot that is not KV1, KV2 or KV3\n");
+        fprintf(stderr, "kv: refusing a snapshot that is not KV1 to KV4\n");
         return -1;
     }
     size_t off = sizeof kv_magic;
@@ -1012,6 +1473,16 @@ static int on_boot(void *ctx, const uint8_t *snap, size_t len)
         uint32_t n_children = get32(snap + off);
         off += 4;
         if (load_children(kv, snap, len, &off, n_children) != 0) {
+            goto err;
+        }
+    }
+    if (version >= 4) {
+        if (len - off < 4) {
+            goto err;
+        }
+        uint32_t n_sent = get32(snap + off);
+        off += 4;
+        if (load_sent(kv, snap, len, &off, n_sent) != 0) {
             goto err;
         }
     }
@@ -1050,6 +1521,20 @@ err:
     return -1;
 }
 
+/* Append a child or a sent message to a snapshot: its fixed fields (the
+ * last one the length of id), id, u16 the length of text, text. */
+static int put_record(struct bp_bytes *out, const uint8_t *fixed, size_t n,
+                      const char *id, const void *text, uint16_t text_len)
+{
+    uint8_t tl[2] = {(uint8_t)text_len, (uint8_t)(text_len >> 8)};
+    if (bp_bytes_append(out, fixed, n) != 0 ||
+        bp_bytes_append(out, id, fixed[n - 1]) != 0 ||
+        bp_bytes_append(out, tl, sizeof tl) != 0) {
+        return -1;
+    }
+    return bp_bytes_append(out, text, text_len);
+}
+
 static int on_snapshot(void *ctx, struct bp_bytes *out)
 {
     struct kv *kv = ctx;
@@ -1068,11 +1553,25 @@ static int on_snapshot(void *ctx, struct bp_bytes *out)
         fixed[4] = c->lifetime;
         fixed[5] = c->status;
         fixed[6] = c->id_len;
-        uint8_t dl[2] = {(uint8_t)c->detail_len, (uint8_t)(c->detail_len >> 8)};
-        if (bp_bytes_append(out, fixed, sizeof fixed) != 0 ||
-            bp_bytes_append(out, c->id, c->id_len) != 0 ||
-            bp_bytes_append(out, dl, sizeof dl) != 0 ||
-            bp_bytes_append(out, c->detail, c->detail_len) != 0) {
+        if (put_record(out, fixed, sizeof fixed, c->id, c->detail,
+                       c->detail_len) != 0) {
+            return -1;
+        }
+    }
+    put32(head, (uint32_t)kv->n_sent);
+    if (bp_bytes_append(out, head, 4) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < kv->n_sent; i++) {
+        const struct sent *m = &kv->sent[i];
+        uint8_t fixed[8];
+        put32(fixed, m->tag);
+        fixed[4] = m->outcome;
+        fixed[5] = (uint8_t)m->status;
+        fixed[6] = (uint8_t)(m->status >> 8);
+        fixed[7] = m->target_len;
+        if (put_record(out, fixed, sizeof fixed, m->target, m->body,
+                       m->body_len) != 0) {
             return -1;
         }
     }
@@ -1106,5 +1605,6 @@ int main(void)
     kv_clear(&kv);
     free(kv.pairs);
     free(kv.children);
+    free(kv.sent);
     return status;
 }

@@ -29,11 +29,13 @@ enum {
     BP__EFFECT_LOG = 2,
     BP__EFFECT_ALARM = 3,
     BP__EFFECT_SPAWN = 4,
+    BP__EFFECT_SEND = 5,
     BP__EFFECT_RELEASE = 6,
     BP__EFFECT_DESTROY = 7,
     BP__EFFECT_IDLE = 8,
     BP__SPAWN_ARG = 1,
     BP__SPAWN_ENV = 2,
+    BP__SPAWN_ACCESS = 3,
 };
 
 /* Bytes of a SPAWN effect before its program: tag, lifetime, lifetime_ms and
@@ -249,6 +251,12 @@ int bp_spawn(struct bp_out *out, const struct bp_spawn *s)
     for (size_t i = 0; rv == 0 && i < s->n_env; i++) {
         rv = bp__spawn_option(&b, BP__SPAWN_ENV, s->env[i]);
     }
+    for (size_t i = 0; rv == 0 && i < s->n_access; i++) {
+        size_t n = s->access[i] ? strlen(s->access[i]) : 0;
+        rv = n == 0 || n > BP_ID_MAX
+                 ? -1
+                 : bp__spawn_option(&b, BP__SPAWN_ACCESS, s->access[i]);
+    }
     if (rv == 0) {
         rv = bp__add_effect(out, BP__EFFECT_SPAWN, b.data, b.len, NULL, 0, NULL,
                             0);
@@ -279,6 +287,20 @@ int bp_release(struct bp_out *out, const char *id)
 int bp_destroy(struct bp_out *out, const char *id)
 {
     return bp__ship_ref(out, BP__EFFECT_DESTROY, id);
+}
+
+int bp_send(struct bp_out *out, uint32_t tag, const char *target,
+            const void *payload, size_t len)
+{
+    size_t n = target ? strlen(target) : 0;
+    if (n == 0 || n > BP_ID_MAX || len > BP_MESSAGE_MAX) {
+        return -1;
+    }
+    uint8_t head[6];
+    bp__put32(head, tag);
+    bp__put16(head + 4, (uint16_t)n);
+    return bp__add_effect(out, BP__EFFECT_SEND, head, sizeof head, target, n,
+                          payload, len);
 }
 
 int bp_idle(struct bp_out *out)
@@ -531,6 +553,50 @@ static int bp__decode_child(const uint8_t *p, size_t len, struct bp_child *c)
     return 0;
 }
 
+/* Decode a MESSAGE payload into m: u32 tag, u16 sender_len, sender (1 to
+ * BP_ID_MAX bytes), public_key[32], u64 number, u16 index, signature[64],
+ * payload (the rest, at most BP_MESSAGE_MAX bytes). */
+static int bp__decode_message(const uint8_t *p, size_t len,
+                              struct bp_message *m)
+{
+    struct bp__cur cur = {.p = p, .len = len};
+    m->tag = (uint32_t)bp__int(&cur, 4);
+    m->sender_len = (size_t)bp__int(&cur, 2);
+    m->sender = (const char *)bp__take(&cur, m->sender_len);
+    const uint8_t *key = bp__take(&cur, sizeof m->public_key);
+    m->number = bp__int(&cur, 8);
+    m->index = (uint16_t)bp__int(&cur, 2);
+    const uint8_t *sig = bp__take(&cur, sizeof m->signature);
+    if (cur.bad || m->sender_len == 0 || m->sender_len > BP_ID_MAX ||
+        cur.len - cur.off > BP_MESSAGE_MAX) {
+        return -1;
+    }
+    memcpy(m->public_key, key, sizeof m->public_key);
+    memcpy(m->signature, sig, sizeof m->signature);
+    m->payload = cur.p + cur.off;
+    m->payload_len = cur.len - cur.off;
+    return 0;
+}
+
+/* Decode a RECEIPT payload into r: u32 tag, u8 outcome, u16 status, u16
+ * target_len, target (at most BP_ID_MAX bytes), body (the rest). */
+static int bp__decode_receipt(const uint8_t *p, size_t len,
+                              struct bp_receipt *r)
+{
+    struct bp__cur cur = {.p = p, .len = len};
+    r->tag = (uint32_t)bp__int(&cur, 4);
+    r->outcome = (uint8_t)bp__int(&cur, 1);
+    r->status = (uint16_t)bp__int(&cur, 2);
+    r->target_len = (size_t)bp__int(&cur, 2);
+    r->target = (const char *)bp__take(&cur, r->target_len);
+    if (cur.bad || r->target_len > BP_ID_MAX) {
+        return -1;
+    }
+    r->body = cur.p + cur.off;
+    r->body_len = cur.len - cur.off;
+    return 0;
+}
+
 /* Run the event callback on one EVENT body and answer DONE or REJECT. out
  * is reused from event to event to save allocations. */
 static int bp__on_event(const struct bp_program *prog, const uint8_t *body,
@@ -540,6 +606,8 @@ static int bp__on_event(const struct bp_program *prog, const uint8_t *body,
     struct bp_event ev;
     struct bp_http http;
     struct bp_child child;
+    struct bp_message message;
+    struct bp_receipt receipt;
     struct bp_header stack[BP__STACK_HEADERS];
     struct bp_header *heap = NULL;
     ev.number = bp__int(&c, 8);
@@ -555,6 +623,8 @@ static int bp__on_event(const struct bp_program *prog, const uint8_t *body,
     ev.http = NULL;
     ev.alarm_ns = 0;
     ev.child = NULL;
+    ev.message = NULL;
+    ev.receipt = NULL;
     if (ev.kind == BP_EVENT_TIMER) {
         if (ev.payload_len != BP__TIME_SIZE) {
             return bp__fail("malformed TIMER payload in event %llu (%zu "
@@ -579,6 +649,20 @@ static int bp__on_event(const struct bp_program *prog, const uint8_t *body,
                             (unsigned long long)ev.number);
         }
         ev.child = &child;
+    }
+    if (ev.kind == BP_EVENT_MESSAGE) {
+        if (bp__decode_message(ev.payload, ev.payload_len, &message) != 0) {
+            return bp__fail("malformed MESSAGE payload in event %llu",
+                            (unsigned long long)ev.number);
+        }
+        ev.message = &message;
+    }
+    if (ev.kind == BP_EVENT_RECEIPT) {
+        if (bp__decode_receipt(ev.payload, ev.payload_len, &receipt) != 0) {
+            return bp__fail("malformed RECEIPT payload in event %llu",
+                            (unsigned long long)ev.number);
+        }
+        ev.receipt = &receipt;
     }
     out->effects.len = 0;
     out->n_effects = 0;

@@ -32,6 +32,13 @@
  * bp_destroy with no id, the ship itself), and bp_idle lets the ship sleep
  * as soon as its effects have left.
  *
+ * Ships talk with messages: bp_send sends one to another ship, which gets a
+ * MESSAGE event (ev->message set) and answers it with bp_reply as it would
+ * an HTTP request; the sender then gets a RECEIPT event (ev->receipt set)
+ * with the same tag, saying whether the message was delivered, with the
+ * answer, refused by the target's host (its access list: see the access
+ * list of struct bp_spawn) or failed.
+ *
  * A program must be deterministic: its state may depend only on the events
  * it is given (their number, time_ns and entropy included), never on the
  * clock, the environment or randomness of its own, because the host rebuilds
@@ -62,8 +69,11 @@ enum bp_event_kind {
     BP_EVENT_HTTP = 1,  /* a request to /s/<ship>/...; ev->http is set */
     BP_EVENT_POKE = 2,  /* bytes from an operator (`berth ship send`) */
     BP_EVENT_TIMER = 3, /* the alarm (bp_alarm) came due; ev->alarm_ns is set */
+    BP_EVENT_MESSAGE = 4, /* from another ship (bp_send); ev->message is set */
     BP_EVENT_CHILD =
         5, /* what became of a child (bp_spawn); ev->child is set */
+    BP_EVENT_RECEIPT =
+        6, /* what became of a message (bp_send); ev->receipt is set */
 };
 
 /* When a child ship made with bp_spawn is destroyed. */
@@ -81,9 +91,24 @@ enum bp_child_what {
     BP_CHILD_FAILED = 3,    /* the spawn made nothing; detail says why */
 };
 
-/* The most bytes of a ship id, in bp_release, bp_destroy and a CHILD
- * event. */
+/* What a RECEIPT event says of a message; other values may come from newer
+ * hosts. */
+enum bp_outcome {
+    BP_RECEIPT_DELIVERED = 1, /* the target answered; status and body are its
+                                 reply's (204 and nothing without one) */
+    BP_RECEIPT_REFUSED = 2,   /* the target's host refused it (its access list,
+                                 the signature); body says why */
+    BP_RECEIPT_FAILED = 3,    /* no such ship (status 0), or the target's
+                                 program rejected it or failed on it (422, 502,
+                                 504); body says why */
+};
+
+/* The most bytes of a ship id, in bp_release, bp_destroy, bp_send, a spawn's
+ * access list and the events. */
 #define BP_ID_MAX 63
+
+/* The most bytes of a message's payload (bp_send, ev->message). */
+#define BP_MESSAGE_MAX (1024u * 1024)
 
 /* A growable byte array; zero-initialize it, and free it with
  * bp_bytes_free unless bp_run owns it (the snapshot callback's out). */
@@ -132,6 +157,34 @@ struct bp_child {
     size_t detail_len;
 };
 
+/* A decoded MESSAGE event; the pointers point into the event. The host has
+ * checked the signature and that the sender's id is its key's, so sender
+ * may be trusted. */
+struct bp_message {
+    uint32_t tag;           /* the sender's bp_send tag */
+    const char *sender;     /* the sender's id, 1 to BP_ID_MAX bytes */
+    size_t sender_len;      /* not NUL-terminated */
+    uint8_t public_key[32]; /* the sender's ed25519 public key */
+    uint64_t number;        /* the sender's event that sent it */
+    uint16_t index;         /* which effect of that event: with sender and
+                               number, the message's id */
+    uint8_t signature[64];  /* by that key (docs/protocol.md, "Messages") */
+    const uint8_t *payload; /* at most BP_MESSAGE_MAX bytes */
+    size_t payload_len;
+};
+
+/* A decoded RECEIPT event; the pointers point into the event. */
+struct bp_receipt {
+    uint32_t tag;        /* the tag of the bp_send it answers */
+    uint8_t outcome;     /* enum bp_outcome */
+    uint16_t status;     /* the target's reply status; 0 when refused or when
+                            there is no such ship */
+    const char *target;  /* the target's id, at most BP_ID_MAX bytes */
+    size_t target_len;   /* not NUL-terminated */
+    const uint8_t *body; /* the reply's body, or why it was refused or failed */
+    size_t body_len;
+};
+
 /* One event; it and everything it points to are valid only during the
  * event callback. */
 struct bp_event {
@@ -143,7 +196,9 @@ struct bp_event {
     size_t payload_len;
     const struct bp_http *http; /* decoded payload when kind is HTTP, or NULL */
     uint64_t alarm_ns; /* when kind is TIMER, the time of the alarm; else 0 */
-    const struct bp_child *child; /* decoded payload when kind is CHILD */
+    const struct bp_child *child;     /* decoded payload when kind is CHILD */
+    const struct bp_message *message; /* decoded payload when MESSAGE */
+    const struct bp_receipt *receipt; /* decoded payload when RECEIPT */
 };
 
 /* Where an event's effects are collected; only bp_run makes one, and it is
@@ -179,16 +234,23 @@ struct bp_spawn {
     size_t n_args;
     const char *const *env; /* n_env KEY=VALUE strings of its environment */
     size_t n_env;
+    /* n_access ship ids (1 to BP_ID_MAX bytes each) allowed to send messages
+     * to the child; with none, the ships of its account may. A list replaces
+     * that rule: a parent that will message the child lists itself (its id
+     * is BERTH_SHIP in the environment). */
+    const char *const *access;
+    size_t n_access;
 };
 
 /* Add a spawn effect: once the event is logged (the host logs any event
  * with a spawn, even one that returns BP_UNCHANGED), the host makes a child
- * ship running s->program with s's arguments and environment, and answers
- * with a CHILD event carrying s->tag: SPAWNED with the child's id, or FAILED
- * with the reason (an unknown lifetime, a relative program, a limit).
- * Returns 0, or -1 when the lifetime does not fit in a byte, the program is
- * over 65535 bytes, memory runs out or the effect would not fit in one frame
- * (it is then not added). */
+ * ship running s->program with s's arguments, environment and access list,
+ * and answers with a CHILD event carrying s->tag: SPAWNED with the child's
+ * id, or FAILED with the reason (an unknown lifetime, a relative program, a
+ * limit). Returns 0, or -1 when the lifetime does not fit in a byte, the
+ * program is over 65535 bytes, an access id is empty or over BP_ID_MAX
+ * bytes, memory runs out or the effect would not fit in one frame (it is
+ * then not added). */
 int bp_spawn(struct bp_out *out, const struct bp_spawn *s);
 
 /* Add a release effect: the ephemeral child id (NUL-terminated, 1 to
@@ -204,6 +266,15 @@ int bp_release(struct bp_out *out, const char *id);
  * this event's reply has left). Returns 0, or -1 when id is too long, or as
  * bp_reply does. */
 int bp_destroy(struct bp_out *out, const char *id);
+
+/* Add a send effect: once the event is logged (the host logs any event
+ * with a send, even one that returns BP_UNCHANGED), the host delivers
+ * payload to the ship target (its id or name, NUL-terminated, 1 to
+ * BP_ID_MAX bytes) as a MESSAGE event, exactly once, and answers with a
+ * RECEIPT event carrying tag. Returns 0, or -1 when target is NULL, empty
+ * or too long, len is over BP_MESSAGE_MAX, or as bp_reply does. */
+int bp_send(struct bp_out *out, uint32_t tag, const char *target,
+            const void *payload, size_t len);
 
 /* Add an idle effect: the program has nothing more to do for now, so the
  * host puts the ship to sleep once this event's effects have left and no

@@ -1,6 +1,7 @@
 /* Programs on real pipes: the kv sample and the C helper it is built on
  * (routing, percent-decoding, JSON, POKE commands, the alarm and TIMER
  * events, children: SPAWN, RELEASE, DESTROY and IDLE effects and CHILD
+ * events, messages: SEND effects, access lists, MESSAGE and RECEIPT
  * events, deterministic snapshots in the current and the previous formats,
  * boot from a snapshot or refusal, STOP and EOF, and exit 1 on every kind of
  * malformed frame), the misbehave test program, the Python counter, and the
@@ -61,6 +62,8 @@ struct answer {
     struct buf spawn; /* the last SPAWN effect's bytes */
     unsigned n_destroys, n_releases, n_idles;
     char ship_ref[80]; /* the id of the last DESTROY or RELEASE */
+    unsigned n_sends;
+    struct buf send; /* the last SEND effect's bytes */
 };
 
 static char programs_dir[PATH_MAX];
@@ -251,6 +254,7 @@ static void answer_free(struct answer *a)
 {
     buf_free(&a->body);
     buf_free(&a->spawn);
+    buf_free(&a->send);
 }
 
 /* Decode a DONE or REJECT for event number into a. */
@@ -260,6 +264,7 @@ static void read_answer(struct child *c, uint64_t number, struct answer *a)
     memset(a, 0, sizeof *a);
     buf_init(&a->body);
     buf_init(&a->spawn);
+    buf_init(&a->send);
     assert_int_equal(recv_frame(c, &f), 0);
     a->type = f.type;
     if (f.type == FRAME_REJECT) {
@@ -299,6 +304,10 @@ static void read_answer(struct child *c, uint64_t number, struct answer *a)
             a->n_spawns++;
             a->spawn.len = 0;
             assert_int_equal(buf_append(&a->spawn, e.data, e.len), 0);
+        } else if (e.kind == FRAME_EFFECT_SEND) {
+            a->n_sends++;
+            a->send.len = 0;
+            assert_int_equal(buf_append(&a->send, e.data, e.len), 0);
         } else if (e.kind == FRAME_EFFECT_DESTROY ||
                    e.kind == FRAME_EFFECT_RELEASE) {
             assert_int_equal(frame_decode_ship_ref(e.data, e.len), 0);
@@ -374,19 +383,28 @@ static void poke(struct child *c, uint64_t number, const char *text,
     read_answer(c, number, a);
 }
 
+/* Send an event of kind with the payload in p, free p, and read the
+ * answer. */
+static void payload_event(struct child *c, uint64_t number, uint8_t kind,
+                          struct buf *p, struct answer *a)
+{
+    struct buf b;
+    buf_init(&b);
+    encode_event(&b, number, kind, p->data, p->len);
+    send_buf(c, &b);
+    buf_free(&b);
+    buf_free(p);
+    read_answer(c, number, a);
+}
+
 /* Send a TIMER event for the alarm at alarm_ns and read its answer. */
 static void timer(struct child *c, uint64_t number, uint64_t alarm_ns,
                   struct answer *a)
 {
-    struct buf p, b;
+    struct buf p;
     buf_init(&p);
-    buf_init(&b);
     assert_int_equal(frame_encode_timer(&p, alarm_ns), 0);
-    encode_event(&b, number, FRAME_EVENT_TIMER, p.data, p.len);
-    send_buf(c, &b);
-    buf_free(&b);
-    buf_free(&p);
-    read_answer(c, number, a);
+    payload_event(c, number, FRAME_EVENT_TIMER, &p, a);
 }
 
 /* Send a CHILD event (what of the child with this tag, its id and the
@@ -395,9 +413,8 @@ static void child_event(struct child *c, uint64_t number, uint8_t what,
                         uint32_t tag, const char *id, const char *detail,
                         struct answer *a)
 {
-    struct buf p, b;
+    struct buf p;
     buf_init(&p);
-    buf_init(&b);
     struct frame_child ch = {.what = what,
                              .tag = tag,
                              .id = id,
@@ -405,11 +422,48 @@ static void child_event(struct child *c, uint64_t number, uint8_t what,
                              .detail = detail,
                              .detail_len = strlen(detail)};
     assert_int_equal(frame_encode_child(&p, &ch), 0);
-    encode_event(&b, number, FRAME_EVENT_CHILD, p.data, p.len);
-    send_buf(c, &b);
-    buf_free(&b);
-    buf_free(&p);
-    read_answer(c, number, a);
+    payload_event(c, number, FRAME_EVENT_CHILD, &p, a);
+}
+
+/* Send a MESSAGE event (from sender, with tag and payload; the key is 0x11
+ * bytes, the sender's event 77, its effect 3, the signature 0x22 bytes) and
+ * read its answer. */
+static void message_event(struct child *c, uint64_t number, uint32_t tag,
+                          const char *sender, const void *payload, size_t len,
+                          struct answer *a)
+{
+    struct buf p;
+    buf_init(&p);
+    struct frame_message m = {.tag = tag,
+                              .sender = sender,
+                              .sender_len = strlen(sender),
+                              .number = 77,
+                              .index = 3,
+                              .payload = payload,
+                              .payload_len = len};
+    memset(m.public_key, 0x11, sizeof m.public_key);
+    memset(m.signature, 0x22, sizeof m.signature);
+    assert_int_equal(frame_encode_message(&p, &m), 0);
+    payload_event(c, number, FRAME_EVENT_MESSAGE, &p, a);
+}
+
+/* Send a RECEIPT event (for the message with tag, the outcome, status,
+ * target and body) and read its answer. */
+static void receipt_event(struct child *c, uint64_t number, uint32_t tag,
+                          uint8_t outcome, uint16_t status, const char *target,
+                          const char *body, struct answer *a)
+{
+    struct buf p;
+    buf_init(&p);
+    struct frame_receipt r = {.tag = tag,
+                              .outcome = outcome,
+                              .status = status,
+                              .target = target,
+                              .target_len = strlen(target),
+                              .body = (const uint8_t *)body,
+                              .body_len = strlen(body)};
+    assert_int_equal(frame_encode_receipt(&p, &r), 0);
+    payload_event(c, number, FRAME_EVENT_RECEIPT, &p, a);
 }
 
 /* Ask for a snapshot as of number and return its bytes in out. */
@@ -656,14 +710,15 @@ static void test_kv_snapshots(void **state)
     put_keys(&c, order1, 6);
     snapshot(&c, 6, &s1);
     stop(&c);
-    assert_memory_equal(s1.data, "KV3\n", 4);
-    /* No alarm, none fired and no children, then the first pair, the
-     * smallest key. */
+    assert_memory_equal(s1.data, "KV4\n", 4);
+    /* No alarm, none fired, no children and no sent messages, then the
+     * first pair, the smallest key. */
     assert_true(get_le64(s1.data + 4) == 0);
     assert_true(get_le64(s1.data + 12) == 0);
     assert_int_equal(get_le32(s1.data + 20), 0);
-    assert_int_equal(get_le32(s1.data + 24), 1);
-    assert_int_equal(s1.data[28], 'a');
+    assert_int_equal(get_le32(s1.data + 24), 0);
+    assert_int_equal(get_le32(s1.data + 28), 1);
+    assert_int_equal(s1.data[32], 'a');
 
     /* The same state reached in another order snapshots to the same
      * bytes. */
@@ -694,7 +749,7 @@ static void test_kv_snapshots(void **state)
     struct buf bad;
     buf_init(&bad);
     assert_int_equal(buf_append(&bad, s1.data, s1.len), 0);
-    size_t next_pair = 24; /* cuts inside the fixed fields are refused */
+    size_t next_pair = 28; /* cuts inside the fixed fields are refused */
     for (size_t n = 0; n < s1.len; n++) {
         if (n == next_pair) {
             /* Cutting between pairs leaves a valid, smaller store. */
@@ -707,16 +762,16 @@ static void test_kv_snapshots(void **state)
         expect_get(&c, 7, "/k", "[]\n");
         stop(&c);
     }
-    bad.data[2] = '4';
+    bad.data[2] = '5';
     spawn_kv(&c);
     assert_false(boot(&c, 6, bad.data, bad.len));
     stop(&c);
     /* Swap the first two one-byte keys "a" and "b" (values "a" and "b"). */
-    memcpy(bad.data, "KV3\n", 4);
-    bad.data[28] = 'b';
-    bad.data[33] = 'b';
-    bad.data[38] = 'a';
-    bad.data[43] = 'a';
+    memcpy(bad.data, "KV4\n", 4);
+    bad.data[32] = 'b';
+    bad.data[37] = 'b';
+    bad.data[42] = 'a';
+    bad.data[47] = 'a';
     spawn_kv(&c);
     assert_false(boot(&c, 6, bad.data, bad.len));
     stop(&c);
@@ -903,12 +958,12 @@ static void test_kv_alarm_snapshots(void **state)
     answer_free(&a);
     snapshot(&c, 4, &s);
     stop(&c);
-    assert_int_equal(s.len, 24 + 4 + 1 + 4 + 1);
-    assert_memory_equal(s.data, "KV3\n", 4);
+    assert_int_equal(s.len, 28 + 4 + 1 + 4 + 1);
+    assert_memory_equal(s.data, "KV4\n", 4);
     assert_true(get_le64(s.data + 4) == 7001004);
     assert_true(get_le64(s.data + 12) == 1);
-    assert_int_equal(get_le32(s.data + 24), 1);
-    assert_int_equal(s.data[28], 'a');
+    assert_int_equal(get_le32(s.data + 28), 1);
+    assert_int_equal(s.data[32], 'a');
 
     spawn_kv(&c);
     assert_true(boot(&c, 4, s.data, s.len));
@@ -940,14 +995,14 @@ static void test_kv_alarm_snapshots(void **state)
     assert_true(boot(&c, 2, old, sizeof old));
     expect_get(&c, 3, "/k/b", "22");
     expect_get(&c, 3, "/alarm", "{\"alarm_ns\":0,\"fired\":0}\n");
-    /* It snapshots as KV3, with the same pairs after empty alarm fields and no
-     * children. */
+    /* It snapshots as KV4, with the same pairs after empty alarm fields, no
+     * children and no sent messages. */
     snapshot(&c, 2, &s2);
-    assert_int_equal(s2.len, sizeof old + 20);
-    assert_memory_equal(s2.data, "KV3\n", 4);
+    assert_int_equal(s2.len, sizeof old + 24);
+    assert_memory_equal(s2.data, "KV4\n", 4);
     assert_true(get_le64(s2.data + 4) == 0);
     assert_true(get_le64(s2.data + 12) == 0);
-    assert_memory_equal(s2.data + 24, old + 4, sizeof old - 4);
+    assert_memory_equal(s2.data + 28, old + 4, sizeof old - 4);
     buf_free(&s2);
     http(&c, 3, "PUT", "/alarm", "1", &a);
     expect(&a, FRAME_DONE, true, 200, "1001003\n");
@@ -1024,7 +1079,9 @@ static void test_kv_children(void **state)
     for (size_t i = 0; i < sizeof bad_bodies / sizeof bad_bodies[0]; i++) {
         http(&c, 5, "POST", "/children", bad_bodies[i], &a);
         assert_int_equal(a.type, FRAME_REJECT);
-        assert_string_equal(a.reason, "the body is root, linked or ephemeral");
+        assert_string_equal(a.reason,
+                            "the body is root, linked or ephemeral, then "
+                            "allow=ID,... if the child has an access list");
         answer_free(&a);
     }
 
@@ -1171,10 +1228,11 @@ static void test_kv_children_snapshots(void **state)
     http(&c, 7, "GET", "/children", NULL, &list);
     snapshot(&c, 6, &s);
     stop(&c);
-    /* The head, then the children in tag order, then the pair. */
+    /* The head, then the children in tag order, no sent messages, then the
+     * pair. */
     size_t children_len = (9 + 2) + (9 + 2) + 9;
-    assert_int_equal(s.len, 24 + children_len + 4 + 1 + 4 + 1);
-    assert_memory_equal(s.data, "KV3\n", 4);
+    assert_int_equal(s.len, 24 + children_len + 4 + 4 + 1 + 4 + 1);
+    assert_memory_equal(s.data, "KV4\n", 4);
     assert_int_equal(get_le32(s.data + 20), 3);
     static const uint8_t first[] = {1,   0,   0, 0, FRAME_LIFETIME_ROOT, 1, 2,
                                     'c', '1', 0, 0};
@@ -1182,7 +1240,8 @@ static void test_kv_children_snapshots(void **state)
     static const uint8_t second[] = {2, 0, 0,   0,  FRAME_LIFETIME_LINKED, 3, 0,
                                      2, 0, 'n', 'o'};
     assert_memory_equal(s.data + 24 + sizeof first, second, sizeof second);
-    assert_int_equal(get_le32(s.data + 24 + children_len), 1);
+    assert_int_equal(get_le32(s.data + 24 + children_len), 0);
+    assert_int_equal(get_le32(s.data + 28 + children_len), 1);
 
     /* Booting from it gives the state back, and the same snapshot; the
      * booted state goes on. */
@@ -1207,9 +1266,9 @@ static void test_kv_children_snapshots(void **state)
     answer_free(&a);
     stop(&c);
 
-    /* Every cut from the alarm fields to the end of the children is
-     * refused, and leaves no child, key or alarm behind. */
-    for (size_t n = 4; n < 24 + children_len; n++) {
+    /* Every cut from the alarm fields to the end of the sent messages'
+     * count is refused, and leaves no child, key or alarm behind. */
+    for (size_t n = 4; n < 28 + children_len; n++) {
         spawn_kv(&c);
         assert_false(boot(&c, 6, s.data, n));
         expect_get(&c, 7, "/children", "[]\n");
@@ -1248,14 +1307,15 @@ static void test_kv_children_snapshots(void **state)
     expect_get(&c, 3, "/children", "[]\n");
     expect_get(&c, 3, "/alarm", "{\"alarm_ns\":7001004,\"fired\":1}\n");
     expect_get(&c, 3, "/k/a", "1");
-    /* It snapshots as KV3: the same alarm fields, no children, the same
-     * pairs. */
+    /* It snapshots as KV4: the same alarm fields, no children, no sent
+     * messages, the same pairs. */
     snapshot(&c, 2, &s2);
-    assert_int_equal(s2.len, sizeof old + 4);
-    assert_memory_equal(s2.data, "KV3\n", 4);
+    assert_int_equal(s2.len, sizeof old + 8);
+    assert_memory_equal(s2.data, "KV4\n", 4);
     assert_memory_equal(s2.data + 4, old + 4, 16);
     assert_int_equal(get_le32(s2.data + 20), 0);
-    assert_memory_equal(s2.data + 24, old + 20, sizeof old - 20);
+    assert_int_equal(get_le32(s2.data + 24), 0);
+    assert_memory_equal(s2.data + 28, old + 20, sizeof old - 20);
     buf_free(&s2);
     http(&c, 3, "POST", "/children", "", &a);
     expect(&a, FRAME_DONE, true, 202, "{\"tag\":3}\n");
@@ -1265,6 +1325,27 @@ static void test_kv_children_snapshots(void **state)
     spawn_kv(&c);
     assert_false(boot(&c, 2, old, 19));
     stop(&c);
+
+    /* A KV3 snapshot, as the kv before messages wrote it: this one without
+     * the sent messages' count. It boots to the same state, which
+     * snapshots as s. */
+    struct buf v3;
+    buf_init(&v3);
+    assert_int_equal(buf_append(&v3, "KV3\n", 4), 0);
+    assert_int_equal(buf_append(&v3, s.data + 4, 20 + children_len), 0);
+    assert_int_equal(
+        buf_append(&v3, s.data + 28 + children_len, s.len - 28 - children_len),
+        0);
+    spawn_kv(&c);
+    assert_true(boot(&c, 6, v3.data, v3.len));
+    expect_get(&c, 7, "/children", (const char *)list.body.data);
+    expect_get(&c, 7, "/sent", "[]\n");
+    snapshot(&c, 6, &s2);
+    assert_int_equal(s2.len, s.len);
+    assert_memory_equal(s2.data, s.data, s.len);
+    buf_free(&s2);
+    stop(&c);
+    buf_free(&v3);
     answer_free(&list);
     buf_free(&s);
 }
@@ -1291,7 +1372,7 @@ static void test_kv_children_limit(void **state)
     answer_free(&a);
     snapshot(&c, MAX, &s);
     stop(&c);
-    assert_int_equal(s.len, 24 + (size_t)MAX * 9);
+    assert_int_equal(s.len, 28 + (size_t)MAX * 9);
     spawn_kv(&c);
     assert_true(boot(&c, MAX, s.data, s.len));
     http(&c, MAX + 1, "POST", "/children", "", &a);
@@ -1553,7 +1634,7 @@ static void test_kv_many_keys(void **state)
     }
     snapshot(&c, number, &snap);
     stop(&c);
-    assert_int_equal(snap.len, 24 + (size_t)N * (4 + 9 + 4 + 1));
+    assert_int_equal(snap.len, 28 + (size_t)N * (4 + 9 + 4 + 1));
     spawn_kv(&c);
     assert_true(boot(&c, number, snap.data, snap.len));
     expect_get(&c, number + 1, "/k/key012345", "v");
@@ -1975,6 +2056,584 @@ static void test_sdk_rejects_malformed_child(void **state)
     buf_free(&b);
 }
 
+/* Check that a's SEND effect has this tag, target and payload. */
+static void expect_send(const struct answer *a, uint32_t tag,
+                        const char *target, const void *payload, size_t len)
+{
+    struct frame_send s;
+    assert_int_equal(a->n_sends, 1);
+    assert_int_equal(frame_decode_send(a->send.data, a->send.len, &s), 0);
+    assert_int_equal(s.tag, tag);
+    assert_int_equal(s.target_len, strlen(target));
+    assert_memory_equal(s.target, target, s.target_len);
+    assert_int_equal(s.payload_len, len);
+    assert_memory_equal(s.payload, payload, len);
+}
+
+/* POST /children with an access list: its ids become ACCESS options in
+ * order, with or without a lifetime before them; every malformed list is
+ * rejected. */
+static void test_kv_spawn_access(void **state)
+{
+    struct child c;
+    struct answer a;
+    struct frame_spawn s;
+    struct buf want;
+    buf_init(&want);
+    spawn_kv(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+    http(&c, 1, "POST", "/children", "ephemeral allow=aa,b", &a);
+    expect(&a, FRAME_DONE, true, 202, "{\"tag\":1}\n");
+    assert_int_equal(frame_decode_spawn(a.spawn.data, a.spawn.len, &s), 0);
+    assert_int_equal(s.lifetime, FRAME_LIFETIME_EPHEMERAL);
+    assert_int_equal(
+        frame_encode_spawn_option(&want, FRAME_SPAWN_ACCESS, "aa", 2), 0);
+    assert_int_equal(
+        frame_encode_spawn_option(&want, FRAME_SPAWN_ACCESS, "b", 1), 0);
+    assert_int_equal(s.options_len, want.len);
+    assert_memory_equal(s.options, want.data, want.len);
+    answer_free(&a);
+    /* The list alone is a linked child; 16 ids of 63 bytes are allowed. */
+    char body[16 * 64 + 16] = "allow=";
+    for (int i = 0; i < 16; i++) {
+        memset(body + strlen(body), 'a' + i, 63);
+        body[6 + i * 64 + 63] = i < 15 ? ',' : '\0';
+    }
+    http(&c, 2, "POST", "/children", body, &a);
+    expect(&a, FRAME_DONE, true, 202, "{\"tag\":2}\n");
+    assert_int_equal(frame_decode_spawn(a.spawn.data, a.spawn.len, &s), 0);
+    assert_int_equal(s.lifetime, FRAME_LIFETIME_LINKED);
+    assert_int_equal(s.options_len, 16 * (5 + 63));
+    answer_free(&a);
+    static const char *const bad[] = {
+        "linked allow=",   "allow=",          "linked allow=a,,b",
+        "linked allow=a,", "linked  allow=a", "bogus allow=a",
+        "linked deny=a",   "allow=a linked",  "allow=a,b,",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        http(&c, 3, "POST", "/children", bad[i], &a);
+        assert_int_equal(a.type, FRAME_REJECT);
+        assert_non_null(strstr(a.reason, "allow=ID,..."));
+        answer_free(&a);
+    }
+    /* A 17th id, and an id of 64 bytes. */
+    strcat(body, ",q");
+    http(&c, 3, "POST", "/children", body, &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    answer_free(&a);
+    body[6 + 64] = '\0';
+    body[6 + 63] = 'a';
+    http(&c, 3, "POST", "/children", body, &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    answer_free(&a);
+    stop(&c);
+    buf_free(&want);
+}
+
+/* POST /send sends the body with the event's number as the tag and records
+ * it; RECEIPT events fill it in, once; GET /sent and /sent/<tag> read it,
+ * DELETE /sent/<tag> forgets it; bad targets, tags and methods change
+ * nothing. */
+static void test_kv_send_and_receipts(void **state)
+{
+    struct child c;
+    struct answer a;
+    spawn_kv(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+    expect_get(&c, 1, "/sent", "[]\n");
+    http(&c, 1, "POST", "/send/b%6Fb", "get x", &a);
+    expect(&a, FRAME_DONE, true, 202, "{\"tag\":1}\n");
+    assert_string_equal(a.ctype, "application/json");
+    expect_send(&a, 1, "bob", "get x", 5);
+    assert_int_equal(a.n_effects, 2);
+    answer_free(&a);
+    http(&c, 2, "POST", "/send/carol?x=1", "", &a);
+    expect(&a, FRAME_DONE, true, 202, "{\"tag\":2}\n");
+    expect_send(&a, 2, "carol", "", 0);
+    answer_free(&a);
+    http(&c, 3, "POST", "/send/dave", "put k v", &a);
+    answer_free(&a);
+    /* The tag is the number's low 32 bits: taken once. */
+    http(&c, (1ull << 32) + 1, "POST", "/send/bob", "x", &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    assert_string_equal(a.reason, "tag 1 is already a message's");
+    answer_free(&a);
+    http(&c, 4, "GET", "/sent", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200,
+           "[{\"tag\":1,\"target\":\"bob\",\"outcome\":\"pending\","
+           "\"status\":0,\"body\":\"\"},"
+           "{\"tag\":2,\"target\":\"carol\",\"outcome\":\"pending\","
+           "\"status\":0,\"body\":\"\"},"
+           "{\"tag\":3,\"target\":\"dave\",\"outcome\":\"pending\","
+           "\"status\":0,\"body\":\"\"}]\n");
+    assert_true(a.reuse);
+    answer_free(&a);
+
+    /* The receipts: the target's id replaces the name; a second receipt
+     * for a tag, one for no message and an unknown outcome are
+     * rejected. */
+    receipt_event(&c, 4, 1, FRAME_RECEIPT_DELIVERED, 200, "bob1d", "v\"1", &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    assert_int_equal(a.n_effects, 0);
+    answer_free(&a);
+    receipt_event(&c, 5, 2, FRAME_RECEIPT_REFUSED, 0, "car0l",
+                  "the sender is not on the ship's access list", &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    answer_free(&a);
+    receipt_event(&c, 6, 1, FRAME_RECEIPT_DELIVERED, 200, "bob1d", "again", &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    assert_string_equal(a.reason, "tag 1 already has its receipt");
+    answer_free(&a);
+    receipt_event(&c, 6, 9, FRAME_RECEIPT_FAILED, 0, "", "no such ship", &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    assert_string_equal(a.reason, "kv sent no message with tag 9");
+    answer_free(&a);
+    receipt_event(&c, 6, 3, 4, 0, "", "", &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    answer_free(&a);
+    /* A body is kept up to 4096 bytes. */
+    char *big = malloc(5001);
+    assert_non_null(big);
+    memset(big, 'b', 5000);
+    big[5000] = '\0';
+    receipt_event(&c, 6, 3, FRAME_RECEIPT_FAILED, 502, "", big, &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    answer_free(&a);
+    expect_get(&c, 7, "/sent/1",
+               "{\"tag\":1,\"target\":\"bob1d\",\"outcome\":\"delivered\","
+               "\"status\":200,\"body\":\"v\\\"1\"}\n");
+    expect_get(&c, 7, "/sent/2",
+               "{\"tag\":2,\"target\":\"car0l\",\"outcome\":\"refused\","
+               "\"status\":0,\"body\":\"the sender is not on the ship's "
+               "access list\"}\n");
+    http(&c, 7, "GET", "/sent/3", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, NULL);
+    char want[4200];
+    snprintf(want, sizeof want,
+             "{\"tag\":3,\"target\":\"dave\",\"outcome\":\"failed\","
+             "\"status\":502,\"body\":\"%.4096s\"}\n",
+             big);
+    assert_string_equal((const char *)a.body.data, want);
+    answer_free(&a);
+    free(big);
+
+    /* Forgetting one: then it is not there, and its receipt would be
+     * rejected. */
+    http(&c, 7, "DELETE", "/sent/2", NULL, &a);
+    expect(&a, FRAME_DONE, true, 200, "deleted\n");
+    answer_free(&a);
+    http(&c, 8, "GET", "/sent/2", NULL, &a);
+    expect_error(&a, 404, "not_found");
+    answer_free(&a);
+    http(&c, 8, "DELETE", "/sent/2", NULL, &a);
+    expect_error(&a, 404, "not_found");
+    answer_free(&a);
+    http(&c, 8, "GET", "/sent", NULL, &a);
+    assert_null(strstr((const char *)a.body.data, "\"tag\":2"));
+    assert_non_null(strstr((const char *)a.body.data, "\"tag\":3"));
+    answer_free(&a);
+
+    /* Bad targets, tags and methods: an error reply, no effect. */
+    char long_target[8 + 64 + 1] = "/send/";
+    memset(long_target + 6, 't', 64);
+    long_target[6 + 64] = '\0';
+    static const struct {
+        const char *method, *target;
+        int status;
+    } bad[] = {
+        {"POST", "/send/", 400},          {"POST", "/send/a%00b", 400},
+        {"POST", "/send/a%zz", 400},      {"POST", NULL, 400},
+        {"GET", "/send/bob", 405},        {"PUT", "/sent", 405},
+        {"POST", "/sent/1", 405},         {"GET", "/sent/x", 404},
+        {"GET", "/sent/", 404},           {"GET", "/sent/1x", 404},
+        {"GET", "/sent/4294967296", 404}, {"GET", "/sent/99", 404},
+        {"GET", "/sendx", 404},           {"POST", "/send", 404},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        http(&c, 8, bad[i].method, bad[i].target ? bad[i].target : long_target,
+             "x", &a);
+        assert_int_equal(a.status, bad[i].status);
+        assert_false(a.changed);
+        assert_int_equal(a.n_effects, 1);
+        answer_free(&a);
+    }
+    /* 63 bytes are a target; over 1 MiB is not a message. */
+    long_target[6 + 63] = '\0';
+    http(&c, 8, "POST", long_target, "x", &a);
+    expect(&a, FRAME_DONE, true, 202, NULL);
+    expect_send(&a, 8, long_target + 6, "x", 1);
+    answer_free(&a);
+    char *huge = malloc((1u << 20) + 2);
+    assert_non_null(huge);
+    memset(huge, 'h', (1u << 20) + 1);
+    huge[(1u << 20) + 1] = '\0';
+    http(&c, 9, "POST", "/send/bob", huge, &a);
+    expect_error(&a, 413, "too_large");
+    assert_int_equal(a.n_sends, 0);
+    answer_free(&a);
+    huge[1u << 20] = '\0';
+    http(&c, 9, "POST", "/send/bob", huge, &a);
+    expect(&a, FRAME_DONE, true, 202, NULL);
+    assert_int_equal(a.n_sends, 1);
+    answer_free(&a);
+    free(huge);
+    stop(&c);
+}
+
+/* MESSAGE events: get and put, answered as GET and PUT /k/<key> are, and
+ * 400 for anything else; only a put changes the state. */
+static void test_kv_messages(void **state)
+{
+    struct child c;
+    struct answer a;
+    spawn_kv(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+    static const struct {
+        const char *payload;
+        int status;
+        bool changed;
+        const char *body;
+    } steps[] = {
+        {"get a", 404, false, NULL},
+        {"put a 1", 201, true, "created\n"},
+        {"put a two words", 200, true, "ok\n"},
+        {"get a", 200, false, "two words"},
+        {"put b ", 201, true, "created\n"},
+        {"get b", 200, false, ""},
+        {"get a ", 404, false, NULL},
+        {"get ", 400, false, NULL},
+        {"put a", 400, false, NULL},
+        {"put  x", 400, false, NULL},
+        {"GET a", 400, false, NULL},
+        {"", 400, false, NULL},
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        message_event(&c, 1 + i, (uint32_t)i, "sender", steps[i].payload,
+                      strlen(steps[i].payload), &a);
+        expect(&a, FRAME_DONE, steps[i].changed, steps[i].status,
+               steps[i].body);
+        assert_int_equal(a.n_effects, 1);
+        assert_false(a.reuse);
+        answer_free(&a);
+    }
+    expect_get(&c, 20, "/k/a", "two words");
+    stop(&c);
+}
+
+/* The sent messages are in the snapshot and come back from it, with every
+ * cut and every value kv never writes refused. */
+static void test_kv_sent_snapshots(void **state)
+{
+    struct child c;
+    struct answer a, list;
+    struct buf s, s2;
+    spawn_kv(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+    http(&c, 1, "POST", "/send/bob", "get k", &a);
+    answer_free(&a);
+    http(&c, 2, "POST", "/send/al", "get k", &a);
+    answer_free(&a);
+    receipt_event(&c, 3, 1, FRAME_RECEIPT_DELIVERED, 200, "b0", "vv", &a);
+    answer_free(&a);
+    http(&c, 4, "GET", "/sent", NULL, &list);
+    snapshot(&c, 3, &s);
+    stop(&c);
+    /* The head, no children, the two messages in tag order, no pairs. */
+    static const uint8_t first[] = {1,   0, 0,   0,   FRAME_RECEIPT_DELIVERED,
+                                    200, 0, 2,   'b', '0',
+                                    2,   0, 'v', 'v'};
+    static const uint8_t second[] = {2, 0, 0, 0, 0, 0, 0, 2, 'a', 'l', 0, 0};
+    assert_int_equal(s.len, 28 + sizeof first + sizeof second);
+    assert_int_equal(get_le32(s.data + 24), 2);
+    assert_memory_equal(s.data + 28, first, sizeof first);
+    assert_memory_equal(s.data + 28 + sizeof first, second, sizeof second);
+
+    spawn_kv(&c);
+    assert_true(boot(&c, 3, s.data, s.len));
+    expect_get(&c, 4, "/sent", (const char *)list.body.data);
+    snapshot(&c, 3, &s2);
+    assert_int_equal(s2.len, s.len);
+    assert_memory_equal(s2.data, s.data, s.len);
+    buf_free(&s2);
+    receipt_event(&c, 4, 2, FRAME_RECEIPT_FAILED, 0, "", "no such ship", &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    answer_free(&a);
+    stop(&c);
+
+    /* Every cut inside the messages is refused (a cut between them too:
+     * the count says two). */
+    for (size_t n = 24; n < s.len; n++) {
+        spawn_kv(&c);
+        assert_false(boot(&c, 3, s.data, n));
+        expect_get(&c, 4, "/sent", "[]\n");
+        stop(&c);
+    }
+    /* So is each value kv never writes: an outcome of 4, a target of 64
+     * bytes, a body of 4097, the second's tag 1 (not above the first's),
+     * and 2 + 4 * 256 messages. */
+    static const struct {
+        size_t off;
+        uint8_t byte;
+    } bad[] = {
+        {28 + 4, 4}, {28 + 7, 64}, {28 + 10, 0x01}, {28 + 14, 1}, {24 + 1, 4},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct buf t;
+        buf_init(&t);
+        assert_int_equal(buf_append(&t, s.data, s.len), 0);
+        t.data[bad[i].off] = bad[i].byte;
+        if (bad[i].off == 28 + 10) {
+            t.data[28 + 11] = 0x10; /* 0x1001 = 4097 */
+        }
+        spawn_kv(&c);
+        assert_false(boot(&c, 3, t.data, t.len));
+        stop(&c);
+        buf_free(&t);
+    }
+    answer_free(&list);
+    buf_free(&s);
+}
+
+/* kv keeps at most 1024 sent messages: the next send is rejected, with no
+ * effect, until one is deleted. */
+static void test_kv_sent_limit(void **state)
+{
+    enum { MAX = 1024 };
+    struct child c;
+    struct answer a;
+    spawn_kv(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+    for (uint64_t n = 1; n <= MAX; n++) {
+        http(&c, n, "POST", "/send/t", "m", &a);
+        expect(&a, FRAME_DONE, true, 202, NULL);
+        answer_free(&a);
+    }
+    http(&c, MAX + 1, "POST", "/send/t", "m", &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    assert_string_equal(a.reason, "kv keeps at most 1024 sent messages");
+    assert_int_equal(a.n_sends, 0);
+    answer_free(&a);
+    http(&c, MAX + 1, "DELETE", "/sent/7", NULL, &a);
+    answer_free(&a);
+    http(&c, MAX + 2, "POST", "/send/t", "m", &a);
+    expect(&a, FRAME_DONE, true, 202, NULL);
+    answer_free(&a);
+    stop(&c);
+}
+
+/* A program of the helper's every message call: an HTTP event sends, tries
+ * the sends that must fail and a spawn with an access list, and replies
+ * with what each returned; a MESSAGE or RECEIPT event is replied to with
+ * what the helper decoded. */
+static const char messages_program[] =
+    "#include <stdio.h>\n"
+    "#include <string.h>\n"
+    "#include \"berth_program.h\"\n"
+    "static char big[BP_MESSAGE_MAX + 1];\n"
+    "static int on_event(void *ctx, const struct bp_event *ev,\n"
+    "                    struct bp_out *out)\n"
+    "{\n"
+    "    (void)ctx;\n"
+    "    char text[256];\n"
+    "    int n;\n"
+    "    const struct bp_message *m = ev->message;\n"
+    "    const struct bp_receipt *r = ev->receipt;\n"
+    "    if (m != NULL) {\n"
+    "        n = snprintf(text, sizeof text, \"%lu %.*s %02x %llu %u %02x \"\n"
+    "                     \"%.*s\", (unsigned long)m->tag,\n"
+    "                     (int)m->sender_len, m->sender, m->public_key[31],\n"
+    "                     (unsigned long long)m->number, m->index,\n"
+    "                     m->signature[63], (int)m->payload_len,\n"
+    "                     (const char *)m->payload);\n"
+    "        bp_reply(out, 200, \"text/plain\", text, (size_t)n);\n"
+    "        return BP_UNCHANGED;\n"
+    "    }\n"
+    "    if (r != NULL) {\n"
+    "        n = snprintf(text, sizeof text, \"%lu %u %u %.*s|%.*s\",\n"
+    "                     (unsigned long)r->tag, r->outcome, r->status,\n"
+    "                     (int)r->target_len, r->target, (int)r->body_len,\n"
+    "                     (const char *)r->body);\n"
+    "        bp_reply(out, 200, \"text/plain\", text, (size_t)n);\n"
+    "        return BP_UNCHANGED;\n"
+    "    }\n"
+    "    char id[BP_ID_MAX + 2];\n"
+    "    memset(id, 'x', BP_ID_MAX + 1);\n"
+    "    id[BP_ID_MAX + 1] = '\\0';\n"
+    "    static const char *const access[] = {\"friend\", \"me\"};\n"
+    "    const char *bad_access[] = {\"ok\", \"\"};\n"
+    "    const char *long_access[] = {id};\n"
+    "    struct bp_spawn s = {.tag = 5, .lifetime = BP_LIFETIME_LINKED,\n"
+    "                         .access = access, .n_access = 2};\n"
+    "    struct bp_spawn bad = {.lifetime = BP_LIFETIME_LINKED,\n"
+    "                           .access = bad_access, .n_access = 2};\n"
+    "    struct bp_spawn bad2 = {.lifetime = BP_LIFETIME_LINKED,\n"
+    "                            .access = long_access, .n_access = 1};\n"
+    "    int rv[9];\n"
+    "    rv[0] = bp_send(out, 4000000000u, \"target\", \"hi\", 2);\n"
+    "    rv[1] = bp_send(out, 1, NULL, \"hi\", 2);\n"
+    "    rv[2] = bp_send(out, 1, \"\", \"hi\", 2);\n"
+    "    rv[3] = bp_send(out, 1, id, \"hi\", 2);\n"
+    "    rv[4] = bp_send(out, 1, \"t\", big, sizeof big);\n"
+    "    rv[5] = bp_send(out, 2, id + 1, big, sizeof big - 1);\n"
+    "    rv[6] = bp_spawn(out, &s);\n"
+    "    rv[7] = bp_spawn(out, &bad);\n"
+    "    rv[8] = bp_spawn(out, &bad2);\n"
+    "    n = snprintf(text, sizeof text, \"%d %d %d %d %d %d %d %d %d\",\n"
+    "                 rv[0], rv[1], rv[2], rv[3], rv[4], rv[5], rv[6], rv[7],\n"
+    "                 rv[8]);\n"
+    "    bp_reply(out, 200, \"text/plain\", text, (size_t)n);\n"
+    "    return BP_UNCHANGED;\n"
+    "}\n"
+    "int main(void)\n"
+    "{\n"
+    "    struct bp_program p = {.event = on_event};\n"
+    "    return bp_run(&p);\n"
+    "}\n";
+
+/* The helper's SEND is as the protocol says, with a payload up to 1 MiB;
+ * the sends that must fail add nothing; a spawn's access list becomes
+ * ACCESS options after the others; MESSAGE and RECEIPT events reach the
+ * callback decoded, whatever their outcome. */
+static void test_sdk_messages(void **state)
+{
+    char src[64], exe[72];
+    compile_program(messages_program, src, sizeof src, exe, sizeof exe);
+    char *argv[] = {exe, NULL};
+    struct child c;
+    struct buf b;
+    buf_init(&b);
+    spawn(&c, argv);
+    assert_true(boot(&c, 0, NULL, 0));
+    encode_http(&b, 1, "POST", "/", NULL, 0);
+    send_buf(&c, &b);
+    struct frame f;
+    assert_int_equal(recv_frame(&c, &f), 0);
+    struct frame_done d;
+    assert_int_equal(frame_decode_done(&f, &d), 0);
+    static const uint8_t kinds[] = {FRAME_EFFECT_SEND, FRAME_EFFECT_SEND,
+                                    FRAME_EFFECT_SPAWN,
+                                    FRAME_EFFECT_HTTP_REPLY};
+    assert_int_equal(d.n_effects, sizeof kinds);
+    size_t off = 0;
+    struct frame_effect e[sizeof kinds];
+    for (size_t i = 0; i < sizeof kinds; i++) {
+        assert_int_equal(frame_effects_next(&d, &off, &e[i]), 0);
+        assert_int_equal(e[i].kind, kinds[i]);
+    }
+    struct frame_send s;
+    assert_int_equal(frame_decode_send(e[0].data, e[0].len, &s), 0);
+    assert_int_equal(s.tag, 4000000000u);
+    assert_int_equal(s.target_len, 6);
+    assert_memory_equal(s.target, "target", 6);
+    assert_int_equal(s.payload_len, 2);
+    assert_memory_equal(s.payload, "hi", 2);
+    assert_int_equal(frame_decode_send(e[1].data, e[1].len, &s), 0);
+    assert_int_equal(s.target_len, 63);
+    assert_int_equal(s.payload_len, 1u << 20);
+    struct frame_spawn sp;
+    assert_int_equal(frame_decode_spawn(e[2].data, e[2].len, &sp), 0);
+    assert_int_equal(sp.tag, 5);
+    b.len = 0;
+    assert_int_equal(
+        frame_encode_spawn_option(&b, FRAME_SPAWN_ACCESS, "friend", 6), 0);
+    assert_int_equal(frame_encode_spawn_option(&b, FRAME_SPAWN_ACCESS, "me", 2),
+                     0);
+    assert_int_equal(sp.options_len, b.len);
+    assert_memory_equal(sp.options, b.data, b.len);
+    struct frame_http_reply r;
+    assert_int_equal(frame_decode_http_reply(e[3].data, e[3].len, &r), 0);
+    static const char rvs[] = "0 -1 -1 -1 -1 0 0 -1 -1";
+    assert_int_equal(r.body_len, strlen(rvs));
+    assert_memory_equal(r.body, rvs, r.body_len);
+
+    struct answer a;
+    message_event(&c, 2, 9, "sender", "get x", 5, &a);
+    expect(&a, FRAME_DONE, false, 200, "9 sender 11 77 3 22 get x");
+    answer_free(&a);
+    message_event(&c, 2, UINT32_MAX, "s", "", 0, &a);
+    expect(&a, FRAME_DONE, false, 200, "4294967295 s 11 77 3 22 ");
+    answer_free(&a);
+    receipt_event(&c, 2, 9, FRAME_RECEIPT_DELIVERED, 200, "t1", "value", &a);
+    expect(&a, FRAME_DONE, false, 200, "9 1 200 t1|value");
+    answer_free(&a);
+    receipt_event(&c, 2, 10, FRAME_RECEIPT_FAILED, 0, "", "no such ship", &a);
+    expect(&a, FRAME_DONE, false, 200, "10 3 0 |no such ship");
+    answer_free(&a);
+    receipt_event(&c, 2, 11, 77, 599, "t", "", &a);
+    expect(&a, FRAME_DONE, false, 200, "11 77 599 t|");
+    answer_free(&a);
+    stop(&c);
+    buf_free(&b);
+    unlink(src);
+    unlink(exe);
+}
+
+/* A MESSAGE payload cut anywhere before its payload, with an empty sender,
+ * a sender over 63 bytes or a payload over 1 MiB, and a RECEIPT payload cut
+ * before its target ends or with a target over 63 bytes, end the program
+ * with status 1 and a line naming it. */
+static void test_sdk_rejects_malformed_messages(void **state)
+{
+    struct buf p, b;
+    buf_init(&p);
+    buf_init(&b);
+    struct frame_message m = {.tag = 1, .sender = "ab", .sender_len = 2};
+    assert_int_equal(frame_encode_message(&p, &m), 0);
+    for (size_t n = 0; n < p.len; n++) {
+        b.len = 0;
+        encode_event(&b, 1, FRAME_EVENT_MESSAGE, p.data, n);
+        const char *err = expect_exit_1(true, b.data, b.len);
+        assert_non_null(strstr(err, "malformed MESSAGE payload in event 1"));
+    }
+    /* An empty sender, a sender of 64 bytes, a payload over 1 MiB. */
+    for (int k = 0; k < 3; k++) {
+        char sender[64];
+        memset(sender, 's', sizeof sender);
+        struct frame_message x = {.sender = sender,
+                                  .sender_len = k == 1 ? 63 : 2};
+        p.len = 0;
+        assert_int_equal(frame_encode_message(&p, &x), 0);
+        if (k == 0) {
+            put_le16(p.data + 4, 0);
+            memmove(p.data + 6, p.data + 8, p.len - 8);
+            p.len -= 2;
+        } else if (k == 1) {
+            put_le16(p.data + 4, 64);
+            assert_int_equal(buf_append(&p, "s", 1), 0);
+        } else {
+            for (size_t i = 0; i <= 1u << 20; i += 1024) {
+                assert_int_equal(buf_append(&p, sender, 64), 0);
+                assert_int_equal(buf_append(&p, sender, 64), 0);
+                for (int j = 0; j < 14; j++) {
+                    assert_int_equal(buf_append(&p, sender, 64), 0);
+                }
+            }
+        }
+        b.len = 0;
+        encode_event(&b, 1, FRAME_EVENT_MESSAGE, p.data, p.len);
+        const char *err = expect_exit_1(true, b.data, b.len);
+        assert_non_null(strstr(err, "malformed MESSAGE payload in event 1"));
+    }
+    struct frame_receipt r = {.tag = 1, .target = "ab", .target_len = 2};
+    p.len = 0;
+    assert_int_equal(frame_encode_receipt(&p, &r), 0);
+    for (size_t n = 0; n < p.len; n++) {
+        b.len = 0;
+        encode_event(&b, 1, FRAME_EVENT_RECEIPT, p.data, n);
+        const char *err = expect_exit_1(true, b.data, b.len);
+        assert_non_null(strstr(err, "malformed RECEIPT payload in event 1"));
+    }
+    uint8_t over[9 + 64] = {1};
+    put_le16(over + 7, 64);
+    memset(over + 9, 'x', 64);
+    b.len = 0;
+    encode_event(&b, 1, FRAME_EVENT_RECEIPT, over, sizeof over);
+    const char *err = expect_exit_1(true, b.data, b.len);
+    assert_non_null(strstr(err, "malformed RECEIPT payload in event 1"));
+    buf_free(&p);
+    buf_free(&b);
+}
+
 int main(void)
 {
     /* A program that dies must fail a test, not kill it with SIGPIPE. */
@@ -2000,6 +2659,13 @@ int main(void)
         cmocka_unit_test(test_docs_c_example),
         cmocka_unit_test(test_sdk_children),
         cmocka_unit_test(test_sdk_rejects_malformed_child),
+        cmocka_unit_test(test_kv_spawn_access),
+        cmocka_unit_test(test_kv_send_and_receipts),
+        cmocka_unit_test(test_kv_messages),
+        cmocka_unit_test(test_kv_sent_snapshots),
+        cmocka_unit_test(test_kv_sent_limit),
+        cmocka_unit_test(test_sdk_messages),
+        cmocka_unit_test(test_sdk_rejects_malformed_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
