@@ -3,6 +3,7 @@
 #include "core/account.h"
 
 #include "core/gate.h"
+#include "core/sandbox.h"
 
 #include <sodium.h>
 #include <stdbool.h>
@@ -310,13 +311,15 @@ int record_encode_ship_batch(struct buf *out, const struct record_ship_batch *b,
     int rv;
     if (b->program_len > UINT16_MAX || b->name_len > UINT16_MAX ||
         b->args_len > RECORD_LIST_MAX || b->env_len > RECORD_LIST_MAX ||
-        b->access_len > RECORD_LIST_MAX) {
+        b->access_len > RECORD_LIST_MAX || b->sandbox_len > RECORD_LIST_MAX) {
         return BERTH_ETOOBIG;
     }
     bool lists = b->args_len > 0 || b->env_len > 0;
     uint8_t flags =
         (uint8_t)((b->flags & ~(RECORD_BATCH_ARGS | RECORD_BATCH_ACCOUNT |
-                                RECORD_BATCH_PARENT | RECORD_BATCH_ACCESS)) |
+                                RECORD_BATCH_PARENT | RECORD_BATCH_ACCESS |
+                                RECORD_BATCH_SANDBOX)) |
+                  (b->sandbox_len > 0 ? RECORD_BATCH_SANDBOX : 0) |
                   (b->access_len > 0 ? RECORD_BATCH_ACCESS : 0) |
                   (lists ? RECORD_BATCH_ARGS : 0) |
                   (b->account != 0 ? RECORD_BATCH_ACCOUNT : 0) |
@@ -350,6 +353,11 @@ int record_encode_ship_batch(struct buf *out, const struct record_ship_batch *b,
     if ((flags & RECORD_BATCH_ACCESS) &&
         ((rv = buf_put_u32(out, (uint32_t)b->access_len)) != 0 ||
          (rv = buf_append(out, b->access, b->access_len)) != 0)) {
+        return rv;
+    }
+    if ((flags & RECORD_BATCH_SANDBOX) &&
+        ((rv = buf_put_u32(out, (uint32_t)b->sandbox_len)) != 0 ||
+         (rv = buf_append(out, b->sandbox, b->sandbox_len)) != 0)) {
         return rv;
     }
     if (lists && ((rv = buf_put_u32(out, (uint32_t)b->args_len)) != 0 ||
@@ -412,6 +420,16 @@ int record_decode_ship_batch(const uint8_t *p, size_t len,
         b->access_len = cursor_u32(&c);
         b->access = (const char *)cursor_bytes(&c, b->access_len);
         if (c.err == 0 && strlist_count(b->access, b->access_len) < 0) {
+            return BERTH_EMALFORMED;
+        }
+    }
+    b->sandbox = NULL;
+    b->sandbox_len = 0;
+    if (b->flags & RECORD_BATCH_SANDBOX) {
+        struct sandbox sb;
+        b->sandbox_len = cursor_u32(&c);
+        b->sandbox = cursor_bytes(&c, b->sandbox_len);
+        if (c.err == 0 && sandbox_decode(b->sandbox, b->sandbox_len, &sb)) {
             return BERTH_EMALFORMED;
         }
     }

@@ -421,6 +421,10 @@ int record_decode_token(const uint8_t *p, size_t len, struct record_token *t);
  * right after the parent's place. */
 #define RECORD_BATCH_ACCESS 0x40
 
+/* Set by the encoder when the ships have a sandbox (core/sandbox.h): u32
+ * sandbox_len | sandbox, right after the access list's place. */
+#define RECORD_BATCH_SANDBOX 0x80
+
 /* The most bytes of a ship's stored secret: u32 index | a sealed key. */
 #define RECORD_SECRET_MAX (4 + SEAL_OVERHEAD + 32)
 
@@ -446,6 +450,8 @@ struct record_ship_batch {
     uint32_t tag;
     const char *access; /* string list of ship ids; NULL or empty: none */
     size_t access_len;
+    const uint8_t *sandbox; /* its blob (core/sandbox.h); NULL: none */
+    size_t sandbox_len;
     const char *args; /* string list; NULL or empty when none */
     size_t args_len;
     const char *env; /* string list of "K=V"; NULL or empty when none */

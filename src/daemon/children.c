@@ -15,6 +15,7 @@
 #include "core/gate.h"
 #include "core/quota.h"
 #include "core/record.h"
+#include "core/sandbox.h"
 #include "daemon/host.h"
 #include "lib/err.h"
 #include "lib/mem.h"
@@ -111,7 +112,8 @@ static int children__list_add(struct buf *list, const uint8_t *p, size_t n)
 /* Read the SPAWN's options into args and env; 0, or BERTH_EINVAL with why
  * (ERRMSG_SIZE bytes) set. */
 static int children__options(const struct frame_spawn *sp, struct buf *args,
-                             struct buf *env, struct buf *access, char *why)
+                             struct buf *env, struct buf *access,
+                             struct buf *send, struct sandbox *want, char *why)
 {
     size_t off = 0;
     uint8_t kind;
@@ -137,8 +139,32 @@ static int children__options(const struct frame_spawn *sp, struct buf *args,
                 return BERTH_EINVAL;
             }
             rv = children__list_add(access, data, n);
+        } else if (kind == FRAME_SPAWN_SEND_TO) {
+            if (n == 0 || n > FRAME_ID_MAX) {
+                err_printf(why, "a SEND_TO option must be a ship's id");
+                return BERTH_EINVAL;
+            }
+            want->flags |= SANDBOX_SEND_LIST;
+            rv = children__list_add(send, data, n);
+        } else if (kind == FRAME_SPAWN_SANDBOX &&
+                   n == FRAME_SPAWN_SANDBOX_SIZE) {
+            if (data[0] & ~SANDBOX_FLAGS) {
+                err_printf(why, "unknown sandbox flags 0x%02x", data[0]);
+                return BERTH_EINVAL;
+            }
+            want->flags |= data[0];
+            want->memory_bytes = get_le64(data + 1);
+            want->cpu_millis = get_le32(data + 9);
+            want->events_per_s = get_le32(data + 13);
+            rv = 0;
+        } else if (kind == FRAME_SPAWN_BUDGET && n == FRAME_SPAWN_BUDGET_SIZE) {
+            want->budget_ships = get_le64(data);
+            want->budget_bytes = get_le64(data + 8);
+            want->budget_cpu_ms = get_le64(data + 16);
+            rv = 0;
         } else {
-            err_printf(why, "unknown SPAWN option %u", (unsigned)kind);
+            err_printf(why, "unknown or malformed SPAWN option %u",
+                       (unsigned)kind);
             return BERTH_EINVAL;
         }
         if (rv == BERTH_EINVAL) {
@@ -151,6 +177,94 @@ static int children__options(const struct frame_spawn *sp, struct buf *args,
     return 0;
 }
 
+/* Count the ships of the tree under sid (itself included) and their
+ * storage. */
+static int children__tree_usage(struct host *h, uint64_t sid, uint64_t *ships,
+                                uint64_t *bytes)
+{
+    uint64_t *todo = mem_alloc(sizeof *todo);
+    size_t n = 1, cap = 1;
+    int rv = todo == NULL ? BERTH_ENOMEM : 0;
+    if (todo != NULL) {
+        todo[0] = sid;
+    }
+    *ships = *bytes = 0;
+    while (rv == 0 && n > 0) {
+        uint64_t at = todo[--n];
+        struct store_usage u;
+        if ((rv = store_ship_usage(h->store, at, &u)) != 0) {
+            break;
+        }
+        (*ships)++;
+        *bytes += u.storage_bytes;
+        struct store_child *kids;
+        size_t nk;
+        if ((rv = store_ship_children(h->store, at, &kids, &nk)) != 0) {
+            break;
+        }
+        for (size_t i = 0; i < nk && rv == 0; i++) {
+            if (n == cap) {
+                uint64_t *p = mem_realloc(todo, cap * 2 * sizeof *p);
+                if (p == NULL) {
+                    rv = BERTH_ENOMEM;
+                    break;
+                }
+                todo = p;
+                cap *= 2;
+            }
+            todo[n++] = kids[i].sid;
+        }
+        mem_free(kids);
+    }
+    mem_free(todo);
+    return rv;
+}
+
+/* Whether one more ship fits the budgets of parent and of each of its
+ * ancestors (a budget covers a ship and its descendants together): 0,
+ * BERTH_ELIMIT with why set, or a failure. */
+static int children__budget_ok(struct host *h, const struct store_ship *parent,
+                               char *why)
+{
+    struct store_ship at;
+    int rv = store_ship_get_sid(h->store, parent->sid, &at);
+    /* Bounded: a chain of ancestors ends, and sids only go up it. */
+    for (int depth = 0; rv == 0 && depth < 1024; depth++) {
+        struct sandbox sb;
+        uint64_t ships, bytes, up = at.parent;
+        if (sandbox_decode(at.sandbox, at.sandbox_len, &sb) == 0 &&
+            (sb.budget_ships != 0 || sb.budget_bytes != 0)) {
+            rv = children__tree_usage(h, at.sid, &ships, &bytes);
+            if (rv == 0 && sb.budget_ships != 0 &&
+                ships + 1 > sb.budget_ships) {
+                err_printf(why,
+                           "budget_ships: ship %s's budget is %llu ships, and "
+                           "it has %llu",
+                           at.id, (unsigned long long)sb.budget_ships,
+                           (unsigned long long)ships);
+                rv = BERTH_ELIMIT;
+            } else if (rv == 0 && sb.budget_bytes != 0 &&
+                       bytes >= sb.budget_bytes) {
+                err_printf(why,
+                           "budget_storage: ship %s's budget is %llu bytes, "
+                           "and it has %llu",
+                           at.id, (unsigned long long)sb.budget_bytes,
+                           (unsigned long long)bytes);
+                rv = BERTH_ELIMIT;
+            }
+        }
+        store_ship_clear(&at);
+        if (rv != 0 || up == 0) {
+            break;
+        }
+        rv = store_ship_get_sid(h->store, up, &at);
+        if (rv == BERTH_ENOTFOUND) {
+            return 0;
+        }
+    }
+    return rv == BERTH_ENOTFOUND ? 0 : rv;
+}
+
 /* The SHIP_BATCH entry of a child of parent, appended to out; a SPAWN the
  * host cannot carry out appends the parent's CHILD FAILED instead. */
 static int children__spawn(struct host *h, const struct store_ship *parent,
@@ -158,10 +272,14 @@ static int children__spawn(struct host *h, const struct store_ship *parent,
 {
     struct frame_spawn sp;
     char why[ERRMSG_SIZE] = "";
-    struct buf args, env, allow, e;
+    struct buf args, env, allow, send, blob, e;
+    struct sandbox want = {0}, mine, given;
+    const char *no = NULL;
     buf_init(&args);
     buf_init(&env);
     buf_init(&allow);
+    buf_init(&send);
+    buf_init(&blob);
     buf_init(&e);
     if (frame_decode_spawn(p, len, &sp) != 0) {
         return BERTH_EMALFORMED; /* checked by the fleet already */
@@ -177,7 +295,9 @@ static int children__spawn(struct host *h, const struct store_ship *parent,
     }
     struct stat st;
     struct quota_refusal q;
-    int rv = children__options(&sp, &args, &env, &allow, why);
+    int rv = children__options(&sp, &args, &env, &allow, &send, &want, why);
+    want.send = (const char *)send.data;
+    want.send_len = send.len;
     if (rv == BERTH_ENOMEM) {
         goto out;
     }
@@ -193,6 +313,18 @@ static int children__spawn(struct host *h, const struct store_ship *parent,
                access(program, X_OK) != 0) {
         err_printf(why, "the program must be an absolute path to an executable "
                         "file");
+    } else if (sandbox_decode(parent->sandbox, parent->sandbox_len, &mine) !=
+               0) {
+        err_printf(why, "the parent's sandbox does not decode");
+    } else if (mine.flags & SANDBOX_NO_SPAWN) {
+        err_printf(why, "sandbox: this ship may not spawn");
+    } else if (sandbox_inherit(&mine, &want, &given, &no) != 0) {
+        err_printf(why, "sandbox: %s", no);
+    } else if ((rv = children__budget_ok(h, parent, why)) != 0) {
+        if (rv != BERTH_ELIMIT) {
+            goto out;
+        }
+        rv = 0;
     } else if (!host_quota_create_ok(h, parent->account, 1, &q)) {
         err_printf(why, "%s: the account's %s limit is %llu, and it has %llu",
                    quota_code(q.which), quota_name(q.which),
@@ -200,6 +332,9 @@ static int children__spawn(struct host *h, const struct store_ship *parent,
     }
     if (why[0] != '\0') {
         rv = children__refuse(h, parent->sid, sp.tag, why, out);
+        goto out;
+    }
+    if (!sandbox_empty(&given) && (rv = sandbox_encode(&blob, &given)) != 0) {
         goto out;
     }
     uint8_t pk[32];
@@ -217,6 +352,8 @@ static int children__spawn(struct host *h, const struct store_ship *parent,
         .env_len = env.len,
         .access = (const char *)allow.data,
         .access_len = allow.len,
+        .sandbox = blob.data,
+        .sandbox_len = blob.len,
         .first = 1,
         .count = 1,
         .public_keys = pk,
@@ -251,6 +388,8 @@ out:
     buf_free(&args);
     buf_free(&env);
     buf_free(&allow);
+    buf_free(&send);
+    buf_free(&blob);
     buf_free(&e);
     return rv;
 }
@@ -365,6 +504,20 @@ static int children__send(struct host *h, const struct store_ship *from,
     }
     if (rv != 0) {
         return rv;
+    }
+    struct sandbox sb;
+    if (sandbox_decode(from->sandbox, from->sandbox_len, &sb) != 0 ||
+        !sandbox_may_send(&sb, target.id)) {
+        static const char no[] = "the sender's sandbox does not let it send "
+                                 "there";
+        struct frame_receipt r = {.tag = sd.tag,
+                                  .outcome = FRAME_RECEIPT_REFUSED,
+                                  .target = sd.target,
+                                  .target_len = sd.target_len,
+                                  .body = (const uint8_t *)no,
+                                  .body_len = sizeof no - 1};
+        store_ship_clear(&target);
+        return children__receipt(h, from->id, strlen(from->id), &r, out);
     }
     struct frame_message m = {.tag = sd.tag,
                               .sender = from->id,
@@ -522,7 +675,8 @@ static void children__pump(struct host *h, uint64_t sid)
     struct buf payload;
     buf_init(&payload);
     rv = record_open_mail(&payload, &h->keys, sid, m.kind, m.body, m.len);
-    store_mail_clear(&m);
+    mem_free(m.body); /* seq and kind are still wanted */
+    m.body = NULL;
     const char *why = NULL;
     struct frame_message msg;
     struct store_ship target;

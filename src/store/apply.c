@@ -148,6 +148,11 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
     ship.lifetime_ms = b.lifetime_ms;
     ship.spawn_tag = b.tag;
     ship.program = mem_strndup(b.program, b.program_len);
+    ship.sandbox = b.sandbox_len ? mem_alloc(b.sandbox_len) : NULL;
+    if (b.sandbox_len > 0 && ship.sandbox != NULL) {
+        memcpy(ship.sandbox, b.sandbox, b.sandbox_len);
+        ship.sandbox_len = b.sandbox_len;
+    }
     ship.access = b.access_len ? mem_alloc(b.access_len) : NULL;
     if (b.access_len > 0 && ship.access != NULL) {
         memcpy(ship.access, b.access, b.access_len);
@@ -157,6 +162,7 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
     ship.env = b.env_len ? mem_alloc(b.env_len) : NULL;
     if (ship.program == NULL || (b.args_len && ship.args == NULL) ||
         (b.access_len && ship.access == NULL) ||
+        (b.sandbox_len && ship.sandbox == NULL) ||
         (b.env_len && ship.env == NULL)) {
         store_ship_clear(&ship);
         return store_set_error(s, BERTH_ENOMEM,

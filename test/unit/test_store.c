@@ -520,7 +520,8 @@ static void test_upgrade_from_version_2(void **state)
         "ALTER TABLE ships DROP COLUMN lifetime; ALTER TABLE ships DROP COLUMN "
         "lifetime_ms; ALTER TABLE ships DROP COLUMN spawn_tag; ALTER TABLE "
         "ships "
-        "DROP COLUMN access; DROP TABLE mail;"
+        "DROP COLUMN access; ALTER TABLE ships DROP COLUMN sandbox; DROP TABLE "
+        "mail;"
         "PRAGMA user_version=2;");
     s = open_ok(x->path);
     struct store_snapshot got;
@@ -885,7 +886,8 @@ static void test_upgrade_from_version_7_adds_sealed_and_tokens(void **state)
             "ALTER TABLE ships DROP COLUMN lifetime; ALTER TABLE ships DROP "
             "COLUMN "
             "lifetime_ms; ALTER TABLE ships DROP COLUMN spawn_tag; ALTER TABLE "
-            "ships DROP COLUMN access; DROP TABLE "
+            "ships DROP COLUMN access; ALTER TABLE ships DROP COLUMN sandbox; "
+            "DROP TABLE "
             "mail;"
             "PRAGMA user_version=7;",
             NULL, NULL, NULL),
@@ -927,7 +929,8 @@ static void test_data_keys(void **state)
             "ALTER TABLE ships DROP COLUMN lifetime; ALTER TABLE ships DROP "
             "COLUMN "
             "lifetime_ms; ALTER TABLE ships DROP COLUMN spawn_tag; ALTER TABLE "
-            "ships DROP COLUMN access; DROP TABLE "
+            "ships DROP COLUMN access; ALTER TABLE ships DROP COLUMN sandbox; "
+            "DROP TABLE "
             "mail;"
             "PRAGMA user_version=9;",
             NULL, NULL, NULL),
