@@ -2,12 +2,12 @@
  * (routing, percent-decoding, JSON, POKE commands, the alarm and TIMER
  * events, children: SPAWN, RELEASE, DESTROY and IDLE effects and CHILD
  * events, messages: SEND effects, access lists, MESSAGE and RECEIPT
- * events, deterministic snapshots in the current and the previous formats,
- * boot from a snapshot or refusal, STOP and EOF, and exit 1 on every kind of
- * malformed frame), the misbehave test program, the Python counter, and the
- * two examples in docs/protocol.md. The binaries are found through
- * BERTH_PROGRAMS, by default ../programs next to this test's binary; a
- * missing one fails the test. */
+ * events, the share example's owner and child, deterministic snapshots in the
+ * current and the previous formats, boot from a snapshot or refusal, STOP and
+ * EOF, and exit 1 on every kind of malformed frame), the misbehave test
+ * program, the Python counter, and the two examples in docs/protocol.md. The
+ * binaries are found through BERTH_PROGRAMS, by default ../programs next to
+ * this test's binary; a missing one fails the test. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -2634,6 +2634,153 @@ static void test_sdk_rejects_malformed_messages(void **state)
     buf_free(&b);
 }
 
+/* Start programs/share as the ship "owner1", in share mode when owner is
+ * not NULL. */
+static void spawn_share(struct child *c, const char *owner)
+{
+    char path[PATH_MAX + 8];
+    program_path(path, sizeof path, "share");
+    char *argv[] = {path, owner ? "--share" : NULL, (char *)owner, NULL};
+    setenv("BERTH_SHIP", "owner1", 1);
+    spawn(c, argv);
+    unsetenv("BERTH_SHIP");
+}
+
+/* The share example's owner: POST /share spawns itself in share mode with
+ * the friend and the owner as the access list, the CHILD event sends the
+ * child the address, the receipt marks it shared, a new address goes to
+ * it again, and the state comes back from its snapshot. */
+static void test_share_owner(void **state)
+{
+    struct child c;
+    struct answer a;
+    struct frame_spawn sp;
+    struct buf want, s, s2;
+    buf_init(&want);
+    spawn_share(&c, NULL);
+    assert_true(boot(&c, 0, NULL, 0));
+    http(&c, 1, "GET", "/address", NULL, &a);
+    expect(&a, FRAME_DONE, false, 404, NULL);
+    answer_free(&a);
+    http(&c, 1, "PUT", "/address", "12 Harbour Road", &a);
+    expect(&a, FRAME_DONE, true, 200, "ok\n");
+    answer_free(&a);
+    http(&c, 2, "POST", "/share", "Bad-id", &a);
+    expect(&a, FRAME_DONE, false, 400, NULL);
+    assert_int_equal(a.n_spawns, 0);
+    answer_free(&a);
+    http(&c, 2, "POST", "/share", "friend7", &a);
+    expect(&a, FRAME_DONE, true, 202, "{\"tag\":2}\n");
+    assert_int_equal(frame_decode_spawn(a.spawn.data, a.spawn.len, &sp), 0);
+    assert_int_equal(sp.tag, 2);
+    assert_int_equal(sp.lifetime, FRAME_LIFETIME_LINKED);
+    assert_int_equal(sp.program_len, 0);
+    static const struct {
+        uint8_t kind;
+        const char *v;
+    } options[] = {{FRAME_SPAWN_ARG, "--share"},
+                   {FRAME_SPAWN_ARG, "owner1"},
+                   {FRAME_SPAWN_ACCESS, "friend7"},
+                   {FRAME_SPAWN_ACCESS, "owner1"}};
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+        assert_int_equal(frame_encode_spawn_option(&want, options[i].kind,
+                                                   options[i].v,
+                                                   strlen(options[i].v)),
+                         0);
+    }
+    assert_int_equal(sp.options_len, want.len);
+    assert_memory_equal(sp.options, want.data, want.len);
+    answer_free(&a);
+    child_event(&c, 3, FRAME_CHILD_SPAWNED, 2, "kid2", "", &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    expect_send(&a, 2, "kid2", "set 12 Harbour Road", 19);
+    answer_free(&a);
+    expect_get(&c, 4, "/share",
+               "[{\"tag\":2,\"friend\":\"friend7\",\"id\":\"kid2\","
+               "\"status\":\"sending\"}]\n");
+    receipt_event(&c, 4, 2, FRAME_RECEIPT_DELIVERED, 200, "kid2", "ok\n", &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    answer_free(&a);
+    http(&c, 5, "PUT", "/address", "3 Quay Street", &a);
+    expect(&a, FRAME_DONE, true, 200, NULL);
+    expect_send(&a, 2, "kid2", "set 3 Quay Street", 17);
+    answer_free(&a);
+    receipt_event(&c, 6, 2, FRAME_RECEIPT_DELIVERED, 200, "kid2", "ok\n", &a);
+    answer_free(&a);
+    expect_get(&c, 7, "/share",
+               "[{\"tag\":2,\"friend\":\"friend7\",\"id\":\"kid2\","
+               "\"status\":\"shared\"}]\n");
+    http(&c, 7, "DELETE", "/share/kid2", NULL, &a);
+    expect(&a, FRAME_DONE, false, 202, NULL);
+    assert_int_equal(a.n_destroys, 1);
+    assert_string_equal(a.ship_ref, "kid2");
+    answer_free(&a);
+    child_event(&c, 7, FRAME_CHILD_DESTROYED, 2, "kid2", "parent", &a);
+    answer_free(&a);
+    http(&c, 8, "GET", "/share", NULL, &a);
+    assert_non_null(strstr((const char *)a.body.data, "\"status\":\"ended\""));
+    answer_free(&a);
+    snapshot(&c, 7, &s);
+    stop(&c);
+
+    /* The snapshot gives the same state back; any cut of it is refused. */
+    spawn_share(&c, NULL);
+    assert_true(boot(&c, 7, s.data, s.len));
+    http(&c, 8, "GET", "/share", NULL, &a);
+    assert_non_null(strstr((const char *)a.body.data, "\"status\":\"ended\""));
+    answer_free(&a);
+    expect_get(&c, 8, "/address", "3 Quay Street");
+    snapshot(&c, 7, &s2);
+    assert_int_equal(s2.len, s.len);
+    assert_memory_equal(s2.data, s.data, s.len);
+    stop(&c);
+    for (size_t n = 0; n < s.len; n++) {
+        spawn_share(&c, NULL);
+        assert_false(boot(&c, 7, s.data, n));
+        expect_get(&c, 8, "/share", "[]\n");
+        stop(&c);
+    }
+    buf_free(&s);
+    buf_free(&s2);
+    buf_free(&want);
+}
+
+/* The share example's child: its front door answers 403, a get answers
+ * the address the owner set, and a set from anyone but the owner is
+ * refused. */
+static void test_share_child(void **state)
+{
+    struct child c;
+    struct answer a;
+    spawn_share(&c, "owner1");
+    assert_true(boot(&c, 0, NULL, 0));
+    http(&c, 1, "GET", "/", NULL, &a);
+    expect(&a, FRAME_DONE, false, 403, NULL);
+    answer_free(&a);
+    static const struct {
+        const char *sender, *payload;
+        int status;
+        bool changed;
+        const char *body;
+    } steps[] = {
+        {"friend7", "get address", 404, false, NULL},
+        {"friend7", "set 1 Nowhere", 403, false, NULL},
+        {"owner1", "set 12 Harbour Road", 200, true, "ok\n"},
+        {"friend7", "get address", 200, false, "12 Harbour Road"},
+        {"friend7", "get", 200, false, "12 Harbour Road"},
+        {"friend7", "get addresses", 400, false, NULL},
+        {"owner10", "set x", 403, false, NULL},
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        message_event(&c, 1 + i, 5, steps[i].sender, steps[i].payload,
+                      strlen(steps[i].payload), &a);
+        expect(&a, FRAME_DONE, steps[i].changed, steps[i].status,
+               steps[i].body);
+        answer_free(&a);
+    }
+    stop(&c);
+}
+
 int main(void)
 {
     /* A program that dies must fail a test, not kill it with SIGPIPE. */
@@ -2666,6 +2813,8 @@ int main(void)
         cmocka_unit_test(test_kv_sent_limit),
         cmocka_unit_test(test_sdk_messages),
         cmocka_unit_test(test_sdk_rejects_malformed_messages),
+        cmocka_unit_test(test_share_owner),
+        cmocka_unit_test(test_share_child),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
