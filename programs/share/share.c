@@ -101,17 +101,22 @@ static struct share *find_share(struct state *st, uint32_t tag)
     return NULL;
 }
 
-/* Send the address to a share's child; the RECEIPT says when it has it. */
-static int send_address(struct state *st, struct share *s, struct bp_out *out)
+/* Send an address to a share's child; the RECEIPT says when it has it.
+ * Callers send before they change the state, so that a failure can reject
+ * the event with the state as it was. */
+static int send_address(const struct share *s, const char *address, size_t len,
+                        struct bp_out *out)
 {
     char msg[4 + ADDRESS_MAX];
     memcpy(msg, "set ", 4);
-    memcpy(msg + 4, st->address, st->address_len);
-    if (bp_send(out, s->tag, s->id, msg, 4 + st->address_len) != 0) {
-        return -1;
-    }
-    s->status = SENDING;
-    return 0;
+    memcpy(msg + 4, address, len);
+    return bp_send(out, s->tag, s->id, msg, 4 + len);
+}
+
+/* Whether a share's child is there to be told of a new address. */
+static int live(const struct share *s)
+{
+    return s->status == SENDING || s->status == SHARED;
 }
 
 /* Share mode: a MESSAGE from the owner or the friend. */
@@ -212,13 +217,18 @@ static int owner_http(struct state *st, const struct bp_event *ev,
             reply_text(out, 413, "the address is too long\n");
             return BP_UNCHANGED;
         }
+        for (size_t i = 0; i < st->n_shares; i++) {
+            if (live(&st->shares[i]) &&
+                send_address(&st->shares[i], (const char *)h->body, h->body_len,
+                             out) != 0) {
+                return bp_reject(out, "cannot send");
+            }
+        }
         memcpy(st->address, h->body, h->body_len);
         st->address_len = h->body_len;
         for (size_t i = 0; i < st->n_shares; i++) {
-            struct share *s = &st->shares[i];
-            if ((s->status == SENDING || s->status == SHARED) &&
-                send_address(st, s, out) != 0) {
-                return bp_reject(out, "cannot send");
+            if (live(&st->shares[i])) {
+                st->shares[i].status = SENDING;
             }
         }
         reply_text(out, 200, "ok\n");
@@ -270,7 +280,7 @@ static int owner_news(struct state *st, const struct bp_event *ev,
     }
     if (ev->receipt != NULL) {
         /* A later PUT /address may have sent again: the last one counts. */
-        if (s->status == SENDING || s->status == SHARED) {
+        if (live(s)) {
             s->status = ev->receipt->outcome == BP_RECEIPT_DELIVERED &&
                                 ev->receipt->status == 200
                             ? SHARED
@@ -279,12 +289,15 @@ static int owner_news(struct state *st, const struct bp_event *ev,
         return BP_CHANGED;
     }
     const struct bp_child *c = ev->child;
-    if (c->what == BP_CHILD_SPAWNED && c->id_len <= BP_ID_MAX) {
-        memcpy(s->id, c->id, c->id_len);
-        s->id[c->id_len] = '\0';
-        if (send_address(st, s, out) != 0) {
+    if (c->what == BP_CHILD_SPAWNED) {
+        struct share next = *s;
+        memcpy(next.id, c->id, c->id_len); /* at most BP_ID_MAX bytes */
+        next.id[c->id_len] = '\0';
+        if (send_address(&next, st->address, st->address_len, out) != 0) {
             return bp_reject(out, "cannot send");
         }
+        next.status = SENDING;
+        *s = next;
     } else if (c->what == BP_CHILD_FAILED) {
         s->status = FAILED;
         bp_log(out, "share %lu failed: %.*s", (unsigned long)tag,

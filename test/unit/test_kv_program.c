@@ -1902,6 +1902,45 @@ static void test_docs_c_example(void **state)
     unlink(exe);
 }
 
+/* The main of the helper programs below, which have an event callback
+ * alone. */
+#define EVENT_MAIN                                                             \
+    "int main(void)\n"                                                         \
+    "{\n"                                                                      \
+    "    struct bp_program p = {.event = on_event};\n"                         \
+    "    return bp_run(&p);\n"                                                 \
+    "}\n"
+
+/* Compile code, start it in c and send it event 1, a POST /: check that it
+ * answers DONE, unchanged, with n effects of kinds, which e gets (they
+ * point into c's buffer, valid until the next frame). src and exe get the
+ * paths to remove. */
+static void effects_of_post(const char *code, char *src, char *exe,
+                            struct child *c, const uint8_t *kinds, size_t n,
+                            struct frame_effect *e)
+{
+    compile_program(code, src, 64, exe, 72);
+    char *argv[] = {exe, NULL};
+    struct buf b;
+    buf_init(&b);
+    spawn(c, argv);
+    assert_true(boot(c, 0, NULL, 0));
+    encode_http(&b, 1, "POST", "/", NULL, 0);
+    send_buf(c, &b);
+    buf_free(&b);
+    struct frame f;
+    assert_int_equal(recv_frame(c, &f), 0);
+    struct frame_done d;
+    assert_int_equal(frame_decode_done(&f, &d), 0);
+    assert_int_equal(d.flags, 0);
+    assert_int_equal(d.n_effects, n);
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(frame_effects_next(&d, &off, &e[i]), 0);
+        assert_int_equal(e[i].kind, kinds[i]);
+    }
+}
+
 /* A program of the helper's every children call: an HTTP event spawns with
  * arguments and environment, then tries the calls that must fail and the
  * ones at their limits, and replies with what each returned, in order; a
@@ -1946,12 +1985,7 @@ static const char children_program[] =
     "                 rv[1], rv[2], rv[3], rv[4], rv[5], rv[6], rv[7]);\n"
     "    bp_reply(out, 200, \"text/plain\", text, (size_t)n);\n"
     "    return BP_UNCHANGED;\n"
-    "}\n"
-    "int main(void)\n"
-    "{\n"
-    "    struct bp_program p = {.event = on_event};\n"
-    "    return bp_run(&p);\n"
-    "}\n";
+    "}\n" EVENT_MAIN;
 
 /* The helper's SPAWN carries the program and every option in order; the
  * calls that must fail add nothing; RELEASE, DESTROY and IDLE are as the
@@ -1960,30 +1994,14 @@ static const char children_program[] =
 static void test_sdk_children(void **state)
 {
     char src[64], exe[72];
-    compile_program(children_program, src, sizeof src, exe, sizeof exe);
-    char *argv[] = {exe, NULL};
     struct child c;
     struct buf b;
     buf_init(&b);
-    spawn(&c, argv);
-    assert_true(boot(&c, 0, NULL, 0));
-    encode_http(&b, 1, "POST", "/", NULL, 0);
-    send_buf(&c, &b);
-    struct frame f;
-    assert_int_equal(recv_frame(&c, &f), 0);
-    struct frame_done d;
-    assert_int_equal(frame_decode_done(&f, &d), 0);
-    assert_int_equal(d.flags, 0);
     static const uint8_t kinds[] = {FRAME_EFFECT_SPAWN, FRAME_EFFECT_RELEASE,
                                     FRAME_EFFECT_DESTROY, FRAME_EFFECT_IDLE,
                                     FRAME_EFFECT_HTTP_REPLY};
-    assert_int_equal(d.n_effects, sizeof kinds);
-    size_t off = 0;
     struct frame_effect e[sizeof kinds];
-    for (size_t i = 0; i < sizeof kinds; i++) {
-        assert_int_equal(frame_effects_next(&d, &off, &e[i]), 0);
-        assert_int_equal(e[i].kind, kinds[i]);
-    }
+    effects_of_post(children_program, src, exe, &c, kinds, sizeof kinds, e);
     struct frame_spawn s;
     assert_int_equal(frame_decode_spawn(e[0].data, e[0].len, &s), 0);
     assert_int_equal(s.tag, 42);
@@ -2483,12 +2501,7 @@ static const char messages_program[] =
     "                 rv[8]);\n"
     "    bp_reply(out, 200, \"text/plain\", text, (size_t)n);\n"
     "    return BP_UNCHANGED;\n"
-    "}\n"
-    "int main(void)\n"
-    "{\n"
-    "    struct bp_program p = {.event = on_event};\n"
-    "    return bp_run(&p);\n"
-    "}\n";
+    "}\n" EVENT_MAIN;
 
 /* The helper's SEND is as the protocol says, with a payload up to 1 MiB;
  * the sends that must fail add nothing; a spawn's access list becomes
@@ -2497,29 +2510,14 @@ static const char messages_program[] =
 static void test_sdk_messages(void **state)
 {
     char src[64], exe[72];
-    compile_program(messages_program, src, sizeof src, exe, sizeof exe);
-    char *argv[] = {exe, NULL};
     struct child c;
     struct buf b;
     buf_init(&b);
-    spawn(&c, argv);
-    assert_true(boot(&c, 0, NULL, 0));
-    encode_http(&b, 1, "POST", "/", NULL, 0);
-    send_buf(&c, &b);
-    struct frame f;
-    assert_int_equal(recv_frame(&c, &f), 0);
-    struct frame_done d;
-    assert_int_equal(frame_decode_done(&f, &d), 0);
     static const uint8_t kinds[] = {FRAME_EFFECT_SEND, FRAME_EFFECT_SEND,
                                     FRAME_EFFECT_SPAWN,
                                     FRAME_EFFECT_HTTP_REPLY};
-    assert_int_equal(d.n_effects, sizeof kinds);
-    size_t off = 0;
     struct frame_effect e[sizeof kinds];
-    for (size_t i = 0; i < sizeof kinds; i++) {
-        assert_int_equal(frame_effects_next(&d, &off, &e[i]), 0);
-        assert_int_equal(e[i].kind, kinds[i]);
-    }
+    effects_of_post(messages_program, src, exe, &c, kinds, sizeof kinds, e);
     struct frame_send s;
     assert_int_equal(frame_decode_send(e[0].data, e[0].len, &s), 0);
     assert_int_equal(s.tag, 4000000000u);
