@@ -1205,6 +1205,25 @@ static void test_kv_children(void **state)
     stop(&c);
 }
 
+/* Check that kv refuses snapshot s for event number with the byte at off
+ * set to byte (and, when next is not 0, the byte after it to next). */
+static void expect_refused(const struct buf *s, uint64_t number, size_t off,
+                           uint8_t byte, uint8_t next)
+{
+    struct child c;
+    struct buf t;
+    buf_init(&t);
+    assert_int_equal(buf_append(&t, s->data, s->len), 0);
+    t.data[off] = byte;
+    if (next != 0) {
+        t.data[off + 1] = next;
+    }
+    spawn_kv(&c);
+    assert_false(boot(&c, number, t.data, t.len));
+    stop(&c);
+    buf_free(&t);
+}
+
 /* The children are in the snapshot and come back from it, with every cut
  * and every value kv never writes refused; a KV2 snapshot, from before
  * children, still loads, with none. */
@@ -1286,14 +1305,7 @@ static void test_kv_children_snapshots(void **state)
         {24 + 11 + 8, 1}, {24 + 11, 3}, {20 + 1, 4},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        struct buf t;
-        buf_init(&t);
-        assert_int_equal(buf_append(&t, s.data, s.len), 0);
-        t.data[bad[i].off] = bad[i].byte;
-        spawn_kv(&c);
-        assert_false(boot(&c, 6, t.data, t.len));
-        stop(&c);
-        buf_free(&t);
+        expect_refused(&s, 6, bad[i].off, bad[i].byte, 0);
     }
 
     /* A KV2 snapshot, as the kv before children wrote it: the magic, the
@@ -2396,17 +2408,9 @@ static void test_kv_sent_snapshots(void **state)
         {28 + 4, 4}, {28 + 7, 64}, {28 + 10, 0x01}, {28 + 14, 1}, {24 + 1, 4},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        struct buf t;
-        buf_init(&t);
-        assert_int_equal(buf_append(&t, s.data, s.len), 0);
-        t.data[bad[i].off] = bad[i].byte;
-        if (bad[i].off == 28 + 10) {
-            t.data[28 + 11] = 0x10; /* 0x1001 = 4097 */
-        }
-        spawn_kv(&c);
-        assert_false(boot(&c, 3, t.data, t.len));
-        stop(&c);
-        buf_free(&t);
+        /* The body length's high byte 0x10: 0x1001 = 4097. */
+        expect_refused(&s, 3, bad[i].off, bad[i].byte,
+                       bad[i].off == 28 + 10 ? 0x10 : 0);
     }
     answer_free(&list);
     buf_free(&s);
