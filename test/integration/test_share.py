@@ -162,7 +162,7 @@ def exactly_once(host, hard):
     def all_done():
         sent = get_json(host, "/s/src/sent")
         return sent if all(m["outcome"] != "pending" for m in sent) else None
-    sent = wait_for(all_done, timeout=60)
+    sent = wait_for(all_done, timeout=30)
     assert [m["tag"] for m in sent] == tags
     # Each put found its key new (201): none was delivered before.
     assert [(m["outcome"], m["status"]) for m in sent] == \
