@@ -417,7 +417,7 @@ static int children__destroy(struct host *h, const struct store_ship *from,
     } else if (rv != 0) {
         return rv;
     }
-    struct record_destroy d = {.sid = target.sid};
+    struct record_destroy d = {.sid = rv == 0 ? target.sid : 0};
     if (no != NULL) {
         /* not found */
     } else if (target.sid == from->sid) {
