@@ -19,12 +19,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 import urllib.request
+
+from crawl import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPAWNER = os.path.join(ROOT, "test", "programs", "spawner.py")
@@ -67,14 +68,6 @@ def fdatasync_us(d, n=200):
     os.close(fd)
     os.unlink(path)
     return statistics.median(xs)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def request(port, method, path, body=None):
