@@ -180,10 +180,10 @@ class Host:
         return store, raft
 
     def measure(self):
-        """(store bytes, raft bytes, RSS bytes, ships)."""
+        """(store bytes, raft bytes, RSS bytes, ships, registry bytes)."""
         st = self.stats()
         store, raft = self.disk()
-        return store, raft, st["rss_bytes"], st["ships"]
+        return store, raft, st["rss_bytes"], st["ships"], st["registry_bytes"]
 
     def stop(self):
         if self.proc.poll() is None:
@@ -204,7 +204,7 @@ def growth(rest0, rest1, up0, up1, made):
     raft = (rest1[1] - rest0[1]) / made
     return {"disk": store + raft, "store": store, "raft": raft,
             "disk_up": (up1[0] + up1[1] - up0[0] - up0[1]) / made,
-            "rss": (up1[2] - up0[2]) / made}
+            "rss": (up1[2] - up0[2]) / made, "registry": (up1[4] - up0[4]) / made}
 
 
 def children_done(h, parents):
@@ -373,14 +373,16 @@ def main():
           "+ raft directory, bytes allocated, with the host stopped before and after the "
           "row (at rest: what stays); up = the same with the host up, %g s after the "
           "row (the WAL as it stands); RSS = the host's, %g s after the row, against "
-          "before it" % (ROUNDS, SETTLE, SETTLE))
-    print("%-20s %10s %10s %10s %10s %10s | %s" % (
-        "", "disk", "store+WAL", "raft", "disk up", "RSS", "rounds, disk / RSS"))
+          "before it; registry = the host's registry_bytes (/v1/stats)"
+          % (ROUNDS, SETTLE, SETTLE))
+    print("%-20s %10s %10s %10s %10s %10s %9s | %s" % (
+        "", "disk", "store+WAL", "raft", "disk up", "RSS", "registry",
+        "rounds, disk / RSS"))
     for k, rs in (("child (spawn)", sp), ("operator, --count", op),
                   ("admin API, count 1", cr)):
-        print("%-20s %10s %10s %10s %10s %10s | %s" % (
+        print("%-20s %10s %10s %10s %10s %10s %9s | %s" % (
             k, kib(med(rs, "disk")), kib(med(rs, "store")), kib(med(rs, "raft")),
-            kib(med(rs, "disk_up")), kib(med(rs, "rss")),
+            kib(med(rs, "disk_up")), kib(med(rs, "rss")), kib(med(rs, "registry")),
             ", ".join("%s / %s" % (kib(r["disk"]), kib(r["rss"])) for r in rs)))
     print("whole run, at rest: %s a child over %d children (their parents' own "
           "creation included), %s an operator's ship over %d"
