@@ -196,14 +196,14 @@ class Host:
                 self.proc.wait()
 
 
-def growth(rest0, rest1, up0, up1, made):
-    """Per ship made: disk at rest (the host stopped: what stays), its
-    store and raft parts, disk while up (the WAL as it stands included),
-    and the host's RSS."""
-    store = (rest1[0] - rest0[0]) / made
-    raft = (rest1[1] - rest0[1]) / made
+def growth(up0, up1, made):
+    """Per ship made, with the host up: disk (store file, WAL and raft
+    directory, bytes allocated: the WAL as it stands, not yet
+    checkpointed), its store and raft parts, the host's RSS and its
+    registry_bytes."""
+    store = (up1[0] - up0[0]) / made
+    raft = (up1[1] - up0[1]) / made
     return {"disk": store + raft, "store": store, "raft": raft,
-            "disk_up": (up1[0] + up1[1] - up0[0] - up0[1]) / made,
             "rss": (up1[2] - up0[2]) / made, "registry": (up1[4] - up0[4]) / made}
 
 
@@ -231,7 +231,6 @@ def spawn_row(h, rnd):
     parents = ["%s-%d" % (name, i + 1)
                for i in range((CHILDREN + CLIENTS - 1) // PER_PARENT + 1)]
     h.admin("POST", "/v1/ships", {"program": KV, "name": name, "count": len(parents)})
-    rest0 = h.at_rest()
     wake(h, parents)
     time.sleep(SETTLE)
     up0 = h.measure()
@@ -252,13 +251,12 @@ def spawn_row(h, rnd):
     r["children_listed"] = n
     time.sleep(SETTLE)
     up1 = h.measure()
-    r.update(growth(rest0, h.at_rest(), up0, up1, made))
+    r.update(growth(up0, up1, made))
     r["made"] = made
     return r
 
 
 def create_row(h, rnd):
-    rest0 = h.at_rest()
     time.sleep(SETTLE)
     up0 = h.measure()
     r = gen("load", "create", "unix:" + os.path.join(h.data, "admin.sock"), CLIENTS,
@@ -268,7 +266,7 @@ def create_row(h, rnd):
     if up1[3] - up0[3] != r["events"]:
         raise RuntimeError("%d creates acknowledged, the host counts %d ships more"
                            % (r["events"], up1[3] - up0[3]))
-    r.update(growth(rest0, h.at_rest(), up0, up1, r["events"]))
+    r.update(growth(up0, up1, r["events"]))
     r["made"] = r["events"]
     return r
 
@@ -278,7 +276,6 @@ def write_row(h, rnd):
 
 
 def op_row(h, rnd):
-    rest0 = h.at_rest()
     time.sleep(SETTLE)
     up0 = h.measure()
     t0 = time.time()
@@ -287,7 +284,7 @@ def op_row(h, rnd):
     dt = time.time() - t0
     time.sleep(SETTLE)
     up1 = h.measure()
-    r = growth(rest0, h.at_rest(), up0, up1, out["created"])
+    r = growth(up0, up1, out["created"])
     r.update({"eps": out["created"] / dt, "made": out["created"], "seconds": dt,
               "errors": 0, "client_share": 0})
     return r
@@ -327,7 +324,10 @@ def main():
     sides = {k: Host(k) for k in ("spawn", "create", "write", "op")}
     sides["write"].admin("POST", "/v1/ships", {"program": KV, "name": "w", "count": 1})
     wake(sides["write"], ["w-1"])
-    start = {k: sides[k].at_rest() for k in ("spawn", "op")}
+    costed = ("spawn", "op", "create")
+    rest0 = {k: sides[k].at_rest() for k in costed}
+    time.sleep(SETTLE)
+    up0 = {k: sides[k].measure() for k in costed}
     rows = {"spawn": spawn_row, "create": create_row, "write": write_row, "op": op_row}
     runs = {k: [] for k in rows}
     order = list(rows)
@@ -335,10 +335,17 @@ def main():
         for k in order[rnd % len(order):] + order[:rnd % len(order)]:
             note("round %d: %s" % (rnd + 1, k))
             runs[k].append(rows[k](sides[k], rnd))
+    up1 = {k: sides[k].measure() for k in costed}
     for h in sides.values():
         h.stop()
-    end = {k: sides[k].disk() for k in ("spawn", "op")}
-    made = {k: sum(r["made"] for r in runs[k]) for k in ("spawn", "op")}
+    rest1 = {k: sides[k].disk() for k in costed}
+    made = {k: sum(r["made"] for r in runs[k]) for k in costed}
+    whole = {}
+    for k in costed:
+        whole[k] = growth(up0[k], up1[k], made[k])
+        whole[k]["rest"] = (sum(rest1[k]) - sum(rest0[k])) / made[k]
+        whole[k]["rest_store"] = (rest1[k][0] - rest0[k][0]) / made[k]
+        whole[k]["rest_raft"] = (rest1[k][1] - rest0[k][1]) / made[k]
 
     sp, cr, wr, op = (runs[k] for k in ("spawn", "create", "write", "op"))
     print("spawning: 4 hosts alone on one machine (%d cores), up together; %d closed-loop "
@@ -369,30 +376,31 @@ def main():
           "last round's end: %s"
           % (med(sp, "child_events_s"), CHILDREN / med(sp, "child_events_s"),
              med(sp, "events") / s_eps, sp[-1]["children_listed"]))
-    print("cost of a ship, per ship made (median of %d rounds): disk = store file + WAL "
-          "+ raft directory, bytes allocated, with the host stopped before and after the "
-          "row (at rest: what stays); up = the same with the host up, %g s after the "
-          "row (the WAL as it stands); RSS = the host's, %g s after the row, against "
-          "before it; registry = the host's registry_bytes (/v1/stats)"
-          % (ROUNDS, SETTLE, SETTLE))
-    print("%-20s %10s %10s %10s %10s %10s %9s | %s" % (
-        "", "disk", "store+WAL", "raft", "disk up", "RSS", "registry",
-        "rounds, disk / RSS"))
-    for k, rs in (("child (spawn)", sp), ("operator, --count", op),
-                  ("admin API, count 1", cr)):
-        print("%-20s %10s %10s %10s %10s %10s %9s | %s" % (
-            k, kib(med(rs, "disk")), kib(med(rs, "store")), kib(med(rs, "raft")),
-            kib(med(rs, "disk_up")), kib(med(rs, "rss")), kib(med(rs, "registry")),
+    print("cost of a ship, per ship made. Whole run: disk at rest = store file + WAL + "
+          "raft directory, bytes allocated, the host stopped before the first round "
+          "and after the last (a stop checkpoints the WAL); RSS = the host's, up, "
+          "%g s after a restart and after the last round; registry = its "
+          "registry_bytes (/v1/stats); children count their parents' creation "
+          "and growth. Rounds: the same with the host up, %g s after each row "
+          "(the WAL as it stands), median of %d." % (SETTLE, SETTLE, ROUNDS))
+    print("%-20s %10s %10s %10s %10s %9s | %10s %10s %9s | %s" % (
+        "", "disk", "store", "raft", "RSS", "registry", "rounds: up", "RSS",
+        "registry", "rounds, disk up / RSS"))
+    for k, name in (("spawn", "child (spawn)"), ("op", "operator, --count"),
+                    ("create", "admin API, count 1")):
+        w, rs = whole[k], runs[k]
+        print("%-20s %10s %10s %10s %10s %9s | %10s %10s %9s | %s" % (
+            name, kib(w["rest"]), kib(w["rest_store"]), kib(w["rest_raft"]),
+            kib(w["rss"]), kib(w["registry"]), kib(med(rs, "disk")), kib(med(rs, "rss")),
+            kib(med(rs, "registry")),
             ", ".join("%s / %s" % (kib(r["disk"]), kib(r["rss"])) for r in rs)))
-    print("whole run, at rest: %s a child over %d children (their parents' own "
-          "creation included), %s an operator's ship over %d"
-          % (kib((sum(end["spawn"]) - sum(start["spawn"])) / made["spawn"]), made["spawn"],
-             kib((sum(end["op"]) - sum(start["op"])) / made["op"]), made["op"]))
-    d, m = med(sp, "disk"), med(sp, "rss")
-    print("a child beside an operator's ship: disk %.2fx, RSS %.2fx; target (at most "
-          "a fresh ship's cost today, 16 KiB disk, 512 B RAM): disk %s, RAM %s"
-          % (d / med(op, "disk") if med(op, "disk") else 0,
-             m / med(op, "rss") if med(op, "rss") else 0,
+    print("whole run: %d children, %d operator's ships, %d ships by the admin API"
+          % (made["spawn"], made["op"], made["create"]))
+    d, m = whole["spawn"]["rest"], whole["spawn"]["rss"]
+    print("a child beside an operator's ship, whole run: disk %.2fx, RSS %.2fx; target "
+          "(at most a fresh ship's cost today, 16 KiB disk, 512 B RAM): disk %s, RAM %s"
+          % (d / whole["op"]["rest"] if whole["op"]["rest"] else 0,
+             m / whole["op"]["rss"] if whole["op"]["rss"] else 0,
              "%s (%s)" % (verdict(d, DISK_TARGET), kib(d)),
              "%s (%s)" % (verdict(m, RSS_TARGET), kib(m))))
 
