@@ -163,21 +163,24 @@ class Host:
 
     def disk(self):
         """Bytes allocated to the store file, its WAL and the raft
-        directory: (store and WAL, raft)."""
+        directory: (store and WAL, raft, raft's snapshot files among
+        them)."""
         store = 0
         for f in ("store.db", "store.db-wal", "store.db-shm"):
             try:
                 store += os.stat(os.path.join(self.data, f)).st_blocks * 512
             except FileNotFoundError:
                 pass
-        raft = 0
+        raft = snaps = 0
         for root, _, files in os.walk(os.path.join(self.data, "raft")):
             for f in files:
                 try:
-                    raft += os.lstat(os.path.join(root, f)).st_blocks * 512
+                    n = os.lstat(os.path.join(root, f)).st_blocks * 512
                 except FileNotFoundError:
-                    pass
-        return store, raft
+                    continue
+                raft += n
+                snaps += n if f.startswith("snapshot-") else 0
+        return store, raft, snaps
 
     def measure(self):
         """(store bytes, raft bytes, RSS bytes, ships, registry bytes)."""
@@ -343,9 +346,10 @@ def main():
     whole = {}
     for k in costed:
         whole[k] = growth(up0[k], up1[k], made[k])
-        whole[k]["rest"] = (sum(rest1[k]) - sum(rest0[k])) / made[k]
+        whole[k]["rest"] = (rest1[k][0] + rest1[k][1] - rest0[k][0] - rest0[k][1]) / made[k]
         whole[k]["rest_store"] = (rest1[k][0] - rest0[k][0]) / made[k]
         whole[k]["rest_raft"] = (rest1[k][1] - rest0[k][1]) / made[k]
+        whole[k]["rest_snaps"] = (rest1[k][2] - rest0[k][2]) / made[k]
 
     sp, cr, wr, op = (runs[k] for k in ("spawn", "create", "write", "op"))
     print("spawning: 4 hosts alone on one machine (%d cores), up together; %d closed-loop "
@@ -379,19 +383,19 @@ def main():
     print("cost of a ship, per ship made. Whole run: disk at rest = store file + WAL + "
           "raft directory, bytes allocated, the host stopped before the first round "
           "and after the last (a stop checkpoints the WAL); RSS = the host's, up, "
-          "%g s after a restart and after the last round; registry = its "
-          "registry_bytes (/v1/stats); children count their parents' creation "
+          "%g s after a restart and after the last round; raft snaps = "
+          "raft's snapshot files, part of raft; registry = its registry_bytes (/v1/stats); children count their parents' creation "
           "and growth. Rounds: the same with the host up, %g s after each row "
           "(the WAL as it stands), median of %d." % (SETTLE, SETTLE, ROUNDS))
-    print("%-20s %10s %10s %10s %10s %9s | %10s %10s %9s | %s" % (
-        "", "disk", "store", "raft", "RSS", "registry", "rounds: up", "RSS",
-        "registry", "rounds, disk up / RSS"))
+    print("%-20s %10s %10s %10s %10s %10s %9s | %10s %10s %9s | %s" % (
+        "", "disk", "store", "raft", "raft snaps", "RSS", "registry", "rounds: up",
+        "RSS", "registry", "rounds, disk up / RSS"))
     for k, name in (("spawn", "child (spawn)"), ("op", "operator, --count"),
                     ("create", "admin API, count 1")):
         w, rs = whole[k], runs[k]
-        print("%-20s %10s %10s %10s %10s %9s | %10s %10s %9s | %s" % (
+        print("%-20s %10s %10s %10s %10s %10s %9s | %10s %10s %9s | %s" % (
             name, kib(w["rest"]), kib(w["rest_store"]), kib(w["rest_raft"]),
-            kib(w["rss"]), kib(w["registry"]), kib(med(rs, "disk")), kib(med(rs, "rss")),
+            kib(w["rest_snaps"]), kib(w["rss"]), kib(w["registry"]), kib(med(rs, "disk")), kib(med(rs, "rss")),
             kib(med(rs, "registry")),
             ", ".join("%s / %s" % (kib(r["disk"]), kib(r["rss"])) for r in rs)))
     print("whole run: %d children, %d operator's ships, %d ships by the admin API"
