@@ -185,7 +185,7 @@ class Host:
     def measure(self):
         """(store bytes, raft bytes, RSS bytes, ships, registry bytes)."""
         st = self.stats()
-        store, raft = self.disk()
+        store, raft, _ = self.disk()
         return store, raft, st["rss_bytes"], st["ships"], st["registry_bytes"]
 
     def stop(self):
