@@ -1,5 +1,6 @@
 #!/bin/sh
 # make bench: every figure beside a floor measured in the same run.
+# BENCH_QUICK=1: the spawning part (bench/spawn.py) in its quick mode.
 set -e
 BUILD=${1:-build}
 DIR=$(mktemp -d "$PWD/bench-data.XXXXXX")

@@ -62,6 +62,7 @@ DISK_TARGET = 16384  # the cost of a fresh ship today: 16 KiB on disk
 RSS_TARGET = 512  # and 512 B of the host's memory
 
 hosts = []
+host_pids = []  # every host process started, restarts included
 
 
 def note(msg):
@@ -113,6 +114,7 @@ class Host:
                 [BERTH, "serve", "--data", self.data, "--listen",
                  "127.0.0.1:%d" % self.port, "--max-conns-per-addr", "0",
                  "--max-idle-conns", "0"], stdout=log, stderr=log)
+        host_pids.append(self.proc.pid)
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -294,17 +296,25 @@ def op_row(h, rnd):
 
 
 def leftovers():
-    """Pids of programs and hosts of this build still running."""
+    """Pids of this run's hosts (and their launchers), and of programs they
+    started (BERTH_HOST names the host's pid), still running."""
     mine = {os.path.realpath(KV), os.path.realpath(BERTH)}
+    tags = [("/%d-" % p).encode() for p in host_pids]
     pids = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
-            if os.path.realpath("/proc/%s/exe" % pid) in mine:
-                pids.append(int(pid))
+            if os.path.realpath("/proc/%s/exe" % pid) not in mine:
+                continue
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read()
+            with open("/proc/%s/environ" % pid, "rb") as f:
+                env = [v for v in f.read().split(b"\0") if v.startswith(b"BERTH_HOST=")]
         except OSError:
-            pass
+            continue
+        if DIR.encode() in cmd or any(t in v for v in env for t in tags):
+            pids.append(int(pid))
     return pids
 
 
@@ -384,8 +394,8 @@ def main():
           "raft directory, bytes allocated, the host stopped before the first round "
           "and after the last (a stop checkpoints the WAL); RSS = the host's, up, "
           "%g s after a restart and after the last round; raft snaps = "
-          "raft's snapshot files, part of raft; registry = its registry_bytes (/v1/stats); children count their parents' creation "
-          "and growth. Rounds: the same with the host up, %g s after each row "
+          "raft's snapshot files, part of raft; registry = its registry_bytes "
+          "(/v1/stats); children count their parents' creation and growth. Rounds: the same with the host up, %g s after each row "
           "(the WAL as it stands), median of %d." % (SETTLE, SETTLE, ROUNDS))
     print("%-20s %10s %10s %10s %10s %10s %9s | %10s %10s %9s | %s" % (
         "", "disk", "store", "raft", "raft snaps", "RSS", "registry", "rounds: up",
@@ -395,8 +405,8 @@ def main():
         w, rs = whole[k], runs[k]
         print("%-20s %10s %10s %10s %10s %10s %9s | %10s %10s %9s | %s" % (
             name, kib(w["rest"]), kib(w["rest_store"]), kib(w["rest_raft"]),
-            kib(w["rest_snaps"]), kib(w["rss"]), kib(w["registry"]), kib(med(rs, "disk")), kib(med(rs, "rss")),
-            kib(med(rs, "registry")),
+            kib(w["rest_snaps"]), kib(w["rss"]), kib(w["registry"]),
+            kib(med(rs, "disk")), kib(med(rs, "rss")), kib(med(rs, "registry")),
             ", ".join("%s / %s" % (kib(r["disk"]), kib(r["rss"])) for r in rs)))
     print("whole run: %d children, %d operator's ships, %d ships by the admin API"
           % (made["spawn"], made["op"], made["create"]))
