@@ -395,8 +395,9 @@ def main():
           "and after the last (a stop checkpoints the WAL); RSS = the host's, up, "
           "%g s after a restart and after the last round; raft snaps = "
           "raft's snapshot files, part of raft; registry = its registry_bytes "
-          "(/v1/stats); children count their parents' creation and growth. Rounds: the same with the host up, %g s after each row "
-          "(the WAL as it stands), median of %d." % (SETTLE, SETTLE, ROUNDS))
+          "(/v1/stats); children count their parents' creation and growth. "
+          "Rounds: the same with the host up, %g s after each row (the WAL as it "
+          "stands), median of %d." % (SETTLE, SETTLE, ROUNDS))
     print("%-20s %10s %10s %10s %10s %10s %9s | %10s %10s %9s | %s" % (
         "", "disk", "store", "raft", "raft snaps", "RSS", "registry", "rounds: up",
         "RSS", "registry", "rounds, disk up / RSS"))
