@@ -20,14 +20,18 @@ Four hosts, each alone (no peers), up together:
   op      `berth ship new --count N`: N ships made by the operator at once.
 
 Each round runs the rows one after another, their order turning round
-after round, and each figure is the median over the rounds; the spawn and
-create rows and op's call also give disk and memory: the growth of the
-store file, its WAL and the raft directory (bytes allocated), and of the
-host's RSS (/v1/stats rss_bytes), over the ships made, measured a few
-seconds after the row (the store's sweep runs every 3 s). The parents are
-made and woken before the first measurement, so what a child adds to its
-parent (its record in the parent's state, the spawning event and the CHILD
-event in the parent's log and snapshots) counts in the child's cost; the
+after round, and each rate is the median over the rounds. The spawn, create
+and op hosts also give what a ship costs: over the whole run, the growth
+of the store file, its WAL and the raft directory (bytes allocated, raft's
+snapshot files apart) between the host stopped before the first round and
+stopped after the last (at rest: a stop checkpoints the WAL), and of the
+host's RSS and registry_bytes (/v1/stats) from a few seconds after its
+restart to a few seconds after the last round, over the ships made; each
+round gives the same with the host up (the WAL as it stands). A round's
+parents are made and woken before the row's first measurement, but after
+the whole run's, so what a child adds to its parent (its record in the
+parent's state, the spawning event and the CHILD event in the parent's log
+and snapshots) and the parents themselves count in a child's cost; the
 parents' programs are processes of their own, outside the host's RSS.
 
 usage: bench/spawn.py BUILD DIR [--quick]. Sizes from the environment:
@@ -35,7 +39,8 @@ BENCH_SPAWN_CHILDREN (children a round, and ships of op's call; 10000),
 BENCH_SPAWN_CLIENTS (4), BENCH_SPAWN_ROUNDS (3), BENCH_SPAWN_SECONDS (a
 create or write row, 10). --quick: 1,000 children, 1 round, 2 s rows.
 Every host it starts it stops, also on failure; then it checks that no
-program or host of this build is left running and removes DIR."""
+host or program of its own is left running (killing any, and saying so)
+and removes DIR."""
 import http.client
 import json
 import os
