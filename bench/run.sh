@@ -17,4 +17,6 @@ sh bench/cluster.sh "$BUILD" "$DIR/cluster"
 echo
 python3 bench/crawl.py "$BUILD" "$DIR/crawl"
 echo
+python3 bench/messages.py "$BUILD" "$DIR/messages"
+echo
 python3 bench/spawn.py "$BUILD" "$DIR/spawn" ${BENCH_QUICK:+--quick}
