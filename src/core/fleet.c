@@ -1501,16 +1501,21 @@ static void fleet__on_done(struct fleet_ship *s, const struct frame *fr)
             }
             alarm_set = true;
         } else if (e.kind == FRAME_EFFECT_SPAWN ||
+                   e.kind == FRAME_EFFECT_SEND ||
                    e.kind == FRAME_EFFECT_RELEASE ||
                    e.kind == FRAME_EFFECT_DESTROY) {
             struct frame_spawn sp;
+            struct frame_send sd;
             bool ok = e.kind == FRAME_EFFECT_SPAWN
                           ? frame_decode_spawn(e.data, e.len, &sp) == 0
+                      : e.kind == FRAME_EFFECT_SEND
+                          ? frame_decode_send(e.data, e.len, &sd) == 0
                           : frame_decode_ship_ref(e.data, e.len) == 0 &&
                                 (e.len > 0 || e.kind == FRAME_EFFECT_DESTROY);
             if (!ok) {
                 buf_free(&fx);
-                fleet__kill(s, "malformed SPAWN, RELEASE or DESTROY effect");
+                fleet__kill(s, "malformed SPAWN, SEND, RELEASE or DESTROY "
+                               "effect");
                 return;
             }
             rv = f->env.effect_entry(f->env.data, s, j, e.kind, e.data, e.len,
@@ -1545,6 +1550,14 @@ static void fleet__on_done(struct fleet_ship *s, const struct frame *fr)
     fleet__disarm(s);
     fleet__measure_job(s, j);
     s->current = NULL;
+    if (j->origin == FLEET_JOB_MAIL &&
+        (rv = f->env.receipt_entry(f->env.data, s, j, &fx)) != 0) {
+        buf_free(&fx);
+        fleet__job_fail(j, 503, "unavailable", "cannot make the receipt: %s",
+                        err_str(rv));
+        fleet__unlogged(s, j, "a message's receipt could not be made");
+        return;
+    }
     if (idle) {
         /* Once what it answered has left, and if nothing waits. */
         s->sleep_wanted = true;
@@ -1736,6 +1749,13 @@ void fleet_ship_entry_done(struct fleet_ship *s, enum fleet_entry kind,
         return;
     }
     s->inflight--;
+    if (kind == FLEET_ENTRY_RESET) {
+        /* The next wake reads the emptied ship from the store. */
+        fleet__answer_waiters(s);
+        fleet__pump(s);
+        fleet__maybe_free(s);
+        return;
+    }
     if (status == 0 && number > s->snapshot_event) {
         s->snapshot_event = number;
         s->first_event = number + 1;
@@ -2259,6 +2279,36 @@ void fleet_ship_remove(struct fleet_ship *s, void *req)
         return;
     }
     fleet__remove_step(s);
+}
+
+int fleet_ship_reset(struct fleet_ship *s, uint64_t last_event)
+{
+    struct fleet *f = s->fleet;
+    if ((s->state == SHIP_AWAKE || s->state == SHIP_FROZEN) &&
+        s->current == NULL && s->n_waiting == 0 && !s->removing) {
+        /* Idle that long: it sleeps first, and the reset follows. */
+        s->sleep_wanted = true;
+        fleet__pump(s);
+        return BERTH_EBUSY;
+    }
+    if (s->state != SHIP_ASLEEP || s->inflight > 0 || s->n_waiting > 0 ||
+        s->removing || s->queued_to_wake || s->wake_wanted || !f->leading) {
+        fleet__maybe_free(s);
+        return BERTH_EBUSY;
+    }
+    struct buf e;
+    buf_init(&e);
+    int rv = record_encode_ship_reset(&e, s->sid, last_event);
+    if (rv == 0) {
+        rv = f->env.propose_entry(f->env.data, s, FLEET_ENTRY_RESET, 0, &e);
+    }
+    if (rv != 0) {
+        buf_free(&e);
+        fleet__maybe_free(s);
+        return rv;
+    }
+    s->inflight++;
+    return 0;
 }
 
 void fleet_ship_gone(struct fleet_ship *s)

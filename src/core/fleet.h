@@ -120,6 +120,7 @@ enum fleet_deadline {
 enum fleet_entry {
     FLEET_ENTRY_SNAPSHOT,
     FLEET_ENTRY_REMOVE,
+    FLEET_ENTRY_RESET,
 };
 
 /* How an admin request waiting on a ship is answered. */
@@ -325,13 +326,19 @@ struct fleet_env {
                          const uint8_t *rec, size_t len, const uint8_t *fx,
                          size_t fx_len);
     /* Turn an effect of j's event that acts beyond s's program (SPAWN,
-     * RELEASE, DESTROY: len bytes at p, already decoded once) into the log
-     * entry that carries it out, appended to out with record_effects_add;
+     * SEND, RELEASE, DESTROY: len bytes at p, already decoded once) into the
+     * log entry that carries it out, appended to out with record_effects_add;
      * an effect the host refuses appends the CHILD mail that says so, or
      * nothing. 0, or a code that fails the event. */
     int (*effect_entry)(void *data, struct fleet_ship *s,
                         const struct fleet_job *j, uint8_t kind,
                         const uint8_t *p, size_t len, struct buf *out);
+    /* The program answered j, mail, with its reply in j: append to out
+     * (record_effects_add) what the answer does (a MESSAGE's RECEIPT for
+     * its sender; a LEASE not renewed destroys the child). 0, or a code
+     * that fails the event. */
+    int (*receipt_entry)(void *data, struct fleet_ship *s,
+                         const struct fleet_job *j, struct buf *out);
     /* Propose an entry of s's own (snapshot at number, or removal), after
      * every event proposed before it, taking entry's bytes on success; its
      * fate is reported by fleet_ship_entry_done. */
@@ -458,6 +465,14 @@ int fleet_deliver(struct fleet_ship *s, enum fleet_origin origin, void *req,
  * mail. */
 int fleet_deliver_mail(struct fleet_ship *s, uint64_t seq, uint8_t kind,
                        struct buf *payload);
+
+/* Input: s's resetting lifetime came due, last_event being its last
+ * committed event: an idle program is put to sleep, and while the ship is
+ * asleep with nothing in flight or waiting, its state returns to empty by
+ * a SHIP_RESET entry (a wake waits for it).
+ * Returns 0 when proposed, BERTH_EBUSY when the ship is busy (ask again
+ * later), or another code. */
+int fleet_ship_reset(struct fleet_ship *s, uint64_t last_event);
 
 /* Input: s was removed by a committed entry (destroyed, or with its
  * parent): its program is killed, what waits fails with 404, and it leaves

@@ -364,6 +364,9 @@ static int host__load_ship(const struct store_ship_brief *b, void *arg)
     struct host *h = arg;
     uint32_t slot;
     int rv = registry_add(&h->reg, b->sid, b->id, b->name, b->program, &slot);
+    if (rv == 0 && b->hidden) {
+        registry_get(&h->reg, slot)->flags |= REGISTRY_HIDDEN;
+    }
     /* A disabled account's alarms wait in the store until it is enabled
      * (daemon/accounts.c). */
     if (rv == 0 && b->alarm_ns != 0 && !host_account_disabled(h, b->account)) {
@@ -1689,6 +1692,8 @@ int host_run(const struct host_config *cfg)
     if (rv == 0) {
         uv_timer_init(&h->loop, &h->mail_retry);
         h->mail_retry.data = h;
+        uv_timer_init(&h->loop, &h->lifetimes);
+        h->lifetimes.data = h;
     }
     if (rv != 0) {
         fprintf(stderr, "berth: event loop: %s\n", uv_strerror(rv));
@@ -1935,6 +1940,7 @@ int host_run(const struct host_config *cfg)
     uv_timer_stop(&h->writeback_timer);
     uv_timer_stop(&h->repair_timer);
     uv_timer_stop(&h->mail_retry);
+    uv_timer_stop(&h->lifetimes);
     host_crawler_stop(h);
     host_usage_stop(h);
     http_server_close(h->front, NULL, NULL);
@@ -1963,6 +1969,8 @@ int host_run(const struct host_config *cfg)
     h->disabled = NULL;
     h->n_disabled = 0;
     host_quota_free(h);
+    mem_free(h->mail_due);
+    mem_free(h->leases);
     proc_cleanup();
     seal_keys_wipe(&h->keys);
     master_wrap_wipe(&h->wrap);

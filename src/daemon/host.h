@@ -148,6 +148,13 @@ struct host_ship {
     uint64_t mail_last, mail_epoch;
 };
 
+/* A leased ship on the leader (daemon/children.c): when its lease was last
+ * renewed, and when its holder was last asked (0: not since). */
+struct host_lease {
+    uint64_t sid;
+    uint64_t renewed_ns, asked_ns;
+};
+
 /* What ships' programs used on this host since the last USAGE entry it
  * proposed (daemon/usage.c): one slot per ship, by sid. */
 struct host_usage_slot {
@@ -257,6 +264,10 @@ struct host {
     size_t n_mail_due, cap_mail_due;
     uv_timer_t mail_retry;
     uint64_t mail_epoch;
+    uv_timer_t lifetimes;      /* the timed lifetimes' tick, while leading */
+    struct host_lease *leases; /* leased ships this leader has seen */
+    size_t n_leases, cap_leases;
+    uint64_t lead_since_ns;      /* wall clock when this host came to lead */
     bool registry_stale;         /* an applied entry spawned ships */
     bool removed_pending;        /* an applied entry removed ships */
     struct host_crawler crawler; /* daemon/crawler.c */
@@ -538,12 +549,17 @@ int host_propose_event(struct host *h, struct host_ship *s, uint64_t number,
 
 /* --- Children and mail (daemon/children.c). --- */
 
-/* The fleet's effect_entry for ship s: the log entry a SPAWN, RELEASE or
- * DESTROY effect (len bytes at p) becomes, appended to out with
- * record_effects_add. 0 or a code. */
+/* The fleet's effect_entry for ship s: the log entry a SPAWN, SEND,
+ * RELEASE or DESTROY effect (len bytes at p) of job j becomes, appended to
+ * out with record_effects_add. 0 or a code. */
 int host_children_effect_entry(struct host *h, struct host_ship *s,
-                               uint8_t kind, const uint8_t *p, size_t len,
-                               struct buf *out);
+                               const struct fleet_job *j, uint8_t kind,
+                               const uint8_t *p, size_t len, struct buf *out);
+
+/* The fleet's receipt_entry for ship s: the sender's RECEIPT of the
+ * message j delivered, with j's reply, appended to out. 0 or a code. */
+int host_children_receipt_entry(struct host *h, struct host_ship *s,
+                                const struct fleet_job *j, struct buf *out);
 
 /* Note that the entry being applied gave ship target mail; it is delivered
  * by host_mail_flush once the entry is applied, if this host leads. */

@@ -80,6 +80,13 @@ struct store_ship {
     uint8_t lifetime; /* proto/frame.h FRAME_LIFETIME_*; 0: the operator's */
     uint64_t lifetime_ms;
     uint32_t spawn_tag; /* the tag of the SPAWN that made it */
+    /* The ids of the ships that may send to it (a string list; NULL:
+     * those of its own account). */
+    char *access;
+    size_t access_len;
+    /* Its sandbox and budget (core/sandbox.h; NULL: none). */
+    uint8_t *sandbox;
+    size_t sandbox_len;
 };
 
 /* Free the owned fields of ship and zero it. */
@@ -225,6 +232,20 @@ int store_mail_take(struct store *s, uint64_t target, uint64_t seq);
 int store_mail_next(struct store *s, uint64_t target, uint64_t after,
                     struct store_mail *out);
 
+/* A ship whose lifetime takes a time (proto/frame.h, FRAME_LIFETIME_*). */
+struct store_timed {
+    uint64_t sid;
+    uint8_t lifetime;
+    uint64_t lifetime_ms;
+    uint64_t last_event;
+    uint64_t parent;
+};
+
+/* Set *out to a new array (mem_free; NULL when none) of the ships whose
+ * lifetime takes a time, in sid order, and *n to their count (an index
+ * keeps this from reading the other ships). */
+int store_ship_timed(struct store *s, struct store_timed **out, size_t *n);
+
 /* Set *out to a new array (mem_free; NULL when none) of the ships that have
  * mail, in sid order, and *n to their count. */
 int store_mail_targets(struct store *s, uint64_t **out, size_t *n);
@@ -245,6 +266,7 @@ struct store_ship_brief {
     const char *program;
     uint64_t alarm_ns;
     uint64_t account; /* core/account.h */
+    bool hidden;      /* its sandbox keeps it from the front door */
 };
 
 /* Called for each ship of store_ship_brief_foreach; non-zero stops the walk

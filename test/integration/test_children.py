@@ -1,8 +1,9 @@
 """Ships spawn ships: SPAWN, CHILD mail, lifetimes, DESTROY and RELEASE with
 proof, IDLE, on real hosts (docs/protocol.md, "Children")."""
 import json
+import os
 
-from conftest import KV, store_query, wait_for
+from conftest import KV, ROOT, store_query, wait_for
 
 
 def children(host, ship):
@@ -114,3 +115,129 @@ def test_spawn_refused_says_why(host):
     tag = json.loads(body)["tag"]
     wait_for(lambda: children(host, "lim")[tag]["status"] == "failed")
     assert "limit_ships" in children(host, "lim")[tag]["detail"]
+
+
+SPAWNER = os.path.join(ROOT, "test", "programs", "spawner.py")
+
+
+def spawner_spawn(host, ship, spec):
+    status, _, body = host.http("POST", "/s/%s/spawn" % ship,
+                                json.dumps(spec).encode())
+    assert status == 202, body
+    tag = str(json.loads(body)["tag"])
+
+    def seen():
+        _, _, b = host.http("GET", "/s/%s/children" % ship)
+        return json.loads(b).get(tag)
+    return wait_for(seen)
+
+
+def spawner_send(host, ship, to, text):
+    status, _, body = host.http("POST", "/s/%s/send/%s" % (ship, to),
+                                text.encode())
+    assert status == 202, body
+    tag = str(json.loads(body)["tag"])
+
+    def seen():
+        _, _, b = host.http("GET", "/s/%s/sent" % ship)
+        return json.loads(b).get(tag)
+    return wait_for(seen)
+
+
+def test_sandbox_and_budget(host):
+    host.new_ship(SPAWNER, "top")
+    other = host.new_ship(SPAWNER, "other")
+    # A child that may not spawn: its own SPAWN fails, saying why.
+    c = spawner_spawn(host, "top", {"sandbox": [1, 0, 0, 0]})
+    assert c["what"] == 1
+    g = spawner_spawn(host, c["id"], {})
+    assert g["what"] == 3 and "may not spawn" in g["detail"]
+    # A hidden child: the front door does not show it, messages reach it.
+    hidden = spawner_spawn(host, "top", {"sandbox": [2, 0, 0, 0]})["id"]
+    assert host.http("GET", "/s/%s/children" % hidden)[0] == 404
+    r = spawner_send(host, "top", hidden, "hi")
+    assert (r["outcome"], r["status"], r["body"]) == (1, 200, "pong:hi")
+    # A child that may send only to "other".
+    lst = spawner_spawn(host, "top", {"send_to": [other]})["id"]
+    assert spawner_send(host, lst, other, "a")["outcome"] == 1
+    r = spawner_send(host, lst, "top", "b")
+    assert r["outcome"] == 2 and "sandbox" in r["body"]
+    # Nor may its children send wider than it.
+    g = spawner_spawn(host, lst, {"send_to": [other, hidden]})
+    assert g["what"] == 3 and "sandbox" in g["detail"]
+    # A budget of two ships for a child and its descendants.
+    b = spawner_spawn(host, "top", {"budget": [2, 0, 0]})["id"]
+    assert spawner_spawn(host, b, {})["what"] == 1
+    g = spawner_spawn(host, b, {})
+    assert g["what"] == 3 and "budget_ships" in g["detail"]
+
+
+def test_messages_and_access_lists(host):
+    host.new_ship(SPAWNER, "mum")
+    friend = host.new_ship(SPAWNER, "friend")
+    host.new_ship(SPAWNER, "stranger")
+    # A child only "friend" may send to.
+    kid = spawner_spawn(host, "mum", {"access": [friend]})["id"]
+    r = spawner_send(host, "friend", kid, "x")
+    assert (r["outcome"], r["body"]) == (1, "pong:x")
+    r = spawner_send(host, "stranger", kid, "y")
+    assert r["outcome"] == 2 and "access list" in r["body"]
+    r = spawner_send(host, "mum", kid, "z")
+    assert r["outcome"] == 2
+    # No such ship: failed.
+    r = spawner_send(host, "mum", "nobody", "w")
+    assert r["outcome"] == 3 and "no such ship" in r["body"]
+    # Without an access list, ships of the same account may send; each
+    # message and each receipt is logged once.
+    before = host.cli_json("ship", "show", "friend")["last_event"]
+    for i in range(5):
+        assert spawner_send(host, "stranger", "friend", str(i))["outcome"] == 1
+    assert host.cli_json("ship", "show", "friend")["last_event"] == before + 5
+
+
+def test_resetting_lifetime(host):
+    host.new_ship(SPAWNER, "base", "--idle-timeout", "500")
+    kid = spawner_spawn(host, "base", {"lifetime": 4, "lifetime_ms": 1500})
+    assert kid["what"] == 1
+    kid = kid["id"]
+    for _ in range(3):
+        assert host.http("POST", "/s/%s/inc" % kid)[0] == 200
+    assert host.http("GET", "/s/%s/count" % kid)[2] == b"3"
+    # Events keep it; idle past its time, its state empties.
+    wait_for(lambda: "ship reset" in host.logs(), timeout=15)
+    assert host.http("GET", "/s/%s/count" % kid)[2] == b"0"
+    assert host.cli_json("ship", "show", kid)["last_event"] == 0
+    assert host.http("POST", "/s/%s/inc" % kid)[2] == b"1"
+    restart(host)
+    assert host.http("GET", "/s/%s/count" % kid)[2] == b"1"
+    # Too short a time is refused.
+    bad = spawner_spawn(host, "base", {"lifetime": 4, "lifetime_ms": 10})
+    assert bad["what"] == 3 and "at least" in bad["detail"]
+
+
+def test_leased_lifetime(host):
+    """The holder is asked by a LEASE event; spawner renews only while its
+    count is even, so the first answer keeps the child and the next lets it
+    go."""
+    host.new_ship(SPAWNER, "holder")
+    kid = spawner_spawn(host, "holder", {"lifetime": 5, "lifetime_ms": 1000})
+    assert kid["what"] == 1
+    kid = kid["id"]
+    wait_for(lambda: "lease: asking its holder" in host.logs(), timeout=10)
+    assert host.http("GET", "/s/%s/count" % kid)[0] == 200  # renewed
+    host.http("POST", "/s/holder/inc")  # odd: the next answer refuses
+    wait_for(lambda: host.http("GET", "/s/%s/count" % kid)[0] == 404,
+             timeout=15)
+    _, _, b = host.http("GET", "/s/holder/children")
+    assert any(c["what"] == 2 and c["id"] == kid and c["detail"] == "parent"
+               for c in json.loads(b).values())
+
+
+def test_lease_not_answered_destroys(host):
+    host.new_ship(SPAWNER, "sloth")
+    for _ in range(2):
+        host.http("POST", "/s/sloth/inc")  # 2: LEASE events are rejected
+    kid = spawner_spawn(host, "sloth", {"lifetime": 5, "lifetime_ms": 1000})
+    kid = kid["id"]
+    wait_for(lambda: "lease: not renewed" in host.logs(), timeout=15)
+    wait_for(lambda: host.http("GET", "/s/%s/count" % kid)[0] == 404)

@@ -334,6 +334,23 @@ static int t_propose_event(void *data, struct fleet_ship *c, uint64_t number,
     return rv;
 }
 
+/* A receipt becomes a MAIL entry for ship 98 holding the reply's status. */
+static int t_receipt_entry(void *data, struct fleet_ship *c,
+                           const struct fleet_job *j, struct buf *out)
+{
+    if (j->kind != FRAME_EVENT_MESSAGE) {
+        return 0;
+    }
+    uint8_t st[2] = {(uint8_t)(j->status & 0xff), (uint8_t)(j->status >> 8)};
+    struct record_mail m = {.target = 98, .kind = 6, .body = st, .len = 2};
+    struct buf e;
+    buf_init(&e);
+    assert_int_equal(record_encode_mail(&e, &m), 0);
+    int rv = record_effects_add(out, e.data, e.len);
+    buf_free(&e);
+    return rv;
+}
+
 /* Each effect becomes a MAIL entry for ship 99 holding the effect's kind. */
 static int t_effect_entry(void *data, struct fleet_ship *c,
                           const struct fleet_job *j, uint8_t kind,
@@ -478,6 +495,7 @@ static const struct fleet_env t_env = {
     .take_frame = t_take_frame,
     .propose_event = t_propose_event,
     .effect_entry = t_effect_entry,
+    .receipt_entry = t_receipt_entry,
     .propose_entry = t_propose_entry,
     .disk_ok = t_disk_ok,
     .fds_room = t_fds_room,
@@ -830,6 +848,14 @@ static void store_apply(struct tproposal *p)
             st->snap_value = get_le64(v.data);
             buf_free(&v);
         }
+    } else if (p->kind == FLEET_ENTRY_RESET) {
+        for (int n = 0; n <= T_MAX_EVENTS; n++) {
+            buf_free(&st->rec[n]);
+        }
+        st->last_event = st->snapshot_event = 0;
+        st->first_event = 1;
+        st->alarm_ns = 0;
+        st->snap_value = 0;
     } else {
         st->removed = true;
     }
@@ -1763,6 +1789,24 @@ static void test_mail_is_logged_and_taken(void **state)
     assert_int_equal(T->n_prop, props);
     assert_int_equal(T->n_mail_out, 2);
     assert_int_equal(T->mail_status, 422);
+    /* A MESSAGE's answer carries its receipt for the sender. */
+    buf_init(&payload);
+    assert_int_equal(buf_append(&payload, "r", 1), 0);
+    assert_int_equal(
+        fleet_deliver_mail(peek(0), 7, FRAME_EVENT_MESSAGE, &payload), 0);
+    prog_run(0);
+    assert_int_equal(record_decode_effects(T->fx.data, T->fx.len, &fx), 0);
+    assert_int_equal(fx.mail_taken, 7);
+    size_t off = 0;
+    const uint8_t *e;
+    size_t n;
+    struct record_mail m;
+    assert_int_equal(record_effects_next(&fx, &off, &e, &n), 0);
+    assert_int_equal(record_decode_mail(e, n, &m), 0);
+    assert_int_equal(m.target, 98);
+    assert_int_equal(m.len, 2);
+    assert_int_equal(get_le16(m.body), 200);
+    commit_all();
 }
 
 /* A ship removed by the log while awake: its program goes, what waits
@@ -1782,6 +1826,29 @@ static void test_ship_gone(void **state)
     assert_int_equal(state_of(0), SHIP_REMOVED);
     assert_non_null(outcome(r));
     assert_null(peek(0));
+}
+
+/* A resetting lifetime: an idle awake ship sleeps first; an asleep one is
+ * reset by an entry, and a request that comes meanwhile waits for it. */
+static void test_reset_waits_for_sleep(void **state)
+{
+    awake_ship(0);
+    in_begin();
+    assert_int_equal(fleet_ship_reset(peek(0), 1), BERTH_EBUSY);
+    in_end();
+    settle(0);
+    assert_int_equal(state_of(0), SHIP_ASLEEP);
+    unsigned props = T->n_prop;
+    in_begin();
+    assert_int_equal(fleet_ship_reset(live(0), 1), 0);
+    in_end();
+    assert_int_equal(T->n_prop, props + 1);
+    assert_int_equal(T->prop[T->n_prop - 1].kind, FLEET_ENTRY_RESET);
+    uintptr_t r = send_job(0, "w");
+    assert_int_equal(state_of(0), SHIP_ASLEEP); /* no wake yet */
+    settle(0);
+    assert_non_null(outcome(r));
+    assert_string_equal(outcome(r)->code, "");
 }
 
 /* A TIMER event that fails leaves the alarm set, to try again later. */
@@ -2296,6 +2363,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mail_is_logged_and_taken, t_setup,
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_ship_gone, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_reset_waits_for_sleep, t_setup,
+                                        t_teardown),
         cmocka_unit_test_setup_teardown(test_alarm_retry, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_deadlines, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_sealed_records, t_setup,
