@@ -1424,15 +1424,18 @@ static int fleet__set_reply(struct fleet_ship *s, struct fleet_job *j,
 
 /* Put a job that has left its program into the gate. Its bytes drain from
  * now on (the log or the client takes them), and its payload, encoded
- * into the log already or never to be, goes at once. */
+ * into the log already or never to be, goes at once (but a reusable
+ * reply's key, and mail, which the environment reads when it leaves). */
 static void fleet__gate_push(struct fleet_ship *s, struct fleet_job *j)
 {
     struct budget *b = s->fleet->budget;
     if (!j->counted_draining) {
         budget_sub(b, j->payload.cap, false);
         j->counted -= j->payload.cap;
-        if (!j->reusable) {
-            buf_free(&j->payload); /* else the reply's key, freed with j */
+        if (!j->reusable && j->origin != FLEET_JOB_MAIL) {
+            /* Else the reply's key, or the mail a refusal answers (its
+             * sender's receipt is made from it), freed with j. */
+            buf_free(&j->payload);
         }
         budget_drain(b, j->counted);
         j->counted_draining = true;

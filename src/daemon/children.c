@@ -1042,6 +1042,11 @@ void host_mail_released(struct host *h, const struct fleet_job *j)
     hs->mail_busy = false;
     char seq[24];
     snprintf(seq, sizeof seq, "%llu", (unsigned long long)j->mail_seq);
+    if (h->stopping && j->error_code[0] != '\0') {
+        /* Killed by the stop, not by the mail: it waits in the store for
+         * the next leader. */
+        return;
+    }
     if (j->error_code[0] == '\0' || j->status == 422 || j->status == 502 ||
         j->status == 504) {
         if (j->error_code[0] != '\0') {

@@ -6,7 +6,6 @@ sends and their receipts delivers each message and each receipt once."""
 import json
 import os
 
-import pytest
 
 from conftest import KV, MISBEHAVE, PROGRAMS, store_query, wait_for
 
@@ -131,10 +130,6 @@ def test_kv_messages_and_receipts(host):
     assert r["outcome"] == "refused", r
 
 
-@pytest.mark.xfail(reason="the host frees a job's payload when it enters the "
-                   "gate (fleet__gate_push), so host_mail_released finds "
-                   "no MESSAGE to answer and drops the mail without the "
-                   "sender's FAILED receipt")
 def test_rejected_message_fails_with_a_receipt(host):
     host.new_ship(KV, "src")
     mis = host.new_ship(MISBEHAVE, "mis")  # takes only HTTP: rejects it
@@ -179,10 +174,6 @@ def exactly_once(host, hard):
     host.start()
 
 
-@pytest.mark.xfail(reason="a graceful stop drops the mail being delivered, a "
-                   "MESSAGE or a RECEIPT: host_mail_released takes the 502 "
-                   "of a program killed by the stop for the program "
-                   "failing on it; the sender then waits for ever")
 def test_exactly_once_across_a_restart(host):
     exactly_once(host, hard=False)
 
