@@ -789,31 +789,25 @@ static json_t *cli__new_spec(const struct cli__cmd *cmd, struct cli__args *a,
     }
     json_object_set_new(spec, "args", args);
     json_object_set_new(spec, "env", env);
-    if (name != NULL) {
-        json_object_set_new(spec, "name", json_string(name));
-    }
+    /* The options that go into the body as they are: text, or numbers. */
     static const struct {
         int opt;
         const char *key;
-    } strs[] = {{CLI__NEW_ACCOUNT, "account"},
-                {CLI__NEW_PARENT, "parent"},
-                {CLI__NEW_LIFETIME, "lifetime"}};
-    for (size_t k = 0; k < sizeof strs / sizeof strs[0]; k++) {
-        if (a->val[strs[k].opt] != NULL) {
-            json_object_set_new(spec, strs[k].key,
-                                json_string(a->val[strs[k].opt]));
-        }
-    }
-    static const struct {
-        int opt;
-        const char *key;
-    } nums[] = {{CLI__NEW_IDLE, "idle_timeout_ms"},
-                {CLI__NEW_FREEZE, "freeze_timeout_ms"},
-                {CLI__NEW_COUNT, "count"}};
-    for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++) {
-        if (a->val[nums[k].opt] != NULL) {
-            json_object_set_new(spec, nums[k].key,
-                                json_integer((json_int_t)a->num[nums[k].opt]));
+        bool number;
+    } fields[] = {{CLI__NEW_NAME, "name", false},
+                  {CLI__NEW_ACCOUNT, "account", false},
+                  {CLI__NEW_PARENT, "parent", false},
+                  {CLI__NEW_LIFETIME, "lifetime", false},
+                  {CLI__NEW_IDLE, "idle_timeout_ms", true},
+                  {CLI__NEW_FREEZE, "freeze_timeout_ms", true},
+                  {CLI__NEW_COUNT, "count", true}};
+    for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++) {
+        int opt = fields[k].opt;
+        if (a->val[opt] != NULL) {
+            json_object_set_new(spec, fields[k].key,
+                                fields[k].number
+                                    ? json_integer((json_int_t)a->num[opt])
+                                    : json_string(a->val[opt]));
         }
     }
     if (*rv != 0) {
@@ -974,89 +968,6 @@ static int cli__ship_ls(const struct cli__cmd *cmd, struct cli *c,
     return rv;
 }
 
-/* --- One ship: show, send, sleep, wake, rm. --- */
-
-/* Read all of stdin into out; 0 or 1 after a message. */
-static int cli__read_stdin(struct buf *out)
-{
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
-        if (buf_append(out, chunk, n) != 0) {
-            fprintf(stderr, "berth: out of memory reading stdin\n");
-            return 1;
-        }
-    }
-    if (ferror(stdin)) {
-        fprintf(stderr, "berth: cannot read stdin: %s\n", strerror(errno));
-        return 1;
-    }
-    return 0;
-}
-
-static int cli__ship_one(const struct cli__cmd *cmd, struct cli *c,
-                         struct cli__args *a)
-{
-    static const struct {
-        const char *name;
-        const char *method;
-        const char *suffix;
-    } ops[] = {
-        {"ship show", "GET", ""},         {"ship send", "POST", "/send"},
-        {"ship sleep", "POST", "/sleep"}, {"ship wake", "POST", "/wake"},
-        {"ship rm", "DELETE", ""},
-    };
-    size_t k = 0;
-    while (strcmp(ops[k].name, cmd->name) != 0) {
-        k++;
-    }
-    const char *ship = a->pos[0];
-    if (!ship_name_valid(ship)) {
-        return cli__usage(cmd, "not a ship id or name: %s", ship);
-    }
-    char target[128];
-    snprintf(target, sizeof target, "/v1/ships/%s%s", ship, ops[k].suffix);
-    struct buf payload;
-    buf_init(&payload);
-    int rv = 0;
-    if (a->n_pos > 1 && strcmp(a->pos[1], "-") == 0) {
-        rv = cli__read_stdin(&payload);
-    } else if (a->n_pos > 1) {
-        rv = buf_append(&payload, a->pos[1], strlen(a->pos[1])) == 0 ? 0 : 1;
-    }
-    json_t *v = NULL;
-    if (rv == 0) {
-        rv = cli__call(c, ops[k].method, target, payload.data, payload.len, &v);
-    }
-    buf_free(&payload);
-    if (rv != 0) {
-        return rv;
-    }
-    if (c->json) {
-        cli__print_json(v);
-    } else if (k == 1) {
-        json_t *reply = json_object_get(v, "reply");
-        if (json_is_object(reply)) {
-            const char *body =
-                json_string_value(json_object_get(reply, "body"));
-            printf("%s", body ? body : "");
-            if (body && *body && body[strlen(body) - 1] != '\n') {
-                putchar('\n');
-            }
-        } else {
-            printf("event %lld\n", cli__int(v, "event"));
-        }
-    } else if (k == 4) {
-        printf("removed %s\n", cli__str(v, "removed"));
-    } else if (k == 0) {
-        cli__print_ship(v);
-    } else {
-        printf("%s %s\n", cli__str(v, "id"), cli__str(v, "state"));
-    }
-    json_decref(v);
-    return 0;
-}
-
 /* --- ship tree. --- */
 
 /* Print bytes of memory as the tree shows it: "-" when not known. */
@@ -1119,24 +1030,86 @@ static int cli__print_tree(json_t *root)
     return 0;
 }
 
-static int cli__ship_tree(const struct cli__cmd *cmd, struct cli *c,
-                          struct cli__args *a)
+/* --- One ship: show, send, sleep, wake, rm, tree. --- */
+
+/* Read all of stdin into out; 0 or 1 after a message. */
+static int cli__read_stdin(struct buf *out)
 {
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
+        if (buf_append(out, chunk, n) != 0) {
+            fprintf(stderr, "berth: out of memory reading stdin\n");
+            return 1;
+        }
+    }
+    if (ferror(stdin)) {
+        fprintf(stderr, "berth: cannot read stdin: %s\n", strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+static int cli__ship_one(const struct cli__cmd *cmd, struct cli *c,
+                         struct cli__args *a)
+{
+    static const struct {
+        const char *name;
+        const char *method;
+        const char *suffix;
+    } ops[] = {
+        {"ship show", "GET", ""},         {"ship send", "POST", "/send"},
+        {"ship sleep", "POST", "/sleep"}, {"ship wake", "POST", "/wake"},
+        {"ship rm", "DELETE", ""},        {"ship tree", "GET", "/tree"},
+    };
+    size_t k = 0;
+    while (strcmp(ops[k].name, cmd->name) != 0) {
+        k++;
+    }
     const char *ship = a->pos[0];
     if (!ship_name_valid(ship)) {
         return cli__usage(cmd, "not a ship id or name: %s", ship);
     }
     char target[128];
-    snprintf(target, sizeof target, "/v1/ships/%s/tree", ship);
+    snprintf(target, sizeof target, "/v1/ships/%s%s", ship, ops[k].suffix);
+    struct buf payload;
+    buf_init(&payload);
+    int rv = 0;
+    if (a->n_pos > 1 && strcmp(a->pos[1], "-") == 0) {
+        rv = cli__read_stdin(&payload);
+    } else if (a->n_pos > 1) {
+        rv = buf_append(&payload, a->pos[1], strlen(a->pos[1])) == 0 ? 0 : 1;
+    }
     json_t *v = NULL;
-    int rv = cli__call(c, "GET", target, NULL, 0, &v);
+    if (rv == 0) {
+        rv = cli__call(c, ops[k].method, target, payload.data, payload.len, &v);
+    }
+    buf_free(&payload);
     if (rv != 0) {
         return rv;
     }
     if (c->json) {
         cli__print_json(v);
-    } else {
+    } else if (k == 1) {
+        json_t *reply = json_object_get(v, "reply");
+        if (json_is_object(reply)) {
+            const char *body =
+                json_string_value(json_object_get(reply, "body"));
+            printf("%s", body ? body : "");
+            if (body && *body && body[strlen(body) - 1] != '\n') {
+                putchar('\n');
+            }
+        } else {
+            printf("event %lld\n", cli__int(v, "event"));
+        }
+    } else if (k == 4) {
+        printf("removed %s\n", cli__str(v, "removed"));
+    } else if (k == 5) {
         rv = cli__print_tree(v);
+    } else if (k == 0) {
+        cli__print_ship(v);
+    } else {
+        printf("%s %s\n", cli__str(v, "id"), cli__str(v, "state"));
     }
     json_decref(v);
     return rv;
@@ -2177,7 +2150,7 @@ static const struct cli__cmd cli__cmds[] = {
      "operator for a ship made without a parent), its status (active: "
      "waking, awake or sleeping; idle: frozen; asleep) and the memory of its "
      "program when the host has measured it. At most 10000 ships are shown.",
-     NULL, 1, 1, true, cli__ship_tree},
+     NULL, 1, 1, true, cli__ship_one},
     {"ship send", "SHIP DATA", "deliver DATA to a ship as an event",
      "Deliver DATA to the ship as a POKE event and print the program's "
      "reply; DATA - reads the payload from stdin.",
