@@ -54,7 +54,7 @@ build strlist $LIB
 build shipcopy src/store/store.c src/store/heads.c src/store/heap.c \
   src/store/apply.c src/store/fsck.c src/store/shipcopy.c src/core/record.c \
   src/core/registry.c src/core/gate.c src/core/auth.c src/core/account.c \
-  src/crypto/seal.c \
+  src/crypto/seal.c src/proto/frame.c \
   src/lib/file.c $LIB -lsqlite3 -lsodium
 echo "fuzz: built $(for t in $TARGETS; do printf '%s ' "$OUT/fuzz_$t"; done)"
 

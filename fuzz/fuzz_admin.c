@@ -47,6 +47,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             c.args.len + c.env.len > PROC_ARGS_BYTES_MAX) {
             abort();
         }
+        /* A child is one ship with a lifetime; a ship without a parent has
+         * none. */
+        if (c.parent[0] != '\0' ? !ship_name_valid(c.parent) || c.count != 1 ||
+                                      ship_lifetime_name(c.lifetime) == NULL
+                                : c.lifetime != 0) {
+            abort();
+        }
         check_list(&c.args, PROC_ARGS_MAX);
         check_list(&c.env, PROC_ARGS_MAX);
         body_create_free(&c);
