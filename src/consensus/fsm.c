@@ -208,6 +208,9 @@ static int fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf,
     uint64_t index = raft_last_applied(f->raft) + 1;
     const uint8_t *entry = (const uint8_t *)buf->base + FSM__FRAME;
     struct store_apply_hook hook = {.damaged = f->hooks.damaged,
+                                    .removed = f->hooks.removed,
+                                    .added = f->hooks.added,
+                                    .mailed = f->hooks.mailed,
                                     .arg = f->hooks.arg};
     int res = 0;
     int rv = store_apply_entry(f->store, index, entry, (size_t)n, &hook, &res);

@@ -49,6 +49,9 @@ typedef void (*fsm_fatal_fn)(void *arg, const char *message);
 struct fsm_hooks {
     fsm_applied_fn applied;
     store_apply_damaged_fn damaged; /* a ship's records did not fit */
+    store_apply_removed_fn removed; /* a ship was removed */
+    store_apply_added_fn added;     /* ships were spawned */
+    store_apply_mailed_fn mailed;   /* a ship was given mail */
     fsm_restored_fn restored;
     fsm_fatal_fn fatal;
     void *arg; /* passed to every hook */

@@ -753,8 +753,9 @@ static void fleet__submit(struct fleet_ship *s, struct fleet_job *job)
     fleet__pump(s);
 }
 
-int fleet_deliver(struct fleet_ship *s, enum fleet_origin origin, void *req,
-                  uint8_t kind, struct buf *payload)
+static int fleet__deliver(struct fleet_ship *s, enum fleet_origin origin,
+                          void *req, uint8_t kind, struct buf *payload,
+                          uint64_t mail_seq)
 {
     struct fleet *f = s->fleet;
     struct fleet_job *j = mem_calloc(1, sizeof *j);
@@ -771,9 +772,22 @@ int fleet_deliver(struct fleet_ship *s, enum fleet_origin origin, void *req,
     j->payload = *payload;
     buf_init(payload);
     j->counted = j->payload.cap;
+    j->mail_seq = mail_seq;
     budget_add(f->budget, j->counted, false);
     fleet__submit(s, j);
     return 0;
+}
+
+int fleet_deliver(struct fleet_ship *s, enum fleet_origin origin, void *req,
+                  uint8_t kind, struct buf *payload)
+{
+    return fleet__deliver(s, origin, req, kind, payload, 0);
+}
+
+int fleet_deliver_mail(struct fleet_ship *s, uint64_t seq, uint8_t kind,
+                       struct buf *payload)
+{
+    return fleet__deliver(s, FLEET_JOB_MAIL, NULL, kind, payload, seq);
 }
 
 /* --- Talking to the program. --- */
@@ -1468,19 +1482,51 @@ static void fleet__on_done(struct fleet_ship *s, const struct frame *fr)
     int rv;
     bool alarm_set = false;
     bool frame_taken = false;
+    bool idle = false;
     uint64_t alarm = 0;
+    struct buf fx; /* the entries of the event's effects item */
+    buf_init(&fx);
     while ((rv = frame_effects_next(&d, &off, &e)) == 0) {
         if (e.kind == FRAME_EFFECT_HTTP_REPLY) {
             if (fleet__set_reply(s, j, &e, &frame_taken) != 0) {
+                buf_free(&fx);
                 fleet__kill(s, "malformed HTTP reply effect");
                 return;
             }
         } else if (e.kind == FRAME_EFFECT_ALARM) {
             if (frame_decode_alarm(e.data, e.len, &alarm) != 0) {
+                buf_free(&fx);
                 fleet__kill(s, "malformed ALARM effect");
                 return;
             }
             alarm_set = true;
+        } else if (e.kind == FRAME_EFFECT_SPAWN ||
+                   e.kind == FRAME_EFFECT_RELEASE ||
+                   e.kind == FRAME_EFFECT_DESTROY) {
+            struct frame_spawn sp;
+            bool ok = e.kind == FRAME_EFFECT_SPAWN
+                          ? frame_decode_spawn(e.data, e.len, &sp) == 0
+                          : frame_decode_ship_ref(e.data, e.len) == 0 &&
+                                (e.len > 0 || e.kind == FRAME_EFFECT_DESTROY);
+            if (!ok) {
+                buf_free(&fx);
+                fleet__kill(s, "malformed SPAWN, RELEASE or DESTROY effect");
+                return;
+            }
+            rv = f->env.effect_entry(f->env.data, s, j, e.kind, e.data, e.len,
+                                     &fx);
+            if (rv != 0) {
+                buf_free(&fx);
+                fleet__disarm(s);
+                s->current = NULL;
+                fleet__job_fail(j, 503, "unavailable",
+                                "cannot carry out the event's effects: %s",
+                                err_str(rv));
+                fleet__unlogged(s, j, "event's effects could not be made");
+                return;
+            }
+        } else if (e.kind == FRAME_EFFECT_IDLE) {
+            idle = true;
         } else if (e.kind == FRAME_EFFECT_LOG) {
             char n[24];
             snprintf(n, sizeof n, "%llu", (unsigned long long)j->number);
@@ -1492,17 +1538,26 @@ static void fleet__on_done(struct fleet_ship *s, const struct frame *fr)
         }
     }
     if (rv < 0) {
+        buf_free(&fx);
         fleet__kill(s, "malformed effects");
         return;
     }
     fleet__disarm(s);
     fleet__measure_job(s, j);
     s->current = NULL;
+    if (idle) {
+        /* Once what it answered has left, and if nothing waits. */
+        s->sleep_wanted = true;
+    }
     /* The alarm is part of the ship's durable state: setting one is a
      * change, and a TIMER event always is (it consumes the alarm), so that a
-     * fired alarm never fires again after a restart. */
+     * fired alarm never fires again after a restart. So are effects that
+     * act beyond the program, and the delivery of mail, which must be
+     * taken exactly once. */
     bool timer = j->kind == FRAME_EVENT_TIMER;
-    j->changed = (d.flags & FRAME_DONE_CHANGED) != 0 || alarm_set || timer;
+    bool mail = j->origin == FLEET_JOB_MAIL;
+    j->changed = (d.flags & FRAME_DONE_CHANGED) != 0 || alarm_set || timer ||
+                 fx.len > 0 || mail;
     j->alarm_changed = alarm_set || timer;
     if (alarm_set) {
         j->alarm_ns = alarm;
@@ -1526,6 +1581,7 @@ static void fleet__on_done(struct fleet_ship *s, const struct frame *fr)
         j->reuse_epoch = s->reuse.epoch;
     }
     if (j->changed && !f->env.disk_ok(f->env.data)) {
+        buf_free(&fx);
         fleet__job_fail(j, 507, "insufficient_storage",
                         "the host's disk is nearly full; writes are refused "
                         "until space is freed");
@@ -1535,6 +1591,7 @@ static void fleet__on_done(struct fleet_ship *s, const struct frame *fr)
     struct quota_refusal why;
     if (j->changed && f->env.write_ok != NULL &&
         !f->env.write_ok(f->env.data, s, &why)) {
+        buf_free(&fx);
         /* The program's state is ahead of the log: it goes, and the next
          * event wakes it from what was committed. Reads go on. */
         fleet__job_refuse(j, &why, "the event is not committed");
@@ -1555,12 +1612,24 @@ static void fleet__on_done(struct fleet_ship *s, const struct frame *fr)
         memcpy(rec.prev_hash, s->head_hash, sizeof rec.prev_hash);
         uint8_t nonce[SEAL_NONCE_SIZE];
         f->env.entropy(f->env.data, nonce, sizeof nonce);
-        struct buf b;
+        struct buf b, item;
         buf_init(&b);
+        buf_init(&item);
         rv = record_encode_event(&b, &rec, f->cfg.keys, nonce);
-        if (rv == 0) {
-            rv = f->env.propose_event(f->env.data, s, j->number, b.data, b.len);
+        if (rv == 0 && (fx.len > 0 || mail)) {
+            struct record_effects it = {.sid = s->sid,
+                                        .number = j->number,
+                                        .mail_taken = j->mail_seq,
+                                        .entries = fx.data,
+                                        .entries_len = fx.len};
+            rv = record_encode_effects(&item, &it);
         }
+        buf_free(&fx);
+        if (rv == 0) {
+            rv = f->env.propose_event(f->env.data, s, j->number, b.data, b.len,
+                                      item.data, item.len);
+        }
+        buf_free(&item);
         if (rv != 0) {
             buf_free(&b);
             fleet__job_fail(j, 503, "unavailable", "cannot log the event: %s",
@@ -2090,6 +2159,8 @@ void fleet_ship_wake(struct fleet_ship *s, void *req)
     fleet__pump(s);
 }
 
+static void fleet__finish_removal(struct fleet_ship *s);
+
 static void fleet__removed(struct fleet_ship *s, int status)
 {
     struct fleet *f = s->fleet;
@@ -2107,6 +2178,14 @@ static void fleet__removed(struct fleet_ship *s, int status)
         fleet__pump(s);
         return;
     }
+    fleet__finish_removal(s);
+}
+
+/* The ship is out of the store: it leaves the registry, and whoever waits
+ * on it hears so. */
+static void fleet__finish_removal(struct fleet_ship *s)
+{
+    struct fleet *f = s->fleet;
     registry_remove(f->reg, s->slot);
     alarms_set(f->alarms, s->slot, 0);
     fleet__alarm_rearm(f);
@@ -2123,8 +2202,16 @@ static void fleet__removed(struct fleet_ship *s, int status)
 static void fleet__remove_step(struct fleet_ship *s)
 {
     struct fleet *f = s->fleet;
-    if (s->proc || s->inflight > 0 || s->state == SHIP_REMOVED ||
-        s->remove_req == NULL) {
+    if (s->proc || s->inflight > 0 || s->state == SHIP_REMOVED) {
+        return;
+    }
+    if (s->gone) {
+        /* Removed by the log already: nothing to propose. */
+        fleet__release(s);
+        fleet__finish_removal(s);
+        return;
+    }
+    if (s->remove_req == NULL) {
         return;
     }
     fleet__release(s);
@@ -2169,6 +2256,27 @@ void fleet_ship_remove(struct fleet_ship *s, void *req)
             fleet__thaw(s);
         }
         fleet__kill(s, "ship removed");
+        return;
+    }
+    fleet__remove_step(s);
+}
+
+void fleet_ship_gone(struct fleet_ship *s)
+{
+    struct fleet *f = s->fleet;
+    if (s->gone || s->state == SHIP_REMOVED) {
+        return;
+    }
+    s->gone = true;
+    s->removing = true;
+    fleet__fail_waiting(s, 404, "not_found", "ship %s was destroyed", s->id);
+    fleet__dequeue_wake(f, s);
+    s->wake_wanted = false;
+    if (s->proc) {
+        if (s->state == SHIP_FROZEN) {
+            fleet__thaw(s);
+        }
+        fleet__kill(s, "ship destroyed");
         return;
     }
     fleet__remove_step(s);

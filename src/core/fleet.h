@@ -88,6 +88,7 @@ enum fleet_origin {
     FLEET_JOB_FRONT, /* a front-door request: the reply effect is the reply */
     FLEET_JOB_ADMIN, /* `berth ship send`: answered with a JSON summary */
     FLEET_JOB_ALARM, /* a TIMER event: nobody waits for it */
+    FLEET_JOB_MAIL,  /* mail from the log (CHILD): the environment's own */
 };
 
 /* What the first event after a wake or a thaw measures. */
@@ -176,6 +177,7 @@ struct fleet_job {
     char *error_message;
     bool refused;                 /* failed over a limit: */
     struct quota_refusal refusal; /* which, and the figures */
+    uint64_t mail_seq;            /* FLEET_JOB_MAIL: the mail it delivers */
 };
 
 /* An admin request waiting for a ship's state to settle. */
@@ -223,6 +225,7 @@ struct fleet_ship {
     bool snapshot_pending; /* a SNAP_REQ is out */
     bool stop_sent;
     bool removing;
+    bool gone; /* removed by a committed entry (fleet_ship_gone) */
     bool wake_wanted;
     bool queued_to_wake;   /* in the fleet's wake queue */
     bool closing;          /* freed: no longer in the registry */
@@ -314,10 +317,21 @@ struct fleet_env {
      * caller frees it with mem_free. NULL when the frame sits in a shared
      * buffer. */
     void *(*take_frame)(void *data, struct fleet_ship *s, uint64_t *counted);
-    /* Add an encoded event record to the next proposal; 0 or a code. Its
-     * fate is reported by fleet_ship_held and fleet_ship_committed. */
+    /* Add an encoded event record to the next proposal, followed by its
+     * effects item (fx_len bytes at fx; none when fx_len is 0; core/record.h,
+     * "An event's durable effects"); 0 or a code. Its fate is reported by
+     * fleet_ship_held and fleet_ship_committed. */
     int (*propose_event)(void *data, struct fleet_ship *s, uint64_t number,
-                         const uint8_t *rec, size_t len);
+                         const uint8_t *rec, size_t len, const uint8_t *fx,
+                         size_t fx_len);
+    /* Turn an effect of j's event that acts beyond s's program (SPAWN,
+     * RELEASE, DESTROY: len bytes at p, already decoded once) into the log
+     * entry that carries it out, appended to out with record_effects_add;
+     * an effect the host refuses appends the CHILD mail that says so, or
+     * nothing. 0, or a code that fails the event. */
+    int (*effect_entry)(void *data, struct fleet_ship *s,
+                        const struct fleet_job *j, uint8_t kind,
+                        const uint8_t *p, size_t len, struct buf *out);
     /* Propose an entry of s's own (snapshot at number, or removal), after
      * every event proposed before it, taking entry's bytes on success; its
      * fate is reported by fleet_ship_entry_done. */
@@ -437,6 +451,18 @@ void fleet_lead(struct fleet *f, bool leading);
  * is freed, and req must be answered by the caller). */
 int fleet_deliver(struct fleet_ship *s, enum fleet_origin origin, void *req,
                   uint8_t kind, struct buf *payload);
+
+/* Input: mail seq of kind for s (docs/design.md, "Children and mail"), as
+ * fleet_deliver with origin FLEET_JOB_MAIL and no request; the event is
+ * logged whatever the program says of it, and its effects item takes the
+ * mail. */
+int fleet_deliver_mail(struct fleet_ship *s, uint64_t seq, uint8_t kind,
+                       struct buf *payload);
+
+/* Input: s was removed by a committed entry (destroyed, or with its
+ * parent): its program is killed, what waits fails with 404, and it leaves
+ * the registry once nothing of it is in flight. */
+void fleet_ship_gone(struct fleet_ship *s);
 
 /* Free a job that left the fleet (in the release operation). */
 void fleet_job_free(struct fleet *f, struct fleet_job *j);

@@ -248,6 +248,14 @@ int record_events_begin(struct buf *out)
     return rv != 0 ? rv : buf_put_u32(out, 0);
 }
 
+void record_events_cut(struct buf *out, size_t mark, uint32_t count)
+{
+    out->len = mark;
+    if (mark >= 6) {
+        put_le32(out->data + 2, count);
+    }
+}
+
 uint32_t record_events_count(const struct buf *out)
 {
     return out->len >= 6 ? get_le32(out->data + 2) : 0;

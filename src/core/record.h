@@ -517,6 +517,10 @@ int record_open_snapshot(struct buf *out, const struct seal_keys *keys,
 int record_events_begin(struct buf *out);
 int record_events_add(struct buf *out, const uint8_t *rec, size_t len);
 
+/* Cut an EVENTS entry built in out back to its first mark bytes, holding
+ * count items, as it was before the items added since. */
+void record_events_cut(struct buf *out, size_t mark, uint32_t count);
+
 /* Return the number of records in an EVENTS entry built in out. */
 uint32_t record_events_count(const struct buf *out);
 

@@ -146,7 +146,6 @@ static int host__apply_registry(struct host *h, uint64_t index,
                                 const uint8_t *entry, size_t len)
 {
     uint8_t type;
-    uint64_t sid;
     if (!h->ready || record_entry_type(entry, len, &type) != 0) {
         return 0;
     }
@@ -158,13 +157,20 @@ static int host__apply_registry(struct host *h, uint64_t index,
     if (type == RECORD_ENTRY_SHIP_BATCH || type == RECORD_ENTRY_SHIP_NEW) {
         return host_registry_sync(h);
     }
-    if (type == RECORD_ENTRY_SHIP_REMOVE &&
-        record_decode_ship_remove(entry, len, &sid) == 0) {
-        /* Give the ship's space back: its pages leave the store's file,
-         * and the log's segments with its events leave the disk, at the
+    if (h->registry_stale) {
+        h->registry_stale = false;
+        int rv = host_registry_sync(h);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    if (h->removed_pending) {
+        /* Give the ships' space back: their pages leave the store's file,
+         * and the log's segments with their events leave the disk, at the
          * raft snapshot this asks for (which syncs the store first).
          * Only a committed store can give pages back: a failed flush
          * leaves the store behind the log, which is fatal. */
+        h->removed_pending = false;
         int rv = store_flush(h->store);
         if (rv != 0) {
             return rv;
@@ -174,16 +180,46 @@ static int host__apply_registry(struct host *h, uint64_t index,
                      store_errmsg(h->store), NULL);
         }
         log_compact(h->log);
-        uint32_t slot = registry_seek(&h->reg, sid - 1);
-        if (slot < h->reg.n_slots && registry_get(&h->reg, slot)->sid == sid &&
-            registry_get(&h->reg, slot)->live == NULL) {
-            /* No live object on this host to tear down (one that has
-             * finishes the removal itself). */
-            registry_remove(&h->reg, slot);
-            alarms_set(&h->alarms, slot, 0);
-        }
     }
+    host_mail_flush(h);
     return 0;
+}
+
+/* A committed entry removed a ship: it leaves the registry, or, when this
+ * host works with it, the fleet lets it go once nothing is in flight.
+ * Before the host is ready the registry is loaded whole later. */
+static void host__removed(void *arg, uint64_t sid)
+{
+    struct host *h = arg;
+    if (!h->ready) {
+        return;
+    }
+    h->removed_pending = true;
+    uint32_t slot = registry_seek(&h->reg, sid - 1);
+    if (slot >= h->reg.n_slots || registry_get(&h->reg, slot)->sid != sid) {
+        return;
+    }
+    struct fleet_ship *live = registry_get(&h->reg, slot)->live;
+    if (live == NULL) {
+        registry_remove(&h->reg, slot);
+        alarms_set(&h->alarms, slot, 0);
+    } else {
+        fleet_ship_gone(live);
+    }
+}
+
+/* A committed entry made ships (children): the registry learns of them
+ * once it is applied. */
+static void host__added(void *arg)
+{
+    struct host *h = arg;
+    h->registry_stale = h->ready;
+}
+
+/* A committed entry gave a ship mail. */
+static void host__mailed(void *arg, uint64_t target)
+{
+    host_mail_due(arg, target);
 }
 
 /* A committed entry's records for a ship did not fit what the store holds
@@ -808,7 +844,8 @@ static void host__check_cb(uv_check_t *c)
 #define HOST__BATCH_MAX (4u * 1024 * 1024)
 
 int host_propose_event(struct host *h, struct host_ship *s, uint64_t number,
-                       const uint8_t *rec, size_t len)
+                       const uint8_t *rec, size_t len, const uint8_t *fx,
+                       size_t fx_len)
 {
     int rv;
     if (h->n_refs == h->cap_refs) {
@@ -823,7 +860,13 @@ int host_propose_event(struct host *h, struct host_ship *s, uint64_t number,
     if (h->batch.len == 0 && (rv = record_events_begin(&h->batch)) != 0) {
         return rv;
     }
+    size_t mark = h->batch.len;
+    uint32_t count = record_events_count(&h->batch);
     rv = record_events_add(&h->batch, rec, len);
+    if (rv == 0 && fx_len > 0 &&
+        (rv = record_events_add(&h->batch, fx, fx_len)) != 0) {
+        record_events_cut(&h->batch, mark, count);
+    }
     if (rv != 0) {
         return rv;
     }
@@ -1643,6 +1686,10 @@ int host_run(const struct host_config *cfg)
                  "error", errmsg, NULL);
     }
     rv = uv_loop_init(&h->loop);
+    if (rv == 0) {
+        uv_timer_init(&h->loop, &h->mail_retry);
+        h->mail_retry.data = h;
+    }
     if (rv != 0) {
         fprintf(stderr, "berth: event loop: %s\n", uv_strerror(rv));
         goto err_after_alloc;
@@ -1712,6 +1759,9 @@ int host_run(const struct host_config *cfg)
     struct fsm_hooks hooks = {
         .applied = host__applied,
         .damaged = host__damaged,
+        .removed = host__removed,
+        .added = host__added,
+        .mailed = host__mailed,
         .restored = host__restored,
         .fatal = host__fatal,
         .arg = h,
@@ -1884,6 +1934,7 @@ int host_run(const struct host_config *cfg)
     uv_timer_stop(&h->measure_timer);
     uv_timer_stop(&h->writeback_timer);
     uv_timer_stop(&h->repair_timer);
+    uv_timer_stop(&h->mail_retry);
     host_crawler_stop(h);
     host_usage_stop(h);
     http_server_close(h->front, NULL, NULL);

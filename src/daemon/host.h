@@ -142,6 +142,10 @@ struct host_ship {
     uint64_t cpu_ms;      /* monotonic ms of the last CPU reading */
     uint64_t mem_bytes;   /* its memory at the last measure */
     uint64_t mem_ms;      /* monotonic ms since which memory is counted */
+    /* Its mail (daemon/children.c): a piece is on its way to the program;
+     * the last one taken, under the lead of mail_epoch. */
+    bool mail_busy;
+    uint64_t mail_last, mail_epoch;
 };
 
 /* What ships' programs used on this host since the last USAGE entry it
@@ -246,6 +250,15 @@ struct host {
     bool repairing;          /* a repair of its own under way */
     struct replay *replays;  /* fsck's replays under way (daemon/replay.c) */
     uv_timer_t repair_timer; /* repair_tick, every REPAIR_TICK_MS */
+    /* Mail (daemon/children.c): ships given mail by the entry being
+     * applied, delivered once it is; a retry of what could not be; which
+     * lead this is. */
+    uint64_t *mail_due;
+    size_t n_mail_due, cap_mail_due;
+    uv_timer_t mail_retry;
+    uint64_t mail_epoch;
+    bool registry_stale;         /* an applied entry spawned ships */
+    bool removed_pending;        /* an applied entry removed ships */
     struct host_crawler crawler; /* daemon/crawler.c */
     struct host_usage usage;     /* what programs used, not yet proposed */
     int exit_code;
@@ -516,9 +529,36 @@ void host_ships_shutdown(struct host *h);
 /* Free every live ship once the loop has stopped; closes their timers. */
 void host_ships_free(struct host *h);
 
-/* Add one encoded event record of ship s to the next group commit. */
+/* Add one encoded event record of ship s to the next group commit, with
+ * its effects item (fx_len bytes at fx, none when 0) right behind it; on
+ * failure neither is added. */
 int host_propose_event(struct host *h, struct host_ship *s, uint64_t number,
-                       const uint8_t *rec, size_t len);
+                       const uint8_t *rec, size_t len, const uint8_t *fx,
+                       size_t fx_len);
+
+/* --- Children and mail (daemon/children.c). --- */
+
+/* The fleet's effect_entry for ship s: the log entry a SPAWN, RELEASE or
+ * DESTROY effect (len bytes at p) becomes, appended to out with
+ * record_effects_add. 0 or a code. */
+int host_children_effect_entry(struct host *h, struct host_ship *s,
+                               uint8_t kind, const uint8_t *p, size_t len,
+                               struct buf *out);
+
+/* Note that the entry being applied gave ship target mail; it is delivered
+ * by host_mail_flush once the entry is applied, if this host leads. */
+void host_mail_due(struct host *h, uint64_t target);
+
+/* Deliver the mail noted by host_mail_due. */
+void host_mail_flush(struct host *h);
+
+/* Deliver every ship's waiting mail: the host has come to lead, or retries
+ * what could not be delivered. */
+void host_mail_start(struct host *h);
+
+/* A FLEET_JOB_MAIL job left: the next piece follows, refused mail is
+ * dropped, and what could not be delivered is tried again later. */
+void host_mail_released(struct host *h, const struct fleet_job *j);
 
 /* --- Limits (daemon/quota.c; docs/api.md, "Limits"). --- */
 

@@ -686,9 +686,17 @@ static void *ship__env_take_frame(void *data, struct fleet_ship *c,
 
 static int ship__env_propose_event(void *data, struct fleet_ship *c,
                                    uint64_t number, const uint8_t *rec,
-                                   size_t len)
+                                   size_t len, const uint8_t *fx, size_t fx_len)
 {
-    return host_propose_event(data, ship__of(c), number, rec, len);
+    return host_propose_event(data, ship__of(c), number, rec, len, fx, fx_len);
+}
+
+static int ship__env_effect_entry(void *data, struct fleet_ship *c,
+                                  const struct fleet_job *j, uint8_t kind,
+                                  const uint8_t *p, size_t len, struct buf *out)
+{
+    (void)j;
+    return host_children_effect_entry(data, ship__of(c), kind, p, len, out);
 }
 
 /* An entry of a ship's own in flight: which, and for a snapshot, where. */
@@ -763,6 +771,9 @@ static void ship__env_release(void *data, struct fleet_job *j)
     struct http_request *req = j->req;
     if (j->origin != FLEET_JOB_ALARM) {
         host_usage_request(h, j->ship->sid);
+    }
+    if (j->origin == FLEET_JOB_MAIL) {
+        host_mail_released(h, j);
     }
     if (req == NULL) {
         fleet_job_free(&h->fleet, j);
@@ -855,6 +866,7 @@ void host_ships_init(struct host *h)
         .measure = ship__env_measure,
         .take_frame = ship__env_take_frame,
         .propose_event = ship__env_propose_event,
+        .effect_entry = ship__env_effect_entry,
         .propose_entry = ship__env_propose_entry,
         .disk_ok = ship__env_disk_ok,
         .write_ok = ship__env_write_ok,
@@ -908,6 +920,7 @@ void host_alarms_start(struct host *h)
 {
     fleet_lead(&h->fleet, true);
     fleet_alarms_rearm(&h->fleet);
+    host_mail_start(h);
 }
 
 void host_ships_step_down(struct host *h)

@@ -81,6 +81,12 @@ struct tenv {
     struct tout out[T_MAX_OUT];
     unsigned n_out;
     uint64_t now_ms;
+    struct buf fx;       /* the last effects item proposed */
+    unsigned n_fx;       /* effects items proposed */
+    unsigned n_effects;  /* effects turned into entries */
+    bool refuse_effect;  /* effect_entry fails */
+    int mail_status;     /* of the last mail job released; 0: taken */
+    unsigned n_mail_out; /* mail jobs released */
     bool sweep_armed, alarm_armed;
     uint64_t sweep_due, alarm_due;
     /* Faults the environment injects. */
@@ -316,9 +322,34 @@ static int t_propose(uint32_t slot, int kind, uint64_t number, const uint8_t *p,
 }
 
 static int t_propose_event(void *data, struct fleet_ship *c, uint64_t number,
-                           const uint8_t *rec, size_t len)
+                           const uint8_t *rec, size_t len, const uint8_t *fx,
+                           size_t fx_len)
 {
-    return t_propose(c->slot, -1, number, rec, len);
+    int rv = t_propose(c->slot, -1, number, rec, len);
+    if (rv == 0 && fx_len > 0) {
+        T->fx.len = 0;
+        assert_int_equal(buf_append(&T->fx, fx, fx_len), 0);
+        T->n_fx++;
+    }
+    return rv;
+}
+
+/* Each effect becomes a MAIL entry for ship 99 holding the effect's kind. */
+static int t_effect_entry(void *data, struct fleet_ship *c,
+                          const struct fleet_job *j, uint8_t kind,
+                          const uint8_t *p, size_t len, struct buf *out)
+{
+    if (T->refuse_effect) {
+        return BERTH_ENOMEM;
+    }
+    struct record_mail m = {.target = 99, .kind = kind, .body = p, .len = len};
+    struct buf e;
+    buf_init(&e);
+    assert_int_equal(record_encode_mail(&e, &m), 0);
+    int rv = record_effects_add(out, e.data, e.len);
+    buf_free(&e);
+    T->n_effects++;
+    return rv;
 }
 
 static int t_propose_entry(void *data, struct fleet_ship *c,
@@ -395,6 +426,10 @@ static struct tout *t_out(void)
 
 static void t_release(void *data, struct fleet_job *j)
 {
+    if (j->origin == FLEET_JOB_MAIL) {
+        T->mail_status = j->error_code[0] ? j->status : 0;
+        T->n_mail_out++;
+    }
     if (j->req != NULL) {
         struct tout *o = t_out();
         o->req = (uintptr_t)j->req;
@@ -442,6 +477,7 @@ static const struct fleet_env t_env = {
     .measure = t_measure,
     .take_frame = t_take_frame,
     .propose_event = t_propose_event,
+    .effect_entry = t_effect_entry,
     .propose_entry = t_propose_entry,
     .disk_ok = t_disk_ok,
     .fds_room = t_fds_room,
@@ -532,6 +568,7 @@ static int t_teardown(void **state)
     for (unsigned i = 0; i < T->n_prop; i++) {
         buf_free(&T->prop[i].bytes);
     }
+    buf_free(&T->fx);
     for (uint32_t i = 0; i < T_MAX_SHIPS; i++) {
         for (int n = 0; n <= T_MAX_EVENTS; n++) {
             buf_free(&T->store[i].rec[n]);
@@ -661,6 +698,29 @@ static bool prog_step(uint32_t slot)
                                                        r.data, r.len),
                                  0);
                 buf_free(&r);
+            }
+            if (op == 'c') {
+                struct buf sp;
+                buf_init(&sp);
+                struct frame_spawn fs = {.tag = 7,
+                                         .lifetime = FRAME_LIFETIME_LINKED};
+                assert_int_equal(frame_encode_spawn(&sp, &fs), 0);
+                assert_int_equal(frame_done_add_effect(&out, mark,
+                                                       FRAME_EFFECT_SPAWN,
+                                                       sp.data, sp.len),
+                                 0);
+                buf_free(&sp);
+            }
+            if (op == 'k') {
+                assert_int_equal(frame_done_add_effect(&out, mark,
+                                                       FRAME_EFFECT_DESTROY,
+                                                       "kid", 3),
+                                 0);
+            }
+            if (op == 'i') {
+                assert_int_equal(frame_done_add_effect(
+                                     &out, mark, FRAME_EFFECT_IDLE, NULL, 0),
+                                 0);
             }
             if (op == 'a') {
                 struct buf a;
@@ -1614,6 +1674,116 @@ static void test_alarm(void **state)
     assert_int_equal(T->store[0].last_event, 3);
 }
 
+/* Effects that act beyond the program (SPAWN, DESTROY) become entries in
+ * an effects item right behind their event's record, and log the event
+ * even though the program said it changed nothing. */
+static void test_effects_log_their_event(void **state)
+{
+    awake_ship(0);
+    unsigned props = T->n_prop;
+    uintptr_t r = send_job(0, "c");
+    prog_run(0);
+    assert_int_equal(T->n_prop, props + 1); /* logged */
+    assert_int_equal(T->n_fx, 1);
+    struct record_effects fx;
+    assert_int_equal(record_decode_effects(T->fx.data, T->fx.len, &fx), 0);
+    assert_int_equal(fx.sid, peek(0)->sid);
+    assert_int_equal(fx.number, 2);
+    assert_int_equal(fx.mail_taken, 0);
+    size_t off = 0;
+    const uint8_t *e;
+    size_t n;
+    struct record_mail m;
+    assert_int_equal(record_effects_next(&fx, &off, &e, &n), 0);
+    assert_int_equal(record_decode_mail(e, n, &m), 0);
+    assert_int_equal(m.kind, FRAME_EFFECT_SPAWN);
+    assert_int_equal(record_effects_next(&fx, &off, &e, &n), 1);
+    assert_null(outcome(r)); /* its reply waits for the log */
+    commit_all();
+    assert_non_null(outcome(r));
+    assert_string_equal(outcome(r)->code, "");
+    /* A destroy the same way. */
+    send_job(0, "k");
+    prog_run(0);
+    assert_int_equal(T->n_fx, 2);
+    assert_int_equal(T->n_effects, 2);
+    commit_all();
+    /* An effect that cannot be made fails the event, unlogged, and the
+     * program, whose state is ahead, goes. */
+    T->refuse_effect = true;
+    props = T->n_prop;
+    r = send_job(0, "c");
+    prog_run(0);
+    assert_int_equal(T->n_prop, props);
+    assert_int_equal(outcome(r)->status, 503);
+    settle(0);
+    assert_int_equal(state_of(0), SHIP_ASLEEP);
+}
+
+/* IDLE puts the ship to sleep once its event has left, before the idle
+ * timeout. */
+static void test_idle_effect_sleeps(void **state)
+{
+    awake_ship(0);
+    uintptr_t r = send_job(0, "i");
+    settle(0);
+    assert_non_null(outcome(r));
+    assert_int_equal(state_of(0), SHIP_ASLEEP);
+    assert_true(T->now_ms < 1000); /* no timeout ran */
+}
+
+/* Mail is logged whatever the program says, and its effects item takes
+ * it; a refused piece is not logged. */
+static void test_mail_is_logged_and_taken(void **state)
+{
+    awake_ship(0);
+    struct buf payload;
+    buf_init(&payload);
+    assert_int_equal(buf_append(&payload, "r", 1), 0);
+    unsigned props = T->n_prop;
+    assert_int_equal(
+        fleet_deliver_mail(peek(0), 5, FRAME_EVENT_CHILD, &payload), 0);
+    prog_run(0);
+    assert_int_equal(T->n_prop, props + 1);
+    struct record_effects fx;
+    assert_int_equal(record_decode_effects(T->fx.data, T->fx.len, &fx), 0);
+    assert_int_equal(fx.mail_taken, 5);
+    assert_int_equal(fx.entries_len, 0);
+    assert_int_equal(T->n_mail_out, 0); /* waits for the log */
+    commit_all();
+    assert_int_equal(T->n_mail_out, 1);
+    assert_int_equal(T->mail_status, 0);
+    /* Refused: left unlogged for the environment to drop. */
+    buf_init(&payload);
+    assert_int_equal(buf_append(&payload, "x", 1), 0);
+    props = T->n_prop;
+    assert_int_equal(
+        fleet_deliver_mail(peek(0), 6, FRAME_EVENT_CHILD, &payload), 0);
+    prog_run(0);
+    assert_int_equal(T->n_prop, props);
+    assert_int_equal(T->n_mail_out, 2);
+    assert_int_equal(T->mail_status, 422);
+}
+
+/* A ship removed by the log while awake: its program goes, what waits
+ * fails with 404, and it leaves the registry. */
+static void test_ship_gone(void **state)
+{
+    awake_ship(0);
+    uintptr_t r = send_job(0, "s"); /* never answered */
+    prog_run(0);
+    uintptr_t w = send_job(0, "r");
+    in_begin();
+    fleet_ship_gone(peek(0));
+    in_end();
+    t_note();
+    assert_int_equal(outcome(w)->status, 404);
+    settle(0);
+    assert_int_equal(state_of(0), SHIP_REMOVED);
+    assert_non_null(outcome(r));
+    assert_null(peek(0));
+}
+
 /* A TIMER event that fails leaves the alarm set, to try again later. */
 static void test_alarm_retry(void **state)
 {
@@ -2119,6 +2289,13 @@ int main(void)
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_no_fds, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_alarm, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_effects_log_their_event, t_setup,
+                                        t_teardown),
+        cmocka_unit_test_setup_teardown(test_idle_effect_sleeps, t_setup,
+                                        t_teardown),
+        cmocka_unit_test_setup_teardown(test_mail_is_logged_and_taken, t_setup,
+                                        t_teardown),
+        cmocka_unit_test_setup_teardown(test_ship_gone, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_alarm_retry, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_deadlines, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_sealed_records, t_setup,

@@ -1,0 +1,116 @@
+"""Ships spawn ships: SPAWN, CHILD mail, lifetimes, DESTROY and RELEASE with
+proof, IDLE, on real hosts (docs/protocol.md, "Children")."""
+import json
+
+from conftest import KV, store_query, wait_for
+
+
+def children(host, ship):
+    status, _, body = host.http("GET", "/s/%s/children" % ship)
+    assert status == 200, body
+    return {c["tag"]: c for c in json.loads(body)}
+
+
+def restart(host):
+    host.stop()
+    host.start()
+
+
+def spawn(host, ship, lifetime):
+    status, _, body = host.http("POST", "/s/%s/children" % ship,
+                                lifetime.encode())
+    assert status == 202, body
+    tag = json.loads(body)["tag"]
+    kid = wait_for(lambda: children(host, ship).get(tag, {}).get("id"))
+    assert children(host, ship)[tag]["status"] == "spawned"
+    return tag, kid
+
+
+def test_spawn_and_child_event(host):
+    host.new_ship(KV, "mom")
+    tag, kid = spawn(host, "mom", "linked")
+    # The child is a ship of its own, with its own state.
+    assert host.http("PUT", "/s/%s/k/x" % kid, b"1")[0] in (200, 201)
+    assert host.http("GET", "/s/%s/k/x" % kid)[2] == b"1"
+    assert host.http("GET", "/s/mom/k/x")[0] == 404
+    show = host.cli_json("ship", "show", kid)
+    assert show["id"] == kid
+    # The parent logged the SPAWN event and the CHILD event, once: the
+    # mail was taken with it.
+    assert host.cli_json("ship", "show", "mom")["last_event"] == 2
+    host.stop()
+    assert store_query(host.data, "SELECT count(*) FROM mail") == [(0,)]
+    host.start()
+    assert children(host, "mom")[tag]["id"] == kid
+    assert host.cli_json("ship", "show", "mom")["last_event"] == 2
+
+
+def test_child_survives_restart_and_destroy_with_parent(host):
+    host.new_ship(KV, "pa")
+    _, linked = spawn(host, "pa", "linked")
+    _, eph = spawn(host, "pa", "ephemeral")
+    _, root = spawn(host, "pa", "root")
+    _, grand = spawn(host, linked, "linked")
+    restart(host)
+    for kid in (linked, eph, root, grand):
+        assert host.http("PUT", "/s/%s/k/y" % kid, b"2")[0] in (200, 201)
+    # The parent destroys itself: its linked and ephemeral descendants go
+    # with it, the root child stays.
+    status, _, _ = host.http("DELETE", "/s/pa/self")
+    assert status == 202
+    wait_for(lambda: host.http("GET", "/s/pa/k/y")[0] == 404)
+    for kid in (linked, eph, grand):
+        assert wait_for(lambda: host.http("GET", "/s/%s/k/y" % kid)[0] == 404)
+    assert host.http("GET", "/s/%s/k/y" % root)[2] == b"2"
+    restart(host)
+    assert host.http("GET", "/s/%s/k/y" % root)[2] == b"2"
+    for kid in (linked, eph, grand):
+        assert host.http("GET", "/s/%s/k/y" % kid)[0] == 404
+
+
+def test_destroy_and_release_by_parent(host):
+    host.new_ship(KV, "boss")
+    t1, linked = spawn(host, "boss", "linked")
+    t2, eph = spawn(host, "boss", "ephemeral")
+    t3, other = spawn(host, "boss", "linked")
+    # RELEASE of a linked child does nothing; of an ephemeral one destroys.
+    assert host.http("POST", "/s/boss/children/%s/release" % linked)[0] == 202
+    assert host.http("POST", "/s/boss/children/%s/release" % eph)[0] == 202
+    wait_for(lambda: children(host, "boss")[t2]["status"] == "destroyed")
+    assert children(host, "boss")[t2]["detail"] == "released"
+    assert host.http("GET", "/s/%s/k" % eph)[0] == 404
+    assert host.http("GET", "/s/%s/k" % linked)[0] == 200
+    # DESTROY of a child, with the parent's proof.
+    assert host.http("DELETE", "/s/boss/children/%s" % other)[0] == 202
+    wait_for(lambda: children(host, "boss")[t3]["status"] == "destroyed")
+    assert children(host, "boss")[t3]["detail"] == "parent"
+    assert host.http("GET", "/s/%s/k" % other)[0] == 404
+    # A ship cannot destroy one that is not its child.
+    host.new_ship(KV, "stranger")
+    assert host.http("DELETE", "/s/stranger/children/%s" % linked)[0] == 202
+    assert host.http("GET", "/s/%s/k" % linked)[0] == 200
+    assert "destroy ignored" in host.logs()
+    # The operator removes a child: the parent hears of it.
+    host.cli("ship", "rm", linked)
+    wait_for(lambda: children(host, "boss")[t1]["status"] == "destroyed")
+    assert children(host, "boss")[t1]["detail"] == "operator"
+
+
+def test_idle_effect_sleeps_at_once(host):
+    host.new_ship(KV, "nap", "--idle-timeout", "60000")
+    assert host.http("PUT", "/s/nap/k/a", b"1")[0] in (200, 201)
+    assert host.cli_json("ship", "show", "nap")["state"] == "awake"
+    assert host.http("POST", "/s/nap/idle")[0] == 204
+    wait_for(lambda: host.cli_json("ship", "show", "nap")["state"] ==
+             "asleep", timeout=5)
+    assert host.http("GET", "/s/nap/k/a")[2] == b"1"
+
+
+def test_spawn_refused_says_why(host):
+    host.new_ship(KV, "lim")
+    host.cli("account", "limit", "anonymous", "--ships", "1")
+    status, _, body = host.http("POST", "/s/lim/children", b"linked")
+    assert status == 202
+    tag = json.loads(body)["tag"]
+    wait_for(lambda: children(host, "lim")[tag]["status"] == "failed")
+    assert "limit_ships" in children(host, "lim")[tag]["detail"]
