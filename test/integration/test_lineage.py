@@ -9,8 +9,6 @@ import json
 import os
 import subprocess
 
-import pytest
-
 from conftest import BERTH, KV, free_port, store_query, wait_for
 
 
@@ -80,9 +78,12 @@ def test_children_lineage_and_tree(host_factory):
     text = h.cli("ship", "show", "pa").stdout
     assert "parent:          -\n" in text and "lifetime:        -\n" in text
 
-    # The status map: nested, children in creation order, all asleep.
+    # The status map: nested, children in creation order, all asleep (the
+    # parent may wake for its CHILD mail).
     t = tree(h, "pa")
-    assert (t["id"], t["name"], t["lifetime"], t["status"]) == (pa, "pa", None, "asleep")
+    assert (t["id"], t["name"], t["lifetime"]) == (pa, "pa", None)
+    assert t["status"] in ("asleep", "active", "idle")
+    assert {c["status"] for c in t["children"]} == {"asleep"}
     assert (t["ships"], t["truncated"]) == (5, False)
     assert names(t) == ["c-linked", "c-root", "c-eph"]
     assert [c["lifetime"] for c in t["children"]] == ["linked", "root", "ephemeral"]
@@ -173,9 +174,6 @@ def test_removing_a_parent_takes_its_linked_and_ephemeral_children(host_factory)
         ["c-root", "g-root", "r-linked"]
 
 
-@pytest.mark.xfail(reason="the registry follows a removal's linked and ephemeral "
-                          "descendants once the host is wired for it (host.c)",
-                   strict=False)
 def test_removed_children_leave_at_once(host_factory):
     h = host_factory().start()
     h.new_ship(KV, "pa")
