@@ -397,10 +397,14 @@ static bool admin__parent(struct host *h, struct http_request *req,
         *parent = registry_get(&h->reg, slot)->sid;
         rv = store_ship_account(h->store, *parent, &owner);
     }
-    if (rv != 0) {
-        host_reply_error(req, rv == BERTH_ENOTFOUND ? 404 : 503,
-                         rv == BERTH_ENOTFOUND ? "not_found" : "unavailable",
+    if (rv == BERTH_ENOTFOUND) {
+        host_reply_error(req, 404, "not_found",
                          "no ship named %s, to be the parent", spec->parent);
+        return false;
+    }
+    if (rv != 0) {
+        host_reply_error(req, 503, "unavailable", "cannot read the parent: %s",
+                         store_errmsg(h->store));
         return false;
     }
     if (spec->account[0] != '\0' && owner != *account) {
