@@ -41,7 +41,7 @@ for f in llhttp api http; do
 done
 
 build frame src/proto/frame.c $LIB
-build record src/core/record.c src/crypto/seal.c $LIB -lsodium
+build record src/core/record.c src/core/sandbox.c src/crypto/seal.c $LIB -lsodium
 build http -I/usr/share/include/llhttp src/http/parser.c $LLHTTP $LIB
 build forward src/http/forward.c $LIB
 build transport src/consensus/transport.c src/crypto/channel.c $LIB -luv -lraft -lsodium
@@ -54,7 +54,7 @@ build strlist $LIB
 build shipcopy src/store/store.c src/store/heads.c src/store/heap.c \
   src/store/apply.c src/store/fsck.c src/store/shipcopy.c src/core/record.c \
   src/core/registry.c src/core/gate.c src/core/auth.c src/core/account.c \
-  src/crypto/seal.c src/proto/frame.c \
+  src/core/sandbox.c src/proto/frame.c src/crypto/seal.c \
   src/lib/file.c $LIB -lsqlite3 -lsodium
 echo "fuzz: built $(for t in $TARGETS; do printf '%s ' "$OUT/fuzz_$t"; done)"
 

@@ -8,6 +8,7 @@
 
 #include "core/account.h"
 #include "core/record.h"
+#include "core/sandbox.h"
 
 /* Open everything openable in the input under a fixed key: a fuzzer cannot
  * forge a seal, so these must fail or find an unsealed one. */
@@ -43,6 +44,30 @@ static void fuzz__open(const uint8_t *data, size_t size,
         }
     }
     buf_free(&plain);
+}
+
+/* An effects item and every entry in it (core/record.h, "An event's
+ * durable effects"), as the apply walks them. */
+static void fuzz__effects(const uint8_t *data, size_t size)
+{
+    struct record_effects fx;
+    if (record_decode_effects(data, size, &fx) != 0) {
+        return;
+    }
+    size_t off = 0;
+    const uint8_t *e;
+    size_t n;
+    while (record_effects_next(&fx, &off, &e, &n) == 0) {
+        if (e < data || e + n > data + size) {
+            abort();
+        }
+        struct record_destroy d;
+        struct record_mail m;
+        struct record_ship_batch b;
+        record_decode_destroy(e, n, &d);
+        record_decode_mail(e, n, &m);
+        record_decode_ship_batch(e, n, &b);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -105,6 +130,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         record_decode_event(rec, len, &ev);
+        fuzz__effects(rec, len);
+    }
+    record_events_have_effects(data, size);
+    fuzz__effects(data, size);
+    struct record_destroy d;
+    record_decode_destroy(data, size, &d);
+    struct record_mail m;
+    if (record_decode_mail(data, size, &m) == 0 &&
+        (m.len > size || (m.len > 0 && m.body < data))) {
+        abort();
+    }
+    struct sandbox sb;
+    if (sandbox_decode(data, size, &sb) == 0 && sb.send_len > size) {
+        abort();
     }
     return 0;
 }

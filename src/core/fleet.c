@@ -1501,16 +1501,21 @@ static void fleet__on_done(struct fleet_ship *s, const struct frame *fr)
             }
             alarm_set = true;
         } else if (e.kind == FRAME_EFFECT_SPAWN ||
+                   e.kind == FRAME_EFFECT_SEND ||
                    e.kind == FRAME_EFFECT_RELEASE ||
                    e.kind == FRAME_EFFECT_DESTROY) {
             struct frame_spawn sp;
+            struct frame_send sd;
             bool ok = e.kind == FRAME_EFFECT_SPAWN
                           ? frame_decode_spawn(e.data, e.len, &sp) == 0
+                      : e.kind == FRAME_EFFECT_SEND
+                          ? frame_decode_send(e.data, e.len, &sd) == 0
                           : frame_decode_ship_ref(e.data, e.len) == 0 &&
                                 (e.len > 0 || e.kind == FRAME_EFFECT_DESTROY);
             if (!ok) {
                 buf_free(&fx);
-                fleet__kill(s, "malformed SPAWN, RELEASE or DESTROY effect");
+                fleet__kill(s, "malformed SPAWN, SEND, RELEASE or DESTROY "
+                               "effect");
                 return;
             }
             rv = f->env.effect_entry(f->env.data, s, j, e.kind, e.data, e.len,
@@ -1545,6 +1550,14 @@ static void fleet__on_done(struct fleet_ship *s, const struct frame *fr)
     fleet__disarm(s);
     fleet__measure_job(s, j);
     s->current = NULL;
+    if (j->origin == FLEET_JOB_MAIL && j->kind == FRAME_EVENT_MESSAGE &&
+        (rv = f->env.receipt_entry(f->env.data, s, j, &fx)) != 0) {
+        buf_free(&fx);
+        fleet__job_fail(j, 503, "unavailable", "cannot make the receipt: %s",
+                        err_str(rv));
+        fleet__unlogged(s, j, "a message's receipt could not be made");
+        return;
+    }
     if (idle) {
         /* Once what it answered has left, and if nothing waits. */
         s->sleep_wanted = true;

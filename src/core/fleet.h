@@ -325,13 +325,18 @@ struct fleet_env {
                          const uint8_t *rec, size_t len, const uint8_t *fx,
                          size_t fx_len);
     /* Turn an effect of j's event that acts beyond s's program (SPAWN,
-     * RELEASE, DESTROY: len bytes at p, already decoded once) into the log
-     * entry that carries it out, appended to out with record_effects_add;
+     * SEND, RELEASE, DESTROY: len bytes at p, already decoded once) into the
+     * log entry that carries it out, appended to out with record_effects_add;
      * an effect the host refuses appends the CHILD mail that says so, or
      * nothing. 0, or a code that fails the event. */
     int (*effect_entry)(void *data, struct fleet_ship *s,
                         const struct fleet_job *j, uint8_t kind,
                         const uint8_t *p, size_t len, struct buf *out);
+    /* The program answered j, a MESSAGE delivered as mail, with its reply
+     * in j: append to out (record_effects_add) the entry that gives the
+     * sender its RECEIPT. 0, or a code that fails the event. */
+    int (*receipt_entry)(void *data, struct fleet_ship *s,
+                         const struct fleet_job *j, struct buf *out);
     /* Propose an entry of s's own (snapshot at number, or removal), after
      * every event proposed before it, taking entry's bytes on success; its
      * fate is reported by fleet_ship_entry_done. */

@@ -3,6 +3,7 @@
 #include "core/account.h"
 
 #include "core/gate.h"
+#include "core/sandbox.h"
 
 #include <sodium.h>
 #include <stdbool.h>
@@ -309,13 +310,17 @@ int record_encode_ship_batch(struct buf *out, const struct record_ship_batch *b,
 {
     int rv;
     if (b->program_len > UINT16_MAX || b->name_len > UINT16_MAX ||
-        b->args_len > RECORD_LIST_MAX || b->env_len > RECORD_LIST_MAX) {
+        b->args_len > RECORD_LIST_MAX || b->env_len > RECORD_LIST_MAX ||
+        b->access_len > RECORD_LIST_MAX || b->sandbox_len > RECORD_LIST_MAX) {
         return BERTH_ETOOBIG;
     }
     bool lists = b->args_len > 0 || b->env_len > 0;
     uint8_t flags =
         (uint8_t)((b->flags & ~(RECORD_BATCH_ARGS | RECORD_BATCH_ACCOUNT |
-                                RECORD_BATCH_PARENT)) |
+                                RECORD_BATCH_PARENT | RECORD_BATCH_ACCESS |
+                                RECORD_BATCH_SANDBOX)) |
+                  (b->sandbox_len > 0 ? RECORD_BATCH_SANDBOX : 0) |
+                  (b->access_len > 0 ? RECORD_BATCH_ACCESS : 0) |
                   (lists ? RECORD_BATCH_ARGS : 0) |
                   (b->account != 0 ? RECORD_BATCH_ACCOUNT : 0) |
                   (b->parent != 0 ? RECORD_BATCH_PARENT : 0) |
@@ -343,6 +348,16 @@ int record_encode_ship_batch(struct buf *out, const struct record_ship_batch *b,
          (rv = buf_put_u8(out, b->lifetime)) != 0 ||
          (rv = buf_put_u64(out, b->lifetime_ms)) != 0 ||
          (rv = buf_put_u32(out, b->tag)) != 0)) {
+        return rv;
+    }
+    if ((flags & RECORD_BATCH_ACCESS) &&
+        ((rv = buf_put_u32(out, (uint32_t)b->access_len)) != 0 ||
+         (rv = buf_append(out, b->access, b->access_len)) != 0)) {
+        return rv;
+    }
+    if ((flags & RECORD_BATCH_SANDBOX) &&
+        ((rv = buf_put_u32(out, (uint32_t)b->sandbox_len)) != 0 ||
+         (rv = buf_append(out, b->sandbox, b->sandbox_len)) != 0)) {
         return rv;
     }
     if (lists && ((rv = buf_put_u32(out, (uint32_t)b->args_len)) != 0 ||
@@ -396,6 +411,25 @@ int record_decode_ship_batch(const uint8_t *p, size_t len,
         b->lifetime_ms = cursor_u64(&c);
         b->tag = cursor_u32(&c);
         if (c.err == 0 && b->parent == 0) {
+            return BERTH_EMALFORMED;
+        }
+    }
+    b->access = NULL;
+    b->access_len = 0;
+    if (b->flags & RECORD_BATCH_ACCESS) {
+        b->access_len = cursor_u32(&c);
+        b->access = (const char *)cursor_bytes(&c, b->access_len);
+        if (c.err == 0 && strlist_count(b->access, b->access_len) < 0) {
+            return BERTH_EMALFORMED;
+        }
+    }
+    b->sandbox = NULL;
+    b->sandbox_len = 0;
+    if (b->flags & RECORD_BATCH_SANDBOX) {
+        struct sandbox sb;
+        b->sandbox_len = cursor_u32(&c);
+        b->sandbox = cursor_bytes(&c, b->sandbox_len);
+        if (c.err == 0 && sandbox_decode(b->sandbox, b->sandbox_len, &sb)) {
             return BERTH_EMALFORMED;
         }
     }
@@ -940,4 +974,31 @@ bool record_events_have_effects(const uint8_t *p, size_t len)
         }
     }
     return false;
+}
+
+/* The associated data of a mail body's seal. */
+static size_t record__mail_ad(uint8_t kind, uint8_t *ad)
+{
+    static const char label[] = "berth mail";
+    memcpy(ad, label, sizeof label);
+    ad[sizeof label] = kind;
+    return sizeof label + 1;
+}
+
+int record_seal_mail(struct buf *out, const struct seal_keys *keys,
+                     uint64_t target, uint8_t kind, const uint8_t *nonce,
+                     const uint8_t *p, size_t len)
+{
+    uint8_t ad[16];
+    size_t n = record__mail_ad(kind, ad);
+    return seal_put(out, keys, SEAL_USE_SHIP, target, nonce, ad, n, p, len);
+}
+
+int record_open_mail(struct buf *out, const struct seal_keys *keys,
+                     uint64_t target, uint8_t kind, const uint8_t *p,
+                     size_t len)
+{
+    uint8_t ad[16];
+    size_t n = record__mail_ad(kind, ad);
+    return seal_open(out, keys, SEAL_USE_SHIP, target, ad, n, p, len);
 }

@@ -250,14 +250,31 @@ int record_decode_destroy(const uint8_t *p, size_t len,
 size_t record_destroy_message(const char *id, uint8_t *out);
 
 /* A MAIL entry: u64 target | u8 kind | body (rest): an event for ship
- * target (a FRAME_EVENT_* kind) that the leader delivers once. The decoder
- * points body into the entry. */
+ * target (a FRAME_EVENT_* kind) that the leader delivers once; body is the
+ * event's payload as a seal (record_seal_mail). The decoder points body
+ * into the entry. */
 struct record_mail {
     uint64_t target;
     uint8_t kind;
     const uint8_t *body;
     size_t len;
 };
+
+/* Append to out the body of mail of kind for ship target: the len bytes
+ * at p sealed under the target's key (keys NULL: unsealed, as the apply
+ * of an entry makes mail, having no keys) with nonce (SEAL_NONCE_SIZE
+ * bytes; unread when unsealed) and "berth mail" | kind as associated data.
+ * 0 or BERTH_ENOMEM. */
+int record_seal_mail(struct buf *out, const struct seal_keys *keys,
+                     uint64_t target, uint8_t kind, const uint8_t *nonce,
+                     const uint8_t *p, size_t len);
+
+/* Append to out the payload of a mail body (len bytes at p) of kind for
+ * ship target; 0, BERTH_ECORRUPT when it does not open, BERTH_EMALFORMED or
+ * BERTH_ENOMEM. */
+int record_open_mail(struct buf *out, const struct seal_keys *keys,
+                     uint64_t target, uint8_t kind, const uint8_t *p,
+                     size_t len);
 
 /* Append a MAIL entry to out; 0 or BERTH_ENOMEM. The caller keeps m. */
 int record_encode_mail(struct buf *out, const struct record_mail *m);
@@ -399,6 +416,15 @@ int record_decode_token(const uint8_t *p, size_t len, struct record_token *t);
  * CHILD event saying what came of it. */
 #define RECORD_BATCH_PARENT 0x20
 
+/* Set by the encoder when the ships have an access list (the ids of the
+ * ships that may send to them, a string list): u32 access_len | access,
+ * right after the parent's place. */
+#define RECORD_BATCH_ACCESS 0x40
+
+/* Set by the encoder when the ships have a sandbox (core/sandbox.h): u32
+ * sandbox_len | sandbox, right after the access list's place. */
+#define RECORD_BATCH_SANDBOX 0x80
+
 /* The most bytes of a ship's stored secret: u32 index | a sealed key. */
 #define RECORD_SECRET_MAX (4 + SEAL_OVERHEAD + 32)
 
@@ -422,6 +448,10 @@ struct record_ship_batch {
     uint8_t lifetime; /* with a parent: proto/frame.h FRAME_LIFETIME_* */
     uint64_t lifetime_ms;
     uint32_t tag;
+    const char *access; /* string list of ship ids; NULL or empty: none */
+    size_t access_len;
+    const uint8_t *sandbox; /* its blob (core/sandbox.h); NULL: none */
+    size_t sandbox_len;
     const char *args; /* string list; NULL or empty when none */
     size_t args_len;
     const char *env; /* string list of "K=V"; NULL or empty when none */

@@ -39,6 +39,8 @@
 #define REGISTRY_REMOVED 0x01
 /* The ship's stored data failed its checks; it is not woken. */
 #define REGISTRY_CORRUPT 0x02
+/* Its sandbox keeps the ship from the front door (core/sandbox.h). */
+#define REGISTRY_HIDDEN 0x04
 
 /* One ship's entry; 48 bytes. */
 struct registry_ship {

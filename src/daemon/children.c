@@ -15,6 +15,7 @@
 #include "core/gate.h"
 #include "core/quota.h"
 #include "core/record.h"
+#include "core/sandbox.h"
 #include "daemon/host.h"
 #include "lib/err.h"
 #include "lib/mem.h"
@@ -24,25 +25,20 @@
  * disabled) this much later. */
 #define CHILDREN__RETRY_MS 5000
 
-/* Append the MAIL entry that tells ship sid its SPAWN tag made nothing, and
- * why; the event is logged with it. */
-static int children__refuse(uint64_t sid, uint32_t tag, const char *why,
-                            struct buf *out)
+/* Append to out the MAIL entry that gives ship target an event of kind
+ * with the len bytes at p as its payload, sealed under the target's key. */
+static int children__mail(struct host *h, uint64_t target, uint8_t kind,
+                          const uint8_t *p, size_t len, struct buf *out)
 {
-    struct frame_child c = {.what = FRAME_CHILD_FAILED,
-                            .tag = tag,
-                            .id = "",
-                            .detail = why,
-                            .detail_len = strlen(why)};
+    uint8_t nonce[SEAL_NONCE_SIZE];
+    randombytes_buf(nonce, sizeof nonce);
     struct buf body, e;
     buf_init(&body);
     buf_init(&e);
-    int rv = frame_encode_child(&body, &c);
+    int rv = record_seal_mail(&body, &h->keys, target, kind, nonce, p, len);
     if (rv == 0) {
-        struct record_mail m = {.target = sid,
-                                .kind = FRAME_EVENT_CHILD,
-                                .body = body.data,
-                                .len = body.len};
+        struct record_mail m = {
+            .target = target, .kind = kind, .body = body.data, .len = body.len};
         rv = record_encode_mail(&e, &m);
     }
     if (rv == 0) {
@@ -50,6 +46,56 @@ static int children__refuse(uint64_t sid, uint32_t tag, const char *why,
     }
     buf_free(&body);
     buf_free(&e);
+    return rv;
+}
+
+/* Append the MAIL entry that tells ship sid its SPAWN tag made nothing, and
+ * why; the event is logged with it. */
+static int children__refuse(struct host *h, uint64_t sid, uint32_t tag,
+                            const char *why, struct buf *out)
+{
+    struct frame_child c = {.what = FRAME_CHILD_FAILED,
+                            .tag = tag,
+                            .id = "",
+                            .detail = why,
+                            .detail_len = strlen(why)};
+    struct buf body;
+    buf_init(&body);
+    int rv = frame_encode_child(&body, &c);
+    if (rv == 0) {
+        rv =
+            children__mail(h, sid, FRAME_EVENT_CHILD, body.data, body.len, out);
+    }
+    buf_free(&body);
+    return rv;
+}
+
+/* Append the MAIL entry that gives ship sender (if it still exists) the
+ * RECEIPT r of a message it sent. */
+static int children__receipt(struct host *h, const char *sender,
+                             size_t sender_len, const struct frame_receipt *r,
+                             struct buf *out)
+{
+    char id[FRAME_ID_MAX + 1];
+    snprintf(id, sizeof id, "%.*s", (int)sender_len, sender);
+    struct store_ship ship;
+    int rv = store_ship_get(h->store, id, &ship);
+    if (rv == BERTH_ENOTFOUND) {
+        return 0; /* gone: nobody to tell */
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    uint64_t sid = ship.sid;
+    store_ship_clear(&ship);
+    struct buf body;
+    buf_init(&body);
+    rv = frame_encode_receipt(&body, r);
+    if (rv == 0) {
+        rv = children__mail(h, sid, FRAME_EVENT_RECEIPT, body.data, body.len,
+                            out);
+    }
+    buf_free(&body);
     return rv;
 }
 
@@ -66,7 +112,8 @@ static int children__list_add(struct buf *list, const uint8_t *p, size_t n)
 /* Read the SPAWN's options into args and env; 0, or BERTH_EINVAL with why
  * (ERRMSG_SIZE bytes) set. */
 static int children__options(const struct frame_spawn *sp, struct buf *args,
-                             struct buf *env, char *why)
+                             struct buf *env, struct buf *access,
+                             struct buf *send, struct sandbox *want, char *why)
 {
     size_t off = 0;
     uint8_t kind;
@@ -86,8 +133,38 @@ static int children__options(const struct frame_spawn *sp, struct buf *args,
                 return BERTH_EINVAL;
             }
             rv = children__list_add(env, data, n);
+        } else if (kind == FRAME_SPAWN_ACCESS) {
+            if (n == 0 || n > FRAME_ID_MAX) {
+                err_printf(why, "an ACCESS option must be a ship's id");
+                return BERTH_EINVAL;
+            }
+            rv = children__list_add(access, data, n);
+        } else if (kind == FRAME_SPAWN_SEND_TO) {
+            if (n == 0 || n > FRAME_ID_MAX) {
+                err_printf(why, "a SEND_TO option must be a ship's id");
+                return BERTH_EINVAL;
+            }
+            want->flags |= SANDBOX_SEND_LIST;
+            rv = children__list_add(send, data, n);
+        } else if (kind == FRAME_SPAWN_SANDBOX &&
+                   n == FRAME_SPAWN_SANDBOX_SIZE) {
+            if (data[0] & ~SANDBOX_FLAGS) {
+                err_printf(why, "unknown sandbox flags 0x%02x", data[0]);
+                return BERTH_EINVAL;
+            }
+            want->flags |= data[0];
+            want->memory_bytes = get_le64(data + 1);
+            want->cpu_millis = get_le32(data + 9);
+            want->events_per_s = get_le32(data + 13);
+            rv = 0;
+        } else if (kind == FRAME_SPAWN_BUDGET && n == FRAME_SPAWN_BUDGET_SIZE) {
+            want->budget_ships = get_le64(data);
+            want->budget_bytes = get_le64(data + 8);
+            want->budget_cpu_ms = get_le64(data + 16);
+            rv = 0;
         } else {
-            err_printf(why, "unknown SPAWN option %u", (unsigned)kind);
+            err_printf(why, "unknown or malformed SPAWN option %u",
+                       (unsigned)kind);
             return BERTH_EINVAL;
         }
         if (rv == BERTH_EINVAL) {
@@ -100,6 +177,94 @@ static int children__options(const struct frame_spawn *sp, struct buf *args,
     return 0;
 }
 
+/* Count the ships of the tree under sid (itself included) and their
+ * storage. */
+static int children__tree_usage(struct host *h, uint64_t sid, uint64_t *ships,
+                                uint64_t *bytes)
+{
+    uint64_t *todo = mem_alloc(sizeof *todo);
+    size_t n = 1, cap = 1;
+    int rv = todo == NULL ? BERTH_ENOMEM : 0;
+    if (todo != NULL) {
+        todo[0] = sid;
+    }
+    *ships = *bytes = 0;
+    while (rv == 0 && n > 0) {
+        uint64_t at = todo[--n];
+        struct store_usage u;
+        if ((rv = store_ship_usage(h->store, at, &u)) != 0) {
+            break;
+        }
+        (*ships)++;
+        *bytes += u.storage_bytes;
+        struct store_child *kids;
+        size_t nk;
+        if ((rv = store_ship_children(h->store, at, &kids, &nk)) != 0) {
+            break;
+        }
+        for (size_t i = 0; i < nk && rv == 0; i++) {
+            if (n == cap) {
+                uint64_t *p = mem_realloc(todo, cap * 2 * sizeof *p);
+                if (p == NULL) {
+                    rv = BERTH_ENOMEM;
+                    break;
+                }
+                todo = p;
+                cap *= 2;
+            }
+            todo[n++] = kids[i].sid;
+        }
+        mem_free(kids);
+    }
+    mem_free(todo);
+    return rv;
+}
+
+/* Whether one more ship fits the budgets of parent and of each of its
+ * ancestors (a budget covers a ship and its descendants together): 0,
+ * BERTH_ELIMIT with why set, or a failure. */
+static int children__budget_ok(struct host *h, const struct store_ship *parent,
+                               char *why)
+{
+    struct store_ship at;
+    int rv = store_ship_get_sid(h->store, parent->sid, &at);
+    /* Bounded: a chain of ancestors ends, and sids only go up it. */
+    for (int depth = 0; rv == 0 && depth < 1024; depth++) {
+        struct sandbox sb;
+        uint64_t ships, bytes, up = at.parent;
+        if (sandbox_decode(at.sandbox, at.sandbox_len, &sb) == 0 &&
+            (sb.budget_ships != 0 || sb.budget_bytes != 0)) {
+            rv = children__tree_usage(h, at.sid, &ships, &bytes);
+            if (rv == 0 && sb.budget_ships != 0 &&
+                ships + 1 > sb.budget_ships) {
+                err_printf(why,
+                           "budget_ships: ship %s's budget is %llu ships, and "
+                           "it has %llu",
+                           at.id, (unsigned long long)sb.budget_ships,
+                           (unsigned long long)ships);
+                rv = BERTH_ELIMIT;
+            } else if (rv == 0 && sb.budget_bytes != 0 &&
+                       bytes >= sb.budget_bytes) {
+                err_printf(why,
+                           "budget_storage: ship %s's budget is %llu bytes, "
+                           "and it has %llu",
+                           at.id, (unsigned long long)sb.budget_bytes,
+                           (unsigned long long)bytes);
+                rv = BERTH_ELIMIT;
+            }
+        }
+        store_ship_clear(&at);
+        if (rv != 0 || up == 0) {
+            break;
+        }
+        rv = store_ship_get_sid(h->store, up, &at);
+        if (rv == BERTH_ENOTFOUND) {
+            return 0;
+        }
+    }
+    return rv == BERTH_ENOTFOUND ? 0 : rv;
+}
+
 /* The SHIP_BATCH entry of a child of parent, appended to out; a SPAWN the
  * host cannot carry out appends the parent's CHILD FAILED instead. */
 static int children__spawn(struct host *h, const struct store_ship *parent,
@@ -107,9 +272,14 @@ static int children__spawn(struct host *h, const struct store_ship *parent,
 {
     struct frame_spawn sp;
     char why[ERRMSG_SIZE] = "";
-    struct buf args, env, e;
+    struct buf args, env, allow, send, blob, e;
+    struct sandbox want = {0}, mine, given;
+    const char *no = NULL;
     buf_init(&args);
     buf_init(&env);
+    buf_init(&allow);
+    buf_init(&send);
+    buf_init(&blob);
     buf_init(&e);
     if (frame_decode_spawn(p, len, &sp) != 0) {
         return BERTH_EMALFORMED; /* checked by the fleet already */
@@ -125,7 +295,9 @@ static int children__spawn(struct host *h, const struct store_ship *parent,
     }
     struct stat st;
     struct quota_refusal q;
-    int rv = children__options(&sp, &args, &env, why);
+    int rv = children__options(&sp, &args, &env, &allow, &send, &want, why);
+    want.send = (const char *)send.data;
+    want.send_len = send.len;
     if (rv == BERTH_ENOMEM) {
         goto out;
     }
@@ -134,18 +306,35 @@ static int children__spawn(struct host *h, const struct store_ship *parent,
     } else if (sp.lifetime < FRAME_LIFETIME_ROOT ||
                sp.lifetime > FRAME_LIFETIME_EPHEMERAL) {
         err_printf(why, "lifetime %u is not supported", (unsigned)sp.lifetime);
-    } else if (program[0] != '/' || memchr(program, '\0', strlen(program)) ||
+    } else if (program[0] != '/' ||
+               (sp.program_len > 0 &&
+                memchr(sp.program, '\0', sp.program_len) != NULL) ||
                stat(program, &st) != 0 || !S_ISREG(st.st_mode) ||
                access(program, X_OK) != 0) {
         err_printf(why, "the program must be an absolute path to an executable "
                         "file");
+    } else if (sandbox_decode(parent->sandbox, parent->sandbox_len, &mine) !=
+               0) {
+        err_printf(why, "the parent's sandbox does not decode");
+    } else if (mine.flags & SANDBOX_NO_SPAWN) {
+        err_printf(why, "sandbox: this ship may not spawn");
+    } else if (sandbox_inherit(&mine, &want, &given, &no) != 0) {
+        err_printf(why, "sandbox: %s", no);
+    } else if ((rv = children__budget_ok(h, parent, why)) != 0) {
+        if (rv != BERTH_ELIMIT) {
+            goto out;
+        }
+        rv = 0;
     } else if (!host_quota_create_ok(h, parent->account, 1, &q)) {
         err_printf(why, "%s: the account's %s limit is %llu, and it has %llu",
                    quota_code(q.which), quota_name(q.which),
                    (unsigned long long)q.limit, (unsigned long long)q.used);
     }
     if (why[0] != '\0') {
-        rv = children__refuse(parent->sid, sp.tag, why, out);
+        rv = children__refuse(h, parent->sid, sp.tag, why, out);
+        goto out;
+    }
+    if (!sandbox_empty(&given) && (rv = sandbox_encode(&blob, &given)) != 0) {
         goto out;
     }
     uint8_t pk[32];
@@ -161,6 +350,10 @@ static int children__spawn(struct host *h, const struct store_ship *parent,
         .args_len = args.len,
         .env = (const char *)env.data,
         .env_len = env.len,
+        .access = (const char *)allow.data,
+        .access_len = allow.len,
+        .sandbox = blob.data,
+        .sandbox_len = blob.len,
         .first = 1,
         .count = 1,
         .public_keys = pk,
@@ -194,6 +387,9 @@ static int children__spawn(struct host *h, const struct store_ship *parent,
 out:
     buf_free(&args);
     buf_free(&env);
+    buf_free(&allow);
+    buf_free(&send);
+    buf_free(&blob);
     buf_free(&e);
     return rv;
 }
@@ -267,24 +463,181 @@ static int children__destroy(struct host *h, const struct store_ship *from,
     return rv;
 }
 
+/* Count the entries made so far for an event: the index of the next. */
+static uint16_t children__index(const struct buf *out)
+{
+    struct record_effects fx = {.entries = out->data, .entries_len = out->len};
+    size_t off = 0;
+    const uint8_t *e;
+    size_t n;
+    uint16_t count = 0;
+    while (record_effects_next(&fx, &off, &e, &n) == 0) {
+        count++;
+    }
+    return count;
+}
+
+/* The MAIL entry of a message from ship from, signed with its key, for
+ * the ship the SEND names, appended to out; for no such ship, the sender's
+ * RECEIPT saying so. */
+static int children__send(struct host *h, const struct store_ship *from,
+                          uint64_t number, const uint8_t *p, size_t len,
+                          struct buf *out)
+{
+    struct frame_send sd;
+    if (frame_decode_send(p, len, &sd) != 0) {
+        return BERTH_EMALFORMED; /* checked by the fleet already */
+    }
+    char name[FRAME_ID_MAX + 1];
+    snprintf(name, sizeof name, "%.*s", (int)sd.target_len, sd.target);
+    struct store_ship target;
+    int rv = store_ship_get(h->store, name, &target);
+    if (rv == BERTH_ENOTFOUND) {
+        static const char no[] = "no such ship";
+        struct frame_receipt r = {.tag = sd.tag,
+                                  .outcome = FRAME_RECEIPT_FAILED,
+                                  .target = sd.target,
+                                  .target_len = sd.target_len,
+                                  .body = (const uint8_t *)no,
+                                  .body_len = sizeof no - 1};
+        return children__receipt(h, from->id, strlen(from->id), &r, out);
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    struct sandbox sb;
+    if (sandbox_decode(from->sandbox, from->sandbox_len, &sb) != 0 ||
+        !sandbox_may_send(&sb, target.id)) {
+        static const char no[] = "the sender's sandbox does not let it send "
+                                 "there";
+        struct frame_receipt r = {.tag = sd.tag,
+                                  .outcome = FRAME_RECEIPT_REFUSED,
+                                  .target = sd.target,
+                                  .target_len = sd.target_len,
+                                  .body = (const uint8_t *)no,
+                                  .body_len = sizeof no - 1};
+        store_ship_clear(&target);
+        return children__receipt(h, from->id, strlen(from->id), &r, out);
+    }
+    struct frame_message m = {.tag = sd.tag,
+                              .sender = from->id,
+                              .sender_len = strlen(from->id),
+                              .number = number,
+                              .index = children__index(out),
+                              .payload = sd.payload,
+                              .payload_len = sd.payload_len};
+    memcpy(m.public_key, from->public_key, sizeof m.public_key);
+    uint8_t sk[64];
+    struct buf signed_bytes, body;
+    buf_init(&signed_bytes);
+    buf_init(&body);
+    rv = record_ship_secret(&h->keys, from->secret, from->secret_len,
+                            from->public_key, sk);
+    if (rv == 0) {
+        rv = frame_message_signed(&signed_bytes, &m, target.id,
+                                  strlen(target.id));
+    }
+    if (rv == 0) {
+        crypto_sign_detached(m.signature, NULL, signed_bytes.data,
+                             signed_bytes.len, sk);
+        rv = frame_encode_message(&body, &m);
+    }
+    sodium_memzero(sk, sizeof sk);
+    if (rv == 0) {
+        rv = children__mail(h, target.sid, FRAME_EVENT_MESSAGE, body.data,
+                            body.len, out);
+    }
+    store_ship_clear(&target);
+    buf_free(&signed_bytes);
+    buf_free(&body);
+    return rv;
+}
+
 int host_children_effect_entry(struct host *h, struct host_ship *s,
-                               uint8_t kind, const uint8_t *p, size_t len,
-                               struct buf *out)
+                               const struct fleet_job *j, uint8_t kind,
+                               const uint8_t *p, size_t len, struct buf *out)
 {
     struct store_ship self;
     int rv = store_ship_get_sid(h->store, s->core.sid, &self);
     if (rv != 0) {
         return rv;
     }
-    rv = kind == FRAME_EFFECT_SPAWN
-             ? children__spawn(h, &self, p, len, out)
+    rv = kind == FRAME_EFFECT_SPAWN ? children__spawn(h, &self, p, len, out)
+         : kind == FRAME_EFFECT_SEND
+             ? children__send(h, &self, j->number, p, len, out)
              : children__destroy(h, &self, kind, p, len, out);
     sodium_memzero(self.secret, sizeof self.secret);
     store_ship_clear(&self);
     return rv;
 }
 
+int host_children_receipt_entry(struct host *h, struct host_ship *s,
+                                const struct fleet_job *j, struct buf *out)
+{
+    struct frame_message m;
+    if (frame_decode_message(j->payload.data, j->payload.len, &m) != 0) {
+        return BERTH_EMALFORMED; /* checked at delivery */
+    }
+    uint16_t status = (uint16_t)(j->status ? j->status : 204);
+    struct frame_receipt r = {.tag = m.tag,
+                              .outcome = FRAME_RECEIPT_DELIVERED,
+                              .status = status,
+                              .target = s->core.id,
+                              .target_len = strlen(s->core.id),
+                              .body = j->body,
+                              .body_len = j->body_len};
+    return children__receipt(h, m.sender, m.sender_len, &r, out);
+}
+
 /* --- Mail. --- */
+
+/* Whether the message m may reach ship target: its signature is by the
+ * key it names, that key is the sender's id, and the target's access list
+ * holds the sender (an empty one: a ship of the target's account). *why
+ * says what failed. */
+static bool children__admit(struct host *h, const struct store_ship *target,
+                            const struct frame_message *m, const char **why)
+{
+    char id[REGISTRY_ID_LEN + 1];
+    registry_id_encode(m->public_key, REGISTRY_KEY_SIZE, id);
+    if (m->sender_len != strlen(id) || memcmp(m->sender, id, m->sender_len)) {
+        *why = "the sender's id is not its key's";
+        return false;
+    }
+    struct buf b;
+    buf_init(&b);
+    bool ok =
+        frame_message_signed(&b, m, target->id, strlen(target->id)) == 0 &&
+        crypto_sign_verify_detached(m->signature, b.data, b.len,
+                                    m->public_key) == 0;
+    buf_free(&b);
+    if (!ok) {
+        *why = "the message's signature does not hold";
+        return false;
+    }
+    if (target->access_len > 0) {
+        size_t off = 0;
+        const char *a;
+        while ((a = strlist_next(target->access, target->access_len, &off))) {
+            if (strcmp(a, id) == 0) {
+                return true;
+            }
+        }
+        *why = "the sender is not on the ship's access list";
+        return false;
+    }
+    struct store_ship sender;
+    ok = store_ship_get(h->store, id, &sender) == 0;
+    if (ok) {
+        ok = sender.account == target->account;
+        store_ship_clear(&sender);
+    }
+    *why = "the sender is not a ship of the target's account";
+    return ok;
+}
+
+static void children__drop(struct host *h, uint64_t sid, uint64_t seq,
+                           const struct buf *entries);
 
 static void children__retry_cb(uv_timer_t *t)
 {
@@ -319,15 +672,70 @@ static void children__pump(struct host *h, uint64_t sid)
         }
         return;
     }
+    struct buf payload;
+    buf_init(&payload);
+    rv = record_open_mail(&payload, &h->keys, sid, m.kind, m.body, m.len);
+    mem_free(m.body); /* seq and kind are still wanted */
+    m.body = NULL;
+    const char *why = NULL;
+    struct frame_message msg;
+    struct store_ship target;
+    if (rv == BERTH_ENOMEM) {
+        buf_free(&payload);
+        uv_timer_start(&h->mail_retry, children__retry_cb, CHILDREN__RETRY_MS,
+                       0);
+        return;
+    }
+    if (rv != 0) {
+        why = "it does not open";
+    } else if (m.kind == FRAME_EVENT_MESSAGE &&
+               frame_decode_message(payload.data, payload.len, &msg) != 0) {
+        why = "it does not decode";
+    } else if (m.kind == FRAME_EVENT_MESSAGE &&
+               store_ship_get_sid(h->store, sid, &target) == 0) {
+        if (children__admit(h, &target, &msg, &why)) {
+            why = NULL;
+        }
+        store_ship_clear(&target);
+    }
+    if (why != NULL) {
+        /* Refused by the host: dropped, and its sender told why. */
+        struct buf receipt;
+        buf_init(&receipt);
+        char seq[24];
+        snprintf(seq, sizeof seq, "%llu", (unsigned long long)m.seq);
+        host_log("warn", "mail refused", "mail", seq, "why", why, NULL);
+        if (m.kind == FRAME_EVENT_MESSAGE && rv == 0) {
+            char tid[REGISTRY_ID_LEN + 1];
+            registry_id_encode(registry_get(&h->reg, slot)->key,
+                               REGISTRY_KEY_SIZE, tid);
+            struct frame_receipt r = {.tag = msg.tag,
+                                      .outcome = FRAME_RECEIPT_REFUSED,
+                                      .target = tid,
+                                      .target_len = strlen(tid),
+                                      .body = (const uint8_t *)why,
+                                      .body_len = strlen(why)};
+            if (children__receipt(h, msg.sender, msg.sender_len, &r,
+                                  &receipt) != 0) {
+                receipt.len = 0;
+            }
+        }
+        children__drop(h, sid, m.seq, &receipt);
+        buf_free(&receipt);
+        buf_free(&payload);
+        if (hs != NULL) {
+            hs->mail_last = m.seq;
+            hs->mail_epoch = h->mail_epoch;
+        }
+        return;
+    }
     struct fleet_ship *fs = fleet_ship_live(&h->fleet, slot);
     if (fs == NULL) {
-        store_mail_clear(&m);
+        buf_free(&payload);
         return;
     }
     hs = (struct host_ship *)fs;
     hs->mail_busy = true;
-    struct buf payload = {.data = m.body, .len = m.len, .cap = m.len};
-    m.body = NULL;
     if (fleet_deliver_mail(fs, m.seq, m.kind, &payload) != 0) {
         hs->mail_busy = false; /* freed; the retry comes back to it */
         uv_timer_start(&h->mail_retry, children__retry_cb, CHILDREN__RETRY_MS,
@@ -390,10 +798,16 @@ static void children__dropped(void *arg, int status, int result)
     (void)result;
 }
 
-/* Drop mail seq of ship sid, which its program refused or failed on. */
-static void children__drop(struct host *h, uint64_t sid, uint64_t seq)
+/* Drop mail seq of ship sid, which its host or its program refused, with
+ * entries (may be NULL: none), the sender's receipt. */
+static void children__drop(struct host *h, uint64_t sid, uint64_t seq,
+                           const struct buf *entries)
 {
     struct record_effects fx = {.sid = sid, .mail_taken = seq};
+    if (entries != NULL) {
+        fx.entries = entries->data;
+        fx.entries_len = entries->len;
+    }
     struct buf item, e;
     buf_init(&item);
     buf_init(&e);
@@ -425,11 +839,31 @@ void host_mail_released(struct host *h, const struct fleet_job *j)
     if (j->error_code[0] == '\0' || j->status == 422 || j->status == 502 ||
         j->status == 504) {
         if (j->error_code[0] != '\0') {
+            const char *why =
+                j->error_message ? j->error_message : j->error_code;
             host_log("warn",
                      "mail dropped: its program refused or failed on it",
-                     "ship", j->ship->id, "mail", seq, "error",
-                     j->error_message ? j->error_message : j->error_code, NULL);
-            children__drop(h, sid, j->mail_seq);
+                     "ship", j->ship->id, "mail", seq, "error", why, NULL);
+            struct buf receipt;
+            buf_init(&receipt);
+            struct frame_message m;
+            if (j->kind == FRAME_EVENT_MESSAGE &&
+                frame_decode_message(j->payload.data, j->payload.len, &m) ==
+                    0) {
+                struct frame_receipt r = {.tag = m.tag,
+                                          .outcome = FRAME_RECEIPT_FAILED,
+                                          .status = (uint16_t)j->status,
+                                          .target = j->ship->id,
+                                          .target_len = strlen(j->ship->id),
+                                          .body = (const uint8_t *)why,
+                                          .body_len = strlen(why)};
+                if (children__receipt(h, m.sender, m.sender_len, &r,
+                                      &receipt) != 0) {
+                    receipt.len = 0;
+                }
+            }
+            children__drop(h, sid, j->mail_seq, &receipt);
+            buf_free(&receipt);
         }
         hs->mail_last = j->mail_seq;
         hs->mail_epoch = h->mail_epoch;

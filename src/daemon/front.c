@@ -143,7 +143,10 @@ void host_front_handle(struct http_request *req, void *arg)
         return;
     }
     uint32_t slot = host_ship_lookup(h, name);
-    if (slot == REGISTRY_NONE) {
+    if (slot == REGISTRY_NONE ||
+        (registry_get(&h->reg, slot)->flags & REGISTRY_HIDDEN)) {
+        /* A hidden ship is reached by messages only, and the front door
+         * does not say that it exists. */
         host_reply_error(req, 404, "not_found", "no ship named %s", name);
         return;
     }

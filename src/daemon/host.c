@@ -364,6 +364,9 @@ static int host__load_ship(const struct store_ship_brief *b, void *arg)
     struct host *h = arg;
     uint32_t slot;
     int rv = registry_add(&h->reg, b->sid, b->id, b->name, b->program, &slot);
+    if (rv == 0 && b->hidden) {
+        registry_get(&h->reg, slot)->flags |= REGISTRY_HIDDEN;
+    }
     /* A disabled account's alarms wait in the store until it is enabled
      * (daemon/accounts.c). */
     if (rv == 0 && b->alarm_ns != 0 && !host_account_disabled(h, b->account)) {

@@ -538,12 +538,17 @@ int host_propose_event(struct host *h, struct host_ship *s, uint64_t number,
 
 /* --- Children and mail (daemon/children.c). --- */
 
-/* The fleet's effect_entry for ship s: the log entry a SPAWN, RELEASE or
- * DESTROY effect (len bytes at p) becomes, appended to out with
- * record_effects_add. 0 or a code. */
+/* The fleet's effect_entry for ship s: the log entry a SPAWN, SEND,
+ * RELEASE or DESTROY effect (len bytes at p) of job j becomes, appended to
+ * out with record_effects_add. 0 or a code. */
 int host_children_effect_entry(struct host *h, struct host_ship *s,
-                               uint8_t kind, const uint8_t *p, size_t len,
-                               struct buf *out);
+                               const struct fleet_job *j, uint8_t kind,
+                               const uint8_t *p, size_t len, struct buf *out);
+
+/* The fleet's receipt_entry for ship s: the sender's RECEIPT of the
+ * message j delivered, with j's reply, appended to out. 0 or a code. */
+int host_children_receipt_entry(struct host *h, struct host_ship *s,
+                                const struct fleet_job *j, struct buf *out);
 
 /* Note that the entry being applied gave ship target mail; it is delivered
  * by host_mail_flush once the entry is applied, if this host leads. */

@@ -695,8 +695,13 @@ static int ship__env_effect_entry(void *data, struct fleet_ship *c,
                                   const struct fleet_job *j, uint8_t kind,
                                   const uint8_t *p, size_t len, struct buf *out)
 {
-    (void)j;
-    return host_children_effect_entry(data, ship__of(c), kind, p, len, out);
+    return host_children_effect_entry(data, ship__of(c), j, kind, p, len, out);
+}
+
+static int ship__env_receipt_entry(void *data, struct fleet_ship *c,
+                                   const struct fleet_job *j, struct buf *out)
+{
+    return host_children_receipt_entry(data, ship__of(c), j, out);
 }
 
 /* An entry of a ship's own in flight: which, and for a snapshot, where. */
@@ -867,6 +872,7 @@ void host_ships_init(struct host *h)
         .take_frame = ship__env_take_frame,
         .propose_event = ship__env_propose_event,
         .effect_entry = ship__env_effect_entry,
+        .receipt_entry = ship__env_receipt_entry,
         .propose_entry = ship__env_propose_entry,
         .disk_ok = ship__env_disk_ok,
         .write_ok = ship__env_write_ok,

@@ -627,3 +627,127 @@ int frame_decode_ship_ref(const uint8_t *p, size_t len)
     (void)p;
     return len <= FRAME_ID_MAX ? 0 : BERTH_EMALFORMED;
 }
+
+int frame_encode_send(struct buf *out, const struct frame_send *s)
+{
+    if (s->target_len > FRAME_ID_MAX || s->payload_len > FRAME_MESSAGE_MAX) {
+        return BERTH_ETOOBIG;
+    }
+    size_t mark = out->len;
+    if (buf_put_u32(out, s->tag) != 0 ||
+        buf_put_u16(out, (uint16_t)s->target_len) != 0 ||
+        buf_append(out, s->target, s->target_len) != 0 ||
+        buf_append(out, s->payload, s->payload_len) != 0) {
+        out->len = mark;
+        return BERTH_ENOMEM;
+    }
+    return 0;
+}
+
+int frame_decode_send(const uint8_t *p, size_t len, struct frame_send *s)
+{
+    struct cursor c;
+    cursor_init(&c, p, len);
+    s->tag = cursor_u32(&c);
+    s->target_len = cursor_u16(&c);
+    s->target = (const char *)cursor_bytes(&c, s->target_len);
+    if (c.err != 0 || s->target_len == 0 || s->target_len > FRAME_ID_MAX) {
+        return BERTH_EMALFORMED;
+    }
+    s->payload_len = cursor_left(&c);
+    s->payload = cursor_bytes(&c, s->payload_len);
+    return s->payload_len <= FRAME_MESSAGE_MAX ? 0 : BERTH_EMALFORMED;
+}
+
+int frame_encode_message(struct buf *out, const struct frame_message *m)
+{
+    if (m->sender_len > FRAME_ID_MAX || m->payload_len > FRAME_MESSAGE_MAX) {
+        return BERTH_ETOOBIG;
+    }
+    size_t mark = out->len;
+    if (buf_put_u32(out, m->tag) != 0 ||
+        buf_put_u16(out, (uint16_t)m->sender_len) != 0 ||
+        buf_append(out, m->sender, m->sender_len) != 0 ||
+        buf_append(out, m->public_key, sizeof m->public_key) != 0 ||
+        buf_put_u64(out, m->number) != 0 || buf_put_u16(out, m->index) != 0 ||
+        buf_append(out, m->signature, sizeof m->signature) != 0 ||
+        buf_append(out, m->payload, m->payload_len) != 0) {
+        out->len = mark;
+        return BERTH_ENOMEM;
+    }
+    return 0;
+}
+
+int frame_decode_message(const uint8_t *p, size_t len, struct frame_message *m)
+{
+    struct cursor c;
+    cursor_init(&c, p, len);
+    m->tag = cursor_u32(&c);
+    m->sender_len = cursor_u16(&c);
+    m->sender = (const char *)cursor_bytes(&c, m->sender_len);
+    const uint8_t *pk = cursor_bytes(&c, sizeof m->public_key);
+    m->number = cursor_u64(&c);
+    m->index = cursor_u16(&c);
+    const uint8_t *sig = cursor_bytes(&c, sizeof m->signature);
+    if (c.err != 0 || m->sender_len == 0 || m->sender_len > FRAME_ID_MAX) {
+        return BERTH_EMALFORMED;
+    }
+    memcpy(m->public_key, pk, sizeof m->public_key);
+    memcpy(m->signature, sig, sizeof m->signature);
+    m->payload_len = cursor_left(&c);
+    m->payload = cursor_bytes(&c, m->payload_len);
+    return m->payload_len <= FRAME_MESSAGE_MAX ? 0 : BERTH_EMALFORMED;
+}
+
+int frame_message_signed(struct buf *out, const struct frame_message *m,
+                         const char *target, size_t target_len)
+{
+    static const char label[] = "berth message";
+    size_t mark = out->len;
+    if (buf_append(out, label, sizeof label) != 0 ||
+        buf_put_u16(out, (uint16_t)m->sender_len) != 0 ||
+        buf_append(out, m->sender, m->sender_len) != 0 ||
+        buf_put_u16(out, (uint16_t)target_len) != 0 ||
+        buf_append(out, target, target_len) != 0 ||
+        buf_put_u32(out, m->tag) != 0 || buf_put_u64(out, m->number) != 0 ||
+        buf_put_u16(out, m->index) != 0 ||
+        buf_append(out, m->payload, m->payload_len) != 0) {
+        out->len = mark;
+        return BERTH_ENOMEM;
+    }
+    return 0;
+}
+
+int frame_encode_receipt(struct buf *out, const struct frame_receipt *r)
+{
+    if (r->target_len > FRAME_ID_MAX || r->body_len > FRAME_MESSAGE_MAX) {
+        return BERTH_ETOOBIG;
+    }
+    size_t mark = out->len;
+    if (buf_put_u32(out, r->tag) != 0 || buf_put_u8(out, r->outcome) != 0 ||
+        buf_put_u16(out, r->status) != 0 ||
+        buf_put_u16(out, (uint16_t)r->target_len) != 0 ||
+        buf_append(out, r->target, r->target_len) != 0 ||
+        buf_append(out, r->body, r->body_len) != 0) {
+        out->len = mark;
+        return BERTH_ENOMEM;
+    }
+    return 0;
+}
+
+int frame_decode_receipt(const uint8_t *p, size_t len, struct frame_receipt *r)
+{
+    struct cursor c;
+    cursor_init(&c, p, len);
+    r->tag = cursor_u32(&c);
+    r->outcome = cursor_u8(&c);
+    r->status = cursor_u16(&c);
+    r->target_len = cursor_u16(&c);
+    r->target = (const char *)cursor_bytes(&c, r->target_len);
+    if (c.err != 0 || r->target_len > FRAME_ID_MAX) {
+        return BERTH_EMALFORMED;
+    }
+    r->body_len = cursor_left(&c);
+    r->body = cursor_bytes(&c, r->body_len);
+    return 0;
+}

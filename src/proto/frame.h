@@ -35,6 +35,13 @@
  *             u16 n_headers | (u16 name_len | name | u32 value_len | value)* |
  *             body (rest). target is the path and query after /s/<ship>.
  *   POKE      opaque bytes from an operator (`berth ship send`).
+ *   MESSAGE   u32 tag | u16 sender_len | sender | u8 public_key[32] |
+ *             u64 number | u16 index | u8 signature[64] | payload (rest):
+ *             a message from ship sender, the index-th effect of its event
+ *             number, signed with its key (frame_message_signed)
+ *   RECEIPT   u32 tag | u8 outcome | u16 status | u16 target_len | target |
+ *             body (rest): what became of the SEND with tag: the target's
+ *             reply (status, body), or why it was refused or failed
  *   CHILD     u8 what | u32 tag | u16 id_len | id | detail (rest): a child
  *             was spawned, destroyed, or could not be spawned (then id is
  *             empty and detail says why); tag is its SPAWN's
@@ -52,6 +59,9 @@
  *               child ship once the event is durable; the parent hears of
  *               it in a CHILD event carrying tag (docs/protocol.md,
  *               "Children")
+ *   SEND        u32 tag | u16 target_len | target | payload (rest): a
+ *               message to another ship, delivered once the event is
+ *               durable; a RECEIPT carrying tag says what became of it
  *   RELEASE     a child's id (rest): an ephemeral child is destroyed
  *   DESTROY     a child's id, or nothing for the ship itself (rest)
  *   IDLE        (empty) the ship may sleep now
@@ -102,8 +112,9 @@ enum frame_event_kind {
     FRAME_EVENT_HTTP = 1,
     FRAME_EVENT_POKE = 2,
     FRAME_EVENT_TIMER = 3,
-    FRAME_EVENT_MESSAGE = 4, /* reserved: a message from another ship */
+    FRAME_EVENT_MESSAGE = 4,
     FRAME_EVENT_CHILD = 5,
+    FRAME_EVENT_RECEIPT = 6,
 };
 
 enum frame_effect_kind {
@@ -111,7 +122,7 @@ enum frame_effect_kind {
     FRAME_EFFECT_LOG = 2,
     FRAME_EFFECT_ALARM = 3,
     FRAME_EFFECT_SPAWN = 4,
-    FRAME_EFFECT_SEND = 5, /* reserved: a message to another ship */
+    FRAME_EFFECT_SEND = 5,
     FRAME_EFFECT_RELEASE = 6,
     FRAME_EFFECT_DESTROY = 7,
     FRAME_EFFECT_IDLE = 8,
@@ -126,9 +137,31 @@ enum frame_lifetime {
 
 /* The options of a SPAWN effect. */
 enum frame_spawn_option {
-    FRAME_SPAWN_ARG = 1, /* one argument of the child's program */
-    FRAME_SPAWN_ENV = 2, /* one KEY=VALUE of its environment */
+    FRAME_SPAWN_ARG = 1,     /* one argument of the child's program */
+    FRAME_SPAWN_ENV = 2,     /* one KEY=VALUE of its environment */
+    FRAME_SPAWN_ACCESS = 3,  /* one ship id allowed to send to the child */
+    FRAME_SPAWN_SANDBOX = 4, /* u8 flags | u64 memory | u32 cpu | u32 events */
+    FRAME_SPAWN_SEND_TO = 5, /* one ship id the child may send to */
+    FRAME_SPAWN_BUDGET = 6,  /* u64 ships | u64 bytes | u64 cpu_ms an hour */
 };
+
+/* Bytes of the SANDBOX and BUDGET options of a SPAWN. */
+#define FRAME_SPAWN_SANDBOX_SIZE (1 + 8 + 4 + 4)
+#define FRAME_SPAWN_BUDGET_SIZE (8 * 3)
+
+/* What became of a message, as its RECEIPT says. */
+enum frame_receipt_outcome {
+    FRAME_RECEIPT_DELIVERED = 1, /* the target's program took it */
+    FRAME_RECEIPT_REFUSED = 2,   /* its host refused it: access list, proof */
+    FRAME_RECEIPT_FAILED = 3,    /* no such ship, or its program rejected it */
+};
+
+/* The most bytes of a message's payload. */
+#define FRAME_MESSAGE_MAX (1024 * 1024)
+
+/* Bytes of a ship's public key and of a signature (ed25519). */
+#define FRAME_KEY_SIZE 32
+#define FRAME_SIGNATURE_SIZE 64
 
 /* What a CHILD event says. */
 enum frame_child_what {
@@ -343,6 +376,60 @@ struct frame_child {
 int frame_encode_child(struct buf *out, const struct frame_child *c);
 /* Decode a CHILD event payload; 0 or BERTH_EMALFORMED. */
 int frame_decode_child(const uint8_t *p, size_t len, struct frame_child *c);
+
+/* A decoded SEND effect. */
+struct frame_send {
+    uint32_t tag;
+    const char *target; /* a ship's id or name */
+    size_t target_len;
+    const uint8_t *payload;
+    size_t payload_len;
+};
+
+/* Append a SEND effect's bytes; 0, BERTH_ENOMEM or BERTH_ETOOBIG. */
+int frame_encode_send(struct buf *out, const struct frame_send *s);
+/* Decode a SEND effect: the target 1 to FRAME_ID_MAX bytes, the payload at
+ * most FRAME_MESSAGE_MAX; 0 or BERTH_EMALFORMED. */
+int frame_decode_send(const uint8_t *p, size_t len, struct frame_send *s);
+
+/* A decoded MESSAGE event payload. */
+struct frame_message {
+    uint32_t tag;
+    const char *sender; /* the sender's id */
+    size_t sender_len;
+    uint8_t public_key[FRAME_KEY_SIZE];
+    uint64_t number; /* the sender's event that sent it */
+    uint16_t index;  /* which of that event's effects */
+    uint8_t signature[FRAME_SIGNATURE_SIZE];
+    const uint8_t *payload;
+    size_t payload_len;
+};
+
+/* Append a MESSAGE event payload; 0, BERTH_ENOMEM or BERTH_ETOOBIG. */
+int frame_encode_message(struct buf *out, const struct frame_message *m);
+/* Decode a MESSAGE event payload; 0 or BERTH_EMALFORMED. */
+int frame_decode_message(const uint8_t *p, size_t len, struct frame_message *m);
+/* Append to out the bytes a message's signature covers: a label, the
+ * sender, target (the receiving ship's id), tag, number, index and
+ * payload, each length-prefixed; 0 or BERTH_ENOMEM. */
+int frame_message_signed(struct buf *out, const struct frame_message *m,
+                         const char *target, size_t target_len);
+
+/* A decoded RECEIPT event payload. */
+struct frame_receipt {
+    uint32_t tag;
+    uint8_t outcome; /* enum frame_receipt_outcome */
+    uint16_t status; /* the target's reply status; 0 for none */
+    const char *target;
+    size_t target_len;
+    const uint8_t *body; /* the reply's body, or why it was refused */
+    size_t body_len;
+};
+
+/* Append a RECEIPT event payload; 0, BERTH_ENOMEM or BERTH_ETOOBIG. */
+int frame_encode_receipt(struct buf *out, const struct frame_receipt *r);
+/* Decode a RECEIPT event payload; 0 or BERTH_EMALFORMED. */
+int frame_decode_receipt(const uint8_t *p, size_t len, struct frame_receipt *r);
 
 /* Check the bytes of a RELEASE or DESTROY effect, a ship id of at most
  * FRAME_ID_MAX bytes (empty allowed for DESTROY: the ship itself); returns 0

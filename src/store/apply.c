@@ -148,9 +148,21 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
     ship.lifetime_ms = b.lifetime_ms;
     ship.spawn_tag = b.tag;
     ship.program = mem_strndup(b.program, b.program_len);
+    ship.sandbox = b.sandbox_len ? mem_alloc(b.sandbox_len) : NULL;
+    if (b.sandbox_len > 0 && ship.sandbox != NULL) {
+        memcpy(ship.sandbox, b.sandbox, b.sandbox_len);
+        ship.sandbox_len = b.sandbox_len;
+    }
+    ship.access = b.access_len ? mem_alloc(b.access_len) : NULL;
+    if (b.access_len > 0 && ship.access != NULL) {
+        memcpy(ship.access, b.access, b.access_len);
+        ship.access_len = b.access_len;
+    }
     ship.args = b.args_len ? mem_alloc(b.args_len) : NULL;
     ship.env = b.env_len ? mem_alloc(b.env_len) : NULL;
     if (ship.program == NULL || (b.args_len && ship.args == NULL) ||
+        (b.access_len && ship.access == NULL) ||
+        (b.sandbox_len && ship.sandbox == NULL) ||
         (b.env_len && ship.env == NULL)) {
         store_ship_clear(&ship);
         return store_set_error(s, BERTH_ENOMEM,
@@ -444,15 +456,21 @@ static int apply__tell_parent(struct store *s, uint64_t parent, uint8_t what,
                             .id_len = strlen(id),
                             .detail = detail,
                             .detail_len = strlen(detail)};
-    struct buf b;
+    struct buf b, sealed;
     buf_init(&b);
-    if (frame_encode_child(&b, &c) != 0) {
+    buf_init(&sealed);
+    if (frame_encode_child(&b, &c) != 0 ||
+        record_seal_mail(&sealed, NULL, parent, FRAME_EVENT_CHILD, NULL, b.data,
+                         b.len) != 0) {
         buf_free(&b);
+        buf_free(&sealed);
         return store_set_error(s, BERTH_ENOMEM,
                                "telling a parent: out of memory");
     }
-    rv = apply__mail(s, parent, FRAME_EVENT_CHILD, b.data, b.len, hook);
+    rv = apply__mail(s, parent, FRAME_EVENT_CHILD, sealed.data, sealed.len,
+                     hook);
     buf_free(&b);
+    buf_free(&sealed);
     return rv;
 }
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/record.h"
+#include "core/sandbox.h"
 #include "lib/err.h"
 #include "lib/file.h"
 #include "lib/mem.h"
@@ -68,7 +69,7 @@ enum {
     "sid, id, name, program, created_ns, idle_timeout_ms, last_event, "        \
     "first_event, snapshot_event, last_hash, public_key, secret_key, "         \
     "alarm_ns, freeze_timeout_ms, args, env, acks, account, parent, "          \
-    "lifetime, lifetime_ms, spawn_tag"
+    "lifetime, lifetime_ms, spawn_tag, access, sandbox"
 
 /* An account's columns, in the order store__row_account reads them. */
 #define STORE__ACCOUNT_COLUMNS                                                 \
@@ -85,15 +86,15 @@ static const char *store__sql[ST__COUNT] = {
     [ST_SHIP_PUT] =
         "INSERT INTO ships (" STORE__SHIP_COLUMNS
         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-        "?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22) ON CONFLICT (sid) DO "
-        "UPDATE SET id = ?2, "
+        "?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24) ON CONFLICT "
+        "(sid) DO UPDATE SET id = ?2, "
         "name = ?3, "
         "program = ?4, created_ns = ?5, idle_timeout_ms = ?6, "
         "last_event = ?7, first_event = ?8, snapshot_event = ?9, "
         "last_hash = ?10, public_key = ?11, secret_key = ?12, alarm_ns = ?13, "
         "freeze_timeout_ms = ?14, args = ?15, env = ?16, acks = ?17, "
         "account = ?18, parent = ?19, lifetime = ?20, lifetime_ms = ?21, "
-        "spawn_tag = ?22",
+        "spawn_tag = ?22, access = ?23, sandbox = ?24",
     [ST_SHIP_BY_ID] = "SELECT " STORE__SHIP_COLUMNS " FROM ships WHERE id = ?1",
     [ST_SHIP_BY_NAME] =
         "SELECT " STORE__SHIP_COLUMNS " FROM ships WHERE name = ?1",
@@ -131,7 +132,8 @@ static const char *store__sql[ST__COUNT] = {
     [ST_SHIP_ALL] = "SELECT " STORE__SHIP_COLUMNS " FROM ships ORDER BY sid",
     [ST_SHIP_COUNT] = "SELECT count(*) FROM ships",
     /* What the host keeps in memory per ship: a narrow walk at start. */
-    [ST_SHIP_BRIEF] = "SELECT sid, id, name, program, alarm_ns, account FROM "
+    [ST_SHIP_BRIEF] = "SELECT sid, id, name, program, alarm_ns, account, "
+                      "sandbox FROM "
                       "ships "
                       "WHERE sid > ?1 ORDER BY sid",
     [ST_EVENT_PUT] =
@@ -292,13 +294,18 @@ static const char *store__sql[ST__COUNT] = {
 
 /* A spawned ship's parent (its sid; 0 for none), its lifetime
  * (proto/frame.h, FRAME_LIFETIME_*; 0 for a ship made by the operator, which
- * stays like a root one), the lifetime's time, and the tag of the SPAWN that
- * made it, which its parent's CHILD events carry. */
+ * stays like a root one), the lifetime's time, the tag of the SPAWN that
+ * made it, which its parent's CHILD events carry, its access list: the
+ * ids of the ships that may send to it (a string list; NULL: the ships of
+ * its own account), and its sandbox and budget (core/sandbox.h; NULL:
+ * none). */
 #define STORE__LINEAGE                                                         \
     "ALTER TABLE ships ADD COLUMN parent INTEGER NOT NULL DEFAULT 0;"          \
     "ALTER TABLE ships ADD COLUMN lifetime INTEGER NOT NULL DEFAULT 0;"        \
     "ALTER TABLE ships ADD COLUMN lifetime_ms INTEGER NOT NULL DEFAULT 0;"     \
     "ALTER TABLE ships ADD COLUMN spawn_tag INTEGER NOT NULL DEFAULT 0;"       \
+    "ALTER TABLE ships ADD COLUMN access BLOB;"                                \
+    "ALTER TABLE ships ADD COLUMN sandbox BLOB;"                               \
     "CREATE INDEX IF NOT EXISTS ships_by_parent ON ships (parent, sid) "       \
     "WHERE parent != 0;"
 
@@ -435,6 +442,8 @@ void store_ship_clear(struct store_ship *ship)
     mem_free(ship->program);
     mem_free(ship->args);
     mem_free(ship->env);
+    mem_free(ship->access);
+    mem_free(ship->sandbox);
     memset(ship, 0, sizeof *ship);
 }
 
@@ -1231,6 +1240,14 @@ int store_ship_put(struct store *s, const struct store_ship *ship)
     sqlite3_bind_int(st, 20, ship->lifetime);
     sqlite3_bind_int64(st, 21, (sqlite3_int64)ship->lifetime_ms);
     sqlite3_bind_int64(st, 22, (sqlite3_int64)ship->spawn_tag);
+    if (ship->access_len > 0) {
+        sqlite3_bind_blob64(st, 23, ship->access, ship->access_len,
+                            SQLITE_STATIC);
+    }
+    if (ship->sandbox_len > 0) {
+        sqlite3_bind_blob64(st, 24, ship->sandbox, ship->sandbox_len,
+                            SQLITE_STATIC);
+    }
     return store__exec(s, st, "writing a ship");
 }
 
@@ -1303,7 +1320,10 @@ static int store__row_ship(sqlite3_stmt *st, struct store_ship *ship)
     ship->lifetime_ms = (uint64_t)sqlite3_column_int64(st, 20);
     ship->spawn_tag = (uint32_t)sqlite3_column_int64(st, 21);
     if (store__dup_blob(st, 14, &ship->args, &ship->args_len) != 0 ||
-        store__dup_blob(st, 15, &ship->env, &ship->env_len) != 0) {
+        store__dup_blob(st, 15, &ship->env, &ship->env_len) != 0 ||
+        store__dup_blob(st, 22, &ship->access, &ship->access_len) != 0 ||
+        store__dup_blob(st, 23, (char **)&ship->sandbox, &ship->sandbox_len) !=
+            0) {
         store_ship_clear(ship);
         return BERTH_ENOMEM;
     }
@@ -1520,6 +1540,11 @@ int store_ship_brief_foreach(struct store *s, uint64_t after_sid,
         b.program = program ? (const char *)program : "";
         b.alarm_ns = (uint64_t)sqlite3_column_int64(st, 4);
         b.account = (uint64_t)sqlite3_column_int64(st, 5);
+        struct sandbox sb;
+        b.hidden =
+            sandbox_decode(sqlite3_column_blob(st, 6),
+                           (size_t)sqlite3_column_bytes(st, 6), &sb) == 0 &&
+            (sb.flags & SANDBOX_HIDDEN);
         rv = cb(&b, arg);
         if (rv != 0) {
             break;

@@ -80,6 +80,13 @@ struct store_ship {
     uint8_t lifetime; /* proto/frame.h FRAME_LIFETIME_*; 0: the operator's */
     uint64_t lifetime_ms;
     uint32_t spawn_tag; /* the tag of the SPAWN that made it */
+    /* The ids of the ships that may send to it (a string list; NULL:
+     * those of its own account). */
+    char *access;
+    size_t access_len;
+    /* Its sandbox and budget (core/sandbox.h; NULL: none). */
+    uint8_t *sandbox;
+    size_t sandbox_len;
 };
 
 /* Free the owned fields of ship and zero it. */
@@ -245,6 +252,7 @@ struct store_ship_brief {
     const char *program;
     uint64_t alarm_ns;
     uint64_t account; /* core/account.h */
+    bool hidden;      /* its sandbox keeps it from the front door */
 };
 
 /* Called for each ship of store_ship_brief_foreach; non-zero stops the walk

@@ -1,8 +1,9 @@
 """Ships spawn ships: SPAWN, CHILD mail, lifetimes, DESTROY and RELEASE with
 proof, IDLE, on real hosts (docs/protocol.md, "Children")."""
 import json
+import os
 
-from conftest import KV, store_query, wait_for
+from conftest import KV, ROOT, store_query, wait_for
 
 
 def children(host, ship):
@@ -114,3 +115,81 @@ def test_spawn_refused_says_why(host):
     tag = json.loads(body)["tag"]
     wait_for(lambda: children(host, "lim")[tag]["status"] == "failed")
     assert "limit_ships" in children(host, "lim")[tag]["detail"]
+
+
+SPAWNER = os.path.join(ROOT, "test", "programs", "spawner.py")
+
+
+def spawner_spawn(host, ship, spec):
+    status, _, body = host.http("POST", "/s/%s/spawn" % ship,
+                                json.dumps(spec).encode())
+    assert status == 202, body
+    tag = str(json.loads(body)["tag"])
+
+    def seen():
+        _, _, b = host.http("GET", "/s/%s/children" % ship)
+        return json.loads(b).get(tag)
+    return wait_for(seen)
+
+
+def spawner_send(host, ship, to, text):
+    status, _, body = host.http("POST", "/s/%s/send/%s" % (ship, to),
+                                text.encode())
+    assert status == 202, body
+    tag = str(json.loads(body)["tag"])
+
+    def seen():
+        _, _, b = host.http("GET", "/s/%s/sent" % ship)
+        return json.loads(b).get(tag)
+    return wait_for(seen)
+
+
+def test_sandbox_and_budget(host):
+    host.new_ship(SPAWNER, "top")
+    other = host.new_ship(SPAWNER, "other")
+    # A child that may not spawn: its own SPAWN fails, saying why.
+    c = spawner_spawn(host, "top", {"sandbox": [1, 0, 0, 0]})
+    assert c["what"] == 1
+    g = spawner_spawn(host, c["id"], {})
+    assert g["what"] == 3 and "may not spawn" in g["detail"]
+    # A hidden child: the front door does not show it, messages reach it.
+    hidden = spawner_spawn(host, "top", {"sandbox": [2, 0, 0, 0]})["id"]
+    assert host.http("GET", "/s/%s/children" % hidden)[0] == 404
+    r = spawner_send(host, "top", hidden, "hi")
+    assert (r["outcome"], r["status"], r["body"]) == (1, 200, "pong:hi")
+    # A child that may send only to "other".
+    lst = spawner_spawn(host, "top", {"send_to": [other]})["id"]
+    assert spawner_send(host, lst, other, "a")["outcome"] == 1
+    r = spawner_send(host, lst, "top", "b")
+    assert r["outcome"] == 2 and "sandbox" in r["body"]
+    # Nor may its children send wider than it.
+    g = spawner_spawn(host, lst, {"send_to": [other, hidden]})
+    assert g["what"] == 3 and "sandbox" in g["detail"]
+    # A budget of two ships for a child and its descendants.
+    b = spawner_spawn(host, "top", {"budget": [2, 0, 0]})["id"]
+    assert spawner_spawn(host, b, {})["what"] == 1
+    g = spawner_spawn(host, b, {})
+    assert g["what"] == 3 and "budget_ships" in g["detail"]
+
+
+def test_messages_and_access_lists(host):
+    host.new_ship(SPAWNER, "mum")
+    friend = host.new_ship(SPAWNER, "friend")
+    host.new_ship(SPAWNER, "stranger")
+    # A child only "friend" may send to.
+    kid = spawner_spawn(host, "mum", {"access": [friend]})["id"]
+    r = spawner_send(host, "friend", kid, "x")
+    assert (r["outcome"], r["body"]) == (1, "pong:x")
+    r = spawner_send(host, "stranger", kid, "y")
+    assert r["outcome"] == 2 and "access list" in r["body"]
+    r = spawner_send(host, "mum", kid, "z")
+    assert r["outcome"] == 2
+    # No such ship: failed.
+    r = spawner_send(host, "mum", "nobody", "w")
+    assert r["outcome"] == 3 and "no such ship" in r["body"]
+    # Without an access list, ships of the same account may send; each
+    # message and each receipt is logged once.
+    before = host.cli_json("ship", "show", "friend")["last_event"]
+    for i in range(5):
+        assert spawner_send(host, "stranger", "friend", str(i))["outcome"] == 1
+    assert host.cli_json("ship", "show", "friend")["last_event"] == before + 5

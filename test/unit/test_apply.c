@@ -18,6 +18,7 @@
 #include "core/registry.h"
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "proto/frame.h"
 #include "store/apply.h"
 
 static int setup(void **state)
@@ -1079,6 +1080,405 @@ static void test_account_entries(void **state)
     assert_int_equal(a.id, 3);
 }
 
+/* --- Children, destroys and mail: effects items. --- */
+
+/* A ship whose key pair the test knows. */
+struct kin {
+    uint64_t sid;
+    char id[REGISTRY_ID_LEN + 1];
+    uint8_t pk[32], sk[64];
+    uint8_t head[RECORD_HASH_SIZE];
+    uint64_t last;
+};
+
+/* What the hook heard of besides damage. */
+struct heard {
+    unsigned removed, added, mailed;
+    uint64_t last_removed;
+};
+
+static void on_removed(void *arg, uint64_t sid)
+{
+    struct heard *h = arg;
+    h->removed++;
+    h->last_removed = sid;
+}
+
+static void on_added(void *arg)
+{
+    ((struct heard *)arg)->added++;
+}
+
+static void on_mailed(void *arg, uint64_t target)
+{
+    (void)target;
+    ((struct heard *)arg)->mailed++;
+}
+
+static void apply_heard(struct store *s, struct buf *e, struct heard *h)
+{
+    int res = -1;
+    struct store_apply_hook hook = {.removed = on_removed,
+                                    .added = on_added,
+                                    .mailed = on_mailed,
+                                    .arg = h};
+    assert_int_equal(store_apply_entry(s, 0, e->data, e->len, &hook, &res), 0);
+}
+
+/* A root ship made by the operator, with a key pair of its own. */
+static void kin_root(struct store *s, const char *name, struct kin *k)
+{
+    memset(k, 0, sizeof *k);
+    crypto_sign_keypair(k->pk, k->sk);
+    registry_id_encode(k->pk, REGISTRY_KEY_SIZE, k->id);
+    struct record_ship_new r = {
+        .id = k->id, .name = name, .program = "/bin/true"};
+    memcpy(r.public_key, k->pk, 32);
+    memcpy(r.secret_key, k->sk, 64);
+    struct buf e;
+    buf_init(&e);
+    assert_int_equal(record_encode_ship_new(&e, &r), 0);
+    apply(s, &e, 0, 0);
+    buf_free(&e);
+    struct store_ship ship;
+    assert_int_equal(store_ship_get(s, k->id, &ship), 0);
+    k->sid = ship.sid;
+    store_ship_clear(&ship);
+}
+
+/* Append to entries the SHIP_BATCH of a child of parent, whose keys go to
+ * *child (its sid once applied: next_sid). */
+static void kin_spawn_entry(struct buf *entries, const struct kin *parent,
+                            uint8_t lifetime, uint32_t tag, struct kin *child)
+{
+    memset(child, 0, sizeof *child);
+    uint8_t key[32], seed[32];
+    randombytes_buf(key, sizeof key);
+    record_ship_seed(key, 1, seed);
+    crypto_sign_seed_keypair(child->pk, child->sk, seed);
+    registry_id_encode(child->pk, REGISTRY_KEY_SIZE, child->id);
+    struct record_ship_batch b = {.program = "/bin/true",
+                                  .program_len = 9,
+                                  .name = "",
+                                  .first = 1,
+                                  .count = 1,
+                                  .public_keys = child->pk,
+                                  .parent = parent->sid,
+                                  .lifetime = lifetime,
+                                  .tag = tag};
+    memcpy(b.key, key, 32);
+    struct buf e;
+    buf_init(&e);
+    assert_int_equal(record_encode_ship_batch(&e, &b, NULL, NULL), 0);
+    assert_int_equal(record_effects_add(entries, e.data, e.len), 0);
+    buf_free(&e);
+}
+
+/* Append to entries a destroy of target by by, signed with signer's key. */
+static void kin_destroy_entry(struct buf *entries, const struct kin *target,
+                              uint8_t by, const struct kin *signer)
+{
+    struct record_destroy d = {.sid = target->sid, .by = by};
+    uint8_t msg[RECORD_DESTROY_MESSAGE_MAX];
+    size_t n = record_destroy_message(target->id, msg);
+    crypto_sign_detached(d.signature, NULL, msg, n, signer->sk);
+    struct buf e;
+    buf_init(&e);
+    assert_int_equal(record_encode_destroy(&e, &d), 0);
+    assert_int_equal(record_effects_add(entries, e.data, e.len), 0);
+    buf_free(&e);
+}
+
+/* An EVENTS entry with k's next event and an effects item of entries
+ * behind it, taking mail mail_taken (0: none). */
+static void kin_event(struct buf *e, struct kin *k, const struct buf *entries,
+                      uint64_t mail_taken)
+{
+    buf_init(e);
+    add_events(e, k->sid, k->last + 1, k->last + 1, k->head);
+    k->last++;
+    struct record_effects fx = {.sid = k->sid,
+                                .number = k->last,
+                                .mail_taken = mail_taken,
+                                .entries = entries->data,
+                                .entries_len = entries->len};
+    struct buf item;
+    buf_init(&item);
+    assert_int_equal(record_encode_effects(&item, &fx), 0);
+    assert_int_equal(record_events_add(e, item.data, item.len), 0);
+    buf_free(&item);
+}
+
+/* Make child of parent with lifetime, through an event of parent's. */
+static void kin_child(struct store *s, struct kin *parent, uint8_t lifetime,
+                      struct kin *child)
+{
+    struct buf entries, e;
+    buf_init(&entries);
+    kin_spawn_entry(&entries, parent, lifetime, 9, child);
+    kin_event(&e, parent, &entries, 0);
+    struct heard h = {0};
+    apply_heard(s, &e, &h);
+    assert_int_equal(h.added, 1);
+    assert_int_equal(h.mailed, 1);
+    buf_free(&e);
+    buf_free(&entries);
+    struct store_ship ship;
+    assert_int_equal(store_ship_get(s, child->id, &ship), 0);
+    child->sid = ship.sid;
+    assert_int_equal(ship.parent, parent->sid);
+    assert_int_equal(ship.lifetime, lifetime);
+    assert_int_equal(ship.spawn_tag, 9);
+    store_ship_clear(&ship);
+}
+
+static bool exists(struct store *s, const struct kin *k)
+{
+    struct store_ship ship;
+    int rv = store_ship_get_sid(s, k->sid, &ship);
+    if (rv == 0) {
+        store_ship_clear(&ship);
+    }
+    return rv == 0;
+}
+
+/* Take all of ship sid's mail, checking each is a CHILD event saying what
+ * with detail; returns how many there were. */
+static unsigned take_child_mail(struct store *s, uint64_t sid, uint8_t what,
+                                const char *detail)
+{
+    unsigned n = 0;
+    struct store_mail m;
+    while (store_mail_next(s, sid, 0, &m) == 0) {
+        struct buf plain;
+        buf_init(&plain);
+        assert_int_equal(m.kind, FRAME_EVENT_CHILD);
+        assert_int_equal(
+            record_open_mail(&plain, NULL, sid, m.kind, m.body, m.len), 0);
+        struct frame_child c;
+        assert_int_equal(frame_decode_child(plain.data, plain.len, &c), 0);
+        assert_int_equal(c.what, what);
+        assert_int_equal(c.detail_len, strlen(detail));
+        assert_memory_equal(c.detail, detail, c.detail_len);
+        assert_int_equal(store_mail_take(s, sid, m.seq), 0);
+        buf_free(&plain);
+        store_mail_clear(&m);
+        n++;
+    }
+    return n;
+}
+
+/* A child is made with the event that spawns it, and only then: the same
+ * entry again, or the event proposed again with other effects, makes
+ * nothing more. The parent is told once. */
+static void test_spawn_with_its_event_only(void **state)
+{
+    struct store *s = *state;
+    struct kin p, c, c2;
+    kin_root(s, "pa", &p);
+    struct buf entries, e;
+    buf_init(&entries);
+    kin_spawn_entry(&entries, &p, FRAME_LIFETIME_LINKED, 9, &c);
+    uint8_t head[RECORD_HASH_SIZE];
+    memcpy(head, p.head, sizeof head);
+    kin_event(&e, &p, &entries, 0);
+    struct heard h = {0};
+    apply_heard(s, &e, &h);
+    apply_heard(s, &e, &h); /* replayed */
+    assert_int_equal(h.added, 1);
+    assert_int_equal(take_child_mail(s, p.sid, FRAME_CHILD_SPAWNED, ""), 1);
+    buf_free(&e);
+    /* Event 1 again, from another leader, with another child: skipped. */
+    buf_free(&entries);
+    buf_init(&entries);
+    kin_spawn_entry(&entries, &p, FRAME_LIFETIME_ROOT, 3, &c2);
+    memcpy(p.head, head, sizeof head);
+    p.last = 0;
+    kin_event(&e, &p, &entries, 0);
+    apply_heard(s, &e, &h);
+    assert_int_equal(h.added, 1);
+    struct store_ship ship;
+    assert_int_equal(store_ship_get(s, c2.id, &ship), BERTH_ENOTFOUND);
+    assert_int_equal(store_ship_get(s, c.id, &ship), 0);
+    store_ship_clear(&ship);
+    buf_free(&e);
+    buf_free(&entries);
+}
+
+/* Destroys carry a proof that every host checks, and take the linked and
+ * ephemeral descendants first; a root child stays, without a parent. */
+static void test_destroy_proofs_and_cascade(void **state)
+{
+    struct store *s = *state;
+    struct kin p, linked, eph, root, grand, stranger;
+    kin_root(s, "pa", &p);
+    kin_root(s, "st", &stranger);
+    kin_child(s, &p, FRAME_LIFETIME_LINKED, &linked);
+    kin_child(s, &p, FRAME_LIFETIME_EPHEMERAL, &eph);
+    kin_child(s, &p, FRAME_LIFETIME_ROOT, &root);
+    kin_child(s, &linked, FRAME_LIFETIME_LINKED, &grand);
+    take_child_mail(s, p.sid, FRAME_CHILD_SPAWNED, "");
+    take_child_mail(s, linked.sid, FRAME_CHILD_SPAWNED, "");
+    struct buf entries, e;
+    struct heard h = {0};
+
+    /* Signed by another key, asked by another ship, a release of a linked
+     * child: nothing happens. */
+    buf_init(&entries);
+    kin_destroy_entry(&entries, &linked, RECORD_DESTROY_PARENT, &stranger);
+    kin_destroy_entry(&entries, &linked, RECORD_DESTROY_RELEASED, &p);
+    kin_event(&e, &p, &entries, 0);
+    apply_heard(s, &e, &h);
+    buf_free(&e);
+    buf_free(&entries);
+    buf_init(&entries);
+    kin_destroy_entry(&entries, &linked, RECORD_DESTROY_PARENT, &stranger);
+    kin_event(&e, &stranger, &entries, 0);
+    apply_heard(s, &e, &h);
+    buf_free(&e);
+    buf_free(&entries);
+    assert_int_equal(h.removed, 0);
+    assert_true(exists(s, &linked));
+
+    /* The parent's proof: the child and its linked grandchild go. */
+    buf_init(&entries);
+    kin_destroy_entry(&entries, &linked, RECORD_DESTROY_PARENT, &p);
+    kin_event(&e, &p, &entries, 0);
+    apply_heard(s, &e, &h);
+    buf_free(&e);
+    buf_free(&entries);
+    assert_int_equal(h.removed, 2);
+    assert_int_equal(h.last_removed, linked.sid); /* the deepest first */
+    assert_false(exists(s, &linked));
+    assert_false(exists(s, &grand));
+    assert_int_equal(take_child_mail(s, p.sid, FRAME_CHILD_DESTROYED, "parent"),
+                     1);
+
+    /* Released: an ephemeral child goes. */
+    buf_init(&entries);
+    kin_destroy_entry(&entries, &eph, RECORD_DESTROY_RELEASED, &p);
+    kin_event(&e, &p, &entries, 0);
+    apply_heard(s, &e, &h);
+    buf_free(&e);
+    buf_free(&entries);
+    assert_false(exists(s, &eph));
+    assert_int_equal(
+        take_child_mail(s, p.sid, FRAME_CHILD_DESTROYED, "released"), 1);
+
+    /* The parent destroys itself: the root child stays, parentless, and
+     * is not told. */
+    buf_init(&entries);
+    kin_destroy_entry(&entries, &p, RECORD_DESTROY_SELF, &p);
+    kin_event(&e, &p, &entries, 0);
+    apply_heard(s, &e, &h);
+    buf_free(&e);
+    buf_free(&entries);
+    assert_false(exists(s, &p));
+    struct store_ship ship;
+    assert_int_equal(store_ship_get_sid(s, root.sid, &ship), 0);
+    assert_int_equal(ship.parent, 0);
+    store_ship_clear(&ship);
+    assert_int_equal(take_child_mail(s, root.sid, 0, ""), 0);
+    /* The operator's removal of a parent takes its linked children too. */
+    struct kin q, qc;
+    kin_root(s, "qq", &q);
+    kin_child(s, &q, FRAME_LIFETIME_EPHEMERAL, &qc);
+    buf_init(&e);
+    assert_int_equal(record_encode_ship_remove(&e, q.sid), 0);
+    apply(s, &e, 0, 0);
+    buf_free(&e);
+    assert_false(exists(s, &q));
+    assert_false(exists(s, &qc));
+    /* Its mail went with it. */
+    assert_int_equal(take_child_mail(s, q.sid, 0, ""), 0);
+}
+
+/* Mail is taken by the logged event that delivered it, once; a standalone
+ * item drops it only while it is there, and its entries apply with it. */
+static void test_mail_taken_once(void **state)
+{
+    struct store *s = *state;
+    struct kin a, b;
+    kin_root(s, "aa", &a);
+    kin_root(s, "bb", &b);
+    /* a mails b twice. */
+    struct buf entries, e, body;
+    buf_init(&entries);
+    buf_init(&body);
+    assert_int_equal(record_seal_mail(&body, NULL, b.sid, FRAME_EVENT_MESSAGE,
+                                      NULL, (const uint8_t *)"hi", 2),
+                     0);
+    for (int i = 0; i < 2; i++) {
+        struct record_mail m = {.target = b.sid,
+                                .kind = FRAME_EVENT_MESSAGE,
+                                .body = body.data,
+                                .len = body.len};
+        struct buf me;
+        buf_init(&me);
+        assert_int_equal(record_encode_mail(&me, &m), 0);
+        assert_int_equal(record_effects_add(&entries, me.data, me.len), 0);
+        buf_free(&me);
+    }
+    kin_event(&e, &a, &entries, 0);
+    struct heard h = {0};
+    apply_heard(s, &e, &h);
+    assert_int_equal(h.mailed, 2);
+    buf_free(&e);
+    buf_free(&entries);
+    struct store_mail m1, m2;
+    assert_int_equal(store_mail_next(s, b.sid, 0, &m1), 0);
+    assert_int_equal(store_mail_next(s, b.sid, m1.seq, &m2), 0);
+    struct buf plain;
+    buf_init(&plain);
+    assert_int_equal(
+        record_open_mail(&plain, NULL, b.sid, m1.kind, m1.body, m1.len), 0);
+    assert_memory_equal(plain.data, "hi", 2);
+    buf_free(&plain);
+    /* b's event takes the first. */
+    buf_init(&entries);
+    kin_event(&e, &b, &entries, m1.seq);
+    apply_heard(s, &e, &h);
+    buf_free(&e);
+    struct store_mail next;
+    assert_int_equal(store_mail_next(s, b.sid, 0, &next), 0);
+    assert_int_equal(next.seq, m2.seq);
+    store_mail_clear(&next);
+    /* A standalone drop of the second, twice: the second finds nothing,
+     * so its receipt (mail for a) is not made again. */
+    struct record_mail r = {.target = a.sid,
+                            .kind = FRAME_EVENT_RECEIPT,
+                            .body = body.data,
+                            .len = body.len};
+    struct buf re;
+    buf_init(&re);
+    assert_int_equal(record_encode_mail(&re, &r), 0);
+    assert_int_equal(record_effects_add(&entries, re.data, re.len), 0);
+    buf_free(&re);
+    struct record_effects fx = {.sid = b.sid,
+                                .mail_taken = m2.seq,
+                                .entries = entries.data,
+                                .entries_len = entries.len};
+    struct buf item;
+    buf_init(&item);
+    buf_init(&e);
+    assert_int_equal(record_encode_effects(&item, &fx), 0);
+    assert_int_equal(record_events_begin(&e), 0);
+    assert_int_equal(record_events_add(&e, item.data, item.len), 0);
+    h.mailed = 0;
+    apply_heard(s, &e, &h);
+    apply_heard(s, &e, &h);
+    assert_int_equal(h.mailed, 1);
+    assert_int_equal(store_mail_next(s, b.sid, 0, &next), BERTH_ENOTFOUND);
+    assert_int_equal(store_mail_next(s, a.sid, 0, &next), 0);
+    store_mail_clear(&next);
+    buf_free(&item);
+    buf_free(&e);
+    buf_free(&entries);
+    buf_free(&body);
+    store_mail_clear(&m1);
+    store_mail_clear(&m2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1107,6 +1507,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spawn_with_its_event_only, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_proofs_and_cascade, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mail_taken_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -334,6 +334,20 @@ static int t_propose_event(void *data, struct fleet_ship *c, uint64_t number,
     return rv;
 }
 
+/* A receipt becomes a MAIL entry for ship 98 holding the reply's status. */
+static int t_receipt_entry(void *data, struct fleet_ship *c,
+                           const struct fleet_job *j, struct buf *out)
+{
+    uint8_t st[2] = {(uint8_t)(j->status & 0xff), (uint8_t)(j->status >> 8)};
+    struct record_mail m = {.target = 98, .kind = 6, .body = st, .len = 2};
+    struct buf e;
+    buf_init(&e);
+    assert_int_equal(record_encode_mail(&e, &m), 0);
+    int rv = record_effects_add(out, e.data, e.len);
+    buf_free(&e);
+    return rv;
+}
+
 /* Each effect becomes a MAIL entry for ship 99 holding the effect's kind. */
 static int t_effect_entry(void *data, struct fleet_ship *c,
                           const struct fleet_job *j, uint8_t kind,
@@ -478,6 +492,7 @@ static const struct fleet_env t_env = {
     .take_frame = t_take_frame,
     .propose_event = t_propose_event,
     .effect_entry = t_effect_entry,
+    .receipt_entry = t_receipt_entry,
     .propose_entry = t_propose_entry,
     .disk_ok = t_disk_ok,
     .fds_room = t_fds_room,
@@ -1763,6 +1778,24 @@ static void test_mail_is_logged_and_taken(void **state)
     assert_int_equal(T->n_prop, props);
     assert_int_equal(T->n_mail_out, 2);
     assert_int_equal(T->mail_status, 422);
+    /* A MESSAGE's answer carries its receipt for the sender. */
+    buf_init(&payload);
+    assert_int_equal(buf_append(&payload, "r", 1), 0);
+    assert_int_equal(
+        fleet_deliver_mail(peek(0), 7, FRAME_EVENT_MESSAGE, &payload), 0);
+    prog_run(0);
+    assert_int_equal(record_decode_effects(T->fx.data, T->fx.len, &fx), 0);
+    assert_int_equal(fx.mail_taken, 7);
+    size_t off = 0;
+    const uint8_t *e;
+    size_t n;
+    struct record_mail m;
+    assert_int_equal(record_effects_next(&fx, &off, &e, &n), 0);
+    assert_int_equal(record_decode_mail(e, n, &m), 0);
+    assert_int_equal(m.target, 98);
+    assert_int_equal(m.len, 2);
+    assert_int_equal(get_le16(m.body), 200);
+    commit_all();
 }
 
 /* A ship removed by the log while awake: its program goes, what waits

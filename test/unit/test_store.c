@@ -518,7 +518,10 @@ static void test_upgrade_from_version_2(void **state)
         "DROP COLUMN usage_wakes; ALTER TABLE ships DROP COLUMN usage_requests;"
         "DROP INDEX ships_by_parent; ALTER TABLE ships DROP COLUMN parent; "
         "ALTER TABLE ships DROP COLUMN lifetime; ALTER TABLE ships DROP COLUMN "
-        "lifetime_ms; ALTER TABLE ships DROP COLUMN spawn_tag; DROP TABLE mail;"
+        "lifetime_ms; ALTER TABLE ships DROP COLUMN spawn_tag; ALTER TABLE "
+        "ships "
+        "DROP COLUMN access; ALTER TABLE ships DROP COLUMN sandbox; DROP TABLE "
+        "mail;"
         "PRAGMA user_version=2;");
     s = open_ok(x->path);
     struct store_snapshot got;
@@ -882,7 +885,9 @@ static void test_upgrade_from_version_7_adds_sealed_and_tokens(void **state)
             "DROP INDEX ships_by_parent; ALTER TABLE ships DROP COLUMN parent; "
             "ALTER TABLE ships DROP COLUMN lifetime; ALTER TABLE ships DROP "
             "COLUMN "
-            "lifetime_ms; ALTER TABLE ships DROP COLUMN spawn_tag; DROP TABLE "
+            "lifetime_ms; ALTER TABLE ships DROP COLUMN spawn_tag; ALTER TABLE "
+            "ships DROP COLUMN access; ALTER TABLE ships DROP COLUMN sandbox; "
+            "DROP TABLE "
             "mail;"
             "PRAGMA user_version=7;",
             NULL, NULL, NULL),
@@ -923,7 +928,9 @@ static void test_data_keys(void **state)
             "DROP INDEX ships_by_parent; ALTER TABLE ships DROP COLUMN parent; "
             "ALTER TABLE ships DROP COLUMN lifetime; ALTER TABLE ships DROP "
             "COLUMN "
-            "lifetime_ms; ALTER TABLE ships DROP COLUMN spawn_tag; DROP TABLE "
+            "lifetime_ms; ALTER TABLE ships DROP COLUMN spawn_tag; ALTER TABLE "
+            "ships DROP COLUMN access; ALTER TABLE ships DROP COLUMN sandbox; "
+            "DROP TABLE "
             "mail;"
             "PRAGMA user_version=9;",
             NULL, NULL, NULL),
