@@ -55,6 +55,7 @@
 #include "core/account.h"
 #include "core/gate.h"
 #include "core/record.h"
+#include "core/sandbox.h"
 #include "core/ship.h"
 #include "crypto/keywrap.h"
 #include "crypto/secretfile.h"
@@ -80,6 +81,7 @@ struct admin__create {
     struct http_request *req;
     char *program;
     struct buf args, env;          /* string lists */
+    struct buf sandbox;            /* a child's, from its parent's; or none */
     char name[STORE_NAME_MAX + 1]; /* the name, or the prefix with count */
     bool single;                   /* no count: answer with the ship */
     uint64_t created_ns, idle_ms, freeze_ms;
@@ -101,6 +103,7 @@ static void admin__create_free(struct admin__create *c)
     mem_free(c->program);
     buf_free(&c->args);
     buf_free(&c->env);
+    buf_free(&c->sandbox);
     mem_free(c->ids);
     mem_free(c);
 }
@@ -257,6 +260,8 @@ static void admin__create_next(struct admin__create *c)
         .args_len = c->args.len,
         .env = (const char *)c->env.data,
         .env_len = c->env.len,
+        .sandbox = c->sandbox.len > 0 ? c->sandbox.data : NULL,
+        .sandbox_len = c->sandbox.len,
         .first = c->first + 1,
         .count = n,
     };
@@ -418,6 +423,40 @@ static bool admin__parent(struct host *h, struct http_request *req,
     return true;
 }
 
+/* Give the child that c makes what its parent's sandbox gives any child
+ * (core/sandbox.h): its restrictions and caps, so that no ship of a tree
+ * has more than its parent, whoever made it. Returns false after
+ * answering. */
+static bool admin__inherit(struct host *h, struct admin__create *c)
+{
+    struct store_ship p;
+    struct sandbox mine, none = {0}, given;
+    const char *why = NULL;
+    int rv = store_ship_get_sid(h->store, c->parent, &p);
+    if (rv != 0) {
+        host_reply_error(c->req, rv == BERTH_ENOTFOUND ? 404 : 503,
+                         rv == BERTH_ENOTFOUND ? "not_found" : "unavailable",
+                         "cannot read the parent: %s",
+                         rv == BERTH_ENOTFOUND ? "it was removed"
+                                               : store_errmsg(h->store));
+        return false;
+    }
+    rv = sandbox_decode(p.sandbox, p.sandbox_len, &mine);
+    if (rv == 0) {
+        rv = sandbox_inherit(&mine, &none, &given, &why);
+    }
+    if (rv == 0 && !sandbox_empty(&given)) {
+        rv = sandbox_encode(&c->sandbox, &given); /* before its list goes */
+    }
+    store_ship_clear(&p);
+    if (rv != 0) {
+        host_reply_error(c->req, 503, "unavailable",
+                         "cannot give the child its parent's sandbox: %s",
+                         why != NULL ? why : err_str(rv));
+    }
+    return rv == 0;
+}
+
 void host_ship_create(struct host *h, struct http_request *req)
 {
     struct body_create spec;
@@ -517,6 +556,7 @@ void host_ship_create(struct host *h, struct http_request *req)
     c->program = spec.program;
     c->args = spec.args;
     c->env = spec.env;
+    buf_init(&c->sandbox);
     c->ids = mem_calloc(spec.count, sizeof *c->ids);
     if (c->ids == NULL) {
         admin__create_free(c);
@@ -535,6 +575,10 @@ void host_ship_create(struct host *h, struct http_request *req)
     c->account = account;
     c->parent = parent;
     c->lifetime = spec.lifetime;
+    if (c->parent != 0 && !admin__inherit(h, c)) {
+        admin__create_free(c);
+        return;
+    }
     if (!c->single && c->name[0] != '\0' && !admin__resume(c)) {
         admin__create_free(c);
         return;

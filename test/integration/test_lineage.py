@@ -10,6 +10,7 @@ import os
 import subprocess
 
 from conftest import BERTH, KV, free_port, store_query, wait_for
+from test_children import SPAWNER, spawner_spawn
 
 
 def make_child(h, name, parent, lifetime=None, **extra):
@@ -275,6 +276,27 @@ def test_child_errors_and_accounts(host_factory):
     read = h.cli("token", "new", "--scope", "read").stdout.strip()
     status, v = tcp(h, "GET", "/v1/ships/pa/tree", read)
     assert status == 200 and names(v) == ["one-1"], v
+
+
+def test_child_of_a_sandboxed_ship_keeps_its_sandbox(host_factory):
+    """A child the operator makes has no more than its parent: the child of
+    a ship hidden from the front door is hidden too."""
+    h = host_factory().start()
+    h.new_ship(SPAWNER, "top")
+    hidden = spawner_spawn(h, "top", {"sandbox": [2, 0, 0, 0]})["id"]
+    assert h.http("GET", "/s/%s/children" % hidden)[0] == 404
+    status, v = h.admin("POST", "/v1/ships", {"program": SPAWNER, "name": "under",
+                                              "parent": hidden})
+    assert status == 201 and v["parent"] == hidden, v
+    assert h.http("GET", "/s/under/children")[0] == 404
+    # A child of a ship without a sandbox has none either.
+    status, v = h.admin("POST", "/v1/ships", {"program": SPAWNER, "name": "open",
+                                              "parent": "top"})
+    assert status == 201, v
+    assert h.http("GET", "/s/open/children")[0] == 200
+    assert [r[0] for r in store_query(
+        h.data, "SELECT name FROM ships WHERE sandbox IS NOT NULL "
+                "AND length(sandbox) > 0 AND name IS NOT NULL")] == ["under"]
 
 
 def test_parent_is_owed_child_mail(host_factory, tmp_path):
