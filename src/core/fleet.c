@@ -1749,6 +1749,13 @@ void fleet_ship_entry_done(struct fleet_ship *s, enum fleet_entry kind,
         return;
     }
     s->inflight--;
+    if (kind == FLEET_ENTRY_RESET) {
+        /* The next wake reads the emptied ship from the store. */
+        fleet__answer_waiters(s);
+        fleet__pump(s);
+        fleet__maybe_free(s);
+        return;
+    }
     if (status == 0 && number > s->snapshot_event) {
         s->snapshot_event = number;
         s->first_event = number + 1;
@@ -2272,6 +2279,36 @@ void fleet_ship_remove(struct fleet_ship *s, void *req)
         return;
     }
     fleet__remove_step(s);
+}
+
+int fleet_ship_reset(struct fleet_ship *s, uint64_t last_event)
+{
+    struct fleet *f = s->fleet;
+    if ((s->state == SHIP_AWAKE || s->state == SHIP_FROZEN) &&
+        s->current == NULL && s->n_waiting == 0 && !s->removing) {
+        /* Idle that long: it sleeps first, and the reset follows. */
+        s->sleep_wanted = true;
+        fleet__pump(s);
+        return BERTH_EBUSY;
+    }
+    if (s->state != SHIP_ASLEEP || s->inflight > 0 || s->n_waiting > 0 ||
+        s->removing || s->queued_to_wake || s->wake_wanted || !f->leading) {
+        fleet__maybe_free(s);
+        return BERTH_EBUSY;
+    }
+    struct buf e;
+    buf_init(&e);
+    int rv = record_encode_ship_reset(&e, s->sid, last_event);
+    if (rv == 0) {
+        rv = f->env.propose_entry(f->env.data, s, FLEET_ENTRY_RESET, 0, &e);
+    }
+    if (rv != 0) {
+        buf_free(&e);
+        fleet__maybe_free(s);
+        return rv;
+    }
+    s->inflight++;
+    return 0;
 }
 
 void fleet_ship_gone(struct fleet_ship *s)

@@ -120,6 +120,7 @@ enum fleet_deadline {
 enum fleet_entry {
     FLEET_ENTRY_SNAPSHOT,
     FLEET_ENTRY_REMOVE,
+    FLEET_ENTRY_RESET,
 };
 
 /* How an admin request waiting on a ship is answered. */
@@ -463,6 +464,14 @@ int fleet_deliver(struct fleet_ship *s, enum fleet_origin origin, void *req,
  * mail. */
 int fleet_deliver_mail(struct fleet_ship *s, uint64_t seq, uint8_t kind,
                        struct buf *payload);
+
+/* Input: s's resetting lifetime came due, last_event being its last
+ * committed event: an idle program is put to sleep, and while the ship is
+ * asleep with nothing in flight or waiting, its state returns to empty by
+ * a SHIP_RESET entry (a wake waits for it).
+ * Returns 0 when proposed, BERTH_EBUSY when the ship is busy (ask again
+ * later), or another code. */
+int fleet_ship_reset(struct fleet_ship *s, uint64_t last_event);
 
 /* Input: s was removed by a committed entry (destroyed, or with its
  * parent): its program is killed, what waits fails with 404, and it leaves

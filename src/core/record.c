@@ -1002,3 +1002,27 @@ int record_open_mail(struct buf *out, const struct seal_keys *keys,
     size_t n = record__mail_ad(kind, ad);
     return seal_open(out, keys, SEAL_USE_SHIP, target, ad, n, p, len);
 }
+
+int record_encode_ship_reset(struct buf *out, uint64_t sid, uint64_t last_event)
+{
+    size_t mark = out->len;
+    int rv = record__begin(out, RECORD_ENTRY_SHIP_RESET);
+    if (rv != 0 || (rv = buf_put_u64(out, sid)) != 0 ||
+        (rv = buf_put_u64(out, last_event)) != 0) {
+        out->len = mark;
+        return rv;
+    }
+    return 0;
+}
+
+int record_decode_ship_reset(const uint8_t *p, size_t len, uint64_t *sid,
+                             uint64_t *last_event)
+{
+    struct cursor c;
+    if (record__open(p, len, RECORD_ENTRY_SHIP_RESET, &c) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    *sid = cursor_u64(&c);
+    *last_event = cursor_u64(&c);
+    return c.err != 0 || cursor_left(&c) != 0 ? BERTH_EMALFORMED : 0;
+}

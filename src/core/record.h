@@ -161,7 +161,20 @@ enum record_entry_type {
     RECORD_ENTRY_USAGE = 10,
     RECORD_ENTRY_SHIP_DESTROY = 11,
     RECORD_ENTRY_MAIL = 12,
+    RECORD_ENTRY_SHIP_RESET = 13,
 };
+
+/* A SHIP_RESET entry: u64 sid | u64 last_event. The ship's state returns to
+ * empty (a resetting lifetime came due): its events, snapshots and alarm
+ * go, and its log starts again from event 1. It applies only while the
+ * ship's last event is still last_event, so an event that came in between
+ * keeps the state, on every host alike. */
+int record_encode_ship_reset(struct buf *out, uint64_t sid,
+                             uint64_t last_event);
+
+/* Decode a SHIP_RESET entry; 0 or BERTH_EMALFORMED. */
+int record_decode_ship_reset(const uint8_t *p, size_t len, uint64_t *sid,
+                             uint64_t *last_event);
 
 /* An event's durable effects (docs/design.md, "Children and mail").
  *

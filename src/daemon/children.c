@@ -304,8 +304,12 @@ static int children__spawn(struct host *h, const struct store_ship *parent,
     if (rv != 0) {
         /* why says it */
     } else if (sp.lifetime < FRAME_LIFETIME_ROOT ||
-               sp.lifetime > FRAME_LIFETIME_EPHEMERAL) {
+               sp.lifetime > FRAME_LIFETIME_RESETTING) {
         err_printf(why, "lifetime %u is not supported", (unsigned)sp.lifetime);
+    } else if (sp.lifetime == FRAME_LIFETIME_RESETTING &&
+               sp.lifetime_ms < FRAME_LIFETIME_MIN_MS) {
+        err_printf(why, "a resetting lifetime takes at least %u ms",
+                   (unsigned)FRAME_LIFETIME_MIN_MS);
     } else if (program[0] != '/' ||
                (sp.program_len > 0 &&
                 memchr(sp.program, '\0', sp.program_len) != NULL) ||
@@ -639,9 +643,11 @@ static bool children__admit(struct host *h, const struct store_ship *target,
 static void children__drop(struct host *h, uint64_t sid, uint64_t seq,
                            const struct buf *entries);
 
+static void children__pump_all(struct host *h);
+
 static void children__retry_cb(uv_timer_t *t)
 {
-    host_mail_start(t->data);
+    children__pump_all(t->data);
 }
 
 /* Deliver ship sid's next mail if it has some and none is on its way. */
@@ -773,9 +779,52 @@ void host_mail_flush(struct host *h)
     }
 }
 
-void host_mail_start(struct host *h)
+/* How often the leader looks at the lifetimes that take a time. */
+#define CHILDREN__LIFETIME_TICK_MS 1000
+
+/* Reset each resetting ship that has had no event for its lifetime's time
+ * (counted from this host's lead when it has seen none since). */
+static void children__lifetimes_cb(uv_timer_t *t)
 {
-    h->mail_epoch++;
+    struct host *h = t->data;
+    if (!h->leading || !h->ready) {
+        return;
+    }
+    struct store_timed *ships;
+    size_t n;
+    if (store_ship_timed(h->store, &ships, &n) != 0) {
+        host_log("error", "cannot list timed lifetimes", "error",
+                 store_errmsg(h->store), NULL);
+        return;
+    }
+    uint64_t now = host_now_ns();
+    for (size_t i = 0; i < n; i++) {
+        const struct store_timed *st = &ships[i];
+        uint32_t slot = registry_seek(&h->reg, st->sid - 1);
+        if (st->lifetime != FRAME_LIFETIME_RESETTING || st->last_event == 0 ||
+            slot >= h->reg.n_slots ||
+            registry_get(&h->reg, slot)->sid != st->sid) {
+            continue;
+        }
+        uint64_t last = registry_get(&h->reg, slot)->last_active_ns;
+        if (last < h->lead_since_ns) {
+            last = h->lead_since_ns;
+        }
+        if (now < last || now - last < st->lifetime_ms * 1000000) {
+            continue;
+        }
+        struct fleet_ship *fs = fleet_ship_live(&h->fleet, slot);
+        if (fs != NULL && fleet_ship_reset(fs, st->last_event) == 0) {
+            host_log("info", "ship reset: its resetting lifetime came due",
+                     "ship", fs->id, NULL);
+        }
+    }
+    mem_free(ships);
+}
+
+/* Deliver every ship's waiting mail. */
+static void children__pump_all(struct host *h)
+{
     uint64_t *targets;
     size_t n;
     if (store_mail_targets(h->store, &targets, &n) != 0) {
@@ -789,6 +838,15 @@ void host_mail_start(struct host *h)
         children__pump(h, targets[i]);
     }
     mem_free(targets);
+}
+
+void host_mail_start(struct host *h)
+{
+    h->mail_epoch++;
+    h->lead_since_ns = host_now_ns();
+    uv_timer_start(&h->lifetimes, children__lifetimes_cb,
+                   CHILDREN__LIFETIME_TICK_MS, CHILDREN__LIFETIME_TICK_MS);
+    children__pump_all(h);
 }
 
 static void children__dropped(void *arg, int status, int result)

@@ -1692,6 +1692,8 @@ int host_run(const struct host_config *cfg)
     if (rv == 0) {
         uv_timer_init(&h->loop, &h->mail_retry);
         h->mail_retry.data = h;
+        uv_timer_init(&h->loop, &h->lifetimes);
+        h->lifetimes.data = h;
     }
     if (rv != 0) {
         fprintf(stderr, "berth: event loop: %s\n", uv_strerror(rv));
@@ -1938,6 +1940,7 @@ int host_run(const struct host_config *cfg)
     uv_timer_stop(&h->writeback_timer);
     uv_timer_stop(&h->repair_timer);
     uv_timer_stop(&h->mail_retry);
+    uv_timer_stop(&h->lifetimes);
     host_crawler_stop(h);
     host_usage_stop(h);
     http_server_close(h->front, NULL, NULL);

@@ -257,6 +257,8 @@ struct host {
     size_t n_mail_due, cap_mail_due;
     uv_timer_t mail_retry;
     uint64_t mail_epoch;
+    uv_timer_t lifetimes;        /* the timed lifetimes' tick, while leading */
+    uint64_t lead_since_ns;      /* wall clock when this host came to lead */
     bool registry_stale;         /* an applied entry spawned ships */
     bool removed_pending;        /* an applied entry removed ships */
     struct host_crawler crawler; /* daemon/crawler.c */

@@ -133,7 +133,11 @@ enum frame_lifetime {
     FRAME_LIFETIME_ROOT = 1,      /* stays until destroyed */
     FRAME_LIFETIME_LINKED = 2,    /* destroyed with its parent */
     FRAME_LIFETIME_EPHEMERAL = 3, /* also destroyed when the parent drops it */
+    FRAME_LIFETIME_RESETTING = 4, /* its state empties after lifetime_ms idle */
 };
+
+/* The least lifetime_ms of a lifetime that takes a time. */
+#define FRAME_LIFETIME_MIN_MS 1000
 
 /* The options of a SPAWN effect. */
 enum frame_spawn_option {

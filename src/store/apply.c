@@ -539,6 +539,45 @@ out:
     return rv;
 }
 
+/* A resetting ship's state returns to empty, if no event came since the
+ * leader asked. */
+static int apply__ship_reset(struct store *s, const uint8_t *p, size_t len)
+{
+    uint64_t sid, last;
+    if (record_decode_ship_reset(p, len, &sid, &last) != 0) {
+        return store_set_error(s, BERTH_ECORRUPT,
+                               "a reset record does not decode");
+    }
+    struct store_ship ship;
+    int rv = store_ship_get_sid(s, sid, &ship);
+    if (rv != 0) {
+        return rv == BERTH_ENOTFOUND ? 0 : rv;
+    }
+    if (ship.last_event == last) {
+        uint64_t before = 0, after = 0;
+        rv = store_usage_recount(s, sid, &before);
+        if (rv == 0) {
+            rv = store_ship_data_clear(s, sid);
+        }
+        if (rv == 0) {
+            ship.last_event = 0;
+            ship.first_event = 1;
+            ship.snapshot_event = 0;
+            ship.alarm_ns = 0;
+            memset(ship.last_hash, 0, sizeof ship.last_hash);
+            rv = store_ship_put(s, &ship);
+        }
+        if (rv == 0) {
+            rv = store_usage_recount(s, sid, &after);
+        }
+        if (rv == 0) {
+            rv = store_usage_add(s, sid, (int64_t)after - (int64_t)before);
+        }
+    }
+    store_ship_clear(&ship);
+    return rv;
+}
+
 static int apply__ship_remove(struct store *s, const uint8_t *p, size_t len,
                               const struct store_apply_hook *hook)
 {
@@ -909,6 +948,9 @@ int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
         break;
     case RECORD_ENTRY_USAGE:
         rv = apply__usage(s, entry, len);
+        break;
+    case RECORD_ENTRY_SHIP_RESET:
+        rv = apply__ship_reset(s, entry, len);
         break;
     default:
         rv = store_set_error(s, BERTH_ECORRUPT, "unknown entry type %u",

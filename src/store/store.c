@@ -307,7 +307,9 @@ static const char *store__sql[ST__COUNT] = {
     "ALTER TABLE ships ADD COLUMN access BLOB;"                                \
     "ALTER TABLE ships ADD COLUMN sandbox BLOB;"                               \
     "CREATE INDEX IF NOT EXISTS ships_by_parent ON ships (parent, sid) "       \
-    "WHERE parent != 0;"
+    "WHERE parent != 0;"                                                       \
+    "CREATE INDEX IF NOT EXISTS ships_timed ON ships (lifetime) "              \
+    "WHERE lifetime >= 4;"
 
 /* Mail (docs/design.md, "Mail"): events for a ship that the log made and
  * the leader delivers, each exactly once, in seq order. seq comes from the
@@ -3108,6 +3110,54 @@ int store_mail_targets(struct store *s, uint64_t **out, size_t *n)
     }
     if (rv == 0 && rc != SQLITE_DONE) {
         rv = store__fail(s, rc, "listing mail");
+    }
+    sqlite3_finalize(st);
+    if (rv != 0) {
+        mem_free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rv;
+}
+
+int store_ship_timed(struct store *s, struct store_timed **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    int rv = store__heads_write(s);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_stmt *st;
+    rv = store__token_stmt(s,
+                           "SELECT sid, lifetime, lifetime_ms, last_event, "
+                           "parent FROM ships WHERE lifetime >= 4 ORDER BY sid",
+                           &st);
+    if (rv != 0) {
+        return rv;
+    }
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            struct store_timed *p = mem_realloc(*out, ncap * sizeof *p);
+            if (p == NULL) {
+                rv = BERTH_ENOMEM;
+                break;
+            }
+            *out = p;
+            cap = ncap;
+        }
+        struct store_timed *t = &(*out)[(*n)++];
+        t->sid = (uint64_t)sqlite3_column_int64(st, 0);
+        t->lifetime = (uint8_t)sqlite3_column_int(st, 1);
+        t->lifetime_ms = (uint64_t)sqlite3_column_int64(st, 2);
+        t->last_event = (uint64_t)sqlite3_column_int64(st, 3);
+        t->parent = (uint64_t)sqlite3_column_int64(st, 4);
+    }
+    if (rv == 0 && rc != SQLITE_DONE) {
+        rv = store__fail(s, rc, "listing ships with timed lifetimes");
     }
     sqlite3_finalize(st);
     if (rv != 0) {

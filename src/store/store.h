@@ -232,6 +232,20 @@ int store_mail_take(struct store *s, uint64_t target, uint64_t seq);
 int store_mail_next(struct store *s, uint64_t target, uint64_t after,
                     struct store_mail *out);
 
+/* A ship whose lifetime takes a time (proto/frame.h, FRAME_LIFETIME_*). */
+struct store_timed {
+    uint64_t sid;
+    uint8_t lifetime;
+    uint64_t lifetime_ms;
+    uint64_t last_event;
+    uint64_t parent;
+};
+
+/* Set *out to a new array (mem_free; NULL when none) of the ships whose
+ * lifetime takes a time, in sid order, and *n to their count (an index
+ * keeps this from reading the other ships). */
+int store_ship_timed(struct store *s, struct store_timed **out, size_t *n);
+
 /* Set *out to a new array (mem_free; NULL when none) of the ships that have
  * mail, in sid order, and *n to their count. */
 int store_mail_targets(struct store *s, uint64_t **out, size_t *n);

@@ -193,3 +193,23 @@ def test_messages_and_access_lists(host):
     for i in range(5):
         assert spawner_send(host, "stranger", "friend", str(i))["outcome"] == 1
     assert host.cli_json("ship", "show", "friend")["last_event"] == before + 5
+
+
+def test_resetting_lifetime(host):
+    host.new_ship(SPAWNER, "base", "--idle-timeout", "500")
+    kid = spawner_spawn(host, "base", {"lifetime": 4, "lifetime_ms": 1500})
+    assert kid["what"] == 1
+    kid = kid["id"]
+    for _ in range(3):
+        assert host.http("POST", "/s/%s/inc" % kid)[0] == 200
+    assert host.http("GET", "/s/%s/count" % kid)[2] == b"3"
+    # Events keep it; idle past its time, its state empties.
+    wait_for(lambda: "ship reset" in host.logs(), timeout=15)
+    assert host.http("GET", "/s/%s/count" % kid)[2] == b"0"
+    assert host.cli_json("ship", "show", kid)["last_event"] == 0
+    assert host.http("POST", "/s/%s/inc" % kid)[2] == b"1"
+    restart(host)
+    assert host.http("GET", "/s/%s/count" % kid)[2] == b"1"
+    # Too short a time is refused.
+    bad = spawner_spawn(host, "base", {"lifetime": 4, "lifetime_ms": 10})
+    assert bad["what"] == 3 and "at least" in bad["detail"]

@@ -2,13 +2,14 @@
 """A test program that spawns children with any SPAWN options and sends
 messages, for the host's sandbox and budget tests.
 
-  POST /spawn   JSON {"lifetime": 1|2|3, "sandbox": [flags, memory, cpu,
+  POST /spawn   JSON {"lifetime": 1-4, "lifetime_ms": N, "sandbox": [flags, memory, cpu,
                 events], "send_to": [ids], "budget": [ships, bytes, cpu_ms],
                 "access": [ids]}: a SPAWN of this program, tag = the
                 event's number; 202 {"tag": N}
   GET /children the CHILD events seen, by tag
   POST /send/T  a SEND of the body to ship T, tag = the event's number
   GET /sent     the RECEIPT events seen, by tag
+  POST /inc     adds one to a count; GET /count reads it
 A MESSAGE is answered 200 with "pong:" and its payload. The state is JSON,
 and so is the snapshot."""
 import json
@@ -50,7 +51,8 @@ def option(kind, data):
 
 
 def spawn_effect(tag, spec):
-    body = struct.pack("<IBQH", tag, spec.get("lifetime", 2), 0, 0)
+    body = struct.pack("<IBQH", tag, spec.get("lifetime", 2),
+                       spec.get("lifetime_ms", 0), 0)
     for i in spec.get("access", []):
         body += option(3, i.encode())
     if "sandbox" in spec:
@@ -87,6 +89,11 @@ def on_event(number, kind, payload):
             spec = json.loads(body or b"{}")
             return done(number, False, [spawn_effect(tag, spec),
                                         reply(202, json.dumps({"tag": tag}))])
+        if (method, target) == ("POST", "/inc"):
+            state["count"] = state.get("count", 0) + 1
+            return done(number, True, [reply(200, str(state["count"]))])
+        if (method, target) == ("GET", "/count"):
+            return done(number, False, [reply(200, str(state.get("count", 0)))])
         if (method, target) == ("GET", "/children"):
             return done(number, False, [reply(200, json.dumps(state["children"]))])
         if (method, target) == ("GET", "/sent"):

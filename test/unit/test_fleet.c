@@ -845,6 +845,14 @@ static void store_apply(struct tproposal *p)
             st->snap_value = get_le64(v.data);
             buf_free(&v);
         }
+    } else if (p->kind == FLEET_ENTRY_RESET) {
+        for (int n = 0; n <= T_MAX_EVENTS; n++) {
+            buf_free(&st->rec[n]);
+        }
+        st->last_event = st->snapshot_event = 0;
+        st->first_event = 1;
+        st->alarm_ns = 0;
+        st->snap_value = 0;
     } else {
         st->removed = true;
     }
@@ -1817,6 +1825,29 @@ static void test_ship_gone(void **state)
     assert_null(peek(0));
 }
 
+/* A resetting lifetime: an idle awake ship sleeps first; an asleep one is
+ * reset by an entry, and a request that comes meanwhile waits for it. */
+static void test_reset_waits_for_sleep(void **state)
+{
+    awake_ship(0);
+    in_begin();
+    assert_int_equal(fleet_ship_reset(peek(0), 1), BERTH_EBUSY);
+    in_end();
+    settle(0);
+    assert_int_equal(state_of(0), SHIP_ASLEEP);
+    unsigned props = T->n_prop;
+    in_begin();
+    assert_int_equal(fleet_ship_reset(live(0), 1), 0);
+    in_end();
+    assert_int_equal(T->n_prop, props + 1);
+    assert_int_equal(T->prop[T->n_prop - 1].kind, FLEET_ENTRY_RESET);
+    uintptr_t r = send_job(0, "w");
+    assert_int_equal(state_of(0), SHIP_ASLEEP); /* no wake yet */
+    settle(0);
+    assert_non_null(outcome(r));
+    assert_string_equal(outcome(r)->code, "");
+}
+
 /* A TIMER event that fails leaves the alarm set, to try again later. */
 static void test_alarm_retry(void **state)
 {
@@ -2329,6 +2360,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mail_is_logged_and_taken, t_setup,
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_ship_gone, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_reset_waits_for_sleep, t_setup,
+                                        t_teardown),
         cmocka_unit_test_setup_teardown(test_alarm_retry, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_deadlines, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_sealed_records, t_setup,
