@@ -29,6 +29,7 @@
 #include "http/http.h"
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "proto/frame.h"
 
 #define BERTH_VERSION "0.1.0"
 
@@ -519,7 +520,12 @@ static void cli__print_ship(json_t *s)
                                                                 : "");
     printf("program:         %s\n", cli__str(s, "program"));
     printf("parent:          %s\n", cli__str(s, "parent"));
-    printf("lifetime:        %s\n", cli__str(s, "lifetime"));
+    printf("lifetime:        %s", cli__str(s, "lifetime"));
+    if (cli__int(s, "lifetime_ms") > 0) {
+        printf(" (state emptied after %lld ms without an event)",
+               cli__int(s, "lifetime_ms"));
+    }
+    putchar('\n');
     printf("children:        %lld\n", cli__int(s, "children"));
     size_t i;
     json_t *v;
@@ -582,6 +588,7 @@ enum {
     CLI__NEW_ACCOUNT,
     CLI__NEW_PARENT,
     CLI__NEW_LIFETIME,
+    CLI__NEW_LIFETIME_MS,
 };
 
 #define CLI__YEAR_MS (365ULL * 24 * 3600 * 1000)
@@ -629,8 +636,15 @@ static const struct cli__opt cli__new_opts[] = {
     [CLI__NEW_LIFETIME] = {"--lifetime", "LIFETIME", CLI__STR, 0, 0,
                            "with --parent, when the child goes: root (only "
                            "when removed itself), linked (also with its "
-                           "parent; the default) or ephemeral (also when "
-                           "its parent releases it)"},
+                           "parent; the default), ephemeral (also when "
+                           "its parent releases it) or resetting (as root, "
+                           "but its state empties after --lifetime-ms "
+                           "without an event)"},
+    [CLI__NEW_LIFETIME_MS] = {"--lifetime-ms", "MS", CLI__MS, 1000,
+                              CLI__YEAR_MS,
+                              "with --lifetime resetting, the time without "
+                              "an event after which the child's state "
+                              "empties (at least 1000)"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -697,14 +711,15 @@ static bool cli__account_name_ok(const char *name)
            strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
 }
 
-/* Check --parent and --lifetime of `ship new` as the host will; 0, or 2
- * after a usage message. */
+/* Check --parent, --lifetime and --lifetime-ms of `ship new` as the host
+ * will; 0, or 2 after a usage message. */
 static int cli__new_lineage(const struct cli__cmd *cmd, struct cli__args *a)
 {
     const char *parent = a->val[CLI__NEW_PARENT];
     const char *lifetime = a->val[CLI__NEW_LIFETIME];
     uint8_t l;
-    if (lifetime != NULL && parent == NULL) {
+    if ((lifetime != NULL || a->val[CLI__NEW_LIFETIME_MS] != NULL) &&
+        parent == NULL) {
         return cli__usage(cmd, "--lifetime goes with --parent: only a child "
                                "has a lifetime");
     }
@@ -720,9 +735,14 @@ static int cli__new_lineage(const struct cli__cmd *cmd, struct cli__args *a)
     }
     if (lifetime != NULL && ship_lifetime_parse(lifetime, &l) != 0) {
         return cli__usage(cmd,
-                          "--lifetime needs root, linked or ephemeral, not "
-                          "%s",
+                          "--lifetime needs root, linked, ephemeral or "
+                          "resetting, not %s",
                           lifetime);
+    }
+    bool resetting = lifetime != NULL && l == FRAME_LIFETIME_RESETTING;
+    if (resetting != (a->val[CLI__NEW_LIFETIME_MS] != NULL)) {
+        return cli__usage(cmd, "--lifetime resetting and --lifetime-ms MS go "
+                               "together");
     }
     return 0;
 }
@@ -798,6 +818,7 @@ static json_t *cli__new_spec(const struct cli__cmd *cmd, struct cli__args *a,
                   {CLI__NEW_ACCOUNT, "account", false},
                   {CLI__NEW_PARENT, "parent", false},
                   {CLI__NEW_LIFETIME, "lifetime", false},
+                  {CLI__NEW_LIFETIME_MS, "lifetime_ms", true},
                   {CLI__NEW_IDLE, "idle_timeout_ms", true},
                   {CLI__NEW_FREEZE, "freeze_timeout_ms", true},
                   {CLI__NEW_COUNT, "count", true}};
@@ -2146,7 +2167,8 @@ static const struct cli__cmd cli__cmds[] = {
     {"ship tree", "SHIP", "show a ship and its descendants",
      "Show a ship and its descendants (children made with 'ship new "
      "--parent' or by its program), a line a ship, each indented under its "
-     "parent: its name (else id), its lifetime (root, linked, ephemeral; "
+     "parent: its name (else id), its lifetime (root, linked, ephemeral, "
+     "resetting; "
      "operator for a ship made without a parent), its status (active: "
      "waking, awake or sleeping; idle: frozen; asleep) and the memory of its "
      "program when the host has measured it. At most 10000 ships are shown.",

@@ -73,6 +73,7 @@ static const char *const ship__lifetimes[] = {
     [FRAME_LIFETIME_ROOT] = "root",
     [FRAME_LIFETIME_LINKED] = "linked",
     [FRAME_LIFETIME_EPHEMERAL] = "ephemeral",
+    [FRAME_LIFETIME_RESETTING] = "resetting",
 };
 
 const char *ship_lifetime_name(uint8_t lifetime)
@@ -84,7 +85,7 @@ const char *ship_lifetime_name(uint8_t lifetime)
 
 int ship_lifetime_parse(const char *name, uint8_t *out)
 {
-    for (uint8_t i = FRAME_LIFETIME_ROOT; i <= FRAME_LIFETIME_EPHEMERAL; i++) {
+    for (uint8_t i = FRAME_LIFETIME_ROOT; i <= FRAME_LIFETIME_RESETTING; i++) {
         if (strcmp(name, ship__lifetimes[i]) == 0) {
             *out = i;
             return 0;

@@ -85,10 +85,11 @@ struct admin__create {
     char name[STORE_NAME_MAX + 1]; /* the name, or the prefix with count */
     bool single;                   /* no count: answer with the ship */
     uint64_t created_ns, idle_ms, freeze_ms;
-    uint8_t acks;     /* GATE_ACKS_DEFAULT when not given */
-    uint64_t account; /* core/account.h */
-    uint64_t parent;  /* a child's parent (its sid); 0: none */
-    uint8_t lifetime; /* with a parent: FRAME_LIFETIME_* */
+    uint8_t acks;         /* GATE_ACKS_DEFAULT when not given */
+    uint64_t account;     /* core/account.h */
+    uint64_t parent;      /* a child's parent (its sid); 0: none */
+    uint8_t lifetime;     /* with a parent: FRAME_LIFETIME_* */
+    uint64_t lifetime_ms; /* a resetting child's time */
     uint32_t count;
     uint32_t next;     /* the first index (0-based) not yet looked at */
     uint32_t first;    /* the index of the batch being committed */
@@ -111,8 +112,9 @@ static void admin__create_free(struct admin__create *c)
 static void admin__create_next(struct admin__create *c);
 
 /* Add a ship's lineage to its object o, from the store: "parent" (the
- * parent's id, or null), "lifetime" (null for a ship the operator made) and
- * "children" (how many it has). */
+ * parent's id, or null), "lifetime" (null for a ship the operator made),
+ * "lifetime_ms" for a lifetime that takes a time, and "children" (how many
+ * it has). */
 static void admin__lineage(struct host *h, uint64_t sid, json_t *o)
 {
     struct store_ship rec, parent;
@@ -128,6 +130,10 @@ static void admin__lineage(struct host *h, uint64_t sid, json_t *o)
         if (name != NULL) {
             json_decref(lifetime);
             lifetime = json_string(name);
+        }
+        if (rec.lifetime_ms != 0) {
+            json_object_set_new(o, "lifetime_ms",
+                                json_integer((json_int_t)rec.lifetime_ms));
         }
         store_ship_clear(&rec);
     }
@@ -253,6 +259,7 @@ static void admin__create_next(struct admin__create *c)
         .account = c->account,
         .parent = c->parent,
         .lifetime = c->lifetime,
+        .lifetime_ms = c->lifetime_ms,
         .created_ns = c->created_ns,
         .idle_timeout_ms = c->idle_ms,
         .freeze_timeout_ms = c->freeze_ms,
@@ -575,6 +582,7 @@ void host_ship_create(struct host *h, struct http_request *req)
     c->account = account;
     c->parent = parent;
     c->lifetime = spec.lifetime;
+    c->lifetime_ms = spec.lifetime_ms;
     if (c->parent != 0 && !admin__inherit(h, c)) {
         admin__create_free(c);
         return;

@@ -156,7 +156,7 @@ static int body__lineage(json_t *spec, const char *parent, const char *lifetime,
                          struct body_create *out, char *errmsg)
 {
     if (parent == NULL) {
-        if (lifetime != NULL) {
+        if (lifetime != NULL || json_object_get(spec, "lifetime_ms") != NULL) {
             return body__refuse(errmsg,
                                 "lifetime goes with parent: only a child "
                                 "(a ship with a parent) has a lifetime");
@@ -180,11 +180,28 @@ static int body__lineage(json_t *spec, const char *parent, const char *lifetime,
     out->lifetime = FRAME_LIFETIME_LINKED;
     if (lifetime != NULL && ship_lifetime_parse(lifetime, &out->lifetime)) {
         return body__refuse(errmsg,
-                            "lifetime must be \"root\", \"linked\" or "
-                            "\"ephemeral\", not \"%.64s\"",
+                            "lifetime must be \"root\", \"linked\", "
+                            "\"ephemeral\" or \"resetting\", not \"%.64s\"",
                             lifetime);
     }
-    return 0;
+    /* Only a resetting child takes a time, and must. */
+    bool resetting = out->lifetime == FRAME_LIFETIME_RESETTING;
+    json_t *ms = json_object_get(spec, "lifetime_ms");
+    if (ms != NULL && !resetting) {
+        return body__refuse(errmsg,
+                            "lifetime_ms goes with lifetime \"resetting\" "
+                            "only");
+    }
+    int rv =
+        body__timeout(spec, "lifetime_ms", false, &out->lifetime_ms, errmsg);
+    if (rv == 0 && resetting && out->lifetime_ms < FRAME_LIFETIME_MIN_MS) {
+        rv = body__refuse(errmsg,
+                          "a resetting child needs lifetime_ms: the "
+                          "milliseconds without an event after which its "
+                          "state empties, at least %d",
+                          FRAME_LIFETIME_MIN_MS);
+    }
+    return rv;
 }
 
 /* Check the fields of a creation's JSON object spec into *out, whose lists
@@ -195,24 +212,25 @@ static int body__create(json_t *spec, struct body_create *out, char *errmsg)
     const char *name = "";
     json_int_t count = 0;
     json_t *idle_j = NULL, *freeze_j = NULL, *args = NULL, *env = NULL;
-    json_t *acks_j = NULL;
+    json_t *acks_j = NULL, *lifetime_ms = NULL; /* read by body__lineage */
     const char *account = "", *parent = NULL, *lifetime = NULL;
     json_error_t jerr;
     if (json_unpack_ex(spec, &jerr, JSON_STRICT,
                        "{s:s, s?:s, s?:I, s?:o, s?:o, s?:o, s?:o, s?:o, s?:s, "
-                       "s?:s, s?:s}",
+                       "s?:s, s?:s, s?:o}",
                        "program", &program, "name", &name, "count", &count,
                        "idle_timeout_ms", &idle_j, "freeze_timeout_ms",
                        &freeze_j, "args", &args, "env", &env, "acks", &acks_j,
                        "account", &account, "parent", &parent, "lifetime",
-                       &lifetime) != 0) {
+                       &lifetime, "lifetime_ms", &lifetime_ms) != 0) {
         return body__refuse(errmsg,
                             "expected {\"program\": PATH, \"name\"?: NAME, "
                             "\"count\"?: N, \"idle_timeout_ms\"?: MS, "
                             "\"freeze_timeout_ms\"?: MS, \"args\"?: [ARG, "
                             "...], \"env\"?: {KEY: VALUE, ...}, \"acks\"?: "
                             "LEVEL, \"account\"?: NAME, \"parent\"?: SHIP, "
-                            "\"lifetime\"?: LIFETIME}: %s",
+                            "\"lifetime\"?: LIFETIME, \"lifetime_ms\"?: MS}: "
+                            "%s",
                             jerr.text);
     }
     if (strlen(account) > STORE_NAME_MAX) {

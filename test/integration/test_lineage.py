@@ -68,6 +68,15 @@ def test_children_lineage_and_tree(host_factory):
                        "--parent", "c-linked")
     assert (grand["parent"], grand["lifetime"]) == (linked["id"], "linked")
 
+    # A resetting child takes a time, and shows it.
+    reset = h.cli_json("ship", "new", "--program", KV, "--name", "c-reset", "--parent", "pa",
+                       "--lifetime", "resetting", "--lifetime-ms", "600000")
+    assert (reset["lifetime"], reset["lifetime_ms"]) == ("resetting", 600000)
+    assert "lifetime_ms" not in linked
+    text = h.cli("ship", "show", "c-reset").stdout
+    assert "lifetime:        resetting (state emptied after 600000 ms without an event)\n" in text
+    assert h.cli("ship", "rm", "c-reset").stdout.startswith("removed ")
+
     shown = h.cli_json("ship", "show", eph)
     assert (shown["parent"], shown["lifetime"], shown["children"]) == (pa, "ephemeral", 0)
     assert h.cli_json("ship", "show", "pa")["children"] == 3
@@ -79,12 +88,13 @@ def test_children_lineage_and_tree(host_factory):
     text = h.cli("ship", "show", "pa").stdout
     assert "parent:          -\n" in text and "lifetime:        -\n" in text
 
-    # The status map: nested, children in creation order, all asleep (the
-    # parent may wake for its CHILD mail).
+    # The status map: nested, children in creation order, the ships
+    # without children asleep (a parent wakes for its CHILD mail).
     t = tree(h, "pa")
     assert (t["id"], t["name"], t["lifetime"]) == (pa, "pa", None)
     assert t["status"] in ("asleep", "active", "idle")
-    assert {c["status"] for c in t["children"]} == {"asleep"}
+    for leaf in ("c-root", "c-eph", "g-linked"):
+        assert by_name(t, leaf)["status"] == "asleep", json.dumps(t)
     assert (t["ships"], t["truncated"]) == (5, False)
     assert names(t) == ["c-linked", "c-root", "c-eph"]
     assert [c["lifetime"] for c in t["children"]] == ["linked", "root", "ephemeral"]
@@ -217,6 +227,11 @@ def test_child_errors_and_accounts(host_factory):
             ({"parent": "pa", "lifetime": 2}, 400, "lifetime"),
             ({"parent": "Pa!"}, 400, "parent must be a ship's id or name"),
             ({"parent": "pa", "count": 2}, 400, "count must be 1"),
+            ({"parent": "pa", "lifetime": "resetting"}, 400, "needs lifetime_ms"),
+            ({"parent": "pa", "lifetime": "resetting", "lifetime_ms": 999}, 400,
+             "at least 1000"),
+            ({"parent": "pa", "lifetime_ms": 5000}, 400, "lifetime_ms goes with"),
+            ({"lifetime_ms": 5000}, 400, "lifetime goes with parent"),
             ({"parent": "pa", "account": "anonymous-x"}, 404, "no account")):
         status, v = h.admin("POST", "/v1/ships", dict({"program": KV, "name": "x"}, **body))
         assert status == status_want, (body, v)
@@ -233,7 +248,12 @@ def test_child_errors_and_accounts(host_factory):
     for args, rc, words in (
             (["--lifetime", "root"], 2, "--lifetime goes with --parent"),
             (["--parent", "pa", "--lifetime", "forever"], 2,
-             "--lifetime needs root, linked or ephemeral, not forever"),
+             "--lifetime needs root, linked, ephemeral or resetting, not forever"),
+            (["--parent", "pa", "--lifetime", "resetting"], 2,
+             "--lifetime resetting and --lifetime-ms MS go together"),
+            (["--parent", "pa", "--lifetime-ms", "5000"], 2, "go together"),
+            (["--parent", "pa", "--lifetime", "resetting", "--lifetime-ms", "10"], 2,
+             "--lifetime-ms needs a number of milliseconds from 1000"),
             (["--parent", "Pa!"], 2, "--parent needs a ship's id or name"),
             (["--parent", "pa", "--count", "3"], 2, "--parent makes one ship"),
             (["--parent", "nobody"], 1, "not_found")):
