@@ -1550,7 +1550,7 @@ static void fleet__on_done(struct fleet_ship *s, const struct frame *fr)
     fleet__disarm(s);
     fleet__measure_job(s, j);
     s->current = NULL;
-    if (j->origin == FLEET_JOB_MAIL && j->kind == FRAME_EVENT_MESSAGE &&
+    if (j->origin == FLEET_JOB_MAIL &&
         (rv = f->env.receipt_entry(f->env.data, s, j, &fx)) != 0) {
         buf_free(&fx);
         fleet__job_fail(j, 503, "unavailable", "cannot make the receipt: %s",

@@ -333,9 +333,10 @@ struct fleet_env {
     int (*effect_entry)(void *data, struct fleet_ship *s,
                         const struct fleet_job *j, uint8_t kind,
                         const uint8_t *p, size_t len, struct buf *out);
-    /* The program answered j, a MESSAGE delivered as mail, with its reply
-     * in j: append to out (record_effects_add) the entry that gives the
-     * sender its RECEIPT. 0, or a code that fails the event. */
+    /* The program answered j, mail, with its reply in j: append to out
+     * (record_effects_add) what the answer does (a MESSAGE's RECEIPT for
+     * its sender; a LEASE not renewed destroys the child). 0, or a code
+     * that fails the event. */
     int (*receipt_entry)(void *data, struct fleet_ship *s,
                          const struct fleet_job *j, struct buf *out);
     /* Propose an entry of s's own (snapshot at number, or removal), after

@@ -304,11 +304,11 @@ static int children__spawn(struct host *h, const struct store_ship *parent,
     if (rv != 0) {
         /* why says it */
     } else if (sp.lifetime < FRAME_LIFETIME_ROOT ||
-               sp.lifetime > FRAME_LIFETIME_RESETTING) {
+               sp.lifetime > FRAME_LIFETIME_LEASED) {
         err_printf(why, "lifetime %u is not supported", (unsigned)sp.lifetime);
-    } else if (sp.lifetime == FRAME_LIFETIME_RESETTING &&
+    } else if (sp.lifetime >= FRAME_LIFETIME_RESETTING &&
                sp.lifetime_ms < FRAME_LIFETIME_MIN_MS) {
-        err_printf(why, "a resetting lifetime takes at least %u ms",
+        err_printf(why, "a resetting or leased lifetime takes at least %u ms",
                    (unsigned)FRAME_LIFETIME_MIN_MS);
     } else if (program[0] != '/' ||
                (sp.program_len > 0 &&
@@ -575,9 +575,73 @@ int host_children_effect_entry(struct host *h, struct host_ship *s,
     return rv;
 }
 
+/* The lease of ship sid on this leader; NULL when out of memory. */
+static struct host_lease *children__lease(struct host *h, uint64_t sid)
+{
+    for (size_t i = 0; i < h->n_leases; i++) {
+        if (h->leases[i].sid == sid) {
+            return &h->leases[i];
+        }
+    }
+    if (h->n_leases == h->cap_leases) {
+        size_t cap = h->cap_leases ? h->cap_leases * 2 : 8;
+        struct host_lease *p = mem_realloc(h->leases, cap * sizeof *p);
+        if (p == NULL) {
+            return NULL;
+        }
+        h->leases = p;
+        h->cap_leases = cap;
+    }
+    struct host_lease *l = &h->leases[h->n_leases++];
+    memset(l, 0, sizeof *l);
+    l->sid = sid;
+    return l;
+}
+
+/* The holder answered a LEASE (j): a 2xx reply renews the lease, anything
+ * else destroys the child, by the holder's proof, with the answer. */
+static int children__lease_answered(struct host *h, struct host_ship *s,
+                                    const struct fleet_job *j, struct buf *out)
+{
+    char id[FRAME_ID_MAX + 1];
+    size_t n = j->payload.len < FRAME_ID_MAX ? j->payload.len : FRAME_ID_MAX;
+    memcpy(id, j->payload.data, n);
+    id[n] = '\0';
+    struct store_ship child;
+    int rv = store_ship_get(h->store, id, &child);
+    if (rv != 0) {
+        return rv == BERTH_ENOTFOUND ? 0 : rv;
+    }
+    uint64_t sid = child.sid;
+    store_ship_clear(&child);
+    if (j->status >= 200 && j->status < 300) {
+        struct host_lease *l = children__lease(h, sid);
+        if (l != NULL) {
+            l->renewed_ns = host_now_ns();
+            l->asked_ns = 0;
+        }
+        return 0;
+    }
+    struct store_ship self;
+    rv = store_ship_get_sid(h->store, s->core.sid, &self);
+    if (rv == 0) {
+        rv = children__destroy(h, &self, FRAME_EFFECT_DESTROY,
+                               (const uint8_t *)id, n, out);
+        sodium_memzero(self.secret, sizeof self.secret);
+        store_ship_clear(&self);
+    }
+    return rv;
+}
+
 int host_children_receipt_entry(struct host *h, struct host_ship *s,
                                 const struct fleet_job *j, struct buf *out)
 {
+    if (j->kind == FRAME_EVENT_LEASE) {
+        return children__lease_answered(h, s, j, out);
+    }
+    if (j->kind != FRAME_EVENT_MESSAGE) {
+        return 0;
+    }
     struct frame_message m;
     if (frame_decode_message(j->payload.data, j->payload.len, &m) != 0) {
         return BERTH_EMALFORMED; /* checked at delivery */
@@ -782,6 +846,84 @@ void host_mail_flush(struct host *h)
 /* How often the leader looks at the lifetimes that take a time. */
 #define CHILDREN__LIFETIME_TICK_MS 1000
 
+static void children__entry_done(void *arg, int status, int result)
+{
+    (void)arg;
+    (void)status;
+    (void)result;
+}
+
+/* A leased ship's lease: once its time has passed since its last renewal
+ * (or since this host came to lead), its holder is asked by a LEASE
+ * event; once its time has passed again with no renewal, the child is
+ * destroyed, by the holder's proof. */
+static void children__lease_due(struct host *h, const struct store_timed *st,
+                                uint64_t now)
+{
+    struct host_lease *l = children__lease(h, st->sid);
+    uint64_t span = st->lifetime_ms * 1000000;
+    if (l == NULL || st->parent == 0) {
+        return;
+    }
+    uint64_t base =
+        l->renewed_ns > h->lead_since_ns ? l->renewed_ns : h->lead_since_ns;
+    struct store_ship child, parent;
+    if (l->asked_ns == 0 ? now - base < span : now - l->asked_ns < span) {
+        return;
+    }
+    if (store_ship_get_sid(h->store, st->sid, &child) != 0) {
+        return;
+    }
+    struct buf fx, e;
+    buf_init(&fx);
+    buf_init(&e);
+    int rv;
+    if (l->asked_ns == 0) {
+        uint8_t nonce[SEAL_NONCE_SIZE];
+        randombytes_buf(nonce, sizeof nonce);
+        struct buf body;
+        buf_init(&body);
+        rv = record_seal_mail(&body, &h->keys, st->parent, FRAME_EVENT_LEASE,
+                              nonce, (const uint8_t *)child.id,
+                              strlen(child.id));
+        struct record_mail m = {.target = st->parent,
+                                .kind = FRAME_EVENT_LEASE,
+                                .body = body.data,
+                                .len = body.len};
+        if (rv == 0) {
+            rv = record_encode_mail(&e, &m);
+        }
+        buf_free(&body);
+        host_log("info", "lease: asking its holder", "ship", child.id, NULL);
+    } else if ((rv = store_ship_get_sid(h->store, st->parent, &parent)) == 0) {
+        /* Not renewed in time: the leader destroys it with the holder's
+         * proof, as the holder would. */
+        rv =
+            children__destroy(h, &parent, FRAME_EFFECT_DESTROY,
+                              (const uint8_t *)child.id, strlen(child.id), &fx);
+        sodium_memzero(parent.secret, sizeof parent.secret);
+        store_ship_clear(&parent);
+        struct record_effects it = {.entries = fx.data, .entries_len = fx.len};
+        size_t off = 0;
+        const uint8_t *one;
+        size_t n;
+        if (rv == 0 && record_effects_next(&it, &off, &one, &n) == 0) {
+            rv = buf_append(&e, one, n);
+        }
+        host_log("info", "lease: not renewed; the ship is destroyed", "ship",
+                 child.id, NULL);
+    }
+    if (rv == 0 && e.len > 0) {
+        rv = host_propose_entry(h, &e, children__entry_done, NULL);
+    }
+    if (rv == 0) {
+        l->asked_ns = now;
+    }
+    buf_free(&fx);
+    buf_free(&e);
+    store_ship_clear(&child);
+}
+
 /* Reset each resetting ship that has had no event for its lifetime's time
  * (counted from this host's lead when it has seen none since). */
 static void children__lifetimes_cb(uv_timer_t *t)
@@ -800,6 +942,10 @@ static void children__lifetimes_cb(uv_timer_t *t)
     uint64_t now = host_now_ns();
     for (size_t i = 0; i < n; i++) {
         const struct store_timed *st = &ships[i];
+        if (st->lifetime == FRAME_LIFETIME_LEASED) {
+            children__lease_due(h, st, now);
+            continue;
+        }
         uint32_t slot = registry_seek(&h->reg, st->sid - 1);
         if (st->lifetime != FRAME_LIFETIME_RESETTING || st->last_event == 0 ||
             slot >= h->reg.n_slots ||

@@ -1969,6 +1969,8 @@ int host_run(const struct host_config *cfg)
     h->disabled = NULL;
     h->n_disabled = 0;
     host_quota_free(h);
+    mem_free(h->mail_due);
+    mem_free(h->leases);
     proc_cleanup();
     seal_keys_wipe(&h->keys);
     master_wrap_wipe(&h->wrap);

@@ -148,6 +148,13 @@ struct host_ship {
     uint64_t mail_last, mail_epoch;
 };
 
+/* A leased ship on the leader (daemon/children.c): when its lease was last
+ * renewed, and when its holder was last asked (0: not since). */
+struct host_lease {
+    uint64_t sid;
+    uint64_t renewed_ns, asked_ns;
+};
+
 /* What ships' programs used on this host since the last USAGE entry it
  * proposed (daemon/usage.c): one slot per ship, by sid. */
 struct host_usage_slot {
@@ -257,7 +264,9 @@ struct host {
     size_t n_mail_due, cap_mail_due;
     uv_timer_t mail_retry;
     uint64_t mail_epoch;
-    uv_timer_t lifetimes;        /* the timed lifetimes' tick, while leading */
+    uv_timer_t lifetimes;      /* the timed lifetimes' tick, while leading */
+    struct host_lease *leases; /* leased ships this leader has seen */
+    size_t n_leases, cap_leases;
     uint64_t lead_since_ns;      /* wall clock when this host came to lead */
     bool registry_stale;         /* an applied entry spawned ships */
     bool removed_pending;        /* an applied entry removed ships */

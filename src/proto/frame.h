@@ -42,6 +42,8 @@
  *   RECEIPT   u32 tag | u8 outcome | u16 status | u16 target_len | target |
  *             body (rest): what became of the SEND with tag: the target's
  *             reply (status, body), or why it was refused or failed
+ *   LEASE     a leased child's id (rest): keep it? An HTTP_REPLY with a 2xx
+ *             status renews the lease; any other answer lets the child go
  *   CHILD     u8 what | u32 tag | u16 id_len | id | detail (rest): a child
  *             was spawned, destroyed, or could not be spawned (then id is
  *             empty and detail says why); tag is its SPAWN's
@@ -115,6 +117,7 @@ enum frame_event_kind {
     FRAME_EVENT_MESSAGE = 4,
     FRAME_EVENT_CHILD = 5,
     FRAME_EVENT_RECEIPT = 6,
+    FRAME_EVENT_LEASE = 7,
 };
 
 enum frame_effect_kind {
@@ -134,6 +137,7 @@ enum frame_lifetime {
     FRAME_LIFETIME_LINKED = 2,    /* destroyed with its parent */
     FRAME_LIFETIME_EPHEMERAL = 3, /* also destroyed when the parent drops it */
     FRAME_LIFETIME_RESETTING = 4, /* its state empties after lifetime_ms idle */
+    FRAME_LIFETIME_LEASED = 5,    /* kept while its parent renews the lease */
 };
 
 /* The least lifetime_ms of a lifetime that takes a time. */

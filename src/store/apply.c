@@ -474,7 +474,8 @@ static int apply__tell_parent(struct store *s, uint64_t parent, uint8_t what,
     return rv;
 }
 
-/* Destroy ship sid, and before it its linked and ephemeral descendants
+/* Destroy ship sid, and before it its linked, ephemeral and leased
+ * descendants
  * (docs/protocol.md, "Children"), gathered breadth first and removed
  * deepest first, so that no child outlives the destroy of a parent it is
  * linked to and no depth of descent costs stack. The ship's parent, if it
@@ -500,7 +501,8 @@ static int apply__destroy(struct store *s, uint64_t sid, const char *who,
         rv = store_ship_children(s, list[i], &kids, &nk);
         for (size_t k = 0; k < nk && rv == 0; k++) {
             if (kids[k].lifetime != FRAME_LIFETIME_LINKED &&
-                kids[k].lifetime != FRAME_LIFETIME_EPHEMERAL) {
+                kids[k].lifetime != FRAME_LIFETIME_EPHEMERAL &&
+                kids[k].lifetime != FRAME_LIFETIME_LEASED) {
                 continue; /* a root child stays, without a parent */
             }
             if (n == cap) {
@@ -589,9 +591,10 @@ static int apply__ship_remove(struct store *s, const uint8_t *p, size_t len,
     return apply__destroy(s, sid, "operator", hook);
 }
 
-/* A destroy that a ship's event carries (from), checked before it is
- * applied: the ship itself or its parent must be the one that asks, and
- * the proof must be that one's signature. One that fails its checks, or
+/* A destroy that a ship's event carries (from; 0 for an entry of its own,
+ * the leader's when a lease ran out), checked before it is applied: the
+ * ship itself or its parent must be the one that asks, and the proof must
+ * be that one's signature. One that fails its checks, or
  * whose ship is gone, changes nothing, on every host alike. */
 static int apply__ship_destroy(struct store *s, uint64_t from, const uint8_t *p,
                                size_t len, const struct store_apply_hook *hook)
@@ -607,7 +610,7 @@ static int apply__ship_destroy(struct store *s, uint64_t from, const uint8_t *p,
         return rv == BERTH_ENOTFOUND ? 0 : rv;
     }
     uint64_t by = d.by == RECORD_DESTROY_SELF ? d.sid : ship.parent;
-    bool fits = by == from && by != 0 &&
+    bool fits = (from == 0 || by == from) && by != 0 &&
                 (d.by != RECORD_DESTROY_RELEASED ||
                  ship.lifetime == FRAME_LIFETIME_EPHEMERAL);
     rv = fits ? store_ship_get_sid(s, by, &prover) : BERTH_ENOTFOUND;
@@ -653,6 +656,25 @@ static int apply__spawn(struct store *s, uint64_t from, const uint8_t *p,
     return rv;
 }
 
+/* A MAIL entry on its own (the leader's question to a lease holder), or
+ * in an effects item: mail for a ship that still exists. */
+static int apply__mail_entry(struct store *s, const uint8_t *p, size_t len,
+                             const struct store_apply_hook *hook)
+{
+    struct record_mail m;
+    if (record_decode_mail(p, len, &m) != 0) {
+        return store_set_error(s, BERTH_ECORRUPT,
+                               "a mail record does not decode");
+    }
+    uint64_t last, alarm;
+    uint8_t hash[RECORD_HASH_SIZE];
+    int rv = store_ship_head_get(s, m.target, &last, hash, &alarm);
+    if (rv == BERTH_ENOTFOUND) {
+        return 0; /* its ship is gone */
+    }
+    return rv != 0 ? rv : apply__mail(s, m.target, m.kind, m.body, m.len, hook);
+}
+
 /* Apply the effects item at p, which follows in its entry the record that
  * fresh says was just applied (sid and number; number 0 when none was). */
 static int apply__effects(struct store *s, const uint8_t *p, size_t len,
@@ -685,7 +707,6 @@ static int apply__effects(struct store *s, const uint8_t *p, size_t len,
     rv = 0;
     while (rv == 0 && record_effects_next(&fx, &off, &e, &n) == 0) {
         uint8_t type = 0;
-        struct record_mail m;
         if (record_entry_type(e, n, &type) != 0) {
             return store_set_error(s, BERTH_ECORRUPT,
                                    "an effect entry has no type");
@@ -698,18 +719,7 @@ static int apply__effects(struct store *s, const uint8_t *p, size_t len,
             rv = apply__ship_destroy(s, fx.sid, e, n, hook);
             break;
         case RECORD_ENTRY_MAIL:
-            if (record_decode_mail(e, n, &m) != 0) {
-                return store_set_error(s, BERTH_ECORRUPT,
-                                       "a mail record does not decode");
-            }
-            rv = store_ship_head_get(s, m.target, &(uint64_t){0},
-                                     (uint8_t[RECORD_HASH_SIZE]){0},
-                                     &(uint64_t){0});
-            if (rv == 0) {
-                rv = apply__mail(s, m.target, m.kind, m.body, m.len, hook);
-            } else if (rv == BERTH_ENOTFOUND) {
-                rv = 0; /* its ship is gone */
-            }
+            rv = apply__mail_entry(s, e, n, hook);
             break;
         default:
             return store_set_error(s, BERTH_ECORRUPT,
@@ -951,6 +961,12 @@ int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
         break;
     case RECORD_ENTRY_SHIP_RESET:
         rv = apply__ship_reset(s, entry, len);
+        break;
+    case RECORD_ENTRY_MAIL:
+        rv = apply__mail_entry(s, entry, len, hook);
+        break;
+    case RECORD_ENTRY_SHIP_DESTROY:
+        rv = apply__ship_destroy(s, 0, entry, len, hook);
         break;
     default:
         rv = store_set_error(s, BERTH_ECORRUPT, "unknown entry type %u",

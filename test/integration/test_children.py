@@ -213,3 +213,31 @@ def test_resetting_lifetime(host):
     # Too short a time is refused.
     bad = spawner_spawn(host, "base", {"lifetime": 4, "lifetime_ms": 10})
     assert bad["what"] == 3 and "at least" in bad["detail"]
+
+
+def test_leased_lifetime(host):
+    """The holder is asked by a LEASE event; spawner renews only while its
+    count is even, so the first answer keeps the child and the next lets it
+    go."""
+    host.new_ship(SPAWNER, "holder")
+    kid = spawner_spawn(host, "holder", {"lifetime": 5, "lifetime_ms": 1000})
+    assert kid["what"] == 1
+    kid = kid["id"]
+    wait_for(lambda: "lease: asking its holder" in host.logs(), timeout=10)
+    assert host.http("GET", "/s/%s/count" % kid)[0] == 200  # renewed
+    host.http("POST", "/s/holder/inc")  # odd: the next answer refuses
+    wait_for(lambda: host.http("GET", "/s/%s/count" % kid)[0] == 404,
+             timeout=15)
+    _, _, b = host.http("GET", "/s/holder/children")
+    assert any(c["what"] == 2 and c["id"] == kid and c["detail"] == "parent"
+               for c in json.loads(b).values())
+
+
+def test_lease_not_answered_destroys(host):
+    host.new_ship(SPAWNER, "sloth")
+    for _ in range(2):
+        host.http("POST", "/s/sloth/inc")  # 2: LEASE events are rejected
+    kid = spawner_spawn(host, "sloth", {"lifetime": 5, "lifetime_ms": 1000})
+    kid = kid["id"]
+    wait_for(lambda: "lease: not renewed" in host.logs(), timeout=15)
+    wait_for(lambda: host.http("GET", "/s/%s/count" % kid)[0] == 404)

@@ -10,7 +10,9 @@ messages, for the host's sandbox and budget tests.
   POST /send/T  a SEND of the body to ship T, tag = the event's number
   GET /sent     the RECEIPT events seen, by tag
   POST /inc     adds one to a count; GET /count reads it
-A MESSAGE is answered 200 with "pong:" and its payload. The state is JSON,
+A MESSAGE is answered 200 with "pong:" and its payload; a LEASE is renewed
+(200) while the count is even, and let go (410) while it is odd; at a
+count of 2 it is rejected (no answer at all). The state is JSON,
 and so is the snapshot."""
 import json
 import struct
@@ -107,6 +109,11 @@ def on_event(number, kind, payload):
         (slen,) = struct.unpack_from("<H", payload, 4)
         data = payload[4 + 2 + slen + 32 + 8 + 2 + 64:]
         return done(number, False, [reply(200, "pong:" + data.decode())])
+    if kind == 7:  # LEASE: renewed while the count is even
+        if state.get("count", 0) == 2:
+            return send(0x83, struct.pack("<Q", number) + b"no answer")
+        keep = state.get("count", 0) % 2 == 0
+        return done(number, False, [reply(200 if keep else 410, "")])
     if kind == 5:  # CHILD
         what, ctag, idlen = struct.unpack_from("<BIH", payload)
         cid = payload[7:7 + idlen].decode()

@@ -338,6 +338,9 @@ static int t_propose_event(void *data, struct fleet_ship *c, uint64_t number,
 static int t_receipt_entry(void *data, struct fleet_ship *c,
                            const struct fleet_job *j, struct buf *out)
 {
+    if (j->kind != FRAME_EVENT_MESSAGE) {
+        return 0;
+    }
     uint8_t st[2] = {(uint8_t)(j->status & 0xff), (uint8_t)(j->status >> 8)};
     struct record_mail m = {.target = 98, .kind = 6, .body = st, .len = 2};
     struct buf e;
