@@ -55,8 +55,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                 : c.lifetime != 0) {
             abort();
         }
-        /* Only a resetting child has a time, of at least the least. */
-        if ((c.lifetime == FRAME_LIFETIME_RESETTING) != (c.lifetime_ms != 0) ||
+        /* Only a resetting or leased child has a time, of at least the
+         * least. */
+        if ((c.lifetime >= FRAME_LIFETIME_RESETTING) != (c.lifetime_ms != 0) ||
             (c.lifetime_ms != 0 && c.lifetime_ms < FRAME_LIFETIME_MIN_MS)) {
             abort();
         }

@@ -522,8 +522,7 @@ static void cli__print_ship(json_t *s)
     printf("parent:          %s\n", cli__str(s, "parent"));
     printf("lifetime:        %s", cli__str(s, "lifetime"));
     if (cli__int(s, "lifetime_ms") > 0) {
-        printf(" (state emptied after %lld ms without an event)",
-               cli__int(s, "lifetime_ms"));
+        printf(" (%lld ms)", cli__int(s, "lifetime_ms"));
     }
     putchar('\n');
     printf("children:        %lld\n", cli__int(s, "children"));
@@ -637,14 +636,16 @@ static const struct cli__opt cli__new_opts[] = {
                            "with --parent, when the child goes: root (only "
                            "when removed itself), linked (also with its "
                            "parent; the default), ephemeral (also when "
-                           "its parent releases it) or resetting (as root, "
+                           "its parent releases it), resetting (as root, "
                            "but its state empties after --lifetime-ms "
-                           "without an event)"},
+                           "without an event) or leased (kept while its "
+                           "parent renews its lease every --lifetime-ms)"},
     [CLI__NEW_LIFETIME_MS] = {"--lifetime-ms", "MS", CLI__MS, 1000,
                               CLI__YEAR_MS,
                               "with --lifetime resetting, the time without "
                               "an event after which the child's state "
-                              "empties (at least 1000)"},
+                              "empties; with leased, the lease's (at least "
+                              "1000)"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -735,14 +736,14 @@ static int cli__new_lineage(const struct cli__cmd *cmd, struct cli__args *a)
     }
     if (lifetime != NULL && ship_lifetime_parse(lifetime, &l) != 0) {
         return cli__usage(cmd,
-                          "--lifetime needs root, linked, ephemeral or "
-                          "resetting, not %s",
+                          "--lifetime needs root, linked, ephemeral, "
+                          "resetting or leased, not %s",
                           lifetime);
     }
-    bool resetting = lifetime != NULL && l == FRAME_LIFETIME_RESETTING;
-    if (resetting != (a->val[CLI__NEW_LIFETIME_MS] != NULL)) {
-        return cli__usage(cmd, "--lifetime resetting and --lifetime-ms MS go "
-                               "together");
+    bool timed = lifetime != NULL && l >= FRAME_LIFETIME_RESETTING;
+    if (timed != (a->val[CLI__NEW_LIFETIME_MS] != NULL)) {
+        return cli__usage(cmd, "--lifetime resetting or leased and "
+                               "--lifetime-ms MS go together");
     }
     return 0;
 }
@@ -2168,7 +2169,7 @@ static const struct cli__cmd cli__cmds[] = {
      "Show a ship and its descendants (children made with 'ship new "
      "--parent' or by its program), a line a ship, each indented under its "
      "parent: its name (else id), its lifetime (root, linked, ephemeral, "
-     "resetting; "
+     "resetting, leased; "
      "operator for a ship made without a parent), its status (active: "
      "waking, awake or sleeping; idle: frozen; asleep) and the memory of its "
      "program when the host has measured it. At most 10000 ships are shown.",

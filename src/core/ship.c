@@ -74,6 +74,7 @@ static const char *const ship__lifetimes[] = {
     [FRAME_LIFETIME_LINKED] = "linked",
     [FRAME_LIFETIME_EPHEMERAL] = "ephemeral",
     [FRAME_LIFETIME_RESETTING] = "resetting",
+    [FRAME_LIFETIME_LEASED] = "leased",
 };
 
 const char *ship_lifetime_name(uint8_t lifetime)
@@ -85,7 +86,7 @@ const char *ship_lifetime_name(uint8_t lifetime)
 
 int ship_lifetime_parse(const char *name, uint8_t *out)
 {
-    for (uint8_t i = FRAME_LIFETIME_ROOT; i <= FRAME_LIFETIME_RESETTING; i++) {
+    for (uint8_t i = FRAME_LIFETIME_ROOT; i <= FRAME_LIFETIME_LEASED; i++) {
         if (strcmp(name, ship__lifetimes[i]) == 0) {
             *out = i;
             return 0;

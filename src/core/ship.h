@@ -52,8 +52,8 @@ int ship_state_set(enum ship_state *state, enum ship_state next);
 bool ship_name_valid(const char *name);
 
 /* Return the name of a child's lifetime (proto/frame.h FRAME_LIFETIME_*:
- * "root", "linked", "ephemeral" or "resetting"), as the API and CLI print
- * it, or NULL
+ * "root", "linked", "ephemeral", "resetting" or "leased"), as the API and
+ * CLI print it, or NULL
  * for 0 (a ship the operator made) and any other value. */
 const char *ship_lifetime_name(uint8_t lifetime);
 

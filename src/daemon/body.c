@@ -181,24 +181,25 @@ static int body__lineage(json_t *spec, const char *parent, const char *lifetime,
     if (lifetime != NULL && ship_lifetime_parse(lifetime, &out->lifetime)) {
         return body__refuse(errmsg,
                             "lifetime must be \"root\", \"linked\", "
-                            "\"ephemeral\" or \"resetting\", not \"%.64s\"",
+                            "\"ephemeral\", \"resetting\" or \"leased\", "
+                            "not \"%.64s\"",
                             lifetime);
     }
-    /* Only a resetting child takes a time, and must. */
-    bool resetting = out->lifetime == FRAME_LIFETIME_RESETTING;
+    /* Only a resetting or leased child takes a time, and must. */
+    bool timed = out->lifetime >= FRAME_LIFETIME_RESETTING;
     json_t *ms = json_object_get(spec, "lifetime_ms");
-    if (ms != NULL && !resetting) {
+    if (ms != NULL && !timed) {
         return body__refuse(errmsg,
                             "lifetime_ms goes with lifetime \"resetting\" "
-                            "only");
+                            "or \"leased\" only");
     }
     int rv =
         body__timeout(spec, "lifetime_ms", false, &out->lifetime_ms, errmsg);
-    if (rv == 0 && resetting && out->lifetime_ms < FRAME_LIFETIME_MIN_MS) {
+    if (rv == 0 && timed && out->lifetime_ms < FRAME_LIFETIME_MIN_MS) {
         rv = body__refuse(errmsg,
-                          "a resetting child needs lifetime_ms: the "
-                          "milliseconds without an event after which its "
-                          "state empties, at least %d",
+                          "a resetting or leased child needs lifetime_ms: "
+                          "the milliseconds without an event after which "
+                          "its state empties, or of its lease, at least %d",
                           FRAME_LIFETIME_MIN_MS);
     }
     return rv;

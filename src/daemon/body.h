@@ -39,7 +39,7 @@ struct body_create {
     /* The parent's id or name, "" for none: a child, made alone. */
     char parent[STORE_NAME_MAX + 1];
     uint8_t lifetime;     /* with a parent: FRAME_LIFETIME_*; else 0 */
-    uint64_t lifetime_ms; /* a resetting child's time; else 0 */
+    uint64_t lifetime_ms; /* a resetting or leased child's time; else 0 */
 };
 
 /* Parse the len bytes at data as the body of POST /v1/ships into *out.
