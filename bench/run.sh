@@ -15,3 +15,5 @@ echo
 sh bench/cluster.sh "$BUILD" "$DIR/cluster"
 echo
 python3 bench/crawl.py "$BUILD" "$DIR/crawl"
+echo
+python3 bench/messages.py "$BUILD" "$DIR/messages"

@@ -235,21 +235,23 @@ static int children__budget_ok(struct host *h, const struct store_ship *parent,
         if (sandbox_decode(at.sandbox, at.sandbox_len, &sb) == 0 &&
             (sb.budget_ships != 0 || sb.budget_bytes != 0)) {
             rv = children__tree_usage(h, at.sid, &ships, &bytes);
+            const char *code = NULL, *unit = NULL;
+            uint64_t limit = 0, used = 0;
             if (rv == 0 && sb.budget_ships != 0 &&
                 ships + 1 > sb.budget_ships) {
-                err_printf(why,
-                           "budget_ships: ship %s's budget is %llu ships, and "
-                           "it has %llu",
-                           at.id, (unsigned long long)sb.budget_ships,
-                           (unsigned long long)ships);
-                rv = BERTH_ELIMIT;
+                code = "budget_ships", unit = "ships";
+                limit = sb.budget_ships, used = ships;
             } else if (rv == 0 && sb.budget_bytes != 0 &&
                        bytes >= sb.budget_bytes) {
+                code = "budget_storage", unit = "bytes";
+                limit = sb.budget_bytes, used = bytes;
+            }
+            if (code != NULL) {
                 err_printf(why,
-                           "budget_storage: ship %s's budget is %llu bytes, "
-                           "and it has %llu",
-                           at.id, (unsigned long long)sb.budget_bytes,
-                           (unsigned long long)bytes);
+                           "%s: ship %s's budget is %llu %s, and it has "
+                           "%llu",
+                           code, at.id, (unsigned long long)limit, unit,
+                           (unsigned long long)used);
                 rv = BERTH_ELIMIT;
             }
         }
@@ -417,7 +419,7 @@ static int children__destroy(struct host *h, const struct store_ship *from,
     } else if (rv != 0) {
         return rv;
     }
-    struct record_destroy d = {.sid = target.sid};
+    struct record_destroy d = {.sid = rv == 0 ? target.sid : 0};
     if (no != NULL) {
         /* not found */
     } else if (target.sid == from->sid) {

@@ -10,6 +10,9 @@ messages, for the host's sandbox and budget tests.
   POST /send/T  a SEND of the body to ship T, tag = the event's number
   GET /sent     the RECEIPT events seen, by tag
   POST /inc     adds one to a count; GET /count reads it
+  POST /pingpong/T/N  N messages to T, one after the other's receipt, each
+                timed by the events' clocks (one way: to the target's
+                event; round trip: to the receipt's); GET /pingpong
 A MESSAGE is answered 200 with "pong:" and its payload; a LEASE is renewed
 (200) while the count is even, and let go (410) while it is odd; at a
 count of 2 it is rejected (no answer at all). The state is JSON,
@@ -83,7 +86,12 @@ def http(payload):
     return method, target, payload[off:]
 
 
-def on_event(number, kind, payload):
+def ping(tag, to, t0):
+    to = to.encode()
+    return effect(5, struct.pack("<IH", tag, len(to)) + to + b"ping %d" % t0)
+
+
+def on_event(number, time_ns, kind, payload):
     tag = number & 0xFFFFFFFF
     if kind == 1:
         method, target, body = http(payload)
@@ -100,6 +108,14 @@ def on_event(number, kind, payload):
             return done(number, False, [reply(200, json.dumps(state["children"]))])
         if (method, target) == ("GET", "/sent"):
             return done(number, False, [reply(200, json.dumps(state["sent"]))])
+        if method == "POST" and target.startswith("/pingpong/"):
+            to, n = target[len("/pingpong/"):].rsplit("/", 1)
+            state["pp"] = {"to": to, "n": int(n), "sent": 1, "rt": [],
+                           "one": []}
+            return done(number, True, [ping(tag, to, time_ns),
+                                       reply(202, json.dumps({"tag": tag}))])
+        if (method, target) == ("GET", "/pingpong"):
+            return done(number, False, [reply(200, json.dumps(state.get("pp")))])
         if method == "POST" and target.startswith("/send/"):
             to = target[len("/send/"):].encode()
             e = effect(5, struct.pack("<IH", tag, len(to)) + to + body)
@@ -107,8 +123,11 @@ def on_event(number, kind, payload):
         return send(0x83, struct.pack("<Q", number) + b"unknown route")
     if kind == 4:  # MESSAGE: u32 tag, u16 len, sender, key, u64, u16, sig
         (slen,) = struct.unpack_from("<H", payload, 4)
-        data = payload[4 + 2 + slen + 32 + 8 + 2 + 64:]
-        return done(number, False, [reply(200, "pong:" + data.decode())])
+        data = payload[4 + 2 + slen + 32 + 8 + 2 + 64:].decode()
+        if data.startswith("ping "):
+            return done(number, False,
+                        [reply(200, "pong %s %d" % (data[5:], time_ns))])
+        return done(number, False, [reply(200, "pong:" + data)])
     if kind == 7:  # LEASE: renewed while the count is even
         if state.get("count", 0) == 2:
             return send(0x83, struct.pack("<Q", number) + b"no answer")
@@ -124,6 +143,15 @@ def on_event(number, kind, payload):
     if kind == 6:  # RECEIPT
         rtag, outcome, status, tlen = struct.unpack_from("<IBHH", payload)
         body = payload[9 + tlen:].decode(errors="replace")
+        pp = state.get("pp")
+        if pp is not None and body.startswith("pong "):
+            t0, t1 = (int(x) for x in body[5:].split())
+            pp["rt"].append(time_ns - t0)
+            pp["one"].append(t1 - t0)
+            if pp["sent"] < pp["n"]:
+                pp["sent"] += 1
+                return done(number, True, [ping(tag, pp["to"], time_ns)])
+            return done(number, True, [])
         state["sent"][str(rtag)] = {"outcome": outcome, "status": status,
                                     "body": body}
         return done(number, True, [])
@@ -144,8 +172,8 @@ while True:
             state = json.loads(body[10 + id_len:])
         send(0x81, b"\x01")
     elif ftype == 0x02:  # EVENT
-        (number,) = struct.unpack_from("<Q", body)
-        on_event(number, body[48], body[49:])
+        number, time_ns = struct.unpack_from("<QQ", body)
+        on_event(number, time_ns, body[48], body[49:])
     elif ftype == 0x03:  # SNAP_REQ
         send(0x84, body[:8] + json.dumps(state).encode())
     elif ftype == 0x04:
