@@ -8,7 +8,7 @@ LISTEN     ?= 127.0.0.1:8080
 PREFIX     ?= /usr/local
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build install run test bench fuzz format clean
+.PHONY: all deps build install run test bench bench-spawn fuzz format clean
 
 all: build
 
@@ -44,6 +44,11 @@ fuzz: deps
 
 bench: build
 	@sh bench/run.sh $(BUILD)
+
+# The spawning part of make bench alone (bench/spawn.py); QUICK=1 for a
+# smoke run of a few seconds.
+bench-spawn: build
+	@python3 bench/spawn.py $(BUILD) $(CURDIR)/bench-spawn-data $(if $(QUICK),--quick)
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

@@ -13,7 +13,14 @@
  *       again and again, which the host answers with the reply it kept).
  *       MODE fresh: the same with ?n=<n> added, a new request each time,
  *       which only the program can answer. MODE get: GET / (a proxy in
- *       front of a trivial backend).
+ *       front of a trivial backend). MODE one: PUT /s/NAME-1/k/key<n>, every
+ *       client to the same ship. MODE spawn: POST /s/NAME-<p>/children with
+ *       body "linked", one child a request (202), every client to the same
+ *       parent p, the next one after each CB_SPAWN_PER_PARENT requests
+ *       begun (a kv keeps at most 1024 children). MODE create: POST
+ *       /v1/ships with {"program": NAME, "count": 1} to a host's admin API,
+ *       one ship a request (201). A target is host:port, or unix:PATH for a
+ *       Unix socket (the admin API's DATA/admin.sock).
  *   fsync DIR CONC SECONDS
  *       floor: CONC writers sharing one write()+fdatasync() per batch of
  *       everything pending (ideal group commit) on DIR's disk.
@@ -37,19 +44,25 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "bench.h"
 
 #define CB_VALUE 100
 
+/* Children a parent is asked for in MODE spawn before the next parent. */
+#define CB_SPAWN_PER_PARENT 1000
+
 struct cb_target {
     struct sockaddr_in addr;
+    struct sockaddr_un unix_addr; /* used when its sun_path is set */
 };
 
 static struct cb_target cb_targets[64];
 static int cb_ntargets;
 static atomic_long cb_acked;
+static atomic_long cb_spawns; /* MODE spawn: requests begun */
 static long cb_count;
 
 struct cb_worker {
@@ -67,8 +80,20 @@ static int cb_parse_targets(char *list)
 {
     for (char *save = NULL, *t = strtok_r(list, ",", &save); t != NULL;
          t = strtok_r(NULL, ",", &save)) {
+        if (cb_ntargets == 64) {
+            return -1;
+        }
+        if (strncmp(t, "unix:", 5) == 0) {
+            struct sockaddr_un *u = &cb_targets[cb_ntargets++].unix_addr;
+            u->sun_family = AF_UNIX;
+            if (strlen(t + 5) >= sizeof u->sun_path) {
+                return -1;
+            }
+            strcpy(u->sun_path, t + 5);
+            continue;
+        }
         char *colon = strrchr(t, ':');
-        if (colon == NULL || cb_ntargets == 64) {
+        if (colon == NULL) {
             return -1;
         }
         *colon = '\0';
@@ -82,8 +107,18 @@ static int cb_parse_targets(char *list)
     return cb_ntargets > 0 ? 0 : -1;
 }
 
-static int cb_connect(const struct sockaddr_in *a)
+static int cb_connect(const struct cb_target *t)
 {
+    if (t->unix_addr.sun_path[0] != '\0') {
+        int s = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (connect(s, (const struct sockaddr *)&t->unix_addr,
+                    sizeof t->unix_addr) != 0) {
+            close(s);
+            return -1;
+        }
+        return s;
+    }
+    const struct sockaddr_in *a = &t->addr;
     int s = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -127,6 +162,24 @@ static int cb_request(const struct cb_worker *w, unsigned long i, char *req,
                         "GET /s/%s-%d/k/key0?n=%lu HTTP/1.1\r\nHost: b\r\n\r\n",
                         w->name, w->index + 1, i);
     }
+    if (strcmp(w->mode, "spawn") == 0) {
+        long k = atomic_fetch_add(&cb_spawns, 1);
+        return snprintf(req, size,
+                        "POST /s/%s-%ld/children HTTP/1.1\r\nHost: b\r\n"
+                        "Content-Length: 6\r\n\r\nlinked",
+                        w->name, 1 + k / CB_SPAWN_PER_PARENT);
+    }
+    if (strcmp(w->mode, "create") == 0) {
+        char body[4200];
+        /* NAME is the program's path, which needs no JSON escapes here. */
+        int blen = snprintf(body, sizeof body,
+                            "{\"program\":\"%s\",\"count\":1}", w->name);
+        return snprintf(req, size,
+                        "POST /v1/ships HTTP/1.1\r\nHost: b\r\n"
+                        "Content-Type: application/json\r\n"
+                        "Content-Length: %d\r\n\r\n%s",
+                        blen, body);
+    }
     if (strcmp(w->mode, "get") == 0) {
         return snprintf(req, size, "GET / HTTP/1.1\r\nHost: b\r\n\r\n");
     }
@@ -146,15 +199,16 @@ static int cb_request(const struct cb_worker *w, unsigned long i, char *req,
     return snprintf(req, size,
                     "PUT /s/%s-%d/k/key%lu HTTP/1.1\r\nHost: b\r\n"
                     "Content-Length: %d\r\n\r\n%s",
-                    w->name, w->index + 1, i % 1000, CB_VALUE, value);
+                    w->name, strcmp(w->mode, "one") == 0 ? 1 : w->index + 1,
+                    i % 1000, CB_VALUE, value);
 }
 
 static void *cb_worker_main(void *arg)
 {
     struct cb_worker *w = arg;
-    const struct sockaddr_in *a = &cb_targets[w->index % cb_ntargets].addr;
+    const struct cb_target *a = &cb_targets[w->index % cb_ntargets];
     int s = cb_connect(a);
-    char req[1024];
+    char req[8192];
     for (unsigned long i = 0; now_s() < w->until; i++) {
         if (cb_count > 0 && atomic_load(&cb_acked) >= cb_count) {
             break;
@@ -169,7 +223,7 @@ static void *cb_worker_main(void *arg)
         double t0 = now_s();
         int status = bench_http_call(s, req, (size_t)len);
         double dt = now_s() - t0;
-        if (status != 200 && status != 201) {
+        if (status != 200 && status != 201 && status != 202) {
             w->errors++;
             close(s);
             s = cb_connect(a);
@@ -334,7 +388,8 @@ static int cb_rtt(int argc, char **argv)
     }
     pthread_t echo;
     pthread_create(&echo, NULL, cb_echo_main, &l);
-    int s = cb_connect(&a);
+    struct cb_target t = {.addr = a};
+    int s = cb_connect(&t);
     size_t cap = 1 << 16, count = 0;
     double *lat = malloc(cap * sizeof *lat);
     double cpu0 = cb_cpu_s();

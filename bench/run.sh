@@ -1,5 +1,6 @@
 #!/bin/sh
 # make bench: every figure beside a floor measured in the same run.
+# BENCH_QUICK=1: the spawning part (bench/spawn.py) in its quick mode.
 set -e
 BUILD=${1:-build}
 DIR=$(mktemp -d "$PWD/bench-data.XXXXXX")
@@ -17,3 +18,5 @@ echo
 python3 bench/crawl.py "$BUILD" "$DIR/crawl"
 echo
 python3 bench/messages.py "$BUILD" "$DIR/messages"
+echo
+python3 bench/spawn.py "$BUILD" "$DIR/spawn" ${BENCH_QUICK:+--quick}

@@ -157,7 +157,10 @@ void host_crawler_start(struct host *h)
     if (store_meta_get(h->store, CRAWLER__CURSOR, &c->cursor) != 0) {
         c->cursor = 0;
     }
-    /* A first pass soon after the start, behind the start's own work. */
+    /* A first pass soon after the start, behind the start's own work: a
+     * second from now, not from the loop's time before the start, which
+     * may be seconds old (a slow election, a long replay). */
+    uv_update_time(&h->loop);
     uv_timer_start(&c->timer, crawler__tick, 1000, 0);
 }
 
