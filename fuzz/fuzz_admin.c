@@ -15,6 +15,7 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "lib/strlist.h"
+#include "proto/frame.h"
 #include "proc/proc.h"
 
 /* Walk a string list; it must be well formed and hold at most max
@@ -45,6 +46,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (c.single && c.count != 1) ||
             (c.name[0] != '\0' && !ship_name_valid(c.name)) ||
             c.args.len + c.env.len > PROC_ARGS_BYTES_MAX) {
+            abort();
+        }
+        /* A child is one ship with a lifetime; a ship without a parent has
+         * none. */
+        if (c.parent[0] != '\0' ? !ship_name_valid(c.parent) || c.count != 1 ||
+                                      ship_lifetime_name(c.lifetime) == NULL
+                                : c.lifetime != 0) {
+            abort();
+        }
+        /* Only a resetting or leased child has a time, of at least the
+         * least. */
+        if ((c.lifetime >= FRAME_LIFETIME_RESETTING) != (c.lifetime_ms != 0) ||
+            (c.lifetime_ms != 0 && c.lifetime_ms < FRAME_LIFETIME_MIN_MS)) {
             abort();
         }
         check_list(&c.args, PROC_ARGS_MAX);

@@ -29,6 +29,7 @@
 #include "http/http.h"
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "proto/frame.h"
 
 #define BERTH_VERSION "0.1.0"
 
@@ -518,6 +519,13 @@ static void cli__print_ship(json_t *s)
            json_is_true(json_object_get(s, "account_disabled")) ? " (disabled)"
                                                                 : "");
     printf("program:         %s\n", cli__str(s, "program"));
+    printf("parent:          %s\n", cli__str(s, "parent"));
+    printf("lifetime:        %s", cli__str(s, "lifetime"));
+    if (cli__int(s, "lifetime_ms") > 0) {
+        printf(" (%lld ms)", cli__int(s, "lifetime_ms"));
+    }
+    putchar('\n');
+    printf("children:        %lld\n", cli__int(s, "children"));
     size_t i;
     json_t *v;
     const char *key;
@@ -577,6 +585,9 @@ enum {
     CLI__NEW_IDS,
     CLI__NEW_ACKS,
     CLI__NEW_ACCOUNT,
+    CLI__NEW_PARENT,
+    CLI__NEW_LIFETIME,
+    CLI__NEW_LIFETIME_MS,
 };
 
 #define CLI__YEAR_MS (365ULL * 24 * 3600 * 1000)
@@ -617,6 +628,24 @@ static const struct cli__opt cli__new_opts[] = {
                           "the account the ships belong to (default: the "
                           "token's account, else anonymous); an account's "
                           "token may name only its own"},
+    [CLI__NEW_PARENT] = {"--parent", "SHIP", CLI__STR, 0, 0,
+                         "make the ship a child of SHIP (an id or name), in "
+                         "SHIP's account; one ship only (no --count above "
+                         "1). SHIP gets a CHILD event saying so"},
+    [CLI__NEW_LIFETIME] = {"--lifetime", "LIFETIME", CLI__STR, 0, 0,
+                           "with --parent, when the child goes: root (only "
+                           "when removed itself), linked (also with its "
+                           "parent; the default), ephemeral (also when "
+                           "its parent releases it), resetting (as root, "
+                           "but its state empties after --lifetime-ms "
+                           "without an event) or leased (kept while its "
+                           "parent renews its lease every --lifetime-ms)"},
+    [CLI__NEW_LIFETIME_MS] = {"--lifetime-ms", "MS", CLI__MS, 1000,
+                              CLI__YEAR_MS,
+                              "with --lifetime resetting, the time without "
+                              "an event after which the child's state "
+                              "empties; with leased, the lease's (at least "
+                              "1000)"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -683,6 +712,42 @@ static bool cli__account_name_ok(const char *name)
            strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
 }
 
+/* Check --parent, --lifetime and --lifetime-ms of `ship new` as the host
+ * will; 0, or 2 after a usage message. */
+static int cli__new_lineage(const struct cli__cmd *cmd, struct cli__args *a)
+{
+    const char *parent = a->val[CLI__NEW_PARENT];
+    const char *lifetime = a->val[CLI__NEW_LIFETIME];
+    uint8_t l;
+    if ((lifetime != NULL || a->val[CLI__NEW_LIFETIME_MS] != NULL) &&
+        parent == NULL) {
+        return cli__usage(cmd, "--lifetime goes with --parent: only a child "
+                               "has a lifetime");
+    }
+    if (parent == NULL) {
+        return 0;
+    }
+    if (!ship_name_valid(parent)) {
+        return cli__usage(cmd, "--parent needs a ship's id or name, not %s",
+                          parent);
+    }
+    if (a->val[CLI__NEW_COUNT] != NULL && a->num[CLI__NEW_COUNT] != 1) {
+        return cli__usage(cmd, "--parent makes one ship: leave --count out");
+    }
+    if (lifetime != NULL && ship_lifetime_parse(lifetime, &l) != 0) {
+        return cli__usage(cmd,
+                          "--lifetime needs root, linked, ephemeral, "
+                          "resetting or leased, not %s",
+                          lifetime);
+    }
+    bool timed = lifetime != NULL && l >= FRAME_LIFETIME_RESETTING;
+    if (timed != (a->val[CLI__NEW_LIFETIME_MS] != NULL)) {
+        return cli__usage(cmd, "--lifetime resetting or leased and "
+                               "--lifetime-ms MS go together");
+    }
+    return 0;
+}
+
 /* Build the request body of `ship new` from its options; NULL after a
  * usage message (*rv is 2, or 1 for a local failure). */
 static json_t *cli__new_spec(const struct cli__cmd *cmd, struct cli__args *a,
@@ -710,6 +775,9 @@ static json_t *cli__new_spec(const struct cli__cmd *cmd, struct cli__args *a,
                          "--account needs an account's name (1 to 63 of "
                          "a-z, 0-9 and '-'), not %s",
                          account);
+    }
+    if (*rv == 0) {
+        *rv = cli__new_lineage(cmd, a);
     }
     if (*rv == 0) {
         *rv = cli__absolute(cmd, a->val[CLI__NEW_PROGRAM], program);
@@ -742,23 +810,26 @@ static json_t *cli__new_spec(const struct cli__cmd *cmd, struct cli__args *a,
     }
     json_object_set_new(spec, "args", args);
     json_object_set_new(spec, "env", env);
-    if (name != NULL) {
-        json_object_set_new(spec, "name", json_string(name));
-    }
-    if (a->val[CLI__NEW_ACCOUNT] != NULL) {
-        json_object_set_new(spec, "account",
-                            json_string(a->val[CLI__NEW_ACCOUNT]));
-    }
+    /* The options that go into the body as they are: text, or numbers. */
     static const struct {
         int opt;
         const char *key;
-    } nums[] = {{CLI__NEW_IDLE, "idle_timeout_ms"},
-                {CLI__NEW_FREEZE, "freeze_timeout_ms"},
-                {CLI__NEW_COUNT, "count"}};
-    for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++) {
-        if (a->val[nums[k].opt] != NULL) {
-            json_object_set_new(spec, nums[k].key,
-                                json_integer((json_int_t)a->num[nums[k].opt]));
+        bool number;
+    } fields[] = {{CLI__NEW_NAME, "name", false},
+                  {CLI__NEW_ACCOUNT, "account", false},
+                  {CLI__NEW_PARENT, "parent", false},
+                  {CLI__NEW_LIFETIME, "lifetime", false},
+                  {CLI__NEW_LIFETIME_MS, "lifetime_ms", true},
+                  {CLI__NEW_IDLE, "idle_timeout_ms", true},
+                  {CLI__NEW_FREEZE, "freeze_timeout_ms", true},
+                  {CLI__NEW_COUNT, "count", true}};
+    for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++) {
+        int opt = fields[k].opt;
+        if (a->val[opt] != NULL) {
+            json_object_set_new(spec, fields[k].key,
+                                fields[k].number
+                                    ? json_integer((json_int_t)a->num[opt])
+                                    : json_string(a->val[opt]));
         }
     }
     if (*rv != 0) {
@@ -919,7 +990,69 @@ static int cli__ship_ls(const struct cli__cmd *cmd, struct cli *c,
     return rv;
 }
 
-/* --- One ship: show, send, sleep, wake, rm. --- */
+/* --- ship tree. --- */
+
+/* Print bytes of memory as the tree shows it: "-" when not known. */
+static void cli__memory(json_t *v, char *out, size_t size)
+{
+    if (!json_is_integer(v)) {
+        snprintf(out, size, "-");
+    } else if (json_integer_value(v) >= 1048576) {
+        snprintf(out, size, "%.1f MiB",
+                 (double)json_integer_value(v) / 1048576.0);
+    } else {
+        snprintf(out, size, "%.1f KiB", (double)json_integer_value(v) / 1024.0);
+    }
+}
+
+/* Print a tree answer (GET /v1/ships/SHIP/tree) a ship a line, each
+ * indented two spaces under its parent: name (else id), lifetime, status
+ * and memory. Walked with a stack of its own, since a tree may be
+ * thousands of ships deep. */
+static int cli__print_tree(json_t *root)
+{
+    size_t cap = (size_t)cli__int(root, "ships") + 1, n = 0;
+    json_t **stack = calloc(cap, sizeof *stack);
+    int *depth = calloc(cap, sizeof *depth);
+    if (stack == NULL || depth == NULL) {
+        free(stack);
+        free(depth);
+        fprintf(stderr, "berth: out of memory\n");
+        return 1;
+    }
+    stack[n++] = root;
+    while (n > 0) {
+        json_t *o = stack[--n];
+        int d = depth[n];
+        char mem[32];
+        cli__memory(json_object_get(o, "memory_bytes"), mem, sizeof mem);
+        const char *label = json_is_string(json_object_get(o, "name"))
+                                ? cli__str(o, "name")
+                                : cli__str(o, "id");
+        int w = 2 * d + (int)strlen(label);
+        printf("%*s%s%*s  %-9s  %-6s  %s\n", 2 * d, "", label,
+               w < 30 ? 30 - w : 0, "",
+               json_is_string(json_object_get(o, "lifetime"))
+                   ? cli__str(o, "lifetime")
+                   : "operator",
+               cli__str(o, "status"), mem);
+        json_t *kids = json_object_get(o, "children");
+        /* Pushed last first, so that they print in their order. */
+        for (size_t k = json_array_size(kids); k-- > 0 && n < cap;) {
+            stack[n] = json_array_get(kids, k);
+            depth[n++] = d + 1;
+        }
+    }
+    if (json_is_true(json_object_get(root, "truncated"))) {
+        printf("(the first %lld ships only: the tree has more)\n",
+               cli__int(root, "ships"));
+    }
+    free(stack);
+    free(depth);
+    return 0;
+}
+
+/* --- One ship: show, send, sleep, wake, rm, tree. --- */
 
 /* Read all of stdin into out; 0 or 1 after a message. */
 static int cli__read_stdin(struct buf *out)
@@ -949,7 +1082,7 @@ static int cli__ship_one(const struct cli__cmd *cmd, struct cli *c,
     } ops[] = {
         {"ship show", "GET", ""},         {"ship send", "POST", "/send"},
         {"ship sleep", "POST", "/sleep"}, {"ship wake", "POST", "/wake"},
-        {"ship rm", "DELETE", ""},
+        {"ship rm", "DELETE", ""},        {"ship tree", "GET", "/tree"},
     };
     size_t k = 0;
     while (strcmp(ops[k].name, cmd->name) != 0) {
@@ -993,13 +1126,15 @@ static int cli__ship_one(const struct cli__cmd *cmd, struct cli *c,
         }
     } else if (k == 4) {
         printf("removed %s\n", cli__str(v, "removed"));
+    } else if (k == 5) {
+        rv = cli__print_tree(v);
     } else if (k == 0) {
         cli__print_ship(v);
     } else {
         printf("%s %s\n", cli__str(v, "id"), cli__str(v, "state"));
     }
     json_decref(v);
-    return 0;
+    return rv;
 }
 
 /* GET target; with --json print the answer as it is and set *out to NULL,
@@ -2017,15 +2152,27 @@ static const struct cli__cmd cli__cmds[] = {
     {"ship new", "--program PATH [options]", "create a ship, or N ships",
      "Create a ship running PATH, or N ships with --count, and print its id "
      "(or a summary for --count). The program gets the --arg arguments and "
-     "the --env variables at every start.",
+     "the --env variables at every start. With --parent, the ship is a "
+     "child of another, in its account, and --lifetime says whether it "
+     "goes when its parent does.",
      cli__new_opts, 0, 0, true, cli__ship_new},
     {"ship ls", "[options]", "list ships",
      "List ships in creation order: id, name, state, events, wakes since the "
      "host started, last activity.",
      cli__ls_opts, 0, 0, true, cli__ship_ls},
     {"ship show", "SHIP", "show one ship",
-     "Show a ship, by id or name: its state, program, arguments, "
-     "environment, events, snapshot, timeouts, memory and alarm.",
+     "Show a ship, by id or name: its state, program, parent, lifetime and "
+     "children, arguments, environment, events, snapshot, timeouts, memory "
+     "and alarm.",
+     NULL, 1, 1, true, cli__ship_one},
+    {"ship tree", "SHIP", "show a ship and its descendants",
+     "Show a ship and its descendants (children made with 'ship new "
+     "--parent' or by its program), a line a ship, each indented under its "
+     "parent: its name (else id), its lifetime (root, linked, ephemeral, "
+     "resetting, leased; "
+     "operator for a ship made without a parent), its status (active: "
+     "waking, awake or sleeping; idle: frozen; asleep) and the memory of its "
+     "program when the host has measured it. At most 10000 ships are shown.",
      NULL, 1, 1, true, cli__ship_one},
     {"ship send", "SHIP DATA", "deliver DATA to a ship as an event",
      "Deliver DATA to the ship as a POKE event and print the program's "

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "lib/err.h"
+#include "proto/frame.h"
 
 static const char *ship__names[SHIP__STATE_COUNT] = {
     "asleep", "waking", "awake", "sleeping", "frozen", "removed",
@@ -66,4 +67,30 @@ bool ship_name_valid(const char *name)
         }
     }
     return true;
+}
+
+static const char *const ship__lifetimes[] = {
+    [FRAME_LIFETIME_ROOT] = "root",
+    [FRAME_LIFETIME_LINKED] = "linked",
+    [FRAME_LIFETIME_EPHEMERAL] = "ephemeral",
+    [FRAME_LIFETIME_RESETTING] = "resetting",
+    [FRAME_LIFETIME_LEASED] = "leased",
+};
+
+const char *ship_lifetime_name(uint8_t lifetime)
+{
+    return lifetime < sizeof ship__lifetimes / sizeof ship__lifetimes[0]
+               ? ship__lifetimes[lifetime]
+               : NULL;
+}
+
+int ship_lifetime_parse(const char *name, uint8_t *out)
+{
+    for (uint8_t i = FRAME_LIFETIME_ROOT; i <= FRAME_LIFETIME_LEASED; i++) {
+        if (strcmp(name, ship__lifetimes[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return BERTH_EINVAL;
 }

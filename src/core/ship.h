@@ -21,6 +21,7 @@
 #define BERTH_CORE_SHIP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 enum ship_state {
     SHIP_ASLEEP = 0,
@@ -49,5 +50,15 @@ int ship_state_set(enum ship_state *state, enum ship_state next);
 /* Return whether a ship id or name is acceptable: 1 to 63 bytes of
  * [a-z0-9-], not starting with '-'. */
 bool ship_name_valid(const char *name);
+
+/* Return the name of a child's lifetime (proto/frame.h FRAME_LIFETIME_*:
+ * "root", "linked", "ephemeral", "resetting" or "leased"), as the API and
+ * CLI print it, or NULL
+ * for 0 (a ship the operator made) and any other value. */
+const char *ship_lifetime_name(uint8_t lifetime);
+
+/* Set *out to the lifetime named name (as ship_lifetime_name spells it) and
+ * return 0, or return BERTH_EINVAL for no such name. */
+int ship_lifetime_parse(const char *name, uint8_t *out);
 
 #endif

@@ -5,8 +5,10 @@
  *                                  &state=STATE
  *   POST   /v1/ships              create: {"program", "name"?, "count"?,
  *                                  "idle_timeout_ms"?, "freeze_timeout_ms"?,
- *                                  "args"?, "env"?, "acks"?}
+ *                                  "args"?, "env"?, "acks"?, "account"?,
+ *                                  "parent"?, "lifetime"?}
  *   GET    /v1/ships/ID           show one ship
+ *   GET    /v1/ships/ID/tree      the ship and its descendants, nested
  *   DELETE /v1/ships/ID           remove a ship and its data
  *   POST   /v1/ships/ID/send      deliver the body as a POKE event
  *   POST   /v1/ships/ID/sleep     snapshot and stop; answers once asleep
@@ -53,6 +55,7 @@
 #include "core/account.h"
 #include "core/gate.h"
 #include "core/record.h"
+#include "core/sandbox.h"
 #include "core/ship.h"
 #include "crypto/keywrap.h"
 #include "crypto/secretfile.h"
@@ -61,6 +64,7 @@
 #include "daemon/replay.h"
 #include "daemon/repair.h"
 #include "lib/strlist.h"
+#include "proto/frame.h"
 #include "store/fsck.h"
 #include "daemon/host.h"
 #include "lib/err.h"
@@ -77,11 +81,15 @@ struct admin__create {
     struct http_request *req;
     char *program;
     struct buf args, env;          /* string lists */
+    struct buf sandbox;            /* a child's, from its parent's; or none */
     char name[STORE_NAME_MAX + 1]; /* the name, or the prefix with count */
     bool single;                   /* no count: answer with the ship */
     uint64_t created_ns, idle_ms, freeze_ms;
-    uint8_t acks;     /* GATE_ACKS_DEFAULT when not given */
-    uint64_t account; /* core/account.h */
+    uint8_t acks;         /* GATE_ACKS_DEFAULT when not given */
+    uint64_t account;     /* core/account.h */
+    uint64_t parent;      /* a child's parent (its sid); 0: none */
+    uint8_t lifetime;     /* with a parent: FRAME_LIFETIME_* */
+    uint64_t lifetime_ms; /* a resetting child's time */
     uint32_t count;
     uint32_t next;     /* the first index (0-based) not yet looked at */
     uint32_t first;    /* the index of the batch being committed */
@@ -96,11 +104,58 @@ static void admin__create_free(struct admin__create *c)
     mem_free(c->program);
     buf_free(&c->args);
     buf_free(&c->env);
+    buf_free(&c->sandbox);
     mem_free(c->ids);
     mem_free(c);
 }
 
 static void admin__create_next(struct admin__create *c);
+
+/* Add a ship's lineage to its object o, from the store: "parent" (the
+ * parent's id, or null), "lifetime" (null for a ship the operator made),
+ * "lifetime_ms" for a lifetime that takes a time, and "children" (how many
+ * it has). */
+static void admin__lineage(struct host *h, uint64_t sid, json_t *o)
+{
+    struct store_ship rec, parent;
+    json_t *parent_id = json_null(), *lifetime = json_null();
+    if (store_ship_get_sid(h->store, sid, &rec) == 0) {
+        if (rec.parent != 0 &&
+            store_ship_get_sid(h->store, rec.parent, &parent) == 0) {
+            json_decref(parent_id);
+            parent_id = json_string(parent.id);
+            store_ship_clear(&parent);
+        }
+        const char *name = ship_lifetime_name(rec.lifetime);
+        if (name != NULL) {
+            json_decref(lifetime);
+            lifetime = json_string(name);
+        }
+        if (rec.lifetime_ms != 0) {
+            json_object_set_new(o, "lifetime_ms",
+                                json_integer((json_int_t)rec.lifetime_ms));
+        }
+        store_ship_clear(&rec);
+    }
+    struct store_child *kids = NULL;
+    size_t n = 0;
+    if (store_ship_children(h->store, sid, &kids, &n) != 0) {
+        n = 0;
+    }
+    mem_free(kids);
+    json_object_set_new(o, "parent", parent_id);
+    json_object_set_new(o, "lifetime", lifetime);
+    json_object_set_new(o, "children", json_integer((json_int_t)n));
+}
+
+/* The ship in slot as one ship's answers show it: its object with its
+ * lineage. */
+static json_t *admin__ship_json(struct host *h, uint32_t slot)
+{
+    json_t *o = host_ship_json(h, slot);
+    admin__lineage(h, registry_get(&h->reg, slot)->sid, o);
+    return o;
+}
 
 static void admin__created(void *arg, int status, int result)
 {
@@ -113,6 +168,14 @@ static void admin__created(void *arg, int status, int result)
                              "ships: %s",
                              c->created + c->existing, c->count,
                              err_str(status));
+        } else if (result == BERTH_ENOTFOUND && c->parent != 0) {
+            host_reply_error(c->req, 404, "not_found",
+                             "the parent was removed before its child was "
+                             "made");
+        } else if (result == BERTH_EINVAL) {
+            host_reply_error(c->req, 409, "conflict",
+                             "the child was not made: it is one ship, in its "
+                             "parent's account");
         } else if (result == BERTH_ENOTFOUND) {
             host_reply_error(c->req, 404, "not_found",
                              "the ships' account was removed (created %u of "
@@ -139,7 +202,7 @@ static void admin__created(void *arg, int status, int result)
         } else {
             host_log("info", "ship created", "ship", c->ids[0], "name", c->name,
                      "program", c->program, NULL);
-            host_reply_json(c->req, 201, host_ship_json(h, slot));
+            host_reply_json(c->req, 201, admin__ship_json(h, slot));
         }
     } else {
         char n[16], e[16];
@@ -194,6 +257,9 @@ static void admin__create_next(struct admin__create *c)
                  (c->acks != GATE_ACKS_DEFAULT ? RECORD_BATCH_ACKS : 0),
         .acks = c->acks,
         .account = c->account,
+        .parent = c->parent,
+        .lifetime = c->lifetime,
+        .lifetime_ms = c->lifetime_ms,
         .created_ns = c->created_ns,
         .idle_timeout_ms = c->idle_ms,
         .freeze_timeout_ms = c->freeze_ms,
@@ -201,6 +267,8 @@ static void admin__create_next(struct admin__create *c)
         .args_len = c->args.len,
         .env = (const char *)c->env.data,
         .env_len = c->env.len,
+        .sandbox = c->sandbox.len > 0 ? c->sandbox.data : NULL,
+        .sandbox_len = c->sandbox.len,
         .first = c->first + 1,
         .count = n,
     };
@@ -324,6 +392,78 @@ static bool admin__resume(struct admin__create *c)
     return true;
 }
 
+/* Find the parent that a creation names (spec->parent) in the caller's
+ * scope, where another account's ship is not there (404): its sid into
+ * *parent and its account, which its child belongs to, into *account. An
+ * account named besides must be that one. Returns false after answering. */
+static bool admin__parent(struct host *h, struct http_request *req,
+                          uint64_t scope, const struct body_create *spec,
+                          uint64_t *parent, uint64_t *account)
+{
+    uint32_t slot = host_ship_lookup(h, spec->parent);
+    uint64_t owner = 0;
+    int rv = BERTH_ENOTFOUND;
+    if (slot != REGISTRY_NONE &&
+        !(registry_get(&h->reg, slot)->flags & REGISTRY_REMOVED) &&
+        host_ship_visible(h, scope, slot)) {
+        *parent = registry_get(&h->reg, slot)->sid;
+        rv = store_ship_account(h->store, *parent, &owner);
+    }
+    if (rv == BERTH_ENOTFOUND) {
+        host_reply_error(req, 404, "not_found",
+                         "no ship named %s, to be the parent", spec->parent);
+        return false;
+    }
+    if (rv != 0) {
+        host_reply_error(req, 503, "unavailable", "cannot read the parent: %s",
+                         store_errmsg(h->store));
+        return false;
+    }
+    if (spec->account[0] != '\0' && owner != *account) {
+        host_reply_error(req, 400, "invalid",
+                         "a child belongs to its parent's account, not to "
+                         "%s: leave account out",
+                         spec->account);
+        return false;
+    }
+    *account = owner;
+    return true;
+}
+
+/* Give the child that c makes what its parent's sandbox gives any child
+ * (core/sandbox.h): its restrictions and caps, so that no ship of a tree
+ * has more than its parent, whoever made it. Returns false after
+ * answering. */
+static bool admin__inherit(struct host *h, struct admin__create *c)
+{
+    struct store_ship p;
+    struct sandbox mine, none = {0}, given;
+    const char *why = NULL;
+    int rv = store_ship_get_sid(h->store, c->parent, &p);
+    if (rv != 0) {
+        host_reply_error(c->req, rv == BERTH_ENOTFOUND ? 404 : 503,
+                         rv == BERTH_ENOTFOUND ? "not_found" : "unavailable",
+                         "cannot read the parent: %s",
+                         rv == BERTH_ENOTFOUND ? "it was removed"
+                                               : store_errmsg(h->store));
+        return false;
+    }
+    rv = sandbox_decode(p.sandbox, p.sandbox_len, &mine);
+    if (rv == 0) {
+        rv = sandbox_inherit(&mine, &none, &given, &why);
+    }
+    if (rv == 0 && !sandbox_empty(&given)) {
+        rv = sandbox_encode(&c->sandbox, &given); /* before its list goes */
+    }
+    store_ship_clear(&p);
+    if (rv != 0) {
+        host_reply_error(c->req, 503, "unavailable",
+                         "cannot give the child its parent's sandbox: %s",
+                         why != NULL ? why : err_str(rv));
+    }
+    return rv == 0;
+}
+
 void host_ship_create(struct host *h, struct http_request *req)
 {
     struct body_create spec;
@@ -359,6 +499,12 @@ void host_ship_create(struct host *h, struct http_request *req)
             return;
         }
         account = a.id;
+    }
+    uint64_t parent = 0;
+    if (spec.parent[0] != '\0' &&
+        !admin__parent(h, req, scope, &spec, &parent, &account)) {
+        body_create_free(&spec);
+        return;
     }
     rv = account_create_check(scope, account, host_account_disabled(h, account),
                               host_anonymous_open(h));
@@ -417,6 +563,7 @@ void host_ship_create(struct host *h, struct http_request *req)
     c->program = spec.program;
     c->args = spec.args;
     c->env = spec.env;
+    buf_init(&c->sandbox);
     c->ids = mem_calloc(spec.count, sizeof *c->ids);
     if (c->ids == NULL) {
         admin__create_free(c);
@@ -433,6 +580,13 @@ void host_ship_create(struct host *h, struct http_request *req)
     c->acks = spec.acks;
     c->count = spec.count;
     c->account = account;
+    c->parent = parent;
+    c->lifetime = spec.lifetime;
+    c->lifetime_ms = spec.lifetime_ms;
+    if (c->parent != 0 && !admin__inherit(h, c)) {
+        admin__create_free(c);
+        return;
+    }
     if (!c->single && c->name[0] != '\0' && !admin__resume(c)) {
         admin__create_free(c);
         return;
@@ -781,6 +935,133 @@ static void admin__send(struct host_ship *s, struct http_request *req)
     buf_init(&req->body);
     http_request_drop_body(req);
     host_ship_deliver(s, HOST_JOB_ADMIN, req, FRAME_EVENT_POKE, &payload);
+}
+
+/* --- The status map: a ship and its descendants. --- */
+
+/* Ships one tree answer holds at the most; past them it says truncated. */
+#define ADMIN__TREE_MAX 10000
+
+/* What a tree says of a ship's tier: "active" (waking, awake, sleeping),
+ * "idle" (frozen) or "asleep". */
+static const char *admin__tree_status(enum ship_state state)
+{
+    switch (state) {
+    case SHIP_ASLEEP:
+        return "asleep";
+    case SHIP_FROZEN:
+        return "idle";
+    default:
+        return "active";
+    }
+}
+
+/* The node of ship sid in a tree, its "children" still empty, or NULL when
+ * the registry has it no longer (a removal under way). lifetime is the
+ * ship's own (0: the operator made it). */
+static json_t *admin__tree_node(struct host *h, uint64_t sid, uint8_t lifetime)
+{
+    uint32_t slot = registry_seek(&h->reg, sid - 1);
+    if (slot >= h->reg.n_slots) {
+        return NULL;
+    }
+    const struct registry_ship *e = registry_get(&h->reg, slot);
+    if (e->sid != sid || (e->flags & REGISTRY_REMOVED)) {
+        return NULL;
+    }
+    const struct host_ship *s = e->live;
+    enum ship_state state = s != NULL ? s->core.state : SHIP_ASLEEP;
+    uint64_t last_event = 0, alarm;
+    uint8_t hash[RECORD_HASH_SIZE];
+    if (store_ship_head_get(h->store, sid, &last_event, hash, &alarm) != 0) {
+        last_event = 0;
+    }
+    if (s != NULL && s->core.last_event > last_event) {
+        last_event = s->core.last_event; /* computed, not yet applied */
+    }
+    char id[REGISTRY_ID_LEN + 1];
+    registry_id(&h->reg, slot, id);
+    const char *name = registry_name(&h->reg, slot);
+    const char *life = ship_lifetime_name(lifetime);
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "name", name[0] ? json_string(name) : json_null());
+    json_object_set_new(o, "lifetime",
+                        life != NULL ? json_string(life) : json_null());
+    json_object_set_new(o, "status", json_string(admin__tree_status(state)));
+    json_object_set_new(o, "state", json_string(ship_state_name(state)));
+    json_object_set_new(o, "last_event", json_integer((json_int_t)last_event));
+    if (e->last_active_ns != 0) {
+        json_object_set_new(o, "last_active_ns",
+                            json_integer((json_int_t)e->last_active_ns));
+    }
+    /* Measured only while the ship has a live object. */
+    if (s != NULL) {
+        json_object_set_new(o, "memory_bytes",
+                            json_integer((json_int_t)s->core.memory));
+    }
+    json_object_set_new(o, "children", json_array());
+    return o;
+}
+
+/* GET /v1/ships/ID/tree: the ship and its descendants, nested, walked from
+ * the store's children breadth first (no depth costs stack), at most
+ * ADMIN__TREE_MAX ships; a walk cut there says "truncated". Every
+ * descendant is in the ship's account, so a scope that sees the ship sees
+ * them all. */
+static void admin__tree(struct host *h, struct http_request *req, uint32_t slot)
+{
+    uint64_t top = registry_get(&h->reg, slot)->sid;
+    struct store_ship rec;
+    uint8_t lifetime = 0;
+    if (store_ship_get_sid(h->store, top, &rec) == 0) {
+        lifetime = rec.lifetime;
+        store_ship_clear(&rec);
+    }
+    uint64_t *sids = mem_alloc(ADMIN__TREE_MAX * sizeof *sids);
+    json_t **nodes = mem_alloc(ADMIN__TREE_MAX * sizeof *nodes);
+    json_t *root = admin__tree_node(h, top, lifetime);
+    if (sids == NULL || nodes == NULL || root == NULL) {
+        host_reply_error(req, 503, "unavailable", "out of memory");
+        goto out;
+    }
+    size_t n = 1;
+    bool truncated = false;
+    int rv = 0;
+    sids[0] = top;
+    nodes[0] = root;
+    for (size_t i = 0; i < n && rv == 0 && !truncated; i++) {
+        struct store_child *kids;
+        size_t nk;
+        rv = store_ship_children(h->store, sids[i], &kids, &nk);
+        for (size_t k = 0; k < nk && rv == 0; k++) {
+            if (n == ADMIN__TREE_MAX) {
+                truncated = true;
+                break;
+            }
+            json_t *o = admin__tree_node(h, kids[k].sid, kids[k].lifetime);
+            if (o == NULL) {
+                continue;
+            }
+            json_array_append_new(json_object_get(nodes[i], "children"), o);
+            sids[n] = kids[k].sid;
+            nodes[n++] = o; /* held by its parent's array */
+        }
+        mem_free(kids);
+    }
+    if (rv != 0) {
+        host_reply_error(req, 503, "unavailable", "cannot read the ships: %s",
+                         store_errmsg(h->store));
+        goto out;
+    }
+    json_object_set_new(root, "ships", json_integer((json_int_t)n));
+    json_object_set_new(root, "truncated", json_boolean(truncated));
+    host_reply_json(req, 200, root);
+    root = NULL;
+out:
+    json_decref(root);
+    mem_free(sids);
+    mem_free(nodes);
 }
 
 /* --- The cluster. --- */
@@ -1473,7 +1754,14 @@ void host_admin_handle(struct http_request *req, void *arg)
             return;
         }
         if (*action == '\0' && strcmp(m, "GET") == 0) {
-            host_reply_json(req, 200, host_ship_json(h, slot));
+            host_reply_json(req, 200, admin__ship_json(h, slot));
+            return;
+        }
+        if (strcmp(action, "/tree") == 0) {
+            if (strcmp(m, "GET") != 0) {
+                goto method;
+            }
+            admin__tree(h, req, slot);
             return;
         }
         if (*action == '\0' ? strcmp(m, "DELETE") != 0

@@ -11,6 +11,7 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "proc/proc.h"
+#include "proto/frame.h"
 
 /* Ships one `ship new --count` may create. */
 #define BODY__COUNT_MAX 1000000
@@ -147,6 +148,63 @@ static int body__timeout(json_t *spec, const char *key, bool zero_is_never,
     return 0;
 }
 
+/* Check a creation's "parent" and "lifetime" (each NULL when absent) into
+ * out: a lifetime only with a parent (linked when left out), and a parent
+ * only for one ship. Whether the parent exists is the caller's to check.
+ * Returns 0 or BERTH_EINVAL with why in errmsg. */
+static int body__lineage(json_t *spec, const char *parent, const char *lifetime,
+                         struct body_create *out, char *errmsg)
+{
+    if (parent == NULL) {
+        if (lifetime != NULL || json_object_get(spec, "lifetime_ms") != NULL) {
+            return body__refuse(errmsg,
+                                "lifetime goes with parent: only a child "
+                                "(a ship with a parent) has a lifetime");
+        }
+        return 0;
+    }
+    /* Ids and names are both of a-z, 0-9 and '-'. */
+    if (strlen(parent) > STORE_NAME_MAX || !ship_name_valid(parent)) {
+        return body__refuse(errmsg,
+                            "parent must be a ship's id or name, not "
+                            "\"%.64s\"",
+                            parent);
+    }
+    json_t *count = json_object_get(spec, "count");
+    if (count != NULL && json_integer_value(count) != 1) {
+        return body__refuse(errmsg,
+                            "a ship with a parent is made alone: count must "
+                            "be 1 or left out");
+    }
+    snprintf(out->parent, sizeof out->parent, "%s", parent);
+    out->lifetime = FRAME_LIFETIME_LINKED;
+    if (lifetime != NULL && ship_lifetime_parse(lifetime, &out->lifetime)) {
+        return body__refuse(errmsg,
+                            "lifetime must be \"root\", \"linked\", "
+                            "\"ephemeral\", \"resetting\" or \"leased\", "
+                            "not \"%.64s\"",
+                            lifetime);
+    }
+    /* Only a resetting or leased child takes a time, and must. */
+    bool timed = out->lifetime >= FRAME_LIFETIME_RESETTING;
+    json_t *ms = json_object_get(spec, "lifetime_ms");
+    if (ms != NULL && !timed) {
+        return body__refuse(errmsg,
+                            "lifetime_ms goes with lifetime \"resetting\" "
+                            "or \"leased\" only");
+    }
+    int rv =
+        body__timeout(spec, "lifetime_ms", false, &out->lifetime_ms, errmsg);
+    if (rv == 0 && timed && out->lifetime_ms < FRAME_LIFETIME_MIN_MS) {
+        rv = body__refuse(errmsg,
+                          "a resetting or leased child needs lifetime_ms: "
+                          "the milliseconds without an event after which "
+                          "its state empties, or of its lease, at least %d",
+                          FRAME_LIFETIME_MIN_MS);
+    }
+    return rv;
+}
+
 /* Check the fields of a creation's JSON object spec into *out, whose lists
  * are initialized and program NULL. */
 static int body__create(json_t *spec, struct body_create *out, char *errmsg)
@@ -155,27 +213,35 @@ static int body__create(json_t *spec, struct body_create *out, char *errmsg)
     const char *name = "";
     json_int_t count = 0;
     json_t *idle_j = NULL, *freeze_j = NULL, *args = NULL, *env = NULL;
-    json_t *acks_j = NULL;
-    const char *account = "";
+    json_t *acks_j = NULL, *lifetime_ms = NULL; /* read by body__lineage */
+    const char *account = "", *parent = NULL, *lifetime = NULL;
     json_error_t jerr;
     if (json_unpack_ex(spec, &jerr, JSON_STRICT,
-                       "{s:s, s?:s, s?:I, s?:o, s?:o, s?:o, s?:o, s?:o, s?:s}",
+                       "{s:s, s?:s, s?:I, s?:o, s?:o, s?:o, s?:o, s?:o, s?:s, "
+                       "s?:s, s?:s, s?:o}",
                        "program", &program, "name", &name, "count", &count,
                        "idle_timeout_ms", &idle_j, "freeze_timeout_ms",
                        &freeze_j, "args", &args, "env", &env, "acks", &acks_j,
-                       "account", &account) != 0) {
+                       "account", &account, "parent", &parent, "lifetime",
+                       &lifetime, "lifetime_ms", &lifetime_ms) != 0) {
         return body__refuse(errmsg,
                             "expected {\"program\": PATH, \"name\"?: NAME, "
                             "\"count\"?: N, \"idle_timeout_ms\"?: MS, "
                             "\"freeze_timeout_ms\"?: MS, \"args\"?: [ARG, "
                             "...], \"env\"?: {KEY: VALUE, ...}, \"acks\"?: "
-                            "LEVEL, \"account\"?: NAME}: %s",
+                            "LEVEL, \"account\"?: NAME, \"parent\"?: SHIP, "
+                            "\"lifetime\"?: LIFETIME, \"lifetime_ms\"?: MS}: "
+                            "%s",
                             jerr.text);
     }
     if (strlen(account) > STORE_NAME_MAX) {
         return body__refuse(errmsg, "no account named %.64s...", account);
     }
     snprintf(out->account, sizeof out->account, "%s", account);
+    int rv = body__lineage(spec, parent, lifetime, out, errmsg);
+    if (rv != 0) {
+        return rv;
+    }
     out->acks = GATE_ACKS_DEFAULT;
     if (acks_j != NULL) {
         char text[32] = "";
@@ -192,7 +258,6 @@ static int body__create(json_t *spec, struct body_create *out, char *errmsg)
                                 GATE_ACKS_MAX);
         }
     }
-    int rv;
     if ((rv = body__timeout(spec, "idle_timeout_ms", false, &out->idle_ms,
                             errmsg)) != 0 ||
         (rv = body__timeout(spec, "freeze_timeout_ms", true, &out->freeze_ms,

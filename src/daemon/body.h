@@ -5,7 +5,8 @@
  *
  *   POST /v1/ships          {"program", "name"?, "count"?,
  *                            "idle_timeout_ms"?, "freeze_timeout_ms"?,
- *                            "args"?, "env"?, "acks"?}
+ *                            "args"?, "env"?, "acks"?, "account"?,
+ *                            "parent"?, "lifetime"?, "lifetime_ms"?}
  *   POST /v1/cluster/join   {"peer", "secret"?}
  *   POST /v1/fsck           {"ships"?, "replay"?, "repair"?} */
 #ifndef BERTH_DAEMON_BODY_H
@@ -35,6 +36,10 @@ struct body_create {
     struct buf env;                /* a string list of KEY=VALUE */
     /* The account's name, "" when not given: the caller's account. */
     char account[STORE_NAME_MAX + 1];
+    /* The parent's id or name, "" for none: a child, made alone. */
+    char parent[STORE_NAME_MAX + 1];
+    uint8_t lifetime;     /* with a parent: FRAME_LIFETIME_*; else 0 */
+    uint64_t lifetime_ms; /* a resetting or leased child's time; else 0 */
 };
 
 /* Parse the len bytes at data as the body of POST /v1/ships into *out.

@@ -52,6 +52,11 @@ static void test_route_scopes(void **state)
     assert_int_equal(auth_route_scope("GET", "/v1/tokens"), AUTH_SCOPE_ADMIN);
     assert_int_equal(auth_route_scope("DELETE", "/v1/tokens/abc"),
                      AUTH_SCOPE_ADMIN);
+    /* A ship's tree is a look; only GET is one. */
+    assert_int_equal(auth_route_scope("GET", "/v1/ships/a/tree"),
+                     AUTH_SCOPE_READ);
+    assert_int_equal(auth_route_scope("POST", "/v1/ships/a/tree"),
+                     AUTH_SCOPE_ADMIN);
     /* A "*" is one segment, never empty and never two. */
     assert_int_equal(auth_route_scope("GET", "/v1/ships/a/send"),
                      AUTH_SCOPE_ADMIN);

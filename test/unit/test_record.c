@@ -627,10 +627,30 @@ static void test_ship_states(void **state)
     assert_false(ship_name_valid("a/b"));
 }
 
+static void test_ship_lifetimes(void **state)
+{
+    uint8_t l = 0;
+    const char *names[] = {"root", "linked", "ephemeral", "resetting",
+                           "leased"};
+    for (uint8_t i = 0; i < 5; i++) {
+        assert_int_equal(ship_lifetime_parse(names[i], &l), 0);
+        assert_int_equal(l, i + 1);
+        assert_string_equal(ship_lifetime_name(l), names[i]);
+    }
+    /* 0 is a ship the operator made: it has no lifetime's name. */
+    assert_null(ship_lifetime_name(0));
+    assert_null(ship_lifetime_name(6));
+    assert_null(ship_lifetime_name(255));
+    assert_int_equal(ship_lifetime_parse("Root", &l), BERTH_EINVAL);
+    assert_int_equal(ship_lifetime_parse("", &l), BERTH_EINVAL);
+    assert_int_equal(l, 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_event_round_trip),
+        cmocka_unit_test(test_ship_lifetimes),
         cmocka_unit_test(test_event_sealed),
         cmocka_unit_test(test_snapshot_sealed),
         cmocka_unit_test(test_ship_batch_sealed),
