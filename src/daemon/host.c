@@ -1689,12 +1689,7 @@ int host_run(const struct host_config *cfg)
                  "error", errmsg, NULL);
     }
     rv = uv_loop_init(&h->loop);
-    if (rv == 0) {
-        uv_timer_init(&h->loop, &h->mail_retry);
-        h->mail_retry.data = h;
-        uv_timer_init(&h->loop, &h->lifetimes);
-        h->lifetimes.data = h;
-    }
+
     if (rv != 0) {
         fprintf(stderr, "berth: event loop: %s\n", uv_strerror(rv));
         goto err_after_alloc;
@@ -1835,6 +1830,10 @@ int host_run(const struct host_config *cfg)
     h->flush.data = h;
     uv_timer_init(&h->loop, &h->alarm_timer);
     h->alarm_timer.data = h;
+    uv_timer_init(&h->loop, &h->mail_retry);
+    h->mail_retry.data = h;
+    uv_timer_init(&h->loop, &h->lifetimes);
+    h->lifetimes.data = h;
     host_budget_start(h);
     uv_timer_init(&h->loop, &h->measure_timer);
     h->measure_timer.data = h;
