@@ -2951,29 +2951,31 @@ bool store_accounting(const struct store *s)
  * Touched at spawns, destroys and deliveries, far from the hot path: their
  * statements are prepared at each call. */
 
-int store_ship_children(struct store *s, uint64_t parent,
-                        struct store_child **out, size_t *n)
+/* Read every row of sql (its ?1 bound to arg when has_arg) into a new
+ * array at *out of elements of size bytes, each filled from the row by
+ * fill, and set *n to their count; on failure *out is NULL and *n 0, and
+ * what names the rows in the store's message. */
+static int store__collect(struct store *s, const char *sql, bool has_arg,
+                          uint64_t arg, size_t size,
+                          void (*fill)(sqlite3_stmt *st, void *elem),
+                          void **out, size_t *n, const char *what)
 {
     *out = NULL;
     *n = 0;
     int rv = store__heads_write(s);
-    if (rv != 0) {
-        return rv;
-    }
     sqlite3_stmt *st;
-    rv = store__token_stmt(
-        s, "SELECT sid, lifetime FROM ships WHERE parent = ?1 ORDER BY sid",
-        &st);
-    if (rv != 0) {
+    if (rv != 0 || (rv = store__token_stmt(s, sql, &st)) != 0) {
         return rv;
     }
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+    if (has_arg) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)arg);
+    }
     size_t cap = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (*n == cap) {
             size_t ncap = cap ? cap * 2 : 8;
-            struct store_child *p = mem_realloc(*out, ncap * sizeof *p);
+            void *p = mem_realloc(*out, ncap * size);
             if (p == NULL) {
                 rv = BERTH_ENOMEM;
                 break;
@@ -2981,12 +2983,10 @@ int store_ship_children(struct store *s, uint64_t parent,
             *out = p;
             cap = ncap;
         }
-        (*out)[*n].sid = (uint64_t)sqlite3_column_int64(st, 0);
-        (*out)[*n].lifetime = (uint8_t)sqlite3_column_int(st, 1);
-        (*n)++;
+        fill(st, (char *)*out + (*n)++ * size);
     }
     if (rv == 0 && rc != SQLITE_DONE) {
-        rv = store__fail(s, rc, "listing a ship's children");
+        rv = store__fail(s, rc, what);
     }
     sqlite3_finalize(st);
     if (rv != 0) {
@@ -2994,6 +2994,63 @@ int store_ship_children(struct store *s, uint64_t parent,
         *out = NULL;
         *n = 0;
     }
+    return rv;
+}
+
+static void store__fill_child(sqlite3_stmt *st, void *elem)
+{
+    struct store_child *c = elem;
+    c->sid = (uint64_t)sqlite3_column_int64(st, 0);
+    c->lifetime = (uint8_t)sqlite3_column_int(st, 1);
+}
+
+int store_ship_children(struct store *s, uint64_t parent,
+                        struct store_child **out, size_t *n)
+{
+    void *p;
+    int rv = store__collect(
+        s, "SELECT sid, lifetime FROM ships WHERE parent = ?1 ORDER BY sid",
+        true, parent, sizeof **out, store__fill_child, &p, n,
+        "listing a ship's children");
+    *out = p;
+    return rv;
+}
+
+static void store__fill_sid(sqlite3_stmt *st, void *elem)
+{
+    *(uint64_t *)elem = (uint64_t)sqlite3_column_int64(st, 0);
+}
+
+int store_mail_targets(struct store *s, uint64_t **out, size_t *n)
+{
+    void *p;
+    int rv = store__collect(
+        s, "SELECT DISTINCT target FROM mail ORDER BY target", false, 0,
+        sizeof **out, store__fill_sid, &p, n, "listing mail");
+    *out = p;
+    return rv;
+}
+
+static void store__fill_timed(sqlite3_stmt *st, void *elem)
+{
+    struct store_timed *t = elem;
+    t->sid = (uint64_t)sqlite3_column_int64(st, 0);
+    t->lifetime = (uint8_t)sqlite3_column_int(st, 1);
+    t->lifetime_ms = (uint64_t)sqlite3_column_int64(st, 2);
+    t->last_event = (uint64_t)sqlite3_column_int64(st, 3);
+    t->parent = (uint64_t)sqlite3_column_int64(st, 4);
+}
+
+int store_ship_timed(struct store *s, struct store_timed **out, size_t *n)
+{
+    void *p;
+    int rv = store__collect(
+        s,
+        "SELECT sid, lifetime, lifetime_ms, last_event, parent FROM ships "
+        "WHERE lifetime >= 4 ORDER BY sid",
+        false, 0, sizeof **out, store__fill_timed, &p, n,
+        "listing ships with timed lifetimes");
+    *out = p;
     return rv;
 }
 
@@ -3080,90 +3137,5 @@ int store_mail_next(struct store *s, uint64_t target, uint64_t after,
         rv = store__fail(s, rc, "reading mail");
     }
     sqlite3_finalize(st);
-    return rv;
-}
-
-int store_mail_targets(struct store *s, uint64_t **out, size_t *n)
-{
-    *out = NULL;
-    *n = 0;
-    sqlite3_stmt *st;
-    int rv = store__token_stmt(
-        s, "SELECT DISTINCT target FROM mail ORDER BY target", &st);
-    if (rv != 0) {
-        return rv;
-    }
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            uint64_t *p = mem_realloc(*out, ncap * sizeof *p);
-            if (p == NULL) {
-                rv = BERTH_ENOMEM;
-                break;
-            }
-            *out = p;
-            cap = ncap;
-        }
-        (*out)[(*n)++] = (uint64_t)sqlite3_column_int64(st, 0);
-    }
-    if (rv == 0 && rc != SQLITE_DONE) {
-        rv = store__fail(s, rc, "listing mail");
-    }
-    sqlite3_finalize(st);
-    if (rv != 0) {
-        mem_free(*out);
-        *out = NULL;
-        *n = 0;
-    }
-    return rv;
-}
-
-int store_ship_timed(struct store *s, struct store_timed **out, size_t *n)
-{
-    *out = NULL;
-    *n = 0;
-    int rv = store__heads_write(s);
-    if (rv != 0) {
-        return rv;
-    }
-    sqlite3_stmt *st;
-    rv = store__token_stmt(s,
-                           "SELECT sid, lifetime, lifetime_ms, last_event, "
-                           "parent FROM ships WHERE lifetime >= 4 ORDER BY sid",
-                           &st);
-    if (rv != 0) {
-        return rv;
-    }
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            struct store_timed *p = mem_realloc(*out, ncap * sizeof *p);
-            if (p == NULL) {
-                rv = BERTH_ENOMEM;
-                break;
-            }
-            *out = p;
-            cap = ncap;
-        }
-        struct store_timed *t = &(*out)[(*n)++];
-        t->sid = (uint64_t)sqlite3_column_int64(st, 0);
-        t->lifetime = (uint8_t)sqlite3_column_int(st, 1);
-        t->lifetime_ms = (uint64_t)sqlite3_column_int64(st, 2);
-        t->last_event = (uint64_t)sqlite3_column_int64(st, 3);
-        t->parent = (uint64_t)sqlite3_column_int64(st, 4);
-    }
-    if (rv == 0 && rc != SQLITE_DONE) {
-        rv = store__fail(s, rc, "listing ships with timed lifetimes");
-    }
-    sqlite3_finalize(st);
-    if (rv != 0) {
-        mem_free(*out);
-        *out = NULL;
-        *n = 0;
-    }
     return rv;
 }
