@@ -1752,14 +1752,9 @@ void fleet_ship_entry_done(struct fleet_ship *s, enum fleet_entry kind,
         return;
     }
     s->inflight--;
-    if (kind == FLEET_ENTRY_RESET) {
-        /* The next wake reads the emptied ship from the store. */
-        fleet__answer_waiters(s);
-        fleet__pump(s);
-        fleet__maybe_free(s);
-        return;
-    }
-    if (status == 0 && number > s->snapshot_event) {
+    /* After a reset, the next wake reads the emptied ship from the store. */
+    if (kind == FLEET_ENTRY_SNAPSHOT && status == 0 &&
+        number > s->snapshot_event) {
         s->snapshot_event = number;
         s->first_event = number + 1;
     }
