@@ -125,7 +125,7 @@ static void sq_batch(struct store *s, struct chain *c, int k, unsigned *rng)
         memcpy(ev.prev_hash, c->head[sid], RECORD_HASH_SIZE);
         struct buf r;
         buf_init(&r);
-        record_encode_event(&r, &ev, NULL, NULL);
+        record_encode_event(&r, &ev, NULL, NULL, NULL);
         record_hash(r.data, r.len, c->head[sid]);
         record_events_add(&e, r.data, r.len);
         buf_free(&r);
@@ -219,7 +219,7 @@ static void lm_batch(struct lm *l, struct chain *c, int k, unsigned *rng)
         memcpy(ev.prev_hash, c->head[sid], RECORD_HASH_SIZE);
         struct buf r;
         buf_init(&r);
-        record_encode_event(&r, &ev, NULL, NULL);
+        record_encode_event(&r, &ev, NULL, NULL, NULL);
         record_hash(r.data, r.len, c->head[sid]);
         MDB_val sk = {sizeof sid, &sid}, sv;
         lm_check(mdb_get(t, l->ships, &sk, &sv), "get ship");

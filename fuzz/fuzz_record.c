@@ -22,14 +22,14 @@ static void fuzz__open(const uint8_t *data, size_t size,
     struct record_event ev;
     seal_keys_init(&keys, master, true);
     buf_init(&plain);
-    if (record_open_event(data, size, &keys, &plain, &ev) == 0 &&
+    if (record_open_event(data, size, &keys, NULL, &plain, &ev) == 0 &&
         ev.payload_len > 0 &&
         (ev.payload < data || ev.payload + ev.payload_len > data + size)) {
         abort(); /* opened, so unsealed: the payload is in the input */
     }
     plain.len = 0;
     if (snap != NULL) {
-        record_open_snapshot(&plain, &keys, snap->sid, snap->number,
+        record_open_snapshot(&plain, &keys, NULL, snap->sid, snap->number,
                              snap->epoch, snap->data, snap->len);
     }
     if (is_batch) {

@@ -54,7 +54,7 @@ static void fuzz__setup(void)
         memcpy(ev.prev_hash, head, sizeof head);
         struct buf r;
         buf_init(&r);
-        if (record_encode_event(&r, &ev, &keys, nonce) != 0 ||
+        if (record_encode_event(&r, &ev, &keys, NULL, nonce) != 0 ||
             record_events_add(&e, r.data, r.len) != 0) {
             abort();
         }

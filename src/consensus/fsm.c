@@ -58,6 +58,7 @@ struct fsm {
     uint64_t prev_index;     /* snapshot_index and bytes_since before the */
     uint64_t prev_bytes;     /* snapshot being taken, should it fail */
     bool compacting;         /* fsm_compact asked for a snapshot */
+    unsigned compact_rounds; /* snapshots it still wants: 2, then 1 */
     bool compact_taken;      /* raft took it: it is being written */
     bool compact_done;       /* and written: usual settings at next apply */
     bool pinned;             /* img is pinned in the store */
@@ -322,7 +323,13 @@ static int fsm__snapshot_finalize(struct raft_fsm *rf,
     fsm__unpin(f);
     f->stats.snapshots++;
     f->stats.snapshot_index = f->snapshot_index;
-    if (f->compact_taken) {
+    if (f->compact_taken && f->compact_rounds > 1) {
+        /* The second snapshot, two entries on: the segment the first one
+         * closed then lies wholly behind the entry kept. */
+        f->compact_rounds--;
+        f->compact_taken = false;
+        raft_set_snapshot_threshold(f->raft, 2);
+    } else if (f->compact_taken) {
         f->compact_done = true;
     }
     return 0;
@@ -430,9 +437,18 @@ void fsm_set_trailing(struct fsm *f, unsigned trailing)
     }
 }
 
+bool fsm_compacting(const struct fsm *f)
+{
+    return f->compacting && !f->compact_done && !f->fatal;
+}
+
 void fsm_compact(struct fsm *f)
 {
-    if (f->compacting || f->fatal || f->raft == NULL) {
+    if (f->fatal || f->raft == NULL) {
+        return;
+    }
+    f->compact_rounds = 2;
+    if (f->compacting) {
         return;
     }
     f->compacting = true;

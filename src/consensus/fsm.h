@@ -102,11 +102,18 @@ void fsm_set_size_percent(struct fsm *f, unsigned percent);
 void fsm_set_trailing(struct fsm *f, unsigned trailing);
 
 /* Ask for a raft snapshot after the next applied entry, keeping one entry
- * behind it, so that the segments holding everything before it leave the
- * disk; once it is taken the usual settings return. (None kept behind, the
- * trailing setting libraft treats apart, lost an entry appended while the
- * snapshot was written: the next start found it applied but gone.) */
+ * behind it, then for a second one at least two entries later, so that the
+ * segments holding everything before the first leave the disk (the first
+ * closes the segment it ends, which only the second, one entry kept behind
+ * it, lies wholly after); once both are taken the usual settings return.
+ * (None kept behind, the trailing setting libraft treats apart, lost an
+ * entry appended while the snapshot was written: the next start found it
+ * applied but gone.) Asked again meanwhile, the two start over. */
 void fsm_compact(struct fsm *f);
+
+/* Whether a compaction asked for is not over: entries must still be
+ * applied for its snapshots. */
+bool fsm_compacting(const struct fsm *f);
 
 /* Tell the fsm the time (milliseconds, any monotonic origin): it commits
  * the store's batch of applied entries once the batch is FSM__FLUSH_MS old

@@ -56,6 +56,10 @@ struct log {
     struct raft_uv_transport transport;
     struct transport *peers;
     struct raft_barrier barrier;
+    struct raft_barrier compact; /* the entry a compaction waits for */
+    bool compact_pending;
+    bool compact_wanted;      /* log one at the next loop iteration */
+    unsigned compact_entries; /* logged for the compaction under way */
     struct raft_change change;
     struct log_call *change_call; /* the join waiting for change, if any */
     uint64_t change_id;           /* the host that join adds */
@@ -212,6 +216,9 @@ static void log__members_save(struct log *l)
 
 static void log__roles_start(struct log *l);
 
+static void log__compact_entry(struct log *l);
+static void log__compact_cb(struct raft_barrier *req, int status);
+
 static void log__barrier_cb(struct raft_barrier *req, int status)
 {
     struct log *l = req->data;
@@ -282,6 +289,12 @@ static void log__check_cb(uv_check_t *c)
         if (raft_barrier(&l->raft, &l->barrier, log__barrier_cb) == 0) {
             l->barrier_pending = true;
         }
+    }
+    if (l->compact_wanted) {
+        /* Here, not where it was asked for: that was inside raft's apply,
+         * which must not append to the log it walks. */
+        l->compact_wanted = false;
+        log__compact_entry(l);
     }
     if (l->leading && l->cfg.progress != NULL) {
         l->cfg.progress(l->cfg.arg);
@@ -1745,12 +1758,45 @@ int log_propose(struct log *l, struct buf *entry, log_done_cb cb, void *arg,
     return 0;
 }
 
+/* Log an empty entry for the compaction under way, if this host leads. */
+static void log__compact_entry(struct log *l)
+{
+    if (l->compact_pending || l->closing || l->fatal ||
+        raft_state(&l->raft) != RAFT_LEADER) {
+        return;
+    }
+    l->compact.data = l;
+    if (raft_barrier(&l->raft, &l->compact, log__compact_cb) == 0) {
+        l->compact_pending = true;
+        l->compact_entries++;
+    }
+}
+
+static void log__compact_cb(struct raft_barrier *req, int status)
+{
+    struct log *l = req->data;
+    l->compact_pending = false;
+    /* A snapshot is written in the background, and raft considers taking
+     * the next only as an entry applies: so entries go on until both
+     * snapshots are taken (a bound keeps a compaction that cannot finish,
+     * a snapshot failing, from logging without end). */
+    if (status == 0 && fsm_compacting(l->cfg.fsm) && l->compact_entries < 64) {
+        l->compact_wanted = true;
+    }
+}
+
 void log_compact(struct log *l)
 {
     if (l->fatal || l->closing) {
         return;
     }
     fsm_compact(l->cfg.fsm);
+    /* The snapshots come with applied entries; on a host with nothing
+     * more to do there would be none, and what was deleted would stay in
+     * the segments (a destroyed ship's seed among it). So the leader logs
+     * empty entries, which every host applies. */
+    l->compact_entries = 0;
+    l->compact_wanted = true;
 }
 
 unsigned log_pending(const struct log *l)

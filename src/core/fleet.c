@@ -61,6 +61,12 @@ static void fleet__log(struct fleet_ship *s, const char *level, const char *msg,
     f->env.log(f->env.data, level, msg, s->id, k1, v1, k2, v2);
 }
 
+/* The ship's own key for its seals, or NULL for a ship without one. */
+static const uint8_t *fleet__own(const struct fleet_ship *s)
+{
+    return s->own ? s->own_key : NULL;
+}
+
 static struct registry_ship *fleet__entry(const struct fleet_ship *s)
 {
     return registry_get(s->fleet->reg, s->slot);
@@ -876,6 +882,9 @@ static void fleet__wake(struct fleet_ship *s)
     s->released = ld.last_event;
     memcpy(s->head_hash, ld.head_hash, sizeof s->head_hash);
     memcpy(s->epoch, ld.epoch, sizeof s->epoch);
+    s->own = ld.own;
+    memcpy(s->own_key, ld.own_key, sizeof s->own_key);
+    memset(ld.own_key, 0, sizeof ld.own_key);
     /* Replay from event 1 follows from nothing: zeros. */
     memset(s->replay_chain, 0, sizeof s->replay_chain);
     if (s->snapshot_event > 0) {
@@ -888,7 +897,7 @@ static void fleet__wake(struct fleet_ship *s)
     buf_init(&fr);
     buf_init(&snap);
     if (s->snapshot_event > 0 && ld.snapshot_sealed) {
-        rv = record_open_snapshot(&snap, f->cfg.keys, s->sid,
+        rv = record_open_snapshot(&snap, f->cfg.keys, fleet__own(s), s->sid,
                                   ld.snapshot_number, ld.snapshot_epoch,
                                   ld.snapshot.data, ld.snapshot.len);
         if (rv != 0) {
@@ -985,7 +994,8 @@ static int fleet__replay_one(void *arg, uint64_t number, const uint8_t *rec,
     struct fleet_ship *s = arg;
     struct fleet *f = s->fleet;
     struct record_event ev;
-    int rv = record_open_event(rec, len, f->cfg.keys, &f->plain, &ev);
+    int rv =
+        record_open_event(rec, len, f->cfg.keys, fleet__own(s), &f->plain, &ev);
     if (rv == BERTH_ENOMEM) {
         return rv;
     }
@@ -1631,7 +1641,7 @@ static void fleet__on_done(struct fleet_ship *s, const struct frame *fr)
         struct buf b, item;
         buf_init(&b);
         buf_init(&item);
-        rv = record_encode_event(&b, &rec, f->cfg.keys, nonce);
+        rv = record_encode_event(&b, &rec, f->cfg.keys, fleet__own(s), nonce);
         if (rv == 0 && (fx.len > 0 || mail)) {
             struct record_effects it = {.sid = s->sid,
                                         .number = j->number,
@@ -1722,7 +1732,7 @@ static void fleet__on_snapshot(struct fleet_ship *s, const struct frame *fr)
     f->env.entropy(f->env.data, nonce, sizeof nonce);
     struct buf e;
     buf_init(&e);
-    int rv = record_encode_snapshot(&e, &rs, f->cfg.keys, nonce);
+    int rv = record_encode_snapshot(&e, &rs, f->cfg.keys, fleet__own(s), nonce);
     if (rv == 0) {
         rv = f->env.propose_entry(f->env.data, s, FLEET_ENTRY_SNAPSHOT,
                                   fs.number, &e);

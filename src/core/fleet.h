@@ -210,6 +210,11 @@ struct fleet_ship {
     uint64_t since_snapshot;
     uint64_t released; /* the highest logged event whose effects left */
     uint8_t epoch[RECORD_HASH_SIZE];
+    /* The ship's own key, which its records and snapshots are sealed
+     * under with the data key (crypto/seal.h); set by each wake's load.
+     * A ship made before ships had keys of their own has none. */
+    bool own;
+    uint8_t own_key[SEAL_OWN_KEY_SIZE];
     bool proc;    /* a program runs (or is being killed) */
     bool killed;  /* the program was told to die; its exit follows */
     bool deposed; /* killed because the host lost the lead */
@@ -262,6 +267,8 @@ struct fleet_load {
     bool snapshot_sealed;     /* they are a seal (core/record.h) */
     struct quota_refusal refusal; /* why, when load says BERTH_ELIMIT */
     uint8_t snapshot_epoch[RECORD_HASH_SIZE]; /* of the program that made it */
+    bool own; /* the ship has a key of its own (crypto/seal.h): own_key */
+    uint8_t own_key[SEAL_OWN_KEY_SIZE];
 };
 
 /* Called by the environment's replay operation for each logged event after

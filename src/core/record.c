@@ -29,7 +29,8 @@ static void record__event_head(const struct record_event *rec, uint8_t *p)
 }
 
 int record_encode_event(struct buf *out, const struct record_event *rec,
-                        const struct seal_keys *keys, const uint8_t *nonce)
+                        const struct seal_keys *keys, const uint8_t *own,
+                        const uint8_t *nonce)
 {
     size_t inner = 8 + sizeof rec->entropy + rec->payload_len;
     int rv = buf_reserve(out, RECORD_HEAD_SIZE + seal_size(keys, inner));
@@ -48,8 +49,8 @@ int record_encode_event(struct buf *out, const struct record_event *rec,
     buf_append(&tmp, rec->entropy, sizeof rec->entropy);
     buf_append(&tmp, rec->payload, rec->payload_len);
     buf_append(out, head, sizeof head);
-    rv = seal_put(out, keys, SEAL_USE_SHIP, rec->sid, nonce, head, sizeof head,
-                  tmp.data, tmp.len);
+    rv = seal_put(out, keys, SEAL_USE_SHIP, rec->sid, own, nonce, head,
+                  sizeof head, tmp.data, tmp.len);
     sodium_memzero(tmp.data, tmp.len);
     buf_free(&tmp);
     return rv;
@@ -131,16 +132,17 @@ int record_decode_event(const uint8_t *p, size_t len, struct record_event *rec)
 }
 
 int record_open_event(const uint8_t *p, size_t len,
-                      const struct seal_keys *keys, struct buf *plain,
-                      struct record_event *rec)
+                      const struct seal_keys *keys, const uint8_t *own,
+                      struct buf *plain, struct record_event *rec)
 {
     int rv = record_decode_event(p, len, rec);
     if (rv != 0 || !rec->sealed) {
         return rv;
     }
     plain->len = 0;
-    rv = seal_open(plain, keys, SEAL_USE_SHIP, rec->sid, p, RECORD_HEAD_SIZE,
-                   p + RECORD_HEAD_SIZE, len - RECORD_HEAD_SIZE);
+    rv = seal_open(plain, keys, SEAL_USE_SHIP, rec->sid, own, p,
+                   RECORD_HEAD_SIZE, p + RECORD_HEAD_SIZE,
+                   len - RECORD_HEAD_SIZE);
     return rv != 0 ? rv : record__event_inner(plain->data, plain->len, rec);
 }
 
@@ -211,7 +213,8 @@ static void record__snapshot_ad(uint64_t sid, uint64_t number,
 }
 
 int record_encode_snapshot(struct buf *out, const struct record_snapshot *s,
-                           const struct seal_keys *keys, const uint8_t *nonce)
+                           const struct seal_keys *keys, const uint8_t *own,
+                           const uint8_t *nonce)
 {
     uint8_t ad[RECORD__SNAP_AD];
     int rv;
@@ -224,17 +227,17 @@ int record_encode_snapshot(struct buf *out, const struct record_snapshot *s,
         (rv = buf_append(out, s->epoch, sizeof s->epoch)) != 0) {
         return rv;
     }
-    return seal_put(out, keys, SEAL_USE_SHIP, s->sid, nonce, ad, sizeof ad,
+    return seal_put(out, keys, SEAL_USE_SHIP, s->sid, own, nonce, ad, sizeof ad,
                     s->data, s->len);
 }
 
 int record_open_snapshot(struct buf *out, const struct seal_keys *keys,
-                         uint64_t sid, uint64_t number, const uint8_t *epoch,
-                         const uint8_t *p, size_t len)
+                         const uint8_t *own, uint64_t sid, uint64_t number,
+                         const uint8_t *epoch, const uint8_t *p, size_t len)
 {
     uint8_t ad[RECORD__SNAP_AD];
     record__snapshot_ad(sid, number, epoch, ad);
-    return seal_open(out, keys, SEAL_USE_SHIP, sid, ad, sizeof ad, p, len);
+    return seal_open(out, keys, SEAL_USE_SHIP, sid, own, ad, sizeof ad, p, len);
 }
 
 int record_encode_ship_remove(struct buf *out, uint64_t sid)
@@ -305,6 +308,36 @@ static int record__open(const uint8_t *p, size_t len, uint8_t type,
  * whose public key is not that ship's (record_ship_secret). */
 static const char record__batch_ad[] = "berth batch key";
 
+/* The associated data of a ship's seed's seal: a label and the ship's
+ * public key, so that a seal moved to another ship does not open. */
+#define RECORD__SEED_AD (16 + 32)
+static void record__seed_ad(const uint8_t *public_key, uint8_t *ad)
+{
+    memcpy(ad, "berth ship seed", 16);
+    memcpy(ad + 16, public_key, 32);
+}
+
+/* Append the seals of b's count seeds to out, ship i's nonce derived from
+ * nonce and i: a nonce of its own for every seal, from one draw. */
+static int record__put_seeds(struct buf *out, const struct record_ship_batch *b,
+                             const struct seal_keys *keys, const uint8_t *nonce)
+{
+    int rv = 0;
+    for (uint32_t i = 0; i < b->count && rv == 0; i++) {
+        uint8_t ad[RECORD__SEED_AD], n[SEAL_NONCE_SIZE], place[4];
+        put_le32(place, i);
+        crypto_generichash(n, sizeof n, place, sizeof place, nonce,
+                           SEAL_NONCE_SIZE);
+        record__seed_ad(b->public_keys + (size_t)i * 32, ad);
+        rv = b->parent_own != NULL
+                 ? seal_put(out, keys, SEAL_USE_SHIP, b->parent, b->parent_own,
+                            n, ad, sizeof ad, b->seeds + (size_t)i * 32, 32)
+                 : seal_put(out, keys, SEAL_USE_BATCH, 0, NULL, n, ad,
+                            sizeof ad, b->seeds + (size_t)i * 32, 32);
+    }
+    return rv;
+}
+
 int record_encode_ship_batch(struct buf *out, const struct record_ship_batch *b,
                              const struct seal_keys *keys, const uint8_t *nonce)
 {
@@ -325,7 +358,9 @@ int record_encode_ship_batch(struct buf *out, const struct record_ship_batch *b,
                   (b->account != 0 ? RECORD_BATCH_ACCOUNT : 0) |
                   (b->parent != 0 ? RECORD_BATCH_PARENT : 0) |
                   RECORD_BATCH_SEALED);
-    if ((rv = record__begin(out, RECORD_ENTRY_SHIP_BATCH)) != 0 ||
+    uint8_t type =
+        b->seeds != NULL ? RECORD_ENTRY_SHIP_SEEDS : RECORD_ENTRY_SHIP_BATCH;
+    if ((rv = record__begin(out, type)) != 0 ||
         (rv = buf_put_u16(out, (uint16_t)b->program_len)) != 0 ||
         (rv = buf_append(out, b->program, b->program_len)) != 0 ||
         (rv = buf_put_u16(out, (uint16_t)b->name_len)) != 0 ||
@@ -367,21 +402,34 @@ int record_encode_ship_batch(struct buf *out, const struct record_ship_batch *b,
         return rv;
     }
     if ((rv = buf_put_u32(out, b->first)) != 0 ||
-        (rv = buf_put_u32(out, b->count)) != 0 ||
-        (rv = seal_put(out, keys, SEAL_USE_BATCH, 0, nonce,
-                       (const uint8_t *)record__batch_ad,
-                       sizeof record__batch_ad, b->key, sizeof b->key)) != 0 ||
-        (rv = buf_append(out, b->public_keys, (size_t)b->count * 32)) != 0) {
+        (rv = buf_put_u32(out, b->count)) != 0) {
         return rv;
     }
-    return 0;
+    if (b->seeds != NULL && b->parent_own != NULL && b->parent == 0) {
+        return BERTH_EINVAL; /* only a child has a parent's key */
+    }
+    if (b->seeds != NULL) {
+        rv = buf_put_u8(out, b->parent_own != NULL ? 1 : 0);
+        if (rv == 0) {
+            rv = record__put_seeds(out, b, keys, nonce);
+        }
+    } else {
+        rv = seal_put(out, keys, SEAL_USE_BATCH, 0, NULL, nonce,
+                      (const uint8_t *)record__batch_ad,
+                      sizeof record__batch_ad, b->key, sizeof b->key);
+    }
+    return rv != 0 ? rv
+                   : buf_append(out, b->public_keys, (size_t)b->count * 32);
 }
 
 int record_decode_ship_batch(const uint8_t *p, size_t len,
                              struct record_ship_batch *b)
 {
     struct cursor c;
-    if (record__open(p, len, RECORD_ENTRY_SHIP_BATCH, &c) != 0) {
+    uint8_t type;
+    if (record_entry_type(p, len, &type) != 0 ||
+        (type != RECORD_ENTRY_SHIP_BATCH && type != RECORD_ENTRY_SHIP_SEEDS) ||
+        record__open(p, len, type, &c) != 0) {
         return BERTH_EMALFORMED;
     }
     b->program = record__get_str(&c, &b->program_len);
@@ -450,7 +498,35 @@ int record_decode_ship_batch(const uint8_t *p, size_t len,
     memset(b->key, 0, sizeof b->key);
     b->key_seal = NULL;
     b->key_seal_len = 0;
-    if (b->flags & RECORD_BATCH_SEALED) {
+    b->seeds = b->seed_seals = b->parent_own = NULL;
+    b->seed_seal_len = 0;
+    b->in_parent = false;
+    if (type == RECORD_ENTRY_SHIP_SEEDS) {
+        uint8_t under = cursor_u8(&c);
+        if (under > 1 || (under == 1 && b->parent == 0)) {
+            return BERTH_EMALFORMED;
+        }
+        b->in_parent = under == 1;
+        /* count seals of one size, which follows from the first's key id
+         * (one encoder made them all, under one key). */
+        const uint8_t *id =
+            c.err == 0 && cursor_left(&c) >= 4 ? c.p + c.off : NULL;
+        if (id == NULL || b->count == 0 || !(b->flags & RECORD_BATCH_SEALED)) {
+            return BERTH_EMALFORMED;
+        }
+        size_t n =
+            (get_le32(id) == 0 ? SEAL_PLAIN_OVERHEAD : SEAL_OVERHEAD) + 32;
+        if (cursor_left(&c) / n < b->count) {
+            return BERTH_EMALFORMED;
+        }
+        b->seed_seals = cursor_bytes(&c, n * b->count);
+        b->seed_seal_len = n;
+        for (uint32_t i = 0; c.err == 0 && i < b->count; i++) {
+            if (get_le32(b->seed_seals + n * i) != get_le32(id)) {
+                return BERTH_EMALFORMED;
+            }
+        }
+    } else if (b->flags & RECORD_BATCH_SEALED) {
         /* The seal's size follows from its key id. */
         const uint8_t *id =
             c.err == 0 && cursor_left(&c) >= 4 ? c.p + c.off : NULL;
@@ -478,6 +554,11 @@ int record_decode_ship_batch(const uint8_t *p, size_t len,
 size_t record_ship_batch_secret(const struct record_ship_batch *b, uint32_t i,
                                 uint8_t *out)
 {
+    if (b->seed_seals != NULL) {
+        put_le32(out, b->in_parent ? RECORD_SECRET_PARENT : RECORD_SECRET_OWN);
+        memcpy(out + 4, b->seed_seals + b->seed_seal_len * i, b->seed_seal_len);
+        return 4 + b->seed_seal_len;
+    }
     if (b->key_seal == NULL) {
         /* libsodium's secret key is the seed followed by the public key. */
         record_ship_seed(b->key, b->first + i, out);
@@ -489,40 +570,106 @@ size_t record_ship_batch_secret(const struct record_ship_batch *b, uint32_t i,
     return 4 + b->key_seal_len;
 }
 
-int record_ship_secret(const struct seal_keys *keys, const uint8_t *secret,
-                       size_t len, const uint8_t *public_key, uint8_t *sk)
+bool record_ship_secret_in_parent(const uint8_t *secret, size_t len)
 {
-    uint8_t seed[32], pk[32];
+    return len >= 4 && len != 64 && get_le32(secret) == RECORD_SECRET_PARENT;
+}
+
+int record_ship_open(const struct seal_keys *keys, const uint8_t *secret,
+                     size_t len, const uint8_t *public_key, uint64_t parent,
+                     const uint8_t *parent_own, uint8_t *sk, uint8_t *own,
+                     bool *has_own)
+{
+    uint8_t seed[32], pk[32], tmp[64];
     struct buf key;
     int rv;
+    *has_own = false;
     if (len == 64) {
+        if (sk == NULL) {
+            return 0;
+        }
         memcpy(sk, secret, 64);
         return memcmp(sk + 32, public_key, 32) == 0 ? 0 : BERTH_ECORRUPT;
     }
     if (len < 4 + SEAL_PLAIN_OVERHEAD) {
         return BERTH_EMALFORMED;
     }
+    uint32_t index = get_le32(secret);
+    bool in_parent = index == RECORD_SECRET_PARENT;
+    bool seeded = in_parent || index == RECORD_SECRET_OWN;
+    if (in_parent && parent_own == NULL) {
+        return BERTH_EINVAL;
+    }
+    uint8_t ad[RECORD__SEED_AD];
+    record__seed_ad(public_key, ad);
     buf_init(&key);
-    rv = seal_open(&key, keys, SEAL_USE_BATCH, 0,
-                   (const uint8_t *)record__batch_ad, sizeof record__batch_ad,
-                   secret + 4, len - 4);
+    if (in_parent) {
+        rv = seal_open(&key, keys, SEAL_USE_SHIP, parent, parent_own, ad,
+                       sizeof ad, secret + 4, len - 4);
+    } else if (seeded) {
+        rv = seal_open(&key, keys, SEAL_USE_BATCH, 0, NULL, ad, sizeof ad,
+                       secret + 4, len - 4);
+    } else {
+        rv = seal_open(&key, keys, SEAL_USE_BATCH, 0, NULL,
+                       (const uint8_t *)record__batch_ad,
+                       sizeof record__batch_ad, secret + 4, len - 4);
+    }
     if (rv == 0 && key.len != 32) {
         rv = BERTH_EMALFORMED;
     }
     if (rv == 0) {
-        record_ship_seed(key.data, get_le32(secret), seed);
-        crypto_sign_seed_keypair(pk, sk, seed);
-        sodium_memzero(seed, sizeof seed);
-        if (memcmp(pk, public_key, 32) != 0) {
-            sodium_memzero(sk, 64);
-            rv = BERTH_ECORRUPT;
+        if (seeded) {
+            memcpy(seed, key.data, sizeof seed);
+            seal_own_key(seed, own);
+            *has_own = true;
+        } else {
+            record_ship_seed(key.data, index, seed);
         }
     }
+    /* A seed's seal names the public key, so a seal that opens is this
+     * ship's; a batch key's does not, and its key pair must be made and
+     * compared. Making one costs a scalar multiplication: only when the
+     * signing key is wanted or nothing else vouches for it. */
+    if (rv == 0 && (sk != NULL || !seeded)) {
+        uint8_t *out = sk != NULL ? sk : tmp;
+        crypto_sign_seed_keypair(pk, out, seed);
+        if (memcmp(pk, public_key, 32) != 0) {
+            sodium_memzero(out, 64);
+            *has_own = false;
+            rv = BERTH_ECORRUPT;
+        }
+        sodium_memzero(tmp, sizeof tmp);
+    }
+    sodium_memzero(seed, sizeof seed);
     if (key.data != NULL) {
         sodium_memzero(key.data, key.len);
     }
     buf_free(&key);
     return rv;
+}
+
+int record_ship_secret(const struct seal_keys *keys, const uint8_t *secret,
+                       size_t len, const uint8_t *public_key, uint8_t *sk)
+{
+    uint8_t own[SEAL_OWN_KEY_SIZE];
+    bool has_own;
+    int rv = record_ship_open(keys, secret, len, public_key, 0, NULL, sk, own,
+                              &has_own);
+    sodium_memzero(own, sizeof own);
+    return rv;
+}
+
+int record_ship_own_key(const struct seal_keys *keys, const uint8_t *secret,
+                        size_t len, const uint8_t *public_key, uint8_t *own)
+{
+    if (len < 4 || len == 64 ||
+        (get_le32(secret) != RECORD_SECRET_OWN &&
+         get_le32(secret) != RECORD_SECRET_PARENT)) {
+        return BERTH_ENOTFOUND; /* made from a batch key: none */
+    }
+    bool has_own;
+    return record_ship_open(keys, secret, len, public_key, 0, NULL, NULL, own,
+                            &has_own);
 }
 
 void record_ship_seed(const uint8_t *key, uint32_t index, uint8_t *seed)
@@ -986,21 +1133,22 @@ static size_t record__mail_ad(uint8_t kind, uint8_t *ad)
 }
 
 int record_seal_mail(struct buf *out, const struct seal_keys *keys,
-                     uint64_t target, uint8_t kind, const uint8_t *nonce,
+                     const uint8_t *own, uint64_t target, uint8_t kind,
+                     const uint8_t *nonce, const uint8_t *p, size_t len)
+{
+    uint8_t ad[16];
+    size_t n = record__mail_ad(kind, ad);
+    return seal_put(out, keys, SEAL_USE_SHIP, target, own, nonce, ad, n, p,
+                    len);
+}
+
+int record_open_mail(struct buf *out, const struct seal_keys *keys,
+                     const uint8_t *own, uint64_t target, uint8_t kind,
                      const uint8_t *p, size_t len)
 {
     uint8_t ad[16];
     size_t n = record__mail_ad(kind, ad);
-    return seal_put(out, keys, SEAL_USE_SHIP, target, nonce, ad, n, p, len);
-}
-
-int record_open_mail(struct buf *out, const struct seal_keys *keys,
-                     uint64_t target, uint8_t kind, const uint8_t *p,
-                     size_t len)
-{
-    uint8_t ad[16];
-    size_t n = record__mail_ad(kind, ad);
-    return seal_open(out, keys, SEAL_USE_SHIP, target, ad, n, p, len);
+    return seal_open(out, keys, SEAL_USE_SHIP, target, own, ad, n, p, len);
 }
 
 int record_encode_ship_reset(struct buf *out, uint64_t sid, uint64_t last_event)

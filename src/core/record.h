@@ -116,24 +116,27 @@ struct record_event {
     bool sealed;
 };
 
-/* Append the record rec to out, sealed under keys (NULL: unsealed) with
- * nonce (SEAL_NONCE_SIZE random bytes; unread when unsealed). The caller
- * keeps every pointer. 0 or BERTH_ENOMEM. */
+/* Append the record rec to out, sealed under keys (NULL: unsealed) and
+ * own, the ship's own key (crypto/seal.h; NULL for a ship made before
+ * ships had one), with nonce (SEAL_NONCE_SIZE random bytes; unread when
+ * unsealed). The caller keeps every pointer. 0 or BERTH_ENOMEM. */
 int record_encode_event(struct buf *out, const struct record_event *rec,
-                        const struct seal_keys *keys, const uint8_t *nonce);
+                        const struct seal_keys *keys, const uint8_t *own,
+                        const uint8_t *nonce);
 
 /* Decode an event record without keys: everything but a sealed record's
  * time, entropy and payload, for which rec->sealed is set. payload points
  * into p. 0 or BERTH_EMALFORMED. */
 int record_decode_event(const uint8_t *p, size_t len, struct record_event *rec);
 
-/* Decode an event record whole, opening its seal with keys into plain
+/* Decode an event record whole, opening its seal with keys and own (as
+ * for record_encode_event) into plain
  * (emptied first; the caller owns it), where payload then points. Returns
  * 0, BERTH_EMALFORMED, BERTH_ECORRUPT when the seal does not open (the
  * record was altered, or keys lack its key) or BERTH_ENOMEM. */
 int record_open_event(const uint8_t *p, size_t len,
-                      const struct seal_keys *keys, struct buf *plain,
-                      struct record_event *rec);
+                      const struct seal_keys *keys, const uint8_t *own,
+                      struct buf *plain, struct record_event *rec);
 
 /* Hash encoded record bytes into out (RECORD_HASH_SIZE bytes). */
 void record_hash(const uint8_t *p, size_t len, uint8_t *out);
@@ -162,6 +165,7 @@ enum record_entry_type {
     RECORD_ENTRY_SHIP_DESTROY = 11,
     RECORD_ENTRY_MAIL = 12,
     RECORD_ENTRY_SHIP_RESET = 13,
+    RECORD_ENTRY_SHIP_SEEDS = 14,
 };
 
 /* A SHIP_RESET entry: u64 sid | u64 last_event. The ship's state returns to
@@ -274,20 +278,21 @@ struct record_mail {
 };
 
 /* Append to out the body of mail of kind for ship target: the len bytes
- * at p sealed under the target's key (keys NULL: unsealed, as the apply
+ * at p sealed under the target's key (keys and own, the target's own key
+ * or NULL, as for record_encode_event; keys NULL: unsealed, as the apply
  * of an entry makes mail, having no keys) with nonce (SEAL_NONCE_SIZE
  * bytes; unread when unsealed) and "berth mail" | kind as associated data.
  * 0 or BERTH_ENOMEM. */
 int record_seal_mail(struct buf *out, const struct seal_keys *keys,
-                     uint64_t target, uint8_t kind, const uint8_t *nonce,
-                     const uint8_t *p, size_t len);
+                     const uint8_t *own, uint64_t target, uint8_t kind,
+                     const uint8_t *nonce, const uint8_t *p, size_t len);
 
 /* Append to out the payload of a mail body (len bytes at p) of kind for
- * ship target; 0, BERTH_ECORRUPT when it does not open, BERTH_EMALFORMED or
- * BERTH_ENOMEM. */
+ * ship target, whose own key is own (or NULL); 0, BERTH_ECORRUPT when it does
+ * not open, BERTH_EMALFORMED or BERTH_ENOMEM. */
 int record_open_mail(struct buf *out, const struct seal_keys *keys,
-                     uint64_t target, uint8_t kind, const uint8_t *p,
-                     size_t len);
+                     const uint8_t *own, uint64_t target, uint8_t kind,
+                     const uint8_t *p, size_t len);
 
 /* Append a MAIL entry to out; 0 or BERTH_ENOMEM. The caller keeps m. */
 int record_encode_mail(struct buf *out, const struct record_mail *m);
@@ -441,6 +446,13 @@ int record_decode_token(const uint8_t *p, size_t len, struct record_token *t);
 /* The most bytes of a ship's stored secret: u32 index | a sealed key. */
 #define RECORD_SECRET_MAX (4 + SEAL_OVERHEAD + 32)
 
+/* The index of a stored secret whose seal holds the ship's own seed
+ * rather than a batch key (record_ship_batch_secret), under the batch-key
+ * key; and of one whose seal holds it under its parent's ship key (a child
+ * that cannot outlive its parent: only its parent's key opens it). */
+#define RECORD_SECRET_OWN UINT32_MAX
+#define RECORD_SECRET_PARENT (UINT32_MAX - 1)
+
 /* The most bytes of args and of env a SHIP_BATCH entry takes, each. */
 #define RECORD_LIST_MAX (1024 * 1024)
 
@@ -471,28 +483,52 @@ struct record_ship_batch {
     size_t env_len;
     uint32_t first;
     uint32_t count;
-    uint8_t key[32]; /* the batch key: given to the encoder; decoded only
-                        from an entry without RECORD_BATCH_SEALED */
+    uint8_t key[32]; /* the batch key: given to the encoder without seeds;
+                        decoded only from an entry without
+                        RECORD_BATCH_SEALED */
     const uint8_t *key_seal; /* decoded: the seal of the batch key */
     size_t key_seal_len;
+    /* Given to the encoder: count * 32 bytes, each ship's own seed, which
+     * makes the entry a SHIP_SEEDS one; NULL: one batch key. */
+    const uint8_t *seeds;
+    /* Given to the encoder with seeds for a child: its parent's own key,
+     * under which (with the parent's sid) its seed is sealed; NULL: under
+     * the batch-key key. Decoded: whether the seeds are sealed so. */
+    const uint8_t *parent_own;
+    bool in_parent;
+    /* Decoded from a SHIP_SEEDS entry: count seals of seed_seal_len bytes,
+     * each of one ship's seed; NULL for a SHIP_BATCH entry. */
+    const uint8_t *seed_seals;
+    size_t seed_seal_len;
     const uint8_t *public_keys; /* count * 32 bytes */
 };
 
 /* Append a SHIP_BATCH entry to out, its batch key sealed under keys (NULL:
  * unsealed) with nonce (SEAL_NONCE_SIZE random bytes); the caller keeps
- * every pointer. 0, BERTH_ENOMEM or BERTH_ETOOBIG (a string over its length
- * field, or args or env over RECORD_LIST_MAX). */
+ * every pointer. 0, BERTH_ENOMEM, BERTH_EINVAL (b->parent_own without a
+ * parent) or BERTH_ETOOBIG (a string over its length
+ * field, or args or env over RECORD_LIST_MAX).
+ *
+ * With b->seeds, the entry is a SHIP_SEEDS one: the same fields, then, in
+ * place of the batch key's seal, u8 under (0: the batch-key key; 1: the
+ * parent's ship key, b->parent_own) and count seals (each of one ship's
+ * 32-byte seed, under that key, with "berth ship seed" and the ship's
+ * public key as associated data, and a nonce derived from nonce and the
+ * ship's place), then the public keys. Every ship made since ships have
+ * keys of their own comes from one: its seed is its alone, so destroying
+ * its row shreds it (crypto/seal.h). */
 int record_encode_ship_batch(struct buf *out, const struct record_ship_batch *b,
                              const struct seal_keys *keys,
                              const uint8_t *nonce);
 
-/* Decode a SHIP_BATCH entry; 0 or BERTH_EMALFORMED, also when args or env
- * is not a string list. */
+/* Decode a SHIP_BATCH or SHIP_SEEDS entry; 0 or BERTH_EMALFORMED, also
+ * when args or env is not a string list. */
 int record_decode_ship_batch(const uint8_t *p, size_t len,
                              struct record_ship_batch *b);
 
 /* Write to out (RECORD_SECRET_MAX bytes) what the store keeps as the
- * secret of ship i (0-based) of batch b: u32 index | the batch key's seal,
+ * secret of ship i (0-based) of batch b: u32 RECORD_SECRET_OWN | the seal
+ * of its seed, from a SHIP_SEEDS entry; u32 index | the batch key's seal;
  * or, for an entry without RECORD_BATCH_SEALED, the 64-byte secret key.
  * Returns the number of bytes written. */
 size_t record_ship_batch_secret(const struct record_ship_batch *b, uint32_t i,
@@ -504,6 +540,32 @@ size_t record_ship_batch_secret(const struct record_ship_batch *b, uint32_t i,
  * does not make public_key's pair, or BERTH_EMALFORMED. */
 int record_ship_secret(const struct seal_keys *keys, const uint8_t *secret,
                        size_t len, const uint8_t *public_key, uint8_t *sk);
+
+/* Derive a ship's own key (crypto/seal.h, SEAL_OWN_KEY_SIZE bytes) into own
+ * from its stored secret (len bytes) and public_key, as record_ship_secret
+ * opens it. Returns 0; BERTH_ENOTFOUND for a ship made before ships had
+ * keys of their own (seal its data with own NULL); or BERTH_ECORRUPT or
+ * BERTH_EMALFORMED, as record_ship_secret. */
+int record_ship_own_key(const struct seal_keys *keys, const uint8_t *secret,
+                        size_t len, const uint8_t *public_key, uint8_t *own);
+
+/* Whether a stored secret is sealed under the ship's parent's key. */
+bool record_ship_secret_in_parent(const uint8_t *secret, size_t len);
+
+/* Open a ship's stored secret (len bytes) of public_key, whatever its
+ * kind: its signing key into sk (64 bytes; NULL: not wanted, which for a
+ * ship with a seed of its own saves making the key pair) and, for a ship
+ * with a seed of its own, its own key into own (SEAL_OWN_KEY_SIZE bytes),
+ * setting *has_own. A secret sealed under the parent's key needs parent,
+ * the parent's sid, and parent_own, its own key; other kinds ignore both.
+ * Returns 0; BERTH_EINVAL when the secret is sealed under the parent's key
+ * and parent_own is NULL; BERTH_ECORRUPT when it does not open or does not
+ * make public_key's pair; or BERTH_EMALFORMED. The caller keeps every
+ * pointer. */
+int record_ship_open(const struct seal_keys *keys, const uint8_t *secret,
+                     size_t len, const uint8_t *public_key, uint64_t parent,
+                     const uint8_t *parent_own, uint8_t *sk, uint8_t *own,
+                     bool *has_own);
 
 /* Derive the 32-byte key pair seed of ship `index` of a batch from the
  * batch's 32-byte key. */
@@ -544,17 +606,20 @@ int record_encode_ship_new(struct buf *out, const struct record_ship_new *s);
 int record_encode_ship_remove(struct buf *out, uint64_t sid);
 
 /* Append a SNAPSHOT_SEALED entry of s (s->sealed unread) to out, sealed
- * under keys (NULL: unsealed) with nonce (SEAL_NONCE_SIZE random bytes);
- * the caller keeps every pointer. 0 or BERTH_ENOMEM. */
+ * under keys (NULL: unsealed) and own (as for record_encode_event) with
+ * nonce (SEAL_NONCE_SIZE random bytes); the caller keeps every pointer. 0
+ * or BERTH_ENOMEM. */
 int record_encode_snapshot(struct buf *out, const struct record_snapshot *s,
-                           const struct seal_keys *keys, const uint8_t *nonce);
+                           const struct seal_keys *keys, const uint8_t *own,
+                           const uint8_t *nonce);
 
 /* Append to out the bytes of ship sid's snapshot at number, made by the
- * program of epoch, from its stored seal (len bytes at p). Returns 0,
+ * program of epoch, from its stored seal (len bytes at p), own being the
+ * ship's own key or NULL. Returns 0,
  * BERTH_ECORRUPT when it does not open, BERTH_EMALFORMED or BERTH_ENOMEM. */
 int record_open_snapshot(struct buf *out, const struct seal_keys *keys,
-                         uint64_t sid, uint64_t number, const uint8_t *epoch,
-                         const uint8_t *p, size_t len);
+                         const uint8_t *own, uint64_t sid, uint64_t number,
+                         const uint8_t *epoch, const uint8_t *p, size_t len);
 /* Start an EVENTS entry in an empty out; add records with
  * record_events_add, which keeps the count in the header up to date. */
 int record_events_begin(struct buf *out);

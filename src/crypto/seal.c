@@ -32,10 +32,17 @@ void seal_keys_wipe(struct seal_keys *k)
     sodium_memzero(k, sizeof *k);
 }
 
-/* Derive the key of use and subject from data key id; BERTH_ECORRUPT when
- * k does not have it. */
+void seal_own_key(const uint8_t *seed, uint8_t *own)
+{
+    /* A subkey, not the seed itself: the seed also makes the ship's
+     * signing key, and one secret should not serve two algorithms. */
+    crypto_kdf_derive_from_key(own, SEAL_OWN_KEY_SIZE, 1, "berthown", seed);
+}
+
+/* Derive the key of use and subject (and own, for a ship's) from data key
+ * id; BERTH_ECORRUPT when k does not have it. */
 static int seal__key(const struct seal_keys *k, uint32_t id, enum seal_use use,
-                     uint64_t subject, uint8_t *out)
+                     uint64_t subject, const uint8_t *own, uint8_t *out)
 {
     if (k == NULL || id == 0 || id > k->count) {
         return BERTH_ECORRUPT;
@@ -43,6 +50,16 @@ static int seal__key(const struct seal_keys *k, uint32_t id, enum seal_use use,
     const char *ctx = use == SEAL_USE_SHIP ? "berthshp" : "berthbat";
     crypto_kdf_derive_from_key(out, SEAL_KEY_SIZE, subject, ctx,
                                k->data[id - 1]);
+    if (use == SEAL_USE_SHIP && own != NULL) {
+        /* Both are needed: the data key (so the master key and rotation
+         * still govern every seal) and the ship's own key (so that
+         * destroying its row shreds the ship). */
+        uint8_t derived[SEAL_KEY_SIZE];
+        memcpy(derived, out, sizeof derived);
+        crypto_generichash(out, SEAL_KEY_SIZE, own, SEAL_OWN_KEY_SIZE, derived,
+                           sizeof derived);
+        sodium_memzero(derived, sizeof derived);
+    }
     return 0;
 }
 
@@ -58,8 +75,8 @@ int64_t seal_key_id(const uint8_t *p, size_t len)
 }
 
 int seal_put(struct buf *out, const struct seal_keys *k, enum seal_use use,
-             uint64_t subject, const uint8_t *nonce, const uint8_t *ad,
-             size_t ad_len, const uint8_t *plain, size_t len)
+             uint64_t subject, const uint8_t *own, const uint8_t *nonce,
+             const uint8_t *ad, size_t ad_len, const uint8_t *plain, size_t len)
 {
     uint32_t id = k != NULL ? k->current : 0;
     int rv = buf_reserve(out, seal_size(k, len));
@@ -73,7 +90,7 @@ int seal_put(struct buf *out, const struct seal_keys *k, enum seal_use use,
         return 0;
     }
     uint8_t key[SEAL_KEY_SIZE];
-    seal__key(k, id, use, subject, key);
+    seal__key(k, id, use, subject, own, key);
     buf_append(out, nonce, SEAL_NONCE_SIZE);
     uint8_t *c = out->data + out->len;
     unsigned long long clen;
@@ -85,8 +102,8 @@ int seal_put(struct buf *out, const struct seal_keys *k, enum seal_use use,
 }
 
 int seal_open(struct buf *out, const struct seal_keys *k, enum seal_use use,
-              uint64_t subject, const uint8_t *ad, size_t ad_len,
-              const uint8_t *p, size_t len)
+              uint64_t subject, const uint8_t *own, const uint8_t *ad,
+              size_t ad_len, const uint8_t *p, size_t len)
 {
     int64_t id = seal_key_id(p, len);
     if (id < 0) {
@@ -99,7 +116,7 @@ int seal_open(struct buf *out, const struct seal_keys *k, enum seal_use use,
         return BERTH_EMALFORMED;
     }
     uint8_t key[SEAL_KEY_SIZE];
-    int rv = seal__key(k, (uint32_t)id, use, subject, key);
+    int rv = seal__key(k, (uint32_t)id, use, subject, own, key);
     if (rv != 0) {
         return rv;
     }

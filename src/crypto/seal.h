@@ -20,11 +20,15 @@
  * and key_id names the data key a seal was made under, so a later data key
  * (key rotation) leaves every old seal readable. After a rotation the data
  * keys are random and kept wrapped under the master key in the store
- * (crypto/keywrap.h; seal_keys_set). A ship's key is derived
- * from a data key and the ship's sid (crypto_kdf, context "berthshp"); the
- * batch keys that ships' identities come from are sealed under a key of
- * their own (context "berthbat"). Derivation is one BLAKE2b, cheaper than
- * keeping keys per ship.
+ * (crypto/keywrap.h; seal_keys_set). A ship's key is derived from a data
+ * key and the ship's sid (crypto_kdf, context "berthshp"), then, for a ship
+ * with a key of its own, mixed with that key (keyed BLAKE2b): its own key
+ * comes from the random seed of its key pair, which only its store row
+ * keeps, so once the row is gone nothing on any disk opens the ship's
+ * records, whatever copies of them are left (crypto-shredding). The seeds,
+ * and the batch keys that older ships' identities come from, are sealed
+ * under a key of their own (context "berthbat"). Derivation is one or two
+ * BLAKE2b, cheaper than keeping a key per ship in memory.
  *
  * Pure: no I/O; entropy comes from the caller. */
 #ifndef BERTH_CRYPTO_SEAL_H
@@ -44,6 +48,8 @@
 #define SEAL_PLAIN_OVERHEAD 4
 /* The most data keys a host knows: one per key rotation, and the first. */
 #define SEAL_KEYS_MAX 64
+/* The bytes of a ship's own key (seal_own_key). */
+#define SEAL_OWN_KEY_SIZE 32
 
 /* What a key seals, which keeps keys for different uses apart. */
 enum seal_use {
@@ -73,21 +79,29 @@ int seal_keys_set(struct seal_keys *k, const uint8_t *data, uint32_t count,
 /* Wipe every key in k. */
 void seal_keys_wipe(struct seal_keys *k);
 
+/* Derive a ship's own key (SEAL_OWN_KEY_SIZE bytes) into own from the
+ * 32-byte seed of its key pair. The caller keeps both. */
+void seal_own_key(const uint8_t *seed, uint8_t *own);
+
 /* Append to out a seal of the len bytes at plain, for use and subject,
  * under k's current key with nonce (SEAL_NONCE_SIZE random bytes) and ad
- * (ad_len bytes) as associated data. k may be NULL: unsealed. Returns 0 or
- * BERTH_ENOMEM. The caller keeps every pointer. */
+ * (ad_len bytes) as associated data; for SEAL_USE_SHIP, own is the ship's
+ * own key (SEAL_OWN_KEY_SIZE bytes), or NULL for a ship made before ships
+ * had one. k may be NULL: unsealed. Returns 0 or BERTH_ENOMEM. The caller
+ * keeps every pointer. */
 int seal_put(struct buf *out, const struct seal_keys *k, enum seal_use use,
-             uint64_t subject, const uint8_t *nonce, const uint8_t *ad,
-             size_t ad_len, const uint8_t *plain, size_t len);
+             uint64_t subject, const uint8_t *own, const uint8_t *nonce,
+             const uint8_t *ad, size_t ad_len, const uint8_t *plain,
+             size_t len);
 
-/* Append to out the plaintext of the seal at p (len bytes). Returns 0,
- * BERTH_ECORRUPT when it does not open (altered, moved or made under a key
- * k does not have; k may be NULL, which opens only unsealed ones),
- * BERTH_EMALFORMED when too short, or BERTH_ENOMEM. */
+/* Append to out the plaintext of the seal at p (len bytes), own as for
+ * seal_put. Returns 0, BERTH_ECORRUPT when it does not open (altered,
+ * moved, or made under a key k or own does not have; k may be NULL, which
+ * opens only unsealed ones), BERTH_EMALFORMED when too short, or
+ * BERTH_ENOMEM. */
 int seal_open(struct buf *out, const struct seal_keys *k, enum seal_use use,
-              uint64_t subject, const uint8_t *ad, size_t ad_len,
-              const uint8_t *p, size_t len);
+              uint64_t subject, const uint8_t *own, const uint8_t *ad,
+              size_t ad_len, const uint8_t *p, size_t len);
 
 /* Return the size of a seal of len bytes under k (NULL: unsealed). */
 size_t seal_size(const struct seal_keys *k, size_t len);

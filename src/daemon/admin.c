@@ -223,9 +223,10 @@ static void admin__created(void *arg, int status, int result)
     admin__create_free(c);
 }
 
-/* Propose the next chunk of ships. Their key pairs are made here, from one
- * random batch key (record_ship_seed), so that the entry carries 32 bytes a
- * ship and every host derives the same secret keys. */
+/* Propose the next chunk of ships. Their key pairs are made here, each
+ * from a random seed of its own that the entry carries sealed, so that
+ * every host has the same secret keys and destroying a ship's row shreds
+ * its data (crypto/seal.h). */
 static void admin__create_next(struct admin__create *c)
 {
     struct host *h = c->host;
@@ -273,22 +274,27 @@ static void admin__create_next(struct admin__create *c)
         .count = n,
     };
     uint8_t *pks = mem_alloc((size_t)n * 32);
-    if (pks == NULL) {
+    uint8_t *seeds = mem_alloc((size_t)n * 32);
+    if (pks == NULL || seeds == NULL) {
+        mem_free(pks);
+        mem_free(seeds);
         host_reply_error(c->req, 503, "unavailable", "out of memory");
         admin__create_free(c);
         return;
     }
     /* A clash of 80-bit ids is all but impossible; should one happen, the
-     * whole chunk draws a new key. */
+     * whole chunk draws new seeds. */
+    randombytes_buf(seeds, (size_t)n * 32);
     for (int attempt = 0;; attempt++) {
         bool clash = false;
-        randombytes_buf(b.key, sizeof b.key);
         for (uint32_t i = 0; i < n && !clash; i++) {
-            uint8_t seed[32], sk[64];
-            record_ship_seed(b.key, b.first + i, seed);
-            crypto_sign_seed_keypair(pks + (size_t)i * 32, sk, seed);
+            uint8_t sk[64];
+            if (attempt > 0) {
+                randombytes_buf(seeds + (size_t)i * 32, 32);
+            }
+            crypto_sign_seed_keypair(pks + (size_t)i * 32, sk,
+                                     seeds + (size_t)i * 32);
             sodium_memzero(sk, sizeof sk);
-            sodium_memzero(seed, sizeof seed);
             registry_id_encode(pks + (size_t)i * 32, REGISTRY_KEY_SIZE,
                                c->ids[c->first + i]);
             clash =
@@ -299,12 +305,21 @@ static void admin__create_next(struct admin__create *c)
         }
     }
     b.public_keys = pks;
+    b.seeds = seeds;
+    /* A child that cannot outlive its parent keeps its key sealed under
+     * the parent's (store/shipkey.h). */
+    uint8_t parent_own[SEAL_OWN_KEY_SIZE];
+    if (c->parent != 0 && frame_lifetime_bound(c->lifetime)) {
+        b.parent_own = host_ship_own_key(h, c->parent, parent_own);
+    }
     uint8_t nonce[SEAL_NONCE_SIZE];
     randombytes_buf(nonce, sizeof nonce);
     struct buf e;
     buf_init(&e);
     int rv = record_encode_ship_batch(&e, &b, &h->keys, nonce);
-    sodium_memzero(b.key, sizeof b.key);
+    sodium_memzero(seeds, (size_t)n * 32);
+    sodium_memzero(parent_own, sizeof parent_own);
+    mem_free(seeds);
     mem_free(pks);
     if (rv == 0) {
         rv = host_propose_entry(h, &e, admin__created, c);

@@ -20,10 +20,22 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "lib/strlist.h"
+#include "store/shipkey.h"
 
 /* Retry mail that could not be delivered (a ship busy, its account
  * disabled) this much later. */
 #define CHILDREN__RETRY_MS 5000
+
+/* Open ship's signing key into sk (64 bytes); 0 or a code. */
+static int children__secret_key(struct host *h, const struct store_ship *ship,
+                                uint8_t *sk)
+{
+    uint8_t own[SEAL_OWN_KEY_SIZE];
+    bool has_own;
+    int rv = shipkey_open(h->store, &h->keys, ship, sk, own, &has_own);
+    sodium_memzero(own, sizeof own);
+    return rv;
+}
 
 /* Append to out the MAIL entry that gives ship target an event of kind
  * with the len bytes at p as its payload, sealed under the target's key. */
@@ -35,7 +47,11 @@ static int children__mail(struct host *h, uint64_t target, uint8_t kind,
     struct buf body, e;
     buf_init(&body);
     buf_init(&e);
-    int rv = record_seal_mail(&body, &h->keys, target, kind, nonce, p, len);
+    uint8_t own[SEAL_OWN_KEY_SIZE];
+    int rv =
+        record_seal_mail(&body, &h->keys, host_ship_own_key(h, target, own),
+                         target, kind, nonce, p, len);
+    sodium_memzero(own, sizeof own);
     if (rv == 0) {
         struct record_mail m = {
             .target = target, .kind = kind, .body = body.data, .len = body.len};
@@ -370,14 +386,13 @@ static int children__spawn(struct host *h, const struct store_ship *parent,
     };
     /* A clash of 80-bit ids is all but impossible; should one happen, a
      * new key is drawn. */
+    uint8_t seed[32];
     for (int attempt = 0; attempt < 4; attempt++) {
-        uint8_t seed[32], sk[64];
+        uint8_t sk[64];
         char id[REGISTRY_ID_LEN + 1];
-        randombytes_buf(b.key, sizeof b.key);
-        record_ship_seed(b.key, b.first, seed);
+        randombytes_buf(seed, sizeof seed);
         crypto_sign_seed_keypair(pk, sk, seed);
         sodium_memzero(sk, sizeof sk);
-        sodium_memzero(seed, sizeof seed);
         registry_id_encode(pk, REGISTRY_KEY_SIZE, id);
         if (registry_find(&h->reg, id) == REGISTRY_NONE) {
             break;
@@ -385,8 +400,16 @@ static int children__spawn(struct host *h, const struct store_ship *parent,
     }
     uint8_t nonce[SEAL_NONCE_SIZE];
     randombytes_buf(nonce, sizeof nonce);
+    b.seeds = seed;
+    /* A child that cannot outlive its parent keeps its key sealed under
+     * the parent's (store/shipkey.h). */
+    uint8_t parent_own[SEAL_OWN_KEY_SIZE];
+    if (frame_lifetime_bound(sp.lifetime)) {
+        b.parent_own = host_ship_own_key(h, parent->sid, parent_own);
+    }
     rv = record_encode_ship_batch(&e, &b, &h->keys, nonce);
-    sodium_memzero(b.key, sizeof b.key);
+    sodium_memzero(seed, sizeof seed);
+    sodium_memzero(parent_own, sizeof parent_own);
     if (rv == 0) {
         rv = record_effects_add(out, e.data, e.len);
     }
@@ -449,8 +472,7 @@ static int children__destroy(struct host *h, const struct store_ship *from,
     /* The proof: the ship's own signature, which every host checks
      * against the public key it holds. */
     uint8_t sk[64], msg[RECORD_DESTROY_MESSAGE_MAX];
-    rv = record_ship_secret(&h->keys, from->secret, from->secret_len,
-                            from->public_key, sk);
+    rv = children__secret_key(h, from, sk);
     if (rv == 0) {
         size_t n = record_destroy_message(target.id, msg);
         crypto_sign_detached(d.signature, NULL, msg, n, sk);
@@ -537,8 +559,7 @@ static int children__send(struct host *h, const struct store_ship *from,
     struct buf signed_bytes, body;
     buf_init(&signed_bytes);
     buf_init(&body);
-    rv = record_ship_secret(&h->keys, from->secret, from->secret_len,
-                            from->public_key, sk);
+    rv = children__secret_key(h, from, sk);
     if (rv == 0) {
         rv = frame_message_signed(&signed_bytes, &m, target.id,
                                   strlen(target.id));
@@ -746,7 +767,10 @@ static void children__pump(struct host *h, uint64_t sid)
     }
     struct buf payload;
     buf_init(&payload);
-    rv = record_open_mail(&payload, &h->keys, sid, m.kind, m.body, m.len);
+    uint8_t own[SEAL_OWN_KEY_SIZE];
+    rv = record_open_mail(&payload, &h->keys, host_ship_own_key(h, sid, own),
+                          sid, m.kind, m.body, m.len);
+    sodium_memzero(own, sizeof own);
     mem_free(m.body); /* seq and kind are still wanted */
     m.body = NULL;
     const char *why = NULL;
@@ -885,9 +909,12 @@ static void children__lease_due(struct host *h, const struct store_timed *st,
         randombytes_buf(nonce, sizeof nonce);
         struct buf body;
         buf_init(&body);
-        rv = record_seal_mail(&body, &h->keys, st->parent, FRAME_EVENT_LEASE,
-                              nonce, (const uint8_t *)child.id,
-                              strlen(child.id));
+        uint8_t own[SEAL_OWN_KEY_SIZE];
+        rv = record_seal_mail(&body, &h->keys,
+                              host_ship_own_key(h, st->parent, own), st->parent,
+                              FRAME_EVENT_LEASE, nonce,
+                              (const uint8_t *)child.id, strlen(child.id));
+        sodium_memzero(own, sizeof own);
         struct record_mail m = {.target = st->parent,
                                 .kind = FRAME_EVENT_LEASE,
                                 .body = body.data,

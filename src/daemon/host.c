@@ -154,7 +154,8 @@ static int host__apply_registry(struct host *h, uint64_t index,
          * when it comes to lead. */
         h->alarms_stale = true;
     }
-    if (type == RECORD_ENTRY_SHIP_BATCH || type == RECORD_ENTRY_SHIP_NEW) {
+    if (type == RECORD_ENTRY_SHIP_BATCH || type == RECORD_ENTRY_SHIP_SEEDS ||
+        type == RECORD_ENTRY_SHIP_NEW) {
         return host_registry_sync(h);
     }
     if (h->registry_stale) {

@@ -508,6 +508,13 @@ void host_ship_mark_corrupt(struct host *h, uint32_t slot, const char *detail);
  * BERTH_ENOMEM. */
 int host_ship_epoch(struct host *h, uint32_t slot, uint8_t *epoch);
 
+/* Return the own key of ship sid (crypto/seal.h) as the seals of its data
+ * want it: written to own (SEAL_OWN_KEY_SIZE bytes, the caller's) and
+ * returned, or NULL for a ship made before ships had keys of their own, a
+ * ship that is gone, or one whose key does not open (its seals then do not
+ * open either, which is where the damage shows). */
+const uint8_t *host_ship_own_key(struct host *h, uint64_t sid, uint8_t *own);
+
 /* Return one ship's fsck result as the admin API's JSON (the caller owns
  * it), as POST /v1/fsck answers it. */
 json_t *host_fsck_json(const struct fsck_result *r);

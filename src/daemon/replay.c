@@ -10,6 +10,7 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "proc/proc.h"
+#include "store/shipkey.h"
 
 struct replay {
     struct host *h;
@@ -25,7 +26,9 @@ struct replay {
     struct buf frames; /* the events and SNAP_REQ, sent after READY */
     struct buf want;   /* the stored snapshot's bytes */
     uint64_t want_number;
-    uint64_t events; /* events in frames */
+    uint64_t events;    /* events in frames */
+    const uint8_t *own; /* own_key, or NULL: the ship has none */
+    uint8_t own_key[SEAL_OWN_KEY_SIZE];
 };
 
 const char *replay_verdict_name(enum replay_verdict verdict)
@@ -190,7 +193,8 @@ static int replay__event(uint64_t number, const void *rec, size_t len,
         return 1; /* past the snapshot: done */
     }
     struct record_event ev;
-    int rv = record_open_event(rec, len, &w->r->h->keys, &w->plain, &ev);
+    int rv =
+        record_open_event(rec, len, &w->r->h->keys, w->r->own, &w->plain, &ev);
     if (rv != 0) {
         return rv;
     }
@@ -224,14 +228,21 @@ static int replay__begin(struct replay *r)
     buf_init(&data);
     buf_init(&boot_state);
     buf_init(&boot);
+    bool has_own = false;
+    if (shipkey_open(h->store, &h->keys, &ship, NULL, r->own_key, &has_own) ==
+            0 &&
+        has_own) {
+        r->own = r->own_key;
+    }
     if (ship.snapshot_event == 0) {
         replay__decide(r, REPLAY_SKIPPED, "it has no snapshot to compare with");
         goto out;
     }
     rv = store_snapshot_get(h->store, ship.sid, &latest, &data);
     if (rv == 0 && latest.sealed) {
-        rv = record_open_snapshot(&r->want, &h->keys, ship.sid, latest.number,
-                                  latest.epoch, data.data, data.len);
+        rv = record_open_snapshot(&r->want, &h->keys, r->own, ship.sid,
+                                  latest.number, latest.epoch, data.data,
+                                  data.len);
     } else if (rv == 0) {
         rv = buf_append(&r->want, data.data, data.len);
     }
@@ -260,7 +271,7 @@ static int replay__begin(struct replay *r)
             goto out;
         }
         if (rv == 0 && prior.sealed) {
-            rv = record_open_snapshot(&boot_state, &h->keys, ship.sid,
+            rv = record_open_snapshot(&boot_state, &h->keys, r->own, ship.sid,
                                       prior.number, prior.epoch, data.data,
                                       data.len);
         } else if (rv == 0) {

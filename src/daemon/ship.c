@@ -23,6 +23,7 @@
 #include "lib/mem.h"
 #include "lib/strlist.h"
 #include "proc/proc.h"
+#include "store/shipkey.h"
 
 /* While the buffer budget is over, plans are made again this often even
  * if nothing reports a change. */
@@ -485,6 +486,18 @@ int host_ship_epoch(struct host *h, uint32_t slot, uint8_t *epoch)
                               epoch);
 }
 
+const uint8_t *host_ship_own_key(struct host *h, uint64_t sid, uint8_t *own)
+{
+    struct store_ship rec;
+    if (store_ship_get_sid(h->store, sid, &rec) != 0) {
+        return NULL;
+    }
+    bool has_own;
+    int rv = shipkey_open(h->store, &h->keys, &rec, NULL, own, &has_own);
+    store_ship_clear(&rec);
+    return rv == 0 && has_own ? own : NULL;
+}
+
 static int ship__env_load(void *data, struct fleet_ship *c,
                           struct fleet_load *out, char *errmsg)
 {
@@ -510,6 +523,11 @@ static int ship__env_load(void *data, struct fleet_ship *c,
         err_printf(errmsg, "its account has %llu ships awake, its limit",
                    (unsigned long long)out->refusal.used);
         rv = BERTH_ELIMIT;
+        goto err_after_rec;
+    }
+    rv = shipkey_open(h->store, &h->keys, &rec, NULL, out->own_key, &out->own);
+    if (rv != 0) {
+        err_printf(errmsg, "%s", store_errmsg(h->store));
         goto err_after_rec;
     }
     s->account = rec.account;

@@ -751,3 +751,10 @@ int frame_decode_receipt(const uint8_t *p, size_t len, struct frame_receipt *r)
     r->body = cursor_bytes(&c, r->body_len);
     return 0;
 }
+
+bool frame_lifetime_bound(uint8_t lifetime)
+{
+    return lifetime == FRAME_LIFETIME_LINKED ||
+           lifetime == FRAME_LIFETIME_EPHEMERAL ||
+           lifetime == FRAME_LIFETIME_LEASED;
+}

@@ -143,6 +143,10 @@ enum frame_lifetime {
 /* The least lifetime_ms of a lifetime that takes a time. */
 #define FRAME_LIFETIME_MIN_MS 1000
 
+/* Whether a child of lifetime is destroyed with its parent (linked,
+ * ephemeral, leased); a root or resetting child stays, without one. */
+bool frame_lifetime_bound(uint8_t lifetime);
+
 /* The options of a SPAWN effect. */
 enum frame_spawn_option {
     FRAME_SPAWN_ARG = 1,     /* one argument of the child's program */

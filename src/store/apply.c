@@ -460,8 +460,8 @@ static int apply__tell_parent(struct store *s, uint64_t parent, uint8_t what,
     buf_init(&b);
     buf_init(&sealed);
     if (frame_encode_child(&b, &c) != 0 ||
-        record_seal_mail(&sealed, NULL, parent, FRAME_EVENT_CHILD, NULL, b.data,
-                         b.len) != 0) {
+        record_seal_mail(&sealed, NULL, NULL, parent, FRAME_EVENT_CHILD, NULL,
+                         b.data, b.len) != 0) {
         buf_free(&b);
         buf_free(&sealed);
         return store_set_error(s, BERTH_ENOMEM,
@@ -500,9 +500,7 @@ static int apply__destroy(struct store *s, uint64_t sid, const char *who,
         size_t nk;
         rv = store_ship_children(s, list[i], &kids, &nk);
         for (size_t k = 0; k < nk && rv == 0; k++) {
-            if (kids[k].lifetime != FRAME_LIFETIME_LINKED &&
-                kids[k].lifetime != FRAME_LIFETIME_EPHEMERAL &&
-                kids[k].lifetime != FRAME_LIFETIME_LEASED) {
+            if (!frame_lifetime_bound(kids[k].lifetime)) {
                 continue; /* a root child stays, without a parent */
             }
             if (n == cap) {
@@ -713,6 +711,7 @@ static int apply__effects(struct store *s, const uint8_t *p, size_t len,
         }
         switch (type) {
         case RECORD_ENTRY_SHIP_BATCH:
+        case RECORD_ENTRY_SHIP_SEEDS:
             rv = apply__spawn(s, fx.sid, e, n, hook);
             break;
         case RECORD_ENTRY_SHIP_DESTROY:
@@ -945,6 +944,7 @@ int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
         rv = apply__ship_remove(s, entry, len, hook);
         break;
     case RECORD_ENTRY_SHIP_BATCH:
+    case RECORD_ENTRY_SHIP_SEEDS:
         rv = apply__ship_batch(s, entry, len, hook, result);
         break;
     case RECORD_ENTRY_TOKEN:

@@ -7,10 +7,12 @@
 
 #include "core/record.h"
 #include "lib/buf.h"
+#include "store/shipkey.h"
 
 /* What a walk of a ship's events needs to open them. */
 struct fsck__walk {
     const struct seal_keys *keys;
+    const uint8_t *own; /* the ship's own key, or NULL */
     struct buf plain;
     uint64_t count;
     uint64_t unopened; /* the first event whose seal did not open */
@@ -36,7 +38,7 @@ static int fsck__event(uint64_t number, const void *rec, size_t len, void *arg)
 {
     struct fsck__walk *w = arg;
     struct record_event ev;
-    int rv = record_open_event(rec, len, w->keys, &w->plain, &ev);
+    int rv = record_open_event(rec, len, w->keys, w->own, &w->plain, &ev);
     if (rv == BERTH_ENOMEM) {
         return rv;
     }
@@ -61,8 +63,8 @@ static int fsck__event(uint64_t number, const void *rec, size_t len, void *arg)
  * its checksum, and its seal. A problem goes to out; returns 0 or a code
  * for a failure to read. */
 static int fsck__snapshot(struct store *s, const struct seal_keys *keys,
-                          uint64_t sid, bool prior, struct store_snapshot *meta,
-                          struct fsck_result *out)
+                          const uint8_t *own, uint64_t sid, bool prior,
+                          struct store_snapshot *meta, struct fsck_result *out)
 {
     struct buf data, plain;
     buf_init(&data);
@@ -77,7 +79,7 @@ static int fsck__snapshot(struct store *s, const struct seal_keys *keys,
                           : store_errmsg(s));
         rv = 0;
     } else if (rv == 0 && meta->sealed &&
-               (rv = record_open_snapshot(&plain, keys, sid, meta->number,
+               (rv = record_open_snapshot(&plain, keys, own, sid, meta->number,
                                           meta->epoch, data.data, data.len)) !=
                    0 &&
                rv != BERTH_ENOMEM) {
@@ -118,9 +120,14 @@ int fsck_ship(struct store *s, const struct seal_keys *keys, uint64_t sid,
 
     /* Its secret key. */
     uint8_t sk[64];
-    rv = record_ship_secret(keys, ship.secret, ship.secret_len, ship.public_key,
-                            sk);
+    uint8_t own_key[SEAL_OWN_KEY_SIZE];
+    const uint8_t *own = NULL;
+    bool has_own = false;
+    rv = shipkey_open(s, keys, &ship, sk, own_key, &has_own);
     sodium_memzero(sk, sizeof sk);
+    if (rv == 0 && has_own) {
+        own = own_key;
+    }
     if (rv == BERTH_ENOMEM) {
         goto out;
     }
@@ -140,14 +147,14 @@ int fsck_ship(struct store *s, const struct seal_keys *keys, uint64_t sid,
     const uint8_t *chain = zeros;
     uint64_t from = ship.first_event > 0 ? ship.first_event : 1;
     if (ship.snapshot_event > 0) {
-        rv = fsck__snapshot(s, keys, sid, false, &latest, out);
+        rv = fsck__snapshot(s, keys, own, sid, false, &latest, out);
         if (rv != 0 || !out->ok) {
             goto out;
         }
         if (from == ship.snapshot_event + 1) {
             chain = latest.chain; /* nothing kept before it */
         } else if (from > 1) {
-            rv = fsck__snapshot(s, keys, sid, true, &prior, out);
+            rv = fsck__snapshot(s, keys, own, sid, true, &prior, out);
             if (rv != 0 || !out->ok) {
                 goto out;
             }
@@ -164,6 +171,7 @@ int fsck_ship(struct store *s, const struct seal_keys *keys, uint64_t sid,
     }
     struct fsck__walk w = {
         .keys = keys,
+        .own = own,
         .link_at = from <= ship.snapshot_event ? ship.snapshot_event : 0};
     if (w.link_at > 0) {
         memcpy(w.link, latest.chain, sizeof w.link);
@@ -193,6 +201,7 @@ int fsck_ship(struct store *s, const struct seal_keys *keys, uint64_t sid,
         rv = 0;
     }
 out:
+    sodium_memzero(own_key, sizeof own_key);
     store_ship_clear(&ship);
     return rv;
 }

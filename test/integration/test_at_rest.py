@@ -6,7 +6,9 @@ SIGKILL and started again. The ships' secret keys are recovered here, with
 an implementation apart from berth's (PyNaCl and hashlib), from the master
 key and the store's sealed rows: so the test knows what to look for, and
 checks the key hierarchy of docs/security.md. A host started --unsealed
-holds the same values readable, which shows the search can find them."""
+holds the same values readable, which shows the search can find them.
+A destroyed ship's seed, without which its records do not open, is found
+on no disk once the log is compacted (crypto-shredding)."""
 import hashlib
 import os
 import secrets
@@ -15,8 +17,11 @@ import sqlite3
 import struct
 import tempfile
 import threading
+import time
 
+import pytest
 from nacl import bindings
+from nacl.exceptions import CryptoError
 
 from conftest import KV
 
@@ -54,23 +59,49 @@ def store_rows(data, query):
             db.close()
 
 
+OWN = 0xFFFFFFFF  # a stored secret that holds the ship's own seed
+
+
+def open_seed(m, pk, secret):
+    """A ship's 32-byte seed from its stored secret: its own seed, sealed
+    with its public key as associated data, or one derived from a batch
+    key (ships made before ships had seeds of their own)."""
+    batch_key = kdf(kdf(m, 1, b"berthdat"), 0, b"berthbat")
+    index, key_id = struct.unpack("<II", secret[:8])
+    assert key_id == 1, "sealed under data key 1"
+    nonce, sealed = secret[8:32], secret[32:]
+    if index == OWN:
+        return bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            sealed, b"berth ship seed\0" + pk, nonce, batch_key)
+    key = bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
+        sealed, b"berth batch key\0", nonce, batch_key)
+    return kdf(key, index, b"berthshp")
+
+
 def ship_secret_keys(data):
     """Every ship's 64-byte secret key, opened from the store's rows."""
     m = master_key(data)
-    batch_key = kdf(kdf(m, 1, b"berthdat"), 0, b"berthbat")
     rows = store_rows(data, "SELECT name, public_key, secret_key FROM ships")
     keys = {}
     for name, pk, secret in rows:
-        index, key_id = struct.unpack("<II", secret[:8])
-        assert key_id == 1, "sealed under data key 1"
-        nonce, sealed = secret[8:32], secret[32:]
-        key = bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
-            sealed, b"berth batch key\0", nonce, batch_key)
-        seed = kdf(key, index, b"berthshp")
+        seed = open_seed(m, pk, secret)
         pk2, sk = bindings.crypto_sign_seed_keypair(seed)
         assert pk2 == pk, "the opened seed makes the ship's public key"
         keys[name] = sk
     return keys
+
+
+def open_record(m, sid, own, rec):
+    """The plaintext of an event record (version 3: a 58-byte readable head,
+    then the seal), under ship sid's key: from the data key alone when own
+    is None, else mixed with the ship's own key (crypto/seal.h)."""
+    head, seal = rec[:58], rec[58:]
+    assert struct.unpack("<I", seal[:4])[0] == 1, "sealed under data key 1"
+    key = kdf(kdf(m, 1, b"berthdat"), sid, b"berthshp")
+    if own is not None:
+        key = hashlib.blake2b(own, digest_size=32, key=key).digest()
+    return bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
+        seal[28:], head, seal[4:28], key)
 
 
 def write_values(c, tag):
@@ -176,3 +207,52 @@ def test_an_unsealed_host_is_readable_at_rest(host_factory):
     assert len(hits) == 2, hits
     h.start()
     assert h.http("GET", "/s/u/k/key2")[2] == value + b"2"
+
+
+def test_destroying_a_ship_shreds_it(host_factory):
+    """A ship's records are sealed under a key that needs its own seed, which
+    only its store row (and the entry that made it) holds: once the ship is
+    destroyed and the log compacted, the seed is on no disk, so a copy of
+    its records taken before, anywhere, no longer opens."""
+    h = host_factory().start()
+    h.new_ship(KV, "gone")
+    h.new_ship(KV, "stays")
+    value = b"zv-shred-%s" % secrets.token_hex(12).encode()
+    for name in ("gone", "stays"):
+        for j in range(3):
+            assert h.http("PUT", "/s/%s/k/k%d" % (name, j), value)[0] in (200, 201)
+        h.cli("ship", "sleep", name)
+        assert h.http("PUT", "/s/%s/k/last" % name, value)[0] in (200, 201)
+    m = master_key(h.data)
+    rows = {name: (sid, pk, secret) for sid, name, pk, secret in store_rows(
+        h.data, "SELECT sid, name, public_key, secret_key FROM ships")}
+    sid, pk, secret = rows["gone"]
+    assert struct.unpack("<I", secret[:4])[0] == OWN, "a seed of its own"
+    assert secret != rows["stays"][2]
+    seed = open_seed(m, pk, secret)
+    own = kdf(seed, 1, b"berthown")
+    copies = [r for (r,) in store_rows(
+        h.data, "SELECT rec FROM events WHERE sid = %d" % sid)]
+    assert copies, "its events are in the store"
+    # With the seed, a copy opens; with the master key alone it does not:
+    # the data key no longer suffices.
+    assert value in open_record(m, sid, own, copies[-1])
+    with pytest.raises(CryptoError):
+        open_record(m, sid, None, copies[-1])
+    sealed_seed = secret[4:]
+
+    h.cli("ship", "rm", "gone")
+    # The removal compacts the store and asks raft for a snapshot that
+    # drops the segments holding the entry that made the ship.
+    deadline = time.time() + 20
+    while True:
+        hits = found_in([h.data], [sealed_seed])
+        if not hits or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    assert hits == {}, "the ship's sealed seed is still on disk: %r %r" % (
+        hits, sorted(os.listdir(os.path.join(h.data, "raft"))))
+    # The other ship lives on, and the host opens its records after a restart.
+    h.kill9()
+    h.start()
+    assert h.http("GET", "/s/stays/k/last")[2] == value

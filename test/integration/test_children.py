@@ -2,6 +2,7 @@
 proof, IDLE, on real hosts (docs/protocol.md, "Children")."""
 import json
 import os
+import struct
 
 from conftest import KV, ROOT, store_query, wait_for
 
@@ -52,7 +53,15 @@ def test_child_survives_restart_and_destroy_with_parent(host):
     _, eph = spawn(host, "pa", "ephemeral")
     _, root = spawn(host, "pa", "root")
     _, grand = spawn(host, linked, "linked")
-    restart(host)
+    host.stop()
+    # A child that cannot outlive its parent keeps its key's seed sealed
+    # under its parent's key (RECORD_SECRET_PARENT); the others under the
+    # host's (RECORD_SECRET_OWN): a seed of its own either way.
+    kinds = {i: struct.unpack("<I", s[:4])[0] for i, s in store_query(
+        host.data, "SELECT id, secret_key FROM ships")}
+    assert kinds[linked] == kinds[eph] == kinds[grand] == 0xFFFFFFFE, kinds
+    assert kinds[root] == 0xFFFFFFFF, kinds
+    host.start()
     for kid in (linked, eph, root, grand):
         assert host.http("PUT", "/s/%s/k/y" % kid, b"2")[0] in (200, 201)
     # The parent destroys itself: its linked and ephemeral descendants go

@@ -26,7 +26,7 @@ static inline void fx_events_entry(struct buf *e, uint64_t sid, uint64_t from,
         memcpy(ev.prev_hash, head, RECORD_HASH_SIZE);
         struct buf r;
         buf_init(&r);
-        assert_int_equal(record_encode_event(&r, &ev, keys, nonce), 0);
+        assert_int_equal(record_encode_event(&r, &ev, keys, NULL, nonce), 0);
         record_hash(r.data, r.len, head);
         assert_int_equal(record_events_add(e, r.data, r.len), 0);
         buf_free(&r);

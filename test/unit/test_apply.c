@@ -105,7 +105,7 @@ static void add_events(struct buf *e, uint64_t sid, uint64_t from, uint64_t to,
         memcpy(ev.prev_hash, head, RECORD_HASH_SIZE);
         struct buf r;
         buf_init(&r);
-        assert_int_equal(record_encode_event(&r, &ev, NULL, NULL), 0);
+        assert_int_equal(record_encode_event(&r, &ev, NULL, NULL, NULL), 0);
         record_hash(r.data, r.len, head);
         assert_int_equal(record_events_add(e, r.data, r.len), 0);
         buf_free(&r);
@@ -275,7 +275,7 @@ static void test_snapshot_truncates_and_replay_is_noop(void **state)
         .sid = a, .number = 6, .data = (const uint8_t *)"state", .len = 5};
     struct buf e;
     buf_init(&e);
-    assert_int_equal(record_encode_snapshot(&e, &rs, NULL, NULL), 0);
+    assert_int_equal(record_encode_snapshot(&e, &rs, NULL, NULL, NULL), 0);
     apply(s, &e, 0, 0);
     /* The first snapshot truncates nothing: the events before it go with
      * the next one, which keeps this one as its prior. */
@@ -283,7 +283,7 @@ static void test_snapshot_truncates_and_replay_is_noop(void **state)
     struct buf e2;
     buf_init(&e2);
     rs.number = 8;
-    assert_int_equal(record_encode_snapshot(&e2, &rs, NULL, NULL), 0);
+    assert_int_equal(record_encode_snapshot(&e2, &rs, NULL, NULL, NULL), 0);
     apply(s, &e2, 0, 0);
     assert_int_equal(count_events(s, a), 4);
     /* The log replays events 1..10 and both snapshots after a restart:
@@ -322,7 +322,7 @@ static void test_snapshot_truncates_and_replay_is_noop(void **state)
     struct damage d = {0};
     rs.number = 11;
     buf_init(&e);
-    assert_int_equal(record_encode_snapshot(&e, &rs, NULL, NULL), 0);
+    assert_int_equal(record_encode_snapshot(&e, &rs, NULL, NULL, NULL), 0);
     apply_hooked(s, &e, 0, 0, &d);
     assert_int_equal(d.n, 1);
     assert_int_equal(d.number, 11);
@@ -380,7 +380,7 @@ static void test_usage_recorded_as_entries_apply(void **state)
         .sid = a, .number = 5, .data = big, .len = sizeof big};
     struct buf e;
     buf_init(&e);
-    assert_int_equal(record_encode_snapshot(&e, &rs, NULL, NULL), 0);
+    assert_int_equal(record_encode_snapshot(&e, &rs, NULL, NULL, NULL), 0);
     apply(s, &e, 0, 0);
     uint64_t with_big = storage_checked(s, a);
     assert_true(with_big > ten + sizeof big);
@@ -389,13 +389,13 @@ static void test_usage_recorded_as_entries_apply(void **state)
     rs.data = (const uint8_t *)"s";
     rs.len = 1;
     buf_init(&e);
-    assert_int_equal(record_encode_snapshot(&e, &rs, NULL, NULL), 0);
+    assert_int_equal(record_encode_snapshot(&e, &rs, NULL, NULL, NULL), 0);
     apply(s, &e, 0, 0);
     buf_free(&e);
     assert_true(storage_checked(s, a) < with_big);
     rs.number = 12;
     buf_init(&e);
-    assert_int_equal(record_encode_snapshot(&e, &rs, NULL, NULL), 0);
+    assert_int_equal(record_encode_snapshot(&e, &rs, NULL, NULL, NULL), 0);
     apply(s, &e, 0, 0);
     buf_free(&e);
     uint64_t small = storage_checked(s, a);
@@ -720,7 +720,7 @@ static void test_events_carry_the_alarm(void **state)
         memcpy(ev.prev_hash, head, RECORD_HASH_SIZE);
         struct buf r;
         buf_init(&r);
-        assert_int_equal(record_encode_event(&r, &ev, NULL, NULL), 0);
+        assert_int_equal(record_encode_event(&r, &ev, NULL, NULL, NULL), 0);
         record_hash(r.data, r.len, head);
         assert_int_equal(record_events_add(&e, r.data, r.len), 0);
         buf_free(&r);
@@ -1254,7 +1254,8 @@ static unsigned take_child_mail(struct store *s, uint64_t sid, uint8_t what,
         buf_init(&plain);
         assert_int_equal(m.kind, FRAME_EVENT_CHILD);
         assert_int_equal(
-            record_open_mail(&plain, NULL, sid, m.kind, m.body, m.len), 0);
+            record_open_mail(&plain, NULL, NULL, sid, m.kind, m.body, m.len),
+            0);
         struct frame_child c;
         assert_int_equal(frame_decode_child(plain.data, plain.len, &c), 0);
         assert_int_equal(c.what, what);
@@ -1405,8 +1406,9 @@ static void test_mail_taken_once(void **state)
     struct buf entries, e, body;
     buf_init(&entries);
     buf_init(&body);
-    assert_int_equal(record_seal_mail(&body, NULL, b.sid, FRAME_EVENT_MESSAGE,
-                                      NULL, (const uint8_t *)"hi", 2),
+    assert_int_equal(record_seal_mail(&body, NULL, NULL, b.sid,
+                                      FRAME_EVENT_MESSAGE, NULL,
+                                      (const uint8_t *)"hi", 2),
                      0);
     for (int i = 0; i < 2; i++) {
         struct record_mail m = {.target = b.sid,
@@ -1431,7 +1433,8 @@ static void test_mail_taken_once(void **state)
     struct buf plain;
     buf_init(&plain);
     assert_int_equal(
-        record_open_mail(&plain, NULL, b.sid, m1.kind, m1.body, m1.len), 0);
+        record_open_mail(&plain, NULL, NULL, b.sid, m1.kind, m1.body, m1.len),
+        0);
     assert_memory_equal(plain.data, "hi", 2);
     buf_free(&plain);
     /* b's event takes the first. */

@@ -700,7 +700,8 @@ static bool cl_build(struct cl *c, struct store *st, struct buf *e,
                 cl_fill(c, ev.entropy, sizeof ev.entropy);
                 memcpy(ev.prev_hash, h->hash, RECORD_HASH_SIZE);
                 buf_init(&rec);
-                assert_int_equal(record_encode_event(&rec, &ev, NULL, NULL), 0);
+                assert_int_equal(
+                    record_encode_event(&rec, &ev, NULL, NULL, NULL), 0);
                 assert_int_equal(record_events_add(e, rec.data, rec.len), 0);
                 h->last = ev.number;
                 record_hash(rec.data, rec.len, h->hash);
@@ -722,7 +723,7 @@ static bool cl_build(struct cl *c, struct store *st, struct buf *e,
             .sid = sid, .number = h->last, .data = data, .len = sizeof data};
         cl_fill(c, data, sizeof data);
         cl_fill(c, r.epoch, sizeof r.epoch);
-        assert_int_equal(record_encode_snapshot(e, &r, NULL, NULL), 0);
+        assert_int_equal(record_encode_snapshot(e, &r, NULL, NULL, NULL), 0);
         p->type = RECORD_ENTRY_SNAPSHOT;
         p->sid = sid;
         return true;

@@ -185,7 +185,7 @@ static int t_load(void *data, struct fleet_ship *c, struct fleet_load *out,
         struct record_snapshot d;
         struct buf e;
         buf_init(&e);
-        int rv = record_encode_snapshot(&e, &rs, &t_keys, nonce);
+        int rv = record_encode_snapshot(&e, &rs, &t_keys, NULL, nonce);
         if (rv == 0) {
             record_decode_snapshot(e.data, e.len, &d);
             rv = buf_append(&out->snapshot, d.data, d.len);
@@ -838,7 +838,7 @@ static void store_apply(struct tproposal *p)
             buf_init(&v);
             assert_true(rs.sealed);
             assert_int_equal(seal_key_id(rs.data, rs.len), 1);
-            assert_int_equal(record_open_snapshot(&v, &t_keys, rs.sid,
+            assert_int_equal(record_open_snapshot(&v, &t_keys, NULL, rs.sid,
                                                   rs.number, rs.epoch, rs.data,
                                                   rs.len),
                              0);

@@ -72,7 +72,8 @@ static int setup(void **state)
     struct record_snapshot snap = {
         .sid = x->sid, .number = 4, .data = (const uint8_t *)"state", .len = 5};
     buf_init(&e);
-    assert_int_equal(record_encode_snapshot(&e, &snap, &x->keys, nonce), 0);
+    assert_int_equal(record_encode_snapshot(&e, &snap, &x->keys, NULL, nonce),
+                     0);
     apply(x, &e);
     events(x, 5, 6);
     assert_int_equal(store_flush(x->s), 0);
@@ -176,7 +177,8 @@ static void test_prior_snapshot(void **state)
         .sid = x->sid, .number = 6, .data = (const uint8_t *)"later", .len = 5};
     struct buf e;
     buf_init(&e);
-    assert_int_equal(record_encode_snapshot(&e, &snap, &x->keys, nonce), 0);
+    assert_int_equal(record_encode_snapshot(&e, &snap, &x->keys, NULL, nonce),
+                     0);
     apply(x, &e);
     events(x, 7, 7);
     struct fsck_result r;

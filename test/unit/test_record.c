@@ -74,7 +74,7 @@ static void test_event_round_trip(void **state)
     in.payload_len = 5;
     struct buf b;
     buf_init(&b);
-    assert_int_equal(record_encode_event(&b, &in, NULL, NULL), 0);
+    assert_int_equal(record_encode_event(&b, &in, NULL, NULL, NULL), 0);
     struct record_event out;
     assert_int_equal(record_decode_event(b.data, b.len, &out), 0);
     assert_int_equal(out.sid, 7);
@@ -119,7 +119,7 @@ static void test_event_sealed(void **state)
     struct buf b, plain;
     buf_init(&b);
     buf_init(&plain);
-    assert_int_equal(record_encode_event(&b, &in, &keys, nonce), 0);
+    assert_int_equal(record_encode_event(&b, &in, &keys, NULL, nonce), 0);
     assert_int_equal(b.len, RECORD_HEADER_SIZE + sizeof value);
     assert_null(memmem(b.data, b.len, value, 8));
     assert_null(memmem(b.data, b.len, in.entropy, 8));
@@ -134,7 +134,8 @@ static void test_event_sealed(void **state)
     assert_memory_equal(out.prev_hash, in.prev_hash, sizeof in.prev_hash);
     assert_null(out.payload);
 
-    assert_int_equal(record_open_event(b.data, b.len, &keys, &plain, &out), 0);
+    assert_int_equal(
+        record_open_event(b.data, b.len, &keys, NULL, &plain, &out), 0);
     assert_false(out.sealed);
     assert_int_equal(out.time_ns, 123);
     assert_memory_equal(out.entropy, in.entropy, sizeof in.entropy);
@@ -142,21 +143,22 @@ static void test_event_sealed(void **state)
     assert_memory_equal(out.payload, value, sizeof value);
 
     /* Another master key, or none, does not open it. */
-    assert_int_equal(record_open_event(b.data, b.len, &other, &plain, &out),
-                     BERTH_ECORRUPT);
-    assert_int_equal(record_open_event(b.data, b.len, NULL, &plain, &out),
+    assert_int_equal(
+        record_open_event(b.data, b.len, &other, NULL, &plain, &out),
+        BERTH_ECORRUPT);
+    assert_int_equal(record_open_event(b.data, b.len, NULL, NULL, &plain, &out),
                      BERTH_ECORRUPT);
     /* Any changed byte, in the readable head (another ship, number, kind,
      * link or alarm) or in the seal, makes it fail to decode or open. */
     for (size_t i = 0; i < b.len; i++) {
         b.data[i] ^= 0x10;
-        int rv = record_open_event(b.data, b.len, &keys, &plain, &out);
+        int rv = record_open_event(b.data, b.len, &keys, NULL, &plain, &out);
         assert_true(rv == BERTH_ECORRUPT || rv == BERTH_EMALFORMED);
         b.data[i] ^= 0x10;
     }
     for (size_t n = 0; n < b.len; n++) {
-        assert_int_not_equal(record_open_event(b.data, n, &keys, &plain, &out),
-                             0);
+        assert_int_not_equal(
+            record_open_event(b.data, n, &keys, NULL, &plain, &out), 0);
     }
     buf_free(&plain);
     buf_free(&b);
@@ -175,25 +177,26 @@ static void test_snapshot_sealed(void **state)
     struct buf e, out;
     buf_init(&e);
     buf_init(&out);
-    assert_int_equal(record_encode_snapshot(&e, &in, &keys, nonce), 0);
+    assert_int_equal(record_encode_snapshot(&e, &in, &keys, NULL, nonce), 0);
     assert_null(memmem(e.data, e.len, st, 8));
     struct record_snapshot d;
     assert_int_equal(record_decode_snapshot(e.data, e.len, &d), 0);
     assert_true(d.sealed);
     assert_int_equal(
-        record_open_snapshot(&out, &keys, 3, 10, in.epoch, d.data, d.len), 0);
+        record_open_snapshot(&out, &keys, NULL, 3, 10, in.epoch, d.data, d.len),
+        0);
     assert_int_equal(out.len, sizeof st);
     assert_memory_equal(out.data, st, sizeof st);
     out.len = 0;
     uint8_t epoch2[RECORD_HASH_SIZE] = {6};
     assert_int_equal(
-        record_open_snapshot(&out, &keys, 4, 10, in.epoch, d.data, d.len),
+        record_open_snapshot(&out, &keys, NULL, 4, 10, in.epoch, d.data, d.len),
         BERTH_ECORRUPT);
     assert_int_equal(
-        record_open_snapshot(&out, &keys, 3, 11, in.epoch, d.data, d.len),
+        record_open_snapshot(&out, &keys, NULL, 3, 11, in.epoch, d.data, d.len),
         BERTH_ECORRUPT);
     assert_int_equal(
-        record_open_snapshot(&out, &keys, 3, 10, epoch2, d.data, d.len),
+        record_open_snapshot(&out, &keys, NULL, 3, 10, epoch2, d.data, d.len),
         BERTH_ECORRUPT);
     buf_free(&out);
     buf_free(&e);
@@ -245,6 +248,100 @@ static void test_ship_batch_sealed(void **state)
     secret[0][10] ^= 1;
     assert_int_equal(record_ship_secret(&keys, secret[0], len[0], pk, sk),
                      BERTH_ECORRUPT);
+    buf_free(&e);
+}
+
+/* Ships with seeds of their own: each ship's secret is its alone, its own
+ * key comes from it, and what is sealed under one ship's own key opens
+ * neither without it nor under another's (crypto-shredding). */
+static void test_ship_seeds(void **state)
+{
+    struct seal_keys keys;
+    seal_keys_init(&keys, test_master, true);
+    uint8_t nonce[SEAL_NONCE_SIZE] = {4};
+    uint8_t seeds[3 * 32], pk[3 * 32], sk[64];
+    for (uint32_t i = 0; i < 3; i++) {
+        memset(seeds + 32 * i, 0x11 * (int)(i + 1), 32);
+        crypto_sign_seed_keypair(pk + 32 * i, sk, seeds + 32 * i);
+    }
+    struct record_ship_batch in = {.program = "/bin/kv",
+                                   .program_len = 7,
+                                   .first = 1,
+                                   .count = 3,
+                                   .public_keys = pk,
+                                   .seeds = seeds};
+    struct buf e;
+    buf_init(&e);
+    assert_int_equal(record_encode_ship_batch(&e, &in, &keys, nonce), 0);
+    uint8_t type = 0;
+    assert_int_equal(record_entry_type(e.data, e.len, &type), 0);
+    assert_int_equal(type, RECORD_ENTRY_SHIP_SEEDS);
+    for (uint32_t i = 0; i < 3; i++) {
+        assert_null(memmem(e.data, e.len, seeds + 32 * i, 8));
+    }
+    struct record_ship_batch out;
+    assert_int_equal(record_decode_ship_batch(e.data, e.len, &out), 0);
+    assert_non_null(out.seed_seals);
+    assert_int_equal(out.seed_seal_len, SEAL_OVERHEAD + 32);
+    uint8_t secret[3][RECORD_SECRET_MAX], own[3][SEAL_OWN_KEY_SIZE];
+    size_t len[3];
+    for (uint32_t i = 0; i < 3; i++) {
+        len[i] = record_ship_batch_secret(&out, i, secret[i]);
+        assert_int_equal(len[i], RECORD_SECRET_MAX);
+        assert_int_equal(
+            record_ship_secret(&keys, secret[i], len[i], pk + 32 * i, sk), 0);
+        assert_memory_equal(sk, seeds + 32 * i, 32);
+        assert_int_equal(
+            record_ship_own_key(&keys, secret[i], len[i], pk + 32 * i, own[i]),
+            0);
+        uint8_t want[SEAL_OWN_KEY_SIZE];
+        seal_own_key(seeds + 32 * i, want);
+        assert_memory_equal(own[i], want, sizeof want);
+    }
+    /* Each ship's stored secret differs: no row holds another's. */
+    assert_memory_not_equal(secret[0], secret[1], len[0]);
+    /* A secret moved to another ship's row does not open there. */
+    assert_int_equal(record_ship_secret(&keys, secret[0], len[0], pk + 32, sk),
+                     BERTH_ECORRUPT);
+    assert_int_equal(
+        record_ship_own_key(&keys, secret[0], len[0], pk + 32, own[2]),
+        BERTH_ECORRUPT);
+    /* A ship from a batch key has no own key. */
+    uint8_t old[RECORD_SECRET_MAX] = {1};
+    assert_int_equal(record_ship_own_key(&keys, old, sizeof old, pk, own[2]),
+                     BERTH_ENOTFOUND);
+
+    /* An event sealed under ship 0's own key. */
+    struct record_event ev = {.sid = 1,
+                              .number = 1,
+                              .kind = 1,
+                              .payload = (const uint8_t *)"state",
+                              .payload_len = 5};
+    struct buf r, plain;
+    buf_init(&r);
+    buf_init(&plain);
+    assert_int_equal(record_encode_event(&r, &ev, &keys, own[0], nonce), 0);
+    struct record_event got;
+    assert_int_equal(
+        record_open_event(r.data, r.len, &keys, own[0], &plain, &got), 0);
+    assert_memory_equal(got.payload, "state", 5);
+    /* Without the ship's own key (its row destroyed) the data key alone
+     * does not open it, nor does another ship's own key. */
+    assert_int_equal(
+        record_open_event(r.data, r.len, &keys, NULL, &plain, &got),
+        BERTH_ECORRUPT);
+    assert_int_equal(
+        record_open_event(r.data, r.len, &keys, own[1], &plain, &got),
+        BERTH_ECORRUPT);
+    buf_free(&plain);
+    buf_free(&r);
+
+    /* Damage: a seal of another key id in the middle. */
+    struct record_ship_batch bad;
+    size_t at = e.len - 3 * 32 - 2 * (SEAL_OVERHEAD + 32);
+    e.data[at] ^= 1;
+    assert_int_equal(record_decode_ship_batch(e.data, e.len, &bad),
+                     BERTH_EMALFORMED);
     buf_free(&e);
 }
 
@@ -577,7 +674,7 @@ static void test_snapshot_and_remove(void **state)
     memset(in.epoch, 5, sizeof in.epoch);
     struct buf e;
     buf_init(&e);
-    assert_int_equal(record_encode_snapshot(&e, &in, NULL, NULL), 0);
+    assert_int_equal(record_encode_snapshot(&e, &in, NULL, NULL, NULL), 0);
     struct record_snapshot out;
     assert_int_equal(record_decode_snapshot(e.data, e.len, &out), 0);
     assert_int_equal(out.sid, 3);
@@ -601,7 +698,8 @@ static void test_encode_out_of_memory(void **state)
     struct buf b;
     buf_init(&b);
     mem_fault_countdown(0);
-    assert_int_equal(record_encode_event(&b, &in, NULL, NULL), BERTH_ENOMEM);
+    assert_int_equal(record_encode_event(&b, &in, NULL, NULL, NULL),
+                     BERTH_ENOMEM);
     assert_int_equal(record_events_begin(&b), BERTH_ENOMEM);
     mem_fault_countdown(-1);
     buf_free(&b);
@@ -654,6 +752,7 @@ int main(void)
         cmocka_unit_test(test_event_sealed),
         cmocka_unit_test(test_snapshot_sealed),
         cmocka_unit_test(test_ship_batch_sealed),
+        cmocka_unit_test(test_ship_seeds),
         cmocka_unit_test(test_hash_chains),
         cmocka_unit_test(test_events_entry),
         cmocka_unit_test(test_ship_new_round_trip),

@@ -18,8 +18,8 @@ static const uint8_t secret[] = "a distinctive value";
 static void seal(struct buf *out, const struct seal_keys *k)
 {
     buf_init(out);
-    assert_int_equal(seal_put(out, k, SEAL_USE_SHIP, 7, nonce, ad, sizeof ad,
-                              secret, sizeof secret),
+    assert_int_equal(seal_put(out, k, SEAL_USE_SHIP, 7, NULL, nonce, ad,
+                              sizeof ad, secret, sizeof secret),
                      0);
 }
 
@@ -29,7 +29,8 @@ static int open_seal(const struct buf *in, const struct seal_keys *k,
 {
     struct buf out;
     buf_init(&out);
-    int rv = seal_open(&out, k, use, subject, a, a_len, in->data, in->len);
+    int rv =
+        seal_open(&out, k, use, subject, NULL, a, a_len, in->data, in->len);
     /* Bytes that open to something else (an id flipped to 0 reads as
      * unsealed) count as a failure too. */
     if (rv == 0 && (out.len != sizeof secret ||
@@ -136,10 +137,10 @@ static void test_empty(void **state)
     buf_init(&b);
     buf_init(&out);
     assert_int_equal(
-        seal_put(&b, &k, SEAL_USE_SHIP, 1, nonce, NULL, 0, NULL, 0), 0);
+        seal_put(&b, &k, SEAL_USE_SHIP, 1, NULL, nonce, NULL, 0, NULL, 0), 0);
     assert_int_equal(b.len, SEAL_OVERHEAD);
     assert_int_equal(
-        seal_open(&out, &k, SEAL_USE_SHIP, 1, NULL, 0, b.data, b.len), 0);
+        seal_open(&out, &k, SEAL_USE_SHIP, 1, NULL, NULL, 0, b.data, b.len), 0);
     assert_int_equal(out.len, 0);
     buf_free(&b);
     buf_free(&out);

@@ -52,7 +52,8 @@ static void snapshot(struct fx *x, uint64_t number)
                                    .len = 2};
     struct buf e;
     buf_init(&e);
-    assert_int_equal(record_encode_snapshot(&e, &snap, &x->keys, nonce), 0);
+    assert_int_equal(record_encode_snapshot(&e, &snap, &x->keys, NULL, nonce),
+                     0);
     apply(x, &e);
 }
 
@@ -201,7 +202,7 @@ static void test_a_copy_behind_is_refused(void **state)
     memcpy(ev.prev_hash, x->head, RECORD_HASH_SIZE);
     struct buf r;
     buf_init(&r);
-    assert_int_equal(record_encode_event(&r, &ev, &x->keys, nonce), 0);
+    assert_int_equal(record_encode_event(&r, &ev, &x->keys, NULL, nonce), 0);
     assert_int_equal(record_events_add(&e, r.data, r.len), 0);
     int res;
     assert_int_equal(store_apply_entry(x->b, 0, e.data, e.len, NULL, &res), 0);

@@ -146,7 +146,7 @@ static void chained_ship(struct store *s, uint64_t sid, uint64_t n,
         ev.payload_len = 1;
         memcpy(ev.prev_hash, head, RECORD_HASH_SIZE);
         buf_init(&r);
-        assert_int_equal(record_encode_event(&r, &ev, NULL, NULL), 0);
+        assert_int_equal(record_encode_event(&r, &ev, NULL, NULL, NULL), 0);
         record_hash(r.data, r.len, head);
         assert_int_equal(store_event_put(s, sid, i, r.data, r.len), 0);
         buf_free(&r);
@@ -377,7 +377,7 @@ static void put_payload(struct store *s, uint64_t sid, uint64_t n, char c)
         ev.payload = (const uint8_t *)"x";
         ev.payload_len = 1;
         memcpy(ev.prev_hash, prev, sizeof prev);
-        assert_int_equal(record_encode_event(&r, &ev, NULL, NULL), 0);
+        assert_int_equal(record_encode_event(&r, &ev, NULL, NULL, NULL), 0);
         record_hash(r.data, r.len, prev);
     }
     r.data[r.len - 1] = (uint8_t)c;
