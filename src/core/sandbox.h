@@ -5,11 +5,11 @@
  * than the parent has: each restriction is inherited (a child of a ship
  * that may not spawn may not either), each cap is at most the parent's,
  * and a child's list of ships it may send to is within its parent's. A
- * budget is a share of the parent's: at most so many ships and bytes of
- * storage for the child and all its descendants together, and so much
- * CPU time an hour. Zero means "no limit of its own" throughout, so a ship
- * made by the operator, with an empty sandbox, may do everything its
- * account allows.
+ * budget is a share of the parent's: at most so many ships, bytes of
+ * storage and milliseconds of CPU time (in all, as the usage the store
+ * records counts it) for the child and all its descendants together. Zero means
+ * "no limit of its own" throughout, so a ship made by the operator, with an
+ * empty sandbox, may do everything its account allows.
  *
  * Kept in the store as one blob (sandbox_encode):
  *
@@ -49,7 +49,7 @@ struct sandbox {
     uint32_t events_per_s;
     uint64_t budget_ships; /* itself and its descendants; 0: no budget */
     uint64_t budget_bytes;
-    uint64_t budget_cpu_ms; /* per hour */
+    uint64_t budget_cpu_ms; /* in all, with its descendants */
     const char *send;       /* string list of ids (lib/strlist.h) */
     size_t send_len;
 };

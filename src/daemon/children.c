@@ -196,7 +196,7 @@ static int children__options(const struct frame_spawn *sp, struct buf *args,
 /* Count the ships of the tree under sid (itself included) and their
  * storage. */
 static int children__tree_usage(struct host *h, uint64_t sid, uint64_t *ships,
-                                uint64_t *bytes)
+                                uint64_t *bytes, uint64_t *cpu_ms)
 {
     uint64_t *todo = mem_alloc(sizeof *todo);
     size_t n = 1, cap = 1;
@@ -204,7 +204,7 @@ static int children__tree_usage(struct host *h, uint64_t sid, uint64_t *ships,
     if (todo != NULL) {
         todo[0] = sid;
     }
-    *ships = *bytes = 0;
+    *ships = *bytes = *cpu_ms = 0;
     while (rv == 0 && n > 0) {
         uint64_t at = todo[--n];
         struct store_usage u;
@@ -213,6 +213,7 @@ static int children__tree_usage(struct host *h, uint64_t sid, uint64_t *ships,
         }
         (*ships)++;
         *bytes += u.storage_bytes;
+        *cpu_ms += u.cpu_us / 1000;
         struct store_child *kids;
         size_t nk;
         if ((rv = store_ship_children(h->store, at, &kids, &nk)) != 0) {
@@ -247,10 +248,11 @@ static int children__budget_ok(struct host *h, const struct store_ship *parent,
     /* Bounded: a chain of ancestors ends, and sids only go up it. */
     for (int depth = 0; rv == 0 && depth < 1024; depth++) {
         struct sandbox sb;
-        uint64_t ships, bytes, up = at.parent;
+        uint64_t ships, bytes, cpu_ms, up = at.parent;
         if (sandbox_decode(at.sandbox, at.sandbox_len, &sb) == 0 &&
-            (sb.budget_ships != 0 || sb.budget_bytes != 0)) {
-            rv = children__tree_usage(h, at.sid, &ships, &bytes);
+            (sb.budget_ships != 0 || sb.budget_bytes != 0 ||
+             sb.budget_cpu_ms != 0)) {
+            rv = children__tree_usage(h, at.sid, &ships, &bytes, &cpu_ms);
             const char *code = NULL, *unit = NULL;
             uint64_t limit = 0, used = 0;
             if (rv == 0 && sb.budget_ships != 0 &&
@@ -261,6 +263,10 @@ static int children__budget_ok(struct host *h, const struct store_ship *parent,
                        bytes >= sb.budget_bytes) {
                 code = "budget_storage", unit = "bytes";
                 limit = sb.budget_bytes, used = bytes;
+            } else if (rv == 0 && sb.budget_cpu_ms != 0 &&
+                       cpu_ms >= sb.budget_cpu_ms) {
+                code = "budget_cpu", unit = "ms of CPU";
+                limit = sb.budget_cpu_ms, used = cpu_ms;
             }
             if (code != NULL) {
                 err_printf(why,

@@ -181,6 +181,22 @@ def test_sandbox_and_budget(host):
     assert g["what"] == 3 and "budget_ships" in g["detail"]
 
 
+def test_cpu_budget(host_factory):
+    """A budget of 1 ms of CPU: once the child's recorded usage passes it
+    (its program's start alone does), its tree spawns no more."""
+    host = host_factory(extra=["--usage-interval", "200"]).start()
+    host.new_ship(SPAWNER, "top")
+    cpu = spawner_spawn(host, "top", {"budget": [0, 0, 1]})["id"]
+    assert spawner_spawn(host, cpu, {})["what"] == 1
+    host.cli("ship", "sleep", cpu)
+    wait_for(lambda: host.cli_json("ship", "show", cpu)["usage"]["cpu_us"] >= 1000)
+    g = spawner_spawn(host, cpu, {})
+    assert g["what"] == 3 and "budget_cpu" in g["detail"], g
+    # A sibling without a budget spawns on.
+    free = spawner_spawn(host, "top", {})["id"]
+    assert spawner_spawn(host, free, {})["what"] == 1
+
+
 def test_messages_and_access_lists(host):
     host.new_ship(SPAWNER, "mum")
     friend = host.new_ship(SPAWNER, "friend")
