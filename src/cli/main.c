@@ -514,7 +514,14 @@ static void cli__print_ship(json_t *s)
 {
     printf("id:              %s\n", cli__str(s, "id"));
     printf("name:            %s\n", cli__str(s, "name"));
-    printf("state:           %s\n", cli__str(s, "state"));
+    printf("state:           %s%s\n", cli__str(s, "state"),
+           json_is_true(json_object_get(s, "killed"))
+               ? " (its program was killed by the operator)"
+               : "");
+    if (json_is_true(json_object_get(s, "blocked"))) {
+        printf("blocked:         yes (the front door answers 403; no "
+               "message reaches it or leaves it)\n");
+    }
     printf("account:         %s%s\n", cli__str(s, "account"),
            json_is_true(json_object_get(s, "account_disabled")) ? " (disabled)"
                                                                 : "");
@@ -1080,9 +1087,15 @@ static int cli__ship_one(const struct cli__cmd *cmd, struct cli *c,
         const char *method;
         const char *suffix;
     } ops[] = {
-        {"ship show", "GET", ""},         {"ship send", "POST", "/send"},
-        {"ship sleep", "POST", "/sleep"}, {"ship wake", "POST", "/wake"},
-        {"ship rm", "DELETE", ""},        {"ship tree", "GET", "/tree"},
+        {"ship show", "GET", ""},
+        {"ship send", "POST", "/send"},
+        {"ship sleep", "POST", "/sleep"},
+        {"ship wake", "POST", "/wake"},
+        {"ship rm", "DELETE", ""},
+        {"ship tree", "GET", "/tree"},
+        {"ship kill", "POST", "/kill"},
+        {"ship block", "POST", "/block"},
+        {"ship unblock", "POST", "/unblock"},
     };
     size_t k = 0;
     while (strcmp(ops[k].name, cmd->name) != 0) {
@@ -1128,6 +1141,8 @@ static int cli__ship_one(const struct cli__cmd *cmd, struct cli *c,
         printf("removed %s\n", cli__str(v, "removed"));
     } else if (k == 5) {
         rv = cli__print_tree(v);
+    } else if (k == 7 || k == 8) {
+        printf("%s %s\n", cli__str(v, "id"), k == 7 ? "blocked" : "unblocked");
     } else if (k == 0) {
         cli__print_ship(v);
     } else {
@@ -2190,6 +2205,22 @@ static const struct cli__cmd cli__cmds[] = {
      "Stop the ship's program and remove the ship, its log and its "
      "snapshot.",
      NULL, 1, 1, true, cli__ship_one},
+    {"ship kill", "SHIP", "kill a ship's program now",
+     "Kill the ship's program at once (SIGKILL, no snapshot) and put the ship "
+     "to sleep: requests waiting for it are answered 503 (killed), the event "
+     "it was computing fails and its effects never leave. It wakes on its next "
+     "message, from its last committed state. Prints the ship's id and state "
+     "once it is asleep.",
+     NULL, 1, 1, true, cli__ship_one},
+    {"ship block", "SHIP", "cut a ship off",
+     "Cut the ship off, on every host and across restarts: the front door "
+     "answers its requests 403 (ship_blocked), and no message reaches it or "
+     "leaves it. Its program, if it runs, is left to run. Only the operator "
+     "may block or unblock.",
+     NULL, 1, 1, true, cli__ship_one},
+    {"ship unblock", "SHIP", "let a blocked ship back",
+     "Lift a block: the front door and messages reach the ship again.", NULL, 1,
+     1, true, cli__ship_one},
     {"cluster ls", "", "list the hosts of the cluster",
      "List every host of this host's cluster: id, peer address, front door, "
      "role (voter, standby or spare), whether it leads, whether it answered "

@@ -48,6 +48,13 @@ bool account_route_allowed(uint64_t scope, const char *method, const char *path)
     if (scope == ACCOUNT_ALL) {
         return true;
     }
+    /* Blocking is the operator's lever against a ship: its owner may not
+     * lift it. */
+    size_t n = strlen(path);
+    if ((n >= 6 && strcmp(path + n - 6, "/block") == 0) ||
+        (n >= 8 && strcmp(path + n - 8, "/unblock") == 0)) {
+        return false;
+    }
     return strcmp(path, "/healthz") == 0 || strcmp(path, "/v1/ships") == 0 ||
            (strncmp(path, "/v1/ships/", 10) == 0 && path[10] != '\0');
 }

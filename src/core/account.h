@@ -65,7 +65,8 @@ bool account_scope_sees(uint64_t scope, uint64_t account);
 
 /* Return whether scope may use the admin route of method and path (no
  * query): the operator any, an account only its ships' routes
- * (/v1/ships and what is under it) and /healthz. The caller keeps both
+ * (/v1/ships and what is under it, but for block and unblock) and
+ * /healthz. The caller keeps both
  * strings. */
 bool account_route_allowed(uint64_t scope, const char *method,
                            const char *path);

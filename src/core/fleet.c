@@ -859,6 +859,7 @@ static void fleet__wake(struct fleet_ship *s)
 
     fleet__set_state(s, SHIP_WAKING);
     fleet__entry(s)->wake_count++;
+    fleet__entry(s)->flags &= ~REGISTRY_KILLED;
     f->wakes++;
     s->measure_next = FLEET_MEASURE_WAKE;
     memset(&ld, 0, sizeof ld);
@@ -2158,6 +2159,24 @@ void fleet_ship_sleep(struct fleet_ship *s, void *req)
     } else if (s->state == SHIP_WAKING) {
         s->sleep_wanted = true;
     }
+}
+
+void fleet_ship_kill(struct fleet_ship *s, void *req)
+{
+    struct fleet *f = s->fleet;
+    /* What waits would wake it again: it is failed, so that the ship
+     * stays asleep until its next message. */
+    fleet__fail_waiting(s, 503, "killed",
+                        "ship %s: its program was killed by the operator",
+                        s->id);
+    fleet__dequeue_wake(f, s);
+    s->wake_wanted = false;
+    fleet__entry(s)->flags |= REGISTRY_KILLED;
+    f->kills++;
+    fleet__log(s, "warn", "program killed by the operator", "state",
+               ship_state_name(s->state), NULL, NULL);
+    fleet__kill(s, "killed by the operator");
+    fleet_ship_sleep(s, req);
 }
 
 void fleet_ship_wake(struct fleet_ship *s, void *req)

@@ -427,7 +427,8 @@ struct fleet {
     unsigned n_wake_queue;
     uint64_t awake_memory; /* the programs' last measured memory */
     uint64_t wakes, thaws, evictions, alarms_fired;
-    uint64_t released_lost;  /* events released, then not committed */
+    uint64_t kills;         /* programs the operator killed (fleet_ship_kill) */
+    uint64_t released_lost; /* events released, then not committed */
     struct reuse_pool reuse; /* every ship's kept replies; its hits */
     struct hist wake_latency, thaw_latency; /* ns */
     /* A logged event's life, in ns: waiting for its ship (arrival to the
@@ -527,6 +528,13 @@ bool fleet_ship_has_work(const struct fleet_ship *s);
  * NULL). */
 void fleet_ship_sleep(struct fleet_ship *s, void *req);
 void fleet_ship_wake(struct fleet_ship *s, void *req);
+
+/* Input: the operator kills s's program now (SIGKILL, no snapshot): what
+ * waits for it is failed 503 (killed), the event it was computing fails
+ * and its effects never leave, and the ship is asleep until its next
+ * message, from its last committed state. req is answered once it is
+ * asleep, as for fleet_ship_sleep. */
+void fleet_ship_kill(struct fleet_ship *s, void *req);
 
 /* Input: remove s; req is answered once the removal is durable, or with
  * 409 when one is in progress. */

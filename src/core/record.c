@@ -1163,6 +1163,31 @@ int record_encode_ship_reset(struct buf *out, uint64_t sid, uint64_t last_event)
     return 0;
 }
 
+int record_encode_ship_block(struct buf *out, uint64_t sid, bool blocked)
+{
+    size_t mark = out->len;
+    int rv = record__begin(out, RECORD_ENTRY_SHIP_BLOCK);
+    if (rv != 0 || (rv = buf_put_u64(out, sid)) != 0 ||
+        (rv = buf_put_u8(out, blocked ? 1 : 0)) != 0) {
+        out->len = mark;
+        return rv;
+    }
+    return 0;
+}
+
+int record_decode_ship_block(const uint8_t *p, size_t len, uint64_t *sid,
+                             bool *blocked)
+{
+    struct cursor c;
+    if (record__open(p, len, RECORD_ENTRY_SHIP_BLOCK, &c) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    *sid = cursor_u64(&c);
+    uint8_t b = cursor_u8(&c);
+    *blocked = b == 1;
+    return c.err != 0 || cursor_left(&c) != 0 || b > 1 ? BERTH_EMALFORMED : 0;
+}
+
 int record_decode_ship_reset(const uint8_t *p, size_t len, uint64_t *sid,
                              uint64_t *last_event)
 {

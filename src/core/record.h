@@ -166,6 +166,7 @@ enum record_entry_type {
     RECORD_ENTRY_MAIL = 12,
     RECORD_ENTRY_SHIP_RESET = 13,
     RECORD_ENTRY_SHIP_SEEDS = 14,
+    RECORD_ENTRY_SHIP_BLOCK = 17,
 };
 
 /* A SHIP_RESET entry: u64 sid | u64 last_event. The ship's state returns to
@@ -179,6 +180,15 @@ int record_encode_ship_reset(struct buf *out, uint64_t sid,
 /* Decode a SHIP_RESET entry; 0 or BERTH_EMALFORMED. */
 int record_decode_ship_reset(const uint8_t *p, size_t len, uint64_t *sid,
                              uint64_t *last_event);
+
+/* A SHIP_BLOCK entry: u64 sid | u8 blocked (1 or 0). The operator cuts a
+ * ship off, or lets it back: while blocked, the front door answers its
+ * requests 403 and no message reaches it or leaves it. */
+int record_encode_ship_block(struct buf *out, uint64_t sid, bool blocked);
+
+/* Decode a SHIP_BLOCK entry; 0 or BERTH_EMALFORMED. */
+int record_decode_ship_block(const uint8_t *p, size_t len, uint64_t *sid,
+                             bool *blocked);
 
 /* An event's durable effects (docs/design.md, "Children and mail").
  *

@@ -41,6 +41,12 @@
 #define REGISTRY_CORRUPT 0x02
 /* Its sandbox keeps the ship from the front door (core/sandbox.h). */
 #define REGISTRY_HIDDEN 0x04
+/* The operator cut it off (a SHIP_BLOCK entry): the front door answers it
+ * 403, and no message reaches it or leaves it. */
+#define REGISTRY_BLOCKED 0x08
+/* The operator killed its program (fleet_ship_kill); cleared by its next
+ * wake. Kept in this host's memory only. */
+#define REGISTRY_KILLED 0x10
 
 /* One ship's entry; 48 bytes. */
 struct registry_ship {

@@ -13,6 +13,10 @@
  *   POST   /v1/ships/ID/send      deliver the body as a POKE event
  *   POST   /v1/ships/ID/sleep     snapshot and stop; answers once asleep
  *   POST   /v1/ships/ID/wake      start; answers once awake
+ *   POST   /v1/ships/ID/kill      kill its program now; answers once asleep
+ *   POST   /v1/ships/ID/block, /unblock  cut the ship off, or let it back
+ *                                  (a SHIP_BLOCK entry); answers once
+ *                                  committed
  *   GET    /v1/stats              host counters
  *   GET    /v1/cluster            the hosts of the cluster, probed now
  *   DELETE /v1/cluster/hosts/ID   remove a host (by id or peer address)
@@ -155,6 +159,65 @@ static json_t *admin__ship_json(struct host *h, uint32_t slot)
     json_t *o = host_ship_json(h, slot);
     admin__lineage(h, registry_get(&h->reg, slot)->sid, o);
     return o;
+}
+
+/* A block or unblock on its way through the log. */
+struct admin__block {
+    struct host *host;
+    struct http_request *req;
+    uint64_t sid;
+    bool blocked;
+};
+
+static void admin__blocked(void *arg, int status, int result)
+{
+    struct admin__block *b = arg;
+    struct host *h = b->host;
+    if (status != 0) {
+        host_reply_error(b->req, 503, "unavailable",
+                         "the block was not committed: %s", err_str(status));
+    } else if (result != 0) {
+        host_reply_error(b->req, 404, "not_found",
+                         "the ship was removed meanwhile");
+    } else {
+        uint32_t slot = registry_seek(&h->reg, b->sid - 1);
+        if (slot < h->reg.n_slots &&
+            registry_get(&h->reg, slot)->sid == b->sid) {
+            host_reply_json(b->req, 200, admin__ship_json(h, slot));
+        } else {
+            host_reply_error(b->req, 404, "not_found",
+                             "the ship was removed meanwhile");
+        }
+    }
+    mem_free(b);
+}
+
+/* Block a ship or let it back: a SHIP_BLOCK entry, so that every host's
+ * front door and mail follow, now and after a restart. */
+static void admin__block(struct host *h, struct http_request *req,
+                         uint32_t slot, bool blocked)
+{
+    struct admin__block *b = mem_alloc(sizeof *b);
+    struct buf e;
+    buf_init(&e);
+    if (b == NULL) {
+        host_reply_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    *b = (struct admin__block){.host = h,
+                               .req = req,
+                               .sid = registry_get(&h->reg, slot)->sid,
+                               .blocked = blocked};
+    int rv = record_encode_ship_block(&e, b->sid, blocked);
+    if (rv == 0) {
+        rv = host_propose_entry(h, &e, admin__blocked, b);
+    }
+    if (rv != 0) {
+        buf_free(&e);
+        mem_free(b);
+        host_reply_error(req, 503, "unavailable", "cannot log the block: %s",
+                         err_str(rv));
+    }
 }
 
 static void admin__created(void *arg, int status, int result)
@@ -1783,8 +1846,16 @@ void host_admin_handle(struct http_request *req, void *arg)
                             : strcmp(m, "POST") != 0) {
             goto method;
         }
+        if (strcmp(action, "/block") == 0 || strcmp(action, "/unblock") == 0) {
+            if (strcmp(m, "POST") != 0) {
+                goto method;
+            }
+            admin__block(h, req, slot, strcmp(action, "/block") == 0);
+            return;
+        }
         if (*action != '\0' && strcmp(action, "/send") != 0 &&
-            strcmp(action, "/sleep") != 0 && strcmp(action, "/wake") != 0) {
+            strcmp(action, "/sleep") != 0 && strcmp(action, "/wake") != 0 &&
+            strcmp(action, "/kill") != 0) {
             goto notfound;
         }
         struct host_ship *s = host_ship_live(h, slot);
@@ -1806,6 +1877,8 @@ void host_admin_handle(struct http_request *req, void *arg)
             admin__send(s, req);
         } else if (strcmp(action, "/sleep") == 0) {
             host_ship_sleep(s, req);
+        } else if (strcmp(action, "/kill") == 0) {
+            host_ship_kill(s, req);
         } else {
             host_ship_wake(s, req);
         }

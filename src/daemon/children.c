@@ -701,6 +701,19 @@ static bool children__admit(struct host *h, const struct store_ship *target,
         *why = "the sender's id is not its key's";
         return false;
     }
+    /* The operator's block cuts a ship off both ways. */
+    uint32_t at = registry_find(&h->reg, target->id);
+    if (at != REGISTRY_NONE &&
+        (registry_get(&h->reg, at)->flags & REGISTRY_BLOCKED)) {
+        *why = "the ship is blocked by the operator";
+        return false;
+    }
+    at = registry_find(&h->reg, id);
+    if (at != REGISTRY_NONE &&
+        (registry_get(&h->reg, at)->flags & REGISTRY_BLOCKED)) {
+        *why = "the sender is blocked by the operator";
+        return false;
+    }
     struct buf b;
     buf_init(&b);
     bool ok =

@@ -155,6 +155,11 @@ void host_front_handle(struct http_request *req, void *arg)
                          "ship %s belongs to a disabled account", name);
         return;
     }
+    if (registry_get(&h->reg, slot)->flags & REGISTRY_BLOCKED) {
+        host_reply_error(req, 403, "ship_blocked",
+                         "ship %s is blocked by the operator", name);
+        return;
+    }
     struct buf payload;
     buf_init(&payload);
     if (front__payload(&payload, req, rest) != 0) {

@@ -139,6 +139,27 @@ static void host__fatal(void *arg, const char *message)
     _exit(70);
 }
 
+/* A SHIP_BLOCK entry applied: the registry's flag follows, at once. */
+static void host__blocked(struct host *h, const uint8_t *entry, size_t len)
+{
+    uint64_t sid;
+    bool blocked;
+    if (record_decode_ship_block(entry, len, &sid, &blocked) != 0) {
+        return;
+    }
+    uint32_t slot = registry_seek(&h->reg, sid - 1);
+    if (slot >= h->reg.n_slots || registry_get(&h->reg, slot)->sid != sid) {
+        return;
+    }
+    struct registry_ship *e = registry_get(&h->reg, slot);
+    e->flags =
+        blocked ? e->flags | REGISTRY_BLOCKED : e->flags & ~REGISTRY_BLOCKED;
+    char id[REGISTRY_ID_LEN + 1];
+    registry_id(&h->reg, slot, id);
+    host_log("info", blocked ? "ship blocked" : "ship unblocked", "ship", id,
+             NULL);
+}
+
 /* Keep the registry in step with the store for what a host learns only by
  * applying: new ships, and removals. Before the host is ready there is no
  * registry yet; it is loaded whole once the log has caught up. */
@@ -157,6 +178,9 @@ static int host__apply_registry(struct host *h, uint64_t index,
     if (type == RECORD_ENTRY_SHIP_BATCH || type == RECORD_ENTRY_SHIP_SEEDS ||
         type == RECORD_ENTRY_SHIP_NEW) {
         return host_registry_sync(h);
+    }
+    if (type == RECORD_ENTRY_SHIP_BLOCK) {
+        host__blocked(h, entry, len);
     }
     if (h->registry_stale) {
         h->registry_stale = false;
@@ -367,6 +391,9 @@ static int host__load_ship(const struct store_ship_brief *b, void *arg)
     int rv = registry_add(&h->reg, b->sid, b->id, b->name, b->program, &slot);
     if (rv == 0 && b->hidden) {
         registry_get(&h->reg, slot)->flags |= REGISTRY_HIDDEN;
+    }
+    if (rv == 0 && b->blocked) {
+        registry_get(&h->reg, slot)->flags |= REGISTRY_BLOCKED;
     }
     /* A disabled account's alarms wait in the store until it is enabled
      * (daemon/accounts.c). */

@@ -364,6 +364,10 @@ json_t *host_ship_json(struct host *h, uint32_t slot);
 
 /* Ask a ship to sleep (or wake) and answer req once its state settles. */
 void host_ship_sleep(struct host_ship *s, struct http_request *req);
+
+/* Kill a ship's program now and put it to sleep (fleet_ship_kill); req is
+ * answered once it is asleep. */
+void host_ship_kill(struct host_ship *s, struct http_request *req);
 void host_ship_wake(struct host_ship *s, struct http_request *req);
 
 /* Remove a ship and answer req once the removal is durable. */

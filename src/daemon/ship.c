@@ -962,6 +962,11 @@ void host_ship_wake(struct host_ship *s, struct http_request *req)
     fleet_ship_wake(&s->core, req);
 }
 
+void host_ship_kill(struct host_ship *s, struct http_request *req)
+{
+    fleet_ship_kill(&s->core, req);
+}
+
 void host_ship_remove(struct host_ship *s, struct http_request *req)
 {
     fleet_ship_remove(&s->core, req);
@@ -1040,6 +1045,10 @@ json_t *host_ship_json(struct host *h, uint32_t slot)
     json_object_set_new(o, "id", json_string(id));
     json_object_set_new(o, "name", name[0] ? json_string(name) : json_null());
     json_object_set_new(o, "state", json_string(ship_state_name(state)));
+    json_object_set_new(o, "blocked",
+                        json_boolean((e->flags & REGISTRY_BLOCKED) != 0));
+    json_object_set_new(o, "killed",
+                        json_boolean((e->flags & REGISTRY_KILLED) != 0));
     struct store_account acct;
     if (have && store_account_get_id(h->store, rec.account, &acct) == 0) {
         json_object_set_new(o, "account", json_string(acct.name));

@@ -539,6 +539,25 @@ out:
     return rv;
 }
 
+/* The operator blocks a ship, or lets it back; *result is BERTH_ENOTFOUND
+ * for a ship gone by then. */
+static int apply__ship_block(struct store *s, const uint8_t *p, size_t len,
+                             int *result)
+{
+    uint64_t sid;
+    bool blocked;
+    if (record_decode_ship_block(p, len, &sid, &blocked) != 0) {
+        return store_set_error(s, BERTH_ECORRUPT,
+                               "a block record does not decode");
+    }
+    int rv = store_ship_block(s, sid, blocked);
+    if (rv == BERTH_ENOTFOUND) {
+        *result = rv;
+        return 0;
+    }
+    return rv;
+}
+
 /* A resetting ship's state returns to empty, if no event came since the
  * leader asked. */
 static int apply__ship_reset(struct store *s, const uint8_t *p, size_t len)
@@ -961,6 +980,9 @@ int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
         break;
     case RECORD_ENTRY_SHIP_RESET:
         rv = apply__ship_reset(s, entry, len);
+        break;
+    case RECORD_ENTRY_SHIP_BLOCK:
+        rv = apply__ship_block(s, entry, len, result);
         break;
     case RECORD_ENTRY_MAIL:
         rv = apply__mail_entry(s, entry, len, hook);

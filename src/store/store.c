@@ -22,7 +22,7 @@
 #include "store/heads.h"
 #include "store/heap.h"
 
-#define STORE__SCHEMA_VERSION 15
+#define STORE__SCHEMA_VERSION 16
 
 enum {
     ST_META_GET,
@@ -32,6 +32,7 @@ enum {
     ST_SHIP_BY_NAME,
     ST_SHIP_BY_SID,
     ST_SHIP_DELETE,
+    ST_SHIP_BLOCK,
     ST_HEAD_GET,
     ST_HEAD_PUT,
     ST_USAGE_SHIP,
@@ -101,6 +102,7 @@ static const char *store__sql[ST__COUNT] = {
     [ST_SHIP_BY_SID] =
         "SELECT " STORE__SHIP_COLUMNS " FROM ships WHERE sid = ?1",
     [ST_SHIP_DELETE] = "DELETE FROM ships WHERE sid = ?1",
+    [ST_SHIP_BLOCK] = "UPDATE ships SET blocked = ?2 WHERE sid = ?1",
     /* The hot path of apply touches two columns and no index. */
     [ST_HEAD_GET] =
         "SELECT last_event, last_hash, alarm_ns FROM ships WHERE sid = ?1",
@@ -133,8 +135,7 @@ static const char *store__sql[ST__COUNT] = {
     [ST_SHIP_COUNT] = "SELECT count(*) FROM ships",
     /* What the host keeps in memory per ship: a narrow walk at start. */
     [ST_SHIP_BRIEF] = "SELECT sid, id, name, program, alarm_ns, account, "
-                      "sandbox FROM "
-                      "ships "
+                      "sandbox, blocked FROM ships "
                       "WHERE sid > ?1 ORDER BY sid",
     [ST_EVENT_PUT] =
         "INSERT OR REPLACE INTO events (sid, n, rec) VALUES (?1, ?2, ?3)",
@@ -311,6 +312,11 @@ static const char *store__sql[ST__COUNT] = {
     "CREATE INDEX IF NOT EXISTS ships_timed ON ships (lifetime) "              \
     "WHERE lifetime >= 4;"
 
+/* Whether the operator has cut the ship off (a SHIP_BLOCK entry): kept out
+ * of the ship's row codec, so that only that entry changes it. */
+#define STORE__BLOCKED                                                         \
+    "ALTER TABLE ships ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;"
+
 /* Mail (docs/design.md, "Mail"): events for a ship that the log made and
  * the leader delivers, each exactly once, in seq order. seq comes from the
  * meta counter next_mail and is never given twice; body is the event's
@@ -335,7 +341,7 @@ static const char store__schema[] =
     "  acks INTEGER NOT NULL DEFAULT 255,"
     "  account INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS ships_by_account ON ships (account, "
-    "sid);" STORE__SHIP_USAGE_COLUMNS STORE__LINEAGE
+    "sid);" STORE__SHIP_USAGE_COLUMNS STORE__LINEAGE STORE__BLOCKED
     "CREATE TABLE IF NOT EXISTS events ("
     "  sid INTEGER NOT NULL, n INTEGER NOT NULL, rec BLOB NOT NULL);"
     "CREATE UNIQUE INDEX IF NOT EXISTS events_by_ship ON events (sid, n);"
@@ -610,6 +616,8 @@ static const struct {
     /* 15: children and their parents, and mail; see STORE__LINEAGE and
      * STORE__MAIL_TABLE. */
     [15] = {STORE__LINEAGE STORE__MAIL_TABLE, NULL},
+    /* 16: ships the operator blocked; see STORE__BLOCKED. */
+    [16] = {STORE__BLOCKED, NULL},
 };
 
 /* Bring a store of an older schema version up to this one, in place, one
@@ -1381,6 +1389,19 @@ int store_ship_get_sid(struct store *s, uint64_t sid, struct store_ship *out)
     return store__one_ship(s, st, out);
 }
 
+int store_ship_block(struct store *s, uint64_t sid, bool blocked)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_SHIP_BLOCK);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sid);
+    sqlite3_bind_int(st, 2, blocked ? 1 : 0);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        return store__fail(s, rc, "blocking a ship");
+    }
+    return sqlite3_changes(s->db) > 0 ? 0 : BERTH_ENOTFOUND;
+}
+
 int store_ship_head_get(struct store *s, uint64_t sid, uint64_t *last_event,
                         uint8_t *last_hash, uint64_t *alarm_ns)
 {
@@ -1547,6 +1568,7 @@ int store_ship_brief_foreach(struct store *s, uint64_t after_sid,
             sandbox_decode(sqlite3_column_blob(st, 6),
                            (size_t)sqlite3_column_bytes(st, 6), &sb) == 0 &&
             (sb.flags & SANDBOX_HIDDEN);
+        b.blocked = sqlite3_column_int64(st, 7) != 0;
         rv = cb(&b, arg);
         if (rv != 0) {
             break;

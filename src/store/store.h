@@ -173,6 +173,10 @@ int store_ship_get(struct store *s, const char *id_or_name,
 /* Find a ship by sid; as store_ship_get. */
 int store_ship_get_sid(struct store *s, uint64_t sid, struct store_ship *out);
 
+/* Mark ship sid blocked by the operator, or not (a SHIP_BLOCK entry's
+ * apply). Returns 0, BERTH_ENOTFOUND for no such ship, or a code. */
+int store_ship_block(struct store *s, uint64_t sid, bool blocked);
+
 /* Read only what applying an event needs: the ship's last event number,
  * the hash of its last record and its alarm. BERTH_ENOTFOUND if absent. */
 int store_ship_head_get(struct store *s, uint64_t sid, uint64_t *last_event,
@@ -267,6 +271,7 @@ struct store_ship_brief {
     uint64_t alarm_ns;
     uint64_t account; /* core/account.h */
     bool hidden;      /* its sandbox keeps it from the front door */
+    bool blocked;     /* the operator cut it off (store_ship_block) */
 };
 
 /* Called for each ship of store_ship_brief_foreach; non-zero stops the walk

@@ -81,6 +81,11 @@ static void test_sees_and_routes(void **state)
     assert_true(account_route_allowed(3, "POST", "/v1/ships"));
     assert_true(account_route_allowed(3, "GET", "/v1/ships/ann"));
     assert_true(account_route_allowed(3, "POST", "/v1/ships/ann/wake"));
+    assert_true(account_route_allowed(3, "POST", "/v1/ships/ann/kill"));
+    assert_false(account_route_allowed(3, "POST", "/v1/ships/ann/block"));
+    assert_false(account_route_allowed(3, "POST", "/v1/ships/ann/unblock"));
+    assert_true(
+        account_route_allowed(ACCOUNT_ALL, "POST", "/v1/ships/a/block"));
     assert_true(account_route_allowed(3, "GET", "/healthz"));
     const char *denied[] = {
         "/v1/stats",    "/v1/tokens",     "/v1/tokens/x",
