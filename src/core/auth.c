@@ -26,6 +26,7 @@ static const struct auth_route auth__routes[] = {
     {"POST", "/v1/ships/*/send", AUTH_SCOPE_OPERATE},
     {"POST", "/v1/ships/*/sleep", AUTH_SCOPE_OPERATE},
     {"POST", "/v1/ships/*/wake", AUTH_SCOPE_OPERATE},
+    {"POST", "/v1/ships/*/kill", AUTH_SCOPE_OPERATE},
     {"POST", "/v1/fsck", AUTH_SCOPE_OPERATE},
     {"DELETE", "/v1/cluster/hosts/*", AUTH_SCOPE_ADMIN},
     {"POST", "/v1/cluster/join", AUTH_SCOPE_ADMIN},
