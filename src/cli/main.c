@@ -1037,12 +1037,24 @@ static int cli__print_tree(json_t *root)
                                 ? cli__str(o, "name")
                                 : cli__str(o, "id");
         int w = 2 * d + (int)strlen(label);
-        printf("%*s%s%*s  %-9s  %-6s  %s\n", 2 * d, "", label,
+        printf("%*s%s%*s  %-9s  %-6s  %s", 2 * d, "", label,
                w < 30 ? 30 - w : 0, "",
                json_is_string(json_object_get(o, "lifetime"))
                    ? cli__str(o, "lifetime")
                    : "operator",
                cli__str(o, "status"), mem);
+        /* What is left of its budget, where it has one. */
+        static const char *const figures[][2] = {{"ships", "ships"},
+                                                 {"storage_bytes", "bytes"},
+                                                 {"cpu_ms", "ms CPU"}};
+        json_t *budget = json_object_get(o, "budget");
+        for (size_t f = 0; budget != NULL && f < 3; f++) {
+            json_t *b = json_object_get(budget, figures[f][0]);
+            if (b != NULL) {
+                printf("  %lld %s left", cli__int(b, "left"), figures[f][1]);
+            }
+        }
+        putchar('\n');
         json_t *kids = json_object_get(o, "children");
         /* Pushed last first, so that they print in their order. */
         for (size_t k = json_array_size(kids); k-- > 0 && n < cap;) {

@@ -1082,6 +1082,76 @@ static json_t *admin__tree_node(struct host *h, uint64_t sid, uint8_t lifetime)
     return o;
 }
 
+/* One budget's figure in a tree node: limit, used and left. */
+static json_t *admin__budget_figure(uint64_t limit, uint64_t used)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "limit", json_integer((json_int_t)limit));
+    json_object_set_new(o, "used", json_integer((json_int_t)used));
+    json_object_set_new(
+        o, "left", json_integer((json_int_t)(used < limit ? limit - used : 0)));
+    return o;
+}
+
+/* Give each node of a tree with a budget (core/sandbox.h) what is left of
+ * it: the usage of its subtree, summed from the leaves up (nodes[] is in
+ * breadth-first order, so a node's descendants come after it). In a
+ * truncated tree the sums count what the walk saw. 0 or a code. */
+static int admin__tree_budgets(struct host *h, const uint64_t *sids,
+                               const size_t *parents, json_t **nodes, size_t n)
+{
+    struct admin__sum {
+        uint64_t ships, bytes, cpu_ms;
+    } *sum = mem_alloc((n ? n : 1) * sizeof *sum);
+    if (sum == NULL) {
+        return BERTH_ENOMEM;
+    }
+    int rv = 0;
+    for (size_t i = 0; i < n && rv == 0; i++) {
+        struct store_usage u;
+        if ((rv = store_ship_usage(h->store, sids[i], &u)) == BERTH_ENOTFOUND) {
+            memset(&u, 0, sizeof u); /* removed meanwhile */
+            rv = 0;
+        }
+        sum[i] = (struct admin__sum){1, u.storage_bytes, u.cpu_us / 1000};
+    }
+    for (size_t i = n; i-- > 1 && rv == 0;) {
+        sum[parents[i]].ships += sum[i].ships;
+        sum[parents[i]].bytes += sum[i].bytes;
+        sum[parents[i]].cpu_ms += sum[i].cpu_ms;
+    }
+    for (size_t i = 0; i < n && rv == 0; i++) {
+        struct store_ship rec;
+        struct sandbox sb;
+        if (store_ship_get_sid(h->store, sids[i], &rec) != 0) {
+            continue; /* removed meanwhile */
+        }
+        if (sandbox_decode(rec.sandbox, rec.sandbox_len, &sb) == 0 &&
+            (sb.budget_ships || sb.budget_bytes || sb.budget_cpu_ms)) {
+            json_t *b = json_object();
+            if (sb.budget_ships) {
+                json_object_set_new(
+                    b, "ships",
+                    admin__budget_figure(sb.budget_ships, sum[i].ships));
+            }
+            if (sb.budget_bytes) {
+                json_object_set_new(
+                    b, "storage_bytes",
+                    admin__budget_figure(sb.budget_bytes, sum[i].bytes));
+            }
+            if (sb.budget_cpu_ms) {
+                json_object_set_new(
+                    b, "cpu_ms",
+                    admin__budget_figure(sb.budget_cpu_ms, sum[i].cpu_ms));
+            }
+            json_object_set_new(nodes[i], "budget", b);
+        }
+        store_ship_clear(&rec);
+    }
+    mem_free(sum);
+    return rv;
+}
+
 /* GET /v1/ships/ID/tree: the ship and its descendants, nested, walked from
  * the store's children breadth first (no depth costs stack), at most
  * ADMIN__TREE_MAX ships; a walk cut there says "truncated". Every
@@ -1097,9 +1167,10 @@ static void admin__tree(struct host *h, struct http_request *req, uint32_t slot)
         store_ship_clear(&rec);
     }
     uint64_t *sids = mem_alloc(ADMIN__TREE_MAX * sizeof *sids);
+    size_t *parents = mem_alloc(ADMIN__TREE_MAX * sizeof *parents);
     json_t **nodes = mem_alloc(ADMIN__TREE_MAX * sizeof *nodes);
     json_t *root = admin__tree_node(h, top, lifetime);
-    if (sids == NULL || nodes == NULL || root == NULL) {
+    if (sids == NULL || parents == NULL || nodes == NULL || root == NULL) {
         host_reply_error(req, 503, "unavailable", "out of memory");
         goto out;
     }
@@ -1123,6 +1194,7 @@ static void admin__tree(struct host *h, struct http_request *req, uint32_t slot)
             }
             json_array_append_new(json_object_get(nodes[i], "children"), o);
             sids[n] = kids[k].sid;
+            parents[n] = i;
             nodes[n++] = o; /* held by its parent's array */
         }
         mem_free(kids);
@@ -1132,6 +1204,11 @@ static void admin__tree(struct host *h, struct http_request *req, uint32_t slot)
                          store_errmsg(h->store));
         goto out;
     }
+    if ((rv = admin__tree_budgets(h, sids, parents, nodes, n)) != 0) {
+        host_reply_error(req, 503, "unavailable", "cannot read the ships: %s",
+                         err_str(rv));
+        goto out;
+    }
     json_object_set_new(root, "ships", json_integer((json_int_t)n));
     json_object_set_new(root, "truncated", json_boolean(truncated));
     host_reply_json(req, 200, root);
@@ -1139,6 +1216,7 @@ static void admin__tree(struct host *h, struct http_request *req, uint32_t slot)
 out:
     json_decref(root);
     mem_free(sids);
+    mem_free(parents);
     mem_free(nodes);
 }
 

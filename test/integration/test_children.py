@@ -192,6 +192,13 @@ def test_cpu_budget(host_factory):
     wait_for(lambda: host.cli_json("ship", "show", cpu)["usage"]["cpu_us"] >= 1000)
     g = spawner_spawn(host, cpu, {})
     assert g["what"] == 3 and "budget_cpu" in g["detail"], g
+    # The status map shows what is left of each budget.
+    tree = host.cli_json("ship", "tree", "top")
+    node = [k for k in tree["children"] if k["id"] == cpu][0]
+    assert node["budget"]["cpu_ms"]["limit"] == 1, node
+    assert node["budget"]["cpu_ms"]["used"] >= 1 and node["budget"]["cpu_ms"]["left"] == 0
+    assert "budget" not in tree
+    assert "0 ms CPU left" in host.cli("ship", "tree", "top").stdout
     # A sibling without a budget spawns on.
     free = spawner_spawn(host, "top", {})["id"]
     assert spawner_spawn(host, free, {})["what"] == 1
