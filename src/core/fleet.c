@@ -546,7 +546,8 @@ static void fleet__job_refuse(struct fleet_job *j,
                               const struct quota_refusal *why, const char *what)
 {
     fleet__job_fail(j, quota_status(why->which), quota_code(why->which),
-                    "%s: the account's %s limit is %llu, and it has %llu", what,
+                    "%s: the %s's %s limit is %llu, and it has %llu", what,
+                    why->ship ? "ship's sandbox" : "account",
                     quota_name(why->which), (unsigned long long)why->limit,
                     (unsigned long long)why->used);
     j->refused = true;
@@ -1615,7 +1616,7 @@ static void fleet__on_done(struct fleet_ship *s, const struct frame *fr)
         fleet__unlogged(s, j, "event refused: disk nearly full");
         return;
     }
-    struct quota_refusal why;
+    struct quota_refusal why = {0};
     if (j->changed && f->env.write_ok != NULL &&
         !f->env.write_ok(f->env.data, s, &why)) {
         buf_free(&fx);

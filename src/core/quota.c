@@ -46,6 +46,7 @@ static bool quota__refuse(struct quota_refusal *why, enum quota_limit which,
     why->which = which;
     why->limit = limit;
     why->used = used;
+    why->ship = false;
     return false;
 }
 

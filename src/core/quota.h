@@ -46,6 +46,7 @@ struct quota_refusal {
     enum quota_limit which;
     uint64_t limit;
     uint64_t used;
+    bool ship; /* the ship's own sandbox cap, not its account's limit */
 };
 
 /* Return the name of a limit as the API and the CLI spell it ("ships",

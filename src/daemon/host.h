@@ -146,6 +146,10 @@ struct host_ship {
      * the last one taken, under the lead of mail_epoch. */
     bool mail_busy;
     uint64_t mail_last, mail_epoch;
+    /* Its sandbox's cap on events a second (core/sandbox.h; 0: none), read
+     * by the wake's load, and the bucket it draws from. */
+    uint32_t events_per_s;
+    struct quota_bucket events;
 };
 
 /* A leased ship on the leader (daemon/children.c): when its lease was last

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "core/record.h"
+#include "core/sandbox.h"
 #include "daemon/host.h"
 #include "lib/err.h"
 #include "lib/mem.h"
@@ -411,7 +412,17 @@ static bool ship__env_disk_ok(void *data)
 static bool ship__env_write_ok(void *data, struct fleet_ship *c,
                                struct quota_refusal *why)
 {
-    return host_quota_write_ok(data, ship__of(c)->account, why);
+    struct host_ship *s = ship__of(c);
+    if (s->events_per_s != 0) {
+        /* The ship's own cap, from its sandbox, before its account's. */
+        uint64_t limits[QUOTA__COUNT] = {0};
+        limits[QUOTA_EVENTS] = s->events_per_s;
+        if (!quota_event_ok(limits, &s->events, uv_hrtime(), why)) {
+            why->ship = true;
+            return false;
+        }
+    }
+    return host_quota_write_ok(data, s->account, why);
 }
 
 static void ship__env_log(void *data, const char *level, const char *msg,
@@ -531,6 +542,14 @@ static int ship__env_load(void *data, struct fleet_ship *c,
         goto err_after_rec;
     }
     s->account = rec.account;
+    struct sandbox sb;
+    uint32_t cap = sandbox_decode(rec.sandbox, rec.sandbox_len, &sb) == 0
+                       ? sb.events_per_s
+                       : 0;
+    if (cap != s->events_per_s) {
+        s->events_per_s = cap;
+        memset(&s->events, 0, sizeof s->events); /* full at the next take */
+    }
     out->last_event = rec.last_event;
     out->snapshot_event = rec.snapshot_event;
     out->first_event = rec.first_event;

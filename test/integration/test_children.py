@@ -181,6 +181,24 @@ def test_sandbox_and_budget(host):
     assert g["what"] == 3 and "budget_ships" in g["detail"]
 
 
+def test_events_cap(host):
+    """A sandbox's cap on events a second holds the ship to it: past it,
+    its logged events are refused 429, saying it is the ship's cap."""
+    host.new_ship(SPAWNER, "top")
+    kid = spawner_spawn(host, "top", {"sandbox": [0, 0, 0, 2]})["id"]
+    statuses = []
+    for _ in range(12):
+        status, _, body = host.http("POST", "/s/%s/inc" % kid)
+        statuses.append(status)
+        if status == 429:
+            assert b"sandbox" in body and b"limit_events" in body, body
+    assert statuses.count(429) >= 6, statuses
+    assert 200 in statuses or 201 in statuses, statuses
+    # Its parent, with no cap, is not held.
+    assert all(host.http("POST", "/s/top/inc")[0] in (200, 201)
+               for _ in range(12))
+
+
 def test_cpu_budget(host_factory):
     """A budget of 1 ms of CPU: once the child's recorded usage passes it
     (its program's start alone does), its tree spawns no more."""
