@@ -998,6 +998,8 @@ static void admin__stats(struct host *h, struct http_request *req)
                         json_integer(host_front_max_conns(h)));
     json_object_set_new(o, "registry_bytes",
                         json_integer((json_int_t)registry_memory(&h->reg)));
+    json_object_set_new(o, "store_cache_bytes",
+                        json_integer((json_int_t)store_cache_bytes(h->store)));
     json_object_set_new(o, "start_ms", json_real(h->ready_ns / 1e6));
     json_object_set_new(o, "log_applied_index",
                         json_integer((json_int_t)log_applied_index(h->log)));

@@ -1389,6 +1389,16 @@ int store_ship_get_sid(struct store *s, uint64_t sid, struct store_ship *out)
     return store__one_ship(s, st, out);
 }
 
+uint64_t store_cache_bytes(struct store *s)
+{
+    int cur = 0, high = 0;
+    if (sqlite3_db_status(s->db, SQLITE_DBSTATUS_CACHE_USED, &cur, &high, 0) !=
+        SQLITE_OK) {
+        return 0;
+    }
+    return cur > 0 ? (uint64_t)cur : 0;
+}
+
 int store_ship_block(struct store *s, uint64_t sid, bool blocked)
 {
     sqlite3_stmt *st = store__stmt(s, ST_SHIP_BLOCK);

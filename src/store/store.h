@@ -103,6 +103,10 @@ void store_close(struct store *s);
 /* Return the message of the last failure. */
 const char *store_errmsg(const struct store *s);
 
+/* Return the bytes SQLite's page cache holds now (at most its cache_size,
+ * 16 MiB, whatever the number of ships). */
+uint64_t store_cache_bytes(struct store *s);
+
 /* Set the store's message to the formatted text and return rv: how the
  * store module's other files (apply.c) report their own failures. */
 int store_set_error(struct store *s, int rv, const char *fmt, ...)
