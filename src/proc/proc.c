@@ -18,6 +18,7 @@
 #include "lib/mem.h"
 #include "lib/strlist.h"
 #include "proc/freezer.h"
+#include "proc/harden.h"
 #include "proc/launcher.h"
 #include "proc/spawn.h"
 #include "proc/tree.h"
@@ -105,6 +106,7 @@ struct proc {
     int exit_status;
     int term_signal;
     uint64_t cpu_final_us; /* once exited: the CPU time it used (proc_cpu) */
+    char *dir; /* its private working directory (harden.h), or NULL */
 };
 
 struct proc__write {
@@ -124,9 +126,52 @@ static void proc__write_cb(uv_write_t *req, int status)
     mem_free(w);
 }
 
+struct proc__purge {
+    uv_work_t req;
+    char *dir;
+};
+
+static void proc__purge_work(uv_work_t *req)
+{
+    struct proc__purge *w = req->data;
+    harden_dir_purge(w->dir);
+}
+
+static void proc__purge_done(uv_work_t *req, int status)
+{
+    struct proc__purge *w = req->data;
+    mem_free(w->dir);
+    mem_free(w);
+}
+
+/* Remove the program's working directory: at once when it is empty, as it
+ * usually is; on a worker thread when the program left files there, which
+ * may be many. */
+static void proc__remove_dir(struct proc *p)
+{
+    if (p->dir == NULL || harden_dir_remove(p->dir)) {
+        mem_free(p->dir);
+        return;
+    }
+    /* A proc whose start failed may have no loop. */
+    struct proc__purge *w = p->exit.loop != NULL ? mem_alloc(sizeof *w) : NULL;
+    if (w != NULL) {
+        w->req.data = w;
+        w->dir = p->dir;
+        if (uv_queue_work(p->exit.loop, &w->req, proc__purge_work,
+                          proc__purge_done) == 0) {
+            return;
+        }
+        mem_free(w);
+    }
+    harden_dir_purge(p->dir);
+    mem_free(p->dir);
+}
+
 /* Free the proc and what it owns; its handles are closed. */
 static void proc__free(struct proc *p)
 {
+    proc__remove_dir(p);
     if (p->why_owned) {
         mem_free((char *)p->why);
     }
@@ -849,7 +894,17 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int in,
 
     /* From the launcher, the start does not copy the host's descriptor
      * table (see launcher.h); without one, from here. */
-    e = launcher_spawn(file, v.argv, v.envp, in, out, errw, &p->pid);
+    char dir[PATH_MAX];
+    e = harden_dir_make(cfg->ship_id, dir);
+    if (e != 0) {
+        return e;
+    }
+    if (dir[0] != '\0' && (p->dir = mem_strdup(dir)) == NULL) {
+        harden_dir_remove(dir);
+        return ENOMEM;
+    }
+    e = launcher_spawn(file, v.argv, v.envp, dir, cfg->network, in, out, errw,
+                       &p->pid);
     if (e != ESRCH) {
         return e;
     }
@@ -871,6 +926,8 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int in,
         .out = out,
         .errw = errw,
         .parent = getpid(),
+        .dir = dir,
+        .network = cfg->network,
     };
     pid_t pid;
     e = spawn_program(&job, 0, &pid);
@@ -1080,6 +1137,10 @@ err_after_out:
 err_after_in:
     close(ip[1]);
 err_after_alloc:
+    if (p->dir != NULL && !harden_dir_remove(p->dir)) {
+        harden_dir_purge(p->dir);
+    }
+    mem_free(p->dir);
     mem_free(p->name);
     mem_free(p);
     return rv;
