@@ -8,6 +8,7 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -50,7 +51,6 @@ static const char *const harden__denied[] = {
     "open_by_handle_at",
     "name_to_handle_at",
     "unshare",
-    "setns",
     "kexec_load",
     "kexec_file_load",
     "reboot",
@@ -101,8 +101,17 @@ static gid_t harden__gid;
 static int harden__cap_last = CAP_LAST_CAP;
 static bool harden__drop_caps;
 static struct rlimit harden__nofile;
-static char harden__root[PATH_MAX];
-static unsigned long harden__runs;
+static char harden__root[PATH_MAX - 64]; /* room for "/run.N" */
+/* Directories made ahead, empty, by their run numbers: a wake takes one
+ * rather than wait for a mkdir (30 us here, hundreds under load). */
+#define HARDEN__POOL 64
+static pthread_mutex_t harden__lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long harden__runs; /* the last number given */
+static unsigned long harden__pool[HARDEN__POOL];
+static int harden__pool_n;
+/* The parts this process (the launcher) applied to itself, which its
+ * children inherit: not applied again in each. */
+static unsigned harden__inherited;
 
 /* Build the filter and export it into harden__bpf; 0 or a message. */
 static int harden__filter(char *errmsg)
@@ -125,6 +134,20 @@ static int harden__filter(char *errmsg)
         int nr = seccomp_syscall_resolve_name(harden__denied[i]);
         if (nr != __NR_SCMP_ERROR) {
             e = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+        }
+    }
+    /* setns only into the empty network namespace, by the descriptor the
+     * host and the launcher hold: the launcher's children join it after
+     * the launcher has loaded the filter (harden_launcher). A program has
+     * no such descriptor, and without CAP_SYS_ADMIN could not use one. */
+    if (e == 0 && harden__netns < 0) {
+        e = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setns), 0);
+    } else if (e == 0) {
+        e = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setns), 1,
+                             SCMP_A0_32(SCMP_CMP_NE, (uint32_t)harden__netns));
+        if (e == 0) {
+            e = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setns), 1,
+                                 SCMP_A1_32(SCMP_CMP_NE, CLONE_NEWNET));
         }
     }
     for (size_t i = 0;
@@ -291,9 +314,13 @@ int harden_setup(const struct harden_config *cfg, char *errmsg)
         }
     }
     unsigned parts = cfg->parts & HARDEN_ALL;
+    if (parts & HARDEN_NETNS) {
+        harden__namespace(); /* before the filter, which names it */
+    }
     if (parts & HARDEN_SECCOMP) {
         int rv = harden__filter(errmsg);
         if (rv != 0) {
+            harden_cleanup();
             return rv;
         }
     }
@@ -309,12 +336,13 @@ int harden_setup(const struct harden_config *cfg, char *errmsg)
     if (parts & HARDEN_DIR) {
         if (cfg->data_dir == NULL ||
             snprintf(harden__root, sizeof harden__root, "%s/programs",
-                     cfg->data_dir) >= (int)sizeof harden__root - 64) {
+                     cfg->data_dir) >= (int)sizeof harden__root) {
             err_printf(errmsg, "the data directory's path is too long");
             return BERTH_EINVAL;
         }
         /* What a run killed with -9 left. */
         harden__rm_tree(harden__root);
+        harden__pool_n = 0;
         if (mkdir(harden__root, 0711) != 0 && errno != EEXIST) {
             err_printf(errmsg, "cannot make %s: %s", harden__root,
                        strerror(errno));
@@ -335,10 +363,8 @@ int harden_setup(const struct harden_config *cfg, char *errmsg)
             fclose(f);
         }
     }
-    if (parts & HARDEN_NETNS) {
-        harden__namespace();
-    }
     harden__parts = parts;
+    harden_dir_refill();
     return 0;
 }
 
@@ -362,43 +388,153 @@ int harden_netns_fd(void)
     return harden__netns;
 }
 
-int harden_dir_make(const char *id, char *path)
+/* Make the directory of run number n into path (PATH_MAX bytes), owned
+ * by the program user; 0 or an errno. */
+static int harden__dir_new(unsigned long n, char *path)
 {
-    path[0] = '\0';
-    if (!(harden__parts & HARDEN_DIR) || harden__root[0] == '\0') {
-        return 0;
-    }
-    /* A number of this run makes it fresh: the program before it may
-     * still be going. */
-    int n = snprintf(path, PATH_MAX, "%s/%.64s.%lu", harden__root, id,
-                     ++harden__runs);
-    if (n < 0 || n >= PATH_MAX) {
-        path[0] = '\0';
-        return ENAMETOOLONG;
-    }
+    snprintf(path, PATH_MAX, "%s/run.%lu", harden__root, n);
     if (mkdir(path, 0700) != 0) {
-        int e = errno;
-        path[0] = '\0';
-        return e;
+        return errno;
     }
     if (harden__uid >= 0 && chown(path, (uid_t)harden__uid, harden__gid) != 0) {
         int e = errno;
         rmdir(path);
-        path[0] = '\0';
         return e;
     }
     return 0;
 }
 
-bool harden_dir_remove(const char *path)
+int harden_dir_take(char *path)
 {
-    return path == NULL || path[0] == '\0' || rmdir(path) == 0 ||
-           errno == ENOENT;
+    path[0] = '\0';
+    if (!(harden__parts & HARDEN_DIR) || harden__root[0] == '\0') {
+        return 0;
+    }
+    pthread_mutex_lock(&harden__lock);
+    bool ready = harden__pool_n > 0;
+    unsigned long n = ready ? harden__pool[--harden__pool_n] : ++harden__runs;
+    pthread_mutex_unlock(&harden__lock);
+    if (ready) {
+        snprintf(path, PATH_MAX, "%s/run.%lu", harden__root, n);
+        return 0;
+    }
+    int e = harden__dir_new(n, path);
+    if (e != 0) {
+        path[0] = '\0';
+    }
+    return e;
 }
 
-void harden_dir_purge(const char *path)
+bool harden_dir_low(void)
 {
-    harden__rm_tree(path);
+    pthread_mutex_lock(&harden__lock);
+    bool low = (harden__parts & HARDEN_DIR) && harden__root[0] != '\0' &&
+               harden__pool_n < HARDEN__POOL / 2;
+    pthread_mutex_unlock(&harden__lock);
+    return low;
+}
+
+void harden_dir_refill(void)
+{
+    char path[PATH_MAX];
+    for (;;) {
+        pthread_mutex_lock(&harden__lock);
+        bool full = harden__pool_n >= HARDEN__POOL;
+        unsigned long n = full ? 0 : ++harden__runs;
+        pthread_mutex_unlock(&harden__lock);
+        if (full || harden__dir_new(n, path) != 0) {
+            return;
+        }
+        pthread_mutex_lock(&harden__lock);
+        if (harden__pool_n < HARDEN__POOL) {
+            harden__pool[harden__pool_n++] = n;
+            n = 0;
+        }
+        pthread_mutex_unlock(&harden__lock);
+        if (n != 0) {
+            rmdir(path); /* another refill got there first */
+            return;
+        }
+    }
+}
+
+/* Whether the directory open at fd holds nothing. */
+static bool harden__dir_empty(int fd)
+{
+    char buf[1024];
+    long got;
+    while ((got = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+        for (long off = 0; off < got;) {
+            /* struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8
+             * type, then the name. */
+            unsigned short reclen;
+            memcpy(&reclen, buf + off + 16, sizeof reclen);
+            const char *name = buf + off + 19;
+            if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0) {
+                return false;
+            }
+            off += reclen;
+        }
+    }
+    return got == 0;
+}
+
+void harden_dir_give(const char *path)
+{
+    if (path == NULL || path[0] == '\0') {
+        return;
+    }
+    const char *dot = strrchr(path, '.');
+    unsigned long n = dot != NULL ? strtoul(dot + 1, NULL, 10) : 0;
+    /* Empty, it goes back to the pool, its mode and owner as made (the
+     * program may have changed them); else it goes, with what is in it. */
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    bool keep =
+        fd >= 0 && n != 0 && harden__dir_empty(fd) && fchmod(fd, 0700) == 0 &&
+        (harden__uid < 0 || fchown(fd, (uid_t)harden__uid, harden__gid) == 0);
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (keep) {
+        pthread_mutex_lock(&harden__lock);
+        keep = harden__pool_n < HARDEN__POOL;
+        if (keep) {
+            harden__pool[harden__pool_n++] = n;
+        }
+        pthread_mutex_unlock(&harden__lock);
+    }
+    if (!keep && rmdir(path) != 0 && errno != ENOENT) {
+        harden__rm_tree(path);
+    }
+}
+
+/* Empty the bounding set, so that an exec as root gains no capability,
+ * and the ambient set; the process keeps those it has. Raw calls only (see
+ * harden_child). Returns 0 or an errno. */
+static int harden__drop_bounding(void)
+{
+    if (!harden__drop_caps) {
+        return 0;
+    }
+    for (int c = 0; c <= harden__cap_last; c++) {
+        if (syscall(SYS_prctl, PR_CAPBSET_DROP, c, 0, 0, 0) != 0 &&
+            errno != EINVAL) {
+            return errno;
+        }
+    }
+    syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    return 0;
+}
+
+/* Set no_new_privs and load the filter on this process (and what it
+ * starts from now on). Returns 0 or an errno. */
+static int harden__load_filter(void)
+{
+    if (syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &harden__prog) != 0) {
+        return errno;
+    }
+    return 0;
 }
 
 int harden_child(const char *dir, bool network)
@@ -421,14 +557,11 @@ int harden_child(const char *dir, bool network)
     if (dir != NULL && dir[0] != '\0' && syscall(SYS_chdir, dir) != 0) {
         return errno;
     }
-    if ((parts & HARDEN_CAPS) && harden__drop_caps) {
-        for (int c = 0; c <= harden__cap_last; c++) {
-            if (syscall(SYS_prctl, PR_CAPBSET_DROP, c, 0, 0, 0) != 0 &&
-                errno != EINVAL) {
-                return errno;
-            }
+    if ((parts & HARDEN_CAPS) && !(harden__inherited & HARDEN_CAPS)) {
+        int e = harden__drop_bounding();
+        if (e != 0) {
+            return e;
         }
-        syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     }
     /* Raw calls: libc's would make every thread of the starter change
      * its credentials too. Groups, then the gid, then the uid, while the
@@ -442,14 +575,22 @@ int harden_child(const char *dir, bool network)
             return errno;
         }
     }
-    if (parts & HARDEN_SECCOMP) {
-        if (syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
-            syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &harden__prog) !=
-                0) {
-            return errno;
-        }
+    if ((parts & HARDEN_SECCOMP) && !(harden__inherited & HARDEN_SECCOMP)) {
+        return harden__load_filter();
     }
     return 0;
+}
+
+void harden_launcher(void)
+{
+    unsigned done = 0;
+    if ((harden__parts & HARDEN_CAPS) && harden__drop_bounding() == 0) {
+        done |= HARDEN_CAPS;
+    }
+    if ((harden__parts & HARDEN_SECCOMP) && harden__load_filter() == 0) {
+        done |= HARDEN_SECCOMP;
+    }
+    harden__inherited = done;
 }
 
 void harden_cleanup(void)

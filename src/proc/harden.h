@@ -12,8 +12,11 @@
  *     it), unless its ship may use the network: it then has no interface
  *     but a loopback that is down. Making and tearing down a namespace per
  *     program would cost the kernel milliseconds on every wake;
- *   - changes to a private, empty working directory of its own, made for
- *     this run under DATA/programs/ and removed once the program is gone;
+ *   - changes to a private, empty working directory of its own,
+ *     DATA/programs/run.N, for this run alone: once the program is gone
+ *     it is removed, or, found empty, made ready for another run. A few
+ *     dozen are made ahead on a worker thread, so that a wake waits for
+ *     no mkdir;
  *   - drops every capability from its bounding set, so that a program run
  *     as root gets none at its exec, and, with --program-user, takes that
  *     user's uid and gid with no supplementary groups;
@@ -30,7 +33,11 @@
  * Denied: ptrace, process_vm_readv/writev, kcmp; mount, umount2,
  * pivot_root, chroot, the new mount API (open_tree, move_mount, fsopen,
  * fsconfig, fsmount, fspick, mount_setattr), open_by_handle_at,
- * name_to_handle_at; unshare, setns, and clone with a CLONE_NEW* flag;
+ * name_to_handle_at; unshare, clone with a CLONE_NEW* flag, and setns
+ * but into the empty network namespace by the host's own descriptor of
+ * it (the launcher's children join it after the launcher has loaded the
+ * filter; a program has no such descriptor and, without CAP_SYS_ADMIN,
+ * could not use one);
  * kexec_load, kexec_file_load, reboot, init_module, finit_module,
  * delete_module, swapon, swapoff, acct, quotactl; bpf, perf_event_open,
  * userfaultfd, keyctl, add_key, request_key; settimeofday,
@@ -93,20 +100,33 @@ long harden_uid(void);
  * launcher keeps it open. */
 int harden_netns_fd(void);
 
-/* Make a fresh, empty working directory for a run of ship id's program,
- * owned by the program user, into path (PATH_MAX bytes). Returns 0 with
- * path set, 0 with path "" when directories are off or not set up, or an
- * errno. */
-int harden_dir_make(const char *id, char *path);
+/* Take a fresh, empty working directory for a run of a program, owned by
+ * the program user, into path (PATH_MAX bytes): one made ahead when there
+ * is one, else made now. Returns 0 with path set, 0 with path "" when
+ * directories are off or not set up, or an errno. On the loop thread. */
+int harden_dir_take(char *path);
 
-/* Remove a run's directory if it is empty (or gone): returns true then,
- * false when the program left something in it (see harden_dir_purge). */
-bool harden_dir_remove(const char *path);
+/* Return whether fewer directories than half the pool are ready, so that
+ * the caller should run harden_dir_refill on a worker thread. */
+bool harden_dir_low(void);
 
-/* Remove a run's directory and whatever its program left in it, without
- * following links; it blocks, so the host calls it on a worker thread.
- * Best effort: what stays is removed by the next start. */
-void harden_dir_purge(const char *path);
+/* Make directories ahead until the pool is full; it blocks, so the host
+ * calls it on a worker thread (harden_setup fills the pool once). */
+void harden_dir_refill(void);
+
+/* Give back a run's directory once its program is gone: an empty one goes
+ * back to the pool (its mode and owner reset), one the program left
+ * something in is removed with all of it, without following links. It
+ * blocks: the host calls it on a worker thread. Best effort: what stays
+ * is removed by the next start. */
+void harden_dir_give(const char *path);
+
+/* In the launcher, once, after its fork: drop the bounding set and load
+ * the filter on the launcher itself, which every program it starts then
+ * inherits, so that no start pays for them (loading the filter cost about
+ * 150 us a start here, the largest part of hardening on the wake path).
+ * What fails here is left to each child. */
+void harden_launcher(void);
 
 /* In the child, before its exec: apply every part in force, with dir as
  * the working directory (NULL or "": none) and network saying whether it

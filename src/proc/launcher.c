@@ -121,6 +121,8 @@ static _Noreturn void launcher__main(int ctl, pid_t host)
         from = (unsigned)keep[i] + 1;
     }
     close_range(from, ~0U, 0);
+    /* What every program gives up anyway, given up once here. */
+    harden_launcher();
     for (;;) {
         uint8_t buf[LAUNCHER__MSG_MAX];
         union {

@@ -134,7 +134,7 @@ struct proc__purge {
 static void proc__purge_work(uv_work_t *req)
 {
     struct proc__purge *w = req->data;
-    harden_dir_purge(w->dir);
+    harden_dir_give(w->dir);
 }
 
 static void proc__purge_done(uv_work_t *req, int status)
@@ -144,13 +144,12 @@ static void proc__purge_done(uv_work_t *req, int status)
     mem_free(w);
 }
 
-/* Remove the program's working directory: at once when it is empty, as it
- * usually is; on a worker thread when the program left files there, which
- * may be many. */
+/* Give the program's working directory back on a worker thread: reading
+ * or removing it (an rmdir took 140 us here) is more than the loop should
+ * wait for, and one the program left files in takes a walk. */
 static void proc__remove_dir(struct proc *p)
 {
-    if (p->dir == NULL || harden_dir_remove(p->dir)) {
-        mem_free(p->dir);
+    if (p->dir == NULL) {
         return;
     }
     /* A proc whose start failed may have no loop. */
@@ -164,8 +163,39 @@ static void proc__remove_dir(struct proc *p)
         }
         mem_free(w);
     }
-    harden_dir_purge(p->dir);
+    harden_dir_give(p->dir);
     mem_free(p->dir);
+}
+
+static bool proc__refilling;
+
+static void proc__refill_work(uv_work_t *req)
+{
+    harden_dir_refill();
+}
+
+static void proc__refill_done(uv_work_t *req, int status)
+{
+    mem_free(req);
+    proc__refilling = false;
+}
+
+/* Have working directories made ahead when few are left, one worker at a
+ * time. */
+static void proc__refill(uv_loop_t *loop)
+{
+    if (proc__refilling || !harden_dir_low()) {
+        return;
+    }
+    uv_work_t *req = mem_alloc(sizeof *req);
+    if (req == NULL) {
+        return;
+    }
+    if (uv_queue_work(loop, req, proc__refill_work, proc__refill_done) != 0) {
+        mem_free(req);
+        return;
+    }
+    proc__refilling = true;
 }
 
 /* Free the proc and what it owns; its handles are closed. */
@@ -895,12 +925,12 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int in,
     /* From the launcher, the start does not copy the host's descriptor
      * table (see launcher.h); without one, from here. */
     char dir[PATH_MAX];
-    e = harden_dir_make(cfg->ship_id, dir);
+    e = harden_dir_take(dir);
     if (e != 0) {
         return e;
     }
     if (dir[0] != '\0' && (p->dir = mem_strdup(dir)) == NULL) {
-        harden_dir_remove(dir);
+        harden_dir_give(dir);
         return ENOMEM;
     }
     e = launcher_spawn(file, v.argv, v.envp, dir, cfg->network, in, out, errw,
@@ -1107,6 +1137,7 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
         }
     }
     proc__attach_start(p, loop);
+    proc__refill(loop);
     atomic_fetch_add(&proc__alive, 1);
     *out = p;
     return 0;
@@ -1137,9 +1168,7 @@ err_after_out:
 err_after_in:
     close(ip[1]);
 err_after_alloc:
-    if (p->dir != NULL && !harden_dir_remove(p->dir)) {
-        harden_dir_purge(p->dir);
-    }
+    harden_dir_give(p->dir);
     mem_free(p->dir);
     mem_free(p->name);
     mem_free(p);

@@ -158,12 +158,21 @@ def test_cwd_is_private_empty_and_removed(host):
     wait_for(lambda: not os.path.exists(ra["cwd"]) or None)
     again = probe(host, "a", 1)
     assert again["cwd_list"] == [] and again["cwd"] != ra["cwd"]
-    # What a host killed with -9 left is removed by its next start.
+    # What a host killed with -9 left is removed by its next start; the
+    # directories it makes ahead are empty.
     assert host.http("POST", "/s/a/write/left", b"x")[0] == 200
+    left = probe(host, "a", 1)["cwd"]
     host.kill9()
-    assert os.listdir(base)
+    assert os.listdir(left) == ["left"]
     host.start()
-    wait_for(lambda: os.listdir(base) == [] or None)
+    assert not os.path.exists(os.path.join(left, "left"))
+    for d in os.listdir(base):
+        assert os.listdir(os.path.join(base, d)) == [], d
+    # A directory found empty is made ready again, its mode as made.
+    rb2 = get_json(host, "/s/b/status")
+    os.chmod(rb2["cwd"], 0o755)
+    host.cli("ship", "sleep", "b")
+    wait_for(lambda: stat.S_IMODE(os.stat(rb2["cwd"]).st_mode) == 0o700 or None)
 
 
 def test_program_user(host_factory):
