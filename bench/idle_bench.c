@@ -21,7 +21,8 @@
  *             with each part alone (BERTH_HARDEN) and with --no-harden,
  *             the configurations in turn and their order turning round
  *             after round. Floor: --no-harden. BENCH_HARDEN_ONLY=1 runs
- *             this step alone.
+ *             this step alone; BENCH_HARDEN=off runs the steps before
+ *             it with --no-harden.
  *
  * usage: idle_bench BERTH KV DATA_DIR
  * The host's data goes to DATA_DIR/host, its stderr to DATA_DIR/host.log. */
@@ -1622,6 +1623,10 @@ int main(int argc, char **argv)
     snprintf(host_log, sizeof host_log, "%s/host.log", r.dir);
     wake_snapshot_init();
 
+    /* BENCH_HARDEN=off runs the steps before the hardening one with
+     * --no-harden (a part's name: that part alone), to set the wake
+     * target's figures of one run beside another's. */
+    host_harden = getenv("BENCH_HARDEN");
     machine_line(r.dir);
     long harden_wakes = env_long("BENCH_HARDEN_WAKES", 200);
     long harden_rounds = env_long("BENCH_HARDEN_ROUNDS", 5);
