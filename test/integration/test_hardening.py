@@ -212,3 +212,52 @@ def test_no_harden_and_a_bad_user(host_factory):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1
     assert "no user named no-such-user-x" in r.stderr
+
+
+def children_of(pid):
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        kids.append(int(d))
+            except OSError:
+                pass
+    return kids
+
+
+def test_hardened_without_the_launcher(host):
+    """The launcher gives its programs the filter it loaded on itself;
+    once it is gone, the host starts programs hardened all the same."""
+    with open("/proc/%d/cmdline" % host.proc.pid, "rb") as f:
+        cmd = f.read()
+
+    def launcher():
+        for k in children_of(host.proc.pid):
+            try:
+                with open("/proc/%d/cmdline" % k, "rb") as f:
+                    if f.read() == cmd:
+                        return k
+            except OSError:
+                pass
+        return None
+
+    lpid = launcher()
+    assert lpid is not None
+    with open("/proc/%d/status" % lpid) as f:
+        assert "Seccomp:\t2" in f.read()
+    os.kill(lpid, 9)
+    wait_for(lambda: launcher() is None or None)
+    lis = Listener()
+    try:
+        host.new_ship(PROBER, "late")
+        r = probe(host, "late", lis.port)
+        assert r["ptrace"] == "EPERM" and r["unshare"] == "EPERM", r
+        assert r["seccomp"] == "2" and r["no_new_privs"] == "1", r
+        assert int(r["cap_bnd"], 16) == 0, r
+        assert r["connect"] != "ok" and lis.accepted() == 0, r
+        assert r["cwd_list"] == [] and "/programs/run." in r["cwd"], r
+        assert "launcher" in host.logs()
+    finally:
+        lis.close()
