@@ -1566,14 +1566,28 @@ static void step_harden(struct run *r, long n, long rounds)
            "network when hardened: %s\n",
            NCFG, n, rounds, net != NULL ? net : "?");
     printf("  floor: the same wakes from the host with --no-harden, "
-           "interleaved; p50s and p99s over all rounds\n");
+           "interleaved; p50s and p99s over all rounds; paired: the median "
+           "of each wake's ratio to the floor's wake of the same ship\n");
     size_t all = (size_t)(n * rounds);
+    /* Each wake beside the floor's wake of the same ship in the same
+     * round, a few milliseconds apart: the median of these ratios is
+     * less moved by the machine's load drifting than a ratio of medians.
+     * Taken before pct() sorts the samples. */
+    double paired[NCFG];
+    double *q = malloc(all * sizeof *q);
+    for (int c = 1; c < NCFG; c++) {
+        for (size_t i = 0; i < all; i++) {
+            q[i] = lat[c][i] / lat[0][i];
+        }
+        paired[c] = pct(q, all, 0.5);
+    }
+    free(q);
     double f50 = pct(lat[0], all, 0.5), f99 = pct(lat[0], all, 0.99);
     table_head();
     for (int c = 1; c < NCFG; c++) {
         double w50 = pct(lat[c], all, 0.5), w99 = pct(lat[c], all, 0.99);
         row(fmt("%s p50", cfgs[c].label), fmt_ms(w50), fmt_ms(f50),
-            fmt_ratio(w50, f50), NULL);
+            fmt_ratio(w50, f50), fmt("paired: %.2fx", paired[c]));
         row(fmt("%s p99", cfgs[c].label), fmt_ms(w99), fmt_ms(f99),
             fmt_ratio(w99, f99), NULL);
     }

@@ -479,6 +479,22 @@ static bool harden__dir_empty(int fd)
     return got == 0;
 }
 
+/* Give the directory open at fd its mode and owner as made, writing only
+ * what changed (an inode write is a journal entry); whether it has them. */
+static bool harden__dir_reset(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        return false;
+    }
+    if ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700) != 0) {
+        return false;
+    }
+    return harden__uid < 0 ||
+           (st.st_uid == (uid_t)harden__uid && st.st_gid == harden__gid) ||
+           fchown(fd, (uid_t)harden__uid, harden__gid) == 0;
+}
+
 void harden_dir_give(const char *path)
 {
     if (path == NULL || path[0] == '\0') {
@@ -490,8 +506,7 @@ void harden_dir_give(const char *path)
      * program may have changed them); else it goes, with what is in it. */
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     bool keep =
-        fd >= 0 && n != 0 && harden__dir_empty(fd) && fchmod(fd, 0700) == 0 &&
-        (harden__uid < 0 || fchown(fd, (uid_t)harden__uid, harden__gid) == 0);
+        fd >= 0 && n != 0 && harden__dir_empty(fd) && harden__dir_reset(fd);
     if (fd >= 0) {
         close(fd);
     }
