@@ -334,9 +334,17 @@ int harden_setup(const struct harden_config *cfg, char *errmsg)
         harden__nofile.rlim_cur = harden__nofile.rlim_max = cap;
     }
     if (parts & HARDEN_DIR) {
-        if (cfg->data_dir == NULL ||
-            snprintf(harden__root, sizeof harden__root, "%s/programs",
-                     cfg->data_dir) >= (int)sizeof harden__root) {
+        /* Absolute: the child changes to it from the starter's working
+         * directory, and a data directory may be given relative to it. */
+        char real[PATH_MAX];
+        if (cfg->data_dir == NULL || realpath(cfg->data_dir, real) == NULL) {
+            err_printf(errmsg, "cannot find the data directory %s: %s",
+                       cfg->data_dir != NULL ? cfg->data_dir : "(none)",
+                       strerror(cfg->data_dir != NULL ? errno : EINVAL));
+            return BERTH_EINVAL;
+        }
+        if (snprintf(harden__root, sizeof harden__root, "%s/programs", real) >=
+            (int)sizeof harden__root) {
             err_printf(errmsg, "the data directory's path is too long");
             return BERTH_EINVAL;
         }

@@ -261,3 +261,50 @@ def test_hardened_without_the_launcher(host):
         assert "launcher" in host.logs()
     finally:
         lis.close()
+
+
+def test_a_host_without_namespaces_says_so(host_factory, tmpdir_path):
+    """A host that is not root cannot make a network namespace: it starts,
+    says why in its log and in stats, and programs keep its network; the
+    rest of the sandbox holds."""
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    # A directory nobody may enter, with the program and the data.
+    os.chmod(tmpdir_path, 0o711)
+    d = os.path.join(tmpdir_path, "nobody")
+    os.mkdir(d)
+    os.chown(d, nobody.pw_uid, nobody.pw_gid)
+    prog = os.path.join(d, "prober.py")
+    shutil.copy(PROBER, prog)
+    os.chmod(prog, 0o755)
+    host = host_factory(name=os.path.join("nobody", "data"))
+    host.log_path = os.path.join(tmpdir_path, "nobody.log")
+
+    def drop():
+        os.setgroups([])
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+    host.preexec_fn = drop
+    host.start()
+    hard = host.cli_json("stats")["hardening"]
+    assert hard["network"].startswith("host (no network namespace"), hard
+    assert "netns" in hard["parts"]
+    assert "no network namespace" in host.logs()
+    lis = Listener()
+    try:
+        host.new_ship(prog, "n")
+        r = probe(host, "n", lis.port)
+        assert r["connect"] == "ok", r
+        assert r["uid"] == nobody.pw_uid
+        assert r["ptrace"] == "EPERM" and r["seccomp"] == "2", r
+        assert r["core"] == [0, 0] and r["cwd_list"] == [], r
+    finally:
+        lis.close()
+    host.stop()
+    # Nor may it run programs as another user.
+    r = subprocess.run([BERTH, "serve", "--data", host.data, "--listen",
+                        "127.0.0.1:0", "--program-user", "root"],
+                       capture_output=True, text=True, timeout=30,
+                       preexec_fn=drop)
+    assert r.returncode == 1
+    assert "only when the host runs as root" in r.stderr, r.stderr
