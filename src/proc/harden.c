@@ -2,7 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
+#include <dirent.h>
 #include <grp.h>
 #include <limits.h>
 #include <linux/capability.h>
@@ -281,23 +281,58 @@ static int harden__user(const char *user, char *errmsg)
     return 0;
 }
 
-static int harden__rm_one(const char *path, const struct stat *st, int flag,
-                          struct FTW *ftw)
+/* Remove what the directory open at fd holds, then close it: by
+ * descriptors, each level opened with O_NOFOLLOW relative to the one
+ * above, so that a program of the same user swapping a directory for a
+ * link meanwhile cannot send the walk elsewhere. Deeper than 64 levels
+ * is left for the next start. */
+static void harden__empty_at(int fd, int depth)
 {
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP) {
-        rmdir(path);
-    } else {
-        unlink(path);
+    DIR *d = fdopendir(fd);
+    if (d == NULL) {
+        close(fd);
+        return;
     }
-    return 0; /* go on past what cannot be removed */
+    /* Entries removed while reading can make readdir skip some: go over
+     * it again while a pass removes anything. */
+    for (bool progress = true; progress;) {
+        progress = false;
+        rewinddir(d);
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            const char *name = e->d_name;
+            if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+                continue;
+            }
+            if (unlinkat(dirfd(d), name, 0) == 0) {
+                progress = true;
+                continue;
+            }
+            int sub = depth < 64 ? openat(dirfd(d), name,
+                                          O_RDONLY | O_DIRECTORY |
+                                              O_NOFOLLOW | O_CLOEXEC)
+                                 : -1;
+            if (sub >= 0) {
+                harden__empty_at(sub, depth + 1);
+            }
+            if (unlinkat(dirfd(d), name, AT_REMOVEDIR) == 0) {
+                progress = true;
+            }
+        }
+    }
+    closedir(d);
 }
 
 /* Remove path and everything below it, without following links. */
 static void harden__rm_tree(const char *path)
 {
-    nftw(path, harden__rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        harden__empty_at(fd, 0);
+    }
+    if (rmdir(path) != 0 && errno == ENOTDIR) {
+        unlink(path);
+    }
 }
 
 int harden_setup(const struct harden_config *cfg, char *errmsg)

@@ -158,6 +158,18 @@ def test_cwd_is_private_empty_and_removed(host):
     wait_for(lambda: not os.path.exists(ra["cwd"]) or None)
     again = probe(host, "a", 1)
     assert again["cwd_list"] == [] and again["cwd"] != ra["cwd"]
+    # What is removed is the program's: a link it left is removed, not
+    # followed.
+    outside = os.path.join(host.data + "-outside")
+    os.mkdir(outside)
+    with open(os.path.join(outside, "keep"), "w") as f:
+        f.write("x")
+    rc = get_json(host, "/s/a/status")
+    assert host.http("POST", "/s/a/link/l", outside.encode())[0] == 200
+    assert host.http("POST", "/s/a/write/f", b"x")[0] == 200
+    host.cli("ship", "sleep", "a")
+    wait_for(lambda: not os.path.exists(os.path.join(rc["cwd"], "l")) or None)
+    assert os.listdir(outside) == ["keep"]
     # What a host killed with -9 left is removed by its next start; the
     # directories it makes ahead are empty.
     assert host.http("POST", "/s/a/write/left", b"x")[0] == 200

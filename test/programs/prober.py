@@ -11,6 +11,7 @@ what happened, for the host's hardening tests (docs/security.md,
   GET /status      JSON: what it sees, without trying anything (for a host
                    without hardening, where the attempts would work)
   POST /write/NAME writes a file NAME in the cwd; 200
+  POST /link/NAME  makes NAME in the cwd a symbolic link to the body; 200
 Each attempt that could change the program itself (ptrace, unshare) runs
 in a child of its own, which exits with the errno (0: it worked). Nothing
 is kept: the state is empty, and so is the snapshot."""
@@ -193,6 +194,9 @@ def on_event(number, kind, payload):
                   "seccomp": st.get("Seccomp"), "cap_bnd": st.get("CapBnd"),
                   "core": list(resource.getrlimit(resource.RLIMIT_CORE))}
         return done(number, [reply(200, json.dumps(result))])
+    if method == "POST" and target.startswith("/link/"):
+        os.symlink(body.decode(), target[len("/link/"):])
+        return done(number, [reply(200, "{}")])
     if method == "POST" and target.startswith("/write/"):
         with open(target[len("/write/"):], "wb") as f:
             f.write(body)

@@ -72,8 +72,26 @@ static void test_directories_made_ahead_and_given_back(void **state)
     FILE *f = fopen(file, "w");
     assert_non_null(f);
     fclose(f);
+    /* And directories within, and a link out, which is removed and not
+     * followed. */
+    char sub[PATH_MAX + 64], outside[64], link[PATH_MAX + 32];
+    snprintf(sub, sizeof sub, "%s/d1", a);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(sub, sizeof sub, "%s/d1/d2", a);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(sub, sizeof sub, "%s/d1/d2/f", a);
+    assert_non_null(f = fopen(sub, "w"));
+    fclose(f);
+    snprintf(outside, sizeof outside, "%s/outside", data);
+    assert_int_equal(mkdir(outside, 0700), 0);
+    snprintf(sub, sizeof sub, "%s/keep", outside);
+    assert_non_null(f = fopen(sub, "w"));
+    fclose(f);
+    snprintf(link, sizeof link, "%s/d1/out", a);
+    assert_int_equal(symlink(outside, link), 0);
     harden_dir_give(a);
     assert_int_equal(entries(a), -1);
+    assert_int_equal(entries(outside), 1);
 
     /* An empty one goes back, its mode as made, and is taken again. */
     assert_int_equal(chmod(b, 0755), 0);
