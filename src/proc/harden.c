@@ -308,10 +308,11 @@ static void harden__empty_at(int fd, int depth)
                 progress = true;
                 continue;
             }
-            int sub = depth < 64 ? openat(dirfd(d), name,
-                                          O_RDONLY | O_DIRECTORY |
-                                              O_NOFOLLOW | O_CLOEXEC)
-                                 : -1;
+            int sub =
+                depth < 64
+                    ? openat(dirfd(d), name,
+                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                    : -1;
             if (sub >= 0) {
                 harden__empty_at(sub, depth + 1);
             }
