@@ -15,6 +15,14 @@
  *   awake     BENCH_AWAKE ships awake at once: host RSS and program memory
  *             per ship. Floor for the latter: one kv alone, same measure.
  *   storm     BENCH_STORM asleep ships, one GET each, written at once.
+ *   harden    what programs' hardening costs a wake: BENCH_HARDEN_WAKES
+ *             asleep ships of a small host of their own woken one at a
+ *             time, over BENCH_HARDEN_ROUNDS rounds, with hardening whole,
+ *             with each part alone (BERTH_HARDEN) and with --no-harden,
+ *             the configurations in turn and their order turning round
+ *             after round. Floor: --no-harden. BENCH_HARDEN_ONLY=1 runs
+ *             this step alone; BENCH_HARDEN=off runs the steps before
+ *             it with --no-harden.
  *
  * usage: idle_bench BERTH KV DATA_DIR
  * The host's data goes to DATA_DIR/host, its stderr to DATA_DIR/host.log. */
@@ -232,6 +240,10 @@ static void on_signal(int sig)
     _exit(128 + sig);
 }
 
+/* How the next host started hardens its programs: NULL, all of it (the
+ * default); "off", --no-harden; otherwise the parts BERTH_HARDEN keeps. */
+static const char *host_harden;
+
 /* Start `berth serve` on data with the bench's timeouts (nothing freezes or
  * sleeps on its own unless a ship asks) and return the seconds from spawn to
  * the first /healthz 200, as a client sees it. */
@@ -265,7 +277,15 @@ static double host_start(const char *berth, const char *data)
                     "0",
                     "--max-idle-conns",
                     "0",
+                    NULL,
                     NULL};
+    /* The host reads BERTH_HARDEN from the environment it inherits. */
+    unsetenv("BERTH_HARDEN");
+    if (host_harden != NULL && strcmp(host_harden, "off") == 0) {
+        argv[sizeof argv / sizeof *argv - 2] = "--no-harden";
+    } else if (host_harden != NULL) {
+        setenv("BERTH_HARDEN", host_harden, 1);
+    }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
@@ -1418,6 +1438,165 @@ static void step_storm(struct run *r)
     free(lens);
 }
 
+/* Hardening on the wake path. One host per configuration, all up at
+ * once, each with the same asleep h- ships; the wakes go one at a time,
+ * ship by ship, to every host in turn, the order of the hosts turning
+ * ship by ship: each configuration's wakes sit beside the others' in time,
+ * so that what the machine's load does to one it does to all. Each round
+ * restarts the hosts (every ship asleep again). */
+struct harden_host {
+    pid_t pid;
+    int port;
+    char front[64], admin[4200], data[4200];
+};
+
+/* Make the host h the one the bench's calls go to. */
+static void harden_use(const struct harden_host *h)
+{
+    host_pid = h->pid;
+    host_port = h->port;
+    snprintf(front_ep, sizeof front_ep, "%s", h->front);
+    snprintf(admin_ep, sizeof admin_ep, "%s", h->admin);
+}
+
+static void harden_keep(struct harden_host *h)
+{
+    h->pid = host_pid;
+    h->port = host_port;
+    snprintf(h->front, sizeof h->front, "%s", front_ep);
+    snprintf(h->admin, sizeof h->admin, "%s", admin_ep);
+    host_pid = 0; /* not stopped by the next host_start's caller */
+}
+
+static struct harden_host *harden_hosts;
+static int harden_n;
+
+/* Stop every host of the step (at its end, and at exit). */
+static void harden_stop_all(void)
+{
+    for (int c = 0; c < harden_n; c++) {
+        if (harden_hosts[c].pid > 0) {
+            harden_use(&harden_hosts[c]);
+            host_stop();
+            harden_hosts[c].pid = 0;
+        }
+    }
+}
+
+static void step_harden(struct run *r, long n, long rounds)
+{
+    static const struct {
+        const char *how; /* host_harden */
+        const char *label;
+    } cfgs[] = {
+        {"off", "--no-harden (floor)"},     {NULL, "hardening whole"},
+        {"seccomp", "seccomp alone"},       {"rlimits", "rlimits alone"},
+        {"dir", "private directory alone"}, {"netns", "empty netns alone"},
+        {"caps", "no capabilities alone"},
+    };
+    enum { NCFG = sizeof cfgs / sizeof *cfgs };
+    static struct harden_host hosts[NCFG];
+    harden_hosts = hosts;
+    harden_n = NCFG;
+    atexit(harden_stop_all);
+    host_stop();
+    for (int c = 0; c < NCFG; c++) {
+        snprintf(hosts[c].data, sizeof hosts[c].data, "%s/harden-%d", r->dir,
+                 c);
+        host_harden = cfgs[c].how;
+        host_start(r->berth, hosts[c].data);
+        json_decref(create_ships(r->kv, "h", n, 0, 0, NULL));
+        for (long i = 1; i <= n; i++) {
+            char path[128], req[256];
+            snprintf(path, sizeof path, "/s/h-%ld/k/key0", i);
+            int len = snprintf(req, sizeof req,
+                               "PUT %s HTTP/1.1\r\nHost: b\r\n"
+                               "Content-Length: 1\r\n\r\nx",
+                               path);
+            int s = conn_open();
+            int status = conn_call(s, req, (size_t)len);
+            close(s);
+            if (status != 201 && status != 200) {
+                die("PUT %s answered %d", path, status);
+            }
+        }
+        host_stop();
+    }
+    double *lat[NCFG];
+    for (int c = 0; c < NCFG; c++) {
+        lat[c] = malloc((size_t)(n * rounds) * sizeof **lat);
+    }
+    const char *net = NULL;
+    for (long k = 0; k < rounds; k++) {
+        for (int c = 0; c < NCFG; c++) {
+            host_harden = cfgs[c].how;
+            host_start(r->berth, hosts[c].data);
+            if (k == 0 && c == 1) {
+                json_t *st = stats();
+                json_t *hard = json_object_get(st, "hardening");
+                static char net_buf[160];
+                snprintf(net_buf, sizeof net_buf, "%s",
+                         json_string_value(json_object_get(hard, "network")));
+                net = net_buf;
+                json_decref(st);
+            }
+            harden_keep(&hosts[c]);
+        }
+        for (long i = 0; i < n; i++) {
+            char path[128];
+            snprintf(path, sizeof path, "/s/h-%ld/k/key0", i + 1);
+            for (int j = 0; j < NCFG; j++) {
+                int c = (int)((j + i + k) % NCFG);
+                int status;
+                harden_use(&hosts[c]);
+                lat[c][k * n + i] = fresh_call("GET", path, &status);
+                if (status != 200) {
+                    problem("hardening: GET %s (%s) answered %d", path,
+                            cfgs[c].label, status);
+                }
+            }
+        }
+        harden_stop_all();
+    }
+    host_harden = NULL;
+    printf("\nhardening on the wake path: asleep kv ship (snapshot, 0 events) "
+           "to full HTTP reply on a fresh connection; %d hosts up at once, "
+           "one per configuration, %ld ships each, woken ship by ship on "
+           "every host in turn (the order turning), %ld rounds; programs' "
+           "network when hardened: %s\n",
+           NCFG, n, rounds, net != NULL ? net : "?");
+    printf("  floor: the same wakes from the host with --no-harden, "
+           "interleaved; p50s and p99s over all rounds; paired: the median "
+           "of each wake's ratio to the floor's wake of the same ship\n");
+    size_t all = (size_t)(n * rounds);
+    /* Each wake beside the floor's wake of the same ship in the same
+     * round, a few milliseconds apart: the median of these ratios is
+     * less moved by the machine's load drifting than a ratio of medians.
+     * Taken before pct() sorts the samples. */
+    double paired[NCFG];
+    double *q = malloc(all * sizeof *q);
+    for (int c = 1; c < NCFG; c++) {
+        for (size_t i = 0; i < all; i++) {
+            q[i] = lat[c][i] / lat[0][i];
+        }
+        paired[c] = pct(q, all, 0.5);
+    }
+    free(q);
+    double f50 = pct(lat[0], all, 0.5), f99 = pct(lat[0], all, 0.99);
+    table_head();
+    for (int c = 1; c < NCFG; c++) {
+        double w50 = pct(lat[c], all, 0.5), w99 = pct(lat[c], all, 0.99);
+        row(fmt("%s p50", cfgs[c].label), fmt_ms(w50), fmt_ms(f50),
+            fmt_ratio(w50, f50), fmt("paired: %.2fx", paired[c]));
+        row(fmt("%s p99", cfgs[c].label), fmt_ms(w99), fmt_ms(f99),
+            fmt_ratio(w99, f99), NULL);
+    }
+    for (int c = 0; c < NCFG; c++) {
+        free(lat[c]);
+    }
+    fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) {
@@ -1458,7 +1637,19 @@ int main(int argc, char **argv)
     snprintf(host_log, sizeof host_log, "%s/host.log", r.dir);
     wake_snapshot_init();
 
+    /* BENCH_HARDEN=off runs the steps before the hardening one with
+     * --no-harden (a part's name: that part alone), to set the wake
+     * target's figures of one run beside another's. */
+    host_harden = getenv("BENCH_HARDEN");
     machine_line(r.dir);
+    long harden_wakes = env_long("BENCH_HARDEN_WAKES", 200);
+    long harden_rounds = env_long("BENCH_HARDEN_ROUNDS", 5);
+    if (env_long("BENCH_HARDEN_ONLY", 0) != 0) {
+        step_harden(&r, harden_wakes, harden_rounds);
+        printf("\nidle: %d problem%s\n", problems, problems == 1 ? "" : "s");
+        buf_free(&wake_snapshot);
+        return 0;
+    }
     printf("idle: %ld ships created %ld per call, %ld wakes, %ld awake, storm "
            "of %ld; host stderr in %s\n",
            r.ships, r.batch, r.wakes, r.awake, r.storm, host_log);
@@ -1484,6 +1675,9 @@ int main(int argc, char **argv)
     restart_rows(&r, "second restart");
     if (r.storm > 0) {
         step_storm(&r);
+    }
+    if (harden_wakes > 0 && harden_rounds > 0) {
+        step_harden(&r, harden_wakes, harden_rounds);
     }
     int st;
     if (host_gone(&st)) {

@@ -533,6 +533,8 @@ static void cli__print_ship(json_t *s)
     }
     putchar('\n');
     printf("children:        %lld\n", cli__int(s, "children"));
+    printf("network:         %s\n",
+           json_is_true(json_object_get(s, "network")) ? "yes" : "no");
     size_t i;
     json_t *v;
     const char *key;
@@ -595,6 +597,7 @@ enum {
     CLI__NEW_PARENT,
     CLI__NEW_LIFETIME,
     CLI__NEW_LIFETIME_MS,
+    CLI__NEW_NETWORK,
 };
 
 #define CLI__YEAR_MS (365ULL * 24 * 3600 * 1000)
@@ -653,6 +656,11 @@ static const struct cli__opt cli__new_opts[] = {
                               "an event after which the child's state "
                               "empties; with leased, the lease's (at least "
                               "1000)"},
+    [CLI__NEW_NETWORK] = {"--network", NULL, CLI__FLAG, 0, 0,
+                          "let the program use the network: it keeps the "
+                          "host's, where programs otherwise have none (an "
+                          "empty network namespace); with --parent, only "
+                          "if the parent may"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -817,6 +825,9 @@ static json_t *cli__new_spec(const struct cli__cmd *cmd, struct cli__args *a,
     }
     json_object_set_new(spec, "args", args);
     json_object_set_new(spec, "env", env);
+    if (a->val[CLI__NEW_NETWORK] != NULL) {
+        json_object_set_new(spec, "network", json_true());
+    }
     /* The options that go into the body as they are: text, or numbers. */
     static const struct {
         int opt;
@@ -1898,6 +1909,8 @@ enum {
     CLI__SERVE_PASSPHRASE_FILE,
     CLI__SERVE_MASTER_KEY_FILE,
     CLI__SERVE_UNSEALED,
+    CLI__SERVE_NO_HARDEN,
+    CLI__SERVE_PROGRAM_USER,
     CLI__SERVE_CLUSTER_SECRET_FILE,
     CLI__SERVE_N,
 };
@@ -2033,6 +2046,16 @@ static const struct cli__opt cli__serve_opts[] = {
                              "write new events, snapshots and ship keys "
                              "unsealed, readable on disk: only to measure "
                              "what sealing costs"},
+    [CLI__SERVE_NO_HARDEN] = {"--no-harden", NULL, CLI__FLAG, 0, 0,
+                              "start programs without their sandbox "
+                              "(seccomp filter, rlimits, private directory, "
+                              "no network, no capabilities): only to "
+                              "measure what it costs"},
+    [CLI__SERVE_PROGRAM_USER] = {"--program-user", "USER", CLI__STR, 0, 0,
+                                 "run every program as this user (a name or "
+                                 "uid), with its group and no other; the "
+                                 "host must run as root (default: the "
+                                 "host's user)"},
     [CLI__SERVE_CLUSTER_SECRET_FILE] = {"--cluster-secret-file", "FILE",
                                         CLI__STR, 0, 0,
                                         "with --join, the cluster's secret "
@@ -2059,6 +2082,8 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
     cfg.passphrase_file = a->val[CLI__SERVE_PASSPHRASE_FILE];
     cfg.master_key_file = a->val[CLI__SERVE_MASTER_KEY_FILE];
     cfg.unsealed = a->val[CLI__SERVE_UNSEALED] != NULL;
+    cfg.no_harden = a->val[CLI__SERVE_NO_HARDEN] != NULL;
+    cfg.program_user = a->val[CLI__SERVE_PROGRAM_USER];
     cfg.cluster_secret_file = a->val[CLI__SERVE_CLUSTER_SECRET_FILE];
     cfg.peer = a->val[CLI__SERVE_PEER];
     cfg.join = a->val[CLI__SERVE_JOIN];

@@ -88,7 +88,11 @@ int sandbox_inherit(const struct sandbox *parent, const struct sandbox *want,
                     struct sandbox *child, const char **why)
 {
     memset(child, 0, sizeof *child);
-    child->flags = parent->flags | want->flags;
+    /* Restrictions add up; the network is granted only where the parent
+     * has it to give. */
+    child->flags =
+        (uint8_t)(((parent->flags | want->flags) & ~SANDBOX_NETWORK) |
+                  (parent->flags & want->flags & SANDBOX_NETWORK));
     child->memory_bytes =
         sandbox__min(parent->memory_bytes, want->memory_bytes);
     child->cpu_millis =

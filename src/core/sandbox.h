@@ -7,9 +7,11 @@
  * and a child's list of ships it may send to is within its parent's. A
  * budget is a share of the parent's: at most so many ships, bytes of
  * storage and milliseconds of CPU time (in all, as the usage the store
- * records counts it) for the child and all its descendants together. Zero means
- * "no limit of its own" throughout, so a ship made by the operator, with an
- * empty sandbox, may do everything its account allows.
+ * records counts it) for the child and all its descendants together. Zero
+ * means "no limit of its own" throughout, so a ship made by the operator,
+ * with an empty sandbox, may do everything its account allows, but use
+ * the network: that takes the one flag that grants (SANDBOX_NETWORK),
+ * given by the operator or by a parent that has it.
  *
  * Kept in the store as one blob (sandbox_encode):
  *
@@ -34,8 +36,13 @@
 #define SANDBOX_HIDDEN 0x02
 /* The ship may send only to the ships on its send list. */
 #define SANDBOX_SEND_LIST 0x04
+/* The ship's program may use the network: it keeps the host's network
+ * rather than an empty namespace (proc/harden.h). Unlike the flags above
+ * it grants rather than restricts, so a child has it only when it asks
+ * for it and its parent has it. */
+#define SANDBOX_NETWORK 0x08
 /* Every flag this version knows. */
-#define SANDBOX_FLAGS 0x07
+#define SANDBOX_FLAGS 0x0f
 
 /* The most ship ids on a send list, and its most bytes. */
 #define SANDBOX_SEND_MAX 256
@@ -65,7 +72,8 @@ int sandbox_decode(const uint8_t *p, size_t len, struct sandbox *sb);
 bool sandbox_empty(const struct sandbox *sb);
 
 /* Fill *child with what a parent whose sandbox is parent may give a child
- * that asks for want: flags of both, the smaller of each cap and budget
+ * that asks for want: the restricting flags of both and SANDBOX_NETWORK
+ * only when both have it, the smaller of each cap and budget
  * (0 counting as none), and want's send list, which must be within the
  * parent's when the parent has one. The lists of *child point into want's
  * or parent's memory. Returns 0, or BERTH_EINVAL with why (a static

@@ -6,7 +6,7 @@
  *   POST   /v1/ships              create: {"program", "name"?, "count"?,
  *                                  "idle_timeout_ms"?, "freeze_timeout_ms"?,
  *                                  "args"?, "env"?, "acks"?, "account"?,
- *                                  "parent"?, "lifetime"?}
+ *                                  "parent"?, "lifetime"?, "network"?}
  *   GET    /v1/ships/ID           show one ship
  *   GET    /v1/ships/ID/tree      the ship and its descendants, nested
  *   DELETE /v1/ships/ID           remove a ship and its data
@@ -73,6 +73,7 @@
 #include "daemon/host.h"
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "proc/harden.h"
 #include "proc/proc.h"
 
 /* Ships a creation proposes per log entry. Each costs a key pair here
@@ -117,13 +118,18 @@ static void admin__create_next(struct admin__create *c);
 
 /* Add a ship's lineage to its object o, from the store: "parent" (the
  * parent's id, or null), "lifetime" (null for a ship the operator made),
- * "lifetime_ms" for a lifetime that takes a time, and "children" (how many
- * it has). */
+ * "lifetime_ms" for a lifetime that takes a time, "children" (how many
+ * it has) and "network" (whether its sandbox lets its program use the
+ * network). */
 static void admin__lineage(struct host *h, uint64_t sid, json_t *o)
 {
     struct store_ship rec, parent;
     json_t *parent_id = json_null(), *lifetime = json_null();
+    bool network = false;
     if (store_ship_get_sid(h->store, sid, &rec) == 0) {
+        struct sandbox sb;
+        network = sandbox_decode(rec.sandbox, rec.sandbox_len, &sb) == 0 &&
+                  (sb.flags & SANDBOX_NETWORK);
         if (rec.parent != 0 &&
             store_ship_get_sid(h->store, rec.parent, &parent) == 0) {
             json_decref(parent_id);
@@ -150,6 +156,7 @@ static void admin__lineage(struct host *h, uint64_t sid, json_t *o)
     json_object_set_new(o, "parent", parent_id);
     json_object_set_new(o, "lifetime", lifetime);
     json_object_set_new(o, "children", json_integer((json_int_t)n));
+    json_object_set_new(o, "network", json_boolean(network));
 }
 
 /* The ship in slot as one ship's answers show it: its object with its
@@ -510,12 +517,15 @@ static bool admin__parent(struct host *h, struct http_request *req,
 
 /* Give the child that c makes what its parent's sandbox gives any child
  * (core/sandbox.h): its restrictions and caps, so that no ship of a tree
- * has more than its parent, whoever made it. Returns false after
+ * has more than its parent, whoever made it, and the network when asked
+ * for (network) and the parent has it. Returns false after
  * answering. */
-static bool admin__inherit(struct host *h, struct admin__create *c)
+static bool admin__inherit(struct host *h, struct admin__create *c,
+                           bool network)
 {
     struct store_ship p;
-    struct sandbox mine, none = {0}, given;
+    struct sandbox mine, given;
+    struct sandbox want = {.flags = network ? SANDBOX_NETWORK : 0};
     const char *why = NULL;
     int rv = store_ship_get_sid(h->store, c->parent, &p);
     if (rv != 0) {
@@ -528,7 +538,7 @@ static bool admin__inherit(struct host *h, struct admin__create *c)
     }
     rv = sandbox_decode(p.sandbox, p.sandbox_len, &mine);
     if (rv == 0) {
-        rv = sandbox_inherit(&mine, &none, &given, &why);
+        rv = sandbox_inherit(&mine, &want, &given, &why);
     }
     if (rv == 0 && !sandbox_empty(&given)) {
         rv = sandbox_encode(&c->sandbox, &given); /* before its list goes */
@@ -661,9 +671,18 @@ void host_ship_create(struct host *h, struct http_request *req)
     c->parent = parent;
     c->lifetime = spec.lifetime;
     c->lifetime_ms = spec.lifetime_ms;
-    if (c->parent != 0 && !admin__inherit(h, c)) {
+    if (c->parent != 0 && !admin__inherit(h, c, spec.network)) {
         admin__create_free(c);
         return;
+    }
+    if (c->parent == 0 && spec.network) {
+        /* The operator's ship: the sandbox of the network alone. */
+        struct sandbox net = {.flags = SANDBOX_NETWORK};
+        if (sandbox_encode(&c->sandbox, &net) != 0) {
+            admin__create_free(c);
+            host_reply_error(req, 503, "unavailable", "out of memory");
+            return;
+        }
     }
     if (!c->single && c->name[0] != '\0' && !admin__resume(c)) {
         admin__create_free(c);
@@ -902,6 +921,31 @@ static uint64_t admin__rss(void)
     return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+/* What programs give up at their start (proc/harden.h): its parts, their
+ * network ("none": the empty namespace; "host (...)": why not), and the
+ * uid they run as (null: the host's). */
+static json_t *admin__hardening(void)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {{"seccomp", HARDEN_SECCOMP},
+                 {"rlimits", HARDEN_RLIMITS},
+                 {"dir", HARDEN_DIR},
+                 {"netns", HARDEN_NETNS},
+                 {"caps", HARDEN_CAPS}};
+    json_t *parts = json_array();
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        if (harden_parts() & names[i].bit) {
+            json_array_append_new(parts, json_string(names[i].name));
+        }
+    }
+    long uid = harden_uid();
+    return json_pack("{s:o, s:s, s:o}", "parts", parts, "network",
+                     harden_network(), "uid",
+                     uid >= 0 ? json_integer(uid) : json_null());
+}
+
 static json_t *admin__divergence(const struct host *h);
 
 static void admin__stats(struct host *h, struct http_request *req)
@@ -933,6 +977,7 @@ static void admin__stats(struct host *h, struct http_request *req)
     json_object_set_new(o, "max_awake_bytes",
                         json_integer((json_int_t)h->cfg.max_awake_bytes));
     json_object_set_new(o, "freezer", json_string(proc_freezer_name()));
+    json_object_set_new(o, "hardening", admin__hardening());
     json_object_set_new(o, "stderr_dropped_bytes",
                         json_integer((json_int_t)proc_stderr_dropped_total()));
     json_object_set_new(o, "events_committed",

@@ -215,25 +215,28 @@ static int body__create(json_t *spec, struct body_create *out, char *errmsg)
     json_t *idle_j = NULL, *freeze_j = NULL, *args = NULL, *env = NULL;
     json_t *acks_j = NULL, *lifetime_ms = NULL; /* read by body__lineage */
     const char *account = "", *parent = NULL, *lifetime = NULL;
+    int network = 0;
     json_error_t jerr;
     if (json_unpack_ex(spec, &jerr, JSON_STRICT,
                        "{s:s, s?:s, s?:I, s?:o, s?:o, s?:o, s?:o, s?:o, s?:s, "
-                       "s?:s, s?:s, s?:o}",
+                       "s?:s, s?:s, s?:o, s?:b}",
                        "program", &program, "name", &name, "count", &count,
                        "idle_timeout_ms", &idle_j, "freeze_timeout_ms",
                        &freeze_j, "args", &args, "env", &env, "acks", &acks_j,
                        "account", &account, "parent", &parent, "lifetime",
-                       &lifetime, "lifetime_ms", &lifetime_ms) != 0) {
+                       &lifetime, "lifetime_ms", &lifetime_ms, "network",
+                       &network) != 0) {
         return body__refuse(errmsg,
                             "expected {\"program\": PATH, \"name\"?: NAME, "
                             "\"count\"?: N, \"idle_timeout_ms\"?: MS, "
                             "\"freeze_timeout_ms\"?: MS, \"args\"?: [ARG, "
                             "...], \"env\"?: {KEY: VALUE, ...}, \"acks\"?: "
                             "LEVEL, \"account\"?: NAME, \"parent\"?: SHIP, "
-                            "\"lifetime\"?: LIFETIME, \"lifetime_ms\"?: MS}: "
-                            "%s",
+                            "\"lifetime\"?: LIFETIME, \"lifetime_ms\"?: MS, "
+                            "\"network\"?: BOOL}: %s",
                             jerr.text);
     }
+    out->network = network != 0;
     if (strlen(account) > STORE_NAME_MAX) {
         return body__refuse(errmsg, "no account named %.64s...", account);
     }

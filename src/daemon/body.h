@@ -40,6 +40,7 @@ struct body_create {
     char parent[STORE_NAME_MAX + 1];
     uint8_t lifetime;     /* with a parent: FRAME_LIFETIME_*; else 0 */
     uint64_t lifetime_ms; /* a resetting or leased child's time; else 0 */
+    bool network; /* its program may use the network (SANDBOX_NETWORK) */
 };
 
 /* Parse the len bytes at data as the body of POST /v1/ships into *out.

@@ -24,6 +24,7 @@
 #include "lib/err.h"
 #include "lib/file.h"
 #include "lib/mem.h"
+#include "proc/harden.h"
 #include "proc/launcher.h"
 #include "proc/proc.h"
 #include "store/apply.h"
@@ -1044,6 +1045,65 @@ static void host__claim_programs(const char *dir)
     }
 }
 
+/* The parts of hardening BERTH_HARDEN keeps, a list such as
+ * "seccomp,rlimits" (or "none"): for the wake bench, which times each
+ * part alone; unset, all of them. */
+static unsigned host__harden_parts(void)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {{"seccomp", HARDEN_SECCOMP},
+                 {"rlimits", HARDEN_RLIMITS},
+                 {"dir", HARDEN_DIR},
+                 {"netns", HARDEN_NETNS},
+                 {"caps", HARDEN_CAPS}};
+    const char *env = getenv("BERTH_HARDEN");
+    if (env == NULL) {
+        return HARDEN_ALL;
+    }
+    unsigned parts = 0;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        if (strstr(env, names[i].name) != NULL) {
+            parts |= names[i].bit;
+        }
+    }
+    return parts;
+}
+
+/* Set up what programs give up at their start (proc/harden.h), before the
+ * launcher forks, and say what is in force. Returns 0 or a negative code
+ * with errmsg set. */
+static int host__harden(struct host *h, char *errmsg)
+{
+    struct harden_config hc = {
+        .parts = h->cfg.no_harden ? 0 : host__harden_parts(),
+        .data_dir = h->cfg.data_dir,
+        .user = h->cfg.program_user,
+    };
+    int rv = harden_setup(&hc, errmsg);
+    if (rv != 0) {
+        return rv;
+    }
+    char parts[16], uid[24];
+    snprintf(parts, sizeof parts, "0x%02x", harden_parts());
+    snprintf(uid, sizeof uid, "%ld", harden_uid());
+    if (harden_parts() == 0) {
+        host_log("warn", "programs start without their sandbox (--no-harden)",
+                 NULL);
+    } else {
+        host_log("info", "programs are hardened", "parts", parts, "network",
+                 harden_network(), "uid",
+                 harden_uid() >= 0 ? uid : "the host's", NULL);
+    }
+    if ((harden_parts() & HARDEN_NETNS) && strcmp(harden_network(), "none")) {
+        host_log("warn",
+                 "programs keep the host's network: no network namespace",
+                 "network", harden_network(), NULL);
+    }
+    return 0;
+}
+
 /* Tell clients where the admin API is on TCP: the host writes its address
  * (HOST:PORT, the port as bound) to DATA/admin.addr, which the CLI reads
  * when it is given the data directory and cannot use DATA/admin.sock;
@@ -1709,6 +1769,10 @@ int host_run(const struct host_config *cfg)
         goto err_after_alloc;
     }
     host__claim_programs(cfg->data_dir);
+    if (host__harden(h, errmsg) != 0) {
+        fprintf(stderr, "berth: %s\n", errmsg);
+        goto err_after_alloc;
+    }
     /* While this process holds a handful of descriptors and no threads,
      * and knows its run: the launcher starts every program from here on,
      * and kills what is left of them when the host is gone. */
@@ -1999,6 +2063,7 @@ int host_run(const struct host_config *cfg)
     mem_free(h->mail_due);
     mem_free(h->leases);
     proc_cleanup();
+    harden_cleanup();
     seal_keys_wipe(&h->keys);
     master_wrap_wipe(&h->wrap);
     sodium_memzero(h->master_key, sizeof h->master_key);

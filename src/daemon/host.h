@@ -81,6 +81,11 @@ struct host_config {
     /* Write new records, snapshots and ship secrets unsealed (key_id 0,
      * crypto/seal.h): only to measure what sealing costs. */
     bool unsealed;
+    /* Start programs without hardening (proc/harden.h): only to measure
+     * what it costs. */
+    bool no_harden;
+    /* A user name or uid every program runs as, or NULL: the host's. */
+    const char *program_user;
     /* A file holding the cluster secret (64 hex digits) for a host that
      * joins, or NULL: $BERTH_CLUSTER_SECRET, if set. */
     const char *cluster_secret_file;
@@ -134,7 +139,8 @@ struct host_ship {
      * store, not in memory (string lists, lib/strlist.h). */
     char *args, *env;
     size_t args_len, env_len;
-    bool held; /* in the host's list of ships held back */
+    bool network; /* its sandbox lets its program use the network */
+    bool held;    /* in the host's list of ships held back */
     struct host_ship *held_prev, *held_next;
     /* Usage of its program (daemon/usage.c), from the wake on. */
     uint64_t account;     /* its account, read by the wake's load */

@@ -581,7 +581,11 @@ static int ship__env_load(void *data, struct fleet_ship *c,
         out->snapshot_number = meta.number;
         out->snapshot_sealed = meta.sealed;
     }
-    /* Kept for spawn, which follows at once. */
+    /* Kept for spawn, which follows at once. A sandbox that does not
+     * decode grants nothing. */
+    struct sandbox sb;
+    s->network = sandbox_decode(rec.sandbox, rec.sandbox_len, &sb) == 0 &&
+                 (sb.flags & SANDBOX_NETWORK);
     s->args = rec.args;
     s->args_len = rec.args_len;
     s->env = rec.env;
@@ -633,6 +637,7 @@ static int ship__env_spawn(void *data, struct fleet_ship *c, struct buf *boot,
         .env = s->env,
         .env_len = s->env_len,
         .first = boot,
+        .network = s->network,
     };
     int rv = proc_spawn(&s->proc, &h->loop, &pc, ship__on_frame, ship__on_exit,
                         s, errmsg);

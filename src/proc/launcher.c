@@ -12,14 +12,19 @@
 
 #include "lib/err.h"
 #include "proc/freezer.h"
+#include "proc/harden.h"
 #include "proc/proc.h"
 #include "proc/spawn.h"
 
 /* A request: u16 file_len | file | u16 argc | argv strings | u16 envc |
- * envp strings, each string u16 len | bytes with its NUL counted in len,
+ * envp strings | dir string | u16 flags (LAUNCHER__NETWORK), each string
+ * u16 len | bytes with its NUL counted in len,
  * so that the launcher points into the message; the two descriptors are
  * attached. The reply: i32 errno | i32 pid. */
 #define LAUNCHER__MSG_MAX (64 * 1024)
+
+/* A request's flag: the program keeps the host's network. */
+#define LAUNCHER__NETWORK 0x01
 
 /* Entries of argv or envp at most, the NULL included: the program, its
  * arguments; or PATH, BERTH_SHIP, BERTH_HOST and the added variables. */
@@ -97,12 +102,27 @@ static _Noreturn void launcher__main(int ctl, pid_t host)
     if (getppid() != host) {
         launcher__reap(); /* the host is gone already */
     }
-    /* Keep stdio (for messages) and the socket; drop what the host had
-     * open, its data directory's lock among them. */
-    if (ctl > 3) {
-        close_range(3, (unsigned)ctl - 1, 0);
+    /* Keep stdio (for messages), the socket and the empty network
+     * namespace programs join; drop what the host had open, its data
+     * directory's lock among them. */
+    int keep[2] = {ctl, harden_netns_fd()};
+    if (keep[1] >= 0 && keep[1] < keep[0]) {
+        keep[0] = keep[1];
+        keep[1] = ctl;
     }
-    close_range((unsigned)ctl + 1, ~0U, 0);
+    unsigned from = 3;
+    for (int i = 0; i < 2; i++) {
+        if (keep[i] < 0) {
+            continue;
+        }
+        if ((unsigned)keep[i] > from) {
+            close_range(from, (unsigned)keep[i] - 1, 0);
+        }
+        from = (unsigned)keep[i] + 1;
+    }
+    close_range(from, ~0U, 0);
+    /* What every program gives up anyway, given up once here. */
+    harden_launcher();
     for (;;) {
         uint8_t buf[LAUNCHER__MSG_MAX];
         union {
@@ -135,6 +155,9 @@ static _Noreturn void launcher__main(int ctl, pid_t host)
                          : NULL;
         bool ok = file != NULL && launcher__vec(buf, (size_t)n, &off, argv) &&
                   launcher__vec(buf, (size_t)n, &off, env) && argv[0] != NULL;
+        char *dir = ok ? launcher__str(buf, (size_t)n, &off) : NULL;
+        ok = dir != NULL && off + 2 <= (size_t)n;
+        size_t flags = ok ? launcher__u16(buf, &off) : 0;
         if (!ok) {
             launcher__reply(ctl, EINVAL, 0);
         } else {
@@ -148,6 +171,8 @@ static _Noreturn void launcher__main(int ctl, pid_t host)
                 .out = fds[1],
                 .errw = fds[2],
                 .parent = host,
+                .dir = dir,
+                .network = (flags & LAUNCHER__NETWORK) != 0,
             };
             pid_t pid;
             int e = spawn_program(&j, CLONE_PARENT, &pid);
@@ -270,7 +295,8 @@ static int launcher__put_vec(uint8_t *buf, size_t *off, char *const *vec)
 }
 
 int launcher_spawn(const char *file, char *const *argv, char *const *envp,
-                   int in, int out, int errw, pid_t *pid)
+                   const char *dir, bool network, int in, int out, int errw,
+                   pid_t *pid)
 {
     static uint8_t buf[LAUNCHER__MSG_MAX];
     size_t off = 0;
@@ -280,9 +306,14 @@ int launcher_spawn(const char *file, char *const *argv, char *const *envp,
     }
     if ((e = launcher__put_str(buf, &off, file)) != 0 ||
         (e = launcher__put_vec(buf, &off, argv)) != 0 ||
-        (e = launcher__put_vec(buf, &off, envp)) != 0) {
+        (e = launcher__put_vec(buf, &off, envp)) != 0 ||
+        (e = launcher__put_str(buf, &off, dir != NULL ? dir : "")) != 0) {
         return e;
     }
+    if (off + 2 > LAUNCHER__MSG_MAX) {
+        return E2BIG;
+    }
+    launcher__put_u16(buf, &off, network ? LAUNCHER__NETWORK : 0);
     union {
         struct cmsghdr h;
         char space[CMSG_SPACE(3 * sizeof(int))];

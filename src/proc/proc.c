@@ -18,6 +18,7 @@
 #include "lib/mem.h"
 #include "lib/strlist.h"
 #include "proc/freezer.h"
+#include "proc/harden.h"
 #include "proc/launcher.h"
 #include "proc/spawn.h"
 #include "proc/tree.h"
@@ -105,6 +106,7 @@ struct proc {
     int exit_status;
     int term_signal;
     uint64_t cpu_final_us; /* once exited: the CPU time it used (proc_cpu) */
+    char *dir; /* its private working directory (harden.h), or NULL */
 };
 
 struct proc__write {
@@ -124,9 +126,82 @@ static void proc__write_cb(uv_write_t *req, int status)
     mem_free(w);
 }
 
+struct proc__purge {
+    uv_work_t req;
+    char *dir;
+};
+
+static void proc__purge_work(uv_work_t *req)
+{
+    struct proc__purge *w = req->data;
+    harden_dir_give(w->dir);
+}
+
+static void proc__purge_done(uv_work_t *req, int status)
+{
+    struct proc__purge *w = req->data;
+    mem_free(w->dir);
+    mem_free(w);
+}
+
+/* Give the program's working directory back on a worker thread: reading
+ * or removing it (an rmdir took 140 us here) is more than the loop should
+ * wait for, and one the program left files in takes a walk. */
+static void proc__remove_dir(struct proc *p)
+{
+    if (p->dir == NULL) {
+        return;
+    }
+    /* A proc whose start failed may have no loop. */
+    struct proc__purge *w = p->exit.loop != NULL ? mem_alloc(sizeof *w) : NULL;
+    if (w != NULL) {
+        w->req.data = w;
+        w->dir = p->dir;
+        if (uv_queue_work(p->exit.loop, &w->req, proc__purge_work,
+                          proc__purge_done) == 0) {
+            return;
+        }
+        mem_free(w);
+    }
+    harden_dir_give(p->dir);
+    mem_free(p->dir);
+}
+
+static bool proc__refilling;
+
+static void proc__refill_work(uv_work_t *req)
+{
+    harden_dir_refill();
+}
+
+static void proc__refill_done(uv_work_t *req, int status)
+{
+    mem_free(req);
+    proc__refilling = false;
+}
+
+/* Have working directories made ahead when few are left, one worker at a
+ * time. */
+static void proc__refill(uv_loop_t *loop)
+{
+    if (proc__refilling || !harden_dir_low()) {
+        return;
+    }
+    uv_work_t *req = mem_alloc(sizeof *req);
+    if (req == NULL) {
+        return;
+    }
+    if (uv_queue_work(loop, req, proc__refill_work, proc__refill_done) != 0) {
+        mem_free(req);
+        return;
+    }
+    proc__refilling = true;
+}
+
 /* Free the proc and what it owns; its handles are closed. */
 static void proc__free(struct proc *p)
 {
+    proc__remove_dir(p);
     if (p->why_owned) {
         mem_free((char *)p->why);
     }
@@ -849,7 +924,17 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int in,
 
     /* From the launcher, the start does not copy the host's descriptor
      * table (see launcher.h); without one, from here. */
-    e = launcher_spawn(file, v.argv, v.envp, in, out, errw, &p->pid);
+    char dir[PATH_MAX];
+    e = harden_dir_take(dir);
+    if (e != 0) {
+        return e;
+    }
+    if (dir[0] != '\0' && (p->dir = mem_strdup(dir)) == NULL) {
+        harden_dir_give(dir);
+        return ENOMEM;
+    }
+    e = launcher_spawn(file, v.argv, v.envp, dir, cfg->network, in, out, errw,
+                       &p->pid);
     if (e != ESRCH) {
         return e;
     }
@@ -871,6 +956,8 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int in,
         .out = out,
         .errw = errw,
         .parent = getpid(),
+        .dir = dir,
+        .network = cfg->network,
     };
     pid_t pid;
     e = spawn_program(&job, 0, &pid);
@@ -1050,6 +1137,7 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
         }
     }
     proc__attach_start(p, loop);
+    proc__refill(loop);
     atomic_fetch_add(&proc__alive, 1);
     *out = p;
     return 0;
@@ -1080,6 +1168,8 @@ err_after_out:
 err_after_in:
     close(ip[1]);
 err_after_alloc:
+    harden_dir_give(p->dir);
+    mem_free(p->dir);
     mem_free(p->name);
     mem_free(p);
     return rv;

@@ -16,6 +16,10 @@
  * no file descriptor of the host but its three stdio: each spawn marks
  * every descriptor of the host above 2 close-on-exec (Linux 5.11),
  * including any the host inherited or a library opened without O_CLOEXEC.
+ * It is hardened as harden.h says once harden_setup has run: rlimits, an
+ * empty network namespace, a private working directory made for the run
+ * and removed once the proc is gone, no capabilities, the program user,
+ * no_new_privs and a seccomp filter.
  * Where the host has a cgroup freezer the child also gets a cgroup of its
  * own, made on libuv's thread pool a few milliseconds later, and what it
  * has started by then is moved there with it (see proc_freeze).
@@ -40,6 +44,7 @@
 #ifndef BERTH_PROC_PROC_H
 #define BERTH_PROC_PROC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -102,6 +107,10 @@ struct proc_config {
      * again; NULL or empty for none. proc_spawn takes its bytes (leaving it
      * empty) on success and leaves it to the caller on failure. */
     struct buf *first;
+    /* The program keeps the host's network (its ship's sandbox says it
+     * may); otherwise it joins the host's empty network namespace, where
+     * there is one (harden.h). */
+    bool network;
 };
 
 /* Name this host's cgroups and programs after tag, the identity of its

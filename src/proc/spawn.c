@@ -8,6 +8,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "proc/harden.h"
+
 /* The kernel's signal set: 64 bits on every Linux architecture we run. */
 #define SPAWN__SIGSET_SIZE sizeof(uint64_t)
 
@@ -35,8 +37,18 @@ static int spawn__child(void *arg)
         syscall(SYS_rt_sigaction, s, dfl, NULL, SPAWN__SIGSET_SIZE);
     }
     if (setsid() < 0 || dup2(j->in, 0) < 0 || dup2(j->out, 1) < 0 ||
-        dup2(j->errw, 2) < 0 ||
-        syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
+        dup2(j->errw, 2) < 0) {
+        r->err = errno;
+        _exit(127);
+    }
+    /* Before the death signal: a change of user clears it. What follows
+     * is allowed by the filter. */
+    int e = harden_child(j->dir, j->network);
+    if (e != 0) {
+        r->err = e;
+        _exit(127);
+    }
+    if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
         r->err = errno;
         _exit(127);
     }

@@ -18,6 +18,7 @@
 #ifndef BERTH_PROC_SPAWN_H
 #define BERTH_PROC_SPAWN_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 /* What to start; every pointer stays the caller's. */
@@ -30,6 +31,8 @@ struct spawn_job {
     int errw;          /* becomes stderr */
     pid_t parent;      /* the process whose death kills the child: the
                           child's parent after the clone */
+    const char *dir;   /* its working directory; NULL or "": the starter's */
+    bool network;      /* it keeps the host's network (harden_child) */
 };
 
 /* Start job with clone(CLONE_VM | CLONE_VFORK | SIGCHLD | flags); flags

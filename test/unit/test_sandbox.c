@@ -106,11 +106,46 @@ static void test_inherit_never_more_than_the_parent(void **state)
     assert_false(sandbox_may_send(&child, "friend"));
 }
 
+/* The network is granted, not restricted: a child has it only when it
+ * asks and its parent has it, and the restrictions still add up. */
+static void test_inherit_network_only_from_a_parent_that_has_it(void **state)
+{
+    (void)state;
+    struct sandbox net = {.flags = SANDBOX_NETWORK};
+    struct sandbox net_hidden = {.flags = SANDBOX_NETWORK | SANDBOX_HIDDEN};
+    struct sandbox none = {0};
+    struct sandbox no_spawn = {.flags = SANDBOX_NO_SPAWN};
+    struct sandbox child;
+    const char *why = NULL;
+
+    assert_int_equal(sandbox_inherit(&net, &net_hidden, &child, &why), 0);
+    assert_int_equal(child.flags, SANDBOX_NETWORK | SANDBOX_HIDDEN);
+    /* Not asked for: not given, though the parent has it. */
+    assert_int_equal(sandbox_inherit(&net, &none, &child, &why), 0);
+    assert_int_equal(child.flags, 0);
+    /* Asked for from a parent without it: not given. */
+    assert_int_equal(sandbox_inherit(&no_spawn, &net, &child, &why), 0);
+    assert_int_equal(child.flags, SANDBOX_NO_SPAWN);
+    assert_int_equal(sandbox_inherit(&none, &net, &child, &why), 0);
+    assert_int_equal(child.flags, 0);
+
+    /* The flag survives its blob. */
+    struct buf b;
+    buf_init(&b);
+    assert_int_equal(sandbox_encode(&b, &net_hidden), 0);
+    struct sandbox got;
+    assert_int_equal(sandbox_decode(b.data, b.len, &got), 0);
+    assert_int_equal(got.flags, SANDBOX_NETWORK | SANDBOX_HIDDEN);
+    assert_false(sandbox_empty(&got));
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_blob_round_trip_and_damage),
         cmocka_unit_test(test_inherit_never_more_than_the_parent),
+        cmocka_unit_test(test_inherit_network_only_from_a_parent_that_has_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
