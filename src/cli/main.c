@@ -2252,8 +2252,8 @@ static const struct cli__cmd cli__cmds[] = {
     {"ship block", "SHIP", "cut a ship off",
      "Cut the ship off, on every host and across restarts: the front door "
      "answers its requests 403 (ship_blocked), and no message reaches it or "
-     "leaves it. Its program, if it runs, is left to run. Only the operator "
-     "may block or unblock.",
+     "leaves it; a running program that has the network is killed, and the "
+     "ship has none while blocked. Only the operator may block or unblock.",
      NULL, 1, 1, true, cli__ship_one},
     {"ship unblock", "SHIP", "let a blocked ship back",
      "Lift a block: the front door and messages reach the ship again.", NULL, 1,

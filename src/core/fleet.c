@@ -2177,7 +2177,11 @@ void fleet_ship_kill(struct fleet_ship *s, void *req)
     fleet__log(s, "warn", "program killed by the operator", "state",
                ship_state_name(s->state), NULL, NULL);
     fleet__kill(s, "killed by the operator");
-    fleet_ship_sleep(s, req);
+    if (req != NULL) {
+        fleet_ship_sleep(s, req);
+    } else {
+        fleet__maybe_free(s);
+    }
 }
 
 void fleet_ship_wake(struct fleet_ship *s, void *req)

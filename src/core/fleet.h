@@ -532,8 +532,8 @@ void fleet_ship_wake(struct fleet_ship *s, void *req);
 /* Input: the operator kills s's program now (SIGKILL, no snapshot): what
  * waits for it is failed 503 (killed), the event it was computing fails
  * and its effects never leave, and the ship is asleep until its next
- * message, from its last committed state. req is answered once it is
- * asleep, as for fleet_ship_sleep. */
+ * message, from its last committed state. req (NULL: none) is answered
+ * once it is asleep, as for fleet_ship_sleep. */
 void fleet_ship_kill(struct fleet_ship *s, void *req);
 
 /* Input: remove s; req is answered once the removal is durable, or with

@@ -159,6 +159,13 @@ static void host__blocked(struct host *h, const uint8_t *entry, size_t len)
     registry_id(&h->reg, slot, id);
     host_log("info", blocked ? "ship blocked" : "ship unblocked", "ship", id,
              NULL);
+    /* A program that has the network loses it: killed, it wakes on its
+     * next message without it (ship.c gives a blocked ship none). */
+    struct host_ship *hs = e->live;
+    if (blocked && hs != NULL && hs->network && hs->proc != NULL &&
+        h->leading) {
+        fleet_ship_kill(&hs->core, NULL);
+    }
 }
 
 /* Keep the registry in step with the store for what a host learns only by

@@ -542,10 +542,10 @@ static int ship__env_load(void *data, struct fleet_ship *c,
         goto err_after_rec;
     }
     s->account = rec.account;
+    /* A sandbox that does not decode grants nothing and caps nothing. */
     struct sandbox sb;
-    uint32_t cap = sandbox_decode(rec.sandbox, rec.sandbox_len, &sb) == 0
-                       ? sb.events_per_s
-                       : 0;
+    bool sb_ok = sandbox_decode(rec.sandbox, rec.sandbox_len, &sb) == 0;
+    uint32_t cap = sb_ok ? sb.events_per_s : 0;
     if (cap != s->events_per_s) {
         s->events_per_s = cap;
         memset(&s->events, 0, sizeof s->events); /* full at the next take */
@@ -581,11 +581,10 @@ static int ship__env_load(void *data, struct fleet_ship *c,
         out->snapshot_number = meta.number;
         out->snapshot_sealed = meta.sealed;
     }
-    /* Kept for spawn, which follows at once. A sandbox that does not
-     * decode grants nothing. */
-    struct sandbox sb;
-    s->network = sandbox_decode(rec.sandbox, rec.sandbox_len, &sb) == 0 &&
-                 (sb.flags & SANDBOX_NETWORK);
+    /* Kept for spawn, which follows at once. A blocked ship is cut off
+     * from the network too. */
+    s->network =
+        sb_ok && (sb.flags & SANDBOX_NETWORK) && !(e->flags & REGISTRY_BLOCKED);
     s->args = rec.args;
     s->args_len = rec.args_len;
     s->env = rec.env;

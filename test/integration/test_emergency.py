@@ -93,3 +93,22 @@ def test_kill(host):
     # Killing a sleeping ship is harmless.
     host.cli("ship", "sleep", "k")
     assert host.cli("ship", "kill", "k").stdout.split()[1] == "asleep"
+
+
+def test_block_takes_the_network(host):
+    """A blocked ship that has the network loses it: its running program is
+    killed (it starts without the network while blocked); a ship without
+    the network keeps its program running."""
+    host.new_ship(KV, "net", "--network")
+    host.new_ship(KV, "plain")
+    for name in ("net", "plain"):
+        assert host.http("PUT", "/s/%s/k/x" % name, b"1")[0] in (200, 201)
+    net = host.cli_json("ship", "show", "net")["pid"]
+    plain = host.cli_json("ship", "show", "plain")["pid"]
+    host.cli("ship", "block", "net")
+    host.cli("ship", "block", "plain")
+    wait_for(lambda: not alive(net), timeout=2, step=0.01)
+    assert alive(plain)
+    host.cli("ship", "unblock", "net")
+    host.cli("ship", "unblock", "plain")
+    assert host.http("GET", "/s/net/k/x")[2] == b"1"
