@@ -135,8 +135,21 @@ def identity():
           + b"\nid 281474976710655\npeer [::1]:7001\n")
 
 
+# --- record: the sandbox blob, core/sandbox.h (the record target's other
+# seeds were written by hand) ---
+
+
+def sandbox():
+    send = b"abc\0def\0"
+    body = struct.pack("<BQIIQQQI", 0x05, 64 << 20, 500, 10, 3, 1 << 20,
+                       60000, len(send)) + send
+    write("record", "sandbox_v1", b"\x01" + body)
+    write("record", "sandbox_v2", b"\x02" + body + struct.pack("<I", 32))
+
+
 TARGETS = {"transport": transport, "admin": admin, "master": master,
-           "segments": segments, "strlist": strlist, "identity": identity}
+           "segments": segments, "strlist": strlist, "identity": identity,
+           "sandbox": sandbox}
 
 if __name__ == "__main__":
     for t in sys.argv[1:] or TARGETS:
