@@ -575,8 +575,9 @@ static void ship__on_exit(struct proc *p, const char *why, int clean, void *arg)
         host_budget_changed(h);
     }
     host_usage_exited(s, p);
+    bool over_memory = proc_over_memory(p);
     s->proc = NULL;
-    fleet_on_exit(&s->core, why, clean != 0);
+    fleet_on_exit(&s->core, why, clean != 0, over_memory);
 }
 
 static int ship__env_spawn(void *data, struct fleet_ship *c, struct buf *boot,
@@ -673,6 +674,12 @@ static int ship__env_measure(void *data, struct fleet_ship *c, uint64_t *bytes)
         host_usage_measured(s, *bytes);
     }
     return rv;
+}
+
+static int ship__env_cpu(void *data, struct fleet_ship *c, uint64_t *usec)
+{
+    struct host_ship *s = ship__of(c);
+    return s->proc != NULL ? proc_cpu(s->proc, usec) : BERTH_ESHUTDOWN;
 }
 
 static void *ship__env_take_frame(void *data, struct fleet_ship *c,
@@ -869,6 +876,7 @@ void host_ships_init(struct host *h)
         .freeze = ship__env_freeze,
         .thaw = ship__env_thaw,
         .measure = ship__env_measure,
+        .cpu = ship__env_cpu,
         .take_frame = ship__env_take_frame,
         .propose_event = ship__env_propose_event,
         .effect_entry = ship__env_effect_entry,
