@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/caps.h"
 #include "core/gate.h"
 #include "core/quota.h"
 #include "core/ship.h"
@@ -588,6 +589,9 @@ enum {
     CLI__NEW_PARENT,
     CLI__NEW_LIFETIME,
     CLI__NEW_LIFETIME_MS,
+    CLI__NEW_MEMORY,
+    CLI__NEW_CPU,
+    CLI__NEW_PIDS,
 };
 
 #define CLI__YEAR_MS (365ULL * 24 * 3600 * 1000)
@@ -646,8 +650,46 @@ static const struct cli__opt cli__new_opts[] = {
                               "an event after which the child's state "
                               "empties; with leased, the lease's (at least "
                               "1000)"},
+    [CLI__NEW_MEMORY] = {"--memory", "SIZE", CLI__STR, 0, 0,
+                         "memory cap of its program and what it starts "
+                         "(64M, 1G): over it the program is killed and its "
+                         "event answered 503 memory_limit (default: the "
+                         "host's; a smaller cap of the host or a parent "
+                         "wins)"},
+    [CLI__NEW_CPU] = {"--cpu", "CORES", CLI__STR, 0, 0,
+                      "CPU share of its program (0.5: half a core)"},
+    [CLI__NEW_PIDS] = {"--pids", "N", CLI__STR, 0, 0,
+                       "processes and threads its program may have at once"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
+
+/* Check caps given on the command line (each NULL when absent) as the
+ * host will read them; 0, or 2 after a usage message. */
+static int cli__check_caps(const struct cli__cmd *cmd, const char *memory,
+                           const char *cpu, const char *pids)
+{
+    uint64_t bytes;
+    uint32_t n;
+    if (memory != NULL && caps_parse_memory(memory, &bytes) != 0) {
+        return cli__usage(cmd,
+                          "--memory needs a size of at least 4M, such as 64M "
+                          "or 1G, or none, not %s",
+                          memory);
+    }
+    if (cpu != NULL && caps_parse_cpu(cpu, &n) != 0) {
+        return cli__usage(cmd,
+                          "--cpu needs a number of cores from 0.01 to 1024, "
+                          "such as 0.5, or none, not %s",
+                          cpu);
+    }
+    if (pids != NULL && caps_parse_pids(pids, &n) != 0) {
+        return cli__usage(cmd,
+                          "--pids needs a whole number of at least 2, or "
+                          "none, not %s",
+                          pids);
+    }
+    return 0;
+}
 
 /* Make a relative program path absolute in the current directory, into
  * out (PATH_MAX bytes); 0, or 2 after a usage message. */
@@ -780,6 +822,10 @@ static json_t *cli__new_spec(const struct cli__cmd *cmd, struct cli__args *a,
         *rv = cli__new_lineage(cmd, a);
     }
     if (*rv == 0) {
+        *rv = cli__check_caps(cmd, a->val[CLI__NEW_MEMORY],
+                              a->val[CLI__NEW_CPU], a->val[CLI__NEW_PIDS]);
+    }
+    if (*rv == 0) {
         *rv = cli__absolute(cmd, a->val[CLI__NEW_PROGRAM], program);
     }
     if (*rv != 0) {
@@ -819,6 +865,9 @@ static json_t *cli__new_spec(const struct cli__cmd *cmd, struct cli__args *a,
                   {CLI__NEW_ACCOUNT, "account", false},
                   {CLI__NEW_PARENT, "parent", false},
                   {CLI__NEW_LIFETIME, "lifetime", false},
+                  {CLI__NEW_MEMORY, "memory", false},
+                  {CLI__NEW_CPU, "cpu", false},
+                  {CLI__NEW_PIDS, "pids", false},
                   {CLI__NEW_LIFETIME_MS, "lifetime_ms", true},
                   {CLI__NEW_IDLE, "idle_timeout_ms", true},
                   {CLI__NEW_FREEZE, "freeze_timeout_ms", true},
@@ -1808,6 +1857,21 @@ static int cli__stats(const struct cli__cmd *cmd, struct cli *c,
            cli__int(v, "thaws"), json_real_value(json_object_get(tl, "p50")),
            json_real_value(json_object_get(tl, "p99")));
     printf("evictions:        %lld\n", cli__int(v, "evictions"));
+    json_t *dc = json_object_get(v, "default_caps");
+    char mem[24];
+    caps_format_memory((uint64_t)cli__int(dc, "memory_bytes"), mem, sizeof mem);
+    long long cpu = cli__int(dc, "cpu_millis");
+    char cores[32];
+    if (cpu == 0) {
+        snprintf(cores, sizeof cores, "none");
+    } else {
+        snprintf(cores, sizeof cores, "%lld.%03lld", cpu / 1000, cpu % 1000);
+    }
+    const char *how = cli__str(v, "caps");
+    printf("caps:             %s%s (default memory %s, cpu %s, pids %lld, "
+           "event cpu %lld ms)\n",
+           how, strcmp(how, "none") == 0 ? ", not enforced" : "", mem, cores,
+           cli__int(dc, "pids"), cli__int(dc, "event_cpu_ms"));
     printf("master key:       %s\n", cli__str(v, "master_key"));
     printf("replies reused:   %lld (%.1f KiB kept)\n", cli__int(v, "reuses"),
            (double)cli__int(v, "reuse_bytes") / 1024.0);
@@ -1872,6 +1936,10 @@ enum {
     CLI__SERVE_MASTER_KEY_FILE,
     CLI__SERVE_UNSEALED,
     CLI__SERVE_CLUSTER_SECRET_FILE,
+    CLI__SERVE_MEMORY,
+    CLI__SERVE_CPU,
+    CLI__SERVE_PIDS,
+    CLI__SERVE_EVENT_CPU,
     CLI__SERVE_N,
 };
 
@@ -1903,6 +1971,22 @@ static const struct cli__opt cli__serve_opts[] = {
     [CLI__SERVE_EVENT_TIMEOUT] = {"--event-timeout", "MS", CLI__MS, 1,
                                   1ULL << 31,
                                   "time limit of one event (default 10000)"},
+    [CLI__SERVE_MEMORY] = {"--memory", "SIZE", CLI__STR, 0, 0,
+                           "memory cap of each program and what it starts "
+                           "(64M, 1G; none): over it the program is killed "
+                           "and its event answered 503 memory_limit; an "
+                           "account's or ship's smaller cap wins (default "
+                           "512M)"},
+    [CLI__SERVE_CPU] = {"--cpu", "CORES", CLI__STR, 0, 0,
+                        "CPU share of each program (0.5: half a core; "
+                        "none): past it the program waits (default 1)"},
+    [CLI__SERVE_PIDS] = {"--pids", "N", CLI__STR, 0, 0,
+                         "processes and threads a program may have at once; "
+                         "a fork past it fails (default 256; none)"},
+    [CLI__SERVE_EVENT_CPU] = {"--event-cpu-ms", "MS", CLI__MS, 0, 1ULL << 31,
+                              "CPU time of one event: past it the program is "
+                              "killed and the event answered 504 cpu_limit; "
+                              "0: none (default 5000)"},
     [CLI__SERVE_SNAPSHOT_EVERY] = {"--snapshot-every", "N", CLI__NUM, 1,
                                    1ULL << 31,
                                    "snapshot a ship every N events (default "
@@ -2012,7 +2096,7 @@ static const struct cli__opt cli__serve_opts[] = {
                                         "(64 hex digits, as `berth cluster "
                                         "secret` prints it; default: "
                                         "$BERTH_CLUSTER_SECRET)"},
-    {NULL, NULL, 0, 0, 0, NULL},
+    [CLI__SERVE_N] = {NULL, NULL, 0, 0, 0, NULL},
 };
 
 static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
@@ -2045,12 +2129,36 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
                           "quorum or all, not %s",
                           GATE_ACKS_MAX, a->val[CLI__SERVE_ACKS]);
     }
+    if (a->val[CLI__SERVE_MEMORY] != NULL &&
+        caps_parse_memory(a->val[CLI__SERVE_MEMORY], &cfg.caps.memory_bytes) !=
+            0) {
+        return cli__usage(cmd,
+                          "--memory needs a size of at least 4M, such as 64M "
+                          "or 1G, or none, not %s",
+                          a->val[CLI__SERVE_MEMORY]);
+    }
+    if (a->val[CLI__SERVE_CPU] != NULL &&
+        caps_parse_cpu(a->val[CLI__SERVE_CPU], &cfg.caps.cpu_millis) != 0) {
+        return cli__usage(cmd,
+                          "--cpu needs a number of cores from 0.01 to 1024, "
+                          "such as 0.5, or none, not %s",
+                          a->val[CLI__SERVE_CPU]);
+    }
+    if (a->val[CLI__SERVE_PIDS] != NULL &&
+        caps_parse_pids(a->val[CLI__SERVE_PIDS], &cfg.caps.pids) != 0) {
+        return cli__usage(cmd,
+                          "--pids needs a whole number of at least 2, or "
+                          "none, not %s",
+                          a->val[CLI__SERVE_PIDS]);
+    }
     /* Numbers, each into its field when given. */
     static const struct {
         int opt;
         size_t offset;
         size_t size;
     } nums[] = {
+        {CLI__SERVE_EVENT_CPU, offsetof(struct host_config, event_cpu_ms),
+         sizeof cfg.event_cpu_ms},
         {CLI__SERVE_FREEZE, offsetof(struct host_config, freeze_timeout_ms),
          sizeof cfg.freeze_timeout_ms},
         {CLI__SERVE_IDLE, offsetof(struct host_config, idle_timeout_ms),

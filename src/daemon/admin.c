@@ -434,10 +434,15 @@ static bool admin__parent(struct host *h, struct http_request *req,
  * (core/sandbox.h): its restrictions and caps, so that no ship of a tree
  * has more than its parent, whoever made it. Returns false after
  * answering. */
-static bool admin__inherit(struct host *h, struct admin__create *c)
+static bool admin__inherit(struct host *h, struct admin__create *c,
+                           const struct caps *caps)
 {
     struct store_ship p;
-    struct sandbox mine, none = {0}, given;
+    struct sandbox mine, given;
+    /* The caps asked for, never more than the parent's. */
+    struct sandbox want = {.memory_bytes = caps->memory_bytes,
+                           .cpu_millis = caps->cpu_millis,
+                           .pids = caps->pids};
     const char *why = NULL;
     int rv = store_ship_get_sid(h->store, c->parent, &p);
     if (rv != 0) {
@@ -450,7 +455,7 @@ static bool admin__inherit(struct host *h, struct admin__create *c)
     }
     rv = sandbox_decode(p.sandbox, p.sandbox_len, &mine);
     if (rv == 0) {
-        rv = sandbox_inherit(&mine, &none, &given, &why);
+        rv = sandbox_inherit(&mine, &want, &given, &why);
     }
     if (rv == 0 && !sandbox_empty(&given)) {
         rv = sandbox_encode(&c->sandbox, &given); /* before its list goes */
@@ -583,9 +588,19 @@ void host_ship_create(struct host *h, struct http_request *req)
     c->parent = parent;
     c->lifetime = spec.lifetime;
     c->lifetime_ms = spec.lifetime_ms;
-    if (c->parent != 0 && !admin__inherit(h, c)) {
+    if (c->parent != 0 && !admin__inherit(h, c, &spec.caps)) {
         admin__create_free(c);
         return;
+    }
+    if (c->parent == 0 && !caps_none(&spec.caps)) {
+        struct sandbox sb = {.memory_bytes = spec.caps.memory_bytes,
+                             .cpu_millis = spec.caps.cpu_millis,
+                             .pids = spec.caps.pids};
+        if (sandbox_encode(&c->sandbox, &sb) != 0) {
+            admin__create_free(c);
+            host_reply_error(req, 503, "unavailable", "out of memory");
+            return;
+        }
     }
     if (!c->single && c->name[0] != '\0' && !admin__resume(c)) {
         admin__create_free(c);
@@ -855,6 +870,14 @@ static void admin__stats(struct host *h, struct http_request *req)
     json_object_set_new(o, "max_awake_bytes",
                         json_integer((json_int_t)h->cfg.max_awake_bytes));
     json_object_set_new(o, "freezer", json_string(proc_freezer_name()));
+    json_object_set_new(o, "caps", json_string(proc_caps_name()));
+    json_object_set_new(o, "default_caps",
+                        json_pack("{s:I, s:I, s:I, s:I}", "memory_bytes",
+                                  (json_int_t)h->cfg.caps.memory_bytes,
+                                  "cpu_millis",
+                                  (json_int_t)h->cfg.caps.cpu_millis, "pids",
+                                  (json_int_t)h->cfg.caps.pids, "event_cpu_ms",
+                                  (json_int_t)h->cfg.event_cpu_ms));
     json_object_set_new(o, "stderr_dropped_bytes",
                         json_integer((json_int_t)proc_stderr_dropped_total()));
     json_object_set_new(o, "events_committed",

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "core/record.h"
+#include "core/sandbox.h"
 #include "daemon/host.h"
 #include "lib/err.h"
 #include "lib/mem.h"
@@ -544,6 +545,16 @@ static int ship__env_load(void *data, struct fleet_ship *c,
         out->snapshot_number = meta.number;
         out->snapshot_sealed = meta.sealed;
     }
+    /* The caps: the host's, narrowed by the ship's sandbox; a sandbox that
+     * does not decode (never written so) leaves the host's. */
+    struct sandbox sb;
+    struct caps own = {0};
+    if (sandbox_decode(rec.sandbox, rec.sandbox_len, &sb) == 0) {
+        own.memory_bytes = sb.memory_bytes;
+        own.cpu_millis = sb.cpu_millis;
+        own.pids = sb.pids;
+    }
+    caps_resolve(&h->cfg.caps, NULL, &own, &s->caps);
     /* Kept for spawn, which follows at once. */
     s->args = rec.args;
     s->args_len = rec.args_len;
@@ -597,6 +608,7 @@ static int ship__env_spawn(void *data, struct fleet_ship *c, struct buf *boot,
         .env = s->env,
         .env_len = s->env_len,
         .first = boot,
+        .caps = s->caps,
     };
     int rv = proc_spawn(&s->proc, &h->loop, &pc, ship__on_frame, ship__on_exit,
                         s, errmsg);
@@ -899,6 +911,7 @@ void host_ships_init(struct host *h)
         .idle_timeout_ms = h->cfg.idle_timeout_ms,
         .freeze_timeout_ms = h->cfg.freeze_timeout_ms,
         .event_timeout_ms = h->cfg.event_timeout_ms,
+        .event_cpu_ms = h->cfg.event_cpu_ms,
         .snapshot_every = h->cfg.snapshot_every,
         .max_queue = h->cfg.max_queue,
         .max_awake_bytes = h->cfg.max_awake_bytes,
@@ -1000,6 +1013,41 @@ static json_t *ship__list_json(const char *p, size_t len, bool env)
     return o;
 }
 
+/* The ship's caps: its own (its sandbox's; 0: none), those in force (the
+ * smallest with the host's), and what its running program's cgroups say
+ * of its use. */
+static json_t *ship__caps_json(struct host *h, const struct store_ship *rec,
+                               const struct host_ship *s)
+{
+    struct sandbox sb;
+    struct caps own = {0}, eff;
+    if (sandbox_decode(rec->sandbox, rec->sandbox_len, &sb) == 0) {
+        own.memory_bytes = sb.memory_bytes;
+        own.cpu_millis = sb.cpu_millis;
+        own.pids = sb.pids;
+    }
+    caps_resolve(&h->cfg.caps, NULL, &own, &eff);
+    json_t *o = json_pack(
+        "{s:I, s:I, s:I, s:{s:I, s:I, s:I}}", "memory_bytes",
+        (json_int_t)own.memory_bytes, "cpu_millis", (json_int_t)own.cpu_millis,
+        "pids", (json_int_t)own.pids, "in_force", "memory_bytes",
+        (json_int_t)eff.memory_bytes, "cpu_millis", (json_int_t)eff.cpu_millis,
+        "pids", (json_int_t)eff.pids);
+    struct proc_caps_use use;
+    if (o != NULL && s != NULL && s->proc != NULL &&
+        proc_caps_use(s->proc, &use) == 0) {
+        json_object_set_new(
+            o, "use",
+            json_pack("{s:I, s:I, s:I, s:I, s:I}", "memory_bytes",
+                      (json_int_t)use.memory_bytes, "memory_peak_bytes",
+                      (json_int_t)use.memory_peak_bytes, "pids",
+                      (json_int_t)use.pids, "pids_peak",
+                      (json_int_t)use.pids_peak, "oom_kills",
+                      (json_int_t)use.oom_kills));
+    }
+    return o;
+}
+
 json_t *host_ship_json(struct host *h, uint32_t slot)
 {
     const struct registry_ship *e = registry_get(&h->reg, slot);
@@ -1075,6 +1123,7 @@ json_t *host_ship_json(struct host *h, uint32_t slot)
                                   : 0));
     json_object_set_new(
         o, "pid", s && s->proc ? json_integer(proc_pid(s->proc)) : json_null());
+    json_object_set_new(o, "caps", ship__caps_json(h, &rec, s));
     struct store_usage usage;
     if (store_ship_usage(h->store, e->sid, &usage) == 0) {
         json_object_set_new(o, "usage", host_usage_json(&usage, false, 0));
