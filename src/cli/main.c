@@ -563,6 +563,38 @@ static void cli__print_ship(json_t *s)
         printf("memory:          %.1f KiB\n",
                (double)cli__int(s, "memory_bytes") / 1024.0);
     }
+    json_t *caps = json_object_get(s, "caps");
+    if (json_is_object(caps)) {
+        json_t *in = json_object_get(caps, "in_force");
+        char mem[24], cores[32];
+        caps_format_memory((uint64_t)cli__int(in, "memory_bytes"), mem,
+                           sizeof mem);
+        long long cpu = cli__int(in, "cpu_millis");
+        if (cpu == 0) {
+            snprintf(cores, sizeof cores, "none");
+        } else {
+            snprintf(cores, sizeof cores, "%lld.%03lld", cpu / 1000,
+                     cpu % 1000);
+        }
+        printf("caps:            memory %s, cpu %s, pids %lld%s\n", mem, cores,
+               cli__int(in, "pids"),
+               caps_none(&(struct caps){
+                   .memory_bytes = (uint64_t)cli__int(caps, "memory_bytes"),
+                   .cpu_millis = (uint32_t)cli__int(caps, "cpu_millis"),
+                   .pids = (uint32_t)cli__int(caps, "pids")})
+                   ? " (the host's)"
+                   : "");
+        json_t *use = json_object_get(caps, "use");
+        if (json_is_object(use)) {
+            printf(
+                "cgroup:          memory %.1f MiB (peak %.1f MiB), pids %lld "
+                "(peak %lld), oom kills %lld\n",
+                (double)cli__int(use, "memory_bytes") / 1048576.0,
+                (double)cli__int(use, "memory_peak_bytes") / 1048576.0,
+                cli__int(use, "pids"), cli__int(use, "pids_peak"),
+                cli__int(use, "oom_kills"));
+        }
+    }
     if (cli__int(s, "alarm_ns") > 0) {
         time_t t = (time_t)(cli__int(s, "alarm_ns") / 1000000000LL);
         struct tm tm;
@@ -1184,6 +1216,80 @@ static int cli__ship_one(const struct cli__cmd *cmd, struct cli *c,
     }
     json_decref(v);
     return rv;
+}
+
+enum {
+    CLI__RESIZE_MEMORY,
+    CLI__RESIZE_CPU,
+    CLI__RESIZE_PIDS,
+    CLI__RESIZE_STORAGE,
+};
+
+static const struct cli__opt cli__resize_opts[] = {
+    [CLI__RESIZE_MEMORY] = {"--memory", "SIZE", CLI__STR, 0, 0,
+                            "memory cap of its program (64M, 1G; none)"},
+    [CLI__RESIZE_CPU] = {"--cpu", "CORES", CLI__STR, 0, 0,
+                         "CPU share of its program (0.5: half a core; none)"},
+    [CLI__RESIZE_PIDS] = {"--pids", "N", CLI__STR, 0, 0,
+                          "processes and threads of its program at once "
+                          "(none)"},
+    [CLI__RESIZE_STORAGE] = {"--storage", "SIZE", CLI__STR, 0, 0,
+                             "its storage budget: what it and its "
+                             "descendants may hold before its spawns are "
+                             "refused (100M; none)"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static int cli__ship_resize(const struct cli__cmd *cmd, struct cli *c,
+                            struct cli__args *a)
+{
+    const char *ship = a->pos[0];
+    if (!ship_name_valid(ship)) {
+        return cli__usage(cmd, "not a ship id or name: %s", ship);
+    }
+    uint64_t storage;
+    int rv = cli__check_caps(cmd, a->val[CLI__RESIZE_MEMORY],
+                             a->val[CLI__RESIZE_CPU], a->val[CLI__RESIZE_PIDS]);
+    if (rv != 0) {
+        return rv;
+    }
+    if (a->val[CLI__RESIZE_STORAGE] != NULL &&
+        caps_parse_memory(a->val[CLI__RESIZE_STORAGE], &storage) != 0) {
+        return cli__usage(cmd,
+                          "--storage needs a size of at least 4M, such as "
+                          "100M, or none, not %s",
+                          a->val[CLI__RESIZE_STORAGE]);
+    }
+    static const char *const keys[] = {"memory", "cpu", "pids", "storage"};
+    json_t *spec = json_object();
+    for (int i = 0; i < 4; i++) {
+        if (a->val[i] != NULL) {
+            json_object_set_new(spec, keys[i], json_string(a->val[i]));
+        }
+    }
+    if (json_object_size(spec) == 0) {
+        json_decref(spec);
+        return cli__usage(cmd, "give at least one of --memory, --cpu, --pids, "
+                               "--storage");
+    }
+    char target[128];
+    snprintf(target, sizeof target, "/v1/ships/%s/resize", ship);
+    json_t *v = NULL;
+    rv = cli__call_json(c, "POST", target, spec, &v);
+    if (rv != 0) {
+        return rv;
+    }
+    if (c->json) {
+        cli__print_json(v);
+    } else {
+        cli__print_ship(v);
+        const char *warning = json_string_value(json_object_get(v, "warning"));
+        if (warning != NULL) {
+            fprintf(stderr, "berth: %s\n", warning);
+        }
+    }
+    json_decref(v);
+    return 0;
 }
 
 /* GET target; with --json print the answer as it is and set *out to NULL,
@@ -2294,6 +2400,12 @@ static const struct cli__cmd cli__cmds[] = {
      "Start the ship's program (or thaw a frozen one) and replay its log; "
      "prints the ship's id and state once awake.",
      NULL, 1, 1, true, cli__ship_one},
+    {"ship resize", "SHIP", "change a ship's caps, on its running program too",
+     "Change the ship's own memory, CPU and pids caps and its storage "
+     "budget (each given; 'none' lifts one), logged on every host and put "
+     "on its running program at once. The caps in force are the smallest "
+     "of the host's (berth serve --memory ...) and the ship's.",
+     cli__resize_opts, 1, 1, true, cli__ship_resize},
     {"ship rm", "SHIP", "remove a ship and its data",
      "Stop the ship's program and remove the ship, its log and its "
      "snapshot.",

@@ -6,13 +6,16 @@
  *   POST   /v1/ships              create: {"program", "name"?, "count"?,
  *                                  "idle_timeout_ms"?, "freeze_timeout_ms"?,
  *                                  "args"?, "env"?, "acks"?, "account"?,
- *                                  "parent"?, "lifetime"?}
+ *                                  "parent"?, "lifetime"?, "memory"?,
+ *                                  "cpu"?, "pids"?}
  *   GET    /v1/ships/ID           show one ship
  *   GET    /v1/ships/ID/tree      the ship and its descendants, nested
  *   DELETE /v1/ships/ID           remove a ship and its data
  *   POST   /v1/ships/ID/send      deliver the body as a POKE event
  *   POST   /v1/ships/ID/sleep     snapshot and stop; answers once asleep
  *   POST   /v1/ships/ID/wake      start; answers once awake
+ *   POST   /v1/ships/ID/resize    {"memory"?, "cpu"?, "pids"?, "storage"?}:
+ *                                  its caps, now (daemon/resize.c)
  *   GET    /v1/stats              host counters
  *   GET    /v1/cluster            the hosts of the cluster, probed now
  *   DELETE /v1/cluster/hosts/ID   remove a host (by id or peer address)
@@ -1785,6 +1788,13 @@ void host_admin_handle(struct http_request *req, void *arg)
                 goto method;
             }
             admin__tree(h, req, slot);
+            return;
+        }
+        if (strcmp(action, "/resize") == 0) {
+            if (strcmp(m, "POST") != 0) {
+                goto method;
+            }
+            host_ship_resize(h, req, slot);
             return;
         }
         if (*action == '\0' ? strcmp(m, "DELETE") != 0

@@ -367,6 +367,11 @@ void host_ship_deliver(struct host_ship *s, enum host_job_origin origin,
  * the body or the host refuses. */
 void host_ship_create(struct host *h, struct http_request *req);
 
+/* POST /v1/ships/ID/resize for the ship in slot (daemon/resize.c):
+ * propose its new caps, answer with the ship once committed, and put them
+ * on its running program. */
+void host_ship_resize(struct host *h, struct http_request *req, uint32_t slot);
+
 /* Describe the ship in slot as a new JSON object; the caller frees it. */
 json_t *host_ship_json(struct host *h, uint32_t slot);
 

@@ -135,3 +135,48 @@ def test_caps_bad_values(host_factory):
     assert caps_of(h, "big")["in_force"]["memory_bytes"] == 512 << 20
     r = h.cli("serve", "--memory", "x", check=False)
     assert r.returncode == 2 and "--memory" in r.stderr
+
+
+def test_resize_a_live_ship(host_factory):
+    h = host_factory(FAST).start()
+    h.new_ship(KV, "calm")
+    h.new_ship(MISBEHAVE, "hog", "--memory", "64M")
+    with Calm(h, "calm"):
+        assert h.http("POST", "/s/hog/count")[0] == 200
+        assert h.http("GET", "/s/hog/hog/8")[0] == 200
+        pid = h.cli_json("ship", "show", "hog")["pid"]
+        # Down to 32M on the running program: 40 MiB no longer fits.
+        v = h.cli_json("ship", "resize", "hog", "--memory", "32M", "--pids",
+                       "64")
+        assert "warning" not in v, v
+        assert v["caps"]["memory_bytes"] == 32 << 20
+        assert v["caps"]["in_force"]["pids"] == 64
+        assert v["pid"] == pid  # the same program, not a new one
+        st, _, body = h.http("GET", "/s/hog/hog/40")
+        assert st == 503 and error_of(body)["code"] == "memory_limit", body
+        assert h.http("GET", "/s/hog/")[2].strip() == b"1"
+        # Up to 96M: it fits again, and stays so over a restart.
+        out = h.cli("ship", "resize", "hog", "--memory", "96M").stdout
+        assert "memory 96M" in out, out
+        assert h.http("GET", "/s/hog/hog/40")[0] == 200
+        h.cli("ship", "sleep", "hog")
+    h.stop()
+    h.start()
+    assert caps_of(h, "hog")["memory_bytes"] == 96 << 20
+    assert h.http("GET", "/s/hog/hog/40")[0] == 200
+    # none lifts the ship's own cap: the host's is in force.
+    v = h.cli_json("ship", "resize", "hog", "--memory", "none")
+    assert v["caps"]["memory_bytes"] == 0
+    assert v["caps"]["in_force"]["memory_bytes"] == 512 << 20
+    # Bad requests change nothing.
+    r = h.cli("ship", "resize", "hog", check=False)
+    assert r.returncode == 2 and "at least one" in r.stderr
+    r = h.cli("ship", "resize", "hog", "--cpu", "lots", check=False)
+    assert r.returncode == 2 and "--cpu" in r.stderr
+    st, body = h.admin("POST", "/v1/ships/hog/resize", {"memory": "9Q"})
+    assert st == 400, body
+    st, body = h.admin("POST", "/v1/ships/hog/resize", {"colour": "red"})
+    assert st == 400, body
+    st, body = h.admin("POST", "/v1/ships/nobody/resize", {"memory": "8M"})
+    assert st == 404, body
+    assert caps_of(h, "hog")["memory_bytes"] == 0
