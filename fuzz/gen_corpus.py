@@ -145,6 +145,9 @@ def sandbox():
                        60000, len(send)) + send
     write("record", "sandbox_v1", b"\x01" + body)
     write("record", "sandbox_v2", b"\x02" + body + struct.pack("<I", 32))
+    # A SHIP_RESIZE entry (version 1, type 15): memory and pids.
+    write("record", "ship_resize", bytes([1, 15]) + struct.pack(
+        "<QBQIIQ", 7, 0x05, 32 << 20, 0, 16, 0))
 
 
 TARGETS = {"transport": transport, "admin": admin, "master": master,
