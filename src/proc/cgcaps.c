@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +19,10 @@
  * kernel's default, so that a half-core program runs 50 ms of each 100. */
 #define CGCAPS__PERIOD_US 100000
 
-/* How deep cgcaps_enter follows children of children. */
-#define CGCAPS__ADOPT_DEPTH 8
+/* How deep cgcaps_enter follows children of children: as deep as the
+ * staging cgroup's pids cap lets a tree grow, so that a fork bomb's chain
+ * moves whole. */
+#define CGCAPS__ADOPT_DEPTH CGCAPS_STAGE_PIDS
 
 /* The v1 hierarchies a program gets a cgroup in; memory and pids must be
  * there for the cgroup1 mechanism, cpu and cpuacct are used where
@@ -51,6 +54,8 @@ static enum cgcaps_kind cgcaps__kind;
 static const struct cgcaps__ops *cgcaps__ops;
 static char cgcaps__run[CGCAPS__N][PATH_MAX];
 static bool cgcaps__swap; /* v1 memsw files exist */
+/* cgroup2: the freezer's run directory, where staging lives. */
+static char cgcaps__run2[PATH_MAX];
 
 /* Write text to dir/file; 0 or BERTH_EIO. */
 static int cgcaps__write(const char *dir, const char *file, const char *text)
@@ -99,6 +104,35 @@ static int cgcaps__read_u64(const char *dir, const char *file, uint64_t *v)
     }
     *v = x;
     return 0;
+}
+
+/* The staging cgroup's name in a run directory. */
+#define CGCAPS__STAGE "staging"
+
+/* Copy the staging directory below run into a PATH_MAX buffer. */
+static int cgcaps__stage_dir(const char *run, char *out)
+{
+    if (run[0] == '\0') {
+        return BERTH_ENOTFOUND;
+    }
+    int n = snprintf(out, PATH_MAX, "%s/" CGCAPS__STAGE, run);
+    return n > 0 && n < PATH_MAX ? 0 : BERTH_ENOTFOUND;
+}
+
+/* Make the staging cgroup below run, with its pids cap where it has one.
+ * Best effort: without it, programs are born in the launcher's cgroup. */
+static void cgcaps__stage_make(const char *run, bool pids)
+{
+    char dir[PATH_MAX];
+    char text[16];
+    if (cgcaps__stage_dir(run, dir) != 0 ||
+        (mkdir(dir, 0755) != 0 && errno != EEXIST)) {
+        return;
+    }
+    if (pids) {
+        snprintf(text, sizeof text, "%u", (unsigned)CGCAPS_STAGE_PIDS);
+        cgcaps__write(dir, "pids.max", text);
+    }
 }
 
 /* Find "key N" in a flat keyed file's text. */
@@ -441,6 +475,9 @@ static bool cgcaps__v1_try(void)
                    PATH_MAX);
         }
     }
+    for (int i = 0; i < CGCAPS__N; i++) {
+        cgcaps__stage_make(cgcaps__run[i], i == CGCAPS__PIDS);
+    }
     char probe[PATH_MAX];
     cgcaps__swap =
         cgcaps__run[CGCAPS__MEMORY][0] != '\0' &&
@@ -466,10 +503,13 @@ static bool cgcaps__v2_try(void)
         return false;
     }
     *slash = '\0';
-    if (cgcaps__read(dir, "cgroup.subtree_control", text, sizeof text) != 0) {
+    if (cgcaps__read(dir, "cgroup.subtree_control", text, sizeof text) != 0 ||
+        strstr(text, "memory") == NULL || strstr(text, "pids") == NULL) {
         return false;
     }
-    return strstr(text, "memory") != NULL && strstr(text, "pids") != NULL;
+    memcpy(cgcaps__run2, dir, PATH_MAX);
+    cgcaps__stage_make(cgcaps__run2, true);
+    return true;
 }
 
 enum cgcaps_kind cgcaps_detect(void)
@@ -536,6 +576,68 @@ void cgcaps_remove(pid_t pid)
     }
 }
 
+/* Write pid into the staging cgroup below run; 0 or BERTH_EIO. */
+static int cgcaps__stage_enter(const char *run, pid_t pid)
+{
+    char dir[PATH_MAX];
+    char num[24];
+    if (cgcaps__stage_dir(run, dir) != 0) {
+        return BERTH_EIO;
+    }
+    snprintf(num, sizeof num, "%d", (int)pid);
+    return cgcaps__write(dir, "cgroup.procs", num);
+}
+
+int cgcaps_stage_self(void)
+{
+    pid_t self = getpid();
+    if (cgcaps__kind == CGCAPS_CGROUP2) {
+        return cgcaps__stage_enter(cgcaps__run2, self);
+    }
+    if (cgcaps__kind != CGCAPS_CGROUP1) {
+        return BERTH_EIO;
+    }
+    int rv = 0;
+    for (int i = 0; i < CGCAPS__N; i++) {
+        if (cgcaps__run[i][0] != '\0' &&
+            cgcaps__stage_enter(cgcaps__run[i], self) != 0 &&
+            i == CGCAPS__PIDS) {
+            rv = BERTH_EIO; /* the cap that matters before the move */
+        }
+    }
+    return rv;
+}
+
+struct cgcaps__sweep {
+    cgcaps_keep_fn keep;
+    void *arg;
+};
+
+static bool cgcaps__sweep_one(pid_t pid, void *arg)
+{
+    struct cgcaps__sweep *w = arg;
+    if (!w->keep(pid, w->arg)) {
+        kill(pid, SIGKILL);
+    }
+    return true;
+}
+
+void cgcaps_stage_sweep(cgcaps_keep_fn keep, void *arg)
+{
+    const char *run = cgcaps__kind == CGCAPS_CGROUP2 ? cgcaps__run2
+                      : cgcaps__kind == CGCAPS_CGROUP1
+                          ? cgcaps__run[CGCAPS__PIDS]
+                          : "";
+    char dir[PATH_MAX];
+    char path[PATH_MAX];
+    struct cgcaps__sweep w = {keep, arg};
+    if (cgcaps__stage_dir(run, dir) == 0 &&
+        snprintf(path, sizeof path, "%s/cgroup.procs", dir) <
+            (int)sizeof path) {
+        tree_list(path, cgcaps__sweep_one, &w);
+    }
+}
+
 void cgcaps_claim(const char *tag)
 {
     for (int i = 0; i < CGCAPS__N; i++) {
@@ -549,8 +651,13 @@ void cgcaps_claim(const char *tag)
 
 void cgcaps_cleanup(bool all)
 {
+    char dir[PATH_MAX];
     if (cgcaps__kind != CGCAPS_CGROUP1) {
         if (all) {
+            if (cgcaps__stage_dir(cgcaps__run2, dir) == 0) {
+                rmdir(dir);
+            }
+            cgcaps__run2[0] = '\0';
             cgcaps__kind = 0;
             cgcaps__ops = NULL;
         }
@@ -574,6 +681,10 @@ void cgcaps_cleanup(bool all)
             closedir(d);
         }
         if (all) {
+            /* Empty once the launcher is gone. */
+            if (cgcaps__stage_dir(cgcaps__run[i], dir) == 0) {
+                rmdir(dir);
+            }
             rmdir(cgcaps__run[i]);
             char *slash = strrchr(cgcaps__run[i], '/');
             if (slash != NULL) {

@@ -28,6 +28,13 @@
  * Like the freezer, the program is moved into its cgroups on a worker
  * thread a few milliseconds after it starts (freezer.c says why), with
  * what it started by then; the caps are in its cgroups before it enters.
+ * Until then it is held by the staging cgroup: the launcher (launcher.h)
+ * moves itself into <run>/staging at its start, once, so that every
+ * program it starts is born there, under a pids cap of CGCAPS_STAGE_PIDS
+ * for all of them together; a fork bomb that starts before its own cgroup
+ * is made stays within that, and what is left in staging once the
+ * program's tree was moved out is killed (cgcaps_stage_sweep). Programs
+ * started without the launcher are born in the host's cgroup.
  * Internal to src/proc: the detection runs on the loop's thread, the
  * attach on a worker once detection has returned. */
 #ifndef BERTH_PROC_CGCAPS_H
@@ -57,6 +64,10 @@ struct cgcaps_use {
     uint64_t oom_kills;         /* processes the kernel killed over the cap */
 };
 
+/* The most processes and threads of every program not yet in its own
+ * cgroups, together (the staging cgroup's pids cap). */
+#define CGCAPS_STAGE_PIDS 64
+
 /* Return the mechanism, detecting it on the first call (after the
  * freezer's detection, which it follows: cgroup2 caps only with a cgroup2
  * freezer). The environment variable BERTH_CAPS=none, read at detection,
@@ -85,6 +96,19 @@ int cgcaps_set(pid_t pid, const char *dir, const struct caps *caps);
 /* Read what pid's cgroups say of its use into *use. Returns 0 or
  * BERTH_EIO. */
 int cgcaps_read(pid_t pid, const char *dir, struct cgcaps_use *use);
+
+/* Move the calling process into the staging cgroups, so that what it
+ * starts is born there; for the launcher, at its start, after detection.
+ * Returns 0, or BERTH_EIO (then it stays where it was). */
+int cgcaps_stage_self(void);
+
+/* Called by cgcaps_stage_sweep for each process of the staging cgroup;
+ * returns whether it may stay. */
+typedef bool (*cgcaps_keep_fn)(pid_t pid, void *arg);
+
+/* Kill every process of the staging cgroup that keep does not keep: what
+ * a program started before its move and the move missed. */
+void cgcaps_stage_sweep(cgcaps_keep_fn keep, void *arg);
 
 /* Remove pid's v1 cgroups once pid and everything it started are gone
  * (cgroup2: the freezer removes the one cgroup). Best effort; what stays

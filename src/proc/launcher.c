@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "lib/err.h"
+#include "proc/cgcaps.h"
 #include "proc/freezer.h"
 #include "proc/proc.h"
 #include "proc/spawn.h"
@@ -102,6 +103,9 @@ static _Noreturn void launcher__main(int ctl, pid_t host)
     if (ctl > 3) {
         close_range(3, (unsigned)ctl - 1, 0);
     }
+    /* What it starts is born under the staging cgroup's pids cap, until
+     * the host moves it into its own (cgcaps.h). */
+    cgcaps_stage_self();
     close_range((unsigned)ctl + 1, ~0U, 0);
     for (;;) {
         uint8_t buf[LAUNCHER__MSG_MAX];

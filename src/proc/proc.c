@@ -100,6 +100,7 @@ struct proc {
     bool caps_dirty : 1;    /* caps changed while the attach ran */
     bool over_memory : 1;   /* the kernel killed in it over its memory cap */
     struct caps caps;
+    struct proc *pending_next; /* in proc__pending while attach_pending */
     pid_t pid;
     uint32_t err_rate;       /* stderr bytes a second */
     uint64_t err_burst;      /* stderr credit at most, in byte-ns */
@@ -703,6 +704,59 @@ static void proc__exit_cb(uv_poll_t *h, int status, int events)
 
 /* --- the cgroup, attached off the loop --- */
 
+/* Procs whose attach runs: until it is done they, and what they start,
+ * live in the staging cgroup (cgcaps.h). Loop thread only. */
+static struct proc *proc__pending;
+
+static void proc__pending_remove(struct proc *p)
+{
+    for (struct proc **q = &proc__pending; *q != NULL;
+         q = &(*q)->pending_next) {
+        if (*q == p) {
+            *q = p->pending_next;
+            p->pending_next = NULL;
+            return;
+        }
+    }
+}
+
+/* Read pid's parent from /proc/<pid>/stat; 0 when it cannot be read. */
+static pid_t proc__parent(pid_t pid)
+{
+    char path[64];
+    char text[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (tree_read_small(path, text, sizeof text) < 0) {
+        return 0;
+    }
+    /* "pid (comm) state ppid": comm may hold spaces and parentheses. */
+    const char *close = strrchr(text, ')');
+    int ppid = 0;
+    if (close == NULL || sscanf(close + 1, " %*c %d", &ppid) != 1) {
+        return 0;
+    }
+    return (pid_t)ppid;
+}
+
+/* Whether a process of the staging cgroup may stay: the launcher, a
+ * program whose attach runs, or something it started (up to 16 levels
+ * down). Anything else there escaped its program's move. */
+static bool proc__stage_keep(pid_t pid, void *arg)
+{
+    if (pid == launcher_pid()) {
+        return true;
+    }
+    for (int depth = 0; depth < 16 && pid > 1; depth++) {
+        for (struct proc *q = proc__pending; q != NULL; q = q->pending_next) {
+            if (q->pid == pid) {
+                return true;
+            }
+        }
+        pid = proc__parent(pid);
+    }
+    return false;
+}
+
 /* One attach on libuv's thread pool; see freezer_attach for why. */
 struct proc__attach {
     uv_work_t req;
@@ -752,6 +806,10 @@ static void proc__attach_done(uv_work_t *req, int status)
     mem_free(a);
     p->capped = capped;
     p->attach_pending = false;
+    proc__pending_remove(p);
+    /* What the move missed of this program (or of one before) is still
+     * in staging, under a cap all programs share: it goes. */
+    cgcaps_stage_sweep(proc__stage_keep, NULL);
     p->open_handles--;
     if (kind != FREEZER_SIGSTOP) {
         p->attached = true;
@@ -794,6 +852,8 @@ static void proc__attach_start(struct proc *p, uv_loop_t *loop)
     }
     p->attach_pending = true;
     p->open_handles++;
+    p->pending_next = proc__pending;
+    proc__pending = p;
 }
 
 /* --- spawn --- */
@@ -1259,14 +1319,16 @@ int proc_cpu(const struct proc *p, uint64_t *usec)
         *usec = p->cpu_final_us;
         return 0;
     }
-    if (p->attached && freezer_cpu(p->pid, usec) == 0) {
-        return 0;
-    }
+    /* The caps' cgroups first: what the program started before its move
+     * went there with it (cgcaps.h), not always into the freezer's. */
     char dir[PATH_MAX];
     struct cgcaps_use u;
     if (p->capped && freezer_pid_dir(p->pid, dir) == 0 &&
         cgcaps_read(p->pid, dir, &u) == 0 && u.cpu_usec > 0) {
         *usec = u.cpu_usec;
+        return 0;
+    }
+    if (p->attached && freezer_cpu(p->pid, usec) == 0) {
         return 0;
     }
     return tree_cpu_usec(p->pid, usec);

@@ -180,3 +180,36 @@ def test_resize_a_live_ship(host_factory):
     st, body = h.admin("POST", "/v1/ships/nobody/resize", {"memory": "8M"})
     assert st == 404, body
     assert caps_of(h, "hog")["memory_bytes"] == 0
+
+
+def test_fork_bomb_from_the_first_event(host_factory):
+    """A fork bomb that starts with the program's first event, before its
+    own cgroups are made: the staging cgroup holds it (at most
+    CGCAPS_STAGE_PIDS, 64, for every program not yet moved), the move takes
+    its whole tree, the per-event CPU limit ends it, and the host starts
+    programs again at once."""
+    h = host_factory(FAST).start()
+    h.new_ship(KV, "calm")
+    h.new_ship(MISBEHAVE, "loop", "--pids", "16")
+    seen = []
+    done = []
+
+    def bomb():
+        done.append(h.http("GET", "/s/loop/bombloop"))
+
+    with Calm(h, "calm"):
+        t = threading.Thread(target=bomb)
+        t.start()
+        while t.is_alive():
+            use = caps_of(h, "loop").get("use")
+            if use:
+                seen.append(use)
+            time.sleep(0.05)
+        t.join()
+        st, _, body = done[0]
+        assert st == 504 and error_of(body)["code"] == "cpu_limit", body
+        assert seen, "the bomb's cgroup was never read"
+        assert max(u["pids"] for u in seen) <= 64, seen[-1]
+        assert max(u["pids_peak"] for u in seen) <= 64, seen[-1]
+        # Nothing of it is left in the way: the next wake works.
+        assert h.http("GET", "/s/loop/")[0] == 200

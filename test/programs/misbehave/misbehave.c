@@ -37,6 +37,8 @@
  *                answer 200 (unchanged): a memory hog
  *   /bomb        fork children that sleep for ever until a fork fails, and
  *                answer 200 with how many it made (unchanged): a fork bomb
+ *   /bombloop    fork for ever, in the program and in every child, never
+ *                answering: a fork bomb that keeps trying
  *   /burn        use the CPU for ever, never answering: a CPU burner
  *   /stderr/<mb> write mb MiB to stderr in 100-byte lines, then answer 200
  *   /argv        answer with the program's arguments, argv[0] included,
@@ -398,6 +400,11 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
         int len = snprintf(text, sizeof text, "forked %u\n", n);
         bp_reply(out, 200, "text/plain", text, (size_t)len);
         return BP_UNCHANGED;
+    }
+    if (bp_http_match(h, NULL, "/bombloop")) {
+        for (;;) {
+            fork();
+        }
     }
     if (bp_http_match(h, NULL, "/burn")) {
         volatile unsigned long x = 0;
