@@ -19,4 +19,6 @@ python3 bench/crawl.py "$BUILD" "$DIR/crawl"
 echo
 python3 bench/messages.py "$BUILD" "$DIR/messages"
 echo
+python3 bench/caps.py "$BUILD" "$DIR/caps"
+echo
 python3 bench/spawn.py "$BUILD" "$DIR/spawn" ${BENCH_QUICK:+--quick}
