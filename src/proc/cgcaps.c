@@ -285,16 +285,45 @@ static int cgcaps__v1_set(pid_t pid, const char *unused,
     return 0;
 }
 
-static void cgcaps__v1_remove(pid_t pid)
+/* Remove pid's v1 cgroups; returns whether one is still there (a process
+ * the program started is dying still). */
+static bool cgcaps__v1_rmdirs(pid_t pid)
 {
+    bool busy = false;
     for (int i = 0; i < CGCAPS__N; i++) {
         char dir[PATH_MAX];
         if (cgcaps__v1_dir(i, pid, dir) == 0 && rmdir(dir) != 0 &&
             errno == EBUSY) {
-            /* A process the program started is dying still; the freezer
-             * kills it again, and the cleanup takes the directory. */
+            busy = true;
+        }
+    }
+    return busy;
+}
+
+/* Cgroups still busy at their removal are tried again at the next few
+ * removals, as the freezer's are; the rest is left to cgcaps_cleanup. */
+#define CGCAPS__RETRY_MAX 32
+#define CGCAPS__RETRY_TRIES 8
+static struct {
+    pid_t pid;
+    int tries;
+} cgcaps__retry[CGCAPS__RETRY_MAX];
+static int cgcaps__retry_n;
+
+static void cgcaps__v1_remove(pid_t pid)
+{
+    for (int i = 0; i < cgcaps__retry_n;) {
+        if (!cgcaps__v1_rmdirs(cgcaps__retry[i].pid) ||
+            ++cgcaps__retry[i].tries >= CGCAPS__RETRY_TRIES) {
+            cgcaps__retry[i] = cgcaps__retry[--cgcaps__retry_n];
             continue;
         }
+        i++;
+    }
+    if (cgcaps__v1_rmdirs(pid) && cgcaps__retry_n < CGCAPS__RETRY_MAX) {
+        cgcaps__retry[cgcaps__retry_n].pid = pid;
+        cgcaps__retry[cgcaps__retry_n].tries = 0;
+        cgcaps__retry_n++;
     }
 }
 
@@ -695,6 +724,7 @@ void cgcaps_cleanup(bool all)
         }
     }
     if (all) {
+        cgcaps__retry_n = 0;
         cgcaps__kind = 0;
         cgcaps__ops = NULL;
     }
