@@ -58,6 +58,8 @@ def admin():
           b'"env": {"LANG": "C", "_X1": ""}}')
     write("admin", "create_account", b'{"program": "/p", "name": "a", '
           b'"account": "alice"}')
+    write("admin", "create_caps", b'{"program": "/p", "memory": "64M", '
+          b'"cpu": 0.5, "pids": 32}')
     write("admin", "join", b'{"peer": "10.0.0.1:7000"}')
 
 
