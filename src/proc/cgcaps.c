@@ -339,6 +339,12 @@ static int cgcaps__v1_prepare(pid_t pid, const char *unused,
             cgcaps__v1_remove(pid);
             return BERTH_EIO;
         }
+        /* What the program touched in staging comes with it (anonymous
+         * and file pages): cgroup v1 leaves charges behind otherwise, and
+         * memory taken before the move would escape the cap. */
+        if (i == CGCAPS__MEMORY) {
+            cgcaps__write(dir, "memory.move_charge_at_immigrate", "3");
+        }
     }
     if (cgcaps__v1_set(pid, NULL, caps) != 0) {
         cgcaps__v1_remove(pid);
@@ -635,6 +641,64 @@ int cgcaps_stage_self(void)
         }
     }
     return rv;
+}
+
+/* Move self out of the staging cgroup below run, into the cgroup two
+ * levels above run (<base>/berth-<tag>/<run>), and remove staging, run and
+ * the group where they are empty. */
+static void cgcaps__unstage_one(char *run, pid_t self)
+{
+    char dir[PATH_MAX];
+    char base[PATH_MAX];
+    char num[24];
+    if (run[0] == '\0' || cgcaps__stage_dir(run, dir) != 0) {
+        return;
+    }
+    memcpy(base, run, PATH_MAX);
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(base, '/');
+        if (slash == NULL) {
+            return;
+        }
+        *slash = '\0';
+    }
+    snprintf(num, sizeof num, "%d", (int)self);
+    cgcaps__write(base, "cgroup.procs", num);
+    rmdir(dir);
+    /* Programs' cgroups left by a host that died (their processes were
+     * killed through the freezer's). */
+    DIR *d = opendir(run);
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            char path[PATH_MAX];
+            if (tree_is_number(e->d_name) &&
+                snprintf(path, sizeof path, "%s/%s", run, e->d_name) <
+                    (int)sizeof path) {
+                rmdir(path);
+            }
+        }
+        closedir(d);
+    }
+    rmdir(run);
+    char *slash = strrchr(run, '/');
+    if (slash != NULL) {
+        *slash = '\0';
+        rmdir(run); /* the group, unless another run is in it */
+        *slash = '/';
+    }
+}
+
+void cgcaps_unstage(void)
+{
+    pid_t self = getpid();
+    if (cgcaps__kind == CGCAPS_CGROUP2) {
+        cgcaps__unstage_one(cgcaps__run2, self);
+    } else if (cgcaps__kind == CGCAPS_CGROUP1) {
+        for (int i = 0; i < CGCAPS__N; i++) {
+            cgcaps__unstage_one(cgcaps__run[i], self);
+        }
+    }
 }
 
 struct cgcaps__sweep {

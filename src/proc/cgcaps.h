@@ -102,6 +102,12 @@ int cgcaps_read(pid_t pid, const char *dir, struct cgcaps_use *use);
  * Returns 0, or BERTH_EIO (then it stays where it was). */
 int cgcaps_stage_self(void);
 
+/* Move the calling process (the launcher, at its end) out of the staging
+ * cgroups, back into the cgroups the host was started in, and remove what
+ * is left of this run's cap cgroups: staging, the run's directory and the
+ * tag's group, where empty. Best effort. */
+void cgcaps_unstage(void);
+
 /* Called by cgcaps_stage_sweep for each process of the staging cgroup;
  * returns whether it may stay. */
 typedef bool (*cgcaps_keep_fn)(pid_t pid, void *arg);

@@ -86,7 +86,10 @@ static void launcher__reply(int ctl, int err, pid_t pid)
  * started, nor one that a cgroup v1 freezer holds. */
 static _Noreturn void launcher__reap(void)
 {
+    /* Out of staging first, so that the run's cgroups can go. */
+    cgcaps_unstage();
     freezer_kill_run();
+    cgcaps_unstage();
     _exit(0);
 }
 
