@@ -21,4 +21,6 @@ python3 bench/messages.py "$BUILD" "$DIR/messages"
 echo
 python3 bench/emergency.py "$BUILD" "$DIR/emergency"
 echo
+python3 bench/caps.py "$BUILD" "$DIR/caps"
+echo
 python3 bench/spawn.py "$BUILD" "$DIR/spawn" ${BENCH_QUICK:+--quick}

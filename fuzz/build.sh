@@ -46,7 +46,7 @@ build http -I/usr/share/include/llhttp src/http/parser.c $LLHTTP $LIB
 build forward src/http/forward.c $LIB
 build transport src/consensus/transport.c src/crypto/channel.c $LIB -luv -lraft -lsodium
 build channel src/crypto/channel.c $LIB -lsodium
-build admin src/daemon/body.c src/core/gate.c src/core/ship.c $LIB -ljansson -lsodium
+build admin src/daemon/body.c src/core/gate.c src/core/ship.c src/core/caps.c $LIB -ljansson -lsodium
 build master src/crypto/master.c src/lib/file.c $LIB -lsodium
 build segments src/consensus/segments.c $LIB
 build identity src/consensus/identity.c $LIB

@@ -107,6 +107,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct record_usage_item it;
         record_usage_item(data, n_usage - 1, &it);
     }
+    struct record_resize rs;
+    if (record_decode_ship_resize(data, size, &rs) == 0 &&
+        (rs.which & ~RECORD_RESIZE_ALL) != 0) {
+        abort();
+    }
     struct record_key_rotate kr;
     if (record_decode_key_rotate(data, size, &kr) == 0 &&
         (kr.count == 0 || kr.count > SEAL_KEYS_MAX)) {

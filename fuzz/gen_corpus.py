@@ -58,6 +58,8 @@ def admin():
           b'"env": {"LANG": "C", "_X1": ""}}')
     write("admin", "create_account", b'{"program": "/p", "name": "a", '
           b'"account": "alice"}')
+    write("admin", "create_caps", b'{"program": "/p", "memory": "64M", '
+          b'"cpu": 0.5, "pids": 32}')
     write("admin", "join", b'{"peer": "10.0.0.1:7000"}')
 
 
@@ -135,8 +137,24 @@ def identity():
           + b"\nid 281474976710655\npeer [::1]:7001\n")
 
 
+# --- record: the sandbox blob, core/sandbox.h (the record target's other
+# seeds were written by hand) ---
+
+
+def sandbox():
+    send = b"abc\0def\0"
+    body = struct.pack("<BQIIQQQI", 0x05, 64 << 20, 500, 10, 3, 1 << 20,
+                       60000, len(send)) + send
+    write("record", "sandbox_v1", b"\x01" + body)
+    write("record", "sandbox_v2", b"\x02" + body + struct.pack("<I", 32))
+    # A SHIP_RESIZE entry (version 1, type 15): memory and pids.
+    write("record", "ship_resize", bytes([1, 15]) + struct.pack(
+        "<QBQIIQ", 7, 0x05, 32 << 20, 0, 16, 0))
+
+
 TARGETS = {"transport": transport, "admin": admin, "master": master,
-           "segments": segments, "strlist": strlist, "identity": identity}
+           "segments": segments, "strlist": strlist, "identity": identity,
+           "sandbox": sandbox}
 
 if __name__ == "__main__":
     for t in sys.argv[1:] or TARGETS:

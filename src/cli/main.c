@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/caps.h"
 #include "core/gate.h"
 #include "core/quota.h"
 #include "core/ship.h"
@@ -571,6 +572,38 @@ static void cli__print_ship(json_t *s)
         printf("memory:          %.1f KiB\n",
                (double)cli__int(s, "memory_bytes") / 1024.0);
     }
+    json_t *caps = json_object_get(s, "caps");
+    if (json_is_object(caps)) {
+        json_t *in = json_object_get(caps, "in_force");
+        char mem[24], cores[32];
+        caps_format_memory((uint64_t)cli__int(in, "memory_bytes"), mem,
+                           sizeof mem);
+        long long cpu = cli__int(in, "cpu_millis");
+        if (cpu == 0) {
+            snprintf(cores, sizeof cores, "none");
+        } else {
+            snprintf(cores, sizeof cores, "%lld.%03lld", cpu / 1000,
+                     cpu % 1000);
+        }
+        printf("caps:            memory %s, cpu %s, pids %lld%s\n", mem, cores,
+               cli__int(in, "pids"),
+               caps_none(&(struct caps){
+                   .memory_bytes = (uint64_t)cli__int(caps, "memory_bytes"),
+                   .cpu_millis = (uint32_t)cli__int(caps, "cpu_millis"),
+                   .pids = (uint32_t)cli__int(caps, "pids")})
+                   ? " (the host's)"
+                   : "");
+        json_t *use = json_object_get(caps, "use");
+        if (json_is_object(use)) {
+            printf(
+                "cgroup:          memory %.1f MiB (peak %.1f MiB), pids %lld "
+                "(peak %lld), oom kills %lld\n",
+                (double)cli__int(use, "memory_bytes") / 1048576.0,
+                (double)cli__int(use, "memory_peak_bytes") / 1048576.0,
+                cli__int(use, "pids"), cli__int(use, "pids_peak"),
+                cli__int(use, "oom_kills"));
+        }
+    }
     if (cli__int(s, "alarm_ns") > 0) {
         time_t t = (time_t)(cli__int(s, "alarm_ns") / 1000000000LL);
         struct tm tm;
@@ -598,6 +631,9 @@ enum {
     CLI__NEW_LIFETIME,
     CLI__NEW_LIFETIME_MS,
     CLI__NEW_NETWORK,
+    CLI__NEW_MEMORY,
+    CLI__NEW_CPU,
+    CLI__NEW_PIDS,
 };
 
 #define CLI__YEAR_MS (365ULL * 24 * 3600 * 1000)
@@ -661,8 +697,46 @@ static const struct cli__opt cli__new_opts[] = {
                           "host's, where programs otherwise have none (an "
                           "empty network namespace); with --parent, only "
                           "if the parent may"},
+    [CLI__NEW_MEMORY] = {"--memory", "SIZE", CLI__STR, 0, 0,
+                         "memory cap of its program and what it starts "
+                         "(64M, 1G): over it the program is killed and its "
+                         "event answered 503 memory_limit (default: the "
+                         "host's; a smaller cap of the host or a parent "
+                         "wins)"},
+    [CLI__NEW_CPU] = {"--cpu", "CORES", CLI__STR, 0, 0,
+                      "CPU share of its program (0.5: half a core)"},
+    [CLI__NEW_PIDS] = {"--pids", "N", CLI__STR, 0, 0,
+                       "processes and threads its program may have at once"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
+
+/* Check caps given on the command line (each NULL when absent) as the
+ * host will read them; 0, or 2 after a usage message. */
+static int cli__check_caps(const struct cli__cmd *cmd, const char *memory,
+                           const char *cpu, const char *pids)
+{
+    uint64_t bytes;
+    uint32_t n;
+    if (memory != NULL && caps_parse_memory(memory, &bytes) != 0) {
+        return cli__usage(cmd,
+                          "--memory needs a size of at least 4M, such as 64M "
+                          "or 1G, or none, not %s",
+                          memory);
+    }
+    if (cpu != NULL && caps_parse_cpu(cpu, &n) != 0) {
+        return cli__usage(cmd,
+                          "--cpu needs a number of cores from 0.01 to 1024, "
+                          "such as 0.5, or none, not %s",
+                          cpu);
+    }
+    if (pids != NULL && caps_parse_pids(pids, &n) != 0) {
+        return cli__usage(cmd,
+                          "--pids needs a whole number of at least 2, or "
+                          "none, not %s",
+                          pids);
+    }
+    return 0;
+}
 
 /* Make a relative program path absolute in the current directory, into
  * out (PATH_MAX bytes); 0, or 2 after a usage message. */
@@ -795,6 +869,10 @@ static json_t *cli__new_spec(const struct cli__cmd *cmd, struct cli__args *a,
         *rv = cli__new_lineage(cmd, a);
     }
     if (*rv == 0) {
+        *rv = cli__check_caps(cmd, a->val[CLI__NEW_MEMORY],
+                              a->val[CLI__NEW_CPU], a->val[CLI__NEW_PIDS]);
+    }
+    if (*rv == 0) {
         *rv = cli__absolute(cmd, a->val[CLI__NEW_PROGRAM], program);
     }
     if (*rv != 0) {
@@ -837,6 +915,9 @@ static json_t *cli__new_spec(const struct cli__cmd *cmd, struct cli__args *a,
                   {CLI__NEW_ACCOUNT, "account", false},
                   {CLI__NEW_PARENT, "parent", false},
                   {CLI__NEW_LIFETIME, "lifetime", false},
+                  {CLI__NEW_MEMORY, "memory", false},
+                  {CLI__NEW_CPU, "cpu", false},
+                  {CLI__NEW_PIDS, "pids", false},
                   {CLI__NEW_LIFETIME_MS, "lifetime_ms", true},
                   {CLI__NEW_IDLE, "idle_timeout_ms", true},
                   {CLI__NEW_FREEZE, "freeze_timeout_ms", true},
@@ -1173,6 +1254,80 @@ static int cli__ship_one(const struct cli__cmd *cmd, struct cli *c,
     }
     json_decref(v);
     return rv;
+}
+
+enum {
+    CLI__RESIZE_MEMORY,
+    CLI__RESIZE_CPU,
+    CLI__RESIZE_PIDS,
+    CLI__RESIZE_STORAGE,
+};
+
+static const struct cli__opt cli__resize_opts[] = {
+    [CLI__RESIZE_MEMORY] = {"--memory", "SIZE", CLI__STR, 0, 0,
+                            "memory cap of its program (64M, 1G; none)"},
+    [CLI__RESIZE_CPU] = {"--cpu", "CORES", CLI__STR, 0, 0,
+                         "CPU share of its program (0.5: half a core; none)"},
+    [CLI__RESIZE_PIDS] = {"--pids", "N", CLI__STR, 0, 0,
+                          "processes and threads of its program at once "
+                          "(none)"},
+    [CLI__RESIZE_STORAGE] = {"--storage", "SIZE", CLI__STR, 0, 0,
+                             "its storage budget: what it and its "
+                             "descendants may hold before its spawns are "
+                             "refused (100M; none)"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static int cli__ship_resize(const struct cli__cmd *cmd, struct cli *c,
+                            struct cli__args *a)
+{
+    const char *ship = a->pos[0];
+    if (!ship_name_valid(ship)) {
+        return cli__usage(cmd, "not a ship id or name: %s", ship);
+    }
+    uint64_t storage;
+    int rv = cli__check_caps(cmd, a->val[CLI__RESIZE_MEMORY],
+                             a->val[CLI__RESIZE_CPU], a->val[CLI__RESIZE_PIDS]);
+    if (rv != 0) {
+        return rv;
+    }
+    if (a->val[CLI__RESIZE_STORAGE] != NULL &&
+        caps_parse_memory(a->val[CLI__RESIZE_STORAGE], &storage) != 0) {
+        return cli__usage(cmd,
+                          "--storage needs a size of at least 4M, such as "
+                          "100M, or none, not %s",
+                          a->val[CLI__RESIZE_STORAGE]);
+    }
+    static const char *const keys[] = {"memory", "cpu", "pids", "storage"};
+    json_t *spec = json_object();
+    for (int i = 0; i < 4; i++) {
+        if (a->val[i] != NULL) {
+            json_object_set_new(spec, keys[i], json_string(a->val[i]));
+        }
+    }
+    if (json_object_size(spec) == 0) {
+        json_decref(spec);
+        return cli__usage(cmd, "give at least one of --memory, --cpu, --pids, "
+                               "--storage");
+    }
+    char target[128];
+    snprintf(target, sizeof target, "/v1/ships/%s/resize", ship);
+    json_t *v = NULL;
+    rv = cli__call_json(c, "POST", target, spec, &v);
+    if (rv != 0) {
+        return rv;
+    }
+    if (c->json) {
+        cli__print_json(v);
+    } else {
+        cli__print_ship(v);
+        const char *warning = json_string_value(json_object_get(v, "warning"));
+        if (warning != NULL) {
+            fprintf(stderr, "berth: %s\n", warning);
+        }
+    }
+    json_decref(v);
+    return 0;
 }
 
 /* GET target; with --json print the answer as it is and set *out to NULL,
@@ -1846,6 +2001,21 @@ static int cli__stats(const struct cli__cmd *cmd, struct cli *c,
            cli__int(v, "thaws"), json_real_value(json_object_get(tl, "p50")),
            json_real_value(json_object_get(tl, "p99")));
     printf("evictions:        %lld\n", cli__int(v, "evictions"));
+    json_t *dc = json_object_get(v, "default_caps");
+    char mem[24];
+    caps_format_memory((uint64_t)cli__int(dc, "memory_bytes"), mem, sizeof mem);
+    long long cpu = cli__int(dc, "cpu_millis");
+    char cores[32];
+    if (cpu == 0) {
+        snprintf(cores, sizeof cores, "none");
+    } else {
+        snprintf(cores, sizeof cores, "%lld.%03lld", cpu / 1000, cpu % 1000);
+    }
+    const char *how = cli__str(v, "caps");
+    printf("caps:             %s%s (default memory %s, cpu %s, pids %lld, "
+           "event cpu %lld ms)\n",
+           how, strcmp(how, "none") == 0 ? ", not enforced" : "", mem, cores,
+           cli__int(dc, "pids"), cli__int(dc, "event_cpu_ms"));
     printf("master key:       %s\n", cli__str(v, "master_key"));
     printf("replies reused:   %lld (%.1f KiB kept)\n", cli__int(v, "reuses"),
            (double)cli__int(v, "reuse_bytes") / 1024.0);
@@ -1912,6 +2082,10 @@ enum {
     CLI__SERVE_NO_HARDEN,
     CLI__SERVE_PROGRAM_USER,
     CLI__SERVE_CLUSTER_SECRET_FILE,
+    CLI__SERVE_MEMORY,
+    CLI__SERVE_CPU,
+    CLI__SERVE_PIDS,
+    CLI__SERVE_EVENT_CPU,
     CLI__SERVE_N,
 };
 
@@ -1943,6 +2117,22 @@ static const struct cli__opt cli__serve_opts[] = {
     [CLI__SERVE_EVENT_TIMEOUT] = {"--event-timeout", "MS", CLI__MS, 1,
                                   1ULL << 31,
                                   "time limit of one event (default 10000)"},
+    [CLI__SERVE_MEMORY] = {"--memory", "SIZE", CLI__STR, 0, 0,
+                           "memory cap of each program and what it starts "
+                           "(64M, 1G; none): over it the program is killed "
+                           "and its event answered 503 memory_limit; an "
+                           "account's or ship's smaller cap wins (default "
+                           "512M)"},
+    [CLI__SERVE_CPU] = {"--cpu", "CORES", CLI__STR, 0, 0,
+                        "CPU share of each program (0.5: half a core; "
+                        "none): past it the program waits (default 1)"},
+    [CLI__SERVE_PIDS] = {"--pids", "N", CLI__STR, 0, 0,
+                         "processes and threads a program may have at once; "
+                         "a fork past it fails (default 256; none)"},
+    [CLI__SERVE_EVENT_CPU] = {"--event-cpu-ms", "MS", CLI__MS, 0, 1ULL << 31,
+                              "CPU time of one event: past it the program is "
+                              "killed and the event answered 504 cpu_limit; "
+                              "0: none (default 5000)"},
     [CLI__SERVE_SNAPSHOT_EVERY] = {"--snapshot-every", "N", CLI__NUM, 1,
                                    1ULL << 31,
                                    "snapshot a ship every N events (default "
@@ -2062,7 +2252,7 @@ static const struct cli__opt cli__serve_opts[] = {
                                         "(64 hex digits, as `berth cluster "
                                         "secret` prints it; default: "
                                         "$BERTH_CLUSTER_SECRET)"},
-    {NULL, NULL, 0, 0, 0, NULL},
+    [CLI__SERVE_N] = {NULL, NULL, 0, 0, 0, NULL},
 };
 
 static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
@@ -2097,12 +2287,36 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
                           "quorum or all, not %s",
                           GATE_ACKS_MAX, a->val[CLI__SERVE_ACKS]);
     }
+    if (a->val[CLI__SERVE_MEMORY] != NULL &&
+        caps_parse_memory(a->val[CLI__SERVE_MEMORY], &cfg.caps.memory_bytes) !=
+            0) {
+        return cli__usage(cmd,
+                          "--memory needs a size of at least 4M, such as 64M "
+                          "or 1G, or none, not %s",
+                          a->val[CLI__SERVE_MEMORY]);
+    }
+    if (a->val[CLI__SERVE_CPU] != NULL &&
+        caps_parse_cpu(a->val[CLI__SERVE_CPU], &cfg.caps.cpu_millis) != 0) {
+        return cli__usage(cmd,
+                          "--cpu needs a number of cores from 0.01 to 1024, "
+                          "such as 0.5, or none, not %s",
+                          a->val[CLI__SERVE_CPU]);
+    }
+    if (a->val[CLI__SERVE_PIDS] != NULL &&
+        caps_parse_pids(a->val[CLI__SERVE_PIDS], &cfg.caps.pids) != 0) {
+        return cli__usage(cmd,
+                          "--pids needs a whole number of at least 2, or "
+                          "none, not %s",
+                          a->val[CLI__SERVE_PIDS]);
+    }
     /* Numbers, each into its field when given. */
     static const struct {
         int opt;
         size_t offset;
         size_t size;
     } nums[] = {
+        {CLI__SERVE_EVENT_CPU, offsetof(struct host_config, event_cpu_ms),
+         sizeof cfg.event_cpu_ms},
         {CLI__SERVE_FREEZE, offsetof(struct host_config, freeze_timeout_ms),
          sizeof cfg.freeze_timeout_ms},
         {CLI__SERVE_IDLE, offsetof(struct host_config, idle_timeout_ms),
@@ -2238,6 +2452,12 @@ static const struct cli__cmd cli__cmds[] = {
      "Start the ship's program (or thaw a frozen one) and replay its log; "
      "prints the ship's id and state once awake.",
      NULL, 1, 1, true, cli__ship_one},
+    {"ship resize", "SHIP", "change a ship's caps, on its running program too",
+     "Change the ship's own memory, CPU and pids caps and its storage "
+     "budget (each given; 'none' lifts one), logged on every host and put "
+     "on its running program at once. The caps in force are the smallest "
+     "of the host's (berth serve --memory ...) and the ship's.",
+     cli__resize_opts, 1, 1, true, cli__ship_resize},
     {"ship rm", "SHIP", "remove a ship and its data",
      "Stop the ship's program and remove the ship, its log and its "
      "snapshot.",

@@ -28,6 +28,8 @@ static const struct auth_route auth__routes[] = {
     {"POST", "/v1/ships/*/wake", AUTH_SCOPE_OPERATE},
     {"POST", "/v1/ships/*/kill", AUTH_SCOPE_OPERATE},
     {"POST", "/v1/fsck", AUTH_SCOPE_OPERATE},
+    /* Caps are the operator's: a resize may lift what a parent gave. */
+    {"POST", "/v1/ships/*/resize", AUTH_SCOPE_ADMIN},
     {"DELETE", "/v1/cluster/hosts/*", AUTH_SCOPE_ADMIN},
     {"POST", "/v1/cluster/join", AUTH_SCOPE_ADMIN},
     {"GET", "/v1/tokens", AUTH_SCOPE_ADMIN},

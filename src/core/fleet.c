@@ -143,6 +143,32 @@ static void fleet__disarm(struct fleet_ship *s)
     f->env.timer_stop(f->env.data, FLEET_TIMER_SHIP, s);
 }
 
+/* Arm the deadline of s's current job: its wall-clock limit, or, with a
+ * CPU limit, the earlier of what is left of it and of the CPU time (a
+ * program cannot use more CPU than wall-clock time with one thread). */
+static void fleet__arm_event(struct fleet_ship *s, uint64_t cpu_left_ms)
+{
+    struct fleet *f = s->fleet;
+    struct fleet_job *j = s->current;
+    uint64_t ms = j->wall_left_ms;
+    if (f->cfg.event_cpu_ms > 0 && j->cpu_known && cpu_left_ms < ms) {
+        ms = cpu_left_ms > 0 ? cpu_left_ms : 1;
+    }
+    j->armed_ms = ms;
+    fleet__arm(s, FLEET_DEADLINE_EVENT, ms);
+}
+
+/* Start the deadline of s's current job, just sent to the program. */
+static void fleet__start_event(struct fleet_ship *s)
+{
+    struct fleet *f = s->fleet;
+    struct fleet_job *j = s->current;
+    j->wall_left_ms = f->cfg.event_timeout_ms;
+    j->cpu_known = f->cfg.event_cpu_ms > 0 && f->env.cpu != NULL &&
+                   f->env.cpu(f->env.data, s, &j->cpu_start_us) == 0;
+    fleet__arm_event(s, f->cfg.event_cpu_ms);
+}
+
 /* --- Live objects: made when a ship is touched, freed when it is quiet. --- */
 
 void fleet_init(struct fleet *f, const struct fleet_env *env,
@@ -981,7 +1007,7 @@ static void fleet__awake(struct fleet_ship *s)
     fleet__disarm(s);
     if (s->current != NULL) {
         /* The early job (fleet__send_early) is the program's now. */
-        fleet__arm(s, FLEET_DEADLINE_EVENT, s->fleet->cfg.event_timeout_ms);
+        fleet__start_event(s);
     }
     fleet__answer_waiters(s);
     fleet__pump_wakes(s->fleet);
@@ -1175,7 +1201,7 @@ static void fleet__dispatch(struct fleet_ship *s)
         fleet__kill(s, "cannot write to the program");
         return;
     }
-    fleet__arm(s, FLEET_DEADLINE_EVENT, f->cfg.event_timeout_ms);
+    fleet__start_event(s);
 }
 
 static void fleet__request_snapshot(struct fleet_ship *s)
@@ -1833,7 +1859,8 @@ void fleet_on_frame(struct fleet_ship *s, const struct frame *fr)
     }
 }
 
-void fleet_on_exit(struct fleet_ship *s, const char *why, bool clean)
+void fleet_on_exit(struct fleet_ship *s, const char *why, bool clean,
+                   bool over_memory)
 {
     struct fleet *f = s->fleet;
     bool expected = s->stop_sent && clean;
@@ -1865,6 +1892,13 @@ void fleet_on_exit(struct fleet_ship *s, const char *why, bool clean)
         if (deposed) {
             fleet__job_fail(j, 503, "leader_changed",
                             "this host lost the lead; try again");
+        } else if (over_memory) {
+            fleet__job_fail(j, 503, "memory_limit",
+                            "ship %s: program %s; the ship starts again "
+                            "from its last committed state",
+                            s->id, why);
+        } else if (j->cpu_over) {
+            fleet__job_fail(j, 504, "cpu_limit", "ship %s: %s", s->id, why);
         } else if (j->timed_out) {
             fleet__job_fail(j, 504, "timeout", "ship %s: %s", s->id, why);
         } else {
@@ -1897,6 +1931,37 @@ void fleet_on_exit(struct fleet_ship *s, const char *why, bool clean)
     fleet__pump_wakes(f);
 }
 
+/* The current job's deadline fell: return true when it may go on (its
+ * CPU time and wall-clock time are both within their limits; the deadline
+ * is armed again), false when it must be killed (cpu_over says whether for
+ * its CPU time). */
+static bool fleet__event_goes_on(struct fleet_ship *s)
+{
+    struct fleet *f = s->fleet;
+    struct fleet_job *j = s->current;
+    if (j == NULL) {
+        return false;
+    }
+    j->wall_left_ms -=
+        j->armed_ms < j->wall_left_ms ? j->armed_ms : j->wall_left_ms;
+    uint64_t cpu_left = UINT64_MAX;
+    uint64_t now_us;
+    if (j->cpu_known && f->env.cpu(f->env.data, s, &now_us) == 0) {
+        uint64_t used_ms =
+            now_us > j->cpu_start_us ? (now_us - j->cpu_start_us) / 1000 : 0;
+        if (used_ms >= f->cfg.event_cpu_ms) {
+            j->cpu_over = true;
+            return false;
+        }
+        cpu_left = f->cfg.event_cpu_ms - used_ms;
+    }
+    if (j->wall_left_ms == 0) {
+        return false;
+    }
+    fleet__arm_event(s, cpu_left);
+    return true;
+}
+
 static void fleet__on_deadline(struct fleet_ship *s)
 {
     struct fleet *f = s->fleet;
@@ -1908,6 +1973,18 @@ static void fleet__on_deadline(struct fleet_ship *s)
     s->deadline = FLEET_DEADLINE_NONE;
     switch (kind) {
     case FLEET_DEADLINE_EVENT:
+        if (fleet__event_goes_on(s)) {
+            break;
+        }
+        if (s->current != NULL && s->current->cpu_over) {
+            snprintf(why, sizeof why,
+                     "event %llu used more than %llu ms of "
+                     "CPU time",
+                     (unsigned long long)s->current->number,
+                     (unsigned long long)f->cfg.event_cpu_ms);
+            fleet__kill(s, why);
+            break;
+        }
         snprintf(why, sizeof why, "event %llu took longer than %llu ms",
                  (unsigned long long)(s->current ? s->current->number : 0),
                  (unsigned long long)f->cfg.event_timeout_ms);

@@ -174,6 +174,13 @@ struct fleet_job {
     uint64_t alarm_ns;  /* the ship's alarm after this event */
     bool alarm_changed; /* the event set the alarm, or consumed it */
     uint8_t entropy[FRAME_ENTROPY_SIZE];
+    /* The per-event CPU limit (fleet_config.event_cpu_ms): the program's
+     * CPU time when the event was sent to it, the wall-clock time its
+     * deadline still has, and the length of the deadline armed last. */
+    uint64_t cpu_start_us;
+    uint64_t wall_left_ms, armed_ms;
+    bool cpu_known;      /* cpu_start_us was read */
+    bool cpu_over;       /* killed for going over the CPU limit */
     char error_code[32]; /* "" when the job succeeded */
     char *error_message;
     bool refused;                 /* failed over a limit: */
@@ -318,6 +325,9 @@ struct fleet_env {
     /* Freeze or thaw s's program; 0 or a code. */
     int (*freeze)(void *data, struct fleet_ship *s);
     int (*thaw)(void *data, struct fleet_ship *s);
+    /* Set *usec to the CPU time s's program and what it started have used
+     * so far; 0 or a code. NULL: no per-event CPU limit. */
+    int (*cpu)(void *data, struct fleet_ship *s, uint64_t *usec);
     /* Measure the memory of s's program and what it started. */
     int (*measure)(void *data, struct fleet_ship *s, uint64_t *bytes);
     /* Take the buffer of the frame being delivered, if it has one of its
@@ -393,6 +403,12 @@ struct fleet_config {
     uint64_t idle_timeout_ms;   /* idle this long: sleep */
     uint64_t freeze_timeout_ms; /* idle this long: freeze; 0: never */
     uint64_t event_timeout_ms;
+    /* CPU time one event may take, what the program started included;
+     * past it the program is killed and the event answered 504 cpu_limit.
+     * 0: none. Checked when the time could have been used (a program
+     * with one thread uses at most the wall-clock time), so a program
+     * with threads may overrun it by their number. */
+    uint64_t event_cpu_ms;
     uint64_t snapshot_every;  /* events between a ship's snapshots */
     unsigned max_queue;       /* jobs waiting per ship before 503 */
     uint64_t max_awake_bytes; /* memory budget of running programs; 0: none */
@@ -494,8 +510,12 @@ void fleet_job_free(struct fleet *f, struct fleet_job *j);
 void fleet_on_frame(struct fleet_ship *s, const struct frame *fr);
 
 /* Input: s's program is gone; clean when it exited by itself with status
- * 0; why says how it ended. */
-void fleet_on_exit(struct fleet_ship *s, const char *why, bool clean);
+ * 0; why says how it ended; over_memory when the kernel killed in it for
+ * going over its memory cap (the event in flight is answered 503
+ * memory_limit, and the ship wakes from its last committed state on its
+ * next event). */
+void fleet_on_exit(struct fleet_ship *s, const char *why, bool clean,
+                   bool over_memory);
 
 /* Input: a timer fired (s is the ship for FLEET_TIMER_SHIP, else NULL). */
 void fleet_on_timer(struct fleet *f, enum fleet_timer which,

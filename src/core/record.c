@@ -1199,3 +1199,41 @@ int record_decode_ship_reset(const uint8_t *p, size_t len, uint64_t *sid,
     *last_event = cursor_u64(&c);
     return c.err != 0 || cursor_left(&c) != 0 ? BERTH_EMALFORMED : 0;
 }
+
+int record_encode_ship_resize(struct buf *out, const struct record_resize *r)
+{
+    size_t mark = out->len;
+    int rv = record__begin(out, RECORD_ENTRY_SHIP_RESIZE);
+    if (rv != 0 || (rv = buf_put_u64(out, r->sid)) != 0 ||
+        (rv = buf_put_u8(out, r->which)) != 0 ||
+        (rv = buf_put_u64(out, r->memory_bytes)) != 0 ||
+        (rv = buf_put_u32(out, r->cpu_millis)) != 0 ||
+        (rv = buf_put_u32(out, r->pids)) != 0 ||
+        (rv = buf_put_u64(out, r->storage_bytes)) != 0) {
+        out->len = mark;
+        return rv;
+    }
+    return 0;
+}
+
+int record_decode_ship_resize(const uint8_t *p, size_t len,
+                              struct record_resize *r)
+{
+    struct cursor c;
+    memset(r, 0, sizeof *r);
+    if (record__open(p, len, RECORD_ENTRY_SHIP_RESIZE, &c) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    r->sid = cursor_u64(&c);
+    r->which = cursor_u8(&c);
+    r->memory_bytes = cursor_u64(&c);
+    r->cpu_millis = cursor_u32(&c);
+    r->pids = cursor_u32(&c);
+    r->storage_bytes = cursor_u64(&c);
+    if (c.err != 0 || cursor_left(&c) != 0 ||
+        (r->which & ~RECORD_RESIZE_ALL) != 0) {
+        memset(r, 0, sizeof *r);
+        return BERTH_EMALFORMED;
+    }
+    return 0;
+}

@@ -166,8 +166,39 @@ enum record_entry_type {
     RECORD_ENTRY_MAIL = 12,
     RECORD_ENTRY_SHIP_RESET = 13,
     RECORD_ENTRY_SHIP_SEEDS = 14,
+    RECORD_ENTRY_SHIP_RESIZE = 15,
     RECORD_ENTRY_SHIP_BLOCK = 17,
 };
+
+/* What a SHIP_RESIZE entry changes (its which). */
+#define RECORD_RESIZE_MEMORY 0x01
+#define RECORD_RESIZE_CPU 0x02
+#define RECORD_RESIZE_PIDS 0x04
+#define RECORD_RESIZE_STORAGE 0x08
+#define RECORD_RESIZE_ALL 0x0f
+
+/* A SHIP_RESIZE entry: u64 sid | u8 which | u64 memory_bytes |
+ * u32 cpu_millis | u32 pids | u64 storage_bytes. It rewrites the ship's
+ * own caps in its sandbox (core/sandbox.h: memory, CPU, pids, and its
+ * storage budget), each only where which says so (0: none of its own);
+ * the others stay. A ship that is gone is left alone. The leader then
+ * puts the caps in force on the running program (core/caps.h). */
+struct record_resize {
+    uint64_t sid;
+    uint8_t which; /* RECORD_RESIZE_* */
+    uint64_t memory_bytes;
+    uint32_t cpu_millis;
+    uint32_t pids;
+    uint64_t storage_bytes;
+};
+
+/* Append a SHIP_RESIZE entry; 0 or BERTH_ENOMEM. */
+int record_encode_ship_resize(struct buf *out, const struct record_resize *r);
+
+/* Decode a SHIP_RESIZE entry; 0 or BERTH_EMALFORMED (also for an unknown
+ * bit in which). */
+int record_decode_ship_resize(const uint8_t *p, size_t len,
+                              struct record_resize *r);
 
 /* A SHIP_RESET entry: u64 sid | u64 last_event. The ship's state returns to
  * empty (a resetting lifetime came due): its events, snapshots and alarm

@@ -5,7 +5,8 @@
 #include "lib/err.h"
 #include "lib/strlist.h"
 
-#define SANDBOX__VERSION 1
+/* Version 2 added the pids cap at the end; version 1 still decodes. */
+#define SANDBOX__VERSION 2
 
 int sandbox_encode(struct buf *out, const struct sandbox *sb)
 {
@@ -22,7 +23,8 @@ int sandbox_encode(struct buf *out, const struct sandbox *sb)
         buf_put_u64(out, sb->budget_bytes) != 0 ||
         buf_put_u64(out, sb->budget_cpu_ms) != 0 ||
         buf_put_u32(out, (uint32_t)sb->send_len) != 0 ||
-        buf_append(out, sb->send, sb->send_len) != 0) {
+        buf_append(out, sb->send, sb->send_len) != 0 ||
+        buf_put_u32(out, sb->pids) != 0) {
         out->len = mark;
         return BERTH_ENOMEM;
     }
@@ -47,8 +49,11 @@ int sandbox_decode(const uint8_t *p, size_t len, struct sandbox *sb)
     sb->budget_cpu_ms = cursor_u64(&c);
     sb->send_len = cursor_u32(&c);
     sb->send = (const char *)cursor_bytes(&c, sb->send_len);
-    if (c.err != 0 || cursor_left(&c) != 0 || version != SANDBOX__VERSION ||
-        (sb->flags & ~SANDBOX_FLAGS) != 0 ||
+    if (version == SANDBOX__VERSION) {
+        sb->pids = cursor_u32(&c);
+    }
+    if (c.err != 0 || cursor_left(&c) != 0 || version == 0 ||
+        version > SANDBOX__VERSION || (sb->flags & ~SANDBOX_FLAGS) != 0 ||
         strlist_count(sb->send, sb->send_len) < 0) {
         memset(sb, 0, sizeof *sb);
         return BERTH_EMALFORMED;
@@ -59,7 +64,7 @@ int sandbox_decode(const uint8_t *p, size_t len, struct sandbox *sb)
 bool sandbox_empty(const struct sandbox *sb)
 {
     return sb->flags == 0 && sb->memory_bytes == 0 && sb->cpu_millis == 0 &&
-           sb->events_per_s == 0 && sb->budget_ships == 0 &&
+           sb->events_per_s == 0 && sb->pids == 0 && sb->budget_ships == 0 &&
            sb->budget_bytes == 0 && sb->budget_cpu_ms == 0 && sb->send_len == 0;
 }
 
@@ -99,6 +104,7 @@ int sandbox_inherit(const struct sandbox *parent, const struct sandbox *want,
         (uint32_t)sandbox__min(parent->cpu_millis, want->cpu_millis);
     child->events_per_s =
         (uint32_t)sandbox__min(parent->events_per_s, want->events_per_s);
+    child->pids = (uint32_t)sandbox__min(parent->pids, want->pids);
     child->budget_ships =
         sandbox__min(parent->budget_ships, want->budget_ships);
     child->budget_bytes =

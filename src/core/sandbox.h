@@ -15,12 +15,17 @@
  *
  * Kept in the store as one blob (sandbox_encode):
  *
- *     u8 version (1) | u8 flags | u64 memory_bytes | u32 cpu_millis |
+ *     u8 version (2) | u8 flags | u64 memory_bytes | u32 cpu_millis |
  *     u32 events_per_s | u64 budget_ships | u64 budget_bytes |
- *     u64 budget_cpu_ms | u32 send_len | send (a string list of ship ids)
+ *     u64 budget_cpu_ms | u32 send_len | send (a string list of ship ids) |
+ *     u32 pids
  *
- * The caps (memory, CPU, events per second) are recorded and inherited
- * here; the host's sandbox enforces them. Pure: no I/O. */
+ * Version 1, written before the pids cap, is the same without its last
+ * field, and still decodes (pids 0). The caps (memory, CPU, pids, events
+ * per second) are recorded and inherited here; the host enforces memory,
+ * CPU and pids on the program's cgroup (proc/cgcaps.h), at the smallest
+ * of the host's, the account's and the ship's (core/caps.h). Pure: no
+ * I/O. */
 #ifndef BERTH_CORE_SANDBOX_H
 #define BERTH_CORE_SANDBOX_H
 
@@ -54,6 +59,7 @@ struct sandbox {
     uint64_t memory_bytes; /* 0: no cap of its own */
     uint32_t cpu_millis;   /* CPU time per second of wall clock, in ms */
     uint32_t events_per_s;
+    uint32_t pids; /* processes and threads at once; 0: no cap of its own */
     uint64_t budget_ships; /* itself and its descendants; 0: no budget */
     uint64_t budget_bytes;
     uint64_t budget_cpu_ms; /* in all, with its descendants */

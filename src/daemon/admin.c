@@ -6,7 +6,8 @@
  *   POST   /v1/ships              create: {"program", "name"?, "count"?,
  *                                  "idle_timeout_ms"?, "freeze_timeout_ms"?,
  *                                  "args"?, "env"?, "acks"?, "account"?,
- *                                  "parent"?, "lifetime"?, "network"?}
+ *                                  "parent"?, "lifetime"?, "network"?,
+ *                                  "memory"?, "cpu"?, "pids"?}
  *   GET    /v1/ships/ID           show one ship
  *   GET    /v1/ships/ID/tree      the ship and its descendants, nested
  *   DELETE /v1/ships/ID           remove a ship and its data
@@ -17,6 +18,8 @@
  *   POST   /v1/ships/ID/block, /unblock  cut the ship off, or let it back
  *                                  (a SHIP_BLOCK entry); answers once
  *                                  committed
+ *   POST   /v1/ships/ID/resize    {"memory"?, "cpu"?, "pids"?, "storage"?}:
+ *                                  its caps, now (daemon/resize.c)
  *   GET    /v1/stats              host counters
  *   GET    /v1/cluster            the hosts of the cluster, probed now
  *   DELETE /v1/cluster/hosts/ID   remove a host (by id or peer address)
@@ -521,11 +524,15 @@ static bool admin__parent(struct host *h, struct http_request *req,
  * for (network) and the parent has it. Returns false after
  * answering. */
 static bool admin__inherit(struct host *h, struct admin__create *c,
-                           bool network)
+                           bool network, const struct caps *caps)
 {
     struct store_ship p;
     struct sandbox mine, given;
-    struct sandbox want = {.flags = network ? SANDBOX_NETWORK : 0};
+    /* The caps asked for, never more than the parent's. */
+    struct sandbox want = {.flags = network ? SANDBOX_NETWORK : 0,
+                           .memory_bytes = caps->memory_bytes,
+                           .cpu_millis = caps->cpu_millis,
+                           .pids = caps->pids};
     const char *why = NULL;
     int rv = store_ship_get_sid(h->store, c->parent, &p);
     if (rv != 0) {
@@ -671,14 +678,17 @@ void host_ship_create(struct host *h, struct http_request *req)
     c->parent = parent;
     c->lifetime = spec.lifetime;
     c->lifetime_ms = spec.lifetime_ms;
-    if (c->parent != 0 && !admin__inherit(h, c, spec.network)) {
+    if (c->parent != 0 && !admin__inherit(h, c, spec.network, &spec.caps)) {
         admin__create_free(c);
         return;
     }
-    if (c->parent == 0 && spec.network) {
-        /* The operator's ship: the sandbox of the network alone. */
-        struct sandbox net = {.flags = SANDBOX_NETWORK};
-        if (sandbox_encode(&c->sandbox, &net) != 0) {
+    if (c->parent == 0 && (spec.network || !caps_none(&spec.caps))) {
+        /* The operator's ship: the sandbox of its caps and network. */
+        struct sandbox sb = {.flags = spec.network ? SANDBOX_NETWORK : 0,
+                             .memory_bytes = spec.caps.memory_bytes,
+                             .cpu_millis = spec.caps.cpu_millis,
+                             .pids = spec.caps.pids};
+        if (sandbox_encode(&c->sandbox, &sb) != 0) {
             admin__create_free(c);
             host_reply_error(req, 503, "unavailable", "out of memory");
             return;
@@ -978,6 +988,14 @@ static void admin__stats(struct host *h, struct http_request *req)
                         json_integer((json_int_t)h->cfg.max_awake_bytes));
     json_object_set_new(o, "freezer", json_string(proc_freezer_name()));
     json_object_set_new(o, "hardening", admin__hardening());
+    json_object_set_new(o, "caps", json_string(proc_caps_name()));
+    json_object_set_new(o, "default_caps",
+                        json_pack("{s:I, s:I, s:I, s:I}", "memory_bytes",
+                                  (json_int_t)h->cfg.caps.memory_bytes,
+                                  "cpu_millis",
+                                  (json_int_t)h->cfg.caps.cpu_millis, "pids",
+                                  (json_int_t)h->cfg.caps.pids, "event_cpu_ms",
+                                  (json_int_t)h->cfg.event_cpu_ms));
     json_object_set_new(o, "stderr_dropped_bytes",
                         json_integer((json_int_t)proc_stderr_dropped_total()));
     json_object_set_new(o, "events_committed",
@@ -1965,6 +1983,13 @@ void host_admin_handle(struct http_request *req, void *arg)
                 goto method;
             }
             admin__tree(h, req, slot);
+            return;
+        }
+        if (strcmp(action, "/resize") == 0) {
+            if (strcmp(m, "POST") != 0) {
+                goto method;
+            }
+            host_ship_resize(h, req, slot);
             return;
         }
         if (*action == '\0' ? strcmp(m, "DELETE") != 0

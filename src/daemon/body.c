@@ -205,6 +205,57 @@ static int body__lineage(json_t *spec, const char *parent, const char *lifetime,
     return rv;
 }
 
+/* Read a cap given as a string or a number into text (size bytes); false
+ * for any other JSON value. */
+static bool body__cap_text(json_t *v, char *text, size_t size)
+{
+    if (json_is_string(v)) {
+        snprintf(text, size, "%s", json_string_value(v));
+    } else if (json_is_integer(v)) {
+        snprintf(text, size, "%lld", (long long)json_integer_value(v));
+    } else if (json_is_real(v)) {
+        snprintf(text, size, "%.3f", json_real_value(v));
+        /* "0.500" reads as "0.5"; trailing zeros are not precision. */
+        char *end = text + strlen(text);
+        while (end > text && end[-1] == '0') {
+            *--end = '\0';
+        }
+        if (end > text && end[-1] == '.') {
+            *--end = '\0';
+        }
+    } else {
+        return false;
+    }
+    return true;
+}
+
+int body_parse_caps(json_t *memory, json_t *cpu, json_t *pids, struct caps *out,
+                    char *errmsg)
+{
+    char text[64];
+    memset(out, 0, sizeof *out);
+    if (memory != NULL && (!body__cap_text(memory, text, sizeof text) ||
+                           caps_parse_memory(text, &out->memory_bytes) != 0)) {
+        return body__refuse(errmsg,
+                            "memory must be a size of at least 4M, such as "
+                            "\"64M\", \"1G\" or a number of bytes, or "
+                            "\"none\"");
+    }
+    if (cpu != NULL && (!body__cap_text(cpu, text, sizeof text) ||
+                        caps_parse_cpu(text, &out->cpu_millis) != 0)) {
+        return body__refuse(errmsg,
+                            "cpu must be a number of cores from 0.01 to "
+                            "1024, such as 0.5, or \"none\"");
+    }
+    if (pids != NULL && (!body__cap_text(pids, text, sizeof text) ||
+                         caps_parse_pids(text, &out->pids) != 0)) {
+        return body__refuse(errmsg,
+                            "pids must be a whole number of at least 2, or "
+                            "\"none\"");
+    }
+    return 0;
+}
+
 /* Check the fields of a creation's JSON object spec into *out, whose lists
  * are initialized and program NULL. */
 static int body__create(json_t *spec, struct body_create *out, char *errmsg)
@@ -214,18 +265,20 @@ static int body__create(json_t *spec, struct body_create *out, char *errmsg)
     json_int_t count = 0;
     json_t *idle_j = NULL, *freeze_j = NULL, *args = NULL, *env = NULL;
     json_t *acks_j = NULL, *lifetime_ms = NULL; /* read by body__lineage */
+    json_t *memory = NULL, *cpu = NULL, *pids = NULL;
     const char *account = "", *parent = NULL, *lifetime = NULL;
     int network = 0;
     json_error_t jerr;
     if (json_unpack_ex(spec, &jerr, JSON_STRICT,
                        "{s:s, s?:s, s?:I, s?:o, s?:o, s?:o, s?:o, s?:o, s?:s, "
-                       "s?:s, s?:s, s?:o, s?:b}",
+                       "s?:s, s?:s, s?:o, s?:b, s?:o, s?:o, s?:o}",
                        "program", &program, "name", &name, "count", &count,
                        "idle_timeout_ms", &idle_j, "freeze_timeout_ms",
                        &freeze_j, "args", &args, "env", &env, "acks", &acks_j,
                        "account", &account, "parent", &parent, "lifetime",
                        &lifetime, "lifetime_ms", &lifetime_ms, "network",
-                       &network) != 0) {
+                       &network, "memory", &memory, "cpu", &cpu, "pids",
+                       &pids) != 0) {
         return body__refuse(errmsg,
                             "expected {\"program\": PATH, \"name\"?: NAME, "
                             "\"count\"?: N, \"idle_timeout_ms\"?: MS, "
@@ -233,10 +286,15 @@ static int body__create(json_t *spec, struct body_create *out, char *errmsg)
                             "...], \"env\"?: {KEY: VALUE, ...}, \"acks\"?: "
                             "LEVEL, \"account\"?: NAME, \"parent\"?: SHIP, "
                             "\"lifetime\"?: LIFETIME, \"lifetime_ms\"?: MS, "
-                            "\"network\"?: BOOL}: %s",
+                            "\"network\"?: BOOL, \"memory\"?: SIZE, "
+                            "\"cpu\"?: CORES, \"pids\"?: N}: %s",
                             jerr.text);
     }
     out->network = network != 0;
+    int crv = body_parse_caps(memory, cpu, pids, &out->caps, errmsg);
+    if (crv != 0) {
+        return crv;
+    }
     if (strlen(account) > STORE_NAME_MAX) {
         return body__refuse(errmsg, "no account named %.64s...", account);
     }

@@ -6,16 +6,19 @@
  *   POST /v1/ships          {"program", "name"?, "count"?,
  *                            "idle_timeout_ms"?, "freeze_timeout_ms"?,
  *                            "args"?, "env"?, "acks"?, "account"?,
- *                            "parent"?, "lifetime"?, "lifetime_ms"?}
+ *                            "parent"?, "lifetime"?, "lifetime_ms"?,
+ *                            "memory"?, "cpu"?, "pids"?}
  *   POST /v1/cluster/join   {"peer", "secret"?}
  *   POST /v1/fsck           {"ships"?, "replay"?, "repair"?} */
 #ifndef BERTH_DAEMON_BODY_H
 #define BERTH_DAEMON_BODY_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/caps.h"
 #include "lib/buf.h"
 #include "store/store.h"
 
@@ -41,6 +44,9 @@ struct body_create {
     uint8_t lifetime;     /* with a parent: FRAME_LIFETIME_*; else 0 */
     uint64_t lifetime_ms; /* a resetting or leased child's time; else 0 */
     bool network; /* its program may use the network (SANDBOX_NETWORK) */
+    /* The ship's own caps ("memory": "64M" or bytes, "cpu": "0.5" or
+     * cores, "pids": N; core/caps.h); 0: none of its own. */
+    struct caps caps;
 };
 
 /* Parse the len bytes at data as the body of POST /v1/ships into *out.
@@ -49,6 +55,13 @@ struct body_create {
  * answer; or BERTH_ENOMEM. On failure *out holds nothing to free. */
 int body_parse_create(const uint8_t *data, size_t len, struct body_create *out,
                       char *errmsg);
+
+/* Parse caps given as JSON values (each NULL when absent) into *out:
+ * "memory" a size ("64M") or bytes, "cpu" cores ("0.5" or 0.5), "pids" a
+ * number, each also "none". Returns 0 or BERTH_EINVAL with why in errmsg
+ * (BODY_ERRMSG_SIZE bytes). */
+int body_parse_caps(json_t *memory, json_t *cpu, json_t *pids, struct caps *out,
+                    char *errmsg);
 
 /* Free what body_parse_create() put in c (not c itself). */
 void body_create_free(struct body_create *c);

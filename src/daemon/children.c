@@ -163,7 +163,8 @@ static int children__options(const struct frame_spawn *sp, struct buf *args,
             want->flags |= SANDBOX_SEND_LIST;
             rv = children__list_add(send, data, n);
         } else if (kind == FRAME_SPAWN_SANDBOX &&
-                   n == FRAME_SPAWN_SANDBOX_SIZE) {
+                   (n == FRAME_SPAWN_SANDBOX_SIZE ||
+                    n == FRAME_SPAWN_SANDBOX_PIDS_SIZE)) {
             if (data[0] & ~SANDBOX_FLAGS) {
                 err_printf(why, "unknown sandbox flags 0x%02x", data[0]);
                 return BERTH_EINVAL;
@@ -172,6 +173,9 @@ static int children__options(const struct frame_spawn *sp, struct buf *args,
             want->memory_bytes = get_le64(data + 1);
             want->cpu_millis = get_le32(data + 9);
             want->events_per_s = get_le32(data + 13);
+            want->pids = n == FRAME_SPAWN_SANDBOX_PIDS_SIZE
+                             ? get_le32(data + FRAME_SPAWN_SANDBOX_SIZE)
+                             : 0;
             rv = 0;
         } else if (kind == FRAME_SPAWN_BUDGET && n == FRAME_SPAWN_BUDGET_SIZE) {
             want->budget_ships = get_le64(data);

@@ -48,6 +48,12 @@ void host_config_defaults(struct host_config *cfg)
     cfg->crawl_rest_ms = 60000;
     cfg->freeze_timeout_ms = 10000;
     cfg->event_timeout_ms = 10000;
+    cfg->event_cpu_ms = 5000;
+    /* Room for any sample program many times over, and far below a
+     * machine: one program cannot take the host with it. */
+    cfg->caps.memory_bytes = 512ULL << 20;
+    cfg->caps.cpu_millis = 1000;
+    cfg->caps.pids = 256;
     cfg->snapshot_every = 1000;
     cfg->max_queue = 1024;
     cfg->max_frame = FRAME_MAX_DEFAULT;
@@ -570,8 +576,14 @@ static int host__ready(struct host *h)
     snprintf(ms, sizeof ms, "%.1f", (double)h->ready_ns / 1e6);
     snprintf(awake, sizeof awake, "%u", h->max_awake);
     host_log("info", "host ready", "ships", n, "start_ms", ms, "max_awake",
-             awake, "freezer", proc_freezer_name(), "launcher",
-             launcher_running() ? "yes" : "no", NULL);
+             awake, "freezer", proc_freezer_name(), "caps", proc_caps_name(),
+             "launcher", launcher_running() ? "yes" : "no", NULL);
+    if (strcmp(proc_caps_name(), "none") == 0) {
+        host_log("warn",
+                 "caps not enforced: no cgroup hierarchy with the memory and "
+                 "pids controllers that this host may write",
+                 NULL);
+    }
     return 0;
 }
 

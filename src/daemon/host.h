@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "core/caps.h"
 #include "core/fleet.h"
 #include "core/gate.h"
 #include "core/ship.h"
@@ -49,6 +50,10 @@ struct host_config {
     unsigned idle_timeout_ms;   /* idle this long: sleep */
     unsigned freeze_timeout_ms; /* idle this long: freeze; 0: never */
     unsigned event_timeout_ms;
+    unsigned event_cpu_ms; /* CPU time of one event; 0: no limit */
+    /* Every program's caps where its ship and account set smaller ones
+     * (core/caps.h); 0: none. */
+    struct caps caps;
     unsigned snapshot_every; /* events between a ship's snapshots */
     unsigned max_queue;      /* jobs waiting per ship before 503 */
     size_t max_frame;
@@ -148,6 +153,9 @@ struct host_ship {
     uint64_t cpu_ms;      /* monotonic ms of the last CPU reading */
     uint64_t mem_bytes;   /* its memory at the last measure */
     uint64_t mem_ms;      /* monotonic ms since which memory is counted */
+    /* The caps of its program, resolved by the wake's load (host's,
+     * account's, ship's sandbox), and whether the sandbox said them. */
+    struct caps caps;
     /* Its mail (daemon/children.c): a piece is on its way to the program;
      * the last one taken, under the lead of mail_epoch. */
     bool mail_busy;
@@ -368,6 +376,11 @@ void host_ship_deliver(struct host_ship *s, enum host_job_origin origin,
  * (daemon/body.h) and answer req when they are durable, or at once when
  * the body or the host refuses. */
 void host_ship_create(struct host *h, struct http_request *req);
+
+/* POST /v1/ships/ID/resize for the ship in slot (daemon/resize.c):
+ * propose its new caps, answer with the ship once committed, and put them
+ * on its running program. */
+void host_ship_resize(struct host *h, struct http_request *req, uint32_t slot);
 
 /* Describe the ship in slot as a new JSON object; the caller frees it. */
 json_t *host_ship_json(struct host *h, uint32_t slot);

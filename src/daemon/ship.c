@@ -581,6 +581,15 @@ static int ship__env_load(void *data, struct fleet_ship *c,
         out->snapshot_number = meta.number;
         out->snapshot_sealed = meta.sealed;
     }
+    /* The caps: the host's, narrowed by the ship's sandbox; a sandbox that
+     * does not decode (never written so) leaves the host's. */
+    struct caps own = {0};
+    if (sb_ok) {
+        own.memory_bytes = sb.memory_bytes;
+        own.cpu_millis = sb.cpu_millis;
+        own.pids = sb.pids;
+    }
+    caps_resolve(&h->cfg.caps, NULL, &own, &s->caps);
     /* Kept for spawn, which follows at once. A blocked ship is cut off
      * from the network too. */
     s->network =
@@ -615,8 +624,9 @@ static void ship__on_exit(struct proc *p, const char *why, int clean, void *arg)
         host_budget_changed(h);
     }
     host_usage_exited(s, p);
+    bool over_memory = proc_over_memory(p);
     s->proc = NULL;
-    fleet_on_exit(&s->core, why, clean != 0);
+    fleet_on_exit(&s->core, why, clean != 0, over_memory);
 }
 
 static int ship__env_spawn(void *data, struct fleet_ship *c, struct buf *boot,
@@ -637,6 +647,7 @@ static int ship__env_spawn(void *data, struct fleet_ship *c, struct buf *boot,
         .env_len = s->env_len,
         .first = boot,
         .network = s->network,
+        .caps = s->caps,
     };
     int rv = proc_spawn(&s->proc, &h->loop, &pc, ship__on_frame, ship__on_exit,
                         s, errmsg);
@@ -714,6 +725,12 @@ static int ship__env_measure(void *data, struct fleet_ship *c, uint64_t *bytes)
         host_usage_measured(s, *bytes);
     }
     return rv;
+}
+
+static int ship__env_cpu(void *data, struct fleet_ship *c, uint64_t *usec)
+{
+    struct host_ship *s = ship__of(c);
+    return s->proc != NULL ? proc_cpu(s->proc, usec) : BERTH_ESHUTDOWN;
 }
 
 static void *ship__env_take_frame(void *data, struct fleet_ship *c,
@@ -910,6 +927,7 @@ void host_ships_init(struct host *h)
         .freeze = ship__env_freeze,
         .thaw = ship__env_thaw,
         .measure = ship__env_measure,
+        .cpu = ship__env_cpu,
         .take_frame = ship__env_take_frame,
         .propose_event = ship__env_propose_event,
         .effect_entry = ship__env_effect_entry,
@@ -932,6 +950,7 @@ void host_ships_init(struct host *h)
         .idle_timeout_ms = h->cfg.idle_timeout_ms,
         .freeze_timeout_ms = h->cfg.freeze_timeout_ms,
         .event_timeout_ms = h->cfg.event_timeout_ms,
+        .event_cpu_ms = h->cfg.event_cpu_ms,
         .snapshot_every = h->cfg.snapshot_every,
         .max_queue = h->cfg.max_queue,
         .max_awake_bytes = h->cfg.max_awake_bytes,
@@ -1038,6 +1057,41 @@ static json_t *ship__list_json(const char *p, size_t len, bool env)
     return o;
 }
 
+/* The ship's caps: its own (its sandbox's; 0: none), those in force (the
+ * smallest with the host's), and what its running program's cgroups say
+ * of its use. */
+static json_t *ship__caps_json(struct host *h, const struct store_ship *rec,
+                               const struct host_ship *s)
+{
+    struct sandbox sb;
+    struct caps own = {0}, eff;
+    if (sandbox_decode(rec->sandbox, rec->sandbox_len, &sb) == 0) {
+        own.memory_bytes = sb.memory_bytes;
+        own.cpu_millis = sb.cpu_millis;
+        own.pids = sb.pids;
+    }
+    caps_resolve(&h->cfg.caps, NULL, &own, &eff);
+    json_t *o = json_pack(
+        "{s:I, s:I, s:I, s:{s:I, s:I, s:I}}", "memory_bytes",
+        (json_int_t)own.memory_bytes, "cpu_millis", (json_int_t)own.cpu_millis,
+        "pids", (json_int_t)own.pids, "in_force", "memory_bytes",
+        (json_int_t)eff.memory_bytes, "cpu_millis", (json_int_t)eff.cpu_millis,
+        "pids", (json_int_t)eff.pids);
+    struct proc_caps_use use;
+    if (o != NULL && s != NULL && s->proc != NULL &&
+        proc_caps_use(s->proc, &use) == 0) {
+        json_object_set_new(
+            o, "use",
+            json_pack("{s:I, s:I, s:I, s:I, s:I}", "memory_bytes",
+                      (json_int_t)use.memory_bytes, "memory_peak_bytes",
+                      (json_int_t)use.memory_peak_bytes, "pids",
+                      (json_int_t)use.pids, "pids_peak",
+                      (json_int_t)use.pids_peak, "oom_kills",
+                      (json_int_t)use.oom_kills));
+    }
+    return o;
+}
+
 json_t *host_ship_json(struct host *h, uint32_t slot)
 {
     const struct registry_ship *e = registry_get(&h->reg, slot);
@@ -1117,6 +1171,7 @@ json_t *host_ship_json(struct host *h, uint32_t slot)
                                   : 0));
     json_object_set_new(
         o, "pid", s && s->proc ? json_integer(proc_pid(s->proc)) : json_null());
+    json_object_set_new(o, "caps", ship__caps_json(h, &rec, s));
     struct store_usage usage;
     if (store_ship_usage(h->store, e->sid, &usage) == 0) {
         json_object_set_new(o, "usage", host_usage_json(&usage, false, 0));

@@ -79,9 +79,10 @@ static bool freezer__copy(char *dst, const char *src)
 }
 
 /* Find the cgroup2 mount (version 2) or the cgroup1 hierarchy that holds
- * the freezer (version 1): its root inside the hierarchy and its mount
- * point, each into a PATH_MAX buffer. */
-static int freezer__find_mount(int version, char *root, char *mnt)
+ * the controller ctl (version 1): its root inside the hierarchy and its
+ * mount point, each into a PATH_MAX buffer. */
+static int freezer__find_mount(int version, const char *ctl, char *root,
+                               char *mnt)
 {
     FILE *f = fopen("/proc/self/mountinfo", "re");
     if (f == NULL) {
@@ -114,7 +115,7 @@ static int freezer__find_mount(int version, char *root, char *mnt)
         }
         bool match = version == 2 ? strcmp(fstype, "cgroup2") == 0
                                   : strcmp(fstype, "cgroup") == 0 &&
-                                        freezer__has_item(opts, "freezer");
+                                        freezer__has_item(opts, ctl);
         if (!match) {
             continue;
         }
@@ -129,9 +130,10 @@ static int freezer__find_mount(int version, char *root, char *mnt)
     return rv;
 }
 
-/* Copy this process's cgroup path in the given hierarchy, from
- * /proc/self/cgroup, into a PATH_MAX buffer. */
-static int freezer__own_cgroup(int version, char *path)
+/* Copy this process's cgroup path in the given hierarchy (version 1: the
+ * one of controller ctl), from /proc/self/cgroup, into a PATH_MAX
+ * buffer. */
+static int freezer__own_cgroup(int version, const char *ctl, char *path)
 {
     FILE *f = fopen("/proc/self/cgroup", "re");
     if (f == NULL) {
@@ -151,7 +153,7 @@ static int freezer__own_cgroup(int version, char *path)
         *c1 = '\0';
         *c2 = '\0';
         bool match = version == 2 ? strcmp(line, "0") == 0 && c1[1] == '\0'
-                                  : freezer__has_item(c1 + 1, "freezer");
+                                  : freezer__has_item(c1 + 1, ctl);
         if (match && freezer__copy(path, c2 + 1)) {
             rv = 0;
         }
@@ -161,15 +163,13 @@ static int freezer__own_cgroup(int version, char *path)
     return rv;
 }
 
-/* Find this process's own cgroup directory in the given hierarchy, into a
- * PATH_MAX buffer. */
-static int freezer__own_dir(int version, char *out)
+int freezer_own_dir(int version, const char *ctl, char *out)
 {
     char root[PATH_MAX];
     char mnt[PATH_MAX];
     char cg[PATH_MAX];
-    if (freezer__find_mount(version, root, mnt) != 0 ||
-        freezer__own_cgroup(version, cg) != 0) {
+    if (freezer__find_mount(version, ctl, root, mnt) != 0 ||
+        freezer__own_cgroup(version, ctl, cg) != 0) {
         return BERTH_ENOTFOUND;
     }
     /* A mount of a subtree (as in containers) shows only what lies below
@@ -234,8 +234,7 @@ static int freezer__write_at(const char *dir, const char *file,
     return w == (ssize_t)len ? 0 : BERTH_EIO;
 }
 
-/* Copy the directory of pid's cgroup into a PATH_MAX buffer. */
-static int freezer__pid_dir(pid_t pid, char *dir)
+int freezer_pid_dir(pid_t pid, char *dir)
 {
     int n = snprintf(dir, PATH_MAX, "%s/%d", freezer__dir, (int)pid);
     return n > 0 && n < PATH_MAX ? 0 : BERTH_EIO;
@@ -245,7 +244,7 @@ static int freezer__pid_dir(pid_t pid, char *dir)
 static int freezer__write(pid_t pid, const char *file, const char *text)
 {
     char dir[PATH_MAX];
-    if (freezer__pid_dir(pid, dir) != 0) {
+    if (freezer_pid_dir(pid, dir) != 0) {
         return BERTH_EIO;
     }
     return freezer__write_at(dir, file, text);
@@ -254,6 +253,9 @@ static int freezer__write(pid_t pid, const char *file, const char *text)
 static bool freezer__kill_pid(pid_t pid, void *arg)
 {
     unsigned *listed = arg;
+    if (pid == getpid()) {
+        return true; /* the launcher, in the staging cgroup, kills the run */
+    }
     (*listed)++;
     kill(pid, SIGKILL);
     return true;
@@ -318,7 +320,7 @@ static void freezer__rmtree(const char *dir)
 /* Kill every process of the cgroup at dir and below it, wait until they
  * are gone (at most FREEZER__KILL_WAIT_MS), and remove the cgroups.
  * Returns how many processes there were. */
-static unsigned freezer__kill_tree(const char *dir, int version)
+unsigned freezer_kill_tree(const char *dir, int version)
 {
     unsigned found = freezer__kill_pass(dir, version);
     /* cgroup.kill (Linux 5.14) also takes what forks meanwhile. */
@@ -376,8 +378,13 @@ static void freezer__memory_setup(int version, const char *group)
     char path[PATH_MAX];
     freezer__mem[0] = '\0';
     if (version == 2) {
-        freezer__write_at(group, "cgroup.subtree_control", "+memory");
-        freezer__write_at(freezer__dir, "cgroup.subtree_control", "+memory");
+        /* cpu and pids too, for the caps (cgcaps.h); one at a time, since
+         * a write naming a controller the parent lacks fails whole. */
+        static const char *const ctl[] = {"+memory", "+pids", "+cpu"};
+        for (size_t i = 0; i < sizeof ctl / sizeof ctl[0]; i++) {
+            freezer__write_at(group, "cgroup.subtree_control", ctl[i]);
+            freezer__write_at(freezer__dir, "cgroup.subtree_control", ctl[i]);
+        }
         FILE *f = snprintf(path, sizeof path, "%s/cgroup.subtree_control",
                            freezer__dir) < (int)sizeof path
                       ? fopen(path, "re")
@@ -405,7 +412,7 @@ static bool freezer__try(int version)
 {
     char base[PATH_MAX];
     char group[PATH_MAX];
-    if (freezer__own_dir(version, base) != 0) {
+    if (freezer_own_dir(version, "freezer", base) != 0) {
         return false;
     }
     freezer__sweep_dead(base);
@@ -509,11 +516,11 @@ int freezer_claim(const char *tag, unsigned *killed)
     for (int version = 2; version >= 1; version--) {
         char base[PATH_MAX];
         char group[PATH_MAX];
-        if (freezer__own_dir(version, base) == 0 &&
+        if (freezer_own_dir(version, "freezer", base) == 0 &&
             snprintf(group, sizeof group, "%s/berth-%s", base, tag) <
                 (int)sizeof group &&
             access(group, F_OK) == 0) {
-            *killed += freezer__kill_tree(group, version);
+            *killed += freezer_kill_tree(group, version);
         }
     }
     char entry[sizeof freezer__tag + 16];
@@ -527,7 +534,7 @@ unsigned freezer_kill_run(void)
     unsigned killed = 0;
     int version = freezer__version(freezer__kind);
     if (version != 0) {
-        killed = freezer__kill_tree(freezer__dir, version);
+        killed = freezer_kill_tree(freezer__dir, version);
     }
     if (freezer__id[0] != '\0') {
         char entry[sizeof freezer__id + 16];
@@ -548,14 +555,15 @@ unsigned freezer_kill_run(void)
  * loop, and freezer_adopt then catches what the program forked meanwhile.
  * Attaching lazily at the first freeze instead would put the same wait on
  * the freeze and miss more. The rmdir after exit costs 14-22 us. */
-enum freezer_kind freezer_attach(pid_t pid)
+enum freezer_kind freezer_attach(pid_t pid, freezer_prepare_fn prepare,
+                                 void *arg)
 {
     enum freezer_kind kind = freezer_detect();
     if (kind == FREEZER_SIGSTOP) {
         return kind;
     }
     char path[PATH_MAX];
-    if (freezer__pid_dir(pid, path) != 0) {
+    if (freezer_pid_dir(pid, path) != 0) {
         return FREEZER_SIGSTOP;
     }
     if (mkdir(path, 0755) != 0) {
@@ -567,6 +575,10 @@ enum freezer_kind freezer_attach(pid_t pid)
          * nothing in it may live on with the new program. */
         freezer_kill_all(kind, pid);
         freezer_set(kind, pid, false);
+    }
+    if (prepare != NULL && prepare(pid, path, arg) != 0) {
+        rmdir(path);
+        return FREEZER_SIGSTOP;
     }
     char num[24];
     snprintf(num, sizeof num, "%d", (int)pid);
@@ -601,7 +613,7 @@ void freezer_adopt(pid_t pid)
 {
     struct freezer__adopt a;
     char dir[PATH_MAX];
-    if (freezer__pid_dir(pid, dir) != 0 ||
+    if (freezer_pid_dir(pid, dir) != 0 ||
         snprintf(a.procs, sizeof a.procs, "%s/cgroup.procs", dir) >=
             (int)sizeof a.procs) {
         return;
@@ -636,7 +648,7 @@ void freezer_kill_all(enum freezer_kind kind, pid_t pid)
 {
     char dir[PATH_MAX];
     int version = freezer__version(kind);
-    if (version == 0 || freezer__pid_dir(pid, dir) != 0) {
+    if (version == 0 || freezer_pid_dir(pid, dir) != 0) {
         return;
     }
     /* cgroup.kill (Linux 5.14) takes the whole cgroup at once, forks
@@ -667,7 +679,7 @@ int freezer_memory(pid_t pid, uint64_t *bytes)
     char dir[PATH_MAX];
     char path[PATH_MAX];
     if (freezer__version(freezer__kind) == 0 ||
-        freezer__pid_dir(pid, dir) != 0) {
+        freezer_pid_dir(pid, dir) != 0) {
         return BERTH_EIO;
     }
     if (freezer__mem[0] != '\0' &&
@@ -692,7 +704,7 @@ int freezer_cpu(pid_t pid, uint64_t *usec)
     char path[PATH_MAX];
     char text[1024];
     if (freezer__version(freezer__kind) != 2 ||
-        freezer__pid_dir(pid, dir) != 0 ||
+        freezer_pid_dir(pid, dir) != 0 ||
         snprintf(path, sizeof path, "%s/cpu.stat", dir) >= (int)sizeof path ||
         tree_read_small(path, text, sizeof text) < 0) {
         return BERTH_EIO;
@@ -711,7 +723,7 @@ int freezer_cpu(pid_t pid, uint64_t *usec)
 static int freezer__rmdir(pid_t pid)
 {
     char path[PATH_MAX];
-    if (freezer__pid_dir(pid, path) != 0) {
+    if (freezer_pid_dir(pid, path) != 0) {
         return ENAMETOOLONG;
     }
     return rmdir(path) == 0 ? 0 : errno;

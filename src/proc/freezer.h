@@ -60,13 +60,33 @@ enum freezer_kind freezer_detect(void);
 /* Return the name of a mechanism: "sigstop", "cgroup1" or "cgroup2". */
 const char *freezer_name(enum freezer_kind kind);
 
-/* Give pid a cgroup of its own and move it there; this may block for
+/* Called by freezer_attach with the new cgroup's directory, before pid
+ * enters it; a nonzero return gives up the cgroup. */
+typedef int (*freezer_prepare_fn)(pid_t pid, const char *dir, void *arg);
+
+/* Give pid a cgroup of its own and move it there, calling prepare (NULL:
+ * none) on the cgroup before the move; this may block for
  * milliseconds (see freezer.c), so it belongs on a worker thread. Returns
  * the mechanism that freezes pid from now on: the host's, or
  * FREEZER_SIGSTOP when the host has no cgroup freezer or the cgroup could
  * not be set up (then no directory is left behind). pid must stay unreaped
  * until it returns. */
-enum freezer_kind freezer_attach(pid_t pid);
+enum freezer_kind freezer_attach(pid_t pid, freezer_prepare_fn prepare,
+                                 void *arg);
+
+/* Copy this process's own cgroup directory in the cgroup2 hierarchy
+ * (version 2) or in the cgroup1 hierarchy of controller ctl (version 1)
+ * into out, a PATH_MAX buffer; 0 or BERTH_ENOTFOUND. */
+int freezer_own_dir(int version, const char *ctl, char *out);
+
+/* Copy the directory of pid's cgroup in this run's freezer hierarchy into
+ * dir, a PATH_MAX buffer; 0 or BERTH_EIO. */
+int freezer_pid_dir(pid_t pid, char *dir);
+
+/* Kill every process of the cgroup at dir (of the given version) and below
+ * it, wait (at most 3 s) until they are gone, and remove the cgroups;
+ * returns how many processes there were. */
+unsigned freezer_kill_tree(const char *dir, int version);
 
 /* Move what pid has started so far (its children, theirs, and so on) into
  * pid's cgroup, after freezer_attach succeeded. A process that left the

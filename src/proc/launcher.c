@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "lib/err.h"
+#include "proc/cgcaps.h"
 #include "proc/freezer.h"
 #include "proc/harden.h"
 #include "proc/proc.h"
@@ -90,7 +91,10 @@ static void launcher__reply(int ctl, int err, pid_t pid)
  * started, nor one that a cgroup v1 freezer holds. */
 static _Noreturn void launcher__reap(void)
 {
+    /* Out of staging first, so that the run's cgroups can go. */
+    cgcaps_unstage();
     freezer_kill_run();
+    cgcaps_unstage();
     _exit(0);
 }
 
@@ -110,6 +114,9 @@ static _Noreturn void launcher__main(int ctl, pid_t host)
         keep[0] = keep[1];
         keep[1] = ctl;
     }
+    /* What it starts is born under the staging cgroup's pids cap, until
+     * the host moves it into its own (cgcaps.h). */
+    cgcaps_stage_self();
     unsigned from = 3;
     for (int i = 0; i < 2; i++) {
         if (keep[i] < 0) {

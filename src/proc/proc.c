@@ -17,6 +17,7 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "lib/strlist.h"
+#include "proc/cgcaps.h"
 #include "proc/freezer.h"
 #include "proc/harden.h"
 #include "proc/launcher.h"
@@ -96,6 +97,11 @@ struct proc {
     bool rx_taken : 1;      /* the frame callback took rx */
     bool output_closed : 1; /* EOF on its stdout: killed, unless exiting */
     bool err_dropping : 1;  /* stderr over its limit: dropping lines */
+    bool capped : 1;        /* its caps' cgroups hold it */
+    bool caps_dirty : 1;    /* caps changed while the attach ran */
+    bool over_memory : 1;   /* the kernel killed in it over its memory cap */
+    struct caps caps;
+    struct proc *pending_next; /* in proc__pending while attach_pending */
     pid_t pid;
     uint32_t err_rate;       /* stderr bytes a second */
     uint64_t err_burst;      /* stderr credit at most, in byte-ns */
@@ -691,6 +697,18 @@ static void proc__reaped(struct proc *p, pid_t r, int ws,
         p->status_lost = true;
     }
     p->frozen = false;
+    if (p->capped) {
+        char dir[PATH_MAX];
+        struct cgcaps_use use;
+        if (freezer_pid_dir(p->pid, dir) == 0 &&
+            cgcaps_read(p->pid, dir, &use) == 0 && use.oom_kills > 0) {
+            p->over_memory = true;
+            if (p->why == NULL) {
+                /* Its last gasp: a literal, as no allocation may fail. */
+                p->why = "killed: over its memory cap";
+            }
+        }
+    }
     proc__die(p);
     proc__close_poll(&p->exit);
     /* The last lines a program writes before it exits are often the ones
@@ -705,6 +723,10 @@ static void proc__reaped(struct proc *p, pid_t r, int ws,
     if (p->attached) {
         freezer_remove(p->pid);
         p->attached = false;
+    }
+    if (p->capped) {
+        cgcaps_remove(p->pid);
+        p->capped = false;
     }
 }
 
@@ -757,20 +779,93 @@ static void proc__exit_cb(uv_poll_t *h, int status, int events)
 
 /* --- the cgroup, attached off the loop --- */
 
+/* Procs whose attach runs: until it is done they, and what they start,
+ * live in the staging cgroup (cgcaps.h). Loop thread only. */
+static struct proc *proc__pending;
+
+static void proc__pending_remove(struct proc *p)
+{
+    for (struct proc **q = &proc__pending; *q != NULL;
+         q = &(*q)->pending_next) {
+        if (*q == p) {
+            *q = p->pending_next;
+            p->pending_next = NULL;
+            return;
+        }
+    }
+}
+
+/* Read pid's parent from /proc/<pid>/stat; 0 when it cannot be read. */
+static pid_t proc__parent(pid_t pid)
+{
+    char path[64];
+    char text[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (tree_read_small(path, text, sizeof text) < 0) {
+        return 0;
+    }
+    /* "pid (comm) state ppid": comm may hold spaces and parentheses. */
+    const char *close = strrchr(text, ')');
+    int ppid = 0;
+    if (close == NULL || sscanf(close + 1, " %*c %d", &ppid) != 1) {
+        return 0;
+    }
+    return (pid_t)ppid;
+}
+
+/* Whether a process of the staging cgroup may stay: the launcher, a
+ * program whose attach runs, or something it started (up to 16 levels
+ * down). Anything else there escaped its program's move. */
+static bool proc__stage_keep(pid_t pid, void *arg)
+{
+    if (pid == launcher_pid()) {
+        return true;
+    }
+    for (int depth = 0; depth < 16 && pid > 1; depth++) {
+        for (struct proc *q = proc__pending; q != NULL; q = q->pending_next) {
+            if (q->pid == pid) {
+                return true;
+            }
+        }
+        pid = proc__parent(pid);
+    }
+    return false;
+}
+
 /* One attach on libuv's thread pool; see freezer_attach for why. */
 struct proc__attach {
     uv_work_t req;
     struct proc *p;
     pid_t pid;
     enum freezer_kind kind;
+    enum cgcaps_kind caps_kind;
+    struct caps caps;
+    bool capped;
 };
+
+/* cgroup2: the caps go in the freezer's cgroup, before the move. */
+static int proc__attach_prepare(pid_t pid, const char *dir, void *arg)
+{
+    struct proc__attach *a = arg;
+    a->capped = cgcaps_prepare(pid, dir, &a->caps) == 0;
+    return 0;
+}
 
 static void proc__attach_work(uv_work_t *req)
 {
     struct proc__attach *a = req->data;
-    a->kind = freezer_attach(a->pid);
+    /* cgroup1: the caps' cgroups first, so that they hold sooner. */
+    if (a->caps_kind == CGCAPS_CGROUP1 &&
+        cgcaps_prepare(a->pid, NULL, &a->caps) == 0) {
+        a->capped = cgcaps_enter(a->pid) == 0;
+    }
+    a->kind = freezer_attach(
+        a->pid, a->caps_kind == CGCAPS_CGROUP2 ? proc__attach_prepare : NULL,
+        a);
     if (a->kind != FREEZER_SIGSTOP) {
         freezer_adopt(a->pid);
+    } else if (a->caps_kind == CGCAPS_CGROUP2) {
+        a->capped = false;
     }
 }
 
@@ -779,13 +874,26 @@ static void proc__attach_done(uv_work_t *req, int status)
     struct proc__attach *a = req->data;
     struct proc *p = a->p;
     enum freezer_kind kind = status == 0 ? a->kind : FREEZER_SIGSTOP;
+    bool capped = status == 0 && a->capped;
+    if (status != 0 && a->caps_kind == CGCAPS_CGROUP1) {
+        cgcaps_remove(a->pid);
+    }
     mem_free(a);
+    p->capped = capped;
     p->attach_pending = false;
+    proc__pending_remove(p);
+    /* What the move missed of this program (or of one before) is still
+     * in staging, under a cap all programs share: it goes. */
+    cgcaps_stage_sweep(proc__stage_keep, NULL);
     p->open_handles--;
     if (kind != FREEZER_SIGSTOP) {
         p->attached = true;
         p->fz = (uint8_t)kind;
     }
+    if (p->capped && p->caps_dirty && !p->exit_ready) {
+        proc_set_caps(p, &p->caps);
+    }
+    p->caps_dirty = false;
     if (p->exit_ready) {
         /* The pidfd said exited: a wait cannot block. */
         proc__reap(p, -1);
@@ -809,6 +917,9 @@ static void proc__attach_start(struct proc *p, uv_loop_t *loop)
     a->req.data = a;
     a->p = p;
     a->pid = p->pid;
+    a->caps_kind = cgcaps_detect();
+    a->caps = p->caps;
+    a->capped = false;
     if (uv_queue_work(loop, &a->req, proc__attach_work, proc__attach_done) !=
         0) {
         mem_free(a);
@@ -816,6 +927,8 @@ static void proc__attach_start(struct proc *p, uv_loop_t *loop)
     }
     p->attach_pending = true;
     p->open_handles++;
+    p->pending_next = proc__pending;
+    proc__pending = p;
 }
 
 /* --- spawn --- */
@@ -1001,6 +1114,7 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
     p->max_frame = max > UINT32_MAX ? UINT32_MAX : (uint32_t)max;
     p->on_frame = on_frame;
     p->on_exit = on_exit;
+    p->caps = cfg->caps;
     p->arg = arg;
     p->budget = cfg->budget;
     size_t rate = cfg->stderr_rate ? cfg->stderr_rate : PROC_STDERR_RATE;
@@ -1295,10 +1409,66 @@ int proc_cpu(const struct proc *p, uint64_t *usec)
         *usec = p->cpu_final_us;
         return 0;
     }
+    /* The caps' cgroups first: what the program started before its move
+     * went there with it (cgcaps.h), not always into the freezer's. */
+    char dir[PATH_MAX];
+    struct cgcaps_use u;
+    if (p->capped && freezer_pid_dir(p->pid, dir) == 0 &&
+        cgcaps_read(p->pid, dir, &u) == 0 && u.cpu_usec > 0) {
+        *usec = u.cpu_usec;
+        return 0;
+    }
     if (p->attached && freezer_cpu(p->pid, usec) == 0) {
         return 0;
     }
     return tree_cpu_usec(p->pid, usec);
+}
+
+const char *proc_caps_name(void)
+{
+    return cgcaps_name(cgcaps_detect());
+}
+
+int proc_set_caps(struct proc *p, const struct caps *caps)
+{
+    if (p->state != PROC_RUNNING) {
+        return BERTH_ESHUTDOWN;
+    }
+    if (cgcaps_detect() == CGCAPS_NONE) {
+        return BERTH_ENOTFOUND;
+    }
+    p->caps = *caps;
+    if (p->attach_pending) {
+        p->caps_dirty = true; /* the attach's copy is older */
+        return 0;
+    }
+    char dir[PATH_MAX];
+    if (!p->capped || freezer_pid_dir(p->pid, dir) != 0) {
+        return BERTH_ENOTFOUND;
+    }
+    return cgcaps_set(p->pid, dir, caps);
+}
+
+int proc_caps_use(const struct proc *p, struct proc_caps_use *use)
+{
+    char dir[PATH_MAX];
+    struct cgcaps_use u;
+    memset(use, 0, sizeof *use);
+    if (!p->capped || freezer_pid_dir(p->pid, dir) != 0 ||
+        cgcaps_read(p->pid, dir, &u) != 0) {
+        return BERTH_ENOTFOUND;
+    }
+    use->memory_bytes = u.memory_bytes;
+    use->memory_peak_bytes = u.memory_peak_bytes;
+    use->pids = u.pids;
+    use->pids_peak = u.pids_peak;
+    use->oom_kills = u.oom_kills;
+    return 0;
+}
+
+bool proc_over_memory(const struct proc *p)
+{
+    return p->over_memory;
 }
 
 uint64_t proc_stderr_dropped(const struct proc *p)
@@ -1317,9 +1487,12 @@ int proc_setup(const char *tag, unsigned *killed)
     if (proc_count() != 0) {
         return BERTH_EBUSY;
     }
+    cgcaps_cleanup(true);
     int rv = freezer_claim(tag, killed);
     if (rv == 0) {
+        cgcaps_claim(tag);
         freezer_detect();
+        cgcaps_detect();
     }
     return rv;
 }
@@ -1341,5 +1514,6 @@ unsigned proc_fds_per_proc(void)
 
 void proc_cleanup(void)
 {
+    cgcaps_cleanup(proc_count() == 0);
     freezer_cleanup(proc_count() == 0);
 }

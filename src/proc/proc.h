@@ -50,6 +50,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "core/caps.h"
 #include "lib/budget.h"
 #include "lib/buf.h"
 #include "proto/frame.h"
@@ -111,6 +112,19 @@ struct proc_config {
      * may); otherwise it joins the host's empty network namespace, where
      * there is one (harden.h). */
     bool network;
+    /* Memory, CPU and pids caps (0: none), put on the program's cgroups
+     * before it is moved in, a few milliseconds after its start, where the
+     * host enforces caps (proc_caps_name); what it started by then is
+     * moved in too. */
+    struct caps caps;
+};
+
+/* What a program's cgroups say of its use (proc_caps_use); 0 for what the
+ * host's mechanism does not keep. */
+struct proc_caps_use {
+    uint64_t memory_bytes, memory_peak_bytes;
+    uint64_t pids, pids_peak;
+    uint64_t oom_kills;
 };
 
 /* Name this host's cgroups and programs after tag, the identity of its
@@ -205,6 +219,26 @@ const char *proc_freezer_name(void);
  * few /proc reads per process. Returns 0, BERTH_ESHUTDOWN if the child is
  * dying, or BERTH_EIO. */
 int proc_memory(const struct proc *p, uint64_t *bytes);
+
+/* Return how caps are enforced on this host: "cgroup2", "cgroup1", or
+ * "none" (recorded, not enforced). Detected once per process, after the
+ * freezer (proc/cgcaps.h); BERTH_CAPS=none turns them off. */
+const char *proc_caps_name(void);
+
+/* Change the child's caps at once (a resize); before its cgroups are made,
+ * they get these. Returns 0, BERTH_ESHUTDOWN if the child is dying,
+ * BERTH_ENOTFOUND without caps on this host, or BERTH_EIO when the kernel
+ * refused (a memory cap below what it uses now, with cgroup v1). */
+int proc_set_caps(struct proc *p, const struct caps *caps);
+
+/* Fill *use from the child's cgroups. Returns 0, or BERTH_ENOTFOUND when it
+ * has no capped cgroups (yet, or on this host). */
+int proc_caps_use(const struct proc *p, struct proc_caps_use *use);
+
+/* Return whether the kernel killed a process of the child for going over
+ * its memory cap; read at its exit, so valid in the exit callback (whose
+ * why then says so). */
+bool proc_over_memory(const struct proc *p);
 
 /* Return how many bytes of this child's stderr were dropped over the
  * limit. */

@@ -152,13 +152,16 @@ enum frame_spawn_option {
     FRAME_SPAWN_ARG = 1,     /* one argument of the child's program */
     FRAME_SPAWN_ENV = 2,     /* one KEY=VALUE of its environment */
     FRAME_SPAWN_ACCESS = 3,  /* one ship id allowed to send to the child */
-    FRAME_SPAWN_SANDBOX = 4, /* u8 flags | u64 memory | u32 cpu | u32 events */
+    FRAME_SPAWN_SANDBOX = 4, /* u8 flags | u64 memory | u32 cpu | u32 events
+                              * [| u32 pids] */
     FRAME_SPAWN_SEND_TO = 5, /* one ship id the child may send to */
     FRAME_SPAWN_BUDGET = 6,  /* u64 ships | u64 bytes | u64 cpu_ms an hour */
 };
 
-/* Bytes of the SANDBOX and BUDGET options of a SPAWN. */
+/* Bytes of the SANDBOX and BUDGET options of a SPAWN; a SANDBOX may also
+ * carry a pids cap (FRAME_SPAWN_SANDBOX_PIDS_SIZE). */
 #define FRAME_SPAWN_SANDBOX_SIZE (1 + 8 + 4 + 4)
+#define FRAME_SPAWN_SANDBOX_PIDS_SIZE (FRAME_SPAWN_SANDBOX_SIZE + 4)
 #define FRAME_SPAWN_BUDGET_SIZE (8 * 3)
 
 /* What became of a message, as its RECEIPT says. */

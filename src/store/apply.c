@@ -10,6 +10,7 @@
 #include "core/gate.h"
 #include "core/record.h"
 #include "core/registry.h"
+#include "core/sandbox.h"
 #include "crypto/keywrap.h"
 #include "lib/err.h"
 #include "lib/mem.h"
@@ -558,6 +559,64 @@ static int apply__ship_block(struct store *s, const uint8_t *p, size_t len,
     return rv;
 }
 
+/* A ship's own caps change (a resize): its sandbox is written again with
+ * the new caps, the rest of it kept. A ship that is gone is left alone;
+ * one whose sandbox does not decode keeps it, with *result
+ * BERTH_EMALFORMED. */
+static int apply__ship_resize(struct store *s, const uint8_t *p, size_t len,
+                              int *result)
+{
+    struct record_resize r;
+    if (record_decode_ship_resize(p, len, &r) != 0) {
+        return store_set_error(s, BERTH_ECORRUPT,
+                               "a resize record does not decode");
+    }
+    struct store_ship ship;
+    int rv = store_ship_get_sid(s, r.sid, &ship);
+    if (rv != 0) {
+        if (rv == BERTH_ENOTFOUND) {
+            *result = BERTH_ENOTFOUND;
+            return 0;
+        }
+        return rv;
+    }
+    struct sandbox sb;
+    if (sandbox_decode(ship.sandbox, ship.sandbox_len, &sb) != 0) {
+        *result = BERTH_EMALFORMED;
+        store_ship_clear(&ship);
+        return 0;
+    }
+    if (r.which & RECORD_RESIZE_MEMORY) {
+        sb.memory_bytes = r.memory_bytes;
+    }
+    if (r.which & RECORD_RESIZE_CPU) {
+        sb.cpu_millis = r.cpu_millis;
+    }
+    if (r.which & RECORD_RESIZE_PIDS) {
+        sb.pids = r.pids;
+    }
+    if (r.which & RECORD_RESIZE_STORAGE) {
+        sb.budget_bytes = r.storage_bytes;
+    }
+    struct buf blob;
+    buf_init(&blob);
+    /* Encoded before the old blob goes: the send list points into it. */
+    rv = sandbox_empty(&sb) ? 0 : sandbox_encode(&blob, &sb);
+    if (rv != 0) {
+        store_ship_clear(&ship);
+        return store_set_error(s, rv, "out of memory");
+    }
+    mem_free(ship.sandbox);
+    ship.sandbox = blob.len > 0 ? blob.data : NULL;
+    ship.sandbox_len = blob.len;
+    if (blob.len == 0) {
+        buf_free(&blob);
+    }
+    rv = store_ship_put(s, &ship);
+    store_ship_clear(&ship);
+    return rv;
+}
+
 /* A resetting ship's state returns to empty, if no event came since the
  * leader asked. */
 static int apply__ship_reset(struct store *s, const uint8_t *p, size_t len)
@@ -983,6 +1042,9 @@ int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
         break;
     case RECORD_ENTRY_SHIP_BLOCK:
         rv = apply__ship_block(s, entry, len, result);
+        break;
+    case RECORD_ENTRY_SHIP_RESIZE:
+        rv = apply__ship_resize(s, entry, len, result);
         break;
     case RECORD_ENTRY_MAIL:
         rv = apply__mail_entry(s, entry, len, hook);

@@ -52,7 +52,9 @@ struct store_apply_hook {
  * not stop the others. Returns 0 with *result set to 0, or to BERTH_EEXIST
  * when a SHIP_NEW or SHIP_BATCH lost a race for a name or id (the batch then
  * created nothing) or a TOKEN add found its id, hash or name taken, or to
- * BERTH_ENOTFOUND when a TOKEN revoke found no such token; or a negative code
+ * BERTH_ENOTFOUND when a TOKEN revoke found no such token or a SHIP_RESIZE
+ * no such ship, or to BERTH_EMALFORMED when a SHIP_RESIZE found a sandbox
+ * that does not decode (it is kept); or a negative code
  * when the store failed or the entry is corrupt, which is fatal to the host
  * (the entry leaves nothing, and the batch may be gone too: store_entry_end
  * says how). The caller keeps entry and hook. */

@@ -17,6 +17,7 @@
 #include "core/record.h"
 #include "core/registry.h"
 #include "lib/err.h"
+#include "core/sandbox.h"
 #include "lib/mem.h"
 #include "proto/frame.h"
 #include "store/apply.h"
@@ -131,6 +132,69 @@ static uint64_t count_events(struct store *s, uint64_t sid)
     store_ship_clear(&ship);
     assert_int_equal(store_event_foreach(s, sid, first, NULL, count_cb, &n), 0);
     return n;
+}
+
+/* Read ship sid's sandbox into *sb; its blob stays in *ship (cleared by
+ * the caller). */
+static void sandbox_of(struct store *s, uint64_t sid, struct store_ship *ship,
+                       struct sandbox *sb)
+{
+    assert_int_equal(store_ship_get_sid(s, sid, ship), 0);
+    assert_int_equal(sandbox_decode(ship->sandbox, ship->sandbox_len, sb), 0);
+}
+
+/* A resize rewrites only the caps it names, keeps the rest of the
+ * sandbox, applies again alike, and leaves a ship that is gone alone. */
+static void test_ship_resize(void **state)
+{
+    struct store *s = *state;
+    uint64_t sid = new_ship(s, "rs", "resized");
+    struct record_resize r = {.sid = sid,
+                              .which =
+                                  RECORD_RESIZE_MEMORY | RECORD_RESIZE_PIDS,
+                              .memory_bytes = 32 << 20,
+                              .cpu_millis = 999, /* not named: ignored */
+                              .pids = 16};
+    struct buf e;
+    buf_init(&e);
+    assert_int_equal(record_encode_ship_resize(&e, &r), 0);
+    apply(s, &e, 0, 0);
+    apply(s, &e, 0, 0);
+    struct store_ship ship;
+    struct sandbox sb;
+    sandbox_of(s, sid, &ship, &sb);
+    assert_int_equal(sb.memory_bytes, 32 << 20);
+    assert_int_equal(sb.pids, 16);
+    assert_int_equal(sb.cpu_millis, 0);
+    store_ship_clear(&ship);
+    /* The others stay; "none" (0) lifts one. */
+    r.which = RECORD_RESIZE_CPU | RECORD_RESIZE_STORAGE | RECORD_RESIZE_PIDS;
+    r.pids = 0;
+    r.storage_bytes = 100 << 20;
+    buf_free(&e);
+    assert_int_equal(record_encode_ship_resize(&e, &r), 0);
+    apply(s, &e, 0, 0);
+    sandbox_of(s, sid, &ship, &sb);
+    assert_int_equal(sb.memory_bytes, 32 << 20);
+    assert_int_equal(sb.cpu_millis, 999);
+    assert_int_equal(sb.pids, 0);
+    assert_int_equal(sb.budget_bytes, 100 << 20);
+    store_ship_clear(&ship);
+    /* All lifted: no blob at all. */
+    r.which = RECORD_RESIZE_ALL;
+    r.memory_bytes = r.cpu_millis = r.storage_bytes = 0;
+    buf_free(&e);
+    assert_int_equal(record_encode_ship_resize(&e, &r), 0);
+    apply(s, &e, 0, 0);
+    assert_int_equal(store_ship_get_sid(s, sid, &ship), 0);
+    assert_int_equal(ship.sandbox_len, 0);
+    store_ship_clear(&ship);
+    /* A ship that is not there. */
+    r.sid = sid + 100;
+    buf_free(&e);
+    assert_int_equal(record_encode_ship_resize(&e, &r), 0);
+    apply(s, &e, 0, BERTH_ENOTFOUND);
+    buf_free(&e);
 }
 
 static void test_ship_new_and_name_race(void **state)
@@ -1485,6 +1549,7 @@ static void test_mail_taken_once(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_ship_resize, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ship_new_and_name_race, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_events_idempotent_and_chained,

@@ -35,6 +35,7 @@ struct tship {
     size_t inbox_off;
     uint64_t value;
     uint64_t memory;
+    uint64_t cpu_us; /* its CPU time, as the test sets it */
     /* The timer. */
     bool armed;
     uint64_t due_ms;
@@ -297,6 +298,12 @@ static int t_measure(void *data, struct fleet_ship *c, uint64_t *bytes)
     return 0;
 }
 
+static int t_cpu(void *data, struct fleet_ship *c, uint64_t *usec)
+{
+    *usec = tship(c)->cpu_us;
+    return 0;
+}
+
 static void *t_take_frame(void *data, struct fleet_ship *c, uint64_t *counted)
 {
     return NULL;
@@ -492,6 +499,7 @@ static const struct fleet_env t_env = {
     .freeze = t_freeze,
     .thaw = t_thaw,
     .measure = t_measure,
+    .cpu = t_cpu,
     .take_frame = t_take_frame,
     .propose_event = t_propose_event,
     .effect_entry = t_effect_entry,
@@ -763,7 +771,7 @@ static bool prog_step(uint32_t slot)
         s->alive = false;
         s->inbox.len = s->inbox_off = 0;
         in_begin();
-        fleet_on_exit(c, "exited with status 0", true);
+        fleet_on_exit(c, "exited with status 0", true, false);
         in_end();
         t_note();
         return true;
@@ -796,7 +804,7 @@ static bool reap(uint32_t slot)
     tship(c)->alive = false;
     tship(c)->inbox.len = tship(c)->inbox_off = 0;
     in_begin();
-    fleet_on_exit(c, "was killed by signal 9", false);
+    fleet_on_exit(c, "was killed by signal 9", false, false);
     in_end();
     t_note();
     return true;
@@ -809,7 +817,7 @@ static void crash(uint32_t slot)
     assert_true(tship(c)->alive);
     tship(c)->alive = false;
     tship(c)->inbox.len = tship(c)->inbox_off = 0;
-    fleet_on_exit(c, "exited with status 1", false);
+    fleet_on_exit(c, "exited with status 1", false, false);
     t_note();
 }
 
@@ -1272,6 +1280,68 @@ static void test_early_job_times_out(void **state)
     assert_true(tship(peek(0))->dying);
     reap(0);
     assert_int_equal(outcome(r)->status, 504);
+}
+
+/* With a per-event CPU limit, a program that computes past it is killed
+ * and its event answered 504 cpu_limit, even before the wall-clock limit;
+ * one that waits without using the CPU is held to the wall-clock limit. */
+static void test_event_cpu_limit(void **state)
+{
+    T->fleet.cfg.event_cpu_ms = 500;
+    awake_ship(0);
+    settle(0);
+    tship(peek(0))->cpu_us = 7000000; /* what it used before the event */
+    uintptr_t r = send_job(0, "s");
+    prog_run(0);
+    /* Half a second later it used 300 ms: it goes on. */
+    tship(peek(0))->cpu_us += 300000;
+    advance(500);
+    assert_false(tship(peek(0))->dying);
+    /* At most 200 ms more can pass before it could be over: then it is. */
+    tship(peek(0))->cpu_us += 200000;
+    advance(199);
+    assert_false(tship(peek(0))->dying);
+    advance(1);
+    assert_true(tship(peek(0))->dying);
+    reap(0);
+    assert_int_equal(outcome(r)->status, 504);
+    assert_string_equal(outcome(r)->code, "cpu_limit");
+    /* A waiting program: the wall-clock limit, whole, then 504 timeout. */
+    uintptr_t w = send_job(0, "s");
+    settle(0);
+    prog_run(0);
+    for (uint64_t t = 0; t + 100 < t_cfg.event_timeout_ms; t += 100) {
+        advance(100);
+        assert_false(tship(peek(0))->dying);
+    }
+    advance(100);
+    assert_true(tship(peek(0))->dying);
+    reap(0);
+    assert_int_equal(outcome(w)->status, 504);
+    assert_string_equal(outcome(w)->code, "timeout");
+}
+
+/* A program killed by the kernel over its memory cap: its event is
+ * answered 503 memory_limit, and the ship wakes on its next event from
+ * its last committed state. */
+static void test_memory_limit_kill(void **state)
+{
+    awake_ship(0);
+    uintptr_t w = send_job(0, "w");
+    settle(0);
+    assert_string_equal(outcome(w)->body, "2");
+    uintptr_t r = send_job(0, "s");
+    prog_run(0);
+    struct fleet_ship *c = peek(0);
+    tship(c)->alive = false;
+    tship(c)->inbox.len = tship(c)->inbox_off = 0;
+    fleet_on_exit(c, "killed: over its memory cap", false, true);
+    assert_int_equal(outcome(r)->status, 503);
+    assert_string_equal(outcome(r)->code, "memory_limit");
+    assert_int_equal(state_of(0), SHIP_ASLEEP);
+    uintptr_t next = send_job(0, "w");
+    settle(0);
+    assert_string_equal(outcome(next)->body, "3");
 }
 
 /* A program that refuses its snapshot after its early job was sent is
@@ -2316,6 +2386,10 @@ int main(void)
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_wake_sends_first_job_with_boot,
                                         t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_event_cpu_limit, t_setup,
+                                        t_teardown),
+        cmocka_unit_test_setup_teardown(test_memory_limit_kill, t_setup,
+                                        t_teardown),
         cmocka_unit_test_setup_teardown(test_early_job_times_out, t_setup,
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_refused_snapshot_wakes_again,

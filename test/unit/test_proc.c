@@ -33,6 +33,7 @@ struct fx {
     uint8_t last_type;
     bool gone;
     int clean;
+    bool over_memory; /* proc_over_memory, in the exit callback */
     char why[200];
     char script[64];
     /* For frames checked byte by byte: frame k has body byte i equal to
@@ -93,6 +94,7 @@ static void on_exit_cb(struct proc *p, const char *why, int clean, void *arg)
     struct fx *x = arg;
     x->gone = true;
     x->clean = clean;
+    x->over_memory = proc_over_memory(p);
     snprintf(x->why, sizeof x->why, "%s", why);
 }
 
@@ -1400,6 +1402,107 @@ static void test_freezer_sigstop(void **state)
     use_freezer(NULL);
 }
 
+/* Start a script with caps, as spawn does without. */
+static void spawn_capped(struct fx *x, const char *path, const struct caps *c)
+{
+    alarm(60);
+    char errmsg[ERRMSG_SIZE];
+    struct proc_config cfg = {
+        .path = path, .name = "t", .ship_id = "t", .caps = *c};
+    assert_int_equal(uv_loop_init(&x->loop), 0);
+    assert_int_equal(
+        proc_spawn(&x->p, &x->loop, &cfg, on_frame, on_exit_cb, x, errmsg), 0);
+}
+
+/* Run the loop until the proc's caps can be read (its cgroups are made). */
+static void run_until_capped(struct fx *x, struct proc_caps_use *use)
+{
+    while (proc_caps_use(x->p, use) != 0) {
+        assert_false(x->gone);
+        uv_run(&x->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+}
+
+/* Where the host enforces caps, a program that takes more memory than its
+ * cap is killed by the kernel and its exit says so; its peak stays at the
+ * cap. Without caps the test says which mechanism is missing. */
+static void test_memory_cap_kills(void **state)
+{
+    print_message("caps on this host: %s\n", proc_caps_name());
+    assert_string_not_equal(proc_caps_name(), "none");
+    struct fx x = {0};
+    /* It waits for its cgroups (made within milliseconds), then builds a
+     * string of 80 MB in the shell. */
+    script(&x, "read line\nx=$(head -c 80000000 /dev/zero | tr '\\0' a)\n"
+               "echo survived >&2\nsleep 5");
+    struct caps c = {.memory_bytes = 16 << 20};
+    spawn_capped(&x, x.script, &c);
+    struct proc_caps_use use;
+    run_until_capped(&x, &use);
+    assert_int_equal(use.oom_kills, 0);
+    struct buf f;
+    buf_init(&f);
+    assert_int_equal(buf_append(&f, "go\n", 3), 0);
+    assert_int_equal(proc_send(x.p, &f), 0);
+    /* The shell, which holds the string, is the largest process of its
+     * cgroup: the kernel kills it, and its exit says why. */
+    for (int i = 0; i < 10000 && !x.gone; i++) {
+        uv_run(&x.loop, UV_RUN_NOWAIT);
+        if (!x.gone && proc_caps_use(x.p, &use) == 0) {
+            assert_true(use.memory_peak_bytes <= c.memory_bytes);
+        }
+        usleep(1000);
+    }
+    if (!x.gone) {
+        proc_kill(x.p, "test over: not killed for its memory");
+    }
+    run_until_gone(&x);
+    assert_true(x.over_memory);
+    assert_string_equal(x.why, "killed: over its memory cap");
+    unlink(x.script);
+}
+
+/* A fork bomb stays within its pids cap, and a resize changes the cap of
+ * the running program. */
+static void test_pids_cap_holds(void **state)
+{
+    struct fx x = {0};
+    /* The inner shell forks until a fork fails, and dies of it; the outer
+     * one lives on. */
+    script(&x, "read line\nsh -c 'for i in $(seq 40); do sleep 30 & done' "
+               "2>/dev/null\nread line");
+    struct caps c = {.pids = 8};
+    spawn_capped(&x, x.script, &c);
+    struct proc_caps_use use;
+    run_until_capped(&x, &use);
+    struct buf f;
+    buf_init(&f);
+    assert_int_equal(buf_append(&f, "go\n", 3), 0);
+    assert_int_equal(proc_send(x.p, &f), 0);
+    uint64_t most = 0;
+    for (int i = 0; i < 3000 && most < 8; i++) {
+        uv_run(&x.loop, UV_RUN_NOWAIT);
+        assert_false(x.gone);
+        assert_int_equal(proc_caps_use(x.p, &use), 0);
+        assert_true(use.pids <= 8 && use.pids_peak <= 8);
+        most = use.pids > use.pids_peak ? use.pids : use.pids_peak;
+        usleep(1000);
+    }
+    assert_int_equal(most, 8);
+    usleep(100 * 1000);
+    uv_run(&x.loop, UV_RUN_NOWAIT);
+    assert_false(x.gone);
+    assert_int_equal(proc_caps_use(x.p, &use), 0);
+    assert_true(use.pids <= 8);
+    /* Raised at once: the cap is the kernel's. */
+    struct caps more = {.pids = 16};
+    assert_int_equal(proc_set_caps(x.p, &more), 0);
+    proc_kill(x.p, "test over");
+    run_until_gone(&x);
+    unlink(x.script);
+}
+
 /* The launcher dies: programs start from this process again, and those it
  * started go on as before. */
 static void test_launcher_gone(void **state)
@@ -1468,6 +1571,8 @@ int main(void)
         cmocka_unit_test(test_freezer_detected),
         cmocka_unit_test(test_freezer_cgroup1),
         cmocka_unit_test(test_freezer_sigstop),
+        cmocka_unit_test(test_memory_cap_kills),
+        cmocka_unit_test(test_pids_cap_holds),
     };
     /* Every test twice: programs started from this process, then by a
      * launcher, as the host starts them. */

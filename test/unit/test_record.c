@@ -629,6 +629,47 @@ static void test_ship_batch_account(void **state)
     buf_free(&owned);
 }
 
+/* A resize gives back what was put in; a cut, long or unknown-bit entry
+ * is refused. */
+static void test_ship_resize_round_trip(void **state)
+{
+    struct record_resize in = {.sid = 42,
+                               .which =
+                                   RECORD_RESIZE_MEMORY | RECORD_RESIZE_STORAGE,
+                               .memory_bytes = 64 << 20,
+                               .cpu_millis = 500,
+                               .pids = 32,
+                               .storage_bytes = UINT64_MAX};
+    struct buf b;
+    buf_init(&b);
+    assert_int_equal(record_encode_ship_resize(&b, &in), 0);
+    uint8_t type;
+    assert_int_equal(record_entry_type(b.data, b.len, &type), 0);
+    assert_int_equal(type, RECORD_ENTRY_SHIP_RESIZE);
+    struct record_resize out;
+    assert_int_equal(record_decode_ship_resize(b.data, b.len, &out), 0);
+    assert_int_equal(out.sid, 42);
+    assert_int_equal(out.which, in.which);
+    assert_int_equal(out.memory_bytes, in.memory_bytes);
+    assert_int_equal(out.cpu_millis, 500);
+    assert_int_equal(out.pids, 32);
+    assert_true(out.storage_bytes == UINT64_MAX);
+    for (size_t n = 0; n < b.len; n++) {
+        assert_int_equal(record_decode_ship_resize(b.data, n, &out),
+                         BERTH_EMALFORMED);
+    }
+    assert_int_equal(buf_put_u8(&b, 0), 0);
+    assert_int_equal(record_decode_ship_resize(b.data, b.len, &out),
+                     BERTH_EMALFORMED);
+    b.len--;
+    in.which = 0x10;
+    buf_free(&b);
+    assert_int_equal(record_encode_ship_resize(&b, &in), 0);
+    assert_int_equal(record_decode_ship_resize(b.data, b.len, &out),
+                     BERTH_EMALFORMED);
+    buf_free(&b);
+}
+
 static void test_usage_entry(void **state)
 {
     struct record_usage_item in[2] = {
@@ -759,6 +800,7 @@ int main(void)
         cmocka_unit_test(test_ship_batch_lists),
         cmocka_unit_test(test_ship_batch_acks),
         cmocka_unit_test(test_usage_entry),
+        cmocka_unit_test(test_ship_resize_round_trip),
         cmocka_unit_test(test_snapshot_and_remove),
         cmocka_unit_test(test_encode_out_of_memory),
         cmocka_unit_test(test_ship_states),

@@ -23,7 +23,8 @@ static void test_blob_round_trip_and_damage(void **state)
                          .budget_bytes = 1 << 20,
                          .budget_cpu_ms = 60000,
                          .send = "abc\0def\0",
-                         .send_len = 8};
+                         .send_len = 8,
+                         .pids = 32};
     struct buf b;
     buf_init(&b);
     assert_int_equal(sandbox_encode(&b, &sb), 0);
@@ -38,6 +39,7 @@ static void test_blob_round_trip_and_damage(void **state)
     assert_int_equal(got.budget_cpu_ms, 60000);
     assert_int_equal(got.send_len, 8);
     assert_memory_equal(got.send, "abc\0def\0", 8);
+    assert_int_equal(got.pids, 32);
     for (size_t n = 1; n < b.len; n++) {
         assert_int_equal(sandbox_decode(b.data, n, &got), BERTH_EMALFORMED);
     }
@@ -47,10 +49,20 @@ static void test_blob_round_trip_and_damage(void **state)
     b.data[1] |= 0x80; /* unknown flag */
     assert_int_equal(sandbox_decode(b.data, b.len, &got), BERTH_EMALFORMED);
     b.data[1] &= 0x7f;
-    b.data[0] = 2; /* unknown version */
+    b.data[0] = 3; /* unknown version */
     assert_int_equal(sandbox_decode(b.data, b.len, &got), BERTH_EMALFORMED);
+    b.data[0] = 0;
+    assert_int_equal(sandbox_decode(b.data, b.len, &got), BERTH_EMALFORMED);
+    /* Version 1 is version 2 without the pids cap at the end: it still
+     * decodes, with no pids cap; with the field it is too long. */
     b.data[0] = 1;
-    b.data[b.len - 1] = 'x'; /* the list no longer ends in a NUL */
+    assert_int_equal(sandbox_decode(b.data, b.len, &got), BERTH_EMALFORMED);
+    assert_int_equal(sandbox_decode(b.data, b.len - 4, &got), 0);
+    assert_int_equal(got.pids, 0);
+    assert_int_equal(got.memory_bytes, sb.memory_bytes);
+    assert_memory_equal(got.send, "abc\0def\0", 8);
+    b.data[0] = 2;
+    b.data[b.len - 5] = 'x'; /* the list no longer ends in a NUL */
     assert_int_equal(sandbox_decode(b.data, b.len, &got), BERTH_EMALFORMED);
     buf_free(&b);
     /* No blob: the empty sandbox, which allows everything. */
@@ -68,6 +80,7 @@ static void test_inherit_never_more_than_the_parent(void **state)
     struct sandbox parent = {.flags = SANDBOX_NO_SPAWN,
                              .memory_bytes = 100,
                              .events_per_s = 5,
+                             .pids = 16,
                              .budget_ships = 10};
     struct sandbox want = {.flags = SANDBOX_HIDDEN,
                            .memory_bytes = 500,
@@ -84,6 +97,7 @@ static void test_inherit_never_more_than_the_parent(void **state)
     assert_int_equal(child.events_per_s, 2);
     assert_int_equal(child.budget_ships, 10);
     assert_int_equal(child.budget_bytes, 7);
+    assert_int_equal(child.pids, 16); /* the parent's, as it asked none */
     assert_true(sandbox_may_send(&child, "anyone"));
 
     /* A parent with a send list passes it on, and a child may not widen

@@ -33,6 +33,13 @@
  *   /alloclater/<mb>  the same, but answer at once: the child touches the
  *                memory half a second later, while the program is idle
  *   /closeout    close stdin and stdout (one socket) and sleep for ever
+ *   /hog/<mb>    touch mb MiB of memory in the program itself, keep it, and
+ *                answer 200 (unchanged): a memory hog
+ *   /bomb        fork children that sleep for ever until a fork fails, and
+ *                answer 200 with how many it made (unchanged): a fork bomb
+ *   /bombloop    fork for ever, in the program and in every child, never
+ *                answering: a fork bomb that keeps trying
+ *   /burn        use the CPU for ever, never answering: a CPU burner
  *   /stderr/<mb> write mb MiB to stderr in 100-byte lines, then answer 200
  *   /argv        answer with the program's arguments, argv[0] included,
  *                one a line (unchanged)
@@ -365,6 +372,45 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
         fork_allocator(target_number(h, later ? 12 : 7), later);
         bp_reply(out, 200, "text/plain", "allocated\n", 10);
         return BP_UNCHANGED;
+    }
+    if (bp_http_match(h, NULL, "/hog/*")) {
+        size_t len = target_number(h, 5) * 1024 * 1024;
+        char *m = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) {
+            return bp_reject(out, "mmap failed");
+        }
+        memset(m, 0x5a, len); /* kept: the hog holds it until it dies */
+        bp_reply(out, 200, "text/plain", "hogged\n", 7);
+        return BP_UNCHANGED;
+    }
+    if (bp_http_match(h, NULL, "/bomb")) {
+        unsigned n = 0;
+        for (;;) {
+            pid_t pid = fork();
+            if (pid < 0) {
+                break;
+            }
+            if (pid == 0) {
+                wait_forever();
+            }
+            n++;
+        }
+        char text[32];
+        int len = snprintf(text, sizeof text, "forked %u\n", n);
+        bp_reply(out, 200, "text/plain", text, (size_t)len);
+        return BP_UNCHANGED;
+    }
+    if (bp_http_match(h, NULL, "/bombloop")) {
+        for (;;) {
+            fork();
+        }
+    }
+    if (bp_http_match(h, NULL, "/burn")) {
+        volatile unsigned long x = 0;
+        for (;;) {
+            x++;
+        }
     }
     if (bp_http_match(h, NULL, "/closeout")) {
         close(0);
