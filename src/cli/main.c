@@ -1872,6 +1872,8 @@ enum {
     CLI__SERVE_MASTER_KEY_FILE,
     CLI__SERVE_UNSEALED,
     CLI__SERVE_CLUSTER_SECRET_FILE,
+    CLI__SERVE_LOG_LEVEL,
+    CLI__SERVE_SHIP_LOG_BYTES,
     CLI__SERVE_N,
 };
 
@@ -2012,6 +2014,15 @@ static const struct cli__opt cli__serve_opts[] = {
                                         "(64 hex digits, as `berth cluster "
                                         "secret` prints it; default: "
                                         "$BERTH_CLUSTER_SECRET)"},
+    [CLI__SERVE_LOG_LEVEL] = {"--log-level", "LEVEL", CLI__STR, 0, 0,
+                              "the least level of the lines the host writes "
+                              "to stderr: debug, info, warn or error "
+                              "(default info)"},
+    [CLI__SERVE_SHIP_LOG_BYTES] = {"--ship-log-bytes", "BYTES", CLI__NUM, 0,
+                                   1ULL << 30,
+                                   "the most recent bytes of each program's "
+                                   "stderr kept on disk for `berth ship "
+                                   "logs`; 0: none kept (default 65536)"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -2121,6 +2132,17 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
     }
     if (a->val[CLI__SERVE_CRAWL_SHARE] != NULL) {
         cfg.crawl_share = (unsigned)a->num[CLI__SERVE_CRAWL_SHARE];
+    }
+    if (a->val[CLI__SERVE_LOG_LEVEL] != NULL &&
+        host_log_level_parse(a->val[CLI__SERVE_LOG_LEVEL], &cfg.log_level) !=
+            0) {
+        return cli__usage(cmd,
+                          "--log-level needs debug, info, warn or error, "
+                          "not %s",
+                          a->val[CLI__SERVE_LOG_LEVEL]);
+    }
+    if (a->val[CLI__SERVE_SHIP_LOG_BYTES] != NULL) {
+        cfg.ship_log_bytes = a->num[CLI__SERVE_SHIP_LOG_BYTES];
     }
     if (a->val[CLI__SERVE_CRAWL_REST] != NULL) {
         cfg.crawl_rest_ms = (unsigned)a->num[CLI__SERVE_CRAWL_REST];

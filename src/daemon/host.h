@@ -94,6 +94,12 @@ struct host_config {
      * take, in percent (0: no crawler), and the rest between passes. */
     unsigned crawl_share;
     unsigned crawl_rest_ms;
+    /* The least level of the lines the host writes (enum
+     * host_log_level). */
+    int log_level;
+    /* The bytes of a ship's program's stderr kept on disk, the most recent
+     * (daemon/shiplog.c); 0: none kept. */
+    uint64_t ship_log_bytes;
 };
 
 /* Make jansson allocate through lib/mem.h, so that tests can fail its
@@ -666,8 +672,30 @@ bool host_disk_ok(struct host *h);
 /* Return the wall-clock time in nanoseconds. */
 uint64_t host_now_ns(void);
 
-/* Write one structured log line to stderr: level, message, then key=value
- * pairs given as alternating strings and ending with NULL. */
+/* The levels of the host's log lines, least severe first. */
+enum host_log_level {
+    HOST_LOG_DEBUG,
+    HOST_LOG_INFO,
+    HOST_LOG_WARN,
+    HOST_LOG_ERROR,
+    HOST_LOG_FATAL,
+};
+
+/* Set *out to the level named name ("debug", "info", "warn" or "error");
+ * 0, or BERTH_EINVAL for another name. */
+int host_log_level_parse(const char *name, int *out);
+
+/* Write only lines of level (enum host_log_level) and above from now on,
+ * in the whole process; the default is HOST_LOG_INFO. */
+void host_log_set_level(int level);
+
+/* Return whether a line of level (a name as host_log takes it) is written
+ * at the level in force. */
+bool host_log_enabled(const char *level);
+
+/* Write one structured log line to stderr, when its level is at or above
+ * the one in force: time, level, message, then key=value pairs given as
+ * alternating strings and ending with NULL. */
 void host_log(const char *level, const char *msg, ...);
 
 #endif

@@ -426,6 +426,20 @@ static void ship__env_log(void *data, const char *level, const char *msg,
     }
 }
 
+/* One line per tier change: "ship waking" (a wake), "ship asleep", ...
+ * Built only when info lines are written, as a wake storm makes many. */
+static void ship__env_tier(void *data, struct fleet_ship *c,
+                           enum ship_state from, enum ship_state to)
+{
+    (void)data;
+    if (!host_log_enabled("info")) {
+        return;
+    }
+    char msg[32];
+    snprintf(msg, sizeof msg, "ship %s", ship_state_name(to));
+    host_log("info", msg, "ship", c->id, "from", ship_state_name(from), NULL);
+}
+
 /* --- The fleet's environment: the store and the program. --- */
 
 /* The epoch of a program is the hash of its executable, so a changed binary
@@ -643,6 +657,9 @@ static void ship__env_kill(void *data, struct fleet_ship *c, const char *why)
 {
     struct host_ship *s = ship__of(c);
     if (s->proc != NULL) {
+        if (proc_running(s->proc)) {
+            host_log("info", "program killed", "ship", c->id, "why", why, NULL);
+        }
         proc_kill(s->proc, why);
     }
 }
@@ -885,6 +902,7 @@ void host_ships_init(struct host *h)
         .release = ship__env_release,
         .answer = ship__env_answer,
         .log = ship__env_log,
+        .tier = ship__env_tier,
     };
     struct fleet_config cfg = {
         .keys = &h->keys,
