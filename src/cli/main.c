@@ -1163,19 +1163,35 @@ static int cli__cluster_ls(const struct cli__cmd *cmd, struct cli *c,
     }
     printf("cluster %s, term %lld, leader %lld\n", cli__str(v, "cluster"),
            cli__int(v, "term"), cli__int(v, "leader"));
-    printf("%-16s %-22s %-22s %-8s %-7s %-7s %10s %8s\n", "ID", "PEER",
-           "LISTEN", "ROLE", "LEADER", "ONLINE", "APPLIED", "LAG");
+    printf("%-16s %-22s %-22s %-8s %-7s %-7s %10s %8s %9s %6s %8s %5s\n", "ID",
+           "PEER", "LISTEN", "ROLE", "LEADER", "ONLINE", "APPLIED", "LAG",
+           "HEARTBEAT", "LOAD", "RSS_MB", "PROGS");
     size_t i;
     json_t *hst;
     json_array_foreach(json_object_get(v, "hosts"), i, hst)
     {
         const char *listen = cli__str(hst, "listen");
-        printf("%-16lld %-22s %-22s %-8s %-7s %-7s %10lld %8lld%s\n",
+        /* The last heartbeat's age and what it said of the host's load;
+         * dashes for a host not heard from since this one started. */
+        char age[32] = "-", load[32] = "-", rss[32] = "-", progs[32] = "-";
+        json_t *beat = json_object_get(hst, "heartbeat");
+        if (json_is_object(beat)) {
+            snprintf(age, sizeof age, "%.1fs",
+                     cli__int(beat, "age_ms") / 1000.0);
+            snprintf(load, sizeof load, "%.2f",
+                     json_number_value(json_object_get(beat, "load1")));
+            snprintf(rss, sizeof rss, "%.1f",
+                     cli__int(beat, "rss_bytes") / 1048576.0);
+            snprintf(progs, sizeof progs, "%lld", cli__int(beat, "programs"));
+        }
+        printf("%-16lld %-22s %-22s %-8s %-7s %-7s %10lld %8lld %9s %6s %8s "
+               "%5s%s\n",
                cli__int(hst, "id"), cli__str(hst, "peer"),
                listen[0] ? listen : "-", cli__str(hst, "role"),
                json_is_true(json_object_get(hst, "leader")) ? "yes" : "-",
                json_is_true(json_object_get(hst, "online")) ? "yes" : "no",
-               cli__int(hst, "applied"), cli__int(hst, "lag"),
+               cli__int(hst, "applied"), cli__int(hst, "lag"), age, load, rss,
+               progs,
                json_is_true(json_object_get(hst, "self")) ? "  (this host)"
                                                           : "");
     }
@@ -2215,7 +2231,10 @@ static const struct cli__cmd cli__cmds[] = {
     {"cluster ls", "", "list the hosts of the cluster",
      "List every host of this host's cluster: id, peer address, front door, "
      "role (voter, standby or spare), whether it leads, whether it answered "
-     "just now, the last entry it applied and how far it lags.",
+     "just now, the last entry it applied, how far it lags, and its last "
+     "heartbeat (hosts send one every second): how long ago it came, the "
+     "machine's load average, the host's resident memory and the programs "
+     "it runs.",
      NULL, 0, 0, true, cli__cluster_ls},
     {"cluster join", "PEER", "make a running, empty host join a cluster",
      "Make a running host that is a cluster of one, holds no ships and has a "

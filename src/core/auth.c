@@ -17,6 +17,7 @@ static const char auth__label[] = "berth admin token 1";
 static const struct auth_route auth__routes[] = {
     {"GET", "/healthz", AUTH_SCOPE_READ},
     {"GET", "/v1/stats", AUTH_SCOPE_READ},
+    {"GET", "/metrics", AUTH_SCOPE_READ},
     {"GET", "/v1/cluster", AUTH_SCOPE_READ},
     {"GET", "/v1/ships", AUTH_SCOPE_READ},
     {"GET", "/v1/ships/*", AUTH_SCOPE_READ},

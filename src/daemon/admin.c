@@ -14,6 +14,8 @@
  *   POST   /v1/ships/ID/sleep     snapshot and stop; answers once asleep
  *   POST   /v1/ships/ID/wake      start; answers once awake
  *   GET    /v1/stats              host counters
+ *   GET    /metrics               the same and more, as Prometheus text
+ *                                  (daemon/metrics.c)
  *   GET    /v1/cluster            the hosts of the cluster, probed now
  *   DELETE /v1/cluster/hosts/ID   remove a host (by id or peer address)
  *   GET    /v1/cluster/secret     the cluster secret, for a host to join
@@ -38,7 +40,8 @@
  * daemon/tokens.c); the socket needs none.
  *
  * On a host that does not lead, every request but /healthz, /v1/stats,
- * /v1/cluster and /v1/fsck is forwarded to the leader (daemon/forward.c).
+ * /metrics, /v1/cluster and /v1/fsck is forwarded to the leader
+ * (daemon/forward.c).
  *
  * Errors are {"error": {"code", "message"}} with a fitting status; docs/api.md
  * is the reference. */
@@ -1122,6 +1125,7 @@ static void admin__cluster_cb(void *arg, int status,
         json_object_set_new(o, "applied",
                             json_integer((json_int_t)lh->applied));
         json_object_set_new(o, "lag", json_integer((json_int_t)lh->lag));
+        host_beat_json(h, lh->id, o);
         json_array_append_new(hosts, o);
     }
     json_t *o = json_object();
@@ -1664,6 +1668,13 @@ void host_admin_handle(struct http_request *req, void *arg)
             goto method;
         }
         admin__stats(h, req);
+        return;
+    }
+    if (h->ready && strcmp(path, "/metrics") == 0) {
+        if (strcmp(m, "GET") != 0) {
+            goto method;
+        }
+        host_metrics_handle(h, req);
         return;
     }
     if (h->ready && strcmp(path, "/v1/cluster") == 0) {

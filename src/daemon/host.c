@@ -1835,6 +1835,7 @@ int host_run(const struct host_config *cfg)
         .note = host__note,
         .forwarded = host_forwarded,
         .ship_copy = host__ship_copy,
+        .beat = host_beat_received,
         .cluster_secret = cfg->peer != NULL ? h->cluster_secret : NULL,
         .peer_plaintext = host__peer_plaintext(),
         .master_key = h->master_key,
@@ -1891,6 +1892,7 @@ int host_run(const struct host_config *cfg)
                    REPAIR_TICK_MS);
     host_crawler_start(h);
     host_usage_start(h);
+    host_beats_start(h);
 
     struct http_server_config hc = {
         .max_body = cfg->max_body,
@@ -1985,6 +1987,7 @@ int host_run(const struct host_config *cfg)
     uv_timer_stop(&h->lifetimes);
     host_crawler_stop(h);
     host_usage_stop(h);
+    host_beats_stop(h);
     http_server_close(h->front, NULL, NULL);
     http_server_close(h->admin, NULL, NULL);
     if (h->admin_tcp != NULL) {

@@ -215,6 +215,56 @@ void host_crawler_reset(struct host *h);
 /* Stop it; a pass under way resumes at the next start from its cursor. */
 void host_crawler_stop(struct host *h);
 
+/* Heartbeats (daemon/beats.c; docs/cluster.md, "Heartbeats"): every
+ * HOST_BEAT_MS each host tells every other host of the cluster that it is
+ * alive and how loaded it is, over the peer port; each keeps the last one
+ * of every host, in memory only, and says how old it is. Nothing of it is
+ * in the log: liveness is now, not history. */
+#define HOST_BEAT_MS 1000
+#define HOST_BEATS_MAX 64
+
+/* A host's last heartbeat, as it sent it. */
+struct host_beat {
+    uint64_t id;          /* its raft id; 0: an empty slot */
+    uint64_t received_ms; /* loop time it arrived here */
+    uint64_t sent_ns;     /* the sender's wall clock when it sent it */
+    uint64_t rss_bytes;   /* the host process's resident memory */
+    uint64_t programs;    /* programs running */
+    uint64_t live;        /* ships with a live object */
+    uint64_t fds;         /* descriptors open in the host process */
+    uint32_t load_milli;  /* the machine's 1-minute load average, x1000 */
+    uint32_t cpus;        /* processors online */
+    bool leading;
+};
+
+struct host_beats {
+    struct host_beat beat[HOST_BEATS_MAX];
+    unsigned n;
+    uv_timer_t timer;
+    uint64_t sent, received; /* heartbeats since start */
+};
+
+/* Start sending heartbeats; stop. */
+void host_beats_start(struct host *h);
+void host_beats_stop(struct host *h);
+
+/* The log's beat callback (arg is the host): keep sender's heartbeat. */
+void host_beat_received(void *arg, uint64_t sender, const uint8_t *body,
+                        size_t len);
+
+/* Return the last heartbeat of host id (this host's own, made now, for
+ * its own id), or NULL when none came since start. */
+const struct host_beat *host_beat_of(struct host *h, uint64_t id);
+
+/* Add what a heartbeat says to o: {"heartbeat": {"age_ms", "rss_bytes",
+ * "programs", "live", "fds", "load1", "cpus", "leading"}}, or
+ * {"heartbeat": null} for none. */
+void host_beat_json(struct host *h, uint64_t id, json_t *o);
+
+/* Serve GET /metrics: Prometheus text (daemon/metrics.c;
+ * docs/metrics.md). */
+void host_metrics_handle(struct host *h, struct http_request *req);
+
 struct host {
     struct host_config cfg;
     uint8_t master_key[MASTER_KEY_SIZE]; /* crypto/master.h */
@@ -341,6 +391,7 @@ struct host {
     uint64_t started_ns;
     uint64_t disk_checked_ms;
     bool disk_ok;
+    struct host_beats beats; /* daemon/beats.c */
 };
 
 /* Return the registry slot of the ship with this id or name, or

@@ -4,7 +4,7 @@ hosts' heartbeats in `berth cluster ls`."""
 import re
 import time
 
-from conftest import KV, wait_for
+from conftest import KV, free_port, wait_for
 
 
 def log_lines(h):
@@ -50,3 +50,147 @@ def test_a_bad_log_level_is_refused(host_factory):
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 2
     assert "--log-level" in r.stderr and r.stdout == ""
+
+
+# --- /metrics ---
+
+SAMPLE = re.compile(
+    r'^([a-zA-Z_:][a-zA-Z0-9_:]*)'           # name
+    r'(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
+    r'(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")*)?\})?'
+    r' (\S+)$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
+
+
+def parse_metrics(text):
+    """Parse Prometheus text strictly: every line a # HELP, a # TYPE or a
+    sample of the family last typed; return {name: {"type", "help",
+    "samples": [(name, {labels}, value)]}}. Histograms are checked: buckets
+    cumulative, le ascending, +Inf last and equal to _count, a _sum."""
+    assert text.endswith("\n"), "the text ends with a newline"
+    families = {}
+    current = None
+    for line in text[:-1].split("\n"):
+        if line.startswith("# HELP "):
+            name, _, help_ = line[7:].partition(" ")
+            assert name not in families, "family %s twice" % name
+            assert help_, line
+            families[name] = {"help": help_, "type": None, "samples": []}
+            current = name
+            continue
+        if line.startswith("# TYPE "):
+            name, _, typ = line[7:].partition(" ")
+            assert name == current and families[name]["type"] is None, line
+            assert typ in ("counter", "gauge", "histogram"), line
+            families[name]["type"] = typ
+            continue
+        assert not line.startswith("#"), "unknown comment: %r" % line
+        m = SAMPLE.match(line)
+        assert m, "not a sample: %r" % line
+        name, labels, value = m.group(1), m.group(2) or "", m.group(3)
+        fam = families[current]
+        allowed = {current}
+        if fam["type"] == "histogram":
+            allowed = {current + "_bucket", current + "_sum", current + "_count"}
+        assert name in allowed, "sample %s outside its family %s" % (name, current)
+        v = float(value)  # +Inf, NaN and numbers parse
+        if fam["type"] == "counter":
+            assert name.endswith("_total") and v >= 0, line
+        fam["samples"].append((name, dict(LABEL.findall(labels)), v))
+    for name, fam in families.items():
+        assert fam["type"], "%s has no TYPE" % name
+        if fam["type"] != "histogram":
+            continue
+        buckets = [(s[1]["le"], s[2]) for s in fam["samples"] if s[0] == name + "_bucket"]
+        assert buckets and buckets[-1][0] == "+Inf", name
+        les = [float(le) for le, _ in buckets]
+        assert les == sorted(les) and len(set(les)) == len(les), name
+        counts = [c for _, c in buckets]
+        assert counts == sorted(counts), "%s buckets not cumulative: %s" % (name, buckets)
+        count = [s[2] for s in fam["samples"] if s[0] == name + "_count"]
+        total = [s[2] for s in fam["samples"] if s[0] == name + "_sum"]
+        assert count == [counts[-1]] and len(total) == 1 and total[0] >= 0, name
+    return families
+
+
+def value(fams, name, **labels):
+    base = re.sub(r"_(bucket|sum|count)$", "", name)
+    fam = fams.get(name) or fams[base]
+    for n, l, v in fam["samples"]:
+        if n == name and all(l.get(k) == str(x) for k, x in labels.items()):
+            return v
+    raise KeyError("%s%s" % (name, labels))
+
+
+def scrape(h):
+    status, v = h.admin("GET", "/metrics")
+    assert status == 200, v
+    return parse_metrics(v.decode())
+
+
+def test_metrics_parse_strictly_and_move(host_factory):
+    h = host_factory(["--admin", "127.0.0.1:%d" % free_port()], name="m").start()
+    sid = h.new_ship(KV, "ann")
+    before = scrape(h)
+    for name in ("berth_ships", "berth_wakes_total", "berth_thaws_total",
+                 "berth_wake_seconds", "berth_commit_seconds",
+                 "berth_events_committed_total", "berth_proposals_in_flight",
+                 "berth_raft_term", "berth_leader", "berth_raft_lag_entries",
+                 "berth_process_resident_memory_bytes",
+                 "berth_process_open_fds", "berth_account_ships",
+                 "berth_heartbeat_age_seconds"):
+        assert name in before, name
+    assert value(before, "berth_leader") == 1
+    assert value(before, "berth_raft_term") >= 1
+    assert value(before, "berth_ships", tier="asleep") == 1
+    assert value(before, "berth_process_resident_memory_bytes") > 1 << 20
+    assert value(before, "berth_process_open_fds") > 3
+    assert value(before, "berth_account_ships", account="anonymous") == 1
+    events = value(before, "berth_events_committed_total")
+    wakes = value(before, "berth_wakes_total")
+
+    # A request wakes the ship and commits an event.
+    assert h.http("PUT", "/s/ann/k/a", b"1")[0] in (200, 201)
+    after = scrape(h)
+    assert value(after, "berth_events_committed_total") > events
+    assert value(after, "berth_wakes_total") == wakes + 1
+    assert value(after, "berth_wake_seconds_count") == 1
+    assert value(after, "berth_wake_seconds_bucket", le="+Inf") == 1
+    assert value(after, "berth_wake_seconds_bucket", le="10") == 1
+    assert value(after, "berth_wake_seconds_sum") > 0
+    assert value(after, "berth_commit_seconds_count") >= 1
+    assert value(after, "berth_ships", tier="awake") == 1
+    assert value(after, "berth_programs_running") == 1
+    assert value(after, "berth_account_programs_running", account="anonymous") == 1
+    # On one host the leader's lag is its own: none.
+    hid = str(int(value(after, "berth_raft_leader_id")))
+    assert value(after, "berth_raft_lag_entries", host=hid) == 0
+    h.cli("ship", "sleep", "ann")
+    assert h.http("GET", "/s/ann/k/a")[0] == 200
+    again = scrape(h)
+    assert value(again, "berth_wakes_total") == wakes + 2
+    assert value(again, "berth_wake_seconds_count") == 2
+
+    # Over TCP, as the admin API: a read token, and nothing without one.
+    import urllib.request
+    import urllib.error
+    url = "http://127.0.0.1:%d/metrics" % h.admin_port
+    try:
+        urllib.request.urlopen(url, timeout=5)
+        raise AssertionError("/metrics answered without a token")
+    except urllib.error.HTTPError as e:
+        assert e.code == 401
+    token = h.cli_json("token", "new", "--scope", "read")["token"]
+    r = urllib.request.urlopen(urllib.request.Request(
+        url, headers={"Authorization": "Bearer " + token}), timeout=5)
+    assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    parse_metrics(r.read().decode())
+    # An account's token sees only its ships, not the host's figures.
+    acct = h.cli_json("account", "new", "alice")["token"]
+    try:
+        urllib.request.urlopen(urllib.request.Request(
+            url, headers={"Authorization": "Bearer " + acct}), timeout=5)
+        raise AssertionError("an account's token read /metrics")
+    except urllib.error.HTTPError as e:
+        assert e.code == 403
+    assert value(scrape(h), "berth_account_ships", account="alice") == 0
