@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -161,12 +162,43 @@ static const struct cli__opt cli__client_opts[] = {
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
-static void cli__help_opts(FILE *f, const struct cli__opt *opts)
+/* Short forms of some commands' options: "berth ship logs -f". */
+static const struct {
+    const char *cmd, *alias, *name;
+} cli__aliases[] = {
+    {"ship logs", "-f", "--follow"},
+};
+
+/* Return the option that alias stands for in command cmd, or NULL. */
+static const char *cli__alias(const char *cmd, const char *alias)
+{
+    for (size_t i = 0; i < sizeof cli__aliases / sizeof cli__aliases[0]; i++) {
+        if (strcmp(cli__aliases[i].cmd, cmd) == 0 &&
+            strcmp(cli__aliases[i].alias, alias) == 0) {
+            return cli__aliases[i].name;
+        }
+    }
+    return NULL;
+}
+
+/* Print the options of opts, with their short forms in command cmd (NULL:
+ * none). */
+static void cli__help_opts(FILE *f, const struct cli__opt *opts,
+                           const char *cmd)
 {
     for (const struct cli__opt *o = opts; o->name != NULL; o++) {
         char left[64];
-        snprintf(left, sizeof left, "%s%s%s", o->name, o->value ? " " : "",
-                 o->value ? o->value : "");
+        const char *alias = "";
+        for (size_t i = 0;
+             cmd != NULL && i < sizeof cli__aliases / sizeof cli__aliases[0];
+             i++) {
+            if (strcmp(cli__aliases[i].cmd, cmd) == 0 &&
+                strcmp(cli__aliases[i].name, o->name) == 0) {
+                alias = cli__aliases[i].alias;
+            }
+        }
+        snprintf(left, sizeof left, "%s%s%s%s%s", alias, alias[0] ? ", " : "",
+                 o->name, o->value ? " " : "", o->value ? o->value : "");
         cli__help_row(f, left, o->help);
     }
 }
@@ -178,11 +210,11 @@ static void cli__help(const struct cli__cmd *cmd)
     cli__wrap(stdout, cmd->about, 0, 0);
     if (cmd->opts != NULL && cmd->opts[0].name != NULL) {
         printf("\nOptions:\n");
-        cli__help_opts(stdout, cmd->opts);
+        cli__help_opts(stdout, cmd->opts, cmd->name);
     }
     if (cmd->client) {
         printf("\nFinding the host, and output:\n");
-        cli__help_opts(stdout, cli__client_opts);
+        cli__help_opts(stdout, cli__client_opts, NULL);
     }
     cli__help_row(stdout, "-h, --help", "print this help");
 }
@@ -248,6 +280,9 @@ static int cli__parse(const struct cli__cmd *cmd, int argc, char **argv,
     memset(a, 0, sizeof *a);
     for (int k = 0; k < argc; k++) {
         const char *arg = argv[k];
+        if (options && cli__alias(cmd->name, arg) != NULL) {
+            arg = cli__alias(cmd->name, arg);
+        }
         if (!options || strncmp(arg, "--", 2) != 0 || strcmp(arg, "--") == 0) {
             if (options && strcmp(arg, "--") == 0) {
                 options = false;
@@ -1149,6 +1184,109 @@ static int cli__show(struct cli *c, const char *target, json_t **out)
         *out = NULL;
     }
     return rv;
+}
+
+/* --- ship logs. --- */
+
+enum { CLI__LOGS_FOLLOW, CLI__LOGS_BYTES };
+
+static const struct cli__opt cli__logs_opts[] = {
+    [CLI__LOGS_FOLLOW] = {"--follow", NULL, CLI__FLAG, 0, 0,
+                          "keep printing what the program writes, until "
+                          "interrupted"},
+    [CLI__LOGS_BYTES] = {"--bytes", "N", CLI__NUM, 1, 1ULL << 30,
+                         "only the last N bytes (default: all the host "
+                         "keeps, --ship-log-bytes of serve)"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+/* One answer of GET /v1/ships/ID/logs: its data written to stdout (or,
+ * with --json, the answer itself, a line of JSON); *end set to the offset
+ * after it and *log_end to the log's end. 0, or 1 after an error. */
+static int cli__logs_get(struct cli *c, const char *target, uint64_t *end,
+                         uint64_t *log_end)
+{
+    json_t *v = NULL;
+    int rv = cli__call(c, "GET", target, NULL, 0, &v);
+    if (rv != 0) {
+        return rv;
+    }
+    *end = (uint64_t)cli__int(v, "end");
+    *log_end = (uint64_t)cli__int(v, "log_end");
+    const char *data = json_string_value(json_object_get(v, "data"));
+    if (c->json) {
+        char *line = json_dumps(v, JSON_COMPACT);
+        if (line != NULL) {
+            printf("%s\n", line);
+            free(line);
+        }
+    } else if (data != NULL) {
+        size_t n = strlen(data), len = 0;
+        uint8_t *bytes = mem_alloc(n + 1);
+        if (bytes == NULL ||
+            sodium_base642bin(bytes, n + 1, data, n, NULL, &len, NULL,
+                              sodium_base64_VARIANT_ORIGINAL) != 0) {
+            mem_free(bytes);
+            json_decref(v);
+            fprintf(stderr, "berth: the host's answer holds no log\n");
+            return 1;
+        }
+        fwrite(bytes, 1, len, stdout);
+        mem_free(bytes);
+    }
+    fflush(stdout);
+    json_decref(v);
+    return 0;
+}
+
+static int cli__ship_logs(const struct cli__cmd *cmd, struct cli *c,
+                          struct cli__args *a)
+{
+    const char *ship = a->pos[0];
+    if (!ship_name_valid(ship)) {
+        return cli__usage(cmd, "not a ship id or name: %s", ship);
+    }
+    char target[512];
+    uint64_t cursor = 0, end = 0, log_end = 0;
+    int rv;
+    if (a->val[CLI__LOGS_BYTES] != NULL) {
+        /* Where the log ends now, to start the given bytes before. */
+        snprintf(target, sizeof target, "/v1/ships/%s/logs?bytes=1", ship);
+        json_t *v = NULL;
+        if (cli__call(c, "GET", target, NULL, 0, &v) != 0) {
+            return 1;
+        }
+        log_end = (uint64_t)cli__int(v, "log_end");
+        json_decref(v);
+        uint64_t n = a->num[CLI__LOGS_BYTES];
+        cursor = log_end > n ? log_end - n : 0;
+    }
+    /* What the host holds, an answer (at most 1 MiB) at a time. */
+    do {
+        snprintf(target, sizeof target, "/v1/ships/%s/logs?after=%llu", ship,
+                 (unsigned long long)cursor);
+        rv = cli__logs_get(c, target, &end, &log_end);
+        if (rv != 0) {
+            return rv;
+        }
+        if (end <= cursor && end < log_end) {
+            break; /* no progress: do not spin */
+        }
+        cursor = end;
+    } while (cursor < log_end);
+    /* Then what the program writes: each request waits on the host until
+     * there is more, or a few seconds have passed. */
+    while (a->val[CLI__LOGS_FOLLOW] != NULL) {
+        snprintf(target, sizeof target,
+                 "/v1/ships/%s/logs?after=%llu&wait=5000", ship,
+                 (unsigned long long)cursor);
+        rv = cli__logs_get(c, target, &end, &log_end);
+        if (rv != 0) {
+            return rv;
+        }
+        cursor = end;
+    }
+    return 0;
 }
 
 /* --- cluster. --- */
@@ -2203,6 +2341,15 @@ static const struct cli__cmd cli__cmds[] = {
      "children, arguments, environment, events, snapshot, timeouts, memory "
      "and alarm.",
      NULL, 1, 1, true, cli__ship_one},
+    {"ship logs", "SHIP", "print a ship's program's stderr",
+     "Print what the ship's program wrote to its stderr, as the host that "
+     "runs it keeps it: the last --ship-log-bytes of `berth serve` (64 KiB "
+     "by default), on disk, across sleeps and restarts of the program. In a "
+     "cluster only the leader runs programs: the log is the leader's, of "
+     "what programs wrote while it led. With --follow (-f) it goes on "
+     "printing what the program writes until interrupted. With --json each "
+     "answer of the API is a line of JSON, its bytes in base64.",
+     cli__logs_opts, 1, 1, true, cli__ship_logs},
     {"ship tree", "SHIP", "show a ship and its descendants",
      "Show a ship and its descendants (children made with 'ship new "
      "--parent' or by its program), a line a ship, each indented under its "

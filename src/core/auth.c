@@ -22,6 +22,7 @@ static const struct auth_route auth__routes[] = {
     {"GET", "/v1/ships", AUTH_SCOPE_READ},
     {"GET", "/v1/ships/*", AUTH_SCOPE_READ},
     {"GET", "/v1/ships/*/tree", AUTH_SCOPE_READ},
+    {"GET", "/v1/ships/*/logs", AUTH_SCOPE_READ},
     {"POST", "/v1/ships", AUTH_SCOPE_OPERATE},
     {"DELETE", "/v1/ships/*", AUTH_SCOPE_OPERATE},
     {"POST", "/v1/ships/*/send", AUTH_SCOPE_OPERATE},

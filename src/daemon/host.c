@@ -237,6 +237,7 @@ static void host__removed(void *arg, uint64_t sid)
         return;
     }
     h->removed_pending = true;
+    host_shiplog_remove(h, sid);
     uint32_t slot = registry_seek(&h->reg, sid - 1);
     if (slot >= h->reg.n_slots || registry_get(&h->reg, slot)->sid != sid) {
         return;
@@ -569,6 +570,7 @@ static int host__ready(struct host *h)
         return rv;
     }
     host__limits(h);
+    host_shiplog_start(h);
     h->ready = true;
     h->ready_ns = uv_hrtime() - h->started_ns;
     char n[32], ms[32], awake[32];
@@ -1988,6 +1990,7 @@ int host_run(const struct host_config *cfg)
     host_crawler_stop(h);
     host_usage_stop(h);
     host_beats_stop(h);
+    host_shiplog_stop(h);
     http_server_close(h->front, NULL, NULL);
     http_server_close(h->admin, NULL, NULL);
     if (h->admin_tcp != NULL) {

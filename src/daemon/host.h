@@ -152,6 +152,7 @@ struct host_ship {
      * the last one taken, under the lead of mail_epoch. */
     bool mail_busy;
     uint64_t mail_last, mail_epoch;
+    bool log_failed; /* its stderr could not be kept: said once */
 };
 
 /* A leased ship on the leader (daemon/children.c): when its lease was last
@@ -260,6 +261,36 @@ const struct host_beat *host_beat_of(struct host *h, uint64_t id);
  * "programs", "live", "fds", "load1", "cpus", "leading"}}, or
  * {"heartbeat": null} for none. */
 void host_beat_json(struct host *h, uint64_t id, json_t *o);
+
+/* --- Ships' logs (daemon/shiplog.c): programs' stderr, kept per ship. */
+
+/* The most bytes one answer of GET /v1/ships/ID/logs carries, and the
+ * longest it waits for more. */
+#define HOST_SHIPLOG_READ_MAX (1u << 20)
+#define HOST_SHIPLOG_WAIT_MAX_MS 10000
+
+struct host_logwait;
+
+/* Make DATA/logs and remove the logs of ships the registry no longer has;
+ * once the registry is loaded. */
+void host_shiplog_start(struct host *h);
+
+/* Answer every request waiting for a log: the host stops. */
+void host_shiplog_stop(struct host *h);
+
+/* s's program wrote n bytes at data to its stderr: keep them in its ring,
+ * and answer the requests that wait for them. */
+void host_shiplog_append(struct host_ship *s, const uint8_t *data, size_t n);
+
+/* Remove ship sid's log: the ship is removed. */
+void host_shiplog_remove(struct host *h, uint64_t sid);
+
+/* Answer req with the log of the ship in slot: its bytes from offset
+ * after on (UINT64_MAX: the last ones), at most max; when there are none
+ * after it yet and wait_ms is not 0, once the program writes or wait_ms
+ * has passed. */
+void host_shiplog_get(struct host *h, struct http_request *req, uint32_t slot,
+                      uint64_t after, size_t max, unsigned wait_ms);
 
 /* Serve GET /metrics: Prometheus text (daemon/metrics.c;
  * docs/metrics.md). */
@@ -392,6 +423,10 @@ struct host {
     uint64_t disk_checked_ms;
     bool disk_ok;
     struct host_beats beats; /* daemon/beats.c */
+    /* Requests waiting for a ship's log to grow (daemon/shiplog.c), and
+     * the tick that answers those whose time is up. */
+    struct host_logwait *logwaits;
+    uv_timer_t logwait_timer;
 };
 
 /* Return the registry slot of the ship with this id or name, or

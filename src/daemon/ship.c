@@ -593,6 +593,11 @@ static void ship__on_exit(struct proc *p, const char *why, int clean, void *arg)
     fleet_on_exit(&s->core, why, clean != 0);
 }
 
+static void ship__on_stderr(void *arg, const uint8_t *data, size_t n)
+{
+    host_shiplog_append(arg, data, n);
+}
+
 static int ship__env_spawn(void *data, struct fleet_ship *c, struct buf *boot,
                            bool *held, char *errmsg)
 {
@@ -610,7 +615,9 @@ static int ship__env_spawn(void *data, struct fleet_ship *c, struct buf *boot,
         .env = s->env,
         .env_len = s->env_len,
         .first = boot,
+        .on_stderr = ship__on_stderr,
     };
+    s->log_failed = false;
     int rv = proc_spawn(&s->proc, &h->loop, &pc, ship__on_frame, ship__on_exit,
                         s, errmsg);
     ship__drop_args(s);

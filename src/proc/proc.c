@@ -66,6 +66,7 @@ struct proc {
     uv_poll_t exit; /* the child's pidfd, readable once it has exited */
     proc_frame_cb on_frame;
     proc_exit_cb on_exit;
+    proc_stderr_cb on_stderr;
     void *arg;
     char *name;
     const char *why; /* set by a kill; owned if why_owned */
@@ -569,6 +570,9 @@ static int proc__err_read(struct proc *p)
         n = read(fd, proc__scratch, sizeof proc__scratch);
     } while (n < 0 && errno == EINTR);
     if (n > 0) {
+        if (p->on_stderr != NULL) {
+            p->on_stderr(p->arg, proc__scratch, (size_t)n);
+        }
         proc__err_admit(p, (const char *)proc__scratch, (size_t)n);
         return 1;
     }
@@ -914,6 +918,7 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
     p->max_frame = max > UINT32_MAX ? UINT32_MAX : (uint32_t)max;
     p->on_frame = on_frame;
     p->on_exit = on_exit;
+    p->on_stderr = cfg->on_stderr;
     p->arg = arg;
     p->budget = cfg->budget;
     size_t rate = cfg->stderr_rate ? cfg->stderr_rate : PROC_STDERR_RATE;

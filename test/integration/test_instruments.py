@@ -1,10 +1,14 @@
 """The host's instruments: structured log lines with levels, Prometheus
 metrics at /metrics, programs' stderr kept per ship (`berth ship logs`), and
 hosts' heartbeats in `berth cluster ls`."""
+import base64
+import json
+import os
 import re
+import subprocess
 import time
 
-from conftest import KV, free_port, wait_for
+from conftest import BERTH, KV, MISBEHAVE, free_port, wait_for
 
 
 def log_lines(h):
@@ -44,8 +48,6 @@ def test_info_logs_a_wake_and_a_sleep_and_warn_does_not(host_factory):
 
 def test_a_bad_log_level_is_refused(host_factory):
     h = host_factory(["--log-level", "loud"], name="bad")
-    import subprocess
-    from conftest import BERTH
     r = subprocess.run([BERTH, "serve", "--data", h.data, "--log-level", "loud"],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 2
@@ -194,3 +196,97 @@ def test_metrics_parse_strictly_and_move(host_factory):
     except urllib.error.HTTPError as e:
         assert e.code == 403
     assert value(scrape(h), "berth_account_ships", account="alice") == 0
+
+
+# --- berth ship logs ---
+
+def ring_files(h):
+    d = os.path.join(h.data, "logs")
+    return sorted(os.path.join(d, f) for f in os.listdir(d)) if os.path.isdir(d) else []
+
+
+def test_ship_logs_keep_the_last_bytes_of_stderr(host_factory):
+    h = host_factory(["--ship-log-bytes", "4096"], name="logs").start()
+    sid = h.new_ship(MISBEHAVE, "loud")
+    assert ring_files(h) == []  # made at the first byte only
+    assert h.http("GET", "/s/loud/stderr/1")[0] == 200
+    out = wait_for(lambda: (lambda r: r if len(r) == 4096 else None)(
+        h.cli("ship", "logs", "loud").stdout))
+    assert set(out) == {"e", "\n"}, out[:200]
+    [ring] = ring_files(h)
+    assert os.path.getsize(ring) <= 4096 + 32
+    assert len(h.cli("ship", "logs", "loud", "--bytes", "100").stdout) == 100
+    v = json.loads(h.cli("ship", "logs", "loud", "--json").stdout.splitlines()[0])
+    assert v["ship"] == sid and v["log_end"] == 1 << 20 and v["capacity"] == 4096
+    assert v["end"] - v["start"] == 4096
+    # Asleep, the log stays; the ship's removal takes it.
+    h.cli("ship", "sleep", "loud")
+    assert len(h.cli("ship", "logs", "loud").stdout) == 4096
+    st, body = h.admin("GET", "/v1/ships/loud/logs?bytes=0")
+    assert st == 400, body
+    st, body = h.admin("GET", "/v1/ships/loud/logs?wait=100")
+    assert st == 400, body
+    h.cli("ship", "rm", "loud")
+    assert ring_files(h) == []
+    r = h.cli("ship", "logs", "loud", check=False)
+    assert r.returncode == 1 and "no ship" in r.stderr
+
+
+def test_ship_logs_follow(host_factory):
+    h = host_factory(["--ship-log-bytes", "65536"], name="follow").start()
+    h.new_ship(MISBEHAVE, "f")
+    f = subprocess.Popen([BERTH, "ship", "logs", "f", "-f", "--data", h.data],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        assert f.poll() is None, f.stderr.read()
+        assert h.http("GET", "/s/f/flood")[0] == 200
+        seen = b""
+        deadline = time.time() + 10
+        while b"flood 0000" not in seen and time.time() < deadline:
+            seen += os.read(f.stdout.fileno(), 65536)
+        assert b"flood 0000" in seen
+    finally:
+        f.kill()
+        f.wait()
+    h.cli("ship", "sleep", "f")
+
+
+def test_a_flood_of_stderr_leaves_the_host_and_other_ships_be(host_factory):
+    """A program's child writes stderr without end beside a kv ship: the kv
+    ship answers on, the ring stays at its size, and the log follows the
+    flood's newest lines."""
+    h = host_factory(["--ship-log-bytes", "65536"], name="flood").start()
+    h.new_ship(MISBEHAVE, "flood")
+    h.new_ship(KV, "calm")
+    assert h.http("PUT", "/s/calm/k/x", b"0")[0] in (200, 201)
+    assert h.http("GET", "/s/flood/flood")[0] == 200
+    slowest = 0
+    start = time.time()
+    n = 0
+    while time.time() - start < 4:
+        t = time.time()
+        assert h.http("PUT", "/s/calm/k/x", str(n).encode(), timeout=10)[0] in (200, 201)
+        st, _, body = h.http("GET", "/s/calm/k/x", timeout=10)
+        assert st == 200 and body == str(n).encode()
+        slowest = max(slowest, time.time() - t)
+        n += 1
+    assert n >= 20, n
+    assert slowest < 2, slowest
+    [ring] = ring_files(h)
+    assert os.path.getsize(ring) <= 65536 + 32
+    first = json.loads(h.cli("ship", "logs", "flood", "--json").stdout.splitlines()[0])
+    assert first["end"] - first["start"] == 65536
+    assert first["log_end"] > 1 << 20, first["log_end"]  # MiBs went through
+    time.sleep(0.5)
+    later = json.loads(h.cli("ship", "logs", "flood", "--json").stdout.splitlines()[0])
+    assert later["log_end"] > first["log_end"]
+    text = base64.b64decode(later["data"]).decode()
+    numbers = [int(l.split()[1]) for l in text.splitlines()[1:-1]]
+    assert numbers and numbers == sorted(numbers)
+    # The host's own log is held to its rate, not the flood's.
+    assert os.path.getsize(h.log_path) < 4 << 20
+    st, _ = h.admin("GET", "/metrics")
+    assert st == 200
+    h.cli("ship", "sleep", "flood")
+    assert h.cli_json("ship", "show", "flood")["state"] == "asleep"
