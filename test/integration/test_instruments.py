@@ -290,3 +290,70 @@ def test_a_flood_of_stderr_leaves_the_host_and_other_ships_be(host_factory):
     assert st == 200
     h.cli("ship", "sleep", "flood")
     assert h.cli_json("ship", "show", "flood")["state"] == "asleep"
+
+
+# --- A cluster: leader, term and lag in /metrics; heartbeats ---
+
+def test_cluster_metrics_and_heartbeats(cluster_factory):
+    c = cluster_factory(3).start()
+    lead = c.leader()
+    others = [h for h in c.hosts if h is not lead]
+    views = c.views()
+    ids = {h: views[h]["id"] for h in c.hosts}
+
+    # Every host names the same leader and term; only the leader says it
+    # leads, and only it knows each host's lag.
+    scrapes = {h: scrape(h) for h in c.hosts}
+    terms = {value(s, "berth_raft_term") for s in scrapes.values()}
+    assert len(terms) == 1 and terms.pop() >= 1
+    for h, s in scrapes.items():
+        assert value(s, "berth_raft_leader_id") == ids[lead]
+        assert value(s, "berth_leader") == (1 if h is lead else 0)
+        assert value(s, "berth_cluster_hosts") == 3
+        lags = [x for x in s["berth_raft_lag_entries"]["samples"]]
+        assert len(lags) == (3 if h is lead else 0), lags
+    # Writes through the leader: the followers catch up, lag back to none.
+    lead.new_ship(KV, "ann")
+    for i in range(20):
+        assert lead.http("PUT", "/s/ann/k/%d" % i, b"v")[0] in (200, 201)
+    def caught_up():
+        s = scrape(lead)
+        return all(value(s, "berth_raft_lag_entries", host=ids[h]) == 0
+                   for h in c.hosts)
+    wait_for(caught_up, 10)
+    s = scrape(lead)
+    assert value(s, "berth_events_committed_total") >= 20
+
+    # Heartbeats: every host hears every other within a couple of seconds,
+    # and `cluster ls` shows them fresh.
+    def fresh(h, limit=2.5):
+        v = h.cluster()
+        beats = {x["id"]: x.get("heartbeat") for x in v["hosts"]}
+        return all(b is not None and b["age_ms"] < limit * 1000 and
+                   b["rss_bytes"] > 0 and b["load1"] >= 0
+                   for b in beats.values()) and beats
+    for h in c.hosts:
+        beats = wait_for(lambda: fresh(h), 10)
+        assert beats[ids[lead]]["leading"] is True
+    out = lead.cli("cluster", "ls").stdout
+    assert "HEARTBEAT" in out and "LOAD" in out, out
+    for line in out.splitlines()[2:]:
+        age = line.split()[8]
+        assert age.endswith("s") and float(age[:-1]) < 2.5, out
+
+    # A killed host's heartbeat ages on the others; theirs stay fresh.
+    victim = others[0]
+    victim.kill9()
+    alive = [h for h in c.hosts if h is not victim]
+    time.sleep(3.5)
+    for h in alive:
+        v = h.cluster()
+        beats = {x["id"]: x["heartbeat"] for x in v["hosts"]}
+        assert beats[ids[victim]]["age_ms"] >= 3000, beats
+        for o in alive:
+            assert beats[ids[o]]["age_ms"] < 2500, beats
+        s = scrape(h)
+        assert value(s, "berth_heartbeat_age_seconds", host=ids[victim]) >= 3
+    out = alive[0].cli("cluster", "ls").stdout
+    row = [l for l in out.splitlines() if l.startswith(str(ids[victim]))][0]
+    assert float(row.split()[8][:-1]) >= 3, out
