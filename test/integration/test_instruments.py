@@ -196,6 +196,12 @@ def test_metrics_parse_strictly_and_move(host_factory):
     except urllib.error.HTTPError as e:
         assert e.code == 403
     assert value(scrape(h), "berth_account_ships", account="alice") == 0
+    # Every metric served is documented.
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "docs", "metrics.md")) as f:
+        doc = f.read()
+    missing = [n for n in scrape(h) if "`" + n not in doc]
+    assert not missing, "not in docs/metrics.md: %s" % missing
 
 
 # --- berth ship logs ---
