@@ -1274,6 +1274,12 @@ static void count_log(const char *text, size_t *logged, unsigned *notes,
 }
 
 static size_t stderr_dropped_seen;
+static size_t stderr_taken; /* bytes given to the stderr callback */
+
+static void on_stderr_count(void *arg, const uint8_t *data, size_t n)
+{
+    stderr_taken += n;
+}
 
 static void on_exit_dropped(struct proc *p, const char *why, int clean,
                             void *arg)
@@ -1284,7 +1290,8 @@ static void on_exit_dropped(struct proc *p, const char *why, int clean,
 
 /* A program that floods stderr reaches the log only within its limit:
  * the burst, plus the rate meanwhile; the rest is dropped, counted, and
- * said in one line, and every byte is either logged or counted. */
+ * said in one line, and every byte is either logged or counted. The
+ * stderr callback gets every byte, dropped or not. */
 static void test_stderr_flood_is_limited(void **state)
 {
     char log[32];
@@ -1302,8 +1309,10 @@ static void test_stderr_flood_is_limited(void **state)
                               .name = "t",
                               .ship_id = "t",
                               .stderr_rate = 100,
-                              .stderr_burst = 5000};
+                              .stderr_burst = 5000,
+                              .on_stderr = on_stderr_count};
     uint64_t before = proc_stderr_dropped_total();
+    stderr_taken = 0;
     assert_int_equal(uv_loop_init(&x.loop), 0);
     assert_int_equal(
         proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_dropped, &x, errmsg),
@@ -1322,6 +1331,7 @@ static void test_stderr_flood_is_limited(void **state)
     assert_int_equal(x.clean, 1);
     assert_int_equal(notes, 1);
     assert_int_equal(logged + dropped, 250000);
+    assert_int_equal(stderr_taken, 250000);
     /* The burst, and what 100 bytes a second add while the shell runs. */
     assert_true(logged <= 5000 + 100 * 30);
     assert_int_equal(stderr_dropped_seen, dropped);
