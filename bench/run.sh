@@ -20,3 +20,5 @@ echo
 python3 bench/messages.py "$BUILD" "$DIR/messages"
 echo
 python3 bench/spawn.py "$BUILD" "$DIR/spawn" ${BENCH_QUICK:+--quick}
+echo
+python3 bench/stderr_flood.py "$BUILD" "$DIR/stderr"

@@ -8,7 +8,8 @@
  * to the host's log with the proc's name in front, within a rate limit
  * (PROC_STDERR_RATE), and all of it to a callback of the caller's. Each
  * readiness of the stderr pipe reads it once (at most 64 KiB), so that a
- * program writing without end shares the loop with everything else. A child
+ * program writing without end shares the loop with everything else, and
+ * past PROC_STDERR_READ_RATE the pipe waits: the program blocks. A child
  * that writes a malformed or oversized frame, or closes its stdout, is killed
  * at once: the host never trusts a program.
  *
@@ -75,6 +76,12 @@ typedef void (*proc_stderr_cb)(void *arg, const uint8_t *data, size_t n);
  * counted, and said in one log line per flood. */
 #define PROC_STDERR_RATE (64u * 1024)
 #define PROC_STDERR_BURST (512u * 1024)
+
+/* A program's stderr is read at this many bytes a second on average, in
+ * bursts of up to a second's worth: past it the host stops reading the
+ * pipe for a while, and a program that writes more blocks in its writes
+ * (as it would on a slow terminal) instead of taking the host's time. */
+#define PROC_STDERR_READ_RATE (16u * 1024 * 1024)
 
 /* The most strings a program's arguments, or its added environment, may
  * hold; and the most bytes both may take together, NULs included. */

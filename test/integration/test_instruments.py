@@ -267,6 +267,7 @@ def test_a_flood_of_stderr_leaves_the_host_and_other_ships_be(host_factory):
     h.new_ship(KV, "calm")
     assert h.http("PUT", "/s/calm/k/x", b"0")[0] in (200, 201)
     assert h.http("GET", "/s/flood/flood")[0] == 200
+    flood_start = time.time()
     slowest = 0
     start = time.time()
     n = 0
@@ -283,7 +284,10 @@ def test_a_flood_of_stderr_leaves_the_host_and_other_ships_be(host_factory):
     assert os.path.getsize(ring) <= 65536 + 32
     first = json.loads(h.cli("ship", "logs", "flood", "--json").stdout.splitlines()[0])
     assert first["end"] - first["start"] == 65536
-    assert first["log_end"] > 1 << 20, first["log_end"]  # MiBs went through
+    # MiBs went through, but no more than the host reads a second (16 MiB,
+    # after a first second's worth): the flooding child waits in its writes.
+    assert first["log_end"] > 1 << 20, first["log_end"]
+    assert first["log_end"] <= (17 + 17 * (time.time() - flood_start)) * (1 << 20)
     time.sleep(0.5)
     later = json.loads(h.cli("ship", "logs", "flood", "--json").stdout.splitlines()[0])
     assert later["log_end"] > first["log_end"]

@@ -1338,6 +1338,38 @@ static void test_stderr_flood_is_limited(void **state)
     assert_int_equal(proc_stderr_dropped_total() - before, dropped);
 }
 
+/* A program that writes stderr faster than PROC_STDERR_READ_RATE is held
+ * to it: 48 MiB take at least the 2 s past the first second's burst, and
+ * the callback still gets every byte. */
+static void test_stderr_read_is_paced(void **state)
+{
+    char log[32];
+    int saved = stderr_capture(log, sizeof log);
+    struct fx x = {0};
+    script(&x, "head -c 50331648 /dev/zero >&2\nexit 0");
+    alarm(60);
+    char errmsg[ERRMSG_SIZE];
+    struct proc_config cfg = {.path = x.script,
+                              .name = "t",
+                              .ship_id = "t",
+                              .on_stderr = on_stderr_count};
+    stderr_taken = 0;
+    assert_int_equal(uv_loop_init(&x.loop), 0);
+    uint64_t t0 = uv_hrtime();
+    assert_int_equal(
+        proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_cb, &x, errmsg), 0);
+    run_until_gone(&x);
+    uint64_t ms = (uv_hrtime() - t0) / 1000000;
+    unlink(x.script);
+    stderr_restore(saved);
+    unlink(log);
+    assert_int_equal(x.clean, 1);
+    assert_int_equal(stderr_taken, 50331648);
+    if (ms < 1800) {
+        fail_msg("48 MiB of stderr read in %llu ms", (unsigned long long)ms);
+    }
+}
+
 /* A program's memory counts what it started: a child holding 8 MB, found
  * in the process tree at first and in the cgroup once there is one. */
 static void test_memory_counts_children(void **state)
@@ -1474,6 +1506,7 @@ int main(void)
         cmocka_unit_test(test_memory_is_plausible),
         cmocka_unit_test(test_closed_output_kills),
         cmocka_unit_test(test_stderr_flood_is_limited),
+        cmocka_unit_test(test_stderr_read_is_paced),
         cmocka_unit_test(test_memory_counts_children),
         cmocka_unit_test(test_freezer_detected),
         cmocka_unit_test(test_freezer_cgroup1),
