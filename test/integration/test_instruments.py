@@ -232,6 +232,13 @@ def test_ship_logs_keep_the_last_bytes_of_stderr(host_factory):
     assert st == 400, body
     st, body = h.admin("GET", "/v1/ships/loud/logs?wait=100")
     assert st == 400, body
+    # Bad usage: status 2, nothing on stdout; --help says what -f is.
+    r = h.cli("ship", "logs", "loud", "--bytes", "0", check=False)
+    assert r.returncode == 2 and r.stdout == "" and "--bytes" in r.stderr
+    r = h.cli("ship", "logs", "--help", check=False)
+    assert r.returncode == 0 and "-f, --follow" in r.stdout
+    assert "ship logs" in subprocess.run([BERTH, "--help"], capture_output=True,
+                                         text=True).stdout
     h.cli("ship", "rm", "loud")
     assert ring_files(h) == []
     r = h.cli("ship", "logs", "loud", check=False)
@@ -333,6 +340,16 @@ def test_cluster_metrics_and_heartbeats(cluster_factory):
     wait_for(caught_up, 10)
     s = scrape(lead)
     assert value(s, "berth_events_committed_total") >= 20
+
+    # A ship's log is the leader's: a follower passes the request on.
+    lead.new_ship(MISBEHAVE, "loud")
+    follower = others[0]
+    assert follower.http("GET", "/s/loud/stderr/1")[0] == 200
+    for h in c.hosts:
+        v = json.loads(h.cli("ship", "logs", "loud", "--json").stdout.splitlines()[0])
+        assert v["host"] == ids[c.leader()] and v["log_end"] == 1 << 20, v
+    assert os.listdir(os.path.join(c.leader().data, "logs"))
+    assert not os.listdir(os.path.join(follower.data, "logs"))
 
     # Heartbeats: every host hears every other within a couple of seconds,
     # and `cluster ls` shows them fresh.
