@@ -40,6 +40,7 @@ struct cli {
     const char *admin;
     const char *token; /* --token, else $BERTH_TOKEN; NULL: none */
     bool json;
+    int status; /* of the last answer cli__call got; 0: none came */
     char endpoint[4200];
 };
 
@@ -416,6 +417,7 @@ static int cli__call(struct cli *c, const char *method, const char *target,
         snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token);
     }
     buf_init(&resp);
+    c->status = 0;
     int rv = http_client_request_ex(c->endpoint, method, target,
                                     auth[0] ? auth : NULL, body, len, 0,
                                     &status, &resp, errmsg);
@@ -426,6 +428,7 @@ static int cli__call(struct cli *c, const char *method, const char *target,
         buf_free(&resp);
         return 1;
     }
+    c->status = status;
     json_error_t jerr;
     json_t *v = json_loadb((const char *)resp.data, resp.len, 0, &jerr);
     buf_free(&resp);
@@ -1193,7 +1196,7 @@ enum { CLI__LOGS_FOLLOW, CLI__LOGS_BYTES };
 static const struct cli__opt cli__logs_opts[] = {
     [CLI__LOGS_FOLLOW] = {"--follow", NULL, CLI__FLAG, 0, 0,
                           "keep printing what the program writes, until "
-                          "interrupted"},
+                          "interrupted (through a change of leader too)"},
     [CLI__LOGS_BYTES] = {"--bytes", "N", CLI__NUM, 1, 1ULL << 30,
                          "only the last N bytes (default: all the host "
                          "keeps, --ship-log-bytes of serve)"},
@@ -1281,6 +1284,13 @@ static int cli__ship_logs(const struct cli__cmd *cmd, struct cli *c,
                  "/v1/ships/%s/logs?after=%llu&wait=5000", ship,
                  (unsigned long long)cursor);
         rv = cli__logs_get(c, target, &end, &log_end);
+        if (rv != 0 && c->status == 503) {
+            /* Leadership moves, or the host is busy: said on stderr, and
+             * the follow goes on (from the new leader's ring, if it
+             * moved). */
+            usleep(500 * 1000);
+            continue;
+        }
         if (rv != 0) {
             return rv;
         }
