@@ -24,3 +24,7 @@ echo
 python3 bench/caps.py "$BUILD" "$DIR/caps"
 echo
 python3 bench/spawn.py "$BUILD" "$DIR/spawn" ${BENCH_QUICK:+--quick}
+echo
+python3 bench/stderr_flood.py "$BUILD" "$DIR/stderr"
+echo
+python3 bench/log_level.py "$BUILD" "$DIR/loglevel"

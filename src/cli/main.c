@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -40,6 +41,7 @@ struct cli {
     const char *admin;
     const char *token; /* --token, else $BERTH_TOKEN; NULL: none */
     bool json;
+    int status; /* of the last answer cli__call got; 0: none came */
     char endpoint[4200];
 };
 
@@ -162,12 +164,43 @@ static const struct cli__opt cli__client_opts[] = {
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
-static void cli__help_opts(FILE *f, const struct cli__opt *opts)
+/* Short forms of some commands' options: "berth ship logs -f". */
+static const struct {
+    const char *cmd, *alias, *name;
+} cli__aliases[] = {
+    {"ship logs", "-f", "--follow"},
+};
+
+/* Return the option that alias stands for in command cmd, or NULL. */
+static const char *cli__alias(const char *cmd, const char *alias)
+{
+    for (size_t i = 0; i < sizeof cli__aliases / sizeof cli__aliases[0]; i++) {
+        if (strcmp(cli__aliases[i].cmd, cmd) == 0 &&
+            strcmp(cli__aliases[i].alias, alias) == 0) {
+            return cli__aliases[i].name;
+        }
+    }
+    return NULL;
+}
+
+/* Print the options of opts, with their short forms in command cmd (NULL:
+ * none). */
+static void cli__help_opts(FILE *f, const struct cli__opt *opts,
+                           const char *cmd)
 {
     for (const struct cli__opt *o = opts; o->name != NULL; o++) {
         char left[64];
-        snprintf(left, sizeof left, "%s%s%s", o->name, o->value ? " " : "",
-                 o->value ? o->value : "");
+        const char *alias = "";
+        for (size_t i = 0;
+             cmd != NULL && i < sizeof cli__aliases / sizeof cli__aliases[0];
+             i++) {
+            if (strcmp(cli__aliases[i].cmd, cmd) == 0 &&
+                strcmp(cli__aliases[i].name, o->name) == 0) {
+                alias = cli__aliases[i].alias;
+            }
+        }
+        snprintf(left, sizeof left, "%s%s%s%s%s", alias, alias[0] ? ", " : "",
+                 o->name, o->value ? " " : "", o->value ? o->value : "");
         cli__help_row(f, left, o->help);
     }
 }
@@ -179,11 +212,11 @@ static void cli__help(const struct cli__cmd *cmd)
     cli__wrap(stdout, cmd->about, 0, 0);
     if (cmd->opts != NULL && cmd->opts[0].name != NULL) {
         printf("\nOptions:\n");
-        cli__help_opts(stdout, cmd->opts);
+        cli__help_opts(stdout, cmd->opts, cmd->name);
     }
     if (cmd->client) {
         printf("\nFinding the host, and output:\n");
-        cli__help_opts(stdout, cli__client_opts);
+        cli__help_opts(stdout, cli__client_opts, NULL);
     }
     cli__help_row(stdout, "-h, --help", "print this help");
 }
@@ -249,6 +282,9 @@ static int cli__parse(const struct cli__cmd *cmd, int argc, char **argv,
     memset(a, 0, sizeof *a);
     for (int k = 0; k < argc; k++) {
         const char *arg = argv[k];
+        if (options && cli__alias(cmd->name, arg) != NULL) {
+            arg = cli__alias(cmd->name, arg);
+        }
         if (!options || strncmp(arg, "--", 2) != 0 || strcmp(arg, "--") == 0) {
             if (options && strcmp(arg, "--") == 0) {
                 options = false;
@@ -382,6 +418,7 @@ static int cli__call(struct cli *c, const char *method, const char *target,
         snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token);
     }
     buf_init(&resp);
+    c->status = 0;
     int rv = http_client_request_ex(c->endpoint, method, target,
                                     auth[0] ? auth : NULL, body, len, 0,
                                     &status, &resp, errmsg);
@@ -392,6 +429,7 @@ static int cli__call(struct cli *c, const char *method, const char *target,
         buf_free(&resp);
         return 1;
     }
+    c->status = status;
     json_error_t jerr;
     json_t *v = json_loadb((const char *)resp.data, resp.len, 0, &jerr);
     buf_free(&resp);
@@ -1344,6 +1382,116 @@ static int cli__show(struct cli *c, const char *target, json_t **out)
     return rv;
 }
 
+/* --- ship logs. --- */
+
+enum { CLI__LOGS_FOLLOW, CLI__LOGS_BYTES };
+
+static const struct cli__opt cli__logs_opts[] = {
+    [CLI__LOGS_FOLLOW] = {"--follow", NULL, CLI__FLAG, 0, 0,
+                          "keep printing what the program writes, until "
+                          "interrupted (through a change of leader too)"},
+    [CLI__LOGS_BYTES] = {"--bytes", "N", CLI__NUM, 1, 1ULL << 30,
+                         "only the last N bytes (default: all the host "
+                         "keeps, --ship-log-bytes of serve)"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+/* One answer of GET /v1/ships/ID/logs: its data written to stdout (or,
+ * with --json, the answer itself, a line of JSON); *end set to the offset
+ * after it and *log_end to the log's end. 0, or 1 after an error. */
+static int cli__logs_get(struct cli *c, const char *target, uint64_t *end,
+                         uint64_t *log_end)
+{
+    json_t *v = NULL;
+    int rv = cli__call(c, "GET", target, NULL, 0, &v);
+    if (rv != 0) {
+        return rv;
+    }
+    *end = (uint64_t)cli__int(v, "end");
+    *log_end = (uint64_t)cli__int(v, "log_end");
+    const char *data = json_string_value(json_object_get(v, "data"));
+    if (c->json) {
+        char *line = json_dumps(v, JSON_COMPACT);
+        if (line != NULL) {
+            printf("%s\n", line);
+            free(line);
+        }
+    } else if (data != NULL) {
+        size_t n = strlen(data), len = 0;
+        uint8_t *bytes = mem_alloc(n + 1);
+        if (bytes == NULL ||
+            sodium_base642bin(bytes, n + 1, data, n, NULL, &len, NULL,
+                              sodium_base64_VARIANT_ORIGINAL) != 0) {
+            mem_free(bytes);
+            json_decref(v);
+            fprintf(stderr, "berth: the host's answer holds no log\n");
+            return 1;
+        }
+        fwrite(bytes, 1, len, stdout);
+        mem_free(bytes);
+    }
+    fflush(stdout);
+    json_decref(v);
+    return 0;
+}
+
+static int cli__ship_logs(const struct cli__cmd *cmd, struct cli *c,
+                          struct cli__args *a)
+{
+    const char *ship = a->pos[0];
+    if (!ship_name_valid(ship)) {
+        return cli__usage(cmd, "not a ship id or name: %s", ship);
+    }
+    char target[512];
+    uint64_t cursor = 0, end = 0, log_end = 0;
+    int rv;
+    if (a->val[CLI__LOGS_BYTES] != NULL) {
+        /* Where the log ends now, to start the given bytes before. */
+        snprintf(target, sizeof target, "/v1/ships/%s/logs?bytes=1", ship);
+        json_t *v = NULL;
+        if (cli__call(c, "GET", target, NULL, 0, &v) != 0) {
+            return 1;
+        }
+        log_end = (uint64_t)cli__int(v, "log_end");
+        json_decref(v);
+        uint64_t n = a->num[CLI__LOGS_BYTES];
+        cursor = log_end > n ? log_end - n : 0;
+    }
+    /* What the host holds, an answer (at most 1 MiB) at a time. */
+    do {
+        snprintf(target, sizeof target, "/v1/ships/%s/logs?after=%llu", ship,
+                 (unsigned long long)cursor);
+        rv = cli__logs_get(c, target, &end, &log_end);
+        if (rv != 0) {
+            return rv;
+        }
+        if (end <= cursor && end < log_end) {
+            break; /* no progress: do not spin */
+        }
+        cursor = end;
+    } while (cursor < log_end);
+    /* Then what the program writes: each request waits on the host until
+     * there is more, or a few seconds have passed. */
+    while (a->val[CLI__LOGS_FOLLOW] != NULL) {
+        snprintf(target, sizeof target,
+                 "/v1/ships/%s/logs?after=%llu&wait=5000", ship,
+                 (unsigned long long)cursor);
+        rv = cli__logs_get(c, target, &end, &log_end);
+        if (rv != 0 && c->status == 503) {
+            /* Leadership moves, or the host is busy: said on stderr, and
+             * the follow goes on (from the new leader's ring, if it
+             * moved). */
+            usleep(500 * 1000);
+            continue;
+        }
+        if (rv != 0) {
+            return rv;
+        }
+        cursor = end;
+    }
+    return 0;
+}
+
 /* --- cluster. --- */
 
 static int cli__cluster_ls(const struct cli__cmd *cmd, struct cli *c,
@@ -1356,19 +1504,35 @@ static int cli__cluster_ls(const struct cli__cmd *cmd, struct cli *c,
     }
     printf("cluster %s, term %lld, leader %lld\n", cli__str(v, "cluster"),
            cli__int(v, "term"), cli__int(v, "leader"));
-    printf("%-16s %-22s %-22s %-8s %-7s %-7s %10s %8s\n", "ID", "PEER",
-           "LISTEN", "ROLE", "LEADER", "ONLINE", "APPLIED", "LAG");
+    printf("%-16s %-22s %-22s %-8s %-7s %-7s %10s %8s %9s %6s %8s %5s\n", "ID",
+           "PEER", "LISTEN", "ROLE", "LEADER", "ONLINE", "APPLIED", "LAG",
+           "HEARTBEAT", "LOAD", "RSS_MB", "PROGS");
     size_t i;
     json_t *hst;
     json_array_foreach(json_object_get(v, "hosts"), i, hst)
     {
         const char *listen = cli__str(hst, "listen");
-        printf("%-16lld %-22s %-22s %-8s %-7s %-7s %10lld %8lld%s\n",
+        /* The last heartbeat's age and what it said of the host's load;
+         * dashes for a host not heard from since this one started. */
+        char age[32] = "-", load[32] = "-", rss[32] = "-", progs[32] = "-";
+        json_t *beat = json_object_get(hst, "heartbeat");
+        if (json_is_object(beat)) {
+            snprintf(age, sizeof age, "%.1fs",
+                     cli__int(beat, "age_ms") / 1000.0);
+            snprintf(load, sizeof load, "%.2f",
+                     json_number_value(json_object_get(beat, "load1")));
+            snprintf(rss, sizeof rss, "%.1f",
+                     cli__int(beat, "rss_bytes") / 1048576.0);
+            snprintf(progs, sizeof progs, "%lld", cli__int(beat, "programs"));
+        }
+        printf("%-16lld %-22s %-22s %-8s %-7s %-7s %10lld %8lld %9s %6s %8s "
+               "%5s%s\n",
                cli__int(hst, "id"), cli__str(hst, "peer"),
                listen[0] ? listen : "-", cli__str(hst, "role"),
                json_is_true(json_object_get(hst, "leader")) ? "yes" : "-",
                json_is_true(json_object_get(hst, "online")) ? "yes" : "no",
-               cli__int(hst, "applied"), cli__int(hst, "lag"),
+               cli__int(hst, "applied"), cli__int(hst, "lag"), age, load, rss,
+               progs,
                json_is_true(json_object_get(hst, "self")) ? "  (this host)"
                                                           : "");
     }
@@ -2086,6 +2250,8 @@ enum {
     CLI__SERVE_CPU,
     CLI__SERVE_PIDS,
     CLI__SERVE_EVENT_CPU,
+    CLI__SERVE_LOG_LEVEL,
+    CLI__SERVE_SHIP_LOG_BYTES,
     CLI__SERVE_N,
 };
 
@@ -2252,6 +2418,15 @@ static const struct cli__opt cli__serve_opts[] = {
                                         "(64 hex digits, as `berth cluster "
                                         "secret` prints it; default: "
                                         "$BERTH_CLUSTER_SECRET)"},
+    [CLI__SERVE_LOG_LEVEL] = {"--log-level", "LEVEL", CLI__STR, 0, 0,
+                              "the least level of the lines the host writes "
+                              "to stderr: debug, info, warn or error "
+                              "(default info)"},
+    [CLI__SERVE_SHIP_LOG_BYTES] = {"--ship-log-bytes", "BYTES", CLI__NUM, 0,
+                                   1ULL << 30,
+                                   "the most recent bytes of each program's "
+                                   "stderr kept on disk for `berth ship "
+                                   "logs`; 0: none kept (default 65536)"},
     [CLI__SERVE_N] = {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -2388,6 +2563,17 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
     if (a->val[CLI__SERVE_CRAWL_SHARE] != NULL) {
         cfg.crawl_share = (unsigned)a->num[CLI__SERVE_CRAWL_SHARE];
     }
+    if (a->val[CLI__SERVE_LOG_LEVEL] != NULL &&
+        host_log_level_parse(a->val[CLI__SERVE_LOG_LEVEL], &cfg.log_level) !=
+            0) {
+        return cli__usage(cmd,
+                          "--log-level needs debug, info, warn or error, "
+                          "not %s",
+                          a->val[CLI__SERVE_LOG_LEVEL]);
+    }
+    if (a->val[CLI__SERVE_SHIP_LOG_BYTES] != NULL) {
+        cfg.ship_log_bytes = a->num[CLI__SERVE_SHIP_LOG_BYTES];
+    }
     if (a->val[CLI__SERVE_CRAWL_REST] != NULL) {
         cfg.crawl_rest_ms = (unsigned)a->num[CLI__SERVE_CRAWL_REST];
     }
@@ -2431,6 +2617,15 @@ static const struct cli__cmd cli__cmds[] = {
      "children, arguments, environment, events, snapshot, timeouts, memory "
      "and alarm.",
      NULL, 1, 1, true, cli__ship_one},
+    {"ship logs", "SHIP", "print a ship's program's stderr",
+     "Print what the ship's program wrote to its stderr, as the host that "
+     "runs it keeps it: the last --ship-log-bytes of `berth serve` (64 KiB "
+     "by default), on disk, across sleeps and restarts of the program. In a "
+     "cluster only the leader runs programs: the log is the leader's, of "
+     "what programs wrote while it led. With --follow (-f) it goes on "
+     "printing what the program writes until interrupted. With --json each "
+     "answer of the API is a line of JSON, its bytes in base64.",
+     cli__logs_opts, 1, 1, true, cli__ship_logs},
     {"ship tree", "SHIP", "show a ship and its descendants",
      "Show a ship and its descendants (children made with 'ship new "
      "--parent' or by its program), a line a ship, each indented under its "
@@ -2481,7 +2676,10 @@ static const struct cli__cmd cli__cmds[] = {
     {"cluster ls", "", "list the hosts of the cluster",
      "List every host of this host's cluster: id, peer address, front door, "
      "role (voter, standby or spare), whether it leads, whether it answered "
-     "just now, the last entry it applied and how far it lags.",
+     "just now, the last entry it applied, how far it lags, and its last "
+     "heartbeat (hosts send one every second): how long ago it came, the "
+     "machine's load average, the host's resident memory and the programs "
+     "it runs.",
      NULL, 0, 0, true, cli__cluster_ls},
     {"cluster join", "PEER", "make a running, empty host join a cluster",
      "Make a running host that is a cluster of one, holds no ships and has a "

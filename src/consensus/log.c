@@ -730,7 +730,6 @@ static void log__serve(void *arg, struct transport_call *call, unsigned kind,
                        uint64_t sender, const uint8_t *body, size_t len)
 {
     struct log *l = arg;
-    (void)sender;
     if (l->closing || l->fatal) {
         transport_reply(call, TRANSPORT_UNAVAILABLE, "closing", 7);
         return;
@@ -755,6 +754,13 @@ static void log__serve(void *arg, struct transport_call *call, unsigned kind,
         l->cfg.ship_copy(l->cfg.arg, c, get_le64(body));
         return;
     }
+    case TRANSPORT_BEAT:
+        /* A heartbeat is only news: the answer says nothing. */
+        if (l->cfg.beat != NULL && sender != 0 && len <= LOG_BEAT_MAX) {
+            l->cfg.beat(l->cfg.arg, sender, body, len);
+        }
+        transport_reply(call, TRANSPORT_OK, NULL, 0);
+        return;
     case TRANSPORT_FORWARD:
         if (l->cfg.forwarded == NULL) {
             break;
@@ -1812,6 +1818,71 @@ uint64_t log_applied_index(const struct log *l)
 uint64_t log_id(const struct log *l)
 {
     return l->id;
+}
+
+/* A heartbeat's answer: nothing to do but let the call go. */
+static void log__beat_cb(void *arg, int status, const uint8_t *body, size_t len)
+{
+    (void)arg;
+    (void)status;
+    (void)body;
+    (void)len;
+}
+
+int log_beat(struct log *l, const void *body, size_t len)
+{
+    if (l->closing || l->fatal) {
+        return BERTH_ESHUTDOWN;
+    }
+    if (len > LOG_BEAT_MAX) {
+        return BERTH_ETOOBIG;
+    }
+    int sent = 0;
+    for (unsigned i = 0; i < l->raft.configuration.n; i++) {
+        const struct raft_server *srv = &l->raft.configuration.servers[i];
+        if (srv->id == l->id) {
+            continue;
+        }
+        /* A beat late by more than a second says nothing a newer one
+         * will not. */
+        if (transport_request(l->peers, srv->address, TRANSPORT_BEAT, body, len,
+                              1000, log__beat_cb, NULL) == 0) {
+            sent++;
+        }
+    }
+    return sent;
+}
+
+uint64_t log_term(const struct log *l)
+{
+    return l->raft.current_term;
+}
+
+uint64_t log_last_index(const struct log *l)
+{
+    return raft_last_index((struct raft *)&l->raft);
+}
+
+int log_match(const struct log *l, unsigned i, uint64_t *id, uint64_t *match)
+{
+    const struct raft_configuration *conf = &l->raft.configuration;
+    if (i >= conf->n) {
+        return BERTH_ENOTFOUND;
+    }
+    *id = conf->servers[i].id;
+    if (!l->leading || raft_state((struct raft *)&l->raft) != RAFT_LEADER) {
+        return BERTH_ENOTLEADER;
+    }
+    if (*id == l->id) {
+        *match = raft_last_index((struct raft *)&l->raft);
+        return 0;
+    }
+    raft_index m = 0;
+    if (raft_match_index(&l->raft, *id, &m) != 0) {
+        return BERTH_ENOTFOUND;
+    }
+    *match = m;
+    return 0;
 }
 
 /* --- Handing over and closing. --- */

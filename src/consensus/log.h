@@ -64,6 +64,12 @@ typedef void (*log_forwarded_fn)(void *arg, struct log_call *call,
 typedef void (*log_ship_copy_fn)(void *arg, struct log_call *call,
                                  uint64_t sid);
 
+/* Called on this host for each heartbeat another host of the cluster sent
+ * with log_beat(): sender is its raft id, body (len bytes) what it sent,
+ * valid during the call only. */
+typedef void (*log_beat_fn)(void *arg, uint64_t sender, const uint8_t *body,
+                            size_t len);
+
 #define LOG_CLUSTER_SECRET_SIZE 32
 #define LOG_MASTER_KEY_SIZE 32
 
@@ -99,6 +105,7 @@ struct log_config {
     log_note_fn note;           /* NULL: notes go to stderr */
     log_forwarded_fn forwarded; /* NULL: forwarded requests are refused */
     log_ship_copy_fn ship_copy; /* NULL: asks for copies are refused */
+    log_beat_fn beat;           /* NULL: heartbeats are dropped */
     /* The cluster secret every peer connection proves
      * (LOG_CLUSTER_SECRET_SIZE bytes, copied); NULL: no peer connects. */
     const uint8_t *cluster_secret;
@@ -221,6 +228,28 @@ uint64_t log_applied_index(const struct log *l);
 
 /* Return this host's raft id. */
 uint64_t log_id(const struct log *l);
+
+/* The most bytes a heartbeat may carry. */
+#define LOG_BEAT_MAX 1024
+
+/* Send body (len bytes, copied; at most LOG_BEAT_MAX) to every other host
+ * of the configuration as a heartbeat, for its beat callback; nothing is
+ * waited for, and a host that does not answer is not told again. Returns
+ * how many hosts it was sent to, or a negative code. */
+int log_beat(struct log *l, const void *body, size_t len);
+
+/* Return the raft term this host is in. */
+uint64_t log_term(const struct log *l);
+
+/* Return the index of the last entry in this host's log. */
+uint64_t log_last_index(const struct log *l);
+
+/* Set *id to the raft id of the i-th host of the configuration (0-based)
+ * and, on the leader, *match to the last entry the leader knows that host
+ * holds (its match index; the leader's own last index for itself).
+ * Returns 0; BERTH_ENOTLEADER, *id set, when this host does not lead;
+ * BERTH_ENOTFOUND past the last host. */
+int log_match(const struct log *l, unsigned i, uint64_t *id, uint64_t *match);
 
 /* One host of the cluster, as log_cluster() describes it. */
 struct log_host {

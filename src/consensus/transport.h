@@ -70,6 +70,7 @@ enum transport_kind {
     TRANSPORT_PROBE = 3,     /* is this host up, and how far has it applied */
     TRANSPORT_FORWARD = 4,   /* a request for the leader to serve */
     TRANSPORT_SHIP_COPY = 5, /* a ship's stored data, to repair a copy */
+    TRANSPORT_BEAT = 6,      /* a host's heartbeat: its liveness and load */
 };
 
 /* The status in a reply header. */

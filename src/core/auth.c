@@ -17,10 +17,12 @@ static const char auth__label[] = "berth admin token 1";
 static const struct auth_route auth__routes[] = {
     {"GET", "/healthz", AUTH_SCOPE_READ},
     {"GET", "/v1/stats", AUTH_SCOPE_READ},
+    {"GET", "/metrics", AUTH_SCOPE_READ},
     {"GET", "/v1/cluster", AUTH_SCOPE_READ},
     {"GET", "/v1/ships", AUTH_SCOPE_READ},
     {"GET", "/v1/ships/*", AUTH_SCOPE_READ},
     {"GET", "/v1/ships/*/tree", AUTH_SCOPE_READ},
+    {"GET", "/v1/ships/*/logs", AUTH_SCOPE_READ},
     {"POST", "/v1/ships", AUTH_SCOPE_OPERATE},
     {"DELETE", "/v1/ships/*", AUTH_SCOPE_OPERATE},
     {"POST", "/v1/ships/*/send", AUTH_SCOPE_OPERATE},

@@ -105,6 +105,9 @@ static void fleet__set_state(struct fleet_ship *s, enum ship_state next)
     }
     s->fleet->tiers[prev]--;
     s->fleet->tiers[next]++;
+    if (s->fleet->env.tier != NULL) {
+        s->fleet->env.tier(s->fleet->env.data, s, prev, next);
+    }
     if (next != SHIP_AWAKE) {
         /* Replies are given again only by a running program's host: a
          * frozen or sleeping ship keeps no memory for them. */
@@ -491,9 +494,11 @@ static void fleet__evict(struct fleet *f)
         if ((s->state == SHIP_AWAKE || s->state == SHIP_FROZEN) &&
             !fleet__busy(s) && !s->sleep_wanted) {
             uint64_t freed = s->memory;
+            const char *why =
+                f->wake_head != NULL ? "room for a wake" : "memory budget";
             f->evictions++;
-            fleet__begin_sleep(s, f->wake_head != NULL ? "room for a wake"
-                                                       : "memory budget");
+            fleet__log(s, "info", "ship evicted", "why", why, NULL, NULL);
+            fleet__begin_sleep(s, why);
             /* Its memory is as good as freed for the budget's sake. */
             f->awake_memory -= freed;
             s->memory = 0;

@@ -396,6 +396,10 @@ struct fleet_env {
     void (*log)(void *data, const char *level, const char *msg,
                 const char *ship, const char *k1, const char *v1,
                 const char *k2, const char *v2);
+    /* s moved from tier from to tier to (s->state is to already); the
+     * environment says so in its log. NULL: nothing is said. */
+    void (*tier)(void *data, struct fleet_ship *s, enum ship_state from,
+                 enum ship_state to);
 };
 
 /* The fleet's policy knobs. */

@@ -10,6 +10,8 @@
  *                                  "memory"?, "cpu"?, "pids"?}
  *   GET    /v1/ships/ID           show one ship
  *   GET    /v1/ships/ID/tree      the ship and its descendants, nested
+ *   GET    /v1/ships/ID/logs      its program's stderr: ?after=OFFSET
+ *                                  &bytes=N &wait=MS (daemon/shiplog.c)
  *   DELETE /v1/ships/ID           remove a ship and its data
  *   POST   /v1/ships/ID/send      deliver the body as a POKE event
  *   POST   /v1/ships/ID/sleep     snapshot and stop; answers once asleep
@@ -21,6 +23,8 @@
  *   POST   /v1/ships/ID/resize    {"memory"?, "cpu"?, "pids"?, "storage"?}:
  *                                  its caps, now (daemon/resize.c)
  *   GET    /v1/stats              host counters
+ *   GET    /metrics               the same and more, as Prometheus text
+ *                                  (daemon/metrics.c)
  *   GET    /v1/cluster            the hosts of the cluster, probed now
  *   DELETE /v1/cluster/hosts/ID   remove a host (by id or peer address)
  *   GET    /v1/cluster/secret     the cluster secret, for a host to join
@@ -45,7 +49,8 @@
  * daemon/tokens.c); the socket needs none.
  *
  * On a host that does not lead, every request but /healthz, /v1/stats,
- * /v1/cluster and /v1/fsck is forwarded to the leader (daemon/forward.c).
+ * /metrics, /v1/cluster and /v1/fsck is forwarded to the leader
+ * (daemon/forward.c).
  *
  * Errors are {"error": {"code", "message"}} with a fitting status; docs/api.md
  * is the reference. */
@@ -1080,6 +1085,47 @@ static void admin__send(struct host_ship *s, struct http_request *req)
     host_ship_deliver(s, HOST_JOB_ADMIN, req, FRAME_EVENT_POKE, &payload);
 }
 
+/* GET /v1/ships/ID/logs?after=OFFSET&bytes=N&wait=MS: the ship's
+ * program's stderr (daemon/shiplog.c). */
+static void admin__logs(struct host *h, struct http_request *req, uint32_t slot)
+{
+    char v[32];
+    unsigned long long after = UINT64_MAX, bytes = HOST_SHIPLOG_READ_MAX;
+    unsigned long long wait = 0;
+    const char *a = admin__query(req->target, "after", v, sizeof v);
+    if (a != NULL && !admin__number(a, (1ULL << 62), &after)) {
+        host_reply_error(req, 400, "bad_request",
+                         "after must be a byte offset, not %s", a);
+        return;
+    }
+    const char *b = admin__query(req->target, "bytes", v, sizeof v);
+    if (b != NULL &&
+        (!admin__number(b, HOST_SHIPLOG_READ_MAX, &bytes) || bytes == 0)) {
+        host_reply_error(req, 400, "bad_request",
+                         "bytes must be from 1 to %u, not %s",
+                         HOST_SHIPLOG_READ_MAX, b);
+        return;
+    }
+    const char *w = admin__query(req->target, "wait", v, sizeof v);
+    if (w != NULL && !admin__number(w, HOST_SHIPLOG_WAIT_MAX_MS, &wait)) {
+        host_reply_error(req, 400, "bad_request",
+                         "wait must be from 0 to %u ms, not %s",
+                         HOST_SHIPLOG_WAIT_MAX_MS, w);
+        return;
+    }
+    if (wait > 0 && after == UINT64_MAX) {
+        host_reply_error(req, 400, "bad_request",
+                         "wait needs after: the offset to wait past");
+        return;
+    }
+    /* A request a follower passed on is waited for as long as an event
+     * (daemon/forward.c): a wait never outlasts that. */
+    if (wait > h->cfg.event_timeout_ms) {
+        wait = h->cfg.event_timeout_ms;
+    }
+    host_shiplog_get(h, req, slot, after, (size_t)bytes, (unsigned)wait);
+}
+
 /* --- The status map: a ship and its descendants. --- */
 
 /* Ships one tree answer holds at the most; past them it says truncated. */
@@ -1343,6 +1389,7 @@ static void admin__cluster_cb(void *arg, int status,
         json_object_set_new(o, "applied",
                             json_integer((json_int_t)lh->applied));
         json_object_set_new(o, "lag", json_integer((json_int_t)lh->lag));
+        host_beat_json(h, lh->id, o);
         json_array_append_new(hosts, o);
     }
     json_t *o = json_object();
@@ -1887,6 +1934,13 @@ void host_admin_handle(struct http_request *req, void *arg)
         admin__stats(h, req);
         return;
     }
+    if (h->ready && strcmp(path, "/metrics") == 0) {
+        if (strcmp(m, "GET") != 0) {
+            goto method;
+        }
+        host_metrics_handle(h, req);
+        return;
+    }
     if (h->ready && strcmp(path, "/v1/cluster") == 0) {
         if (strcmp(m, "GET") != 0) {
             goto method;
@@ -1990,6 +2044,13 @@ void host_admin_handle(struct http_request *req, void *arg)
                 goto method;
             }
             host_ship_resize(h, req, slot);
+            return;
+        }
+        if (strcmp(action, "/logs") == 0) {
+            if (strcmp(m, "GET") != 0) {
+                goto method;
+            }
+            admin__logs(h, req, slot);
             return;
         }
         if (*action == '\0' ? strcmp(m, "DELETE") != 0

@@ -56,7 +56,8 @@ bool host_admin_local(const char *method, const char *path)
     /* What describes this host itself, and what must work with no
      * leader at all. */
     return strcmp(path, "/healthz") == 0 || strcmp(path, "/v1/stats") == 0 ||
-           strcmp(path, "/v1/cluster") == 0 || strcmp(path, "/v1/fsck") == 0 ||
+           strcmp(path, "/metrics") == 0 || strcmp(path, "/v1/cluster") == 0 ||
+           strcmp(path, "/v1/fsck") == 0 ||
            strcmp(path, "/v1/cluster/join") == 0;
 }
 

@@ -67,6 +67,8 @@ void host_config_defaults(struct host_config *cfg)
      * proxy on the same machine sees one address and wants 0. */
     cfg->max_conns_per_addr = 1024;
     cfg->max_idle_conns = 1024;
+    cfg->log_level = HOST_LOG_INFO;
+    cfg->ship_log_bytes = 64u * 1024;
 }
 
 bool host_disk_ok(struct host *h)
@@ -95,8 +97,48 @@ bool host_disk_ok(struct host *h)
     return ok;
 }
 
+/* The least level written (enum host_log_level); process-wide, as lines
+ * are written by code that holds no host. */
+static int host__log_level = HOST_LOG_INFO;
+
+static const char *const host__levels[] = {
+    [HOST_LOG_DEBUG] = "debug", [HOST_LOG_INFO] = "info",
+    [HOST_LOG_WARN] = "warn",   [HOST_LOG_ERROR] = "error",
+    [HOST_LOG_FATAL] = "fatal",
+};
+
+int host_log_level_parse(const char *name, int *out)
+{
+    for (int i = HOST_LOG_DEBUG; i <= HOST_LOG_ERROR; i++) {
+        if (strcmp(name, host__levels[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return BERTH_EINVAL;
+}
+
+void host_log_set_level(int level)
+{
+    host__log_level = level;
+}
+
+bool host_log_enabled(const char *level)
+{
+    /* An unknown level is written: a line is never lost to a typo. */
+    for (int i = HOST_LOG_DEBUG; i <= HOST_LOG_FATAL; i++) {
+        if (strcmp(level, host__levels[i]) == 0) {
+            return i >= host__log_level;
+        }
+    }
+    return true;
+}
+
 void host_log(const char *level, const char *msg, ...)
 {
+    if (!host_log_enabled(level)) {
+        return;
+    }
     struct timespec ts;
     struct tm tm;
     char when[32];
@@ -234,6 +276,7 @@ static void host__removed(void *arg, uint64_t sid)
         return;
     }
     h->removed_pending = true;
+    host_shiplog_remove(h, sid);
     uint32_t slot = registry_seek(&h->reg, sid - 1);
     if (slot >= h->reg.n_slots || registry_get(&h->reg, slot)->sid != sid) {
         return;
@@ -569,6 +612,7 @@ static int host__ready(struct host *h)
         return rv;
     }
     host__limits(h);
+    host_shiplog_start(h);
     h->ready = true;
     h->ready_ns = uv_hrtime() - h->started_ns;
     char n[32], ms[32], awake[32];
@@ -1750,6 +1794,7 @@ int host_run(const struct host_config *cfg)
         return 1;
     }
     h->cfg = *cfg;
+    host_log_set_level(cfg->log_level);
     h->disk_ok = true;
     budget_init(&h->budget, cfg->max_buffer_bytes, host_budget_changed, h);
     h->started_ns = uv_hrtime();
@@ -1903,6 +1948,7 @@ int host_run(const struct host_config *cfg)
         .note = host__note,
         .forwarded = host_forwarded,
         .ship_copy = host__ship_copy,
+        .beat = host_beat_received,
         .cluster_secret = cfg->peer != NULL ? h->cluster_secret : NULL,
         .peer_plaintext = host__peer_plaintext(),
         .master_key = h->master_key,
@@ -1959,6 +2005,7 @@ int host_run(const struct host_config *cfg)
                    REPAIR_TICK_MS);
     host_crawler_start(h);
     host_usage_start(h);
+    host_beats_start(h);
 
     struct http_server_config hc = {
         .max_body = cfg->max_body,
@@ -2053,6 +2100,8 @@ int host_run(const struct host_config *cfg)
     uv_timer_stop(&h->lifetimes);
     host_crawler_stop(h);
     host_usage_stop(h);
+    host_beats_stop(h);
+    host_shiplog_stop(h);
     http_server_close(h->front, NULL, NULL);
     http_server_close(h->admin, NULL, NULL);
     if (h->admin_tcp != NULL) {

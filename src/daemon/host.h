@@ -104,6 +104,12 @@ struct host_config {
      * take, in percent (0: no crawler), and the rest between passes. */
     unsigned crawl_share;
     unsigned crawl_rest_ms;
+    /* The least level of the lines the host writes (enum
+     * host_log_level). */
+    int log_level;
+    /* The bytes of a ship's program's stderr kept on disk, the most recent
+     * (daemon/shiplog.c); 0: none kept. */
+    uint64_t ship_log_bytes;
 };
 
 /* Make jansson allocate through lib/mem.h, so that tests can fail its
@@ -164,6 +170,7 @@ struct host_ship {
      * by the wake's load, and the bucket it draws from. */
     uint32_t events_per_s;
     struct quota_bucket events;
+    bool log_failed; /* its stderr could not be kept: said once */
 };
 
 /* A leased ship on the leader (daemon/children.c): when its lease was last
@@ -226,6 +233,86 @@ void host_crawler_reset(struct host *h);
 
 /* Stop it; a pass under way resumes at the next start from its cursor. */
 void host_crawler_stop(struct host *h);
+
+/* Heartbeats (daemon/beats.c; docs/cluster.md, "Heartbeats"): every
+ * HOST_BEAT_MS each host tells every other host of the cluster that it is
+ * alive and how loaded it is, over the peer port; each keeps the last one
+ * of every host, in memory only, and says how old it is. Nothing of it is
+ * in the log: liveness is now, not history. */
+#define HOST_BEAT_MS 1000
+#define HOST_BEATS_MAX 64
+
+/* A host's last heartbeat, as it sent it. */
+struct host_beat {
+    uint64_t id;          /* its raft id; 0: an empty slot */
+    uint64_t received_ms; /* loop time it arrived here */
+    uint64_t sent_ns;     /* the sender's wall clock when it sent it */
+    uint64_t rss_bytes;   /* the host process's resident memory */
+    uint64_t programs;    /* programs running */
+    uint64_t live;        /* ships with a live object */
+    uint64_t fds;         /* descriptors open in the host process */
+    uint32_t load_milli;  /* the machine's 1-minute load average, x1000 */
+    uint32_t cpus;        /* processors online */
+    bool leading;
+};
+
+struct host_beats {
+    struct host_beat beat[HOST_BEATS_MAX];
+    unsigned n;
+    uv_timer_t timer;
+    uint64_t sent, received; /* heartbeats since start */
+};
+
+/* Start sending heartbeats; stop. */
+void host_beats_start(struct host *h);
+void host_beats_stop(struct host *h);
+
+/* The log's beat callback (arg is the host): keep sender's heartbeat. */
+void host_beat_received(void *arg, uint64_t sender, const uint8_t *body,
+                        size_t len);
+
+/* Return the last heartbeat of host id (this host's own, made now, for
+ * its own id), or NULL when none came since start. */
+const struct host_beat *host_beat_of(struct host *h, uint64_t id);
+
+/* Add what a heartbeat says to o: {"heartbeat": {"age_ms", "rss_bytes",
+ * "programs", "live", "fds", "load1", "cpus", "leading"}}, or
+ * {"heartbeat": null} for none. */
+void host_beat_json(struct host *h, uint64_t id, json_t *o);
+
+/* --- Ships' logs (daemon/shiplog.c): programs' stderr, kept per ship. */
+
+/* The most bytes one answer of GET /v1/ships/ID/logs carries, and the
+ * longest it waits for more. */
+#define HOST_SHIPLOG_READ_MAX (1u << 20)
+#define HOST_SHIPLOG_WAIT_MAX_MS 10000
+
+struct host_logwait;
+
+/* Make DATA/logs and remove the logs of ships the registry no longer has;
+ * once the registry is loaded. */
+void host_shiplog_start(struct host *h);
+
+/* Answer every request waiting for a log: the host stops. */
+void host_shiplog_stop(struct host *h);
+
+/* s's program wrote n bytes at data to its stderr: keep them in its ring,
+ * and answer the requests that wait for them. */
+void host_shiplog_append(struct host_ship *s, const uint8_t *data, size_t n);
+
+/* Remove ship sid's log: the ship is removed. */
+void host_shiplog_remove(struct host *h, uint64_t sid);
+
+/* Answer req with the log of the ship in slot: its bytes from offset
+ * after on (UINT64_MAX: the last ones), at most max; when there are none
+ * after it yet and wait_ms is not 0, once the program writes or wait_ms
+ * has passed. */
+void host_shiplog_get(struct host *h, struct http_request *req, uint32_t slot,
+                      uint64_t after, size_t max, unsigned wait_ms);
+
+/* Serve GET /metrics: Prometheus text (daemon/metrics.c;
+ * docs/metrics.md). */
+void host_metrics_handle(struct host *h, struct http_request *req);
 
 struct host {
     struct host_config cfg;
@@ -353,6 +440,11 @@ struct host {
     uint64_t started_ns;
     uint64_t disk_checked_ms;
     bool disk_ok;
+    struct host_beats beats; /* daemon/beats.c */
+    /* Requests waiting for a ship's log to grow (daemon/shiplog.c), and
+     * the tick that answers those whose time is up. */
+    struct host_logwait *logwaits;
+    uv_timer_t logwait_timer;
 };
 
 /* Return the registry slot of the ship with this id or name, or
@@ -700,8 +792,30 @@ bool host_disk_ok(struct host *h);
 /* Return the wall-clock time in nanoseconds. */
 uint64_t host_now_ns(void);
 
-/* Write one structured log line to stderr: level, message, then key=value
- * pairs given as alternating strings and ending with NULL. */
+/* The levels of the host's log lines, least severe first. */
+enum host_log_level {
+    HOST_LOG_DEBUG,
+    HOST_LOG_INFO,
+    HOST_LOG_WARN,
+    HOST_LOG_ERROR,
+    HOST_LOG_FATAL,
+};
+
+/* Set *out to the level named name ("debug", "info", "warn" or "error");
+ * 0, or BERTH_EINVAL for another name. */
+int host_log_level_parse(const char *name, int *out);
+
+/* Write only lines of level (enum host_log_level) and above from now on,
+ * in the whole process; the default is HOST_LOG_INFO. */
+void host_log_set_level(int level);
+
+/* Return whether a line of level (a name as host_log takes it) is written
+ * at the level in force. */
+bool host_log_enabled(const char *level);
+
+/* Write one structured log line to stderr, when its level is at or above
+ * the one in force: time, level, message, then key=value pairs given as
+ * alternating strings and ending with NULL. */
 void host_log(const char *level, const char *msg, ...);
 
 #endif

@@ -438,6 +438,20 @@ static void ship__env_log(void *data, const char *level, const char *msg,
     }
 }
 
+/* One line per tier change: "ship waking" (a wake), "ship asleep", ...
+ * Built only when info lines are written, as a wake storm makes many. */
+static void ship__env_tier(void *data, struct fleet_ship *c,
+                           enum ship_state from, enum ship_state to)
+{
+    (void)data;
+    if (!host_log_enabled("info")) {
+        return;
+    }
+    char msg[32];
+    snprintf(msg, sizeof msg, "ship %s", ship_state_name(to));
+    host_log("info", msg, "ship", c->id, "from", ship_state_name(from), NULL);
+}
+
 /* --- The fleet's environment: the store and the program. --- */
 
 /* The epoch of a program is the hash of its executable, so a changed binary
@@ -629,6 +643,11 @@ static void ship__on_exit(struct proc *p, const char *why, int clean, void *arg)
     fleet_on_exit(&s->core, why, clean != 0, over_memory);
 }
 
+static void ship__on_stderr(void *arg, const uint8_t *data, size_t n)
+{
+    host_shiplog_append(arg, data, n);
+}
+
 static int ship__env_spawn(void *data, struct fleet_ship *c, struct buf *boot,
                            bool *held, char *errmsg)
 {
@@ -648,7 +667,9 @@ static int ship__env_spawn(void *data, struct fleet_ship *c, struct buf *boot,
         .first = boot,
         .network = s->network,
         .caps = s->caps,
+        .on_stderr = ship__on_stderr,
     };
+    s->log_failed = false;
     int rv = proc_spawn(&s->proc, &h->loop, &pc, ship__on_frame, ship__on_exit,
                         s, errmsg);
     ship__drop_args(s);
@@ -695,6 +716,9 @@ static void ship__env_kill(void *data, struct fleet_ship *c, const char *why)
 {
     struct host_ship *s = ship__of(c);
     if (s->proc != NULL) {
+        if (proc_running(s->proc)) {
+            host_log("info", "program killed", "ship", c->id, "why", why, NULL);
+        }
         proc_kill(s->proc, why);
     }
 }
@@ -944,6 +968,7 @@ void host_ships_init(struct host *h)
         .release = ship__env_release,
         .answer = ship__env_answer,
         .log = ship__env_log,
+        .tier = ship__env_tier,
     };
     struct fleet_config cfg = {
         .keys = &h->keys,

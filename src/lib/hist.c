@@ -33,6 +33,7 @@ void hist_record(struct hist *h, uint64_t value)
 {
     h->buckets[hist__bucket(value)]++;
     h->count++;
+    h->sum += value;
     if (value > h->max) {
         h->max = value;
     }
@@ -58,4 +59,23 @@ uint64_t hist_quantile(const struct hist *h, double q)
         }
     }
     return h->max;
+}
+
+uint64_t hist_count_at_most(const struct hist *h, uint64_t v)
+{
+    if (v == UINT64_MAX) {
+        return h->count;
+    }
+    /* Buckets past the one of UINT64_MAX hold nothing (and their bounds
+     * do not fit in 64 bits). */
+    uint64_t n = 0;
+    unsigned top = hist__bucket(UINT64_MAX);
+    for (unsigned b = 0; b < top; b++) {
+        /* The bucket's largest value is one below the next one's least. */
+        if (hist__low(b + 1) - 1 > v) {
+            break;
+        }
+        n += h->buckets[b];
+    }
+    return n;
 }

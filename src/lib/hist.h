@@ -15,6 +15,7 @@
 struct hist {
     uint64_t count;
     uint64_t max;
+    uint64_t sum; /* of every value recorded; wraps past 2^64 */
     uint64_t buckets[HIST_BUCKETS];
 };
 
@@ -23,6 +24,12 @@ void hist_init(struct hist *h);
 
 /* Record one value. */
 void hist_record(struct hist *h, uint64_t value);
+
+/* Return how many recorded values lie in buckets whose every value is at
+ * most v: a count of the values at most v that may leave out those in the
+ * one bucket holding v (within 1/16 of it). Cumulative: never falls as v
+ * grows. */
+uint64_t hist_count_at_most(const struct hist *h, uint64_t v);
 
 /* Return the value at quantile q (0 to 1): the middle of the bucket holding
  * it, or 0 when the histogram is empty. */

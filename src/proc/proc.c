@@ -62,12 +62,15 @@ static atomic_ullong proc__err_dropped_total;
 #define PROC__ERR_BURST_MAX (1ULL << 30)
 
 struct proc {
-    uv_pipe_t in;   /* the child's stdin: a pipe the host writes frames to */
-    uv_pipe_t out;  /* the child's stdout: a pipe the host reads frames from */
-    uv_poll_t err;  /* the child's stderr pipe; read by hand, see err_cb */
-    uv_poll_t exit; /* the child's pidfd, readable once it has exited */
+    uv_pipe_t in;  /* the child's stdin: a pipe the host writes frames to */
+    uv_pipe_t out; /* the child's stdout: a pipe the host reads frames from */
+    uv_poll_t err; /* the child's stderr pipe; read by hand, see err_cb */
+    uv_timer_t err_timer; /* reading stderr again after a pause, see
+                             proc__err_pace */
+    uv_poll_t exit;       /* the child's pidfd, readable once it has exited */
     proc_frame_cb on_frame;
     proc_exit_cb on_exit;
+    proc_stderr_cb on_stderr;
     void *arg;
     char *name;
     const char *why; /* set by a kill; owned if why_owned */
@@ -109,6 +112,8 @@ struct proc {
     uint64_t err_refill_ns;  /* monotonic time of the last refill */
     uint64_t err_dropped;    /* stderr bytes dropped, in all */
     uint64_t err_unreported; /* ... and not yet said in the log */
+    int64_t read_credit;     /* stderr that may be read, in byte-ns */
+    uint64_t read_refill_ns; /* monotonic time of its last refill */
     int exit_status;
     int term_signal;
     uint64_t cpu_final_us; /* once exited: the CPU time it used (proc_cpu) */
@@ -635,11 +640,12 @@ static void proc__close_err(struct proc *p)
     }
     proc__err_report(p);
     proc__close_poll(&p->err);
+    proc__close((uv_handle_t *)&p->err_timer);
 }
 
-/* Read stderr once: returns 1 after logging some bytes, 0 at its end
- * (the pipe is closed), -1 if nothing is there now. */
-static int proc__err_read(struct proc *p)
+/* Read stderr once: returns how many bytes it read and passed on, 0 at
+ * its end (the pipe is closed), -1 if nothing is there now. */
+static ssize_t proc__err_read(struct proc *p)
 {
     int fd;
     if (uv_fileno((uv_handle_t *)&p->err, &fd) != 0) {
@@ -650,14 +656,55 @@ static int proc__err_read(struct proc *p)
         n = read(fd, proc__scratch, sizeof proc__scratch);
     } while (n < 0 && errno == EINTR);
     if (n > 0) {
+        if (p->on_stderr != NULL) {
+            p->on_stderr(p->arg, proc__scratch, (size_t)n);
+        }
         proc__err_admit(p, (const char *)proc__scratch, (size_t)n);
-        return 1;
+        return n;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         return -1;
     }
     proc__close_err(p);
     return 0;
+}
+
+static void proc__err_cb(uv_poll_t *h, int status, int events);
+
+static void proc__err_resume(uv_timer_t *t)
+{
+    struct proc *p = t->data;
+    if (!uv_is_closing((uv_handle_t *)&p->err)) {
+        uv_poll_start(&p->err, UV_READABLE, proc__err_cb);
+    }
+}
+
+/* Hold a program that writes stderr faster than PROC_STDERR_READ_RATE:
+ * count n bytes read against its credit (refilled at the rate, up to a
+ * second's worth), and when it runs out, stop reading the pipe until the
+ * credit is back. The program then blocks in its writes, using no CPU,
+ * instead of making the host read and keep bytes nobody can read as fast. */
+static void proc__err_pace(struct proc *p, size_t n)
+{
+    const int64_t full = (int64_t)PROC_STDERR_READ_RATE * (int64_t)PROC__NS;
+    uint64_t now = uv_hrtime();
+    uint64_t dt = now - p->read_refill_ns;
+    p->read_refill_ns = now;
+    if (dt > PROC__NS) {
+        dt = PROC__NS;
+    }
+    p->read_credit += (int64_t)dt * PROC_STDERR_READ_RATE;
+    if (p->read_credit > full) {
+        p->read_credit = full;
+    }
+    p->read_credit -= (int64_t)n * (int64_t)PROC__NS;
+    if (p->read_credit >= 0) {
+        return;
+    }
+    uint64_t ms =
+        (uint64_t)(-p->read_credit) / PROC_STDERR_READ_RATE / 1000000 + 1;
+    uv_poll_stop(&p->err);
+    uv_timer_start(&p->err_timer, proc__err_resume, ms, 0);
 }
 
 static void proc__err_cb(uv_poll_t *h, int status, int events)
@@ -667,7 +714,10 @@ static void proc__err_cb(uv_poll_t *h, int status, int events)
         proc__close_err(p);
         return;
     }
-    proc__err_read(p);
+    ssize_t n = proc__err_read(p);
+    if (n > 0) {
+        proc__err_pace(p, (size_t)n);
+    }
 }
 
 /* --- exit --- */
@@ -1115,6 +1165,7 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
     p->on_frame = on_frame;
     p->on_exit = on_exit;
     p->caps = cfg->caps;
+    p->on_stderr = cfg->on_stderr;
     p->arg = arg;
     p->budget = cfg->budget;
     size_t rate = cfg->stderr_rate ? cfg->stderr_rate : PROC_STDERR_RATE;
@@ -1126,6 +1177,8 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
         PROC__NS;
     p->err_credit = p->err_burst;
     p->err_refill_ns = uv_hrtime();
+    p->read_credit = (int64_t)PROC_STDERR_READ_RATE * (int64_t)PROC__NS;
+    p->read_refill_ns = p->err_refill_ns;
     p->in.data = p->out.data = p->err.data = p->exit.data = p;
 
     /* Frames go over two pipes rather than one socket: reading a socket
@@ -1227,6 +1280,9 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
         goto err_after_handles;
     }
     p->open_handles = 4;
+    uv_timer_init(loop, &p->err_timer);
+    p->err_timer.data = p;
+    p->open_handles = 5;
     if ((rv = uv_read_start((uv_stream_t *)&p->out, proc__alloc_cb,
                             proc__read_cb)) != 0 ||
         (rv = uv_poll_start(&p->err, UV_READABLE, proc__err_cb)) != 0 ||
@@ -1272,6 +1328,9 @@ err_after_handles:
     }
     if (opened >= 4) {
         proc__close_poll(&p->exit);
+    }
+    if (opened >= 5) {
+        proc__close((uv_handle_t *)&p->err_timer);
     }
     return BERTH_EIO;
 

@@ -6,8 +6,12 @@
  * written with proc_send go to the child's stdin; frames it writes to stdout
  * come back one by one through the frame callback; lines it writes to stderr go
  * to the host's log with the proc's name in front, within a rate limit
- * (PROC_STDERR_RATE). A child that writes a malformed or oversized frame, or
- * closes its stdout, is killed at once: the host never trusts a program.
+ * (PROC_STDERR_RATE), and all of it to a callback of the caller's. Each
+ * readiness of the stderr pipe reads it once (at most 64 KiB), so that a
+ * program writing without end shares the loop with everything else, and
+ * past PROC_STDERR_READ_RATE the pipe waits: the program blocks. A child
+ * that writes a malformed or oversized frame, or closes its stdout, is killed
+ * at once: the host never trusts a program.
  *
  * The child starts from the launcher or from the host (spawn.h:
  * vfork-like, so its cost does not grow with the host's memory), in a
@@ -67,11 +71,23 @@ typedef void (*proc_frame_cb)(struct proc *p, const struct frame *f, void *arg);
 typedef void (*proc_exit_cb)(struct proc *p, const char *why, int clean,
                              void *arg);
 
+/* Called with every n bytes read from the child's stderr (data is valid
+ * during the call only), before the rate limit of the host log: what the
+ * host keeps of a program's stderr (daemon/shiplog.c). It may not call
+ * back into the proc. */
+typedef void (*proc_stderr_cb)(void *arg, const uint8_t *data, size_t n);
+
 /* A program's stderr reaches the host log at this many bytes a second on
  * average, in bursts of up to PROC_STDERR_BURST bytes; the rest is dropped,
  * counted, and said in one log line per flood. */
 #define PROC_STDERR_RATE (64u * 1024)
 #define PROC_STDERR_BURST (512u * 1024)
+
+/* A program's stderr is read at this many bytes a second on average, in
+ * bursts of up to a second's worth: past it the host stops reading the
+ * pipe for a while, and a program that writes more blocks in its writes
+ * (as it would on a slow terminal) instead of taking the host's time. */
+#define PROC_STDERR_READ_RATE (16u * 1024 * 1024)
 
 /* The most strings a program's arguments, or its added environment, may
  * hold; and the most bytes both may take together, NULs included. */
@@ -91,6 +107,9 @@ struct proc_config {
      * draining); NULL: not counted. Not owned; it must outlive the proc and
      * its writes. */
     struct budget *budget;
+    /* Every byte of stderr goes here too, with proc_spawn's arg; NULL:
+     * only to the host log. */
+    proc_stderr_cb on_stderr;
     size_t stderr_rate;  /* 0: PROC_STDERR_RATE; at most 100,000,000 */
     size_t stderr_burst; /* 0: PROC_STDERR_BURST; at most 1 GiB */
     /* The child's arguments after argv[0] (which is path), and "K=V"

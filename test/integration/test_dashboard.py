@@ -221,6 +221,8 @@ def test_dashboard_in_a_browser(host_factory, browser):
         shown = p["hosts"][str(x["id"])]
         assert shown["role"] == ("leader" if x["leader"] else x["role"])
         assert shown["online"] == ("yes" if x["online"] else "no")
+        # This host's own heartbeat is always there, made when asked.
+        assert shown["heartbeat"].endswith(" s"), shown
 
     # Ships by tier: as GET /v1/ships?state=...&limit=1 counts them.
     tiers = {t: api(port, token, "/v1/ships?state=%s&limit=1" % t)["total"]

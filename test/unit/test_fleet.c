@@ -99,6 +99,10 @@ struct tenv {
     bool corrupt_seal;    /* a snapshot's seal was altered */
     bool spawn_held;      /* the budget holds new programs back */
     unsigned spawns, kills, freezes, thaws;
+    /* Tier changes the environment was told of, by from and to, and the
+     * eviction lines it was asked to write. */
+    unsigned tier_told[SHIP__STATE_COUNT][SHIP__STATE_COUNT];
+    unsigned evicted_lines;
     uintptr_t next_req;
     unsigned n_tship_live;
 };
@@ -485,6 +489,16 @@ static void t_log(void *data, const char *level, const char *msg,
                   const char *ship, const char *k1, const char *v1,
                   const char *k2, const char *v2)
 {
+    if (strcmp(msg, "ship evicted") == 0) {
+        T->evicted_lines++;
+    }
+}
+
+static void t_tier(void *data, struct fleet_ship *c, enum ship_state from,
+                   enum ship_state to)
+{
+    assert_int_equal(c->state, to);
+    T->tier_told[from][to]++;
 }
 
 static const struct fleet_env t_env = {
@@ -515,6 +529,7 @@ static const struct fleet_env t_env = {
     .release = t_release,
     .answer = t_answer,
     .log = t_log,
+    .tier = t_tier,
 };
 
 static const struct fleet_config t_cfg = {
@@ -996,6 +1011,9 @@ static void test_request_path(void **state)
     assert_int_equal(T->spawns, 1);
     prog_step(0); /* BOOT -> READY: nothing to replay */
     assert_int_equal(s->state, SHIP_AWAKE);
+    /* The environment heard of each tier change, once. */
+    assert_int_equal(T->tier_told[SHIP_ASLEEP][SHIP_WAKING], 1);
+    assert_int_equal(T->tier_told[SHIP_WAKING][SHIP_AWAKE], 1);
     prog_step(0); /* EVENT 1 -> DONE changed */
     assert_int_equal(T->n_prop, 1);
     assert_int_equal(T->prop[0].number, 1);
@@ -1688,6 +1706,7 @@ static void test_eviction_for_admission(void **state)
     assert_int_equal(state_of(2), SHIP_ASLEEP);
     assert_int_equal(T->fleet.n_wake_queue, 1);
     assert_int_equal(T->fleet.evictions, 1);
+    assert_int_equal(T->evicted_lines, 1);
     assert_int_equal(state_of(0), SHIP_SLEEPING); /* least recently used */
     assert_int_equal(state_of(1), SHIP_AWAKE);
     settle(0);

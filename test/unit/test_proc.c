@@ -1276,6 +1276,12 @@ static void count_log(const char *text, size_t *logged, unsigned *notes,
 }
 
 static size_t stderr_dropped_seen;
+static size_t stderr_taken; /* bytes given to the stderr callback */
+
+static void on_stderr_count(void *arg, const uint8_t *data, size_t n)
+{
+    stderr_taken += n;
+}
 
 static void on_exit_dropped(struct proc *p, const char *why, int clean,
                             void *arg)
@@ -1286,7 +1292,8 @@ static void on_exit_dropped(struct proc *p, const char *why, int clean,
 
 /* A program that floods stderr reaches the log only within its limit:
  * the burst, plus the rate meanwhile; the rest is dropped, counted, and
- * said in one line, and every byte is either logged or counted. */
+ * said in one line, and every byte is either logged or counted. The
+ * stderr callback gets every byte, dropped or not. */
 static void test_stderr_flood_is_limited(void **state)
 {
     char log[32];
@@ -1304,8 +1311,10 @@ static void test_stderr_flood_is_limited(void **state)
                               .name = "t",
                               .ship_id = "t",
                               .stderr_rate = 100,
-                              .stderr_burst = 5000};
+                              .stderr_burst = 5000,
+                              .on_stderr = on_stderr_count};
     uint64_t before = proc_stderr_dropped_total();
+    stderr_taken = 0;
     assert_int_equal(uv_loop_init(&x.loop), 0);
     assert_int_equal(
         proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_dropped, &x, errmsg),
@@ -1324,10 +1333,43 @@ static void test_stderr_flood_is_limited(void **state)
     assert_int_equal(x.clean, 1);
     assert_int_equal(notes, 1);
     assert_int_equal(logged + dropped, 250000);
+    assert_int_equal(stderr_taken, 250000);
     /* The burst, and what 100 bytes a second add while the shell runs. */
     assert_true(logged <= 5000 + 100 * 30);
     assert_int_equal(stderr_dropped_seen, dropped);
     assert_int_equal(proc_stderr_dropped_total() - before, dropped);
+}
+
+/* A program that writes stderr faster than PROC_STDERR_READ_RATE is held
+ * to it: 48 MiB take at least the 2 s past the first second's burst, and
+ * the callback still gets every byte. */
+static void test_stderr_read_is_paced(void **state)
+{
+    char log[32];
+    int saved = stderr_capture(log, sizeof log);
+    struct fx x = {0};
+    script(&x, "head -c 50331648 /dev/zero >&2\nexit 0");
+    alarm(60);
+    char errmsg[ERRMSG_SIZE];
+    struct proc_config cfg = {.path = x.script,
+                              .name = "t",
+                              .ship_id = "t",
+                              .on_stderr = on_stderr_count};
+    stderr_taken = 0;
+    assert_int_equal(uv_loop_init(&x.loop), 0);
+    uint64_t t0 = uv_hrtime();
+    assert_int_equal(
+        proc_spawn(&x.p, &x.loop, &cfg, on_frame, on_exit_cb, &x, errmsg), 0);
+    run_until_gone(&x);
+    uint64_t ms = (uv_hrtime() - t0) / 1000000;
+    unlink(x.script);
+    stderr_restore(saved);
+    unlink(log);
+    assert_int_equal(x.clean, 1);
+    assert_int_equal(stderr_taken, 50331648);
+    if (ms < 1800) {
+        fail_msg("48 MiB of stderr read in %llu ms", (unsigned long long)ms);
+    }
 }
 
 /* A program's memory counts what it started: a child holding 8 MB, found
@@ -1567,6 +1609,7 @@ int main(void)
         cmocka_unit_test(test_memory_is_plausible),
         cmocka_unit_test(test_closed_output_kills),
         cmocka_unit_test(test_stderr_flood_is_limited),
+        cmocka_unit_test(test_stderr_read_is_paced),
         cmocka_unit_test(test_memory_counts_children),
         cmocka_unit_test(test_freezer_detected),
         cmocka_unit_test(test_freezer_cgroup1),

@@ -233,7 +233,11 @@ function drawHosts(c) {
       el('td', {}, h.listen || '-'),
       el('td', {}, h.admin || '-'),
       el('td', { class: 'num' }, fmtCount(h.applied)),
-      el('td', { class: 'num' }, fmtCount(h.lag))));
+      el('td', { class: 'num' }, fmtCount(h.lag)),
+      // The last heartbeat: its age, and the load average it reported.
+      el('td', { 'data-field': 'heartbeat', class: 'num' },
+        h.heartbeat ? (h.heartbeat.age_ms / 1000).toFixed(1) + ' s' : '-'),
+      el('td', { class: 'num' }, h.heartbeat ? h.heartbeat.load1.toFixed(2) : '-')));
   fill($('#hosts tbody'), rows);
 }
 

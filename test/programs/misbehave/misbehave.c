@@ -41,6 +41,9 @@
  *                answering: a fork bomb that keeps trying
  *   /burn        use the CPU for ever, never answering: a CPU burner
  *   /stderr/<mb> write mb MiB to stderr in 100-byte lines, then answer 200
+ *   /flood       fork a child that writes numbered 100-byte lines to
+ *                stderr without end ("flood 00000042 eee..."), as fast as
+ *                the pipe takes them, and answer 200 at once
  *   /argv        answer with the program's arguments, argv[0] included,
  *                one a line (unchanged)
  *   /env         answer with its environment, one KEY=VALUE a line
@@ -209,6 +212,35 @@ static void flood_stderr(unsigned long mb)
             exit(1);
         }
         left -= (unsigned long long)w;
+    }
+}
+
+/* Fork a child that writes numbered lines to stderr for ever. */
+static void fork_flood(void)
+{
+    pid_t pid = fork();
+    if (pid != 0) {
+        return;
+    }
+    char block[100 * 100];
+    for (unsigned long long n = 0;; n += 100) {
+        for (int i = 0; i < 100; i++) {
+            char *line = block + 100 * i;
+            snprintf(line, 100, "flood %08llu ", n + (unsigned long long)i);
+            size_t k = strlen(line);
+            memset(line + k, 'e', 99 - k);
+            line[99] = '\n';
+        }
+        const char *p = block;
+        size_t left = sizeof block;
+        while (left > 0) {
+            ssize_t w = write(2, p, left);
+            if (w <= 0) {
+                _exit(1);
+            }
+            p += w;
+            left -= (size_t)w;
+        }
     }
 }
 
@@ -416,6 +448,11 @@ static int on_event(void *ctx, const struct bp_event *ev, struct bp_out *out)
         close(0);
         close(1);
         wait_forever();
+    }
+    if (bp_http_match(h, NULL, "/flood")) {
+        fork_flood();
+        bp_reply(out, 200, "text/plain", "flooding\n", 9);
+        return BP_UNCHANGED;
     }
     if (bp_http_match(h, NULL, "/stderr/*")) {
         flood_stderr(target_number(h, 8));

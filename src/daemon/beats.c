@@ -1,0 +1,192 @@
+/* Heartbeats: each host's liveness and load, told to the cluster.
+ *
+ * Every HOST_BEAT_MS a host measures itself (its resident memory, its
+ * open descriptors, the programs it runs, the machine's load average) and
+ * sends it to every other host of the configuration over the peer port
+ * (log_beat). Each host keeps the last heartbeat of every other in a small
+ * table in memory, with the loop time it arrived: `berth cluster ls` and
+ * /metrics say how old each is, so a host that stopped, hangs or is cut
+ * off shows as a heartbeat that ages while the others stay fresh. A
+ * heartbeat is not an entry of the log: it matters now and never after,
+ * and a leader with no quorum must still hear it.
+ *
+ * The message, all integers little-endian (HOST__BEAT_SIZE bytes; longer
+ * ones are read as far as this version knows):
+ *
+ *   version u8 (1) | flags u8 (1: leading) | reserved u16
+ *   | load average x1000 u32 | wall clock ns u64 | resident bytes u64
+ *   | programs u64 | live ships u64 | descriptors u64 | processors u32 */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "consensus/log.h"
+#include "daemon/host.h"
+#include "lib/buf.h"
+
+#define HOST__BEAT_VERSION 1
+#define HOST__BEAT_SIZE 52
+
+/* The host process's resident memory, in bytes (0: cannot tell). */
+static uint64_t beats__rss(void)
+{
+    unsigned long long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL) {
+        return 0;
+    }
+    if (fscanf(f, "%llu %llu", &size, &resident) != 2) {
+        resident = 0;
+    }
+    fclose(f);
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* The descriptors open in the host process (0: cannot tell). */
+static uint64_t beats__fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL) {
+        return 0;
+    }
+    uint64_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.') {
+            n++;
+        }
+    }
+    closedir(d);
+    return n > 0 ? n - 1 : 0; /* the directory's own */
+}
+
+/* This host's heartbeat as of now. */
+static void beats__measure(struct host *h, struct host_beat *b)
+{
+    memset(b, 0, sizeof *b);
+    b->id = log_id(h->log);
+    b->received_ms = uv_now(&h->loop);
+    b->sent_ns = host_now_ns();
+    b->rss_bytes = beats__rss();
+    b->programs = h->fleet.n_procs;
+    b->live = h->fleet.n_live;
+    b->fds = beats__fds();
+    double load[1];
+    if (getloadavg(load, 1) == 1 && load[0] >= 0 && load[0] < 4e6) {
+        b->load_milli = (uint32_t)(load[0] * 1000 + 0.5);
+    }
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    b->cpus = cpus > 0 ? (uint32_t)cpus : 0;
+    b->leading = h->leading;
+}
+
+static void beats__tick(uv_timer_t *t)
+{
+    struct host *h = t->data;
+    if (h->log == NULL || h->stopping) {
+        return;
+    }
+    struct host_beat b;
+    beats__measure(h, &b);
+    uint8_t m[HOST__BEAT_SIZE] = {0};
+    m[0] = HOST__BEAT_VERSION;
+    m[1] = b.leading ? 1 : 0;
+    put_le32(m + 4, b.load_milli);
+    put_le64(m + 8, b.sent_ns);
+    put_le64(m + 16, b.rss_bytes);
+    put_le64(m + 24, b.programs);
+    put_le64(m + 32, b.live);
+    put_le64(m + 40, b.fds);
+    put_le32(m + 48, b.cpus);
+    if (log_beat(h->log, m, sizeof m) > 0) {
+        h->beats.sent++;
+    }
+}
+
+void host_beats_start(struct host *h)
+{
+    uv_timer_init(&h->loop, &h->beats.timer);
+    h->beats.timer.data = h;
+    uv_timer_start(&h->beats.timer, beats__tick, HOST_BEAT_MS, HOST_BEAT_MS);
+}
+
+void host_beats_stop(struct host *h)
+{
+    uv_timer_stop(&h->beats.timer);
+}
+
+void host_beat_received(void *arg, uint64_t sender, const uint8_t *body,
+                        size_t len)
+{
+    struct host *h = arg;
+    if (len < HOST__BEAT_SIZE || body[0] != HOST__BEAT_VERSION) {
+        return; /* a version this host cannot read */
+    }
+    struct host_beats *bs = &h->beats;
+    struct host_beat *b = NULL;
+    for (unsigned i = 0; i < bs->n; i++) {
+        if (bs->beat[i].id == sender) {
+            b = &bs->beat[i];
+        }
+    }
+    if (b == NULL) {
+        if (bs->n < HOST_BEATS_MAX) {
+            b = &bs->beat[bs->n++];
+        } else {
+            /* Full of hosts (some long gone): the oldest heartbeat goes. */
+            b = &bs->beat[0];
+            for (unsigned i = 1; i < bs->n; i++) {
+                if (bs->beat[i].received_ms < b->received_ms) {
+                    b = &bs->beat[i];
+                }
+            }
+        }
+    }
+    b->id = sender;
+    b->received_ms = uv_now(&h->loop);
+    b->leading = (body[1] & 1) != 0;
+    b->load_milli = get_le32(body + 4);
+    b->sent_ns = get_le64(body + 8);
+    b->rss_bytes = get_le64(body + 16);
+    b->programs = get_le64(body + 24);
+    b->live = get_le64(body + 32);
+    b->fds = get_le64(body + 40);
+    b->cpus = get_le32(body + 48);
+    bs->received++;
+}
+
+const struct host_beat *host_beat_of(struct host *h, uint64_t id)
+{
+    static struct host_beat self;
+    if (h->log != NULL && id == log_id(h->log)) {
+        beats__measure(h, &self);
+        return &self;
+    }
+    for (unsigned i = 0; i < h->beats.n; i++) {
+        if (h->beats.beat[i].id == id) {
+            return &h->beats.beat[i];
+        }
+    }
+    return NULL;
+}
+
+void host_beat_json(struct host *h, uint64_t id, json_t *o)
+{
+    const struct host_beat *b = host_beat_of(h, id);
+    if (b == NULL) {
+        json_object_set_new(o, "heartbeat", json_null());
+        return;
+    }
+    uint64_t now = uv_now(&h->loop);
+    uint64_t age = now > b->received_ms ? now - b->received_ms : 0;
+    json_object_set_new(
+        o, "heartbeat",
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:b}", "age_ms",
+                  (json_int_t)age, "rss_bytes", (json_int_t)b->rss_bytes,
+                  "programs", (json_int_t)b->programs, "live",
+                  (json_int_t)b->live, "fds", (json_int_t)b->fds, "load1",
+                  b->load_milli / 1000.0, "cpus", (json_int_t)b->cpus,
+                  "leading", b->leading));
+}
