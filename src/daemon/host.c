@@ -431,6 +431,9 @@ static void host__repair_cb(uv_timer_t *t)
     if (h->fleet.n_damaged > 0) {
         repair_tick(h);
     }
+    /* A follower learns its leader, and ships come and go, between
+     * leadership changes: the service manager's STATUS follows. */
+    host_service_status(h);
 }
 
 static void host__writeback_cb(uv_timer_t *t)
@@ -574,12 +577,14 @@ static void host__lead(void *arg, bool leading)
         h->alarms_stale = false;
         host_alarms_start(h);
         host_log("info", "leading", NULL);
+        host_service_status(h);
     } else {
         uv_timer_stop(&h->alarm_timer);
         host__batches_step_down(h);
         h->alarms_stale = true;
         host_ships_step_down(h);
         host_log("info", "no longer leading; ships stopped", NULL);
+        host_service_status(h);
     }
 }
 
@@ -963,6 +968,7 @@ static void host__signal_cb(uv_signal_t *sig, int signum)
     h->stopping = true;
     host_log("info", "stopping", "signal", signum == SIGINT ? "INT" : "TERM",
              NULL);
+    host_service_stopping(h);
     /* New clients go to the other hosts (a refused connection costs them
      * no try); the open connections are served until the drain ends. */
     http_server_stop_listening(h->front);
@@ -1924,6 +1930,9 @@ int host_run(const struct host_config *cfg)
     host_log("info", "listening", "front", cfg->listen, "port", port, "admin",
              h->admin_path, "admin_tcp", cfg->admin ? cfg->admin : "-", "data",
              cfg->data_dir, NULL);
+    /* Both doors listen, the store is open and raft runs: a service
+     * manager may count the host as started. */
+    host_service_ready(h);
 
     uv_run(&h->loop, UV_RUN_DEFAULT);
 
@@ -1954,6 +1963,7 @@ int host_run(const struct host_config *cfg)
     uv_signal_stop(&h->sigint);
     uv_signal_stop(&h->sigterm);
     uv_timer_stop(&h->stop_timer);
+    host_service_stop(h);
     host_forward_stop(h);
     uint64_t deadline = uv_now(&h->loop) + 10000;
     while ((log_pending(h->log) > 0 || proc_count() > 0) &&

@@ -335,6 +335,12 @@ struct host {
     uint64_t started_ns;
     uint64_t disk_checked_ms;
     bool disk_ok;
+    /* The service manager (daemon/service.c): the watchdog's pings, and
+     * the last STATUS sent, sent again only when it changes. */
+    uv_timer_t watchdog;
+    bool watchdog_on;
+    bool service_ready; /* READY=1 was sent */
+    char service_status[160];
 };
 
 /* Return the registry slot of the ship with this id or name, or
@@ -621,6 +627,23 @@ void host_quota_json(const struct host *h, const struct store_account *a,
 
 /* Free the rates. */
 void host_quota_free(struct host *h);
+
+/* --- The service manager (daemon/service.c; lib/notify.h). --- */
+
+/* The host listens and its store and log are open: tell the service
+ * manager READY=1 with a STATUS, and start the watchdog's pings from the
+ * loop when it asks for them. */
+void host_service_ready(struct host *h);
+
+/* Send STATUS again if what it says changed (leadership, ships). */
+void host_service_status(struct host *h);
+
+/* The host begins to stop: STOPPING=1. The pings go on until the loop
+ * ends, since the drain still runs in it. */
+void host_service_stopping(struct host *h);
+
+/* Stop the watchdog's timer, before the loop closes. */
+void host_service_stop(struct host *h);
 
 /* --- Usage (daemon/usage.c; docs/design.md, "Usage"). --- */
 
