@@ -162,6 +162,8 @@ enum record_entry_type {
     RECORD_ENTRY_SHIP_DESTROY = 11,
     RECORD_ENTRY_MAIL = 12,
     RECORD_ENTRY_SHIP_RESET = 13,
+    /* A ship restored from an export (core/export.h). */
+    RECORD_ENTRY_SHIP_IMPORT = 17,
 };
 
 /* A SHIP_RESET entry: u64 sid | u64 last_event. The ship's state returns to

@@ -1726,6 +1726,13 @@ void host_admin_handle(struct http_request *req, void *arg)
         admin__key_rotate(h, req);
         return;
     }
+    if (strcmp(path, "/v1/imports") == 0) {
+        if (strcmp(m, "POST") != 0) {
+            goto method;
+        }
+        host_ship_import(h, req);
+        return;
+    }
     if (strcmp(path, "/v1/ships") == 0) {
         if (strcmp(m, "GET") == 0) {
             admin__list(h, req, scope);
@@ -1755,6 +1762,13 @@ void host_admin_handle(struct http_request *req, void *arg)
         }
         if (*action == '\0' && strcmp(m, "GET") == 0) {
             host_reply_json(req, 200, admin__ship_json(h, slot));
+            return;
+        }
+        if (strcmp(action, "/export") == 0) {
+            if (strcmp(m, "GET") != 0) {
+                goto method;
+            }
+            host_ship_export(h, req, slot);
             return;
         }
         if (strcmp(action, "/tree") == 0) {

@@ -20,6 +20,7 @@
 #include "consensus/log.h"
 #include "crypto/keywrap.h"
 #include "crypto/secretfile.h"
+#include "core/export.h"
 #include "core/record.h"
 #include "lib/err.h"
 #include "lib/file.h"
@@ -154,7 +155,8 @@ static int host__apply_registry(struct host *h, uint64_t index,
          * when it comes to lead. */
         h->alarms_stale = true;
     }
-    if (type == RECORD_ENTRY_SHIP_BATCH || type == RECORD_ENTRY_SHIP_NEW) {
+    if (type == RECORD_ENTRY_SHIP_BATCH || type == RECORD_ENTRY_SHIP_NEW ||
+        type == RECORD_ENTRY_SHIP_IMPORT) {
         return host_registry_sync(h);
     }
     if (h->registry_stale) {
@@ -1890,7 +1892,11 @@ int host_run(const struct host_config *cfg)
      * takes a token on every request (daemon/tokens.c), so it may listen on
      * any address. */
     auth_limiter_init(&h->limiter, AUTH_FAIL_BURST, AUTH_FAIL_PER_SEC);
-    rv = http_server_new(&h->admin, &h->loop, &ac, host_admin_handle, h);
+    /* The socket takes an export whole (berth ship import); TCP keeps
+     * the smaller limit, as its clients are not all trusted. */
+    struct http_server_config ac_unix = ac;
+    ac_unix.max_body = EXPORT_MAX + 64 * 1024;
+    rv = http_server_new(&h->admin, &h->loop, &ac_unix, host_admin_handle, h);
     if (rv == 0) {
         snprintf(h->admin_path, sizeof h->admin_path, "%s/admin.sock",
                  cfg->data_dir);

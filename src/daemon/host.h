@@ -628,6 +628,16 @@ void host_quota_json(const struct host *h, const struct store_account *a,
 /* Free the rates. */
 void host_quota_free(struct host *h);
 
+/* --- Export and import (daemon/export.c; core/export.h). --- */
+
+/* Answer req with the export file of the ship in slot (200,
+ * application/octet-stream), after checking its stored data as fsck does. */
+void host_ship_export(struct host *h, struct http_request *req, uint32_t slot);
+
+/* Make the ship in the export file that is req's body, through the log:
+ * 201 with the ship, or an error that says why nothing changed. */
+void host_ship_import(struct host *h, struct http_request *req);
+
 /* --- The service manager (daemon/service.c; lib/notify.h). --- */
 
 /* The host listens and its store and log are open: tell the service
