@@ -76,6 +76,8 @@
  *                (the last one new, current from then on); the store keeps
  *                the data keys, the host replaces its master key
  *                (docs/security.md, "Key rotation")
+ *   SHIP_IMPORT  a ship restored from an export, whole, with the next sid:
+ *                core/export.h
  * Applying an entry is idempotent: an event at or below its ship's last
  * number, a snapshot not newer than the stored one, a second SHIP_NEW with
  * the same id and a SHIP_REMOVE of an absent ship change nothing. That makes
