@@ -1,11 +1,12 @@
 #!/bin/sh
 # docs/self-host.md's recipe, as far as a CI machine allows: make install
-# (of the build under test) under a temporary prefix, the unit checked with
-# systemd-analyze, the master key made as the recipe makes it, the
+# (of the build under test) under a temporary prefix, the units checked
+# with systemd-analyze, the master key made as the recipe makes it, the
 # installed berth started with the unit's own ExecStart line (what systemd
-# would run, its specifiers filled in), a ship made, exported, removed and
-# imported, the admin API on loopback with a token, and a stop on SIGTERM
-# that leaves no program behind. Run by CTest: sh test/selfhost.sh BUILD.
+# would run, its specifiers filled in) on the front door's socket passed as
+# berth.socket passes it, a ship made, exported, removed and imported, the
+# admin API on loopback with a token, and a stop on SIGTERM that leaves no
+# program behind. Run by CTest: sh test/selfhost.sh BUILD.
 set -eu
 BUILD=$(cd "${1:?usage: selfhost.sh BUILD}" && pwd)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,10 +32,11 @@ step "make install-files PREFIX=$PREFIX"
 make -s -C "$ROOT" install-files BUILD="$BUILD" PREFIX="$PREFIX" >/dev/null
 BERTH=$PREFIX/bin/berth
 UNIT=$PREFIX/lib/systemd/system/berth.service
+SOCKET=$PREFIX/lib/systemd/system/berth.socket
 for f in "$BERTH" "$PREFIX/lib/berth/programs/kv" "$PREFIX/lib/berth/programs/share"; do
     [ -x "$f" ] || fail "not installed: $f"
 done
-for f in "$UNIT" "$PREFIX/share/man/man1/berth.1" "$PREFIX/share/bash-completion/completions/berth"; do
+for f in "$UNIT" "$SOCKET" "$PREFIX/share/man/man1/berth.1" "$PREFIX/share/bash-completion/completions/berth"; do
     [ -s "$f" ] || fail "not installed: $f"
 done
 grep -q '^\.SS "berth ship export' "$PREFIX/share/man/man1/berth.1" || fail "the man page lacks ship export"
@@ -44,14 +46,19 @@ bash -c ". '$PREFIX/share/bash-completion/completions/berth' && complete -p bert
 # --- The unit. ---
 command -v systemd-analyze >/dev/null ||
     fail "systemd-analyze is missing (scripts/deps.sh installs systemd)"
-step "systemd-analyze verify $UNIT"
-out=$(systemd-analyze verify --man=no "$UNIT" 2>&1) || fail "systemd-analyze verify failed: $out"
+step "systemd-analyze verify $UNIT $SOCKET"
+out=$(systemd-analyze verify --man=no "$UNIT" "$SOCKET" 2>&1) || fail "systemd-analyze verify failed: $out"
 [ -z "$out" ] || fail "systemd-analyze verify warns: $out"
 for line in 'Type=notify' 'NotifyAccess=main' 'WatchdogSec=' 'Delegate=yes' \
     'ProtectSystem=strict' 'PrivateTmp=yes' 'NoNewPrivileges=yes' \
-    "ExecStart=$PREFIX/bin/berth serve"; do
+    'Sockets=berth.socket' "ExecStart=$PREFIX/bin/berth serve"; do
     grep -q "^$line" "$UNIT" || fail "the unit lacks $line"
 done
+grep -q '^FileDescriptorName=front$' "$SOCKET" || fail "berth.socket does not name its socket front"
+listen_stream=$(sed -n 's/^ListenStream=//p' "$SOCKET")
+listen_env=$(sed -n 's/^Environment=.*BERTH_LISTEN=\([^ ]*\).*/\1/p' "$UNIT")
+[ "${listen_stream##*:}" = "${listen_env##*:}" ] ||
+    fail "berth.socket listens on $listen_stream but BERTH_LISTEN is $listen_env"
 
 # --- The master key, as the recipe makes it (/etc/berth here under $T). ---
 install -d -m 0700 "$T/etc/berth"
@@ -78,8 +85,10 @@ cmd=$(printf '%s\n' "$exec_start" | sed -e "s|%S|$T/state|g" -e "s|%d|$T/credent
     -e "s|\$BERTH_OPTS|$BERTH_OPTS|g")
 case $cmd in *'$'* | *%*) fail "unfilled variables in ExecStart: $cmd" ;; esac
 step "start: $cmd"
+# As systemd starts it: the front door bound as berth.socket binds it (on
+# a free port here) and passed as descriptor 3, named front.
 # shellcheck disable=SC2086 # the line is split into words, as systemd splits it
-$cmd > "$T/host.log" 2>&1 &
+python3 "$ROOT/test/activate.py" "$FRONT" $cmd > "$T/host.log" 2>&1 &
 PID=$!
 i=0
 until curl -sf "http://$BERTH_LISTEN/healthz" >/dev/null 2>&1; do
@@ -90,6 +99,8 @@ until curl -sf "http://$BERTH_LISTEN/healthz" >/dev/null 2>&1; do
 done
 grep -q 'master key sits beside the data' "$T/host.log" &&
     fail "the master key is not sealed under the key file"
+grep -q 'front door socket from the service manager' "$T/host.log" ||
+    fail "the host did not take the front door's socket"
 
 # --- Using it, backups: as the recipe's commands. ---
 export BERTH_DATA="$T/state/berth"

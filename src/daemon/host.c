@@ -1,5 +1,6 @@
 #include "daemon/host.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <dirent.h>
@@ -25,6 +27,7 @@
 #include "lib/err.h"
 #include "lib/file.h"
 #include "lib/mem.h"
+#include "lib/notify.h"
 #include "proc/launcher.h"
 #include "proc/proc.h"
 #include "store/apply.h"
@@ -986,6 +989,34 @@ static void host__signal_cb(uv_signal_t *sig, int signum)
     host__drain(h);
 }
 
+/* The front door's socket came from the service manager: say so, and
+ * warn when it is not where --listen says, which peers are told is the
+ * front door. */
+static void host__check_passed(struct host *h, int passed)
+{
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof sa;
+    char port[16] = "?", want[16] = "?";
+    if (getsockname(h->front_fd, (struct sockaddr *)&sa, &len) == 0) {
+        int p = sa.ss_family == AF_INET6
+                    ? ntohs(((struct sockaddr_in6 *)&sa)->sin6_port)
+                    : ntohs(((struct sockaddr_in *)&sa)->sin_port);
+        snprintf(port, sizeof port, "%d", p);
+    }
+    const char *colon = strrchr(h->cfg.listen, ':');
+    snprintf(want, sizeof want, "%s", colon != NULL ? colon + 1 : "?");
+    char n[16];
+    snprintf(n, sizeof n, "%d", passed);
+    host_log("info", "front door socket from the service manager", "port", port,
+             "sockets", n, NULL);
+    if (strcmp(port, want) != 0) {
+        host_log("warn",
+                 "the front door's socket is not on the port --listen names; "
+                 "peers are told --listen",
+                 "socket_port", port, "listen", h->cfg.listen, NULL);
+    }
+}
+
 /* Admin connections at most, and idle ones at most: the CLI opens one
  * per command. */
 #define HOST__ADMIN_CONNS 256
@@ -1652,6 +1683,9 @@ int host_run(const struct host_config *cfg)
     }
     h->cfg = *cfg;
     h->disk_ok = true;
+    /* First, before anything else opens a descriptor or a program could
+     * inherit one: the sockets a service manager passed. */
+    int passed = notify_listen_fds(&h->front_fd);
     budget_init(&h->budget, cfg->max_buffer_bytes, host_budget_changed, h);
     h->started_ns = uv_hrtime();
     registry_init(&h->reg);
@@ -1869,7 +1903,16 @@ int host_run(const struct host_config *cfg)
         .budget = &h->budget,
     };
     rv = http_server_new(&h->front, &h->loop, &hc, host_front_handle, h);
-    if (rv == 0) {
+    if (rv == 0 && h->front_fd >= 0) {
+        rv = http_server_listen_fd(h->front, h->front_fd, errmsg);
+        host__check_passed(h, passed);
+    } else if (rv == 0) {
+        if (passed > 0) {
+            host_log("warn",
+                     "the service manager passed sockets but none named "
+                     "front; the front door binds --listen itself",
+                     NULL);
+        }
         rv = http_server_listen_tcp(h->front, cfg->listen, errmsg);
     }
     if (rv != 0) {

@@ -340,6 +340,10 @@ struct host {
     uv_timer_t watchdog;
     bool watchdog_on;
     bool service_ready; /* READY=1 was sent */
+    /* The front door's socket as a service manager passed it (socket
+     * activation, lib/notify.h), or -1: it then outlives this process, so
+     * that a restart refuses no connection. */
+    int front_fd;
     char service_status[160];
 };
 

@@ -1,6 +1,7 @@
 #include "lib/notify.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,4 +74,48 @@ uint64_t notify_watchdog_usec(void)
         }
     }
     return (uint64_t)v;
+}
+
+int notify_listen_fds(int *front)
+{
+    const char *pid = getenv("LISTEN_PID");
+    const char *fds = getenv("LISTEN_FDS");
+    const char *names = getenv("LISTEN_FDNAMES");
+    char *end;
+    *front = -1;
+    if (pid == NULL || fds == NULL) {
+        return 0;
+    }
+    errno = 0;
+    unsigned long long p = strtoull(pid, &end, 10);
+    if (*end != '\0' || errno != 0 || p != (unsigned long long)getpid()) {
+        return 0; /* meant for another process */
+    }
+    unsigned long long n = strtoull(fds, &end, 10);
+    if (*end != '\0' || errno != 0 || n == 0 || n > 64) {
+        return 0;
+    }
+    for (int fd = NOTIFY_LISTEN_FDS_START;
+         fd < NOTIFY_LISTEN_FDS_START + (int)n; fd++) {
+        int flags = fcntl(fd, F_GETFD);
+        if (flags >= 0) {
+            fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+        }
+    }
+    /* Names are colon-separated, one per descriptor in order. */
+    const char *name = names;
+    for (unsigned long long i = 0; i < n; i++) {
+        size_t len = name != NULL ? strcspn(name, ":") : 0;
+        if ((name != NULL && len == 5 && strncmp(name, "front", 5) == 0) ||
+            ((names == NULL || names[0] == '\0') && n == 1)) {
+            *front = NOTIFY_LISTEN_FDS_START + (int)i;
+        }
+        if (name != NULL) {
+            name = name[len] == ':' ? name + len + 1 : NULL;
+        }
+    }
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    return (int)n;
 }

@@ -28,4 +28,16 @@ int notify_status(const char *status);
  * $WATCHDOG_PID set to another process's pid. */
 uint64_t notify_watchdog_usec(void);
 
+/* The first descriptor a service manager passes (SD_LISTEN_FDS_START). */
+#define NOTIFY_LISTEN_FDS_START 3
+
+/* Take the listening sockets a service manager passed this process
+ * (socket activation: $LISTEN_PID is this process, $LISTEN_FDS of them
+ * from descriptor 3, named by $LISTEN_FDNAMES): every one is marked
+ * close-on-exec, so that no program inherits it, and the variables are
+ * removed. Sets *front to the one named "front" (or the only one, when
+ * none is named), else -1. Returns how many were passed (0 without
+ * socket activation). */
+int notify_listen_fds(int *front);
+
 #endif

@@ -1,16 +1,20 @@
-"""berth serve under a service manager, as systemd runs the unit in
-packaging/berth.service (Type=notify, WatchdogSec): the test binds the unix
-datagram socket systemd would, starts a real host with NOTIFY_SOCKET and
-WATCHDOG_USEC, and reads what the host says: READY=1 only once both doors
-answer, a STATUS, WATCHDOG=1 pings at half the period, STOPPING=1 on
-SIGTERM."""
+"""berth serve under a service manager, as systemd runs the units in
+packaging/ (Type=notify, WatchdogSec, socket activation): the test binds the
+unix datagram socket systemd would, starts a real host with NOTIFY_SOCKET
+and WATCHDOG_USEC, and reads what the host says: READY=1 only once both
+doors answer, a STATUS, WATCHDOG=1 pings at half the period, STOPPING=1 on
+SIGTERM. And it holds the front door's socket as berth.socket does and
+passes it (LISTEN_FDS): a request sent while the host restarts waits in the
+socket and is answered by the new process, and no program inherits the
+socket."""
+import http.client
 import os
 import signal
 import socket
 import threading
 import time
 
-from conftest import free_port
+from conftest import ROOT, free_port
 
 
 def bind(path):
@@ -134,3 +138,53 @@ def test_no_notify_socket(host_factory):
     assert h.http("GET", "/healthz")[0] == 200
     assert h.stop() == 0
     assert "cannot notify the service manager" in h.logs()
+
+
+# As systemd starts a socket-activated service (test/activate.py).
+ACTIVATE = os.path.join(ROOT, "test", "activate.py")
+
+
+def socket_inodes(pid):
+    """The inodes of the sockets process pid holds."""
+    found = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            found.add(int(link[8:-1]))
+    return found
+
+
+def test_socket_activation_restart_refuses_nothing(host_factory):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    h = host_factory()
+    h.port = sock.getsockname()[1]
+    h.pass_fds = (sock.fileno(),)
+    h.prefix = ["python3", ACTIVATE, "--fd", str(sock.fileno())]
+    h.start()
+    assert "front door socket from the service manager" in h.logs()
+    h.new_ship(name="ann")
+    assert h.http("PUT", "/s/ann/k/a", b"before")[0] in (200, 201)
+    # The program does not hold the front door's socket.
+    inode = os.fstat(sock.fileno()).st_ino
+    pid = h.cli_json("ship", "show", "ann")["pid"]
+    assert pid, "ann's program is not running"
+    assert inode not in socket_inodes(pid)
+
+    # Stop; while no host runs, a client connects and asks.
+    h.proc.send_signal(signal.SIGTERM)
+    assert h.proc.wait(20) == 0
+    h.stop()
+    c = http.client.HTTPConnection("127.0.0.1", h.port, timeout=30)
+    c.connect()  # not refused: the socket outlives the process
+    c.request("GET", "/s/ann/k/a")
+    h.start()
+    r = c.getresponse()
+    assert (r.status, r.read()) == (200, b"before")
+    c.close()
+    assert h.stop() == 0
+    sock.close()
