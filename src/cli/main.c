@@ -2305,7 +2305,11 @@ static const struct cli__cmd cli__cmds[] = {
     {"serve", "[options]", "run a host in the foreground",
      "Run a host in the foreground until SIGINT or SIGTERM: its front door "
      "for HTTP, its admin API (DIR/admin.sock, and --admin) and every ship in "
-     "its data directory.",
+     "its data directory. Under a service manager it says READY=1, STATUS, "
+     "WATCHDOG=1 and STOPPING=1 ($NOTIFY_SOCKET, $WATCHDOG_USEC), and takes "
+     "its front door from a socket the manager passes ($LISTEN_FDS, the one "
+     "named front) rather than binding --listen, so that the socket outlives "
+     "a restart (packaging/berth.socket).",
      cli__serve_opts, 0, 0, false, cli__serve},
     {"ship new", "--program PATH [options]", "create a ship, or N ships",
      "Create a ship running PATH, or N ships with --count, and print its id "
