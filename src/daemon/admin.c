@@ -69,6 +69,7 @@
 #include "daemon/host.h"
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "lib/notify.h"
 #include "proc/proc.h"
 
 /* Ships a creation proposes per log entry. Each costs a key pair here
@@ -1186,6 +1187,11 @@ static void admin__rejoin_cb(uv_timer_t *t)
              NULL);
     store_close(h->store);
     h->store = NULL;
+    /* A front door passed by the service manager is not ours to bind
+     * again: the process that follows takes it as this one did. */
+    if (h->front_fd >= 0 && notify_listen_fds_pass(h->front_fd) != 0) {
+        host_log("warn", "cannot hand the front door's socket on", NULL);
+    }
     execv("/proc/self/exe", args);
     host_log("fatal", "cannot start again", "error", strerror(errno), NULL);
     _exit(70);

@@ -119,3 +119,20 @@ int notify_listen_fds(int *front)
     unsetenv("LISTEN_FDNAMES");
     return (int)n;
 }
+
+int notify_listen_fds_pass(int fd)
+{
+    char pid[24];
+    int flags = fcntl(fd, F_GETFD);
+    if (fd != NOTIFY_LISTEN_FDS_START || flags < 0 ||
+        fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) != 0) {
+        return BERTH_EIO;
+    }
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    if (setenv("LISTEN_PID", pid, 1) != 0 ||
+        setenv("LISTEN_FDS", "1", 1) != 0 ||
+        setenv("LISTEN_FDNAMES", "front", 1) != 0) {
+        return BERTH_EIO;
+    }
+    return 0;
+}

@@ -40,4 +40,10 @@ uint64_t notify_watchdog_usec(void);
  * socket activation). */
 int notify_listen_fds(int *front);
 
+/* Hand the front door's socket fd (one notify_listen_fds gave) to the
+ * program this process is about to exec in its place, as a service manager
+ * would: it stays open across the exec and the variables say so again.
+ * Returns 0, or BERTH_EIO. */
+int notify_listen_fds_pass(int fd);
+
 #endif
