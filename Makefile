@@ -8,7 +8,7 @@ LISTEN     ?= 127.0.0.1:8080
 PREFIX     ?= /usr/local
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build install run test bench bench-spawn fuzz format clean
+.PHONY: all deps build install install-files run test bench bench-spawn fuzz format clean
 
 all: build
 
@@ -19,11 +19,28 @@ build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(if $(CI),-DBERTH_WERROR=ON) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# Copies berth to $(PREFIX)/bin (DESTDIR is put in front, for packaging).
+# Builds, then installs under $(PREFIX) (DESTDIR is put in front, for
+# packaging): bin/berth, the sample programs in lib/berth/programs/, the
+# systemd units (lib/systemd/system/berth.service, its ExecStart pointing at
+# $(PREFIX)/bin/berth, and berth.socket, its front door), the man page and
+# bash completion.
 install: build
-	@install -d $(DESTDIR)$(PREFIX)/bin
+	@$(MAKE) install-files
+
+# What install copies, from $(BUILD) as it is (test/selfhost.sh installs
+# the build under test this way).
+install-files:
+	@install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/berth/programs \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	@install -m 0755 $(BUILD)/berth $(DESTDIR)$(PREFIX)/bin/berth
-	@echo "installed $(DESTDIR)$(PREFIX)/bin/berth"
+	@install -m 0755 $(BUILD)/programs/kv $(BUILD)/programs/share $(DESTDIR)$(PREFIX)/lib/berth/programs/
+	@sed 's|@BINDIR@|$(PREFIX)/bin|g' packaging/berth.service.in > $(DESTDIR)$(PREFIX)/lib/systemd/system/berth.service
+	@install -m 0644 packaging/berth.socket $(DESTDIR)$(PREFIX)/lib/systemd/system/berth.socket
+	@chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/berth.service
+	@install -m 0644 $(BUILD)/berth.1 $(DESTDIR)$(PREFIX)/share/man/man1/berth.1
+	@install -m 0644 packaging/berth.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/berth
+	@echo "installed berth in $(DESTDIR)$(PREFIX): bin/berth, lib/berth/programs/, lib/systemd/system/berth.{service,socket}, share/man/man1/berth.1, share/bash-completion/completions/berth"
 
 # Starts a host in the foreground with demo ships; Ctrl-C stops it.
 run: build

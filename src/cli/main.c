@@ -389,16 +389,15 @@ static void cli__endpoint(struct cli *c)
     fclose(f);
 }
 
-/* Perform one API call. On success returns 0 and *out holds the decoded
- * JSON (the caller frees it); on an error prints it to stderr and returns
- * 1. */
-static int cli__call(struct cli *c, const char *method, const char *target,
-                     const void *body, size_t len, json_t **out)
+/* Send one API request; on success returns 0 with the status in *status
+ * and the body in resp (the caller's, emptied first), else prints why and
+ * returns 1. */
+static int cli__request(struct cli *c, const char *method, const char *target,
+                        const void *body, size_t len, int *status,
+                        struct buf *resp)
 {
-    struct buf resp;
     char errmsg[ERRMSG_SIZE];
     char auth[600] = "";
-    int status = 0;
     /* A token goes over TCP only: the socket needs none. */
     const char *token = c->token ? c->token : getenv("BERTH_TOKEN");
     bool tcp = strncmp(c->endpoint, "unix:", 5) != 0;
@@ -417,15 +416,48 @@ static int cli__call(struct cli *c, const char *method, const char *target,
         }
         snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token);
     }
-    buf_init(&resp);
+    resp->len = 0;
     c->status = 0;
     int rv = http_client_request_ex(c->endpoint, method, target,
-                                    auth[0] ? auth : NULL, body, len, 0,
-                                    &status, &resp, errmsg);
+                                    auth[0] ? auth : NULL, body, len, 0, status,
+                                    resp, errmsg);
     if (rv != 0) {
         fprintf(stderr, "berth: %s\n", errmsg);
         fprintf(stderr, "berth: is a host running? Start one with 'berth "
                         "serve' or point --data/--admin at it.\n");
+        return 1;
+    }
+    return 0;
+}
+
+/* Print the API's error answer v (status, JSON) to stderr. */
+static void cli__print_error(struct cli *c, int status, json_t *v)
+{
+    const char *token = c->token ? c->token : getenv("BERTH_TOKEN");
+    json_t *e = json_object_get(v, "error");
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    const char *code = json_string_value(json_object_get(e, "code"));
+    fprintf(stderr, "berth: %s (%s)\n", msg ? msg : "request failed",
+            code ? code : "error");
+    if (status == 401 && (token == NULL || *token == '\0')) {
+        fprintf(stderr,
+                "berth: %s is the admin API on TCP: give a token "
+                "with BERTH_TOKEN or --token, or use the host's "
+                "socket (--data DIR)\n",
+                c->endpoint);
+    }
+}
+
+/* Perform one API call. On success returns 0 and *out holds the decoded
+ * JSON (the caller frees it); on an error prints it to stderr and returns
+ * 1. */
+static int cli__call(struct cli *c, const char *method, const char *target,
+                     const void *body, size_t len, json_t **out)
+{
+    struct buf resp;
+    int status = 0;
+    buf_init(&resp);
+    if (cli__request(c, method, target, body, len, &status, &resp) != 0) {
         buf_free(&resp);
         return 1;
     }
@@ -441,22 +473,34 @@ static int cli__call(struct cli *c, const char *method, const char *target,
         return 1;
     }
     if (status >= 300) {
-        json_t *e = json_object_get(v, "error");
-        const char *msg = json_string_value(json_object_get(e, "message"));
-        const char *code = json_string_value(json_object_get(e, "code"));
-        fprintf(stderr, "berth: %s (%s)\n", msg ? msg : "request failed",
-                code ? code : "error");
-        if (status == 401 && (token == NULL || *token == '\0')) {
-            fprintf(stderr,
-                    "berth: %s is the admin API on TCP: give a token "
-                    "with BERTH_TOKEN or --token, or use the host's "
-                    "socket (--data DIR)\n",
-                    c->endpoint);
-        }
+        cli__print_error(c, status, v);
         json_decref(v);
         return 1;
     }
     *out = v;
+    return 0;
+}
+
+/* Perform one API call whose answer is bytes, not JSON, into out (the
+ * caller's); as cli__call. */
+static int cli__call_bytes(struct cli *c, const char *method,
+                           const char *target, struct buf *out)
+{
+    int status = 0;
+    if (cli__request(c, method, target, NULL, 0, &status, out) != 0) {
+        return 1;
+    }
+    if (status >= 300) {
+        json_error_t jerr;
+        json_t *v = json_loadb((const char *)out->data, out->len, 0, &jerr);
+        if (v == NULL) {
+            fprintf(stderr, "berth: host answered %d\n", status);
+        } else {
+            cli__print_error(c, status, v);
+            json_decref(v);
+        }
+        return 1;
+    }
     return 0;
 }
 
@@ -1363,6 +1407,120 @@ static int cli__ship_resize(const struct cli__cmd *cmd, struct cli *c,
         if (warning != NULL) {
             fprintf(stderr, "berth: %s\n", warning);
         }
+    }
+    json_decref(v);
+    return 0;
+}
+
+/* --- Export and import. --- */
+
+static int cli__ship_export(const struct cli__cmd *cmd, struct cli *c,
+                            struct cli__args *a)
+{
+    const char *ship = a->pos[0];
+    const char *path = a->pos[1];
+    if (!ship_name_valid(ship)) {
+        return cli__usage(cmd, "not a ship id or name: %s", ship);
+    }
+    char target[128];
+    snprintf(target, sizeof target, "/v1/ships/%s/export", ship);
+    struct buf file;
+    buf_init(&file);
+    int rv = cli__call_bytes(c, "GET", target, &file);
+    if (rv != 0) {
+        buf_free(&file);
+        return rv;
+    }
+    bool to_stdout = strcmp(path, "-") == 0;
+    /* Written beside its place and renamed, so that a failed export never
+     * leaves half a file under the name of a backup. */
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.part", path);
+    /* Only its owner reads a backup, as only the host's user reads its
+     * data directory. */
+    int fd = to_stdout
+                 ? -1
+                 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = to_stdout ? stdout : fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!to_stdout && fd >= 0 && f == NULL) {
+        close(fd);
+    }
+    if (f == NULL || fwrite(file.data, 1, file.len, f) != file.len ||
+        fflush(f) != 0 || (!to_stdout && fsync(fileno(f)) != 0)) {
+        fprintf(stderr, "berth: cannot write %s: %s\n", path, strerror(errno));
+        rv = 1;
+    }
+    if (!to_stdout && f != NULL && fclose(f) != 0 && rv == 0) {
+        fprintf(stderr, "berth: cannot write %s: %s\n", path, strerror(errno));
+        rv = 1;
+    }
+    if (!to_stdout && rv == 0 && rename(tmp, path) != 0) {
+        fprintf(stderr, "berth: cannot write %s: %s\n", path, strerror(errno));
+        rv = 1;
+    }
+    if (!to_stdout && rv != 0) {
+        unlink(tmp);
+    }
+    if (rv == 0 && !to_stdout) {
+        if (c->json) {
+            printf("{\"ship\": \"%s\", \"file\": \"%s\", \"bytes\": %zu}\n",
+                   ship, path, file.len);
+        } else {
+            printf("exported %s to %s (%zu bytes)\n", ship, path, file.len);
+        }
+    }
+    buf_free(&file);
+    return rv;
+}
+
+static int cli__ship_import(const struct cli__cmd *cmd, struct cli *c,
+                            struct cli__args *a)
+{
+    const char *path = a->pos[0];
+    struct buf file;
+    buf_init(&file);
+    int rv = 0;
+    if (strcmp(path, "-") == 0) {
+        rv = cli__read_stdin(&file);
+    } else {
+        FILE *f = fopen(path, "rb");
+        char chunk[65536];
+        size_t n;
+        if (f == NULL) {
+            fprintf(stderr, "berth: cannot read %s: %s\n", path,
+                    strerror(errno));
+            return 1;
+        }
+        while (rv == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+            if (buf_append(&file, chunk, n) != 0) {
+                fprintf(stderr, "berth: out of memory reading %s\n", path);
+                rv = 1;
+            }
+        }
+        if (rv == 0 && ferror(f)) {
+            fprintf(stderr, "berth: cannot read %s: %s\n", path,
+                    strerror(errno));
+            rv = 1;
+        }
+        fclose(f);
+    }
+    json_t *v = NULL;
+    if (rv == 0 && file.len == 0) {
+        fprintf(stderr, "berth: %s is empty: not a ship export\n", path);
+        rv = 1;
+    }
+    if (rv == 0) {
+        rv = cli__call(c, "POST", "/v1/imports", file.data, file.len, &v);
+    }
+    buf_free(&file);
+    if (rv != 0) {
+        return rv;
+    }
+    if (c->json) {
+        cli__print_json(v);
+    } else {
+        const char *name = cli__str(v, "name");
+        printf("imported %s%s%s\n", cli__str(v, "id"), *name ? " " : "", name);
     }
     json_decref(v);
     return 0;
@@ -2599,7 +2757,11 @@ static const struct cli__cmd cli__cmds[] = {
     {"serve", "[options]", "run a host in the foreground",
      "Run a host in the foreground until SIGINT or SIGTERM: its front door "
      "for HTTP, its admin API (DIR/admin.sock, and --admin) and every ship in "
-     "its data directory.",
+     "its data directory. Under a service manager it says READY=1, STATUS, "
+     "WATCHDOG=1 and STOPPING=1 ($NOTIFY_SOCKET, $WATCHDOG_USEC), and takes "
+     "its front door from a socket the manager passes ($LISTEN_FDS, the one "
+     "named front) rather than binding --listen, so that the socket outlives "
+     "a restart (packaging/berth.socket).",
      cli__serve_opts, 0, 0, false, cli__serve},
     {"ship new", "--program PATH [options]", "create a ship, or N ships",
      "Create a ship running PATH, or N ships with --count, and print its id "
@@ -2673,6 +2835,25 @@ static const struct cli__cmd cli__cmds[] = {
     {"ship unblock", "SHIP", "let a blocked ship back",
      "Lift a block: the front door and messages reach the ship again.", NULL, 1,
      1, true, cli__ship_one},
+    {"ship export", "SHIP FILE", "write a ship to a file, for a backup",
+     "Write the ship whole to FILE ('-': stdout): its identity (id and "
+     "keys), name, program with its arguments and environment, account, "
+     "timeouts, and its stored data (snapshots and events), as one file "
+     "sealed under the cluster's keys. Its stored data is checked as fsck "
+     "checks it first. 'berth ship import FILE' makes the ship again in "
+     "this cluster (or a host started with the same master key and data "
+     "keys); the file opens nowhere else. The ship's program is named by "
+     "its path: it must be there where the ship is imported.",
+     NULL, 2, 2, true, cli__ship_export},
+    {"ship import", "FILE", "make a ship again from its export",
+     "Make the ship in FILE ('-': stdin), written by 'berth ship export', "
+     "again: same id, keys, name, program, account and state, at its last "
+     "exported event. The file must open with the cluster's keys and its "
+     "data pass the checks of fsck; its account must exist and its id and "
+     "name be free (remove the ship first to restore it). A file cut short "
+     "or changed is refused and nothing changes. The ship comes back as a "
+     "root ship, whatever its parent was. Prints its id and name.",
+     NULL, 1, 1, true, cli__ship_import},
     {"cluster ls", "", "list the hosts of the cluster",
      "List every host of this host's cluster: id, peer address, front door, "
      "role (voter, standby or spare), whether it leads, whether it answered "

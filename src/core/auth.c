@@ -38,6 +38,8 @@ static const struct auth_route auth__routes[] = {
     {"POST", "/v1/tokens", AUTH_SCOPE_ADMIN},
     {"DELETE", "/v1/tokens/*", AUTH_SCOPE_ADMIN},
     {"POST", "/v1/key/rotate", AUTH_SCOPE_ADMIN},
+    {"GET", "/v1/ships/*/export", AUTH_SCOPE_ADMIN},
+    {"POST", "/v1/imports", AUTH_SCOPE_ADMIN},
 };
 
 const char *auth_scope_name(enum auth_scope scope)

@@ -76,6 +76,8 @@
  *                (the last one new, current from then on); the store keeps
  *                the data keys, the host replaces its master key
  *                (docs/security.md, "Key rotation")
+ *   SHIP_IMPORT  a ship restored from an export, whole, with the next sid:
+ *                core/export.h
  * Applying an entry is idempotent: an event at or below its ship's last
  * number, a snapshot not newer than the stored one, a second SHIP_NEW with
  * the same id and a SHIP_REMOVE of an absent ship change nothing. That makes
@@ -168,6 +170,8 @@ enum record_entry_type {
     RECORD_ENTRY_SHIP_SEEDS = 14,
     RECORD_ENTRY_SHIP_RESIZE = 15,
     RECORD_ENTRY_SHIP_BLOCK = 17,
+    /* A ship restored from an export (core/export.h). */
+    RECORD_ENTRY_SHIP_IMPORT = 18,
 };
 
 /* What a SHIP_RESIZE entry changes (its which). */

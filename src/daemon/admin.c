@@ -82,6 +82,7 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "proc/harden.h"
+#include "lib/notify.h"
 #include "proc/proc.h"
 
 /* Ships a creation proposes per log entry. Each costs a key pair here
@@ -1454,6 +1455,11 @@ static void admin__rejoin_cb(uv_timer_t *t)
              NULL);
     store_close(h->store);
     h->store = NULL;
+    /* A front door passed by the service manager is not ours to bind
+     * again: the process that follows takes it as this one did. */
+    if (h->front_fd >= 0 && notify_listen_fds_pass(h->front_fd) != 0) {
+        host_log("warn", "cannot hand the front door's socket on", NULL);
+    }
     execv("/proc/self/exe", args);
     host_log("fatal", "cannot start again", "error", strerror(errno), NULL);
     _exit(70);
@@ -2001,6 +2007,13 @@ void host_admin_handle(struct http_request *req, void *arg)
         admin__key_rotate(h, req);
         return;
     }
+    if (strcmp(path, "/v1/imports") == 0) {
+        if (strcmp(m, "POST") != 0) {
+            goto method;
+        }
+        host_ship_import(h, req);
+        return;
+    }
     if (strcmp(path, "/v1/ships") == 0) {
         if (strcmp(m, "GET") == 0) {
             admin__list(h, req, scope);
@@ -2030,6 +2043,13 @@ void host_admin_handle(struct http_request *req, void *arg)
         }
         if (*action == '\0' && strcmp(m, "GET") == 0) {
             host_reply_json(req, 200, admin__ship_json(h, slot));
+            return;
+        }
+        if (strcmp(action, "/export") == 0) {
+            if (strcmp(m, "GET") != 0) {
+                goto method;
+            }
+            host_ship_export(h, req, slot);
             return;
         }
         if (strcmp(action, "/tree") == 0) {

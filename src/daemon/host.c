@@ -1,5 +1,6 @@
 #include "daemon/host.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <dirent.h>
@@ -20,11 +22,13 @@
 #include "consensus/log.h"
 #include "crypto/keywrap.h"
 #include "crypto/secretfile.h"
+#include "core/export.h"
 #include "core/record.h"
 #include "lib/err.h"
 #include "lib/file.h"
 #include "lib/mem.h"
 #include "proc/harden.h"
+#include "lib/notify.h"
 #include "proc/launcher.h"
 #include "proc/proc.h"
 #include "store/apply.h"
@@ -232,7 +236,7 @@ static int host__apply_registry(struct host *h, uint64_t index,
         h->alarms_stale = true;
     }
     if (type == RECORD_ENTRY_SHIP_BATCH || type == RECORD_ENTRY_SHIP_SEEDS ||
-        type == RECORD_ENTRY_SHIP_NEW) {
+        type == RECORD_ENTRY_SHIP_NEW || type == RECORD_ENTRY_SHIP_IMPORT) {
         return host_registry_sync(h);
     }
     if (type == RECORD_ENTRY_SHIP_BLOCK) {
@@ -516,6 +520,9 @@ static void host__repair_cb(uv_timer_t *t)
     if (h->fleet.n_damaged > 0) {
         repair_tick(h);
     }
+    /* A follower learns its leader, and ships come and go, between
+     * leadership changes: the service manager's STATUS follows. */
+    host_service_status(h);
 }
 
 static void host__writeback_cb(uv_timer_t *t)
@@ -666,12 +673,14 @@ static void host__lead(void *arg, bool leading)
         h->alarms_stale = false;
         host_alarms_start(h);
         host_log("info", "leading", NULL);
+        host_service_status(h);
     } else {
         uv_timer_stop(&h->alarm_timer);
         host__batches_step_down(h);
         h->alarms_stale = true;
         host_ships_step_down(h);
         host_log("info", "no longer leading; ships stopped", NULL);
+        host_service_status(h);
     }
 }
 
@@ -1055,6 +1064,7 @@ static void host__signal_cb(uv_signal_t *sig, int signum)
     h->stopping = true;
     host_log("info", "stopping", "signal", signum == SIGINT ? "INT" : "TERM",
              NULL);
+    host_service_stopping(h);
     /* New clients go to the other hosts (a refused connection costs them
      * no try); the open connections are served until the drain ends. */
     http_server_stop_listening(h->front);
@@ -1068,6 +1078,34 @@ static void host__signal_cb(uv_signal_t *sig, int signum)
         return;
     }
     host__drain(h);
+}
+
+/* The front door's socket came from the service manager: say so, and
+ * warn when it is not where --listen says, which peers are told is the
+ * front door. */
+static void host__check_passed(struct host *h, int passed)
+{
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof sa;
+    char port[16] = "?", want[16] = "?";
+    if (getsockname(h->front_fd, (struct sockaddr *)&sa, &len) == 0) {
+        int p = sa.ss_family == AF_INET6
+                    ? ntohs(((struct sockaddr_in6 *)&sa)->sin6_port)
+                    : ntohs(((struct sockaddr_in *)&sa)->sin_port);
+        snprintf(port, sizeof port, "%d", p);
+    }
+    const char *colon = strrchr(h->cfg.listen, ':');
+    snprintf(want, sizeof want, "%s", colon != NULL ? colon + 1 : "?");
+    char n[16];
+    snprintf(n, sizeof n, "%d", passed);
+    host_log("info", "front door socket from the service manager", "port", port,
+             "sockets", n, NULL);
+    if (strcmp(port, want) != 0) {
+        host_log("warn",
+                 "the front door's socket is not on the port --listen names; "
+                 "peers are told --listen",
+                 "socket_port", port, "listen", h->cfg.listen, NULL);
+    }
 }
 
 /* Admin connections at most, and idle ones at most: the CLI opens one
@@ -1796,6 +1834,9 @@ int host_run(const struct host_config *cfg)
     h->cfg = *cfg;
     host_log_set_level(cfg->log_level);
     h->disk_ok = true;
+    /* First, before anything else opens a descriptor or a program could
+     * inherit one: the sockets a service manager passed. */
+    int passed = notify_listen_fds(&h->front_fd);
     budget_init(&h->budget, cfg->max_buffer_bytes, host_budget_changed, h);
     h->started_ns = uv_hrtime();
     registry_init(&h->reg);
@@ -2019,7 +2060,16 @@ int host_run(const struct host_config *cfg)
         .budget = &h->budget,
     };
     rv = http_server_new(&h->front, &h->loop, &hc, host_front_handle, h);
-    if (rv == 0) {
+    if (rv == 0 && h->front_fd >= 0) {
+        rv = http_server_listen_fd(h->front, h->front_fd, errmsg);
+        host__check_passed(h, passed);
+    } else if (rv == 0) {
+        if (passed > 0) {
+            host_log("warn",
+                     "the service manager passed sockets but none named "
+                     "front; the front door binds --listen itself",
+                     NULL);
+        }
         rv = http_server_listen_tcp(h->front, cfg->listen, errmsg);
     }
     if (rv != 0) {
@@ -2042,7 +2092,11 @@ int host_run(const struct host_config *cfg)
      * takes a token on every request (daemon/tokens.c), so it may listen on
      * any address. */
     auth_limiter_init(&h->limiter, AUTH_FAIL_BURST, AUTH_FAIL_PER_SEC);
-    rv = http_server_new(&h->admin, &h->loop, &ac, host_admin_handle, h);
+    /* The socket takes an export whole (berth ship import); TCP keeps
+     * the smaller limit, as its clients are not all trusted. */
+    struct http_server_config ac_unix = ac;
+    ac_unix.max_body = EXPORT_MAX + 64 * 1024;
+    rv = http_server_new(&h->admin, &h->loop, &ac_unix, host_admin_handle, h);
     if (rv == 0) {
         snprintf(h->admin_path, sizeof h->admin_path, "%s/admin.sock",
                  cfg->data_dir);
@@ -2082,6 +2136,9 @@ int host_run(const struct host_config *cfg)
     host_log("info", "listening", "front", cfg->listen, "port", port, "admin",
              h->admin_path, "admin_tcp", cfg->admin ? cfg->admin : "-", "data",
              cfg->data_dir, NULL);
+    /* Both doors listen, the store is open and raft runs: a service
+     * manager may count the host as started. */
+    host_service_ready(h);
 
     uv_run(&h->loop, UV_RUN_DEFAULT);
 
@@ -2114,6 +2171,7 @@ int host_run(const struct host_config *cfg)
     uv_signal_stop(&h->sigint);
     uv_signal_stop(&h->sigterm);
     uv_timer_stop(&h->stop_timer);
+    host_service_stop(h);
     host_forward_stop(h);
     uint64_t deadline = uv_now(&h->loop) + 10000;
     while ((log_pending(h->log) > 0 || proc_count() > 0) &&

@@ -445,6 +445,16 @@ struct host {
      * the tick that answers those whose time is up. */
     struct host_logwait *logwaits;
     uv_timer_t logwait_timer;
+    /* The service manager (daemon/service.c): the watchdog's pings, and
+     * the last STATUS sent, sent again only when it changes. */
+    uv_timer_t watchdog;
+    bool watchdog_on;
+    bool service_ready; /* READY=1 was sent */
+    /* The front door's socket as a service manager passed it (socket
+     * activation, lib/notify.h), or -1: it then outlives this process, so
+     * that a restart refuses no connection. */
+    int front_fd;
+    char service_status[160];
 };
 
 /* Return the registry slot of the ship with this id or name, or
@@ -747,6 +757,33 @@ void host_quota_json(const struct host *h, const struct store_account *a,
 
 /* Free the rates. */
 void host_quota_free(struct host *h);
+
+/* --- Export and import (daemon/export.c; core/export.h). --- */
+
+/* Answer req with the export file of the ship in slot (200,
+ * application/octet-stream), after checking its stored data as fsck does. */
+void host_ship_export(struct host *h, struct http_request *req, uint32_t slot);
+
+/* Make the ship in the export file that is req's body, through the log:
+ * 201 with the ship, or an error that says why nothing changed. */
+void host_ship_import(struct host *h, struct http_request *req);
+
+/* --- The service manager (daemon/service.c; lib/notify.h). --- */
+
+/* The host listens and its store and log are open: tell the service
+ * manager READY=1 with a STATUS, and start the watchdog's pings from the
+ * loop when it asks for them. */
+void host_service_ready(struct host *h);
+
+/* Send STATUS again if what it says changed (leadership, ships). */
+void host_service_status(struct host *h);
+
+/* The host begins to stop: STOPPING=1. The pings go on until the loop
+ * ends, since the drain still runs in it. */
+void host_service_stopping(struct host *h);
+
+/* Stop the watchdog's timer, before the loop closes. */
+void host_service_stop(struct host *h);
 
 /* --- Usage (daemon/usage.c; docs/design.md, "Usage"). --- */
 

@@ -115,6 +115,12 @@ int http_server_new(struct http_server **out, uv_loop_t *loop,
 int http_server_listen_tcp(struct http_server *s, const char *hostport,
                            char *errmsg);
 
+/* Accept connections on fd, a TCP socket bound and listening already (one
+ * a service manager passed, socket activation): the server takes it and
+ * closes it when it stops listening. Returns 0 or a negative code with a
+ * message in errmsg (ERRMSG_SIZE bytes). */
+int http_server_listen_fd(struct http_server *s, int fd, char *errmsg);
+
 /* Listen on a Unix socket at path, replacing a stale socket file. */
 int http_server_listen_unix(struct http_server *s, const char *path,
                             char *errmsg);

@@ -1009,6 +1009,30 @@ int http_server_listen_tcp(struct http_server *s, const char *hostport,
     return 0;
 }
 
+int http_server_listen_fd(struct http_server *s, int fd, char *errmsg)
+{
+    if (s->listening) {
+        err_printf(errmsg, "already listening");
+        return BERTH_EINVAL;
+    }
+    uv_tcp_init(s->loop, &s->listener.tcp);
+    s->listener.tcp.data = s;
+    s->is_tcp = true;
+    s->listening = true;
+    s->open_handles++;
+    int rv = uv_tcp_open(&s->listener.tcp, fd);
+    if (rv == 0) {
+        rv = uv_listen((uv_stream_t *)&s->listener.tcp, 4096,
+                       http__connection_cb);
+    }
+    if (rv != 0) {
+        err_printf(errmsg, "cannot listen on descriptor %d: %s", fd,
+                   uv_strerror(rv));
+        return BERTH_EIO;
+    }
+    return 0;
+}
+
 int http_server_listen_unix(struct http_server *s, const char *path,
                             char *errmsg)
 {

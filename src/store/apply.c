@@ -7,6 +7,7 @@
 
 #include "core/account.h"
 #include "core/auth.h"
+#include "core/export.h"
 #include "core/gate.h"
 #include "core/record.h"
 #include "core/registry.h"
@@ -15,6 +16,7 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "proto/frame.h"
+#include "store/shipcopy.h"
 
 _Static_assert(RECORD_SECRET_MAX <= STORE_SECRET_MAX,
                "a ship's secret fits its store row");
@@ -221,6 +223,108 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
         registry_id_encode(b.public_keys, REGISTRY_KEY_SIZE, id);
         rv = apply__tell_parent(s, b.parent, FRAME_CHILD_SPAWNED, b.tag, id, "",
                                 hook);
+    }
+    if (rv == 0 && hook != NULL && hook->added != NULL) {
+        hook->added(hook->arg);
+    }
+    return rv;
+}
+
+/* A ship restored from an export (core/export.h), as the next sid: made
+ * whole or, when that sid was given meanwhile (BERTH_EBUSY), its id or
+ * name is taken or its account is gone, not at all, on every host alike.
+ * Its copy was sealed for that sid and checked by the proposer. */
+static int apply__ship_import(struct store *s, const uint8_t *p, size_t len,
+                              const struct store_apply_hook *hook, int *result)
+{
+    struct export_ship x;
+    if (export_decode_entry(p, len, &x) != 0 || x.id_len > STORE_ID_MAX ||
+        x.name_len > STORE_NAME_MAX || x.secret_len > STORE_SECRET_MAX) {
+        return store_set_error(s, BERTH_ECORRUPT,
+                               "a ship import record does not decode");
+    }
+    struct store_account account;
+    int rv = store_account_get_id(s, x.account, &account);
+    if (rv == BERTH_ENOTFOUND) {
+        *result = BERTH_ENOTFOUND;
+        return 0;
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    /* The proposer sealed the ship's data for the next sid as it saw it:
+     * a ship made meanwhile took it, and the proposer tries again. */
+    uint64_t next;
+    if ((rv = store_meta_get(s, "next_sid", &next)) != 0) {
+        return rv;
+    }
+    if (x.sid != next + 1) {
+        *result = BERTH_EBUSY;
+        return 0;
+    }
+    struct store_ship ship;
+    memset(&ship, 0, sizeof ship);
+    ship.sid = x.sid;
+    memcpy(ship.id, x.id, x.id_len);
+    memcpy(ship.name, x.name, x.name_len);
+    ship.program = mem_strndup(x.program, x.program_len);
+    ship.args = x.args_len ? mem_alloc(x.args_len) : NULL;
+    ship.env = x.env_len ? mem_alloc(x.env_len) : NULL;
+    ship.access = x.access_len ? mem_alloc(x.access_len) : NULL;
+    ship.sandbox = x.sandbox_len ? mem_alloc(x.sandbox_len) : NULL;
+    if (ship.program == NULL || (x.args_len && ship.args == NULL) ||
+        (x.env_len && ship.env == NULL) ||
+        (x.access_len && ship.access == NULL) ||
+        (x.sandbox_len && ship.sandbox == NULL)) {
+        store_ship_clear(&ship);
+        return store_set_error(s, BERTH_ENOMEM,
+                               "applying an import: out of memory");
+    }
+    if (x.args_len > 0) {
+        memcpy(ship.args, x.args, x.args_len);
+        ship.args_len = x.args_len;
+    }
+    if (x.env_len > 0) {
+        memcpy(ship.env, x.env, x.env_len);
+        ship.env_len = x.env_len;
+    }
+    if (x.access_len > 0) {
+        memcpy(ship.access, x.access, x.access_len);
+        ship.access_len = x.access_len;
+    }
+    if (x.sandbox_len > 0) {
+        memcpy(ship.sandbox, x.sandbox, x.sandbox_len);
+        ship.sandbox_len = x.sandbox_len;
+    }
+    ship.created_ns = x.created_ns;
+    ship.idle_timeout_ms = x.idle_timeout_ms;
+    ship.freeze_timeout_ms = x.freeze_timeout_ms;
+    ship.acks = x.acks;
+    ship.account = x.account;
+    ship.first_event = 1;
+    memcpy(ship.public_key, x.public_key, sizeof ship.public_key);
+    memcpy(ship.secret, x.secret, x.secret_len);
+    ship.secret_len = x.secret_len;
+    rv = store_ship_put(s, &ship);
+    sodium_memzero(ship.secret, sizeof ship.secret);
+    store_ship_clear(&ship);
+    if (rv == BERTH_EEXIST) {
+        *result = BERTH_EEXIST; /* its id or name is another ship's */
+        return APPLY__UNDO;
+    }
+    if (rv == 0) {
+        rv = shipcopy_put(s, x.sid, x.copy, x.copy_len);
+        if (rv == BERTH_EMALFORMED) {
+            rv = store_set_error(s, BERTH_ECORRUPT,
+                                 "a ship import's copy does not decode");
+        }
+    }
+    /* Its storage as the crawler would count it, and its sid given. */
+    uint64_t bytes = 0;
+    if (rv == 0 && (rv = store_usage_recount(s, x.sid, &bytes)) == 0 &&
+        (rv = store_usage_add(s, x.sid, (int64_t)bytes)) == 0 &&
+        (rv = store_usage_ships(s, x.account, 1, 0, 0)) == 0) {
+        rv = store_meta_put(s, "next_sid", x.sid);
     }
     if (rv == 0 && hook != NULL && hook->added != NULL) {
         hook->added(hook->arg);
@@ -1051,6 +1155,9 @@ int store_apply_entry(struct store *s, uint64_t index, const uint8_t *entry,
         break;
     case RECORD_ENTRY_SHIP_DESTROY:
         rv = apply__ship_destroy(s, 0, entry, len, hook);
+        break;
+    case RECORD_ENTRY_SHIP_IMPORT:
+        rv = apply__ship_import(s, entry, len, hook, result);
         break;
     default:
         rv = store_set_error(s, BERTH_ECORRUPT, "unknown entry type %u",

@@ -1,6 +1,9 @@
 #include "store/shipcopy.h"
 
+#include <sodium.h>
 #include <string.h>
+
+#include "core/record.h"
 
 #include "lib/err.h"
 #include "store/fsck.h"
@@ -219,5 +222,209 @@ int shipcopy_install(struct store *s, const struct seal_keys *keys,
     rv = store_entry_end(s);
 out:
     store_ship_clear(&ship);
+    return rv;
+}
+
+int shipcopy_put(struct store *s, uint64_t sid, const uint8_t *p, size_t len)
+{
+    struct cursor c;
+    struct store_ship ship;
+    struct shipcopy__snap latest, prior;
+    uint8_t last_hash[STORE_HASH_SIZE];
+    cursor_init(&c, p, len);
+    if (cursor_u8(&c) != SHIPCOPY__VERSION) {
+        return BERTH_EMALFORMED;
+    }
+    uint64_t last_event = cursor_u64(&c);
+    const uint8_t *hash = cursor_bytes(&c, sizeof last_hash);
+    uint64_t first_event = cursor_u64(&c);
+    uint64_t snapshot_event = cursor_u64(&c);
+    uint64_t alarm_ns = cursor_u64(&c);
+    shipcopy__get_snapshot(&c, &latest);
+    shipcopy__get_snapshot(&c, &prior);
+    if (c.err != 0 ||
+        (latest.present && latest.meta.number != snapshot_event)) {
+        return BERTH_EMALFORMED;
+    }
+    memcpy(last_hash, hash, sizeof last_hash);
+    int rv = store_ship_get_sid(s, sid, &ship);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = shipcopy__write(s, sid, &c, &latest, &prior);
+    if (rv == 0) {
+        ship.last_event = last_event;
+        ship.first_event = first_event;
+        ship.snapshot_event = snapshot_event;
+        ship.alarm_ns = alarm_ns;
+        memcpy(ship.last_hash, last_hash, sizeof ship.last_hash);
+        rv = store_ship_put(s, &ship);
+    }
+    if (rv == 0) {
+        rv = store_ship_head_put(s, sid, last_event, last_hash, alarm_ns, 0, 0);
+    }
+    store_ship_clear(&ship);
+    return rv;
+}
+
+/* Seal a snapshot of a copy again for to_sid into out (a whole snapshot
+ * field of a copy: present, meta and bytes); chain is its new link. */
+static int shipcopy__reseal_snapshot(struct buf *out,
+                                     const struct shipcopy__snap *snap,
+                                     const struct seal_keys *keys,
+                                     uint64_t from_sid, uint64_t to_sid,
+                                     const uint8_t *chain, char *errmsg)
+{
+    if (!snap->present) {
+        return buf_put_u8(out, 0);
+    }
+    struct buf plain, entry;
+    buf_init(&plain);
+    buf_init(&entry);
+    int rv = 0;
+    if (snap->meta.sealed) {
+        rv = record_open_snapshot(&plain, keys, from_sid, snap->meta.number,
+                                  snap->meta.epoch, snap->data, snap->len);
+        if (rv == BERTH_ECORRUPT || rv == BERTH_EMALFORMED) {
+            err_printf(errmsg, "the snapshot at event %llu does not open",
+                       (unsigned long long)snap->meta.number);
+            rv = BERTH_ECORRUPT;
+        }
+    } else {
+        rv = buf_append(&plain, snap->data, snap->len);
+    }
+    struct record_snapshot r = {
+        .sid = to_sid,
+        .number = snap->meta.number,
+        .data = plain.data,
+        .len = plain.len,
+    };
+    memcpy(r.epoch, snap->meta.epoch, sizeof r.epoch);
+    uint8_t nonce[SEAL_NONCE_SIZE];
+    randombytes_buf(nonce, sizeof nonce);
+    struct record_snapshot sealed;
+    if (rv == 0 &&
+        (rv = record_encode_snapshot(&entry, &r, keys, nonce)) == 0 &&
+        (rv = record_decode_snapshot(entry.data, entry.len, &sealed)) == 0) {
+        struct store_snapshot meta = snap->meta;
+        meta.sealed = true;
+        memcpy(meta.chain, chain, sizeof meta.chain);
+        /* A view of the seal in entry, for the writer to copy. */
+        struct buf view = {.data = (uint8_t *)sealed.data, .len = sealed.len};
+        rv = shipcopy__put_snapshot(out, 0, &meta, &view);
+    }
+    sodium_memzero(plain.data, plain.len);
+    buf_free(&plain);
+    buf_free(&entry);
+    return rv;
+}
+
+int shipcopy_reseal(const uint8_t *p, size_t len, const struct seal_keys *keys,
+                    uint64_t from_sid, uint64_t to_sid, struct buf *out,
+                    char *errmsg)
+{
+    struct cursor c;
+    struct shipcopy__snap latest, prior;
+    uint8_t last_hash[STORE_HASH_SIZE];
+    cursor_init(&c, p, len);
+    if (cursor_u8(&c) != SHIPCOPY__VERSION) {
+        return BERTH_EMALFORMED;
+    }
+    uint64_t last_event = cursor_u64(&c);
+    const uint8_t *hash = cursor_bytes(&c, sizeof last_hash);
+    uint64_t first_event = cursor_u64(&c);
+    uint64_t snapshot_event = cursor_u64(&c);
+    uint64_t alarm_ns = cursor_u64(&c);
+    shipcopy__get_snapshot(&c, &latest);
+    shipcopy__get_snapshot(&c, &prior);
+    uint32_t n = cursor_u32(&c);
+    if (c.err != 0) {
+        return BERTH_EMALFORMED;
+    }
+    memcpy(last_hash, hash, sizeof last_hash);
+    /* The events first, apart: the snapshots' new links are their
+     * events' new hashes. The first event keeps its link to the one before
+     * it, which no copy holds. */
+    struct buf events, plain;
+    buf_init(&events);
+    buf_init(&plain);
+    uint8_t chain[RECORD_HASH_SIZE];
+    uint8_t latest_chain[RECORD_HASH_SIZE], prior_chain[RECORD_HASH_SIZE];
+    memcpy(latest_chain, latest.meta.chain, sizeof latest_chain);
+    memcpy(prior_chain, prior.meta.chain, sizeof prior_chain);
+    int rv = 0;
+    for (uint32_t i = 0; i < n && rv == 0; i++) {
+        uint64_t number = cursor_u64(&c);
+        uint32_t rec_len = cursor_u32(&c);
+        const uint8_t *rec = cursor_bytes(&c, rec_len);
+        struct record_event ev;
+        if (c.err != 0) {
+            rv = BERTH_EMALFORMED;
+            break;
+        }
+        rv = record_open_event(rec, rec_len, keys, &plain, &ev);
+        if (rv == 0 && (ev.sid != from_sid || ev.number != number)) {
+            rv = BERTH_ECORRUPT;
+        }
+        if (rv == BERTH_ECORRUPT || rv == BERTH_EMALFORMED) {
+            err_printf(errmsg, "event %llu does not open",
+                       (unsigned long long)number);
+            rv = BERTH_ECORRUPT;
+            break;
+        }
+        ev.sid = to_sid;
+        if (i > 0) {
+            memcpy(ev.prev_hash, chain, sizeof chain);
+        }
+        uint8_t nonce[SEAL_NONCE_SIZE];
+        randombytes_buf(nonce, sizeof nonce);
+        size_t at = events.len;
+        if ((rv = buf_put_u64(&events, number)) != 0 ||
+            (rv = buf_put_u32(&events, 0)) != 0) {
+            break;
+        }
+        size_t start = events.len;
+        rv = record_encode_event(&events, &ev, keys, nonce);
+        sodium_memzero(plain.data, plain.len);
+        if (rv != 0) {
+            break;
+        }
+        put_le32(events.data + at + 8, (uint32_t)(events.len - start));
+        record_hash(events.data + start, events.len - start, chain);
+        if (number == latest.meta.number) {
+            memcpy(latest_chain, chain, sizeof chain);
+        }
+        if (number == prior.meta.number) {
+            memcpy(prior_chain, chain, sizeof chain);
+        }
+        if (number == last_event) {
+            memcpy(last_hash, chain, sizeof chain);
+        }
+    }
+    if (rv == 0 && (c.err != 0 || cursor_left(&c) != 0)) {
+        rv = BERTH_EMALFORMED;
+    }
+    if (rv == 0 && ((rv = buf_put_u8(out, SHIPCOPY__VERSION)) != 0 ||
+                    (rv = buf_put_u64(out, last_event)) != 0 ||
+                    (rv = buf_append(out, last_hash, sizeof last_hash)) != 0 ||
+                    (rv = buf_put_u64(out, first_event)) != 0 ||
+                    (rv = buf_put_u64(out, snapshot_event)) != 0 ||
+                    (rv = buf_put_u64(out, alarm_ns)) != 0)) {
+        goto out;
+    }
+    if (rv == 0) {
+        rv = shipcopy__reseal_snapshot(out, &latest, keys, from_sid, to_sid,
+                                       latest_chain, errmsg);
+    }
+    if (rv == 0) {
+        rv = shipcopy__reseal_snapshot(out, &prior, keys, from_sid, to_sid,
+                                       prior_chain, errmsg);
+    }
+    if (rv == 0 && (rv = buf_put_u32(out, n)) == 0) {
+        rv = buf_append(out, events.data, events.len);
+    }
+out:
+    buf_free(&events);
+    buf_free(&plain);
     return rv;
 }

@@ -111,6 +111,7 @@ class Host:
         self.proc = None
         self.log_path = data + ".log"
         self.preexec_fn = None  # run in the host's process before exec
+        self.pass_fds = ()  # descriptors the host's process inherits
         self.env = None  # the host's environment; None: the test's
         self.started = False
         self.ever_ready = False  # it answered /healthz once
@@ -159,7 +160,7 @@ class Host:
             self.prefix + [BERTH, "serve", "--data", self.data, "--listen",
                            "%s:%d" % (self.address, self.port)] + args,
             stdout=self.log, stderr=self.log, preexec_fn=self.preexec_fn,
-            env=env)
+            env=env, pass_fds=self.pass_fds)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
