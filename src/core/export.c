@@ -117,7 +117,7 @@ int export_seal_file(struct buf *out, const struct seal_keys *keys,
     export__head(sid, head);
     int rv = buf_append(out, head, sizeof head);
     return rv != 0 ? rv
-                   : seal_put(out, keys, SEAL_USE_SHIP, sid, nonce, head,
+                   : seal_put(out, keys, SEAL_USE_SHIP, sid, NULL, nonce, head,
                               sizeof head, entry, len);
 }
 
@@ -137,8 +137,9 @@ int export_open_file(const uint8_t *p, size_t len, const struct seal_keys *keys,
         seal_key_id(p + EXPORT_HEAD_SIZE, len - EXPORT_HEAD_SIZE) == 0) {
         return BERTH_ECORRUPT;
     }
-    int rv = seal_open(entry, keys, SEAL_USE_SHIP, *sid, p, EXPORT_HEAD_SIZE,
-                       p + EXPORT_HEAD_SIZE, len - EXPORT_HEAD_SIZE);
+    int rv =
+        seal_open(entry, keys, SEAL_USE_SHIP, *sid, NULL, p, EXPORT_HEAD_SIZE,
+                  p + EXPORT_HEAD_SIZE, len - EXPORT_HEAD_SIZE);
     if (rv == BERTH_EMALFORMED) {
         rv = BERTH_ECORRUPT; /* a cut seal is a damaged file */
     }

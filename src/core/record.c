@@ -570,6 +570,26 @@ size_t record_ship_batch_secret(const struct record_ship_batch *b, uint32_t i,
     return 4 + b->key_seal_len;
 }
 
+size_t record_ship_own_secret(const struct seal_keys *keys, const uint8_t *seed,
+                              const uint8_t *public_key, const uint8_t *nonce,
+                              uint8_t *out)
+{
+    uint8_t ad[RECORD__SEED_AD];
+    struct buf b;
+    buf_init(&b);
+    record__seed_ad(public_key, ad);
+    size_t n = 0;
+    if (seal_put(&b, keys, SEAL_USE_BATCH, 0, NULL, nonce, ad, sizeof ad, seed,
+                 32) == 0 &&
+        4 + b.len <= RECORD_SECRET_MAX) {
+        put_le32(out, RECORD_SECRET_OWN);
+        memcpy(out + 4, b.data, b.len);
+        n = 4 + b.len;
+    }
+    buf_free(&b);
+    return n;
+}
+
 bool record_ship_secret_in_parent(const uint8_t *secret, size_t len)
 {
     return len >= 4 && len != 64 && get_le32(secret) == RECORD_SECRET_PARENT;

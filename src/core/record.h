@@ -594,6 +594,15 @@ int record_ship_secret(const struct seal_keys *keys, const uint8_t *secret,
 int record_ship_own_key(const struct seal_keys *keys, const uint8_t *secret,
                         size_t len, const uint8_t *public_key, uint8_t *own);
 
+/* Write to out (RECORD_SECRET_MAX bytes) a stored secret that holds seed,
+ * the key-pair seed of the ship of public_key, sealed under keys' batch-key
+ * key with nonce (SEAL_NONCE_SIZE bytes), as a SHIP_SEEDS entry of a ship
+ * without a parent seals it. Returns the bytes written, or 0 when out of
+ * memory. The caller keeps every pointer. */
+size_t record_ship_own_secret(const struct seal_keys *keys, const uint8_t *seed,
+                              const uint8_t *public_key, const uint8_t *nonce,
+                              uint8_t *out);
+
 /* Whether a stored secret is sealed under the ship's parent's key. */
 bool record_ship_secret_in_parent(const uint8_t *secret, size_t len);
 

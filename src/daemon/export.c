@@ -17,9 +17,11 @@
 #include "core/registry.h"
 #include "daemon/host.h"
 #include "lib/err.h"
+#include "core/record.h"
 #include "lib/mem.h"
 #include "store/fsck.h"
 #include "store/shipcopy.h"
+#include "store/shipkey.h"
 
 /* Times an import is proposed again after a ship made meanwhile took the
  * sid it was sealed for. */
@@ -61,6 +63,22 @@ void host_ship_export(struct host *h, struct http_request *req, uint32_t slot)
     }
     if (rv == 0) {
         rv = shipcopy_encode(h->store, sid, &copy);
+    }
+    /* An imported ship is a root ship: a child's seed, sealed under its
+     * parent's key (store/shipkey.h), is sealed again as a root's is. */
+    if (rv == 0 && record_ship_secret_in_parent(ship.secret, ship.secret_len)) {
+        uint8_t sk[64], own[SEAL_OWN_KEY_SIZE], nonce[SEAL_NONCE_SIZE];
+        bool has_own;
+        randombytes_buf(nonce, sizeof nonce);
+        rv = shipkey_open(h->store, &h->keys, &ship, sk, own, &has_own);
+        if (rv == 0) {
+            size_t n = record_ship_own_secret(&h->keys, sk, ship.public_key,
+                                              nonce, ship.secret);
+            rv = n == 0 ? BERTH_ENOMEM : 0;
+            ship.secret_len = n;
+        }
+        sodium_memzero(sk, sizeof sk);
+        sodium_memzero(own, sizeof own);
     }
     struct export_ship x = {
         .sid = sid,
@@ -244,10 +262,25 @@ static void host__import_propose(struct host__import *im)
     buf_init(&copy);
     buf_init(&entry);
     int rv = store_meta_get(h->store, "next_sid", &next);
+    /* The ship keeps its seed, so its own key too: what is sealed again
+     * for the new sid is sealed under the same own key. */
+    uint8_t own_key[SEAL_OWN_KEY_SIZE];
+    const uint8_t *own = NULL;
     if (rv == 0) {
-        rv = shipcopy_reseal(im->x.copy, im->x.copy_len, &h->keys, im->x.sid,
-                             next + 1, &copy, errmsg);
+        int orv = record_ship_own_key(&h->keys, im->x.secret, im->x.secret_len,
+                                      im->x.public_key, own_key);
+        if (orv == 0) {
+            own = own_key;
+        } else if (orv != BERTH_ENOTFOUND) {
+            err_printf(errmsg, "its secret key does not open");
+            rv = BERTH_ECORRUPT;
+        }
     }
+    if (rv == 0) {
+        rv = shipcopy_reseal(im->x.copy, im->x.copy_len, &h->keys, own,
+                             im->x.sid, next + 1, &copy, errmsg);
+    }
+    sodium_memzero(own_key, sizeof own_key);
     if (rv == 0) {
         rv = host__import_check(h, &im->x, next + 1, &copy, errmsg);
     }

@@ -272,8 +272,9 @@ int shipcopy_put(struct store *s, uint64_t sid, const uint8_t *p, size_t len)
 static int shipcopy__reseal_snapshot(struct buf *out,
                                      const struct shipcopy__snap *snap,
                                      const struct seal_keys *keys,
-                                     uint64_t from_sid, uint64_t to_sid,
-                                     const uint8_t *chain, char *errmsg)
+                                     const uint8_t *own, uint64_t from_sid,
+                                     uint64_t to_sid, const uint8_t *chain,
+                                     char *errmsg)
 {
     if (!snap->present) {
         return buf_put_u8(out, 0);
@@ -283,8 +284,9 @@ static int shipcopy__reseal_snapshot(struct buf *out,
     buf_init(&entry);
     int rv = 0;
     if (snap->meta.sealed) {
-        rv = record_open_snapshot(&plain, keys, from_sid, snap->meta.number,
-                                  snap->meta.epoch, snap->data, snap->len);
+        rv =
+            record_open_snapshot(&plain, keys, own, from_sid, snap->meta.number,
+                                 snap->meta.epoch, snap->data, snap->len);
         if (rv == BERTH_ECORRUPT || rv == BERTH_EMALFORMED) {
             err_printf(errmsg, "the snapshot at event %llu does not open",
                        (unsigned long long)snap->meta.number);
@@ -304,7 +306,7 @@ static int shipcopy__reseal_snapshot(struct buf *out,
     randombytes_buf(nonce, sizeof nonce);
     struct record_snapshot sealed;
     if (rv == 0 &&
-        (rv = record_encode_snapshot(&entry, &r, keys, nonce)) == 0 &&
+        (rv = record_encode_snapshot(&entry, &r, keys, own, nonce)) == 0 &&
         (rv = record_decode_snapshot(entry.data, entry.len, &sealed)) == 0) {
         struct store_snapshot meta = snap->meta;
         meta.sealed = true;
@@ -320,8 +322,8 @@ static int shipcopy__reseal_snapshot(struct buf *out,
 }
 
 int shipcopy_reseal(const uint8_t *p, size_t len, const struct seal_keys *keys,
-                    uint64_t from_sid, uint64_t to_sid, struct buf *out,
-                    char *errmsg)
+                    const uint8_t *own, uint64_t from_sid, uint64_t to_sid,
+                    struct buf *out, char *errmsg)
 {
     struct cursor c;
     struct shipcopy__snap latest, prior;
@@ -362,7 +364,7 @@ int shipcopy_reseal(const uint8_t *p, size_t len, const struct seal_keys *keys,
             rv = BERTH_EMALFORMED;
             break;
         }
-        rv = record_open_event(rec, rec_len, keys, &plain, &ev);
+        rv = record_open_event(rec, rec_len, keys, own, &plain, &ev);
         if (rv == 0 && (ev.sid != from_sid || ev.number != number)) {
             rv = BERTH_ECORRUPT;
         }
@@ -384,7 +386,7 @@ int shipcopy_reseal(const uint8_t *p, size_t len, const struct seal_keys *keys,
             break;
         }
         size_t start = events.len;
-        rv = record_encode_event(&events, &ev, keys, nonce);
+        rv = record_encode_event(&events, &ev, keys, own, nonce);
         sodium_memzero(plain.data, plain.len);
         if (rv != 0) {
             break;
@@ -413,11 +415,11 @@ int shipcopy_reseal(const uint8_t *p, size_t len, const struct seal_keys *keys,
         goto out;
     }
     if (rv == 0) {
-        rv = shipcopy__reseal_snapshot(out, &latest, keys, from_sid, to_sid,
-                                       latest_chain, errmsg);
+        rv = shipcopy__reseal_snapshot(out, &latest, keys, own, from_sid,
+                                       to_sid, latest_chain, errmsg);
     }
     if (rv == 0) {
-        rv = shipcopy__reseal_snapshot(out, &prior, keys, from_sid, to_sid,
+        rv = shipcopy__reseal_snapshot(out, &prior, keys, own, from_sid, to_sid,
                                        prior_chain, errmsg);
     }
     if (rv == 0 && (rv = buf_put_u32(out, n)) == 0) {

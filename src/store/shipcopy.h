@@ -38,16 +38,17 @@ int shipcopy_install(struct store *s, const struct seal_keys *keys,
                      uint64_t sid, const uint8_t *p, size_t len, char *errmsg);
 
 /* Append to out the copy at p (len bytes) of ship from_sid made again for
- * ship to_sid: every event record and snapshot opened with keys (borrowed)
- * and sealed again under to_sid's key with fresh nonces, the hash chain
- * and the snapshots' links made again to match. A ship restored from an
- * export gets a sid of its own this way, since every seal is bound to
- * one. Returns 0, BERTH_EMALFORMED for bytes that are not a copy,
- * BERTH_ECORRUPT with what failed in errmsg (ERRMSG_SIZE bytes) when a
- * seal does not open, or BERTH_ENOMEM. */
+ * ship to_sid: every event record and snapshot opened with keys and own,
+ * the ship's own key (NULL for a ship without one; both borrowed), and
+ * sealed again under to_sid's key and the same own key with fresh nonces, the
+ * hash chain and the snapshots' links made again to match. A ship restored from
+ * an export gets a sid of its own this way, since every seal is bound to one.
+ * Returns 0, BERTH_EMALFORMED for bytes that are not a copy, BERTH_ECORRUPT
+ * with what failed in errmsg (ERRMSG_SIZE bytes) when a seal does not open, or
+ * BERTH_ENOMEM. */
 int shipcopy_reseal(const uint8_t *p, size_t len, const struct seal_keys *keys,
-                    uint64_t from_sid, uint64_t to_sid, struct buf *out,
-                    char *errmsg);
+                    const uint8_t *own, uint64_t from_sid, uint64_t to_sid,
+                    struct buf *out, char *errmsg);
 
 /* Write the copy at p (len bytes) as ship sid's stored data and head, in
  * place of what the store holds of it, without checking it: for a ship

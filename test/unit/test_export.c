@@ -54,7 +54,8 @@ static void snapshot(struct fx *x, uint64_t number)
     struct buf e;
     int res;
     buf_init(&e);
-    assert_int_equal(record_encode_snapshot(&e, &snap, &x->keys, nonce), 0);
+    assert_int_equal(record_encode_snapshot(&e, &snap, &x->keys, NULL, nonce),
+                     0);
     apply(x->a, &e, &res);
     buf_free(&e);
 }
@@ -223,8 +224,8 @@ static void test_resealed_copy_imports_at_its_sid(void **state)
     assert_int_equal(store_meta_put(b, "next_sid", 6), 0);
 
     /* Sealed again for sid 7, it does, and reads the same events. */
-    assert_int_equal(shipcopy_reseal(copy.data, copy.len, &x->keys, x->sid, 7,
-                                     &moved, errmsg),
+    assert_int_equal(shipcopy_reseal(copy.data, copy.len, &x->keys, NULL,
+                                     x->sid, 7, &moved, errmsg),
                      0);
     entry_of(x, 8, &moved, &e);
     apply(b, &e, &res); /* sealed for 7, proposed as 8: not its place */
@@ -252,7 +253,7 @@ static void test_resealed_copy_imports_at_its_sid(void **state)
     buf_init(&plain);
     assert_int_equal(store_event_get(b, 7, 8, &rec), 0);
     assert_int_equal(
-        record_open_event(rec.data, rec.len, &x->keys, &plain, &ev), 0);
+        record_open_event(rec.data, rec.len, &x->keys, NULL, &plain, &ev), 0);
     assert_int_equal(ev.sid, 7);
     assert_int_equal(ev.number, 8);
     buf_free(&rec);
@@ -262,8 +263,8 @@ static void test_resealed_copy_imports_at_its_sid(void **state)
     buf_free(&e);
     buf_free(&moved);
     buf_init(&moved);
-    assert_int_equal(shipcopy_reseal(copy.data, copy.len, &x->keys, x->sid, 8,
-                                     &moved, errmsg),
+    assert_int_equal(shipcopy_reseal(copy.data, copy.len, &x->keys, NULL,
+                                     x->sid, 8, &moved, errmsg),
                      0);
     entry_of(x, 8, &moved, &e);
     apply(b, &e, &res);
@@ -275,9 +276,9 @@ static void test_resealed_copy_imports_at_its_sid(void **state)
     seal_keys_init(&other, other_master, true);
     buf_free(&moved);
     buf_init(&moved);
-    assert_int_equal(
-        shipcopy_reseal(copy.data, copy.len, &other, x->sid, 8, &moved, errmsg),
-        BERTH_ECORRUPT);
+    assert_int_equal(shipcopy_reseal(copy.data, copy.len, &other, NULL, x->sid,
+                                     8, &moved, errmsg),
+                     BERTH_ECORRUPT);
     assert_non_null(strstr(errmsg, "does not open"));
     store_close(b);
     buf_free(&copy);
