@@ -84,6 +84,7 @@
 #include "proc/harden.h"
 #include "lib/notify.h"
 #include "proc/proc.h"
+#include "proc/tree.h"
 
 /* Ships a creation proposes per log entry. Each costs a key pair here
  * (about 25 us) and 32 bytes of entry; a chunk keeps the loop responsive and
@@ -923,20 +924,6 @@ static json_t *admin__latency(const struct hist *hs)
     return o;
 }
 
-static uint64_t admin__rss(void)
-{
-    unsigned long long size = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f == NULL) {
-        return 0;
-    }
-    if (fscanf(f, "%llu %llu", &size, &resident) != 2) {
-        resident = 0;
-    }
-    fclose(f);
-    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 /* What programs give up at their start (proc/harden.h): its parts, their
  * network ("none": the empty namespace; "host (...)": why not), and the
  * uid they run as (null: the host's). */
@@ -1051,7 +1038,8 @@ static void admin__stats(struct host *h, struct http_request *req)
                         admin__latency(&h->fleet.compute_latency));
     json_object_set_new(o, "durable_latency_ms",
                         admin__latency(&h->fleet.durable_latency));
-    json_object_set_new(o, "rss_bytes", json_integer((json_int_t)admin__rss()));
+    json_object_set_new(o, "rss_bytes",
+                        json_integer((json_int_t)tree_self_rss()));
     json_object_set_new(o, "buffer_bytes",
                         json_integer((json_int_t)h->budget.held));
     json_object_set_new(o, "buffer_peak_bytes",

@@ -25,42 +25,10 @@
 #include "consensus/log.h"
 #include "daemon/host.h"
 #include "lib/buf.h"
+#include "proc/tree.h"
 
 #define HOST__BEAT_VERSION 1
 #define HOST__BEAT_SIZE 52
-
-/* The host process's resident memory, in bytes (0: cannot tell). */
-static uint64_t beats__rss(void)
-{
-    unsigned long long size = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f == NULL) {
-        return 0;
-    }
-    if (fscanf(f, "%llu %llu", &size, &resident) != 2) {
-        resident = 0;
-    }
-    fclose(f);
-    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
-/* The descriptors open in the host process (0: cannot tell). */
-static uint64_t beats__fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (d == NULL) {
-        return 0;
-    }
-    uint64_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] != '.') {
-            n++;
-        }
-    }
-    closedir(d);
-    return n > 0 ? n - 1 : 0; /* the directory's own */
-}
 
 /* This host's heartbeat as of now. */
 static void beats__measure(struct host *h, struct host_beat *b)
@@ -69,10 +37,10 @@ static void beats__measure(struct host *h, struct host_beat *b)
     b->id = log_id(h->log);
     b->received_ms = uv_now(&h->loop);
     b->sent_ns = host_now_ns();
-    b->rss_bytes = beats__rss();
+    b->rss_bytes = tree_self_rss();
     b->programs = h->fleet.n_procs;
     b->live = h->fleet.n_live;
-    b->fds = beats__fds();
+    b->fds = tree_self_fds();
     double load[1];
     if (getloadavg(load, 1) == 1 && load[0] >= 0 && load[0] < 4e6) {
         b->load_milli = (uint32_t)(load[0] * 1000 + 0.5);

@@ -31,6 +31,7 @@
 #include "lib/notify.h"
 #include "proc/launcher.h"
 #include "proc/proc.h"
+#include "proc/tree.h"
 #include "store/apply.h"
 #include "store/shipcopy.h"
 #include "daemon/rejoin.h"
@@ -470,22 +471,6 @@ int host_registry_sync(struct host *h)
                                     host__load_ship, h);
 }
 
-/* Count the descriptors open now: the base that programs and connections
- * come on top of. */
-static unsigned host__count_fds(void)
-{
-    unsigned n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    if (d == NULL) {
-        return 64;
-    }
-    while (readdir(d) != NULL) {
-        n++;
-    }
-    closedir(d);
-    return n > 3 ? n - 3 : n; /* ".", ".." and the directory itself */
-}
-
 /* --- The store's WAL, written back off the loop. ---
  *
  * A commit of the store does not sync its WAL, and SQLite's checkpoint
@@ -571,7 +556,10 @@ static void host__limits(struct host *h)
     if (top > 0 && dup2(2, (int)top) == (int)top) {
         close((int)top);
     }
-    h->fd_base = host__count_fds();
+    /* The descriptors open now: the base that programs and connections
+     * come on top of. */
+    uint64_t fds = tree_self_fds();
+    h->fd_base = fds > 0 ? (unsigned)fds : 64;
     /* Programs and connections share what is left. Each side has a floor
      * the other never takes: room for 256 programs, and for a thousand
      * connections (less on a small limit). */

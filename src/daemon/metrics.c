@@ -26,6 +26,7 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "proc/proc.h"
+#include "proc/tree.h"
 
 /* The text being built, and whether an append failed. */
 struct metrics__out {
@@ -108,37 +109,6 @@ static void metrics__hist(struct metrics__out *o, const char *name,
                     (unsigned long long)hs->count);
     metrics__printf(o, "%s_sum %.9f\n", name, hs->sum / 1e9);
     metrics__printf(o, "%s_count %llu\n", name, (unsigned long long)hs->count);
-}
-
-static uint64_t metrics__rss(void)
-{
-    unsigned long long size = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f == NULL) {
-        return 0;
-    }
-    if (fscanf(f, "%llu %llu", &size, &resident) != 2) {
-        resident = 0;
-    }
-    fclose(f);
-    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
-static uint64_t metrics__fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (d == NULL) {
-        return 0;
-    }
-    uint64_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] != '.') {
-            n++;
-        }
-    }
-    closedir(d);
-    return n > 0 ? n - 1 : 0; /* the directory's own */
 }
 
 /* --- Accounts. --- */
@@ -394,10 +364,11 @@ void host_metrics_handle(struct host *h, struct http_request *req)
                  "Open front-door connections.",
                  http_server_connections(h->front));
     metrics__one(o, "berth_process_resident_memory_bytes", "gauge",
-                 "The host process's resident memory.", (double)metrics__rss());
+                 "The host process's resident memory.",
+                 (double)tree_self_rss());
     metrics__one(o, "berth_process_open_fds", "gauge",
                  "Descriptors open in the host process.",
-                 (double)metrics__fds());
+                 (double)tree_self_fds());
     metrics__one(o, "berth_process_max_fds", "gauge",
                  "The host process's descriptor limit.", h->fd_limit);
     struct rusage ru;

@@ -287,3 +287,34 @@ int tree_cpu_usec(pid_t pid, uint64_t *usec)
     *usec = ticks * 1000000ULL / (unsigned long long)(hz > 0 ? hz : 100);
     return 0;
 }
+
+uint64_t tree_self_rss(void)
+{
+    unsigned long long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL) {
+        return 0;
+    }
+    if (fscanf(f, "%llu %llu", &size, &resident) != 2) {
+        resident = 0;
+    }
+    fclose(f);
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+uint64_t tree_self_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL) {
+        return 0;
+    }
+    uint64_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.') {
+            n++;
+        }
+    }
+    closedir(d);
+    return n > 0 ? n - 1 : 0; /* the directory's own */
+}

@@ -43,6 +43,14 @@ void tree_walk(pid_t pid, int depth, tree_visit_fn visit, void *arg);
  * visited, or -1 if the file cannot be read. */
 int tree_list(const char *path, tree_visit_fn visit, void *arg);
 
+/* Return this process's resident memory in bytes (the resident pages of
+ * /proc/self/statm), or 0 when it cannot be read. */
+uint64_t tree_self_rss(void);
+
+/* Return the descriptors this process has open now (/proc/self/fd), or 0
+ * when they cannot be listed. */
+uint64_t tree_self_fds(void);
+
 /* Set *bytes to pid's anonymous resident memory (resident minus shared
  * pages of /proc/<pid>/statm). Returns 0, or BERTH_EIO when pid is gone. */
 int tree_anon_bytes(pid_t pid, uint64_t *bytes);
