@@ -34,6 +34,14 @@ parent's state, the spawning event and the CHILD event in the parent's log
 and snapshots) and the parents themselves count in a child's cost; the
 parents' programs are processes of their own, outside the host's RSS.
 
+Before the first measurement each costed host is given BENCH_SPAWN_FILL
+operator's ships (60,000) and restarted: the store's page cache, which
+grows with the store up to its bound (16 MiB), is then full or nearly, so
+that what a ship costs in RSS is what the host holds for it, not the
+filling of a cache whose size does not depend on the number of ships. The
+cache's growth over the run is shown beside the RSS, and so is the RSS
+less it.
+
 usage: bench/spawn.py BUILD DIR [--quick]. Sizes from the environment:
 BENCH_SPAWN_CHILDREN (children a round, and ships of op's call; 10000),
 BENCH_SPAWN_CLIENTS (4), BENCH_SPAWN_ROUNDS (3), BENCH_SPAWN_SECONDS (a
@@ -61,6 +69,7 @@ CHILDREN = int(os.environ.get("BENCH_SPAWN_CHILDREN", "1000" if QUICK else "1000
 CLIENTS = int(os.environ.get("BENCH_SPAWN_CLIENTS", "4"))
 ROUNDS = int(os.environ.get("BENCH_SPAWN_ROUNDS", "1" if QUICK else "3"))
 SECONDS = float(os.environ.get("BENCH_SPAWN_SECONDS", "2" if QUICK else "10"))
+FILL = int(os.environ.get("BENCH_SPAWN_FILL", "60000"))
 SETTLE = 1.0 if QUICK else 4.0  # seconds before a measurement after a row
 PER_PARENT = 1000  # cluster_bench.c's CB_SPAWN_PER_PARENT
 DISK_TARGET = 16384  # the cost of a fresh ship today: 16 KiB on disk
@@ -190,10 +199,12 @@ class Host:
         return store, raft, snaps
 
     def measure(self):
-        """(store bytes, raft bytes, RSS bytes, ships, registry bytes)."""
+        """(store bytes, raft bytes, RSS bytes, ships, registry bytes, the
+        store's page cache bytes)."""
         st = self.stats()
         store, raft, _ = self.disk()
-        return store, raft, st["rss_bytes"], st["ships"], st["registry_bytes"]
+        return (store, raft, st["rss_bytes"], st["ships"], st["registry_bytes"],
+                st["store_cache_bytes"])
 
     def stop(self):
         if self.proc.poll() is None:
@@ -214,7 +225,8 @@ def growth(up0, up1, made):
     store = (up1[0] - up0[0]) / made
     raft = (up1[1] - up0[1]) / made
     return {"disk": store + raft, "store": store, "raft": raft,
-            "rss": (up1[2] - up0[2]) / made, "registry": (up1[4] - up0[4]) / made}
+            "rss": (up1[2] - up0[2]) / made, "registry": (up1[4] - up0[4]) / made,
+            "cache": (up1[5] - up0[5]) / made}
 
 
 def children_done(h, parents):
@@ -343,6 +355,10 @@ def main():
     sides["write"].admin("POST", "/v1/ships", {"program": KV, "name": "w", "count": 1})
     wake(sides["write"], ["w-1"])
     costed = ("spawn", "op", "create")
+    for k in costed:
+        if FILL:
+            sides[k].admin("POST", "/v1/ships", {"program": KV, "name": "fill",
+                                                  "count": FILL})
     rest0 = {k: sides[k].at_rest() for k in costed}
     time.sleep(SETTLE)
     up0 = {k: sides[k].measure() for k in costed}
@@ -399,23 +415,26 @@ def main():
           "raft directory, bytes allocated, the host stopped before the first round "
           "and after the last (a stop checkpoints the WAL); RSS = the host's, up, "
           "%g s after a restart and after the last round; raft snaps = "
-          "raft's snapshot files, part of raft; registry = its registry_bytes "
-          "(/v1/stats); children count their parents' creation and growth. "
+          "raft's snapshot files, part of raft; cache = the growth of the "
+          "store's page cache (store_cache_bytes, part of the RSS); registry = "
+          "its registry_bytes (/v1/stats); children count their parents' creation and growth. "
           "Rounds: the same with the host up, %g s after each row (the WAL as it "
           "stands), median of %d." % (SETTLE, SETTLE, ROUNDS))
-    print("%-20s %10s %10s %10s %10s %10s %9s | %10s %10s %9s | %s" % (
-        "", "disk", "store", "raft", "raft snaps", "RSS", "registry", "rounds: up",
-        "RSS", "registry", "rounds, disk up / RSS"))
+    print("%-20s %10s %10s %10s %10s %10s %9s %9s | %10s %10s %9s | %s" % (
+        "", "disk", "store", "raft", "raft snaps", "RSS", "cache", "registry", "rounds: up", "RSS", "registry", "rounds, disk up / RSS"))
     for k, name in (("spawn", "child (spawn)"), ("op", "operator, --count"),
                     ("create", "admin API, count 1")):
         w, rs = whole[k], runs[k]
-        print("%-20s %10s %10s %10s %10s %10s %9s | %10s %10s %9s | %s" % (
+        print("%-20s %10s %10s %10s %10s %10s %9s %9s | %10s %10s %9s | %s" % (
             name, kib(w["rest"]), kib(w["rest_store"]), kib(w["rest_raft"]),
-            kib(w["rest_snaps"]), kib(w["rss"]), kib(w["registry"]),
+            kib(w["rest_snaps"]), kib(w["rss"]), kib(w["cache"]), kib(w["registry"]),
             kib(med(rs, "disk")), kib(med(rs, "rss")), kib(med(rs, "registry")),
             ", ".join("%s / %s" % (kib(r["disk"]), kib(r["rss"])) for r in rs)))
-    print("whole run: %d children, %d operator's ships, %d ships by the admin API"
-          % (made["spawn"], made["op"], made["create"]))
+    print("whole run: %d children, %d operator's ships, %d ships by the admin API; "
+          "each host given %d operator's ships before (cache at the first "
+          "measurement: %s)"
+          % (made["spawn"], made["op"], made["create"], FILL,
+             ", ".join("%s %.1f MiB" % (k, up0[k][5] / 1048576) for k in costed)))
     d, m = whole["spawn"]["rest"], whole["spawn"]["rss"]
     print("a child beside an operator's ship, whole run: disk %.2fx, RSS %.2fx; target "
           "(at most a fresh ship's cost today, 16 KiB disk, 512 B RAM): disk %s, RAM %s"

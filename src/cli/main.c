@@ -2403,6 +2403,7 @@ enum {
     CLI__SERVE_UNSEALED,
     CLI__SERVE_NO_HARDEN,
     CLI__SERVE_PROGRAM_USER,
+    CLI__SERVE_PROGRAM_UIDS,
     CLI__SERVE_CLUSTER_SECRET_FILE,
     CLI__SERVE_MEMORY,
     CLI__SERVE_CPU,
@@ -2570,6 +2571,14 @@ static const struct cli__opt cli__serve_opts[] = {
                                  "uid), with its group and no other; the "
                                  "host must run as root (default: the "
                                  "host's user)"},
+    [CLI__SERVE_PROGRAM_UIDS] = {"--program-uids", "FIRST-LAST", CLI__STR, 0, 0,
+                                 "run each program as a uid of its own from "
+                                 "this range (with the group of the same "
+                                 "number), held by no other running program: "
+                                 "programs cannot signal each other or read "
+                                 "each other's files. Unused uids; as many "
+                                 "as programs may run at once; the host must "
+                                 "run as root. Not with --program-user"},
     [CLI__SERVE_CLUSTER_SECRET_FILE] = {"--cluster-secret-file", "FILE",
                                         CLI__STR, 0, 0,
                                         "with --join, the cluster's secret "
@@ -2607,6 +2616,7 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
     cfg.unsealed = a->val[CLI__SERVE_UNSEALED] != NULL;
     cfg.no_harden = a->val[CLI__SERVE_NO_HARDEN] != NULL;
     cfg.program_user = a->val[CLI__SERVE_PROGRAM_USER];
+    cfg.program_uids = a->val[CLI__SERVE_PROGRAM_UIDS];
     cfg.cluster_secret_file = a->val[CLI__SERVE_CLUSTER_SECRET_FILE];
     cfg.peer = a->val[CLI__SERVE_PEER];
     cfg.join = a->val[CLI__SERVE_JOIN];

@@ -943,10 +943,14 @@ static json_t *admin__hardening(void)
             json_array_append_new(parts, json_string(names[i].name));
         }
     }
-    long uid = harden_uid();
-    return json_pack("{s:o, s:s, s:o}", "parts", parts, "network",
+    long uid = harden_uid(), first;
+    unsigned n = harden_uids(&first);
+    char uids[48];
+    snprintf(uids, sizeof uids, "%ld-%ld", first, first + (long)n - 1);
+    return json_pack("{s:o, s:s, s:o, s:o}", "parts", parts, "network",
                      harden_network(), "uid",
-                     uid >= 0 ? json_integer(uid) : json_null());
+                     uid >= 0 ? json_integer(uid) : json_null(), "uids",
+                     n > 0 ? json_string(uids) : json_null());
 }
 
 static json_t *admin__divergence(const struct host *h);

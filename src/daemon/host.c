@@ -1169,21 +1169,29 @@ static int host__harden(struct host *h, char *errmsg)
         .parts = h->cfg.no_harden ? 0 : host__harden_parts(),
         .data_dir = h->cfg.data_dir,
         .user = h->cfg.program_user,
+        .uids = h->cfg.program_uids,
     };
     int rv = harden_setup(&hc, errmsg);
     if (rv != 0) {
         return rv;
     }
-    char parts[16], uid[24];
+    char parts[16], uid[48];
+    long first;
+    unsigned n = harden_uids(&first);
     snprintf(parts, sizeof parts, "0x%02x", harden_parts());
-    snprintf(uid, sizeof uid, "%ld", harden_uid());
+    if (n > 0) {
+        snprintf(uid, sizeof uid, "one of %ld-%ld a program", first,
+                 first + (long)n - 1);
+    } else {
+        snprintf(uid, sizeof uid, "%ld", harden_uid());
+    }
     if (harden_parts() == 0) {
         host_log("warn", "programs start without their sandbox (--no-harden)",
                  NULL);
     } else {
         host_log("info", "programs are hardened", "parts", parts, "network",
                  harden_network(), "uid",
-                 harden_uid() >= 0 ? uid : "the host's", NULL);
+                 harden_uid() >= 0 || n > 0 ? uid : "the host's", NULL);
     }
     if ((harden_parts() & HARDEN_NETNS) && strcmp(harden_network(), "none")) {
         host_log("warn",

@@ -91,6 +91,9 @@ struct host_config {
     bool no_harden;
     /* A user name or uid every program runs as, or NULL: the host's. */
     const char *program_user;
+    /* "FIRST-LAST": each running program runs as a uid of its own from
+     * this range, or NULL (proc/harden.h). */
+    const char *program_uids;
     /* A file holding the cluster secret (64 hex digits) for a host that
      * joins, or NULL: $BERTH_CLUSTER_SECRET, if set. */
     const char *cluster_secret_file;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "lib/err.h"
+#include "lib/mem.h"
 
 /* The most BPF instructions the filter may take; it needs about 80. */
 #define HARDEN__BPF_MAX 512
@@ -98,6 +99,15 @@ static int harden__netns = -1;
 static char harden__net_why[160] = "host";
 static long harden__uid = -1;
 static gid_t harden__gid;
+/* The --program-uids range, and which of it running programs hold (a bit
+ * each, under harden__lock); the search for a free one starts at next. */
+static long harden__uids_first;
+static unsigned harden__uids_n;
+static uint8_t *harden__uids_held;
+static unsigned harden__uids_next;
+/* The owner of a working directory as made, and as given back. */
+static uid_t harden__dir_uid;
+static gid_t harden__dir_gid;
 static int harden__cap_last = CAP_LAST_CAP;
 static bool harden__drop_caps;
 static struct rlimit harden__nofile;
@@ -281,6 +291,44 @@ static int harden__user(const char *user, char *errmsg)
     return 0;
 }
 
+/* Parse range ("FIRST-LAST") into the --program-uids range. */
+static int harden__uids(const char *range, char *errmsg)
+{
+    char *end;
+    errno = 0;
+    unsigned long first = strtoul(range, &end, 10);
+    unsigned long last = 0;
+    bool ok = range[0] >= '0' && range[0] <= '9' && *end == '-' && errno == 0;
+    if (ok) {
+        const char *second = end + 1;
+        last = strtoul(second, &end, 10);
+        ok = second[0] >= '0' && second[0] <= '9' && *end == '\0' && errno == 0;
+    }
+    if (!ok || first == 0 || first > last || last >= UINT32_MAX ||
+        last - first + 1 > HARDEN_UIDS_MAX) {
+        err_printf(errmsg,
+                   "--program-uids %s: want FIRST-LAST, uids from 1, at most "
+                   "%u of them",
+                   range, HARDEN_UIDS_MAX);
+        return BERTH_EINVAL;
+    }
+    if (geteuid() != 0) {
+        err_printf(errmsg, "programs can run as uids of their own only when "
+                           "the host runs as root");
+        return BERTH_EINVAL;
+    }
+    harden__uids_n = (unsigned)(last - first + 1);
+    harden__uids_held = mem_calloc(harden__uids_n / 8 + 1, 1);
+    if (harden__uids_held == NULL) {
+        harden__uids_n = 0;
+        err_printf(errmsg, "out of memory");
+        return BERTH_ENOMEM;
+    }
+    harden__uids_first = (long)first;
+    harden__uids_next = 0;
+    return 0;
+}
+
 /* Remove what the directory open at fd holds, then close it: by
  * descriptors, each level opened with O_NOFOLLOW relative to the one
  * above, so that a program of the same user swapping a directory for a
@@ -343,12 +391,25 @@ int harden_setup(const struct harden_config *cfg, char *errmsg)
     harden__uid = -1;
     harden__root[0] = '\0';
     snprintf(harden__net_why, sizeof harden__net_why, "host");
+    if (cfg->user != NULL && cfg->uids != NULL) {
+        err_printf(errmsg, "--program-user and --program-uids: one or the "
+                           "other");
+        return BERTH_EINVAL;
+    }
     if (cfg->user != NULL) {
         int rv = harden__user(cfg->user, errmsg);
         if (rv != 0) {
             return rv;
         }
     }
+    if (cfg->uids != NULL) {
+        int rv = harden__uids(cfg->uids, errmsg);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    harden__dir_uid = harden__uid >= 0 ? (uid_t)harden__uid : geteuid();
+    harden__dir_gid = harden__uid >= 0 ? harden__gid : getegid();
     unsigned parts = cfg->parts & HARDEN_ALL;
     if (parts & HARDEN_NETNS) {
         harden__namespace(); /* before the filter, which names it */
@@ -427,6 +488,46 @@ long harden_uid(void)
     return harden__uid;
 }
 
+unsigned harden_uids(long *first)
+{
+    *first = harden__uids_first;
+    return harden__uids_n;
+}
+
+int harden_uid_take(long *uid)
+{
+    *uid = harden__uid;
+    if (harden__uids_n == 0) {
+        return 0;
+    }
+    int e = EUSERS;
+    pthread_mutex_lock(&harden__lock);
+    for (unsigned k = 0; k < harden__uids_n; k++) {
+        unsigned i = (harden__uids_next + k) % harden__uids_n;
+        if (!(harden__uids_held[i / 8] & (1u << (i % 8)))) {
+            harden__uids_held[i / 8] |= (uint8_t)(1u << (i % 8));
+            harden__uids_next = (i + 1) % harden__uids_n;
+            *uid = harden__uids_first + (long)i;
+            e = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&harden__lock);
+    return e;
+}
+
+void harden_uid_give(long uid)
+{
+    if (harden__uids_n == 0 || uid < harden__uids_first ||
+        uid - harden__uids_first >= (long)harden__uids_n) {
+        return;
+    }
+    unsigned i = (unsigned)(uid - harden__uids_first);
+    pthread_mutex_lock(&harden__lock);
+    harden__uids_held[i / 8] &= (uint8_t) ~(1u << (i % 8));
+    pthread_mutex_unlock(&harden__lock);
+}
+
 int harden_netns_fd(void)
 {
     return harden__netns;
@@ -440,7 +541,8 @@ static int harden__dir_new(unsigned long n, char *path)
     if (mkdir(path, 0700) != 0) {
         return errno;
     }
-    if (harden__uid >= 0 && chown(path, (uid_t)harden__uid, harden__gid) != 0) {
+    if (harden__uid >= 0 &&
+        chown(path, harden__dir_uid, harden__dir_gid) != 0) {
         int e = errno;
         rmdir(path);
         return e;
@@ -448,7 +550,7 @@ static int harden__dir_new(unsigned long n, char *path)
     return 0;
 }
 
-int harden_dir_take(char *path)
+int harden_dir_take(char *path, long uid)
 {
     path[0] = '\0';
     if (!(harden__parts & HARDEN_DIR) || harden__root[0] == '\0') {
@@ -458,11 +560,18 @@ int harden_dir_take(char *path)
     bool ready = harden__pool_n > 0;
     unsigned long n = ready ? harden__pool[--harden__pool_n] : ++harden__runs;
     pthread_mutex_unlock(&harden__lock);
+    int e = 0;
     if (ready) {
         snprintf(path, PATH_MAX, "%s/run.%lu", harden__root, n);
-        return 0;
+    } else {
+        e = harden__dir_new(n, path);
     }
-    int e = harden__dir_new(n, path);
+    /* A uid of the range: the directory becomes that run's alone. */
+    if (e == 0 && uid >= 0 && (uid_t)uid != harden__dir_uid &&
+        chown(path, (uid_t)uid, (gid_t)uid) != 0) {
+        e = errno;
+        harden_dir_give(path);
+    }
     if (e != 0) {
         path[0] = '\0';
     }
@@ -534,9 +643,8 @@ static bool harden__dir_reset(int fd)
     if ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700) != 0) {
         return false;
     }
-    return harden__uid < 0 ||
-           (st.st_uid == (uid_t)harden__uid && st.st_gid == harden__gid) ||
-           fchown(fd, (uid_t)harden__uid, harden__gid) == 0;
+    return (st.st_uid == harden__dir_uid && st.st_gid == harden__dir_gid) ||
+           fchown(fd, harden__dir_uid, harden__dir_gid) == 0;
 }
 
 void harden_dir_give(const char *path)
@@ -596,7 +704,7 @@ static int harden__load_filter(void)
     return 0;
 }
 
-int harden_child(const char *dir, bool network)
+int harden_child(const char *dir, bool network, long uid)
 {
     unsigned parts = harden__parts;
     if (parts & HARDEN_RLIMITS) {
@@ -625,12 +733,12 @@ int harden_child(const char *dir, bool network)
     /* Raw calls: libc's would make every thread of the starter change
      * its credentials too. Groups, then the gid, then the uid, while the
      * process may still change them. */
-    if (harden__uid >= 0) {
-        gid_t g = harden__gid;
+    if (uid >= 0) {
+        /* The --program-user's group, else the uid's own number. */
+        gid_t g = uid == harden__uid ? harden__gid : (gid_t)uid;
         if (syscall(SYS_setgroups, 1, &g) != 0 ||
             syscall(SYS_setresgid, g, g, g) != 0 ||
-            syscall(SYS_setresuid, (uid_t)harden__uid, (uid_t)harden__uid,
-                    (uid_t)harden__uid) != 0) {
+            syscall(SYS_setresuid, (uid_t)uid, (uid_t)uid, (uid_t)uid) != 0) {
             return errno;
         }
     }
@@ -658,4 +766,8 @@ void harden_cleanup(void)
         close(harden__netns);
         harden__netns = -1;
     }
+    mem_free(harden__uids_held);
+    harden__uids_held = NULL;
+    harden__uids_n = 0;
+    harden__uids_first = 0;
 }

@@ -18,8 +18,8 @@
  *     dozen are made ahead on a worker thread, so that a wake waits for
  *     no mkdir;
  *   - drops every capability from its bounding set, so that a program run
- *     as root gets none at its exec, and, with --program-user, takes that
- *     user's uid and gid with no supplementary groups;
+ *     as root gets none at its exec, and takes the uid of its run (below)
+ *     with no supplementary groups;
  *   - sets no_new_privs, and loads a seccomp filter that answers EPERM to
  *     the system calls below (ENOSYS to clone3, so that libc falls back to
  *     clone, whose namespace flags the filter can see), so that a program
@@ -44,6 +44,15 @@
  * clock_settime, clock_adjtime, adjtimex, sethostname, setdomainname,
  * syslog, iopl, ioperm, vhangup, lookup_dcookie; io_uring_setup,
  * io_uring_enter, io_uring_register.
+ *
+ * A run's uid: the host's own by default; with --program-user, that
+ * user's for every program; with --program-uids FIRST-LAST, one of that
+ * range that no other running program holds, with the group of the same
+ * number, taken at the start and given back once the program is gone. So
+ * two programs running at once never share a uid, and one cannot signal,
+ * or read the files of, another. The range is taken round, so that a uid
+ * given back is taken again last. The working directory of a run is its
+ * uid's.
  *
  * Process-wide, set up once before the launcher starts (it inherits the
  * filter and the namespace's descriptor at its fork). */
@@ -72,7 +81,12 @@ struct harden_config {
     const char *data_dir; /* programs' directories go in DATA/programs */
     const char *user;     /* a user name or uid to run programs as; NULL:
                              the host's own */
+    const char *uids;     /* "FIRST-LAST": a uid of its own for each running
+                             program; NULL: none (not with user) */
 };
+
+/* The most uids a --program-uids range may hold. */
+#define HARDEN_UIDS_MAX (1u << 20)
 
 /* Set hardening up for this process: build and export the filter, look
  * the user up, make the empty network namespace, and empty
@@ -81,8 +95,9 @@ struct harden_config {
  * harden_network() says why; that is not an error. Call it before the
  * first spawn and before launcher_start, from a process with one thread.
  * Returns 0, or BERTH_EINVAL (an unknown user, or a user other than the
- * host's when the host is not root) or BERTH_EIO (the filter could not be
- * built, the directory not made), with errmsg set (ERRMSG_SIZE bytes). */
+ * host's when the host is not root; a bad range of uids, or one given
+ * with a user or to a host that is not root) or BERTH_EIO (the filter could not
+ * be built, the directory not made), with errmsg set (ERRMSG_SIZE bytes). */
 int harden_setup(const struct harden_config *cfg, char *errmsg);
 
 /* Return the HARDEN_* parts in force: 0 before harden_setup. */
@@ -93,18 +108,34 @@ unsigned harden_parts(void);
  * namespace could be made. The string is static. */
 const char *harden_network(void);
 
-/* Return the uid programs run as, or -1 for the host's own. */
+/* Return the uid programs run as, or -1 for the host's own or for a uid
+ * each from a range (then harden_uids says which). */
 long harden_uid(void);
+
+/* Return the number of uids of the --program-uids range, 0 for none, with
+ * *first set to its first. */
+unsigned harden_uids(long *first);
+
+/* Take the uid of a run of a program into *uid: one of the range no
+ * running program holds, the --program-user's, or -1 (the host's own).
+ * Returns 0, or EUSERS when every uid of the range is held. Any thread. */
+int harden_uid_take(long *uid);
+
+/* Give back a uid harden_uid_take gave (-1 and the --program-user's are
+ * not held: giving them is nothing), once its run's program is gone. Any
+ * thread. */
+void harden_uid_give(long uid);
 
 /* Return the descriptor of the empty network namespace, or -1: the
  * launcher keeps it open. */
 int harden_netns_fd(void);
 
 /* Take a fresh, empty working directory for a run of a program, owned by
- * the program user, into path (PATH_MAX bytes): one made ahead when there
- * is one, else made now. Returns 0 with path set, 0 with path "" when
+ * the run's uid (from harden_uid_take; -1: the host's) and its group,
+ * into path (PATH_MAX bytes): one made ahead when there is one, else made
+ * now. Returns 0 with path set, 0 with path "" when
  * directories are off or not set up, or an errno. On the loop thread. */
-int harden_dir_take(char *path);
+int harden_dir_take(char *path, long uid);
 
 /* Return whether fewer directories than half the pool are ready, so that
  * the caller should run harden_dir_refill on a worker thread. */
@@ -129,10 +160,11 @@ void harden_dir_give(const char *path);
 void harden_launcher(void);
 
 /* In the child, before its exec: apply every part in force, with dir as
- * the working directory (NULL or "": none) and network saying whether it
- * keeps the host's network. System calls only, no allocation, no libc
- * state: it runs on the starter's memory. Returns 0 or an errno. */
-int harden_child(const char *dir, bool network);
+ * the working directory (NULL or "": none), network saying whether it
+ * keeps the host's network and uid the run's (-1: the host's). System calls
+ * only, no allocation, no libc state: it runs on the starter's memory. Returns
+ * 0 or an errno. */
+int harden_child(const char *dir, bool network, long uid);
 
 /* Free what harden_setup made (the namespace's descriptor); for tests and
  * the host's exit. */

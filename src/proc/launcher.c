@@ -18,7 +18,8 @@
 #include "proc/spawn.h"
 
 /* A request: u16 file_len | file | u16 argc | argv strings | u16 envc |
- * envp strings | dir string | u16 flags (LAUNCHER__NETWORK), each string
+ * envp strings | dir string | u16 flags (LAUNCHER__*) | with LAUNCHER__UID,
+ * the uid as u16 low | u16 high, each string
  * u16 len | bytes with its NUL counted in len,
  * so that the launcher points into the message; the two descriptors are
  * attached. The reply: i32 errno | i32 pid. */
@@ -26,6 +27,9 @@
 
 /* A request's flag: the program keeps the host's network. */
 #define LAUNCHER__NETWORK 0x01
+
+/* A request's flag: the program runs as the uid that follows. */
+#define LAUNCHER__UID 0x02
 
 /* Entries of argv or envp at most, the NULL included: the program, its
  * arguments; or PATH, BERTH_SHIP, BERTH_HOST and the added variables. */
@@ -165,6 +169,14 @@ static _Noreturn void launcher__main(int ctl, pid_t host)
         char *dir = ok ? launcher__str(buf, (size_t)n, &off) : NULL;
         ok = dir != NULL && off + 2 <= (size_t)n;
         size_t flags = ok ? launcher__u16(buf, &off) : 0;
+        long uid = -1;
+        if (ok && (flags & LAUNCHER__UID)) {
+            ok = off + 4 <= (size_t)n;
+            if (ok) {
+                uid = (long)launcher__u16(buf, &off);
+                uid |= (long)launcher__u16(buf, &off) << 16;
+            }
+        }
         if (!ok) {
             launcher__reply(ctl, EINVAL, 0);
         } else {
@@ -180,6 +192,7 @@ static _Noreturn void launcher__main(int ctl, pid_t host)
                 .parent = host,
                 .dir = dir,
                 .network = (flags & LAUNCHER__NETWORK) != 0,
+                .uid = uid,
             };
             pid_t pid;
             int e = spawn_program(&j, CLONE_PARENT, &pid);
@@ -301,9 +314,7 @@ static int launcher__put_vec(uint8_t *buf, size_t *off, char *const *vec)
     return 0;
 }
 
-int launcher_spawn(const char *file, char *const *argv, char *const *envp,
-                   const char *dir, bool network, int in, int out, int errw,
-                   pid_t *pid)
+int launcher_spawn(const struct spawn_job *job, pid_t *pid)
 {
     static uint8_t buf[LAUNCHER__MSG_MAX];
     size_t off = 0;
@@ -311,16 +322,23 @@ int launcher_spawn(const char *file, char *const *argv, char *const *envp,
     if (launcher__ctl < 0) {
         return ESRCH;
     }
-    if ((e = launcher__put_str(buf, &off, file)) != 0 ||
-        (e = launcher__put_vec(buf, &off, argv)) != 0 ||
-        (e = launcher__put_vec(buf, &off, envp)) != 0 ||
-        (e = launcher__put_str(buf, &off, dir != NULL ? dir : "")) != 0) {
+    if ((e = launcher__put_str(buf, &off, job->file)) != 0 ||
+        (e = launcher__put_vec(buf, &off, job->argv)) != 0 ||
+        (e = launcher__put_vec(buf, &off, job->envp)) != 0 ||
+        (e = launcher__put_str(buf, &off, job->dir != NULL ? job->dir : "")) !=
+            0) {
         return e;
     }
-    if (off + 2 > LAUNCHER__MSG_MAX) {
+    if (off + 6 > LAUNCHER__MSG_MAX) {
         return E2BIG;
     }
-    launcher__put_u16(buf, &off, network ? LAUNCHER__NETWORK : 0);
+    launcher__put_u16(buf, &off,
+                      (job->network ? LAUNCHER__NETWORK : 0) |
+                          (job->uid >= 0 ? LAUNCHER__UID : 0));
+    if (job->uid >= 0) {
+        launcher__put_u16(buf, &off, (size_t)job->uid & 0xffff);
+        launcher__put_u16(buf, &off, ((size_t)job->uid >> 16) & 0xffff);
+    }
     union {
         struct cmsghdr h;
         char space[CMSG_SPACE(3 * sizeof(int))];
@@ -335,7 +353,7 @@ int launcher_spawn(const char *file, char *const *argv, char *const *envp,
     h->cmsg_level = SOL_SOCKET;
     h->cmsg_type = SCM_RIGHTS;
     h->cmsg_len = CMSG_LEN(3 * sizeof(int));
-    int fds[3] = {in, out, errw};
+    int fds[3] = {job->in, job->out, job->errw};
     memcpy(CMSG_DATA(h), fds, sizeof fds);
     ssize_t n;
     while ((n = sendmsg(launcher__ctl, &m, MSG_NOSIGNAL)) < 0 &&

@@ -26,6 +26,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "proc/spawn.h"
+
 /* Fork the launcher. Call it early, from a single-threaded process holding
  * few descriptors, after proc_setup. Returns 0, or a negative code with errmsg
  * set (the host then starts programs itself). */
@@ -34,19 +36,15 @@ int launcher_start(char *errmsg);
 /* Return whether a launcher is running for this process. */
 bool launcher_running(void);
 
-/* Ask the launcher to start the executable at path file (no PATH search)
- * with the NULL-terminated argv and envp (at most PROC_ARGS_MAX + 3 strings
- * each, proc/proc.h), in as stdin, out as stdout and errw as stderr, in
- * the working directory dir ("" or NULL: the launcher's) and with the
- * host's network when network is true, hardened (harden.h), as
- * spawn_program does, the caller being the parent it dies with. Returns 0
- * with *pid set (the child is the caller's), the errno of a failed exec,
- * E2BIG when the vectors do not fit in a request, or ESRCH when there is no
- * launcher any more (it is then forgotten and the caller starts the program
- * itself). Everything passed stays the caller's. */
-int launcher_spawn(const char *file, char *const *argv, char *const *envp,
-                   const char *dir, bool network, int in, int out, int errw,
-                   pid_t *pid);
+/* Ask the launcher to start job (spawn.h: its file, vectors of at most
+ * PROC_ARGS_MAX + 3 strings each, stdio, directory, network and uid; its
+ * parent is ignored: the caller is the parent it dies with), hardened
+ * (harden.h), as spawn_program does. Returns 0 with *pid set (the child is
+ * the caller's), the errno of a failed exec, E2BIG when the vectors do not
+ * fit in a request, or ESRCH when there is no launcher any more (it is
+ * then forgotten and the caller starts the program itself). Everything
+ * passed stays the caller's. */
+int launcher_spawn(const struct spawn_job *job, pid_t *pid);
 
 /* Return the launcher's process id, or 0 when there is none. */
 pid_t launcher_pid(void);

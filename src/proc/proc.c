@@ -118,6 +118,7 @@ struct proc {
     int term_signal;
     uint64_t cpu_final_us; /* once exited: the CPU time it used (proc_cpu) */
     char *dir; /* its private working directory (harden.h), or NULL */
+    long uid;  /* the uid it runs as (harden_uid_take), -1: the host's */
 };
 
 struct proc__write {
@@ -213,6 +214,7 @@ static void proc__refill(uv_loop_t *loop)
 static void proc__free(struct proc *p)
 {
     proc__remove_dir(p);
+    harden_uid_give(p->uid);
     if (p->why_owned) {
         mem_free((char *)p->why);
     }
@@ -1085,10 +1087,12 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int in,
         file = found;
     }
 
-    /* From the launcher, the start does not copy the host's descriptor
-     * table (see launcher.h); without one, from here. */
+    e = harden_uid_take(&p->uid);
+    if (e != 0) {
+        return e;
+    }
     char dir[PATH_MAX];
-    e = harden_dir_take(dir);
+    e = harden_dir_take(dir, p->uid);
     if (e != 0) {
         return e;
     }
@@ -1096,8 +1100,21 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int in,
         harden_dir_give(dir);
         return ENOMEM;
     }
-    e = launcher_spawn(file, v.argv, v.envp, dir, cfg->network, in, out, errw,
-                       &p->pid);
+    struct spawn_job job = {
+        .file = file,
+        .argv = v.argv,
+        .envp = v.envp,
+        .in = in,
+        .out = out,
+        .errw = errw,
+        .parent = getpid(),
+        .dir = dir,
+        .network = cfg->network,
+        .uid = p->uid,
+    };
+    /* From the launcher, the start does not copy the host's descriptor
+     * table (see launcher.h); without one, from here. */
+    e = launcher_spawn(&job, &p->pid);
     if (e != ESRCH) {
         return e;
     }
@@ -1111,17 +1128,6 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int in,
      * Kernels before 5.11 refuse the flag, and only descriptors opened
      * close-on-exec stay out. */
     close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-    struct spawn_job job = {
-        .file = file,
-        .argv = v.argv,
-        .envp = v.envp,
-        .in = in,
-        .out = out,
-        .errw = errw,
-        .parent = getpid(),
-        .dir = dir,
-        .network = cfg->network,
-    };
     pid_t pid;
     e = spawn_program(&job, 0, &pid);
     if (e != 0 && pid > 0) {
@@ -1154,6 +1160,7 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
         err_printf(errmsg, "out of memory");
         return BERTH_ENOMEM;
     }
+    p->uid = -1;
     p->name = mem_strdup(cfg->name);
     if (p->name == NULL) {
         err_printf(errmsg, "out of memory");
@@ -1229,9 +1236,16 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
             close(child[i]);
         }
     }
-    if (e != 0) {
+    if (e == EUSERS) {
+        err_printf(errmsg,
+                   "cannot start program %s: every uid of --program-uids "
+                   "is held by a running program",
+                   cfg->path);
+    } else if (e != 0) {
         err_printf(errmsg, "cannot start program %s: %s", cfg->path,
                    strerror(e));
+    }
+    if (e != 0) {
         rv = e == ENOENT || e == EACCES || e == ENOTDIR ? BERTH_ENOTFOUND
                                                         : BERTH_EIO;
         goto err_after_pipe;
@@ -1341,6 +1355,7 @@ err_after_out:
 err_after_in:
     close(ip[1]);
 err_after_alloc:
+    harden_uid_give(p->uid);
     harden_dir_give(p->dir);
     mem_free(p->dir);
     mem_free(p->name);

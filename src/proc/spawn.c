@@ -43,7 +43,7 @@ static int spawn__child(void *arg)
     }
     /* Before the death signal: a change of user clears it. What follows
      * is allowed by the filter. */
-    int e = harden_child(j->dir, j->network);
+    int e = harden_child(j->dir, j->network, j->uid);
     if (e != 0) {
         r->err = e;
         _exit(127);

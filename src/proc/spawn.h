@@ -33,6 +33,8 @@ struct spawn_job {
                           child's parent after the clone */
     const char *dir;   /* its working directory; NULL or "": the starter's */
     bool network;      /* it keeps the host's network (harden_child) */
+    long uid;          /* the uid it runs as (harden_uid_take); -1: the
+                          starter's */
 };
 
 /* Start job with clone(CLONE_VM | CLONE_VFORK | SIGCHLD | flags); flags

@@ -210,6 +210,49 @@ def test_program_user(host_factory):
         shutil.rmtree(d)
 
 
+def test_program_uids(host_factory):
+    # Each running program a uid of its own: two uids, three ships.
+    d = tempfile.mkdtemp(prefix="berth-prober-")
+    try:
+        os.chmod(d, 0o755)
+        prog = os.path.join(d, "prober.py")
+        shutil.copy(PROBER, prog)
+        os.chmod(prog, 0o755)
+        host = host_factory(["--program-uids", "300000-300001"]).start()
+        assert host.cli_json("stats")["hardening"]["uids"] == "300000-300001"
+        for s in ("a", "b", "c"):
+            host.new_ship(prog, s)
+        ra, rb = probe(host, "a", 1), probe(host, "b", 1)
+        assert {ra["uid"], rb["uid"]} == {300000, 300001}, (ra, rb)
+        for r in (ra, rb):
+            assert r["gid"] == r["uid"] and r["groups"] in ([], [r["gid"]]), r
+            assert os.stat(r["cwd"]).st_uid == r["uid"]
+        # One cannot signal the other; each can signal itself.
+        assert get_json(host, "/s/a/signal/%d" % rb["pid"])["signal"] == "EPERM"
+        assert get_json(host, "/s/a/signal/%d" % ra["pid"])["signal"] == "ok"
+        # Both uids held: a third program does not start, and says why.
+        status, _, body = host.http("GET", "/s/c/probe/1")
+        assert status == 502 and b"wake_failed" in body, (status, body)
+        assert b"every uid of --program-uids" in body, body
+        # Once one sleeps, its uid is free again, its directory no longer
+        # the uid's.
+        host.cli("ship", "sleep", "a")
+        wait_for(lambda: os.stat(ra["cwd"]).st_uid == 0 or None)
+        rc = probe(host, "c", 1)
+        assert rc["uid"] == ra["uid"], rc
+    finally:
+        shutil.rmtree(d)
+    host.stop()
+    # A bad range, and a range with a user, keep the host from starting.
+    for args, says in ((["--program-uids", "9-3"], "want FIRST-LAST"),
+                       (["--program-uids", "300000-300001", "--program-user",
+                         "nobody"], "one or the other")):
+        r = subprocess.run([BERTH, "serve", "--data", host.data, "--listen",
+                            "127.0.0.1:0"] + args,
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1 and says in r.stderr, r.stderr
+
+
 def test_no_harden_and_a_bad_user(host_factory):
     host = host_factory(["--no-harden"]).start()
     host.new_ship(PROBER, "plain")

@@ -172,6 +172,7 @@ def probe(port):
         "cwd": os.getcwd(),
         "cwd_list": sorted(os.listdir(".")),
         "uid": os.getuid(),
+        "pid": os.getpid(),
         "gid": os.getgid(),
         "groups": os.getgroups(),
         "no_new_privs": st.get("NoNewPrivs"),
@@ -188,6 +189,15 @@ def on_event(number, kind, payload):
     if method == "GET" and target.startswith("/probe/"):
         result = probe(int(target[len("/probe/"):]))
         return done(number, [reply(200, json.dumps(result))])
+    if method == "GET" and target.startswith("/signal/"):
+        # Whether this program may signal that process (signal 0 sends
+        # nothing, it checks).
+        try:
+            os.kill(int(target[len("/signal/"):]), 0)
+            result = "ok"
+        except OSError as e:
+            result = errno.errorcode[e.errno]
+        return done(number, [reply(200, json.dumps({"signal": result}))])
     if (method, target) == ("GET", "/status"):
         st = status_fields()
         result = {"cwd": os.getcwd(), "no_new_privs": st.get("NoNewPrivs"),
