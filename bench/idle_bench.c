@@ -18,7 +18,9 @@
  *   harden    what programs' hardening costs a wake: BENCH_HARDEN_WAKES
  *             asleep ships of a small host of their own woken one at a
  *             time, over BENCH_HARDEN_ROUNDS rounds, with hardening whole,
- *             with each part alone (BERTH_HARDEN) and with --no-harden,
+ *             with each part alone (BERTH_HARDEN), whole with a uid of
+ *             its own for each program (--program-uids) and with
+ *             --no-harden,
  *             the configurations in turn and their order turning round
  *             after round. Floor: --no-harden. BENCH_HARDEN_ONLY=1 runs
  *             this step alone; BENCH_HARDEN=off runs the steps before
@@ -241,7 +243,8 @@ static void on_signal(int sig)
 }
 
 /* How the next host started hardens its programs: NULL, all of it (the
- * default); "off", --no-harden; otherwise the parts BERTH_HARDEN keeps. */
+ * default); "off", --no-harden; "uids", all of it with a uid each
+ * (--program-uids); otherwise the parts BERTH_HARDEN keeps. */
 static const char *host_harden;
 
 /* Start `berth serve` on data with the bench's timeouts (nothing freezes or
@@ -278,11 +281,15 @@ static double host_start(const char *berth, const char *data)
                     "--max-idle-conns",
                     "0",
                     NULL,
+                    NULL,
                     NULL};
     /* The host reads BERTH_HARDEN from the environment it inherits. */
     unsetenv("BERTH_HARDEN");
     if (host_harden != NULL && strcmp(host_harden, "off") == 0) {
-        argv[sizeof argv / sizeof *argv - 2] = "--no-harden";
+        argv[sizeof argv / sizeof *argv - 3] = "--no-harden";
+    } else if (host_harden != NULL && strcmp(host_harden, "uids") == 0) {
+        argv[sizeof argv / sizeof *argv - 3] = "--program-uids";
+        argv[sizeof argv / sizeof *argv - 2] = "400000-465535";
     } else if (host_harden != NULL) {
         setenv("BERTH_HARDEN", host_harden, 1);
     }
@@ -1489,10 +1496,14 @@ static void step_harden(struct run *r, long n, long rounds)
         const char *how; /* host_harden */
         const char *label;
     } cfgs[] = {
-        {"off", "--no-harden (floor)"},     {NULL, "hardening whole"},
-        {"seccomp", "seccomp alone"},       {"rlimits", "rlimits alone"},
-        {"dir", "private directory alone"}, {"netns", "empty netns alone"},
+        {"off", "--no-harden (floor)"},
+        {NULL, "hardening whole"},
+        {"seccomp", "seccomp alone"},
+        {"rlimits", "rlimits alone"},
+        {"dir", "private directory alone"},
+        {"netns", "empty netns alone"},
         {"caps", "no capabilities alone"},
+        {"uids", "whole, a uid each (--program-uids)"},
     };
     enum { NCFG = sizeof cfgs / sizeof *cfgs };
     static struct harden_host hosts[NCFG];

@@ -187,15 +187,20 @@ def test_cwd_is_private_empty_and_removed(host):
     wait_for(lambda: stat.S_IMODE(os.stat(rb2["cwd"]).st_mode) == 0o700 or None)
 
 
-def test_program_user(host_factory):
-    # The program must be readable by the user: a copy in a directory
-    # anyone may enter.
+def public_prober():
+    """A copy of the prober in a directory anyone may enter, so that a
+    program user can read it: (the directory, the program)."""
     d = tempfile.mkdtemp(prefix="berth-prober-")
+    os.chmod(d, 0o755)
+    prog = os.path.join(d, "prober.py")
+    shutil.copy(PROBER, prog)
+    os.chmod(prog, 0o755)
+    return d, prog
+
+
+def test_program_user(host_factory):
+    d, prog = public_prober()
     try:
-        os.chmod(d, 0o755)
-        prog = os.path.join(d, "prober.py")
-        shutil.copy(PROBER, prog)
-        os.chmod(prog, 0o755)
         host = host_factory(["--program-user", "nobody"]).start()
         host.new_ship(prog, "u")
         r = probe(host, "u", 1)
@@ -212,12 +217,8 @@ def test_program_user(host_factory):
 
 def test_program_uids(host_factory):
     # Each running program a uid of its own: two uids, three ships.
-    d = tempfile.mkdtemp(prefix="berth-prober-")
+    d, prog = public_prober()
     try:
-        os.chmod(d, 0o755)
-        prog = os.path.join(d, "prober.py")
-        shutil.copy(PROBER, prog)
-        os.chmod(prog, 0o755)
         host = host_factory(["--program-uids", "300000-300001"]).start()
         assert host.cli_json("stats")["hardening"]["uids"] == "300000-300001"
         for s in ("a", "b", "c"):
