@@ -24,9 +24,11 @@ after round, and each rate is the median over the rounds. The spawn, create
 and op hosts also give what a ship costs: over the whole run, the growth
 of the store file, its WAL and the raft directory (bytes allocated, raft's
 snapshot files apart) between the host stopped before the first round and
-stopped after the last (at rest: a stop checkpoints the WAL), and of the
-host's RSS and registry_bytes (/v1/stats) from a few seconds after its
-restart to a few seconds after the last round, over the ships made; each
+stopped after the last (at rest: a stop checkpoints the WAL), of the
+host's RSS a few seconds after a restart before the first round and after
+the last (at rest: what holding the ships costs), and of its RSS and
+registry_bytes (/v1/stats) from a few seconds after its restart to a few
+seconds after the last round, up, over the ships made; each
 round gives the same with the host up (the WAL as it stands). A round's
 parents are made and woken before the row's first measurement, but after
 the whole run's, so what a child adds to its parent (its record in the
@@ -35,12 +37,20 @@ and snapshots) and the parents themselves count in a child's cost; the
 parents' programs are processes of their own, outside the host's RSS.
 
 Before the first measurement each costed host is given BENCH_SPAWN_FILL
-operator's ships (60,000) and restarted: the store's page cache, which
-grows with the store up to its bound (16 MiB), is then full or nearly, so
-that what a ship costs in RSS is what the host holds for it, not the
-filling of a cache whose size does not depend on the number of ships. The
-cache's growth over the run is shown beside the RSS, and so is the RSS
-less it.
+operator's ships (60,000): the store's page cache, which grows with the
+store up to its bound (16 MiB), is then full or nearly, so that what a ship
+costs in RAM is what the host holds for it, not the filling of a cache
+whose size does not depend on the number of ships; the cache's growth over
+the run is shown beside the RSS (not subtracted: pages the cache takes may
+reuse memory the host had freed, which the RSS counted already). And raft
+keeps in memory the log since its last snapshot, which may grow to the
+store's size before the next (src/consensus/fsm.c): where that cycle
+stands would move a measurement by megabytes. So the RSS at rest is taken
+after a compaction (a ship made and removed: the host takes two snapshots
+at once) and a restart, before the first round and after the last; before
+the first, 300 ships are made one at a time after the fill, so that the
+entries raft keeps behind a snapshot (126) are small ones, as after the
+last round.
 
 usage: bench/spawn.py BUILD DIR [--quick]. Sizes from the environment:
 BENCH_SPAWN_CHILDREN (children a round, and ships of op's call; 10000),
@@ -70,6 +80,7 @@ CLIENTS = int(os.environ.get("BENCH_SPAWN_CLIENTS", "4"))
 ROUNDS = int(os.environ.get("BENCH_SPAWN_ROUNDS", "1" if QUICK else "3"))
 SECONDS = float(os.environ.get("BENCH_SPAWN_SECONDS", "2" if QUICK else "10"))
 FILL = int(os.environ.get("BENCH_SPAWN_FILL", "60000"))
+PAD = 300  # entries after the fill: more than raft keeps behind a snapshot
 SETTLE = 1.0 if QUICK else 4.0  # seconds before a measurement after a row
 PER_PARENT = 1000  # cluster_bench.c's CB_SPAWN_PER_PARENT
 DISK_TARGET = 16384  # the cost of a fresh ship today: 16 KiB on disk
@@ -198,6 +209,33 @@ class Host:
                 snaps += n if f.startswith("snapshot-") else 0
         return store, raft, snaps
 
+    def snapshots(self):
+        """The names of raft's snapshot files."""
+        try:
+            return {f for f in os.listdir(os.path.join(self.data, "raft"))
+                    if f.startswith("snapshot-")}
+        except FileNotFoundError:
+            return set()
+
+    def compact(self, tag):
+        """Have the host take raft snapshots now, so that the log it holds
+        in memory is only what trails the last one: removing a ship
+        compacts the log (two snapshots). Waits until the snapshot files
+        have changed and stay as they are for a second."""
+        before = self.snapshots()
+        self.admin("POST", "/v1/ships", {"program": KV, "name": "compact-" + tag})
+        self.admin("DELETE", "/v1/ships/compact-" + tag)
+        deadline = time.time() + 120
+        now, since = before, time.time()
+        while time.time() < deadline:
+            time.sleep(0.1)
+            names = self.snapshots()
+            if names != now:
+                now, since = names, time.time()
+            elif now != before and time.time() - since >= 1.0:
+                return
+        raise RuntimeError("host %s took no snapshot after a removal" % self.name)
+
     def measure(self):
         """(store bytes, raft bytes, RSS bytes, ships, registry bytes, the
         store's page cache bytes)."""
@@ -314,7 +352,17 @@ def op_row(h, rnd):
 
 def leftovers():
     """Pids of this run's hosts (and their launchers), and of programs they
-    started (BERTH_HOST names the host's pid), still running."""
+    started (BERTH_HOST names the host's pid), still running 3 s after the
+    last stop (a launcher exits once it sees its host gone)."""
+    deadline = time.time() + 3
+    while True:
+        left = leftovers_now()
+        if not left or time.time() > deadline:
+            return left
+        time.sleep(0.1)
+
+
+def leftovers_now():
     mine = {os.path.realpath(KV), os.path.realpath(BERTH)}
     tags = [("/%d-" % p).encode() for p in host_pids]
     pids = []
@@ -359,6 +407,12 @@ def main():
         if FILL:
             sides[k].admin("POST", "/v1/ships", {"program": KV, "name": "fill",
                                                   "count": FILL})
+        # Raft keeps the last entries behind a snapshot (an eighth of the
+        # entries between snapshots, 126): small ones after the fill's, so
+        # that its large entries are not among them.
+        for i in range(PAD):
+            sides[k].admin("POST", "/v1/ships", {"program": KV, "name": "pad-%d" % i})
+        sides[k].compact("first")
     rest0 = {k: sides[k].at_rest() for k in costed}
     time.sleep(SETTLE)
     up0 = {k: sides[k].measure() for k in costed}
@@ -373,6 +427,23 @@ def main():
     for h in sides.values():
         h.stop()
     rest1 = {k: sides[k].disk() for k in costed}
+    # The RSS at rest: each host started again, as it was started before
+    # the first measurement (its log compacted, then a restart), so that
+    # both hold their ships as a start loads them, without what the
+    # rounds' traffic left in the heap.
+    for k in costed:
+        sides[k].start()
+    time.sleep(SETTLE)
+    # Before the compaction: with the log since the last snapshot.
+    log_up1 = {k: sides[k].measure() for k in costed}
+    for k in costed:
+        sides[k].compact("last")
+        sides[k].stop()
+        sides[k].start()
+    time.sleep(SETTLE)
+    rest_up1 = {k: sides[k].measure() for k in costed}
+    for k in costed:
+        sides[k].stop()
     made = {k: sum(r["made"] for r in runs[k]) for k in costed}
     whole = {}
     for k in costed:
@@ -381,6 +452,8 @@ def main():
         whole[k]["rest_store"] = (rest1[k][0] - rest0[k][0]) / made[k]
         whole[k]["rest_raft"] = (rest1[k][1] - rest0[k][1]) / made[k]
         whole[k]["rest_snaps"] = (rest1[k][2] - rest0[k][2]) / made[k]
+        whole[k]["rest_rss"] = (rest_up1[k][2] - up0[k][2]) / made[k]
+        whole[k]["log_rss"] = (log_up1[k][2] - rest_up1[k][2]) / made[k]
 
     sp, cr, wr, op = (runs[k] for k in ("spawn", "create", "write", "op"))
     print("spawning: 4 hosts alone on one machine (%d cores), up together; %d closed-loop "
@@ -413,21 +486,28 @@ def main():
              med(sp, "events") / s_eps, sp[-1]["children_listed"]))
     print("cost of a ship, per ship made. Whole run: disk at rest = store file + WAL + "
           "raft directory, bytes allocated, the host stopped before the first round "
-          "and after the last (a stop checkpoints the WAL); RSS = the host's, up, "
-          "%g s after a restart and after the last round; raft snaps = "
+          "and after the last (a stop checkpoints the WAL); RSS rest = the host's, "
+          "%g s after a restart before the first round and after the last (what "
+          "holding the ships costs, as a start loads them, each time after a "
+          "compaction); +raft log = what the host held more after the last "
+          "round's restart before its compaction (the log since raft's last "
+          "snapshot, which raft holds in memory); RSS = the host's, up, "
+          "%g s after the restart before the first round and after the last round "
+          "(with what the rounds' traffic left in the heap); raft snaps = "
           "raft's snapshot files, part of raft; cache = the growth of the "
           "store's page cache (store_cache_bytes, part of the RSS); registry = "
           "its registry_bytes (/v1/stats); children count their parents' creation and growth. "
           "Rounds: the same with the host up, %g s after each row (the WAL as it "
-          "stands), median of %d." % (SETTLE, SETTLE, ROUNDS))
-    print("%-20s %10s %10s %10s %10s %10s %9s %9s | %10s %10s %9s | %s" % (
-        "", "disk", "store", "raft", "raft snaps", "RSS", "cache", "registry", "rounds: up", "RSS", "registry", "rounds, disk up / RSS"))
+          "stands), median of %d." % (SETTLE, SETTLE, SETTLE, ROUNDS))
+    print("%-20s %10s %10s %10s %10s %10s %10s %10s %9s %9s | %10s %10s %9s | %s" % (
+        "", "disk", "store", "raft", "raft snaps", "RSS rest", "+raft log", "RSS",
+        "cache", "registry", "rounds: up", "RSS", "registry", "rounds, disk up / RSS"))
     for k, name in (("spawn", "child (spawn)"), ("op", "operator, --count"),
                     ("create", "admin API, count 1")):
         w, rs = whole[k], runs[k]
-        print("%-20s %10s %10s %10s %10s %10s %9s %9s | %10s %10s %9s | %s" % (
+        print("%-20s %10s %10s %10s %10s %10s %10s %10s %9s %9s | %10s %10s %9s | %s" % (
             name, kib(w["rest"]), kib(w["rest_store"]), kib(w["rest_raft"]),
-            kib(w["rest_snaps"]), kib(w["rss"]), kib(w["cache"]), kib(w["registry"]),
+            kib(w["rest_snaps"]), kib(w["rest_rss"]), kib(w["log_rss"]), kib(w["rss"]), kib(w["cache"]), kib(w["registry"]),
             kib(med(rs, "disk")), kib(med(rs, "rss")), kib(med(rs, "registry")),
             ", ".join("%s / %s" % (kib(r["disk"]), kib(r["rss"])) for r in rs)))
     print("whole run: %d children, %d operator's ships, %d ships by the admin API; "
@@ -435,11 +515,12 @@ def main():
           "measurement: %s)"
           % (made["spawn"], made["op"], made["create"], FILL,
              ", ".join("%s %.1f MiB" % (k, up0[k][5] / 1048576) for k in costed)))
-    d, m = whole["spawn"]["rest"], whole["spawn"]["rss"]
-    print("a child beside an operator's ship, whole run: disk %.2fx, RSS %.2fx; target "
-          "(at most a fresh ship's cost today, 16 KiB disk, 512 B RAM): disk %s, RAM %s"
+    d, m = whole["spawn"]["rest"], whole["spawn"]["rest_rss"]
+    print("a child beside an operator's ship, whole run, at rest: disk %.2fx, RSS %.2fx; "
+          "target (at most a fresh ship's cost today, 16 KiB disk, 512 B RAM): disk %s, "
+          "RAM %s"
           % (d / whole["op"]["rest"] if whole["op"]["rest"] else 0,
-             m / whole["op"]["rss"] if whole["op"]["rss"] else 0,
+             m / whole["op"]["rest_rss"] if whole["op"]["rest_rss"] else 0,
              "%s (%s)" % (verdict(d, DISK_TARGET), kib(d)),
              "%s (%s)" % (verdict(m, RSS_TARGET), kib(m))))
 
