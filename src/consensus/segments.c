@@ -177,9 +177,13 @@ static int segments__check_open(const char *dir, struct segments__open *o,
                                 char *errmsg)
 {
     char path[4200];
+    if (snprintf(path, sizeof path, "%s/%s", dir, o->name) >=
+        (int)sizeof path) {
+        err_printf(errmsg, "the raft directory's path is too long: %s", dir);
+        return BERTH_EINVAL;
+    }
     struct buf b;
     buf_init(&b);
-    snprintf(path, sizeof path, "%s/%s", dir, o->name);
     int rv = segments__read(path, &b, errmsg);
     if (rv != 0) {
         buf_free(&b);
