@@ -537,9 +537,17 @@ static void accounts__remove(struct host *h, struct http_request *req,
     }
 }
 
-/* The caps an account may set beside its limits, by RECORD_ACCOUNT_CAPS_*
- * bit, as POST /v1/accounts/NAME/limits names them. */
-static const char *const accounts__cap_names[] = {"memory", "cpu", "pids"};
+/* The caps an account may set beside its limits, as POST
+ * /v1/accounts/NAME/limits names them, with their RECORD_ACCOUNT_CAPS_*
+ * bits. */
+static const struct {
+    const char *name;
+    uint8_t bit;
+} accounts__caps[] = {
+    {"memory", RECORD_ACCOUNT_CAPS_MEMORY},
+    {"cpu", RECORD_ACCOUNT_CAPS_CPU},
+    {"pids", RECORD_ACCOUNT_CAPS_PIDS},
+};
 
 /* Read cap key's value v into r's caps part: "default" or null are none,
  * as 0 and "none" are (the host's cap, and each ship's own, still bound
@@ -549,7 +557,7 @@ static int accounts__cap(const char *key, json_t *v, struct record_account *r,
                          char *msg)
 {
     int i = 0;
-    while (i < 3 && strcmp(accounts__cap_names[i], key) != 0) {
+    while (i < 3 && strcmp(accounts__caps[i].name, key) != 0) {
         i++;
     }
     if (i == 3) {
@@ -564,7 +572,7 @@ static int accounts__cap(const char *key, json_t *v, struct record_account *r,
             return rv;
         }
     }
-    r->caps_which |= (uint8_t)(1u << i);
+    r->caps_which |= accounts__caps[i].bit;
     if (i == 0) {
         r->caps.memory_bytes = c.memory_bytes;
     } else if (i == 1) {
