@@ -6,7 +6,9 @@
  *           record; each engine with the durability berth's design needs
  *           (SQLite WAL + synchronous=NORMAL, LMDB MDB_NOSYNC: neither syncs
  *           per commit, because the raft log is the durable copy)
- *   wake    read one ship's record and its last 100 events
+ *   wake    read one ship's record and its last 100 events, and (SQLite
+ *           alone) one account's caps, which a wake reads too while some
+ *           account has caps
  *   ships   disk bytes per registered ship with 100,000 fresh ships, and the
  *           time to open the store and count them
  *
@@ -352,6 +354,28 @@ int main(int argc, char **argv)
                 }
                 printf("%-7s wake read (record + last 100 events): %.1f us\n",
                        e ? "lmdb" : "sqlite", (now_s() - r0) / reads * 1e6);
+            }
+            /* What a wake reads more while some account has caps: its
+             * ship's account's caps, by key, among 1,000 accounts. */
+            if (i == 2 && e == 0) {
+                struct caps caps = {64 << 20, 500, 32}, got;
+                for (int a = 0; a < 1000; a++) {
+                    char name[16];
+                    uint64_t id;
+                    snprintf(name, sizeof name, "a%d", a);
+                    if (store_account_new(s, name, 1, &id) != 0 ||
+                        store_account_set_caps(s, id, 7, &caps) != 0) {
+                        die("accounts", store_errmsg(s));
+                    }
+                }
+                int reads = 0;
+                double r0 = now_s();
+                while (now_s() - r0 < 1.0) {
+                    store_account_caps(s, 1 + (uint64_t)(reads % 1000), &got);
+                    reads++;
+                }
+                printf("%-7s wake read of an account's caps: %.2f us\n",
+                       "sqlite", (now_s() - r0) / reads * 1e6);
             }
             if (e == 0) {
                 store_close(s);

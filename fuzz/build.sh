@@ -55,7 +55,7 @@ build shipcopy src/store/store.c src/store/heads.c src/store/heap.c \
   src/store/apply.c src/store/fsck.c src/store/shipcopy.c src/store/shipkey.c \
   src/core/record.c src/core/export.c \
   src/core/registry.c src/core/gate.c src/core/auth.c src/core/account.c \
-  src/core/sandbox.c src/proto/frame.c src/crypto/seal.c \
+  src/core/sandbox.c src/core/caps.c src/proto/frame.c src/crypto/seal.c \
   src/lib/file.c $LIB -lsqlite3 -lsodium
 echo "fuzz: built $(for t in $TARGETS; do printf '%s ' "$OUT/fuzz_$t"; done)"
 

@@ -95,7 +95,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct record_account acct;
     if (record_decode_account(data, size, &acct) == 0 &&
         (acct.name_len > size || (acct.name_len > 0 && acct.name == NULL) ||
-         acct.op < ACCOUNT_OP_NEW || acct.op > ACCOUNT_OP_LIMIT)) {
+         acct.op < ACCOUNT_OP_NEW || acct.op > ACCOUNT_OP_LIMIT ||
+         (acct.caps_which & ~RECORD_ACCOUNT_CAPS_ALL) != 0 ||
+         (acct.caps_which != 0 && acct.op != ACCOUNT_OP_LIMIT))) {
         abort();
     }
     size_t n_usage;

@@ -150,6 +150,12 @@ def sandbox():
     # A SHIP_RESIZE entry (version 1, type 15): memory and pids.
     write("record", "ship_resize", bytes([1, 15]) + struct.pack(
         "<QBQIIQ", 7, 0x05, 32 << 20, 0, 16, 0))
+    # An ACCOUNT entry (type 9), LIMIT (op 6) of account 7 with the caps
+    # part: every limit kept, memory and pids set, CPU left.
+    keep = (1 << 64) - 2
+    write("record", "account_caps", bytes([1, 9]) + struct.pack(
+        "<BQBQ32sH", 6, 7, 0, 0, bytes(32), 0) + struct.pack(
+        "<5Q", *[keep] * 5) + struct.pack("<BQII", 0x05, 64 << 20, 0, 32))
 
 
 TARGETS = {"transport": transport, "admin": admin, "master": master,

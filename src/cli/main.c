@@ -593,6 +593,27 @@ static void cli__print_usage(json_t *u)
     printf("requests:        %lld\n", cli__int(u, "requests"));
 }
 
+/* Write a CPU cap in ms a second as cores ("0.500"; "none" for 0) into
+ * out (n bytes). */
+static void cli__format_cores(long long millis, char *out, size_t n)
+{
+    if (millis == 0) {
+        snprintf(out, n, "none");
+    } else {
+        snprintf(out, n, "%lld.%03lld", millis / 1000, millis % 1000);
+    }
+}
+
+/* Write a pids cap ("32"; "none" for 0) into out (n bytes). */
+static void cli__format_pids(long long pids, char *out, size_t n)
+{
+    if (pids == 0) {
+        snprintf(out, n, "none");
+    } else {
+        snprintf(out, n, "%lld", pids);
+    }
+}
+
 static void cli__print_ship(json_t *s)
 {
     printf("id:              %s\n", cli__str(s, "id"));
@@ -657,24 +678,17 @@ static void cli__print_ship(json_t *s)
     json_t *caps = json_object_get(s, "caps");
     if (json_is_object(caps)) {
         json_t *in = json_object_get(caps, "in_force");
-        char mem[24], cores[32];
+        json_t *from = json_object_get(caps, "from");
+        char mem[24], cores[32], pids[24];
         caps_format_memory((uint64_t)cli__int(in, "memory_bytes"), mem,
                            sizeof mem);
-        long long cpu = cli__int(in, "cpu_millis");
-        if (cpu == 0) {
-            snprintf(cores, sizeof cores, "none");
-        } else {
-            snprintf(cores, sizeof cores, "%lld.%03lld", cpu / 1000,
-                     cpu % 1000);
-        }
-        printf("caps:            memory %s, cpu %s, pids %lld%s\n", mem, cores,
-               cli__int(in, "pids"),
-               caps_none(&(struct caps){
-                   .memory_bytes = (uint64_t)cli__int(caps, "memory_bytes"),
-                   .cpu_millis = (uint32_t)cli__int(caps, "cpu_millis"),
-                   .pids = (uint32_t)cli__int(caps, "pids")})
-                   ? " (the host's)"
-                   : "");
+        cli__format_cores(cli__int(in, "cpu_millis"), cores, sizeof cores);
+        cli__format_pids(cli__int(in, "pids"), pids, sizeof pids);
+        /* Each in force, and whose it is: the host's, the account's or the
+         * ship's own (docs/api.md, "Caps"). */
+        printf("caps:            memory %s (%s), cpu %s (%s), pids %s (%s)\n",
+               mem, cli__str(from, "memory_bytes"), cores,
+               cli__str(from, "cpu_millis"), pids, cli__str(from, "pids"));
         json_t *use = json_object_get(caps, "use");
         if (json_is_object(use)) {
             printf(
@@ -1917,12 +1931,27 @@ static void cli__account_line(json_t *a)
     char made[32];
     cli__ago(cli__int(a, "created_ns"), made, sizeof made);
     json_t *u = json_object_get(a, "usage");
-    printf("%-6lld  %-24s  %-8s  %-6lld  %-6lld  %-14lld  %-10lld  %s\n",
+    /* The account's own caps; "-" where it sets none. */
+    json_t *caps = json_object_get(a, "caps");
+    char mem[24] = "-", cores[32] = "-", pids[24] = "-";
+    if (cli__int(caps, "memory_bytes") > 0) {
+        caps_format_memory((uint64_t)cli__int(caps, "memory_bytes"), mem,
+                           sizeof mem);
+    }
+    if (cli__int(caps, "cpu_millis") > 0) {
+        cli__format_cores(cli__int(caps, "cpu_millis"), cores, sizeof cores);
+    }
+    if (cli__int(caps, "pids") > 0) {
+        cli__format_pids(cli__int(caps, "pids"), pids, sizeof pids);
+    }
+    printf("%-6lld  %-24s  %-8s  %-6lld  %-6lld  %-14lld  %-10lld  %-6s  "
+           "%-6s  %-6s  %s\n",
            cli__int(a, "id"), cli__str(a, "name"),
            json_is_true(json_object_get(a, "disabled")) ? "disabled"
                                                         : "enabled",
            cli__int(a, "ships"), cli__int(u, "ships_awake"),
-           cli__int(u, "storage_bytes"), cli__int(u, "events"), made);
+           cli__int(u, "storage_bytes"), cli__int(u, "events"), mem, cores,
+           pids, made);
 }
 
 static int cli__account_new(const struct cli__cmd *cmd, struct cli *c,
@@ -1965,8 +1994,10 @@ static int cli__account_ls(const struct cli__cmd *cmd, struct cli *c,
     if (rv != 0 || v == NULL) {
         return rv;
     }
-    printf("%-6s  %-24s  %-8s  %-6s  %-6s  %-14s  %-10s  %s\n", "ID", "NAME",
-           "STATE", "SHIPS", "AWAKE", "STORAGE", "EVENTS", "MADE");
+    printf("%-6s  %-24s  %-8s  %-6s  %-6s  %-14s  %-10s  %-6s  %-6s  %-6s  "
+           "%s\n",
+           "ID", "NAME", "STATE", "SHIPS", "AWAKE", "STORAGE", "EVENTS",
+           "MEMORY", "CPU", "PIDS", "MADE");
     size_t i;
     json_t *t;
     json_array_foreach(json_object_get(v, "accounts"), i, t)
@@ -1980,7 +2011,13 @@ static int cli__account_ls(const struct cli__cmd *cmd, struct cli *c,
     return 0;
 }
 
-/* The options of account limit, by enum quota_limit. */
+/* The caps options of account limit, after the limits', and the names the
+ * API gives them. */
+enum { CLI__ACAP_MEMORY, CLI__ACAP_CPU, CLI__ACAP_PIDS, CLI__ACAP__COUNT };
+static const char *const cli__acap_keys[CLI__ACAP__COUNT] = {"memory", "cpu",
+                                                             "pids"};
+
+/* The options of account limit, by enum quota_limit, then the caps. */
 static const struct cli__opt cli__account_limit_opts[] = {
     [QUOTA_SHIPS] = {"--ships", "N|none|default", CLI__STR, 0, 0,
                      "ships the account may have"},
@@ -1992,10 +2029,54 @@ static const struct cli__opt cli__account_limit_opts[] = {
                    "CPU seconds its programs may use in an hour"},
     [QUOTA_EVENTS] = {"--events-per-second", "N|none|default", CLI__STR, 0, 0,
                       "events its ships may commit a second"},
+    [QUOTA__COUNT + CLI__ACAP_MEMORY] = {"--memory", "SIZE|none", CLI__STR, 0,
+                                         0,
+                                         "memory cap of each of its ships' "
+                                         "programs (64M, 1G)"},
+    [QUOTA__COUNT + CLI__ACAP_CPU] = {"--cpu", "CORES|none", CLI__STR, 0, 0,
+                                      "CPU share of each of its ships' "
+                                      "programs (0.5: half a core)"},
+    [QUOTA__COUNT + CLI__ACAP_PIDS] = {"--pids", "N|none", CLI__STR, 0, 0,
+                                       "processes and threads of each of its "
+                                       "ships' programs at once"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
-/* Print an account's limits: in force, and whose. */
+/* Print an account's caps: its own, and what is in force for a ship of it
+ * with none of its own when the host's is smaller or the account sets
+ * none. */
+static void cli__print_account_caps(json_t *v)
+{
+    json_t *caps = json_object_get(v, "caps");
+    json_t *in = json_object_get(caps, "in_force");
+    if (!json_is_object(caps)) {
+        return;
+    }
+    static const char *const keys[3] = {"memory_bytes", "cpu_millis", "pids"};
+    static const char *const labels[3] = {
+        "cap memory:", "cap cpu:", "cap pids:"};
+    for (int i = 0; i < 3; i++) {
+        char own[32], eff[32];
+        long long o = cli__int(caps, keys[i]), e = cli__int(in, keys[i]);
+        if (i == 0) {
+            caps_format_memory((uint64_t)o, own, sizeof own);
+            caps_format_memory((uint64_t)e, eff, sizeof eff);
+        } else if (i == 1) {
+            cli__format_cores(o, own, sizeof own);
+            cli__format_cores(e, eff, sizeof eff);
+        } else {
+            cli__format_pids(o, own, sizeof own);
+            cli__format_pids(e, eff, sizeof eff);
+        }
+        if (o == e) {
+            printf("%-33s %s\n", labels[i], own);
+        } else {
+            printf("%-33s %s (the host's %s in force)\n", labels[i], own, eff);
+        }
+    }
+}
+
+/* Print an account's limits: in force, and whose; then its caps. */
 static void cli__print_limits(json_t *v)
 {
     json_t *in_force = json_object_get(v, "limits");
@@ -2013,6 +2094,7 @@ static void cli__print_limits(json_t *v)
                    json_object_get(set, name) ? "" : " (host default)");
         }
     }
+    cli__print_account_caps(v);
 }
 
 static int cli__account_limit(const struct cli__cmd *cmd, struct cli *c,
@@ -2049,16 +2131,37 @@ static int cli__account_limit(const struct cli__cmd *cmd, struct cli *c,
         }
         json_object_set_new(body, quota_name(i), json_integer((json_int_t)n));
     }
+    /* The caps: checked here as ship new checks its own; "default", like
+     * "none", leaves the account without one. */
+    const char *cap[CLI__ACAP__COUNT];
+    for (int i = 0; i < CLI__ACAP__COUNT; i++) {
+        cap[i] = a->val[QUOTA__COUNT + i];
+        if (cap[i] != NULL && strcmp(cap[i], "default") == 0) {
+            cap[i] = "none";
+        }
+    }
+    int rv = cli__check_caps(cmd, cap[CLI__ACAP_MEMORY], cap[CLI__ACAP_CPU],
+                             cap[CLI__ACAP_PIDS]);
+    if (rv != 0) {
+        json_decref(body);
+        return rv;
+    }
+    for (int i = 0; i < CLI__ACAP__COUNT; i++) {
+        if (cap[i] != NULL) {
+            json_object_set_new(body, cli__acap_keys[i], json_string(cap[i]));
+        }
+    }
     if (json_object_size(body) == 0) {
         json_decref(body);
         return cli__usage(cmd, "give at least one limit (--ships, "
                                "--storage-bytes, --awake, --cpu-per-hour, "
-                               "--events-per-second)");
+                               "--events-per-second) or cap (--memory, "
+                               "--cpu, --pids)");
     }
     char target[128];
     snprintf(target, sizeof target, "/v1/accounts/%s/limits", name);
     json_t *v = NULL;
-    int rv = cli__call_json(c, "POST", target, body, &v);
+    rv = cli__call_json(c, "POST", target, body, &v);
     if (rv != 0) {
         return rv;
     }
@@ -2923,14 +3026,20 @@ static const struct cli__cmd cli__cmds[] = {
      cli__account_rm_opts, 1, 1, true, cli__account_one},
     {"account limit",
      "NAME [--ships N] [--storage-bytes N] [--awake N] "
-     "[--cpu-per-hour SECONDS] [--events-per-second N]",
-     "set an account's limits",
+     "[--cpu-per-hour SECONDS] [--events-per-second N] [--memory SIZE] "
+     "[--cpu CORES] [--pids N]",
+     "set an account's limits and caps",
      "Set an account's limits, on every host of the cluster: each a number, "
      "none (no limit) or default (the host's, berth serve --limit-*); those "
      "not given stay as they are. Over a limit, what would exceed it is "
      "refused: new ships and writes over ships or storage (507), wakes over "
      "awake ships, writes over CPU an hour or events a second (429). Reads "
-     "go on, and nothing stored is lost (docs/api.md, \"Limits\").",
+     "go on, and nothing stored is lost (docs/api.md, \"Limits\"). "
+     "--memory, --cpu and --pids cap each program of the account's ships, "
+     "as ship new's do (none, 0 or default: no cap of the account's); the "
+     "cap in force is the smallest of the host's, the account's and the "
+     "ship's, and a change reaches the running programs at once "
+     "(docs/api.md, \"Caps\").",
      cli__account_limit_opts, 1, 1, true, cli__account_limit},
     {"account anonymous", "on|off", "allow or refuse ships without an account",
      "Allow (on, the default) or refuse (off) new ships in the anonymous "

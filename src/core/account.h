@@ -47,7 +47,8 @@ enum account_op {
     ACCOUNT_OP_REMOVE = 4,    /* the account and its tokens go */
     ACCOUNT_OP_ANONYMOUS = 5, /* ships may (value 1) or may not (0) be made
                                  in the anonymous account */
-    ACCOUNT_OP_LIMIT = 6,     /* set the account's limits (core/quota.h) */
+    ACCOUNT_OP_LIMIT = 6,     /* set the account's limits (core/quota.h)
+                                 and caps (core/caps.h) */
 };
 
 /* Return 0 when name may name a new account: 1 to ACCOUNT_NAME_MAX of

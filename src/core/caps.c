@@ -12,26 +12,68 @@
 /* The kernel's most pids (PID_MAX_LIMIT on 64-bit). */
 #define CAPS__PIDS_MAX 4194304u
 
-/* The smaller of two caps where 0 is none. */
-static uint64_t caps__min(uint64_t a, uint64_t b)
-{
-    return a == 0 ? b : b == 0 ? a : a < b ? a : b;
-}
-
 void caps_resolve(const struct caps *host, const struct caps *account,
                   const struct caps *ship, struct caps *out)
+{
+    caps_resolve_from(host, account, ship, out, NULL);
+}
+
+/* Narrow *cap to v from level, where 0 is none: a v as small as *cap
+ * still takes the level, the later levels being the narrower. */
+static void caps__narrow(uint64_t *cap, uint8_t *from, uint64_t v,
+                         uint8_t level)
+{
+    if (v != 0 && (*cap == 0 || v <= *cap)) {
+        *cap = v;
+        *from = level;
+    }
+}
+
+void caps_resolve_from(const struct caps *host, const struct caps *account,
+                       const struct caps *ship, struct caps *out,
+                       struct caps_origin *from)
 {
     static const struct caps none;
     const struct caps *level[3] = {
         host ? host : &none, account ? account : &none, ship ? ship : &none};
-    memset(out, 0, sizeof *out);
+    struct caps_origin o = {CAPS_LEVEL_NONE, CAPS_LEVEL_NONE, CAPS_LEVEL_NONE};
+    uint64_t memory = 0, cpu = 0, pids = 0;
     for (int i = 0; i < 3; i++) {
-        out->memory_bytes =
-            caps__min(out->memory_bytes, level[i]->memory_bytes);
-        out->cpu_millis =
-            (uint32_t)caps__min(out->cpu_millis, level[i]->cpu_millis);
-        out->pids = (uint32_t)caps__min(out->pids, level[i]->pids);
+        uint8_t l = (uint8_t)(CAPS_LEVEL_HOST + i);
+        caps__narrow(&memory, &o.memory, level[i]->memory_bytes, l);
+        caps__narrow(&cpu, &o.cpu, level[i]->cpu_millis, l);
+        caps__narrow(&pids, &o.pids, level[i]->pids, l);
     }
+    out->memory_bytes = memory;
+    out->cpu_millis = (uint32_t)cpu;
+    out->pids = (uint32_t)pids;
+    if (from != NULL) {
+        *from = o;
+    }
+}
+
+const char *caps_level_name(uint8_t level)
+{
+    static const char *const names[] = {
+        [CAPS_LEVEL_NONE] = "none",
+        [CAPS_LEVEL_HOST] = "host",
+        [CAPS_LEVEL_ACCOUNT] = "account",
+        [CAPS_LEVEL_SHIP] = "ship",
+    };
+    return level <= CAPS_LEVEL_SHIP ? names[level] : "none";
+}
+
+int caps_check(const struct caps *c)
+{
+    if ((c->memory_bytes != 0 && (c->memory_bytes < CAPS_MEMORY_MIN ||
+                                  c->memory_bytes > CAPS__MEMORY_MAX)) ||
+        (c->cpu_millis != 0 &&
+         (c->cpu_millis < CAPS_CPU_MIN || c->cpu_millis > CAPS_CPU_MAX)) ||
+        (c->pids != 0 &&
+         (c->pids < CAPS_PIDS_MIN || c->pids > CAPS__PIDS_MAX))) {
+        return BERTH_EINVAL;
+    }
+    return 0;
 }
 
 int caps_none(const struct caps *c)

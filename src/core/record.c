@@ -891,7 +891,8 @@ int record_encode_account(struct buf *out, const struct record_account *a)
 {
     int rv;
     if (a->op < ACCOUNT_OP_NEW || a->op > ACCOUNT_OP_LIMIT ||
-        a->name_len > UINT16_MAX) {
+        a->name_len > UINT16_MAX ||
+        (a->caps_which & ~RECORD_ACCOUNT_CAPS_ALL) != 0) {
         return BERTH_EINVAL;
     }
     if ((rv = record__begin(out, RECORD_ENTRY_ACCOUNT)) != 0 ||
@@ -904,10 +905,22 @@ int record_encode_account(struct buf *out, const struct record_account *a)
         (rv = buf_append(out, a->name, a->name_len)) != 0) {
         return rv;
     }
-    for (int i = 0; a->op == ACCOUNT_OP_LIMIT && i < QUOTA__COUNT; i++) {
+    if (a->op != ACCOUNT_OP_LIMIT) {
+        return 0;
+    }
+    for (int i = 0; i < QUOTA__COUNT; i++) {
         if ((rv = buf_put_u64(out, a->limits[i])) != 0) {
             return rv;
         }
+    }
+    if (a->caps_which == 0) {
+        return 0; /* as a LIMIT was before caps: older hosts read it */
+    }
+    if ((rv = buf_put_u8(out, a->caps_which)) != 0 ||
+        (rv = buf_put_u64(out, a->caps.memory_bytes)) != 0 ||
+        (rv = buf_put_u32(out, a->caps.cpu_millis)) != 0 ||
+        (rv = buf_put_u32(out, a->caps.pids)) != 0) {
+        return rv;
     }
     return 0;
 }
@@ -931,6 +944,17 @@ int record_decode_account(const uint8_t *p, size_t len,
     a->name = record__get_str(&c, &a->name_len);
     for (int i = 0; a->op == ACCOUNT_OP_LIMIT && i < QUOTA__COUNT; i++) {
         a->limits[i] = cursor_u64(&c);
+    }
+    /* The caps part, which only a LIMIT that sets caps has. */
+    if (a->op == ACCOUNT_OP_LIMIT && c.err == 0 && cursor_left(&c) > 0) {
+        a->caps_which = cursor_u8(&c);
+        a->caps.memory_bytes = cursor_u64(&c);
+        a->caps.cpu_millis = cursor_u32(&c);
+        a->caps.pids = cursor_u32(&c);
+        if (a->caps_which == 0 ||
+            (a->caps_which & ~RECORD_ACCOUNT_CAPS_ALL) != 0) {
+            return BERTH_EMALFORMED;
+        }
     }
     if (c.err != 0 || cursor_left(&c) != 0 || a->op < ACCOUNT_OP_NEW ||
         a->op > ACCOUNT_OP_LIMIT) {

@@ -63,9 +63,9 @@
  *                u64 created_ns | u8 hash[32] | u16 name_len | name
  *                (only the token's hash; its id derives from it), and for
  *                RECORD_TOKEN_REVOKE u16 id_len | id
- *   ACCOUNT      an account made, disabled, enabled or removed, or
- *                anonymous creation turned on or off (struct
- *                record_account)
+ *   ACCOUNT      an account made, disabled, enabled or removed, its
+ *                limits and caps set, or anonymous creation turned on
+ *                or off (struct record_account)
  *   USAGE        what ships' programs used on the leader (CPU, memory,
  *                wakes, requests) since its last USAGE entry (struct
  *                record_usage_item; record_encode_usage)
@@ -89,6 +89,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/caps.h"
 #include "core/quota.h"
 #include "crypto/seal.h"
 #include "lib/buf.h"
@@ -379,10 +380,22 @@ int record_decode_usage(const uint8_t *p, size_t len, size_t *n);
 void record_usage_item(const uint8_t *p, size_t i,
                        struct record_usage_item *out);
 
+/* What the caps part of an ACCOUNT entry's LIMIT changes (its caps_which). */
+#define RECORD_ACCOUNT_CAPS_MEMORY 0x01
+#define RECORD_ACCOUNT_CAPS_CPU 0x02
+#define RECORD_ACCOUNT_CAPS_PIDS 0x04
+#define RECORD_ACCOUNT_CAPS_ALL 0x07
+
 /* The fields of an ACCOUNT entry (core/account.h): u8 op | u64 account |
  * u8 value | u64 created_ns | u8 hash[32] | u16 name_len | name, and for
  * LIMIT u64 limits[QUOTA__COUNT] (core/quota.h: a limit, QUOTA_NONE,
- * QUOTA_DEFAULT for the host's, or QUOTA_KEEP to leave it). NEW
+ * QUOTA_DEFAULT for the host's, or QUOTA_KEEP to leave it), then, when
+ * the entry sets any of the account's caps (core/caps.h), u8 caps_which |
+ * u64 memory_bytes | u32 cpu_millis | u32 pids: the caps named in
+ * caps_which (RECORD_ACCOUNT_CAPS_*, never 0 when there) take the values
+ * (0: none), the others stay. A LIMIT without that part, as every LIMIT
+ * was before accounts had caps, leaves the caps as they are, and one that
+ * changes no cap is written without it, byte for byte as before. NEW
  * carries the name, the time and the hash of the account's token (its id
  * is assigned on apply, one above the last given, never reused); DISABLE,
  * ENABLE and REMOVE the account's id; ANONYMOUS the value (1: anonymous
@@ -396,14 +409,18 @@ struct record_account {
     const char *name; /* "" for none */
     size_t name_len;
     uint64_t limits[QUOTA__COUNT]; /* LIMIT only */
+    uint8_t caps_which;            /* LIMIT only: RECORD_ACCOUNT_CAPS_* */
+    struct caps caps;              /* LIMIT only: those of caps_which */
 };
 
 /* Append an ACCOUNT entry of a to out; 0, BERTH_ENOMEM, or BERTH_EINVAL
- * for an unknown op or a name over 65535 bytes. The caller keeps a. */
+ * for an unknown op, a name over 65535 bytes, or an unknown bit in
+ * caps_which. The caller keeps a. */
 int record_encode_account(struct buf *out, const struct record_account *a);
 
 /* Decode an ACCOUNT entry into *a, whose name points into p; 0 or
- * BERTH_EMALFORMED (also for an unknown op). The caller keeps p. */
+ * BERTH_EMALFORMED (also for an unknown op, or a caps part with no or an
+ * unknown bit in caps_which). The caller keeps p. */
 int record_decode_account(const uint8_t *p, size_t len,
                           struct record_account *a);
 

@@ -14,7 +14,9 @@
 
 #include "core/account.h"
 #include "core/auth.h"
+#include "core/caps.h"
 #include "core/record.h"
+#include "daemon/body.h"
 #include "daemon/host.h"
 #include "http/forward.h"
 #include "lib/err.h"
@@ -61,15 +63,17 @@ bool host_ship_disabled(struct host *h, uint32_t slot)
            host_account_disabled(h, account);
 }
 
-/* A list of account ids being read. */
+/* A list of account ids being read, and a count of those with caps. */
 struct accounts__ids {
     uint64_t *ids;
     uint64_t n;
+    uint64_t capped;
 };
 
 static int accounts__add_disabled(const struct store_account *a, void *arg)
 {
     struct accounts__ids *l = arg;
+    l->capped += !caps_none(&a->caps);
     if (!a->disabled) {
         return 0;
     }
@@ -84,7 +88,7 @@ static int accounts__add_disabled(const struct store_account *a, void *arg)
 
 int host_accounts_load(struct host *h)
 {
-    struct accounts__ids l = {NULL, 0};
+    struct accounts__ids l = {NULL, 0, 0};
     int rv = store_account_foreach(h->store, accounts__add_disabled, &l);
     if (rv != 0) {
         mem_free(l.ids);
@@ -93,6 +97,7 @@ int host_accounts_load(struct host *h)
     mem_free(h->disabled);
     h->disabled = l.ids;
     h->n_disabled = l.n;
+    h->n_capped = l.capped;
     return store_account_limited_count(h->store, &h->n_limited);
 }
 
@@ -146,6 +151,11 @@ void host_accounts_applied(struct host *h, const uint8_t *entry, size_t len)
         host_log("error", "cannot count the disabled accounts", "error",
                  store_errmsg(h->store), NULL);
     }
+    if (h->ready && h->leading && r.op == ACCOUNT_OP_LIMIT &&
+        r.caps_which != 0) {
+        host_caps_account_changed(h, r.account);
+        return;
+    }
     if (!h->ready || !h->leading ||
         (r.op != ACCOUNT_OP_DISABLE && r.op != ACCOUNT_OP_ENABLE)) {
         return;
@@ -179,6 +189,18 @@ static json_t *accounts__json(struct host *h, const struct store_account *a)
         o, "usage",
         host_usage_json(&a->usage, true, host_usage_awake(h, a->id)));
     host_quota_json(h, a, o);
+    /* Its caps (0: none), and those in force for a ship of it that sets
+     * none of its own: the smaller of the host's and these. */
+    struct caps eff;
+    caps_resolve(&h->cfg.caps, &a->caps, NULL, &eff);
+    json_object_set_new(
+        o, "caps",
+        json_pack("{s:I, s:I, s:I, s:{s:I, s:I, s:I}}", "memory_bytes",
+                  (json_int_t)a->caps.memory_bytes, "cpu_millis",
+                  (json_int_t)a->caps.cpu_millis, "pids",
+                  (json_int_t)a->caps.pids, "in_force", "memory_bytes",
+                  (json_int_t)eff.memory_bytes, "cpu_millis",
+                  (json_int_t)eff.cpu_millis, "pids", (json_int_t)eff.pids));
     /* What the crawler's last whole pass counted on this host's disk, and
      * what was recorded then (daemon/crawler.c); null before one. */
     struct store_crawl_account c;
@@ -515,9 +537,56 @@ static void accounts__remove(struct host *h, struct http_request *req,
     }
 }
 
+/* The caps an account may set beside its limits, as POST
+ * /v1/accounts/NAME/limits names them, with their RECORD_ACCOUNT_CAPS_*
+ * bits. */
+static const struct {
+    const char *name;
+    uint8_t bit;
+} accounts__caps[] = {
+    {"memory", RECORD_ACCOUNT_CAPS_MEMORY},
+    {"cpu", RECORD_ACCOUNT_CAPS_CPU},
+    {"pids", RECORD_ACCOUNT_CAPS_PIDS},
+};
+
+/* Read cap key's value v into r's caps part: "default" or null are none,
+ * as 0 and "none" are (the host's cap, and each ship's own, still bound
+ * the account's ships). Returns 0, or BERTH_EINVAL with why in msg
+ * (BODY_ERRMSG_SIZE bytes); BERTH_ENOTFOUND when key names no cap. */
+static int accounts__cap(const char *key, json_t *v, struct record_account *r,
+                         char *msg)
+{
+    int i = 0;
+    while (i < 3 && strcmp(accounts__caps[i].name, key) != 0) {
+        i++;
+    }
+    if (i == 3) {
+        return BERTH_ENOTFOUND;
+    }
+    struct caps c = {0};
+    if (!json_is_null(v) &&
+        !(json_is_string(v) && strcmp(json_string_value(v), "default") == 0)) {
+        int rv = body_parse_caps(i == 0 ? v : NULL, i == 1 ? v : NULL,
+                                 i == 2 ? v : NULL, &c, msg);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    r->caps_which |= accounts__caps[i].bit;
+    if (i == 0) {
+        r->caps.memory_bytes = c.memory_bytes;
+    } else if (i == 1) {
+        r->caps.cpu_millis = c.cpu_millis;
+    } else {
+        r->caps.pids = c.pids;
+    }
+    return 0;
+}
+
 /* POST /v1/accounts/NAME/limits {NAME: N, "default" or null, ...}: set the
- * account's own limits (N; 0 for none) or go back to the host's default;
- * names left out stay as they are. */
+ * account's own limits (N; 0 for none) or go back to the host's default,
+ * and its caps ("memory", "cpu", "pids", as in POST /v1/ships; "none", 0,
+ * "default" or null for none); names left out stay as they are. */
 static void accounts__limits(struct host *h, struct http_request *req,
                              const struct store_account *a)
 {
@@ -539,6 +608,16 @@ static void accounts__limits(struct host *h, struct http_request *req,
     json_t *v;
     json_object_foreach(spec, key, v)
     {
+        char msg[BODY_ERRMSG_SIZE];
+        int crv = accounts__cap(key, v, &r, msg);
+        if (crv == BERTH_EINVAL) {
+            host_reply_error(req, 400, "invalid", "%s", msg);
+            json_decref(spec);
+            return;
+        }
+        if (crv == 0) {
+            continue;
+        }
         int i = 0;
         while (i < QUOTA__COUNT && strcmp(quota_name(i), key) != 0) {
             i++;
@@ -547,7 +626,7 @@ static void accounts__limits(struct host *h, struct http_request *req,
             host_reply_error(req, 400, "invalid",
                              "no limit named %s (ships, storage_bytes, "
                              "ships_awake, cpu_seconds_per_hour, "
-                             "events_per_second)",
+                             "events_per_second; caps memory, cpu, pids)",
                              key);
             json_decref(spec);
             return;

@@ -350,6 +350,9 @@ struct host {
     uint64_t *disabled;
     uint64_t n_disabled;
     uint64_t n_limited; /* accounts with limits of their own */
+    /* Accounts with caps of their own: while there are none, a wake reads
+     * no account's caps. */
+    uint64_t n_capped;
     /* Rates of the accounts whose limits were checked (daemon/quota.c). */
     struct host_quota *quota;
     size_t n_quota;
@@ -486,6 +489,24 @@ void host_ship_create(struct host *h, struct http_request *req);
  * propose its new caps, answer with the ship once committed, and put them
  * on its running program. */
 void host_ship_resize(struct host *h, struct http_request *req, uint32_t slot);
+
+/* Set *out to the caps in force for a ship of account whose sandbox sets
+ * own (core/caps.h: the smallest of the host's, the account's and own),
+ * *from (may be NULL) to the level each comes from, and *acct (may be
+ * NULL) to the account's own caps (read from the store only while some
+ * account has caps; none when it cannot be read). */
+void host_caps_in_force(struct host *h, uint64_t account,
+                        const struct caps *own, struct caps *out,
+                        struct caps_origin *from, struct caps *acct);
+
+/* Resolve the caps of s from its stored sandbox and account again and put
+ * them on its running program; returns what the kernel said (0 when
+ * nothing runs) or a store error (daemon/resize.c). */
+int host_caps_refresh(struct host *h, struct host_ship *s);
+
+/* Account's caps changed: on the leader, put the caps now in force on
+ * every running program of its ships (daemon/resize.c). */
+void host_caps_account_changed(struct host *h, uint64_t account);
 
 /* Describe the ship in slot as a new JSON object; the caller frees it. */
 json_t *host_ship_json(struct host *h, uint32_t slot);

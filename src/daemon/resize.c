@@ -2,9 +2,14 @@
  * "pids"?, "storage"?} proposes a SHIP_RESIZE entry (core/record.h), which
  * every host applies to the ship's sandbox; once it is committed, the
  * leader, the only host that runs programs, puts the caps now in force
- * (core/caps.h: the smallest of the host's and the ship's) on the running
- * program's cgroups at once. A program asleep gets them at its next
- * wake. */
+ * (core/caps.h: the smallest of the host's, the account's and the ship's)
+ * on the running program's cgroups at once. A program asleep gets them at
+ * its next wake.
+ *
+ * An account's caps change the same way: when an ACCOUNT entry that sets
+ * them applies on the leader, every running program of the account's
+ * ships (the awake list, not the account's ships in the store: only those
+ * have programs) gets the caps now in force. */
 #include <jansson.h>
 #include <string.h>
 
@@ -24,9 +29,23 @@ struct resize__op {
     uint64_t sid;
 };
 
-/* Put the caps in force now on s's running program, from its stored
- * sandbox; returns what the kernel said (0 when nothing runs). */
-static int resize__apply_live(struct host *h, struct host_ship *s)
+void host_caps_in_force(struct host *h, uint64_t account,
+                        const struct caps *own, struct caps *out,
+                        struct caps_origin *from, struct caps *acct)
+{
+    struct caps a = {0};
+    /* A store that cannot be read leaves the account's caps out: the
+     * host's still bound the program. */
+    if (h->n_capped > 0 && store_account_caps(h->store, account, &a) != 0) {
+        memset(&a, 0, sizeof a);
+    }
+    caps_resolve_from(&h->cfg.caps, &a, own, out, from);
+    if (acct != NULL) {
+        *acct = a;
+    }
+}
+
+int host_caps_refresh(struct host *h, struct host_ship *s)
 {
     struct store_ship rec;
     int rv = store_ship_get_sid(h->store, s->core.sid, &rec);
@@ -40,12 +59,41 @@ static int resize__apply_live(struct host *h, struct host_ship *s)
         own.cpu_millis = sb.cpu_millis;
         own.pids = sb.pids;
     }
+    uint64_t account = rec.account;
     store_ship_clear(&rec);
-    caps_resolve(&h->cfg.caps, NULL, &own, &s->caps);
+    host_caps_in_force(h, account, &own, &s->caps, NULL, NULL);
     if (s->proc == NULL || !proc_running(s->proc)) {
         return 0;
     }
     return proc_set_caps(s->proc, &s->caps);
+}
+
+void host_caps_account_changed(struct host *h, uint64_t account)
+{
+    unsigned n = 0, refused = 0;
+    for (struct fleet_ship *c = h->fleet.lru_head; c != NULL; c = c->lru_next) {
+        struct host_ship *s = (struct host_ship *)c;
+        if (s->account != account || s->proc == NULL) {
+            continue;
+        }
+        n++;
+        int rv = host_caps_refresh(h, s);
+        if (rv != 0) {
+            /* Recorded, and in force from its next wake; the kernel may
+             * refuse a memory cap below what the program uses now. */
+            refused++;
+            host_log("warn",
+                     "a running program keeps its old caps until its next "
+                     "wake",
+                     "ship", c->id, "error", err_str(rv), NULL);
+        }
+    }
+    char acct[24], ns[16], rs[16];
+    snprintf(acct, sizeof acct, "%llu", (unsigned long long)account);
+    snprintf(ns, sizeof ns, "%u", n);
+    snprintf(rs, sizeof rs, "%u", refused);
+    host_log("info", "account caps put on running programs", "account", acct,
+             "programs", ns, "refused", rs, NULL);
 }
 
 static void resize__committed(void *arg, int status, int result)
@@ -68,7 +116,7 @@ static void resize__committed(void *arg, int status, int result)
     } else {
         const struct registry_ship *e = registry_get(&h->reg, slot);
         struct host_ship *s = (struct host_ship *)e->live;
-        int rv = s != NULL ? resize__apply_live(h, s) : 0;
+        int rv = s != NULL ? host_caps_refresh(h, s) : 0;
         char id[REGISTRY_ID_LEN + 1];
         registry_id(&h->reg, slot, id);
         host_log("info", "ship resized", "ship", id, "live",

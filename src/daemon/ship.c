@@ -595,15 +595,16 @@ static int ship__env_load(void *data, struct fleet_ship *c,
         out->snapshot_number = meta.number;
         out->snapshot_sealed = meta.sealed;
     }
-    /* The caps: the host's, narrowed by the ship's sandbox; a sandbox that
-     * does not decode (never written so) leaves the host's. */
+    /* The caps: the host's, narrowed by the account's and the ship's
+     * sandbox; a sandbox that does not decode (never written so) leaves
+     * the others. */
     struct caps own = {0};
     if (sb_ok) {
         own.memory_bytes = sb.memory_bytes;
         own.cpu_millis = sb.cpu_millis;
         own.pids = sb.pids;
     }
-    caps_resolve(&h->cfg.caps, NULL, &own, &s->caps);
+    host_caps_in_force(h, rec.account, &own, &s->caps, NULL, NULL);
     /* Kept for spawn, which follows at once. A blocked ship is cut off
      * from the network too. */
     s->network =
@@ -1082,26 +1083,32 @@ static json_t *ship__list_json(const char *p, size_t len, bool env)
     return o;
 }
 
-/* The ship's caps: its own (its sandbox's; 0: none), those in force (the
- * smallest with the host's), and what its running program's cgroups say
- * of its use. */
+/* The ship's caps: its own (its sandbox's; 0: none), its account's, those
+ * in force (the smallest with the host's) and where each comes from, and
+ * what its running program's cgroups say of its use. */
 static json_t *ship__caps_json(struct host *h, const struct store_ship *rec,
                                const struct host_ship *s)
 {
     struct sandbox sb;
-    struct caps own = {0}, eff;
+    struct caps own = {0}, eff, acct;
+    struct caps_origin from;
     if (sandbox_decode(rec->sandbox, rec->sandbox_len, &sb) == 0) {
         own.memory_bytes = sb.memory_bytes;
         own.cpu_millis = sb.cpu_millis;
         own.pids = sb.pids;
     }
-    caps_resolve(&h->cfg.caps, NULL, &own, &eff);
+    host_caps_in_force(h, rec->account, &own, &eff, &from, &acct);
     json_t *o = json_pack(
-        "{s:I, s:I, s:I, s:{s:I, s:I, s:I}}", "memory_bytes",
-        (json_int_t)own.memory_bytes, "cpu_millis", (json_int_t)own.cpu_millis,
-        "pids", (json_int_t)own.pids, "in_force", "memory_bytes",
-        (json_int_t)eff.memory_bytes, "cpu_millis", (json_int_t)eff.cpu_millis,
-        "pids", (json_int_t)eff.pids);
+        "{s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I}, "
+        "s:{s:s, s:s, s:s}}",
+        "memory_bytes", (json_int_t)own.memory_bytes, "cpu_millis",
+        (json_int_t)own.cpu_millis, "pids", (json_int_t)own.pids, "account",
+        "memory_bytes", (json_int_t)acct.memory_bytes, "cpu_millis",
+        (json_int_t)acct.cpu_millis, "pids", (json_int_t)acct.pids, "in_force",
+        "memory_bytes", (json_int_t)eff.memory_bytes, "cpu_millis",
+        (json_int_t)eff.cpu_millis, "pids", (json_int_t)eff.pids, "from",
+        "memory_bytes", caps_level_name(from.memory), "cpu_millis",
+        caps_level_name(from.cpu), "pids", caps_level_name(from.pids));
     struct proc_caps_use use;
     if (o != NULL && s != NULL && s->proc != NULL &&
         proc_caps_use(s->proc, &use) == 0) {

@@ -7,6 +7,7 @@
 
 #include "core/account.h"
 #include "core/auth.h"
+#include "core/caps.h"
 #include "core/export.h"
 #include "core/gate.h"
 #include "core/record.h"
@@ -1024,7 +1025,7 @@ static int apply__account(struct store *s, const uint8_t *p, size_t len,
             rv = store_account_delete(s, r.account);
         }
         break;
-    case ACCOUNT_OP_LIMIT:
+    case ACCOUNT_OP_LIMIT: {
         for (int i = 0; i < QUOTA__COUNT; i++) {
             if (r.limits[i] > QUOTA_MAX && r.limits[i] != QUOTA_KEEP &&
                 r.limits[i] != QUOTA_DEFAULT) {
@@ -1032,8 +1033,27 @@ static int apply__account(struct store *s, const uint8_t *p, size_t len,
                 return 0;
             }
         }
+        /* Caps out of bounds are refused whole, as limits are: the
+         * admin API checks them, so only a hand-made entry gets here. */
+        struct caps set = {
+            .memory_bytes = (r.caps_which & RECORD_ACCOUNT_CAPS_MEMORY)
+                                ? r.caps.memory_bytes
+                                : 0,
+            .cpu_millis = (r.caps_which & RECORD_ACCOUNT_CAPS_CPU)
+                              ? r.caps.cpu_millis
+                              : 0,
+            .pids = (r.caps_which & RECORD_ACCOUNT_CAPS_PIDS) ? r.caps.pids : 0,
+        };
+        if (caps_check(&set) != 0) {
+            *result = BERTH_EINVAL;
+            return 0;
+        }
         rv = store_account_set_limits(s, r.account, r.limits);
+        if (rv == 0 && r.caps_which != 0) {
+            rv = store_account_set_caps(s, r.account, r.caps_which, &set);
+        }
         break;
+    }
     default: /* ACCOUNT_OP_ANONYMOUS */
         return store_meta_put(s, "anonymous_closed", r.value ? 0 : 1);
     }

@@ -22,7 +22,7 @@
 #include "store/heads.h"
 #include "store/heap.h"
 
-#define STORE__SCHEMA_VERSION 16
+#define STORE__SCHEMA_VERSION 17
 
 enum {
     ST_META_GET,
@@ -63,6 +63,7 @@ enum {
     ST_RELEASE,
     ST_ACCOUNT_BY_ID,
     ST_SHIP_ACCOUNT,
+    ST_ACCOUNT_CAPS,
     ST__COUNT
 };
 
@@ -77,7 +78,7 @@ enum {
     "id, name, disabled, created_ns, usage_ships, usage_bytes, "               \
     "usage_events, usage_cpu_us, usage_mem_peak, usage_mem_byte_s, "           \
     "usage_wakes, usage_requests, limit_ships, limit_bytes, limit_awake, "     \
-    "limit_cpu, limit_events"
+    "limit_cpu, limit_events, cap_memory, cap_cpu, cap_pids"
 
 static const char *store__sql[ST__COUNT] = {
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
@@ -173,6 +174,8 @@ static const char *store__sql[ST__COUNT] = {
     [ST_ACCOUNT_BY_ID] =
         "SELECT " STORE__ACCOUNT_COLUMNS " FROM accounts WHERE id = ?1",
     [ST_SHIP_ACCOUNT] = "SELECT account FROM ships WHERE sid = ?1",
+    [ST_ACCOUNT_CAPS] =
+        "SELECT cap_memory, cap_cpu, cap_pids FROM accounts WHERE id = ?1",
 };
 
 /* Ships, events and snapshots keyed by integers. Events sit in a rowid
@@ -265,6 +268,14 @@ static const char *store__sql[ST__COUNT] = {
     "ALTER TABLE accounts ADD COLUMN limit_cpu INTEGER;"                       \
     "ALTER TABLE accounts ADD COLUMN limit_events INTEGER;"
 
+/* An account's caps on its ships' programs (core/caps.h): memory bytes,
+ * CPU milliseconds a second and pids, each 0 for none (the host's, and
+ * each ship's own, still bound it). Set only by ACCOUNT entries. */
+#define STORE__ACCOUNT_CAPS                                                    \
+    "ALTER TABLE accounts ADD COLUMN cap_memory INTEGER NOT NULL DEFAULT 0;"   \
+    "ALTER TABLE accounts ADD COLUMN cap_cpu INTEGER NOT NULL DEFAULT 0;"      \
+    "ALTER TABLE accounts ADD COLUMN cap_pids INTEGER NOT NULL DEFAULT 0;"
+
 /* A ship's storage bytes as the store holds them now: what schema 13
  * fills in, and what a walk of the store compares with the recorded
  * figures. STORE_USAGE_ROW is its row's fixed part. */
@@ -356,7 +367,8 @@ static const char store__schema[] =
     "CREATE TABLE IF NOT EXISTS truncations ("
     "  sid INTEGER PRIMARY KEY, upto INTEGER NOT NULL);" STORE__TOKENS_TABLE
         STORE__DATA_KEYS_TABLE STORE__ACCOUNTS_TABLE
-            STORE__ACCOUNT_USAGE_COLUMNS STORE__CRAWLS_TABLE STORE__MAIL_TABLE;
+            STORE__ACCOUNT_USAGE_COLUMNS STORE__ACCOUNT_CAPS STORE__CRAWLS_TABLE
+                STORE__MAIL_TABLE;
 
 #define STORE__ACCT_DELTA 32
 
@@ -618,6 +630,8 @@ static const struct {
     [15] = {STORE__LINEAGE STORE__MAIL_TABLE, NULL},
     /* 16: ships the operator blocked; see STORE__BLOCKED. */
     [16] = {STORE__BLOCKED, NULL},
+    /* 17: accounts' caps, none for every account; see STORE__ACCOUNT_CAPS. */
+    [17] = {STORE__ACCOUNT_CAPS, NULL},
 };
 
 /* Bring a store of an older schema version up to this one, in place, one
@@ -2266,6 +2280,9 @@ static void store__row_account(sqlite3_stmt *st, struct store_account *a)
                            ? QUOTA_DEFAULT
                            : (uint64_t)sqlite3_column_int64(st, 12 + i);
     }
+    a->caps.memory_bytes = (uint64_t)sqlite3_column_int64(st, 17);
+    a->caps.cpu_millis = (uint32_t)sqlite3_column_int64(st, 18);
+    a->caps.pids = (uint32_t)sqlite3_column_int64(st, 19);
 }
 
 /* Run st, prepared, to its one row of an account into *out (may be NULL
@@ -2692,6 +2709,47 @@ int store_account_set_limits(struct store *s, uint64_t id,
         }
         rv = store__account_change(s, st, "setting an account's limits");
     }
+    return rv;
+}
+
+int store_account_set_caps(struct store *s, uint64_t id, uint8_t which,
+                           const struct caps *caps)
+{
+    sqlite3_stmt *st;
+    int rv = store__token_stmt(
+        s,
+        "UPDATE accounts SET cap_memory = CASE WHEN ?2 & 1 THEN ?3 ELSE "
+        "cap_memory END, cap_cpu = CASE WHEN ?2 & 2 THEN ?4 ELSE cap_cpu END, "
+        "cap_pids = CASE WHEN ?2 & 4 THEN ?5 ELSE cap_pids END WHERE id = ?1",
+        &st);
+    if (rv != 0) {
+        return rv;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+    sqlite3_bind_int(st, 2, which);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)caps->memory_bytes);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)caps->cpu_millis);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)caps->pids);
+    return store__account_change(s, st, "setting an account's caps");
+}
+
+int store_account_caps(struct store *s, uint64_t id, struct caps *out)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_ACCOUNT_CAPS);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+    int rc = sqlite3_step(st);
+    int rv = 0;
+    memset(out, 0, sizeof *out);
+    if (rc == SQLITE_ROW) {
+        out->memory_bytes = (uint64_t)sqlite3_column_int64(st, 0);
+        out->cpu_millis = (uint32_t)sqlite3_column_int64(st, 1);
+        out->pids = (uint32_t)sqlite3_column_int64(st, 2);
+    } else if (rc == SQLITE_DONE) {
+        rv = BERTH_ENOTFOUND;
+    } else {
+        rv = store__fail(s, rc, "reading an account's caps");
+    }
+    sqlite3_reset(st);
     return rv;
 }
 

@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/caps.h"
 #include "core/quota.h"
 #include "lib/buf.h"
 
@@ -578,12 +579,24 @@ struct store_account {
     /* Its limits by enum quota_limit: a limit, QUOTA_NONE, or QUOTA_DEFAULT
      * (NULL in the store) for the host's default. */
     uint64_t limits[QUOTA__COUNT];
+    /* Its caps on its ships' programs (core/caps.h; 0: none). */
+    struct caps caps;
 };
 
 /* Set account id's limits (core/quota.h) to limits, leaving those that
  * are QUOTA_KEEP; BERTH_ENOTFOUND when there is no such account. */
 int store_account_set_limits(struct store *s, uint64_t id,
                              const uint64_t *limits);
+
+/* Set those of account id's caps that which names (core/record.h's
+ * RECORD_ACCOUNT_CAPS_* bits) to caps' (0: none), leaving the others;
+ * BERTH_ENOTFOUND when there is no such account. The caller keeps caps. */
+int store_account_set_caps(struct store *s, uint64_t id, uint8_t which,
+                           const struct caps *caps);
+
+/* Read account id's caps into *out (the caller's), and nothing else of
+ * it: a wake reads them. BERTH_ENOTFOUND when there is no such account. */
+int store_account_caps(struct store *s, uint64_t id, struct caps *out);
 
 /* Count the accounts with any limit of their own into *n. */
 int store_account_limited_count(struct store *s, uint64_t *n);

@@ -3,12 +3,14 @@ a real host. A memory hog is killed at its cap and its event answered 503
 memory_limit, a fork bomb stays within its pids cap, a CPU burner is killed
 at the per-event CPU limit with 504 cpu_limit; the caps are read back from
 the programs' cgroups, and the host and the normal ship answer throughout.
-Nothing outlives the test (conftest.stop_hosts)."""
+An account's caps bound its ships' programs, running ones at once, on
+every host of a cluster and over a restart. Nothing outlives the test
+(conftest.stop_hosts)."""
 import json
 import threading
 import time
 
-from conftest import KV, MISBEHAVE, wait_for
+from conftest import KV, MISBEHAVE, admin_tcp, free_port, store_query, wait_for
 
 FAST = ["--freeze-timeout", "0", "--event-cpu-ms", "1000"]
 
@@ -235,3 +237,150 @@ def test_fork_bomb_from_the_first_event(host_factory):
             assert max(u["pids_peak"] for u in seen) <= 64, seen[-1]
         # Nothing of it is left in the way: the next wake works.
         assert h.http("GET", "/s/loop/")[0] == 200
+
+
+def woken_and_moved(h, ship):
+    """Wake ship's program and wait for its move into its own cgroups (what
+    it touches before stays charged to staging); its pid."""
+    st, _, body = h.http("POST", "/s/%s/count" % ship)
+    assert st == 200, body
+    pid = h.cli_json("ship", "show", ship)["pid"]
+    wait_for(lambda: moved(pid), timeout=10)
+    return pid
+
+
+def account_caps(h, name):
+    return h.cli_json("account", "show", name)["caps"]
+
+
+def test_account_caps(host_factory):
+    port = free_port()
+    h = host_factory(FAST + ["--admin", "127.0.0.1:%d" % port]).start()
+    alice = h.cli("account", "new", "alice").stdout.strip()
+    h.cli("account", "new", "bob")
+    for ship, account in (("ahog", "alice"), ("bhog", "bob")):
+        h.cli("ship", "new", "--program", MISBEHAVE, "--name", ship,
+              "--account", account)
+    h.new_ship(KV, "calm")
+    assert account_caps(h, "alice") == {
+        "memory_bytes": 0, "cpu_millis": 0, "pids": 0,
+        "in_force": {"memory_bytes": 512 << 20, "cpu_millis": 1000,
+                     "pids": 256}}
+    with Calm(h, "calm"):
+        # alice's hog runs before its account is capped: the cap reaches
+        # the running program, not only its next start.
+        pid = woken_and_moved(h, "ahog")
+        assert h.http("GET", "/s/ahog/hog/8")[0] == 200
+        v = h.cli_json("account", "limit", "alice", "--memory", "48M",
+                       "--pids", "32")
+        assert v["caps"] == {
+            "memory_bytes": 48 << 20, "cpu_millis": 0, "pids": 32,
+            "in_force": {"memory_bytes": 48 << 20, "cpu_millis": 1000,
+                         "pids": 32}}, v["caps"]
+        c = caps_of(h, "ahog")
+        assert c["memory_bytes"] == 0 and c["account"]["memory_bytes"] == 48 << 20
+        assert c["in_force"] == {"memory_bytes": 48 << 20, "cpu_millis": 1000,
+                                 "pids": 32}, c
+        assert c["from"] == {"memory_bytes": "account", "cpu_millis": "host",
+                             "pids": "account"}, c
+        assert "account caps put on running programs" in h.logs()
+        assert h.cli_json("ship", "show", "ahog")["pid"] == pid
+        # 96 MiB: the host's 512M would allow it, alice's 48M does not.
+        st, _, body = h.http("GET", "/s/ahog/hog/96")
+        assert st == 503, body
+        err = error_of(body)
+        assert err["code"] == "memory_limit" and "memory cap" in err["message"]
+        assert h.http("GET", "/s/ahog/")[2].strip() == b"1"
+        # bob's hog is untouched: the host's cap is its.
+        woken_and_moved(h, "bhog")
+        st, _, body = h.http("GET", "/s/bhog/hog/96")
+        assert st == 200, body
+        c = caps_of(h, "bhog")
+        assert c["in_force"]["memory_bytes"] == 512 << 20
+        assert c["from"]["memory_bytes"] == "host"
+        # A ship's own cap cannot lift its account's, only go below it.
+        h.cli("ship", "new", "--program", KV, "--name", "abig", "--account",
+              "alice", "--memory", "256M", "--pids", "8")
+        c = caps_of(h, "abig")
+        assert c["in_force"]["memory_bytes"] == 48 << 20
+        assert c["from"] == {"memory_bytes": "account", "cpu_millis": "host",
+                             "pids": "ship"}, c
+        out = h.cli("ship", "show", "abig").stdout
+        assert "caps:            memory 48M (account), cpu 1.000 (host), " \
+            "pids 8 (ship)" in out, out
+    out = h.cli("account", "show", "alice").stdout
+    assert "cap memory:                       48M\n" in out, out
+    assert "cap cpu:                          none (the host's 1.000 in " \
+        "force)" in out, out
+    ls = h.cli("account", "ls").stdout.splitlines()
+    assert "MEMORY  CPU     PIDS" in ls[0], ls
+    row = [l for l in ls if " alice " in l][0]
+    assert "48M     -       32" in row, ls
+    assert {a["name"]: a["caps"]["memory_bytes"]
+            for a in h.cli_json("account", "ls")["accounts"]} == \
+        {"anonymous": 0, "alice": 48 << 20, "bob": 0}
+
+    # An account's token cannot set caps: the operator's alone.
+    st, _, v = admin_tcp(port, "POST", "/v1/accounts/alice/limits", alice,
+                         {"memory": "1G"})
+    assert st == 403, v
+    # Bad values change nothing.
+    for args in (["--memory", "1K"], ["--cpu", "x"], ["--pids", "1"]):
+        r = h.cli("account", "limit", "alice", *args, check=False)
+        assert r.returncode == 2 and args[0] in r.stderr and r.stdout == "", r
+    for body in ({"memory": "2K"}, {"cpu": [1]}, {"pids": -3}):
+        st, v = h.admin("POST", "/v1/accounts/alice/limits", body)
+        assert st == 400, v
+    assert account_caps(h, "alice")["memory_bytes"] == 48 << 20
+
+    # The caps are the store's: after a restart the hog's next start has
+    # them.
+    h.cli("ship", "sleep", "ahog")
+    h.stop()
+    h.start()
+    assert account_caps(h, "alice")["memory_bytes"] == 48 << 20
+    woken_and_moved(h, "ahog")
+    st, _, body = h.http("GET", "/s/ahog/hog/96")
+    assert st == 503 and error_of(body)["code"] == "memory_limit", body
+    # Lifted: the host's cap is in force again, on the running program too.
+    woken_and_moved(h, "ahog")
+    v = h.cli_json("account", "limit", "alice", "--memory", "none",
+                   "--pids", "default")
+    assert v["caps"]["memory_bytes"] == 0 and v["caps"]["pids"] == 0
+    c = caps_of(h, "ahog")
+    assert c["in_force"]["memory_bytes"] == 512 << 20
+    assert c["from"]["memory_bytes"] == "host"
+    assert h.http("GET", "/s/ahog/hog/96")[0] == 200
+    assert h.proc.poll() is None
+
+
+def test_account_caps_replicate(cluster_factory):
+    c = cluster_factory(3, FAST).start()
+    lead = c.leader()
+    lead.cli("account", "new", "alice")
+    lead.cli("ship", "new", "--program", MISBEHAVE, "--name", "ahog",
+             "--account", "alice")
+    lead.cli("account", "limit", "alice", "--memory", "48M", "--cpu", "0.5")
+    c.wait_caught_up()
+    # A follower that comes to lead runs the account's programs under them,
+    # from its own store.
+    c.kill9(lead)
+    new = c.leader(exclude=(lead,))
+    cap = new.cli_json("ship", "show", "ahog")["caps"]
+    assert cap["in_force"]["memory_bytes"] == 48 << 20
+    assert cap["from"]["cpu_millis"] == "account"
+    woken_and_moved(new, "ahog")
+    st, _, body = new.http("GET", "/s/ahog/hog/96")
+    assert st == 503 and error_of(body)["code"] == "memory_limit", body
+    # Every host's store holds them, applied from the log (read once the
+    # hosts are stopped: a running host's store may hold an open batch; the
+    # killed one replays its log at its start).
+    c.restart(lead)
+    c.wait_caught_up()
+    for x in c.hosts:
+        if x.running():
+            assert x.stop() == 0, x.logs()
+    for x in c.hosts:
+        rows = store_query(x.data, "SELECT cap_memory, cap_cpu, cap_pids "
+                           "FROM accounts WHERE name = 'alice'")
+        assert rows == [(48 << 20, 500, 0)], (x.data, rows)

@@ -1017,6 +1017,100 @@ static void test_account_limits(void **state)
     assert_true(a.limits[QUOTA_SHIPS] == QUOTA_DEFAULT);
 }
 
+/* Apply a LIMIT entry to account that sets the caps which names to caps
+ * and keeps every limit; return its result. */
+static int apply_caps(struct store *s, uint64_t account, uint8_t which,
+                      struct caps caps)
+{
+    struct record_account r = {.op = ACCOUNT_OP_LIMIT,
+                               .account = account,
+                               .caps_which = which,
+                               .caps = caps};
+    for (int i = 0; i < QUOTA__COUNT; i++) {
+        r.limits[i] = QUOTA_KEEP;
+    }
+    struct buf e;
+    int res = -1;
+    buf_init(&e);
+    assert_int_equal(record_encode_account(&e, &r), 0);
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, NULL, &res), 0);
+    buf_free(&e);
+    return res;
+}
+
+/* A LIMIT entry with caps sets those it names, keeps the others and the
+ * limits; a LIMIT without caps keeps them; a cap out of bounds, or no such
+ * account, changes nothing. */
+static void test_account_caps(void **state)
+{
+    struct store *s = *state;
+    apply_account(s, ACCOUNT_OP_NEW, 0, "carol", 3, 0);
+    struct store_account a;
+    struct caps c;
+    assert_int_equal(store_account_get(s, "carol", &a), 0);
+    assert_true(caps_none(&a.caps));
+    uint64_t id = a.id;
+    assert_int_equal(apply_caps(s, id, RECORD_ACCOUNT_CAPS_ALL,
+                                (struct caps){64 << 20, 500, 32}),
+                     0);
+    assert_int_equal(store_account_caps(s, id, &c), 0);
+    assert_int_equal(c.memory_bytes, 64 << 20);
+    assert_int_equal(c.cpu_millis, 500);
+    assert_int_equal(c.pids, 32);
+    assert_int_equal(store_account_get(s, "carol", &a), 0);
+    assert_memory_equal(&a.caps, &c, sizeof c);
+    assert_true(a.limits[QUOTA_SHIPS] == QUOTA_DEFAULT);
+    /* One cleared (0), the others kept, whatever the entry says of them. */
+    assert_int_equal(
+        apply_caps(s, id, RECORD_ACCOUNT_CAPS_CPU, (struct caps){1, 0, 1}), 0);
+    assert_int_equal(store_account_caps(s, id, &c), 0);
+    assert_int_equal(c.memory_bytes, 64 << 20);
+    assert_int_equal(c.cpu_millis, 0);
+    assert_int_equal(c.pids, 32);
+    /* A LIMIT of limits alone leaves the caps. */
+    struct record_account r = {.op = ACCOUNT_OP_LIMIT, .account = id};
+    for (int i = 0; i < QUOTA__COUNT; i++) {
+        r.limits[i] = QUOTA_KEEP;
+    }
+    r.limits[QUOTA_SHIPS] = 4;
+    struct buf e;
+    int res = -1;
+    buf_init(&e);
+    assert_int_equal(record_encode_account(&e, &r), 0);
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, NULL, &res), 0);
+    assert_int_equal(res, 0);
+    buf_free(&e);
+    assert_int_equal(store_account_get(s, "carol", &a), 0);
+    assert_int_equal(a.limits[QUOTA_SHIPS], 4);
+    assert_int_equal(a.caps.memory_bytes, 64 << 20);
+    assert_int_equal(a.caps.pids, 32);
+    /* Out of bounds: refused whole, limits too; no such account. */
+    r.limits[QUOTA_SHIPS] = 9;
+    r.caps_which = RECORD_ACCOUNT_CAPS_MEMORY | RECORD_ACCOUNT_CAPS_PIDS;
+    r.caps = (struct caps){1 << 20, 0, 8};
+    buf_init(&e);
+    assert_int_equal(record_encode_account(&e, &r), 0);
+    assert_int_equal(store_apply_entry(s, 0, e.data, e.len, NULL, &res), 0);
+    assert_int_equal(res, BERTH_EINVAL);
+    buf_free(&e);
+    assert_int_equal(
+        apply_caps(s, id, RECORD_ACCOUNT_CAPS_PIDS, (struct caps){0, 0, 1}),
+        BERTH_EINVAL);
+    assert_int_equal(
+        apply_caps(s, 99, RECORD_ACCOUNT_CAPS_PIDS, (struct caps){0, 0, 8}),
+        BERTH_ENOTFOUND);
+    assert_int_equal(store_account_get(s, "carol", &a), 0);
+    assert_int_equal(a.limits[QUOTA_SHIPS], 4);
+    assert_int_equal(a.caps.memory_bytes, 64 << 20);
+    assert_int_equal(a.caps.pids, 32);
+    assert_int_equal(store_account_caps(s, 99, &c), BERTH_ENOTFOUND);
+    /* All cleared: the account has no caps. */
+    assert_int_equal(
+        apply_caps(s, id, RECORD_ACCOUNT_CAPS_ALL, (struct caps){0, 0, 0}), 0);
+    assert_int_equal(store_account_caps(s, id, &c), 0);
+    assert_true(caps_none(&c));
+}
+
 static int count_ship(uint64_t sid, uint64_t alarm_ns, void *arg)
 {
     (*(int *)arg)++;
@@ -1574,6 +1668,7 @@ int main(void)
         cmocka_unit_test(test_batch_reaches_the_file_at_flush),
         cmocka_unit_test_setup_teardown(test_token_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_account_caps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spawn_with_its_event_only, setup,
                                         teardown),

@@ -112,12 +112,83 @@ static void test_parse_cpu_and_pids(void **state)
     }
 }
 
+/* Where each cap in force comes from: the level that set the smallest;
+ * of levels that set the same, the narrowest; none when no level sets it.
+ * An account's cap bounds a ship's larger own, and the host's bounds the
+ * account's. */
+static void test_resolve_says_where_each_comes_from(void **state)
+{
+    (void)state;
+    struct caps host = {.memory_bytes = 512 << 20, .cpu_millis = 1000};
+    struct caps account = {.memory_bytes = 64 << 20, .cpu_millis = 2000};
+    struct caps ship = {.memory_bytes = 128 << 20, .pids = 16};
+    struct caps out;
+    struct caps_origin from;
+    caps_resolve_from(&host, &account, &ship, &out, &from);
+    assert_int_equal(out.memory_bytes, 64 << 20);
+    assert_int_equal(from.memory, CAPS_LEVEL_ACCOUNT);
+    assert_int_equal(out.cpu_millis, 1000);
+    assert_int_equal(from.cpu, CAPS_LEVEL_HOST);
+    assert_int_equal(out.pids, 16);
+    assert_int_equal(from.pids, CAPS_LEVEL_SHIP);
+    /* The same as caps_resolve says. */
+    struct caps plain;
+    caps_resolve(&host, &account, &ship, &plain);
+    assert_memory_equal(&plain, &out, sizeof out);
+    /* Ties go to the narrower level. */
+    struct caps same = {.memory_bytes = 64 << 20, .cpu_millis = 1000};
+    caps_resolve_from(&host, &same, &same, &out, &from);
+    assert_int_equal(from.memory, CAPS_LEVEL_SHIP);
+    assert_int_equal(from.cpu, CAPS_LEVEL_SHIP);
+    caps_resolve_from(&same, &same, NULL, &out, &from);
+    assert_int_equal(from.memory, CAPS_LEVEL_ACCOUNT);
+    /* Nothing set anywhere: none, from no level. */
+    caps_resolve_from(NULL, NULL, NULL, &out, &from);
+    assert_true(caps_none(&out));
+    assert_int_equal(from.memory, CAPS_LEVEL_NONE);
+    assert_int_equal(from.pids, CAPS_LEVEL_NONE);
+    /* An account alone, on a host without defaults. */
+    caps_resolve_from(NULL, &account, NULL, &out, NULL);
+    assert_int_equal(out.memory_bytes, 64 << 20);
+    assert_int_equal(out.cpu_millis, 2000);
+    assert_string_equal(caps_level_name(CAPS_LEVEL_HOST), "host");
+    assert_string_equal(caps_level_name(CAPS_LEVEL_ACCOUNT), "account");
+    assert_string_equal(caps_level_name(CAPS_LEVEL_SHIP), "ship");
+    assert_string_equal(caps_level_name(CAPS_LEVEL_NONE), "none");
+    assert_string_equal(caps_level_name(9), "none");
+}
+
+/* A level's caps are each none or within what the parsers accept. */
+static void test_check(void **state)
+{
+    (void)state;
+    struct caps ok = {0};
+    assert_int_equal(caps_check(&ok), 0);
+    ok = (struct caps){CAPS_MEMORY_MIN, CAPS_CPU_MIN, CAPS_PIDS_MIN};
+    assert_int_equal(caps_check(&ok), 0);
+    ok = (struct caps){1ULL << 40, CAPS_CPU_MAX, 4194304};
+    assert_int_equal(caps_check(&ok), 0);
+    const struct caps bad[] = {
+        {CAPS_MEMORY_MIN - 1, 0, 0},
+        {(1ULL << 40) + 1, 0, 0},
+        {0, CAPS_CPU_MIN - 1, 0},
+        {0, CAPS_CPU_MAX + 1, 0},
+        {0, 0, 1},
+        {0, 0, 4194305},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(caps_check(&bad[i]), BERTH_EINVAL);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resolve_takes_the_smallest),
         cmocka_unit_test(test_parse_memory),
         cmocka_unit_test(test_parse_cpu_and_pids),
+        cmocka_unit_test(test_resolve_says_where_each_comes_from),
+        cmocka_unit_test(test_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

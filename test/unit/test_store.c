@@ -741,7 +741,7 @@ static void test_upgrade_from_version_3(void **state)
         sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
         SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 16);
+    assert_int_equal(sqlite3_column_int(st, 0), 17);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -785,7 +785,7 @@ static void test_upgrade_from_version_5(void **state)
     assert_int_equal(store_event_put(s, 1, 3, "THREE", 5), 0);
     store_close(s);
 
-    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 16);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 17);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM truncations"), 0);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM events"), 3);
     /* In number order after the upgrade, the replaced event last. */
@@ -900,7 +900,7 @@ static void test_upgrade_from_version_7_adds_sealed_and_tokens(void **state)
     token(&t, "aaaa", 1, "");
     assert_int_equal(store_token_put(s, &t), 0);
     store_close(s);
-    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 16);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 17);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM tokens"), 1);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM snapshots WHERE "
                                         "sealed = 0"),
@@ -912,6 +912,56 @@ static int brief_blocked(const struct store_ship_brief *b, void *arg)
     int *out = arg;
     out[b->sid - 1] = b->blocked ? 1 : 0;
     return 0;
+}
+
+/* What schema 17 added: accounts' caps. */
+#define DROP_ACCOUNT_CAPS                                                      \
+    "ALTER TABLE accounts DROP COLUMN cap_memory;"                             \
+    "ALTER TABLE accounts DROP COLUMN cap_cpu;"                                \
+    "ALTER TABLE accounts DROP COLUMN cap_pids;"
+
+/* A store of version 16 gets accounts' caps, none for every account, its
+ * accounts and their limits intact; caps set are read back whole and
+ * alone. */
+static void test_upgrade_to_account_caps(void **state)
+{
+    struct fx *x = *state;
+    struct store *s = open_ok(x->path);
+    uint64_t id;
+    assert_int_equal(store_account_new(s, "dora", 5, &id), 0);
+    uint64_t limits[QUOTA__COUNT];
+    for (int i = 0; i < QUOTA__COUNT; i++) {
+        limits[i] = QUOTA_KEEP;
+    }
+    limits[QUOTA_SHIPS] = 7;
+    assert_int_equal(store_account_set_limits(s, id, limits), 0);
+    store_close(s);
+    tamper(x->path, DROP_ACCOUNT_CAPS "PRAGMA user_version=16;");
+    s = open_ok(x->path);
+    struct store_account a;
+    struct caps c = {1, 1, 1};
+    assert_int_equal(store_account_get(s, "dora", &a), 0);
+    assert_int_equal(a.limits[QUOTA_SHIPS], 7);
+    assert_true(caps_none(&a.caps));
+    assert_int_equal(store_account_caps(s, id, &c), 0);
+    assert_true(caps_none(&c));
+    c = (struct caps){32 << 20, 250, 0};
+    assert_int_equal(store_account_set_caps(s, id, 0x03, &c), 0);
+    c = (struct caps){0, 0, 12};
+    assert_int_equal(store_account_set_caps(s, id, 0x04, &c), 0);
+    assert_int_equal(store_account_set_caps(s, 42, 0x04, &c), BERTH_ENOTFOUND);
+    store_close(s);
+    s = open_ok(x->path);
+    assert_int_equal(store_account_caps(s, id, &c), 0);
+    assert_int_equal(c.memory_bytes, 32 << 20);
+    assert_int_equal(c.cpu_millis, 250);
+    assert_int_equal(c.pids, 12);
+    assert_int_equal(store_account_get_id(s, id, &a), 0);
+    assert_memory_equal(&a.caps, &c, sizeof c);
+    assert_int_equal(store_account_get_id(s, 0, &a), 0);
+    assert_true(caps_none(&a.caps));
+    store_close(s);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 17);
 }
 
 /* A store of version 15 gets the blocked column, every ship unblocked; a
@@ -926,8 +976,8 @@ static void test_upgrade_to_blocked(void **state)
     assert_int_equal(store_ship_put(s, &a), 0);
     assert_int_equal(store_ship_put(s, &b), 0);
     store_close(s);
-    tamper(x->path,
-           "ALTER TABLE ships DROP COLUMN blocked; PRAGMA user_version=15;");
+    tamper(x->path, "ALTER TABLE ships DROP COLUMN blocked;" DROP_ACCOUNT_CAPS
+                    "PRAGMA user_version=15;");
     s = open_ok(x->path);
     int seen[2] = {-1, -1};
     assert_int_equal(store_ship_brief_foreach(s, 0, brief_blocked, seen), 0);
@@ -941,7 +991,7 @@ static void test_upgrade_to_blocked(void **state)
     assert_int_equal(seen[0], 0);
     assert_int_equal(seen[1], 1);
     store_close(s);
-    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 16);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 17);
 }
 
 /* A store of version 9 gets the data keys table, empty; keys put are read
@@ -993,7 +1043,7 @@ static void test_data_keys(void **state)
     assert_int_equal(store_data_keys_get(s, out, 8, 2, &n), BERTH_ECORRUPT);
     assert_int_equal(store_data_keys_get(s, out, 4, 4, &n), BERTH_ECORRUPT);
     store_close(s);
-    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 16);
+    assert_int_equal(query_int(x->path, "PRAGMA user_version"), 17);
     assert_int_equal(query_int(x->path, "SELECT count(*) FROM data_keys"), 3);
     assert_int_equal(sqlite3_open(x->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "DELETE FROM data_keys WHERE kid = 2",
@@ -1391,6 +1441,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upgrade_from_version_1, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_from_version_2, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_to_account_caps, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_to_blocked, setup,
                                         teardown),
