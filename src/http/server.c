@@ -834,12 +834,21 @@ static int http__tls_take(struct http_conn *c, uint8_t *data, size_t n)
         http__tls_fail(c, &out);
         return rv;
     }
+    /* The handshake's next flight, or session tickets. */
     if (out.len == 0) {
         buf_free(&out);
-        return 0;
+    } else if ((rv = http__write_raw(c, &out, NULL, 0, NULL, 0, false)) != 0) {
+        return rv;
     }
-    /* The handshake's next flight, or session tickets. */
-    return http__write_raw(c, &out, NULL, 0, NULL, 0, false);
+    /* Only now, with the ServerHello on its way: what the name starts
+     * (a ship's wake) then overlaps the client's half of the handshake
+     * rather than delaying it. */
+    const char *name = http_tls_conn_new_name(c->tls);
+    const struct http_server_config *cfg = &c->server->cfg;
+    if (name != NULL && cfg->on_server_name != NULL) {
+        cfg->on_server_name(name, cfg->hook_arg);
+    }
+    return 0;
 }
 
 static int http__tls_send(struct http_conn *c, struct buf *b, void *mem,
@@ -1000,8 +1009,7 @@ static void http__accept(struct http_server *s, uv_stream_t *listener, bool tls)
     s->n_conns++;
     if (http_parser_init(&c->p, s->cfg.max_body, s->cfg.max_header) != 0 ||
         uv_accept(listener, &c->h.stream) != 0 ||
-        (tls && http_tls_conn_new(&c->tls, s->tls, s->cfg.on_server_name,
-                                  s->cfg.hook_arg) != 0)) {
+        (tls && http_tls_conn_new(&c->tls, s->tls) != 0)) {
         http__conn_close(c);
         return;
     }

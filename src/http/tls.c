@@ -29,9 +29,9 @@ struct http_tls {
 struct http_tls_conn {
     SSL *ssl;
     BIO *rbio, *wbio; /* owned by ssl */
-    http_tls_name_cb name_cb;
-    void *arg;
     bool ready;
+    bool named; /* name is new: http_tls_conn_new_name has not taken it */
+    char name[256];
 };
 
 /* The one application protocol offered, in ALPN's wire form. */
@@ -81,8 +81,10 @@ static int tls__servername_cb(SSL *ssl, int *alert, void *arg)
 {
     struct http_tls_conn *c = SSL_get_app_data(ssl);
     const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-    if (c != NULL && c->name_cb != NULL && name != NULL) {
-        c->name_cb(name, c->arg);
+    /* A DNS name is at most 253 bytes; a longer one names nothing. */
+    if (c != NULL && name != NULL && strlen(name) < sizeof c->name) {
+        snprintf(c->name, sizeof c->name, "%s", name);
+        c->named = true;
     }
     return SSL_TLSEXT_ERR_OK;
 }
@@ -230,8 +232,7 @@ void http_tls_free(struct http_tls *t)
     mem_free(t);
 }
 
-int http_tls_conn_new(struct http_tls_conn **out, struct http_tls *t,
-                      http_tls_name_cb name_cb, void *arg)
+int http_tls_conn_new(struct http_tls_conn **out, struct http_tls *t)
 {
     struct http_tls_conn *c = mem_calloc(1, sizeof *c);
     if (c == NULL) {
@@ -254,8 +255,6 @@ int http_tls_conn_new(struct http_tls_conn **out, struct http_tls *t,
     SSL_set_bio(c->ssl, c->rbio, c->wbio);
     SSL_set_app_data(c->ssl, c);
     SSL_set_accept_state(c->ssl);
-    c->name_cb = name_cb;
-    c->arg = arg;
     *out = c;
     return 0;
 }
@@ -365,6 +364,15 @@ int http_tls_conn_seal(struct http_tls_conn *c, const uv_buf_t *b, unsigned nb,
         ERR_clear_error();
     }
     return tls__drain(c, out);
+}
+
+const char *http_tls_conn_new_name(struct http_tls_conn *c)
+{
+    if (!c->named) {
+        return NULL;
+    }
+    c->named = false;
+    return c->name;
 }
 
 bool http_tls_conn_ready(const struct http_tls_conn *c)

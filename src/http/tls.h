@@ -52,15 +52,17 @@ void http_tls_describe(const struct http_tls *t, char *out, size_t size);
 /* Free t; connections made from it keep what they use until they go. */
 void http_tls_free(struct http_tls *t);
 
-/* Called with the server name a client asks for in its ClientHello
- * (SNI), during the handshake; name is valid during the call only. */
-typedef void (*http_tls_name_cb)(const char *name, void *arg);
-
 /* Make the TLS state of one connection, with the certificate t serves
- * now; name_cb (may be NULL) hears the client's server name. Returns 0 or
- * BERTH_ENOMEM; *out is freed with http_tls_conn_free(). */
-int http_tls_conn_new(struct http_tls_conn **out, struct http_tls *t,
-                      http_tls_name_cb name_cb, void *arg);
+ * now. Returns 0 or BERTH_ENOMEM; *out is freed with
+ * http_tls_conn_free(). */
+int http_tls_conn_new(struct http_tls_conn **out, struct http_tls *t);
+
+/* Return the server name (SNI) of the ClientHello that the last
+ * http_tls_conn_take() read, once: NULL when it read none, or on a later
+ * call. Kept by c, valid until the next call on c. The caller acts on it
+ * once the handshake's answer is on its way, so that the answer does not
+ * wait for what the name starts. */
+const char *http_tls_conn_new_name(struct http_tls_conn *c);
 
 /* Free the TLS state of a connection; NULL is ignored. */
 void http_tls_conn_free(struct http_tls_conn *c);
