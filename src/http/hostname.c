@@ -3,6 +3,36 @@
 #include <strings.h>
 
 #include "http/hostname.h"
+#include "lib/err.h"
+
+int hostname_sni(const uint8_t *ext, size_t len, char *out, size_t size)
+{
+    if (len < 2 || (size_t)(ext[0] << 8 | ext[1]) != len - 2) {
+        return BERTH_EMALFORMED;
+    }
+    size_t i = 2;
+    while (i < len) {
+        if (len - i < 3) {
+            return BERTH_EMALFORMED;
+        }
+        uint8_t type = ext[i];
+        size_t n = (size_t)(ext[i + 1] << 8 | ext[i + 2]);
+        i += 3;
+        if (n > len - i) {
+            return BERTH_EMALFORMED;
+        }
+        if (type == 0) {
+            if (n == 0 || n >= size || memchr(ext + i, '\0', n) != NULL) {
+                return BERTH_EMALFORMED;
+            }
+            memcpy(out, ext + i, n);
+            out[n] = '\0';
+            return 0;
+        }
+        i += n;
+    }
+    return BERTH_ENOTFOUND;
+}
 
 enum hostname_kind hostname_label(const char *host, const char *domain,
                                   char *label, size_t size)

@@ -9,6 +9,7 @@
 #define BERTH_HTTP_HOSTNAME_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* What a Host value is, under a domain. */
 enum hostname_kind {
@@ -24,5 +25,14 @@ enum hostname_kind {
  * HOSTNAME_DEEP. Returns the kind. */
 enum hostname_kind hostname_label(const char *host, const char *domain,
                                   char *label, size_t size);
+
+/* Read the host name out of the len bytes at ext, the body of a TLS
+ * server_name extension (RFC 6066, 3: a list of 2-byte length, entries of
+ * a type byte and a 2-byte length), as a ClientHello carries it: the first
+ * entry of type host_name (0) goes into out (size bytes, the caller's),
+ * NUL-terminated. Returns 0; BERTH_ENOTFOUND when the list has no host
+ * name; BERTH_EMALFORMED when the bytes do not decode, or the name holds a
+ * NUL or does not fit. */
+int hostname_sni(const uint8_t *ext, size_t len, char *out, size_t size);
 
 #endif

@@ -107,6 +107,10 @@ struct http_conn {
     struct http_parser p;
     const struct http__transport *xport; /* plain or TLS */
     struct http_tls_conn *tls;           /* NULL: plain */
+    /* The handshake's costly part on a worker thread, or NULL: while it
+     * runs, the loop touches nothing of tls. */
+    struct http__tls_work *work;
+    bool free_after_work; /* freed while the worker ran: free when done */
     struct http_request *pending; /* handed to the handler, not answered */
     struct budget *budget;
     struct http__peer *peer; /* NULL: not counted per address */
@@ -135,6 +139,18 @@ struct http_conn {
     uint64_t pending_body; /* of pending_size: the body's, at handoff */
     struct http_conn *prev, *next;
     struct http_conn *idle_prev, *idle_next;
+};
+
+/* The handshake's costly part (the key exchange and the certificate's
+ * signature), run on libuv's thread pool so that the loop goes on
+ * meanwhile: with a ship's wake, started by the ClientHello's name. */
+struct http__tls_work {
+    uv_work_t req;
+    struct http_conn *conn;
+    struct http_tls_conn *tls;
+    int rv;
+    struct buf plain, out;
+    char errmsg[ERRMSG_SIZE];
 };
 
 struct http__write {
@@ -338,6 +354,11 @@ static void http__server_maybe_closed(struct http_server *s)
 
 static void http__conn_free(struct http_conn *c)
 {
+    if (c->work != NULL) {
+        /* The worker has its TLS state: freed once it is done. */
+        c->free_after_work = true;
+        return;
+    }
     budget_sub(c->budget, c->counted, false);
     http_parser_free(&c->p);
     http_tls_conn_free(c->tls);
@@ -414,7 +435,7 @@ static void http__account(struct http_conn *c)
 static bool http__wants_read(const struct http_conn *c)
 {
     const struct http_server *s = c->server;
-    if (c->closing || c->failed || c->finishing) {
+    if (c->closing || c->failed || c->finishing || c->work != NULL) {
         return false;
     }
     if (s->throttle == HTTP_THROTTLE_ALL ||
@@ -501,10 +522,10 @@ static void http__settle(struct http_conn *c, bool got_bytes)
     if (!c->failed) {
         /* A TLS handshake begun is the first request's headers begun: it
          * has their deadline. */
-        bool started =
-            c->pending == NULL &&
-            (http_parser_started(&c->p) ||
-             (c->tls != NULL && c->hs_started && !http_tls_conn_ready(c->tls)));
+        bool started = c->pending == NULL &&
+                       (http_parser_started(&c->p) ||
+                        (c->tls != NULL && c->hs_started &&
+                         (c->work != NULL || !http_tls_conn_ready(c->tls))));
         bool body = started && http_parser_headers_done(&c->p);
         c->header_deadline = !started || body ? 0
                              : c->header_deadline
@@ -823,6 +844,82 @@ static void http__tls_fail(struct http_conn *c, struct buf *out)
     http__write_raw(c, out, NULL, 0, NULL, 0, true);
 }
 
+static void http__drive(struct http_conn *c);
+
+static void http__tls_work_cb(uv_work_t *req)
+{
+    struct http__tls_work *w = req->data;
+    w->rv = http_tls_conn_take(w->tls, NULL, 0, &w->plain, &w->out, w->errmsg);
+}
+
+static void http__tls_after_cb(uv_work_t *req, int status)
+{
+    struct http__tls_work *w = req->data;
+    struct http_conn *c = w->conn;
+    c->work = NULL;
+    int rv = w->rv;
+    if (c->free_after_work || c->closing) {
+        buf_free(&w->plain);
+        buf_free(&w->out);
+        mem_free(w);
+        if (c->free_after_work) {
+            http__conn_free(c);
+        }
+        return;
+    }
+    if (rv == 0 && w->plain.len > 0 &&
+        buf_append(&c->p.in, w->plain.data, w->plain.len) != 0) {
+        rv = BERTH_ENOMEM;
+    }
+    buf_free(&w->plain);
+    if (rv != 0) {
+        http__tls_fail(c, &w->out);
+    } else if (w->out.len > 0) {
+        http__write_raw(c, &w->out, NULL, 0, NULL, 0, false);
+    } else {
+        buf_free(&w->out);
+    }
+    mem_free(w);
+    if (c->closing) {
+        return;
+    }
+    if (rv == 0 && c->pending == NULL) {
+        http__drive(c);
+    }
+    if (c->closing) {
+        return;
+    }
+    if (c->failed) {
+        http__account(c);
+        http__arm(c);
+        return;
+    }
+    http__settle(c, true);
+}
+
+/* Run the rest of a paused handshake on the thread pool; 0, or a
+ * negative code when it cannot be queued (the caller runs it itself). */
+static int http__tls_offload(struct http_conn *c)
+{
+    struct http__tls_work *w = mem_calloc(1, sizeof *w);
+    if (w == NULL) {
+        return BERTH_ENOMEM;
+    }
+    w->conn = c;
+    w->tls = c->tls;
+    w->req.data = w;
+    buf_init(&w->plain);
+    buf_init(&w->out);
+    if (uv_queue_work(c->server->loop, &w->req, http__tls_work_cb,
+                      http__tls_after_cb) != 0) {
+        mem_free(w);
+        return BERTH_EIO;
+    }
+    c->work = w;
+    http__update_reading(c);
+    return 0;
+}
+
 static int http__tls_take(struct http_conn *c, uint8_t *data, size_t n)
 {
     char errmsg[ERRMSG_SIZE];
@@ -840,12 +937,21 @@ static int http__tls_take(struct http_conn *c, uint8_t *data, size_t n)
     } else if ((rv = http__write_raw(c, &out, NULL, 0, NULL, 0, false)) != 0) {
         return rv;
     }
-    /* Only now, with the ServerHello on its way: what the name starts
-     * (a ship's wake) then overlaps the client's half of the handshake
-     * rather than delaying it. */
-    const char *name = http_tls_conn_new_name(c->tls);
+    /* The name is taken before the worker has c->tls. */
+    char name[256];
+    const char *got = http_tls_conn_new_name(c->tls);
+    snprintf(name, sizeof name, "%s", got != NULL ? got : "");
+    if (http_tls_conn_paused(c->tls) && http__tls_offload(c) != 0) {
+        /* No worker: the handshake goes on here. */
+        rv = http__tls_take(c, NULL, 0);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    /* What the name starts (a ship's wake) runs on the loop while the
+     * worker makes the handshake's answer. */
     const struct http_server_config *cfg = &c->server->cfg;
-    if (name != NULL && cfg->on_server_name != NULL) {
+    if (got != NULL && cfg->on_server_name != NULL) {
         cfg->on_server_name(name, cfg->hook_arg);
     }
     return 0;
@@ -855,6 +961,14 @@ static int http__tls_send(struct http_conn *c, struct buf *b, void *mem,
                           uint64_t counted, const void *body, size_t len,
                           bool close)
 {
+    if (c->work != NULL) {
+        /* Mid-handshake, on the worker: nothing can be sealed. */
+        buf_free(b);
+        mem_free(mem);
+        budget_sub(c->budget, counted, true);
+        http__conn_close(c);
+        return BERTH_ESHUTDOWN;
+    }
     uv_buf_t ub[2] = {uv_buf_init((char *)b->data, (unsigned)b->len),
                       uv_buf_init((char *)body, (unsigned)len)};
     struct buf sealed;

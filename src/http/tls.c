@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "http/hostname.h"
 #include "http/tls.h"
 #include "lib/err.h"
 #include "lib/mem.h"
@@ -30,7 +31,9 @@ struct http_tls_conn {
     SSL *ssl;
     BIO *rbio, *wbio; /* owned by ssl */
     bool ready;
-    bool named; /* name is new: http_tls_conn_new_name has not taken it */
+    bool hello_seen; /* the first ClientHello has paused the handshake */
+    bool paused;     /* it waits for http_tls_conn_take to go on */
+    bool named;      /* name is new: http_tls_conn_new_name has not taken it */
     char name[256];
 };
 
@@ -77,16 +80,27 @@ static void tls__errmsg(char *errmsg, const char *what)
     err_printf(errmsg, "%s: %s", what, text);
 }
 
-static int tls__servername_cb(SSL *ssl, int *alert, void *arg)
+/* The first ClientHello, read before OpenSSL does anything with it: its
+ * server name is taken (OpenSSL parses it only later, after this
+ * callback), and the handshake pauses, so that its caller may act on the
+ * name before the handshake's costly part (the key exchange and the
+ * certificate's signature) runs, and run that part elsewhere. */
+static int tls__hello_cb(SSL *ssl, int *alert, void *arg)
 {
     struct http_tls_conn *c = SSL_get_app_data(ssl);
-    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (c == NULL || c->hello_seen) {
+        return SSL_CLIENT_HELLO_SUCCESS;
+    }
+    c->hello_seen = true;
+    const unsigned char *ext;
+    size_t len;
     /* A DNS name is at most 253 bytes; a longer one names nothing. */
-    if (c != NULL && name != NULL && strlen(name) < sizeof c->name) {
-        snprintf(c->name, sizeof c->name, "%s", name);
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &len) ==
+            1 &&
+        hostname_sni(ext, len, c->name, sizeof c->name) == 0) {
         c->named = true;
     }
-    return SSL_TLSEXT_ERR_OK;
+    return SSL_CLIENT_HELLO_RETRY;
 }
 
 static int tls__alpn_cb(SSL *ssl, const unsigned char **out,
@@ -156,7 +170,7 @@ static int tls__load(const struct http_tls *t, SSL_CTX **out, char *errmsg)
         tls__errmsg(errmsg, what);
         goto err_after_ctx;
     }
-    SSL_CTX_set_tlsext_servername_callback(ctx, tls__servername_cb);
+    SSL_CTX_set_client_hello_cb(ctx, tls__hello_cb, NULL);
     SSL_CTX_set_alpn_select_cb(ctx, tls__alpn_cb, NULL);
     *out = ctx;
     return 0;
@@ -293,6 +307,10 @@ static int tls__result(struct http_tls_conn *c, int r, char *errmsg)
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
         return 0;
     }
+    if (e == SSL_ERROR_WANT_CLIENT_HELLO_CB) {
+        c->paused = true;
+        return 0;
+    }
     if (e == SSL_ERROR_ZERO_RETURN) {
         err_printf(errmsg, "the client closed TLS");
         ERR_clear_error();
@@ -310,6 +328,7 @@ int http_tls_conn_take(struct http_tls_conn *c, const uint8_t *in, size_t n,
         return BERTH_ENOMEM;
     }
     int rv = 0;
+    c->paused = false;
     if (!c->ready) {
         int r = SSL_do_handshake(c->ssl);
         if (r == 1) {
@@ -373,6 +392,11 @@ const char *http_tls_conn_new_name(struct http_tls_conn *c)
     }
     c->named = false;
     return c->name;
+}
+
+bool http_tls_conn_paused(const struct http_tls_conn *c)
+{
+    return c->paused;
 }
 
 bool http_tls_conn_ready(const struct http_tls_conn *c)

@@ -9,6 +9,11 @@
  * request, and a slow handshake is answered like slow headers (here: the
  * connection closes, since no HTTP answer can be sealed yet).
  *
+ * The handshake pauses once the first ClientHello is read
+ * (http_tls_conn_paused): the server then knows the name the client asks
+ * for, and runs the handshake's costly part on a worker thread while its
+ * loop acts on the name (starts the ship's wake).
+ *
  * struct http_tls is a certificate chain and its key, which a reload
  * replaces without a restart: connections open keep the one they began
  * with, new ones get the new one, and a reload that fails leaves the old
@@ -59,10 +64,16 @@ int http_tls_conn_new(struct http_tls_conn **out, struct http_tls *t);
 
 /* Return the server name (SNI) of the ClientHello that the last
  * http_tls_conn_take() read, once: NULL when it read none, or on a later
- * call. Kept by c, valid until the next call on c. The caller acts on it
- * once the handshake's answer is on its way, so that the answer does not
- * wait for what the name starts. */
+ * call. Kept by c, valid until the next call on c. */
 const char *http_tls_conn_new_name(struct http_tls_conn *c);
+
+/* Return whether the handshake has paused after reading the first
+ * ClientHello (whose server name is then known), before its costly part:
+ * the key exchange and the certificate's signature. A call of
+ * http_tls_conn_take() with no bytes runs that part; it may run on
+ * another thread, provided nothing else touches c meanwhile (OpenSSL's
+ * shared state is thread-safe; c is not). */
+bool http_tls_conn_paused(const struct http_tls_conn *c);
 
 /* Free the TLS state of a connection; NULL is ignored. */
 void http_tls_conn_free(struct http_tls_conn *c);

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "http/hostname.h"
+#include "lib/err.h"
 
 static enum hostname_kind label_of(const char *host, char *out)
 {
@@ -72,6 +73,39 @@ static void test_deep_or_empty_labels_name_nothing(void **state)
     assert_string_equal(l, "abcdefg");
 }
 
+static void test_sni(void **state)
+{
+    char n[16];
+    const uint8_t one[] = {0, 8, 0, 0, 5, 'a', '.', 'o', 'r', 'g'};
+    assert_int_equal(hostname_sni(one, sizeof one, n, sizeof n), 0);
+    assert_string_equal(n, "a.org");
+    /* An entry of another type first is skipped. */
+    const uint8_t two[] = {0, 10, 7, 0, 1, 'x', 0, 0, 3, 'b', '.', 'c'};
+    assert_int_equal(hostname_sni(two, sizeof two, n, sizeof n), 0);
+    assert_string_equal(n, "b.c");
+    const uint8_t none[] = {0, 4, 7, 0, 1, 'x'};
+    assert_int_equal(hostname_sni(none, sizeof none, n, sizeof n),
+                     BERTH_ENOTFOUND);
+    /* Lengths that do not add up, a NUL, a name too long, nothing. */
+    const uint8_t bad_list[] = {0, 9, 0, 0, 5, 'a', '.', 'o', 'r', 'g'};
+    const uint8_t bad_name[] = {0, 8, 0, 0, 6, 'a', '.', 'o', 'r', 'g'};
+    const uint8_t short_entry[] = {0, 2, 0, 0};
+    const uint8_t nul[] = {0, 4, 0, 0, 1, 0};
+    const uint8_t empty[] = {0, 3, 0, 0, 0};
+    assert_int_equal(hostname_sni(bad_list, sizeof bad_list, n, sizeof n),
+                     BERTH_EMALFORMED);
+    assert_int_equal(hostname_sni(bad_name, sizeof bad_name, n, sizeof n),
+                     BERTH_EMALFORMED);
+    assert_int_equal(hostname_sni(short_entry, sizeof short_entry, n, sizeof n),
+                     BERTH_EMALFORMED);
+    assert_int_equal(hostname_sni(nul, sizeof nul, n, sizeof n),
+                     BERTH_EMALFORMED);
+    assert_int_equal(hostname_sni(empty, sizeof empty, n, sizeof n),
+                     BERTH_EMALFORMED);
+    assert_int_equal(hostname_sni(one, 1, n, sizeof n), BERTH_EMALFORMED);
+    assert_int_equal(hostname_sni(one, sizeof one, n, 5), BERTH_EMALFORMED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -80,6 +114,7 @@ int main(void)
         cmocka_unit_test(test_the_bare_domain),
         cmocka_unit_test(test_other_names),
         cmocka_unit_test(test_deep_or_empty_labels_name_nothing),
+        cmocka_unit_test(test_sni),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
