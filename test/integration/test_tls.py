@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import free_port, wait_for
+from conftest import admin_tcp, free_port, wait_for
 
 DOMAIN = "example.org"
 
@@ -215,6 +215,24 @@ def test_reload_on_sighup_keeps_open_connection(host_factory, certs):
     finally:
         c.close()
     assert "reloaded" in h.cli("tls", "reload").stdout
+
+
+def test_reload_is_the_operators(host_factory, certs):
+    h = tls_host(host_factory, certs, "--admin", "127.0.0.1:%d" % free_port())
+    account = h.cli("account", "new", "alice").stdout.strip()
+    read = h.cli("token", "new", "--scope", "read").stdout.strip()
+    operate = h.cli("token", "new", "--scope", "operate").stdout.strip()
+    admin = h.cli("token", "new", "--scope", "admin").stdout.strip()
+    for token in (None, account, read, operate):
+        st, _, v = admin_tcp(h.admin_port, "POST", "/v1/tls/reload", token)
+        assert st in (401, 403), (token, st, v)
+    st, _, v = admin_tcp(h.admin_port, "POST", "/v1/tls/reload", admin)
+    assert st == 200 and v["reloaded"]
+    # A host without TLS says so.
+    plain = host_factory(name="plain")
+    plain.start()
+    st, v = plain.admin("POST", "/v1/tls/reload")
+    assert st == 404 and v["error"]["code"] == "no_tls"
 
 
 def test_bad_certificate_refused_at_start(host_factory, certs, tmpdir_path):
