@@ -358,7 +358,8 @@ def test_early_wake_over_plain_http(host_factory, certs):
 
 
 def test_early_wake_thaws_a_frozen_ship(host_factory, certs):
-    h = tls_host(host_factory, certs, "--freeze-timeout", "200")
+    # Frozen soon, and awake long enough after a thaw for the CLI to see.
+    h = tls_host(host_factory, certs, "--freeze-timeout", "1500")
     h.new_ship(name="ann")
     assert h.http("PUT", "/s/ann/k/a", b"1")[0] == 201
     wait_for(lambda: state(h, "ann") == "frozen", timeout=10)
@@ -366,7 +367,7 @@ def test_early_wake_thaws_a_frozen_ship(host_factory, certs):
     try:
         s.sendall(b"PUT /k/b HTTP/1.1\r\nHost: ann.example.org\r\n"
                   b"Content-Length: 2\r\n\r\n")
-        wait_for(lambda: state(h, "ann") == "awake", timeout=5, step=0.005)
+        wait_for(lambda: state(h, "ann") == "awake", timeout=5)
         s.sendall(b"22")
         r = http.client.HTTPResponse(s)
         r.begin()
