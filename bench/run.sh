@@ -28,3 +28,5 @@ echo
 python3 bench/stderr_flood.py "$BUILD" "$DIR/stderr"
 echo
 python3 bench/log_level.py "$BUILD" "$DIR/loglevel"
+echo
+python3 bench/tls.py "$BUILD" "$DIR/tls"

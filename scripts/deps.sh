@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages berth needs to build, test and benchmark
 # (chromium, nodejs and npm: the dashboard's test in a real browser;
-# systemd: systemd-analyze, which checks the unit in test/selfhost.sh).
+# systemd: systemd-analyze, which checks the unit in test/selfhost.sh;
+# openssl: the command the TLS tests make their certificates with).
 # As root it runs apt-get; otherwise it prints the commands to run.
 #
 # libraft comes from Debian's bookworm-backports (0.22, the maintained fork):
@@ -10,7 +11,7 @@
 set -e
 PKGS="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev \
 liblz4-dev libuv1-dev libsqlite3-dev liblmdb-dev libsodium-dev \
-libjansson-dev libcmocka-dev libseccomp-dev node-llhttp python3 python3-pytest python3-nacl \
+libjansson-dev libcmocka-dev libseccomp-dev libssl-dev openssl node-llhttp python3 python3-pytest python3-nacl \
 curl procps iproute2 chromium nodejs systemd"
 RAFT_MIN=0.22
 BACKPORTS="deb http://deb.debian.org/debian bookworm-backports main"

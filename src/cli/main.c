@@ -29,6 +29,7 @@
 #include "core/ship.h"
 #include "daemon/host.h"
 #include "http/http.h"
+#include "http/tls.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "proto/frame.h"
@@ -64,7 +65,7 @@ struct cli__opt {
 };
 
 /* Options and positional arguments at most. */
-#define CLI__OPTS_MAX 48
+#define CLI__OPTS_MAX 56
 #define CLI__ITEMS_MAX 1024
 #define CLI__POS_MAX 64
 
@@ -2394,6 +2395,25 @@ static int cli__key_rotate(const struct cli__cmd *cmd, struct cli *c,
     return 0;
 }
 
+/* --- tls reload. --- */
+
+static int cli__tls_reload(const struct cli__cmd *cmd, struct cli *c,
+                           struct cli__args *a)
+{
+    json_t *v = NULL;
+    int rv = cli__call(c, "POST", "/v1/tls/reload", NULL, 0, &v);
+    if (rv != 0) {
+        return rv;
+    }
+    if (c->json) {
+        cli__print_json(v);
+    } else {
+        printf("reloaded: %s\n", cli__str(v, "cert"));
+    }
+    json_decref(v);
+    return 0;
+}
+
 /* --- stats, version. --- */
 
 static int cli__stats(const struct cli__cmd *cmd, struct cli *c,
@@ -2514,6 +2534,10 @@ enum {
     CLI__SERVE_EVENT_CPU,
     CLI__SERVE_LOG_LEVEL,
     CLI__SERVE_SHIP_LOG_BYTES,
+    CLI__SERVE_DOMAIN,
+    CLI__SERVE_TLS_LISTEN,
+    CLI__SERVE_TLS_CERT,
+    CLI__SERVE_TLS_KEY,
     CLI__SERVE_N,
 };
 
@@ -2697,6 +2721,20 @@ static const struct cli__opt cli__serve_opts[] = {
                                    "the most recent bytes of each program's "
                                    "stderr kept on disk for `berth ship "
                                    "logs`; 0: none kept (default 65536)"},
+    [CLI__SERVE_DOMAIN] = {"--domain", "DOMAIN", CLI__STR, 0, 0,
+                           "route a request whose Host is SHIP.DOMAIN (any "
+                           "port, any case) to that ship, its path whole; "
+                           "the bare domain and other hosts route by path "
+                           "(/s/SHIP/)"},
+    [CLI__SERVE_TLS_LISTEN] = {"--tls-listen", "HOST:PORT", CLI__STR, 0, 0,
+                               "the front door's TLS listener (default "
+                               "127.0.0.1:8443 with --tls-cert)"},
+    [CLI__SERVE_TLS_CERT] = {"--tls-cert", "FILE", CLI__STR, 0, 0,
+                             "serve TLS with this PEM certificate chain "
+                             "(HTTP/1.1, ALPN http/1.1); SIGHUP or 'berth tls "
+                             "reload' loads it again"},
+    [CLI__SERVE_TLS_KEY] = {"--tls-key", "FILE", CLI__STR, 0, 0,
+                            "the PEM private key of --tls-cert"},
     [CLI__SERVE_N] = {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -2713,6 +2751,37 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
     }
     if (a->val[CLI__SERVE_ADMIN] != NULL) {
         cfg.admin = a->val[CLI__SERVE_ADMIN];
+    }
+    cfg.domain = a->val[CLI__SERVE_DOMAIN];
+    if (cfg.domain != NULL) {
+        /* "example.org." is the same domain. */
+        size_t n = strlen(cfg.domain);
+        static char domain[256];
+        if (n == 0 || n >= sizeof domain || cfg.domain[0] == '.' ||
+            strchr(cfg.domain, ':') != NULL ||
+            strchr(cfg.domain, '/') != NULL) {
+            return cli__usage(cmd,
+                              "--domain needs a DNS name such as "
+                              "example.org, not %s",
+                              cfg.domain);
+        }
+        snprintf(domain, sizeof domain, "%s", cfg.domain);
+        if (domain[n - 1] == '.') {
+            domain[n - 1] = '\0';
+        }
+        cfg.domain = domain;
+    }
+    cfg.tls_cert = a->val[CLI__SERVE_TLS_CERT];
+    cfg.tls_key = a->val[CLI__SERVE_TLS_KEY];
+    cfg.tls_listen = a->val[CLI__SERVE_TLS_LISTEN];
+    if ((cfg.tls_cert == NULL) != (cfg.tls_key == NULL)) {
+        return cli__usage(cmd, "--tls-cert and --tls-key go together");
+    }
+    if (cfg.tls_listen != NULL && cfg.tls_cert == NULL) {
+        return cli__usage(cmd, "--tls-listen needs --tls-cert and --tls-key");
+    }
+    if (cfg.tls_cert != NULL && cfg.tls_listen == NULL) {
+        cfg.tls_listen = "127.0.0.1:8443";
     }
     cfg.passphrase_file = a->val[CLI__SERVE_PASSPHRASE_FILE];
     cfg.master_key_file = a->val[CLI__SERVE_MASTER_KEY_FILE];
@@ -3088,6 +3157,14 @@ static const struct cli__cmd cli__cmds[] = {
      "the store. Needs an admin token on TCP. See docs/security.md, \"Key "
      "rotation\".",
      NULL, 0, 0, true, cli__key_rotate},
+    {"tls reload", "", "load the front door's TLS certificate again",
+     "Load the certificate chain and key of serve --tls-cert and --tls-key "
+     "again from their files, as SIGHUP does: new connections get the new "
+     "certificate, open ones keep theirs. A certificate that does not load "
+     "(or whose key does not match) is refused with OpenSSL's reason, and "
+     "the one before goes on serving. This host only, leader or not. Needs "
+     "an admin token on TCP.",
+     NULL, 0, 0, true, cli__tls_reload},
     {"stats", "", "host counters",
      "Print the host's counters: ships per state, memory, events, wake and "
      "thaw latency, evictions, alarms.",
@@ -3211,6 +3288,8 @@ int main(int argc, char **argv)
 {
     /* Before any JSON value exists: jansson frees what it allocated. */
     host_install_json_heap();
+    /* Before OpenSSL allocates anything: it frees what it allocated. */
+    http_tls_install_heap();
     /* Client options before the command, or between ship and its
      * subcommand, go after it unchanged: args starts with them, and words
      * holds the rest of the command line. */

@@ -2293,6 +2293,23 @@ void fleet_ship_wake(struct fleet_ship *s, void *req)
     fleet__pump(s);
 }
 
+void fleet_ship_prewake(struct fleet_ship *s)
+{
+    struct fleet *f = s->fleet;
+    if (!f->leading || s->removing) {
+        fleet__maybe_free(s);
+        return;
+    }
+    if (s->state == SHIP_FROZEN) {
+        f->thaws++;
+        fleet__thaw(s);
+    } else if (s->state != SHIP_AWAKE && s->state != SHIP_WAKING) {
+        /* Asleep, or on its way there: wake once it is. */
+        s->wake_wanted = true;
+    }
+    fleet__pump(s);
+}
+
 static void fleet__finish_removal(struct fleet_ship *s);
 
 static void fleet__removed(struct fleet_ship *s, int status)

@@ -553,6 +553,12 @@ bool fleet_ship_has_work(const struct fleet_ship *s);
 void fleet_ship_sleep(struct fleet_ship *s, void *req);
 void fleet_ship_wake(struct fleet_ship *s, void *req);
 
+/* Input: a request for s is on its way (its headers are in, its body
+ * still comes, or a TLS handshake names it): start waking or thawing s
+ * now, with no one to answer, so that the request finds it awake. Does
+ * nothing on a host that does not lead. */
+void fleet_ship_prewake(struct fleet_ship *s);
+
 /* Input: the operator kills s's program now (SIGKILL, no snapshot): what
  * waits for it is failed 503 (killed), the event it was computing fails
  * and its effects never leave, and the ship is asleep until its next

@@ -42,6 +42,7 @@
  *   POST   /v1/anonymous          {"creation": BOOL}
  *   POST   /v1/key/rotate         replace the master key (KEY_ROTATE entry)
  *   POST   /v1/fsck               check this host's store of ships
+ *   POST   /v1/tls/reload         load the front door's certificate again
  *   GET    /dashboard, /dashboard/FILE  the dashboard's page, no token
  *                                  (daemon/dashboard.c)
  *
@@ -68,6 +69,7 @@
 #include "core/gate.h"
 #include "core/record.h"
 #include "core/sandbox.h"
+#include "http/tls.h"
 #include "core/ship.h"
 #include "crypto/keywrap.h"
 #include "crypto/secretfile.h"
@@ -1885,6 +1887,27 @@ static void admin__key_rotate(struct host *h, struct http_request *req)
     host_log("info", "key rotation proposed", "from", id, NULL);
 }
 
+/* POST /v1/tls/reload: this host's certificate, again from its files. */
+static void admin__tls_reload(struct host *h, struct http_request *req)
+{
+    char errmsg[ERRMSG_SIZE];
+    int rv = host_tls_reload(h, errmsg);
+    if (rv == BERTH_ENOTFOUND) {
+        host_reply_error(req, 404, "no_tls", "%s", errmsg);
+        return;
+    }
+    if (rv != 0) {
+        host_reply_error(req, 422, "invalid_certificate",
+                         "%s; the certificate loaded before still serves",
+                         errmsg);
+        return;
+    }
+    char what[400];
+    http_tls_describe(h->tls, what, sizeof what);
+    host_reply_json(req, 200,
+                    json_pack("{s:b,s:s}", "reloaded", 1, "cert", what));
+}
+
 void host_admin_handle(struct http_request *req, void *arg)
 {
     struct host *h = arg;
@@ -1961,6 +1984,13 @@ void host_admin_handle(struct http_request *req, void *arg)
             goto method;
         }
         admin__cluster_secret(h, req);
+        return;
+    }
+    if (strcmp(path, "/v1/tls/reload") == 0) {
+        if (strcmp(m, "POST") != 0) {
+            goto method;
+        }
+        admin__tls_reload(h, req);
         return;
     }
     if (!host_serving(h)) {

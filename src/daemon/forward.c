@@ -58,6 +58,7 @@ bool host_admin_local(const char *method, const char *path)
     return strcmp(path, "/healthz") == 0 || strcmp(path, "/v1/stats") == 0 ||
            strcmp(path, "/metrics") == 0 || strcmp(path, "/v1/cluster") == 0 ||
            strcmp(path, "/v1/fsck") == 0 ||
+           strcmp(path, "/v1/tls/reload") == 0 ||
            strcmp(path, "/v1/cluster/join") == 0;
 }
 

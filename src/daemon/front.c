@@ -1,11 +1,20 @@
 /* The front door: /s/<ship id or name>/<rest> becomes an HTTP event for that
- * ship, and the ship's reply effect becomes the response. */
+ * ship, and the ship's reply effect becomes the response. With --domain D,
+ * a request whose Host is <ship>.D goes to that ship whole, its target as
+ * it came (http/hostname.h); the bare domain, and a Host not under D, are
+ * routed by path as before.
+ *
+ * A request's ship starts waking before the request is whole: once its
+ * headers are in while its body still comes (host_front_headers), and,
+ * over TLS, once the ClientHello names it (host_front_server_name), so
+ * that the wake overlaps the body's arrival or the handshake. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon/host.h"
+#include "http/hostname.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "proto/frame.h"
@@ -117,13 +126,96 @@ static int front__payload(struct buf *out, const struct http_request *req,
     return frame_encode_http_request(out, &r, headers);
 }
 
+/* Which ship req is for: by its Host under the domain, else by its path.
+ * Returns 0 with the ship's name or id in name and the target its program
+ * sees in *rest; BERTH_ENOTFOUND when the path names no ship; or
+ * BERTH_EINVAL when the Host is under the domain but names no ship (name
+ * then holds the Host). */
+static int front__resolve(const struct host *h, const struct http_request *req,
+                          char *name, size_t size, const char **rest)
+{
+    const char *host = http_request_header(req, "host");
+    if (h->cfg.domain != NULL && host != NULL) {
+        switch (hostname_label(host, h->cfg.domain, name, size)) {
+        case HOSTNAME_LABEL:
+            *rest = req->target;
+            return 0;
+        case HOSTNAME_DEEP:
+            snprintf(name, size, "%s", host);
+            return BERTH_EINVAL;
+        default:
+            break;
+        }
+    }
+    return front__route(req->target, name, size, rest);
+}
+
+/* Return the slot of the ship called name if a request to it would be
+ * served here now: the host leads, and the ship exists, is not hidden and
+ * is neither blocked nor disabled; else REGISTRY_NONE. */
+static uint32_t front__servable(struct host *h, const char *name)
+{
+    if (!host_serving(h) || !h->leading || h->stopping) {
+        return REGISTRY_NONE;
+    }
+    uint32_t slot = host_ship_lookup(h, name);
+    if (slot == REGISTRY_NONE) {
+        return REGISTRY_NONE;
+    }
+    uint32_t flags = registry_get(&h->reg, slot)->flags;
+    if ((flags & (REGISTRY_HIDDEN | REGISTRY_BLOCKED)) ||
+        host_ship_disabled(h, slot)) {
+        return REGISTRY_NONE;
+    }
+    return slot;
+}
+
+/* Start waking the ship called name, if a request to it would be served. */
+static void front__prewake(struct host *h, const char *name)
+{
+    uint32_t slot = front__servable(h, name);
+    if (slot == REGISTRY_NONE) {
+        return;
+    }
+    struct host_ship *s = host_ship_live(h, slot);
+    if (s != NULL) {
+        host_ship_prewake(s);
+    }
+}
+
+void host_front_headers(const struct http_request *req, void *arg)
+{
+    struct host *h = arg;
+    char name[STORE_ID_MAX + STORE_NAME_MAX + 2];
+    const char *rest;
+    if (front__resolve(h, req, name, sizeof name, &rest) == 0) {
+        front__prewake(h, name);
+    }
+}
+
+void host_front_server_name(const char *server_name, void *arg)
+{
+    struct host *h = arg;
+    char name[STORE_ID_MAX + STORE_NAME_MAX + 2];
+    if (h->cfg.domain != NULL &&
+        hostname_label(server_name, h->cfg.domain, name, sizeof name) ==
+            HOSTNAME_LABEL) {
+        front__prewake(h, name);
+    }
+}
+
 void host_front_handle(struct http_request *req, void *arg)
 {
     struct host *h = arg;
     char name[STORE_ID_MAX + STORE_NAME_MAX + 2];
     const char *rest;
 
-    if (strcmp(req->target, "/healthz") == 0) {
+    int routed = front__resolve(h, req, name, sizeof name, &rest);
+    if (routed == BERTH_EINVAL) {
+        host_reply_error(req, 404, "not_found", "no ship at %s", name);
+        return;
+    }
+    if (routed != 0 && strcmp(req->target, "/healthz") == 0) {
         if (host_serving(h)) {
             http_reply(req, 200, "text/plain", "ok\n", 3, NULL);
         } else {
@@ -131,7 +223,7 @@ void host_front_handle(struct http_request *req, void *arg)
         }
         return;
     }
-    if (front__route(req->target, name, sizeof name, &rest) != 0) {
+    if (routed != 0) {
         host_reply_error(req, 404, "not_found",
                          "no such path; ships are under /s/<ship>/");
         return;

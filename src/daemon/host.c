@@ -34,6 +34,7 @@
 #include "proc/tree.h"
 #include "store/apply.h"
 #include "store/shipcopy.h"
+#include "http/tls.h"
 #include "daemon/rejoin.h"
 #include "daemon/repair.h"
 #include "daemon/replay.h"
@@ -1041,6 +1042,30 @@ static void host__handed_off(void *arg)
     host__drain(h);
 }
 
+int host_tls_reload(struct host *h, char *errmsg)
+{
+    if (h->tls == NULL) {
+        err_printf(errmsg, "this host serves no TLS (serve --tls-cert)");
+        return BERTH_ENOTFOUND;
+    }
+    int rv = http_tls_reload(h->tls, errmsg);
+    if (rv != 0) {
+        host_log("warn", "TLS certificate not reloaded; the one before serves",
+                 "why", errmsg, NULL);
+        return rv;
+    }
+    char what[400];
+    http_tls_describe(h->tls, what, sizeof what);
+    host_log("info", "TLS certificate reloaded", "cert", what, NULL);
+    return 0;
+}
+
+static void host__sighup_cb(uv_signal_t *sig, int signum)
+{
+    char errmsg[ERRMSG_SIZE];
+    host_tls_reload(sig->data, errmsg);
+}
+
 static void host__signal_cb(uv_signal_t *sig, int signum)
 {
     struct host *h = sig->data;
@@ -1850,6 +1875,13 @@ int host_run(const struct host_config *cfg)
                 cfg->max_body, cfg->max_frame);
         goto err_after_alloc;
     }
+    /* A certificate that does not load stops the start, before anything
+     * else is touched, with OpenSSL's reason. */
+    if (cfg->tls_cert != NULL &&
+        http_tls_new(&h->tls, cfg->tls_cert, cfg->tls_key, errmsg) != 0) {
+        fprintf(stderr, "berth: TLS: %s\n", errmsg);
+        goto err_after_alloc;
+    }
     if (host__mkdir(cfg->data_dir) != 0) {
         goto err_after_alloc;
     }
@@ -2054,6 +2086,9 @@ int host_run(const struct host_config *cfg)
         .max_conns = host_front_max_conns,
         .max_conns_arg = h,
         .budget = &h->budget,
+        .on_headers = host_front_headers,
+        .on_server_name = host_front_server_name,
+        .hook_arg = h,
     };
     rv = http_server_new(&h->front, &h->loop, &hc, host_front_handle, h);
     if (rv == 0 && h->front_fd >= 0) {
@@ -2071,6 +2106,14 @@ int host_run(const struct host_config *cfg)
     if (rv != 0) {
         fprintf(stderr, "berth: front door on %s: %s\n", cfg->listen, errmsg);
         goto err_after_log;
+    }
+    if (h->tls != NULL) {
+        rv = http_server_listen_tls(h->front, cfg->tls_listen, h->tls, errmsg);
+        if (rv != 0) {
+            fprintf(stderr, "berth: front door (TLS) on %s: %s\n",
+                    cfg->tls_listen, errmsg);
+            goto err_after_log;
+        }
     }
     /* The admin API is local and never held back, but its bytes count, and
      * it gets the same deadlines and a cap of its own. */
@@ -2126,12 +2169,23 @@ int host_run(const struct host_config *cfg)
     h->sigint.data = h->sigterm.data = h;
     uv_signal_start(&h->sigint, host__signal_cb, SIGINT);
     uv_signal_start(&h->sigterm, host__signal_cb, SIGTERM);
+    uv_signal_init(&h->loop, &h->sighup);
+    h->sighup.data = h;
+    uv_signal_start(&h->sighup, host__sighup_cb, SIGHUP);
 
     char port[16];
     snprintf(port, sizeof port, "%d", http_server_port(h->front));
     host_log("info", "listening", "front", cfg->listen, "port", port, "admin",
              h->admin_path, "admin_tcp", cfg->admin ? cfg->admin : "-", "data",
              cfg->data_dir, NULL);
+    if (h->tls != NULL) {
+        char what[400];
+        http_tls_describe(h->tls, what, sizeof what);
+        snprintf(port, sizeof port, "%d", http_server_tls_port(h->front));
+        host_log("info", "listening for TLS", "front", cfg->tls_listen, "port",
+                 port, "cert", what, "domain", cfg->domain ? cfg->domain : "-",
+                 NULL);
+    }
     /* Both doors listen, the store is open and raft runs: a service
      * manager may count the host as started. */
     host_service_ready(h);
@@ -2166,6 +2220,7 @@ int host_run(const struct host_config *cfg)
     }
     uv_signal_stop(&h->sigint);
     uv_signal_stop(&h->sigterm);
+    uv_signal_stop(&h->sighup);
     uv_timer_stop(&h->stop_timer);
     host_service_stop(h);
     host_forward_stop(h);
@@ -2176,6 +2231,8 @@ int host_run(const struct host_config *cfg)
     }
     host_ships_free(h);
     uv_run(&h->loop, UV_RUN_NOWAIT);
+    http_tls_free(h->tls);
+    h->tls = NULL;
     store_close(h->store);
     h->store = NULL;
     mem_free(h->disabled);
@@ -2207,6 +2264,7 @@ err_after_store:
 err_after_loop:
     uv_loop_close(&h->loop);
 err_after_alloc:
+    http_tls_free(h->tls);
     seal_keys_wipe(&h->keys);
     master_wrap_wipe(&h->wrap);
     sodium_memzero(h->master_key, sizeof h->master_key);

@@ -46,6 +46,14 @@ struct host_config {
     const char *data_dir;
     const char *listen; /* front door HOST:PORT */
     const char *admin;  /* admin HOST:PORT beside DATA/admin.sock, or NULL */
+    /* The front door's domain: a request whose Host is <ship>.DOMAIN goes
+     * to that ship (daemon/front.c); NULL: routing by path alone. */
+    const char *domain;
+    /* The front door's TLS listener HOST:PORT and the PEM files of its
+     * certificate chain and key; NULL: no TLS. */
+    const char *tls_listen;
+    const char *tls_cert;
+    const char *tls_key;
     size_t max_body;
     unsigned idle_timeout_ms;   /* idle this long: sleep */
     unsigned freeze_timeout_ms; /* idle this long: freeze; 0: never */
@@ -430,6 +438,8 @@ struct host {
     uint64_t diverge_survived, diverge_lost, diverge_unknown;
     uv_check_t flush;
     uv_signal_t sigint, sigterm;
+    uv_signal_t sighup;    /* reloads the TLS certificate */
+    struct http_tls *tls;  /* the front door's certificate, or NULL */
     uv_timer_t stop_timer; /* bounds a stopping leader's hand-over, then
                               paces the drain */
     uint64_t drain_until;  /* when a stopping host stops waiting for the
@@ -519,6 +529,10 @@ void host_ship_sleep(struct host_ship *s, struct http_request *req);
 void host_ship_kill(struct host_ship *s, struct http_request *req);
 void host_ship_wake(struct host_ship *s, struct http_request *req);
 
+/* Start waking or thawing s for a request on its way, answering no one
+ * (core/fleet.h, fleet_ship_prewake). */
+void host_ship_prewake(struct host_ship *s);
+
 /* Remove a ship and answer req once the removal is durable. */
 void host_ship_remove(struct host_ship *s, struct http_request *req);
 
@@ -532,6 +546,19 @@ void host_reply_error(struct http_request *req, int status, const char *code,
 
 /* HTTP handlers of the front door and of the admin API. */
 void host_front_handle(struct http_request *req, void *arg);
+
+/* The front door's hooks (http_server_config; arg is the host): a
+ * request whose headers are in and whose body still comes, and the
+ * server name of a TLS handshake under way, start waking their ship. */
+void host_front_headers(const struct http_request *req, void *arg);
+void host_front_server_name(const char *name, void *arg);
+
+/* Load the front door's certificate and key again from their files
+ * (SIGHUP, POST /v1/tls/reload). Returns 0, BERTH_ENOTFOUND when the
+ * host serves no TLS, or BERTH_EINVAL with the reason in errmsg
+ * (ERRMSG_SIZE bytes), the certificate loaded before still serving;
+ * either way it is logged. */
+int host_tls_reload(struct host *h, char *errmsg);
 void host_admin_handle(struct http_request *req, void *arg);
 
 /* The admin API's handler on TCP (arg is the host): answers 429 to an

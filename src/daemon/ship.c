@@ -1030,6 +1030,11 @@ void host_ship_wake(struct host_ship *s, struct http_request *req)
     fleet_ship_wake(&s->core, req);
 }
 
+void host_ship_prewake(struct host_ship *s)
+{
+    fleet_ship_prewake(&s->core);
+}
+
 void host_ship_kill(struct host_ship *s, struct http_request *req)
 {
     fleet_ship_kill(&s->core, req);

@@ -21,7 +21,14 @@
  *
  * Every byte the server holds (requests being read or served, replies
  * being written) is counted in an optional budget (lib/budget.h); its
- * owner may throttle the server while the budget is over. */
+ * owner may throttle the server while the budget is over.
+ *
+ * Beside its plain listener a server may listen for TLS (http/tls.h): the
+ * same parser, limits, deadlines, caps and budget serve both, and a TLS
+ * handshake counts as the headers of the connection's first request. Two
+ * hooks let the owner act before a request is whole: on_server_name
+ * hears the name a TLS client asks for in its ClientHello, and on_headers
+ * sees a request whose headers are in while its body still comes. */
 #ifndef BERTH_HTTP_HTTP_H
 #define BERTH_HTTP_HTTP_H
 
@@ -35,6 +42,7 @@
 #include "lib/err.h"
 
 struct http_server;
+struct http_tls;
 
 #define HTTP_MAX_HEADERS 64
 
@@ -93,6 +101,15 @@ struct http_server_config {
     /* Bytes held are counted here; NULL: not counted. Not owned; it must
      * outlive the server. */
     struct budget *budget;
+    /* Called, when not NULL, once a request's header block is complete
+     * and a body is to follow, before any of the body is read; req has
+     * its method, target and headers, no body, and is valid during the
+     * call only (the handler gets it once whole). */
+    void (*on_headers)(const struct http_request *req, void *arg);
+    /* Called, when not NULL, with the server name (SNI) a TLS client asks
+     * for, during its handshake; name is valid during the call only. */
+    void (*on_server_name)(const char *name, void *arg);
+    void *hook_arg; /* the hooks' arg */
 };
 
 /* What a throttled server reads. */
@@ -125,8 +142,18 @@ int http_server_listen_fd(struct http_server *s, int fd, char *errmsg);
 int http_server_listen_unix(struct http_server *s, const char *path,
                             char *errmsg);
 
+/* Listen for TLS on "HOST:PORT" too, with the certificate tls serves (not
+ * owned: it must outlive the server; a reload of it reaches new
+ * connections). Returns 0 or a negative code with a message in errmsg
+ * (ERRMSG_SIZE bytes). */
+int http_server_listen_tls(struct http_server *s, const char *hostport,
+                           struct http_tls *tls, char *errmsg);
+
 /* Return the TCP port of the first TCP listener, or 0 if none. */
 int http_server_port(struct http_server *s);
+
+/* Return the port of the TLS listener, or 0 if none. */
+int http_server_tls_port(struct http_server *s);
 
 /* Return the number of open connections (each holds one descriptor). */
 unsigned http_server_connections(const struct http_server *s);

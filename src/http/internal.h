@@ -36,6 +36,10 @@ struct http_parser {
     bool paused_for_continue;
     uint8_t scan; /* enum http_scan */
     bool started; /* a byte of the current request has been parsed */
+    /* Called once a request's headers are in and a body follows (see
+     * http_server_config); NULL: not called. */
+    void (*on_headers)(const struct http_request *req, void *arg);
+    void *hook_arg;
 };
 
 enum {

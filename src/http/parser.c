@@ -175,6 +175,13 @@ static int http__on_headers_complete(llhttp_t *l)
         buf_reserve_exact(&r->body, (size_t)l->content_length) != 0) {
         return http__error(p, 503, "out of memory");
     }
+    /* Whoever serves the request may start on it while its body comes
+     * (a ship's wake); a request with no body is whole at once. */
+    bool body = ((l->flags & F_CONTENT_LENGTH) && l->content_length > 0) ||
+                (l->flags & F_CHUNKED);
+    if (body && p->on_headers != NULL) {
+        p->on_headers(r, p->hook_arg);
+    }
     const char *expect = http_request_header(r, "expect");
     if (expect != NULL && strcasecmp(expect, "100-continue") == 0) {
         p->paused_for_continue = true;

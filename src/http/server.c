@@ -37,6 +37,7 @@
 #include "http/forward.h"
 #include "http/http.h"
 #include "http/internal.h"
+#include "http/tls.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 
@@ -49,6 +50,11 @@ static _Thread_local uint8_t http__scratch[HTTP__SCRATCH_SIZE];
 /* A connection that was refused or failed gets this long to take its
  * error answer before it is closed regardless. */
 #define HTTP__LINGER_MS 1000
+
+/* What a TLS connection is counted for in the budget beyond its buffers:
+ * OpenSSL's state of one connection, its records' buffers and the
+ * handshake's, an estimate (OpenSSL allocates them itself). */
+#define HTTP__TLS_BYTES (32 * 1024)
 
 struct http_conn;
 
@@ -70,6 +76,10 @@ struct http_server {
     } listener;
     bool listening;
     bool is_tcp;
+    /* The TLS listener, beside the plain one (http_server_listen_tls). */
+    uv_tcp_t tls_listener;
+    bool tls_listening;
+    struct http_tls *tls; /* not owned */
     bool closing;
     unsigned open_handles; /* listener + connections' handles */
     struct http_conn *conns;
@@ -95,16 +105,24 @@ struct http_conn {
     uv_timer_t timer;
     int open_handles;
     struct http_parser p;
+    const struct http__transport *xport; /* plain or TLS */
+    struct http_tls_conn *tls;           /* NULL: plain */
+    /* The handshake's costly part on a worker thread, or NULL: while it
+     * runs, the loop touches nothing of tls. */
+    struct http__tls_work *work;
+    bool free_after_work; /* freed while the worker ran: free when done */
     struct http_request *pending; /* handed to the handler, not answered */
     struct budget *budget;
     struct http__peer *peer; /* NULL: not counted per address */
     bool reading;
     bool closing;
+    bool is_tcp;
     bool close_after_reply;
     bool finishing;    /* the last reply is on its way: nothing more is read */
     bool failed;       /* an error answer is on its way; nothing more is read */
     bool idle;         /* in the server's idle list */
     bool in_drive;     /* http__drive is on the stack */
+    bool hs_started;   /* a byte of a TLS handshake has come */
     unsigned n_writes; /* writes not yet completed */
     uint64_t writes_done; /* writes completed, ever */
     /* The write stall check: progress since these were taken. */
@@ -123,6 +141,18 @@ struct http_conn {
     struct http_conn *idle_prev, *idle_next;
 };
 
+/* The handshake's costly part (the key exchange and the certificate's
+ * signature), run on libuv's thread pool so that the loop goes on
+ * meanwhile: with a ship's wake, started by the ClientHello's name. */
+struct http__tls_work {
+    uv_work_t req;
+    struct http_conn *conn;
+    struct http_tls_conn *tls;
+    int rv;
+    struct buf plain, out;
+    char errmsg[ERRMSG_SIZE];
+};
+
 struct http__write {
     uv_write_t req;
     struct http_conn *conn;
@@ -130,6 +160,23 @@ struct http__write {
     void *mem;        /* the body's memory, taken from the caller, or NULL */
     uint64_t counted; /* bytes counted as draining */
     bool close;
+};
+
+/* How a connection's bytes cross its socket: as they are, or through
+ * TLS (http/tls.h). Either way the parser, the deadlines, the caps and
+ * the budget see the same plaintext, and writes leave through
+ * http__write_raw. */
+struct http__transport {
+    /* Take n bytes read from the socket at data (the scratch buffer, or
+     * the tail of c->p.in that http__alloc_cb gave): what they carry goes
+     * into c->p.in. Returns 0, or a negative code once it has failed or
+     * closed the connection. */
+    int (*take)(struct http_conn *c, uint8_t *data, size_t n);
+    /* Send the bytes of b (taken), then, if mem is not NULL, the len
+     * bytes at body inside mem (taken; counted of its bytes are counted
+     * already as draining); close once they are written. */
+    int (*send)(struct http_conn *c, struct buf *b, void *mem, uint64_t counted,
+                const void *body, size_t len, bool close);
 };
 
 /* --- Client addresses, for the per-address cap. --- */
@@ -307,8 +354,14 @@ static void http__server_maybe_closed(struct http_server *s)
 
 static void http__conn_free(struct http_conn *c)
 {
+    if (c->work != NULL) {
+        /* The worker has its TLS state: freed once it is done. */
+        c->free_after_work = true;
+        return;
+    }
     budget_sub(c->budget, c->counted, false);
     http_parser_free(&c->p);
+    http_tls_conn_free(c->tls);
     mem_free(c);
 }
 
@@ -363,7 +416,7 @@ static void http__account(struct http_conn *c)
 {
     const struct http_parser *p = &c->p;
     uint64_t n = p->in.cap + p->target.cap + p->field.cap + p->value.cap +
-                 c->pending_size;
+                 c->pending_size + (c->tls != NULL ? HTTP__TLS_BYTES : 0);
     if (p->req != NULL) {
         /* A body of known length has its whole buffer already, but only
          * the part received is touched (and costs memory); counting the
@@ -382,7 +435,7 @@ static void http__account(struct http_conn *c)
 static bool http__wants_read(const struct http_conn *c)
 {
     const struct http_server *s = c->server;
-    if (c->closing || c->failed || c->finishing) {
+    if (c->closing || c->failed || c->finishing || c->work != NULL) {
         return false;
     }
     if (s->throttle == HTTP_THROTTLE_ALL ||
@@ -399,6 +452,9 @@ static bool http__wants_read(const struct http_conn *c)
 }
 
 static void http__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b);
+static int http__write_raw(struct http_conn *c, struct buf *b, void *mem,
+                           uint64_t counted, const void *body, size_t len,
+                           bool close);
 static void http__read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
 
 static void http__update_reading(struct http_conn *c)
@@ -464,7 +520,12 @@ static void http__settle(struct http_conn *c, bool got_bytes)
     uint64_t now = uv_now(s->loop);
     unsigned idle_ms = s->cfg.idle_timeout_ms;
     if (!c->failed) {
-        bool started = c->pending == NULL && http_parser_started(&c->p);
+        /* A TLS handshake begun is the first request's headers begun: it
+         * has their deadline. */
+        bool started = c->pending == NULL &&
+                       (http_parser_started(&c->p) ||
+                        (c->tls != NULL && c->hs_started &&
+                         (c->work != NULL || !http_tls_conn_ready(c->tls))));
         bool body = started && http_parser_headers_done(&c->p);
         c->header_deadline = !started || body ? 0
                              : c->header_deadline
@@ -533,10 +594,10 @@ static void http__write_cb(uv_write_t *req, int status)
 
 /* Write the bytes of b (taken), then, if mem is not NULL, the len bytes at
  * body inside mem (taken; counted of its bytes are counted already as
- * draining). */
-static int http__write(struct http_conn *c, struct buf *b, void *mem,
-                       uint64_t counted, const void *body, size_t len,
-                       bool close)
+ * draining), to the socket as they are. */
+static int http__write_raw(struct http_conn *c, struct buf *b, void *mem,
+                           uint64_t counted, const void *body, size_t len,
+                           bool close)
 {
     uv_buf_t ub[2] = {uv_buf_init((char *)b->data, (unsigned)b->len),
                       uv_buf_init((char *)body, (unsigned)len)};
@@ -692,7 +753,7 @@ static void http__fail(struct http_conn *c, int status, const char *message)
         http__conn_close(c);
         return;
     }
-    http__write(c, &b, NULL, 0, NULL, 0, true);
+    c->xport->send(c, &b, NULL, 0, NULL, 0, true);
     if (!c->closing) {
         http__account(c);
         http__arm(c);
@@ -746,13 +807,200 @@ static void http__timer_cb(uv_timer_t *t)
     http__arm(c);
 }
 
+/* --- Transports. --- */
+
+static int http__plain_take(struct http_conn *c, uint8_t *data, size_t n)
+{
+    if (data == http__scratch) {
+        if (buf_append(&c->p.in, data, n) != 0) {
+            http__conn_close(c);
+            return BERTH_ENOMEM;
+        }
+        return 0;
+    }
+    c->p.in.len += n;
+    return 0;
+}
+
+static const struct http__transport http__plain = {
+    .take = http__plain_take,
+    .send = http__write_raw,
+};
+
+/* A TLS connection that cannot go on: what TLS has to say (an alert; out
+ * is taken) gets a moment to leave, and nothing more is read. */
+static void http__tls_fail(struct http_conn *c, struct buf *out)
+{
+    c->failed = true;
+    http__idle_remove(c);
+    c->header_deadline = c->body_deadline = c->body_end = 0;
+    c->write_deadline = uv_now(c->timer.loop) + HTTP__LINGER_MS;
+    http__update_reading(c);
+    if (out->len == 0) {
+        buf_free(out);
+        http__conn_close(c);
+        return;
+    }
+    http__write_raw(c, out, NULL, 0, NULL, 0, true);
+}
+
+static void http__drive(struct http_conn *c);
+
+static void http__tls_work_cb(uv_work_t *req)
+{
+    struct http__tls_work *w = req->data;
+    w->rv = http_tls_conn_take(w->tls, NULL, 0, &w->plain, &w->out, w->errmsg);
+}
+
+static void http__tls_after_cb(uv_work_t *req, int status)
+{
+    struct http__tls_work *w = req->data;
+    struct http_conn *c = w->conn;
+    c->work = NULL;
+    int rv = w->rv;
+    if (c->free_after_work || c->closing) {
+        buf_free(&w->plain);
+        buf_free(&w->out);
+        mem_free(w);
+        if (c->free_after_work) {
+            http__conn_free(c);
+        }
+        return;
+    }
+    if (rv == 0 && w->plain.len > 0 &&
+        buf_append(&c->p.in, w->plain.data, w->plain.len) != 0) {
+        rv = BERTH_ENOMEM;
+    }
+    buf_free(&w->plain);
+    if (rv != 0) {
+        http__tls_fail(c, &w->out);
+    } else if (w->out.len > 0) {
+        http__write_raw(c, &w->out, NULL, 0, NULL, 0, false);
+    } else {
+        buf_free(&w->out);
+    }
+    mem_free(w);
+    if (c->closing) {
+        return;
+    }
+    if (rv == 0 && c->pending == NULL) {
+        http__drive(c);
+    }
+    if (c->closing) {
+        return;
+    }
+    if (c->failed) {
+        http__account(c);
+        http__arm(c);
+        return;
+    }
+    http__settle(c, true);
+}
+
+/* Run the rest of a paused handshake on the thread pool; 0, or a
+ * negative code when it cannot be queued (the caller runs it itself). */
+static int http__tls_offload(struct http_conn *c)
+{
+    struct http__tls_work *w = mem_calloc(1, sizeof *w);
+    if (w == NULL) {
+        return BERTH_ENOMEM;
+    }
+    w->conn = c;
+    w->tls = c->tls;
+    w->req.data = w;
+    buf_init(&w->plain);
+    buf_init(&w->out);
+    if (uv_queue_work(c->server->loop, &w->req, http__tls_work_cb,
+                      http__tls_after_cb) != 0) {
+        mem_free(w);
+        return BERTH_EIO;
+    }
+    c->work = w;
+    http__update_reading(c);
+    return 0;
+}
+
+static int http__tls_take(struct http_conn *c, uint8_t *data, size_t n)
+{
+    char errmsg[ERRMSG_SIZE];
+    struct buf out;
+    buf_init(&out);
+    c->hs_started = true;
+    int rv = http_tls_conn_take(c->tls, data, n, &c->p.in, &out, errmsg);
+    if (rv != 0) {
+        http__tls_fail(c, &out);
+        return rv;
+    }
+    /* The handshake's next flight, or session tickets. */
+    if (out.len == 0) {
+        buf_free(&out);
+    } else if ((rv = http__write_raw(c, &out, NULL, 0, NULL, 0, false)) != 0) {
+        return rv;
+    }
+    /* The name is taken before the worker has c->tls. */
+    char name[256];
+    const char *got = http_tls_conn_new_name(c->tls);
+    snprintf(name, sizeof name, "%s", got != NULL ? got : "");
+    if (http_tls_conn_paused(c->tls) && http__tls_offload(c) != 0) {
+        /* No worker: the handshake goes on here. */
+        rv = http__tls_take(c, NULL, 0);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    /* What the name starts (a ship's wake) runs on the loop while the
+     * worker makes the handshake's answer. */
+    const struct http_server_config *cfg = &c->server->cfg;
+    if (got != NULL && cfg->on_server_name != NULL) {
+        cfg->on_server_name(name, cfg->hook_arg);
+    }
+    return 0;
+}
+
+static int http__tls_send(struct http_conn *c, struct buf *b, void *mem,
+                          uint64_t counted, const void *body, size_t len,
+                          bool close)
+{
+    if (c->work != NULL) {
+        /* Mid-handshake, on the worker: nothing can be sealed. */
+        buf_free(b);
+        mem_free(mem);
+        budget_sub(c->budget, counted, true);
+        http__conn_close(c);
+        return BERTH_ESHUTDOWN;
+    }
+    uv_buf_t ub[2] = {uv_buf_init((char *)b->data, (unsigned)b->len),
+                      uv_buf_init((char *)body, (unsigned)len)};
+    struct buf sealed;
+    buf_init(&sealed);
+    int rv =
+        http_tls_conn_seal(c->tls, ub, mem != NULL ? 2 : 1, close, &sealed);
+    buf_free(b);
+    mem_free(mem);
+    budget_sub(c->budget, counted, true);
+    if (rv != 0) {
+        /* Before the handshake is done (a refusal, a timeout) there is no
+         * way to say anything: the connection just closes. */
+        buf_free(&sealed);
+        http__conn_close(c);
+        return rv;
+    }
+    return http__write_raw(c, &sealed, NULL, 0, NULL, 0, close);
+}
+
+static const struct http__transport http__tls = {
+    .take = http__tls_take,
+    .send = http__tls_send,
+};
+
 /* --- Reading and parsing. --- */
 
 static void http__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
     struct http_conn *c = h->data;
     struct buf *in = &c->p.in;
-    if (in->len == 0) {
+    /* TLS bytes are copied into OpenSSL's read BIO at once. */
+    if (in->len == 0 || c->tls != NULL) {
         b->base = (char *)http__scratch;
         b->len = sizeof http__scratch;
         return;
@@ -796,7 +1044,7 @@ static void http__drive_loop(struct http_conn *c)
             struct buf b;
             buf_init(&b);
             if (buf_append(&b, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0) {
-                http__write(c, &b, NULL, 0, NULL, 0, false);
+                c->xport->send(c, &b, NULL, 0, NULL, 0, false);
             }
             continue;
         }
@@ -827,13 +1075,12 @@ static void http__read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
     if (n == 0) {
         return;
     }
-    if (b->base == (char *)http__scratch) {
-        if (buf_append(&c->p.in, http__scratch, (size_t)n) != 0) {
-            http__conn_close(c);
-            return;
+    if (c->xport->take(c, (uint8_t *)b->base, (size_t)n) != 0) {
+        if (!c->closing) {
+            http__account(c);
+            http__arm(c);
         }
-    } else {
-        c->p.in.len += (size_t)n;
+        return;
     }
     if (c->pending == NULL) {
         http__drive(c);
@@ -847,19 +1094,18 @@ static void http__read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
     http__settle(c, true);
 }
 
-static void http__connection_cb(uv_stream_t *listener, int status)
+/* Accept a connection from listener; tls: the TLS listener's. */
+static void http__accept(struct http_server *s, uv_stream_t *listener, bool tls)
 {
-    struct http_server *s = listener->data;
-    if (status != 0 || s->closing) {
-        return;
-    }
     struct http_conn *c = mem_calloc(1, sizeof *c);
     if (c == NULL) {
         return;
     }
     c->server = s;
     c->budget = s->cfg.budget;
-    if (s->is_tcp) {
+    c->is_tcp = tls || s->is_tcp;
+    c->xport = tls ? &http__tls : &http__plain;
+    if (c->is_tcp) {
         uv_tcp_init(s->loop, &c->h.tcp);
     } else {
         uv_pipe_init(s->loop, &c->h.pipe, 0);
@@ -876,12 +1122,15 @@ static void http__connection_cb(uv_stream_t *listener, int status)
     s->conns = c;
     s->n_conns++;
     if (http_parser_init(&c->p, s->cfg.max_body, s->cfg.max_header) != 0 ||
-        uv_accept(listener, &c->h.stream) != 0) {
+        uv_accept(listener, &c->h.stream) != 0 ||
+        (tls && http_tls_conn_new(&c->tls, s->tls) != 0)) {
         http__conn_close(c);
         return;
     }
+    c->p.on_headers = s->cfg.on_headers;
+    c->p.hook_arg = s->cfg.hook_arg;
     uint8_t addr[16];
-    if (s->is_tcp) {
+    if (c->is_tcp) {
         uv_tcp_nodelay(&c->h.tcp, 1);
         if (s->cfg.max_per_addr != 0 && http__peer_addr(c, addr) == 0) {
             struct http__peer *p = http__peer_get(s, addr);
@@ -902,6 +1151,22 @@ static void http__connection_cb(uv_stream_t *listener, int status)
         return;
     }
     http__settle(c, false);
+}
+
+static void http__connection_cb(uv_stream_t *listener, int status)
+{
+    struct http_server *s = listener->data;
+    if (status == 0 && !s->closing) {
+        http__accept(s, listener, false);
+    }
+}
+
+static void http__tls_connection_cb(uv_stream_t *listener, int status)
+{
+    struct http_server *s = listener->data;
+    if (status == 0 && !s->closing) {
+        http__accept(s, listener, true);
+    }
 }
 
 int http_server_new(struct http_server **out, uv_loop_t *loop,
@@ -1000,6 +1265,36 @@ int http_server_listen_tcp(struct http_server *s, const char *hostport,
     if (rv == 0) {
         rv = uv_listen((uv_stream_t *)&s->listener.tcp, 4096,
                        http__connection_cb);
+    }
+    if (rv != 0) {
+        err_printf(errmsg, "cannot listen on %s: %s", hostport,
+                   uv_strerror(rv));
+        return BERTH_EIO;
+    }
+    return 0;
+}
+
+int http_server_listen_tls(struct http_server *s, const char *hostport,
+                           struct http_tls *tls, char *errmsg)
+{
+    struct sockaddr_storage sa;
+    if (s->tls_listening) {
+        err_printf(errmsg, "already listening for TLS");
+        return BERTH_EINVAL;
+    }
+    if (http__parse_hostport(hostport, &sa) != 0) {
+        err_printf(errmsg, "%s is not HOST:PORT with a numeric host", hostport);
+        return BERTH_EINVAL;
+    }
+    uv_tcp_init(s->loop, &s->tls_listener);
+    s->tls_listener.data = s;
+    s->tls = tls;
+    s->tls_listening = true;
+    s->open_handles++;
+    int rv = uv_tcp_bind(&s->tls_listener, (struct sockaddr *)&sa, 0);
+    if (rv == 0) {
+        rv = uv_listen((uv_stream_t *)&s->tls_listener, 4096,
+                       http__tls_connection_cb);
     }
     if (rv != 0) {
         err_printf(errmsg, "cannot listen on %s: %s", hostport,
@@ -1117,13 +1412,12 @@ void http_server_throttle(struct http_server *s, enum http_throttle t)
     }
 }
 
-int http_server_port(struct http_server *s)
+/* Return the port a TCP listener is bound to, or 0. */
+static int http__tcp_port(uv_tcp_t *t)
 {
     struct sockaddr_storage sa;
     int len = sizeof sa;
-    if (!s->listening || !s->is_tcp ||
-        uv_tcp_getsockname(&s->listener.tcp, (struct sockaddr *)&sa, &len) !=
-            0) {
+    if (uv_tcp_getsockname(t, (struct sockaddr *)&sa, &len) != 0) {
         return 0;
     }
     if (sa.ss_family == AF_INET) {
@@ -1132,11 +1426,25 @@ int http_server_port(struct http_server *s)
     return ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
 }
 
+int http_server_port(struct http_server *s)
+{
+    return s->listening && s->is_tcp ? http__tcp_port(&s->listener.tcp) : 0;
+}
+
+int http_server_tls_port(struct http_server *s)
+{
+    return s->tls_listening ? http__tcp_port(&s->tls_listener) : 0;
+}
+
 void http_server_stop_listening(struct http_server *s)
 {
     if (s->listening) {
         s->listening = false;
         uv_close((uv_handle_t *)&s->listener, http__listener_closed);
+    }
+    if (s->tls_listening) {
+        s->tls_listening = false;
+        uv_close((uv_handle_t *)&s->tls_listener, http__listener_closed);
     }
 }
 
@@ -1219,8 +1527,7 @@ err_after_alloc:
 int http_request_peer(const struct http_request *req, uint8_t *addr)
 {
     struct http_conn *c = req->conn_;
-    if (req->detached_ != NULL || c == NULL || !c->server->is_tcp ||
-        c->closing) {
+    if (req->detached_ != NULL || c == NULL || !c->is_tcp || c->closing) {
         return BERTH_EINVAL;
     }
     return http__peer_addr(c, addr) == 0 ? 0 : BERTH_EINVAL;
@@ -1292,7 +1599,7 @@ static int http__answer(struct http_request *req, int status,
         return rv;
     }
     c->finishing = close;
-    rv = http__write(c, &b, mem, counted, body, mem ? len : 0, close);
+    rv = c->xport->send(c, &b, mem, counted, body, mem ? len : 0, close);
     if (rv != 0) {
         return rv;
     }

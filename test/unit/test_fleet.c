@@ -2141,6 +2141,38 @@ static void test_admin(void **state)
     assert_null(peek(2));
 }
 
+/* A request on its way wakes or thaws its ship with no one to answer;
+ * the request then finds it awake. A host that does not lead wakes
+ * nothing. */
+static void test_prewake(void **state)
+{
+    unsigned spawns = T->spawns;
+    fleet_ship_prewake(live(0));
+    assert_int_equal(state_of(0), SHIP_WAKING);
+    settle(0);
+    assert_int_equal(state_of(0), SHIP_AWAKE);
+    assert_int_equal(T->spawns, spawns + 1);
+    uintptr_t r = send_job(0, "w");
+    settle(0);
+    assert_non_null(outcome(r));
+    assert_int_equal(T->spawns, spawns + 1);
+    /* Awake already: nothing more. */
+    fleet_ship_prewake(live(0));
+    assert_int_equal(state_of(0), SHIP_AWAKE);
+    /* Frozen: thawed at once, and frozen again once idle. */
+    advance(1000);
+    assert_int_equal(state_of(0), SHIP_FROZEN);
+    fleet_ship_prewake(live(0));
+    assert_int_equal(state_of(0), SHIP_AWAKE);
+    advance(1000);
+    assert_int_equal(state_of(0), SHIP_FROZEN);
+    /* Not leading: the ship sleeps on. */
+    fleet_lead(&T->fleet, false);
+    fleet_ship_prewake(live(1));
+    assert_int_equal(state_of(1), SHIP_ASLEEP);
+    assert_int_equal(T->spawns, spawns + 1);
+}
+
 /* Held back by the budget: no event is sent, and the event's deadline
  * keeps the time it had left. */
 static void test_hold(void **state)
@@ -2468,6 +2500,7 @@ int main(void)
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_queue_full, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_admin, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_prewake, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_hold, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_spawn_held, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_shutdown, t_setup, t_teardown),
