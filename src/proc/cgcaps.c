@@ -331,7 +331,9 @@ static int cgcaps__v1_prepare(pid_t pid, const char *unused,
             continue;
         }
         if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-            cgcaps__v1_remove(pid);
+            /* Nothing is in them yet, so they go at once; and this runs
+             * on a worker, while the busy list is the loop thread's. */
+            cgcaps__v1_rmdirs(pid);
             return BERTH_EIO;
         }
         /* What the program touched in staging comes with it (anonymous
@@ -342,7 +344,7 @@ static int cgcaps__v1_prepare(pid_t pid, const char *unused,
         }
     }
     if (cgcaps__v1_set(pid, NULL, caps) != 0) {
-        cgcaps__v1_remove(pid);
+        cgcaps__v1_rmdirs(pid);
         return BERTH_EIO;
     }
     return 0;
