@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "lib/err.h"
+#include "proc/cgbusy.h"
 #include "proc/freezer.h"
 #include "proc/tree.h"
 
@@ -44,6 +45,7 @@ struct cgcaps__ops {
     int (*enter)(pid_t pid);
     int (*set)(pid_t pid, const char *dir, const struct caps *caps);
     int (*read)(pid_t pid, const char *dir, struct cgcaps_use *use);
+    int (*cpu)(pid_t pid, const char *dir, uint64_t *usec);
     void (*remove)(pid_t pid);
 };
 
@@ -214,6 +216,17 @@ static int cgcaps__v2_read(pid_t pid, const char *dir, struct cgcaps_use *use)
     return 0;
 }
 
+static int cgcaps__v2_cpu(pid_t pid, const char *dir, uint64_t *usec)
+{
+    char text[1024];
+    if (cgcaps__read(dir, "cpu.stat", text, sizeof text) != 0 ||
+        strstr(text, "usage_usec ") == NULL) {
+        return BERTH_EIO;
+    }
+    *usec = cgcaps__key(text, "usage_usec");
+    return 0;
+}
+
 static void cgcaps__v2_remove(pid_t pid)
 {
 }
@@ -223,6 +236,7 @@ static const struct cgcaps__ops cgcaps__v2 = {
     .enter = cgcaps__v2_enter,
     .set = cgcaps__v2_set,
     .read = cgcaps__v2_read,
+    .cpu = cgcaps__v2_cpu,
     .remove = cgcaps__v2_remove,
 };
 
@@ -300,31 +314,12 @@ static bool cgcaps__v1_rmdirs(pid_t pid)
     return busy;
 }
 
-/* Cgroups still busy at their removal are tried again at the next few
- * removals, as the freezer's are; the rest is left to cgcaps_cleanup. */
-#define CGCAPS__RETRY_MAX 32
-#define CGCAPS__RETRY_TRIES 8
-static struct {
-    pid_t pid;
-    int tries;
-} cgcaps__retry[CGCAPS__RETRY_MAX];
-static int cgcaps__retry_n;
+/* The caps' cgroups still busy at their removal (cgbusy.h). */
+static struct cgbusy cgcaps__busy_list;
 
 static void cgcaps__v1_remove(pid_t pid)
 {
-    for (int i = 0; i < cgcaps__retry_n;) {
-        if (!cgcaps__v1_rmdirs(cgcaps__retry[i].pid) ||
-            ++cgcaps__retry[i].tries >= CGCAPS__RETRY_TRIES) {
-            cgcaps__retry[i] = cgcaps__retry[--cgcaps__retry_n];
-            continue;
-        }
-        i++;
-    }
-    if (cgcaps__v1_rmdirs(pid) && cgcaps__retry_n < CGCAPS__RETRY_MAX) {
-        cgcaps__retry[cgcaps__retry_n].pid = pid;
-        cgcaps__retry[cgcaps__retry_n].tries = 0;
-        cgcaps__retry_n++;
-    }
+    cgbusy_remove(&cgcaps__busy_list, pid, cgcaps__v1_rmdirs);
 }
 
 static int cgcaps__v1_prepare(pid_t pid, const char *unused,
@@ -336,7 +331,9 @@ static int cgcaps__v1_prepare(pid_t pid, const char *unused,
             continue;
         }
         if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-            cgcaps__v1_remove(pid);
+            /* Nothing is in them yet, so they go at once; and this runs
+             * on a worker, while the busy list is the loop thread's. */
+            cgcaps__v1_rmdirs(pid);
             return BERTH_EIO;
         }
         /* What the program touched in staging comes with it (anonymous
@@ -347,7 +344,7 @@ static int cgcaps__v1_prepare(pid_t pid, const char *unused,
         }
     }
     if (cgcaps__v1_set(pid, NULL, caps) != 0) {
-        cgcaps__v1_remove(pid);
+        cgcaps__v1_rmdirs(pid);
         return BERTH_EIO;
     }
     return 0;
@@ -428,11 +425,24 @@ static int cgcaps__v1_read(pid_t pid, const char *unused,
     return 0;
 }
 
+static int cgcaps__v1_cpu(pid_t pid, const char *unused, uint64_t *usec)
+{
+    char dir[PATH_MAX];
+    uint64_t ns;
+    if (cgcaps__v1_dir(CGCAPS__CPUACCT, pid, dir) != 0 ||
+        cgcaps__read_u64(dir, "cpuacct.usage", &ns) != 0) {
+        return BERTH_EIO;
+    }
+    *usec = ns / 1000;
+    return 0;
+}
+
 static const struct cgcaps__ops cgcaps__v1 = {
     .prepare = cgcaps__v1_prepare,
     .enter = cgcaps__v1_enter,
     .set = cgcaps__v1_set,
     .read = cgcaps__v1_read,
+    .cpu = cgcaps__v1_cpu,
     .remove = cgcaps__v1_remove,
 };
 
@@ -602,6 +612,11 @@ int cgcaps_set(pid_t pid, const char *dir, const struct caps *caps)
 int cgcaps_read(pid_t pid, const char *dir, struct cgcaps_use *use)
 {
     return cgcaps__ops != NULL ? cgcaps__ops->read(pid, dir, use) : BERTH_EIO;
+}
+
+int cgcaps_cpu(pid_t pid, const char *dir, uint64_t *usec)
+{
+    return cgcaps__ops != NULL ? cgcaps__ops->cpu(pid, dir, usec) : BERTH_EIO;
 }
 
 void cgcaps_remove(pid_t pid)
@@ -788,7 +803,7 @@ void cgcaps_cleanup(bool all)
         }
     }
     if (all) {
-        cgcaps__retry_n = 0;
+        cgbusy_clear(&cgcaps__busy_list);
         cgcaps__kind = 0;
         cgcaps__ops = NULL;
     }

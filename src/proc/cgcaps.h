@@ -97,6 +97,11 @@ int cgcaps_set(pid_t pid, const char *dir, const struct caps *caps);
  * BERTH_EIO. */
 int cgcaps_read(pid_t pid, const char *dir, struct cgcaps_use *use);
 
+/* Read only the CPU time pid's cgroups counted, in microseconds, into
+ * *usec: one file, where cgcaps_read reads six, for the per-event CPU
+ * limit, which looks at every event's start. Returns 0 or BERTH_EIO. */
+int cgcaps_cpu(pid_t pid, const char *dir, uint64_t *usec);
+
 /* Move the calling process into the staging cgroups, so that what it
  * starts is born there; for the launcher, at its start, after detection.
  * Returns 0, or BERTH_EIO (then it stays where it was). */

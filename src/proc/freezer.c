@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lib/err.h"
+#include "proc/cgbusy.h"
 #include "proc/tree.h"
 
 /* How deep freezer_adopt follows children of children. */
@@ -729,17 +730,8 @@ static int freezer__rmdir(pid_t pid)
     return rmdir(path) == 0 ? 0 : errno;
 }
 
-/* A killed program's children die a moment after the program is reaped,
- * and until then its cgroup refuses rmdir. Those cgroups are killed and
- * tried again at the next few removals; one still busy after that is left
- * to freezer_cleanup, or to the next start of the host. */
-#define FREEZER__RETRY_MAX 32
-#define FREEZER__RETRY_TRIES 8
-static struct {
-    pid_t pid;
-    int tries;
-} freezer__retry[FREEZER__RETRY_MAX];
-static int freezer__retry_n;
+/* The freezer's cgroups still busy at their removal (cgbusy.h). */
+static struct cgbusy freezer__busy_list;
 
 /* Remove pid's cgroup, or, while something in it lives, kill that again;
  * returns whether it is still there. */
@@ -754,19 +746,7 @@ static bool freezer__busy(pid_t pid)
 
 void freezer_remove(pid_t pid)
 {
-    for (int i = 0; i < freezer__retry_n;) {
-        if (!freezer__busy(freezer__retry[i].pid) ||
-            ++freezer__retry[i].tries >= FREEZER__RETRY_TRIES) {
-            freezer__retry[i] = freezer__retry[--freezer__retry_n];
-            continue;
-        }
-        i++;
-    }
-    if (freezer__busy(pid) && freezer__retry_n < FREEZER__RETRY_MAX) {
-        freezer__retry[freezer__retry_n].pid = pid;
-        freezer__retry[freezer__retry_n].tries = 0;
-        freezer__retry_n++;
-    }
+    cgbusy_remove(&freezer__busy_list, pid, freezer__busy);
 }
 
 void freezer_cleanup(bool all)
@@ -799,7 +779,7 @@ void freezer_cleanup(bool all)
             rmdir(freezer__dir);
         }
     }
-    freezer__retry_n = 0;
+    cgbusy_clear(&freezer__busy_list);
     freezer__kind = 0;
     freezer__dir[0] = '\0';
     freezer__mem[0] = '\0';

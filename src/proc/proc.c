@@ -1486,10 +1486,10 @@ int proc_cpu(const struct proc *p, uint64_t *usec)
     /* The caps' cgroups first: what the program started before its move
      * went there with it (cgcaps.h), not always into the freezer's. */
     char dir[PATH_MAX];
-    struct cgcaps_use u;
+    uint64_t cg;
     if (p->capped && freezer_pid_dir(p->pid, dir) == 0 &&
-        cgcaps_read(p->pid, dir, &u) == 0 && u.cpu_usec > 0) {
-        *usec = u.cpu_usec;
+        cgcaps_cpu(p->pid, dir, &cg) == 0 && cg > 0) {
+        *usec = cg;
         return 0;
     }
     if (p->attached && freezer_cpu(p->pid, usec) == 0) {
