@@ -21,6 +21,7 @@
 #include "core/ship.h"
 #include "core/alarms.h"
 #include "core/auth.h"
+#include "core/beat.h"
 #include "crypto/master.h"
 #include "crypto/seal.h"
 #include "store/fsck.h"
@@ -242,18 +243,11 @@ void host_crawler_stop(struct host *h);
 #define HOST_BEAT_MS 1000
 #define HOST_BEATS_MAX 64
 
-/* A host's last heartbeat, as it sent it. */
+/* A host's last heartbeat, as it sent it (core/beat.h), and when. */
 struct host_beat {
     uint64_t id;          /* its raft id; 0: an empty slot */
     uint64_t received_ms; /* loop time it arrived here */
-    uint64_t sent_ns;     /* the sender's wall clock when it sent it */
-    uint64_t rss_bytes;   /* the host process's resident memory */
-    uint64_t programs;    /* programs running */
-    uint64_t live;        /* ships with a live object */
-    uint64_t fds;         /* descriptors open in the host process */
-    uint32_t load_milli;  /* the machine's 1-minute load average, x1000 */
-    uint32_t cpus;        /* processors online */
-    bool leading;
+    struct beat said;
 };
 
 struct host_beats {
