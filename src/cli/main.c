@@ -30,6 +30,7 @@
 #include "daemon/host.h"
 #include "http/http.h"
 #include "lib/err.h"
+#include "lib/loglevel.h"
 #include "lib/mem.h"
 #include "proto/frame.h"
 
@@ -2722,8 +2723,7 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
         cfg.crawl_share = (unsigned)a->num[CLI__SERVE_CRAWL_SHARE];
     }
     if (a->val[CLI__SERVE_LOG_LEVEL] != NULL &&
-        host_log_level_parse(a->val[CLI__SERVE_LOG_LEVEL], &cfg.log_level) !=
-            0) {
+        loglevel_parse(a->val[CLI__SERVE_LOG_LEVEL], &cfg.log_level) != 0) {
         return cli__usage(cmd,
                           "--log-level needs debug, info, warn or error, "
                           "not %s",

@@ -27,6 +27,7 @@
 #include "store/fsck.h"
 #include "core/registry.h"
 #include "lib/hist.h"
+#include "lib/loglevel.h"
 #include "http/forward.h"
 #include "http/http.h"
 #include "lib/budget.h"
@@ -105,8 +106,8 @@ struct host_config {
      * take, in percent (0: no crawler), and the rest between passes. */
     unsigned crawl_share;
     unsigned crawl_rest_ms;
-    /* The least level of the lines the host writes (enum
-     * host_log_level). */
+    /* The least level of the lines the host writes, programs' stderr
+     * lines included (enum loglevel, lib/loglevel.h). */
     int log_level;
     /* The bytes of a ship's program's stderr kept on disk, the most recent
      * (daemon/shiplog.c); 0: none kept. */
@@ -822,23 +823,6 @@ bool host_disk_ok(struct host *h);
 
 /* Return the wall-clock time in nanoseconds. */
 uint64_t host_now_ns(void);
-
-/* The levels of the host's log lines, least severe first. */
-enum host_log_level {
-    HOST_LOG_DEBUG,
-    HOST_LOG_INFO,
-    HOST_LOG_WARN,
-    HOST_LOG_ERROR,
-    HOST_LOG_FATAL,
-};
-
-/* Set *out to the level named name ("debug", "info", "warn" or "error");
- * 0, or BERTH_EINVAL for another name. */
-int host_log_level_parse(const char *name, int *out);
-
-/* Write only lines of level (enum host_log_level) and above from now on,
- * in the whole process; the default is HOST_LOG_INFO. */
-void host_log_set_level(int level);
 
 /* Return whether a line of level (a name as host_log takes it) is written
  * at the level in force. */
