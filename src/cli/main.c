@@ -2579,7 +2579,8 @@ static const struct cli__opt cli__serve_opts[] = {
                                         "$BERTH_CLUSTER_SECRET)"},
     [CLI__SERVE_LOG_LEVEL] = {"--log-level", "LEVEL", CLI__STR, 0, 0,
                               "the least level of the lines the host writes "
-                              "to stderr: debug, info, warn or error "
+                              "to stderr, programs' stderr lines (info) "
+                              "among them: debug, info, warn or error "
                               "(default info)"},
     [CLI__SERVE_SHIP_LOG_BYTES] = {"--ship-log-bytes", "BYTES", CLI__NUM, 0,
                                    1ULL << 30,
