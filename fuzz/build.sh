@@ -12,7 +12,7 @@
 set -e
 cd "$(dirname "$0")/.."
 OUT=build-fuzz
-TARGETS="frame record http forward transport channel admin master segments identity strlist shipcopy sni"
+TARGETS="frame record http forward transport channel admin master segments identity strlist shipcopy sni beat"
 mkdir -p "$OUT"
 CC=${CC:-clang}
 if ! command -v "$CC" >/dev/null 2>&1; then
@@ -52,6 +52,7 @@ build segments src/consensus/segments.c $LIB
 build identity src/consensus/identity.c $LIB
 build strlist $LIB
 build sni src/http/hostname.c $LIB
+build beat src/core/beat.c $LIB
 build shipcopy src/store/store.c src/store/heads.c src/store/heap.c \
   src/store/apply.c src/store/fsck.c src/store/shipcopy.c src/store/shipkey.c \
   src/core/record.c src/core/export.c \

@@ -137,6 +137,24 @@ def identity():
           + b"\nid 281474976710655\npeer [::1]:7001\n")
 
 
+# --- beat: core/beat.h ---
+
+
+def beat_body(flags, load, sent, rss, programs, live, fds, cpus):
+    return struct.pack("<BBHIQQQQQI", 1, flags, 0, load, sent, rss, programs,
+                       live, fds, cpus)
+
+
+def beat():
+    write("beat", "leading", beat_body(1, 1250, 1764806400 * 10**9,
+                                       48 << 20, 3, 2, 41, 2))
+    write("beat", "idle", beat_body(0, 0, 1, 12 << 20, 0, 0, 17, 1))
+    # A later version's longer message, read as far as this one knows.
+    write("beat", "longer", beat_body(0, 90, 5, 1 << 30, 9, 9, 99, 64)
+          + bytes(12))
+    write("beat", "short", beat_body(1, 1, 1, 1, 1, 1, 1, 1)[:40])
+
+
 # --- record: the sandbox blob, core/sandbox.h (the record target's other
 # seeds were written by hand) ---
 
@@ -160,7 +178,7 @@ def sandbox():
 
 TARGETS = {"transport": transport, "admin": admin, "master": master,
            "segments": segments, "strlist": strlist, "identity": identity,
-           "sandbox": sandbox}
+           "sandbox": sandbox, "beat": beat}
 
 if __name__ == "__main__":
     for t in sys.argv[1:] or TARGETS:

@@ -31,6 +31,7 @@
 #include "http/http.h"
 #include "http/tls.h"
 #include "lib/err.h"
+#include "lib/loglevel.h"
 #include "lib/mem.h"
 #include "proto/frame.h"
 
@@ -1260,96 +1261,35 @@ static int cli__print_tree(json_t *root)
     return 0;
 }
 
-/* --- One ship: show, send, sleep, wake, rm, tree. --- */
+/* --- One ship: show, send, sleep, wake, rm, tree, kill, block, unblock,
+ * resize; and import, which makes one. --- */
 
-/* Read all of stdin into out; 0 or 1 after a message. */
-static int cli__read_stdin(struct buf *out)
+/* Read all of path ("-": stdin) into out; 0 or 1 after a message. */
+static int cli__read_file(const char *path, struct buf *out)
 {
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
-        if (buf_append(out, chunk, n) != 0) {
-            fprintf(stderr, "berth: out of memory reading stdin\n");
-            return 1;
-        }
-    }
-    if (ferror(stdin)) {
-        fprintf(stderr, "berth: cannot read stdin: %s\n", strerror(errno));
+    bool in = strcmp(path, "-") == 0;
+    const char *what = in ? "stdin" : path;
+    FILE *f = in ? stdin : fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "berth: cannot read %s: %s\n", what, strerror(errno));
         return 1;
     }
-    return 0;
-}
-
-static int cli__ship_one(const struct cli__cmd *cmd, struct cli *c,
-                         struct cli__args *a)
-{
-    static const struct {
-        const char *name;
-        const char *method;
-        const char *suffix;
-    } ops[] = {
-        {"ship show", "GET", ""},
-        {"ship send", "POST", "/send"},
-        {"ship sleep", "POST", "/sleep"},
-        {"ship wake", "POST", "/wake"},
-        {"ship rm", "DELETE", ""},
-        {"ship tree", "GET", "/tree"},
-        {"ship kill", "POST", "/kill"},
-        {"ship block", "POST", "/block"},
-        {"ship unblock", "POST", "/unblock"},
-    };
-    size_t k = 0;
-    while (strcmp(ops[k].name, cmd->name) != 0) {
-        k++;
-    }
-    const char *ship = a->pos[0];
-    if (!ship_name_valid(ship)) {
-        return cli__usage(cmd, "not a ship id or name: %s", ship);
-    }
-    char target[128];
-    snprintf(target, sizeof target, "/v1/ships/%s%s", ship, ops[k].suffix);
-    struct buf payload;
-    buf_init(&payload);
+    char chunk[65536];
+    size_t n;
     int rv = 0;
-    if (a->n_pos > 1 && strcmp(a->pos[1], "-") == 0) {
-        rv = cli__read_stdin(&payload);
-    } else if (a->n_pos > 1) {
-        rv = buf_append(&payload, a->pos[1], strlen(a->pos[1])) == 0 ? 0 : 1;
-    }
-    json_t *v = NULL;
-    if (rv == 0) {
-        rv = cli__call(c, ops[k].method, target, payload.data, payload.len, &v);
-    }
-    buf_free(&payload);
-    if (rv != 0) {
-        return rv;
-    }
-    if (c->json) {
-        cli__print_json(v);
-    } else if (k == 1) {
-        json_t *reply = json_object_get(v, "reply");
-        if (json_is_object(reply)) {
-            const char *body =
-                json_string_value(json_object_get(reply, "body"));
-            printf("%s", body ? body : "");
-            if (body && *body && body[strlen(body) - 1] != '\n') {
-                putchar('\n');
-            }
-        } else {
-            printf("event %lld\n", cli__int(v, "event"));
+    while (rv == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (buf_append(out, chunk, n) != 0) {
+            fprintf(stderr, "berth: out of memory reading %s\n", what);
+            rv = 1;
         }
-    } else if (k == 4) {
-        printf("removed %s\n", cli__str(v, "removed"));
-    } else if (k == 5) {
-        rv = cli__print_tree(v);
-    } else if (k == 7 || k == 8) {
-        printf("%s %s\n", cli__str(v, "id"), k == 7 ? "blocked" : "unblocked");
-    } else if (k == 0) {
-        cli__print_ship(v);
-    } else {
-        printf("%s %s\n", cli__str(v, "id"), cli__str(v, "state"));
     }
-    json_decref(v);
+    if (rv == 0 && ferror(f)) {
+        fprintf(stderr, "berth: cannot read %s: %s\n", what, strerror(errno));
+        rv = 1;
+    }
+    if (!in) {
+        fclose(f);
+    }
     return rv;
 }
 
@@ -1375,13 +1315,11 @@ static const struct cli__opt cli__resize_opts[] = {
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
-static int cli__ship_resize(const struct cli__cmd *cmd, struct cli *c,
-                            struct cli__args *a)
+/* Set *out to the body of ship resize, from its options; 0, or 2 after a
+ * usage error. *out is the caller's (cli__call_json takes it). */
+static int cli__resize_spec(const struct cli__cmd *cmd, struct cli__args *a,
+                            json_t **out)
 {
-    const char *ship = a->pos[0];
-    if (!ship_name_valid(ship)) {
-        return cli__usage(cmd, "not a ship id or name: %s", ship);
-    }
     uint64_t storage;
     int rv = cli__check_caps(cmd, a->val[CLI__RESIZE_MEMORY],
                              a->val[CLI__RESIZE_CPU], a->val[CLI__RESIZE_PIDS]);
@@ -1407,27 +1345,125 @@ static int cli__ship_resize(const struct cli__cmd *cmd, struct cli *c,
         return cli__usage(cmd, "give at least one of --memory, --cpu, --pids, "
                                "--storage");
     }
-    char target[128];
-    snprintf(target, sizeof target, "/v1/ships/%s/resize", ship);
-    json_t *v = NULL;
-    rv = cli__call_json(c, "POST", target, spec, &v);
+    *out = spec;
+    return 0;
+}
+
+/* The commands of cli__ship_one. */
+enum cli__one {
+    CLI__ONE_SHOW,
+    CLI__ONE_SEND,
+    CLI__ONE_SLEEP,
+    CLI__ONE_WAKE,
+    CLI__ONE_RM,
+    CLI__ONE_TREE,
+    CLI__ONE_KILL,
+    CLI__ONE_BLOCK,
+    CLI__ONE_UNBLOCK,
+    CLI__ONE_RESIZE,
+    CLI__ONE_IMPORT,
+};
+
+/* One call of the API about one ship (or, for import, with a file), and
+ * its answer printed. */
+static int cli__ship_one(const struct cli__cmd *cmd, struct cli *c,
+                         struct cli__args *a)
+{
+    static const struct {
+        const char *name;
+        const char *method;
+        const char *suffix; /* after /v1/ships/SHIP; NULL: no ship */
+    } ops[] = {
+        [CLI__ONE_SHOW] = {"ship show", "GET", ""},
+        [CLI__ONE_SEND] = {"ship send", "POST", "/send"},
+        [CLI__ONE_SLEEP] = {"ship sleep", "POST", "/sleep"},
+        [CLI__ONE_WAKE] = {"ship wake", "POST", "/wake"},
+        [CLI__ONE_RM] = {"ship rm", "DELETE", ""},
+        [CLI__ONE_TREE] = {"ship tree", "GET", "/tree"},
+        [CLI__ONE_KILL] = {"ship kill", "POST", "/kill"},
+        [CLI__ONE_BLOCK] = {"ship block", "POST", "/block"},
+        [CLI__ONE_UNBLOCK] = {"ship unblock", "POST", "/unblock"},
+        [CLI__ONE_RESIZE] = {"ship resize", "POST", "/resize"},
+        [CLI__ONE_IMPORT] = {"ship import", "POST", NULL},
+    };
+    size_t k = 0;
+    while (strcmp(ops[k].name, cmd->name) != 0) {
+        k++;
+    }
+    char target[128] = "/v1/imports";
+    if (ops[k].suffix != NULL) {
+        if (!ship_name_valid(a->pos[0])) {
+            return cli__usage(cmd, "not a ship id or name: %s", a->pos[0]);
+        }
+        snprintf(target, sizeof target, "/v1/ships/%s%s", a->pos[0],
+                 ops[k].suffix);
+    }
+    struct buf payload;
+    buf_init(&payload);
+    json_t *spec = NULL, *v = NULL;
+    int rv = 0;
+    if (k == CLI__ONE_RESIZE) {
+        rv = cli__resize_spec(cmd, a, &spec);
+    } else if (k == CLI__ONE_IMPORT) {
+        rv = cli__read_file(a->pos[0], &payload);
+        if (rv == 0 && payload.len == 0) {
+            fprintf(stderr, "berth: %s is empty: not a ship export\n",
+                    a->pos[0]);
+            rv = 1;
+        }
+    } else if (a->n_pos > 1 && strcmp(a->pos[1], "-") == 0) {
+        rv = cli__read_file("-", &payload);
+    } else if (a->n_pos > 1) {
+        rv = buf_append(&payload, a->pos[1], strlen(a->pos[1])) == 0 ? 0 : 1;
+    }
+    if (rv == 0) {
+        rv = spec != NULL ? cli__call_json(c, ops[k].method, target, spec, &v)
+                          : cli__call(c, ops[k].method, target, payload.data,
+                                      payload.len, &v);
+    }
+    buf_free(&payload);
     if (rv != 0) {
         return rv;
     }
     if (c->json) {
         cli__print_json(v);
-    } else {
+    } else if (k == CLI__ONE_SEND) {
+        json_t *reply = json_object_get(v, "reply");
+        if (json_is_object(reply)) {
+            const char *body =
+                json_string_value(json_object_get(reply, "body"));
+            printf("%s", body ? body : "");
+            if (body && *body && body[strlen(body) - 1] != '\n') {
+                putchar('\n');
+            }
+        } else {
+            printf("event %lld\n", cli__int(v, "event"));
+        }
+    } else if (k == CLI__ONE_RM) {
+        printf("removed %s\n", cli__str(v, "removed"));
+    } else if (k == CLI__ONE_TREE) {
+        rv = cli__print_tree(v);
+    } else if (k == CLI__ONE_BLOCK || k == CLI__ONE_UNBLOCK) {
+        printf("%s %s\n", cli__str(v, "id"),
+               k == CLI__ONE_BLOCK ? "blocked" : "unblocked");
+    } else if (k == CLI__ONE_SHOW || k == CLI__ONE_RESIZE) {
         cli__print_ship(v);
+        /* A resize's answer may say its caps are not all in force. */
         const char *warning = json_string_value(json_object_get(v, "warning"));
         if (warning != NULL) {
             fprintf(stderr, "berth: %s\n", warning);
         }
+    } else if (k == CLI__ONE_IMPORT) {
+        const char *name = cli__str(v, "name");
+        printf("imported %s%s%s\n", cli__str(v, "id"), *name ? " " : "", name);
+    } else {
+        printf("%s %s\n", cli__str(v, "id"), cli__str(v, "state"));
     }
     json_decref(v);
-    return 0;
+    return rv;
 }
 
-/* --- Export and import. --- */
+/* --- Export (import is cli__ship_one's). --- */
 
 static int cli__ship_export(const struct cli__cmd *cmd, struct cli *c,
                             struct cli__args *a)
@@ -1486,59 +1522,6 @@ static int cli__ship_export(const struct cli__cmd *cmd, struct cli *c,
     }
     buf_free(&file);
     return rv;
-}
-
-static int cli__ship_import(const struct cli__cmd *cmd, struct cli *c,
-                            struct cli__args *a)
-{
-    const char *path = a->pos[0];
-    struct buf file;
-    buf_init(&file);
-    int rv = 0;
-    if (strcmp(path, "-") == 0) {
-        rv = cli__read_stdin(&file);
-    } else {
-        FILE *f = fopen(path, "rb");
-        char chunk[65536];
-        size_t n;
-        if (f == NULL) {
-            fprintf(stderr, "berth: cannot read %s: %s\n", path,
-                    strerror(errno));
-            return 1;
-        }
-        while (rv == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-            if (buf_append(&file, chunk, n) != 0) {
-                fprintf(stderr, "berth: out of memory reading %s\n", path);
-                rv = 1;
-            }
-        }
-        if (rv == 0 && ferror(f)) {
-            fprintf(stderr, "berth: cannot read %s: %s\n", path,
-                    strerror(errno));
-            rv = 1;
-        }
-        fclose(f);
-    }
-    json_t *v = NULL;
-    if (rv == 0 && file.len == 0) {
-        fprintf(stderr, "berth: %s is empty: not a ship export\n", path);
-        rv = 1;
-    }
-    if (rv == 0) {
-        rv = cli__call(c, "POST", "/v1/imports", file.data, file.len, &v);
-    }
-    buf_free(&file);
-    if (rv != 0) {
-        return rv;
-    }
-    if (c->json) {
-        cli__print_json(v);
-    } else {
-        const char *name = cli__str(v, "name");
-        printf("imported %s%s%s\n", cli__str(v, "id"), *name ? " " : "", name);
-    }
-    json_decref(v);
-    return 0;
 }
 
 /* GET target; with --json print the answer as it is and set *out to NULL,
@@ -2714,7 +2697,8 @@ static const struct cli__opt cli__serve_opts[] = {
                                         "$BERTH_CLUSTER_SECRET)"},
     [CLI__SERVE_LOG_LEVEL] = {"--log-level", "LEVEL", CLI__STR, 0, 0,
                               "the least level of the lines the host writes "
-                              "to stderr: debug, info, warn or error "
+                              "to stderr, programs' stderr lines (info) "
+                              "among them: debug, info, warn or error "
                               "(default info)"},
     [CLI__SERVE_SHIP_LOG_BYTES] = {"--ship-log-bytes", "BYTES", CLI__NUM, 0,
                                    1ULL << 30,
@@ -2904,8 +2888,7 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
         cfg.crawl_share = (unsigned)a->num[CLI__SERVE_CRAWL_SHARE];
     }
     if (a->val[CLI__SERVE_LOG_LEVEL] != NULL &&
-        host_log_level_parse(a->val[CLI__SERVE_LOG_LEVEL], &cfg.log_level) !=
-            0) {
+        loglevel_parse(a->val[CLI__SERVE_LOG_LEVEL], &cfg.log_level) != 0) {
         return cli__usage(cmd,
                           "--log-level needs debug, info, warn or error, "
                           "not %s",
@@ -2996,7 +2979,7 @@ static const struct cli__cmd cli__cmds[] = {
      "budget (each given; 'none' lifts one), logged on every host and put "
      "on its running program at once. The caps in force are the smallest "
      "of the host's (berth serve --memory ...) and the ship's.",
-     cli__resize_opts, 1, 1, true, cli__ship_resize},
+     cli__resize_opts, 1, 1, true, cli__ship_one},
     {"ship rm", "SHIP", "remove a ship and its data",
      "Stop the ship's program and remove the ship, its log and its "
      "snapshot.",
@@ -3035,7 +3018,7 @@ static const struct cli__cmd cli__cmds[] = {
      "name be free (remove the ship first to restore it). A file cut short "
      "or changed is refused and nothing changes. The ship comes back as a "
      "root ship, whatever its parent was. Prints its id and name.",
-     NULL, 1, 1, true, cli__ship_import},
+     NULL, 1, 1, true, cli__ship_one},
     {"cluster ls", "", "list the hosts of the cluster",
      "List every host of this host's cluster: id, peer address, front door, "
      "role (voter, standby or spare), whether it leads, whether it answered "

@@ -10,12 +10,7 @@
  * heartbeat is not an entry of the log: it matters now and never after,
  * and a leader with no quorum must still hear it.
  *
- * The message, all integers little-endian (HOST__BEAT_SIZE bytes; longer
- * ones are read as far as this version knows):
- *
- *   version u8 (1) | flags u8 (1: leading) | reserved u16
- *   | load average x1000 u32 | wall clock ns u64 | resident bytes u64
- *   | programs u64 | live ships u64 | descriptors u64 | processors u32 */
+ * The message's bytes are core/beat.h's. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,12 +18,9 @@
 #include <unistd.h>
 
 #include "consensus/log.h"
+#include "core/beat.h"
 #include "daemon/host.h"
-#include "lib/buf.h"
 #include "proc/tree.h"
-
-#define HOST__BEAT_VERSION 1
-#define HOST__BEAT_SIZE 52
 
 /* This host's heartbeat as of now. */
 static void beats__measure(struct host *h, struct host_beat *b)
@@ -36,18 +28,18 @@ static void beats__measure(struct host *h, struct host_beat *b)
     memset(b, 0, sizeof *b);
     b->id = log_id(h->log);
     b->received_ms = uv_now(&h->loop);
-    b->sent_ns = host_now_ns();
-    b->rss_bytes = tree_self_rss();
-    b->programs = h->fleet.n_procs;
-    b->live = h->fleet.n_live;
-    b->fds = tree_self_fds();
+    b->said.sent_ns = host_now_ns();
+    b->said.rss_bytes = tree_self_rss();
+    b->said.programs = h->fleet.n_procs;
+    b->said.live = h->fleet.n_live;
+    b->said.fds = tree_self_fds();
     double load[1];
     if (getloadavg(load, 1) == 1 && load[0] >= 0 && load[0] < 4e6) {
-        b->load_milli = (uint32_t)(load[0] * 1000 + 0.5);
+        b->said.load_milli = (uint32_t)(load[0] * 1000 + 0.5);
     }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    b->cpus = cpus > 0 ? (uint32_t)cpus : 0;
-    b->leading = h->leading;
+    b->said.cpus = cpus > 0 ? (uint32_t)cpus : 0;
+    b->said.leading = h->leading;
 }
 
 static void beats__tick(uv_timer_t *t)
@@ -58,16 +50,8 @@ static void beats__tick(uv_timer_t *t)
     }
     struct host_beat b;
     beats__measure(h, &b);
-    uint8_t m[HOST__BEAT_SIZE] = {0};
-    m[0] = HOST__BEAT_VERSION;
-    m[1] = b.leading ? 1 : 0;
-    put_le32(m + 4, b.load_milli);
-    put_le64(m + 8, b.sent_ns);
-    put_le64(m + 16, b.rss_bytes);
-    put_le64(m + 24, b.programs);
-    put_le64(m + 32, b.live);
-    put_le64(m + 40, b.fds);
-    put_le32(m + 48, b.cpus);
+    uint8_t m[BEAT_SIZE];
+    beat_encode(&b.said, m);
     if (log_beat(h->log, m, sizeof m) > 0) {
         h->beats.sent++;
     }
@@ -89,7 +73,8 @@ void host_beat_received(void *arg, uint64_t sender, const uint8_t *body,
                         size_t len)
 {
     struct host *h = arg;
-    if (len < HOST__BEAT_SIZE || body[0] != HOST__BEAT_VERSION) {
+    struct beat said;
+    if (beat_decode(body, len, &said) != 0) {
         return; /* a version this host cannot read */
     }
     struct host_beats *bs = &h->beats;
@@ -114,14 +99,7 @@ void host_beat_received(void *arg, uint64_t sender, const uint8_t *body,
     }
     b->id = sender;
     b->received_ms = uv_now(&h->loop);
-    b->leading = (body[1] & 1) != 0;
-    b->load_milli = get_le32(body + 4);
-    b->sent_ns = get_le64(body + 8);
-    b->rss_bytes = get_le64(body + 16);
-    b->programs = get_le64(body + 24);
-    b->live = get_le64(body + 32);
-    b->fds = get_le64(body + 40);
-    b->cpus = get_le32(body + 48);
+    b->said = said;
     bs->received++;
 }
 
@@ -152,9 +130,9 @@ void host_beat_json(struct host *h, uint64_t id, json_t *o)
     json_object_set_new(
         o, "heartbeat",
         json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:b}", "age_ms",
-                  (json_int_t)age, "rss_bytes", (json_int_t)b->rss_bytes,
-                  "programs", (json_int_t)b->programs, "live",
-                  (json_int_t)b->live, "fds", (json_int_t)b->fds, "load1",
-                  b->load_milli / 1000.0, "cpus", (json_int_t)b->cpus,
-                  "leading", b->leading));
+                  (json_int_t)age, "rss_bytes", (json_int_t)b->said.rss_bytes,
+                  "programs", (json_int_t)b->said.programs, "live",
+                  (json_int_t)b->said.live, "fds", (json_int_t)b->said.fds,
+                  "load1", b->said.load_milli / 1000.0, "cpus",
+                  (json_int_t)b->said.cpus, "leading", b->said.leading));
 }

@@ -73,7 +73,7 @@ void host_config_defaults(struct host_config *cfg)
      * proxy on the same machine sees one address and wants 0. */
     cfg->max_conns_per_addr = 1024;
     cfg->max_idle_conns = 1024;
-    cfg->log_level = HOST_LOG_INFO;
+    cfg->log_level = LOGLEVEL_INFO;
     cfg->ship_log_bytes = 64u * 1024;
 }
 
@@ -103,41 +103,11 @@ bool host_disk_ok(struct host *h)
     return ok;
 }
 
-/* The least level written (enum host_log_level); process-wide, as lines
- * are written by code that holds no host. */
-static int host__log_level = HOST_LOG_INFO;
-
-static const char *const host__levels[] = {
-    [HOST_LOG_DEBUG] = "debug", [HOST_LOG_INFO] = "info",
-    [HOST_LOG_WARN] = "warn",   [HOST_LOG_ERROR] = "error",
-    [HOST_LOG_FATAL] = "fatal",
-};
-
-int host_log_level_parse(const char *name, int *out)
-{
-    for (int i = HOST_LOG_DEBUG; i <= HOST_LOG_ERROR; i++) {
-        if (strcmp(name, host__levels[i]) == 0) {
-            *out = i;
-            return 0;
-        }
-    }
-    return BERTH_EINVAL;
-}
-
-void host_log_set_level(int level)
-{
-    host__log_level = level;
-}
-
 bool host_log_enabled(const char *level)
 {
+    int l = loglevel_of(level);
     /* An unknown level is written: a line is never lost to a typo. */
-    for (int i = HOST_LOG_DEBUG; i <= HOST_LOG_FATAL; i++) {
-        if (strcmp(level, host__levels[i]) == 0) {
-            return i >= host__log_level;
-        }
-    }
-    return true;
+    return l < 0 || loglevel_enabled(l);
 }
 
 void host_log(const char *level, const char *msg, ...)
@@ -1853,7 +1823,7 @@ int host_run(const struct host_config *cfg)
         return 1;
     }
     h->cfg = *cfg;
-    host_log_set_level(cfg->log_level);
+    loglevel_set(cfg->log_level);
     h->disk_ok = true;
     /* First, before anything else opens a descriptor or a program could
      * inherit one: the sockets a service manager passed. */

@@ -21,11 +21,13 @@
 #include "core/ship.h"
 #include "core/alarms.h"
 #include "core/auth.h"
+#include "core/beat.h"
 #include "crypto/master.h"
 #include "crypto/seal.h"
 #include "store/fsck.h"
 #include "core/registry.h"
 #include "lib/hist.h"
+#include "lib/loglevel.h"
 #include "http/forward.h"
 #include "http/http.h"
 #include "lib/budget.h"
@@ -115,8 +117,8 @@ struct host_config {
      * take, in percent (0: no crawler), and the rest between passes. */
     unsigned crawl_share;
     unsigned crawl_rest_ms;
-    /* The least level of the lines the host writes (enum
-     * host_log_level). */
+    /* The least level of the lines the host writes, programs' stderr
+     * lines included (enum loglevel, lib/loglevel.h). */
     int log_level;
     /* The bytes of a ship's program's stderr kept on disk, the most recent
      * (daemon/shiplog.c); 0: none kept. */
@@ -253,18 +255,11 @@ void host_crawler_stop(struct host *h);
 #define HOST_BEAT_MS 1000
 #define HOST_BEATS_MAX 64
 
-/* A host's last heartbeat, as it sent it. */
+/* A host's last heartbeat, as it sent it (core/beat.h), and when. */
 struct host_beat {
     uint64_t id;          /* its raft id; 0: an empty slot */
     uint64_t received_ms; /* loop time it arrived here */
-    uint64_t sent_ns;     /* the sender's wall clock when it sent it */
-    uint64_t rss_bytes;   /* the host process's resident memory */
-    uint64_t programs;    /* programs running */
-    uint64_t live;        /* ships with a live object */
-    uint64_t fds;         /* descriptors open in the host process */
-    uint32_t load_milli;  /* the machine's 1-minute load average, x1000 */
-    uint32_t cpus;        /* processors online */
-    bool leading;
+    struct beat said;
 };
 
 struct host_beats {
@@ -879,23 +874,6 @@ bool host_disk_ok(struct host *h);
 
 /* Return the wall-clock time in nanoseconds. */
 uint64_t host_now_ns(void);
-
-/* The levels of the host's log lines, least severe first. */
-enum host_log_level {
-    HOST_LOG_DEBUG,
-    HOST_LOG_INFO,
-    HOST_LOG_WARN,
-    HOST_LOG_ERROR,
-    HOST_LOG_FATAL,
-};
-
-/* Set *out to the level named name ("debug", "info", "warn" or "error");
- * 0, or BERTH_EINVAL for another name. */
-int host_log_level_parse(const char *name, int *out);
-
-/* Write only lines of level (enum host_log_level) and above from now on,
- * in the whole process; the default is HOST_LOG_INFO. */
-void host_log_set_level(int level);
 
 /* Return whether a line of level (a name as host_log takes it) is written
  * at the level in force. */

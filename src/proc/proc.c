@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lib/err.h"
+#include "lib/loglevel.h"
 #include "lib/mem.h"
 #include "lib/strlist.h"
 #include "proc/cgcaps.h"
@@ -661,7 +662,11 @@ static ssize_t proc__err_read(struct proc *p)
         if (p->on_stderr != NULL) {
             p->on_stderr(p->arg, proc__scratch, (size_t)n);
         }
-        proc__err_admit(p, (const char *)proc__scratch, (size_t)n);
+        /* Its lines are the host log's at level info: below it, they
+         * are neither split nor counted against the limit. */
+        if (loglevel_enabled(LOGLEVEL_INFO)) {
+            proc__err_admit(p, (const char *)proc__scratch, (size_t)n);
+        }
         return n;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {

@@ -5,8 +5,10 @@
  * stderr pipes, and a pidfd that tells when the child has exited. Frames
  * written with proc_send go to the child's stdin; frames it writes to stdout
  * come back one by one through the frame callback; lines it writes to stderr go
- * to the host's log with the proc's name in front, within a rate limit
- * (PROC_STDERR_RATE), and all of it to a callback of the caller's. Each
+ * to the host's log with the proc's name in front, at level info
+ * (lib/loglevel.h: not at all when the host writes only warn and above),
+ * within a rate limit (PROC_STDERR_RATE), and all of it to a callback of the
+ * caller's. Each
  * readiness of the stderr pipe reads it once (at most 64 KiB), so that a
  * program writing without end shares the loop with everything else, and
  * past PROC_STDERR_READ_RATE the pipe waits: the program blocks. A child

@@ -101,6 +101,89 @@ static int apply__tell_parent(struct store *s, uint64_t parent, uint8_t what,
                               uint32_t tag, const char *id, const char *detail,
                               const struct store_apply_hook *hook);
 
+/* The fields of a new ship's row that a SHIP_BATCH (or SHIP_SEEDS) entry
+ * and a SHIP_IMPORT entry both give: views into the entry. */
+struct apply__shared {
+    const char *program;
+    size_t program_len;
+    const char *args; /* string lists, or NULL */
+    size_t args_len;
+    const char *env;
+    size_t env_len;
+    const char *access;
+    size_t access_len;
+    const uint8_t *sandbox; /* core/sandbox.h's blob, or NULL */
+    size_t sandbox_len;
+    uint64_t created_ns;
+    uint64_t idle_timeout_ms;
+    uint64_t freeze_timeout_ms;
+    uint64_t account;
+    uint8_t acks;
+};
+
+/* The shared fields of e, a decoded struct record_ship_batch or struct
+ * export_ship: the two name them alike. */
+#define APPLY__SHARED(e)                                                       \
+    ((struct apply__shared){                                                   \
+        .program = (e).program,                                                \
+        .program_len = (e).program_len,                                        \
+        .args = (e).args,                                                      \
+        .args_len = (e).args_len,                                              \
+        .env = (e).env,                                                        \
+        .env_len = (e).env_len,                                                \
+        .access = (e).access,                                                  \
+        .access_len = (e).access_len,                                          \
+        .sandbox = (e).sandbox,                                                \
+        .sandbox_len = (e).sandbox_len,                                        \
+        .created_ns = (e).created_ns,                                          \
+        .idle_timeout_ms = (e).idle_timeout_ms,                                \
+        .freeze_timeout_ms = (e).freeze_timeout_ms,                            \
+        .account = (e).account,                                                \
+        .acks = (e).acks,                                                      \
+    })
+
+/* A copy of the len bytes at p (NULL when len is 0, or out of memory). */
+static void *apply__copy(const void *p, size_t len)
+{
+    void *q = len > 0 ? mem_alloc(len) : NULL;
+    if (q != NULL) {
+        memcpy(q, p, len);
+    }
+    return q;
+}
+
+/* Fill ship (zeroed first) with f's fields, copied (store_ship_clear()
+ * frees them), as the first row of a ship with no event yet. Returns 0, or
+ * BERTH_ENOMEM with ship cleared. */
+static int apply__ship_fill(struct store_ship *ship,
+                            const struct apply__shared *f)
+{
+    memset(ship, 0, sizeof *ship);
+    ship->program = mem_strndup(f->program, f->program_len);
+    ship->args = apply__copy(f->args, f->args_len);
+    ship->env = apply__copy(f->env, f->env_len);
+    ship->access = apply__copy(f->access, f->access_len);
+    ship->sandbox = apply__copy(f->sandbox, f->sandbox_len);
+    if (ship->program == NULL || (f->args_len && ship->args == NULL) ||
+        (f->env_len && ship->env == NULL) ||
+        (f->access_len && ship->access == NULL) ||
+        (f->sandbox_len && ship->sandbox == NULL)) {
+        store_ship_clear(ship);
+        return BERTH_ENOMEM;
+    }
+    ship->args_len = f->args_len;
+    ship->env_len = f->env_len;
+    ship->access_len = f->access_len;
+    ship->sandbox_len = f->sandbox_len;
+    ship->created_ns = f->created_ns;
+    ship->idle_timeout_ms = f->idle_timeout_ms;
+    ship->freeze_timeout_ms = f->freeze_timeout_ms;
+    ship->acks = f->acks;
+    ship->account = f->account;
+    ship->first_event = 1;
+    return 0;
+}
+
 static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
                              const struct store_apply_hook *hook, int *result)
 {
@@ -146,46 +229,14 @@ static int apply__ship_batch(struct store *s, const uint8_t *p, size_t len,
         return rv;
     }
     struct store_ship ship;
-    memset(&ship, 0, sizeof ship);
+    if (apply__ship_fill(&ship, &APPLY__SHARED(b)) != 0) {
+        return store_set_error(s, BERTH_ENOMEM,
+                               "applying new ships: out of memory");
+    }
     ship.parent = b.parent;
     ship.lifetime = b.lifetime;
     ship.lifetime_ms = b.lifetime_ms;
     ship.spawn_tag = b.tag;
-    ship.program = mem_strndup(b.program, b.program_len);
-    ship.sandbox = b.sandbox_len ? mem_alloc(b.sandbox_len) : NULL;
-    if (b.sandbox_len > 0 && ship.sandbox != NULL) {
-        memcpy(ship.sandbox, b.sandbox, b.sandbox_len);
-        ship.sandbox_len = b.sandbox_len;
-    }
-    ship.access = b.access_len ? mem_alloc(b.access_len) : NULL;
-    if (b.access_len > 0 && ship.access != NULL) {
-        memcpy(ship.access, b.access, b.access_len);
-        ship.access_len = b.access_len;
-    }
-    ship.args = b.args_len ? mem_alloc(b.args_len) : NULL;
-    ship.env = b.env_len ? mem_alloc(b.env_len) : NULL;
-    if (ship.program == NULL || (b.args_len && ship.args == NULL) ||
-        (b.access_len && ship.access == NULL) ||
-        (b.sandbox_len && ship.sandbox == NULL) ||
-        (b.env_len && ship.env == NULL)) {
-        store_ship_clear(&ship);
-        return store_set_error(s, BERTH_ENOMEM,
-                               "applying new ships: out of memory");
-    }
-    if (b.args_len > 0) {
-        memcpy(ship.args, b.args, b.args_len);
-        ship.args_len = b.args_len;
-    }
-    if (b.env_len > 0) {
-        memcpy(ship.env, b.env, b.env_len);
-        ship.env_len = b.env_len;
-    }
-    ship.created_ns = b.created_ns;
-    ship.idle_timeout_ms = b.idle_timeout_ms;
-    ship.freeze_timeout_ms = b.freeze_timeout_ms;
-    ship.acks = b.acks;
-    ship.account = b.account;
-    ship.first_event = 1;
     for (uint32_t i = 0; i < b.count && rv == 0; i++) {
         const uint8_t *pk = b.public_keys + (size_t)i * 32;
         ship.sid = next + 1 + i;
@@ -264,45 +315,13 @@ static int apply__ship_import(struct store *s, const uint8_t *p, size_t len,
         return 0;
     }
     struct store_ship ship;
-    memset(&ship, 0, sizeof ship);
-    ship.sid = x.sid;
-    memcpy(ship.id, x.id, x.id_len);
-    memcpy(ship.name, x.name, x.name_len);
-    ship.program = mem_strndup(x.program, x.program_len);
-    ship.args = x.args_len ? mem_alloc(x.args_len) : NULL;
-    ship.env = x.env_len ? mem_alloc(x.env_len) : NULL;
-    ship.access = x.access_len ? mem_alloc(x.access_len) : NULL;
-    ship.sandbox = x.sandbox_len ? mem_alloc(x.sandbox_len) : NULL;
-    if (ship.program == NULL || (x.args_len && ship.args == NULL) ||
-        (x.env_len && ship.env == NULL) ||
-        (x.access_len && ship.access == NULL) ||
-        (x.sandbox_len && ship.sandbox == NULL)) {
-        store_ship_clear(&ship);
+    if (apply__ship_fill(&ship, &APPLY__SHARED(x)) != 0) {
         return store_set_error(s, BERTH_ENOMEM,
                                "applying an import: out of memory");
     }
-    if (x.args_len > 0) {
-        memcpy(ship.args, x.args, x.args_len);
-        ship.args_len = x.args_len;
-    }
-    if (x.env_len > 0) {
-        memcpy(ship.env, x.env, x.env_len);
-        ship.env_len = x.env_len;
-    }
-    if (x.access_len > 0) {
-        memcpy(ship.access, x.access, x.access_len);
-        ship.access_len = x.access_len;
-    }
-    if (x.sandbox_len > 0) {
-        memcpy(ship.sandbox, x.sandbox, x.sandbox_len);
-        ship.sandbox_len = x.sandbox_len;
-    }
-    ship.created_ns = x.created_ns;
-    ship.idle_timeout_ms = x.idle_timeout_ms;
-    ship.freeze_timeout_ms = x.freeze_timeout_ms;
-    ship.acks = x.acks;
-    ship.account = x.account;
-    ship.first_event = 1;
+    ship.sid = x.sid;
+    memcpy(ship.id, x.id, x.id_len);
+    memcpy(ship.name, x.name, x.name_len);
     memcpy(ship.public_key, x.public_key, sizeof ship.public_key);
     memcpy(ship.secret, x.secret, x.secret_len);
     ship.secret_len = x.secret_len;

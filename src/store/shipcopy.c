@@ -10,6 +10,39 @@
 
 #define SHIPCOPY__VERSION 1
 
+/* A snapshot of a copy, decoded; data points into the copy. */
+struct shipcopy__snap {
+    bool present;
+    struct store_snapshot meta;
+    const uint8_t *data;
+    size_t len;
+};
+
+/* A copy's head, the fields before its snapshots, and its snapshots once
+ * decoded (shipcopy__decode_head). */
+struct shipcopy__head {
+    uint64_t last_event;
+    uint8_t last_hash[STORE_HASH_SIZE];
+    uint64_t first_event;
+    uint64_t snapshot_event;
+    uint64_t alarm_ns;
+    struct shipcopy__snap latest, prior;
+};
+
+/* Append the version and h's fields (not its snapshots) to out. */
+static int shipcopy__put_head(struct buf *out, const struct shipcopy__head *h)
+{
+    int rv;
+    if ((rv = buf_put_u8(out, SHIPCOPY__VERSION)) != 0 ||
+        (rv = buf_put_u64(out, h->last_event)) != 0 ||
+        (rv = buf_append(out, h->last_hash, sizeof h->last_hash)) != 0 ||
+        (rv = buf_put_u64(out, h->first_event)) != 0 ||
+        (rv = buf_put_u64(out, h->snapshot_event)) != 0) {
+        return rv;
+    }
+    return buf_put_u64(out, h->alarm_ns);
+}
+
 static int shipcopy__put_snapshot(struct buf *out, int rv,
                                   const struct store_snapshot *meta,
                                   const struct buf *data)
@@ -62,12 +95,14 @@ int shipcopy_encode(struct store *s, uint64_t sid, struct buf *out)
         return rv;
     }
     buf_init(&data);
-    if ((rv = buf_put_u8(out, SHIPCOPY__VERSION)) != 0 ||
-        (rv = buf_put_u64(out, ship.last_event)) != 0 ||
-        (rv = buf_append(out, ship.last_hash, sizeof ship.last_hash)) != 0 ||
-        (rv = buf_put_u64(out, ship.first_event)) != 0 ||
-        (rv = buf_put_u64(out, ship.snapshot_event)) != 0 ||
-        (rv = buf_put_u64(out, ship.alarm_ns)) != 0) {
+    struct shipcopy__head head = {
+        .last_event = ship.last_event,
+        .first_event = ship.first_event,
+        .snapshot_event = ship.snapshot_event,
+        .alarm_ns = ship.alarm_ns,
+    };
+    memcpy(head.last_hash, ship.last_hash, sizeof head.last_hash);
+    if ((rv = shipcopy__put_head(out, &head)) != 0) {
         goto out;
     }
     rv = shipcopy__put_snapshot(out, store_snapshot_get(s, sid, &meta, &data),
@@ -98,14 +133,6 @@ out:
     return rv;
 }
 
-/* A snapshot of a copy, decoded; data points into the copy. */
-struct shipcopy__snap {
-    bool present;
-    struct store_snapshot meta;
-    const uint8_t *data;
-    size_t len;
-};
-
 static void shipcopy__get_snapshot(struct cursor *c, struct shipcopy__snap *s)
 {
     memset(s, 0, sizeof *s);
@@ -125,20 +152,58 @@ static void shipcopy__get_snapshot(struct cursor *c, struct shipcopy__snap *s)
     }
 }
 
-/* Write the copy at c (after its snapshots) into the store. */
-static int shipcopy__write(struct store *s, uint64_t sid, struct cursor *c,
-                           const struct shipcopy__snap *latest,
-                           const struct shipcopy__snap *prior)
+/* Decode the copy at p (len bytes) up to its events into *h, with c
+ * (initialised here) left at their count. Returns 0, or BERTH_EMALFORMED
+ * for another version, bytes cut short, or a latest snapshot that is not
+ * at the head's snapshot event. */
+static int shipcopy__decode_head(struct cursor *c, const uint8_t *p, size_t len,
+                                 struct shipcopy__head *h)
 {
-    int rv = store_ship_data_clear(s, sid);
+    cursor_init(c, p, len);
+    if (cursor_u8(c) != SHIPCOPY__VERSION) {
+        return BERTH_EMALFORMED;
+    }
+    h->last_event = cursor_u64(c);
+    const uint8_t *hash = cursor_bytes(c, sizeof h->last_hash);
+    h->first_event = cursor_u64(c);
+    h->snapshot_event = cursor_u64(c);
+    h->alarm_ns = cursor_u64(c);
+    shipcopy__get_snapshot(c, &h->latest);
+    shipcopy__get_snapshot(c, &h->prior);
+    if (c->err != 0 ||
+        (h->latest.present && h->latest.meta.number != h->snapshot_event)) {
+        return BERTH_EMALFORMED;
+    }
+    memcpy(h->last_hash, hash, sizeof h->last_hash);
+    return 0;
+}
+
+/* Decode the copy at p (len bytes) up to its events, as
+ * shipcopy__decode_head does, and read ship sid's record into *ship, which
+ * the caller clears when this returns 0. */
+static int shipcopy__read(struct store *s, uint64_t sid, const uint8_t *p,
+                          size_t len, struct cursor *c,
+                          struct shipcopy__head *h, struct store_ship *ship)
+{
+    int rv = shipcopy__decode_head(c, p, len, h);
+    return rv != 0 ? rv : store_ship_get_sid(s, sid, ship);
+}
+
+/* Write the copy with head h, its events at c, into the store as ship's
+ * data, and h into ship's record (the caller's) and head. */
+static int shipcopy__write(struct store *s, struct store_ship *ship,
+                           struct cursor *c, const struct shipcopy__head *h)
+{
+    int rv = store_ship_data_clear(s, ship->sid);
     /* The prior first: putting the latest keeps what it replaces as the
      * prior. */
-    if (rv == 0 && prior->present) {
-        rv = store_snapshot_put(s, sid, &prior->meta, prior->data, prior->len);
+    if (rv == 0 && h->prior.present) {
+        rv = store_snapshot_put(s, ship->sid, &h->prior.meta, h->prior.data,
+                                h->prior.len);
     }
-    if (rv == 0 && latest->present) {
-        rv = store_snapshot_put(s, sid, &latest->meta, latest->data,
-                                latest->len);
+    if (rv == 0 && h->latest.present) {
+        rv = store_snapshot_put(s, ship->sid, &h->latest.meta, h->latest.data,
+                                h->latest.len);
     }
     uint32_t n = cursor_u32(c);
     for (uint32_t i = 0; i < n && rv == 0; i++) {
@@ -148,12 +213,24 @@ static int shipcopy__write(struct store *s, uint64_t sid, struct cursor *c,
         if (c->err != 0) {
             return BERTH_EMALFORMED;
         }
-        rv = store_event_put(s, sid, number, rec, len);
+        rv = store_event_put(s, ship->sid, number, rec, len);
     }
     if (rv == 0 && (c->err != 0 || cursor_left(c) != 0)) {
         return BERTH_EMALFORMED;
     }
-    return rv;
+    if (rv != 0) {
+        return rv;
+    }
+    ship->last_event = h->last_event;
+    ship->first_event = h->first_event;
+    ship->snapshot_event = h->snapshot_event;
+    ship->alarm_ns = h->alarm_ns;
+    memcpy(ship->last_hash, h->last_hash, sizeof ship->last_hash);
+    if ((rv = store_ship_put(s, ship)) != 0) {
+        return rv;
+    }
+    return store_ship_head_put(s, ship->sid, h->last_event, h->last_hash,
+                               h->alarm_ns, 0, 0);
 }
 
 int shipcopy_install(struct store *s, const struct seal_keys *keys,
@@ -161,32 +238,15 @@ int shipcopy_install(struct store *s, const struct seal_keys *keys,
 {
     struct cursor c;
     struct store_ship ship;
-    struct shipcopy__snap latest, prior;
-    uint8_t last_hash[STORE_HASH_SIZE];
-    cursor_init(&c, p, len);
-    if (cursor_u8(&c) != SHIPCOPY__VERSION) {
-        return BERTH_EMALFORMED;
-    }
-    uint64_t last_event = cursor_u64(&c);
-    const uint8_t *hash = cursor_bytes(&c, sizeof last_hash);
-    uint64_t first_event = cursor_u64(&c);
-    uint64_t snapshot_event = cursor_u64(&c);
-    uint64_t alarm_ns = cursor_u64(&c);
-    shipcopy__get_snapshot(&c, &latest);
-    shipcopy__get_snapshot(&c, &prior);
-    if (c.err != 0 ||
-        (latest.present && latest.meta.number != snapshot_event)) {
-        return BERTH_EMALFORMED;
-    }
-    memcpy(last_hash, hash, sizeof last_hash);
-    int rv = store_ship_get_sid(s, sid, &ship);
+    struct shipcopy__head h;
+    int rv = shipcopy__read(s, sid, p, len, &c, &h, &ship);
     if (rv != 0) {
         return rv;
     }
-    if (last_event < ship.last_event) {
+    if (h.last_event < ship.last_event) {
         err_printf(errmsg,
                    "the copy ends at event %llu, behind this host's %llu",
-                   (unsigned long long)last_event,
+                   (unsigned long long)h.last_event,
                    (unsigned long long)ship.last_event);
         rv = BERTH_EREJECTED;
         goto out;
@@ -194,18 +254,7 @@ int shipcopy_install(struct store *s, const struct seal_keys *keys,
     if ((rv = store_entry_begin(s, true)) != 0) {
         goto out;
     }
-    rv = shipcopy__write(s, sid, &c, &latest, &prior);
-    if (rv == 0) {
-        ship.last_event = last_event;
-        ship.first_event = first_event;
-        ship.snapshot_event = snapshot_event;
-        ship.alarm_ns = alarm_ns;
-        memcpy(ship.last_hash, last_hash, sizeof ship.last_hash);
-        rv = store_ship_put(s, &ship);
-    }
-    if (rv == 0) {
-        rv = store_ship_head_put(s, sid, last_event, last_hash, alarm_ns, 0, 0);
-    }
+    rv = shipcopy__write(s, &ship, &c, &h);
     struct fsck_result r;
     if (rv == 0 && (rv = fsck_ship(s, keys, sid, &r)) == 0 && !r.ok) {
         err_printf(errmsg, "the copy is wrong too: %s", r.problem);
@@ -229,40 +278,12 @@ int shipcopy_put(struct store *s, uint64_t sid, const uint8_t *p, size_t len)
 {
     struct cursor c;
     struct store_ship ship;
-    struct shipcopy__snap latest, prior;
-    uint8_t last_hash[STORE_HASH_SIZE];
-    cursor_init(&c, p, len);
-    if (cursor_u8(&c) != SHIPCOPY__VERSION) {
-        return BERTH_EMALFORMED;
-    }
-    uint64_t last_event = cursor_u64(&c);
-    const uint8_t *hash = cursor_bytes(&c, sizeof last_hash);
-    uint64_t first_event = cursor_u64(&c);
-    uint64_t snapshot_event = cursor_u64(&c);
-    uint64_t alarm_ns = cursor_u64(&c);
-    shipcopy__get_snapshot(&c, &latest);
-    shipcopy__get_snapshot(&c, &prior);
-    if (c.err != 0 ||
-        (latest.present && latest.meta.number != snapshot_event)) {
-        return BERTH_EMALFORMED;
-    }
-    memcpy(last_hash, hash, sizeof last_hash);
-    int rv = store_ship_get_sid(s, sid, &ship);
+    struct shipcopy__head h;
+    int rv = shipcopy__read(s, sid, p, len, &c, &h, &ship);
     if (rv != 0) {
         return rv;
     }
-    rv = shipcopy__write(s, sid, &c, &latest, &prior);
-    if (rv == 0) {
-        ship.last_event = last_event;
-        ship.first_event = first_event;
-        ship.snapshot_event = snapshot_event;
-        ship.alarm_ns = alarm_ns;
-        memcpy(ship.last_hash, last_hash, sizeof ship.last_hash);
-        rv = store_ship_put(s, &ship);
-    }
-    if (rv == 0) {
-        rv = store_ship_head_put(s, sid, last_event, last_hash, alarm_ns, 0, 0);
-    }
+    rv = shipcopy__write(s, &ship, &c, &h);
     store_ship_clear(&ship);
     return rv;
 }
@@ -326,24 +347,14 @@ int shipcopy_reseal(const uint8_t *p, size_t len, const struct seal_keys *keys,
                     struct buf *out, char *errmsg)
 {
     struct cursor c;
-    struct shipcopy__snap latest, prior;
-    uint8_t last_hash[STORE_HASH_SIZE];
-    cursor_init(&c, p, len);
-    if (cursor_u8(&c) != SHIPCOPY__VERSION) {
+    struct shipcopy__head h;
+    if (shipcopy__decode_head(&c, p, len, &h) != 0) {
         return BERTH_EMALFORMED;
     }
-    uint64_t last_event = cursor_u64(&c);
-    const uint8_t *hash = cursor_bytes(&c, sizeof last_hash);
-    uint64_t first_event = cursor_u64(&c);
-    uint64_t snapshot_event = cursor_u64(&c);
-    uint64_t alarm_ns = cursor_u64(&c);
-    shipcopy__get_snapshot(&c, &latest);
-    shipcopy__get_snapshot(&c, &prior);
     uint32_t n = cursor_u32(&c);
     if (c.err != 0) {
         return BERTH_EMALFORMED;
     }
-    memcpy(last_hash, hash, sizeof last_hash);
     /* The events first, apart: the snapshots' new links are their
      * events' new hashes. The first event keeps its link to the one before
      * it, which no copy holds. */
@@ -352,8 +363,8 @@ int shipcopy_reseal(const uint8_t *p, size_t len, const struct seal_keys *keys,
     buf_init(&plain);
     uint8_t chain[RECORD_HASH_SIZE];
     uint8_t latest_chain[RECORD_HASH_SIZE], prior_chain[RECORD_HASH_SIZE];
-    memcpy(latest_chain, latest.meta.chain, sizeof latest_chain);
-    memcpy(prior_chain, prior.meta.chain, sizeof prior_chain);
+    memcpy(latest_chain, h.latest.meta.chain, sizeof latest_chain);
+    memcpy(prior_chain, h.prior.meta.chain, sizeof prior_chain);
     int rv = 0;
     for (uint32_t i = 0; i < n && rv == 0; i++) {
         uint64_t number = cursor_u64(&c);
@@ -393,39 +404,33 @@ int shipcopy_reseal(const uint8_t *p, size_t len, const struct seal_keys *keys,
         }
         put_le32(events.data + at + 8, (uint32_t)(events.len - start));
         record_hash(events.data + start, events.len - start, chain);
-        if (number == latest.meta.number) {
+        if (number == h.latest.meta.number) {
             memcpy(latest_chain, chain, sizeof chain);
         }
-        if (number == prior.meta.number) {
+        if (number == h.prior.meta.number) {
             memcpy(prior_chain, chain, sizeof chain);
         }
-        if (number == last_event) {
-            memcpy(last_hash, chain, sizeof chain);
+        if (number == h.last_event) {
+            memcpy(h.last_hash, chain, sizeof chain);
         }
     }
     if (rv == 0 && (c.err != 0 || cursor_left(&c) != 0)) {
         rv = BERTH_EMALFORMED;
     }
-    if (rv == 0 && ((rv = buf_put_u8(out, SHIPCOPY__VERSION)) != 0 ||
-                    (rv = buf_put_u64(out, last_event)) != 0 ||
-                    (rv = buf_append(out, last_hash, sizeof last_hash)) != 0 ||
-                    (rv = buf_put_u64(out, first_event)) != 0 ||
-                    (rv = buf_put_u64(out, snapshot_event)) != 0 ||
-                    (rv = buf_put_u64(out, alarm_ns)) != 0)) {
-        goto out;
+    if (rv == 0) {
+        rv = shipcopy__put_head(out, &h);
     }
     if (rv == 0) {
-        rv = shipcopy__reseal_snapshot(out, &latest, keys, own, from_sid,
+        rv = shipcopy__reseal_snapshot(out, &h.latest, keys, own, from_sid,
                                        to_sid, latest_chain, errmsg);
     }
     if (rv == 0) {
-        rv = shipcopy__reseal_snapshot(out, &prior, keys, own, from_sid, to_sid,
-                                       prior_chain, errmsg);
+        rv = shipcopy__reseal_snapshot(out, &h.prior, keys, own, from_sid,
+                                       to_sid, prior_chain, errmsg);
     }
     if (rv == 0 && (rv = buf_put_u32(out, n)) == 0) {
         rv = buf_append(out, events.data, events.len);
     }
-out:
     buf_free(&events);
     buf_free(&plain);
     return rv;

@@ -47,6 +47,26 @@ def test_info_logs_a_wake_and_a_sleep_and_warn_does_not(host_factory):
     assert not [l for l in lines if "ship=" + sid in l], lines
 
 
+def test_programs_stderr_lines_follow_the_log_level(host_factory):
+    """A program's stderr lines are the host log's at level info: written
+    at info, left out at warn (and not counted against their limit), and
+    kept in the ship's own log at either."""
+    for level, shown in (("info", True), ("warn", False)):
+        h = host_factory(["--log-level", level], name="stderr-" + level).start()
+        h.new_ship(MISBEHAVE, "talk")
+        assert h.http("GET", "/s/talk/stderr/1")[0] == 200
+        # Its end reads what is left in the pipe.
+        h.cli("ship", "sleep", "talk")
+        assert set(h.cli("ship", "logs", "talk", "--bytes", "100").stdout) == \
+            {"e", "\n"}
+        copied = [l for l in log_lines(h) if l.startswith("[talk] ")]
+        dropped = h.cli_json("stats")["stderr_dropped_bytes"]
+        if shown:
+            assert len(copied) > 1000 and dropped > 0, (len(copied), dropped)
+        else:
+            assert copied == [] and dropped == 0, (copied[:3], dropped)
+
+
 def test_a_bad_log_level_is_refused(host_factory):
     h = host_factory(["--log-level", "loud"], name="bad")
     r = subprocess.run([BERTH, "serve", "--data", h.data, "--log-level", "loud"],
