@@ -1244,27 +1244,26 @@ static int http__parse_hostport(const char *hostport,
     return BERTH_EINVAL;
 }
 
-int http_server_listen_tcp(struct http_server *s, const char *hostport,
-                           char *errmsg)
+/* Bind tcp (uninitialized) to hostport and listen on it with cb: the plain
+ * and the TLS listeners alike. Once the address parses, *listening is set
+ * and the handle counts as open, so that closing the server closes it even
+ * when the bind failed. */
+static int http__listen_hostport(struct http_server *s, uv_tcp_t *tcp,
+                                 bool *listening, const char *hostport,
+                                 uv_connection_cb cb, char *errmsg)
 {
     struct sockaddr_storage sa;
-    if (s->listening) {
-        err_printf(errmsg, "already listening");
-        return BERTH_EINVAL;
-    }
     if (http__parse_hostport(hostport, &sa) != 0) {
         err_printf(errmsg, "%s is not HOST:PORT with a numeric host", hostport);
         return BERTH_EINVAL;
     }
-    uv_tcp_init(s->loop, &s->listener.tcp);
-    s->listener.tcp.data = s;
-    s->is_tcp = true;
-    s->listening = true;
+    *listening = true;
+    uv_tcp_init(s->loop, tcp);
+    tcp->data = s;
     s->open_handles++;
-    int rv = uv_tcp_bind(&s->listener.tcp, (struct sockaddr *)&sa, 0);
+    int rv = uv_tcp_bind(tcp, (struct sockaddr *)&sa, 0);
     if (rv == 0) {
-        rv = uv_listen((uv_stream_t *)&s->listener.tcp, 4096,
-                       http__connection_cb);
+        rv = uv_listen((uv_stream_t *)tcp, 4096, cb);
     }
     if (rv != 0) {
         err_printf(errmsg, "cannot listen on %s: %s", hostport,
@@ -1274,34 +1273,28 @@ int http_server_listen_tcp(struct http_server *s, const char *hostport,
     return 0;
 }
 
+int http_server_listen_tcp(struct http_server *s, const char *hostport,
+                           char *errmsg)
+{
+    if (s->listening) {
+        err_printf(errmsg, "already listening");
+        return BERTH_EINVAL;
+    }
+    s->is_tcp = true;
+    return http__listen_hostport(s, &s->listener.tcp, &s->listening, hostport,
+                                 http__connection_cb, errmsg);
+}
+
 int http_server_listen_tls(struct http_server *s, const char *hostport,
                            struct http_tls *tls, char *errmsg)
 {
-    struct sockaddr_storage sa;
     if (s->tls_listening) {
         err_printf(errmsg, "already listening for TLS");
         return BERTH_EINVAL;
     }
-    if (http__parse_hostport(hostport, &sa) != 0) {
-        err_printf(errmsg, "%s is not HOST:PORT with a numeric host", hostport);
-        return BERTH_EINVAL;
-    }
-    uv_tcp_init(s->loop, &s->tls_listener);
-    s->tls_listener.data = s;
     s->tls = tls;
-    s->tls_listening = true;
-    s->open_handles++;
-    int rv = uv_tcp_bind(&s->tls_listener, (struct sockaddr *)&sa, 0);
-    if (rv == 0) {
-        rv = uv_listen((uv_stream_t *)&s->tls_listener, 4096,
-                       http__tls_connection_cb);
-    }
-    if (rv != 0) {
-        err_printf(errmsg, "cannot listen on %s: %s", hostport,
-                   uv_strerror(rv));
-        return BERTH_EIO;
-    }
-    return 0;
+    return http__listen_hostport(s, &s->tls_listener, &s->tls_listening,
+                                 hostport, http__tls_connection_cb, errmsg);
 }
 
 int http_server_listen_fd(struct http_server *s, int fd, char *errmsg)
