@@ -28,11 +28,11 @@ The target: p99 at most 2x the baseline's.
 Usage: caps.py BUILD DIR [SECONDS]"""
 import http.client
 import json
+import multiprocessing
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 from crawl import free_port
@@ -103,7 +103,12 @@ def admin_post(data, path):
         c.close()
 
 
-def attack(port, berth, data, kind, stop, counts):
+def attack(port, berth, data, kind, stop, out):
+    """Run one attack until stop is set, then put its counts on out. It
+    runs in a process of its own: as a thread of the calm client's process
+    it would hold the interpreter's lock for up to its switch interval (5
+    ms) while the calm client waits, and the figure would measure that."""
+    counts = {}
     c = Client(port)
     while not stop.is_set():
         if kind == "hog":
@@ -116,6 +121,7 @@ def attack(port, berth, data, kind, stop, counts):
         else:
             st, _ = c.req("GET", "/s/burner/burn")
         counts[st] = counts.get(st, 0) + 1
+    out.put(counts)
 
 
 def main():
@@ -163,18 +169,20 @@ def main():
                   ("baseline again", None)]
         base = None
         for title, kind in phases:
-            stop = threading.Event()
+            stop = multiprocessing.Event()
+            out = multiprocessing.Queue()
             counts = {}
             t = None
             if kind is not None:
-                t = threading.Thread(target=attack, daemon=True,
-                                     args=(port, berth, data, kind, stop,
-                                           counts))
+                t = multiprocessing.Process(target=attack, daemon=True,
+                                            args=(port, berth, data, kind,
+                                                  stop, out))
                 t.start()
                 time.sleep(0.5)  # the attack under way
             xs = calm_phase(port, seconds)
             stop.set()
             if t is not None:
+                counts = out.get(timeout=60)
                 t.join(60)
             p50, p99 = pct(xs, 50), pct(xs, 99)
             if base is None:
