@@ -2154,6 +2154,10 @@ static int cli__account_limit(const struct cli__cmd *cmd, struct cli *c,
     } else {
         cli__print_limits(v);
     }
+    const char *warning = json_string_value(json_object_get(v, "warning"));
+    if (warning != NULL) {
+        fprintf(stderr, "berth: %s\n", warning);
+    }
     json_decref(v);
     return 0;
 }

@@ -151,6 +151,7 @@ void host_accounts_applied(struct host *h, const uint8_t *entry, size_t len)
         host_log("error", "cannot count the disabled accounts", "error",
                  store_errmsg(h->store), NULL);
     }
+    h->caps_refused = 0;
     if (h->ready && h->leading && r.op == ACCOUNT_OP_LIMIT &&
         r.caps_which != 0) {
         host_caps_account_changed(h, r.account);
@@ -310,6 +311,22 @@ static void accounts__committed(void *arg, int status, int result)
             auth_token_id(hash, id);
             json_object_set_new(o, "token", json_string(op->text));
             json_object_set_new(o, "token_id", json_string(id));
+        }
+        if (op->op == ACCOUNT_OP_LIMIT && h->caps_refused > 0) {
+            /* Recorded, and in force from each one's next wake; the
+             * kernel may refuse a memory cap below what a program uses
+             * now. */
+            char w[160];
+            snprintf(w, sizeof w,
+                     h->caps_refused == 1
+                         ? "recorded, but %u running program keeps its old "
+                           "caps until its next wake: the kernel refused the "
+                           "new ones"
+                         : "recorded, but %u running programs keep their old "
+                           "caps until their next wake: the kernel refused "
+                           "the new ones",
+                     h->caps_refused);
+            json_object_set_new(o, "warning", json_string(w));
         }
         host_reply_json(op->req, op->op == ACCOUNT_OP_NEW ? 201 : 200, o);
     }

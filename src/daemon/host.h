@@ -356,6 +356,10 @@ struct host {
     /* Accounts with caps of their own: while there are none, a wake reads
      * no account's caps. */
     uint64_t n_capped;
+    /* Running programs that kept their old caps at the last change of an
+     * account's caps because the kernel refused the new ones: what the
+     * change's answer warns of. */
+    unsigned caps_refused;
     /* Rates of the accounts whose limits were checked (daemon/quota.c). */
     struct host_quota *quota;
     size_t n_quota;
@@ -510,7 +514,8 @@ void host_caps_in_force(struct host *h, uint64_t account,
 int host_caps_refresh(struct host *h, struct host_ship *s);
 
 /* Account's caps changed: on the leader, put the caps now in force on
- * every running program of its ships (daemon/resize.c). */
+ * every running program of its ships, and set h->caps_refused to how many
+ * the kernel refused them (daemon/resize.c). */
 void host_caps_account_changed(struct host *h, uint64_t account);
 
 /* Describe the ship in slot as a new JSON object; the caller frees it. */

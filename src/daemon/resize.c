@@ -88,6 +88,7 @@ void host_caps_account_changed(struct host *h, uint64_t account)
                      "ship", c->id, "error", err_str(rv), NULL);
         }
     }
+    h->caps_refused = refused;
     char acct[24], ns[16], rs[16];
     snprintf(acct, sizeof acct, "%llu", (unsigned long long)account);
     snprintf(ns, sizeof ns, "%u", n);

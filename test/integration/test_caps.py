@@ -354,6 +354,39 @@ def test_account_caps(host_factory):
     assert h.proc.poll() is None
 
 
+def test_caps_refused_live(host_factory):
+    """A cap below what a running program holds is recorded, the kernel
+    refuses it on the running program, and the answer says so: the program
+    keeps its old caps until its next wake, which has the new ones."""
+    h = host_factory(FAST).start()
+    h.cli("account", "new", "alice")
+    h.cli("ship", "new", "--program", MISBEHAVE, "--name", "hog",
+          "--account", "alice")
+    pid = woken_and_moved(h, "hog")
+    assert h.http("GET", "/s/hog/hog/40")[0] == 200  # held: no swap here
+    r = h.cli("ship", "resize", "hog", "--memory", "16M")
+    assert "the kernel refused" in r.stderr, r
+    v = h.cli_json("ship", "resize", "hog", "--memory", "512M")
+    assert "warning" not in v, v
+    r = h.cli("account", "limit", "alice", "--memory", "16M")
+    assert "berth: recorded, but 1 running program keeps its old caps " \
+        "until its next wake: the kernel refused the new ones" in r.stderr, r
+    v = h.cli_json("account", "limit", "alice", "--memory", "20M")
+    assert "1 running program keeps its old caps" in v["warning"], v
+    assert "a running program keeps its old caps" in h.logs()
+    assert h.cli_json("ship", "show", "hog")["pid"] == pid
+    # Lifted above what it holds: no warning.
+    v = h.cli_json("account", "limit", "alice", "--memory", "256M")
+    assert "warning" not in v, v
+    v = h.cli_json("account", "limit", "alice", "--memory", "16M")
+    assert "warning" in v, v
+    # Its next wake starts under the account's 16M.
+    h.cli("ship", "sleep", "hog")
+    woken_and_moved(h, "hog")
+    st, _, body = h.http("GET", "/s/hog/hog/40")
+    assert st == 503 and error_of(body)["code"] == "memory_limit", body
+
+
 def test_account_caps_replicate(cluster_factory):
     c = cluster_factory(3, FAST).start()
     lead = c.leader()
