@@ -22,7 +22,8 @@ build: deps
 # Builds, then installs under $(PREFIX) (DESTDIR is put in front, for
 # packaging): bin/berth, the sample programs in lib/berth/programs/, the
 # systemd units (lib/systemd/system/berth.service, its ExecStart pointing at
-# $(PREFIX)/bin/berth, and berth.socket, its front door), the man page and
+# $(PREFIX)/bin/berth, berth.socket, its front door, and berth-tls.socket,
+# its TLS door), the man page and
 # bash completion.
 install: build
 	@$(MAKE) install-files
@@ -36,11 +37,11 @@ install-files:
 	@install -m 0755 $(BUILD)/berth $(DESTDIR)$(PREFIX)/bin/berth
 	@install -m 0755 $(BUILD)/programs/kv $(BUILD)/programs/share $(DESTDIR)$(PREFIX)/lib/berth/programs/
 	@sed 's|@BINDIR@|$(PREFIX)/bin|g' packaging/berth.service.in > $(DESTDIR)$(PREFIX)/lib/systemd/system/berth.service
-	@install -m 0644 packaging/berth.socket $(DESTDIR)$(PREFIX)/lib/systemd/system/berth.socket
+	@install -m 0644 packaging/berth.socket packaging/berth-tls.socket $(DESTDIR)$(PREFIX)/lib/systemd/system/
 	@chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/berth.service
 	@install -m 0644 $(BUILD)/berth.1 $(DESTDIR)$(PREFIX)/share/man/man1/berth.1
 	@install -m 0644 packaging/berth.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/berth
-	@echo "installed berth in $(DESTDIR)$(PREFIX): bin/berth, lib/berth/programs/, lib/systemd/system/berth.{service,socket}, share/man/man1/berth.1, share/bash-completion/completions/berth"
+	@echo "installed berth in $(DESTDIR)$(PREFIX): bin/berth, lib/berth/programs/, lib/systemd/system/berth.{service,socket} and berth-tls.socket, share/man/man1/berth.1, share/bash-completion/completions/berth"
 
 # Starts a host in the foreground with demo ships; Ctrl-C stops it.
 run: build

@@ -33,10 +33,11 @@ make -s -C "$ROOT" install-files BUILD="$BUILD" PREFIX="$PREFIX" >/dev/null
 BERTH=$PREFIX/bin/berth
 UNIT=$PREFIX/lib/systemd/system/berth.service
 SOCKET=$PREFIX/lib/systemd/system/berth.socket
+TLS_SOCKET=$PREFIX/lib/systemd/system/berth-tls.socket
 for f in "$BERTH" "$PREFIX/lib/berth/programs/kv" "$PREFIX/lib/berth/programs/share"; do
     [ -x "$f" ] || fail "not installed: $f"
 done
-for f in "$UNIT" "$SOCKET" "$PREFIX/share/man/man1/berth.1" "$PREFIX/share/bash-completion/completions/berth"; do
+for f in "$UNIT" "$SOCKET" "$TLS_SOCKET" "$PREFIX/share/man/man1/berth.1" "$PREFIX/share/bash-completion/completions/berth"; do
     [ -s "$f" ] || fail "not installed: $f"
 done
 grep -q '^\.SS "berth ship export' "$PREFIX/share/man/man1/berth.1" || fail "the man page lacks ship export"
@@ -46,8 +47,8 @@ bash -c ". '$PREFIX/share/bash-completion/completions/berth' && complete -p bert
 # --- The unit. ---
 command -v systemd-analyze >/dev/null ||
     fail "systemd-analyze is missing (scripts/deps.sh installs systemd)"
-step "systemd-analyze verify $UNIT $SOCKET"
-out=$(systemd-analyze verify --man=no "$UNIT" "$SOCKET" 2>&1) || fail "systemd-analyze verify failed: $out"
+step "systemd-analyze verify $UNIT $SOCKET $TLS_SOCKET"
+out=$(systemd-analyze verify --man=no "$UNIT" "$SOCKET" "$TLS_SOCKET" 2>&1) || fail "systemd-analyze verify failed: $out"
 [ -z "$out" ] || fail "systemd-analyze verify warns: $out"
 for line in 'Type=notify' 'NotifyAccess=main' 'WatchdogSec=' 'Delegate=yes' \
     'ProtectSystem=strict' 'PrivateTmp=yes' 'NoNewPrivileges=yes' \
@@ -55,6 +56,8 @@ for line in 'Type=notify' 'NotifyAccess=main' 'WatchdogSec=' 'Delegate=yes' \
     grep -q "^$line" "$UNIT" || fail "the unit lacks $line"
 done
 grep -q '^FileDescriptorName=front$' "$SOCKET" || fail "berth.socket does not name its socket front"
+grep -q '^FileDescriptorName=tls$' "$TLS_SOCKET" || fail "berth-tls.socket does not name its socket tls"
+grep -q '^Service=berth.service$' "$TLS_SOCKET" || fail "berth-tls.socket does not name berth.service"
 listen_stream=$(sed -n 's/^ListenStream=//p' "$SOCKET")
 listen_env=$(sed -n 's/^Environment=.*BERTH_LISTEN=\([^ ]*\).*/\1/p' "$UNIT")
 [ "${listen_stream##*:}" = "${listen_env##*:}" ] ||

@@ -2930,7 +2930,8 @@ static const struct cli__cmd cli__cmds[] = {
      "WATCHDOG=1 and STOPPING=1 ($NOTIFY_SOCKET, $WATCHDOG_USEC), and takes "
      "its front door from a socket the manager passes ($LISTEN_FDS, the one "
      "named front) rather than binding --listen, so that the socket outlives "
-     "a restart (packaging/berth.socket).",
+     "a restart (packaging/berth.socket), and its TLS door from the one "
+     "named tls rather than binding --tls-listen (packaging/berth-tls.socket).",
      cli__serve_opts, 0, 0, false, cli__serve},
     {"ship new", "--program PATH [options]", "create a ship, or N ships",
      "Create a ship running PATH, or N ships with --count, and print its id "

@@ -1451,7 +1451,8 @@ static void admin__rejoin_cb(uv_timer_t *t)
     h->store = NULL;
     /* A front door passed by the service manager is not ours to bind
      * again: the process that follows takes it as this one did. */
-    if (h->front_fd >= 0 && notify_listen_fds_pass(h->front_fd) != 0) {
+    if (h->front_fd >= 0 &&
+        notify_listen_fds_pass(h->front_fd, h->tls_fd) != 0) {
         host_log("warn", "cannot hand the front door's socket on", NULL);
     }
     execv("/proc/self/exe", args);

@@ -1827,7 +1827,7 @@ int host_run(const struct host_config *cfg)
     h->disk_ok = true;
     /* First, before anything else opens a descriptor or a program could
      * inherit one: the sockets a service manager passed. */
-    int passed = notify_listen_fds(&h->front_fd);
+    int passed = notify_listen_fds(&h->front_fd, &h->tls_fd);
     budget_init(&h->budget, cfg->max_buffer_bytes, host_budget_changed, h);
     h->started_ns = uv_hrtime();
     registry_init(&h->reg);
@@ -2077,7 +2077,32 @@ int host_run(const struct host_config *cfg)
         fprintf(stderr, "berth: front door on %s: %s\n", cfg->listen, errmsg);
         goto err_after_log;
     }
-    if (h->tls != NULL) {
+    if (h->tls != NULL && h->tls_fd >= 0) {
+        rv = http_server_listen_tls_fd(h->front, h->tls_fd, h->tls, errmsg);
+        if (rv != 0) {
+            fprintf(stderr,
+                    "berth: front door (TLS) on the service manager's "
+                    "socket: %s\n",
+                    errmsg);
+            goto err_after_log;
+        }
+        host_log("info", "TLS socket from the service manager", NULL);
+    } else if (h->tls_fd >= 0) {
+        /* Closed, so that its clients are refused rather than left
+         * waiting. */
+        host_log("warn",
+                 "the service manager passed a socket named tls but the "
+                 "host has no --tls-cert: it is closed",
+                 NULL);
+        close(h->tls_fd);
+        h->tls_fd = -1;
+    } else if (h->tls != NULL) {
+        if (h->tls_fd < 0 && h->front_fd >= 0) {
+            host_log("info",
+                     "the TLS door binds --tls-listen itself: the service "
+                     "manager passed no socket named tls",
+                     NULL);
+        }
         rv = http_server_listen_tls(h->front, cfg->tls_listen, h->tls, errmsg);
         if (rv != 0) {
             fprintf(stderr, "berth: front door (TLS) on %s: %s\n",

@@ -469,6 +469,7 @@ struct host {
      * activation, lib/notify.h), or -1: it then outlives this process, so
      * that a restart refuses no connection. */
     int front_fd;
+    int tls_fd; /* the TLS door's socket from the service manager, or -1 */
     char service_status[160];
 };
 

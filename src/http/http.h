@@ -149,6 +149,14 @@ int http_server_listen_unix(struct http_server *s, const char *path,
 int http_server_listen_tls(struct http_server *s, const char *hostport,
                            struct http_tls *tls, char *errmsg);
 
+/* Accept TLS connections on fd, a TCP socket bound and listening already
+ * (a service manager's, as for http_server_listen_fd; the server takes
+ * it), with the certificate tls serves (not owned, as for
+ * http_server_listen_tls). Returns 0 or a negative code with a message in
+ * errmsg (ERRMSG_SIZE bytes). */
+int http_server_listen_tls_fd(struct http_server *s, int fd,
+                              struct http_tls *tls, char *errmsg);
+
 /* Return the TCP port of the first TCP listener, or 0 if none. */
 int http_server_port(struct http_server *s);
 

@@ -1297,21 +1297,19 @@ int http_server_listen_tls(struct http_server *s, const char *hostport,
                                  hostport, http__tls_connection_cb, errmsg);
 }
 
-int http_server_listen_fd(struct http_server *s, int fd, char *errmsg)
+/* Listen on fd, a bound TCP socket (passed by a service manager), with
+ * tcp; *listening is set once tcp is a handle to close. */
+static int http__listen_fd(struct http_server *s, uv_tcp_t *tcp,
+                           bool *listening, int fd, uv_connection_cb cb,
+                           char *errmsg)
 {
-    if (s->listening) {
-        err_printf(errmsg, "already listening");
-        return BERTH_EINVAL;
-    }
-    uv_tcp_init(s->loop, &s->listener.tcp);
-    s->listener.tcp.data = s;
-    s->is_tcp = true;
-    s->listening = true;
+    uv_tcp_init(s->loop, tcp);
+    tcp->data = s;
+    *listening = true;
     s->open_handles++;
-    int rv = uv_tcp_open(&s->listener.tcp, fd);
+    int rv = uv_tcp_open(tcp, fd);
     if (rv == 0) {
-        rv = uv_listen((uv_stream_t *)&s->listener.tcp, 4096,
-                       http__connection_cb);
+        rv = uv_listen((uv_stream_t *)tcp, 4096, cb);
     }
     if (rv != 0) {
         err_printf(errmsg, "cannot listen on descriptor %d: %s", fd,
@@ -1319,6 +1317,29 @@ int http_server_listen_fd(struct http_server *s, int fd, char *errmsg)
         return BERTH_EIO;
     }
     return 0;
+}
+
+int http_server_listen_fd(struct http_server *s, int fd, char *errmsg)
+{
+    if (s->listening) {
+        err_printf(errmsg, "already listening");
+        return BERTH_EINVAL;
+    }
+    s->is_tcp = true;
+    return http__listen_fd(s, &s->listener.tcp, &s->listening, fd,
+                           http__connection_cb, errmsg);
+}
+
+int http_server_listen_tls_fd(struct http_server *s, int fd,
+                              struct http_tls *tls, char *errmsg)
+{
+    if (s->tls_listening) {
+        err_printf(errmsg, "already listening for TLS");
+        return BERTH_EINVAL;
+    }
+    s->tls = tls;
+    return http__listen_fd(s, &s->tls_listener, &s->tls_listening, fd,
+                           http__tls_connection_cb, errmsg);
 }
 
 int http_server_listen_unix(struct http_server *s, const char *path,

@@ -76,13 +76,14 @@ uint64_t notify_watchdog_usec(void)
     return (uint64_t)v;
 }
 
-int notify_listen_fds(int *front)
+int notify_listen_fds(int *front, int *tls)
 {
     const char *pid = getenv("LISTEN_PID");
     const char *fds = getenv("LISTEN_FDS");
     const char *names = getenv("LISTEN_FDNAMES");
     char *end;
     *front = -1;
+    *tls = -1;
     if (pid == NULL || fds == NULL) {
         return 0;
     }
@@ -110,6 +111,9 @@ int notify_listen_fds(int *front)
             ((names == NULL || names[0] == '\0') && n == 1)) {
             *front = NOTIFY_LISTEN_FDS_START + (int)i;
         }
+        if (name != NULL && len == 3 && strncmp(name, "tls", 3) == 0) {
+            *tls = NOTIFY_LISTEN_FDS_START + (int)i;
+        }
         if (name != NULL) {
             name = name[len] == ':' ? name + len + 1 : NULL;
         }
@@ -120,18 +124,32 @@ int notify_listen_fds(int *front)
     return (int)n;
 }
 
-int notify_listen_fds_pass(int fd)
+int notify_listen_fds_pass(int front, int tls)
 {
-    char pid[24];
-    int flags = fcntl(fd, F_GETFD);
-    if (fd != NOTIFY_LISTEN_FDS_START || flags < 0 ||
-        fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) != 0) {
+    /* A manager passes its sockets from descriptor 3 on, in a row. */
+    int n = tls >= 0 ? 2 : 1;
+    if (front < NOTIFY_LISTEN_FDS_START || tls == front ||
+        (tls >= 0 && tls < NOTIFY_LISTEN_FDS_START) ||
+        (front >= NOTIFY_LISTEN_FDS_START + n) ||
+        (tls >= NOTIFY_LISTEN_FDS_START + n)) {
         return BERTH_EIO;
     }
+    int fds[2] = {front, tls};
+    for (int i = 0; i < n; i++) {
+        int flags = fcntl(fds[i], F_GETFD);
+        if (flags < 0 || fcntl(fds[i], F_SETFD, flags & ~FD_CLOEXEC) != 0) {
+            return BERTH_EIO;
+        }
+    }
+    char pid[24], count[4];
     snprintf(pid, sizeof pid, "%d", (int)getpid());
+    snprintf(count, sizeof count, "%d", n);
+    const char *names = n == 1                             ? "front"
+                        : front == NOTIFY_LISTEN_FDS_START ? "front:tls"
+                                                           : "tls:front";
     if (setenv("LISTEN_PID", pid, 1) != 0 ||
-        setenv("LISTEN_FDS", "1", 1) != 0 ||
-        setenv("LISTEN_FDNAMES", "front", 1) != 0) {
+        setenv("LISTEN_FDS", count, 1) != 0 ||
+        setenv("LISTEN_FDNAMES", names, 1) != 0) {
         return BERTH_EIO;
     }
     return 0;

@@ -36,14 +36,15 @@ uint64_t notify_watchdog_usec(void);
  * from descriptor 3, named by $LISTEN_FDNAMES): every one is marked
  * close-on-exec, so that no program inherits it, and the variables are
  * removed. Sets *front to the one named "front" (or the only one, when
- * none is named), else -1. Returns how many were passed (0 without
- * socket activation). */
-int notify_listen_fds(int *front);
+ * none is named), else -1, and *tls to the one named "tls", else -1.
+ * Returns how many were passed (0 without socket activation). */
+int notify_listen_fds(int *front, int *tls);
 
-/* Hand the front door's socket fd (one notify_listen_fds gave) to the
- * program this process is about to exec in its place, as a service manager
- * would: it stays open across the exec and the variables say so again.
- * Returns 0, or BERTH_EIO. */
-int notify_listen_fds_pass(int fd);
+/* Hand the front door's sockets (front, and tls unless it is -1: what
+ * notify_listen_fds gave) to the program this process is about to exec in
+ * its place, as a service manager would: they stay open across the exec
+ * and the variables say so again. Returns 0, or BERTH_EIO when they are
+ * not the descriptors from 3 on that a manager passes. */
+int notify_listen_fds_pass(int front, int tls);
 
 #endif

@@ -11,11 +11,12 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 
 import pytest
 
-from conftest import admin_tcp, free_port, wait_for
+from conftest import ROOT, admin_tcp, free_port, wait_for
 
 DOMAIN = "example.org"
 
@@ -397,3 +398,72 @@ def test_sni_wakes_the_ship_before_the_handshake_ends(host_factory, certs):
         time.sleep(0.3)
         s.close()
     assert state(h, "bob") == "asleep"
+
+
+def test_socket_activation(host_factory, certs):
+    """Both doors from a service manager, as berth.socket and
+    berth-tls.socket pass them: a TLS handshake begun while the host
+    restarts waits in the socket and is answered by the next process."""
+    plain, tls = socket.socket(), socket.socket()
+    for s in (plain, tls):
+        s.bind(("127.0.0.1", 0))
+        s.listen(128)
+    h = host_factory(["--domain", DOMAIN, "--tls-cert", certs["cert"],
+                      "--tls-key", certs["key"]])
+    h.port = plain.getsockname()[1]
+    port = tls.getsockname()[1]
+    h.pass_fds = (plain.fileno(), tls.fileno())
+    h.prefix = ["python3", os.path.join(ROOT, "test", "activate.py"), "--fd",
+                str(plain.fileno()), "--tls-fd", str(tls.fileno())]
+    h.start()
+    assert "TLS socket from the service manager" in h.logs()
+    h.new_ship(name="ann")
+    c = TLSClient(port, "ann." + DOMAIN, client_ctx(certs))
+    assert c.request("PUT", "/k/a", b"sealed")[0] in (200, 201)
+    c.close()
+    h.proc.send_signal(signal.SIGTERM)
+    assert h.proc.wait(20) == 0
+    h.stop()
+    # No host runs: the connection is not refused, and its handshake ends
+    # once the next process takes the socket.
+    raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+    got = {}
+
+    def ask():
+        s = client_ctx(certs).wrap_socket(raw, server_hostname="ann." + DOMAIN)
+        s.sendall(b"GET /k/a HTTP/1.1\r\nHost: ann.%s\r\n\r\n"
+                  % DOMAIN.encode())
+        r = http.client.HTTPResponse(s)
+        r.begin()
+        got["reply"] = (r.status, r.read())
+        s.close()
+
+    t = threading.Thread(target=ask)
+    t.start()
+    h.start()
+    t.join(30)
+    assert got.get("reply") == (200, b"sealed"), got
+    assert h.stop() == 0
+    plain.close()
+    tls.close()
+
+
+def test_tls_socket_without_cert(host_factory):
+    """A socket named tls on a host without a certificate is closed, with a
+    warning: its clients are refused, not left waiting."""
+    plain, tls = socket.socket(), socket.socket()
+    for s in (plain, tls):
+        s.bind(("127.0.0.1", 0))
+        s.listen(128)
+    h = host_factory()
+    h.port = plain.getsockname()[1]
+    h.pass_fds = (plain.fileno(), tls.fileno())
+    h.prefix = ["python3", os.path.join(ROOT, "test", "activate.py"), "--fd",
+                str(plain.fileno()), "--tls-fd", str(tls.fileno())]
+    h.start()
+    assert "passed a socket named tls but the host has no --tls-cert" \
+        in h.logs()
+    assert h.http("GET", "/healthz")[0] == 200
+    assert h.stop() == 0
+    plain.close()
+    tls.close()
