@@ -21,9 +21,15 @@ measure, against a ship of test/programs/misbehave with its caps:
   CPU burner   --cpu 0.5: spins; killed at the per-event CPU limit
                (--event-cpu-ms 1000), answered 504 cpu_limit
 
+and a peer that is no ship: a bare spinner, a process the bench starts
+outside berth that spins on one core for the whole measure (what the
+machine alone makes of one busy core beside the calm ship, its client and
+the host; the attacks' caps give each at most one core too).
+
 Printed: p50 and p99 of the calm ship's requests in each phase, the ratio
-to the first baseline, and what the attack did (requests answered, kills).
-The target: p99 at most 2x the baseline's.
+to the first baseline, each attack's p99 beside the bare spinner's, and
+what the attack did (requests answered, kills). The target: p99 at most 2x
+the baseline's.
 
 Usage: caps.py BUILD DIR [SECONDS]"""
 import http.client
@@ -163,17 +169,22 @@ def main():
               "client, PUT and GET in turn, %g s a phase; caps by %s)"
               % (seconds, stats["caps"]))
         calm_phase(port, 1)  # awake, and warm
-        phases = [("baseline", None), ("memory hog", "hog"),
-                  ("fork bomb", "bomb"), ("bomb churn", "churn"),
-                  ("CPU burner", "burner"),
+        phases = [("baseline", None), ("bare spinner", "spinner"),
+                  ("memory hog", "hog"), ("fork bomb", "bomb"),
+                  ("bomb churn", "churn"), ("CPU burner", "burner"),
                   ("baseline again", None)]
         base = None
+        spinner = None
         for title, kind in phases:
             stop = multiprocessing.Event()
             out = multiprocessing.Queue()
             counts = {}
             t = None
-            if kind is not None:
+            if kind == "spinner":
+                t = subprocess.Popen([sys.executable, "-c",
+                                      "while True: pass"])
+                time.sleep(0.5)
+            elif kind is not None:
                 t = multiprocessing.Process(target=attack, daemon=True,
                                             args=(port, berth, data, kind,
                                                   stop, out))
@@ -181,18 +192,26 @@ def main():
                 time.sleep(0.5)  # the attack under way
             xs = calm_phase(port, seconds)
             stop.set()
-            if t is not None:
+            if kind == "spinner":
+                t.kill()
+                t.wait()
+            elif t is not None:
                 counts = out.get(timeout=60)
                 t.join(60)
             p50, p99 = pct(xs, 50), pct(xs, 99)
             if base is None:
                 base = (p50, p99)
+            if kind == "spinner":
+                spinner = p99
             what = ", ".join("%d x %d" % (n, st)
                              for st, n in sorted(counts.items()))
+            beside = ""
+            if kind not in (None, "spinner"):
+                beside = "  p99 %4.2fx the spinner's" % (p99 / spinner)
             print("  %-15s p50 %6.3f ms (%4.2fx)  p99 %6.3f ms (%4.2fx)  "
-                  "%6d requests%s"
+                  "%6d requests%s%s"
                   % (title, p50, p50 / base[0], p99, p99 / base[1], len(xs),
-                     "  attack: " + what if what else ""))
+                     beside, "  attack: " + what if what else ""))
         alive = host.poll() is None
         print("  host alive after the attacks: %s" % ("yes" if alive else "NO"))
     finally:
