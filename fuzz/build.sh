@@ -12,7 +12,7 @@
 set -e
 cd "$(dirname "$0")/.."
 OUT=build-fuzz
-TARGETS="frame record http forward transport channel admin master segments identity strlist shipcopy sni beat"
+TARGETS="frame record http forward transport channel admin master segments identity strlist shipcopy sni beat websocket"
 mkdir -p "$OUT"
 CC=${CC:-clang}
 if ! command -v "$CC" >/dev/null 2>&1; then
@@ -53,6 +53,7 @@ build identity src/consensus/identity.c $LIB
 build strlist $LIB
 build sni src/http/hostname.c $LIB
 build beat src/core/beat.c $LIB
+build websocket src/http/websocket.c src/lib/utf8.c $LIB -lcrypto
 build shipcopy src/store/store.c src/store/heads.c src/store/heap.c \
   src/store/apply.c src/store/fsck.c src/store/shipcopy.c src/store/shipkey.c \
   src/core/record.c src/core/export.c \
