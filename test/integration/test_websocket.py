@@ -364,3 +364,48 @@ def test_websocket_over_tls(host_factory, certs):  # noqa: F811
             assert await ws.recv() == b"y" * 5000
 
     run(go())
+
+
+def test_backpressure_keeps_every_message_in_order(host_factory):
+    """Past --ws-inflight messages on their way the host stops reading the
+    socket; nothing is dropped, and replies come in order, across a
+    sleep."""
+    h = host_factory(["--ws-inflight", "2"])
+    h.start()
+    h.new_ship(WSECHO, "ws")
+
+    async def go():
+        async with websockets.connect(url(h)) as ws:
+            await ws.recv()
+            h.cli("ship", "sleep", "ws")
+            for i in range(40):
+                await ws.send("m%d" % i)
+            for i in range(40):
+                assert await ws.recv() == "%d:m%d" % (i + 1, i)
+
+    run(go())
+    assert count(h)["count"] == 40
+
+
+def test_block_and_remove_close_sockets(wshost):
+    h = wshost
+
+    async def go():
+        ws = await websockets.connect(url(h))
+        await ws.recv()
+        h.cli("ship", "block", "ws")
+        await ws.wait_closed()
+        assert ws.close_code == 1008
+        with pytest.raises(websockets.exceptions.InvalidStatusCode) as e:
+            async with websockets.connect(url(h)):
+                pass
+        assert e.value.status_code == 403
+        h.cli("ship", "unblock", "ws")
+        ws = await websockets.connect(url(h))
+        await ws.recv()
+        h.cli("ship", "rm", "ws")
+        await ws.wait_closed()
+        assert ws.close_code == 1001
+
+    run(go())
+    assert h.http("GET", "/healthz")[0] == 200
