@@ -525,6 +525,12 @@ void host_ws_close_ship(struct host *h, uint64_t sid, uint16_t code,
 /* Close with 1008 the open WebSockets of ships of disabled accounts. */
 void host_ws_close_disabled(struct host *h);
 
+/* On a host that does not lead: pass req, a WebSocket's opening
+ * handshake, to the leader's front door and relay bytes both ways until
+ * either side closes (daemon/tunnel.c); answered 503 leader_changed when
+ * no leader's front door is known. */
+void host_tunnel(struct host *h, struct http_request *req);
+
 /* Return the registry slot of the ship with this id or name, or
  * REGISTRY_NONE. */
 uint32_t host_ship_lookup(struct host *h, const char *id_or_name);

@@ -307,6 +307,25 @@ void http_ws_close(struct http_ws *ws, uint16_t code, const char *reason);
  * waits) or read again. Pings go on being answered from what was read. */
 void http_ws_pause(struct http_ws *ws, bool paused);
 
+/* Make req's connection a tunnel, with no answer (the bytes that answer
+ * it come from elsewhere): from then on every byte the client sends goes
+ * to ops->message (opcode 0, as read), http_tunnel_write writes bytes to
+ * it as they are, and ops->closed (code 1006) says the client has gone.
+ * http_ws_pause stops and resumes reading. Frees req. Returns 0 with
+ * *out, valid until ops->closed or http_tunnel_close; BERTH_ESHUTDOWN if
+ * the client has gone, BERTH_EINVAL if req is detached (answered 400),
+ * or BERTH_ENOMEM (the connection is closed). */
+int http_tunnel_open(struct http_request *req, const struct http_ws_ops *ops,
+                     void *arg, struct http_ws **out);
+
+/* Write the n bytes at p (copied) to a tunnel's client; 0, or
+ * BERTH_ESHUTDOWN when it is closing. */
+int http_tunnel_write(struct http_ws *t, const void *p, size_t n);
+
+/* Close a tunnel once what was written has left; ops is not called
+ * again. */
+void http_tunnel_close(struct http_ws *t);
+
 /* Return the number of WebSockets open on s. */
 unsigned http_server_websockets(const struct http_server *s);
 
