@@ -158,6 +158,7 @@ enum host_job_origin {
 
 struct host_wsconn;
 struct host_wscount;
+struct host_wsclosed;
 
 /* The front door's WebSockets (daemon/websocket.c): every open or opening
  * connection by id, counts per ship and per account, and their figures. */
@@ -172,6 +173,9 @@ struct host_websockets {
     uint64_t opened, messages_in, messages_out;
     uint64_t dropped; /* WS_SEND and WS_CLOSE effects to no open conn */
     uint64_t refused; /* upgrades refused over a limit (429) */
+    /* CLOSED events to deliver once the current release is done. */
+    struct host_wsclosed *closed;
+    uv_timer_t closed_timer;
 };
 
 /* A ship's live object in the daemon: the fleet's part (core/fleet.h)

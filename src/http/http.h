@@ -258,7 +258,10 @@ int http_request_set_header(struct http_request *req, const char *name,
  * pings itself, pings a silent client every ping_ms and closes it when
  * the pong does not come in another ping_ms. Deadlines, caps and the
  * budget go on as for HTTP, but a WebSocket is never idle: the idle cap
- * and the idle timeout leave it alone. */
+ * and the idle timeout leave it alone. The owner's ops are called only
+ * from the loop's own callbacks (a read, a timer, a handle closed), never
+ * inside one of the calls below, so that the owner may call them from
+ * anywhere. */
 struct http_ws;
 
 /* What the owner of a WebSocket hears; ws is valid during each call. */

@@ -423,6 +423,11 @@ static void http__conn_handle_closed(uv_handle_t *h)
     c->open_handles--;
     s->open_handles--;
     if (c->open_handles == 0) {
+        /* A WebSocket's owner hears of its end here, in a callback of its
+         * own, never inside one of its calls into the server. */
+        if (c->ws != NULL) {
+            http__ws_report(c->ws, WS_CLOSE_ABNORMAL, "", 0);
+        }
         /* With a request still out, the connection lives on until its
          * reply; the server no longer knows it. */
         c->server = NULL;
@@ -452,7 +457,6 @@ static void http__conn_close(struct http_conn *c)
     http__conn_unlink(c);
     if (c->ws != NULL) {
         s->n_ws -= c->ws->raw ? 0 : 1;
-        http__ws_report(c->ws, WS_CLOSE_ABNORMAL, "", 0);
     }
     uv_close((uv_handle_t *)&c->h.stream, http__conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, http__conn_handle_closed);
@@ -534,6 +538,7 @@ static void http__update_reading(struct http_conn *c)
 }
 
 static void http__timer_cb(uv_timer_t *t);
+static void http__ws_drive(struct http_conn *c);
 static int http__ws_frame(struct http_conn *c, uint8_t opcode, const void *p,
                           size_t n, bool close);
 
@@ -856,6 +861,23 @@ static void http__timer_cb(uv_timer_t *t)
             http__arm(c);
         }
         return;
+    }
+    if (c->ws != NULL && !c->finishing && c->ws->in.len > 0 && !c->ws->paused) {
+        /* Frames that came with the handshake, or while reading was
+         * paused (see http__ws_soon). */
+        http__ws_drive(c);
+        if (c->closing) {
+            return;
+        }
+        http__settle(c, false);
+    }
+    if (c->ws != NULL && c->ws->paused) {
+        /* Not read, so not heard: a client held back by its owner is not
+         * silent. */
+        c->ws->ping_out = false;
+        if (c->ping_deadline != 0) {
+            c->ping_deadline = now + c->ws->ping_ms;
+        }
     }
     if (c->ws != NULL && c->ping_deadline != 0 && now >= c->ping_deadline) {
         if (c->ws->ping_out) {
@@ -1566,6 +1588,18 @@ void http_server_close(struct http_server *s, http_close_cb cb, void *arg)
 
 /* --- WebSockets. --- */
 
+/* Read the frames buffered from the timer's callback, soon, rather than
+ * inside the owner's call: ops are only ever called from the loop's own
+ * callbacks. */
+static void http__ws_soon(struct http_conn *c)
+{
+    if (c->closing || c->ws->in.len == 0) {
+        return;
+    }
+    uv_timer_start(&c->timer, http__timer_cb, 0, 0);
+    c->timer_due = uv_now(c->timer.loop);
+}
+
 /* Send one unfragmented frame; close: then close the connection. */
 static int http__ws_frame(struct http_conn *c, uint8_t opcode, const void *p,
                           size_t n, bool close)
@@ -1708,7 +1742,7 @@ int http_ws_accept(struct http_request *req, const struct http_ws_ops *ops,
     }
     http__put(&b, "\r\n");
     ws->conn = c;
-    ws->ops = ops;
+    ws->ops = NULL; /* set once the 101 is on its way: see below */
     ws->arg = arg;
     ws->ping_ms = cfg->ping_ms ? cfg->ping_ms : 30000;
     ws_reader_init(&ws->rd, cfg->max_message);
@@ -1727,16 +1761,17 @@ int http_ws_accept(struct http_request *req, const struct http_ws_ops *ops,
     if (c->server->let_on == c) {
         c->server->let_on = NULL;
     }
+    /* With no ops yet, a failed write closes the connection without a
+     * word to the owner, who learns it from the return value. */
     int rv = c->xport->send(c, &b, NULL, 0, NULL, 0, false);
     if (rv != 0 || c->closing) {
         return BERTH_ESHUTDOWN;
     }
+    ws->ops = ops;
     *out = ws;
-    http__ws_drive(c);
-    if (!c->closing) {
-        http__settle(c, true);
-    }
-    return c->closing ? BERTH_ESHUTDOWN : 0;
+    http__settle(c, true);
+    http__ws_soon(c);
+    return 0;
 }
 
 int http_tunnel_open(struct http_request *req, const struct http_ws_ops *ops,
@@ -1851,11 +1886,9 @@ void http_ws_pause(struct http_ws *ws, bool paused)
         return;
     }
     ws->paused = paused;
+    http__settle(c, false);
     if (!paused) {
-        http__ws_drive(c);
-    }
-    if (!c->closing) {
-        http__settle(c, false);
+        http__ws_soon(c);
     }
 }
 
