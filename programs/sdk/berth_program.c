@@ -382,9 +382,10 @@ int bp_ws_close(struct bp_out *out, uint64_t conn, uint16_t code,
                 const char *reason)
 {
     size_t n = reason ? strlen(reason) : 0;
-    /* The codes RFC 6455 lets an endpoint put in a close frame. */
+    /* The codes RFC 6455 lets an endpoint put in a close frame, less the
+     * 1012-1014 of later registrations, which the host refuses too. */
     int sendable = (code >= 1000 && code <= 1003) ||
-                   (code >= 1007 && code <= 1014) ||
+                   (code >= 1007 && code <= 1011) ||
                    (code >= 3000 && code <= 4999);
     if (conn == 0 || !sendable || n > BP_WS_REASON_MAX ||
         !bp__utf8((const uint8_t *)reason, n)) {

@@ -345,10 +345,10 @@ int bp_ws_send(struct bp_out *out, uint64_t conn, int opcode, const void *p,
 
 /* Add a WebSocket close effect: once the event is durable, the host closes
  * conn with code and reason (NUL-terminated UTF-8 of at most
- * BP_WS_REASON_MAX bytes; NULL is none). The code must be one a close frame
- * may carry: 1000 to 1003, 1007 to 1014, or 3000 to 4999. Returns 0, or -1
- * when conn is 0, the code or the reason is not allowed, or as bp_reply
- * does. */
+ * BP_WS_REASON_MAX bytes; NULL is none). The code must be one the host lets
+ * a program put in a close frame: 1000 to 1003, 1007 to 1011, or 3000 to
+ * 4999. Returns 0, or -1 when conn is 0, the code or the reason is not
+ * allowed, or as bp_reply does. */
 int bp_ws_close(struct bp_out *out, uint64_t conn, uint16_t code,
                 const char *reason);
 
