@@ -12,7 +12,7 @@
 set -e
 cd "$(dirname "$0")/.."
 OUT=build-fuzz
-TARGETS="frame record http forward transport channel admin master segments identity strlist shipcopy sni beat"
+TARGETS="frame record http forward transport channel admin master segments identity strlist shipcopy sni beat websocket"
 mkdir -p "$OUT"
 CC=${CC:-clang}
 if ! command -v "$CC" >/dev/null 2>&1; then
@@ -23,7 +23,7 @@ fi
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 FLAGS="-g -O1 -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter -Werror \
 -D_GNU_SOURCE -Isrc $SAN"
-LIB="src/lib/buf.c src/lib/err.c src/lib/mem.c src/lib/strlist.c"
+LIB="src/lib/buf.c src/lib/err.c src/lib/mem.c src/lib/strlist.c src/lib/utf8.c"
 
 # The target fuzz_$1 from fuzz/fuzz_$1.c and the sources after it.
 build() {
@@ -53,6 +53,7 @@ build identity src/consensus/identity.c $LIB
 build strlist $LIB
 build sni src/http/hostname.c $LIB
 build beat src/core/beat.c $LIB
+build websocket src/http/websocket.c $LIB -lcrypto
 build shipcopy src/store/store.c src/store/heads.c src/store/heap.c \
   src/store/apply.c src/store/fsck.c src/store/shipcopy.c src/store/shipkey.c \
   src/core/record.c src/core/export.c \

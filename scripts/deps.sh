@@ -11,7 +11,7 @@
 set -e
 PKGS="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev \
 liblz4-dev libuv1-dev libsqlite3-dev liblmdb-dev libsodium-dev \
-libjansson-dev libcmocka-dev libseccomp-dev libssl-dev openssl node-llhttp python3 python3-pytest python3-nacl \
+libjansson-dev libcmocka-dev libseccomp-dev libssl-dev openssl node-llhttp python3 python3-pytest python3-nacl python3-websockets \
 curl procps iproute2 chromium nodejs systemd"
 RAFT_MIN=0.22
 BACKPORTS="deb http://deb.debian.org/debian bookworm-backports main"

@@ -2498,6 +2498,11 @@ enum {
     CLI__SERVE_MIN_RATE,
     CLI__SERVE_MAX_CONNS_PER_ADDR,
     CLI__SERVE_MAX_IDLE_CONNS,
+    CLI__SERVE_WS_MAX_MESSAGE,
+    CLI__SERVE_WS_PER_SHIP,
+    CLI__SERVE_WS_PER_ACCOUNT,
+    CLI__SERVE_WS_INFLIGHT,
+    CLI__SERVE_WS_PING,
     CLI__SERVE_PEER,
     CLI__SERVE_JOIN,
     CLI__SERVE_VOTERS,
@@ -2639,6 +2644,27 @@ static const struct cli__opt cli__serve_opts[] = {
                                    1ULL << 24,
                                    "idle front-door connections, the oldest "
                                    "closed first; 0: no cap (default 1024)"},
+    [CLI__SERVE_WS_MAX_MESSAGE] = {"--ws-max-message", "BYTES", CLI__NUM, 1,
+                                   1ULL << 30,
+                                   "the largest WebSocket message a client "
+                                   "may send; larger closes with 1009 "
+                                   "(default 1048576)"},
+    [CLI__SERVE_WS_PER_SHIP] = {"--ws-per-ship", "N", CLI__NUM, 1, 1ULL << 24,
+                                "WebSockets open to one ship; more are "
+                                "refused with 429 (default 1024)"},
+    [CLI__SERVE_WS_PER_ACCOUNT] = {"--ws-per-account", "N", CLI__NUM, 1,
+                                   1ULL << 24,
+                                   "WebSockets open to one account's ships; "
+                                   "more are refused with 429 (default "
+                                   "16384)"},
+    [CLI__SERVE_WS_INFLIGHT] = {"--ws-inflight", "N", CLI__NUM, 1, 65535,
+                                "a WebSocket's messages on their way to its "
+                                "ship before the host stops reading it "
+                                "(default 8)"},
+    [CLI__SERVE_WS_PING] = {"--ws-ping-ms", "MS", CLI__MS, 100, 1ULL << 31,
+                            "silence before the host pings a WebSocket "
+                            "client; one silent as long again is closed "
+                            "(default 30000)"},
     [CLI__SERVE_PEER] = {"--peer", "IP:PORT", CLI__STR, 0, 0,
                          "the address other hosts of the cluster reach this "
                          "host at; bound for the peer port (default: none, "
@@ -2850,6 +2876,18 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
         {CLI__SERVE_MAX_IDLE_CONNS,
          offsetof(struct host_config, max_idle_conns),
          sizeof cfg.max_idle_conns},
+        {CLI__SERVE_WS_MAX_MESSAGE,
+         offsetof(struct host_config, ws_max_message),
+         sizeof cfg.ws_max_message},
+        {CLI__SERVE_WS_PER_SHIP, offsetof(struct host_config, ws_per_ship),
+         sizeof cfg.ws_per_ship},
+        {CLI__SERVE_WS_PER_ACCOUNT,
+         offsetof(struct host_config, ws_per_account),
+         sizeof cfg.ws_per_account},
+        {CLI__SERVE_WS_INFLIGHT, offsetof(struct host_config, ws_inflight),
+         sizeof cfg.ws_inflight},
+        {CLI__SERVE_WS_PING, offsetof(struct host_config, ws_ping_ms),
+         sizeof cfg.ws_ping_ms},
         {CLI__SERVE_HEARTBEAT, offsetof(struct host_config, heartbeat_ms),
          sizeof cfg.heartbeat_ms},
         {CLI__SERVE_ELECTION, offsetof(struct host_config, election_ms),

@@ -547,6 +547,7 @@ void fleet_job_free(struct fleet *f, struct fleet_job *j)
 {
     budget_sub(f->budget, j->counted, j->counted_draining);
     buf_free(&j->payload);
+    buf_free(&j->ws_fx);
     mem_free(j->reply_mem);
     mem_free(j->content_type);
     mem_free(j->error_message);
@@ -811,6 +812,12 @@ static int fleet__deliver(struct fleet_ship *s, enum fleet_origin origin,
     buf_init(payload);
     j->counted = j->payload.cap;
     j->mail_seq = mail_seq;
+    struct frame_websocket ws;
+    if (kind == FRAME_EVENT_WEBSOCKET &&
+        frame_decode_websocket(j->payload.data, j->payload.len, &ws) == 0) {
+        j->ws_conn = ws.conn;
+        j->ws_what = ws.what;
+    }
     budget_add(f->budget, j->counted, false);
     fleet__submit(s, j);
     return 0;
@@ -1465,6 +1472,38 @@ static int fleet__set_reply(struct fleet_ship *s, struct fleet_job *j,
     return 0;
 }
 
+/* Drop the WebSocket effects j holds (from an answer of its program that
+ * did not stand). */
+static void fleet__drop_ws(struct fleet *f, struct fleet_job *j)
+{
+    budget_sub(f->budget, j->ws_fx.cap, j->counted_draining);
+    j->counted -= j->ws_fx.cap;
+    buf_free(&j->ws_fx);
+}
+
+/* Keep e, a WS_SEND or WS_CLOSE effect, in j for its release; 0,
+ * BERTH_EMALFORMED or BERTH_ENOMEM. */
+static int fleet__keep_ws(struct fleet *f, struct fleet_job *j,
+                          const struct frame_effect *e)
+{
+    struct frame_ws_send ws;
+    struct frame_ws_close wc;
+    if (e->kind == FRAME_EFFECT_WS_SEND
+            ? frame_decode_ws_send(e->data, e->len, &ws) != 0
+            : frame_decode_ws_close(e->data, e->len, &wc) != 0) {
+        return BERTH_EMALFORMED;
+    }
+    size_t cap = j->ws_fx.cap;
+    if (buf_put_u8(&j->ws_fx, e->kind) != 0 ||
+        buf_put_u32(&j->ws_fx, (uint32_t)e->len) != 0 ||
+        buf_append(&j->ws_fx, e->data, e->len) != 0) {
+        return BERTH_ENOMEM;
+    }
+    budget_add(f->budget, j->ws_fx.cap - cap, j->counted_draining);
+    j->counted += j->ws_fx.cap - cap;
+    return 0;
+}
+
 /* Put a job that has left its program into the gate. Its bytes drain from
  * now on (the log or the client takes them), and its payload, encoded
  * into the log already or never to be, goes at once (but a reusable
@@ -1532,8 +1571,19 @@ static void fleet__on_done(struct fleet_ship *s, const struct frame *fr)
     uint64_t alarm = 0;
     struct buf fx; /* the entries of the event's effects item */
     buf_init(&fx);
+    fleet__drop_ws(f, j);
     while ((rv = frame_effects_next(&d, &off, &e)) == 0) {
-        if (e.kind == FRAME_EFFECT_HTTP_REPLY) {
+        if (e.kind == FRAME_EFFECT_WS_SEND || e.kind == FRAME_EFFECT_WS_CLOSE) {
+            rv = fleet__keep_ws(f, j, &e);
+            if (rv != 0) {
+                buf_free(&fx);
+                fleet__drop_ws(f, j);
+                fleet__kill(s, rv == BERTH_ENOMEM
+                                   ? "out of memory for WebSocket effects"
+                                   : "malformed WS_SEND or WS_CLOSE effect");
+                return;
+            }
+        } else if (e.kind == FRAME_EFFECT_HTTP_REPLY) {
             if (fleet__set_reply(s, j, &e, &frame_taken) != 0) {
                 buf_free(&fx);
                 fleet__kill(s, "malformed HTTP reply effect");

@@ -89,6 +89,7 @@ enum fleet_origin {
     FLEET_JOB_ADMIN, /* `berth ship send`: answered with a JSON summary */
     FLEET_JOB_ALARM, /* a TIMER event: nobody waits for it */
     FLEET_JOB_MAIL,  /* mail from the log (CHILD): the environment's own */
+    FLEET_JOB_WS,    /* a WebSocket's message or close: nobody waits */
 };
 
 /* What the first event after a wake or a thaw measures. */
@@ -186,6 +187,15 @@ struct fleet_job {
     bool refused;                 /* failed over a limit: */
     struct quota_refusal refusal; /* which, and the figures */
     uint64_t mail_seq;            /* FLEET_JOB_MAIL: the mail it delivers */
+    /* A WEBSOCKET event's connection and what (proto/frame.h), read from
+     * its payload on delivery; 0 for other events. */
+    uint64_t ws_conn;
+    uint8_t ws_what;
+    /* The event's WS_SEND and WS_CLOSE effects, as they came (u8 kind |
+     * u32 len | bytes, each decoded once): written to the sockets by the
+     * environment's release, after the event is durable, unless the job
+     * failed. Counted in the budget with the job. */
+    struct buf ws_fx;
 };
 
 /* An admin request waiting for a ship's state to settle. */

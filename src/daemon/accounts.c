@@ -151,6 +151,9 @@ void host_accounts_applied(struct host *h, const uint8_t *entry, size_t len)
         host_log("error", "cannot count the disabled accounts", "error",
                  store_errmsg(h->store), NULL);
     }
+    if (r.op == ACCOUNT_OP_DISABLE) {
+        host_ws_close_disabled(h);
+    }
     if (h->ready && h->leading && r.op == ACCOUNT_OP_LIMIT &&
         r.caps_which != 0) {
         host_caps_account_changed(h, r.account);

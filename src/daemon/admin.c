@@ -1026,6 +1026,15 @@ static void admin__stats(struct host *h, struct http_request *req)
     json_object_set_new(o, "data_key", json_integer(h->keys.count));
     json_object_set_new(o, "reuses",
                         json_integer((json_int_t)h->fleet.reuse.hits));
+    json_object_set_new(o, "websockets",
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "open",
+                                  (json_int_t)h->ws.open, "opening",
+                                  (json_int_t)(h->ws.n - h->ws.open), "opened",
+                                  (json_int_t)h->ws.opened, "messages_in",
+                                  (json_int_t)h->ws.messages_in, "messages_out",
+                                  (json_int_t)h->ws.messages_out, "dropped",
+                                  (json_int_t)h->ws.dropped, "refused",
+                                  (json_int_t)h->ws.refused));
     json_object_set_new(o, "reuse_bytes",
                         json_integer((json_int_t)h->fleet.reuse.bytes));
     json_object_set_new(o, "thaws", json_integer((json_int_t)h->fleet.thaws));

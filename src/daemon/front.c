@@ -15,6 +15,7 @@
 
 #include "daemon/host.h"
 #include "http/hostname.h"
+#include "http/websocket.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "proto/frame.h"
@@ -252,11 +253,37 @@ void host_front_handle(struct http_request *req, void *arg)
                          "ship %s is blocked by the operator", name);
         return;
     }
+    enum ws_upgrade up = ws_upgrade_kind(req);
+    if (up == WS_UPGRADE_BAD) {
+        host_reply_error(req, 400, "bad_websocket",
+                         "not a valid WebSocket opening handshake");
+        return;
+    }
+    if (up == WS_UPGRADE_VERSION) {
+        static const char body[] =
+            "{\"error\":{\"code\":\"websocket_version\",\"message\":"
+            "\"only WebSocket version 13 is served\"}}\n";
+        http_reply(req, 426, "application/json", body, sizeof body - 1,
+                   "Sec-WebSocket-Version: 13\r\n");
+        return;
+    }
     struct buf payload;
     buf_init(&payload);
     if (front__payload(&payload, req, rest) != 0) {
         buf_free(&payload);
         host_reply_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    if (up == WS_UPGRADE_OK) {
+        if (http_request_detached(req)) {
+            /* A WebSocket needs the client's own connection. */
+            buf_free(&payload);
+            host_reply_error(req, 503, "unavailable",
+                             "a WebSocket must reach the leader");
+            return;
+        }
+        host_ws_open(h, slot, req, &payload);
+        buf_free(&payload);
         return;
     }
     /* The payload has the body; holding both would count it twice. */

@@ -73,6 +73,11 @@ void host_config_defaults(struct host_config *cfg)
      * proxy on the same machine sees one address and wants 0. */
     cfg->max_conns_per_addr = 1024;
     cfg->max_idle_conns = 1024;
+    cfg->ws_max_message = 1024 * 1024;
+    cfg->ws_per_ship = 1024;
+    cfg->ws_per_account = 16384;
+    cfg->ws_inflight = 8;
+    cfg->ws_ping_ms = 30000;
     cfg->log_level = LOGLEVEL_INFO;
     cfg->ship_log_bytes = 64u * 1024;
 }
@@ -183,6 +188,9 @@ static void host__blocked(struct host *h, const uint8_t *entry, size_t len)
     registry_id(&h->reg, slot, id);
     host_log("info", blocked ? "ship blocked" : "ship unblocked", "ship", id,
              NULL);
+    if (blocked) {
+        host_ws_close_ship(h, sid, 1008, "the ship is blocked");
+    }
     /* A program that has the network loses it: killed, it wakes on its
      * next message without it (ship.c gives a blocked ship none). */
     struct host_ship *hs = e->live;
@@ -257,6 +265,7 @@ static void host__removed(void *arg, uint64_t sid)
     if (slot >= h->reg.n_slots || registry_get(&h->reg, slot)->sid != sid) {
         return;
     }
+    host_ws_close_ship(h, sid, 1001, "the ship was removed");
     struct fleet_ship *live = registry_get(&h->reg, slot)->live;
     if (live == NULL) {
         registry_remove(&h->reg, slot);
@@ -1045,6 +1054,7 @@ static void host__signal_cb(uv_signal_t *sig, int signum)
         return;
     }
     h->stopping = true;
+    host_ws_close_all(h, "the host is stopping");
     host_log("info", "stopping", "signal", signum == SIGINT ? "INT" : "TERM",
              NULL);
     host_service_stopping(h);
@@ -1832,6 +1842,7 @@ int host_run(const struct host_config *cfg)
     h->started_ns = uv_hrtime();
     registry_init(&h->reg);
     alarms_init(&h->alarms);
+    host_ws_init(h);
     host_ships_init(h);
     buf_init(&h->batch);
     signal(SIGPIPE, SIG_IGN);
@@ -2179,6 +2190,7 @@ int host_run(const struct host_config *cfg)
     host_usage_stop(h);
     host_beats_stop(h);
     host_shiplog_stop(h);
+    host_ws_close_all(h, "the host is stopping");
     http_server_close(h->front, NULL, NULL);
     http_server_close(h->admin, NULL, NULL);
     if (h->admin_tcp != NULL) {
@@ -2201,6 +2213,7 @@ int host_run(const struct host_config *cfg)
     }
     host_ships_free(h);
     uv_run(&h->loop, UV_RUN_NOWAIT);
+    host_ws_free(h);
     http_tls_free(h->tls);
     h->tls = NULL;
     store_close(h->store);

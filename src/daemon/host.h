@@ -82,6 +82,12 @@ struct host_config {
     unsigned max_conns_per_addr; /* front-door connections per client
                                     address; 0: no cap */
     unsigned max_idle_conns;     /* idle front-door connections; 0: no cap */
+    /* WebSockets (daemon/websocket.c): the largest message from a client,
+     * open sockets per ship and per account, a client's messages in
+     * flight before its socket is read no more, and the silence before
+     * the host pings a client. */
+    size_t ws_max_message;
+    unsigned ws_per_ship, ws_per_account, ws_inflight, ws_ping_ms;
     const char *peer;      /* peer address (IP:PORT), or NULL: no peer port */
     const char *join;      /* a peer to join through the first time, or NULL */
     unsigned voters;       /* voters the cluster keeps; 0: 3 */
@@ -147,6 +153,25 @@ enum host_job_origin {
     HOST_JOB_FRONT = FLEET_JOB_FRONT, /* the reply effect is the reply */
     HOST_JOB_ADMIN = FLEET_JOB_ADMIN, /* answered with a JSON summary */
     HOST_JOB_ALARM = FLEET_JOB_ALARM, /* a TIMER event: nobody waits */
+    HOST_JOB_WS = FLEET_JOB_WS,       /* a WebSocket's: nobody waits */
+};
+
+struct host_wsconn;
+struct host_wscount;
+
+/* The front door's WebSockets (daemon/websocket.c): every open or opening
+ * connection by id, counts per ship and per account, and their figures. */
+struct host_websockets {
+    struct host_wsconn **conns; /* hash buckets */
+    unsigned n_buckets, n;
+    struct host_wscount **counts; /* hash buckets */
+    unsigned n_count_buckets, n_counts;
+    uint32_t run;  /* the high 32 bits of this run's ids */
+    uint32_t next; /* the low 32 bits of the last id given */
+    uint64_t open; /* of n, open (the rest are opening) */
+    uint64_t opened, messages_in, messages_out;
+    uint64_t dropped; /* WS_SEND and WS_CLOSE effects to no open conn */
+    uint64_t refused; /* upgrades refused over a limit (429) */
 };
 
 /* A ship's live object in the daemon: the fleet's part (core/fleet.h)
@@ -466,7 +491,39 @@ struct host {
      * that a restart refuses no connection. */
     int front_fd;
     char service_status[160];
+    struct host_websockets ws; /* daemon/websocket.c */
 };
+
+/* Prepare the WebSocket table, drawing this run's number. */
+void host_ws_init(struct host *h);
+
+/* Free the WebSocket table (the sockets are the server's, closed with
+ * it). */
+void host_ws_free(struct host *h);
+
+/* Open a WebSocket to the ship in slot for req, a valid opening handshake
+ * (its HTTP payload, as the program sees it, in http_payload, kept by the
+ * caller): refused with 429 over a limit, else an OPEN event whose
+ * release answers req. */
+void host_ws_open(struct host *h, uint32_t slot, struct http_request *req,
+                  const struct buf *http_payload);
+
+/* A job leaves (the fleet's release): an OPEN's 101 opens its socket, a
+ * message's release lets its socket be read again, and the event's
+ * WS_SEND and WS_CLOSE effects are written unless it failed. May take
+ * j->req (then NULL); the caller answers what is left. */
+void host_ws_released(struct host *h, struct fleet_job *j);
+
+/* Close every open WebSocket with 1001 and reason (the host stops, or no
+ * longer leads). */
+void host_ws_close_all(struct host *h, const char *reason);
+
+/* Close the open WebSockets of the ship sid with code and reason. */
+void host_ws_close_ship(struct host *h, uint64_t sid, uint16_t code,
+                        const char *reason);
+
+/* Close with 1008 the open WebSockets of ships of disabled accounts. */
+void host_ws_close_disabled(struct host *h);
 
 /* Return the registry slot of the ship with this id or name, or
  * REGISTRY_NONE. */

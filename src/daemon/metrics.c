@@ -363,6 +363,23 @@ void host_metrics_handle(struct host *h, struct http_request *req)
     metrics__one(o, "berth_connections", "gauge",
                  "Open front-door connections.",
                  http_server_connections(h->front));
+    metrics__one(o, "berth_websockets", "gauge",
+                 "WebSockets open at the front door.", (double)h->ws.open);
+    metrics__one(o, "berth_websockets_opened_total", "counter",
+                 "WebSockets opened (a program's 101).", (double)h->ws.opened);
+    metrics__one(o, "berth_websocket_messages_in_total", "counter",
+                 "WebSocket messages from clients, each an event.",
+                 (double)h->ws.messages_in);
+    metrics__one(o, "berth_websocket_messages_out_total", "counter",
+                 "WebSocket messages written to clients (WS_SEND).",
+                 (double)h->ws.messages_out);
+    metrics__one(o, "berth_websocket_sends_dropped_total", "counter",
+                 "WS_SEND and WS_CLOSE effects to no open WebSocket of "
+                 "their ship.",
+                 (double)h->ws.dropped);
+    metrics__one(o, "berth_websockets_refused_total", "counter",
+                 "WebSocket upgrades refused over a limit (429).",
+                 (double)h->ws.refused);
     metrics__one(o, "berth_process_resident_memory_bytes", "gauge",
                  "The host process's resident memory.",
                  (double)tree_self_rss());

@@ -856,6 +856,9 @@ static void ship__reply_error(struct http_request *req, int status,
 static void ship__env_release(void *data, struct fleet_job *j)
 {
     struct host *h = data;
+    if (j->kind == FRAME_EVENT_WEBSOCKET || j->ws_fx.len > 0) {
+        host_ws_released(h, j); /* may answer j->req itself */
+    }
     struct http_request *req = j->req;
     if (j->origin != FLEET_JOB_ALARM) {
         host_usage_request(h, j->ship->sid);
@@ -1017,6 +1020,7 @@ void host_alarms_start(struct host *h)
 
 void host_ships_step_down(struct host *h)
 {
+    host_ws_close_all(h, "the host no longer leads; connect again");
     fleet_lead(&h->fleet, false);
 }
 

@@ -250,6 +250,66 @@ void http_request_remove_header(struct http_request *req, const char *name);
 int http_request_set_header(struct http_request *req, const char *name,
                             const char *value);
 
+/* WebSockets. A request that asks to open one (http/websocket.h,
+ * ws_upgrade_kind) reaches the handler like any other; the connection
+ * closes after any answer but the one below. http_ws_accept answers 101
+ * and turns the connection into a WebSocket: from then on the server
+ * reads frames, not requests, hands each whole message to ops, answers
+ * pings itself, pings a silent client every ping_ms and closes it when
+ * the pong does not come in another ping_ms. Deadlines, caps and the
+ * budget go on as for HTTP, but a WebSocket is never idle: the idle cap
+ * and the idle timeout leave it alone. */
+struct http_ws;
+
+/* What the owner of a WebSocket hears; ws is valid during each call. */
+struct http_ws_ops {
+    /* A whole message from the client: opcode 1 (text, valid UTF-8) or 2
+     * (binary); data is valid during the call only. */
+    void (*message)(struct http_ws *ws, void *arg, int opcode,
+                    const uint8_t *data, size_t len);
+    /* The WebSocket is gone (the client closed it, broke the protocol,
+     * went over a limit, stopped answering pings, or the connection
+     * dropped: code 1006): called once, and ws is freed right after.
+     * Never called after http_ws_close. reason is len bytes of UTF-8. */
+    void (*closed)(struct http_ws *ws, void *arg, uint16_t code,
+                   const char *reason, size_t len);
+};
+
+/* A WebSocket's limits. */
+struct http_ws_config {
+    size_t max_message; /* bytes; a larger message closes with 1009 */
+    unsigned ping_ms;   /* silence before a ping; 0: 30 s */
+};
+
+/* Answer req, a valid opening handshake (WS_UPGRADE_OK), with 101 and
+ * make its connection a WebSocket that reports to ops with arg (ops and
+ * cfg are kept by the caller; ops must outlive the WebSocket). Frees req.
+ * extra_headers is as for http_reply. Returns 0 with *out, valid until
+ * ops->closed or http_ws_close; BERTH_ESHUTDOWN if the client has gone,
+ * BERTH_EINVAL if req is detached or no handshake, or BERTH_ENOMEM (the
+ * connection is closed). */
+int http_ws_accept(struct http_request *req, const struct http_ws_ops *ops,
+                   void *arg, const struct http_ws_config *cfg,
+                   const char *extra_headers, struct http_ws **out);
+
+/* Send one message, opcode 1 (text) or 2 (binary), of the n bytes at p
+ * (copied). Returns 0, or BERTH_ESHUTDOWN when the WebSocket is
+ * closing. */
+int http_ws_send(struct http_ws *ws, int opcode, const void *p, size_t n);
+
+/* Close ws with code and reason (a C string of UTF-8, at most 123 bytes,
+ * cut otherwise): the close frame leaves after what was sent before, and
+ * the connection closes. ops is not called again; ws is the server's
+ * from now on. */
+void http_ws_close(struct http_ws *ws, uint16_t code, const char *reason);
+
+/* Stop reading from ws (paused true: the client's TCP window fills and it
+ * waits) or read again. Pings go on being answered from what was read. */
+void http_ws_pause(struct http_ws *ws, bool paused);
+
+/* Return the number of WebSockets open on s. */
+unsigned http_server_websockets(const struct http_server *s);
+
 /* Return the standard reason phrase of a status code ("Not Found"). */
 const char *http_status_text(int status);
 

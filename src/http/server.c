@@ -38,6 +38,7 @@
 #include "http/http.h"
 #include "http/internal.h"
 #include "http/tls.h"
+#include "http/websocket.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 
@@ -57,6 +58,20 @@ static _Thread_local uint8_t http__scratch[HTTP__SCRATCH_SIZE];
 #define HTTP__TLS_BYTES (32 * 1024)
 
 struct http_conn;
+
+/* A connection turned WebSocket (http_ws_accept): its frames' reader and
+ * the bytes of a frame not yet whole; the in buffer is freed whenever it
+ * is empty, so an idle WebSocket holds this struct and no buffer. */
+struct http_ws {
+    struct http_conn *conn;
+    const struct http_ws_ops *ops; /* NULL once the owner let go */
+    void *arg;
+    struct buf in;
+    struct ws_reader rd;
+    unsigned ping_ms;
+    bool paused;   /* the owner stopped reading */
+    bool ping_out; /* a ping went out and no byte came since */
+};
 
 /* Connections from one client address, for the per-address cap. */
 struct http__peer {
@@ -84,6 +99,7 @@ struct http_server {
     unsigned open_handles; /* listener + connections' handles */
     struct http_conn *conns;
     unsigned n_conns;
+    unsigned n_ws; /* of them, WebSockets */
     /* Idle connections, longest idle first. */
     struct http_conn *idle_head, *idle_tail;
     unsigned n_idle;
@@ -104,7 +120,11 @@ struct http_conn {
     } h;
     uv_timer_t timer;
     int open_handles;
-    struct http_parser p;
+    /* The request parser while the connection speaks HTTP; NULL once it
+     * is a WebSocket (ws), whose idle state is a few bytes. */
+    struct http_parser *p;
+    struct http_ws *ws;     /* NULL: HTTP */
+    uint64_t ping_deadline; /* a WebSocket's next ping, or its pong's end */
     const struct http__transport *xport; /* plain or TLS */
     struct http_tls_conn *tls;           /* NULL: plain */
     /* The handshake's costly part on a worker thread, or NULL: while it
@@ -352,6 +372,32 @@ static void http__server_maybe_closed(struct http_server *s)
     }
 }
 
+/* The buffer a connection's received bytes go to. */
+static struct buf *http__in(struct http_conn *c)
+{
+    return c->ws != NULL ? &c->ws->in : &c->p->in;
+}
+
+static void http__ws_free(struct http_ws *ws)
+{
+    if (ws != NULL) {
+        buf_free(&ws->in);
+        ws_reader_free(&ws->rd);
+        mem_free(ws);
+    }
+}
+
+/* Tell a WebSocket's owner that it is gone, once. */
+static void http__ws_report(struct http_ws *ws, uint16_t code,
+                            const char *reason, size_t len)
+{
+    const struct http_ws_ops *ops = ws->ops;
+    if (ops != NULL) {
+        ws->ops = NULL;
+        ops->closed(ws, ws->arg, code, reason, len);
+    }
+}
+
 static void http__conn_free(struct http_conn *c)
 {
     if (c->work != NULL) {
@@ -360,7 +406,11 @@ static void http__conn_free(struct http_conn *c)
         return;
     }
     budget_sub(c->budget, c->counted, false);
-    http_parser_free(&c->p);
+    if (c->p != NULL) {
+        http_parser_free(c->p);
+        mem_free(c->p);
+    }
+    http__ws_free(c->ws);
     http_tls_conn_free(c->tls);
     mem_free(c);
 }
@@ -399,6 +449,10 @@ static void http__conn_close(struct http_conn *c)
         c->peer = NULL;
     }
     http__conn_unlink(c);
+    if (c->ws != NULL) {
+        s->n_ws--;
+        http__ws_report(c->ws, WS_CLOSE_ABNORMAL, "", 0);
+    }
     uv_close((uv_handle_t *)&c->h.stream, http__conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, http__conn_handle_closed);
 }
@@ -414,10 +468,14 @@ static uint64_t http__request_size(const struct http_request *r,
 /* Bring the bytes this connection counts in the budget up to date. */
 static void http__account(struct http_conn *c)
 {
-    const struct http_parser *p = &c->p;
-    uint64_t n = p->in.cap + p->target.cap + p->field.cap + p->value.cap +
-                 c->pending_size + (c->tls != NULL ? HTTP__TLS_BYTES : 0);
-    if (p->req != NULL) {
+    const struct http_parser *p = c->p;
+    uint64_t n = c->pending_size + (c->tls != NULL ? HTTP__TLS_BYTES : 0);
+    if (c->ws != NULL) {
+        n += c->ws->in.cap + c->ws->rd.msg.cap;
+    } else {
+        n += p->in.cap + p->target.cap + p->field.cap + p->value.cap;
+    }
+    if (p != NULL && p->req != NULL) {
         /* A body of known length has its whole buffer already, but only
          * the part received is touched (and costs memory); counting the
          * rest would let a client that declares a length and sends
@@ -442,11 +500,16 @@ static bool http__wants_read(const struct http_conn *c)
         (s->throttle == HTTP_THROTTLE_ONE && s->let_on != c)) {
         return false;
     }
+    if (c->ws != NULL) {
+        /* A frame is refused from its head when it is over the limit, so
+         * what is buffered stays under a message and a read. */
+        return !c->ws->paused;
+    }
     if (c->pending != NULL) {
         /* Pipelined bytes wait; limit them so a client cannot make us
          * buffer without bound while a request is served. */
         return s->throttle == HTTP_THROTTLE_OFF &&
-               c->p.in.len <= s->cfg.max_body + s->cfg.max_header;
+               c->p->in.len <= s->cfg.max_body + s->cfg.max_header;
     }
     return true;
 }
@@ -470,6 +533,8 @@ static void http__update_reading(struct http_conn *c)
 }
 
 static void http__timer_cb(uv_timer_t *t);
+static int http__ws_frame(struct http_conn *c, uint8_t opcode, const void *p,
+                          size_t n, bool close);
 
 /* Run the timer until the earliest deadline. */
 static void http__arm(struct http_conn *c)
@@ -477,8 +542,9 @@ static void http__arm(struct http_conn *c)
     if (c->closing) {
         return;
     }
-    const uint64_t d[] = {c->header_deadline, c->body_deadline, c->body_end,
-                          c->write_deadline, c->idle_deadline};
+    const uint64_t d[] = {c->header_deadline, c->body_deadline,
+                          c->body_end,        c->write_deadline,
+                          c->idle_deadline,   c->ping_deadline};
     uint64_t next = 0;
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) {
         if (d[i] != 0 && (next == 0 || d[i] < next)) {
@@ -504,7 +570,7 @@ static void http__arm(struct http_conn *c)
 static uint64_t http__body_end(const struct http_conn *c)
 {
     const struct http_server_config *cfg = &c->server->cfg;
-    uint64_t got = c->p.req != NULL ? c->p.req->body.len : 0;
+    uint64_t got = c->p->req != NULL ? c->p->req->body.len : 0;
     return c->body_started + cfg->body_timeout_ms + got * 1000 / cfg->min_rate;
 }
 
@@ -519,14 +585,27 @@ static void http__settle(struct http_conn *c, bool got_bytes)
     struct http_server *s = c->server;
     uint64_t now = uv_now(s->loop);
     unsigned idle_ms = s->cfg.idle_timeout_ms;
-    if (!c->failed) {
+    if (c->ws != NULL && !c->failed) {
+        http__idle_remove(c);
+        if (got_bytes || c->ping_deadline == 0) {
+            c->ws->ping_out = false;
+            c->ping_deadline = now + c->ws->ping_ms;
+        }
+        if (c->n_writes == 0) {
+            c->write_deadline = 0;
+        } else if (c->write_deadline == 0) {
+            c->write_deadline = now + idle_ms;
+            c->check_done = c->writes_done;
+            c->check_queued = uv_stream_get_write_queue_size(&c->h.stream);
+        }
+    } else if (!c->failed) {
         /* A TLS handshake begun is the first request's headers begun: it
          * has their deadline. */
         bool started = c->pending == NULL &&
-                       (http_parser_started(&c->p) ||
+                       (http_parser_started(c->p) ||
                         (c->tls != NULL && c->hs_started &&
                          (c->work != NULL || !http_tls_conn_ready(c->tls))));
-        bool body = started && http_parser_headers_done(&c->p);
+        bool body = started && http_parser_headers_done(c->p);
         c->header_deadline = !started || body ? 0
                              : c->header_deadline
                                  ? c->header_deadline
@@ -554,7 +633,7 @@ static void http__settle(struct http_conn *c, bool got_bytes)
             c->check_queued = uv_stream_get_write_queue_size(&c->h.stream);
         }
         bool idle = !started && c->pending == NULL && c->n_writes == 0 &&
-                    c->p.in.len == 0 && !c->finishing;
+                    c->p->in.len == 0 && !c->finishing;
         if (!idle) {
             http__idle_remove(c);
         } else if (!c->idle) {
@@ -775,6 +854,19 @@ static void http__timer_cb(uv_timer_t *t)
         }
         return;
     }
+    if (c->ws != NULL && c->ping_deadline != 0 && now >= c->ping_deadline) {
+        if (c->ws->ping_out) {
+            /* Silent through a whole ping: gone. */
+            http__conn_close(c);
+            return;
+        }
+        c->ws->ping_out = true;
+        c->ping_deadline = now + c->ws->ping_ms;
+        http__ws_frame(c, WS_OP_PING, NULL, 0, false);
+        if (c->closing) {
+            return;
+        }
+    }
     if (c->header_deadline != 0 && now >= c->header_deadline) {
         http__fail(c, 408, "the request headers took too long");
         return;
@@ -812,13 +904,13 @@ static void http__timer_cb(uv_timer_t *t)
 static int http__plain_take(struct http_conn *c, uint8_t *data, size_t n)
 {
     if (data == http__scratch) {
-        if (buf_append(&c->p.in, data, n) != 0) {
+        if (buf_append(http__in(c), data, n) != 0) {
             http__conn_close(c);
             return BERTH_ENOMEM;
         }
         return 0;
     }
-    c->p.in.len += n;
+    http__in(c)->len += n;
     return 0;
 }
 
@@ -868,7 +960,7 @@ static void http__tls_after_cb(uv_work_t *req, int status)
         return;
     }
     if (rv == 0 && w->plain.len > 0 &&
-        buf_append(&c->p.in, w->plain.data, w->plain.len) != 0) {
+        buf_append(http__in(c), w->plain.data, w->plain.len) != 0) {
         rv = BERTH_ENOMEM;
     }
     buf_free(&w->plain);
@@ -926,7 +1018,7 @@ static int http__tls_take(struct http_conn *c, uint8_t *data, size_t n)
     struct buf out;
     buf_init(&out);
     c->hs_started = true;
-    int rv = http_tls_conn_take(c->tls, data, n, &c->p.in, &out, errmsg);
+    int rv = http_tls_conn_take(c->tls, data, n, http__in(c), &out, errmsg);
     if (rv != 0) {
         http__tls_fail(c, &out);
         return rv;
@@ -998,7 +1090,7 @@ static const struct http__transport http__tls = {
 static void http__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
     struct http_conn *c = h->data;
-    struct buf *in = &c->p.in;
+    struct buf *in = http__in(c);
     /* TLS bytes are copied into OpenSSL's read BIO at once. */
     if (in->len == 0 || c->tls != NULL) {
         b->base = (char *)http__scratch;
@@ -1015,10 +1107,15 @@ static void http__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
 }
 
 static void http__drive_loop(struct http_conn *c);
+static void http__ws_drive(struct http_conn *c);
 
 /* Parse what is buffered; dispatch complete requests one at a time. */
 static void http__drive(struct http_conn *c)
 {
+    if (c->ws != NULL) {
+        http__ws_drive(c);
+        return;
+    }
     /* A handler that replies at once re-enters through http_reply; the loop
      * below then simply goes on, so pipelined requests cost no stack. */
     if (c->in_drive) {
@@ -1035,7 +1132,7 @@ static void http__drive_loop(struct http_conn *c)
         struct http_request *req = NULL;
         int status = 0;
         const char *why = NULL;
-        int rv = http_parser_feed(&c->p, &req, &status, &why);
+        int rv = http_parser_feed(c->p, &req, &status, &why);
         if (rv == HTTP_PARSE_ERROR) {
             http__fail(c, status, why);
             return;
@@ -1053,9 +1150,12 @@ static void http__drive_loop(struct http_conn *c)
         }
         /* A complete request: stop reading until it is answered. */
         c->pending = req;
-        c->pending_size = http__request_size(req, c->p.header_bytes);
+        c->pending_size = http__request_size(req, c->p->header_bytes);
         c->pending_body = req->body.cap;
-        c->close_after_reply = !c->p.keep_alive;
+        /* A refused WebSocket leaves nothing to talk about; an accepted
+         * one no longer speaks HTTP. */
+        c->close_after_reply =
+            !c->p->keep_alive || ws_upgrade_kind(req) != WS_UPGRADE_NONE;
         req->conn_ = c;
         http__settle(c, false);
         c->server->cb(req, c->server->arg);
@@ -1088,8 +1188,8 @@ static void http__read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
     if (c->closing) {
         return;
     }
-    if (c->p.in.len == 0) {
-        buf_free(&c->p.in);
+    if (http__in(c)->len == 0) {
+        buf_free(http__in(c));
     }
     http__settle(c, true);
 }
@@ -1121,14 +1221,16 @@ static void http__accept(struct http_server *s, uv_stream_t *listener, bool tls)
     }
     s->conns = c;
     s->n_conns++;
-    if (http_parser_init(&c->p, s->cfg.max_body, s->cfg.max_header) != 0 ||
+    c->p = mem_alloc(sizeof *c->p);
+    if (c->p == NULL ||
+        http_parser_init(c->p, s->cfg.max_body, s->cfg.max_header) != 0 ||
         uv_accept(listener, &c->h.stream) != 0 ||
         (tls && http_tls_conn_new(&c->tls, s->tls) != 0)) {
         http__conn_close(c);
         return;
     }
-    c->p.on_headers = s->cfg.on_headers;
-    c->p.hook_arg = s->cfg.hook_arg;
+    c->p->on_headers = s->cfg.on_headers;
+    c->p->hook_arg = s->cfg.hook_arg;
     uint8_t addr[16];
     if (c->is_tcp) {
         uv_tcp_nodelay(&c->h.tcp, 1);
@@ -1378,7 +1480,7 @@ static struct http_conn *http__let_on(struct http_server *s)
 {
     struct http_conn *l = s->let_on;
     if (l != NULL && !l->failed && !l->finishing && l->pending == NULL &&
-        http_parser_started(&l->p)) {
+        l->ws == NULL && http_parser_started(l->p)) {
         return l;
     }
     l = NULL;
@@ -1455,6 +1557,212 @@ void http_server_close(struct http_server *s, http_close_cb cb, void *arg)
         s->open_handles = 0;
         http__server_maybe_closed(s);
     }
+}
+
+/* --- WebSockets. --- */
+
+/* Send one unfragmented frame; close: then close the connection. */
+static int http__ws_frame(struct http_conn *c, uint8_t opcode, const void *p,
+                          size_t n, bool close)
+{
+    struct buf b;
+    buf_init(&b);
+    uint8_t head[WS_HEAD_MAX];
+    size_t hl = ws_head_encode(head, true, opcode, n);
+    if (buf_reserve_exact(&b, hl + n) != 0) {
+        http__conn_close(c);
+        return BERTH_ENOMEM;
+    }
+    buf_append(&b, head, hl);
+    buf_append(&b, p, n);
+    return c->xport->send(c, &b, NULL, 0, NULL, 0, close);
+}
+
+/* Send a close frame with code and reason (len bytes), then close. */
+static void http__ws_close_frame(struct http_conn *c, uint16_t code,
+                                 const char *reason, size_t len)
+{
+    uint8_t p[WS_CONTROL_MAX];
+    size_t n = 0;
+    if (code != WS_CLOSE_NO_STATUS && code != WS_CLOSE_ABNORMAL) {
+        p[0] = (uint8_t)(code >> 8);
+        p[1] = (uint8_t)code;
+        n = 2 + (len > WS_REASON_MAX ? WS_REASON_MAX : len);
+        memcpy(p + 2, reason, n - 2);
+    }
+    /* Nothing more is read; what was sent before leaves first. */
+    c->finishing = true;
+    http__update_reading(c);
+    http__ws_frame(c, WS_OP_CLOSE, p, n, true);
+}
+
+/* Read the frames buffered, one at a time, while the owner takes them. */
+static void http__ws_drive(struct http_conn *c)
+{
+    if (c->in_drive) {
+        return;
+    }
+    c->in_drive = true;
+    struct http_ws *ws = c->ws;
+    while (!c->closing && !c->finishing && !ws->paused && ws->in.len > 0) {
+        struct ws_item it;
+        size_t used;
+        int rv = ws_read(&ws->rd, ws->in.data, ws->in.len, &used, &it);
+        if (rv == WS_READ_MORE) {
+            break;
+        }
+        if (rv == WS_READ_ERROR) {
+            http__ws_report(ws, it.code, it.why, strlen(it.why));
+            http__ws_close_frame(c, it.code, it.why, strlen(it.why));
+            break;
+        }
+        if (rv == WS_READ_ITEM) {
+            switch (it.opcode) {
+            case WS_OP_TEXT:
+            case WS_OP_BINARY:
+                if (ws->ops != NULL) {
+                    ws->ops->message(ws, ws->arg, it.opcode, it.data, it.len);
+                }
+                break;
+            case WS_OP_PING:
+                http__ws_frame(c, WS_OP_PONG, it.data, it.len, false);
+                break;
+            case WS_OP_CLOSE:
+                http__ws_report(ws, it.code, (const char *)it.data, it.len);
+                http__ws_close_frame(c, it.code, (const char *)it.data, it.len);
+                break;
+            default: /* a pong: the bytes said enough */
+                break;
+            }
+        }
+        if (c->closing) {
+            break;
+        }
+        memmove(ws->in.data, ws->in.data + used, ws->in.len - used);
+        ws->in.len -= used;
+    }
+    if (!c->closing && ws->in.len == 0) {
+        buf_free(&ws->in);
+    }
+    c->in_drive = false;
+}
+
+int http_ws_accept(struct http_request *req, const struct http_ws_ops *ops,
+                   void *arg, const struct http_ws_config *cfg,
+                   const char *extra_headers, struct http_ws **out)
+{
+    const char *key = http_request_header(req, "sec-websocket-key");
+    char accept[WS_ACCEPT_LEN + 1];
+    if (req->detached_ != NULL || key == NULL ||
+        ws_accept_key(key, accept) != 0) {
+        http_reply(req, 400, "text/plain", "not a WebSocket handshake\n", 26,
+                   NULL);
+        return BERTH_EINVAL;
+    }
+    struct http_conn *c = req->conn_;
+    c->pending = NULL;
+    c->pending_size = 0;
+    c->pending_body = 0;
+    http_request_free(req);
+    if (c->closing) {
+        if (c->open_handles == 0) {
+            http__conn_free(c);
+        } else {
+            http__account(c);
+        }
+        return BERTH_ESHUTDOWN;
+    }
+    struct http_ws *ws = mem_calloc(1, sizeof *ws);
+    struct buf b;
+    buf_init(&b);
+    size_t extra = extra_headers != NULL ? strlen(extra_headers) : 0;
+    if (ws == NULL || extra > 384 || buf_reserve(&b, 160 + extra) != 0) {
+        mem_free(ws);
+        http__conn_close(c);
+        return BERTH_ENOMEM;
+    }
+    http__put(&b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Accept: ");
+    http__put(&b, accept);
+    http__put(&b, "\r\n");
+    if (extra_headers != NULL) {
+        http__put(&b, extra_headers);
+    }
+    http__put(&b, "\r\n");
+    ws->conn = c;
+    ws->ops = ops;
+    ws->arg = arg;
+    ws->ping_ms = cfg->ping_ms ? cfg->ping_ms : 30000;
+    ws_reader_init(&ws->rd, cfg->max_message);
+    /* The bytes after the request are the first frames; the parser
+     * goes. */
+    ws->in = c->p->in;
+    buf_init(&c->p->in);
+    http_parser_free(c->p);
+    mem_free(c->p);
+    c->p = NULL;
+    c->ws = ws;
+    c->close_after_reply = false;
+    c->server->n_ws++;
+    c->header_deadline = c->body_deadline = c->body_end = 0;
+    c->started_ms = 0;
+    if (c->server->let_on == c) {
+        c->server->let_on = NULL;
+    }
+    int rv = c->xport->send(c, &b, NULL, 0, NULL, 0, false);
+    if (rv != 0 || c->closing) {
+        return BERTH_ESHUTDOWN;
+    }
+    *out = ws;
+    http__ws_drive(c);
+    if (!c->closing) {
+        http__settle(c, true);
+    }
+    return c->closing ? BERTH_ESHUTDOWN : 0;
+}
+
+int http_ws_send(struct http_ws *ws, int opcode, const void *p, size_t n)
+{
+    struct http_conn *c = ws->conn;
+    if (c->closing || c->finishing) {
+        return BERTH_ESHUTDOWN;
+    }
+    int rv = http__ws_frame(c, (uint8_t)opcode, p, n, false);
+    if (rv == 0 && !c->closing) {
+        http__settle(c, false);
+    }
+    return rv;
+}
+
+void http_ws_close(struct http_ws *ws, uint16_t code, const char *reason)
+{
+    struct http_conn *c = ws->conn;
+    ws->ops = NULL;
+    if (c->closing || c->finishing) {
+        return;
+    }
+    http__ws_close_frame(c, code, reason, strlen(reason));
+}
+
+void http_ws_pause(struct http_ws *ws, bool paused)
+{
+    struct http_conn *c = ws->conn;
+    if (ws->paused == paused || c->closing) {
+        ws->paused = paused;
+        return;
+    }
+    ws->paused = paused;
+    if (!paused) {
+        http__ws_drive(c);
+    }
+    if (!c->closing) {
+        http__settle(c, false);
+    }
+}
+
+unsigned http_server_websockets(const struct http_server *s)
+{
+    return s->n_ws;
 }
 
 /* --- Detached requests. --- */
@@ -1639,6 +1947,8 @@ const char *http_status_text(int status)
     switch (status) {
     case 100:
         return "Continue";
+    case 101:
+        return "Switching Protocols";
     case 200:
         return "OK";
     case 201:
@@ -1673,6 +1983,8 @@ const char *http_status_text(int status)
         return "Unprocessable Content";
     case 429:
         return "Too Many Requests";
+    case 426:
+        return "Upgrade Required";
     case 431:
         return "Request Header Fields Too Large";
     case 500:

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "lib/err.h"
+#include "lib/utf8.h"
 
 /* Offset of n_effects from the start of a DONE frame: len, type, number,
  * flags. */
@@ -757,4 +758,66 @@ bool frame_lifetime_bound(uint8_t lifetime)
     return lifetime == FRAME_LIFETIME_LINKED ||
            lifetime == FRAME_LIFETIME_EPHEMERAL ||
            lifetime == FRAME_LIFETIME_LEASED;
+}
+
+int frame_encode_websocket(struct buf *out, const struct frame_websocket *w)
+{
+    size_t mark = out->len;
+    if (buf_put_u64(out, w->conn) != 0 || buf_put_u8(out, w->what) != 0 ||
+        buf_append(out, w->data, w->len) != 0) {
+        out->len = mark;
+        return BERTH_ENOMEM;
+    }
+    return 0;
+}
+
+int frame_decode_websocket(const uint8_t *p, size_t len,
+                           struct frame_websocket *w)
+{
+    if (len < 9) {
+        return BERTH_EMALFORMED;
+    }
+    w->conn = get_le64(p);
+    w->what = p[8];
+    w->data = p + 9;
+    w->len = len - 9;
+    return w->conn != 0 && w->what >= FRAME_WS_OPEN &&
+                   w->what <= FRAME_WS_CLOSED
+               ? 0
+               : BERTH_EMALFORMED;
+}
+
+int frame_decode_ws_send(const uint8_t *p, size_t len, struct frame_ws_send *s)
+{
+    if (len < 9) {
+        return BERTH_EMALFORMED;
+    }
+    s->conn = get_le64(p);
+    s->opcode = p[8];
+    s->data = p + 9;
+    s->len = len - 9;
+    if (s->conn == 0 || (s->opcode != 1 && s->opcode != 2) ||
+        (s->opcode == 1 && !utf8_valid(s->data, s->len))) {
+        return BERTH_EMALFORMED;
+    }
+    return 0;
+}
+
+int frame_decode_ws_close(const uint8_t *p, size_t len,
+                          struct frame_ws_close *c)
+{
+    if (len < 10 || len - 10 > 123) {
+        return BERTH_EMALFORMED;
+    }
+    c->conn = get_le64(p);
+    c->code = get_le16(p + 8);
+    c->reason = (const char *)p + 10;
+    c->reason_len = len - 10;
+    bool code_ok = (c->code >= 1000 && c->code <= 1003) ||
+                   (c->code >= 1007 && c->code <= 1011) ||
+                   (c->code >= 3000 && c->code <= 4999);
+    if (c->conn == 0 || !code_ok || !utf8_valid(c->reason, c->reason_len)) {
+        return BERTH_EMALFORMED;
+    }
+    return 0;
 }

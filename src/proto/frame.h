@@ -47,6 +47,13 @@
  *   CHILD     u8 what | u32 tag | u16 id_len | id | detail (rest): a child
  *             was spawned, destroyed, or could not be spawned (then id is
  *             empty and detail says why); tag is its SPAWN's
+ *   WEBSOCKET u64 conn | u8 what | data (rest): a WebSocket's life
+ *             (docs/protocol.md, "WebSockets"). conn is the connection's
+ *             id (never 0, never reused; its high 32 bits are the host's
+ *             run); what is OPEN (data: the opening request, an HTTP
+ *             payload with no body; an HTTP_REPLY 101 accepts), TEXT or
+ *             BINARY (data: one whole message from the client; TEXT is
+ *             UTF-8), or CLOSED (data: u16 code | reason).
  *   TIMER     u64 time_ns, exactly 8 bytes: the ALARM that came due. The
  *             delivery clears the alarm, and the host logs every TIMER,
  *             changed or not, so that an alarm never fires twice, even
@@ -67,6 +74,11 @@
  *   RELEASE     a child's id (rest): an ephemeral child is destroyed
  *   DESTROY     a child's id, or nothing for the ship itself (rest)
  *   IDLE        (empty) the ship may sleep now
+ *   WS_SEND     u64 conn | u8 opcode | bytes (rest): a message to one of
+ *               the ship's open WebSockets, opcode 1 (text: UTF-8) or 2
+ *               (binary), written once the event is durable
+ *   WS_CLOSE    u64 conn | u16 code | reason (rest, UTF-8, at most 123
+ *               bytes): close one of them, once the event is durable
  *   ALARM       u64 time_ns, exactly 8 bytes: deliver a TIMER at that wall
  *               clock time (nanoseconds since the Unix epoch, the clock of
  *               an event's time_ns); 0 cancels. A ship has at most one
@@ -118,6 +130,15 @@ enum frame_event_kind {
     FRAME_EVENT_CHILD = 5,
     FRAME_EVENT_RECEIPT = 6,
     FRAME_EVENT_LEASE = 7,
+    FRAME_EVENT_WEBSOCKET = 8,
+};
+
+/* What a WEBSOCKET event says of its connection. */
+enum frame_ws_what {
+    FRAME_WS_OPEN = 1,
+    FRAME_WS_TEXT = 2,
+    FRAME_WS_BINARY = 3,
+    FRAME_WS_CLOSED = 4,
 };
 
 enum frame_effect_kind {
@@ -129,6 +150,8 @@ enum frame_effect_kind {
     FRAME_EFFECT_RELEASE = 6,
     FRAME_EFFECT_DESTROY = 7,
     FRAME_EFFECT_IDLE = 8,
+    FRAME_EFFECT_WS_SEND = 9,
+    FRAME_EFFECT_WS_CLOSE = 10,
 };
 
 /* The lifetimes of a spawned ship (docs/protocol.md, "Children"). */
@@ -309,6 +332,48 @@ int frame_encode_http_request(struct buf *out,
                               const struct frame_http_request *r,
                               const struct frame_header *headers);
 int frame_encode_http_reply(struct buf *out, const struct frame_http_reply *r);
+
+/* A WEBSOCKET event's payload: data points into the payload. */
+struct frame_websocket {
+    uint64_t conn;
+    uint8_t what; /* enum frame_ws_what */
+    const uint8_t *data;
+    size_t len;
+};
+
+/* Append a WEBSOCKET payload; 0 or BERTH_ENOMEM (out as it was). */
+int frame_encode_websocket(struct buf *out, const struct frame_websocket *w);
+
+/* Decode a WEBSOCKET payload: a conn not 0 and a known what; 0 or
+ * BERTH_EMALFORMED. */
+int frame_decode_websocket(const uint8_t *p, size_t len,
+                           struct frame_websocket *w);
+
+/* A WS_SEND effect: data points into the effect's bytes. */
+struct frame_ws_send {
+    uint64_t conn;
+    uint8_t opcode; /* 1 text, 2 binary */
+    const uint8_t *data;
+    size_t len;
+};
+
+/* Decode a WS_SEND effect: a conn not 0, opcode 1 or 2, a text valid
+ * UTF-8; 0 or BERTH_EMALFORMED. */
+int frame_decode_ws_send(const uint8_t *p, size_t len, struct frame_ws_send *s);
+
+/* A WS_CLOSE effect: reason points into the effect's bytes. */
+struct frame_ws_close {
+    uint64_t conn;
+    uint16_t code;
+    const char *reason;
+    size_t reason_len;
+};
+
+/* Decode a WS_CLOSE effect: a conn not 0, a code a close frame may carry
+ * (1000-1003, 1007-1011, 3000-4999), a reason of at most 123 bytes of
+ * UTF-8; 0 or BERTH_EMALFORMED. */
+int frame_decode_ws_close(const uint8_t *p, size_t len,
+                          struct frame_ws_close *c);
 
 /* Decoders check the frame type and every length; they return 0 or
  * BERTH_EMALFORMED and leave pointers into the frame's bytes. */

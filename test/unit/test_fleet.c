@@ -68,7 +68,8 @@ struct tout {
     char body[32];
     uint64_t number;
     bool changed;
-    int answer; /* -1: a released job, else enum fleet_answer */
+    int answer;       /* -1: a released job, else enum fleet_answer */
+    size_t ws_fx_len; /* the WebSocket effects it carried out */
 };
 
 struct tenv {
@@ -469,6 +470,7 @@ static void t_release(void *data, struct fleet_job *j)
         o->number = j->number;
         o->changed = j->changed;
         o->answer = -1;
+        o->ws_fx_len = j->ws_fx.len;
     }
     fleet_job_free(&T->fleet, j);
 }
@@ -703,17 +705,18 @@ static bool prog_step(uint32_t slot)
         if (op == 'x') {
             assert_int_equal(frame_encode_reject(&out, e.number, "no", 2), 0);
         } else {
-            if (op == 'w') {
+            if (op == 'w' || op == 'u') {
                 s->value++;
             }
-            assert_int_equal(frame_done_begin(&out, e.number,
-                                              op == 'w'   ? FRAME_DONE_CHANGED
-                                              : op == 'R' ? FRAME_DONE_REUSE
-                                              : op == 'W' ? FRAME_DONE_CHANGED |
-                                                                FRAME_DONE_REUSE
-                                                          : 0,
-                                              &mark),
-                             0);
+            assert_int_equal(
+                frame_done_begin(&out, e.number,
+                                 op == 'w' || op == 'u' ? FRAME_DONE_CHANGED
+                                 : op == 'R'            ? FRAME_DONE_REUSE
+                                 : op == 'W'
+                                     ? FRAME_DONE_CHANGED | FRAME_DONE_REUSE
+                                     : 0,
+                                 &mark),
+                0);
             if (op == 'W') {
                 s->value++;
             }
@@ -756,6 +759,25 @@ static bool prog_step(uint32_t slot)
                 assert_int_equal(frame_done_add_effect(&out, mark,
                                                        FRAME_EFFECT_DESTROY,
                                                        "kid", 3),
+                                 0);
+            }
+            if (op == 'u' || op == 'U') {
+                /* u: a WS_SEND and a WS_CLOSE; U: a text send that is not
+                 * UTF-8. */
+                uint8_t ws[9 + 2];
+                put_le64(ws, 5);
+                ws[8] = 1;
+                memcpy(ws + 9, op == 'u' ? "hi" : "\xff\xfe", 2);
+                assert_int_equal(frame_done_add_effect(&out, mark,
+                                                       FRAME_EFFECT_WS_SEND, ws,
+                                                       sizeof ws),
+                                 0);
+                uint8_t cl[10];
+                put_le64(cl, 5);
+                put_le16(cl + 8, 1000);
+                assert_int_equal(frame_done_add_effect(&out, mark,
+                                                       FRAME_EFFECT_WS_CLOSE,
+                                                       cl, sizeof cl),
                                  0);
             }
             if (op == 'i') {
@@ -1585,6 +1607,31 @@ static void test_reply_header_injection_kills(void **state)
     uintptr_t r = send_job(0, "r");
     settle(0);
     assert_int_equal(outcome(r)->status, 200);
+}
+
+/* WebSocket effects stay on their job until it is released, after its
+ * event is durable; a malformed one kills the program and fails the
+ * event, whose effects never leave. */
+static void test_websocket_effects_wait_for_the_gate(void **state)
+{
+    awake_ship(0);
+    uintptr_t u = send_job(0, "u");
+    prog_step(0);
+    assert_int_equal(T->n_prop, 1);
+    assert_null(outcome(u));
+    decide(0, true);
+    assert_non_null(outcome(u));
+    assert_int_equal(outcome(u)->ws_fx_len, 2 * 5 + 11 + 10);
+    uintptr_t b = send_job(0, "U");
+    prog_run(0);
+    assert_true(tship(peek(0))->dying);
+    assert_string_equal(tship(peek(0))->kill_why,
+                        "malformed WS_SEND or WS_CLOSE effect");
+    reap(0);
+    settle(0);
+    assert_non_null(outcome(b));
+    assert_string_not_equal(outcome(b)->code, "");
+    assert_int_equal(outcome(b)->ws_fx_len, 0);
 }
 
 /* Leadership lost while effects are held: nothing is released, every job
@@ -2463,6 +2510,8 @@ int main(void)
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_reply_header_injection_kills,
                                         t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_websocket_effects_wait_for_the_gate, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_commit_fails_on_lost_lead, t_setup,
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_lead_lost_while_held, t_setup,

@@ -1092,6 +1092,63 @@ static void test_done_effect_out_of_memory(void **state)
     buf_free(&b);
 }
 
+/* WEBSOCKET payloads and the WS_SEND and WS_CLOSE effects. */
+static void test_websocket_codecs(void **state)
+{
+    struct buf b;
+    buf_init(&b);
+    struct frame_websocket w = {.conn = 0x500000001ULL,
+                                .what = FRAME_WS_TEXT,
+                                .data = (const uint8_t *)"hi",
+                                .len = 2};
+    assert_int_equal(frame_encode_websocket(&b, &w), 0);
+    assert_int_equal(b.len, 11);
+    struct frame_websocket d;
+    assert_int_equal(frame_decode_websocket(b.data, b.len, &d), 0);
+    assert_true(d.conn == w.conn);
+    assert_int_equal(d.what, FRAME_WS_TEXT);
+    assert_int_equal(d.len, 2);
+    assert_memory_equal(d.data, "hi", 2);
+    b.data[8] = 5; /* no such what */
+    assert_int_equal(frame_decode_websocket(b.data, b.len, &d),
+                     BERTH_EMALFORMED);
+    assert_int_equal(frame_decode_websocket(b.data, 8, &d), BERTH_EMALFORMED);
+    buf_free(&b);
+
+    uint8_t p[9 + 3];
+    struct frame_ws_send sd;
+    put_le64(p, 7);
+    p[8] = 1;
+    memcpy(p + 9, "abc", 3);
+    assert_int_equal(frame_decode_ws_send(p, sizeof p, &sd), 0);
+    assert_int_equal(sd.opcode, 1);
+    assert_int_equal(sd.len, 3);
+    p[9] = 0xff; /* text that is not UTF-8 */
+    assert_int_equal(frame_decode_ws_send(p, sizeof p, &sd), BERTH_EMALFORMED);
+    p[8] = 2; /* the same bytes as binary */
+    assert_int_equal(frame_decode_ws_send(p, sizeof p, &sd), 0);
+    p[8] = 9; /* a ping is the host's */
+    assert_int_equal(frame_decode_ws_send(p, sizeof p, &sd), BERTH_EMALFORMED);
+    put_le64(p, 0); /* conn 0 */
+    p[8] = 2;
+    assert_int_equal(frame_decode_ws_send(p, sizeof p, &sd), BERTH_EMALFORMED);
+
+    uint8_t c[10 + 124];
+    struct frame_ws_close cl;
+    put_le64(c, 7);
+    put_le16(c + 8, 4000);
+    memset(c + 10, 'r', 124);
+    assert_int_equal(frame_decode_ws_close(c, 10 + 123, &cl), 0);
+    assert_int_equal(cl.code, 4000);
+    assert_int_equal(cl.reason_len, 123);
+    assert_int_equal(frame_decode_ws_close(c, 10 + 124, &cl), BERTH_EMALFORMED);
+    put_le16(c + 8, 1005); /* never sent on the wire */
+    assert_int_equal(frame_decode_ws_close(c, 10, &cl), BERTH_EMALFORMED);
+    put_le16(c + 8, 1000);
+    assert_int_equal(frame_decode_ws_close(c, 10, &cl), 0);
+    assert_int_equal(frame_decode_ws_close(c, 9, &cl), BERTH_EMALFORMED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1111,6 +1168,7 @@ int main(void)
         cmocka_unit_test(test_encoders_too_big),
         cmocka_unit_test(test_encoders_out_of_memory),
         cmocka_unit_test(test_done_effect_out_of_memory),
+        cmocka_unit_test(test_websocket_codecs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
