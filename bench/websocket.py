@@ -9,7 +9,9 @@ host's memory.
   a text message of 64 bytes, from before its write to the whole line the
   room sends back (its event is logged and durable before the line
   leaves). Beside it, the same to programs/python/echo.py, which keeps no
-  state (its events are reads, never logged). Floor: a raw TCP echo of 64
+  state (its events are reads, never logged), and a peer over plain HTTP:
+  64-byte PUTs to a kv ship on one keep-alive connection (logged like the
+  chat's messages). Floor: a raw TCP echo of 64
   bytes on loopback (ws_client echo: a child process writes back what it
   reads), the kinds taking turns each round.
 - Host memory per open WebSocket: 1,000 chat ships, woken once and put to
@@ -87,6 +89,7 @@ def main():
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 2000
     berth = os.path.join(build, "berth")
     chat = os.path.abspath(os.path.join(build, "programs", "chat"))
+    kv = os.path.abspath(os.path.join(build, "programs", "kv"))
     echo = os.path.join(ROOT, "programs", "python", "echo.py")
     os.makedirs(d, exist_ok=True)
     data = os.path.join(d, "host")
@@ -115,8 +118,9 @@ def main():
         # --- Round trips to awake ships, beside a TCP echo. ---
         cli("ship", "new", "--program", chat, "--name", "room")
         cli("ship", "new", "--program", echo, "--name", "echo")
+        cli("ship", "new", "--program", kv, "--name", "kv")
         rtt = {"TCP echo (floor)": [], "chat (logged)": [],
-               "echo.py (a read)": []}
+               "echo.py (a read)": [], "HTTP PUT to kv": []}
         warm = 20
         for r in range(2):
             for k in (list(rtt) if r == 0 else list(rtt)[::-1]):
@@ -124,6 +128,9 @@ def main():
                     xs = client(build, "echo", n + warm, SIZE)
                 elif k.startswith("chat"):
                     xs = client(build, "rtt", port, "/s/room/", n + warm, SIZE)
+                elif k.startswith("HTTP"):
+                    xs = client(build, "put", port, "/s/kv/k/x", n + warm,
+                                SIZE)
                 else:
                     xs = client(build, "rtt", port, "/s/echo/", n + warm, SIZE)
                 rtt[k] += xs[warm:]

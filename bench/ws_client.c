@@ -6,6 +6,10 @@
  *       one WebSocket opened on TARGET (e.g. /s/room/), then N text
  *       messages of SIZE bytes one after the other, each timed from before
  *       its write to the whole first frame that comes back.
+ *   ws_client put PORT TARGET N SIZE
+ *       a peer of rtt over plain HTTP: one keep-alive connection, N PUTs of
+ *       SIZE bytes to TARGET one after the other, each from before its
+ *       write to the whole reply.
  *   ws_client echo N SIZE
  *       the floor of rtt: a raw TCP echo on loopback, a child process that
  *       writes back what it reads; N round trips of SIZE bytes, each from
@@ -258,6 +262,33 @@ static int mode_rtt(int port, const char *target, long n, size_t size)
         print_us(now_s() - t0);
     }
     free(msg);
+    close(s);
+    return 0;
+}
+
+static int mode_put(int port, const char *target, long n, size_t size)
+{
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = loopback(port);
+    if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
+        die("connect: %s", strerror(errno));
+    }
+    nodelay(s);
+    char *req = malloc(size + 256);
+    for (long i = 0; i < n; i++) {
+        int h = snprintf(req, 256,
+                         "PUT %s HTTP/1.1\r\nHost: bench\r\n"
+                         "Content-Length: %zu\r\n\r\n",
+                         target, size);
+        message(req + h, size, i);
+        double t0 = now_s();
+        int status = bench_http_call(s, req, (size_t)h + size);
+        if (status != 200 && status != 201) {
+            die("PUT %ld answered %d", i, status);
+        }
+        print_us(now_s() - t0);
+    }
+    free(req);
     close(s);
     return 0;
 }
@@ -677,6 +708,10 @@ int main(int argc, char **argv)
         return mode_rtt(atoi(argv[2]), argv[3], atol(argv[4]),
                         (size_t)atol(argv[5]));
     }
+    if (argc == 6 && strcmp(argv[1], "put") == 0) {
+        return mode_put(atoi(argv[2]), argv[3], atol(argv[4]),
+                        (size_t)atol(argv[5]));
+    }
     if (argc == 4 && strcmp(argv[1], "echo") == 0) {
         return mode_echo(atol(argv[2]), (size_t)atol(argv[3]));
     }
@@ -688,7 +723,8 @@ int main(int argc, char **argv)
                           (size_t)atol(argv[5]));
     }
     fprintf(stderr,
-            "usage: ws_client rtt PORT TARGET N SIZE | echo N SIZE | hold "
+            "usage: ws_client rtt PORT TARGET N SIZE | put PORT TARGET N SIZE "
+            "| echo N SIZE | hold "
             "PORT PREFIX SHIPS PER_SHIP | floor CHAT DIR N SIZE\n");
     return 2;
 }
