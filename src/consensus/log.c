@@ -1990,3 +1990,16 @@ void log_close(struct log *l, log_close_cb cb, void *arg)
     }
     raft_close(&l->raft, log__close_cb);
 }
+
+int log_peer_address(const struct log *l, uint64_t id, char *out, size_t size)
+{
+    for (unsigned i = 0; i < l->raft.configuration.n; i++) {
+        const struct raft_server *srv = &l->raft.configuration.servers[i];
+        if (srv->id == id && srv->address != NULL &&
+            strlen(srv->address) < size) {
+            memcpy(out, srv->address, strlen(srv->address) + 1);
+            return 0;
+        }
+    }
+    return BERTH_ENOTFOUND;
+}

@@ -177,6 +177,11 @@ bool log_leading(const struct log *l);
  * when it leads), or 0 when it knows none. */
 uint64_t log_leader(const struct log *l);
 
+/* Copy the peer address of host id, as the configuration has it, into out
+ * (size bytes, the caller's); 0, or BERTH_ENOTFOUND when id is not in the
+ * configuration (or its address does not fit). */
+int log_peer_address(const struct log *l, uint64_t id, char *out, size_t size);
+
 /* Called once with a forwarded request's outcome: status 0 and the
  * leader's answer, or a negative code (BERTH_ENOTLEADER: no leader is
  * known or it stopped leading; BERTH_ENOCONNECT: the leader could not be

@@ -13,6 +13,7 @@ void beat_encode(const struct beat *b, uint8_t out[BEAT_SIZE])
     memset(out, 0, BEAT_SIZE);
     out[0] = BEAT_VERSION;
     out[1] = b->leading ? BEAT__LEADING : 0;
+    put_le16(out + 2, b->front_port);
     put_le32(out + 4, b->load_milli);
     put_le64(out + 8, b->sent_ns);
     put_le64(out + 16, b->rss_bytes);
@@ -28,6 +29,7 @@ int beat_decode(const uint8_t *p, size_t len, struct beat *b)
         return BERTH_EMALFORMED;
     }
     b->leading = (p[1] & BEAT__LEADING) != 0;
+    b->front_port = get_le16(p + 2);
     b->load_milli = get_le32(p + 4);
     b->sent_ns = get_le64(p + 8);
     b->rss_bytes = get_le64(p + 16);

@@ -7,12 +7,14 @@
  * are read as far as this version knows, so a later version may add fields
  * at the end):
  *
- *   version u8 (1) | flags u8 (1: leading) | reserved u16
+ *   version u8 (1) | flags u8 (1: leading) | front-door port u16
  *   | load average x1000 u32 | wall clock ns u64 | resident bytes u64
  *   | programs u64 | live ships u64 | descriptors u64 | processors u32
  *
- * Flag bits other than leading and the reserved bytes are written as zero
- * and ignored when read. */
+ * Flag bits other than leading are written as zero and ignored when read.
+ * The front-door port (that of `berth serve --listen`; 0: unknown, as
+ * earlier versions wrote these bytes) lets a host that does not lead pass
+ * a WebSocket on to the leader's front door. */
 #ifndef BERTH_CORE_BEAT_H
 #define BERTH_CORE_BEAT_H
 
@@ -33,6 +35,7 @@ struct beat {
     uint32_t load_milli; /* the machine's 1-minute load average, x1000 */
     uint32_t cpus;       /* processors online */
     bool leading;
+    uint16_t front_port; /* the front door's TCP port; 0: unknown */
 };
 
 /* Write the message for b into out (BEAT_SIZE bytes). */

@@ -40,6 +40,8 @@ static void beats__measure(struct host *h, struct host_beat *b)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     b->said.cpus = cpus > 0 ? (uint32_t)cpus : 0;
     b->said.leading = h->leading;
+    b->said.front_port =
+        h->front != NULL ? (uint16_t)http_server_port(h->front) : 0;
 }
 
 static void beats__tick(uv_timer_t *t)

@@ -231,8 +231,14 @@ void host_front_handle(struct http_request *req, void *arg)
     }
     if (!h->leading || h->stopping) {
         /* A stopping leader starts nothing it would have to fail: the
-         * request goes to the leader it hands over to. */
-        host_forward(h, req, HTTP_FORWARD_FRONT);
+         * request goes to the leader it hands over to. A WebSocket needs
+         * a connection of its own to it. */
+        if (ws_upgrade_kind(req) == WS_UPGRADE_OK &&
+            !http_request_detached(req)) {
+            host_tunnel(h, req);
+        } else {
+            host_forward(h, req, HTTP_FORWARD_FRONT);
+        }
         return;
     }
     uint32_t slot = host_ship_lookup(h, name);

@@ -1842,7 +1842,6 @@ int host_run(const struct host_config *cfg)
     h->started_ns = uv_hrtime();
     registry_init(&h->reg);
     alarms_init(&h->alarms);
-    host_ws_init(h);
     host_ships_init(h);
     buf_init(&h->batch);
     signal(SIGPIPE, SIG_IGN);
@@ -1900,6 +1899,7 @@ int host_run(const struct host_config *cfg)
         fprintf(stderr, "berth: event loop: %s\n", uv_strerror(rv));
         goto err_after_alloc;
     }
+    host_ws_init(h);
     snprintf(path, sizeof path, "%s/store.db", cfg->data_dir);
     snprintf(h->store_path, sizeof h->store_path, "%s", path);
     rv = store_open(&h->store, path, errmsg);

@@ -158,6 +158,7 @@ enum host_job_origin {
 
 struct host_wsconn;
 struct host_wscount;
+struct host_wsclosed;
 
 /* The front door's WebSockets (daemon/websocket.c): every open or opening
  * connection by id, counts per ship and per account, and their figures. */
@@ -172,6 +173,9 @@ struct host_websockets {
     uint64_t opened, messages_in, messages_out;
     uint64_t dropped; /* WS_SEND and WS_CLOSE effects to no open conn */
     uint64_t refused; /* upgrades refused over a limit (429) */
+    /* CLOSED events to deliver once the current release is done. */
+    struct host_wsclosed *closed;
+    uv_timer_t closed_timer;
 };
 
 /* A ship's live object in the daemon: the fleet's part (core/fleet.h)
@@ -524,6 +528,12 @@ void host_ws_close_ship(struct host *h, uint64_t sid, uint16_t code,
 
 /* Close with 1008 the open WebSockets of ships of disabled accounts. */
 void host_ws_close_disabled(struct host *h);
+
+/* On a host that does not lead: pass req, a WebSocket's opening
+ * handshake, to the leader's front door and relay bytes both ways until
+ * either side closes (daemon/tunnel.c); answered 503 leader_changed when
+ * no leader's front door is known. */
+void host_tunnel(struct host *h, struct http_request *req);
 
 /* Return the registry slot of the ship with this id or name, or
  * REGISTRY_NONE. */

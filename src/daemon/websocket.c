@@ -193,16 +193,26 @@ static void ws__remove(struct host *h, struct host_wsconn *e)
 
 /* --- Events to the ship. --- */
 
-/* Deliver a WEBSOCKET event of what, with the len bytes at data, for e to
- * its ship, if the host still serves it; origin and req as for
- * host_ship_deliver. Returns 0, or a negative code (req is answered). */
-static int ws__deliver(struct host *h, struct host_wsconn *e, uint8_t what,
-                       const void *data, size_t len,
-                       enum host_job_origin origin, struct http_request *req)
+/* A CLOSED for a ship, made inside a release and delivered after it
+ * (the fleet's release takes no new job for its ship). */
+struct host_wsclosed {
+    struct host_wsclosed *next;
+    uint64_t id, sid;
+    uint32_t slot;
+};
+
+/* Deliver a WEBSOCKET event of what, with the len bytes at data, for
+ * connection id to the ship sid in slot, if the host still serves it;
+ * origin and req as for host_ship_deliver. Returns 0, or a negative code
+ * (req is answered). */
+static int ws__deliver_to(struct host *h, uint64_t id, uint64_t sid,
+                          uint32_t slot, uint8_t what, const void *data,
+                          size_t len, enum host_job_origin origin,
+                          struct http_request *req)
 {
     struct registry_ship *r =
-        e->slot < h->reg.n_slots ? registry_get(&h->reg, e->slot) : NULL;
-    if (!h->leading || h->stopping || r == NULL || r->sid != e->sid) {
+        slot < h->reg.n_slots ? registry_get(&h->reg, slot) : NULL;
+    if (!h->leading || h->stopping || r == NULL || r->sid != sid) {
         if (req != NULL) {
             host_reply_error(req, 503, "unavailable",
                              "the ship is not served here now");
@@ -212,11 +222,11 @@ static int ws__deliver(struct host *h, struct host_wsconn *e, uint8_t what,
     struct buf payload;
     buf_init(&payload);
     struct frame_websocket fw = {
-        .conn = e->id, .what = what, .data = data, .len = len};
+        .conn = id, .what = what, .data = data, .len = len};
     struct host_ship *s = NULL;
     if (buf_reserve_exact(&payload, 9 + len) != 0 ||
         frame_encode_websocket(&payload, &fw) != 0 ||
-        (s = host_ship_live(h, e->slot)) == NULL) {
+        (s = host_ship_live(h, slot)) == NULL) {
         buf_free(&payload);
         if (req != NULL) {
             host_reply_error(req, 503, "unavailable", "out of memory");
@@ -227,6 +237,41 @@ static int ws__deliver(struct host *h, struct host_wsconn *e, uint8_t what,
     return 0;
 }
 
+static int ws__deliver(struct host *h, struct host_wsconn *e, uint8_t what,
+                       const void *data, size_t len,
+                       enum host_job_origin origin, struct http_request *req)
+{
+    return ws__deliver_to(h, e->id, e->sid, e->slot, what, data, len, origin,
+                          req);
+}
+
+static void ws__closed_cb(uv_timer_t *t)
+{
+    struct host *h = t->data;
+    while (h->ws.closed != NULL) {
+        struct host_wsclosed *c = h->ws.closed;
+        h->ws.closed = c->next;
+        ws__deliver_to(h, c->id, c->sid, c->slot, FRAME_WS_CLOSED, "\xee\x03",
+                       2, HOST_JOB_WS, NULL);
+        mem_free(c);
+    }
+}
+
+/* Tell e's ship, soon, that e dropped (1006). */
+static void ws__closed_later(struct host *h, const struct host_wsconn *e)
+{
+    struct host_wsclosed *c = mem_alloc(sizeof *c);
+    if (c == NULL) {
+        return; /* the ship keeps a conn that sends go nowhere to */
+    }
+    c->id = e->id;
+    c->sid = e->sid;
+    c->slot = e->slot;
+    c->next = h->ws.closed;
+    h->ws.closed = c;
+    uv_timer_start(&h->ws.closed_timer, ws__closed_cb, 0, 0);
+}
+
 static void ws__on_message(struct http_ws *ws, void *arg, int opcode,
                            const uint8_t *data, size_t len)
 {
@@ -234,12 +279,14 @@ static void ws__on_message(struct http_ws *ws, void *arg, int opcode,
     struct host *h = e->host;
     uint8_t what = opcode == WS_OP_TEXT ? FRAME_WS_TEXT : FRAME_WS_BINARY;
     h->ws.messages_in++;
+    /* Counted first: a job that fails at once is released inside the
+     * delivery. */
+    e->inflight++;
     if (ws__deliver(h, e, what, data, len, HOST_JOB_WS, NULL) != 0) {
         http_ws_close(ws, WS_CLOSE_GOING_AWAY, "the ship is not served here");
         ws__remove(h, e);
         return;
     }
-    e->inflight++;
     if (e->inflight >= h->cfg.ws_inflight && !e->paused) {
         /* The client waits in TCP until the ship catches up. */
         e->paused = true;
@@ -273,6 +320,8 @@ static const struct http_ws_ops ws__ops = {
 void host_ws_init(struct host *h)
 {
     memset(&h->ws, 0, sizeof h->ws);
+    uv_timer_init(&h->loop, &h->ws.closed_timer);
+    h->ws.closed_timer.data = h;
     do {
         randombytes_buf(&h->ws.run, sizeof h->ws.run);
     } while (h->ws.run == 0);
@@ -281,6 +330,12 @@ void host_ws_init(struct host *h)
 void host_ws_free(struct host *h)
 {
     struct host_websockets *w = &h->ws;
+    uv_timer_stop(&w->closed_timer);
+    while (w->closed != NULL) {
+        struct host_wsclosed *c = w->closed;
+        w->closed = c->next;
+        mem_free(c);
+    }
     for (unsigned i = 0; i < w->n_buckets; i++) {
         while (w->conns[i] != NULL) {
             struct host_wsconn *e = w->conns[i];
@@ -297,7 +352,9 @@ void host_ws_free(struct host *h)
     }
     mem_free(w->conns);
     mem_free(w->counts);
-    memset(w, 0, sizeof *w);
+    w->conns = NULL;
+    w->counts = NULL;
+    w->n_buckets = w->n_count_buckets = w->n = w->n_counts = 0;
 }
 
 void host_ws_open(struct host *h, uint32_t slot, struct http_request *req,
@@ -448,8 +505,7 @@ void host_ws_released(struct host *h, struct fleet_job *j)
                 h->ws.opened++;
             } else {
                 /* The client went before its 101: the ship hears of it. */
-                ws__deliver(h, e, FRAME_WS_CLOSED, "\xee\x03", 2, HOST_JOB_WS,
-                            NULL);
+                ws__closed_later(h, e);
                 ws__remove(h, e);
             }
         }

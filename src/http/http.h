@@ -258,7 +258,10 @@ int http_request_set_header(struct http_request *req, const char *name,
  * pings itself, pings a silent client every ping_ms and closes it when
  * the pong does not come in another ping_ms. Deadlines, caps and the
  * budget go on as for HTTP, but a WebSocket is never idle: the idle cap
- * and the idle timeout leave it alone. */
+ * and the idle timeout leave it alone. The owner's ops are called only
+ * from the loop's own callbacks (a read, a timer, a handle closed), never
+ * inside one of the calls below, so that the owner may call them from
+ * anywhere. */
 struct http_ws;
 
 /* What the owner of a WebSocket hears; ws is valid during each call. */
@@ -306,6 +309,25 @@ void http_ws_close(struct http_ws *ws, uint16_t code, const char *reason);
 /* Stop reading from ws (paused true: the client's TCP window fills and it
  * waits) or read again. Pings go on being answered from what was read. */
 void http_ws_pause(struct http_ws *ws, bool paused);
+
+/* Make req's connection a tunnel, with no answer (the bytes that answer
+ * it come from elsewhere): from then on every byte the client sends goes
+ * to ops->message (opcode 0, as read), http_tunnel_write writes bytes to
+ * it as they are, and ops->closed (code 1006) says the client has gone.
+ * http_ws_pause stops and resumes reading. Frees req. Returns 0 with
+ * *out, valid until ops->closed or http_tunnel_close; BERTH_ESHUTDOWN if
+ * the client has gone, BERTH_EINVAL if req is detached (answered 400),
+ * or BERTH_ENOMEM (the connection is closed). */
+int http_tunnel_open(struct http_request *req, const struct http_ws_ops *ops,
+                     void *arg, struct http_ws **out);
+
+/* Write the n bytes at p (copied) to a tunnel's client; 0, or
+ * BERTH_ESHUTDOWN when it is closing. */
+int http_tunnel_write(struct http_ws *t, const void *p, size_t n);
+
+/* Close a tunnel once what was written has left; ops is not called
+ * again. */
+void http_tunnel_close(struct http_ws *t);
 
 /* Return the number of WebSockets open on s. */
 unsigned http_server_websockets(const struct http_server *s);

@@ -71,6 +71,7 @@ struct http_ws {
     unsigned ping_ms;
     bool paused;   /* the owner stopped reading */
     bool ping_out; /* a ping went out and no byte came since */
+    bool raw;      /* a tunnel (http_tunnel_open): bytes, not frames */
 };
 
 /* Connections from one client address, for the per-address cap. */
@@ -422,6 +423,11 @@ static void http__conn_handle_closed(uv_handle_t *h)
     c->open_handles--;
     s->open_handles--;
     if (c->open_handles == 0) {
+        /* A WebSocket's owner hears of its end here, in a callback of its
+         * own, never inside one of its calls into the server. */
+        if (c->ws != NULL) {
+            http__ws_report(c->ws, WS_CLOSE_ABNORMAL, "", 0);
+        }
         /* With a request still out, the connection lives on until its
          * reply; the server no longer knows it. */
         c->server = NULL;
@@ -450,8 +456,7 @@ static void http__conn_close(struct http_conn *c)
     }
     http__conn_unlink(c);
     if (c->ws != NULL) {
-        s->n_ws--;
-        http__ws_report(c->ws, WS_CLOSE_ABNORMAL, "", 0);
+        s->n_ws -= c->ws->raw ? 0 : 1;
     }
     uv_close((uv_handle_t *)&c->h.stream, http__conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, http__conn_handle_closed);
@@ -533,6 +538,7 @@ static void http__update_reading(struct http_conn *c)
 }
 
 static void http__timer_cb(uv_timer_t *t);
+static void http__ws_drive(struct http_conn *c);
 static int http__ws_frame(struct http_conn *c, uint8_t opcode, const void *p,
                           size_t n, bool close);
 
@@ -587,7 +593,9 @@ static void http__settle(struct http_conn *c, bool got_bytes)
     unsigned idle_ms = s->cfg.idle_timeout_ms;
     if (c->ws != NULL && !c->failed) {
         http__idle_remove(c);
-        if (got_bytes || c->ping_deadline == 0) {
+        if (c->ws->raw) {
+            /* A tunnel's liveness is the far end's to judge. */
+        } else if (got_bytes || c->ping_deadline == 0) {
             c->ws->ping_out = false;
             c->ping_deadline = now + c->ws->ping_ms;
         }
@@ -853,6 +861,23 @@ static void http__timer_cb(uv_timer_t *t)
             http__arm(c);
         }
         return;
+    }
+    if (c->ws != NULL && !c->finishing && c->ws->in.len > 0 && !c->ws->paused) {
+        /* Frames that came with the handshake, or while reading was
+         * paused (see http__ws_soon). */
+        http__ws_drive(c);
+        if (c->closing) {
+            return;
+        }
+        http__settle(c, false);
+    }
+    if (c->ws != NULL && c->ws->paused) {
+        /* Not read, so not heard: a client held back by its owner is not
+         * silent. */
+        c->ws->ping_out = false;
+        if (c->ping_deadline != 0) {
+            c->ping_deadline = now + c->ws->ping_ms;
+        }
     }
     if (c->ws != NULL && c->ping_deadline != 0 && now >= c->ping_deadline) {
         if (c->ws->ping_out) {
@@ -1128,7 +1153,9 @@ static void http__drive(struct http_conn *c)
 
 static void http__drive_loop(struct http_conn *c)
 {
-    while (!c->closing && !c->failed && c->pending == NULL && !c->finishing) {
+    /* A handler may have turned the connection into a tunnel. */
+    while (!c->closing && !c->failed && c->pending == NULL && !c->finishing &&
+           c->ws == NULL) {
         struct http_request *req = NULL;
         int status = 0;
         const char *why = NULL;
@@ -1561,6 +1588,18 @@ void http_server_close(struct http_server *s, http_close_cb cb, void *arg)
 
 /* --- WebSockets. --- */
 
+/* Read the frames buffered from the timer's callback, soon, rather than
+ * inside the owner's call: ops are only ever called from the loop's own
+ * callbacks. */
+static void http__ws_soon(struct http_conn *c)
+{
+    if (c->closing || c->ws->in.len == 0) {
+        return;
+    }
+    uv_timer_start(&c->timer, http__timer_cb, 0, 0);
+    c->timer_due = uv_now(c->timer.loop);
+}
+
 /* Send one unfragmented frame; close: then close the connection. */
 static int http__ws_frame(struct http_conn *c, uint8_t opcode, const void *p,
                           size_t n, bool close)
@@ -1604,6 +1643,19 @@ static void http__ws_drive(struct http_conn *c)
     }
     c->in_drive = true;
     struct http_ws *ws = c->ws;
+    if (ws->raw) {
+        if (!ws->paused && ws->in.len > 0) {
+            /* Taken out first: the owner may pause or close meanwhile. */
+            struct buf in = ws->in;
+            buf_init(&ws->in);
+            if (ws->ops != NULL) {
+                ws->ops->message(ws, ws->arg, 0, in.data, in.len);
+            }
+            buf_free(&in);
+        }
+        c->in_drive = false;
+        return;
+    }
     while (!c->closing && !c->finishing && !ws->paused && ws->in.len > 0) {
         struct ws_item it;
         size_t used;
@@ -1690,7 +1742,7 @@ int http_ws_accept(struct http_request *req, const struct http_ws_ops *ops,
     }
     http__put(&b, "\r\n");
     ws->conn = c;
-    ws->ops = ops;
+    ws->ops = NULL; /* set once the 101 is on its way: see below */
     ws->arg = arg;
     ws->ping_ms = cfg->ping_ms ? cfg->ping_ms : 30000;
     ws_reader_init(&ws->rd, cfg->max_message);
@@ -1709,16 +1761,98 @@ int http_ws_accept(struct http_request *req, const struct http_ws_ops *ops,
     if (c->server->let_on == c) {
         c->server->let_on = NULL;
     }
+    /* With no ops yet, a failed write closes the connection without a
+     * word to the owner, who learns it from the return value. */
     int rv = c->xport->send(c, &b, NULL, 0, NULL, 0, false);
     if (rv != 0 || c->closing) {
         return BERTH_ESHUTDOWN;
     }
+    ws->ops = ops;
     *out = ws;
-    http__ws_drive(c);
-    if (!c->closing) {
-        http__settle(c, true);
+    http__settle(c, true);
+    http__ws_soon(c);
+    return 0;
+}
+
+int http_tunnel_open(struct http_request *req, const struct http_ws_ops *ops,
+                     void *arg, struct http_ws **out)
+{
+    if (req->detached_ != NULL) {
+        http_reply(req, 400, "text/plain", "no connection to pass on\n", 25,
+                   NULL);
+        return BERTH_EINVAL;
     }
-    return c->closing ? BERTH_ESHUTDOWN : 0;
+    struct http_conn *c = req->conn_;
+    c->pending = NULL;
+    c->pending_size = 0;
+    c->pending_body = 0;
+    http_request_free(req);
+    if (c->closing) {
+        if (c->open_handles == 0) {
+            http__conn_free(c);
+        } else {
+            http__account(c);
+        }
+        return BERTH_ESHUTDOWN;
+    }
+    struct http_ws *ws = mem_calloc(1, sizeof *ws);
+    if (ws == NULL) {
+        http__conn_close(c);
+        return BERTH_ENOMEM;
+    }
+    ws->conn = c;
+    ws->ops = ops;
+    ws->arg = arg;
+    ws->raw = true;
+    ws_reader_init(&ws->rd, 0);
+    ws->in = c->p->in;
+    buf_init(&c->p->in);
+    http_parser_free(c->p);
+    mem_free(c->p);
+    c->p = NULL;
+    c->ws = ws;
+    c->close_after_reply = false;
+    c->header_deadline = c->body_deadline = c->body_end = 0;
+    c->started_ms = 0;
+    if (c->server->let_on == c) {
+        c->server->let_on = NULL;
+    }
+    *out = ws;
+    http__settle(c, false);
+    return 0;
+}
+
+int http_tunnel_write(struct http_ws *ws, const void *p, size_t n)
+{
+    struct http_conn *c = ws->conn;
+    if (c->closing || c->finishing) {
+        return BERTH_ESHUTDOWN;
+    }
+    struct buf b;
+    buf_init(&b);
+    if (buf_append(&b, p, n) != 0) {
+        http__conn_close(c);
+        return BERTH_ENOMEM;
+    }
+    int rv = c->xport->send(c, &b, NULL, 0, NULL, 0, false);
+    if (rv == 0 && !c->closing) {
+        http__settle(c, false);
+    }
+    return rv;
+}
+
+void http_tunnel_close(struct http_ws *ws)
+{
+    struct http_conn *c = ws->conn;
+    ws->ops = NULL;
+    if (c->closing || c->finishing) {
+        return;
+    }
+    c->finishing = true;
+    http__update_reading(c);
+    struct buf b;
+    buf_init(&b);
+    c->xport->send(c, &b, NULL, 0, NULL, 0, true);
 }
 
 int http_ws_send(struct http_ws *ws, int opcode, const void *p, size_t n)
@@ -1752,11 +1886,9 @@ void http_ws_pause(struct http_ws *ws, bool paused)
         return;
     }
     ws->paused = paused;
+    http__settle(c, false);
     if (!paused) {
-        http__ws_drive(c);
-    }
-    if (!c->closing) {
-        http__settle(c, false);
+        http__ws_soon(c);
     }
 }
 

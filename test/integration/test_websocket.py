@@ -409,3 +409,57 @@ def test_block_and_remove_close_sockets(wshost):
 
     run(go())
     assert h.http("GET", "/healthz")[0] == 200
+
+
+def test_cluster_follower_tunnels_to_the_leader(host_factory):
+    """A follower's front door passes a WebSocket to the leader and relays
+    it both ways; when the leader is killed the client's socket closes,
+    and connecting again to a surviving host works."""
+    from test_forward import leading, start_cluster
+    leader, f1, f2 = start_cluster(host_factory)
+    leader.new_ship(WSECHO, "ws")
+    # Each follower has heard the leader's heartbeat (its front door).
+    wait_for(lambda: all(
+        any(x.get("heartbeat", {}).get("leading")
+            for x in f.cli_json("cluster", "ls")["hosts"]) for f in (f1, f2)))
+
+    async def go():
+        async with websockets.connect(url(f1)) as ws:
+            assert await ws.recv() == "hello 1"
+            await ws.send("via f1")
+            assert await ws.recv() == "1:via f1"
+            await ws.send(b"z" * 3000)
+            assert await ws.recv() == b"z" * 3000
+            # The socket lives on the leader.
+            assert leader.cli_json("stats")["websockets"]["open"] == 1
+            assert f1.cli_json("stats")["websockets"]["open"] == 0
+            # A refusal comes back through the tunnel as HTTP.
+            with pytest.raises(websockets.exceptions.InvalidStatusCode) as e:
+                async with websockets.connect(url(f2, "/s/ws/refuse")):
+                    pass
+            assert e.value.status_code == 403
+            leader.kill9()
+            with pytest.raises(websockets.exceptions.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 20)
+
+        # Any surviving host serves again once a new leader is elected.
+        async def again():
+            for h in (f1, f2):
+                try:
+                    async with websockets.connect(url(h)) as ws:
+                        hello = await ws.recv()
+                        await ws.send("back")
+                        return hello, await ws.recv()
+                except (websockets.exceptions.InvalidStatusCode, OSError,
+                        websockets.exceptions.ConnectionClosed):
+                    pass
+            return None
+
+        hello, echo = await wait_async(again, 30)
+        # The ship's state is the same: the conn of the old run is
+        # dropped by the program, the count goes on.
+        assert hello == "hello 1"
+        assert echo == "3:back"
+
+    run(go())
+    assert wait_for(lambda: leading(f1) or leading(f2))
