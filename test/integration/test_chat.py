@@ -4,7 +4,8 @@ the ship sleeps between messages (berth ship sleep, and the idle timeout)
 while both sockets stay open and the next message wakes it, a kill -9 of
 the program between messages or racing one loses nothing a client saw, the
 history after it holds every acknowledged message once and in order, and a
-host restart drops the members of its older run."""
+host restart drops the members of its older run; and the WebSocket echo
+in plain Python on a real host."""
 import asyncio
 import json
 import os
@@ -15,9 +16,10 @@ import pytest
 import websockets
 import websockets.exceptions
 
-from conftest import PROGRAMS, wait_for
+from conftest import PROGRAMS, ROOT, wait_for
 
 CHAT = os.path.join(PROGRAMS, "chat")
+ECHO = os.path.join(ROOT, "programs", "python", "echo.py")
 
 # Generous: a wake under the sanitizers on a shared machine.
 RECV_S = 30
@@ -225,3 +227,27 @@ def test_chat_host_restart(host_factory):
             assert (await recv(c))["seq"] == 3
 
     asyncio.run(after())
+
+
+def test_python_echo(host_factory):
+    # The WebSocket echo in plain Python (programs/python/echo.py), on a
+    # real host: text comes back as text, binary as binary, through a sleep.
+    h = host_factory().start()
+    h.new_ship(ECHO, "echo")
+
+    async def session():
+        with pytest.raises(websockets.exceptions.InvalidStatusCode) as e:
+            async with connect(h, "echo", "/nowhere"):
+                pass
+        assert e.value.status_code == 404
+        async with connect(h, "echo") as ws:
+            await ws.send("h\u00e9llo")
+            assert await asyncio.wait_for(ws.recv(), RECV_S) == "h\u00e9llo"
+            await ws.send(b"\x00\xff")
+            assert await asyncio.wait_for(ws.recv(), RECV_S) == b"\x00\xff"
+            h.cli("ship", "sleep", "echo")
+            assert show(h, "echo")["state"] == "asleep"
+            await ws.send("again")
+            assert await asyncio.wait_for(ws.recv(), RECV_S) == "again"
+
+    asyncio.run(session())
