@@ -363,8 +363,8 @@ void host_ws_open(struct host *h, uint32_t slot, struct http_request *req,
     struct host_websockets *w = &h->ws;
     uint64_t sid = registry_get(&h->reg, slot)->sid;
     uint64_t account;
-    if (store_ship_account(h->store, sid, &account) != 0) {
-        account = UINT64_MAX;
+    if (store_ship_account(h->store, sid, &account) != 0 || account == 0) {
+        account = UINT64_MAX; /* the operator's ships: no account's limit */
     }
     if (ws__count(h, sid) >= h->cfg.ws_per_ship) {
         w->refused++;

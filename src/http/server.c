@@ -871,9 +871,9 @@ static void http__timer_cb(uv_timer_t *t)
         }
         http__settle(c, false);
     }
-    if (c->ws != NULL && c->ws->paused) {
-        /* Not read, so not heard: a client held back by its owner is not
-         * silent. */
+    if (c->ws != NULL && !c->reading) {
+        /* Not read, so not heard: a client held back by its owner or by
+         * the budget is not silent. */
         c->ws->ping_out = false;
         if (c->ping_deadline != 0) {
             c->ping_deadline = now + c->ws->ping_ms;

@@ -463,3 +463,34 @@ def test_cluster_follower_tunnels_to_the_leader(host_factory):
 
     run(go())
     assert wait_for(lambda: leading(f1) or leading(f2))
+
+
+def test_account_limit_and_disable(host_factory):
+    """--ws-per-account counts the sockets of all of an account's ships;
+    disabling the account closes them (1008) and refuses new ones (403)."""
+    h = host_factory(["--ws-per-account", "2"])
+    h.start()
+    h.cli("account", "new", "alice")
+    for name in ("a1", "a2"):
+        h.cli("ship", "new", "--program", WSECHO, "--name", name,
+              "--account", "alice")
+
+    async def go():
+        one = await websockets.connect(url(h, "/s/a1/"))
+        two = await websockets.connect(url(h, "/s/a2/"))
+        for ws in (one, two):
+            assert await ws.recv() == "hello 1"
+        with pytest.raises(websockets.exceptions.InvalidStatusCode) as e:
+            async with websockets.connect(url(h, "/s/a1/")):
+                pass
+        assert e.value.status_code == 429
+        h.cli("account", "disable", "alice")
+        for ws in (one, two):
+            await ws.wait_closed()
+            assert ws.close_code == 1008
+        with pytest.raises(websockets.exceptions.InvalidStatusCode) as e:
+            async with websockets.connect(url(h, "/s/a1/")):
+                pass
+        assert e.value.status_code == 403
+
+    run(go())

@@ -65,9 +65,34 @@ static void reply_later_cb(uv_timer_t *t)
     x->n_held = 0;
 }
 
-/* GET /echo answers the body; /later answers after 50 ms; /never is held
- * until the test ends; /take answers 100000 bytes from memory it hands
- * over; /throttle reads no connection for 300 ms after answering. */
+/* A WebSocket that echoes each message, and counts its end. */
+static unsigned ws_closed_count;
+static uint16_t ws_closed_code;
+
+static void ws_echo(struct http_ws *ws, void *arg, int opcode,
+                    const uint8_t *data, size_t len)
+{
+    if (len == 5 && memcmp(data, "close", 5) == 0) {
+        http_ws_close(ws, 4000, "bye");
+        return;
+    }
+    assert_int_equal(http_ws_send(ws, opcode, data, len), 0);
+}
+
+static void ws_gone(struct http_ws *ws, void *arg, uint16_t code,
+                    const char *reason, size_t len)
+{
+    ws_closed_count++;
+    ws_closed_code = code;
+}
+
+static const struct http_ws_ops ws_ops = {.message = ws_echo,
+                                          .closed = ws_gone};
+
+/* GET /ws opens an echoing WebSocket; GET /echo answers the body; /later
+ * answers after 50 ms; /never is held until the test ends; /take answers 100000
+ * bytes from memory it hands over; /throttle reads no connection for 300 ms
+ * after answering. */
 static void handler(struct http_request *req, void *arg)
 {
     struct fx *x = arg;
@@ -107,6 +132,12 @@ static void handler(struct http_request *req, void *arg)
         if (strcmp(req->target, "/later") == 0) {
             uv_timer_start(&x->timer, reply_later_cb, 50, 0);
         }
+        return;
+    }
+    if (strcmp(req->target, "/ws") == 0) {
+        struct http_ws_config wc = {.max_message = 100, .ping_ms = 200};
+        struct http_ws *ws;
+        assert_int_equal(http_ws_accept(req, &ws_ops, x, &wc, NULL, &ws), 0);
         return;
     }
     char head[128];
@@ -917,6 +948,114 @@ static void test_detached_request_out_of_memory(void **state)
     assert_int_equal(budget.held, 0);
 }
 
+/* Send a masked client frame on s. */
+static void ws_send_frame(int s, uint8_t opcode, const char *p, size_t n)
+{
+    uint8_t f[200] = {
+        (uint8_t)(0x80 | opcode), (uint8_t)(0x80 | n), 1, 2, 3, 4};
+    for (size_t i = 0; i < n; i++) {
+        f[6 + i] = (uint8_t)(p[i] ^ f[2 + (i & 3)]);
+    }
+    assert_int_equal(send(s, f, 6 + n, MSG_NOSIGNAL), (ssize_t)(6 + n));
+}
+
+/* Read one unmasked server frame of at most 125 bytes: its opcode, and its
+ * payload into out. */
+static int ws_read_frame(int s, char *out, size_t *n)
+{
+    uint8_t h[2];
+    assert_int_equal(recv(s, h, 2, MSG_WAITALL), 2);
+    *n = h[1] & 0x7f;
+    assert_true(*n < 126);
+    if (*n > 0) {
+        assert_int_equal(recv(s, out, *n, MSG_WAITALL), (ssize_t)*n);
+    }
+    return h[0] & 0x0f;
+}
+
+static void client_websocket(struct fx *x)
+{
+    int s = raw_connect(x);
+    struct timeval tv = {5, 0};
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    static const char hs[] = "GET /ws HTTP/1.1\r\nHost: x\r\n"
+                             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                             "Sec-WebSocket-Version: 13\r\n"
+                             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                             "\r\n";
+    assert_int_equal(send(s, hs, sizeof hs - 1, MSG_NOSIGNAL),
+                     (ssize_t)sizeof hs - 1);
+    char head[512];
+    size_t have = 0;
+    while (have < 4 || memcmp(head + have - 4, "\r\n\r\n", 4) != 0) {
+        assert_int_equal(recv(s, head + have, 1, 0), 1);
+        have++;
+        assert_true(have < sizeof head - 1);
+    }
+    head[have] = '\0';
+    assert_non_null(strstr(head, "HTTP/1.1 101 Switching Protocols\r\n"));
+    assert_non_null(
+        strstr(head, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    char out[200];
+    size_t n;
+    ws_send_frame(s, 1, "hello", 5);
+    assert_int_equal(ws_read_frame(s, out, &n), 1);
+    assert_int_equal(n, 5);
+    assert_memory_equal(out, "hello", 5);
+    /* A ping is answered by the server, with its payload. */
+    ws_send_frame(s, 9, "pp", 2);
+    assert_int_equal(ws_read_frame(s, out, &n), 10);
+    assert_memory_equal(out, "pp", 2);
+    /* Silent, the client is pinged after 200 ms. */
+    assert_int_equal(ws_read_frame(s, out, &n), 9);
+    assert_int_equal(n, 0);
+    ws_send_frame(s, 10, "", 0);
+    /* The owner closes: a close frame with its code, then the end. */
+    ws_send_frame(s, 2, "close", 5);
+    assert_int_equal(ws_read_frame(s, out, &n), 8);
+    assert_int_equal(n, 5);
+    assert_memory_equal(out,
+                        "\x0f\xa0"
+                        "bye",
+                        5);
+    assert_int_equal(recv(s, out, 1, 0), 0);
+    close(s);
+    /* Over the limit of 100 bytes: 1009, and the owner hears it. */
+    s = raw_connect(x);
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    assert_int_equal(send(s, hs, sizeof hs - 1, MSG_NOSIGNAL),
+                     (ssize_t)sizeof hs - 1);
+    have = 0;
+    while (have < 4 || memcmp(head + have - 4, "\r\n\r\n", 4) != 0) {
+        assert_int_equal(recv(s, head + have, 1, 0), 1);
+        have++;
+    }
+    char big[120];
+    memset(big, 'b', sizeof big);
+    ws_send_frame(s, 2, big, sizeof big);
+    assert_int_equal(ws_read_frame(s, out, &n), 8);
+    assert_int_equal((uint8_t)out[0] << 8 | (uint8_t)out[1], 1009);
+    assert_int_equal(recv(s, out, 1, 0), 0);
+    close(s);
+    /* A client that stops answering pings is closed (1006 to the owner). */
+    s = raw_connect(x);
+    assert_int_equal(send(s, hs, sizeof hs - 1, MSG_NOSIGNAL),
+                     (ssize_t)sizeof hs - 1);
+    struct timespec ts = {0, 700 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    close(s);
+}
+
+static void test_websocket(void **state)
+{
+    ws_closed_count = 0;
+    run(client_websocket, 1000);
+    /* The close the owner asked for is not reported; the other two are,
+     * the last as the drop of a silent client. */
+    assert_int_equal(ws_closed_count, 2);
+    assert_int_equal(ws_closed_code, 1006);
+}
+
 int main(void)
 {
     /* As in the host: a client that leaves is an error return, not a
@@ -940,6 +1079,7 @@ int main(void)
         cmocka_unit_test(test_reply_take_and_throttle),
         cmocka_unit_test(test_reply_to_a_slow_client),
         cmocka_unit_test(test_detached_request),
+        cmocka_unit_test(test_websocket),
         cmocka_unit_test(test_detached_request_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
