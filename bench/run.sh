@@ -30,3 +30,5 @@ echo
 python3 bench/log_level.py "$BUILD" "$DIR/loglevel"
 echo
 python3 bench/tls.py "$BUILD" "$DIR/tls"
+echo
+python3 bench/websocket.py "$BUILD" "$DIR/websocket"

@@ -2,7 +2,8 @@
 # Installs the Debian packages berth needs to build, test and benchmark
 # (chromium, nodejs and npm: the dashboard's test in a real browser;
 # systemd: systemd-analyze, which checks the unit in test/selfhost.sh;
-# openssl: the command the TLS tests make their certificates with).
+# openssl: the command the TLS tests make their certificates with;
+# python3-websockets: the WebSocket clients of the chat test and benches).
 # As root it runs apt-get; otherwise it prints the commands to run.
 #
 # libraft comes from Debian's bookworm-backports (0.22, the maintained fork):

@@ -47,6 +47,8 @@ enum {
     BP__EFFECT_RELEASE = 6,
     BP__EFFECT_DESTROY = 7,
     BP__EFFECT_IDLE = 8,
+    BP__EFFECT_WS_SEND = 9,
+    BP__EFFECT_WS_CLOSE = 10,
     BP__SPAWN_ARG = 1,
     BP__SPAWN_ENV = 2,
     BP__SPAWN_ACCESS = 3,
@@ -320,6 +322,85 @@ int bp_send(struct bp_out *out, uint32_t tag, const char *target,
 int bp_idle(struct bp_out *out)
 {
     return bp__add_effect(out, BP__EFFECT_IDLE, NULL, 0, NULL, 0, NULL, 0);
+}
+
+/* Return 1 when the n bytes at p are UTF-8 as RFC 3629 has it (no overlong
+ * forms, no surrogates, nothing past U+10FFFF), as the host checks a text
+ * message. */
+static int bp__utf8(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = p[i];
+        size_t more;
+        uint32_t min, v;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            more = 1, min = 0x80, v = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            more = 2, min = 0x800, v = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            more = 3, min = 0x10000, v = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (n - i <= more) {
+            return 0;
+        }
+        for (size_t k = 1; k <= more; k++) {
+            if ((p[i + k] & 0xc0) != 0x80) {
+                return 0;
+            }
+            v = (v << 6) | (p[i + k] & 0x3f);
+        }
+        if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) {
+            return 0;
+        }
+        i += more + 1;
+    }
+    return 1;
+}
+
+int bp_ws_send(struct bp_out *out, uint64_t conn, int opcode, const void *p,
+               size_t n)
+{
+    if (conn == 0 ||
+        (opcode != BP_WS_SEND_TEXT && opcode != BP_WS_SEND_BINARY) ||
+        (opcode == BP_WS_SEND_TEXT && !bp__utf8(p, n))) {
+        return -1;
+    }
+    uint8_t head[9];
+    bp__put64(head, conn);
+    head[8] = (uint8_t)opcode;
+    return bp__add_effect(out, BP__EFFECT_WS_SEND, head, sizeof head, p, n,
+                          NULL, 0);
+}
+
+int bp_ws_close(struct bp_out *out, uint64_t conn, uint16_t code,
+                const char *reason)
+{
+    size_t n = reason ? strlen(reason) : 0;
+    /* The codes RFC 6455 lets an endpoint put in a close frame, less the
+     * 1012-1014 of later registrations, which the host refuses too. */
+    int sendable = (code >= 1000 && code <= 1003) ||
+                   (code >= 1007 && code <= 1011) ||
+                   (code >= 3000 && code <= 4999);
+    if (conn == 0 || !sendable || n > BP_WS_REASON_MAX ||
+        !bp__utf8((const uint8_t *)reason, n)) {
+        return -1;
+    }
+    uint8_t head[10];
+    bp__put64(head, conn);
+    bp__put16(head + 8, code);
+    return bp__add_effect(out, BP__EFFECT_WS_CLOSE, head, sizeof head, reason,
+                          n, NULL, 0);
+}
+
+uint32_t bp_ws_run(uint64_t conn)
+{
+    return (uint32_t)(conn >> 32);
 }
 
 int bp_reject(struct bp_out *out, const char *fmt, ...)
@@ -611,6 +692,36 @@ static int bp__decode_receipt(const uint8_t *p, size_t len,
     return 0;
 }
 
+/* Decode a WEBSOCKET payload into w: u64 conn (not 0), u8 what, then for
+ * OPEN an HTTP payload (its headers into stack or *heap, as
+ * bp__decode_http), for CLOSED u16 code and a reason of at most
+ * BP_WS_REASON_MAX bytes, and for the others the data (the rest). */
+static int bp__decode_websocket(const uint8_t *p, size_t len,
+                                struct bp_websocket *w, struct bp_header *stack,
+                                struct bp_header **heap)
+{
+    struct bp__cur cur = {.p = p, .len = len};
+    memset(w, 0, sizeof *w);
+    w->conn = bp__int(&cur, 8);
+    w->what = (int)bp__int(&cur, 1);
+    if (cur.bad || w->conn == 0) {
+        return -1;
+    }
+    if (w->what == BP_WS_OPEN) {
+        return bp__decode_http(cur.p + cur.off, cur.len - cur.off, &w->open,
+                               stack, heap);
+    }
+    if (w->what == BP_WS_CLOSED) {
+        w->code = (uint16_t)bp__int(&cur, 2);
+        if (cur.bad || cur.len - cur.off > BP_WS_REASON_MAX) {
+            return -1;
+        }
+    }
+    w->data = cur.p + cur.off;
+    w->len = cur.len - cur.off;
+    return 0;
+}
+
 /* Run the event callback on one EVENT body and answer DONE or REJECT. out
  * is reused from event to event to save allocations. */
 static int bp__on_event(const struct bp_program *prog, const uint8_t *body,
@@ -622,6 +733,7 @@ static int bp__on_event(const struct bp_program *prog, const uint8_t *body,
     struct bp_child child;
     struct bp_message message;
     struct bp_receipt receipt;
+    struct bp_websocket websocket;
     struct bp_header stack[BP__STACK_HEADERS];
     struct bp_header *heap = NULL;
     ev.number = bp__int(&c, 8);
@@ -639,6 +751,7 @@ static int bp__on_event(const struct bp_program *prog, const uint8_t *body,
     ev.child = NULL;
     ev.message = NULL;
     ev.receipt = NULL;
+    ev.websocket = NULL;
     if (ev.kind == BP_EVENT_TIMER) {
         if (ev.payload_len != BP__TIME_SIZE) {
             return bp__fail("malformed TIMER payload in event %llu (%zu "
@@ -677,6 +790,15 @@ static int bp__on_event(const struct bp_program *prog, const uint8_t *body,
                             (unsigned long long)ev.number);
         }
         ev.receipt = &receipt;
+    }
+    if (ev.kind == BP_EVENT_WEBSOCKET) {
+        if (bp__decode_websocket(ev.payload, ev.payload_len, &websocket, stack,
+                                 &heap) != 0) {
+            free(heap);
+            return bp__fail("malformed WEBSOCKET payload in event %llu",
+                            (unsigned long long)ev.number);
+        }
+        ev.websocket = &websocket;
     }
     out->effects.len = 0;
     out->n_effects = 0;

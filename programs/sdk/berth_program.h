@@ -39,6 +39,16 @@
  * answer, refused by the target's host (its access list: see the access
  * list of struct bp_spawn) or failed.
  *
+ * Ships keep WebSockets: a client opening one on the ship's path is a
+ * WEBSOCKET event (ev->websocket set, what BP_WS_OPEN), which the program
+ * accepts with bp_reply(out, 101, ...) and refuses with any other reply; each
+ * message from the client is a WEBSOCKET event too (BP_WS_TEXT or
+ * BP_WS_BINARY), and so is its end (BP_WS_CLOSED). Any event may send to the
+ * ship's open connections with bp_ws_send and close them with bp_ws_close.
+ * Connections survive the ship's sleep, not a restart of the host: a program
+ * that keeps them in its state drops those of an older host run (bp_ws_run)
+ * on the first OPEN of a newer one.
+ *
  * A program must be deterministic: its state may depend only on the events
  * it is given (their number, time_ns and entropy included), never on the
  * clock, the environment or randomness of its own, because the host rebuilds
@@ -74,6 +84,8 @@ enum bp_event_kind {
         5, /* what became of a child (bp_spawn); ev->child is set */
     BP_EVENT_RECEIPT =
         6, /* what became of a message (bp_send); ev->receipt is set */
+    BP_EVENT_WEBSOCKET =
+        8, /* a WebSocket opened, spoke or closed; ev->websocket is set */
 };
 
 /* When a child ship made with bp_spawn is destroyed. */
@@ -102,6 +114,25 @@ enum bp_outcome {
                                  program rejected it or failed on it (422, 502,
                                  504); body says why */
 };
+
+/* What a WEBSOCKET event says of its connection; other values may come from
+ * newer hosts. */
+enum bp_ws_what {
+    BP_WS_OPEN = 1,   /* a client asks to open it; open is the request */
+    BP_WS_TEXT = 2,   /* one whole text message (UTF-8) in data */
+    BP_WS_BINARY = 3, /* one whole binary message in data */
+    BP_WS_CLOSED = 4, /* it is gone; code and the reason in data say why */
+};
+
+/* The opcodes of bp_ws_send. */
+enum bp_ws_opcode {
+    BP_WS_SEND_TEXT = 1,   /* the bytes must be UTF-8 */
+    BP_WS_SEND_BINARY = 2, /* any bytes */
+};
+
+/* The most bytes of a close reason, both ways (a close frame holds 125 bytes,
+ * two of them the code). */
+#define BP_WS_REASON_MAX 123
 
 /* The most bytes of a ship id, in bp_release, bp_destroy, bp_send, a spawn's
  * access list and the events. */
@@ -185,6 +216,23 @@ struct bp_receipt {
     size_t body_len;
 };
 
+/* A decoded WEBSOCKET event; the pointers point into the event. */
+struct bp_websocket {
+    uint64_t conn;       /* the connection, never 0 and never reused; its
+                            high 32 bits are the host's run (bp_ws_run) */
+    int what;            /* enum bp_ws_what */
+    struct bp_http open; /* when what is BP_WS_OPEN, the request to open it
+                            (its path, headers and an empty body); else all
+                            zero */
+    const uint8_t *data; /* the message (TEXT, BINARY), the close reason
+                            (CLOSED, UTF-8, at most BP_WS_REASON_MAX bytes),
+                            or what follows what for newer values; NULL for
+                            OPEN */
+    size_t len;          /* bytes at data */
+    uint16_t code;       /* when CLOSED, the close code: 1005 when the client
+                            gave none, 1006 when the connection dropped */
+};
+
 /* One event; it and everything it points to are valid only during the
  * event callback. */
 struct bp_event {
@@ -199,6 +247,8 @@ struct bp_event {
     const struct bp_child *child;     /* decoded payload when kind is CHILD */
     const struct bp_message *message; /* decoded payload when MESSAGE */
     const struct bp_receipt *receipt; /* decoded payload when RECEIPT */
+    const struct bp_websocket *websocket; /* decoded payload when WEBSOCKET;
+                                             http stays NULL even for OPEN */
 };
 
 /* Where an event's effects are collected; only bp_run makes one, and it is
@@ -280,6 +330,32 @@ int bp_send(struct bp_out *out, uint32_t tag, const char *target,
  * host puts the ship to sleep once this event's effects have left and no
  * other event waits. Returns 0 or -1 as bp_reply does. */
 int bp_idle(struct bp_out *out);
+
+/* Add a WebSocket send effect: once the event is durable, the host sends
+ * the n bytes at p to the ship's open connection conn as one message, text
+ * (opcode BP_WS_SEND_TEXT, which must be UTF-8) or binary
+ * (BP_WS_SEND_BINARY). Effects leave in order, so the sends of one event
+ * reach a connection in the order they were added, after the 101 that opens
+ * it when they answer its OPEN. A connection that is closed or not the
+ * ship's by then drops the message (the host counts it). Returns 0, or -1
+ * when conn is 0, the opcode is another, a text is not UTF-8, or as bp_reply
+ * does. */
+int bp_ws_send(struct bp_out *out, uint64_t conn, int opcode, const void *p,
+               size_t n);
+
+/* Add a WebSocket close effect: once the event is durable, the host closes
+ * conn with code and reason (NUL-terminated UTF-8 of at most
+ * BP_WS_REASON_MAX bytes; NULL is none). The code must be one the host lets
+ * a program put in a close frame: 1000 to 1003, 1007 to 1011, or 3000 to
+ * 4999. Returns 0, or -1 when conn is 0, the code or the reason is not
+ * allowed, or as bp_reply does. */
+int bp_ws_close(struct bp_out *out, uint64_t conn, uint16_t code,
+                const char *reason);
+
+/* Return the host run a connection belongs to, its high 32 bits: the
+ * connections of an older run than a new OPEN's were lost with that run's
+ * host and will get no CLOSED event. */
+uint32_t bp_ws_run(uint64_t conn);
 
 /* Say that this event's reply depends only on the state and the request
  * (its method, target, headers and body), not on the event's number, time

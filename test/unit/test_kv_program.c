@@ -2,10 +2,12 @@
  * (routing, percent-decoding, JSON, POKE commands, the alarm and TIMER
  * events, children: SPAWN, RELEASE, DESTROY and IDLE effects and CHILD
  * events, messages: SEND effects, access lists, MESSAGE and RECEIPT
- * events, the share example's owner and child, deterministic snapshots in the
- * current and the previous formats, boot from a snapshot or refusal, STOP and
- * EOF, and exit 1 on every kind of malformed frame), the misbehave test
- * program, the Python counter, and the two examples in docs/protocol.md. The
+ * events, WebSockets: WEBSOCKET events and WS_SEND and WS_CLOSE effects,
+ * the share example's owner and child, the chat room, deterministic
+ * snapshots in the current and the previous formats, boot from a snapshot
+ * or refusal, STOP and EOF, and exit 1 on every kind of malformed frame),
+ * the misbehave test program, the Python counter and WebSocket echo, and
+ * the two examples in docs/protocol.md. The
  * binaries are found through BERTH_PROGRAMS, by default ../programs next to
  * this test's binary; a missing one fails the test. */
 #include <setjmp.h>
@@ -36,6 +38,20 @@
  * stuck; generous because sanitizers are slow. */
 #define WAIT_MS 20000
 
+/* The WEBSOCKET event and the WS_SEND and WS_CLOSE effects, by their numbers
+ * in docs/protocol.md: the payloads here are built and read by hand, so that
+ * the helper is checked against the document rather than the host's own
+ * codec. */
+enum {
+    TEST_EVENT_WEBSOCKET = 8,
+    TEST_EFFECT_WS_SEND = 9,
+    TEST_EFFECT_WS_CLOSE = 10,
+};
+
+/* The most WS_SEND effects an answer keeps, and the bytes of each. */
+#define WS_KEEP 48
+#define WS_TEXT_MAX 640
+
 struct child {
     pid_t pid;
     int to;           /* the program's stdin */
@@ -63,7 +79,15 @@ struct answer {
     unsigned n_destroys, n_releases, n_idles;
     char ship_ref[80]; /* the id of the last DESTROY or RELEASE */
     unsigned n_sends;
-    struct buf send; /* the last SEND effect's bytes */
+    struct buf send;     /* the last SEND effect's bytes */
+    unsigned n_ws_sends; /* WS_SEND effects; the first WS_KEEP are kept */
+    uint64_t ws_conn[WS_KEEP];
+    uint8_t ws_opcode[WS_KEEP];
+    char ws_text[WS_KEEP][WS_TEXT_MAX]; /* NUL-terminated, cut */
+    unsigned n_ws_closes;
+    uint64_t ws_close_conn; /* of the last WS_CLOSE */
+    uint16_t ws_close_code;
+    char ws_close_reason[128];
 };
 
 static char programs_dir[PATH_MAX];
@@ -315,6 +339,24 @@ static void read_answer(struct child *c, uint64_t number, struct answer *a)
             a->n_releases += e.kind == FRAME_EFFECT_RELEASE;
             snprintf(a->ship_ref, sizeof a->ship_ref, "%.*s", (int)e.len,
                      (const char *)e.data);
+        } else if (e.kind == TEST_EFFECT_WS_SEND) {
+            /* u64 conn, u8 opcode, bytes (rest) */
+            assert_true(e.len >= 9);
+            unsigned i = a->n_ws_sends++;
+            if (i < WS_KEEP) {
+                a->ws_conn[i] = get_le64(e.data);
+                a->ws_opcode[i] = e.data[8];
+                snprintf(a->ws_text[i], WS_TEXT_MAX, "%.*s", (int)(e.len - 9),
+                         (const char *)e.data + 9);
+            }
+        } else if (e.kind == TEST_EFFECT_WS_CLOSE) {
+            /* u64 conn, u16 code, reason (rest) */
+            assert_true(e.len >= 10 && e.len <= 10 + 123);
+            a->n_ws_closes++;
+            a->ws_close_conn = get_le64(e.data);
+            a->ws_close_code = get_le16(e.data + 8);
+            snprintf(a->ws_close_reason, sizeof a->ws_close_reason, "%.*s",
+                     (int)(e.len - 10), (const char *)e.data + 10);
         } else if (e.kind == FRAME_EFFECT_IDLE) {
             a->n_idles++;
             assert_int_equal(e.len, 0);
@@ -464,6 +506,69 @@ static void receipt_event(struct child *c, uint64_t number, uint32_t tag,
                               .body_len = strlen(body)};
     assert_int_equal(frame_encode_receipt(&p, &r), 0);
     payload_event(c, number, FRAME_EVENT_RECEIPT, &p, a);
+}
+
+/* Send a WEBSOCKET event (conn, what, then the n bytes of data) and read
+ * its answer. */
+static void ws_event(struct child *c, uint64_t number, uint64_t conn,
+                     uint8_t what, const void *data, size_t n, struct answer *a)
+{
+    struct buf p;
+    buf_init(&p);
+    assert_int_equal(buf_put_u64(&p, conn), 0);
+    assert_int_equal(buf_put_u8(&p, what), 0);
+    assert_int_equal(buf_append(&p, data, n), 0);
+    payload_event(c, number, TEST_EVENT_WEBSOCKET, &p, a);
+}
+
+/* Send a WEBSOCKET TEXT event with the NUL-terminated text. */
+static void ws_text(struct child *c, uint64_t number, uint64_t conn,
+                    const char *text, struct answer *a)
+{
+    ws_event(c, number, conn, 2, text, strlen(text), a);
+}
+
+/* Encode into p the OPEN data of a request to open a WebSocket on target:
+ * GET with the upgrade headers and no body. */
+static void encode_ws_open(struct buf *p, const char *target)
+{
+    struct frame_header hs[3] = {
+        {.name = "host", .name_len = 4, .value = "x", .value_len = 1},
+        {.name = "upgrade",
+         .name_len = 7,
+         .value = "websocket",
+         .value_len = 9},
+        {.name = "sec-websocket-version",
+         .name_len = 21,
+         .value = "13",
+         .value_len = 2},
+    };
+    struct frame_http_request r = {.method = "GET",
+                                   .method_len = 3,
+                                   .target = target,
+                                   .target_len = strlen(target),
+                                   .n_headers = 3};
+    assert_int_equal(frame_encode_http_request(p, &r, hs), 0);
+}
+
+/* Send a WEBSOCKET OPEN for conn on target and read its answer. */
+static void ws_open(struct child *c, uint64_t number, uint64_t conn,
+                    const char *target, struct answer *a)
+{
+    struct buf p;
+    buf_init(&p);
+    encode_ws_open(&p, target);
+    ws_event(c, number, conn, 1, p.data, p.len, a);
+    buf_free(&p);
+}
+
+/* Send a WEBSOCKET CLOSED for conn with code and no reason. */
+static void ws_closed(struct child *c, uint64_t number, uint64_t conn,
+                      uint16_t code, struct answer *a)
+{
+    uint8_t data[2];
+    put_le16(data, code);
+    ws_event(c, number, conn, 4, data, sizeof data, a);
 }
 
 /* Ask for a snapshot as of number and return its bytes in out. */
@@ -1737,7 +1842,7 @@ static char *docs_block(const char *lang)
     if (f == NULL) {
         return NULL;
     }
-    static char text[65536];
+    static char text[256 * 1024];
     size_t n = fread(text, 1, sizeof text - 1, f);
     fclose(f);
     text[n] = '\0';
@@ -2783,6 +2888,477 @@ static void test_share_child(void **state)
     stop(&c);
 }
 
+/* A program of the helper's every WebSocket call: an HTTP event tries the
+ * calls that must fail and the ones at their limits, and replies with what
+ * each returned, in order; a WEBSOCKET event is replied to with what the
+ * helper decoded. */
+static const char websocket_program[] =
+    "#include <stdio.h>\n"
+    "#include <string.h>\n"
+    "#include \"berth_program.h\"\n"
+    "static int on_event(void *ctx, const struct bp_event *ev,\n"
+    "                    struct bp_out *out)\n"
+    "{\n"
+    "    (void)ctx;\n"
+    "    char text[512];\n"
+    "    int n;\n"
+    "    const struct bp_websocket *w = ev->websocket;\n"
+    "    if (w != NULL) {\n"
+    "        const struct bp_http *h = &w->open;\n"
+    "        size_t vl = 0;\n"
+    "        const char *v = bp_http_header(h, \"upgrade\", &vl);\n"
+    "        n = snprintf(text, sizeof text,\n"
+    "                     \"%llx %d %u %d|%.*s|%.*s %.*s %u %.*s|%d\",\n"
+    "                     (unsigned long long)w->conn, w->what, w->code,\n"
+    "                     w->data == NULL, (int)w->len,\n"
+    "                     w->data ? (const char *)w->data : \"\",\n"
+    "                     (int)h->method_len, h->method ? h->method : \"\",\n"
+    "                     (int)h->target_len, h->target ? h->target : \"\",\n"
+    "                     h->n_headers, (int)vl, v ? v : \"\",\n"
+    "                     ev->http != NULL);\n"
+    "        bp_reply(out, 200, \"text/plain\", text, (size_t)n);\n"
+    "        return BP_UNCHANGED;\n"
+    "    }\n"
+    "    char reason[125];\n"
+    "    memset(reason, 'r', sizeof reason);\n"
+    "    reason[123] = '\\0';\n"
+    "    int rv[16];\n"
+    "    rv[0] = bp_ws_send(out, 0x200000001ull, BP_WS_SEND_TEXT,\n"
+    "                       \"h\\xc3\\xa9\", 3);\n"
+    "    rv[1] = bp_ws_send(out, 5, BP_WS_SEND_BINARY, \"\\xff\\0\", 2);\n"
+    "    rv[2] = bp_ws_send(out, 0, BP_WS_SEND_TEXT, \"x\", 1);\n"
+    "    rv[3] = bp_ws_send(out, 5, 3, \"x\", 1);\n"
+    "    rv[4] = bp_ws_send(out, 5, BP_WS_SEND_TEXT, \"\\xff\", 1);\n"
+    "    rv[5] = bp_ws_send(out, 5, BP_WS_SEND_TEXT, \"\\xed\\xa0\\x80\", 3);\n"
+    "    rv[6] = bp_ws_send(out, 5, BP_WS_SEND_TEXT, \"\\xc0\\xaf\", 2);\n"
+    "    rv[7] = bp_ws_send(out, 5, BP_WS_SEND_TEXT, \"\\xe2\\x82\", 2);\n"
+    "    rv[8] = bp_ws_close(out, 5, 1000, NULL);\n"
+    "    rv[9] = bp_ws_close(out, 6, 4999, reason);\n"
+    "    reason[123] = 'r';\n"
+    "    reason[124] = '\\0';\n"
+    "    rv[10] = bp_ws_close(out, 5, 1000, reason);\n"
+    "    rv[11] = bp_ws_close(out, 5, 1005, NULL);\n"
+    "    rv[12] = bp_ws_close(out, 5, 1012, NULL);\n"
+    "    rv[13] = bp_ws_close(out, 0, 1000, NULL);\n"
+    "    rv[14] = bp_ws_close(out, 5, 1000, \"\\xff\");\n"
+    "    rv[15] = bp_ws_send(out, 7, BP_WS_SEND_TEXT, \"\", 0);\n"
+    "    n = 0;\n"
+    "    for (int i = 0; i < 16; i++) {\n"
+    "        n += snprintf(text + n, sizeof text - (size_t)n, \"%d \", "
+    "rv[i]);\n"
+    "    }\n"
+    "    n += snprintf(text + n, sizeof text - (size_t)n, \"%lx\",\n"
+    "                  (unsigned long)bp_ws_run(0xabcdef0100000002ull));\n"
+    "    bp_reply(out, 200, \"text/plain\", text, (size_t)n);\n"
+    "    return BP_UNCHANGED;\n"
+    "}\n" EVENT_MAIN;
+
+/* The helper's WS_SEND and WS_CLOSE are as the protocol says, the calls
+ * that must fail add nothing, and WEBSOCKET events reach the callback
+ * decoded: OPEN with its request and no data, TEXT and BINARY with their
+ * bytes, CLOSED with its code and reason, a newer what with the rest; never
+ * as ev->http. */
+static void test_sdk_websocket(void **state)
+{
+    char src[64], exe[72];
+    struct child c;
+    static const uint8_t kinds[] = {
+        TEST_EFFECT_WS_SEND,  TEST_EFFECT_WS_SEND, TEST_EFFECT_WS_CLOSE,
+        TEST_EFFECT_WS_CLOSE, TEST_EFFECT_WS_SEND, FRAME_EFFECT_HTTP_REPLY};
+    struct frame_effect e[sizeof kinds];
+    effects_of_post(websocket_program, src, exe, &c, kinds, sizeof kinds, e);
+    assert_int_equal(e[0].len, 8 + 1 + 3);
+    assert_memory_equal(e[0].data, "\x01\0\0\0\x02\0\0\0\x01h\xc3\xa9", 12);
+    assert_int_equal(e[1].len, 8 + 1 + 2);
+    assert_memory_equal(e[1].data, "\x05\0\0\0\0\0\0\0\x02\xff\0", 11);
+    assert_int_equal(e[2].len, 8 + 2);
+    assert_memory_equal(e[2].data, "\x05\0\0\0\0\0\0\0\xe8\x03", 10);
+    assert_int_equal(e[3].len, 8 + 2 + 123);
+    assert_int_equal(get_le64(e[3].data), 6);
+    assert_int_equal(get_le16(e[3].data + 8), 4999);
+    assert_int_equal(e[3].data[10 + 122], 'r');
+    assert_int_equal(e[4].len, 8 + 1);
+    assert_memory_equal(e[4].data, "\x07\0\0\0\0\0\0\0\x01", 9);
+    struct frame_http_reply r;
+    assert_int_equal(frame_decode_http_reply(e[5].data, e[5].len, &r), 0);
+    static const char rvs[] =
+        "0 0 -1 -1 -1 -1 -1 -1 0 0 -1 -1 -1 -1 -1 0 abcdef01";
+    assert_int_equal(r.body_len, strlen(rvs));
+    assert_memory_equal(r.body, rvs, r.body_len);
+
+    struct answer a;
+    uint64_t conn = 0x0000000300000009ull;
+    ws_open(&c, 2, conn, "/room?x=1", &a);
+    expect(&a, FRAME_DONE, false, 200,
+           "300000009 1 0 1||GET /room?x=1 3 websocket|0");
+    answer_free(&a);
+    ws_text(&c, 2, conn, "hello", &a);
+    expect(&a, FRAME_DONE, false, 200, "300000009 2 0 0|hello|  0 |0");
+    answer_free(&a);
+    ws_event(&c, 2, UINT64_MAX, 3, "", 0, &a);
+    expect(&a, FRAME_DONE, false, 200, "ffffffffffffffff 3 0 0||  0 |0");
+    answer_free(&a);
+    uint8_t closed[2 + 123];
+    put_le16(closed, 1001);
+    memset(closed + 2, 'z', 123);
+    ws_event(&c, 2, conn, 4, closed, 2 + 3, &a);
+    expect(&a, FRAME_DONE, false, 200, "300000009 4 1001 0|zzz|  0 |0");
+    answer_free(&a);
+    ws_event(&c, 2, conn, 4, closed, sizeof closed, &a);
+    assert_int_equal(a.status, 200);
+    answer_free(&a);
+    ws_event(&c, 2, conn, 9, "new", 3, &a);
+    expect(&a, FRAME_DONE, false, 200, "300000009 9 0 0|new|  0 |0");
+    answer_free(&a);
+    stop(&c);
+    unlink(src);
+    unlink(exe);
+}
+
+/* A WEBSOCKET payload cut before its what, with conn 0, an OPEN whose
+ * request is cut anywhere, a CLOSED without its whole code or with a reason
+ * over 123 bytes end the program with status 1 and a line naming it. */
+static void test_sdk_rejects_malformed_websocket(void **state)
+{
+    struct buf p, b;
+    buf_init(&p);
+    buf_init(&b);
+    assert_int_equal(buf_put_u64(&p, 1), 0);
+    assert_int_equal(buf_put_u8(&p, 2), 0);
+    for (size_t n = 0; n < p.len; n++) {
+        b.len = 0;
+        encode_event(&b, 1, TEST_EVENT_WEBSOCKET, p.data, n);
+        const char *err = expect_exit_1(true, b.data, b.len);
+        assert_non_null(strstr(err, "malformed WEBSOCKET payload in event 1"));
+    }
+    /* conn 0, for every what */
+    for (uint8_t what = 1; what <= 4; what++) {
+        uint8_t zero[11] = {0};
+        zero[8] = what;
+        b.len = 0;
+        encode_event(&b, 1, TEST_EVENT_WEBSOCKET, zero, sizeof zero);
+        const char *err = expect_exit_1(true, b.data, b.len);
+        assert_non_null(strstr(err, "malformed WEBSOCKET payload in event 1"));
+    }
+    /* An OPEN whose request is cut before its body. */
+    p.len = 0;
+    assert_int_equal(buf_put_u64(&p, 1), 0);
+    assert_int_equal(buf_put_u8(&p, 1), 0);
+    encode_ws_open(&p, "/");
+    for (size_t n = 9; n < p.len; n += 5) {
+        b.len = 0;
+        encode_event(&b, 1, TEST_EVENT_WEBSOCKET, p.data, n);
+        const char *err = expect_exit_1(true, b.data, b.len);
+        assert_non_null(strstr(err, "malformed WEBSOCKET payload in event 1"));
+    }
+    /* A CLOSED with no code, half a code, a reason of 124 bytes. */
+    uint8_t closed[9 + 2 + 124] = {1, 0, 0, 0, 0, 0, 0, 0, 4, 0xe8, 3};
+    static const size_t lens[] = {9, 10, sizeof closed};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        memset(closed + 11, 'x', 124);
+        b.len = 0;
+        encode_event(&b, 1, TEST_EVENT_WEBSOCKET, closed, lens[i]);
+        const char *err = expect_exit_1(true, b.data, b.len);
+        assert_non_null(strstr(err, "malformed WEBSOCKET payload in event 1"));
+    }
+    buf_free(&p);
+    buf_free(&b);
+}
+
+static void spawn_chat(struct child *c)
+{
+    char path[PATH_MAX + 8];
+    program_path(path, sizeof path, "chat");
+    spawn_path(c, path);
+}
+
+/* The connection ids of the chat tests: two of run 1, one of run 2. */
+#define CONN_A 0x0000000100000001ull
+#define CONN_B 0x0000000100000002ull
+#define CONN_C 0x0000000200000001ull
+
+/* Check that a sent one message to each of the n conns, the same line. */
+static void expect_broadcast(const struct answer *a, const uint64_t *conns,
+                             size_t n, const char *line)
+{
+    assert_int_equal(a->n_ws_sends, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(a->ws_conn[i] == conns[i]);
+        assert_int_equal(a->ws_opcode[i], 1);
+        assert_string_equal(a->ws_text[i], line);
+    }
+}
+
+/* Check that a sent conn one error line with this code, and nothing else. */
+static void expect_ws_error(const struct answer *a, uint64_t conn,
+                            const char *code)
+{
+    char want[64];
+    expect(a, FRAME_DONE, false, 0, NULL);
+    assert_int_equal(a->n_ws_sends, 1);
+    assert_true(a->ws_conn[0] == conn);
+    snprintf(want, sizeof want, "{\"error\":{\"code\":\"%s\"", code);
+    assert_memory_equal(a->ws_text[0], want, strlen(want));
+}
+
+/* The chat room: joins on / only, each text goes to every member with the
+ * next sequence number, a new member gets the history, errors go to the
+ * sender alone, CLOSED and a new host run drop members, GET / reads the
+ * room, and all of it comes back from a snapshot. */
+static void test_chat(void **state)
+{
+    struct child c;
+    struct answer a;
+    spawn_chat(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+    expect_get(&c, 1, "/", "{\"next\":1,\"members\":0,\"messages\":[]}\n");
+
+    ws_open(&c, 1, CONN_A, "/", &a);
+    expect(&a, FRAME_DONE, true, 101, NULL);
+    assert_int_equal(a.n_ws_sends, 0);
+    answer_free(&a);
+    ws_open(&c, 2, CONN_B, "/other", &a);
+    expect_error(&a, 404, "not_found");
+    assert_int_equal(a.n_ws_sends, 0);
+    answer_free(&a);
+    ws_open(&c, 2, CONN_A, "/", &a); /* the host never opens one twice */
+    assert_int_equal(a.type, FRAME_REJECT);
+    answer_free(&a);
+
+    static const uint64_t a_only[] = {CONN_A}, a_b[] = {CONN_A, CONN_B};
+    static const char line1[] = "{\"seq\":1,\"from\":\"0000000100000001\","
+                                "\"time_ns\":1002,\"text\":\"hello\"}";
+    ws_text(&c, 2, CONN_A, "hello", &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    expect_broadcast(&a, a_only, 1, line1);
+    answer_free(&a);
+
+    /* B joins and gets the history, then both get what B says, escaped. */
+    ws_open(&c, 3, CONN_B, "/?name=b", &a);
+    expect(&a, FRAME_DONE, true, 101, NULL);
+    expect_broadcast(&a, &a_b[1], 1, line1);
+    answer_free(&a);
+    static const char line2[] =
+        "{\"seq\":2,\"from\":\"0000000100000002\",\"time_ns\":1004,"
+        "\"text\":\"a \\\"quote\\\"\\u000a\\\\ h\xc3\xa9\"}";
+    ws_text(&c, 4, CONN_B, "a \"quote\"\n\\ h\xc3\xa9", &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    expect_broadcast(&a, a_b, 2, line2);
+    answer_free(&a);
+
+    /* What the room does not take: the sender alone hears of it. */
+    ws_event(&c, 5, CONN_A, 3, "\x01\x02", 2, &a);
+    expect_ws_error(&a, CONN_A, "binary");
+    answer_free(&a);
+    char big[4098];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    ws_text(&c, 5, CONN_B, big, &a);
+    expect_ws_error(&a, CONN_B, "too_long");
+    answer_free(&a);
+    big[4096] = '\0'; /* exactly the most */
+    ws_text(&c, 5, CONN_B, big, &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    assert_int_equal(a.n_ws_sends, 2);
+    answer_free(&a);
+    ws_text(&c, 6, 0x0000000100000077ull, "who?", &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    answer_free(&a);
+    ws_event(&c, 6, CONN_A, 9, "", 0, &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    answer_free(&a);
+    http(&c, 6, "POST", "/", "x", &a);
+    expect_error(&a, 405, "method_not_allowed");
+    answer_free(&a);
+    http(&c, 6, "GET", "/x", NULL, &a);
+    expect_error(&a, 404, "not_found");
+    answer_free(&a);
+    poke(&c, 6, "x", &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    answer_free(&a);
+
+    /* The room from a snapshot: the same reads, the same members. */
+    struct answer before;
+    http(&c, 6, "GET", "/", NULL, &before);
+    expect(&before, FRAME_DONE, false, 200, NULL);
+    assert_true(before.reuse);
+    assert_non_null(
+        strstr((const char *)before.body.data,
+               "{\"next\":4,\"members\":2,\"messages\":[{\"seq\":1,"));
+    struct buf s;
+    snapshot(&c, 5, &s);
+    stop(&c);
+    spawn_chat(&c);
+    assert_true(boot(&c, 5, s.data, s.len));
+    expect_get(&c, 6, "/", (const char *)before.body.data);
+    answer_free(&before);
+    struct buf s2;
+    snapshot(&c, 5, &s2);
+    assert_int_equal(s2.len, s.len);
+    assert_memory_equal(s2.data, s.data, s.len);
+    buf_free(&s2);
+    ws_text(&c, 6, CONN_A, "back", &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    assert_int_equal(a.n_ws_sends, 2);
+    assert_non_null(strstr(a.ws_text[1], "\"seq\":4,"));
+    answer_free(&a);
+
+    /* A leaves; its messages stay. A second CLOSED changes nothing. */
+    ws_closed(&c, 7, CONN_A, 1000, &a);
+    expect(&a, FRAME_DONE, true, 0, NULL);
+    assert_int_equal(a.n_effects, 0);
+    answer_free(&a);
+    ws_closed(&c, 8, CONN_A, 1006, &a);
+    expect(&a, FRAME_DONE, false, 0, NULL);
+    answer_free(&a);
+    ws_text(&c, 8, CONN_A, "gone?", &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    answer_free(&a);
+
+    /* A new host run: B went with the old one. C gets the four messages. */
+    ws_open(&c, 8, CONN_C, "/", &a);
+    expect(&a, FRAME_DONE, true, 101, NULL);
+    assert_int_equal(a.n_ws_sends, 4);
+    assert_non_null(strstr(a.ws_text[0], "\"seq\":1,"));
+    assert_non_null(strstr(a.ws_text[3], "\"seq\":4,"));
+    answer_free(&a);
+    ws_text(&c, 9, CONN_B, "still here?", &a);
+    assert_int_equal(a.type, FRAME_REJECT);
+    answer_free(&a);
+    ws_closed(&c, 9, CONN_B, 1006, &a);
+    expect(&a, FRAME_DONE, false, 0, NULL);
+    answer_free(&a);
+    http(&c, 9, "GET", "/", NULL, &a);
+    assert_non_null(
+        strstr((const char *)a.body.data, "{\"next\":5,\"members\":1,"));
+    answer_free(&a);
+    stop(&c);
+    buf_free(&s);
+}
+
+/* The room keeps the last 128 messages: a ring that a snapshot keeps in
+ * order; snapshots that chat never writes are refused. */
+static void test_chat_history(void **state)
+{
+    struct child c;
+    struct answer a;
+    spawn_chat(&c);
+    assert_true(boot(&c, 0, NULL, 0));
+    ws_open(&c, 1, CONN_A, "/", &a);
+    answer_free(&a);
+    uint64_t number = 2;
+    for (int i = 1; i <= 300; i++, number++) {
+        char text[16];
+        snprintf(text, sizeof text, "m%d", i);
+        ws_text(&c, number, CONN_A, text, &a);
+        expect(&a, FRAME_DONE, true, 0, NULL);
+        answer_free(&a);
+    }
+    ws_open(&c, number++, CONN_B, "/", &a);
+    expect(&a, FRAME_DONE, true, 101, NULL);
+    assert_int_equal(a.n_ws_sends, 128);
+    assert_non_null(strstr(a.ws_text[0], "\"seq\":173,"));
+    assert_non_null(strstr(a.ws_text[0], "\"text\":\"m173\"}"));
+    answer_free(&a);
+    struct answer before;
+    http(&c, number, "GET", "/", NULL, &before);
+    assert_non_null(strstr((const char *)before.body.data,
+                           "{\"next\":301,\"members\":2,\"messages\":[{"
+                           "\"seq\":173,"));
+    assert_non_null(
+        strstr((const char *)before.body.data, "\"text\":\"m300\"}]}\n"));
+    struct buf s;
+    snapshot(&c, number - 1, &s);
+    stop(&c);
+    spawn_chat(&c);
+    assert_true(boot(&c, number - 1, s.data, s.len));
+    expect_get(&c, number, "/", (const char *)before.body.data);
+    answer_free(&before);
+    stop(&c);
+
+    /* Every cut of the snapshot, a wrong magic, a byte too many, a gap in
+     * the sequence and a member count over the room's size are refused. */
+    for (size_t n = 0; n < s.len; n += n < 64 ? 1 : 997) {
+        spawn_chat(&c);
+        assert_false(boot(&c, 1, s.data, n));
+        stop(&c);
+    }
+    struct buf bad;
+    buf_init(&bad);
+    for (int k = 0; k < 4; k++) {
+        bad.len = 0;
+        assert_int_equal(buf_append(&bad, s.data, s.len), 0);
+        if (k == 0) {
+            bad.data[2] = '9';
+        } else if (k == 1) {
+            assert_int_equal(buf_put_u8(&bad, 0), 0);
+        } else if (k == 2) {
+            put_le64(bad.data + 8, 302); /* next: the messages end at 300 */
+        } else {
+            put_le32(bad.data + 16, 1025);
+        }
+        spawn_chat(&c);
+        assert_false(boot(&c, 1, bad.data, bad.len));
+        /* Refused, it is empty and ready for the whole log. */
+        expect_get(&c, 1, "/", "{\"next\":1,\"members\":0,\"messages\":[]}\n");
+        stop(&c);
+    }
+    buf_free(&bad);
+    buf_free(&s);
+}
+
+/* programs/python/echo.py: opens on / only, sends every message back as it
+ * came, and keeps nothing. */
+static void test_python_echo(void **state)
+{
+    if (system("python3 -c '' 2>/dev/null") != 0) {
+        fail_msg("python3 is required");
+    }
+    char here[PATH_MAX], path[PATH_MAX + 32];
+    snprintf(here, sizeof here, "%s", __FILE__);
+    snprintf(path, sizeof path, "%s/../../programs/python/echo.py",
+             dirname(here));
+    if (access(path, R_OK) != 0) {
+        fail_msg("%s is missing", path);
+    }
+    char *argv[] = {"/usr/bin/env", "python3", path, NULL};
+    struct child c;
+    struct answer a;
+    spawn(&c, argv);
+    assert_true(boot(&c, 0, NULL, 0));
+    ws_open(&c, 1, CONN_A, "/", &a);
+    expect(&a, FRAME_DONE, false, 101, NULL);
+    answer_free(&a);
+    ws_open(&c, 1, CONN_B, "/x", &a);
+    expect(&a, FRAME_DONE, false, 404, NULL);
+    answer_free(&a);
+    ws_text(&c, 1, CONN_A, "h\xc3\xa9llo", &a);
+    expect(&a, FRAME_DONE, false, 0, NULL);
+    assert_int_equal(a.n_ws_sends, 1);
+    assert_true(a.ws_conn[0] == CONN_A);
+    assert_int_equal(a.ws_opcode[0], 1);
+    assert_string_equal(a.ws_text[0], "h\xc3\xa9llo");
+    answer_free(&a);
+    ws_event(&c, 1, CONN_A, 3, "bin", 3, &a);
+    assert_int_equal(a.n_ws_sends, 1);
+    assert_int_equal(a.ws_opcode[0], 2);
+    assert_string_equal(a.ws_text[0], "bin");
+    answer_free(&a);
+    ws_closed(&c, 1, CONN_A, 1000, &a);
+    expect(&a, FRAME_DONE, false, 0, NULL);
+    assert_int_equal(a.n_effects, 0);
+    answer_free(&a);
+    http(&c, 1, "GET", "/", NULL, &a);
+    expect(&a, FRAME_DONE, false, 200, NULL);
+    assert_true(a.reuse);
+    answer_free(&a);
+    struct buf s;
+    snapshot(&c, 0, &s);
+    assert_int_equal(s.len, 0);
+    buf_free(&s);
+    stop(&c);
+}
+
 int main(void)
 {
     /* A program that dies must fail a test, not kill it with SIGPIPE. */
@@ -2817,6 +3393,11 @@ int main(void)
         cmocka_unit_test(test_sdk_rejects_malformed_messages),
         cmocka_unit_test(test_share_owner),
         cmocka_unit_test(test_share_child),
+        cmocka_unit_test(test_sdk_websocket),
+        cmocka_unit_test(test_sdk_rejects_malformed_websocket),
+        cmocka_unit_test(test_chat),
+        cmocka_unit_test(test_chat_history),
+        cmocka_unit_test(test_python_echo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
