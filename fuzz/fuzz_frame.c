@@ -12,6 +12,7 @@
 
 #include "lib/buf.h"
 #include "lib/err.h"
+#include "lib/utf8.h"
 #include "proto/frame.h"
 
 /* A sink the compiler cannot drop, so that touching memory really reads it. */
@@ -167,6 +168,42 @@ static void fuzz_ship_ref(const uint8_t *p, size_t n)
     }
 }
 
+/* A WEBSOCKET payload, a WS_SEND and a WS_CLOSE: what decodes points
+ * inside the bytes, says what the decoder promises, and a payload encodes
+ * back to the same bytes. */
+static void fuzz_websocket(const uint8_t *p, size_t n)
+{
+    struct frame_websocket w;
+    if (frame_decode_websocket(p, n, &w) == 0) {
+        if (w.conn == 0 || w.what < FRAME_WS_OPEN || w.what > FRAME_WS_CLOSED ||
+            w.data != p + 9 || w.len != n - 9) {
+            abort();
+        }
+        struct buf out;
+        buf_init(&out);
+        if (frame_encode_websocket(&out, &w) == 0) {
+            same(&out, p, n);
+        }
+        buf_free(&out);
+    }
+    struct frame_ws_send sd;
+    if (frame_decode_ws_send(p, n, &sd) == 0) {
+        if (sd.conn == 0 || (sd.opcode != 1 && sd.opcode != 2) ||
+            (sd.opcode == 1 && !utf8_valid(sd.data, sd.len))) {
+            abort();
+        }
+        touch(sd.data, sd.len);
+    }
+    struct frame_ws_close cl;
+    if (frame_decode_ws_close(p, n, &cl) == 0) {
+        if (cl.conn == 0 || cl.reason_len > 123 ||
+            !utf8_valid(cl.reason, cl.reason_len)) {
+            abort();
+        }
+        touch(cl.reason, cl.reason_len);
+    }
+}
+
 /* Decode one frame with every decoder; at most one may accept it, and what
  * it accepts must encode back to raw[0..raw_len). */
 static void fuzz_one(const struct frame *f, const uint8_t *raw, size_t raw_len)
@@ -195,6 +232,9 @@ static void fuzz_one(const struct frame *f, const uint8_t *raw, size_t raw_len)
         }
         if (ev.kind == FRAME_EVENT_CHILD) {
             fuzz_child(ev.payload, ev.payload_len);
+        }
+        if (ev.kind == FRAME_EVENT_WEBSOCKET) {
+            fuzz_websocket(ev.payload, ev.payload_len);
         }
         out.len = 0;
         if (frame_encode_event(&out, &ev) == 0) {
@@ -241,6 +281,10 @@ static void fuzz_one(const struct frame *f, const uint8_t *raw, size_t raw_len)
             if (e.kind == FRAME_EFFECT_RELEASE ||
                 e.kind == FRAME_EFFECT_DESTROY) {
                 fuzz_ship_ref(e.data, e.len);
+            }
+            if (e.kind == FRAME_EFFECT_WS_SEND ||
+                e.kind == FRAME_EFFECT_WS_CLOSE) {
+                fuzz_websocket(e.data, e.len);
             }
             if (enc == 0) {
                 enc = frame_done_add_effect(&out, mark, e.kind, e.data, e.len);
@@ -313,5 +357,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_spawn(data, size);
     fuzz_child(data, size);
     fuzz_ship_ref(data, size);
+    fuzz_websocket(data, size);
     return 0;
 }
