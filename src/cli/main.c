@@ -2453,6 +2453,12 @@ static int cli__stats(const struct cli__cmd *cmd, struct cli *c,
            (double)cli__int(v, "reuse_bytes") / 1024.0);
     printf("alarms:           %lld set, %lld fired\n", cli__int(v, "alarms"),
            cli__int(v, "alarms_fired"));
+    json_t *ws = json_object_get(v, "websockets");
+    printf("websockets:       %lld open, %lld opening; %lld messages in, "
+           "%lld out, %lld sends dropped\n",
+           cli__int(ws, "open"), cli__int(ws, "opening"),
+           cli__int(ws, "messages_in"), cli__int(ws, "messages_out"),
+           cli__int(ws, "dropped"));
     json_decref(v);
     return 0;
 }

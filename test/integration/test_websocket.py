@@ -74,6 +74,9 @@ def test_open_echo_and_refusal(wshost):
                 await ws2.send("stale")
                 await ws2.send("after")
                 assert await ws2.recv() == "5:after"
+                out = h.cli("stats").stdout
+                assert "websockets:       2 open, 0 opening; " in out, out
+                assert "1 sends dropped" in out, out
             # The program closes a socket with its own code.
             await ws.send("close")
             await ws.wait_closed()
