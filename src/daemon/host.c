@@ -2245,10 +2245,6 @@ err_after_log:
 err_after_store:
     store_close(h->store);
 err_after_loop:
-    /* The WebSocket table's timer is on the loop from host_ws_init on; a
-     * loop with a handle open cannot close, and its memory would leak. */
-    uv_close((uv_handle_t *)&h->ws.closed_timer, NULL);
-    uv_run(&h->loop, UV_RUN_NOWAIT);
     uv_loop_close(&h->loop);
 err_after_alloc:
     http_tls_free(h->tls);
