@@ -2035,6 +2035,7 @@ int host_run(const struct host_config *cfg)
 
     uv_check_init(&h->loop, &h->flush);
     h->flush.data = h;
+    host_ws_start(h);
     uv_timer_init(&h->loop, &h->alarm_timer);
     h->alarm_timer.data = h;
     uv_timer_init(&h->loop, &h->mail_retry);

@@ -176,6 +176,7 @@ struct host_websockets {
     /* CLOSED events to deliver once the current release is done. */
     struct host_wsclosed *closed;
     uv_timer_t closed_timer;
+    bool started; /* closed_timer is made (host_ws_start) */
 };
 
 /* A ship's live object in the daemon: the fleet's part (core/fleet.h)
@@ -498,8 +499,12 @@ struct host {
     struct host_websockets ws; /* daemon/websocket.c */
 };
 
-/* Prepare the WebSocket table, drawing this run's number. */
+/* Prepare the WebSocket table, drawing this run's number (no handle on
+ * the loop yet). */
 void host_ws_init(struct host *h);
+
+/* Make the WebSocket table's timer, once the host is ready to serve. */
+void host_ws_start(struct host *h);
 
 /* Free the WebSocket table (the sockets are the server's, closed with
  * it). */

@@ -320,17 +320,24 @@ static const struct http_ws_ops ws__ops = {
 void host_ws_init(struct host *h)
 {
     memset(&h->ws, 0, sizeof h->ws);
-    uv_timer_init(&h->loop, &h->ws.closed_timer);
-    h->ws.closed_timer.data = h;
     do {
         randombytes_buf(&h->ws.run, sizeof h->ws.run);
     } while (h->ws.run == 0);
 }
 
+void host_ws_start(struct host *h)
+{
+    uv_timer_init(&h->loop, &h->ws.closed_timer);
+    h->ws.closed_timer.data = h;
+    h->ws.started = true;
+}
+
 void host_ws_free(struct host *h)
 {
     struct host_websockets *w = &h->ws;
-    uv_timer_stop(&w->closed_timer);
+    if (w->started) {
+        uv_timer_stop(&w->closed_timer);
+    }
     while (w->closed != NULL) {
         struct host_wsclosed *c = w->closed;
         w->closed = c->next;
