@@ -20,7 +20,7 @@ host's memory.
   epoll), every ship is put to sleep again and the RSS read again: the
   difference over 10,000. Target: at most 4 KiB a socket. The kernel's
   socket buffers are not in the host's RSS; /proc/net/sockstat's TCP
-  memory is given beside.
+  memory (the whole machine's) is given beside.
 - A message to a sleeping ship, to the line back: the first socket of each
   of the first SHIPS ships (asleep) sends one message, which wakes its ship.
   Floor: the same wake without a host (ws_client floor: posix_spawn chat,
@@ -199,7 +199,8 @@ def main():
           "target 4096 B: %s" % (opened, SHIPS, per, per_anon, rss0 / 1024,
                                  rss1 / 1024,
                                  "met" if per <= 4096 else "MISSED"))
-    print("    the kernel's TCP buffers, both ends: %.0f B a socket; opening "
+    print("    the machine's TCP buffers (/proc/net/sockstat, other work's "
+          "too): %.0f B a socket; opening "
           "took %.1f s (%.0f a second)" % (
               (tcp1 - tcp0) * os.sysconf("SC_PAGESIZE") / opened, open_s,
               opened / open_s))
