@@ -97,68 +97,6 @@ static int send_error(struct bp_out *out, uint64_t conn, const char *code,
     return bp_ws_send(out, conn, BP_WS_SEND_TEXT, line, (size_t)n);
 }
 
-/* Return the length of the valid UTF-8 sequence at p[0..n), or 0 if the
- * bytes there are not one (overlong forms and surrogates included). */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned c = p[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80) {
-        return 1;
-    } else if (c >= 0xc2 && c <= 0xdf) {
-        len = 2, min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3, min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len) {
-        return 0;
-    }
-    unsigned cp = c & (0x7f >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-        return 0;
-    }
-    return len;
-}
-
-/* Append s[0..n) to b as a JSON string. The host hands over text messages
- * as UTF-8, which passes through; a byte that is not part of any (only a
- * broken snapshot could hold one) is written as the code point of the same
- * value, so the output is valid JSON whatever the bytes. */
-static int json_string(struct bp_bytes *b, const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    int rv = bp_bytes_append(b, "\"", 1);
-    for (size_t i = 0; i < n && rv == 0;) {
-        char esc[8];
-        size_t u = utf8_len(p + i, n - i);
-        if (p[i] == '"' || p[i] == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)p[i];
-            rv = bp_bytes_append(b, esc, 2);
-            i++;
-        } else if (u == 0 || p[i] < 0x20 || p[i] == 0x7f) {
-            snprintf(esc, sizeof esc, "\\u%04x", p[i]);
-            rv = bp_bytes_append(b, esc, 6);
-            i++;
-        } else {
-            rv = bp_bytes_append(b, p + i, u);
-            i += u;
-        }
-    }
-    return rv == 0 ? bp_bytes_append(b, "\"", 1) : rv;
-}
-
 /* Append a message to b as the JSON object every member sees. */
 static int message_json(struct bp_bytes *b, uint64_t seq, uint64_t time_ns,
                         uint64_t from, const char *text, size_t len)
@@ -170,7 +108,7 @@ static int message_json(struct bp_bytes *b, uint64_t seq, uint64_t time_ns,
                      (unsigned long long)seq, (unsigned long long)from,
                      (unsigned long long)time_ns);
     if (bp_bytes_append(b, head, (size_t)n) != 0 ||
-        json_string(b, text, len) != 0) {
+        bp_json_string(b, text, len) != 0) {
         return -1;
     }
     return bp_bytes_append(b, "}", 1);

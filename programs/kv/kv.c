@@ -365,67 +365,6 @@ static void reply_error(struct bp_out *out, int status, const char *code,
     bp_reply(out, status, "application/json", body, (size_t)n);
 }
 
-/* Return the length of the valid UTF-8 sequence at p[0..n), or 0 if the
- * bytes there are not one (overlong forms and surrogates included). */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned c = p[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80) {
-        return 1;
-    } else if (c >= 0xc2 && c <= 0xdf) {
-        len = 2, min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3, min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len) {
-        return 0;
-    }
-    unsigned cp = c & (0x7f >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-        return 0;
-    }
-    return len;
-}
-
-/* Append s[0..n) to b as a JSON string. Valid UTF-8 passes through; a byte
- * that is not part of any is written as the code point of the same value,
- * so the output is always valid JSON even for binary keys. */
-static int json_string(struct bp_bytes *b, const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    int rv = bp_bytes_append(b, "\"", 1);
-    for (size_t i = 0; i < n && rv == 0;) {
-        char esc[8];
-        size_t u = utf8_len(p + i, n - i);
-        if (p[i] == '"' || p[i] == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)p[i];
-            rv = bp_bytes_append(b, esc, 2);
-            i++;
-        } else if (u == 0 || p[i] < 0x20 || p[i] == 0x7f) {
-            snprintf(esc, sizeof esc, "\\u%04x", p[i]);
-            rv = bp_bytes_append(b, esc, 6);
-            i++;
-        } else {
-            rv = bp_bytes_append(b, p + i, u);
-            i += u;
-        }
-    }
-    return rv == 0 ? bp_bytes_append(b, "\"", 1) : rv;
-}
-
 /* Close the JSON array in b and reply 200 with it, or 500 with message when
  * rv says building it failed or it does not fit in a reply; frees b. */
 static void reply_list(struct bp_out *out, struct bp_bytes *b, int rv,
@@ -453,7 +392,7 @@ static void list_keys(const struct kv *kv, struct bp_out *out)
             rv = bp_bytes_append(&b, ",", 1);
         }
         if (rv == 0) {
-            rv = json_string(&b, kv->pairs[i]->key, kv->pairs[i]->key_len);
+            rv = bp_json_string(&b, kv->pairs[i]->key, kv->pairs[i]->key_len);
         }
     }
     reply_list(out, &b, rv, "the key list does not fit");
@@ -795,7 +734,7 @@ static void list_children(const struct kv *kv, struct bp_out *out)
                          (unsigned long)c->tag);
         rv = bp_bytes_append(&b, head, (size_t)n);
         if (rv == 0) {
-            rv = json_string(&b, c->id, c->id_len);
+            rv = bp_json_string(&b, c->id, c->id_len);
         }
         if (rv == 0) {
             n = snprintf(head, sizeof head,
@@ -804,7 +743,7 @@ static void list_children(const struct kv *kv, struct bp_out *out)
             rv = bp_bytes_append(&b, head, (size_t)n);
         }
         if (rv == 0) {
-            rv = json_string(&b, c->detail, c->detail_len);
+            rv = bp_json_string(&b, c->detail, c->detail_len);
         }
         if (rv == 0) {
             rv = bp_bytes_append(&b, "}", 1);
@@ -936,7 +875,7 @@ static int sent_json(struct bp_bytes *b, const struct sent *m)
                      "{\"tag\":%lu,\"target\":", (unsigned long)m->tag);
     int rv = bp_bytes_append(b, head, (size_t)n);
     if (rv == 0) {
-        rv = json_string(b, m->target, m->target_len);
+        rv = bp_json_string(b, m->target, m->target_len);
     }
     if (rv == 0) {
         n = snprintf(head, sizeof head,
@@ -945,7 +884,7 @@ static int sent_json(struct bp_bytes *b, const struct sent *m)
         rv = bp_bytes_append(b, head, (size_t)n);
     }
     if (rv == 0) {
-        rv = json_string(b, (const char *)m->body, m->body_len);
+        rv = bp_json_string(b, (const char *)m->body, m->body_len);
     }
     return rv == 0 ? bp_bytes_append(b, "}", 1) : rv;
 }

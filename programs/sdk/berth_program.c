@@ -324,43 +324,75 @@ int bp_idle(struct bp_out *out)
     return bp__add_effect(out, BP__EFFECT_IDLE, NULL, 0, NULL, 0, NULL, 0);
 }
 
-/* Return 1 when the n bytes at p are UTF-8 as RFC 3629 has it (no overlong
- * forms, no surrogates, nothing past U+10FFFF), as the host checks a text
+/* Return the length of the UTF-8 sequence at p[0..n) as RFC 3629 has it
+ * (no overlong forms, no surrogates, nothing past U+10FFFF), or 0 when the
+ * bytes there are not one. */
+static size_t bp__utf8_len(const uint8_t *p, size_t n)
+{
+    uint8_t c = p[0];
+    size_t len;
+    uint32_t min;
+    if (c < 0x80) {
+        return 1;
+    } else if ((c & 0xe0) == 0xc0) {
+        len = 2, min = 0x80;
+    } else if ((c & 0xf0) == 0xe0) {
+        len = 3, min = 0x800;
+    } else if ((c & 0xf8) == 0xf0) {
+        len = 4, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < len) {
+        return 0;
+    }
+    uint32_t v = c & (0x7f >> len);
+    for (size_t k = 1; k < len; k++) {
+        if ((p[k] & 0xc0) != 0x80) {
+            return 0;
+        }
+        v = (v << 6) | (p[k] & 0x3f);
+    }
+    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) {
+        return 0;
+    }
+    return len;
+}
+
+/* Return 1 when the n bytes at p are UTF-8, as the host checks a text
  * message. */
 static int bp__utf8(const uint8_t *p, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = p[i];
-        size_t more;
-        uint32_t min, v;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            more = 1, min = 0x80, v = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            more = 2, min = 0x800, v = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            more = 3, min = 0x10000, v = c & 0x07;
-        } else {
+    for (size_t i = 0, u; i < n; i += u) {
+        if ((u = bp__utf8_len(p + i, n - i)) == 0) {
             return 0;
         }
-        if (n - i <= more) {
-            return 0;
-        }
-        for (size_t k = 1; k <= more; k++) {
-            if ((p[i + k] & 0xc0) != 0x80) {
-                return 0;
-            }
-            v = (v << 6) | (p[i + k] & 0x3f);
-        }
-        if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) {
-            return 0;
-        }
-        i += more + 1;
     }
     return 1;
+}
+
+int bp_json_string(struct bp_bytes *b, const char *s, size_t n)
+{
+    const uint8_t *p = (const uint8_t *)s;
+    int rv = bp_bytes_append(b, "\"", 1);
+    for (size_t i = 0; i < n && rv == 0;) {
+        char esc[8];
+        size_t u = bp__utf8_len(p + i, n - i);
+        if (p[i] == '"' || p[i] == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)p[i];
+            rv = bp_bytes_append(b, esc, 2);
+            i++;
+        } else if (u == 0 || p[i] < 0x20 || p[i] == 0x7f) {
+            snprintf(esc, sizeof esc, "\\u%04x", p[i]);
+            rv = bp_bytes_append(b, esc, 6);
+            i++;
+        } else {
+            rv = bp_bytes_append(b, p + i, u);
+            i += u;
+        }
+    }
+    return rv == 0 ? bp_bytes_append(b, "\"", 1) : rv;
 }
 
 int bp_ws_send(struct bp_out *out, uint64_t conn, int opcode, const void *p,

@@ -152,6 +152,13 @@ struct bp_bytes {
 /* Append n bytes of p to b; returns 0, or -1 when out of memory. */
 int bp_bytes_append(struct bp_bytes *b, const void *p, size_t n);
 
+/* Append the n bytes at s to b as a JSON string, quotes included. UTF-8
+ * passes through; a byte that is not part of a valid UTF-8 sequence, or a
+ * control character, is written as the code point of the same value
+ * (\u00XX), so the output is valid JSON whatever the bytes. Returns 0, or
+ * -1 when out of memory. */
+int bp_json_string(struct bp_bytes *b, const char *s, size_t n);
+
 /* Free the array's memory and leave it empty and reusable. */
 void bp_bytes_free(struct bp_bytes *b);
 

@@ -1720,6 +1720,45 @@ static void http__ws_drive(struct http_conn *c)
     c->in_drive = false;
 }
 
+/* Take req's connection from it for a WebSocket or a tunnel, freeing req:
+ * the connection, or NULL when it is closing (then freed, or left to its
+ * handles). */
+static struct http_conn *http__conn_take(struct http_request *req)
+{
+    struct http_conn *c = req->conn_;
+    c->pending = NULL;
+    c->pending_size = 0;
+    c->pending_body = 0;
+    http_request_free(req);
+    if (c->closing) {
+        if (c->open_handles == 0) {
+            http__conn_free(c);
+        } else {
+            http__account(c);
+        }
+        return NULL;
+    }
+    return c;
+}
+
+/* Make c ws's: the bytes read after the request are ws's first, and the
+ * HTTP parser and the request's deadlines go. */
+static void http__conn_hand_over(struct http_conn *c, struct http_ws *ws)
+{
+    ws->in = c->p->in;
+    buf_init(&c->p->in);
+    http_parser_free(c->p);
+    mem_free(c->p);
+    c->p = NULL;
+    c->ws = ws;
+    c->close_after_reply = false;
+    c->header_deadline = c->body_deadline = c->body_end = 0;
+    c->started_ms = 0;
+    if (c->server->let_on == c) {
+        c->server->let_on = NULL;
+    }
+}
+
 int http_ws_accept(struct http_request *req, const struct http_ws_ops *ops,
                    void *arg, const struct http_ws_config *cfg,
                    const char *extra_headers, struct http_ws **out)
@@ -1732,17 +1771,8 @@ int http_ws_accept(struct http_request *req, const struct http_ws_ops *ops,
                    NULL);
         return BERTH_EINVAL;
     }
-    struct http_conn *c = req->conn_;
-    c->pending = NULL;
-    c->pending_size = 0;
-    c->pending_body = 0;
-    http_request_free(req);
-    if (c->closing) {
-        if (c->open_handles == 0) {
-            http__conn_free(c);
-        } else {
-            http__account(c);
-        }
+    struct http_conn *c = http__conn_take(req);
+    if (c == NULL) {
         return BERTH_ESHUTDOWN;
     }
     struct http_ws *ws = mem_calloc(1, sizeof *ws);
@@ -1767,21 +1797,8 @@ int http_ws_accept(struct http_request *req, const struct http_ws_ops *ops,
     ws->arg = arg;
     ws->ping_ms = cfg->ping_ms ? cfg->ping_ms : 30000;
     ws_reader_init(&ws->rd, cfg->max_message);
-    /* The bytes after the request are the first frames; the parser
-     * goes. */
-    ws->in = c->p->in;
-    buf_init(&c->p->in);
-    http_parser_free(c->p);
-    mem_free(c->p);
-    c->p = NULL;
-    c->ws = ws;
-    c->close_after_reply = false;
+    http__conn_hand_over(c, ws);
     c->server->n_ws++;
-    c->header_deadline = c->body_deadline = c->body_end = 0;
-    c->started_ms = 0;
-    if (c->server->let_on == c) {
-        c->server->let_on = NULL;
-    }
     /* With no ops yet, a failed write closes the connection without a
      * word to the owner, who learns it from the return value. */
     int rv = c->xport->send(c, &b, NULL, 0, NULL, 0, false);
@@ -1803,17 +1820,8 @@ int http_tunnel_open(struct http_request *req, const struct http_ws_ops *ops,
                    NULL);
         return BERTH_EINVAL;
     }
-    struct http_conn *c = req->conn_;
-    c->pending = NULL;
-    c->pending_size = 0;
-    c->pending_body = 0;
-    http_request_free(req);
-    if (c->closing) {
-        if (c->open_handles == 0) {
-            http__conn_free(c);
-        } else {
-            http__account(c);
-        }
+    struct http_conn *c = http__conn_take(req);
+    if (c == NULL) {
         return BERTH_ESHUTDOWN;
     }
     struct http_ws *ws = mem_calloc(1, sizeof *ws);
@@ -1826,18 +1834,7 @@ int http_tunnel_open(struct http_request *req, const struct http_ws_ops *ops,
     ws->arg = arg;
     ws->raw = true;
     ws_reader_init(&ws->rd, 0);
-    ws->in = c->p->in;
-    buf_init(&c->p->in);
-    http_parser_free(c->p);
-    mem_free(c->p);
-    c->p = NULL;
-    c->ws = ws;
-    c->close_after_reply = false;
-    c->header_deadline = c->body_deadline = c->body_end = 0;
-    c->started_ms = 0;
-    if (c->server->let_on == c) {
-        c->server->let_on = NULL;
-    }
+    http__conn_hand_over(c, ws);
     *out = ws;
     http__settle(c, false);
     return 0;
