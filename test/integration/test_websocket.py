@@ -299,7 +299,12 @@ def test_sleep_kill_and_pings(wshost):
             assert procs
             for pid, _ in procs:
                 os.kill(pid, 9)
-            wait_for(lambda: tagged_processes(h.tag) == [])
+            # A message sent before the host has heard of the exit is the
+            # event in flight that the crash loses; the process leaves
+            # /proc's list before the host hears of it, so the host's own
+            # word is waited for (it puts the ship to sleep).
+            wait_for(lambda: tagged_processes(h.tag) == [] and
+                     state(h) == "asleep")
             await ws.send("c")
             assert await ws.recv() == "3:c"
             # A send the host refuses (text that is not UTF-8) kills the
