@@ -206,7 +206,7 @@ def test_fork_bomb_from_the_first_event(host_factory):
     own cgroups are made: the staging cgroup holds it (at most
     CGCAPS_STAGE_PIDS, 64, for every program not yet moved), the move takes
     its whole tree, the per-event CPU limit ends it, and the host starts
-    programs again at once."""
+    programs again once the bomb's leftovers are gone."""
     h = host_factory(FAST).start()
     h.new_ship(KV, "calm")
     h.new_ship(MISBEHAVE, "loop", "--pids", "16")
@@ -235,8 +235,21 @@ def test_fork_bomb_from_the_first_event(host_factory):
         if seen:
             assert max(u["pids"] for u in seen) <= 64, seen[-1]
             assert max(u["pids_peak"] for u in seen) <= 64, seen[-1]
-        # Nothing of it is left in the way: the next wake works.
-        assert h.http("GET", "/s/loop/")[0] == 200
+        # Nothing of it is left in the way for long: the next wake works.
+        # Until the bomb's zombies are reaped (by the machine's first
+        # process, late on some machines) their pids stay charged to
+        # staging on cgroup v1, and a start there may find no pid left
+        # (docs/performance.md, "Caps"): refused with a clear 502, never
+        # hung, and the host goes on.
+        deadline = time.time() + 15
+        while True:
+            st, _, body = h.http("GET", "/s/loop/")
+            if st == 200 or time.time() > deadline:
+                break
+            assert st == 502 and b"Resource temporarily unavailable" in body, \
+                body
+            time.sleep(0.2)
+        assert st == 200, body
 
 
 def woken_and_moved(h, ship):
