@@ -5,7 +5,8 @@
  *   ws_client rtt PORT TARGET N SIZE
  *       one WebSocket opened on TARGET (e.g. /s/room/), then N text
  *       messages of SIZE bytes one after the other, each timed from before
- *       its write to the whole first frame that comes back.
+ *       its write to the whole frame that carries it back (frames before
+ *       it, such as a chat room's history, are read and not counted).
  *   ws_client put PORT TARGET N SIZE
  *       a peer of rtt over plain HTTP: one keep-alive connection, N PUTs of
  *       SIZE bytes to TARGET one after the other, each from before its
@@ -19,17 +20,15 @@
  *       SHIPS, opened with epoll, at most 256 at a time; prints "open N"
  *       once all are, then takes commands on stdin: "send I" sends a text
  *       message on socket I (0-based, ship I / PER_SHIP + 1) and prints the
- *       time to the first frame back; "get S" sends GET /s/PREFIX-S/ on a
- *       fresh connection and prints the time from before the connect to
- *       the whole reply; "quit" closes them all.
- *   ws_client floor CHAT DIR N SIZE
- *       the floor of a message to a sleeping chat ship, the same work with
- *       no host: a message of SIZE bytes comes in on an open loopback
- *       connection; this process posix_spawns CHAT with pipes, BOOTs it
- *       from a snapshot of a room with that one member, sends the message
- *       as a WEBSOCKET TEXT event, reads the DONE, writes the event's bytes
- *       to a file in DIR and fdatasyncs it (the durable log write), and
- *       sends the WS_SEND's bytes back as a WebSocket frame; timed from
+ *       time to the frame that carries it back; "get S" sends GET /s/PREFIX-S/
+ * on a fresh connection and prints the time from before the connect to the
+ * whole reply; "quit" closes them all. ws_client floor CHAT DIR N SIZE the
+ * floor of a message to a sleeping chat ship, the same work with no host: a
+ * message of SIZE bytes comes in on an open loopback connection; this process
+ * posix_spawns CHAT with pipes, BOOTs it from a snapshot of a room with that
+ * one member, sends the message as a WEBSOCKET TEXT event, reads the DONE,
+ * writes the event's bytes to a file in DIR and fdatasyncs it (the durable log
+ * write), and sends the WS_SEND's bytes back as a WebSocket frame; timed from
  *       before the client's write to the whole frame read. STOP and the
  *       program's exit are not timed, as a host answers before its
  *       program exits. */
@@ -233,13 +232,34 @@ static long ws_read_frame(int s, uint8_t *buf, size_t cap)
     return (long)n;
 }
 
-/* A message of size bytes whose start numbers it. */
+/* A message of size bytes whose start names it: this process and i, so
+ * that no message of an earlier run (a chat room's history, sent to every
+ * new member) can pass for it. */
 static void message(char *out, size_t size, long i)
 {
     memset(out, 'm', size);
-    char head[32];
-    int n = snprintf(head, sizeof head, "%ld ", i);
+    char head[48];
+    int n = snprintf(head, sizeof head, "%ld.%ld ", (long)getpid(), i);
     memcpy(out, head, (size_t)n < size ? (size_t)n : size);
+}
+
+/* Read frames from s until one carries msg's name (its start, up to the
+ * first space): frames that come before it (history, other members' lines)
+ * are not its answer. Returns false when the socket fails. */
+static bool ws_read_answer(int s, const char *msg, size_t size, uint8_t *in,
+                           size_t cap)
+{
+    const char *sp = memchr(msg, ' ', size);
+    size_t name = sp != NULL ? (size_t)(sp - msg) + 1 : size;
+    for (;;) {
+        long n = ws_read_frame(s, in, cap);
+        if (n < 0) {
+            return false;
+        }
+        if (memmem(in, (size_t)n, msg, name) != NULL) {
+            return true;
+        }
+    }
 }
 
 static void print_us(double s)
@@ -256,7 +276,7 @@ static int mode_rtt(int port, const char *target, long n, size_t size)
         message(msg, size, i);
         double t0 = now_s();
         if (!ws_send_text(s, msg, size) ||
-            ws_read_frame(s, in, sizeof in) < 0) {
+            !ws_read_answer(s, msg, size, in, sizeof in)) {
             die("round trip %ld failed", i);
         }
         print_us(now_s() - t0);
@@ -500,7 +520,7 @@ static int mode_hold(int port, const char *prefix, long ships, long per_ship)
         message(msg, (size_t)size, i);
         double t0 = now_s();
         if (!ws_send_text(hs[i].fd, msg, (size_t)size) ||
-            ws_read_frame(hs[i].fd, in, sizeof in) < 0) {
+            !ws_read_answer(hs[i].fd, msg, (size_t)size, in, sizeof in)) {
             die("message on socket %ld failed", i);
         }
         print_us(now_s() - t0);
