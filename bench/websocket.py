@@ -11,9 +11,12 @@ host's memory.
   leaves). Beside it, the same to programs/python/echo.py, which keeps no
   state (its events are reads, never logged), and a peer over plain HTTP:
   64-byte PUTs to a kv ship on one keep-alive connection (logged like the
-  chat's messages). Floor: a raw TCP echo of 64
-  bytes on loopback (ws_client echo: a child process writes back what it
-  reads), the kinds taking turns each round.
+  chat's messages). Floors: a raw TCP echo of 64 bytes on loopback
+  (ws_client echo: a child process writes back what it reads), and for
+  the logged kinds one durable write (ws_client sync: a 4 KiB pwrite and
+  an fdatasync in the host's data directory); the kinds take turns each
+  round. The client times each message to the frame that carries it
+  back: a chat room sends its history to each new member first.
 - Host memory per open WebSocket: 1,000 chat ships, woken once and put to
   sleep; the host's RSS (and its anonymous part) is read, then 10,000
   WebSockets are opened, 10 a ship, by one client process (ws_client hold,
@@ -119,13 +122,16 @@ def main():
         cli("ship", "new", "--program", chat, "--name", "room")
         cli("ship", "new", "--program", echo, "--name", "echo")
         cli("ship", "new", "--program", kv, "--name", "kv")
-        rtt = {"TCP echo (floor)": [], "chat (logged)": [],
-               "echo.py (a read)": [], "HTTP PUT to kv": []}
+        rtt = {"TCP echo (floor)": [], "fdatasync (floor)": [],
+               "chat (logged)": [], "echo.py (a read)": [],
+               "HTTP PUT to kv": []}
         warm = 20
         for r in range(2):
             for k in (list(rtt) if r == 0 else list(rtt)[::-1]):
                 if k.startswith("TCP"):
                     xs = client(build, "echo", n + warm, SIZE)
+                elif k.startswith("fdatasync"):
+                    xs = client(build, "sync", data, n + warm, SIZE)
                 elif k.startswith("chat"):
                     xs = client(build, "rtt", port, "/s/room/", n + warm, SIZE)
                 elif k.startswith("HTTP"):
@@ -189,9 +195,12 @@ def main():
     print("  round trip of a %d-byte message to an awake ship, %d a kind "
           "in 2 runs, kinds in turn:" % (SIZE, n))
     floor50 = pct(rtt["TCP echo (floor)"], 50)
+    sync50 = pct(rtt["fdatasync (floor)"], 50)
     for k, xs in rtt.items():
-        print("    %-18s p50 %7.1f us  p99 %7.1f us  %5.2fx the TCP echo "
-              "(p50)" % (k, pct(xs, 50), pct(xs, 99), pct(xs, 50) / floor50))
+        print("    %-18s p50 %7.1f us  p99 %7.1f us  %6.2fx the TCP echo, "
+              "%5.2fx the fdatasync (p50)" % (
+                  k, pct(xs, 50), pct(xs, 99), pct(xs, 50) / floor50,
+                  pct(xs, 50) / sync50))
     per = (rss1 - rss0) * 1024 / opened
     per_anon = (anon1 - anon0) * 1024 / opened
     print("  host memory per open WebSocket, %d sockets to %d sleeping "

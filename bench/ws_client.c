@@ -15,6 +15,10 @@
  *       the floor of rtt: a raw TCP echo on loopback, a child process that
  *       writes back what it reads; N round trips of SIZE bytes, each from
  *       before the write to the last byte back.
+ *   ws_client sync DIR N SIZE
+ *       the floor of a logged message: N appends of SIZE bytes (whole 4 KiB
+ *       blocks) over a file in DIR written and synced beforehand, each a
+ *       pwrite and an fdatasync, timed together.
  *   ws_client hold PORT PREFIX SHIPS PER_SHIP
  *       SHIPS * PER_SHIP WebSockets, PER_SHIP on /s/PREFIX-i/ for i in 1 ..
  *       SHIPS, opened with epoll, at most 256 at a time; prints "open N"
@@ -720,6 +724,44 @@ static int mode_floor(const char *chat, const char *dir, long n, size_t size)
     return 0;
 }
 
+/* --- sync: the floor of a logged message, one durable write. --- */
+
+static int mode_sync(const char *dir, long n, size_t size)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/ws_client-sync.%ld", dir, (long)getpid());
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* Whole blocks over a file written and synced beforehand: the least a
+     * durable append costs (no size or extent change to sync with it). */
+    size_t block = (size + 4095) / 4096 * 4096;
+    off_t span = 8 << 20;
+    char *b = calloc(1, block);
+    if (fd < 0) {
+        die("sync file %s: %s", path, strerror(errno));
+    }
+    for (off_t at = 0; at < span; at += (off_t)block) {
+        if (pwrite(fd, b, block, at) != (ssize_t)block) {
+            die("sync file %s: %s", path, strerror(errno));
+        }
+    }
+    if (fsync(fd) != 0) {
+        die("sync file %s: %s", path, strerror(errno));
+    }
+    for (long i = 0; i < n; i++) {
+        message(b, size, i);
+        off_t at = (off_t)((size_t)i * block) % span;
+        double t0 = now_s();
+        if (pwrite(fd, b, block, at) != (ssize_t)block || fdatasync(fd) != 0) {
+            die("sync %ld: %s", i, strerror(errno));
+        }
+        print_us(now_s() - t0);
+    }
+    free(b);
+    close(fd);
+    unlink(path);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -742,9 +784,12 @@ int main(int argc, char **argv)
         return mode_floor(argv[2], argv[3], atol(argv[4]),
                           (size_t)atol(argv[5]));
     }
+    if (argc == 5 && strcmp(argv[1], "sync") == 0) {
+        return mode_sync(argv[2], atol(argv[3]), (size_t)atol(argv[4]));
+    }
     fprintf(stderr,
             "usage: ws_client rtt PORT TARGET N SIZE | put PORT TARGET N SIZE "
-            "| echo N SIZE | hold "
+            "| echo N SIZE | sync DIR N SIZE | hold "
             "PORT PREFIX SHIPS PER_SHIP | floor CHAT DIR N SIZE\n");
     return 2;
 }
