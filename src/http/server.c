@@ -994,8 +994,10 @@ static void http__tls_work_cb(uv_work_t *req)
         }
         sent += (size_t)n;
     }
-    memmove(w->out.data, w->out.data + sent, w->out.len - sent);
-    w->out.len -= sent;
+    if (sent > 0) {
+        memmove(w->out.data, w->out.data + sent, w->out.len - sent);
+        w->out.len -= sent;
+    }
     /* The loop may have closed its own descriptor meanwhile: the socket
      * goes once this one goes too. */
     close(w->fd);
