@@ -341,10 +341,11 @@ int http_tls_conn_take(struct http_tls_conn *c, const uint8_t *in, size_t n,
     }
     int rv = 0;
     c->paused = false;
+    bool done_now = false;
     if (!c->ready) {
         int r = SSL_do_handshake(c->ssl);
         if (r == 1) {
-            c->ready = true;
+            c->ready = done_now = true;
         } else {
             rv = tls__result(c, r, errmsg);
         }
@@ -365,7 +366,14 @@ int http_tls_conn_take(struct http_tls_conn *c, const uint8_t *in, size_t n,
         }
         plain->len += (size_t)r;
     }
-    /* The handshake's answer, an alert on failure, or tickets. */
+    /* What TLS 1.3 writes once the client's Finished is in is the session
+     * ticket, which no client waits for: it stays in the write BIO and
+     * leaves with the reply (http_tls_conn_seal), one write and one
+     * wake of the client fewer. Anything else (the handshake's answer, an
+     * alert on failure) goes now. */
+    if (rv == 0 && done_now && SSL_version(c->ssl) == TLS1_3_VERSION) {
+        return 0;
+    }
     int drv = tls__drain(c, out);
     return rv != 0 ? rv : drv;
 }
