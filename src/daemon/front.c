@@ -7,7 +7,10 @@
  * A request's ship starts waking before the request is whole: once its
  * headers are in while its body still comes (host_front_headers), and,
  * over TLS, once the ClientHello names it (host_front_server_name), so
- * that the wake overlaps the body's arrival or the handshake. */
+ * that the wake overlaps the body's arrival or the handshake; the server
+ * asks first whether the name would wake anything
+ * (host_front_server_name_wakes), as only then is the handshake worth
+ * moving off the loop. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,6 +206,24 @@ void host_front_server_name(const char *server_name, void *arg)
             HOSTNAME_LABEL) {
         front__prewake(h, name);
     }
+}
+
+bool host_front_server_name_wakes(const char *server_name, void *arg)
+{
+    struct host *h = arg;
+    char name[STORE_ID_MAX + STORE_NAME_MAX + 2];
+    if (h->cfg.domain == NULL ||
+        hostname_label(server_name, h->cfg.domain, name, sizeof name) !=
+            HOSTNAME_LABEL) {
+        return false;
+    }
+    uint32_t slot = front__servable(h, name);
+    if (slot == REGISTRY_NONE) {
+        return false;
+    }
+    const struct host_ship *s = registry_get(&h->reg, slot)->live;
+    return s == NULL ||
+           (s->core.state != SHIP_AWAKE && s->core.state != SHIP_WAKING);
 }
 
 void host_front_handle(struct http_request *req, void *arg)

@@ -2070,6 +2070,7 @@ int host_run(const struct host_config *cfg)
         .budget = &h->budget,
         .on_headers = host_front_headers,
         .on_server_name = host_front_server_name,
+        .server_name_wakes = host_front_server_name_wakes,
         .hook_arg = h,
     };
     rv = http_server_new(&h->front, &h->loop, &hc, host_front_handle, h);

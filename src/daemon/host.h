@@ -622,9 +622,12 @@ void host_front_handle(struct http_request *req, void *arg);
 
 /* The front door's hooks (http_server_config; arg is the host): a
  * request whose headers are in and whose body still comes, and the
- * server name of a TLS handshake under way, start waking their ship. */
+ * server name of a TLS handshake under way, start waking their ship;
+ * host_front_server_name_wakes says whether the name's ship would wake
+ * (it is servable here and neither awake nor waking). */
 void host_front_headers(const struct http_request *req, void *arg);
 void host_front_server_name(const char *name, void *arg);
+bool host_front_server_name_wakes(const char *name, void *arg);
 
 /* Load the front door's certificate and key again from their files
  * (SIGHUP, POST /v1/tls/reload). Returns 0, BERTH_ENOTFOUND when the

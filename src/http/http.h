@@ -109,6 +109,12 @@ struct http_server_config {
     /* Called, when not NULL, with the server name (SNI) a TLS client asks
      * for, during its handshake; name is valid during the call only. */
     void (*on_server_name)(const char *name, void *arg);
+    /* Return, when not NULL, whether on_server_name would start work on
+     * the loop for name (a sleeping ship's wake), asked before it is
+     * called: only then does the handshake's costly part move to a worker
+     * thread, to overlap that work; otherwise it runs in place, sparing
+     * the hop between threads. NULL: it always moves. */
+    bool (*server_name_wakes)(const char *name, void *arg);
     void *hook_arg; /* the hooks' arg */
 };
 

