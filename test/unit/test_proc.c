@@ -1575,6 +1575,102 @@ static void test_launcher_gone(void **state)
     assert_int_equal(access(path, F_OK), -1);
 }
 
+/* Start path by the launcher without waiting for its reply
+ * (proc_config.start_async). */
+static void spawn_async(struct fx *x, const char *path)
+{
+    alarm(60);
+    char errmsg[ERRMSG_SIZE];
+    struct proc_config cfg = {.path = path,
+                              .name = "t",
+                              .ship_id = "t",
+                              .budget = x->budget,
+                              .start_async = true};
+    assert_true(launcher_running());
+    assert_int_equal(uv_loop_init(&x->loop), 0);
+    assert_int_equal(
+        proc_spawn(&x->p, &x->loop, &cfg, on_frame, on_exit_cb, x, errmsg), 0);
+}
+
+/* The pipes work before the reply is read; the pid comes with it, and the
+ * loop ends once the child is gone (nothing watches the launcher then). */
+static void test_async_start(void **state)
+{
+    struct fx x = {0};
+    spawn_async(&x, "/bin/cat");
+    assert_int_equal(proc_pid(x.p), 0);
+    struct buf f;
+    pattern_frame(&f, 0, 10);
+    assert_int_equal(proc_send(x.p, &f), 0);
+    run_until_frames(&x, 1);
+    assert_int_equal(x.frames, 1);
+    while (proc_pid(x.p) == 0) {
+        uv_run(&x.loop, UV_RUN_ONCE);
+    }
+    pid_t pid = proc_pid(x.p);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    char text[64];
+    assert_true(read_proc_list((int)pid, "cmdline", text, sizeof text) > 0);
+    assert_string_equal(text, "/bin/cat");
+    proc_kill(x.p, "test over");
+    run_until_gone(&x);
+    assert_false(x.clean);
+    assert_int_equal(access(path, F_OK), -1);
+}
+
+/* A kill before the reply waits for it: the child is killed and reaped
+ * then, and the exit says the kill's reason. */
+static void test_async_kill_before_reply(void **state)
+{
+    struct fx x = {0};
+    spawn_async(&x, "/bin/cat");
+    assert_int_equal(proc_pid(x.p), 0);
+    proc_kill(x.p, "early");
+    run_until_gone(&x);
+    assert_false(x.clean);
+    assert_string_equal(x.why, "killed: early");
+}
+
+/* A program that cannot be executed ends like one that exited. */
+static void test_async_exec_failure(void **state)
+{
+    struct fx x = {0};
+    script(&x, "exit 0");
+    chmod(x.script, 0600);
+    spawn_async(&x, x.script);
+    run_until_gone(&x);
+    assert_false(x.clean);
+    assert_string_equal(x.why, "could not start: Permission denied");
+    unlink(x.script);
+}
+
+/* A start that waits for its reply, after one that does not: each gets
+ * its own child. */
+static void test_async_then_waiting_start(void **state)
+{
+    struct fx a = {0};
+    spawn_async(&a, "/bin/cat");
+    struct fx b = {0};
+    spawn(&b, "/bin/cat");
+    assert_true(proc_pid(b.p) > 0);
+    struct fx *both[] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        struct buf f;
+        pattern_frame(&f, 0, 10);
+        assert_int_equal(proc_send(both[i]->p, &f), 0);
+        run_until_frames(both[i], 1);
+        assert_int_equal(both[i]->frames, 1);
+    }
+    /* The reply to a's start was read by b's. */
+    assert_true(proc_pid(a.p) > 0);
+    assert_int_not_equal(proc_pid(a.p), proc_pid(b.p));
+    for (int i = 0; i < 2; i++) {
+        proc_kill(both[i]->p, "test over");
+        run_until_gone(both[i]);
+    }
+}
+
 int main(void)
 {
     /* As the host does: the child must not inherit it. */
@@ -1623,6 +1719,18 @@ int main(void)
     char errmsg[ERRMSG_SIZE];
     assert_int_equal(launcher_start(errmsg), 0);
     failed += cmocka_run_group_tests_name("launcher", tests, NULL, NULL);
+    const struct CMUnitTest async[] = {
+        cmocka_unit_test(test_async_then_waiting_start),
+        cmocka_unit_test(test_async_start),
+        cmocka_unit_test(test_async_kill_before_reply),
+        cmocka_unit_test(test_async_exec_failure),
+    };
+    /* A launcher of its own: one test of the group before may have
+     * killed the last. */
+    launcher_stop();
+    assert_int_equal(launcher_start(errmsg), 0);
+    failed +=
+        cmocka_run_group_tests_name("launcher, no wait", async, NULL, NULL);
     launcher_stop();
     const struct CMUnitTest gone[] = {
         cmocka_unit_test(test_launcher_gone),
