@@ -385,7 +385,7 @@ int launcher_fd(void)
     return launcher__ctl;
 }
 
-int launcher_reply(bool wait, pid_t *pid)
+int launcher_reply(bool wait, pid_t *pid, int *err)
 {
     if (launcher__ctl < 0) {
         return ESRCH;
@@ -403,6 +403,8 @@ int launcher_reply(bool wait, pid_t *pid)
     if (n != (ssize_t)sizeof r) {
         return launcher__lost();
     }
+    *err = r[0];
+    *pid = 0;
     if (r[0] != 0) {
         if (r[1] > 0) {
             /* The child could not exec and has exited: it is ours to
@@ -410,7 +412,7 @@ int launcher_reply(bool wait, pid_t *pid)
             while (waitpid(r[1], NULL, 0) < 0 && errno == EINTR) {
             }
         }
-        return r[0];
+        return 0;
     }
     *pid = r[1];
     return 0;
@@ -418,6 +420,10 @@ int launcher_reply(bool wait, pid_t *pid)
 
 int launcher_spawn(const struct spawn_job *job, pid_t *pid)
 {
+    int err = 0;
     int e = launcher_send(job);
-    return e != 0 ? e : launcher_reply(true, pid);
+    if (e == 0) {
+        e = launcher_reply(true, pid, &err);
+    }
+    return e != 0 ? e : err;
 }

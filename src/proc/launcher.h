@@ -54,12 +54,18 @@ int launcher_spawn(const struct spawn_job *job, pid_t *pid);
  * no launcher any more. Everything passed stays the caller's. */
 int launcher_send(const struct spawn_job *job);
 
-/* Read the reply to the oldest request not yet answered: waiting for it,
- * or, without wait, EAGAIN when it has not come. Otherwise as
- * launcher_spawn: 0 with *pid set, the errno of a failed exec (its child
- * reaped), or ESRCH when the launcher is gone (forgotten, its socket
- * closed). */
-int launcher_reply(bool wait, pid_t *pid);
+/* Read the reply to the oldest request not yet answered, waiting for it
+ * with wait. Returns 0 once a reply is read, with *err the start's
+ * outcome: 0 with *pid set (the child is the caller's), or the errno of a
+ * failed start (its child, if one was made, reaped; EAGAIN among them
+ * when the kernel refused a process), *pid then 0. Otherwise, nothing
+ * read: EAGAIN when, without wait, the reply has not come yet, or ESRCH
+ * when the launcher is gone (forgotten, its socket closed). The two are
+ * kept apart because a start refused with EAGAIN must still end its
+ * request: mistaking that reply for "not yet" would leave its start
+ * waiting for ever and hand every later reply to the request before
+ * it. */
+int launcher_reply(bool wait, pid_t *pid, int *err);
 
 /* Return the launcher's socket, readable once a reply has come, or -1
  * when there is no launcher. It stays the launcher module's: a watcher

@@ -229,14 +229,22 @@ static void proc__free(struct proc *p)
     mem_free(p);
 }
 
+/* A proc is gone once its handles are closed. One whose start still
+ * awaits the launcher's reply is gone too if it was killed (its exit is
+ * said now, as a kill must end it even if the reply never comes) or its
+ * proc_spawn failed; it stays in memory, holding its uid and working
+ * directory, until the reply says which child to kill (proc__started). */
 static void proc__maybe_gone(struct proc *p)
 {
-    if (p->state == PROC_GONE || p->open_handles > 0 || p->starting) {
+    if (p->state == PROC_GONE || p->open_handles > 0 ||
+        (p->starting && !p->killed && !p->spawn_failed)) {
         return;
     }
     p->state = PROC_GONE;
     if (p->spawn_failed) {
-        proc__free(p);
+        if (!p->starting) {
+            proc__free(p);
+        }
         return;
     }
     int clean = !p->killed && p->exited && !p->status_lost &&
@@ -256,7 +264,9 @@ static void proc__maybe_gone(struct proc *p)
     }
     p->on_exit(p, p->why != NULL ? p->why : why, clean, p->arg);
     atomic_fetch_sub(&proc__alive, 1);
-    proc__free(p);
+    if (!p->starting) {
+        proc__free(p);
+    }
 }
 
 static void proc__close_cb(uv_handle_t *h)
@@ -334,6 +344,8 @@ static void proc__signal_kill(struct proc *p)
     }
 }
 
+static void proc__close_err(struct proc *p);
+
 /* Kill for a reason that is a literal, so that no allocation can fail. */
 static void proc__kill_static(struct proc *p, const char *why)
 {
@@ -344,6 +356,12 @@ static void proc__kill_static(struct proc *p, const char *why)
     p->why = why;
     proc__signal_kill(p);
     proc__die(p);
+    if (p->starting) {
+        /* No child to wait for yet, and the reply may be long in coming
+         * (or never come, from a launcher that hangs): the proc ends with
+         * its handles, its child is killed once the reply names it. */
+        proc__close_err(p);
+    }
 }
 
 void proc_kill(struct proc *p, const char *why)
@@ -351,13 +369,17 @@ void proc_kill(struct proc *p, const char *why)
     if (p->state != PROC_RUNNING) {
         return;
     }
-    size_t n = strlen(why) + sizeof "killed: ";
+    /* A start the launcher has not answered yet is said, as a launcher
+     * that does not answer is the host's trouble, not the program's. */
+    const char *unanswered =
+        p->starting ? "; the launcher had not answered its start" : "";
+    size_t n = strlen(why) + strlen(unanswered) + sizeof "killed: ";
     char *copy = mem_alloc(n);
     if (copy == NULL) {
         proc__kill_static(p, "killed (reason lost: host out of memory)");
         return;
     }
-    snprintf(copy, n, "killed: %s", why);
+    snprintf(copy, n, "killed: %s%s", why, unanswered);
     proc__kill_static(p, copy);
     p->why_owned = true;
 }
@@ -1219,14 +1241,19 @@ static void proc__end_now(struct proc *p);
 static void proc__started(struct proc *p, int e, pid_t pid)
 {
     p->starting = false;
-    if (p->spawn_failed) {
-        /* proc_spawn failed after sending the request: the child only
-         * needs to go. */
+    if (p->spawn_failed || p->state == PROC_GONE) {
+        /* proc_spawn failed after sending the request, or a kill ended the
+         * proc before the reply: the child only needs to go, and then the
+         * uid and directory it held. */
         if (e == 0) {
             p->pid = pid;
             proc__end_now(p);
         }
-        proc__maybe_gone(p);
+        if (p->state == PROC_GONE) {
+            proc__free(p);
+        } else {
+            proc__maybe_gone(p);
+        }
         return;
     }
     int pidfd = -1;
@@ -1282,9 +1309,10 @@ static void proc__watch_cb(uv_poll_t *h, int status, int events)
 {
     while (proc__starts != NULL) {
         pid_t pid = 0;
-        int e = launcher_reply(false, &pid);
+        int err = 0;
+        int e = launcher_reply(false, &pid, &err);
         if (e == EAGAIN) {
-            break;
+            break; /* not come yet; a refused start's EAGAIN is err */
         }
         if (e == ESRCH) {
             /* Gone: no reply will come, to any of them. */
@@ -1294,7 +1322,7 @@ static void proc__watch_cb(uv_poll_t *h, int status, int events)
             }
             break;
         }
-        proc__started(proc__starts_pop(), e, pid);
+        proc__started(proc__starts_pop(), err, pid);
     }
     proc__watch_settle();
 }
@@ -1336,12 +1364,13 @@ static int proc__starts_add(struct proc *p, uv_loop_t *loop)
  * replies to the starts queued before it to them; as launcher_reply. */
 static int proc__await(pid_t *pid)
 {
-    int e;
     for (;;) {
         pid_t got = 0;
-        e = launcher_reply(true, &got);
+        int err = 0;
+        int e = launcher_reply(true, &got, &err);
         struct proc *q = proc__starts_pop();
-        if (e == ESRCH) {
+        if (e != 0) {
+            /* Gone: no reply will come, to any of them. */
             while (q != NULL) {
                 proc__started(q, ESRCH, 0);
                 q = proc__starts_pop();
@@ -1351,12 +1380,12 @@ static int proc__await(pid_t *pid)
         }
         if (q == NULL) {
             proc__watch_settle();
-            if (e == 0) {
+            if (err == 0) {
                 *pid = got;
             }
-            return e;
+            return err;
         }
-        proc__started(q, e, got);
+        proc__started(q, err, got);
     }
 }
 

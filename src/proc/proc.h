@@ -140,10 +140,13 @@ struct proc_config {
     struct caps caps;
     /* Started by the launcher, proc_spawn returns once the request is
      * sent, not once the child has exec'd: the reply is read from the
-     * loop, and until then proc_pid says 0 and a kill waits for it (the
-     * pipes work at once). A child that cannot start then ends like one
-     * that exited, "could not start: <why>". Without a launcher, the start
-     * is whole before proc_spawn returns, as when this is false. */
+     * loop, and until then proc_pid says 0 (the pipes work at once). A
+     * child that cannot start then ends like one that exited, "could not
+     * start: <why>". A kill before the reply ends the proc at once (its
+     * exit says the launcher had not answered), whether or not a reply
+     * ever comes; the child it names, if it comes, is killed then.
+     * Without a launcher, the start is whole before proc_spawn returns,
+     * as when this is false. */
     bool start_async;
 };
 
