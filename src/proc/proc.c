@@ -105,9 +105,13 @@ struct proc {
     bool caps_dirty : 1;    /* caps changed while the attach ran */
     bool over_memory : 1;   /* the kernel killed in it over its memory cap */
     bool starting : 1;      /* awaiting the launcher's reply: no pid yet */
+    bool input_held : 1;    /* proc_send holds frames (held) */
     struct caps caps;
     struct proc *pending_next; /* in proc__pending while attach_pending */
     struct proc *start_next;   /* in proc__starts while starting */
+    /* Frames after the first, held from an asynchronous start until the
+     * program is in its cgroups (proc_send, proc__release_input). */
+    struct proc__write *held, **held_tail;
     uv_loop_t *loop;
     pid_t pid;
     uint32_t err_rate;       /* stderr bytes a second */
@@ -130,6 +134,8 @@ struct proc__write {
     uint8_t *data;
     struct budget *budget; /* where its bytes are counted, or NULL */
     uint64_t counted;
+    size_t len;               /* while held: the frame's length */
+    struct proc__write *next; /* while held: the next frame held */
 };
 
 static void proc__write_cb(uv_write_t *req, int status)
@@ -140,6 +146,52 @@ static void proc__write_cb(uv_write_t *req, int status)
     budget_sub(w->budget, w->counted, false);
     mem_free(w->data);
     mem_free(w);
+}
+
+/* Drop the frames held while starting: the child will not read them. */
+static void proc__drop_held(struct proc *p)
+{
+    while (p->held != NULL) {
+        struct proc__write *w = p->held;
+        p->held = w->next;
+        proc__write_cb(&w->req, UV_ECANCELED);
+    }
+    p->held_tail = &p->held;
+}
+
+/* Write the frames held while starting, in order, behind what the pipe
+ * has; 0, or a libuv error (the rest dropped). */
+static int proc__write_held(struct proc *p)
+{
+    int rv = 0;
+    while (p->held != NULL && rv == 0) {
+        struct proc__write *w = p->held;
+        p->held = w->next;
+        uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+        rv = uv_write(&w->req, (uv_stream_t *)&p->in, &b, 1, proc__write_cb);
+        if (rv != 0) {
+            proc__write_cb(&w->req, rv);
+        }
+    }
+    proc__drop_held(p);
+    return rv;
+}
+
+static void proc__kill_static(struct proc *p, const char *why);
+
+/* Write what proc_send held, and hold nothing more; false when that
+ * failed and the proc was killed. */
+static bool proc__release_input(struct proc *p)
+{
+    if (!p->input_held) {
+        return true;
+    }
+    p->input_held = false;
+    if (p->state == PROC_RUNNING && proc__write_held(p) != 0) {
+        proc__kill_static(p, "killed: its input cannot be written");
+        return false;
+    }
+    return true;
 }
 
 struct proc__purge {
@@ -217,6 +269,7 @@ static void proc__refill(uv_loop_t *loop)
 /* Free the proc and what it owns; its handles are closed. */
 static void proc__free(struct proc *p)
 {
+    proc__drop_held(p);
     proc__remove_dir(p);
     harden_uid_give(p->uid);
     if (p->why_owned) {
@@ -301,12 +354,15 @@ static void proc__close_poll(uv_poll_t *h)
 
 /* Enter DYING: stop talking to the child. The pidfd is watched until the
  * child is reaped, so no zombie is left behind. */
+static void proc__drop_held(struct proc *p);
+
 static void proc__die(struct proc *p)
 {
     if (p->state != PROC_RUNNING) {
         return;
     }
     p->state = PROC_DYING;
+    proc__drop_held(p);
     proc__close((uv_handle_t *)&p->in);
     proc__close((uv_handle_t *)&p->out);
 }
@@ -454,7 +510,7 @@ void proc_resume(struct proc *p)
         return;
     }
     p->paused = false;
-    if (p->state == PROC_RUNNING) {
+    if (p->state == PROC_RUNNING && !p->starting) {
         uv_read_start((uv_stream_t *)&p->out, proc__alloc_cb, proc__read_cb);
     }
 }
@@ -981,6 +1037,8 @@ static void proc__attach_done(uv_work_t *req, int status)
     p->capped = capped;
     p->attach_pending = false;
     proc__pending_remove(p);
+    /* In its cgroups (or never to be): its held input may go. */
+    proc__release_input(p);
     /* What the move missed of this program (or of one before) is still
      * in staging, under a cap all programs share: it goes. */
     cgcaps_stage_sweep(proc__stage_keep, NULL);
@@ -1167,6 +1225,7 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int in,
         e = launcher_send(&job);
         if (e == 0) {
             p->starting = true;
+            p->input_held = true;
             return 0;
         }
     } else if ((e = launcher_send(&job)) == 0) {
@@ -1284,6 +1343,12 @@ static void proc__started(struct proc *p, int e, pid_t pid)
         proc__attach_start(p, p->loop);
         if (p->state != PROC_RUNNING) {
             proc__signal_kill(p);
+        } else if (!p->attach_pending && !proc__release_input(p)) {
+            /* Killed. */
+        } else if (!p->paused &&
+                   uv_read_start((uv_stream_t *)&p->out, proc__alloc_cb,
+                                 proc__read_cb) != 0) {
+            proc__kill_static(p, "killed: its output cannot be read");
         }
         return;
     }
@@ -1409,6 +1474,7 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
         return BERTH_ENOMEM;
     }
     p->uid = -1;
+    p->held_tail = &p->held;
     p->name = mem_strdup(cfg->name);
     if (p->name == NULL) {
         err_printf(errmsg, "out of memory");
@@ -1480,6 +1546,7 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
     if (e == 0 && p->starting && proc__starts_add(p, loop) != 0) {
         /* The reply cannot be watched for: waited for here. */
         p->starting = false;
+        p->input_held = false;
         e = proc__await(&p->pid);
     }
     /* The child has its copies; holding ours would hide its EOF. */
@@ -1553,8 +1620,12 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
     uv_timer_init(loop, &p->err_timer);
     p->err_timer.data = p;
     p->open_handles++;
-    if ((rv = uv_read_start((uv_stream_t *)&p->out, proc__alloc_cb,
-                            proc__read_cb)) != 0 ||
+    /* A start awaiting its reply has its frames read once the reply is
+     * in (proc__started): none is handled before its pid is known and its
+     * move into its cgroups under way, as when the start waits. */
+    if ((!p->starting &&
+         (rv = uv_read_start((uv_stream_t *)&p->out, proc__alloc_cb,
+                             proc__read_cb)) != 0) ||
         (rv = uv_poll_start(&p->err, UV_READABLE, proc__err_cb)) != 0 ||
         (!p->starting &&
          (rv = uv_poll_start(&p->exit, UV_READABLE, proc__exit_cb)) != 0)) {
@@ -1632,6 +1703,26 @@ int proc_send(struct proc *p, struct buf *frame)
 {
     if (p->state != PROC_RUNNING) {
         return BERTH_ESHUTDOWN;
+    }
+    if (p->input_held) {
+        /* Held until the program is in its cgroups: one that had its
+         * first event sooner could run it before its move (a fork bomb
+         * in it would grow under staging's shared cap, not its own). */
+        struct proc__write *h = mem_alloc(sizeof *h);
+        if (h == NULL) {
+            return BERTH_ENOMEM;
+        }
+        h->req.data = h;
+        h->data = frame->data;
+        h->len = frame->len;
+        h->budget = p->budget;
+        h->counted = frame->cap;
+        h->next = NULL;
+        budget_add(h->budget, h->counted, false);
+        *p->held_tail = h;
+        p->held_tail = &h->next;
+        buf_init(frame);
+        return 0;
     }
     uv_buf_t b = uv_buf_init((char *)frame->data, (unsigned)frame->len);
     /* Most frames fit in the pipe at once: written now, they need no

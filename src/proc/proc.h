@@ -140,7 +140,10 @@ struct proc_config {
     struct caps caps;
     /* Started by the launcher, proc_spawn returns once the request is
      * sent, not once the child has exec'd: the reply is read from the
-     * loop, and until then proc_pid says 0 (the pipes work at once). A
+     * loop, and until then proc_pid says 0. The first frame
+     * (proc_config.first) is in its stdin at once; the frames proc_send
+     * is given meanwhile, and those the program writes, wait for the
+     * reply. A
      * child that cannot start then ends like one that exited, "could not
      * start: <why>". A kill before the reply ends the proc at once (its
      * exit says the launcher had not answered), whether or not a reply

@@ -1593,8 +1593,9 @@ static void spawn_async(struct fx *x, const char *path)
         proc_spawn(&x->p, &x->loop, &cfg, on_frame, on_exit_cb, x, errmsg), 0);
 }
 
-/* The pipes work before the reply is read; the pid comes with it, and the
- * loop ends once the child is gone (nothing watches the launcher then). */
+/* A frame sent before the reply is held until the reply has brought the
+ * pid, and the program's frames are read from then on; the loop ends once
+ * the child is gone (nothing watches the launcher then). */
 static void test_async_start(void **state)
 {
     struct fx x = {0};
@@ -1605,10 +1606,8 @@ static void test_async_start(void **state)
     assert_int_equal(proc_send(x.p, &f), 0);
     run_until_frames(&x, 1);
     assert_int_equal(x.frames, 1);
-    while (proc_pid(x.p) == 0) {
-        uv_run(&x.loop, UV_RUN_ONCE);
-    }
     pid_t pid = proc_pid(x.p);
+    assert_true(pid > 0);
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
     char text[64];
@@ -1620,8 +1619,9 @@ static void test_async_start(void **state)
     assert_int_equal(access(path, F_OK), -1);
 }
 
-/* A kill before the reply waits for it: the child is killed and reaped
- * then, and the exit says the kill's reason. */
+/* A kill before the reply ends the proc at once, its exit saying the
+ * kill's reason and that the launcher had not answered; the child is
+ * killed and reaped when the reply comes. */
 static void test_async_kill_before_reply(void **state)
 {
     struct fx x = {0};
