@@ -109,8 +109,8 @@ struct proc {
     struct caps caps;
     struct proc *pending_next; /* in proc__pending while attach_pending */
     struct proc *start_next;   /* in proc__starts while starting */
-    /* Frames after the first, held from an asynchronous start until the
-     * program is in its cgroups (proc_send, proc__release_input). */
+    /* Frames after the first, held from an asynchronous start until its
+     * reply is in (proc_send, proc__release_input). */
     struct proc__write *held, **held_tail;
     uv_loop_t *loop;
     pid_t pid;
@@ -1037,8 +1037,6 @@ static void proc__attach_done(uv_work_t *req, int status)
     p->capped = capped;
     p->attach_pending = false;
     proc__pending_remove(p);
-    /* In its cgroups (or never to be): its held input may go. */
-    proc__release_input(p);
     /* What the move missed of this program (or of one before) is still
      * in staging, under a cap all programs share: it goes. */
     cgcaps_stage_sweep(proc__stage_keep, NULL);
@@ -1343,7 +1341,7 @@ static void proc__started(struct proc *p, int e, pid_t pid)
         proc__attach_start(p, p->loop);
         if (p->state != PROC_RUNNING) {
             proc__signal_kill(p);
-        } else if (!p->attach_pending && !proc__release_input(p)) {
+        } else if (!proc__release_input(p)) {
             /* Killed. */
         } else if (!p->paused &&
                    uv_read_start((uv_stream_t *)&p->out, proc__alloc_cb,
@@ -1705,9 +1703,13 @@ int proc_send(struct proc *p, struct buf *frame)
         return BERTH_ESHUTDOWN;
     }
     if (p->input_held) {
-        /* Held until the program is in its cgroups: one that had its
-         * first event sooner could run it before its move (a fork bomb
-         * in it would grow under staging's shared cap, not its own). */
+        /* Held until the reply is in and the move into its cgroups is
+         * queued, as when the start waited: the program's first event
+         * would otherwise race a move not even begun (a fork bomb in it
+         * grows under staging's shared cap until the move). Holding it
+         * until the move is done would cost every wake spaced out from
+         * the last the move's wait for an RCU grace period (freezer.c),
+         * about 10 ms. */
         struct proc__write *h = mem_alloc(sizeof *h);
         if (h == NULL) {
             return BERTH_ENOMEM;
