@@ -354,8 +354,6 @@ static void proc__close_poll(uv_poll_t *h)
 
 /* Enter DYING: stop talking to the child. The pidfd is watched until the
  * child is reaped, so no zombie is left behind. */
-static void proc__drop_held(struct proc *p);
-
 static void proc__die(struct proc *p)
 {
     if (p->state != PROC_RUNNING) {
