@@ -669,6 +669,9 @@ static int ship__env_spawn(void *data, struct fleet_ship *c, struct buf *boot,
         .network = s->network,
         .caps = s->caps,
         .on_stderr = ship__on_stderr,
+        /* The loop goes on while the launcher starts the program; the
+         * program's pipes work at once. */
+        .start_async = true,
     };
     s->log_failed = false;
     int rv = proc_spawn(&s->proc, &h->loop, &pc, ship__on_frame, ship__on_exit,
@@ -1210,8 +1213,10 @@ json_t *host_ship_json(struct host *h, uint32_t slot)
         o, "stderr_dropped_bytes",
         json_integer(s && s->proc ? (json_int_t)proc_stderr_dropped(s->proc)
                                   : 0));
-    json_object_set_new(
-        o, "pid", s && s->proc ? json_integer(proc_pid(s->proc)) : json_null());
+    json_object_set_new(o, "pid",
+                        s && s->proc && proc_pid(s->proc) > 0
+                            ? json_integer(proc_pid(s->proc))
+                            : json_null());
     json_object_set_new(o, "caps", ship__caps_json(h, &rec, s));
     struct store_usage usage;
     if (store_ship_usage(h->store, e->sid, &usage) == 0) {

@@ -1,6 +1,7 @@
 #include "proc/launcher.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -314,7 +315,18 @@ static int launcher__put_vec(uint8_t *buf, size_t *off, char *const *vec)
     return 0;
 }
 
-int launcher_spawn(const struct spawn_job *job, pid_t *pid)
+/* Wait until the socket is ready for events (it may be non-blocking);
+ * false when poll fails. */
+static bool launcher__wait(short events)
+{
+    struct pollfd pfd = {.fd = launcher__ctl, .events = events};
+    int r;
+    while ((r = poll(&pfd, 1, -1)) < 0 && errno == EINTR) {
+    }
+    return r > 0;
+}
+
+int launcher_send(const struct spawn_job *job)
 {
     static uint8_t buf[LAUNCHER__MSG_MAX];
     size_t off = 0;
@@ -356,18 +368,43 @@ int launcher_spawn(const struct spawn_job *job, pid_t *pid)
     int fds[3] = {job->in, job->out, job->errw};
     memcpy(CMSG_DATA(h), fds, sizeof fds);
     ssize_t n;
+    /* A watch of the socket's replies (launcher_fd) makes it
+     * non-blocking: a full socket is waited for here. */
     while ((n = sendmsg(launcher__ctl, &m, MSG_NOSIGNAL)) < 0 &&
-           errno == EINTR) {
+           (errno == EINTR || ((errno == EAGAIN || errno == EWOULDBLOCK) &&
+                               launcher__wait(POLLOUT)))) {
     }
     if (n < 0) {
         return launcher__lost();
     }
+    return 0;
+}
+
+int launcher_fd(void)
+{
+    return launcher__ctl;
+}
+
+int launcher_reply(bool wait, pid_t *pid, int *err)
+{
+    if (launcher__ctl < 0) {
+        return ESRCH;
+    }
     int32_t r[2];
-    while ((n = recv(launcher__ctl, r, sizeof r, 0)) < 0 && errno == EINTR) {
+    ssize_t n;
+    while (
+        (n = recv(launcher__ctl, r, sizeof r, wait ? 0 : MSG_DONTWAIT)) < 0 &&
+        (errno == EINTR || (wait && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+                            launcher__wait(POLLIN)))) {
+    }
+    if (n < 0 && !wait && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        return EAGAIN;
     }
     if (n != (ssize_t)sizeof r) {
         return launcher__lost();
     }
+    *err = r[0];
+    *pid = 0;
     if (r[0] != 0) {
         if (r[1] > 0) {
             /* The child could not exec and has exited: it is ours to
@@ -375,8 +412,18 @@ int launcher_spawn(const struct spawn_job *job, pid_t *pid)
             while (waitpid(r[1], NULL, 0) < 0 && errno == EINTR) {
             }
         }
-        return r[0];
+        return 0;
     }
     *pid = r[1];
     return 0;
+}
+
+int launcher_spawn(const struct spawn_job *job, pid_t *pid)
+{
+    int err = 0;
+    int e = launcher_send(job);
+    if (e == 0) {
+        e = launcher_reply(true, pid, &err);
+    }
+    return e != 0 ? e : err;
 }

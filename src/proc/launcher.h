@@ -18,8 +18,10 @@
  * run, as freezer_kill_run does with the state it inherited at its fork,
  * and exits: a program dies with the host by itself, but not what it
  * started, nor a program that a cgroup v1 freezer holds. So the host starts
- * it after proc_setup. The request is a blocking round trip on the loop
- * thread, as the wait for the child's exec is. */
+ * it after proc_setup. The request is a round trip that includes the
+ * child's exec; a caller on a loop may send it (launcher_send) and read the
+ * reply when the socket is readable (launcher_reply), rather than hold its
+ * loop for it. */
 #ifndef BERTH_PROC_LAUNCHER_H
 #define BERTH_PROC_LAUNCHER_H
 
@@ -45,6 +47,30 @@ bool launcher_running(void);
  * then forgotten and the caller starts the program itself). Everything
  * passed stays the caller's. */
 int launcher_spawn(const struct spawn_job *job, pid_t *pid);
+
+/* Send the launcher the request to start job, as launcher_spawn does,
+ * without waiting for its reply: launcher_reply reads it, and replies come
+ * in the order of their requests. Returns 0, E2BIG, or ESRCH when there is
+ * no launcher any more. Everything passed stays the caller's. */
+int launcher_send(const struct spawn_job *job);
+
+/* Read the reply to the oldest request not yet answered, waiting for it
+ * with wait. Returns 0 once a reply is read, with *err the start's
+ * outcome: 0 with *pid set (the child is the caller's), or the errno of a
+ * failed start (its child, if one was made, reaped; EAGAIN among them
+ * when the kernel refused a process), *pid then 0. Otherwise, nothing
+ * read: EAGAIN when, without wait, the reply has not come yet, or ESRCH
+ * when the launcher is gone (forgotten, its socket closed). The two are
+ * kept apart because a start refused with EAGAIN must still end its
+ * request: mistaking that reply for "not yet" would leave its start
+ * waiting for ever and hand every later reply to the request before
+ * it. */
+int launcher_reply(bool wait, pid_t *pid, int *err);
+
+/* Return the launcher's socket, readable once a reply has come, or -1
+ * when there is no launcher. It stays the launcher module's: a watcher
+ * watches a dup of it, as the socket closes when the launcher is lost. */
+int launcher_fd(void);
 
 /* Return the launcher's process id, or 0 when there is none. */
 pid_t launcher_pid(void);

@@ -104,8 +104,15 @@ struct proc {
     bool capped : 1;        /* its caps' cgroups hold it */
     bool caps_dirty : 1;    /* caps changed while the attach ran */
     bool over_memory : 1;   /* the kernel killed in it over its memory cap */
+    bool starting : 1;      /* awaiting the launcher's reply: no pid yet */
+    bool input_held : 1;    /* proc_send holds frames (held) */
     struct caps caps;
     struct proc *pending_next; /* in proc__pending while attach_pending */
+    struct proc *start_next;   /* in proc__starts while starting */
+    /* Frames after the first, held from an asynchronous start until its
+     * reply is in (proc_send, proc__release_input). */
+    struct proc__write *held, **held_tail;
+    uv_loop_t *loop;
     pid_t pid;
     uint32_t err_rate;       /* stderr bytes a second */
     uint64_t err_burst;      /* stderr credit at most, in byte-ns */
@@ -127,6 +134,8 @@ struct proc__write {
     uint8_t *data;
     struct budget *budget; /* where its bytes are counted, or NULL */
     uint64_t counted;
+    size_t len;               /* while held: the frame's length */
+    struct proc__write *next; /* while held: the next frame held */
 };
 
 static void proc__write_cb(uv_write_t *req, int status)
@@ -137,6 +146,52 @@ static void proc__write_cb(uv_write_t *req, int status)
     budget_sub(w->budget, w->counted, false);
     mem_free(w->data);
     mem_free(w);
+}
+
+/* Drop the frames held while starting: the child will not read them. */
+static void proc__drop_held(struct proc *p)
+{
+    while (p->held != NULL) {
+        struct proc__write *w = p->held;
+        p->held = w->next;
+        proc__write_cb(&w->req, UV_ECANCELED);
+    }
+    p->held_tail = &p->held;
+}
+
+/* Write the frames held while starting, in order, behind what the pipe
+ * has; 0, or a libuv error (the rest dropped). */
+static int proc__write_held(struct proc *p)
+{
+    int rv = 0;
+    while (p->held != NULL && rv == 0) {
+        struct proc__write *w = p->held;
+        p->held = w->next;
+        uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+        rv = uv_write(&w->req, (uv_stream_t *)&p->in, &b, 1, proc__write_cb);
+        if (rv != 0) {
+            proc__write_cb(&w->req, rv);
+        }
+    }
+    proc__drop_held(p);
+    return rv;
+}
+
+static void proc__kill_static(struct proc *p, const char *why);
+
+/* Write what proc_send held, and hold nothing more; false when that
+ * failed and the proc was killed. */
+static bool proc__release_input(struct proc *p)
+{
+    if (!p->input_held) {
+        return true;
+    }
+    p->input_held = false;
+    if (p->state == PROC_RUNNING && proc__write_held(p) != 0) {
+        proc__kill_static(p, "killed: its input cannot be written");
+        return false;
+    }
+    return true;
 }
 
 struct proc__purge {
@@ -214,6 +269,7 @@ static void proc__refill(uv_loop_t *loop)
 /* Free the proc and what it owns; its handles are closed. */
 static void proc__free(struct proc *p)
 {
+    proc__drop_held(p);
     proc__remove_dir(p);
     harden_uid_give(p->uid);
     if (p->why_owned) {
@@ -226,14 +282,22 @@ static void proc__free(struct proc *p)
     mem_free(p);
 }
 
+/* A proc is gone once its handles are closed. One whose start still
+ * awaits the launcher's reply is gone too if it was killed (its exit is
+ * said now, as a kill must end it even if the reply never comes) or its
+ * proc_spawn failed; it stays in memory, holding its uid and working
+ * directory, until the reply says which child to kill (proc__started). */
 static void proc__maybe_gone(struct proc *p)
 {
-    if (p->state == PROC_GONE || p->open_handles > 0) {
+    if (p->state == PROC_GONE || p->open_handles > 0 ||
+        (p->starting && !p->killed && !p->spawn_failed)) {
         return;
     }
     p->state = PROC_GONE;
     if (p->spawn_failed) {
-        proc__free(p);
+        if (!p->starting) {
+            proc__free(p);
+        }
         return;
     }
     int clean = !p->killed && p->exited && !p->status_lost &&
@@ -253,7 +317,9 @@ static void proc__maybe_gone(struct proc *p)
     }
     p->on_exit(p, p->why != NULL ? p->why : why, clean, p->arg);
     atomic_fetch_sub(&proc__alive, 1);
-    proc__free(p);
+    if (!p->starting) {
+        proc__free(p);
+    }
 }
 
 static void proc__close_cb(uv_handle_t *h)
@@ -294,6 +360,7 @@ static void proc__die(struct proc *p)
         return;
     }
     p->state = PROC_DYING;
+    proc__drop_held(p);
     proc__close((uv_handle_t *)&p->in);
     proc__close((uv_handle_t *)&p->out);
 }
@@ -304,6 +371,9 @@ static void proc__die(struct proc *p)
  * what left the group. */
 static void proc__kill_rest(struct proc *p)
 {
+    if (p->pid <= 0) {
+        return; /* not started yet: killed once its start is known */
+    }
     if (kill(-p->pid, SIGKILL) != 0) {
         kill(p->pid, SIGKILL);
     }
@@ -328,6 +398,8 @@ static void proc__signal_kill(struct proc *p)
     }
 }
 
+static void proc__close_err(struct proc *p);
+
 /* Kill for a reason that is a literal, so that no allocation can fail. */
 static void proc__kill_static(struct proc *p, const char *why)
 {
@@ -338,6 +410,12 @@ static void proc__kill_static(struct proc *p, const char *why)
     p->why = why;
     proc__signal_kill(p);
     proc__die(p);
+    if (p->starting) {
+        /* No child to wait for yet, and the reply may be long in coming
+         * (or never come, from a launcher that hangs): the proc ends with
+         * its handles, its child is killed once the reply names it. */
+        proc__close_err(p);
+    }
 }
 
 void proc_kill(struct proc *p, const char *why)
@@ -345,13 +423,17 @@ void proc_kill(struct proc *p, const char *why)
     if (p->state != PROC_RUNNING) {
         return;
     }
-    size_t n = strlen(why) + sizeof "killed: ";
+    /* A start the launcher has not answered yet is said, as a launcher
+     * that does not answer is the host's trouble, not the program's. */
+    const char *unanswered =
+        p->starting ? "; the launcher had not answered its start" : "";
+    size_t n = strlen(why) + strlen(unanswered) + sizeof "killed: ";
     char *copy = mem_alloc(n);
     if (copy == NULL) {
         proc__kill_static(p, "killed (reason lost: host out of memory)");
         return;
     }
-    snprintf(copy, n, "killed: %s", why);
+    snprintf(copy, n, "killed: %s%s", why, unanswered);
     proc__kill_static(p, copy);
     p->why_owned = true;
 }
@@ -426,7 +508,7 @@ void proc_resume(struct proc *p)
         return;
     }
     p->paused = false;
-    if (p->state == PROC_RUNNING) {
+    if (p->state == PROC_RUNNING && !p->starting) {
         uv_read_start((uv_stream_t *)&p->out, proc__alloc_cb, proc__read_cb);
     }
 }
@@ -836,6 +918,13 @@ static void proc__exit_cb(uv_poll_t *h, int status, int events)
 
 /* --- the cgroup, attached off the loop --- */
 
+/* Procs whose start request went to the launcher unanswered, oldest
+ * first (the order of the replies), and the watch of the launcher's
+ * socket (a dup of it) while there are any. */
+static struct proc *proc__starts;
+static struct proc **proc__starts_tail = &proc__starts;
+static uv_poll_t *proc__watch;
+
 /* Procs whose attach runs: until it is done they, and what they start,
  * live in the staging cgroup (cgcaps.h). Loop thread only. */
 static struct proc *proc__pending;
@@ -884,7 +973,14 @@ static bool proc__stage_keep(pid_t pid, void *arg)
                 return true;
             }
         }
-        pid = proc__parent(pid);
+        pid_t parent = proc__parent(pid);
+        if (parent == getpid() && proc__starts != NULL) {
+            /* A program whose start awaits the launcher's reply (it is
+             * this host's child, born in staging): its pid is not known
+             * yet, and its attach comes with the reply. */
+            return true;
+        }
+        pid = parent;
     }
     return false;
 }
@@ -1074,6 +1170,8 @@ static int proc__vectors(const struct proc_config *cfg, struct proc__vectors *v)
 
 /* Start the program with in as its stdin, out as its stdout and errw as its
  * stderr; returns 0 or an errno, with p->pid set on success. */
+static int proc__await(pid_t *pid);
+
 static int proc__start(struct proc *p, const struct proc_config *cfg, int in,
                        int out, int errw)
 {
@@ -1119,7 +1217,16 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int in,
     };
     /* From the launcher, the start does not copy the host's descriptor
      * table (see launcher.h); without one, from here. */
-    e = launcher_spawn(&job, &p->pid);
+    if (cfg->start_async) {
+        e = launcher_send(&job);
+        if (e == 0) {
+            p->starting = true;
+            p->input_held = true;
+            return 0;
+        }
+    } else if ((e = launcher_send(&job)) == 0) {
+        e = proc__await(&p->pid);
+    }
     if (e != ESRCH) {
         return e;
     }
@@ -1146,6 +1253,203 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int in,
     return e;
 }
 
+/* --- starts awaiting the launcher's reply --- */
+
+static void proc__watch_close_cb(uv_handle_t *h)
+{
+    mem_free(h);
+}
+
+/* Stop watching the launcher's socket once no start awaits it, so that
+ * the loop may end. */
+static void proc__watch_settle(void)
+{
+    if (proc__starts != NULL || proc__watch == NULL) {
+        return;
+    }
+    int fd = -1;
+    uv_fileno((uv_handle_t *)proc__watch, &fd);
+    uv_close((uv_handle_t *)proc__watch, proc__watch_close_cb);
+    if (fd >= 0) {
+        close(fd);
+    }
+    proc__watch = NULL;
+}
+
+static struct proc *proc__starts_pop(void)
+{
+    struct proc *p = proc__starts;
+    if (p != NULL) {
+        proc__starts = p->start_next;
+        if (proc__starts == NULL) {
+            proc__starts_tail = &proc__starts;
+        }
+        p->start_next = NULL;
+    }
+    return p;
+}
+
+static void proc__end_now(struct proc *p);
+
+/* The launcher answered p's start: e is 0 with pid, or why it failed. A
+ * proc killed meanwhile has its child killed now, and reaped as usual. */
+static void proc__started(struct proc *p, int e, pid_t pid)
+{
+    p->starting = false;
+    if (p->spawn_failed || p->state == PROC_GONE) {
+        /* proc_spawn failed after sending the request, or a kill ended the
+         * proc before the reply: the child only needs to go, and then the
+         * uid and directory it held. */
+        if (e == 0) {
+            p->pid = pid;
+            proc__end_now(p);
+        }
+        if (p->state == PROC_GONE) {
+            proc__free(p);
+        } else {
+            proc__maybe_gone(p);
+        }
+        return;
+    }
+    int pidfd = -1;
+    if (e == 0) {
+        p->pid = pid;
+        /* Nobody else reaps the child, so its pid stays valid. */
+        pidfd = pidfd_open(pid, 0);
+        if (pidfd < 0) {
+            e = errno;
+            proc__signal_kill(p);
+            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+            }
+        }
+    }
+    if (e == 0 && uv_poll_init(p->loop, &p->exit, pidfd) != 0) {
+        close(pidfd);
+        proc__end_now(p);
+        e = EIO;
+    }
+    if (e == 0) {
+        p->open_handles++;
+        if (uv_poll_start(&p->exit, UV_READABLE, proc__exit_cb) != 0) {
+            /* Unwatched, it could not be reaped: it goes now. */
+            proc__signal_kill(p);
+            proc__reap(p, -1);
+            return;
+        }
+        proc__attach_start(p, p->loop);
+        if (p->state != PROC_RUNNING) {
+            proc__signal_kill(p);
+        } else if (!proc__release_input(p)) {
+            /* Killed. */
+        } else if (!p->paused &&
+                   uv_read_start((uv_stream_t *)&p->out, proc__alloc_cb,
+                                 proc__read_cb) != 0) {
+            proc__kill_static(p, "killed: its output cannot be read");
+        }
+        return;
+    }
+    if (p->why == NULL) {
+        const char *reason = e == ESRCH ? "the launcher is gone" : strerror(e);
+        size_t n = strlen(reason) + sizeof "could not start: ";
+        char *why = mem_alloc(n);
+        if (why != NULL) {
+            snprintf(why, n, "could not start: %s", reason);
+            p->why = why;
+            p->why_owned = true;
+        } else {
+            p->why = "could not start";
+        }
+    }
+    proc__die(p);
+    proc__close_err(p);
+    proc__maybe_gone(p);
+}
+
+/* Read the launcher's replies that have come, each to its start. */
+static void proc__watch_cb(uv_poll_t *h, int status, int events)
+{
+    while (proc__starts != NULL) {
+        pid_t pid = 0;
+        int err = 0;
+        int e = launcher_reply(false, &pid, &err);
+        if (e == EAGAIN) {
+            break; /* not come yet; a refused start's EAGAIN is err */
+        }
+        if (e == ESRCH) {
+            /* Gone: no reply will come, to any of them. */
+            struct proc *p;
+            while ((p = proc__starts_pop()) != NULL) {
+                proc__started(p, ESRCH, 0);
+            }
+            break;
+        }
+        proc__started(proc__starts_pop(), err, pid);
+    }
+    proc__watch_settle();
+}
+
+/* Queue p for the launcher's reply; 0, or a negative code (nothing
+ * queued) when its socket cannot be watched. */
+static int proc__starts_add(struct proc *p, uv_loop_t *loop)
+{
+    if (proc__watch == NULL) {
+        int fd = fcntl(launcher_fd(), F_DUPFD_CLOEXEC, 3);
+        if (fd < 0) {
+            return BERTH_EIO;
+        }
+        uv_poll_t *w = mem_alloc(sizeof *w);
+        if (w == NULL) {
+            close(fd);
+            return BERTH_ENOMEM;
+        }
+        if (uv_poll_init(loop, w, fd) != 0) {
+            mem_free(w);
+            close(fd);
+            return BERTH_EIO;
+        }
+        if (uv_poll_start(w, UV_READABLE, proc__watch_cb) != 0) {
+            uv_close((uv_handle_t *)w, proc__watch_close_cb);
+            close(fd);
+            return BERTH_EIO;
+        }
+        proc__watch = w;
+    }
+    p->loop = loop;
+    p->start_next = NULL;
+    *proc__starts_tail = p;
+    proc__starts_tail = &p->start_next;
+    return 0;
+}
+
+/* Wait for the launcher's reply to the last request sent, handing the
+ * replies to the starts queued before it to them; as launcher_reply. */
+static int proc__await(pid_t *pid)
+{
+    for (;;) {
+        pid_t got = 0;
+        int err = 0;
+        int e = launcher_reply(true, &got, &err);
+        struct proc *q = proc__starts_pop();
+        if (e != 0) {
+            /* Gone: no reply will come, to any of them. */
+            while (q != NULL) {
+                proc__started(q, ESRCH, 0);
+                q = proc__starts_pop();
+            }
+            proc__watch_settle();
+            return ESRCH;
+        }
+        if (q == NULL) {
+            proc__watch_settle();
+            if (err == 0) {
+                *pid = got;
+            }
+            return err;
+        }
+        proc__started(q, err, got);
+    }
+}
+
 /* Kill and reap a child that cannot be watched. It is a few microseconds
  * old and has no cgroup yet, so waiting is short. */
 static void proc__end_now(struct proc *p)
@@ -1166,6 +1470,7 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
         return BERTH_ENOMEM;
     }
     p->uid = -1;
+    p->held_tail = &p->held;
     p->name = mem_strdup(cfg->name);
     if (p->name == NULL) {
         err_printf(errmsg, "out of memory");
@@ -1234,6 +1539,12 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
     int e = ip[0] < 0 || op[1] < 0 || ep[1] < 0
                 ? EMFILE
                 : proc__start(p, cfg, ip[0], op[1], ep[1]);
+    if (e == 0 && p->starting && proc__starts_add(p, loop) != 0) {
+        /* The reply cannot be watched for: waited for here. */
+        p->starting = false;
+        p->input_held = false;
+        e = proc__await(&p->pid);
+    }
     /* The child has its copies; holding ours would hide its EOF. */
     int child[3] = {ip[0], op[1], ep[1]};
     for (int i = 0; i < 3; i++) {
@@ -1257,9 +1568,10 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
     }
 
     /* Nobody else reaps the child, so its pid stays valid for pidfd_open
-     * even if it has exited already. */
-    int pidfd = pidfd_open(p->pid, 0);
-    if (pidfd < 0) {
+     * even if it has exited already. A start awaiting the launcher has no
+     * pid yet: its pidfd comes with the reply (proc__started). */
+    int pidfd = p->starting ? -1 : pidfd_open(p->pid, 0);
+    if (pidfd < 0 && !p->starting) {
         err_printf(errmsg, "cannot watch program %s: %s", cfg->path,
                    strerror(errno));
         proc__end_now(p);
@@ -1293,19 +1605,26 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
         goto err_after_handles;
     }
     p->open_handles = 3;
-    rv = uv_poll_init(loop, &p->exit, pidfd);
-    if (rv != 0) {
-        close(pidfd);
-        goto err_after_handles;
+    if (!p->starting) {
+        rv = uv_poll_init(loop, &p->exit, pidfd);
+        if (rv != 0) {
+            close(pidfd);
+            goto err_after_handles;
+        }
+        p->open_handles = 4;
     }
-    p->open_handles = 4;
     uv_timer_init(loop, &p->err_timer);
     p->err_timer.data = p;
-    p->open_handles = 5;
-    if ((rv = uv_read_start((uv_stream_t *)&p->out, proc__alloc_cb,
-                            proc__read_cb)) != 0 ||
+    p->open_handles++;
+    /* A start awaiting its reply has its frames read once the reply is
+     * in (proc__started): none is handled before its pid is known and its
+     * move into its cgroups under way, as when the start waits. */
+    if ((!p->starting &&
+         (rv = uv_read_start((uv_stream_t *)&p->out, proc__alloc_cb,
+                             proc__read_cb)) != 0) ||
         (rv = uv_poll_start(&p->err, UV_READABLE, proc__err_cb)) != 0 ||
-        (rv = uv_poll_start(&p->exit, UV_READABLE, proc__exit_cb)) != 0) {
+        (!p->starting &&
+         (rv = uv_poll_start(&p->exit, UV_READABLE, proc__exit_cb)) != 0)) {
         goto err_after_handles;
     }
     if (cfg->first != NULL) {
@@ -1325,7 +1644,9 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
             buf_free(first);
         }
     }
-    proc__attach_start(p, loop);
+    if (!p->starting) {
+        proc__attach_start(p, loop);
+    }
     proc__refill(loop);
     atomic_fetch_add(&proc__alive, 1);
     *out = p;
@@ -1336,7 +1657,11 @@ err_after_handles:
      * close callback, without an exit callback. */
     err_printf(errmsg, "cannot watch program %s: %s", cfg->path,
                uv_strerror(rv));
-    proc__end_now(p);
+    /* A start awaiting its reply has its child ended then
+     * (proc__started). */
+    if (!p->starting) {
+        proc__end_now(p);
+    }
     p->spawn_failed = true;
     p->state = PROC_DYING;
     int opened = p->open_handles;
@@ -1345,10 +1670,12 @@ err_after_handles:
     if (opened >= 3) {
         proc__close_poll(&p->err);
     }
-    if (opened >= 4) {
+    /* Without a pidfd yet, the timer is the fourth. */
+    int timer_at = p->starting ? 4 : 5;
+    if (opened >= 4 && !p->starting) {
         proc__close_poll(&p->exit);
     }
-    if (opened >= 5) {
+    if (opened >= timer_at) {
         proc__close((uv_handle_t *)&p->err_timer);
     }
     return BERTH_EIO;
@@ -1372,6 +1699,30 @@ int proc_send(struct proc *p, struct buf *frame)
 {
     if (p->state != PROC_RUNNING) {
         return BERTH_ESHUTDOWN;
+    }
+    if (p->input_held) {
+        /* Held until the reply is in and the move into its cgroups is
+         * queued, as when the start waited: the program's first event
+         * would otherwise race a move not even begun (a fork bomb in it
+         * grows under staging's shared cap until the move). Holding it
+         * until the move is done would cost every wake spaced out from
+         * the last the move's wait for an RCU grace period (freezer.c),
+         * about 10 ms. */
+        struct proc__write *h = mem_alloc(sizeof *h);
+        if (h == NULL) {
+            return BERTH_ENOMEM;
+        }
+        h->req.data = h;
+        h->data = frame->data;
+        h->len = frame->len;
+        h->budget = p->budget;
+        h->counted = frame->cap;
+        h->next = NULL;
+        budget_add(h->budget, h->counted, false);
+        *p->held_tail = h;
+        p->held_tail = &h->next;
+        buf_init(frame);
+        return 0;
     }
     uv_buf_t b = uv_buf_init((char *)frame->data, (unsigned)frame->len);
     /* Most frames fit in the pipe at once: written now, they need no
@@ -1429,6 +1780,9 @@ int proc_freeze(struct proc *p)
     if (p->state != PROC_RUNNING) {
         return BERTH_ESHUTDOWN;
     }
+    if (p->starting) {
+        return BERTH_EBUSY;
+    }
     if (p->frozen) {
         return 0;
     }
@@ -1476,6 +1830,9 @@ int proc_memory(const struct proc *p, uint64_t *bytes)
     if (p->state != PROC_RUNNING) {
         return BERTH_ESHUTDOWN;
     }
+    if (p->starting) {
+        return BERTH_EBUSY;
+    }
     if (p->attached && freezer_memory(p->pid, bytes) == 0) {
         return 0;
     }
@@ -1487,6 +1844,9 @@ int proc_cpu(const struct proc *p, uint64_t *usec)
     if (p->exited) {
         *usec = p->cpu_final_us;
         return 0;
+    }
+    if (p->pid <= 0) {
+        return BERTH_EBUSY;
     }
     /* The caps' cgroups first: what the program started before its move
      * went there with it (cgcaps.h), not always into the freezer's. */
@@ -1517,7 +1877,7 @@ int proc_set_caps(struct proc *p, const struct caps *caps)
         return BERTH_ENOTFOUND;
     }
     p->caps = *caps;
-    if (p->attach_pending) {
+    if (p->attach_pending || p->starting) {
         p->caps_dirty = true; /* the attach's copy is older */
         return 0;
     }

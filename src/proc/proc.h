@@ -138,6 +138,19 @@ struct proc_config {
      * host enforces caps (proc_caps_name); what it started by then is
      * moved in too. */
     struct caps caps;
+    /* Started by the launcher, proc_spawn returns once the request is
+     * sent, not once the child has exec'd: the reply is read from the
+     * loop, and until then proc_pid says 0. The first frame
+     * (proc_config.first) is in its stdin at once; the frames proc_send
+     * is given meanwhile, and those the program writes, wait for the
+     * reply. A
+     * child that cannot start then ends like one that exited, "could not
+     * start: <why>". A kill before the reply ends the proc at once (its
+     * exit says the launcher had not answered), whether or not a reply
+     * ever comes; the child it names, if it comes, is killed then.
+     * Without a launcher, the start is whole before proc_spawn returns,
+     * as when this is false. */
+    bool start_async;
 };
 
 /* What a program's cgroups say of its use (proc_caps_use); 0 for what the
@@ -202,7 +215,8 @@ uint64_t proc_partial_bytes(const struct proc *p);
  * nothing if the child is already dying. why is copied. */
 void proc_kill(struct proc *p, const char *why);
 
-/* Return the child's process id. */
+/* Return the child's process id, or 0 while its start awaits the
+ * launcher's reply (proc_config.start_async). */
 pid_t proc_pid(const struct proc *p);
 
 /* Return whether the child is still running (not dying or gone). */

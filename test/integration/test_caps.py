@@ -107,6 +107,9 @@ def test_caps_hold_beside_a_normal_ship(host_factory):
         assert "over its memory cap" in h.logs()
 
         # The fork bomb: its forks past the cap fail, the program lives.
+        # Like the hog it waits for its move: until then it is held by
+        # staging's shared cap instead (test_fork_bomb_from_the_first_event).
+        woken_and_moved(h, "bomb")
         st, _, body = h.http("GET", "/s/bomb/bomb")
         assert st == 200, body
         made = int(body.split()[1])

@@ -5,6 +5,7 @@
  * a stuck test ends by SIGALRM. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -1575,6 +1576,314 @@ static void test_launcher_gone(void **state)
     assert_int_equal(access(path, F_OK), -1);
 }
 
+/* Start path by the launcher without waiting for its reply
+ * (proc_config.start_async). */
+static void spawn_async(struct fx *x, const char *path)
+{
+    alarm(60);
+    char errmsg[ERRMSG_SIZE];
+    struct proc_config cfg = {.path = path,
+                              .name = "t",
+                              .ship_id = "t",
+                              .budget = x->budget,
+                              .start_async = true};
+    assert_true(launcher_running());
+    assert_int_equal(uv_loop_init(&x->loop), 0);
+    assert_int_equal(
+        proc_spawn(&x->p, &x->loop, &cfg, on_frame, on_exit_cb, x, errmsg), 0);
+}
+
+/* A frame sent before the reply is held until the reply has brought the
+ * pid, and the program's frames are read from then on; the loop ends once
+ * the child is gone (nothing watches the launcher then). */
+static void test_async_start(void **state)
+{
+    struct fx x = {0};
+    spawn_async(&x, "/bin/cat");
+    assert_int_equal(proc_pid(x.p), 0);
+    struct buf f;
+    pattern_frame(&f, 0, 10);
+    assert_int_equal(proc_send(x.p, &f), 0);
+    run_until_frames(&x, 1);
+    assert_int_equal(x.frames, 1);
+    pid_t pid = proc_pid(x.p);
+    assert_true(pid > 0);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    char text[64];
+    assert_true(read_proc_list((int)pid, "cmdline", text, sizeof text) > 0);
+    assert_string_equal(text, "/bin/cat");
+    proc_kill(x.p, "test over");
+    run_until_gone(&x);
+    assert_false(x.clean);
+    assert_int_equal(access(path, F_OK), -1);
+}
+
+/* A kill before the reply ends the proc at once, its exit saying the
+ * kill's reason and that the launcher had not answered; the child is
+ * killed and reaped when the reply comes. */
+static void test_async_kill_before_reply(void **state)
+{
+    struct fx x = {0};
+    spawn_async(&x, "/bin/cat");
+    assert_int_equal(proc_pid(x.p), 0);
+    proc_kill(x.p, "early");
+    run_until_gone(&x);
+    assert_false(x.clean);
+    assert_string_equal(
+        x.why, "killed: early; the launcher had not answered its start");
+}
+
+/* A program that cannot be executed ends like one that exited. */
+static void test_async_exec_failure(void **state)
+{
+    struct fx x = {0};
+    script(&x, "exit 0");
+    chmod(x.script, 0600);
+    spawn_async(&x, x.script);
+    run_until_gone(&x);
+    assert_false(x.clean);
+    assert_string_equal(x.why, "could not start: Permission denied");
+    unlink(x.script);
+}
+
+/* Run x's loop without blocking until x's proc is gone, for about five
+ * seconds at most: a start that hangs fails the test rather than the
+ * alarm. */
+static void run_a_while_until_gone(struct fx *x)
+{
+    for (int i = 0; i < 5000 && !x->gone; i++) {
+        uv_run(&x->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+}
+
+/* The pids cgroup the launcher starts programs in (cgcaps.h): its
+ * directory, in dir. */
+static void launcher_stage_dir(char *dir, size_t size)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/cgroup", (int)launcher_pid());
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[1024];
+    dir[0] = '\0';
+    while (fgets(line, sizeof line, f) != NULL) {
+        line[strcspn(line, "\n")] = '\0';
+        char *v1 = strstr(line, ":pids:");
+        if (v1 != NULL) {
+            snprintf(dir, size, "/sys/fs/cgroup/pids%s", v1 + 6);
+            break;
+        }
+        if (strncmp(line, "0::", 3) == 0) {
+            snprintf(dir, size, "/sys/fs/cgroup%s", line + 3);
+        }
+    }
+    fclose(f);
+    /* Caps are enforced on this machine (test_memory_cap_kills): the
+     * launcher is staged. */
+    assert_non_null(strstr(dir, "/staging"));
+}
+
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* A start the kernel refuses for want of a process (a fork bomb has used
+ * the staging cgroup's pids, clone fails with EAGAIN) ends with that
+ * reason, and the reply after it goes to the start after it: a refusal's
+ * EAGAIN is an answer, not "no reply yet". */
+static void test_async_start_refused(void **state)
+{
+    char dir[PATH_MAX];
+    launcher_stage_dir(dir, sizeof dir);
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/pids.current", dir);
+    char current[32] = "";
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(current, sizeof current, f));
+    fclose(f);
+    /* No pid left to start a program with. */
+    write_text(dir, "pids.max", current);
+    struct fx x = {0};
+    spawn_async(&x, "/bin/cat");
+    run_a_while_until_gone(&x);
+    write_text(dir, "pids.max", "64");
+    assert_true(x.gone);
+    assert_false(x.clean);
+    assert_string_equal(x.why,
+                        "could not start: Resource temporarily unavailable");
+    run_until_gone(&x);
+    /* The next start is answered with its own child. */
+    struct fx y = {0};
+    spawn_async(&y, "/bin/cat");
+    struct buf fr;
+    pattern_frame(&fr, 0, 10);
+    assert_int_equal(proc_send(y.p, &fr), 0);
+    run_until_frames(&y, 1);
+    for (int i = 0; i < 5000 && proc_pid(y.p) == 0 && !y.gone; i++) {
+        uv_run(&y.loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_true(proc_pid(y.p) > 0);
+    char text[64];
+    assert_true(
+        read_proc_list((int)proc_pid(y.p), "cmdline", text, sizeof text) > 0);
+    assert_string_equal(text, "/bin/cat");
+    proc_kill(y.p, "test over");
+    run_until_gone(&y);
+}
+
+/* How many of this process's children run a command line holding
+ * needle. */
+static int children_running(const char *needle)
+{
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int pid = atoi(e->d_name);
+        char path[300];
+        char text[512];
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        FILE *f = pid > 0 ? fopen(path, "r") : NULL;
+        if (f == NULL) {
+            continue;
+        }
+        size_t len = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[len] = '\0';
+        const char *close = strrchr(text, ')');
+        int ppid = 0;
+        if (close == NULL || sscanf(close + 1, " %*c %d", &ppid) != 1 ||
+            ppid != (int)getpid()) {
+            continue;
+        }
+        snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+        f = fopen(path, "r");
+        if (f == NULL) {
+            continue;
+        }
+        len = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        for (size_t i = 0; i < len; i++) {
+            text[i] = text[i] == '\0' ? ' ' : text[i];
+        }
+        text[len] = '\0';
+        n += strstr(text, needle) != NULL;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Stop (SIGSTOP) or resume the launcher, and wait until it is so. */
+static void launcher_hold(bool hold)
+{
+    pid_t pid = launcher_pid();
+    assert_int_equal(kill(pid, hold ? SIGSTOP : SIGCONT), 0);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    for (int i = 0; i < 5000; i++) {
+        char text[512];
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        size_t len = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[len] = '\0';
+        const char *close = strrchr(text, ')');
+        assert_non_null(close);
+        if ((close[2] == 'T') == hold) {
+            return;
+        }
+        usleep(1000);
+    }
+    fail_msg("the launcher did not %s", hold ? "stop" : "resume");
+}
+
+/* A kill ends a start whose reply does not come (a launcher that hangs),
+ * as the wake's deadline kills a program that makes no progress: the exit
+ * is said at once, and once the reply comes after all, its child is
+ * killed and reaped, the watch of the launcher goes, and the next start
+ * gets its own child. */
+static void test_async_kill_unanswered(void **state)
+{
+    struct fx x = {0};
+    script(&x, "sleep 30\nexit 0");
+    launcher_hold(true);
+    spawn_async(&x, x.script);
+    for (int i = 0; i < 100; i++) {
+        uv_run(&x.loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_false(x.gone);
+    assert_int_equal(proc_pid(x.p), 0);
+    proc_kill(x.p, "no progress while waking");
+    run_a_while_until_gone(&x);
+    assert_true(x.gone);
+    assert_false(x.clean);
+    assert_string_equal(x.why, "killed: no progress while waking; the "
+                               "launcher had not answered its start");
+    assert_int_equal(proc_count(), 0);
+    /* The reply comes late: its child goes, and so does the watch. */
+    launcher_hold(false);
+    int closed = UV_EBUSY;
+    for (int i = 0; i < 5000 && closed != 0; i++) {
+        uv_run(&x.loop, UV_RUN_NOWAIT);
+        closed = uv_loop_close(&x.loop);
+        usleep(1000);
+    }
+    assert_int_equal(closed, 0);
+    assert_int_equal(children_running(x.script + 2), 0);
+    unlink(x.script);
+    struct fx y = {0};
+    spawn_async(&y, "/bin/cat");
+    for (int i = 0; i < 5000 && proc_pid(y.p) == 0 && !y.gone; i++) {
+        uv_run(&y.loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_true(proc_pid(y.p) > 0);
+    char text[64];
+    assert_true(
+        read_proc_list((int)proc_pid(y.p), "cmdline", text, sizeof text) > 0);
+    assert_string_equal(text, "/bin/cat");
+    proc_kill(y.p, "test over");
+    run_until_gone(&y);
+}
+
+/* A start that waits for its reply, after one that does not: each gets
+ * its own child. */
+static void test_async_then_waiting_start(void **state)
+{
+    struct fx a = {0};
+    spawn_async(&a, "/bin/cat");
+    struct fx b = {0};
+    spawn(&b, "/bin/cat");
+    assert_true(proc_pid(b.p) > 0);
+    struct fx *both[] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        struct buf f;
+        pattern_frame(&f, 0, 10);
+        assert_int_equal(proc_send(both[i]->p, &f), 0);
+        run_until_frames(both[i], 1);
+        assert_int_equal(both[i]->frames, 1);
+    }
+    /* The reply to a's start was read by b's. */
+    assert_true(proc_pid(a.p) > 0);
+    assert_int_not_equal(proc_pid(a.p), proc_pid(b.p));
+    for (int i = 0; i < 2; i++) {
+        proc_kill(both[i]->p, "test over");
+        run_until_gone(both[i]);
+    }
+}
+
 int main(void)
 {
     /* As the host does: the child must not inherit it. */
@@ -1623,6 +1932,20 @@ int main(void)
     char errmsg[ERRMSG_SIZE];
     assert_int_equal(launcher_start(errmsg), 0);
     failed += cmocka_run_group_tests_name("launcher", tests, NULL, NULL);
+    const struct CMUnitTest async[] = {
+        cmocka_unit_test(test_async_then_waiting_start),
+        cmocka_unit_test(test_async_start),
+        cmocka_unit_test(test_async_kill_before_reply),
+        cmocka_unit_test(test_async_exec_failure),
+        cmocka_unit_test(test_async_start_refused),
+        cmocka_unit_test(test_async_kill_unanswered),
+    };
+    /* A launcher of its own: one test of the group before may have
+     * killed the last. */
+    launcher_stop();
+    assert_int_equal(launcher_start(errmsg), 0);
+    failed +=
+        cmocka_run_group_tests_name("launcher, no wait", async, NULL, NULL);
     launcher_stop();
     const struct CMUnitTest gone[] = {
         cmocka_unit_test(test_launcher_gone),
