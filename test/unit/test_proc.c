@@ -1685,6 +1685,17 @@ static void launcher_stage_dir(char *dir, size_t size)
     assert_non_null(strstr(dir, "/staging"));
 }
 
+static void read_text(const char *dir, const char *name, char *text,
+                      size_t size)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(text, (int)size, f));
+    fclose(f);
+}
+
 static void write_text(const char *dir, const char *name, const char *text)
 {
     char path[PATH_MAX + 64];
@@ -1703,19 +1714,16 @@ static void test_async_start_refused(void **state)
 {
     char dir[PATH_MAX];
     launcher_stage_dir(dir, sizeof dir);
-    char path[PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/pids.current", dir);
     char current[32] = "";
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    assert_non_null(fgets(current, sizeof current, f));
-    fclose(f);
+    char max[32] = "";
+    read_text(dir, "pids.current", current, sizeof current);
+    read_text(dir, "pids.max", max, sizeof max);
     /* No pid left to start a program with. */
     write_text(dir, "pids.max", current);
     struct fx x = {0};
     spawn_async(&x, "/bin/cat");
     run_a_while_until_gone(&x);
-    write_text(dir, "pids.max", "64");
+    write_text(dir, "pids.max", max);
     assert_true(x.gone);
     assert_false(x.clean);
     assert_string_equal(x.why,
