@@ -112,6 +112,10 @@ struct proc {
     /* Frames after the first, held from an asynchronous start until its
      * reply is in (proc_send, proc__release_input). */
     struct proc__write *held, **held_tail;
+    /* An asynchronous start's job, kept until its reply is in: should the
+     * launcher die with the request unanswered, the host starts the
+     * program itself, as a start that waited would (proc__started). */
+    struct proc__kept *kept;
     uv_loop_t *loop;
     pid_t pid;
     uint32_t err_rate;       /* stderr bytes a second */
@@ -267,8 +271,103 @@ static void proc__refill(uv_loop_t *loop)
 }
 
 /* Free the proc and what it owns; its handles are closed. */
+/* A copy of a spawn job: its strings in one block after the struct, its
+ * descriptors duplicates that the copy owns. */
+struct proc__kept {
+    struct spawn_job job;
+    int fds[3];
+};
+
+/* Free k and close its descriptors; NULL is ignored. */
+static void proc__kept_free(struct proc__kept *k)
+{
+    if (k == NULL) {
+        return;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (k->fds[i] >= 0) {
+            close(k->fds[i]);
+        }
+    }
+    mem_free(k);
+}
+
+static size_t proc__strv_size(char *const *v, size_t *n)
+{
+    size_t size = 0;
+    for (*n = 0; v[*n] != NULL; (*n)++) {
+        size += strlen(v[*n]) + 1;
+    }
+    return size;
+}
+
+static char *proc__strv_copy(char *const *v, size_t n, char **to, char *at)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(v[i]) + 1;
+        memcpy(at, v[i], len);
+        to[i] = at;
+        at += len;
+    }
+    to[n] = NULL;
+    return at;
+}
+
+/* Copy job, duplicating its three descriptors; NULL when memory or
+ * descriptors run out. */
+static struct proc__kept *proc__kept_new(const struct spawn_job *job)
+{
+    size_t na, ne;
+    const char *dir = job->dir != NULL ? job->dir : "";
+    size_t strings = proc__strv_size(job->argv, &na) +
+                     proc__strv_size(job->envp, &ne) + strlen(job->file) +
+                     strlen(dir) + 2;
+    size_t ptrs = (na + 1 + ne + 1) * sizeof(char *);
+    struct proc__kept *k = mem_alloc(sizeof *k + ptrs + strings);
+    if (k == NULL) {
+        return NULL;
+    }
+    k->job = *job;
+    char **argv = (char **)(k + 1), **envp = argv + na + 1;
+    char *at = (char *)(envp + ne + 1);
+    at = proc__strv_copy(job->argv, na, argv, at);
+    at = proc__strv_copy(job->envp, ne, envp, at);
+    k->job.argv = argv;
+    k->job.envp = envp;
+    k->job.file = strcpy(at, job->file);
+    at += strlen(job->file) + 1;
+    k->job.dir = strcpy(at, dir);
+    int from[3] = {job->in, job->out, job->errw};
+    for (int i = 0; i < 3; i++) {
+        k->fds[i] = fcntl(from[i], F_DUPFD_CLOEXEC, 3);
+    }
+    if (k->fds[0] < 0 || k->fds[1] < 0 || k->fds[2] < 0) {
+        proc__kept_free(k);
+        return NULL;
+    }
+    k->job.in = k->fds[0];
+    k->job.out = k->fds[1];
+    k->job.errw = k->fds[2];
+    return k;
+}
+
+/* Start a kept job from the host itself: the launcher is gone. Returns 0
+ * with *pid set, or an errno. */
+static int proc__kept_spawn(struct proc__kept *k, pid_t *pid)
+{
+    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+    int e = spawn_program(&k->job, 0, pid);
+    if (e != 0 && *pid > 0) {
+        /* It could not exec and has exited: ours to reap. */
+        while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+    }
+    return e;
+}
+
 static void proc__free(struct proc *p)
 {
+    proc__kept_free(p->kept);
     proc__drop_held(p);
     proc__remove_dir(p);
     harden_uid_give(p->uid);
@@ -1217,13 +1316,15 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int in,
     };
     /* From the launcher, the start does not copy the host's descriptor
      * table (see launcher.h); without one, from here. */
-    if (cfg->start_async) {
+    if (cfg->start_async && (p->kept = proc__kept_new(&job)) != NULL) {
         e = launcher_send(&job);
         if (e == 0) {
             p->starting = true;
             p->input_held = true;
             return 0;
         }
+        proc__kept_free(p->kept);
+        p->kept = NULL;
     } else if ((e = launcher_send(&job)) == 0) {
         e = proc__await(&p->pid);
     }
@@ -1296,6 +1397,14 @@ static void proc__end_now(struct proc *p);
 static void proc__started(struct proc *p, int e, pid_t pid)
 {
     p->starting = false;
+    if (e == ESRCH && p->kept != NULL && !p->spawn_failed &&
+        p->state != PROC_GONE) {
+        /* The launcher died with the request unanswered (it was killed,
+         * say): the host starts the program itself. */
+        e = proc__kept_spawn(p->kept, &pid);
+    }
+    proc__kept_free(p->kept);
+    p->kept = NULL;
     if (p->spawn_failed || p->state == PROC_GONE) {
         /* proc_spawn failed after sending the request, or a kill ended the
          * proc before the reply: the child only needs to go, and then the

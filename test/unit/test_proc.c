@@ -1892,6 +1892,37 @@ static void test_async_then_waiting_start(void **state)
     }
 }
 
+/* The launcher dies with an asynchronous start unanswered: the host starts
+ * the program itself, as a start that waited for the reply does. */
+static void test_async_launcher_dies_unanswered(void **state)
+{
+    char errmsg[ERRMSG_SIZE];
+    assert_int_equal(launcher_start(errmsg), 0);
+    pid_t launcher = launcher_pid();
+    struct fx x = {0};
+    launcher_hold(true);
+    spawn_async(&x, "/bin/cat");
+    struct buf f;
+    pattern_frame(&f, 0, 10);
+    assert_int_equal(proc_send(x.p, &f), 0);
+    for (int i = 0; i < 50; i++) {
+        uv_run(&x.loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_int_equal(proc_pid(x.p), 0);
+    assert_int_equal(kill(launcher, SIGKILL), 0);
+    run_until_frames(&x, 1);
+    assert_false(x.gone);
+    assert_int_equal(x.frames, 1);
+    assert_true(proc_pid(x.p) > 0);
+    assert_false(launcher_running());
+    proc_kill(x.p, "test over");
+    run_until_gone(&x);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)launcher);
+    assert_int_equal(access(path, F_OK), -1);
+}
+
 int main(void)
 {
     /* As the host does: the child must not inherit it. */
@@ -1957,6 +1988,7 @@ int main(void)
     launcher_stop();
     const struct CMUnitTest gone[] = {
         cmocka_unit_test(test_launcher_gone),
+        cmocka_unit_test(test_async_launcher_dies_unanswered),
     };
     failed += cmocka_run_group_tests_name("launcher gone", gone, NULL, NULL);
     proc_cleanup();
