@@ -119,9 +119,6 @@ static _Noreturn void launcher__main(int ctl, pid_t host)
         keep[0] = keep[1];
         keep[1] = ctl;
     }
-    /* What it starts is born under the staging cgroup's pids cap, until
-     * the host moves it into its own (cgcaps.h). */
-    cgcaps_stage_self();
     unsigned from = 3;
     for (int i = 0; i < 2; i++) {
         if (keep[i] < 0) {
@@ -133,6 +130,12 @@ static _Noreturn void launcher__main(int ctl, pid_t host)
         from = (unsigned)keep[i] + 1;
     }
     close_range(from, ~0U, 0);
+    /* What it starts is born under the staging cgroup's pids cap, until
+     * the host moves it into its own (cgcaps.h). Only after the lock has
+     * gone: the move may wait for the kernel's cgroup lock for
+     * milliseconds, and a host that fails early and exits would leave its
+     * data directory locked by this process meanwhile. */
+    cgcaps_stage_self();
     /* What every program gives up anyway, given up once here. */
     harden_launcher();
     for (;;) {
