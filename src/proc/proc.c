@@ -351,12 +351,21 @@ static struct proc__kept *proc__kept_new(const struct spawn_job *job)
     return k;
 }
 
-/* Start a kept job from the host itself: the launcher is gone. Returns 0
- * with *pid set, or an errno. */
-static int proc__kept_spawn(struct proc__kept *k, pid_t *pid)
+/* Start job from the host itself, the launcher being gone. Returns 0 with
+ * *pid set, or an errno. */
+static int proc__spawn_here(const struct spawn_job *job, pid_t *pid)
 {
+    /* No descriptor of the host but stdio may reach the program, not even
+     * one the host inherited or a library opened without O_CLOEXEC: mark
+     * them all close-on-exec, a bitmap operation in the kernel. Closing
+     * them in the child instead would hold the loop while the kernel
+     * closes them one by one (with 15,000 descriptors open, 5,000 procs,
+     * closefrom in posix_spawn held it 1.6 ms per spawn against 0.15 ms),
+     * whereas close-on-exec ones are closed after the parent goes on.
+     * Kernels before 5.11 refuse the flag, and only descriptors opened
+     * close-on-exec stay out. */
     close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-    int e = spawn_program(&k->job, 0, pid);
+    int e = spawn_program(job, 0, pid);
     if (e != 0 && *pid > 0) {
         /* It could not exec and has exited: ours to reap. */
         while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR) {
@@ -1331,23 +1340,8 @@ static int proc__start(struct proc *p, const struct proc_config *cfg, int in,
     if (e != ESRCH) {
         return e;
     }
-    /* No descriptor of the host but stdio may reach the program, not even
-     * one the host inherited or a library opened without O_CLOEXEC: mark
-     * them all close-on-exec, a bitmap operation in the kernel. Closing
-     * them in the child instead would hold the loop while the kernel
-     * closes them one by one (with 15,000 descriptors open, 5,000 procs,
-     * closefrom in posix_spawn held it 1.6 ms per spawn against 0.15 ms),
-     * whereas close-on-exec ones are closed after the parent goes on.
-     * Kernels before 5.11 refuse the flag, and only descriptors opened
-     * close-on-exec stay out. */
-    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
     pid_t pid;
-    e = spawn_program(&job, 0, &pid);
-    if (e != 0 && pid > 0) {
-        /* It could not exec and has exited: ours to reap. */
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-        }
-    }
+    e = proc__spawn_here(&job, &pid);
     if (e == 0) {
         p->pid = pid;
     }
@@ -1401,7 +1395,7 @@ static void proc__started(struct proc *p, int e, pid_t pid)
         p->state != PROC_GONE) {
         /* The launcher died with the request unanswered (it was killed,
          * say): the host starts the program itself. */
-        e = proc__kept_spawn(p->kept, &pid);
+        e = proc__spawn_here(&p->kept->job, &pid);
     }
     proc__kept_free(p->kept);
     p->kept = NULL;
