@@ -46,6 +46,7 @@ struct cgcaps__ops {
     int (*set)(pid_t pid, const char *dir, const struct caps *caps);
     int (*read)(pid_t pid, const char *dir, struct cgcaps_use *use);
     int (*cpu)(pid_t pid, const char *dir, uint64_t *usec);
+    int (*oom_kills)(pid_t pid, const char *dir, uint64_t *n);
     void (*remove)(pid_t pid);
 };
 
@@ -227,6 +228,16 @@ static int cgcaps__v2_cpu(pid_t pid, const char *dir, uint64_t *usec)
     return 0;
 }
 
+static int cgcaps__v2_oom_kills(pid_t pid, const char *dir, uint64_t *n)
+{
+    char text[1024];
+    if (cgcaps__read(dir, "memory.events", text, sizeof text) != 0) {
+        return BERTH_EIO;
+    }
+    *n = cgcaps__key(text, "oom_kill");
+    return 0;
+}
+
 static void cgcaps__v2_remove(pid_t pid)
 {
 }
@@ -237,6 +248,7 @@ static const struct cgcaps__ops cgcaps__v2 = {
     .set = cgcaps__v2_set,
     .read = cgcaps__v2_read,
     .cpu = cgcaps__v2_cpu,
+    .oom_kills = cgcaps__v2_oom_kills,
     .remove = cgcaps__v2_remove,
 };
 
@@ -437,12 +449,25 @@ static int cgcaps__v1_cpu(pid_t pid, const char *unused, uint64_t *usec)
     return 0;
 }
 
+static int cgcaps__v1_oom_kills(pid_t pid, const char *unused, uint64_t *n)
+{
+    char dir[PATH_MAX];
+    char text[1024];
+    if (cgcaps__v1_dir(CGCAPS__MEMORY, pid, dir) != 0 ||
+        cgcaps__read(dir, "memory.oom_control", text, sizeof text) != 0) {
+        return BERTH_EIO;
+    }
+    *n = cgcaps__key(text, "oom_kill");
+    return 0;
+}
+
 static const struct cgcaps__ops cgcaps__v1 = {
     .prepare = cgcaps__v1_prepare,
     .enter = cgcaps__v1_enter,
     .set = cgcaps__v1_set,
     .read = cgcaps__v1_read,
     .cpu = cgcaps__v1_cpu,
+    .oom_kills = cgcaps__v1_oom_kills,
     .remove = cgcaps__v1_remove,
 };
 
@@ -617,6 +642,12 @@ int cgcaps_read(pid_t pid, const char *dir, struct cgcaps_use *use)
 int cgcaps_cpu(pid_t pid, const char *dir, uint64_t *usec)
 {
     return cgcaps__ops != NULL ? cgcaps__ops->cpu(pid, dir, usec) : BERTH_EIO;
+}
+
+int cgcaps_oom_kills(pid_t pid, const char *dir, uint64_t *n)
+{
+    return cgcaps__ops != NULL ? cgcaps__ops->oom_kills(pid, dir, n)
+                               : BERTH_EIO;
 }
 
 void cgcaps_remove(pid_t pid)

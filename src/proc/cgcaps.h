@@ -102,6 +102,12 @@ int cgcaps_read(pid_t pid, const char *dir, struct cgcaps_use *use);
  * limit, which looks at every event's start. Returns 0 or BERTH_EIO. */
 int cgcaps_cpu(pid_t pid, const char *dir, uint64_t *usec);
 
+/* Read only how many of pid's processes the kernel killed over the
+ * memory cap into *n: one file, where cgcaps_read reads six, for the
+ * host's question at every program's end, on the loop. Returns 0 or
+ * BERTH_EIO. */
+int cgcaps_oom_kills(pid_t pid, const char *dir, uint64_t *n);
+
 /* Move the calling process into the staging cgroups, so that what it
  * starts is born there; for the launcher, at its start, after detection.
  * Returns 0, or BERTH_EIO (then it stays where it was). */

@@ -946,9 +946,9 @@ static void proc__reaped(struct proc *p, pid_t r, int ws,
     p->frozen = false;
     if (p->capped) {
         char dir[PATH_MAX];
-        struct cgcaps_use use;
+        uint64_t oom_kills;
         if (freezer_pid_dir(p->pid, dir) == 0 &&
-            cgcaps_read(p->pid, dir, &use) == 0 && use.oom_kills > 0) {
+            cgcaps_oom_kills(p->pid, dir, &oom_kills) == 0 && oom_kills > 0) {
             p->over_memory = true;
             if (p->why == NULL) {
                 /* Its last gasp: a literal, as no allocation may fail. */
