@@ -1,6 +1,6 @@
 #include "proc/cgbusy.h"
 
-void cgbusy_remove(struct cgbusy *b, pid_t pid, cgbusy_try_fn try_remove)
+void cgbusy_retry(struct cgbusy *b, cgbusy_try_fn try_remove)
 {
     for (int i = 0; i < b->n;) {
         if (!try_remove(b->held[i].pid) || ++b->held[i].tries >= CGBUSY_TRIES) {
@@ -10,6 +10,11 @@ void cgbusy_remove(struct cgbusy *b, pid_t pid, cgbusy_try_fn try_remove)
         }
         i++;
     }
+}
+
+void cgbusy_remove(struct cgbusy *b, pid_t pid, cgbusy_try_fn try_remove)
+{
+    cgbusy_retry(b, try_remove);
     if (try_remove(pid) && b->n < CGBUSY_MAX) {
         b->held[b->n].pid = pid;
         b->held[b->n].tries = 0;

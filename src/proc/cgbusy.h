@@ -32,8 +32,12 @@ struct cgbusy {
     int n;
 };
 
-/* Retry every held cgroup with try_remove (dropping the ones gone and the
- * ones out of tries), then try pid's, and hold it if it is still busy. */
+/* Retry every held cgroup with try_remove, dropping the ones gone and the
+ * ones out of tries. */
+void cgbusy_retry(struct cgbusy *b, cgbusy_try_fn try_remove);
+
+/* Retry every held cgroup (cgbusy_retry), then try pid's, and hold it if
+ * it is still busy. */
 void cgbusy_remove(struct cgbusy *b, pid_t pid, cgbusy_try_fn try_remove);
 
 /* Forget every held cgroup (the owner's cleanup removes what is left). */

@@ -48,6 +48,7 @@ struct cgcaps__ops {
     int (*cpu)(pid_t pid, const char *dir, uint64_t *usec);
     int (*oom_kills)(pid_t pid, const char *dir, uint64_t *n);
     void (*remove)(pid_t pid);
+    bool (*rmdir)(pid_t pid);
 };
 
 /* 0 until detected; for cgroup1, this run's directory in each hierarchy
@@ -242,6 +243,11 @@ static void cgcaps__v2_remove(pid_t pid)
 {
 }
 
+static bool cgcaps__v2_rmdir(pid_t pid)
+{
+    return false;
+}
+
 static const struct cgcaps__ops cgcaps__v2 = {
     .prepare = cgcaps__v2_prepare,
     .enter = cgcaps__v2_enter,
@@ -250,6 +256,7 @@ static const struct cgcaps__ops cgcaps__v2 = {
     .cpu = cgcaps__v2_cpu,
     .oom_kills = cgcaps__v2_oom_kills,
     .remove = cgcaps__v2_remove,
+    .rmdir = cgcaps__v2_rmdir,
 };
 
 /* --- cgroup1: a cgroup in each hierarchy. --- */
@@ -469,6 +476,7 @@ static const struct cgcaps__ops cgcaps__v1 = {
     .cpu = cgcaps__v1_cpu,
     .oom_kills = cgcaps__v1_oom_kills,
     .remove = cgcaps__v1_remove,
+    .rmdir = cgcaps__v1_rmdirs,
 };
 
 /* --- detection --- */
@@ -648,6 +656,17 @@ int cgcaps_oom_kills(pid_t pid, const char *dir, uint64_t *n)
 {
     return cgcaps__ops != NULL ? cgcaps__ops->oom_kills(pid, dir, n)
                                : BERTH_EIO;
+}
+
+bool cgcaps_rmdir(pid_t pid)
+{
+    return cgcaps__ops != NULL && cgcaps__ops->rmdir(pid);
+}
+
+void cgcaps_retry_busy(void)
+{
+    /* Only cgroup1's removals are ever held. */
+    cgbusy_retry(&cgcaps__busy_list, cgcaps__v1_rmdirs);
 }
 
 void cgcaps_remove(pid_t pid)

@@ -132,6 +132,16 @@ void cgcaps_stage_sweep(cgcaps_keep_fn keep, void *arg);
  * busy is removed by cgcaps_cleanup or the host's next start. */
 void cgcaps_remove(pid_t pid);
 
+/* Remove pid's v1 cgroups now, once, with no retry (cgroup2: nothing, the
+ * freezer's is the one); returns whether one is still there. For a worker
+ * thread, as freezer_rmdir; cgcaps_remove then takes on what is still
+ * busy. */
+bool cgcaps_rmdir(pid_t pid);
+
+/* Try again to remove the cgroups earlier removals found busy (as
+ * cgcaps_remove does before its own). */
+void cgcaps_retry_busy(void);
+
 /* Remove what an earlier run of tag left in the v1 cap hierarchies (its
  * processes were killed through the freezer's; the directories stay
  * until here). */

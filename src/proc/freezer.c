@@ -720,8 +720,7 @@ int freezer_cpu(pid_t pid, uint64_t *usec)
     return 0;
 }
 
-/* Remove pid's cgroup; returns 0 or the errno of rmdir. */
-static int freezer__rmdir(pid_t pid)
+int freezer_rmdir(pid_t pid)
 {
     char path[PATH_MAX];
     if (freezer_pid_dir(pid, path) != 0) {
@@ -737,7 +736,7 @@ static struct cgbusy freezer__busy_list;
  * returns whether it is still there. */
 static bool freezer__busy(pid_t pid)
 {
-    if (freezer__rmdir(pid) != EBUSY) {
+    if (freezer_rmdir(pid) != EBUSY) {
         return false;
     }
     freezer_kill_all(freezer__kind, pid);
@@ -747,6 +746,11 @@ static bool freezer__busy(pid_t pid)
 void freezer_remove(pid_t pid)
 {
     cgbusy_remove(&freezer__busy_list, pid, freezer__busy);
+}
+
+void freezer_retry_busy(void)
+{
+    cgbusy_retry(&freezer__busy_list, freezer__busy);
 }
 
 void freezer_cleanup(bool all)

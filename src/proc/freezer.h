@@ -120,6 +120,17 @@ int freezer_cpu(pid_t pid, uint64_t *usec);
  * again at the next few removals and otherwise left for freezer_cleanup. */
 void freezer_remove(pid_t pid);
 
+/* Remove pid's cgroup now, once, with no retry: 0, or the errno of rmdir
+ * (EBUSY while a process it started still lives in it). For a worker
+ * thread, at a program's end and before its reap, so that its pid, the
+ * cgroup's name, cannot go to another program meanwhile; freezer_remove
+ * then takes on a cgroup still busy. */
+int freezer_rmdir(pid_t pid);
+
+/* Try again to remove the cgroups earlier removals found busy (as
+ * freezer_remove does before its own). */
+void freezer_retry_busy(void);
+
 /* Remove every empty program cgroup of this run, and when all is true also
  * the run's directory and the group if it is empty, forgetting the
  * detection (not the names) so that the next use detects again. */

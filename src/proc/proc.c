@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/err.h"
@@ -105,6 +106,7 @@ struct proc {
     bool caps_dirty : 1;    /* caps changed while the attach ran */
     bool over_memory : 1;   /* the kernel killed in it over its memory cap */
     bool starting : 1;      /* awaiting the launcher's reply: no pid yet */
+    bool ending : 1;        /* its end's cgroup work runs: proc__end */
     bool input_held : 1;    /* proc_send holds frames (held) */
     struct caps caps;
     struct proc *pending_next; /* in proc__pending while attach_pending */
@@ -919,22 +921,70 @@ static void proc__err_cb(uv_poll_t *h, int status, int events)
 
 /* --- exit --- */
 
-/* The child is reaped: record how it ended and close everything. */
-static void proc__reaped(struct proc *p, pid_t r, int ws,
-                         const struct rusage *ru)
+/* A program's end on libuv's thread pool: what its cgroups say of it (its
+ * CPU time, whether the kernel killed in it over its memory cap) and their
+ * removal, five directories on a host with cgroup v1 caps, 0.2 to 0.3 ms
+ * that held the loop at every sleep. It runs before the reap: until then
+ * the zombie keeps its pid, which names the cgroups, from going to another
+ * program, whose attach would make them again. */
+struct proc__end {
+    uv_work_t req;
+    struct proc *p;
+    pid_t pid;
+    enum freezer_kind kind;
+    bool attached;    /* it has a freezer cgroup */
+    bool capped;      /* it has caps' cgroups */
+    bool have_cpu;    /* out: cpu_us was read */
+    bool over_memory; /* out: the kernel killed in it over its cap */
+    bool fz_busy;     /* out: its freezer cgroup outlived the tries */
+    bool caps_busy;   /* out: so did one of its caps' cgroups */
+    uint64_t cpu_us;  /* out: its cgroup's CPU time */
+};
+
+/* How often, 1 ms apart, a cgroup still busy at the end (a process the
+ * program started, killed and not gone yet) is killed and removed again
+ * before the loop's retries (cgbusy.h) take it on. */
+#define PROC__END_TRIES 10
+
+static void proc__end_work(uv_work_t *req)
 {
-    /* Its cgroup counts what it started too, until it is removed below;
-     * without one, wait4's count has the program and the children it
+    struct proc__end *e = req->data;
+    /* Its cgroup counts what it started too: read before the removal. */
+    e->have_cpu = e->attached && freezer_cpu(e->pid, &e->cpu_us) == 0;
+    char dir[PATH_MAX];
+    uint64_t n;
+    e->over_memory = e->capped && freezer_pid_dir(e->pid, dir) == 0 &&
+                     cgcaps_oom_kills(e->pid, dir, &n) == 0 && n > 0;
+    for (int i = 0;; i++) {
+        e->fz_busy = e->attached && freezer_rmdir(e->pid) == EBUSY;
+        e->caps_busy = e->capped && cgcaps_rmdir(e->pid);
+        if ((!e->fz_busy && !e->caps_busy) || i == PROC__END_TRIES) {
+            return;
+        }
+        if (e->attached) {
+            freezer_kill_all(e->kind, e->pid);
+        }
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+}
+
+/* The child is reaped: record how it ended and close everything; e is its
+ * end's cgroup work, done, or NULL when it had no cgroups. */
+static void proc__reaped(struct proc *p, pid_t r, int ws,
+                         const struct rusage *ru, const struct proc__end *e)
+{
+    /* Without a cgroup, wait4's count has the program and the children it
      * waited for. */
-    uint64_t cpu;
-    if (p->attached && freezer_cpu(p->pid, &cpu) == 0) {
-        p->cpu_final_us = cpu;
+    if (e != NULL && e->have_cpu) {
+        p->cpu_final_us = e->cpu_us;
     } else if (ru != NULL) {
         p->cpu_final_us =
             (uint64_t)ru->ru_utime.tv_sec * 1000000 + ru->ru_utime.tv_usec +
             (uint64_t)ru->ru_stime.tv_sec * 1000000 + ru->ru_stime.tv_usec;
     }
     p->exited = true;
+    p->ending = false;
     if (r == p->pid && WIFEXITED(ws)) {
         p->exit_status = WEXITSTATUS(ws);
     } else if (r == p->pid && WIFSIGNALED(ws)) {
@@ -944,16 +994,11 @@ static void proc__reaped(struct proc *p, pid_t r, int ws,
         p->status_lost = true;
     }
     p->frozen = false;
-    if (p->capped) {
-        char dir[PATH_MAX];
-        uint64_t oom_kills;
-        if (freezer_pid_dir(p->pid, dir) == 0 &&
-            cgcaps_oom_kills(p->pid, dir, &oom_kills) == 0 && oom_kills > 0) {
-            p->over_memory = true;
-            if (p->why == NULL) {
-                /* Its last gasp: a literal, as no allocation may fail. */
-                p->why = "killed: over its memory cap";
-            }
+    if (e != NULL && e->over_memory) {
+        p->over_memory = true;
+        if (p->why == NULL) {
+            /* Its last gasp: a literal, as no allocation may fail. */
+            p->why = "killed: over its memory cap";
         }
     }
     proc__die(p);
@@ -967,13 +1012,83 @@ static void proc__reaped(struct proc *p, pid_t r, int ws,
         }
     }
     proc__close_err(p);
-    if (p->attached) {
-        freezer_remove(p->pid);
-        p->attached = false;
+}
+
+/* Reap the child, its cgroups' work done (e; NULL: it had none). */
+static void proc__reap_now(struct proc *p, const struct proc__end *e)
+{
+    if (e != NULL) {
+        /* What outlived the tries is retried by the loop from now on;
+         * else the loop retries what earlier ends left. */
+        if (e->fz_busy) {
+            freezer_remove(e->pid);
+        } else if (e->attached) {
+            freezer_retry_busy();
+        }
+        if (e->caps_busy) {
+            cgcaps_remove(e->pid);
+        } else if (e->capped) {
+            cgcaps_retry_busy();
+        }
     }
-    if (p->capped) {
-        cgcaps_remove(p->pid);
-        p->capped = false;
+    int ws = 0;
+    pid_t r;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    do {
+        r = wait4(p->pid, &ws, 0, &ru);
+    } while (r < 0 && errno == EINTR);
+    proc__reaped(p, r, ws, r == p->pid ? &ru : NULL, e);
+}
+
+static void proc__end_done(uv_work_t *req, int status)
+{
+    struct proc__end *e = req->data;
+    struct proc *p = e->p;
+    if (status != 0) {
+        proc__end_work(req); /* cancelled: done here instead */
+    }
+    proc__reap_now(p, e);
+    mem_free(e);
+    p->open_handles--;
+    proc__maybe_gone(p);
+}
+
+/* End the child, which has exited or been sent its kill: its cgroups'
+ * work on the thread pool (struct proc__end), then the reap. Meanwhile
+ * the proc is dying, and the cgroups are the work's alone. */
+static void proc__end(struct proc *p)
+{
+    if (!p->attached && !p->capped) {
+        proc__reap_now(p, NULL);
+        return;
+    }
+    struct proc__end local;
+    struct proc__end *e = mem_alloc(sizeof *e);
+    if (e == NULL) {
+        e = &local; /* done here, on the loop, as before */
+    }
+    memset(e, 0, sizeof *e);
+    e->req.data = e;
+    e->p = p;
+    e->pid = p->pid;
+    e->kind = freezer_detect();
+    e->attached = p->attached;
+    e->capped = p->capped;
+    p->attached = false;
+    p->capped = false;
+    p->ending = true;
+    proc__die(p);
+    uv_poll_stop(&p->exit);
+    if (e != &local && uv_queue_work(p->exit.loop, &e->req, proc__end_work,
+                                     proc__end_done) == 0) {
+        p->open_handles++;
+        return;
+    }
+    proc__end_work(&e->req);
+    proc__reap_now(p, e);
+    if (e != &local) {
+        mem_free(e);
     }
 }
 
@@ -1001,14 +1116,7 @@ static void proc__reap(struct proc *p, int status)
     } else if (w == 0) {
         proc__kill_rest(p);
     }
-    int ws = 0;
-    pid_t r;
-    struct rusage ru;
-    memset(&ru, 0, sizeof ru);
-    do {
-        r = wait4(p->pid, &ws, 0, &ru);
-    } while (r < 0 && errno == EINTR);
-    proc__reaped(p, r, ws, r == p->pid ? &ru : NULL);
+    proc__end(p);
 }
 
 static void proc__exit_cb(uv_poll_t *h, int status, int events)
@@ -1947,6 +2055,9 @@ int proc_cpu(const struct proc *p, uint64_t *usec)
     if (p->exited) {
         *usec = p->cpu_final_us;
         return 0;
+    }
+    if (p->ending) {
+        return BERTH_EBUSY; /* its cgroups are the end's; read once reaped */
     }
     if (p->pid <= 0) {
         return BERTH_EBUSY;

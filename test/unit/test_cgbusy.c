@@ -56,6 +56,24 @@ static void test_busy_is_retried_until_gone(void **state)
     assert_int_equal(tries[10], 3); /* gone: never tried again */
 }
 
+/* A retry alone tries the held ones and holds nothing new. */
+static void test_retry_alone_tries_the_held(void **state)
+{
+    (void)state;
+    struct cgbusy b = {0};
+    busy[10] = true;
+    cgbusy_remove(&b, 10, try_remove);
+    cgbusy_retry(&b, try_remove);
+    assert_int_equal(tries[10], 2);
+    assert_int_equal(b.n, 1);
+    busy[10] = false;
+    cgbusy_retry(&b, try_remove);
+    assert_int_equal(tries[10], 3);
+    assert_int_equal(b.n, 0);
+    cgbusy_retry(&b, try_remove);
+    assert_int_equal(tries[10], 3);
+}
+
 static void test_out_of_tries_is_dropped(void **state)
 {
     (void)state;
@@ -112,6 +130,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_gone_at_once_is_not_held, reset),
         cmocka_unit_test_setup(test_busy_is_retried_until_gone, reset),
+        cmocka_unit_test_setup(test_retry_alone_tries_the_held, reset),
         cmocka_unit_test_setup(test_out_of_tries_is_dropped, reset),
         cmocka_unit_test_setup(test_held_stay_bounded, reset),
         cmocka_unit_test_setup(test_dropping_keeps_the_others, reset),

@@ -290,6 +290,78 @@ static bool wait_attached(int pid)
     return false;
 }
 
+/* Whether one of the comma-separated items of list is item. */
+static bool list_has(const char *list, const char *item)
+{
+    size_t n = strlen(item);
+    for (const char *p = list; p != NULL; p = strchr(p, ',')) {
+        p += *p == ',';
+        if (strncmp(p, item, n) == 0 && (p[n] == ',' || p[n] == '\0')) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Copy into mnt (PATH_MAX) where the hierarchy of /proc/<pid>/cgroup's
+ * controller list ctls is mounted ("": cgroup2); false if nowhere. */
+static bool cgroup_mount(const char *ctls, char *mnt)
+{
+    FILE *f = fopen("/proc/self/mounts", "r");
+    if (f == NULL) {
+        return false;
+    }
+    char first[64];
+    snprintf(first, sizeof first, "%.*s", (int)strcspn(ctls, ","), ctls);
+    char dev[256], dir[PATH_MAX], type[64], opts[1024];
+    bool found = false;
+    while (!found && fscanf(f, "%255s %4095s %63s %1023s %*d %*d", dev, dir,
+                            type, opts) == 4) {
+        found = ctls[0] == '\0'
+                    ? strcmp(type, "cgroup2") == 0
+                    : strcmp(type, "cgroup") == 0 && list_has(opts, first);
+    }
+    fclose(f);
+    if (found) {
+        snprintf(mnt, PATH_MAX, "%s", dir);
+    }
+    return found;
+}
+
+/* Copy into dirs the directories of pid's own cgroups, the ones this host
+ * made for it (.../berth-<host>/<pid>) in every hierarchy; returns how
+ * many (at most n). */
+static int program_cgroup_dirs(int pid, char (*dirs)[PATH_MAX], int n)
+{
+    char path[64];
+    char want[256];
+    snprintf(path, sizeof path, "/proc/%d/cgroup", pid);
+    snprintf(want, sizeof want, "/berth-%s/%d", proc_host_id(), pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    int got = 0;
+    char line[1024];
+    while (got < n && fgets(line, sizeof line, f) != NULL) {
+        line[strcspn(line, "\n")] = '\0';
+        char *own = strstr(line, want);
+        char *c1 = strchr(line, ':');
+        char *c2 = c1 != NULL ? strchr(c1 + 1, ':') : NULL;
+        if (own == NULL || own[strlen(want)] != '\0' || c2 == NULL) {
+            continue;
+        }
+        *c2 = '\0';
+        char mnt[PATH_MAX];
+        if (cgroup_mount(c1 + 1, mnt) &&
+            snprintf(dirs[got], PATH_MAX, "%s%s", mnt, c2 + 1) < PATH_MAX) {
+            got++;
+        }
+    }
+    fclose(f);
+    return got;
+}
+
 /* Run the loop until n frames have come or the child is gone. */
 static void run_until_frames(struct fx *x, unsigned n)
 {
@@ -1072,11 +1144,18 @@ static void check_children_die(enum end_how how)
     int a = read_pid(grouped);
     int b = read_pid(left);
     assert_true(a > 0);
+    char dirs[8][PATH_MAX];
+    int n_dirs = 0;
     if (cgroups) {
         assert_true(b > 0);
         assert_true(wait_attached(pid));
         assert_true(wait_same_cgroup(pid, a));
         assert_true(wait_same_cgroup(pid, b));
+        n_dirs = program_cgroup_dirs(pid, dirs, 8);
+        assert_true(n_dirs > 0);
+        for (int i = 0; i < n_dirs; i++) {
+            assert_int_equal(access(dirs[i], F_OK), 0);
+        }
     }
     if (how == END_EXIT) {
         struct buf f;
@@ -1091,6 +1170,13 @@ static void check_children_die(enum end_how how)
     run_until_gone(&x);
     if (how == END_EXIT) {
         assert_int_equal(x.clean, 1);
+    }
+    /* Its cgroups went with it, the ones that held its children too: none
+     * is left for a later retry. */
+    for (int i = 0; i < n_dirs; i++) {
+        if (access(dirs[i], F_OK) == 0) {
+            fail_msg("%s is still there", dirs[i]);
+        }
     }
     assert_true(wait_dead(a));
     if (cgroups) {
