@@ -475,11 +475,10 @@ static void proc__die(struct proc *p)
     proc__close((uv_handle_t *)&p->out);
 }
 
-/* Send SIGKILL to every process the child started, and to the child if it
- * still runs: its process group, which it leads (a zombie leader keeps the
- * group's id from going to anyone else), and its cgroup, which also holds
- * what left the group. */
-static void proc__kill_rest(struct proc *p)
+/* Send SIGKILL to the child's process group, which it leads (a zombie
+ * leader keeps the group's id from going to anyone else), or to the child
+ * alone if there is none. */
+static void proc__kill_group(struct proc *p)
 {
     if (p->pid <= 0) {
         return; /* not started yet: killed once its start is known */
@@ -487,6 +486,14 @@ static void proc__kill_rest(struct proc *p)
     if (kill(-p->pid, SIGKILL) != 0) {
         kill(p->pid, SIGKILL);
     }
+}
+
+/* Send SIGKILL to every process the child started, and to the child if it
+ * still runs: its process group, and its cgroup, which also holds what
+ * left the group. */
+static void proc__kill_rest(struct proc *p)
+{
+    proc__kill_group(p);
     if (p->attached) {
         /* The host's kind: p->fz falls back to signals after a failed
          * cgroup write, but the cgroup is still there. */
@@ -949,6 +956,11 @@ struct proc__end {
 static void proc__end_work(uv_work_t *req)
 {
     struct proc__end *e = req->data;
+    /* What it started and is still in its cgroup (the loop killed its
+     * process group). */
+    if (e->attached) {
+        freezer_kill_all(e->kind, e->pid);
+    }
     /* Its cgroup counts what it started too: read before the removal. */
     e->have_cpu = e->attached && freezer_cpu(e->pid, &e->cpu_us) == 0;
     char dir[PATH_MAX];
@@ -1114,7 +1126,8 @@ static void proc__reap(struct proc *p, int status)
          * one that said "exited" leaves a zombie to reap. */
         proc__signal_kill(p);
     } else if (w == 0) {
-        proc__kill_rest(p);
+        /* The rest in its cgroup is killed by proc__end's work. */
+        proc__kill_group(p);
     }
     proc__end(p);
 }
