@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/err.h"
@@ -38,6 +39,7 @@
 
 static int launcher__ctl = -1;
 static pid_t launcher__pid;
+static int launcher__deadline_ms = LAUNCHER_DEADLINE_MS;
 
 /* --- In the launcher process. --- */
 
@@ -250,6 +252,16 @@ pid_t launcher_pid(void)
     return launcher__ctl >= 0 ? launcher__pid : 0;
 }
 
+void launcher_set_deadline(int ms)
+{
+    launcher__deadline_ms = ms;
+}
+
+int launcher_deadline(void)
+{
+    return launcher__deadline_ms;
+}
+
 void launcher_stop(void)
 {
     if (launcher__ctl < 0) {
@@ -257,24 +269,52 @@ void launcher_stop(void)
     }
     close(launcher__ctl);
     launcher__ctl = -1;
+    /* It reaps the run (at most 3 s, freezer.h) and exits; one that hung
+     * would hold the host's stop for ever, so it is killed past that and
+     * its deadline. */
+    for (int ms = 0; ms < 3000 + launcher__deadline_ms; ms += 10) {
+        pid_t r = waitpid(launcher__pid, NULL, WNOHANG);
+        if (r == launcher__pid || (r < 0 && errno != EINTR)) {
+            return;
+        }
+        struct timespec t = {0, 10 * 1000000};
+        nanosleep(&t, NULL);
+    }
+    kill(launcher__pid, SIGKILL);
     while (waitpid(launcher__pid, NULL, 0) < 0 && errno == EINTR) {
     }
 }
 
-/* The launcher died: forget it and start programs from the host. */
-static int launcher__lost(void)
+/* The launcher died, or hung (it did not take a request or answer one
+ * within the deadline): forget it and start programs from the host. */
+static int launcher__lost(bool hung)
 {
-    fprintf(stderr,
-            "berth: the program launcher (pid %d) is gone; starting "
-            "programs from the host\n",
-            (int)launcher__pid);
+    if (hung) {
+        fprintf(stderr,
+                "berth: the program launcher (pid %d) did not answer for "
+                "%d ms: killed; starting programs from the host\n",
+                (int)launcher__pid, launcher__deadline_ms);
+    } else {
+        fprintf(stderr,
+                "berth: the program launcher (pid %d) is gone; starting "
+                "programs from the host\n",
+                (int)launcher__pid);
+    }
     close(launcher__ctl);
     launcher__ctl = -1;
-    /* Its socket broke, so it is dead or dying: make sure, and reap it. */
+    /* Its socket broke, so it is dead or dying, or it hung: make sure,
+     * and reap it. */
     kill(launcher__pid, SIGKILL);
     while (waitpid(launcher__pid, NULL, 0) < 0 && errno == EINTR) {
     }
     return ESRCH;
+}
+
+void launcher_abandon(void)
+{
+    if (launcher__ctl >= 0) {
+        launcher__lost(true);
+    }
 }
 
 static void launcher__put_u16(uint8_t *buf, size_t *off, size_t v)
@@ -318,13 +358,16 @@ static int launcher__put_vec(uint8_t *buf, size_t *off, char *const *vec)
     return 0;
 }
 
-/* Wait until the socket is ready for events (it may be non-blocking);
- * false when poll fails. */
+/* Wait until the socket is ready for events, at most the deadline; false
+ * when poll fails, or with errno ETIMEDOUT when the launcher hung. */
 static bool launcher__wait(short events)
 {
     struct pollfd pfd = {.fd = launcher__ctl, .events = events};
     int r;
-    while ((r = poll(&pfd, 1, -1)) < 0 && errno == EINTR) {
+    while ((r = poll(&pfd, 1, launcher__deadline_ms)) < 0 && errno == EINTR) {
+    }
+    if (r == 0) {
+        errno = ETIMEDOUT;
     }
     return r > 0;
 }
@@ -371,14 +414,14 @@ int launcher_send(const struct spawn_job *job)
     int fds[3] = {job->in, job->out, job->errw};
     memcpy(CMSG_DATA(h), fds, sizeof fds);
     ssize_t n;
-    /* A watch of the socket's replies (launcher_fd) makes it
-     * non-blocking: a full socket is waited for here. */
-    while ((n = sendmsg(launcher__ctl, &m, MSG_NOSIGNAL)) < 0 &&
+    /* A full socket is waited for, up to the deadline: a launcher that
+     * takes no request holds the loop no longer. */
+    while ((n = sendmsg(launcher__ctl, &m, MSG_NOSIGNAL | MSG_DONTWAIT)) < 0 &&
            (errno == EINTR || ((errno == EAGAIN || errno == EWOULDBLOCK) &&
                                launcher__wait(POLLOUT)))) {
     }
     if (n < 0) {
-        return launcher__lost();
+        return launcher__lost(errno == ETIMEDOUT);
     }
     return 0;
 }
@@ -396,7 +439,7 @@ int launcher_reply(bool wait, pid_t *pid, int *err)
     int32_t r[2];
     ssize_t n;
     while (
-        (n = recv(launcher__ctl, r, sizeof r, wait ? 0 : MSG_DONTWAIT)) < 0 &&
+        (n = recv(launcher__ctl, r, sizeof r, MSG_DONTWAIT)) < 0 &&
         (errno == EINTR || (wait && (errno == EAGAIN || errno == EWOULDBLOCK) &&
                             launcher__wait(POLLIN)))) {
     }
@@ -404,7 +447,7 @@ int launcher_reply(bool wait, pid_t *pid, int *err)
         return EAGAIN;
     }
     if (n != (ssize_t)sizeof r) {
-        return launcher__lost();
+        return launcher__lost(n < 0 && errno == ETIMEDOUT);
     }
     *err = r[0];
     *pid = 0;

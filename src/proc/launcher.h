@@ -43,15 +43,17 @@ bool launcher_running(void);
  * parent is ignored: the caller is the parent it dies with), hardened
  * (harden.h), as spawn_program does. Returns 0 with *pid set (the child is
  * the caller's), the errno of a failed exec, E2BIG when the vectors do not
- * fit in a request, or ESRCH when there is no launcher any more (it is
- * then forgotten and the caller starts the program itself). Everything
- * passed stays the caller's. */
+ * fit in a request, or ESRCH when there is no launcher any more, or it
+ * did not take the request or answer it within LAUNCHER_DEADLINE_MS (it
+ * is then killed and forgotten, and the caller starts the program
+ * itself). Everything passed stays the caller's. */
 int launcher_spawn(const struct spawn_job *job, pid_t *pid);
 
 /* Send the launcher the request to start job, as launcher_spawn does,
  * without waiting for its reply: launcher_reply reads it, and replies come
  * in the order of their requests. Returns 0, E2BIG, or ESRCH when there is
- * no launcher any more. Everything passed stays the caller's. */
+ * no launcher any more or it took no request for the deadline (then
+ * killed). Everything passed stays the caller's. */
 int launcher_send(const struct spawn_job *job);
 
 /* Read the reply to the oldest request not yet answered, waiting for it
@@ -60,7 +62,8 @@ int launcher_send(const struct spawn_job *job);
  * failed start (its child, if one was made, reaped; EAGAIN among them
  * when the kernel refused a process), *pid then 0. Otherwise, nothing
  * read: EAGAIN when, without wait, the reply has not come yet, or ESRCH
- * when the launcher is gone (forgotten, its socket closed). The two are
+ * when the launcher is gone, or with wait did not answer within the
+ * deadline (then killed; forgotten, its socket closed). The two are
  * kept apart because a start refused with EAGAIN must still end its
  * request: mistaking that reply for "not yet" would leave its start
  * waiting for ever and hand every later reply to the request before
@@ -75,7 +78,25 @@ int launcher_fd(void);
 /* Return the launcher's process id, or 0 when there is none. */
 pid_t launcher_pid(void);
 
-/* Close the launcher's socket, so that it exits, and reap it. */
+/* How long, in milliseconds, the launcher may take to take a request or
+ * to answer one before the host takes it for hung: it is killed, and the
+ * host starts programs itself from then on (a start takes milliseconds;
+ * a wake fails after 5 s at the least). */
+#define LAUNCHER_DEADLINE_MS 2000
+
+/* Set that deadline, ms > 0 (tests shorten it). */
+void launcher_set_deadline(int ms);
+
+/* Return the deadline in force, in milliseconds. */
+int launcher_deadline(void);
+
+/* Kill the launcher, found hung by the caller's own watch of its replies
+ * (nothing came for the deadline while a start awaited one), and forget
+ * it: launcher_send and launcher_reply answer ESRCH from then on. */
+void launcher_abandon(void);
+
+/* Close the launcher's socket, so that it exits, and reap it; one that has
+ * not exited 3 s past its deadline (hung) is killed. */
 void launcher_stop(void);
 
 #endif

@@ -1153,6 +1153,9 @@ static void proc__exit_cb(uv_poll_t *h, int status, int events)
 static struct proc *proc__starts;
 static struct proc **proc__starts_tail = &proc__starts;
 static uv_poll_t *proc__watch;
+/* The launcher's deadline while a start awaits its reply: nothing from it
+ * for LAUNCHER_DEADLINE_MS, and it is taken for hung (launcher.h). */
+static uv_timer_t *proc__watch_timer;
 
 /* Procs whose attach runs: until it is done they, and what they start,
  * live in the staging cgroup (cgcaps.h). Loop thread only. */
@@ -1490,6 +1493,8 @@ static void proc__watch_settle(void)
         close(fd);
     }
     proc__watch = NULL;
+    uv_close((uv_handle_t *)proc__watch_timer, proc__watch_close_cb);
+    proc__watch_timer = NULL;
 }
 
 static struct proc *proc__starts_pop(void)
@@ -1589,9 +1594,25 @@ static void proc__started(struct proc *p, int e, pid_t pid)
     proc__maybe_gone(p);
 }
 
+/* The launcher is gone (died, or killed for hanging): no reply will come,
+ * to any start. The host starts their programs itself (proc__started),
+ * and kills what is left in staging: a child the launcher made and never
+ * told of. */
+static void proc__starts_fail(void)
+{
+    struct proc *p;
+    while ((p = proc__starts_pop()) != NULL) {
+        proc__started(p, ESRCH, 0);
+    }
+    cgcaps_stage_sweep(proc__stage_keep, NULL);
+}
+
+static void proc__watch_timer_cb(uv_timer_t *t);
+
 /* Read the launcher's replies that have come, each to its start. */
 static void proc__watch_cb(uv_poll_t *h, int status, int events)
 {
+    bool answered = false;
     while (proc__starts != NULL) {
         pid_t pid = 0;
         int err = 0;
@@ -1600,14 +1621,27 @@ static void proc__watch_cb(uv_poll_t *h, int status, int events)
             break; /* not come yet; a refused start's EAGAIN is err */
         }
         if (e == ESRCH) {
-            /* Gone: no reply will come, to any of them. */
-            struct proc *p;
-            while ((p = proc__starts_pop()) != NULL) {
-                proc__started(p, ESRCH, 0);
-            }
+            proc__starts_fail();
             break;
         }
         proc__started(proc__starts_pop(), err, pid);
+        answered = true;
+    }
+    if (answered && proc__starts != NULL) {
+        /* It answers: the next start has the whole deadline. */
+        uv_timer_start(proc__watch_timer, proc__watch_timer_cb,
+                       (uint64_t)launcher_deadline(), 0);
+    }
+    proc__watch_settle();
+}
+
+/* Nothing from the launcher for its deadline while starts await: it hung
+ * (stopped, or stuck in the kernel). */
+static void proc__watch_timer_cb(uv_timer_t *t)
+{
+    if (proc__starts != NULL) {
+        launcher_abandon();
+        proc__starts_fail();
     }
     proc__watch_settle();
 }
@@ -1631,12 +1665,25 @@ static int proc__starts_add(struct proc *p, uv_loop_t *loop)
             close(fd);
             return BERTH_EIO;
         }
+        uv_timer_t *t = mem_alloc(sizeof *t);
+        if (t == NULL || uv_timer_init(loop, t) != 0) {
+            mem_free(t);
+            uv_close((uv_handle_t *)w, proc__watch_close_cb);
+            close(fd);
+            return BERTH_ENOMEM;
+        }
         if (uv_poll_start(w, UV_READABLE, proc__watch_cb) != 0) {
             uv_close((uv_handle_t *)w, proc__watch_close_cb);
+            uv_close((uv_handle_t *)t, proc__watch_close_cb);
             close(fd);
             return BERTH_EIO;
         }
         proc__watch = w;
+        proc__watch_timer = t;
+    }
+    if (proc__starts == NULL) {
+        uv_timer_start(proc__watch_timer, proc__watch_timer_cb,
+                       (uint64_t)launcher_deadline(), 0);
     }
     p->loop = loop;
     p->start_next = NULL;
@@ -1655,11 +1702,10 @@ static int proc__await(pid_t *pid)
         int e = launcher_reply(true, &got, &err);
         struct proc *q = proc__starts_pop();
         if (e != 0) {
-            /* Gone: no reply will come, to any of them. */
-            while (q != NULL) {
+            if (q != NULL) {
                 proc__started(q, ESRCH, 0);
-                q = proc__starts_pop();
             }
+            proc__starts_fail();
             proc__watch_settle();
             return ESRCH;
         }

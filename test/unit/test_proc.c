@@ -2009,6 +2009,85 @@ static void test_async_launcher_dies_unanswered(void **state)
     assert_int_equal(access(path, F_OK), -1);
 }
 
+/* Start a launcher with a short deadline, and stop it: it is hung. */
+static pid_t launcher_hung(void)
+{
+    char errmsg[ERRMSG_SIZE];
+    assert_int_equal(launcher_start(errmsg), 0);
+    launcher_set_deadline(300);
+    pid_t launcher = launcher_pid();
+    launcher_hold(true);
+    return launcher;
+}
+
+/* The hung launcher was killed and reaped, and the deadline is back. */
+static void launcher_hung_over(pid_t launcher)
+{
+    launcher_set_deadline(LAUNCHER_DEADLINE_MS);
+    assert_false(launcher_running());
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)launcher);
+    assert_int_equal(access(path, F_OK), -1);
+}
+
+/* A launcher that answers nothing for its deadline while a start awaits
+ * its reply is killed, and the host starts the program itself: the start
+ * goes on, its held frame delivered. */
+static void test_async_launcher_hung(void **state)
+{
+    pid_t launcher = launcher_hung();
+    struct fx x = {0};
+    spawn_async(&x, "/bin/cat");
+    struct buf f;
+    pattern_frame(&f, 0, 10);
+    assert_int_equal(proc_send(x.p, &f), 0);
+    uint64_t t0 = uv_hrtime();
+    run_until_frames(&x, 1);
+    uint64_t waited_ms = (uv_hrtime() - t0) / 1000000;
+    assert_false(x.gone);
+    assert_int_equal(x.frames, 1);
+    assert_true(proc_pid(x.p) > 0);
+    assert_true(waited_ms >= 250);
+    launcher_hung_over(launcher);
+    proc_kill(x.p, "test over");
+    run_until_gone(&x);
+}
+
+/* A start that waits on the launcher's reply waits no longer than the
+ * deadline: the hung launcher is killed and the program started from the
+ * host. */
+static void test_launcher_hung_waiting_start(void **state)
+{
+    pid_t launcher = launcher_hung();
+    struct fx x = {0};
+    uint64_t t0 = uv_hrtime();
+    spawn(&x, "/bin/cat");
+    uint64_t waited_ms = (uv_hrtime() - t0) / 1000000;
+    assert_true(waited_ms >= 250);
+    assert_true(proc_pid(x.p) > 0);
+    launcher_hung_over(launcher);
+    struct buf f;
+    pattern_frame(&f, 0, 10);
+    assert_int_equal(proc_send(x.p, &f), 0);
+    run_until_frames(&x, 1);
+    assert_int_equal(x.frames, 1);
+    proc_kill(x.p, "test over");
+    run_until_gone(&x);
+}
+
+/* Stopping a hung launcher does not hold the host's stop: it is killed
+ * once it has had the time to reap a run, and its deadline. */
+static void test_launcher_stop_hung(void **state)
+{
+    alarm(60);
+    pid_t launcher = launcher_hung();
+    uint64_t t0 = uv_hrtime();
+    launcher_stop();
+    uint64_t waited_ms = (uv_hrtime() - t0) / 1000000;
+    assert_true(waited_ms >= 3000 && waited_ms < 30000);
+    launcher_hung_over(launcher);
+}
+
 int main(void)
 {
     /* As the host does: the child must not inherit it. */
@@ -2075,6 +2154,9 @@ int main(void)
     const struct CMUnitTest gone[] = {
         cmocka_unit_test(test_launcher_gone),
         cmocka_unit_test(test_async_launcher_dies_unanswered),
+        cmocka_unit_test(test_async_launcher_hung),
+        cmocka_unit_test(test_launcher_hung_waiting_start),
+        cmocka_unit_test(test_launcher_stop_hung),
     };
     failed += cmocka_run_group_tests_name("launcher gone", gone, NULL, NULL);
     proc_cleanup();
