@@ -224,6 +224,27 @@ def test_program_dies_with_host_when_started_without_launcher(host_factory):
     wait_for(lambda: dead(prog), timeout=5)
 
 
+def test_hung_launcher_is_killed_and_the_wake_goes_on(host_factory):
+    # A launcher that takes a start and never answers (here stopped) is
+    # killed after its deadline, 2 s, and the host starts the program
+    # itself: the wake that waited is answered, well before its own
+    # deadline, and later wakes start from the host.
+    h = host_factory(["--freeze-timeout", "0"]).start()
+    h.new_ship(MISBEHAVE, "mo")
+    h.cli("ship", "sleep", "mo")
+    wait_for(lambda: state(h, "mo") == "asleep")
+    launcher = launcher_of(h)
+    os.kill(launcher, signal.SIGSTOP)
+    t0 = time.monotonic()
+    assert h.http("GET", "/s/mo/")[0] == 200
+    took = time.monotonic() - t0
+    assert 1.8 <= took < 5, took
+    assert "did not answer for 2000 ms: killed" in h.logs()
+    wait_for(lambda: dead(launcher), timeout=5)
+    assert ship_pid(h, "mo") in children_of(h.proc.pid)
+    h.stop()
+
+
 def test_other_hosts_are_left_alone(host_factory):
     a = host_factory(["--freeze-timeout", "0"], name="a").start()
     b = host_factory(["--freeze-timeout", "0"], name="b").start()
