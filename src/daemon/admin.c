@@ -85,6 +85,7 @@
 #include "lib/mem.h"
 #include "proc/harden.h"
 #include "lib/notify.h"
+#include "proc/launcher.h"
 #include "proc/proc.h"
 #include "proc/tree.h"
 
@@ -986,6 +987,7 @@ static void admin__stats(struct host *h, struct http_request *req)
     json_object_set_new(o, "max_awake_bytes",
                         json_integer((json_int_t)h->cfg.max_awake_bytes));
     json_object_set_new(o, "freezer", json_string(proc_freezer_name()));
+    json_object_set_new(o, "launcher", json_boolean(launcher_running()));
     json_object_set_new(o, "hardening", admin__hardening());
     json_object_set_new(o, "caps", json_string(proc_caps_name()));
     json_object_set_new(o, "default_caps",

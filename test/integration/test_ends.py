@@ -230,6 +230,7 @@ def test_hung_launcher_is_killed_and_the_wake_goes_on(host_factory):
     # itself: the wake that waited is answered, well before its own
     # deadline, and later wakes start from the host.
     h = host_factory(["--freeze-timeout", "0"]).start()
+    assert h.cli_json("stats")["launcher"] is True
     h.new_ship(MISBEHAVE, "mo")
     h.cli("ship", "sleep", "mo")
     wait_for(lambda: state(h, "mo") == "asleep")
@@ -242,6 +243,7 @@ def test_hung_launcher_is_killed_and_the_wake_goes_on(host_factory):
     assert "did not answer for 2000 ms: killed" in h.logs()
     wait_for(lambda: dead(launcher), timeout=5)
     assert ship_pid(h, "mo") in children_of(h.proc.pid)
+    assert h.cli_json("stats")["launcher"] is False
     h.stop()
 
 
