@@ -956,14 +956,11 @@ struct proc__end {
 static void proc__end_work(uv_work_t *req)
 {
     struct proc__end *e = req->data;
-<<<<<<< Updated upstream
     /* What it started and is still in its cgroup (the loop killed its
      * process group). */
     if (e->attached) {
         freezer_kill_all(e->kind, e->pid);
     }
-=======
->>>>>>> Stashed changes
     /* Its cgroup counts what it started too: read before the removal. */
     e->have_cpu = e->attached && freezer_cpu(e->pid, &e->cpu_us) == 0;
     char dir[PATH_MAX];

@@ -317,15 +317,9 @@ static bool cgroup_mount(const char *ctls, char *mnt)
     bool found = false;
     while (!found && fscanf(f, "%255s %4095s %63s %1023s %*d %*d", dev, dir,
                             type, opts) == 4) {
-<<<<<<< Updated upstream
         found = ctls[0] == '\0'
                     ? strcmp(type, "cgroup2") == 0
                     : strcmp(type, "cgroup") == 0 && list_has(opts, first);
-=======
-        found = ctls[0] == '\0' ? strcmp(type, "cgroup2") == 0
-                                : strcmp(type, "cgroup") == 0 &&
-                                      list_has(opts, first);
->>>>>>> Stashed changes
     }
     fclose(f);
     if (found) {
