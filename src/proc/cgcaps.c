@@ -45,7 +45,8 @@ struct cgcaps__ops {
     int (*enter)(pid_t pid);
     int (*set)(pid_t pid, const char *dir, const struct caps *caps);
     int (*read)(pid_t pid, const char *dir, struct cgcaps_use *use);
-    int (*cpu)(pid_t pid, const char *dir, uint64_t *usec);
+    int (*cpu_open)(pid_t pid, const char *dir);
+    int (*cpu_parse)(const char *text, uint64_t *usec);
     int (*oom_kills)(pid_t pid, const char *dir, uint64_t *n);
     void (*remove)(pid_t pid);
     bool (*rmdir)(pid_t pid);
@@ -218,11 +219,24 @@ static int cgcaps__v2_read(pid_t pid, const char *dir, struct cgcaps_use *use)
     return 0;
 }
 
-static int cgcaps__v2_cpu(pid_t pid, const char *dir, uint64_t *usec)
+/* Open the file at dir/file for reading again and again; an fd or -1. */
+static int cgcaps__open(const char *dir, const char *file)
 {
-    char text[1024];
-    if (cgcaps__read(dir, "cpu.stat", text, sizeof text) != 0 ||
-        strstr(text, "usage_usec ") == NULL) {
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/%s", dir, file) >= (int)sizeof path) {
+        return -1;
+    }
+    return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+static int cgcaps__v2_cpu_open(pid_t pid, const char *dir)
+{
+    return cgcaps__open(dir, "cpu.stat");
+}
+
+static int cgcaps__v2_cpu_parse(const char *text, uint64_t *usec)
+{
+    if (strstr(text, "usage_usec ") == NULL) {
         return BERTH_EIO;
     }
     *usec = cgcaps__key(text, "usage_usec");
@@ -253,7 +267,8 @@ static const struct cgcaps__ops cgcaps__v2 = {
     .enter = cgcaps__v2_enter,
     .set = cgcaps__v2_set,
     .read = cgcaps__v2_read,
-    .cpu = cgcaps__v2_cpu,
+    .cpu_open = cgcaps__v2_cpu_open,
+    .cpu_parse = cgcaps__v2_cpu_parse,
     .oom_kills = cgcaps__v2_oom_kills,
     .remove = cgcaps__v2_remove,
     .rmdir = cgcaps__v2_rmdir,
@@ -444,12 +459,20 @@ static int cgcaps__v1_read(pid_t pid, const char *unused,
     return 0;
 }
 
-static int cgcaps__v1_cpu(pid_t pid, const char *unused, uint64_t *usec)
+static int cgcaps__v1_cpu_open(pid_t pid, const char *unused)
 {
     char dir[PATH_MAX];
-    uint64_t ns;
-    if (cgcaps__v1_dir(CGCAPS__CPUACCT, pid, dir) != 0 ||
-        cgcaps__read_u64(dir, "cpuacct.usage", &ns) != 0) {
+    if (cgcaps__v1_dir(CGCAPS__CPUACCT, pid, dir) != 0) {
+        return -1;
+    }
+    return cgcaps__open(dir, "cpuacct.usage");
+}
+
+static int cgcaps__v1_cpu_parse(const char *text, uint64_t *usec)
+{
+    char *end;
+    uint64_t ns = strtoull(text, &end, 10);
+    if (end == text) {
         return BERTH_EIO;
     }
     *usec = ns / 1000;
@@ -473,7 +496,8 @@ static const struct cgcaps__ops cgcaps__v1 = {
     .enter = cgcaps__v1_enter,
     .set = cgcaps__v1_set,
     .read = cgcaps__v1_read,
-    .cpu = cgcaps__v1_cpu,
+    .cpu_open = cgcaps__v1_cpu_open,
+    .cpu_parse = cgcaps__v1_cpu_parse,
     .oom_kills = cgcaps__v1_oom_kills,
     .remove = cgcaps__v1_remove,
     .rmdir = cgcaps__v1_rmdirs,
@@ -647,9 +671,25 @@ int cgcaps_read(pid_t pid, const char *dir, struct cgcaps_use *use)
     return cgcaps__ops != NULL ? cgcaps__ops->read(pid, dir, use) : BERTH_EIO;
 }
 
-int cgcaps_cpu(pid_t pid, const char *dir, uint64_t *usec)
+int cgcaps_cpu_open(pid_t pid, const char *dir)
 {
-    return cgcaps__ops != NULL ? cgcaps__ops->cpu(pid, dir, usec) : BERTH_EIO;
+    int fd = cgcaps__ops != NULL ? cgcaps__ops->cpu_open(pid, dir) : -1;
+    return fd >= 0 ? fd : BERTH_EIO;
+}
+
+int cgcaps_cpu_read(int fd, uint64_t *usec)
+{
+    /* A cgroup file read from its start is made anew each time. */
+    char text[1024];
+    ssize_t n;
+    do {
+        n = pread(fd, text, sizeof text - 1, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0 || cgcaps__ops == NULL) {
+        return BERTH_EIO;
+    }
+    text[n] = '\0';
+    return cgcaps__ops->cpu_parse(text, usec);
 }
 
 int cgcaps_oom_kills(pid_t pid, const char *dir, uint64_t *n)

@@ -131,8 +131,9 @@ struct proc {
     int exit_status;
     int term_signal;
     uint64_t cpu_final_us; /* once exited: the CPU time it used (proc_cpu) */
-    char *dir; /* its private working directory (harden.h), or NULL */
-    long uid;  /* the uid it runs as (harden_uid_take), -1: the host's */
+    char *dir;  /* its private working directory (harden.h), or NULL */
+    long uid;   /* the uid it runs as (harden_uid_take), -1: the host's */
+    int cpu_fd; /* its caps' file of CPU time (cgcaps_cpu_open), or -1 */
 };
 
 struct proc__write {
@@ -376,8 +377,18 @@ static int proc__spawn_here(const struct spawn_job *job, pid_t *pid)
     return e;
 }
 
+/* Close the proc's file of CPU time, if open. */
+static void proc__close_cpu(struct proc *p)
+{
+    if (p->cpu_fd >= 0) {
+        close(p->cpu_fd);
+        p->cpu_fd = -1;
+    }
+}
+
 static void proc__free(struct proc *p)
 {
+    proc__close_cpu(p);
     proc__kept_free(p->kept);
     proc__drop_held(p);
     proc__remove_dir(p);
@@ -1089,6 +1100,7 @@ static void proc__end(struct proc *p)
     e->capped = p->capped;
     p->attached = false;
     p->capped = false;
+    proc__close_cpu(p);
     p->ending = true;
     proc__die(p);
     uv_poll_stop(&p->exit);
@@ -1740,6 +1752,7 @@ int proc_spawn(struct proc **out, uv_loop_t *loop,
         return BERTH_ENOMEM;
     }
     p->uid = -1;
+    p->cpu_fd = -1;
     p->held_tail = &p->held;
     p->name = mem_strdup(cfg->name);
     if (p->name == NULL) {
@@ -2109,7 +2122,7 @@ int proc_memory(const struct proc *p, uint64_t *bytes)
     return tree_anon_bytes_below(p->pid, bytes);
 }
 
-int proc_cpu(const struct proc *p, uint64_t *usec)
+int proc_cpu(struct proc *p, uint64_t *usec)
 {
     if (p->exited) {
         *usec = p->cpu_final_us;
@@ -2125,8 +2138,12 @@ int proc_cpu(const struct proc *p, uint64_t *usec)
      * went there with it (cgcaps.h), not always into the freezer's. */
     char dir[PATH_MAX];
     uint64_t cg;
-    if (p->capped && freezer_pid_dir(p->pid, dir) == 0 &&
-        cgcaps_cpu(p->pid, dir, &cg) == 0 && cg > 0) {
+    if (p->capped && p->cpu_fd < 0 && freezer_pid_dir(p->pid, dir) == 0) {
+        /* Kept open: this is read at the start of every event. */
+        p->cpu_fd = cgcaps_cpu_open(p->pid, dir);
+    }
+    if (p->capped && p->cpu_fd >= 0 && cgcaps_cpu_read(p->cpu_fd, &cg) == 0 &&
+        cg > 0) {
         *usec = cg;
         return 0;
     }

@@ -284,7 +284,7 @@ uint64_t proc_stderr_dropped(const struct proc *p);
  * that of the children it waited for (/proc/PID/stat while it runs, wait4
  * once it exited). Valid until the proc is freed, also in its exit
  * callback. Returns 0 or BERTH_EIO. */
-int proc_cpu(const struct proc *p, uint64_t *usec);
+int proc_cpu(struct proc *p, uint64_t *usec);
 
 /* Return how many bytes of stderr were dropped over the limit, by every
  * proc of this process since it started. */
