@@ -3349,7 +3349,11 @@ int main(int argc, char **argv)
         cli__usage_all(stderr);
         rv = 2;
     } else if (strcmp(words[0], "--help") == 0 || strcmp(words[0], "-h") == 0 ||
-               (strcmp(words[0], "help") == 0 && n == 1)) {
+               (strcmp(words[0], "help") == 0 &&
+                (n == 1 || strcmp(words[1], "--help") == 0 ||
+                 strcmp(words[1], "-h") == 0 ||
+                 strcmp(words[1], "help") == 0))) {
+        /* help's own help is the list of commands. */
         cli__usage_all(stdout);
         rv = 0;
     } else if (strcmp(words[0], "--version") == 0) {
@@ -3366,8 +3370,11 @@ int main(int argc, char **argv)
         }
         const struct cli__cmd *cmd = cli__lookup(n - k, words + k, &used);
         if (cmd == NULL && cli__is_group(words[k])) {
-            rv = help ? cli__group(words[k], 1, (char *[]){"--help"})
-                      : cli__group(words[k], n - k - 1, words + k + 1);
+            /* help GROUP lists its subcommands; help GROUP NOSUCH is
+             * the same error as GROUP NOSUCH. */
+            rv = help && n - k == 1
+                     ? cli__group(words[k], 1, (char *[]){"--help"})
+                     : cli__group(words[k], n - k - 1, words + k + 1);
         } else if (cmd == NULL && strncmp(words[k], "-", 1) == 0) {
             rv = cli__usage(NULL, "unknown option %s before the command",
                             words[k]);

@@ -116,6 +116,14 @@ def test_ship_group_and_top_level_help():
     usage_error(run(), "usage: berth")
     usage_error(run("frobnicate"), "unknown command frobnicate")
     assert run("help").stdout == run("--help").stdout
+    # help's own help, in every form, is the list of commands.
+    for form in (["help", "--help"], ["help", "-h"], ["help", "help"]):
+        r = run(*form)
+        assert r.returncode == 0 and r.stderr == "", (form, r.stderr)
+        assert r.stdout == run("--help").stdout, form
+    assert run("help", "ship").stdout == run("ship", "--help").stdout
+    usage_error(run("help", "ship", "frob"), "unknown subcommand frob")
+    usage_error(run("help", "frobnicate"), "unknown command frobnicate")
 
 
 def test_usage_errors_are_clear_and_exit_2():
