@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "consensus/transport.h"
 #include "core/caps.h"
 #include "core/gate.h"
 #include "core/quota.h"
@@ -2777,9 +2778,14 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
         /* "example.org." is the same domain. */
         size_t n = strlen(cfg.domain);
         static char domain[256];
-        if (n == 0 || n >= sizeof domain || cfg.domain[0] == '.' ||
-            strchr(cfg.domain, ':') != NULL ||
-            strchr(cfg.domain, '/') != NULL) {
+        /* Letters, digits, '-' and dots between labels: a Host header
+         * holds nothing else, so another domain would route nothing. */
+        bool name = n > 0 && n < sizeof domain && cfg.domain[0] != '.' &&
+                    strstr(cfg.domain, "..") == NULL &&
+                    strspn(cfg.domain, "abcdefghijklmnopqrstuvwxyz"
+                                       "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                       "0123456789-.") == n;
+        if (!name) {
             return cli__usage(cmd,
                               "--domain needs a DNS name such as "
                               "example.org, not %s",
@@ -2802,6 +2808,31 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
     }
     if (cfg.tls_cert != NULL && cfg.tls_listen == NULL) {
         cfg.tls_listen = "127.0.0.1:8443";
+    }
+    /* A mistyped address is bad usage, found before the host opens its
+     * data directory. */
+    static const int listeners[] = {CLI__SERVE_LISTEN, CLI__SERVE_ADMIN,
+                                    CLI__SERVE_TLS_LISTEN};
+    for (size_t k = 0; k < sizeof listeners / sizeof listeners[0]; k++) {
+        const char *v = a->val[listeners[k]];
+        struct sockaddr_storage sa;
+        if (v != NULL && http_parse_hostport(v, &sa) != 0) {
+            return cli__usage(cmd,
+                              "%s needs HOST:PORT, an IP address (or "
+                              "localhost) and a port up to 65535, not %s",
+                              cmd->opts[listeners[k]].name, v);
+        }
+    }
+    static const int peers[] = {CLI__SERVE_PEER, CLI__SERVE_JOIN};
+    for (size_t k = 0; k < sizeof peers / sizeof peers[0]; k++) {
+        const char *v = a->val[peers[k]];
+        struct sockaddr_storage sa;
+        if (v != NULL && transport_parse_address(v, &sa) != 0) {
+            return cli__usage(cmd,
+                              "%s needs IP:PORT, an IP address and a port up "
+                              "to 65535, such as 10.0.0.1:7001, not %s",
+                              cmd->opts[peers[k]].name, v);
+        }
     }
     cfg.passphrase_file = a->val[CLI__SERVE_PASSPHRASE_FILE];
     cfg.master_key_file = a->val[CLI__SERVE_MASTER_KEY_FILE];

@@ -153,6 +153,17 @@ def test_usage_errors_are_clear_and_exit_2():
     usage_error(run("serve", "--heartbeat", "300"),
                 "--election-timeout (1000 ms) must be at least 5 heartbeats")
     usage_error(run("serve", "--election-timeout", "5"), "--election-timeout")
+    # Addresses and names are checked before the host opens anything (a
+    # data directory that cannot be made would fail the start otherwise).
+    def serve(*args):
+        return run("serve", "--data", "/nonexistent/berth", *args)
+    usage_error(serve("--listen", "nonsense"), "--listen needs HOST:PORT")
+    usage_error(serve("--listen", "127.0.0.1:99999"), "not 127.0.0.1:99999")
+    usage_error(serve("--admin", "example.org:9090"), "--admin needs HOST:PORT")
+    usage_error(serve("--peer", "127.0.0.1"), "--peer needs IP:PORT")
+    usage_error(serve("--peer", "127.0.0.1:7001", "--join", "x:1"), "--join needs IP:PORT")
+    usage_error(serve("--domain", "bad domain"), "--domain needs a DNS name")
+    usage_error(serve("--domain", "a..org"), "--domain needs a DNS name")
 
 
 def test_names_are_checked_by_the_cli_and_the_host(host):
