@@ -335,6 +335,17 @@ static int cli__parse(const struct cli__cmd *cmd, int argc, char **argv,
             if (i == 0) {
                 c->data = v;
             } else if (i == 1) {
+                /* The form only: whether a host answers there is the
+                 * request's to find out. */
+                const char *colon = strrchr(v, ':');
+                if (strncmp(v, "unix:", 5) != 0 &&
+                    (colon == NULL || colon == v || colon[1] == '\0' ||
+                     strspn(colon + 1, "0123456789") != strlen(colon + 1))) {
+                    return cli__usage(cmd,
+                                      "--admin needs HOST:PORT or unix:PATH, "
+                                      "not %s",
+                                      v);
+                }
                 c->admin = v;
             } else if (i == 2) {
                 c->json = true;

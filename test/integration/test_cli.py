@@ -148,6 +148,8 @@ def test_usage_errors_are_clear_and_exit_2():
     usage_error(run("ship", "show", "Bad/Name"), "not a ship id or name")
     usage_error(run("stats", "extra"), "unexpected argument extra")
     usage_error(run("--bogus", "ship", "ls"), "unknown option --bogus")
+    usage_error(run("--admin", "nonsense", "ship", "ls"), "--admin needs HOST:PORT or unix:PATH")
+    usage_error(run("ship", "ls", "--admin=127.0.0.1:"), "--admin needs HOST:PORT")
     usage_error(run("serve", "--idle-timeout", "soon"), "--idle-timeout needs a number")
     usage_error(run("serve", "--json"), "unknown option --json")
     usage_error(run("serve", "--heartbeat", "300"),
