@@ -2460,6 +2460,30 @@ static int cli__stats(const struct cli__cmd *cmd, struct cli *c,
            "event cpu %lld ms)\n",
            how, strcmp(how, "none") == 0 ? ", not enforced" : "", mem, cores,
            cli__int(dc, "pids"), cli__int(dc, "event_cpu_ms"));
+    /* What programs give up at their start, and their network: a host
+     * that could make no namespace says here that programs keep its. */
+    json_t *hard = json_object_get(v, "hardening");
+    json_t *parts = json_object_get(hard, "parts");
+    printf("hardening:        ");
+    if (json_array_size(parts) == 0) {
+        printf("none");
+    }
+    size_t pi;
+    json_t *part;
+    json_array_foreach(parts, pi, part)
+    {
+        printf("%s%s", pi > 0 ? " " : "", json_string_value(part));
+    }
+    json_t *uid = json_object_get(hard, "uid");
+    const char *uids = json_string_value(json_object_get(hard, "uids"));
+    printf("; network %s; ", cli__str(hard, "network"));
+    if (uids != NULL) {
+        printf("a uid each from %s\n", uids);
+    } else if (json_is_integer(uid)) {
+        printf("uid %lld\n", (long long)json_integer_value(uid));
+    } else {
+        printf("the host's uid\n");
+    }
     printf("master key:       %s\n", cli__str(v, "master_key"));
     printf("replies reused:   %lld (%.1f KiB kept)\n", cli__int(v, "reuses"),
            (double)cli__int(v, "reuse_bytes") / 1024.0);
@@ -3241,7 +3265,8 @@ static const struct cli__cmd cli__cmds[] = {
      NULL, 0, 0, true, cli__tls_reload},
     {"stats", "", "host counters",
      "Print the host's counters: ships per state, memory, events, wake and "
-     "thaw latency, evictions, alarms.",
+     "thaw latency, evictions, caps, the programs' hardening and network, "
+     "alarms.",
      NULL, 0, 0, true, cli__stats},
     {"version", "[--json]", "print berth's version", "Print berth's version.",
      cli__version_opts, 0, 0, false, cli__version},
