@@ -2215,8 +2215,13 @@ static int cli__account_one(const struct cli__cmd *cmd, struct cli *c,
     if (c->json) {
         cli__print_json(v);
     } else if (rm) {
-        printf("removed %s (%lld ships)\n", cli__str(v, "removed"),
-               cli__int(v, "ships"));
+        long long ships = cli__int(v, "ships");
+        if (ships == 0) {
+            printf("removed %s (no ships)\n", cli__str(v, "removed"));
+        } else {
+            printf("removed %s (%lld ship%s)\n", cli__str(v, "removed"), ships,
+                   ships == 1 ? "" : "s");
+        }
     } else {
         char made[32];
         cli__ago(cli__int(v, "created_ns"), made, sizeof made);
