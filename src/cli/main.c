@@ -1495,21 +1495,34 @@ static int cli__ship_export(const struct cli__cmd *cmd, struct cli *c,
         return rv;
     }
     bool to_stdout = strcmp(path, "-") == 0;
+    /* A file that exists and is no regular file (a device such as
+     * /dev/stdout, a pipe) is written into: a rename would put a file in
+     * its place. A symbolic link to a file is followed, so that the file
+     * is replaced and the link kept. */
+    struct stat st;
+    char real[PATH_MAX];
+    const char *dest = path;
+    bool direct = !to_stdout && stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+    if (!to_stdout && !direct && lstat(path, &st) == 0 && S_ISLNK(st.st_mode) &&
+        realpath(path, real) != NULL) {
+        dest = real;
+    }
     /* Written beside its place and renamed, so that a failed export never
      * leaves half a file under the name of a backup. */
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.part", path);
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.part", dest);
     /* Only its owner reads a backup, as only the host's user reads its
      * data directory. */
-    int fd = to_stdout
-                 ? -1
+    int fd = to_stdout ? -1
+             : direct
+                 ? open(path, O_WRONLY | O_CLOEXEC)
                  : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     FILE *f = to_stdout ? stdout : fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!to_stdout && fd >= 0 && f == NULL) {
         close(fd);
     }
     if (f == NULL || fwrite(file.data, 1, file.len, f) != file.len ||
-        fflush(f) != 0 || (!to_stdout && fsync(fileno(f)) != 0)) {
+        fflush(f) != 0 || (!to_stdout && !direct && fsync(fileno(f)) != 0)) {
         fprintf(stderr, "berth: cannot write %s: %s\n", path, strerror(errno));
         rv = 1;
     }
@@ -1517,11 +1530,11 @@ static int cli__ship_export(const struct cli__cmd *cmd, struct cli *c,
         fprintf(stderr, "berth: cannot write %s: %s\n", path, strerror(errno));
         rv = 1;
     }
-    if (!to_stdout && rv == 0 && rename(tmp, path) != 0) {
+    if (!to_stdout && !direct && rv == 0 && rename(tmp, dest) != 0) {
         fprintf(stderr, "berth: cannot write %s: %s\n", path, strerror(errno));
         rv = 1;
     }
-    if (!to_stdout && rv != 0) {
+    if (!to_stdout && !direct && rv != 0) {
         unlink(tmp);
     }
     if (rv == 0 && !to_stdout) {
