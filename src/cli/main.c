@@ -3430,7 +3430,12 @@ int main(int argc, char **argv)
         }
     }
     int rv;
-    if (n == 0) {
+    if (n == 0 && n_pre > 0 && cli__global_takes_value(args[n_pre - 1]) &&
+        (n_pre == 1 || !cli__global_takes_value(args[n_pre - 2]))) {
+        /* "berth --data": the option's value is missing, not the
+         * command. */
+        rv = cli__usage(NULL, "%s needs a value", args[n_pre - 1]);
+    } else if (n == 0) {
         cli__usage_all(stderr);
         rv = 2;
     } else if (strcmp(words[0], "--help") == 0 || strcmp(words[0], "-h") == 0 ||
