@@ -2,20 +2,23 @@
 command, usage errors (exit 2, nothing on stdout), failures (exit 1, nothing
 on stdout), --flag=value and client options before the command, programs
 checked at creation and given arguments and environment, --count summaries,
-stdin payloads, --state, the freeze timeout 0 that means never, and the
+stdin payloads, --state, the freeze timeout 0 that means never, the
 admin address a TCP host leaves in its data directory. README's "Using it"
-commands run as written."""
+commands run as written, and make run's script stops on Ctrl-C with
+success."""
 import http.client
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 
 import pytest
 
-from conftest import BERTH, KV, MISBEHAVE, ROOT, free_port, wait_for
+from conftest import (BERTH, KV, MISBEHAVE, ROOT, data_tag, free_port, tagged_processes,
+                      wait_for, wait_no_programs)
 
 
 def run(*args, cwd=None, stdin=None, env=None):
@@ -472,3 +475,33 @@ def test_readme_using_it_runs_as_written(host_factory, tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, (r.stdout, r.stderr)
     assert "blue" in r.stdout
+
+
+# --- make run's script. ---
+
+def test_run_demo_stops_on_ctrl_c_with_success(tmp_path):
+    """scripts/run-demo.sh, what make run starts: a host with demo ships,
+    and Ctrl-C (SIGINT to its process group, as a terminal sends it) stops
+    it with status 0 and no program left."""
+    port = free_port()
+    data = str(tmp_path / "demo")
+    p = subprocess.Popen(["sh", os.path.join(ROOT, "scripts", "run-demo.sh"),
+                          os.path.dirname(BERTH), data, "127.0.0.1:%d" % port],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                         start_new_session=True)
+    try:
+        out = ""
+        while "Ctrl-C stops the host." not in out:
+            line = p.stdout.readline()
+            assert line, out
+            out += line
+        assert "curl http://127.0.0.1:%d/s/ann/k/greeting" % port in out
+        tag = data_tag(data)
+        assert tagged_processes(tag)  # ann woke for its greeting
+        os.killpg(p.pid, signal.SIGINT)
+        assert p.wait(30) == 0
+        assert wait_no_programs(tag) == []
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
