@@ -35,7 +35,7 @@ install-files:
 		$(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/share/man/man1 \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	@install -m 0755 $(BUILD)/berth $(DESTDIR)$(PREFIX)/bin/berth
-	@install -m 0755 $(BUILD)/programs/kv $(BUILD)/programs/share $(DESTDIR)$(PREFIX)/lib/berth/programs/
+	@install -m 0755 $(BUILD)/programs/kv $(BUILD)/programs/share $(BUILD)/programs/chat $(DESTDIR)$(PREFIX)/lib/berth/programs/
 	@sed 's|@BINDIR@|$(PREFIX)/bin|g' packaging/berth.service.in > $(DESTDIR)$(PREFIX)/lib/systemd/system/berth.service
 	@install -m 0644 packaging/berth.socket packaging/berth-tls.socket $(DESTDIR)$(PREFIX)/lib/systemd/system/
 	@chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/berth.service

@@ -10,7 +10,14 @@ KV="$(cd "$BUILD/programs" && pwd)/kv"
 
 "$BERTH" serve --data "$DATA" --listen "$LISTEN" &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' INT TERM EXIT
+# Under set -e: the host may have stopped already (Ctrl-C reaches it too).
+stop() {
+  kill $pid 2>/dev/null || true
+  wait $pid 2>/dev/null || true
+}
+# Ctrl-C is how the host is meant to stop: once it has, that is success.
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
 
 i=0
 until curl -fs "http://$LISTEN/healthz" >/dev/null 2>&1; do

@@ -34,7 +34,7 @@ BERTH=$PREFIX/bin/berth
 UNIT=$PREFIX/lib/systemd/system/berth.service
 SOCKET=$PREFIX/lib/systemd/system/berth.socket
 TLS_SOCKET=$PREFIX/lib/systemd/system/berth-tls.socket
-for f in "$BERTH" "$PREFIX/lib/berth/programs/kv" "$PREFIX/lib/berth/programs/share"; do
+for f in "$BERTH" "$PREFIX/lib/berth/programs/kv" "$PREFIX/lib/berth/programs/share" "$PREFIX/lib/berth/programs/chat"; do
     [ -x "$f" ] || fail "not installed: $f"
 done
 for f in "$UNIT" "$SOCKET" "$TLS_SOCKET" "$PREFIX/share/man/man1/berth.1" "$PREFIX/share/bash-completion/completions/berth"; do

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "consensus/transport.h"
 #include "core/caps.h"
 #include "core/gate.h"
 #include "core/quota.h"
@@ -334,6 +335,17 @@ static int cli__parse(const struct cli__cmd *cmd, int argc, char **argv,
             if (i == 0) {
                 c->data = v;
             } else if (i == 1) {
+                /* The form only: whether a host answers there is the
+                 * request's to find out. */
+                const char *colon = strrchr(v, ':');
+                if (strncmp(v, "unix:", 5) != 0 &&
+                    (colon == NULL || colon == v || colon[1] == '\0' ||
+                     strspn(colon + 1, "0123456789") != strlen(colon + 1))) {
+                    return cli__usage(cmd,
+                                      "--admin needs HOST:PORT or unix:PATH, "
+                                      "not %s",
+                                      v);
+                }
                 c->admin = v;
             } else if (i == 2) {
                 c->json = true;
@@ -1483,21 +1495,34 @@ static int cli__ship_export(const struct cli__cmd *cmd, struct cli *c,
         return rv;
     }
     bool to_stdout = strcmp(path, "-") == 0;
+    /* A file that exists and is no regular file (a device such as
+     * /dev/stdout, a pipe) is written into: a rename would put a file in
+     * its place. A symbolic link to a file is followed, so that the file
+     * is replaced and the link kept. */
+    struct stat st;
+    char real[PATH_MAX];
+    const char *dest = path;
+    bool direct = !to_stdout && stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+    if (!to_stdout && !direct && lstat(path, &st) == 0 && S_ISLNK(st.st_mode) &&
+        realpath(path, real) != NULL) {
+        dest = real;
+    }
     /* Written beside its place and renamed, so that a failed export never
      * leaves half a file under the name of a backup. */
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.part", path);
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.part", dest);
     /* Only its owner reads a backup, as only the host's user reads its
      * data directory. */
-    int fd = to_stdout
-                 ? -1
+    int fd = to_stdout ? -1
+             : direct
+                 ? open(path, O_WRONLY | O_CLOEXEC)
                  : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     FILE *f = to_stdout ? stdout : fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!to_stdout && fd >= 0 && f == NULL) {
         close(fd);
     }
     if (f == NULL || fwrite(file.data, 1, file.len, f) != file.len ||
-        fflush(f) != 0 || (!to_stdout && fsync(fileno(f)) != 0)) {
+        fflush(f) != 0 || (!to_stdout && !direct && fsync(fileno(f)) != 0)) {
         fprintf(stderr, "berth: cannot write %s: %s\n", path, strerror(errno));
         rv = 1;
     }
@@ -1505,11 +1530,11 @@ static int cli__ship_export(const struct cli__cmd *cmd, struct cli *c,
         fprintf(stderr, "berth: cannot write %s: %s\n", path, strerror(errno));
         rv = 1;
     }
-    if (!to_stdout && rv == 0 && rename(tmp, path) != 0) {
+    if (!to_stdout && !direct && rv == 0 && rename(tmp, dest) != 0) {
         fprintf(stderr, "berth: cannot write %s: %s\n", path, strerror(errno));
         rv = 1;
     }
-    if (!to_stdout && rv != 0) {
+    if (!to_stdout && !direct && rv != 0) {
         unlink(tmp);
     }
     if (rv == 0 && !to_stdout) {
@@ -2203,8 +2228,13 @@ static int cli__account_one(const struct cli__cmd *cmd, struct cli *c,
     if (c->json) {
         cli__print_json(v);
     } else if (rm) {
-        printf("removed %s (%lld ships)\n", cli__str(v, "removed"),
-               cli__int(v, "ships"));
+        long long ships = cli__int(v, "ships");
+        if (ships == 0) {
+            printf("removed %s (no ships)\n", cli__str(v, "removed"));
+        } else {
+            printf("removed %s (%lld ship%s)\n", cli__str(v, "removed"), ships,
+                   ships == 1 ? "" : "s");
+        }
     } else {
         char made[32];
         cli__ago(cli__int(v, "created_ns"), made, sizeof made);
@@ -2448,6 +2478,30 @@ static int cli__stats(const struct cli__cmd *cmd, struct cli *c,
            "event cpu %lld ms)\n",
            how, strcmp(how, "none") == 0 ? ", not enforced" : "", mem, cores,
            cli__int(dc, "pids"), cli__int(dc, "event_cpu_ms"));
+    /* What programs give up at their start, and their network: a host
+     * that could make no namespace says here that programs keep its. */
+    json_t *hard = json_object_get(v, "hardening");
+    json_t *parts = json_object_get(hard, "parts");
+    printf("hardening:        ");
+    if (json_array_size(parts) == 0) {
+        printf("none");
+    }
+    size_t pi;
+    json_t *part;
+    json_array_foreach(parts, pi, part)
+    {
+        printf("%s%s", pi > 0 ? " " : "", json_string_value(part));
+    }
+    json_t *uid = json_object_get(hard, "uid");
+    const char *uids = json_string_value(json_object_get(hard, "uids"));
+    printf("; network %s; ", cli__str(hard, "network"));
+    if (uids != NULL) {
+        printf("a uid each from %s\n", uids);
+    } else if (json_is_integer(uid)) {
+        printf("uid %lld\n", (long long)json_integer_value(uid));
+    } else {
+        printf("the host's uid\n");
+    }
     printf("master key:       %s\n", cli__str(v, "master_key"));
     printf("replies reused:   %lld (%.1f KiB kept)\n", cli__int(v, "reuses"),
            (double)cli__int(v, "reuse_bytes") / 1024.0);
@@ -2777,9 +2831,14 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
         /* "example.org." is the same domain. */
         size_t n = strlen(cfg.domain);
         static char domain[256];
-        if (n == 0 || n >= sizeof domain || cfg.domain[0] == '.' ||
-            strchr(cfg.domain, ':') != NULL ||
-            strchr(cfg.domain, '/') != NULL) {
+        /* Letters, digits, '-' and dots between labels: a Host header
+         * holds nothing else, so another domain would route nothing. */
+        bool name = n > 0 && n < sizeof domain && cfg.domain[0] != '.' &&
+                    strstr(cfg.domain, "..") == NULL &&
+                    strspn(cfg.domain, "abcdefghijklmnopqrstuvwxyz"
+                                       "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                       "0123456789-.") == n;
+        if (!name) {
             return cli__usage(cmd,
                               "--domain needs a DNS name such as "
                               "example.org, not %s",
@@ -2802,6 +2861,31 @@ static int cli__serve(const struct cli__cmd *cmd, struct cli *c,
     }
     if (cfg.tls_cert != NULL && cfg.tls_listen == NULL) {
         cfg.tls_listen = "127.0.0.1:8443";
+    }
+    /* A mistyped address is bad usage, found before the host opens its
+     * data directory. */
+    static const int listeners[] = {CLI__SERVE_LISTEN, CLI__SERVE_ADMIN,
+                                    CLI__SERVE_TLS_LISTEN};
+    for (size_t k = 0; k < sizeof listeners / sizeof listeners[0]; k++) {
+        const char *v = a->val[listeners[k]];
+        struct sockaddr_storage sa;
+        if (v != NULL && http_parse_hostport(v, &sa) != 0) {
+            return cli__usage(cmd,
+                              "%s needs HOST:PORT, an IP address (or "
+                              "localhost) and a port up to 65535, not %s",
+                              cmd->opts[listeners[k]].name, v);
+        }
+    }
+    static const int peers[] = {CLI__SERVE_PEER, CLI__SERVE_JOIN};
+    for (size_t k = 0; k < sizeof peers / sizeof peers[0]; k++) {
+        const char *v = a->val[peers[k]];
+        struct sockaddr_storage sa;
+        if (v != NULL && transport_parse_address(v, &sa) != 0) {
+            return cli__usage(cmd,
+                              "%s needs IP:PORT, an IP address and a port up "
+                              "to 65535, such as 10.0.0.1:7001, not %s",
+                              cmd->opts[peers[k]].name, v);
+        }
     }
     cfg.passphrase_file = a->val[CLI__SERVE_PASSPHRASE_FILE];
     cfg.master_key_file = a->val[CLI__SERVE_MASTER_KEY_FILE];
@@ -3199,7 +3283,8 @@ static const struct cli__cmd cli__cmds[] = {
      NULL, 0, 0, true, cli__tls_reload},
     {"stats", "", "host counters",
      "Print the host's counters: ships per state, memory, events, wake and "
-     "thaw latency, evictions, alarms.",
+     "thaw latency, evictions, caps, the programs' hardening and network, "
+     "alarms.",
      NULL, 0, 0, true, cli__stats},
     {"version", "[--json]", "print berth's version", "Print berth's version.",
      cli__version_opts, 0, 0, false, cli__version},
@@ -3345,11 +3430,20 @@ int main(int argc, char **argv)
         }
     }
     int rv;
-    if (n == 0) {
+    if (n == 0 && n_pre > 0 && cli__global_takes_value(args[n_pre - 1]) &&
+        (n_pre == 1 || !cli__global_takes_value(args[n_pre - 2]))) {
+        /* "berth --data": the option's value is missing, not the
+         * command. */
+        rv = cli__usage(NULL, "%s needs a value", args[n_pre - 1]);
+    } else if (n == 0) {
         cli__usage_all(stderr);
         rv = 2;
     } else if (strcmp(words[0], "--help") == 0 || strcmp(words[0], "-h") == 0 ||
-               (strcmp(words[0], "help") == 0 && n == 1)) {
+               (strcmp(words[0], "help") == 0 &&
+                (n == 1 || strcmp(words[1], "--help") == 0 ||
+                 strcmp(words[1], "-h") == 0 ||
+                 strcmp(words[1], "help") == 0))) {
+        /* help's own help is the list of commands. */
         cli__usage_all(stdout);
         rv = 0;
     } else if (strcmp(words[0], "--version") == 0) {
@@ -3366,8 +3460,11 @@ int main(int argc, char **argv)
         }
         const struct cli__cmd *cmd = cli__lookup(n - k, words + k, &used);
         if (cmd == NULL && cli__is_group(words[k])) {
-            rv = help ? cli__group(words[k], 1, (char *[]){"--help"})
-                      : cli__group(words[k], n - k - 1, words + k + 1);
+            /* help GROUP lists its subcommands; help GROUP NOSUCH is
+             * the same error as GROUP NOSUCH. */
+            rv = help && n - k == 1
+                     ? cli__group(words[k], 1, (char *[]){"--help"})
+                     : cli__group(words[k], n - k - 1, words + k + 1);
         } else if (cmd == NULL && strncmp(words[k], "-", 1) == 0) {
             rv = cli__usage(NULL, "unknown option %s before the command",
                             words[k]);

@@ -1542,6 +1542,17 @@ int log_open(struct log **out, uv_loop_t *loop, const struct log_config *cfg,
     if (rv != 0) {
         goto err_after_alloc;
     }
+    /* A peer port that cannot be had fails the start before the identity
+     * file names it: a new data directory must not stay tied to an address
+     * it never served on (a port in use, then another one chosen). */
+    if (l->peer != NULL) {
+        char why[ERRMSG_SIZE];
+        rv = transport_check_listen(l->peer, why);
+        if (rv != 0) {
+            err_printf(errmsg, "peer port: %s", why);
+            goto err_after_alloc;
+        }
+    }
     rv = transport_init(&l->peers, &l->transport, loop, l->peer, log__serve,
                         log__transport_note, l, errmsg);
     if (rv != 0) {

@@ -1,6 +1,7 @@
 #include "consensus/transport.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <sodium.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -1564,6 +1565,35 @@ static int transport__raft_listen(struct raft_uv_transport *rt,
     }
     t->listening = true;
     return 0;
+}
+
+int transport_check_listen(const char *address, char *errmsg)
+{
+    struct sockaddr_storage addr;
+    if (transport_parse_address(address, &addr) != 0) {
+        err_printf(errmsg, "bad peer address %s", address);
+        return BERTH_EINVAL;
+    }
+    int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        err_printf(errmsg, "cannot listen on %s: %s", address,
+                   uv_strerror(uv_translate_sys_error(errno)));
+        return BERTH_EBUSY;
+    }
+    /* As libuv binds: a port whose last connections wait in TIME_WAIT is
+     * free, one another socket listens on is not. */
+    int on = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    socklen_t len = addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                               : sizeof(struct sockaddr_in);
+    int rv = 0;
+    if (bind(fd, (struct sockaddr *)&addr, len) != 0) {
+        err_printf(errmsg, "cannot listen on %s: %s", address,
+                   uv_strerror(uv_translate_sys_error(errno)));
+        rv = BERTH_EBUSY;
+    }
+    close(fd);
+    return rv;
 }
 
 static int transport__raft_connect(struct raft_uv_transport *rt,

@@ -177,6 +177,13 @@ uint64_t transport_dials(const struct transport *t);
  * garbage, since start. */
 uint64_t transport_refused(const struct transport *t);
 
+/* Check that this host can listen on address ("host:port", as
+ * transport_init's bind_address), as libraft will ask once the log starts,
+ * by binding a socket there and closing it. Returns 0, BERTH_EINVAL for an
+ * address that does not parse, or BERTH_EBUSY; either error with a message
+ * in errmsg. */
+int transport_check_listen(const char *address, char *errmsg);
+
 /* Parse "host:port" (IPv4, or [IPv6]) into addr; returns 0 or
  * BERTH_EINVAL. */
 int transport_parse_address(const char *address, struct sockaddr_storage *addr);

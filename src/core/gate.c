@@ -68,6 +68,12 @@ bool gate_acks_met(uint8_t level, unsigned held, unsigned voters,
     if (level == GATE_ACKS_ALL) {
         return committed && held >= voters;
     }
+    /* More hosts than there are voters is every voter, as all: a ship
+     * made with --acks 3 on a host alone, or kept after its cluster
+     * shrank, would otherwise hold its effects for ever. */
+    if (level > voters) {
+        return committed && held >= voters;
+    }
     /* A commit means a majority holds the event: enough for any k up to
      * it, whatever the last count said. */
     return held >= level || (committed && level <= voters / 2 + 1);

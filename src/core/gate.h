@@ -52,7 +52,8 @@ struct gate_item *gate_pop_any(struct gate *g);
  *
  *   0        at once, after compute: nothing is durable yet
  *   1        after the leader's own fsync
- *   k        after k hosts' fsync (the leader counts as one)
+ *   k        after k hosts' fsync (the leader counts as one); a k above
+ *            the number of voters waits for every voter, as all does
  *   quorum   after raft commits the entry (a majority of voters hold it)
  *   all      after every voter holds it, and it is committed
  *

@@ -133,6 +133,11 @@ int http_server_new(struct http_server **out, uv_loop_t *loop,
                     const struct http_server_config *cfg, http_handler_cb cb,
                     void *arg);
 
+/* Parse "HOST:PORT" as the listeners take it (an IPv4 literal, an [IPv6]
+ * one or localhost, and a port up to 65535) into *sa, the caller's.
+ * Returns 0 or BERTH_EINVAL. */
+int http_parse_hostport(const char *hostport, struct sockaddr_storage *sa);
+
 /* Listen on "HOST:PORT" (IPv4 or [IPv6]); port 0 picks a free one. Returns 0
  * or a negative code with a message in errmsg (ERRMSG_SIZE bytes). */
 int http_server_listen_tcp(struct http_server *s, const char *hostport,

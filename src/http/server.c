@@ -1391,8 +1391,7 @@ static void http__listener_closed(uv_handle_t *h)
     http__server_maybe_closed(s);
 }
 
-static int http__parse_hostport(const char *hostport,
-                                struct sockaddr_storage *sa)
+int http_parse_hostport(const char *hostport, struct sockaddr_storage *sa)
 {
     char host[256];
     const char *colon = strrchr(hostport, ':');
@@ -1434,8 +1433,11 @@ static int http__listen_hostport(struct http_server *s, uv_tcp_t *tcp,
                                  uv_connection_cb cb, char *errmsg)
 {
     struct sockaddr_storage sa;
-    if (http__parse_hostport(hostport, &sa) != 0) {
-        err_printf(errmsg, "%s is not HOST:PORT with a numeric host", hostport);
+    if (http_parse_hostport(hostport, &sa) != 0) {
+        err_printf(errmsg,
+                   "%s is not HOST:PORT with a numeric host and a port up "
+                   "to 65535",
+                   hostport);
         return BERTH_EINVAL;
     }
     *listening = true;

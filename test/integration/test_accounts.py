@@ -268,6 +268,11 @@ def test_remove_needs_yes_and_removes_ships(host_factory):
     # The name is free again.
     new_account(h, "gus")
     assert h.cli_json("ship", "show", keep)["name"] == "keep"
+    # One ship is one ship, none is none.
+    h.cli("ship", "new", "--program", KV, "--name", "g3", "--account", "gus")
+    assert h.cli("account", "rm", "gus", "--yes").stdout.strip() == "removed gus (1 ship)"
+    new_account(h, "gus")
+    assert h.cli("account", "rm", "gus", "--yes").stdout.strip() == "removed gus (no ships)"
 
 
 def test_accounts_replicate(cluster_factory):

@@ -2,20 +2,23 @@
 command, usage errors (exit 2, nothing on stdout), failures (exit 1, nothing
 on stdout), --flag=value and client options before the command, programs
 checked at creation and given arguments and environment, --count summaries,
-stdin payloads, --state, the freeze timeout 0 that means never, and the
+stdin payloads, --state, the freeze timeout 0 that means never, the
 admin address a TCP host leaves in its data directory. README's "Using it"
-commands run as written."""
+commands run as written, and make run's script stops on Ctrl-C with
+success."""
 import http.client
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 
 import pytest
 
-from conftest import BERTH, KV, MISBEHAVE, ROOT, free_port, wait_for
+from conftest import (BERTH, KV, MISBEHAVE, ROOT, data_tag, free_port, tagged_processes,
+                      wait_for, wait_no_programs)
 
 
 def run(*args, cwd=None, stdin=None, env=None):
@@ -116,6 +119,14 @@ def test_ship_group_and_top_level_help():
     usage_error(run(), "usage: berth")
     usage_error(run("frobnicate"), "unknown command frobnicate")
     assert run("help").stdout == run("--help").stdout
+    # help's own help, in every form, is the list of commands.
+    for form in (["help", "--help"], ["help", "-h"], ["help", "help"]):
+        r = run(*form)
+        assert r.returncode == 0 and r.stderr == "", (form, r.stderr)
+        assert r.stdout == run("--help").stdout, form
+    assert run("help", "ship").stdout == run("ship", "--help").stdout
+    usage_error(run("help", "ship", "frob"), "unknown subcommand frob")
+    usage_error(run("help", "frobnicate"), "unknown command frobnicate")
 
 
 def test_usage_errors_are_clear_and_exit_2():
@@ -140,11 +151,27 @@ def test_usage_errors_are_clear_and_exit_2():
     usage_error(run("ship", "show", "Bad/Name"), "not a ship id or name")
     usage_error(run("stats", "extra"), "unexpected argument extra")
     usage_error(run("--bogus", "ship", "ls"), "unknown option --bogus")
+    usage_error(run("--admin", "nonsense", "ship", "ls"), "--admin needs HOST:PORT or unix:PATH")
+    usage_error(run("--data"), "berth: --data needs a value")
+    usage_error(run("--json", "--token"), "berth: --token needs a value")
+    usage_error(run("--data", "--data"), "usage: berth")
+    usage_error(run("ship", "ls", "--admin=127.0.0.1:"), "--admin needs HOST:PORT")
     usage_error(run("serve", "--idle-timeout", "soon"), "--idle-timeout needs a number")
     usage_error(run("serve", "--json"), "unknown option --json")
     usage_error(run("serve", "--heartbeat", "300"),
                 "--election-timeout (1000 ms) must be at least 5 heartbeats")
     usage_error(run("serve", "--election-timeout", "5"), "--election-timeout")
+    # Addresses and names are checked before the host opens anything (a
+    # data directory that cannot be made would fail the start otherwise).
+    def serve(*args):
+        return run("serve", "--data", "/nonexistent/berth", *args)
+    usage_error(serve("--listen", "nonsense"), "--listen needs HOST:PORT")
+    usage_error(serve("--listen", "127.0.0.1:99999"), "not 127.0.0.1:99999")
+    usage_error(serve("--admin", "example.org:9090"), "--admin needs HOST:PORT")
+    usage_error(serve("--peer", "127.0.0.1"), "--peer needs IP:PORT")
+    usage_error(serve("--peer", "127.0.0.1:7001", "--join", "x:1"), "--join needs IP:PORT")
+    usage_error(serve("--domain", "bad domain"), "--domain needs a DNS name")
+    usage_error(serve("--domain", "a..org"), "--domain needs a DNS name")
 
 
 def test_names_are_checked_by_the_cli_and_the_host(host):
@@ -448,3 +475,33 @@ def test_readme_using_it_runs_as_written(host_factory, tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, (r.stdout, r.stderr)
     assert "blue" in r.stdout
+
+
+# --- make run's script. ---
+
+def test_run_demo_stops_on_ctrl_c_with_success(tmp_path):
+    """scripts/run-demo.sh, what make run starts: a host with demo ships,
+    and Ctrl-C (SIGINT to its process group, as a terminal sends it) stops
+    it with status 0 and no program left."""
+    port = free_port()
+    data = str(tmp_path / "demo")
+    p = subprocess.Popen(["sh", os.path.join(ROOT, "scripts", "run-demo.sh"),
+                          os.path.dirname(BERTH), data, "127.0.0.1:%d" % port],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                         start_new_session=True)
+    try:
+        out = ""
+        while "Ctrl-C stops the host." not in out:
+            line = p.stdout.readline()
+            assert line, out
+            out += line
+        assert "curl http://127.0.0.1:%d/s/ann/k/greeting" % port in out
+        tag = data_tag(data)
+        assert tagged_processes(tag)  # ann woke for its greeting
+        os.killpg(p.pid, signal.SIGINT)
+        assert p.wait(30) == 0
+        assert wait_no_programs(tag) == []
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()

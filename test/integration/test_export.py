@@ -86,6 +86,50 @@ def test_export_remove_import_reads_back(host_factory, tmpdir_path):
     assert h.stop() == 0
 
 
+def test_export_into_a_pipe_a_link_or_a_directory(host_factory, tmpdir_path):
+    """A path that is no regular file is written into, never replaced: a
+    pipe stays a pipe and gets the export (as /dev/stdout would); a link
+    to a file stays a link, and the file is the export; a directory is
+    refused with its reason."""
+    import stat
+    import threading
+    h = host_factory().start()
+    h.new_ship(KV, "ann")
+    put(h, "ann", "a", b"1")
+    plain = os.path.join(tmpdir_path, "plain.berth")
+    h.cli("ship", "export", "ann", plain)
+    want = open(plain, "rb").read()
+
+    fifo = os.path.join(tmpdir_path, "pipe")
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()),
+                              daemon=True)
+    reader.start()
+    r = h.cli("ship", "export", "ann", fifo, check=False)
+    if r.returncode != 0:
+        open(fifo, "wb").close()  # let the reader go
+    reader.join(10)
+    assert r.returncode == 0, r.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert got and len(got[0]) == len(want) and got[0].startswith(b"BERTHSHP")
+
+    target = os.path.join(tmpdir_path, "target.berth")
+    open(target, "wb").write(b"old")
+    link = os.path.join(tmpdir_path, "link.berth")
+    os.symlink(target, link)
+    r = h.cli("ship", "export", "ann", link)
+    assert "exported ann to %s" % link in r.stdout, r.stdout
+    assert os.path.islink(link)
+    assert len(open(target, "rb").read()) == len(want)
+    assert not os.path.exists(target + ".part") and not os.path.exists(link + ".part")
+
+    r = h.cli("ship", "export", "ann", tmpdir_path, check=False)
+    assert r.returncode == 1 and r.stdout == ""
+    assert "Is a directory" in r.stderr, r.stderr
+    assert os.path.isdir(tmpdir_path)
+
+
 def test_damaged_export_changes_nothing(host_factory, tmpdir_path):
     h = host_factory().start()
     h.new_ship(KV, "ann")

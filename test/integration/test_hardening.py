@@ -3,6 +3,7 @@ capabilities, a private working directory and no network unless their
 ship may use it (docs/security.md, "Programs"), on real hosts."""
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -261,6 +262,7 @@ def test_no_harden_and_a_bad_user(host_factory):
     assert r["seccomp"] == "0" and r["no_new_privs"] == "0", r
     assert not r["cwd"].startswith(os.path.realpath(host.data)), r
     assert host.cli_json("stats")["hardening"]["parts"] == []
+    assert "hardening:        none; network host" in host.cli("stats").stdout
     host.stop()
     # An unknown user: the host says so and does not start.
     r = subprocess.run([BERTH, "serve", "--data", host.data, "--listen",
@@ -346,6 +348,10 @@ def test_a_host_without_namespaces_says_so(host_factory, tmpdir_path):
     assert hard["network"].startswith("host (no network namespace"), hard
     assert "netns" in hard["parts"]
     assert "no network namespace" in host.logs()
+    # berth stats says so too, as README has it.
+    text = host.cli("stats").stdout
+    assert re.search(r"^hardening: +[a-z].*; network host \(no network namespace", text,
+                     re.M), text
     lis = Listener()
     try:
         host.new_ship(prog, "n")

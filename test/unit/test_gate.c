@@ -99,6 +99,13 @@ static void test_acks_levels(void **state)
     /* One host: every level is its own fsync and commit. */
     assert_true(gate_acks_met(GATE_ACKS_ALL, 1, 1, true));
     assert_true(gate_acks_met(1, 0, 1, true));
+    /* More hosts than voters (a host alone, a cluster made smaller) is
+     * every voter: never a wait that no count can end. */
+    assert_true(gate_acks_met(3, 1, 1, true));
+    assert_false(gate_acks_met(3, 1, 1, false));
+    assert_true(gate_acks_met(7, 2, 2, true));
+    assert_false(gate_acks_met(7, 1, 2, true));
+    assert_true(gate_acks_met(GATE_ACKS_MAX, 3, 3, true));
 }
 
 static void test_acks_names(void **state)

@@ -1,5 +1,7 @@
 /* The log on real libraft and a real directory: entries are applied in
  * order, replayed after a restart, and the loop closes cleanly. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdbool.h>
 #include <stdarg.h>
@@ -8,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -287,6 +290,51 @@ static void test_log_below_applied_is_refused(void **state)
     fx_close(f);
 }
 
+/* A peer port another socket holds fails the start with its reason, and
+ * leaves nothing that names it: the same directory then starts without a
+ * peer address (or with another) rather than being tied to the first. */
+static void test_busy_peer_port_leaves_no_identity(void **state)
+{
+    struct fixture *f = *state;
+    char errmsg[ERRMSG_SIZE], peer[64];
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sin;
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(listen(fd, 1), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    snprintf(peer, sizeof peer, "127.0.0.1:%u", ntohs(sin.sin_port));
+
+    fx_open_store(f);
+    struct log_config cfg = {
+        .dir = f->raft,
+        .peer = peer,
+        .fsm = f->fsm,
+        .fatal = fx_fatal,
+        .lead = fx_lead,
+        .arg = f,
+    };
+    struct log *l = NULL;
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(log_open(&l, &f->loop, &cfg, errmsg), BERTH_EBUSY);
+    assert_non_null(strstr(errmsg, "peer port: cannot listen on"));
+    assert_non_null(strstr(errmsg, peer));
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    fsm_close(f->fsm);
+    store_close(f->store);
+    close(fd);
+
+    /* Without a peer address it starts, leads and logs. */
+    fx_open(f, 0);
+    propose(f, 1);
+    while (f->done < 1) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    fx_close(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -295,6 +343,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_copies_store, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_log_below_applied_is_refused,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_peer_port_leaves_no_identity,
                                         setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
