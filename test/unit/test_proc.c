@@ -462,17 +462,23 @@ static void test_exec_failures(void **state)
     assert_int_equal(count_fds(), fds);
 }
 
+/* Send the running cat one frame, see it come back, and end it. */
+static void echo_one_and_end(struct fx *x)
+{
+    struct buf f;
+    pattern_frame(&f, 0, 10);
+    assert_int_equal(proc_send(x->p, &f), 0);
+    run_until_frames(x, 1);
+    assert_int_equal(x->frames, 1);
+    proc_kill(x->p, "test over");
+    run_until_gone(x);
+}
+
 static void test_path_search_finds_cat(void **state)
 {
     struct fx x = {0};
     spawn(&x, "cat");
-    struct buf f;
-    pattern_frame(&f, 0, 10);
-    assert_int_equal(proc_send(x.p, &f), 0);
-    run_until_frames(&x, 1);
-    assert_int_equal(x.frames, 1);
-    proc_kill(x.p, "test over");
-    run_until_gone(&x);
+    echo_one_and_end(&x);
 }
 
 static void test_four_fds_and_count(void **state)
@@ -2066,13 +2072,7 @@ static void test_launcher_hung_waiting_start(void **state)
     assert_true(waited_ms >= 250);
     assert_true(proc_pid(x.p) > 0);
     launcher_hung_over(launcher);
-    struct buf f;
-    pattern_frame(&f, 0, 10);
-    assert_int_equal(proc_send(x.p, &f), 0);
-    run_until_frames(&x, 1);
-    assert_int_equal(x.frames, 1);
-    proc_kill(x.p, "test over");
-    run_until_gone(&x);
+    echo_one_and_end(&x);
 }
 
 /* Stopping a hung launcher does not hold the host's stop: it is killed
